@@ -1,0 +1,1 @@
+"""The project's vocabulary: immutable values, no I/O."""

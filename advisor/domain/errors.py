@@ -1,0 +1,38 @@
+"""The advisor's error hierarchy. The API layer maps each class to one gRPC status code."""
+
+from __future__ import annotations
+
+
+class AdvisorError(Exception):
+    """Base of every error the advisor raises on purpose."""
+
+
+class InvalidArgument(AdvisorError):
+    """A request field is malformed, out of range or inconsistent. `field` is its path, e.g. `hosts[3].memory_mib`."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class NotFound(AdvisorError):
+    """A referenced entity does not exist."""
+
+    def __init__(self, field: str, kind: str, ident: str) -> None:
+        super().__init__(f"{field}: unknown {kind} {ident!r}")
+        self.field = field
+        self.kind = kind
+        self.ident = ident
+
+
+class FailedPrecondition(AdvisorError):
+    """The request is well formed but the system is not in a state that allows it (e.g. approving a rejected recommendation)."""
+
+
+class NotImplementedYet(AdvisorError):
+    """A capability the API already declares but a later release implements."""
+
+    def __init__(self, capability: str, planned_in: str) -> None:
+        super().__init__(f"{capability} is not implemented yet (planned in {planned_in}); see README 'API status'")
+        self.capability = capability

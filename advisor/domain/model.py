@@ -1,0 +1,214 @@
+"""Immutable values shared by every layer.
+
+Units are in the names: memory in MiB, rates in MiB/s, durations in ms, CPU utilisation as a ratio in [0, 1].
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PAGE_SIZE_BYTES = 4096
+MIB = 1 << 20
+
+
+class Technique(enum.StrEnum):
+    """Live-migration techniques, named as in the shared SNU data set."""
+
+    PRECOPY = "precopy"
+    PRECOPY_AUTOCONVERGE = "precopy_autoconverge"
+    PRECOPY_XBZRLE = "precopy_xbzrle"
+    PRECOPY_COMPRESS = "precopy_compress"
+    POSTCOPY = "postcopy"
+
+    @property
+    def is_precopy(self) -> bool:
+        return self is not Technique.POSTCOPY
+
+
+def pages_per_s_to_mib_s(pages_per_s: float) -> float:
+    return pages_per_s * PAGE_SIZE_BYTES / MIB
+
+
+def mbit_s_to_mib_s(mbit_s: float) -> float:
+    return mbit_s * 1e6 / 8 / MIB
+
+
+@dataclass(frozen=True)
+class Host:
+    id: str
+    cpu_cores: int
+    memory_mib: int
+    cpu_model: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    in_maintenance: bool = False
+    # Bandwidth of the host's migration network; the slower end of a pair bounds a migration.
+    network_bandwidth_mib_s: float = 1000 / 8 * 1e6 / MIB
+    hypervisor_uri: str = ""
+    idle_power_w: float = 0.0
+    max_power_w: float = 0.0
+
+
+@dataclass(frozen=True)
+class Vm:
+    id: str
+    host_id: str
+    memory_mib: int
+    vcpus: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # VMs sharing an affinity group prefer one host; sharing an anti-affinity group, they must be on distinct hosts.
+    affinity_groups: frozenset[str] = frozenset()
+    anti_affinity_groups: frozenset[str] = frozenset()
+    # CPU model the guest was started with; "" means any host will do.
+    cpu_model: str = ""
+    # Devices such as VFIO pass-through forbid post-copy; so may the owner.
+    postcopy_allowed: bool = True
+
+
+@dataclass(frozen=True)
+class HostSample:
+    host_id: str
+    time_s: float
+    cpu_utilization: float | None = None
+    memory_used_mib: float | None = None
+    network_rx_mib_s: float | None = None
+    network_tx_mib_s: float | None = None
+    power_w: float | None = None
+
+
+@dataclass(frozen=True)
+class VmSample:
+    vm_id: str
+    time_s: float
+    # Fraction of the VM's own vCPUs in use.
+    cpu_utilization: float | None = None
+    memory_used_mib: float | None = None
+    dirty_rate_mib_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A predicted quantity: its median and the bounds of its interval (p10 and p90 for the learned models)."""
+
+    low: float
+    median: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not self.low <= self.median <= self.high:
+            raise ValueError(f"interval out of order: {self.low} <= {self.median} <= {self.high}")
+
+    @staticmethod
+    def exact(value: float) -> Interval:
+        return Interval(value, value, value)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model made a prediction. `fallback_reason` is set when a better model was wanted but refused."""
+
+    name: str
+    version: str
+    interval_kind: str = ""
+    fallback_reason: str = ""
+
+
+@dataclass(frozen=True)
+class MigrationInputs:
+    """What a cost prediction is made from; every field is something production can observe."""
+
+    memory_mib: float
+    dirty_rate_mib_s: float
+    bandwidth_mib_s: float
+    max_bandwidth_mib_s: float
+    max_downtime_ms: float = 300.0
+    # Where the dirty rate came from, e.g. "sample at 2026-11-26T01:02:03Z" or "request override".
+    dirty_rate_source: str = ""
+
+    @property
+    def usable_bandwidth_mib_s(self) -> float:
+        return min(self.bandwidth_mib_s, self.max_bandwidth_mib_s)
+
+
+@dataclass(frozen=True)
+class MigrationCost:
+    technique: Technique
+    total_time_ms: Interval
+    downtime_ms: Interval
+    transferred_mib: Interval
+    # Whether pre-copy is expected to finish by itself within the allowed downtime (always True for post-copy).
+    converges: bool
+    model: ModelRef
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the operator wants from a migration: limits rather than knobs. 0 means no limit."""
+
+    max_downtime_ms: float = 300.0
+    deadline_ms: float = 0.0
+    minimize_transferred: bool = False
+
+
+@dataclass(frozen=True)
+class MigrationParameters:
+    technique: Technique
+    bandwidth_mib_s: float
+    max_downtime_ms: float
+    # Switch a pre-copy to post-copy after this long; None never switches.
+    postcopy_after_ms: float | None = None
+    # Abort (or, once in post-copy, let finish) after this long; 0 means no deadline.
+    deadline_ms: float = 0.0
+    autoconverge_initial_pct: int = 20
+    autoconverge_increment_pct: int = 10
+    compression_threads: int = 0
+
+
+class RecommendationState(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class HostAssessment:
+    """How one candidate target fared: rejected with reasons, or eligible with a score (lower is better)."""
+
+    host_id: str
+    rejections: tuple[str, ...] = ()
+    score: float | None = None
+    cpu_after: float | None = None
+    memory_after: float | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return not self.rejections
+
+
+@dataclass(frozen=True)
+class Move:
+    vm_id: str
+    source_host_id: str
+    target_host_id: str
+    parameters: MigrationParameters
+    predicted_cost: MigrationCost
+    reasons: tuple[str, ...]
+    assessments: tuple[HostAssessment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    id: str
+    goal: str
+    created_at_s: float
+    moves: tuple[Move, ...]
+    summary: str
+    state: RecommendationState = RecommendationState.PENDING
+    decided_by: str = ""
+    decision_reason: str = ""
+    decided_at_s: float | None = None

@@ -1,0 +1,1 @@
+"""Predictors: the analytic model of live migration and the learned models that correct it."""

@@ -1,0 +1,1 @@
+"""Decisions, all pure: where a VM may go, which technique moves it, which moves make a plan."""

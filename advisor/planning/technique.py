@@ -1,0 +1,114 @@
+"""Choose the migration technique and its parameters from predicted costs and an objective.
+
+The limits (downtime, deadline) are checked against the pessimistic end of each prediction's interval, so a
+choice that looks safe is safe for nine runs in ten, not one in two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from advisor.domain.model import MigrationCost, MigrationParameters, Objective, Technique
+
+DEFAULT_MAX_DOWNTIME_MS = 300.0  # QEMU's own default
+# Without a deadline, abort a pre-copy that takes this many times its pessimistic prediction (at least the floor).
+DEADLINE_SLACK = 3.0
+DEADLINE_FLOOR_MS = 30_000.0
+# Preference when costs tie: the least risky, least CPU-hungry first.
+_PREFERENCE = (
+    Technique.PRECOPY,
+    Technique.PRECOPY_XBZRLE,
+    Technique.PRECOPY_AUTOCONVERGE,
+    Technique.PRECOPY_COMPRESS,
+    Technique.POSTCOPY,
+)
+
+
+@dataclass(frozen=True)
+class TechniqueChoice:
+    parameters: MigrationParameters
+    cost: MigrationCost
+    reasons: tuple[str, ...]
+
+
+def _violations(cost: MigrationCost, objective: Objective) -> list[str]:
+    found = []
+    if cost.technique.is_precopy and not cost.converges:
+        found.append("predicted not to converge")
+    if objective.max_downtime_ms > 0 and cost.downtime_ms.high > objective.max_downtime_ms:
+        found.append(f"downtime up to {cost.downtime_ms.high:.0f} ms > limit {objective.max_downtime_ms:.0f} ms")
+    if objective.deadline_ms > 0 and cost.total_time_ms.high > objective.deadline_ms:
+        found.append(f"total time up to {cost.total_time_ms.high:.0f} ms > deadline {objective.deadline_ms:.0f} ms")
+    return found
+
+
+def _describe(cost: MigrationCost) -> str:
+    return (
+        f"{cost.technique}: total {cost.total_time_ms.median:.0f} ms "
+        f"[{cost.total_time_ms.low:.0f}-{cost.total_time_ms.high:.0f}], downtime {cost.downtime_ms.median:.0f} ms "
+        f"[{cost.downtime_ms.low:.0f}-{cost.downtime_ms.high:.0f}], {cost.transferred_mib.median:.0f} MiB "
+        f"({cost.model.name} {cost.model.version})"
+    )
+
+
+def choose_technique(
+    costs: Sequence[MigrationCost],
+    objective: Objective,
+    *,
+    bandwidth_mib_s: float,
+    postcopy_allowed: bool,
+) -> TechniqueChoice:
+    """Pick the cheapest technique that meets every limit; else the least bad one, saying which limit it breaks."""
+    if not costs:
+        raise ValueError("no predicted costs to choose from")
+    usable = [c for c in costs if postcopy_allowed or c.technique is not Technique.POSTCOPY]
+    if not usable:
+        raise ValueError("post-copy is not allowed and no pre-copy cost was predicted")
+
+    def rank(cost: MigrationCost) -> tuple[float, int]:
+        key = cost.transferred_mib.median if objective.minimize_transferred else cost.total_time_ms.median
+        return key, _PREFERENCE.index(cost.technique)
+
+    reasons: list[str] = []
+    feasible = sorted((c for c in usable if not _violations(c, objective)), key=rank)
+    if feasible:
+        chosen = feasible[0]
+        target = "fewest bytes" if objective.minimize_transferred else "shortest total time"
+        reasons.append(f"chose {_describe(chosen)}: {target} among techniques meeting every limit")
+    else:
+        # Nothing meets the limits: prefer post-copy, whose downtime is tiny, else the lowest downtime.
+        fallback = [c for c in usable if c.technique is Technique.POSTCOPY] or sorted(
+            usable, key=lambda c: (c.downtime_ms.high, _PREFERENCE.index(c.technique))
+        )
+        chosen = fallback[0]
+        reasons.append(f"no technique meets every limit; chose {_describe(chosen)}")
+        reasons.extend(f"{chosen.technique} {v}" for v in _violations(chosen, objective))
+    for other in sorted(usable, key=rank):
+        if other is not chosen:
+            broken = _violations(other, objective)
+            reasons.append(f"not {_describe(other)}" + (f": {'; '.join(broken)}" if broken else ": slower"))
+    if not postcopy_allowed:
+        reasons.append("post-copy not allowed for this VM")
+
+    max_downtime_ms = objective.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS
+    deadline_ms = objective.deadline_ms or max(DEADLINE_FLOOR_MS, DEADLINE_SLACK * chosen.total_time_ms.high)
+    postcopy_after_ms: float | None = None
+    if chosen.technique is Technique.POSTCOPY:
+        # Start as pre-copy and switch after the first full pass: the hot pages are already there.
+        postcopy_after_ms = chosen.total_time_ms.median
+    elif postcopy_allowed:
+        # Safety net: if pre-copy outlasts its pessimistic prediction by half, it will not converge; switch.
+        postcopy_after_ms = 1.5 * chosen.total_time_ms.high
+    return TechniqueChoice(
+        parameters=MigrationParameters(
+            technique=chosen.technique,
+            bandwidth_mib_s=bandwidth_mib_s,
+            max_downtime_ms=max_downtime_ms,
+            postcopy_after_ms=postcopy_after_ms,
+            deadline_ms=deadline_ms,
+            compression_threads=4 if chosen.technique is Technique.PRECOPY_COMPRESS else 0,
+        ),
+        cost=chosen,
+        reasons=tuple(reasons),
+    )
