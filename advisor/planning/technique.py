@@ -95,8 +95,8 @@ def choose_technique(
     deadline_ms = objective.deadline_ms or max(DEADLINE_FLOOR_MS, DEADLINE_SLACK * chosen.total_time_ms.high)
     postcopy_after_ms: float | None = None
     if chosen.technique is Technique.POSTCOPY:
-        # Start as pre-copy and switch after the first full pass: the hot pages are already there.
-        postcopy_after_ms = chosen.total_time_ms.median
+        # Switch as soon as the migration starts: every page is then sent once (libvirt needs the pre-copy start).
+        postcopy_after_ms = 0.0
     elif postcopy_allowed:
         # Safety net: if pre-copy outlasts its pessimistic prediction by half, it will not converge; switch.
         postcopy_after_ms = 1.5 * chosen.total_time_ms.high
