@@ -27,7 +27,7 @@ class NotFound(AdvisorError):
 
 
 class FailedPrecondition(AdvisorError):
-    """The request is well formed but the system is not in a state that allows it (e.g. approving a rejected recommendation)."""
+    """The request is well formed but the state forbids it (e.g. approving a rejected recommendation)."""
 
 
 class NotImplementedYet(AdvisorError):

@@ -66,13 +66,14 @@ def _precopy(inputs: MigrationInputs, technique: Technique, c: AnalyticConstants
     throttle = 0.0
     converges = False
     rounds = 0
-    for rounds in range(1, c.max_rounds + 1):  # noqa: B007 - the final value is the round count
+    for rounds in range(1, c.max_rounds + 1):
         ratio = ratio_first if rounds == 1 else ratio_resend
         round_s = to_send * ratio / bandwidth
         wire_mib += to_send * ratio
         elapsed_s += round_s
         if technique is Technique.PRECOPY_AUTOCONVERGE and rounds >= 2:
-            throttle = min(c.autoconverge_max, c.autoconverge_initial if throttle == 0 else throttle + c.autoconverge_increment)
+            step = c.autoconverge_initial if throttle == 0 else throttle + c.autoconverge_increment
+            throttle = min(c.autoconverge_max, step)
         dirtied = min(inputs.dirty_rate_mib_s * (1.0 - throttle) * round_s, inputs.memory_mib)
         to_send = dirtied
         if dirtied * ratio_resend <= budget_mib:

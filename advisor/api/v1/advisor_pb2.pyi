@@ -1,0 +1,579 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Technique(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TECHNIQUE_UNSPECIFIED: _ClassVar[Technique]
+    TECHNIQUE_PRECOPY: _ClassVar[Technique]
+    TECHNIQUE_PRECOPY_AUTOCONVERGE: _ClassVar[Technique]
+    TECHNIQUE_PRECOPY_XBZRLE: _ClassVar[Technique]
+    TECHNIQUE_PRECOPY_COMPRESS: _ClassVar[Technique]
+    TECHNIQUE_POSTCOPY: _ClassVar[Technique]
+
+class RecommendationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECOMMENDATION_STATE_UNSPECIFIED: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_PENDING: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_APPROVED: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_REJECTED: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_EXECUTING: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_SUCCEEDED: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_FAILED: _ClassVar[RecommendationState]
+
+class ClusterGoal(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CLUSTER_GOAL_UNSPECIFIED: _ClassVar[ClusterGoal]
+    CLUSTER_GOAL_REBALANCE: _ClassVar[ClusterGoal]
+    CLUSTER_GOAL_CONSOLIDATE: _ClassVar[ClusterGoal]
+    CLUSTER_GOAL_DRAIN: _ClassVar[ClusterGoal]
+
+class MigrationPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MIGRATION_PHASE_UNSPECIFIED: _ClassVar[MigrationPhase]
+    MIGRATION_PHASE_QUEUED: _ClassVar[MigrationPhase]
+    MIGRATION_PHASE_PRECOPY: _ClassVar[MigrationPhase]
+    MIGRATION_PHASE_POSTCOPY: _ClassVar[MigrationPhase]
+    MIGRATION_PHASE_SUCCEEDED: _ClassVar[MigrationPhase]
+    MIGRATION_PHASE_FAILED: _ClassVar[MigrationPhase]
+    MIGRATION_PHASE_ABORTED: _ClassVar[MigrationPhase]
+TECHNIQUE_UNSPECIFIED: Technique
+TECHNIQUE_PRECOPY: Technique
+TECHNIQUE_PRECOPY_AUTOCONVERGE: Technique
+TECHNIQUE_PRECOPY_XBZRLE: Technique
+TECHNIQUE_PRECOPY_COMPRESS: Technique
+TECHNIQUE_POSTCOPY: Technique
+RECOMMENDATION_STATE_UNSPECIFIED: RecommendationState
+RECOMMENDATION_STATE_PENDING: RecommendationState
+RECOMMENDATION_STATE_APPROVED: RecommendationState
+RECOMMENDATION_STATE_REJECTED: RecommendationState
+RECOMMENDATION_STATE_EXECUTING: RecommendationState
+RECOMMENDATION_STATE_SUCCEEDED: RecommendationState
+RECOMMENDATION_STATE_FAILED: RecommendationState
+CLUSTER_GOAL_UNSPECIFIED: ClusterGoal
+CLUSTER_GOAL_REBALANCE: ClusterGoal
+CLUSTER_GOAL_CONSOLIDATE: ClusterGoal
+CLUSTER_GOAL_DRAIN: ClusterGoal
+MIGRATION_PHASE_UNSPECIFIED: MigrationPhase
+MIGRATION_PHASE_QUEUED: MigrationPhase
+MIGRATION_PHASE_PRECOPY: MigrationPhase
+MIGRATION_PHASE_POSTCOPY: MigrationPhase
+MIGRATION_PHASE_SUCCEEDED: MigrationPhase
+MIGRATION_PHASE_FAILED: MigrationPhase
+MIGRATION_PHASE_ABORTED: MigrationPhase
+
+class Host(_message.Message):
+    __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CPU_CORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    CPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    IN_MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_URI_FIELD_NUMBER: _ClassVar[int]
+    IDLE_POWER_W_FIELD_NUMBER: _ClassVar[int]
+    MAX_POWER_W_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    cpu_cores: int
+    memory_mib: int
+    cpu_model: str
+    labels: _containers.ScalarMap[str, str]
+    in_maintenance: bool
+    network_bandwidth_mib_s: float
+    hypervisor_uri: str
+    idle_power_w: float
+    max_power_w: float
+    def __init__(self, id: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_mib: _Optional[int] = ..., cpu_model: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., in_maintenance: _Optional[bool] = ..., network_bandwidth_mib_s: _Optional[float] = ..., hypervisor_uri: _Optional[str] = ..., idle_power_w: _Optional[float] = ..., max_power_w: _Optional[float] = ...) -> None: ...
+
+class Vm(_message.Message):
+    __slots__ = ("id", "host_id", "memory_mib", "vcpus", "labels", "affinity_groups", "anti_affinity_groups", "cpu_model", "postcopy_forbidden")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    VCPUS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    AFFINITY_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    ANTI_AFFINITY_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    POSTCOPY_FORBIDDEN_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    host_id: str
+    memory_mib: int
+    vcpus: int
+    labels: _containers.ScalarMap[str, str]
+    affinity_groups: _containers.RepeatedScalarFieldContainer[str]
+    anti_affinity_groups: _containers.RepeatedScalarFieldContainer[str]
+    cpu_model: str
+    postcopy_forbidden: bool
+    def __init__(self, id: _Optional[str] = ..., host_id: _Optional[str] = ..., memory_mib: _Optional[int] = ..., vcpus: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., affinity_groups: _Optional[_Iterable[str]] = ..., anti_affinity_groups: _Optional[_Iterable[str]] = ..., cpu_model: _Optional[str] = ..., postcopy_forbidden: _Optional[bool] = ...) -> None: ...
+
+class PushInventoryRequest(_message.Message):
+    __slots__ = ("hosts", "vms", "removed_host_ids", "removed_vm_ids")
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    VMS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_HOST_IDS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_VM_IDS_FIELD_NUMBER: _ClassVar[int]
+    hosts: _containers.RepeatedCompositeFieldContainer[Host]
+    vms: _containers.RepeatedCompositeFieldContainer[Vm]
+    removed_host_ids: _containers.RepeatedScalarFieldContainer[str]
+    removed_vm_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ..., vms: _Optional[_Iterable[_Union[Vm, _Mapping]]] = ..., removed_host_ids: _Optional[_Iterable[str]] = ..., removed_vm_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PushInventoryResponse(_message.Message):
+    __slots__ = ("hosts_upserted", "vms_upserted", "hosts_removed", "vms_removed")
+    HOSTS_UPSERTED_FIELD_NUMBER: _ClassVar[int]
+    VMS_UPSERTED_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    VMS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    hosts_upserted: int
+    vms_upserted: int
+    hosts_removed: int
+    vms_removed: int
+    def __init__(self, hosts_upserted: _Optional[int] = ..., vms_upserted: _Optional[int] = ..., hosts_removed: _Optional[int] = ..., vms_removed: _Optional[int] = ...) -> None: ...
+
+class ListHostsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class HostStatus(_message.Message):
+    __slots__ = ("host", "vm_count", "allocated_memory_mib", "allocated_vcpus", "cpu_utilization_ratio", "last_sample_time")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    VM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_VCPUS_FIELD_NUMBER: _ClassVar[int]
+    CPU_UTILIZATION_RATIO_FIELD_NUMBER: _ClassVar[int]
+    LAST_SAMPLE_TIME_FIELD_NUMBER: _ClassVar[int]
+    host: Host
+    vm_count: int
+    allocated_memory_mib: int
+    allocated_vcpus: int
+    cpu_utilization_ratio: float
+    last_sample_time: _timestamp_pb2.Timestamp
+    def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ..., vm_count: _Optional[int] = ..., allocated_memory_mib: _Optional[int] = ..., allocated_vcpus: _Optional[int] = ..., cpu_utilization_ratio: _Optional[float] = ..., last_sample_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListHostsResponse(_message.Message):
+    __slots__ = ("hosts", "next_page_token")
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    hosts: _containers.RepeatedCompositeFieldContainer[HostStatus]
+    next_page_token: str
+    def __init__(self, hosts: _Optional[_Iterable[_Union[HostStatus, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListVmsRequest(_message.Message):
+    __slots__ = ("host_id", "page_size", "page_token")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, host_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class VmStatus(_message.Message):
+    __slots__ = ("vm", "cpu_utilization_ratio", "dirty_rate_mib_s", "last_sample_time")
+    VM_FIELD_NUMBER: _ClassVar[int]
+    CPU_UTILIZATION_RATIO_FIELD_NUMBER: _ClassVar[int]
+    DIRTY_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    LAST_SAMPLE_TIME_FIELD_NUMBER: _ClassVar[int]
+    vm: Vm
+    cpu_utilization_ratio: float
+    dirty_rate_mib_s: float
+    last_sample_time: _timestamp_pb2.Timestamp
+    def __init__(self, vm: _Optional[_Union[Vm, _Mapping]] = ..., cpu_utilization_ratio: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., last_sample_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListVmsResponse(_message.Message):
+    __slots__ = ("vms", "next_page_token")
+    VMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    vms: _containers.RepeatedCompositeFieldContainer[VmStatus]
+    next_page_token: str
+    def __init__(self, vms: _Optional[_Iterable[_Union[VmStatus, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class HostSample(_message.Message):
+    __slots__ = ("host_id", "time", "cpu_utilization_ratio", "memory_used_mib", "network_rx_mib_s", "network_tx_mib_s", "power_w")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    CPU_UTILIZATION_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USED_MIB_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_RX_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_TX_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    POWER_W_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    time: _timestamp_pb2.Timestamp
+    cpu_utilization_ratio: float
+    memory_used_mib: float
+    network_rx_mib_s: float
+    network_tx_mib_s: float
+    power_w: float
+    def __init__(self, host_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_utilization_ratio: _Optional[float] = ..., memory_used_mib: _Optional[float] = ..., network_rx_mib_s: _Optional[float] = ..., network_tx_mib_s: _Optional[float] = ..., power_w: _Optional[float] = ...) -> None: ...
+
+class VmSample(_message.Message):
+    __slots__ = ("vm_id", "time", "cpu_utilization_ratio", "memory_used_mib", "dirty_rate_mib_s")
+    VM_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    CPU_UTILIZATION_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USED_MIB_FIELD_NUMBER: _ClassVar[int]
+    DIRTY_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    vm_id: str
+    time: _timestamp_pb2.Timestamp
+    cpu_utilization_ratio: float
+    memory_used_mib: float
+    dirty_rate_mib_s: float
+    def __init__(self, vm_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_utilization_ratio: _Optional[float] = ..., memory_used_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ...) -> None: ...
+
+class PushSamplesRequest(_message.Message):
+    __slots__ = ("host_samples", "vm_samples")
+    HOST_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    VM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    host_samples: _containers.RepeatedCompositeFieldContainer[HostSample]
+    vm_samples: _containers.RepeatedCompositeFieldContainer[VmSample]
+    def __init__(self, host_samples: _Optional[_Iterable[_Union[HostSample, _Mapping]]] = ..., vm_samples: _Optional[_Iterable[_Union[VmSample, _Mapping]]] = ...) -> None: ...
+
+class PushSamplesResponse(_message.Message):
+    __slots__ = ("host_samples_accepted", "vm_samples_accepted", "batches_accepted")
+    HOST_SAMPLES_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    VM_SAMPLES_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    host_samples_accepted: int
+    vm_samples_accepted: int
+    batches_accepted: int
+    def __init__(self, host_samples_accepted: _Optional[int] = ..., vm_samples_accepted: _Optional[int] = ..., batches_accepted: _Optional[int] = ...) -> None: ...
+
+class Estimate(_message.Message):
+    __slots__ = ("low", "median", "high")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    low: float
+    median: float
+    high: float
+    def __init__(self, low: _Optional[float] = ..., median: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "version", "interval_kind", "fallback_reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_KIND_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    interval_kind: str
+    fallback_reason: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., interval_kind: _Optional[str] = ..., fallback_reason: _Optional[str] = ...) -> None: ...
+
+class MigrationCost(_message.Message):
+    __slots__ = ("technique", "total_time_ms", "downtime_ms", "transferred_mib", "converges", "model", "notes")
+    TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERRED_MIB_FIELD_NUMBER: _ClassVar[int]
+    CONVERGES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    technique: Technique
+    total_time_ms: Estimate
+    downtime_ms: Estimate
+    transferred_mib: Estimate
+    converges: bool
+    model: ModelInfo
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., total_time_ms: _Optional[_Union[Estimate, _Mapping]] = ..., downtime_ms: _Optional[_Union[Estimate, _Mapping]] = ..., transferred_mib: _Optional[_Union[Estimate, _Mapping]] = ..., converges: _Optional[bool] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MigrationInputs(_message.Message):
+    __slots__ = ("memory_mib", "dirty_rate_mib_s", "dirty_rate_source", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms")
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    DIRTY_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    DIRTY_RATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    memory_mib: float
+    dirty_rate_mib_s: float
+    dirty_rate_source: str
+    bandwidth_mib_s: float
+    max_bandwidth_mib_s: float
+    max_downtime_ms: float
+    def __init__(self, memory_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., dirty_rate_source: _Optional[str] = ..., bandwidth_mib_s: _Optional[float] = ..., max_bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ...) -> None: ...
+
+class PredictMigrationCostRequest(_message.Message):
+    __slots__ = ("vm_id", "target_host_id", "techniques", "dirty_rate_mib_s", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms")
+    VM_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    TECHNIQUES_FIELD_NUMBER: _ClassVar[int]
+    DIRTY_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    vm_id: str
+    target_host_id: str
+    techniques: _containers.RepeatedScalarFieldContainer[Technique]
+    dirty_rate_mib_s: float
+    bandwidth_mib_s: float
+    max_bandwidth_mib_s: float
+    max_downtime_ms: float
+    def __init__(self, vm_id: _Optional[str] = ..., target_host_id: _Optional[str] = ..., techniques: _Optional[_Iterable[_Union[Technique, str]]] = ..., dirty_rate_mib_s: _Optional[float] = ..., bandwidth_mib_s: _Optional[float] = ..., max_bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ...) -> None: ...
+
+class PredictMigrationCostResponse(_message.Message):
+    __slots__ = ("inputs", "costs")
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    COSTS_FIELD_NUMBER: _ClassVar[int]
+    inputs: MigrationInputs
+    costs: _containers.RepeatedCompositeFieldContainer[MigrationCost]
+    def __init__(self, inputs: _Optional[_Union[MigrationInputs, _Mapping]] = ..., costs: _Optional[_Iterable[_Union[MigrationCost, _Mapping]]] = ...) -> None: ...
+
+class Objective(_message.Message):
+    __slots__ = ("max_downtime_ms", "deadline_ms", "minimize_transferred")
+    MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    MINIMIZE_TRANSFERRED_FIELD_NUMBER: _ClassVar[int]
+    max_downtime_ms: float
+    deadline_ms: float
+    minimize_transferred: bool
+    def __init__(self, max_downtime_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., minimize_transferred: _Optional[bool] = ...) -> None: ...
+
+class MigrationParameters(_message.Message):
+    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads")
+    TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    POSTCOPY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    AUTOCONVERGE_INITIAL_PCT_FIELD_NUMBER: _ClassVar[int]
+    AUTOCONVERGE_INCREMENT_PCT_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSION_THREADS_FIELD_NUMBER: _ClassVar[int]
+    technique: Technique
+    bandwidth_mib_s: float
+    max_downtime_ms: float
+    postcopy_after_ms: float
+    deadline_ms: float
+    autoconverge_initial_pct: int
+    autoconverge_increment_pct: int
+    compression_threads: int
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ...) -> None: ...
+
+class HostAssessment(_message.Message):
+    __slots__ = ("host_id", "eligible", "rejections", "score", "cpu_after_ratio", "memory_after_ratio")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    CPU_AFTER_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_AFTER_RATIO_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    eligible: bool
+    rejections: _containers.RepeatedScalarFieldContainer[str]
+    score: float
+    cpu_after_ratio: float
+    memory_after_ratio: float
+    def __init__(self, host_id: _Optional[str] = ..., eligible: _Optional[bool] = ..., rejections: _Optional[_Iterable[str]] = ..., score: _Optional[float] = ..., cpu_after_ratio: _Optional[float] = ..., memory_after_ratio: _Optional[float] = ...) -> None: ...
+
+class Move(_message.Message):
+    __slots__ = ("vm_id", "source_host_id", "target_host_id", "parameters", "predicted_cost", "reasons", "assessments")
+    VM_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_COST_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    ASSESSMENTS_FIELD_NUMBER: _ClassVar[int]
+    vm_id: str
+    source_host_id: str
+    target_host_id: str
+    parameters: MigrationParameters
+    predicted_cost: MigrationCost
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    assessments: _containers.RepeatedCompositeFieldContainer[HostAssessment]
+    def __init__(self, vm_id: _Optional[str] = ..., source_host_id: _Optional[str] = ..., target_host_id: _Optional[str] = ..., parameters: _Optional[_Union[MigrationParameters, _Mapping]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ..., assessments: _Optional[_Iterable[_Union[HostAssessment, _Mapping]]] = ...) -> None: ...
+
+class Recommendation(_message.Message):
+    __slots__ = ("id", "goal", "state", "create_time", "moves", "summary", "decided_by", "decision_reason", "decide_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DECISION_REASON_FIELD_NUMBER: _ClassVar[int]
+    DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    goal: str
+    state: RecommendationState
+    create_time: _timestamp_pb2.Timestamp
+    moves: _containers.RepeatedCompositeFieldContainer[Move]
+    summary: str
+    decided_by: str
+    decision_reason: str
+    decide_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[RecommendationState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., moves: _Optional[_Iterable[_Union[Move, _Mapping]]] = ..., summary: _Optional[str] = ..., decided_by: _Optional[str] = ..., decision_reason: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecommendTargetRequest(_message.Message):
+    __slots__ = ("vm_id", "objective", "excluded_host_ids")
+    VM_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_HOST_IDS_FIELD_NUMBER: _ClassVar[int]
+    vm_id: str
+    objective: Objective
+    excluded_host_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, vm_id: _Optional[str] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ..., excluded_host_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PlanClusterRequest(_message.Message):
+    __slots__ = ("goal", "host_id", "max_moves", "objective")
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_MOVES_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    goal: ClusterGoal
+    host_id: str
+    max_moves: int
+    objective: Objective
+    def __init__(self, goal: _Optional[_Union[ClusterGoal, str]] = ..., host_id: _Optional[str] = ..., max_moves: _Optional[int] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ...) -> None: ...
+
+class ListRecommendationsRequest(_message.Message):
+    __slots__ = ("state", "page_size", "page_token")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    state: RecommendationState
+    page_size: int
+    page_token: str
+    def __init__(self, state: _Optional[_Union[RecommendationState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRecommendationsResponse(_message.Message):
+    __slots__ = ("recommendations", "next_page_token")
+    RECOMMENDATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    recommendations: _containers.RepeatedCompositeFieldContainer[Recommendation]
+    next_page_token: str
+    def __init__(self, recommendations: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetRecommendationRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DecideRecommendationRequest(_message.Message):
+    __slots__ = ("id", "actor", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    actor: str
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ExecuteMigrationRequest(_message.Message):
+    __slots__ = ("recommendation_id", "actor")
+    RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    recommendation_id: str
+    actor: str
+    def __init__(self, recommendation_id: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+
+class Operation(_message.Message):
+    __slots__ = ("operation_id", "recommendation_id", "phase", "predicted_cost", "outcome", "create_time", "message")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_COST_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    recommendation_id: str
+    phase: MigrationPhase
+    predicted_cost: MigrationCost
+    outcome: MigrationOutcome
+    create_time: _timestamp_pb2.Timestamp
+    message: str
+    def __init__(self, operation_id: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., phase: _Optional[_Union[MigrationPhase, str]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., outcome: _Optional[_Union[MigrationOutcome, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class MigrationOutcome(_message.Message):
+    __slots__ = ("total_time_ms", "downtime_ms", "transferred_mib", "iterations", "postcopy_requests")
+    TOTAL_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERRED_MIB_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    POSTCOPY_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    total_time_ms: float
+    downtime_ms: float
+    transferred_mib: float
+    iterations: int
+    postcopy_requests: int
+    def __init__(self, total_time_ms: _Optional[float] = ..., downtime_ms: _Optional[float] = ..., transferred_mib: _Optional[float] = ..., iterations: _Optional[int] = ..., postcopy_requests: _Optional[int] = ...) -> None: ...
+
+class WatchMigrationRequest(_message.Message):
+    __slots__ = ("operation_id",)
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    def __init__(self, operation_id: _Optional[str] = ...) -> None: ...
+
+class MigrationProgress(_message.Message):
+    __slots__ = ("operation_id", "vm_id", "phase", "elapsed_ms", "memory_total_mib", "memory_remaining_mib", "dirty_rate_mib_s", "transfer_rate_mib_s", "iteration", "expected_downtime_ms", "autoconverge_throttle_pct", "message")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VM_ID_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_TOTAL_MIB_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_REMAINING_MIB_FIELD_NUMBER: _ClassVar[int]
+    DIRTY_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    AUTOCONVERGE_THROTTLE_PCT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    vm_id: str
+    phase: MigrationPhase
+    elapsed_ms: float
+    memory_total_mib: float
+    memory_remaining_mib: float
+    dirty_rate_mib_s: float
+    transfer_rate_mib_s: float
+    iteration: int
+    expected_downtime_ms: float
+    autoconverge_throttle_pct: int
+    message: str
+    def __init__(self, operation_id: _Optional[str] = ..., vm_id: _Optional[str] = ..., phase: _Optional[_Union[MigrationPhase, str]] = ..., elapsed_ms: _Optional[float] = ..., memory_total_mib: _Optional[float] = ..., memory_remaining_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., transfer_rate_mib_s: _Optional[float] = ..., iteration: _Optional[int] = ..., expected_downtime_ms: _Optional[float] = ..., autoconverge_throttle_pct: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class AbortMigrationRequest(_message.Message):
+    __slots__ = ("operation_id", "reason")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    reason: str
+    def __init__(self, operation_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetMigrationRequest(_message.Message):
+    __slots__ = ("operation_id",)
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    def __init__(self, operation_id: _Optional[str] = ...) -> None: ...

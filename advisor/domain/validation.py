@@ -1,0 +1,121 @@
+"""Checks that a value from outside is sane, naming the offending field. Pure: `now_s` is passed in.
+
+"Absurd" bounds are far beyond any real machine, so they only catch unit mistakes and garbage.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+
+from advisor.domain.errors import InvalidArgument
+from advisor.domain.model import Host, HostSample, Vm, VmSample
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:@/-]{1,128}")
+MAX_LABELS = 64
+MAX_LABEL_KEY = 63
+MAX_LABEL_VALUE = 256
+MAX_GROUPS = 32
+MAX_TEXT = 256
+
+MAX_HOST_CORES = 4096
+MAX_HOST_MEMORY_MIB = 64 << 20  # 64 TiB
+MAX_VM_VCPUS = 1024
+MAX_VM_MEMORY_MIB = 24 << 20  # 24 TiB
+MAX_BANDWIDTH_MIB_S = 200_000.0  # beyond 1.6 Tbit/s
+MAX_POWER_W = 100_000.0
+MAX_DIRTY_RATE_MIB_S = 200_000.0
+EARLIEST_SAMPLE_S = 946_684_800.0  # 2000-01-01
+MAX_FUTURE_SKEW_S = 600.0
+
+
+def check_id(value: str, field: str) -> None:
+    if not ID_PATTERN.fullmatch(value):
+        problem = "is required" if not value else "must be 1-128 characters from [A-Za-z0-9._:@/-]"
+        raise InvalidArgument(field, f"{problem} (got {value[:40]!r})")
+
+
+def check_number(value: float, field: str, *, low: float, high: float, low_inclusive: bool = True) -> None:
+    if not math.isfinite(value):
+        raise InvalidArgument(field, f"must be a finite number (got {value})")
+    if value < low or (value == low and not low_inclusive) or value > high:
+        bracket = "[" if low_inclusive else "("
+        raise InvalidArgument(field, f"must be in {bracket}{low:g}, {high:g}] (got {value:g})")
+
+
+def check_text(value: str, field: str, limit: int = MAX_TEXT) -> None:
+    if len(value) > limit:
+        raise InvalidArgument(field, f"must be at most {limit} characters (got {len(value)})")
+
+
+def check_labels(labels: Mapping[str, str], field: str) -> None:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(field, f"at most {MAX_LABELS} labels (got {len(labels)})")
+    for key, value in labels.items():
+        if not key or len(key) > MAX_LABEL_KEY:
+            raise InvalidArgument(f"{field}[{key[:40]!r}]", f"label keys must be 1-{MAX_LABEL_KEY} characters")
+        check_text(value, f"{field}[{key!r}]", MAX_LABEL_VALUE)
+
+
+def check_groups(groups: Iterable[str], field: str) -> None:
+    items = list(groups)
+    if len(items) > MAX_GROUPS:
+        raise InvalidArgument(field, f"at most {MAX_GROUPS} groups (got {len(items)})")
+    for i, group in enumerate(items):
+        check_id(group, f"{field}[{i}]")
+
+
+def check_host(host: Host, field: str) -> None:
+    check_id(host.id, f"{field}.id")
+    check_number(host.cpu_cores, f"{field}.cpu_cores", low=1, high=MAX_HOST_CORES)
+    check_number(host.memory_mib, f"{field}.memory_mib", low=1, high=MAX_HOST_MEMORY_MIB)
+    check_text(host.cpu_model, f"{field}.cpu_model")
+    check_labels(host.labels, f"{field}.labels")
+    check_number(
+        host.network_bandwidth_mib_s, f"{field}.network_bandwidth_mib_s", low=0, high=MAX_BANDWIDTH_MIB_S,
+        low_inclusive=False,
+    )
+    check_text(host.hypervisor_uri, f"{field}.hypervisor_uri", 1024)
+    check_number(host.idle_power_w, f"{field}.idle_power_w", low=0, high=MAX_POWER_W)
+    check_number(host.max_power_w, f"{field}.max_power_w", low=0, high=MAX_POWER_W)
+    if host.max_power_w and host.idle_power_w > host.max_power_w:
+        raise InvalidArgument(f"{field}.idle_power_w", "must not exceed max_power_w")
+
+
+def check_vm(vm: Vm, field: str) -> None:
+    check_id(vm.id, f"{field}.id")
+    check_id(vm.host_id, f"{field}.host_id")
+    check_number(vm.memory_mib, f"{field}.memory_mib", low=1, high=MAX_VM_MEMORY_MIB)
+    check_number(vm.vcpus, f"{field}.vcpus", low=1, high=MAX_VM_VCPUS)
+    check_labels(vm.labels, f"{field}.labels")
+    check_groups(sorted(vm.affinity_groups), f"{field}.affinity_groups")
+    check_groups(sorted(vm.anti_affinity_groups), f"{field}.anti_affinity_groups")
+    check_text(vm.cpu_model, f"{field}.cpu_model")
+
+
+def check_time(time_s: float, field: str, now_s: float) -> None:
+    check_number(time_s, field, low=EARLIEST_SAMPLE_S, high=now_s + MAX_FUTURE_SKEW_S)
+
+
+def _optional(value: float | None, field: str, *, high: float) -> None:
+    if value is not None:
+        check_number(value, field, low=0, high=high)
+
+
+def check_host_sample(sample: HostSample, field: str, now_s: float) -> None:
+    check_id(sample.host_id, f"{field}.host_id")
+    check_time(sample.time_s, f"{field}.time", now_s)
+    _optional(sample.cpu_utilization, f"{field}.cpu_utilization_ratio", high=1.0)
+    _optional(sample.memory_used_mib, f"{field}.memory_used_mib", high=MAX_HOST_MEMORY_MIB)
+    _optional(sample.network_rx_mib_s, f"{field}.network_rx_mib_s", high=MAX_BANDWIDTH_MIB_S)
+    _optional(sample.network_tx_mib_s, f"{field}.network_tx_mib_s", high=MAX_BANDWIDTH_MIB_S)
+    _optional(sample.power_w, f"{field}.power_w", high=MAX_POWER_W)
+
+
+def check_vm_sample(sample: VmSample, field: str, now_s: float) -> None:
+    check_id(sample.vm_id, f"{field}.vm_id")
+    check_time(sample.time_s, f"{field}.time", now_s)
+    _optional(sample.cpu_utilization, f"{field}.cpu_utilization_ratio", high=1.0)
+    _optional(sample.memory_used_mib, f"{field}.memory_used_mib", high=MAX_VM_MEMORY_MIB)
+    _optional(sample.dirty_rate_mib_s, f"{field}.dirty_rate_mib_s", high=MAX_DIRTY_RATE_MIB_S)

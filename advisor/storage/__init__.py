@@ -1,0 +1,1 @@
+"""Durable state: inventory and recommendations. SQLite in the data directory by default."""

@@ -1,0 +1,134 @@
+"""SQLite persistence (WAL): the inventory and the recommendations survive a restart.
+
+One connection guarded by a lock: writes are serialised by SQLite anyway, and reads are few (the service keeps the
+inventory in memory and reads it from here only at start).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from advisor.domain.cluster import InventoryChange
+from advisor.domain.model import Host, Recommendation, RecommendationState, Vm
+from advisor.storage.codec import decode_recommendation, encode
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hosts (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vms (id TEXT PRIMARY KEY, host_id TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recommendations (
+    id TEXT PRIMARY KEY,
+    created_at_s REAL NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recommendations_by_time ON recommendations (created_at_s DESC, id DESC);
+"""
+
+
+class StorageError(RuntimeError):
+    """The database cannot be opened or is of a schema this version does not know."""
+
+
+def _host(body: str) -> Host:
+    d = json.loads(body)
+    return Host(**d)
+
+
+def _vm(body: str) -> Vm:
+    d = json.loads(body)
+    return Vm(
+        **{**d, "affinity_groups": frozenset(d["affinity_groups"]),
+           "anti_affinity_groups": frozenset(d["anti_affinity_groups"])}
+    )
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StorageError(f"{path}: schema version {row[0]}, this advisor knows {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- inventory -----------------------------------------------------------------------------------------
+
+    def load_inventory(self) -> tuple[list[Host], list[Vm]]:
+        with self._lock:
+            hosts = [_host(b) for (b,) in self._db.execute("SELECT body FROM hosts ORDER BY id")]
+            vms = [_vm(b) for (b,) in self._db.execute("SELECT body FROM vms ORDER BY id")]
+        return hosts, vms
+
+    def apply_inventory(self, change: InventoryChange) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM vms WHERE id = ?", [(i,) for i in change.removed_vm_ids])
+            db.executemany("DELETE FROM hosts WHERE id = ?", [(i,) for i in change.removed_host_ids])
+            db.executemany(
+                "INSERT OR REPLACE INTO hosts (id, body) VALUES (?, ?)",
+                [(h.id, json.dumps(encode(h))) for h in change.hosts],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO vms (id, host_id, body) VALUES (?, ?, ?)",
+                [(v.id, v.host_id, json.dumps(encode(v))) for v in change.vms],
+            )
+
+    # -- recommendations -----------------------------------------------------------------------------------
+
+    def save_recommendation(self, rec: Recommendation) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO recommendations (id, created_at_s, state, body) VALUES (?, ?, ?, ?)",
+                (rec.id, rec.created_at_s, rec.state.value, json.dumps(encode(rec))),
+            )
+
+    def get_recommendation(self, rec_id: str) -> Recommendation | None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM recommendations WHERE id = ?", (rec_id,)).fetchone()
+        return None if row is None else decode_recommendation(json.loads(row[0]))
+
+    def list_recommendations(
+        self, state: RecommendationState | None, limit: int, after: tuple[float, str] | None = None
+    ) -> list[Recommendation]:
+        """Newest first; `after` is the (created_at_s, id) of the last item of the previous page."""
+        sql = "SELECT body FROM recommendations WHERE 1=1"
+        args: list[object] = []
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state.value)
+        if after is not None:
+            sql += " AND (created_at_s < ? OR (created_at_s = ? AND id < ?))"
+            args += [after[0], after[0], after[1]]
+        sql += " ORDER BY created_at_s DESC, id DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [decode_recommendation(json.loads(b)) for (b,) in rows]
