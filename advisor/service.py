@@ -341,7 +341,7 @@ class AdvisorService:
         )
         rejected = len(assessments) - len(eligible)
         reasons = (
-            f"target {best.host_id}: lowest resulting load of {len(eligible)} eligible hosts "
+            f"target {best.host_id}: lowest resulting load of {len(eligible)} eligible host(s) "
             f"(CPU {best.cpu_after:.0%}, memory {best.memory_after:.0%} after the move); {rejected} rejected",
             f"inputs: {inputs.memory_mib:.0f} MiB to copy, dirty rate {inputs.dirty_rate_mib_s:.1f} MiB/s "
             f"({inputs.dirty_rate_source}), {inputs.usable_bandwidth_mib_s:.1f} MiB/s",

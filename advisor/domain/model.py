@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 PAGE_SIZE_BYTES = 4096
 MIB = 1 << 20
+# 1 Gbit/s, the most common migration network, when a host does not say.
+DEFAULT_NETWORK_BANDWIDTH_MIB_S = 1000 / 8 * 1e6 / MIB
 
 
 class Technique(enum.StrEnum):
@@ -44,7 +46,7 @@ class Host:
     labels: Mapping[str, str] = field(default_factory=dict)
     in_maintenance: bool = False
     # Bandwidth of the host's migration network; the slower end of a pair bounds a migration.
-    network_bandwidth_mib_s: float = 1000 / 8 * 1e6 / MIB
+    network_bandwidth_mib_s: float = DEFAULT_NETWORK_BANDWIDTH_MIB_S
     hypervisor_uri: str = ""
     idle_power_w: float = 0.0
     max_power_w: float = 0.0

@@ -1,0 +1,248 @@
+"""Messages to domain values and back. No decisions here; value checks live in advisor.domain.validation."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from advisor.api.v1 import advisor_pb2 as pb
+from advisor.domain.cluster import InventoryChange
+from advisor.domain.errors import InvalidArgument
+from advisor.domain.model import (
+    DEFAULT_NETWORK_BANDWIDTH_MIB_S,
+    Host,
+    HostAssessment,
+    HostSample,
+    Interval,
+    MigrationCost,
+    MigrationInputs,
+    MigrationParameters,
+    ModelRef,
+    Move,
+    Objective,
+    Recommendation,
+    RecommendationState,
+    Technique,
+    Vm,
+    VmSample,
+)
+from advisor.service import HostView, VmView
+
+# -- in ------------------------------------------------------------------------------------------------------
+
+
+def technique_from_pb(value: int, field: str) -> Technique:
+    if value == pb.TECHNIQUE_UNSPECIFIED or value not in pb.Technique.values():
+        raise InvalidArgument(field, f"must be a known technique (got {value})")
+    return Technique[pb.Technique.Name(value).removeprefix("TECHNIQUE_")]
+
+
+def state_from_pb(value: int, field: str) -> RecommendationState | None:
+    if value == pb.RECOMMENDATION_STATE_UNSPECIFIED:
+        return None
+    if value not in pb.RecommendationState.values():
+        raise InvalidArgument(field, f"must be a known state (got {value})")
+    return RecommendationState[pb.RecommendationState.Name(value).removeprefix("RECOMMENDATION_STATE_")]
+
+
+def _time(msg: pb.HostSample | pb.VmSample, field: str) -> float:
+    if not msg.HasField("time"):
+        raise InvalidArgument(f"{field}.time", "is required")
+    return msg.time.seconds + msg.time.nanos / 1e9
+
+
+def _opt(msg: object, name: str) -> float | None:
+    return getattr(msg, name) if msg.HasField(name) else None  # type: ignore[attr-defined]
+
+
+def host_from_pb(m: pb.Host) -> Host:
+    return Host(
+        id=m.id,
+        cpu_cores=m.cpu_cores,
+        memory_mib=m.memory_mib,
+        cpu_model=m.cpu_model,
+        labels=dict(m.labels),
+        in_maintenance=m.in_maintenance,
+        network_bandwidth_mib_s=m.network_bandwidth_mib_s or DEFAULT_NETWORK_BANDWIDTH_MIB_S,
+        hypervisor_uri=m.hypervisor_uri,
+        idle_power_w=m.idle_power_w,
+        max_power_w=m.max_power_w,
+    )
+
+
+def vm_from_pb(m: pb.Vm) -> Vm:
+    return Vm(
+        id=m.id,
+        host_id=m.host_id,
+        memory_mib=m.memory_mib,
+        vcpus=m.vcpus,
+        labels=dict(m.labels),
+        affinity_groups=frozenset(m.affinity_groups),
+        anti_affinity_groups=frozenset(m.anti_affinity_groups),
+        cpu_model=m.cpu_model,
+        postcopy_allowed=not m.postcopy_forbidden,
+    )
+
+
+def inventory_from_pb(m: pb.PushInventoryRequest) -> InventoryChange:
+    return InventoryChange(
+        hosts=tuple(host_from_pb(h) for h in m.hosts),
+        vms=tuple(vm_from_pb(v) for v in m.vms),
+        removed_host_ids=tuple(m.removed_host_ids),
+        removed_vm_ids=tuple(m.removed_vm_ids),
+    )
+
+
+def samples_from_pb(m: pb.PushSamplesRequest) -> tuple[list[HostSample], list[VmSample]]:
+    hosts = [
+        HostSample(
+            host_id=s.host_id,
+            time_s=_time(s, f"host_samples[{i}]"),
+            cpu_utilization=_opt(s, "cpu_utilization_ratio"),
+            memory_used_mib=_opt(s, "memory_used_mib"),
+            network_rx_mib_s=_opt(s, "network_rx_mib_s"),
+            network_tx_mib_s=_opt(s, "network_tx_mib_s"),
+            power_w=_opt(s, "power_w"),
+        )
+        for i, s in enumerate(m.host_samples)
+    ]
+    vms = [
+        VmSample(
+            vm_id=s.vm_id,
+            time_s=_time(s, f"vm_samples[{i}]"),
+            cpu_utilization=_opt(s, "cpu_utilization_ratio"),
+            memory_used_mib=_opt(s, "memory_used_mib"),
+            dirty_rate_mib_s=_opt(s, "dirty_rate_mib_s"),
+        )
+        for i, s in enumerate(m.vm_samples)
+    ]
+    return hosts, vms
+
+
+def objective_from_pb(m: pb.Objective) -> Objective:
+    return Objective(
+        max_downtime_ms=m.max_downtime_ms, deadline_ms=m.deadline_ms, minimize_transferred=m.minimize_transferred
+    )
+
+
+# -- out -----------------------------------------------------------------------------------------------------
+
+
+def timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(round(seconds * 1e9))
+    return ts
+
+
+def host_to_pb(h: Host) -> pb.Host:
+    return pb.Host(
+        id=h.id, cpu_cores=h.cpu_cores, memory_mib=h.memory_mib, cpu_model=h.cpu_model, labels=dict(h.labels),
+        in_maintenance=h.in_maintenance, network_bandwidth_mib_s=h.network_bandwidth_mib_s,
+        hypervisor_uri=h.hypervisor_uri, idle_power_w=h.idle_power_w, max_power_w=h.max_power_w,
+    )
+
+
+def vm_to_pb(v: Vm) -> pb.Vm:
+    return pb.Vm(
+        id=v.id, host_id=v.host_id, memory_mib=v.memory_mib, vcpus=v.vcpus, labels=dict(v.labels),
+        affinity_groups=sorted(v.affinity_groups), anti_affinity_groups=sorted(v.anti_affinity_groups),
+        cpu_model=v.cpu_model, postcopy_forbidden=not v.postcopy_allowed,
+    )
+
+
+def host_view_to_pb(v: HostView) -> pb.HostStatus:
+    msg = pb.HostStatus(
+        host=host_to_pb(v.host), vm_count=v.vm_count, allocated_memory_mib=v.allocated_memory_mib,
+        allocated_vcpus=v.allocated_vcpus,
+    )
+    if v.cpu_utilization is not None:
+        msg.cpu_utilization_ratio = v.cpu_utilization
+    if v.last_sample_s is not None:
+        msg.last_sample_time.CopyFrom(timestamp(v.last_sample_s))
+    return msg
+
+
+def vm_view_to_pb(v: VmView) -> pb.VmStatus:
+    msg = pb.VmStatus(vm=vm_to_pb(v.vm))
+    if v.cpu_utilization is not None:
+        msg.cpu_utilization_ratio = v.cpu_utilization
+    if v.dirty_rate_mib_s is not None:
+        msg.dirty_rate_mib_s = v.dirty_rate_mib_s
+    if v.last_sample_s is not None:
+        msg.last_sample_time.CopyFrom(timestamp(v.last_sample_s))
+    return msg
+
+
+def technique_to_pb(t: Technique) -> int:
+    return int(pb.Technique.Value(f"TECHNIQUE_{t.name}"))
+
+
+def _estimate(i: Interval) -> pb.Estimate:
+    return pb.Estimate(low=i.low, median=i.median, high=i.high)
+
+
+def model_to_pb(m: ModelRef) -> pb.ModelInfo:
+    return pb.ModelInfo(
+        name=m.name, version=m.version, interval_kind=m.interval_kind, fallback_reason=m.fallback_reason
+    )
+
+
+def cost_to_pb(c: MigrationCost) -> pb.MigrationCost:
+    return pb.MigrationCost(
+        technique=technique_to_pb(c.technique),  # type: ignore[arg-type]
+        total_time_ms=_estimate(c.total_time_ms),
+        downtime_ms=_estimate(c.downtime_ms),
+        transferred_mib=_estimate(c.transferred_mib),
+        converges=c.converges,
+        model=model_to_pb(c.model),
+        notes=list(c.notes),
+    )
+
+
+def inputs_to_pb(i: MigrationInputs) -> pb.MigrationInputs:
+    return pb.MigrationInputs(
+        memory_mib=i.memory_mib, dirty_rate_mib_s=i.dirty_rate_mib_s, dirty_rate_source=i.dirty_rate_source,
+        bandwidth_mib_s=i.bandwidth_mib_s, max_bandwidth_mib_s=i.max_bandwidth_mib_s,
+        max_downtime_ms=i.max_downtime_ms,
+    )
+
+
+def parameters_to_pb(p: MigrationParameters) -> pb.MigrationParameters:
+    msg = pb.MigrationParameters(
+        technique=technique_to_pb(p.technique),  # type: ignore[arg-type]
+        bandwidth_mib_s=p.bandwidth_mib_s, max_downtime_ms=p.max_downtime_ms,
+        deadline_ms=p.deadline_ms, autoconverge_initial_pct=p.autoconverge_initial_pct,
+        autoconverge_increment_pct=p.autoconverge_increment_pct, compression_threads=p.compression_threads,
+    )
+    if p.postcopy_after_ms is not None:
+        msg.postcopy_after_ms = p.postcopy_after_ms
+    return msg
+
+
+def _assessment(a: HostAssessment) -> pb.HostAssessment:
+    return pb.HostAssessment(
+        host_id=a.host_id, eligible=a.eligible, rejections=list(a.rejections), score=a.score or 0.0,
+        cpu_after_ratio=a.cpu_after or 0.0, memory_after_ratio=a.memory_after or 0.0,
+    )
+
+
+def move_to_pb(m: Move) -> pb.Move:
+    return pb.Move(
+        vm_id=m.vm_id, source_host_id=m.source_host_id, target_host_id=m.target_host_id,
+        parameters=parameters_to_pb(m.parameters), predicted_cost=cost_to_pb(m.predicted_cost),
+        reasons=list(m.reasons), assessments=[_assessment(a) for a in m.assessments],
+    )
+
+
+def state_to_pb(s: RecommendationState) -> int:
+    return int(pb.RecommendationState.Value(f"RECOMMENDATION_STATE_{s.name}"))
+
+
+def recommendation_to_pb(r: Recommendation) -> pb.Recommendation:
+    msg = pb.Recommendation(
+        id=r.id, goal=r.goal, state=state_to_pb(r.state),  # type: ignore[arg-type]
+        create_time=timestamp(r.created_at_s), moves=[move_to_pb(m) for m in r.moves], summary=r.summary,
+        decided_by=r.decided_by, decision_reason=r.decision_reason,
+    )
+    if r.decided_at_s is not None:
+        msg.decide_time.CopyFrom(timestamp(r.decided_at_s))
+    return msg

@@ -1,0 +1,169 @@
+"""Thin servicers: convert the message, call the service, convert the answer. Nothing decides here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from advisor.api import convert
+from advisor.api.errors import rpc
+from advisor.api.v1 import advisor_pb2 as pb
+from advisor.api.v1 import advisor_pb2_grpc as pb_grpc
+from advisor.domain.errors import InvalidArgument, NotImplementedYet
+from advisor.metrics import AdvisorMetrics
+from advisor.service import AdvisorService
+
+MIGRATION_ISSUE = "the execution release (issue 4: execute and watch live migrations through libvirt)"
+PLANNING_ISSUE = "the cluster-planning release (rebalance, consolidate, drain)"
+
+
+class _Base:
+    def __init__(self, service: AdvisorService, metrics: AdvisorMetrics) -> None:
+        self.service = service
+        self.metrics = metrics
+
+
+def _metrics(servicer: _Base) -> AdvisorMetrics:
+    return servicer.metrics
+
+
+class InventoryServicer(_Base, pb_grpc.InventoryServiceServicer):
+    @rpc(_metrics)
+    def PushInventory(
+        self, request: pb.PushInventoryRequest, context: grpc.ServicerContext
+    ) -> pb.PushInventoryResponse:
+        change = convert.inventory_from_pb(request)
+        try:
+            self.service.push_inventory(change)
+        except Exception:
+            self.metrics.batches_rejected.labels("PushInventory").inc()
+            raise
+        return pb.PushInventoryResponse(
+            hosts_upserted=len(change.hosts), vms_upserted=len(change.vms),
+            hosts_removed=len(change.removed_host_ids), vms_removed=len(change.removed_vm_ids),
+        )
+
+    @rpc(_metrics)
+    def ListHosts(self, request: pb.ListHostsRequest, context: grpc.ServicerContext) -> pb.ListHostsResponse:
+        views, token = self.service.list_hosts(request.page_size, request.page_token)
+        return pb.ListHostsResponse(hosts=[convert.host_view_to_pb(v) for v in views], next_page_token=token)
+
+    @rpc(_metrics)
+    def ListVms(self, request: pb.ListVmsRequest, context: grpc.ServicerContext) -> pb.ListVmsResponse:
+        views, token = self.service.list_vms(request.host_id, request.page_size, request.page_token)
+        return pb.ListVmsResponse(vms=[convert.vm_view_to_pb(v) for v in views], next_page_token=token)
+
+
+class TelemetryServicer(_Base, pb_grpc.TelemetryServiceServicer):
+    def _push(self, request: pb.PushSamplesRequest, method: str) -> tuple[int, int]:
+        try:
+            hosts, vms = convert.samples_from_pb(request)
+            self.service.push_samples(hosts, vms)
+        except Exception:
+            self.metrics.batches_rejected.labels(method).inc()
+            raise
+        return len(hosts), len(vms)
+
+    @rpc(_metrics)
+    def PushSamples(self, request: pb.PushSamplesRequest, context: grpc.ServicerContext) -> pb.PushSamplesResponse:
+        hosts, vms = self._push(request, "PushSamples")
+        return pb.PushSamplesResponse(host_samples_accepted=hosts, vm_samples_accepted=vms, batches_accepted=1)
+
+    @rpc(_metrics)
+    def StreamSamples(
+        self, request_iterator: Iterator[pb.PushSamplesRequest], context: grpc.ServicerContext
+    ) -> pb.PushSamplesResponse:
+        totals = pb.PushSamplesResponse()
+        for n, request in enumerate(request_iterator):
+            try:
+                hosts, vms = self._push(request, "StreamSamples")
+            except InvalidArgument as error:
+                raise InvalidArgument(
+                    f"message[{n}].{error.field}", f"{error.problem} ({n} earlier message(s) were stored)"
+                ) from error
+            totals.host_samples_accepted += hosts
+            totals.vm_samples_accepted += vms
+            totals.batches_accepted += 1
+        return totals
+
+
+class PredictionServicer(_Base, pb_grpc.PredictionServiceServicer):
+    @rpc(_metrics)
+    def PredictMigrationCost(
+        self, request: pb.PredictMigrationCostRequest, context: grpc.ServicerContext
+    ) -> pb.PredictMigrationCostResponse:
+        techniques = [convert.technique_from_pb(t, f"techniques[{i}]") for i, t in enumerate(request.techniques)]
+
+        def optional(name: str) -> float | None:
+            return getattr(request, name) if request.HasField(name) else None
+
+        result = self.service.predict_cost(
+            request.vm_id, request.target_host_id, techniques,
+            dirty_rate_mib_s=optional("dirty_rate_mib_s"), bandwidth_mib_s=optional("bandwidth_mib_s"),
+            max_bandwidth_mib_s=optional("max_bandwidth_mib_s"), max_downtime_ms=optional("max_downtime_ms"),
+        )
+        return pb.PredictMigrationCostResponse(
+            inputs=convert.inputs_to_pb(result.inputs), costs=[convert.cost_to_pb(c) for c in result.costs]
+        )
+
+
+class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
+    @rpc(_metrics)
+    def RecommendTarget(self, request: pb.RecommendTargetRequest, context: grpc.ServicerContext) -> pb.Recommendation:
+        rec = self.service.recommend_target(
+            request.vm_id, convert.objective_from_pb(request.objective), list(request.excluded_host_ids)
+        )
+        return convert.recommendation_to_pb(rec)
+
+    @rpc(_metrics)
+    def PlanCluster(self, request: pb.PlanClusterRequest, context: grpc.ServicerContext) -> pb.Recommendation:
+        raise NotImplementedYet("PlanCluster", PLANNING_ISSUE)
+
+    @rpc(_metrics)
+    def ListRecommendations(
+        self, request: pb.ListRecommendationsRequest, context: grpc.ServicerContext
+    ) -> pb.ListRecommendationsResponse:
+        state = convert.state_from_pb(request.state, "state")
+        recs, token = self.service.list_recommendations(state, request.page_size, request.page_token)
+        return pb.ListRecommendationsResponse(
+            recommendations=[convert.recommendation_to_pb(r) for r in recs], next_page_token=token
+        )
+
+    @rpc(_metrics)
+    def GetRecommendation(
+        self, request: pb.GetRecommendationRequest, context: grpc.ServicerContext
+    ) -> pb.Recommendation:
+        return convert.recommendation_to_pb(self.service.get_recommendation(request.id))
+
+    @rpc(_metrics)
+    def ApproveRecommendation(
+        self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
+    ) -> pb.Recommendation:
+        return convert.recommendation_to_pb(self.service.decide(request.id, True, request.actor, request.reason))
+
+    @rpc(_metrics)
+    def RejectRecommendation(
+        self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
+    ) -> pb.Recommendation:
+        return convert.recommendation_to_pb(self.service.decide(request.id, False, request.actor, request.reason))
+
+
+class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
+    @rpc(_metrics)
+    def ExecuteMigration(self, request: pb.ExecuteMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
+        raise NotImplementedYet("ExecuteMigration", MIGRATION_ISSUE)
+
+    @rpc(_metrics)
+    def WatchMigration(
+        self, request: pb.WatchMigrationRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.MigrationProgress]:
+        raise NotImplementedYet("WatchMigration", MIGRATION_ISSUE)
+
+    @rpc(_metrics)
+    def AbortMigration(self, request: pb.AbortMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
+        raise NotImplementedYet("AbortMigration", MIGRATION_ISSUE)
+
+    @rpc(_metrics)
+    def GetMigration(self, request: pb.GetMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
+        raise NotImplementedYet("GetMigration", MIGRATION_ISSUE)

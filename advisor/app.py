@@ -1,0 +1,89 @@
+"""The one place where the advisor's parts are built and wired together."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from advisor.api.server import RunningServer, start_server
+from advisor.config import Settings
+from advisor.metrics import AdvisorMetrics
+from advisor.ml.predictor import CostPredictor
+from advisor.service import AdvisorService
+from advisor.storage.sqlite import SqliteStore
+
+log = logging.getLogger("advisor")
+
+
+def load_predictor(models_dir: Path) -> CostPredictor:
+    from advisor.ml.learned import load_cost_predictor
+
+    return load_cost_predictor(models_dir)
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: SqliteStore
+    service: AdvisorService
+    metrics: AdvisorMetrics
+    server: RunningServer | None = None
+
+    def start(self) -> int:
+        """Start the gRPC server (and the metrics endpoint); return the gRPC port."""
+        self.server = start_server(
+            self.service, self.metrics, listen=self.settings.listen, max_workers=self.settings.max_workers,
+            max_message_mib=self.settings.max_message_mib,
+        )
+        if self.settings.metrics_listen:
+            host, _, port = self.settings.metrics_listen.rpartition(":")
+            start_http_server(int(port), host or "127.0.0.1", registry=self.metrics.registry)
+        model = self.service.predictor.model
+        log.info(
+            "serving",
+            extra={"listen": self.settings.listen, "port": self.server.port,
+                   "metrics": self.settings.metrics_listen or "off", "data_dir": str(self.settings.data_dir),
+                   "cost_model": f"{model.name} {model.version}", "fallback_reason": model.fallback_reason},
+        )
+        return self.server.port
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop(self.settings.grace_s)
+        self.store.close()
+        log.info("stopped")
+
+
+def build_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> App:
+    store = SqliteStore(settings.data_dir / "advisor.sqlite3")
+    metrics = AdvisorMetrics(CollectorRegistry())
+    predictor = load_predictor(settings.models_dir)
+    if predictor.model.fallback_reason:
+        log.warning("cost model fallback", extra={"reason": predictor.model.fallback_reason})
+    service = AdvisorService(
+        store, predictor, metrics, clock=clock, samples_per_entity=settings.samples_per_entity
+    )
+    return App(settings, store, service, metrics)
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    app = build_app(settings)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal received, stopping", extra={"signal": signal.Signals(signum).name})
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    app.start()
+    stopping.wait()
+    app.stop()

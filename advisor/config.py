@@ -1,0 +1,88 @@
+"""Settings: defaults, then a TOML file, then ADVISOR_* environment variables, then command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or has a value of the wrong kind; the message names it and where it came from."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # gRPC address to listen on.
+    listen: str = "127.0.0.1:50051"
+    # Where the SQLite database lives.
+    data_dir: Path = Path(".advisor")
+    # Address of the Prometheus metrics endpoint; empty disables it.
+    metrics_listen: str = "127.0.0.1:9464"
+    # Trained models (see models/README.md); the analytic model is used when none loads.
+    models_dir: Path = REPO_MODELS_DIR
+    log_level: str = "info"
+    # "json" (one object per line) or "text".
+    log_format: str = "json"
+    # Seconds given to calls in flight at shutdown.
+    grace_s: float = 10.0
+    max_workers: int = 8
+    # Largest gRPC message accepted; larger ones get RESOURCE_EXHAUSTED from gRPC itself.
+    max_message_mib: int = 16
+    # Recent samples kept per host and per VM.
+    samples_per_entity: int = 120
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: Any, origin: str) -> Any:
+    kind = type(getattr(Settings(), name))
+    try:
+        if kind is Path or isinstance(getattr(Settings(), name), Path):
+            return Path(str(raw))
+        if kind is float:
+            return float(raw)
+        if kind is int:
+            if isinstance(raw, float) or (isinstance(raw, str) and not raw.strip().lstrip("-").isdigit()):
+                raise ValueError(raw)
+            return int(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{origin}: {name} must be a {kind.__name__}, got {raw!r}") from None
+
+
+def load_settings(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            table = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"{config_file}: {error}") from None
+        table = table.get("advisor", table)
+        for key, raw in table.items():
+            if key not in _FIELDS:
+                raise ConfigError(f"{config_file}: unknown setting {key!r} (known: {', '.join(_FIELDS)})")
+            values[key] = _coerce(key, raw, str(config_file))
+    for key, raw in (env or {}).items():
+        if key.startswith("ADVISOR_"):
+            name = key.removeprefix("ADVISOR_").lower()
+            if name not in _FIELDS:
+                raise ConfigError(f"environment: unknown setting {key}")
+            values[name] = _coerce(name, raw, f"environment {key}")
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            values[key] = _coerce(key, raw, f"--{key.replace('_', '-')}")
+    settings = Settings(**values)
+    if settings.log_format not in ("json", "text"):
+        raise ConfigError(f"log_format must be 'json' or 'text', got {settings.log_format!r}")
+    return settings
