@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -35,6 +36,11 @@ class App:
     service: AdvisorService
     metrics: AdvisorMetrics
     server: RunningServer | None = None
+    metrics_http: WSGIServer | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return None if self.metrics_http is None else int(self.metrics_http.server_port)
 
     def start(self) -> int:
         """Start the gRPC server (and the metrics endpoint); return the gRPC port."""
@@ -44,12 +50,12 @@ class App:
         )
         if self.settings.metrics_listen:
             host, _, port = self.settings.metrics_listen.rpartition(":")
-            start_http_server(int(port), host or "127.0.0.1", registry=self.metrics.registry)
+            self.metrics_http, _ = start_http_server(int(port), host or "127.0.0.1", registry=self.metrics.registry)
         model = self.service.predictor.model
         log.info(
             "serving",
             extra={"listen": self.settings.listen, "port": self.server.port,
-                   "metrics": self.settings.metrics_listen or "off", "data_dir": str(self.settings.data_dir),
+                   "metrics_port": self.metrics_port, "data_dir": str(self.settings.data_dir),
                    "cost_model": f"{model.name} {model.version}", "fallback_reason": model.fallback_reason},
         )
         return self.server.port
@@ -57,6 +63,11 @@ class App:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop(self.settings.grace_s)
+            self.server = None
+        if self.metrics_http is not None:
+            self.metrics_http.shutdown()
+            self.metrics_http.server_close()
+            self.metrics_http = None
         self.store.close()
         log.info("stopped")
 

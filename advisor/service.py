@@ -66,15 +66,20 @@ class CostPrediction:
     costs: tuple[MigrationCost, ...]
 
 
-def _encode_token(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode()
+def _encode_token(kind: str, value: str) -> str:
+    """An opaque page token: which listing it continues, and the position in it."""
+    return base64.urlsafe_b64encode(f"{kind}|{value}".encode()).decode()
 
 
-def _decode_token(token: str, field: str) -> str:
+def _decode_token(kind: str, token: str, field: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        decoded = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument(field, "is not a token this server issued") from None
+        decoded = ""
+    found, sep, value = decoded.partition("|")
+    if found != kind or not sep:
+        raise InvalidArgument(field, "is not a page token of this listing")
+    return value
 
 
 def _page_size(size: int, field: str) -> int:
@@ -130,6 +135,9 @@ class AdvisorService:
             raise InvalidArgument("hosts", f"at most {MAX_HOSTS_PER_PUSH} per push (got {len(change.hosts)})")
         if len(change.vms) > MAX_VMS_PER_PUSH:
             raise InvalidArgument("vms", f"at most {MAX_VMS_PER_PUSH} per push (got {len(change.vms)})")
+        for name, ids in (("removed_host_ids", change.removed_host_ids), ("removed_vm_ids", change.removed_vm_ids)):
+            if len(ids) > MAX_VMS_PER_PUSH:
+                raise InvalidArgument(name, f"at most {MAX_VMS_PER_PUSH} per push (got {len(ids)})")
         for i, host in enumerate(change.hosts):
             validation.check_host(host, f"hosts[{i}]")
         for i, vm in enumerate(change.vms):
@@ -190,11 +198,11 @@ class AdvisorService:
 
     def list_hosts(self, page_size: int = 0, page_token: str = "") -> tuple[list[HostView], str]:
         size = _page_size(page_size, "page_size")
-        after = _decode_token(page_token, "page_token") if page_token else ""
+        after = _decode_token("hosts", page_token, "page_token") if page_token else ""
         with self._lock:
             ids = sorted(i for i in self._cluster.hosts if i > after)[: size + 1]
             views = [self._host_view(i) for i in ids[:size]]
-        return views, (_encode_token(ids[size - 1]) if len(ids) > size else "")
+        return views, (_encode_token("hosts", ids[size - 1]) if len(ids) > size else "")
 
     def _host_view(self, host_id: str) -> HostView:
         memory, vcpus = self._cluster.allocated(host_id)
@@ -207,7 +215,7 @@ class AdvisorService:
 
     def list_vms(self, host_id: str = "", page_size: int = 0, page_token: str = "") -> tuple[list[VmView], str]:
         size = _page_size(page_size, "page_size")
-        after = _decode_token(page_token, "page_token") if page_token else ""
+        after = _decode_token(f"vms:{host_id}", page_token, "page_token") if page_token else ""
         with self._lock:
             if host_id and host_id not in self._cluster.hosts:
                 raise NotFound("host_id", "host", host_id)
@@ -224,7 +232,7 @@ class AdvisorService:
                         None if dirty is None else dirty.value, float(times[-1]) if len(times) else None,
                     )
                 )
-        return views, (_encode_token(ids[size - 1]) if len(ids) > size else "")
+        return views, (_encode_token(f"vms:{host_id}", ids[size - 1]) if len(ids) > size else "")
 
     # -- prediction ----------------------------------------------------------------------------------------
 
@@ -377,7 +385,7 @@ class AdvisorService:
         size = _page_size(page_size, "page_size")
         after = None
         if page_token:
-            raw = _decode_token(page_token, "page_token")
+            raw = _decode_token(f"recommendations:{state or ''}", page_token, "page_token")
             created, _, rec_id = raw.partition("|")
             try:
                 after = (float(created), rec_id)
@@ -387,7 +395,7 @@ class AdvisorService:
         token = ""
         if len(recs) > size:
             last = recs[size - 1]
-            token = _encode_token(f"{last.created_at_s!r}|{last.id}")
+            token = _encode_token(f"recommendations:{state or ''}", f"{last.created_at_s!r}|{last.id}")
         return recs[:size], token
 
     def decide(self, rec_id: str, approve: bool, actor: str, reason: str) -> Recommendation:

@@ -50,7 +50,7 @@ class AdvisorClient:
         try:
             return method(request, timeout=self.timeout_s)  # type: ignore[operator]
         except grpc.RpcError as error:
-            raise ClientError(error.code().name, error.details() or "") from None  # type: ignore[attr-defined]
+            raise ClientError(error.code().name, error.details() or "") from None
 
     def push_inventory(self, request: pb.PushInventoryRequest) -> pb.PushInventoryResponse:
         return self.call(self.inventory.PushInventory, request)  # type: ignore[return-value]

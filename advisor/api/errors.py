@@ -26,6 +26,18 @@ _CODES: tuple[tuple[type[AdvisorError], grpc.StatusCode], ...] = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class MalformedRequest:
+    """Stands in for a request whose bytes did not parse or were too large, so the call can answer
+    INVALID_ARGUMENT saying so (gRPC itself would answer INTERNAL)."""
+
+    def __init__(self, type_name: str, problem: str) -> None:
+        self.type_name = type_name
+        self.problem = problem
+
+    def error(self, field: str = "request") -> InvalidArgument:
+        return InvalidArgument(field, f"not a valid {self.type_name}: {self.problem}")
+
+
 def status_of(error: AdvisorError) -> grpc.StatusCode:
     for cls, code in _CODES:
         if isinstance(error, cls):
@@ -45,6 +57,8 @@ def rpc(metrics_of: Callable[[Any], AdvisorMetrics]) -> Callable[[F], F]:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                if isinstance(request, MalformedRequest):
+                    raise request.error()
                 return method(self, request, context)
             except AdvisorError as error:
                 code = status_of(error)

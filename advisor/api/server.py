@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from advisor.api import servicers
+from advisor.api.errors import MalformedRequest
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.api.v1 import advisor_pb2_grpc as pb_grpc
 from advisor.metrics import AdvisorMetrics
 from advisor.service import AdvisorService
 
@@ -30,6 +34,43 @@ class RunningServer:
         self.server.stop(grace_s).wait()
 
 
+def _lenient_parser(cls: type[Message], limit_bytes: int) -> Callable[[bytes], Message | MalformedRequest]:
+    name = cls.DESCRIPTOR.full_name
+
+    def parse(data: bytes) -> Message | MalformedRequest:
+        if len(data) > limit_bytes:
+            return MalformedRequest(name, f"{len(data)} bytes exceed the limit of {limit_bytes} bytes")
+        try:
+            return cls.FromString(data)
+        except DecodeError as error:
+            return MalformedRequest(name, str(error) or "undecodable bytes")
+
+    return parse
+
+
+_HANDLER_FACTORIES = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def _register(server: grpc.Server, servicer: Any, service: ServiceDescriptor, limit_bytes: int) -> None:
+    """Register a servicer from the service descriptor, parsing requests leniently (see MalformedRequest)."""
+    handlers = {}
+    for method in service.methods:
+        request_cls = getattr(pb, method.input_type.name)
+        response_cls = getattr(pb, method.output_type.name)
+        factory = _HANDLER_FACTORIES[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = factory(
+            getattr(servicer, method.name),
+            request_deserializer=_lenient_parser(request_cls, limit_bytes),
+            response_serializer=response_cls.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+
+
 def start_server(
     service: AdvisorService,
     metrics: AdvisorMetrics,
@@ -38,16 +79,21 @@ def start_server(
     max_workers: int = 8,
     max_message_mib: int = 16,
 ) -> RunningServer:
+    # Messages up to the limit are parsed; larger ones up to 4x get INVALID_ARGUMENT saying so; beyond that
+    # gRPC's transport answers RESOURCE_EXHAUSTED without reading them.
     limit = max_message_mib << 20
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
+        options=[("grpc.max_receive_message_length", 4 * limit), ("grpc.max_send_message_length", 4 * limit)],
     )
-    pb_grpc.add_InventoryServiceServicer_to_server(servicers.InventoryServicer(service, metrics), server)
-    pb_grpc.add_TelemetryServiceServicer_to_server(servicers.TelemetryServicer(service, metrics), server)
-    pb_grpc.add_PredictionServiceServicer_to_server(servicers.PredictionServicer(service, metrics), server)
-    pb_grpc.add_RecommendationServiceServicer_to_server(servicers.RecommendationServicer(service, metrics), server)
-    pb_grpc.add_MigrationServiceServicer_to_server(servicers.MigrationServicer(service, metrics), server)
+    for name, servicer_cls in (
+        ("InventoryService", servicers.InventoryServicer),
+        ("TelemetryService", servicers.TelemetryServicer),
+        ("PredictionService", servicers.PredictionServicer),
+        ("RecommendationService", servicers.RecommendationServicer),
+        ("MigrationService", servicers.MigrationServicer),
+    ):
+        _register(server, servicer_cls(service, metrics), pb.DESCRIPTOR.services_by_name[name], limit)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import grpc
 
 from advisor.api import convert
-from advisor.api.errors import rpc
+from advisor.api.errors import MalformedRequest, rpc
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.api.v1 import advisor_pb2_grpc as pb_grpc
-from advisor.domain.errors import InvalidArgument, NotImplementedYet
+from advisor.domain.errors import InvalidArgument, NotFound, NotImplementedYet
 from advisor.metrics import AdvisorMetrics
 from advisor.service import AdvisorService
 
@@ -77,11 +77,11 @@ class TelemetryServicer(_Base, pb_grpc.TelemetryServiceServicer):
         totals = pb.PushSamplesResponse()
         for n, request in enumerate(request_iterator):
             try:
+                if isinstance(request, MalformedRequest):
+                    raise request.error()
                 hosts, vms = self._push(request, "StreamSamples")
-            except InvalidArgument as error:
-                raise InvalidArgument(
-                    f"message[{n}].{error.field}", f"{error.problem} ({n} earlier message(s) were stored)"
-                ) from error
+            except (InvalidArgument, NotFound) as error:
+                raise error.within(f"message[{n}]", f"{n} earlier message(s) were stored") from error
             totals.host_samples_accepted += hosts
             totals.vm_samples_accepted += vms
             totals.batches_accepted += 1

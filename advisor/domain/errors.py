@@ -15,15 +15,22 @@ class InvalidArgument(AdvisorError):
         self.field = field
         self.problem = problem
 
+    def within(self, prefix: str, note: str) -> InvalidArgument:
+        """The same error seen from an enclosing message, e.g. the n-th message of a stream."""
+        return InvalidArgument(f"{prefix}.{self.field}", f"{self.problem} ({note})")
+
 
 class NotFound(AdvisorError):
     """A referenced entity does not exist."""
 
-    def __init__(self, field: str, kind: str, ident: str) -> None:
-        super().__init__(f"{field}: unknown {kind} {ident!r}")
+    def __init__(self, field: str, kind: str, ident: str, note: str = "") -> None:
+        super().__init__(f"{field}: unknown {kind} {ident!r}" + (f" ({note})" if note else ""))
         self.field = field
         self.kind = kind
         self.ident = ident
+
+    def within(self, prefix: str, note: str) -> NotFound:
+        return NotFound(f"{prefix}.{self.field}", self.kind, self.ident, note)
 
 
 class FailedPrecondition(AdvisorError):

@@ -1,0 +1,53 @@
+"""Shared fixtures: a real advisor server on loopback, built by the same wiring as `advisor serve`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from advisor.api.client import AdvisorClient
+from advisor.app import App, build_app
+from advisor.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[object]:
+    """Build and start apps on an ephemeral loopback port; all are stopped at the end of the test."""
+    started: list[App] = []
+
+    def make(data_dir: Path | None = None, models_dir: Path | None = None, **settings: object) -> App:
+        defaults: dict[str, object] = {"listen": "127.0.0.1:0", "metrics_listen": "", "grace_s": 1.0}
+        app = build_app(
+            Settings(
+                data_dir=data_dir or tmp_path / "data",
+                models_dir=models_dir or Settings().models_dir,
+                **{**defaults, **settings},  # type: ignore[arg-type]
+            )
+        )
+        app.start()
+        started.append(app)
+        return app
+
+    yield make
+    for app in started:
+        if app.server is not None:
+            app.stop()
+
+
+@pytest.fixture
+def client_for() -> Iterator[object]:
+    clients: list[AdvisorClient] = []
+
+    def connect(app: App) -> AdvisorClient:
+        assert app.server is not None
+        client = AdvisorClient(f"127.0.0.1:{app.server.port}", timeout_s=20)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()

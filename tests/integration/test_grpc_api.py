@@ -1,0 +1,330 @@
+"""The advisor's API over real gRPC on loopback, wired exactly as `advisor serve` wires it."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from advisor.api.client import AdvisorClient, ClientError
+from advisor.api.v1 import advisor_pb2 as pb
+from advisor.app import App
+from advisor.cli import EXAMPLE, push_example
+
+pytestmark = pytest.mark.integration
+
+MakeApp = Callable[..., App]
+Connect = Callable[[App], AdvisorClient]
+
+
+def _example() -> dict[str, object]:
+    return json.loads(EXAMPLE.read_text())  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def loaded(make_app: MakeApp, client_for: Connect) -> tuple[App, AdvisorClient]:
+    app = make_app()
+    client = client_for(app)
+    push_example(client, _example(), time.time())
+    return app, client
+
+
+def _snapshot(client: AdvisorClient) -> tuple[list[str], list[str]]:
+    return (
+        [h.SerializeToString(deterministic=True).hex() for h in client.list_hosts()],
+        [v.SerializeToString(deterministic=True).hex() for v in client.list_vms()],
+    )
+
+
+def test_inventory_is_listed_with_allocation_and_latest_samples(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    hosts = {h.host.id: h for h in client.list_hosts()}
+    assert sorted(hosts) == ["hv-a", "hv-b", "hv-c", "hv-d", "hv-e"]
+    assert hosts["hv-a"].vm_count == 3
+    assert hosts["hv-a"].allocated_memory_mib == 8192 + 4096 + 16384
+    assert hosts["hv-a"].cpu_utilization_ratio == pytest.approx(0.82)
+    assert hosts["hv-e"].host.in_maintenance
+    on_d = {v.vm.id for v in client.list_vms("hv-d")}
+    assert on_d == {"ci-1", "ci-2"}
+    db1 = next(v for v in client.list_vms("hv-a") if v.vm.id == "db-1")
+    assert db1.dirty_rate_mib_s == pytest.approx(160.0)
+    assert list(db1.vm.anti_affinity_groups) == ["db"]
+
+
+def test_paging_walks_every_host_once(make_app: MakeApp, client_for: Connect) -> None:
+    client = client_for(make_app())
+    client.push_inventory(pb.PushInventoryRequest(hosts=[pb.Host(id=f"h{i:03d}", cpu_cores=4, memory_mib=1024)
+                                                         for i in range(23)]))
+    page = client.inventory.ListHosts(pb.ListHostsRequest(page_size=10))
+    assert len(page.hosts) == 10 and page.next_page_token
+    assert [h.host.id for h in client.list_hosts()] == [f"h{i:03d}" for i in range(23)]
+    with pytest.raises(grpc.RpcError) as caught:
+        client.inventory.ListHosts(pb.ListHostsRequest(page_token="%%%"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_cost_prediction_covers_every_technique_and_names_its_model(loaded: tuple[App, AdvisorClient]) -> None:
+    app, client = loaded
+    result = client.predict(pb.PredictMigrationCostRequest(vm_id="db-1", target_host_id="hv-c"))
+    assert [c.technique for c in result.costs] == [1, 2, 3, 4, 5]
+    assert result.inputs.dirty_rate_mib_s == pytest.approx(160.0)
+    assert "latest sample" in result.inputs.dirty_rate_source
+    model = app.service.predictor.model
+    for cost in result.costs:
+        assert (cost.model.name, cost.model.version) == (model.name, model.version)
+        assert cost.total_time_ms.low <= cost.total_time_ms.median <= cost.total_time_ms.high
+    postcopy = result.costs[-1]
+    assert postcopy.total_time_ms.median == pytest.approx(7600 / 119.2 * 1000, rel=0.1)
+
+    what_if = client.predict(pb.PredictMigrationCostRequest(
+        vm_id="db-1", techniques=[pb.TECHNIQUE_PRECOPY], dirty_rate_mib_s=0.0, bandwidth_mib_s=1000.0))
+    assert what_if.inputs.dirty_rate_source == "request override"
+    assert len(what_if.costs) == 1 and what_if.costs[0].converges
+    assert what_if.costs[0].total_time_ms.median < postcopy.total_time_ms.median
+
+
+def test_recommendation_explains_every_rejected_host(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1", objective=pb.Objective(max_downtime_ms=200)))
+    assert rec.state == pb.RECOMMENDATION_STATE_PENDING
+    (move,) = rec.moves
+    assert (move.source_host_id, move.target_host_id) == ("hv-a", "hv-c")
+    why = {a.host_id: " ".join(a.rejections) for a in move.assessments}
+    assert "current host" in why["hv-a"]
+    assert "anti-affinity group 'db'" in why["hv-b"]
+    assert "CPU model" in why["hv-d"]
+    assert "maintenance" in why["hv-e"]
+    assert why["hv-c"] == ""
+    # 160 MiB/s dirtied over a 119 MiB/s link: plain pre-copy cannot meet 200 ms; the choice says why.
+    assert move.parameters.technique != pb.TECHNIQUE_PRECOPY
+    assert any("not precopy" in r for r in move.reasons)
+    assert move.parameters.max_downtime_ms == 200
+    assert rec.summary.startswith("Move db-1 from hv-a to hv-c")
+
+
+def test_no_eligible_target_is_a_failed_precondition_with_reasons(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    with pytest.raises(ClientError) as caught:
+        client.recommend(pb.RecommendTargetRequest(vm_id="db-1", excluded_host_ids=["hv-c"]))
+    assert caught.value.code == "FAILED_PRECONDITION"
+    assert "hv-c: excluded by request" in caught.value.details
+
+
+def test_review_approve_reject_and_list(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    first = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
+    second = client.recommend(pb.RecommendTargetRequest(vm_id="web-1"))
+    with pytest.raises(ClientError, match="reason") as caught:
+        client.decide(first.id, False, "alice", "")
+    assert caught.value.code == "INVALID_ARGUMENT"
+    with pytest.raises(ClientError, match="actor"):
+        client.decide(first.id, True, "", "")
+    approved = client.decide(first.id, True, "alice", "window 02:00")
+    assert (approved.state, approved.decided_by) == (pb.RECOMMENDATION_STATE_APPROVED, "alice")
+    assert approved.HasField("decide_time")
+    with pytest.raises(ClientError) as caught:
+        client.decide(first.id, False, "bob", "changed my mind")
+    assert caught.value.code == "FAILED_PRECONDITION" and "approved" in caught.value.details
+    rejected = client.decide(second.id, False, "bob", "web tier frozen this week")
+    assert rejected.decision_reason == "web tier frozen this week"
+
+    listed = client.list_recommendations(pb.ListRecommendationsRequest())
+    assert [r.id for r in listed.recommendations] == [second.id, first.id]
+    only_approved = client.list_recommendations(pb.ListRecommendationsRequest(state=pb.RECOMMENDATION_STATE_APPROVED))
+    assert [r.id for r in only_approved.recommendations] == [first.id]
+    assert client.get_recommendation(first.id).moves[0].target_host_id == "hv-c"
+    with pytest.raises(ClientError) as caught:
+        client.get_recommendation("nope")
+    assert caught.value.code == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("method", "request_msg"),
+    [
+        ("PlanCluster", pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_DRAIN, host_id="hv-a")),
+        ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id="x")),
+        ("AbortMigration", pb.AbortMigrationRequest(operation_id="x")),
+        ("GetMigration", pb.GetMigrationRequest(operation_id="x")),
+    ],
+)
+def test_later_capabilities_answer_unimplemented_saying_when(
+    loaded: tuple[App, AdvisorClient], method: str, request_msg: object
+) -> None:
+    _, client = loaded
+    stub = client.recommendations if method == "PlanCluster" else client.migrations
+    with pytest.raises(ClientError) as caught:
+        client.call(getattr(stub, method), request_msg)
+    assert caught.value.code == "UNIMPLEMENTED"
+    assert "planned in" in caught.value.details
+
+
+def test_watch_is_unimplemented_too(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    with pytest.raises(grpc.RpcError) as caught:
+        list(client.migrations.WatchMigration(pb.WatchMigrationRequest(operation_id="x"), timeout=10))
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_health_and_reflection_serve_grpcurl(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    health = health_pb2_grpc.HealthStub(client.channel)
+    for service in ("", "advisor.api.v1.RecommendationService"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    # What `grpcurl list` and `grpcurl describe` do: ask the reflection service.
+    database = ProtoReflectionDescriptorDatabase(client.channel)
+    services = set(database.get_services())
+    assert {"advisor.api.v1.InventoryService", "advisor.api.v1.MigrationService", "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection"} <= services
+    file = database.FindFileContainingSymbol("advisor.api.v1.RecommendationService")
+    assert file.name == "advisor/api/v1/advisor.proto"
+    methods = {m.name for m in file.service if m.name == "RecommendationService" for m in m.method}
+    assert {"RecommendTarget", "ApproveRecommendation"} <= methods
+
+
+NOW = time.time()
+
+
+def _vm_sample(**kw: object) -> pb.VmSample:
+    sample = pb.VmSample(**kw)  # type: ignore[arg-type]
+    if "time" not in kw:
+        sample.time.FromNanoseconds(int(NOW * 1e9))
+    return sample
+
+
+BAD_INVENTORY = [
+    (pb.PushInventoryRequest(hosts=[pb.Host(id="n1", cpu_cores=8, memory_mib=1024),
+                                    pb.Host(id="n2", cpu_cores=8, memory_mib=1024, network_bandwidth_mib_s=math.nan)]),
+     "INVALID_ARGUMENT", "hosts[1].network_bandwidth_mib_s"),
+    (pb.PushInventoryRequest(hosts=[pb.Host(id="n1", cpu_cores=8, memory_mib=1024),
+                                    pb.Host(id="n1", cpu_cores=8, memory_mib=1024)]),
+     "INVALID_ARGUMENT", "hosts[1].id"),
+    (pb.PushInventoryRequest(vms=[pb.Vm(id="n", host_id="hv-a", memory_mib=1, vcpus=1),
+                                  pb.Vm(id="m", host_id="hv-z", memory_mib=1, vcpus=1)]),
+     "NOT_FOUND", "vms[1].host_id"),
+    (pb.PushInventoryRequest(hosts=[pb.Host(id="n1", cpu_cores=8, memory_mib=2**50)]),
+     "INVALID_ARGUMENT", "hosts[0].memory_mib"),
+    (pb.PushInventoryRequest(hosts=[pb.Host(id="n1", cpu_cores=8, memory_mib=1024, max_power_w=-5)]),
+     "INVALID_ARGUMENT", "hosts[0].max_power_w"),
+    (pb.PushInventoryRequest(removed_host_ids=["hv-a"]), "INVALID_ARGUMENT", "removed_host_ids[0]"),
+    (pb.PushInventoryRequest(removed_vm_ids=["ghost"]), "NOT_FOUND", "removed_vm_ids[0]"),
+    (pb.PushInventoryRequest(vms=[pb.Vm(id="x" * 200, host_id="hv-a", memory_mib=1, vcpus=1)]),
+     "INVALID_ARGUMENT", "vms[0].id"),
+    (pb.PushInventoryRequest(hosts=[pb.Host(id=f"h{i}", cpu_cores=1, memory_mib=1) for i in range(10_001)]),
+     "INVALID_ARGUMENT", "hosts: at most 10000"),
+]
+
+
+@pytest.mark.parametrize(("request_msg", "code", "field"), BAD_INVENTORY)
+def test_bad_inventory_is_rejected_whole(
+    loaded: tuple[App, AdvisorClient], request_msg: pb.PushInventoryRequest, code: str, field: str
+) -> None:
+    _, client = loaded
+    before = _snapshot(client)
+    with pytest.raises(ClientError) as caught:
+        client.push_inventory(request_msg)
+    assert caught.value.code == code
+    assert field in caught.value.details
+    assert _snapshot(client) == before
+
+
+BAD_SAMPLES = [
+    (pb.PushSamplesRequest(vm_samples=[_vm_sample(vm_id="db-1", dirty_rate_mib_s=1.0),
+                                       _vm_sample(vm_id="db-2", dirty_rate_mib_s=math.nan)]),
+     "INVALID_ARGUMENT", "vm_samples[1].dirty_rate_mib_s"),
+    (pb.PushSamplesRequest(vm_samples=[_vm_sample(vm_id="db-1", dirty_rate_mib_s=1.0),
+                                       _vm_sample(vm_id="db-9", dirty_rate_mib_s=1.0)]),
+     "NOT_FOUND", "vm_samples[1].vm_id"),
+    (pb.PushSamplesRequest(vm_samples=[_vm_sample(vm_id="db-1", dirty_rate_mib_s=1.0),
+                                       _vm_sample(vm_id="db-1", dirty_rate_mib_s=2.0)]),
+     "INVALID_ARGUMENT", "vm_samples[1]"),
+    (pb.PushSamplesRequest(vm_samples=[pb.VmSample(vm_id="db-1", dirty_rate_mib_s=1.0)]),
+     "INVALID_ARGUMENT", "vm_samples[0].time: is required"),
+    (pb.PushSamplesRequest(vm_samples=[_vm_sample(vm_id="db-1", memory_used_mib=9000.0)]),
+     "INVALID_ARGUMENT", "vm_samples[0].memory_used_mib"),
+    (pb.PushSamplesRequest(host_samples=[pb.HostSample(host_id="hv-a", cpu_utilization_ratio=-0.1,
+                                                       time=pb.VmSample(time={"seconds": int(NOW)}).time)]),
+     "INVALID_ARGUMENT", "host_samples[0].cpu_utilization_ratio"),
+]
+
+
+@pytest.mark.parametrize(("request_msg", "code", "field"), BAD_SAMPLES)
+def test_bad_samples_are_rejected_whole(
+    loaded: tuple[App, AdvisorClient], request_msg: pb.PushSamplesRequest, code: str, field: str
+) -> None:
+    _, client = loaded
+    before = _snapshot(client)
+    with pytest.raises(ClientError) as caught:
+        client.push_samples(request_msg)
+    assert caught.value.code == code
+    assert field in caught.value.details
+    assert _snapshot(client) == before
+
+
+def test_malformed_and_oversized_bytes_are_invalid_arguments(make_app: MakeApp, client_for: Connect) -> None:
+    app = make_app(max_message_mib=1)
+    client = client_for(app)
+    raw = client.channel.unary_unary("/advisor.api.v1.InventoryService/PushInventory")
+    for payload, fragment in [(b"\xff\xff\xff", "not a valid advisor.api.v1.PushInventoryRequest"),
+                              (b"\x22\x03abc" * 300_000, "exceed the limit")]:
+        with pytest.raises(grpc.RpcError) as caught:
+            raw(payload, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert fragment in (caught.value.details() or "")
+    assert list(client.list_hosts()) == []
+
+
+def test_stream_samples_stores_each_message_until_a_bad_one(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    batches = [pb.PushSamplesRequest(vm_samples=[_vm_sample(vm_id="db-1", dirty_rate_mib_s=float(i),
+                                                            time={"seconds": int(NOW) + 10 + i})])
+               for i in range(3)]
+    reply = client.stream_samples(batches)
+    assert (reply.batches_accepted, reply.vm_samples_accepted) == (3, 3)
+    bad = [*batches[:2], pb.PushSamplesRequest(vm_samples=[_vm_sample(vm_id="nope")])]
+    with pytest.raises(ClientError) as caught:
+        client.stream_samples(bad)
+    assert caught.value.code == "NOT_FOUND"
+    assert "message[2].vm_samples[0].vm_id" in caught.value.details
+    db1 = next(v for v in client.list_vms("hv-a") if v.vm.id == "db-1")
+    assert db1.dirty_rate_mib_s == 2.0
+
+
+def test_restart_keeps_inventory_and_recommendations(make_app: MakeApp, client_for: Connect, tmp_path: Path) -> None:
+    data = tmp_path / "persist"
+    first = make_app(data_dir=data)
+    client = client_for(first)
+    push_example(client, _example(), time.time())
+    rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
+    client.decide(rec.id, True, "alice", "")
+    before = [h.host.SerializeToString(deterministic=True) for h in client.list_hosts()]
+    first.stop()
+
+    second = make_app(data_dir=data)
+    client2 = client_for(second)
+    assert [h.host.SerializeToString(deterministic=True) for h in client2.list_hosts()] == before
+    again = client2.get_recommendation(rec.id)
+    assert again.state == pb.RECOMMENDATION_STATE_APPROVED
+    assert again.moves[0].target_host_id == rec.moves[0].target_host_id
+
+
+def test_metrics_endpoint_counts_calls_and_samples(make_app: MakeApp, client_for: Connect) -> None:
+    app = make_app(metrics_listen="127.0.0.1:0")
+    client = client_for(app)
+    push_example(client, _example(), time.time())
+    with pytest.raises(ClientError):
+        client.push_inventory(pb.PushInventoryRequest(removed_vm_ids=["ghost"]))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/metrics", timeout=5).read().decode()
+    assert 'advisor_rpc_requests_total{code="OK",method="PushInventory"} 1.0' in text
+    assert 'advisor_rpc_requests_total{code="NOT_FOUND",method="PushInventory"} 1.0' in text
+    assert 'advisor_samples_ingested_total{kind="vm"} 5.0' in text
+    assert 'advisor_inventory{kind="host"} 5.0' in text
+    assert "advisor_cost_model_info{" in text

@@ -1,0 +1,108 @@
+"""Inventory rules: values are checked field by field; a change is accepted whole or not at all."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from advisor.domain import validation
+from advisor.domain.cluster import Cluster, InventoryChange
+from advisor.domain.errors import InvalidArgument, NotFound
+from advisor.domain.model import Host, HostSample, Vm, VmSample
+
+NOW = 1_800_000_000.0
+
+
+def host(ident: str, **kw: object) -> Host:
+    return Host(**{"id": ident, "cpu_cores": 16, "memory_mib": 65536, **kw})  # type: ignore[arg-type]
+
+
+def vm(ident: str, host_id: str, **kw: object) -> Vm:
+    return Vm(**{"id": ident, "host_id": host_id, "memory_mib": 4096, "vcpus": 2, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "fragment"),
+    [
+        (host("h", cpu_cores=0), "h.cpu_cores", "[1, 4096]"),
+        (host("h", memory_mib=10**12), "h.memory_mib", "got 1e+12"),
+        (host("h", network_bandwidth_mib_s=math.nan), "h.network_bandwidth_mib_s", "finite"),
+        (host("h", network_bandwidth_mib_s=-1.0), "h.network_bandwidth_mib_s", "(0,"),
+        (host("bad id!"), "h.id", "characters"),
+        (host(""), "h.id", "required"),
+        (host("h", idle_power_w=300.0, max_power_w=200.0), "h.idle_power_w", "max_power_w"),
+        (host("h", labels={"": "x"}), "h.labels['']", "label keys"),
+    ],
+)
+def test_bad_host_values_name_their_field(value: Host, field: str, fragment: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validation.check_host(value, "h")
+    assert caught.value.field == field
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("sample", "field"),
+    [
+        (VmSample("v", NOW, cpu_utilization=1.5), "s.cpu_utilization_ratio"),
+        (VmSample("v", NOW, dirty_rate_mib_s=-3.0), "s.dirty_rate_mib_s"),
+        (VmSample("v", NOW, dirty_rate_mib_s=math.inf), "s.dirty_rate_mib_s"),
+        (VmSample("v", NOW + 3600), "s.time"),
+        (VmSample("v", 0.0), "s.time"),
+    ],
+)
+def test_bad_vm_samples_name_their_field(sample: VmSample, field: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validation.check_vm_sample(sample, "s", NOW)
+    assert caught.value.field == field
+
+
+def test_good_values_pass() -> None:
+    validation.check_host(host("hv-1", labels={"rack": "r1"}), "h")
+    validation.check_vm(vm("vm-1", "hv-1", anti_affinity_groups=frozenset({"db"})), "v")
+    validation.check_host_sample(HostSample("hv-1", NOW, cpu_utilization=0.3), "s", NOW)
+
+
+def test_cluster_indexes_allocation_and_groups() -> None:
+    cluster = Cluster(
+        [host("a"), host("b")],
+        [vm("x", "a", anti_affinity_groups=frozenset({"db"})), vm("y", "b", anti_affinity_groups=frozenset({"db"}))],
+    )
+    assert cluster.allocated("a") == (4096, 2)
+    assert cluster.anti_affinity_conflicts(cluster.vms["x"]) == {"b": "anti-affinity group 'db': VM y runs there"}
+    cluster.apply(InventoryChange(vms=(vm("y", "a", anti_affinity_groups=frozenset({"db"})),)))  # y moves to a
+    assert cluster.allocated("a") == (8192, 4)
+    assert cluster.allocated("b") == (0, 0)
+    cluster.apply(InventoryChange(removed_vm_ids=("x",)))
+    assert cluster.vm_ids_on("a") == {"y"}
+    assert cluster.anti_affinity_conflicts(cluster.vms["y"]) == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "field"),
+    [
+        (InventoryChange(hosts=(host("c"), host("c"))), InvalidArgument, "hosts[1].id"),
+        (InventoryChange(vms=(vm("n", "a"), vm("n", "a"))), InvalidArgument, "vms[1].id"),
+        (InventoryChange(vms=(vm("n", "nowhere"),)), NotFound, "vms[0].host_id"),
+        (InventoryChange(removed_host_ids=("nowhere",)), NotFound, "removed_host_ids[0]"),
+        (InventoryChange(removed_vm_ids=("ghost",)), NotFound, "removed_vm_ids[0]"),
+        (InventoryChange(removed_host_ids=("a",)), InvalidArgument, "removed_host_ids[0]"),
+        (InventoryChange(vms=(vm("n", "b"),), removed_host_ids=("b",)), NotFound, "vms[0].host_id"),
+        (InventoryChange(hosts=(host("b"),), removed_host_ids=("b",)), InvalidArgument, "removed_host_ids[0]"),
+    ],
+)
+def test_bad_changes_are_refused_whole(change: InventoryChange, error: type[Exception], field: str) -> None:
+    cluster = Cluster([host("a"), host("b")], [vm("x", "a")])
+    before = (dict(cluster.hosts), dict(cluster.vms), cluster.allocated("a"))
+    with pytest.raises(error) as caught:
+        cluster.apply(change)
+    assert caught.value.field == field  # type: ignore[attr-defined]
+    assert (dict(cluster.hosts), dict(cluster.vms), cluster.allocated("a")) == before
+
+
+def test_host_can_be_removed_with_its_vms_moved_away_in_the_same_change() -> None:
+    cluster = Cluster([host("a"), host("b")], [vm("x", "a")])
+    cluster.apply(InventoryChange(vms=(vm("x", "b"),), removed_host_ids=("a",)))
+    assert set(cluster.hosts) == {"b"}
+    assert cluster.allocated("b") == (4096, 2)
