@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: set-up (idempotent), then lint, type-check and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "[test] ruff"
+.venv/bin/ruff check advisor training tests benchmarks
+echo "[test] mypy (strict on the package)"
+.venv/bin/mypy
+echo "[test] pytest"
+.venv/bin/pytest "$@"
