@@ -19,7 +19,13 @@ from advisor.domain.model import (
 
 
 def encode(value: Any) -> Any:
-    """Dataclasses become dicts; frozensets become sorted lists; enums their values."""
+    """Dataclasses become dicts; frozensets become sorted lists; enums their values.
+
+    Host assessments, a thousand per move on a large cluster, are rows rather than objects: both smaller and
+    several times faster to write.
+    """
+    if isinstance(value, HostAssessment):
+        return [value.host_id, list(value.rejections), value.score, value.cpu_after, value.memory_after]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, frozenset | set):
@@ -60,7 +66,8 @@ def decode_move(d: dict[str, Any]) -> Move:
         predicted_cost=decode_cost(d["predicted_cost"]),
         reasons=tuple(d["reasons"]),
         assessments=tuple(
-            HostAssessment(**{**a, "rejections": tuple(a["rejections"])}) for a in d["assessments"]
+            HostAssessment(host_id, tuple(rejections), score, cpu_after, memory_after)
+            for host_id, rejections, score, cpu_after, memory_after in d["assessments"]
         ),
     )
 
