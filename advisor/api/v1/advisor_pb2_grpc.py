@@ -68,13 +68,15 @@ class InventoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListHosts(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Hosts with their allocation and latest load, in id order, paged.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListVms(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """VMs with their latest samples, in id order, paged; optionally those of one host.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -336,7 +338,8 @@ class PredictionServiceServicer:
     """
 
     def PredictMigrationCost(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Predicted total time, downtime and data of migrating a VM, per technique, each with its interval and model.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -450,25 +453,29 @@ class RecommendationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRecommendations(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Recommendations, newest first, paged; optionally in one state.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRecommendation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One recommendation with its moves, reasons and decision.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ApproveRecommendation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Approves a pending recommendation (the actor is recorded).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RejectRecommendation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Rejects a pending recommendation; a reason is required.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -741,7 +748,8 @@ class MigrationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMigration(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The state and, once ended, the predicted and measured figures of an operation.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
