@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from advisor.api.server import RunningServer, start_server
 from advisor.config import Settings
 from advisor.metrics import AdvisorMetrics
+from advisor.ml.learned import load_cost_predictor
 from advisor.ml.predictor import CostPredictor
 from advisor.service import AdvisorService
 from advisor.storage.sqlite import SqliteStore
@@ -24,9 +25,8 @@ log = logging.getLogger("advisor")
 
 
 def load_predictor(models_dir: Path) -> CostPredictor:
-    from advisor.ml.learned import load_cost_predictor
-
-    return load_cost_predictor(models_dir)
+    """The active learned cost model under `models_dir/cost`, or the analytic model saying why not."""
+    return load_cost_predictor(models_dir / "cost")
 
 
 @dataclass

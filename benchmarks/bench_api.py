@@ -49,12 +49,15 @@ def cluster(n_hosts: int, n_vms: int, rng: random.Random) -> pb.PushInventoryReq
         request.hosts.add(id=f"host-{h:04d}", cpu_cores=64, memory_mib=512 * 1024, cpu_model="Cascadelake-Server",
                           in_maintenance=rng.random() < 0.02, labels={"rack": f"r{h // 40}"})
     for v in range(n_vms):
-        request.vms.add(id=f"vm-{v:05d}", host_id=f"host-{v % n_hosts:04d}", memory_mib=rng.choice([2048, 4096, 8192]),
+        request.vms.add(id=f"vm-{v:05d}", host_id=f"host-{v % n_hosts:04d}",
+                        memory_mib=rng.choice([2048, 4096, 8192]),
                         vcpus=rng.choice([1, 2, 4]), anti_affinity_groups=[f"app-{v % 500}"] if v % 3 == 0 else [])
     return request
 
 
-def sample_batches(n_hosts: int, n_vms: int, rounds: int, batch: int, rng: random.Random) -> list[pb.PushSamplesRequest]:
+def sample_batches(
+    n_hosts: int, n_vms: int, rounds: int, batch: int, rng: random.Random
+) -> list[pb.PushSamplesRequest]:
     start = time.time() - rounds * 15
     batches, current = [], pb.PushSamplesRequest()
     for r in range(rounds):
@@ -77,7 +80,7 @@ def count(b: pb.PushSamplesRequest) -> int:
     return len(b.host_samples) + len(b.vm_samples)
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - a linear script
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--vms", type=int, default=20000)
@@ -145,15 +148,19 @@ def main() -> None:
     tracked = args.hosts + args.vms
     print(f"cluster: {args.hosts} hosts, {args.vms} VMs; cost model {model.name} {model.version}; "
           f"{os.cpu_count()} CPUs; server and client in separate processes over loopback gRPC")
-    print(f"inventory push (one message):   {inventory_s:8.2f} s  ({(args.hosts + args.vms) / inventory_s:,.0f} entities/s)")
-    print(f"samples, unary PushSamples:     {unary_n / unary_s:12,.0f} samples/s  ({unary_n:,} in batches of {args.batch:,})")
+    entities_s = (args.hosts + args.vms) / inventory_s
+    print(f"inventory push (one message):   {inventory_s:8.2f} s  ({entities_s:,.0f} entities/s)")
+    print(f"samples, unary PushSamples:     {unary_n / unary_s:12,.0f} samples/s  "
+          f"({unary_n:,} in batches of {args.batch:,})")
     print(f"samples, streaming:             {stream_n / stream_s:12,.0f} samples/s  ({stream_n:,})")
     print(f"RecommendTarget latency:        p50 {pct(latencies, 50):6.1f} ms   p99 {pct(latencies, 99):6.1f} ms  "
           f"({args.recommendations} calls, {failed} without an eligible target)")
-    print(f"PredictMigrationCost latency:   p50 {pct(predict_latencies, 50):6.1f} ms   p99 {pct(predict_latencies, 99):6.1f} ms")
+    print(f"PredictMigrationCost latency:   p50 {pct(predict_latencies, 50):6.1f} ms   "
+          f"p99 {pct(predict_latencies, 99):6.1f} ms")
     print(f"sample store: {store_bytes / tracked:,.0f} bytes per tracked host or VM ({store_bytes / 2**20:.1f} MiB); "
-          f"server RSS {rss_empty:.0f} MiB empty, {rss_inventory:.0f} MiB with inventory, {rss_samples:.0f} MiB with samples "
-          f"({(rss_samples - rss_empty) * 1024 / tracked:.1f} KiB per tracked entity in all)")
+          f"server RSS {rss_empty:.0f} MiB empty, {rss_inventory:.0f} MiB with inventory, "
+          f"{rss_samples:.0f} MiB with samples "
+          f"({(rss_samples - rss_empty) * 1024 / tracked:.1f} KiB per tracked entity)")
 
 
 if __name__ == "__main__":

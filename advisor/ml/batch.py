@@ -1,0 +1,152 @@
+"""Batch cost prediction over a CSV: `advisor predict cost --input IN.csv --output OUT.csv`.
+
+Input columns (units of the shared SNU data): technique, vm_memory_mib, dirty_rate_pages_per_s,
+available_bandwidth_mbps, max_bandwidth_mib_s; any other column passes through unchanged (read and written as
+text). Every row is checked before anything is predicted; a bad row raises BatchInputError listing each bad row
+by its data-row number (1 = the first row after the header, i.e. line 2 of the file or row 2 of a spreadsheet)
+and the reason, and no output file is written. The output is written to a temporary file beside the target and
+renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from advisor.domain.errors import AdvisorError
+from advisor.domain.model import MigrationInputs, Technique
+from advisor.ml.features import INPUT_COLUMNS, TECHNIQUE_CODE, dirty_pages_to_mib_s, mbit_to_mib_s
+from advisor.ml.predictor import CostPredictor
+
+NUMERIC_COLUMNS = INPUT_COLUMNS[1:]
+# Columns that must be strictly positive (the others may be zero).
+POSITIVE_COLUMNS = frozenset({"vm_memory_mib", "available_bandwidth_mbps", "max_bandwidth_mib_s"})
+OUTPUT_TARGETS = (
+    ("predicted_total_time_ms", "total_time_ms", 1.0),
+    ("predicted_downtime_ms", "downtime_ms", 1.0),
+    ("predicted_transferred_kib", "transferred_mib", 1024.0),
+)
+MAX_LISTED_PROBLEMS = 50
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int  # 1-based data row (header excluded); 0 for a problem with the file as a whole
+    reason: str
+
+
+class BatchInputError(AdvisorError):
+    """The input CSV has bad rows or lacks columns. `problems` lists them all; the message the first 50."""
+
+    def __init__(self, path: Path, problems: list[RowProblem]) -> None:
+        self.path = path
+        self.problems = problems
+        listed = [(f"row {p.row}: " if p.row else "") + p.reason for p in problems[:MAX_LISTED_PROBLEMS]]
+        more = len(problems) - len(listed)
+        rows = sorted({p.row for p in problems if p.row})
+        head = (
+            f"{path}: {len(rows)} bad row(s) (rows count data rows from 1, the header not included: "
+            f"row 1 is line 2 of the file)"
+            if rows
+            else f"{path}: unusable input"
+        )
+        super().__init__(head + "\n  " + "\n  ".join(listed) + (f"\n  ... and {more} more" if more > 0 else ""))
+
+
+def _read(input_path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(input_path, dtype=str, keep_default_na=False, na_filter=False)
+    except FileNotFoundError:
+        raise BatchInputError(input_path, [RowProblem(0, "file not found")]) from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+        raise BatchInputError(input_path, [RowProblem(0, f"cannot read CSV: {e}")]) from None
+
+
+def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
+    """Check every row; return the numeric input columns as float arrays, or raise BatchInputError."""
+    missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BatchInputError(input_path, [RowProblem(0, f"missing column(s): {', '.join(missing)}")])
+    problems: list[RowProblem] = []
+    values: dict[str, np.ndarray] = {}
+    for column in NUMERIC_COLUMNS:
+        text = frame[column].astype(str).str.strip()
+        number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+        values[column] = number
+        empty = (text == "").to_numpy()
+        not_number = np.isnan(number) & ~empty
+        infinite = np.isinf(number)
+        negative = number < 0
+        zero = (number == 0) & (column in POSITIVE_COLUMNS)
+        for mask, why in (
+            (empty, "is missing"),
+            (not_number, "is not a number"),
+            (infinite, "is not finite"),
+            (negative, "is negative"),
+            (zero, "must be positive"),
+        ):
+            for i in np.flatnonzero(mask):
+                shown = f" ({text.iat[int(i)]!r})" if why not in ("is missing",) else ""
+                problems.append(RowProblem(int(i) + 1, f"{column} {why}{shown}"))
+    technique = frame["technique"].astype(str).str.strip()
+    unknown = ~technique.isin(list(TECHNIQUE_CODE)).to_numpy()
+    for i in np.flatnonzero(unknown):
+        problems.append(
+            RowProblem(int(i) + 1, f"unknown technique {technique.iat[int(i)]!r} (one of {', '.join(TECHNIQUE_CODE)})")
+        )
+    if problems:
+        problems.sort(key=lambda p: p.row)
+        raise BatchInputError(input_path, problems)
+    return values
+
+
+def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -> int:
+    """Predict every row of `input_path` into `output_path`; returns the number of rows written."""
+    frame = _read(input_path)
+    values = validate(frame, input_path)
+    techniques = [Technique(t.strip()) for t in frame["technique"].astype(str)]
+    memory = values["vm_memory_mib"]
+    dirty = dirty_pages_to_mib_s(values["dirty_rate_pages_per_s"])
+    bandwidth = mbit_to_mib_s(values["available_bandwidth_mbps"])
+    cap = values["max_bandwidth_mib_s"]
+    rows = [
+        (MigrationInputs(float(memory[i]), float(dirty[i]), float(bandwidth[i]), float(cap[i]),
+                         dirty_rate_source="input CSV"), techniques[i])
+        for i in range(len(frame))
+    ]
+    costs = predictor.predict_many(rows)
+    out = frame.copy()
+    for column, attr, scale in OUTPUT_TARGETS:
+        bounds = np.array(
+            [(getattr(c, attr).low, getattr(c, attr).median, getattr(c, attr).high) for c in costs], dtype=np.float64
+        ).reshape(len(costs), 3) * scale
+        decimals = 0 if column.endswith("_kib") else 1
+        out[column] = np.round(bounds[:, 1], decimals)
+        out[f"{column}_low"] = np.round(bounds[:, 0], decimals)
+        out[f"{column}_high"] = np.round(bounds[:, 2], decimals)
+    out["predicted_converges"] = [c.converges for c in costs]
+    out["model_name"] = [c.model.name for c in costs]
+    out["model_version"] = [c.model.version for c in costs]
+    out["model_interval_kind"] = [c.model.interval_kind for c in costs]
+    out["model_fallback_reason"] = [c.model.fallback_reason for c in costs]
+    _write_atomically(out, output_path)
+    return len(out)
+
+
+def _write_atomically(frame: pd.DataFrame, output_path: Path) -> None:
+    output_path = Path(output_path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            frame.to_csv(f, index=False)
+        os.replace(tmp_name, output_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise

@@ -1,0 +1,336 @@
+"""Train the learned migration-cost models and write a versioned artifact with its model card.
+
+    .venv/bin/python -m training.train_cost                 # evaluate (leave one workload out), train, activate
+    .venv/bin/python -m training.train_cost --help
+
+Steps: read the shared SNU data; leave-one-workload-out cross-validation of the learned models and of the two
+baselines (analytic model, log-linear least squares) in the same run; fit the final models on all runs; derive the
+conformal interval offsets from the out-of-fold residuals; write models/cost/<version>/ (LightGBM text models,
+card.json, card.md) and point models/cost/ACTIVE at it; write docs/cost-model.md with the same tables.
+Deterministic for a given seed, data and library versions (LightGBM runs with deterministic=True).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from advisor.ml.features import (
+    FEATURE_NAMES,
+    TARGET_FEATURES,
+    TARGETS,
+    TECHNIQUES,
+    build_features,
+    monotone_constraints,
+    schema_document,
+    schema_hash,
+)
+from training.cost_model import (
+    TrainConfig,
+    conformal_offsets,
+    cross_validate,
+    fit_target,
+    lgb_params,
+    log_targets,
+    metric_table,
+    per_workload_table,
+)
+from training.data import DEFAULT_DATA, file_sha256, load_migrations
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_NAME = "lightgbm-cost"
+INTERVAL_KIND = "p10-p90 conformal (leave-one-workload-out residuals)"
+PRECOPY = [str(t) for t in TECHNIQUES if t.is_precopy]
+# The aims of issue 3, checked and reported in every card.
+AIM_PRECOPY_TIME_MAPE = 0.08
+AIM_PRECOPY_DOWNTIME_MEDIAN_APE = 0.12
+AIM_VS_LOGLINEAR = 2.0
+METHODS = ("learned", "loglinear", "analytic")
+POLICY_BEGIN = "<!-- policy evaluation: begin -->"  # as in training.evaluate_policy
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in ("lightgbm", "numpy", "pandas", "scikit-learn"):
+        out[lib] = metadata.version(lib)
+    return out
+
+
+def aims(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each aim of the issue, per pre-copy technique, with the figure and whether it is met."""
+    rows: list[dict[str, Any]] = []
+    learned, loglin = metrics["learned"], metrics["loglinear"]
+    for t in PRECOPY:
+        time_mape = learned[t]["total_time_ms"]["mape"]
+        rows.append({"aim": "total time MAPE <= 8%", "technique": t, "value": time_mape,
+                     "met": time_mape <= AIM_PRECOPY_TIME_MAPE})
+        dt = learned[t]["downtime_ms"]["median_ape"]
+        rows.append({"aim": "downtime median APE <= 12%", "technique": t, "value": dt,
+                     "met": dt <= AIM_PRECOPY_DOWNTIME_MEDIAN_APE})
+        for target in ("total_time_ms", "transferred_mib"):
+            ratio = loglin[t][target]["mape"] / learned[t][target]["mape"]
+            rows.append({"aim": f"{target} MAPE >= 2x better than log-linear", "technique": t, "value": ratio,
+                         "met": ratio >= AIM_VS_LOGLINEAR})
+    return rows
+
+
+def render_tables(metrics: Mapping[str, Any], per_workload: Mapping[str, Any], aim_rows: Sequence[Any]) -> str:
+    lines: list[str] = []
+    for target in TARGETS:
+        lines += [
+            f"#### {target}",
+            "",
+            "| technique | n | learned MAPE | med APE | p90 APE | p10-p90 coverage "
+            "| log-linear MAPE | med APE | p90 APE | coverage | analytic MAPE | med APE | p90 APE | band coverage |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for t in TECHNIQUES:
+            cells = [str(t), str(metrics["learned"][str(t)][target]["n"])]
+            for method in METHODS:
+                s = metrics[method][str(t)][target]
+                cells += [_pct(s["mape"]), _pct(s["median_ape"]), _pct(s["p90_ape"]), _pct(s["coverage"])]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "#### Aims (pre-copy techniques, learned model, unseen workloads)",
+        "",
+        "| aim | technique | figure | met |",
+        "| --- | --- | ---: | --- |",
+    ]
+    for row in aim_rows:
+        value = f"{row['value']:.2f}x" if "better" in row["aim"] else _pct(row["value"])
+        lines.append(f"| {row['aim']} | {row['technique']} | {value} | {'yes' if row['met'] else '**no**'} |")
+    lines += [
+        "",
+        "#### Pre-copy total time by held-out workload (learned model)",
+        "",
+        "| held-out workload | pre-copy runs | MAPE | median APE | coverage |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for w, s in per_workload.items():
+        lines.append(f"| {w} | {s['n']} | {_pct(s['mape'])} | {_pct(s['median_ape'])} | {_pct(s['coverage'])} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_card(card: Mapping[str, Any], command: str) -> str:
+    m = card["metrics"]
+    offsets = card["intervals"]["offsets"]
+    off_lines = ["| technique | " + " | ".join(f"{t} p10 / p90 factor" for t in TARGETS) + " |",
+                 "| --- |" + " ---: |" * len(TARGETS)]
+    for t in TECHNIQUES:
+        cells = [f"{np.exp(offsets[tg][str(t)][0]):.2f} / {np.exp(offsets[tg][str(t)][1]):.2f}" for tg in TARGETS]
+        off_lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return f"""# Model card: {card['name']} {card['version']}
+
+Predicts a live migration's total time (ms), downtime (ms) and data transferred (MiB) for each technique
+({', '.join(str(t) for t in TECHNIQUES)}), with a p10-p90 interval.
+
+- Produced by: `{command}`
+- Data: `{card['data']['file']}` ({card['data']['rows']} runs, sha256 `{card['data']['sha256'][:16]}...`),
+  workloads {', '.join(card['data']['workloads'])}. The workload is never a feature.
+- Feature schema hash: `{card['feature_schema_hash']}` (advisor/ml/features.py; a mismatching artifact is refused).
+- Seed {card['seed']}; libraries: {', '.join(f'{k} {v}' for k, v in card['libraries'].items())}.
+
+## Models
+
+One LightGBM model per target, technique as a categorical feature. Features: {', '.join(FEATURE_NAMES)}.
+
+| target | learns log(actual / offset) with offset | objective | monotone-constrained | trees |
+| --- | --- | --- | --- | ---: |
+""" + "\n".join(
+        f"| {t} | {card['feature_schema']['target_offsets'][t]} | {card['targets'][t]['params']['objective']} "
+        f"| {'yes' if any(card['targets'][t]['monotone_constraints']) else 'no'} | {card['targets'][t]['num_trees']} |"
+        for t in TARGETS
+    ) + f"""
+
+Time and data are monotone by construction: more dirty rate never predicts a shorter or smaller pre-copy, more
+bandwidth never a longer one. Inputs are assumed measured as in the data (dirty rate before the migration,
+QEMU's default 300 ms allowed downtime, 1 GbE, guests up to 4 GiB); outside that range the time and data models
+scale with memory over bandwidth, the downtime model with the analytic downtime.
+
+## Intervals
+
+{INTERVAL_KIND}: the median times the factors below (per technique and target), the 10th and 90th percentile of
+actual/predicted on workloads the model had not seen. Nominal coverage 80%. In the evaluation, the factors for each
+held-out workload come from the other workloads' residuals only.
+
+{chr(10).join(off_lines)}
+
+## Evaluation: leave one workload out ({len(card['data']['workloads'])} folds)
+
+Every figure is on workloads the models never saw. APE = |predicted - actual| / actual of the median prediction;
+coverage = share of runs inside the interval (learned and log-linear: p10-p90 conformal; analytic: its
+sensitivity band, not a calibrated interval). Baselines computed in the same run: the analytic model
+(advisor/ml/analytic.py) and log-linear least squares per technique (log memory, log1p dirty rate, log bandwidth,
+log cap -> log target).
+
+{render_tables(m, card['per_workload_precopy_time'], card['aims'])}
+"""
+
+
+def fit_final(
+    frame: pd.DataFrame, oof_learned: Mapping[str, np.ndarray], cfg: TrainConfig, out_dir: Path
+) -> tuple[dict[str, Any], dict[str, dict[str, tuple[float, float]]]]:
+    """Fit each target on all runs, save it, and derive its interval offsets from the out-of-fold residuals."""
+    fs = build_features(frame)
+    y = log_targets(frame)
+    technique = frame["technique"].to_numpy()
+    targets: dict[str, Any] = {}
+    offsets: dict[str, dict[str, tuple[float, float]]] = {}
+    for target in TARGETS:
+        booster = fit_target(fs, y[target], target, cfg)
+        file_name = f"{target}.txt"
+        booster.save_model(str(out_dir / file_name))
+        targets[target] = {
+            "file": file_name,
+            "features": list(TARGET_FEATURES[target]),
+            "monotone_constraints": monotone_constraints(target),
+            "num_trees": booster.num_trees(),
+            "params": lgb_params(target, cfg),
+        }
+        offsets[target] = conformal_offsets(y[target] - oof_learned[target], technique)
+        print(f"  {target}: {booster.num_trees()} trees", flush=True)
+    return targets, offsets
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.train_cost", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the SNU migrations CSV (default: %(default)s)")
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models" / "cost",
+                        help="where versions live (default: %(default)s)")
+    parser.add_argument("--version", default="1.0.0", help="artifact version (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--num-trees", type=int, default=TrainConfig.num_trees)
+    parser.add_argument("--num-leaves", type=int, default=TrainConfig.num_leaves)
+    parser.add_argument("--no-activate", action="store_true", help="do not point ACTIVE at the new version")
+    parser.add_argument("--docs", default=str(ROOT / "docs" / "cost-model.md"),
+                        help="also write this page with the evaluation tables ('' to skip; default: %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = " ".join(["python -m training.train_cost", *(sys.argv[1:] if argv is None else argv)])
+    started = time.monotonic()
+    cfg = TrainConfig(seed=args.seed, num_trees=args.num_trees, num_leaves=args.num_leaves)
+
+    data_path: Path = args.data.resolve()
+    print(f"reading {data_path}", flush=True)
+    frame = load_migrations(data_path)
+    data_hash = file_sha256(data_path)
+    print(f"  {len(frame)} runs, {frame['workload'].nunique()} workloads, sha256 {data_hash[:16]}...", flush=True)
+
+    print("leave-one-workload-out cross-validation (learned, log-linear, analytic)", flush=True)
+    oof = cross_validate(frame, cfg, log=lambda s: print(s, flush=True))
+    metrics = metric_table(frame, oof)
+    per_workload = per_workload_table(frame, oof)
+    aim_rows = aims(metrics)
+
+    print("fitting the final models on all runs", flush=True)
+    out_dir: Path = args.models_dir / args.version
+    tmp_dir = args.models_dir / f".{args.version}.tmp"
+    if tmp_dir.exists():
+        shutil.rmtree(tmp_dir)
+    tmp_dir.mkdir(parents=True)
+    targets, offsets = fit_final(frame, oof.median["learned"], cfg, tmp_dir)
+
+    card: dict[str, Any] = {
+        "name": MODEL_NAME,
+        "version": args.version,
+        "command": command,
+        "seed": cfg.seed,
+        "train_config": asdict(cfg),
+        "data": {
+            "file": str(data_path.name),
+            "sha256": data_hash,
+            "rows": len(frame),
+            "workloads": sorted(str(w) for w in frame["workload"].unique()),
+            "runs_per_technique": {str(k): int(v) for k, v in frame["technique"].value_counts().sort_index().items()},
+        },
+        "feature_schema_hash": schema_hash(),
+        "feature_schema": schema_document(),
+        "targets": targets,
+        "intervals": {"kind": INTERVAL_KIND, "nominal_coverage": 0.8, "offsets": offsets},
+        "evaluation": "leave one workload out; metrics over all out-of-fold runs per technique and target",
+        "metrics": metrics,
+        "per_workload_precopy_time": per_workload,
+        "aims": aim_rows,
+        "libraries": library_versions(),
+    }
+    (tmp_dir / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    card_md = render_card(card, command)
+    (tmp_dir / "card.md").write_text(card_md)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp_dir.rename(out_dir)
+    size_kib = sum(p.stat().st_size for p in out_dir.iterdir()) / 1024
+    print(f"wrote {out_dir} ({size_kib:.0f} KiB)", flush=True)
+    if not args.no_activate:
+        active = args.models_dir / "ACTIVE"
+        tmp_active = args.models_dir / ".ACTIVE.tmp"
+        tmp_active.write_text(args.version + "\n")
+        tmp_active.replace(active)
+        print(f"{active} -> {args.version}", flush=True)
+    if args.docs:
+        docs = Path(args.docs)
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        page = docs_page(card, command)
+        old = docs.read_text() if docs.exists() else ""
+        if POLICY_BEGIN in old:  # keep the section written by training.evaluate_policy
+            page = page.rstrip("\n") + "\n\n" + POLICY_BEGIN + old.split(POLICY_BEGIN, 1)[1]
+        docs.write_text(page)
+        print(f"wrote {args.docs}", flush=True)
+
+    print()
+    print(render_tables(metrics, per_workload, aim_rows))
+    print(f"done in {time.monotonic() - started:.0f} s", flush=True)
+    return 0
+
+
+def docs_page(card: Mapping[str, Any], command: str) -> str:
+    return f"""# The learned cost model
+
+Generated by `{command}` (do not edit by hand; rerun the command). The model card of the active version is
+`models/cost/{card['version']}/card.md`; its JSON twin holds every figure below.
+
+{render_card(card, command).split(chr(10), 1)[1]}
+## Where the aims are missed, and why
+
+- The four production inputs do not identify a workload's hot working set. The analytic model is right to ~5%
+  at the median (it is exact while the guest dirties little) and far off in the tail, where real guests re-dirty
+  the same pages and the geometric model over-counts; how far off depends on the workload. On a workload the
+  model never saw, the learned correction cuts the analytic model's tail (plain pre-copy MAPE) but its median
+  APE stays above the analytic's, and no pre-copy technique reaches 8% total-time MAPE or 2x the log-linear
+  baseline. The mem and dacapo workloads carry most of the error (table above).
+- Monotone constraints cost accuracy: LightGBM refuses them with quantile objectives, and the constrained
+  time/data models cannot follow the analytic model's over-estimate at high dirty rates as freely. In the
+  exploration runs an unconstrained residual model (log(actual/analytic)) scored plain pre-copy 17.6% MAPE /
+  5.9% median APE and compressed pre-copy 41% (vs 18.1% / 6.8% and 53% here). The guarantee was kept, because the
+  technique policy and operators rely on "busier never looks cheaper".
+- precopy_compress is CPU-bound (its time does not follow bandwidth) and the analytic model is wrong by 2-10x
+  for it; the learned model is worse than log-linear there. Post-copy time is within 2% but log-linear (0.3%) is
+  better: the joint model spends capacity on pre-copy.
+- Intervals cover 73% of unseen-workload runs for time and data against 80% nominal: errors on a new workload
+  are larger than on the others. Downtime intervals cover about 80%.
+"""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
