@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from advisor.api.client import AdvisorClient, ClientError
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.config import ConfigError, Settings, load_settings
+from advisor.domain.errors import AdvisorError
 from advisor.tables import table
 
 EXAMPLE = Path(__file__).parent / "examples" / "cluster.json"
@@ -341,6 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"advisor: configuration: {error}", file=sys.stderr)
         return 2
+    except AdvisorError as error:
+        print(f"advisor: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
