@@ -1,0 +1,192 @@
+"""The migration monitor as a pure step function: `step(state, progress, now_ms, plan) -> (state, actions)`.
+
+The executor's loop only polls job statistics, calls `step`, applies the actions and sleeps; every decision is
+here, so the policy is tested with tables of data. Rules kept from Nova's libvirt driver and KubeVirt:
+
+- once in post-copy, never abort: the guest's memory is split between the hosts and would be lost;
+- if monitoring itself fails, abort the job (unless in post-copy) rather than lose track of it;
+- raise the allowed downtime in steps while pre-copy does not converge (a ramp, as Nova and oVirt do);
+- switch to post-copy early when the plan says so or when observed progress says pre-copy will not converge
+  (the dirty rate keeps up with the transfer rate, or the remaining memory stops shrinking);
+- at the deadline, force completion by post-copy where allowed, else abort.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+
+class Phase(enum.StrEnum):
+    QUEUED = "queued"
+    PRECOPY = "precopy"
+    POSTCOPY = "postcopy"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+    @property
+    def final(self) -> bool:
+        return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.ABORTED)
+
+
+@dataclass(frozen=True)
+class MonitorPlan:
+    """What the monitor may do for one migration; derived from the recommendation's MigrationParameters."""
+
+    max_downtime_ms: float
+    deadline_ms: float
+    postcopy_allowed: bool
+    # Planned switch to post-copy after this long in pre-copy; None never switches by plan.
+    postcopy_after_ms: float | None = None
+    # The ramp starts here and climbs to max_downtime_ms in `downtime_steps` steps, one per pre-copy round.
+    initial_downtime_ms: float = 0.0
+    downtime_steps: int = 4
+    # Pre-copy is judged not to converge when, from this round on, the dirty rate stays above this share of the
+    # transfer rate for `stall_rounds` consecutive rounds, or the remaining memory does not shrink for as long.
+    judge_from_round: int = 3
+    dirty_to_transfer_limit: float = 0.9
+    stall_rounds: int = 3
+
+    def downtime_at(self, step: int) -> float:
+        start = self.initial_downtime_ms or self.max_downtime_ms
+        if self.downtime_steps <= 0 or start >= self.max_downtime_ms:
+            return self.max_downtime_ms
+        frac = min(step, self.downtime_steps) / self.downtime_steps
+        return start + (self.max_downtime_ms - start) * frac
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One poll of the job statistics. Rates in MiB/s, memory in MiB."""
+
+    elapsed_ms: float
+    memory_total_mib: float
+    memory_remaining_mib: float
+    dirty_rate_mib_s: float
+    transfer_rate_mib_s: float
+    iteration: int
+    in_postcopy: bool = False
+    expected_downtime_ms: float = 0.0
+    autoconverge_throttle_pct: float = 0.0
+    postcopy_requests: int = 0
+
+
+@dataclass(frozen=True)
+class MonitorState:
+    phase: Phase = Phase.PRECOPY
+    downtime_step: int = 0
+    last_iteration: int = 0
+    # Consecutive judged rounds where pre-copy did not gain.
+    losing_rounds: int = 0
+    best_remaining_mib: float = float("inf")
+    postcopy_requested: bool = False
+    abort_requested: bool = False
+    monitoring_failures: int = 0
+
+
+# -- actions: a small closed set ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetDowntime:
+    downtime_ms: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class StartPostcopy:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Abort:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something worth recording on the migration's timeline."""
+
+    message: str
+
+
+Action = SetDowntime | StartPostcopy | Abort | Note
+
+
+def start(plan: MonitorPlan) -> tuple[MonitorState, list[Action]]:
+    """The state and actions at the start of a migration: set the first downtime of the ramp."""
+    first = plan.downtime_at(0)
+    return MonitorState(), [SetDowntime(first, f"initial allowed downtime {first:.0f} ms")]
+
+
+def _switch_or_abort(state: MonitorState, plan: MonitorPlan, why: str) -> tuple[MonitorState, list[Action]]:
+    if plan.postcopy_allowed:
+        if state.postcopy_requested:
+            return state, []
+        return replace(state, postcopy_requested=True), [StartPostcopy(why)]
+    if state.abort_requested:
+        return state, []
+    return replace(state, abort_requested=True), [Abort(why)]
+
+
+def step(
+    state: MonitorState, progress: Progress | None, now_ms: float, plan: MonitorPlan
+) -> tuple[MonitorState, list[Action]]:
+    """Decide what to do after one poll. `progress` is None when polling failed; `now_ms` is time since start."""
+    if state.phase.final:
+        return state, []
+    if progress is None:
+        failures = state.monitoring_failures + 1
+        state = replace(state, monitoring_failures=failures)
+        if state.phase is Phase.POSTCOPY:
+            return state, [Note(f"monitoring failed ({failures}x) during post-copy; never aborting post-copy")]
+        if state.abort_requested:
+            return state, []
+        return replace(state, abort_requested=True), [Abort("monitoring failed: aborting rather than lose track")]
+    state = replace(state, monitoring_failures=0)
+
+    if progress.in_postcopy:
+        if state.phase is not Phase.POSTCOPY:
+            return replace(state, phase=Phase.POSTCOPY), [Note("in post-copy: the guest runs on the target")]
+        return state, []
+
+    actions: list[Action] = []
+    if plan.deadline_ms and now_ms >= plan.deadline_ms:
+        state, forced = _switch_or_abort(state, plan, f"deadline {plan.deadline_ms / 1000:.0f} s reached")
+        return state, forced
+    if plan.postcopy_after_ms is not None and now_ms >= plan.postcopy_after_ms and not state.postcopy_requested:
+        return _switch_or_abort(state, plan, f"planned switch to post-copy after {plan.postcopy_after_ms / 1000:.1f} s")
+
+    if progress.iteration > state.last_iteration:
+        # A new pre-copy round: judge the last one, advance the downtime ramp.
+        losing = state.losing_rounds
+        if progress.iteration >= plan.judge_from_round:
+            keeping_up = progress.dirty_rate_mib_s >= plan.dirty_to_transfer_limit * progress.transfer_rate_mib_s
+            shrinking = progress.memory_remaining_mib < 0.9 * state.best_remaining_mib
+            losing = losing + 1 if (keeping_up or not shrinking) else 0
+        state = replace(
+            state,
+            last_iteration=progress.iteration,
+            losing_rounds=losing,
+            best_remaining_mib=min(state.best_remaining_mib, progress.memory_remaining_mib),
+        )
+        if state.downtime_step < plan.downtime_steps and progress.iteration >= 2:
+            state = replace(state, downtime_step=state.downtime_step + 1)
+            downtime = plan.downtime_at(state.downtime_step)
+            why = f"round {progress.iteration}: allowed downtime raised to {downtime:.0f} ms"
+            actions.append(SetDowntime(downtime, why))
+        if losing >= plan.stall_rounds and plan.postcopy_allowed and not state.postcopy_requested:
+            rate = f"{progress.dirty_rate_mib_s:.0f} MiB/s dirtied vs {progress.transfer_rate_mib_s:.0f} MiB/s sent"
+            state, switch = _switch_or_abort(
+                state, plan, f"pre-copy will not converge ({losing} rounds without progress; {rate})"
+            )
+            actions += switch
+    return state, actions
+
+
+def finish(state: MonitorState, succeeded: bool, aborted_by_us: bool) -> MonitorState:
+    """The final phase once the job ended: aborted when we asked for it, failed when it ended otherwise."""
+    if succeeded:
+        return replace(state, phase=Phase.SUCCEEDED)
+    return replace(state, phase=Phase.ABORTED if aborted_by_us else Phase.FAILED)
