@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from advisor.api.server import RunningServer, start_server
 from advisor.config import Settings
+from advisor.execution.executor import ConcurrencyLimits
+from advisor.execution.libvirt_adapter import LibvirtHypervisor
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.learned import load_cost_predictor
 from advisor.ml.predictor import CostPredictor
@@ -64,6 +66,8 @@ class App:
         if self.server is not None:
             self.server.stop(self.settings.grace_s)
             self.server = None
+        if self.service.executor is not None:
+            self.service.executor.stop()
         if self.metrics_http is not None:
             self.metrics_http.shutdown()
             self.metrics_http.server_close()
@@ -80,6 +84,12 @@ def build_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> 
         log.warning("cost model fallback", extra={"reason": predictor.model.fallback_reason})
     service = AdvisorService(
         store, predictor, metrics, clock=clock, samples_per_entity=settings.samples_per_entity
+    )
+    service.attach_executor(
+        LibvirtHypervisor,
+        limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
+                                 settings.max_migrations_per_target),
+        poll_interval_s=settings.poll_interval_s,
     )
     return App(settings, store, service, metrics)
 

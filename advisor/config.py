@@ -36,6 +36,12 @@ class Settings:
     max_message_mib: int = 16
     # Recent samples kept per host and per VM.
     samples_per_entity: int = 120
+    # Migrations at once in the cluster, out of one host, into one host (KubeVirt's defaults).
+    max_migrations: int = 5
+    max_migrations_per_source: int = 2
+    max_migrations_per_target: int = 2
+    # Seconds between polls of a running migration (Nova polls every 0.5 s).
+    poll_interval_s: float = 0.5
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -33,3 +33,27 @@ class AdvisorMetrics:
             "advisor_recommendation_decisions", "Approvals and rejections", ["decision"], registry=registry
         )
         self.cost_model = Info("advisor_cost_model", "The cost model in use", registry=registry)
+        self.migrations = Counter(
+            "advisor_migrations", "Migrations ended, by technique and outcome", ["technique", "outcome"],
+            registry=registry,
+        )
+        self.migration_seconds = Histogram(
+            "advisor_migration_duration_seconds", "Total time of successful migrations", ["technique"],
+            registry=registry, buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+        )
+        self.prediction_ratio = Histogram(
+            "advisor_migration_actual_to_predicted", "Actual over predicted median, per quantity", ["quantity"],
+            registry=registry, buckets=(0.25, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2, 4),
+        )
+        self.migration_remaining_mib = Gauge(
+            "advisor_migration_remaining_mib", "Memory still to copy, per migrating VM", ["vm"], registry=registry
+        )
+        self.migration_dirty_rate = Gauge(
+            "advisor_migration_dirty_rate_mib_s", "Dirty rate during migration, per VM", ["vm"], registry=registry
+        )
+        self.migration_transfer_rate = Gauge(
+            "advisor_migration_transfer_rate_mib_s", "Transfer rate, per migrating VM", ["vm"], registry=registry
+        )
+        self.migration_iteration = Gauge(
+            "advisor_migration_iteration", "Pre-copy round, per migrating VM", ["vm"], registry=registry
+        )

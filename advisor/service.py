@@ -7,10 +7,11 @@ one transaction, then applied in memory, so a rejected or failed batch leaves no
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from advisor.domain import validation
 from advisor.domain.cluster import Cluster, InventoryChange
@@ -28,6 +29,10 @@ from advisor.domain.model import (
     Vm,
     VmSample,
 )
+from advisor.execution.executor import Executor, HostEndpoint
+from advisor.execution.hypervisor import Hypervisor, MigrationTarget
+from advisor.execution.monitor import Phase, Progress
+from advisor.execution.records import MigrationRecord
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.predictor import CostPredictor
 from advisor.planning.placement import HostLoad, PlacementPolicy, VmDemand, rank_targets
@@ -122,6 +127,98 @@ class AdvisorService:
              "fallback_reason": predictor.model.fallback_reason}
         )
         self._update_gauges()
+        self.executor: Executor | None = None
+
+    def attach_executor(self, hypervisor_for: Callable[[str], Hypervisor], **options: object) -> Executor:
+        """Enable execution: `hypervisor_for(uri)` opens a hypervisor connection (the libvirt adapter in
+        production). Unfinished operations of a previous run are reconciled at once."""
+
+        def endpoint(host_id: str) -> HostEndpoint:
+            with self._lock:
+                host = self._cluster.hosts.get(host_id)
+            if host is None:
+                raise NotFound("host_id", "host", host_id)
+            if not host.hypervisor_uri:
+                raise FailedPrecondition(f"host {host_id!r} has no hypervisor_uri: cannot execute on it")
+            uri = host.hypervisor_uri
+            return HostEndpoint(lambda: hypervisor_for(uri), MigrationTarget(uri, host.migration_address))
+
+        self.executor = Executor(self._store, endpoint, self, clock=self._clock, **options)  # type: ignore[arg-type]
+        self.executor.start()
+        return self.executor
+
+    # -- execution -----------------------------------------------------------------------------------------
+
+    def _require_executor(self) -> Executor:
+        if self.executor is None:
+            raise FailedPrecondition("execution is not enabled on this advisor (no hypervisor access configured)")
+        return self.executor
+
+    def execute(self, rec_id: str, actor: str) -> MigrationRecord:
+        """Start an approved recommendation. Idempotent: a second call returns the same operation."""
+        executor = self._require_executor()
+        with self._lock:
+            rec = self.get_recommendation(rec_id)
+            if rec.state not in (RecommendationState.APPROVED, RecommendationState.EXECUTING,
+                                 RecommendationState.SUCCEEDED, RecommendationState.FAILED):
+                raise FailedPrecondition(f"recommendation {rec_id} is {rec.state}: only approved ones are executed")
+            if len(rec.moves) != 1:
+                raise FailedPrecondition(f"recommendation {rec_id} has {len(rec.moves)} moves; plans execute later")
+            record = executor.submit(rec.id, rec.moves[0], actor=actor)
+            if rec.state is RecommendationState.APPROVED:
+                self._store.save_recommendation(replace(rec, state=RecommendationState.EXECUTING))
+        return record
+
+    def operation(self, operation_id: str) -> MigrationRecord:
+        validation.check_id(operation_id, "operation_id")
+        return self._require_executor().get(operation_id)
+
+    def abort(self, operation_id: str, reason: str) -> MigrationRecord:
+        validation.check_id(operation_id, "operation_id")
+        validation.check_text(reason, "reason", 2048)
+        return self._require_executor().abort(operation_id, reason)
+
+    def watch(self, operation_id: str) -> Iterator[tuple[MigrationRecord, Progress | None]]:
+        validation.check_id(operation_id, "operation_id")
+        return self._require_executor().watch(operation_id)
+
+    # ExecutionObserver
+    def progress(self, record: MigrationRecord, progress: Progress) -> None:
+        m = self._metrics
+        m.migration_remaining_mib.labels(record.vm_id).set(progress.memory_remaining_mib)
+        m.migration_dirty_rate.labels(record.vm_id).set(progress.dirty_rate_mib_s)
+        m.migration_transfer_rate.labels(record.vm_id).set(progress.transfer_rate_mib_s)
+        m.migration_iteration.labels(record.vm_id).set(progress.iteration)
+
+    def finished(self, record: MigrationRecord) -> None:
+        m = self._metrics
+        technique = record.parameters.technique.value
+        m.migrations.labels(technique, record.phase.value).inc()
+        for gauge in (m.migration_remaining_mib, m.migration_dirty_rate, m.migration_transfer_rate,
+                      m.migration_iteration):
+            with contextlib.suppress(KeyError):  # never polled, e.g. aborted while queued
+                gauge.remove(record.vm_id)
+        outcome = record.outcome
+        if record.phase is Phase.SUCCEEDED and outcome is not None:
+            m.migration_seconds.labels(technique).observe(outcome.total_time_ms / 1000)
+            predicted = record.predicted
+            for target, actual, median in (
+                ("total_time", outcome.total_time_ms, predicted.total_time_ms.median),
+                ("downtime", outcome.downtime_ms, predicted.downtime_ms.median),
+                ("transferred", outcome.transferred_mib, predicted.transferred_mib.median),
+            ):
+                if median > 0 and actual > 0:
+                    m.prediction_ratio.labels(target).observe(actual / median)
+        with self._lock:
+            rec = self._store.get_recommendation(record.recommendation_id)
+            if rec is not None:
+                state = RecommendationState.SUCCEEDED if record.phase is Phase.SUCCEEDED else RecommendationState.FAILED
+                self._store.save_recommendation(replace(rec, state=state))
+            vm = self._cluster.vms.get(record.vm_id)
+            if record.phase is Phase.SUCCEEDED and vm is not None and record.target_host_id in self._cluster.hosts:
+                change = InventoryChange(vms=(replace(vm, host_id=record.target_host_id),))
+                self._store.apply_inventory(change)
+                self._cluster.apply(change)
 
     def _update_gauges(self) -> None:
         self._metrics.inventory.labels("host").set(len(self._cluster.hosts))

@@ -25,6 +25,8 @@ from advisor.domain.model import (
     Vm,
     VmSample,
 )
+from advisor.execution.monitor import Phase, Progress
+from advisor.execution.records import MigrationRecord
 from advisor.service import HostView, VmView
 
 # -- in ------------------------------------------------------------------------------------------------------
@@ -64,6 +66,7 @@ def host_from_pb(m: pb.Host) -> Host:
         in_maintenance=m.in_maintenance,
         network_bandwidth_mib_s=m.network_bandwidth_mib_s or DEFAULT_NETWORK_BANDWIDTH_MIB_S,
         hypervisor_uri=m.hypervisor_uri,
+        migration_address=m.migration_address,
         idle_power_w=m.idle_power_w,
         max_power_w=m.max_power_w,
     )
@@ -137,7 +140,8 @@ def host_to_pb(h: Host) -> pb.Host:
     return pb.Host(
         id=h.id, cpu_cores=h.cpu_cores, memory_mib=h.memory_mib, cpu_model=h.cpu_model, labels=dict(h.labels),
         in_maintenance=h.in_maintenance, network_bandwidth_mib_s=h.network_bandwidth_mib_s,
-        hypervisor_uri=h.hypervisor_uri, idle_power_w=h.idle_power_w, max_power_w=h.max_power_w,
+        hypervisor_uri=h.hypervisor_uri, migration_address=h.migration_address, idle_power_w=h.idle_power_w,
+        max_power_w=h.max_power_w,
     )
 
 
@@ -245,4 +249,42 @@ def recommendation_to_pb(r: Recommendation) -> pb.Recommendation:
     )
     if r.decided_at_s is not None:
         msg.decide_time.CopyFrom(timestamp(r.decided_at_s))
+    return msg
+
+
+_PHASES = {
+    Phase.QUEUED: pb.MIGRATION_PHASE_QUEUED,
+    Phase.PRECOPY: pb.MIGRATION_PHASE_PRECOPY,
+    Phase.POSTCOPY: pb.MIGRATION_PHASE_POSTCOPY,
+    Phase.SUCCEEDED: pb.MIGRATION_PHASE_SUCCEEDED,
+    Phase.FAILED: pb.MIGRATION_PHASE_FAILED,
+    Phase.ABORTED: pb.MIGRATION_PHASE_ABORTED,
+}
+
+
+def operation_to_pb(r: MigrationRecord) -> pb.Operation:
+    msg = pb.Operation(
+        operation_id=r.operation_id, recommendation_id=r.recommendation_id, phase=_PHASES[r.phase],
+        predicted_cost=cost_to_pb(r.predicted), create_time=timestamp(r.created_at_s), message=r.message,
+    )
+    if r.outcome is not None:
+        o = r.outcome
+        msg.outcome.CopyFrom(pb.MigrationOutcome(
+            total_time_ms=o.total_time_ms, downtime_ms=o.downtime_ms, transferred_mib=o.transferred_mib,
+            iterations=o.iterations, postcopy_requests=o.postcopy_requests,
+        ))
+    return msg
+
+
+def progress_to_pb(r: MigrationRecord, p: Progress | None) -> pb.MigrationProgress:
+    msg = pb.MigrationProgress(operation_id=r.operation_id, vm_id=r.vm_id, phase=_PHASES[r.phase], message=r.message)
+    if p is not None:
+        msg.elapsed_ms = p.elapsed_ms
+        msg.memory_total_mib = p.memory_total_mib
+        msg.memory_remaining_mib = p.memory_remaining_mib
+        msg.dirty_rate_mib_s = p.dirty_rate_mib_s
+        msg.transfer_rate_mib_s = p.transfer_rate_mib_s
+        msg.iteration = p.iteration
+        msg.expected_downtime_ms = p.expected_downtime_ms
+        msg.autoconverge_throttle_pct = round(p.autoconverge_throttle_pct)
     return msg

@@ -14,7 +14,6 @@ from advisor.domain.errors import InvalidArgument, NotFound, NotImplementedYet
 from advisor.metrics import AdvisorMetrics
 from advisor.service import AdvisorService
 
-MIGRATION_ISSUE = "the execution release (issue 4: execute and watch live migrations through libvirt)"
 PLANNING_ISSUE = "the cluster-planning release (rebalance, consolidate, drain)"
 
 
@@ -152,18 +151,28 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
 class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
     @rpc(_metrics)
     def ExecuteMigration(self, request: pb.ExecuteMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
-        raise NotImplementedYet("ExecuteMigration", MIGRATION_ISSUE)
+        return convert.operation_to_pb(self.service.execute(request.recommendation_id, request.actor))
 
     @rpc(_metrics)
     def WatchMigration(
         self, request: pb.WatchMigrationRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.MigrationProgress]:
-        raise NotImplementedYet("WatchMigration", MIGRATION_ISSUE)
+        events = self.service.watch(request.operation_id)
+        first = next(events)  # errors such as NOT_FOUND surface here, inside the error mapping
+
+        def stream() -> Iterator[pb.MigrationProgress]:
+            yield convert.progress_to_pb(*first)
+            for record, progress in events:
+                if not context.is_active():
+                    return
+                yield convert.progress_to_pb(record, progress)
+
+        return stream()
 
     @rpc(_metrics)
     def AbortMigration(self, request: pb.AbortMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
-        raise NotImplementedYet("AbortMigration", MIGRATION_ISSUE)
+        return convert.operation_to_pb(self.service.abort(request.operation_id, request.reason))
 
     @rpc(_metrics)
     def GetMigration(self, request: pb.GetMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
-        raise NotImplementedYet("GetMigration", MIGRATION_ISSUE)
+        return convert.operation_to_pb(self.service.operation(request.operation_id))

@@ -48,6 +48,7 @@ class Host:
     # Bandwidth of the host's migration network; the slower end of a pair bounds a migration.
     network_bandwidth_mib_s: float = DEFAULT_NETWORK_BANDWIDTH_MIB_S
     hypervisor_uri: str = ""
+    migration_address: str = ""
     idle_power_w: float = 0.0
     max_power_w: float = 0.0
 

@@ -77,6 +77,7 @@ def check_host(host: Host, field: str) -> None:
         low_inclusive=False,
     )
     check_text(host.hypervisor_uri, f"{field}.hypervisor_uri", 1024)
+    check_text(host.migration_address, f"{field}.migration_address")
     check_number(host.idle_power_w, f"{field}.idle_power_w", low=0, high=MAX_POWER_W)
     check_number(host.max_power_w, f"{field}.max_power_w", low=0, high=MAX_POWER_W)
     if host.max_power_w and host.idle_power_w > host.max_power_w:

@@ -16,6 +16,9 @@ from advisor.domain.model import (
     RecommendationState,
     Technique,
 )
+from advisor.execution.hypervisor import MigrationResult
+from advisor.execution.monitor import Phase
+from advisor.execution.records import MigrationRecord, TimelineEntry
 
 
 def encode(value: Any) -> Any:
@@ -69,6 +72,25 @@ def decode_move(d: dict[str, Any]) -> Move:
             HostAssessment(host_id, tuple(rejections), score, cpu_after, memory_after)
             for host_id, rejections, score, cpu_after, memory_after in d["assessments"]
         ),
+    )
+
+
+def decode_migration(d: dict[str, Any]) -> MigrationRecord:
+    outcome = d["outcome"]
+    return MigrationRecord(
+        operation_id=d["operation_id"],
+        recommendation_id=d["recommendation_id"],
+        vm_id=d["vm_id"],
+        source_host_id=d["source_host_id"],
+        target_host_id=d["target_host_id"],
+        parameters=decode_parameters(d["parameters"]),
+        predicted=decode_cost(d["predicted"]),
+        created_at_s=d["created_at_s"],
+        phase=Phase(d["phase"]),
+        timeline=tuple(TimelineEntry(e["at_ms"], Phase(e["phase"]), e["message"]) for e in d["timeline"]),
+        outcome=None if outcome is None else MigrationResult(**outcome),
+        finished_at_s=d["finished_at_s"],
+        actor=d["actor"],
     )
 
 

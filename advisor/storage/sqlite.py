@@ -15,7 +15,8 @@ from pathlib import Path
 
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import Host, Recommendation, RecommendationState, Vm
-from advisor.storage.codec import decode_recommendation, encode
+from advisor.execution.records import MigrationRecord
+from advisor.storage.codec import decode_migration, decode_recommendation, encode
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -29,6 +30,14 @@ CREATE TABLE IF NOT EXISTS recommendations (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS recommendations_by_time ON recommendations (created_at_s DESC, id DESC);
+CREATE TABLE IF NOT EXISTS migrations (
+    operation_id TEXT PRIMARY KEY,
+    -- one execution per recommendation, enforced here so that a retried request never starts a second one
+    recommendation_id TEXT NOT NULL UNIQUE,
+    phase TEXT NOT NULL,
+    created_at_s REAL NOT NULL,
+    body TEXT NOT NULL
+);
 """
 
 
@@ -132,3 +141,41 @@ class SqliteStore:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [decode_recommendation(json.loads(b)) for (b,) in rows]
+
+    # -- migrations ----------------------------------------------------------------------------------------
+
+    def insert_migration(self, record: MigrationRecord) -> MigrationRecord:
+        """Store a new operation, or return the one already stored for the same recommendation."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT body FROM migrations WHERE recommendation_id = ?", (record.recommendation_id,)
+            ).fetchone()
+            if row is not None:
+                return decode_migration(json.loads(row[0]))
+            db.execute(
+                "INSERT INTO migrations (operation_id, recommendation_id, phase, created_at_s, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (record.operation_id, record.recommendation_id, record.phase.value, record.created_at_s,
+                 json.dumps(encode(record))),
+            )
+        return record
+
+    def save_migration(self, record: MigrationRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE migrations SET phase = ?, body = ? WHERE operation_id = ?",
+                (record.phase.value, json.dumps(encode(record)), record.operation_id),
+            )
+
+    def get_migration(self, operation_id: str) -> MigrationRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM migrations WHERE operation_id = ?", (operation_id,)).fetchone()
+        return None if row is None else decode_migration(json.loads(row[0]))
+
+    def unfinished_migrations(self) -> list[MigrationRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM migrations WHERE phase NOT IN ('succeeded', 'failed', 'aborted') "
+                "ORDER BY created_at_s"
+            ).fetchall()
+        return [decode_migration(json.loads(b)) for (b,) in rows]

@@ -146,31 +146,46 @@ def test_review_approve_reject_and_list(loaded: tuple[App, AdvisorClient]) -> No
     assert caught.value.code == "NOT_FOUND"
 
 
-@pytest.mark.parametrize(
-    ("method", "request_msg"),
-    [
-        ("PlanCluster", pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_DRAIN, host_id="hv-a")),
-        ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id="x")),
-        ("AbortMigration", pb.AbortMigrationRequest(operation_id="x")),
-        ("GetMigration", pb.GetMigrationRequest(operation_id="x")),
-    ],
-)
-def test_later_capabilities_answer_unimplemented_saying_when(
-    loaded: tuple[App, AdvisorClient], method: str, request_msg: object
-) -> None:
+def test_cluster_planning_answers_unimplemented_saying_when(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
-    stub = client.recommendations if method == "PlanCluster" else client.migrations
     with pytest.raises(ClientError) as caught:
-        client.call(getattr(stub, method), request_msg)
+        client.call(client.recommendations.PlanCluster, pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_DRAIN))
     assert caught.value.code == "UNIMPLEMENTED"
     assert "planned in" in caught.value.details
 
 
-def test_watch_is_unimplemented_too(loaded: tuple[App, AdvisorClient]) -> None:
+def test_execution_refuses_what_it_cannot_run(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
-    with pytest.raises(grpc.RpcError) as caught:
-        list(client.migrations.WatchMigration(pb.WatchMigrationRequest(operation_id="x"), timeout=10))
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
+    cases = [
+        ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id="nope"), "NOT_FOUND", "recommendation"),
+        ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id=rec.id), "FAILED_PRECONDITION",
+         "only approved ones"),
+        ("AbortMigration", pb.AbortMigrationRequest(operation_id="nope"), "NOT_FOUND", "operation"),
+        ("GetMigration", pb.GetMigrationRequest(operation_id="bad id!"), "INVALID_ARGUMENT", "operation_id"),
+    ]
+    for method, request_msg, code, fragment in cases:
+        with pytest.raises(ClientError) as caught:
+            client.call(getattr(client.migrations, method), request_msg)
+        assert (caught.value.code, fragment in caught.value.details) == (code, True), caught.value
+    with pytest.raises(grpc.RpcError) as raised:
+        list(client.migrations.WatchMigration(pb.WatchMigrationRequest(operation_id="nope"), timeout=10))
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_an_unreachable_hypervisor_fails_the_operation_and_says_why(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
+    client.decide(rec.id, True, "alice", "")
+    op = client.call(client.migrations.ExecuteMigration, pb.ExecuteMigrationRequest(recommendation_id=rec.id))
+    again = client.call(client.migrations.ExecuteMigration, pb.ExecuteMigrationRequest(recommendation_id=rec.id))
+    assert again.operation_id == op.operation_id  # never two migrations for one recommendation
+    events = list(client.migrations.WatchMigration(pb.WatchMigrationRequest(operation_id=op.operation_id),
+                                                   timeout=60))
+    assert events[-1].phase == pb.MIGRATION_PHASE_FAILED
+    final = client.call(client.migrations.GetMigration, pb.GetMigrationRequest(operation_id=op.operation_id))
+    assert final.phase == pb.MIGRATION_PHASE_FAILED and "cannot" in final.message
+    assert client.get_recommendation(rec.id).state == pb.RECOMMENDATION_STATE_FAILED
 
 
 def test_health_and_reflection_serve_grpcurl(loaded: tuple[App, AdvisorClient]) -> None:

@@ -1,0 +1,89 @@
+"""What the advisor needs from a hypervisor host, named for intent. The libvirt adapter implements it; tests of
+pure logic can use a fake, but migrations are only claimed to work against real libvirt daemons (the lab)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from advisor.domain.model import MigrationParameters
+from advisor.execution.monitor import Progress
+
+
+class HypervisorError(Exception):
+    """A hypervisor call failed; the message carries the hypervisor's own words."""
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    uuid: str
+    hostname: str
+    cpu_cores: int
+    memory_mib: int
+    cpu_model: str
+
+
+@dataclass(frozen=True)
+class GuestFacts:
+    name: str
+    uuid: str
+    memory_mib: int
+    vcpus: int
+    running: bool
+    # True while the guest is paused on this host because it moved on in post-copy or is being migrated in.
+    migrating: bool = False
+
+
+@dataclass(frozen=True)
+class MigrationTarget:
+    """Where a guest goes: the target's hypervisor URI, and the address its QEMU listens on for the memory
+    stream (empty: the hypervisor picks)."""
+
+    uri: str
+    migration_address: str = ""
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """The final figures of a migration, from the hypervisor's completion event (or the last poll)."""
+
+    succeeded: bool
+    error: str = ""
+    total_time_ms: float = 0.0
+    downtime_ms: float = 0.0
+    transferred_mib: float = 0.0
+    iterations: int = 0
+    postcopy_requests: int = 0
+
+
+class Hypervisor(Protocol):
+    """One hypervisor host."""
+
+    @property
+    def uri(self) -> str: ...
+
+    def host_facts(self) -> HostFacts: ...
+
+    def guests(self) -> list[GuestFacts]: ...
+
+    def measure_dirty_rate(self, guest: str, seconds: int = 1) -> float:
+        """MiB/s the guest dirtied over `seconds`; refuses while the guest migrates (it would disturb it)."""
+        ...
+
+    def migrate(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
+        """Run a live migration to the end (blocking); steer it meanwhile from another thread."""
+        ...
+
+    def progress(self, guest: str) -> Progress | None:
+        """The running migration's progress; None when no migration job runs."""
+        ...
+
+    def set_max_downtime(self, guest: str, downtime_ms: float) -> None: ...
+
+    def set_max_speed(self, guest: str, mib_s: float) -> None: ...
+
+    def start_postcopy(self, guest: str) -> None: ...
+
+    def abort(self, guest: str) -> None: ...
+
+    def close(self) -> None: ...
