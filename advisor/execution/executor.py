@@ -290,6 +290,8 @@ class Executor:
         started = time.monotonic()
         migrate.start()
         state = self._watch(live, source, plan, state, started, migrate.is_alive)
+        if self._stopping.is_set():
+            return  # the migration goes on in the hypervisors; the next start reconciles it
         migrate.join()
         result = outcome[0] if outcome else MigrationResult(False, error="migrate call died")
         self._conclude(live, source, state, result)
