@@ -122,7 +122,7 @@ def move(vm: str, src: str, dst: str) -> Move:
     return Move(vm, src, dst, params, COST, ())
 
 
-def make(world: World, limits: ConcurrencyLimits = ConcurrencyLimits()) -> tuple[Executor, MemoryStore, Observer]:
+def make(world: World, limits: ConcurrencyLimits | None = None) -> tuple[Executor, MemoryStore, Observer]:
     hosts: dict[str, FakeHost] = {}
 
     def endpoint(host_id: str) -> HostEndpoint:
@@ -132,7 +132,7 @@ def make(world: World, limits: ConcurrencyLimits = ConcurrencyLimits()) -> tuple
         return HostEndpoint(lambda: host, MigrationTarget(f"fake://{host_id}"))
 
     store, observer = MemoryStore(), Observer()
-    executor = Executor(store, endpoint, observer, limits=limits, poll_interval_s=0.01)
+    executor = Executor(store, endpoint, observer, limits=limits or ConcurrencyLimits(), poll_interval_s=0.01)
     executor.start()
     return executor, store, observer
 
