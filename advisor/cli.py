@@ -123,9 +123,18 @@ def _hosts_table(client: AdvisorClient) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from advisor import logs
-    from advisor.app import build_app
 
     logs.configure("warning", "text")
+    if args.example is None:
+        from advisor import demo
+
+        return demo.run(args.lab_root, args.data_dir, keep_lab=args.keep_lab)
+    return _example_demo(args)
+
+
+def _example_demo(args: argparse.Namespace) -> int:
+    from advisor.app import build_app
+
     example = json.loads(args.example.read_text())
     settings = Settings(listen="127.0.0.1:0", data_dir=args.data_dir, metrics_listen="",
                         models_dir=args.models_dir or Settings().models_dir)
@@ -152,6 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  advisor serve --data-dir {settings.data_dir}        # the same service, kept running")
             print("  advisor recs list; advisor recs show ID; advisor recs approve ID --actor you")
             print("  grpcurl -plaintext 127.0.0.1:50051 list        # reflection is on")
+            print("  advisor demo                                    # the whole story on a local libvirt lab")
     finally:
         app.stop()
     return 0
@@ -263,9 +273,16 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
     p.add_argument("--log-format", choices=["json", "text"])
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="start the advisor on an example cluster and ask it for a recommendation")
+    p = sub.add_parser("demo", help="the whole story on a local lab: ingest, recommend, migrate, compare",
+                       description="Brings up a local libvirt lab, starts the advisor, ingests what the hypervisors "
+                       "report, recommends a target and technique for a busy guest, executes it and prints "
+                       "predicted vs actual. With --example, only the recommendation story on an example cluster "
+                       "file, without a lab.")
     p.add_argument("--data-dir", type=Path, default=Path(".advisor/demo"), help="default .advisor/demo")
-    p.add_argument("--example", type=Path, default=EXAMPLE, help="example cluster file (JSON)")
+    p.add_argument("--example", type=Path, nargs="?", const=EXAMPLE, default=None,
+                   help=f"use an example cluster file instead of the lab (default file: {EXAMPLE.name})")
+    p.add_argument("--lab-root", type=Path, help="where the lab keeps its state (default .lab/)")
+    p.add_argument("--keep-lab", action="store_true", help="leave the lab running at the end")
     p.add_argument("--models-dir", type=Path)
     p.set_defaults(func=cmd_demo)
 

@@ -99,3 +99,24 @@ class AdvisorClient:
         method = self.recommendations.ApproveRecommendation if approve else self.recommendations.RejectRecommendation
         request = pb.DecideRecommendationRequest(id=rec_id, actor=actor, reason=reason)
         return self.call(method, request)  # type: ignore[return-value]
+
+    def execute(self, recommendation_id: str, actor: str) -> pb.Operation:
+        request = pb.ExecuteMigrationRequest(recommendation_id=recommendation_id, actor=actor)
+        return self.call(self.migrations.ExecuteMigration, request)  # type: ignore[return-value]
+
+    def operation(self, operation_id: str) -> pb.Operation:
+        request = pb.GetMigrationRequest(operation_id=operation_id)
+        return self.call(self.migrations.GetMigration, request)  # type: ignore[return-value]
+
+    def abort(self, operation_id: str, reason: str) -> pb.Operation:
+        request = pb.AbortMigrationRequest(operation_id=operation_id, reason=reason)
+        return self.call(self.migrations.AbortMigration, request)  # type: ignore[return-value]
+
+    def watch(self, operation_id: str, timeout_s: float = 3600.0) -> Iterator[pb.MigrationProgress]:
+        """Progress of an operation until it ends."""
+        try:
+            yield from self.migrations.WatchMigration(
+                pb.WatchMigrationRequest(operation_id=operation_id), timeout=timeout_s
+            )
+        except grpc.RpcError as error:
+            raise ClientError(error.code().name, error.details() or "") from None

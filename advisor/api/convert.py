@@ -278,7 +278,9 @@ def operation_to_pb(r: MigrationRecord) -> pb.Operation:
 
 def progress_to_pb(r: MigrationRecord, p: Progress | None) -> pb.MigrationProgress:
     msg = pb.MigrationProgress(operation_id=r.operation_id, vm_id=r.vm_id, phase=_PHASES[r.phase], message=r.message)
-    if p is not None:
+    if p is None:
+        msg.elapsed_ms = r.timeline[-1].at_ms if r.timeline else 0.0
+    else:
         msg.elapsed_ms = p.elapsed_ms
         msg.memory_total_mib = p.memory_total_mib
         msg.memory_remaining_mib = p.memory_remaining_mib

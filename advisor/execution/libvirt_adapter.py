@@ -188,13 +188,20 @@ class LibvirtHypervisor:
         )
 
     def progress(self, guest: str) -> Progress | None:
-        dom = self._domain(guest)
+        try:
+            dom = self._control.lookupByName(guest)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None  # the guest left this host: the migration completed
+            raise _error(f"progress of {guest!r}", e) from None
         try:
             stats = dom.jobStats()
             if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) in (libvirt.VIR_DOMAIN_JOB_NONE, None):
                 return None
             state, reason = dom.state()
         except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
             raise _error(f"progress of {guest!r}", e) from None
         page = float(stats.get("memory_page_size", 4096))
         return Progress(

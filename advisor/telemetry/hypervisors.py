@@ -1,0 +1,85 @@
+"""Inventory and dirty rates read from the hypervisors themselves (through the Hypervisor protocol).
+
+`read_inventory` turns what each host's hypervisor reports into an InventoryChange; `measure_dirty_rates` takes
+several short readings per guest and keeps their mean, because one page-sampling reading is a noisy sample (it
+can read 0 for a small working set, and varies run to run). Guests that migrate are skipped: measuring them
+would disturb the migration.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from advisor.domain.cluster import InventoryChange
+from advisor.domain.model import DEFAULT_NETWORK_BANDWIDTH_MIB_S, Host, Vm, VmSample
+from advisor.execution.hypervisor import Hypervisor, HypervisorError
+
+log = logging.getLogger("advisor.telemetry")
+
+
+@dataclass(frozen=True)
+class HostConnection:
+    """A host the advisor reads and moves guests on: its id in the inventory and how to reach it."""
+
+    host_id: str
+    uri: str
+    migration_address: str = ""
+    network_bandwidth_mib_s: float = DEFAULT_NETWORK_BANDWIDTH_MIB_S
+    labels: Mapping[str, str] | None = None
+
+
+def read_inventory(hosts: list[HostConnection], connect: Callable[[str], Hypervisor]) -> InventoryChange:
+    """Hosts and the guests running on them, as the hypervisors report them. A guest seen paused on one host
+    because it is migrating in or out is attributed to the host where it runs."""
+    found_hosts: list[Host] = []
+    vms: dict[str, Vm] = {}
+    for conn in hosts:
+        hypervisor = connect(conn.uri)
+        try:
+            facts = hypervisor.host_facts()
+            found_hosts.append(Host(
+                id=conn.host_id, cpu_cores=facts.cpu_cores, memory_mib=facts.memory_mib, cpu_model=facts.cpu_model,
+                labels=dict(conn.labels or {}), network_bandwidth_mib_s=conn.network_bandwidth_mib_s,
+                hypervisor_uri=conn.uri, migration_address=conn.migration_address,
+            ))
+            for guest in hypervisor.guests():
+                if guest.running:
+                    vms[guest.name] = Vm(id=guest.name, host_id=conn.host_id, memory_mib=guest.memory_mib,
+                                         vcpus=guest.vcpus)
+        finally:
+            hypervisor.close()
+    return InventoryChange(hosts=tuple(found_hosts), vms=tuple(vms.values()))
+
+
+def measure_dirty_rates(
+    hosts: list[HostConnection],
+    connect: Callable[[str], Hypervisor],
+    clock: Callable[[], float],
+    *,
+    readings: int = 3,
+    seconds: int = 1,
+    skip: frozenset[str] = frozenset(),
+) -> list[VmSample]:
+    """One sample per running guest: the mean of `readings` page-sampling measurements of `seconds` each."""
+    samples = []
+    for conn in hosts:
+        hypervisor = connect(conn.uri)
+        try:
+            for guest in hypervisor.guests():
+                if not guest.running or guest.name in skip:
+                    continue
+                values = []
+                for _ in range(readings):
+                    try:
+                        values.append(hypervisor.measure_dirty_rate(guest.name, seconds))
+                    except HypervisorError as error:
+                        log.info("dirty rate not measured", extra={"vm": guest.name, "error": str(error)})
+                        break
+                if values:
+                    samples.append(VmSample(guest.name, clock(), dirty_rate_mib_s=statistics.fmean(values)))
+        finally:
+            hypervisor.close()
+    return samples
