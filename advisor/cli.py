@@ -255,6 +255,49 @@ def cmd_recs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _phase(value: int) -> str:
+    return pb.MigrationPhase.Name(value).removeprefix("MIGRATION_PHASE_").lower()
+
+
+def render_operation(op: pb.Operation) -> str:
+    lines = [f"Operation {op.operation_id} of recommendation {op.recommendation_id}: {_phase(op.phase)}",
+             f"  {op.message}"]
+    if op.HasField("outcome"):
+        c, o = op.predicted_cost, op.outcome
+        rows = [["total time ms", f"{c.total_time_ms.median:.0f}", f"{o.total_time_ms:.0f}"],
+                ["downtime ms", f"{c.downtime_ms.median:.0f}", f"{o.downtime_ms:.0f}"],
+                ["data MiB", f"{c.transferred_mib.median:.0f}", f"{o.transferred_mib:.0f}"],
+                ["iterations", "", str(o.iterations)], ["post-copy requests", "", str(o.postcopy_requests)]]
+        lines.append(table(["", "predicted", "actual"], rows, right=(1, 2)))
+    return "\n".join(lines)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    with AdvisorClient(args.server) as client:
+        if args.migrate_command == "execute":
+            op = client.execute(args.recommendation, args.actor)
+            print(f"operation {op.operation_id}: {_phase(op.phase)}")
+            if not args.watch:
+                return 0
+            operation_id = op.operation_id
+        elif args.migrate_command == "abort":
+            op = client.abort(args.operation, args.reason)
+            print(render_operation(op))
+            return 0
+        else:
+            operation_id = args.operation
+        if args.migrate_command == "show":
+            print(render_operation(client.operation(operation_id)))
+            return 0
+        for p in client.watch(operation_id):
+            print(f"{p.elapsed_ms / 1000:7.1f} s  {_phase(p.phase):9s} round {p.iteration:3d}  "
+                  f"{p.memory_remaining_mib:8.1f} MiB left  dirty {p.dirty_rate_mib_s:6.1f} MiB/s  "
+                  f"sent {p.transfer_rate_mib_s:6.1f} MiB/s  {p.message}", flush=True)
+        final = client.operation(operation_id)
+        print(render_operation(final))
+        return 0 if final.phase == pb.MIGRATION_PHASE_SUCCEEDED else 1
+
+
 def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per flag
     top = argparse.ArgumentParser(prog="advisor", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -345,6 +388,25 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
         client_args(p)
     recs_parent = sub.choices["recs"]
     recs_parent.set_defaults(func=cmd_recs)
+
+    migrate = sub.add_parser("migrate", help="execute, watch, show or abort migrations")
+    migrate.set_defaults(func=cmd_migrate)
+    actions = migrate.add_subparsers(dest="migrate_command", required=True, metavar="ACTION")
+    p = actions.add_parser("execute", help="execute an approved recommendation (idempotent)")
+    p.add_argument("recommendation")
+    p.add_argument("--actor", required=True, help="who asks")
+    p.add_argument("--watch", action="store_true", help="follow its progress to the end (exit 1 unless it succeeds)")
+    client_args(p)
+    p = actions.add_parser("watch", help="follow an operation's progress to the end")
+    p.add_argument("operation")
+    client_args(p)
+    p = actions.add_parser("show", help="an operation: phase, last event, predicted vs actual")
+    p.add_argument("operation")
+    client_args(p)
+    p = actions.add_parser("abort", help="abort a running migration (never one in post-copy)")
+    p.add_argument("operation")
+    p.add_argument("--reason", default="", help="why, for the record")
+    client_args(p)
     return top
 
 
