@@ -92,3 +92,20 @@ def test_constraints_line_up_with_each_targets_features(target: str) -> None:
         assert "log_analytic_downtime_ms" not in TARGET_FEATURES[target]
         assert constraints[TARGET_FEATURES[target].index("log1p_dirty_rate_mib_s")] == 1
         assert constraints[TARGET_FEATURES[target].index("log_bandwidth_mib_s")] == -1
+
+
+def test_compress_offsets_keep_time_falling_with_bandwidth() -> None:
+    """Compression's offsets scale with bandwidth^-a (time) and bandwidth^(1-a) (data); the others are one pass."""
+    bandwidths = np.linspace(5, 120, 24)
+    for technique in TECHNIQUES:
+        rows = [(MigrationInputs(1024, 20, float(b), 150), technique) for b in bandwidths]
+        fs = build_features_from_inputs(rows)
+        time_offset, data_offset = fs.offset("total_time_ms"), fs.offset("transferred_mib")
+        assert (np.diff(time_offset) < 0).all()
+        if technique is Technique.PRECOPY_COMPRESS:
+            assert (np.diff(data_offset) > 0).all()
+            # data = time x bandwidth, as on the wire
+            np.testing.assert_allclose(data_offset, time_offset + np.log(bandwidths) - np.log(1000.0), rtol=1e-12)
+        else:
+            np.testing.assert_allclose(time_offset, np.log(1024 / bandwidths * 1000), rtol=1e-12)
+            np.testing.assert_allclose(data_offset, np.log(1024.0), rtol=1e-12)

@@ -140,3 +140,44 @@ def test_missing_or_corrupt_artifacts_fall_back(tmp_path: Path) -> None:
 
     (tmp_path / "ACTIVE").write_text("../../etc\n")
     assert "no valid version" in load_cost_predictor(tmp_path).model.fallback_reason
+
+
+def test_calibrated_tails_widen_until_held_out_groups_are_covered() -> None:
+    from training.cost_model import NOMINAL_COVERAGE, _leave_one_group_conformal, calibrate_tails
+
+    rng = np.random.default_rng(0)
+    # four groups whose errors spread differently: pooled p10/p90 of the others under-cover a wide group
+    groups = np.repeat(np.array(["a", "b", "c", "d"]), 500)
+    residual = rng.normal(0, np.repeat([0.05, 0.1, 0.2, 0.4], 500))
+    technique = np.full(len(residual), str(Technique.PRECOPY))
+    tails = calibrate_tails(residual, technique, groups)
+    assert tails[str(Technique.PRECOPY)] < 0.1
+    assert tails[str(Technique.POSTCOPY)] == pytest.approx(0.1)  # no runs: the nominal level
+    median = np.zeros(len(residual))
+    plain = _leave_one_group_conformal(residual, median, technique, groups, calibrate=False)
+    calibrated = _leave_one_group_conformal(residual, median, technique, groups)
+    cover = [float(((residual >= b[:, 0]) & (residual <= b[:, 1])).mean()) for b in (plain, calibrated)]
+    assert cover[0] < NOMINAL_COVERAGE <= cover[1] + 0.03
+    assert (calibrated[:, 0] <= 0).all() and (calibrated[:, 1] >= 0).all()
+
+
+def test_mape_weights_favour_runs_below_the_offset() -> None:
+    from training.cost_model import TrainConfig, sample_weights
+
+    z = np.log(np.array([0.5, 1.0, 2.0]))
+    w = sample_weights(z, "total_time_ms", TrainConfig())
+    assert w is not None
+    np.testing.assert_allclose(w, [2.0, 1.0, 0.5] / np.mean([2.0, 1.0, 0.5]))
+    assert sample_weights(z, "downtime_ms", TrainConfig()) is None
+
+
+def test_card_reports_calibrated_held_out_coverage_per_technique() -> None:
+    version = (MODELS_DIR / "ACTIVE").read_text().strip()
+    card = json.loads((MODELS_DIR / version / "card.json").read_text())
+    tails = card["intervals"]["tail_levels"]
+    assert set(card["metrics"]["learned"][str(Technique.PRECOPY)]) == set(tails)
+    for technique in Technique:
+        for target in ("total_time_ms", "downtime_ms", "transferred_mib"):
+            assert 0 < tails[target][str(technique)] <= 0.1
+            # nested leave-one-workload-out coverage of the nominal 80% interval, on unseen workloads
+            assert card["metrics"]["learned"][str(technique)][target]["coverage"] >= 0.78

@@ -4,12 +4,17 @@ Design (figures behind each choice are in docs/cost-model.md):
 - One LightGBM model per target (total time, downtime, data) with the technique as a categorical feature, not one
   per technique: the physics (dirty rate over bandwidth, rounds) is shared by all pre-copy variants, the joint model
   scored the same as per-technique models in leave-one-workload-out trials, and 3 boosters are far smaller than 15.
-- Time and data are learned relative to one pass over memory, monotone-constrained (LightGBM refuses monotone
-  constraints with quantile objectives, so the median is a Huber regression in log space and the interval is
-  conformal). Downtime is learned as the analytic model's error with a median (quantile 0.5) objective.
+- Time and data are learned relative to one pass over memory, monotone-constrained. LightGBM refuses monotone
+  constraints with the quantile, L1 and MAPE objectives, so the point estimate is a Huber regression in log space
+  with a small delta (close to L1) and sample weights actual/offset^-1 = 1/ratio: the weighted median of the
+  log ratio with weights 1/ratio is the estimate that minimises the mean absolute percentage error (MAPE), since
+  a row's APE is |exp(prediction - log ratio) - 1|. Downtime is learned as the analytic model's error with a median
+  (quantile 0.5) objective.
 - Intervals: split-conformal in log space, per technique and target, from leave-one-workload-out residuals, so
-  they state how wrong the model was on workloads it had never seen. A constant log offset keeps p10 <= p50 <= p90
-  and keeps the bounds monotone like the median.
+  they state how wrong the model was on workloads it had never seen. Residuals of a new workload spread wider
+  than the pooled residuals of the others, so the quantile level is widened until leave-one-workload-out coverage
+  of the pooled runs reaches the nominal 80% (chosen on the training workloads only; in the evaluation, nested
+  inside each fold). A constant log offset keeps p10 <= p50 <= p90 and keeps the bounds monotone like the median.
 """
 
 from __future__ import annotations
@@ -36,19 +41,27 @@ from advisor.ml.features import (
     technique_codes,
 )
 
-QUANTILES = (0.1, 0.9)  # the interval's bounds; the median is the model itself
+QUANTILES = (0.1, 0.9)  # the interval's nominal bounds; the median is the model itself
+NOMINAL_COVERAGE = QUANTILES[1] - QUANTILES[0]
+# Tail probabilities tried for each bound, narrowest first, until held-out workloads reach the nominal coverage.
+TAIL_LEVELS = (0.10, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.035, 0.03, 0.025, 0.02, 0.015, 0.01)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 20240517
     num_leaves: int = 15
-    num_trees: int = 200
+    num_trees: int = 300  # time and data
+    downtime_trees: int = 200
     learning_rate: float = 0.05
     min_data_in_leaf: int = 30
     lambda_l2: float = 1.0
-    huber_delta: float = 0.5
+    huber_delta: float = 0.05
+    mape_weights: bool = True  # weight time/data rows by 1/ratio (the MAPE-optimal point estimate)
     num_threads: int = 2
+
+    def trees(self, target: str) -> int:
+        return self.downtime_trees if target == "downtime_ms" else self.num_trees
 
 
 def lgb_params(target: str, cfg: TrainConfig) -> dict[str, Any]:
@@ -77,12 +90,21 @@ def log_targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {t: np.log(frame[t].to_numpy(dtype=np.float64)) for t in TARGETS}
 
 
+def sample_weights(z: np.ndarray, target: str, cfg: TrainConfig) -> np.ndarray | None:
+    """1/ratio for the time and data models (z = log(actual / offset)), normalised to mean 1; None otherwise."""
+    if target == "downtime_ms" or not cfg.mape_weights:
+        return None
+    w = np.exp(-z)
+    return np.asarray(w / w.mean(), dtype=np.float64)
+
+
 def fit_target(fs: FeatureSet, y_log: np.ndarray, target: str, cfg: TrainConfig) -> lgb.Booster:
+    z = y_log - fs.offset(target)
     data = lgb.Dataset(
-        fs.columns(target), y_log - fs.offset(target), categorical_feature=[0], free_raw_data=True,
-        params={"verbose": -1},
+        fs.columns(target), z, weight=sample_weights(z, target, cfg), categorical_feature=[0],
+        free_raw_data=True, params={"verbose": -1},
     )
-    return lgb.train(lgb_params(target, cfg), data, num_boost_round=cfg.num_trees)
+    return lgb.train(lgb_params(target, cfg), data, num_boost_round=cfg.trees(target))
 
 
 def predict_target(booster: lgb.Booster, fs: FeatureSet, target: str) -> np.ndarray:
@@ -133,26 +155,61 @@ class OutOfFold:
     interval: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # method -> target -> (n, 2)
 
 
-def conformal_offsets(residual: np.ndarray, technique: np.ndarray) -> dict[str, tuple[float, float]]:
-    """Per technique, the 10th and 90th percentile of log(actual / predicted)."""
+def conformal_offsets(
+    residual: np.ndarray, technique: np.ndarray, tails: Mapping[str, float] | None = None
+) -> dict[str, tuple[float, float]]:
+    """Per technique, the tail and 1 - tail quantiles of log(actual / predicted) (tail 0.1 unless given)."""
     out = {}
     for t in TECHNIQUES:
         r = residual[technique == str(t)]
         if len(r) == 0:
             out[str(t)] = (0.0, 0.0)
             continue
-        out[str(t)] = (float(np.quantile(r, QUANTILES[0])), float(np.quantile(r, QUANTILES[1])))
+        tail = QUANTILES[0] if tails is None else tails[str(t)]
+        out[str(t)] = (float(np.quantile(r, tail)), float(np.quantile(r, 1.0 - tail)))
+    return out
+
+
+def _inside(residual: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.asarray((residual >= min(lo, 0.0) - 1e-12) & (residual <= max(hi, 0.0) + 1e-12))
+
+
+def calibrate_tails(residual: np.ndarray, technique: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """Per technique, the narrowest tail level whose leave-one-group-out coverage reaches the nominal 80%.
+
+    For each candidate level, every group's runs are checked against the interval built from the other groups'
+    residuals only; the level is accepted when the share of all runs inside reaches NOMINAL_COVERAGE.
+    """
+    out: dict[str, float] = {}
+    for t in TECHNIQUES:
+        m = technique == str(t)
+        r, g = residual[m], groups[m]
+        chosen = TAIL_LEVELS[-1]
+        for tail in TAIL_LEVELS:
+            inside = 0
+            for h in np.unique(g):
+                rest = r[g != h]
+                if len(rest) == 0:
+                    continue
+                inside += int(_inside(r[g == h], float(np.quantile(rest, tail)),
+                                      float(np.quantile(rest, 1.0 - tail))).sum())
+            if len(r) == 0 or inside / len(r) >= NOMINAL_COVERAGE - 1e-12:
+                chosen = tail
+                break
+        out[str(t)] = chosen
     return out
 
 
 def _leave_one_group_conformal(
-    residual: np.ndarray, median: np.ndarray, technique: np.ndarray, groups: np.ndarray
+    residual: np.ndarray, median: np.ndarray, technique: np.ndarray, groups: np.ndarray, calibrate: bool = True
 ) -> np.ndarray:
-    """Interval for each held-out group from the residuals of the other groups only (no peeking at its own)."""
+    """Interval for each held-out group from the other groups' residuals only (no peeking at its own): the tail
+    level is calibrated (calibrate_tails) on the other groups, then their quantiles at that level are applied."""
     bounds = np.zeros((len(median), 2))
     for g in np.unique(groups):
         held = groups == g
-        offsets = conformal_offsets(residual[~held], technique[~held])
+        tails = calibrate_tails(residual[~held], technique[~held], groups[~held]) if calibrate else None
+        offsets = conformal_offsets(residual[~held], technique[~held], tails)
         lo = np.array([offsets[t][0] for t in technique[held]])
         hi = np.array([offsets[t][1] for t in technique[held]])
         bounds[held, 0] = median[held] + np.minimum(lo, 0.0)
