@@ -68,3 +68,14 @@ def test_no_costs_is_an_error() -> None:
         choose_technique([], Objective(), bandwidth_mib_s=100, postcopy_allowed=True)
     with pytest.raises(ValueError, match="post-copy is not allowed"):
         choose_technique([cost(Technique.POSTCOPY, 1, 1)], Objective(), bandwidth_mib_s=100, postcopy_allowed=False)
+
+
+def test_a_wide_interval_has_to_win_by_more() -> None:
+    narrow = MigrationCost(Technique.POSTCOPY, Interval(4000, 4100, 4200), Interval(1, 2, 3),
+                           Interval(130, 132, 134), True, MODEL)
+    wide = MigrationCost(Technique.PRECOPY_COMPRESS, Interval(1700, 2800, 6600), Interval(8, 28, 110),
+                         Interval(55, 90, 213), True, MODEL)
+    cautious = choose_technique([narrow, wide], Objective(), bandwidth_mib_s=32, postcopy_allowed=True)
+    assert cautious.parameters.technique is Technique.POSTCOPY
+    trusting = choose_technique([narrow, wide], Objective(), bandwidth_mib_s=32, postcopy_allowed=True, risk=0.0)
+    assert trusting.parameters.technique is Technique.PRECOPY_COMPRESS

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from advisor.domain.model import MigrationCost, MigrationParameters, Objective, Technique
 
 DEFAULT_MAX_DOWNTIME_MS = 300.0  # QEMU's own default
+# Techniques are ranked by median + RISK x (p90 - median): 0 trusts the median alone, 1 ranks by the pessimistic
+# bound. A wide interval (a technique the model knows less well, such as compression) then has to win by more.
+RISK = 0.5
 # Without a deadline, abort a pre-copy that takes this many times its pessimistic prediction (at least the floor).
 DEADLINE_SLACK = 3.0
 DEADLINE_FLOOR_MS = 30_000.0
@@ -58,6 +61,7 @@ def choose_technique(
     *,
     bandwidth_mib_s: float,
     postcopy_allowed: bool,
+    risk: float = RISK,
 ) -> TechniqueChoice:
     """Pick the cheapest technique that meets every limit; else the least bad one, saying which limit it breaks."""
     if not costs:
@@ -67,8 +71,8 @@ def choose_technique(
         raise ValueError("post-copy is not allowed and no pre-copy cost was predicted")
 
     def rank(cost: MigrationCost) -> tuple[float, int]:
-        key = cost.transferred_mib.median if objective.minimize_transferred else cost.total_time_ms.median
-        return key, _PREFERENCE.index(cost.technique)
+        quantity = cost.transferred_mib if objective.minimize_transferred else cost.total_time_ms
+        return quantity.median + risk * (quantity.high - quantity.median), _PREFERENCE.index(cost.technique)
 
     reasons: list[str] = []
     feasible = sorted((c for c in usable if not _violations(c, objective)), key=rank)
