@@ -61,7 +61,16 @@ class HostEndpoint:
     target: MigrationTarget
 
 
-def monitor_plan(p: MigrationParameters) -> MonitorPlan:
+@dataclass(frozen=True)
+class MonitorTuning:
+    """How patient the monitor is before it judges that pre-copy will not converge (see MonitorPlan)."""
+
+    judge_from_round: int = 3
+    stall_rounds: int = 3
+    downtime_steps: int = 4
+
+
+def monitor_plan(p: MigrationParameters, tuning: MonitorTuning = MonitorTuning()) -> MonitorPlan:
     """The monitor's limits from the chosen parameters. Post-copy is allowed exactly when the technique policy
     planned a switch (it plans none for a VM that forbids post-copy)."""
     return MonitorPlan(
@@ -70,6 +79,9 @@ def monitor_plan(p: MigrationParameters) -> MonitorPlan:
         postcopy_allowed=p.postcopy_after_ms is not None,
         postcopy_after_ms=p.postcopy_after_ms,
         initial_downtime_ms=min(p.max_downtime_ms, max(50.0, p.max_downtime_ms / 3)),
+        downtime_steps=tuning.downtime_steps,
+        judge_from_round=tuning.judge_from_round,
+        stall_rounds=tuning.stall_rounds,
     )
 
 
@@ -93,8 +105,10 @@ class Executor:
         *,
         clock: Callable[[], float] = time.time,
         limits: ConcurrencyLimits = ConcurrencyLimits(),
+        tuning: MonitorTuning = MonitorTuning(),
         poll_interval_s: float = 0.5,
     ) -> None:
+        self._tuning = tuning
         self._store = store
         self._endpoints = endpoints
         self._observer = observer
@@ -274,7 +288,7 @@ class Executor:
         except (HypervisorError, AdvisorError) as error:
             self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED, f"cannot start: {error}")
             return
-        plan = monitor_plan(record.parameters)
+        plan = monitor_plan(record.parameters, self._tuning)
         state, actions = monitor.start(plan)
         self._note(live, Phase.PRECOPY, f"migrating {record.vm_id} to {record.target_host_id} by "
                                         f"{record.parameters.technique}")
@@ -407,7 +421,7 @@ class Executor:
             return
         try:
             if source.progress(record.vm_id) is not None:
-                plan = monitor_plan(record.parameters)
+                plan = monitor_plan(record.parameters, self._tuning)
                 state = monitor.MonitorState(phase=record.phase if record.phase is Phase.POSTCOPY else Phase.PRECOPY)
 
                 def alive() -> bool:
