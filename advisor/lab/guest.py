@@ -1,0 +1,270 @@
+"""The lab's tiny guest: a Debian cloud kernel and a busybox initramfs, built once from Debian packages.
+
+Nothing is installed on the host: `apt-get download` fetches the packages and `dpkg-deb -x` unpacks them. busybox's
+`cpio` cannot create archives and the `cpio` package is not on the machine, so a small newc writer is here.
+
+The guest's /init prints `GUEST-BOOTED`, then a heartbeat every second on ttyS0 (a file on the host), and reads
+commands from ttyS1 (a pty on the host, see `plan_command`). Its memory writer rewrites a region of tmpfs with
+a shifting random pattern at a controlled rate: the content changes on every pass, so page-sampling dirty-rate
+calculation sees it, and there are no zero pages that migration would send for free (FACTS pitfall 6).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+BUSYBOX_PACKAGE = "busybox-static"
+KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
+MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "virtio_balloon")
+# The writer copies at most this many MiB per `dd` (its random pattern is one MiB larger).
+CHUNK_MIB = 2
+
+# ash script; @REGION@ is the number of MiB the writer cycles through (so at most that many distinct MiB change
+# per second, which is what page-sampling can see). The plan file holds "SEQ REPEAT SECONDS KIB_S SECONDS KIB_S...";
+# SECONDS 0 means "for ever". One tick is one second, kept by /proc/uptime, and a tick that overruns is not caught
+# up, so a rate beyond what the guest can write shows as a lower measured rate rather than a growing backlog.
+INIT = r"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
+mkdir -p /dev/shm; mount -t tmpfs -o size=90% tmpfs /dev/shm
+for m in @MODULES@; do insmod /lib/modules/$m.ko 2>/dev/null; done
+read up _ </proc/uptime
+CH=@CHUNK@
+avail=$(sed -n 's/^MemAvailable: *\([0-9]*\).*/\1/p' /proc/meminfo); avail=$((avail / 1024))
+# the region stays clear of the OOM killer: what is available, less both patterns and a margin
+W=$((avail - CH - 25)); [ $W -gt @REGION@ ] && W=@REGION@; [ $W -lt $CH ] && W=$CH
+echo "GUEST-BOOTED uptime=$up available_mib=$avail region_mib=$W"
+
+tk() { read up _ </proc/uptime; T=${up%.*}${up#*.}; T=${T#0}; }
+
+# Copies from one random pattern, shifted by one more 4 KiB page on every pass over the region, so each page's
+# content differs from the previous pass (and from the pass before: two alternating patterns would make a page
+# rewritten twice in a sampling window look clean). bs=64k keeps dd's own buffer from adding dirty pages.
+wr() {
+  k=$1
+  [ -f /dev/shm/p ] || dd if=/dev/urandom of=/dev/shm/p bs=1M count=$((CH + 1)) 2>/dev/null
+  while [ $k -gt 0 ]; do
+    s=$CH; [ $s -gt $k ] && s=$k; [ $s -gt $((W - c)) ] && s=$((W - c))
+    dd if=/dev/shm/p of=/dev/shm/x bs=64k seek=$((c * 16)) count=$((s * 16)) skip=$((pass % 256 * 4096)) \
+       iflag=skip_bytes conv=notrunc 2>/dev/null
+    c=$((c + s)); k=$((k - s))
+    [ $c -ge $W ] && { c=0; pass=$((pass + 1)); }
+  done
+}
+
+writer() {
+  seq=""; idx=0; left=0; kib=0; budget=0; c=0; pass=0; new=""; tot=0; ticks=0
+  tk; next=$T
+  while :; do
+    if [ -f /dev/shm/plan ]; then
+      read -r s rep steps </dev/shm/plan
+      [ "$s" != "$seq" ] && { seq=$s; plan="$steps"; idx=0; budget=0; new=1; }
+    fi
+    if [ -n "$new" ]; then
+      set -- $plan
+      if [ $((2 * idx)) -ge $# ]; then
+        if [ "$rep" = 1 ]; then idx=0; else idx=$(($# / 2 - 1)); fi
+        last=1
+      else last=""; fi
+      shift $((2 * idx)); left=$1; kib=$2
+      [ -n "$last" ] && [ "$rep" != 1 ] && left=0
+      echo "GUEST-DIRTY seq=$seq step=$idx kib_s=$kib for_s=$left"
+      new=""
+    fi
+    budget=$((budget + kib)); m=$((budget / 1024)); budget=$((budget % 1024))
+    [ $m -gt 0 ] && wr $m
+    tot=$((tot + m)); ticks=$((ticks + 1))
+    [ $ticks = 10 ] && { echo "GUEST-WRITTEN mib_10s=$tot"; tot=0; ticks=0; }
+    if [ "$left" -gt 0 ]; then left=$((left - 1)); [ $left = 0 ] && { idx=$((idx + 1)); new=1; }; fi
+    next=$((next + 100)); tk; d=$((next - T))
+    if [ $d -gt 0 ]; then usleep $((d * 10000)); elif [ $d -lt -100 ]; then next=$T; fi
+  done
+}
+
+reader() {
+  stty -F /dev/ttyS1 raw -echo clocal 2>/dev/null
+  echo "GUEST-READY"
+  while :; do
+    while read -r cmd a rest; do
+      case "$cmd" in
+        plan) echo "$a $rest" >/dev/shm/plan.new && mv /dev/shm/plan.new /dev/shm/plan && echo "GUEST-CMD seq=$a";;
+        ping) echo "GUEST-PONG $a";;
+      esac
+    done </dev/ttyS1
+    sleep 1
+  done
+}
+
+( while :; do sleep 1; read up _ </proc/uptime; echo "GUEST-HEARTBEAT uptime=$up"; done ) &
+writer &
+reader &
+while :; do sleep 3600; done
+"""
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    kernel: Path
+    initrd: Path
+
+
+def _newc_header(name: str, mode: int, size: int, ino: int, nlink: int = 1) -> bytes:
+    fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, len(name) + 1, 0]
+    raw = b"070701" + "".join(f"{f:08X}" for f in fields).encode() + name.encode() + b"\0"
+    return raw + b"\0" * (-len(raw) % 4)
+
+
+def write_initramfs(tree: Path, out: Path) -> None:
+    """Write `tree` as a gzip-compressed newc cpio archive, the format the kernel unpacks as its initramfs."""
+    data = bytearray()
+    ino = 1
+    for dirpath, dirnames, filenames in os.walk(tree):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, tree)
+        if rel != ".":
+            ino += 1
+            data += _newc_header(rel, stat.S_IFDIR | 0o755, 0, ino, 2)
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            content = path.read_bytes()
+            ino += 1
+            data += _newc_header(os.path.normpath(os.path.join(rel, name)),
+                                 stat.S_IFREG | (path.stat().st_mode & 0o777), len(content), ino)
+            data += content + b"\0" * (-len(content) % 4)
+    data += _newc_header("TRAILER!!!", 0, 0, 0)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_bytes(gzip.compress(bytes(data), 6))
+    tmp.replace(out)
+
+
+def _kernel_package() -> str:
+    out = subprocess.run(["apt-cache", "depends", KERNEL_META_PACKAGE], check=True, capture_output=True, text=True)
+    match = re.search(r"Depends: (linux-image-\S+-cloud-amd64)", out.stdout)
+    if match is None:
+        raise RuntimeError(f"cannot find the kernel package that {KERNEL_META_PACKAGE} depends on")
+    return match.group(1)
+
+
+def _fetch_parts(parts: Path, log: object = None) -> None:
+    """Download and unpack the kernel and busybox into `parts/` (vmlinuz, busybox, modules/*.ko)."""
+    package = _kernel_package()
+    version = package.removeprefix("linux-image-")
+    with tempfile.TemporaryDirectory(prefix="advisor-lab-guest-") as tmp:
+        work = Path(tmp)
+        # apt-get download prints a harmless "_apt sandbox" warning when run as root into a root-only directory.
+        subprocess.run(["apt-get", "download", package, BUSYBOX_PACKAGE], cwd=work, check=True,
+                       capture_output=True, text=True)
+        tree = work / "x"
+        for deb in sorted(work.glob("*.deb")):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+        staging = parts.with_name(parts.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "modules").mkdir(parents=True)
+        shutil.copy2(tree / "boot" / f"vmlinuz-{version}", staging / "vmlinuz")
+        shutil.copy2(tree / "bin" / "busybox", staging / "busybox")
+        for module in MODULES:
+            found = list((tree / "lib" / "modules" / version).rglob(f"{module}.ko"))
+            if not found:
+                raise RuntimeError(f"module {module}.ko not in {package}")
+            shutil.copy2(found[0], staging / "modules" / f"{module}.ko")
+        (staging / "VERSION").write_text(f"{package}\n")
+        shutil.rmtree(parts, ignore_errors=True)
+        staging.rename(parts)
+
+
+def init_script(region_mib: int) -> str:
+    return (INIT.replace("@MODULES@", " ".join(MODULES)).replace("@REGION@", str(region_mib))
+            .replace("@CHUNK@", str(CHUNK_MIB)))
+
+
+def ensure_image(cache: Path, region_mib: int) -> tuple[GuestImage, bool]:
+    """Return the cached image, building what is missing; the bool says whether anything was built.
+
+    The packages are fetched only when `cache/parts` is missing; the initramfs is rebuilt when /init changes.
+    """
+    parts = cache / "parts"
+    built = False
+    if not (parts / "VERSION").exists():
+        _fetch_parts(parts)
+        built = True
+    script = init_script(region_mib)
+    stamp = hashlib.sha256(script.encode() + (parts / "VERSION").read_bytes()).hexdigest()
+    initrd = cache / "initrd.gz"
+    stamp_file = cache / "initrd.sha256"
+    if not initrd.exists() or not stamp_file.exists() or stamp_file.read_text().strip() != stamp:
+        with tempfile.TemporaryDirectory(prefix="advisor-lab-initrd-") as tmp:
+            tree = Path(tmp)
+            for sub in ("bin", "lib/modules", "proc", "sys", "dev", "tmp"):
+                (tree / sub).mkdir(parents=True)
+            shutil.copy2(parts / "busybox", tree / "bin" / "busybox")
+            for module in MODULES:
+                shutil.copy2(parts / "modules" / f"{module}.ko", tree / "lib" / "modules" / f"{module}.ko")
+            (tree / "init").write_text(script)
+            (tree / "init").chmod(0o755)
+            write_initramfs(tree, initrd)
+        stamp_file.write_text(stamp + "\n")
+        built = True
+    return GuestImage(kernel=parts / "vmlinuz", initrd=initrd), built
+
+
+def domain_xml(name: str, image: GuestImage, memory_mib: int) -> str:
+    """A transient TCG domain: ttyS0 to a file in the daemon's own /var/log/libvirt, ttyS1 a pty for commands.
+
+    `type='qemu'` always: /dev/kvm here is kvm-pvm, which stock kernels cannot run on (FACTS). The command channel
+    is a pty rather than a unix socket because, during a migration on one machine, source and destination QEMU
+    would both try to own the same socket path.
+    """
+    log = f"/var/log/libvirt/qemu/{escape(name)}-serial.log"
+    return f"""<domain type='qemu'>
+  <name>{escape(name)}</name>
+  <memory unit='MiB'>{memory_mib}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{escape(str(image.kernel))}</kernel>
+    <initrd>{escape(str(image.initrd))}</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+  </os>
+  <features><acpi/></features>
+  <cpu mode='custom' match='exact'><model fallback='allow'>qemu64</model></cpu>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <serial type='file'>
+      <source path='{log}' append='off'/>
+      <target port='0'/>
+    </serial>
+    <serial type='pty'>
+      <target port='1'/>
+    </serial>
+    <console type='file'>
+      <source path='{log}' append='off'/>
+      <target type='serial' port='0'/>
+    </console>
+    <memballoon model='virtio'>
+      <stats period='1'/>
+    </memballoon>
+  </devices>
+</domain>
+"""
+
+
+def plan_command(seq: int, steps: list[tuple[int, int]], repeat: bool) -> bytes:
+    """The line the guest reads on ttyS1: `plan SEQ REPEAT SECONDS KIB_S ...`; SECONDS 0 is "for ever"."""
+    body = " ".join(f"{seconds} {kib_s}" for seconds, kib_s in steps)
+    return f"plan {seq} {int(repeat)} {body}\n".encode()

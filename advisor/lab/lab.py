@@ -1,0 +1,503 @@
+"""The local multi-host lab: libvirt daemons as hosts, tiny TCG guests, Prometheus with exporters.
+
+Layout under the root (`.lab/` of the repository by default):
+
+    state.json              what `up` asked for: hosts, guests and their dirty-rate setting, ports
+    hosts/<host>/           etc/ run/ lib/ log/ of one daemon, fresh each time the daemon is (re)created
+    prometheus/             prometheus.yml, data/, and a pid and log file per server or exporter
+    cache/guest/            the guest kernel, busybox and initramfs (kept by `down`)
+    cache/libvirt/<host>/   the daemon's /var/cache/libvirt: QEMU capabilities (kept by `down`)
+
+Every operation is idempotent and repairs what a crash left: `up` restarts what is dead and adds what is
+missing, `down` stops whatever it can prove the lab started. A file lock keeps two of them from interleaving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advisor.lab import daemon, guest, monitoring, procs, virt
+from advisor.lab.daemon import HostSpec
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_ROOT = REPO / ".lab"
+DEFAULT_ADVISOR_METRICS = "127.0.0.1:9464"
+GUEST_BOOT_TIMEOUT_S = 120.0
+COMMAND_TIMEOUT_S = 15.0
+_HEARTBEAT = re.compile(r"GUEST-HEARTBEAT uptime=([0-9.]+)")
+
+
+class LabError(RuntimeError):
+    """The lab cannot do what was asked; the message says what and where to look."""
+
+
+@dataclass(frozen=True)
+class DirtySetting:
+    """Memory write activity of a guest: (seconds, MiB/s) steps in order; 0 seconds means "until changed".
+
+    Without `repeat`, the last step's rate stays in force once its time is up.
+    """
+
+    steps: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
+    repeat: bool = False
+
+    @property
+    def rate_mib_s(self) -> float | None:
+        """The rate when the setting is a single constant rate, else None."""
+        return self.steps[0][1] if len(self.steps) == 1 else None
+
+    def describe(self) -> str:
+        if self.rate_mib_s is not None:
+            return f"{self.rate_mib_s:g} MiB/s"
+        body = ", ".join(f"{s:g}s@{r:g}" for s, r in self.steps)
+        return f"schedule {body}" + (" (repeat)" if self.repeat else "")
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    uri: str  # qemu+unix:///system?socket=<absolute path>
+    pid: int | None
+    up: bool  # the daemon answers a real call
+    tcp_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class GuestStatus:
+    name: str
+    host: str | None  # the host it runs on now (None: not running anywhere)
+    state: str  # running, paused, ... or "missing"
+    dirty: DirtySetting
+    serial_log: Path | None  # ttyS0 on the host that runs it now
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str  # prometheus, node-exporter, libvirt-exporter-<host>
+    url: str
+    pid: int | None
+    up: bool
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    root: Path
+    hosts: tuple[HostStatus, ...] = ()
+    guests: tuple[GuestStatus, ...] = ()
+    prometheus_url: str | None = None
+    services: tuple[ServiceStatus, ...] = field(default=())
+
+    @property
+    def healthy(self) -> bool:
+        """Every host answers, every guest runs, and every Prometheus process serves."""
+        return (all(h.up for h in self.hosts) and all(g.state == "running" for g in self.guests)
+                and all(s.up for s in self.services))
+
+    def host(self, name: str) -> HostStatus:
+        return next(h for h in self.hosts if h.name == name)
+
+    def guest(self, name: str) -> GuestStatus:
+        return next(g for g in self.guests if g.name == name)
+
+
+def _host_name(i: int) -> str:
+    return f"hv{i + 1}"
+
+
+def _guest_name(i: int) -> str:
+    return f"vm{i + 1}"
+
+
+class Lab:
+    """A small cluster of hypervisor hosts on this machine, kept under `root` (see the module docstring)."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        cache: Path | None = None,
+        guest_memory_mib: int = 128,
+        tcp_base_port: int | None = None,
+        prometheus_port: int | None = None,
+        node_exporter_port: int | None = None,
+        libvirt_exporter_base_port: int | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = (root or DEFAULT_ROOT).resolve()
+        self.guest_memory_mib = guest_memory_mib
+        self.tcp_base_port = tcp_base_port
+        self._ports_wanted = {"prometheus": prometheus_port, "node": node_exporter_port,
+                              "libvirt_base": libvirt_exporter_base_port}
+        self._progress = progress or (lambda _line: None)
+        # Shared caches let a second lab (the tests') reuse the guest image and the QEMU capabilities.
+        self.cache = (cache or self.root / "cache").resolve()
+        self.prom_dir = self.root / "prometheus"
+
+    # -- public operations -------------------------------------------------------------------------------
+
+    def up(self, hosts: int = 2, guests: int = 1, *, advisor_metrics: str = DEFAULT_ADVISOR_METRICS) -> LabStatus:
+        """Start what is missing so that at least `hosts` hosts and `guests` guests run; leave the rest alone."""
+        if hosts < 1 or guests < 0:
+            raise ValueError("a lab needs at least one host and no negative number of guests")
+        with self._lock():
+            state = self._load()
+            n_hosts = max(hosts, len(state["hosts"]))
+            for i in range(n_hosts):
+                name = _host_name(i)
+                state["hosts"].setdefault(name, {"tcp_port": None if self.tcp_base_port is None
+                                                 else self.tcp_base_port + i})
+            for i in range(max(guests, len(state["guests"]))):
+                state["guests"].setdefault(_guest_name(i), {"home": _host_name(i % n_hosts), "dirty": None})
+            state["advisor_metrics"] = advisor_metrics
+            self._save(state)
+
+            image = self._image()
+            for name in state["hosts"]:
+                self._ensure_host(self._spec(name, state))
+            self._ensure_guests(state, image)
+            self._ensure_monitoring(state)
+            self._save(state)
+        status = self.status()
+        self._progress(f"lab up: {len(status.hosts)} host(s), {len(status.guests)} guest(s), "
+                       f"Prometheus {status.prometheus_url}")
+        return status
+
+    def status(self) -> LabStatus:
+        state = self._load()
+        hosts = []
+        where: dict[str, tuple[str, str]] = {}
+        for name in state["hosts"]:
+            spec = self._spec(name, state)
+            pid = daemon.is_running(spec)
+            up = pid is not None and virt.responds(spec.uri)
+            hosts.append(HostStatus(name, spec.uri, pid, up, spec.tcp_uri))
+            if up:
+                for dom, dom_state in virt.active_domains(spec.uri).items():
+                    where[dom] = (name, dom_state)
+        guests = []
+        for name, info in state["guests"].items():
+            host, dom_state = where.get(name, (None, "missing"))
+            log = None if host is None else self._spec(host, state).serial_log(name)
+            guests.append(GuestStatus(name, host, dom_state, _dirty_from_json(info.get("dirty")), log))
+        services = []
+        for service in self._services(state):
+            pid = monitoring.running(self.prom_dir, service)
+            url = f"http://{service.address}"
+            services.append(ServiceStatus(service.name, url, pid,
+                                          pid is not None and procs.http_ok(url + service.ready_path)))
+        ports = state.get("ports", {})
+        prometheus_url = f"http://127.0.0.1:{ports['prometheus']}" if "prometheus" in ports else None
+        return LabStatus(self.root, tuple(hosts), tuple(guests), prometheus_url, tuple(services))
+
+    def down(self) -> None:
+        """Destroy the guests, stop the daemons and Prometheus, and remove everything but the caches."""
+        if not self.root.exists():
+            return
+        with self._lock():
+            state = self._load()
+            specs = [self._spec(name, state) for name in self._known_hosts(state)]
+            for spec in specs:
+                self._progress(f"stopping {spec.name}")
+                daemon.stop(spec)
+            stopped = monitoring.sweep(self.prom_dir) if self.prom_dir.exists() else []
+            if stopped:
+                self._progress(f"stopped Prometheus and {len(stopped) - 1} exporter(s)")
+            left = procs.in_namespaces([s.run_dir for s in specs])
+            if left:
+                raise LabError(f"processes still in the lab's mount namespaces: {left}")
+            for entry in self.root.iterdir():
+                if entry == self.cache or entry.name == ".lock":
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            (self.root / ".lock").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()  # when the caches live elsewhere, nothing is left at all
+        self._progress(f"lab down; kept the caches in {self.cache}")
+
+    # -- guests --------------------------------------------------------------------------------------------
+
+    def uri(self, host: str) -> str:
+        return self._spec(host, self._load()).uri
+
+    def host_of(self, guest_name: str) -> str | None:
+        """The host that runs the guest now, asking every daemon (a migration may have moved it)."""
+        state = self._load()
+        for name in state["hosts"]:
+            if guest_name in virt.active_domains(self._spec(name, state).uri):
+                return str(name)
+        return None
+
+    def serial_log(self, guest_name: str) -> Path | None:
+        host = self.host_of(guest_name)
+        return None if host is None else self._spec(host, self._load()).serial_log(guest_name)
+
+    def guest_alive(self, name: str, within_s: float = 5.0) -> bool:
+        """Whether the guest's heartbeat (once a second, in guest uptime) advances within `within_s`.
+
+        The heartbeat is read from the serial log of whichever host runs the guest now; guest uptime carries
+        over a migration, so a newer heartbeat on the destination counts.
+        """
+        deadline = time.monotonic() + within_s
+        baseline = _last_heartbeat(self.serial_log(name))
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            latest = _last_heartbeat(self.serial_log(name))
+            if latest is not None and (baseline is None or latest > baseline):
+                return True
+        return False
+
+    def set_dirty_rate(self, guest_name: str, mib_s: float) -> None:
+        """Make the guest write `mib_s` MiB/s of changing random data until told otherwise."""
+        self.set_dirty_schedule(guest_name, [(0.0, mib_s)])
+
+    def set_dirty_schedule(self, guest_name: str, steps: Sequence[tuple[float, float]], repeat: bool = False) -> None:
+        """Run through (seconds, MiB/s) steps, in whole seconds; the last rate stays unless `repeat`.
+
+        The guest reads the plan on its second serial port (a pty, found in the live XML of the host that runs it
+        now) and acknowledges it on its console; this returns once it has.
+        """
+        if not steps:
+            raise ValueError("a schedule needs at least one step")
+        if any(seconds < 0 or mib_s < 0 for seconds, mib_s in steps):
+            raise ValueError(f"a step is negative: {list(steps)}")
+        setting = DirtySetting(tuple((float(s), float(r)) for s, r in steps), repeat)
+        self._send_plan(guest_name, setting)
+        with self._lock():
+            state = self._load()
+            if guest_name in state["guests"]:
+                state["guests"][guest_name]["dirty"] = _dirty_to_json(setting)
+                self._save(state)
+
+    def measure_dirty_rate(self, guest_name: str, seconds: int = 1) -> float:
+        """One page-sampling reading through libvirt (startDirtyRateCalc): noisy, see docs/lab.md."""
+        host = self.host_of(guest_name)
+        if host is None:
+            raise LabError(f"guest {guest_name} runs nowhere")
+        return virt.dirty_rate_mib_s(self.uri(host), guest_name, seconds)
+
+    def migrate(self, guest_name: str, to_host: str) -> float:
+        """Live peer-to-peer migration (migrateToURI3) to `to_host`; returns the wall time in seconds."""
+        source = self.host_of(guest_name)
+        if source is None:
+            raise LabError(f"guest {guest_name} runs nowhere")
+        started = time.monotonic()
+        virt.migrate(self.uri(source), self.uri(to_host), guest_name)
+        return time.monotonic() - started
+
+    @staticmethod
+    def migration_params() -> dict[str, str]:
+        """The migrateToURI3 parameters lab migrations need (loopback migration URI and listen address)."""
+        return virt.migration_params()
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            state: dict[str, Any] = json.loads((self.root / "state.json").read_text())
+        except (OSError, ValueError):
+            state = {}
+        state.setdefault("hosts", {})
+        state.setdefault("guests", {})
+        state.setdefault("ports", {})
+        return state
+
+    def _save(self, state: dict[str, Any]) -> None:
+        tmp = self.root / "state.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(self.root / "state.json")
+
+    def _spec(self, name: str, state: dict[str, Any]) -> HostSpec:
+        tcp = state["hosts"].get(name, {}).get("tcp_port")
+        return HostSpec(name, self.root / "hosts" / name, self.cache / "libvirt" / name,
+                        daemon.host_uuid(self.root, name), tcp)
+
+    def _known_hosts(self, state: dict[str, Any]) -> list[str]:
+        """Hosts in the state file and any host directory a crashed `up` left before saving it."""
+        names = list(state["hosts"])
+        hosts_dir = self.root / "hosts"
+        if hosts_dir.is_dir():
+            names += sorted(p.name for p in hosts_dir.iterdir() if p.is_dir() and p.name not in names)
+        return names
+
+    def _image(self) -> guest.GuestImage:
+        started = time.monotonic()
+        image, built = guest.ensure_image(self.cache / "guest", region_mib=self.guest_memory_mib // 2)
+        self._progress(f"guest image: {'built' if built else 'cached'} in {self.cache / 'guest'} "
+                       f"({time.monotonic() - started:.1f} s)")
+        return image
+
+    def _ensure_host(self, spec: HostSpec) -> None:
+        pid = daemon.is_running(spec)
+        if pid is not None and virt.responds(spec.uri):
+            self._progress(f"host {spec.name}: running (pid {pid})")
+            return
+        killed = daemon.kill_leftovers(spec)
+        if pid is not None:
+            procs.terminate(pid, lambda p: procs.owned(p, "libvirtd", run_dirs=[spec.run_dir]))
+        if killed:
+            self._progress(f"host {spec.name}: killed leftover processes {killed}")
+        daemon.seed_cache(spec, sorted(p for p in (self.cache / "libvirt").glob("*") if p != spec.cache))
+        started = time.monotonic()
+        pid = daemon.start(spec)
+        self._progress(f"host {spec.name}: started libvirtd pid {pid} in {time.monotonic() - started:.1f} s, "
+                       f"{spec.uri}")
+
+    def _ensure_guests(self, state: dict[str, Any], image: guest.GuestImage) -> None:
+        running: set[str] = set()
+        for name in state["hosts"]:
+            running |= set(virt.active_domains(self._spec(name, state).uri))
+        created: dict[str, HostSpec] = {}
+        for name, info in state["guests"].items():
+            if name in running:
+                self._progress(f"guest {name}: running")
+                continue
+            spec = self._spec(info["home"], state)
+            spec.serial_log(name).unlink(missing_ok=True)
+            virt.create(spec.uri, guest.domain_xml(name, image, self.guest_memory_mib))
+            created[name] = spec
+        started = time.monotonic()
+        for name, spec in created.items():
+            log = spec.serial_log(name)
+            try:
+                procs.wait_for(f"guest {name}", _shows(log, "GUEST-READY"), GUEST_BOOT_TIMEOUT_S, 0.1)
+            except TimeoutError:
+                raise LabError(f"guest {name} did not boot on {spec.name}; see {log}") from None
+            self._progress(f"guest {name}: booted on {spec.name} in {time.monotonic() - started:.1f} s")
+            setting = state["guests"][name].get("dirty")
+            if setting is not None:
+                dirty = _dirty_from_json(setting)
+                self._send_plan(name, dirty)  # a recreated guest gets the setting it had
+                self._progress(f"guest {name}: dirty rate set again to {dirty.describe()}")
+
+    def _send_plan(self, name: str, setting: DirtySetting) -> None:
+        plan = [(0 if s == 0 else max(1, round(s)), round(r * 1024)) for s, r in setting.steps]
+        seq = time.time_ns() // 1_000_000 % 1_000_000_000
+        self._send(name, guest.plan_command(seq, plan, setting.repeat), f"GUEST-CMD seq={seq}")
+
+    def _send(self, guest_name: str, command: bytes, ack: str) -> None:
+        """Write a command to the guest's pty until its console shows `ack`.
+
+        QEMU reads a pty only while its other end is open (it polls for that about once a second), so the end
+        stays open until the acknowledgement arrives, and the command is written again every few seconds; the
+        guest ignores a plan whose sequence number it already has.
+        """
+        deadline = time.monotonic() + COMMAND_TIMEOUT_S
+        while time.monotonic() < deadline:
+            host = self.host_of(guest_name)
+            if host is None:
+                raise LabError(f"guest {guest_name} runs nowhere")
+            uri = self.uri(host)
+            pty = virt.pty_path(uri, guest_name)
+            if pty is None:
+                raise LabError(f"guest {guest_name} on {host} has no command pty")
+            log = self._spec(host, self._load()).serial_log(guest_name)
+            fd = os.open(pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            try:
+                os.write(fd, command)
+                resend = time.monotonic() + 3.0
+                while time.monotonic() < min(resend, deadline):
+                    if ack in _read(log):
+                        return
+                    time.sleep(0.05)
+            finally:
+                os.close(fd)
+        raise LabError(f"guest {guest_name} did not acknowledge {command.decode().strip()!r} "
+                       f"within {COMMAND_TIMEOUT_S:.0f} s")
+
+    def _ports(self, state: dict[str, Any]) -> dict[str, Any]:
+        ports: dict[str, Any] = state["ports"]
+        for key, wanted in (("prometheus", self._ports_wanted["prometheus"]), ("node", self._ports_wanted["node"])):
+            if key not in ports:
+                ports[key] = wanted or procs.free_port()
+        libvirt_ports: dict[str, int] = ports.setdefault("libvirt", {})
+        base = self._ports_wanted["libvirt_base"]
+        for i, name in enumerate(state["hosts"]):
+            if name not in libvirt_ports:
+                libvirt_ports[name] = base + i if base else procs.free_port()
+        return ports
+
+    def _services(self, state: dict[str, Any]) -> list[monitoring.Service]:
+        ports = state.get("ports", {})
+        if "prometheus" not in ports:
+            return []
+        services = [monitoring.prometheus_service(self.prom_dir, ports["prometheus"]),
+                    monitoring.node_exporter_service(self.prom_dir, ports["node"])]
+        for name in state["hosts"]:
+            if name in ports.get("libvirt", {}):
+                services.append(monitoring.libvirt_exporter_service(name, self._spec(name, state).uri,
+                                                                    ports["libvirt"][name]))
+        return services
+
+    def _ensure_monitoring(self, state: dict[str, Any]) -> None:
+        ports = self._ports(state)
+        self._save(state)
+        (self.prom_dir / "data").mkdir(parents=True, exist_ok=True)
+        (self.prom_dir / "textfile").mkdir(exist_ok=True)
+        services = self._services(state)
+        prometheus, rest = services[0], services[1:]
+        for service in rest:
+            pid = monitoring.start(self.prom_dir, service)
+            self._progress(f"{service.name}: http://{service.address} (pid {pid})")
+        config = monitoring.prometheus_config(
+            prometheus.address, f"127.0.0.1:{ports['node']}",
+            {name: f"127.0.0.1:{port}" for name, port in ports["libvirt"].items() if name in state["hosts"]},
+            state["advisor_metrics"],
+        )
+        config_file = self.prom_dir / "prometheus.yml"
+        changed = not config_file.exists() or config_file.read_text() != config
+        config_file.write_text(config)
+        if changed and monitoring.running(self.prom_dir, prometheus) is not None:
+            monitoring.reload(self.prom_dir, prometheus)
+        pid = monitoring.start(self.prom_dir, prometheus)
+        self._progress(f"prometheus: http://{prometheus.address} (pid {pid})")
+
+
+def _read(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _shows(log: Path, text: str) -> Callable[[], bool]:
+    return lambda: text in _read(log)
+
+
+def _last_heartbeat(log: Path | None) -> float | None:
+    beats = _HEARTBEAT.findall(_read(log))
+    return float(beats[-1]) if beats else None
+
+
+def _dirty_to_json(setting: DirtySetting) -> dict[str, Any]:
+    return {"steps": [list(step) for step in setting.steps], "repeat": setting.repeat}
+
+
+def _dirty_from_json(raw: dict[str, Any] | None) -> DirtySetting:
+    if not raw:
+        return DirtySetting()
+    return DirtySetting(tuple((float(s), float(r)) for s, r in raw["steps"]), bool(raw.get("repeat", False)))

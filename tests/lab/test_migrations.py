@@ -1,0 +1,210 @@
+"""Real live migrations in the lab, executed and watched by the advisor's executor through libvirt.
+
+Each scenario ends with the guest alive (its console keeps printing) on exactly the host the record names.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
+from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, MonitorTuning
+from advisor.execution.hypervisor import MigrationTarget
+from advisor.execution.libvirt_adapter import LibvirtHypervisor
+from advisor.execution.monitor import Phase, Progress
+from advisor.execution.records import MigrationRecord
+from advisor.lab import Lab
+from advisor.storage.sqlite import SqliteStore
+
+pytestmark = pytest.mark.integration
+
+GUEST = "vm1"
+COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
+                     ModelRef("test", "0"))
+# Quicker to judge than in production, so a non-converging pre-copy is caught in seconds.
+TUNING = MonitorTuning(judge_from_round=2, stall_rounds=2)
+
+
+class Progresses:
+    def __init__(self) -> None:
+        self.seen: list[Progress] = []
+        self.ended: list[MigrationRecord] = []
+
+    def progress(self, record: MigrationRecord, progress: Progress) -> None:
+        self.seen.append(progress)
+
+    def finished(self, record: MigrationRecord) -> None:
+        self.ended.append(record)
+
+
+def endpoints(lab: Lab):  # type: ignore[no-untyped-def]
+    def endpoint(host_id: str) -> HostEndpoint:
+        uri = lab.uri(host_id)
+        return HostEndpoint(lambda: LibvirtHypervisor(uri), MigrationTarget(uri, "127.0.0.1"))
+
+    return endpoint
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "advisor.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def placed(lab: Lab) -> tuple[str, str]:
+    """(source, target): where vm1 runs now and the other host; the lab repaired if an earlier test broke it."""
+    if not lab.status().healthy:
+        lab.up(hosts=2, guests=1)
+    source = lab.host_of(GUEST)
+    assert source is not None
+    return source, ("hv2" if source == "hv1" else "hv1")
+
+
+def execute(executor: Executor, rec_id: str, source: str, target: str, params: MigrationParameters) -> str:
+    return executor.submit(rec_id, Move(GUEST, source, target, params, COST, ()), actor="test").operation_id
+
+
+def wait_final(executor: Executor, op: str, timeout_s: float = 150) -> MigrationRecord:
+    record = executor.get(op)
+    for latest, _ in executor.watch(op, timeout_s=timeout_s):
+        record = latest
+    assert record.phase.final, f"still {record.phase} after {timeout_s} s: {record.timeline}"
+    return record
+
+
+def wait_phase(executor: Executor, op: str, phase: Phase, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while executor.get(op).phase is not phase:
+        assert time.monotonic() < deadline, f"never reached {phase}: {executor.get(op).timeline}"
+        time.sleep(0.2)
+
+
+def events(record: MigrationRecord) -> str:
+    return " | ".join(e.message for e in record.timeline)
+
+
+def test_precopy_of_an_idle_guest(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+    source, target = placed
+    lab.set_dirty_rate(GUEST, 0)
+    seen = Progresses()
+    executor = Executor(store, endpoints(lab), seen, poll_interval_s=0.25)
+    executor.start()
+    op = execute(executor, "idle", source, target, MigrationParameters(Technique.PRECOPY, 64, 300, None, 60_000))
+    record = wait_final(executor, op)
+    assert record.phase is Phase.SUCCEEDED, events(record)
+    assert lab.host_of(GUEST) == target and f"guest runs on target {target}" in record.message
+    assert lab.guest_alive(GUEST, within_s=10)
+    outcome = record.outcome
+    assert outcome is not None and outcome.total_time_ms > 0 and outcome.iterations >= 1
+    assert 0 < outcome.transferred_mib < 4 * 128
+    assert store.get_migration(op) == record  # the record on disk is the final one
+    executor.stop()
+
+
+def test_dirtying_faster_than_the_cap_is_switched_to_postcopy(
+    lab: Lab, placed: tuple[str, str], store: SqliteStore
+) -> None:
+    source, target = placed
+    lab.set_dirty_rate(GUEST, 48)
+    executor = Executor(store, endpoints(lab), Progresses(), tuning=TUNING, poll_interval_s=0.25)
+    executor.start()
+    # Post-copy permitted only as a late safety net: the switch must come from the monitor's own judgement.
+    params = MigrationParameters(Technique.PRECOPY, 8, 100, postcopy_after_ms=120_000, deadline_ms=150_000)
+    op = execute(executor, "busy", source, target, params)
+    record = wait_final(executor, op)
+    assert record.phase is Phase.SUCCEEDED, events(record)
+    assert "pre-copy will not converge" in events(record)
+    assert any(e.phase is Phase.POSTCOPY for e in record.timeline)
+    assert lab.host_of(GUEST) == target
+    assert lab.guest_alive(GUEST, within_s=10)
+    lab.set_dirty_rate(GUEST, 0)
+    executor.stop()
+
+
+def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+    source, target = placed
+    lab.set_dirty_rate(GUEST, 32)
+    seen = Progresses()
+    executor = Executor(store, endpoints(lab), seen, poll_interval_s=0.25)
+    executor.start()
+    params = MigrationParameters(Technique.PRECOPY_AUTOCONVERGE, 16, 300, None, 150_000,
+                                 autoconverge_initial_pct=50, autoconverge_increment_pct=20)
+    op = execute(executor, "autoconverge", source, target, params)
+    record = wait_final(executor, op)
+    assert record.phase is Phase.SUCCEEDED, events(record)
+    assert max(p.autoconverge_throttle_pct for p in seen.seen) > 0
+    assert lab.host_of(GUEST) == target
+    assert lab.guest_alive(GUEST, within_s=10)
+    lab.set_dirty_rate(GUEST, 0)
+    executor.stop()
+
+
+def test_abort_leaves_the_guest_on_the_source(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+    source, target = placed
+    lab.set_dirty_rate(GUEST, 48)
+    executor = Executor(store, endpoints(lab), Progresses(), poll_interval_s=0.25)
+    executor.start()
+    op = execute(executor, "abort", source, target, MigrationParameters(Technique.PRECOPY, 8, 100, None, 150_000))
+    wait_phase(executor, op, Phase.PRECOPY)
+    time.sleep(3)
+    executor.abort(op, "operator changed their mind")
+    record = wait_final(executor, op)
+    assert record.phase is Phase.ABORTED, events(record)
+    assert f"guest runs on source {source}" in record.message
+    assert lab.host_of(GUEST) == source
+    assert lab.guest_alive(GUEST, within_s=10)
+    assert record.outcome is not None and record.outcome.transferred_mib > 0  # kept from the last poll
+    lab.set_dirty_rate(GUEST, 0)
+    executor.stop()
+
+
+def test_destination_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+    source, target = placed
+    lab.set_dirty_rate(GUEST, 48)
+    executor = Executor(store, endpoints(lab), Progresses(), poll_interval_s=0.25)
+    executor.start()
+    op = execute(executor, "kill", source, target, MigrationParameters(Technique.PRECOPY, 8, 100, None, 150_000))
+    wait_phase(executor, op, Phase.PRECOPY)
+    time.sleep(3)
+    pid = lab.status().host(target).pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    record = wait_final(executor, op)
+    assert record.phase is Phase.FAILED, events(record)
+    assert f"guest runs on source {source}" in record.message
+    assert lab.host_of(GUEST) == source
+    assert lab.guest_alive(GUEST, within_s=10)
+    lab.set_dirty_rate(GUEST, 0)
+    executor.stop()
+    lab.up(hosts=2, guests=1)  # restart the killed daemon for the next tests
+
+
+def test_restart_mid_migration_reconciles_with_libvirt(
+    lab: Lab, placed: tuple[str, str], store: SqliteStore
+) -> None:
+    source, target = placed
+    lab.set_dirty_rate(GUEST, 0)
+    first = Executor(store, endpoints(lab), Progresses(), limits=ConcurrencyLimits(), poll_interval_s=0.25)
+    first.start()
+    op = execute(first, "restart", source, target, MigrationParameters(Technique.PRECOPY, 8, 300, None, 150_000))
+    wait_phase(first, op, Phase.PRECOPY)
+    time.sleep(2)
+    first.stop()  # the advisor goes away; libvirt carries on with the peer-to-peer migration
+    assert not store.get_migration(op).phase.final  # type: ignore[union-attr]
+
+    second = Executor(store, endpoints(lab), Progresses(), poll_interval_s=0.25)
+    second.start()
+    record = wait_final(second, op)
+    assert record.phase is Phase.SUCCEEDED, events(record)
+    assert "reconciled after restart" in record.message
+    assert lab.host_of(GUEST) == target
+    assert lab.guest_alive(GUEST, within_s=10)
+    second.stop()
