@@ -20,6 +20,7 @@ from advisor.api.client import AdvisorClient, ClientError
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.config import ConfigError, Settings, load_settings
 from advisor.domain.errors import AdvisorError
+from advisor.lab.cli import add_lab_commands
 from advisor.tables import table
 
 EXAMPLE = Path(__file__).parent / "examples" / "cluster.json"
@@ -388,6 +389,8 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
         client_args(p)
     recs_parent = sub.choices["recs"]
     recs_parent.set_defaults(func=cmd_recs)
+
+    add_lab_commands(sub)
 
     migrate = sub.add_parser("migrate", help="execute, watch, show or abort migrations")
     migrate.set_defaults(func=cmd_migrate)

@@ -31,6 +31,7 @@ fi
 # Debian's libvirt-daemon (without -system) does not create the QEMU user, yet the QEMU driver resolves it at
 # start even when qemu.conf says user="root".
 getent group kvm >/dev/null || groupadd -r kvm
+getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
 id libvirt-qemu >/dev/null 2>&1 || useradd -r -g kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
 
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}

@@ -383,8 +383,8 @@ class Executor:
         if not result.succeeded and live.progress is not None and not result.transferred_mib:
             # After an abort or failure the hypervisor has no completed statistics: keep the last poll.
             p = live.progress
-            result = replace(result, transferred_mib=p.memory_total_mib - p.memory_remaining_mib,
-                             iterations=p.iteration, postcopy_requests=p.postcopy_requests)
+            result = replace(result, transferred_mib=p.transferred_mib, iterations=p.iteration,
+                             postcopy_requests=p.postcopy_requests)
         if result.succeeded:
             message = (f"done in {result.total_time_ms / 1000:.1f} s, downtime {result.downtime_ms:.0f} ms, "
                        f"{result.transferred_mib:.0f} MiB; guest runs on {where}")
@@ -444,7 +444,6 @@ class Executor:
         if live.progress is not None:
             p = live.progress
             result = replace(result, total_time_ms=p.elapsed_ms, iterations=p.iteration,
-                             transferred_mib=p.memory_total_mib - p.memory_remaining_mib,
-                             postcopy_requests=p.postcopy_requests)
+                             transferred_mib=p.transferred_mib, postcopy_requests=p.postcopy_requests)
         self._end(live, result, Phase.SUCCEEDED if succeeded else Phase.FAILED,
                   f"reconciled after restart: guest runs on {where}; final figures from the last poll")

@@ -215,6 +215,7 @@ class LibvirtHypervisor:
             expected_downtime_ms=float(stats.get("downtime", 0)),
             autoconverge_throttle_pct=float(stats.get("auto_converge_throttle", 0)),
             postcopy_requests=int(stats.get("memory_postcopy_requests", 0)),
+            transferred_mib=float(stats.get("memory_processed", 0)) / MIB,
         )
 
     def set_max_downtime(self, guest: str, downtime_ms: float) -> None:

@@ -70,6 +70,8 @@ class Progress:
     expected_downtime_ms: float = 0.0
     autoconverge_throttle_pct: float = 0.0
     postcopy_requests: int = 0
+    # Memory sent so far, all rounds together.
+    transferred_mib: float = 0.0
 
 
 @dataclass(frozen=True)
