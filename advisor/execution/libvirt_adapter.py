@@ -196,8 +196,8 @@ class LibvirtHypervisor:
             raise _error(f"progress of {guest!r}", e) from None
         try:
             stats = dom.jobStats()
-            if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) in (libvirt.VIR_DOMAIN_JOB_NONE, None):
-                return None
+            if stats.get("type") not in (libvirt.VIR_DOMAIN_JOB_BOUNDED, libvirt.VIR_DOMAIN_JOB_UNBOUNDED):
+                return None  # no job, or one that just ended (completed, failed, cancelled): nothing to steer
             state, reason = dom.state()
         except libvirt.libvirtError as e:
             if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
