@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
@@ -22,6 +22,8 @@ from advisor.ml.learned import load_cost_predictor
 from advisor.ml.predictor import CostPredictor
 from advisor.service import AdvisorService
 from advisor.storage.sqlite import SqliteStore
+from advisor.telemetry.collectors import Periodic, dirty_rate_collector, prometheus_collector
+from advisor.telemetry.prometheus_source import PrometheusQueries, PrometheusSource
 
 log = logging.getLogger("advisor")
 
@@ -39,6 +41,7 @@ class App:
     metrics: AdvisorMetrics
     server: RunningServer | None = None
     metrics_http: WSGIServer | None = None
+    collectors: list[Periodic] = field(default_factory=list)
 
     @property
     def metrics_port(self) -> int | None:
@@ -50,6 +53,8 @@ class App:
             self.service, self.metrics, listen=self.settings.listen, max_workers=self.settings.max_workers,
             max_message_mib=self.settings.max_message_mib,
         )
+        for collector in self.collectors:
+            collector.start()
         if self.settings.metrics_listen:
             host, _, port = self.settings.metrics_listen.rpartition(":")
             self.metrics_http, _ = start_http_server(int(port), host or "127.0.0.1", registry=self.metrics.registry)
@@ -66,6 +71,8 @@ class App:
         if self.server is not None:
             self.server.stop(self.settings.grace_s)
             self.server = None
+        for collector in self.collectors:
+            collector.stop()
         if self.service.executor is not None:
             self.service.executor.stop()
         if self.metrics_http is not None:
@@ -91,7 +98,20 @@ def build_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> 
                                  settings.max_migrations_per_target),
         poll_interval_s=settings.poll_interval_s,
     )
-    return App(settings, store, service, metrics)
+    collectors = []
+    if settings.prometheus_url:
+        queries = PrometheusQueries(
+            host_label=settings.prometheus_host_label, vm_label=settings.prometheus_vm_label,
+            window=settings.prometheus_window, migration_interface=settings.prometheus_migration_interface,
+            max_age_s=settings.prometheus_max_age_s,
+        )
+        source = PrometheusSource(settings.prometheus_url, queries, timeout_s=settings.prometheus_timeout_s)
+        collectors.append(Periodic("prometheus", settings.prometheus_poll_interval_s,
+                                   prometheus_collector(source, service, metrics)))
+    if settings.dirty_rate_interval_s > 0:
+        collectors.append(Periodic("dirty-rate", settings.dirty_rate_interval_s,
+                                   dirty_rate_collector(service, LibvirtHypervisor, metrics)))
+    return App(settings, store, service, metrics, collectors=collectors)
 
 
 def serve(settings: Settings) -> None:

@@ -42,6 +42,21 @@ class Settings:
     max_migrations_per_target: int = 2
     # Seconds between polls of a running migration (Nova polls every 0.5 s).
     poll_interval_s: float = 0.5
+    # Prometheus to pull host and guest metrics from (docs/prometheus.md); empty disables.
+    prometheus_url: str = ""
+    prometheus_poll_interval_s: float = 15.0
+    prometheus_timeout_s: float = 10.0
+    # Samples older than this are stale (their exporter stopped) and ignored.
+    prometheus_max_age_s: float = 120.0
+    # Labels that name the host (node exporter) and the guest (libvirt exporter) in the series.
+    prometheus_host_label: str = "instance"
+    prometheus_vm_label: str = "domain"
+    prometheus_window: str = "2m"
+    # Network device of the migration network; empty sums every device but loopback and virtual ones.
+    prometheus_migration_interface: str = ""
+    # Seconds between dirty-rate measurements of every guest through its host's hypervisor; 0 disables. Each
+    # measurement reads page samples for 1 s, twice: often enough to forecast, rarely enough not to disturb.
+    dirty_rate_interval_s: float = 60.0
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

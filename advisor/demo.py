@@ -89,7 +89,9 @@ def run(root: Path | None, data_dir: Path, *, keep_lab: bool, out: Print = print
     lab.set_dirty_rate(BUSY_GUEST, BUSY_RATE_MIB_S)
     out(f"Lab up; {BUSY_GUEST} now writes {BUSY_RATE_MIB_S:g} MiB/s of changing data.\n")
 
-    app = build_app(Settings(listen="127.0.0.1:0", data_dir=data_dir, metrics_listen="127.0.0.1:0"))
+    # The demo measures dirty rates itself, once, where the reader sees it; no background collector meanwhile.
+    app = build_app(Settings(listen="127.0.0.1:0", data_dir=data_dir, metrics_listen="127.0.0.1:0",
+                             dirty_rate_interval_s=0))
     port = app.start()
     out(f"Advisor on 127.0.0.1:{port} (data in {data_dir}/, metrics on :{app.metrics_port}, "
         f"cost model {app.service.predictor.model.name} {app.service.predictor.model.version}).\n")

@@ -54,6 +54,18 @@ class AdvisorMetrics:
         self.migration_transfer_rate = Gauge(
             "advisor_migration_transfer_rate_mib_s", "Transfer rate, per migrating VM", ["vm"], registry=registry
         )
+        self.vm_dirty_rate = Gauge(
+            "advisor_vm_dirty_rate_mib_s", "Dirty rate measured through the hypervisor (page sampling), per VM",
+            ["vm"], registry=registry,
+        )
+        self.source_up = Gauge("advisor_source_up", "Whether a metrics source answered its last poll", ["source"],
+                               registry=registry)
+        self.source_seconds = Histogram("advisor_source_poll_seconds", "Time a poll of a metrics source took",
+                                        ["source"], registry=registry)
+        self.source_skipped = Counter(
+            "advisor_source_skipped", "Pulled samples not used, by source and reason", ["source", "reason"],
+            registry=registry,
+        )
         self.migration_iteration = Gauge(
             "advisor_migration_iteration", "Pre-copy round, per migrating VM", ["vm"], registry=registry
         )

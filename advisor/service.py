@@ -291,6 +291,59 @@ class AdvisorService:
         self._metrics.samples_ingested.labels("host").inc(len(host_samples))
         self._metrics.samples_ingested.labels("vm").inc(len(vm_samples))
 
+    def ingest_pulled(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> dict[str, int]:
+        """Samples pulled from a source: those of unknown hosts or VMs, or with values this VM cannot have, are
+        skipped and counted rather than failing the whole batch."""
+        skipped: dict[str, int] = {}
+        now = self._clock()
+
+        def skip(reason: str) -> None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+
+        with self._lock:
+            hosts: dict[tuple[str, float], HostSample] = {}
+            for hs in host_samples:
+                try:
+                    validation.check_host_sample(hs, "sample", now)
+                except InvalidArgument:
+                    skip("invalid")
+                    continue
+                if hs.host_id not in self._cluster.hosts:
+                    skip("unknown_host")
+                    continue
+                hosts[(hs.host_id, hs.time_s)] = hs
+            vms: dict[tuple[str, float], VmSample] = {}
+            for pulled in vm_samples:
+                vm = self._cluster.vms.get(pulled.vm_id)
+                if vm is None:
+                    skip("unknown_vm")
+                    continue
+                vs = pulled
+                if vs.memory_used_mib is not None and vs.memory_used_mib > vm.memory_mib:
+                    vs = replace(vs, memory_used_mib=float(vm.memory_mib))  # a balloon figure above the size
+                try:
+                    validation.check_vm_sample(vs, "sample", now)
+                except InvalidArgument:
+                    skip("invalid")
+                    continue
+                vms[(vs.vm_id, vs.time_s)] = vs
+            self.push_samples(list(hosts.values()), list(vms.values()))
+        return skipped
+
+    def known_ids(self) -> tuple[list[str], list[str]]:
+        with self._lock:
+            return list(self._cluster.hosts), list(self._cluster.vms)
+
+    def hosts_with_hypervisor(self) -> list[Host]:
+        with self._lock:
+            return [h for h in self._cluster.hosts.values() if h.hypervisor_uri]
+
+    def migrating_vms(self) -> frozenset[str]:
+        return frozenset() if self.executor is None else self.executor.migrating_vms()
+
+    def clock(self) -> float:
+        return self._clock()
+
     # -- reading -------------------------------------------------------------------------------------------
 
     def list_hosts(self, page_size: int = 0, page_token: str = "") -> tuple[list[HostView], str]:

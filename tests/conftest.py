@@ -20,7 +20,9 @@ def make_app(tmp_path: Path) -> Iterator[object]:
     started: list[App] = []
 
     def make(data_dir: Path | None = None, models_dir: Path | None = None, **settings: object) -> App:
-        defaults: dict[str, object] = {"listen": "127.0.0.1:0", "metrics_listen": "", "grace_s": 1.0}
+        # No background dirty-rate measurement: these hosts have no real hypervisor (tests/lab/ has them).
+        defaults: dict[str, object] = {"listen": "127.0.0.1:0", "metrics_listen": "", "grace_s": 1.0,
+                                       "dirty_rate_interval_s": 0.0}
         app = build_app(
             Settings(
                 data_dir=data_dir or tmp_path / "data",

@@ -195,6 +195,11 @@ class Executor:
             if record.phase.final or time.monotonic() >= deadline:
                 return
 
+    def migrating_vms(self) -> frozenset[str]:
+        """VMs with a migration queued or running: not to be measured or moved by anyone else now."""
+        with self._lock:
+            return frozenset(live.record.vm_id for live in self._live.values())
+
     # -- scheduling ----------------------------------------------------------------------------------------
 
     def start(self) -> None:

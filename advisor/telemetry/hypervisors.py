@@ -63,10 +63,15 @@ def measure_dirty_rates(
     seconds: int = 1,
     skip: frozenset[str] = frozenset(),
 ) -> list[VmSample]:
-    """One sample per running guest: the mean of `readings` page-sampling measurements of `seconds` each."""
+    """One sample per running guest: the mean of `readings` page-sampling measurements of `seconds` each.
+    A host that cannot be reached is logged and passed over; the others are still measured."""
     samples = []
     for conn in hosts:
-        hypervisor = connect(conn.uri)
+        try:
+            hypervisor = connect(conn.uri)
+        except HypervisorError as error:
+            log.warning("host not reachable for dirty rates", extra={"host": conn.host_id, "error": str(error)})
+            continue
         try:
             for guest in hypervisor.guests():
                 if not guest.running or guest.name in skip:

@@ -1,0 +1,94 @@
+"""Background collection: pull samples from Prometheus and measure dirty rates through the hypervisors, on a
+schedule, into the same store that pushed samples feed.
+
+Each collector is a plain function run by `Periodic` in a daemon thread. Pulled data are lenient where pushes are
+strict: a pushed batch with an unknown VM is refused whole (the caller can fix it), but a pulled series for a VM
+the advisor does not know is skipped and counted (nobody to tell).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from advisor.execution.hypervisor import Hypervisor
+from advisor.metrics import AdvisorMetrics
+from advisor.service import AdvisorService
+from advisor.telemetry.hypervisors import HostConnection, measure_dirty_rates
+from advisor.telemetry.prometheus_source import PrometheusSource
+
+log = logging.getLogger("advisor.telemetry")
+
+
+class Periodic:
+    """Run `task` every `interval_s` seconds in a daemon thread until `stop()`; a failing run is logged, not fatal."""
+
+    def __init__(self, name: str, interval_s: float, task: Callable[[], None]) -> None:
+        self.name = name
+        self._interval_s = interval_s
+        self._task = task
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._task()
+            except Exception:
+                log.exception("collector run failed", extra={"collector": self.name})
+            self._stop.wait(self._interval_s)
+
+
+def prometheus_collector(
+    source: PrometheusSource, service: AdvisorService, metrics: AdvisorMetrics
+) -> Callable[[], None]:
+    def collect() -> None:
+        hosts, vms = service.known_ids()
+        started = time.perf_counter()
+        result = source.poll(hosts, vms)
+        metrics.source_seconds.labels("prometheus").observe(time.perf_counter() - started)
+        health = result.health
+        metrics.source_up.labels("prometheus").set(1 if health.ok else 0)
+        for reason, count in result.skipped.items():
+            metrics.source_skipped.labels("prometheus", reason).inc(count)
+        if not health.ok or result.from_cache:
+            log.warning("prometheus unavailable", extra={"error": health.last_error,
+                                                         "failures": health.consecutive_failures})
+            return
+        skipped = service.ingest_pulled(result.host_samples, result.vm_samples)
+        for reason, count in skipped.items():
+            metrics.source_skipped.labels("prometheus", reason).inc(count)
+
+    return collect
+
+
+def dirty_rate_collector(
+    service: AdvisorService, connect: Callable[[str], Hypervisor], metrics: AdvisorMetrics, *, readings: int = 2
+) -> Callable[[], None]:
+    """Measure every running guest's dirty rate through its hypervisor, except guests that migrate now, and
+    export the figure as `advisor_vm_dirty_rate_mib_s` so that Prometheus keeps its history."""
+
+    def collect() -> None:
+        hosts = [HostConnection(h.id, h.hypervisor_uri) for h in service.hosts_with_hypervisor()]
+        if not hosts:
+            return
+        samples = measure_dirty_rates(hosts, connect, service.clock, readings=readings, seconds=1,
+                                      skip=service.migrating_vms())
+        for s in samples:
+            if s.dirty_rate_mib_s is not None:
+                metrics.vm_dirty_rate.labels(s.vm_id).set(s.dirty_rate_mib_s)
+        skipped = service.ingest_pulled([], samples)
+        for reason, count in skipped.items():
+            metrics.source_skipped.labels("libvirt", reason).inc(count)
+        metrics.source_up.labels("libvirt").set(1)
+
+    return collect
