@@ -58,6 +58,10 @@ class AdvisorMetrics:
             "advisor_vm_dirty_rate_mib_s", "Dirty rate measured through the hypervisor (page sampling), per VM",
             ["vm"], registry=registry,
         )
+        self.vm_cpu = Gauge("advisor_vm_cpu_ratio", "Share of its vCPUs a guest uses, per VM", ["vm"],
+                            registry=registry)
+        self.vm_memory_used = Gauge("advisor_vm_memory_used_mib", "Memory a guest uses (balloon), per VM", ["vm"],
+                                    registry=registry)
         self.source_up = Gauge("advisor_source_up", "Whether a metrics source answered its last poll", ["source"],
                                registry=registry)
         self.source_seconds = Histogram("advisor_source_poll_seconds", "Time a poll of a metrics source took",

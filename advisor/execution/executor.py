@@ -308,7 +308,7 @@ class Executor:
         )
         started = time.monotonic()
         migrate.start()
-        state = self._watch(live, source, plan, state, started, migrate.is_alive)
+        state = self._watch(live, source, plan, state, started, migrate.is_alive, migrate.join)
         if self._stopping.is_set():
             return  # the migration goes on in the hypervisors; the next start reconciles it
         migrate.join()
@@ -324,10 +324,15 @@ class Executor:
         state: monitor.MonitorState,
         started: float,
         job_alive: Callable[[], bool],
+        wait: Callable[[float], None] = time.sleep,
     ) -> monitor.MonitorState:
+        """Poll and steer until the job ends. `wait` sleeps between polls, or returns early when the job ends
+        (the migrate thread's join), so the end is noticed at once rather than up to a poll later."""
         vm = live.record.vm_id
         while job_alive():
-            time.sleep(self._poll_s)
+            wait(self._poll_s)
+            if not job_alive():
+                break
             if self._stopping.is_set():
                 return state
             try:

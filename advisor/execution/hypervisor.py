@@ -35,6 +35,18 @@ class GuestFacts:
 
 
 @dataclass(frozen=True)
+class GuestStats:
+    """Cumulative CPU time and current memory use of a running guest, read at `time_s`."""
+
+    name: str
+    time_s: float
+    cpu_time_s: float
+    vcpus: int
+    # Memory the guest uses (balloon: available - unused), if the balloon driver reports it.
+    memory_used_mib: float | None
+
+
+@dataclass(frozen=True)
 class MigrationTarget:
     """Where a guest goes: the target's hypervisor URI, and the address its QEMU listens on for the memory
     stream (empty: the hypervisor picks)."""
@@ -65,6 +77,10 @@ class Hypervisor(Protocol):
     def host_facts(self) -> HostFacts: ...
 
     def guests(self) -> list[GuestFacts]: ...
+
+    def guest_stats(self) -> list[GuestStats]:
+        """CPU time and memory use of every running guest, in one call."""
+        ...
 
     def measure_dirty_rate(self, guest: str, seconds: int = 1) -> float:
         """MiB/s the guest dirtied over `seconds`; refuses while the guest migrates (it would disturb it)."""

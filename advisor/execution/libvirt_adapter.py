@@ -15,7 +15,14 @@ from typing import Any
 import libvirt
 
 from advisor.domain.model import MIB, MigrationParameters, Technique
-from advisor.execution.hypervisor import GuestFacts, HostFacts, HypervisorError, MigrationResult, MigrationTarget
+from advisor.execution.hypervisor import (
+    GuestFacts,
+    GuestStats,
+    HostFacts,
+    HypervisorError,
+    MigrationResult,
+    MigrationTarget,
+)
 from advisor.execution.monitor import Progress
 
 _loop_lock = threading.Lock()
@@ -140,6 +147,23 @@ class LibvirtHypervisor:
             return facts
         except libvirt.libvirtError as e:
             raise _error(f"guests of {self._uri}", e) from None
+
+    def guest_stats(self) -> list[GuestStats]:
+        try:
+            records = self._control.getAllDomainStats(
+                libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU,
+                libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING,
+            )
+        except libvirt.libvirtError as e:
+            raise _error(f"domain stats of {self._uri}", e) from None
+        now = time.time()
+        stats = []
+        for dom, values in records:
+            available, unused = values.get("balloon.available"), values.get("balloon.unused")
+            used = (available - unused) / 1024 if available is not None and unused is not None else None
+            stats.append(GuestStats(dom.name(), now, values.get("cpu.time", 0) / 1e9,
+                                    int(values.get("vcpu.current", 1)), used))
+        return stats
 
     def measure_dirty_rate(self, guest: str, seconds: int = 1) -> float:
         dom = self._domain(guest)

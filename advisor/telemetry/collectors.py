@@ -16,7 +16,7 @@ from collections.abc import Callable
 from advisor.execution.hypervisor import Hypervisor
 from advisor.metrics import AdvisorMetrics
 from advisor.service import AdvisorService
-from advisor.telemetry.hypervisors import HostConnection, measure_dirty_rates
+from advisor.telemetry.hypervisors import GuestStatsReader, HostConnection, measure_dirty_rates
 from advisor.telemetry.prometheus_source import PrometheusSource
 
 log = logging.getLogger("advisor.telemetry")
@@ -74,8 +74,11 @@ def prometheus_collector(
 def dirty_rate_collector(
     service: AdvisorService, connect: Callable[[str], Hypervisor], metrics: AdvisorMetrics, *, readings: int = 2
 ) -> Callable[[], None]:
-    """Measure every running guest's dirty rate through its hypervisor, except guests that migrate now, and
-    export the figure as `advisor_vm_dirty_rate_mib_s` so that Prometheus keeps its history."""
+    """Measure every running guest's dirty rate through its hypervisor, except guests that migrate now, read
+    its CPU and memory use, and export the figures (`advisor_vm_dirty_rate_mib_s`, `advisor_vm_cpu_ratio`,
+    `advisor_vm_memory_used_mib`) so that Prometheus keeps their history."""
+
+    stats = GuestStatsReader()
 
     def collect() -> None:
         hosts = [HostConnection(h.id, h.hypervisor_uri) for h in service.hosts_with_hypervisor()]
@@ -86,7 +89,13 @@ def dirty_rate_collector(
         for s in samples:
             if s.dirty_rate_mib_s is not None:
                 metrics.vm_dirty_rate.labels(s.vm_id).set(s.dirty_rate_mib_s)
-        skipped = service.ingest_pulled([], samples)
+        others = stats.read(hosts, connect)
+        for s in others:
+            if s.cpu_utilization is not None:
+                metrics.vm_cpu.labels(s.vm_id).set(s.cpu_utilization)
+            if s.memory_used_mib is not None:
+                metrics.vm_memory_used.labels(s.vm_id).set(s.memory_used_mib)
+        skipped = service.ingest_pulled([], samples + others)
         for reason, count in skipped.items():
             metrics.source_skipped.labels("libvirt", reason).inc(count)
         metrics.source_up.labels("libvirt").set(1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import DEFAULT_NETWORK_BANDWIDTH_MIB_S, Host, Vm, VmSample
-from advisor.execution.hypervisor import Hypervisor, HypervisorError
+from advisor.execution.hypervisor import GuestStats, Hypervisor, HypervisorError
 
 log = logging.getLogger("advisor.telemetry")
 
@@ -88,3 +88,38 @@ def measure_dirty_rates(
         finally:
             hypervisor.close()
     return samples
+
+
+class GuestStatsReader:
+    """CPU utilisation and memory use of guests from consecutive readings of their cumulative CPU time.
+
+    Keeps the previous reading per guest; the first reading of a guest gives its memory only."""
+
+    def __init__(self) -> None:
+        self._previous: dict[str, GuestStats] = {}
+
+    def read(self, hosts: list[HostConnection], connect: Callable[[str], Hypervisor]) -> list[VmSample]:
+        samples = []
+        for conn in hosts:
+            try:
+                hypervisor = connect(conn.uri)
+            except HypervisorError as error:
+                log.warning("host not reachable for guest stats", extra={"host": conn.host_id, "error": str(error)})
+                continue
+            try:
+                current = hypervisor.guest_stats()
+            except HypervisorError as error:
+                log.warning("guest stats not read", extra={"host": conn.host_id, "error": str(error)})
+                continue
+            finally:
+                hypervisor.close()
+            for stats in current:
+                before = self._previous.get(stats.name)
+                self._previous[stats.name] = stats
+                cpu = None
+                if before is not None and stats.time_s > before.time_s and stats.cpu_time_s >= before.cpu_time_s:
+                    busy = (stats.cpu_time_s - before.cpu_time_s) / (stats.time_s - before.time_s)
+                    cpu = min(1.0, busy / max(1, stats.vcpus))  # a counter reset (restart) gives no figure
+                samples.append(VmSample(stats.name, stats.time_s, cpu_utilization=cpu,
+                                        memory_used_mib=stats.memory_used_mib))
+        return samples
