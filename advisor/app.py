@@ -18,6 +18,7 @@ from advisor.config import Settings
 from advisor.execution.executor import ConcurrencyLimits
 from advisor.execution.libvirt_adapter import LibvirtHypervisor
 from advisor.metrics import AdvisorMetrics
+from advisor.ml.forecast import load_dirty_forecaster
 from advisor.ml.learned import load_cost_predictor
 from advisor.ml.predictor import CostPredictor
 from advisor.service import AdvisorService
@@ -89,8 +90,11 @@ def build_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> 
     predictor = load_predictor(settings.models_dir)
     if predictor.model.fallback_reason:
         log.warning("cost model fallback", extra={"reason": predictor.model.fallback_reason})
+    forecaster = load_dirty_forecaster(settings.models_dir / "dirty_rate")
+    if forecaster.model.fallback_reason:
+        log.warning("dirty-rate forecaster fallback", extra={"reason": forecaster.model.fallback_reason})
     service = AdvisorService(
-        store, predictor, metrics, clock=clock, samples_per_entity=settings.samples_per_entity
+        store, predictor, metrics, clock=clock, samples_per_entity=settings.samples_per_entity, forecaster=forecaster
     )
     service.attach_executor(
         LibvirtHypervisor,

@@ -27,6 +27,7 @@ from advisor.telemetry.hypervisors import HostConnection, measure_dirty_rates, r
 LAB_LINK_MIB_S = 32.0
 BUSY_GUEST = "vm1"
 BUSY_RATE_MIB_S = 16.0
+READINGS = 6
 
 Print = Callable[[str], None]
 
@@ -40,17 +41,26 @@ def _ingest(client: AdvisorClient, lab_hosts: list[HostConnection], out: Print) 
     client.push_inventory(pb.PushInventoryRequest(
         hosts=[convert.host_to_pb(h) for h in change.hosts], vms=[convert.vm_to_pb(v) for v in change.vms]
     ))
-    samples = measure_dirty_rates(lab_hosts, LibvirtHypervisor, time.time, readings=3, seconds=1)
+    # A short history of readings, as the background collector would gather over minutes: the forecaster needs
+    # a window, not one reading (one page-sampling reading is noisy).
+    samples = []
+    for _ in range(READINGS):
+        samples += measure_dirty_rates(lab_hosts, LibvirtHypervisor, time.time, readings=1, seconds=1)
+        time.sleep(1.0)
     request = pb.PushSamplesRequest()
     for s in samples:
         sample = request.vm_samples.add(vm_id=s.vm_id, dirty_rate_mib_s=s.dirty_rate_mib_s or 0.0)
         sample.time.CopyFrom(convert.timestamp(s.time_s))
     client.push_samples(request)
-    rows = [[v.id, v.host_id, v.memory_mib, v.vcpus,
-             next((f"{s.dirty_rate_mib_s:.1f}" for s in samples if s.vm_id == v.id), "-")] for v in change.vms]
-    out(f"Ingested from libvirt: {len(change.hosts)} hosts, {len(change.vms)} guests "
-        f"(dirty rate: mean of 3 one-second page-sampling readings)")
-    out(table(["guest", "host", "MiB", "vCPUs", "dirty MiB/s"], rows, right=(2, 3, 4)) + "\n")
+
+    def readings(vm: str) -> str:
+        values = [s.dirty_rate_mib_s or 0.0 for s in samples if s.vm_id == vm]
+        return " ".join(f"{v:.0f}" for v in values) or "-"
+
+    rows = [[v.id, v.host_id, v.memory_mib, v.vcpus, readings(v.id)] for v in change.vms]
+    out(f"Ingested from libvirt: {len(change.hosts)} hosts, {len(change.vms)} guests, and {READINGS} one-second "
+        f"page-sampling readings of each guest's dirty rate")
+    out(table(["guest", "host", "MiB", "vCPUs", "dirty MiB/s readings"], rows, right=(2, 3)) + "\n")
 
 
 def _watch(client: AdvisorClient, operation_id: str, out: Print) -> None:

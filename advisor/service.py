@@ -34,8 +34,10 @@ from advisor.execution.hypervisor import Hypervisor, MigrationTarget
 from advisor.execution.monitor import Phase, Progress
 from advisor.execution.records import MigrationRecord
 from advisor.metrics import AdvisorMetrics
-from advisor.ml.predictor import CostPredictor
+from advisor.ml.forecast import DirtyRateForecaster
+from advisor.ml.predictor import CostPredictor, widen_for_burst
 from advisor.planning.placement import HostLoad, PlacementPolicy, VmDemand, rank_targets
+from advisor.planning.plans import ClusterSnapshot, plan_consolidate, plan_drain, plan_rebalance
 from advisor.planning.technique import DEFAULT_MAX_DOWNTIME_MS, choose_technique
 from advisor.storage.sqlite import SqliteStore
 from advisor.telemetry.samples import HOST_FIELDS, VM_FIELDS, SeriesStore
@@ -110,6 +112,7 @@ class AdvisorService:
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12],
         placement: PlacementPolicy = PlacementPolicy(),  # noqa: B008
         samples_per_entity: int = 120,
+        forecaster: DirtyRateForecaster | None = None,
     ) -> None:
         self._store = store
         self.predictor = predictor
@@ -117,6 +120,7 @@ class AdvisorService:
         self._clock = clock
         self._new_id = new_id
         self._placement = placement
+        self.forecaster = forecaster
         self._lock = threading.RLock()
         hosts, vms = store.load_inventory()
         self._cluster = Cluster(hosts, vms)
@@ -154,17 +158,18 @@ class AdvisorService:
             raise FailedPrecondition("execution is not enabled on this advisor (no hypervisor access configured)")
         return self.executor
 
-    def execute(self, rec_id: str, actor: str) -> MigrationRecord:
-        """Start an approved recommendation. Idempotent: a second call returns the same operation."""
+    def execute(self, rec_id: str, actor: str, move_index: int = 0) -> MigrationRecord:
+        """Start one move of an approved recommendation. Idempotent: a second call returns the same operation."""
         executor = self._require_executor()
         with self._lock:
             rec = self.get_recommendation(rec_id)
             if rec.state not in (RecommendationState.APPROVED, RecommendationState.EXECUTING,
                                  RecommendationState.SUCCEEDED, RecommendationState.FAILED):
                 raise FailedPrecondition(f"recommendation {rec_id} is {rec.state}: only approved ones are executed")
-            if len(rec.moves) != 1:
-                raise FailedPrecondition(f"recommendation {rec_id} has {len(rec.moves)} moves; plans execute later")
-            record = executor.submit(rec.id, rec.moves[0], actor=actor)
+            if not 0 <= move_index < len(rec.moves):
+                raise InvalidArgument("move_index", f"recommendation {rec_id} has {len(rec.moves)} move(s) "
+                                                    f"(got index {move_index})")
+            record = executor.submit(rec.id, rec.moves[move_index], actor=actor, move_index=move_index)
             if rec.state is RecommendationState.APPROVED:
                 self._store.save_recommendation(replace(rec, state=RecommendationState.EXECUTING))
         return record
@@ -212,7 +217,14 @@ class AdvisorService:
         with self._lock:
             rec = self._store.get_recommendation(record.recommendation_id)
             if rec is not None:
-                state = RecommendationState.SUCCEEDED if record.phase is Phase.SUCCEEDED else RecommendationState.FAILED
+                ops = {op.move_index: op for op in self._store.migrations_of(rec.id)}
+                ops[record.move_index] = record
+                if any(op.phase in (Phase.FAILED, Phase.ABORTED) for op in ops.values()):
+                    state = RecommendationState.FAILED
+                elif len(ops) == len(rec.moves) and all(op.phase is Phase.SUCCEEDED for op in ops.values()):
+                    state = RecommendationState.SUCCEEDED
+                else:
+                    state = RecommendationState.EXECUTING
                 self._store.save_recommendation(replace(rec, state=state))
             vm = self._cluster.vms.get(record.vm_id)
             if record.phase is Phase.SUCCEEDED and vm is not None and record.target_host_id in self._cluster.hosts:
@@ -397,10 +409,19 @@ class AdvisorService:
         max_bandwidth_mib_s: float | None,
         max_downtime_ms: float | None,
     ) -> MigrationInputs:
+        burst: float | None = None
+        forecast = None
+        if dirty_rate_mib_s is None and self.forecaster is not None:
+            times, values = self._vm_series.window(vm.id)
+            forecast = self.forecaster.forecast(times, values, self._vm_series.fields, self._clock())
         if dirty_rate_mib_s is not None:
             dirty, dirty_source = dirty_rate_mib_s, "request override"
+        elif forecast is not None:
+            dirty, dirty_source = forecast.mean_mib_s, forecast.describe()
+            burst = forecast.p90_mib_s if forecast.p90_mib_s > forecast.mean_mib_s else None
         elif (latest := self._vm_series.latest(vm.id, "dirty_rate_mib_s")) is not None:
-            dirty, dirty_source = latest.value, f"latest sample, {_fmt_time(latest.time_s)}"
+            dirty = latest.value
+            dirty_source = f"latest sample, {_fmt_time(latest.time_s)} (too little history to forecast)"
         else:
             dirty, dirty_source = 0.0, "no dirty-rate sample: assumed idle"
         used = self._vm_series.latest(vm.id, "memory_used_mib")
@@ -414,7 +435,17 @@ class AdvisorService:
             max_bandwidth_mib_s=bandwidth if max_bandwidth_mib_s is None else max_bandwidth_mib_s,
             max_downtime_ms=DEFAULT_MAX_DOWNTIME_MS if max_downtime_ms is None else max_downtime_ms,
             dirty_rate_source=dirty_source,
+            burst_dirty_rate_mib_s=burst,
         )
+
+    def _predict(self, inputs: MigrationInputs, techniques: Sequence[Technique]) -> list[MigrationCost]:
+        """Costs at the expected dirty rate, widened to cover a burst to its p90 forecast when there is one."""
+        costs = self.predictor.predict_many([(inputs, t) for t in techniques])
+        burst = inputs.burst_dirty_rate_mib_s
+        if burst is None:
+            return costs
+        at_burst = self.predictor.predict_many([(replace(inputs, dirty_rate_mib_s=burst), t) for t in techniques])
+        return [widen_for_burst(c, b, burst) for c, b in zip(costs, at_burst, strict=True)]
 
     def predict_cost(
         self,
@@ -450,7 +481,7 @@ class AdvisorService:
                 max_downtime_ms=max_downtime_ms,
             )
         chosen = tuple(dict.fromkeys(techniques)) or tuple(Technique)
-        costs = self.predictor.predict_many([(inputs, t) for t in chosen])
+        costs = self._predict(inputs, chosen)
         return CostPrediction(inputs, tuple(costs))
 
     # -- recommendations -----------------------------------------------------------------------------------
@@ -493,7 +524,7 @@ class AdvisorService:
                 vm, source, target, dirty_rate_mib_s=None, bandwidth_mib_s=None, max_bandwidth_mib_s=None,
                 max_downtime_ms=objective.max_downtime_ms or None,
             )
-        costs = self.predictor.predict_many([(inputs, t) for t in Technique])
+        costs = self._predict(inputs, tuple(Technique))
         choice = choose_technique(
             costs, objective, bandwidth_mib_s=inputs.usable_bandwidth_mib_s, postcopy_allowed=vm.postcopy_allowed
         )
@@ -520,6 +551,70 @@ class AdvisorService:
         )
         self._store.save_recommendation(rec)
         self._metrics.recommendations.labels("target").inc()
+        return rec
+
+    def plan_cluster(self, goal: str, host_id: str, max_moves: int, objective: Objective) -> Recommendation:
+        """A plan for the whole cluster (drain a host, rebalance, consolidate), each move with its target,
+        technique, predicted cost and reasons. Moves are chosen on a simulated copy of the cluster."""
+        validation.check_number(max_moves, "max_moves", low=0, high=10_000)
+        validation.check_number(objective.max_downtime_ms, "objective.max_downtime_ms", low=0, high=3_600_000)
+        validation.check_number(objective.deadline_ms, "objective.deadline_ms", low=0, high=86_400_000)
+        if goal == "drain":
+            validation.check_id(host_id, "host_id")
+        elif host_id:
+            raise InvalidArgument("host_id", f"only a drain names a host (goal is {goal})")
+        with self._lock:
+            if goal == "drain" and host_id not in self._cluster.hosts:
+                raise NotFound("host_id", "host", host_id)
+            snapshot = ClusterSnapshot(
+                hosts=dict(self._cluster.hosts),
+                vms=dict(self._cluster.vms),
+                host_cpu={h: s.value for h in self._cluster.hosts
+                          if (s := self._host_series.latest(h, "cpu_utilization")) is not None},
+                vm_cpu={v: s.value for v in self._cluster.vms
+                        if (s := self._vm_series.latest(v, "cpu_utilization")) is not None},
+            )
+            move_costs: dict[str, float] = {}
+
+            def move_cost(vm: Vm) -> float:
+                """Median predicted pre-copy time of moving the VM over its own host's link."""
+                if vm.id not in move_costs:
+                    source = self._cluster.hosts[vm.host_id]
+                    inputs = self._inputs(vm, source, None, dirty_rate_mib_s=None, bandwidth_mib_s=None,
+                                          max_bandwidth_mib_s=None, max_downtime_ms=None)
+                    move_costs[vm.id] = self.predictor.predict(inputs, Technique.PRECOPY).total_time_ms.median
+                return move_costs[vm.id]
+
+            if goal == "drain":
+                plan = plan_drain(snapshot, host_id, move_cost, policy=self._placement, max_moves=max_moves)
+            elif goal == "rebalance":
+                plan = plan_rebalance(snapshot, move_cost, policy=self._placement, max_moves=max_moves)
+            else:
+                plan = plan_consolidate(snapshot, move_cost, policy=self._placement, max_moves=max_moves)
+            planned_inputs = [
+                self._inputs(self._cluster.vms[m.vm_id], self._cluster.hosts[m.source_host_id],
+                             self._cluster.hosts[m.target_host_id], dirty_rate_mib_s=None, bandwidth_mib_s=None,
+                             max_bandwidth_mib_s=None, max_downtime_ms=objective.max_downtime_ms or None)
+                for m in plan.moves
+            ]
+        moves = []
+        for planned, inputs in zip(plan.moves, planned_inputs, strict=True):
+            vm = snapshot.vms[planned.vm_id]
+            choice = choose_technique(self._predict(inputs, tuple(Technique)), objective,
+                                      bandwidth_mib_s=inputs.usable_bandwidth_mib_s,
+                                      postcopy_allowed=vm.postcopy_allowed)
+            reasons = (planned.why, f"inputs: {inputs.memory_mib:.0f} MiB, {inputs.dirty_rate_source}",
+                       *choice.reasons)
+            moves.append(Move(vm.id, planned.source_host_id, planned.target_host_id, choice.parameters,
+                              choice.cost, reasons, planned.assessments))
+        total_s = sum(m.predicted_cost.total_time_ms.median for m in moves) / 1000
+        summary = plan.summary + (f" Predicted migration time in all: {total_s:.0f} s." if moves else "")
+        if plan.unplaced:
+            summary += " Not placed: " + "; ".join(f"{vm_id} ({why})" for vm_id, why in plan.unplaced)
+        rec = Recommendation(id=self._new_id(), goal=plan.goal, created_at_s=self._clock(), moves=tuple(moves),
+                             summary=summary)
+        self._store.save_recommendation(rec)
+        self._metrics.recommendations.labels(goal).inc()
         return rec
 
     def get_recommendation(self, rec_id: str) -> Recommendation:

@@ -68,3 +68,16 @@ def test_intervals_are_ordered_and_name_the_model() -> None:
 def test_bad_inputs_are_refused(bad: float) -> None:
     with pytest.raises(ValueError, match="dirty_rate_mib_s"):
         predict_analytic(inputs(bad), Technique.PRECOPY)
+
+
+def test_a_burst_widens_only_the_upper_bounds_and_says_so() -> None:
+    from advisor.ml.predictor import widen_for_burst
+
+    calm = predict_analytic(inputs(20.0), Technique.PRECOPY)
+    burst = predict_analytic(inputs(60.0), Technique.PRECOPY)
+    wide = widen_for_burst(calm, burst, 60.0)
+    assert wide.total_time_ms.median == calm.total_time_ms.median
+    assert wide.total_time_ms.low == calm.total_time_ms.low
+    assert wide.total_time_ms.high >= burst.total_time_ms.median > calm.total_time_ms.high
+    assert "p90 dirty-rate forecast (60.0 MiB/s)" in wide.notes[-1]
+    assert widen_for_burst(calm, calm, 20.0) is calm

@@ -128,6 +128,8 @@ class MigrationInputs:
     max_downtime_ms: float = 300.0
     # Where the dirty rate came from, e.g. "sample at 2026-11-26T01:02:03Z" or "request override".
     dirty_rate_source: str = ""
+    # A burst the guest may reach during the migration (the p90 of the dirty-rate forecast), if one is expected.
+    burst_dirty_rate_mib_s: float | None = None
 
     @property
     def usable_bandwidth_mib_s(self) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from advisor.domain.model import MigrationCost, MigrationInputs, ModelRef, Technique
+from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.ml.analytic import ANALYTIC_MODEL, predict_analytic
 
 
@@ -41,3 +41,18 @@ class AnalyticPredictor:
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
         return [self.predict(inputs, technique) for inputs, technique in rows]
+
+
+def widen_for_burst(cost: MigrationCost, burst: MigrationCost, burst_dirty_mib_s: float) -> MigrationCost:
+    """The cost at the expected dirty rate, its upper bounds raised to cover the median cost at the burst (p90)
+    dirty rate: the uncertainty of the input carried into the prediction."""
+
+    def wider(mid: Interval, high: Interval) -> Interval:
+        return Interval(mid.low, mid.median, max(mid.high, high.median))
+
+    widened = (wider(cost.total_time_ms, burst.total_time_ms), wider(cost.downtime_ms, burst.downtime_ms),
+               wider(cost.transferred_mib, burst.transferred_mib))
+    if widened == (cost.total_time_ms, cost.downtime_ms, cost.transferred_mib):
+        return cost
+    note = f"upper bounds cover a burst to the p90 dirty-rate forecast ({burst_dirty_mib_s:.1f} MiB/s)"
+    return MigrationCost(cost.technique, *widened, cost.converges, cost.model, (*cost.notes, note))

@@ -146,22 +146,55 @@ def test_review_approve_reject_and_list(loaded: tuple[App, AdvisorClient]) -> No
     assert caught.value.code == "NOT_FOUND"
 
 
-def test_cluster_planning_answers_unimplemented_saying_when(loaded: tuple[App, AdvisorClient]) -> None:
+def test_drain_plan_moves_every_vm_it_can_and_says_why_not_the_others(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
+    plan: pb.Recommendation = client.call(  # type: ignore[assignment]
+        client.recommendations.PlanCluster,
+        pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_DRAIN, host_id="hv-b", objective=pb.Objective(max_downtime_ms=300)))
+    assert plan.goal == "drain:hv-b" and plan.state == pb.RECOMMENDATION_STATE_PENDING
+    moved = {m.vm_id: m.target_host_id for m in plan.moves}
+    assert set(moved) <= {"db-2", "web-2", "gpu-1"}
+    assert "hv-b" not in moved.values() and "hv-e" not in moved.values()  # never back, never into maintenance
+    assert moved.get("web-2") not in ("hv-a", "hv-c")  # anti-affinity: web-1 on hv-a, web-3 on hv-c
+    for move in plan.moves:
+        assert move.reasons[0].startswith("drain hv-b")
+        assert move.predicted_cost.model.name
+        if move.vm_id == "gpu-1":
+            assert move.parameters.technique != pb.TECHNIQUE_POSTCOPY and not move.parameters.HasField(
+                "postcopy_after_ms")  # its devices forbid post-copy
+    for vm_id in {"db-2", "web-2", "gpu-1"} - set(moved):
+        assert vm_id in plan.summary  # not placed, and the summary says why
     with pytest.raises(ClientError) as caught:
         client.call(client.recommendations.PlanCluster, pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_DRAIN))
-    assert caught.value.code == "UNIMPLEMENTED"
-    assert "planned in" in caught.value.details
+    assert caught.value.code == "INVALID_ARGUMENT" and "host_id" in caught.value.details
+    with pytest.raises(ClientError) as caught:
+        client.call(client.recommendations.PlanCluster, pb.PlanClusterRequest())
+    assert caught.value.code == "INVALID_ARGUMENT" and "goal" in caught.value.details
+
+
+def test_rebalance_and_consolidate_plans(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    for goal, word in ((pb.CLUSTER_GOAL_REBALANCE, "Rebalance"), (pb.CLUSTER_GOAL_CONSOLIDATE, "Consolidate")):
+        plan: pb.Recommendation = client.call(  # type: ignore[assignment]
+            client.recommendations.PlanCluster, pb.PlanClusterRequest(goal=goal, max_moves=3))
+        assert plan.summary.startswith(word)
+        assert len(plan.moves) <= 3
+        assert len({m.vm_id for m in plan.moves}) == len(plan.moves)
+        assert all(m.target_host_id != "hv-e" for m in plan.moves)
+        assert client.get_recommendation(plan.id).summary == plan.summary
 
 
 def test_execution_refuses_what_it_cannot_run(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
     rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
+    approved = client.decide(client.recommend(pb.RecommendTargetRequest(vm_id="web-1")).id, True, "a", "")
     cases = [
         ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id="nope"), "NOT_FOUND", "recommendation"),
         ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id=rec.id), "FAILED_PRECONDITION",
          "only approved ones"),
         ("AbortMigration", pb.AbortMigrationRequest(operation_id="nope"), "NOT_FOUND", "operation"),
+        ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id=approved.id, move_index=1),
+         "INVALID_ARGUMENT", "move_index"),
         ("GetMigration", pb.GetMigrationRequest(operation_id="bad id!"), "INVALID_ARGUMENT", "operation_id"),
     ]
     for method, request_msg, code, fragment in cases:
@@ -343,3 +376,19 @@ def test_metrics_endpoint_counts_calls_and_samples(make_app: MakeApp, client_for
     assert 'advisor_samples_ingested_total{kind="vm"} 5.0' in text
     assert 'advisor_inventory{kind="host"} 5.0' in text
     assert "advisor_cost_model_info{" in text
+
+
+def test_with_a_history_the_prediction_uses_the_dirty_rate_forecast(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    now = time.time()
+    history = pb.PushSamplesRequest()
+    for i in range(40):  # two minutes of bursty dirtying, one reading every 3 s
+        sample = history.vm_samples.add(vm_id="db-2", dirty_rate_mib_s=30.0 + (25.0 if i % 4 == 0 else 0.0),
+                                        cpu_utilization_ratio=0.5)
+        sample.time.FromNanoseconds(int((now - 120 + 3 * i) * 1e9))
+    client.push_samples(history)
+    result = client.predict(pb.PredictMigrationCostRequest(vm_id="db-2", target_host_id="hv-c"))
+    assert "forecast by" in result.inputs.dirty_rate_source, result.inputs.dirty_rate_source
+    assert 25.0 <= result.inputs.dirty_rate_mib_s <= 60.0
+    rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-2"))
+    assert any("forecast by" in reason for reason in rec.moves[0].reasons)
