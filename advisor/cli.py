@@ -235,6 +235,27 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    request = pb.PlanClusterRequest(
+        goal=f"CLUSTER_GOAL_{args.goal.upper()}", host_id=getattr(args, "host", "") or "", max_moves=args.max_moves,
+        objective=pb.Objective(max_downtime_ms=args.max_downtime_ms, deadline_ms=args.deadline_ms),
+    )
+    with AdvisorClient(args.server) as client:
+        rec: pb.Recommendation = client.call(client.recommendations.PlanCluster, request)  # type: ignore[assignment]
+    if args.json:
+        print(json_format.MessageToJson(rec))
+        return 0
+    print(f"Plan {rec.id} ({rec.goal}), {_state(rec.state)}\n  {rec.summary}\n")
+    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, _technique(m.parameters.technique),
+             f"{m.predicted_cost.total_time_ms.median / 1000:.1f}", f"{m.predicted_cost.downtime_ms.median:.0f}"]
+            for i, m in enumerate(rec.moves)]
+    print(table(["move", "vm", "from", "to", "technique", "time s", "downtime ms"], rows, right=(0, 5, 6)))
+    if rec.moves:
+        print(f"\nReview with `advisor recs show {rec.id}`; after approval, run each move with "
+              f"`advisor migrate execute {rec.id} --move N --actor YOU`.")
+    return 0
+
+
 def cmd_recs(args: argparse.Namespace) -> int:
     with AdvisorClient(args.server) as client:
         if args.recs_command == "list":
@@ -276,7 +297,7 @@ def render_operation(op: pb.Operation) -> str:
 def cmd_migrate(args: argparse.Namespace) -> int:
     with AdvisorClient(args.server) as client:
         if args.migrate_command == "execute":
-            op = client.execute(args.recommendation, args.actor)
+            op = client.execute(args.recommendation, args.actor, args.move)
             print(f"operation {op.operation_id}: {_phase(op.phase)}")
             if not args.watch:
                 return 0
@@ -371,6 +392,20 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
     client_args(p)
     p.set_defaults(func=cmd_recommend)
 
+    plan = sub.add_parser("plan", help="plan moves for the whole cluster: drain a host, rebalance, consolidate")
+    goals = plan.add_subparsers(dest="goal", required=True, metavar="GOAL")
+    for goal, text in (("drain", "move every VM off a host"), ("rebalance", "even out load across hosts"),
+                       ("consolidate", "empty the lightest hosts so they can power down")):
+        p = goals.add_parser(goal, help=text)
+        if goal == "drain":
+            p.add_argument("host")
+        p.add_argument("--max-moves", type=int, default=0, help="at most this many moves (default: no bound)")
+        p.add_argument("--max-downtime-ms", type=float, default=0.0, help="downtime limit of every move")
+        p.add_argument("--deadline-ms", type=float, default=0.0, help="deadline of every move")
+        p.add_argument("--json", action="store_true")
+        client_args(p)
+        p.set_defaults(func=cmd_plan)
+
     recs = sub.add_parser("recs", help="review recommendations").add_subparsers(
         dest="recs_command", required=True, metavar="ACTION")
     p = recs.add_parser("list", help="newest first")
@@ -395,8 +430,9 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
     migrate = sub.add_parser("migrate", help="execute, watch, show or abort migrations")
     migrate.set_defaults(func=cmd_migrate)
     actions = migrate.add_subparsers(dest="migrate_command", required=True, metavar="ACTION")
-    p = actions.add_parser("execute", help="execute an approved recommendation (idempotent)")
+    p = actions.add_parser("execute", help="execute a move of an approved recommendation (idempotent)")
     p.add_argument("recommendation")
+    p.add_argument("--move", type=int, default=0, help="which move of a plan (default 0)")
     p.add_argument("--actor", required=True, help="who asks")
     p.add_argument("--watch", action="store_true", help="follow its progress to the end (exit 1 unless it succeeds)")
     client_args(p)

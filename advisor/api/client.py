@@ -100,8 +100,8 @@ class AdvisorClient:
         request = pb.DecideRecommendationRequest(id=rec_id, actor=actor, reason=reason)
         return self.call(method, request)  # type: ignore[return-value]
 
-    def execute(self, recommendation_id: str, actor: str) -> pb.Operation:
-        request = pb.ExecuteMigrationRequest(recommendation_id=recommendation_id, actor=actor)
+    def execute(self, recommendation_id: str, actor: str, move_index: int = 0) -> pb.Operation:
+        request = pb.ExecuteMigrationRequest(recommendation_id=recommendation_id, actor=actor, move_index=move_index)
         return self.call(self.migrations.ExecuteMigration, request)  # type: ignore[return-value]
 
     def operation(self, operation_id: str) -> pb.Operation:

@@ -266,6 +266,7 @@ def operation_to_pb(r: MigrationRecord) -> pb.Operation:
     msg = pb.Operation(
         operation_id=r.operation_id, recommendation_id=r.recommendation_id, phase=_PHASES[r.phase],
         predicted_cost=cost_to_pb(r.predicted), create_time=timestamp(r.created_at_s), message=r.message,
+        move_index=r.move_index, vm_id=r.vm_id,
     )
     if r.outcome is not None:
         o = r.outcome

@@ -10,11 +10,9 @@ from advisor.api import convert
 from advisor.api.errors import MalformedRequest, rpc
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.api.v1 import advisor_pb2_grpc as pb_grpc
-from advisor.domain.errors import InvalidArgument, NotFound, NotImplementedYet
+from advisor.domain.errors import InvalidArgument, NotFound
 from advisor.metrics import AdvisorMetrics
 from advisor.service import AdvisorService
-
-PLANNING_ISSUE = "the cluster-planning release (rebalance, consolidate, drain)"
 
 
 class _Base:
@@ -117,7 +115,13 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
 
     @rpc(_metrics)
     def PlanCluster(self, request: pb.PlanClusterRequest, context: grpc.ServicerContext) -> pb.Recommendation:
-        raise NotImplementedYet("PlanCluster", PLANNING_ISSUE)
+        goals = {pb.CLUSTER_GOAL_DRAIN: "drain", pb.CLUSTER_GOAL_REBALANCE: "rebalance",
+                 pb.CLUSTER_GOAL_CONSOLIDATE: "consolidate"}
+        if request.goal not in goals:
+            raise InvalidArgument("goal", f"must be DRAIN, REBALANCE or CONSOLIDATE (got {request.goal})")
+        rec = self.service.plan_cluster(goals[request.goal], request.host_id, request.max_moves,
+                                        convert.objective_from_pb(request.objective))
+        return convert.recommendation_to_pb(rec)
 
     @rpc(_metrics)
     def ListRecommendations(
@@ -151,7 +155,9 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
 class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
     @rpc(_metrics)
     def ExecuteMigration(self, request: pb.ExecuteMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
-        return convert.operation_to_pb(self.service.execute(request.recommendation_id, request.actor))
+        return convert.operation_to_pb(
+            self.service.execute(request.recommendation_id, request.actor, request.move_index)
+        )
 
     @rpc(_metrics)
     def WatchMigration(

@@ -36,10 +36,3 @@ class NotFound(AdvisorError):
 class FailedPrecondition(AdvisorError):
     """The request is well formed but the state forbids it (e.g. approving a rejected recommendation)."""
 
-
-class NotImplementedYet(AdvisorError):
-    """A capability the API already declares but a later release implements."""
-
-    def __init__(self, capability: str, planned_in: str) -> None:
-        super().__init__(f"{capability} is not implemented yet (planned in {planned_in}); see README 'API status'")
-        self.capability = capability

@@ -124,8 +124,8 @@ class Executor:
 
     # -- requests ------------------------------------------------------------------------------------------
 
-    def submit(self, recommendation_id: str, move: Move, *, actor: str) -> MigrationRecord:
-        """Queue a move; the same recommendation submitted again returns its existing operation."""
+    def submit(self, recommendation_id: str, move: Move, *, actor: str, move_index: int = 0) -> MigrationRecord:
+        """Queue a move; the same move of the same recommendation submitted again returns its existing operation."""
         record = MigrationRecord(
             operation_id=uuid.uuid4().hex[:12],
             recommendation_id=recommendation_id,
@@ -137,6 +137,7 @@ class Executor:
             created_at_s=self._clock(),
             timeline=(TimelineEntry(0.0, Phase.QUEUED, f"queued by {actor or 'unknown'}"),),
             actor=actor,
+            move_index=move_index,
         )
         with self._lock:
             stored = self._store.insert_migration(record)

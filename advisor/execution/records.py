@@ -31,6 +31,8 @@ class MigrationRecord:
     outcome: MigrationResult | None = None
     finished_at_s: float | None = None
     actor: str = ""
+    # Which move of the recommendation this operation runs (0 for a single-VM recommendation).
+    move_index: int = 0
 
     @property
     def message(self) -> str:

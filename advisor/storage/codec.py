@@ -91,6 +91,7 @@ def decode_migration(d: dict[str, Any]) -> MigrationRecord:
         outcome=None if outcome is None else MigrationResult(**outcome),
         finished_at_s=d["finished_at_s"],
         actor=d["actor"],
+        move_index=d.get("move_index", 0),
     )
 
 

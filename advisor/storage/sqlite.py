@@ -32,11 +32,14 @@ CREATE TABLE IF NOT EXISTS recommendations (
 CREATE INDEX IF NOT EXISTS recommendations_by_time ON recommendations (created_at_s DESC, id DESC);
 CREATE TABLE IF NOT EXISTS migrations (
     operation_id TEXT PRIMARY KEY,
-    -- one execution per recommendation, enforced here so that a retried request never starts a second one
-    recommendation_id TEXT NOT NULL UNIQUE,
+    -- one execution per move of a recommendation, enforced here so that a retried request never starts a
+    -- second migration
+    recommendation_id TEXT NOT NULL,
+    move_index INTEGER NOT NULL DEFAULT 0,
     phase TEXT NOT NULL,
     created_at_s REAL NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    UNIQUE (recommendation_id, move_index)
 );
 """
 
@@ -145,20 +148,28 @@ class SqliteStore:
     # -- migrations ----------------------------------------------------------------------------------------
 
     def insert_migration(self, record: MigrationRecord) -> MigrationRecord:
-        """Store a new operation, or return the one already stored for the same recommendation."""
+        """Store a new operation, or return the one already stored for the same move of the same recommendation."""
         with self._transaction() as db:
             row = db.execute(
-                "SELECT body FROM migrations WHERE recommendation_id = ?", (record.recommendation_id,)
+                "SELECT body FROM migrations WHERE recommendation_id = ? AND move_index = ?",
+                (record.recommendation_id, record.move_index),
             ).fetchone()
             if row is not None:
                 return decode_migration(json.loads(row[0]))
             db.execute(
-                "INSERT INTO migrations (operation_id, recommendation_id, phase, created_at_s, body) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (record.operation_id, record.recommendation_id, record.phase.value, record.created_at_s,
-                 json.dumps(encode(record))),
+                "INSERT INTO migrations (operation_id, recommendation_id, move_index, phase, created_at_s, body) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (record.operation_id, record.recommendation_id, record.move_index, record.phase.value,
+                 record.created_at_s, json.dumps(encode(record))),
             )
         return record
+
+    def migrations_of(self, recommendation_id: str) -> list[MigrationRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM migrations WHERE recommendation_id = ? ORDER BY move_index", (recommendation_id,)
+            ).fetchall()
+        return [decode_migration(json.loads(b)) for (b,) in rows]
 
     def save_migration(self, record: MigrationRecord) -> None:
         with self._transaction() as db:

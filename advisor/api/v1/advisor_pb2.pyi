@@ -493,15 +493,17 @@ class DecideRecommendationRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ExecuteMigrationRequest(_message.Message):
-    __slots__ = ("recommendation_id", "actor")
+    __slots__ = ("recommendation_id", "actor", "move_index")
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
+    MOVE_INDEX_FIELD_NUMBER: _ClassVar[int]
     recommendation_id: str
     actor: str
-    def __init__(self, recommendation_id: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
+    move_index: int
+    def __init__(self, recommendation_id: _Optional[str] = ..., actor: _Optional[str] = ..., move_index: _Optional[int] = ...) -> None: ...
 
 class Operation(_message.Message):
-    __slots__ = ("operation_id", "recommendation_id", "phase", "predicted_cost", "outcome", "create_time", "message")
+    __slots__ = ("operation_id", "recommendation_id", "phase", "predicted_cost", "outcome", "create_time", "message", "move_index", "vm_id")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -509,6 +511,8 @@ class Operation(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MOVE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    VM_ID_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     recommendation_id: str
     phase: MigrationPhase
@@ -516,7 +520,9 @@ class Operation(_message.Message):
     outcome: MigrationOutcome
     create_time: _timestamp_pb2.Timestamp
     message: str
-    def __init__(self, operation_id: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., phase: _Optional[_Union[MigrationPhase, str]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., outcome: _Optional[_Union[MigrationOutcome, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+    move_index: int
+    vm_id: str
+    def __init__(self, operation_id: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., phase: _Optional[_Union[MigrationPhase, str]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., outcome: _Optional[_Union[MigrationOutcome, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., move_index: _Optional[int] = ..., vm_id: _Optional[str] = ...) -> None: ...
 
 class MigrationOutcome(_message.Message):
     __slots__ = ("total_time_ms", "downtime_ms", "transferred_mib", "iterations", "postcopy_requests")

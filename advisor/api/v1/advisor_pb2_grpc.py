@@ -725,8 +725,8 @@ class MigrationServiceServicer:
     """
 
     def ExecuteMigration(self, request, context):
-        """Starts the moves of an approved recommendation; returns at once. Idempotent: executing the same
-        recommendation again returns the same operation and never starts a second migration.
+        """Starts one move of an approved recommendation; returns at once. Idempotent: executing the same move
+        again returns the same operation and never starts a second migration.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
