@@ -417,7 +417,11 @@ class AdvisorService:
         if dirty_rate_mib_s is not None:
             dirty, dirty_source = dirty_rate_mib_s, "request override"
         elif forecast is not None:
-            dirty, dirty_source = forecast.mean_mib_s, forecast.describe()
+            dirty = forecast.mean_mib_s
+            m = forecast.model
+            dirty_source = (f"p90 {forecast.p90_mib_s:.1f} MiB/s; forecast by {m.name} {m.version} from "
+                            f"{forecast.samples_used} samples over {forecast.window_s:.0f} s"
+                            + (f" (fallback: {m.fallback_reason})" if m.fallback_reason else ""))
             burst = forecast.p90_mib_s if forecast.p90_mib_s > forecast.mean_mib_s else None
         elif (latest := self._vm_series.latest(vm.id, "dirty_rate_mib_s")) is not None:
             dirty = latest.value
