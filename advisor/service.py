@@ -46,6 +46,8 @@ MAX_HOSTS_PER_PUSH = 10_000
 MAX_VMS_PER_PUSH = 100_000
 MAX_SAMPLES_PER_PUSH = 50_000
 MAX_PAGE_SIZE = 5_000
+# Rebalance and consolidate leave a VM alone for this long after it moved (drains move everything).
+PIN_S = 1800.0
 DEFAULT_PAGE_SIZE = 500
 
 
@@ -589,12 +591,16 @@ class AdvisorService:
                     move_costs[vm.id] = self.predictor.predict(inputs, Technique.PRECOPY).total_time_ms.median
                 return move_costs[vm.id]
 
+            # Anti ping-pong: a VM moved in the last PIN_S seconds is not moved again for balance or packing.
+            pinned = frozenset(self._store.moved_since(self._clock() - PIN_S))
             if goal == "drain":
                 plan = plan_drain(snapshot, host_id, move_cost, policy=self._placement, max_moves=max_moves)
             elif goal == "rebalance":
-                plan = plan_rebalance(snapshot, move_cost, policy=self._placement, max_moves=max_moves)
+                plan = plan_rebalance(snapshot, move_cost, policy=self._placement, max_moves=max_moves,
+                                      pinned=pinned)
             else:
-                plan = plan_consolidate(snapshot, move_cost, policy=self._placement, max_moves=max_moves)
+                plan = plan_consolidate(snapshot, move_cost, policy=self._placement, max_moves=max_moves,
+                                        pinned=pinned)
             planned_inputs = [
                 self._inputs(self._cluster.vms[m.vm_id], self._cluster.hosts[m.source_host_id],
                              self._cluster.hosts[m.target_host_id], dirty_rate_mib_s=None, bandwidth_mib_s=None,

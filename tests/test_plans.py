@@ -68,3 +68,14 @@ def test_consolidate_empties_the_lightest_hosts_when_the_others_can_take_their_v
     assert all(m.target_host_id not in emptied for m in plan.moves)
     assert "W idle power saved" in plan.summary
     assert plan_consolidate(snap, by_memory, max_moves=1).moves[0].source_host_id == "a"
+
+
+def test_recently_moved_vms_are_pinned() -> None:
+    snap = snapshot([host("a"), host("b"), host("c")],
+                    [vm(f"v{i}", "a", memory=2048 * (i + 1)) for i in range(5)] + [vm("w", "b")])
+    pinned = frozenset({"v0", "v1"})
+    plan = plan_rebalance(snap, by_memory, pinned=pinned)
+    assert plan.moves and not {m.vm_id for m in plan.moves} & pinned
+    consolidation = plan_consolidate(snapshot([host("a"), host("b")], [vm("x", "a"), vm("y", "b")]), by_memory,
+                                     pinned=frozenset({"x", "y"}))
+    assert consolidation.moves == ()

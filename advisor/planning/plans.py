@@ -144,10 +144,11 @@ def plan_drain(
 
 def plan_rebalance(
     snap: ClusterSnapshot, cost: MoveCost, *, policy: PlacementPolicy = PlacementPolicy(),  # noqa: B008
-    max_moves: int = 0, tolerance: float = 0.10,
+    max_moves: int = 0, tolerance: float = 0.10, pinned: frozenset[str] = frozenset(),
 ) -> Plan:
     """Move VMs from the most to the least loaded hosts until every host is within `tolerance` of the mean load
-    (DRS-like), preferring the cheapest move that narrows the spread; stop when no move narrows it."""
+    (DRS-like), preferring the cheapest move that narrows the spread; stop when no move narrows it. `pinned` VMs
+    (for example those moved recently) stay put, so that successive plans do not bounce a VM between hosts."""
     sim = _Sim(snap, policy)
     active = [h for h, host in snap.hosts.items() if not host.in_maintenance]
     moves: list[PlannedMove] = []
@@ -160,7 +161,8 @@ def plan_rebalance(
         if loads[busiest] - mean <= tolerance:
             break
         chosen: tuple[Vm, HostAssessment, list[HostAssessment]] | None = None
-        for vm in sorted((v for v in sim.vms_on(busiest) if v.id not in sim.moved), key=lambda v: (cost(v), v.id)):
+        movable = (v for v in sim.vms_on(busiest) if v.id not in sim.moved and v.id not in pinned)
+        for vm in sorted(movable, key=lambda v: (cost(v), v.id)):
             ranked = sim.rank(vm, frozenset())
             best = next((a for a in ranked if a.eligible), None)
             if best is None:
@@ -188,15 +190,18 @@ def plan_rebalance(
 
 def plan_consolidate(
     snap: ClusterSnapshot, cost: MoveCost, *, policy: PlacementPolicy = PlacementPolicy(),  # noqa: B008
-    max_moves: int = 0,
+    max_moves: int = 0, pinned: frozenset[str] = frozenset(),
 ) -> Plan:
     """Empty the least loaded hosts, one whole host at a time, while the others can take all its VMs; an emptied
-    host can be powered down (its idle power is reported)."""
+    host can be powered down (its idle power is reported). A host with a `pinned` VM is not emptied."""
     sim = _Sim(snap, policy)
     moves: list[PlannedMove] = []
     emptied: list[str] = []
-    candidates = sorted((h for h, host in snap.hosts.items() if not host.in_maintenance and sim.vms_on(h)),
-                        key=lambda h: (sim.load(h), h))
+    candidates = sorted(
+        (h for h, host in snap.hosts.items()
+         if not host.in_maintenance and sim.vms_on(h) and not any(v.id in pinned for v in sim.vms_on(h))),
+        key=lambda h: (sim.load(h), h),
+    )
     for host_id in candidates:
         if host_id in emptied:
             continue

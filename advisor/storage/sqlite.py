@@ -164,6 +164,15 @@ class SqliteStore:
             )
         return record
 
+    def moved_since(self, since_s: float) -> set[str]:
+        """VMs whose migration succeeded or is under way since `since_s`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM migrations WHERE created_at_s >= ? AND phase NOT IN ('failed', 'aborted')",
+                (since_s,),
+            ).fetchall()
+        return {decode_migration(json.loads(b)).vm_id for (b,) in rows}
+
     def migrations_of(self, recommendation_id: str) -> list[MigrationRecord]:
         with self._lock:
             rows = self._db.execute(
