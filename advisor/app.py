@@ -114,7 +114,7 @@ def build_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> 
                                    prometheus_collector(source, service, metrics)))
     if settings.dirty_rate_interval_s > 0:
         collectors.append(Periodic("dirty-rate", settings.dirty_rate_interval_s,
-                                   dirty_rate_collector(service, LibvirtHypervisor, metrics)))
+                                   dirty_rate_collector(service, LibvirtHypervisor, metrics, readings=1)))
     return App(settings, store, service, metrics, collectors=collectors)
 
 
