@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -126,6 +127,7 @@ class AdvisorService:
         self._lock = threading.RLock()
         hosts, vms = store.load_inventory()
         self._cluster = Cluster(hosts, vms)
+        gc.freeze()  # see push_inventory
         self._host_series = SeriesStore(HOST_FIELDS, samples_per_entity)
         self._vm_series = SeriesStore(VM_FIELDS, samples_per_entity)
         metrics.cost_model.info(
@@ -261,6 +263,10 @@ class AdvisorService:
             self._cluster.check(change)
             self._store.apply_inventory(change)
             self._cluster.apply(change)
+            # The inventory is long-lived and acyclic (freed by reference counting when replaced): keep it out of
+            # the cyclic collector's full passes, which otherwise scan every host and VM. On 20,000 VMs this took
+            # the p99 of RecommendTarget from 121 ms to 12 ms.
+            gc.freeze()
             for vm_id in change.removed_vm_ids:
                 self._vm_series.forget(vm_id)
             for host_id in change.removed_host_ids:

@@ -403,8 +403,20 @@ class Executor:
             message = f"{final}: {result.error or 'no error given'}; guest runs on {where}"
         self._end(live, result, final, message)
 
-    def _where(self, record: MigrationRecord) -> str:
-        """Which host runs the guest now, as checked with both hypervisors."""
+    def _where(self, record: MigrationRecord, settle_s: float = 5.0) -> str:
+        """Which host runs the guest now, as checked with both hypervisors. Right after a migration the source
+        may still list the guest for a moment while it tears it down: ask again until one host has it."""
+        deadline = time.monotonic() + settle_s
+        while True:
+            found = self._where_once(record)
+            if len(found) == 1 or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if len(found) == 1:
+            return found[0]
+        return "no host (not found running)" if not found else f"BOTH {' and '.join(found)}"
+
+    def _where_once(self, record: MigrationRecord) -> list[str]:
         found = []
         for label, host_id in (("source", record.source_host_id), ("target", record.target_host_id)):
             try:
@@ -416,9 +428,7 @@ class Executor:
                     hypervisor.close()
             except (HypervisorError, AdvisorError) as error:
                 log.warning("cannot check host", extra={"host": host_id, "error": str(error)})
-        if len(found) == 1:
-            return found[0]
-        return "no host (not found running)" if not found else f"BOTH {' and '.join(found)}"
+        return found
 
     def _reconcile(self, live: _Live) -> None:
         """An operation a previous run left under way: follow it to its end if the job still runs, else record

@@ -133,20 +133,26 @@ class LibvirtHypervisor:
 
     def guests(self) -> list[GuestFacts]:
         try:
-            facts = []
-            for dom in self._control.listAllDomains():
-                state, reason = dom.state()
-                _, max_kib, _, vcpus, _ = dom.info()
-                migrating = state == libvirt.VIR_DOMAIN_PAUSED and reason in (
-                    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY, libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
-                    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED,
-                )
-                running = state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED) and not migrating
-                facts.append(GuestFacts(dom.name(), dom.UUIDString(), int(max_kib) // 1024, int(vcpus), running,
-                                        migrating))
-            return facts
+            domains = self._control.listAllDomains()
         except libvirt.libvirtError as e:
             raise _error(f"guests of {self._uri}", e) from None
+        facts = []
+        for dom in domains:
+            try:
+                state, reason = dom.state()
+                _, max_kib, _, vcpus, _ = dom.info()
+                name, uuid = dom.name(), dom.UUIDString()
+            except libvirt.libvirtError as e:
+                if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue  # left between the listing and the question: a migration just completed
+                raise _error(f"guests of {self._uri}", e) from None
+            migrating = state == libvirt.VIR_DOMAIN_PAUSED and reason in (
+                libvirt.VIR_DOMAIN_PAUSED_POSTCOPY, libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
+                libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED,
+            )
+            running = state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED) and not migrating
+            facts.append(GuestFacts(name, uuid, int(max_kib) // 1024, int(vcpus), running, migrating))
+        return facts
 
     def guest_stats(self) -> list[GuestStats]:
         try:
@@ -224,8 +230,8 @@ class LibvirtHypervisor:
                 return None  # no job, or one that just ended (completed, failed, cancelled): nothing to steer
             state, reason = dom.state()
         except libvirt.libvirtError as e:
-            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
+            if e.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID):
+                return None  # gone, or no longer running here: the job ended
             raise _error(f"progress of {guest!r}", e) from None
         page = float(stats.get("memory_page_size", 4096))
         return Progress(

@@ -47,6 +47,8 @@ class MonitorPlan:
     judge_from_round: int = 3
     dirty_to_transfer_limit: float = 0.9
     stall_rounds: int = 3
+    # Consecutive failed polls before monitoring is judged lost (one can fail as the job ends).
+    failed_polls_to_abort: int = 3
 
     def downtime_at(self, step: int) -> float:
         start = self.initial_downtime_ms or self.max_downtime_ms
@@ -143,9 +145,11 @@ def step(
         state = replace(state, monitoring_failures=failures)
         if state.phase is Phase.POSTCOPY:
             return state, [Note(f"monitoring failed ({failures}x) during post-copy; never aborting post-copy")]
-        if state.abort_requested:
+        if state.abort_requested or failures < plan.failed_polls_to_abort:
             return state, []
-        return replace(state, abort_requested=True), [Abort("monitoring failed: aborting rather than lose track")]
+        return replace(state, abort_requested=True), [
+            Abort(f"monitoring failed {failures} times in a row: aborting rather than lose track")
+        ]
     state = replace(state, monitoring_failures=0)
 
     if progress.in_postcopy:
