@@ -161,12 +161,12 @@ def test_dirtying_faster_than_the_cap_is_switched_to_postcopy(lab: Lab, store: S
 
 def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
     source, target = placed
-    lab.set_dirty_rate(GUEST, 32)
+    lab.set_dirty_rate(GUEST, 48)  # six times the cap: without throttling, pre-copy cannot converge
     seen = Progresses()
     executor = Executor(store, endpoints(lab), seen, poll_interval_s=0.25)
     executor.start()
-    params = MigrationParameters(Technique.PRECOPY_AUTOCONVERGE, 16, 300, None, 150_000,
-                                 autoconverge_initial_pct=50, autoconverge_increment_pct=20)
+    params = MigrationParameters(Technique.PRECOPY_AUTOCONVERGE, 8, 300, None, 150_000,
+                                 autoconverge_initial_pct=60, autoconverge_increment_pct=20)
     op = execute(executor, "autoconverge", source, target, params)
     record = wait_final(executor, op)
     assert record.phase is Phase.SUCCEEDED, events(record)
