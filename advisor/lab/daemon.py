@@ -92,12 +92,7 @@ cgroup_controllers = [ ]
 namespaces = [ ]
 stdio_handler = "file"
 remember_owner = 0
-seccomp_sandbox = 0
 """
-# seccomp_sandbox = 0: with QEMU's seccomp sandbox on (libvirt's default), a guest fell silent after a completed
-# post-copy in about one migration of two here (running on the target, console empty); with it off, 6 of 6 and the
-# whole lab suite stayed alive. Which call the filter breaks is not yet known (userfaultfd's page-fault thread is
-# the suspect); production hosts keep their sandbox and should be checked the same way.
 
 
 def is_running(spec: HostSpec) -> int | None:
