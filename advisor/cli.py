@@ -277,12 +277,12 @@ def cmd_recs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _phase(value: int) -> str:
+def phase_name(value: int) -> str:
     return pb.MigrationPhase.Name(value).removeprefix("MIGRATION_PHASE_").lower()
 
 
 def render_operation(op: pb.Operation) -> str:
-    lines = [f"Operation {op.operation_id} of recommendation {op.recommendation_id}: {_phase(op.phase)}",
+    lines = [f"Operation {op.operation_id} of recommendation {op.recommendation_id}: {phase_name(op.phase)}",
              f"  {op.message}"]
     if op.HasField("outcome"):
         c, o = op.predicted_cost, op.outcome
@@ -298,7 +298,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     with AdvisorClient(args.server) as client:
         if args.migrate_command == "execute":
             op = client.execute(args.recommendation, args.actor, args.move)
-            print(f"operation {op.operation_id}: {_phase(op.phase)}")
+            print(f"operation {op.operation_id}: {phase_name(op.phase)}")
             if not args.watch:
                 return 0
             operation_id = op.operation_id
@@ -312,7 +312,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             print(render_operation(client.operation(operation_id)))
             return 0
         for p in client.watch(operation_id):
-            print(f"{p.elapsed_ms / 1000:7.1f} s  {_phase(p.phase):9s} round {p.iteration:3d}  "
+            print(f"{p.elapsed_ms / 1000:7.1f} s  {phase_name(p.phase):9s} round {p.iteration:3d}  "
                   f"{p.memory_remaining_mib:8.1f} MiB left  dirty {p.dirty_rate_mib_s:6.1f} MiB/s  "
                   f"sent {p.transfer_rate_mib_s:6.1f} MiB/s  {p.message}", flush=True)
         final = client.operation(operation_id)

@@ -15,6 +15,7 @@ from advisor.api import convert
 from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.app import build_app
+from advisor.cli import phase_name, render_recommendation
 from advisor.config import Settings
 from advisor.execution.libvirt_adapter import LibvirtHypervisor
 from advisor.lab import Lab
@@ -30,10 +31,6 @@ BUSY_RATE_MIB_S = 16.0
 READINGS = 6
 
 Print = Callable[[str], None]
-
-
-def _phase(value: int) -> str:
-    return pb.MigrationPhase.Name(value).removeprefix("MIGRATION_PHASE_").lower()
 
 
 def _ingest(client: AdvisorClient, lab_hosts: list[HostConnection], out: Print) -> None:
@@ -74,7 +71,7 @@ def _watch(client: AdvisorClient, operation_id: str, out: Print) -> None:
                        f"dirtying {p.dirty_rate_mib_s:5.1f} MiB/s, sending {p.transfer_rate_mib_s:5.1f} MiB/s"
                        if p.memory_total_mib else "")
             said = f"  <- {p.message}" if news else ""
-            out(f"  {p.elapsed_ms / 1000:5.1f} s  {_phase(p.phase):9s} {figures}{said}")
+            out(f"  {p.elapsed_ms / 1000:5.1f} s  {phase_name(p.phase):9s} {figures}{said}")
 
 
 def _compare(op: pb.Operation) -> str:
@@ -115,15 +112,13 @@ def run(root: Path | None, data_dir: Path, *, keep_lab: bool, out: Print = print
             out(f"Where and how should {BUSY_GUEST} move, with at most 300 ms of downtime?\n")
             rec = client.recommend(pb.RecommendTargetRequest(vm_id=BUSY_GUEST,
                                                              objective=pb.Objective(max_downtime_ms=300)))
-            from advisor.cli import render_recommendation
-
             out(render_recommendation(rec) + "\n")
             client.decide(rec.id, True, "demo", "approved by the demo")
             op = client.execute(rec.id, "demo")
             out(f"Approved and executing as operation {op.operation_id} (libvirt, peer to peer):")
             _watch(client, op.operation_id, out)
             final = client.operation(op.operation_id)
-            out(f"\nOutcome: {_phase(final.phase)}. {final.message}\n")
+            out(f"\nOutcome: {phase_name(final.phase)}. {final.message}\n")
             out("Predicted (before anything moved) vs actual:")
             out(_compare(final) + "\n")
             alive = lab.guest_alive(BUSY_GUEST, within_s=5)
