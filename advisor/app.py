@@ -1,4 +1,4 @@
-"""The one place where the advisor's parts are built and wired together."""
+"""The one place where the advisor's parts are built and wired together: adapters, models, use cases, servers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,18 +14,32 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from advisor.adapters.libvirt import LibvirtHypervisor
+from advisor.adapters.prometheus.queries import PrometheusQueries
+from advisor.adapters.prometheus.source import PrometheusSource
+from advisor.adapters.sqlite.store import SqliteStore
 from advisor.api.server import RunningServer, start_server
 from advisor.config import Settings
-from advisor.execution.executor import ConcurrencyLimits
-from advisor.execution.libvirt_adapter import LibvirtHypervisor
+from advisor.execution.executor import ConcurrencyLimits, Executor, MonitorTuning
+from advisor.execution.hypervisor import Hypervisor
+from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
+from advisor.ml.cost import load_cost_predictor
 from advisor.ml.forecast import load_dirty_forecaster
-from advisor.ml.learned import load_cost_predictor
 from advisor.ml.predictor import CostPredictor
-from advisor.service import AdvisorService
-from advisor.storage.sqlite import SqliteStore
+from advisor.planning.placement import PlacementPolicy
+from advisor.planning.plans import PlanPolicy
+from advisor.planning.technique import TechniquePolicy
 from advisor.telemetry.collectors import Periodic, dirty_rate_collector, prometheus_collector
-from advisor.telemetry.prometheus_source import PrometheusQueries, PrometheusSource
+from advisor.usecases.advice import Advice
+from advisor.usecases.bundle import UseCases
+from advisor.usecases.estimates import CostEstimator
+from advisor.usecases.ingestion import Ingestion
+from advisor.usecases.inventory import Inventory
+from advisor.usecases.migrations import MigrationOutcomes, Migrations, endpoints
+from advisor.usecases.plans import Planning
+from advisor.usecases.queries import Queries
+from advisor.usecases.review import Review
 
 log = logging.getLogger("advisor")
 
@@ -34,12 +49,34 @@ def load_predictor(models_dir: Path) -> CostPredictor:
     return load_cost_predictor(models_dir / "cost")
 
 
+def policies(settings: Settings) -> tuple[PlacementPolicy, TechniquePolicy, PlanPolicy, MonitorTuning]:
+    """The decision knobs of the settings, as the pure functions take them."""
+    return (
+        PlacementPolicy(
+            cpu_allocation_ratio=settings.placement_cpu_allocation_ratio,
+            memory_allocation_ratio=settings.placement_memory_allocation_ratio,
+            max_cpu_after=settings.placement_max_cpu_after, cpu_weight=settings.placement_cpu_weight,
+            memory_weight=settings.placement_memory_weight, affinity_bonus=settings.placement_affinity_bonus,
+        ),
+        TechniquePolicy(
+            risk=settings.technique_risk, deadline_slack=settings.technique_deadline_slack,
+            deadline_floor_ms=settings.technique_deadline_floor_ms,
+            postcopy_safety_factor=settings.technique_postcopy_safety_factor,
+        ),
+        PlanPolicy(rebalance_tolerance=settings.plan_rebalance_tolerance, pin_s=settings.plan_pin_s),
+        MonitorTuning(judge_from_round=settings.monitor_judge_from_round, stall_rounds=settings.monitor_stall_rounds,
+                      downtime_steps=settings.monitor_downtime_steps),
+    )
+
+
 @dataclass
 class App:
     settings: Settings
     store: SqliteStore
-    service: AdvisorService
+    usecases: UseCases
+    estimator: CostEstimator
     metrics: AdvisorMetrics
+    executor: Executor
     server: RunningServer | None = None
     metrics_http: WSGIServer | None = None
     collectors: list[Periodic] = field(default_factory=list)
@@ -48,10 +85,16 @@ class App:
     def metrics_port(self) -> int | None:
         return None if self.metrics_http is None else int(self.metrics_http.server_port)
 
+    @property
+    def predictor(self) -> CostPredictor:
+        return self.estimator.predictor
+
     def start(self) -> int:
-        """Start the gRPC server (and the metrics endpoint); return the gRPC port."""
+        """Start the executor (reconciling what a previous run left), the gRPC server, the collectors and the
+        metrics endpoint; return the gRPC port."""
+        self.executor.start()
         self.server = start_server(
-            self.service, self.metrics, listen=self.settings.listen, max_workers=self.settings.max_workers,
+            self.usecases, self.metrics, listen=self.settings.listen, max_workers=self.settings.max_workers,
             max_message_mib=self.settings.max_message_mib,
         )
         for collector in self.collectors:
@@ -59,7 +102,7 @@ class App:
         if self.settings.metrics_listen:
             host, _, port = self.settings.metrics_listen.rpartition(":")
             self.metrics_http, _ = start_http_server(int(port), host or "127.0.0.1", registry=self.metrics.registry)
-        model = self.service.predictor.model
+        model = self.predictor.model
         log.info(
             "serving",
             extra={"listen": self.settings.listen, "port": self.server.port,
@@ -74,8 +117,7 @@ class App:
             self.server = None
         for collector in self.collectors:
             collector.stop()
-        if self.service.executor is not None:
-            self.service.executor.stop()
+        self.executor.stop()
         if self.metrics_http is not None:
             self.metrics_http.shutdown()
             self.metrics_http.server_close()
@@ -84,7 +126,13 @@ class App:
         log.info("stopped")
 
 
-def build_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> App:
+def build_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    connect: Callable[[str], Hypervisor] = LibvirtHypervisor,
+) -> App:
+    """Every part built from the settings; `connect(uri)` opens a hypervisor connection (libvirt in production)."""
     store = SqliteStore(settings.data_dir / "advisor.sqlite3")
     metrics = AdvisorMetrics(CollectorRegistry())
     predictor = load_predictor(settings.models_dir)
@@ -93,14 +141,33 @@ def build_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> 
     forecaster = load_dirty_forecaster(settings.models_dir / "dirty_rate")
     if forecaster.model.fallback_reason:
         log.warning("dirty-rate forecaster fallback", extra={"reason": forecaster.model.fallback_reason})
-    service = AdvisorService(
-        store, predictor, metrics, clock=clock, samples_per_entity=settings.samples_per_entity, forecaster=forecaster
-    )
-    service.attach_executor(
-        LibvirtHypervisor,
+    metrics.cost_model.info({"name": predictor.model.name, "version": predictor.model.version,
+                             "fallback_reason": predictor.model.fallback_reason})
+    placement, technique, plans, tuning = policies(settings)
+
+    def new_id() -> str:
+        return uuid.uuid4().hex[:12]
+
+    inventory = Inventory(store)
+    samples = RecentSamples(settings.samples_per_entity)
+    estimator = CostEstimator(predictor, forecaster, samples, clock)
+    executor = Executor(
+        store, endpoints(inventory, connect), MigrationOutcomes(store, inventory, metrics, clock), clock=clock,
         limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
                                  settings.max_migrations_per_target),
-        poll_interval_s=settings.poll_interval_s,
+        tuning=tuning, poll_interval_s=settings.poll_interval_s,
+    )
+    ingestion = Ingestion(inventory, samples, metrics, clock)
+    migrations = Migrations(store, executor, clock)
+    usecases = UseCases(
+        ingestion=ingestion,
+        queries=Queries(inventory, samples),
+        advice=Advice(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id, placement=placement,
+                      technique=technique),
+        planning=Planning(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id,
+                          placement=placement, technique=technique, plans=plans),
+        review=Review(store, metrics, clock),
+        migrations=migrations,
     )
     collectors = []
     if settings.prometheus_url:
@@ -111,11 +178,12 @@ def build_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> 
         )
         source = PrometheusSource(settings.prometheus_url, queries, timeout_s=settings.prometheus_timeout_s)
         collectors.append(Periodic("prometheus", settings.prometheus_poll_interval_s,
-                                   prometheus_collector(source, service, metrics)))
+                                   prometheus_collector(source, ingestion, metrics)))
     if settings.dirty_rate_interval_s > 0:
         collectors.append(Periodic("dirty-rate", settings.dirty_rate_interval_s,
-                                   dirty_rate_collector(service, LibvirtHypervisor, metrics, readings=1)))
-    return App(settings, store, service, metrics, collectors=collectors)
+                                   dirty_rate_collector(ingestion, connect, migrations.migrating_vms, metrics,
+                                                        clock=clock, readings=1)))
+    return App(settings, store, usecases, estimator, metrics, executor, collectors=collectors)
 
 
 def serve(settings: Settings) -> None:

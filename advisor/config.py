@@ -59,6 +59,32 @@ class Settings:
     # two or more readings at least 10 s apart within its 60 s window, so 15 s gives it four.
     dirty_rate_interval_s: float = 15.0
 
+    # -- decision knobs (passed into the pure planning and monitoring functions) --
+    # Placement: vCPUs per core and memory overcommit allowed on a target, the CPU load a target may reach after
+    # a move, the weights of CPU and memory in the score (lower is better), and the bonus of an affinity partner.
+    placement_cpu_allocation_ratio: float = 4.0
+    placement_memory_allocation_ratio: float = 1.0
+    placement_max_cpu_after: float = 0.85
+    placement_cpu_weight: float = 1.0
+    placement_memory_weight: float = 1.0
+    placement_affinity_bonus: float = 0.2
+    # Technique choice: rank by median + risk x (p90 - median); without a deadline, abort a pre-copy after
+    # deadline_slack x its pessimistic time (at least deadline_floor_ms); switch a pre-copy to post-copy (where
+    # allowed) after postcopy_safety_factor x its pessimistic time.
+    technique_risk: float = 0.5
+    technique_deadline_slack: float = 3.0
+    technique_deadline_floor_ms: float = 30_000.0
+    technique_postcopy_safety_factor: float = 1.5
+    # Plans: rebalance until every host is within this of the mean load; leave a VM that moved in the last
+    # plan_pin_s seconds alone in rebalance and consolidate plans (no ping-pong across plans).
+    plan_rebalance_tolerance: float = 0.10
+    plan_pin_s: float = 1800.0
+    # Monitor: judge pre-copy from this round on, switch or abort after this many rounds without progress, raise the
+    # allowed downtime to its limit in this many steps.
+    monitor_judge_from_round: int = 3
+    monitor_stall_rounds: int = 3
+    monitor_downtime_steps: int = 4
+
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import libvirt
 
+from advisor.adapters.libvirt import LibvirtHypervisor
+from advisor.adapters.sqlite.store import SqliteStore
+from advisor.domain.migration import MigrationRecord, Progress
 from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
 from advisor.execution.executor import Executor, HostEndpoint, MonitorTuning
 from advisor.execution.hypervisor import MigrationTarget
-from advisor.execution.libvirt_adapter import LibvirtHypervisor
-from advisor.execution.monitor import Progress
-from advisor.execution.records import MigrationRecord
 from advisor.lab import DEFAULT_ROOT, Lab
-from advisor.storage.sqlite import SqliteStore
 
 GUEST = "vm1"
 

@@ -23,8 +23,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from advisor.adapters.prometheus.queries import PrometheusQueries
+from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.domain.model import MIB
-from advisor.telemetry.prometheus_source import PrometheusQueries, PrometheusSource
 
 CPUS = 2
 

@@ -7,5 +7,7 @@ echo "[test] ruff"
 .venv/bin/ruff check advisor training tests benchmarks
 echo "[test] mypy (strict on the package)"
 .venv/bin/mypy
+echo "[test] import contracts (layers, see pyproject.toml)"
+.venv/bin/lint-imports --no-logo
 echo "[test] pytest"
 .venv/bin/pytest "$@"

@@ -10,8 +10,10 @@ import pytest
 from advisor.api.client import AdvisorClient
 from advisor.app import App, build_app
 from advisor.config import Settings
+from tests.support import local_settings
 
-REPO = Path(__file__).resolve().parent.parent
+# The session-wide lab of real libvirt daemons, for tests/lab and the libvirt half of tests/contract.
+pytest_plugins = ["tests.support.lab"]
 
 
 @pytest.fixture
@@ -21,15 +23,8 @@ def make_app(tmp_path: Path) -> Iterator[object]:
 
     def make(data_dir: Path | None = None, models_dir: Path | None = None, **settings: object) -> App:
         # No background dirty-rate measurement: these hosts have no real hypervisor (tests/lab/ has them).
-        defaults: dict[str, object] = {"listen": "127.0.0.1:0", "metrics_listen": "", "grace_s": 1.0,
-                                       "dirty_rate_interval_s": 0.0}
-        app = build_app(
-            Settings(
-                data_dir=data_dir or tmp_path / "data",
-                models_dir=models_dir or Settings().models_dir,
-                **{**defaults, **settings},  # type: ignore[arg-type]
-            )
-        )
+        app = build_app(local_settings(data_dir or tmp_path / "data", models_dir=models_dir or Settings().models_dir,
+                                       **settings))
         app.start()
         started.append(app)
         return app

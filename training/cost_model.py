@@ -29,14 +29,13 @@ import pandas as pd
 from sklearn.linear_model import LinearRegression
 
 from advisor.domain.model import Technique
-from advisor.ml.features import (
+from advisor.features.inputs import dirty_pages_to_mib_s, mbit_to_mib_s
+from advisor.ml.cost_features import (
     TARGETS,
     TECHNIQUES,
     FeatureSet,
     analytic_arrays,
     build_features,
-    dirty_pages_to_mib_s,
-    mbit_to_mib_s,
     monotone_constraints,
     technique_codes,
 )

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advisor.ml.features import INPUT_COLUMNS, TECHNIQUE_CODE
+from advisor.features.inputs import INPUT_COLUMNS
+from advisor.ml.cost_features import TECHNIQUE_CODE
 
 # Relative to the project root, as the data README says; overridable with --data.
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "migrations" / "snu-live-migrations.csv"

@@ -10,8 +10,9 @@ outcome. Compared with: always pre-copy, the policy fed by the analytic model, a
 (fewest SLO violations, then shortest mean total time). An SLO violation is a run whose downtime exceeded the SLO;
 the policy is given the SLO as its downtime limit. Always post-copy is shown too: on this data it is hard to
 beat on time and downtime, but its risk (a network or host failure during post-copy loses the guest) is not priced.
-The policy ranks techniques by median + 0.5 x (p90 - median) (`RISK` in advisor/planning/technique.py); ranking by
-the median alone was as fast (1.42x) but had 2.2 violations instead of 1.4 at the 300 ms SLO.
+The policy ranks techniques by median + 0.5 x (p90 - median) (`TechniquePolicy.risk` in
+advisor/planning/technique.py, setting `technique_risk`); ranking by the median alone was as fast (1.42x) but had
+2.2 violations instead of 1.4 at the 300 ms SLO.
 Figures: sum over groups of the mean total time of the chosen technique (one migration per group) and the
 expected number of violating migrations.
 """
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from advisor.domain.model import Interval, MigrationCost, ModelRef, Objective, Technique
-from advisor.ml.features import TARGETS, analytic_arrays, build_features
+from advisor.ml.cost_features import TARGETS, analytic_arrays, build_features
 from advisor.planning.technique import choose_technique
 from training.cost_model import TrainConfig, analytic_log_predictions, cross_validate
 from training.data import DEFAULT_DATA, load_migrations

@@ -1,21 +1,20 @@
 """Train the learned migration-cost models and write a versioned artifact with its model card.
 
-    .venv/bin/python -m training.train_cost                 # evaluate (leave one workload out), train, activate
+    .venv/bin/python -m training.train_cost --activate      # evaluate (leave one workload out), train, activate
     .venv/bin/python -m training.train_cost --help
 
 Steps: read the shared SNU data; leave-one-workload-out cross-validation of the learned models and of the two
 baselines (analytic model, log-linear least squares) in the same run; fit the final models on all runs; derive the
 conformal interval offsets from the out-of-fold residuals; write models/cost/<version>/ (LightGBM text models,
-card.json, card.md) and point models/cost/ACTIVE at it; write docs/cost-model.md with the same tables.
+card.json, card.md) through the model registry, pointing models/cost/ACTIVE at it only with --activate; write
+docs/cost-model.md with the same tables.
 Deterministic for a given seed, data and library versions (LightGBM runs with deterministic=True).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from advisor.ml.features import (
+from advisor.ml.cost import MODEL_NAME, registry
+from advisor.ml.cost_features import (
     FEATURE_NAMES,
     TARGET_FEATURES,
     TARGETS,
@@ -35,8 +35,8 @@ from advisor.ml.features import (
     build_features,
     monotone_constraints,
     schema_document,
-    schema_hash,
 )
+from advisor.ml.registry import promotion_on_request
 from training.cost_model import (
     TrainConfig,
     calibrate_tails,
@@ -51,7 +51,6 @@ from training.cost_model import (
 from training.data import DEFAULT_DATA, file_sha256, load_migrations
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_NAME = "lightgbm-cost"
 INTERVAL_KIND = "p10-p90 conformal (leave-one-workload-out residuals, level calibrated to 80% held-out coverage)"
 PRECOPY = [str(t) for t in TECHNIQUES if t.is_precopy]
 # The aims of issue 3, checked and reported in every card.
@@ -143,7 +142,7 @@ def render_card(card: Mapping[str, Any], command: str) -> str:
             for tg in TARGETS
         ]
         off_lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    return f"""# Model card: {card['name']} {card['version']}
+    return f"""# Model card: {card['model']} {card['version']}
 
 Predicts a live migration's total time (ms), downtime (ms) and data transferred (MiB) for each technique
 ({', '.join(str(t) for t in TECHNIQUES)}), with a p10-p90 interval.
@@ -151,7 +150,7 @@ Predicts a live migration's total time (ms), downtime (ms) and data transferred 
 - Produced by: `{command}`
 - Data: `{card['data']['file']}` ({card['data']['rows']} runs, sha256 `{card['data']['sha256'][:16]}...`),
   workloads {', '.join(card['data']['workloads'])}. The workload is never a feature.
-- Feature schema hash: `{card['feature_schema_hash']}` (advisor/ml/features.py; a mismatching artifact is refused).
+- Feature schema hash: `{card['schema_hash']}` (advisor/ml/cost_features.py; a mismatching artifact is refused).
 - Seed {card['seed']}; libraries: {', '.join(f'{k} {v}' for k, v in card['libraries'].items())}.
 
 ## Models
@@ -248,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--num-trees", type=int, default=TrainConfig.num_trees)
     parser.add_argument("--num-leaves", type=int, default=TrainConfig.num_leaves)
-    parser.add_argument("--no-activate", action="store_true", help="do not point ACTIVE at the new version")
+    parser.add_argument("--activate", action="store_true",
+                        help="point ACTIVE at the new version (default: write it, leave the active one in place)")
     parser.add_argument("--docs", default=str(ROOT / "docs" / "cost-model.md"),
                         help="also write this page with the evaluation tables ('' to skip; default: %(default)s)")
     return parser
@@ -273,17 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     aim_rows = aims(metrics)
 
     print("fitting the final models on all runs", flush=True)
-    out_dir: Path = args.models_dir / args.version
-    tmp_dir = args.models_dir / f".{args.version}.tmp"
-    if tmp_dir.exists():
-        shutil.rmtree(tmp_dir)
-    tmp_dir.mkdir(parents=True)
-    targets, offsets, tails = fit_final(frame, oof.median["learned"], cfg, tmp_dir)
-
     card: dict[str, Any] = {
-        "name": MODEL_NAME,
+        "model": MODEL_NAME,
         "version": args.version,
-        "command": command,
+        "created_by": command,
         "seed": cfg.seed,
         "train_config": asdict(cfg),
         "data": {
@@ -293,30 +286,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             "workloads": sorted(str(w) for w in frame["workload"].unique()),
             "runs_per_technique": {str(k): int(v) for k, v in frame["technique"].value_counts().sort_index().items()},
         },
-        "feature_schema_hash": schema_hash(),
+        "files": {target: f"{target}.txt" for target in TARGETS},
         "feature_schema": schema_document(),
-        "targets": targets,
-        "intervals": {"kind": INTERVAL_KIND, "nominal_coverage": 0.8, "offsets": offsets, "tail_levels": tails},
         "evaluation": "leave one workload out; metrics over all out-of-fold runs per technique and target",
         "metrics": metrics,
         "per_workload_precopy_time": per_workload,
         "aims": aim_rows,
         "libraries": library_versions(),
+        "promotion": promotion_on_request(args.activate),
     }
-    (tmp_dir / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    card_md = render_card(card, command)
-    (tmp_dir / "card.md").write_text(card_md)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp_dir.rename(out_dir)
+    reg = registry(args.models_dir)
+
+    def write_all(directory: Path) -> None:
+        targets, offsets, tails = fit_final(frame, oof.median["learned"], cfg, directory)
+        card["targets"] = targets
+        card["intervals"] = {"kind": INTERVAL_KIND, "nominal_coverage": 0.8, "offsets": offsets,
+                             "tail_levels": tails}
+        card["schema_hash"] = reg.schema_hash
+        (directory / "card.md").write_text(render_card(card, command))
+
+    out_dir = reg.write(card, write_all, activate=args.activate)
     size_kib = sum(p.stat().st_size for p in out_dir.iterdir()) / 1024
-    print(f"wrote {out_dir} ({size_kib:.0f} KiB)", flush=True)
-    if not args.no_activate:
-        active = args.models_dir / "ACTIVE"
-        tmp_active = args.models_dir / ".ACTIVE.tmp"
-        tmp_active.write_text(args.version + "\n")
-        tmp_active.replace(active)
-        print(f"{active} -> {args.version}", flush=True)
+    print(f"wrote {out_dir} ({size_kib:.0f} KiB)" + (f"; {args.models_dir / 'ACTIVE'} -> {args.version}"
+                                                     if args.activate else "; ACTIVE unchanged"), flush=True)
     if args.docs:
         docs = Path(args.docs)
         docs.parent.mkdir(parents=True, exist_ok=True)

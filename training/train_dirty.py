@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,7 +37,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from advisor.ml.forecast import (
+from advisor.features.dirty import (
     BASE_FEATURE,
     CPU_FIELD,
     DIRTY_FIELD,
@@ -46,14 +45,13 @@ from advisor.ml.forecast import (
     HISTORY_S,
     HORIZON_S,
     MEMORY_FIELD,
-    MODEL_FILES,
-    MODEL_NAME,
     MONOTONE,
-    ConformalInterval,
     build_dirty_features,
     schema_document,
     schema_hash,
 )
+from advisor.ml.forecast import MODEL_NAME, MODEL_ROLES, ConformalInterval, registry
+from advisor.ml.registry import promotion_on_request
 from training.data import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +172,7 @@ def fit_all(ds: Dataset, mask: np.ndarray, seed: int, history_only: bool = False
     """The mean and p90 models, each learning the target minus BASE_FEATURE (serving adds it back)."""
     x = _view(ds.x[mask], history_only)
     base = ds.x[mask, BASE]
-    return {k: fit(x, getattr(ds, TARGET_OF[k])[mask] - base, k, seed) for k in MODEL_FILES}
+    return {k: fit(x, getattr(ds, TARGET_OF[k])[mask] - base, k, seed) for k in MODEL_ROLES}
 
 
 def _view(x: np.ndarray, history_only: bool) -> np.ndarray:
@@ -356,7 +354,7 @@ def collection_summary(df: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, A
 def render_card(card: Mapping[str, Any]) -> str:
     c = card["collection"]
     ev = card["evaluation"]
-    tables = "\n\n".join(f"History cadence {cad}:\n\n{render_table(m)}" for cad, m in ev["metrics"].items())
+    tables = "\n\n".join(f"History cadence {cad}:\n\n{render_table(m)}" for cad, m in card["metrics"].items())
     return f"""# Model card: {card['model']} {card['version']}
 
 Forecasts a VM's dirty rate over the next {HORIZON_S:.0f} s (one migration window): the mean, the p90 and an
@@ -396,7 +394,7 @@ seed {card['seed']}; libraries {', '.join(f'{k} {v}' for k, v in card['libraries
 def docs_page(card: Mapping[str, Any], per_vm_table: str) -> str:
     c = card["collection"]
     ev = card["evaluation"]
-    tables = "\n\n".join(f"### History at a {cad} cadence\n\n{render_table(m)}" for cad, m in ev["metrics"].items())
+    tables = "\n\n".join(f"### History at a {cad} cadence\n\n{render_table(m)}" for cad, m in card["metrics"].items())
     return f"""# Dirty-rate forecaster (issue 5)
 
 A VM's dirty rate decides whether a pre-copy converges, so the advisor forecasts it for the next migration window
@@ -458,7 +456,7 @@ median of |error| / max(target, {APE_FLOOR_MIB_S:g} MiB/s) (the floor keeps idle
 under-forecast": how often the forecast p90 was below the p90 that followed. Interval coverage is of the window
 mean (aim 80%).
 
-{summary_lines(ev['metrics'])}
+{summary_lines(card['metrics'])}
 
 {tables}
 
@@ -468,7 +466,7 @@ Per held-out trace VM (history at a 2 s cadence, MAE of the window mean, MiB/s):
 
 ## Model
 
-Features ({len(FEATURES)}, `advisor.ml.forecast.FEATURES`, schema hash `{card['schema_hash'][:16]}...`): the last,
+Features ({len(FEATURES)}, `advisor.features.dirty.FEATURES`, schema hash `{card['schema_hash'][:16]}...`): the last,
 mean, EWMA (tau 15 s), min, median and max of the dirty-rate readings in the last {HISTORY_S:.0f} s, their trend
 (least-squares slope), the window mean scaled by how CPU use moved (newest / window mean CPU utilisation), that
 CPU ratio, and the newest memory use relative to the window's mean. Absolute CPU utilisation is not a feature:
@@ -498,7 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--models-dir", type=Path, default=REPO / "models" / "dirty_rate")
     p.add_argument("--version", default="1.0.0")
-    p.add_argument("--no-activate", action="store_true", help="do not point ACTIVE at the new version")
+    p.add_argument("--activate", action="store_true",
+                   help="point ACTIVE at the new version (default: write it, leave the active one in place)")
     p.add_argument("--docs", default=str(REPO / "docs" / "dirty-rate.md"), help="'' to skip")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--variant", choices=sorted(LABELS), default="full",
@@ -538,23 +537,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     interval = conformal(pred[f"{prefix}_mean"], pred[f"{prefix}_p90"], ds.y_mean)
     train_seconds = time.monotonic() - started
 
-    out_dir = args.models_dir / args.version
-    tmp_dir = args.models_dir / f".{args.version}.tmp"
-    if tmp_dir.exists():
-        shutil.rmtree(tmp_dir)
-    tmp_dir.mkdir(parents=True)
-    for key, name in MODEL_FILES.items():
-        final[key].booster_.save_model(str(tmp_dir / name))
     try:
         data_file = str(args.data.resolve().relative_to(REPO))
     except ValueError:
         data_file = str(args.data)
+    command = "python -m training.train_dirty" + (f" --variant {args.variant}" if args.variant != "full" else "")
     card: dict[str, Any] = {
         "model": MODEL_NAME,
         "version": args.version,
         "schema_hash": schema_hash(),
         "schema": schema_document(),
-        "models": dict(MODEL_FILES),
+        "files": {role: f"{role}.txt" for role in MODEL_ROLES},
         "objectives": OBJECTIVES,
         "params": {k: v for k, v in PARAMS.items() if k != "n_jobs"},
         "seed": args.seed,
@@ -569,22 +562,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "collection": collection_summary(df, meta),
         "evaluation": {"method": f"Leave one trace VM out ({len(np.unique(ds.vm))} folds), every method in the "
                                  f"same run on the same held-out points", "points": len(ds.y_mean),
-                       "metrics": metrics, "per_vm": per_vm},
+                       "per_vm": per_vm},
+        "metrics": metrics,
         "train_seconds": round(train_seconds, 1),
         "libraries": library_versions(),
-        "command": "python -m training.train_dirty" + (f" --variant {args.variant}" if args.variant != "full" else ""),
+        "created_by": command,
+        "promotion": promotion_on_request(args.activate),
     }
-    (tmp_dir / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    (tmp_dir / "card.md").write_text(render_card(card))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp_dir.rename(out_dir)
-    print(f"wrote {out_dir}", flush=True)
-    if not args.no_activate:
-        tmp_active = args.models_dir / ".ACTIVE.tmp"
-        tmp_active.write_text(args.version + "\n")
-        tmp_active.replace(args.models_dir / "ACTIVE")
-        print(f"{args.models_dir / 'ACTIVE'} -> {args.version}", flush=True)
+
+    def write_files(directory: Path) -> None:
+        for role in MODEL_ROLES:
+            final[role].booster_.save_model(str(directory / card["files"][role]))
+        (directory / "card.md").write_text(render_card(card))
+
+    out_dir = registry(args.models_dir).write(card, write_files, activate=args.activate)
+    print(f"wrote {out_dir}" + (f"; {args.models_dir / 'ACTIVE'} -> {args.version}" if args.activate
+                                else "; ACTIVE unchanged"), flush=True)
     if args.docs:
         Path(args.docs).write_text(docs_page(card, render_per_vm(per_vm)))
         print(f"wrote {args.docs}", flush=True)

@@ -7,6 +7,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import InvalidArgument
+from advisor.domain.migration import MigrationRecord, Phase, Progress
 from advisor.domain.model import (
     DEFAULT_NETWORK_BANDWIDTH_MIB_S,
     Host,
@@ -19,15 +20,12 @@ from advisor.domain.model import (
     ModelRef,
     Move,
     Objective,
-    Recommendation,
-    RecommendationState,
     Technique,
     Vm,
     VmSample,
 )
-from advisor.execution.monitor import Phase, Progress
-from advisor.execution.records import MigrationRecord
-from advisor.service import HostView, VmView
+from advisor.domain.recommendation import Recommendation, RecommendationState
+from advisor.usecases.queries import HostView, VmView
 
 # -- in ------------------------------------------------------------------------------------------------------
 

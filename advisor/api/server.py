@@ -17,7 +17,7 @@ from advisor.api import servicers
 from advisor.api.errors import MalformedRequest
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.metrics import AdvisorMetrics
-from advisor.service import AdvisorService
+from advisor.usecases.bundle import UseCases
 
 SERVICE_NAMES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
 
@@ -72,7 +72,7 @@ def _register(server: grpc.Server, servicer: Any, service: ServiceDescriptor, li
 
 
 def start_server(
-    service: AdvisorService,
+    usecases: UseCases,
     metrics: AdvisorMetrics,
     *,
     listen: str,
@@ -93,7 +93,7 @@ def start_server(
         ("RecommendationService", servicers.RecommendationServicer),
         ("MigrationService", servicers.MigrationServicer),
     ):
-        _register(server, servicer_cls(service, metrics), pb.DESCRIPTOR.services_by_name[name], limit)
+        _register(server, servicer_cls(usecases, metrics), pb.DESCRIPTOR.services_by_name[name], limit)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

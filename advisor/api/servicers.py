@@ -1,4 +1,4 @@
-"""Thin servicers: convert the message, call the service, convert the answer. Nothing decides here."""
+"""Thin servicers: convert the message, call a use case, convert the answer. Nothing decides here."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from advisor.api.errors import MalformedRequest, rpc
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.api.v1 import advisor_pb2_grpc as pb_grpc
 from advisor.domain.errors import InvalidArgument, NotFound
+from advisor.features.inputs import Overrides
 from advisor.metrics import AdvisorMetrics
-from advisor.service import AdvisorService
+from advisor.usecases.bundle import UseCases
 
 
 class _Base:
-    def __init__(self, service: AdvisorService, metrics: AdvisorMetrics) -> None:
-        self.service = service
+    def __init__(self, usecases: UseCases, metrics: AdvisorMetrics) -> None:
+        self.usecases = usecases
         self.metrics = metrics
 
 
@@ -32,7 +33,7 @@ class InventoryServicer(_Base, pb_grpc.InventoryServiceServicer):
     ) -> pb.PushInventoryResponse:
         change = convert.inventory_from_pb(request)
         try:
-            self.service.push_inventory(change)
+            self.usecases.ingestion.push_inventory(change)
         except Exception:
             self.metrics.batches_rejected.labels("PushInventory").inc()
             raise
@@ -43,12 +44,12 @@ class InventoryServicer(_Base, pb_grpc.InventoryServiceServicer):
 
     @rpc(_metrics)
     def ListHosts(self, request: pb.ListHostsRequest, context: grpc.ServicerContext) -> pb.ListHostsResponse:
-        views, token = self.service.list_hosts(request.page_size, request.page_token)
+        views, token = self.usecases.queries.list_hosts(request.page_size, request.page_token)
         return pb.ListHostsResponse(hosts=[convert.host_view_to_pb(v) for v in views], next_page_token=token)
 
     @rpc(_metrics)
     def ListVms(self, request: pb.ListVmsRequest, context: grpc.ServicerContext) -> pb.ListVmsResponse:
-        views, token = self.service.list_vms(request.host_id, request.page_size, request.page_token)
+        views, token = self.usecases.queries.list_vms(request.host_id, request.page_size, request.page_token)
         return pb.ListVmsResponse(vms=[convert.vm_view_to_pb(v) for v in views], next_page_token=token)
 
 
@@ -56,7 +57,7 @@ class TelemetryServicer(_Base, pb_grpc.TelemetryServiceServicer):
     def _push(self, request: pb.PushSamplesRequest, method: str) -> tuple[int, int]:
         try:
             hosts, vms = convert.samples_from_pb(request)
-            self.service.push_samples(hosts, vms)
+            self.usecases.ingestion.push_samples(hosts, vms)
         except Exception:
             self.metrics.batches_rejected.labels(method).inc()
             raise
@@ -95,11 +96,11 @@ class PredictionServicer(_Base, pb_grpc.PredictionServiceServicer):
         def optional(name: str) -> float | None:
             return getattr(request, name) if request.HasField(name) else None
 
-        result = self.service.predict_cost(
-            request.vm_id, request.target_host_id, techniques,
+        overrides = Overrides(
             dirty_rate_mib_s=optional("dirty_rate_mib_s"), bandwidth_mib_s=optional("bandwidth_mib_s"),
             max_bandwidth_mib_s=optional("max_bandwidth_mib_s"), max_downtime_ms=optional("max_downtime_ms"),
         )
+        result = self.usecases.advice.predict_cost(request.vm_id, request.target_host_id, techniques, overrides)
         return pb.PredictMigrationCostResponse(
             inputs=convert.inputs_to_pb(result.inputs), costs=[convert.cost_to_pb(c) for c in result.costs]
         )
@@ -108,7 +109,7 @@ class PredictionServicer(_Base, pb_grpc.PredictionServiceServicer):
 class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
     @rpc(_metrics)
     def RecommendTarget(self, request: pb.RecommendTargetRequest, context: grpc.ServicerContext) -> pb.Recommendation:
-        rec = self.service.recommend_target(
+        rec = self.usecases.advice.recommend_target(
             request.vm_id, convert.objective_from_pb(request.objective), list(request.excluded_host_ids)
         )
         return convert.recommendation_to_pb(rec)
@@ -119,8 +120,8 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
                  pb.CLUSTER_GOAL_CONSOLIDATE: "consolidate"}
         if request.goal not in goals:
             raise InvalidArgument("goal", f"must be DRAIN, REBALANCE or CONSOLIDATE (got {request.goal})")
-        rec = self.service.plan_cluster(goals[request.goal], request.host_id, request.max_moves,
-                                        convert.objective_from_pb(request.objective))
+        rec = self.usecases.planning.plan_cluster(goals[request.goal], request.host_id, request.max_moves,
+                                                  convert.objective_from_pb(request.objective))
         return convert.recommendation_to_pb(rec)
 
     @rpc(_metrics)
@@ -128,7 +129,7 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         self, request: pb.ListRecommendationsRequest, context: grpc.ServicerContext
     ) -> pb.ListRecommendationsResponse:
         state = convert.state_from_pb(request.state, "state")
-        recs, token = self.service.list_recommendations(state, request.page_size, request.page_token)
+        recs, token = self.usecases.review.list(state, request.page_size, request.page_token)
         return pb.ListRecommendationsResponse(
             recommendations=[convert.recommendation_to_pb(r) for r in recs], next_page_token=token
         )
@@ -137,33 +138,35 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
     def GetRecommendation(
         self, request: pb.GetRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
-        return convert.recommendation_to_pb(self.service.get_recommendation(request.id))
+        return convert.recommendation_to_pb(self.usecases.review.get(request.id))
 
     @rpc(_metrics)
     def ApproveRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
-        return convert.recommendation_to_pb(self.service.decide(request.id, True, request.actor, request.reason))
+        rec = self.usecases.review.decide(request.id, True, request.actor, request.reason)
+        return convert.recommendation_to_pb(rec)
 
     @rpc(_metrics)
     def RejectRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
-        return convert.recommendation_to_pb(self.service.decide(request.id, False, request.actor, request.reason))
+        rec = self.usecases.review.decide(request.id, False, request.actor, request.reason)
+        return convert.recommendation_to_pb(rec)
 
 
 class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
     @rpc(_metrics)
     def ExecuteMigration(self, request: pb.ExecuteMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
         return convert.operation_to_pb(
-            self.service.execute(request.recommendation_id, request.actor, request.move_index)
+            self.usecases.migrations.execute(request.recommendation_id, request.actor, request.move_index)
         )
 
     @rpc(_metrics)
     def WatchMigration(
         self, request: pb.WatchMigrationRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.MigrationProgress]:
-        events = self.service.watch(request.operation_id)
+        events = self.usecases.migrations.watch(request.operation_id)
         first = next(events)  # errors such as NOT_FOUND surface here, inside the error mapping
 
         def stream() -> Iterator[pb.MigrationProgress]:
@@ -177,8 +180,8 @@ class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
 
     @rpc(_metrics)
     def AbortMigration(self, request: pb.AbortMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
-        return convert.operation_to_pb(self.service.abort(request.operation_id, request.reason))
+        return convert.operation_to_pb(self.usecases.migrations.abort(request.operation_id, request.reason))
 
     @rpc(_metrics)
     def GetMigration(self, request: pb.GetMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
-        return convert.operation_to_pb(self.service.operation(request.operation_id))
+        return convert.operation_to_pb(self.usecases.migrations.operation(request.operation_id))

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 PAGE_SIZE_BYTES = 4096
 MIB = 1 << 20
+# QEMU's own default allowed downtime, and the one the shared SNU data was measured with.
+DEFAULT_MAX_DOWNTIME_MS = 300.0
 # 1 Gbit/s, the most common migration network, when a host does not say.
 DEFAULT_NETWORK_BANDWIDTH_MIB_S = 1000 / 8 * 1e6 / MIB
 
@@ -171,15 +173,6 @@ class MigrationParameters:
     compression_threads: int = 0
 
 
-class RecommendationState(enum.StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    EXECUTING = "executing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
 @dataclass(frozen=True)
 class HostAssessment:
     """How one candidate target fared: rejected with reasons, or eligible with a score (lower is better)."""
@@ -207,13 +200,25 @@ class Move:
 
 
 @dataclass(frozen=True)
-class Recommendation:
-    id: str
-    goal: str
-    created_at_s: float
-    moves: tuple[Move, ...]
-    summary: str
-    state: RecommendationState = RecommendationState.PENDING
-    decided_by: str = ""
-    decision_reason: str = ""
-    decided_at_s: float | None = None
+class DirtyRateForecast:
+    """The dirty rate expected over the next `horizon_s` seconds (MiB/s), as a forecaster predicts it.
+
+    `mean_mib_s` is the forecast mean over the horizon, `p90_mib_s` its 90th percentile (bursts), `interval` an
+    (about 80 %) interval for the mean. Ordered: low <= mean <= high and mean <= p90.
+    """
+
+    mean_mib_s: float
+    p90_mib_s: float
+    interval: tuple[float, float]
+    samples_used: int
+    window_s: float
+    model: ModelRef
+    horizon_s: float
+
+    def describe(self) -> str:
+        text = (f"dirty rate {self.mean_mib_s:.1f} MiB/s (p90 {self.p90_mib_s:.1f}) forecast by "
+                f"{self.model.name} {self.model.version} from {self.samples_used} samples over "
+                f"{self.window_s:.0f} s")
+        if self.model.fallback_reason:
+            text += f" (fallback: {self.model.fallback_reason})"
+        return text

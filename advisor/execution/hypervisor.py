@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MigrationParameters
-from advisor.execution.monitor import Progress
 
 
 class HypervisorError(Exception):
@@ -53,19 +53,6 @@ class MigrationTarget:
 
     uri: str
     migration_address: str = ""
-
-
-@dataclass(frozen=True)
-class MigrationResult:
-    """The final figures of a migration, from the hypervisor's completion event (or the last poll)."""
-
-    succeeded: bool
-    error: str = ""
-    total_time_ms: float = 0.0
-    downtime_ms: float = 0.0
-    transferred_mib: float = 0.0
-    iterations: int = 0
-    postcopy_requests: int = 0
 
 
 class Hypervisor(Protocol):

@@ -13,21 +13,9 @@ here, so the policy is tested with tables of data. Rules kept from Nova's libvir
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, replace
 
-
-class Phase(enum.StrEnum):
-    QUEUED = "queued"
-    PRECOPY = "precopy"
-    POSTCOPY = "postcopy"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    ABORTED = "aborted"
-
-    @property
-    def final(self) -> bool:
-        return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.ABORTED)
+from advisor.domain.migration import Phase, Progress
 
 
 @dataclass(frozen=True)
@@ -56,24 +44,6 @@ class MonitorPlan:
             return self.max_downtime_ms
         frac = min(step, self.downtime_steps) / self.downtime_steps
         return start + (self.max_downtime_ms - start) * frac
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One poll of the job statistics. Rates in MiB/s, memory in MiB."""
-
-    elapsed_ms: float
-    memory_total_mib: float
-    memory_remaining_mib: float
-    dirty_rate_mib_s: float
-    transfer_rate_mib_s: float
-    iteration: int
-    in_postcopy: bool = False
-    expected_downtime_ms: float = 0.0
-    autoconverge_throttle_pct: float = 0.0
-    postcopy_requests: int = 0
-    # Memory sent so far, all rounds together.
-    transferred_mib: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from advisor.domain.errors import AdvisorError
-from advisor.domain.model import MigrationInputs, Technique
-from advisor.ml.features import INPUT_COLUMNS, TECHNIQUE_CODE, dirty_pages_to_mib_s, mbit_to_mib_s
+from advisor.features.inputs import INPUT_COLUMNS, InputTable
+from advisor.ml.cost_features import TECHNIQUE_CODE
 from advisor.ml.predictor import CostPredictor
 
 NUMERIC_COLUMNS = INPUT_COLUMNS[1:]
@@ -110,16 +110,10 @@ def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -
     """Predict every row of `input_path` into `output_path`; returns the number of rows written."""
     frame = _read(input_path)
     values = validate(frame, input_path)
-    techniques = [Technique(t.strip()) for t in frame["technique"].astype(str)]
-    memory = values["vm_memory_mib"]
-    dirty = dirty_pages_to_mib_s(values["dirty_rate_pages_per_s"])
-    bandwidth = mbit_to_mib_s(values["available_bandwidth_mbps"])
-    cap = values["max_bandwidth_mib_s"]
-    rows = [
-        (MigrationInputs(float(memory[i]), float(dirty[i]), float(bandwidth[i]), float(cap[i]),
-                         dirty_rate_source="input CSV"), techniques[i])
-        for i in range(len(frame))
-    ]
+    validated = frame.copy()
+    for column in NUMERIC_COLUMNS:
+        validated[column] = values[column]
+    rows = InputTable.from_frame(validated).rows(dirty_rate_source="input CSV")
     costs = predictor.predict_many(rows)
     out = frame.copy()
     for column, attr, scale in OUTPUT_TARGETS:

@@ -19,6 +19,16 @@ MoveCost = Callable[[Vm], float]
 
 
 @dataclass(frozen=True)
+class PlanPolicy:
+    """Knobs of cluster plans (settings `plan_*`): rebalance stops when every host is within `rebalance_tolerance`
+    of the mean load; rebalance and consolidate leave alone a VM that moved in the last `pin_s` seconds, so that
+    successive plans do not bounce it between hosts (drains move everything)."""
+
+    rebalance_tolerance: float = 0.10
+    pin_s: float = 1800.0
+
+
+@dataclass(frozen=True)
 class ClusterSnapshot:
     hosts: Mapping[str, Host]
     vms: Mapping[str, Vm]

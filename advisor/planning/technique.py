@@ -9,15 +9,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from advisor.domain.model import MigrationCost, MigrationParameters, Objective, Technique
+from advisor.domain.model import DEFAULT_MAX_DOWNTIME_MS, MigrationCost, MigrationParameters, Objective, Technique
 
-DEFAULT_MAX_DOWNTIME_MS = 300.0  # QEMU's own default
-# Techniques are ranked by median + RISK x (p90 - median): 0 trusts the median alone, 1 ranks by the pessimistic
-# bound. A wide interval (a technique the model knows less well, such as compression) then has to win by more.
-RISK = 0.5
-# Without a deadline, abort a pre-copy that takes this many times its pessimistic prediction (at least the floor).
-DEADLINE_SLACK = 3.0
-DEADLINE_FLOOR_MS = 30_000.0
+
+@dataclass(frozen=True)
+class TechniquePolicy:
+    """Knobs of the technique choice (settings `technique_*`).
+
+    Techniques are ranked by median + risk x (p90 - median): 0 trusts the median alone, 1 ranks by the pessimistic
+    bound, so a wide interval (a technique the model knows less well, such as compression) has to win by more.
+    Without a deadline, a pre-copy is aborted after `deadline_slack` times its pessimistic prediction (at least
+    `deadline_floor_ms`); where post-copy is allowed, a pre-copy that outlasts its pessimistic prediction by
+    `postcopy_safety_factor` is switched to post-copy (it will not converge).
+    """
+
+    risk: float = 0.5
+    deadline_slack: float = 3.0
+    deadline_floor_ms: float = 30_000.0
+    postcopy_safety_factor: float = 1.5
+
+
 # Preference when costs tie: the least risky, least CPU-hungry first.
 _PREFERENCE = (
     Technique.PRECOPY,
@@ -61,7 +72,7 @@ def choose_technique(
     *,
     bandwidth_mib_s: float,
     postcopy_allowed: bool,
-    risk: float = RISK,
+    policy: TechniquePolicy = TechniquePolicy(),
 ) -> TechniqueChoice:
     """Pick the cheapest technique that meets every limit; else the least bad one, saying which limit it breaks."""
     if not costs:
@@ -72,7 +83,7 @@ def choose_technique(
 
     def rank(cost: MigrationCost) -> tuple[float, int]:
         quantity = cost.transferred_mib if objective.minimize_transferred else cost.total_time_ms
-        return quantity.median + risk * (quantity.high - quantity.median), _PREFERENCE.index(cost.technique)
+        return quantity.median + policy.risk * (quantity.high - quantity.median), _PREFERENCE.index(cost.technique)
 
     reasons: list[str] = []
     feasible = sorted((c for c in usable if not _violations(c, objective)), key=rank)
@@ -96,14 +107,15 @@ def choose_technique(
         reasons.append("post-copy not allowed for this VM")
 
     max_downtime_ms = objective.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS
-    deadline_ms = objective.deadline_ms or max(DEADLINE_FLOOR_MS, DEADLINE_SLACK * chosen.total_time_ms.high)
+    deadline_ms = objective.deadline_ms or max(policy.deadline_floor_ms,
+                                               policy.deadline_slack * chosen.total_time_ms.high)
     postcopy_after_ms: float | None = None
     if chosen.technique is Technique.POSTCOPY:
         # Switch as soon as the migration starts: every page is then sent once (libvirt needs the pre-copy start).
         postcopy_after_ms = 0.0
     elif postcopy_allowed:
         # Safety net: if pre-copy outlasts its pessimistic prediction by half, it will not converge; switch.
-        postcopy_after_ms = 1.5 * chosen.total_time_ms.high
+        postcopy_after_ms = policy.postcopy_safety_factor * chosen.total_time_ms.high
     return TechniqueChoice(
         parameters=MigrationParameters(
             technique=chosen.technique,

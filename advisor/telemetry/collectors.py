@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.execution.hypervisor import Hypervisor
 from advisor.metrics import AdvisorMetrics
-from advisor.service import AdvisorService
 from advisor.telemetry.hypervisors import GuestStatsReader, HostConnection, measure_dirty_rates
-from advisor.telemetry.prometheus_source import PrometheusSource
+from advisor.usecases.ingestion import Ingestion
 
 log = logging.getLogger("advisor.telemetry")
 
@@ -48,11 +48,9 @@ class Periodic:
             self._stop.wait(self._interval_s)
 
 
-def prometheus_collector(
-    source: PrometheusSource, service: AdvisorService, metrics: AdvisorMetrics
-) -> Callable[[], None]:
+def prometheus_collector(source: PrometheusSource, ingestion: Ingestion, metrics: AdvisorMetrics) -> Callable[[], None]:
     def collect() -> None:
-        hosts, vms = service.known_ids()
+        hosts, vms = ingestion.known_ids()
         started = time.perf_counter()
         result = source.poll(hosts, vms)
         metrics.source_seconds.labels("prometheus").observe(time.perf_counter() - started)
@@ -64,7 +62,7 @@ def prometheus_collector(
             log.warning("prometheus unavailable", extra={"error": health.last_error,
                                                          "failures": health.consecutive_failures})
             return
-        skipped = service.ingest_pulled(result.host_samples, result.vm_samples)
+        skipped = ingestion.ingest_pulled(result.host_samples, result.vm_samples)
         for reason, count in skipped.items():
             metrics.source_skipped.labels("prometheus", reason).inc(count)
 
@@ -72,7 +70,13 @@ def prometheus_collector(
 
 
 def dirty_rate_collector(
-    service: AdvisorService, connect: Callable[[str], Hypervisor], metrics: AdvisorMetrics, *, readings: int = 2
+    ingestion: Ingestion,
+    connect: Callable[[str], Hypervisor],
+    migrating_vms: Callable[[], frozenset[str]],
+    metrics: AdvisorMetrics,
+    *,
+    clock: Callable[[], float],
+    readings: int = 2,
 ) -> Callable[[], None]:
     """Measure every running guest's dirty rate through its hypervisor, except guests that migrate now, read
     its CPU and memory use, and export the figures (`advisor_vm_dirty_rate_mib_s`, `advisor_vm_cpu_ratio`,
@@ -81,11 +85,10 @@ def dirty_rate_collector(
     stats = GuestStatsReader()
 
     def collect() -> None:
-        hosts = [HostConnection(h.id, h.hypervisor_uri) for h in service.hosts_with_hypervisor()]
+        hosts = [HostConnection(h.id, h.hypervisor_uri) for h in ingestion.hosts_with_hypervisor()]
         if not hosts:
             return
-        samples = measure_dirty_rates(hosts, connect, service.clock, readings=readings, seconds=1,
-                                      skip=service.migrating_vms())
+        samples = measure_dirty_rates(hosts, connect, clock, readings=readings, seconds=1, skip=migrating_vms())
         for s in samples:
             if s.dirty_rate_mib_s is not None:
                 metrics.vm_dirty_rate.labels(s.vm_id).set(s.dirty_rate_mib_s)
@@ -95,7 +98,7 @@ def dirty_rate_collector(
                 metrics.vm_cpu.labels(s.vm_id).set(s.cpu_utilization)
             if s.memory_used_mib is not None:
                 metrics.vm_memory_used.labels(s.vm_id).set(s.memory_used_mib)
-        skipped = service.ingest_pulled([], samples + others)
+        skipped = ingestion.ingest_pulled([], samples + others)
         for reason, count in skipped.items():
             metrics.source_skipped.labels("libvirt", reason).inc(count)
         metrics.source_up.labels("libvirt").set(1)

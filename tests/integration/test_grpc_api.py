@@ -77,7 +77,7 @@ def test_cost_prediction_covers_every_technique_and_names_its_model(loaded: tupl
     assert [c.technique for c in result.costs] == [1, 2, 3, 4, 5]
     assert result.inputs.dirty_rate_mib_s == pytest.approx(160.0)
     assert "latest sample" in result.inputs.dirty_rate_source
-    model = app.service.predictor.model
+    model = app.predictor.model
     for cost in result.costs:
         assert (cost.model.name, cost.model.version) == (model.name, model.version)
         assert cost.total_time_ms.low <= cost.total_time_ms.median <= cost.total_time_ms.high
@@ -332,8 +332,10 @@ def test_malformed_and_oversized_bytes_are_invalid_arguments(make_app: MakeApp, 
 
 def test_stream_samples_stores_each_message_until_a_bad_one(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
+    # Newer than the example's samples, which the fixture stamped with its own time (not NOW).
+    start = int(time.time()) + 10
     batches = [pb.PushSamplesRequest(vm_samples=[_vm_sample(vm_id="db-1", dirty_rate_mib_s=float(i),
-                                                            time={"seconds": int(NOW) + 10 + i})])
+                                                            time={"seconds": start + i})])
                for i in range(3)]
     reply = client.stream_samples(batches)
     assert (reply.batches_accepted, reply.vm_samples_accepted) == (3, 3)

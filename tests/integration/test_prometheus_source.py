@@ -27,12 +27,9 @@ from pathlib import Path
 import pytest
 from prometheus_api_client import PrometheusConnect
 
+from advisor.adapters.prometheus.queries import PrometheusError, PrometheusQueries
+from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.domain.model import MIB, VmSample
-from advisor.telemetry.prometheus_source import (
-    PrometheusError,
-    PrometheusQueries,
-    PrometheusSource,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -365,28 +362,23 @@ def test_a_stalled_server_times_out(prom: PromServer) -> None:
 
 def test_the_collector_feeds_the_advisors_store(prom: PromServer, tmp_path: Path) -> None:
     """Prometheus -> collector -> the same store pushed samples feed; unknown series are skipped and counted."""
-    from prometheus_client import CollectorRegistry
-
     from advisor.domain.cluster import InventoryChange
     from advisor.domain.model import Host, Vm
-    from advisor.metrics import AdvisorMetrics
-    from advisor.ml.predictor import AnalyticPredictor
-    from advisor.service import AdvisorService
-    from advisor.storage.sqlite import SqliteStore
     from advisor.telemetry.collectors import prometheus_collector
+    from tests.support import local_advisor
 
-    metrics = AdvisorMetrics(CollectorRegistry())
-    service = AdvisorService(SqliteStore(tmp_path / "db.sqlite3"), AnalyticPredictor(), metrics,
-                             clock=Clock(prom.end + 5))
-    # vm-2 is known with less memory than its balloon figure says; vm-3 is not in the inventory at all.
-    service.push_inventory(InventoryChange(
-        hosts=(Host("host-a", 16, 16384), Host("host-b", 16, 16384)),
-        vms=(Vm("vm-1", "host-a", 4096, 2), Vm("vm-2", "host-b", 512, 1)),
-    ))
-    with _source(prom) as source:
-        prometheus_collector(source, service, metrics)()
-    hosts = {v.host.id: v for v in service.list_hosts()[0]}
-    vms = {v.vm.id: v for v in service.list_vms()[0]}
+    with local_advisor(tmp_path, clock=Clock(prom.end + 5)) as app:
+        # vm-2 is known with less memory than its balloon figure says; vm-3 is not in the inventory at all.
+        app.usecases.ingestion.push_inventory(InventoryChange(
+            hosts=(Host("host-a", 16, 16384), Host("host-b", 16, 16384)),
+            vms=(Vm("vm-1", "host-a", 4096, 2), Vm("vm-2", "host-b", 512, 1)),
+        ))
+        metrics = app.metrics
+        with _source(prom) as source:
+            prometheus_collector(source, app.usecases.ingestion, metrics)()
+        service = app.usecases.queries
+        hosts = {v.host.id: v for v in service.list_hosts()[0]}
+        vms = {v.vm.id: v for v in service.list_vms()[0]}
     assert hosts["host-a"].cpu_utilization == pytest.approx(0.25, abs=TOL)
     assert vms["vm-1"].dirty_rate_mib_s == pytest.approx(dirty_vm1(prom.end, prom.end - HOURS * 3600), abs=1e-3)
     assert vms["vm-2"].cpu_utilization == pytest.approx(0.3, abs=1e-6)

@@ -18,7 +18,7 @@ import libvirt
 import pytest
 
 from advisor.lab import Lab, procs
-from tests.lab.conftest import TEST_CACHE, make_lab
+from tests.support.lab import TEST_CACHE, make_lab
 
 pytestmark = pytest.mark.integration
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from advisor.adapters.libvirt import LibvirtHypervisor
+from advisor.adapters.sqlite.store import SqliteStore
+from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
 from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, MonitorTuning
 from advisor.execution.hypervisor import MigrationTarget
-from advisor.execution.libvirt_adapter import LibvirtHypervisor
-from advisor.execution.monitor import Phase, Progress
-from advisor.execution.records import MigrationRecord
 from advisor.lab import Lab
-from advisor.storage.sqlite import SqliteStore
+from tests.support.doubles import RecordingObserver
 
 pytestmark = pytest.mark.integration
 
@@ -31,18 +31,6 @@ COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), In
                      ModelRef("test", "0"))
 # Quicker to judge than in production, so a non-converging pre-copy is caught in seconds.
 TUNING = MonitorTuning(judge_from_round=2, stall_rounds=2)
-
-
-class Progresses:
-    def __init__(self) -> None:
-        self.seen: list[Progress] = []
-        self.ended: list[MigrationRecord] = []
-
-    def progress(self, record: MigrationRecord, progress: Progress) -> None:
-        self.seen.append(progress)
-
-    def finished(self, record: MigrationRecord) -> None:
-        self.ended.append(record)
 
 
 def endpoints(lab: Lab):  # type: ignore[no-untyped-def]
@@ -121,7 +109,7 @@ def events(record: MigrationRecord) -> str:
 def test_precopy_of_an_idle_guest(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
-    seen = Progresses()
+    seen = RecordingObserver()
     executor = Executor(store, endpoints(lab), seen, poll_interval_s=0.25)
     executor.start()
     op = execute(executor, "idle", source, target, MigrationParameters(Technique.PRECOPY, 64, 300, None, 60_000))
@@ -143,7 +131,7 @@ def test_dirtying_faster_than_the_cap_is_switched_to_postcopy(lab: Lab, store: S
     assert source is not None
     target = "hv2" if source == "hv1" else "hv1"
     lab.set_dirty_rate(GUEST, 24)  # three times the 8 MiB/s cap
-    executor = Executor(store, endpoints(lab), Progresses(), tuning=TUNING, poll_interval_s=0.25)
+    executor = Executor(store, endpoints(lab), RecordingObserver(), tuning=TUNING, poll_interval_s=0.25)
     executor.start()
     # Post-copy permitted only as a late safety net: the switch must come from the monitor's own judgement.
     params = MigrationParameters(Technique.PRECOPY, 8, 100, postcopy_after_ms=120_000, deadline_ms=150_000)
@@ -164,7 +152,7 @@ def test_dirtying_faster_than_the_cap_is_switched_to_postcopy(lab: Lab, store: S
 def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
     source, target = placed
     lab.set_dirty_rate(GUEST, 48)  # six times the cap: without throttling, pre-copy cannot converge
-    seen = Progresses()
+    seen = RecordingObserver()
     executor = Executor(store, endpoints(lab), seen, poll_interval_s=0.25)
     executor.start()
     params = MigrationParameters(Technique.PRECOPY_AUTOCONVERGE, 8, 300, None, 150_000,
@@ -182,7 +170,7 @@ def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, 
 def test_abort_leaves_the_guest_on_the_source(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
     source, target = placed
     lab.set_dirty_rate(GUEST, 48)
-    executor = Executor(store, endpoints(lab), Progresses(), poll_interval_s=0.25)
+    executor = Executor(store, endpoints(lab), RecordingObserver(), poll_interval_s=0.25)
     executor.start()
     op = execute(executor, "abort", source, target, MigrationParameters(Technique.PRECOPY, 8, 100, None, 150_000))
     wait_phase(executor, op, Phase.PRECOPY)
@@ -201,7 +189,7 @@ def test_abort_leaves_the_guest_on_the_source(lab: Lab, placed: tuple[str, str],
 def test_destination_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
     source, target = placed
     lab.set_dirty_rate(GUEST, 48)
-    executor = Executor(store, endpoints(lab), Progresses(), poll_interval_s=0.25)
+    executor = Executor(store, endpoints(lab), RecordingObserver(), poll_interval_s=0.25)
     executor.start()
     op = execute(executor, "kill", source, target, MigrationParameters(Technique.PRECOPY, 8, 100, None, 150_000))
     wait_phase(executor, op, Phase.PRECOPY)
@@ -224,7 +212,7 @@ def test_restart_mid_migration_reconciles_with_libvirt(
 ) -> None:
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
-    first = Executor(store, endpoints(lab), Progresses(), limits=ConcurrencyLimits(), poll_interval_s=0.25)
+    first = Executor(store, endpoints(lab), RecordingObserver(), limits=ConcurrencyLimits(), poll_interval_s=0.25)
     first.start()
     op = execute(first, "restart", source, target, MigrationParameters(Technique.PRECOPY, 8, 300, None, 150_000))
     wait_phase(first, op, Phase.PRECOPY)
@@ -232,7 +220,7 @@ def test_restart_mid_migration_reconciles_with_libvirt(
     first.stop()  # the advisor goes away; libvirt carries on with the peer-to-peer migration
     assert not store.get_migration(op).phase.final  # type: ignore[union-attr]
 
-    second = Executor(store, endpoints(lab), Progresses(), poll_interval_s=0.25)
+    second = Executor(store, endpoints(lab), RecordingObserver(), poll_interval_s=0.25)
     second.start()
     record = wait_final(second, op)
     assert record.phase is Phase.SUCCEEDED, events(record)

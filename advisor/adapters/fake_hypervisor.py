@@ -1,0 +1,186 @@
+"""A fake hypervisor for tests: every host of one `FakeWorld` shares where each guest runs.
+
+It honours the same contract as the libvirt adapter (tests/contract runs one suite against both): guests run on
+exactly one host, a migration moves a guest when it succeeds and leaves it on the source when aborted, progress
+is None when no job runs, an unknown guest is an error for measurements and an unsuccessful result for a
+migration. Migrations are scripted: each takes `migration_s` seconds, or waits for `release` when the world is
+gated, so a test decides when they end. Claims about real migrations are only made against the lab.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from advisor.domain.migration import MigrationResult, Progress
+from advisor.domain.model import MigrationParameters
+from advisor.execution.hypervisor import GuestFacts, GuestStats, HostFacts, HypervisorError, MigrationTarget
+
+SCHEME = "fake://"
+
+
+@dataclass
+class FakeGuest:
+    name: str
+    host: str
+    memory_mib: int = 128
+    vcpus: int = 1
+    dirty_rate_mib_s: float = 0.0
+    cpu_ratio: float = 0.5
+    memory_used_mib: float | None = None
+
+
+@dataclass
+class _Job:
+    started: float
+    total_mib: float
+    postcopy: bool = False
+    aborted: threading.Event = field(default_factory=threading.Event)
+
+
+class FakeWorld:
+    """Hosts and guests; knobs tests turn: `release` (gated worlds), `fail_polls`, `migration_s`; what happened:
+    `calls`, `running`, `most_running`."""
+
+    def __init__(self, hosts: tuple[str, ...] = ("a", "b"), *, gated: bool = False, migration_s: float = 0.05,
+                 cpu_cores: int = 4, memory_mib: int = 4096, cpu_model: str = "m") -> None:
+        self.hosts = hosts
+        self.cpu_cores, self.memory_mib, self.cpu_model = cpu_cores, memory_mib, cpu_model
+        self.guests: dict[str, FakeGuest] = {}
+        self.release = threading.Event()
+        if not gated:
+            self.release.set()
+        self.migration_s = migration_s
+        self.fail_polls = False
+        self.calls: list[str] = []
+        self.running = 0
+        self.most_running = 0
+        self.lock = threading.Lock()
+        self._jobs: dict[str, _Job] = {}
+        self._started = time.monotonic()
+
+    def add_guest(self, name: str, host: str, **facts: object) -> FakeGuest:
+        if host not in self.hosts:
+            raise ValueError(f"no host {host!r} in this world")
+        guest = FakeGuest(name, host, **facts)  # type: ignore[arg-type]
+        with self.lock:
+            self.guests[name] = guest
+        return guest
+
+    def host_of(self, guest: str) -> str | None:
+        with self.lock:
+            found = self.guests.get(guest)
+            return None if found is None else found.host
+
+    def connect(self, uri: str) -> FakeHypervisor:
+        """The factory the advisor is given (`connect(uri)`), for URIs `fake://HOST`."""
+        host = uri.removeprefix(SCHEME)
+        if not uri.startswith(SCHEME) or host not in self.hosts:
+            raise HypervisorError(f"cannot connect to {uri}: no such fake host")
+        return FakeHypervisor(self, host)
+
+
+class FakeHypervisor:
+    def __init__(self, world: FakeWorld, host: str) -> None:
+        self.world = world
+        self.host = host
+
+    @property
+    def uri(self) -> str:
+        return SCHEME + self.host
+
+    def _guest(self, name: str) -> FakeGuest:
+        guest = self.world.guests.get(name)
+        if guest is None or guest.host != self.host:
+            raise HypervisorError(f"guest {name!r} on {self.uri}: Domain not found")
+        return guest
+
+    def host_facts(self) -> HostFacts:
+        w = self.world
+        return HostFacts(f"uuid-{self.host}", self.host, w.cpu_cores, w.memory_mib, w.cpu_model)
+
+    def guests(self) -> list[GuestFacts]:
+        with self.world.lock:
+            return [GuestFacts(g.name, f"uuid-{g.name}", g.memory_mib, g.vcpus, True)
+                    for g in self.world.guests.values() if g.host == self.host]
+
+    def guest_stats(self) -> list[GuestStats]:
+        now = time.time()
+        age = time.monotonic() - self.world._started
+        with self.world.lock:
+            return [GuestStats(g.name, now, g.cpu_ratio * g.vcpus * age, g.vcpus, g.memory_used_mib)
+                    for g in self.world.guests.values() if g.host == self.host]
+
+    def measure_dirty_rate(self, guest: str, seconds: int = 1) -> float:
+        with self.world.lock:
+            found = self._guest(guest)
+            if guest in self.world._jobs:
+                raise HypervisorError(f"guest {guest!r} has a job running (migrating?): not measuring now")
+            return found.dirty_rate_mib_s
+
+    def migrate(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
+        w = self.world
+        with w.lock:
+            try:
+                found = self._guest(guest)
+            except HypervisorError as error:
+                return MigrationResult(False, error=str(error))
+            destination = target.uri.removeprefix(SCHEME)
+            if destination not in w.hosts or destination == self.host:
+                return MigrationResult(False, error=f"cannot migrate {guest!r} to {target.uri}")
+            job = w._jobs[guest] = _Job(time.monotonic(), float(found.memory_mib))
+            w.running += 1
+            w.most_running = max(w.most_running, w.running)
+            w.calls.append(f"migrate {guest}")
+        try:
+            while not (w.release.is_set() and time.monotonic() - job.started >= w.migration_s):
+                if job.aborted.wait(0.005):
+                    return MigrationResult(False, error="operation aborted: canceled by client",
+                                           total_time_ms=(time.monotonic() - job.started) * 1000)
+            with w.lock:
+                found.host = destination
+            elapsed_ms = (time.monotonic() - job.started) * 1000
+            return MigrationResult(True, total_time_ms=elapsed_ms, downtime_ms=20.0, transferred_mib=job.total_mib,
+                                   iterations=1 if job.postcopy else 3, postcopy_requests=4 if job.postcopy else 0)
+        finally:
+            with w.lock:
+                w._jobs.pop(guest, None)
+                w.running -= 1
+
+    def progress(self, guest: str) -> Progress | None:
+        if self.world.fail_polls:
+            raise HypervisorError("connection reset")
+        with self.world.lock:
+            job = self.world._jobs.get(guest)
+            if job is None:
+                return None
+            elapsed_s = time.monotonic() - job.started
+            done = min(1.0, elapsed_s / max(self.world.migration_s, 1e-6))
+            remaining = job.total_mib * (1.0 - done) / 2
+            return Progress(elapsed_s * 1000, job.total_mib, remaining, 1.0, 100.0, 1, in_postcopy=job.postcopy,
+                            transferred_mib=job.total_mib - remaining)
+
+    def set_max_downtime(self, guest: str, downtime_ms: float) -> None:
+        self.world.calls.append(f"downtime {downtime_ms:.0f}")
+
+    def set_max_speed(self, guest: str, mib_s: float) -> None:
+        self.world.calls.append(f"speed {mib_s:.0f}")
+
+    def start_postcopy(self, guest: str) -> None:
+        with self.world.lock:
+            job = self.world._jobs.get(guest)
+            if job is None:
+                raise HypervisorError(f"switch {guest!r} to post-copy: no migration job")
+            job.postcopy = True
+            self.world.calls.append("postcopy")
+
+    def abort(self, guest: str) -> None:
+        with self.world.lock:
+            job = self.world._jobs.get(guest)
+            self.world.calls.append(f"abort {guest}")
+            if job is None:
+                raise HypervisorError(f"abort the job of {guest!r}: no job")
+            job.aborted.set()
+
+    def close(self) -> None: ...

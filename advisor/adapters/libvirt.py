@@ -1,0 +1,266 @@
+"""The Hypervisor protocol over libvirt-python.
+
+Each adapter keeps two connections to its host: one blocks in the migrate call, the other polls and steers (as
+Nova does). Final figures come from the JOB_COMPLETED event, which needs libvirt's default event loop running in
+a thread of this process; `ensure_event_loop` starts it once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import libvirt
+
+from advisor.domain.migration import MigrationResult, Progress
+from advisor.domain.model import MIB, MigrationParameters, Technique
+from advisor.execution.hypervisor import GuestFacts, GuestStats, HostFacts, HypervisorError, MigrationTarget
+
+_loop_lock = threading.Lock()
+_loop_running = threading.Event()
+
+
+def ensure_event_loop() -> None:
+    """Register libvirt's default event implementation and run it in a daemon thread (once per process)."""
+    with _loop_lock:
+        if _loop_running.is_set():
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _loop_running.set()
+
+
+def _error(what: str, error: libvirt.libvirtError) -> HypervisorError:
+    return HypervisorError(f"{what}: {error.get_error_message()}")
+
+
+def migration_flags(parameters: MigrationParameters, persistent: bool) -> int:
+    flags: int = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
+    if persistent:
+        flags |= libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+    if parameters.technique is Technique.PRECOPY_AUTOCONVERGE:
+        flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
+    if parameters.technique in (Technique.PRECOPY_XBZRLE, Technique.PRECOPY_COMPRESS):
+        flags |= libvirt.VIR_MIGRATE_COMPRESSED
+    if parameters.postcopy_after_ms is not None:
+        # libvirt starts every post-copy as a pre-copy that is allowed to switch.
+        flags |= libvirt.VIR_MIGRATE_POSTCOPY
+    return flags
+
+
+def migration_params(parameters: MigrationParameters, target: MigrationTarget) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if target.migration_address:
+        params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{target.migration_address}"
+        params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = target.migration_address
+    if parameters.bandwidth_mib_s > 0:
+        # The cap holds for pre-copy only. Once in post-copy the guest runs on the target and stalls on every page
+        # still missing, so it gets the link's full speed (QEMU's default): the shortest degraded window.
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = max(1, round(parameters.bandwidth_mib_s))
+    if parameters.technique is Technique.PRECOPY_AUTOCONVERGE:
+        params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = parameters.autoconverge_initial_pct
+        params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = parameters.autoconverge_increment_pct
+    if parameters.technique is Technique.PRECOPY_XBZRLE:
+        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "xbzrle"
+    if parameters.technique is Technique.PRECOPY_COMPRESS:
+        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "mt"
+        if parameters.compression_threads:
+            params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION_MT_THREADS] = parameters.compression_threads
+    return params
+
+
+class LibvirtHypervisor:
+    def __init__(self, uri: str) -> None:
+        ensure_event_loop()
+        self._uri = uri
+        try:
+            self._control = libvirt.open(uri)
+        except libvirt.libvirtError as e:
+            raise _error(f"cannot connect to {uri}", e) from None
+        self._completed: dict[str, dict[str, Any]] = {}
+        self._completed_cond = threading.Condition()
+        self._callback = self._control.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, self._on_job_completed, None
+        )
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    def close(self) -> None:
+        try:
+            self._control.domainEventDeregisterAny(self._callback)
+            self._control.close()
+        except libvirt.libvirtError:
+            pass
+
+    def _on_job_completed(self, _conn: Any, dom: Any, params: dict[str, Any], _opaque: Any) -> None:
+        with self._completed_cond:
+            self._completed[dom.name()] = dict(params)
+            self._completed_cond.notify_all()
+
+    def _domain(self, guest: str) -> Any:
+        try:
+            return self._control.lookupByName(guest)
+        except libvirt.libvirtError as e:
+            raise _error(f"guest {guest!r} on {self._uri}", e) from None
+
+    # -- inventory -----------------------------------------------------------------------------------------
+
+    def host_facts(self) -> HostFacts:
+        try:
+            model, memory_mib, cpus, *_ = self._control.getInfo()
+            caps = ET.fromstring(self._control.getCapabilities())
+            uuid = caps.findtext("host/uuid") or ""
+            cpu_model = caps.findtext("host/cpu/model") or model
+            return HostFacts(uuid, self._control.getHostname(), int(cpus), int(memory_mib), cpu_model)
+        except libvirt.libvirtError as e:
+            raise _error(f"host facts of {self._uri}", e) from None
+
+    def guests(self) -> list[GuestFacts]:
+        try:
+            domains = self._control.listAllDomains()
+        except libvirt.libvirtError as e:
+            raise _error(f"guests of {self._uri}", e) from None
+        facts = []
+        for dom in domains:
+            try:
+                state, reason = dom.state()
+                _, max_kib, _, vcpus, _ = dom.info()
+                name, uuid = dom.name(), dom.UUIDString()
+            except libvirt.libvirtError as e:
+                if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue  # left between the listing and the question: a migration just completed
+                raise _error(f"guests of {self._uri}", e) from None
+            migrating = state == libvirt.VIR_DOMAIN_PAUSED and reason in (
+                libvirt.VIR_DOMAIN_PAUSED_POSTCOPY, libvirt.VIR_DOMAIN_PAUSED_MIGRATION,
+                libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED,
+            )
+            running = state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED) and not migrating
+            facts.append(GuestFacts(name, uuid, int(max_kib) // 1024, int(vcpus), running, migrating))
+        return facts
+
+    def guest_stats(self) -> list[GuestStats]:
+        try:
+            records = self._control.getAllDomainStats(
+                libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU,
+                libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING,
+            )
+        except libvirt.libvirtError as e:
+            raise _error(f"domain stats of {self._uri}", e) from None
+        now = time.time()
+        stats = []
+        for dom, values in records:
+            available, unused = values.get("balloon.available"), values.get("balloon.unused")
+            used = (available - unused) / 1024 if available is not None and unused is not None else None
+            stats.append(GuestStats(dom.name(), now, values.get("cpu.time", 0) / 1e9,
+                                    int(values.get("vcpu.current", 1)), used))
+        return stats
+
+    def measure_dirty_rate(self, guest: str, seconds: int = 1) -> float:
+        dom = self._domain(guest)
+        try:
+            if dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
+                raise HypervisorError(f"guest {guest!r} has a job running (migrating?): not measuring now")
+            dom.startDirtyRateCalc(seconds, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
+            deadline = time.monotonic() + seconds + 5
+            while time.monotonic() < deadline:
+                time.sleep(min(0.25, seconds))
+                stats = self._control.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1]
+                if stats.get("dirtyrate.calc_status") == libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED:
+                    return float(stats.get("dirtyrate.megabytes_per_second", 0.0))
+            raise HypervisorError(f"dirty rate of {guest!r} not measured within {seconds + 5} s")
+        except libvirt.libvirtError as e:
+            raise _error(f"dirty rate of {guest!r}", e) from None
+
+    # -- migration -----------------------------------------------------------------------------------------
+
+    def migrate(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
+        # A connection of its own: this call blocks until the migration ends.
+        conn = libvirt.open(self._uri)
+        started = time.monotonic()
+        try:
+            dom = conn.lookupByName(guest)
+            with self._completed_cond:
+                self._completed.pop(guest, None)
+            dom.migrateToURI3(
+                target.uri, migration_params(parameters, target), migration_flags(parameters, dom.isPersistent() == 1)
+            )
+        except libvirt.libvirtError as e:
+            return MigrationResult(False, error=e.get_error_message() or str(e),
+                                   total_time_ms=(time.monotonic() - started) * 1000)
+        finally:
+            conn.close()
+        with self._completed_cond:
+            self._completed_cond.wait_for(lambda: guest in self._completed, timeout=3.0)
+            stats = self._completed.pop(guest, {})
+        return MigrationResult(
+            True,
+            total_time_ms=float(stats.get("time_elapsed", (time.monotonic() - started) * 1000)),
+            downtime_ms=float(stats.get("downtime", 0.0)),
+            transferred_mib=float(stats.get("memory_processed", 0)) / MIB,
+            iterations=int(stats.get("memory_iteration", 0)),
+            postcopy_requests=int(stats.get("memory_postcopy_requests", 0)),
+        )
+
+    def progress(self, guest: str) -> Progress | None:
+        try:
+            dom = self._control.lookupByName(guest)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None  # the guest left this host: the migration completed
+            raise _error(f"progress of {guest!r}", e) from None
+        try:
+            stats = dom.jobStats()
+            if stats.get("type") not in (libvirt.VIR_DOMAIN_JOB_BOUNDED, libvirt.VIR_DOMAIN_JOB_UNBOUNDED):
+                return None  # no job, or one that just ended (completed, failed, cancelled): nothing to steer
+            state, reason = dom.state()
+        except libvirt.libvirtError as e:
+            if e.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID):
+                return None  # gone, or no longer running here: the job ended
+            raise _error(f"progress of {guest!r}", e) from None
+        page = float(stats.get("memory_page_size", 4096))
+        return Progress(
+            elapsed_ms=float(stats.get("time_elapsed", 0)),
+            memory_total_mib=float(stats.get("memory_total", 0)) / MIB,
+            memory_remaining_mib=float(stats.get("memory_remaining", 0)) / MIB,
+            dirty_rate_mib_s=float(stats.get("memory_dirty_rate", 0)) * page / MIB,
+            transfer_rate_mib_s=float(stats.get("memory_bps", 0)) / MIB,
+            iteration=int(stats.get("memory_iteration", 0)),
+            in_postcopy=state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_POSTCOPY,
+            expected_downtime_ms=float(stats.get("downtime", 0)),
+            autoconverge_throttle_pct=float(stats.get("auto_converge_throttle", 0)),
+            postcopy_requests=int(stats.get("memory_postcopy_requests", 0)),
+            transferred_mib=float(stats.get("memory_processed", 0)) / MIB,
+        )
+
+    def set_max_downtime(self, guest: str, downtime_ms: float) -> None:
+        try:
+            self._domain(guest).migrateSetMaxDowntime(max(1, round(downtime_ms)), 0)
+        except libvirt.libvirtError as e:
+            raise _error(f"set downtime of {guest!r}", e) from None
+
+    def set_max_speed(self, guest: str, mib_s: float) -> None:
+        try:
+            self._domain(guest).migrateSetMaxSpeed(max(1, round(mib_s)), 0)
+        except libvirt.libvirtError as e:
+            raise _error(f"set speed of {guest!r}", e) from None
+
+    def start_postcopy(self, guest: str) -> None:
+        try:
+            self._domain(guest).migrateStartPostCopy(0)
+        except libvirt.libvirtError as e:
+            raise _error(f"switch {guest!r} to post-copy", e) from None
+
+    def abort(self, guest: str) -> None:
+        try:
+            self._domain(guest).abortJob()
+        except libvirt.libvirtError as e:
+            raise _error(f"abort the job of {guest!r}", e) from None

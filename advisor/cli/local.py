@@ -1,0 +1,92 @@
+"""Commands that run here: the service itself, the demo, offline batch prediction."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from google.protobuf import json_format
+
+from advisor.api.client import AdvisorClient
+from advisor.api.v1 import advisor_pb2 as pb
+from advisor.cli.remote import push_example
+from advisor.cli.render import hosts_table, render_costs, render_recommendation
+from advisor.config import Settings, load_settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from advisor import logs
+    from advisor.app import serve
+
+    settings = _settings(args)
+    logs.configure(settings.log_level, settings.log_format)
+    serve(settings)
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: getattr(args, k, None) for k in ("listen", "data_dir", "metrics_listen", "models_dir",
+                                                      "log_level", "log_format")}
+    return load_settings(args.config, os.environ, overrides)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from advisor import logs
+
+    logs.configure("warning", "text")
+    if args.example is None:
+        from advisor.cli import demo
+
+        return demo.run(args.lab_root, args.data_dir, keep_lab=args.keep_lab)
+    return _example_demo(args)
+
+
+def _example_demo(args: argparse.Namespace) -> int:
+    from advisor.app import build_app
+
+    example = json.loads(args.example.read_text())
+    settings = Settings(listen="127.0.0.1:0", data_dir=args.data_dir, metrics_listen="",
+                        models_dir=args.models_dir or Settings().models_dir)
+    app = build_app(settings)
+    port = app.start()
+    try:
+        with AdvisorClient(f"127.0.0.1:{port}") as client:
+            print(f"Advisor started on 127.0.0.1:{port} with data in {settings.data_dir}/ (SQLite, WAL).")
+            print(f"Example: {example.get('description', args.example)}\n")
+            hosts, vms, samples = push_example(client, example, time.time())
+            print(f"Pushed {hosts} hosts, {vms} VMs and {samples} samples over gRPC.\n")
+            print(hosts_table(client) + "\n")
+            ask = json_format.ParseDict(example["recommend"], pb.RecommendTargetRequest())
+            print(f"Asking where and how to move {ask.vm_id} "
+                  f"(objective: downtime <= {ask.objective.max_downtime_ms:.0f} ms)...\n")
+            rec = client.recommend(ask)
+            print(render_recommendation(rec) + "\n")
+            prediction = client.predict(pb.PredictMigrationCostRequest(
+                vm_id=ask.vm_id, target_host_id=rec.moves[0].target_host_id,
+                max_downtime_ms=ask.objective.max_downtime_ms or 300))
+            print("Predicted cost of each technique to", rec.moves[0].target_host_id, "(median [interval]):")
+            print(render_costs(prediction.costs, rec.moves[0].parameters.technique) + "\n")
+            print("Explore further:")
+            print(f"  advisor serve --data-dir {settings.data_dir}        # the same service, kept running")
+            print("  advisor recs list; advisor recs show ID; advisor recs approve ID --actor you")
+            print("  grpcurl -plaintext 127.0.0.1:50051 list        # reflection is on")
+            print("  advisor demo                                    # the whole story on a local libvirt lab")
+    finally:
+        app.stop()
+    return 0
+
+
+def cmd_predict_cost(args: argparse.Namespace) -> int:
+    from advisor.app import load_predictor
+    from advisor.ml.batch import predict_csv
+
+    predictor = load_predictor(args.models_dir or Settings().models_dir)
+    model = predictor.model
+    print(f"model: {model.name} {model.version}" + (f" (fallback: {model.fallback_reason})"
+                                                     if model.fallback_reason else ""), file=sys.stderr)
+    rows = predict_csv(args.input, args.output, predictor)
+    print(f"wrote {rows} rows to {args.output}", file=sys.stderr)
+    return 0

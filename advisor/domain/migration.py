@@ -1,0 +1,88 @@
+"""A migration as the advisor sees it: its phase, one poll of its progress, its final figures, and its record.
+
+Values only. The monitor (advisor.execution.monitor) decides on them, the executor fills them in, storage keeps
+them and the API shows them; none of those layers owns them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from advisor.domain.model import MigrationCost, MigrationParameters
+
+
+class Phase(enum.StrEnum):
+    QUEUED = "queued"
+    PRECOPY = "precopy"
+    POSTCOPY = "postcopy"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+    @property
+    def final(self) -> bool:
+        return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.ABORTED)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One poll of the job statistics. Rates in MiB/s, memory in MiB."""
+
+    elapsed_ms: float
+    memory_total_mib: float
+    memory_remaining_mib: float
+    dirty_rate_mib_s: float
+    transfer_rate_mib_s: float
+    iteration: int
+    in_postcopy: bool = False
+    expected_downtime_ms: float = 0.0
+    autoconverge_throttle_pct: float = 0.0
+    postcopy_requests: int = 0
+    # Memory sent so far, all rounds together.
+    transferred_mib: float = 0.0
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """The final figures of a migration, from the hypervisor's completion event (or the last poll)."""
+
+    succeeded: bool
+    error: str = ""
+    total_time_ms: float = 0.0
+    downtime_ms: float = 0.0
+    transferred_mib: float = 0.0
+    iterations: int = 0
+    postcopy_requests: int = 0
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at_ms: float  # since the operation was created
+    phase: Phase
+    message: str
+
+
+@dataclass(frozen=True)
+class MigrationRecord:
+    """What is kept of every migration: the plan, the prediction, the timeline of phases, the outcome."""
+
+    operation_id: str
+    recommendation_id: str
+    vm_id: str
+    source_host_id: str
+    target_host_id: str
+    parameters: MigrationParameters
+    predicted: MigrationCost
+    created_at_s: float
+    phase: Phase = Phase.QUEUED
+    timeline: tuple[TimelineEntry, ...] = field(default_factory=tuple)
+    outcome: MigrationResult | None = None
+    finished_at_s: float | None = None
+    actor: str = ""
+    # Which move of the recommendation this operation runs (0 for a single-VM recommendation).
+    move_index: int = 0
+
+    @property
+    def message(self) -> str:
+        return self.timeline[-1].message if self.timeline else ""

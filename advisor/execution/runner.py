@@ -1,0 +1,312 @@
+"""One migration, from start to end: the thin loop around the pure monitor.
+
+The loop polls the source's job statistics, calls `monitor.step`, applies its actions and sleeps; the blocking
+migrate call runs in a thread of its own. Every phase change and action lands on the record's timeline, which is
+written through to storage, so a restarted advisor knows what was under way and reconciles it with the hypervisors.
+The executor (executor.py) decides when a migration may start and is told when it ends (`on_end`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from advisor.domain.errors import AdvisorError
+from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
+from advisor.domain.model import MigrationParameters
+from advisor.execution import monitor
+from advisor.execution.hypervisor import Hypervisor, HypervisorError, MigrationTarget
+from advisor.execution.monitor import MonitorPlan
+
+log = logging.getLogger("advisor.execution")
+
+
+class MigrationStore(Protocol):
+    def insert_migration(self, record: MigrationRecord) -> MigrationRecord: ...
+
+    def save_migration(self, record: MigrationRecord) -> None: ...
+
+    def get_migration(self, operation_id: str) -> MigrationRecord | None: ...
+
+    def unfinished_migrations(self) -> list[MigrationRecord]: ...
+
+
+class ExecutionObserver(Protocol):
+    """Told about progress and endings, e.g. to export metrics and update recommendations and inventory."""
+
+    def progress(self, record: MigrationRecord, progress: Progress) -> None: ...
+
+    def finished(self, record: MigrationRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class HostEndpoint:
+    """How to reach one host: its hypervisor (for the source side) and its address as a migration target."""
+
+    hypervisor: Callable[[], Hypervisor]
+    target: MigrationTarget
+
+
+@dataclass(frozen=True)
+class MonitorTuning:
+    """How patient the monitor is before it judges that pre-copy will not converge (see MonitorPlan); settings
+    `monitor_*`."""
+
+    judge_from_round: int = 3
+    stall_rounds: int = 3
+    downtime_steps: int = 4
+
+
+def monitor_plan(p: MigrationParameters, tuning: MonitorTuning = MonitorTuning()) -> MonitorPlan:
+    """The monitor's limits from the chosen parameters. Post-copy is allowed exactly when the technique policy
+    planned a switch (it plans none for a VM that forbids post-copy)."""
+    return MonitorPlan(
+        max_downtime_ms=p.max_downtime_ms,
+        deadline_ms=p.deadline_ms,
+        postcopy_allowed=p.postcopy_after_ms is not None,
+        postcopy_after_ms=p.postcopy_after_ms,
+        initial_downtime_ms=min(p.max_downtime_ms, max(50.0, p.max_downtime_ms / 3)),
+        downtime_steps=tuning.downtime_steps,
+        judge_from_round=tuning.judge_from_round,
+        stall_rounds=tuning.stall_rounds,
+    )
+
+
+class Live:
+    """In-memory state of one operation: its latest record and progress, and who waits for news."""
+
+    def __init__(self, record: MigrationRecord) -> None:
+        self.record = record
+        self.progress: Progress | None = None
+        self.version = 0
+        self.user_abort: str | None = None
+        self.changed = threading.Condition()
+
+
+EndCallback = Callable[[Live, MigrationResult, Phase, str], None]
+
+
+class Runner:
+    """Runs one operation at a time per thread; `stopping` makes every loop leave the hypervisors alone."""
+
+    def __init__(
+        self,
+        store: MigrationStore,
+        endpoints: Callable[[str], HostEndpoint],
+        observer: ExecutionObserver,
+        *,
+        clock: Callable[[], float],
+        tuning: MonitorTuning,
+        poll_interval_s: float,
+        stopping: threading.Event,
+        on_end: EndCallback,
+    ) -> None:
+        self._store = store
+        self._endpoints = endpoints
+        self._observer = observer
+        self._clock = clock
+        self._tuning = tuning
+        self._poll_s = poll_interval_s
+        self._stopping = stopping
+        self._end = on_end
+
+    def note(self, live: Live, phase: Phase, message: str) -> None:
+        record = live.record
+        at_ms = (self._clock() - record.created_at_s) * 1000
+        live.record = replace(record, phase=phase, timeline=(*record.timeline, TimelineEntry(at_ms, phase, message)))
+        self._store.save_migration(live.record)
+        log.info("migration", extra={"operation": record.operation_id, "vm": record.vm_id, "phase": phase.value,
+                                     "event": message})
+        self.publish(live)
+
+    def publish(self, live: Live) -> None:
+        with live.changed:
+            live.version += 1
+            live.changed.notify_all()
+
+    def run(self, live: Live) -> None:
+        record = live.record
+        try:
+            source = self._endpoints(record.source_host_id).hypervisor()
+            target = self._endpoints(record.target_host_id).target
+        except (HypervisorError, AdvisorError) as error:
+            self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED, f"cannot start: {error}")
+            return
+        plan = monitor_plan(record.parameters, self._tuning)
+        state, actions = monitor.start(plan)
+        self.note(live, Phase.PRECOPY, f"migrating {record.vm_id} to {record.target_host_id} by "
+                                        f"{record.parameters.technique}")
+        try:
+            self._apply(live, source, actions, state)
+        except HypervisorError as error:
+            self.note(live, Phase.PRECOPY, f"could not set the initial downtime: {error}")
+        outcome: list[MigrationResult] = []
+        migrate = threading.Thread(
+            target=lambda: outcome.append(source.migrate(record.vm_id, target, record.parameters)),
+            name=f"migrate-{record.operation_id}", daemon=True,
+        )
+        started = time.monotonic()
+        migrate.start()
+        state = self._watch(live, source, plan, state, started, migrate.is_alive, migrate.join)
+        if self._stopping.is_set():
+            return  # the migration goes on in the hypervisors; the next start reconciles it
+        migrate.join()
+        result = outcome[0] if outcome else MigrationResult(False, error="migrate call died")
+        self._conclude(live, source, state, result)
+        source.close()
+
+    def _watch(
+        self,
+        live: Live,
+        source: Hypervisor,
+        plan: MonitorPlan,
+        state: monitor.MonitorState,
+        started: float,
+        job_alive: Callable[[], bool],
+        wait: Callable[[float], None] = time.sleep,
+    ) -> monitor.MonitorState:
+        """Poll and steer until the job ends. `wait` sleeps between polls, or returns early when the job ends
+        (the migrate thread's join), so the end is noticed at once rather than up to a poll later."""
+        vm = live.record.vm_id
+        while job_alive():
+            wait(self._poll_s)
+            if not job_alive():
+                break
+            if self._stopping.is_set():
+                return state
+            try:
+                progress = source.progress(vm)
+            except HypervisorError as error:
+                log.warning("poll failed", extra={"operation": live.record.operation_id, "error": str(error)})
+                progress = None
+                if not job_alive():
+                    break
+            else:
+                if progress is None:
+                    continue  # the job has not started yet or has just ended
+                live.progress = progress
+                self._observer.progress(live.record, progress)
+            if live.user_abort and not state.abort_requested and state.phase is not Phase.POSTCOPY:
+                state = replace(state, abort_requested=True)
+                actions: list[monitor.Action] = [monitor.Abort(live.user_abort)]
+            else:
+                state, actions = monitor.step(state, progress, (time.monotonic() - started) * 1000, plan)
+            if state.phase is Phase.POSTCOPY and live.record.phase is not Phase.POSTCOPY:
+                self.note(live, Phase.POSTCOPY, "in post-copy: the guest runs on the target")
+            try:
+                self._apply(live, source, actions, state)
+            except HypervisorError as error:
+                self.note(live, live.record.phase, f"action failed: {error}")
+            self.publish(live)
+        return state
+
+    def _apply(
+        self, live: Live, source: Hypervisor, actions: list[monitor.Action], state: monitor.MonitorState
+    ) -> None:
+        vm = live.record.vm_id
+        phase = live.record.phase
+        for action in actions:
+            match action:
+                case monitor.SetDowntime(downtime_ms=ms, reason=why):
+                    source.set_max_downtime(vm, ms)
+                    self.note(live, phase, why)
+                case monitor.StartPostcopy(reason=why):
+                    self.note(live, phase, f"switching to post-copy: {why}")
+                    source.start_postcopy(vm)
+                case monitor.Abort(reason=why):
+                    self.note(live, phase, f"aborting: {why}")
+                    source.abort(vm)
+                case monitor.Note(message=text):
+                    self.note(live, phase, text)
+
+    def _conclude(
+        self, live: Live, source: Hypervisor, state: monitor.MonitorState, result: MigrationResult
+    ) -> None:
+        if self._stopping.is_set() and not live.record.phase.final:
+            return  # the next start reconciles
+        record = live.record
+        where = self._where(record)
+        final = monitor.finish(state, result.succeeded, state.abort_requested).phase
+        if result.succeeded and not where.startswith("target"):
+            final = Phase.FAILED
+        if not result.succeeded and live.progress is not None and not result.transferred_mib:
+            # After an abort or failure the hypervisor has no completed statistics: keep the last poll.
+            p = live.progress
+            result = replace(result, transferred_mib=p.transferred_mib, iterations=p.iteration,
+                             postcopy_requests=p.postcopy_requests)
+        if result.succeeded:
+            message = (f"done in {result.total_time_ms / 1000:.1f} s, downtime {result.downtime_ms:.0f} ms, "
+                       f"{result.transferred_mib:.0f} MiB; guest runs on {where}")
+        else:
+            message = f"{final}: {result.error or 'no error given'}; guest runs on {where}"
+        self._end(live, result, final, message)
+
+    def _where(self, record: MigrationRecord, settle_s: float = 5.0) -> str:
+        """Which host runs the guest now, as checked with both hypervisors. Right after a migration the source
+        may still list the guest for a moment while it tears it down: ask again until one host has it."""
+        deadline = time.monotonic() + settle_s
+        while True:
+            found = self._where_once(record)
+            if len(found) == 1 or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if len(found) == 1:
+            return found[0]
+        return "no host (not found running)" if not found else f"BOTH {' and '.join(found)}"
+
+    def _where_once(self, record: MigrationRecord) -> list[str]:
+        found = []
+        for label, host_id in (("source", record.source_host_id), ("target", record.target_host_id)):
+            try:
+                hypervisor = self._endpoints(host_id).hypervisor()
+                try:
+                    if any(g.name == record.vm_id and g.running for g in hypervisor.guests()):
+                        found.append(f"{label} {host_id}")
+                finally:
+                    hypervisor.close()
+            except (HypervisorError, AdvisorError) as error:
+                log.warning("cannot check host", extra={"host": host_id, "error": str(error)})
+        return found
+
+    def reconcile(self, live: Live) -> None:
+        """An operation a previous run left under way: follow it to its end if the job still runs, else record
+        the state the hypervisors show."""
+        record = live.record
+        self.note(live, record.phase, "advisor restarted: reconciling with the hypervisors")
+        try:
+            source = self._endpoints(record.source_host_id).hypervisor()
+        except (HypervisorError, AdvisorError) as error:
+            self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED, f"cannot reconcile: {error}")
+            return
+        try:
+            if source.progress(record.vm_id) is not None:
+                plan = monitor_plan(record.parameters, self._tuning)
+                state = monitor.MonitorState(phase=record.phase if record.phase is Phase.POSTCOPY else Phase.PRECOPY)
+
+                def alive() -> bool:
+                    try:
+                        return source.progress(record.vm_id) is not None
+                    except HypervisorError:
+                        return False
+
+                state = self._watch(live, source, plan, state, time.monotonic(), alive)
+        except HypervisorError:
+            pass
+        finally:
+            source.close()
+        if self._stopping.is_set():
+            return
+        where = self._where(record)
+        succeeded = where.startswith("target")
+        result = MigrationResult(succeeded, error="" if succeeded else "the migration did not complete",
+                                 total_time_ms=0.0)
+        if live.progress is not None:
+            p = live.progress
+            result = replace(result, total_time_ms=p.elapsed_ms, iterations=p.iteration,
+                             transferred_mib=p.transferred_mib, postcopy_requests=p.postcopy_requests)
+        self._end(live, result, Phase.SUCCEEDED if succeeded else Phase.FAILED,
+                  f"reconciled after restart: guest runs on {where}; final figures from the last poll")

@@ -1,0 +1,162 @@
+"""What a cost prediction is made from, built the same way wherever it is made.
+
+Two sources, one result (`MigrationInputs`, one per row, or `InputTable` for many rows at once):
+
+- serving: `migration_inputs` from a VM, its source and target hosts, what recent samples say of it and the
+  dirty-rate forecast, plus what a request overrides;
+- training and batch prediction: `InputTable.from_frame` from a table of measured migrations in the columns and
+  units of the shared SNU data (`INPUT_COLUMNS`).
+
+The cost models read only these fields (advisor.ml.cost_features builds their feature matrix from an
+InputTable), so the inputs a model was trained on are by construction the inputs it is served.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from advisor.domain.model import (
+    DEFAULT_MAX_DOWNTIME_MS,
+    MIB,
+    PAGE_SIZE_BYTES,
+    DirtyRateForecast,
+    Host,
+    MigrationInputs,
+    Technique,
+    Vm,
+)
+from advisor.features.samples import Latest
+
+FloatArray = npt.NDArray[np.float64]
+
+# Columns of a table of migrations, named and in units as in the shared SNU data set.
+INPUT_COLUMNS: Final[tuple[str, ...]] = (
+    "technique",
+    "vm_memory_mib",
+    "dirty_rate_pages_per_s",
+    "available_bandwidth_mbps",
+    "max_bandwidth_mib_s",
+)
+
+
+def dirty_pages_to_mib_s(pages_per_s: npt.ArrayLike) -> FloatArray:
+    return np.asarray(pages_per_s, dtype=np.float64) * PAGE_SIZE_BYTES / MIB
+
+
+def mbit_to_mib_s(mbit_s: npt.ArrayLike) -> FloatArray:
+    return np.asarray(mbit_s, dtype=np.float64) * 1e6 / 8 / MIB
+
+
+@dataclass(frozen=True)
+class InputTable:
+    """Many rows of MigrationInputs as arrays (MiB, MiB/s, ms), each with its technique."""
+
+    techniques: tuple[Technique, ...]
+    memory_mib: FloatArray
+    dirty_rate_mib_s: FloatArray
+    bandwidth_mib_s: FloatArray
+    max_bandwidth_mib_s: FloatArray
+    max_downtime_ms: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.techniques)
+
+    @staticmethod
+    def from_rows(rows: Sequence[tuple[MigrationInputs, Technique]]) -> InputTable:
+        def column(name: str) -> FloatArray:
+            return np.array([getattr(i, name) for i, _ in rows], dtype=np.float64)
+
+        return InputTable(tuple(t for _, t in rows), column("memory_mib"), column("dirty_rate_mib_s"),
+                          column("bandwidth_mib_s"), column("max_bandwidth_mib_s"), column("max_downtime_ms"))
+
+    @staticmethod
+    def from_frame(frame: pd.DataFrame) -> InputTable:
+        """Rows of a table with INPUT_COLUMNS in the units of the shared data (validated beforehand). The data
+        were measured at QEMU's default allowed downtime."""
+        n = len(frame)
+        return InputTable(
+            tuple(Technique(str(t).strip()) for t in frame["technique"]),
+            pd.to_numeric(frame["vm_memory_mib"]).to_numpy(dtype=np.float64),
+            dirty_pages_to_mib_s(pd.to_numeric(frame["dirty_rate_pages_per_s"]).to_numpy(dtype=np.float64)),
+            mbit_to_mib_s(pd.to_numeric(frame["available_bandwidth_mbps"]).to_numpy(dtype=np.float64)),
+            pd.to_numeric(frame["max_bandwidth_mib_s"]).to_numpy(dtype=np.float64),
+            np.full(n, DEFAULT_MAX_DOWNTIME_MS),
+        )
+
+    def rows(self, dirty_rate_source: str = "") -> list[tuple[MigrationInputs, Technique]]:
+        return [
+            (MigrationInputs(float(self.memory_mib[k]), float(self.dirty_rate_mib_s[k]), float(self.bandwidth_mib_s[k]),
+                             float(self.max_bandwidth_mib_s[k]), float(self.max_downtime_ms[k]),
+                             dirty_rate_source=dirty_rate_source), t)
+            for k, t in enumerate(self.techniques)
+        ]
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What a request says instead of what the advisor observed (what-if questions); None keeps the observation."""
+
+    dirty_rate_mib_s: float | None = None
+    bandwidth_mib_s: float | None = None
+    max_bandwidth_mib_s: float | None = None
+    max_downtime_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class VmObservations:
+    """What recent samples say of one VM: its newest dirty-rate and memory-use readings."""
+
+    dirty_rate: Latest | None = None
+    memory_used: Latest | None = None
+
+
+def _fmt_time(time_s: float) -> str:
+    return dt.datetime.fromtimestamp(time_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def migration_inputs(
+    vm: Vm,
+    source: Host,
+    target: Host | None,
+    observed: VmObservations,
+    forecast: DirtyRateForecast | None,
+    overrides: Overrides = Overrides(),
+) -> MigrationInputs:
+    """The inputs of a prediction for moving `vm` from `source` (to `target`, when known: the slower link of the
+    two bounds the bandwidth). The dirty rate is, in order: the request's, the forecast's mean (its p90 kept as a
+    possible burst), the newest sample's; the memory to copy is the memory in use when a sample says so."""
+    burst: float | None = None
+    if overrides.dirty_rate_mib_s is not None:
+        dirty, dirty_source = overrides.dirty_rate_mib_s, "request override"
+    elif forecast is not None:
+        dirty = forecast.mean_mib_s
+        m = forecast.model
+        dirty_source = (f"p90 {forecast.p90_mib_s:.1f} MiB/s; forecast by {m.name} {m.version} from "
+                        f"{forecast.samples_used} samples over {forecast.window_s:.0f} s"
+                        + (f" (fallback: {m.fallback_reason})" if m.fallback_reason else ""))
+        burst = forecast.p90_mib_s if forecast.p90_mib_s > forecast.mean_mib_s else None
+    elif observed.dirty_rate is not None:
+        dirty = observed.dirty_rate.value
+        dirty_source = f"latest sample, {_fmt_time(observed.dirty_rate.time_s)} (too little history to forecast)"
+    else:
+        dirty, dirty_source = 0.0, "no dirty-rate sample: assumed idle"
+    used = observed.memory_used
+    memory = used.value if used is not None and used.value > 0 else float(vm.memory_mib)
+    link = min(source.network_bandwidth_mib_s, (target or source).network_bandwidth_mib_s)
+    bandwidth = link if overrides.bandwidth_mib_s is None else overrides.bandwidth_mib_s
+    return MigrationInputs(
+        memory_mib=memory,
+        dirty_rate_mib_s=dirty,
+        bandwidth_mib_s=bandwidth,
+        max_bandwidth_mib_s=bandwidth if overrides.max_bandwidth_mib_s is None else overrides.max_bandwidth_mib_s,
+        max_downtime_ms=DEFAULT_MAX_DOWNTIME_MS if overrides.max_downtime_ms is None else overrides.max_downtime_ms,
+        dirty_rate_source=dirty_source,
+        burst_dirty_rate_mib_s=burst,
+    )

@@ -1,0 +1,166 @@
+"""A bounded in-memory store of recent samples per host and per VM.
+
+Each entity keeps a ring of its last `capacity` samples in NumPy arrays (time plus one column per metric, NaN for
+"not measured"), so memory per tracked entity is fixed and small: see README "Benchmarks" for the figure.
+Samples arriving out of order are slotted into place; a sample with the same time as a stored one replaces it.
+`SeriesStore` is not thread-safe; `RecentSamples`, the store of hosts' and VMs' series the advisor keeps, is.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from advisor.domain.model import HostSample, VmSample
+
+HOST_FIELDS = ("cpu_utilization", "memory_used_mib", "network_rx_mib_s", "network_tx_mib_s", "power_w")
+VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s")
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest measured value of one metric and when it was measured."""
+
+    value: float
+    time_s: float
+
+
+class _Ring:
+    __slots__ = ("count", "start", "times", "values")
+
+    def __init__(self, capacity: int, n_fields: int) -> None:
+        self.times = np.empty(capacity, dtype=np.float64)
+        self.values = np.empty((capacity, n_fields), dtype=np.float32)
+        self.start = 0
+        self.count = 0
+
+    def ordered(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
+        idx = (self.start + np.arange(self.count)) % len(self.times)
+        return self.times[idx], self.values[idx]
+
+    def add(self, time_s: float, row: Sequence[float]) -> None:
+        cap = len(self.times)
+        if self.count and time_s <= self.times[(self.start + self.count - 1) % cap]:
+            self._insert(time_s, row)
+            return
+        pos = (self.start + self.count) % cap
+        self.times[pos] = time_s
+        self.values[pos] = row
+        if self.count < cap:
+            self.count += 1
+        else:
+            self.start = (self.start + 1) % cap
+
+    def _insert(self, time_s: float, row: Sequence[float]) -> None:
+        times, values = self.ordered()
+        i = int(np.searchsorted(times, time_s))
+        if i < len(times) and times[i] == time_s:
+            values[i] = row
+        else:
+            times = np.insert(times, i, time_s)
+            values = np.insert(values, i, np.asarray(row, dtype=np.float32), axis=0)
+        keep = min(len(times), len(self.times))
+        self.times[:keep] = times[-keep:]
+        self.values[:keep] = values[-keep:]
+        self.start, self.count = 0, keep
+
+    def latest(self, field: int) -> Latest | None:
+        cap = len(self.times)
+        for k in range(self.count - 1, -1, -1):
+            pos = (self.start + k) % cap
+            value = float(self.values[pos, field])
+            if not np.isnan(value):
+                return Latest(value, float(self.times[pos]))
+        return None
+
+
+class SeriesStore:
+    """Recent samples of one kind of entity (hosts or VMs), `capacity` per entity."""
+
+    def __init__(self, fields: Sequence[str], capacity: int = 120) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.fields = tuple(fields)
+        self.capacity = capacity
+        self._rings: dict[str, _Ring] = {}
+
+    def add(self, entity_id: str, time_s: float, values: Sequence[float | None]) -> None:
+        ring = self._rings.get(entity_id)
+        if ring is None:
+            ring = self._rings[entity_id] = _Ring(self.capacity, len(self.fields))
+        ring.add(time_s, [np.nan if v is None else v for v in values])
+
+    def latest(self, entity_id: str, field: str) -> Latest | None:
+        ring = self._rings.get(entity_id)
+        return None if ring is None else ring.latest(self.fields.index(field))
+
+    def window(self, entity_id: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
+        """(times, values[time, field]) in time order; empty arrays for an unknown entity."""
+        ring = self._rings.get(entity_id)
+        if ring is None:
+            return np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)
+        return ring.ordered()
+
+    def forget(self, entity_id: str) -> None:
+        self._rings.pop(entity_id, None)
+
+    def __len__(self) -> int:
+        return len(self._rings)
+
+    def nbytes(self) -> int:
+        return sum(r.times.nbytes + r.values.nbytes for r in self._rings.values())
+
+
+class RecentSamples:
+    """Recent samples of every host and VM, `capacity` each; safe to use from many threads."""
+
+    def __init__(self, capacity: int = 120) -> None:
+        self._lock = threading.Lock()
+        self._hosts = SeriesStore(HOST_FIELDS, capacity)
+        self._vms = SeriesStore(VM_FIELDS, capacity)
+
+    @property
+    def vm_fields(self) -> tuple[str, ...]:
+        return self._vms.fields
+
+    def add(self, host_samples: Iterable[HostSample], vm_samples: Iterable[VmSample]) -> None:
+        """Add checked samples (validation is the caller's)."""
+        with self._lock:
+            for hs in host_samples:
+                self._hosts.add(hs.host_id, hs.time_s, (hs.cpu_utilization, hs.memory_used_mib, hs.network_rx_mib_s,
+                                                        hs.network_tx_mib_s, hs.power_w))
+            for vs in vm_samples:
+                self._vms.add(vs.vm_id, vs.time_s, (vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s))
+
+    def host_latest(self, host_id: str, field: str) -> Latest | None:
+        with self._lock:
+            return self._hosts.latest(host_id, field)
+
+    def vm_latest(self, vm_id: str, field: str) -> Latest | None:
+        with self._lock:
+            return self._vms.latest(vm_id, field)
+
+    def host_last_time(self, host_id: str) -> float | None:
+        with self._lock:
+            times, _ = self._hosts.window(host_id)
+        return float(times[-1]) if len(times) else None
+
+    def vm_window(self, vm_id: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
+        """(times, values[time, field]) of one VM in time order, fields as `vm_fields`; copies."""
+        with self._lock:
+            return self._vms.window(vm_id)
+
+    def forget(self, host_ids: Iterable[str] = (), vm_ids: Iterable[str] = ()) -> None:
+        with self._lock:
+            for host_id in host_ids:
+                self._hosts.forget(host_id)
+            for vm_id in vm_ids:
+                self._vms.forget(vm_id)
+
+    def nbytes(self) -> int:
+        with self._lock:
+            return self._hosts.nbytes() + self._vms.nbytes()

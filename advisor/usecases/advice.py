@@ -1,0 +1,144 @@
+"""Advice for one VM: what moving it would cost with each technique, and where and how to move it.
+
+Targets come from the pure placement filters and weigher (advisor.planning.placement), the technique and its
+parameters from the pure policy (advisor.planning.technique), costs from the estimator; the recommendation is
+stored pending, with a reason for every host not chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from advisor.domain import validation
+from advisor.domain.errors import FailedPrecondition, NotFound
+from advisor.domain.model import MigrationCost, MigrationInputs, Move, Objective, Technique
+from advisor.domain.recommendation import Recommendation
+from advisor.features.inputs import Overrides
+from advisor.features.samples import RecentSamples
+from advisor.metrics import AdvisorMetrics
+from advisor.planning.placement import HostLoad, PlacementPolicy, VmDemand, rank_targets
+from advisor.planning.technique import TechniquePolicy, choose_technique
+from advisor.usecases.estimates import CostEstimator
+from advisor.usecases.inventory import Inventory
+from advisor.usecases.ports import Clock, NewId, RecommendationStore
+
+
+@dataclass(frozen=True)
+class CostPrediction:
+    inputs: MigrationInputs
+    costs: tuple[MigrationCost, ...]
+
+
+def check_objective(objective: Objective) -> None:
+    validation.check_number(objective.max_downtime_ms, "objective.max_downtime_ms", low=0, high=3_600_000)
+    validation.check_number(objective.deadline_ms, "objective.deadline_ms", low=0, high=86_400_000)
+
+
+class Advice:
+    def __init__(
+        self,
+        inventory: Inventory,
+        samples: RecentSamples,
+        estimator: CostEstimator,
+        store: RecommendationStore,
+        metrics: AdvisorMetrics,
+        *,
+        clock: Clock,
+        new_id: NewId,
+        placement: PlacementPolicy,
+        technique: TechniquePolicy,
+    ) -> None:
+        self._inventory = inventory
+        self._samples = samples
+        self._estimator = estimator
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._new_id = new_id
+        self._placement = placement
+        self._technique = technique
+
+    def predict_cost(self, vm_id: str, target_host_id: str = "", techniques: Sequence[Technique] = (),
+                     overrides: Overrides = Overrides()) -> CostPrediction:  # noqa: B008
+        for field, value, high in (
+            ("dirty_rate_mib_s", overrides.dirty_rate_mib_s, validation.MAX_DIRTY_RATE_MIB_S),
+            ("bandwidth_mib_s", overrides.bandwidth_mib_s, validation.MAX_BANDWIDTH_MIB_S),
+            ("max_bandwidth_mib_s", overrides.max_bandwidth_mib_s, validation.MAX_BANDWIDTH_MIB_S),
+            ("max_downtime_ms", overrides.max_downtime_ms, 3_600_000.0),
+        ):
+            if value is not None:
+                validation.check_number(value, field, low=0, high=high, low_inclusive=field == "dirty_rate_mib_s")
+        with self._inventory.reading() as cluster:
+            vm = cluster.vms.get(vm_id)
+            if vm is None:
+                raise NotFound("vm_id", "VM", vm_id)
+            target = None
+            if target_host_id:
+                target = cluster.hosts.get(target_host_id)
+                if target is None:
+                    raise NotFound("target_host_id", "host", target_host_id)
+            source = cluster.hosts[vm.host_id]
+        inputs = self._estimator.inputs(vm, source, target, overrides)
+        chosen = tuple(dict.fromkeys(techniques)) or tuple(Technique)
+        return CostPrediction(inputs, tuple(self._estimator.costs(inputs, chosen)))
+
+    def recommend_target(
+        self, vm_id: str, objective: Objective, excluded_host_ids: Sequence[str] = ()
+    ) -> Recommendation:
+        check_objective(objective)
+        for i, host_id in enumerate(excluded_host_ids):
+            validation.check_id(host_id, f"excluded_host_ids[{i}]")
+        with self._inventory.reading() as cluster:
+            vm = cluster.vms.get(vm_id)
+            if vm is None:
+                raise NotFound("vm_id", "VM", vm_id)
+            for i, host_id in enumerate(excluded_host_ids):
+                if host_id not in cluster.hosts:
+                    raise NotFound(f"excluded_host_ids[{i}]", "host", host_id)
+            cpu = self._samples.vm_latest(vm.id, "cpu_utilization")
+            demand = VmDemand(vm, None if cpu is None else cpu.value)
+            loads = []
+            for host in cluster.hosts.values():
+                memory, vcpus = cluster.allocated(host.id)
+                host_cpu = self._samples.host_latest(host.id, "cpu_utilization")
+                loads.append(HostLoad(host, memory, vcpus, None if host_cpu is None else host_cpu.value))
+            assessments = rank_targets(
+                demand, loads, conflicts=cluster.anti_affinity_conflicts(vm), partners=cluster.affinity_partners(vm),
+                excluded=frozenset(excluded_host_ids), policy=self._placement,
+            )
+            eligible = [a for a in assessments if a.eligible]
+            if not eligible:
+                examples = "; ".join(f"{a.host_id}: {', '.join(a.rejections)}" for a in assessments[:5])
+                raise FailedPrecondition(
+                    f"no eligible target for VM {vm_id!r} among {len(assessments)} hosts ({examples})"
+                )
+            best = eligible[0]
+            source, target = cluster.hosts[vm.host_id], cluster.hosts[best.host_id]
+        limit = Overrides(max_downtime_ms=objective.max_downtime_ms or None)
+        inputs = self._estimator.inputs(vm, source, target, limit)
+        choice = choose_technique(self._estimator.costs(inputs), objective,
+                                  bandwidth_mib_s=inputs.usable_bandwidth_mib_s, postcopy_allowed=vm.postcopy_allowed,
+                                  policy=self._technique)
+        rejected = len(assessments) - len(eligible)
+        reasons = (
+            f"target {best.host_id}: lowest resulting load of {len(eligible)} eligible host(s) "
+            f"(CPU {best.cpu_after:.0%}, memory {best.memory_after:.0%} after the move); {rejected} rejected",
+            f"inputs: {inputs.memory_mib:.0f} MiB to copy, dirty rate {inputs.dirty_rate_mib_s:.1f} MiB/s "
+            f"({inputs.dirty_rate_source}), {inputs.usable_bandwidth_mib_s:.1f} MiB/s",
+            *choice.reasons,
+        )
+        cost = choice.cost
+        summary = (
+            f"Move {vm.id} from {vm.host_id} to {best.host_id} by {cost.technique}: about "
+            f"{cost.total_time_ms.median / 1000:.1f} s, {cost.downtime_ms.median:.0f} ms downtime, "
+            f"{cost.transferred_mib.median:.0f} MiB ({cost.model.name} {cost.model.version})."
+        )
+        rec = Recommendation(
+            id=self._new_id(), goal=f"target:{vm.id}", created_at_s=self._clock(),
+            moves=(Move(vm.id, vm.host_id, best.host_id, choice.parameters, cost, reasons, tuple(assessments)),),
+            summary=summary,
+        )
+        self._store.add_recommendation(rec)
+        self._metrics.recommendations.labels("target").inc()
+        return rec

@@ -1,0 +1,42 @@
+"""The cost of moving a VM, as advice and plans both need it: inputs from what the advisor observed (through the
+one inputs builder, advisor.features.inputs), a dirty-rate forecast from the VM's recent samples, and the
+predicted cost of each technique at the expected dirty rate, its upper bounds widened to cover a burst."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from advisor.domain.model import Host, MigrationCost, MigrationInputs, Technique, Vm
+from advisor.features.inputs import Overrides, VmObservations, migration_inputs
+from advisor.features.samples import RecentSamples
+from advisor.ml.forecast import DirtyRateForecaster
+from advisor.ml.predictor import CostPredictor, widen_for_burst
+from advisor.usecases.ports import Clock
+
+
+class CostEstimator:
+    def __init__(self, predictor: CostPredictor, forecaster: DirtyRateForecaster | None, samples: RecentSamples,
+                 clock: Clock) -> None:
+        self.predictor = predictor
+        self.forecaster = forecaster
+        self._samples = samples
+        self._clock = clock
+
+    def inputs(self, vm: Vm, source: Host, target: Host | None, overrides: Overrides = Overrides()) -> MigrationInputs:  # noqa: B008
+        forecast = None
+        if overrides.dirty_rate_mib_s is None and self.forecaster is not None:
+            times, values = self._samples.vm_window(vm.id)
+            forecast = self.forecaster.forecast(times, values, self._samples.vm_fields, self._clock())
+        observed = VmObservations(self._samples.vm_latest(vm.id, "dirty_rate_mib_s"),
+                                  self._samples.vm_latest(vm.id, "memory_used_mib"))
+        return migration_inputs(vm, source, target, observed, forecast, overrides)
+
+    def costs(self, inputs: MigrationInputs, techniques: Sequence[Technique] = tuple(Technique)) -> list[MigrationCost]:
+        """Costs at the expected dirty rate, widened to cover a burst to its p90 forecast when there is one."""
+        costs = self.predictor.predict_many([(inputs, t) for t in techniques])
+        burst = inputs.burst_dirty_rate_mib_s
+        if burst is None:
+            return costs
+        at_burst = self.predictor.predict_many([(replace(inputs, dirty_rate_mib_s=burst), t) for t in techniques])
+        return [widen_for_burst(c, b, burst) for c, b in zip(costs, at_burst, strict=True)]

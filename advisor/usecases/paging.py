@@ -1,0 +1,32 @@
+"""Opaque page tokens and page sizes, shared by every listing."""
+
+from __future__ import annotations
+
+import base64
+
+from advisor.domain.errors import InvalidArgument
+
+MAX_PAGE_SIZE = 5_000
+DEFAULT_PAGE_SIZE = 500
+
+
+def encode_token(kind: str, value: str) -> str:
+    """An opaque page token: which listing it continues, and the position in it."""
+    return base64.urlsafe_b64encode(f"{kind}|{value}".encode()).decode()
+
+
+def decode_token(kind: str, token: str, field: str) -> str:
+    try:
+        decoded = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        decoded = ""
+    found, sep, value = decoded.partition("|")
+    if found != kind or not sep:
+        raise InvalidArgument(field, "is not a page token of this listing")
+    return value
+
+
+def page_size(size: int, field: str) -> int:
+    if size < 0 or size > MAX_PAGE_SIZE:
+        raise InvalidArgument(field, f"must be in [0, {MAX_PAGE_SIZE}] (got {size})")
+    return size or DEFAULT_PAGE_SIZE

@@ -1,0 +1,95 @@
+"""Batch CSV prediction: passthrough columns, predictions with bounds, bad rows refused with nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from advisor.domain.errors import AdvisorError
+from advisor.ml.batch import BatchInputError, predict_csv
+from advisor.ml.cost import load_cost_predictor
+from advisor.ml.predictor import AnalyticPredictor, CostPredictor
+from tests.support import REPO
+
+MODELS_DIR = REPO / "models" / "cost"
+HEADER = "vm,technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s,note\n"
+GOOD = (
+    HEADER
+    + "vm-01,precopy,1024,5000,800,100,keep me\n"
+    + "vm-02,postcopy,2048.5,0,900,150,\"a, quoted\"\n"
+    + "vm-03,precopy_xbzrle,512,20000,300,50,007\n"
+)
+
+
+@pytest.fixture(scope="module")
+def learned() -> CostPredictor:
+    return load_cost_predictor(MODELS_DIR)
+
+
+def test_predicts_every_row_and_passes_other_columns_through(tmp_path: Path, learned: CostPredictor) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text(GOOD)
+    assert predict_csv(src, dst, learned) == 3
+    out = pd.read_csv(dst, dtype=str, keep_default_na=False)
+    assert list(out["vm"]) == ["vm-01", "vm-02", "vm-03"]
+    assert list(out["note"]) == ["keep me", "a, quoted", "007"]  # untouched, not re-typed
+    assert list(out["vm_memory_mib"]) == ["1024", "2048.5", "512"]
+    for name in ("predicted_total_time_ms", "predicted_downtime_ms", "predicted_transferred_kib"):
+        low, mid, high = (out[f"{name}{s}"].astype(float) for s in ("_low", "", "_high"))
+        assert ((low <= mid) & (mid <= high) & (low > 0)).all()
+    assert set(out["model_name"]) == {learned.model.name}
+    assert set(out["model_version"]) == {learned.model.version}
+    # post-copy moves 2 GiB in about one pass: ~2.1e6 KiB
+    assert 1.9e6 < float(out["predicted_transferred_kib"][1]) < 2.5e6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]  # temp file renamed away
+
+
+def test_analytic_fallback_also_serves_batches(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text(GOOD)
+    assert predict_csv(src, dst, AnalyticPredictor(fallback_reason="test")) == 3
+    out = pd.read_csv(dst, keep_default_na=False)
+    assert set(out["model_name"]) == {"analytic"} and set(out["model_fallback_reason"]) == {"test"}
+
+
+def test_bad_rows_are_listed_by_data_row_number_and_nothing_is_written(
+    tmp_path: Path, learned: CostPredictor
+) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text(
+        HEADER
+        + "ok,precopy,1024,5000,800,100,\n"  # row 1
+        + "a,precopy,,5000,800,100,\n"  # row 2: missing memory
+        + "b,precopy,1024,lots,800,100,\n"  # row 3: not a number
+        + "c,precopy,1024,NaN,800,100,\n"  # row 4: NaN
+        + "d,precopy,1024,5000,-5,100,\n"  # row 5: negative
+        + "e,teleport,1024,5000,800,100,\n"  # row 6: unknown technique
+        + "ok,postcopy,1024,5000,800,100,\n"  # row 7
+    )
+    with pytest.raises(BatchInputError) as info:
+        predict_csv(src, dst, learned)
+    err = info.value
+    assert isinstance(err, AdvisorError)
+    assert [p.row for p in err.problems] == [2, 3, 4, 5, 6]
+    message = str(err)
+    assert "row 2: vm_memory_mib is missing" in message
+    assert "row 3: dirty_rate_pages_per_s is not a number ('lots')" in message
+    assert "row 4: dirty_rate_pages_per_s" in message
+    assert "row 5: available_bandwidth_mbps is negative" in message
+    assert "row 6: unknown technique 'teleport'" in message
+    assert "row 1 is line 2 of the file" in message
+    assert not dst.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # no temp file left behind
+
+
+def test_missing_column_and_existing_output_left_alone(tmp_path: Path, learned: CostPredictor) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text("technique,vm_memory_mib\nprecopy,1024\n")
+    dst.write_text("previous results\n")
+    with pytest.raises(BatchInputError, match=r"missing column.*dirty_rate_pages_per_s"):
+        predict_csv(src, dst, learned)
+    assert dst.read_text() == "previous results\n"
+    with pytest.raises(BatchInputError, match="file not found"):
+        predict_csv(tmp_path / "absent.csv", dst, learned)

@@ -1,0 +1,184 @@
+"""Behaviour of the shipped learned cost model (models/cost/ACTIVE) and of its loader's refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advisor.domain.model import MigrationInputs, Technique
+from advisor.ml.cost import MODEL_NAME, LearnedCostPredictor, load_cost_predictor
+from advisor.ml.cost_features import schema_hash
+from advisor.ml.predictor import AnalyticPredictor
+from tests.support import REPO
+
+MODELS_DIR = REPO / "models" / "cost"
+PRECOPY = [t for t in Technique if t.is_precopy]
+
+
+@pytest.fixture(scope="module")
+def predictor() -> LearnedCostPredictor:
+    p = load_cost_predictor(MODELS_DIR)
+    assert isinstance(p, LearnedCostPredictor), p.model.fallback_reason
+    return p
+
+
+def _grid(seed: int, n: int) -> list[tuple[float, float, float]]:
+    rng = np.random.default_rng(seed)
+    return [(float(rng.uniform(256, 8192)), float(rng.uniform(5, 125)), float(rng.uniform(30, 150))) for _ in range(n)]
+
+
+def test_shipped_model_is_the_active_version(predictor: LearnedCostPredictor) -> None:
+    version = (MODELS_DIR / "ACTIVE").read_text().strip()
+    assert predictor.model.name == MODEL_NAME and predictor.model.version == version
+    assert predictor.model.fallback_reason == ""
+    card = json.loads((MODELS_DIR / version / "card.json").read_text())
+    assert card["schema_hash"] == schema_hash()
+    cost = predictor.predict(MigrationInputs(1024, 20, 100, 100), Technique.PRECOPY)
+    assert cost.model == predictor.model and "p10-p90" in cost.model.interval_kind
+
+
+@pytest.mark.parametrize("technique", PRECOPY)
+def test_more_dirty_rate_never_predicts_a_faster_or_smaller_precopy(
+    predictor: LearnedCostPredictor, technique: Technique
+) -> None:
+    dirty = np.linspace(0, 200, 41)
+    for memory, bandwidth, cap in _grid(1, 15):
+        costs = predictor.predict_many([(MigrationInputs(memory, d, bandwidth, cap), technique) for d in dirty])
+        for attr in ("total_time_ms", "transferred_mib"):
+            for end in ("low", "median", "high"):
+                values = np.array([getattr(getattr(c, attr), end) for c in costs])
+                assert (np.diff(values) >= -1e-9 * values[1:]).all(), (attr, end, memory, bandwidth, cap)
+
+
+@pytest.mark.parametrize("technique", PRECOPY)
+def test_more_bandwidth_never_predicts_a_slower_precopy(predictor: LearnedCostPredictor, technique: Technique) -> None:
+    bandwidths = np.linspace(2, 200, 41)
+    for memory, dirty, cap in _grid(2, 15):
+        costs = predictor.predict_many([(MigrationInputs(memory, dirty, b, cap), technique) for b in bandwidths])
+        values = np.array([c.total_time_ms.median for c in costs])
+        assert (np.diff(values) <= 1e-9 * values[1:]).all(), (memory, dirty, cap)
+        # and a higher speed cap is never slower either
+        caps = predictor.predict_many([(MigrationInputs(memory, dirty, 120, c), technique) for c in bandwidths])
+        values = np.array([c.total_time_ms.median for c in caps])
+        assert (np.diff(values) <= 1e-9 * values[1:]).all()
+
+
+def test_postcopy_time_tracks_memory_over_bandwidth(predictor: LearnedCostPredictor) -> None:
+    for memory, bandwidth, cap in _grid(3, 30):
+        usable = min(bandwidth, cap)
+        cost = predictor.predict(MigrationInputs(memory, 10, bandwidth, cap), Technique.POSTCOPY)
+        one_pass_ms = memory / usable * 1000
+        assert 0.85 * one_pass_ms <= cost.total_time_ms.median <= 1.2 * one_pass_ms
+        assert 0.9 * memory <= cost.transferred_mib.median <= 1.15 * memory
+        assert cost.downtime_ms.median < 50 and cost.converges
+        double = predictor.predict(MigrationInputs(2 * memory, 10, bandwidth, cap), Technique.POSTCOPY)
+        assert 1.7 <= double.total_time_ms.median / cost.total_time_ms.median <= 2.3
+
+
+def test_intervals_are_ordered_and_batch_equals_single(predictor: LearnedCostPredictor) -> None:
+    rows = [
+        (MigrationInputs(m, d, b, c, max_downtime_ms=dt), t)
+        for (m, b, c), d, dt in zip(_grid(4, 20), np.linspace(0, 300, 20), [30.0, 300.0, 1000.0] * 7, strict=False)
+        for t in Technique
+    ]
+    many = predictor.predict_many(rows)
+    assert len(many) == len(rows)
+    for (_inputs, technique), cost in zip(rows, many, strict=True):
+        assert cost.technique is technique
+        for iv in (cost.total_time_ms, cost.downtime_ms, cost.transferred_mib):
+            assert 0 < iv.low <= iv.median <= iv.high
+    assert predictor.predict(*rows[7]) == many[7]
+    assert predictor.predict_many([]) == []
+
+
+def test_a_busy_vm_at_a_tiny_downtime_limit_does_not_converge(predictor: LearnedCostPredictor) -> None:
+    busy = MigrationInputs(4096, 200, 100, 100, max_downtime_ms=10)
+    assert not predictor.predict(busy, Technique.PRECOPY).converges
+    assert predictor.predict(busy, Technique.POSTCOPY).converges
+    idle = MigrationInputs(1024, 0.1, 100, 100)
+    assert predictor.predict(idle, Technique.PRECOPY).converges
+
+
+def _copy_active(tmp_path: Path) -> Path:
+    version = (MODELS_DIR / "ACTIVE").read_text().strip()
+    shutil.copytree(MODELS_DIR / version, tmp_path / version)
+    (tmp_path / "ACTIVE").write_text(version + "\n")
+    return tmp_path / version
+
+
+def test_copied_artifact_loads(tmp_path: Path) -> None:
+    _copy_active(tmp_path)
+    assert isinstance(load_cost_predictor(tmp_path), LearnedCostPredictor)
+
+
+def test_schema_mismatch_is_refused_with_the_analytic_fallback_and_reason(tmp_path: Path) -> None:
+    version_dir = _copy_active(tmp_path)
+    card = json.loads((version_dir / "card.json").read_text())
+    card["schema_hash"] = "0" * 64
+    (version_dir / "card.json").write_text(json.dumps(card))
+    p = load_cost_predictor(tmp_path)
+    assert isinstance(p, AnalyticPredictor)
+    assert "feature schema mismatch" in p.model.fallback_reason
+    cost = p.predict(MigrationInputs(1024, 10, 100, 100), Technique.PRECOPY)
+    assert cost.model.name == "analytic" and "schema" in cost.model.fallback_reason
+
+
+def test_missing_or_corrupt_artifacts_fall_back(tmp_path: Path) -> None:
+    p = load_cost_predictor(tmp_path / "nowhere")
+    assert isinstance(p, AnalyticPredictor) and "no active cost model" in p.model.fallback_reason
+
+    version_dir = _copy_active(tmp_path)
+    (version_dir / "total_time_ms.txt").write_text("not a model\n")
+    p = load_cost_predictor(tmp_path)
+    assert isinstance(p, AnalyticPredictor) and "corrupt artifact" in p.model.fallback_reason
+
+    (version_dir / "card.json").write_text("{broken")
+    assert "not valid JSON" in load_cost_predictor(tmp_path).model.fallback_reason
+
+    (tmp_path / "ACTIVE").write_text("../../etc\n")
+    assert "no valid version" in load_cost_predictor(tmp_path).model.fallback_reason
+
+
+def test_calibrated_tails_widen_until_held_out_groups_are_covered() -> None:
+    from training.cost_model import NOMINAL_COVERAGE, _leave_one_group_conformal, calibrate_tails
+
+    rng = np.random.default_rng(0)
+    # four groups whose errors spread differently: pooled p10/p90 of the others under-cover a wide group
+    groups = np.repeat(np.array(["a", "b", "c", "d"]), 500)
+    residual = rng.normal(0, np.repeat([0.05, 0.1, 0.2, 0.4], 500))
+    technique = np.full(len(residual), str(Technique.PRECOPY))
+    tails = calibrate_tails(residual, technique, groups)
+    assert tails[str(Technique.PRECOPY)] < 0.1
+    assert tails[str(Technique.POSTCOPY)] == pytest.approx(0.1)  # no runs: the nominal level
+    median = np.zeros(len(residual))
+    plain = _leave_one_group_conformal(residual, median, technique, groups, calibrate=False)
+    calibrated = _leave_one_group_conformal(residual, median, technique, groups)
+    cover = [float(((residual >= b[:, 0]) & (residual <= b[:, 1])).mean()) for b in (plain, calibrated)]
+    assert cover[0] < NOMINAL_COVERAGE <= cover[1] + 0.03
+    assert (calibrated[:, 0] <= 0).all() and (calibrated[:, 1] >= 0).all()
+
+
+def test_mape_weights_favour_runs_below_the_offset() -> None:
+    from training.cost_model import TrainConfig, sample_weights
+
+    z = np.log(np.array([0.5, 1.0, 2.0]))
+    w = sample_weights(z, "total_time_ms", TrainConfig())
+    assert w is not None
+    np.testing.assert_allclose(w, [2.0, 1.0, 0.5] / np.mean([2.0, 1.0, 0.5]))
+    assert sample_weights(z, "downtime_ms", TrainConfig()) is None
+
+
+def test_card_reports_calibrated_held_out_coverage_per_technique() -> None:
+    version = (MODELS_DIR / "ACTIVE").read_text().strip()
+    card = json.loads((MODELS_DIR / version / "card.json").read_text())
+    tails = card["intervals"]["tail_levels"]
+    assert set(card["metrics"]["learned"][str(Technique.PRECOPY)]) == set(tails)
+    for technique in Technique:
+        for target in ("total_time_ms", "downtime_ms", "transferred_mib"):
+            assert 0 < tails[target][str(technique)] <= 0.1
+            # nested leave-one-workload-out coverage of the nominal 80% interval, on unseen workloads
+            assert card["metrics"]["learned"][str(technique)][target]["coverage"] >= 0.78

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from advisor.adapters.sqlite.store import SqliteStore, StorageError
+from advisor.config import ConfigError, load_settings
+from advisor.domain.cluster import InventoryChange
+from advisor.domain.model import Host, Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique, Vm
+from advisor.domain.recommendation import Recommendation, RecommendationState
+
+
+def test_settings_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "advisor.toml"
+    config.write_text('[advisor]\nlisten = "127.0.0.1:6000"\nmax_workers = 3\ndata_dir = "/srv/a"\n')
+    settings = load_settings(
+        config, {"ADVISOR_LISTEN": "127.0.0.1:7000", "ADVISOR_GRACE_S": "2.5", "HOME": "/root"}, {"data_dir": "/x"}
+    )
+    assert settings.listen == "127.0.0.1:7000"
+    assert settings.max_workers == 3
+    assert settings.grace_s == 2.5
+    assert settings.data_dir == Path("/x")
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "fragment"),
+    [
+        ('lissten = "x"', {}, "unknown setting 'lissten'"),
+        ("max_workers = 2.5", {}, "max_workers must be a int"),
+        ("", {"ADVISOR_MAX_WORKERS": "many"}, "ADVISOR_MAX_WORKERS"),
+        ("", {"ADVISOR_NOPE": "1"}, "unknown setting ADVISOR_NOPE"),
+        ('log_format = "xml"', {}, "log_format"),
+        ("listen = [", {}, "advisor.toml"),
+    ],
+)
+def test_bad_settings_say_which_and_where(tmp_path: Path, text: str, env: dict[str, str], fragment: str) -> None:
+    config = tmp_path / "advisor.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
+        load_settings(config, env)
+
+
+def _recommendation(rec_id: str, created: float) -> Recommendation:
+    cost = MigrationCost(
+        Technique.POSTCOPY, Interval(1, 2, 3), Interval.exact(2), Interval(10, 11, 12), True,
+        ModelRef("analytic", "1.0.0", "sensitivity band"), ("note",),
+    )
+    params = MigrationParameters(Technique.POSTCOPY, 100.0, 300.0, postcopy_after_ms=0.0, deadline_ms=1000.0)
+    return Recommendation(rec_id, "target:v", created, (Move("v", "a", "b", params, cost, ("why",)),), "summary")
+
+
+def test_inventory_and_recommendations_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = SqliteStore(path)
+    hosts = (Host("a", 8, 1024, labels={"rack": "r1"}), Host("b", 8, 1024, in_maintenance=True))
+    vms = (Vm("v", "a", 512, 2, anti_affinity_groups=frozenset({"g"}), postcopy_allowed=False),)
+    store.apply_inventory(InventoryChange(hosts=hosts, vms=vms))
+    recs = [_recommendation(f"r{i}", 1000.0 + i) for i in range(5)]
+    for rec in recs:
+        store.add_recommendation(rec)
+    store.close()
+
+    reopened = SqliteStore(path)
+    assert reopened.load_inventory() == (list(hosts), list(vms))
+    assert reopened.get_recommendation("r3") == recs[3]
+    first = reopened.list_recommendations(None, 2)
+    assert [r.id for r in first] == ["r4", "r3"]
+    after = reopened.list_recommendations(None, 10, (first[-1].created_at_s, first[-1].id))
+    assert [r.id for r in after] == ["r2", "r1", "r0"]
+    assert reopened.list_recommendations(RecommendationState.APPROVED, 10) == []
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StorageError, match="schema version 99"):
+        SqliteStore(path)

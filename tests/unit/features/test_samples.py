@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from advisor.features.samples import VM_FIELDS, SeriesStore
+
+
+def test_ring_keeps_the_newest_samples_in_order() -> None:
+    store = SeriesStore(VM_FIELDS, capacity=3)
+    for t in range(5):
+        store.add("v", 100.0 + t, (0.1 * t, None, float(t)))
+    times, values = store.window("v")
+    assert times.tolist() == [102.0, 103.0, 104.0]
+    assert values[:, 2].tolist() == [2.0, 3.0, 4.0]
+    latest = store.latest("v", "dirty_rate_mib_s")
+    assert latest is not None and (latest.value, latest.time_s) == (4.0, 104.0)
+
+
+def test_latest_skips_unmeasured_values() -> None:
+    store = SeriesStore(VM_FIELDS, capacity=4)
+    store.add("v", 1.0, (None, None, 7.0))
+    store.add("v", 2.0, (0.5, None, None))
+    latest = store.latest("v", "dirty_rate_mib_s")
+    assert latest is not None and latest.time_s == 1.0
+    assert store.latest("v", "memory_used_mib") is None
+    assert store.latest("unknown", "cpu_utilization") is None
+
+
+def test_out_of_order_samples_slot_into_place_and_same_time_replaces() -> None:
+    store = SeriesStore(VM_FIELDS, capacity=3)
+    store.add("v", 10.0, (None, None, 1.0))
+    store.add("v", 30.0, (None, None, 3.0))
+    store.add("v", 20.0, (None, None, 2.0))
+    store.add("v", 30.0, (None, None, 33.0))
+    store.add("v", 5.0, (None, None, 0.5))  # older than everything kept, ring full: dropped at the old end
+    times, values = store.window("v")
+    assert times.tolist() == [10.0, 20.0, 30.0]
+    assert values[:, 2].tolist() == [1.0, 2.0, 33.0]
+
+
+def test_memory_is_bounded_per_entity() -> None:
+    store = SeriesStore(VM_FIELDS, capacity=120)
+    for t in range(1000):
+        store.add("v", float(t), (0.5, 100.0, 1.0))
+    assert store.nbytes() == 120 * (8 + 4 * len(VM_FIELDS))
+    assert math.isclose(float(store.window("v")[0][0]), 880.0)
+
+
+def test_capacity_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        SeriesStore(VM_FIELDS, capacity=0)

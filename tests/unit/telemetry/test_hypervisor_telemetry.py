@@ -1,0 +1,51 @@
+"""Reading inventory, dirty rates and guest stats through the Hypervisor protocol (scripted hosts,
+tests.support.scripted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.execution.hypervisor import GuestFacts, GuestStats, HypervisorError
+from advisor.telemetry.hypervisors import GuestStatsReader, HostConnection, measure_dirty_rates, read_inventory
+from tests.support.scripted import ScriptedHost
+
+
+def test_inventory_counts_a_guest_where_it_runs() -> None:
+    a = ScriptedHost("a", [GuestFacts("vm1", "u1", 128, 1, True), GuestFacts("vm2", "u2", 256, 2, False, True)], {})
+    b = ScriptedHost("b", [GuestFacts("vm2", "u2", 256, 2, True)], {})
+    hosts = {"test://a": a, "test://b": b}
+    change = read_inventory([HostConnection("a", "test://a", "10.0.0.1", 100.0), HostConnection("b", "test://b")],
+                            hosts.__getitem__)  # type: ignore[arg-type]
+    first = change.hosts[0]
+    assert (first.id, first.cpu_cores, first.migration_address, first.network_bandwidth_mib_s) == (
+        "a", 8, "10.0.0.1", 100.0)
+    assert {v.id: v.host_id for v in change.vms} == {"vm1": "a", "vm2": "b"}  # vm2 paused on a: migrating in
+    assert a.closed == b.closed == 1
+
+
+def test_dirty_rate_is_the_mean_of_readings_and_skips_what_it_must() -> None:
+    a = ScriptedHost("a", [GuestFacts("vm1", "u1", 128, 1, True), GuestFacts("vm2", "u2", 128, 1, True),
+                           GuestFacts("vm3", "u3", 128, 1, True)], {"vm1": [10.0, 20.0, 30.0], "vm2": [], "vm3": [5.0]})
+
+    def connect(uri: str) -> ScriptedHost:
+        if uri == "test://down":
+            raise HypervisorError("connection refused")
+        return a
+
+    samples = measure_dirty_rates([HostConnection("down", "test://down"), HostConnection("a", "test://a")],
+                                  connect, lambda: 1000.0, readings=3, skip=frozenset({"vm3"}))  # type: ignore[arg-type]
+    assert [(s.vm_id, s.dirty_rate_mib_s) for s in samples] == [("vm1", pytest.approx(20.0))]
+
+
+def test_cpu_utilisation_from_consecutive_readings() -> None:
+    host = ScriptedHost("a", [], {}, [
+        [GuestStats("vm1", 100.0, 50.0, 2, 90.0)],
+        [GuestStats("vm1", 110.0, 60.0, 2, 95.0)],   # 10 s of CPU in 10 s over 2 vCPUs: 50%
+        [GuestStats("vm1", 120.0, 1.0, 2, 95.0)],    # the guest restarted: no figure from a reset counter
+    ])
+    reader = GuestStatsReader()
+    conn = [HostConnection("a", "test://a")]
+    first, second, third = (reader.read(conn, lambda _uri: host)[0] for _ in range(3))  # type: ignore[arg-type, return-value]
+    assert (first.cpu_utilization, first.memory_used_mib) == (None, 90.0)
+    assert second.cpu_utilization == pytest.approx(0.5)
+    assert third.cpu_utilization is None
