@@ -1,0 +1,52 @@
+"""The one builder of prediction inputs: what a request overrides, else the forecast, else the newest sample;
+and the table path (training, batch) giving the same inputs as the serving path for the same observations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from advisor.domain.model import MIB, DirtyRateForecast, Host, MigrationInputs, ModelRef, Technique, Vm
+from advisor.features.inputs import InputTable, Overrides, VmObservations, migration_inputs
+from advisor.features.samples import Latest
+
+VM = Vm("v", "a", 4096, 2)
+SOURCE = Host("a", 8, 65536, network_bandwidth_mib_s=100.0)
+TARGET = Host("b", 8, 65536, network_bandwidth_mib_s=50.0)
+FORECAST = DirtyRateForecast(20.0, 35.0, (15.0, 25.0), 6, 50.0, ModelRef("lightgbm-dirty", "1.0.0"), 30.0)
+SEEN = VmObservations(Latest(12.0, 1_800_000_000.0), Latest(900.0, 1_800_000_000.0))
+
+
+def test_a_request_override_wins_then_the_forecast_then_the_newest_sample() -> None:
+    overridden = migration_inputs(VM, SOURCE, TARGET, SEEN, FORECAST, Overrides(dirty_rate_mib_s=5.0))
+    assert (overridden.dirty_rate_mib_s, overridden.dirty_rate_source) == (5.0, "request override")
+    forecast = migration_inputs(VM, SOURCE, TARGET, SEEN, FORECAST)
+    assert forecast.dirty_rate_mib_s == 20.0 and forecast.burst_dirty_rate_mib_s == 35.0
+    assert "forecast by lightgbm-dirty 1.0.0 from 6 samples over 50 s" in forecast.dirty_rate_source
+    latest = migration_inputs(VM, SOURCE, TARGET, SEEN, None)
+    assert latest.dirty_rate_mib_s == 12.0 and "latest sample, 2027-01-15T08:00:00Z" in latest.dirty_rate_source
+    unknown = migration_inputs(VM, SOURCE, TARGET, VmObservations(), None)
+    assert unknown.dirty_rate_mib_s == 0.0 and "no dirty-rate sample" in unknown.dirty_rate_source
+
+
+def test_memory_in_use_and_the_slower_link() -> None:
+    seen = migration_inputs(VM, SOURCE, TARGET, SEEN, None)
+    assert (seen.memory_mib, seen.bandwidth_mib_s, seen.max_bandwidth_mib_s, seen.max_downtime_ms) == (
+        900.0, 50.0, 50.0, 300.0)
+    alone = migration_inputs(VM, SOURCE, None, VmObservations(), None,
+                             Overrides(bandwidth_mib_s=10.0, max_downtime_ms=100.0))
+    assert (alone.memory_mib, alone.bandwidth_mib_s, alone.max_downtime_ms) == (4096.0, 10.0, 100.0)
+
+
+def test_the_table_path_builds_what_the_serving_path_builds() -> None:
+    frame = pd.DataFrame({"technique": ["precopy", "postcopy"], "vm_memory_mib": [1024, 2048],
+                          "dirty_rate_pages_per_s": [2560, 0], "available_bandwidth_mbps": [800, 1000],
+                          "max_bandwidth_mib_s": [100, 64]})
+    table = InputTable.from_frame(frame)
+    rows = [(MigrationInputs(1024, 2560 * 4096 / MIB, 800e6 / 8 / MIB, 100), Technique.PRECOPY),
+            (MigrationInputs(2048, 0.0, 1000e6 / 8 / MIB, 64), Technique.POSTCOPY)]
+    served = InputTable.from_rows(rows)
+    for name in ("memory_mib", "dirty_rate_mib_s", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms"):
+        np.testing.assert_allclose(getattr(table, name), getattr(served, name), err_msg=name)
+    assert table.techniques == served.techniques
+    assert table.rows() == rows

@@ -1,0 +1,86 @@
+"""The one model registry: versions written whole, activated only when asked, refused with the reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry, load_or_fallback, promotion_on_request
+
+
+def card(version: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "toy", "version": version, "files": {"weights": "weights.txt"}, "created_by": "a test",
+            "data": {"rows": 3}, "libraries": {}, "metrics": {"mape": 0.1}, "promotion": promotion_on_request(False),
+            **extra}
+
+
+def write(registry: ModelRegistry, version: str, *, activate: bool = False, body: str = "1 2 3") -> Path:
+    return registry.write(card(version), lambda d: (d / "weights.txt").write_text(body), activate=activate)
+
+
+def load(artifact: Artifact) -> str:
+    return artifact.path("weights").read_text()
+
+
+def test_written_versions_are_not_active_until_asked(tmp_path: Path) -> None:
+    reg = ModelRegistry(tmp_path, "toy", "hash-1")
+    write(reg, "1.0.0")
+    with pytest.raises(ArtifactError, match="no active toy model"):
+        reg.load(load)
+    write(reg, "1.1.0", activate=True, body="new")
+    assert reg.active_version() == "1.1.0" and reg.load(load) == "new"
+    assert reg.load(load, "1.0.0") == "1 2 3"
+    assert reg.versions() == ["1.0.0", "1.1.0"]
+    stored = json.loads((tmp_path / "1.1.0" / "card.json").read_text())
+    assert (stored["card_schema"], stored["kind"], stored["schema_hash"]) == (1, "toy", "hash-1")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (lambda d: (d / "card.json").write_text("{"), "is not valid JSON"),
+    (lambda d: (d / "card.json").write_text("[]"), "is not a JSON object"),
+    (lambda d: (d / "weights.txt").unlink(), "the weights file 'weights.txt' is missing"),
+    (lambda d: _edit(d, kind="cost"), "is a 'cost' model, not 'toy'"),
+    (lambda d: _edit(d, schema_hash="other"), "feature schema mismatch: artifact 1.0.0"),
+    (lambda d: _edit(d, card_schema=7), "card schema 7"),
+    (lambda d: _edit(d, files={"weights": "../escape"}), "is missing"),
+    (lambda d: _edit(d, metrics=None, drop="metrics"), "lacks metrics"),
+    (lambda d: (d.parent / "ACTIVE").write_text("../../etc\n"), "names no valid version"),
+])
+def test_unusable_artifacts_are_refused_saying_why(tmp_path: Path, damage: Any, reason: str) -> None:
+    reg = ModelRegistry(tmp_path, "toy", "hash-1", retrain_hint="make toy")
+    directory = write(reg, "1.0.0", activate=True)
+    damage(directory)
+    with pytest.raises(ArtifactError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        reg.load(load)
+    assert load_or_fallback(reg, load, lambda why: f"fallback: {why}").startswith("fallback: ")
+
+
+def _edit(directory: Path, drop: str = "", **changes: Any) -> None:
+    path = directory / "card.json"
+    data = {**json.loads(path.read_text()), **changes}
+    data.pop(drop, None)
+    path.write_text(json.dumps(data))
+
+
+def test_a_loader_that_fails_makes_a_corrupt_artifact(tmp_path: Path) -> None:
+    reg = ModelRegistry(tmp_path, "toy", "hash-1")
+    write(reg, "1.0.0", activate=True)
+
+    def broken(artifact: Artifact) -> str:
+        raise RuntimeError("unknown model format")
+
+    with pytest.raises(ArtifactError, match=r"corrupt artifact .*RuntimeError: unknown model format"):
+        reg.load(broken)
+
+
+def test_a_card_without_what_is_required_is_never_written(tmp_path: Path) -> None:
+    reg = ModelRegistry(tmp_path, "toy", "hash-1")
+    incomplete = card("2.0.0")
+    del incomplete["promotion"]
+    with pytest.raises(ValueError, match="card lacks promotion"):
+        reg.write(incomplete, lambda d: (d / "weights.txt").write_text("x"), activate=True)
+    assert reg.versions() == [] and not (tmp_path / "ACTIVE").exists()
