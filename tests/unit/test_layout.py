@@ -1,0 +1,57 @@
+"""The house rules a newcomer relies on: small modules, layers that the import contracts really enforce, and
+every decision knob reachable from the settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from advisor.app import policies
+from advisor.config import Settings
+from tests.support import REPO
+
+MAX_LINES = 400
+GENERATED = ("advisor/api/v1/",)
+
+
+def test_no_module_of_the_package_is_longer_than_about_400_lines() -> None:
+    long = {}
+    for path in sorted((REPO / "advisor").rglob("*.py")):
+        relative = path.relative_to(REPO).as_posix()
+        if relative.startswith(GENERATED):
+            continue
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_LINES:
+            long[relative] = lines
+    assert not long, f"split these modules (at most {MAX_LINES} lines): {long}"
+
+
+def test_the_import_contracts_catch_a_layer_violation(tmp_path: Path) -> None:
+    """A copy of the package whose domain imports storage must break a contract."""
+    shutil.copytree(REPO / "advisor", tmp_path / "advisor", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    lint = [str(Path(sys.executable).parent / "lint-imports"), "--no-cache", "--no-logo"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}  # the copy, not the installed package, is analysed
+    clean = subprocess.run(lint, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert clean.returncode == 0, clean.stdout[-2000:]
+    model = tmp_path / "advisor" / "domain" / "model.py"
+    model.write_text(model.read_text() + "\nimport advisor.adapters.sqlite.store  # noqa\n")
+    broken = subprocess.run(lint, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert broken.returncode != 0
+    assert "The domain imports nothing else of the package" in broken.stdout and "BROKEN" in broken.stdout
+
+
+def test_every_decision_knob_of_the_settings_reaches_its_policy() -> None:
+    prefixes = {"placement_": 0, "technique_": 1, "plan_": 2, "monitor_": 3}
+    default = policies(Settings())
+    for field in dataclasses.fields(Settings):
+        index = next((i for p, i in prefixes.items() if field.name.startswith(p)), None)
+        if index is None:
+            continue
+        value = getattr(Settings(), field.name)
+        changed = policies(Settings(**{field.name: value * 2 + 1}))  # type: ignore[arg-type]
+        assert changed[index] != default[index], f"setting {field.name} changes nothing"
