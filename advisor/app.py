@@ -14,18 +14,26 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from advisor.adapters.datadir import DataDirLock
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.prometheus.queries import PrometheusQueries
 from advisor.adapters.prometheus.source import PrometheusSource
+from advisor.adapters.sqlite.access import AuditEntry, AuditLog, TokenStore
+from advisor.adapters.sqlite.db import Database
+from advisor.adapters.sqlite.samples import SampleArchive
 from advisor.adapters.sqlite.store import SqliteStore
-from advisor.api.server import RunningServer, start_server
-from advisor.config import Settings
+from advisor.api.auth import AccessInterceptor, AuditRecord, CallLimits
+from advisor.api.server import RunningServer, Tls, start_server
+from advisor.api.servicers import StreamLimits
+from advisor.config import ConfigError, Settings, check
+from advisor.domain.access import Role
+from advisor.domain.uris import UriPolicy
 from advisor.execution.executor import ConcurrencyLimits, Executor, MonitorTuning
-from advisor.execution.hypervisor import Hypervisor
-from advisor.features.samples import RecentSamples
+from advisor.execution.hypervisor import Hypervisor, UriRefused
+from advisor.features.samples import HOST_FIELDS, VM_FIELDS, RecentSamples
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.cost import load_cost_predictor
-from advisor.ml.forecast import load_dirty_forecaster
+from advisor.ml.forecast import DirtyRateForecaster, load_dirty_forecaster
 from advisor.ml.predictor import CostPredictor
 from advisor.planning.placement import PlacementPolicy
 from advisor.planning.plans import PlanPolicy
@@ -72,11 +80,16 @@ def policies(settings: Settings) -> tuple[PlacementPolicy, TechniquePolicy, Plan
 @dataclass
 class App:
     settings: Settings
+    lock: DataDirLock
     store: SqliteStore
+    tokens: TokenStore
+    audit: AuditLog
     usecases: UseCases
     estimator: CostEstimator
     metrics: AdvisorMetrics
     executor: Executor
+    access: AccessInterceptor
+    tls: Tls | None
     server: RunningServer | None = None
     metrics_http: WSGIServer | None = None
     collectors: list[Periodic] = field(default_factory=list)
@@ -92,16 +105,28 @@ class App:
     def start(self) -> int:
         """Start the executor (reconciling what a previous run left), the gRPC server, the collectors and the
         metrics endpoint; return the gRPC port."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> int:
         self.executor.start()
         self.server = start_server(
-            self.usecases, self.metrics, listen=self.settings.listen, max_workers=self.settings.max_workers,
-            max_message_mib=self.settings.max_message_mib,
+            self.usecases, self.metrics, listen=self.settings.listen, access=self.access, limits=call_limits(
+                self.settings), tls=self.tls, max_message_mib=self.settings.max_message_mib,
+            streams=StreamLimits(self.settings.stream_idle_timeout_s, self.settings.stream_max_duration_s),
         )
         for collector in self.collectors:
             collector.start()
         if self.settings.metrics_listen:
             host, _, port = self.settings.metrics_listen.rpartition(":")
             self.metrics_http, _ = start_http_server(int(port), host or "127.0.0.1", registry=self.metrics.registry)
+        host = self.settings.listen.rpartition(":")[0]
+        self.lock.publish({"grpc": f"{host}:{self.server.port}", "tls": self.tls is not None,
+                           "metrics": f"{self.settings.metrics_listen.rpartition(':')[0]}:{self.metrics_port}"
+                           if self.metrics_port else ""})
         model = self.predictor.model
         log.info(
             "serving",
@@ -123,52 +148,66 @@ class App:
             self.metrics_http.server_close()
             self.metrics_http = None
         self.store.close()
+        self.lock.release()
         log.info("stopped")
 
 
-def build_app(
-    settings: Settings,
-    *,
-    clock: Callable[[], float] = time.time,
-    connect: Callable[[str], Hypervisor] = LibvirtHypervisor,
-) -> App:
-    """Every part built from the settings; `connect(uri)` opens a hypervisor connection (libvirt in production)."""
-    store = SqliteStore(settings.data_dir / "advisor.sqlite3")
-    metrics = AdvisorMetrics(CollectorRegistry())
-    predictor = load_predictor(settings.models_dir)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+SAMPLES_SAVED = 16  # newest samples kept per entity across a restart: the forecaster reads the last 60 s
+
+
+def load_models(models_dir: Path, metrics: AdvisorMetrics) -> tuple[CostPredictor, DirtyRateForecaster]:
+    predictor = load_predictor(models_dir)
     if predictor.model.fallback_reason:
         log.warning("cost model fallback", extra={"reason": predictor.model.fallback_reason})
-    forecaster = load_dirty_forecaster(settings.models_dir / "dirty_rate")
+    forecaster = load_dirty_forecaster(models_dir / "dirty_rate")
     if forecaster.model.fallback_reason:
         log.warning("dirty-rate forecaster fallback", extra={"reason": forecaster.model.fallback_reason})
     metrics.cost_model.info({"name": predictor.model.name, "version": predictor.model.version,
                              "fallback_reason": predictor.model.fallback_reason})
-    placement, technique, plans, tuning = policies(settings)
+    return predictor, forecaster
 
-    def new_id() -> str:
-        return uuid.uuid4().hex[:12]
 
-    inventory = Inventory(store)
-    samples = RecentSamples(settings.samples_per_entity)
-    estimator = CostEstimator(predictor, forecaster, samples, clock)
-    executor = Executor(
-        store, endpoints(inventory, connect), MigrationOutcomes(store, inventory, metrics, clock), clock=clock,
-        limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
-                                 settings.max_migrations_per_target),
-        tuning=tuning, poll_interval_s=settings.poll_interval_s,
-    )
-    ingestion = Ingestion(inventory, samples, metrics, clock)
-    migrations = Migrations(store, executor, clock)
-    usecases = UseCases(
-        ingestion=ingestion,
-        queries=Queries(inventory, samples),
-        advice=Advice(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id, placement=placement,
-                      technique=technique),
-        planning=Planning(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id,
-                          placement=placement, technique=technique, plans=plans),
-        review=Review(store, metrics, clock),
-        migrations=migrations,
-    )
+def call_limits(settings: Settings) -> CallLimits:
+    return CallLimits(unary=settings.max_concurrent_calls, streams=settings.max_concurrent_streams)
+
+
+def server_tls(settings: Settings) -> Tls | None:
+    """The server's TLS material, read now so that a missing file stops the start with its name."""
+    if not (settings.tls_cert or settings.tls_key or settings.tls_client_ca):
+        host = settings.listen.rpartition(":")[0]
+        if host not in LOOPBACK_HOSTS and not host.startswith("127.") and not settings.allow_plaintext_remote:
+            raise ConfigError(f"listen: {settings.listen} is beyond loopback: set tls_cert and tls_key, or "
+                              "allow_plaintext_remote = true to listen without TLS on purpose")
+        return None
+    if not (settings.tls_cert and settings.tls_key):
+        raise ConfigError("tls_cert and tls_key go together (tls_client_ca needs both)")
+
+    def read(name: str) -> bytes:
+        path = Path(getattr(settings, name))
+        try:
+            return path.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"{name}: cannot read {path} ({error.strerror or error})") from None
+
+    return Tls(read("tls_cert"), read("tls_key"), read("tls_client_ca") if settings.tls_client_ca else None)
+
+
+def guarded(connect: Callable[[str], Hypervisor], uris: UriPolicy) -> Callable[[str], Hypervisor]:
+    """`connect`, refusing (without connecting) every URI the allow-list does not name: also hosts stored
+    before the list was narrowed."""
+
+    def open_allowed(uri: str) -> Hypervisor:
+        if not uris.allows(uri):
+            raise UriRefused(f"refused to connect: the hypervisor URI {uris.explain(uri)}")
+        return connect(uri)
+
+    return open_allowed
+
+
+def sources(settings: Settings, ingestion: Ingestion, connect: Callable[[str], Hypervisor], migrations: Migrations,
+            metrics: AdvisorMetrics, clock: Callable[[], float]) -> list[Periodic]:
+    """The collectors that pull metrics in on a schedule: Prometheus, and the hypervisors' own measurements."""
     collectors = []
     if settings.prometheus_url:
         queries = PrometheusQueries(
@@ -183,7 +222,80 @@ def build_app(
         collectors.append(Periodic("dirty-rate", settings.dirty_rate_interval_s,
                                    dirty_rate_collector(ingestion, connect, migrations.migrating_vms, metrics,
                                                         clock=clock, readings=1)))
-    return App(settings, store, usecases, estimator, metrics, executor, collectors=collectors)
+    return collectors
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    connect: Callable[[str], Hypervisor] = LibvirtHypervisor,
+) -> App:
+    """Every part built from the settings; `connect(uri)` opens a hypervisor connection (libvirt in production).
+    Raises DataDirInUse when another advisor serves the data directory, ConfigError for unusable settings."""
+    check(settings)
+    tls = server_tls(settings)
+    roles = {subject: Role.parse(role) for subject, role in settings.tls_client_roles.items()}
+    uris = UriPolicy(settings.hypervisor_uri_patterns)
+    lock = DataDirLock(settings.data_dir)
+    try:
+        database = Database(settings.data_dir / "advisor.sqlite3")
+    except Exception:
+        lock.release()
+        raise
+    store, tokens, audit = SqliteStore(database), TokenStore(database, clock), AuditLog(database)
+    archive = SampleArchive(database)
+    metrics = AdvisorMetrics(CollectorRegistry())
+    predictor, forecaster = load_models(settings.models_dir, metrics)
+    placement, technique, plans, tuning = policies(settings)
+    allowed_connect = guarded(connect, uris)
+
+    def new_id() -> str:
+        return uuid.uuid4().hex[:12]
+
+    inventory = Inventory(store)
+    samples = RecentSamples(settings.samples_per_entity)
+    restored = samples.restore(archive.load({"host": len(HOST_FIELDS), "vm": len(VM_FIELDS)}))
+    if restored:
+        log.info("recent samples restored", extra={"entities": restored})
+    estimator = CostEstimator(predictor, forecaster, samples, clock)
+    executor = Executor(
+        store, endpoints(inventory, allowed_connect), MigrationOutcomes(store, inventory, metrics, clock),
+        clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
+                                              settings.max_migrations_per_target),
+        tuning=tuning, poll_interval_s=settings.poll_interval_s,
+    )
+    ingestion = Ingestion(inventory, samples, metrics, clock, uris)
+    migrations = Migrations(store, executor, clock)
+    usecases = UseCases(
+        ingestion=ingestion,
+        queries=Queries(inventory, samples),
+        advice=Advice(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id, placement=placement,
+                      technique=technique),
+        planning=Planning(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id,
+                          placement=placement, technique=technique, plans=plans),
+        review=Review(store, metrics, clock),
+        migrations=migrations,
+    )
+
+    def record(entry: AuditRecord) -> None:
+        audit.append(AuditEntry(entry.at_s, entry.actor, entry.role, entry.peer, entry.call, entry.target,
+                                entry.outcome, entry.detail))
+
+    access = AccessInterceptor(tokens, record, certificate_roles=roles, limits=call_limits(settings), clock=clock)
+    collectors = sources(settings, ingestion, allowed_connect, migrations, metrics, clock)
+
+    def keep_house() -> None:
+        """Save recent samples, apply retention, export the database's size."""
+        archive.save(samples.export_changed(SAMPLES_SAVED))
+        now = clock()
+        store.prune_recommendations(settings.retention_recommendations, now - settings.retention_days * 86_400)
+        audit.prune(now - settings.audit_retention_days * 86_400)
+        metrics.database_bytes.set(database.size_bytes())
+
+    collectors.append(Periodic("housekeeping", settings.samples_save_interval_s, keep_house, final_run=True))
+    return App(settings, lock, store, tokens, audit, usecases, estimator, metrics, executor, access, tls,
+               collectors=collectors)
 
 
 def serve(settings: Settings) -> None:

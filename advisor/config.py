@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from advisor.domain.access import Role
+from advisor.domain.uris import UriPattern
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -31,9 +35,35 @@ class Settings:
     log_format: str = "json"
     # Seconds given to calls in flight at shutdown.
     grace_s: float = 10.0
-    max_workers: int = 8
+    # Calls served at once: unary calls, and streams (StreamSamples, WatchMigration, reflection), each with places
+    # of their own; health checks always have a thread. A call with no place gets RESOURCE_EXHAUSTED at once.
+    max_concurrent_calls: int = 48
+    max_concurrent_streams: int = 8
+    # A StreamSamples call that sends nothing for this long, or lasts longer than the maximum, is ended.
+    stream_idle_timeout_s: float = 30.0
+    stream_max_duration_s: float = 3600.0
     # Largest gRPC message accepted; larger ones get RESOURCE_EXHAUSTED from gRPC itself.
     max_message_mib: int = 16
+
+    # -- access --
+    # TLS: the server's certificate and key (PEM); with tls_client_ca, clients must present a certificate signed
+    # by it (mutual TLS), and tls_client_roles maps a certificate's subject ("CN=name") to a role.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    tls_client_roles: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Listening beyond loopback without TLS is refused unless this is true.
+    allow_plaintext_remote: bool = False
+    # Hypervisor URIs a pushed host may name (advisor.domain.uris): patterns of scheme, host, path and query
+    # parameters; any other URI is refused and never connected to.
+    hypervisor_uri_patterns: tuple[str, ...] = ("qemu+tls://*/system", "qemu+tcp://*/system", "qemu+ssh://*/system")
+    # Retention: recommendations (with their assessments) beyond this count or age are deleted, oldest first,
+    # unless a migration of theirs is under way; audit entries older than audit_retention_days.
+    retention_recommendations: int = 10_000
+    retention_days: float = 30.0
+    audit_retention_days: float = 365.0
+    # Recent samples are saved this often (and at shutdown), so that a restart keeps them.
+    samples_save_interval_s: float = 60.0
     # Recent samples kept per host and per VM.
     samples_per_entity: int = 120
     # Migrations at once in the cluster, out of one host, into one host (KubeVirt's defaults).
@@ -87,22 +117,54 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+# Variables the client commands read; they are not server settings.
+CLIENT_ENVIRONMENT = frozenset({"ADVISOR_SERVER", "ADVISOR_TOKEN", "ADVISOR_LAB_TEST_ROOT"})
 
 
 def _coerce(name: str, raw: Any, origin: str) -> Any:
-    kind = type(getattr(Settings(), name))
+    default = getattr(Settings(), name)
+    kind = type(default)
+
+    def wrong() -> ConfigError:
+        return ConfigError(f"{origin}: {name} must be a {_KIND_NAMES.get(kind, kind.__name__)}, got {raw!r}")
+
     try:
-        if kind is Path or isinstance(getattr(Settings(), name), Path):
+        if isinstance(default, Path):
             return Path(str(raw))
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in ("true", "false", "1", "0", "yes", "no"):
+                raise wrong()
+            return text in ("true", "1", "yes")
         if kind is float:
+            if isinstance(raw, bool):
+                raise wrong()
             return float(raw)
         if kind is int:
-            if isinstance(raw, float) or (isinstance(raw, str) and not raw.strip().lstrip("-").isdigit()):
-                raise ValueError(raw)
+            if isinstance(raw, bool | float) or (isinstance(raw, str) and not raw.strip().lstrip("-").isdigit()):
+                raise wrong()
             return int(raw)
-        return str(raw)
+        if kind is tuple:
+            items = raw if isinstance(raw, list) else [p for p in str(raw).split(",") if p.strip()]
+            if not all(isinstance(i, str) for i in items):
+                raise wrong()
+            return tuple(i.strip() for i in items)
+        if isinstance(default, Mapping):
+            table = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+                raise wrong()
+            return {str(k): v for k, v in table.items()}
+        if not isinstance(raw, str):
+            raise wrong()
+        return raw
     except (TypeError, ValueError):
-        raise ConfigError(f"{origin}: {name} must be a {kind.__name__}, got {raw!r}") from None
+        raise wrong() from None
+
+
+_KIND_NAMES = {bool: "boolean", int: "whole number", float: "number", str: "string", tuple: "list of strings",
+               dict: "table (JSON object in the environment)"}
 
 
 def load_settings(
@@ -122,7 +184,7 @@ def load_settings(
                 raise ConfigError(f"{config_file}: unknown setting {key!r} (known: {', '.join(_FIELDS)})")
             values[key] = _coerce(key, raw, str(config_file))
     for key, raw in (env or {}).items():
-        if key.startswith("ADVISOR_"):
+        if key.startswith("ADVISOR_") and key not in CLIENT_ENVIRONMENT:
             name = key.removeprefix("ADVISOR_").lower()
             if name not in _FIELDS:
                 raise ConfigError(f"environment: unknown setting {key}")
@@ -131,6 +193,28 @@ def load_settings(
         if raw is not None:
             values[key] = _coerce(key, raw, f"--{key.replace('_', '-')}")
     settings = Settings(**values)
+    check(settings)
+    return settings
+
+
+def check(settings: Settings) -> None:
+    """What the types alone do not say: ranges, and values other parts must understand."""
     if settings.log_format not in ("json", "text"):
         raise ConfigError(f"log_format must be 'json' or 'text', got {settings.log_format!r}")
-    return settings
+    for name in ("max_concurrent_calls", "max_concurrent_streams", "samples_per_entity", "max_migrations",
+                 "max_migrations_per_source", "max_migrations_per_target", "max_message_mib"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name} must be at least 1 (got {getattr(settings, name)})")
+    for name in ("stream_idle_timeout_s", "stream_max_duration_s", "samples_save_interval_s", "poll_interval_s"):
+        if not getattr(settings, name) > 0:
+            raise ConfigError(f"{name} must be positive (got {getattr(settings, name)})")
+    for pattern in settings.hypervisor_uri_patterns:
+        try:
+            UriPattern.parse(pattern)
+        except ValueError as error:
+            raise ConfigError(f"hypervisor_uri_patterns: {error}") from None
+    for subject, role in settings.tls_client_roles.items():
+        try:
+            Role.parse(role)
+        except ValueError as error:
+            raise ConfigError(f"tls_client_roles[{subject!r}]: {error}") from None

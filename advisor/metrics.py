@@ -70,6 +70,10 @@ class AdvisorMetrics:
             "advisor_source_skipped", "Pulled samples not used, by source and reason", ["source", "reason"],
             registry=registry,
         )
+        self.database_bytes = Gauge("advisor_database_bytes", "Size of the advisor's database with its write-ahead log",
+                                    registry=registry)
+        self.hypervisor_up = Gauge("advisor_hypervisor_up", "Whether a host's hypervisor answered the last collection",
+                                   ["host"], registry=registry)
         self.migration_iteration = Gauge(
             "advisor_migration_iteration", "Pre-copy round, per migrating VM", ["vm"], registry=registry
         )

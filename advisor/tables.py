@@ -1,13 +1,22 @@
-"""Plain-text tables for people at a terminal."""
+"""Plain-text tables for people at a terminal, and the escaping of text that came from elsewhere."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def safe(text: object) -> str:
+    """`text` with every control character shown as an escape (`\\x1b`, `\\n`), so that what a client or a
+    hypervisor wrote can neither forge lines nor move the terminal's cursor."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, right: Sequence[int] = ()) -> str:
     """Columns padded to their widest cell; the columns whose indexes are in `right` are right-aligned."""
-    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
+    cells = [[str(h) for h in headers], *[["" if c is None else safe(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:

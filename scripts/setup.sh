@@ -11,6 +11,8 @@ APT_PACKAGES=(
     prometheus prometheus-node-exporter prometheus-libvirt-exporter
     # the lab builds its guest from Debian packages with these
     curl ca-certificates
+    # the TLS tests make their certificates with openssl
+    openssl
 )
 
 log() { printf '[setup] %s\n' "$*"; }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import grpc
 
@@ -21,9 +23,79 @@ class ClientError(Exception):
         self.details = details
 
 
+# The interceptor bases are generic only in the type stubs.
+if TYPE_CHECKING:
+    class _Interceptors(grpc.UnaryUnaryClientInterceptor[Any, Any], grpc.UnaryStreamClientInterceptor[Any, Any],
+                        grpc.StreamUnaryClientInterceptor[Any, Any], grpc.StreamStreamClientInterceptor[Any, Any]):
+        ...
+else:
+    class _Interceptors(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                        grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+        ...
+
+
+class _Bearer(_Interceptors):
+    """Adds `authorization: Bearer TOKEN` to every call of the channel."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._metadata]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """PEM bytes: the CA that signed the server's certificate, and for mutual TLS the client's own pair."""
+
+    ca: bytes
+    cert: bytes | None = None
+    key: bytes | None = None
+
+
+# A busy advisor refuses a call at once with RESOURCE_EXHAUSTED, before doing anything: such a call is safe to
+# retry, shortly, whatever it is. gRPC's own retry policy does it (backoff 50 ms, doubling, 5 attempts).
+RETRY_BUSY = json.dumps({"methodConfig": [{
+    "name": [{}],
+    "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.05s", "maxBackoff": "1s", "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["RESOURCE_EXHAUSTED"]},
+}]})
+
+
 class AdvisorClient:
-    def __init__(self, target: str, *, timeout_s: float = 30.0) -> None:
-        self.channel = grpc.insecure_channel(target)
+    def __init__(self, target: str, *, token: str = "", tls: ClientTls | None = None,
+                 timeout_s: float = 30.0) -> None:
+        options = [("grpc.enable_retries", 1), ("grpc.service_config", RETRY_BUSY)]
+        if tls is None:
+            channel = grpc.insecure_channel(target, options=options)
+        else:
+            credentials = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
+            channel = grpc.secure_channel(target, credentials, options=options)
+        self._raw_channel = channel
+        self.channel = grpc.intercept_channel(channel, _Bearer(token)) if token else channel
         self.timeout_s = timeout_s
         self.inventory = pb_grpc.InventoryServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.telemetry = pb_grpc.TelemetryServiceStub(self.channel)  # type: ignore[no-untyped-call]
@@ -38,11 +110,11 @@ class AdvisorClient:
         self.close()
 
     def close(self) -> None:
-        self.channel.close()
+        self._raw_channel.close()
 
     def wait_ready(self, timeout_s: float = 10.0) -> None:
         try:
-            grpc.channel_ready_future(self.channel).result(timeout=timeout_s)
+            grpc.channel_ready_future(self._raw_channel).result(timeout=timeout_s)
         except grpc.FutureTimeoutError:
             raise ClientError("UNAVAILABLE", f"no advisor answered within {timeout_s:g} s") from None
 
@@ -95,13 +167,26 @@ class AdvisorClient:
             self.recommendations.GetRecommendation, pb.GetRecommendationRequest(id=rec_id)
         )
 
-    def decide(self, rec_id: str, approve: bool, actor: str, reason: str) -> pb.Recommendation:
+    def list_assessments(self, rec_id: str, move_index: int = 0, page_size: int = 0) -> Iterator[pb.HostAssessment]:
+        """Every host assessed for one move, best first."""
+        token = ""
+        while True:
+            page: pb.ListHostAssessmentsResponse = self.call(  # type: ignore[assignment]
+                self.recommendations.ListHostAssessments,
+                pb.ListHostAssessmentsRequest(recommendation_id=rec_id, move_index=move_index, page_size=page_size,
+                                              page_token=token))
+            yield from page.assessments
+            if not (token := page.next_page_token):
+                return
+
+    def decide(self, rec_id: str, approve: bool, reason: str = "") -> pb.Recommendation:
+        """Approve or reject; the advisor records the token's name as who decided."""
         method = self.recommendations.ApproveRecommendation if approve else self.recommendations.RejectRecommendation
-        request = pb.DecideRecommendationRequest(id=rec_id, actor=actor, reason=reason)
+        request = pb.DecideRecommendationRequest(id=rec_id, reason=reason)
         return self.call(method, request)  # type: ignore[return-value]
 
-    def execute(self, recommendation_id: str, actor: str, move_index: int = 0) -> pb.Operation:
-        request = pb.ExecuteMigrationRequest(recommendation_id=recommendation_id, actor=actor, move_index=move_index)
+    def execute(self, recommendation_id: str, move_index: int = 0) -> pb.Operation:
+        request = pb.ExecuteMigrationRequest(recommendation_id=recommendation_id, move_index=move_index)
         return self.call(self.migrations.ExecuteMigration, request)  # type: ignore[return-value]
 
     def operation(self, operation_id: str) -> pb.Operation:

@@ -47,6 +47,8 @@ def state_from_pb(value: int, field: str) -> RecommendationState | None:
 def _time(msg: pb.HostSample | pb.VmSample, field: str) -> float:
     if not msg.HasField("time"):
         raise InvalidArgument(f"{field}.time", "is required")
+    if not 0 <= msg.time.nanos <= 999_999_999:  # what google.protobuf.Timestamp allows
+        raise InvalidArgument(f"{field}.time.nanos", f"must be in [0, 999999999] (got {msg.time.nanos})")
     return msg.time.seconds + msg.time.nanos / 1e9
 
 
@@ -220,18 +222,21 @@ def parameters_to_pb(p: MigrationParameters) -> pb.MigrationParameters:
     return msg
 
 
-def _assessment(a: HostAssessment) -> pb.HostAssessment:
+def assessment_to_pb(a: HostAssessment) -> pb.HostAssessment:
     return pb.HostAssessment(
         host_id=a.host_id, eligible=a.eligible, rejections=list(a.rejections), score=a.score or 0.0,
         cpu_after_ratio=a.cpu_after or 0.0, memory_after_ratio=a.memory_after or 0.0,
     )
 
 
-def move_to_pb(m: Move) -> pb.Move:
+def move_to_pb(m: Move, *, with_assessments: bool = True) -> pb.Move:
     return pb.Move(
         vm_id=m.vm_id, source_host_id=m.source_host_id, target_host_id=m.target_host_id,
         parameters=parameters_to_pb(m.parameters), predicted_cost=cost_to_pb(m.predicted_cost),
-        reasons=list(m.reasons), assessments=[_assessment(a) for a in m.assessments],
+        reasons=list(m.reasons),
+        assessments=[assessment_to_pb(a) for a in m.assessments] if with_assessments else [],
+        rejection_counts=[pb.RejectionCount(filter=k, hosts=n, example_host_id=h) for k, n, h in m.rejection_counts],
+        hosts_assessed=m.hosts_assessed,
     )
 
 
@@ -239,10 +244,11 @@ def state_to_pb(s: RecommendationState) -> int:
     return int(pb.RecommendationState.Value(f"RECOMMENDATION_STATE_{s.name}"))
 
 
-def recommendation_to_pb(r: Recommendation) -> pb.Recommendation:
+def recommendation_to_pb(r: Recommendation, *, with_assessments: bool = True) -> pb.Recommendation:
     msg = pb.Recommendation(
         id=r.id, goal=r.goal, state=state_to_pb(r.state),  # type: ignore[arg-type]
-        create_time=timestamp(r.created_at_s), moves=[move_to_pb(m) for m in r.moves], summary=r.summary,
+        create_time=timestamp(r.created_at_s),
+        moves=[move_to_pb(m, with_assessments=with_assessments) for m in r.moves], summary=r.summary,
         decided_by=r.decided_by, decision_reason=r.decision_reason,
     )
     if r.decided_at_s is not None:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from advisor.domain.errors import AdvisorError, FailedPrecondition, InvalidArgument, NotFound
+from advisor.domain.errors import AdvisorError, DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
 from advisor.metrics import AdvisorMetrics
 
 log = logging.getLogger("advisor.api")
@@ -20,6 +20,7 @@ _CODES: tuple[tuple[type[AdvisorError], grpc.StatusCode], ...] = (
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

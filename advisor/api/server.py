@@ -14,7 +14,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from advisor.api import servicers
+from advisor.api.auth import AccessInterceptor, CallLimits
 from advisor.api.errors import MalformedRequest
+from advisor.api.servicers import StreamLimits
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.bundle import UseCases
@@ -71,20 +73,41 @@ def _register(server: grpc.Server, servicer: Any, service: ServiceDescriptor, li
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
 
 
+@dataclass(frozen=True)
+class Tls:
+    """PEM bytes of the server's certificate and key; with `client_ca`, clients must present a certificate it
+    signed (mutual TLS)."""
+
+    cert: bytes
+    key: bytes
+    client_ca: bytes | None = None
+
+
+# Threads beyond the limited places: health checks are never counted against the limits, and always find one.
+HEALTH_RESERVE = 4
+
+
 def start_server(
     usecases: UseCases,
     metrics: AdvisorMetrics,
     *,
     listen: str,
-    max_workers: int = 8,
+    access: AccessInterceptor,
+    limits: CallLimits,
+    tls: Tls | None = None,
     max_message_mib: int = 16,
+    streams: StreamLimits = StreamLimits(),  # noqa: B008 - frozen, so one shared default is safe
 ) -> RunningServer:
     # Messages up to the limit are parsed; larger ones up to 4x get INVALID_ARGUMENT saying so; beyond that
     # gRPC's transport answers RESOURCE_EXHAUSTED without reading them.
     limit = max_message_mib << 20
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", 4 * limit), ("grpc.max_send_message_length", 4 * limit)],
+        futures.ThreadPoolExecutor(max_workers=limits.unary + limits.streams + HEALTH_RESERVE,
+                                   thread_name_prefix="grpc"),
+        interceptors=[access],
+        options=[("grpc.max_receive_message_length", 4 * limit), ("grpc.max_send_message_length", 4 * limit),
+                 # One server per port: with SO_REUSEPORT a second server would silently take half the calls.
+                 ("grpc.so_reuseport", 0)],
     )
     for name, servicer_cls in (
         ("InventoryService", servicers.InventoryServicer),
@@ -93,7 +116,7 @@ def start_server(
         ("RecommendationService", servicers.RecommendationServicer),
         ("MigrationService", servicers.MigrationServicer),
     ):
-        _register(server, servicer_cls(usecases, metrics), pb.DESCRIPTOR.services_by_name[name], limit)
+        _register(server, servicer_cls(usecases, metrics, streams), pb.DESCRIPTOR.services_by_name[name], limit)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -103,8 +126,16 @@ def start_server(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(listen)
+    try:
+        if tls is None:
+            port = server.add_insecure_port(listen)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.key, tls.cert)], root_certificates=tls.client_ca, require_client_auth=tls.client_ca is not None)
+            port = server.add_secure_port(listen, credentials)
+    except RuntimeError as error:  # grpc raises RuntimeError when it cannot bind
+        raise OSError(f"cannot listen on {listen}: {error}") from None
     if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+        raise OSError(f"cannot listen on {listen} (in use, or not an address of this machine)")
     server.start()
     return RunningServer(server, port, health_servicer)

@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
 from advisor.api import convert
+from advisor.api.auth import current_caller
 from advisor.api.errors import MalformedRequest, rpc
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.api.v1 import advisor_pb2_grpc as pb_grpc
-from advisor.domain.errors import InvalidArgument, NotFound
+from advisor.domain.errors import DeadlineExceeded, InvalidArgument, NotFound
 from advisor.features.inputs import Overrides
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.bundle import UseCases
 
+# A page of recommendations stops before this many bytes: standard gRPC clients accept at most 4 MiB.
+PAGE_BYTES = 3 << 20
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """How long a client stream may stay silent, and last in all, before the advisor ends it."""
+
+    idle_s: float = 30.0
+    total_s: float = 3600.0
+
 
 class _Base:
-    def __init__(self, usecases: UseCases, metrics: AdvisorMetrics) -> None:
+    def __init__(self, usecases: UseCases, metrics: AdvisorMetrics, streams: StreamLimits = StreamLimits()) -> None:
         self.usecases = usecases
         self.metrics = metrics
+        self.streams = streams
 
 
 def _metrics(servicer: _Base) -> AdvisorMetrics:
@@ -73,7 +91,7 @@ class TelemetryServicer(_Base, pb_grpc.TelemetryServiceServicer):
         self, request_iterator: Iterator[pb.PushSamplesRequest], context: grpc.ServicerContext
     ) -> pb.PushSamplesResponse:
         totals = pb.PushSamplesResponse()
-        for n, request in enumerate(request_iterator):
+        for n, request in enumerate(_paced(request_iterator, self.streams, context)):
             try:
                 if isinstance(request, MalformedRequest):
                     raise request.error()
@@ -129,10 +147,27 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         self, request: pb.ListRecommendationsRequest, context: grpc.ServicerContext
     ) -> pb.ListRecommendationsResponse:
         state = convert.state_from_pb(request.state, "state")
-        recs, token = self.usecases.review.list(state, request.page_size, request.page_token)
-        return pb.ListRecommendationsResponse(
-            recommendations=[convert.recommendation_to_pb(r) for r in recs], next_page_token=token
-        )
+        recs, token = self.usecases.review.page(state, request.page_size, request.page_token)
+        page = pb.ListRecommendationsResponse()
+        size = 0
+        for i, rec in enumerate(recs):
+            msg = convert.recommendation_to_pb(rec, with_assessments=False)
+            size += msg.ByteSize() + 8
+            if size > PAGE_BYTES and i > 0:  # what a standard client accepts (4 MiB), with room to spare
+                token = self.usecases.review.token_after(state, recs[i - 1])
+                break
+            page.recommendations.append(msg)
+        page.next_page_token = token
+        return page
+
+    @rpc(_metrics)
+    def ListHostAssessments(
+        self, request: pb.ListHostAssessmentsRequest, context: grpc.ServicerContext
+    ) -> pb.ListHostAssessmentsResponse:
+        found, token, total = self.usecases.review.assessments(request.recommendation_id, request.move_index,
+                                                               request.page_size, request.page_token)
+        return pb.ListHostAssessmentsResponse(assessments=[convert.assessment_to_pb(a) for a in found],
+                                              next_page_token=token, total=total)
 
     @rpc(_metrics)
     def GetRecommendation(
@@ -144,14 +179,14 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
     def ApproveRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
-        rec = self.usecases.review.decide(request.id, True, request.actor, request.reason)
+        rec = self.usecases.review.decide(request.id, True, current_caller().name, request.reason)
         return convert.recommendation_to_pb(rec)
 
     @rpc(_metrics)
     def RejectRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
-        rec = self.usecases.review.decide(request.id, False, request.actor, request.reason)
+        rec = self.usecases.review.decide(request.id, False, current_caller().name, request.reason)
         return convert.recommendation_to_pb(rec)
 
 
@@ -159,14 +194,14 @@ class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
     @rpc(_metrics)
     def ExecuteMigration(self, request: pb.ExecuteMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
         return convert.operation_to_pb(
-            self.usecases.migrations.execute(request.recommendation_id, request.actor, request.move_index)
+            self.usecases.migrations.execute(request.recommendation_id, current_caller().name, request.move_index)
         )
 
     @rpc(_metrics)
     def WatchMigration(
         self, request: pb.WatchMigrationRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.MigrationProgress]:
-        events = self.usecases.migrations.watch(request.operation_id)
+        events = self.usecases.migrations.watch(request.operation_id, alive=context.is_active)
         first = next(events)  # errors such as NOT_FOUND surface here, inside the error mapping
 
         def stream() -> Iterator[pb.MigrationProgress]:
@@ -180,8 +215,40 @@ class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
 
     @rpc(_metrics)
     def AbortMigration(self, request: pb.AbortMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
-        return convert.operation_to_pb(self.usecases.migrations.abort(request.operation_id, request.reason))
+        caller = current_caller().name
+        return convert.operation_to_pb(self.usecases.migrations.abort(request.operation_id, request.reason, caller))
 
     @rpc(_metrics)
     def GetMigration(self, request: pb.GetMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
         return convert.operation_to_pb(self.usecases.migrations.operation(request.operation_id))
+
+
+def _paced(requests: Iterator[Any], limits: StreamLimits, context: grpc.ServicerContext) -> Iterator[Any]:
+    """The messages of a client stream, ending the call with DEADLINE_EXCEEDED when the client stays silent
+    longer than `limits.idle_s` or the stream outlasts `limits.total_s`. Messages are read by a thread of their
+    own, so a silent client never blocks this one (the reader ends with the call)."""
+    arrivals: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
+
+    def read() -> None:
+        try:
+            for message in requests:
+                arrivals.put(("message", message))
+            arrivals.put(("end", None))
+        except Exception as error:  # the call ended under the reader (cancelled, or aborted by us)
+            arrivals.put(("error", error))
+
+    threading.Thread(target=read, name="stream-reader", daemon=True).start()
+    ends = time.monotonic() + limits.total_s
+    while True:
+        wait = min(limits.idle_s, ends - time.monotonic())
+        try:
+            kind, item = arrivals.get(timeout=max(0.0, wait))
+        except queue.Empty:
+            why = (f"no message for {limits.idle_s:g} s" if wait == limits.idle_s
+                   else f"the stream lasted longer than {limits.total_s:g} s")
+            raise DeadlineExceeded(f"{why}: the advisor ended the stream") from None
+        if kind == "end":
+            return
+        if kind == "error":
+            raise item
+        yield item

@@ -18,6 +18,7 @@ from advisor.api.v1 import advisor_pb2 as pb
 from advisor.app import build_app
 from advisor.cli.render import phase_name, render_recommendation
 from advisor.config import Settings
+from advisor.domain.access import Role
 from advisor.lab import Lab
 from advisor.tables import table
 from advisor.telemetry.hypervisors import HostConnection, measure_dirty_rates, read_inventory
@@ -31,6 +32,11 @@ BUSY_RATE_MIB_S = 16.0
 READINGS = 6
 
 Print = Callable[[str], None]
+
+
+def lab_uri_pattern(lab: Lab) -> str:
+    """The allow-list pattern of this lab's hosts: its daemons' sockets (hosts/<host>/run/libvirt-sock)."""
+    return lab.uri("hv1").replace("/hosts/hv1/", "/hosts/*/")
 
 
 def _ingest(client: AdvisorClient, lab_hosts: list[HostConnection], out: Print) -> None:
@@ -98,13 +104,15 @@ def run(root: Path | None, data_dir: Path, *, keep_lab: bool, out: Print = print
 
     # The demo measures dirty rates itself, once, where the reader sees it; no background collector meanwhile.
     app = build_app(Settings(listen="127.0.0.1:0", data_dir=data_dir, metrics_listen="127.0.0.1:0",
-                             dirty_rate_interval_s=0))
+                             dirty_rate_interval_s=0,
+                             hypervisor_uri_patterns=(*Settings().hypervisor_uri_patterns, lab_uri_pattern(lab))))
     port = app.start()
+    token = app.tokens.renew("demo", Role.ADMIN)  # the demo's own credentials; what it decides is recorded as "demo"
     out(f"Advisor on 127.0.0.1:{port} (data in {data_dir}/, metrics on :{app.metrics_port}, "
         f"cost model {app.predictor.model.name} {app.predictor.model.version}).\n")
     ok = False
     try:
-        with AdvisorClient(f"127.0.0.1:{port}", timeout_s=120) as client:
+        with AdvisorClient(f"127.0.0.1:{port}", token=token, timeout_s=120) as client:
             lab_hosts = [HostConnection(h.name, h.uri, migration_address="127.0.0.1",
                                         network_bandwidth_mib_s=LAB_LINK_MIB_S) for h in status.hosts]
             _ingest(client, lab_hosts, out)
@@ -113,8 +121,8 @@ def run(root: Path | None, data_dir: Path, *, keep_lab: bool, out: Print = print
             rec = client.recommend(pb.RecommendTargetRequest(vm_id=BUSY_GUEST,
                                                              objective=pb.Objective(max_downtime_ms=300)))
             out(render_recommendation(rec) + "\n")
-            client.decide(rec.id, True, "demo", "approved by the demo")
-            op = client.execute(rec.id, "demo")
+            client.decide(rec.id, True, "approved by the demo")
+            op = client.execute(rec.id)
             out(f"Approved and executing as operation {op.operation_id} (libvirt, peer to peer):")
             _watch(client, op.operation_id, out)
             final = client.operation(op.operation_id)

@@ -7,6 +7,8 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -14,7 +16,8 @@ from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.cli.remote import push_example
 from advisor.cli.render import hosts_table, render_costs, render_recommendation
-from advisor.config import Settings, load_settings
+from advisor.config import ConfigError, Settings, load_settings
+from advisor.domain.access import Role
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -33,6 +36,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, os.environ, overrides)
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
+    except ValueError as error:
+        raise ConfigError(f"{path}: not JSON ({error})") from None
+    if not isinstance(found, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return found
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from advisor import logs
 
@@ -47,18 +62,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _example_demo(args: argparse.Namespace) -> int:
     from advisor.app import build_app
 
-    example = json.loads(args.example.read_text())
+    example = _read_json(args.example)
     settings = Settings(listen="127.0.0.1:0", data_dir=args.data_dir, metrics_listen="",
                         models_dir=args.models_dir or Settings().models_dir)
     app = build_app(settings)
     port = app.start()
+    token = app.tokens.renew("demo", Role.ADMIN)
     try:
-        with AdvisorClient(f"127.0.0.1:{port}") as client:
+        with AdvisorClient(f"127.0.0.1:{port}", token=token) as client:
             print(f"Advisor started on 127.0.0.1:{port} with data in {settings.data_dir}/ (SQLite, WAL).")
             print(f"Example: {example.get('description', args.example)}\n")
             hosts, vms, samples = push_example(client, example, time.time())
             print(f"Pushed {hosts} hosts, {vms} VMs and {samples} samples over gRPC.\n")
-            print(hosts_table(client) + "\n")
+            print(hosts_table(list(client.list_hosts())) + "\n")
             ask = json_format.ParseDict(example["recommend"], pb.RecommendTargetRequest())
             print(f"Asking where and how to move {ask.vm_id} "
                   f"(objective: downtime <= {ask.objective.max_downtime_ms:.0f} ms)...\n")
@@ -71,8 +87,10 @@ def _example_demo(args: argparse.Namespace) -> int:
             print(render_costs(prediction.costs, rec.moves[0].parameters.technique) + "\n")
             print("Explore further:")
             print(f"  advisor serve --data-dir {settings.data_dir}        # the same service, kept running")
-            print("  advisor recs list; advisor recs show ID; advisor recs approve ID --actor you")
-            print("  grpcurl -plaintext 127.0.0.1:50051 list        # reflection is on")
+            print(f"  export ADVISOR_TOKEN=$(advisor tokens create --data-dir {settings.data_dir} --name you "
+                  "--role operator)")
+            print("  advisor recs list; advisor recs show ID; advisor recs approve ID")
+            print('  grpcurl -plaintext -H "authorization: Bearer $ADVISOR_TOKEN" 127.0.0.1:50051 list')
             print("  advisor demo                                    # the whole story on a local libvirt lab")
     finally:
         app.stop()

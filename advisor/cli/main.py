@@ -7,12 +7,18 @@ Exit codes: 0 success, 1 the advisor refused or failed (the message says why), 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
+from advisor.adapters.datadir import DataDirInUse
+from advisor.adapters.sqlite.access import TokenError
+from advisor.adapters.sqlite.db import StorageError
 from advisor.api.client import ClientError
+from advisor.cli.common import client_args
 from advisor.cli.local import cmd_demo, cmd_predict_cost, cmd_serve
 from advisor.cli.remote import (
     cmd_hosts,
@@ -24,21 +30,23 @@ from advisor.cli.remote import (
     cmd_recs,
     cmd_vms,
 )
+from advisor.cli.tokens import add_tokens_commands
 from advisor.config import ConfigError
 from advisor.domain.errors import AdvisorError
 from advisor.lab.cli import add_lab_commands
+from advisor.simulation.cli import add_simulate_command
+from advisor.tables import safe
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "cluster.json"
-DEFAULT_SERVER = os.environ.get("ADVISOR_SERVER", "127.0.0.1:50051")
 
 
 def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per flag
-    top = argparse.ArgumentParser(prog="advisor", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(prog="advisor", description=__doc__.splitlines()[0],
+                                  epilog="Exit codes: 0 success, 1 the advisor refused or failed, 2 bad usage or "
+                                         "configuration. Client commands read $ADVISOR_SERVER and $ADVISOR_TOKEN.")
+    top.add_argument("--version", action="version", version=f"advisor {package_version()}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def client_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--server", default=DEFAULT_SERVER,
-                       help="advisor address (default: $ADVISOR_SERVER or 127.0.0.1:50051)")
 
     p = sub.add_parser("serve", help="run the advisor's gRPC service until SIGTERM")
     p.add_argument("--config", type=Path, help="TOML settings file (ADVISOR_* variables and flags override it)")
@@ -100,7 +108,6 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
     p.add_argument("--deadline-ms", type=float, default=0.0, help="the migration must finish within this")
     p.add_argument("--minimize-bytes", action="store_true", help="prefer fewest bytes over shortest time")
     p.add_argument("--exclude", action="append", default=[], metavar="HOST", help="host not to consider")
-    p.add_argument("--json", action="store_true", help="print the recommendation as JSON")
     client_args(p)
     p.set_defaults(func=cmd_recommend)
 
@@ -114,7 +121,6 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
         p.add_argument("--max-moves", type=int, default=0, help="at most this many moves (default: no bound)")
         p.add_argument("--max-downtime-ms", type=float, default=0.0, help="downtime limit of every move")
         p.add_argument("--deadline-ms", type=float, default=0.0, help="deadline of every move")
-        p.add_argument("--json", action="store_true")
         client_args(p)
         p.set_defaults(func=cmd_plan)
 
@@ -126,18 +132,18 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
     client_args(p)
     p = recs.add_parser("show", help="one recommendation with its reasons")
     p.add_argument("id")
-    p.add_argument("--json", action="store_true")
     client_args(p)
     for action in ("approve", "reject"):
-        p = recs.add_parser(action, help=f"{action} a pending recommendation")
+        p = recs.add_parser(action, help=f"{action} a pending recommendation (recorded as your token's name)")
         p.add_argument("id")
-        p.add_argument("--actor", required=True, help="who decides")
         p.add_argument("--reason", required=action == "reject", help="why (required to reject)")
         client_args(p)
     recs_parent = sub.choices["recs"]
     recs_parent.set_defaults(func=cmd_recs)
 
     add_lab_commands(sub)
+    add_tokens_commands(sub)
+    add_simulate_command(sub)
 
     migrate = sub.add_parser("migrate", help="execute, watch, show or abort migrations")
     migrate.set_defaults(func=cmd_migrate)
@@ -145,7 +151,6 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
     p = actions.add_parser("execute", help="execute a move of an approved recommendation (idempotent)")
     p.add_argument("recommendation")
     p.add_argument("--move", type=int, default=0, help="which move of a plan (default 0)")
-    p.add_argument("--actor", required=True, help="who asks")
     p.add_argument("--watch", action="store_true", help="follow its progress to the end (exit 1 unless it succeeds)")
     client_args(p)
     p = actions.add_parser("watch", help="follow an operation's progress to the end")
@@ -161,20 +166,43 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
     return top
 
 
+def package_version() -> str:
+    try:
+        return metadata.version("advisor")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A mistake of the user or the environment is one line on stderr and an exit code:
+    2 for usage or configuration, 1 when the advisor refused or something failed; never a traceback."""
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
     except ClientError as error:
         hint = " (is `advisor serve` running there?)" if error.code == "UNAVAILABLE" else ""
-        print(f"advisor: {error.code}: {error.details}{hint}", file=sys.stderr)
-        return 1
-    except ConfigError as error:
-        print(f"advisor: configuration: {error}", file=sys.stderr)
-        return 2
+        hint = " (give a token: --token or $ADVISOR_TOKEN)" if error.code == "UNAUTHENTICATED" else hint
+        return _say(f"{error.code}: {error.details}{hint}", 1)
+    except (ConfigError, DataDirInUse, StorageError, TokenError) as error:
+        return _say(str(error), 2)
     except AdvisorError as error:
-        print(f"advisor: {error}", file=sys.stderr)
-        return 1
+        return _say(str(error), 1)
+    except OSError as error:  # a port in use, a file that cannot be read, a full disk ...
+        if isinstance(error, BrokenPipeError):
+            return _quiet_pipe()
+        return _say(f"{error.strerror or error}" + (f": {error.filename}" if error.filename else ""), 2)
     except KeyboardInterrupt:
         return 130
 
+
+def _say(message: str, code: int) -> int:
+    with contextlib.suppress(BrokenPipeError):
+        print(f"advisor: {safe(message)}", file=sys.stderr)
+    return code
+
+
+def _quiet_pipe() -> int:
+    """The reader of our output went away (`advisor recs list | head`): stop without a word, as Unix tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0

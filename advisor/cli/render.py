@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.tables import table
+from advisor.tables import safe, table
 
 
 def technique_name(value: int) -> str:
@@ -31,19 +30,19 @@ def render_costs(costs: Sequence[pb.MigrationCost], chosen: int | None = None) -
         for c in costs
     ]
     model = costs[0].model if costs else pb.ModelInfo()
-    note = f"model: {model.name} {model.version} (interval: {model.interval_kind})"
+    note = safe(f"model: {model.name} {model.version} (interval: {model.interval_kind})")
     if model.fallback_reason:
-        note += f"\nfallback: {model.fallback_reason}"
+        note += f"\nfallback: {safe(model.fallback_reason)}"
     return table(["technique", "total s [interval]", "downtime ms", "MiB sent", "converges"], rows) + "\n" + note
 
 
 def render_recommendation(rec: pb.Recommendation) -> str:
-    out = [f"Recommendation {rec.id} ({rec.goal}), {state_name(rec.state)}", f"  {rec.summary}"]
+    out = [f"Recommendation {safe(rec.id)} ({safe(rec.goal)}), {state_name(rec.state)}", f"  {safe(rec.summary)}"]
     if rec.decided_by:
-        out.append(f"  decided by {rec.decided_by}: {rec.decision_reason or '(no reason given)'}")
+        out.append(f"  decided by {safe(rec.decided_by)}: {safe(rec.decision_reason) or '(no reason given)'}")
     for move in rec.moves:
         p = move.parameters
-        out += ["", "Why:"] + [f"  - {r}" for r in move.reasons]
+        out += ["", "Why:"] + [f"  - {safe(r)}" for r in move.reasons]
         switch = f", switch to post-copy after {p.postcopy_after_ms / 1000:.1f} s" if p.HasField(
             "postcopy_after_ms") else ""
         out += [
@@ -59,6 +58,22 @@ def render_recommendation(rec: pb.Recommendation) -> str:
             for a in move.assessments
         ]
         out.append(table(["host", "eligible", "score", "CPU after", "mem after", "rejected because"], rows))
+        if move.rejection_counts:
+            counts = ", ".join(f"{safe(c.filter)} {c.hosts} (e.g. {safe(c.example_host_id)})"
+                               for c in move.rejection_counts)
+            out.append(f"Of {move.hosts_assessed} hosts assessed, rejected by: {counts}.")
+    return "\n".join(out)
+
+
+def render_plan(rec: pb.Recommendation) -> str:
+    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, technique_name(m.parameters.technique),
+             f"{m.predicted_cost.total_time_ms.median / 1000:.1f}", f"{m.predicted_cost.downtime_ms.median:.0f}"]
+            for i, m in enumerate(rec.moves)]
+    out = [f"Plan {safe(rec.id)} ({safe(rec.goal)}), {state_name(rec.state)}", f"  {safe(rec.summary)}", "",
+           table(["move", "vm", "from", "to", "technique", "time s", "downtime ms"], rows, right=(0, 5, 6))]
+    if rec.moves:
+        out.append(f"\nReview with `advisor recs show {safe(rec.id)}`; after approval, run each move with "
+                   f"`advisor migrate execute {safe(rec.id)} --move N`.")
     return "\n".join(out)
 
 
@@ -67,8 +82,8 @@ def phase_name(value: int) -> str:
 
 
 def render_operation(op: pb.Operation) -> str:
-    lines = [f"Operation {op.operation_id} of recommendation {op.recommendation_id}: {phase_name(op.phase)}",
-             f"  {op.message}"]
+    lines = [f"Operation {safe(op.operation_id)} of recommendation {safe(op.recommendation_id)}: "
+             f"{phase_name(op.phase)}", f"  {safe(op.message)}"]
     if op.HasField("outcome"):
         c, o = op.predicted_cost, op.outcome
         rows = [["total time ms", f"{c.total_time_ms.median:.0f}", f"{o.total_time_ms:.0f}"],
@@ -79,12 +94,25 @@ def render_operation(op: pb.Operation) -> str:
     return "\n".join(lines)
 
 
-def hosts_table(client: AdvisorClient) -> str:
-    rows = [
+def hosts_rows(hosts: Sequence[pb.HostStatus]) -> list[list[object]]:
+    return [
         [h.host.id, h.host.cpu_cores, h.host.memory_mib, h.vm_count, h.allocated_vcpus, h.allocated_memory_mib,
          f"{h.cpu_utilization_ratio:.0%}" if h.HasField("cpu_utilization_ratio") else "-",
          "maintenance" if h.host.in_maintenance else "", h.host.cpu_model]
-        for h in client.list_hosts()
+        for h in hosts
     ]
-    return table(["host", "cores", "MiB", "VMs", "vCPUs used", "MiB used", "CPU", "state", "CPU model"], rows,
-                 right=(1, 2, 3, 4, 5, 6))
+
+
+def hosts_table(hosts: Sequence[pb.HostStatus]) -> str:
+    return table(["host", "cores", "MiB", "VMs", "vCPUs used", "MiB used", "CPU", "state", "CPU model"],
+                 hosts_rows(hosts), right=(1, 2, 3, 4, 5, 6))
+
+
+def vms_rows(vms: Sequence[pb.VmStatus]) -> list[list[object]]:
+    return [
+        [v.vm.id, v.vm.host_id, v.vm.vcpus, v.vm.memory_mib,
+         f"{v.cpu_utilization_ratio:.0%}" if v.HasField("cpu_utilization_ratio") else "-",
+         f"{v.dirty_rate_mib_s:.1f}" if v.HasField("dirty_rate_mib_s") else "-",
+         ",".join(v.vm.anti_affinity_groups)]
+        for v in vms
+    ]

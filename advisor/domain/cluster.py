@@ -96,9 +96,14 @@ class Cluster:
                 raise InvalidArgument(f"removed_vm_ids[{i}]", f"VM {vm_id!r} is both pushed and removed")
             if vm_id not in self.vms:
                 raise NotFound(f"removed_vm_ids[{i}]", "VM", vm_id)
+        hosts_after = {**self.hosts, **{h.id: h for h in change.hosts}}
         for i, vm in enumerate(change.vms):
-            if vm.host_id in removed_hosts or (vm.host_id not in self.hosts and vm.host_id not in pushed_hosts):
+            if vm.host_id in removed_hosts or vm.host_id not in hosts_after:
                 raise NotFound(f"vms[{i}].host_id", "host", vm.host_id)
+            host = hosts_after[vm.host_id]
+            if vm.memory_mib > host.memory_mib:
+                raise InvalidArgument(f"vms[{i}].memory_mib", f"{vm.memory_mib} MiB is more than its host "
+                                                              f"{host.id!r} has ({host.memory_mib} MiB)")
         for i, host_id in enumerate(change.removed_host_ids):
             staying = sorted(
                 vm_id

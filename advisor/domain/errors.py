@@ -24,7 +24,9 @@ class NotFound(AdvisorError):
     """A referenced entity does not exist."""
 
     def __init__(self, field: str, kind: str, ident: str, note: str = "") -> None:
-        super().__init__(f"{field}: unknown {kind} {ident!r}" + (f" ({note})" if note else ""))
+        # An id from outside is quoted short: a client must not make us echo megabytes.
+        shown = repr(ident[:64]) + (f" ... ({len(ident)} characters)" if len(ident) > 64 else "")
+        super().__init__(f"{field}: unknown {kind} {shown}" + (f" ({note})" if note else ""))
         self.field = field
         self.kind = kind
         self.ident = ident
@@ -36,3 +38,7 @@ class NotFound(AdvisorError):
 class FailedPrecondition(AdvisorError):
     """The request is well formed but the state forbids it (e.g. approving a rejected recommendation)."""
 
+
+
+class DeadlineExceeded(AdvisorError):
+    """The call ran out of time, for example a stream whose client stayed silent."""

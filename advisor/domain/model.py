@@ -132,6 +132,8 @@ class MigrationInputs:
     dirty_rate_source: str = ""
     # A burst the guest may reach during the migration (the p90 of the dirty-rate forecast), if one is expected.
     burst_dirty_rate_mib_s: float | None = None
+    # False when nothing measured the dirty rate: it is then a pessimistic assumption, not an observation.
+    dirty_rate_known: bool = True
 
     @property
     def usable_bandwidth_mib_s(self) -> float:
@@ -196,7 +198,11 @@ class Move:
     parameters: MigrationParameters
     predicted_cost: MigrationCost
     reasons: tuple[str, ...]
+    # The chosen target and the best other eligible hosts (the full list of every host assessed is stored apart
+    # and paged through ListHostAssessments); the rejected hosts counted by filter: (filter, hosts, an example).
     assessments: tuple[HostAssessment, ...] = ()
+    rejection_counts: tuple[tuple[str, int, str], ...] = ()
+    hosts_assessed: int = 0
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -24,16 +25,24 @@ MAX_HOST_MEMORY_MIB = 64 << 20  # 64 TiB
 MAX_VM_VCPUS = 1024
 MAX_VM_MEMORY_MIB = 24 << 20  # 24 TiB
 MAX_BANDWIDTH_MIB_S = 200_000.0  # beyond 1.6 Tbit/s
+# Below 1 MiB/s (8 Mbit/s) no live migration of a real guest ends: such a figure is a unit mistake.
+MIN_BANDWIDTH_MIB_S = 1.0
 MAX_POWER_W = 100_000.0
 MAX_DIRTY_RATE_MIB_S = 200_000.0
 EARLIEST_SAMPLE_S = 946_684_800.0  # 2000-01-01
 MAX_FUTURE_SKEW_S = 600.0
 
 
+def shown(value: str, limit: int = 40) -> str:
+    """A value from outside as an error message may quote it: at most `limit` characters, escaped."""
+    text = repr(value[:limit])
+    return text + (f" ... ({len(value)} characters)" if len(value) > limit else "")
+
+
 def check_id(value: str, field: str) -> None:
     if not ID_PATTERN.fullmatch(value):
         problem = "is required" if not value else "must be 1-128 characters from [A-Za-z0-9._:@/-]"
-        raise InvalidArgument(field, f"{problem} (got {value[:40]!r})")
+        raise InvalidArgument(field, f"{problem} (got {shown(value)})")
 
 
 def check_number(value: float, field: str, *, low: float, high: float, low_inclusive: bool = True) -> None:
@@ -44,17 +53,25 @@ def check_number(value: float, field: str, *, low: float, high: float, low_inclu
         raise InvalidArgument(field, f"must be in {bracket}{low:g}, {high:g}] (got {value:g})")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def check_text(value: str, field: str, limit: int = MAX_TEXT) -> None:
+    """Free text: bounded, and without control characters (a newline could forge a line in what we print)."""
     if len(value) > limit:
         raise InvalidArgument(field, f"must be at most {limit} characters (got {len(value)})")
+    if found := _CONTROL.search(value):
+        raise InvalidArgument(field, f"must not contain control characters (found {found.group()!r} at "
+                                     f"position {found.start()})")
 
 
 def check_labels(labels: Mapping[str, str], field: str) -> None:
     if len(labels) > MAX_LABELS:
         raise InvalidArgument(field, f"at most {MAX_LABELS} labels (got {len(labels)})")
     for key, value in labels.items():
-        if not key or len(key) > MAX_LABEL_KEY:
-            raise InvalidArgument(f"{field}[{key[:40]!r}]", f"label keys must be 1-{MAX_LABEL_KEY} characters")
+        if not key or len(key) > MAX_LABEL_KEY or _CONTROL.search(key):
+            raise InvalidArgument(f"{field}[{shown(key)}]",
+                                  f"label keys must be 1-{MAX_LABEL_KEY} characters, no control characters")
         check_text(value, f"{field}[{key!r}]", MAX_LABEL_VALUE)
 
 
@@ -72,10 +89,8 @@ def check_host(host: Host, field: str) -> None:
     check_number(host.memory_mib, f"{field}.memory_mib", low=1, high=MAX_HOST_MEMORY_MIB)
     check_text(host.cpu_model, f"{field}.cpu_model")
     check_labels(host.labels, f"{field}.labels")
-    check_number(
-        host.network_bandwidth_mib_s, f"{field}.network_bandwidth_mib_s", low=0, high=MAX_BANDWIDTH_MIB_S,
-        low_inclusive=False,
-    )
+    check_number(host.network_bandwidth_mib_s, f"{field}.network_bandwidth_mib_s", low=MIN_BANDWIDTH_MIB_S,
+                 high=MAX_BANDWIDTH_MIB_S)
     check_text(host.hypervisor_uri, f"{field}.hypervisor_uri", 1024)
     check_text(host.migration_address, f"{field}.migration_address")
     check_number(host.idle_power_w, f"{field}.idle_power_w", low=0, high=MAX_POWER_W)
@@ -95,8 +110,18 @@ def check_vm(vm: Vm, field: str) -> None:
     check_text(vm.cpu_model, f"{field}.cpu_model")
 
 
+def _date(time_s: float) -> str:
+    return dt.datetime.fromtimestamp(time_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def check_time(time_s: float, field: str, now_s: float) -> None:
-    check_number(time_s, field, low=EARLIEST_SAMPLE_S, high=now_s + MAX_FUTURE_SKEW_S)
+    latest = now_s + MAX_FUTURE_SKEW_S
+    if not math.isfinite(time_s):
+        raise InvalidArgument(field, f"must be a finite time (got {time_s})")
+    if not EARLIEST_SAMPLE_S <= time_s <= latest:
+        got = _date(time_s) if -62_135_596_800 < time_s < 253_402_300_800 else f"{time_s:g} s"
+        raise InvalidArgument(field, f"must be between {_date(EARLIEST_SAMPLE_S)} and {_date(latest)} "
+                                     f"(at most {MAX_FUTURE_SKEW_S / 60:.0f} minutes ahead; got {got})")
 
 
 def _optional(value: float | None, field: str, *, high: float) -> None:

@@ -101,7 +101,7 @@ class Executor:
             raise NotFound("operation_id", "operation", operation_id)
         return record
 
-    def abort(self, operation_id: str, reason: str) -> MigrationRecord:
+    def abort(self, operation_id: str, reason: str, actor: str = "") -> MigrationRecord:
         with self._lock:
             live = self._live.get(operation_id)
             if live is None:
@@ -114,15 +114,18 @@ class Executor:
                 raise FailedPrecondition(
                     f"operation {operation_id} is in post-copy: aborting now would lose the guest; it will finish"
                 )
-            live.user_abort = reason or "aborted on request"
+            live.user_abort = (reason or "aborted on request") + (f" (by {actor})" if actor else "")
             if operation_id in self._queue:
                 self._queue.remove(operation_id)
                 self._end(live, MigrationResult(False, error="aborted before it started"), Phase.ABORTED,
                           f"aborted while queued: {live.user_abort}")
             return live.record
 
-    def watch(self, operation_id: str, timeout_s: float = 3600.0) -> Iterator[tuple[MigrationRecord, Progress | None]]:
-        """Yield (record, latest progress) at every change until the operation ends (or the timeout)."""
+    def watch(
+        self, operation_id: str, timeout_s: float = 3600.0, alive: Callable[[], bool] = lambda: True
+    ) -> Iterator[tuple[MigrationRecord, Progress | None]]:
+        """Yield (record, latest progress) at every change until the operation ends, the timeout passes, or
+        `alive()` says the watcher went away (checked every second, so a gone client frees its place)."""
         with self._lock:
             live = self._live.get(operation_id)
         if live is None:
@@ -132,8 +135,10 @@ class Executor:
         seen = -1
         while True:
             with live.changed:
-                live.changed.wait_for(lambda last=seen: live.version != last,  # type: ignore[misc]
-                                      timeout=max(0.0, deadline - time.monotonic()))
+                while live.version == seen and time.monotonic() < deadline:
+                    if not alive():
+                        return
+                    live.changed.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
                 seen = live.version
                 record, progress = live.record, live.progress
             yield record, progress
@@ -204,14 +209,18 @@ class Executor:
     # -- one migration -------------------------------------------------------------------------------------
 
     def _end(self, live: Live, result: MigrationResult, phase: Phase, message: str) -> None:
-        live.record = replace(live.record, outcome=result, finished_at_s=self._clock())
-        self._runner.note(live, phase, message)
+        """Store the final record, let the observer act on it, and only then tell the watchers: whoever sees a
+        migration ended also sees what it changed (its recommendation's state, where the VM runs)."""
+        final = self._runner.saved(replace(live.record, outcome=result, finished_at_s=self._clock()), phase, message)
         with self._lock:
-            self._running.discard(live.record.operation_id)
-            self._live.pop(live.record.operation_id, None)
+            self._running.discard(final.operation_id)
             if not self._stopping.is_set():
                 self._schedule()
         try:
-            self._observer.finished(live.record)
+            self._observer.finished(final)
         except Exception:
-            log.exception("observer failed", extra={"operation": live.record.operation_id})
+            log.exception("observer failed", extra={"operation": final.operation_id})
+        live.record = final
+        with self._lock:
+            self._live.pop(final.operation_id, None)
+        self._runner.publish(live)

@@ -14,6 +14,11 @@ class HypervisorError(Exception):
     """A hypervisor call failed; the message carries the hypervisor's own words."""
 
 
+class UriRefused(HypervisorError):
+    """The advisor refused to connect to a URI its allow-list does not name; nothing was contacted, and the
+    words are the advisor's own."""
+
+
 @dataclass(frozen=True)
 class HostFacts:
     uuid: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -19,10 +20,21 @@ from advisor.domain.errors import AdvisorError
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import MigrationParameters
 from advisor.execution import monitor
-from advisor.execution.hypervisor import Hypervisor, HypervisorError, MigrationTarget
+from advisor.execution.hypervisor import Hypervisor, HypervisorError, MigrationTarget, UriRefused
 from advisor.execution.monitor import MonitorPlan
 
 log = logging.getLogger("advisor.execution")
+
+
+def public(error: Exception) -> str:
+    """What a client may read of an error. The advisor's own errors say what they say; a hypervisor's words can
+    carry what the caller must not see (a file's first line from a crafted URI, addresses, paths), so they stay
+    in the log under an incident id that the client gets instead."""
+    if isinstance(error, AdvisorError | UriRefused):
+        return str(error)
+    incident = uuid.uuid4().hex[:8]
+    log.warning("hypervisor error", extra={"incident": incident, "error": str(error)})
+    return f"the hypervisor reported an error (incident {incident}; details in the advisor's log)"
 
 
 class MigrationStore(Protocol):
@@ -115,13 +127,17 @@ class Runner:
         self._end = on_end
 
     def note(self, live: Live, phase: Phase, message: str) -> None:
-        record = live.record
+        live.record = self.saved(live.record, phase, message)
+        self.publish(live)
+
+    def saved(self, record: MigrationRecord, phase: Phase, message: str) -> MigrationRecord:
+        """`record` in `phase` with `message` on its timeline, as stored."""
         at_ms = (self._clock() - record.created_at_s) * 1000
-        live.record = replace(record, phase=phase, timeline=(*record.timeline, TimelineEntry(at_ms, phase, message)))
-        self._store.save_migration(live.record)
+        record = replace(record, phase=phase, timeline=(*record.timeline, TimelineEntry(at_ms, phase, message)))
+        self._store.save_migration(record)
         log.info("migration", extra={"operation": record.operation_id, "vm": record.vm_id, "phase": phase.value,
                                      "event": message})
-        self.publish(live)
+        return record
 
     def publish(self, live: Live) -> None:
         with live.changed:
@@ -134,7 +150,7 @@ class Runner:
             source = self._endpoints(record.source_host_id).hypervisor()
             target = self._endpoints(record.target_host_id).target
         except (HypervisorError, AdvisorError) as error:
-            self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED, f"cannot start: {error}")
+            self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED, f"cannot start: {public(error)}")
             return
         plan = monitor_plan(record.parameters, self._tuning)
         state, actions = monitor.start(plan)
@@ -143,7 +159,7 @@ class Runner:
         try:
             self._apply(live, source, actions, state)
         except HypervisorError as error:
-            self.note(live, Phase.PRECOPY, f"could not set the initial downtime: {error}")
+            self.note(live, Phase.PRECOPY, f"could not set the initial downtime: {public(error)}")
         outcome: list[MigrationResult] = []
         migrate = threading.Thread(
             target=lambda: outcome.append(source.migrate(record.vm_id, target, record.parameters)),
@@ -200,7 +216,7 @@ class Runner:
             try:
                 self._apply(live, source, actions, state)
             except HypervisorError as error:
-                self.note(live, live.record.phase, f"action failed: {error}")
+                self.note(live, live.record.phase, f"action failed: {public(error)}")
             self.publish(live)
         return state
 
@@ -242,7 +258,8 @@ class Runner:
             message = (f"done in {result.total_time_ms / 1000:.1f} s, downtime {result.downtime_ms:.0f} ms, "
                        f"{result.transferred_mib:.0f} MiB; guest runs on {where}")
         else:
-            message = f"{final}: {result.error or 'no error given'}; guest runs on {where}"
+            why = "as asked (see the timeline)" if state.abort_requested else public(HypervisorError(result.error))
+            message = f"{final}: {why}; guest runs on {where}"
         self._end(live, result, final, message)
 
     def _where(self, record: MigrationRecord, settle_s: float = 5.0) -> str:
@@ -280,7 +297,8 @@ class Runner:
         try:
             source = self._endpoints(record.source_host_id).hypervisor()
         except (HypervisorError, AdvisorError) as error:
-            self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED, f"cannot reconcile: {error}")
+            self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED,
+                      f"cannot reconcile: {public(error)}")
             return
         try:
             if source.progress(record.vm_id) is not None:

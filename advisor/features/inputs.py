@@ -133,6 +133,10 @@ def migration_inputs(
     two bounds the bandwidth). The dirty rate is, in order: the request's, the forecast's mean (its p90 kept as a
     possible burst), the newest sample's; the memory to copy is the memory in use when a sample says so."""
     burst: float | None = None
+    link = min(source.network_bandwidth_mib_s, (target or source).network_bandwidth_mib_s)
+    bandwidth = link if overrides.bandwidth_mib_s is None else overrides.bandwidth_mib_s
+    cap = bandwidth if overrides.max_bandwidth_mib_s is None else overrides.max_bandwidth_mib_s
+    known = True
     if overrides.dirty_rate_mib_s is not None:
         dirty, dirty_source = overrides.dirty_rate_mib_s, "request override"
     elif forecast is not None:
@@ -146,17 +150,20 @@ def migration_inputs(
         dirty = observed.dirty_rate.value
         dirty_source = f"latest sample, {_fmt_time(observed.dirty_rate.time_s)} (too little history to forecast)"
     else:
-        dirty, dirty_source = 0.0, "no dirty-rate sample: assumed idle"
+        # Unknown is never idle: take the guest as dirtying as fast as the link moves, the pessimistic case in
+        # which pre-copy does not converge by itself, so the choice and its limits stay on the safe side.
+        dirty, known = min(bandwidth, cap), False
+        dirty_source = (f"no dirty-rate sample: unknown, taken as {dirty:.1f} MiB/s (as fast as the link moves) "
+                        "to stay on the safe side")
     used = observed.memory_used
     memory = used.value if used is not None and used.value > 0 else float(vm.memory_mib)
-    link = min(source.network_bandwidth_mib_s, (target or source).network_bandwidth_mib_s)
-    bandwidth = link if overrides.bandwidth_mib_s is None else overrides.bandwidth_mib_s
     return MigrationInputs(
         memory_mib=memory,
         dirty_rate_mib_s=dirty,
         bandwidth_mib_s=bandwidth,
-        max_bandwidth_mib_s=bandwidth if overrides.max_bandwidth_mib_s is None else overrides.max_bandwidth_mib_s,
+        max_bandwidth_mib_s=cap,
         max_downtime_ms=DEFAULT_MAX_DOWNTIME_MS if overrides.max_downtime_ms is None else overrides.max_downtime_ms,
         dirty_rate_source=dirty_source,
         burst_dirty_rate_mib_s=burst,
+        dirty_rate_known=known,
     )

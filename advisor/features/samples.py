@@ -108,11 +108,24 @@ class SeriesStore:
     def forget(self, entity_id: str) -> None:
         self._rings.pop(entity_id, None)
 
+    def ids(self) -> list[str]:
+        return list(self._rings)
+
     def __len__(self) -> int:
         return len(self._rings)
 
     def nbytes(self) -> int:
         return sum(r.times.nbytes + r.values.nbytes for r in self._rings.values())
+
+
+@dataclass(frozen=True)
+class Series:
+    """One entity's recent samples, as saved and restored: kind "host" or "vm", times, values[time, field]."""
+
+    kind: str
+    entity_id: str
+    times: npt.NDArray[np.float64]
+    values: npt.NDArray[np.float32]
 
 
 class RecentSamples:
@@ -122,6 +135,7 @@ class RecentSamples:
         self._lock = threading.Lock()
         self._hosts = SeriesStore(HOST_FIELDS, capacity)
         self._vms = SeriesStore(VM_FIELDS, capacity)
+        self._changed: set[tuple[str, str]] = set()  # (kind, id) with samples not yet exported
 
     @property
     def vm_fields(self) -> tuple[str, ...]:
@@ -133,8 +147,10 @@ class RecentSamples:
             for hs in host_samples:
                 self._hosts.add(hs.host_id, hs.time_s, (hs.cpu_utilization, hs.memory_used_mib, hs.network_rx_mib_s,
                                                         hs.network_tx_mib_s, hs.power_w))
+                self._changed.add(("host", hs.host_id))
             for vs in vm_samples:
                 self._vms.add(vs.vm_id, vs.time_s, (vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s))
+                self._changed.add(("vm", vs.vm_id))
 
     def host_latest(self, host_id: str, field: str) -> Latest | None:
         with self._lock:
@@ -158,8 +174,35 @@ class RecentSamples:
         with self._lock:
             for host_id in host_ids:
                 self._hosts.forget(host_id)
+                self._changed.add(("host", host_id))
             for vm_id in vm_ids:
                 self._vms.forget(vm_id)
+                self._changed.add(("vm", vm_id))
+
+    def export_changed(self, newest: int) -> list[Series]:
+        """The newest `newest` samples of every entity changed since the last export (an entity forgotten since
+        comes with no samples), for saving; what is exported is no longer 'changed'."""
+        with self._lock:
+            changed, self._changed = self._changed, set()
+            out = []
+            for kind, entity_id in sorted(changed):
+                store = self._hosts if kind == "host" else self._vms
+                times, values = store.window(entity_id)
+                out.append(Series(kind, entity_id, times[-newest:], values[-newest:]))
+        return out
+
+    def restore(self, series: Iterable[Series]) -> int:
+        """Samples saved by `export_changed`, back in (a restart); returns the entities restored."""
+        count = 0
+        with self._lock:
+            for item in series:
+                store = self._hosts if item.kind == "host" else self._vms
+                if item.values.ndim != 2 or item.values.shape[1] != len(store.fields):
+                    continue  # saved by a version with other fields: not to be guessed at
+                for time_s, row in zip(item.times, item.values, strict=True):
+                    store.add(item.entity_id, float(time_s), [None if np.isnan(v) else float(v) for v in row])
+                count += 1
+        return count
 
     def nbytes(self) -> int:
         with self._lock:

@@ -114,3 +114,44 @@ def rank_targets(
         assessed,
         key=lambda a: (not a.eligible, a.score if a.score is not None else 0.0, a.host_id),
     )
+
+
+# The filter behind each rejection, from the words it starts with (the order of assess_host's checks).
+_KINDS = (
+    ("is the VM's current host", "current host"),
+    ("excluded by request", "excluded by request"),
+    ("in maintenance", "in maintenance"),
+    ("CPU model", "CPU model"),
+    ("memory:", "memory"),
+    ("vCPUs:", "vCPUs"),
+    ("CPU load would reach", "CPU load"),
+    ("anti-affinity group", "anti-affinity"),
+)
+
+
+def rejection_kind(text: str) -> str:
+    """Which filter a rejection came from, e.g. "memory" for "memory: needs 4096 MiB, 12 of 4096 MiB free"."""
+    return next((kind for prefix, kind in _KINDS if text.startswith(prefix)), "other")
+
+
+@dataclass(frozen=True)
+class AssessmentSummary:
+    """What a recommendation keeps of every host it assessed: the chosen target and the best other eligible
+    hosts in full, the rejected ones counted by filter (with one example host each)."""
+
+    kept: tuple[HostAssessment, ...]
+    rejection_counts: tuple[tuple[str, int, str], ...]  # (filter, hosts, an example host)
+    hosts_assessed: int
+
+
+def summarize(assessments: Sequence[HostAssessment], chosen_host_id: str, best: int = 5) -> AssessmentSummary:
+    """Keep `chosen_host_id` and the `best` best eligible others (in rank order); count rejections by filter, a
+    host with several counted under each."""
+    chosen = [a for a in assessments if a.host_id == chosen_host_id]
+    others = [a for a in assessments if a.eligible and a.host_id != chosen_host_id][:best]
+    counts: dict[str, list[str]] = {}
+    for a in assessments:
+        for kind in dict.fromkeys(rejection_kind(r) for r in a.rejections):
+            counts.setdefault(kind, []).append(a.host_id)
+    ordered = sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return AssessmentSummary((*chosen, *others), tuple((k, len(h), h[0]) for k, h in ordered), len(assessments))

@@ -25,10 +25,11 @@ log = logging.getLogger("advisor.telemetry")
 class Periodic:
     """Run `task` every `interval_s` seconds in a daemon thread until `stop()`; a failing run is logged, not fatal."""
 
-    def __init__(self, name: str, interval_s: float, task: Callable[[], None]) -> None:
+    def __init__(self, name: str, interval_s: float, task: Callable[[], None], *, final_run: bool = False) -> None:
         self.name = name
         self._interval_s = interval_s
         self._task = task
+        self._final_run = final_run  # run once more at stop (e.g. to save what is in memory)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
@@ -37,7 +38,13 @@ class Periodic:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
-        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        if self._final_run:
+            try:
+                self._task()
+            except Exception:
+                log.exception("collector's last run failed", extra={"collector": self.name})
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -88,7 +95,9 @@ def dirty_rate_collector(
         hosts = [HostConnection(h.id, h.hypervisor_uri) for h in ingestion.hosts_with_hypervisor()]
         if not hosts:
             return
-        samples = measure_dirty_rates(hosts, connect, clock, readings=readings, seconds=1, skip=migrating_vms())
+        reached: set[str] = set()
+        samples = measure_dirty_rates(hosts, connect, clock, readings=readings, seconds=1, skip=migrating_vms(),
+                                      reached=reached)
         for s in samples:
             if s.dirty_rate_mib_s is not None:
                 metrics.vm_dirty_rate.labels(s.vm_id).set(s.dirty_rate_mib_s)
@@ -101,6 +110,9 @@ def dirty_rate_collector(
         skipped = ingestion.ingest_pulled([], samples + others)
         for reason, count in skipped.items():
             metrics.source_skipped.labels("libvirt", reason).inc(count)
-        metrics.source_up.labels("libvirt").set(1)
+        # Up means every hypervisor answered; each host's own gauge says which did not.
+        for conn in hosts:
+            metrics.hypervisor_up.labels(conn.host_id).set(1 if conn.host_id in reached else 0)
+        metrics.source_up.labels("libvirt").set(1 if len(reached) == len(hosts) else 0)
 
     return collect

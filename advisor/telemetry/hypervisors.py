@@ -62,9 +62,11 @@ def measure_dirty_rates(
     readings: int = 3,
     seconds: int = 1,
     skip: frozenset[str] = frozenset(),
+    reached: set[str] | None = None,
 ) -> list[VmSample]:
     """One sample per running guest: the mean of `readings` page-sampling measurements of `seconds` each.
-    A host that cannot be reached is logged and passed over; the others are still measured."""
+    A host that cannot be reached is logged and passed over; the others are still measured. The ids of the hosts
+    that answered are added to `reached`."""
     samples = []
     for conn in hosts:
         try:
@@ -73,7 +75,14 @@ def measure_dirty_rates(
             log.warning("host not reachable for dirty rates", extra={"host": conn.host_id, "error": str(error)})
             continue
         try:
-            for guest in hypervisor.guests():
+            try:
+                guests = hypervisor.guests()
+            except HypervisorError as error:
+                log.warning("host not answering for dirty rates", extra={"host": conn.host_id, "error": str(error)})
+                continue
+            if reached is not None:
+                reached.add(conn.host_id)
+            for guest in guests:
                 if not guest.running or guest.name in skip:
                     continue
                 values = []

@@ -17,7 +17,7 @@ from advisor.domain.recommendation import Recommendation
 from advisor.features.inputs import Overrides
 from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
-from advisor.planning.placement import HostLoad, PlacementPolicy, VmDemand, rank_targets
+from advisor.planning.placement import HostLoad, PlacementPolicy, VmDemand, rank_targets, summarize
 from advisor.planning.technique import TechniquePolicy, choose_technique
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
@@ -68,7 +68,11 @@ class Advice:
             ("max_downtime_ms", overrides.max_downtime_ms, 3_600_000.0),
         ):
             if value is not None:
-                validation.check_number(value, field, low=0, high=high, low_inclusive=field == "dirty_rate_mib_s")
+                low = 0.0 if field in ("dirty_rate_mib_s", "max_downtime_ms") else validation.MIN_BANDWIDTH_MIB_S
+                validation.check_number(value, field, low=low, high=high, low_inclusive=field != "max_downtime_ms")
+        validation.check_id(vm_id, "vm_id")
+        if target_host_id:
+            validation.check_id(target_host_id, "target_host_id")
         with self._inventory.reading() as cluster:
             vm = cluster.vms.get(vm_id)
             if vm is None:
@@ -87,6 +91,7 @@ class Advice:
         self, vm_id: str, objective: Objective, excluded_host_ids: Sequence[str] = ()
     ) -> Recommendation:
         check_objective(objective)
+        validation.check_id(vm_id, "vm_id")
         for i, host_id in enumerate(excluded_host_ids):
             validation.check_id(host_id, f"excluded_host_ids[{i}]")
         with self._inventory.reading() as cluster:
@@ -134,11 +139,13 @@ class Advice:
             f"{cost.total_time_ms.median / 1000:.1f} s, {cost.downtime_ms.median:.0f} ms downtime, "
             f"{cost.transferred_mib.median:.0f} MiB ({cost.model.name} {cost.model.version})."
         )
+        kept = summarize(assessments, best.host_id)
         rec = Recommendation(
             id=self._new_id(), goal=f"target:{vm.id}", created_at_s=self._clock(),
-            moves=(Move(vm.id, vm.host_id, best.host_id, choice.parameters, cost, reasons, tuple(assessments)),),
+            moves=(Move(vm.id, vm.host_id, best.host_id, choice.parameters, cost, reasons, kept.kept,
+                        kept.rejection_counts, kept.hosts_assessed),),
             summary=summary,
         )
-        self._store.add_recommendation(rec)
+        self._store.add_recommendation(rec, {0: assessments})
         self._metrics.recommendations.labels("target").inc()
         return rec

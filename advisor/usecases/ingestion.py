@@ -10,6 +10,7 @@ from advisor.domain import validation
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import InvalidArgument, NotFound
 from advisor.domain.model import Host, HostSample, VmSample
+from advisor.domain.uris import UriPolicy
 from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.inventory import Inventory
@@ -21,8 +22,10 @@ MAX_SAMPLES_PER_PUSH = 50_000
 
 
 class Ingestion:
-    def __init__(self, inventory: Inventory, samples: RecentSamples, metrics: AdvisorMetrics, clock: Clock) -> None:
+    def __init__(self, inventory: Inventory, samples: RecentSamples, metrics: AdvisorMetrics, clock: Clock,
+                 uris: UriPolicy) -> None:
         self._inventory = inventory
+        self._uris = uris
         self._samples = samples
         self._metrics = metrics
         self._clock = clock
@@ -44,6 +47,8 @@ class Ingestion:
                 raise InvalidArgument(name, f"at most {MAX_VMS_PER_PUSH} per push (got {len(ids)})")
         for i, host in enumerate(change.hosts):
             validation.check_host(host, f"hosts[{i}]")
+            if host.hypervisor_uri and not self._uris.allows(host.hypervisor_uri):
+                raise InvalidArgument(f"hosts[{i}].hypervisor_uri", self._uris.explain(host.hypervisor_uri))
         for i, vm in enumerate(change.vms):
             validation.check_vm(vm, f"vms[{i}]")
         for i, ident in enumerate(change.removed_host_ids):

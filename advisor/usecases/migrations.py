@@ -75,14 +75,15 @@ class Migrations:
         validation.check_id(operation_id, "operation_id")
         return self._require_executor().get(operation_id)
 
-    def abort(self, operation_id: str, reason: str) -> MigrationRecord:
+    def abort(self, operation_id: str, reason: str, actor: str = "") -> MigrationRecord:
         validation.check_id(operation_id, "operation_id")
         validation.check_text(reason, "reason", 2048)
-        return self._require_executor().abort(operation_id, reason)
+        return self._require_executor().abort(operation_id, reason, actor)
 
-    def watch(self, operation_id: str) -> Iterator[tuple[MigrationRecord, Progress | None]]:
+    def watch(self, operation_id: str, alive: Callable[[], bool] = lambda: True,
+              ) -> Iterator[tuple[MigrationRecord, Progress | None]]:
         validation.check_id(operation_id, "operation_id")
-        return self._require_executor().watch(operation_id)
+        return self._require_executor().watch(operation_id, alive=alive)
 
     def migrating_vms(self) -> frozenset[str]:
         return frozenset() if self._executor is None else self._executor.migrating_vms()

@@ -11,7 +11,7 @@ from advisor.domain.recommendation import Recommendation
 from advisor.features.inputs import Overrides
 from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
-from advisor.planning.placement import PlacementPolicy
+from advisor.planning.placement import PlacementPolicy, summarize
 from advisor.planning.plans import ClusterSnapshot, PlanPolicy, plan_consolidate, plan_drain, plan_rebalance
 from advisor.planning.technique import TechniquePolicy, choose_technique
 from advisor.usecases.advice import check_objective
@@ -101,14 +101,15 @@ class Planning:
                                       postcopy_allowed=vm.postcopy_allowed, policy=self._technique)
             reasons = (planned.why, f"inputs: {inputs.memory_mib:.0f} MiB, {inputs.dirty_rate_source}",
                        *choice.reasons)
+            kept = summarize(planned.assessments, planned.target_host_id)
             moves.append(Move(vm.id, planned.source_host_id, planned.target_host_id, choice.parameters,
-                              choice.cost, reasons, planned.assessments))
+                              choice.cost, reasons, kept.kept, kept.rejection_counts, kept.hosts_assessed))
         total_s = sum(m.predicted_cost.total_time_ms.median for m in moves) / 1000
         summary = plan.summary + (f" Predicted migration time in all: {total_s:.0f} s." if moves else "")
         if plan.unplaced:
             summary += " Not placed: " + "; ".join(f"{vm_id} ({why})" for vm_id, why in plan.unplaced)
         rec = Recommendation(id=self._new_id(), goal=plan.goal, created_at_s=self._clock(), moves=tuple(moves),
                              summary=summary)
-        self._store.add_recommendation(rec)
+        self._store.add_recommendation(rec, {i: m.assessments for i, m in enumerate(plan.moves)})
         self._metrics.recommendations.labels(goal).inc()
         return rec

@@ -5,11 +5,11 @@ The SQLite adapter (advisor.adapters.sqlite) implements every store here; tests 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from advisor.domain.cluster import InventoryChange
-from advisor.domain.model import Host, Vm
+from advisor.domain.model import Host, HostAssessment, Vm
 from advisor.domain.recommendation import Recommendation, RecommendationState
 
 Clock = Callable[[], float]
@@ -25,8 +25,14 @@ class InventoryStore(Protocol):
 
 
 class RecommendationStore(Protocol):
-    def add_recommendation(self, rec: Recommendation) -> None:
-        """Store a new recommendation (revision 0)."""
+    def add_recommendation(
+        self, rec: Recommendation, assessments: Mapping[int, Sequence[HostAssessment]] | None = None
+    ) -> None:
+        """Store a new recommendation (revision 0), with the full list of hosts assessed for each move."""
+        ...
+
+    def list_assessments(self, rec_id: str, move_index: int) -> list[HostAssessment] | None:
+        """Every host assessed for one move, in rank order; None when none is stored."""
         ...
 
     def replace_recommendation(self, before: Recommendation, after: Recommendation) -> Recommendation | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from advisor.domain import validation
 from advisor.domain.errors import NotFound
 from advisor.domain.model import Host, Vm
 from advisor.features.samples import RecentSamples
@@ -50,6 +51,8 @@ class Queries:
     def list_vms(self, host_id: str = "", size: int = 0, token: str = "") -> tuple[list[VmView], str]:
         size = page_size(size, "page_size")
         after = decode_token(f"vms:{host_id}", token, "page_token") if token else ""
+        if host_id:
+            validation.check_id(host_id, "host_id")
         with self._inventory.reading() as cluster:
             if host_id and host_id not in cluster.hosts:
                 raise NotFound("host_id", "host", host_id)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from advisor.domain import validation
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from advisor.domain.model import HostAssessment
 from advisor.domain.recommendation import (
     Approve,
     Event,
@@ -62,7 +63,7 @@ class Review:
     def get(self, rec_id: str) -> Recommendation:
         return get_recommendation(self._store, rec_id)
 
-    def list(
+    def page(
         self, state: RecommendationState | None, size: int = 0, token: str = ""
     ) -> tuple[list[Recommendation], str]:
         size = page_size(size, "page_size")
@@ -75,11 +76,35 @@ class Review:
             except ValueError:
                 raise InvalidArgument("page_token", "is not a token this server issued") from None
         recs = self._store.list_recommendations(state, size + 1, after)
-        next_token = ""
-        if len(recs) > size:
-            last = recs[size - 1]
-            next_token = encode_token(kind, f"{last.created_at_s!r}|{last.id}")
+        next_token = self.token_after(state, recs[size - 1]) if len(recs) > size else ""
         return recs[:size], next_token
+
+    @staticmethod
+    def token_after(state: RecommendationState | None, last: Recommendation) -> str:
+        """The page token of the listing that continues after `last`."""
+        return encode_token(f"recommendations:{state or ''}", f"{last.created_at_s!r}|{last.id}")
+
+    def assessments(self, rec_id: str, move_index: int, size: int = 0,
+                    token: str = "") -> tuple[list[HostAssessment], str, int]:
+        """One page of every host assessed for a move, best first, and how many there are in all."""
+        rec = get_recommendation(self._store, rec_id, "recommendation_id")
+        if not 0 <= move_index < len(rec.moves):
+            raise InvalidArgument("move_index", f"recommendation {rec_id} has {len(rec.moves)} move(s) "
+                                                f"(got index {move_index})")
+        size = page_size(size, "page_size")
+        kind = f"assessments:{rec_id}:{move_index}"
+        start = 0
+        if token:
+            raw = decode_token(kind, token, "page_token")
+            if not raw.isdigit():
+                raise InvalidArgument("page_token", "is not a token this server issued")
+            start = int(raw)
+        found = self._store.list_assessments(rec_id, move_index)
+        if found is None:
+            found = list(rec.moves[move_index].assessments)  # stored before the full lists were kept apart
+        page = found[start:start + size]
+        more = start + size < len(found)
+        return page, encode_token(kind, str(start + size)) if more else "", len(found)
 
     def decide(self, rec_id: str, approve: bool, actor: str, reason: str) -> Recommendation:
         validation.check_text(actor, "actor")

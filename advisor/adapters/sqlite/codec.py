@@ -57,11 +57,15 @@ def decode_move(d: dict[str, Any]) -> Move:
         parameters=decode_parameters(d["parameters"]),
         predicted_cost=decode_cost(d["predicted_cost"]),
         reasons=tuple(d["reasons"]),
-        assessments=tuple(
-            HostAssessment(host_id, tuple(rejections), score, cpu_after, memory_after)
-            for host_id, rejections, score, cpu_after, memory_after in d["assessments"]
-        ),
+        assessments=tuple(decode_assessments(d["assessments"])),
+        rejection_counts=tuple((str(k), int(n), str(h)) for k, n, h in d.get("rejection_counts", ())),
+        hosts_assessed=int(d.get("hosts_assessed", len(d["assessments"]))),
     )
+
+
+def decode_assessments(rows: list[Any]) -> list[HostAssessment]:
+    return [HostAssessment(host_id, tuple(rejections), score, cpu_after, memory_after)
+            for host_id, rejections, score, cpu_after, memory_after in rows]
 
 
 def decode_migration(d: dict[str, Any]) -> MigrationRecord:

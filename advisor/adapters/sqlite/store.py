@@ -1,8 +1,9 @@
 """SQLite persistence (WAL): the inventory, recommendations and migrations survive a restart.
 
-One connection guarded by a lock: writes are serialised by SQLite anyway, and reads are few (the advisor keeps the
-inventory in memory and reads it from here only at start). A recommendation's state changes by compare-and-set on
-its revision (`replace_recommendation`), so two writers can never both decide it.
+One connection guarded by a lock (advisor.adapters.sqlite.db): writes are serialised by SQLite anyway, and reads
+are few (the advisor keeps the inventory in memory and reads it from here only at start). A recommendation's
+state changes by compare-and-set on its revision (`replace_recommendation`), so two writers can never both
+decide it.
 """
 
 from __future__ import annotations
@@ -10,46 +11,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import zlib
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 
-from advisor.adapters.sqlite.codec import decode_migration, decode_recommendation, encode
+from advisor.adapters.sqlite.codec import decode_assessments, decode_migration, decode_recommendation, encode
+from advisor.adapters.sqlite.db import Database, StorageError
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
-from advisor.domain.model import Host, Vm
+from advisor.domain.model import Host, HostAssessment, Vm
 from advisor.domain.recommendation import Recommendation, RecommendationState
-
-SCHEMA_VERSION = 2
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS hosts (id TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS vms (id TEXT PRIMARY KEY, host_id TEXT NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS recommendations (
-    id TEXT PRIMARY KEY,
-    created_at_s REAL NOT NULL,
-    state TEXT NOT NULL,
-    body TEXT NOT NULL,
-    revision INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS recommendations_by_time ON recommendations (created_at_s DESC, id DESC);
-CREATE TABLE IF NOT EXISTS migrations (
-    operation_id TEXT PRIMARY KEY,
-    -- one execution per move of a recommendation, enforced here so that a retried request never starts a
-    -- second migration
-    recommendation_id TEXT NOT NULL,
-    move_index INTEGER NOT NULL DEFAULT 0,
-    phase TEXT NOT NULL,
-    created_at_s REAL NOT NULL,
-    body TEXT NOT NULL,
-    UNIQUE (recommendation_id, move_index)
-);
-"""
-
-
-class StorageError(RuntimeError):
-    """The database cannot be opened or is of a schema this version does not know."""
 
 
 def _host(body: str) -> Host:
@@ -71,39 +44,25 @@ def _recommendation(row: tuple[str, int]) -> Recommendation:
 
 
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) == 1:  # version 1 had no revision column: every recommendation starts at revision 0
-            with self._transaction() as db:
-                db.execute("ALTER TABLE recommendations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
-                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise StorageError(f"{path}: schema version {row[0]}, this advisor knows {SCHEMA_VERSION}")
+    """Inventory, recommendations (with the full assessments of their moves) and migrations."""
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def __init__(self, database: Database | Path) -> None:
+        self.database = database if isinstance(database, Database) else Database(database)
+        self.path = self.database.path
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.database.transaction()
+
+    @property
+    def _lock(self) -> threading.Lock:
+        return self.database.lock
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self.database.connection
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.database.close()
 
     # -- inventory -----------------------------------------------------------------------------------------
 
@@ -128,12 +87,25 @@ class SqliteStore:
 
     # -- recommendations -----------------------------------------------------------------------------------
 
-    def add_recommendation(self, rec: Recommendation) -> None:
+    def add_recommendation(
+        self, rec: Recommendation, assessments: Mapping[int, Sequence[HostAssessment]] | None = None
+    ) -> None:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO recommendations (id, created_at_s, state, body, revision) VALUES (?, ?, ?, ?, 0)",
                 (rec.id, rec.created_at_s, rec.state.value, json.dumps(encode(replace(rec, revision=0)))),
             )
+            db.executemany(
+                "INSERT INTO assessments (recommendation_id, move_index, body) VALUES (?, ?, ?)",
+                [(rec.id, i, zlib.compress(json.dumps(encode(list(found))).encode(), 6))
+                 for i, found in (assessments or {}).items()],
+            )
+
+    def list_assessments(self, rec_id: str, move_index: int) -> list[HostAssessment] | None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM assessments WHERE recommendation_id = ? AND move_index = ?",
+                                   (rec_id, move_index)).fetchone()
+        return None if row is None else decode_assessments(json.loads(zlib.decompress(row[0])))
 
     def replace_recommendation(self, before: Recommendation, after: Recommendation) -> Recommendation | None:
         """Store `after` if the stored revision is still `before.revision` (compare-and-set); None otherwise."""
@@ -167,6 +139,18 @@ class SqliteStore:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [_recommendation(row) for row in rows]
+
+    def prune_recommendations(self, keep: int, older_than_s: float) -> int:
+        """Delete recommendations (and their assessments) beyond the newest `keep` or created before
+        `older_than_s`, except those whose migrations are under way; returns how many went."""
+        with self._transaction() as db:
+            doomed = [rid for (rid,) in db.execute(
+                "SELECT id FROM recommendations WHERE state != 'executing' AND (created_at_s < ? OR id IN ("
+                "SELECT id FROM recommendations ORDER BY created_at_s DESC, id DESC LIMIT -1 OFFSET ?))",
+                (older_than_s, keep))]
+            db.executemany("DELETE FROM assessments WHERE recommendation_id = ?", [(r,) for r in doomed])
+            db.executemany("DELETE FROM recommendations WHERE id = ?", [(r,) for r in doomed])
+        return len(doomed)
 
     # -- migrations ----------------------------------------------------------------------------------------
 
@@ -222,3 +206,6 @@ class SqliteStore:
                 "ORDER BY created_at_s"
             ).fetchall()
         return [decode_migration(json.loads(b)) for (b,) in rows]
+
+
+__all__ = ["SqliteStore", "StorageError"]

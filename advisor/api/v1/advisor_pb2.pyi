@@ -397,7 +397,7 @@ class HostAssessment(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., eligible: _Optional[bool] = ..., rejections: _Optional[_Iterable[str]] = ..., score: _Optional[float] = ..., cpu_after_ratio: _Optional[float] = ..., memory_after_ratio: _Optional[float] = ...) -> None: ...
 
 class Move(_message.Message):
-    __slots__ = ("vm_id", "source_host_id", "target_host_id", "parameters", "predicted_cost", "reasons", "assessments")
+    __slots__ = ("vm_id", "source_host_id", "target_host_id", "parameters", "predicted_cost", "reasons", "assessments", "rejection_counts", "hosts_assessed")
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_HOST_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_HOST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -405,6 +405,8 @@ class Move(_message.Message):
     PREDICTED_COST_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
     ASSESSMENTS_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_ASSESSED_FIELD_NUMBER: _ClassVar[int]
     vm_id: str
     source_host_id: str
     target_host_id: str
@@ -412,7 +414,41 @@ class Move(_message.Message):
     predicted_cost: MigrationCost
     reasons: _containers.RepeatedScalarFieldContainer[str]
     assessments: _containers.RepeatedCompositeFieldContainer[HostAssessment]
-    def __init__(self, vm_id: _Optional[str] = ..., source_host_id: _Optional[str] = ..., target_host_id: _Optional[str] = ..., parameters: _Optional[_Union[MigrationParameters, _Mapping]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ..., assessments: _Optional[_Iterable[_Union[HostAssessment, _Mapping]]] = ...) -> None: ...
+    rejection_counts: _containers.RepeatedCompositeFieldContainer[RejectionCount]
+    hosts_assessed: int
+    def __init__(self, vm_id: _Optional[str] = ..., source_host_id: _Optional[str] = ..., target_host_id: _Optional[str] = ..., parameters: _Optional[_Union[MigrationParameters, _Mapping]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ..., assessments: _Optional[_Iterable[_Union[HostAssessment, _Mapping]]] = ..., rejection_counts: _Optional[_Iterable[_Union[RejectionCount, _Mapping]]] = ..., hosts_assessed: _Optional[int] = ...) -> None: ...
+
+class RejectionCount(_message.Message):
+    __slots__ = ("filter", "hosts", "example_host_id")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    filter: str
+    hosts: int
+    example_host_id: str
+    def __init__(self, filter: _Optional[str] = ..., hosts: _Optional[int] = ..., example_host_id: _Optional[str] = ...) -> None: ...
+
+class ListHostAssessmentsRequest(_message.Message):
+    __slots__ = ("recommendation_id", "move_index", "page_size", "page_token")
+    RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MOVE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    recommendation_id: str
+    move_index: int
+    page_size: int
+    page_token: str
+    def __init__(self, recommendation_id: _Optional[str] = ..., move_index: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListHostAssessmentsResponse(_message.Message):
+    __slots__ = ("assessments", "next_page_token", "total")
+    ASSESSMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    assessments: _containers.RepeatedCompositeFieldContainer[HostAssessment]
+    next_page_token: str
+    total: int
+    def __init__(self, assessments: _Optional[_Iterable[_Union[HostAssessment, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total: _Optional[int] = ...) -> None: ...
 
 class Recommendation(_message.Message):
     __slots__ = ("id", "goal", "state", "create_time", "moves", "summary", "decided_by", "decision_reason", "decide_time")

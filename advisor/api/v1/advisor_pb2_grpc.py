@@ -432,6 +432,11 @@ class RecommendationServiceStub:
                 request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.DecideRecommendationRequest.SerializeToString,
                 response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.Recommendation.FromString,
                 _registered_method=True)
+        self.ListHostAssessments = channel.unary_unary(
+                '/advisor.api.v1.RecommendationService/ListHostAssessments',
+                request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsRequest.SerializeToString,
+                response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsResponse.FromString,
+                _registered_method=True)
 
 
 class RecommendationServiceServicer:
@@ -480,6 +485,13 @@ class RecommendationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListHostAssessments(self, request, context):
+        """Every host assessed for one move of a recommendation, best first, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommendationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -512,6 +524,11 @@ def add_RecommendationServiceServicer_to_server(servicer, server):
                     servicer.RejectRecommendation,
                     request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.DecideRecommendationRequest.FromString,
                     response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.Recommendation.SerializeToString,
+            ),
+            'ListHostAssessments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHostAssessments,
+                    request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsRequest.FromString,
+                    response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -677,6 +694,33 @@ class RecommendationService:
             '/advisor.api.v1.RecommendationService/RejectRecommendation',
             advisor_dot_api_dot_v1_dot_advisor__pb2.DecideRecommendationRequest.SerializeToString,
             advisor_dot_api_dot_v1_dot_advisor__pb2.Recommendation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHostAssessments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/advisor.api.v1.RecommendationService/ListHostAssessments',
+            advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsRequest.SerializeToString,
+            advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,148 @@
+"""Bearer tokens and the audit trail, in the advisor's database.
+
+A token is `adv_` followed by 43 URL-safe characters (256 random bits); only its SHA-256 is stored (a slow hash
+adds nothing for a secret of that entropy). The server checks a token on every call against an in-memory copy
+of the table, reloaded whenever another connection (the `advisor tokens` command) has changed the database, so a
+revocation takes effect on the next call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from advisor.adapters.sqlite.db import Database
+from advisor.domain.access import Caller, Role
+
+TOKEN_PREFIX = "adv_"
+TOKEN_PATTERN = re.compile(r"adv_[A-Za-z0-9_-]{43}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+
+
+class TokenError(ValueError):
+    """A token cannot be created or revoked; the message says why."""
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    role: Role
+    created_at_s: float
+    revoked_at_s: float | None
+
+
+class TokenStore:
+    def __init__(self, database: Database, clock: Callable[[], float]) -> None:
+        self._db = database
+        self._clock = clock
+        self._cache_lock = threading.Lock()
+        self._cache: dict[str, Caller] = {}
+        self._cache_version: int | None = None
+
+    def create(self, name: str, role: Role) -> str:
+        """A new token for `name`; the token itself is returned once and never stored."""
+        if not NAME_PATTERN.fullmatch(name):
+            raise TokenError(f"a token name is 1-64 characters from [A-Za-z0-9._@-] (got {name[:40]!r})")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        try:
+            with self._db.transaction() as db:
+                # A revoked token's name may be given again; an active one's may not.
+                db.execute("DELETE FROM tokens WHERE name = ? AND revoked_at_s IS NOT NULL", (name,))
+                db.execute("INSERT INTO tokens (name, role, hash, created_at_s) VALUES (?, ?, ?, ?)",
+                           (name, role.label, token_hash(token), self._clock()))
+        except sqlite3.IntegrityError:
+            raise TokenError(f"a token named {name!r} exists already (revoke it, or choose another name)") from None
+        self._invalidate()
+        return token
+
+    def renew(self, name: str, role: Role) -> str:
+        """A fresh token for `name`, revoking the one it had (for programs that mint their own, like the demo)."""
+        with contextlib.suppress(TokenError):
+            self.revoke(name)
+        return self.create(name, role)
+
+    def revoke(self, name: str) -> None:
+        with self._db.transaction() as db:
+            cursor = db.execute("UPDATE tokens SET revoked_at_s = ? WHERE name = ? AND revoked_at_s IS NULL",
+                                (self._clock(), name))
+        if cursor.rowcount != 1:
+            raise TokenError(f"no active token named {name[:64]!r}")
+        self._invalidate()
+
+    def list(self) -> list[TokenInfo]:
+        with self._db.reading() as db:
+            rows = db.execute("SELECT name, role, created_at_s, revoked_at_s FROM tokens ORDER BY name").fetchall()
+        return [TokenInfo(name, Role.parse(role), created, revoked) for name, role, created, revoked in rows]
+
+    def authenticate(self, token: str) -> Caller | None:
+        """The caller a token stands for; None for a malformed, unknown or revoked token."""
+        if not TOKEN_PATTERN.fullmatch(token):
+            return None
+        # Looked up by its SHA-256: whatever timing a dictionary lookup shows is about the digest, which says
+        # nothing about the token, so no constant-time comparison is needed.
+        return self._callers().get(token_hash(token))
+
+    def _invalidate(self) -> None:
+        with self._cache_lock:
+            self._cache_version = None
+
+    def _callers(self) -> dict[str, Caller]:
+        with self._db.reading() as db:
+            # data_version changes when another connection commits: the CLI created or revoked a token.
+            version = int(db.execute("PRAGMA data_version").fetchone()[0])
+            with self._cache_lock:
+                if version == self._cache_version:
+                    return self._cache
+            rows = db.execute("SELECT name, role, hash FROM tokens WHERE revoked_at_s IS NULL").fetchall()
+        callers = {digest: Caller(name, Role.parse(role), "token") for name, role, digest in rows}
+        with self._cache_lock:
+            self._cache, self._cache_version = callers, version
+        return callers
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at_s: float
+    actor: str  # the caller's name, or "anonymous"
+    role: str
+    peer: str  # the caller's address as gRPC gives it, e.g. ipv4:127.0.0.1:53124
+    call: str  # Service/Method
+    target: str  # what the call was about (an id), when it names one
+    outcome: str  # the status code's name: OK, PERMISSION_DENIED, ...
+    detail: str = ""
+
+
+class AuditLog:
+    """Appends entries; `prune` is the only way one ever leaves (by age)."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def append(self, entry: AuditEntry) -> None:
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO audit (at_s, actor, role, peer, call, target, outcome, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.at_s, entry.actor, entry.role, entry.peer, entry.call, entry.target[:256], entry.outcome,
+                 entry.detail[:1024]),
+            )
+
+    def recent(self, limit: int = 100) -> list[AuditEntry]:
+        with self._db.reading() as db:
+            rows = db.execute("SELECT at_s, actor, role, peer, call, target, outcome, detail FROM audit "
+                              "ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        return [AuditEntry(*row) for row in rows]
+
+    def prune(self, older_than_s: float) -> int:
+        with self._db.transaction() as db:
+            return int(db.execute("DELETE FROM audit WHERE at_s < ?", (older_than_s,)).rowcount)

@@ -1,0 +1,143 @@
+"""The database file: one connection (WAL) guarded by a lock, its schema and its migrations.
+
+Every store of this package (inventory, recommendations, migrations, tokens, audit, recent samples) shares one
+`Database` in the server. A second process (the `advisor tokens` commands) opens its own connection to the same
+file; WAL lets it write while the server reads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA_VERSION = 2
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hosts (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vms (id TEXT PRIMARY KEY, host_id TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recommendations (
+    id TEXT PRIMARY KEY,
+    created_at_s REAL NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS recommendations_by_time ON recommendations (created_at_s DESC, id DESC);
+-- The full list of hosts assessed for each move (the recommendation keeps a summary), zlib-compressed JSON rows.
+CREATE TABLE IF NOT EXISTS assessments (
+    recommendation_id TEXT NOT NULL,
+    move_index INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (recommendation_id, move_index)
+);
+CREATE TABLE IF NOT EXISTS migrations (
+    operation_id TEXT PRIMARY KEY,
+    -- one execution per move of a recommendation, enforced here so that a retried request never starts a
+    -- second migration
+    recommendation_id TEXT NOT NULL,
+    move_index INTEGER NOT NULL DEFAULT 0,
+    phase TEXT NOT NULL,
+    created_at_s REAL NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (recommendation_id, move_index)
+);
+-- Bearer tokens: only a hash of each is kept.
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at_s REAL NOT NULL,
+    revoked_at_s REAL
+);
+-- Who did what, when, from where, and how it ended. Rows are never changed; old ones go by retention only.
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_s REAL NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    call TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_is_append_only BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+-- Recent samples, saved so that a restarted advisor still knows what its VMs were doing.
+CREATE TABLE IF NOT EXISTS samples (
+    kind TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    times BLOB NOT NULL,
+    vals BLOB NOT NULL,
+    PRIMARY KEY (kind, entity_id)
+);
+"""
+
+
+class StorageError(RuntimeError):
+    """The database cannot be opened or is of a schema this version does not know."""
+
+
+class Database:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+            self.connection.execute("PRAGMA busy_timeout=5000")
+            version = self._version()
+            self.connection.executescript(SCHEMA)
+            self._migrate(version)
+        except sqlite3.DatabaseError as error:
+            raise StorageError(f"{path}: cannot use this database ({error})") from None
+        except OSError as error:
+            raise StorageError(f"{path}: cannot open ({error.strerror or error})") from None
+
+    def _version(self) -> int | None:
+        has_meta = self.connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        if not has_meta:
+            return None
+        row = self.connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else int(row[0])
+
+    def _migrate(self, version: int | None) -> None:
+        if version is None:
+            self.connection.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif version == 1:  # version 1 had no revision column: every recommendation starts at revision 0
+            with self.transaction() as db:
+                db.execute("ALTER TABLE recommendations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        elif version != SCHEMA_VERSION:
+            raise StorageError(f"{self.path}: schema version {version}, this advisor knows {SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.connection
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            yield self.connection
+
+    def size_bytes(self) -> int:
+        """The database with its write-ahead log, as it sits on disk."""
+        return sum(p.stat().st_size for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+                   if p.exists())
+
+    def close(self) -> None:
+        with self.lock:
+            self.connection.close()

@@ -1,0 +1,43 @@
+"""Recent samples saved in the database, so that a restarted advisor still knows what its VMs were doing (an
+unknown dirty rate would otherwise look like an idle guest). Arrays are stored as raw little-endian bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from advisor.adapters.sqlite.db import Database
+from advisor.features.samples import Series
+
+
+class SampleArchive:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def save(self, series: Iterable[Series]) -> int:
+        """Replace the saved samples of each entity given; an entity with no samples is deleted."""
+        rows = list(series)
+        with self._db.transaction() as db:
+            for s in rows:
+                if len(s.times) == 0:
+                    db.execute("DELETE FROM samples WHERE kind = ? AND entity_id = ?", (s.kind, s.entity_id))
+                else:
+                    db.execute("INSERT OR REPLACE INTO samples (kind, entity_id, times, vals) VALUES (?, ?, ?, ?)",
+                               (s.kind, s.entity_id, s.times.astype("<f8").tobytes(),
+                                np.ascontiguousarray(s.values, dtype="<f4").tobytes()))
+        return len(rows)
+
+    def load(self, fields: dict[str, int]) -> list[Series]:
+        """Every saved series; `fields` is the number of fields per kind (what the arrays are reshaped to)."""
+        with self._db.reading() as db:
+            rows = db.execute("SELECT kind, entity_id, times, vals FROM samples").fetchall()
+        out = []
+        for kind, entity_id, times_b, vals_b in rows:
+            times = np.frombuffer(times_b, dtype="<f8").astype(np.float64)
+            width = fields.get(kind)
+            vals = np.frombuffer(vals_b, dtype="<f4").astype(np.float32)
+            if width is None or len(vals) != len(times) * width:
+                continue
+            out.append(Series(kind, entity_id, times, vals.reshape(len(times), width)))
+        return out

@@ -1,0 +1,223 @@
+"""The one server interceptor every call passes: who is calling, may they, is there room, and the audit trail.
+
+For each call, before the servicer sees the request (and so before any lookup or validation):
+
+1. gRPC health checking is open to anyone; every other call needs a caller: a bearer token in the
+   `authorization` metadata (`Bearer adv_...`), or a client certificate whose subject is mapped to a role (mutual
+   TLS). A missing, malformed, unknown or revoked token is UNAUTHENTICATED. Reflection needs any valid caller.
+2. The caller's role must allow the call (advisor.domain.access), else PERMISSION_DENIED.
+3. Calls run under a bound: streams and unary calls each have their own number of places, and health checks
+   are never counted, so idle streams can neither starve unary calls nor delay a health check. A call with no
+   place gets RESOURCE_EXHAUSTED at once rather than queueing behind the others.
+4. The caller is made known to the servicer (`current_caller()`): what it records as the actor is the token's
+   name, never a field of the request. Every refused call and every state-changing call is written to the audit
+   trail and logged, with who, when, from where, what and how it ended.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import grpc
+
+from advisor.domain.access import STATE_CHANGING, Caller, Role, may_call
+
+log = logging.getLogger("advisor.audit")
+
+OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+REFLECTION_PREFIX = "/grpc.reflection."
+# Request fields that name what a call is about, for the audit trail.
+TARGET_FIELDS = ("id", "recommendation_id", "operation_id", "vm_id", "host_id")
+
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
+
+
+def current_caller() -> Caller:
+    """The authenticated caller of the call being served (set by the interceptor)."""
+    caller = _caller.get()
+    if caller is None:  # only a servicer called outside the interceptor gets here
+        raise RuntimeError("no authenticated caller: the call did not pass the access interceptor")
+    return caller
+
+
+class Authenticator(Protocol):
+    def authenticate(self, token: str) -> Caller | None: ...
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    at_s: float
+    actor: str
+    role: str
+    peer: str
+    call: str
+    target: str
+    outcome: str
+    detail: str = ""
+
+
+AuditSink = Callable[[AuditRecord], None]
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """Places for calls in flight: unary calls and streams apart; health checks are not counted."""
+
+    unary: int = 48
+    streams: int = 8
+
+
+# The interceptor base is generic only in the type stubs.
+if TYPE_CHECKING:
+    class _ServerInterceptor(grpc.ServerInterceptor[Any, Any]):
+        ...
+else:
+    class _ServerInterceptor(grpc.ServerInterceptor):
+        ...
+
+
+class AccessInterceptor(_ServerInterceptor):
+    def __init__(
+        self,
+        tokens: Authenticator,
+        audit: AuditSink,
+        *,
+        certificate_roles: Mapping[str, Role] | None = None,
+        limits: CallLimits = CallLimits(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._tokens = tokens
+        self._audit = audit
+        self._certificate_roles = dict(certificate_roles or {})
+        self._places = {False: threading.BoundedSemaphore(limits.unary),
+                        True: threading.BoundedSemaphore(limits.streams)}
+        self._clock = clock
+
+    def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        full = details.method
+        if handler is None or full.startswith(OPEN_PREFIXES):
+            return handler
+        method = full.rsplit(".", 1)[-1] if not full.startswith(REFLECTION_PREFIX) else "ServerReflection"
+        streaming = handler.request_streaming or handler.response_streaming
+        return _wrap(handler, lambda behaviour: self._guard(behaviour, method, streaming,
+                                                             full.startswith(REFLECTION_PREFIX)))
+
+    # -- one call --------------------------------------------------------------------------------------------
+
+    def _identify(self, context: grpc.ServicerContext) -> tuple[Caller | None, str]:
+        """The caller, or None and why not."""
+        metadata = dict(context.invocation_metadata() or ())
+        header = metadata.get("authorization")
+        if header is not None:
+            scheme, _, token = str(header).partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return None, "malformed authorization header (expected: Bearer TOKEN)"
+            caller = self._tokens.authenticate(token.strip())
+            return (caller, "") if caller is not None else (None, "unknown, revoked or malformed token")
+        subject = _certificate_subject(context)
+        if subject is not None:
+            role = self._certificate_roles.get(subject)
+            if role is None:
+                return None, f"client certificate {subject[:80]!r} is mapped to no role"
+            return Caller(subject, role, "certificate"), ""
+        return None, "no credentials: send `authorization: Bearer TOKEN`"
+
+    def _guard(
+        self, behaviour: Callable[..., Any], method: str, streaming: bool, reflection: bool
+    ) -> Callable[..., Any]:
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            caller, why = self._identify(context)
+            if caller is None:
+                self._refuse(context, method, None, grpc.StatusCode.UNAUTHENTICATED, why, request)
+            assert caller is not None
+            if not reflection and not may_call(caller.role, method):
+                self._refuse(context, method, caller, grpc.StatusCode.PERMISSION_DENIED,
+                             f"{caller.name} ({caller.role.label}) may not call {method}", request)
+            places = self._places[streaming]
+            if not places.acquire(blocking=False):
+                self._refuse(context, method, caller, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             "the advisor is busy: every place for this kind of call is taken; retry shortly",
+                             request)
+            token = _caller.set(caller)
+            try:
+                result = behaviour(request, context)
+                if isinstance(result, Iterator):  # a response stream runs after we return: keep the place till then
+                    return _holding(result, places, caller)
+                places.release()
+                return result
+            except BaseException:
+                places.release()
+                raise
+            finally:
+                _caller.reset(token)
+                code: grpc.StatusCode | None = context.code()  # type: ignore[attr-defined]
+                if method in STATE_CHANGING or code not in (None, grpc.StatusCode.OK):
+                    details = str(context.details() or "") if code else ""  # type: ignore[attr-defined]
+                    self._record(context, method, caller, (code or grpc.StatusCode.OK).name, details, request)
+
+        return guarded
+
+    def _refuse(self, context: grpc.ServicerContext, method: str, caller: Caller | None, code: grpc.StatusCode,
+                why: str, request: Any) -> None:
+        self._record(context, method, caller, code.name, why, request)
+        context.abort(code, why)
+
+    def _record(self, context: grpc.ServicerContext, method: str, caller: Caller | None, outcome: str, detail: str,
+                request: Any) -> None:
+        record = AuditRecord(self._clock(), caller.name if caller else "anonymous",
+                             caller.role.label if caller else "", context.peer() or "", method, _target(request),
+                             outcome, str(detail)[:1024])
+        log.info("audit", extra={"actor": record.actor, "role": record.role, "peer": record.peer,
+                                 "call": record.call, "target": record.target, "outcome": record.outcome,
+                                 "detail": record.detail})
+        try:
+            self._audit(record)
+        except Exception:
+            log.exception("audit trail not written", extra={"call": method})
+
+
+def _holding(stream: Iterator[Any], places: threading.BoundedSemaphore, caller: Caller) -> Iterator[Any]:
+    token = _caller.set(caller)
+    try:
+        yield from stream
+    finally:
+        _caller.reset(token)
+        places.release()
+
+
+def _target(request: Any) -> str:
+    for name in TARGET_FIELDS:
+        value = getattr(request, name, None)
+        if isinstance(value, str) and value:
+            return value[:128]
+    return ""
+
+
+def _certificate_subject(context: grpc.ServicerContext) -> str | None:
+    """The client certificate's subject ("CN=name"), when the connection is mutual TLS."""
+    auth: Mapping[str, Any] = context.auth_context() or {}
+    names = auth.get("x509_common_name")
+    if not names:
+        return None
+    return "CN=" + bytes(names[0]).decode(errors="replace")
+
+
+def _wrap(handler: Any, guard: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Any:
+    factory: Any
+    if handler.request_streaming and handler.response_streaming:
+        factory, behaviour = grpc.stream_stream_rpc_method_handler, handler.stream_stream
+    elif handler.request_streaming:
+        factory, behaviour = grpc.stream_unary_rpc_method_handler, handler.stream_unary
+    elif handler.response_streaming:
+        factory, behaviour = grpc.unary_stream_rpc_method_handler, handler.unary_stream
+    else:
+        factory, behaviour = grpc.unary_unary_rpc_method_handler, handler.unary_unary
+    return factory(guard(behaviour), request_deserializer=handler.request_deserializer,
+                   response_serializer=handler.response_serializer)

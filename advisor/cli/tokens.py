@@ -1,0 +1,68 @@
+"""`advisor tokens create | list | revoke`: bearer tokens, managed on the data directory itself (no server
+needed, and a running server sees the change on its next call)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from advisor.adapters.sqlite.access import TokenStore
+from advisor.adapters.sqlite.db import Database
+from advisor.cli.common import as_json
+from advisor.domain.access import Role
+from advisor.tables import table
+
+
+def _store(args: argparse.Namespace) -> tuple[Database, TokenStore]:
+    import time
+
+    database = Database(Path(args.data_dir) / "advisor.sqlite3")
+    return database, TokenStore(database, time.time)
+
+
+def _when(seconds: float | None) -> str:
+    return "" if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    database, tokens = _store(args)
+    try:
+        if args.tokens_command == "create":
+            print(tokens.create(args.name, Role.parse(args.role)))  # the token alone, for scripts
+        elif args.tokens_command == "revoke":
+            tokens.revoke(args.name)
+            print(f"revoked {args.name}")
+        else:
+            listed = tokens.list()
+            if args.json:
+                rows: list[dict[str, Any]] = [{"name": t.name, "role": t.role.label, "created": _when(t.created_at_s),
+                                               "revoked": _when(t.revoked_at_s) or None} for t in listed]
+                print(as_json({"tokens": rows}))
+            else:
+                print(table(["name", "role", "created (UTC)", "revoked (UTC)"],
+                            [[t.name, t.role.label, _when(t.created_at_s), _when(t.revoked_at_s)] for t in listed]))
+    finally:
+        database.close()
+    return 0
+
+
+def add_tokens_commands(sub: Any) -> None:
+    tokens = sub.add_parser("tokens", help="create, list and revoke bearer tokens (on the data directory)",
+                            description="Tokens authenticate clients; each has a role: reader (list, get, "
+                            "predict, watch), scheduler (+ push, recommend, plan), operator (+ approve, reject, "
+                            "execute, abort), admin (everything). Only a hash of a token is stored.")
+    actions = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    roles = [r.label for r in Role]
+    p = actions.add_parser("create", help="create a token and print it (and only it) on stdout")
+    p.add_argument("--name", required=True, help="who the token is for; recorded as the actor of what it does")
+    p.add_argument("--role", required=True, choices=roles)
+    p.add_argument("--data-dir", type=Path, required=True, help="the advisor's data directory")
+    p = actions.add_parser("list", help="every token: name, role, created, revoked")
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--json", action="store_true")
+    p = actions.add_parser("revoke", help="revoke a token by name; it stops working on the next call")
+    p.add_argument("name")
+    p.add_argument("--data-dir", type=Path, required=True)
+    tokens.set_defaults(func=cmd_tokens)

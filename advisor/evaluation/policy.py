@@ -1,0 +1,140 @@
+"""The `advisor` consolidation policy for the simulator: the project's own engine at every scheduling update.
+
+At t = 0 it places VMs as CloudSim creates them (full MIPS, RAM and bandwidth checked, the most efficient hosts
+first: the same creation-time placement as MFPED), so every policy starts from the same state. At each later
+update it maps the snapshot onto the engine's arrays (bridge.py: forecast demand, slow-PE rules) and runs:
+
+1. `balance` with hotspot relief only (no even-load phase): hosts whose forecast load exceeds `hot` shed the VMs
+   with the most relief per second of predicted migration, onto running hosts with room (packing weights, so an
+   idle host is woken only when no running one fits);
+2. `consolidate` on the cluster as relief leaves it: underloaded hosts are emptied whole, best power saved per
+   migration second first, when every VM fits under the `headroom` elsewhere.
+Both are cost-aware (the learned cost model by default) and share the anti-churn rules: a cooldown per VM that
+grows with the cost of its last move, no return to a host a VM left, a minimum saving per move, and a cap on
+moves per update. The policy only decides what to move; the simulator measures everything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from advisor.domain.model import Technique
+from advisor.evaluation.bridge import Forecast, to_arrays
+from advisor.evaluation.costs import LearnedMoveCosts, learned_predictor
+from advisor.planning.engine import (
+    AnalyticMoveCosts,
+    AntiChurn,
+    FilterPolicy,
+    MoveCosts,
+    MoveHistory,
+    PlanSettings,
+    TechniqueRules,
+    Weights,
+)
+from advisor.planning.engine.balance import balance
+from advisor.planning.engine.consolidate import consolidate
+from advisor.simulation import Migration, Snapshot
+from advisor.simulation.arrays import IntArray
+from advisor.simulation.detectors import LocalRegression
+from advisor.simulation.placement import MediumFit, place_all
+from advisor.simulation.working import WorkingCluster
+
+PACK = Weights(load=-1.0, energy=1.0)
+
+
+@dataclass(frozen=True)
+class AdvisorParams:
+    """The policy's knobs (tuned on all seven shared PlanetLab days, see docs/simulation-advisor.md)."""
+
+    headroom: float = 0.8  # forecast CPU load a target may reach
+    hot: float = 0.9  # forecast CPU load above which a host is relieved
+    underload: float = 0.6  # hosts below this forecast load are candidates to empty
+    min_saving_w: float = 5.0  # per move
+    max_moves_fraction: float = 0.025  # of the running VMs, per update
+    min_moves: int = 10  # per update, whatever the fraction
+    cooldown_s: float = 1800.0
+    cooldown_per_move_s: float = 60.0
+    return_factor: float = 2.0
+    forecast: Forecast = field(default_factory=Forecast)
+    forecast_window: int = 0  # overrides of the forecast's fields when > 0 (for tuning from the command line)
+    forecast_spread: float = -1.0
+    pin_fading: int = 0  # leave alone VMs with an idle sample among the last this many (0: off)
+    check_ram: bool = False
+    max_downtime_ms: float = 300.0
+    costs: str = "learned"  # "learned" (the project's cost model) or "analytic"
+
+
+class AdvisorPolicy:
+    """A simulator Policy; one instance per simulation (it remembers past moves for the anti-churn rules)."""
+
+    def __init__(self, params: AdvisorParams | None = None, costs: MoveCosts | None = None) -> None:
+        self.params = params or AdvisorParams()
+        rules = TechniqueRules(techniques=(Technique.PRECOPY,))  # what CloudSim models
+        if costs is None:
+            costs = (LearnedMoveCosts(learned_predictor(), rules) if self.params.costs == "learned"
+                     else AnalyticMoveCosts(rules))
+        self.costs = costs
+        self.history = MoveHistory()
+        self.plans = 0
+        self.moves = {"balance": 0, "consolidate": 0}  # migrations started, by strategy
+
+    @property
+    def name(self) -> str:
+        return "advisor"
+
+    def initial_placement(self, snapshot: Snapshot) -> IntArray:
+        check = self.params.check_ram
+        return place_all(WorkingCluster(snapshot), MediumFit(0.6, check_ram=check), LocalRegression(1.2))
+
+    def settings(self, n_vms: int) -> PlanSettings:
+        p = self.params
+        cap = max(p.min_moves, math.ceil(p.max_moves_fraction * n_vms))
+        return PlanSettings(
+            filters=FilterPolicy(cpu_allocation_ratio=math.inf,
+                                 memory_allocation_ratio=1.0 if p.check_ram else math.inf, max_cpu_after=p.headroom),
+            churn=AntiChurn(cooldown_s=p.cooldown_s, cooldown_per_move_s=p.cooldown_per_move_s,
+                            return_factor=p.return_factor, max_moves=cap),
+            max_downtime_ms=p.max_downtime_ms,
+        )
+
+    def decide(self, snapshot: Snapshot) -> Sequence[Migration]:
+        p, now = self.params, snapshot.time_s
+        f = p.forecast
+        if p.forecast_window > 0:
+            f = replace(f, window=p.forecast_window)
+        if p.forecast_spread >= 0:
+            f = replace(f, spread=p.forecast_spread)
+        arrays, index = to_arrays(snapshot, f, pin_fading=p.pin_fading)
+        if arrays.n_vms == 0:
+            return ()
+        settings = self.settings(arrays.n_vms)
+        history = self.history.prune(now, settings.churn)
+        relief = balance(arrays, self.costs, settings=settings, history=history, now_s=now, hot=p.hot,
+                         tolerance=0.0, weights=PACK)
+        moved = [(m.vm_id, m.source_id, m.target_id, m.cost.total_time_ms.median / 1000) for m in relief.moves]
+        left = settings.churn.cap(arrays.n_vms) - len(relief.moves)
+        plans = [relief]
+        if left > 0:
+            after = history.record(moved, now)
+            plans.append(consolidate(relief.after, self.costs, settings=settings, history=after, now_s=now,
+                                     underload=p.underload, min_saving_w=p.min_saving_w, weights=PACK,
+                                     max_moves=left))
+        migrations = []
+        for plan in plans:
+            self.moves[plan.strategy] += len(plan.moves)
+            for m in plan.moves:
+                migrations.append(Migration(int(index[m.vm]), m.target))
+                moved.append((m.vm_id, m.source_id, m.target_id, m.cost.total_time_ms.median / 1000))
+        self.history = history.record(moved, now)
+        self.plans += 1
+        return migrations
+
+
+def make(params: AdvisorParams | None = None, **options: object) -> AdvisorPolicy:
+    """Factory for the simulator's registry; `check_ram=True` enforces RAM like the baselines' option."""
+    base = params or AdvisorParams()
+    if options:
+        base = replace(base, **options)  # type: ignore[arg-type]
+    return AdvisorPolicy(base)

@@ -1,0 +1,58 @@
+"""The decision engine: pure, vectorised functions over a cluster snapshot (see docs/planning.md).
+
+`from_domain` (or `ClusterArrays.build`) makes the snapshot; `plan(name, cluster, costs, ...)` runs a strategy of
+the registry (`balance`, `consolidate`, `drain`) and returns a `Plan`; `rank_targets` ranks the hosts for one VM.
+Costs come from any `MoveCosts` (the analytic `AnalyticMoveCosts` by default; the learned model plugs in behind
+the same protocol).
+"""
+
+from advisor.planning.engine.analytic import AnalyticMoveCosts
+from advisor.planning.engine.churn import AntiChurn, LastMove, MoveHistory
+from advisor.planning.engine.core import PlanSettings
+from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, MoveCosts, TechniqueRules, select
+from advisor.planning.engine.filters import FILTERS, FilterPolicy
+from advisor.planning.engine.plan import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
+from advisor.planning.engine.ranking import Ranking, rank_targets
+from advisor.planning.engine.schedule import Concurrency, Schedule, schedule
+from advisor.planning.engine.snapshot import ClusterArrays, Rule, VmGroupRule, VmHostRule, from_domain
+from advisor.planning.engine.strategies import StrategyInfo, plan, register_strategy, strategy_info, strategy_names
+from advisor.planning.engine.weighers import COMPONENTS, Weights
+
+__all__ = [
+    "COMPONENTS",
+    "FILTERS",
+    "TECHNIQUES",
+    "Alternative",
+    "AnalyticMoveCosts",
+    "AntiChurn",
+    "ClusterArrays",
+    "Concurrency",
+    "CostEstimates",
+    "CostRequest",
+    "Explanation",
+    "FilterPolicy",
+    "LastMove",
+    "MoveCosts",
+    "MoveHistory",
+    "Plan",
+    "PlanSettings",
+    "PlannedMove",
+    "PowerAdvice",
+    "Ranking",
+    "Refusal",
+    "Rule",
+    "Schedule",
+    "StrategyInfo",
+    "TechniqueRules",
+    "VmGroupRule",
+    "VmHostRule",
+    "Weights",
+    "from_domain",
+    "plan",
+    "rank_targets",
+    "register_strategy",
+    "schedule",
+    "select",
+    "strategy_info",
+    "strategy_names",
+]

@@ -1,0 +1,170 @@
+"""The balance strategy: relieve hotspots, then even the load out (DRS-like), cost-aware and without churn.
+
+1. Hotspot relief: every host above `hot` CPU load (hottest first) sheds VMs until it is at or below `hot`.
+   Each time the VM moved is the one with the most relief per second of predicted migration: relief is the load
+   it takes off the host (capped at what is above `hot`), so a cheap VM that is just big enough beats a big
+   expensive one. Targets pass every filter, including the CPU headroom, so no target becomes hot.
+2. Even load (when `tolerance` > 0): while the busiest host is more than `tolerance` above the mean load of the
+   running hosts, move the VM off it whose move narrows the spread most per second of migration. The gain of a
+   move is how much it lowers the sum of squared host loads (the spread's measure); a move gaining less than the
+   anti-churn `min_gain` is not worth its migration. A host that cannot be improved is left and the next busiest
+   is tried.
+Both phases respect the move cap, skip VMs in cooldown or pinned, move a VM at most once, never back to a host it
+left recently, and refuse a move predicted to break the downtime limit (the next candidate is tried).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from advisor.planning.engine.churn import MoveHistory
+from advisor.planning.engine.core import Planner, PlanSettings, movable
+from advisor.planning.engine.costs import MoveCosts
+from advisor.planning.engine.plan import Plan
+from advisor.planning.engine.snapshot import ClusterArrays, FloatArray, IntArray
+from advisor.planning.engine.weighers import Weights, is_on
+
+BALANCE_WEIGHTS = Weights(load=1.0, balance=1.0)
+# Below this many seconds a migration counts as this long when relief is divided by cost (no division by ~0).
+COST_FLOOR_S = 1.0
+LOOKAHEAD = 64  # busiest hosts whose VMs are costed together
+
+
+def _running(planner: Planner) -> IntArray:
+    c = planner.cluster
+    hosts: IntArray = np.flatnonzero(is_on(planner.work.loads, np.arange(c.n_hosts)) & ~c.host_disabled)
+    return hosts
+
+
+def _relieve(p: Planner, host: int, hot: float, weights: Weights) -> None:
+    c, loads = p.cluster, p.work.loads
+    while not p.full and loads.host_cpu[host] / c.host_cores[host] > hot:
+        vms = p.work.vms_on(host)
+        vms = vms[movable(p, vms)]
+        excess = loads.host_cpu[host] - hot * c.host_cores[host]
+        relief = np.minimum(c.vm_cpu[vms], excess) / c.host_cores[host]
+        vms, relief = vms[relief > 0], relief[relief > 0]
+        if vms.size == 0:
+            return
+        seconds = p.seconds(vms)
+        rank = relief / np.maximum(seconds, COST_FLOOR_S)
+        load = loads.host_cpu[host] / c.host_cores[host]
+        for k in np.argsort(-rank, kind="stable").tolist():
+            vm = int(vms[k])
+            choice = p.choose(vm, weights, pool="spread", mean_cpu=_mean(p))
+            if choice is None:
+                p.refuse(vm, "no target", p.last_failure)
+                continue
+            broken = p.check(vm, choice.host)
+            if broken:
+                p.refuse(vm, "downtime", broken, choice.host)
+                continue
+            why = (f"{c.host_ids[host]} is hot ({load:.0%} CPU > {hot:.0%}); moving {c.vm_ids[vm]} takes "
+                   f"{relief[k]:.0%} off it for {seconds[k]:.1f} s of migration: the most relief per second of the "
+                   f"{vms.size} movable VMs")
+            p.apply(vm, choice, why, float(relief[k]), weights)
+            break
+        else:
+            return
+
+
+def _mean(p: Planner) -> float:
+    running = _running(p)
+    return float(p.work.cpu_ratio()[running].mean()) if running.size else 0.0
+
+
+def _gain(u_s: float, u_t: FloatArray | float, d_s: FloatArray, d_t: FloatArray) -> FloatArray:
+    """How much moving load d (as fractions of source and target) lowers the sum of squared loads."""
+    gain: FloatArray = u_s**2 + np.square(u_t) - (u_s - d_s) ** 2 - np.square(np.asarray(u_t) + d_t)
+    return gain
+
+
+def _even(p: Planner, tolerance: float, weights: Weights) -> None:
+    c = p.cluster
+    done = np.zeros(c.n_hosts, dtype=bool)
+    fetched = np.zeros(c.n_hosts, dtype=bool)
+    min_gain = p.settings.churn.min_gain
+    while not p.full:
+        running = _running(p)
+        if running.size < 2:
+            return
+        ratio = p.work.cpu_ratio()
+        mean = float(ratio[running].mean())
+        open_ = running[~done[running]]
+        if open_.size == 0:
+            return
+        host = int(open_[np.argmax(ratio[open_])])
+        if ratio[host] - mean <= tolerance:
+            return
+        if not fetched[host]:
+            ahead = open_[np.argsort(-ratio[open_], kind="stable")[:LOOKAHEAD]]
+            ahead = ahead[ratio[ahead] - mean > tolerance]
+            fetched[ahead] = True
+            p.prefetch(ahead)
+        vms = p.work.vms_on(host)
+        vms = vms[movable(p, vms)]
+        coolest = float(ratio[running].min())
+        d_s = c.vm_cpu[vms] / c.host_cores[host]
+        # Best case for ranking: the VM lands on the coolest host (same size); the real target is checked below.
+        bound = _gain(float(ratio[host]), coolest, d_s, d_s)
+        keep = bound >= min_gain
+        vms, bound = vms[keep], bound[keep]
+        moved = False
+        if vms.size:
+            seconds = p.seconds(vms)
+            for k in np.argsort(-bound / np.maximum(seconds, COST_FLOOR_S), kind="stable").tolist():
+                vm = int(vms[k])
+                choice = p.choose(vm, weights, pool="spread", mean_cpu=mean)
+                if choice is None:
+                    continue
+                t = choice.host
+                gain = float(_gain(float(ratio[host]), float(ratio[t]), c.vm_cpu[vm] / c.host_cores[host],
+                                   c.vm_cpu[vm] / c.host_cores[t]))
+                if gain < min_gain:
+                    continue
+                broken = p.check(vm, t)
+                if broken:
+                    p.refuse(vm, "downtime", broken, t)
+                    continue
+                why = (f"{c.host_ids[host]} is the busiest host ({ratio[host]:.0%} CPU, mean {mean:.0%}, tolerance "
+                       f"{tolerance:.0%}); moving {c.vm_ids[vm]} ({c.vm_cpu[vm]:.2f} cores busy) lowers the spread "
+                       f"by {gain:.3f} for {seconds[k]:.1f} s of migration: the best gain per second")
+                p.apply(vm, choice, why, gain, weights)
+                moved = True
+                break
+        if not moved:
+            done[host] = True
+
+
+def balance(
+    cluster: ClusterArrays,
+    costs: MoveCosts,
+    *,
+    settings: PlanSettings = PlanSettings(),  # noqa: B008
+    history: MoveHistory | None = None,
+    now_s: float = 0.0,
+    hot: float = 0.0,
+    tolerance: float = 0.10,
+    weights: Weights = BALANCE_WEIGHTS,
+    max_moves: int = 0,
+) -> Plan:
+    """Hotspot relief, then even load; see the module docstring. `hot` 0 means the filters' max_cpu_after."""
+    hot = hot or settings.filters.max_cpu_after
+    p = Planner(cluster, costs, settings, history, now_s, max_moves)
+    ratio = p.work.cpu_ratio()
+    hot_hosts = np.flatnonzero((ratio > hot) & ~cluster.host_disabled)
+    p.prefetch(hot_hosts)
+    for host in hot_hosts[np.argsort(-ratio[hot_hosts], kind="stable")].tolist():
+        if p.full:
+            break
+        _relieve(p, int(host), hot, weights)
+    if tolerance > 0:
+        _even(p, tolerance, weights)
+    ratio = p.work.cpu_ratio()
+    still_hot = int(((ratio > hot) & ~cluster.host_disabled).sum())
+    running = _running(p)
+    spread = float(ratio[running].max() - ratio[running].min()) if running.size else 0.0
+    summary = (f"Balance: {hot_hosts.size} hot host(s) above {hot:.0%} before, {still_hot} after; CPU load spread "
+               f"after {spread:.0%} (cap {p.cap} moves).")
+    params = {"hot": hot, "tolerance": tolerance, "weights": weights, "max_moves": p.cap}
+    return p.finish("balance", params, summary, "load relieved (fraction of the source) or spread gained")

@@ -1,0 +1,169 @@
+"""The consolidate strategy: empty hosts that can then be switched off, and say which to switch back on.
+
+Candidates are the running hosts below `underload` CPU load whose VMs may all move (none pinned, migrating or
+cooling down). They are tried in order of benefit over cost: the power the host draws (what switching it off
+saves) per second of migration needed to empty it (a quick estimate, memory over bandwidth, for the order; the
+real predicted costs decide). A host is emptied whole or not at all: its VMs, most CPU first, go to the fullest
+running hosts that still pass every filter (the weights pack; hosts that are off, being emptied or emptied are
+excluded, so no host is woken to empty another). The trial is undone if a VM finds no host, a move would break
+the downtime limit, the cap would be passed, or the saving per move is below `min_saving_w` (anti-churn's minimum
+gain for this strategy). Hosts that receive VMs are not emptied later in the same plan.
+
+Power advice: the emptied hosts (and running hosts that are already empty) can be switched off; if the running
+hosts' CPU load after the plan exceeds `wake_above`, idle hosts are to be switched on now (most capacity per watt
+first) until it is back to `wake_target`; the next few idle hosts to wake when load returns are listed in order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from advisor.planning.engine.churn import MoveHistory
+from advisor.planning.engine.core import Planner, PlanSettings, movable
+from advisor.planning.engine.costs import MoveCosts
+from advisor.planning.engine.plan import Plan, PowerAdvice
+from advisor.planning.engine.snapshot import BoolArray, ClusterArrays
+from advisor.planning.engine.weighers import Weights, is_on, power
+
+PACK_WEIGHTS = Weights(load=-1.0, energy=1.0)
+WAKE_LIST = 5
+
+
+def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_saving_w: float,
+           why_order: str) -> tuple[bool, float]:
+    """Try to empty `host`; (emptied, watts saved). On failure every trial move is undone."""
+    c, loads = p.cluster, p.work.loads
+    vms = p.work.vms_on(host)
+    order = vms[np.lexsort((-c.vm_memory_mib[vms], -c.vm_cpu[vms]))]
+    before = power(c, np.array([host]), loads.host_cpu[[host]] / c.host_cores[[host]])[0]
+    closed[host] = True
+    placed = 0
+    failure = ""
+    for vm in order.tolist():
+        choice = p.choose(vm, weights, excluded=closed, pool="pack")
+        if choice is None:
+            failure = f"{c.vm_ids[vm]}: {p.last_failure}"
+            p.refuse(vm, "no target", p.last_failure)
+            break
+        why = (f"empty {c.host_ids[host]} ({order.size} VM(s), {loads.host_cpu[host] / c.host_cores[host]:.0%} "
+               f"CPU) so it can be switched off; {why_order}")
+        p.apply(vm, choice, why, 0.0, weights)
+        placed += 1
+    saving = 0.0
+    if not failure:
+        recs = p.records[-placed:] if placed else []
+        targets = np.array([r.target for r in recs], dtype=np.int64)
+        est = p.estimate(np.array([r.vm for r in recs], dtype=np.int64), targets)
+        bad = np.flatnonzero(~est.meets_limits)
+        if bad.size:
+            k = int(bad[0])
+            failure = f"{c.vm_ids[recs[k].vm]}: {est.violation(k)}"
+            p.refuse(recs[k].vm, "downtime", est.violation(k), recs[k].target)
+        else:
+            unique = np.unique(targets)
+            after = power(c, unique, loads.host_cpu[unique] / c.host_cores[unique])
+            lighter = loads.host_cpu[unique].copy()
+            for r in recs:
+                lighter[np.searchsorted(unique, r.target)] -= c.vm_cpu[r.vm]
+            was = power(c, unique, lighter / c.host_cores[unique])
+            saving = float(before - (after - was).sum())
+            if placed and saving / placed < min_saving_w:
+                failure = f"saves {saving:.0f} W for {placed} moves, below {min_saving_w:.0f} W per move"
+                for r in recs:
+                    p.refuse(r.vm, "min gain", failure)
+            else:
+                for r in recs:
+                    r.benefit = saving / max(1, placed)
+    if failure:
+        p.undo(placed)
+        closed[host] = False
+        return False, 0.0
+    return True, saving
+
+
+def _advice(p: Planner, emptied: list[tuple[int, float]], wake_above: float, wake_target: float) -> PowerAdvice:
+    c, loads = p.cluster, p.work.loads
+    hosts = np.arange(c.n_hosts)
+    on = is_on(loads, hosts) & ~c.host_disabled
+    already = np.flatnonzero((loads.host_vms == 0) & (loads.host_cpu > 0) & ~c.host_disabled)
+    off = [(c.host_ids[h], w) for h, w in emptied]
+    off += [(c.host_ids[h], float(c.host_idle_w[h] + (c.host_max_w[h] - c.host_idle_w[h])
+                                  * loads.host_cpu[h] / c.host_cores[h])) for h in already.tolist()]
+    on &= loads.host_vms > 0
+    capacity = float(c.host_cores[on].sum())
+    used = float(loads.host_cpu[on].sum())
+    load = used / capacity if capacity else 0.0
+    idle = np.flatnonzero(~on & ~c.host_disabled & (loads.host_vms == 0))
+    per_watt = c.host_cores[idle] / np.where(c.host_max_w[idle] > 0, c.host_max_w[idle], 1.0)
+    idle = idle[np.lexsort((idle, -per_watt))]
+    switch_on: list[int] = []
+    if load > wake_above:
+        for h in idle.tolist():
+            if used / (capacity + c.host_cores[switch_on].sum()) <= wake_target:
+                break
+            switch_on.append(h)
+    rest = [h for h in idle.tolist() if h not in set(switch_on)][:WAKE_LIST]
+    return PowerAdvice(tuple(off), tuple(c.host_ids[h] for h in switch_on), tuple(c.host_ids[h] for h in rest),
+                       wake_above, load)
+
+
+def consolidate(
+    cluster: ClusterArrays,
+    costs: MoveCosts,
+    *,
+    settings: PlanSettings = PlanSettings(),  # noqa: B008
+    history: MoveHistory | None = None,
+    now_s: float = 0.0,
+    underload: float = 0.5,
+    min_saving_w: float = 5.0,
+    wake_above: float = 0.8,
+    wake_target: float = 0.7,
+    weights: Weights = PACK_WEIGHTS,
+    max_moves: int = 0,
+    max_hosts: int = 0,
+) -> Plan:
+    """Empty underloaded hosts whole, best saving per migration second first; see the module docstring."""
+    p = Planner(cluster, costs, settings, history, now_s, max_moves)
+    c, loads = cluster, p.work.loads
+    hosts = np.arange(c.n_hosts)
+    on = is_on(loads, hosts)
+    ratio = p.work.cpu_ratio()
+    closed = c.host_disabled | ~on
+    candidates = np.flatnonzero(on & ~c.host_disabled & (loads.host_vms > 0) & (ratio < underload))
+    watts = power(c, candidates, ratio[candidates])
+    memory = np.bincount(loads.vm_host[loads.vm_host >= 0], weights=c.vm_memory_used_mib[loads.vm_host >= 0],
+                         minlength=c.n_hosts)[candidates]
+    quick_s = memory / c.host_bandwidth_mib_s[candidates]
+    order = candidates[np.lexsort((candidates, -watts / np.maximum(quick_s, 1.0)))]
+    received = np.zeros(c.n_hosts, dtype=bool)
+    counts = loads.host_vms[order]
+    p.prefetch(order[: int(np.searchsorted(np.cumsum(counts), 2 * p.cap)) + 1])
+    emptied: list[tuple[int, float]] = []
+    postponed = blocked = 0
+    for host in order.tolist():
+        if received[host]:
+            continue
+        if max_hosts and len(emptied) >= max_hosts:
+            break
+        vms = p.work.vms_on(host)
+        if not movable(p, vms).all():
+            blocked += 1
+            continue
+        if len(p.records) + vms.size > p.cap:
+            postponed += 1
+            continue
+        why_order = (f"{power(c, np.array([host]), ratio[[host]])[0]:.0f} W drawn for about "
+                     f"{quick_s[np.searchsorted(candidates, host)]:.0f} s of migration, rank {len(emptied) + 1} by "
+                     f"saving per migration second")
+        ok, saving = _empty(p, host, closed, weights, min_saving_w, why_order)
+        if ok:
+            emptied.append((host, saving))
+            received[[r.target for r in p.records[-vms.size :]]] = True
+    advice = _advice(p, emptied, wake_above, wake_target)
+    summary = (f"Consolidate: empty {len(emptied)} of {candidates.size} host(s) below {underload:.0%} CPU, saving "
+               f"about {sum(w for _, w in emptied):.0f} W; {blocked} kept for a pinned or cooling VM, {postponed} "
+               f"postponed by the cap of {p.cap} moves. Running hosts' CPU load after: {advice.load_after:.0%}"
+               + (f"; switch on {', '.join(advice.switch_on)}" if advice.switch_on else "") + ".")
+    params = {"underload": underload, "min_saving_w": min_saving_w, "wake_above": wake_above,
+              "wake_target": wake_target, "weights": weights, "max_moves": p.cap, "max_hosts": max_hosts}
+    return p.finish("consolidate", params, summary, "W saved per move", power=advice)

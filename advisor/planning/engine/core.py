@@ -1,0 +1,364 @@
+"""What every strategy shares: the working copy of the cluster, target search, cost lookups, and the finished plan.
+
+A strategy simulates as it goes: each chosen move is applied to the plan's own copy of the loads before the next
+is chosen (`Planner.apply`), and can be taken back (`undo`) when a trial such as emptying a host fails.
+
+Target search assesses every host while the cluster has at most `pool_size` hosts. Beyond that, a move assesses a
+pool: the `pool_size` hosts the strategy would prefer anyway (least loaded to spread, fullest with room to pack),
+re-chosen every `pool_refresh` moves; only when no pool host is eligible are all hosts assessed. So a move costs
+O(pool) instead of O(hosts), and a plan's cost grows with its moves, not with moves x hosts. Explanations say how
+many hosts were assessed and how they were chosen.
+
+Costs are asked of the `MoveCosts` in batches and cached per (VM, usable bandwidth) for the plan's life, so a VM
+costed while ranking candidates is not costed again when it moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from advisor.planning.engine.churn import AntiChurn, MoveHistory
+from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, MoveCosts
+from advisor.planning.engine.filters import Assessment, FilterPolicy, assess, rejections
+from advisor.planning.engine.plan import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
+from advisor.planning.engine.schedule import Concurrency, schedule
+from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray
+from advisor.planning.engine.weighers import Scores, Weights, describe, weigh
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """Knobs every strategy shares."""
+
+    filters: FilterPolicy = field(default_factory=FilterPolicy)
+    churn: AntiChurn = field(default_factory=AntiChurn)
+    concurrency: Concurrency = field(default_factory=Concurrency)
+    max_downtime_ms: float = 300.0  # a move predicted (p90) to exceed it is refused
+    deadline_ms: float = 0.0  # per move; 0: none
+    pool_size: int = 1024
+    pool_refresh: int = 64
+    alternatives: int = 3  # eligible hosts kept per explanation besides the chosen one
+
+
+class Working:
+    """The cluster as the plan leaves it so far: private loads and who runs where."""
+
+    def __init__(self, cluster: ClusterArrays) -> None:
+        self.cluster = cluster
+        self.loads = cluster.loads.copy()
+        where = self.loads.vm_host
+        placed = np.flatnonzero(where >= 0)
+        self._members = placed[np.argsort(where[placed], kind="stable")]
+        self._ptr = np.zeros(cluster.n_hosts + 1, dtype=np.int64)
+        np.cumsum(np.bincount(where[placed], minlength=cluster.n_hosts), out=self._ptr[1:])
+        self._moved_in: dict[int, list[int]] = {}
+
+    def vms_on(self, host: int) -> IntArray:
+        where = self.loads.vm_host
+        first = self._members[self._ptr[host] : self._ptr[host + 1]]
+        here: IntArray = first[where[first] == host]
+        extra = [v for v in self._moved_in.get(host, ()) if where[v] == host]
+        if extra:
+            here = np.concatenate([here, np.array(sorted(set(extra)), dtype=np.int64)])
+        return here
+
+    def move(self, vm: int, target: int) -> None:
+        self.loads.move(self.cluster, vm, target)
+        self._moved_in.setdefault(target, []).append(vm)
+
+    def cpu_ratio(self) -> FloatArray:
+        ratio: FloatArray = self.loads.host_cpu / self.cluster.host_cores
+        return ratio
+
+
+class _CostStore:
+    """Estimates appended batch by batch into arrays that double when full (no quadratic re-concatenation)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+        self._n = 0
+        self._models: list[str] = []
+
+    def append(self, est: CostEstimates) -> int:
+        base, n = self._n, len(est)
+        for f in fields(CostEstimates):
+            if f.name == "model":
+                continue
+            value = np.asarray(getattr(est, f.name))
+            have = self._arrays.get(f.name)
+            if have is None or have.shape[0] < base + n:
+                grown = np.zeros((max(64, 2 * (base + n)), *value.shape[1:]), dtype=value.dtype)
+                if have is not None:
+                    grown[:base] = have[:base]
+                self._arrays[f.name] = have = grown
+            have[base : base + n] = value
+        if est.model not in self._models:
+            self._models.append(est.model)
+        self._n += n
+        return base
+
+    def take(self, rows: IntArray) -> CostEstimates:
+        values = {name: a[rows] for name, a in self._arrays.items()}
+        return CostEstimates(model=", ".join(self._models), **values)
+
+
+@dataclass
+class _Record:
+    vm: int
+    source: int
+    target: int
+    benefit: float
+    why_vm: str
+    why_host: str
+    assessed: int
+    eligible: int
+    rejections: tuple[tuple[str, int, str, str], ...]
+    alternatives: tuple[Alternative, ...]
+
+
+@dataclass(frozen=True)
+class Choice:
+    assessment: Assessment
+    scores: Scores
+    position: int
+
+    @property
+    def host(self) -> int:
+        return int(self.scores.hosts[self.position])
+
+
+class Planner:
+    def __init__(self, cluster: ClusterArrays, costs: MoveCosts, settings: PlanSettings,
+                 history: MoveHistory | None, now_s: float, max_moves: int = 0) -> None:
+        self.cluster, self.costs, self.settings = cluster, costs, settings
+        self.work = Working(cluster)
+        self.cooling, self.left = (history or MoveHistory()).arrays(cluster, now_s, settings.churn)
+        self.moved = np.zeros(cluster.n_vms, dtype=bool)
+        self.cap = max_moves if max_moves > 0 else settings.churn.cap(cluster.n_vms)
+        self.records: list[_Record] = []
+        self.refused: dict[int, Refusal] = {}
+        self.reference_w = float(cluster.host_max_w.mean()) if cluster.n_hosts else 0.0
+        self._cost_index: dict[tuple[int, float], int] = {}
+        self._costs = _CostStore()
+        self._pools: dict[str, tuple[IntArray, int]] = {}
+        self._links = np.unique(cluster.host_bandwidth_mib_s)
+        self.last_failure = ""
+
+    # --- costs -------------------------------------------------------------------------------------------------
+
+    def bandwidth(self, vms: IntArray, targets: IntArray) -> FloatArray:
+        bw = self.cluster.host_bandwidth_mib_s
+        sources = self.cluster.loads.vm_host[vms]  # the VM's host before the plan: where it migrates from
+        usable: FloatArray = np.minimum(bw[np.where(sources >= 0, sources, targets)], bw[targets])
+        return usable
+
+    def estimate(self, vms: IntArray | Sequence[int], targets: IntArray | Sequence[int]) -> CostEstimates:
+        """Costs of moving each VM to its target (cached per VM and usable bandwidth)."""
+        vms, targets = np.asarray(vms, dtype=np.int64), np.asarray(targets, dtype=np.int64)
+        bw = self.bandwidth(vms, targets)
+        keys = list(zip(vms.tolist(), bw.tolist(), strict=True))
+        missing = np.array([k for k, key in enumerate(keys) if key not in self._cost_index], dtype=np.int64)
+        if missing.size:
+            self._fetch(vms[missing], targets[missing], bw[missing])
+        return self._costs.take(np.array([self._cost_index[key] for key in keys], dtype=np.int64))
+
+    def _fetch(self, vms: IntArray, targets: IntArray, bw: FloatArray) -> None:
+        """Cost the missing rows in one request, and with them every other usable bandwidth these VMs can have
+        (min of their source's and each distinct host link), so that a later target is a cache hit."""
+        links = self._links
+        if 1 < links.shape[0] <= 8:
+            sources = self.cluster.loads.vm_host[vms]
+            own = self.cluster.host_bandwidth_mib_s[np.where(sources >= 0, sources, targets)]
+            every = np.minimum(own[:, None], links[None, :])
+            vms = np.concatenate([vms, np.repeat(vms, links.shape[0])])
+            targets = np.concatenate([targets, np.repeat(targets, links.shape[0])])
+            bw = np.concatenate([bw, every.ravel()])
+        unique: dict[tuple[int, float], int] = {}
+        for k, key in enumerate(zip(vms.tolist(), bw.tolist(), strict=True)):
+            if key not in self._cost_index:
+                unique.setdefault(key, k)
+        pick = np.array(list(unique.values()), dtype=np.int64)
+        c = self.cluster
+        v = vms[pick]
+        dirty = c.vm_dirty_rate_mib_s[v]
+        request = CostRequest(
+            vm=v, target=targets[pick], memory_mib=c.vm_memory_used_mib[v],
+            dirty_rate_mib_s=np.where(np.isnan(dirty), bw[pick], dirty),  # unknown: as fast as the link moves
+            bandwidth_mib_s=bw[pick], postcopy_allowed=c.vm_postcopy[v],
+            max_downtime_ms=self.settings.max_downtime_ms, deadline_ms=self.settings.deadline_ms,
+        )
+        base = self._costs.append(self.costs.estimate(request))
+        for k, key in enumerate(unique):
+            self._cost_index[key] = base + k
+
+    def seconds(self, vms: IntArray) -> FloatArray:
+        """Median predicted time of moving each VM over its own host's link (before a target is known)."""
+        if vms.shape[0] == 0:
+            return np.zeros(0)
+        sources = self.cluster.loads.vm_host[vms]
+        return self.estimate(vms, np.where(sources >= 0, sources, 0)).total_s()
+
+    def prefetch(self, hosts: IntArray) -> None:
+        """Cost every movable VM on `hosts` in one request (strategies call it with the hosts they will try next,
+        so that costing is a few large batches rather than one per host)."""
+        if hosts.size:
+            vms = np.flatnonzero(np.isin(self.cluster.loads.vm_host, hosts) & self.cluster.vm_movable)
+            self.seconds(vms.astype(np.int64))
+
+    # --- targets -----------------------------------------------------------------------------------------------
+
+    def pool(self, key: str) -> IntArray | None:
+        """Hosts to assess: None (all) for a small cluster, else the preferred `pool_size` (see module doc)."""
+        c, s = self.cluster, self.settings
+        if key == "all" or c.n_hosts <= s.pool_size:
+            return None
+        kept = self._pools.get(key)
+        if kept is not None and len(self.records) - kept[1] < s.pool_refresh:
+            return kept[0]
+        ratio = self.work.cpu_ratio()
+        loads = self.work.loads
+        if key == "pack":
+            score = np.where(c.host_disabled | (loads.host_vms == 0) | (ratio >= s.filters.max_cpu_after), np.inf,
+                             -ratio)
+        else:
+            score = np.where(c.host_disabled, np.inf, ratio)
+        chosen: IntArray = np.sort(np.argpartition(score, s.pool_size)[: s.pool_size]).astype(np.int64)
+        self._pools[key] = (chosen, len(self.records))
+        return chosen
+
+    def assess(self, vm: int, excluded: BoolArray | None, pool: str) -> Assessment:
+        hosts = self.pool(pool)
+        loads, policy, left = self.work.loads, self.settings.filters, int(self.left[vm])
+        a = assess(self.cluster, loads, vm, policy, hosts=hosts, excluded=excluded, left=left)
+        if hosts is not None and not a.eligible.any():
+            a = assess(self.cluster, loads, vm, policy, excluded=excluded, left=left)
+        return a
+
+    def choose(self, vm: int, weights: Weights, *, excluded: BoolArray | None = None, pool: str = "spread",
+               mean_cpu: float = 0.0) -> Choice | None:
+        """The best eligible host for `vm`, or None (then `last_failure` says why)."""
+        a = self.assess(vm, excluded, pool)
+        if not a.eligible.any():
+            counts = rejections(self.cluster, self.work.loads, a, self.settings.filters, limit=3)
+            self.last_failure = f"no eligible host among {a.hosts.shape[0]}: " + "; ".join(
+                f"{f} {n} (e.g. {h}: {r})" for f, n, h, r in counts)
+            return None
+        scores = weigh(self.cluster, self.work.loads, a, weights, mean_cpu=mean_cpu, reference_w=self.reference_w)
+        return Choice(a, scores, scores.best())
+
+    def check(self, vm: int, target: int) -> str:
+        """'' when the move meets the limits, else why not."""
+        est = self.estimate([vm], [target])
+        if est.meets_limits[0]:
+            return ""
+        return est.violation(0) or f"breaks a limit: {est.describe(0)}"
+
+    # --- moves -------------------------------------------------------------------------------------------------
+
+    def apply(self, vm: int, choice: Choice, why_vm: str, benefit: float, weights: Weights) -> None:
+        c, a, s = self.cluster, choice.assessment, choice.scores
+        source, target = int(self.work.loads.vm_host[vm]), choice.host
+        top = s.order(self.settings.alternatives + 1)
+        others = [int(p) for p in top if int(p) != choice.position][: self.settings.alternatives]
+
+        def alt(p: int) -> Alternative:
+            return Alternative(c.host_ids[int(s.hosts[p])], float(s.total[p]), float(s.cpu_after[p]),
+                               float(s.memory_after[p]), describe(s, p, weights))
+
+        scope = (f"{a.hosts.shape[0]} hosts assessed" if a.all_hosts else
+                 f"{a.hosts.shape[0]} of {c.n_hosts} hosts assessed (the strategy's preferred pool)")
+        runner = f"; next {c.host_ids[int(s.hosts[others[0]])]} score {s.total[others[0]]:.3f}" if others else ""
+        why_host = (f"{c.host_ids[target]}: lowest score of {len(s)} eligible, {scope}: "
+                    f"{describe(s, choice.position, weights)}{runner}")
+        self.records.append(_Record(
+            vm, source, target, benefit, why_vm, why_host, int(a.hosts.shape[0]), len(s),
+            rejections(c, self.work.loads, a, self.settings.filters),
+            (alt(choice.position), *(alt(p) for p in others)),
+        ))
+        self.work.move(vm, target)
+        self.moved[vm] = True
+        self.refused.pop(vm, None)
+
+    def undo(self, n: int) -> None:
+        for _ in range(n):
+            r = self.records.pop()
+            self.work.move(r.vm, r.source)
+            self.moved[r.vm] = False
+
+    def drop(self, vms: set[int]) -> None:
+        """Take back the moves of `vms` wherever they are in the plan (only safe when no later move needs the room
+        they free, as in a drain, whose targets are never sources)."""
+        for r in [r for r in self.records if r.vm in vms]:
+            self.work.move(r.vm, r.source)
+            self.moved[r.vm] = False
+        self.records = [r for r in self.records if r.vm not in vms]
+
+    def refuse(self, vm: int, kind: str, reason: str, target: int = NO_HOST, postponed: bool = False) -> None:
+        c = self.cluster
+        source = int(c.loads.vm_host[vm])
+        self.refused[vm] = Refusal(c.vm_ids[vm], c.host_ids[source] if source >= 0 else "",
+                                   c.host_ids[target] if target >= 0 else "", kind, reason, postponed)
+
+    @property
+    def full(self) -> bool:
+        return len(self.records) >= self.cap
+
+    # --- the plan ----------------------------------------------------------------------------------------------
+
+    def finish(self, strategy: str, parameters: Mapping[str, object], summary: str, benefit_unit: str, *,
+               power: PowerAdvice | None = None, dry_run: Sequence[Refusal] = (), longest_first: bool = False) -> Plan:
+        c, recs = self.cluster, self.records
+        vms = np.array([r.vm for r in recs], dtype=np.int64)
+        targets = np.array([r.target for r in recs], dtype=np.int64)
+        est = self.estimate(vms, targets) if recs else None
+        order = np.arange(len(recs))
+        if est is not None and longest_first:
+            order = np.argsort(-est.total_ms[:, 2], kind="stable")
+        sources = np.array([r.source for r in recs], dtype=np.int64)[order]
+        median = schedule(sources, targets[order], est.total_s(1)[order] if est is not None else np.zeros(0),
+                          self.settings.concurrency)
+        p90 = schedule(sources, targets[order], est.total_s(2)[order] if est is not None else np.zeros(0),
+                       self.settings.concurrency)
+        moves = []
+        for k, i in enumerate(order.tolist()):
+            r = recs[i]
+            assert est is not None
+            explanation = Explanation(r.why_vm, r.why_host, _why_technique(est, i), r.assessed, r.eligible,
+                                      r.rejections, r.alternatives)
+            moves.append(PlannedMove(
+                c.vm_ids[r.vm], c.host_ids[r.source], c.host_ids[r.target], r.vm, r.source, r.target,
+                est.cost(i), est.parameters(i), float(est.p_converge[i]), r.benefit, int(median.wave[k]),
+                float(median.start_s[k]), float(median.end_s[k]), explanation,
+            ))
+        moves.sort(key=lambda m: (m.start_s, m.wave))
+        timing = (f" {len(moves)} move(s) in {median.waves} wave(s), about {median.duration_s:.0f} s "
+                  f"(p90 {p90.duration_s:.0f} s) at {self.settings.concurrency.per_source}/"
+                  f"{self.settings.concurrency.per_target}/{self.settings.concurrency.cluster} concurrent per "
+                  f"source/target/cluster." if moves else " No move.")
+        return Plan(strategy, dict(parameters), tuple(moves), tuple(self.refused.values()), summary + timing,
+                    self.costs.name, benefit_unit, median.duration_s, p90.duration_s, median.waves, c.n_hosts,
+                    c.with_loads(self.work.loads), tuple(dry_run), power)
+
+
+def _why_technique(est: CostEstimates, k: int) -> str:
+    chosen = int(est.technique[k])
+    text = est.describe(k)
+    if not est.meets_limits[k]:
+        return f"no technique meets every limit; {text}: {est.violation(k)}"
+    ranks = np.where(est.feasible[k], est.rank_ms[k], np.inf)
+    ranks[chosen] = np.inf
+    runner = int(np.argmin(ranks))
+    tail = (f"; next {TECHNIQUES[runner]} ranked {ranks[runner] / 1000:.1f} s" if np.isfinite(ranks[runner])
+            else "; no other technique meets the limits")
+    return f"{text}: the shortest (median + risk x spread) of the techniques meeting the limits{tail}"
+
+
+def movable(planner: Planner, vms: IntArray, *, ignore_cooldown: bool = False) -> BoolArray:
+    """VMs a strategy may move now: not pinned or migrating, not moved by this plan, not cooling down."""
+    ok: BoolArray = planner.cluster.vm_movable[vms] & ~planner.moved[vms]
+    if not ignore_cooldown:
+        ok &= ~planner.cooling[vms]
+    return ok

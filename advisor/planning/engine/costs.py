@@ -1,0 +1,200 @@
+"""What a move will cost, as the engine asks for it: the `MoveCosts` protocol and the technique choice over arrays.
+
+The engine never predicts costs itself. It hands a batch of candidate moves (`CostRequest`: VM and target indexes,
+memory to copy, dirty rate, usable bandwidth, whether post-copy is allowed, the limits) to whatever implements
+`MoveCosts` and reads back, per move, the chosen technique with its predicted time, downtime and data (p10,
+median, p90), whether it converges and how likely, and the migration parameters (`CostEstimates`). The default
+is the analytic model (`analytic.AnalyticMoveCosts`); the project plugs its learned model in behind the same
+protocol (advisor.evaluation.costs.LearnedMoveCosts, and the use cases through their estimator).
+
+`select` is the technique policy of `planning.technique.choose_technique` over arrays, shared by every
+implementation: limits are checked against the p90; among the techniques meeting them the lowest
+median + risk x (p90 - median) wins; when none does, post-copy if allowed, else the lowest p90 downtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+import numpy as np
+
+from advisor.domain.model import (
+    DEFAULT_MAX_DOWNTIME_MS,
+    Interval,
+    MigrationCost,
+    MigrationParameters,
+    ModelRef,
+    Technique,
+)
+from advisor.planning.engine.snapshot import BoolArray, FloatArray, IntArray
+
+TECHNIQUES: tuple[Technique, ...] = (
+    Technique.PRECOPY,
+    Technique.PRECOPY_AUTOCONVERGE,
+    Technique.PRECOPY_XBZRLE,
+    Technique.PRECOPY_COMPRESS,
+    Technique.POSTCOPY,
+)
+POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
+# Preference when ranks tie, as planning.technique: the least risky, least CPU-hungry first.
+_PREFERENCE = np.array([0, 2, 1, 3, 4], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CostRequest:
+    """Candidate moves, one row each. Limits of 0 mean none."""
+
+    vm: IntArray
+    target: IntArray
+    memory_mib: FloatArray
+    dirty_rate_mib_s: FloatArray
+    bandwidth_mib_s: FloatArray
+    postcopy_allowed: BoolArray
+    max_downtime_ms: float = DEFAULT_MAX_DOWNTIME_MS
+    deadline_ms: float = 0.0
+    minimize_data: bool = False
+
+    def __len__(self) -> int:
+        return int(self.vm.shape[0])
+
+
+@dataclass(frozen=True)
+class CostEstimates:
+    """Per move: the chosen technique (index into TECHNIQUES), its predictions as (p10, median, p90) columns, and
+    its parameters; `rank_ms` and `feasible` keep every technique's standing for explanations."""
+
+    model: str
+    technique: IntArray
+    total_ms: FloatArray  # (n, 3)
+    downtime_ms: FloatArray  # (n, 3)
+    data_mib: FloatArray  # (n, 3)
+    converges: BoolArray
+    p_converge: FloatArray
+    meets_limits: BoolArray
+    bandwidth_mib_s: FloatArray
+    max_downtime_ms: FloatArray
+    deadline_ms: FloatArray
+    postcopy_after_ms: FloatArray  # NaN: never switch
+    rank_ms: FloatArray  # (n, len(TECHNIQUES)), inf where not allowed
+    feasible: BoolArray  # (n, len(TECHNIQUES))
+
+    def __len__(self) -> int:
+        return int(self.technique.shape[0])
+
+    def take(self, rows: IntArray | Sequence[int]) -> CostEstimates:
+        index = np.asarray(rows, dtype=np.int64)
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return CostEstimates(**{k: v if k == "model" else v[index] for k, v in values.items()})
+
+    @staticmethod
+    def concat(parts: Sequence[CostEstimates]) -> CostEstimates:
+        names = [f.name for f in fields(CostEstimates) if f.name != "model"]
+        model = ", ".join(dict.fromkeys(p.model for p in parts))
+        return CostEstimates(model, **{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
+
+    def total_s(self, column: int = 1) -> FloatArray:
+        seconds: FloatArray = self.total_ms[:, column] / 1000.0
+        return seconds
+
+    def cost(self, k: int, model: ModelRef | None = None) -> MigrationCost:
+        """Row k as the domain's MigrationCost."""
+        ref = model or ModelRef(self.model, "")
+        notes = () if self.meets_limits[k] else (self.violation(k),)
+        return MigrationCost(
+            TECHNIQUES[int(self.technique[k])], Interval(*(float(x) for x in self.total_ms[k])),
+            Interval(*(float(x) for x in self.downtime_ms[k])), Interval(*(float(x) for x in self.data_mib[k])),
+            bool(self.converges[k]), ref, notes,
+        )
+
+    def parameters(self, k: int) -> MigrationParameters:
+        technique = TECHNIQUES[int(self.technique[k])]
+        after = float(self.postcopy_after_ms[k])
+        return MigrationParameters(
+            technique=technique, bandwidth_mib_s=float(self.bandwidth_mib_s[k]),
+            max_downtime_ms=float(self.max_downtime_ms[k]), postcopy_after_ms=None if np.isnan(after) else after,
+            deadline_ms=float(self.deadline_ms[k]),
+            compression_threads=4 if technique is Technique.PRECOPY_COMPRESS else 0,
+        )
+
+    def violation(self, k: int) -> str:
+        """Which limit row k breaks, '' when none."""
+        found = []
+        if TECHNIQUES[int(self.technique[k])].is_precopy and not self.converges[k]:
+            found.append("predicted not to converge")
+        if self.downtime_ms[k, 2] > self.max_downtime_ms[k]:
+            found.append(f"downtime up to {self.downtime_ms[k, 2]:.0f} ms > limit {self.max_downtime_ms[k]:.0f} ms")
+        return "; ".join(found)
+
+    def describe(self, k: int) -> str:
+        t, d, m = self.total_ms[k], self.downtime_ms[k], self.data_mib[k]
+        return (f"{TECHNIQUES[int(self.technique[k])]}: total {t[1] / 1000:.1f} s (p90 {t[2] / 1000:.1f} s), "
+                f"downtime {d[1]:.0f} ms (p90 {d[2]:.0f} ms), {m[1]:.0f} MiB, converges with p "
+                f"{self.p_converge[k]:.2f} ({self.model})")
+
+
+class MoveCosts(Protocol):
+    """Predicts many moves at once; the engine calls it in batches and caches by VM and bandwidth."""
+
+    @property
+    def name(self) -> str: ...
+
+    def estimate(self, request: CostRequest) -> CostEstimates: ...
+
+
+@dataclass(frozen=True)
+class TechniqueRules:
+    """The knobs of planning.technique.TechniquePolicy, plus which techniques may be used at all."""
+
+    risk: float = 0.5
+    deadline_slack: float = 3.0
+    deadline_floor_ms: float = 30_000.0
+    postcopy_safety_factor: float = 1.5
+    techniques: tuple[Technique, ...] = TECHNIQUES
+
+
+def select(
+    request: CostRequest,
+    total_ms: FloatArray,
+    downtime_ms: FloatArray,
+    data_mib: FloatArray,
+    converges: BoolArray,
+    p_converge: FloatArray,
+    rules: TechniqueRules,
+    model: str,
+) -> CostEstimates:
+    """Choose a technique per row from per-technique predictions shaped (len(TECHNIQUES), n, 3) (converges and
+    p_converge (len(TECHNIQUES), n))."""
+    n = len(request)
+    usable = np.array([t in rules.techniques for t in TECHNIQUES])[:, None]
+    allowed = usable & np.ones((len(TECHNIQUES), n), dtype=bool)
+    allowed[POSTCOPY] &= request.postcopy_allowed
+    is_post = (np.arange(len(TECHNIQUES)) == POSTCOPY)[:, None]
+    feasible = allowed & (is_post | converges)
+    if request.max_downtime_ms > 0:
+        feasible &= downtime_ms[:, :, 2] <= request.max_downtime_ms
+    if request.deadline_ms > 0:
+        feasible &= total_ms[:, :, 2] <= request.deadline_ms
+    quantity = data_mib if request.minimize_data else total_ms
+    rank = quantity[:, :, 1] + rules.risk * (quantity[:, :, 2] - quantity[:, :, 1])
+    tie = _PREFERENCE[:, None] * 1e-9 * (1.0 + np.abs(rank))
+    best = np.argmin(np.where(feasible, rank + tie, np.inf), axis=0)
+    any_ok = feasible.any(axis=0)
+    fallback_post = allowed[POSTCOPY] & ~any_ok
+    lowest_down = np.argmin(np.where(allowed, downtime_ms[:, :, 2] + tie, np.inf), axis=0)
+    chosen = np.where(any_ok, best, np.where(fallback_post, POSTCOPY, lowest_down)).astype(np.int64)
+    rows = np.arange(n)
+    pick_total, pick_down = total_ms[chosen, rows], downtime_ms[chosen, rows]
+    max_down = np.full(n, request.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS)
+    deadline = np.full(n, request.deadline_ms) if request.deadline_ms > 0 else np.maximum(
+        rules.deadline_floor_ms, rules.deadline_slack * pick_total[:, 2])
+    after = np.where(chosen == POSTCOPY, 0.0, np.where(request.postcopy_allowed & usable[POSTCOPY, 0],
+                                                       rules.postcopy_safety_factor * pick_total[:, 2], np.nan))
+    return CostEstimates(
+        model=model, technique=chosen, total_ms=pick_total, downtime_ms=pick_down, data_mib=data_mib[chosen, rows],
+        converges=converges[chosen, rows] | (chosen == POSTCOPY), p_converge=p_converge[chosen, rows],
+        meets_limits=feasible[chosen, rows], bandwidth_mib_s=np.asarray(request.bandwidth_mib_s, np.float64),
+        max_downtime_ms=max_down, deadline_ms=deadline, postcopy_after_ms=after,
+        rank_ms=np.where(allowed, rank, np.inf).T.copy(), feasible=feasible.T.copy(),
+    )

@@ -1,0 +1,198 @@
+"""Hard filters: which hosts may take a VM, every rejection attributed to a named filter.
+
+One VM is assessed against many hosts at once: each filter is a boolean row over the hosts (True = rejected),
+stacked into an (n_filters, n_hosts) matrix, so counting rejections by filter is a row sum and why one host was
+refused is a column. Reason texts, with their numbers, are written only for the hosts someone will read about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from advisor.planning.engine.snapshot import ANY_MODEL, NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray, Loads
+
+FILTERS: tuple[str, ...] = (
+    "current host",
+    "excluded",
+    "disabled",
+    "CPU model",
+    "vCPUs",
+    "memory",
+    "CPU headroom",
+    "anti-affinity",
+    "affinity",
+    "host affinity",
+    "host anti-affinity",
+    "recently left",
+)
+CURRENT, EXCLUDED, DISABLED, MODEL, VCPUS, MEMORY, HEADROOM, ANTI, TOGETHER, HOST_ON, HOST_OFF, LEFT = range(12)
+
+
+@dataclass(frozen=True)
+class FilterPolicy:
+    """Capacity knobs (the settings `placement_*`): allocation ratios as Nova's, CPU headroom as DRS's."""
+
+    cpu_allocation_ratio: float = 4.0  # vCPUs allowed per core
+    memory_allocation_ratio: float = 1.0  # none: a live migration copies all of it
+    max_cpu_after: float = 0.85  # measured CPU load a target may reach with the VM
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One VM against `hosts` (columns): which filters reject each host, and the loads after the move."""
+
+    vm: int
+    hosts: IntArray
+    rejected: BoolArray  # (len(FILTERS), len(hosts))
+    cpu_after: FloatArray
+    memory_after: FloatArray
+    all_hosts: bool
+
+    @property
+    def eligible(self) -> BoolArray:
+        ok: BoolArray = np.logical_not(self.rejected.any(axis=0))
+        return ok
+
+    def eligible_hosts(self) -> IntArray:
+        hosts: IntArray = self.hosts[self.eligible]
+        return hosts
+
+    def counts(self) -> IntArray:
+        """Hosts rejected by each filter (a host failing several filters counts under each)."""
+        counts: IntArray = self.rejected.sum(axis=1).astype(np.int64)
+        return counts
+
+
+def _marked(n: int, where: IntArray) -> BoolArray:
+    mark = np.zeros(n, dtype=bool)
+    mark[where] = True
+    return mark
+
+
+def _partners(cluster: ClusterArrays, loads: Loads, vm: int, group: int) -> IntArray:
+    """Hosts running another VM of the group."""
+    members = cluster.groups.members.row(group)
+    where = loads.vm_host[members[members != vm]]
+    hosts: IntArray = where[where >= 0]
+    return hosts
+
+
+def assess(
+    cluster: ClusterArrays,
+    loads: Loads,
+    vm: int,
+    policy: FilterPolicy,
+    *,
+    hosts: IntArray | None = None,
+    excluded: BoolArray | None = None,
+    left: int = NO_HOST,
+) -> Assessment:
+    """Every filter for `vm` on `hosts` (all when None). `excluded` marks hosts the caller rules out (over all
+    hosts); `left` is the host the VM left within its cooldown, which it may not return to."""
+    n = cluster.n_hosts
+    index: IntArray = np.arange(n, dtype=np.int64) if hosts is None else np.asarray(hosts, dtype=np.int64)
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if hosts is None else a[index]
+
+    cores, memory = take(cluster.host_cores), take(cluster.host_memory_mib)
+    rows = np.zeros((len(FILTERS), index.shape[0]), dtype=bool)
+    rows[CURRENT] = index == loads.vm_host[vm]
+    if excluded is not None:
+        rows[EXCLUDED] = take(excluded)
+    rows[DISABLED] = take(cluster.host_disabled)
+    model = int(cluster.vm_cpu_model[vm])
+    if model != ANY_MODEL:
+        rows[MODEL] = take(cluster.host_cpu_model) != model
+    rows[VCPUS] = take(loads.host_vcpus) + cluster.vm_vcpus[vm] > cores * policy.cpu_allocation_ratio
+    memory_after = (take(loads.host_memory_mib) + cluster.vm_memory_mib[vm]) / memory
+    rows[MEMORY] = memory_after > policy.memory_allocation_ratio
+    cpu_after = (take(loads.host_cpu) + cluster.vm_cpu[vm]) / cores
+    rows[HEADROOM] = cpu_after > policy.max_cpu_after
+    groups = cluster.groups
+    if groups.of_vm.has_row(vm):
+        for g in groups.of_vm.row(vm).tolist():
+            where = _partners(cluster, loads, vm, g) if groups.must[g] else None
+            if where is None or where.size == 0:
+                continue
+            mark = take(_marked(n, where))
+            if groups.together[g]:
+                rows[TOGETHER] |= ~mark
+            else:
+                rows[ANTI] |= mark
+    rules = cluster.host_rules
+    if rules.of_vm.has_row(vm):
+        for r in rules.of_vm.row(vm).tolist():
+            if rules.must[r]:
+                mark = take(_marked(n, rules.hosts.row(r)))
+                if rules.on[r]:
+                    rows[HOST_ON] |= ~mark
+                else:
+                    rows[HOST_OFF] |= mark
+    if left != NO_HOST:
+        rows[LEFT] = index == left
+    return Assessment(vm, index, rows, cpu_after, memory_after, hosts is None)
+
+
+def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, which: int, host: int) -> str:
+    """Why filter `which` rejects `host` for `vm`, with the numbers."""
+    vm_id = cluster.vm_ids[vm]
+    if which == CURRENT:
+        return "is the VM's current host"
+    if which == EXCLUDED:
+        return "excluded by the plan (being emptied, drained, or switched off)"
+    if which == DISABLED:
+        return "in maintenance or disabled"
+    if which == MODEL:
+        have = int(cluster.host_cpu_model[host])
+        name = cluster.cpu_models[have] if have != ANY_MODEL else "unknown"
+        return f"CPU model {name!r} differs from {vm_id}'s {cluster.cpu_models[int(cluster.vm_cpu_model[vm])]!r}"
+    if which == VCPUS:
+        cap = cluster.host_cores[host] * policy.cpu_allocation_ratio
+        return (f"vCPUs: {loads.host_vcpus[host]:g} + {cluster.vm_vcpus[vm]:g} > {cap:g} allowed "
+                f"({cluster.host_cores[host]:g} cores x {policy.cpu_allocation_ratio:g})")
+    if which == MEMORY:
+        cap = cluster.host_memory_mib[host] * policy.memory_allocation_ratio
+        return (f"memory: needs {cluster.vm_memory_mib[vm]:.0f} MiB, "
+                f"{max(0.0, cap - loads.host_memory_mib[host]):.0f} of {cap:.0f} MiB free")
+    if which == HEADROOM:
+        after = (loads.host_cpu[host] + cluster.vm_cpu[vm]) / cluster.host_cores[host]
+        return f"CPU load would reach {after:.0%} > {policy.max_cpu_after:.0%}"
+    if which in (ANTI, TOGETHER):
+        groups = cluster.groups
+        for g in groups.of_vm.row(vm).tolist():
+            if not groups.must[g] or bool(groups.together[g]) != (which == TOGETHER):
+                continue
+            members = groups.members.row(g)
+            here = members[(members != vm) & (loads.vm_host[members] == host)]
+            if which == ANTI and here.size:
+                return f"anti-affinity group {groups.names[g]!r}: VM {cluster.vm_ids[int(here[0])]} runs there"
+            if which == TOGETHER and not here.size and _partners(cluster, loads, vm, g).size:
+                return f"affinity group {groups.names[g]!r} must stay together and runs elsewhere"
+        return "group rule"
+    if which in (HOST_ON, HOST_OFF):
+        rules = cluster.host_rules
+        for r in rules.of_vm.row(vm).tolist():
+            inside = bool((rules.hosts.row(r) == host).any())
+            if rules.must[r] and bool(rules.on[r]) == (which == HOST_ON) and inside != bool(rules.on[r]):
+                return f"rule {rules.names[r]!r}: {vm_id} must {'run on' if rules.on[r] else 'stay off'} its hosts"
+        return "host rule"
+    if which == LEFT:
+        return f"{vm_id} left this host within its cooldown (it does not move back and forth)"
+    raise ValueError(f"unknown filter {which}")
+
+
+def rejections(cluster: ClusterArrays, loads: Loads, a: Assessment, policy: FilterPolicy,
+               limit: int = len(FILTERS)) -> tuple[tuple[str, int, str, str], ...]:
+    """(filter, hosts rejected, an example host, its reason), most frequent first, at most `limit` filters."""
+    counts = a.counts()
+    out = []
+    for which in np.argsort(-counts, kind="stable")[:limit].tolist():
+        if counts[which] == 0:
+            break
+        host = int(a.hosts[int(np.argmax(a.rejected[which]))])
+        out.append((FILTERS[which], int(counts[which]), cluster.host_ids[host],
+                    reason(cluster, loads, a.vm, policy, which, host)))
+    return tuple(out)

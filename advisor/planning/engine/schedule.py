@@ -1,0 +1,94 @@
+"""Ordering a plan's moves under concurrency limits, and how long the plan takes.
+
+List scheduling in plan order: a move starts as soon as its source, its target and the cluster each have a free
+slot (defaults 2 / 2 / 5, the executor's and KubeVirt's), and, when its target is the source of earlier moves, once
+those have finished (the room it needs may be the room they free). A later move may start before an earlier one
+that is blocked (backfilling). Waves are the distinct start instants; the duration is when the last move ends.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from advisor.planning.engine.snapshot import FloatArray, IntArray
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    per_source: int = 2
+    per_target: int = 2
+    cluster: int = 5
+
+
+@dataclass(frozen=True)
+class Schedule:
+    start_s: FloatArray
+    end_s: FloatArray
+    wave: IntArray  # 0-based: the rank of the move's start instant
+    duration_s: float
+    waves: int
+
+    @staticmethod
+    def empty() -> Schedule:
+        return Schedule(np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), 0.0, 0)
+
+
+def schedule(sources: IntArray, targets: IntArray, durations_s: FloatArray,
+             limits: Concurrency = Concurrency()) -> Schedule:
+    n = len(sources)
+    if n == 0:
+        return Schedule.empty()
+    src, tgt = np.asarray(sources).tolist(), np.asarray(targets).tolist()
+    dur = np.maximum(np.asarray(durations_s, dtype=np.float64), 0.0).tolist()
+    # How many earlier moves leave each move's target: they must be done before it starts.
+    seen: Counter[int] = Counter()
+    out_before = []
+    for j in range(n):
+        out_before.append(seen[tgt[j]])
+        seen[src[j]] += 1
+    done_out: Counter[int] = Counter()
+    run_src: Counter[int] = Counter()
+    run_tgt: Counter[int] = Counter()
+    running: list[tuple[float, int]] = []
+    start = [0.0] * n
+    started = [False] * n
+    pending = list(range(n))
+    now = 0.0
+    remaining = n
+    while remaining:
+        if len(running) < limits.cluster:
+            kept = []
+            for k, j in enumerate(pending):
+                if len(running) >= limits.cluster:
+                    kept.extend(pending[k:])
+                    break
+                s, t = src[j], tgt[j]
+                if run_src[s] < limits.per_source and run_tgt[t] < limits.per_target and done_out[t] >= out_before[j]:
+                    started[j], start[j] = True, now
+                    run_src[s] += 1
+                    run_tgt[t] += 1
+                    heapq.heappush(running, (now + dur[j], j))
+                    remaining -= 1
+                else:
+                    kept.append(j)
+            pending = kept
+        if not running:
+            raise RuntimeError("schedule stalled")  # cannot happen: the first pending move's dependencies are done
+        end, j = heapq.heappop(running)
+        now = end
+        run_src[src[j]] -= 1
+        run_tgt[tgt[j]] -= 1
+        done_out[src[j]] += 1
+        while running and running[0][0] <= now:  # everything ending at the same instant
+            _, j = heapq.heappop(running)
+            run_src[src[j]] -= 1
+            run_tgt[tgt[j]] -= 1
+            done_out[src[j]] += 1
+    starts = np.array(start)
+    ends = starts + np.array(dur)
+    _, wave = np.unique(np.round(starts, 6), return_inverse=True)
+    return Schedule(starts, ends, wave.astype(np.int64), float(ends.max()), int(wave.max()) + 1)

@@ -1,0 +1,381 @@
+"""The cluster as numpy arrays, the one input of the decision engine.
+
+Hosts and VMs are rows, addressed by position. What a move changes (where each VM runs, what each host carries)
+lives in `Loads`, apart from the static description, so applying a move copies only those arrays (copy on write:
+`with_moves` shares every static array with the original). Rules are kept as CSR lists in both directions, so a
+filter finds a VM's groups and a group's members in time proportional to their size, never to the cluster's.
+
+Units follow the domain: memory in MiB, bandwidth in MiB/s, power in W, CPU in cores (a VM's measured use is
+cores busy, i.e. its vCPUs times its utilisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from advisor.domain.model import Host, Vm
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+NO_HOST = -1
+ANY_MODEL = -1
+
+
+@dataclass(frozen=True)
+class VmGroupRule:
+    """VM-VM rule: the VMs run together (affinity) or apart (anti-affinity); `must` makes it a hard filter,
+    otherwise it is a soft preference that the weigher scores."""
+
+    name: str
+    vm_ids: frozenset[str]
+    together: bool
+    must: bool
+
+
+@dataclass(frozen=True)
+class VmHostRule:
+    """VM-host rule: the VMs run on (`on`) or off the hosts; `must` is hard, otherwise soft."""
+
+    name: str
+    vm_ids: frozenset[str]
+    host_ids: frozenset[str]
+    on: bool
+    must: bool
+
+
+Rule = VmGroupRule | VmHostRule
+
+
+@dataclass(frozen=True)
+class Csr:
+    """Rows of different lengths: row i is `values[ptr[i]:ptr[i + 1]]`."""
+
+    ptr: IntArray
+    values: IntArray
+
+    def row(self, i: int) -> IntArray:
+        row: IntArray = self.values[self.ptr[i] : self.ptr[i + 1]]
+        return row
+
+    def has_row(self, i: int) -> bool:
+        return bool(self.ptr[i + 1] > self.ptr[i])
+
+    @staticmethod
+    def from_pairs(n_rows: int, rows: IntArray, values: IntArray) -> Csr:
+        order = np.argsort(rows, kind="stable")
+        ptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=ptr[1:])
+        return Csr(ptr, np.asarray(values, dtype=np.int64)[order])
+
+    @staticmethod
+    def empty(n_rows: int) -> Csr:
+        return Csr(np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class Groups:
+    """VM-VM rules: per group whether together or apart and whether hard; members both ways."""
+
+    names: tuple[str, ...]
+    together: BoolArray
+    must: BoolArray
+    members: Csr  # group -> VMs
+    of_vm: Csr  # VM -> groups
+
+    @staticmethod
+    def none(n_vms: int) -> Groups:
+        return Groups((), np.zeros(0, bool), np.zeros(0, bool), Csr.empty(0), Csr.empty(n_vms))
+
+
+@dataclass(frozen=True)
+class HostRules:
+    """VM-host rules: per rule whether on or off its hosts and whether hard; hosts per rule, rules per VM."""
+
+    names: tuple[str, ...]
+    on: BoolArray
+    must: BoolArray
+    hosts: Csr  # rule -> hosts
+    of_vm: Csr  # VM -> rules
+
+    @staticmethod
+    def none(n_vms: int) -> HostRules:
+        return HostRules((), np.zeros(0, bool), np.zeros(0, bool), Csr.empty(0), Csr.empty(n_vms))
+
+
+@dataclass(frozen=True)
+class Loads:
+    """What moves change. Arrays of a snapshot are read-only; a plan works on its own `copy()`."""
+
+    vm_host: IntArray
+    host_vcpus: FloatArray
+    host_memory_mib: FloatArray
+    host_cpu: FloatArray  # cores busy: the host's own base plus its VMs' measured use
+    host_vms: IntArray
+
+    def copy(self) -> Loads:
+        return Loads(self.vm_host.copy(), self.host_vcpus.copy(), self.host_memory_mib.copy(), self.host_cpu.copy(),
+                     self.host_vms.copy())
+
+    def frozen(self) -> Loads:
+        for array in (self.vm_host, self.host_vcpus, self.host_memory_mib, self.host_cpu, self.host_vms):
+            array.flags.writeable = False
+        return self
+
+    def move(self, cluster: ClusterArrays, vm: int, target: int) -> None:
+        """In place: only on a private copy (a plan's working state)."""
+        source = int(self.vm_host[vm])
+        vcpus, memory, cpu = cluster.vm_vcpus[vm], cluster.vm_memory_mib[vm], cluster.vm_cpu[vm]
+        if source >= 0:
+            self.host_vcpus[source] -= vcpus
+            self.host_memory_mib[source] -= memory
+            self.host_cpu[source] -= cpu
+            self.host_vms[source] -= 1
+        self.host_vcpus[target] += vcpus
+        self.host_memory_mib[target] += memory
+        self.host_cpu[target] += cpu
+        self.host_vms[target] += 1
+        self.vm_host[vm] = target
+
+
+def _sums(n_hosts: int, vm_host: IntArray, values: FloatArray) -> FloatArray:
+    placed = vm_host >= 0
+    sums: FloatArray = np.bincount(vm_host[placed], weights=values[placed], minlength=n_hosts).astype(np.float64)
+    return sums
+
+
+@dataclass(frozen=True)
+class ClusterArrays:
+    """Hosts and VMs as arrays. Build it with `from_domain` (from the domain values) or `build` (from arrays)."""
+
+    host_ids: tuple[str, ...]
+    host_cores: FloatArray
+    host_memory_mib: FloatArray
+    host_cpu_model: IntArray  # index into cpu_models, ANY_MODEL when unknown
+    host_disabled: BoolArray  # in maintenance or disabled: never a target
+    host_bandwidth_mib_s: FloatArray
+    host_idle_w: FloatArray
+    host_max_w: FloatArray
+    host_base_cpu: FloatArray  # cores busy beyond the VMs' own (hypervisor, unknown guests)
+    vm_ids: tuple[str, ...]
+    vm_vcpus: FloatArray
+    vm_memory_mib: FloatArray
+    vm_memory_used_mib: FloatArray  # what a live migration copies
+    vm_cpu: FloatArray  # cores busy
+    vm_cpu_model: IntArray  # ANY_MODEL: any host will do
+    vm_dirty_rate_mib_s: FloatArray  # NaN when unknown (costed as pessimistically as the features layer does)
+    vm_postcopy: BoolArray
+    vm_movable: BoolArray  # False for a VM migrating now or pinned by its owner
+    groups: Groups
+    host_rules: HostRules
+    loads: Loads
+    cpu_models: tuple[str, ...] = ()
+    _index: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n_hosts(self) -> int:
+        return len(self.host_ids)
+
+    @property
+    def n_vms(self) -> int:
+        return len(self.vm_ids)
+
+    @property
+    def vm_host(self) -> IntArray:
+        return self.loads.vm_host
+
+    def cpu_ratio(self) -> FloatArray:
+        ratio: FloatArray = self.loads.host_cpu / self.host_cores
+        return ratio
+
+    def host_index(self, host_id: str) -> int:
+        if "hosts" not in self._index:
+            self._index["hosts"] = {h: i for i, h in enumerate(self.host_ids)}
+        index: int = self._index["hosts"][host_id]
+        return index
+
+    def vm_index(self, vm_id: str) -> int:
+        if "vms" not in self._index:
+            self._index["vms"] = {v: i for i, v in enumerate(self.vm_ids)}
+        index: int = self._index["vms"][vm_id]
+        return index
+
+    def with_loads(self, loads: Loads) -> ClusterArrays:
+        """The same cluster with other loads (shares every static array and the id indexes)."""
+        return replace(self, loads=loads.frozen(), _index=self._index)
+
+    def with_moves(self, vms: Sequence[int] | IntArray, targets: Sequence[int] | IntArray) -> ClusterArrays:
+        """Copy on write: the cluster after moving each `vms[k]` to `targets[k]`, in order."""
+        loads = self.loads.copy()
+        for vm, target in zip(np.asarray(vms).tolist(), np.asarray(targets).tolist(), strict=True):
+            loads.move(self, int(vm), int(target))
+        return self.with_loads(loads)
+
+    @staticmethod
+    def build(
+        *,
+        host_ids: Sequence[str],
+        host_cores: FloatArray,
+        host_memory_mib: FloatArray,
+        vm_ids: Sequence[str],
+        vm_host: IntArray,
+        vm_vcpus: FloatArray,
+        vm_memory_mib: FloatArray,
+        vm_cpu: FloatArray,
+        host_cpu_model: IntArray | None = None,
+        host_disabled: BoolArray | None = None,
+        host_bandwidth_mib_s: FloatArray | None = None,
+        host_idle_w: FloatArray | None = None,
+        host_max_w: FloatArray | None = None,
+        host_base_cpu: FloatArray | None = None,
+        vm_memory_used_mib: FloatArray | None = None,
+        vm_cpu_model: IntArray | None = None,
+        vm_dirty_rate_mib_s: FloatArray | None = None,
+        vm_postcopy: BoolArray | None = None,
+        vm_movable: BoolArray | None = None,
+        groups: Groups | None = None,
+        host_rules: HostRules | None = None,
+        cpu_models: Sequence[str] = (),
+    ) -> ClusterArrays:
+        """From arrays (e.g. a simulator's); omitted arrays take neutral defaults. Loads are summed here."""
+        nh, nv = len(host_ids), len(vm_ids)
+
+        def f(a: Any, n: int, default: float) -> FloatArray:
+            out: FloatArray = np.full(n, default, dtype=np.float64) if a is None else np.asarray(a, np.float64)
+            return out
+
+        def b(a: Any, n: int, default: bool) -> BoolArray:
+            out: BoolArray = np.full(n, default, dtype=bool) if a is None else np.asarray(a, bool)
+            return out
+
+        def i(a: Any, n: int, default: int) -> IntArray:
+            out: IntArray = np.full(n, default, dtype=np.int64) if a is None else np.asarray(a, np.int64)
+            return out
+
+        where = np.asarray(vm_host, dtype=np.int64)
+        cores, memory, cpu = f(host_cores, nh, 0), f(vm_memory_mib, nv, 0), f(vm_cpu, nv, 0)
+        vcpus, base = f(vm_vcpus, nv, 0), f(host_base_cpu, nh, 0.0)
+        if (cores <= 0).any():
+            raise ValueError("every host needs a positive number of cores")
+        if where.shape != (nv,) or ((where < NO_HOST) | (where >= nh)).any():
+            raise ValueError("vm_host must give a host index (or -1) per VM")
+        loads = Loads(
+            where.copy(), _sums(nh, where, vcpus), _sums(nh, where, memory), base + _sums(nh, where, cpu),
+            np.bincount(where[where >= 0], minlength=nh).astype(np.int64),
+        )
+        return ClusterArrays(
+            host_ids=tuple(host_ids), host_cores=cores, host_memory_mib=f(host_memory_mib, nh, 0),
+            host_cpu_model=i(host_cpu_model, nh, ANY_MODEL), host_disabled=b(host_disabled, nh, False),
+            host_bandwidth_mib_s=f(host_bandwidth_mib_s, nh, 1000 / 8 * 1e6 / (1 << 20)),
+            host_idle_w=f(host_idle_w, nh, 0), host_max_w=f(host_max_w, nh, 0), host_base_cpu=base,
+            vm_ids=tuple(vm_ids), vm_vcpus=vcpus, vm_memory_mib=memory,
+            vm_memory_used_mib=memory if vm_memory_used_mib is None else f(vm_memory_used_mib, nv, 0),
+            vm_cpu=cpu, vm_cpu_model=i(vm_cpu_model, nv, ANY_MODEL),
+            vm_dirty_rate_mib_s=f(vm_dirty_rate_mib_s, nv, np.nan), vm_postcopy=b(vm_postcopy, nv, True),
+            vm_movable=b(vm_movable, nv, True), groups=groups or Groups.none(nv),
+            host_rules=host_rules or HostRules.none(nv), loads=loads.frozen(), cpu_models=tuple(cpu_models),
+        )
+
+
+def group_rules(vms: Sequence[Vm], rules: Iterable[Rule], vm_index: Mapping[str, int]) -> Groups:
+    """VM-VM groups: the domain's affinity groups (soft: prefer one host) and anti-affinity groups (hard: distinct
+    hosts), plus explicit rules; a name used with the same kind and strength is one group."""
+    keys: dict[tuple[str, bool, bool], int] = {}
+    pairs: list[tuple[int, int]] = []
+
+    def add(name: str, together: bool, must: bool, members: Iterable[int]) -> None:
+        g = keys.setdefault((name, together, must), len(keys))
+        pairs.extend((g, v) for v in members)
+
+    for k, vm in enumerate(vms):
+        for name in sorted(vm.affinity_groups):
+            add(name, True, False, (k,))
+        for name in sorted(vm.anti_affinity_groups):
+            add(name, False, True, (k,))
+    for rule in rules:
+        if isinstance(rule, VmGroupRule):
+            add(rule.name, rule.together, rule.must, sorted(vm_index[v] for v in rule.vm_ids if v in vm_index))
+    groups = np.array([g for g, _ in pairs], dtype=np.int64)
+    members = np.array([v for _, v in pairs], dtype=np.int64)
+    ordered = sorted(keys, key=keys.__getitem__)
+    return Groups(
+        tuple(name for name, _, _ in ordered), np.array([t for _, t, _ in ordered], dtype=bool),
+        np.array([m for _, _, m in ordered], dtype=bool), Csr.from_pairs(len(keys), groups, members),
+        Csr.from_pairs(len(vms), members, groups),
+    )
+
+
+def host_rules_of(rules: Iterable[Rule], n_vms: int, vm_index: Mapping[str, int],
+                  host_index: Mapping[str, int]) -> HostRules:
+    chosen = [r for r in rules if isinstance(r, VmHostRule)]
+    rule_rows = [(k, host_index[h]) for k, r in enumerate(chosen) for h in sorted(r.host_ids) if h in host_index]
+    vm_rows = [(vm_index[v], k) for k, r in enumerate(chosen) for v in sorted(r.vm_ids) if v in vm_index]
+    return HostRules(
+        tuple(r.name for r in chosen), np.array([r.on for r in chosen], dtype=bool),
+        np.array([r.must for r in chosen], dtype=bool),
+        Csr.from_pairs(len(chosen), np.array([k for k, _ in rule_rows], np.int64),
+                       np.array([h for _, h in rule_rows], np.int64)),
+        Csr.from_pairs(n_vms, np.array([v for v, _ in vm_rows], np.int64),
+                       np.array([k for _, k in vm_rows], np.int64)),
+    )
+
+
+def from_domain(
+    hosts: Sequence[Host],
+    vms: Sequence[Vm],
+    host_cpu: Mapping[str, float],
+    vm_cpu: Mapping[str, float],
+    rules: Iterable[Rule] = (),
+    *,
+    vm_memory_used_mib: Mapping[str, float] | None = None,
+    vm_dirty_rate_mib_s: Mapping[str, float] | None = None,
+    disabled: Iterable[str] = (),
+    pinned: Iterable[str] = (),
+) -> ClusterArrays:
+    """The arrays of a cluster of domain values.
+
+    `host_cpu` is measured utilisation of a host's cores, `vm_cpu` of a VM's vCPUs (both ratios, where known). A VM
+    without a measurement is taken as fully busy (pessimistic, as `placement.VmDemand`); a measured host keeps
+    what its VMs do not explain as its base load. A VM on a host that is not listed is unplaced (-1).
+    """
+    host_index = {h.id: k for k, h in enumerate(hosts)}
+    vm_index = {v.id: k for k, v in enumerate(vms)}
+    models = sorted({h.cpu_model for h in hosts if h.cpu_model} | {v.cpu_model for v in vms if v.cpu_model})
+    model_index = {m: k for k, m in enumerate(models)}
+    vcpus = np.array([v.vcpus for v in vms], dtype=np.float64)
+    vm_busy = vcpus * np.array([min(1.0, max(0.0, vm_cpu.get(v.id, 1.0))) for v in vms])
+    where = np.array([host_index.get(v.host_id, NO_HOST) for v in vms], dtype=np.int64)
+    cores = np.array([h.cpu_cores for h in hosts], dtype=np.float64)
+    explained = _sums(len(hosts), where, vm_busy)
+    measured = np.array([host_cpu.get(h.id, np.nan) for h in hosts], dtype=np.float64) * cores
+    base = np.where(np.isnan(measured), 0.0, np.maximum(0.0, measured - explained))
+    off = set(disabled)
+    used = vm_memory_used_mib or {}
+    dirty = vm_dirty_rate_mib_s or {}
+    fixed = set(pinned)
+    rules = tuple(rules)
+    return ClusterArrays.build(
+        host_ids=[h.id for h in hosts], host_cores=cores,
+        host_memory_mib=np.array([h.memory_mib for h in hosts], dtype=np.float64),
+        host_cpu_model=np.array([model_index.get(h.cpu_model, ANY_MODEL) if h.cpu_model else ANY_MODEL
+                                 for h in hosts], dtype=np.int64),
+        host_disabled=np.array([h.in_maintenance or h.id in off for h in hosts], dtype=bool),
+        host_bandwidth_mib_s=np.array([h.network_bandwidth_mib_s for h in hosts], dtype=np.float64),
+        host_idle_w=np.array([h.idle_power_w for h in hosts], dtype=np.float64),
+        host_max_w=np.array([h.max_power_w for h in hosts], dtype=np.float64), host_base_cpu=base,
+        vm_ids=[v.id for v in vms], vm_host=where, vm_vcpus=vcpus,
+        vm_memory_mib=np.array([v.memory_mib for v in vms], dtype=np.float64), vm_cpu=vm_busy,
+        vm_memory_used_mib=np.array([used.get(v.id, 0.0) or v.memory_mib for v in vms], dtype=np.float64),
+        vm_cpu_model=np.array([model_index[v.cpu_model] if v.cpu_model else ANY_MODEL for v in vms], np.int64),
+        vm_dirty_rate_mib_s=np.array([dirty.get(v.id, np.nan) for v in vms], dtype=np.float64),
+        vm_postcopy=np.array([v.postcopy_allowed for v in vms], dtype=bool),
+        vm_movable=np.array([v.id not in fixed for v in vms], dtype=bool),
+        groups=group_rules(vms, rules, vm_index), host_rules=host_rules_of(rules, len(vms), vm_index, host_index),
+        cpu_models=models,
+    )

@@ -1,0 +1,134 @@
+"""Weighers: rank the hosts that passed every filter (lower score wins), each component kept for explanations.
+
+Components, one row each, before weighting:
+- load: the larger of the CPU and memory load after the move (a negative weight packs instead of spreading);
+- balance: squared distance of the CPU load after the move from the cluster's mean (even load);
+- energy: the power the move adds, as a fraction of the cluster's mean peak power (waking an idle host costs its
+  idle power, a running host only the dynamic part);
+- affinity / anti-affinity: -1 where a "should run together" partner runs, +1 where a "should run apart" one does;
+- host affinity / host anti-affinity: -1 on a host a "should run on" rule names, +1 on one a "should stay off" names.
+Weights are data (`Weights`), so a strategy's preferences are a value, not code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from advisor.planning.engine.filters import Assessment
+from advisor.planning.engine.snapshot import BoolArray, ClusterArrays, FloatArray, IntArray, Loads
+
+COMPONENTS: tuple[str, ...] = ("load", "balance", "energy", "affinity", "anti-affinity", "host affinity",
+                               "host anti-affinity")
+LOAD, BALANCE, ENERGY, AFFINITY, ANTI, HOST_ON, HOST_OFF = range(7)
+
+
+@dataclass(frozen=True)
+class Weights:
+    load: float = 1.0
+    balance: float = 0.0
+    energy: float = 0.0
+    affinity: float = 0.2
+    anti_affinity: float = 0.2
+    host_affinity: float = 0.2
+    host_anti_affinity: float = 0.2
+
+    def vector(self) -> FloatArray:
+        return np.array([self.load, self.balance, self.energy, self.affinity, self.anti_affinity,
+                         self.host_affinity, self.host_anti_affinity], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Eligible hosts with their total score and components (columns aligned with `hosts`)."""
+
+    hosts: IntArray
+    total: FloatArray
+    components: FloatArray  # (len(COMPONENTS), len(hosts)), unweighted
+    cpu_after: FloatArray
+    memory_after: FloatArray
+    power_w: FloatArray  # power added by the move
+
+    def __len__(self) -> int:
+        return int(self.hosts.shape[0])
+
+    def best(self) -> int:
+        """Position of the best host (ties to the lower host index: hosts are assessed in index order)."""
+        return int(np.argmin(self.total))
+
+    def order(self, k: int) -> IntArray:
+        """Positions of the k best hosts, best first."""
+        if k < len(self):
+            part = np.argpartition(self.total, k)[:k]
+            order: IntArray = part[np.lexsort((self.hosts[part], self.total[part]))]
+            return order
+        full: IntArray = np.lexsort((self.hosts, self.total))
+        return full
+
+
+def power(cluster: ClusterArrays, hosts: IntArray, cpu_ratio: FloatArray) -> FloatArray:
+    """Linear power model between the host's idle and peak power (0 W where unknown)."""
+    idle, peak = cluster.host_idle_w[hosts], cluster.host_max_w[hosts]
+    watts: FloatArray = idle + (peak - idle) * np.clip(cpu_ratio, 0.0, 1.0)
+    return watts
+
+
+def is_on(loads: Loads, hosts: IntArray) -> BoolArray:
+    """A host with no VM and no base load is idle: it may be switched off."""
+    on: BoolArray = (loads.host_vms[hosts] > 0) | (loads.host_cpu[hosts] > 0)
+    return on
+
+
+def added_power(cluster: ClusterArrays, loads: Loads, hosts: IntArray, cpu_after: FloatArray) -> FloatArray:
+    before = np.where(is_on(loads, hosts), power(cluster, hosts, loads.host_cpu[hosts] / cluster.host_cores[hosts]),
+                      0.0)
+    added: FloatArray = power(cluster, hosts, cpu_after) - before
+    return added
+
+
+def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights, *, mean_cpu: float = 0.0,
+          reference_w: float = 0.0) -> Scores:
+    """Score the eligible hosts of `a`. `mean_cpu` is the cluster's mean CPU load (for balance), `reference_w` the
+    power that one unit of the energy component stands for (default: the mean peak power)."""
+    keep = a.eligible
+    hosts = a.hosts[keep]
+    cpu_after, memory_after = a.cpu_after[keep], a.memory_after[keep]
+    comps = np.zeros((len(COMPONENTS), hosts.shape[0]))
+    comps[LOAD] = np.maximum(cpu_after, memory_after)
+    comps[BALANCE] = (cpu_after - mean_cpu) ** 2
+    added = added_power(cluster, loads, hosts, cpu_after)
+    ref = reference_w or float(cluster.host_max_w.mean()) or 1.0
+    comps[ENERGY] = added / ref
+    vm = a.vm
+    groups = cluster.groups
+    if groups.of_vm.has_row(vm):
+        for g in groups.of_vm.row(vm).tolist():
+            if groups.must[g]:
+                continue
+            members = groups.members.row(g)
+            where = loads.vm_host[members[members != vm]]
+            here = np.isin(hosts, where[where >= 0])
+            comps[AFFINITY if groups.together[g] else ANTI] += np.where(groups.together[g], -1.0, 1.0) * here
+    rules = cluster.host_rules
+    if rules.of_vm.has_row(vm):
+        for r in rules.of_vm.row(vm).tolist():
+            if not rules.must[r]:
+                inside = np.isin(hosts, rules.hosts.row(r))
+                comps[HOST_ON if rules.on[r] else HOST_OFF] += np.where(rules.on[r], -1.0, 1.0) * inside
+    total: FloatArray = weights.vector() @ comps
+    return Scores(hosts, total, comps, cpu_after, memory_after, added)
+
+
+def describe(scores: Scores, position: int, weights: Weights) -> str:
+    """The components that made a host's score, e.g. "load 0.62 (CPU 62%, memory 40%), +12 W"."""
+    c = scores.components[:, position]
+    parts = [f"CPU {scores.cpu_after[position]:.0%}, memory {scores.memory_after[position]:.0%} after the move"]
+    if weights.energy:
+        parts.append(f"{scores.power_w[position]:+.0f} W")
+    if weights.balance:
+        parts.append(f"balance term {c[BALANCE]:.3f}")
+    names = (("affinity", AFFINITY), ("anti-affinity", ANTI), ("host affinity", HOST_ON),
+             ("host anti-affinity", HOST_OFF))
+    parts.extend(f"{name} {c[k]:+.0f}" for name, k in names if c[k])
+    return f"score {scores.total[position]:.3f} (" + ", ".join(parts) + ")"
