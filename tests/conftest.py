@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,8 @@ import pytest
 from advisor.api.client import AdvisorClient
 from advisor.app import App, build_app
 from advisor.config import Settings
+from advisor.domain.access import Role
+from advisor.execution.hypervisor import Hypervisor
 from tests.support import local_settings
 
 # The session-wide lab of real libvirt daemons, for tests/lab and the libvirt half of tests/contract.
@@ -21,10 +23,11 @@ def make_app(tmp_path: Path) -> Iterator[object]:
     """Build and start apps on an ephemeral loopback port; all are stopped at the end of the test."""
     started: list[App] = []
 
-    def make(data_dir: Path | None = None, models_dir: Path | None = None, **settings: object) -> App:
-        # No background dirty-rate measurement: these hosts have no real hypervisor (tests/lab/ has them).
+    def make(data_dir: Path | None = None, models_dir: Path | None = None,
+             connect: Callable[[str], Hypervisor] | None = None, **settings: object) -> App:
+        # No background dirty-rate measurement unless asked: these hosts have no real hypervisor.
         app = build_app(local_settings(data_dir or tmp_path / "data", models_dir=models_dir or Settings().models_dir,
-                                       **settings))
+                                       **settings), **({"connect": connect} if connect else {}))
         app.start()
         started.append(app)
         return app
@@ -33,15 +36,18 @@ def make_app(tmp_path: Path) -> Iterator[object]:
     for app in started:
         if app.server is not None:
             app.stop()
+        app.lock.release()
 
 
 @pytest.fixture
 def client_for() -> Iterator[object]:
     clients: list[AdvisorClient] = []
 
-    def connect(app: App) -> AdvisorClient:
+    def connect(app: App, role: Role = Role.ADMIN, name: str = "") -> AdvisorClient:
+        """A client of `app` with a fresh token of `role` (named `test-ROLE` unless `name` is given)."""
         assert app.server is not None
-        client = AdvisorClient(f"127.0.0.1:{app.server.port}", timeout_s=20)
+        token = app.tokens.renew(name or f"test-{role.label}", role)
+        client = AdvisorClient(f"127.0.0.1:{app.server.port}", token=token, timeout_s=20)
         clients.append(client)
         return client
 

@@ -19,6 +19,7 @@ from advisor.api.v1 import advisor_pb2 as pb
 from advisor.app import App, build_app
 from advisor.cli import EXAMPLE, push_example
 from advisor.config import Settings
+from advisor.domain.access import REQUIRED_ROLE, Role
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[App, Advi
     app = build_app(Settings(listen="127.0.0.1:0", data_dir=data, metrics_listen="", grace_s=1.0))
     app.start()
     assert app.server is not None
-    client = AdvisorClient(f"127.0.0.1:{app.server.port}", timeout_s=20)
+    client = AdvisorClient(f"127.0.0.1:{app.server.port}", token=app.tokens.renew("fuzzer", Role.ADMIN),
+                           timeout_s=20)
     push_example(client, json.loads(EXAMPLE.read_text()), time.time())
     yield app, client
     client.close()
@@ -167,6 +169,41 @@ def test_random_bytes_to_every_method(server: tuple[App, AdvisorClient], method:
         raw(payload, timeout=20)
     except grpc.RpcError as error:
         assert error.code().name in EXPECTED | {"UNIMPLEMENTED"}, (method, error.details())
+
+
+@pytest.fixture(scope="module")
+def credentials(server: tuple[App, AdvisorClient]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Metadata of callers without rights: nobody, garbage, a revoked token, a reader."""
+    app, _ = server
+    revoked = app.tokens.renew("fuzz-revoked", Role.ADMIN)
+    app.tokens.revoke("fuzz-revoked")
+    reader = app.tokens.renew("fuzz-reader", Role.READER)
+    bearer = "authorization"
+    return {"nobody": (), "garbage": ((bearer, "Bearer adv_" + "x" * 43),), "scheme": ((bearer, "Basic abc"),),
+            "revoked": ((bearer, f"Bearer {revoked}"),), "reader": ((bearer, f"Bearer {reader}"),)}
+
+
+@FUZZ
+@given(method=st.sampled_from(METHODS), payload=st.binary(max_size=200),
+       who=st.sampled_from(["nobody", "garbage", "scheme", "revoked", "reader"]))
+def test_random_bytes_without_the_right_credentials_change_nothing(
+    server: tuple[App, AdvisorClient], credentials: dict[str, tuple[tuple[str, str], ...]], method: str,
+    payload: bytes, who: str,
+) -> None:
+    _, client = server
+    before = _snapshot(client)
+    raw = client._raw_channel.unary_unary(method)
+    try:
+        raw(payload, timeout=20, metadata=credentials[who])
+        code = "OK"
+    except grpc.RpcError as error:
+        code = error.code().name
+    if who == "reader":
+        needs = REQUIRED_ROLE[method.rsplit(".", 1)[-1]]
+        assert code in (EXPECTED if needs is Role.READER else {"PERMISSION_DENIED"}), (method, code)
+    else:
+        assert code == "UNAUTHENTICATED", (method, who, code)
+    assert _snapshot(client) == before
 
 
 def test_server_still_serves_after_the_storm(server: tuple[App, AdvisorClient]) -> None:

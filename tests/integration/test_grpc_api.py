@@ -18,11 +18,12 @@ from advisor.api.client import AdvisorClient, ClientError
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.app import App
 from advisor.cli import EXAMPLE, push_example
+from advisor.domain.access import Role
 
 pytestmark = pytest.mark.integration
 
 MakeApp = Callable[..., App]
-Connect = Callable[[App], AdvisorClient]
+Connect = Callable[..., AdvisorClient]
 
 
 def _example() -> dict[str, object]:
@@ -97,7 +98,13 @@ def test_recommendation_explains_every_rejected_host(loaded: tuple[App, AdvisorC
     assert rec.state == pb.RECOMMENDATION_STATE_PENDING
     (move,) = rec.moves
     assert (move.source_host_id, move.target_host_id) == ("hv-a", "hv-c")
-    why = {a.host_id: " ".join(a.rejections) for a in move.assessments}
+    # The answer keeps the chosen host and counts the others by filter; the full list is paged apart.
+    assert [a.host_id for a in move.assessments] == ["hv-c"] and move.hosts_assessed == 5
+    counts = {c.filter: (c.hosts, c.example_host_id) for c in move.rejection_counts}
+    assert counts["current host"] == (1, "hv-a") and counts["in maintenance"] == (1, "hv-e")
+    every = list(client.list_assessments(rec.id, 0, page_size=2))
+    assert len(every) == 5 and every[0].host_id == "hv-c"
+    why = {a.host_id: " ".join(a.rejections) for a in every}
     assert "current host" in why["hv-a"]
     assert "anti-affinity group 'db'" in why["hv-b"]
     assert "CPU model" in why["hv-d"]
@@ -118,23 +125,24 @@ def test_no_eligible_target_is_a_failed_precondition_with_reasons(loaded: tuple[
     assert "hv-c: excluded by request" in caught.value.details
 
 
-def test_review_approve_reject_and_list(loaded: tuple[App, AdvisorClient]) -> None:
-    _, client = loaded
+def test_review_approve_reject_and_list(loaded: tuple[App, AdvisorClient], client_for: Connect) -> None:
+    app, client = loaded
+    alice, bob = client_for(app, Role.OPERATOR, "alice"), client_for(app, Role.OPERATOR, "bob")
     first = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
     second = client.recommend(pb.RecommendTargetRequest(vm_id="web-1"))
     with pytest.raises(ClientError, match="reason") as caught:
-        client.decide(first.id, False, "alice", "")
+        alice.decide(first.id, False, "")
     assert caught.value.code == "INVALID_ARGUMENT"
-    with pytest.raises(ClientError, match="actor"):
-        client.decide(first.id, True, "", "")
-    approved = client.decide(first.id, True, "alice", "window 02:00")
-    assert (approved.state, approved.decided_by) == (pb.RECOMMENDATION_STATE_APPROVED, "alice")
-    assert approved.HasField("decide_time")
+    # Who decided is the token's name, whatever the request claims.
+    forged = pb.DecideRecommendationRequest(id=first.id, actor="mallory", reason="window 02:00")
+    approved = alice.call(alice.recommendations.ApproveRecommendation, forged)
+    assert (approved.state, approved.decided_by) == (pb.RECOMMENDATION_STATE_APPROVED, "alice")  # type: ignore[attr-defined]
+    assert approved.HasField("decide_time")  # type: ignore[attr-defined]
     with pytest.raises(ClientError) as caught:
-        client.decide(first.id, False, "bob", "changed my mind")
-    assert caught.value.code == "FAILED_PRECONDITION" and "approved" in caught.value.details
-    rejected = client.decide(second.id, False, "bob", "web tier frozen this week")
-    assert rejected.decision_reason == "web tier frozen this week"
+        bob.decide(first.id, False, "changed my mind")
+    assert caught.value.code == "FAILED_PRECONDITION" and "approved (by alice)" in caught.value.details
+    rejected = bob.decide(second.id, False, "web tier frozen this week")
+    assert (rejected.decision_reason, rejected.decided_by) == ("web tier frozen this week", "bob")
 
     listed = client.list_recommendations(pb.ListRecommendationsRequest())
     assert [r.id for r in listed.recommendations] == [second.id, first.id]
@@ -187,7 +195,7 @@ def test_rebalance_and_consolidate_plans(loaded: tuple[App, AdvisorClient]) -> N
 def test_execution_refuses_what_it_cannot_run(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
     rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
-    approved = client.decide(client.recommend(pb.RecommendTargetRequest(vm_id="web-1")).id, True, "a", "")
+    approved = client.decide(client.recommend(pb.RecommendTargetRequest(vm_id="web-1")).id, True)
     cases = [
         ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id="nope"), "NOT_FOUND", "recommendation"),
         ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id=rec.id), "FAILED_PRECONDITION",
@@ -209,7 +217,7 @@ def test_execution_refuses_what_it_cannot_run(loaded: tuple[App, AdvisorClient])
 def test_an_unreachable_hypervisor_fails_the_operation_and_says_why(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
     rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
-    client.decide(rec.id, True, "alice", "")
+    client.decide(rec.id, True)
     op = client.call(client.migrations.ExecuteMigration, pb.ExecuteMigrationRequest(recommendation_id=rec.id))
     again = client.call(client.migrations.ExecuteMigration, pb.ExecuteMigrationRequest(recommendation_id=rec.id))
     assert again.operation_id == op.operation_id  # never two migrations for one recommendation
@@ -354,7 +362,7 @@ def test_restart_keeps_inventory_and_recommendations(make_app: MakeApp, client_f
     client = client_for(first)
     push_example(client, _example(), time.time())
     rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
-    client.decide(rec.id, True, "alice", "")
+    client.decide(rec.id, True)
     before = [h.host.SerializeToString(deterministic=True) for h in client.list_hosts()]
     first.stop()
 

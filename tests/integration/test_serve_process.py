@@ -6,8 +6,10 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,15 +29,32 @@ def _free_port() -> int:
 
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    # The log goes to a file, not a pipe: a pipe nobody reads fills up and blocks the server's logging.
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by _stop
+    process = subprocess.Popen(
         [sys.executable, "-m", "advisor.cli", "serve", *args],
-        env={**os.environ, **env}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, **env}, stderr=log, stdout=subprocess.DEVNULL, text=True,
     )
+    process.log = log  # type: ignore[attr-defined]
+    return process
+
+
+def _token(data_dir: Path, name: str, role: str) -> str:
+    """A token made the way an operator makes one: `advisor tokens create`, which prints the token alone."""
+    made = subprocess.run([sys.executable, "-m", "advisor.cli", "tokens", "create", "--data-dir", str(data_dir),
+                           "--name", name, "--role", role], capture_output=True, text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    (token,) = made.stdout.split()
+    return token
 
 
 def _stop(process: subprocess.Popen[str]) -> tuple[int, list[dict[str, object]]]:
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=30)
+    process.wait(timeout=30)
+    log = process.log  # type: ignore[attr-defined]
+    log.seek(0)
+    err = log.read()
+    log.close()
     return process.returncode, [json.loads(line) for line in err.splitlines() if line.startswith("{")]
 
 
@@ -47,9 +66,10 @@ def test_serve_stops_gracefully_on_sigterm_and_keeps_state(tmp_path: Path) -> No
     env = {"ADVISOR_LISTEN": f"127.0.0.1:{port}", "ADVISOR_METRICS_LISTEN": ""}
     args = ["--config", str(config), "--data-dir", str(tmp_path / "data")]
 
+    token = _token(tmp_path / "data", "scheduler-1", "scheduler")
     process = _start(args, env)
     try:
-        with AdvisorClient(f"127.0.0.1:{port}") as client:
+        with AdvisorClient(f"127.0.0.1:{port}", token=token) as client:
             client.wait_ready(30)
             push_example(client, json.loads(EXAMPLE.read_text()), time.time())
             rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
@@ -64,7 +84,7 @@ def test_serve_stops_gracefully_on_sigterm_and_keeps_state(tmp_path: Path) -> No
 
     process = _start(args, env)
     try:
-        with AdvisorClient(f"127.0.0.1:{port}") as client:
+        with AdvisorClient(f"127.0.0.1:{port}", token=token) as client:
             client.wait_ready(30)
             assert len(list(client.list_hosts())) == 5
             assert client.get_recommendation(rec.id).summary == rec.summary
@@ -75,38 +95,46 @@ def test_serve_stops_gracefully_on_sigterm_and_keeps_state(tmp_path: Path) -> No
 
 def test_bad_configuration_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     config = tmp_path / "advisor.toml"
-    config.write_text("max_workers = 'lots'\n")
+    config.write_text("max_concurrent_calls = 'lots'\n")
     result = subprocess.run(
         [sys.executable, "-m", "advisor.cli", "serve", "--config", str(config)],
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 2
-    assert "max_workers must be a int" in result.stderr
+    assert "max_concurrent_calls must be a whole number" in result.stderr
 
 
 def test_cli_client_commands_against_a_running_server(tmp_path: Path) -> None:
     port = _free_port()
+    sre = _token(tmp_path, "sre-1", "operator")
+    reader = _token(tmp_path, "dashboard", "reader")
     process = _start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path), "--metrics-listen", ""], {})
     server = ["--server", f"127.0.0.1:{port}"]
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    def cli(*args: str, token: str = sre) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "advisor.cli", *args], capture_output=True, text=True,
-                              timeout=60, check=False)
+                              timeout=60, check=False, env={**os.environ, "ADVISOR_TOKEN": token})
 
     try:
         with AdvisorClient(f"127.0.0.1:{port}") as client:
             client.wait_ready(30)
+        anonymous = cli("hosts", *server, token="")
+        assert anonymous.returncode == 1 and "UNAUTHENTICATED" in anonymous.stderr and "--token" in anonymous.stderr
         assert cli("push", str(EXAMPLE), *server).returncode == 0
         hosts = cli("hosts", *server)
         assert hosts.returncode == 0 and "hv-e" in hosts.stdout and "maintenance" in hosts.stdout
         rec = cli("recommend", "db-1", "--max-downtime-ms", "200", "--json", *server)
         assert rec.returncode == 0
         rec_id = json.loads(rec.stdout)["id"]
-        shown = cli("recs", "show", rec_id, *server)
-        assert "Targets considered" in shown.stdout and "anti-affinity group 'db'" in shown.stdout
-        refused = cli("recs", "reject", rec_id, "--actor", "sre", "--reason", "", *server)
+        shown = cli("recs", "show", rec_id, *server, token=reader)
+        assert "Targets considered" in shown.stdout and "anti-affinity 1 (e.g. hv-b)" in shown.stdout
+        denied = cli("recs", "approve", rec_id, *server, token=reader)
+        assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr and "dashboard (reader)" in denied.stderr
+        refused = cli("recs", "reject", rec_id, "--reason", "", *server)
         assert refused.returncode == 1 and "INVALID_ARGUMENT" in refused.stderr
-        assert cli("recs", "approve", rec_id, "--actor", "sre", *server).returncode == 0
+        approved = cli("recs", "approve", rec_id, "--json", *server)
+        assert approved.returncode == 0 and json.loads(approved.stdout)["decidedBy"] == "sre-1"
+        assert json.loads(cli("hosts", "--json", *server).stdout)[0]["host"]["id"] == "hv-a"
         listed = cli("recs", "list", "--state", "approved", *server)
         assert rec_id in listed.stdout
         drain = cli("plan", "drain", "hv-b", "--max-downtime-ms", "300", *server)
@@ -120,3 +148,100 @@ def test_cli_client_commands_against_a_running_server(tmp_path: Path) -> None:
     assert code == 0
     unreachable = cli("hosts", "--server", f"127.0.0.1:{_free_port()}")
     assert unreachable.returncode == 1 and "UNAVAILABLE" in unreachable.stderr
+
+
+def test_one_server_per_data_directory_and_per_port(tmp_path: Path) -> None:
+    port = _free_port()
+    first = _start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "a"), "--metrics-listen", ""], {})
+    try:
+        with AdvisorClient(f"127.0.0.1:{port}") as client:
+            client.wait_ready(30)
+        published = json.loads((tmp_path / "a" / "advisor.json").read_text())
+        assert published["pid"] == first.pid and published["grpc"] == f"127.0.0.1:{port}"
+        other = _free_port()
+        same_dir = subprocess.run([sys.executable, "-m", "advisor.cli", "serve", "--listen", f"127.0.0.1:{other}",
+                                   "--data-dir", str(tmp_path / "a"), "--metrics-listen", ""],
+                                  capture_output=True, text=True, timeout=60, check=False)
+        assert same_dir.returncode == 2
+        assert f"another advisor (pid {first.pid}) is serving" in same_dir.stderr
+        assert "Traceback" not in same_dir.stderr
+        same_port = subprocess.run([sys.executable, "-m", "advisor.cli", "serve", "--listen", f"127.0.0.1:{port}",
+                                    "--data-dir", str(tmp_path / "b"), "--metrics-listen", ""],
+                                   capture_output=True, text=True, timeout=60, check=False)
+        assert same_port.returncode == 2 and "cannot listen on" in same_port.stderr, same_port.stderr
+        assert "Traceback" not in same_port.stderr
+    finally:
+        code, _ = _stop(first)
+    assert code == 0 and not (tmp_path / "a" / "advisor.json").exists()
+
+
+def test_kill_9_during_writes_leaves_the_database_whole(tmp_path: Path) -> None:
+    port = _free_port()
+    data = tmp_path / "data"
+    token = _token(data, "writer", "admin")
+    process = _start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(data), "--metrics-listen", ""], {})
+    written: list[str] = []
+    with AdvisorClient(f"127.0.0.1:{port}", token=token, timeout_s=10) as client:
+        client.wait_ready(30)
+        push_example(client, json.loads(EXAMPLE.read_text()), time.time())
+        deadline = time.monotonic() + 3
+        killed = False
+        while time.monotonic() < deadline or not killed:
+            if time.monotonic() >= deadline and not killed:
+                process.kill()  # SIGKILL, mid-way through a stream of writes
+                killed = True
+                break
+            rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
+            written.append(rec.id)
+            client.push_inventory(pb.PushInventoryRequest(vms=[pb.Vm(id=f"v{len(written)}", host_id="hv-e",
+                                                                     memory_mib=64, vcpus=1)]))
+    process.wait(30)
+    process.log.close()  # type: ignore[attr-defined]
+    assert written
+    db = sqlite3.connect(data / "advisor.sqlite3")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+    again = _start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(data), "--metrics-listen", ""], {})
+    try:
+        with AdvisorClient(f"127.0.0.1:{port}", token=token) as client:
+            client.wait_ready(30)
+            for rec_id in written[:-1]:  # every recommendation answered before the kill is there, whole
+                assert client.get_recommendation(rec_id).moves[0].vm_id == "db-1"
+    finally:
+        code, _ = _stop(again)
+    assert code == 0
+
+
+def test_the_cli_never_shows_a_traceback(tmp_path: Path) -> None:
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "advisor.cli", *args], capture_output=True, text=True,
+                              timeout=60, check=False, input=stdin)
+
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "advisor.sqlite3").write_bytes(b"this is not a database" * 100)
+    cases = [
+        (("recs", "frobnicate"), 2, "invalid choice"),
+        (("push", str(tmp_path / "missing.json")), 2, "cannot read"),
+        (("push", str(tmp_path)), 2, "cannot read"),
+        (("tokens", "list", "--data-dir", str(corrupt)), 2, "cannot use this database"),
+        (("tokens", "create", "--data-dir", str(tmp_path / "t"), "--name", "bad name!", "--role", "reader"), 2,
+         "a token name is"),
+        (("serve", "--data-dir", str(corrupt), "--listen", "127.0.0.1:0", "--metrics-listen", ""), 2,
+         "cannot use this database"),
+        (("serve", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path / "s"), "--metrics-listen", ""), 2,
+         "beyond loopback"),
+        (("hosts", "--timeout", "-1"), 2, "--timeout"),
+        (("hosts", "--server", f"127.0.0.1:{_free_port()}", "--timeout", "2"), 1, "UNAVAILABLE"),
+    ]
+    for args, code, fragment in cases:
+        result = cli(*args)
+        assert result.returncode == code, (args, result.stderr)
+        assert fragment in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("advisor ")
+    # Output piped into a reader that stops early (`advisor ... | head -1`): no complaint.
+    piped = subprocess.run(f"{sys.executable} -m advisor.cli --help | head -1", shell=True, capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert piped.stdout.startswith("usage: advisor") and "Traceback" not in piped.stderr

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from advisor.adapters.libvirt import LibvirtHypervisor
+from advisor.cli.demo import lab_uri_pattern
+from advisor.config import Settings
 from advisor.lab import Lab
 from advisor.telemetry.collectors import dirty_rate_collector
 from advisor.telemetry.hypervisors import HostConnection, read_inventory
@@ -22,7 +24,8 @@ def test_dirty_rate_collector_reads_the_lab(lab: Lab, tmp_path: Path) -> None:
         lab.up(hosts=2, guests=1)
     lab.set_dirty_rate("vm1", 16)
     hosts = [HostConnection(h.name, h.uri) for h in lab.status().hosts]
-    with local_advisor(tmp_path) as app:
+    patterns = (*Settings().hypervisor_uri_patterns, lab_uri_pattern(lab))  # the lab's sockets are allowed
+    with local_advisor(tmp_path, hypervisor_uri_patterns=patterns) as app:
         metrics = app.metrics
         app.usecases.ingestion.push_inventory(read_inventory(hosts, LibvirtHypervisor))
         collect = dirty_rate_collector(app.usecases.ingestion, LibvirtHypervisor, app.usecases.migrations.migrating_vms,

@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 def local_settings(data_dir: Path, **settings: object) -> Settings:
     """Settings of an advisor used in-process by a test: ephemeral port, no metrics endpoint, no collectors."""
     defaults: dict[str, object] = {"listen": "127.0.0.1:0", "metrics_listen": "", "grace_s": 1.0,
-                                   "dirty_rate_interval_s": 0.0, "data_dir": data_dir}
+                                   "dirty_rate_interval_s": 0.0, "data_dir": data_dir,
+                                   # the fake hypervisor's hosts, besides what production allows
+                                   "hypervisor_uri_patterns": (*Settings().hypervisor_uri_patterns, "fake://*")}
     return Settings(**{**defaults, **settings})  # type: ignore[arg-type]
 
 
@@ -29,5 +31,4 @@ def local_advisor(data_dir: Path, connect: Callable[[str], Hypervisor] | None = 
     try:
         yield app
     finally:
-        app.executor.stop()
-        app.store.close()
+        app.stop()

@@ -14,12 +14,19 @@ from advisor.domain.recommendation import Recommendation, RecommendationState
 
 def test_settings_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
     config = tmp_path / "advisor.toml"
-    config.write_text('[advisor]\nlisten = "127.0.0.1:6000"\nmax_workers = 3\ndata_dir = "/srv/a"\n')
+    config.write_text('[advisor]\nlisten = "127.0.0.1:6000"\nmax_concurrent_calls = 3\ndata_dir = "/srv/a"\n'
+                      'hypervisor_uri_patterns = ["qemu+tls://*.dc1/system"]\n'
+                      'tls_client_roles = {"CN=sched" = "scheduler"}\n')
     settings = load_settings(
-        config, {"ADVISOR_LISTEN": "127.0.0.1:7000", "ADVISOR_GRACE_S": "2.5", "HOME": "/root"}, {"data_dir": "/x"}
+        config, {"ADVISOR_LISTEN": "127.0.0.1:7000", "ADVISOR_GRACE_S": "2.5", "HOME": "/root",
+                 "ADVISOR_TOKEN": "client-side, not a setting", "ADVISOR_ALLOW_PLAINTEXT_REMOTE": "yes"},
+        {"data_dir": "/x"}
     )
     assert settings.listen == "127.0.0.1:7000"
-    assert settings.max_workers == 3
+    assert settings.max_concurrent_calls == 3
+    assert settings.hypervisor_uri_patterns == ("qemu+tls://*.dc1/system",)
+    assert settings.tls_client_roles == {"CN=sched": "scheduler"}
+    assert settings.allow_plaintext_remote is True
     assert settings.grace_s == 2.5
     assert settings.data_dir == Path("/x")
 
@@ -28,8 +35,13 @@ def test_settings_precedence_file_then_environment_then_flags(tmp_path: Path) ->
     ("text", "env", "fragment"),
     [
         ('lissten = "x"', {}, "unknown setting 'lissten'"),
-        ("max_workers = 2.5", {}, "max_workers must be a int"),
-        ("", {"ADVISOR_MAX_WORKERS": "many"}, "ADVISOR_MAX_WORKERS"),
+        ("max_concurrent_calls = 2.5", {}, "max_concurrent_calls must be a whole number"),
+        ("", {"ADVISOR_MAX_CONCURRENT_CALLS": "many"}, "ADVISOR_MAX_CONCURRENT_CALLS"),
+        ("allow_plaintext_remote = 3", {}, "allow_plaintext_remote must be a boolean"),
+        ("hypervisor_uri_patterns = [1]", {}, "hypervisor_uri_patterns must be a list of strings"),
+        ("hypervisor_uri_patterns = ['no scheme']", {}, "not a hypervisor URI pattern"),
+        ('tls_client_roles = {"CN=a" = "boss"}', {}, "unknown role 'boss'"),
+        ("max_concurrent_streams = 0", {}, "max_concurrent_streams must be at least 1"),
         ("", {"ADVISOR_NOPE": "1"}, "unknown setting ADVISOR_NOPE"),
         ('log_format = "xml"', {}, "log_format"),
         ("listen = [", {}, "advisor.toml"),

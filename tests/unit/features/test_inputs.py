@@ -26,7 +26,9 @@ def test_a_request_override_wins_then_the_forecast_then_the_newest_sample() -> N
     latest = migration_inputs(VM, SOURCE, TARGET, SEEN, None)
     assert latest.dirty_rate_mib_s == 12.0 and "latest sample, 2027-01-15T08:00:00Z" in latest.dirty_rate_source
     unknown = migration_inputs(VM, SOURCE, TARGET, VmObservations(), None)
-    assert unknown.dirty_rate_mib_s == 0.0 and "no dirty-rate sample" in unknown.dirty_rate_source
+    # Unknown is never idle: as fast as the (slower) link moves, and said so.
+    assert unknown.dirty_rate_mib_s == 50.0 and not unknown.dirty_rate_known
+    assert "unknown, taken as 50.0 MiB/s" in unknown.dirty_rate_source
 
 
 def test_memory_in_use_and_the_slower_link() -> None:
