@@ -93,13 +93,15 @@ def main() -> None:  # noqa: PLR0915 - a linear script
 
     port, metrics_port = free_port(), free_port()
     data = tempfile.mkdtemp(prefix="advisor-bench-")
+    secret = subprocess.run([sys.executable, "-m", "advisor.cli", "tokens", "create", "--data-dir", data, "--name",
+                             "bench", "--role", "scheduler"], capture_output=True, text=True, check=True).stdout.strip()
     server = subprocess.Popen(
         [sys.executable, "-m", "advisor.cli", "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
          "--metrics-listen", f"127.0.0.1:{metrics_port}", "--log-level", "warning"],
         env=os.environ.copy(),
     )
     try:
-        client = AdvisorClient(f"127.0.0.1:{port}", timeout_s=300)
+        client = AdvisorClient(f"127.0.0.1:{port}", token=secret, timeout_s=300)
         client.wait_ready(60)
         rss_empty = rss_mib(server.pid)
 
