@@ -10,12 +10,13 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from advisor.api.client import AdvisorClient
+from advisor.api.client import AdvisorClient, ClientError
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.cli import EXAMPLE, push_example
 
@@ -50,7 +51,11 @@ def _token(data_dir: Path, name: str, role: str) -> str:
 
 def _stop(process: subprocess.Popen[str]) -> tuple[int, list[dict[str, object]]]:
     process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
     log = process.log  # type: ignore[attr-defined]
     log.seek(0)
     err = log.read()
@@ -181,20 +186,26 @@ def test_kill_9_during_writes_leaves_the_database_whole(tmp_path: Path) -> None:
     token = _token(data, "writer", "admin")
     process = _start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(data), "--metrics-listen", ""], {})
     written: list[str] = []
+
+    def write() -> None:
+        with AdvisorClient(f"127.0.0.1:{port}", token=token, timeout_s=10) as client:
+            try:
+                while True:
+                    rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
+                    written.append(rec.id)
+                    client.push_inventory(pb.PushInventoryRequest(vms=[pb.Vm(
+                        id=f"v{len(written)}", host_id="hv-e", memory_mib=64, vcpus=1)]))
+            except ClientError:
+                return  # the server is gone
+
     with AdvisorClient(f"127.0.0.1:{port}", token=token, timeout_s=10) as client:
         client.wait_ready(30)
         push_example(client, json.loads(EXAMPLE.read_text()), time.time())
-        deadline = time.monotonic() + 3
-        killed = False
-        while time.monotonic() < deadline or not killed:
-            if time.monotonic() >= deadline and not killed:
-                process.kill()  # SIGKILL, mid-way through a stream of writes
-                killed = True
-                break
-            rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
-            written.append(rec.id)
-            client.push_inventory(pb.PushInventoryRequest(vms=[pb.Vm(id=f"v{len(written)}", host_id="hv-e",
-                                                                     memory_mib=64, vcpus=1)]))
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(3)
+    process.kill()  # SIGKILL, while the writer's calls are in flight
+    writer.join(30)
     process.wait(30)
     process.log.close()  # type: ignore[attr-defined]
     assert written
