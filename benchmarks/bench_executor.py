@@ -72,7 +72,7 @@ def advisor_migrate(lab: Lab, executor: Executor, n: int, source: str, target: s
     started = time.monotonic()
     op = executor.submit(f"bench-{n}", Move(GUEST, source, target, params, cost, ()), actor="bench").operation_id
     record = executor.get(op)
-    for record, _ in executor.watch(op, timeout_s=300):  # noqa: B007 - the last one is the final record
+    for record, _, _ in executor.watch(op, timeout_s=300):  # noqa: B007 - the last one is the final record
         pass
     elapsed = time.monotonic() - started
     if record.phase.value != "succeeded":

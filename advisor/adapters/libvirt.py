@@ -61,9 +61,10 @@ def migration_params(parameters: MigrationParameters, target: MigrationTarget) -
         params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{target.migration_address}"
         params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = target.migration_address
     if parameters.bandwidth_mib_s > 0:
-        # The cap holds for pre-copy only. Once in post-copy the guest runs on the target and stalls on every page
-        # still missing, so it gets the link's full speed (QEMU's default): the shortest degraded window.
         params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = max(1, round(parameters.bandwidth_mib_s))
+    if parameters.postcopy_after_ms is not None and parameters.postcopy_bandwidth_mib_s > 0:
+        # QEMU would lift the cap once in post-copy; the cost was predicted at this bandwidth, so it holds.
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = max(1, round(parameters.postcopy_bandwidth_mib_s))
     if parameters.technique is Technique.PRECOPY_AUTOCONVERGE:
         params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = parameters.autoconverge_initial_pct
         params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = parameters.autoconverge_increment_pct

@@ -25,6 +25,7 @@ from advisor.domain.model import (
     VmSample,
 )
 from advisor.domain.recommendation import Recommendation, RecommendationState
+from advisor.execution.monitor import Estimate
 from advisor.usecases.queries import HostView, VmView
 
 # -- in ------------------------------------------------------------------------------------------------------
@@ -216,6 +217,7 @@ def parameters_to_pb(p: MigrationParameters) -> pb.MigrationParameters:
         bandwidth_mib_s=p.bandwidth_mib_s, max_downtime_ms=p.max_downtime_ms,
         deadline_ms=p.deadline_ms, autoconverge_initial_pct=p.autoconverge_initial_pct,
         autoconverge_increment_pct=p.autoconverge_increment_pct, compression_threads=p.compression_threads,
+        postcopy_bandwidth_mib_s=p.postcopy_bandwidth_mib_s,
     )
     if p.postcopy_after_ms is not None:
         msg.postcopy_after_ms = p.postcopy_after_ms
@@ -281,8 +283,15 @@ def operation_to_pb(r: MigrationRecord) -> pb.Operation:
     return msg
 
 
-def progress_to_pb(r: MigrationRecord, p: Progress | None) -> pb.MigrationProgress:
+def progress_to_pb(r: MigrationRecord, p: Progress | None, e: Estimate | None = None) -> pb.MigrationProgress:
     msg = pb.MigrationProgress(operation_id=r.operation_id, vm_id=r.vm_id, phase=_PHASES[r.phase], message=r.message)
+    if e is not None:
+        msg.progress_ratio = 1.0 if r.phase is Phase.SUCCEEDED else e.progress_ratio
+        msg.estimate = e.reason
+        if e.eta_ms is not None and not r.phase.final:
+            msg.eta_ms = e.eta_ms
+        if e.converging is not None:
+            msg.converging = e.converging
     if p is None:
         msg.elapsed_ms = r.timeline[-1].at_ms if r.timeline else 0.0
     else:

@@ -206,10 +206,10 @@ class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
 
         def stream() -> Iterator[pb.MigrationProgress]:
             yield convert.progress_to_pb(*first)
-            for record, progress in events:
+            for watched in events:
                 if not context.is_active():
                     return
-                yield convert.progress_to_pb(record, progress)
+                yield convert.progress_to_pb(*watched)
 
         return stream()
 

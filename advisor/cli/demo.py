@@ -16,7 +16,7 @@ from advisor.api import convert
 from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.app import build_app
-from advisor.cli.render import phase_name, render_recommendation
+from advisor.cli.render import outlook, phase_name, render_recommendation
 from advisor.config import Settings
 from advisor.domain.access import Role
 from advisor.lab import Lab
@@ -74,8 +74,8 @@ def _watch(client: AdvisorClient, operation_id: str, out: Print) -> None:
         if time.monotonic() - last_line >= 1.0 or news:
             last_line, last_message = time.monotonic(), p.message
             figures = (f"round {p.iteration:2d}, {p.memory_remaining_mib:5.1f} of {p.memory_total_mib:.0f} MiB left, "
-                       f"dirtying {p.dirty_rate_mib_s:5.1f} MiB/s, sending {p.transfer_rate_mib_s:5.1f} MiB/s"
-                       if p.memory_total_mib else "")
+                       f"dirtying {p.dirty_rate_mib_s:5.1f} MiB/s, sending {p.transfer_rate_mib_s:5.1f} MiB/s, "
+                       f"{outlook(p) or 'estimating'}" if p.memory_total_mib else "")
             said = f"  <- {p.message}" if news else ""
             out(f"  {p.elapsed_ms / 1000:5.1f} s  {phase_name(p.phase):9s} {figures}{said}")
 

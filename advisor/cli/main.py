@@ -20,6 +20,7 @@ from advisor.adapters.sqlite.db import StorageError
 from advisor.api.client import ClientError
 from advisor.cli.common import client_args
 from advisor.cli.local import cmd_demo, cmd_predict_cost, cmd_serve
+from advisor.cli.outcomes import add_outcomes_commands
 from advisor.cli.remote import (
     cmd_hosts,
     cmd_migrate,
@@ -143,6 +144,7 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
 
     add_lab_commands(sub)
     add_tokens_commands(sub)
+    add_outcomes_commands(sub)
     add_simulate_command(sub)
 
     migrate = sub.add_parser("migrate", help="execute, watch, show or abort migrations")

@@ -77,6 +77,17 @@ def render_plan(rec: pb.Recommendation) -> str:
     return "\n".join(out)
 
 
+def outlook(p: pb.MigrationProgress) -> str:
+    """How far along and how long still: "42% ETA 12.3 s", or "not converging"; "" before anything is known."""
+    if p.phase in (pb.MIGRATION_PHASE_SUCCEEDED, pb.MIGRATION_PHASE_FAILED, pb.MIGRATION_PHASE_ABORTED):
+        return ""
+    if p.HasField("converging") and not p.converging:
+        return f"{p.progress_ratio:4.0%} not converging"
+    if p.HasField("eta_ms"):
+        return f"{p.progress_ratio:4.0%} ETA {p.eta_ms / 1000:5.1f} s"
+    return ""
+
+
 def phase_name(value: int) -> str:
     return pb.MigrationPhase.Name(value).removeprefix("MIGRATION_PHASE_").lower()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from advisor.domain.model import MigrationCost, MigrationParameters
+from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters
 
 
 class Phase(enum.StrEnum):
@@ -82,6 +82,8 @@ class MigrationRecord:
     actor: str = ""
     # Which move of the recommendation this operation runs (0 for a single-VM recommendation).
     move_index: int = 0
+    # What the prediction was made from (training joins it with the outcome).
+    inputs: MigrationInputs | None = None
 
     @property
     def message(self) -> str:

@@ -134,6 +134,18 @@ class MigrationInputs:
     burst_dirty_rate_mib_s: float | None = None
     # False when nothing measured the dirty rate: it is then a pessimistic assumption, not an observation.
     dirty_rate_known: bool = True
+    # The VM's configured memory, when known; memory_mib is what is copied (memory in use where measured, since
+    # QEMU skips zero pages), and memory_source says which.
+    memory_configured_mib: float | None = None
+    memory_source: str = ""
+    # MiB the guest rewrites over a longer window (page sampling over several seconds): a measure of its
+    # writable working set, which decides whether pre-copy can converge; None when not measured.
+    working_set_mib: float | None = None
+    # The migration must end within this (0: no deadline); convergence is predicted within it.
+    deadline_ms: float = 0.0
+    # Which hosts the prediction is for ("snu", "lab", ...; "" the model's default): the learned models are
+    # calibrated per host profile.
+    host_profile: str = ""
 
     @property
     def usable_bandwidth_mib_s(self) -> float:
@@ -146,10 +158,13 @@ class MigrationCost:
     total_time_ms: Interval
     downtime_ms: Interval
     transferred_mib: Interval
-    # Whether pre-copy is expected to finish by itself within the allowed downtime (always True for post-copy).
+    # Whether the migration is expected to finish within the allowed downtime (and the deadline, when one is
+    # given) by itself; always True for post-copy, which ends once every page is sent.
     converges: bool
     model: ModelRef
     notes: tuple[str, ...] = ()
+    # The probability of that, where a model predicts one (None: only the yes/no above is known).
+    converge_probability: float | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +188,9 @@ class MigrationParameters:
     autoconverge_initial_pct: int = 20
     autoconverge_increment_pct: int = 10
     compression_threads: int = 0
+    # Speed cap once in post-copy (0: none). Set to the bandwidth the post-copy cost was predicted at, so that
+    # what runs is what was predicted.
+    postcopy_bandwidth_mib_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -203,6 +221,8 @@ class Move:
     assessments: tuple[HostAssessment, ...] = ()
     rejection_counts: tuple[tuple[str, int, str], ...] = ()
     hosts_assessed: int = 0
+    # What the predicted cost was made from: kept so that the outcome can be learned from.
+    inputs: MigrationInputs | None = None
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def fading(snapshot: Snapshot, vms: IntArray, window: int) -> BoolArray:
     return idle
 
 
-def to_arrays(snapshot: Snapshot, forecast: Forecast = Forecast(), *,  # noqa: B008
+def to_arrays(snapshot: Snapshot, forecast: Forecast = Forecast(), *,
               dirty_mib_s_at_full_cpu: float = DIRTY_MIB_S_AT_FULL_CPU,
               pin_fading: int = 0) -> tuple[ClusterArrays, IntArray]:
     """(the engine's arrays, the simulator index of each engine VM)."""

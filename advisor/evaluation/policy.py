@@ -60,6 +60,8 @@ class AdvisorParams:
     forecast: Forecast = field(default_factory=Forecast)
     forecast_window: int = 0  # overrides of the forecast's fields when > 0 (for tuning from the command line)
     forecast_spread: float = -1.0
+    relief_load: float = 1.0  # weight of the target's load for relief: + spreads (least loaded), - packs
+    relief_energy: float = 1.5  # weight of the power added: waking an idle host costs its idle power
     pin_fading: int = 0  # leave alone VMs with an idle sample among the last this many (0: off)
     check_ram: bool = False
     max_downtime_ms: float = 300.0
@@ -112,7 +114,7 @@ class AdvisorPolicy:
         settings = self.settings(arrays.n_vms)
         history = self.history.prune(now, settings.churn)
         relief = balance(arrays, self.costs, settings=settings, history=history, now_s=now, hot=p.hot,
-                         tolerance=0.0, weights=PACK)
+                         tolerance=0.0, weights=Weights(load=p.relief_load, energy=p.relief_energy))
         moved = [(m.vm_id, m.source_id, m.target_id, m.cost.total_time_ms.median / 1000) for m in relief.moves]
         left = settings.churn.cap(arrays.n_vms) - len(relief.moves)
         plans = [relief]

@@ -14,10 +14,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from advisor.domain.errors import FailedPrecondition, NotFound
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import Move
+from advisor.execution.monitor import Estimate
 from advisor.execution.runner import (
     ExecutionObserver,
     HostEndpoint,
@@ -29,7 +31,16 @@ from advisor.execution.runner import (
 
 log = logging.getLogger("advisor.execution")
 
-__all__ = ["ConcurrencyLimits", "ExecutionObserver", "Executor", "HostEndpoint", "MigrationStore", "MonitorTuning"]
+__all__ = ["ConcurrencyLimits", "ExecutionObserver", "Executor", "HostEndpoint", "MigrationStore", "MonitorTuning",
+           "Watched"]
+
+
+class Watched(NamedTuple):
+    """One view of a watched operation."""
+
+    record: MigrationRecord
+    progress: Progress | None
+    estimate: Estimate
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class Executor:
             timeline=(TimelineEntry(0.0, Phase.QUEUED, f"queued by {actor or 'unknown'}"),),
             actor=actor,
             move_index=move_index,
+            inputs=move.inputs,
         )
         with self._lock:
             stored = self._store.insert_migration(record)
@@ -123,13 +135,13 @@ class Executor:
 
     def watch(
         self, operation_id: str, timeout_s: float = 3600.0, alive: Callable[[], bool] = lambda: True
-    ) -> Iterator[tuple[MigrationRecord, Progress | None]]:
-        """Yield (record, latest progress) at every change until the operation ends, the timeout passes, or
-        `alive()` says the watcher went away (checked every second, so a gone client frees its place)."""
+    ) -> Iterator[Watched]:
+        """Yield the record, latest progress and estimate at every change until the operation ends, the timeout
+        passes, or `alive()` says the watcher went away (checked every second, so a gone client frees its place)."""
         with self._lock:
             live = self._live.get(operation_id)
         if live is None:
-            yield self.get(operation_id), None
+            yield Watched(self.get(operation_id), None, Estimate())
             return
         deadline = time.monotonic() + timeout_s
         seen = -1
@@ -140,8 +152,8 @@ class Executor:
                         return
                     live.changed.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
                 seen = live.version
-                record, progress = live.record, live.progress
-            yield record, progress
+                record, progress, expected = live.record, live.progress, live.estimate
+            yield Watched(record, progress, expected)
             if record.phase.final or time.monotonic() >= deadline:
                 return
 

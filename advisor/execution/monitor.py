@@ -8,7 +8,11 @@ here, so the policy is tested with tables of data. Rules kept from Nova's libvir
 - raise the allowed downtime in steps while pre-copy does not converge (a ramp, as Nova and oVirt do);
 - switch to post-copy early when the plan says so or when observed progress says pre-copy will not converge
   (the dirty rate keeps up with the transfer rate, or the remaining memory stops shrinking);
-- at the deadline, force completion by post-copy where allowed, else abort.
+- at the deadline, force completion by post-copy where allowed, else abort;
+- re-predict at every poll from what QEMU reports (memory left, its dirty rate, the transfer rate): an ETA, or
+  "not converging"; a pre-copy judged not to converge, or predicted to end after the deadline, is switched to
+  post-copy where allowed, else aborted at once rather than at the deadline (auto-converge is given until its
+  throttle is near the top, since throttling is how it converges). The progress shown never runs backwards.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class MonitorPlan:
     stall_rounds: int = 3
     # Consecutive failed polls before monitoring is judged lost (one can fail as the job ends).
     failed_polls_to_abort: int = 3
+    # Auto-converge throttles the guest round by round: it is not judged before its throttle reaches this.
+    throttling: bool = False
+    throttle_judged_at_pct: float = 90.0
 
     def downtime_at(self, step: int) -> float:
         start = self.initial_downtime_ms or self.max_downtime_ms
@@ -44,6 +51,18 @@ class MonitorPlan:
             return self.max_downtime_ms
         frac = min(step, self.downtime_steps) / self.downtime_steps
         return start + (self.max_downtime_ms - start) * frac
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What the monitor expects of a running migration. `eta_ms` is the time left, None when it will not end by
+    itself (or cannot be told yet); `converging` None until a round has shown it; `progress_ratio` (0 to 1)
+    never decreases."""
+
+    eta_ms: float | None = None
+    converging: bool | None = None
+    progress_ratio: float = 0.0
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,7 @@ class MonitorState:
     postcopy_requested: bool = False
     abort_requested: bool = False
     monitoring_failures: int = 0
+    estimate: Estimate = Estimate()
 
 
 # -- actions: a small closed set ------------------------------------------------------------------------------
@@ -94,6 +114,39 @@ def start(plan: MonitorPlan) -> tuple[MonitorState, list[Action]]:
     return MonitorState(), [SetDowntime(first, f"initial allowed downtime {first:.0f} ms")]
 
 
+def estimate(progress: Progress, plan: MonitorPlan, state: MonitorState) -> Estimate:
+    """Re-predict from one poll. Pre-copy converges when what is left fits the allowed downtime; it gains on the
+    guest at (transfer - dirty) MiB/s, so the time left is what must still be sent over that gain, plus the
+    stop. Post-copy sends what is left at the transfer rate."""
+    sent_ratio = 1.0 - progress.memory_remaining_mib / progress.memory_total_mib if progress.memory_total_mib else 0.0
+    transfer, dirty = progress.transfer_rate_mib_s, progress.dirty_rate_mib_s
+    downtime_ms = plan.downtime_at(state.downtime_step)
+    eta: float | None = None
+    converging: bool | None = None
+    reason = ""
+    if transfer <= 0:
+        reason = "not sending yet"
+    elif progress.in_postcopy:
+        eta, converging = progress.memory_remaining_mib / transfer * 1000, True
+        reason = f"post-copy: {progress.memory_remaining_mib:.0f} MiB left at {transfer:.0f} MiB/s"
+    elif progress.iteration <= 1:
+        eta = progress.memory_remaining_mib / transfer * 1000 + downtime_ms  # the first pass; later rounds unseen
+        reason = "first pass over memory"
+    elif dirty >= plan.dirty_to_transfer_limit * transfer:
+        converging = False
+        reason = f"not converging: dirtying {dirty:.1f} MiB/s against {transfer:.1f} MiB/s sent"
+    else:
+        budget = transfer * downtime_ms / 1000
+        eta = max(0.0, progress.memory_remaining_mib - budget) / (transfer - dirty) * 1000 + downtime_ms
+        converging = True
+        reason = f"converging: gaining {transfer - dirty:.1f} MiB/s on {progress.memory_remaining_mib:.0f} MiB left"
+    ratio = state.estimate.progress_ratio
+    if eta is not None:
+        ratio = max(ratio, progress.elapsed_ms / (progress.elapsed_ms + eta) if progress.elapsed_ms + eta else 0.0,
+                    sent_ratio if progress.in_postcopy else 0.0)
+    return Estimate(eta, converging, min(ratio, 1.0), reason)
+
+
 def _switch_or_abort(state: MonitorState, plan: MonitorPlan, why: str) -> tuple[MonitorState, list[Action]]:
     if plan.postcopy_allowed:
         if state.postcopy_requested:
@@ -120,7 +173,7 @@ def step(
         return replace(state, abort_requested=True), [
             Abort(f"monitoring failed {failures} times in a row: aborting rather than lose track")
         ]
-    state = replace(state, monitoring_failures=0)
+    state = replace(state, monitoring_failures=0, estimate=estimate(progress, plan, state))
 
     if progress.in_postcopy:
         if state.phase is not Phase.POSTCOPY:
@@ -152,12 +205,22 @@ def step(
             downtime = plan.downtime_at(state.downtime_step)
             why = f"round {progress.iteration}: allowed downtime raised to {downtime:.0f} ms"
             actions.append(SetDowntime(downtime, why))
-        if losing >= plan.stall_rounds and plan.postcopy_allowed and not state.postcopy_requested:
+        throttled = not plan.throttling or progress.autoconverge_throttle_pct >= plan.throttle_judged_at_pct
+        if losing >= plan.stall_rounds and throttled:
             rate = f"{progress.dirty_rate_mib_s:.0f} MiB/s dirtied vs {progress.transfer_rate_mib_s:.0f} MiB/s sent"
-            state, switch = _switch_or_abort(
-                state, plan, f"pre-copy will not converge ({losing} rounds without progress; {rate})"
-            )
-            actions += switch
+            when = "" if plan.postcopy_allowed else (
+                f", aborting now rather than at the deadline ({plan.deadline_ms / 1000:.0f} s)" if plan.deadline_ms
+                else ", aborting now")
+            state, escalate = _switch_or_abort(
+                state, plan, f"pre-copy will not converge ({losing} rounds without progress; {rate}){when}")
+            actions += escalate
+        elif (plan.deadline_ms and progress.iteration >= plan.judge_from_round and throttled
+              and state.estimate.eta_ms is not None and now_ms + state.estimate.eta_ms > plan.deadline_ms):
+            end_s = (now_ms + state.estimate.eta_ms) / 1000
+            state, escalate = _switch_or_abort(
+                state, plan, f"predicted to end at {end_s:.0f} s, after the deadline ({plan.deadline_ms / 1000:.0f} s):"
+                             f" {state.estimate.reason}")
+            actions += escalate
     return state, actions
 
 

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from advisor.domain.errors import AdvisorError
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
-from advisor.domain.model import MigrationParameters
+from advisor.domain.model import MigrationParameters, Technique
 from advisor.execution import monitor
 from advisor.execution.hypervisor import Hypervisor, HypervisorError, MigrationTarget, UriRefused
 from advisor.execution.monitor import MonitorPlan
@@ -85,6 +85,7 @@ def monitor_plan(p: MigrationParameters, tuning: MonitorTuning = MonitorTuning()
         downtime_steps=tuning.downtime_steps,
         judge_from_round=tuning.judge_from_round,
         stall_rounds=tuning.stall_rounds,
+        throttling=p.technique is Technique.PRECOPY_AUTOCONVERGE,
     )
 
 
@@ -94,6 +95,7 @@ class Live:
     def __init__(self, record: MigrationRecord) -> None:
         self.record = record
         self.progress: Progress | None = None
+        self.estimate = monitor.Estimate()
         self.version = 0
         self.user_abort: str | None = None
         self.changed = threading.Condition()
@@ -211,6 +213,7 @@ class Runner:
                 actions: list[monitor.Action] = [monitor.Abort(live.user_abort)]
             else:
                 state, actions = monitor.step(state, progress, (time.monotonic() - started) * 1000, plan)
+            live.estimate = state.estimate
             if state.phase is Phase.POSTCOPY and live.record.phase is not Phase.POSTCOPY:
                 self.note(live, Phase.POSTCOPY, "in post-copy: the guest runs on the target")
             try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -32,19 +31,12 @@ from advisor.domain.model import (
     Technique,
     Vm,
 )
+from advisor.features.dataset import INPUT_COLUMNS
 from advisor.features.samples import Latest
 
+__all__ = ["INPUT_COLUMNS", "InputTable", "Overrides", "VmObservations", "migration_inputs"]
+
 FloatArray = npt.NDArray[np.float64]
-
-# Columns of a table of migrations, named and in units as in the shared SNU data set.
-INPUT_COLUMNS: Final[tuple[str, ...]] = (
-    "technique",
-    "vm_memory_mib",
-    "dirty_rate_pages_per_s",
-    "available_bandwidth_mbps",
-    "max_bandwidth_mib_s",
-)
-
 
 def dirty_pages_to_mib_s(pages_per_s: npt.ArrayLike) -> FloatArray:
     return np.asarray(pages_per_s, dtype=np.float64) * PAGE_SIZE_BYTES / MIB

@@ -21,13 +21,22 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 BUSYBOX_PACKAGE = "busybox-static"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "virtio_balloon")
 # The writer copies at most this many MiB per `dd` (its random pattern is one MiB larger).
 CHUNK_MIB = 2
+# Guest RAM is this many KiB larger than asked for, so that QEMU 7.2's migration keeps TCG's dirty tracking right.
+# QEMU's cpu_physical_memory_sync_dirty_bitmap() has a fast path for a RAM block whose length is a multiple of 64
+# pages; before QEMU 9.0 (upstream fix "physmem: Fix migration dirty bitmap coherency with TCG memory access") it
+# clears the migration dirty bits without re-arming TCG's TLB_NOTDIRTY, so a guest store through a TLB entry made
+# before a bitmap sync is never marked dirty: the target gets a stale page (measured: 2-22 stale pages after 4 of 8
+# completed pre-copies, see docs/lab.md), and the guest kernel crashes or spins there with interrupts off (a
+# "silent" guest). 128 MiB + 8 KiB is no multiple of 64 pages, so QEMU takes the page-by-page path, which does
+# reset the TLB. libvirt rounds <memory> to whole MiB, hence the QEMU arguments in domain_xml. 0 turns this off.
+RAM_PAD_KIB = 8
 
 # ash script; @REGION@ is the number of MiB the writer cycles through (so at most that many distinct MiB change
 # per second, which is what page-sampling can see). The plan file holds "SEQ REPEAT SECONDS KIB_S SECONDS KIB_S...";
@@ -219,15 +228,34 @@ def ensure_image(cache: Path, region_mib: int) -> tuple[GuestImage, bool]:
     return GuestImage(kernel=parts / "vmlinuz", initrd=initrd), built
 
 
+def ram_override_args(memory_mib: int, pad_kib: int | None = None) -> list[str]:
+    """QEMU arguments that replace libvirt's guest RAM backend by one `pad_kib` larger (see RAM_PAD_KIB).
+
+    Given after libvirt's own: the later `-m` wins and `-machine` options merge, so the machine uses the new
+    backend; libvirt's `pc.ram` backend is created but never mapped (no host memory is touched) nor migrated.
+    Source and target get the same arguments from the domain XML, so their RAM layouts match.
+    """
+    pad = RAM_PAD_KIB if pad_kib is None else pad_kib
+    if pad <= 0:
+        return []
+    kib = memory_mib * 1024 + pad
+    return ["-m", f"{kib}k", "-object", f"memory-backend-ram,id=pc.ram.lab,size={kib * 1024}",
+            "-machine", "memory-backend=pc.ram.lab"]
+
+
 def domain_xml(name: str, image: GuestImage, memory_mib: int) -> str:
     """A transient TCG domain: ttyS0 to a file in the daemon's own /var/log/libvirt, ttyS1 a pty for commands.
 
     `type='qemu'` always: /dev/kvm here is kvm-pvm, which stock kernels cannot run on (FACTS). The command channel
     is a pty rather than a unix socket because, during a migration on one machine, source and destination QEMU
-    would both try to own the same socket path.
+    would both try to own the same socket path. The guest RAM is RAM_PAD_KIB larger than `memory_mib` (QEMU
+    arguments at the end), or migrations lose guest writes under TCG (see RAM_PAD_KIB).
     """
     log = f"/var/log/libvirt/qemu/{escape(name)}-serial.log"
-    return f"""<domain type='qemu'>
+    args = "".join(f"\n    <qemu:arg value={quoteattr(arg)}/>" for arg in ram_override_args(memory_mib))
+    qemu_ns = " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" if args else ""
+    commandline = f"\n  <qemu:commandline>{args}\n  </qemu:commandline>" if args else ""
+    return f"""<domain type='qemu'{qemu_ns}>
   <name>{escape(name)}</name>
   <memory unit='MiB'>{memory_mib}</memory>
   <vcpu>1</vcpu>
@@ -259,7 +287,7 @@ def domain_xml(name: str, image: GuestImage, memory_mib: int) -> str:
     <memballoon model='virtio'>
       <stats period='1'/>
     </memballoon>
-  </devices>
+  </devices>{commandline}
 </domain>
 """
 

@@ -124,6 +124,8 @@ def choose_technique(
             postcopy_after_ms=postcopy_after_ms,
             deadline_ms=deadline_ms,
             compression_threads=4 if chosen.technique is Technique.PRECOPY_COMPRESS else 0,
+            # Post-copy was predicted at the same usable bandwidth: cap it there too.
+            postcopy_bandwidth_mib_s=bandwidth_mib_s if postcopy_after_ms is not None else 0.0,
         ),
         cost=chosen,
         reasons=tuple(reasons),

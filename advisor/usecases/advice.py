@@ -143,7 +143,7 @@ class Advice:
         rec = Recommendation(
             id=self._new_id(), goal=f"target:{vm.id}", created_at_s=self._clock(),
             moves=(Move(vm.id, vm.host_id, best.host_id, choice.parameters, cost, reasons, kept.kept,
-                        kept.rejection_counts, kept.hosts_assessed),),
+                        kept.rejection_counts, kept.hosts_assessed, inputs),),
             summary=summary,
         )
         self._store.add_recommendation(rec, {0: assessments})

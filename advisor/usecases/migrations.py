@@ -17,7 +17,7 @@ from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.migration import MigrationRecord, Phase, Progress
 from advisor.domain.recommendation import MovesEnded, Refusal, StartMove, transition
-from advisor.execution.executor import Executor, HostEndpoint, MigrationStore
+from advisor.execution.executor import Executor, HostEndpoint, MigrationStore, Watched
 from advisor.execution.hypervisor import Hypervisor, MigrationTarget
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.inventory import Inventory
@@ -29,6 +29,8 @@ class MigrationRecords(MigrationStore, RecommendationStore, Protocol):
     """What this module needs of storage: migrations and recommendations."""
 
     def migrations_of(self, recommendation_id: str) -> list[MigrationRecord]: ...
+
+    def record_outcome(self, record: MigrationRecord) -> None: ...
 
 
 def endpoints(inventory: Inventory, connect: Callable[[str], Hypervisor]) -> Callable[[str], HostEndpoint]:
@@ -80,8 +82,7 @@ class Migrations:
         validation.check_text(reason, "reason", 2048)
         return self._require_executor().abort(operation_id, reason, actor)
 
-    def watch(self, operation_id: str, alive: Callable[[], bool] = lambda: True,
-              ) -> Iterator[tuple[MigrationRecord, Progress | None]]:
+    def watch(self, operation_id: str, alive: Callable[[], bool] = lambda: True) -> Iterator[Watched]:
         validation.check_id(operation_id, "operation_id")
         return self._require_executor().watch(operation_id, alive=alive)
 
@@ -107,6 +108,7 @@ class MigrationOutcomes:
 
     def finished(self, record: MigrationRecord) -> None:
         self._export(record)
+        self._store.record_outcome(record)  # training data: what was predicted, from what, and what happened
         if self._store.get_recommendation(record.recommendation_id) is not None:
 
             def ended() -> MovesEnded:  # read again on every attempt: another move may end meanwhile

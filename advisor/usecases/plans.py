@@ -103,7 +103,7 @@ class Planning:
                        *choice.reasons)
             kept = summarize(planned.assessments, planned.target_host_id)
             moves.append(Move(vm.id, planned.source_host_id, planned.target_host_id, choice.parameters,
-                              choice.cost, reasons, kept.kept, kept.rejection_counts, kept.hosts_assessed))
+                              choice.cost, reasons, kept.kept, kept.rejection_counts, kept.hosts_assessed, inputs))
         total_s = sum(m.predicted_cost.total_time_ms.median for m in moves) / 1000
         summary = plan.summary + (f" Predicted migration time in all: {total_s:.0f} s." if moves else "")
         if plan.unplaced:

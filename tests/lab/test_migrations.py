@@ -75,7 +75,7 @@ def execute(executor: Executor, rec_id: str, source: str, target: str, params: M
 
 def wait_final(executor: Executor, op: str, timeout_s: float = 150) -> MigrationRecord:
     record = executor.get(op)
-    for latest, _ in executor.watch(op, timeout_s=timeout_s):
+    for latest, _, _ in executor.watch(op, timeout_s=timeout_s):
         record = latest
     assert record.phase.final, f"still {record.phase} after {timeout_s} s: {record.timeline}"
     return record

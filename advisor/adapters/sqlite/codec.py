@@ -6,7 +6,16 @@ import dataclasses
 from typing import Any
 
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, TimelineEntry
-from advisor.domain.model import HostAssessment, Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
+from advisor.domain.model import (
+    HostAssessment,
+    Interval,
+    MigrationCost,
+    MigrationInputs,
+    MigrationParameters,
+    ModelRef,
+    Move,
+    Technique,
+)
 from advisor.domain.recommendation import Recommendation, RecommendationState
 
 
@@ -42,7 +51,12 @@ def decode_cost(d: dict[str, Any]) -> MigrationCost:
         converges=d["converges"],
         model=ModelRef(**d["model"]),
         notes=tuple(d["notes"]),
+        converge_probability=d.get("converge_probability"),
     )
+
+
+def decode_inputs(d: dict[str, Any] | None) -> MigrationInputs | None:
+    return None if d is None else MigrationInputs(**d)
 
 
 def decode_parameters(d: dict[str, Any]) -> MigrationParameters:
@@ -60,6 +74,7 @@ def decode_move(d: dict[str, Any]) -> Move:
         assessments=tuple(decode_assessments(d["assessments"])),
         rejection_counts=tuple((str(k), int(n), str(h)) for k, n, h in d.get("rejection_counts", ())),
         hosts_assessed=int(d.get("hosts_assessed", len(d["assessments"]))),
+        inputs=decode_inputs(d.get("inputs")),
     )
 
 
@@ -85,6 +100,7 @@ def decode_migration(d: dict[str, Any]) -> MigrationRecord:
         finished_at_s=d["finished_at_s"],
         actor=d["actor"],
         move_index=d.get("move_index", 0),
+        inputs=decode_inputs(d.get("inputs")),
     )
 
 

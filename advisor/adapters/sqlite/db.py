@@ -44,6 +44,12 @@ CREATE TABLE IF NOT EXISTS migrations (
     body TEXT NOT NULL,
     UNIQUE (recommendation_id, move_index)
 );
+-- Every migration that ended, with what its prediction was made from: the training data the advisor gathers.
+CREATE TABLE IF NOT EXISTS outcomes (
+    operation_id TEXT PRIMARY KEY,
+    finished_at_s REAL NOT NULL,
+    body TEXT NOT NULL
+);
 -- Bearer tokens: only a hash of each is kept.
 CREATE TABLE IF NOT EXISTS tokens (
     name TEXT PRIMARY KEY,

@@ -199,6 +199,18 @@ class SqliteStore:
             row = self._db.execute("SELECT body FROM migrations WHERE operation_id = ?", (operation_id,)).fetchone()
         return None if row is None else decode_migration(json.loads(row[0]))
 
+    def record_outcome(self, record: MigrationRecord) -> None:
+        """Keep an ended migration, with its inputs and prediction, as training data (once per operation)."""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO outcomes (operation_id, finished_at_s, body) VALUES (?, ?, ?)",
+                       (record.operation_id, record.finished_at_s or 0.0, json.dumps(encode(record))))
+
+    def outcomes(self, since_s: float = 0.0) -> list[MigrationRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM outcomes WHERE finished_at_s >= ? ORDER BY finished_at_s",
+                                    (since_s,)).fetchall()
+        return [decode_migration(json.loads(b)) for (b,) in rows]
+
     def unfinished_migrations(self) -> list[MigrationRecord]:
         with self._lock:
             rows = self._db.execute(

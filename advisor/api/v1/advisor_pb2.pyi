@@ -361,7 +361,7 @@ class Objective(_message.Message):
     def __init__(self, max_downtime_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., minimize_transferred: _Optional[bool] = ...) -> None: ...
 
 class MigrationParameters(_message.Message):
-    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads")
+    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s")
     TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -370,6 +370,7 @@ class MigrationParameters(_message.Message):
     AUTOCONVERGE_INITIAL_PCT_FIELD_NUMBER: _ClassVar[int]
     AUTOCONVERGE_INCREMENT_PCT_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_THREADS_FIELD_NUMBER: _ClassVar[int]
+    POSTCOPY_BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     technique: Technique
     bandwidth_mib_s: float
     max_downtime_ms: float
@@ -378,7 +379,8 @@ class MigrationParameters(_message.Message):
     autoconverge_initial_pct: int
     autoconverge_increment_pct: int
     compression_threads: int
-    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ...) -> None: ...
+    postcopy_bandwidth_mib_s: float
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ...) -> None: ...
 
 class HostAssessment(_message.Message):
     __slots__ = ("host_id", "eligible", "rejections", "score", "cpu_after_ratio", "memory_after_ratio")
@@ -581,7 +583,7 @@ class WatchMigrationRequest(_message.Message):
     def __init__(self, operation_id: _Optional[str] = ...) -> None: ...
 
 class MigrationProgress(_message.Message):
-    __slots__ = ("operation_id", "vm_id", "phase", "elapsed_ms", "memory_total_mib", "memory_remaining_mib", "dirty_rate_mib_s", "transfer_rate_mib_s", "iteration", "expected_downtime_ms", "autoconverge_throttle_pct", "message")
+    __slots__ = ("operation_id", "vm_id", "phase", "elapsed_ms", "memory_total_mib", "memory_remaining_mib", "dirty_rate_mib_s", "transfer_rate_mib_s", "iteration", "expected_downtime_ms", "autoconverge_throttle_pct", "message", "eta_ms", "converging", "progress_ratio", "estimate")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -594,6 +596,10 @@ class MigrationProgress(_message.Message):
     EXPECTED_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
     AUTOCONVERGE_THROTTLE_PCT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ETA_MS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGING_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_RATIO_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     vm_id: str
     phase: MigrationPhase
@@ -606,7 +612,11 @@ class MigrationProgress(_message.Message):
     expected_downtime_ms: float
     autoconverge_throttle_pct: int
     message: str
-    def __init__(self, operation_id: _Optional[str] = ..., vm_id: _Optional[str] = ..., phase: _Optional[_Union[MigrationPhase, str]] = ..., elapsed_ms: _Optional[float] = ..., memory_total_mib: _Optional[float] = ..., memory_remaining_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., transfer_rate_mib_s: _Optional[float] = ..., iteration: _Optional[int] = ..., expected_downtime_ms: _Optional[float] = ..., autoconverge_throttle_pct: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    eta_ms: float
+    converging: bool
+    progress_ratio: float
+    estimate: str
+    def __init__(self, operation_id: _Optional[str] = ..., vm_id: _Optional[str] = ..., phase: _Optional[_Union[MigrationPhase, str]] = ..., elapsed_ms: _Optional[float] = ..., memory_total_mib: _Optional[float] = ..., memory_remaining_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., transfer_rate_mib_s: _Optional[float] = ..., iteration: _Optional[int] = ..., expected_downtime_ms: _Optional[float] = ..., autoconverge_throttle_pct: _Optional[int] = ..., message: _Optional[str] = ..., eta_ms: _Optional[float] = ..., converging: _Optional[bool] = ..., progress_ratio: _Optional[float] = ..., estimate: _Optional[str] = ...) -> None: ...
 
 class AbortMigrationRequest(_message.Message):
     __slots__ = ("operation_id", "reason")

@@ -139,10 +139,10 @@ def test_watch_streams_until_the_end() -> None:
     executor, _, _ = make(world)
     op = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
     threading.Timer(0.2, world.release.set).start()
-    phases = [record.phase for record, _ in executor.watch(op, timeout_s=10)]
+    phases = [w.record.phase for w in executor.watch(op, timeout_s=10)]
     assert phases[-1] is Phase.SUCCEEDED
     assert Phase.PRECOPY in phases
-    (final,) = [p for p, _ in [(r.phase, q) for r, q in executor.watch(op)]]
+    (final,) = [w.record.phase for w in executor.watch(op)]
     assert final is Phase.SUCCEEDED
 
 

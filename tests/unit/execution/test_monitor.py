@@ -15,6 +15,7 @@ from advisor.execution.monitor import (
     Note,
     SetDowntime,
     StartPostcopy,
+    estimate,
     finish,
     start,
     step,
@@ -56,14 +57,63 @@ def test_dirtying_as_fast_as_sending_switches_to_postcopy_after_the_stall_rounds
     assert state.postcopy_requested
 
 
-def test_without_postcopy_a_stall_only_ramps_and_the_deadline_aborts() -> None:
+def test_without_postcopy_a_stall_aborts_at_once_rather_than_at_the_deadline() -> None:
     plan = replace(PLAN, postcopy_allowed=False)
     polls = [(1000 * i, poll(1000 * i, i, 600.0, dirty=98.0)) for i in range(1, 8)]
     polls.append((61_000, poll(61_000, 8, 600.0, dirty=98.0)))
-    polls.append((61_500, poll(61_500, 8, 600.0, dirty=98.0)))
     _, actions = run(plan, polls)
     assert kinds(actions).count("Abort") == 1
-    assert "deadline" in next(a for a in actions if isinstance(a, Abort)).reason
+    abort = next(a for a in actions if isinstance(a, Abort))
+    assert "will not converge" in abort.reason and "aborting now rather than at the deadline (60 s)" in abort.reason
+    # Judged from round 3, three rounds lost: the abort comes at round 5 (5 s), not at the deadline (60 s).
+    assert run(plan, polls[:4])[0].abort_requested is False and run(plan, polls[:5])[0].abort_requested
+
+
+def test_autoconverge_is_judged_only_once_its_throttle_is_near_the_top() -> None:
+    plan = replace(PLAN, postcopy_allowed=False, throttling=True)
+    low = [(1000 * i, replace(poll(1000 * i, i, 600.0, dirty=98.0), autoconverge_throttle_pct=40.0))
+           for i in range(1, 8)]
+    assert "Abort" not in kinds(run(plan, low)[1])
+    high = [*low, (8000, replace(poll(8000, 8, 600.0, dirty=98.0), autoconverge_throttle_pct=95.0))]
+    assert kinds(run(plan, high)[1]).count("Abort") == 1
+
+
+def test_a_predicted_end_after_the_deadline_escalates_early() -> None:
+    plan = replace(PLAN, deadline_ms=20_000)
+    # Gaining 50 MiB/s on 900 MiB: about 18 s more, past the 20 s deadline by the third round.
+    polls = [(1000 * i, poll(1000 * i, i, 900.0, dirty=50.0, sent=100.0)) for i in range(1, 4)]
+    state, actions = run(plan, polls)
+    (switch,) = [a for a in actions if isinstance(a, StartPostcopy)]
+    assert "predicted to end at 21 s, after the deadline (20 s)" in switch.reason
+    assert state.estimate.converging is True and state.estimate.eta_ms == pytest.approx(17_700, rel=0.01)
+
+
+@pytest.mark.parametrize(("progress", "eta_ms", "converging", "words"), [
+    (poll(500, 1, 1000.0, dirty=0.0, sent=100.0), 10_000 + 100, None, "first pass"),
+    (poll(3000, 2, 500.0, dirty=50.0, sent=100.0), (500 - 10) / 50 * 1000 + 100, True, "gaining 50.0 MiB/s"),
+    (poll(3000, 3, 500.0, dirty=95.0, sent=100.0), None, False, "not converging: dirtying 95.0"),
+    (poll(3000, 3, 300.0, dirty=10.0, sent=100.0, postcopy=True), 3000.0, True, "post-copy: 300 MiB left"),
+    (poll(100, 1, 1024.0, dirty=0.0, sent=0.0), None, None, "not sending yet"),
+])
+def test_the_estimate_of_a_running_migration(progress: Progress, eta_ms: float | None, converging: bool | None,
+                                             words: str) -> None:
+    found = estimate(progress, PLAN, MonitorState())
+    assert found.converging is converging and words in found.reason
+    assert found.eta_ms == (pytest.approx(eta_ms) if eta_ms is not None else None)
+
+
+def test_progress_never_runs_backwards() -> None:
+    # Each new round starts with more left than the last poll of the previous one: the ratio must not drop.
+    polls = []
+    for i in range(1, 6):
+        polls.append((1000 * i, poll(1000 * i, i, 200.0 / i, dirty=20.0)))
+        polls.append((1000 * i + 500, poll(1000 * i + 500, i, 100.0 / i, dirty=20.0)))
+    state, _ = start(PLAN)
+    ratios = []
+    for now, p in polls:
+        state, _ = step(state, p, now, PLAN)
+        ratios.append(state.estimate.progress_ratio)
+    assert ratios == sorted(ratios) and 0 < ratios[-1] <= 1
 
 
 def test_the_deadline_forces_postcopy_when_allowed() -> None:

@@ -1,0 +1,42 @@
+"""`advisor outcomes export`: the migrations this advisor executed, each with the prediction made for it, as a
+table in the columns of the shared data (advisor.features.dataset) for the retraining job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from advisor.adapters.sqlite.db import Database
+from advisor.adapters.sqlite.store import SqliteStore
+from advisor.features.dataset import outcome_row
+
+
+def cmd_outcomes(args: argparse.Namespace) -> int:
+    store = SqliteStore(Database(Path(args.data_dir) / "advisor.sqlite3"))
+    try:
+        records = store.outcomes(args.since)
+    finally:
+        store.close()
+    rows = [row for r in records if (row := outcome_row(r)) is not None]
+    frame = pd.DataFrame(rows)
+    if args.output is None or str(args.output) == "-":
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        frame.to_csv(args.output, index=False)
+        print(f"wrote {len(frame)} migrations to {args.output} ({len(records) - len(rows)} without inputs skipped)",
+              file=sys.stderr)
+    return 0
+
+
+def add_outcomes_commands(sub: Any) -> None:
+    outcomes = sub.add_parser("outcomes", help="the migrations this advisor executed, as training data")
+    actions = outcomes.add_subparsers(dest="outcomes_command", required=True, metavar="ACTION")
+    p = actions.add_parser("export", help="write them as CSV in the shared data's columns, with the predictions")
+    p.add_argument("--data-dir", type=Path, required=True, help="the advisor's data directory")
+    p.add_argument("--output", type=Path, help="CSV file (default: standard output)")
+    p.add_argument("--since", type=float, default=0.0, metavar="UNIX_TIME", help="only migrations ended since")
+    outcomes.set_defaults(func=cmd_outcomes)

@@ -1,0 +1,77 @@
+"""The columns of a table of migrations, wherever it comes from: the shared SNU data, the lab's collection, the
+advisor's own executed migrations, or a CSV given to `advisor predict cost`.
+
+The first columns are the SNU data's, with its units (INPUT_COLUMNS and TARGET_COLUMNS). The optional ones say
+what the SNU data leaves implicit: which hosts (`source`), memory in use beside configured memory, the allowed
+downtime and the deadline, the working set measured before the migration, and how the migration ended. A row of
+the SNU data means: `vm_memory_mib` is memory in use, the allowed downtime QEMU's default (300 ms), no deadline,
+and it completed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from advisor.domain.migration import MigrationRecord, Phase
+from advisor.domain.model import MIB, PAGE_SIZE_BYTES
+
+INPUT_COLUMNS: Final[tuple[str, ...]] = (
+    "technique",
+    "vm_memory_mib",
+    "dirty_rate_pages_per_s",
+    "available_bandwidth_mbps",
+    "max_bandwidth_mib_s",
+)
+TARGET_COLUMNS: Final[tuple[str, ...]] = ("total_time_ms", "downtime_ms", "transferred_kib")
+# Optional input columns, each with what a missing value means.
+OPTIONAL_INPUTS: Final[dict[str, str]] = {
+    "source": "snu: vm_memory_mib is memory in use (the SNU data); lab or anything else: vm_memory_mib is the "
+              "configured memory (a missing source is taken as snu)",
+    "memory_used_mib": "memory in use (balloon or non-zero pages); missing: taken from vm_memory_mib as `source` says",
+    "max_downtime_ms": "allowed downtime; missing: 300 (QEMU's default)",
+    "deadline_ms": "the migration must end within this; missing or 0: no deadline",
+    "working_set_mib": "MiB the guest rewrote over the longer page-sampling window before the migration; missing: "
+                       "not measured",
+}
+OUTCOMES: Final = ("completed", "aborted", "failed")
+OUTCOME_COLUMNS: Final[tuple[str, ...]] = ("outcome", "iterations", "postcopy_requests")
+
+# How the executor's phases map to a table's outcome.
+_OUTCOME_OF = {Phase.SUCCEEDED: "completed", Phase.ABORTED: "aborted", Phase.FAILED: "failed"}
+
+
+def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
+    """One row of the table for a migration the advisor executed, with the prediction made for it; None when it
+    never ran or no inputs were kept with it."""
+    inputs, outcome = record.inputs, record.outcome
+    if inputs is None or outcome is None or record.phase not in _OUTCOME_OF:
+        return None
+    p = record.predicted
+    return {
+        "migration_id": record.operation_id,
+        "technique": str(record.parameters.technique),
+        "workload": "",  # unknown in production: never a feature
+        "vm_memory_mib": inputs.memory_configured_mib or inputs.memory_mib,
+        "dirty_rate_pages_per_s": inputs.dirty_rate_mib_s * MIB / PAGE_SIZE_BYTES,
+        "available_bandwidth_mbps": inputs.bandwidth_mib_s * MIB * 8 / 1e6,
+        "max_bandwidth_mib_s": record.parameters.bandwidth_mib_s,
+        "total_time_ms": outcome.total_time_ms,
+        "downtime_ms": outcome.downtime_ms,
+        "transferred_kib": outcome.transferred_mib * 1024,
+        "source": inputs.host_profile or "advisor",
+        "memory_used_mib": inputs.memory_mib if inputs.memory_configured_mib is not None else None,
+        "max_downtime_ms": record.parameters.max_downtime_ms,
+        "deadline_ms": record.parameters.deadline_ms,
+        "working_set_mib": inputs.working_set_mib,
+        "outcome": _OUTCOME_OF[record.phase],
+        "iterations": outcome.iterations,
+        "postcopy_requests": outcome.postcopy_requests,
+        "predicted_total_time_ms": p.total_time_ms.median,
+        "predicted_downtime_ms": p.downtime_ms.median,
+        "predicted_transferred_kib": p.transferred_mib.median * 1024,
+        "predicted_converges": p.converges,
+        "predicted_converge_probability": p.converge_probability,
+        "model_name": p.model.name,
+        "model_version": p.model.version,
+        "finished_at_s": record.finished_at_s,
+    }
