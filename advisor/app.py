@@ -32,6 +32,7 @@ from advisor.execution.executor import ConcurrencyLimits, Executor, MonitorTunin
 from advisor.execution.hypervisor import Hypervisor, UriRefused
 from advisor.features.samples import HOST_FIELDS, VM_FIELDS, RecentSamples
 from advisor.metrics import AdvisorMetrics
+from advisor.ml.calibration import RunningErrors
 from advisor.ml.cost import load_cost_predictor
 from advisor.ml.forecast import DirtyRateForecaster, load_dirty_forecaster
 from advisor.ml.predictor import CostPredictor
@@ -168,6 +169,45 @@ def load_models(models_dir: Path, metrics: AdvisorMetrics) -> tuple[CostPredicto
     return predictor, forecaster
 
 
+def models_reloader(models_dir: Path, estimator: CostEstimator, metrics: AdvisorMetrics) -> Callable[[], None]:
+    """A task that serves a newly activated (promoted) model without a restart: when a kind's ACTIVE pointer
+    changes, the new version is loaded and swapped in; one that cannot be served is refused and the current
+    model stays, saying why in the log and in advisor_model_reloads{outcome="refused"}."""
+    seen = {kind: _active(models_dir / kind) for kind in ("cost", "dirty_rate")}
+
+    def reload() -> None:
+        for kind, load in (("cost", lambda: load_predictor(models_dir)),
+                           ("dirty_rate", lambda: load_dirty_forecaster(models_dir / "dirty_rate"))):
+            now = _active(models_dir / kind)
+            if now == seen[kind]:
+                continue
+            seen[kind] = now
+            model = load()
+            if model.model.fallback_reason:
+                metrics.model_reloads.labels(kind, "refused").inc()
+                log.error("activated model refused, keeping the current one",
+                          extra={"kind": kind, "version": now, "reason": model.model.fallback_reason})
+                continue
+            if kind == "cost":
+                estimator.swap(predictor=model)  # type: ignore[arg-type]
+                metrics.cost_model.info({"name": model.model.name, "version": model.model.version,
+                                         "fallback_reason": ""})
+            else:
+                estimator.swap(forecaster=model)  # type: ignore[arg-type]
+            metrics.model_reloads.labels(kind, "served").inc()
+            log.info("serving a newly activated model", extra={"kind": kind, "model": model.model.name,
+                                                               "version": model.model.version})
+
+    return reload
+
+
+def _active(directory: Path) -> str:
+    try:
+        return (directory / "ACTIVE").read_text().strip()
+    except OSError:
+        return ""
+
+
 def call_limits(settings: Settings) -> CallLimits:
     return CallLimits(unary=settings.max_concurrent_calls, streams=settings.max_concurrent_streams)
 
@@ -259,8 +299,9 @@ def build_app(
     if restored:
         log.info("recent samples restored", extra={"entities": restored})
     estimator = CostEstimator(predictor, forecaster, samples, clock)
+    errors = RunningErrors(drift_error=settings.drift_error_ratio)
     executor = Executor(
-        store, endpoints(inventory, allowed_connect), MigrationOutcomes(store, inventory, metrics, clock),
+        store, endpoints(inventory, allowed_connect), MigrationOutcomes(store, inventory, metrics, clock, errors),
         clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
                                               settings.max_migrations_per_target),
         tuning=tuning, poll_interval_s=settings.poll_interval_s,
@@ -294,6 +335,8 @@ def build_app(
         metrics.database_bytes.set(database.size_bytes())
 
     collectors.append(Periodic("housekeeping", settings.samples_save_interval_s, keep_house, final_run=True))
+    collectors.append(Periodic("models", settings.models_reload_interval_s,
+                               models_reloader(settings.models_dir, estimator, metrics)))
     return App(settings, lock, store, tokens, audit, usecases, estimator, metrics, executor, access, tls,
                collectors=collectors)
 

@@ -64,6 +64,10 @@ class Settings:
     audit_retention_days: float = 365.0
     # Recent samples are saved this often (and at shutdown), so that a restart keeps them.
     samples_save_interval_s: float = 60.0
+    # A newly activated (promoted) model is picked up within this many seconds, without a restart.
+    models_reload_interval_s: float = 5.0
+    # Prediction drift: the median error of the last 50 migrations of a technique beyond this ratio.
+    drift_error_ratio: float = 0.5
     # Recent samples kept per host and per VM.
     samples_per_entity: int = 120
     # Migrations at once in the cluster, out of one host, into one host (KubeVirt's defaults).
@@ -205,7 +209,8 @@ def check(settings: Settings) -> None:
                  "max_migrations_per_source", "max_migrations_per_target", "max_message_mib"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name} must be at least 1 (got {getattr(settings, name)})")
-    for name in ("stream_idle_timeout_s", "stream_max_duration_s", "samples_save_interval_s", "poll_interval_s"):
+    for name in ("stream_idle_timeout_s", "stream_max_duration_s", "samples_save_interval_s", "poll_interval_s",
+                 "models_reload_interval_s", "drift_error_ratio"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be positive (got {getattr(settings, name)})")
     for pattern in settings.hypervisor_uri_patterns:

@@ -74,6 +74,17 @@ class AdvisorMetrics:
                                     registry=registry)
         self.hypervisor_up = Gauge("advisor_hypervisor_up", "Whether a host's hypervisor answered the last collection",
                                    ["host"], registry=registry)
+        self.prediction_error = Gauge(
+            "advisor_prediction_error_ratio", "Median |predicted - actual| / actual over the last migrations",
+            ["technique", "quantity"], registry=registry)
+        self.prediction_coverage = Gauge(
+            "advisor_prediction_coverage_ratio", "Share of the last migrations inside the predicted interval",
+            ["technique", "quantity"], registry=registry)
+        self.prediction_drift = Gauge(
+            "advisor_prediction_drift", "1 when the running error is beyond the drift threshold: retrain",
+            ["technique", "quantity"], registry=registry)
+        self.model_reloads = Counter("advisor_model_reloads", "Active model changes picked up, by kind and outcome",
+                                     ["kind", "outcome"], registry=registry)
         self.migration_iteration = Gauge(
             "advisor_migration_iteration", "Pre-copy round, per migrating VM", ["vm"], registry=registry
         )

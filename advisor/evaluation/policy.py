@@ -50,6 +50,7 @@ class AdvisorParams:
 
     headroom: float = 0.8  # forecast CPU load a target may reach
     hot: float = 0.9  # forecast CPU load above which a host is relieved
+    relief_headroom: float = 0.0  # forecast CPU load a relief target may reach (0: `headroom`)
     underload: float = 0.6  # hosts below this forecast load are candidates to empty
     min_saving_w: float = 5.0  # per move
     max_moves_fraction: float = 0.025  # of the running VMs, per update
@@ -113,7 +114,10 @@ class AdvisorPolicy:
             return ()
         settings = self.settings(arrays.n_vms)
         history = self.history.prune(now, settings.churn)
-        relief = balance(arrays, self.costs, settings=settings, history=history, now_s=now, hot=p.hot,
+        relief_settings = settings
+        if p.relief_headroom > 0:
+            relief_settings = replace(settings, filters=replace(settings.filters, max_cpu_after=p.relief_headroom))
+        relief = balance(arrays, self.costs, settings=relief_settings, history=history, now_s=now, hot=p.hot,
                          tolerance=0.0, weights=Weights(load=p.relief_load, energy=p.relief_energy))
         moved = [(m.vm_id, m.source_id, m.target_id, m.cost.total_time_ms.median / 1000) for m in relief.moves]
         left = settings.churn.cap(arrays.n_vms) - len(relief.moves)

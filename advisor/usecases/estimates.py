@@ -25,18 +25,28 @@ class CostEstimator:
 
     def inputs(self, vm: Vm, source: Host, target: Host | None, overrides: Overrides = Overrides()) -> MigrationInputs:  # noqa: B008
         forecast = None
-        if overrides.dirty_rate_mib_s is None and self.forecaster is not None:
+        forecaster = self.forecaster
+        if overrides.dirty_rate_mib_s is None and forecaster is not None:
             times, values = self._samples.vm_window(vm.id)
-            forecast = self.forecaster.forecast(times, values, self._samples.vm_fields, self._clock())
+            forecast = forecaster.forecast(times, values, self._samples.vm_fields, self._clock())
         observed = VmObservations(self._samples.vm_latest(vm.id, "dirty_rate_mib_s"),
                                   self._samples.vm_latest(vm.id, "memory_used_mib"))
         return migration_inputs(vm, source, target, observed, forecast, overrides)
 
+    def swap(self, predictor: CostPredictor | None = None, forecaster: DirtyRateForecaster | None = None) -> None:
+        """Serve newly promoted models from the next prediction on. A prediction under way keeps the models it
+        began with (each call reads them once), so none fails or mixes two versions."""
+        if predictor is not None:
+            self.predictor = predictor
+        if forecaster is not None:
+            self.forecaster = forecaster
+
     def costs(self, inputs: MigrationInputs, techniques: Sequence[Technique] = tuple(Technique)) -> list[MigrationCost]:
         """Costs at the expected dirty rate, widened to cover a burst to its p90 forecast when there is one."""
-        costs = self.predictor.predict_many([(inputs, t) for t in techniques])
+        predictor = self.predictor
+        costs = predictor.predict_many([(inputs, t) for t in techniques])
         burst = inputs.burst_dirty_rate_mib_s
         if burst is None:
             return costs
-        at_burst = self.predictor.predict_many([(replace(inputs, dirty_rate_mib_s=burst), t) for t in techniques])
+        at_burst = predictor.predict_many([(replace(inputs, dirty_rate_mib_s=burst), t) for t in techniques])
         return [widen_for_burst(c, b, burst) for c, b in zip(costs, at_burst, strict=True)]

@@ -8,6 +8,7 @@ listens to it (`MigrationOutcomes` is its ExecutionObserver).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Protocol
@@ -20,9 +21,12 @@ from advisor.domain.recommendation import MovesEnded, Refusal, StartMove, transi
 from advisor.execution.executor import Executor, HostEndpoint, MigrationStore, Watched
 from advisor.execution.hypervisor import Hypervisor, MigrationTarget
 from advisor.metrics import AdvisorMetrics
+from advisor.ml.calibration import RunningErrors
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, RecommendationStore
 from advisor.usecases.review import apply_event, get_recommendation
+
+log = logging.getLogger("advisor.migrations")
 
 
 class MigrationRecords(MigrationStore, RecommendationStore, Protocol):
@@ -31,6 +35,8 @@ class MigrationRecords(MigrationStore, RecommendationStore, Protocol):
     def migrations_of(self, recommendation_id: str) -> list[MigrationRecord]: ...
 
     def record_outcome(self, record: MigrationRecord) -> None: ...
+
+    def outcomes(self, since_s: float = 0.0) -> list[MigrationRecord]: ...
 
 
 def endpoints(inventory: Inventory, connect: Callable[[str], Hypervisor]) -> Callable[[str], HostEndpoint]:
@@ -93,11 +99,17 @@ class Migrations:
 class MigrationOutcomes:
     """The executor's observer: exports progress, and when a migration ends, stores what it changed."""
 
-    def __init__(self, store: MigrationRecords, inventory: Inventory, metrics: AdvisorMetrics, clock: Clock) -> None:
+    def __init__(self, store: MigrationRecords, inventory: Inventory, metrics: AdvisorMetrics, clock: Clock,
+                 errors: RunningErrors | None = None) -> None:
         self._store = store
         self._inventory = inventory
         self._metrics = metrics
         self._clock = clock
+        self.errors = errors or RunningErrors()
+        for record in store.outcomes():  # the running error survives a restart
+            if record.outcome is not None:
+                self.errors.add(record.predicted, record.outcome)
+        self._export_errors()
 
     def progress(self, record: MigrationRecord, progress: Progress) -> None:
         m = self._metrics
@@ -120,6 +132,13 @@ class MigrationOutcomes:
         if record.phase is Phase.SUCCEEDED and vm is not None and record.target_host_id in self._inventory.hosts():
             self._inventory.apply(InventoryChange(vms=(replace(vm, host_id=record.target_host_id),)))
 
+    def _export_errors(self) -> None:
+        m = self._metrics
+        for e in self.errors.summary():
+            m.prediction_error.labels(e.technique, e.quantity).set(e.median_ape)
+            m.prediction_coverage.labels(e.technique, e.quantity).set(e.coverage)
+            m.prediction_drift.labels(e.technique, e.quantity).set(1 if e.drift else 0)
+
     def _export(self, record: MigrationRecord) -> None:
         m = self._metrics
         technique = record.parameters.technique.value
@@ -139,3 +158,11 @@ class MigrationOutcomes:
             ):
                 if median > 0 and actual > 0:
                     m.prediction_ratio.labels(target).observe(actual / median)
+            before = {(e.technique, e.quantity) for e in self.errors.summary() if e.drift}
+            self.errors.add(predicted, outcome)
+            self._export_errors()
+            for e in self.errors.summary():
+                if e.drift and (e.technique, e.quantity) not in before:
+                    log.warning("prediction drift", extra={"technique": e.technique, "quantity": e.quantity,
+                                                           "median_ape": round(e.median_ape, 3), "n": e.n,
+                                                           "model": e.model})
