@@ -27,6 +27,8 @@ from advisor.api.server import RunningServer, Tls, start_server
 from advisor.api.servicers import StreamLimits
 from advisor.config import ConfigError, Settings, check
 from advisor.domain.access import Role
+from advisor.domain.automation import Level
+from advisor.domain.expiry import ExpiryRules
 from advisor.domain.uris import UriPolicy
 from advisor.execution.executor import ConcurrencyLimits, Executor, MonitorTuning
 from advisor.execution.hypervisor import Hypervisor, UriRefused
@@ -41,10 +43,12 @@ from advisor.planning.plans import PlanPolicy
 from advisor.planning.technique import TechniquePolicy
 from advisor.telemetry.collectors import Periodic, dirty_rate_collector, prometheus_collector
 from advisor.usecases.advice import Advice
+from advisor.usecases.automation import Automation
 from advisor.usecases.bundle import UseCases
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.ingestion import Ingestion
 from advisor.usecases.inventory import Inventory
+from advisor.usecases.lifecycle import Freshness, expire_stale
 from advisor.usecases.migrations import MigrationOutcomes, Migrations, endpoints
 from advisor.usecases.plans import Planning
 from advisor.usecases.queries import Queries
@@ -114,6 +118,7 @@ class App:
 
     def _start(self) -> int:
         self.executor.start()
+        self.usecases.migrations.reconcile()
         self.server = start_server(
             self.usecases, self.metrics, listen=self.settings.listen, access=self.access, limits=call_limits(
                 self.settings), tls=self.tls, max_message_mib=self.settings.max_message_mib,
@@ -300,23 +305,34 @@ def build_app(
         log.info("recent samples restored", extra={"entities": restored})
     estimator = CostEstimator(predictor, forecaster, samples, clock)
     errors = RunningErrors(drift_error=settings.drift_error_ratio)
+    outcomes = MigrationOutcomes(store, inventory, metrics, clock, errors)
     executor = Executor(
-        store, endpoints(inventory, allowed_connect), MigrationOutcomes(store, inventory, metrics, clock, errors),
+        store, endpoints(inventory, allowed_connect), outcomes,
         clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
                                               settings.max_migrations_per_target),
         tuning=tuning, poll_interval_s=settings.poll_interval_s,
     )
     ingestion = Ingestion(inventory, samples, metrics, clock, uris)
-    migrations = Migrations(store, executor, clock)
+    freshness = Freshness(inventory, samples, estimator, placement,
+                          ExpiryRules(settings.recommendation_max_age_s, settings.expiry_tolerance), clock)
+    migrations = Migrations(store, executor, clock, freshness, new_id)
+    outcomes.on_ended = migrations.ended
+    automation = Automation(store, store, inventory, clock, default_level=Level(settings.automation_level),
+                            default_threshold=settings.automation_min_benefit_over_cost,
+                            cluster_label=settings.cluster_label)
+    automation.migrations = migrations
+    review = Review(store, metrics, clock)
+    review.freshness = freshness
     usecases = UseCases(
         ingestion=ingestion,
         queries=Queries(inventory, samples),
         advice=Advice(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id, placement=placement,
-                      technique=technique),
+                      technique=technique, automation=automation),
         planning=Planning(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id,
-                          placement=placement, technique=technique, plans=plans),
-        review=Review(store, metrics, clock),
+                          placement=placement, technique=technique, plans=plans, automation=automation),
+        review=review,
         migrations=migrations,
+        automation=automation,
     )
 
     def record(entry: AuditRecord) -> None:
@@ -335,6 +351,8 @@ def build_app(
         metrics.database_bytes.set(database.size_bytes())
 
     collectors.append(Periodic("housekeeping", settings.samples_save_interval_s, keep_house, final_run=True))
+    collectors.append(Periodic("expiry", settings.expiry_check_interval_s,
+                               lambda: metrics.expired.inc(expire_stale(store, freshness))))
     collectors.append(Periodic("models", settings.models_reload_interval_s,
                                models_reloader(settings.models_dir, estimator, metrics)))
     return App(settings, lock, store, tokens, audit, usecases, estimator, metrics, executor, access, tls,

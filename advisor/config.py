@@ -119,6 +119,21 @@ class Settings:
     monitor_stall_rounds: int = 3
     monitor_downtime_steps: int = 4
 
+    # -- review and automation --
+    # The automation level of clusters an admin has not set (SetAutomation): manual (every move needs approval),
+    # partial (new VMs are placed automatically, migrations need approval) or full (the advisor approves and
+    # runs its own recommendations); and the least benefit over cost a plan's move must promise to be proposed.
+    automation_level: str = "manual"
+    automation_min_benefit_over_cost: float = 0.0
+    # The host label that names a host's cluster (hosts without it are in "default").
+    cluster_label: str = "cluster"
+    # A recommendation expires when older than this, or when its move's cost predicted now falls outside its
+    # interval widened by expiry_tolerance (and on the other rules of advisor/domain/expiry.py); checked right
+    # before each move starts and every expiry_check_interval_s seconds.
+    recommendation_max_age_s: float = 3600.0
+    expiry_tolerance: float = 0.25
+    expiry_check_interval_s: float = 60.0
+
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 # Variables the client commands read; they are not server settings.
@@ -213,6 +228,13 @@ def check(settings: Settings) -> None:
                  "models_reload_interval_s", "drift_error_ratio"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be positive (got {getattr(settings, name)})")
+    if settings.automation_level not in ("manual", "partial", "full"):
+        raise ConfigError(f"automation_level must be manual, partial or full, got {settings.automation_level!r}")
+    for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance"):
+        if not getattr(settings, name) >= 0:
+            raise ConfigError(f"{name} must not be negative (got {getattr(settings, name)})")
+    if not settings.expiry_check_interval_s > 0:
+        raise ConfigError(f"expiry_check_interval_s must be positive (got {settings.expiry_check_interval_s})")
     for pattern in settings.hypervisor_uri_patterns:
         try:
             UriPattern.parse(pattern)

@@ -88,3 +88,5 @@ class AdvisorMetrics:
         self.migration_iteration = Gauge(
             "advisor_migration_iteration", "Pre-copy round, per migrating VM", ["vm"], registry=registry
         )
+        self.expired = Counter("advisor_recommendations_expired", "Recommendations found stale by the periodic check",
+                               registry=registry)

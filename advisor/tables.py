@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -14,15 +16,42 @@ def safe(text: object) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, right: Sequence[int] = ()) -> str:
-    """Columns padded to their widest cell; the columns whose indexes are in `right` are right-aligned."""
+# ANSI colours by name; `paint` uses them only on a terminal that wants colour.
+_COLOURS = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "cyan": "36", "dim": "2", "bold": "1"}
+
+
+def colour_wanted(stream: object = None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org) or TERM is dumb."""
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def paint(text: str, colour: str, enabled: bool | None = None) -> str:
+    """`text` in `colour` when colour is wanted (see colour_wanted), else unchanged."""
+    if not colour or not (colour_wanted() if enabled is None else enabled):
+        return text
+    return f"\x1b[{_COLOURS[colour]}m{text}\x1b[0m"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, right: Sequence[int] = (),
+          colours: Mapping[int, Callable[[str], str]] | None = None) -> str:
+    """Columns padded to their widest cell; the columns whose indexes are in `right` are right-aligned. A column in
+    `colours` is painted by the colour its function names for the cell's text (after padding, so that alignment
+    holds; only on a terminal)."""
     cells = [[str(h) for h in headers], *[["" if c is None else safe(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
-    def line(row: list[str]) -> str:
-        return "  ".join(
-            (c.rjust(w) if i in right else c.ljust(w)) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
+    enabled = bool(colours) and colour_wanted()
+
+    def line(row: list[str], body: bool = True) -> str:
+        out = []
+        for i, (c, w) in enumerate(zip(row, widths, strict=True)):
+            padded = c.rjust(w) if i in right else c.ljust(w)
+            if body and enabled and colours and i in colours:
+                padded = paint(padded, colours[i](c.strip()), True)
+            out.append(padded)
+        return "  ".join(out).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+    return "\n".join([line(cells[0], body=False), rule, *(line(r) for r in cells[1:])])

@@ -102,6 +102,7 @@ class AdvisorClient:
         self.prediction = pb_grpc.PredictionServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.recommendations = pb_grpc.RecommendationServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.migrations = pb_grpc.MigrationServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.automation = pb_grpc.AutomationServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> Self:
         return self
@@ -185,9 +186,39 @@ class AdvisorClient:
         request = pb.DecideRecommendationRequest(id=rec_id, reason=reason)
         return self.call(method, request)  # type: ignore[return-value]
 
-    def execute(self, recommendation_id: str, move_index: int = 0) -> pb.Operation:
-        request = pb.ExecuteMigrationRequest(recommendation_id=recommendation_id, move_index=move_index)
+    def execute(self, recommendation_id: str, move_index: int = 0, *, retry: bool = False) -> pb.Operation:
+        request = pb.ExecuteMigrationRequest(recommendation_id=recommendation_id, move_index=move_index, retry=retry)
         return self.call(self.migrations.ExecuteMigration, request)  # type: ignore[return-value]
+
+    def run(self, recommendation_id: str) -> pb.Recommendation:
+        request = pb.RunRecommendationRequest(id=recommendation_id)
+        return self.call(self.migrations.RunRecommendation, request)  # type: ignore[return-value]
+
+    def cancel(self, rec_id: str, reason: str) -> pb.Recommendation:
+        request = pb.DecideRecommendationRequest(id=rec_id, reason=reason)
+        return self.call(self.recommendations.CancelRecommendation, request)  # type: ignore[return-value]
+
+    def list_migrations(self, *, running_only: bool, limit: int = 0) -> list[pb.Operation]:
+        """Operations newest first (at most `limit`, 0: all)."""
+        found: list[pb.Operation] = []
+        token = ""
+        while True:
+            size = min(5_000, limit - len(found)) if limit else 0
+            page: pb.ListMigrationsResponse = self.call(  # type: ignore[assignment]
+                self.migrations.ListMigrations,
+                pb.ListMigrationsRequest(running_only=running_only, page_size=size, page_token=token))
+            found.extend(page.operations)
+            if not (token := page.next_page_token) or (limit and len(found) >= limit):
+                return found[:limit] if limit else found
+
+    def automation_settings(self) -> pb.GetAutomationResponse:
+        return self.call(self.automation.GetAutomation, pb.GetAutomationRequest())  # type: ignore[return-value]
+
+    def set_automation(self, setting: pb.ClusterAutomation) -> pb.ClusterAutomation:
+        return self.call(self.automation.SetAutomation, setting)  # type: ignore[return-value]
+
+    def place(self, request: pb.PlaceVmRequest) -> pb.PlaceVmResponse:
+        return self.call(self.recommendations.PlaceVm, request)  # type: ignore[return-value]
 
     def operation(self, operation_id: str) -> pb.Operation:
         request = pb.GetMigrationRequest(operation_id=operation_id)

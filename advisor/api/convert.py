@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from advisor.api.v1 import advisor_pb2 as pb
+from advisor.domain.automation import ClusterAutomation
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import InvalidArgument
 from advisor.domain.migration import MigrationRecord, Phase, Progress
@@ -24,7 +25,7 @@ from advisor.domain.model import (
     Vm,
     VmSample,
 )
-from advisor.domain.recommendation import Recommendation, RecommendationState
+from advisor.domain.recommendation import MoveStatus, Recommendation, RecommendationState
 from advisor.execution.monitor import Estimate
 from advisor.usecases.queries import HostView, VmView
 
@@ -192,7 +193,7 @@ def model_to_pb(m: ModelRef) -> pb.ModelInfo:
 
 
 def cost_to_pb(c: MigrationCost) -> pb.MigrationCost:
-    return pb.MigrationCost(
+    msg = pb.MigrationCost(
         technique=technique_to_pb(c.technique),  # type: ignore[arg-type]
         total_time_ms=_estimate(c.total_time_ms),
         downtime_ms=_estimate(c.downtime_ms),
@@ -201,6 +202,9 @@ def cost_to_pb(c: MigrationCost) -> pb.MigrationCost:
         model=model_to_pb(c.model),
         notes=list(c.notes),
     )
+    if c.converge_probability is not None:
+        msg.converge_probability = c.converge_probability
+    return msg
 
 
 def inputs_to_pb(i: MigrationInputs) -> pb.MigrationInputs:
@@ -231,7 +235,7 @@ def assessment_to_pb(a: HostAssessment) -> pb.HostAssessment:
     )
 
 
-def move_to_pb(m: Move, *, with_assessments: bool = True) -> pb.Move:
+def move_to_pb(m: Move, *, with_assessments: bool = True, status: MoveStatus = MoveStatus()) -> pb.Move:  # noqa: B008
     return pb.Move(
         vm_id=m.vm_id, source_host_id=m.source_host_id, target_host_id=m.target_host_id,
         parameters=parameters_to_pb(m.parameters), predicted_cost=cost_to_pb(m.predicted_cost),
@@ -239,6 +243,8 @@ def move_to_pb(m: Move, *, with_assessments: bool = True) -> pb.Move:
         assessments=[assessment_to_pb(a) for a in m.assessments] if with_assessments else [],
         rejection_counts=[pb.RejectionCount(filter=k, hosts=n, example_host_id=h) for k, n, h in m.rejection_counts],
         hosts_assessed=m.hosts_assessed,
+        state=pb.MoveState.Value(f"MOVE_STATE_{status.state.name}"),  # type: ignore[arg-type]
+        attempts=status.attempts, operation_id=status.operation_id,
     )
 
 
@@ -250,11 +256,29 @@ def recommendation_to_pb(r: Recommendation, *, with_assessments: bool = True) ->
     msg = pb.Recommendation(
         id=r.id, goal=r.goal, state=state_to_pb(r.state),  # type: ignore[arg-type]
         create_time=timestamp(r.created_at_s),
-        moves=[move_to_pb(m, with_assessments=with_assessments) for m in r.moves], summary=r.summary,
-        decided_by=r.decided_by, decision_reason=r.decision_reason,
+        moves=[move_to_pb(m, with_assessments=with_assessments, status=s) for m, s in zip(r.moves, r.statuses(),
+                                                                                          strict=True)],
+        summary=r.summary, decided_by=r.decided_by, decision_reason=r.decision_reason,
+        priority=r.priority.level, priority_reason=r.priority.reason, benefit_unit=r.benefit_unit,
+        automation_level=r.automation, cluster=r.cluster, expiry_reason=r.expiry_reason,
+        cancel_requested=r.cancel_requested, run_requested_by=r.run_requested_by,
+        history=[pb.StateChange(time=timestamp(h.at_s), state=state_to_pb(h.state),  # type: ignore[arg-type]
+                                actor=h.actor, reason=h.reason) for h in r.history],
     )
     if r.decided_at_s is not None:
         msg.decide_time.CopyFrom(timestamp(r.decided_at_s))
+    if r.benefit is not None:
+        msg.benefit = r.benefit
+    if r.benefit_over_cost is not None:
+        msg.benefit_over_cost = r.benefit_over_cost
+    return msg
+
+
+def automation_to_pb(a: ClusterAutomation) -> pb.ClusterAutomation:
+    msg = pb.ClusterAutomation(cluster=a.cluster, level=str(a.level), min_benefit_over_cost=a.min_benefit_over_cost,
+                               updated_by=a.updated_by)
+    if a.updated_at_s is not None:
+        msg.update_time.CopyFrom(timestamp(a.updated_at_s))
     return msg
 
 
@@ -272,8 +296,11 @@ def operation_to_pb(r: MigrationRecord) -> pb.Operation:
     msg = pb.Operation(
         operation_id=r.operation_id, recommendation_id=r.recommendation_id, phase=_PHASES[r.phase],
         predicted_cost=cost_to_pb(r.predicted), create_time=timestamp(r.created_at_s), message=r.message,
-        move_index=r.move_index, vm_id=r.vm_id,
+        move_index=r.move_index, vm_id=r.vm_id, attempt=r.attempt, source_host_id=r.source_host_id,
+        target_host_id=r.target_host_id, parameters=parameters_to_pb(r.parameters),
     )
+    if r.finished_at_s is not None:
+        msg.end_time.CopyFrom(timestamp(r.finished_at_s))
     if r.outcome is not None:
         o = r.outcome
         msg.outcome.CopyFrom(pb.MigrationOutcome(

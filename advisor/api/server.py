@@ -115,6 +115,7 @@ def start_server(
         ("PredictionService", servicers.PredictionServicer),
         ("RecommendationService", servicers.RecommendationServicer),
         ("MigrationService", servicers.MigrationServicer),
+        ("AutomationService", servicers.AutomationServicer),
     ):
         _register(server, servicer_cls(usecases, metrics, streams), pb.DESCRIPTOR.services_by_name[name], limit)
 

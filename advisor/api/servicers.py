@@ -139,7 +139,8 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         if request.goal not in goals:
             raise InvalidArgument("goal", f"must be DRAIN, REBALANCE or CONSOLIDATE (got {request.goal})")
         rec = self.usecases.planning.plan_cluster(goals[request.goal], request.host_id, request.max_moves,
-                                                  convert.objective_from_pb(request.objective))
+                                                  convert.objective_from_pb(request.objective),
+                                                  dry_run=request.dry_run)
         return convert.recommendation_to_pb(rec)
 
     @rpc(_metrics)
@@ -189,13 +190,57 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         rec = self.usecases.review.decide(request.id, False, current_caller().name, request.reason)
         return convert.recommendation_to_pb(rec)
 
+    @rpc(_metrics)
+    def CancelRecommendation(
+        self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
+    ) -> pb.Recommendation:
+        rec = self.usecases.migrations.cancel(request.id, current_caller().name, request.reason)
+        return convert.recommendation_to_pb(rec)
+
+    @rpc(_metrics)
+    def PlaceVm(self, request: pb.PlaceVmRequest, context: grpc.ServicerContext) -> pb.PlaceVmResponse:
+        if not request.HasField("vm"):
+            raise InvalidArgument("vm", "is required")
+        placed = self.usecases.advice.place_vm(convert.vm_from_pb(request.vm), list(request.excluded_host_ids))
+        return pb.PlaceVmResponse(
+            host_id=placed.host_id, placed=placed.placed, automation_level=str(placed.level), cluster=placed.cluster,
+            placed_by=placed.placed_by, reasons=list(placed.reasons),
+            assessments=[convert.assessment_to_pb(a) for a in placed.kept],
+            rejection_counts=[pb.RejectionCount(filter=k, hosts=n, example_host_id=h)
+                              for k, n, h in placed.rejection_counts],
+        )
+
+
+class AutomationServicer(_Base, pb_grpc.AutomationServiceServicer):
+    @rpc(_metrics)
+    def GetAutomation(self, request: pb.GetAutomationRequest,
+                      context: grpc.ServicerContext) -> pb.GetAutomationResponse:
+        return pb.GetAutomationResponse(
+            clusters=[convert.automation_to_pb(a) for a in self.usecases.automation.settings()])
+
+    @rpc(_metrics)
+    def SetAutomation(self, request: pb.ClusterAutomation, context: grpc.ServicerContext) -> pb.ClusterAutomation:
+        setting = self.usecases.automation.set(request.cluster, request.level, request.min_benefit_over_cost,
+                                               current_caller().name)
+        return convert.automation_to_pb(setting)
+
 
 class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
     @rpc(_metrics)
     def ExecuteMigration(self, request: pb.ExecuteMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
-        return convert.operation_to_pb(
-            self.usecases.migrations.execute(request.recommendation_id, current_caller().name, request.move_index)
-        )
+        return convert.operation_to_pb(self.usecases.migrations.execute(
+            request.recommendation_id, current_caller().name, request.move_index, retry=request.retry))
+
+    @rpc(_metrics)
+    def RunRecommendation(self, request: pb.RunRecommendationRequest,
+                          context: grpc.ServicerContext) -> pb.Recommendation:
+        return convert.recommendation_to_pb(self.usecases.migrations.run(request.id, current_caller().name))
+
+    @rpc(_metrics)
+    def ListMigrations(self, request: pb.ListMigrationsRequest,
+                       context: grpc.ServicerContext) -> pb.ListMigrationsResponse:
+        found, token = self.usecases.migrations.page(request.running_only, request.page_size, request.page_token)
+        return pb.ListMigrationsResponse(operations=[convert.operation_to_pb(r) for r in found], next_page_token=token)
 
     @rpc(_metrics)
     def WatchMigration(

@@ -28,9 +28,9 @@ from advisor.cli.remote import (
     cmd_predict_vm,
     cmd_push,
     cmd_recommend,
-    cmd_recs,
     cmd_vms,
 )
+from advisor.cli.review import add_review_commands
 from advisor.cli.tokens import add_tokens_commands
 from advisor.config import ConfigError
 from advisor.domain.errors import AdvisorError
@@ -122,26 +122,11 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
         p.add_argument("--max-moves", type=int, default=0, help="at most this many moves (default: no bound)")
         p.add_argument("--max-downtime-ms", type=float, default=0.0, help="downtime limit of every move")
         p.add_argument("--deadline-ms", type=float, default=0.0, help="deadline of every move")
+        p.add_argument("--dry-run", action="store_true", help="a preview: nothing is stored, nothing to approve")
         client_args(p)
         p.set_defaults(func=cmd_plan)
 
-    recs = sub.add_parser("recs", help="review recommendations").add_subparsers(
-        dest="recs_command", required=True, metavar="ACTION")
-    p = recs.add_parser("list", help="newest first")
-    p.add_argument("--state", choices=["pending", "approved", "rejected", "executing", "succeeded", "failed"])
-    p.add_argument("--limit", type=int, default=50)
-    client_args(p)
-    p = recs.add_parser("show", help="one recommendation with its reasons")
-    p.add_argument("id")
-    client_args(p)
-    for action in ("approve", "reject"):
-        p = recs.add_parser(action, help=f"{action} a pending recommendation (recorded as your token's name)")
-        p.add_argument("id")
-        p.add_argument("--reason", required=action == "reject", help="why (required to reject)")
-        client_args(p)
-    recs_parent = sub.choices["recs"]
-    recs_parent.set_defaults(func=cmd_recs)
-
+    add_review_commands(sub)
     add_lab_commands(sub)
     add_tokens_commands(sub)
     add_outcomes_commands(sub)

@@ -22,7 +22,6 @@ from advisor.cli.render import (
     render_operation,
     render_plan,
     render_recommendation,
-    state_name,
     vms_rows,
 )
 from advisor.config import ConfigError
@@ -122,30 +121,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     request = pb.PlanClusterRequest(
         goal=f"CLUSTER_GOAL_{args.goal.upper()}", host_id=getattr(args, "host", "") or "", max_moves=args.max_moves,
         objective=pb.Objective(max_downtime_ms=args.max_downtime_ms, deadline_ms=args.deadline_ms),
+        dry_run=args.dry_run,
     )
     with connect(args) as client:
         rec: pb.Recommendation = client.call(client.recommendations.PlanCluster, request)  # type: ignore[assignment]
     emit(as_json(rec) if args.json else render_plan(rec))
-    return 0
-
-
-def cmd_recs(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        if args.recs_command == "list":
-            state = f"RECOMMENDATION_STATE_{(args.state or 'unspecified').upper()}"
-            page = client.list_recommendations(pb.ListRecommendationsRequest(page_size=args.limit, state=state))
-            if args.json:
-                emit(as_json(page))
-                return 0
-            rows = [[r.id, r.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), state_name(r.state), r.goal,
-                     r.summary[:90]] for r in page.recommendations]
-            emit(table(["id", "created (UTC)", "state", "goal", "summary"], rows))
-            return 0
-        if args.recs_command == "show":
-            rec = client.get_recommendation(args.id)
-        else:
-            rec = client.decide(args.id, args.recs_command == "approve", args.reason or "")
-    emit(as_json(rec) if args.json else render_recommendation(rec))
     return 0
 
 

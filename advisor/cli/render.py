@@ -4,8 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.tables import safe, table
+from advisor.tables import paint, safe, table
+
+# How a state looks on a terminal (colour only there): green done, red went wrong, yellow waits for a person.
+STATE_COLOURS = {"proposed": "yellow", "approved": "cyan", "executing": "blue", "running": "blue", "queued": "blue",
+                 "precopy": "blue", "postcopy": "blue", "succeeded": "green", "failed": "red", "aborted": "red",
+                 "expired": "dim", "cancelled": "dim", "rejected": "dim", "dropped": "dim", "waiting": ""}
+
+
+def state_colour(text: str) -> str:
+    return STATE_COLOURS.get(text, "")
+
+
+def move_state_name(value: int) -> str:
+    return pb.MoveState.Name(value).removeprefix("MOVE_STATE_").lower()
+
+
+def _when(ts: Timestamp) -> str:
+    return str(ts.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"))
 
 
 def technique_name(value: int) -> str:
@@ -36,12 +55,41 @@ def render_costs(costs: Sequence[pb.MigrationCost], chosen: int | None = None) -
     return table(["technique", "total s [interval]", "downtime ms", "MiB sent", "converges"], rows) + "\n" + note
 
 
-def render_recommendation(rec: pb.Recommendation) -> str:
-    out = [f"Recommendation {safe(rec.id)} ({safe(rec.goal)}), {state_name(rec.state)}", f"  {safe(rec.summary)}"]
+def _gain(rec: pb.Recommendation) -> str:
+    if not rec.HasField("benefit"):
+        return "gain not measured"
+    ratio = f", {rec.benefit_over_cost:.1f}x its cost" if rec.HasField("benefit_over_cost") else ""
+    return f"gains {rec.benefit:.3g} {safe(rec.benefit_unit)}{ratio}"
+
+
+def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[pb.HostAssessment]] = ()) -> str:
+    """Everything a reviewer needs: state, priority, automation, each move's cost with intervals, technique and
+    why, the alternatives and the hosts ruled out with their reasons (`ruled_out[i]`, fetched for move i), and
+    the history."""
+    state = state_name(rec.state)
+    name = safe(rec.id) or "(dry run, not stored)"
+    out = [f"Recommendation {name} ({safe(rec.goal)}), {paint(state, state_colour(state))}, "
+           f"priority {rec.priority} ({safe(rec.priority_reason) or 'no reason given'})", f"  {safe(rec.summary)}",
+           f"  automation {safe(rec.automation_level) or 'manual'} in cluster {safe(rec.cluster) or 'default'}; "
+           f"{_gain(rec)}"]
     if rec.decided_by:
         out.append(f"  decided by {safe(rec.decided_by)}: {safe(rec.decision_reason) or '(no reason given)'}")
-    for move in rec.moves:
+    if rec.expiry_reason:
+        out.append(f"  expired: {safe(rec.expiry_reason)}")
+    if rec.cancel_requested and rec.state == pb.RECOMMENDATION_STATE_EXECUTING:
+        out.append("  cancel requested: the running move ends first")
+    if len(rec.moves) > 1:
+        out += ["", moves_table(rec)]
+    for i, move in enumerate(rec.moves):
         p = move.parameters
+        c = move.predicted_cost
+        probability = f" (p = {c.converge_probability:.2f})" if c.HasField("converge_probability") else ""
+        out += ["", f"Move {i}: {safe(move.vm_id)} {safe(move.source_host_id)} -> {safe(move.target_host_id)}, "
+                    f"{move_state_name(move.state)}" + (f", attempt {move.attempts} ({safe(move.operation_id)})"
+                                                        if move.attempts else ""),
+                f"  predicted: {_est(c.total_time_ms, 1000, 1)} s, downtime {_est(c.downtime_ms)} ms, "
+                f"{_est(c.transferred_mib)} MiB, converges {'yes' if c.converges else 'NO'}{probability} "
+                f"({safe(c.model.name)} {safe(c.model.version)}, {safe(c.model.interval_kind)})"]
         out += ["", "Why:"] + [f"  - {safe(r)}" for r in move.reasons]
         switch = f", switch to post-copy after {p.postcopy_after_ms / 1000:.1f} s" if p.HasField(
             "postcopy_after_ms") else ""
@@ -62,7 +110,57 @@ def render_recommendation(rec: pb.Recommendation) -> str:
             counts = ", ".join(f"{safe(c.filter)} {c.hosts} (e.g. {safe(c.example_host_id)})"
                                for c in move.rejection_counts)
             out.append(f"Of {move.hosts_assessed} hosts assessed, rejected by: {counts}.")
+        if i < len(ruled_out) and ruled_out[i]:
+            out += ["Ruled out:"] + [f"  {safe(a.host_id)}: {safe('; '.join(a.rejections))}" for a in ruled_out[i]]
+    if rec.history:
+        out += ["", "History:", table(["time (UTC)", "state", "by", "why"],
+                                      [[_when(h.time), state_name(h.state), h.actor, h.reason] for h in rec.history],
+                                      colours={1: state_colour})]
     return "\n".join(out)
+
+
+def moves_table(rec: pb.Recommendation) -> str:
+    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, technique_name(m.parameters.technique),
+             _est(m.predicted_cost.total_time_ms, 1000, 1), f"{m.predicted_cost.downtime_ms.median:.0f}",
+             move_state_name(m.state), m.attempts or "", m.operation_id]
+            for i, m in enumerate(rec.moves)]
+    return table(["move", "vm", "from", "to", "technique", "time s [interval]", "downtime ms", "state", "attempts",
+                  "operation"], rows, right=(0, 6, 8), colours={7: state_colour})
+
+
+def recommendations_table(recs: Sequence[pb.Recommendation]) -> str:
+    rows = [[r.id, _when(r.create_time), state_name(r.state), r.priority, r.goal, len(r.moves),
+             f"{r.benefit_over_cost:.1f}x" if r.HasField("benefit_over_cost") else "-", r.automation_level,
+             r.summary[:70]] for r in recs]
+    return table(["id", "created (UTC)", "state", "priority", "goal", "moves", "gain/cost", "automation", "summary"],
+                 rows, right=(3, 5, 6), colours={2: state_colour})
+
+
+def _inside(e: pb.Estimate, actual: float) -> str:
+    return "yes" if e.low <= actual <= e.high else "NO"
+
+
+def history_table(ops: Sequence[pb.Operation]) -> str:
+    """Predicted against actual for each executed move, newest first; then the downtime quantiles."""
+    rows = []
+    for op in ops:
+        c, o = op.predicted_cost, op.outcome
+        ended = op.HasField("outcome")
+        rows.append([op.operation_id, _when(op.create_time), op.vm_id, f"{op.source_host_id}->{op.target_host_id}",
+                     technique_name(op.parameters.technique), phase_name(op.phase),
+                     _est(c.total_time_ms, 1000, 1), f"{o.total_time_ms / 1000:.1f}" if ended else "",
+                     _est(c.downtime_ms), f"{o.downtime_ms:.0f}" if ended else "",
+                     _inside(c.downtime_ms, o.downtime_ms) if ended and op.phase == pb.MIGRATION_PHASE_SUCCEEDED
+                     else ""])
+    out = table(["operation", "started (UTC)", "vm", "move", "technique", "phase", "predicted s", "actual s",
+                 "predicted downtime ms", "actual ms", "in interval"], rows, right=(7, 9), colours={5: state_colour})
+    done = sorted(op.outcome.downtime_ms for op in ops if op.phase == pb.MIGRATION_PHASE_SUCCEEDED)
+    if done:
+        def q(p: float) -> float:
+            return done[min(len(done) - 1, int(p * len(done)))]
+        out += (f"\nDowntime of {len(done)} succeeded: median {q(0.5):.0f} ms, p90 {q(0.9):.0f} ms, "
+                f"p99 {q(0.99):.0f} ms, max {done[-1]:.0f} ms.")
+    return out
 
 
 def render_plan(rec: pb.Recommendation) -> str:
@@ -71,9 +169,11 @@ def render_plan(rec: pb.Recommendation) -> str:
             for i, m in enumerate(rec.moves)]
     out = [f"Plan {safe(rec.id)} ({safe(rec.goal)}), {state_name(rec.state)}", f"  {safe(rec.summary)}", "",
            table(["move", "vm", "from", "to", "technique", "time s", "downtime ms"], rows, right=(0, 5, 6))]
-    if rec.moves:
-        out.append(f"\nReview with `advisor recs show {safe(rec.id)}`; after approval, run each move with "
-                   f"`advisor migrate execute {safe(rec.id)} --move N`.")
+    if rec.moves and rec.id:
+        out.append(f"\nReview with `advisor recs show {safe(rec.id)}`; after approval, run the moves in order with "
+                   f"`advisor recs execute {safe(rec.id)} --all` (or one with `--move N`).")
+    elif rec.moves:
+        out.append("\nDry run: nothing was stored.")
     return "\n".join(out)
 
 

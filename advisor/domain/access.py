@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 class Role(enum.IntEnum):
     READER = 1  # list, get, predict, watch
-    SCHEDULER = 2  # + push inventory and samples, recommend, plan
-    OPERATOR = 3  # + approve, reject, execute, abort
-    ADMIN = 4  # everything
+    SCHEDULER = 2  # + push inventory and samples, recommend, plan, place new VMs
+    OPERATOR = 3  # + approve, reject, execute, run, retry, abort, cancel
+    ADMIN = 4  # everything, automation levels too
 
     @property
     def label(self) -> str:
@@ -39,22 +39,29 @@ REQUIRED_ROLE: dict[str, Role] = {
     "RecommendationService/ListHostAssessments": Role.READER,
     "MigrationService/WatchMigration": Role.READER,
     "MigrationService/GetMigration": Role.READER,
+    "MigrationService/ListMigrations": Role.READER,
+    "AutomationService/GetAutomation": Role.READER,
     "InventoryService/PushInventory": Role.SCHEDULER,
     "TelemetryService/PushSamples": Role.SCHEDULER,
     "TelemetryService/StreamSamples": Role.SCHEDULER,
     "RecommendationService/RecommendTarget": Role.SCHEDULER,
     "RecommendationService/PlanCluster": Role.SCHEDULER,
+    "RecommendationService/PlaceVm": Role.SCHEDULER,
     "RecommendationService/ApproveRecommendation": Role.OPERATOR,
     "RecommendationService/RejectRecommendation": Role.OPERATOR,
     "MigrationService/ExecuteMigration": Role.OPERATOR,
     "MigrationService/AbortMigration": Role.OPERATOR,
+    "MigrationService/RunRecommendation": Role.OPERATOR,
+    "RecommendationService/CancelRecommendation": Role.OPERATOR,
+    "AutomationService/SetAutomation": Role.ADMIN,
 }
 # Calls that change state: each is written to the audit trail, whatever its outcome.
 STATE_CHANGING: frozenset[str] = frozenset({
     "InventoryService/PushInventory", "TelemetryService/PushSamples", "TelemetryService/StreamSamples",
     "RecommendationService/RecommendTarget", "RecommendationService/PlanCluster",
     "RecommendationService/ApproveRecommendation", "RecommendationService/RejectRecommendation",
-    "MigrationService/ExecuteMigration", "MigrationService/AbortMigration",
+    "MigrationService/ExecuteMigration", "MigrationService/AbortMigration", "MigrationService/RunRecommendation",
+    "RecommendationService/CancelRecommendation", "RecommendationService/PlaceVm", "AutomationService/SetAutomation",
 })
 
 

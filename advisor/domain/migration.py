@@ -84,6 +84,8 @@ class MigrationRecord:
     move_index: int = 0
     # What the prediction was made from (training joins it with the outcome).
     inputs: MigrationInputs | None = None
+    # 1 for the first execution of the move, 2 for its first retry, ...
+    attempt: int = 1
 
     @property
     def message(self) -> str:

@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
+from advisor.domain.automation import check_vm_label
 from advisor.domain.errors import InvalidArgument
 from advisor.domain.model import Host, HostSample, Vm, VmSample
 
@@ -105,6 +106,9 @@ def check_vm(vm: Vm, field: str) -> None:
     check_number(vm.memory_mib, f"{field}.memory_mib", low=1, high=MAX_VM_MEMORY_MIB)
     check_number(vm.vcpus, f"{field}.vcpus", low=1, high=MAX_VM_VCPUS)
     check_labels(vm.labels, f"{field}.labels")
+    wrong = check_vm_label(vm.labels)
+    if wrong:
+        raise InvalidArgument(f"{field}.labels", wrong)
     check_groups(sorted(vm.affinity_groups), f"{field}.affinity_groups")
     check_groups(sorted(vm.anti_affinity_groups), f"{field}.anti_affinity_groups")
     check_text(vm.cpu_model, f"{field}.cpu_model")

@@ -79,10 +79,12 @@ class Executor:
 
     # -- requests ------------------------------------------------------------------------------------------
 
-    def submit(self, recommendation_id: str, move: Move, *, actor: str, move_index: int = 0) -> MigrationRecord:
-        """Queue a move; the same move of the same recommendation submitted again returns its existing operation."""
+    def submit(self, recommendation_id: str, move: Move, *, actor: str, move_index: int = 0,
+               attempt: int = 1, operation_id: str = "") -> MigrationRecord:
+        """Queue a move as `operation_id` (a new id if empty); the same attempt of the same move submitted again
+        returns its existing operation."""
         record = MigrationRecord(
-            operation_id=uuid.uuid4().hex[:12],
+            operation_id=operation_id or uuid.uuid4().hex[:12],
             recommendation_id=recommendation_id,
             vm_id=move.vm_id,
             source_host_id=move.source_host_id,
@@ -94,6 +96,7 @@ class Executor:
             actor=actor,
             move_index=move_index,
             inputs=move.inputs,
+            attempt=attempt,
         )
         with self._lock:
             stored = self._store.insert_migration(record)

@@ -2,23 +2,26 @@
 
 Targets come from the pure placement filters and weigher (advisor.planning.placement), the technique and its
 parameters from the pure policy (advisor.planning.technique), costs from the estimator; the recommendation is
-stored pending, with a reason for every host not chosen.
+stored proposed, with a reason for every host not chosen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from advisor.domain import validation
+from advisor.domain.automation import Level, automation_actor, places_itself, rate, vm_level
+from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import FailedPrecondition, NotFound
-from advisor.domain.model import MigrationCost, MigrationInputs, Move, Objective, Technique
+from advisor.domain.model import HostAssessment, MigrationCost, MigrationInputs, Move, Objective, Technique, Vm
 from advisor.domain.recommendation import Recommendation
 from advisor.features.inputs import Overrides
 from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
 from advisor.planning.placement import HostLoad, PlacementPolicy, VmDemand, rank_targets, summarize
 from advisor.planning.technique import TechniquePolicy, choose_technique
+from advisor.usecases.automation import Automation
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
@@ -28,6 +31,20 @@ from advisor.usecases.ports import Clock, NewId, RecommendationStore
 class CostPrediction:
     inputs: MigrationInputs
     costs: tuple[MigrationCost, ...]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a new VM goes, and whether the advisor put it there by itself (automation partial or full)."""
+
+    host_id: str
+    placed: bool
+    level: Level
+    cluster: str
+    placed_by: str
+    reasons: tuple[str, ...]
+    kept: tuple[HostAssessment, ...]
+    rejection_counts: tuple[tuple[str, int, str], ...]
 
 
 def check_objective(objective: Objective) -> None:
@@ -48,6 +65,7 @@ class Advice:
         new_id: NewId,
         placement: PlacementPolicy,
         technique: TechniquePolicy,
+        automation: Automation,
     ) -> None:
         self._inventory = inventory
         self._samples = samples
@@ -58,6 +76,7 @@ class Advice:
         self._new_id = new_id
         self._placement = placement
         self._technique = technique
+        self._automation = automation
 
     def predict_cost(self, vm_id: str, target_host_id: str = "", techniques: Sequence[Technique] = (),
                      overrides: Overrides = Overrides()) -> CostPrediction:  # noqa: B008
@@ -86,6 +105,46 @@ class Advice:
         inputs = self._estimator.inputs(vm, source, target, overrides)
         chosen = tuple(dict.fromkeys(techniques)) or tuple(Technique)
         return CostPrediction(inputs, tuple(self._estimator.costs(inputs, chosen)))
+
+    def place_vm(self, vm: Vm, excluded_host_ids: Sequence[str] = ()) -> Placement:
+        """Choose a host for a new VM; at automation partial or full, add it to the inventory there."""
+        validation.check_vm(replace(vm, host_id="new"), "vm")
+        for i, host_id in enumerate(excluded_host_ids):
+            validation.check_id(host_id, f"excluded_host_ids[{i}]")
+        with self._inventory.reading() as cluster:
+            if vm.id in cluster.vms:
+                raise FailedPrecondition(f"VM {vm.id!r} is already in the inventory, on {cluster.vms[vm.id].host_id}: "
+                                         "RecommendTarget moves it")
+            loads = []
+            for host in cluster.hosts.values():
+                memory, vcpus = cluster.allocated(host.id)
+                host_cpu = self._samples.host_latest(host.id, "cpu_utilization")
+                loads.append(HostLoad(host, memory, vcpus, None if host_cpu is None else host_cpu.value))
+            new = replace(vm, host_id="")
+            assessments = rank_targets(VmDemand(new, None), loads, conflicts=cluster.anti_affinity_conflicts(new),
+                                       partners=cluster.affinity_partners(new),
+                                       excluded=frozenset(excluded_host_ids), policy=self._placement)
+            eligible = [a for a in assessments if a.eligible]
+            if not eligible:
+                examples = "; ".join(f"{a.host_id}: {', '.join(a.rejections)}" for a in assessments[:5])
+                raise FailedPrecondition(f"no host can take VM {vm.id!r} among {len(assessments)} ({examples})")
+            best = eligible[0]
+            host = cluster.hosts[best.host_id]
+        name = self._automation.cluster_of(host)
+        own = vm_level(self._automation.of(name).level, vm.labels)
+        level = Level.MANUAL if own is None else own
+        reasons = (f"host {best.host_id}: lowest resulting load of {len(eligible)} eligible host(s) (CPU "
+                   f"{best.cpu_after:.0%}, memory {best.memory_after:.0%} after); "
+                   f"{len(assessments) - len(eligible)} rejected",
+                   f"automation {level} in cluster {name}: " + ("placed by the advisor" if places_itself(level)
+                                                                 else "a person decides (push the VM there)"))
+        placed_by = ""
+        if places_itself(level):
+            self._inventory.apply(InventoryChange(vms=(replace(vm, host_id=best.host_id),)))
+            placed_by = automation_actor(level, name)
+        kept = summarize(assessments, best.host_id)
+        return Placement(best.host_id, bool(placed_by), level, name, placed_by, reasons, kept.kept,
+                         kept.rejection_counts)
 
     def recommend_target(
         self, vm_id: str, objective: Objective, excluded_host_ids: Sequence[str] = ()
@@ -140,12 +199,15 @@ class Advice:
             f"{cost.transferred_mib.median:.0f} MiB ({cost.model.name} {cost.model.version})."
         )
         kept = summarize(assessments, best.host_id)
+        level, cluster_name = self._automation.level([vm], {source.id: source})
         rec = Recommendation(
             id=self._new_id(), goal=f"target:{vm.id}", created_at_s=self._clock(),
             moves=(Move(vm.id, vm.host_id, best.host_id, choice.parameters, cost, reasons, kept.kept,
                         kept.rejection_counts, kept.hosts_assessed, inputs),),
             summary=summary,
+            priority=rate(f"its host {source.id} is in maintenance" if source.in_maintenance else "", None),
+            automation=str(level), cluster=cluster_name,
         )
         self._store.add_recommendation(rec, {0: assessments})
         self._metrics.recommendations.labels("target").inc()
-        return rec
+        return self._automation.apply(rec)

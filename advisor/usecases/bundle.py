@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from advisor.usecases.advice import Advice
+from advisor.usecases.automation import Automation
 from advisor.usecases.ingestion import Ingestion
 from advisor.usecases.migrations import Migrations
 from advisor.usecases.plans import Planning
@@ -20,3 +21,4 @@ class UseCases:
     planning: Planning
     review: Review
     migrations: Migrations
+    automation: Automation

@@ -9,24 +9,40 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Protocol
 
 from advisor.domain import validation
 from advisor.domain.cluster import InventoryChange
-from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from advisor.domain.errors import AdvisorError, FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.migration import MigrationRecord, Phase, Progress
-from advisor.domain.recommendation import MovesEnded, Refusal, StartMove, transition
+from advisor.domain.recommendation import (
+    RUNNABLE,
+    Cancel,
+    MoveEnded,
+    MoveState,
+    Recommendation,
+    RecommendationState,
+    Refusal,
+    RunAll,
+    StartMove,
+    transition,
+)
 from advisor.execution.executor import Executor, HostEndpoint, MigrationStore, Watched
 from advisor.execution.hypervisor import Hypervisor, MigrationTarget
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.usecases.inventory import Inventory
-from advisor.usecases.ports import Clock, RecommendationStore
-from advisor.usecases.review import apply_event, get_recommendation
+from advisor.usecases.lifecycle import Freshness
+from advisor.usecases.paging import decode_token, encode_token, page_size
+from advisor.usecases.ports import Clock, NewId, RecommendationStore
+from advisor.usecases.records import apply_event, get_recommendation
 
 log = logging.getLogger("advisor.migrations")
+# Recommendations under way looked at after a restart.
+MAX_RECONCILED = 5_000
 
 
 class MigrationRecords(MigrationStore, RecommendationStore, Protocol):
@@ -37,6 +53,11 @@ class MigrationRecords(MigrationStore, RecommendationStore, Protocol):
     def record_outcome(self, record: MigrationRecord) -> None: ...
 
     def outcomes(self, since_s: float = 0.0) -> list[MigrationRecord]: ...
+
+    def get_migration(self, operation_id: str) -> MigrationRecord | None: ...
+
+    def list_migrations(self, *, running: bool, limit: int,
+                        after: tuple[float, str] | None = None) -> list[MigrationRecord]: ...
 
 
 def endpoints(inventory: Inventory, connect: Callable[[str], Hypervisor]) -> Callable[[str], HostEndpoint]:
@@ -55,33 +76,142 @@ def endpoints(inventory: Inventory, connect: Callable[[str], Hypervisor]) -> Cal
 
 
 class Migrations:
-    def __init__(self, store: MigrationRecords, executor: Executor | None, clock: Clock) -> None:
+    """Execute, retry, run in order, cancel, abort and watch the moves of recommendations.
+
+    A move starts by storing its start (the lifecycle's StartMove, with the operation id it will run as) before
+    the executor gets it: whatever ends first, the recommendation always knows the operation of each move, and
+    of two requests to start the same move exactly one wins (the other gets that operation back).
+    """
+
+    def __init__(self, store: MigrationRecords, executor: Executor | None, clock: Clock,
+                 freshness: Freshness | None = None, new_id: NewId = lambda: uuid.uuid4().hex[:12]) -> None:
         self._store = store
         self._executor = executor
         self._clock = clock
+        self._freshness = freshness
+        self._new_id = new_id
 
     def _require_executor(self) -> Executor:
         if self._executor is None:
             raise FailedPrecondition("execution is not enabled on this advisor (no hypervisor access configured)")
         return self._executor
 
-    def execute(self, rec_id: str, actor: str, move_index: int = 0) -> MigrationRecord:
-        """Start one move of an approved recommendation. Idempotent: a second call returns the same operation."""
+    def execute(self, rec_id: str, actor: str, move_index: int = 0, *, retry: bool = False) -> MigrationRecord:
+        """Start one move of an approved recommendation, or with `retry` a new attempt of a failed or aborted
+        one. Idempotent: asked again, a move already started returns its operation. Right before starting, the
+        recommendation is checked against the cluster as it is now; one that no longer holds is stored expired
+        and the call fails with the reason."""
         executor = self._require_executor()
         rec = get_recommendation(self._store, rec_id, "recommendation_id")
-        checked = transition(rec, StartMove(move_index), actor, self._clock())
-        if isinstance(checked, Refusal):
-            raise FailedPrecondition(checked.reason)
         if not 0 <= move_index < len(rec.moves):
             raise InvalidArgument("move_index", f"recommendation {rec_id} has {len(rec.moves)} move(s) "
                                                 f"(got index {move_index})")
-        record = executor.submit(rec.id, rec.moves[move_index], actor=actor, move_index=move_index)
-        apply_event(self._store, rec.id, StartMove(move_index), actor, self._clock(), "recommendation_id")
-        return record
+        status = rec.status(move_index)
+        if status.operation_id and (not retry or status.state is MoveState.RUNNING):
+            return executor.get(status.operation_id)  # already started: the same operation
+        operation_id = self._new_id()
+        start = StartMove(move_index, operation_id, retry)
+        refused = transition(rec, start, actor, self._clock())
+        if isinstance(refused, Refusal):
+            raise FailedPrecondition(refused.reason)
+        if self._freshness is not None:
+            reason = self._freshness.expire_if_stale(self._store, rec, move_index)
+            if reason is not None:
+                raise FailedPrecondition(f"recommendation {rec_id} expired: {reason}")
+        stored = apply_event(self._store, rec_id, start, actor, self._clock(), "recommendation_id")
+        won = stored.status(move_index)
+        if won.operation_id != operation_id:  # another request started it first
+            return executor.get(won.operation_id)
+        try:
+            return executor.submit(rec_id, rec.moves[move_index], actor=actor, move_index=move_index,
+                                   attempt=won.attempts, operation_id=operation_id)
+        except BaseException:
+            self._ended(rec_id, move_index, operation_id, Phase.FAILED)
+            raise
+
+    def run(self, rec_id: str, actor: str) -> Recommendation:
+        """Run the moves of an approved recommendation in order, each once the one before succeeded (the first
+        now). The run stops at a failed move (retry it to go on), when cancelled, or when a move no longer
+        holds (the recommendation expires)."""
+        self._require_executor()
+        rec = apply_event(self._store, rec_id, RunAll(), actor, self._clock(), "recommendation_id")
+        self.continue_run(rec_id)
+        return get_recommendation(self._store, rec.id, "recommendation_id")
+
+    def continue_run(self, rec_id: str) -> None:
+        """Start the next move of a run, if the run is to go on."""
+        rec = self._store.get_recommendation(rec_id)
+        if rec is None or not rec.run_requested_by or rec.cancel_requested or rec.running:
+            return
+        if rec.state not in RUNNABLE or any(s.state.retryable for s in rec.statuses()):
+            return
+        waiting = [i for i, s in enumerate(rec.statuses()) if s.state is MoveState.WAITING]
+        if not waiting:
+            return
+        try:
+            self.execute(rec_id, rec.run_requested_by, waiting[0])
+        except AdvisorError as error:  # expired, or changed meanwhile: the recommendation says so
+            log.warning("run stopped", extra={"recommendation": rec_id, "move": waiting[0], "reason": str(error)})
+
+    def cancel(self, rec_id: str, actor: str, reason: str) -> Recommendation:
+        """Cancel a recommendation: moves not started are dropped; a running pre-copy is aborted, a migration
+        already in post-copy finishes (aborting it would lose the guest), and then the state is cancelled."""
+        validation.check_text(reason, "reason", 2048)
+        rec = apply_event(self._store, rec_id, Cancel(reason or "cancelled"), actor, self._clock())
+        for status in rec.statuses():
+            if status.state is MoveState.RUNNING and self._executor is not None:
+                try:
+                    self._executor.abort(status.operation_id, f"recommendation cancelled: {reason}", actor)
+                except FailedPrecondition as error:  # in post-copy, or ended meanwhile: it finishes
+                    log.info("cancel lets a migration finish", extra={"operation": status.operation_id,
+                                                                      "why": str(error)})
+        return get_recommendation(self._store, rec_id)
+
+    def ended(self, record: MigrationRecord) -> None:
+        """An operation ended: its move's state follows, and a run goes on with the next move."""
+        self._ended(record.recommendation_id, record.move_index, record.operation_id, record.phase)
+        if record.phase is Phase.SUCCEEDED:
+            self.continue_run(record.recommendation_id)
+
+    def _ended(self, rec_id: str, move_index: int, operation_id: str, phase: Phase) -> None:
+        if self._store.get_recommendation(rec_id) is not None:
+            apply_event(self._store, rec_id, MoveEnded(move_index, operation_id, phase), "advisor", self._clock())
+
+    def reconcile(self) -> None:
+        """After a restart: a move stored as started whose operation never reached the executor failed; one whose
+        operation ended while nobody listened gets its state; runs go on."""
+        for rec in self._store.list_recommendations(RecommendationState.EXECUTING, MAX_RECONCILED):
+            for i, status in enumerate(rec.statuses()):
+                if status.state is not MoveState.RUNNING:
+                    continue
+                record = self._store.get_migration(status.operation_id)
+                if record is None:
+                    self._ended(rec.id, i, status.operation_id, Phase.FAILED)
+                elif record.phase.final:
+                    self._ended(rec.id, i, status.operation_id, record.phase)
+            self.continue_run(rec.id)
 
     def operation(self, operation_id: str) -> MigrationRecord:
         validation.check_id(operation_id, "operation_id")
         return self._require_executor().get(operation_id)
+
+    def page(self, running: bool, size: int = 0, token: str = "") -> tuple[list[MigrationRecord], str]:
+        """Operations newest first, paged: only those under way (`running`), or all of them (the history)."""
+        size = page_size(size, "page_size")
+        kind = f"migrations:{'running' if running else 'all'}"
+        after = None
+        if token:
+            created, _, op = decode_token(kind, token, "page_token").partition("|")
+            try:
+                after = (float(created), op)
+            except ValueError:
+                raise InvalidArgument("page_token", "is not a token this server issued") from None
+        found = self._store.list_migrations(running=running, limit=size + 1, after=after)
+        if self._executor is not None:  # the live view of those under way
+            found = [self._executor.get(r.operation_id) if not r.phase.final else r for r in found]
+        last = found[size - 1] if len(found) > size else None
+        next_token = encode_token(kind, f"{last.created_at_s!r}|{last.operation_id}") if last else ""
+        return found[:size], next_token
 
     def abort(self, operation_id: str, reason: str, actor: str = "") -> MigrationRecord:
         validation.check_id(operation_id, "operation_id")
@@ -106,6 +236,7 @@ class MigrationOutcomes:
         self._metrics = metrics
         self._clock = clock
         self.errors = errors or RunningErrors()
+        self.on_ended: Callable[[MigrationRecord], None] | None = None
         for record in store.outcomes():  # the running error survives a restart
             if record.outcome is not None:
                 self.errors.add(record.predicted, record.outcome)
@@ -121,16 +252,11 @@ class MigrationOutcomes:
     def finished(self, record: MigrationRecord) -> None:
         self._export(record)
         self._store.record_outcome(record)  # training data: what was predicted, from what, and what happened
-        if self._store.get_recommendation(record.recommendation_id) is not None:
-
-            def ended() -> MovesEnded:  # read again on every attempt: another move may end meanwhile
-                phases = {op.move_index: op.phase for op in self._store.migrations_of(record.recommendation_id)}
-                return MovesEnded({**phases, record.move_index: record.phase})
-
-            apply_event(self._store, record.recommendation_id, ended, "advisor", self._clock())
         vm = self._inventory.vms().get(record.vm_id)
         if record.phase is Phase.SUCCEEDED and vm is not None and record.target_host_id in self._inventory.hosts():
             self._inventory.apply(InventoryChange(vms=(replace(vm, host_id=record.target_host_id),)))
+        if self.on_ended is not None:  # the lifecycle: the move's state, the next move of a run
+            self.on_ended(record)
 
     def _export_errors(self) -> None:
         m = self._metrics

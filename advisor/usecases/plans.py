@@ -5,6 +5,7 @@ planning never blocks ingestion; each move then gets its technique, predicted co
 from __future__ import annotations
 
 from advisor.domain import validation
+from advisor.domain.automation import rate
 from advisor.domain.errors import InvalidArgument, NotFound
 from advisor.domain.model import Move, Objective, Technique, Vm
 from advisor.domain.recommendation import Recommendation
@@ -15,6 +16,7 @@ from advisor.planning.placement import PlacementPolicy, summarize
 from advisor.planning.plans import ClusterSnapshot, PlanPolicy, plan_consolidate, plan_drain, plan_rebalance
 from advisor.planning.technique import TechniquePolicy, choose_technique
 from advisor.usecases.advice import check_objective
+from advisor.usecases.automation import Automation
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
@@ -36,6 +38,7 @@ class Planning:
         placement: PlacementPolicy,
         technique: TechniquePolicy,
         plans: PlanPolicy,
+        automation: Automation,
     ) -> None:
         self._inventory = inventory
         self._samples = samples
@@ -47,6 +50,7 @@ class Planning:
         self._placement = placement
         self._technique = technique
         self._plans = plans
+        self._automation = automation
 
     def snapshot(self) -> ClusterSnapshot:
         with self._inventory.reading() as cluster:
@@ -57,9 +61,10 @@ class Planning:
             vm_cpu={v: s.value for v in vms if (s := self._samples.vm_latest(v, "cpu_utilization")) is not None},
         )
 
-    def plan_cluster(self, goal: str, host_id: str, max_moves: int, objective: Objective) -> Recommendation:
+    def plan_cluster(self, goal: str, host_id: str, max_moves: int, objective: Objective, *,
+                     dry_run: bool = False) -> Recommendation:
         """A plan for the whole cluster, each move with its target, technique, predicted cost and reasons. Moves
-        are chosen on a simulated copy of the cluster."""
+        are chosen on a simulated copy of the cluster. A dry run stores nothing and has no id."""
         if goal not in GOALS:
             raise InvalidArgument("goal", f"must be one of {', '.join(GOALS)} (got {goal!r})")
         validation.check_number(max_moves, "max_moves", low=0, high=10_000)
@@ -84,7 +89,8 @@ class Planning:
         if goal == "drain":
             plan = plan_drain(snap, host_id, move_cost, policy=policy, max_moves=max_moves)
         else:
-            pinned = frozenset(self._store.moved_since(self._clock() - self._plans.pin_s))
+            pinned = frozenset(self._store.moved_since(self._clock() - self._plans.pin_s)) | frozenset(
+                vm.id for vm in snap.vms.values() if self._automation.excluded(vm, snap.hosts[vm.host_id]))
             if goal == "rebalance":
                 plan = plan_rebalance(snap, move_cost, policy=policy, max_moves=max_moves, pinned=pinned,
                                       tolerance=self._plans.rebalance_tolerance)
@@ -108,8 +114,13 @@ class Planning:
         summary = plan.summary + (f" Predicted migration time in all: {total_s:.0f} s." if moves else "")
         if plan.unplaced:
             summary += " Not placed: " + "; ".join(f"{vm_id} ({why})" for vm_id, why in plan.unplaced)
-        rec = Recommendation(id=self._new_id(), goal=plan.goal, created_at_s=self._clock(), moves=tuple(moves),
-                             summary=summary)
+        level, cluster_name = self._automation.level([snap.vms[m.vm_id] for m in moves], snap.hosts)
+        mandatory = f"drain of {host_id} asked for" if goal == "drain" else ""
+        rec = Recommendation(id="" if dry_run else self._new_id(), goal=plan.goal, created_at_s=self._clock(),
+                             moves=tuple(moves), summary=summary, priority=rate(mandatory, None), automation=str(level),
+                             cluster=cluster_name)
+        if dry_run:
+            return rec
         self._store.add_recommendation(rec, {i: m.assessments for i, m in enumerate(plan.moves)})
         self._metrics.recommendations.labels(goal).inc()
-        return rec
+        return self._automation.apply(rec)

@@ -6,52 +6,20 @@ of two people deciding the same recommendation at once, exactly one wins and the
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from advisor.domain import validation
-from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from advisor.domain.errors import FailedPrecondition, InvalidArgument
 from advisor.domain.model import HostAssessment
 from advisor.domain.recommendation import (
     Approve,
-    Event,
     Recommendation,
     RecommendationState,
-    Refusal,
     Reject,
-    transition,
 )
 from advisor.metrics import AdvisorMetrics
+from advisor.usecases.lifecycle import Freshness
 from advisor.usecases.paging import decode_token, encode_token, page_size
 from advisor.usecases.ports import Clock, RecommendationStore
-
-# A compare-and-set lost this many times in a row means something is wrong, not busy.
-MAX_ATTEMPTS = 20
-
-
-def get_recommendation(store: RecommendationStore, rec_id: str, field: str = "id") -> Recommendation:
-    validation.check_id(rec_id, field)
-    rec = store.get_recommendation(rec_id)
-    if rec is None:
-        raise NotFound(field, "recommendation", rec_id)
-    return rec
-
-
-def apply_event(store: RecommendationStore, rec_id: str, event: Event | Callable[[], Event], actor: str,
-                now_s: float, field: str = "id") -> Recommendation:
-    """Apply one lifecycle event and store the result; FailedPrecondition with the reason if it is refused. A lost
-    compare-and-set re-reads and decides again, so the outcome is the one the stored state allows. An event that
-    depends on other stored state is given as a function, called again on every attempt."""
-    for _ in range(MAX_ATTEMPTS):
-        rec = get_recommendation(store, rec_id, field)
-        after = transition(rec, event() if callable(event) else event, actor, now_s)
-        if isinstance(after, Refusal):
-            raise FailedPrecondition(after.reason)
-        if after == rec:
-            return rec
-        stored = store.replace_recommendation(rec, after)
-        if stored is not None:
-            return stored
-    raise FailedPrecondition(f"recommendation {rec_id} keeps changing; try again")
+from advisor.usecases.records import apply_event, get_recommendation
 
 
 class Review:
@@ -59,6 +27,7 @@ class Review:
         self._store = store
         self._metrics = metrics
         self._clock = clock
+        self.freshness: Freshness | None = None
 
     def get(self, rec_id: str) -> Recommendation:
         return get_recommendation(self._store, rec_id)
@@ -107,12 +76,22 @@ class Review:
         return page, encode_token(kind, str(start + size)) if more else "", len(found)
 
     def decide(self, rec_id: str, approve: bool, actor: str, reason: str) -> Recommendation:
+        """Approve or reject a proposed recommendation. Before an approval the recommendation is checked against
+        the cluster as it is now: one that no longer holds is stored expired, and the approval refused saying
+        why."""
         validation.check_text(actor, "actor")
         validation.check_text(reason, "reason", 2048)
         if not actor.strip():
             raise InvalidArgument("actor", "is required: say who decides")
         if not approve and not reason.strip():
             raise InvalidArgument("reason", "is required to reject a recommendation")
+        if approve and self.freshness is not None:
+            rec = get_recommendation(self._store, rec_id)
+            index = self.freshness.next_move(rec)
+            if rec.state is RecommendationState.PROPOSED and index is not None:
+                stale = self.freshness.expire_if_stale(self._store, rec, index)
+                if stale is not None:
+                    raise FailedPrecondition(f"recommendation {rec_id} expired: {stale}")
         event = Approve(reason) if approve else Reject(reason)
         decided = apply_event(self._store, rec_id, event, actor, self._clock())
         self._metrics.decisions.labels("approve" if approve else "reject").inc()

@@ -95,7 +95,7 @@ def test_cost_prediction_covers_every_technique_and_names_its_model(loaded: tupl
 def test_recommendation_explains_every_rejected_host(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
     rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1", objective=pb.Objective(max_downtime_ms=200)))
-    assert rec.state == pb.RECOMMENDATION_STATE_PENDING
+    assert rec.state == pb.RECOMMENDATION_STATE_PROPOSED
     (move,) = rec.moves
     assert (move.source_host_id, move.target_host_id) == ("hv-a", "hv-c")
     # The answer keeps the chosen host and counts the others by filter; the full list is paged apart.
@@ -159,7 +159,7 @@ def test_drain_plan_moves_every_vm_it_can_and_says_why_not_the_others(loaded: tu
     plan: pb.Recommendation = client.call(  # type: ignore[assignment]
         client.recommendations.PlanCluster,
         pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_DRAIN, host_id="hv-b", objective=pb.Objective(max_downtime_ms=300)))
-    assert plan.goal == "drain:hv-b" and plan.state == pb.RECOMMENDATION_STATE_PENDING
+    assert plan.goal == "drain:hv-b" and plan.state == pb.RECOMMENDATION_STATE_PROPOSED
     moved = {m.vm_id: m.target_host_id for m in plan.moves}
     assert set(moved) <= {"db-2", "web-2", "gpu-1"}
     assert "hv-b" not in moved.values() and "hv-e" not in moved.values()  # never back, never into maintenance
@@ -199,7 +199,7 @@ def test_execution_refuses_what_it_cannot_run(loaded: tuple[App, AdvisorClient])
     cases = [
         ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id="nope"), "NOT_FOUND", "recommendation"),
         ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id=rec.id), "FAILED_PRECONDITION",
-         "only approved ones"),
+         "approve it first"),
         ("AbortMigration", pb.AbortMigrationRequest(operation_id="nope"), "NOT_FOUND", "operation"),
         ("ExecuteMigration", pb.ExecuteMigrationRequest(recommendation_id=approved.id, move_index=1),
          "INVALID_ARGUMENT", "move_index"),

@@ -144,7 +144,7 @@ def test_cli_client_commands_against_a_running_server(tmp_path: Path) -> None:
         assert rec_id in listed.stdout
         drain = cli("plan", "drain", "hv-b", "--max-downtime-ms", "300", *server)
         assert drain.returncode == 0, drain.stderr
-        assert "Drain hv-b" in drain.stdout and "migrate execute" in drain.stdout
+        assert "Drain hv-b" in drain.stdout and "recs execute" in drain.stdout
         assert cli("plan", "rebalance", "--max-moves", "2", *server).returncode == 0
         missing = cli("recommend", "ghost", *server)
         assert missing.returncode == 1 and "NOT_FOUND: vm_id: unknown VM 'ghost'" in missing.stderr

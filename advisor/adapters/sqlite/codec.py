@@ -16,7 +16,14 @@ from advisor.domain.model import (
     Move,
     Technique,
 )
-from advisor.domain.recommendation import Recommendation, RecommendationState
+from advisor.domain.recommendation import (
+    MoveState,
+    MoveStatus,
+    Priority,
+    Recommendation,
+    RecommendationState,
+    StateChange,
+)
 
 
 def encode(value: Any) -> Any:
@@ -101,6 +108,7 @@ def decode_migration(d: dict[str, Any]) -> MigrationRecord:
         actor=d["actor"],
         move_index=d.get("move_index", 0),
         inputs=decode_inputs(d.get("inputs")),
+        attempt=d.get("attempt", 1),
     )
 
 
@@ -111,9 +119,22 @@ def decode_recommendation(d: dict[str, Any]) -> Recommendation:
         created_at_s=d["created_at_s"],
         moves=tuple(decode_move(m) for m in d["moves"]),
         summary=d["summary"],
-        state=RecommendationState(d["state"]),
+        state=RecommendationState.parse(d["state"]),
         decided_by=d["decided_by"],
         decision_reason=d["decision_reason"],
         decided_at_s=d["decided_at_s"],
         revision=d.get("revision", 0),
+        move_status=tuple(MoveStatus(MoveState(m["state"]), m["attempts"], m["operation_id"])
+                          for m in d.get("move_status", ())),
+        priority=Priority(**d["priority"]) if "priority" in d else Priority(3, ""),
+        benefit=d.get("benefit"),
+        benefit_unit=d.get("benefit_unit", ""),
+        benefit_over_cost=d.get("benefit_over_cost"),
+        automation=d.get("automation", "manual"),
+        cluster=d.get("cluster", ""),
+        expiry_reason=d.get("expiry_reason", ""),
+        cancel_requested=d.get("cancel_requested", False),
+        run_requested_by=d.get("run_requested_by", ""),
+        history=tuple(StateChange(h["at_s"], RecommendationState.parse(h["state"]), h["actor"], h["reason"])
+                      for h in d.get("history", ())),
     )

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hosts (id TEXT PRIMARY KEY, body TEXT NOT NULL);
@@ -35,15 +35,19 @@ CREATE TABLE IF NOT EXISTS assessments (
 );
 CREATE TABLE IF NOT EXISTS migrations (
     operation_id TEXT PRIMARY KEY,
-    -- one execution per move of a recommendation, enforced here so that a retried request never starts a
-    -- second migration
+    -- one execution per attempt of a move, enforced here so that a repeated request never starts a second
+    -- migration; a retry of a failed move is the next attempt
     recommendation_id TEXT NOT NULL,
     move_index INTEGER NOT NULL DEFAULT 0,
+    attempt INTEGER NOT NULL DEFAULT 1,
     phase TEXT NOT NULL,
     created_at_s REAL NOT NULL,
     body TEXT NOT NULL,
-    UNIQUE (recommendation_id, move_index)
+    UNIQUE (recommendation_id, move_index, attempt)
 );
+CREATE INDEX IF NOT EXISTS migrations_by_time ON migrations (created_at_s DESC, operation_id DESC);
+-- Automation level and threshold per cluster, as set by an admin (clusters not listed use the settings).
+CREATE TABLE IF NOT EXISTS automation (cluster TEXT PRIMARY KEY, body TEXT NOT NULL);
 -- Every migration that ended, with what its prediction was made from: the training data the advisor gathers.
 CREATE TABLE IF NOT EXISTS outcomes (
     operation_id TEXT PRIMARY KEY,
@@ -83,6 +87,21 @@ CREATE TABLE IF NOT EXISTS samples (
 """
 
 
+_V3_MIGRATIONS = (
+    "ALTER TABLE migrations RENAME TO migrations_v2",
+    "DROP INDEX IF EXISTS migrations_by_time",
+    """CREATE TABLE migrations (
+        operation_id TEXT PRIMARY KEY, recommendation_id TEXT NOT NULL, move_index INTEGER NOT NULL DEFAULT 0,
+        attempt INTEGER NOT NULL DEFAULT 1, phase TEXT NOT NULL, created_at_s REAL NOT NULL, body TEXT NOT NULL,
+        UNIQUE (recommendation_id, move_index, attempt))""",
+    "INSERT INTO migrations (operation_id, recommendation_id, move_index, attempt, phase, created_at_s, body) "
+    "SELECT operation_id, recommendation_id, move_index, 1, phase, created_at_s, body FROM migrations_v2",
+    "DROP TABLE migrations_v2",
+    "CREATE INDEX migrations_by_time ON migrations (created_at_s DESC, operation_id DESC)",
+    "UPDATE recommendations SET state = 'proposed' WHERE state = 'pending'",
+)
+
+
 class StorageError(RuntimeError):
     """The database cannot be opened or is of a schema this version does not know."""
 
@@ -116,12 +135,18 @@ class Database:
     def _migrate(self, version: int | None) -> None:
         if version is None:
             self.connection.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif version == 1:  # version 1 had no revision column: every recommendation starts at revision 0
-            with self.transaction() as db:
-                db.execute("ALTER TABLE recommendations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
-                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-        elif version != SCHEMA_VERSION:
+            return
+        if version not in (1, 2, SCHEMA_VERSION):
             raise StorageError(f"{self.path}: schema version {version}, this advisor knows {SCHEMA_VERSION}")
+        with self.transaction() as db:
+            if version == 1:  # version 1 had no revision column: every recommendation starts at revision 0
+                db.execute("ALTER TABLE recommendations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+            if version in (1, 2):
+                # Version 2 allowed one execution per move (no retry): the table is rebuilt with attempts, and
+                # "pending" is now called "proposed".
+                for statement in _V3_MIGRATIONS:
+                    db.execute(statement)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -16,9 +16,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from advisor.adapters.sqlite.codec import decode_assessments, decode_migration, decode_recommendation, encode
 from advisor.adapters.sqlite.db import Database, StorageError
+from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.model import Host, HostAssessment, Vm
@@ -36,6 +38,11 @@ def _vm(body: str) -> Vm:
         **{**d, "affinity_groups": frozenset(d["affinity_groups"]),
            "anti_affinity_groups": frozenset(d["anti_affinity_groups"])}
     )
+
+
+def _automation(d: dict[str, Any]) -> ClusterAutomation:
+    return ClusterAutomation(d["cluster"], Level(d["level"]), d["min_benefit_over_cost"], d["updated_by"],
+                             d["updated_at_s"])
 
 
 def _recommendation(row: tuple[str, int]) -> Recommendation:
@@ -155,21 +162,50 @@ class SqliteStore:
     # -- migrations ----------------------------------------------------------------------------------------
 
     def insert_migration(self, record: MigrationRecord) -> MigrationRecord:
-        """Store a new operation, or return the one already stored for the same move of the same recommendation."""
+        """Store a new operation, or return the one already stored for the same attempt of the same move."""
         with self._transaction() as db:
             row = db.execute(
-                "SELECT body FROM migrations WHERE recommendation_id = ? AND move_index = ?",
-                (record.recommendation_id, record.move_index),
+                "SELECT body FROM migrations WHERE recommendation_id = ? AND move_index = ? AND attempt = ?",
+                (record.recommendation_id, record.move_index, record.attempt),
             ).fetchone()
             if row is not None:
                 return decode_migration(json.loads(row[0]))
             db.execute(
-                "INSERT INTO migrations (operation_id, recommendation_id, move_index, phase, created_at_s, body) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (record.operation_id, record.recommendation_id, record.move_index, record.phase.value,
-                 record.created_at_s, json.dumps(encode(record))),
+                "INSERT INTO migrations (operation_id, recommendation_id, move_index, attempt, phase, created_at_s, "
+                "body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.operation_id, record.recommendation_id, record.move_index, record.attempt,
+                 record.phase.value, record.created_at_s, json.dumps(encode(record))),
             )
         return record
+
+    def list_migrations(self, *, running: bool, limit: int,
+                        after: tuple[float, str] | None = None) -> list[MigrationRecord]:
+        """Operations newest first: only those not ended (`running`), or all; `after` is the (created_at_s,
+        operation_id) of the last item of the previous page."""
+        sql = "SELECT body FROM migrations WHERE 1=1"
+        args: list[object] = []
+        if running:
+            sql += " AND phase NOT IN ('succeeded', 'failed', 'aborted')"
+        if after is not None:
+            sql += " AND (created_at_s < ? OR (created_at_s = ? AND operation_id < ?))"
+            args += [after[0], after[0], after[1]]
+        sql += " ORDER BY created_at_s DESC, operation_id DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [decode_migration(json.loads(b)) for (b,) in rows]
+
+    # -- automation ----------------------------------------------------------------------------------------
+
+    def automation(self) -> list[ClusterAutomation]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM automation ORDER BY cluster").fetchall()
+        return [_automation(json.loads(b)) for (b,) in rows]
+
+    def set_automation(self, setting: ClusterAutomation) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO automation (cluster, body) VALUES (?, ?)",
+                       (setting.cluster, json.dumps(encode(setting))))
 
     def moved_since(self, since_s: float) -> set[str]:
         """VMs whose migration succeeded or is under way since `since_s`."""
@@ -183,7 +219,8 @@ class SqliteStore:
     def migrations_of(self, recommendation_id: str) -> list[MigrationRecord]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT body FROM migrations WHERE recommendation_id = ? ORDER BY move_index", (recommendation_id,)
+                "SELECT body FROM migrations WHERE recommendation_id = ? ORDER BY move_index, attempt",
+                (recommendation_id,),
             ).fetchall()
         return [decode_migration(json.loads(b)) for (b,) in rows]
 

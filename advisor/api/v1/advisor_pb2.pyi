@@ -22,12 +22,25 @@ class Technique(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 class RecommendationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RECOMMENDATION_STATE_UNSPECIFIED: _ClassVar[RecommendationState]
-    RECOMMENDATION_STATE_PENDING: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_PROPOSED: _ClassVar[RecommendationState]
     RECOMMENDATION_STATE_APPROVED: _ClassVar[RecommendationState]
     RECOMMENDATION_STATE_REJECTED: _ClassVar[RecommendationState]
     RECOMMENDATION_STATE_EXECUTING: _ClassVar[RecommendationState]
     RECOMMENDATION_STATE_SUCCEEDED: _ClassVar[RecommendationState]
     RECOMMENDATION_STATE_FAILED: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_ABORTED: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_EXPIRED: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_CANCELLED: _ClassVar[RecommendationState]
+
+class MoveState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MOVE_STATE_UNSPECIFIED: _ClassVar[MoveState]
+    MOVE_STATE_WAITING: _ClassVar[MoveState]
+    MOVE_STATE_RUNNING: _ClassVar[MoveState]
+    MOVE_STATE_SUCCEEDED: _ClassVar[MoveState]
+    MOVE_STATE_FAILED: _ClassVar[MoveState]
+    MOVE_STATE_ABORTED: _ClassVar[MoveState]
+    MOVE_STATE_DROPPED: _ClassVar[MoveState]
 
 class ClusterGoal(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -52,12 +65,22 @@ TECHNIQUE_PRECOPY_XBZRLE: Technique
 TECHNIQUE_PRECOPY_COMPRESS: Technique
 TECHNIQUE_POSTCOPY: Technique
 RECOMMENDATION_STATE_UNSPECIFIED: RecommendationState
-RECOMMENDATION_STATE_PENDING: RecommendationState
+RECOMMENDATION_STATE_PROPOSED: RecommendationState
 RECOMMENDATION_STATE_APPROVED: RecommendationState
 RECOMMENDATION_STATE_REJECTED: RecommendationState
 RECOMMENDATION_STATE_EXECUTING: RecommendationState
 RECOMMENDATION_STATE_SUCCEEDED: RecommendationState
 RECOMMENDATION_STATE_FAILED: RecommendationState
+RECOMMENDATION_STATE_ABORTED: RecommendationState
+RECOMMENDATION_STATE_EXPIRED: RecommendationState
+RECOMMENDATION_STATE_CANCELLED: RecommendationState
+MOVE_STATE_UNSPECIFIED: MoveState
+MOVE_STATE_WAITING: MoveState
+MOVE_STATE_RUNNING: MoveState
+MOVE_STATE_SUCCEEDED: MoveState
+MOVE_STATE_FAILED: MoveState
+MOVE_STATE_ABORTED: MoveState
+MOVE_STATE_DROPPED: MoveState
 CLUSTER_GOAL_UNSPECIFIED: ClusterGoal
 CLUSTER_GOAL_REBALANCE: ClusterGoal
 CLUSTER_GOAL_CONSOLIDATE: ClusterGoal
@@ -291,7 +314,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., interval_kind: _Optional[str] = ..., fallback_reason: _Optional[str] = ...) -> None: ...
 
 class MigrationCost(_message.Message):
-    __slots__ = ("technique", "total_time_ms", "downtime_ms", "transferred_mib", "converges", "model", "notes")
+    __slots__ = ("technique", "total_time_ms", "downtime_ms", "transferred_mib", "converges", "model", "notes", "converge_probability")
     TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -299,6 +322,7 @@ class MigrationCost(_message.Message):
     CONVERGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    CONVERGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     technique: Technique
     total_time_ms: Estimate
     downtime_ms: Estimate
@@ -306,7 +330,8 @@ class MigrationCost(_message.Message):
     converges: bool
     model: ModelInfo
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., total_time_ms: _Optional[_Union[Estimate, _Mapping]] = ..., downtime_ms: _Optional[_Union[Estimate, _Mapping]] = ..., transferred_mib: _Optional[_Union[Estimate, _Mapping]] = ..., converges: _Optional[bool] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    converge_probability: float
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., total_time_ms: _Optional[_Union[Estimate, _Mapping]] = ..., downtime_ms: _Optional[_Union[Estimate, _Mapping]] = ..., transferred_mib: _Optional[_Union[Estimate, _Mapping]] = ..., converges: _Optional[bool] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., converge_probability: _Optional[float] = ...) -> None: ...
 
 class MigrationInputs(_message.Message):
     __slots__ = ("memory_mib", "dirty_rate_mib_s", "dirty_rate_source", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms")
@@ -399,7 +424,7 @@ class HostAssessment(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., eligible: _Optional[bool] = ..., rejections: _Optional[_Iterable[str]] = ..., score: _Optional[float] = ..., cpu_after_ratio: _Optional[float] = ..., memory_after_ratio: _Optional[float] = ...) -> None: ...
 
 class Move(_message.Message):
-    __slots__ = ("vm_id", "source_host_id", "target_host_id", "parameters", "predicted_cost", "reasons", "assessments", "rejection_counts", "hosts_assessed")
+    __slots__ = ("vm_id", "source_host_id", "target_host_id", "parameters", "predicted_cost", "reasons", "assessments", "rejection_counts", "hosts_assessed", "state", "attempts", "operation_id")
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_HOST_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_HOST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -409,6 +434,9 @@ class Move(_message.Message):
     ASSESSMENTS_FIELD_NUMBER: _ClassVar[int]
     REJECTION_COUNTS_FIELD_NUMBER: _ClassVar[int]
     HOSTS_ASSESSED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     vm_id: str
     source_host_id: str
     target_host_id: str
@@ -418,7 +446,10 @@ class Move(_message.Message):
     assessments: _containers.RepeatedCompositeFieldContainer[HostAssessment]
     rejection_counts: _containers.RepeatedCompositeFieldContainer[RejectionCount]
     hosts_assessed: int
-    def __init__(self, vm_id: _Optional[str] = ..., source_host_id: _Optional[str] = ..., target_host_id: _Optional[str] = ..., parameters: _Optional[_Union[MigrationParameters, _Mapping]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ..., assessments: _Optional[_Iterable[_Union[HostAssessment, _Mapping]]] = ..., rejection_counts: _Optional[_Iterable[_Union[RejectionCount, _Mapping]]] = ..., hosts_assessed: _Optional[int] = ...) -> None: ...
+    state: MoveState
+    attempts: int
+    operation_id: str
+    def __init__(self, vm_id: _Optional[str] = ..., source_host_id: _Optional[str] = ..., target_host_id: _Optional[str] = ..., parameters: _Optional[_Union[MigrationParameters, _Mapping]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ..., assessments: _Optional[_Iterable[_Union[HostAssessment, _Mapping]]] = ..., rejection_counts: _Optional[_Iterable[_Union[RejectionCount, _Mapping]]] = ..., hosts_assessed: _Optional[int] = ..., state: _Optional[_Union[MoveState, str]] = ..., attempts: _Optional[int] = ..., operation_id: _Optional[str] = ...) -> None: ...
 
 class RejectionCount(_message.Message):
     __slots__ = ("filter", "hosts", "example_host_id")
@@ -452,8 +483,20 @@ class ListHostAssessmentsResponse(_message.Message):
     total: int
     def __init__(self, assessments: _Optional[_Iterable[_Union[HostAssessment, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total: _Optional[int] = ...) -> None: ...
 
+class StateChange(_message.Message):
+    __slots__ = ("time", "state", "actor", "reason")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    state: RecommendationState
+    actor: str
+    reason: str
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[RecommendationState, str]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class Recommendation(_message.Message):
-    __slots__ = ("id", "goal", "state", "create_time", "moves", "summary", "decided_by", "decision_reason", "decide_time")
+    __slots__ = ("id", "goal", "state", "create_time", "moves", "summary", "decided_by", "decision_reason", "decide_time", "priority", "priority_reason", "benefit", "benefit_unit", "benefit_over_cost", "automation_level", "cluster", "expiry_reason", "cancel_requested", "run_requested_by", "history")
     ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -463,6 +506,17 @@ class Recommendation(_message.Message):
     DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
     DECISION_REASON_FIELD_NUMBER: _ClassVar[int]
     DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_REASON_FIELD_NUMBER: _ClassVar[int]
+    BENEFIT_FIELD_NUMBER: _ClassVar[int]
+    BENEFIT_UNIT_FIELD_NUMBER: _ClassVar[int]
+    BENEFIT_OVER_COST_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_REASON_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    RUN_REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     id: str
     goal: str
     state: RecommendationState
@@ -472,7 +526,18 @@ class Recommendation(_message.Message):
     decided_by: str
     decision_reason: str
     decide_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[RecommendationState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., moves: _Optional[_Iterable[_Union[Move, _Mapping]]] = ..., summary: _Optional[str] = ..., decided_by: _Optional[str] = ..., decision_reason: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    priority: int
+    priority_reason: str
+    benefit: float
+    benefit_unit: str
+    benefit_over_cost: float
+    automation_level: str
+    cluster: str
+    expiry_reason: str
+    cancel_requested: bool
+    run_requested_by: str
+    history: _containers.RepeatedCompositeFieldContainer[StateChange]
+    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[RecommendationState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., moves: _Optional[_Iterable[_Union[Move, _Mapping]]] = ..., summary: _Optional[str] = ..., decided_by: _Optional[str] = ..., decision_reason: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., priority_reason: _Optional[str] = ..., benefit: _Optional[float] = ..., benefit_unit: _Optional[str] = ..., benefit_over_cost: _Optional[float] = ..., automation_level: _Optional[str] = ..., cluster: _Optional[str] = ..., expiry_reason: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., run_requested_by: _Optional[str] = ..., history: _Optional[_Iterable[_Union[StateChange, _Mapping]]] = ...) -> None: ...
 
 class RecommendTargetRequest(_message.Message):
     __slots__ = ("vm_id", "objective", "excluded_host_ids")
@@ -485,16 +550,18 @@ class RecommendTargetRequest(_message.Message):
     def __init__(self, vm_id: _Optional[str] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ..., excluded_host_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PlanClusterRequest(_message.Message):
-    __slots__ = ("goal", "host_id", "max_moves", "objective")
+    __slots__ = ("goal", "host_id", "max_moves", "objective", "dry_run")
     GOAL_FIELD_NUMBER: _ClassVar[int]
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_MOVES_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     goal: ClusterGoal
     host_id: str
     max_moves: int
     objective: Objective
-    def __init__(self, goal: _Optional[_Union[ClusterGoal, str]] = ..., host_id: _Optional[str] = ..., max_moves: _Optional[int] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, goal: _Optional[_Union[ClusterGoal, str]] = ..., host_id: _Optional[str] = ..., max_moves: _Optional[int] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class ListRecommendationsRequest(_message.Message):
     __slots__ = ("state", "page_size", "page_token")
@@ -530,18 +597,96 @@ class DecideRecommendationRequest(_message.Message):
     reason: str
     def __init__(self, id: _Optional[str] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class PlaceVmRequest(_message.Message):
+    __slots__ = ("vm", "excluded_host_ids")
+    VM_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_HOST_IDS_FIELD_NUMBER: _ClassVar[int]
+    vm: Vm
+    excluded_host_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, vm: _Optional[_Union[Vm, _Mapping]] = ..., excluded_host_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PlaceVmResponse(_message.Message):
+    __slots__ = ("host_id", "placed", "automation_level", "cluster", "placed_by", "reasons", "assessments", "rejection_counts")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    PLACED_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PLACED_BY_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    ASSESSMENTS_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    placed: bool
+    automation_level: str
+    cluster: str
+    placed_by: str
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    assessments: _containers.RepeatedCompositeFieldContainer[HostAssessment]
+    rejection_counts: _containers.RepeatedCompositeFieldContainer[RejectionCount]
+    def __init__(self, host_id: _Optional[str] = ..., placed: _Optional[bool] = ..., automation_level: _Optional[str] = ..., cluster: _Optional[str] = ..., placed_by: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., assessments: _Optional[_Iterable[_Union[HostAssessment, _Mapping]]] = ..., rejection_counts: _Optional[_Iterable[_Union[RejectionCount, _Mapping]]] = ...) -> None: ...
+
+class ClusterAutomation(_message.Message):
+    __slots__ = ("cluster", "level", "min_benefit_over_cost", "updated_by", "update_time")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    MIN_BENEFIT_OVER_COST_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    level: str
+    min_benefit_over_cost: float
+    updated_by: str
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, cluster: _Optional[str] = ..., level: _Optional[str] = ..., min_benefit_over_cost: _Optional[float] = ..., updated_by: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetAutomationRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetAutomationResponse(_message.Message):
+    __slots__ = ("clusters",)
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[ClusterAutomation]
+    def __init__(self, clusters: _Optional[_Iterable[_Union[ClusterAutomation, _Mapping]]] = ...) -> None: ...
+
 class ExecuteMigrationRequest(_message.Message):
-    __slots__ = ("recommendation_id", "actor", "move_index")
+    __slots__ = ("recommendation_id", "actor", "move_index", "retry")
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     MOVE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
     recommendation_id: str
     actor: str
     move_index: int
-    def __init__(self, recommendation_id: _Optional[str] = ..., actor: _Optional[str] = ..., move_index: _Optional[int] = ...) -> None: ...
+    retry: bool
+    def __init__(self, recommendation_id: _Optional[str] = ..., actor: _Optional[str] = ..., move_index: _Optional[int] = ..., retry: _Optional[bool] = ...) -> None: ...
+
+class RunRecommendationRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListMigrationsRequest(_message.Message):
+    __slots__ = ("running_only", "page_size", "page_token")
+    RUNNING_ONLY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    running_only: bool
+    page_size: int
+    page_token: str
+    def __init__(self, running_only: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListMigrationsResponse(_message.Message):
+    __slots__ = ("operations", "next_page_token")
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    operations: _containers.RepeatedCompositeFieldContainer[Operation]
+    next_page_token: str
+    def __init__(self, operations: _Optional[_Iterable[_Union[Operation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Operation(_message.Message):
-    __slots__ = ("operation_id", "recommendation_id", "phase", "predicted_cost", "outcome", "create_time", "message", "move_index", "vm_id")
+    __slots__ = ("operation_id", "recommendation_id", "phase", "predicted_cost", "outcome", "create_time", "message", "move_index", "vm_id", "attempt", "source_host_id", "target_host_id", "parameters", "end_time")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -551,6 +696,11 @@ class Operation(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     MOVE_INDEX_FIELD_NUMBER: _ClassVar[int]
     VM_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     recommendation_id: str
     phase: MigrationPhase
@@ -560,7 +710,12 @@ class Operation(_message.Message):
     message: str
     move_index: int
     vm_id: str
-    def __init__(self, operation_id: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., phase: _Optional[_Union[MigrationPhase, str]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., outcome: _Optional[_Union[MigrationOutcome, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., move_index: _Optional[int] = ..., vm_id: _Optional[str] = ...) -> None: ...
+    attempt: int
+    source_host_id: str
+    target_host_id: str
+    parameters: MigrationParameters
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, operation_id: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., phase: _Optional[_Union[MigrationPhase, str]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., outcome: _Optional[_Union[MigrationOutcome, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., move_index: _Optional[int] = ..., vm_id: _Optional[str] = ..., attempt: _Optional[int] = ..., source_host_id: _Optional[str] = ..., target_host_id: _Optional[str] = ..., parameters: _Optional[_Union[MigrationParameters, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MigrationOutcome(_message.Message):
     __slots__ = ("total_time_ms", "downtime_ms", "transferred_mib", "iterations", "postcopy_requests")

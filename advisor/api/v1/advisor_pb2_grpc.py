@@ -437,6 +437,16 @@ class RecommendationServiceStub:
                 request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsRequest.SerializeToString,
                 response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsResponse.FromString,
                 _registered_method=True)
+        self.CancelRecommendation = channel.unary_unary(
+                '/advisor.api.v1.RecommendationService/CancelRecommendation',
+                request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.DecideRecommendationRequest.SerializeToString,
+                response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.Recommendation.FromString,
+                _registered_method=True)
+        self.PlaceVm = channel.unary_unary(
+                '/advisor.api.v1.RecommendationService/PlaceVm',
+                request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.PlaceVmRequest.SerializeToString,
+                response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.PlaceVmResponse.FromString,
+                _registered_method=True)
 
 
 class RecommendationServiceServicer:
@@ -492,6 +502,22 @@ class RecommendationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelRecommendation(self, request, context):
+        """Cancels a recommendation that has not ended: moves not started are dropped; a running pre-copy is aborted,
+        one already in post-copy finishes; then its state is CANCELLED. A reason is recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlaceVm(self, request, context):
+        """Places a new VM (not yet in the inventory): ranks the hosts and, where the cluster's automation level is
+        partial or full, adds the VM to the inventory on the chosen host.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommendationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -529,6 +555,16 @@ def add_RecommendationServiceServicer_to_server(servicer, server):
                     servicer.ListHostAssessments,
                     request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsRequest.FromString,
                     response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsResponse.SerializeToString,
+            ),
+            'CancelRecommendation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelRecommendation,
+                    request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.DecideRecommendationRequest.FromString,
+                    response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.Recommendation.SerializeToString,
+            ),
+            'PlaceVm': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlaceVm,
+                    request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.PlaceVmRequest.FromString,
+                    response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.PlaceVmResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -731,6 +767,180 @@ class RecommendationService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def CancelRecommendation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/advisor.api.v1.RecommendationService/CancelRecommendation',
+            advisor_dot_api_dot_v1_dot_advisor__pb2.DecideRecommendationRequest.SerializeToString,
+            advisor_dot_api_dot_v1_dot_advisor__pb2.Recommendation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlaceVm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/advisor.api.v1.RecommendationService/PlaceVm',
+            advisor_dot_api_dot_v1_dot_advisor__pb2.PlaceVmRequest.SerializeToString,
+            advisor_dot_api_dot_v1_dot_advisor__pb2.PlaceVmResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AutomationServiceStub:
+    """How much the advisor may do by itself, per cluster.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetAutomation = channel.unary_unary(
+                '/advisor.api.v1.AutomationService/GetAutomation',
+                request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.GetAutomationRequest.SerializeToString,
+                response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.GetAutomationResponse.FromString,
+                _registered_method=True)
+        self.SetAutomation = channel.unary_unary(
+                '/advisor.api.v1.AutomationService/SetAutomation',
+                request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ClusterAutomation.SerializeToString,
+                response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ClusterAutomation.FromString,
+                _registered_method=True)
+
+
+class AutomationServiceServicer:
+    """How much the advisor may do by itself, per cluster.
+    """
+
+    def GetAutomation(self, request, context):
+        """Every cluster of the inventory (or set before) with its level and threshold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAutomation(self, request, context):
+        """Sets one cluster's level and threshold (admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AutomationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetAutomation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAutomation,
+                    request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.GetAutomationRequest.FromString,
+                    response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.GetAutomationResponse.SerializeToString,
+            ),
+            'SetAutomation': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAutomation,
+                    request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ClusterAutomation.FromString,
+                    response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ClusterAutomation.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'advisor.api.v1.AutomationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('advisor.api.v1.AutomationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AutomationService:
+    """How much the advisor may do by itself, per cluster.
+    """
+
+    @staticmethod
+    def GetAutomation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/advisor.api.v1.AutomationService/GetAutomation',
+            advisor_dot_api_dot_v1_dot_advisor__pb2.GetAutomationRequest.SerializeToString,
+            advisor_dot_api_dot_v1_dot_advisor__pb2.GetAutomationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAutomation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/advisor.api.v1.AutomationService/SetAutomation',
+            advisor_dot_api_dot_v1_dot_advisor__pb2.ClusterAutomation.SerializeToString,
+            advisor_dot_api_dot_v1_dot_advisor__pb2.ClusterAutomation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class MigrationServiceStub:
     """Moving VMs for real.
@@ -746,6 +956,16 @@ class MigrationServiceStub:
                 '/advisor.api.v1.MigrationService/ExecuteMigration',
                 request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ExecuteMigrationRequest.SerializeToString,
                 response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.Operation.FromString,
+                _registered_method=True)
+        self.RunRecommendation = channel.unary_unary(
+                '/advisor.api.v1.MigrationService/RunRecommendation',
+                request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.RunRecommendationRequest.SerializeToString,
+                response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.Recommendation.FromString,
+                _registered_method=True)
+        self.ListMigrations = channel.unary_unary(
+                '/advisor.api.v1.MigrationService/ListMigrations',
+                request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListMigrationsRequest.SerializeToString,
+                response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListMigrationsResponse.FromString,
                 _registered_method=True)
         self.WatchMigration = channel.unary_stream(
                 '/advisor.api.v1.MigrationService/WatchMigration',
@@ -769,8 +989,25 @@ class MigrationServiceServicer:
     """
 
     def ExecuteMigration(self, request, context):
-        """Starts one move of an approved recommendation; returns at once. Idempotent: executing the same move
-        again returns the same operation and never starts a second migration.
+        """Starts one move of an approved recommendation (or with `retry` a new attempt of a failed or aborted move);
+        returns at once. Idempotent: executing the same move again returns the same operation and never starts a
+        second migration. Right before starting, the recommendation is checked against the cluster as it is now:
+        one that no longer holds is stored EXPIRED and the call gets FAILED_PRECONDITION with the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunRecommendation(self, request, context):
+        """Runs every move of an approved recommendation in order, each once the one before succeeded; returns at
+        once. The run stops at a failed move (retry it to go on), on cancel, or when a move no longer holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMigrations(self, request, context):
+        """Operations newest first, paged: those under way, or all of them with predicted and measured figures.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -805,6 +1042,16 @@ def add_MigrationServiceServicer_to_server(servicer, server):
                     servicer.ExecuteMigration,
                     request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ExecuteMigrationRequest.FromString,
                     response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.Operation.SerializeToString,
+            ),
+            'RunRecommendation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunRecommendation,
+                    request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.RunRecommendationRequest.FromString,
+                    response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.Recommendation.SerializeToString,
+            ),
+            'ListMigrations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMigrations,
+                    request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListMigrationsRequest.FromString,
+                    response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListMigrationsResponse.SerializeToString,
             ),
             'WatchMigration': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchMigration,
@@ -850,6 +1097,60 @@ class MigrationService:
             '/advisor.api.v1.MigrationService/ExecuteMigration',
             advisor_dot_api_dot_v1_dot_advisor__pb2.ExecuteMigrationRequest.SerializeToString,
             advisor_dot_api_dot_v1_dot_advisor__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunRecommendation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/advisor.api.v1.MigrationService/RunRecommendation',
+            advisor_dot_api_dot_v1_dot_advisor__pb2.RunRecommendationRequest.SerializeToString,
+            advisor_dot_api_dot_v1_dot_advisor__pb2.Recommendation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMigrations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/advisor.api.v1.MigrationService/ListMigrations',
+            advisor_dot_api_dot_v1_dot_advisor__pb2.ListMigrationsRequest.SerializeToString,
+            advisor_dot_api_dot_v1_dot_advisor__pb2.ListMigrationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

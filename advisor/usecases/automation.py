@@ -1,0 +1,118 @@
+"""Automation levels per cluster (advisor.domain.automation): which level a recommendation runs at, and what the
+advisor then does with it by itself.
+
+A host's cluster is its label named by the setting `cluster_label` (hosts without it are in "default"). A
+cluster's level and threshold are the settings' defaults until an admin sets them (SetAutomation); VMs override
+or opt out with their `advisor.automation` label. At full automation the advisor approves its own
+recommendation, recording itself as the actor with the level and the cluster, and runs its moves in order; the
+limits that bind every migration (concurrency, the expiry check before each move) bind these too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Protocol
+
+from advisor.domain import validation
+from advisor.domain.automation import (
+    DEFAULT_CLUSTER,
+    ClusterAutomation,
+    Level,
+    automation_actor,
+    cluster_of,
+    executes_itself,
+    least_automatic,
+    vm_level,
+)
+from advisor.domain.errors import AdvisorError, InvalidArgument
+from advisor.domain.model import Host, Vm
+from advisor.domain.recommendation import Approve, Recommendation
+from advisor.usecases.inventory import Inventory
+from advisor.usecases.migrations import Migrations
+from advisor.usecases.ports import Clock, RecommendationStore
+from advisor.usecases.records import apply_event
+
+log = logging.getLogger("advisor.automation")
+
+MAX_THRESHOLD = 1e6
+
+
+class AutomationStore(Protocol):
+    def automation(self) -> list[ClusterAutomation]: ...
+
+    def set_automation(self, setting: ClusterAutomation) -> None: ...
+
+
+class Automation:
+    def __init__(self, store: AutomationStore, recommendations: RecommendationStore, inventory: Inventory,
+                 clock: Clock, *, default_level: Level, default_threshold: float, cluster_label: str) -> None:
+        self._store = store
+        self._recommendations = recommendations
+        self._inventory = inventory
+        self._clock = clock
+        self._default = ClusterAutomation(DEFAULT_CLUSTER, default_level, default_threshold)
+        self._label = cluster_label
+        self.migrations: Migrations | None = None  # wired once built (it needs the executor)
+
+    def cluster_of(self, host: Host) -> str:
+        return cluster_of(host.labels, self._label)
+
+    def settings(self) -> list[ClusterAutomation]:
+        """Every cluster of the inventory and every one set, with its level and threshold."""
+        stored = {s.cluster: s for s in self._store.automation()}
+        clusters = {self.cluster_of(h) for h in self._inventory.hosts().values()} | set(stored)
+        return [stored.get(c) or replace(self._default, cluster=c) for c in sorted(clusters)]
+
+    def of(self, cluster: str) -> ClusterAutomation:
+        for setting in self._store.automation():
+            if setting.cluster == cluster:
+                return setting
+        return replace(self._default, cluster=cluster)
+
+    def set(self, cluster: str, level: str, min_benefit_over_cost: float, actor: str) -> ClusterAutomation:
+        validation.check_id(cluster, "cluster")
+        if level not in {str(x) for x in Level}:
+            raise InvalidArgument("level", f"must be one of {', '.join(Level)} (got {level!r})")
+        if not math.isfinite(min_benefit_over_cost) or not 0 <= min_benefit_over_cost <= MAX_THRESHOLD:
+            raise InvalidArgument("min_benefit_over_cost", f"must be in [0, {MAX_THRESHOLD:g}] "
+                                                           f"(got {min_benefit_over_cost})")
+        setting = ClusterAutomation(cluster, Level(level), min_benefit_over_cost, actor, self._clock())
+        self._store.set_automation(setting)
+        log.info("automation set", extra={"cluster": cluster, "level": level, "threshold": min_benefit_over_cost,
+                                          "actor": actor})
+        return setting
+
+    def excluded(self, vm: Vm, host: Host) -> bool:
+        """The VM opted out of automation and plans (label `advisor.automation=disabled`)."""
+        return vm_level(self.of(self.cluster_of(host)).level, vm.labels) is None
+
+    def level(self, vms: Iterable[Vm], hosts: Mapping[str, Host]) -> tuple[Level, str]:
+        """The level a recommendation moving these VMs runs at (the least automatic of theirs), and the cluster
+        whose level that is (the first VM's)."""
+        levels, clusters = [], []
+        for vm in vms:
+            host = hosts.get(vm.host_id)
+            cluster = self.cluster_of(host) if host is not None else DEFAULT_CLUSTER
+            clusters.append(cluster)
+            own = vm_level(self.of(cluster).level, vm.labels)
+            levels.append(Level.MANUAL if own is None else own)
+        return least_automatic(levels), clusters[0] if clusters else DEFAULT_CLUSTER
+
+    def apply(self, rec: Recommendation) -> Recommendation:
+        """What the advisor does with a new recommendation by itself: at full automation, approve it and run
+        its moves; otherwise nothing (it waits for a person)."""
+        level = Level(rec.automation)
+        if not rec.moves or not executes_itself(level) or self.migrations is None:
+            return rec
+        actor = automation_actor(level, rec.cluster)
+        try:
+            apply_event(self._recommendations, rec.id, Approve(f"automation {level} in cluster {rec.cluster}"),
+                        actor, self._clock())
+            return self.migrations.run(rec.id, actor)
+        except AdvisorError as error:  # execution not enabled, or it expired at once: it says so
+            log.warning("automation did not execute", extra={"recommendation": rec.id, "reason": str(error)})
+            found = self._recommendations.get_recommendation(rec.id)
+            return found if found is not None else rec

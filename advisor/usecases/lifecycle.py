@@ -1,0 +1,110 @@
+"""Whether a recommendation still holds, checked right before each move starts and swept periodically.
+
+`Freshness.check(rec, index)` gathers what the cluster says now about one move (where its VM runs, whether the
+target would still take it, what the move would cost now with the same technique and parameters) and asks the
+pure rule (advisor.domain.expiry). `expire_stale()` walks the recommendations waiting for a decision or for their
+next move and marks the stale ones expired, so that a reviewer never approves a recommendation that no longer
+holds without being told.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from advisor.domain.errors import AdvisorError
+from advisor.domain.expiry import ExpiryRules, MoveNow, stale_reason
+from advisor.domain.recommendation import (
+    Expire,
+    MoveState,
+    Recommendation,
+    RecommendationState,
+    Refusal,
+    transition,
+)
+from advisor.features.inputs import Overrides
+from advisor.features.samples import RecentSamples
+from advisor.planning.placement import HostLoad, PlacementPolicy, VmDemand, assess_host
+from advisor.usecases.estimates import CostEstimator
+from advisor.usecases.inventory import Inventory
+from advisor.usecases.ports import Clock, RecommendationStore
+from advisor.usecases.records import apply_event
+
+log = logging.getLogger("advisor.lifecycle")
+
+# Recommendations looked at per sweep (newest first, per state).
+SWEEP_LIMIT = 500
+
+
+class Freshness:
+    def __init__(self, inventory: Inventory, samples: RecentSamples, estimator: CostEstimator,
+                 placement: PlacementPolicy, rules: ExpiryRules, clock: Clock) -> None:
+        self._inventory = inventory
+        self._samples = samples
+        self._estimator = estimator
+        self._placement = placement
+        self._rules = rules
+        self._clock = clock
+
+    def now(self, rec: Recommendation, index: int) -> MoveNow:
+        move = rec.moves[index]
+        with self._inventory.reading() as cluster:
+            vm = cluster.vms.get(move.vm_id)
+            target = cluster.hosts.get(move.target_host_id)
+            source = cluster.hosts.get(move.source_host_id)
+            if vm is None or target is None or source is None:
+                return MoveNow(None if vm is None else vm.host_id, target is not None, (), None)
+            memory, vcpus = cluster.allocated(target.id)
+            host_cpu = self._samples.host_latest(target.id, "cpu_utilization")
+            vm_cpu = self._samples.vm_latest(vm.id, "cpu_utilization")
+            assessment = assess_host(
+                VmDemand(vm, None if vm_cpu is None else vm_cpu.value),
+                HostLoad(target, memory, vcpus, None if host_cpu is None else host_cpu.value),
+                conflicts=cluster.anti_affinity_conflicts(vm), partners={}, policy=self._placement)
+        rejections = tuple(r for r in assessment.rejections if r != "is the VM's current host")
+        if vm.host_id != move.source_host_id or rejections:
+            return MoveNow(vm.host_id, True, rejections, None)
+        limit = Overrides(max_downtime_ms=move.parameters.max_downtime_ms,
+                          max_bandwidth_mib_s=move.parameters.bandwidth_mib_s or None)
+        try:
+            inputs = self._estimator.inputs(vm, source, target, limit)
+            cost = self._estimator.costs(inputs, [move.parameters.technique])[0]
+        except (AdvisorError, ValueError) as error:  # cannot predict now: the other rules still decide
+            log.warning("cannot re-predict a move", extra={"recommendation": rec.id, "move": index,
+                                                            "error": str(error)})
+            return MoveNow(vm.host_id, True, (), None)
+        return MoveNow(vm.host_id, True, (), cost, inputs)
+
+    def check(self, rec: Recommendation, index: int) -> str | None:
+        """Why move `index` of `rec` no longer holds, or None."""
+        return stale_reason(rec.moves[index], self.now(rec, index), rec.created_at_s, self._clock(), self._rules)
+
+    def next_move(self, rec: Recommendation) -> int | None:
+        """The move that would start next: the first one waiting."""
+        for i, status in enumerate(rec.statuses()):
+            if status.state is MoveState.WAITING:
+                return i
+        return None
+
+    def expire_if_stale(self, store: RecommendationStore, rec: Recommendation, index: int) -> str | None:
+        """Check move `index`; when it no longer holds, store the recommendation as expired and say why."""
+        reason = self.check(rec, index)
+        if reason is None:
+            return None
+        if not isinstance(transition(rec, Expire(reason), "advisor", self._clock()), Refusal):
+            apply_event(store, rec.id, Expire(reason), "advisor", self._clock())
+        return reason
+
+
+def expire_stale(store: RecommendationStore, freshness: Freshness) -> int:
+    """Mark expired every recommendation waiting for review, approval's execution or its next move whose next move
+    no longer holds; return how many."""
+    expired = 0
+    for state in (RecommendationState.PROPOSED, RecommendationState.APPROVED):
+        for rec in store.list_recommendations(state, SWEEP_LIMIT):
+            index = freshness.next_move(rec)
+            if index is not None:
+                try:
+                    expired += freshness.expire_if_stale(store, rec, index) is not None
+                except AdvisorError:  # decided meanwhile: the next sweep looks again
+                    continue
+    return expired

@@ -1,0 +1,149 @@
+"""The SRE's command line against a real advisor over gRPC (the fake hypervisor behind it): every command in
+tables and in JSON, the same thing as the API says, exit codes that mean something, colour only on a
+terminal."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from advisor.adapters.fake_hypervisor import FakeWorld
+from advisor.api.client import AdvisorClient
+from advisor.api.v1 import advisor_pb2 as pb
+from advisor.app import App
+from advisor.cli.main import main
+from advisor.domain.access import Role
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sre(make_app: Callable[..., App], client_for: Callable[..., AdvisorClient], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> tuple[Callable[..., tuple[int, str, str]], AdvisorClient, FakeWorld]:
+    world = FakeWorld(("a", "b", "c"), gated=True)
+    for name in ("v1", "v2"):
+        world.add_guest(name, "a")
+    app = make_app(connect=world.connect, poll_interval_s=0.01)
+    admin = client_for(app)
+    admin.push_inventory(pb.PushInventoryRequest(
+        hosts=[pb.Host(id=h, cpu_cores=16, memory_mib=32768, hypervisor_uri=f"fake://{h}") for h in "abc"],
+        vms=[pb.Vm(id=v, host_id="a", memory_mib=4096, vcpus=2) for v in ("v1", "v2")]))
+    assert app.server is not None
+    operator = app.tokens.renew("sre-1", Role.OPERATOR)
+    monkeypatch.setenv("ADVISOR_SERVER", f"127.0.0.1:{app.server.port}")
+
+    def cli(*args: str, token: str = operator) -> tuple[int, str, str]:
+        monkeypatch.setenv("ADVISOR_TOKEN", token)
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return cli, admin, world
+
+
+def test_review_execute_watch_and_history_from_the_command_line(
+        sre: tuple[Callable[..., tuple[int, str, str]], AdvisorClient, FakeWorld]) -> None:
+    cli, api, world = sre
+    code, out, _ = cli("plan", "drain", "a", "--json")
+    assert code == 0
+    plan_id = json.loads(out)["id"]
+    code, out, _ = cli("recs", "list")
+    assert code == 0 and plan_id in out and "proposed" in out and "\x1b[" not in out  # no colour into a pipe
+    assert "priority" in out.splitlines()[0]
+    code, out, _ = cli("recs", "show", plan_id)
+    assert code == 0
+    assert "priority 1 (drain of a asked for)" in out and "Ruled out:" in out and "is the VM's current host" in out
+    assert "predicted:" in out and "s, downtime" in out and "Why:" in out and "technique" in out
+
+    code, _, err = cli("recs", "execute", plan_id, "--all")
+    assert code == 1 and "FAILED_PRECONDITION" in err and "approve it first" in err
+    assert cli("recs", "approve", plan_id, "--reason", "window 3")[0] == 0
+    code, out, _ = cli("recs", "execute", plan_id, "--all", "--json")
+    assert code == 0 and json.loads(out)["runRequestedBy"] == "sre-1"
+    world.release.set()
+    code, out, _ = cli("recs", "watch", plan_id)
+    assert code == 0, out
+    assert "succeeded" in out and "History:" in out
+    code, out, _ = cli("recs", "history")
+    rows = [line for line in out.splitlines() if " a->" in line]
+    assert code == 0 and len(rows) == 2 and all(" succeeded " in r for r in rows)
+    assert "Downtime of 2 succeeded: median" in out
+
+    # The command line says what the API says.
+    code, out, _ = cli("recs", "show", plan_id, "--json")
+    assert json.loads(out) == json.loads(json.dumps(_as_dict(api.get_recommendation(plan_id))))
+    code, out, _ = cli("recs", "history", "--json")
+    assert [o["operationId"] for o in json.loads(out)] == [o.operation_id for o in api.list_migrations(
+        running_only=False)]
+
+
+def test_cancel_abort_and_exit_codes(sre: tuple[Callable[..., tuple[int, str, str]], AdvisorClient, FakeWorld]) -> None:
+    cli, api, _ = sre
+    api.push_inventory(pb.PushInventoryRequest(vms=[pb.Vm(id=v, host_id="a", memory_mib=4096, vcpus=2,
+                                                          postcopy_forbidden=True) for v in ("v1", "v2")]))
+    code, out, _ = cli("plan", "drain", "a", "--json")
+    plan_id = json.loads(out)["id"]
+    cli("recs", "approve", plan_id)
+    cli("recs", "execute", plan_id, "--all")
+    code, out, _ = cli("recs", "abort", plan_id, "--reason", "too slow")
+    assert code == 0 and "abort" in out, out
+    deadline = time.monotonic() + 10
+    while api.get_recommendation(plan_id).state != pb.RECOMMENDATION_STATE_ABORTED:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    code, out, _ = cli("recs", "cancel", plan_id, "--reason", "change freeze", "--json")
+    assert code == 0 and json.loads(out)["state"] == "RECOMMENDATION_STATE_CANCELLED"
+    moves = json.loads(out)["moves"]
+    assert [m["state"] for m in moves] == ["MOVE_STATE_ABORTED", "MOVE_STATE_DROPPED"]
+    code, _, err = cli("recs", "cancel", plan_id, "--reason", "again")
+    assert code == 1 and "nothing left to cancel" in err
+    code, _, err = cli("recs", "watch", "no-such-thing")
+    assert code == 1 and "NOT_FOUND" in err
+    code, _, err = cli("recs", "approve", plan_id, token="")
+    assert code == 1 and "UNAUTHENTICATED" in err
+    with pytest.raises(SystemExit) as usage:
+        cli("recs", "list", "--state", "pending")
+    assert usage.value.code == 2
+    code, out, _ = cli("plan", "drain", "a", "--dry-run", "--json")
+    assert code == 0 and "id" not in json.loads(out)  # a preview: nothing stored
+    assert len(api.list_recommendations(pb.ListRecommendationsRequest()).recommendations) == 1
+
+
+def test_automation_from_the_command_line(sre: tuple[Callable[..., tuple[int, str, str]], AdvisorClient, FakeWorld],
+                                          ) -> None:
+    cli, api, _ = sre
+    code, _, err = cli("automation", "set", "default", "--level", "full")
+    assert code == 1 and "PERMISSION_DENIED" in err  # an operator may not: admins set levels
+    admin = api.set_automation(pb.ClusterAutomation(cluster="default", level="partial", min_benefit_over_cost=2))
+    assert admin.updated_by == "test-admin"
+    code, out, _ = cli("automation", "show")
+    assert code == 0 and "partial" in out and "2x" in out and "test-admin" in out
+    code, out, _ = cli("automation", "show", "--json")
+    assert json.loads(out)["clusters"][0]["level"] == "partial"
+
+
+def _as_dict(message: object) -> object:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(message)  # type: ignore[arg-type]
+
+
+def test_colour_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from advisor.tables import paint, table
+
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setattr("sys.stdout", Tty())
+    assert paint("failed", "red") == "\x1b[31mfailed\x1b[0m"
+    painted = table(["state"], [["failed"], ["ok"]], colours={0: lambda s: "red" if s == "failed" else ""})
+    assert "\x1b[31mfailed\x1b[0m" in painted
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert paint("failed", "red") == "failed"
