@@ -10,9 +10,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from advisor.adapters.datadir import DataDirLock
 from advisor.adapters.libvirt import LibvirtHypervisor
@@ -21,6 +20,7 @@ from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.adapters.sqlite.access import AuditEntry, AuditLog, TokenStore
 from advisor.adapters.sqlite.db import Database
 from advisor.adapters.sqlite.samples import SampleArchive
+from advisor.adapters.sqlite.sessions import SessionStore
 from advisor.adapters.sqlite.store import SqliteStore
 from advisor.api.auth import AccessInterceptor, AuditRecord, CallLimits
 from advisor.api.server import RunningServer, Tls, start_server
@@ -35,9 +35,10 @@ from advisor.execution.hypervisor import Hypervisor, UriRefused
 from advisor.features.samples import HOST_FIELDS, VM_FIELDS, RecentSamples
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
-from advisor.ml.cost import load_cost_predictor
-from advisor.ml.forecast import DirtyRateForecaster, load_dirty_forecaster
+from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor
+from advisor.models import load_models, models_reloader
+from advisor.planning.engine import Concurrency
 from advisor.planning.placement import PlacementPolicy
 from advisor.planning.plans import PlanPolicy
 from advisor.planning.technique import TechniquePolicy
@@ -53,13 +54,12 @@ from advisor.usecases.migrations import MigrationOutcomes, Migrations, endpoints
 from advisor.usecases.plans import Planning
 from advisor.usecases.queries import Queries
 from advisor.usecases.review import Review
+from advisor.usecases.snapshots import Snapshots
+from advisor.web.login import on_loopback
+from advisor.web.server import WebServer
+from advisor.web.views import WebSources
 
 log = logging.getLogger("advisor")
-
-
-def load_predictor(models_dir: Path) -> CostPredictor:
-    """The active learned cost model under `models_dir/cost`, or the analytic model saying why not."""
-    return load_cost_predictor(models_dir / "cost")
 
 
 def policies(settings: Settings) -> tuple[PlacementPolicy, TechniquePolicy, PlanPolicy, MonitorTuning]:
@@ -74,7 +74,7 @@ def policies(settings: Settings) -> tuple[PlacementPolicy, TechniquePolicy, Plan
         TechniquePolicy(
             risk=settings.technique_risk, deadline_slack=settings.technique_deadline_slack,
             deadline_floor_ms=settings.technique_deadline_floor_ms,
-            postcopy_safety_factor=settings.technique_postcopy_safety_factor,
+            postcopy_safety_factor=settings.technique_postcopy_safety_factor, fallback=settings.technique_fallback,
         ),
         PlanPolicy(rebalance_tolerance=settings.plan_rebalance_tolerance, pin_s=settings.plan_pin_s),
         MonitorTuning(judge_from_round=settings.monitor_judge_from_round, stall_rounds=settings.monitor_stall_rounds,
@@ -96,12 +96,13 @@ class App:
     access: AccessInterceptor
     tls: Tls | None
     server: RunningServer | None = None
-    metrics_http: WSGIServer | None = None
+    web: WebServer | None = None  # the listener of /metrics and the web page
+    web_sources: WebSources | None = None
     collectors: list[Periodic] = field(default_factory=list)
 
     @property
     def metrics_port(self) -> int | None:
-        return None if self.metrics_http is None else int(self.metrics_http.server_port)
+        return None if self.web is None else self.web.port
 
     @property
     def predictor(self) -> CostPredictor:
@@ -126,13 +127,14 @@ class App:
         )
         for collector in self.collectors:
             collector.start()
-        if self.settings.metrics_listen:
-            host, _, port = self.settings.metrics_listen.rpartition(":")
-            self.metrics_http, _ = start_http_server(int(port), host or "127.0.0.1", registry=self.metrics.registry)
+        if self.settings.metrics_listen and self.web_sources is not None:
+            self.web = WebServer(self.settings.metrics_listen, self.web_sources, self.metrics.registry)
         host = self.settings.listen.rpartition(":")[0]
         self.lock.publish({"grpc": f"{host}:{self.server.port}", "tls": self.tls is not None,
                            "metrics": f"{self.settings.metrics_listen.rpartition(':')[0]}:{self.metrics_port}"
-                           if self.metrics_port else ""})
+                           if self.metrics_port else "",
+                           "web_page": self.web is not None and self.web_sources is not None
+                           and self.web_sources.page_allowed})
         model = self.predictor.model
         log.info(
             "serving",
@@ -149,10 +151,9 @@ class App:
         for collector in self.collectors:
             collector.stop()
         self.executor.stop()
-        if self.metrics_http is not None:
-            self.metrics_http.shutdown()
-            self.metrics_http.server_close()
-            self.metrics_http = None
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
         self.store.close()
         self.lock.release()
         log.info("stopped")
@@ -160,57 +161,6 @@ class App:
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 SAMPLES_SAVED = 16  # newest samples kept per entity across a restart: the forecaster reads the last 60 s
-
-
-def load_models(models_dir: Path, metrics: AdvisorMetrics) -> tuple[CostPredictor, DirtyRateForecaster]:
-    predictor = load_predictor(models_dir)
-    if predictor.model.fallback_reason:
-        log.warning("cost model fallback", extra={"reason": predictor.model.fallback_reason})
-    forecaster = load_dirty_forecaster(models_dir / "dirty_rate")
-    if forecaster.model.fallback_reason:
-        log.warning("dirty-rate forecaster fallback", extra={"reason": forecaster.model.fallback_reason})
-    metrics.cost_model.info({"name": predictor.model.name, "version": predictor.model.version,
-                             "fallback_reason": predictor.model.fallback_reason})
-    return predictor, forecaster
-
-
-def models_reloader(models_dir: Path, estimator: CostEstimator, metrics: AdvisorMetrics) -> Callable[[], None]:
-    """A task that serves a newly activated (promoted) model without a restart: when a kind's ACTIVE pointer
-    changes, the new version is loaded and swapped in; one that cannot be served is refused and the current
-    model stays, saying why in the log and in advisor_model_reloads{outcome="refused"}."""
-    seen = {kind: _active(models_dir / kind) for kind in ("cost", "dirty_rate")}
-
-    def reload() -> None:
-        for kind, load in (("cost", lambda: load_predictor(models_dir)),
-                           ("dirty_rate", lambda: load_dirty_forecaster(models_dir / "dirty_rate"))):
-            now = _active(models_dir / kind)
-            if now == seen[kind]:
-                continue
-            seen[kind] = now
-            model = load()
-            if model.model.fallback_reason:
-                metrics.model_reloads.labels(kind, "refused").inc()
-                log.error("activated model refused, keeping the current one",
-                          extra={"kind": kind, "version": now, "reason": model.model.fallback_reason})
-                continue
-            if kind == "cost":
-                estimator.swap(predictor=model)  # type: ignore[arg-type]
-                metrics.cost_model.info({"name": model.model.name, "version": model.model.version,
-                                         "fallback_reason": ""})
-            else:
-                estimator.swap(forecaster=model)  # type: ignore[arg-type]
-            metrics.model_reloads.labels(kind, "served").inc()
-            log.info("serving a newly activated model", extra={"kind": kind, "model": model.model.name,
-                                                               "version": model.model.version})
-
-    return reload
-
-
-def _active(directory: Path) -> str:
-    try:
-        return (directory / "ACTIVE").read_text().strip()
-    except OSError:
-        return ""
 
 
 def call_limits(settings: Settings) -> CallLimits:
@@ -270,30 +220,23 @@ def sources(settings: Settings, ingestion: Ingestion, connect: Callable[[str], H
     return collectors
 
 
-def build_app(
-    settings: Settings,
-    *,
-    clock: Callable[[], float] = time.time,
-    connect: Callable[[str], Hypervisor] = LibvirtHypervisor,
-) -> App:
-    """Every part built from the settings; `connect(uri)` opens a hypervisor connection (libvirt in production).
-    Raises DataDirInUse when another advisor serves the data directory, ConfigError for unusable settings."""
-    check(settings)
-    tls = server_tls(settings)
-    roles = {subject: Role.parse(role) for subject, role in settings.tls_client_roles.items()}
-    uris = UriPolicy(settings.hypervisor_uri_patterns)
-    lock = DataDirLock(settings.data_dir)
-    try:
-        database = Database(settings.data_dir / "advisor.sqlite3")
-    except Exception:
-        lock.release()
-        raise
-    store, tokens, audit = SqliteStore(database), TokenStore(database, clock), AuditLog(database)
-    archive = SampleArchive(database)
-    metrics = AdvisorMetrics(CollectorRegistry())
-    predictor, forecaster = load_models(settings.models_dir, metrics)
+@dataclass(frozen=True)
+class Core:
+    """The use cases and the parts beside them that the servers and the periodic tasks need."""
+
+    usecases: UseCases
+    estimator: CostEstimator
+    outcomes: MigrationOutcomes
+    executor: Executor
+    samples: RecentSamples
+    freshness: Freshness
+
+
+def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, metrics: AdvisorMetrics,
+              predictor: CostPredictor, forecaster: DirtyRateForecaster, allowed_connect: Callable[[str], Hypervisor],
+              uris: UriPolicy, clock: Callable[[], float]) -> Core:
+    """The use cases on their store, models and hypervisors, with the decision knobs of the settings."""
     placement, technique, plans, tuning = policies(settings)
-    allowed_connect = guarded(connect, uris)
 
     def new_id() -> str:
         return uuid.uuid4().hex[:12]
@@ -323,17 +266,59 @@ def build_app(
     automation.migrations = migrations
     review = Review(store, metrics, clock)
     review.freshness = freshness
+
+    def unmovable() -> frozenset[str]:
+        """VMs no plan may move: opted out of automation and plans, or migrating now."""
+        hosts = inventory.hosts()
+        opted_out = {v.id for v in inventory.vms().values()
+                     if v.host_id in hosts and automation.excluded(v, hosts[v.host_id])}
+        return frozenset(opted_out) | migrations.migrating_vms()
+
+    snapshots = Snapshots(inventory, samples, clock, max_age_s=settings.snapshot_max_age_s, unmovable=unmovable)
     usecases = UseCases(
         ingestion=ingestion,
         queries=Queries(inventory, samples),
         advice=Advice(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id, placement=placement,
-                      technique=technique, automation=automation),
-        planning=Planning(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id,
-                          placement=placement, technique=technique, plans=plans, automation=automation),
+                      technique=technique, automation=automation, snapshots=snapshots),
+        planning=Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=new_id,
+                          placement=placement, technique=technique, plans=plans, automation=automation,
+                          concurrency=Concurrency(settings.max_migrations_per_source,
+                                                  settings.max_migrations_per_target, settings.max_migrations)),
         review=review,
         migrations=migrations,
         automation=automation,
     )
+
+    return Core(usecases, estimator, outcomes, executor, samples, freshness)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    connect: Callable[[str], Hypervisor] = LibvirtHypervisor,
+) -> App:
+    """Every part built from the settings; `connect(uri)` opens a hypervisor connection (libvirt in production).
+    Raises DataDirInUse when another advisor serves the data directory, ConfigError for unusable settings."""
+    check(settings)
+    tls = server_tls(settings)
+    roles = {subject: Role.parse(role) for subject, role in settings.tls_client_roles.items()}
+    uris = UriPolicy(settings.hypervisor_uri_patterns)
+    lock = DataDirLock(settings.data_dir)
+    try:
+        database = Database(settings.data_dir / "advisor.sqlite3")
+    except Exception:
+        lock.release()
+        raise
+    store, tokens, audit = SqliteStore(database), TokenStore(database, clock), AuditLog(database)
+    archive = SampleArchive(database)
+    metrics = AdvisorMetrics(CollectorRegistry())
+    predictor, forecaster = load_models(settings.models_dir, metrics)
+    allowed_connect = guarded(connect, uris)
+    core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock)
+    usecases, estimator, outcomes, executor = core.usecases, core.estimator, core.outcomes, core.executor
+    samples, ingestion, migrations, freshness = (core.samples, core.usecases.ingestion, core.usecases.migrations,
+                                                 core.freshness)
 
     def record(entry: AuditRecord) -> None:
         audit.append(AuditEntry(entry.at_s, entry.actor, entry.role, entry.peer, entry.call, entry.target,
@@ -356,7 +341,10 @@ def build_app(
     collectors.append(Periodic("models", settings.models_reload_interval_s,
                                models_reloader(settings.models_dir, estimator, metrics)))
     return App(settings, lock, store, tokens, audit, usecases, estimator, metrics, executor, access, tls,
-               collectors=collectors)
+               collectors=collectors, web_sources=WebSources(
+                   usecases, estimator, outcomes.errors, settings.drift_error_ratio, tokens, SessionStore(database),
+                   audit, clock, settings.data_dir.resolve(),
+                   page_allowed=on_loopback(settings.metrics_listen) or settings.allow_plaintext_remote))
 
 
 def serve(settings: Settings) -> None:

@@ -109,10 +109,16 @@ class Settings:
     technique_deadline_slack: float = 3.0
     technique_deadline_floor_ms: float = 30_000.0
     technique_postcopy_safety_factor: float = 1.5
+    # When no technique meets every limit and post-copy is not allowed: "likeliest" (most likely to converge),
+    # "downtime" (lowest p90 downtime) or "autoconverge".
+    technique_fallback: str = "likeliest"
     # Plans: rebalance until every host is within this of the mean load; leave a VM that moved in the last
     # plan_pin_s seconds alone in rebalance and consolidate plans (no ping-pong across plans).
     plan_rebalance_tolerance: float = 0.10
     plan_pin_s: float = 1800.0
+    # The cluster snapshot single-VM recommendations rank hosts on is rebuilt when the inventory changes or it
+    # is older than this (in the background: a recommendation never waits for it); plans take a fresh one.
+    snapshot_max_age_s: float = 5.0
     # Monitor: judge pre-copy from this round on, switch or abort after this many rounds without progress, raise the
     # allowed downtime to its limit in this many steps.
     monitor_judge_from_round: int = 3
@@ -225,9 +231,12 @@ def check(settings: Settings) -> None:
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name} must be at least 1 (got {getattr(settings, name)})")
     for name in ("stream_idle_timeout_s", "stream_max_duration_s", "samples_save_interval_s", "poll_interval_s",
-                 "models_reload_interval_s", "drift_error_ratio"):
+                 "models_reload_interval_s", "drift_error_ratio", "snapshot_max_age_s"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be positive (got {getattr(settings, name)})")
+    if settings.technique_fallback not in ("likeliest", "downtime", "autoconverge"):
+        raise ConfigError("technique_fallback must be likeliest, downtime or autoconverge, got "
+                          f"{settings.technique_fallback!r}")
     if settings.automation_level not in ("manual", "partial", "full"):
         raise ConfigError(f"automation_level must be manual, partial or full, got {settings.automation_level!r}")
     for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance"):

@@ -13,6 +13,8 @@ APT_PACKAGES=(
     curl ca-certificates
     # the TLS tests make their certificates with openssl
     openssl
+    # the web page's tests load it in headless Chromium (with a font, for its text)
+    chromium fonts-dejavu-core
 )
 
 log() { printf '[setup] %s\n' "$*"; }

@@ -32,8 +32,10 @@ from advisor.cli.remote import (
 )
 from advisor.cli.review import add_review_commands
 from advisor.cli.tokens import add_tokens_commands
+from advisor.cli.ui import add_ui_commands
 from advisor.config import ConfigError
 from advisor.domain.errors import AdvisorError
+from advisor.evaluation import register as register_advisor_policy
 from advisor.lab.cli import add_lab_commands
 from advisor.simulation.cli import add_simulate_command
 from advisor.tables import safe
@@ -129,7 +131,9 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
     add_review_commands(sub)
     add_lab_commands(sub)
     add_tokens_commands(sub)
+    add_ui_commands(sub)
     add_outcomes_commands(sub)
+    register_advisor_policy()  # the project's own planner as the simulator's `advisor` policy
     add_simulate_command(sub)
 
     migrate = sub.add_parser("migrate", help="execute, watch, show or abort migrations")

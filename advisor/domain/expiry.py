@@ -8,7 +8,9 @@ Pure: the use case gathers what the cluster says now about the move that would s
 - the target is gone, in maintenance, or would now reject the VM (the placement filter's words);
 - the predicted cost now, with the same technique and parameters, falls outside the recommendation's interval
   widened by `tolerance` (its time or data), or no longer fits the allowed downtime the move was chosen for, or
-  a pre-copy that was predicted to converge is now predicted not to.
+  a pre-copy that was predicted to converge is now predicted not to. "Then" is the move's own inputs predicted
+  again by the model serving now (`MoveNow.baseline`), so that what changed is the cluster, not the model or the
+  way inputs were gathered; without it, the recommendation's stored prediction.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class MoveNow:
     target_rejections: tuple[str, ...]  # the placement filters' reasons the target would reject the VM now
     cost: MigrationCost | None  # the move's cost predicted now (None when it cannot be predicted)
     inputs: MigrationInputs | None = None  # what that prediction was made from
+    baseline: MigrationCost | None = None  # the move's own inputs, predicted by the same model now
 
 
 def _outside(now: float, then: Interval, tolerance: float) -> bool:
@@ -56,11 +59,10 @@ def stale_reason(move: Move, now: MoveNow, created_at_s: float, now_s: float,
         return f"target {move.target_host_id} would reject {move.vm_id} now: {'; '.join(now.target_rejections)}"
     if now.cost is None:
         return None
-    then, cost = move.predicted_cost, now.cost
-    for name, unit in (("total_time_ms", "ms"), ("transferred_mib", "MiB")):
+    then, cost = now.baseline or move.predicted_cost, now.cost
+    for name, unit, label in (("total_time_ms", "ms", "total time"), ("transferred_mib", "MiB", "data sent")):
         was, is_ = getattr(then, name), getattr(cost, name)
         if _outside(is_.median, was, rules.tolerance):
-            label = name.removesuffix(f"_{unit.lower()}").replace("_", " ")
             return (f"predicted {label} is now {is_.median:.0f} {unit}, outside the recommendation's "
                     f"{was.low:.0f}-{was.high:.0f} {unit} ({_inputs_change(move, now)})")
     limit = move.parameters.max_downtime_ms

@@ -209,6 +209,36 @@ class HostAssessment:
 
 
 @dataclass(frozen=True)
+class AssessedHosts:
+    """Every host assessed for one move, as columns: cheap to build and to store for a thousand hosts, where a
+    HostAssessment per host is not. Eligible hosts have a score and no rejection bits; `rejected[k]` has bit i set
+    when filter `filters[i]` rejected host k. `rows()` gives the HostAssessments, eligible hosts best first, then
+    the rejected ones by id, each with the names of its filters."""
+
+    filters: tuple[str, ...]
+    host_ids: tuple[str, ...]
+    rejected: tuple[int, ...]
+    score: tuple[float | None, ...]
+    cpu_after: tuple[float, ...]
+    memory_after: tuple[float, ...]
+
+    def rows(self) -> list[HostAssessment]:
+        names: dict[int, tuple[str, ...]] = {}
+        eligible, refused = [], []
+        for h, bits, score, cpu, memory in zip(self.host_ids, self.rejected, self.score, self.cpu_after,
+                                               self.memory_after, strict=True):
+            if bits == 0:
+                eligible.append(HostAssessment(h, (), score, cpu, memory))
+                continue
+            if bits not in names:
+                names[bits] = tuple(f for i, f in enumerate(self.filters) if bits >> i & 1)
+            refused.append(HostAssessment(h, names[bits], None, cpu, memory))
+        eligible.sort(key=lambda a: (a.score if a.score is not None else 0.0, a.host_id))
+        refused.sort(key=lambda a: a.host_id)
+        return eligible + refused
+
+
+@dataclass(frozen=True)
 class Move:
     vm_id: str
     source_host_id: str

@@ -226,6 +226,8 @@ def transition(rec: Recommendation, event: Event, actor: str, now_s: float) -> R
             if rec.state is not RecommendationState.PROPOSED:
                 by = f" (by {rec.decided_by})" if rec.decided_by else ""
                 return Refusal(f"{where}{by}; only proposed ones can be approved or rejected")
+            if isinstance(event, Approve) and not rec.moves:
+                return Refusal(f"recommendation {rec.id} has no moves: nothing to approve")
             state = RecommendationState.APPROVED if isinstance(event, Approve) else RecommendationState.REJECTED
             return _to(rec, state, actor, reason, now_s, decided_by=actor, decision_reason=reason,
                        decided_at_s=now_s)

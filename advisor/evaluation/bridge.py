@@ -36,7 +36,7 @@ IDLE = 0.005  # below half of PlanetLab's 1% resolution
 @dataclass(frozen=True)
 class Forecast:
     window: int = 3
-    spread: float = 1.0
+    spread: float = 0.0
     std_window: int = 6
 
 
@@ -86,7 +86,7 @@ def fading(snapshot: Snapshot, vms: IntArray, window: int) -> BoolArray:
     if window <= 0:
         return np.zeros(vms.shape[0], dtype=bool)
     have = max(1, min(snapshot.history_len, window))
-    idle: BoolArray = (np.asarray(snapshot.vm_history)[vms, :have] < IDLE).any(axis=1)
+    idle: BoolArray = np.asarray((np.asarray(snapshot.vm_history)[vms, :have] < IDLE).any(axis=1), dtype=bool)
     return idle
 
 

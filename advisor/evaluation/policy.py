@@ -46,23 +46,24 @@ PACK = Weights(load=-1.0, energy=1.0)
 
 @dataclass(frozen=True)
 class AdvisorParams:
-    """The policy's knobs (tuned on all seven shared PlanetLab days, see docs/simulation-advisor.md)."""
+    """The policy's knobs: tuned on 20110303, 20110309 and 20110403, checked on the other four shared PlanetLab
+    days (docs/simulation-advisor.md says how, and what each alternative cost)."""
 
-    headroom: float = 0.8  # forecast CPU load a target may reach
-    hot: float = 0.9  # forecast CPU load above which a host is relieved
+    headroom: float = 0.9  # forecast CPU load a target may reach
+    hot: float = 1.1  # forecast CPU load above which a host is relieved (CloudSim's SLA counts any excess over 1)
     relief_headroom: float = 0.0  # forecast CPU load a relief target may reach (0: `headroom`)
-    underload: float = 0.6  # hosts below this forecast load are candidates to empty
+    underload: float = 0.65  # hosts below this forecast load are candidates to empty
     min_saving_w: float = 5.0  # per move
-    max_moves_fraction: float = 0.025  # of the running VMs, per update
+    max_moves_fraction: float = 1.0  # of the running VMs, per update: the first update empties most hosts
     min_moves: int = 10  # per update, whatever the fraction
-    cooldown_s: float = 1800.0
-    cooldown_per_move_s: float = 60.0
+    cooldown_s: float = 600.0
+    cooldown_per_move_s: float = 30.0
     return_factor: float = 2.0
     forecast: Forecast = field(default_factory=Forecast)
     forecast_window: int = 0  # overrides of the forecast's fields when > 0 (for tuning from the command line)
     forecast_spread: float = -1.0
-    relief_load: float = 1.0  # weight of the target's load for relief: + spreads (least loaded), - packs
-    relief_energy: float = 1.5  # weight of the power added: waking an idle host costs its idle power
+    relief_load: float = -1.0  # weight of the target's load for relief: - packs, + spreads (least loaded)
+    relief_energy: float = 1.0  # weight of the power added: waking an idle host costs its idle power
     pin_fading: int = 0  # leave alone VMs with an idle sample among the last this many (0: off)
     check_ram: bool = False
     max_downtime_ms: float = 300.0

@@ -21,12 +21,21 @@ class TechniquePolicy:
     Without a deadline, a pre-copy is aborted after `deadline_slack` times its pessimistic prediction (at least
     `deadline_floor_ms`); where post-copy is allowed, a pre-copy that outlasts its pessimistic prediction by
     `postcopy_safety_factor` is switched to post-copy (it will not converge).
+
+    When no technique meets every limit, post-copy is chosen where allowed (its downtime is tiny); else
+    `fallback` decides: "likeliest" the technique most likely to converge (then the lowest p90 downtime),
+    "downtime" the lowest p90 downtime, "autoconverge" auto-converge (it throttles until it fits). The default
+    was fixed by evaluation (training/evaluate_policy.py, docs/cost-model.md).
     """
 
     risk: float = 0.5
     deadline_slack: float = 3.0
     deadline_floor_ms: float = 30_000.0
     postcopy_safety_factor: float = 1.5
+    fallback: str = "likeliest"
+
+
+FALLBACKS = ("likeliest", "downtime", "autoconverge")
 
 
 # Preference when costs tie: the least risky, least CPU-hungry first.
@@ -66,6 +75,25 @@ def _describe(cost: MigrationCost) -> str:
     )
 
 
+def _likelihood(cost: MigrationCost) -> float:
+    if cost.converge_probability is not None:
+        return cost.converge_probability
+    return 1.0 if cost.converges else 0.0
+
+
+def _fallback(usable: Sequence[MigrationCost], rule: str) -> MigrationCost:
+    """The technique chosen when none meets every limit: post-copy where allowed, else as `rule` says."""
+    for cost in usable:
+        if cost.technique is Technique.POSTCOPY:
+            return cost
+    by_downtime = sorted(usable, key=lambda c: (c.downtime_ms.high, _PREFERENCE.index(c.technique)))
+    if rule == "autoconverge":
+        return next((c for c in usable if c.technique is Technique.PRECOPY_AUTOCONVERGE), by_downtime[0])
+    if rule == "likeliest":
+        return max(by_downtime, key=_likelihood)  # ties keep the lower downtime (max returns the first)
+    return by_downtime[0]
+
+
 def choose_technique(
     costs: Sequence[MigrationCost],
     objective: Objective,
@@ -92,11 +120,7 @@ def choose_technique(
         target = "fewest bytes" if objective.minimize_transferred else "shortest total time"
         reasons.append(f"chose {_describe(chosen)}: {target} among techniques meeting every limit")
     else:
-        # Nothing meets the limits: prefer post-copy, whose downtime is tiny, else the lowest downtime.
-        fallback = [c for c in usable if c.technique is Technique.POSTCOPY] or sorted(
-            usable, key=lambda c: (c.downtime_ms.high, _PREFERENCE.index(c.technique))
-        )
-        chosen = fallback[0]
+        chosen = _fallback(usable, policy.fallback)
         reasons.append(f"no technique meets every limit; chose {_describe(chosen)}")
         reasons.extend(f"{chosen.technique} {v}" for v in _violations(chosen, objective))
     for other in sorted(usable, key=rank):

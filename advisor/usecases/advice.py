@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from advisor.domain import validation
 from advisor.domain.automation import Level, automation_actor, places_itself, rate, vm_level
 from advisor.domain.cluster import InventoryChange
@@ -19,12 +21,17 @@ from advisor.domain.recommendation import Recommendation
 from advisor.features.inputs import Overrides
 from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
+from advisor.planning import engine
 from advisor.planning.placement import HostLoad, PlacementPolicy, VmDemand, rank_targets, summarize
 from advisor.planning.technique import TechniquePolicy, choose_technique
 from advisor.usecases.automation import Automation
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
+from advisor.usecases.snapshots import Snapshots
+
+# Eligible hosts kept in a recommendation (the chosen one first); every host is stored apart, for paging.
+KEPT_HOSTS = 4
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class Advice:
         placement: PlacementPolicy,
         technique: TechniquePolicy,
         automation: Automation,
+        snapshots: Snapshots,
     ) -> None:
         self._inventory = inventory
         self._samples = samples
@@ -77,6 +85,7 @@ class Advice:
         self._placement = placement
         self._technique = technique
         self._automation = automation
+        self._snapshots = snapshots
 
     def predict_cost(self, vm_id: str, target_host_id: str = "", techniques: Sequence[Technique] = (),
                      overrides: Overrides = Overrides()) -> CostPrediction:  # noqa: B008
@@ -160,34 +169,30 @@ class Advice:
             for i, host_id in enumerate(excluded_host_ids):
                 if host_id not in cluster.hosts:
                     raise NotFound(f"excluded_host_ids[{i}]", "host", host_id)
-            cpu = self._samples.vm_latest(vm.id, "cpu_utilization")
-            demand = VmDemand(vm, None if cpu is None else cpu.value)
-            loads = []
-            for host in cluster.hosts.values():
-                memory, vcpus = cluster.allocated(host.id)
-                host_cpu = self._samples.host_latest(host.id, "cpu_utilization")
-                loads.append(HostLoad(host, memory, vcpus, None if host_cpu is None else host_cpu.value))
-            assessments = rank_targets(
-                demand, loads, conflicts=cluster.anti_affinity_conflicts(vm), partners=cluster.affinity_partners(vm),
-                excluded=frozenset(excluded_host_ids), policy=self._placement,
-            )
-            eligible = [a for a in assessments if a.eligible]
-            if not eligible:
-                examples = "; ".join(f"{a.host_id}: {', '.join(a.rejections)}" for a in assessments[:5])
-                raise FailedPrecondition(
-                    f"no eligible target for VM {vm_id!r} among {len(assessments)} hosts ({examples})"
-                )
-            best = eligible[0]
-            source, target = cluster.hosts[vm.host_id], cluster.hosts[best.host_id]
+            hosts = dict(cluster.hosts)
+        snap, index = self._snapshot_with(vm)
+        excluded = np.isin(np.array(snap.host_ids), list(excluded_host_ids)) if excluded_host_ids else None
+        p = self._placement
+        policy = engine.FilterPolicy(p.cpu_allocation_ratio, p.memory_allocation_ratio, p.max_cpu_after)
+        ranking = engine.rank_targets(snap, index, policy=policy, excluded=excluded, keep=KEPT_HOSTS)
+        assessed = int(ranking.assessment.hosts.shape[0])
+        if not ranking.best or ranking.best[0].host_id not in hosts:
+            counts = "; ".join(f"{f}: {n} (e.g. {h}: {r})" for f, n, h, r in ranking.rejections)
+            raise FailedPrecondition(f"no eligible target for VM {vm_id!r} among {assessed} hosts ({counts})")
+        best = ranking.best[0]
+        source, target = hosts[vm.host_id], hosts[best.host_id]
         limit = Overrides(max_downtime_ms=objective.max_downtime_ms or None)
         inputs = self._estimator.inputs(vm, source, target, limit)
         choice = choose_technique(self._estimator.costs(inputs), objective,
                                   bandwidth_mib_s=inputs.usable_bandwidth_mib_s, postcopy_allowed=vm.postcopy_allowed,
                                   policy=self._technique)
-        rejected = len(assessments) - len(eligible)
+        eligible = len(ranking.scores)
+        runner = (f"; next {ranking.best[1].host_id} (score {ranking.best[1].score:.3f})" if len(ranking.best) > 1
+                  else "")
         reasons = (
-            f"target {best.host_id}: lowest resulting load of {len(eligible)} eligible host(s) "
-            f"(CPU {best.cpu_after:.0%}, memory {best.memory_after:.0%} after the move); {rejected} rejected",
+            f"target {best.host_id}: the best score {best.score:.3f} of {eligible} eligible host(s) ({best.detail}; "
+            f"CPU {best.cpu_after:.0%}, memory {best.memory_after:.0%} after the move){runner}; "
+            f"{assessed - eligible} rejected",
             f"inputs: {inputs.memory_mib:.0f} MiB to copy, dirty rate {inputs.dirty_rate_mib_s:.1f} MiB/s "
             f"({inputs.dirty_rate_source}), {inputs.usable_bandwidth_mib_s:.1f} MiB/s",
             *choice.reasons,
@@ -198,16 +203,33 @@ class Advice:
             f"{cost.total_time_ms.median / 1000:.1f} s, {cost.downtime_ms.median:.0f} ms downtime, "
             f"{cost.transferred_mib.median:.0f} MiB ({cost.model.name} {cost.model.version})."
         )
-        kept = summarize(assessments, best.host_id)
+        kept = tuple(HostAssessment(h.host_id, (), h.score, h.cpu_after, h.memory_after) for h in ranking.best)
+        rejection_counts = tuple((f, n, h) for f, n, h, _ in ranking.rejections)
         level, cluster_name = self._automation.level([vm], {source.id: source})
         rec = Recommendation(
             id=self._new_id(), goal=f"target:{vm.id}", created_at_s=self._clock(),
-            moves=(Move(vm.id, vm.host_id, best.host_id, choice.parameters, cost, reasons, kept.kept,
-                        kept.rejection_counts, kept.hosts_assessed, inputs),),
+            moves=(Move(vm.id, vm.host_id, best.host_id, choice.parameters, cost,
+                        (*reasons, *(f"rejected by {f}: {n} host(s), e.g. {h}: {r}" for f, n, h, r in
+                                     ranking.rejections)), kept, rejection_counts, assessed, inputs),),
             summary=summary,
             priority=rate(f"its host {source.id} is in maintenance" if source.in_maintenance else "", None),
             automation=str(level), cluster=cluster_name,
         )
-        self._store.add_recommendation(rec, {0: assessments})
+        self._store.add_recommendation(rec, {0: engine.all_assessments(snap, ranking)})
         self._metrics.recommendations.labels("target").inc()
         return self._automation.apply(rec)
+
+    def _snapshot_with(self, vm: Vm) -> tuple[engine.ClusterArrays, int]:
+        """The cached cluster snapshot and the VM's index in it; a fresh one when the cached one does not know
+        the VM where the inventory has it now (it was just pushed or moved)."""
+        snap = self._snapshots.get()
+        for attempt in range(2):
+            try:
+                index = snap.vm_index(vm.id)
+                if snap.host_ids[int(snap.vm_host[index])] == vm.host_id:
+                    return snap, index
+            except (KeyError, IndexError):
+                pass
+            if attempt == 0:
+                snap = self._snapshots.fresh()
+        raise FailedPrecondition(f"VM {vm.id!r} changed while it was being assessed; try again")

@@ -44,9 +44,11 @@ class CostEstimator:
     def costs(self, inputs: MigrationInputs, techniques: Sequence[Technique] = tuple(Technique)) -> list[MigrationCost]:
         """Costs at the expected dirty rate, widened to cover a burst to its p90 forecast when there is one."""
         predictor = self.predictor
-        costs = predictor.predict_many([(inputs, t) for t in techniques])
+        rows = [(inputs, t) for t in techniques]
         burst = inputs.burst_dirty_rate_mib_s
         if burst is None:
-            return costs
-        at_burst = predictor.predict_many([(replace(inputs, dirty_rate_mib_s=burst), t) for t in techniques])
+            return predictor.predict_many(rows)
+        # One call for both: a model call costs more than its rows.
+        both = predictor.predict_many([*rows, *((replace(inputs, dirty_rate_mib_s=burst), t) for t in techniques)])
+        costs, at_burst = both[: len(rows)], both[len(rows):]
         return [widen_for_burst(c, b, burst) for c, b in zip(costs, at_burst, strict=True)]

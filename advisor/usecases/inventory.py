@@ -37,6 +37,8 @@ class Inventory:
         self._lock = threading.RLock()
         hosts, vms = store.load_inventory()
         self._cluster = Cluster(hosts, vms)
+        # Bumped by every applied change: a snapshot built at one version is stale at the next.
+        self.version = 0
         _freeze()
 
     @contextmanager
@@ -51,6 +53,7 @@ class Inventory:
             self._cluster.check(change)
             self._store.apply_inventory(change)
             self._cluster.apply(change)
+            self.version += 1
             size = len(change.hosts) + len(change.vms) + len(change.removed_host_ids) + len(change.removed_vm_ids)
             if size >= FREEZE_AT:
                 _freeze()

@@ -10,6 +10,7 @@ holds without being told.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from advisor.domain.errors import AdvisorError
 from advisor.domain.expiry import ExpiryRules, MoveNow, stale_reason
@@ -65,14 +66,21 @@ class Freshness:
             return MoveNow(vm.host_id, True, rejections, None)
         limit = Overrides(max_downtime_ms=move.parameters.max_downtime_ms,
                           max_bandwidth_mib_s=move.parameters.bandwidth_mib_s or None)
+        technique = move.parameters.technique
         try:
-            inputs = self._estimator.inputs(vm, source, target, limit)
-            cost = self._estimator.costs(inputs, [move.parameters.technique])[0]
+            seen = self._estimator.inputs(vm, source, target, limit)
+            if move.inputs is None:
+                return MoveNow(vm.host_id, True, (), self._estimator.costs(seen, [technique])[0], seen)
+            # The move's inputs with what is observed now: the same conventions as when it was predicted.
+            inputs = replace(move.inputs, memory_mib=seen.memory_mib, dirty_rate_mib_s=seen.dirty_rate_mib_s,
+                             bandwidth_mib_s=seen.bandwidth_mib_s, dirty_rate_known=seen.dirty_rate_known,
+                             dirty_rate_source=seen.dirty_rate_source)
+            baseline, cost = self._estimator.predictor.predict_many([(move.inputs, technique), (inputs, technique)])
         except (AdvisorError, ValueError) as error:  # cannot predict now: the other rules still decide
             log.warning("cannot re-predict a move", extra={"recommendation": rec.id, "move": index,
                                                             "error": str(error)})
             return MoveNow(vm.host_id, True, (), None)
-        return MoveNow(vm.host_id, True, (), cost, inputs)
+        return MoveNow(vm.host_id, True, (), cost, inputs, baseline)
 
     def check(self, rec: Recommendation, index: int) -> str | None:
         """Why move `index` of `rec` no longer holds, or None."""

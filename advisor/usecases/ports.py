@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from advisor.domain.cluster import InventoryChange
-from advisor.domain.model import Host, HostAssessment, Vm
+from advisor.domain.model import AssessedHosts, Host, HostAssessment, Vm
 from advisor.domain.recommendation import Recommendation, RecommendationState
 
 Clock = Callable[[], float]
@@ -26,7 +26,7 @@ class InventoryStore(Protocol):
 
 class RecommendationStore(Protocol):
     def add_recommendation(
-        self, rec: Recommendation, assessments: Mapping[int, Sequence[HostAssessment]] | None = None
+        self, rec: Recommendation, assessments: Mapping[int, Sequence[HostAssessment] | AssessedHosts] | None = None
     ) -> None:
         """Store a new recommendation (revision 0), with the full list of hosts assessed for each move."""
         ...

@@ -101,15 +101,18 @@ def test_recommendation_explains_every_rejected_host(loaded: tuple[App, AdvisorC
     # The answer keeps the chosen host and counts the others by filter; the full list is paged apart.
     assert [a.host_id for a in move.assessments] == ["hv-c"] and move.hosts_assessed == 5
     counts = {c.filter: (c.hosts, c.example_host_id) for c in move.rejection_counts}
-    assert counts["current host"] == (1, "hv-a") and counts["in maintenance"] == (1, "hv-e")
+    assert counts["current host"] == (1, "hv-a") and counts["disabled"] == (1, "hv-e")
     every = list(client.list_assessments(rec.id, 0, page_size=2))
     assert len(every) == 5 and every[0].host_id == "hv-c"
     why = {a.host_id: " ".join(a.rejections) for a in every}
+    # every host with the filters that rejected it; the numbers behind each filter in the move's counts
     assert "current host" in why["hv-a"]
-    assert "anti-affinity group 'db'" in why["hv-b"]
+    assert "anti-affinity" in why["hv-b"]
     assert "CPU model" in why["hv-d"]
-    assert "maintenance" in why["hv-e"]
+    assert "disabled" in why["hv-e"]
     assert why["hv-c"] == ""
+    assert any("anti-affinity group 'db': VM db-2 runs there" in r for r in move.reasons)
+    assert any("in maintenance or disabled" in r for r in move.reasons)
     # 160 MiB/s dirtied over a 119 MiB/s link: plain pre-copy cannot meet 200 ms; the choice says why.
     assert move.parameters.technique != pb.TECHNIQUE_PRECOPY
     assert any("not precopy" in r for r in move.reasons)
@@ -122,7 +125,7 @@ def test_no_eligible_target_is_a_failed_precondition_with_reasons(loaded: tuple[
     with pytest.raises(ClientError) as caught:
         client.recommend(pb.RecommendTargetRequest(vm_id="db-1", excluded_host_ids=["hv-c"]))
     assert caught.value.code == "FAILED_PRECONDITION"
-    assert "hv-c: excluded by request" in caught.value.details
+    assert "hv-c: excluded by the request" in caught.value.details
 
 
 def test_review_approve_reject_and_list(loaded: tuple[App, AdvisorClient], client_for: Connect) -> None:
@@ -165,7 +168,7 @@ def test_drain_plan_moves_every_vm_it_can_and_says_why_not_the_others(loaded: tu
     assert "hv-b" not in moved.values() and "hv-e" not in moved.values()  # never back, never into maintenance
     assert moved.get("web-2") not in ("hv-a", "hv-c")  # anti-affinity: web-1 on hv-a, web-3 on hv-c
     for move in plan.moves:
-        assert move.reasons[0].startswith("drain hv-b")
+        assert move.reasons[0].startswith("vm: drain hv-b")
         assert move.predicted_cost.model.name
         if move.vm_id == "gpu-1":
             assert move.parameters.technique != pb.TECHNIQUE_POSTCOPY and not move.parameters.HasField(
@@ -182,7 +185,7 @@ def test_drain_plan_moves_every_vm_it_can_and_says_why_not_the_others(loaded: tu
 
 def test_rebalance_and_consolidate_plans(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
-    for goal, word in ((pb.CLUSTER_GOAL_REBALANCE, "Rebalance"), (pb.CLUSTER_GOAL_CONSOLIDATE, "Consolidate")):
+    for goal, word in ((pb.CLUSTER_GOAL_REBALANCE, "Balance"), (pb.CLUSTER_GOAL_CONSOLIDATE, "Consolidate")):
         plan: pb.Recommendation = client.call(  # type: ignore[assignment]
             client.recommendations.PlanCluster, pb.PlanClusterRequest(goal=goal, max_moves=3))
         assert plan.summary.startswith(word)

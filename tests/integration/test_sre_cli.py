@@ -56,7 +56,7 @@ def test_review_execute_watch_and_history_from_the_command_line(
     assert "priority" in out.splitlines()[0]
     code, out, _ = cli("recs", "show", plan_id)
     assert code == 0
-    assert "priority 1 (drain of a asked for)" in out and "Ruled out:" in out and "is the VM's current host" in out
+    assert "priority 1 (drain of a asked for)" in out and "is the VM's current host" in out
     assert "predicted:" in out and "s, downtime" in out and "Why:" in out and "technique" in out
 
     code, _, err = cli("recs", "execute", plan_id, "--all")
@@ -85,6 +85,10 @@ def test_cancel_abort_and_exit_codes(sre: tuple[Callable[..., tuple[int, str, st
     cli, api, _ = sre
     api.push_inventory(pb.PushInventoryRequest(vms=[pb.Vm(id=v, host_id="a", memory_mib=4096, vcpus=2,
                                                           postcopy_forbidden=True) for v in ("v1", "v2")]))
+    samples = pb.PushSamplesRequest(vm_samples=[pb.VmSample(vm_id=v, dirty_rate_mib_s=1.0) for v in ("v1", "v2")])
+    for sample in samples.vm_samples:
+        sample.time.FromSeconds(int(time.time()))
+    api.push_samples(samples)  # a pre-copy of a guest of unknown dirty rate is refused: it may never converge
     code, out, _ = cli("plan", "drain", "a", "--json")
     plan_id = json.loads(out)["id"]
     cli("recs", "approve", plan_id)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import math
+from array import array
+from collections.abc import Sequence
 from typing import Any
 
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, TimelineEntry
 from advisor.domain.model import (
+    AssessedHosts,
     HostAssessment,
     Interval,
     MigrationCost,
@@ -85,9 +90,35 @@ def decode_move(d: dict[str, Any]) -> Move:
     )
 
 
-def decode_assessments(rows: list[Any]) -> list[HostAssessment]:
+def _packed(kind: str, values: Sequence[float | int | None]) -> str:
+    return base64.b64encode(array(kind, [math.nan if v is None else v for v in values]).tobytes()).decode()
+
+
+def _unpacked(kind: str, text: str) -> list[Any]:
+    out = array(kind)
+    out.frombytes(base64.b64decode(text))
+    return out.tolist()
+
+
+def encode_assessments(found: Sequence[HostAssessment] | AssessedHosts) -> Any:
+    """Columns (AssessedHosts) as packed arrays (ids are newline-free: validation allows no control characters);
+    rows of plain values otherwise. A thousand hosts are written inside every single-VM recommendation."""
+    if isinstance(found, AssessedHosts):
+        return {"filters": list(found.filters), "host_ids": "\n".join(found.host_ids),
+                "rejected": _packed("L", found.rejected), "score": _packed("d", found.score),
+                "cpu_after": _packed("f", found.cpu_after), "memory_after": _packed("f", found.memory_after)}
+    return [[a.host_id, list(a.rejections), a.score, a.cpu_after, a.memory_after] for a in found]
+
+
+def decode_assessments(stored: list[Any] | dict[str, Any]) -> list[HostAssessment]:
+    if isinstance(stored, dict):
+        ids = tuple(stored["host_ids"].split("\n")) if stored["host_ids"] else ()
+        score = tuple(None if math.isnan(v) else v for v in _unpacked("d", stored["score"]))
+        return AssessedHosts(tuple(stored["filters"]), ids, tuple(_unpacked("L", stored["rejected"])), score,
+                             tuple(_unpacked("f", stored["cpu_after"])),
+                             tuple(_unpacked("f", stored["memory_after"]))).rows()
     return [HostAssessment(host_id, tuple(rejections), score, cpu_after, memory_after)
-            for host_id, rejections, score, cpu_after, memory_after in rows]
+            for host_id, rejections, score, cpu_after, memory_after in stored]
 
 
 def decode_migration(d: dict[str, Any]) -> MigrationRecord:

@@ -84,6 +84,23 @@ CREATE TABLE IF NOT EXISTS samples (
     vals BLOB NOT NULL,
     PRIMARY KEY (kind, entity_id)
 );
+-- One-time login codes of the web page (`advisor ui`): only a hash of each; a code opens one session, once,
+-- for the token it names (by the token's hash: a token made again under the same name is another token).
+CREATE TABLE IF NOT EXISTS web_login_codes (
+    hash TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL,
+    created_at_s REAL NOT NULL,
+    expires_at_s REAL NOT NULL,
+    used_at_s REAL
+);
+-- Sessions of the web page: only a hash of each cookie's secret; a session lives while its token does.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    hash TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL,
+    created_at_s REAL NOT NULL,
+    expires_at_s REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS web_sessions_by_token ON web_sessions (token_hash);
 """
 
 

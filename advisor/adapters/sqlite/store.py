@@ -18,12 +18,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from advisor.adapters.sqlite.codec import decode_assessments, decode_migration, decode_recommendation, encode
+from advisor.adapters.sqlite.codec import (
+    decode_assessments,
+    decode_migration,
+    decode_recommendation,
+    encode,
+    encode_assessments,
+)
 from advisor.adapters.sqlite.db import Database, StorageError
 from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
-from advisor.domain.model import Host, HostAssessment, Vm
+from advisor.domain.model import AssessedHosts, Host, HostAssessment, Vm
 from advisor.domain.recommendation import Recommendation, RecommendationState
 
 
@@ -43,6 +49,15 @@ def _vm(body: str) -> Vm:
 def _automation(d: dict[str, Any]) -> ClusterAutomation:
     return ClusterAutomation(d["cluster"], Level(d["level"]), d["min_benefit_over_cost"], d["updated_by"],
                              d["updated_at_s"])
+
+
+def _insert_assessments(db: sqlite3.Connection, rec_id: str,
+                        assessments: Mapping[int, Sequence[HostAssessment] | AssessedHosts]) -> None:
+    # columns, level-1 zlib: a thousand hosts per single-VM recommendation
+    db.executemany(
+        "INSERT OR REPLACE INTO assessments (recommendation_id, move_index, body) VALUES (?, ?, ?)",
+        [(rec_id, i, zlib.compress(json.dumps(encode_assessments(found), separators=(",", ":")).encode(), 1))
+         for i, found in assessments.items()])
 
 
 def _recommendation(row: tuple[str, int]) -> Recommendation:
@@ -95,18 +110,14 @@ class SqliteStore:
     # -- recommendations -----------------------------------------------------------------------------------
 
     def add_recommendation(
-        self, rec: Recommendation, assessments: Mapping[int, Sequence[HostAssessment]] | None = None
+        self, rec: Recommendation, assessments: Mapping[int, Sequence[HostAssessment] | AssessedHosts] | None = None
     ) -> None:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO recommendations (id, created_at_s, state, body, revision) VALUES (?, ?, ?, ?, 0)",
                 (rec.id, rec.created_at_s, rec.state.value, json.dumps(encode(replace(rec, revision=0)))),
             )
-            db.executemany(
-                "INSERT INTO assessments (recommendation_id, move_index, body) VALUES (?, ?, ?)",
-                [(rec.id, i, zlib.compress(json.dumps(encode(list(found))).encode(), 6))
-                 for i, found in (assessments or {}).items()],
-            )
+            _insert_assessments(db, rec.id, assessments or {})
 
     def list_assessments(self, rec_id: str, move_index: int) -> list[HostAssessment] | None:
         with self._lock:
@@ -215,6 +226,15 @@ class SqliteStore:
                 (since_s,),
             ).fetchall()
         return {decode_migration(json.loads(b)).vm_id for (b,) in rows}
+
+    def recent_migrations(self, since_s: float, limit: int) -> list[MigrationRecord]:
+        """Operations started since `since_s` that moved or may still move their VM (not failed, not aborted),
+        newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM migrations WHERE created_at_s >= ? AND phase NOT IN ('failed', 'aborted') "
+                "ORDER BY created_at_s DESC LIMIT ?", (since_s, limit)).fetchall()
+        return [decode_migration(json.loads(b)) for (b,) in rows]
 
     def migrations_of(self, recommendation_id: str) -> list[MigrationRecord]:
         with self._lock:

@@ -12,7 +12,7 @@ from advisor.planning.engine.core import PlanSettings
 from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, MoveCosts, TechniqueRules, select
 from advisor.planning.engine.filters import FILTERS, FilterPolicy
 from advisor.planning.engine.plan import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
-from advisor.planning.engine.ranking import Ranking, rank_targets
+from advisor.planning.engine.ranking import Ranking, all_assessments, rank_targets
 from advisor.planning.engine.schedule import Concurrency, Schedule, schedule
 from advisor.planning.engine.snapshot import ClusterArrays, Rule, VmGroupRule, VmHostRule, from_domain
 from advisor.planning.engine.strategies import StrategyInfo, plan, register_strategy, strategy_info, strategy_names
@@ -47,6 +47,7 @@ __all__ = [
     "VmGroupRule",
     "VmHostRule",
     "Weights",
+    "all_assessments",
     "from_domain",
     "plan",
     "rank_targets",

@@ -96,9 +96,10 @@ class AnalyticMoveCosts:
                  for d, b in ((dirty * 0.8, bandwidth), (dirty, bandwidth), (dirty * 1.25, bandwidth * 0.9))]
 
         def band(k: int) -> FloatArray:
-            values = np.stack([case[k] for case in cases], axis=-1).reshape(t, n, 3)
-            low, high = values.min(axis=-1), values.max(axis=-1)
-            banded: FloatArray = np.stack([low, np.clip(values[..., 1], low, high), high], axis=-1)
+            """(low, median, high) of the three cases, sorted (the downtime is a sawtooth in the dirty rate, so
+            the middle case is not always the middle value), as advisor.ml.analytic does."""
+            values = np.stack([case[k] for case in cases], axis=-1)
+            banded: FloatArray = np.asarray(np.sort(values, axis=-1), dtype=np.float64).reshape(t, n, 3)
             return banded
 
         converged = np.stack([case[3] for case in cases]).reshape(3, t, n)

@@ -22,17 +22,16 @@ from advisor.planning.engine.core import Planner, PlanSettings, movable
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.plan import Plan
 from advisor.planning.engine.snapshot import ClusterArrays, FloatArray, IntArray
-from advisor.planning.engine.weighers import Weights, is_on
+from advisor.planning.engine.weighers import Weights
 
-BALANCE_WEIGHTS = Weights(load=1.0, balance=1.0)
+BALANCE_WEIGHTS = Weights(load=1.0, balance=1.0, energy=0.5)  # wake an idle host only when it pays
 # Below this many seconds a migration counts as this long when relief is divided by cost (no division by ~0).
 COST_FLOOR_S = 1.0
 LOOKAHEAD = 64  # busiest hosts whose VMs are costed together
 
 
 def _running(planner: Planner) -> IntArray:
-    c = planner.cluster
-    hosts: IntArray = np.flatnonzero(is_on(planner.work.loads, np.arange(c.n_hosts)) & ~c.host_disabled)
+    hosts: IntArray = np.flatnonzero(planner.work.on & ~planner.cluster.host_disabled)
     return hosts
 
 
@@ -57,7 +56,7 @@ def _relieve(p: Planner, host: int, hot: float, weights: Weights) -> None:
                 continue
             broken = p.check(vm, choice.host)
             if broken:
-                p.refuse(vm, "downtime", broken, choice.host)
+                p.refuse(vm, "limit", broken, choice.host)
                 continue
             why = (f"{c.host_ids[host]} is hot ({load:.0%} CPU > {hot:.0%}); moving {c.vm_ids[vm]} takes "
                    f"{relief[k]:.0%} off it for {seconds[k]:.1f} s of migration: the most relief per second of the "
@@ -124,7 +123,7 @@ def _even(p: Planner, tolerance: float, weights: Weights) -> None:
                     continue
                 broken = p.check(vm, t)
                 if broken:
-                    p.refuse(vm, "downtime", broken, t)
+                    p.refuse(vm, "limit", broken, t)
                     continue
                 why = (f"{c.host_ids[host]} is the busiest host ({ratio[host]:.0%} CPU, mean {mean:.0%}, tolerance "
                        f"{tolerance:.0%}); moving {c.vm_ids[vm]} ({c.vm_cpu[vm]:.2f} cores busy) lowers the spread "

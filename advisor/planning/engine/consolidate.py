@@ -11,7 +11,8 @@ gain for this strategy). Hosts that receive VMs are not emptied later in the sam
 
 Power advice: the emptied hosts (and running hosts that are already empty) can be switched off; if the running
 hosts' CPU load after the plan exceeds `wake_above`, idle hosts are to be switched on now (most capacity per watt
-first) until it is back to `wake_target`; the next few idle hosts to wake when load returns are listed in order.
+first) until it is back to `wake_target`; the next few idle hosts to wake when load returns are listed in order
+(hosts idle before the plan before those it empties).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
         if bad.size:
             k = int(bad[0])
             failure = f"{c.vm_ids[recs[k].vm]}: {est.violation(k)}"
-            p.refuse(recs[k].vm, "downtime", est.violation(k), recs[k].target)
+            p.refuse(recs[k].vm, "limit", est.violation(k), recs[k].target)
         else:
             unique = np.unique(targets)
             after = power(c, unique, loads.host_cpu[unique] / c.host_cores[unique])
@@ -85,17 +86,19 @@ def _advice(p: Planner, emptied: list[tuple[int, float]], wake_above: float, wak
     c, loads = p.cluster, p.work.loads
     hosts = np.arange(c.n_hosts)
     on = is_on(loads, hosts) & ~c.host_disabled
-    already = np.flatnonzero((loads.host_vms == 0) & (loads.host_cpu > 0) & ~c.host_disabled)
+    emptied_now = {h for h, _ in emptied}
+    already = [h for h in np.flatnonzero((loads.host_vms == 0) & on).tolist() if h not in emptied_now]
     off = [(c.host_ids[h], w) for h, w in emptied]
     off += [(c.host_ids[h], float(c.host_idle_w[h] + (c.host_max_w[h] - c.host_idle_w[h])
-                                  * loads.host_cpu[h] / c.host_cores[h])) for h in already.tolist()]
+                                  * loads.host_cpu[h] / c.host_cores[h])) for h in already]
     on &= loads.host_vms > 0
     capacity = float(c.host_cores[on].sum())
     used = float(loads.host_cpu[on].sum())
     load = used / capacity if capacity else 0.0
     idle = np.flatnonzero(~on & ~c.host_disabled & (loads.host_vms == 0))
     per_watt = c.host_cores[idle] / np.where(c.host_max_w[idle] > 0, c.host_max_w[idle], 1.0)
-    idle = idle[np.lexsort((idle, -per_watt))]
+    just_off = np.isin(idle, np.array(sorted(emptied_now), dtype=np.int64))
+    idle = idle[np.lexsort((idle, -per_watt, just_off))]  # hosts idle before this plan first
     switch_on: list[int] = []
     if load > wake_above:
         for h in idle.tolist():

@@ -26,7 +26,7 @@ from advisor.planning.engine.filters import Assessment, FilterPolicy, assess, re
 from advisor.planning.engine.plan import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
 from advisor.planning.engine.schedule import Concurrency, schedule
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray
-from advisor.planning.engine.weighers import Scores, Weights, describe, weigh
+from advisor.planning.engine.weighers import Scores, Weights, describe, is_on, weigh
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Working:
         self._ptr = np.zeros(cluster.n_hosts + 1, dtype=np.int64)
         np.cumsum(np.bincount(where[placed], minlength=cluster.n_hosts), out=self._ptr[1:])
         self._moved_in: dict[int, list[int]] = {}
+        self.on = is_on(self.loads, np.arange(cluster.n_hosts))  # running hosts (a VM or a base load)
 
     def vms_on(self, host: int) -> IntArray:
         where = self.loads.vm_host
@@ -66,8 +67,12 @@ class Working:
         return here
 
     def move(self, vm: int, target: int) -> None:
+        source = int(self.loads.vm_host[vm])
         self.loads.move(self.cluster, vm, target)
         self._moved_in.setdefault(target, []).append(vm)
+        self.on[target] = True
+        if source >= 0:
+            self.on[source] = bool(is_on(self.loads, np.array([source]))[0])
 
     def cpu_ratio(self) -> FloatArray:
         ratio: FloatArray = self.loads.host_cpu / self.cluster.host_cores
@@ -334,13 +339,14 @@ class Planner:
                 float(median.start_s[k]), float(median.end_s[k]), explanation,
             ))
         moves.sort(key=lambda m: (m.start_s, m.wave))
-        timing = (f" {len(moves)} move(s) in {median.waves} wave(s), about {median.duration_s:.0f} s "
-                  f"(p90 {p90.duration_s:.0f} s) at {self.settings.concurrency.per_source}/"
-                  f"{self.settings.concurrency.per_target}/{self.settings.concurrency.cluster} concurrent per "
-                  f"source/target/cluster." if moves else " No move.")
+        limits = self.settings.concurrency
+        timing = (f" {len(moves)} move(s) in {median.waves} wave(s) at {limits.per_source}/{limits.per_target}/"
+                  f"{limits.cluster} concurrent per source/target/cluster: about {median.duration_s:.0f} s "
+                  f"(p90 {p90.duration_s:.0f} s) starting each move as a slot frees, {median.barrier_s:.0f} s if "
+                  f"each wave waits for its slowest." if moves else " No move.")
         return Plan(strategy, dict(parameters), tuple(moves), tuple(self.refused.values()), summary + timing,
                     self.costs.name, benefit_unit, median.duration_s, p90.duration_s, median.waves, c.n_hosts,
-                    c.with_loads(self.work.loads), tuple(dry_run), power)
+                    c.with_loads(self.work.loads.copy()), tuple(dry_run), power)
 
 
 def _why_technique(est: CostEstimates, k: int) -> str:

@@ -111,11 +111,14 @@ class CostEstimates:
     def parameters(self, k: int) -> MigrationParameters:
         technique = TECHNIQUES[int(self.technique[k])]
         after = float(self.postcopy_after_ms[k])
+        may_postcopy = technique is Technique.POSTCOPY or not np.isnan(after)
         return MigrationParameters(
             technique=technique, bandwidth_mib_s=float(self.bandwidth_mib_s[k]),
             max_downtime_ms=float(self.max_downtime_ms[k]), postcopy_after_ms=None if np.isnan(after) else after,
             deadline_ms=float(self.deadline_ms[k]),
             compression_threads=4 if technique is Technique.PRECOPY_COMPRESS else 0,
+            # post-copy runs at the bandwidth its cost was predicted at (QEMU would otherwise lift the cap)
+            postcopy_bandwidth_mib_s=float(self.bandwidth_mib_s[k]) if may_postcopy else 0.0,
         )
 
     def violation(self, k: int) -> str:
@@ -125,6 +128,9 @@ class CostEstimates:
             found.append("predicted not to converge")
         if self.downtime_ms[k, 2] > self.max_downtime_ms[k]:
             found.append(f"downtime up to {self.downtime_ms[k, 2]:.0f} ms > limit {self.max_downtime_ms[k]:.0f} ms")
+        if self.total_ms[k, 2] > self.deadline_ms[k]:  # only when a deadline was given (else it is 3 x the p90)
+            found.append(f"total time up to {self.total_ms[k, 2] / 1000:.1f} s > deadline "
+                         f"{self.deadline_ms[k] / 1000:.1f} s")
         return "; ".join(found)
 
     def describe(self, k: int) -> str:
@@ -152,6 +158,7 @@ class TechniqueRules:
     deadline_floor_ms: float = 30_000.0
     postcopy_safety_factor: float = 1.5
     techniques: tuple[Technique, ...] = TECHNIQUES
+    fallback: str = "likeliest"  # when none meets the limits and post-copy is not allowed (planning.technique)
 
 
 def select(
@@ -183,7 +190,16 @@ def select(
     any_ok = feasible.any(axis=0)
     fallback_post = allowed[POSTCOPY] & ~any_ok
     lowest_down = np.argmin(np.where(allowed, downtime_ms[:, :, 2] + tie, np.inf), axis=0)
-    chosen = np.where(any_ok, best, np.where(fallback_post, POSTCOPY, lowest_down)).astype(np.int64)
+    if rules.fallback == "likeliest":  # most likely to converge, ties to the lowest p90 downtime
+        order = np.where(allowed, p_converge - 1e-6 * np.argsort(np.argsort(downtime_ms[:, :, 2], axis=0), axis=0),
+                         -np.inf)
+        fallback = np.argmax(order, axis=0)
+    elif rules.fallback == "autoconverge":
+        auto = TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
+        fallback = np.where(allowed[auto], auto, lowest_down)
+    else:
+        fallback = lowest_down
+    chosen = np.where(any_ok, best, np.where(fallback_post, POSTCOPY, fallback)).astype(np.int64)
     rows = np.arange(n)
     pick_total, pick_down = total_ms[chosen, rows], downtime_ms[chosen, rows]
     max_down = np.full(n, request.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS)

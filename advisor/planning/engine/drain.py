@@ -53,7 +53,7 @@ def _dry_run(p: Planner, host: int, weights: Weights) -> tuple[list[Refusal], di
         best = int(scores.hosts[scores.best()])
         broken = p.check(vm, best)
         if broken:
-            cannot.append(Refusal(vm_id, host_id, c.host_ids[best], "downtime", f"even to {c.host_ids[best]}: "
+            cannot.append(Refusal(vm_id, host_id, c.host_ids[best], "limit", f"even to {c.host_ids[best]}: "
                                   f"{broken}"))
             continue
         eligible[vm] = n
@@ -91,7 +91,7 @@ def drain(
             continue
         broken = p.check(vm, choice.host)
         if broken:
-            p.refuse(vm, "downtime", broken, choice.host)
+            p.refuse(vm, "limit", broken, choice.host)
             continue
         why = (f"drain {host} for maintenance: {cluster.vm_ids[vm]} has {eligible[vm]} eligible host(s) and "
                f"{cluster.vm_memory_mib[vm]:.0f} MiB; placed {rank} of {len(order)} (hardest first)")

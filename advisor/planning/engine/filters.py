@@ -142,7 +142,7 @@ def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, 
     if which == CURRENT:
         return "is the VM's current host"
     if which == EXCLUDED:
-        return "excluded by the plan (being emptied, drained, or switched off)"
+        return "excluded by the request or the plan (a host being emptied, drained or switched off)"
     if which == DISABLED:
         return "in maintenance or disabled"
     if which == MODEL:

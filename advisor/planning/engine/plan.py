@@ -75,7 +75,7 @@ class Refusal:
     vm_id: str
     source_id: str
     target_id: str  # "" when no target was found
-    kind: str  # "no target", "downtime", "deadline", "cap", "min gain", "pinned", "cooldown"
+    kind: str  # "no target", "limit" (downtime or deadline), "deadline" (of a drain), "cap", "min gain", "pinned"
     reason: str
     postponed: bool = False
 
@@ -107,7 +107,7 @@ class Plan:
     benefit_unit: str
     duration_s: float  # when the last move ends under the concurrency limits (median predicted times)
     duration_p90_s: float  # the same with the p90 times
-    waves: int
+    waves: int  # batches under the concurrency limits (see schedule.py)
     hosts_assessed: int  # hosts the plan could consider
     after: ClusterArrays = field(repr=False)  # the cluster once every move is done
     dry_run: tuple[Refusal, ...] = ()  # drain: the VMs that cannot be evacuated, found before planning

@@ -6,11 +6,13 @@ best few eligible hosts kept: about 0.1 ms for 1,000 hosts (benchmarks/bench_pla
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from advisor.planning.engine.filters import Assessment, FilterPolicy, assess, rejections
+from advisor.domain.model import AssessedHosts
+from advisor.planning.engine.filters import FILTERS, Assessment, FilterPolicy, assess, rejections
 from advisor.planning.engine.plan import Alternative
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays
 from advisor.planning.engine.weighers import Scores, Weights, describe, weigh
@@ -44,3 +46,19 @@ def rank_targets(cluster: ClusterArrays, vm: int, *, policy: FilterPolicy = Filt
         for p in scores.order(keep).tolist()
     )
     return Ranking(cluster.vm_ids[vm], a, scores, best, rejections(cluster, loads, a, policy))
+
+
+def all_assessments(cluster: ClusterArrays, ranking: Ranking) -> AssessedHosts:
+    """Every host assessed, as columns (the domain's AssessedHosts): scores of the eligible hosts, the filters that
+    rejected the others as bits, the loads after the move. The numbers behind each filter are in the
+    `Ranking.rejections` examples. This runs inside every single-VM recommendation: array operations only."""
+    a, s = ranking.assessment, ranking.scores
+    score = np.full(a.hosts.shape[0], np.nan)
+    position = np.full(cluster.n_hosts, -1, dtype=np.int64)
+    position[a.hosts] = np.arange(a.hosts.shape[0])
+    score[position[s.hosts]] = s.total
+    bits = (a.rejected.astype(np.int64) << np.arange(len(FILTERS))[:, None]).sum(axis=0)
+    ids = cluster.host_ids
+    return AssessedHosts(FILTERS, tuple(ids[h] for h in a.hosts.tolist()), tuple(bits.tolist()),
+                         tuple(None if math.isnan(v) else v for v in score.tolist()), tuple(a.cpu_after.tolist()),
+                         tuple(a.memory_after.tolist()))

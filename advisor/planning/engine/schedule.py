@@ -3,7 +3,12 @@
 List scheduling in plan order: a move starts as soon as its source, its target and the cluster each have a free
 slot (defaults 2 / 2 / 5, the executor's and KubeVirt's), and, when its target is the source of earlier moves, once
 those have finished (the room it needs may be the room they free). A later move may start before an earlier one
-that is blocked (backfilling). Waves are the distinct start instants; the duration is when the last move ends.
+that is blocked (backfilling). The duration is when the last move ends: what the executor, which starts a queued
+move as soon as a slot frees, achieves if the predictions hold.
+
+Waves are the same limits as batches with a barrier, as an operator reads a plan: wave 1 holds the first moves
+that fit together, wave 2 the next, a move never sharing a wave with a move it waits for. `barrier_s`, the sum of
+each wave's slowest move, is the duration if every wave waited for its slowest move.
 """
 
 from __future__ import annotations
@@ -28,13 +33,40 @@ class Concurrency:
 class Schedule:
     start_s: FloatArray
     end_s: FloatArray
-    wave: IntArray  # 0-based: the rank of the move's start instant
+    wave: IntArray  # 0-based barrier wave
     duration_s: float
     waves: int
+    barrier_s: float = 0.0
 
     @staticmethod
     def empty() -> Schedule:
         return Schedule(np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), 0.0, 0)
+
+
+def waves(sources: IntArray, targets: IntArray, limits: Concurrency = Concurrency()) -> IntArray:
+    """The barrier wave of each move, in plan order (see the module docstring)."""
+    src, tgt = np.asarray(sources).tolist(), np.asarray(targets).tolist()
+    size: list[int] = []
+    per_src: dict[tuple[int, int], int] = {}
+    per_tgt: dict[tuple[int, int], int] = {}
+    last_out: dict[int, int] = {}  # latest wave of a move out of each host
+    first_open = 0
+    wave = []
+    for s, t in zip(src, tgt, strict=True):
+        k = max(first_open, last_out.get(t, -1) + 1)
+        while (k < len(size) and size[k] >= limits.cluster) or per_src.get((k, s), 0) >= limits.per_source \
+                or per_tgt.get((k, t), 0) >= limits.per_target:
+            k += 1
+        while len(size) <= k:
+            size.append(0)
+        size[k] += 1
+        per_src[(k, s)] = per_src.get((k, s), 0) + 1
+        per_tgt[(k, t)] = per_tgt.get((k, t), 0) + 1
+        last_out[s] = max(last_out.get(s, -1), k)
+        while first_open < len(size) and size[first_open] >= limits.cluster:
+            first_open += 1
+        wave.append(k)
+    return np.array(wave, dtype=np.int64)
 
 
 def schedule(sources: IntArray, targets: IntArray, durations_s: FloatArray,
@@ -90,5 +122,7 @@ def schedule(sources: IntArray, targets: IntArray, durations_s: FloatArray,
             done_out[src[j]] += 1
     starts = np.array(start)
     ends = starts + np.array(dur)
-    _, wave = np.unique(np.round(starts, 6), return_inverse=True)
-    return Schedule(starts, ends, wave.astype(np.int64), float(ends.max()), int(wave.max()) + 1)
+    wave = waves(np.asarray(sources), np.asarray(targets), limits)
+    slowest = np.zeros(int(wave.max()) + 1)
+    np.maximum.at(slowest, wave, np.array(dur))
+    return Schedule(starts, ends, wave, float(ends.max()), int(wave.max()) + 1, float(slowest.sum()))

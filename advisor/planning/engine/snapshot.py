@@ -341,19 +341,30 @@ def from_domain(
     """The arrays of a cluster of domain values.
 
     `host_cpu` is measured utilisation of a host's cores, `vm_cpu` of a VM's vCPUs (both ratios, where known). A VM
-    without a measurement is taken as fully busy (pessimistic, as `placement.VmDemand`); a measured host keeps
-    what its VMs do not explain as its base load. A VM on a host that is not listed is unplaced (-1).
+    without a measurement shares, by vCPUs, what its host's measurement leaves unexplained, or is taken as fully
+    busy on a host without one; a measured host keeps what its VMs do not explain as its base load. A VM on a host
+    that is not listed is unplaced (-1).
     """
     host_index = {h.id: k for k, h in enumerate(hosts)}
     vm_index = {v.id: k for k, v in enumerate(vms)}
     models = sorted({h.cpu_model for h in hosts if h.cpu_model} | {v.cpu_model for v in vms if v.cpu_model})
     model_index = {m: k for k, m in enumerate(models)}
     vcpus = np.array([v.vcpus for v in vms], dtype=np.float64)
+    known = np.array([v.id in vm_cpu for v in vms], dtype=bool)
     vm_busy = vcpus * np.array([min(1.0, max(0.0, vm_cpu.get(v.id, 1.0))) for v in vms])
     where = np.array([host_index.get(v.host_id, NO_HOST) for v in vms], dtype=np.int64)
     cores = np.array([h.cpu_cores for h in hosts], dtype=np.float64)
-    explained = _sums(len(hosts), where, vm_busy)
     measured = np.array([host_cpu.get(h.id, np.nan) for h in hosts], dtype=np.float64) * cores
+    # On a measured host, the VMs without a measurement share what the measured VMs leave of the host's load, by
+    # vCPUs (at most fully busy): the host's measurement is the truth about its load. On a host without one, they
+    # are taken as fully busy (pessimistic, as placement.VmDemand).
+    n = len(hosts)
+    unknown_vcpus = _sums(n, where, np.where(known, 0.0, vcpus))
+    left = np.maximum(0.0, np.nan_to_num(measured, nan=np.inf) - _sums(n, where, np.where(known, vm_busy, 0.0)))
+    share = np.where(unknown_vcpus > 0, np.minimum(1.0, left / np.maximum(unknown_vcpus, 1e-9)), 1.0)
+    placed = where >= 0
+    vm_busy = np.where(~known & placed, vcpus * share[np.where(placed, where, 0)], vm_busy)
+    explained = _sums(n, where, vm_busy)
     base = np.where(np.isnan(measured), 0.0, np.maximum(0.0, measured - explained))
     off = set(disabled)
     used = vm_memory_used_mib or {}

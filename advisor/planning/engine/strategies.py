@@ -8,9 +8,10 @@ before choosing the next. `plan(name, cluster, costs, ...)` runs one by name; `r
 - `consolidate` (consolidate.py): empty underloaded hosts so they can be switched off; which to switch back on.
 - `drain` (drain.py): evacuate one host for maintenance within a deadline, with a dry run of what cannot go.
 
-Scale, and sharding when one machine is not enough. A plan's cost is O(moves x pool) (see core.py): about 1 s
-for 10,000 hosts and 200,000 VMs on one core (benchmarks/bench_planner.py). Beyond that, or to bound what one
-failure can stop, the planner shards by cell, as Nova cells and Borg cells do:
+Scale, and sharding when one machine is not enough. A plan's cost is O(moves x pool) (see core.py): 2-5 s for
+the 4,000-5,000 moves of a plan on 10,000 hosts and 200,000 VMs, on one core (benchmarks/bench_planner.py and
+docs/planning.md). Beyond that, or to bound what one failure can stop, the planner shards by cell, as Nova cells
+and Borg cells do:
 
 1. Cells are the unit of placement: a set of hosts (a rack row, a power domain, a network segment) with the
    VMs on them; every hard rule is expected to stay within a cell (anti-affinity groups, host rules, CPU

@@ -22,6 +22,7 @@ from advisor.planning.engine.snapshot import BoolArray, ClusterArrays, FloatArra
 COMPONENTS: tuple[str, ...] = ("load", "balance", "energy", "affinity", "anti-affinity", "host affinity",
                                "host anti-affinity")
 LOAD, BALANCE, ENERGY, AFFINITY, ANTI, HOST_ON, HOST_OFF = range(7)
+IDLE_CORES = 1e-9
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ def power(cluster: ClusterArrays, hosts: IntArray, cpu_ratio: FloatArray) -> Flo
 
 
 def is_on(loads: Loads, hosts: IntArray) -> BoolArray:
-    """A host with no VM and no base load is idle: it may be switched off."""
-    on: BoolArray = (loads.host_vms[hosts] > 0) | (loads.host_cpu[hosts] > 0)
+    """A host with no VM and no base load is idle: it may be switched off (the tolerance absorbs the rounding left
+    by adding and removing VMs' loads)."""
+    on: BoolArray = (loads.host_vms[hosts] > 0) | (loads.host_cpu[hosts] > IDLE_CORES)
     return on
 
 

@@ -93,3 +93,39 @@ def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StorageError, match="schema version 99"):
         SqliteStore(path)
+
+
+def test_every_host_assessed_is_stored_as_columns_and_read_back_as_rows(tmp_path: Path) -> None:
+    from advisor.domain.model import AssessedHosts, HostAssessment
+
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    store.add_recommendation(_recommendation("r1", 1.0), {0: AssessedHosts(
+        ("current host", "memory", "CPU headroom"), ("h3", "h1", "h2", "h0"), (0, 6, 0, 1), (0.75, None, 0.25, None),
+        (0.5, 0.95, 0.25, 0.4), (0.5, 1.2, 0.3, 0.6))})
+    rows = store.list_assessments("r1", 0)
+    assert rows == [HostAssessment("h2", (), 0.25, 0.25, pytest.approx(0.3)),  # type: ignore[arg-type]
+                    HostAssessment("h3", (), 0.75, 0.5, 0.5),
+                    HostAssessment("h0", ("current host",), None, pytest.approx(0.4), pytest.approx(0.6)),  # type: ignore[arg-type]
+                    HostAssessment("h1", ("memory", "CPU headroom"), None, pytest.approx(0.95), pytest.approx(1.2))]  # type: ignore[arg-type]
+
+
+def test_a_version_2_database_is_migrated_to_attempts_and_proposed(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as db:  # the two tables that changed, as version 2 made them
+        db.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', '2');
+            CREATE TABLE recommendations (id TEXT PRIMARY KEY, created_at_s REAL NOT NULL, state TEXT NOT NULL,
+                body TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE migrations (operation_id TEXT PRIMARY KEY, recommendation_id TEXT NOT NULL,
+                move_index INTEGER NOT NULL DEFAULT 0, phase TEXT NOT NULL, created_at_s REAL NOT NULL,
+                body TEXT NOT NULL, UNIQUE (recommendation_id, move_index));
+            INSERT INTO migrations VALUES ('op1', 'r1', 0, 'failed', 1.0, '{}');
+            INSERT INTO recommendations VALUES ('r1', 1.0, 'pending', '{}', 3);
+        """)
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert db.execute("SELECT state FROM recommendations").fetchall() == [("proposed",)]
+        assert db.execute("SELECT operation_id, attempt FROM migrations").fetchall() == [("op1", 1)]
+        db.execute("INSERT INTO migrations VALUES ('op2', 'r1', 0, 2, 'queued', 2.0, '{}')")  # a retry fits

@@ -61,6 +61,9 @@ HOLDS = MoveNow("a", True, (), cost(10_500), NOW_INPUTS)
     (replace(HOLDS, cost=cost(10_000, downtime_ms=400)), 60, "predicted downtime is now 400 ms, over the 300 ms"),
     (replace(HOLDS, cost=cost(10_000, converges=False)), 60, "precopy is now predicted not to converge"),
     (replace(HOLDS, cost=None), 60, None),  # cannot predict now: the other rules decide
+    # the serving model now predicts the move's own inputs at 20 s too: the cluster did not change, the model did
+    (replace(HOLDS, cost=cost(20_000), baseline=cost(20_000)), 60, None),
+    (replace(HOLDS, cost=cost(40_000), baseline=cost(20_000)), 60, "outside the recommendation's 16000-25000 ms"),
 ])
 def test_stale_reason(now: MoveNow, age_s: float, words: str | None) -> None:
     found = stale_reason(MOVE, now, created_at_s=1000.0, now_s=1000.0 + age_s, rules=ExpiryRules(3600, 0.25))

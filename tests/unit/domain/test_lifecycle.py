@@ -156,6 +156,13 @@ def test_a_decision_records_who_why_and_when_and_the_history_every_step() -> Non
     assert "op-a" in started.history[-1].reason
 
 
+def test_a_recommendation_without_moves_cannot_be_approved() -> None:
+    empty = replace(rec(S.PROPOSED), moves=(), move_status=())
+    refused = transition(empty, Approve(), "bob", 1.0)
+    assert isinstance(refused, Refusal) and "nothing to approve" in refused.reason
+    assert isinstance(transition(empty, Reject("no"), "bob", 1.0), Recommendation)
+
+
 def test_stored_before_moves_had_states_means_every_move_waiting() -> None:
     old = replace(rec(S.APPROVED), move_status=())
     assert [s.state for s in old.statuses()] == [W, W]

@@ -1,0 +1,78 @@
+"""A cost model behind the planning engine's `MoveCosts` protocol.
+
+`LearnedMoveCosts` asks a CostPredictor (the learned model, or the analytic one it falls back to) for every
+allowed technique of every candidate move in one `predict_arrays` call, then lets the engine's `select` choose
+the technique. The probability of converging is the model's own when it gives one; else the share of the
+p10-p90 downtime interval below the limit (linear); 1 for post-copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from advisor.domain.model import MigrationInputs, Technique
+from advisor.ml.predictor import CostPredictor
+from advisor.planning.engine import TECHNIQUES, CostEstimates, CostRequest, TechniqueRules, select
+from advisor.planning.engine.snapshot import FloatArray
+
+
+def cost_arrays(predictor: CostPredictor, rows: Sequence[tuple[MigrationInputs, Technique]]) -> tuple[FloatArray, ...]:
+    """(total ms, downtime ms, MiB) as (n, 3) arrays, converges (0/1) and the probability of converging (NaN when
+    the model gives none), from predict_arrays when the model has it (one call for every row)."""
+    batch = getattr(predictor, "predict_arrays", None)
+    if batch is not None:
+        a = batch(rows)
+        converges = np.asarray(a.converges, dtype=np.float64)
+        p = np.asarray(getattr(a, "converge_probability", np.full(converges.shape, np.nan)), dtype=np.float64)
+        return a.total_time_ms, a.downtime_ms, a.transferred_mib, converges, p
+    costs = predictor.predict_many(rows)
+
+    def col(name: str) -> FloatArray:
+        return np.array([[getattr(c, name).low, getattr(c, name).median, getattr(c, name).high] for c in costs])
+
+    converges = np.array([c.converges for c in costs], dtype=np.float64)
+    return (col("total_time_ms"), col("downtime_ms"), col("transferred_mib"), converges,
+            np.full(converges.shape, np.nan))
+
+
+class LearnedMoveCosts:
+    """The engine's MoveCosts over a CostPredictor (the learned model, or the analytic one it falls back to)."""
+
+    def __init__(self, predictor: CostPredictor, rules: TechniqueRules | None = None, profile: str = "") -> None:
+        self.predictor = predictor
+        self.rules = rules or TechniqueRules()
+        self.profile = profile  # the host profile the costs are for ("" the model's default)
+
+    @property
+    def name(self) -> str:
+        m = self.predictor.model
+        return f"{m.name} {m.version}" + (f" (fallback: {m.fallback_reason})" if m.fallback_reason else "")
+
+    def estimate(self, request: CostRequest) -> CostEstimates:
+        n, t = len(request), len(TECHNIQUES)
+        used = [k for k, tech in enumerate(TECHNIQUES) if tech in self.rules.techniques]
+        limit = request.max_downtime_ms or 300.0
+        rows = [
+            (MigrationInputs(float(m), float(d), float(b), float(b), limit, deadline_ms=request.deadline_ms,
+                             host_profile=self.profile), TECHNIQUES[k])
+            for k in used
+            for m, d, b in zip(np.maximum(request.memory_mib, 1.0).tolist(),
+                               np.maximum(request.dirty_rate_mib_s, 0.0).tolist(),
+                               np.maximum(request.bandwidth_mib_s, 1e-3).tolist(), strict=True)
+        ]
+        total = np.full((t, n, 3), 1e12)
+        down = np.full((t, n, 3), 1e12)
+        data = np.full((t, n, 3), 1e12)
+        converges = np.zeros((t, n), dtype=bool)
+        p = np.zeros((t, n))
+        if rows:
+            tt, dd, mm, cc, pp = cost_arrays(self.predictor, rows)
+            for j, k in enumerate(used):
+                part = slice(j * n, (j + 1) * n)
+                total[k], down[k], data[k], converges[k] = tt[part], dd[part], mm[part], cc[part] > 0
+                low, high = dd[part, 0], dd[part, 2]
+                share = np.clip((limit - low) / np.maximum(high - low, 1e-9), 0.0, 1.0)
+                p[k] = 1.0 if TECHNIQUES[k] is Technique.POSTCOPY else np.where(np.isnan(pp[part]), share, pp[part])
+        return select(request, total, down, data, converges, p, self.rules, self.name)

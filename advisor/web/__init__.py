@@ -1,0 +1,6 @@
+"""The web page: served on the metrics listener beside /metrics, read only, behind the API's tokens.
+
+server.py (the listener), handler.py (routes, who gets in, headers), views.py (the JSON, built by the API's
+converters), params.py (query parameters, checked), login.py (the login and session rules, pure), pages.py (the
+page and its static files); static/ holds the page itself and the pinned plotting library.
+"""

@@ -1,0 +1,234 @@
+"""The web listener's requests, as one WSGI application: routes, who gets in, headers, errors.
+
+`/metrics` goes to prometheus_client's own WSGI app, untouched and open, as Prometheus scrapes it. Everything
+else is GET or HEAD (else 405) and needs a live session, checked before any lookup or validation (the page,
+its static files, its JSON: else 401), or for the JSON a bearer token of any role. `/login?code=...` exchanges
+a one-time code for a session cookie and redirects to the page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+
+from advisor.adapters.sqlite.access import AuditEntry
+from advisor.api.convert import timestamp
+from advisor.domain.access import Caller, Role
+from advisor.domain.errors import AdvisorError, FailedPrecondition, InvalidArgument, NotFound
+from advisor.web import login, pages
+from advisor.web.params import Query
+from advisor.web.views import VIEWS, Busy, WebSources
+
+log = logging.getLogger("advisor.web")
+
+StartResponse = Callable[..., Any]
+Headers = list[tuple[str, str]]
+API = "/api/v1/"
+NOT_FOUND = b"<!doctype html><title>Not found</title><p>Not found.</p>\n"
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+    cache: str = "no-store"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    cookie: str
+    authorization: str
+    if_none_match: str
+    peer: str
+
+    @staticmethod
+    def of(environ: dict[str, Any]) -> Request:
+        return Request(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                       environ.get("QUERY_STRING", ""), environ.get("HTTP_COOKIE", ""),
+                       environ.get("HTTP_AUTHORIZATION", ""), environ.get("HTTP_IF_NONE_MATCH", ""),
+                       f"http:{environ.get('REMOTE_ADDR', '?')}")
+
+
+@dataclass(frozen=True)
+class Access:
+    caller: Caller
+    expires_at_s: float | None  # a session's end; None for a bearer token
+
+
+REASONS = {200: "OK", 303: "See Other", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
+           403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error",
+           503: "Service Unavailable"}
+
+
+def _json(status: int, doc: dict[str, Any], *headers: tuple[str, str]) -> Response:
+    return Response(status, json.dumps(doc, separators=(",", ":")).encode(), "application/json", headers)
+
+
+def _html(status: int, body: bytes, *headers: tuple[str, str]) -> Response:
+    return Response(status, body, pages.CONTENT_TYPES[".html"], headers)
+
+
+class WebApp:
+    def __init__(self, sources: WebSources, registry: CollectorRegistry) -> None:
+        self._src = sources
+        self._metrics = make_wsgi_app(registry)
+        self._static = pages.load_static()
+        self._requests = Counter("advisor_http_requests", "Requests of the web listener (page, JSON, /metrics), by "
+                                 "route and status code", ["route", "code"], registry=registry)
+        self._seconds = Histogram("advisor_http_request_duration_seconds", "Latency of the web listener's requests",
+                                  ["route"], registry=registry,
+                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request = Request.of(environ)
+        if request.path == "/metrics":
+            seen: list[str] = []
+
+            def recorded(status: str, headers: Headers, *rest: Any) -> Any:
+                seen.append(status.split(" ", 1)[0])
+                return start_response(status, headers, *rest)
+
+            body = self._metrics(environ, recorded)
+            self._count("metrics", seen[0] if seen else "500", started)
+            return body  # type: ignore[no-any-return]
+        try:
+            route, response = self._route(request)
+        except Exception:  # storage failing, a bug: the client gets an incident id, the log the details
+            incident = uuid.uuid4().hex[:12]
+            log.exception("web request failed", extra={"incident": incident, "path": request.path[:200]})
+            route, response = "other", _json(500, {"error": f"internal error (incident {incident}, details in the "
+                                                            "advisor's log)"})
+        headers: Headers = [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))),
+                            ("Cache-Control", response.cache), *pages.SECURITY_HEADERS, *response.headers]
+        start_response(f"{response.status} {REASONS.get(response.status, '')}".strip(), headers)
+        self._count(route, str(response.status), started)
+        return [b"" if request.method == "HEAD" else response.body]
+
+    def _count(self, route: str, code: str, started: float) -> None:
+        self._requests.labels(route, code).inc()
+        self._seconds.labels(route).observe(time.perf_counter() - started)
+
+    def _route(self, req: Request) -> tuple[str, Response]:
+        """The route's name (a metric label: a fixed set) and the answer."""
+        if req.method not in ("GET", "HEAD"):
+            return "other", _json(405, {"error": f"method {req.method[:16]!r} not allowed: this page only reads"},
+                                  ("Allow", "GET, HEAD"))
+        if not self._src.page_allowed:
+            return "refused", _html(403, pages.page_refused())
+        if req.path == "/login":
+            return "login", self._login(req)
+        if req.path == "/logout":
+            return "logout", self._logout(req)
+        if req.path.startswith(API):
+            name = req.path.removeprefix(API)
+            if name != "session" and name not in VIEWS:
+                return "other", _json(404, {"error": f"no such JSON endpoint (there are: session, {', '.join(VIEWS)})"})
+            return f"api/{name}", self._api(req, name)
+        if req.path == "/":
+            return "page", self._file(req, pages.INDEX)
+        name = req.path.removeprefix("/static/")
+        if req.path.startswith("/static/") and name in self._static and name != pages.INDEX:
+            return "static", self._file(req, name)
+        return "other", _html(404, NOT_FOUND)
+
+    def _file(self, req: Request, name: str) -> Response:
+        """The page (never cached) or one of its static files (cached, revalidated by ETag): with a session."""
+        access = self._access(req, bearer_allowed=False)
+        if isinstance(access, str):
+            return _html(401, pages.login_required(self._src.data_dir, access))
+        found = self._static[name]
+        cache = "no-store" if name == pages.INDEX else "private, no-cache"
+        if req.if_none_match == found.etag:
+            return Response(304, b"", found.content_type, (("ETag", found.etag),), cache)
+        return Response(200, found.body, found.content_type, (("ETag", found.etag),), cache)
+
+    # -- who gets in --------------------------------------------------------------------------------------
+
+    def _access(self, req: Request, *, bearer_allowed: bool) -> Access | str:
+        """The caller of a request, or why there is none."""
+        if req.authorization and bearer_allowed:
+            token = login.bearer_token(req.authorization)
+            caller = self._src.tokens.authenticate(token) if token else None
+            return Access(caller, None) if caller else "missing, unknown, revoked or malformed bearer token"
+        secret = login.cookie_secret(req.cookie)
+        if secret is None:
+            return "you are not logged in"
+        session = self._src.sessions.session(login.digest(secret))
+        refusal = login.session_refusal(session, self._src.clock())
+        if refusal is not None or session is None:
+            return refusal or "you are not logged in"
+        return Access(Caller(session.token_name, Role.READER, "session"), session.expires_at_s)
+
+    def _login(self, req: Request) -> Response:
+        now = self._src.clock()
+        try:
+            code = Query(req.query, {"code"}).values.get("code", "")
+        except InvalidArgument:
+            code = ""
+        claimed = self._src.sessions.claim_code(login.digest(code), now) if login.is_code(code) else None
+        refusal = login.code_refusal(claimed, now)
+        if refusal is not None or claimed is None:
+            self._audit(req, claimed.token_name if claimed else "anonymous", "Web/Login", "UNAUTHENTICATED",
+                        refusal or "")
+            return _html(401, pages.login_required(self._src.data_dir, refusal or "not a login link"))
+        secret, session = login.new_session(claimed, now)
+        self._src.sessions.add_session(session)
+        self._src.sessions.purge(now)
+        self._audit(req, claimed.token_name, "Web/Login", "OK", "session opened")
+        log.info("web session opened", extra={"actor": claimed.token_name, "peer": req.peer})
+        return _html(303, b"", ("Location", "/"),
+                     ("Set-Cookie", login.session_cookie(secret, session.expires_at_s - now)))
+
+    def _logout(self, req: Request) -> Response:
+        secret = login.cookie_secret(req.cookie)
+        session = None if secret is None else self._src.sessions.session(login.digest(secret))
+        if session is not None and self._src.sessions.end_session(session.digest):
+            self._audit(req, session.token_name or "anonymous", "Web/Logout", "OK", "session ended")
+        return _html(200, pages.logged_out(self._src.data_dir), ("Set-Cookie", login.cleared_cookie()))
+
+    def _audit(self, req: Request, actor: str, call: str, outcome: str, detail: str) -> None:
+        self._src.audit.append(AuditEntry(self._src.clock(), actor, Role.READER.label, req.peer, call, "", outcome,
+                                          detail))
+
+    # -- JSON ---------------------------------------------------------------------------------------------
+
+    def _api(self, req: Request, name: str) -> Response:
+        access = self._access(req, bearer_allowed=True)
+        if isinstance(access, str):
+            return _json(401, {"error": f"login required: {access}",
+                               "login": f"run `advisor ui --data-dir {self._src.data_dir}` for a login link"})
+        try:
+            if name == "session":
+                Query(req.query, ())
+                return _json(200, self._session(access))
+            view = VIEWS[name]
+            return _json(200, view.read(self._src, Query(req.query, view.parameters)))
+        except (InvalidArgument, NotFound) as error:
+            return _json(400 if isinstance(error, InvalidArgument) else 404,
+                         {"error": str(error), "parameter": error.field})
+        except Busy as error:
+            return _json(503, {"error": str(error)}, ("Retry-After", "1"))
+        except FailedPrecondition as error:
+            return _json(409, {"error": str(error)})
+        except AdvisorError as error:
+            return _json(400, {"error": str(error)})
+
+    @staticmethod
+    def _session(access: Access) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": access.caller.name, "role": access.caller.role.label, "via": access.caller.via}
+        if access.expires_at_s is not None:
+            doc["expireTime"] = timestamp(access.expires_at_s).ToJsonString()
+        return doc

@@ -1,0 +1,118 @@
+"""The web page's login rules, pure: one-time codes, sessions, cookies, bearer tokens, the login URL.
+
+- `advisor ui` stores a one-time code (only its hash) for a token: good once, for CODE_TTL_S.
+- Opening the login URL claims the code and opens a session: a random secret in a cookie (HttpOnly,
+  SameSite=Strict, Path=/; no Secure flag: the listener is plain HTTP, on loopback), only its hash stored. A
+  session lives SESSION_TTL_S and ends at once when its token is revoked; it only ever reads.
+- The JSON endpoints also take `Authorization: Bearer TOKEN`, any role, checked by the token store.
+
+The code is not a token of the token store: a token works on the gRPC API until revoked, while a login link
+ends up in a terminal's scrollback and a browser's history, so it must open nothing but one reader session, once,
+within minutes. A table of its own says exactly that (used or not, expiry) without changing the tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from advisor.adapters.sqlite.sessions import LoginCode, WebSession
+
+CODE_TTL_S = 600.0  # 10 minutes to open the link
+SESSION_TTL_S = 12 * 3600.0  # a working day; then `advisor ui` again
+COOKIE = "advisor_session"
+SECRET = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 random bits
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]", "[::]": "[::1]"}
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> str:
+    """What is stored of a secret. SHA-256 without salt or stretching: the secret has 256 random bits."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_code(token_hash: str, now_s: float) -> tuple[str, LoginCode]:
+    """A one-time code for the token with that hash: the code (to show once) and what is stored of it."""
+    code = new_secret()
+    return code, LoginCode(digest(code), token_hash, now_s, now_s + CODE_TTL_S)
+
+
+def new_session(code: LoginCode, now_s: float) -> tuple[str, WebSession]:
+    """A session opened by a claimed code: the cookie's secret and what is stored of it."""
+    secret = new_secret()
+    return secret, WebSession(digest(secret), code.token_hash, now_s, now_s + SESSION_TTL_S, code.token_name,
+                              code.token_active)
+
+
+def code_refusal(code: LoginCode | None, now_s: float) -> str | None:
+    """Why a claimed code opens no session, or None when it opens one. `None` is a code unknown or used before."""
+    if code is None:
+        return "this login link was used already, or was not issued by this advisor"
+    if now_s >= code.expires_at_s:
+        return f"this login link expired (links last {CODE_TTL_S / 60:.0f} minutes)"
+    if not code.token_active:
+        return f"the token of this login link ({code.token_name or 'gone'}) was revoked"
+    return None
+
+
+def session_refusal(session: WebSession | None, now_s: float) -> str | None:
+    """Why a session lets nothing through, or None when it is live."""
+    if session is None:
+        return "you are not logged in"
+    if now_s >= session.expires_at_s:
+        return f"the session expired (sessions last {SESSION_TTL_S / 3600:.0f} h)"
+    if not session.token_active:
+        return f"the session's token ({session.token_name or 'gone'}) was revoked"
+    return None
+
+
+def session_cookie(secret: str, max_age_s: float) -> str:
+    return f"{COOKIE}={secret}; Path=/; Max-Age={max(0, int(max_age_s))}; HttpOnly; SameSite=Strict"
+
+
+def cleared_cookie() -> str:
+    return f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+
+
+def cookie_secret(header: str) -> str | None:
+    """The session secret of a Cookie header; None without one, or when what is there is not one of ours."""
+    for part in header.split(";")[:64]:
+        name, sep, value = part.strip().partition("=")
+        if sep and name == COOKIE:
+            return value if SECRET.fullmatch(value) else None
+    return None
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header (the scheme in any case); None for anything else."""
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def is_code(text: str) -> bool:
+    return bool(SECRET.fullmatch(text))
+
+
+def on_loopback(listen: str) -> bool:
+    """Whether a HOST:PORT listens on loopback only (then a cookie on plain HTTP never leaves the machine)."""
+    host = listen.rpartition(":")[0]
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def base_url(address: str) -> str:
+    """The URL of a server listening on `address` (HOST:PORT, as the advisor publishes it): a wildcard address
+    is reached on loopback."""
+    host, _, port = address.rpartition(":")
+    host = WILDCARDS.get(host, host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def login_url(base: str, code: str) -> str:
+    return f"{base.rstrip('/')}/login?code={code}"

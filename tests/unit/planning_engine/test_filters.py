@@ -1,0 +1,94 @@
+"""Hard filters as a table: one VM, one candidate host, the filters that reject it and the reason's words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from advisor.domain.model import Host, Vm
+from advisor.planning.engine import FILTERS, FilterPolicy, VmGroupRule, VmHostRule, rank_targets
+from advisor.planning.engine.filters import assess, reason, rejections
+from advisor.planning.engine.snapshot import ClusterArrays
+from tests.unit.planning_engine.helpers import cluster, host, vm
+
+POLICY = FilterPolicy(cpu_allocation_ratio=2.0, memory_allocation_ratio=1.0, max_cpu_after=0.8)
+
+
+def two_hosts(target: Host, *others: Vm, moving: Vm | None = None, rules: tuple = (),
+              cpu: float = 0.25) -> ClusterArrays:
+    """The moving VM (index 0) on host "src", the candidate host "t", other VMs wherever they say."""
+    mover = moving or vm("m", "src")
+    return cluster([host("src"), target], [mover, *others], cpu=cpu, rules=rules)
+
+
+CASES = [
+    # (case, cluster, expected filters rejecting host "t", words of the first reason)
+    ("fits", two_hosts(host("t")), set(), ""),
+    ("maintenance", two_hosts(host("t", in_maintenance=True)), {"disabled"}, "maintenance"),
+    ("cpu model", two_hosts(host("t", cpu_model="old"), moving=vm("m", "src", cpu_model="new")),
+     {"CPU model"}, "'old' differs from m's 'new'"),
+    ("any model", two_hosts(host("t", cpu_model="old")), set(), ""),
+    ("vcpus", two_hosts(host("t", cores=4), vm("x", "t", vcpus=7)), {"vCPUs"}, "7 + 2 > 8 allowed"),
+    ("memory", two_hosts(host("t", memory=8192), vm("x", "t", memory=6144)), {"memory"}, "2048 of 8192 MiB free"),
+    ("headroom", two_hosts(host("t", cores=4), vm("x", "t", vcpus=2), cpu=1.0), {"CPU headroom"}, "100% > 80%"),
+    ("anti-affinity", two_hosts(host("t"), vm("x", "t", anti_affinity_groups=frozenset({"db"})),
+                                moving=vm("m", "src", anti_affinity_groups=frozenset({"db"}))),
+     {"anti-affinity"}, "group 'db': VM x runs there"),
+    ("affinity must", two_hosts(host("t"), vm("x", "src"),
+                                rules=(VmGroupRule("pair", frozenset({"m", "x"}), together=True, must=True),)),
+     {"affinity"}, "must stay together"),
+    ("affinity should", two_hosts(host("t"), vm("x", "src"),
+                                  rules=(VmGroupRule("pair", frozenset({"m", "x"}), together=True, must=False),)),
+     set(), ""),
+    ("host affinity", two_hosts(host("t"), rules=(VmHostRule("on-src", frozenset({"m"}), frozenset({"src"}),
+                                                             on=True, must=True),)), {"host affinity"}, "run on"),
+    ("host anti-affinity", two_hosts(host("t"), rules=(VmHostRule("off-t", frozenset({"m"}), frozenset({"t"}),
+                                                                  on=False, must=True),)),
+     {"host anti-affinity"}, "stay off"),
+    ("host rule soft", two_hosts(host("t"), rules=(VmHostRule("off-t", frozenset({"m"}), frozenset({"t"}),
+                                                              on=False, must=False),)), set(), ""),
+]
+
+
+@pytest.mark.parametrize(("case", "c", "expected", "words"), CASES, ids=[c[0] for c in CASES])
+def test_each_filter_rejects_the_host_it_should_with_its_reason(case: str, c: ClusterArrays, expected: set[str],
+                                                                words: str) -> None:
+    a = assess(c, c.loads, 0, POLICY)
+    t = c.host_index("t")
+    got = {FILTERS[k] for k in np.flatnonzero(a.rejected[:, t])}
+    assert got == expected, case
+    assert a.eligible[t] == (not expected)
+    if expected:
+        which = FILTERS.index(next(iter(expected)))
+        assert words in reason(c, c.loads, 0, POLICY, which, t)
+    # the VM's own host is always rejected as such
+    assert a.rejected[FILTERS.index("current host"), c.host_index("src")]
+
+
+def test_excluded_hosts_recently_left_hosts_and_a_subset_of_hosts() -> None:
+    c = cluster([host("src"), host("a"), host("b"), host("c")], [vm("m", "src")])
+    excluded = np.array([False, True, False, False])
+    a = assess(c, c.loads, 0, POLICY, excluded=excluded, left=2)
+    assert a.eligible.tolist() == [False, False, False, True]
+    assert a.counts()[FILTERS.index("excluded")] == 1 and a.counts()[FILTERS.index("recently left")] == 1
+    assert "cooldown" in reason(c, c.loads, 0, POLICY, FILTERS.index("recently left"), 2)
+    subset = assess(c, c.loads, 0, POLICY, hosts=np.array([2, 3]), left=2)
+    assert subset.hosts.tolist() == [2, 3] and subset.eligible.tolist() == [False, True] and not subset.all_hosts
+
+
+def test_rejections_are_counted_by_filter_with_one_example_each() -> None:
+    hosts = [host("src")] + [host(f"m{i}", in_maintenance=True) for i in range(3)] + [host("small", memory=2048)]
+    c = cluster(hosts, [vm("m", "src")])
+    summary = rejections(c, c.loads, assess(c, c.loads, 0, POLICY), POLICY)
+    assert summary[0][:3] == ("disabled", 3, "m0")
+    assert {f for f, *_ in summary} == {"disabled", "memory", "current host"}
+    assert all(isinstance(text, str) and text for *_, text in summary)
+
+
+def test_rank_targets_ranks_every_host_for_one_vm_with_the_rejections_counted() -> None:
+    hosts = [host("src"), host("full", cores=2), host("free"), host("busy"), host("off", in_maintenance=True)]
+    c = cluster(hosts, [vm("m", "src"), vm("b", "busy", vcpus=8), vm("f", "full", vcpus=3)], cpu=0.5)
+    r = rank_targets(c, 0, policy=POLICY, keep=2)
+    assert r.target_id == "free" and [a.host_id for a in r.best] == ["free", "busy"]
+    assert {f for f, *_ in r.rejections} == {"current host", "vCPUs", "CPU headroom", "disabled"}
+    assert r.best[0].cpu_after == pytest.approx(1 / 16) and "CPU 6%" in r.best[0].detail

@@ -1,0 +1,90 @@
+"""The web page's login rules, pure: what opens a session, what keeps it, what the cookie says."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.adapters.sqlite.sessions import LoginCode, WebSession
+from advisor.web import login
+
+NOW = 1_000_000.0
+
+
+def _code(**changes: object) -> LoginCode:
+    values: dict[str, object] = {"digest": "d", "token_hash": "t", "created_at_s": NOW, "expires_at_s": NOW + 600,
+                                 "used_at_s": NOW, "token_name": "web", "token_active": True}
+    return LoginCode(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def _session(**changes: object) -> WebSession:
+    values: dict[str, object] = {"digest": "d", "token_hash": "t", "created_at_s": NOW,
+                                 "expires_at_s": NOW + login.SESSION_TTL_S, "token_name": "web", "token_active": True}
+    return WebSession(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def test_a_code_opens_a_session_once_within_its_lifetime_for_a_live_token() -> None:
+    code, stored = login.new_code("token-hash", NOW)
+    assert login.is_code(code) and stored.digest == login.digest(code) != code  # only the hash is kept
+    assert stored.expires_at_s - stored.created_at_s == login.CODE_TTL_S == 600
+    assert login.code_refusal(_code(), NOW + 599) is None
+    assert "used already" in (login.code_refusal(None, NOW) or "")  # unknown, or claimed before
+    assert "expired" in (login.code_refusal(_code(), NOW + 600) or "")
+    assert "revoked" in (login.code_refusal(_code(token_active=False), NOW) or "")
+
+
+def test_a_session_lives_twelve_hours_and_ends_with_its_token() -> None:
+    secret, session = login.new_session(_code(), NOW)
+    assert login.cookie_secret(f"advisor_session={secret}") == secret and session.digest == login.digest(secret)
+    assert session.expires_at_s - NOW == login.SESSION_TTL_S == 12 * 3600
+    assert login.session_refusal(session, NOW + 3600) is None
+    assert "expired" in (login.session_refusal(session, NOW + login.SESSION_TTL_S) or "")
+    assert "revoked" in (login.session_refusal(_session(token_active=False), NOW) or "")
+    assert login.session_refusal(None, NOW) == "you are not logged in"
+    assert login.new_secret() != login.new_secret()
+
+
+def test_the_cookie_is_httponly_strict_and_not_secure_on_plain_http() -> None:
+    cookie = login.session_cookie("s" * 43, login.SESSION_TTL_S)
+    attributes = [a.strip() for a in cookie.split(";")]
+    assert attributes[0] == "advisor_session=" + "s" * 43
+    assert {"Path=/", "HttpOnly", "SameSite=Strict", "Max-Age=43200"} <= set(attributes)
+    assert "Secure" not in attributes
+    assert "Max-Age=0" in login.cleared_cookie()
+
+
+@pytest.mark.parametrize(("header", "found"), [
+    ("advisor_session=" + "a" * 43, "a" * 43),
+    ("theme=dark; advisor_session=" + "b" * 43 + "; x=1", "b" * 43),
+    ("advisor_session=" + "a" * 42, None),  # not one of ours
+    ("advisor_session=" + "a" * 42 + "<", None),
+    ("advisor_session", None),
+    ("", None),
+    ("other=" + "a" * 43, None),
+])
+def test_only_a_well_formed_session_cookie_is_read(header: str, found: str | None) -> None:
+    assert login.cookie_secret(header) == found
+
+
+@pytest.mark.parametrize(("header", "found"), [
+    ("Bearer adv_x", "adv_x"), ("bearer adv_x ", "adv_x"), ("Basic dXNlcg==", None), ("Bearer", None), ("", None),
+    ("Bearer  ", None),
+])
+def test_bearer_tokens(header: str, found: str | None) -> None:
+    assert login.bearer_token(header) == found
+
+
+@pytest.mark.parametrize(("address", "url"), [
+    ("127.0.0.1:9464", "http://127.0.0.1:9464"), ("0.0.0.0:9464", "http://127.0.0.1:9464"),
+    (":9464", "http://127.0.0.1:9464"), ("[::]:9464", "http://[::1]:9464"), ("[::1]:80", "http://[::1]:80"),
+    ("host-a.example:9464", "http://host-a.example:9464"),
+])
+def test_the_login_url_is_built_from_the_published_address(address: str, url: str) -> None:
+    assert login.base_url(address) == url
+    assert login.login_url(url + "/", "c" * 43) == f"{url}/login?code={'c' * 43}"
+
+
+def test_loopback_listeners() -> None:
+    assert login.on_loopback("127.0.0.1:9464") and login.on_loopback("127.3.0.1:1") and login.on_loopback("[::1]:1")
+    assert login.on_loopback("localhost:9464")
+    assert not login.on_loopback("0.0.0.0:9464") and not login.on_loopback("10.0.0.5:9464")
+    assert not login.on_loopback(":9464")
