@@ -168,6 +168,20 @@ class AdvisorClient:
             self.recommendations.GetRecommendation, pb.GetRecommendationRequest(id=rec_id)
         )
 
+    def recommendation_whole(self, rec_id: str) -> pb.Recommendation:
+        """The recommendation with every move, paging through ListMoves when its answer could not hold them all."""
+        rec = self.get_recommendation(rec_id)
+        if rec.moves_total <= len(rec.moves):
+            return rec
+        del rec.moves[:]
+        token = ""
+        while True:
+            page: pb.ListMovesResponse = self.call(  # type: ignore[assignment]
+                self.recommendations.ListMoves, pb.ListMovesRequest(recommendation_id=rec_id, page_token=token))
+            rec.moves.extend(page.moves)
+            if not (token := page.next_page_token):
+                return rec
+
     def list_assessments(self, rec_id: str, move_index: int = 0, page_size: int = 0) -> Iterator[pb.HostAssessment]:
         """Every host assessed for one move, best first."""
         token = ""

@@ -25,6 +25,24 @@ from advisor.usecases.bundle import UseCases
 PAGE_BYTES = 3 << 20
 
 
+def fitted(msg: pb.Recommendation) -> pb.Recommendation:
+    """The recommendation as it fits what a standard client accepts: whole when it fits; else the moves without
+    their host assessments, and only the moves that fit (ListMoves has the others; `moves_total` says how many)."""
+    msg.moves_total = len(msg.moves)
+    if msg.ByteSize() <= PAGE_BYTES:
+        return msg
+    moves = list(msg.moves)
+    del msg.moves[:]
+    budget = PAGE_BYTES - msg.ByteSize()
+    for move in moves:
+        del move.assessments[:]
+        budget -= move.ByteSize() + 8
+        if budget < 0:
+            break
+        msg.moves.append(move)
+    return msg
+
+
 @dataclass(frozen=True)
 class StreamLimits:
     """How long a client stream may stay silent, and last in all, before the advisor ends it."""
@@ -130,7 +148,7 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         rec = self.usecases.advice.recommend_target(
             request.vm_id, convert.objective_from_pb(request.objective), list(request.excluded_host_ids)
         )
-        return convert.recommendation_to_pb(rec)
+        return fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def PlanCluster(self, request: pb.PlanClusterRequest, context: grpc.ServicerContext) -> pb.Recommendation:
@@ -141,7 +159,7 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         rec = self.usecases.planning.plan_cluster(goals[request.goal], request.host_id, request.max_moves,
                                                   convert.objective_from_pb(request.objective),
                                                   dry_run=request.dry_run)
-        return convert.recommendation_to_pb(rec)
+        return fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def ListRecommendations(
@@ -152,7 +170,7 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         page = pb.ListRecommendationsResponse()
         size = 0
         for i, rec in enumerate(recs):
-            msg = convert.recommendation_to_pb(rec, with_assessments=False)
+            msg = fitted(convert.recommendation_to_pb(rec, with_assessments=False))
             size += msg.ByteSize() + 8
             if size > PAGE_BYTES and i > 0:  # what a standard client accepts (4 MiB), with room to spare
                 token = self.usecases.review.token_after(state, recs[i - 1])
@@ -171,31 +189,39 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
                                               next_page_token=token, total=total)
 
     @rpc(_metrics)
+    def ListMoves(self, request: pb.ListMovesRequest, context: grpc.ServicerContext) -> pb.ListMovesResponse:
+        rec = self.usecases.review.get(request.recommendation_id)
+        moves, token = self.usecases.review.moves(rec, request.page_size, request.page_token)
+        return pb.ListMovesResponse(
+            moves=[convert.move_to_pb(m, with_assessments=False, status=rec.status(i)) for i, m in moves],
+            next_page_token=token)
+
+    @rpc(_metrics)
     def GetRecommendation(
         self, request: pb.GetRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
-        return convert.recommendation_to_pb(self.usecases.review.get(request.id))
+        return fitted(convert.recommendation_to_pb(self.usecases.review.get(request.id)))
 
     @rpc(_metrics)
     def ApproveRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
         rec = self.usecases.review.decide(request.id, True, current_caller().name, request.reason)
-        return convert.recommendation_to_pb(rec)
+        return fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def RejectRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
         rec = self.usecases.review.decide(request.id, False, current_caller().name, request.reason)
-        return convert.recommendation_to_pb(rec)
+        return fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def CancelRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
         rec = self.usecases.migrations.cancel(request.id, current_caller().name, request.reason)
-        return convert.recommendation_to_pb(rec)
+        return fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def PlaceVm(self, request: pb.PlaceVmRequest, context: grpc.ServicerContext) -> pb.PlaceVmResponse:
@@ -234,7 +260,7 @@ class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
     @rpc(_metrics)
     def RunRecommendation(self, request: pb.RunRecommendationRequest,
                           context: grpc.ServicerContext) -> pb.Recommendation:
-        return convert.recommendation_to_pb(self.usecases.migrations.run(request.id, current_caller().name))
+        return fitted(convert.recommendation_to_pb(self.usecases.migrations.run(request.id, current_caller().name)))
 
     @rpc(_metrics)
     def ListMigrations(self, request: pb.ListMigrationsRequest,

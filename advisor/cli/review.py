@@ -31,7 +31,8 @@ from advisor.tables import safe, table
 
 STATES = [pb.RecommendationState.Name(v).removeprefix("RECOMMENDATION_STATE_").lower()
           for v in pb.RecommendationState.values() if v]
-RULED_OUT_SHOWN = 10  # hosts ruled out listed per move by `show` (all of them: --json, or ListHostAssessments)
+RULED_OUT_SHOWN = 10  # hosts ruled out listed per move by `show` (all of them: ListHostAssessments)
+RULED_OUT_MOVES = 20  # moves of a plan whose ruled-out hosts `show` fetches
 ENDED = (pb.RECOMMENDATION_STATE_SUCCEEDED, pb.RECOMMENDATION_STATE_FAILED, pb.RECOMMENDATION_STATE_ABORTED,
          pb.RECOMMENDATION_STATE_EXPIRED, pb.RECOMMENDATION_STATE_CANCELLED, pb.RECOMMENDATION_STATE_REJECTED)
 
@@ -110,12 +111,12 @@ def _list(client: AdvisorClient, args: argparse.Namespace) -> int:
 
 
 def _show(client: AdvisorClient, args: argparse.Namespace) -> int:
-    rec = client.get_recommendation(args.id)
+    rec = client.recommendation_whole(args.id)
     if args.json:
         emit(as_json(rec))
         return 0
     ruled_out = []
-    for i in range(len(rec.moves)):
+    for i in range(min(len(rec.moves), RULED_OUT_MOVES)):
         rejected = []
         for a in client.list_assessments(rec.id, i):
             if not a.eligible:

@@ -37,6 +37,7 @@ REQUIRED_ROLE: dict[str, Role] = {
     "RecommendationService/ListRecommendations": Role.READER,
     "RecommendationService/GetRecommendation": Role.READER,
     "RecommendationService/ListHostAssessments": Role.READER,
+    "RecommendationService/ListMoves": Role.READER,
     "MigrationService/WatchMigration": Role.READER,
     "MigrationService/GetMigration": Role.READER,
     "MigrationService/ListMigrations": Role.READER,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from advisor.domain import validation
 from advisor.domain.errors import FailedPrecondition, InvalidArgument
-from advisor.domain.model import HostAssessment
+from advisor.domain.model import HostAssessment, Move
 from advisor.domain.recommendation import (
     Approve,
     Recommendation,
@@ -74,6 +74,19 @@ class Review:
         page = found[start:start + size]
         more = start + size < len(found)
         return page, encode_token(kind, str(start + size)) if more else "", len(found)
+
+    def moves(self, rec: Recommendation, size: int = 0, token: str = "") -> tuple[list[tuple[int, Move]], str]:
+        """One page of a recommendation's moves, with their indexes."""
+        size = page_size(size, "page_size")
+        kind = f"moves:{rec.id}"
+        start = 0
+        if token:
+            raw = decode_token(kind, token, "page_token")
+            if not raw.isdigit():
+                raise InvalidArgument("page_token", "is not a token this server issued")
+            start = int(raw)
+        page = list(enumerate(rec.moves))[start:start + size]
+        return page, encode_token(kind, str(start + size)) if start + size < len(rec.moves) else ""
 
     def decide(self, rec_id: str, approve: bool, actor: str, reason: str) -> Recommendation:
         """Approve or reject a proposed recommendation. Before an approval the recommendation is checked against

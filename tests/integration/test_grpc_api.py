@@ -183,6 +183,22 @@ def test_drain_plan_moves_every_vm_it_can_and_says_why_not_the_others(loaded: tu
     assert caught.value.code == "INVALID_ARGUMENT" and "goal" in caught.value.details
 
 
+def test_the_moves_of_a_plan_are_paged(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    plan: pb.Recommendation = client.call(  # type: ignore[assignment]
+        client.recommendations.PlanCluster, pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_DRAIN, host_id="hv-b"))
+    assert plan.moves_total == len(plan.moves) >= 1
+    seen, token = [], ""
+    while True:
+        page: pb.ListMovesResponse = client.call(  # type: ignore[assignment]
+            client.recommendations.ListMoves, pb.ListMovesRequest(recommendation_id=plan.id, page_size=1,
+                                                                  page_token=token))
+        seen += [m.vm_id for m in page.moves]
+        if not (token := page.next_page_token):
+            break
+    assert seen == [m.vm_id for m in plan.moves]
+
+
 def test_rebalance_and_consolidate_plans(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
     for goal, word in ((pb.CLUSTER_GOAL_REBALANCE, "Balance"), (pb.CLUSTER_GOAL_CONSOLIDATE, "Consolidate")):

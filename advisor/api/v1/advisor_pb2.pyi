@@ -496,7 +496,7 @@ class StateChange(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[RecommendationState, str]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Recommendation(_message.Message):
-    __slots__ = ("id", "goal", "state", "create_time", "moves", "summary", "decided_by", "decision_reason", "decide_time", "priority", "priority_reason", "benefit", "benefit_unit", "benefit_over_cost", "automation_level", "cluster", "expiry_reason", "cancel_requested", "run_requested_by", "history")
+    __slots__ = ("id", "goal", "state", "create_time", "moves", "summary", "decided_by", "decision_reason", "decide_time", "priority", "priority_reason", "benefit", "benefit_unit", "benefit_over_cost", "automation_level", "cluster", "expiry_reason", "cancel_requested", "run_requested_by", "history", "moves_total")
     ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -517,6 +517,7 @@ class Recommendation(_message.Message):
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     RUN_REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    MOVES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     id: str
     goal: str
     state: RecommendationState
@@ -537,7 +538,26 @@ class Recommendation(_message.Message):
     cancel_requested: bool
     run_requested_by: str
     history: _containers.RepeatedCompositeFieldContainer[StateChange]
-    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[RecommendationState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., moves: _Optional[_Iterable[_Union[Move, _Mapping]]] = ..., summary: _Optional[str] = ..., decided_by: _Optional[str] = ..., decision_reason: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., priority_reason: _Optional[str] = ..., benefit: _Optional[float] = ..., benefit_unit: _Optional[str] = ..., benefit_over_cost: _Optional[float] = ..., automation_level: _Optional[str] = ..., cluster: _Optional[str] = ..., expiry_reason: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., run_requested_by: _Optional[str] = ..., history: _Optional[_Iterable[_Union[StateChange, _Mapping]]] = ...) -> None: ...
+    moves_total: int
+    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[RecommendationState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., moves: _Optional[_Iterable[_Union[Move, _Mapping]]] = ..., summary: _Optional[str] = ..., decided_by: _Optional[str] = ..., decision_reason: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., priority_reason: _Optional[str] = ..., benefit: _Optional[float] = ..., benefit_unit: _Optional[str] = ..., benefit_over_cost: _Optional[float] = ..., automation_level: _Optional[str] = ..., cluster: _Optional[str] = ..., expiry_reason: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., run_requested_by: _Optional[str] = ..., history: _Optional[_Iterable[_Union[StateChange, _Mapping]]] = ..., moves_total: _Optional[int] = ...) -> None: ...
+
+class ListMovesRequest(_message.Message):
+    __slots__ = ("recommendation_id", "page_size", "page_token")
+    RECOMMENDATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    recommendation_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, recommendation_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListMovesResponse(_message.Message):
+    __slots__ = ("moves", "next_page_token")
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    moves: _containers.RepeatedCompositeFieldContainer[Move]
+    next_page_token: str
+    def __init__(self, moves: _Optional[_Iterable[_Union[Move, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RecommendTargetRequest(_message.Message):
     __slots__ = ("vm_id", "objective", "excluded_host_ids")

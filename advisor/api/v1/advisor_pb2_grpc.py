@@ -437,6 +437,11 @@ class RecommendationServiceStub:
                 request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsRequest.SerializeToString,
                 response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsResponse.FromString,
                 _registered_method=True)
+        self.ListMoves = channel.unary_unary(
+                '/advisor.api.v1.RecommendationService/ListMoves',
+                request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListMovesRequest.SerializeToString,
+                response_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListMovesResponse.FromString,
+                _registered_method=True)
         self.CancelRecommendation = channel.unary_unary(
                 '/advisor.api.v1.RecommendationService/CancelRecommendation',
                 request_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.DecideRecommendationRequest.SerializeToString,
@@ -502,6 +507,13 @@ class RecommendationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMoves(self, request, context):
+        """The moves of a recommendation, in order, paged (a large plan's answer lists only those that fit).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelRecommendation(self, request, context):
         """Cancels a recommendation that has not ended: moves not started are dropped; a running pre-copy is aborted,
         one already in post-copy finishes; then its state is CANCELLED. A reason is recorded.
@@ -555,6 +567,11 @@ def add_RecommendationServiceServicer_to_server(servicer, server):
                     servicer.ListHostAssessments,
                     request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsRequest.FromString,
                     response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsResponse.SerializeToString,
+            ),
+            'ListMoves': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMoves,
+                    request_deserializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListMovesRequest.FromString,
+                    response_serializer=advisor_dot_api_dot_v1_dot_advisor__pb2.ListMovesResponse.SerializeToString,
             ),
             'CancelRecommendation': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelRecommendation,
@@ -757,6 +774,33 @@ class RecommendationService:
             '/advisor.api.v1.RecommendationService/ListHostAssessments',
             advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsRequest.SerializeToString,
             advisor_dot_api_dot_v1_dot_advisor__pb2.ListHostAssessmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMoves(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/advisor.api.v1.RecommendationService/ListMoves',
+            advisor_dot_api_dot_v1_dot_advisor__pb2.ListMovesRequest.SerializeToString,
+            advisor_dot_api_dot_v1_dot_advisor__pb2.ListMovesResponse.FromString,
             options,
             channel_credentials,
             insecure,
