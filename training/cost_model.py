@@ -1,49 +1,56 @@
-"""Fitting, cross-validating and scoring the learned cost models and their two baselines.
+"""Fitting and cross-validating the learned cost models (time, downtime, data) and the convergence classifier.
 
 Design (figures behind each choice are in docs/cost-model.md):
-- One LightGBM model per target (total time, downtime, data) with the technique as a categorical feature, not one
-  per technique: the physics (dirty rate over bandwidth, rounds) is shared by all pre-copy variants, the joint model
-  scored the same as per-technique models in leave-one-workload-out trials, and 3 boosters are far smaller than 15.
-- Time and data are learned relative to one pass over memory, monotone-constrained. LightGBM refuses monotone
-  constraints with the quantile, L1 and MAPE objectives, so the point estimate is a Huber regression in log space
-  with a small delta (close to L1) and sample weights actual/offset^-1 = 1/ratio: the weighted median of the
-  log ratio with weights 1/ratio is the estimate that minimises the mean absolute percentage error (MAPE), since
-  a row's APE is |exp(prediction - log ratio) - 1|. Downtime is learned as the analytic model's error with a median
-  (quantile 0.5) objective.
-- Intervals: split-conformal in log space, per technique and target, from leave-one-workload-out residuals, so
-  they state how wrong the model was on workloads it had never seen. Residuals of a new workload spread wider
-  than the pooled residuals of the others, so the quantile level is widened until leave-one-workload-out coverage
-  of the pooled runs reaches the nominal 80% (chosen on the training workloads only; in the evaluation, nested
-  inside each fold). A constant log offset keeps p10 <= p50 <= p90 and keeps the bounds monotone like the median.
+- One LightGBM model per target with technique and host profile as categorical features: the physics (rho, the
+  working set over the budget, rounds) is shared by every technique and host; the profile lets the lab's hosts
+  differ from the SNU testbed's where the data says so.
+- Time and data are learned relative to one pass over the memory copied, monotone-constrained. LightGBM refuses
+  monotone constraints with the quantile, L1 and MAPE objectives, so the point estimate is a Huber regression in
+  log space with a small delta and row weights 1/ratio: the weighted median that minimises the mean APE.
+  Downtime is learned as the analytic model's error with a median objective. Only migrations that completed
+  teach time, downtime and data (an aborted one's figures are the deadline's, not the migration's).
+- Convergence (pre-copy variants of the lab, completed vs aborted at the deadline) is a monotone LightGBM
+  classifier on dimensionless features (advisor/ml/convergence.py), its probabilities calibrated by isotonic
+  regression on held-out groups; the physics guard overrides it where pre-copy cannot converge.
+- Cross-validation holds out whole configurations: each SNU workload in turn, and the lab's configurations in
+  GROUP_FOLDS folds, the other source always in training. Every row of a held-out group is predicted by models
+  that never saw its configuration.
+- Intervals: split-conformal in log space per (host profile, technique, rho band) cell, from those held-out
+  residuals, the quantile level widened until held-out coverage in the cell reaches 80% (cells with fewer than
+  MIN_CELL rows borrow the residuals of their profile and technique, then of their technique).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LinearRegression
 
 from advisor.domain.model import Technique
-from advisor.features.inputs import dirty_pages_to_mib_s, mbit_to_mib_s
+from advisor.features.inputs import PROFILES, InputTable
+from advisor.ml import convergence
+from advisor.ml.cost import interval_key
 from advisor.ml.cost_features import (
+    RHO_BANDS,
     TARGETS,
     TECHNIQUES,
     FeatureSet,
-    analytic_arrays,
-    build_features,
+    build_cost_features,
+    categorical_positions,
     monotone_constraints,
-    technique_codes,
 )
 
-QUANTILES = (0.1, 0.9)  # the interval's nominal bounds; the median is the model itself
+QUANTILES = (0.1, 0.9)
 NOMINAL_COVERAGE = QUANTILES[1] - QUANTILES[0]
-# Tail probabilities tried for each bound, narrowest first, until held-out workloads reach the nominal coverage.
-TAIL_LEVELS = (0.10, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.035, 0.03, 0.025, 0.02, 0.015, 0.01)
+TAIL_LEVELS = (0.10, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.035, 0.03, 0.025, 0.02, 0.015, 0.01, 0.005, 0.0)
+GROUP_FOLDS = 5
+MIN_CELL = 30
 
 
 @dataclass(frozen=True)
@@ -52,58 +59,79 @@ class TrainConfig:
     num_leaves: int = 15
     num_trees: int = 300  # time and data
     downtime_trees: int = 200
+    convergence_trees: int = 200
     learning_rate: float = 0.05
-    min_data_in_leaf: int = 30
+    min_data_in_leaf: int = 20
     lambda_l2: float = 1.0
     huber_delta: float = 0.05
     mape_weights: bool = True  # weight time/data rows by 1/ratio (the MAPE-optimal point estimate)
+    lab_weight: float = 8.0  # a lab migration weighs this many SNU runs: 300 against 22,000
     num_threads: int = 2
 
     def trees(self, target: str) -> int:
         return self.downtime_trees if target == "downtime_ms" else self.num_trees
 
 
+def _base_params(cfg: TrainConfig) -> dict[str, Any]:
+    return {"num_leaves": cfg.num_leaves, "learning_rate": cfg.learning_rate, "min_data_in_leaf": cfg.min_data_in_leaf,
+            "lambda_l2": cfg.lambda_l2, "seed": cfg.seed, "num_threads": cfg.num_threads, "deterministic": True,
+            "force_row_wise": True, "verbose": -1, "min_data_per_group": 10, "cat_smooth": 1.0}
+
+
 def lgb_params(target: str, cfg: TrainConfig) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "num_leaves": cfg.num_leaves,
-        "learning_rate": cfg.learning_rate,
-        "min_data_in_leaf": cfg.min_data_in_leaf,
-        "lambda_l2": cfg.lambda_l2,
-        "seed": cfg.seed,
-        "num_threads": cfg.num_threads,
-        "deterministic": True,
-        "force_row_wise": True,
-        "verbose": -1,
-    }
+    params = _base_params(cfg)
     if target == "downtime_ms":
         params.update(objective="quantile", alpha=0.5)
     else:
-        params.update(
-            objective="huber", alpha=cfg.huber_delta, monotone_constraints=monotone_constraints(target),
-            monotone_constraints_method="basic",
-        )
+        params.update(objective="huber", alpha=cfg.huber_delta, monotone_constraints=monotone_constraints(target),
+                      monotone_constraints_method="basic")
     return params
 
 
-def log_targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {t: np.log(frame[t].to_numpy(dtype=np.float64)) for t in TARGETS}
+def convergence_params(cfg: TrainConfig) -> dict[str, Any]:
+    params = _base_params(cfg)
+    params.update(objective="binary", monotone_constraints=convergence.monotone_constraints(),
+                  monotone_constraints_method="basic", min_data_in_leaf=10)
+    return params
 
 
-def sample_weights(z: np.ndarray, target: str, cfg: TrainConfig) -> np.ndarray | None:
-    """1/ratio for the time and data models (z = log(actual / offset)), normalised to mean 1; None otherwise."""
-    if target == "downtime_ms" or not cfg.mape_weights:
-        return None
-    w = np.exp(-z)
-    return np.asarray(w / w.mean(), dtype=np.float64)
+@dataclass(frozen=True)
+class Prepared:
+    """A table of migrations made ready once: features, log targets, weights, labels."""
+
+    frame: pd.DataFrame
+    features: FeatureSet
+    y: Mapping[str, np.ndarray]
+    weight: np.ndarray  # per row: the variant's share x the source's weight
+    completed: np.ndarray
+    deadline_ms: np.ndarray
+
+    def subset(self, mask: np.ndarray) -> Prepared:
+        return Prepared(self.frame[mask].reset_index(drop=True), self.features.subset(mask),
+                        {t: v[mask] for t, v in self.y.items()}, self.weight[mask], self.completed[mask],
+                        self.deadline_ms[mask])
 
 
-def fit_target(fs: FeatureSet, y_log: np.ndarray, target: str, cfg: TrainConfig) -> lgb.Booster:
-    z = y_log - fs.offset(target)
-    data = lgb.Dataset(
-        fs.columns(target), z, weight=sample_weights(z, target, cfg), categorical_feature=[0],
-        free_raw_data=True, params={"verbose": -1},
-    )
-    return lgb.train(lgb_params(target, cfg), data, num_boost_round=cfg.trees(target))
+def prepare(frame: pd.DataFrame, cfg: TrainConfig) -> Prepared:
+    table = InputTable.from_frame(frame)
+    fs = build_cost_features(table)
+    y = {t: np.log(np.maximum(frame[t].to_numpy(dtype=np.float64), 1e-3)) for t in TARGETS}
+    share = frame["weight"].to_numpy(dtype=np.float64) if "weight" in frame else np.ones(len(frame))
+    weight = share * np.where(frame["source"].to_numpy() == "lab", cfg.lab_weight, 1.0)
+    return Prepared(frame, fs, y, weight, frame["outcome"].to_numpy() == "completed", table.deadline_ms)
+
+
+def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> lgb.Booster:
+    """Fit on the completed migrations of `data`."""
+    keep = data.completed
+    fs = data.features.subset(keep)
+    z = data.y[target][keep] - fs.offset(target)
+    w = data.weight[keep]
+    if target != "downtime_ms" and cfg.mape_weights:
+        w = w * np.exp(-z)
+    dataset = lgb.Dataset(fs.columns(target), z, weight=w / w.mean(), categorical_feature=categorical_positions(target),
+                          free_raw_data=True, params={"verbose": -1})
+    return lgb.train(lgb_params(target, cfg), dataset, num_boost_round=cfg.trees(target))
 
 
 def predict_target(booster: lgb.Booster, fs: FeatureSet, target: str) -> np.ndarray:
@@ -111,195 +139,172 @@ def predict_target(booster: lgb.Booster, fs: FeatureSet, target: str) -> np.ndar
     return np.asarray(booster.predict(fs.columns(target)), dtype=np.float64) + fs.offset(target)
 
 
-# ---- baselines -------------------------------------------------------------------------------------------------
+def convergence_rows(data: Prepared) -> np.ndarray:
+    """The rows that teach convergence: pre-copy variants measured against a deadline (the lab's)."""
+    code = data.features.column("technique").astype(np.int64)
+    return np.asarray((code != TECHNIQUES.index(Technique.POSTCOPY)) & (data.deadline_ms > 0))
 
 
-def analytic_log_predictions(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The analytic model's point predictions and its sensitivity band (low, high), as in predict_analytic."""
-    code = technique_codes(frame["technique"])
-    mem = frame["vm_memory_mib"].to_numpy(dtype=np.float64)
-    dirty = dirty_pages_to_mib_s(frame["dirty_rate_pages_per_s"].to_numpy(dtype=np.float64))
-    bw = mbit_to_mib_s(frame["available_bandwidth_mbps"].to_numpy(dtype=np.float64))
-    cap = frame["max_bandwidth_mib_s"].to_numpy(dtype=np.float64)
-    mid = analytic_arrays(code, mem, dirty, bw, cap)
-    easy = analytic_arrays(code, mem, dirty * 0.8, bw, cap)
-    hard = analytic_arrays(code, mem, dirty * 1.25, bw * 0.9, cap * 0.9)
-    point: dict[str, np.ndarray] = {}
-    band: dict[str, np.ndarray] = {}
-    for t in TARGETS:
-        stack = np.column_stack([getattr(easy, t), getattr(mid, t), getattr(hard, t)])
-        point[t] = np.log(getattr(mid, t))
-        band[t] = np.log(np.column_stack([stack.min(axis=1), stack.max(axis=1)]))
-    return point, band
+def fit_convergence(data: Prepared, cfg: TrainConfig) -> lgb.Booster | None:
+    rows = convergence_rows(data)
+    if rows.sum() < 20 or len(np.unique(data.completed[rows])) < 2:
+        return None
+    fs = data.features.subset(rows)
+    x = convergence.convergence_matrix(fs, data.deadline_ms[rows])
+    dataset = lgb.Dataset(x, data.completed[rows].astype(np.float64), weight=data.weight[rows],
+                          categorical_feature=[0, 1], free_raw_data=True, params={"verbose": -1})
+    return lgb.train(convergence_params(cfg), dataset, num_boost_round=cfg.convergence_trees)
 
 
-def loglinear_design(frame: pd.DataFrame) -> np.ndarray:
-    """The log-linear baseline's inputs: log of each production input (dirty rate as log1p, it can be 0)."""
-    return np.column_stack([
-        np.log(frame["vm_memory_mib"].to_numpy(dtype=np.float64)),
-        np.log1p(frame["dirty_rate_pages_per_s"].to_numpy(dtype=np.float64)),
-        np.log(frame["available_bandwidth_mbps"].to_numpy(dtype=np.float64)),
-        np.log(frame["max_bandwidth_mib_s"].to_numpy(dtype=np.float64)),
-    ])
+def raw_probability(booster: lgb.Booster | None, data: Prepared) -> np.ndarray:
+    if booster is None:
+        return np.where(data.features.analytic.converges, 1.0, 0.0)
+    x = convergence.convergence_matrix(data.features, data.deadline_ms)
+    return np.asarray(booster.predict(x), dtype=np.float64)
+
+
+def isotonic(raw: np.ndarray, label: np.ndarray, weight: np.ndarray) -> convergence.Calibration:
+    """Calibration of held-out raw probabilities (a monotone map, stored as its breakpoints)."""
+    if len(raw) < 20 or len(np.unique(label)) < 2:
+        return convergence.Calibration((), ())
+    model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, label.astype(float), weight)
+    return convergence.Calibration(tuple(float(v) for v in model.X_thresholds_),
+                                   tuple(float(v) for v in model.y_thresholds_))
 
 
 # ---- cross-validation ------------------------------------------------------------------------------------------
 
 
+def folds(frame: pd.DataFrame, k: int = GROUP_FOLDS, seed: int = 0) -> np.ndarray:
+    """Fold of every row: one per SNU workload, then the lab's configurations dealt into k folds."""
+    fold = np.full(len(frame), -1)
+    groups = frame["group"].to_numpy()
+    snu_groups = sorted({g for g in groups if g.startswith("snu:")})
+    for i, g in enumerate(snu_groups):
+        fold[groups == g] = i
+    others = sorted({g for g in groups if not g.startswith("snu:")})
+    order = np.random.default_rng(seed).permutation(len(others))
+    for rank, j in enumerate(order):
+        fold[groups == others[j]] = len(snu_groups) + rank % k
+    return fold
+
+
 @dataclass
 class OutOfFold:
-    """Leave-one-workload-out predictions (log space) for every row, per method and target."""
+    """Held-out predictions (log space) of every row: the learned models, and the baselines."""
 
     median: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # method -> target -> (n,)
-    interval: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # method -> target -> (n, 2)
+    raw_converge: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fold: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
 
-def conformal_offsets(
-    residual: np.ndarray, technique: np.ndarray, tails: Mapping[str, float] | None = None
-) -> dict[str, tuple[float, float]]:
-    """Per technique, the tail and 1 - tail quantiles of log(actual / predicted) (tail 0.1 unless given)."""
-    out = {}
-    for t in TECHNIQUES:
-        r = residual[technique == str(t)]
-        if len(r) == 0:
-            out[str(t)] = (0.0, 0.0)
-            continue
-        tail = QUANTILES[0] if tails is None else tails[str(t)]
-        out[str(t)] = (float(np.quantile(r, tail)), float(np.quantile(r, 1.0 - tail)))
-    return out
-
-
-def _inside(residual: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    return np.asarray((residual >= min(lo, 0.0) - 1e-12) & (residual <= max(hi, 0.0) + 1e-12))
-
-
-def calibrate_tails(residual: np.ndarray, technique: np.ndarray, groups: np.ndarray) -> dict[str, float]:
-    """Per technique, the narrowest tail level whose leave-one-group-out coverage reaches the nominal 80%.
-
-    For each candidate level, every group's runs are checked against the interval built from the other groups'
-    residuals only; the level is accepted when the share of all runs inside reaches NOMINAL_COVERAGE.
-    """
-    out: dict[str, float] = {}
-    for t in TECHNIQUES:
-        m = technique == str(t)
-        r, g = residual[m], groups[m]
-        chosen = TAIL_LEVELS[-1]
-        for tail in TAIL_LEVELS:
-            inside = 0
-            for h in np.unique(g):
-                rest = r[g != h]
-                if len(rest) == 0:
-                    continue
-                inside += int(_inside(r[g == h], float(np.quantile(rest, tail)),
-                                      float(np.quantile(rest, 1.0 - tail))).sum())
-            if len(r) == 0 or inside / len(r) >= NOMINAL_COVERAGE - 1e-12:
-                chosen = tail
-                break
-        out[str(t)] = chosen
-    return out
-
-
-def _leave_one_group_conformal(
-    residual: np.ndarray, median: np.ndarray, technique: np.ndarray, groups: np.ndarray, calibrate: bool = True
-) -> np.ndarray:
-    """Interval for each held-out group from the other groups' residuals only (no peeking at its own): the tail
-    level is calibrated (calibrate_tails) on the other groups, then their quantiles at that level are applied."""
-    bounds = np.zeros((len(median), 2))
-    for g in np.unique(groups):
-        held = groups == g
-        tails = calibrate_tails(residual[~held], technique[~held], groups[~held]) if calibrate else None
-        offsets = conformal_offsets(residual[~held], technique[~held], tails)
-        lo = np.array([offsets[t][0] for t in technique[held]])
-        hi = np.array([offsets[t][1] for t in technique[held]])
-        bounds[held, 0] = median[held] + np.minimum(lo, 0.0)
-        bounds[held, 1] = median[held] + np.maximum(hi, 0.0)
-    return bounds
-
-
-def cross_validate(
-    frame: pd.DataFrame, cfg: TrainConfig, log: Callable[[str], None] = print
-) -> OutOfFold:
-    """Leave one workload out: every prediction is made by models that never saw that workload."""
-    groups = frame["workload"].to_numpy()
-    technique = frame["technique"].to_numpy()
-    fs_all = build_features(frame)
-    y = log_targets(frame)
-    loglin_x = loglinear_design(frame)
-    oof = OutOfFold()
-    learned = {t: np.zeros(len(frame)) for t in TARGETS}
-    loglin = {t: np.zeros(len(frame)) for t in TARGETS}
-    for k, g in enumerate(np.unique(groups), start=1):
-        test = groups == g
-        train = ~test
-        fs_train = fs_all.subset(train)
-        fs_test = fs_all.subset(test)
+def cross_validate(data: Prepared, cfg: TrainConfig, log: Callable[[str], None] = print,
+                   train_on: Callable[[Prepared], np.ndarray] | None = None, method: str = "learned") -> OutOfFold:
+    """Hold out each fold in turn. `train_on` (default: every row) restricts what the models may learn from,
+    e.g. the SNU rows only, to evaluate a SNU-only model the same way."""
+    fold = folds(data.frame)
+    learned = {t: np.zeros(len(fold)) for t in TARGETS}
+    raw = np.zeros(len(fold))
+    allowed = np.ones(len(fold), dtype=bool) if train_on is None else train_on(data)
+    for k in np.unique(fold):
+        test = fold == k
+        train = data.subset(~test & allowed)
+        held = data.subset(test)
         for target in TARGETS:
-            booster = fit_target(fs_train, y[target][train], target, cfg)
-            learned[target][test] = predict_target(booster, fs_test, target)
-            for t in TECHNIQUES:
-                tr = train & (technique == str(t))
-                te = test & (technique == str(t))
-                if te.any():
-                    model = LinearRegression().fit(loglin_x[tr], y[target][tr])
-                    loglin[target][te] = model.predict(loglin_x[te])
-        log(f"  fold {k}: held out workload {g!r} ({int(test.sum())} runs)")
-    analytic_point, analytic_band = analytic_log_predictions(frame)
-    oof.median = {"learned": learned, "loglinear": loglin, "analytic": analytic_point}
-    oof.interval = {
-        "learned": {t: _leave_one_group_conformal(y[t] - learned[t], learned[t], technique, groups) for t in TARGETS},
-        "loglinear": {t: _leave_one_group_conformal(y[t] - loglin[t], loglin[t], technique, groups) for t in TARGETS},
-        "analytic": analytic_band,
-    }
-    return oof
+            learned[target][test] = predict_target(fit_target(train, target, cfg), held.features, target)
+        raw[test] = raw_probability(fit_convergence(train, cfg), held)
+        names = ", ".join(sorted(set(held.frame["group"])))
+        log(f"  {method} fold {k}: held out {names[:90]} ({int(test.sum())} rows)")
+    return OutOfFold({method: learned}, raw, fold)
 
 
-# ---- metrics ---------------------------------------------------------------------------------------------------
-
-
-def scores(y_log: np.ndarray, pred_log: np.ndarray, interval_log: np.ndarray) -> dict[str, float]:
-    actual = np.exp(y_log)
-    ape = np.abs(np.exp(pred_log) - actual) / actual
-    inside = (y_log >= interval_log[:, 0] - 1e-12) & (y_log <= interval_log[:, 1] + 1e-12)
-    return {
-        "n": len(y_log),
-        "mape": float(ape.mean()),
-        "median_ape": float(np.median(ape)),
-        "p90_ape": float(np.quantile(ape, 0.9)),
-        "coverage": float(inside.mean()),
-        "mean_interval_width_ratio": float(np.mean(np.exp(interval_log[:, 1] - interval_log[:, 0]))),
-    }
-
-
-def metric_table(frame: pd.DataFrame, oof: OutOfFold) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """method -> technique -> target -> scores, over all out-of-fold rows."""
-    y = log_targets(frame)
-    technique = frame["technique"].to_numpy()
-    table: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for method in oof.median:
-        table[method] = {}
-        for t in TECHNIQUES:
-            m = technique == str(t)
-            table[method][str(t)] = {
-                target: scores(y[target][m], oof.median[method][target][m], oof.interval[method][target][m])
-                for target in TARGETS
-            }
-    return table
-
-
-def per_workload_table(frame: pd.DataFrame, oof: OutOfFold, method: str = "learned") -> dict[str, dict[str, float]]:
-    """Pre-copy total time MAPE per held-out workload (where the error comes from)."""
-    y = log_targets(frame)["total_time_ms"]
-    pre = frame["technique"].to_numpy() != str(Technique.POSTCOPY)
-    out = {}
-    for g in sorted(frame["workload"].unique()):
-        m = pre & (frame["workload"].to_numpy() == g)
-        s = scores(y[m], oof.median[method]["total_time_ms"][m], oof.interval[method]["total_time_ms"][m])
-        out[str(g)] = {"n": s["n"], "mape": s["mape"], "median_ape": s["median_ape"], "coverage": s["coverage"]}
+def loglinear_oof(data: Prepared, fold: np.ndarray) -> dict[str, np.ndarray]:
+    """The log-linear baseline per technique (log memory, log1p dirty rate, log bandwidth, log cap), same folds."""
+    f = data.frame
+    x = np.column_stack([data.features.column("log_memory_mib"), data.features.column("log1p_dirty_rate_mib_s"),
+                         data.features.column("log_bandwidth_mib_s"), data.features.column("log_max_bandwidth_mib_s")])
+    technique = f["technique"].to_numpy()
+    out = {t: np.zeros(len(f)) for t in TARGETS}
+    for k in np.unique(fold):
+        for tech in np.unique(technique):
+            tr = (fold != k) & (technique == tech) & data.completed
+            te = (fold == k) & (technique == tech)
+            if te.any() and tr.sum() > 5:
+                for target in TARGETS:
+                    out[target][te] = LinearRegression().fit(x[tr], data.y[target][tr]).predict(x[te])
     return out
 
 
-def config_dict(cfg: TrainConfig) -> Mapping[str, Any]:
-    return asdict(cfg)
+# ---- intervals -------------------------------------------------------------------------------------------------
 
 
-__all__ = ["OutOfFold", "TrainConfig", "cross_validate", "fit_target", "metric_table"]
+def cells(data: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's interval cell at three levels: (profile|technique|band), (profile|technique), (technique)."""
+    profile = data.frame["source"].where(data.frame["source"].isin(PROFILES), PROFILES[0]).to_numpy()
+    technique = data.frame["technique"].to_numpy()
+    band = data.features.bands()
+    fine = np.array([interval_key(p, t, b) for p, t, b in zip(profile, technique, band, strict=True)])
+    mid = np.array([f"{p}|{t}" for p, t in zip(profile, technique, strict=True)])
+    return fine, mid, technique
+
+
+def _coverage_at(residual: np.ndarray, groups: np.ndarray, tail: float) -> float:
+    inside = 0
+    for g in np.unique(groups):
+        rest = residual[groups != g]
+        if len(rest) == 0:
+            continue
+        lo, hi = np.quantile(rest, tail), np.quantile(rest, 1 - tail)
+        r = residual[groups == g]
+        inside += int(((r >= min(lo, 0) - 1e-12) & (r <= max(hi, 0) + 1e-12)).sum())
+    return inside / max(len(residual), 1)
+
+
+def calibrated_offsets(residual: np.ndarray, groups: np.ndarray) -> tuple[float, float, float]:
+    """(low, high, tail): the narrowest tail level whose leave-one-group-out coverage reaches 80%."""
+    tail = TAIL_LEVELS[-1]
+    for level in TAIL_LEVELS:
+        if _coverage_at(residual, groups, level) >= NOMINAL_COVERAGE - 1e-12:
+            tail = level
+            break
+    return float(np.quantile(residual, tail)), float(np.quantile(residual, 1 - tail)), tail
+
+
+def interval_table(data: Prepared, residual: Mapping[str, np.ndarray], usable: np.ndarray
+                   ) -> tuple[dict[str, dict[str, tuple[float, float]]], dict[str, dict[str, Any]]]:
+    """Offsets for every interval key of every target, and how each was made (rows, level, borrowed from)."""
+    fine, mid, coarse = cells(data)
+    groups = data.frame["group"].to_numpy()
+    offsets: dict[str, dict[str, tuple[float, float]]] = {}
+    how: dict[str, dict[str, Any]] = {}
+    for target in TARGETS:
+        offsets[target], how[target] = {}, {}
+        for p in PROFILES:
+            for t in TECHNIQUES:
+                for b, _ in RHO_BANDS:
+                    key = interval_key(p, str(t), b)
+                    for level, labels, name in ((0, fine, key), (1, mid, f"{p}|{t}"), (2, coarse, str(t))):
+                        m = usable & (labels == name)
+                        if m.sum() >= MIN_CELL or level == 2:
+                            break
+                    if m.sum() == 0:
+                        offsets[target][key] = (0.0, 0.0)
+                        how[target][key] = {"n": 0, "from": "none"}
+                        continue
+                    lo, hi, tail = calibrated_offsets(residual[target][m], groups[m])
+                    offsets[target][key] = (lo, hi)
+                    how[target][key] = {"n": int(m.sum()), "from": name, "tail": tail}
+                _monotone_across_bands(offsets[target], p, str(t))
+    return offsets, how
+
+
+def _monotone_across_bands(offsets: dict[str, tuple[float, float]], profile: str, technique: str) -> None:
+    """Neither bound may fall as rho rises into the next band: each band's offsets are at least the previous
+    band's. With a median that is monotone in the dirty rate, so are the bounds (a riskier band may only widen
+    the interval upwards)."""
+    lo_floor = hi_floor = -np.inf
+    for band, _ in RHO_BANDS:
+        key = interval_key(profile, technique, band)
+        lo, hi = offsets[key]
+        lo_floor, hi_floor = max(lo_floor, lo), max(hi_floor, hi)
+        offsets[key] = (min(lo_floor, 0.0), max(hi_floor, 0.0))

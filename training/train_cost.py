@@ -1,14 +1,19 @@
-"""Train the learned migration-cost models and write a versioned artifact with its model card.
+"""Retrain the learned cost models on every source, compare the candidate with the active model on held-out
+configurations, and promote it only when it is better.
 
-    .venv/bin/python -m training.train_cost --activate      # evaluate (leave one workload out), train, activate
+    .venv/bin/python -m training.train_cost --promote     # evaluate, train, write, promote if better
     .venv/bin/python -m training.train_cost --help
 
-Steps: read the shared SNU data; leave-one-workload-out cross-validation of the learned models and of the two
-baselines (analytic model, log-linear least squares) in the same run; fit the final models on all runs; derive the
-conformal interval offsets from the out-of-fold residuals; write models/cost/<version>/ (LightGBM text models,
-card.json, card.md) through the model registry, pointing models/cost/ACTIVE at it only with --activate; write
-docs/cost-model.md with the same tables.
-Deterministic for a given seed, data and library versions (LightGBM runs with deterministic=True).
+Steps: read the shared SNU data and the lab's own migrations (training/cost_data.py), each lab row also without
+its optional measurements; hold out whole configurations (each SNU workload, the lab's configurations in five
+folds) and predict them with models that never saw them: the candidate (every source), the same recipe trained
+on the SNU data only, the analytic model and a log-linear baseline; fit the final models on everything; derive the
+conformal intervals per host profile, technique and rho band and the convergence calibration from the held-out
+predictions; write models/cost/<version>/ through the model registry with its card (card.json, card.md), and
+docs/cost-model.md. The candidate is promoted (models/cost/ACTIVE) only with --promote and only when it is
+better than the active model: its SNU figures not worse than the active model's card says, and better on the lab
+than the SNU-only model; the card records why it was or was not promoted. Deterministic for a given seed, data
+and library versions.
 """
 
 from __future__ import annotations
@@ -17,52 +22,47 @@ import argparse
 import platform
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from advisor.ml.cost import MODEL_NAME, registry
-from advisor.ml.cost_features import (
-    FEATURE_NAMES,
-    TARGET_FEATURES,
-    TARGETS,
-    TECHNIQUES,
-    build_features,
-    monotone_constraints,
-    schema_document,
+from advisor.ml.cost import CONVERGES, MODEL_NAME, registry
+from advisor.ml.cost_features import TARGET_FEATURES, TARGETS, schema_document
+from training.cost_data import DEFAULT_LAB_DATA, fingerprints, load_all, with_variants
+from training.cost_eval import (
+    analytic_probability,
+    band_coverage,
+    convergence_table,
+    error_table,
+    guard_probability,
+    worst_group,
 )
-from advisor.ml.registry import promotion_on_request
 from training.cost_model import (
+    Prepared,
     TrainConfig,
-    calibrate_tails,
-    conformal_offsets,
+    cells,
+    convergence_rows,
     cross_validate,
+    fit_convergence,
     fit_target,
+    interval_table,
+    isotonic,
     lgb_params,
-    log_targets,
-    metric_table,
-    per_workload_table,
+    loglinear_oof,
+    prepare,
 )
-from training.data import DEFAULT_DATA, file_sha256, load_migrations
+from training.cost_report import docs_page, render_card, render_tables
+from training.data import DEFAULT_DATA, file_sha256
+from training.promotion import decide
 
 ROOT = Path(__file__).resolve().parents[1]
-INTERVAL_KIND = "p10-p90 conformal (leave-one-workload-out residuals, level calibrated to 80% held-out coverage)"
-PRECOPY = [str(t) for t in TECHNIQUES if t.is_precopy]
-# The aims of issue 3, checked and reported in every card.
-AIM_PRECOPY_TIME_MAPE = 0.08
-AIM_PRECOPY_DOWNTIME_MEDIAN_APE = 0.12
-AIM_VS_LOGLINEAR = 2.0
-METHODS = ("learned", "loglinear", "analytic")
 POLICY_BEGIN = "<!-- policy evaluation: begin -->"  # as in training.evaluate_policy
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+INTERVAL_KIND = ("p10-p90 conformal per host profile, technique and rho band (held-out configurations, level "
+                 "calibrated to 80% held-out coverage)")
 
 
 def library_versions() -> dict[str, str]:
@@ -72,183 +72,98 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def aims(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each aim of the issue, per pre-copy technique, with the figure and whether it is met."""
-    rows: list[dict[str, Any]] = []
-    learned, loglin = metrics["learned"], metrics["loglinear"]
-    for t in PRECOPY:
-        time_mape = learned[t]["total_time_ms"]["mape"]
-        rows.append({"aim": "total time MAPE <= 8%", "technique": t, "value": time_mape,
-                     "met": time_mape <= AIM_PRECOPY_TIME_MAPE})
-        dt = learned[t]["downtime_ms"]["median_ape"]
-        rows.append({"aim": "downtime median APE <= 12%", "technique": t, "value": dt,
-                     "met": dt <= AIM_PRECOPY_DOWNTIME_MEDIAN_APE})
-        for target in ("total_time_ms", "transferred_mib"):
-            ratio = loglin[t][target]["mape"] / learned[t][target]["mape"]
-            rows.append({"aim": f"{target} MAPE >= 2x better than log-linear", "technique": t, "value": ratio,
-                         "met": ratio >= AIM_VS_LOGLINEAR})
-    return rows
+def calibrated_oof(data: Prepared, raw: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """Held-out probabilities, each fold calibrated by the isotonic map fitted on the other folds only."""
+    rows = convergence_rows(data)
+    out = raw.copy()
+    for k in np.unique(fold):
+        other = rows & (fold != k)
+        cal = isotonic(raw[other], data.completed[other], data.weight[other])
+        out[fold == k] = cal.apply(raw[fold == k])
+    guarded = guard_probability(data) == 0.0
+    return np.where(guarded, 0.0, out)
 
 
-def render_tables(metrics: Mapping[str, Any], per_workload: Mapping[str, Any], aim_rows: Sequence[Any]) -> str:
-    lines: list[str] = []
-    for target in TARGETS:
-        lines += [
-            f"#### {target}",
-            "",
-            "| technique | n | learned MAPE | med APE | p90 APE | p10-p90 coverage "
-            "| log-linear MAPE | med APE | p90 APE | coverage | analytic MAPE | med APE | p90 APE | band coverage |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        for t in TECHNIQUES:
-            cells = [str(t), str(metrics["learned"][str(t)][target]["n"])]
-            for method in METHODS:
-                s = metrics[method][str(t)][target]
-                cells += [_pct(s["mape"]), _pct(s["median_ape"]), _pct(s["p90_ape"]), _pct(s["coverage"])]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += [
-        "#### Aims (pre-copy techniques, learned model, unseen workloads)",
-        "",
-        "| aim | technique | figure | met |",
-        "| --- | --- | ---: | --- |",
-    ]
-    for row in aim_rows:
-        value = f"{row['value']:.2f}x" if "better" in row["aim"] else _pct(row["value"])
-        lines.append(f"| {row['aim']} | {row['technique']} | {value} | {'yes' if row['met'] else '**no**'} |")
-    lines += [
-        "",
-        "#### Pre-copy total time by held-out workload (learned model)",
-        "",
-        "| held-out workload | pre-copy runs | MAPE | median APE | coverage |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for w, s in per_workload.items():
-        lines.append(f"| {w} | {s['n']} | {_pct(s['mape'])} | {_pct(s['median_ape'])} | {_pct(s['coverage'])} |")
-    lines.append("")
-    return "\n".join(lines)
+def evaluate(data: Prepared, cfg: TrainConfig) -> dict[str, Any]:
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    candidate = cross_validate(data, cfg, log)
+    snu_only = cross_validate(data, cfg, log, train_on=lambda d: d.frame["source"].to_numpy() == "snu",
+                              method="snu_only")
+    fold = candidate.fold
+    median = {"learned": candidate.median["learned"], "snu_only": snu_only.median["snu_only"],
+              "loglinear": loglinear_oof(data, fold),
+              "analytic": {t: np.log(getattr(data.features.analytic, t)) for t in TARGETS}}
+    fine = cells(data)[0]
+    src = data.frame["source"].to_numpy()
+    variant = data.frame["variant"].to_numpy()
+    p_learned = calibrated_oof(data, candidate.raw_converge, fold)
+    old_rule = data.features.analytic.converges | (np.exp(median["snu_only"]["downtime_ms"])
+                                                   <= np.exp(data.features.column("log_max_downtime_ms")))
+    probability = {"learned": p_learned, "snu_only": np.where(old_rule, 1.0, 0.0),
+                   "analytic": analytic_probability(data), "guard": guard_probability(data)}
+    out: dict[str, Any] = {"snu": {}, "lab": {}, "coverage": {}, "convergence": {}, "worst": {}}
+    snu = (src == "snu") & (variant == "full")
+    for method in ("learned", "snu_only", "loglinear", "analytic"):
+        out["snu"][method] = error_table(data, median[method], snu, fine if method == "learned" else None)
+    for v in ("full", "no windows", "neither"):
+        lab = (src == "lab") & (variant == v)
+        if not lab.any():
+            continue
+        out["lab"][v] = {m: error_table(data, median[m], lab, fine if m == "learned" else None)
+                         for m in ("learned", "snu_only", "analytic")}
+        out["convergence"][v] = convergence_table(data, probability, lab)
+        out["worst"][v] = {m: worst_group(data, median[m], lab) for m in ("learned", "snu_only")}
+    out["worst"]["snu"] = {m: worst_group(data, median[m], snu) for m in ("learned", "snu_only")}
+    for source in ("snu", "lab"):
+        if (src == source).any():
+            out["coverage"][source] = band_coverage(data, median["learned"], fine, source)
+    out["_oof"] = {"median": median["learned"], "p": p_learned, "raw": candidate.raw_converge, "fold": fold}
+    return out
 
 
-def render_card(card: Mapping[str, Any], command: str) -> str:
-    m = card["metrics"]
-    offsets = card["intervals"]["offsets"]
-    tails = card["intervals"]["tail_levels"]
-    off_lines = ["| technique | " + " | ".join(f"{t} low / high factor (residual quantiles)" for t in TARGETS) + " |",
-                 "| --- |" + " ---: |" * len(TARGETS)]
-    for t in TECHNIQUES:
-        cells = [
-            f"{np.exp(offsets[tg][str(t)][0]):.2f} / {np.exp(offsets[tg][str(t)][1]):.2f} "
-            f"(q{100 * tails[tg][str(t)]:g} / q{100 - 100 * tails[tg][str(t)]:g})"
-            for tg in TARGETS
-        ]
-        off_lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    return f"""# Model card: {card['model']} {card['version']}
-
-Predicts a live migration's total time (ms), downtime (ms) and data transferred (MiB) for each technique
-({', '.join(str(t) for t in TECHNIQUES)}), with a p10-p90 interval.
-
-- Produced by: `{command}`
-- Data: `{card['data']['file']}` ({card['data']['rows']} runs, sha256 `{card['data']['sha256'][:16]}...`),
-  workloads {', '.join(card['data']['workloads'])}. The workload is never a feature.
-- Feature schema hash: `{card['schema_hash']}` (advisor/ml/cost_features.py; a mismatching artifact is refused).
-- Seed {card['seed']}; libraries: {', '.join(f'{k} {v}' for k, v in card['libraries'].items())}.
-
-## Models
-
-One LightGBM model per target, technique as a categorical feature. Features: {', '.join(FEATURE_NAMES)}.
-
-| target | learns log(actual / offset) with offset | objective | row weights | monotone-constrained | trees |
-| --- | --- | --- | --- | --- | ---: |
-""" + "\n".join(
-        f"| {t} | {card['feature_schema']['target_offsets'][t]} | {_objective(card['targets'][t]['params'])} "
-        f"| {card['targets'][t]['weights']} "
-        f"| {'yes' if any(card['targets'][t]['monotone_constraints']) else 'no'} | {card['targets'][t]['num_trees']} |"
-        for t in TARGETS
-    ) + f"""
-
-precopy_compress offsets: a = {card['feature_schema']['compress_offset']['a']}, ref =
-{card['feature_schema']['compress_offset']['ref_mib_s']} MiB/s. The time and data point estimates are MAPE-oriented:
-a row weighted by 1/ratio makes the fitted (near-L1) median the weighted median that minimises the mean APE; the
-downtime estimate is a plain median (the aim there is the median APE).
-
-Time and data are monotone by construction: more dirty rate never predicts a shorter or smaller pre-copy, more
-bandwidth never a longer one (precopy_compress's data may grow with bandwidth, as it does in the data).
-Inputs are assumed measured as in the data (dirty rate before the migration,
-QEMU's default 300 ms allowed downtime, 1 GbE, guests up to 4 GiB); outside that range the time and data models
-scale with memory over bandwidth, the downtime model with the analytic downtime.
-
-## Intervals
-
-{INTERVAL_KIND}: the median times the factors below (per technique and target), quantiles of actual/predicted on
-workloads the model had not seen. Nominal coverage 80%. A new workload's errors spread wider than the pooled
-residuals of the others (the plain 10th/90th percentiles covered 73% of held-out time and data), so per technique
-and target the quantile level is widened in steps until leave-one-workload-out coverage of all runs reaches 80%
-(levels in brackets). In the evaluation, the level and the factors for each held-out workload come from the other
-workloads' residuals only (the level by a nested leave-one-workload-out).
-
-{chr(10).join(off_lines)}
-
-## Evaluation: leave one workload out ({len(card['data']['workloads'])} folds)
-
-Every figure is on workloads the models never saw. APE = |predicted - actual| / actual of the median prediction;
-coverage = share of runs inside the interval (learned and log-linear: p10-p90 conformal; analytic: its
-sensitivity band, not a calibrated interval). Baselines computed in the same run: the analytic model
-(advisor/ml/analytic.py) and log-linear least squares per technique (log memory, log1p dirty rate, log bandwidth,
-log cap -> log target).
-
-{render_tables(m, card['per_workload_precopy_time'], card['aims'])}
-"""
-
-
-def fit_final(
-    frame: pd.DataFrame, oof_learned: Mapping[str, np.ndarray], cfg: TrainConfig, out_dir: Path
-) -> tuple[dict[str, Any], dict[str, dict[str, tuple[float, float]]], dict[str, dict[str, float]]]:
-    """Fit each target on all runs, save it, and derive its interval offsets from the out-of-fold residuals."""
-    fs = build_features(frame)
-    y = log_targets(frame)
-    technique = frame["technique"].to_numpy()
+def fit_final(data: Prepared, oof: dict[str, Any], cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
+    """Fit every model on all rows and save it; intervals and calibration from the held-out predictions."""
     targets: dict[str, Any] = {}
-    offsets: dict[str, dict[str, tuple[float, float]]] = {}
-    groups = frame["workload"].to_numpy()
-    tails: dict[str, dict[str, float]] = {}
     for target in TARGETS:
-        booster = fit_target(fs, y[target], target, cfg)
-        file_name = f"{target}.txt"
-        booster.save_model(str(out_dir / file_name))
-        targets[target] = {
-            "file": file_name,
-            "features": list(TARGET_FEATURES[target]),
-            "monotone_constraints": monotone_constraints(target),
-            "num_trees": booster.num_trees(),
-            "params": lgb_params(target, cfg),
-            "weights": "1/ratio (MAPE)" if cfg.mape_weights and target != "downtime_ms" else "none",
-        }
-        residual = y[target] - oof_learned[target]
-        tails[target] = calibrate_tails(residual, technique, groups)
-        offsets[target] = conformal_offsets(residual, technique, tails[target])
+        booster = fit_target(data, target, cfg)
+        booster.save_model(str(out_dir / f"{target}.txt"))
+        targets[target] = {"file": f"{target}.txt", "features": list(TARGET_FEATURES[target]),
+                           "num_trees": booster.num_trees(), "params": lgb_params(target, cfg)}
         print(f"  {target}: {booster.num_trees()} trees", flush=True)
-    return targets, offsets, tails
-
-
-def _objective(params: Mapping[str, Any]) -> str:
-    if params["objective"] == "huber":
-        return f"huber (delta {params['alpha']:g})"
-    if params["objective"] == "quantile":
-        return f"quantile {params['alpha']:g}"
-    return str(params["objective"])
+    classifier = fit_convergence(data, cfg)
+    if classifier is None:
+        raise SystemExit("no lab migrations with a deadline to learn convergence from (collect them first: "
+                         "python -m training.collect_lab)")
+    classifier.save_model(str(out_dir / f"{CONVERGES}.txt"))
+    rows = convergence_rows(data)
+    calibration = isotonic(oof["raw"][rows], data.completed[rows], data.weight[rows])
+    residual = {t: data.y[t] - oof["median"][t] for t in TARGETS}
+    offsets, how = interval_table(data, residual, data.completed)
+    print(f"  {CONVERGES}: {classifier.num_trees()} trees, calibration of {len(calibration.raw)} points", flush=True)
+    return {"targets": targets, "intervals": {"kind": INTERVAL_KIND, "nominal_coverage": 0.8, "offsets": offsets,
+                                              "cells": how},
+            "convergence": {"file": f"{CONVERGES}.txt", "num_trees": classifier.num_trees(),
+                            "calibration": {"raw": list(calibration.raw), "calibrated": list(calibration.calibrated)}}}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.train_cost", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the SNU migrations CSV (default: %(default)s)")
+    parser.add_argument("--lab-data", type=Path, default=DEFAULT_LAB_DATA,
+                        help="the lab's migrations CSV; '' to train on the SNU data alone (default: %(default)s)")
+    parser.add_argument("--outcomes", type=Path, nargs="*", default=[], metavar="CSV",
+                        help="migrations the advisor executed, as `advisor outcomes export` writes them")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models" / "cost",
                         help="where versions live (default: %(default)s)")
-    parser.add_argument("--version", default="1.1.0", help="artifact version (default: %(default)s)")
+    parser.add_argument("--version", default="2.0.0", help="artifact version (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--num-trees", type=int, default=TrainConfig.num_trees)
-    parser.add_argument("--num-leaves", type=int, default=TrainConfig.num_leaves)
-    parser.add_argument("--activate", action="store_true",
-                        help="point ACTIVE at the new version (default: write it, leave the active one in place)")
+    parser.add_argument("--lab-weight", type=float, default=TrainConfig.lab_weight)
+    parser.add_argument("--snu-sample", type=float, default=1.0, metavar="FRACTION",
+                        help="train on this share of the SNU runs (a quick check; default: all)")
+    parser.add_argument("--promote", action="store_true",
+                        help="make it the active version if it is better than the active one (the card says why)")
     parser.add_argument("--docs", default=str(ROOT / "docs" / "cost-model.md"),
                         help="also write this page with the evaluation tables ('' to skip; default: %(default)s)")
     return parser
@@ -258,109 +173,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = " ".join(["python -m training.train_cost", *(sys.argv[1:] if argv is None else argv)])
     started = time.monotonic()
-    cfg = TrainConfig(seed=args.seed, num_trees=args.num_trees, num_leaves=args.num_leaves)
-
-    data_path: Path = args.data.resolve()
-    print(f"reading {data_path}", flush=True)
-    frame = load_migrations(data_path)
-    data_hash = file_sha256(data_path)
-    print(f"  {len(frame)} runs, {frame['workload'].nunique()} workloads, sha256 {data_hash[:16]}...", flush=True)
-
-    print("leave-one-workload-out cross-validation (learned, log-linear, analytic)", flush=True)
-    oof = cross_validate(frame, cfg, log=lambda s: print(s, flush=True))
-    metrics = metric_table(frame, oof)
-    per_workload = per_workload_table(frame, oof)
-    aim_rows = aims(metrics)
-
-    print("fitting the final models on all runs", flush=True)
-    card: dict[str, Any] = {
-        "model": MODEL_NAME,
-        "version": args.version,
-        "created_by": command,
-        "seed": cfg.seed,
-        "train_config": asdict(cfg),
-        "data": {
-            "file": str(data_path.name),
-            "sha256": data_hash,
-            "rows": len(frame),
-            "workloads": sorted(str(w) for w in frame["workload"].unique()),
-            "runs_per_technique": {str(k): int(v) for k, v in frame["technique"].value_counts().sort_index().items()},
-        },
-        "files": {target: f"{target}.txt" for target in TARGETS},
-        "feature_schema": schema_document(),
-        "evaluation": "leave one workload out; metrics over all out-of-fold runs per technique and target",
-        "metrics": metrics,
-        "per_workload_precopy_time": per_workload,
-        "aims": aim_rows,
-        "libraries": library_versions(),
-        "promotion": promotion_on_request(args.activate),
-    }
+    cfg = TrainConfig(seed=args.seed, lab_weight=args.lab_weight)
+    lab_path = Path(args.lab_data).resolve() if str(args.lab_data) else None
+    frame = load_all(args.data.resolve(), lab_path, tuple(p.resolve() for p in args.outcomes))
+    if args.snu_sample < 1.0:
+        snu = frame["source"] == "snu"
+        keep = ~snu | (np.random.default_rng(cfg.seed).random(len(frame)) < args.snu_sample)
+        frame = frame[keep].reset_index(drop=True)
+    counts = frame.groupby(["source", "outcome"]).size().to_dict()
+    print(f"read {len(frame)} migrations: {counts}", flush=True)
+    data = prepare(with_variants(frame), cfg)
+    print(f"  {len(data.frame)} rows with the variants without optional measurements", flush=True)
+    print("held-out configurations: candidate, SNU-only, analytic, log-linear", flush=True)
+    metrics = evaluate(data, cfg)
+    oof = metrics.pop("_oof")
     reg = registry(args.models_dir)
+    promotion = decide(metrics, reg.root, promote=args.promote)
+    print(f"promotion: {promotion['reason']}", flush=True)
+    card: dict[str, Any] = {
+        "model": MODEL_NAME, "version": args.version, "created_by": command, "seed": cfg.seed,
+        "train_config": asdict(cfg),
+        "data": {"sources": {**fingerprints(args.data.resolve(), lab_path),
+                             **{f"outcomes {k}": {"file": p.name, "sha256": file_sha256(p)}
+                                for k, p in enumerate(args.outcomes)}},
+                 "rows": {f"{s}/{o}": int(n) for (s, o), n in counts.items()},
+                 "groups": int(frame["group"].nunique())},
+        "files": {**{t: f"{t}.txt" for t in TARGETS}, CONVERGES: f"{CONVERGES}.txt"},
+        "feature_schema": schema_document(),
+        "evaluation": "held-out configurations (each SNU workload; the lab's configurations in 5 folds); lab rows "
+                      "also scored without their optional measurements",
+        "metrics": metrics, "libraries": library_versions(), "promotion": promotion,
+    }
 
     def write_all(directory: Path) -> None:
-        targets, offsets, tails = fit_final(frame, oof.median["learned"], cfg, directory)
-        card["targets"] = targets
-        card["intervals"] = {"kind": INTERVAL_KIND, "nominal_coverage": 0.8, "offsets": offsets,
-                             "tail_levels": tails}
+        card.update(fit_final(data, oof, cfg, directory))
         card["schema_hash"] = reg.schema_hash
         (directory / "card.md").write_text(render_card(card, command))
 
-    out_dir = reg.write(card, write_all, activate=args.activate)
-    size_kib = sum(p.stat().st_size for p in out_dir.iterdir()) / 1024
-    print(f"wrote {out_dir} ({size_kib:.0f} KiB)" + (f"; {args.models_dir / 'ACTIVE'} -> {args.version}"
-                                                     if args.activate else "; ACTIVE unchanged"), flush=True)
+    out_dir = reg.write(card, write_all, activate=bool(promotion["promoted"]))
+    print(f"wrote {out_dir}" + (f"; ACTIVE -> {args.version}" if promotion["promoted"] else "; ACTIVE unchanged"))
     if args.docs:
         docs = Path(args.docs)
-        docs.parent.mkdir(parents=True, exist_ok=True)
         page = docs_page(card, command)
         old = docs.read_text() if docs.exists() else ""
-        if POLICY_BEGIN in old:  # keep the section written by training.evaluate_policy
+        if POLICY_BEGIN in old:  # keep the section training.evaluate_policy writes
             page = page.rstrip("\n") + "\n\n" + POLICY_BEGIN + old.split(POLICY_BEGIN, 1)[1]
         docs.write_text(page)
-        print(f"wrote {args.docs}", flush=True)
-
+        print(f"wrote {args.docs}")
     print()
-    print(render_tables(metrics, per_workload, aim_rows))
+    print(render_tables(metrics))
     print(f"done in {time.monotonic() - started:.0f} s", flush=True)
     return 0
-
-
-def docs_page(card: Mapping[str, Any], command: str) -> str:
-    return f"""# The learned cost model
-
-Generated by `{command}` (do not edit by hand; rerun the command). The model card of the active version is
-`models/cost/{card['version']}/card.md`; its JSON twin holds every figure below.
-
-{render_card(card, command).split(chr(10), 1)[1]}
-## Where the aims are missed, and why
-
-- The four production inputs do not identify a workload's hot working set. The analytic model is right to ~5%
-  at the median (it is exact while the guest dirties little) and far off in the tail, where real guests re-dirty
-  the same pages and the geometric model over-counts; how far off depends on the workload. On a workload the
-  model never saw, the learned correction cuts the analytic model's tail, but no pre-copy technique reaches 8%
-  total-time MAPE or 2x the log-linear baseline. The mem workload carries most of the error and is the one whose
-  intervals under-cover (table above): its runs sit where other workloads converge quickly.
-- What helped (version 1.1.0, leave-one-workload-out, plain pre-copy time MAPE / median APE; 1.0.0 was 18.1% /
-  6.8%): a Huber delta of 0.05 instead of 0.5 in log space (0.5 is nearly least squares, pulled by the tail:
-  13.9% / 4.7%); rows weighted by 1/ratio, the MAPE-optimal weighted median (13.4% / 5.0%, the kept estimate:
-  it serves the MAPE aim and the median APE stays below the analytic model's 4.8% only by a little, so neither
-  estimate is best at both); for precopy_compress the bandwidth exponent 0.5 in its offsets (its data share rises
-  with bandwidth, which the monotone constraint could not learn against a 1/bandwidth offset: 41% -> 33.5% MAPE;
-  an exponent of 0.3 gave 31.8%, 0.5 was kept as the less tuned value). Time and data are one target on this
-  data: every pre-copy run's wire rate equals the usable bandwidth within 0.2%, compression included (it is not
-  CPU-bound here, contrary to what 1.0.0 assumed).
-- What did not help: extra physics features (log rho, analytic time and data ratios to one pass, MiB dirtied per
-  pass: within +-0.5 point), fewer leaves / larger leaves / feature bagging (7 leaves, 100 runs per leaf, 0.7
-  feature fraction: +0.1 to +0.4 point), more trees (600: 14.7%), a separate compress model with the one-pass
-  offset (38-41%); for downtime: extra features, 7 or 31 leaves, 400 trees, L1, lower quantiles (0.4 / 0.45:
-  lower MAPE but median APE 12.1-12.8%), Huber and 1/ratio weights (much worse: the analytic downtime offset is
-  off by orders of magnitude for non-converging runs). Downtime is unchanged from 1.0.0.
-- Monotone constraints cost little for the three uncompressed pre-copy variants (unconstrained: 13.9% vs 13.4%);
-  for compress an unconstrained model reached 30.6% vs 33.5%.
-- Post-copy time is within 0.6% (log-linear 0.3%).
-- Intervals: the calibrated quantile levels give 80-87% held-out coverage per technique and target; by workload
-  it ranges from 55% (mem) to 100%, so an interval for a guest unlike any in the data is still optimistic.
-"""
 
 
 if __name__ == "__main__":

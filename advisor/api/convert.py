@@ -29,6 +29,9 @@ from advisor.domain.recommendation import MoveStatus, Recommendation, Recommenda
 from advisor.execution.monitor import Estimate
 from advisor.usecases.queries import HostView, VmView
 
+# What a standard gRPC client accepts is 4 MiB: answers stop at 3, with room to spare.
+PAGE_BYTES = 3 << 20
+
 # -- in ------------------------------------------------------------------------------------------------------
 
 
@@ -117,6 +120,7 @@ def samples_from_pb(m: pb.PushSamplesRequest) -> tuple[list[HostSample], list[Vm
             cpu_utilization=_opt(s, "cpu_utilization_ratio"),
             memory_used_mib=_opt(s, "memory_used_mib"),
             dirty_rate_mib_s=_opt(s, "dirty_rate_mib_s"),
+            working_set_mib=_opt(s, "working_set_mib"),
         )
         for i, s in enumerate(m.vm_samples)
     ]
@@ -235,7 +239,7 @@ def assessment_to_pb(a: HostAssessment) -> pb.HostAssessment:
     )
 
 
-def move_to_pb(m: Move, *, with_assessments: bool = True, status: MoveStatus = MoveStatus()) -> pb.Move:  # noqa: B008
+def move_to_pb(m: Move, *, with_assessments: bool = True, status: MoveStatus = MoveStatus()) -> pb.Move:  # noqa: B008 - frozen dataclass defaults are safe to share
     return pb.Move(
         vm_id=m.vm_id, source_host_id=m.source_host_id, target_host_id=m.target_host_id,
         parameters=parameters_to_pb(m.parameters), predicted_cost=cost_to_pb(m.predicted_cost),
@@ -271,6 +275,24 @@ def recommendation_to_pb(r: Recommendation, *, with_assessments: bool = True) ->
         msg.benefit = r.benefit
     if r.benefit_over_cost is not None:
         msg.benefit_over_cost = r.benefit_over_cost
+    return msg
+
+
+def fitted(msg: pb.Recommendation) -> pb.Recommendation:
+    """The recommendation as it fits what a standard client accepts: whole when it fits; else the moves without
+    their host assessments, and only the moves that fit (ListMoves has the others; `moves_total` says how many)."""
+    msg.moves_total = len(msg.moves)
+    if msg.ByteSize() <= PAGE_BYTES:
+        return msg
+    moves = list(msg.moves)
+    del msg.moves[:]
+    budget = PAGE_BYTES - msg.ByteSize()
+    for move in moves:
+        del move.assessments[:]
+        budget -= move.ByteSize() + 8
+        if budget < 0:
+            break
+        msg.moves.append(move)
     return msg
 
 

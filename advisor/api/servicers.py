@@ -22,25 +22,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.usecases.bundle import UseCases
 
 # A page of recommendations stops before this many bytes: standard gRPC clients accept at most 4 MiB.
-PAGE_BYTES = 3 << 20
-
-
-def fitted(msg: pb.Recommendation) -> pb.Recommendation:
-    """The recommendation as it fits what a standard client accepts: whole when it fits; else the moves without
-    their host assessments, and only the moves that fit (ListMoves has the others; `moves_total` says how many)."""
-    msg.moves_total = len(msg.moves)
-    if msg.ByteSize() <= PAGE_BYTES:
-        return msg
-    moves = list(msg.moves)
-    del msg.moves[:]
-    budget = PAGE_BYTES - msg.ByteSize()
-    for move in moves:
-        del move.assessments[:]
-        budget -= move.ByteSize() + 8
-        if budget < 0:
-            break
-        msg.moves.append(move)
-    return msg
+PAGE_BYTES = convert.PAGE_BYTES
 
 
 @dataclass(frozen=True)
@@ -148,7 +130,7 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         rec = self.usecases.advice.recommend_target(
             request.vm_id, convert.objective_from_pb(request.objective), list(request.excluded_host_ids)
         )
-        return fitted(convert.recommendation_to_pb(rec))
+        return convert.fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def PlanCluster(self, request: pb.PlanClusterRequest, context: grpc.ServicerContext) -> pb.Recommendation:
@@ -159,7 +141,7 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         rec = self.usecases.planning.plan_cluster(goals[request.goal], request.host_id, request.max_moves,
                                                   convert.objective_from_pb(request.objective),
                                                   dry_run=request.dry_run)
-        return fitted(convert.recommendation_to_pb(rec))
+        return convert.fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def ListRecommendations(
@@ -170,7 +152,7 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         page = pb.ListRecommendationsResponse()
         size = 0
         for i, rec in enumerate(recs):
-            msg = fitted(convert.recommendation_to_pb(rec, with_assessments=False))
+            msg = convert.fitted(convert.recommendation_to_pb(rec, with_assessments=False))
             size += msg.ByteSize() + 8
             if size > PAGE_BYTES and i > 0:  # what a standard client accepts (4 MiB), with room to spare
                 token = self.usecases.review.token_after(state, recs[i - 1])
@@ -200,28 +182,28 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
     def GetRecommendation(
         self, request: pb.GetRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
-        return fitted(convert.recommendation_to_pb(self.usecases.review.get(request.id)))
+        return convert.fitted(convert.recommendation_to_pb(self.usecases.review.get(request.id)))
 
     @rpc(_metrics)
     def ApproveRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
         rec = self.usecases.review.decide(request.id, True, current_caller().name, request.reason)
-        return fitted(convert.recommendation_to_pb(rec))
+        return convert.fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def RejectRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
         rec = self.usecases.review.decide(request.id, False, current_caller().name, request.reason)
-        return fitted(convert.recommendation_to_pb(rec))
+        return convert.fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def CancelRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
         rec = self.usecases.migrations.cancel(request.id, current_caller().name, request.reason)
-        return fitted(convert.recommendation_to_pb(rec))
+        return convert.fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def PlaceVm(self, request: pb.PlaceVmRequest, context: grpc.ServicerContext) -> pb.PlaceVmResponse:
@@ -260,7 +242,8 @@ class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
     @rpc(_metrics)
     def RunRecommendation(self, request: pb.RunRecommendationRequest,
                           context: grpc.ServicerContext) -> pb.Recommendation:
-        return fitted(convert.recommendation_to_pb(self.usecases.migrations.run(request.id, current_caller().name)))
+        rec = self.usecases.migrations.run(request.id, current_caller().name)
+        return convert.fitted(convert.recommendation_to_pb(rec))
 
     @rpc(_metrics)
     def ListMigrations(self, request: pb.ListMigrationsRequest,

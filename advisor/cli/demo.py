@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from advisor.adapters.libvirt import LibvirtHypervisor
@@ -19,6 +20,7 @@ from advisor.app import build_app
 from advisor.cli.render import outlook, phase_name, render_recommendation
 from advisor.config import Settings
 from advisor.domain.access import Role
+from advisor.features.inputs import PROFILE_LABEL
 from advisor.lab import Lab
 from advisor.tables import table
 from advisor.telemetry.hypervisors import HostConnection, measure_dirty_rates, read_inventory
@@ -41,8 +43,10 @@ def lab_uri_pattern(lab: Lab) -> str:
 
 def _ingest(client: AdvisorClient, lab_hosts: list[HostConnection], out: Print) -> None:
     change = read_inventory(lab_hosts, LibvirtHypervisor)
+    # The lab's hosts are of the "lab" profile: the cost model is calibrated for them apart.
+    hosts = [replace(h, labels={**h.labels, PROFILE_LABEL: "lab"}) for h in change.hosts]
     client.push_inventory(pb.PushInventoryRequest(
-        hosts=[convert.host_to_pb(h) for h in change.hosts], vms=[convert.vm_to_pb(v) for v in change.vms]
+        hosts=[convert.host_to_pb(h) for h in hosts], vms=[convert.vm_to_pb(v) for v in change.vms]
     ))
     # A short history of readings, as the background collector would gather over minutes: the forecaster needs
     # a window, not one reading (one page-sampling reading is noisy).
@@ -50,9 +54,15 @@ def _ingest(client: AdvisorClient, lab_hosts: list[HostConnection], out: Print) 
     for _ in range(READINGS):
         samples += measure_dirty_rates(lab_hosts, LibvirtHypervisor, time.time, readings=1, seconds=1)
         time.sleep(1.0)
+    # and one longer window, as the collector measures now and then: what the guest rewrote in 4 s
+    windows = measure_dirty_rates(lab_hosts, LibvirtHypervisor, time.time, readings=1, seconds=4,
+                                  as_working_set=True)
     request = pb.PushSamplesRequest()
     for s in samples:
         sample = request.vm_samples.add(vm_id=s.vm_id, dirty_rate_mib_s=s.dirty_rate_mib_s or 0.0)
+        sample.time.CopyFrom(convert.timestamp(s.time_s))
+    for s in windows:
+        sample = request.vm_samples.add(vm_id=s.vm_id, working_set_mib=s.working_set_mib or 0.0)
         sample.time.CopyFrom(convert.timestamp(s.time_s))
     client.push_samples(request)
 

@@ -90,6 +90,9 @@ class VmSample:
     cpu_utilization: float | None = None
     memory_used_mib: float | None = None
     dirty_rate_mib_s: float | None = None
+    # MiB the guest rewrote over a longer page-sampling window (several seconds): a lower bound of its writable
+    # working set, which decides whether pre-copy can converge.
+    working_set_mib: float | None = None
 
 
 @dataclass(frozen=True)

@@ -149,3 +149,4 @@ def check_vm_sample(sample: VmSample, field: str, now_s: float) -> None:
     _optional(sample.cpu_utilization, f"{field}.cpu_utilization_ratio", high=1.0)
     _optional(sample.memory_used_mib, f"{field}.memory_used_mib", high=MAX_VM_MEMORY_MIB)
     _optional(sample.dirty_rate_mib_s, f"{field}.dirty_rate_mib_s", high=MAX_DIRTY_RATE_MIB_S)
+    _optional(sample.working_set_mib, f"{field}.working_set_mib", high=MAX_VM_MEMORY_MIB)

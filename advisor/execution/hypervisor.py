@@ -47,7 +47,7 @@ class GuestStats:
     time_s: float
     cpu_time_s: float
     vcpus: int
-    # Memory the guest uses (balloon: available - unused), if the balloon driver reports it.
+    # Memory the guest uses as a migration sees it (balloon: current - unused, RAM less MemFree), if reported.
     memory_used_mib: float | None
 
 

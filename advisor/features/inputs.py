@@ -34,7 +34,8 @@ from advisor.domain.model import (
 from advisor.features.dataset import INPUT_COLUMNS
 from advisor.features.samples import Latest
 
-__all__ = ["INPUT_COLUMNS", "InputTable", "Overrides", "VmObservations", "migration_inputs"]
+__all__ = ["DEFAULT_PROFILE", "INPUT_COLUMNS", "PROFILES", "InputTable", "Overrides", "VmObservations",
+           "migration_inputs"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -46,9 +47,30 @@ def mbit_to_mib_s(mbit_s: npt.ArrayLike) -> FloatArray:
     return np.asarray(mbit_s, dtype=np.float64) * 1e6 / 8 / MIB
 
 
+# The host profiles the learned models know: a profile's migrations were measured on hosts of one kind, and the
+# models are calibrated per profile. A row without one is taken as "snu" (the shared data's hosts).
+PROFILES: tuple[str, ...] = ("snu", "lab")
+DEFAULT_PROFILE = "snu"
+# The host label naming a host's profile (e.g. advisor.profile=lab).
+PROFILE_LABEL = "advisor.profile"
+
+
+def _optional(frame: pd.DataFrame, column: str) -> FloatArray:
+    """A numeric optional column, NaN where missing or empty (validated beforehand where it is given)."""
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    text = frame[column].astype(str).str.strip().replace({"": "nan", "None": "nan"})
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class InputTable:
-    """Many rows of MigrationInputs as arrays (MiB, MiB/s, ms), each with its technique."""
+    """Many rows of MigrationInputs as arrays (MiB, MiB/s, ms), each with its technique.
+
+    `memory_mib` is what a migration copies: memory in use where it was measured (`memory_known`), else all of
+    the configured memory. NaN marks what was not measured (`memory_configured_mib`, `working_set_mib`). `assumed`
+    says, per row, what was taken for what a table did not give.
+    """
 
     techniques: tuple[Technique, ...]
     memory_mib: FloatArray
@@ -56,6 +78,12 @@ class InputTable:
     bandwidth_mib_s: FloatArray
     max_bandwidth_mib_s: FloatArray
     max_downtime_ms: FloatArray
+    memory_configured_mib: FloatArray
+    memory_known: npt.NDArray[np.bool_]
+    deadline_ms: FloatArray  # 0: none
+    working_set_mib: FloatArray
+    profiles: tuple[str, ...]
+    assumed: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.techniques)
@@ -65,28 +93,80 @@ class InputTable:
         def column(name: str) -> FloatArray:
             return np.array([getattr(i, name) for i, _ in rows], dtype=np.float64)
 
-        return InputTable(tuple(t for _, t in rows), column("memory_mib"), column("dirty_rate_mib_s"),
-                          column("bandwidth_mib_s"), column("max_bandwidth_mib_s"), column("max_downtime_ms"))
+        def maybe(name: str) -> FloatArray:
+            return np.array([np.nan if getattr(i, name) is None else getattr(i, name) for i, _ in rows],
+                            dtype=np.float64)
+
+        return InputTable(
+            tuple(t for _, t in rows), column("memory_mib"), column("dirty_rate_mib_s"), column("bandwidth_mib_s"),
+            column("max_bandwidth_mib_s"), column("max_downtime_ms"), maybe("memory_configured_mib"),
+            np.array([i.memory_source != "configured" for i, _ in rows]),
+            column("deadline_ms"), maybe("working_set_mib"),
+            tuple(i.host_profile or DEFAULT_PROFILE for i, _ in rows),
+        )
 
     @staticmethod
     def from_frame(frame: pd.DataFrame) -> InputTable:
-        """Rows of a table with INPUT_COLUMNS in the units of the shared data (validated beforehand). The data
-        were measured at QEMU's default allowed downtime."""
+        """Rows of a table in the columns and units of the shared data (INPUT_COLUMNS, validated beforehand), with
+        the optional columns of advisor.features.dataset where given. A row of source `snu` (or none) means what
+        the SNU data means: `vm_memory_mib` is memory in use, QEMU's default downtime, no deadline; any other
+        source's `vm_memory_mib` is configured memory, and its memory in use is `memory_used_mib`."""
         n = len(frame)
+        given = _optional(frame, "vm_memory_mib") if "vm_memory_mib" in frame else np.full(n, np.nan)
+        sources = (frame["source"].astype(str).str.strip().str.lower().replace({"nan": "", "none": ""})
+                   if "source" in frame.columns else pd.Series([""] * n))
+        profiles = tuple(s or DEFAULT_PROFILE for s in sources)
+        used = _optional(frame, "memory_used_mib")
+        downtime = _optional(frame, "max_downtime_ms")
+        deadline = _optional(frame, "deadline_ms")
+        windows = np.column_stack([_optional(frame, "working_set_mib"),
+                                   2 * dirty_pages_to_mib_s(_optional(frame, "dirty_rate_2s_pages_per_s")),
+                                   4 * dirty_pages_to_mib_s(_optional(frame, "dirty_rate_4s_pages_per_s"))])
+        known_window = ~np.isnan(windows).all(axis=1)
+        working_set = np.where(known_window, np.nanmax(np.where(np.isnan(windows), -np.inf, windows), axis=1), np.nan)
+        snu = np.array([p == "snu" for p in profiles])
+        has_used = ~np.isnan(used)
+        memory = np.where(has_used, used, given)
+        configured = np.where(snu, np.nan, given)
+        assumed = []
+        for k in range(n):
+            notes = []
+            if not sources.iat[k]:
+                notes.append("source snu")
+            if not snu[k] and not has_used[k]:
+                notes.append(f"memory in use unknown: all {given[k]:g} MiB configured copied")
+            if np.isnan(downtime[k]):
+                notes.append(f"max downtime {DEFAULT_MAX_DOWNTIME_MS:g} ms")
+            if np.isnan(deadline[k]):
+                notes.append("no deadline")
+            assumed.append("; ".join(notes))
         return InputTable(
             tuple(Technique(str(t).strip()) for t in frame["technique"]),
-            pd.to_numeric(frame["vm_memory_mib"]).to_numpy(dtype=np.float64),
+            memory,
             dirty_pages_to_mib_s(pd.to_numeric(frame["dirty_rate_pages_per_s"]).to_numpy(dtype=np.float64)),
             mbit_to_mib_s(pd.to_numeric(frame["available_bandwidth_mbps"]).to_numpy(dtype=np.float64)),
             pd.to_numeric(frame["max_bandwidth_mib_s"]).to_numpy(dtype=np.float64),
-            np.full(n, DEFAULT_MAX_DOWNTIME_MS),
+            np.where(np.isnan(downtime), DEFAULT_MAX_DOWNTIME_MS, downtime),
+            configured,
+            snu | has_used,
+            np.where(np.isnan(deadline), 0.0, deadline),
+            working_set,
+            profiles,
+            tuple(assumed),
         )
 
     def rows(self, dirty_rate_source: str = "") -> list[tuple[MigrationInputs, Technique]]:
+        def opt(values: FloatArray, k: int) -> float | None:
+            return None if np.isnan(values[k]) else float(values[k])
+
         return [
             (MigrationInputs(float(self.memory_mib[k]), float(self.dirty_rate_mib_s[k]), float(self.bandwidth_mib_s[k]),
                              float(self.max_bandwidth_mib_s[k]), float(self.max_downtime_ms[k]),
-                             dirty_rate_source=dirty_rate_source), t)
+                             dirty_rate_source=dirty_rate_source,
+                             memory_configured_mib=opt(self.memory_configured_mib, k),
+                             memory_source="in use" if self.memory_known[k] else "configured",
+                             working_set_mib=opt(self.working_set_mib, k), deadline_ms=float(self.deadline_ms[k]),
+                             host_profile=self.profiles[k]), t)
             for k, t in enumerate(self.techniques)
         ]
 
@@ -99,6 +179,7 @@ class Overrides:
     bandwidth_mib_s: float | None = None
     max_bandwidth_mib_s: float | None = None
     max_downtime_ms: float | None = None
+    deadline_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +188,7 @@ class VmObservations:
 
     dirty_rate: Latest | None = None
     memory_used: Latest | None = None
+    working_set: Latest | None = None
 
 
 def _fmt_time(time_s: float) -> str:
@@ -148,7 +230,9 @@ def migration_inputs(
         dirty_source = (f"no dirty-rate sample: unknown, taken as {dirty:.1f} MiB/s (as fast as the link moves) "
                         "to stay on the safe side")
     used = observed.memory_used
-    memory = used.value if used is not None and used.value > 0 else float(vm.memory_mib)
+    measured = used is not None and used.value > 0
+    memory = used.value if used is not None and measured else float(vm.memory_mib)
+    working_set = observed.working_set.value if observed.working_set is not None else None
     return MigrationInputs(
         memory_mib=memory,
         dirty_rate_mib_s=dirty,
@@ -158,4 +242,9 @@ def migration_inputs(
         dirty_rate_source=dirty_source,
         burst_dirty_rate_mib_s=burst,
         dirty_rate_known=known,
+        memory_configured_mib=float(vm.memory_mib),
+        memory_source=f"in use, sample {_fmt_time(used.time_s)}" if used is not None and measured else "configured",
+        deadline_ms=overrides.deadline_ms or 0.0,
+        working_set_mib=working_set,
+        host_profile=source.labels.get(PROFILE_LABEL, ""),
     )

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from advisor.domain.model import HostSample, VmSample
 
 HOST_FIELDS = ("cpu_utilization", "memory_used_mib", "network_rx_mib_s", "network_tx_mib_s", "power_w")
-VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s")
+VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,8 @@ class RecentSamples:
                                                         hs.network_tx_mib_s, hs.power_w))
                 self._changed.add(("host", hs.host_id))
             for vs in vm_samples:
-                self._vms.add(vs.vm_id, vs.time_s, (vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s))
+                self._vms.add(vs.vm_id, vs.time_s, (vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s,
+                                                    vs.working_set_mib))
                 self._changed.add(("vm", vs.vm_id))
 
     def host_latest(self, host_id: str, field: str) -> Latest | None:

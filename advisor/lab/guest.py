@@ -37,11 +37,19 @@ CHUNK_MIB = 2
 # "silent" guest). 128 MiB + 8 KiB is no multiple of 64 pages, so QEMU takes the page-by-page path, which does
 # reset the TLB. libvirt rounds <memory> to whole MiB, hence the QEMU arguments in domain_xml. 0 turns this off.
 RAM_PAD_KIB = 8
+# MiB the writer leaves available besides its region, so that tmpfs (which cannot be swapped) never wakes the OOM
+# killer: the largest region is MemAvailable at boot less both patterns and this.
+OOM_MARGIN_MIB = 25
 
-# ash script; @REGION@ is the number of MiB the writer cycles through (so at most that many distinct MiB change
-# per second, which is what page-sampling can see). The plan file holds "SEQ REPEAT SECONDS KIB_S SECONDS KIB_S...";
-# SECONDS 0 means "for ever". One tick is one second, kept by /proc/uptime, and a tick that overruns is not caught
-# up, so a rate beyond what the guest can write shows as a lower measured rate rather than a growing backlog.
+# ash script; @REGION@ is the default working set in MiB (the region the writer cycles through when a plan names
+# none, so at most that many distinct MiB change per second, which is what page-sampling can see). The plan file
+# holds "SEQ REPEAT WS PHASE_S SECONDS KIB_S SECONDS KIB_S...": WS the working set in MiB (`-`: the default region;
+# 0: none), PHASE_S > 0 moves the working set to the next window of the largest region every PHASE_S seconds
+# ("phased"), SECONDS 0 means "for ever". One tick is one second, kept by /proc/uptime, and a tick that overruns is
+# not caught up, so a rate beyond what the guest can write shows as a lower measured rate rather than a backlog.
+# A plan with another WS or PHASE_S first zeroes and frees what the writer had written (so QEMU, which skips zero
+# pages, sees only the new working set) and, for a numeric WS, writes the working set once at full speed, so that
+# it is all in memory before the plan's rate starts.
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -52,34 +60,55 @@ for m in @MODULES@; do insmod /lib/modules/$m.ko 2>/dev/null; done
 read up _ </proc/uptime
 CH=@CHUNK@
 avail=$(sed -n 's/^MemAvailable: *\([0-9]*\).*/\1/p' /proc/meminfo); avail=$((avail / 1024))
-# the region stays clear of the OOM killer: what is available, less both patterns and a margin
-W=$((avail - CH - 25)); [ $W -gt @REGION@ ] && W=@REGION@; [ $W -lt $CH ] && W=$CH
-echo "GUEST-BOOTED uptime=$up available_mib=$avail region_mib=$W"
+# the largest region stays clear of the OOM killer: what is available, less both patterns and a margin
+WMAX=$((avail - CH - @MARGIN@)); [ $WMAX -lt $CH ] && WMAX=$CH
+DEF=$WMAX; [ $DEF -gt @REGION@ ] && DEF=@REGION@
+echo "GUEST-BOOTED uptime=$up available_mib=$avail region_mib=$DEF max_region_mib=$WMAX"
 
 tk() { read up _ </proc/uptime; T=${up%.*}${up#*.}; T=${T#0}; }
 
-# Copies from one random pattern, shifted by one more 4 KiB page on every pass over the region, so each page's
-# content differs from the previous pass (and from the pass before: two alternating patterns would make a page
-# rewritten twice in a sampling window look clean). bs=64k keeps dd's own buffer from adding dirty pages.
+# Copies from one random pattern, shifted by one more 4 KiB page on every pass over the working set, so each
+# page's content differs from the previous pass (and from the pass before: two alternating patterns would make a
+# page rewritten twice in a sampling window look clean). bs=64k keeps dd's own buffer from adding dirty pages.
+# The working set is W MiB at offset OFF MiB of /dev/shm/x; C is the position in it.
 wr() {
   k=$1
   [ -f /dev/shm/p ] || dd if=/dev/urandom of=/dev/shm/p bs=1M count=$((CH + 1)) 2>/dev/null
   while [ $k -gt 0 ]; do
     s=$CH; [ $s -gt $k ] && s=$k; [ $s -gt $((W - c)) ] && s=$((W - c))
-    dd if=/dev/shm/p of=/dev/shm/x bs=64k seek=$((c * 16)) count=$((s * 16)) skip=$((pass % 256 * 4096)) \
+    dd if=/dev/shm/p of=/dev/shm/x bs=64k seek=$(((OFF + c) * 16)) count=$((s * 16)) skip=$((pass % 256 * 4096)) \
        iflag=skip_bytes conv=notrunc 2>/dev/null
     c=$((c + s)); k=$((k - s))
     [ $c -ge $W ] && { c=0; pass=$((pass + 1)); }
   done
 }
 
+# A new working set: zero what was written (freed pages keep their content, and QEMU would send it), free it,
+# and write the new working set once.
+layout() {
+  ws=$1; PH=$2; zeroed=0
+  if [ -f /dev/shm/x ]; then
+    sz=$(stat -c %s /dev/shm/x); zeroed=$((sz / 1048576))
+    dd if=/dev/zero of=/dev/shm/x bs=64k count=$((sz / 65536)) conv=notrunc 2>/dev/null; rm -f /dev/shm/x
+  fi
+  if [ "$ws" = - ]; then W=$DEF; fill=0; else W=$ws; [ $W -gt $WMAX ] && W=$WMAX; fill=$W; fi
+  OFF=0; c=0; pass=0; win=0; NWIN=1; PLEFT=0
+  [ $PH -gt 0 ] && [ $W -gt 0 ] && { NWIN=$((WMAX / W)); PLEFT=$PH; }
+  [ $fill -gt 0 ] && wr $fill
+  echo "GUEST-LAYOUT seq=$seq ws_mib=$W phase_s=$PH windows=$NWIN zeroed_mib=$zeroed filled_mib=$fill"
+}
+
 writer() {
-  seq=""; idx=0; left=0; kib=0; budget=0; c=0; pass=0; new=""; tot=0; ticks=0
+  seq=""; lay=""; idx=0; left=0; kib=0; budget=0; new=""; tot=0; ticks=0; all=0
+  W=$DEF; OFF=0; c=0; pass=0; win=0; NWIN=1; PH=0; PLEFT=0
   tk; next=$T
   while :; do
     if [ -f /dev/shm/plan ]; then
-      read -r s rep steps </dev/shm/plan
-      [ "$s" != "$seq" ] && { seq=$s; plan="$steps"; idx=0; budget=0; new=1; }
+      read -r s rep ws ph steps </dev/shm/plan
+      if [ "$s" != "$seq" ]; then
+        seq=$s; plan="$steps"; idx=0; budget=0; new=1
+        [ "$ws $ph" != "$lay" ] && { lay="$ws $ph"; layout $ws $ph; tk; next=$T; }
+      fi
     fi
     if [ -n "$new" ]; then
       set -- $plan
@@ -93,10 +122,14 @@ writer() {
       new=""
     fi
     budget=$((budget + kib)); m=$((budget / 1024)); budget=$((budget % 1024))
-    [ $m -gt 0 ] && wr $m
-    tot=$((tot + m)); ticks=$((ticks + 1))
+    [ $m -gt 0 ] && [ $W -gt 0 ] && wr $m
+    tot=$((tot + m)); ticks=$((ticks + 1)); all=$((all + m)); echo $all >/dev/shm/w
     [ $ticks = 10 ] && { echo "GUEST-WRITTEN mib_10s=$tot"; tot=0; ticks=0; }
     if [ "$left" -gt 0 ]; then left=$((left - 1)); [ $left = 0 ] && { idx=$((idx + 1)); new=1; }; fi
+    if [ $PLEFT -gt 0 ]; then
+      PLEFT=$((PLEFT - 1))
+      [ $PLEFT = 0 ] && { PLEFT=$PH; win=$(((win + 1) % NWIN)); OFF=$((win * W)); c=0; }
+    fi
     next=$((next + 100)); tk; d=$((next - T))
     if [ $d -gt 0 ]; then usleep $((d * 10000)); elif [ $d -lt -100 ]; then next=$T; fi
   done
@@ -116,7 +149,10 @@ reader() {
   done
 }
 
-( while :; do sleep 1; read up _ </proc/uptime; echo "GUEST-HEARTBEAT uptime=$up"; done ) &
+# The heartbeat also carries the MiB the writer has written at its rate since boot (not the first writes of a
+# new working set), so a host can tell the rate it really reached, e.g. while a migration slows the guest down.
+( while :; do sleep 1; read up _ </proc/uptime; w=0; [ -f /dev/shm/w ] && read w </dev/shm/w
+  echo "GUEST-HEARTBEAT uptime=$up written_mib=$w"; done ) &
 writer &
 reader &
 while :; do sleep 3600; done
@@ -195,7 +231,7 @@ def _fetch_parts(parts: Path, log: object = None) -> None:
 
 def init_script(region_mib: int) -> str:
     return (INIT.replace("@MODULES@", " ".join(MODULES)).replace("@REGION@", str(region_mib))
-            .replace("@CHUNK@", str(CHUNK_MIB)))
+            .replace("@CHUNK@", str(CHUNK_MIB)).replace("@MARGIN@", str(OOM_MARGIN_MIB)))
 
 
 def ensure_image(cache: Path, region_mib: int) -> tuple[GuestImage, bool]:
@@ -292,7 +328,15 @@ def domain_xml(name: str, image: GuestImage, memory_mib: int) -> str:
 """
 
 
-def plan_command(seq: int, steps: list[tuple[int, int]], repeat: bool) -> bytes:
-    """The line the guest reads on ttyS1: `plan SEQ REPEAT SECONDS KIB_S ...`; SECONDS 0 is "for ever"."""
+def plan_command(seq: int, steps: list[tuple[int, int]], repeat: bool, working_set_mib: int | None = None,
+                 phase_s: int = 0) -> bytes:
+    """The line the guest reads on ttyS1: `plan SEQ REPEAT WS PHASE_S SECONDS KIB_S ...` (see INIT).
+
+    SECONDS 0 is "for ever"; `working_set_mib` None is the default region, 0 none; `phase_s` > 0 moves the working
+    set to the next window every that many seconds.
+    """
+    if (working_set_mib is not None and working_set_mib < 0) or phase_s < 0:
+        raise ValueError(f"negative working set or phase: {working_set_mib}, {phase_s}")
     body = " ".join(f"{seconds} {kib_s}" for seconds, kib_s in steps)
-    return f"plan {seq} {int(repeat)} {body}\n".encode()
+    ws = "-" if working_set_mib is None else str(working_set_mib)
+    return f"plan {seq} {int(repeat)} {ws} {phase_s} {body}\n".encode()

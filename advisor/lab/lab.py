@@ -15,99 +15,25 @@ missing, `down` stops whatever it can prove the lab started. A file lock keeps t
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import os
-import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from advisor.lab import daemon, guest, monitoring, procs, virt
+from advisor.lab import console, daemon, guest, monitoring, procs, virt
 from advisor.lab.daemon import HostSpec
+from advisor.lab.state import DirtySetting, GuestStatus, HostStatus, LabError, LabStatus, ServiceStatus, StateFile
+
+__all__ = ["DEFAULT_ADVISOR_METRICS", "DEFAULT_ROOT", "DirtySetting", "GuestStatus", "HostStatus", "Lab", "LabError",
+           "LabStatus", "ServiceStatus"]  # the status values were defined here once; importers of this module keep them
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO / ".lab"
 DEFAULT_ADVISOR_METRICS = "127.0.0.1:9464"
 GUEST_BOOT_TIMEOUT_S = 120.0
-COMMAND_TIMEOUT_S = 15.0
-_HEARTBEAT = re.compile(r"GUEST-HEARTBEAT uptime=([0-9.]+)")
-
-
-class LabError(RuntimeError):
-    """The lab cannot do what was asked; the message says what and where to look."""
-
-
-@dataclass(frozen=True)
-class DirtySetting:
-    """Memory write activity of a guest: (seconds, MiB/s) steps in order; 0 seconds means "until changed".
-
-    Without `repeat`, the last step's rate stays in force once its time is up.
-    """
-
-    steps: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
-    repeat: bool = False
-
-    @property
-    def rate_mib_s(self) -> float | None:
-        """The rate when the setting is a single constant rate, else None."""
-        return self.steps[0][1] if len(self.steps) == 1 else None
-
-    def describe(self) -> str:
-        if self.rate_mib_s is not None:
-            return f"{self.rate_mib_s:g} MiB/s"
-        body = ", ".join(f"{s:g}s@{r:g}" for s, r in self.steps)
-        return f"schedule {body}" + (" (repeat)" if self.repeat else "")
-
-
-@dataclass(frozen=True)
-class HostStatus:
-    name: str
-    uri: str  # qemu+unix:///system?socket=<absolute path>
-    pid: int | None
-    up: bool  # the daemon answers a real call
-    tcp_uri: str | None = None
-
-
-@dataclass(frozen=True)
-class GuestStatus:
-    name: str
-    host: str | None  # the host it runs on now (None: not running anywhere)
-    state: str  # running, paused, ... or "missing"
-    dirty: DirtySetting
-    serial_log: Path | None  # ttyS0 on the host that runs it now
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    name: str  # prometheus, node-exporter, libvirt-exporter-<host>
-    url: str
-    pid: int | None
-    up: bool
-
-
-@dataclass(frozen=True)
-class LabStatus:
-    root: Path
-    hosts: tuple[HostStatus, ...] = ()
-    guests: tuple[GuestStatus, ...] = ()
-    prometheus_url: str | None = None
-    services: tuple[ServiceStatus, ...] = field(default=())
-
-    @property
-    def healthy(self) -> bool:
-        """Every host answers, every guest runs, and every Prometheus process serves."""
-        return (all(h.up for h in self.hosts) and all(g.state == "running" for g in self.guests)
-                and all(s.up for s in self.services))
-
-    def host(self, name: str) -> HostStatus:
-        return next(h for h in self.hosts if h.name == name)
-
-    def guest(self, name: str) -> GuestStatus:
-        return next(g for g in self.guests if g.name == name)
+COMMAND_TIMEOUT_S = console.COMMAND_TIMEOUT_S
+APPLY_TIMEOUT_S = 60.0  # zeroing the old working set and writing a new one of up to ~200 MiB under TCG
 
 
 def _host_name(i: int) -> str:
@@ -131,10 +57,12 @@ class Lab:
         prometheus_port: int | None = None,
         node_exporter_port: int | None = None,
         libvirt_exporter_base_port: int | None = None,
+        with_prometheus: bool = True,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.root = (root or DEFAULT_ROOT).resolve()
         self.guest_memory_mib = guest_memory_mib
+        self.with_prometheus = with_prometheus  # False: no Prometheus nor exporters (a measuring job wants the CPU)
         self.tcp_base_port = tcp_base_port
         self._ports_wanted = {"prometheus": prometheus_port, "node": node_exporter_port,
                               "libvirt_base": libvirt_exporter_base_port}
@@ -142,6 +70,7 @@ class Lab:
         # Shared caches let a second lab (the tests') reuse the guest image and the QEMU capabilities.
         self.cache = (cache or self.root / "cache").resolve()
         self.prom_dir = self.root / "prometheus"
+        self._state = StateFile(self.root)
 
     # -- public operations -------------------------------------------------------------------------------
 
@@ -149,8 +78,8 @@ class Lab:
         """Start what is missing so that at least `hosts` hosts and `guests` guests run; leave the rest alone."""
         if hosts < 1 or guests < 0:
             raise ValueError("a lab needs at least one host and no negative number of guests")
-        with self._lock():
-            state = self._load()
+        with self._state.lock():
+            state = self._state.load()
             n_hosts = max(hosts, len(state["hosts"]))
             for i in range(n_hosts):
                 name = _host_name(i)
@@ -159,21 +88,22 @@ class Lab:
             for i in range(max(guests, len(state["guests"]))):
                 state["guests"].setdefault(_guest_name(i), {"home": _host_name(i % n_hosts), "dirty": None})
             state["advisor_metrics"] = advisor_metrics
-            self._save(state)
+            self._state.save(state)
 
             image = self._image()
             for name in state["hosts"]:
                 self._ensure_host(self._spec(name, state))
             self._ensure_guests(state, image)
-            self._ensure_monitoring(state)
-            self._save(state)
+            if self.with_prometheus:
+                self._ensure_monitoring(state)
+            self._state.save(state)
         status = self.status()
         self._progress(f"lab up: {len(status.hosts)} host(s), {len(status.guests)} guest(s), "
                        f"Prometheus {status.prometheus_url}")
         return status
 
     def status(self) -> LabStatus:
-        state = self._load()
+        state = self._state.load()
         hosts = []
         where: dict[str, tuple[str, str]] = {}
         for name in state["hosts"]:
@@ -188,7 +118,7 @@ class Lab:
         for name, info in state["guests"].items():
             host, dom_state = where.get(name, (None, "missing"))
             log = None if host is None else self._spec(host, state).serial_log(name)
-            guests.append(GuestStatus(name, host, dom_state, _dirty_from_json(info.get("dirty")), log))
+            guests.append(GuestStatus(name, host, dom_state, DirtySetting.from_json(info.get("dirty")), log))
         services = []
         for service in self._services(state):
             pid = monitoring.running(self.prom_dir, service)
@@ -203,8 +133,8 @@ class Lab:
         """Destroy the guests, stop the daemons and Prometheus, and remove everything but the caches."""
         if not self.root.exists():
             return
-        with self._lock():
-            state = self._load()
+        with self._state.lock():
+            state = self._state.load()
             specs = [self._spec(name, state) for name in self._known_hosts(state)]
             for spec in specs:
                 self._progress(f"stopping {spec.name}")
@@ -230,11 +160,11 @@ class Lab:
     # -- guests --------------------------------------------------------------------------------------------
 
     def uri(self, host: str) -> str:
-        return self._spec(host, self._load()).uri
+        return self._spec(host, self._state.load()).uri
 
     def host_of(self, guest_name: str) -> str | None:
         """The host that runs the guest now, asking every daemon (a migration may have moved it)."""
-        state = self._load()
+        state = self._state.load()
         for name in state["hosts"]:
             if guest_name in virt.active_domains(self._spec(name, state).uri):
                 return str(name)
@@ -242,7 +172,7 @@ class Lab:
 
     def serial_log(self, guest_name: str) -> Path | None:
         host = self.host_of(guest_name)
-        return None if host is None else self._spec(host, self._load()).serial_log(guest_name)
+        return None if host is None else self._spec(host, self._state.load()).serial_log(guest_name)
 
     def guest_alive(self, name: str, within_s: float = 5.0) -> bool:
         """Whether the guest's heartbeat (once a second, in guest uptime) advances within `within_s`.
@@ -251,35 +181,51 @@ class Lab:
         over a migration, so a newer heartbeat on the destination counts.
         """
         deadline = time.monotonic() + within_s
-        baseline = _last_heartbeat(self.serial_log(name))
+        baseline = console.last_heartbeat(self.serial_log(name))
         while time.monotonic() < deadline:
             time.sleep(0.25)
-            latest = _last_heartbeat(self.serial_log(name))
+            latest = console.last_heartbeat(self.serial_log(name))
             if latest is not None and (baseline is None or latest > baseline):
                 return True
         return False
 
-    def set_dirty_rate(self, guest_name: str, mib_s: float) -> None:
+    def set_dirty_rate(self, guest_name: str, mib_s: float, *, working_set_mib: int | None = None) -> None:
         """Make the guest write `mib_s` MiB/s of changing random data until told otherwise."""
-        self.set_dirty_schedule(guest_name, [(0.0, mib_s)])
+        self.set_dirty_schedule(guest_name, [(0.0, mib_s)], working_set_mib=working_set_mib)
 
-    def set_dirty_schedule(self, guest_name: str, steps: Sequence[tuple[float, float]], repeat: bool = False) -> None:
+    def set_dirty_schedule(self, guest_name: str, steps: Sequence[tuple[float, float]], repeat: bool = False, *,
+                           working_set_mib: int | None = None, phase_s: int = 0, wait_applied: bool = False) -> None:
         """Run through (seconds, MiB/s) steps, in whole seconds; the last rate stays unless `repeat`.
 
-        The guest reads the plan on its second serial port (a pty, found in the live XML of the host that runs it
-        now) and acknowledges it on its console; this returns once it has.
+        The writer rewrites `working_set_mib` MiB (None: the guest's default region; 0: nothing), moved to the
+        next window every `phase_s` seconds when that is > 0. A new working set is first written once (see
+        guest.INIT). The guest reads the plan on its second serial port (a pty, found in the live XML of the host
+        that runs it now) and acknowledges it on its console; this returns once it has, or with `wait_applied`
+        once the writer runs it (the old working set zeroed, the new one written).
         """
         if not steps:
             raise ValueError("a schedule needs at least one step")
         if any(seconds < 0 or mib_s < 0 for seconds, mib_s in steps):
             raise ValueError(f"a step is negative: {list(steps)}")
-        setting = DirtySetting(tuple((float(s), float(r)) for s, r in steps), repeat)
-        self._send_plan(guest_name, setting)
-        with self._lock():
-            state = self._load()
+        if (working_set_mib is not None and working_set_mib < 0) or phase_s < 0:
+            raise ValueError(f"negative working set or phase: {working_set_mib}, {phase_s}")
+        setting = DirtySetting(tuple((float(s), float(r)) for s, r in steps), repeat, working_set_mib, phase_s)
+        seq = self._send_plan(guest_name, setting)
+        if wait_applied:
+            self._wait_console(guest_name, f"GUEST-DIRTY seq={seq} ", APPLY_TIMEOUT_S)
+        with self._state.lock():
+            state = self._state.load()
             if guest_name in state["guests"]:
-                state["guests"][guest_name]["dirty"] = _dirty_to_json(setting)
-                self._save(state)
+                state["guests"][guest_name]["dirty"] = setting.to_json()
+                self._state.save(state)
+
+    def guest_written(self, guest_name: str) -> tuple[float, int] | None:
+        """(guest uptime s, MiB its writer has written at its rate since boot), from the last heartbeat."""
+        return console.last_written(self.serial_log(guest_name))
+
+    def guest_console(self, guest_name: str) -> str:
+        """What the guest printed on its console on the host that runs it now ("" if it runs nowhere)."""
+        return console.read(self.serial_log(guest_name))
 
     def measure_dirty_rate(self, guest_name: str, seconds: int = 1) -> float:
         """One page-sampling reading through libvirt (startDirtyRateCalc): noisy, see docs/lab.md."""
@@ -303,31 +249,6 @@ class Lab:
         return virt.migration_params()
 
     # -- internals -----------------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def _load(self) -> dict[str, Any]:
-        try:
-            state: dict[str, Any] = json.loads((self.root / "state.json").read_text())
-        except (OSError, ValueError):
-            state = {}
-        state.setdefault("hosts", {})
-        state.setdefault("guests", {})
-        state.setdefault("ports", {})
-        return state
-
-    def _save(self, state: dict[str, Any]) -> None:
-        tmp = self.root / "state.json.tmp"
-        tmp.write_text(json.dumps(state, indent=2) + "\n")
-        tmp.replace(self.root / "state.json")
 
     def _spec(self, name: str, state: dict[str, Any]) -> HostSpec:
         tcp = state["hosts"].get(name, {}).get("tcp_port")
@@ -382,50 +303,49 @@ class Lab:
         for name, spec in created.items():
             log = spec.serial_log(name)
             try:
-                procs.wait_for(f"guest {name}", _shows(log, "GUEST-READY"), GUEST_BOOT_TIMEOUT_S, 0.1)
+                procs.wait_for(f"guest {name}", console.shows(log, "GUEST-READY"), GUEST_BOOT_TIMEOUT_S, 0.1)
             except TimeoutError:
                 raise LabError(f"guest {name} did not boot on {spec.name}; see {log}") from None
             self._progress(f"guest {name}: booted on {spec.name} in {time.monotonic() - started:.1f} s")
             setting = state["guests"][name].get("dirty")
             if setting is not None:
-                dirty = _dirty_from_json(setting)
+                dirty = DirtySetting.from_json(setting)
                 self._send_plan(name, dirty)  # a recreated guest gets the setting it had
                 self._progress(f"guest {name}: dirty rate set again to {dirty.describe()}")
 
-    def _send_plan(self, name: str, setting: DirtySetting) -> None:
+    def _send_plan(self, name: str, setting: DirtySetting) -> int:
+        """Send the setting to the guest's writer; returns the plan's sequence number."""
         plan = [(0 if s == 0 else max(1, round(s)), round(r * 1024)) for s, r in setting.steps]
         seq = time.time_ns() // 1_000_000 % 1_000_000_000
-        self._send(name, guest.plan_command(seq, plan, setting.repeat), f"GUEST-CMD seq={seq}")
+        command = guest.plan_command(seq, plan, setting.repeat, setting.working_set_mib, setting.phase_s)
+        self._send(name, command, f"GUEST-CMD seq={seq}")
+        return seq
 
     def _send(self, guest_name: str, command: bytes, ack: str) -> None:
-        """Write a command to the guest's pty until its console shows `ack`.
+        """Write a command to the guest's pty until its console shows `ack` (see console.send)."""
 
-        QEMU reads a pty only while its other end is open (it polls for that about once a second), so the end
-        stays open until the acknowledgement arrives, and the command is written again every few seconds; the
-        guest ignores a plan whose sequence number it already has.
-        """
-        deadline = time.monotonic() + COMMAND_TIMEOUT_S
-        while time.monotonic() < deadline:
+        def where() -> tuple[str | None, Path]:
             host = self.host_of(guest_name)
             if host is None:
                 raise LabError(f"guest {guest_name} runs nowhere")
-            uri = self.uri(host)
-            pty = virt.pty_path(uri, guest_name)
+            pty = virt.pty_path(self.uri(host), guest_name)
             if pty is None:
                 raise LabError(f"guest {guest_name} on {host} has no command pty")
-            log = self._spec(host, self._load()).serial_log(guest_name)
-            fd = os.open(pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-            try:
-                os.write(fd, command)
-                resend = time.monotonic() + 3.0
-                while time.monotonic() < min(resend, deadline):
-                    if ack in _read(log):
-                        return
-                    time.sleep(0.05)
-            finally:
-                os.close(fd)
-        raise LabError(f"guest {guest_name} did not acknowledge {command.decode().strip()!r} "
-                       f"within {COMMAND_TIMEOUT_S:.0f} s")
+            return pty, self._spec(host, self._state.load()).serial_log(guest_name)
+
+        try:
+            console.send(where, command, ack, COMMAND_TIMEOUT_S)
+        except TimeoutError:
+            raise LabError(f"guest {guest_name} did not acknowledge {command.decode().strip()!r} "
+                           f"within {COMMAND_TIMEOUT_S:.0f} s") from None
+
+    def _wait_console(self, guest_name: str, text: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while text not in self.guest_console(guest_name):
+            if time.monotonic() > deadline:
+                raise LabError(f"guest {guest_name} did not print {text.strip()!r} within {timeout_s:.0f} s; "
+                               f"see {self.serial_log(guest_name)}")
+            time.sleep(0.1)
 
     def _ports(self, state: dict[str, Any]) -> dict[str, Any]:
         ports: dict[str, Any] = state["ports"]
@@ -453,7 +373,7 @@ class Lab:
 
     def _ensure_monitoring(self, state: dict[str, Any]) -> None:
         ports = self._ports(state)
-        self._save(state)
+        self._state.save(state)
         (self.prom_dir / "data").mkdir(parents=True, exist_ok=True)
         (self.prom_dir / "textfile").mkdir(exist_ok=True)
         services = self._services(state)
@@ -473,31 +393,3 @@ class Lab:
             monitoring.reload(self.prom_dir, prometheus)
         pid = monitoring.start(self.prom_dir, prometheus)
         self._progress(f"prometheus: http://{prometheus.address} (pid {pid})")
-
-
-def _read(path: Path | None) -> str:
-    if path is None:
-        return ""
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
-
-
-def _shows(log: Path, text: str) -> Callable[[], bool]:
-    return lambda: text in _read(log)
-
-
-def _last_heartbeat(log: Path | None) -> float | None:
-    beats = _HEARTBEAT.findall(_read(log))
-    return float(beats[-1]) if beats else None
-
-
-def _dirty_to_json(setting: DirtySetting) -> dict[str, Any]:
-    return {"steps": [list(step) for step in setting.steps], "repeat": setting.repeat}
-
-
-def _dirty_from_json(raw: dict[str, Any] | None) -> DirtySetting:
-    if not raw:
-        return DirtySetting()
-    return DirtySetting(tuple((float(s), float(r)) for s, r in raw["steps"]), bool(raw.get("repeat", False)))

@@ -1,11 +1,14 @@
 """Batch cost prediction over a CSV: `advisor predict cost --input IN.csv --output OUT.csv`.
 
 Input columns (units of the shared SNU data): technique, vm_memory_mib, dirty_rate_pages_per_s,
-available_bandwidth_mbps, max_bandwidth_mib_s; any other column passes through unchanged (read and written as
-text). Every row is checked before anything is predicted; a bad row raises BatchInputError listing each bad row
-by its data-row number (1 = the first row after the header, i.e. line 2 of the file or row 2 of a spreadsheet)
-and the reason, and no output file is written. The output is written to a temporary file beside the target and
-renamed into place only when complete.
+available_bandwidth_mbps, max_bandwidth_mib_s; optional, each as advisor.features.dataset.OPTIONAL_INPUTS says:
+source (`snu` or `lab`), memory_used_mib, max_downtime_ms, deadline_ms, and the measured working set
+(working_set_mib, dirty_rate_2s_pages_per_s, dirty_rate_4s_pages_per_s); an empty cell of an optional column is
+missing for that row, and the output's `assumed` column says what was taken instead. Any other column passes
+through unchanged (read and written as text). Every row is checked before anything is predicted; a bad row raises
+BatchInputError listing each bad row by its data-row number (1 = the first row after the header, i.e. line 2 of
+the file or row 2 of a spreadsheet) and the reason, and no output file is written. The output is written to a
+temporary file beside the target and renamed into place only when complete.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ from advisor.ml.cost_features import TECHNIQUE_CODE
 from advisor.ml.predictor import CostPredictor
 
 NUMERIC_COLUMNS = INPUT_COLUMNS[1:]
+# Optional numeric columns and the largest value each may take; an empty cell is a missing value.
+OPTIONAL_NUMERIC = {"memory_used_mib": 16 * 1024 * 1024, "max_downtime_ms": 3_600_000, "deadline_ms": 86_400_000,
+                    "working_set_mib": 16 * 1024 * 1024, "dirty_rate_2s_pages_per_s": 1e9,
+                    "dirty_rate_4s_pages_per_s": 1e9}
+MAX_SOURCE_CHARS = 64
 # Columns that must be strictly positive (the others may be zero).
 POSITIVE_COLUMNS = frozenset({"vm_memory_mib", "available_bandwidth_mbps", "max_bandwidth_mib_s"})
 OUTPUT_TARGETS = (
@@ -94,6 +102,24 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
             for i in np.flatnonzero(mask):
                 shown = f" ({text.iat[int(i)]!r})" if why not in ("is missing",) else ""
                 problems.append(RowProblem(int(i) + 1, f"{column} {why}{shown}"))
+    for column, high in OPTIONAL_NUMERIC.items():
+        if column not in frame.columns:
+            continue
+        text = frame[column].astype(str).str.strip()
+        number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+        given = (text != "").to_numpy()
+        bad = given & ~np.isfinite(number)
+        out_of_range = given & np.isfinite(number) & ((number < 0) | (number > high))
+        zero_downtime = given & (number == 0) & (column == "max_downtime_ms")
+        for mask, why in ((bad, "is not a number"), (out_of_range, f"must be in [0, {high:g}]"),
+                          (zero_downtime, "must be positive")):
+            for i in np.flatnonzero(mask):
+                problems.append(RowProblem(int(i) + 1, f"{column} {why} ({text.iat[int(i)]!r})"))
+    if "source" in frame.columns:
+        source = frame["source"].astype(str)
+        bad_source = source.str.len().gt(MAX_SOURCE_CHARS) | source.str.contains(r"[\x00-\x1f\x7f]", regex=True)
+        for i in np.flatnonzero(bad_source.to_numpy()):
+            problems.append(RowProblem(int(i) + 1, f"source must be at most {MAX_SOURCE_CHARS} printable characters"))
     technique = frame["technique"].astype(str).str.strip()
     unknown = ~technique.isin(list(TECHNIQUE_CODE)).to_numpy()
     for i in np.flatnonzero(unknown):
@@ -113,7 +139,8 @@ def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -
     validated = frame.copy()
     for column in NUMERIC_COLUMNS:
         validated[column] = values[column]
-    rows = InputTable.from_frame(validated).rows(dirty_rate_source="input CSV")
+    table = InputTable.from_frame(validated)
+    rows = table.rows(dirty_rate_source="input CSV")
     costs = predictor.predict_many(rows)
     out = frame.copy()
     for column, attr, scale in OUTPUT_TARGETS:
@@ -125,6 +152,10 @@ def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -
         out[f"{column}_low"] = np.round(bounds[:, 0], decimals)
         out[f"{column}_high"] = np.round(bounds[:, 2], decimals)
     out["predicted_converges"] = [c.converges for c in costs]
+    out["predicted_converge_probability"] = [
+        "" if c.converge_probability is None else round(c.converge_probability, 3) for c in costs]
+    out["assumed"] = list(table.assumed)
+    out["notes"] = ["; ".join(c.notes) for c in costs]
     out["model_name"] = [c.model.name for c in costs]
     out["model_version"] = [c.model.version for c in costs]
     out["model_interval_kind"] = [c.model.interval_kind for c in costs]

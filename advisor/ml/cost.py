@@ -1,10 +1,12 @@
-"""The learned cost models: LightGBM corrections of the analytic model, loaded from a versioned artifact.
+"""The learned cost models: LightGBM corrections of the analytic model and a convergence classifier, loaded from
+a versioned artifact.
 
 An artifact is a version of the model registry's "cost" kind (`models/cost/<version>/`, written by
-`python -m training.train_cost`): one LightGBM text model per target (the card's files, by target name) and the
-interval offsets in its card. `load_cost_predictor` loads the active version; the registry refuses an artifact
-whose schema hash differs from the code's (advisor/ml/cost_features.py), or that is missing or corrupt, and the
-analytic model is used instead, saying why.
+`python -m training.train_cost`): one LightGBM text model per target and one for convergence (the card's files,
+by role), the interval offsets (per host profile, technique and rho band) and the convergence calibration in its
+card. `load_cost_predictor` loads the active version; the registry refuses an artifact whose schema hash differs
+from the code's (advisor/ml/cost_features.py), or that is missing or corrupt, and the analytic model is used
+instead, saying why.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ import lightgbm as lgb
 import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
+from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable
 from advisor.ml.analytic import _validate
+from advisor.ml.convergence import Calibration, ConvergenceModel, cannot_converge, guard_note
 from advisor.ml.cost_features import (
-    FEATURE_MAX_DOWNTIME_MS,
+    RHO_BANDS,
     TARGET_FEATURES,
     TARGETS,
     TECHNIQUES,
+    FeatureSet,
     FloatArray,
-    analytic_arrays,
-    build_features_from_inputs,
+    build_cost_features,
     schema_hash,
 )
 from advisor.ml.predictor import AnalyticPredictor, CostPredictor
@@ -38,6 +42,24 @@ log = logging.getLogger(__name__)
 
 KIND = "cost"
 MODEL_NAME = "lightgbm-cost"
+CONVERGES = "converges"  # the role of the convergence model's file in the card
+# A migration is answered "converges" when its probability reaches this.
+CONVERGE_THRESHOLD = 0.5
+
+
+# Below this many rows a prediction runs on one thread: starting threads costs more than a few rows do.
+THREADED_ROWS = 2_000
+
+
+def _threads(rows: int) -> int:
+    return 1 if rows < THREADED_ROWS else 0  # 0: LightGBM's default (all cores)
+
+
+def interval_key(profile: str, technique: str, band: str) -> str:
+    return f"{profile}|{technique}|{band}"
+
+
+INTERVAL_KEYS = tuple(interval_key(p, str(t), b) for p in PROFILES for t in TECHNIQUES for b, _ in RHO_BANDS)
 
 
 @dataclass(frozen=True)
@@ -48,39 +70,36 @@ class CostArrays:
     total_time_ms: FloatArray
     downtime_ms: FloatArray
     transferred_mib: FloatArray
-    converges: np.ndarray[Any, np.dtype[np.bool_]]
-    analytic_rounds: np.ndarray[Any, np.dtype[np.int64]]
+    converge_probability: FloatArray
+    cannot_converge: np.ndarray[Any, np.dtype[np.bool_]]
+    features: FeatureSet
+
+    @property
+    def converges(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        return np.asarray(self.converge_probability >= CONVERGE_THRESHOLD)
 
 
 class LearnedCostPredictor:
-    """LightGBM models for total time, downtime and data, each with a conformal p10-p90 interval."""
+    """LightGBM models for total time, downtime and data, each with a conformal p10-p90 interval, and the
+    probability of converging."""
 
-    def __init__(
-        self,
-        boosters: Mapping[str, Any],
-        offsets: Mapping[str, Mapping[str, tuple[float, float]]],
-        version: str,
-        interval_kind: str,
-    ) -> None:
-        missing = [t for t in TARGETS if t not in boosters or t not in offsets]
-        if missing:
-            raise ArtifactError(f"no model or interval offsets for {', '.join(missing)}")
+    def __init__(self, boosters: Mapping[str, Any], offsets: Mapping[str, Mapping[str, tuple[float, float]]],
+                 convergence: ConvergenceModel, version: str, interval_kind: str) -> None:
         for target in TARGETS:
+            if target not in boosters or target not in offsets:
+                raise ArtifactError(f"no model or interval offsets for {target}")
             expected = len(TARGET_FEATURES[target])
-            got = boosters[target].num_feature()
-            if got != expected:
-                raise ArtifactError(f"{target} model reads {got} features, the schema gives it {expected}")
-            for t in TECHNIQUES:
-                if str(t) not in offsets[target]:
-                    raise ArtifactError(f"no interval offsets for {target} / {t}")
+            if boosters[target].num_feature() != expected:
+                raise ArtifactError(f"{target} model reads {boosters[target].num_feature()} features, the schema "
+                                    f"gives it {expected}")
+            missing = [k for k in INTERVAL_KEYS if k not in offsets[target]]
+            if missing:
+                raise ArtifactError(f"no interval offsets for {target} / {missing[0]}")
         self._boosters = dict(boosters)
-        # Offsets as arrays indexed by technique code; low <= 0 <= high so the median stays inside.
-        self._low = {
-            t: np.array([min(0.0, float(offsets[t][str(x)][0])) for x in TECHNIQUES]) for t in TARGETS
-        }
-        self._high = {
-            t: np.array([max(0.0, float(offsets[t][str(x)][1])) for x in TECHNIQUES]) for t in TARGETS
-        }
+        # low <= 0 <= high so the median stays inside the interval.
+        self._low = {t: {k: min(0.0, float(v[0])) for k, v in offsets[t].items()} for t in TARGETS}
+        self._high = {t: {k: max(0.0, float(v[1])) for k, v in offsets[t].items()} for t in TARGETS}
+        self._convergence = convergence
         self._model = ModelRef(name=MODEL_NAME, version=version, interval_kind=interval_kind)
 
     @property
@@ -90,65 +109,57 @@ class LearnedCostPredictor:
     def predict(self, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
         return self.predict_many([(inputs, technique)])[0]
 
-    def predict_arrays(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostArrays:
-        """All rows at once: one feature build and one booster call per target."""
-        for inputs, _ in rows:
-            _validate(inputs)
-        fs = build_features_from_inputs(rows)
-        code = fs.matrix[:, 0].astype(np.int64)
+    def predict_table(self, table: InputTable) -> CostArrays:
+        """All rows at once: one feature build and one booster call per model."""
+        fs = build_cost_features(table)
+        profiles = [p if p in PROFILES else DEFAULT_PROFILE for p in table.profiles]
+        keys = [interval_key(p, str(t), b) for p, t, b in zip(profiles, table.techniques, fs.bands(), strict=True)]
         out: dict[str, FloatArray] = {}
         for target in TARGETS:
-            median = np.asarray(self._boosters[target].predict(fs.columns(target)), dtype=np.float64)
+            median = np.asarray(self._boosters[target].predict(fs.columns(target), num_threads=_threads(len(table))),
+                                dtype=np.float64)
             median = median + fs.offset(target)
-            bounds = np.column_stack([median + self._low[target][code], median, median + self._high[target][code]])
-            out[target] = np.exp(np.sort(bounds, axis=1))
-        max_downtime = np.array([i.max_downtime_ms for i, _ in rows], dtype=np.float64)
-        # Converges: the learned downtime fits the allowed downtime, for a pre-copy the analytic model also
-        # converging at that limit or the learned downtime doing so. Post-copy always completes.
-        analytic_at_limit = analytic_arrays(
-            code,
-            np.array([i.memory_mib for i, _ in rows], dtype=np.float64),
-            np.array([i.dirty_rate_mib_s for i, _ in rows], dtype=np.float64),
-            np.array([i.bandwidth_mib_s for i, _ in rows], dtype=np.float64),
-            np.array([i.max_bandwidth_mib_s for i, _ in rows], dtype=np.float64),
-            max_downtime,
-        )
-        converges = analytic_at_limit.converges | (out["downtime_ms"][:, 1] <= max_downtime)
-        return CostArrays(
-            techniques=tuple(t for _, t in rows),
-            total_time_ms=out["total_time_ms"],
-            downtime_ms=out["downtime_ms"],
-            transferred_mib=out["transferred_mib"],
-            converges=converges,
-            analytic_rounds=fs.analytic.rounds,
-        )
+            low = np.array([self._low[target][k] for k in keys])
+            high = np.array([self._high[target][k] for k in keys])
+            out[target] = np.exp(np.sort(np.column_stack([median + low, median, median + high]), axis=1))
+        return CostArrays(table.techniques, out["total_time_ms"], out["downtime_ms"], out["transferred_mib"],
+                          self._convergence.probability(fs, table.deadline_ms), cannot_converge(fs), fs)
+
+    def predict_arrays(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostArrays:
+        for inputs, _ in rows:
+            _validate(inputs)
+        return self.predict_table(InputTable.from_rows(rows))
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
         if not rows:
             return []
         arrays = self.predict_arrays(rows)
-        costs = []
-        for k, (inputs, technique) in enumerate(rows):
-            notes: list[str] = []
-            if technique.is_precopy:
-                notes.append(f"analytic model: {int(arrays.analytic_rounds[k])} pre-copy rounds")
-            if not math.isclose(inputs.max_downtime_ms, FEATURE_MAX_DOWNTIME_MS):
-                notes.append(
-                    f"learned from migrations at {FEATURE_MAX_DOWNTIME_MS:.0f} ms allowed downtime; "
-                    f"{inputs.max_downtime_ms:.0f} ms requested"
-                )
-            costs.append(
-                MigrationCost(
-                    technique=technique,
-                    total_time_ms=Interval(*(float(v) for v in arrays.total_time_ms[k])),
-                    downtime_ms=Interval(*(float(v) for v in arrays.downtime_ms[k])),
-                    transferred_mib=Interval(*(float(v) for v in arrays.transferred_mib[k])),
-                    converges=bool(arrays.converges[k]),
-                    model=self._model,
-                    notes=tuple(notes),
-                )
-            )
-        return costs
+        return [self._cost(arrays, k, inputs, technique) for k, (inputs, technique) in enumerate(rows)]
+
+    def _cost(self, arrays: CostArrays, k: int, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
+        notes: list[str] = []
+        p = float(arrays.converge_probability[k])
+        if arrays.cannot_converge[k]:
+            seen = max(inputs.dirty_rate_mib_s, inputs.working_set_mib or 0.0)
+            budget = inputs.usable_bandwidth_mib_s * inputs.max_downtime_ms / 1000
+            notes.append(guard_note(technique, inputs.dirty_rate_mib_s, seen, budget))
+        elif technique.is_precopy:
+            within = f"within {inputs.deadline_ms / 1000:.0f} s" if inputs.deadline_ms else "by itself"
+            notes.append(f"probability of converging {within}: {p:.2f}")
+        if inputs.memory_source == "configured":
+            notes.append(f"memory in use unknown: all {inputs.memory_mib:.0f} MiB configured assumed copied")
+        if inputs.host_profile and inputs.host_profile not in PROFILES:
+            notes.append(f"host profile {inputs.host_profile!r} unknown to the model: calibrated as {DEFAULT_PROFILE}")
+        return MigrationCost(
+            technique=technique,
+            total_time_ms=Interval(*(float(v) for v in arrays.total_time_ms[k])),
+            downtime_ms=Interval(*(float(v) for v in arrays.downtime_ms[k])),
+            transferred_mib=Interval(*(float(v) for v in arrays.transferred_mib[k])),
+            converges=bool(arrays.converges[k]),
+            model=self._model,
+            notes=tuple(notes),
+            converge_probability=p if math.isfinite(p) else None,
+        )
 
 
 def registry(models_dir: Path) -> ModelRegistry:
@@ -159,10 +170,15 @@ def load_artifact(artifact: Artifact) -> LearnedCostPredictor:
     """Load one checked version; raises ArtifactError (or a card error the registry reports) saying what is wrong."""
     boosters = {target: lgb.Booster(model_file=str(artifact.path(target))) for target in TARGETS}
     intervals = artifact.card["intervals"]
-    parsed = {
-        t: {k: (float(v[0]), float(v[1])) for k, v in dict(intervals["offsets"][t]).items()} for t in TARGETS
-    }
-    return LearnedCostPredictor(boosters, parsed, version=artifact.version, interval_kind=str(intervals["kind"]))
+    parsed = {t: {k: (float(v[0]), float(v[1])) for k, v in dict(intervals["offsets"][t]).items()} for t in TARGETS}
+    calibration = artifact.card["convergence"]["calibration"]
+    try:
+        convergence = ConvergenceModel(lgb.Booster(model_file=str(artifact.path(CONVERGES))),
+                                       Calibration(tuple(calibration["raw"]), tuple(calibration["calibrated"])))
+    except ValueError as error:
+        raise ArtifactError(str(error)) from None
+    return LearnedCostPredictor(boosters, parsed, convergence, version=artifact.version,
+                                interval_kind=str(intervals["kind"]))
 
 
 def load_cost_predictor(models_dir: Path) -> CostPredictor:

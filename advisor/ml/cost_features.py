@@ -1,17 +1,19 @@
 """The feature schema of the learned cost models, shared by training and serving.
 
-Features are built from what production can observe before a migration (memory, dirty rate, bandwidth, the
-migration speed cap, the technique) plus the analytic model's own predictions, so a learner only has to learn
-the physics' error. Everything here is pure and vectorised over rows (numpy), so batch prediction of a large CSV
-costs a few array operations rather than a Python loop per row.
+Features are built from what production can observe before a migration (memory in use and configured, the dirty
+rate over one and over longer windows, bandwidth and the migration's cap, the allowed downtime, which kind of
+hosts), plus the analytic model's own predictions at the row's allowed downtime, so a learner only has to learn
+the physics' error. One builder (`build_cost_features`) serves training, serving and the batch CLI: it reads an
+InputTable (advisor.features.inputs), which both a table and served inputs become.
 
-The analytic model is re-implemented here over arrays; `tests/test_features.py` checks it against
-`advisor.ml.analytic.analytic_point` row for row. Its features are computed at QEMU's default allowed downtime
-(300 ms), the setting the training data was measured with; `converges` for a request's own limit is computed
-separately with `analytic_arrays`.
+What decides whether pre-copy converges is the guest's writable working set against what the link moves within
+the allowed downtime (the "budget"): `log_wss_over_budget` compares the largest working set the measurements show
+(the 1 s dirty rate times 1 s, or the longer windows' reading) with it. Unknown values are NaN (LightGBM sends
+them down the branch learned for missing values); training shows the models rows with and without the optional
+measurements, so each knows what to do without them.
 
-The schema hash covers the feature names and order, the technique codes, the units, the analytic constants and
-which features each target's model uses: change any of them and a stored artifact is refused.
+The schema hash covers the feature names and order, the technique and profile codes, the units, the analytic
+constants and which features each target's model uses: change any of them and a stored artifact is refused.
 """
 
 from __future__ import annotations
@@ -29,39 +31,46 @@ import numpy.typing as npt
 import pandas as pd
 
 from advisor.domain.model import MigrationInputs, Technique
-from advisor.features.inputs import INPUT_COLUMNS, InputTable
+from advisor.features.inputs import INPUT_COLUMNS, PROFILES, InputTable
 from advisor.ml.analytic import DEFAULT_CONSTANTS, AnalyticConstants
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
-
-SCHEMA_VERSION: Final = 2
-# The allowed downtime the SNU data was measured with (QEMU's default); the analytic features assume it.
-FEATURE_MAX_DOWNTIME_MS: Final = 300.0
-
-# Technique codes of the categorical feature: the position in this tuple. Append only.
-TECHNIQUES: Final[tuple[Technique, ...]] = (
-    Technique.PRECOPY,
-    Technique.PRECOPY_AUTOCONVERGE,
-    Technique.PRECOPY_XBZRLE,
-    Technique.PRECOPY_COMPRESS,
-    Technique.POSTCOPY,
+from advisor.ml.analytic_arrays import (
+    TECHNIQUES,
+    AnalyticArrays,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    analytic_arrays,
 )
-TECHNIQUE_CODE: Final[Mapping[str, int]] = {str(t): i for i, t in enumerate(TECHNIQUES)}
 
-# (name, monotone direction of the migration's total time and data as the dirty rate rises / bandwidth falls)
-# Every feature that moves with the dirty rate or the bandwidth has a direction, so constraining the time and data
-# models to these directions guarantees: more dirty rate never predicts a faster migration, more bandwidth never a
-# slower one. The analytic downtime is a sawtooth in the dirty rate (one more round resets it), so the time and
-# data models do not use it.
+__all__ = ["FEATURES", "FEATURE_NAMES", "PROFILE_CODE", "RHO_BANDS", "TARGETS", "TECHNIQUES", "TECHNIQUE_CODE",
+           "AnalyticArrays", "BoolArray", "FeatureSet", "FloatArray", "IntArray", "analytic_arrays",
+           "build_cost_features", "build_features", "build_features_from_inputs", "rho_band", "schema_hash"]
+
+StrArray = npt.NDArray[np.str_]
+
+SCHEMA_VERSION: Final = 3
+TECHNIQUE_CODE: Final[Mapping[str, int]] = {str(t): i for i, t in enumerate(TECHNIQUES)}
+PROFILE_CODE: Final[Mapping[str, int]] = {p: i for i, p in enumerate(PROFILES)}
+
+# (name, monotone direction of the migration's total time and data as the dirty rate rises, bandwidth falls or
+# the allowed downtime shrinks). Every feature that moves with the dirty rate, the bandwidth or the allowed
+# downtime has a direction, so constraining the time and data models to these directions guarantees: more dirty
+# rate never predicts a faster migration, more bandwidth or more allowed downtime never a slower one. The
+# analytic downtime is a sawtooth in the dirty rate (one more round resets it), so time and data do not use it.
 FEATURES: Final[tuple[tuple[str, int], ...]] = (
     ("technique", 0),  # categorical, code from TECHNIQUES
-    ("log_memory_mib", 0),
+    ("profile", 0),  # categorical, code from PROFILES: which kind of hosts
+    ("log_memory_mib", 0),  # what is copied: memory in use where measured, else configured
+    ("memory_known", 0),  # 1 when memory in use was measured
+    ("log_memory_configured_mib", 0),  # NaN when unknown
     ("log1p_dirty_rate_mib_s", 1),
     ("log_bandwidth_mib_s", -1),
     ("log_max_bandwidth_mib_s", -1),
-    ("dirty_ratio", 1),  # dirty rate / usable bandwidth
+    ("dirty_ratio", 1),  # rho: dirty rate / usable bandwidth
+    ("log_budget_mib", -1),  # what the link moves within the allowed downtime
+    ("log_wss_over_budget", 1),  # the largest working set measured, over the budget
+    ("log1p_working_set_mib", 1),  # the longer windows' working set; NaN when not measured
+    ("log_max_downtime_ms", -1),
     ("log_analytic_total_time_ms", 1),
     ("log_analytic_transferred_mib", 1),
     ("analytic_rounds", 1),
@@ -69,28 +78,20 @@ FEATURES: Final[tuple[tuple[str, int], ...]] = (
     ("log_analytic_downtime_ms", 0),
 )
 FEATURE_NAMES: Final[tuple[str, ...]] = tuple(name for name, _ in FEATURES)
-CATEGORICAL_FEATURES: Final[tuple[str, ...]] = ("technique",)
+CATEGORICAL_FEATURES: Final[tuple[str, ...]] = ("technique", "profile")
 
 TARGETS: Final[tuple[str, ...]] = ("total_time_ms", "downtime_ms", "transferred_mib")
-# Which features each target's model reads (in schema order) and whether it is monotone-constrained.
 TARGET_FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
     "total_time_ms": tuple(n for n in FEATURE_NAMES if n != "log_analytic_downtime_ms"),
     "transferred_mib": tuple(n for n in FEATURE_NAMES if n != "log_analytic_downtime_ms"),
     "downtime_ms": FEATURE_NAMES,
 }
 MONOTONE_TARGETS: Final[frozenset[str]] = frozenset({"total_time_ms", "transferred_mib"})
-# What each target's model predicts on top of (in log space): the model learns log(actual / offset).
-# Time and data are learned relative to one pass over memory (M / usable bandwidth, M), which rises with the dirty
-# rate and falls with bandwidth by the same monotone rules as the features, so the constrained models stay
-# monotone end to end and scale with memory beyond the training range. Downtime is learned relative to the
-# analytic downtime (the physics' own error), unconstrained.
-#
-# Multi-thread compression is the exception: its wire rate equals the usable bandwidth (within 0.2% in the SNU
-# data), but the share of memory it sends rises with the bandwidth (the compression threads fall behind), so its
-# time falls more slowly than 1/bandwidth. Its offsets use the bandwidth to the power COMPRESS_BANDWIDTH_EXPONENT
-# (< 1, still falling, so the constrained time model stays monotone in bandwidth) around a reference bandwidth;
-# its data offset rises with bandwidth by the rest (data = time x bandwidth). Its data model is therefore not
-# monotone in bandwidth; its time model is, and all data models are monotone in the dirty rate.
+# What each target's model predicts on top of (in log space): the model learns log(actual / offset). Time and data
+# are learned relative to one pass over the memory copied (M / usable bandwidth, M), downtime relative to the
+# analytic downtime. Multi-thread compression's time falls more slowly than 1/bandwidth (its threads fall behind
+# as the link gets faster): its offsets use the bandwidth to the power COMPRESS_BANDWIDTH_EXPONENT around a
+# reference bandwidth (see docs/cost-model.md).
 COMPRESS_BANDWIDTH_EXPONENT: Final = 0.5
 COMPRESS_REFERENCE_BANDWIDTH_MIB_S: Final = 25.0
 TARGET_OFFSETS: Final[Mapping[str, str]] = {
@@ -99,6 +100,18 @@ TARGET_OFFSETS: Final[Mapping[str, str]] = {
     "transferred_mib": "log(memory_mib); precopy_compress: log(memory_mib * (usable_bandwidth_mib_s / ref)^(1-a))",
     "downtime_ms": "log(analytic_downtime_ms)",
 }
+# Intervals are calibrated per band of rho (dirty rate / usable bandwidth): they must be widest where migrations
+# are risky. Upper bounds of each band, the last open.
+RHO_BANDS: Final[tuple[tuple[str, float], ...]] = (("rho<=0.4", 0.4), ("0.4<rho<=1", 1.0), ("rho>1", math.inf))
+# A working set below this (MiB) is taken as this, so that an idle guest's ratio stays finite.
+MIN_WORKING_SET_MIB: Final = 0.25
+
+
+def rho_band(dirty_ratio: FloatArray) -> StrArray:
+    """The band name of each row's rho."""
+    edges = np.array([b for _, b in RHO_BANDS[:-1]])
+    names = np.array([n for n, _ in RHO_BANDS])
+    return np.asarray(names[np.searchsorted(edges, dirty_ratio, side="left")])
 
 
 def monotone_constraints(target: str) -> list[int]:
@@ -112,27 +125,28 @@ def target_columns(target: str) -> list[int]:
     return [FEATURE_NAMES.index(n) for n in TARGET_FEATURES[target]]
 
 
+def categorical_positions(target: str) -> list[int]:
+    names = TARGET_FEATURES[target]
+    return [names.index(c) for c in CATEGORICAL_FEATURES]
+
+
 def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS) -> dict[str, object]:
     return {
         "schema_version": SCHEMA_VERSION,
         "features": [list(f) for f in FEATURES],
         "categorical": list(CATEGORICAL_FEATURES),
         "techniques": [str(t) for t in TECHNIQUES],
+        "profiles": list(PROFILES),
         "inputs": list(INPUT_COLUMNS),
-        "units": {
-            "memory": "MiB",
-            "dirty_rate": "MiB/s (from 4 KiB pages/s)",
-            "bandwidth": "MiB/s (from Mbit/s)",
-            "max_bandwidth": "MiB/s",
-        },
-        "feature_max_downtime_ms": FEATURE_MAX_DOWNTIME_MS,
+        "units": {"memory": "MiB", "dirty_rate": "MiB/s (from 4 KiB pages/s)", "bandwidth": "MiB/s (from Mbit/s)",
+                  "max_bandwidth": "MiB/s", "downtime": "ms", "working_set": "MiB"},
         "analytic_constants": dataclasses.asdict(constants),
         "targets": {t: list(TARGET_FEATURES[t]) for t in TARGETS},
         "monotone_targets": sorted(MONOTONE_TARGETS),
         "target_offsets": dict(TARGET_OFFSETS),
-        "compress_offset": {
-            "a": COMPRESS_BANDWIDTH_EXPONENT, "ref_mib_s": COMPRESS_REFERENCE_BANDWIDTH_MIB_S,
-        },
+        "compress_offset": {"a": COMPRESS_BANDWIDTH_EXPONENT, "ref_mib_s": COMPRESS_REFERENCE_BANDWIDTH_MIB_S},
+        "rho_bands": [[n, b if math.isfinite(b) else None] for n, b in RHO_BANDS],
+        "min_working_set_mib": MIN_WORKING_SET_MIB,
     }
 
 
@@ -143,99 +157,22 @@ def schema_hash(constants: AnalyticConstants = DEFAULT_CONSTANTS) -> str:
 
 
 @dataclass(frozen=True)
-class AnalyticArrays:
-    """The analytic model's predictions for many rows."""
-
-    total_time_ms: FloatArray
-    downtime_ms: FloatArray
-    transferred_mib: FloatArray
-    converges: BoolArray
-    rounds: IntArray
-
-
-def analytic_arrays(
-    technique_code: IntArray,
-    memory_mib: FloatArray,
-    dirty_rate_mib_s: FloatArray,
-    bandwidth_mib_s: FloatArray,
-    max_bandwidth_mib_s: FloatArray,
-    max_downtime_ms: FloatArray | float = FEATURE_MAX_DOWNTIME_MS,
-    c: AnalyticConstants = DEFAULT_CONSTANTS,
-) -> AnalyticArrays:
-    """`advisor.ml.analytic` over arrays: same rounds, same order of operations, same results."""
-    code = np.asarray(technique_code, dtype=np.int64)
-    memory = np.asarray(memory_mib, dtype=np.float64)
-    dirty = np.asarray(dirty_rate_mib_s, dtype=np.float64)
-    usable = np.minimum(np.asarray(bandwidth_mib_s, dtype=np.float64), np.asarray(max_bandwidth_mib_s, np.float64))
-    budget = usable * np.asarray(max_downtime_ms, dtype=np.float64) / 1000.0
-    is_compress = code == TECHNIQUES.index(Technique.PRECOPY_COMPRESS)
-    is_xbzrle = code == TECHNIQUES.index(Technique.PRECOPY_XBZRLE)
-    is_autoconverge = code == TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
-    is_postcopy = code == TECHNIQUES.index(Technique.POSTCOPY)
-    ratio_first = np.where(is_compress, c.compression_ratio, 1.0)
-    ratio_resend = np.where(is_compress, c.compression_ratio, np.where(is_xbzrle, c.xbzrle_resend_ratio, 1.0))
-
-    n = memory.shape[0]
-    to_send = memory.copy()
-    wire = np.zeros(n)
-    elapsed_s = np.zeros(n)
-    throttle = np.zeros(n)
-    converges = np.zeros(n, dtype=np.bool_)
-    rounds = np.zeros(n, dtype=np.int64)
-    active = ~is_postcopy
-    for r in range(1, c.max_rounds + 1):
-        if not active.any():
-            break
-        ratio = ratio_first if r == 1 else ratio_resend
-        sent = to_send * ratio
-        round_s = sent / usable
-        wire = np.where(active, wire + sent, wire)
-        elapsed_s = np.where(active, elapsed_s + round_s, elapsed_s)
-        rounds = np.where(active, r, rounds)
-        if r >= 2:
-            stepped = np.minimum(
-                c.autoconverge_max,
-                np.where(throttle == 0, c.autoconverge_initial, throttle + c.autoconverge_increment),
-            )
-            throttle = np.where(active & is_autoconverge, stepped, throttle)
-        dirtied = np.minimum(dirty * (1.0 - throttle) * round_s, memory)
-        to_send = np.where(active, dirtied, to_send)
-        done = active & (dirtied * ratio_resend <= budget)
-        converges |= done
-        active = active & ~done
-    last = to_send * ratio_resend + c.device_state_mib
-    downtime = last / usable * 1000.0 + c.resume_ms
-    total = elapsed_s * 1000.0 + downtime
-    wire = wire + last
-
-    post_wire = memory * c.postcopy_overhead_ratio + c.device_state_mib
-    return AnalyticArrays(
-        total_time_ms=np.where(is_postcopy, post_wire / usable * 1000.0, total),
-        downtime_ms=np.where(is_postcopy, c.device_state_mib / usable * 1000.0 + c.resume_ms, downtime),
-        transferred_mib=np.where(is_postcopy, post_wire, wire),
-        converges=converges | is_postcopy,
-        rounds=np.where(is_postcopy, 1, rounds),
-    )
-
-
-@dataclass(frozen=True)
 class FeatureSet:
     """The feature matrix (columns in FEATURE_NAMES order) and the analytic predictions it was built from."""
 
     matrix: FloatArray
     analytic: AnalyticArrays
 
+    def column(self, name: str) -> FloatArray:
+        return self.matrix[:, FEATURE_NAMES.index(name)]
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.matrix, columns=list(FEATURE_NAMES))
 
-    def subset(self, mask: BoolArray) -> FeatureSet:
+    def subset(self, mask: BoolArray | IntArray) -> FeatureSet:
         a = self.analytic
-        return FeatureSet(
-            self.matrix[mask],
-            AnalyticArrays(
-                a.total_time_ms[mask], a.downtime_ms[mask], a.transferred_mib[mask], a.converges[mask], a.rounds[mask]
-            ),
-        )
+        return FeatureSet(self.matrix[mask], AnalyticArrays(
+            a.total_time_ms[mask], a.downtime_ms[mask], a.transferred_mib[mask], a.converges[mask], a.rounds[mask]))
 
     def columns(self, target: str) -> FloatArray:
         """The feature matrix of a target's model."""
@@ -243,15 +180,11 @@ class FeatureSet:
 
     def offset(self, target: str) -> FloatArray:
         """TARGET_OFFSETS[target] for every row."""
-        m = self.matrix
         if target in ("total_time_ms", "transferred_mib"):
-            log_usable = np.minimum(
-                m[:, FEATURE_NAMES.index("log_bandwidth_mib_s")], m[:, FEATURE_NAMES.index("log_max_bandwidth_mib_s")]
-            )
-            log_memory = m[:, FEATURE_NAMES.index("log_memory_mib")]
-            compress = m[:, 0] == float(TECHNIQUES.index(Technique.PRECOPY_COMPRESS))
-            # exponent of the usable bandwidth in the time offset: 1 (one pass), a for compression
-            a = np.where(compress, COMPRESS_BANDWIDTH_EXPONENT, 1.0)
+            log_usable = np.minimum(self.column("log_bandwidth_mib_s"), self.column("log_max_bandwidth_mib_s"))
+            log_memory = self.column("log_memory_mib")
+            compress = self.column("technique") == float(TECHNIQUES.index(Technique.PRECOPY_COMPRESS))
+            a = np.where(compress, COMPRESS_BANDWIDTH_EXPONENT, 1.0)  # exponent of the usable bandwidth
             log_ref = math.log(COMPRESS_REFERENCE_BANDWIDTH_MIB_S)
             if target == "total_time_ms":
                 one_pass: FloatArray = log_memory - a * log_usable - (1.0 - a) * log_ref + math.log(1000.0)
@@ -259,24 +192,37 @@ class FeatureSet:
             data: FloatArray = log_memory + (1.0 - a) * (log_usable - log_ref)
             return data
         if target == "downtime_ms":
-            return m[:, FEATURE_NAMES.index("log_analytic_downtime_ms")].copy()
+            return self.column("log_analytic_downtime_ms").copy()
         raise KeyError(target)
+
+    def bands(self) -> StrArray:
+        return rho_band(self.column("dirty_ratio"))
 
 
 def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAULT_CONSTANTS) -> FeatureSet:
-    """The feature matrix of an InputTable (validated beforehand). The analytic features assume the allowed
-    downtime the training data was measured with (FEATURE_MAX_DOWNTIME_MS), whatever the rows ask."""
+    """The feature matrix of an InputTable (validated beforehand)."""
     code = technique_codes([str(t) for t in table.techniques])
     memory, dirty = table.memory_mib, table.dirty_rate_mib_s
-    bandwidth, cap = table.bandwidth_mib_s, table.max_bandwidth_mib_s
-    a = analytic_arrays(code, memory, dirty, bandwidth, cap, FEATURE_MAX_DOWNTIME_MS, constants)
+    bandwidth, cap, downtime = table.bandwidth_mib_s, table.max_bandwidth_mib_s, table.max_downtime_ms
+    usable = np.minimum(bandwidth, cap)
+    a = analytic_arrays(code, memory, dirty, bandwidth, cap, downtime, constants)
+    budget = np.maximum(usable * downtime / 1000.0, 1e-6)
+    # The largest working set measured: what the guest dirtied within 1 s, or over the longer windows.
+    seen = np.fmax(dirty * 1.0, table.working_set_mib)
     columns = {
         "technique": code.astype(np.float64),
+        "profile": np.array([PROFILE_CODE.get(p, 0) for p in table.profiles], dtype=np.float64),
         "log_memory_mib": np.log(memory),
+        "memory_known": table.memory_known.astype(np.float64),
+        "log_memory_configured_mib": np.log(table.memory_configured_mib),
         "log1p_dirty_rate_mib_s": np.log1p(dirty),
         "log_bandwidth_mib_s": np.log(bandwidth),
         "log_max_bandwidth_mib_s": np.log(cap),
-        "dirty_ratio": dirty / np.minimum(bandwidth, cap),
+        "dirty_ratio": dirty / usable,
+        "log_budget_mib": np.log(budget),
+        "log_wss_over_budget": np.log(np.maximum(seen, MIN_WORKING_SET_MIB) / budget),
+        "log1p_working_set_mib": np.log1p(table.working_set_mib),
+        "log_max_downtime_ms": np.log(np.maximum(downtime, 1.0)),
         "log_analytic_total_time_ms": np.log(a.total_time_ms),
         "log_analytic_transferred_mib": np.log(a.transferred_mib),
         "analytic_rounds": a.rounds.astype(np.float64),
@@ -293,7 +239,7 @@ def technique_codes(techniques: Sequence[str] | pd.Series) -> IntArray:
 
 
 def build_features(frame: pd.DataFrame, constants: AnalyticConstants = DEFAULT_CONSTANTS) -> FeatureSet:
-    """Features of a table of migrations in the columns and units of the shared data (training)."""
+    """Features of a table of migrations in the columns and units of the shared data (training, batch)."""
     return build_cost_features(InputTable.from_frame(frame), constants)
 
 

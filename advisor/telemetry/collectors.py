@@ -76,6 +76,11 @@ def prometheus_collector(source: PrometheusSource, ingestion: Ingestion, metrics
     return collect
 
 
+# The longer page-sampling window (seconds), and how often (every n-th collection) it is measured.
+WORKING_SET_WINDOW_S = 4
+WORKING_SET_EVERY = 4
+
+
 def dirty_rate_collector(
     ingestion: Ingestion,
     connect: Callable[[str], Hypervisor],
@@ -84,20 +89,29 @@ def dirty_rate_collector(
     *,
     clock: Callable[[], float],
     readings: int = 2,
+    working_set_every: int = WORKING_SET_EVERY,
 ) -> Callable[[], None]:
     """Measure every running guest's dirty rate through its hypervisor, except guests that migrate now, read
     its CPU and memory use, and export the figures (`advisor_vm_dirty_rate_mib_s`, `advisor_vm_cpu_ratio`,
-    `advisor_vm_memory_used_mib`) so that Prometheus keeps their history."""
+    `advisor_vm_memory_used_mib`) so that Prometheus keeps their history. Every `working_set_every`-th round
+    also measures over WORKING_SET_WINDOW_S: what the guest rewrote in that window is a lower bound of its writable
+    working set, which a 1 s reading cannot see (0 disables)."""
 
     stats = GuestStatsReader()
+    rounds = 0
 
     def collect() -> None:
+        nonlocal rounds
         hosts = [HostConnection(h.id, h.hypervisor_uri) for h in ingestion.hosts_with_hypervisor()]
         if not hosts:
             return
         reached: set[str] = set()
         samples = measure_dirty_rates(hosts, connect, clock, readings=readings, seconds=1, skip=migrating_vms(),
                                       reached=reached)
+        rounds += 1
+        if working_set_every and rounds % working_set_every == 1 % working_set_every:
+            samples += measure_dirty_rates(hosts, connect, clock, readings=1, seconds=WORKING_SET_WINDOW_S,
+                                           skip=migrating_vms(), as_working_set=True)
         for s in samples:
             if s.dirty_rate_mib_s is not None:
                 metrics.vm_dirty_rate.labels(s.vm_id).set(s.dirty_rate_mib_s)

@@ -63,8 +63,10 @@ def measure_dirty_rates(
     seconds: int = 1,
     skip: frozenset[str] = frozenset(),
     reached: set[str] | None = None,
+    as_working_set: bool = False,
 ) -> list[VmSample]:
-    """One sample per running guest: the mean of `readings` page-sampling measurements of `seconds` each.
+    """One sample per running guest: the mean of `readings` page-sampling measurements of `seconds` each (or,
+    `as_working_set`, what the guest rewrote over the window: the rate times `seconds`, as `working_set_mib`).
     A host that cannot be reached is logged and passed over; the others are still measured. The ids of the hosts
     that answered are added to `reached`."""
     samples = []
@@ -92,7 +94,9 @@ def measure_dirty_rates(
                     except HypervisorError as error:
                         log.info("dirty rate not measured", extra={"vm": guest.name, "error": str(error)})
                         break
-                if values:
+                if values and as_working_set:
+                    samples.append(VmSample(guest.name, clock(), working_set_mib=statistics.fmean(values) * seconds))
+                elif values:
                     samples.append(VmSample(guest.name, clock(), dirty_rate_mib_s=statistics.fmean(values)))
         finally:
             hypervisor.close()

@@ -88,7 +88,7 @@ class Advice:
         self._snapshots = snapshots
 
     def predict_cost(self, vm_id: str, target_host_id: str = "", techniques: Sequence[Technique] = (),
-                     overrides: Overrides = Overrides()) -> CostPrediction:  # noqa: B008
+                     overrides: Overrides = Overrides()) -> CostPrediction:  # noqa: B008 - frozen dataclass defaults are safe to share
         for field, value, high in (
             ("dirty_rate_mib_s", overrides.dirty_rate_mib_s, validation.MAX_DIRTY_RATE_MIB_S),
             ("bandwidth_mib_s", overrides.bandwidth_mib_s, validation.MAX_BANDWIDTH_MIB_S),

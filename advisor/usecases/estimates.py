@@ -23,14 +23,15 @@ class CostEstimator:
         self._samples = samples
         self._clock = clock
 
-    def inputs(self, vm: Vm, source: Host, target: Host | None, overrides: Overrides = Overrides()) -> MigrationInputs:  # noqa: B008
+    def inputs(self, vm: Vm, source: Host, target: Host | None, overrides: Overrides = Overrides()) -> MigrationInputs:  # noqa: B008 - frozen dataclass defaults are safe to share
         forecast = None
         forecaster = self.forecaster
         if overrides.dirty_rate_mib_s is None and forecaster is not None:
             times, values = self._samples.vm_window(vm.id)
             forecast = forecaster.forecast(times, values, self._samples.vm_fields, self._clock())
         observed = VmObservations(self._samples.vm_latest(vm.id, "dirty_rate_mib_s"),
-                                  self._samples.vm_latest(vm.id, "memory_used_mib"))
+                                  self._samples.vm_latest(vm.id, "memory_used_mib"),
+                                  self._samples.vm_latest(vm.id, "working_set_mib"))
         return migration_inputs(vm, source, target, observed, forecast, overrides)
 
     def swap(self, predictor: CostPredictor | None = None, forecaster: DirtyRateForecaster | None = None) -> None:

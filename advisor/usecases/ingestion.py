@@ -122,6 +122,8 @@ class Ingestion:
                 vs = pulled
                 if vs.memory_used_mib is not None and vs.memory_used_mib > vm.memory_mib:
                     vs = replace(vs, memory_used_mib=float(vm.memory_mib))  # a balloon figure above the size
+                if vs.working_set_mib is not None and vs.working_set_mib > vm.memory_mib:
+                    vs = replace(vs, working_set_mib=float(vm.memory_mib))
                 try:
                     validation.check_vm_sample(vs, "sample", now)
                 except InvalidArgument:

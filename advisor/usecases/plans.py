@@ -52,7 +52,7 @@ class Planning:
     def __init__(self, inventory: Inventory, snapshots: Snapshots, estimator: CostEstimator,
                  store: PlanStore, metrics: AdvisorMetrics, *, clock: Clock, new_id: NewId,
                  placement: PlacementPolicy, technique: TechniquePolicy, plans: PlanPolicy, automation: Automation,
-                 concurrency: engine.Concurrency = engine.Concurrency()) -> None:  # noqa: B008
+                 concurrency: engine.Concurrency = engine.Concurrency()) -> None:  # noqa: B008 - frozen dataclass defaults are safe to share
         self._inventory = inventory
         self._snapshots = snapshots
         self._estimator = estimator

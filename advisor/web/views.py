@@ -74,7 +74,7 @@ def recommendations(src: WebSources, q: Query) -> dict[str, Any]:
     page = pb.ListRecommendationsResponse()
     size = 0
     for i, rec in enumerate(recs):
-        msg = convert.recommendation_to_pb(rec, with_assessments=False)
+        msg = convert.fitted(convert.recommendation_to_pb(rec, with_assessments=False))
         size += msg.ByteSize() + 8
         if size > PAGE_BYTES and i > 0:
             token = review.token_after(state, recs[i - 1])
@@ -86,7 +86,7 @@ def recommendations(src: WebSources, q: Query) -> dict[str, Any]:
 
 def recommendation(src: WebSources, q: Query) -> dict[str, Any]:
     """Recommendation, as GetRecommendation answers it."""
-    return as_json(convert.recommendation_to_pb(src.usecases.review.get(q.ident("id"))))
+    return as_json(convert.fitted(convert.recommendation_to_pb(src.usecases.review.get(q.ident("id")))))
 
 
 def assessments(src: WebSources, q: Query) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def drain(src: WebSources, q: Query) -> dict[str, Any]:
         plan = src.usecases.planning.plan_cluster("drain", host_id, 0, Objective(), dry_run=True)
     finally:
         _one_drain_at_a_time.release()
-    return as_json(convert.recommendation_to_pb(plan))
+    return as_json(convert.fitted(convert.recommendation_to_pb(plan)))
 
 
 def automation(src: WebSources, q: Query) -> dict[str, Any]:

@@ -93,3 +93,40 @@ def test_missing_column_and_existing_output_left_alone(tmp_path: Path, learned: 
     assert dst.read_text() == "previous results\n"
     with pytest.raises(BatchInputError, match="file not found"):
         predict_csv(tmp_path / "absent.csv", dst, learned)
+
+
+def test_optional_columns_probability_and_what_was_assumed(tmp_path: Path, learned: CostPredictor) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text(
+        "technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s,source,"
+        "memory_used_mib,max_downtime_ms,deadline_ms,dirty_rate_4s_pages_per_s\n"
+        "precopy,128,0,10000,32,lab,90,300,90000,0\n"  # an idle lab guest
+        "precopy,256,16384,10000,8,lab,120,300,90000,8192\n"  # 64 MiB/s over an 8 MiB/s link: cannot converge
+        "precopy,256,16384,10000,8,lab,,,,\n"  # the same, without the optional measurements
+        "postcopy,1024,5000,800,100,,,,,\n"  # an SNU-like row
+    )
+    predict_csv(src, dst, learned)
+    out = pd.read_csv(dst, keep_default_na=False)
+    assert list(out["predicted_converges"]) == [True, False, False, True]
+    p = [float(v) for v in out["predicted_converge_probability"]]
+    assert p[0] > 0.5 and p[1] == 0.0 and p[3] == 1.0
+    assert out["assumed"][0] == ""
+    assert out["assumed"][2] == "memory in use unknown: all 256 MiB configured copied; max downtime 300 ms; no deadline"
+    assert out["assumed"][3] == "source snu; max downtime 300 ms; no deadline"
+    assert "cannot converge" in out["notes"][1]
+    # idle: about one pass of the memory in use over the cap, not of the configured memory
+    assert float(out["predicted_total_time_ms"][0]) < 128 / 32 * 1000
+
+
+def test_bad_optional_values_are_refused_by_row(tmp_path: Path, learned: CostPredictor) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text("technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s,"
+                   "max_downtime_ms,deadline_ms,source\n"
+                   "precopy,128,0,10000,32,0,-5,lab\n"
+                   "precopy,128,0,10000,32,abc,1,\"bad\x01source\"\n")
+    with pytest.raises(BatchInputError) as caught:
+        predict_csv(src, dst, learned)
+    text = str(caught.value)
+    assert "row 1: max_downtime_ms must be positive" in text and "row 1: deadline_ms must be in" in text
+    assert "row 2: max_downtime_ms is not a number" in text and "row 2: source must be" in text
+    assert not dst.exists()

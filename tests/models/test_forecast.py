@@ -19,7 +19,7 @@ from training import train_dirty
 
 MODELS = REPO / "models" / "dirty_rate"
 DATA = REPO / "training" / "data" / "dirty_rates.csv"
-FIELDS = VM_FIELDS  # ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s")
+FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s")  # the forecaster finds its fields by name
 NOW = 1_800_000_000.0
 
 
@@ -147,7 +147,7 @@ def test_features_equal_between_training_and_serving(recorded: pd.DataFrame, cad
         store = SeriesStore(VM_FIELDS)
         for j in train_dirty.thinned(i + 1, step):
             cpu, mem, dirty = (float(v) for v in values[j])
-            store.add("vm", float(times[j]), [cpu, mem, None if np.isnan(dirty) else dirty])
+            store.add("vm", float(times[j]), [cpu, mem, None if np.isnan(dirty) else dirty, None])
         w_times, w_values = store.window("vm")
         served = build_dirty_features(w_times, w_values, store.fields, float(times[i]))
         assert served is not None

@@ -139,7 +139,7 @@ def balance(
     cluster: ClusterArrays,
     costs: MoveCosts,
     *,
-    settings: PlanSettings = PlanSettings(),  # noqa: B008
+    settings: PlanSettings = PlanSettings(),  # noqa: B008 - frozen dataclass defaults are safe to share
     history: MoveHistory | None = None,
     now_s: float = 0.0,
     hot: float = 0.0,

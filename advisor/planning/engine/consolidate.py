@@ -114,7 +114,7 @@ def consolidate(
     cluster: ClusterArrays,
     costs: MoveCosts,
     *,
-    settings: PlanSettings = PlanSettings(),  # noqa: B008
+    settings: PlanSettings = PlanSettings(),  # noqa: B008 - frozen dataclass defaults are safe to share
     history: MoveHistory | None = None,
     now_s: float = 0.0,
     underload: float = 0.5,

@@ -65,7 +65,7 @@ def drain(
     costs: MoveCosts,
     *,
     host: str,
-    settings: PlanSettings = PlanSettings(),  # noqa: B008
+    settings: PlanSettings = PlanSettings(),  # noqa: B008 - frozen dataclass defaults are safe to share
     history: MoveHistory | None = None,
     now_s: float = 0.0,
     deadline_s: float = 0.0,

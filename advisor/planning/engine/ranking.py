@@ -31,8 +31,8 @@ class Ranking:
         return self.best[0].host_id if self.best else ""
 
 
-def rank_targets(cluster: ClusterArrays, vm: int, *, policy: FilterPolicy = FilterPolicy(),  # noqa: B008
-                 weights: Weights = Weights(), excluded: BoolArray | None = None, left: int = NO_HOST,  # noqa: B008
+def rank_targets(cluster: ClusterArrays, vm: int, *, policy: FilterPolicy = FilterPolicy(),  # noqa: B008 - frozen dataclass defaults are safe to share
+                 weights: Weights = Weights(), excluded: BoolArray | None = None, left: int = NO_HOST,  # noqa: B008 - frozen dataclass defaults are safe to share
                  keep: int = 5, mean_cpu: float | None = None) -> Ranking:
     """Every host assessed for `vm`; the `keep` best eligible ones described, the rejected counted by filter."""
     loads = cluster.loads

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advisor.api.servicers import PAGE_BYTES, fitted
+from advisor.api.convert import PAGE_BYTES, fitted
 from advisor.api.v1 import advisor_pb2 as pb
 
 

@@ -48,7 +48,30 @@ def test_the_table_path_builds_what_the_serving_path_builds() -> None:
     rows = [(MigrationInputs(1024, 2560 * 4096 / MIB, 800e6 / 8 / MIB, 100), Technique.PRECOPY),
             (MigrationInputs(2048, 0.0, 1000e6 / 8 / MIB, 64), Technique.POSTCOPY)]
     served = InputTable.from_rows(rows)
-    for name in ("memory_mib", "dirty_rate_mib_s", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms"):
-        np.testing.assert_allclose(getattr(table, name), getattr(served, name), err_msg=name)
-    assert table.techniques == served.techniques
-    assert table.rows() == rows
+    round_trip = InputTable.from_rows(table.rows())
+    for other in (served, round_trip):
+        for name in ("memory_mib", "dirty_rate_mib_s", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms",
+                     "memory_configured_mib", "deadline_ms", "working_set_mib"):
+            np.testing.assert_allclose(getattr(table, name), getattr(other, name), err_msg=name)
+        assert table.techniques == other.techniques
+        assert (table.memory_known == other.memory_known).all()
+        assert table.profiles == other.profiles == ("snu", "snu")
+
+
+def test_optional_columns_and_what_is_assumed_without_them() -> None:
+    frame = pd.DataFrame({"technique": ["precopy"] * 3, "vm_memory_mib": ["128", "256", "1024"],
+                          "dirty_rate_pages_per_s": [2048, 2048, 0], "available_bandwidth_mbps": [10000] * 3,
+                          "max_bandwidth_mib_s": [8, 8, 100], "source": ["lab", "lab", ""],
+                          "memory_used_mib": ["90", "", ""], "max_downtime_ms": ["100", "", ""],
+                          "deadline_ms": ["90000", "", ""], "dirty_rate_4s_pages_per_s": ["1024", "", ""]})
+    table = InputTable.from_frame(frame)
+    assert table.profiles == ("lab", "lab", "snu")
+    np.testing.assert_allclose(table.memory_mib, [90, 256, 1024])  # in use, else configured (lab), else as given
+    assert list(table.memory_known) == [True, False, True]
+    np.testing.assert_allclose(table.memory_configured_mib, [128, 256, np.nan])
+    np.testing.assert_allclose(table.max_downtime_ms, [100, 300, 300])
+    np.testing.assert_allclose(table.deadline_ms, [90000, 0, 0])
+    np.testing.assert_allclose(table.working_set_mib, [16, np.nan, np.nan])  # 4 MiB/s over 4 s
+    assert table.assumed[0] == ""
+    assert table.assumed[1] == "memory in use unknown: all 256 MiB configured copied; max downtime 300 ms; no deadline"
+    assert table.assumed[2] == "source snu; max downtime 300 ms; no deadline"

@@ -49,3 +49,10 @@ def test_cpu_utilisation_from_consecutive_readings() -> None:
     assert (first.cpu_utilization, first.memory_used_mib) == (None, 90.0)
     assert second.cpu_utilization == pytest.approx(0.5)
     assert third.cpu_utilization is None
+
+
+def test_a_longer_window_reads_as_the_working_set_rewritten_in_it() -> None:
+    a = ScriptedHost("a", [GuestFacts("vm1", "u1", 128, 1, True)], {"vm1": [3.0]})
+    samples = measure_dirty_rates([HostConnection("a", "test://a")], lambda _uri: a, lambda: 1000.0,  # type: ignore[arg-type,return-value]
+                                  readings=1, seconds=4, as_working_set=True)
+    assert [(s.vm_id, s.working_set_mib, s.dirty_rate_mib_s) for s in samples] == [("vm1", 12.0, None)]

@@ -1,0 +1,173 @@
+"""The card of the lab migration dataset (`<output>.meta.json`), rebuilt from the CSV after every run of
+`training.collect_lab`: how it was made, on what, the counts, and what every column means."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from training.lab_grid import PRECOPY_TECHNIQUES, RATIO_BANDS, TECHNIQUES, Point
+
+COLUMNS = {
+    "migration_id": "lab-<config_id>",
+    "technique": "precopy, precopy_autoconverge, precopy_xbzrle, precopy_compress, postcopy",
+    "workload": "the writer's setting: idle, or <pattern>-<working set MiB>MiB@<rate MiB/s>",
+    "available_bandwidth_mbps": "the link, Mbit/s: loopback TCP on one machine, no limit of its own (10000 "
+                                "written); the cap max_bandwidth_mib_s is what binds",
+    "dirty_rate_pages_per_s": "page-sampling dirty rate over 1 s just before the migration (libvirt "
+                              "startDirtyRateCalc, 512 pages per GiB sampled: steps of 2 MiB/s at 128 MiB), "
+                              "4 KiB pages per second",
+    "vm_memory_mib": "configured guest RAM, MiB (128 or 256; QEMU gets 8 KiB more, see docs/lab.md)",
+    "max_bandwidth_mib_s": "migration bandwidth cap, MiB/s (also after a switch to post-copy)",
+    "total_time_ms": "QEMU's elapsed time of the migration job (completed job stats); aborted: wall time at abort",
+    "downtime_ms": "QEMU's downtime (completed job stats; for post-copy too); empty when aborted",
+    "transferred_kib": "bytes QEMU sent (memory_processed), KiB; aborted: at the abort",
+    "source": "lab",
+    "memory_used_mib": "MemTotal - MemAvailable from the guest's virtio balloon stats before the migration, MiB",
+    "max_downtime_ms": "allowed downtime, ms (set on the job as soon as it runs: see downtime_set_at_ms)",
+    "deadline_ms": "the migration is aborted (abortJob) when it runs this long, unless in post-copy, ms",
+    "working_set_mib": "measured: MiB rewritten over the 4 s page-sampling window (dirty_rate_4s x 4 s), the "
+                       "feature production can observe (advisor/features/dataset.py)",
+    "outcome": "completed, aborted (deadline reached) or failed (a lab or libvirt error: see error)",
+    "iterations": "QEMU's memory iterations (dirty syncs) of the job",
+    "postcopy_requests": "pages the destination requested in post-copy",
+    "nonzero_mib": "guest RAM less the zero pages QEMU found in the first round (total - memory_constant pages), "
+                   "MiB: what the first round had to send; empty when the first round never ended",
+    "writer_working_set_mib": "the writer's setting: MiB of guest memory it rewrites (0: idle)",
+    "write_rate_mib_s": "the writer's setting: MiB/s it writes while on",
+    "pattern": "idle; steady (continuously); bursty (2 s at the rate, 2 s idle); phased (the working set moves to "
+               "the next window of the guest's free memory every 4 s, so the memory touched grows)",
+    "dirty_rate_2s_pages_per_s": "page-sampling dirty rate over 2 s before the migration, pages/s",
+    "dirty_rate_4s_pages_per_s": "page-sampling dirty rate over 4 s before the migration, pages/s",
+    "first_round_dirty_rate_pages_per_s": "QEMU's dirty-pages-rate in the job stats at the first poll after the "
+                                          "first round, pages/s; empty when the migration ended before",
+    "writer_rate_before_mib_s": "MiB/s the writer really wrote (its own count, in the heartbeat) while the dirty "
+                                "rates were measured; empty in the first rows, collected before it was reported",
+    "writer_rate_during_mib_s": "MiB/s the writer really wrote from the start of the migration to the heartbeat "
+                                "check after it (the guest slows down while it migrates: TCG, a shared 2-core "
+                                "machine); empty in the first rows",
+    "downtime_set_at_ms": "job elapsed ms when the allowed downtime was set on the running job "
+                          "(migrateSetMaxDowntime, read back), well before the first round ends",
+    "postcopy_switch": "post-copy: the planned switch (start: as soon as the job runs; round_1: after the first "
+                       "round; after_5s)",
+    "postcopy_after_ms": "post-copy: when migrateStartPostCopy was called (job elapsed ms); empty: never switched",
+    "compression_threads": "precopy_compress: compression threads (zlib level 1, QEMU's default)",
+    "autoconverge_initial_pct": "precopy_autoconverge: initial throttle, %",
+    "autoconverge_increment_pct": "precopy_autoconverge: throttle increment, %",
+    "guest_alive_after": "the guest's heartbeat advanced within 5 s after the migration, on the host running it",
+    "fresh_guest": "the guest was booted just before this migration (memory size change, or after a failure)",
+    "host": "source->target",
+    "host_load_1m": "1-minute load average of the machine (2 cores, shared with other work) at the start",
+    "started_at": "UTC time the migration started",
+    "config_id": "stable id of the grid point (hash of its settings): the key of resumption",
+    "error": "libvirt's or the lab's error text (failed), or libvirt's message for the abort",
+}
+NOTES = [
+    "Hosts are two libvirtd on one machine (advisor/lab): migrations are QEMU 7.2 TCG over loopback TCP; the cap "
+    "max_bandwidth_mib_s is what binds.",
+    "The writer's data is a random pattern shifted by one page per pass: every rewritten page differs entirely, so "
+    "XBZRLE and compression gain nothing on it (a worst case for both).",
+    "Deadlines: 90 s for most points (the external evaluation's), 60 s and 30 s for a part, to keep the run "
+    "within a few hours; the deadline is independent of the other factors.",
+    "The guest is reused between migrations and rebooted only for a change of memory size or after a failure; "
+    "a new working set first zeroes and frees the previous one, so QEMU skips it.",
+    "History of the shipped run: rows started before 11:17 UTC on 2026-12-01 lack writer_rate_before_mib_s and "
+    "writer_rate_during_mib_s (added then); rows before 11:49 lack downtime_set_at_ms: until then the allowed "
+    "downtime was never set, so those migrations ran at QEMU's default 300 ms, and only the rows that say 300 "
+    "were kept (55 rows at 100 or 1000 ms were dropped and run again with the downtime set).",
+]
+
+
+def seed_cache(cache: Path, dev_cache: Path) -> None:
+    """Reuse the developer lab's downloaded guest parts (kernel, busybox), not its initramfs or daemon caches."""
+    parts, dev_parts = cache / "guest" / "parts", dev_cache / "guest" / "parts"
+    if not (parts / "VERSION").exists() and (dev_parts / "VERSION").exists():
+        shutil.copytree(dev_parts, parts, dirs_exist_ok=True)
+
+
+def _versions() -> dict[str, str]:
+    out = {"libvirt_python": ".".join(str(libvirt.getVersion() // 1000 ** i % 1000) for i in (2, 1, 0))}
+    try:
+        qemu = subprocess.run(["qemu-system-x86_64", "--version"], check=True, capture_output=True, text=True)
+        out["qemu"] = qemu.stdout.splitlines()[0]
+        daemon = subprocess.run(["libvirtd", "--version"], check=True, capture_output=True, text=True)
+        out["libvirtd"] = daemon.stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        out["error"] = str(exc)
+    return out
+
+
+def _machine() -> dict[str, Any]:
+    mem = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")), "0")
+    return {"system": platform.platform(), "cpus": os.cpu_count(), "memory_gib": round(int(mem) / 2**20, 1),
+            "shared": "yes: other engineers' tests and benchmarks ran at the same time (see host_load_1m)"}
+
+
+def band_of(ratio: float) -> str:
+    for low, high in RATIO_BANDS:
+        if low <= ratio < high:
+            return f"{low:g}-{high:g}"
+    return "?"
+
+
+def convergence(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Per pre-copy technique and band of working set / (cap x downtime): completed / measured (failed left out)."""
+    table: dict[str, dict[str, list[int]]] = {}
+    for r in rows:
+        if r["technique"] not in PRECOPY_TECHNIQUES or r["outcome"] == "failed":
+            continue
+        ws = float(r["writer_working_set_mib"])
+        band = "idle" if ws == 0 else band_of(ws / (float(r["max_bandwidth_mib_s"]) * float(r["max_downtime_ms"])
+                                                   / 1000))
+        cell = table.setdefault(r["technique"], {}).setdefault(band, [0, 0])
+        cell[0] += r["outcome"] == "completed"
+        cell[1] += 1
+    order = ["idle", *(band_of(low) for low, _ in RATIO_BANDS)]
+    return {t: {b: f"{table[t][b][0]}/{table[t][b][1]}" for b in order if b in table[t]} for t in table}
+
+
+def write(args: argparse.Namespace, grid: list[Point], runs: list[dict[str, Any]]) -> None:
+    path = args.output.with_suffix(".meta.json")
+    previous: dict[str, Any] = {}
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError:
+            previous = {}
+    rows: list[dict[str, str]] = []
+    if args.output.exists():
+        with open(args.output, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    started = sorted(r["started_at"] for r in rows if r.get("started_at"))
+    by = Counter((r["technique"], r["outcome"]) for r in rows)
+    card = {
+        "dataset": args.output.name,
+        "made_by": "training/collect_lab.py (the grid: training/lab_grid.py; one migration: "
+                   "training/collect_lab_migration.py)",
+        "command": args.command,
+        "grid": args.grid, "seed": args.seed, "grid_points": len(grid), "rows": len(rows),
+        "rows_by_technique_and_outcome": {t: {o: by[(t, o)] for o in ("completed", "aborted", "failed")
+                                              if by[(t, o)]} for t in TECHNIQUES if any(by[(t, o)] for o in
+                                                                                       ("completed", "aborted",
+                                                                                        "failed"))},
+        "convergence_by_budget_ratio": convergence(rows),
+        "silent_guests": sum(r["guest_alive_after"] == "False" for r in rows),
+        "failures": [{"config_id": r["config_id"], "error": r["error"]} for r in rows if r["outcome"] == "failed"],
+        "first_started_at": started[0] if started else None, "last_started_at": started[-1] if started else None,
+        "runs": [*previous.get("runs", []), *runs],
+        "versions": _versions(), "machine": _machine(), "notes": NOTES, "columns": COLUMNS,
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,140 @@
+"""The migrations the cost models learn from, from every source, in one table.
+
+- The shared SNU data (`../shared/data/migrations/snu-live-migrations.csv`): source `snu`; `vm_memory_mib` is
+  memory in use, QEMU's default 300 ms allowed downtime, no deadline, every run completed.
+- The project's own lab collection (`training/data/lab_migrations.csv`, `python -m training.collect_lab`): source
+  `lab`; `vm_memory_mib` is configured RAM, and memory in use is the non-zero memory QEMU sent in the first round
+  (`nonzero_mib`: what "memory in use" must mean for a migration, since QEMU skips zero pages; the guest balloon's
+  MemTotal - MemAvailable is kept as `balloon_used_mib` and not used). Migrations that failed in the lab (not
+  in the migration: a guest that did not boot) are left out.
+- Migrations the advisor executed (`advisor outcomes export`, given with --outcomes), in the same columns.
+
+Each row gets a `group`: the configuration it belongs to (the SNU workload; the lab's writer setting and memory),
+so that evaluation holds out whole configurations, never single runs of one seen elsewhere.
+
+`with_variants` repeats each row that has optional measurements without them (no working-set windows, no memory
+in use, neither), each copy weighted so a migration counts once: the models learn what to do when a caller gives
+only some of the columns, and are evaluated that way too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from advisor.features.dataset import OUTCOMES
+from advisor.features.inputs import INPUT_COLUMNS
+from advisor.ml.cost_features import TECHNIQUE_CODE
+from training.data import DEFAULT_DATA, TARGET_COLUMNS, file_sha256, load_migrations
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_LAB_DATA = ROOT / "training" / "data" / "lab_migrations.csv"
+OPTIONAL = ("source", "memory_used_mib", "max_downtime_ms", "deadline_ms", "working_set_mib",
+            "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s")
+WINDOWS = ("working_set_mib", "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s")
+VARIANTS = ("full", "no windows", "no memory in use", "neither")
+
+
+def load_snu(path: Path = DEFAULT_DATA) -> pd.DataFrame:
+    frame = load_migrations(path)
+    frame["source"] = "snu"
+    frame["outcome"] = "completed"
+    frame["group"] = "snu:" + frame["workload"]
+    frame["report_group"] = frame["group"]
+    for column in OPTIONAL[1:]:
+        frame[column] = np.nan
+    return frame
+
+
+def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    missing = [c for c in (*INPUT_COLUMNS, "workload", "outcome", "nonzero_mib", *TARGET_COLUMNS)
+               if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}")
+    unknown = sorted(set(frame["technique"]) - set(TECHNIQUE_CODE))
+    if unknown or not set(frame["outcome"]) <= set(OUTCOMES):
+        raise ValueError(f"{path}: unknown techniques {unknown} or outcomes {sorted(set(frame['outcome']))}")
+    frame = frame[frame["outcome"] != "failed"].copy()
+    frame["balloon_used_mib"] = frame.get("memory_used_mib", np.nan)
+    frame["memory_used_mib"] = frame["nonzero_mib"]
+    frame["source"] = "lab"
+    frame["technique"] = frame["technique"].astype(str)
+    frame["workload"] = frame["workload"].astype(str)
+    frame["group"] = "lab:" + frame["workload"] + "@" + frame["vm_memory_mib"].astype(int).astype(str)
+    # A grid point is one or two migrations: the worst group is reported over pattern, memory and cap instead.
+    pattern = frame["pattern"].astype(str) if "pattern" in frame.columns else frame["workload"].str.split("-").str[0]
+    frame["report_group"] = ("lab:" + pattern + " " + frame["vm_memory_mib"].astype(int).astype(str) + " MiB cap "
+                             + frame["max_bandwidth_mib_s"].round().astype(int).astype(str))
+    frame["transferred_mib"] = frame["transferred_kib"] / 1024.0
+    for column in OPTIONAL:
+        if column not in frame.columns:
+            frame[column] = np.nan
+    return frame.reset_index(drop=True)
+
+
+def load_outcomes(path: Path) -> pd.DataFrame:
+    """Migrations the advisor executed (`advisor outcomes export`): each its own group (a production migration is
+    one configuration), its source the host profile it ran on."""
+    frame = pd.read_csv(path)
+    missing = [c for c in (*INPUT_COLUMNS, "outcome", *TARGET_COLUMNS) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}")
+    frame = frame[frame["outcome"] != "failed"].copy()
+    frame["source"] = frame.get("source", "lab").fillna("lab").astype(str)
+    frame["workload"] = "advisor"
+    frame["group"] = "advisor:" + frame["migration_id"].astype(str)
+    frame["report_group"] = "advisor:" + frame["source"]
+    frame["transferred_mib"] = frame["transferred_kib"] / 1024.0
+    for column in OPTIONAL:
+        if column not in frame.columns:
+            frame[column] = np.nan
+    return frame.reset_index(drop=True)
+
+
+def load_all(snu: Path = DEFAULT_DATA, lab: Path | None = DEFAULT_LAB_DATA,
+             outcomes: tuple[Path, ...] = ()) -> pd.DataFrame:
+    frames = [load_snu(snu)]
+    if lab is not None and lab.exists():
+        frames.append(load_lab(lab))
+    frames += [load_outcomes(path) for path in outcomes]
+    keep = ["migration_id", "technique", "workload", *INPUT_COLUMNS[1:], *OPTIONAL, "outcome", "group",
+            "report_group", *TARGET_COLUMNS, "transferred_mib"]
+    return pd.concat([f.reindex(columns=keep) for f in frames], ignore_index=True)
+
+
+def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each row, and for rows with optional measurements, copies without them; `variant` names which, `weight`
+    sums to 1 per migration and `row` points at the original row."""
+    has_windows = frame[list(WINDOWS)].notna().any(axis=1)
+    has_used = frame["memory_used_mib"].notna() & (frame["source"] != "snu")
+    parts = []
+    for variant in VARIANTS:
+        drop_windows = variant in ("no windows", "neither")
+        drop_used = variant in ("no memory in use", "neither")
+        take = pd.Series(True, index=frame.index)
+        if drop_windows:
+            take &= has_windows
+        if drop_used:
+            take &= has_used
+        part = frame[take].copy()
+        if drop_windows:
+            part.loc[:, list(WINDOWS)] = np.nan
+        if drop_used:
+            part.loc[:, "memory_used_mib"] = np.nan
+        part["variant"] = variant
+        part["row"] = part.index
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    out["weight"] = 1.0 / out.groupby("row")["row"].transform("size")
+    return out
+
+
+def fingerprints(snu: Path, lab: Path | None) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {"snu": {"file": snu.name, "sha256": file_sha256(snu)}}
+    if lab is not None and lab.exists():
+        out["lab"] = {"file": str(lab.relative_to(ROOT)) if lab.is_relative_to(ROOT) else lab.name,
+                      "sha256": file_sha256(lab)}
+    return out

@@ -1,0 +1,201 @@
+"""The designed grid of lab migrations that `training.collect_lab` runs: which configurations, in which order,
+and how long they should take.
+
+Not a full factorial (thousands of runs) but a stratified random design, deterministic for a seed:
+
+- Pre-copy techniques (precopy, auto-converge, XBZRLE, compression) are stratified by the ratio that decides
+  convergence, working set / (cap x allowed downtime): an equal number of points in each band of RATIO_BANDS
+  (from well below 1 to well above 10), plus a few idle guests; the other factors are drawn at random within
+  each band (rejection sampling, so a band that some combinations cannot reach draws the others more often).
+- Post-copy is drawn without strata, with a planned switch point (at the start, after the first round, after 5 s).
+- Memory 128 or 256 MiB; the working set is capped below what the guest has free (44 and 167 MiB measured at
+  boot, so at most 40 and 96 MiB); patterns steady, bursty (2 s at the rate, 2 s idle), phased (the working
+  set moves to the next window every PHASE_S seconds); allowed downtime 300 ms most often, 100 and 1000 ms;
+  deadline 90 s most often, 60 s and 30 s for a part (time: see `estimate_s`).
+
+Each point has a stable `config_id` (a hash of its settings and its replicate number), so a resumed run skips
+exactly what was already measured. Points are run in blocks of one memory size (a memory change means a reboot),
+blocks of both sizes alternating, random order inside: any prefix of the run is a fair sample of the grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TypeVar
+
+TECHNIQUES = ("precopy", "precopy_autoconverge", "precopy_xbzrle", "precopy_compress", "postcopy")
+PRECOPY_TECHNIQUES = TECHNIQUES[:4]
+PATTERNS = ("idle", "steady", "bursty", "phased")
+BURST_ON_S, BURST_OFF_S = 2, 2
+PHASE_S = 4
+# Working sets per memory size: below what the writer may use (docs/lab-data.md: 44 and 167 MiB at boot).
+WORKING_SETS_MIB = {128: (4, 8, 16, 32, 40), 256: (4, 8, 16, 32, 48, 64, 96)}
+# A phased working set needs at least two windows in the region.
+PHASED_MAX_MIB = {128: 16, 256: 64}
+WRITE_RATES_MIB_S = (2, 4, 8, 12, 16, 24, 32, 48, 64)
+CAPS_MIB_S = (8, 16, 32, 64)
+DOWNTIMES_MS = ((300, 0.6), (100, 0.2), (1000, 0.2))
+DEADLINES_MS = ((90_000, 0.55), (60_000, 0.15), (30_000, 0.30))
+RATIO_BANDS = ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, 10.0), (10.0, math.inf))
+# Points per band for each pre-copy technique, idle guests per technique, and post-copy points.
+PER_BAND = {"precopy": 13, "precopy_autoconverge": 9, "precopy_xbzrle": 9, "precopy_compress": 8}
+IDLE_PER_TECHNIQUE = 4
+POSTCOPY_POINTS = 54
+POSTCOPY_SWITCHES = (("start", 0.4), ("round_1", 0.3), ("after_5s", 0.3))
+AUTOCONVERGE = (((20, 10), 0.7), ((50, 20), 0.3))  # (initial %, increment %), QEMU's default first
+COMPRESSION_THREADS = ((1, 0.5), (2, 0.5))
+BLOCK = 40  # points per memory block
+T = TypeVar("T")
+# What one migration costs besides the copy (plan, zeroing and filling, 1+2+4 s of page sampling, heartbeat,
+# libvirt's wait for the source QEMU) and what an idle guest holds in non-zero pages (measured, MiB).
+OVERHEAD_S = 15.0
+IDLE_NONZERO_MIB = {128: 60.0, 256: 78.0}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One migration to run: the guest's writer, the migration's parameters, and the replicate number."""
+
+    memory_mib: int
+    pattern: str
+    working_set_mib: int
+    write_rate_mib_s: int
+    technique: str
+    cap_mib_s: int
+    max_downtime_ms: int
+    deadline_ms: int
+    postcopy_switch: str = ""  # post-copy: start, round_1, after_5s
+    compression_threads: int = 0  # precopy_compress
+    autoconverge_initial_pct: int = 0  # precopy_autoconverge
+    autoconverge_increment_pct: int = 0
+    replicate: int = 0
+
+    @property
+    def config_id(self) -> str:
+        raw = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+    @property
+    def workload(self) -> str:
+        if self.pattern == "idle":
+            return "idle"
+        return f"{self.pattern}-{self.working_set_mib}MiB@{self.write_rate_mib_s}"
+
+    @property
+    def budget_ratio(self) -> float:
+        """Working set / what the link moves within the allowed downtime (cap x downtime)."""
+        return self.working_set_mib / (self.cap_mib_s * self.max_downtime_ms / 1000)
+
+    def describe(self) -> str:
+        extra = {"postcopy": f" switch {self.postcopy_switch}",
+                 "precopy_compress": f" {self.compression_threads} thread(s)",
+                 "precopy_autoconverge": f" {self.autoconverge_initial_pct}+{self.autoconverge_increment_pct}%"}
+        return (f"{self.memory_mib} MiB {self.workload} {self.technique}{extra.get(self.technique, '')} "
+                f"cap {self.cap_mib_s} MiB/s downtime {self.max_downtime_ms} ms deadline {self.deadline_ms // 1000} s"
+                f" (ratio {self.budget_ratio:.1f})")
+
+
+def _weighted(rng: random.Random, choices: tuple[tuple[T, float], ...]) -> T:
+    return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
+
+
+def _draw(rng: random.Random, technique: str, idle: bool = False) -> Point:
+    memory = rng.choice((128, 256, 256)) if not idle else rng.choice((128, 256))
+    if idle:
+        pattern, ws, rate = "idle", 0, 0
+    else:
+        pattern = _weighted(rng, (("steady", 0.55), ("bursty", 0.28), ("phased", 0.17)))
+        sets = WORKING_SETS_MIB[memory]
+        if pattern == "phased":
+            sets = tuple(w for w in sets if w <= PHASED_MAX_MIB[memory])
+        ws, rate = rng.choice(sets), rng.choice(WRITE_RATES_MIB_S)
+    extra: dict[str, int | str] = {}
+    if technique == "postcopy":
+        extra["postcopy_switch"] = _weighted(rng, POSTCOPY_SWITCHES)
+    elif technique == "precopy_compress":
+        extra["compression_threads"] = _weighted(rng, COMPRESSION_THREADS)
+    elif technique == "precopy_autoconverge":
+        extra["autoconverge_initial_pct"], extra["autoconverge_increment_pct"] = _weighted(rng, AUTOCONVERGE)
+    return Point(memory, pattern, ws, rate, technique, rng.choice(CAPS_MIB_S), _weighted(rng, DOWNTIMES_MS),
+                 _weighted(rng, DEADLINES_MS), **extra)  # type: ignore[arg-type]
+
+
+def _draw_in_band(rng: random.Random, technique: str, band: tuple[float, float]) -> Point:
+    for _ in range(10_000):
+        point = _draw(rng, technique)
+        if band[0] <= point.budget_ratio < band[1]:
+            return point
+    raise RuntimeError(f"no {technique} point with a ratio in {band}")
+
+
+def full_grid(seed: int) -> list[Point]:
+    rng = random.Random(seed)
+    points: list[Point] = []
+    for technique in PRECOPY_TECHNIQUES:
+        points += [_draw(rng, technique, idle=True) for _ in range(IDLE_PER_TECHNIQUE)]
+        for band in RATIO_BANDS:
+            points += [_draw_in_band(rng, technique, band) for _ in range(PER_BAND[technique])]
+    points += [_draw(rng, "postcopy", idle=True) for _ in range(IDLE_PER_TECHNIQUE)]
+    points += [_draw(rng, "postcopy") for _ in range(POSTCOPY_POINTS - IDLE_PER_TECHNIQUE)]
+    return _ordered(_replicates(points), rng)
+
+
+def tiny_grid(_seed: int) -> list[Point]:
+    """Three short migrations of a 128 MiB guest for the test: one completes, one is aborted, one post-copy."""
+    return [
+        Point(128, "idle", 0, 0, "precopy", 64, 300, 20_000),
+        Point(128, "steady", 16, 32, "precopy", 8, 100, 8_000),
+        Point(128, "bursty", 8, 8, "postcopy", 32, 300, 20_000, postcopy_switch="start"),
+    ]
+
+
+GRIDS: dict[str, Callable[[int], list[Point]]] = {"full": full_grid, "tiny": tiny_grid}
+
+
+def _replicates(points: list[Point]) -> list[Point]:
+    """Number points drawn twice with the same settings, so every config_id is unique."""
+    seen: dict[Point, int] = {}
+    out = []
+    for point in points:
+        n = seen.get(point, 0)
+        seen[point] = n + 1
+        out.append(point if n == 0 else Point(**{**asdict(point), "replicate": n}))
+    return out
+
+
+def _ordered(points: list[Point], rng: random.Random) -> list[Point]:
+    """Blocks of BLOCK points of one memory size, sizes alternating, shuffled inside."""
+    by_memory = {m: [p for p in points if p.memory_mib == m] for m in (128, 256)}
+    for group in by_memory.values():
+        rng.shuffle(group)
+    out: list[Point] = []
+    while any(by_memory.values()):
+        for memory in (128, 256):
+            out += by_memory[memory][:BLOCK]
+            del by_memory[memory][:BLOCK]
+    return out
+
+
+def converges_roughly(point: Point) -> bool:
+    """A crude guess, for the time estimate only: pre-copy keeps up when the rate is below the cap or the whole
+    working set fits in the downtime budget; auto-converge and post-copy always end."""
+    if point.technique in ("postcopy", "precopy_autoconverge") or point.pattern == "idle":
+        return True
+    rate = point.write_rate_mib_s / 2 if point.pattern == "bursty" else point.write_rate_mib_s
+    return point.budget_ratio <= 1 or rate < 0.8 * point.cap_mib_s
+
+
+def estimate_s(point: Point) -> float:
+    """Rough wall time of one point: the overhead plus the copy, or the deadline when it will not converge."""
+    if not converges_roughly(point):
+        return OVERHEAD_S + point.deadline_ms / 1000
+    copy = (IDLE_NONZERO_MIB[point.memory_mib] + point.working_set_mib) / point.cap_mib_s
+    if point.technique == "precopy_autoconverge" and not (point.budget_ratio <= 1
+                                                          or point.write_rate_mib_s < point.cap_mib_s):
+        copy *= 3  # rounds until the throttle bites
+    return OVERHEAD_S + min(point.deadline_ms / 1000, copy * 1.3)
