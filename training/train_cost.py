@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from advisor.ml.cost import CONVERGES, MODEL_NAME, registry
+from advisor.ml.cost import CONVERGES, MODEL_NAME, correction_role, registry
 from advisor.ml.cost_features import TARGET_FEATURES, TARGETS, schema_document
 from training.cost_data import DEFAULT_LAB_DATA, fingerprints, load_all, with_variants
 from training.cost_eval import (
@@ -46,6 +46,7 @@ from training.cost_model import (
     TrainConfig,
     cells,
     convergence_rows,
+    correction_params,
     cross_validate,
     fit_convergence,
     fit_target,
@@ -126,12 +127,21 @@ def evaluate(data: Prepared, cfg: TrainConfig) -> dict[str, Any]:
 def fit_final(data: Prepared, oof: dict[str, Any], cfg: TrainConfig, out_dir: Path) -> dict[str, Any]:
     """Fit every model on all rows and save it; intervals and calibration from the held-out predictions."""
     targets: dict[str, Any] = {}
+    files: dict[str, str] = {}
     for target in TARGETS:
-        booster = fit_target(data, target, cfg)
-        booster.save_model(str(out_dir / f"{target}.txt"))
+        model = fit_target(data, target, cfg)
+        model.base.save_model(str(out_dir / f"{target}.txt"))
+        files[target] = f"{target}.txt"
+        for profile, correction in model.corrections.items():
+            correction.save_model(str(out_dir / f"{target}.{profile}.txt"))
+            files[correction_role(target, profile)] = f"{target}.{profile}.txt"
         targets[target] = {"file": f"{target}.txt", "features": list(TARGET_FEATURES[target]),
-                           "num_trees": booster.num_trees(), "params": lgb_params(target, cfg)}
-        print(f"  {target}: {booster.num_trees()} trees", flush=True)
+                           "num_trees": model.base.num_trees(), "params": lgb_params(target, cfg),
+                           "corrections": {p: {"file": f"{target}.{p}.txt", "num_trees": c.num_trees(),
+                                               "params": correction_params(target, cfg)}
+                                           for p, c in model.corrections.items()}}
+        print(f"  {target}: {model.base.num_trees()} trees"
+              + "".join(f", {p} correction {c.num_trees()} trees" for p, c in model.corrections.items()), flush=True)
     classifier = fit_convergence(data, cfg)
     if classifier is None:
         raise SystemExit("no lab migrations with a deadline to learn convergence from (collect them first: "
@@ -142,7 +152,8 @@ def fit_final(data: Prepared, oof: dict[str, Any], cfg: TrainConfig, out_dir: Pa
     residual = {t: data.y[t] - oof["median"][t] for t in TARGETS}
     offsets, how = interval_table(data, residual, data.completed)
     print(f"  {CONVERGES}: {classifier.num_trees()} trees, calibration of {len(calibration.raw)} points", flush=True)
-    return {"targets": targets, "intervals": {"kind": INTERVAL_KIND, "nominal_coverage": 0.8, "offsets": offsets,
+    return {"files": {**files, CONVERGES: f"{CONVERGES}.txt"},
+            "targets": targets, "intervals": {"kind": INTERVAL_KIND, "nominal_coverage": 0.8, "offsets": offsets,
                                               "cells": how},
             "convergence": {"file": f"{CONVERGES}.txt", "num_trees": classifier.num_trees(),
                             "calibration": {"raw": list(calibration.raw), "calibrated": list(calibration.calibrated)}}}
@@ -160,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", default="2.0.0", help="artifact version (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--lab-weight", type=float, default=TrainConfig.lab_weight)
+    parser.add_argument("--joint", action="store_true",
+                        help="cost models trained on every source at once (lab rows weighted by --lab-weight) "
+                             "instead of a base on the SNU profile and a correction per other profile")
     parser.add_argument("--snu-sample", type=float, default=1.0, metavar="FRACTION",
                         help="train on this share of the SNU runs (a quick check; default: all)")
     parser.add_argument("--promote", action="store_true",
@@ -173,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = " ".join(["python -m training.train_cost", *(sys.argv[1:] if argv is None else argv)])
     started = time.monotonic()
-    cfg = TrainConfig(seed=args.seed, lab_weight=args.lab_weight)
+    cfg = TrainConfig(seed=args.seed, lab_weight=args.lab_weight, corrections=not args.joint)
     lab_path = Path(args.lab_data).resolve() if str(args.lab_data) else None
     frame = load_all(args.data.resolve(), lab_path, tuple(p.resolve() for p in args.outcomes))
     if args.snu_sample < 1.0:

@@ -2,8 +2,9 @@
 a versioned artifact.
 
 An artifact is a version of the model registry's "cost" kind (`models/cost/<version>/`, written by
-`python -m training.train_cost`): one LightGBM text model per target and one for convergence (the card's files,
-by role), the interval offsets (per host profile, technique and rho band) and the convergence calibration in its
+`python -m training.train_cost`): one LightGBM text model per target, for each host profile other than SNU's a
+model of the base's error on that profile's hosts ("<target>@<profile>"), and one for convergence (the card's
+files, by role), the interval offsets (per host profile, technique and rho band) and the convergence calibration in its
 card. `load_cost_predictor` loads the active version; the registry refuses an artifact whose schema hash differs
 from the code's (advisor/ml/cost_features.py), or that is missing or corrupt, and the analytic model is used
 instead, saying why.
@@ -26,6 +27,7 @@ from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable
 from advisor.ml.analytic import _validate
 from advisor.ml.convergence import Calibration, ConvergenceModel, cannot_converge, guard_note
 from advisor.ml.cost_features import (
+    PROFILE_CODE,
     RHO_BANDS,
     TARGET_FEATURES,
     TARGETS,
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 KIND = "cost"
 MODEL_NAME = "lightgbm-cost"
 CONVERGES = "converges"  # the role of the convergence model's file in the card
+PROFILE_SEPARATOR = "@"  # a correction's role in the card's files: "<target>@<profile>"
 # A migration is answered "converges" when its probability reaches this.
 CONVERGE_THRESHOLD = 0.5
 
@@ -53,6 +56,10 @@ THREADED_ROWS = 2_000
 
 def _threads(rows: int) -> int:
     return 1 if rows < THREADED_ROWS else 0  # 0: LightGBM's default (all cores)
+
+
+def correction_role(target: str, profile: str) -> str:
+    return f"{target}{PROFILE_SEPARATOR}{profile}"
 
 
 def interval_key(profile: str, technique: str, band: str) -> str:
@@ -84,7 +91,9 @@ class LearnedCostPredictor:
     probability of converging."""
 
     def __init__(self, boosters: Mapping[str, Any], offsets: Mapping[str, Mapping[str, tuple[float, float]]],
-                 convergence: ConvergenceModel, version: str, interval_kind: str) -> None:
+                 convergence: ConvergenceModel, version: str, interval_kind: str,
+                 corrections: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """`corrections`: profile -> target -> a model of the base's error on that profile's hosts (log space)."""
         for target in TARGETS:
             if target not in boosters or target not in offsets:
                 raise ArtifactError(f"no model or interval offsets for {target}")
@@ -95,6 +104,14 @@ class LearnedCostPredictor:
             missing = [k for k in INTERVAL_KEYS if k not in offsets[target]]
             if missing:
                 raise ArtifactError(f"no interval offsets for {target} / {missing[0]}")
+        self._corrections: dict[int, dict[str, Any]] = {}
+        for profile, models in (corrections or {}).items():
+            if profile not in PROFILE_CODE:
+                raise ArtifactError(f"a correction for the unknown host profile {profile!r}")
+            for target, model in models.items():
+                if target not in TARGETS or model.num_feature() != len(TARGET_FEATURES[target]):
+                    raise ArtifactError(f"the {profile} correction of {target} does not fit the schema")
+            self._corrections[PROFILE_CODE[profile]] = dict(models)
         self._boosters = dict(boosters)
         # low <= 0 <= high so the median stays inside the interval.
         self._low = {t: {k: min(0.0, float(v[0])) for k, v in offsets[t].items()} for t in TARGETS}
@@ -115,9 +132,15 @@ class LearnedCostPredictor:
         profiles = [p if p in PROFILES else DEFAULT_PROFILE for p in table.profiles]
         keys = [interval_key(p, str(t), b) for p, t, b in zip(profiles, table.techniques, fs.bands(), strict=True)]
         out: dict[str, FloatArray] = {}
+        threads = _threads(len(table))
+        profile_code = fs.column("profile").astype(np.int64)
         for target in TARGETS:
-            median = np.asarray(self._boosters[target].predict(fs.columns(target), num_threads=_threads(len(table))),
-                                dtype=np.float64)
+            x = fs.columns(target)
+            median = np.asarray(self._boosters[target].predict(x, num_threads=threads), dtype=np.float64)
+            for code, models in self._corrections.items():
+                rows = profile_code == code
+                if target in models and rows.any():
+                    median[rows] += np.asarray(models[target].predict(x[rows], num_threads=threads), dtype=np.float64)
             median = median + fs.offset(target)
             low = np.array([self._low[target][k] for k in keys])
             high = np.array([self._high[target][k] for k in keys])
@@ -169,6 +192,11 @@ def registry(models_dir: Path) -> ModelRegistry:
 def load_artifact(artifact: Artifact) -> LearnedCostPredictor:
     """Load one checked version; raises ArtifactError (or a card error the registry reports) saying what is wrong."""
     boosters = {target: lgb.Booster(model_file=str(artifact.path(target))) for target in TARGETS}
+    corrections: dict[str, dict[str, Any]] = {}
+    for role in artifact.card["files"]:
+        target, _, profile = str(role).partition(PROFILE_SEPARATOR)
+        if profile:
+            corrections.setdefault(profile, {})[target] = lgb.Booster(model_file=str(artifact.path(role)))
     intervals = artifact.card["intervals"]
     parsed = {t: {k: (float(v[0]), float(v[1])) for k, v in dict(intervals["offsets"][t]).items()} for t in TARGETS}
     calibration = artifact.card["convergence"]["calibration"]
@@ -178,7 +206,7 @@ def load_artifact(artifact: Artifact) -> LearnedCostPredictor:
     except ValueError as error:
         raise ArtifactError(str(error)) from None
     return LearnedCostPredictor(boosters, parsed, convergence, version=artifact.version,
-                                interval_kind=str(intervals["kind"]))
+                                interval_kind=str(intervals["kind"]), corrections=corrections)
 
 
 def load_cost_predictor(models_dir: Path) -> CostPredictor:

@@ -110,14 +110,18 @@ class Planning:
         if strategy == "balance":
             params["tolerance"] = self._plans.rebalance_tolerance
         settings, costs, history = self._settings(objective, max_moves), self._costs(cluster), self._history()
-        name = self._automation.cluster_of(self._inventory.hosts()[cluster.host_ids[0]]) if cluster.n_hosts else ""
-        threshold = self._automation.of(name).min_benefit_over_cost if strategy != "drain" else 0.0
+        # Each move is held to the threshold of its source host's cluster (a drain is never held back).
+        hosts = self._inventory.hosts()
+        thresholds: dict[str, float] = {}
+        for host_id_ in cluster.host_ids:
+            name = self._automation.cluster_of(hosts[host_id_]) if host_id_ in hosts else ""
+            thresholds[host_id_] = self._automation.of(name).min_benefit_over_cost if strategy != "drain" else 0.0
         below: list[str] = []
         for _ in range(THRESHOLD_ROUNDS):
             plan = engine.plan(strategy, cluster, costs, settings=settings, history=history, now_s=self._clock(),
                                max_moves=max_moves, **params)
             weak = [m for m in plan.moves if (r := benefit_over_cost(strategy, m, cluster)) is not None
-                    and r < threshold]
+                    and r < thresholds.get(m.source_id, 0.0)]
             if not weak:
                 break
             below += [m.vm_id for m in weak]
@@ -126,10 +130,11 @@ class Planning:
             cluster = dataclasses.replace(cluster, vm_movable=movable)
         else:
             plan = dataclasses.replace(plan, moves=tuple(m for m in plan.moves if m.vm_id not in below))
-        return self._recommend(goal, host_id, plan, cluster, strategy, threshold, below, dry_run)
+        used = sorted({thresholds.get(h, 0.0) for h in cluster.host_ids})
+        return self._recommend(goal, host_id, plan, cluster, strategy, used, below, dry_run)
 
     def _recommend(self, goal: str, host_id: str, plan: engine.Plan, cluster: engine.ClusterArrays, strategy: str,
-                   threshold: float, below: list[str], dry_run: bool) -> Recommendation:
+                   thresholds: list[float], below: list[str], dry_run: bool) -> Recommendation:
         moves, ratios = [], []
         for m in plan.moves:
             ratio = benefit_over_cost(strategy, m, cluster)
@@ -151,8 +156,9 @@ class Planning:
             summary += f" Refused: {len(refused)} VM(s), e.g. " + "; ".join(
                 f"{r.vm_id} ({r.kind}: {r.reason})" for r in refused[:3])
         if below:
-            summary += (f" {len(set(below))} move(s) gaining less than the cluster's threshold {threshold:g}x their "
-                        "cost were not proposed.")
+            limit = (f"the cluster's threshold {thresholds[0]:g}x" if len(thresholds) == 1 else
+                     f"their cluster's threshold ({'/'.join(f'{t:g}' for t in thresholds)}x)")
+            summary += f" {len(set(below))} move(s) gaining less than {limit} their cost were not proposed."
         if plan.power is not None and plan.power.switch_off:
             summary += (f" Switch off {len(plan.power.switch_off)} host(s) once empty "
                         f"({plan.power.saved_w:.0f} W).")

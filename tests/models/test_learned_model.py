@@ -190,3 +190,32 @@ def test_the_physics_guard_never_answers_converges_where_pre_copy_cannot(predict
     assert predictor.predict(busy, Technique.POSTCOPY).converge_probability == 1.0
     idle = MigrationInputs(90, 0.0, 1192, 64, 300, host_profile="lab", deadline_ms=90_000)
     assert predictor.predict(idle, Technique.PRECOPY).converges
+
+
+def test_a_profile_correction_moves_that_profile_only(tmp_path: Path) -> None:
+    """The lab's corrections apply to lab hosts; SNU-profile predictions are the base's alone (what served
+    well keeps serving exactly as well); a correction for a profile the code does not know is refused."""
+    version_dir = _copy_active(tmp_path)
+    card = json.loads((version_dir / "card.json").read_text())
+    corrections = [role for role in card["files"] if "@" in role]
+    assert corrections, "the active model has no per-profile correction"
+    with_them = load_cost_predictor(tmp_path)
+    card["files"] = {role: name for role, name in card["files"].items() if "@" not in role}
+    (version_dir / "card.json").write_text(json.dumps(card))
+    base_only = load_cost_predictor(tmp_path)
+    assert isinstance(with_them, LearnedCostPredictor) and isinstance(base_only, LearnedCostPredictor)
+    moved = 0
+    for memory, dirty, bandwidth in _grid(5, 20):
+        for profile in ("snu", "lab"):
+            inputs = MigrationInputs(memory, dirty, bandwidth, bandwidth, host_profile=profile)
+            a = with_them.predict(inputs, Technique.PRECOPY).total_time_ms.median
+            b = base_only.predict(inputs, Technique.PRECOPY).total_time_ms.median
+            if profile == "snu":
+                assert a == pytest.approx(b, rel=1e-12)
+            else:
+                moved += a != pytest.approx(b, rel=1e-6)
+    assert moved > 0
+    card["files"]["total_time_ms@cloud"] = card["files"]["total_time_ms"]
+    (version_dir / "card.json").write_text(json.dumps(card))
+    refused = load_cost_predictor(tmp_path)
+    assert isinstance(refused, AnalyticPredictor) and "unknown host profile 'cloud'" in refused.model.fallback_reason

@@ -19,7 +19,8 @@ def test_a_short_retraining_writes_a_servable_version_and_says_why_it_was_promot
                             "--lab-data", str(DEFAULT_LAB_DATA), "--promote"])
     assert code == 0
     card = json.loads((models / "t1" / "card.json").read_text())
-    assert set(card["files"]) == {"total_time_ms", "downtime_ms", "transferred_mib", "converges"}
+    targets = {"total_time_ms", "downtime_ms", "transferred_mib"}
+    assert set(card["files"]) == {*targets, "converges", *(f"{t}@lab" for t in targets)}
     assert card["promotion"]["reason"].startswith(("promoted", "not promoted"))
     assert "lab" in card["data"]["sources"] and card["data"]["rows"]
     assert {"full", "no windows"} <= set(card["metrics"]["lab"])

@@ -16,7 +16,7 @@ from advisor.app import App
 from advisor.domain.automation import VM_LABEL
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import FailedPrecondition
-from advisor.domain.model import Host, Objective, Vm
+from advisor.domain.model import Host, HostSample, Objective, Vm, VmSample
 from advisor.domain.recommendation import MoveState, RecommendationState, StartMove
 from advisor.usecases.lifecycle import expire_stale
 from advisor.usecases.records import apply_event
@@ -193,3 +193,29 @@ def test_partial_automation_places_new_vms_and_manual_only_advises(tmp_path: Pat
         assert "new-2" not in {v.vm.id for v in uc.queries.list_vms()[0]}
         with pytest.raises(FailedPrecondition, match="already in the inventory"):
             uc.advice.place_vm(Vm("new-1", "", 2048, 1))
+
+
+def test_each_plan_move_is_held_to_the_threshold_of_its_own_cluster(tmp_path: Path) -> None:
+    """Host a (cluster east) is hot; the first host of the inventory is in cluster west: a's moves are held to
+    east's threshold, not to the first host's cluster's."""
+    world = FakeWorld(("c", "d", "a", "b"))
+    with advisor(tmp_path, world) as app:
+        crowded = {f"e{i}": "a" for i in range(8)} | {f"w{i}": "c" for i in range(2)}
+        for name, host in crowded.items():
+            world.add_guest(name, host)
+        clusters = {"a": "east", "b": "east", "c": "west", "d": "west"}
+        uc = app.usecases
+        uc.ingestion.push_inventory(InventoryChange(
+            hosts=tuple(Host(h, 16, 32768, hypervisor_uri=f"fake://{h}", labels={"cluster": clusters[h]})
+                        for h in "cdab"),
+            vms=tuple(Vm(n, h, 4096, 2) for n, h in crowded.items())))
+        now = time.time()
+        uc.ingestion.push_samples(
+            [HostSample(h, now - age, cpu_utilization=0.95 if h == "a" else 0.1) for h in "cdab" for age in (30, 0)],
+            [VmSample(n, now - age, cpu_utilization=0.9 if n.startswith("e") else 0.2)
+             for n in crowded for age in (30, 0)])
+        before = uc.planning.plan_cluster("rebalance", "", 0, Objective(), dry_run=True)
+        assert {m.source_host_id for m in before.moves} == {"a"}, before.summary
+        uc.automation.set("east", "manual", 1e6, "carol")
+        after = uc.planning.plan_cluster("rebalance", "", 0, Objective(), dry_run=True)
+        assert not after.moves and "their cluster's threshold (0/1e+06x)" in after.summary, after.summary
