@@ -6,7 +6,6 @@ best few eligible hosts kept: about 0.1 ms for 1,000 hosts (benchmarks/bench_pla
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +57,10 @@ def all_assessments(cluster: ClusterArrays, ranking: Ranking) -> AssessedHosts:
     position[a.hosts] = np.arange(a.hosts.shape[0])
     score[position[s.hosts]] = s.total
     bits = (a.rejected.astype(np.int64) << np.arange(len(FILTERS))[:, None]).sum(axis=0)
-    ids = cluster.host_ids
-    return AssessedHosts(FILTERS, tuple(ids[h] for h in a.hosts.tolist()), tuple(bits.tolist()),
-                         tuple(None if math.isnan(v) else v for v in score.tolist()), tuple(a.cpu_after.tolist()),
+    ids = cluster.host_ids if a.all_hosts else tuple(cluster.host_ids[h] for h in a.hosts.tolist())
+    # None for every host without a score (the rejected ones), through an object array: no loop in Python
+    boxed = score.astype(object)
+    boxed[np.isnan(score)] = None
+    scores: tuple[float | None, ...] = tuple(boxed.tolist())
+    return AssessedHosts(FILTERS, ids, tuple(bits.tolist()), scores, tuple(a.cpu_after.tolist()),
                          tuple(a.memory_after.tolist()))
