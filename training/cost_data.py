@@ -6,7 +6,11 @@
   `lab`; `vm_memory_mib` is configured RAM, and memory in use is the non-zero memory QEMU sent in the first round
   (`nonzero_mib`: what "memory in use" must mean for a migration, since QEMU skips zero pages; the guest balloon's
   MemTotal - MemAvailable is kept as `balloon_used_mib` and not used). Migrations that failed in the lab (not
-  in the migration: a guest that did not boot) are left out.
+  in the migration: a guest that did not boot) are left out. The advisor's post-copy switches as soon as the job
+  runs, so the lab's post-copy migrations teach it only where they did so (switch `start`); one that completed
+  before its planned later switch was a pre-copy (with post-copy enabled) and counts as one; one switched later
+  (after the first round, after 5 s) is left out: its time and downtime are those of a plan the advisor never
+  makes. `lab_postcopy_rows` says how many of each.
 - Migrations the advisor executed (`advisor outcomes export`, given with --outcomes), in the same columns.
 
 Each row gets a `group`: the configuration it belongs to (the SNU workload; the lab's writer setting and memory),
@@ -58,6 +62,7 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
     if unknown or not set(frame["outcome"]) <= set(OUTCOMES):
         raise ValueError(f"{path}: unknown techniques {unknown} or outcomes {sorted(set(frame['outcome']))}")
     frame = frame[frame["outcome"] != "failed"].copy()
+    frame = as_the_advisor_plans_postcopy(frame)
     frame["balloon_used_mib"] = frame.get("memory_used_mib", np.nan)
     frame["memory_used_mib"] = frame["nonzero_mib"]
     frame["source"] = "lab"
@@ -73,6 +78,31 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = np.nan
     return frame.reset_index(drop=True)
+
+
+def lab_postcopy_rows(frame: pd.DataFrame) -> dict[str, int]:
+    """The lab's post-copy migrations: switched at once, never switched (ran as pre-copy), switched later."""
+    post = frame[frame["technique"] == "postcopy"]
+    if "postcopy_switch" not in post.columns:
+        return {"switched at once": len(post), "never switched": 0, "switched later": 0}
+    switched = post["postcopy_after_ms"].notna() if "postcopy_after_ms" in post.columns else pd.Series(True, post.index)
+    at_once = post["postcopy_switch"].astype(str) == "start"
+    return {"switched at once": int((at_once & switched).sum()),
+            "never switched": int((~switched & (post["outcome"] == "completed")).sum()),
+            "switched later": int((~at_once & switched).sum())}
+
+
+def as_the_advisor_plans_postcopy(frame: pd.DataFrame) -> pd.DataFrame:
+    """See the module: post-copy rows as the advisor plans post-copy (switch at once)."""
+    if "postcopy_switch" not in frame.columns or "postcopy_after_ms" not in frame.columns:
+        return frame
+    post = frame["technique"] == "postcopy"
+    switched = frame["postcopy_after_ms"].notna()
+    at_once = frame["postcopy_switch"].astype(str) == "start"
+    never = post & ~switched & (frame["outcome"] == "completed")
+    out = frame[~(post & switched & ~at_once)].copy()
+    out.loc[never[out.index], "technique"] = "precopy"
+    return out
 
 
 def load_outcomes(path: Path) -> pd.DataFrame:

@@ -69,7 +69,7 @@ def lab_table(metrics: Mapping[str, Any]) -> list[str]:
 
 def convergence_lines(metrics: Mapping[str, Any]) -> list[str]:
     lines = []
-    names = {"learned": "retrained (probability < 0.5, physics guard)", "snu_only": "SNU-only (analytic OR learned "
+    names = {"learned": "retrained (probability <= 0.5, physics guard)", "snu_only": "SNU-only (analytic OR learned "
              "downtime fits)", "analytic": "analytic model alone", "guard": "physics guard alone"}
     for variant, by_method in metrics.get("convergence", {}).items():
         lines += [f"#### Non-convergence foreseen, lab pre-copy variants, inputs: {variant}", "",
@@ -126,6 +126,15 @@ def render_tables(metrics: Mapping[str, Any]) -> str:
     return "\n".join([*lines, ""])
 
 
+def _postcopy_line(card: Mapping[str, Any]) -> str:
+    rows = card["data"].get("lab_postcopy")
+    if not rows:
+        return ""
+    return (f"\n  Lab post-copy as the advisor plans it (switch at once): {rows['switched at once']} kept, "
+            f"{rows['never switched']} that never switched counted as pre-copy, {rows['switched later']} switched "
+            "later left out.")
+
+
 def render_card(card: Mapping[str, Any], command: str) -> str:
     sources = card["data"]["sources"]
     return f"""# Model card: {card['model']} {card['version']}
@@ -136,7 +145,9 @@ within its deadline and allowed downtime.
 
 - Produced by: `{command}`
 - Data: {', '.join(f"{k}: `{v['file']}` (sha256 `{str(v['sha256'])[:16]}...`)" for k, v in sources.items())};
-  rows {card['data']['rows']}, {card['data']['groups']} configurations.
+  rows {card['data']['rows']}, {card['data']['groups']} configurations.{_postcopy_line(card)}
+- Models: per target a base on the SNU profile and a correction per other profile
+  ({', '.join(sorted({p for t in card.get('targets', {}).values() for p in t.get('corrections', {})})) or 'none'}).
 - Feature schema hash: `{card['schema_hash']}` (advisor/ml/cost_features.py; a mismatching artifact is refused).
 - Seed {card['seed']}; libraries: {', '.join(f'{k} {v}' for k, v in card['libraries'].items())}.
 - Promotion: {card['promotion']['reason']}

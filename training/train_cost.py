@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from advisor.ml.cost import CONVERGES, MODEL_NAME, correction_role, registry
 from advisor.ml.cost_features import TARGET_FEATURES, TARGETS, schema_document
-from training.cost_data import DEFAULT_LAB_DATA, fingerprints, load_all, with_variants
+from training.cost_data import DEFAULT_LAB_DATA, fingerprints, lab_postcopy_rows, load_all, with_variants
 from training.cost_eval import (
     analytic_probability,
     band_coverage,
@@ -152,7 +153,7 @@ def fit_final(data: Prepared, oof: dict[str, Any], cfg: TrainConfig, out_dir: Pa
     residual = {t: data.y[t] - oof["median"][t] for t in TARGETS}
     offsets, how = interval_table(data, residual, data.completed)
     print(f"  {CONVERGES}: {classifier.num_trees()} trees, calibration of {len(calibration.raw)} points", flush=True)
-    return {"files": {**files, CONVERGES: f"{CONVERGES}.txt"},
+    return {"files": {**files, CONVERGES: f"{CONVERGES}.txt"}, "correction_techniques": list(cfg.correction_techniques),
             "targets": targets, "intervals": {"kind": INTERVAL_KIND, "nominal_coverage": 0.8, "offsets": offsets,
                                               "cells": how},
             "convergence": {"file": f"{CONVERGES}.txt", "num_trees": classifier.num_trees(),
@@ -211,7 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              **{f"outcomes {k}": {"file": p.name, "sha256": file_sha256(p)}
                                 for k, p in enumerate(args.outcomes)}},
                  "rows": {f"{s}/{o}": int(n) for (s, o), n in counts.items()},
-                 "groups": int(frame["group"].nunique())},
+                 "groups": int(frame["group"].nunique()),
+                 **({"lab_postcopy": lab_postcopy_rows(pd.read_csv(lab_path))}
+                    if lab_path is not None and lab_path.exists() else {})},
         "files": {**{t: f"{t}.txt" for t in TARGETS}, CONVERGES: f"{CONVERGES}.txt"},
         "feature_schema": schema_document(),
         "evaluation": "held-out configurations (each SNU workload; the lab's configurations in 5 folds); lab rows "

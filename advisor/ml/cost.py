@@ -46,7 +46,8 @@ KIND = "cost"
 MODEL_NAME = "lightgbm-cost"
 CONVERGES = "converges"  # the role of the convergence model's file in the card
 PROFILE_SEPARATOR = "@"  # a correction's role in the card's files: "<target>@<profile>"
-# A migration is answered "converges" when its probability reaches this.
+# A migration is answered "converges" when its probability is above this: more likely than not, never a coin
+# flip (a calibrated 0.5 is what the lab's held-out migrations say where they are half and half).
 CONVERGE_THRESHOLD = 0.5
 
 
@@ -83,7 +84,7 @@ class CostArrays:
 
     @property
     def converges(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        return np.asarray(self.converge_probability >= CONVERGE_THRESHOLD)
+        return np.asarray(self.converge_probability > CONVERGE_THRESHOLD)
 
 
 class LearnedCostPredictor:
@@ -92,8 +93,10 @@ class LearnedCostPredictor:
 
     def __init__(self, boosters: Mapping[str, Any], offsets: Mapping[str, Mapping[str, tuple[float, float]]],
                  convergence: ConvergenceModel, version: str, interval_kind: str,
-                 corrections: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        """`corrections`: profile -> target -> a model of the base's error on that profile's hosts (log space)."""
+                 corrections: Mapping[str, Mapping[str, Any]] | None = None,
+                 correction_techniques: Sequence[str] | None = None) -> None:
+        """`corrections`: profile -> target -> a model of the base's error on that profile's hosts (log space),
+        for the techniques `correction_techniques` (all when None)."""
         for target in TARGETS:
             if target not in boosters or target not in offsets:
                 raise ArtifactError(f"no model or interval offsets for {target}")
@@ -112,6 +115,12 @@ class LearnedCostPredictor:
                 if target not in TARGETS or model.num_feature() != len(TARGET_FEATURES[target]):
                     raise ArtifactError(f"the {profile} correction of {target} does not fit the schema")
             self._corrections[PROFILE_CODE[profile]] = dict(models)
+        try:
+            self._corrected = np.array(sorted(TECHNIQUES.index(Technique(t)) for t in
+                                              (correction_techniques if correction_techniques is not None
+                                               else TECHNIQUES)), dtype=np.int64)
+        except ValueError as error:
+            raise ArtifactError(f"correction techniques: {error}") from None
         self._boosters = dict(boosters)
         # low <= 0 <= high so the median stays inside the interval.
         self._low = {t: {k: min(0.0, float(v[0])) for k, v in offsets[t].items()} for t in TARGETS}
@@ -134,11 +143,12 @@ class LearnedCostPredictor:
         out: dict[str, FloatArray] = {}
         threads = _threads(len(table))
         profile_code = fs.column("profile").astype(np.int64)
+        corrected = np.isin(fs.column("technique").astype(np.int64), self._corrected)
         for target in TARGETS:
             x = fs.columns(target)
             median = np.asarray(self._boosters[target].predict(x, num_threads=threads), dtype=np.float64)
             for code, models in self._corrections.items():
-                rows = profile_code == code
+                rows = (profile_code == code) & corrected
                 if target in models and rows.any():
                     median[rows] += np.asarray(models[target].predict(x[rows], num_threads=threads), dtype=np.float64)
             median = median + fs.offset(target)
@@ -206,7 +216,8 @@ def load_artifact(artifact: Artifact) -> LearnedCostPredictor:
     except ValueError as error:
         raise ArtifactError(str(error)) from None
     return LearnedCostPredictor(boosters, parsed, convergence, version=artifact.version,
-                                interval_kind=str(intervals["kind"]), corrections=corrections)
+                                interval_kind=str(intervals["kind"]), corrections=corrections,
+                                correction_techniques=artifact.card.get("correction_techniques"))
 
 
 def load_cost_predictor(models_dir: Path) -> CostPredictor:
