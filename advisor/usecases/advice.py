@@ -59,6 +59,22 @@ def check_objective(objective: Objective) -> None:
     validation.check_number(objective.deadline_ms, "objective.deadline_ms", low=0, high=86_400_000)
 
 
+def describe_inputs(inputs: MigrationInputs) -> str:
+    """What the prediction was made from, with what was assumed."""
+    if inputs.memory_source == "configured" or inputs.memory_configured_mib is None:
+        memory = f"{inputs.memory_mib:.0f} MiB to copy (memory in use unknown: all of it)"
+    else:
+        memory = (f"{inputs.memory_mib:.0f} MiB in use of {inputs.memory_configured_mib:.0f} MiB "
+                  f"({inputs.memory_source})")
+    working_set = (f", working set {inputs.working_set_mib:.0f} MiB" if inputs.working_set_mib is not None
+                   else ", working set not measured")
+    deadline = f", deadline {inputs.deadline_ms / 1000:.0f} s" if inputs.deadline_ms else ""
+    profile = f", hosts of profile {inputs.host_profile}" if inputs.host_profile else ""
+    return (f"inputs: {memory}, dirty rate {inputs.dirty_rate_mib_s:.1f} MiB/s ({inputs.dirty_rate_source})"
+            f"{working_set}, {inputs.usable_bandwidth_mib_s:.1f} MiB/s, allowed downtime "
+            f"{inputs.max_downtime_ms:.0f} ms{deadline}{profile}")
+
+
 class Advice:
     def __init__(
         self,
@@ -193,8 +209,7 @@ class Advice:
             f"target {best.host_id}: the best score {best.score:.3f} of {eligible} eligible host(s) ({best.detail}; "
             f"CPU {best.cpu_after:.0%}, memory {best.memory_after:.0%} after the move){runner}; "
             f"{assessed - eligible} rejected",
-            f"inputs: {inputs.memory_mib:.0f} MiB to copy, dirty rate {inputs.dirty_rate_mib_s:.1f} MiB/s "
-            f"({inputs.dirty_rate_source}), {inputs.usable_bandwidth_mib_s:.1f} MiB/s",
+            describe_inputs(inputs),
             *choice.reasons,
         )
         cost = choice.cost
