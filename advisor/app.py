@@ -274,7 +274,8 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
                      if v.host_id in hosts and automation.excluded(v, hosts[v.host_id])}
         return frozenset(opted_out) | migrations.migrating_vms()
 
-    snapshots = Snapshots(inventory, samples, clock, max_age_s=settings.snapshot_max_age_s, unmovable=unmovable)
+    snapshots = Snapshots(inventory, samples, clock, max_age_s=settings.snapshot_max_age_s, unmovable=unmovable,
+                          cluster_label=settings.cluster_label)
     usecases = UseCases(
         ingestion=ingestion,
         queries=Queries(inventory, samples),

@@ -20,8 +20,9 @@ from advisor.usecases.ports import Clock
 
 class Snapshots:
     def __init__(self, inventory: Inventory, samples: RecentSamples, clock: Clock, *, max_age_s: float = 5.0,
-                 unmovable: Callable[[], frozenset[str]] = frozenset) -> None:
+                 unmovable: Callable[[], frozenset[str]] = frozenset, cluster_label: str = "") -> None:
         self._inventory = inventory
+        self._cluster_label = cluster_label  # hosts' label naming their cluster: VMs move within theirs
         self._samples = samples
         self._clock = clock
         self._max_age_s = max_age_s
@@ -41,7 +42,7 @@ class Snapshots:
                 and s.value > 0}
         dirty = {v.id: s.value for v in vms if (s := latest.vm_latest(v.id, "dirty_rate_mib_s")) is not None}
         arrays = from_domain(hosts, vms, host_cpu, vm_cpu, rules=(), vm_memory_used_mib=used,
-                             vm_dirty_rate_mib_s=dirty, pinned=self._unmovable())
+                             vm_dirty_rate_mib_s=dirty, pinned=self._unmovable(), cluster_label=self._cluster_label)
         return version, self._clock(), arrays
 
     def fresh(self) -> ClusterArrays:

@@ -26,8 +26,10 @@ FILTERS: tuple[str, ...] = (
     "host affinity",
     "host anti-affinity",
     "recently left",
+    "other cluster",
 )
-CURRENT, EXCLUDED, DISABLED, MODEL, VCPUS, MEMORY, HEADROOM, ANTI, TOGETHER, HOST_ON, HOST_OFF, LEFT = range(12)
+(CURRENT, EXCLUDED, DISABLED, MODEL, VCPUS, MEMORY, HEADROOM, ANTI, TOGETHER, HOST_ON, HOST_OFF, LEFT,
+ CLUSTER) = range(len(FILTERS))
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ def assess(
                     rows[HOST_OFF] |= mark
     if left != NO_HOST:
         rows[LEFT] = index == left
+    if loads.vm_host[vm] != NO_HOST:  # a VM moves within its cluster (a new one may go anywhere)
+        rows[CLUSTER] = take(cluster.host_cluster) != cluster.host_cluster[loads.vm_host[vm]]
     return Assessment(vm, index, rows, cpu_after, memory_after, hosts is None)
 
 
@@ -181,6 +185,10 @@ def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, 
         return "host rule"
     if which == LEFT:
         return f"{vm_id} left this host within its cooldown (it does not move back and forth)"
+    if which == CLUSTER:
+        here = cluster.clusters[int(cluster.host_cluster[loads.vm_host[vm]])]
+        return (f"in cluster {cluster.clusters[int(cluster.host_cluster[host])]!r}; {vm_id} runs in {here!r} "
+                "and moves only within it")
     raise ValueError(f"unknown filter {which}")
 
 

@@ -163,6 +163,7 @@ class ClusterArrays:
     host_idle_w: FloatArray
     host_max_w: FloatArray
     host_base_cpu: FloatArray  # cores busy beyond the VMs' own (hypervisor, unknown guests)
+    host_cluster: IntArray  # index into clusters: a VM moves only between hosts of one cluster
     vm_ids: tuple[str, ...]
     vm_vcpus: FloatArray
     vm_memory_mib: FloatArray
@@ -176,6 +177,7 @@ class ClusterArrays:
     host_rules: HostRules
     loads: Loads
     cpu_models: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ("",)
     _index: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -234,6 +236,7 @@ class ClusterArrays:
         host_idle_w: FloatArray | None = None,
         host_max_w: FloatArray | None = None,
         host_base_cpu: FloatArray | None = None,
+        host_cluster: IntArray | None = None,
         vm_memory_used_mib: FloatArray | None = None,
         vm_cpu_model: IntArray | None = None,
         vm_dirty_rate_mib_s: FloatArray | None = None,
@@ -242,6 +245,7 @@ class ClusterArrays:
         groups: Groups | None = None,
         host_rules: HostRules | None = None,
         cpu_models: Sequence[str] = (),
+        clusters: Sequence[str] = ("",),
     ) -> ClusterArrays:
         """From arrays (e.g. a simulator's); omitted arrays take neutral defaults. Loads are summed here."""
         nh, nv = len(host_ids), len(vm_ids)
@@ -274,12 +278,14 @@ class ClusterArrays:
             host_cpu_model=i(host_cpu_model, nh, ANY_MODEL), host_disabled=b(host_disabled, nh, False),
             host_bandwidth_mib_s=f(host_bandwidth_mib_s, nh, 1000 / 8 * 1e6 / (1 << 20)),
             host_idle_w=f(host_idle_w, nh, 0), host_max_w=f(host_max_w, nh, 0), host_base_cpu=base,
+            host_cluster=i(host_cluster, nh, 0),
             vm_ids=tuple(vm_ids), vm_vcpus=vcpus, vm_memory_mib=memory,
             vm_memory_used_mib=memory if vm_memory_used_mib is None else f(vm_memory_used_mib, nv, 0),
             vm_cpu=cpu, vm_cpu_model=i(vm_cpu_model, nv, ANY_MODEL),
             vm_dirty_rate_mib_s=f(vm_dirty_rate_mib_s, nv, np.nan), vm_postcopy=b(vm_postcopy, nv, True),
             vm_movable=b(vm_movable, nv, True), groups=groups or Groups.none(nv),
             host_rules=host_rules or HostRules.none(nv), loads=loads.frozen(), cpu_models=tuple(cpu_models),
+            clusters=tuple(clusters),
         )
 
 
@@ -337,13 +343,15 @@ def from_domain(
     vm_dirty_rate_mib_s: Mapping[str, float] | None = None,
     disabled: Iterable[str] = (),
     pinned: Iterable[str] = (),
+    cluster_label: str = "",
 ) -> ClusterArrays:
     """The arrays of a cluster of domain values.
 
     `host_cpu` is measured utilisation of a host's cores, `vm_cpu` of a VM's vCPUs (both ratios, where known). A VM
     without a measurement shares, by vCPUs, what its host's measurement leaves unexplained, or is taken as fully
     busy on a host without one; a measured host keeps what its VMs do not explain as its base load. A VM on a host
-    that is not listed is unplaced (-1).
+    that is not listed is unplaced (-1). Hosts are grouped into clusters by their label `cluster_label` (none:
+    one cluster), and a VM moves only within its host's.
     """
     host_index = {h.id: k for k, h in enumerate(hosts)}
     vm_index = {v.id: k for k, v in enumerate(vms)}
@@ -366,14 +374,13 @@ def from_domain(
     vm_busy = np.where(~known & placed, vcpus * share[np.where(placed, where, 0)], vm_busy)
     explained = _sums(n, where, vm_busy)
     base = np.where(np.isnan(measured), 0.0, np.maximum(0.0, measured - explained))
-    off = set(disabled)
-    used = vm_memory_used_mib or {}
-    dirty = vm_dirty_rate_mib_s or {}
-    fixed = set(pinned)
-    rules = tuple(rules)
+    off, fixed, rules = set(disabled), set(pinned), tuple(rules)
+    used, dirty = vm_memory_used_mib or {}, vm_dirty_rate_mib_s or {}
+    names = [h.labels.get(cluster_label, "") if cluster_label else "" for h in hosts]
+    clusters = {c: k for k, c in enumerate(sorted(set(names) or {""}))}
     return ClusterArrays.build(
-        host_ids=[h.id for h in hosts], host_cores=cores,
-        host_memory_mib=np.array([h.memory_mib for h in hosts], dtype=np.float64),
+        host_cluster=np.array([clusters[c] for c in names], dtype=np.int64), clusters=tuple(clusters),
+        host_ids=[h.id for h in hosts], host_cores=cores, host_memory_mib=np.array([h.memory_mib for h in hosts]),
         host_cpu_model=np.array([model_index.get(h.cpu_model, ANY_MODEL) if h.cpu_model else ANY_MODEL
                                  for h in hosts], dtype=np.int64),
         host_disabled=np.array([h.in_maintenance or h.id in off for h in hosts], dtype=bool),

@@ -47,6 +47,13 @@ CASES = [
      {"host anti-affinity"}, "stay off"),
     ("host rule soft", two_hosts(host("t"), rules=(VmHostRule("off-t", frozenset({"m"}), frozenset({"t"}),
                                                               on=False, must=False),)), set(), ""),
+    ("other cluster", cluster([host("src", labels={"cluster": "east"}), host("t", labels={"cluster": "west"})],
+                              [vm("m", "src")], cluster_label="cluster"),
+     {"other cluster"}, "in cluster 'west'; m runs in 'east' and moves only within it"),
+    ("same cluster", cluster([host("src", labels={"cluster": "east"}), host("t", labels={"cluster": "east"})],
+                             [vm("m", "src")], cluster_label="cluster"), set(), ""),
+    ("clusters not asked for", cluster([host("src", labels={"cluster": "east"}),
+                                        host("t", labels={"cluster": "west"})], [vm("m", "src")]), set(), ""),
 ]
 
 

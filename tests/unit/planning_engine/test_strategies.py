@@ -201,3 +201,16 @@ def test_the_registry_names_its_strategies_and_refuses_unknown_ones_and_paramete
         plan("balance", c, COSTS, colour="red")
     assert plan("balance", c, COSTS).moves == ()
     assert np.array_equal(plan("balance", c, COSTS).after.vm_host, c.vm_host)
+
+
+@pytest.mark.parametrize("strategy", ["drain", "balance", "consolidate"])
+def test_no_strategy_moves_a_vm_out_of_its_cluster(strategy: str) -> None:
+    """Hosts a and b form cluster east, c and d west; a is crowded and busy, b is the only east host that can take
+    its VMs; c and d are empty and more attractive (to spread or to pack), but in the other cluster."""
+    labels = {"a": "east", "b": "east", "c": "west", "d": "west"}
+    hosts = [host(h, labels={"cluster": labels[h]}) for h in "abcd"]
+    vms = [vm(f"v{i}", "a", vcpus=4) for i in range(6)] + [vm("w", "b", vcpus=1)]
+    c = cluster(hosts, vms, cpu=0.9, cluster_label="cluster")
+    p = plan(strategy, c, COSTS, settings=FREE, **({"host": "a"} if strategy == "drain" else {}))
+    assert p.moves or strategy == "consolidate", p.summary
+    assert all(labels[m.target_id] == labels[m.source_id] for m in p.moves), [(m.vm_id, m.target_id) for m in p.moves]
