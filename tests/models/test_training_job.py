@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pytest
+
 from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor
 from training import train_cost
 from training.cost_data import DEFAULT_LAB_DATA
 from training.promotion import decide
+from training.score_predictions import score
 
 
 def test_a_short_retraining_writes_a_servable_version_and_says_why_it_was_promoted_or_not(tmp_path: Path) -> None:
@@ -55,3 +59,19 @@ def test_promotion_needs_the_snu_figures_kept_and_the_lab_figures_bettered(tmp_p
     assert not worse_lab["promoted"] and "not better" in worse_lab["reason"]
     not_asked = decide(_metrics(0.13, 0.2, 0.95), tmp_path, promote=False)
     assert not not_asked["promoted"] and not_asked["better"] and "--promote not given" in not_asked["reason"]
+
+
+def test_predictions_are_scored_against_the_lab_rows_they_were_made_for() -> None:
+    lab = pd.read_csv(DEFAULT_LAB_DATA)
+    kept = lab[lab["outcome"] != "failed"].reset_index(drop=True)
+    perfect = pd.DataFrame({"predicted_total_time_ms": kept["total_time_ms"],
+                            "predicted_downtime_ms": kept["downtime_ms"],
+                            "predicted_transferred_kib": kept["transferred_kib"],
+                            "predicted_converges": kept["outcome"] == "completed"})
+    table, conv = score(lab, perfect)
+    assert (table["time MAPE"] == 0).all() and (table["data MAPE"] == 0).all()
+    assert conv["non_converging"] > 0 and conv["recall"] == 1.0 and conv["false_alarms"] == 0.0
+    _, blind = score(lab, perfect.assign(predicted_converges=True))
+    assert blind["recall"] == 0.0
+    with pytest.raises(ValueError, match="not the same rows"):
+        score(lab, perfect.iloc[:-1])
