@@ -3,14 +3,18 @@
 - The shared SNU data (`../shared/data/migrations/snu-live-migrations.csv`): source `snu`; `vm_memory_mib` is
   memory in use, QEMU's default 300 ms allowed downtime, no deadline, every run completed.
 - The project's own lab collection (`training/data/lab_migrations.csv`, `python -m training.collect_lab`): source
-  `lab`; `vm_memory_mib` is configured RAM, and memory in use is the non-zero memory QEMU sent in the first round
-  (`nonzero_mib`: what "memory in use" must mean for a migration, since QEMU skips zero pages; the guest balloon's
-  MemTotal - MemAvailable is kept as `balloon_used_mib` and not used). Migrations that failed in the lab (not
+  `lab`; `vm_memory_mib` is configured RAM, and memory in use is what a running advisor reads for it, RAM less
+  the guest's MemAvailable (advisor/adapters/libvirt.py): the dataset records the balloon's MemTotal -
+  MemAvailable, and MemTotal is a constant of the lab's guest kernel per RAM size (GUEST_MEMTOTAL_MIB, read from
+  the balloon). QEMU copies the non-zero pages (`nonzero_mib`, measured after the first round), 9% more (median)
+  than RAM - MemAvailable on these guests; training on what serving reads keeps the two the same by
+  construction. Migrations that failed in the lab (not
   in the migration: a guest that did not boot) are left out. The advisor's post-copy switches as soon as the job
-  runs, so the lab's post-copy migrations teach it only where they did so (switch `start`); one that completed
-  before its planned later switch was a pre-copy (with post-copy enabled) and counts as one; one switched later
-  (after the first round, after 5 s) is left out: its time and downtime are those of a plan the advisor never
-  makes. `lab_postcopy_rows` says how many of each.
+  runs, so the lab's post-copy migrations teach it only where they did so (switch `start`); those planned to
+  switch later (after the first round, after 5 s) are left out, whether they switched or completed before the
+  switch: their time and downtime are those of a plan the advisor never makes (and counting the ones that
+  completed early as pre-copy would add only the fast successes of their settings). `lab_postcopy_rows` says
+  how many of each.
 - Migrations the advisor executed (`advisor outcomes export`, given with --outcomes), in the same columns.
 
 Each row gets a `group`: the configuration it belongs to (the SNU workload; the lab's writer setting and memory),
@@ -39,6 +43,9 @@ OPTIONAL = ("source", "memory_used_mib", "max_downtime_ms", "deadline_ms", "work
             "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s")
 WINDOWS = ("working_set_mib", "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s")
 VARIANTS = ("full", "no windows", "no memory in use", "neither")
+# MemTotal of the lab's guest kernel (Debian cloud kernel, busybox initramfs) by configured RAM, MiB: the balloon's
+# `available` (94,800 and 223,632 KiB). The rest of the RAM is the kernel's own, and QEMU sends it.
+GUEST_MEMTOTAL_MIB = {128: 94_800 / 1024, 256: 223_632 / 1024}
 
 
 def load_snu(path: Path = DEFAULT_DATA) -> pd.DataFrame:
@@ -64,7 +71,11 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
     frame = frame[frame["outcome"] != "failed"].copy()
     frame = as_the_advisor_plans_postcopy(frame)
     frame["balloon_used_mib"] = frame.get("memory_used_mib", np.nan)
-    frame["memory_used_mib"] = frame["nonzero_mib"]
+    memtotal = frame["vm_memory_mib"].map(GUEST_MEMTOTAL_MIB)
+    if memtotal.isna().any():
+        raise ValueError(f"{path}: no guest MemTotal known for memory sizes "
+                         f"{sorted(set(frame['vm_memory_mib'][memtotal.isna()]))} (GUEST_MEMTOTAL_MIB)")
+    frame["memory_used_mib"] = frame["vm_memory_mib"] - memtotal + frame["balloon_used_mib"]
     frame["source"] = "lab"
     frame["technique"] = frame["technique"].astype(str)
     frame["workload"] = frame["workload"].astype(str)
@@ -81,7 +92,8 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
 
 
 def lab_postcopy_rows(frame: pd.DataFrame) -> dict[str, int]:
-    """The lab's post-copy migrations: switched at once, never switched (ran as pre-copy), switched later."""
+    """The lab's post-copy migrations: switched at once (kept), completed before a later planned switch, switched
+    later (both left out)."""
     post = frame[frame["technique"] == "postcopy"]
     if "postcopy_switch" not in post.columns:
         return {"switched at once": len(post), "never switched": 0, "switched later": 0}
@@ -93,16 +105,11 @@ def lab_postcopy_rows(frame: pd.DataFrame) -> dict[str, int]:
 
 
 def as_the_advisor_plans_postcopy(frame: pd.DataFrame) -> pd.DataFrame:
-    """See the module: post-copy rows as the advisor plans post-copy (switch at once)."""
-    if "postcopy_switch" not in frame.columns or "postcopy_after_ms" not in frame.columns:
+    """See the module: only the post-copy rows planned as the advisor plans post-copy (switch at once)."""
+    if "postcopy_switch" not in frame.columns:
         return frame
-    post = frame["technique"] == "postcopy"
-    switched = frame["postcopy_after_ms"].notna()
-    at_once = frame["postcopy_switch"].astype(str) == "start"
-    never = post & ~switched & (frame["outcome"] == "completed")
-    out = frame[~(post & switched & ~at_once)].copy()
-    out.loc[never[out.index], "technique"] = "precopy"
-    return out
+    later = (frame["technique"] == "postcopy") & (frame["postcopy_switch"].astype(str) != "start")
+    return frame[~later].copy()
 
 
 def load_outcomes(path: Path) -> pd.DataFrame:
@@ -113,7 +120,9 @@ def load_outcomes(path: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing columns {missing}")
     frame = frame[frame["outcome"] != "failed"].copy()
-    frame["source"] = frame.get("source", "lab").fillna("lab").astype(str)
+    # the host profile the prediction was made for (advisor outcomes export writes it); none: the default, snu
+    source = frame["source"] if "source" in frame.columns else pd.Series("snu", index=frame.index)
+    frame["source"] = source.fillna("snu").astype(str).replace({"": "snu", "advisor": "snu"})
     frame["workload"] = "advisor"
     frame["group"] = "advisor:" + frame["migration_id"].astype(str)
     frame["report_group"] = "advisor:" + frame["source"]

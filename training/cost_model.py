@@ -75,10 +75,9 @@ class TrainConfig:
     lab_weight: float = 8.0  # a lab migration weighs this many SNU runs (in the convergence classifier; and
     # in the cost models when they are trained jointly, corrections=False)
     corrections: bool = True  # cost models on the SNU profile, then a correction per other profile (see below)
-    # The techniques a correction learns from and applies to: the pre-copy family shares its round-by-round
-    # physics; post-copy sends each page once, which the base already predicts on the lab's hosts (held out, the
-    # first 130 lab migrations: time MAPE 9.8% base alone, 12.8% with a correction learned mostly from pre-copy).
-    correction_techniques: tuple[str, ...] = tuple(str(t) for t in TECHNIQUES if t is not Technique.POSTCOPY)
+    # The techniques a correction learns from and applies to (every one: the lab's memory in use, RAM less
+    # MemAvailable, reads 9% below what QEMU sends, for every technique alike; a correction per target learns it).
+    correction_techniques: tuple[str, ...] = tuple(str(t) for t in TECHNIQUES)
     correction_trees: int = 100
     correction_leaves: int = 5
     num_threads: int = 2
@@ -166,10 +165,11 @@ def _profile_rows(fs: FeatureSet, profile: str, techniques: tuple[str, ...] | No
 
 
 def _fit(fs: FeatureSet, z: np.ndarray, w: np.ndarray, target: str, params: dict[str, Any], trees: int,
-         cfg: TrainConfig, max_log_weight: float = np.inf) -> lgb.Booster:
+         cfg: TrainConfig, max_log_weight: float = np.inf, base: bool = False) -> lgb.Booster:
     if target != "downtime_ms" and cfg.mape_weights:
         w = w * np.exp(-np.clip(z, -max_log_weight, max_log_weight))
-    dataset = lgb.Dataset(fs.columns(target), z, weight=w / w.mean(), categorical_feature=categorical_positions(target),
+    x = fs.base_columns(target) if base else fs.columns(target)
+    dataset = lgb.Dataset(x, z, weight=w / w.mean(), categorical_feature=categorical_positions(target),
                           free_raw_data=True, params={"verbose": -1})
     return lgb.train(params, dataset, num_boost_round=trees)
 
@@ -189,14 +189,14 @@ def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> TargetModel:
         return TargetModel(_fit(fs, z, w, target, lgb_params(target, cfg), cfg.trees(target), cfg))
     base_rows = _profile_rows(fs, DEFAULT_PROFILE)
     base = _fit(fs.subset(base_rows), z[base_rows], w[base_rows], target, lgb_params(target, cfg),
-                cfg.trees(target), cfg)
+                cfg.trees(target), cfg, base=True)
     corrections = {}
     for profile in PROFILES:
         rows = _profile_rows(fs, profile, cfg.correction_techniques)
         if profile == DEFAULT_PROFILE or rows.sum() < MIN_CORRECTION_ROWS:
             continue
         part = fs.subset(rows)
-        residual = z[rows] - np.asarray(base.predict(part.columns(target)), dtype=np.float64)
+        residual = z[rows] - np.asarray(base.predict(part.base_columns(target)), dtype=np.float64)
         corrections[profile] = _fit(part, residual, w[rows], target, correction_params(target, cfg),
                                     cfg.correction_trees, cfg, MAX_LOG_RATIO_WEIGHT)
     return TargetModel(base, corrections, cfg.correction_techniques)
@@ -205,7 +205,7 @@ def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> TargetModel:
 def predict_target(model: TargetModel, fs: FeatureSet, target: str) -> np.ndarray:
     """Median prediction in log space."""
     x = fs.columns(target)
-    z = np.asarray(model.base.predict(x), dtype=np.float64)
+    z = np.asarray(model.base.predict(fs.base_columns(target) if model.techniques else x), dtype=np.float64)
     for profile, correction in model.corrections.items():
         rows = _profile_rows(fs, profile, model.techniques)
         if rows.any():

@@ -130,9 +130,9 @@ def _postcopy_line(card: Mapping[str, Any]) -> str:
     rows = card["data"].get("lab_postcopy")
     if not rows:
         return ""
-    return (f"\n  Lab post-copy as the advisor plans it (switch at once): {rows['switched at once']} kept, "
-            f"{rows['never switched']} that never switched counted as pre-copy, {rows['switched later']} switched "
-            "later left out.")
+    return (f"\n  Lab post-copy as the advisor plans it (switch at once): {rows['switched at once']} kept; planned "
+            f"later, {rows['never switched']} completed before the switch and {rows['switched later']} switched: "
+            "left out.")
 
 
 def render_card(card: Mapping[str, Any], command: str) -> str:

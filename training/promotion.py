@@ -6,7 +6,8 @@ Better means both:
   keep serving well;
 - on the lab's held-out configurations, its total-time MAPE (mean over techniques) is lower and its recall of
   non-converging migrations at least as high as the reference's: the active model's own lab figures when its card
-  has them, else the same recipe trained on the SNU data alone (an active model of an older feature schema cannot
+  has them and they were measured on the same lab data (same sha256), else the same recipe trained on the SNU
+  data alone (an active model of an older feature schema cannot
   be run by this code; `docs/cost-model.md` also gives the shipped model's figures measured with its own code).
 """
 
@@ -49,7 +50,8 @@ def _lab_figures(metrics: dict[str, Any], method: str) -> tuple[float, float] | 
     return float(np.mean(mapes)), float(conv["all"]["recall"])
 
 
-def decide(metrics: dict[str, Any], models_root: Path, *, promote: bool) -> dict[str, Any]:
+def decide(metrics: dict[str, Any], models_root: Path, *, promote: bool,
+           lab_sha256: str | None = None) -> dict[str, Any]:
     active = _active_card(models_root)
     reasons: list[str] = []
     snu_ok = True
@@ -73,9 +75,12 @@ def decide(metrics: dict[str, Any], models_root: Path, *, promote: bool) -> dict
     candidate = _lab_figures(metrics, "learned")
     reference_name = "the SNU-only model"
     reference = _lab_figures(metrics, "snu_only")
-    if active is not None and "lab" in active.get("metrics", {}):
+    active_lab = (active or {}).get("data", {}).get("sources", {}).get("lab", {}).get("sha256")
+    if active is not None and "lab" in active.get("metrics", {}) and active_lab == lab_sha256:
         reference_name = f"the active {active.get('version')}"
         reference = _lab_figures(active["metrics"], "learned")
+    elif active is not None and "lab" in active.get("metrics", {}):
+        reasons.append(f"the active {active.get('version')}'s lab figures are from other lab data")
     lab_ok = candidate is not None and (reference is None or (candidate[0] < reference[0]
                                                               and candidate[1] >= reference[1]))
     if candidate is None:

@@ -7,7 +7,7 @@ their order (failed ones left out), in whatever columns the model at hand takes:
 code cannot load (an older feature schema, run by the code of its own version) is measured on the same
 migrations. Prints per technique the total-time MAPE, downtime median APE and data MAPE of the completed
 migrations, and how many of the pre-copy migrations that never converged were foreseen (`predicted_converges`
-false). Post-copy rows are taken as the advisor plans post-copy (training.cost_data).
+false). Post-copy rows planned to switch later than the advisor does are left out (training.cost_data).
 """
 
 from __future__ import annotations

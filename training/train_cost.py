@@ -153,7 +153,8 @@ def fit_final(data: Prepared, oof: dict[str, Any], cfg: TrainConfig, out_dir: Pa
     residual = {t: data.y[t] - oof["median"][t] for t in TARGETS}
     offsets, how = interval_table(data, residual, data.completed)
     print(f"  {CONVERGES}: {classifier.num_trees()} trees, calibration of {len(calibration.raw)} points", flush=True)
-    return {"files": {**files, CONVERGES: f"{CONVERGES}.txt"}, "correction_techniques": list(cfg.correction_techniques),
+    return {"files": {**files, CONVERGES: f"{CONVERGES}.txt"}, "base_blind": cfg.corrections,
+            "correction_techniques": list(cfg.correction_techniques) if cfg.corrections else [],
             "targets": targets, "intervals": {"kind": INTERVAL_KIND, "nominal_coverage": 0.8, "offsets": offsets,
                                               "cells": how},
             "convergence": {"file": f"{CONVERGES}.txt", "num_trees": classifier.num_trees(),
@@ -203,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = evaluate(data, cfg)
     oof = metrics.pop("_oof")
     reg = registry(args.models_dir)
-    promotion = decide(metrics, reg.root, promote=args.promote)
+    lab_sha = file_sha256(lab_path) if lab_path is not None and lab_path.exists() else None
+    promotion = decide(metrics, reg.root, promote=args.promote, lab_sha256=lab_sha)
     print(f"promotion: {promotion['reason']}", flush=True)
     card: dict[str, Any] = {
         "model": MODEL_NAME, "version": args.version, "created_by": command, "seed": cfg.seed,

@@ -159,11 +159,12 @@ class LibvirtHypervisor:
         now = time.time()
         stats = []
         for dom, values in records:
-            # Memory in use as a migration sees it: the guest's RAM less what it reports free. QEMU sends every
-            # non-zero page, the kernel's own reservation outside MemTotal included, so MemTotal - MemFree would
-            # undercount by tens of MiB on a small guest; RAM - MemFree is a lower bound on the pages sent.
-            current, unused = values.get("balloon.current"), values.get("balloon.unused")
-            used = (current - unused) / 1024 if current is not None and unused is not None else None
+            # Memory in use as a migration sees it: the guest's RAM less what it could hand back (MemAvailable).
+            # QEMU sends every non-zero page, the kernel's own reservation outside MemTotal included (35 MiB of
+            # a 128 MiB lab guest), which MemTotal - MemFree would leave out. On the lab's 182 migrations
+            # RAM - MemAvailable was 9% (median; 6-8 MiB) below the non-zero pages QEMU found (docs/learning.md).
+            current, usable = values.get("balloon.current"), values.get("balloon.usable")
+            used = (current - usable) / 1024 if current is not None and usable is not None else None
             stats.append(GuestStats(dom.name(), now, values.get("cpu.time", 0) / 1e9,
                                     int(values.get("vcpu.current", 1)), used))
         return stats

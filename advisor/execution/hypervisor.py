@@ -47,7 +47,7 @@ class GuestStats:
     time_s: float
     cpu_time_s: float
     vcpus: int
-    # Memory the guest uses as a migration sees it (balloon: current - unused, RAM less MemFree), if reported.
+    # Memory the guest uses as a migration sees it (balloon: current - usable, RAM less MemAvailable), if reported.
     memory_used_mib: float | None
 
 

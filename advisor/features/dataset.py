@@ -58,8 +58,9 @@ def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
         "total_time_ms": outcome.total_time_ms,
         "downtime_ms": outcome.downtime_ms,
         "transferred_kib": outcome.transferred_mib * 1024,
-        "source": inputs.host_profile or "advisor",
-        "memory_used_mib": inputs.memory_mib if inputs.memory_configured_mib is not None else None,
+        # the hosts' profile, as the model was asked; none given is the model's default profile (snu), said so
+        "source": inputs.host_profile or "snu",
+        "memory_used_mib": inputs.memory_mib if inputs.memory_source not in ("", "configured") else None,
         "max_downtime_ms": record.parameters.max_downtime_ms,
         "deadline_ms": record.parameters.deadline_ms,
         "working_set_mib": inputs.working_set_mib,

@@ -119,8 +119,9 @@ class InputTable:
         used = _optional(frame, "memory_used_mib")
         downtime = _optional(frame, "max_downtime_ms")
         deadline = _optional(frame, "deadline_ms")
+        # The working set as serving measures it: the 4 s page-sampling window (the collectors measure no other).
+        # A 2 s reading is accepted and kept in the data, but not used: what serving never sees, training must not.
         windows = np.column_stack([_optional(frame, "working_set_mib"),
-                                   2 * dirty_pages_to_mib_s(_optional(frame, "dirty_rate_2s_pages_per_s")),
                                    4 * dirty_pages_to_mib_s(_optional(frame, "dirty_rate_4s_pages_per_s"))])
         known_window = ~np.isnan(windows).all(axis=1)
         working_set = np.where(known_window, np.nanmax(np.where(np.isnan(windows), -np.inf, windows), axis=1), np.nan)

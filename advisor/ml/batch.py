@@ -110,9 +110,10 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         given = (text != "").to_numpy()
         bad = given & ~np.isfinite(number)
         out_of_range = given & np.isfinite(number) & ((number < 0) | (number > high))
-        zero_downtime = given & (number == 0) & (column == "max_downtime_ms")
+        # no allowed downtime, or no memory in use at all, is no migration the model can say anything of
+        zero = given & (number == 0) & (column in ("max_downtime_ms", "memory_used_mib"))
         for mask, why in ((bad, "is not a number"), (out_of_range, f"must be in [0, {high:g}]"),
-                          (zero_downtime, "must be positive")):
+                          (zero, "must be positive")):
             for i in np.flatnonzero(mask):
                 problems.append(RowProblem(int(i) + 1, f"{column} {why} ({text.iat[int(i)]!r})"))
     if "source" in frame.columns:

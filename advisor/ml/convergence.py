@@ -69,7 +69,9 @@ def cannot_converge(fs: FeatureSet, c: AnalyticConstants = DEFAULT_CONSTANTS) ->
     rate = effective_rate(code, usable, c)
     over_budget = fs.column("log_wss_over_budget") > math.log(GUARD_BUDGETS)
     guarded = (code == _PRECOPY) | (code == _XBZRLE) | (code == _COMPRESS)
-    return np.asarray(guarded & (dirty >= rate) & over_budget)
+    # `dirty >= rate`, tolerant of the log/exp round trip: an unknown dirty rate is set to exactly the usable
+    # bandwidth, the designed "never converges" case, and must not miss by a rounding error.
+    return np.asarray(guarded & (dirty >= rate * (1 - 1e-9)) & over_budget)
 
 
 def convergence_matrix(fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
@@ -91,6 +93,13 @@ class Calibration:
 
     raw: tuple[float, ...]
     calibrated: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.raw) != len(self.calibrated):
+            raise ValueError(f"calibration: {len(self.raw)} raw points for {len(self.calibrated)} calibrated ones")
+        if any(b < a for a, b in zip(self.raw, self.raw[1:], strict=False)) or any(
+                not 0.0 <= p <= 1.0 for p in (*self.raw, *self.calibrated)):
+            raise ValueError("calibration: points must be probabilities, raw ones in increasing order")
 
     def apply(self, p: FloatArray) -> FloatArray:
         if not self.raw:

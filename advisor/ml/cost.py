@@ -94,9 +94,11 @@ class LearnedCostPredictor:
     def __init__(self, boosters: Mapping[str, Any], offsets: Mapping[str, Mapping[str, tuple[float, float]]],
                  convergence: ConvergenceModel, version: str, interval_kind: str,
                  corrections: Mapping[str, Mapping[str, Any]] | None = None,
-                 correction_techniques: Sequence[str] | None = None) -> None:
+                 correction_techniques: Sequence[str] | None = None, blind_base: bool = False) -> None:
         """`corrections`: profile -> target -> a model of the base's error on that profile's hosts (log space),
-        for the techniques `correction_techniques` (all when None)."""
+        for the techniques `correction_techniques` (all when None). `blind_base`: the base models were trained
+        without the BASE_BLIND features (advisor.ml.cost_features) and are served so."""
+        self._blind_base = blind_base
         for target in TARGETS:
             if target not in boosters or target not in offsets:
                 raise ArtifactError(f"no model or interval offsets for {target}")
@@ -146,7 +148,8 @@ class LearnedCostPredictor:
         corrected = np.isin(fs.column("technique").astype(np.int64), self._corrected)
         for target in TARGETS:
             x = fs.columns(target)
-            median = np.asarray(self._boosters[target].predict(x, num_threads=threads), dtype=np.float64)
+            base = fs.base_columns(target) if self._blind_base else x
+            median = np.asarray(self._boosters[target].predict(base, num_threads=threads), dtype=np.float64)
             for code, models in self._corrections.items():
                 rows = (profile_code == code) & corrected
                 if target in models and rows.any():
@@ -217,7 +220,8 @@ def load_artifact(artifact: Artifact) -> LearnedCostPredictor:
         raise ArtifactError(str(error)) from None
     return LearnedCostPredictor(boosters, parsed, convergence, version=artifact.version,
                                 interval_kind=str(intervals["kind"]), corrections=corrections,
-                                correction_techniques=artifact.card.get("correction_techniques"))
+                                correction_techniques=artifact.card.get("correction_techniques"),
+                                blind_base=bool(artifact.card.get("base_blind", False)))
 
 
 def load_cost_predictor(models_dir: Path) -> CostPredictor:

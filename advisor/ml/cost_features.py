@@ -42,7 +42,8 @@ from advisor.ml.analytic_arrays import (
     analytic_arrays,
 )
 
-__all__ = ["FEATURES", "FEATURE_NAMES", "PROFILE_CODE", "RHO_BANDS", "TARGETS", "TECHNIQUES", "TECHNIQUE_CODE",
+__all__ = ["BASE_BLIND", "FEATURES", "FEATURE_NAMES", "PROFILE_CODE", "RHO_BANDS", "TARGETS", "TECHNIQUES",
+           "TECHNIQUE_CODE",
            "AnalyticArrays", "BoolArray", "FeatureSet", "FloatArray", "IntArray", "analytic_arrays",
            "build_cost_features", "build_features", "build_features_from_inputs", "rho_band", "schema_hash"]
 
@@ -86,6 +87,15 @@ TARGET_FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
     "transferred_mib": tuple(n for n in FEATURE_NAMES if n != "log_analytic_downtime_ms"),
     "downtime_ms": FEATURE_NAMES,
 }
+# What the base models (learned from the SNU data alone) see as the SNU data describe every migration: the SNU
+# runs never vary these (always 300 ms, one kind of host, memory in use given, no working set measured) or vary
+# them only as functions of the usable bandwidth and the dirty rate, so a base that read a new allowed downtime
+# or a measured working set would take them for a different bandwidth. The base reads them as the SNU data would
+# have them (`FeatureSet.base_columns`); the analytic features keep the real allowed downtime, and a profile's
+# correction model sees everything as measured.
+BASE_BLIND: Final[tuple[str, ...]] = ("profile", "memory_known", "log_memory_configured_mib", "log_budget_mib",
+                                      "log_wss_over_budget", "log1p_working_set_mib", "log_max_downtime_ms")
+SNU_DOWNTIME_MS: Final = 300.0
 MONOTONE_TARGETS: Final[frozenset[str]] = frozenset({"total_time_ms", "transferred_mib"})
 # What each target's model predicts on top of (in log space): the model learns log(actual / offset). Time and data
 # are learned relative to one pass over the memory copied (M / usable bandwidth, M), downtime relative to the
@@ -143,6 +153,7 @@ def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS) -> dict[st
         "analytic_constants": dataclasses.asdict(constants),
         "targets": {t: list(TARGET_FEATURES[t]) for t in TARGETS},
         "monotone_targets": sorted(MONOTONE_TARGETS),
+        "base_blind": list(BASE_BLIND), "base_downtime_ms": SNU_DOWNTIME_MS,
         "target_offsets": dict(TARGET_OFFSETS),
         "compress_offset": {"a": COMPRESS_BANDWIDTH_EXPONENT, "ref_mib_s": COMPRESS_REFERENCE_BANDWIDTH_MIB_S},
         "rho_bands": [[n, b if math.isfinite(b) else None] for n, b in RHO_BANDS],
@@ -177,6 +188,23 @@ class FeatureSet:
     def columns(self, target: str) -> FloatArray:
         """The feature matrix of a target's model."""
         return self.matrix[:, target_columns(target)]
+
+    def base_columns(self, target: str) -> FloatArray:
+        """The feature matrix of a target's base model: the BASE_BLIND columns as an SNU run would have them."""
+        names = TARGET_FEATURES[target]
+        x = self.columns(target).copy()
+        usable = np.exp(np.minimum(self.column("log_bandwidth_mib_s"), self.column("log_max_bandwidth_mib_s")))
+        budget = np.maximum(usable * SNU_DOWNTIME_MS / 1000.0, 1e-6)
+        dirty = np.expm1(self.column("log1p_dirty_rate_mib_s"))
+        snu = {"profile": np.zeros(len(x)), "memory_known": np.ones(len(x)),
+               "log_memory_configured_mib": np.full(len(x), np.nan), "log_budget_mib": np.log(budget),
+               "log_wss_over_budget": np.log(np.maximum(dirty, MIN_WORKING_SET_MIB) / budget),
+               "log1p_working_set_mib": np.full(len(x), np.nan),
+               "log_max_downtime_ms": np.full(len(x), math.log(SNU_DOWNTIME_MS))}
+        for name in BASE_BLIND:
+            if name in names:
+                x[:, names.index(name)] = snu[name]
+        return x
 
     def offset(self, target: str) -> FloatArray:
         """TARGET_OFFSETS[target] for every row."""

@@ -54,13 +54,16 @@ class LearnedMoveCosts:
         n, t = len(request), len(TECHNIQUES)
         used = [k for k, tech in enumerate(TECHNIQUES) if tech in self.rules.techniques]
         limit = request.max_downtime_ms or 300.0
+        memory = np.maximum(request.memory_mib, 1.0)
+        configured = memory if request.memory_configured_mib is None else request.memory_configured_mib
         rows = [
             (MigrationInputs(float(m), float(d), float(b), float(b), limit, deadline_ms=request.deadline_ms,
-                             host_profile=self.profile), TECHNIQUES[k])
+                             host_profile=self.profile, memory_configured_mib=float(c),
+                             memory_source="configured" if m >= c else "in use"), TECHNIQUES[k])
             for k in used
-            for m, d, b in zip(np.maximum(request.memory_mib, 1.0).tolist(),
-                               np.maximum(request.dirty_rate_mib_s, 0.0).tolist(),
-                               np.maximum(request.bandwidth_mib_s, 1e-3).tolist(), strict=True)
+            for m, c, d, b in zip(memory.tolist(), np.asarray(configured, dtype=np.float64).tolist(),
+                                  np.maximum(request.dirty_rate_mib_s, 0.0).tolist(),
+                                  np.maximum(request.bandwidth_mib_s, 1e-3).tolist(), strict=True)
         ]
         total = np.full((t, n, 3), 1e12)
         down = np.full((t, n, 3), 1e12)

@@ -241,7 +241,8 @@ class Advice:
         for attempt in range(2):
             try:
                 index = snap.vm_index(vm.id)
-                if snap.host_ids[int(snap.vm_host[index])] == vm.host_id:
+                where = int(snap.vm_host[index])  # -1: unplaced in the snapshot, never its host
+                if where >= 0 and snap.host_ids[where] == vm.host_id:
                     return snap, index
             except (KeyError, IndexError):
                 pass

@@ -128,8 +128,14 @@ class Planning:
             movable = cluster.vm_movable.copy()
             movable[[m.vm for m in weak]] = False
             cluster = dataclasses.replace(cluster, vm_movable=movable)
-        else:
-            plan = dataclasses.replace(plan, moves=tuple(m for m in plan.moves if m.vm_id not in below))
+        else:  # the last round's weak moves were taken out: plan once more without them, so that the waves,
+            # times and hosts to switch off are those of the moves proposed (a move still weak then is dropped)
+            plan = engine.plan(strategy, cluster, costs, settings=settings, history=history, now_s=self._clock(),
+                               max_moves=max_moves, **params)
+            still = {m.vm_id for m in plan.moves if (r := benefit_over_cost(strategy, m, cluster)) is not None
+                     and r < thresholds.get(m.source_id, 0.0)}
+            below += sorted(still)
+            plan = dataclasses.replace(plan, moves=tuple(m for m in plan.moves if m.vm_id not in still))
         used = sorted({thresholds.get(h, 0.0) for h in cluster.host_ids})
         return self._recommend(goal, host_id, plan, cluster, strategy, used, below, dry_run)
 

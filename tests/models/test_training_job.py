@@ -57,6 +57,9 @@ def test_promotion_needs_the_snu_figures_kept_and_the_lab_figures_bettered(tmp_p
     assert not worse_snu["promoted"] and "SNU precopy time error 20.0% is worse" in worse_snu["reason"]
     worse_lab = decide(_metrics(0.13, 0.6, 0.95), tmp_path, promote=True)
     assert not worse_lab["promoted"] and "not better" in worse_lab["reason"]
+    other_data = decide(_metrics(0.13, 0.6, 0.95), tmp_path, promote=True, lab_sha256="f" * 64)
+    assert other_data["promoted"] and "lab figures are from other lab data" in other_data["reason"]
+    assert "of the SNU-only model" in other_data["reason"]  # then compared with the SNU-only recipe's 0.7
     not_asked = decide(_metrics(0.13, 0.2, 0.95), tmp_path, promote=False)
     assert not not_asked["promoted"] and not_asked["better"] and "--promote not given" in not_asked["reason"]
 

@@ -190,7 +190,7 @@ class Planner:
         v = vms[pick]
         dirty = c.vm_dirty_rate_mib_s[v]
         request = CostRequest(
-            vm=v, target=targets[pick], memory_mib=c.vm_memory_used_mib[v],
+            vm=v, target=targets[pick], memory_mib=c.vm_memory_used_mib[v], memory_configured_mib=c.vm_memory_mib[v],
             dirty_rate_mib_s=np.where(np.isnan(dirty), bw[pick], dirty),  # unknown: as fast as the link moves
             bandwidth_mib_s=bw[pick], postcopy_allowed=c.vm_postcopy[v],
             max_downtime_ms=self.settings.max_downtime_ms, deadline_ms=self.settings.deadline_ms,

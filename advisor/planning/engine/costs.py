@@ -55,6 +55,8 @@ class CostRequest:
     max_downtime_ms: float = DEFAULT_MAX_DOWNTIME_MS
     deadline_ms: float = 0.0
     minimize_data: bool = False
+    # The VMs' configured memory: where memory_mib equals it, memory in use was not measured.
+    memory_configured_mib: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.vm.shape[0])

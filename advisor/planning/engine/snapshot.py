@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from advisor.domain.automation import cluster_of
 from advisor.domain.model import Host, Vm
 
 FloatArray = NDArray[np.float64]
@@ -376,7 +377,7 @@ def from_domain(
     base = np.where(np.isnan(measured), 0.0, np.maximum(0.0, measured - explained))
     off, fixed, rules = set(disabled), set(pinned), tuple(rules)
     used, dirty = vm_memory_used_mib or {}, vm_dirty_rate_mib_s or {}
-    names = [h.labels.get(cluster_label, "") if cluster_label else "" for h in hosts]
+    names = [cluster_of(h.labels, cluster_label) if cluster_label else "" for h in hosts]
     clusters = {c: k for k, c in enumerate(sorted(set(names) or {""}))}
     return ClusterArrays.build(
         host_cluster=np.array([clusters[c] for c in names], dtype=np.int64), clusters=tuple(clusters),
