@@ -40,7 +40,9 @@ class _Job:
 
 
 class FakeWorld:
-    """Hosts and guests; knobs tests turn: `release` (gated worlds), `fail_polls`, `migration_s`; what happened:
+    """Hosts and guests; knobs tests turn: `release` (gated worlds), `fail_polls`, `migration_s`,
+    `refuse_postcopy` (how many switches to post-copy to refuse, as QEMU does before the job is under way); what
+    happened:
     `calls`, `running`, `most_running`."""
 
     def __init__(self, hosts: tuple[str, ...] = ("a", "b"), *, gated: bool = False, migration_s: float = 0.05,
@@ -53,6 +55,7 @@ class FakeWorld:
             self.release.set()
         self.migration_s = migration_s
         self.fail_polls = False
+        self.refuse_postcopy = 0
         self.calls: list[str] = []
         self.running = 0
         self.most_running = 0
@@ -172,6 +175,9 @@ class FakeHypervisor:
             job = self.world._jobs.get(guest)
             if job is None:
                 raise HypervisorError(f"switch {guest!r} to post-copy: no migration job")
+            if self.world.refuse_postcopy > 0:
+                self.world.refuse_postcopy -= 1
+                raise HypervisorError(f"switch {guest!r} to post-copy: not yet (the job is not under way)")
             job.postcopy = True
             self.world.calls.append("postcopy")
 

@@ -23,7 +23,7 @@ from advisor.domain.access import Role
 from advisor.features.inputs import PROFILE_LABEL
 from advisor.lab import Lab
 from advisor.tables import table
-from advisor.telemetry.hypervisors import HostConnection, measure_dirty_rates, read_inventory
+from advisor.telemetry.hypervisors import GuestStatsReader, HostConnection, measure_dirty_rates, read_inventory
 
 # The lab's hosts talk over loopback, far faster than a data-centre link; the advisor is told they share a
 # 32 MiB/s migration network, and migrations are capped to it, so that moving a 128 MiB guest takes seconds and
@@ -50,9 +50,13 @@ def _ingest(client: AdvisorClient, lab_hosts: list[HostConnection], out: Print) 
     ))
     # A short history of readings, as the background collector would gather over minutes: the forecaster needs
     # a window, not one reading (one page-sampling reading is noisy).
-    samples = []
+    # The guests' CPU use and memory in use (balloon) as the collector reads them, from the same rounds: without
+    # them every VM would be taken as fully busy and as copying all of its configured memory.
+    samples, guest_stats, stats_reader = [], [], GuestStatsReader()
+    stats_reader.read(lab_hosts, LibvirtHypervisor)  # the first reading: CPU needs two
     for _ in range(READINGS):
         samples += measure_dirty_rates(lab_hosts, LibvirtHypervisor, time.time, readings=1, seconds=1)
+        guest_stats += stats_reader.read(lab_hosts, LibvirtHypervisor)
         time.sleep(1.0)
     # and one longer window, as the collector measures now and then: what the guest rewrote in 4 s
     windows = measure_dirty_rates(lab_hosts, LibvirtHypervisor, time.time, readings=1, seconds=4,
@@ -64,16 +68,29 @@ def _ingest(client: AdvisorClient, lab_hosts: list[HostConnection], out: Print) 
     for s in windows:
         sample = request.vm_samples.add(vm_id=s.vm_id, working_set_mib=s.working_set_mib or 0.0)
         sample.time.CopyFrom(convert.timestamp(s.time_s))
+    for s in guest_stats:
+        sample = request.vm_samples.add(vm_id=s.vm_id)
+        if s.cpu_utilization is not None:
+            sample.cpu_utilization_ratio = s.cpu_utilization
+        if s.memory_used_mib is not None:
+            sample.memory_used_mib = s.memory_used_mib
+        sample.time.CopyFrom(convert.timestamp(s.time_s))
     client.push_samples(request)
 
     def readings(vm: str) -> str:
         values = [s.dirty_rate_mib_s or 0.0 for s in samples if s.vm_id == vm]
         return " ".join(f"{v:.0f}" for v in values) or "-"
 
-    rows = [[v.id, v.host_id, v.memory_mib, v.vcpus, readings(v.id)] for v in change.vms]
+    def last(vm: str, field: str, scale: float, unit: str) -> str:
+        values = [getattr(s, field) for s in guest_stats if s.vm_id == vm and getattr(s, field) is not None]
+        return f"{values[-1] * scale:.0f}{unit}" if values else "-"
+
+    rows = [[v.id, v.host_id, v.memory_mib, last(v.id, "memory_used_mib", 1, ""), v.vcpus,
+             last(v.id, "cpu_utilization", 100, "%"), readings(v.id)] for v in change.vms]
     out(f"Ingested from libvirt: {len(change.hosts)} hosts, {len(change.vms)} guests, and {READINGS} one-second "
         f"page-sampling readings of each guest's dirty rate")
-    out(table(["guest", "host", "MiB", "vCPUs", "dirty MiB/s readings"], rows, right=(2, 3)) + "\n")
+    out(table(["guest", "host", "MiB", "in use", "vCPUs", "CPU", "dirty MiB/s readings"], rows,
+              right=(2, 3, 4, 5)) + "\n")
 
 
 def _watch(client: AdvisorClient, operation_id: str, out: Print) -> None:

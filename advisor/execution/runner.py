@@ -24,6 +24,8 @@ from advisor.execution.hypervisor import Hypervisor, HypervisorError, MigrationT
 from advisor.execution.monitor import MonitorPlan
 
 log = logging.getLogger("advisor.execution")
+# How many times a refused switch to post-copy is asked again (one poll apart).
+POSTCOPY_RETRIES = 3
 
 
 def public(error: Exception) -> str:
@@ -190,6 +192,7 @@ class Runner:
         """Poll and steer until the job ends. `wait` sleeps between polls, or returns early when the job ends
         (the migrate thread's join), so the end is noticed at once rather than up to a poll later."""
         vm = live.record.vm_id
+        postcopy_retries = POSTCOPY_RETRIES
         while job_alive():
             wait(self._poll_s)
             if not job_alive():
@@ -220,6 +223,13 @@ class Runner:
                 self._apply(live, source, actions, state)
             except HypervisorError as error:
                 self.note(live, live.record.phase, f"action failed: {public(error)}")
+                # A switch to post-copy refused (QEMU takes it only once the job is under way) is asked again at
+                # the next poll, a few times: the monitor decided it, and a planned post-copy must not quietly
+                # run as a pre-copy.
+                if (state.postcopy_requested and state.phase is not Phase.POSTCOPY and postcopy_retries > 0
+                        and any(isinstance(a, monitor.StartPostcopy) for a in actions)):
+                    postcopy_retries -= 1
+                    state = replace(state, postcopy_requested=False)
             self.publish(live)
         return state
 

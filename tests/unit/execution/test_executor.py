@@ -166,3 +166,20 @@ def test_restart_reconciles_an_unfinished_record_with_where_the_guest_runs() -> 
     record = wait_final(restarted, rec.operation_id)
     assert record.phase is Phase.SUCCEEDED
     assert "reconciled after restart: guest runs on target b" in record.message
+
+
+def test_a_refused_switch_to_postcopy_is_asked_again_not_dropped() -> None:
+    """QEMU refuses migrate-start-postcopy until the job is under way: the planned post-copy is asked again at
+    the next poll rather than left to run as a pre-copy."""
+    world = world_of({"vm1": "a"})
+    world.migration_s = 0.5
+    world.refuse_postcopy = 2
+    executor, _, _ = make(world)
+    params = MigrationParameters(Technique.POSTCOPY, 100, 300, postcopy_after_ms=0.0, deadline_ms=60_000)
+    op = executor.submit("rec-pc", Move("vm1", "a", "b", params, COST, ()), actor="alice")
+    world.release.set()
+    record = wait_final(executor, op.operation_id)
+    assert record.phase is Phase.SUCCEEDED
+    assert world.calls.count("postcopy") == 1 and world.refuse_postcopy == 0
+    notes = [e.message for e in record.timeline]
+    assert sum("action failed" in n for n in notes) == 2 and any("in post-copy" in n for n in notes)
