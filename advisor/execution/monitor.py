@@ -190,10 +190,13 @@ def step(
     if progress.iteration > state.last_iteration:
         # A new pre-copy round: judge the last one, advance the downtime ramp.
         losing = state.losing_rounds
+        # Auto-converge is judged only once its throttle has reached the judged level: rounds lost while it is
+        # still climbing say nothing about whether throttling will do.
+        throttled = not plan.throttling or progress.autoconverge_throttle_pct >= plan.throttle_judged_at_pct
         if progress.iteration >= plan.judge_from_round:
             keeping_up = progress.dirty_rate_mib_s >= plan.dirty_to_transfer_limit * progress.transfer_rate_mib_s
             shrinking = progress.memory_remaining_mib < 0.9 * state.best_remaining_mib
-            losing = losing + 1 if (keeping_up or not shrinking) else 0
+            losing = losing + 1 if (keeping_up or not shrinking) and throttled else 0
         state = replace(
             state,
             last_iteration=progress.iteration,
@@ -205,7 +208,6 @@ def step(
             downtime = plan.downtime_at(state.downtime_step)
             why = f"round {progress.iteration}: allowed downtime raised to {downtime:.0f} ms"
             actions.append(SetDowntime(downtime, why))
-        throttled = not plan.throttling or progress.autoconverge_throttle_pct >= plan.throttle_judged_at_pct
         if losing >= plan.stall_rounds and throttled:
             rate = f"{progress.dirty_rate_mib_s:.0f} MiB/s dirtied vs {progress.transfer_rate_mib_s:.0f} MiB/s sent"
             when = "" if plan.postcopy_allowed else (

@@ -72,7 +72,8 @@ def test_tiny_collection_records_real_migrations_and_resumes(tmp_path: Path) -> 
     assert postcopy["postcopy_switch"] == "start" and float(postcopy["postcopy_after_ms"]) > 0
     # The writer's own count (in the heartbeat): nothing when idle, about the set 32 MiB/s when steady.
     assert float(idle["writer_rate_before_mib_s"]) == 0 and float(idle["writer_rate_during_mib_s"]) == 0
-    assert 8 < float(aborted["writer_rate_before_mib_s"]) <= 33, aborted
+    # (counted between heartbeats, which a loaded machine delays: a second's writes can land in a shorter gap)
+    assert 8 < float(aborted["writer_rate_before_mib_s"]) <= 40, aborted
     for r in first:
         assert r["source"] == "lab" and r["vm_memory_mib"] == "128"
         assert (r["error"] == "") == (r["outcome"] == "completed"), r

@@ -74,8 +74,11 @@ def test_autoconverge_is_judged_only_once_its_throttle_is_near_the_top() -> None
     low = [(1000 * i, replace(poll(1000 * i, i, 600.0, dirty=98.0), autoconverge_throttle_pct=40.0))
            for i in range(1, 8)]
     assert "Abort" not in kinds(run(plan, low)[1])
-    high = [*low, (8000, replace(poll(8000, 8, 600.0, dirty=98.0), autoconverge_throttle_pct=95.0))]
-    assert kinds(run(plan, high)[1]).count("Abort") == 1
+    # the rounds lost while the throttle climbed do not count: only those at the judged throttle
+    high = [(1000 * i, replace(poll(1000 * i, i, 600.0, dirty=98.0), autoconverge_throttle_pct=95.0))
+            for i in range(8, 8 + plan.stall_rounds)]
+    assert "Abort" not in kinds(run(plan, [*low, *high[:-1]])[1])
+    assert kinds(run(plan, [*low, *high])[1]).count("Abort") == 1
 
 
 def test_a_predicted_end_after_the_deadline_escalates_early() -> None:
