@@ -155,6 +155,7 @@ class TargetModel:
     base: lgb.Booster
     corrections: Mapping[str, lgb.Booster] = field(default_factory=dict)
     techniques: tuple[str, ...] = ()  # those the corrections apply to
+    blind_base: bool = False  # the base reads the BASE_BLIND features as an SNU run has them
 
 
 def _profile_rows(fs: FeatureSet, profile: str, techniques: tuple[str, ...] | None = None) -> np.ndarray:
@@ -199,13 +200,13 @@ def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> TargetModel:
         residual = z[rows] - np.asarray(base.predict(part.base_columns(target)), dtype=np.float64)
         corrections[profile] = _fit(part, residual, w[rows], target, correction_params(target, cfg),
                                     cfg.correction_trees, cfg, MAX_LOG_RATIO_WEIGHT)
-    return TargetModel(base, corrections, cfg.correction_techniques)
+    return TargetModel(base, corrections, cfg.correction_techniques, blind_base=True)
 
 
 def predict_target(model: TargetModel, fs: FeatureSet, target: str) -> np.ndarray:
     """Median prediction in log space."""
     x = fs.columns(target)
-    z = np.asarray(model.base.predict(fs.base_columns(target) if model.techniques else x), dtype=np.float64)
+    z = np.asarray(model.base.predict(fs.base_columns(target) if model.blind_base else x), dtype=np.float64)
     for profile, correction in model.corrections.items():
         rows = _profile_rows(fs, profile, model.techniques)
         if rows.any():

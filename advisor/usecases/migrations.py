@@ -36,7 +36,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.lifecycle import Freshness
-from advisor.usecases.paging import decode_token, encode_token, page_size
+from advisor.usecases.paging import decode_cursor, encode_token, page_size
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
 from advisor.usecases.records import apply_event, get_recommendation
 
@@ -199,13 +199,7 @@ class Migrations:
         """Operations newest first, paged: only those under way (`running`), or all of them (the history)."""
         size = page_size(size, "page_size")
         kind = f"migrations:{'running' if running else 'all'}"
-        after = None
-        if token:
-            created, _, op = decode_token(kind, token, "page_token").partition("|")
-            try:
-                after = (float(created), op)
-            except ValueError:
-                raise InvalidArgument("page_token", "is not a token this server issued") from None
+        after = decode_cursor(kind, token)
         found = self._store.list_migrations(running=running, limit=size + 1, after=after)
         if self._executor is not None:  # the live view of those under way
             found = [self._executor.get(r.operation_id) if not r.phase.final else r for r in found]

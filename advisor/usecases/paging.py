@@ -26,6 +26,27 @@ def decode_token(kind: str, token: str, field: str) -> str:
     return value
 
 
+def decode_offset(kind: str, token: str) -> int:
+    """The position a token of an offset-paged listing continues from (0 without a token)."""
+    if not token:
+        return 0
+    raw = decode_token(kind, token, "page_token")
+    if not raw.isdigit():
+        raise InvalidArgument("page_token", "is not a token this server issued")
+    return int(raw)
+
+
+def decode_cursor(kind: str, token: str) -> tuple[float, str] | None:
+    """The (creation time, id) a token of a time-ordered listing continues after (None without a token)."""
+    if not token:
+        return None
+    created, _, ident = decode_token(kind, token, "page_token").partition("|")
+    try:
+        return float(created), ident
+    except ValueError:
+        raise InvalidArgument("page_token", "is not a token this server issued") from None
+
+
 def page_size(size: int, field: str) -> int:
     if size < 0 or size > MAX_PAGE_SIZE:
         raise InvalidArgument(field, f"must be in [0, {MAX_PAGE_SIZE}] (got {size})")

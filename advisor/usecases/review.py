@@ -17,7 +17,7 @@ from advisor.domain.recommendation import (
 )
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.lifecycle import Freshness
-from advisor.usecases.paging import decode_token, encode_token, page_size
+from advisor.usecases.paging import decode_cursor, decode_offset, encode_token, page_size
 from advisor.usecases.ports import Clock, RecommendationStore
 from advisor.usecases.records import apply_event, get_recommendation
 
@@ -37,13 +37,7 @@ class Review:
     ) -> tuple[list[Recommendation], str]:
         size = page_size(size, "page_size")
         kind = f"recommendations:{state or ''}"
-        after = None
-        if token:
-            created, _, rec_id = decode_token(kind, token, "page_token").partition("|")
-            try:
-                after = (float(created), rec_id)
-            except ValueError:
-                raise InvalidArgument("page_token", "is not a token this server issued") from None
+        after = decode_cursor(kind, token)
         recs = self._store.list_recommendations(state, size + 1, after)
         next_token = self.token_after(state, recs[size - 1]) if len(recs) > size else ""
         return recs[:size], next_token
@@ -62,12 +56,7 @@ class Review:
                                                 f"(got index {move_index})")
         size = page_size(size, "page_size")
         kind = f"assessments:{rec_id}:{move_index}"
-        start = 0
-        if token:
-            raw = decode_token(kind, token, "page_token")
-            if not raw.isdigit():
-                raise InvalidArgument("page_token", "is not a token this server issued")
-            start = int(raw)
+        start = decode_offset(kind, token)
         found = self._store.list_assessments(rec_id, move_index)
         if found is None:
             found = list(rec.moves[move_index].assessments)  # stored before the full lists were kept apart
@@ -79,12 +68,7 @@ class Review:
         """One page of a recommendation's moves, with their indexes."""
         size = page_size(size, "page_size")
         kind = f"moves:{rec.id}"
-        start = 0
-        if token:
-            raw = decode_token(kind, token, "page_token")
-            if not raw.isdigit():
-                raise InvalidArgument("page_token", "is not a token this server issued")
-            start = int(raw)
+        start = decode_offset(kind, token)
         page = list(enumerate(rec.moves))[start:start + size]
         return page, encode_token(kind, str(start + size)) if start + size < len(rec.moves) else ""
 
