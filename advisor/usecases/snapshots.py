@@ -4,7 +4,12 @@ inventory and the latest samples, cached and rebuilt in the background.
 Building the arrays takes about 0.25 s at 1,000 hosts and 20,000 VMs, too long for every RecommendTarget call
 (its budget is a few ms). So one snapshot is kept and rebuilt when the inventory changed or it is older than
 `max_age_s`; while a rebuild runs, callers get the previous snapshot (planning never blocks ingestion, and a
-recommendation is at most `max_age_s` behind the samples). A plan asks for a fresh one (`fresh()`).
+recommendation is at most `max_age_s` behind the samples). A plan asks for a fresh one (`fresh()`); placing a
+new VM and checking a move before it starts ask for one of the inventory as it is now (`current()`).
+
+The rules the filters apply are those the inventory carries: each VM's affinity groups (soft) and anti-affinity
+groups (hard), which `from_domain` reads from the VMs. The inventory has no VM-host rule nor hard affinity group to
+feed; one added there reaches RecommendTarget, PlaceVm, plans and the check before a move alike, through here.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ class Snapshots:
         used = {v.id: s.value for v in vms if (s := latest.vm_latest(v.id, "memory_used_mib")) is not None
                 and s.value > 0}
         dirty = {v.id: s.value for v in vms if (s := latest.vm_latest(v.id, "dirty_rate_mib_s")) is not None}
-        arrays = from_domain(hosts, vms, host_cpu, vm_cpu, rules=(), vm_memory_used_mib=used,
+        arrays = from_domain(hosts, vms, host_cpu, vm_cpu, vm_memory_used_mib=used,
                              vm_dirty_rate_mib_s=dirty, pinned=self._unmovable(), cluster_label=self._cluster_label)
         return version, self._clock(), arrays
 
@@ -52,6 +57,15 @@ class Snapshots:
         with self._lock:
             self._current = built
         return built[2]
+
+    def current(self) -> ClusterArrays:
+        """The cached snapshot if it was built from the inventory as it is now (its samples at most `max_age_s`
+        old), else one built now."""
+        with self._lock:
+            current = self._current
+        if current is None or current[0] != self._inventory.version:
+            return self.fresh()
+        return self.get()
 
     def get(self) -> ClusterArrays:
         """The cached snapshot; rebuilt first if there is none, in the background if it is stale."""

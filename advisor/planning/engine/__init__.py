@@ -10,9 +10,10 @@ from advisor.planning.engine.analytic import AnalyticMoveCosts
 from advisor.planning.engine.churn import AntiChurn, LastMove, MoveHistory
 from advisor.planning.engine.core import PlanSettings
 from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, MoveCosts, TechniqueRules, select
-from advisor.planning.engine.filters import FILTERS, FilterPolicy
-from advisor.planning.engine.plan import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
+from advisor.planning.engine.filters import FILTERS, FilterKind, FilterPolicy, Rejection, judge
+from advisor.planning.engine.newcomer import with_new_vm
 from advisor.planning.engine.ranking import Ranking, all_assessments, rank_targets
+from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
 from advisor.planning.engine.schedule import Concurrency, Schedule, schedule
 from advisor.planning.engine.snapshot import ClusterArrays, Rule, VmGroupRule, VmHostRule, from_domain
 from advisor.planning.engine.strategies import StrategyInfo, plan, register_strategy, strategy_info, strategy_names
@@ -30,6 +31,7 @@ __all__ = [
     "CostEstimates",
     "CostRequest",
     "Explanation",
+    "FilterKind",
     "FilterPolicy",
     "LastMove",
     "MoveCosts",
@@ -40,6 +42,7 @@ __all__ = [
     "PowerAdvice",
     "Ranking",
     "Refusal",
+    "Rejection",
     "Rule",
     "Schedule",
     "StrategyInfo",
@@ -49,6 +52,7 @@ __all__ = [
     "Weights",
     "all_assessments",
     "from_domain",
+    "judge",
     "plan",
     "rank_targets",
     "register_strategy",
@@ -56,4 +60,5 @@ __all__ = [
     "select",
     "strategy_info",
     "strategy_names",
+    "with_new_vm",
 ]

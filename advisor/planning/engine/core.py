@@ -22,8 +22,8 @@ import numpy as np
 
 from advisor.planning.engine.churn import AntiChurn, MoveHistory
 from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, MoveCosts
-from advisor.planning.engine.filters import Assessment, FilterPolicy, assess, rejections
-from advisor.planning.engine.plan import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
+from advisor.planning.engine.filters import Assessment, FilterPolicy, Rejection, assess, rejections
+from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
 from advisor.planning.engine.schedule import Concurrency, schedule
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray
 from advisor.planning.engine.weighers import Scores, Weights, describe, is_on, weigh
@@ -120,7 +120,7 @@ class _Record:
     why_host: str
     assessed: int
     eligible: int
-    rejections: tuple[tuple[str, int, str, str], ...]
+    rejections: tuple[Rejection, ...]
     alternatives: tuple[Alternative, ...]
 
 

@@ -8,28 +8,48 @@ refused is a column. Reason texts, with their numbers, are written only for the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
 
 import numpy as np
 
 from advisor.planning.engine.snapshot import ANY_MODEL, NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray, Loads
 
-FILTERS: tuple[str, ...] = (
-    "current host",
-    "excluded",
-    "disabled",
-    "CPU model",
-    "vCPUs",
-    "memory",
-    "CPU headroom",
-    "anti-affinity",
-    "affinity",
-    "host affinity",
-    "host anti-affinity",
-    "recently left",
-    "other cluster",
-)
-(CURRENT, EXCLUDED, DISABLED, MODEL, VCPUS, MEMORY, HEADROOM, ANTI, TOGETHER, HOST_ON, HOST_OFF, LEFT,
- CLUSTER) = range(len(FILTERS))
+
+class FilterKind(StrEnum):
+    """The hard filters, in the order of the assessment's rows; the value is the name people read (and stored
+    rejections keep)."""
+
+    CURRENT = "current host"
+    EXCLUDED = "excluded"
+    DISABLED = "disabled"
+    MODEL = "CPU model"
+    VCPUS = "vCPUs"
+    MEMORY = "memory"
+    HEADROOM = "CPU headroom"
+    ANTI = "anti-affinity"
+    TOGETHER = "affinity"
+    HOST_ON = "host affinity"
+    HOST_OFF = "host anti-affinity"
+    LEFT = "recently left"
+    CLUSTER = "other cluster"
+
+    @property
+    def row(self) -> int:
+        return _ROWS[self]
+
+
+FILTERS: tuple[FilterKind, ...] = tuple(FilterKind)
+_ROWS = {kind: row for row, kind in enumerate(FILTERS)}
+
+
+class Rejection(NamedTuple):
+    """One filter's rejections in an assessment: how many hosts, one of them, and why it was rejected."""
+
+    kind: FilterKind
+    hosts: int
+    example_host: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -101,18 +121,18 @@ def assess(
 
     cores, memory = take(cluster.host_cores), take(cluster.host_memory_mib)
     rows = np.zeros((len(FILTERS), index.shape[0]), dtype=bool)
-    rows[CURRENT] = index == loads.vm_host[vm]
+    rows[FilterKind.CURRENT.row] = index == loads.vm_host[vm]
     if excluded is not None:
-        rows[EXCLUDED] = take(excluded)
-    rows[DISABLED] = take(cluster.host_disabled)
+        rows[FilterKind.EXCLUDED.row] = take(excluded)
+    rows[FilterKind.DISABLED.row] = take(cluster.host_disabled)
     model = int(cluster.vm_cpu_model[vm])
     if model != ANY_MODEL:
-        rows[MODEL] = take(cluster.host_cpu_model) != model
-    rows[VCPUS] = take(loads.host_vcpus) + cluster.vm_vcpus[vm] > cores * policy.cpu_allocation_ratio
+        rows[FilterKind.MODEL.row] = take(cluster.host_cpu_model) != model
+    rows[FilterKind.VCPUS.row] = take(loads.host_vcpus) + cluster.vm_vcpus[vm] > cores * policy.cpu_allocation_ratio
     memory_after = (take(loads.host_memory_mib) + cluster.vm_memory_mib[vm]) / memory
-    rows[MEMORY] = memory_after > policy.memory_allocation_ratio
+    rows[FilterKind.MEMORY.row] = memory_after > policy.memory_allocation_ratio
     cpu_after = (take(loads.host_cpu) + cluster.vm_cpu[vm]) / cores
-    rows[HEADROOM] = cpu_after > policy.max_cpu_after
+    rows[FilterKind.HEADROOM.row] = cpu_after > policy.max_cpu_after
     groups = cluster.groups
     if groups.of_vm.has_row(vm):
         for g in groups.of_vm.row(vm).tolist():
@@ -121,71 +141,71 @@ def assess(
                 continue
             mark = take(_marked(n, where))
             if groups.together[g]:
-                rows[TOGETHER] |= ~mark
+                rows[FilterKind.TOGETHER.row] |= ~mark
             else:
-                rows[ANTI] |= mark
+                rows[FilterKind.ANTI.row] |= mark
     rules = cluster.host_rules
     if rules.of_vm.has_row(vm):
         for r in rules.of_vm.row(vm).tolist():
             if rules.must[r]:
                 mark = take(_marked(n, rules.hosts.row(r)))
                 if rules.on[r]:
-                    rows[HOST_ON] |= ~mark
+                    rows[FilterKind.HOST_ON.row] |= ~mark
                 else:
-                    rows[HOST_OFF] |= mark
+                    rows[FilterKind.HOST_OFF.row] |= mark
     if left != NO_HOST:
-        rows[LEFT] = index == left
+        rows[FilterKind.LEFT.row] = index == left
     if loads.vm_host[vm] != NO_HOST:  # a VM moves within its cluster (a new one may go anywhere)
-        rows[CLUSTER] = take(cluster.host_cluster) != cluster.host_cluster[loads.vm_host[vm]]
+        rows[FilterKind.CLUSTER.row] = take(cluster.host_cluster) != cluster.host_cluster[loads.vm_host[vm]]
     return Assessment(vm, index, rows, cpu_after, memory_after, hosts is None)
 
 
-def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, which: int, host: int) -> str:
+def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, which: FilterKind, host: int) -> str:
     """Why filter `which` rejects `host` for `vm`, with the numbers."""
     vm_id = cluster.vm_ids[vm]
-    if which == CURRENT:
+    if which == FilterKind.CURRENT:
         return "is the VM's current host"
-    if which == EXCLUDED:
+    if which == FilterKind.EXCLUDED:
         return "excluded by the request or the plan (a host being emptied, drained or switched off)"
-    if which == DISABLED:
+    if which == FilterKind.DISABLED:
         return "in maintenance or disabled"
-    if which == MODEL:
+    if which == FilterKind.MODEL:
         have = int(cluster.host_cpu_model[host])
         name = cluster.cpu_models[have] if have != ANY_MODEL else "unknown"
         return f"CPU model {name!r} differs from {vm_id}'s {cluster.cpu_models[int(cluster.vm_cpu_model[vm])]!r}"
-    if which == VCPUS:
+    if which == FilterKind.VCPUS:
         cap = cluster.host_cores[host] * policy.cpu_allocation_ratio
         return (f"vCPUs: {loads.host_vcpus[host]:g} + {cluster.vm_vcpus[vm]:g} > {cap:g} allowed "
                 f"({cluster.host_cores[host]:g} cores x {policy.cpu_allocation_ratio:g})")
-    if which == MEMORY:
+    if which == FilterKind.MEMORY:
         cap = cluster.host_memory_mib[host] * policy.memory_allocation_ratio
         return (f"memory: needs {cluster.vm_memory_mib[vm]:.0f} MiB, "
                 f"{max(0.0, cap - loads.host_memory_mib[host]):.0f} of {cap:.0f} MiB free")
-    if which == HEADROOM:
+    if which == FilterKind.HEADROOM:
         after = (loads.host_cpu[host] + cluster.vm_cpu[vm]) / cluster.host_cores[host]
         return f"CPU load would reach {after:.0%} > {policy.max_cpu_after:.0%}"
-    if which in (ANTI, TOGETHER):
+    if which in (FilterKind.ANTI, FilterKind.TOGETHER):
         groups = cluster.groups
         for g in groups.of_vm.row(vm).tolist():
-            if not groups.must[g] or bool(groups.together[g]) != (which == TOGETHER):
+            if not groups.must[g] or bool(groups.together[g]) != (which == FilterKind.TOGETHER):
                 continue
             members = groups.members.row(g)
             here = members[(members != vm) & (loads.vm_host[members] == host)]
-            if which == ANTI and here.size:
+            if which == FilterKind.ANTI and here.size:
                 return f"anti-affinity group {groups.names[g]!r}: VM {cluster.vm_ids[int(here[0])]} runs there"
-            if which == TOGETHER and not here.size and _partners(cluster, loads, vm, g).size:
+            if which == FilterKind.TOGETHER and not here.size and _partners(cluster, loads, vm, g).size:
                 return f"affinity group {groups.names[g]!r} must stay together and runs elsewhere"
         return "group rule"
-    if which in (HOST_ON, HOST_OFF):
+    if which in (FilterKind.HOST_ON, FilterKind.HOST_OFF):
         rules = cluster.host_rules
         for r in rules.of_vm.row(vm).tolist():
             inside = bool((rules.hosts.row(r) == host).any())
-            if rules.must[r] and bool(rules.on[r]) == (which == HOST_ON) and inside != bool(rules.on[r]):
+            if rules.must[r] and bool(rules.on[r]) == (which == FilterKind.HOST_ON) and inside != bool(rules.on[r]):
                 return f"rule {rules.names[r]!r}: {vm_id} must {'run on' if rules.on[r] else 'stay off'} its hosts"
         return "host rule"
-    if which == LEFT:
+    if which == FilterKind.LEFT:
         return f"{vm_id} left this host within its cooldown (it does not move back and forth)"
-    if which == CLUSTER:
+    if which == FilterKind.CLUSTER:
         here = cluster.clusters[int(cluster.host_cluster[loads.vm_host[vm]])]
         return (f"in cluster {cluster.clusters[int(cluster.host_cluster[host])]!r}; {vm_id} runs in {here!r} "
                 "and moves only within it")
@@ -193,14 +213,21 @@ def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, 
 
 
 def rejections(cluster: ClusterArrays, loads: Loads, a: Assessment, policy: FilterPolicy,
-               limit: int = len(FILTERS)) -> tuple[tuple[str, int, str, str], ...]:
-    """(filter, hosts rejected, an example host, its reason), most frequent first, at most `limit` filters."""
+               limit: int = len(FILTERS)) -> tuple[Rejection, ...]:
+    """Each filter's rejections, most frequent first, at most `limit` filters."""
     counts = a.counts()
     out = []
-    for which in np.argsort(-counts, kind="stable")[:limit].tolist():
-        if counts[which] == 0:
+    for row in np.argsort(-counts, kind="stable")[:limit].tolist():
+        if counts[row] == 0:
             break
-        host = int(a.hosts[int(np.argmax(a.rejected[which]))])
-        out.append((FILTERS[which], int(counts[which]), cluster.host_ids[host],
-                    reason(cluster, loads, a.vm, policy, which, host)))
+        host = int(a.hosts[int(np.argmax(a.rejected[row]))])
+        out.append(Rejection(FILTERS[row], int(counts[row]), cluster.host_ids[host],
+                             reason(cluster, loads, a.vm, policy, FILTERS[row], host)))
     return tuple(out)
+
+
+def judge(cluster: ClusterArrays, vm: int, host: int, policy: FilterPolicy) -> dict[FilterKind, str]:
+    """The filters that reject `host` for `vm` as the cluster is now, each with its reason (empty: it may go)."""
+    a = assess(cluster, cluster.loads, vm, policy, hosts=np.array([host], dtype=np.int64))
+    return {kind: reason(cluster, cluster.loads, vm, policy, kind, host)
+            for kind in FILTERS if a.rejected[kind.row, 0]}

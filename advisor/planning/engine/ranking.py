@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.domain.model import AssessedHosts
-from advisor.planning.engine.filters import FILTERS, Assessment, FilterPolicy, assess, rejections
-from advisor.planning.engine.plan import Alternative
+from advisor.planning.engine.filters import FILTERS, Assessment, FilterPolicy, Rejection, assess, rejections
+from advisor.planning.engine.results import Alternative
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays
 from advisor.planning.engine.weighers import Scores, Weights, describe, weigh
 
@@ -23,7 +23,7 @@ class Ranking:
     assessment: Assessment
     scores: Scores
     best: tuple[Alternative, ...]  # the best eligible hosts, best first
-    rejections: tuple[tuple[str, int, str, str], ...]  # (filter, hosts, an example host, its reason)
+    rejections: tuple[Rejection, ...]
 
     @property
     def target_id(self) -> str:

@@ -40,7 +40,7 @@ from advisor.planning.engine.consolidate import PACK_WEIGHTS, consolidate
 from advisor.planning.engine.core import PlanSettings
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.drain import DRAIN_WEIGHTS, drain
-from advisor.planning.engine.plan import Plan
+from advisor.planning.engine.results import Plan
 from advisor.planning.engine.snapshot import ClusterArrays
 
 

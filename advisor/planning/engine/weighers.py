@@ -1,7 +1,8 @@
 """Weighers: rank the hosts that passed every filter (lower score wins), each component kept for explanations.
 
 Components, one row each, before weighting:
-- load: the larger of the CPU and memory load after the move (a negative weight packs instead of spreading);
+- load: the larger of the CPU and memory load after the move, each times its weight (`cpu`, `memory`; a negative
+  load weight packs instead of spreading);
 - balance: squared distance of the CPU load after the move from the cluster's mean (even load);
 - energy: the power the move adds, as a fraction of the cluster's mean peak power (waking an idle host costs its
   idle power, a running host only the dynamic part);
@@ -34,6 +35,8 @@ class Weights:
     anti_affinity: float = 0.2
     host_affinity: float = 0.2
     host_anti_affinity: float = 0.2
+    cpu: float = 1.0  # within load: how much the CPU load after the move counts
+    memory: float = 1.0  # ... and the memory load
 
     def vector(self) -> FloatArray:
         return np.array([self.load, self.balance, self.energy, self.affinity, self.anti_affinity,
@@ -97,7 +100,7 @@ def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights,
     hosts = a.hosts[keep]
     cpu_after, memory_after = a.cpu_after[keep], a.memory_after[keep]
     comps = np.zeros((len(COMPONENTS), hosts.shape[0]))
-    comps[LOAD] = np.maximum(cpu_after, memory_after)
+    comps[LOAD] = np.maximum(weights.cpu * cpu_after, weights.memory * memory_after)
     comps[BALANCE] = (cpu_after - mean_cpu) ** 2
     added = added_power(cluster, loads, hosts, cpu_after)
     ref = reference_w or float(cluster.host_max_w.mean()) or 1.0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from advisor.domain.model import Host, Vm
-from advisor.planning.engine import FILTERS, FilterPolicy, VmGroupRule, VmHostRule, rank_targets
+from advisor.planning.engine import FILTERS, FilterKind, FilterPolicy, VmGroupRule, VmHostRule, rank_targets
 from advisor.planning.engine.filters import assess, reason, rejections
 from advisor.planning.engine.snapshot import ClusterArrays
 from tests.unit.planning_engine.helpers import cluster, host, vm
@@ -66,10 +66,9 @@ def test_each_filter_rejects_the_host_it_should_with_its_reason(case: str, c: Cl
     assert got == expected, case
     assert a.eligible[t] == (not expected)
     if expected:
-        which = FILTERS.index(next(iter(expected)))
-        assert words in reason(c, c.loads, 0, POLICY, which, t)
+        assert words in reason(c, c.loads, 0, POLICY, FilterKind(next(iter(expected))), t)
     # the VM's own host is always rejected as such
-    assert a.rejected[FILTERS.index("current host"), c.host_index("src")]
+    assert a.rejected[FilterKind.CURRENT.row, c.host_index("src")]
 
 
 def test_excluded_hosts_recently_left_hosts_and_a_subset_of_hosts() -> None:
@@ -77,8 +76,8 @@ def test_excluded_hosts_recently_left_hosts_and_a_subset_of_hosts() -> None:
     excluded = np.array([False, True, False, False])
     a = assess(c, c.loads, 0, POLICY, excluded=excluded, left=2)
     assert a.eligible.tolist() == [False, False, False, True]
-    assert a.counts()[FILTERS.index("excluded")] == 1 and a.counts()[FILTERS.index("recently left")] == 1
-    assert "cooldown" in reason(c, c.loads, 0, POLICY, FILTERS.index("recently left"), 2)
+    assert a.counts()[FilterKind.EXCLUDED.row] == 1 and a.counts()[FilterKind.LEFT.row] == 1
+    assert "cooldown" in reason(c, c.loads, 0, POLICY, FilterKind.LEFT, 2)
     subset = assess(c, c.loads, 0, POLICY, hosts=np.array([2, 3]), left=2)
     assert subset.hosts.tolist() == [2, 3] and subset.eligible.tolist() == [False, True] and not subset.all_hosts
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from advisor.domain.model import HostAssessment, MigrationCost, MigrationParameters, Move
+from advisor.planning.engine.filters import Rejection
 from advisor.planning.engine.snapshot import ClusterArrays
 
 
@@ -32,7 +33,7 @@ class Explanation:
     why_technique: str
     hosts_assessed: int
     hosts_eligible: int
-    rejections: tuple[tuple[str, int, str, str], ...]  # (filter, hosts, an example host, its reason)
+    rejections: tuple[Rejection, ...]
     alternatives: tuple[Alternative, ...]  # the chosen host first, then the best others
 
     def lines(self) -> tuple[str, ...]:
