@@ -25,12 +25,12 @@ from advisor.adapters.sqlite.store import SqliteStore
 from advisor.api.auth import AccessInterceptor, AuditRecord, CallLimits
 from advisor.api.server import RunningServer, Tls, start_server
 from advisor.api.servicers import StreamLimits
-from advisor.config import ConfigError, Settings, check
+from advisor.config import ConfigError, Settings, check, policies
 from advisor.domain.access import Role
 from advisor.domain.automation import Level
 from advisor.domain.expiry import ExpiryRules
 from advisor.domain.uris import UriPolicy
-from advisor.execution.executor import ConcurrencyLimits, Executor, MonitorTuning
+from advisor.execution.executor import ConcurrencyLimits, Executor
 from advisor.execution.hypervisor import Hypervisor, UriRefused
 from advisor.features.samples import HOST_FIELDS, VM_FIELDS, RecentSamples
 from advisor.metrics import AdvisorMetrics
@@ -38,20 +38,16 @@ from advisor.ml.calibration import RunningErrors
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor
 from advisor.models import load_models, models_reloader
-from advisor.planning.engine import Concurrency
-from advisor.planning.placement import PlacementPolicy
-from advisor.planning.plans import PlanPolicy
-from advisor.planning.technique import TechniquePolicy
 from advisor.telemetry.collectors import Periodic, dirty_rate_collector, prometheus_collector
 from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation
 from advisor.usecases.bundle import UseCases
+from advisor.usecases.cluster_plans import Planning
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.ingestion import Ingestion
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.lifecycle import Freshness, expire_stale
 from advisor.usecases.migrations import MigrationOutcomes, Migrations, endpoints
-from advisor.usecases.plans import Planning
 from advisor.usecases.queries import Queries
 from advisor.usecases.review import Review
 from advisor.usecases.snapshots import Snapshots
@@ -60,26 +56,6 @@ from advisor.web.server import WebServer
 from advisor.web.views import WebSources
 
 log = logging.getLogger("advisor")
-
-
-def policies(settings: Settings) -> tuple[PlacementPolicy, TechniquePolicy, PlanPolicy, MonitorTuning]:
-    """The decision knobs of the settings, as the pure functions take them."""
-    return (
-        PlacementPolicy(
-            cpu_allocation_ratio=settings.placement_cpu_allocation_ratio,
-            memory_allocation_ratio=settings.placement_memory_allocation_ratio,
-            max_cpu_after=settings.placement_max_cpu_after, cpu_weight=settings.placement_cpu_weight,
-            memory_weight=settings.placement_memory_weight, affinity_bonus=settings.placement_affinity_bonus,
-        ),
-        TechniquePolicy(
-            risk=settings.technique_risk, deadline_slack=settings.technique_deadline_slack,
-            deadline_floor_ms=settings.technique_deadline_floor_ms,
-            postcopy_safety_factor=settings.technique_postcopy_safety_factor, fallback=settings.technique_fallback,
-        ),
-        PlanPolicy(rebalance_tolerance=settings.plan_rebalance_tolerance, pin_s=settings.plan_pin_s),
-        MonitorTuning(judge_from_round=settings.monitor_judge_from_round, stall_rounds=settings.monitor_stall_rounds,
-                      downtime_steps=settings.monitor_downtime_steps),
-    )
 
 
 @dataclass
@@ -236,7 +212,7 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
               predictor: CostPredictor, forecaster: DirtyRateForecaster, allowed_connect: Callable[[str], Hypervisor],
               uris: UriPolicy, clock: Callable[[], float]) -> Core:
     """The use cases on their store, models and hypervisors, with the decision knobs of the settings."""
-    placement, technique, plans, tuning = policies(settings)
+    knobs = policies(settings)
 
     def new_id() -> str:
         return uuid.uuid4().hex[:12]
@@ -253,19 +229,9 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
         store, endpoints(inventory, allowed_connect), outcomes,
         clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
                                               settings.max_migrations_per_target),
-        tuning=tuning, poll_interval_s=settings.poll_interval_s,
+        tuning=knobs.tuning, poll_interval_s=settings.poll_interval_s,
     )
     ingestion = Ingestion(inventory, samples, metrics, clock, uris)
-    freshness = Freshness(inventory, samples, estimator, placement,
-                          ExpiryRules(settings.recommendation_max_age_s, settings.expiry_tolerance), clock)
-    migrations = Migrations(store, executor, clock, freshness, new_id)
-    outcomes.on_ended = migrations.ended
-    automation = Automation(store, store, inventory, clock, default_level=Level(settings.automation_level),
-                            default_threshold=settings.automation_min_benefit_over_cost,
-                            cluster_label=settings.cluster_label)
-    automation.migrations = migrations
-    review = Review(store, metrics, clock)
-    review.freshness = freshness
 
     def unmovable() -> frozenset[str]:
         """VMs no plan may move: opted out of automation and plans, or migrating now."""
@@ -276,15 +242,24 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
 
     snapshots = Snapshots(inventory, samples, clock, max_age_s=settings.snapshot_max_age_s, unmovable=unmovable,
                           cluster_label=settings.cluster_label)
+    freshness = Freshness(inventory, snapshots, estimator, knobs.filters,
+                          ExpiryRules(settings.recommendation_max_age_s, settings.expiry_tolerance), clock)
+    migrations = Migrations(store, executor, clock, freshness, new_id)
+    outcomes.on_ended = migrations.ended
+    automation = Automation(store, store, inventory, clock, default_level=Level(settings.automation_level),
+                            default_threshold=settings.automation_min_benefit_over_cost,
+                            cluster_label=settings.cluster_label)
+    automation.migrations = migrations
+    review = Review(store, metrics, clock)
+    review.freshness = freshness
+
     usecases = UseCases(
         ingestion=ingestion,
         queries=Queries(inventory, samples),
-        advice=Advice(inventory, samples, estimator, store, metrics, clock=clock, new_id=new_id, placement=placement,
-                      technique=technique, automation=automation, snapshots=snapshots),
+        advice=Advice(inventory, estimator, store, metrics, clock=clock, new_id=new_id, filters=knobs.filters,
+                      weights=knobs.weights, technique=knobs.technique, automation=automation, snapshots=snapshots),
         planning=Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=new_id,
-                          placement=placement, technique=technique, plans=plans, automation=automation,
-                          concurrency=Concurrency(settings.max_migrations_per_source,
-                                                  settings.max_migrations_per_target, settings.max_migrations)),
+                          technique=knobs.technique, plans=knobs.plans, automation=automation),
         review=review,
         migrations=migrations,
         automation=automation,

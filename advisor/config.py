@@ -12,6 +12,9 @@ from typing import Any
 
 from advisor.domain.access import Role
 from advisor.domain.uris import UriPattern
+from advisor.execution.executor import MonitorTuning
+from advisor.planning.engine import AntiChurn, Concurrency, FilterPolicy, PlanSettings, Weights
+from advisor.planning.technique import TechniqueRules
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -95,7 +98,8 @@ class Settings:
 
     # -- decision knobs (passed into the pure planning and monitoring functions) --
     # Placement: vCPUs per core and memory overcommit allowed on a target, the CPU load a target may reach after
-    # a move, the weights of CPU and memory in the score (lower is better), and the bonus of an affinity partner.
+    # a move, the weights of CPU and memory in the score (the larger weighted load; lower is better), and the bonus
+    # of an affinity partner. The same filters hold for plans; the weights are those of single-VM placement.
     placement_cpu_allocation_ratio: float = 4.0
     placement_memory_allocation_ratio: float = 1.0
     placement_max_cpu_after: float = 0.85
@@ -220,6 +224,39 @@ def load_settings(
     settings = Settings(**values)
     check(settings)
     return settings
+
+
+@dataclass(frozen=True)
+class Policies:
+    """The decision knobs of the settings, each rule's as the one type that rule takes."""
+
+    filters: FilterPolicy  # which hosts may take a VM: everywhere (RecommendTarget, PlaceVm, plans, the check)
+    weights: Weights  # how single-VM placement ranks the hosts that may (RecommendTarget, PlaceVm)
+    technique: TechniqueRules
+    plans: PlanSettings  # with the same filters
+    tuning: MonitorTuning
+
+
+def policies(settings: Settings) -> Policies:
+    filters = FilterPolicy(cpu_allocation_ratio=settings.placement_cpu_allocation_ratio,
+                           memory_allocation_ratio=settings.placement_memory_allocation_ratio,
+                           max_cpu_after=settings.placement_max_cpu_after)
+    return Policies(
+        filters=filters,
+        weights=Weights(cpu=settings.placement_cpu_weight, memory=settings.placement_memory_weight,
+                        affinity=settings.placement_affinity_bonus),
+        technique=TechniqueRules(risk=settings.technique_risk, deadline_slack=settings.technique_deadline_slack,
+                                 deadline_floor_ms=settings.technique_deadline_floor_ms,
+                                 postcopy_safety_factor=settings.technique_postcopy_safety_factor,
+                                 fallback=settings.technique_fallback),
+        plans=PlanSettings(filters=filters, churn=AntiChurn(cooldown_s=settings.plan_pin_s),
+                           concurrency=Concurrency(settings.max_migrations_per_source,
+                                                   settings.max_migrations_per_target, settings.max_migrations),
+                           rebalance_tolerance=settings.plan_rebalance_tolerance),
+        tuning=MonitorTuning(judge_from_round=settings.monitor_judge_from_round,
+                             stall_rounds=settings.monitor_stall_rounds,
+                             downtime_steps=settings.monitor_downtime_steps),
+    )
 
 
 def check(settings: Settings) -> None:

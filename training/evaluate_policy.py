@@ -8,7 +8,7 @@ group the policy sees, per technique present, the candidate cost model's held-ou
 without the group's workload, on every other source including the lab's migrations, as training.train_cost
 evaluates them) and picks one; that technique's actual runs in the group are its outcome. Variants: the risk
 weight of the ranking (median + risk x (p90 - median)) and the fallback when no technique meets every limit
-(`TechniquePolicy.fallback`), each with post-copy allowed and forbidden. Compared with always pre-copy, always
+(`TechniqueRules.fallback`), each with post-copy allowed and forbidden. Compared with always pre-copy, always
 post-copy (where allowed) and the best allowed technique in hindsight (fewest SLO violations, then shortest mean
 total time). An SLO violation is a run whose downtime exceeded the SLO; the policy is given the SLO as its
 downtime limit. Figures: sum over groups of the mean total time of the chosen technique (one migration per group)
@@ -30,7 +30,7 @@ import pandas as pd
 
 from advisor.domain.model import Interval, MigrationCost, ModelRef, Objective, Technique
 from advisor.ml.cost_features import TARGETS
-from advisor.planning.technique import TechniquePolicy, choose_technique
+from advisor.planning.technique import TechniqueRules, choose_technique
 from training.cost_data import DEFAULT_LAB_DATA, load_all, load_snu, with_variants
 from training.cost_eval import heldout_bounds
 from training.cost_model import TrainConfig, cross_validate, prepare
@@ -114,7 +114,7 @@ def evaluate(frame: pd.DataFrame, slo_ms: float, postcopy_allowed: bool) -> dict
         for name, risk, fallback in VARIANTS:
             choice = choose_technique(costs, objective, bandwidth_mib_s=float(usable.median()),
                                       postcopy_allowed=postcopy_allowed,
-                                      policy=TechniquePolicy(risk=risk, fallback=fallback))
+                                      rules=TechniqueRules(risk=risk, fallback=fallback))
             picks[name] = str(choice.parameters.technique)
             if name == VARIANTS[0][0] and choice.reasons[0].startswith("no technique meets"):
                 fallbacks += 1

@@ -17,6 +17,7 @@ from advisor.api.errors import MalformedRequest, rpc
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.api.v1 import advisor_pb2_grpc as pb_grpc
 from advisor.domain.errors import DeadlineExceeded, InvalidArgument, NotFound
+from advisor.domain.model import PlanGoal
 from advisor.features.inputs import Overrides
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.bundle import UseCases
@@ -134,8 +135,8 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
 
     @rpc(_metrics)
     def PlanCluster(self, request: pb.PlanClusterRequest, context: grpc.ServicerContext) -> pb.Recommendation:
-        goals = {pb.CLUSTER_GOAL_DRAIN: "drain", pb.CLUSTER_GOAL_REBALANCE: "rebalance",
-                 pb.CLUSTER_GOAL_CONSOLIDATE: "consolidate"}
+        goals = {pb.CLUSTER_GOAL_DRAIN: PlanGoal.DRAIN, pb.CLUSTER_GOAL_REBALANCE: PlanGoal.REBALANCE,
+                 pb.CLUSTER_GOAL_CONSOLIDATE: PlanGoal.CONSOLIDATE}
         if request.goal not in goals:
             raise InvalidArgument("goal", f"must be DRAIN, REBALANCE or CONSOLIDATE (got {request.goal})")
         rec = self.usecases.planning.plan_cluster(goals[request.goal], request.host_id, request.max_moves,

@@ -170,6 +170,18 @@ class MigrationCost:
     converge_probability: float | None = None
 
 
+class PlanGoal(enum.StrEnum):
+    """What a cluster plan is for; a drain also names its host (apart, not in the goal)."""
+
+    REBALANCE = "rebalance"
+    CONSOLIDATE = "consolidate"
+    DRAIN = "drain"
+
+    def label(self, host_id: str) -> str:
+        """The goal as a recommendation shows it: "drain:<host>" for a drain."""
+        return f"{self}:{host_id}" if self is PlanGoal.DRAIN else str(self)
+
+
 @dataclass(frozen=True)
 class Objective:
     """What the operator wants from a migration: limits rather than knobs. 0 means no limit."""

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from advisor.domain.automation import check_vm_label
 from advisor.domain.errors import InvalidArgument
-from advisor.domain.model import Host, HostSample, Vm, VmSample
+from advisor.domain.model import Host, HostSample, Objective, Vm, VmSample
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:@/-]{1,128}")
 MAX_LABELS = 64
@@ -55,6 +55,11 @@ def check_number(value: float, field: str, *, low: float, high: float, low_inclu
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_objective(objective: Objective) -> None:
+    check_number(objective.max_downtime_ms, "objective.max_downtime_ms", low=0, high=3_600_000)
+    check_number(objective.deadline_ms, "objective.deadline_ms", low=0, high=86_400_000)
 
 
 def check_text(value: str, field: str, limit: int = MAX_TEXT) -> None:

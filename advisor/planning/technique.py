@@ -13,8 +13,9 @@ from advisor.domain.model import DEFAULT_MAX_DOWNTIME_MS, MigrationCost, Migrati
 
 
 @dataclass(frozen=True)
-class TechniquePolicy:
-    """Knobs of the technique choice (settings `technique_*`).
+class TechniqueRules:
+    """Knobs of the technique choice (settings `technique_*`), for one move (`choose_technique`) and for many (the
+    engine's `select`, row for row the same).
 
     Techniques are ranked by median + risk x (p90 - median): 0 trusts the median alone, 1 ranks by the pessimistic
     bound, so a wide interval (a technique the model knows less well, such as compression) has to win by more.
@@ -25,7 +26,8 @@ class TechniquePolicy:
     When no technique meets every limit, post-copy is chosen where allowed (its downtime is tiny); else
     `fallback` decides: "likeliest" the technique most likely to converge (then the lowest p90 downtime),
     "downtime" the lowest p90 downtime, "autoconverge" auto-converge (it throttles until it fits). The default
-    was fixed by evaluation (training/evaluate_policy.py, docs/cost-model.md).
+    was fixed by evaluation (training/evaluate_policy.py, docs/cost-model.md). `techniques` are those that may be
+    used at all (all by default; the simulator's evaluation allows only pre-copy, as CloudSim models).
     """
 
     risk: float = 0.5
@@ -33,6 +35,7 @@ class TechniquePolicy:
     deadline_floor_ms: float = 30_000.0
     postcopy_safety_factor: float = 1.5
     fallback: str = "likeliest"
+    techniques: tuple[Technique, ...] = tuple(Technique)
 
 
 FALLBACKS = ("likeliest", "downtime", "autoconverge")
@@ -100,18 +103,19 @@ def choose_technique(
     *,
     bandwidth_mib_s: float,
     postcopy_allowed: bool,
-    policy: TechniquePolicy = TechniquePolicy(),
+    rules: TechniqueRules = TechniqueRules(),
 ) -> TechniqueChoice:
     """Pick the cheapest technique that meets every limit; else the least bad one, saying which limit it breaks."""
     if not costs:
         raise ValueError("no predicted costs to choose from")
-    usable = [c for c in costs if postcopy_allowed or c.technique is not Technique.POSTCOPY]
+    usable = [c for c in costs if c.technique in rules.techniques
+              and (postcopy_allowed or c.technique is not Technique.POSTCOPY)]
     if not usable:
-        raise ValueError("post-copy is not allowed and no pre-copy cost was predicted")
+        raise ValueError("post-copy is not allowed and no pre-copy cost was predicted (of the techniques allowed)")
 
     def rank(cost: MigrationCost) -> tuple[float, int]:
         quantity = cost.transferred_mib if objective.minimize_transferred else cost.total_time_ms
-        return quantity.median + policy.risk * (quantity.high - quantity.median), _PREFERENCE.index(cost.technique)
+        return quantity.median + rules.risk * (quantity.high - quantity.median), _PREFERENCE.index(cost.technique)
 
     reasons: list[str] = []
     feasible = sorted((c for c in usable if not _violations(c, objective)), key=rank)
@@ -120,7 +124,7 @@ def choose_technique(
         target = "fewest bytes" if objective.minimize_transferred else "shortest total time"
         reasons.append(f"chose {_describe(chosen)}: {target} among techniques meeting every limit")
     else:
-        chosen = _fallback(usable, policy.fallback)
+        chosen = _fallback(usable, rules.fallback)
         reasons.append(f"no technique meets every limit; chose {_describe(chosen)}")
         reasons.extend(f"{chosen.technique} {v}" for v in _violations(chosen, objective))
     for other in sorted(usable, key=rank):
@@ -131,15 +135,15 @@ def choose_technique(
         reasons.append("post-copy not allowed for this VM")
 
     max_downtime_ms = objective.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS
-    deadline_ms = objective.deadline_ms or max(policy.deadline_floor_ms,
-                                               policy.deadline_slack * chosen.total_time_ms.high)
+    deadline_ms = objective.deadline_ms or max(rules.deadline_floor_ms,
+                                               rules.deadline_slack * chosen.total_time_ms.high)
     postcopy_after_ms: float | None = None
     if chosen.technique is Technique.POSTCOPY:
         # Switch as soon as the migration starts: every page is then sent once (libvirt needs the pre-copy start).
         postcopy_after_ms = 0.0
     elif postcopy_allowed:
         # Safety net: if pre-copy outlasts its pessimistic prediction by half, it will not converge; switch.
-        postcopy_after_ms = policy.postcopy_safety_factor * chosen.total_time_ms.high
+        postcopy_after_ms = rules.postcopy_safety_factor * chosen.total_time_ms.high
     return TechniqueChoice(
         parameters=MigrationParameters(
             technique=chosen.technique,

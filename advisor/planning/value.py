@@ -46,3 +46,9 @@ def describe(strategy: str) -> str:
     if strategy == "consolidate":
         return f"joules saved over {HORIZON_S / 3600:g} h per joule the migration spends"
     return "required (no trade-off)"
+
+
+def why_worth(strategy: str, move: PlannedMove, unit: str, ratio: float | None) -> str:
+    """The move's gain in the strategy's `unit`, and over its cost where it has a ratio."""
+    over = f", {ratio:.1f}x its cost in {describe(strategy)}" if ratio is not None else ""
+    return f"gain {move.benefit:.3g} ({unit}){over}"

@@ -1,16 +1,15 @@
 """Advice for one VM: what moving it would cost with each technique, and where and how to move it.
 
-Targets come from the pure placement filters and weigher (advisor.planning.placement), the technique and its
-parameters from the pure policy (advisor.planning.technique), costs from the estimator; the recommendation is
-stored proposed, with a reason for every host not chosen.
+Targets come from the planning engine's filters and weigher (advisor.planning.engine) on a snapshot of the
+cluster, for a VM that moves as for a new one; the technique and its parameters from the pure rule
+(advisor.planning.technique), costs from the estimator; the recommendation is stored proposed, with a reason for
+every host not chosen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-
-import numpy as np
 
 from advisor.domain import validation
 from advisor.domain.automation import Level, automation_actor, places_itself, rate, vm_level
@@ -19,11 +18,10 @@ from advisor.domain.errors import FailedPrecondition, NotFound
 from advisor.domain.model import HostAssessment, MigrationCost, MigrationInputs, Move, Objective, Technique, Vm
 from advisor.domain.recommendation import Recommendation
 from advisor.features.inputs import Overrides
-from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
 from advisor.planning import engine
-from advisor.planning.placement import HostLoad, PlacementPolicy, VmDemand, rank_targets, summarize
-from advisor.planning.technique import TechniquePolicy, choose_technique
+from advisor.planning.engine.results import describe_inputs
+from advisor.planning.technique import TechniqueRules, choose_technique
 from advisor.usecases.automation import Automation
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
@@ -32,6 +30,8 @@ from advisor.usecases.snapshots import Snapshots
 
 # Eligible hosts kept in a recommendation (the chosen one first); every host is stored apart, for paging.
 KEPT_HOSTS = 4
+# ... and in a placement, which stores nothing else
+KEPT_PLACES = 6
 
 
 @dataclass(frozen=True)
@@ -54,51 +54,30 @@ class Placement:
     rejection_counts: tuple[tuple[str, int, str], ...]
 
 
-def check_objective(objective: Objective) -> None:
-    validation.check_number(objective.max_downtime_ms, "objective.max_downtime_ms", low=0, high=3_600_000)
-    validation.check_number(objective.deadline_ms, "objective.deadline_ms", low=0, high=86_400_000)
-
-
-def describe_inputs(inputs: MigrationInputs) -> str:
-    """What the prediction was made from, with what was assumed."""
-    if inputs.memory_source == "configured" or inputs.memory_configured_mib is None:
-        memory = f"{inputs.memory_mib:.0f} MiB to copy (memory in use unknown: all of it)"
-    else:
-        memory = (f"{inputs.memory_mib:.0f} MiB in use of {inputs.memory_configured_mib:.0f} MiB "
-                  f"({inputs.memory_source})")
-    working_set = (f", working set {inputs.working_set_mib:.0f} MiB" if inputs.working_set_mib is not None
-                   else ", working set not measured")
-    deadline = f", deadline {inputs.deadline_ms / 1000:.0f} s" if inputs.deadline_ms else ""
-    profile = f", hosts of profile {inputs.host_profile}" if inputs.host_profile else ""
-    return (f"inputs: {memory}, dirty rate {inputs.dirty_rate_mib_s:.1f} MiB/s ({inputs.dirty_rate_source})"
-            f"{working_set}, {inputs.usable_bandwidth_mib_s:.1f} MiB/s, allowed downtime "
-            f"{inputs.max_downtime_ms:.0f} ms{deadline}{profile}")
-
-
 class Advice:
     def __init__(
         self,
         inventory: Inventory,
-        samples: RecentSamples,
         estimator: CostEstimator,
         store: RecommendationStore,
         metrics: AdvisorMetrics,
         *,
         clock: Clock,
         new_id: NewId,
-        placement: PlacementPolicy,
-        technique: TechniquePolicy,
+        filters: engine.FilterPolicy,
+        weights: engine.Weights,
+        technique: TechniqueRules,
         automation: Automation,
         snapshots: Snapshots,
     ) -> None:
         self._inventory = inventory
-        self._samples = samples
         self._estimator = estimator
         self._store = store
         self._metrics = metrics
         self._clock = clock
         self._new_id = new_id
-        self._placement = placement
+        self._filters = filters
+        self._weights = weights
         self._technique = technique
         self._automation = automation
         self._snapshots = snapshots
@@ -140,41 +119,30 @@ class Advice:
             if vm.id in cluster.vms:
                 raise FailedPrecondition(f"VM {vm.id!r} is already in the inventory, on {cluster.vms[vm.id].host_id}: "
                                          "RecommendTarget moves it")
-            loads = []
-            for host in cluster.hosts.values():
-                memory, vcpus = cluster.allocated(host.id)
-                host_cpu = self._samples.host_latest(host.id, "cpu_utilization")
-                loads.append(HostLoad(host, memory, vcpus, None if host_cpu is None else host_cpu.value))
-            new = replace(vm, host_id="")
-            assessments = rank_targets(VmDemand(new, None), loads, conflicts=cluster.anti_affinity_conflicts(new),
-                                       partners=cluster.affinity_partners(new),
-                                       excluded=frozenset(excluded_host_ids), policy=self._placement)
-            eligible = [a for a in assessments if a.eligible]
-            if not eligible:
-                examples = "; ".join(f"{a.host_id}: {', '.join(a.rejections)}" for a in assessments[:5])
-                raise FailedPrecondition(f"no host can take VM {vm.id!r} among {len(assessments)} ({examples})")
-            best = eligible[0]
-            host = cluster.hosts[best.host_id]
+            hosts = dict(cluster.hosts)
+        snap, index = engine.with_new_vm(self._snapshots.current(), replace(vm, host_id=""))
+        ranking = engine.rank_targets(snap, index, policy=self._filters, weights=self._weights,
+                                      excluded=excluded_host_ids, keep=KEPT_PLACES)
+        if not ranking.best or ranking.target_id not in hosts:
+            raise FailedPrecondition(f"no host can take VM {vm.id!r} among {ranking.assessed} ({ranking.why_none()})")
+        host = hosts[ranking.target_id]
         name = self._automation.cluster_of(host)
         own = vm_level(self._automation.of(name).level, vm.labels)
         level = Level.MANUAL if own is None else own
-        reasons = (f"host {best.host_id}: lowest resulting load of {len(eligible)} eligible host(s) (CPU "
-                   f"{best.cpu_after:.0%}, memory {best.memory_after:.0%} after); "
-                   f"{len(assessments) - len(eligible)} rejected",
+        reasons = (ranking.why_host(),
                    f"automation {level} in cluster {name}: " + ("placed by the advisor" if places_itself(level)
                                                                  else "a person decides (push the VM there)"))
         placed_by = ""
         if places_itself(level):
-            self._inventory.apply(InventoryChange(vms=(replace(vm, host_id=best.host_id),)))
+            self._inventory.apply(InventoryChange(vms=(replace(vm, host_id=host.id),)))
             placed_by = automation_actor(level, name)
-        kept = summarize(assessments, best.host_id)
-        return Placement(best.host_id, bool(placed_by), level, name, placed_by, reasons, kept.kept,
-                         kept.rejection_counts)
+        return Placement(host.id, bool(placed_by), level, name, placed_by, reasons, ranking.kept(),
+                         ranking.rejection_counts())
 
     def recommend_target(
         self, vm_id: str, objective: Objective, excluded_host_ids: Sequence[str] = ()
     ) -> Recommendation:
-        check_objective(objective)
+        validation.check_objective(objective)
         validation.check_id(vm_id, "vm_id")
         for i, host_id in enumerate(excluded_host_ids):
             validation.check_id(host_id, f"excluded_host_ids[{i}]")
@@ -187,45 +155,29 @@ class Advice:
                     raise NotFound(f"excluded_host_ids[{i}]", "host", host_id)
             hosts = dict(cluster.hosts)
         snap, index = self._snapshot_with(vm)
-        excluded = np.isin(np.array(snap.host_ids), list(excluded_host_ids)) if excluded_host_ids else None
-        p = self._placement
-        policy = engine.FilterPolicy(p.cpu_allocation_ratio, p.memory_allocation_ratio, p.max_cpu_after)
-        ranking = engine.rank_targets(snap, index, policy=policy, excluded=excluded, keep=KEPT_HOSTS)
-        assessed = int(ranking.assessment.hosts.shape[0])
-        if not ranking.best or ranking.best[0].host_id not in hosts:
-            counts = "; ".join(f"{f}: {n} (e.g. {h}: {r})" for f, n, h, r in ranking.rejections)
-            raise FailedPrecondition(f"no eligible target for VM {vm_id!r} among {assessed} hosts ({counts})")
-        best = ranking.best[0]
-        source, target = hosts[vm.host_id], hosts[best.host_id]
+        ranking = engine.rank_targets(snap, index, policy=self._filters, weights=self._weights,
+                                      excluded=excluded_host_ids, keep=KEPT_HOSTS)
+        if not ranking.best or ranking.target_id not in hosts:
+            raise FailedPrecondition(f"no eligible target for VM {vm_id!r} among {ranking.assessed} hosts "
+                                     f"({ranking.why_none()})")
+        source, target = hosts[vm.host_id], hosts[ranking.target_id]
         limit = Overrides(max_downtime_ms=objective.max_downtime_ms or None)
         inputs = self._estimator.inputs(vm, source, target, limit)
         choice = choose_technique(self._estimator.costs(inputs), objective,
                                   bandwidth_mib_s=inputs.usable_bandwidth_mib_s, postcopy_allowed=vm.postcopy_allowed,
-                                  policy=self._technique)
-        eligible = len(ranking.scores)
-        runner = (f"; next {ranking.best[1].host_id} (score {ranking.best[1].score:.3f})" if len(ranking.best) > 1
-                  else "")
-        reasons = (
-            f"target {best.host_id}: the best score {best.score:.3f} of {eligible} eligible host(s) ({best.detail}; "
-            f"CPU {best.cpu_after:.0%}, memory {best.memory_after:.0%} after the move){runner}; "
-            f"{assessed - eligible} rejected",
-            describe_inputs(inputs),
-            *choice.reasons,
-        )
+                                  rules=self._technique)
         cost = choice.cost
         summary = (
-            f"Move {vm.id} from {vm.host_id} to {best.host_id} by {cost.technique}: about "
+            f"Move {vm.id} from {vm.host_id} to {target.id} by {cost.technique}: about "
             f"{cost.total_time_ms.median / 1000:.1f} s, {cost.downtime_ms.median:.0f} ms downtime, "
             f"{cost.transferred_mib.median:.0f} MiB ({cost.model.name} {cost.model.version})."
         )
-        kept = tuple(HostAssessment(h.host_id, (), h.score, h.cpu_after, h.memory_after) for h in ranking.best)
-        rejection_counts = tuple((f, n, h) for f, n, h, _ in ranking.rejections)
+        reasons = (ranking.why_target(), describe_inputs(inputs), *choice.reasons, *ranking.why_rejected())
         level, cluster_name = self._automation.level([vm], {source.id: source})
         rec = Recommendation(
             id=self._new_id(), goal=f"target:{vm.id}", created_at_s=self._clock(),
-            moves=(Move(vm.id, vm.host_id, best.host_id, choice.parameters, cost,
-                        (*reasons, *(f"rejected by {f}: {n} host(s), e.g. {h}: {r}" for f, n, h, r in
-                                     ranking.rejections)), kept, rejection_counts, assessed, inputs),),
+            moves=(Move(vm.id, vm.host_id, target.id, choice.parameters, cost, reasons, ranking.kept(),
+                        ranking.rejection_counts(), ranking.assessed, inputs),),
             summary=summary,
             priority=rate(f"its host {source.id} is in maintenance" if source.in_maintenance else "", None),
             automation=str(level), cluster=cluster_name,

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation
+from advisor.usecases.cluster_plans import Planning
 from advisor.usecases.ingestion import Ingestion
 from advisor.usecases.migrations import Migrations
-from advisor.usecases.plans import Planning
 from advisor.usecases.queries import Queries
 from advisor.usecases.review import Review
 

@@ -1,10 +1,10 @@
 """Whether a recommendation still holds, checked right before each move starts and swept periodically.
 
 `Freshness.check(rec, index)` gathers what the cluster says now about one move (where its VM runs, whether the
-target would still take it, what the move would cost now with the same technique and parameters) and asks the
-pure rule (advisor.domain.expiry). `expire_stale()` walks the recommendations waiting for a decision or for their
-next move and marks the stale ones expired, so that a reviewer never approves a recommendation that no longer
-holds without being told.
+target would still take it by the planning engine's filters, the rule that chose it, what the move would cost now
+with the same technique and parameters) and asks the pure rule (advisor.domain.expiry). `expire_stale()` walks the
+recommendations waiting for a decision or for their next move and marks the stale ones expired, so that a reviewer
+never approves a recommendation that no longer holds without being told.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from advisor.domain.recommendation import (
     transition,
 )
 from advisor.features.inputs import Overrides
-from advisor.features.samples import RecentSamples
-from advisor.planning.placement import HostLoad, PlacementPolicy, VmDemand, assess_host
+from advisor.planning import engine
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, RecommendationStore
 from advisor.usecases.records import apply_event
+from advisor.usecases.snapshots import Snapshots
 
 log = logging.getLogger("advisor.lifecycle")
 
@@ -37,12 +37,12 @@ SWEEP_LIMIT = 500
 
 
 class Freshness:
-    def __init__(self, inventory: Inventory, samples: RecentSamples, estimator: CostEstimator,
-                 placement: PlacementPolicy, rules: ExpiryRules, clock: Clock) -> None:
+    def __init__(self, inventory: Inventory, snapshots: Snapshots, estimator: CostEstimator,
+                 filters: engine.FilterPolicy, rules: ExpiryRules, clock: Clock) -> None:
         self._inventory = inventory
-        self._samples = samples
+        self._snapshots = snapshots
         self._estimator = estimator
-        self._placement = placement
+        self._filters = filters
         self._rules = rules
         self._clock = clock
 
@@ -54,14 +54,7 @@ class Freshness:
             source = cluster.hosts.get(move.source_host_id)
             if vm is None or target is None or source is None:
                 return MoveNow(None if vm is None else vm.host_id, target is not None, (), None)
-            memory, vcpus = cluster.allocated(target.id)
-            host_cpu = self._samples.host_latest(target.id, "cpu_utilization")
-            vm_cpu = self._samples.vm_latest(vm.id, "cpu_utilization")
-            assessment = assess_host(
-                VmDemand(vm, None if vm_cpu is None else vm_cpu.value),
-                HostLoad(target, memory, vcpus, None if host_cpu is None else host_cpu.value),
-                conflicts=cluster.anti_affinity_conflicts(vm), partners={}, policy=self._placement)
-        rejections = tuple(r for r in assessment.rejections if r != "is the VM's current host")
+        rejections = self._rejections(vm.id, target.id) if vm.host_id == move.source_host_id else ()
         if vm.host_id != move.source_host_id or rejections:
             return MoveNow(vm.host_id, True, rejections, None)
         limit = Overrides(max_downtime_ms=move.parameters.max_downtime_ms,
@@ -81,6 +74,16 @@ class Freshness:
                                                             "error": str(error)})
             return MoveNow(vm.host_id, True, (), None)
         return MoveNow(vm.host_id, True, (), cost, inputs, baseline)
+
+    def _rejections(self, vm_id: str, target_id: str) -> tuple[str, ...]:
+        """Why the engine's filters would refuse the target now (the VM's current host aside), by filter."""
+        snap = self._snapshots.current()
+        try:
+            vm, target = snap.vm_index(vm_id), snap.host_index(target_id)
+        except KeyError:  # changed since the inventory was read: the next check sees it
+            return ()
+        refused = engine.judge(snap, vm, target, self._filters)
+        return tuple(reason for kind, reason in refused.items() if kind is not engine.FilterKind.CURRENT)
 
     def check(self, rec: Recommendation, index: int) -> str | None:
         """Why move `index` of `rec` no longer holds, or None."""

@@ -24,7 +24,7 @@ from advisor.api import convert
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.domain.access import Caller
 from advisor.domain.errors import FailedPrecondition
-from advisor.domain.model import Objective, Technique
+from advisor.domain.model import Objective, PlanGoal, Technique
 from advisor.ml.calibration import RunningErrors
 from advisor.usecases.bundle import UseCases
 from advisor.usecases.estimates import CostEstimator
@@ -136,7 +136,7 @@ def drain(src: WebSources, q: Query) -> dict[str, Any]:
     if not _one_drain_at_a_time.acquire(blocking=False):
         raise Busy("a drain preview is being computed; try again in a moment")
     try:
-        plan = src.usecases.planning.plan_cluster("drain", host_id, 0, Objective(), dry_run=True)
+        plan = src.usecases.planning.plan_cluster(PlanGoal.DRAIN, host_id, 0, Objective(), dry_run=True)
     finally:
         _one_drain_at_a_time.release()
     return as_json(convert.fitted(convert.recommendation_to_pb(plan)))

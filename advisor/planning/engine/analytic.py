@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.domain.model import Technique
-from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, TechniqueRules, select
+from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, select
 from advisor.planning.engine.snapshot import BoolArray, FloatArray
+from advisor.planning.technique import TechniqueRules
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from advisor.planning.engine.weighers import Scores, Weights, describe, is_on, w
 
 @dataclass(frozen=True)
 class PlanSettings:
-    """Knobs every strategy shares."""
+    """Knobs of plans (the settings `placement_*`, `plan_*` and the migration limits), shared by every strategy;
+    `rebalance_tolerance` is balance's default tolerance."""
 
     filters: FilterPolicy = field(default_factory=FilterPolicy)
     churn: AntiChurn = field(default_factory=AntiChurn)
@@ -41,6 +42,7 @@ class PlanSettings:
     pool_size: int = 1024
     pool_refresh: int = 64
     alternatives: int = 3  # eligible hosts kept per explanation besides the chosen one
+    rebalance_tolerance: float = 0.10  # balance evens the load until the busiest host is within this of the mean
 
 
 class Working:

@@ -29,6 +29,7 @@ from advisor.domain.model import (
     Technique,
 )
 from advisor.planning.engine.snapshot import BoolArray, FloatArray, IntArray
+from advisor.planning.technique import TechniqueRules
 
 TECHNIQUES: tuple[Technique, ...] = (
     Technique.PRECOPY,
@@ -149,18 +150,6 @@ class MoveCosts(Protocol):
     def name(self) -> str: ...
 
     def estimate(self, request: CostRequest) -> CostEstimates: ...
-
-
-@dataclass(frozen=True)
-class TechniqueRules:
-    """The knobs of planning.technique.TechniquePolicy, plus which techniques may be used at all."""
-
-    risk: float = 0.5
-    deadline_slack: float = 3.0
-    deadline_floor_ms: float = 30_000.0
-    postcopy_safety_factor: float = 1.5
-    techniques: tuple[Technique, ...] = TECHNIQUES
-    fallback: str = "likeliest"  # when none meets the limits and post-copy is not allowed (planning.technique)
 
 
 def select(

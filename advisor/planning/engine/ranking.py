@@ -6,11 +6,12 @@ best few eligible hosts kept: about 0.1 ms for 1,000 hosts (benchmarks/bench_pla
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 
-from advisor.domain.model import AssessedHosts
+from advisor.domain.model import AssessedHosts, HostAssessment
 from advisor.planning.engine.filters import FILTERS, Assessment, FilterPolicy, Rejection, assess, rejections
 from advisor.planning.engine.results import Alternative
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays
@@ -29,13 +30,58 @@ class Ranking:
     def target_id(self) -> str:
         return self.best[0].host_id if self.best else ""
 
+    @property
+    def assessed(self) -> int:
+        return int(self.assessment.hosts.shape[0])
+
+    @property
+    def eligible(self) -> int:
+        return len(self.scores)
+
+    def why_target(self) -> str:
+        """Why the best host is the target of a move (RecommendTarget)."""
+        best = self.best[0]
+        runner = f"; next {self.best[1].host_id} (score {self.best[1].score:.3f})" if len(self.best) > 1 else ""
+        return (f"target {best.host_id}: the best score {best.score:.3f} of {self.eligible} eligible host(s) "
+                f"({best.detail}; CPU {best.cpu_after:.0%}, memory {best.memory_after:.0%} after the move){runner}; "
+                f"{self.assessed - self.eligible} rejected")
+
+    def why_host(self) -> str:
+        """Why the best host is where a new VM goes (PlaceVm)."""
+        best = self.best[0]
+        return (f"host {best.host_id}: the best score {best.score:.3f} of {self.eligible} eligible host(s) "
+                f"({best.detail}); {self.assessed - self.eligible} rejected")
+
+    def why_rejected(self) -> tuple[str, ...]:
+        return tuple(f"rejected by {f}: {n} host(s), e.g. {h}: {r}" for f, n, h, r in self.rejections)
+
+    def why_none(self) -> str:
+        """Why no host is eligible: the rejections counted by filter, with an example each."""
+        return "; ".join(f"{f}: {n} (e.g. {h}: {r})" for f, n, h, r in self.rejections)
+
+    def kept(self) -> tuple[HostAssessment, ...]:
+        """The best eligible hosts as the domain keeps them in a move."""
+        return tuple(HostAssessment(h.host_id, (), h.score, h.cpu_after, h.memory_after) for h in self.best)
+
+    def rejection_counts(self) -> tuple[tuple[str, int, str], ...]:
+        return tuple((f, n, h) for f, n, h, _ in self.rejections)
+
+
+def _named(cluster: ClusterArrays, host_ids: Collection[str]) -> BoolArray | None:
+    """The hosts named (unknown ids ignored) as a mask over the cluster's hosts; None when none is named."""
+    if not host_ids:
+        return None
+    mask: BoolArray = np.isin(np.array(cluster.host_ids), list(host_ids))
+    return mask
+
 
 def rank_targets(cluster: ClusterArrays, vm: int, *, policy: FilterPolicy = FilterPolicy(),  # noqa: B008 - frozen dataclass defaults are safe to share
-                 weights: Weights = Weights(), excluded: BoolArray | None = None, left: int = NO_HOST,  # noqa: B008 - frozen dataclass defaults are safe to share
+                 weights: Weights = Weights(), excluded: Collection[str] = (), left: int = NO_HOST,  # noqa: B008 - frozen dataclass defaults are safe to share
                  keep: int = 5, mean_cpu: float | None = None) -> Ranking:
-    """Every host assessed for `vm`; the `keep` best eligible ones described, the rejected counted by filter."""
+    """Every host assessed for `vm` (but those `excluded`, by id); the `keep` best eligible ones described, the
+    rejected counted by filter."""
     loads = cluster.loads
-    a = assess(cluster, loads, vm, policy, excluded=excluded, left=left)
+    a = assess(cluster, loads, vm, policy, excluded=_named(cluster, excluded), left=left)
     if mean_cpu is None and weights.balance:
         mean_cpu = float(np.mean(cluster.cpu_ratio()))
     scores = weigh(cluster, loads, a, weights, mean_cpu=mean_cpu or 0.0)

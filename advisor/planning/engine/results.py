@@ -7,10 +7,12 @@ plan fits any message.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from advisor.domain.model import HostAssessment, MigrationCost, MigrationParameters, Move
+import numpy as np
+
+from advisor.domain.model import HostAssessment, MigrationCost, MigrationInputs, MigrationParameters, Move
 from advisor.planning.engine.filters import Rejection
 from advisor.planning.engine.snapshot import ClusterArrays
 
@@ -42,6 +44,22 @@ class Explanation:
                 *((f"rejected: {rejected}",) if rejected else ()))
 
 
+def describe_inputs(inputs: MigrationInputs) -> str:
+    """What a prediction was made from, with what was assumed."""
+    if inputs.memory_source == "configured" or inputs.memory_configured_mib is None:
+        memory = f"{inputs.memory_mib:.0f} MiB to copy (memory in use unknown: all of it)"
+    else:
+        memory = (f"{inputs.memory_mib:.0f} MiB in use of {inputs.memory_configured_mib:.0f} MiB "
+                  f"({inputs.memory_source})")
+    working_set = (f", working set {inputs.working_set_mib:.0f} MiB" if inputs.working_set_mib is not None
+                   else ", working set not measured")
+    deadline = f", deadline {inputs.deadline_ms / 1000:.0f} s" if inputs.deadline_ms else ""
+    profile = f", hosts of profile {inputs.host_profile}" if inputs.host_profile else ""
+    return (f"inputs: {memory}, dirty rate {inputs.dirty_rate_mib_s:.1f} MiB/s ({inputs.dirty_rate_source})"
+            f"{working_set}, {inputs.usable_bandwidth_mib_s:.1f} MiB/s, allowed downtime "
+            f"{inputs.max_downtime_ms:.0f} ms{deadline}{profile}")
+
+
 @dataclass(frozen=True)
 class PlannedMove:
     vm_id: str
@@ -59,13 +77,31 @@ class PlannedMove:
     end_s: float
     explanation: Explanation
 
-    def to_move(self) -> Move:
-        """The domain's Move, for recommendations and execution."""
+    def inputs(self, cluster: ClusterArrays) -> MigrationInputs:
+        """What the move's prediction was made from (on `cluster`, the snapshot planned on), kept so that its
+        outcome can be learned from."""
+        p = self.parameters
+        dirty = float(cluster.vm_dirty_rate_mib_s[self.vm])
+        bandwidth = float(min(cluster.host_bandwidth_mib_s[self.source], cluster.host_bandwidth_mib_s[self.target]))
+        known = not np.isnan(dirty)
+        used, configured = float(cluster.vm_memory_used_mib[self.vm]), float(cluster.vm_memory_mib[self.vm])
+        return MigrationInputs(used, dirty if known else min(bandwidth, p.bandwidth_mib_s), bandwidth,
+                               p.bandwidth_mib_s, p.max_downtime_ms,
+                               dirty_rate_source="latest sample" if known else "unknown: taken as the link's rate",
+                               dirty_rate_known=known, memory_configured_mib=configured,
+                               memory_source="in use" if used != configured else "configured",
+                               deadline_ms=p.deadline_ms)
+
+    def when(self) -> str:
+        return f"wave {self.wave + 1}, starts about {self.start_s:.0f} s into the plan"
+
+    def to_move(self, *reasons: str, inputs: MigrationInputs | None = None) -> Move:
+        """The domain's Move, for recommendations and execution, with `reasons` after the explanation's."""
         kept = tuple(HostAssessment(a.host_id, (), a.score, a.cpu_after, a.memory_after)
                      for a in self.explanation.alternatives)
         counts = tuple((f, n, h) for f, n, h, _ in self.explanation.rejections)
         return Move(self.vm_id, self.source_id, self.target_id, self.parameters, self.cost,
-                    self.explanation.lines(), kept, counts, self.explanation.hosts_assessed)
+                    (*self.explanation.lines(), *reasons), kept, counts, self.explanation.hosts_assessed, inputs)
 
 
 @dataclass(frozen=True)
@@ -116,3 +152,24 @@ class Plan:
 
     def to_moves(self) -> tuple[Move, ...]:
         return tuple(m.to_move() for m in self.moves)
+
+    def review_summary(self, held_back: Sequence[str], thresholds: Sequence[float]) -> str:
+        """The summary a reviewer reads: what cannot go, what was refused (but for the cap and the minimum gain),
+        the moves `held_back` for gaining less than their cluster's threshold (`thresholds`, the ones in use), the
+        hosts to switch off and the migration time in all."""
+        summary = self.summary
+        if self.dry_run:
+            summary += " Cannot be evacuated: " + "; ".join(f"{r.vm_id} ({r.reason})" for r in self.dry_run[:10])
+        refused = [r for r in self.refused if r.kind not in ("cap", "min gain")]
+        if refused:
+            summary += f" Refused: {len(refused)} VM(s), e.g. " + "; ".join(
+                f"{r.vm_id} ({r.kind}: {r.reason})" for r in refused[:3])
+        if held_back:
+            limit = (f"the cluster's threshold {thresholds[0]:g}x" if len(thresholds) == 1 else
+                     f"their cluster's threshold ({'/'.join(f'{t:g}' for t in thresholds)}x)")
+            summary += f" {len(set(held_back))} move(s) gaining less than {limit} their cost were not proposed."
+        if self.power is not None and self.power.switch_off:
+            summary += (f" Switch off {len(self.power.switch_off)} host(s) once empty "
+                        f"({self.power.saved_w:.0f} W).")
+        total_s = sum(m.cost.total_time_ms.median for m in self.moves) / 1000
+        return summary + (f" Predicted migration time in all: {total_s:.0f} s." if self.moves else "")

@@ -104,7 +104,8 @@ register_strategy(StrategyInfo(
     {
         **_COMMON,
         "hot": "CPU load above which a host is relieved (default 0: the filters' max_cpu_after, 0.85)",
-        "tolerance": "even the load until the busiest host is within this of the mean (default 0.10; 0: off)",
+        "tolerance": "even the load until the busiest host is within this of the mean (default: the settings' "
+        "rebalance_tolerance, 0.10; 0: off)",
         "weights": f"Weights of the target score (default {BALANCE_WEIGHTS})",
     },
     balance,

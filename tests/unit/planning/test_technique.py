@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from advisor.domain.model import Interval, MigrationCost, ModelRef, Objective, Technique
-from advisor.planning.technique import TechniquePolicy, choose_technique
+from advisor.planning.technique import TechniqueRules, choose_technique
 
 MODEL = ModelRef("test", "0")
 
@@ -78,5 +78,5 @@ def test_a_wide_interval_has_to_win_by_more() -> None:
     cautious = choose_technique([narrow, wide], Objective(), bandwidth_mib_s=32, postcopy_allowed=True)
     assert cautious.parameters.technique is Technique.POSTCOPY
     trusting = choose_technique([narrow, wide], Objective(), bandwidth_mib_s=32, postcopy_allowed=True,
-                                policy=TechniquePolicy(risk=0.0))
+                                rules=TechniqueRules(risk=0.0))
     assert trusting.parameters.technique is Technique.PRECOPY_COMPRESS

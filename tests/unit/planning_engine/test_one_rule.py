@@ -17,8 +17,8 @@ import pytest
 from advisor.domain.model import Host, Vm
 from advisor.planning.engine import FilterKind, FilterPolicy, Rule, VmGroupRule, VmHostRule, Weights, from_domain
 from advisor.planning.engine.filters import judge
-from advisor.planning.engine.newcomer import with_new_vm
 from advisor.planning.engine.ranking import rank_targets
+from advisor.planning.engine.variants import with_new_vm
 
 # The old rule's filter names, as the engine's kinds.
 OLD_NAMES = {

@@ -1,12 +1,14 @@
-"""A VM the snapshot does not hold yet (one PlaceVm is asked about), added unplaced, so that the filters and the
-weigher judge it exactly as a VM that moves.
+"""The snapshot with one change made for one question: a VM it does not hold yet (one PlaceVm is asked about)
+added unplaced, so that the filters and the weigher judge it exactly as a VM that moves; VMs pinned (a plan made
+again without the moves it dropped).
 
-Appending copies the VM columns and the group lists once (O(VMs + group members), array operations), far less than
-building the snapshot again from the domain values.
+Adding a VM copies the VM columns and the group lists once (O(VMs + group members), array operations), far less
+than building the snapshot again from the domain values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -65,3 +67,10 @@ def with_new_vm(cluster: ClusterArrays, vm: Vm) -> tuple[ClusterArrays, int]:
         cpu_models=models, _index={},
     )
     return grown, index
+
+
+def with_pinned(cluster: ClusterArrays, vms: Sequence[int]) -> ClusterArrays:
+    """The cluster with `vms` (indexes) no longer movable."""
+    movable = cluster.vm_movable.copy()
+    movable[list(vms)] = False
+    return replace(cluster, vm_movable=movable, _index=cluster._index)

@@ -1,0 +1,157 @@
+"""Cluster plans: drain a host, rebalance, consolidate, by the planning engine (advisor.planning.engine) on a
+snapshot of the cluster (advisor.usecases.snapshots), so planning never blocks ingestion.
+
+Each move comes with its target, technique, predicted cost (the learned model through the engine's MoveCosts),
+its order under the concurrency limits and its explanation; the recommendation with a priority, its gain over its
+cost, and the automation level it runs at. Moves whose gain over cost is below the cluster's threshold are not
+proposed: the plan is made again without them (at most THRESHOLD_ROUNDS times), so every move left still fits
+the cluster as the others leave it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping
+from typing import Protocol
+
+from advisor.domain import validation
+from advisor.domain.automation import rate
+from advisor.domain.errors import InvalidArgument, NotFound
+from advisor.domain.migration import MigrationRecord
+from advisor.domain.model import Objective, PlanGoal
+from advisor.domain.recommendation import Recommendation
+from advisor.features.inputs import PROFILE_LABEL
+from advisor.metrics import AdvisorMetrics
+from advisor.ml.move_costs import LearnedMoveCosts
+from advisor.planning import engine
+from advisor.planning.technique import TechniqueRules
+from advisor.planning.value import benefit_over_cost, why_worth
+from advisor.usecases.automation import Automation
+from advisor.usecases.estimates import CostEstimator
+from advisor.usecases.inventory import Inventory
+from advisor.usecases.ports import Clock, NewId, RecommendationStore
+from advisor.usecases.snapshots import Snapshots
+
+
+class PlanStore(RecommendationStore, Protocol):
+    def recent_migrations(self, since_s: float, limit: int) -> list[MigrationRecord]: ...
+
+
+# The engine's strategy for each goal.
+STRATEGIES: Mapping[PlanGoal, str] = {PlanGoal.DRAIN: "drain", PlanGoal.REBALANCE: "balance",
+                                      PlanGoal.CONSOLIDATE: "consolidate"}
+THRESHOLD_ROUNDS = 3
+HISTORY_S = 86_400.0  # moves remembered for cooldowns and no-return
+HISTORY_LIMIT = 5_000
+
+
+class Planning:
+    def __init__(self, inventory: Inventory, snapshots: Snapshots, estimator: CostEstimator,
+                 store: PlanStore, metrics: AdvisorMetrics, *, clock: Clock, new_id: NewId,
+                 technique: TechniqueRules, plans: engine.PlanSettings, automation: Automation) -> None:
+        self._inventory = inventory
+        self._snapshots = snapshots
+        self._estimator = estimator
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._new_id = new_id
+        self._technique = technique
+        self._plans = plans
+        self._automation = automation
+
+    def _settings(self, objective: Objective, max_moves: int) -> engine.PlanSettings:
+        """The plan settings with this request's limits."""
+        return dataclasses.replace(self._plans, churn=dataclasses.replace(self._plans.churn, max_moves=max_moves),
+                                   max_downtime_ms=objective.max_downtime_ms or 300.0,
+                                   deadline_ms=objective.deadline_ms)
+
+    def _costs(self, cluster: engine.ClusterArrays) -> LearnedMoveCosts:
+        hosts = self._inventory.hosts()
+        profiles = Counter(hosts[h].labels.get(PROFILE_LABEL, "") for h in cluster.host_ids if h in hosts)
+        return LearnedMoveCosts(self._estimator.predictor, self._technique,
+                                profiles.most_common(1)[0][0] if profiles else "")
+
+    def _history(self) -> engine.MoveHistory:
+        since = self._clock() - HISTORY_S
+        recent = self._store.recent_migrations(since, HISTORY_LIMIT)
+        history = engine.MoveHistory()
+        for r in sorted(recent, key=lambda r: r.created_at_s):
+            history = history.record([(r.vm_id, r.source_host_id, r.target_host_id,
+                                       r.predicted.total_time_ms.median / 1000)], r.created_at_s)
+        return history
+
+    def plan_cluster(self, goal: PlanGoal, host_id: str, max_moves: int, objective: Objective, *,
+                     dry_run: bool = False) -> Recommendation:
+        """A plan for the whole cluster (a drain empties `host_id`); a dry run stores nothing and has no id."""
+        if goal not in STRATEGIES:
+            raise InvalidArgument("goal", f"must be one of {', '.join(STRATEGIES)} (got {goal!r})")
+        goal = PlanGoal(goal)
+        validation.check_number(max_moves, "max_moves", low=0, high=10_000)
+        validation.check_objective(objective)
+        drain = goal is PlanGoal.DRAIN
+        if drain:
+            validation.check_id(host_id, "host_id")
+        elif host_id:
+            raise InvalidArgument("host_id", f"only a drain names a host (goal is {goal})")
+        cluster = self._snapshots.fresh()
+        if drain and host_id not in cluster.host_ids:
+            raise NotFound("host_id", "host", host_id)
+        strategy = STRATEGIES[goal]
+        params: dict[str, object] = {"host": host_id} if drain else {}
+        settings, costs, history = self._settings(objective, max_moves), self._costs(cluster), self._history()
+        # Each move is held to the threshold of its source host's cluster (a drain is never held back).
+        hosts = self._inventory.hosts()
+        thresholds: dict[str, float] = {}
+        for host_id_ in cluster.host_ids:
+            name = self._automation.cluster_of(hosts[host_id_]) if host_id_ in hosts else ""
+            thresholds[host_id_] = 0.0 if drain else self._automation.of(name).min_benefit_over_cost
+        below: list[str] = []
+        for _ in range(THRESHOLD_ROUNDS):
+            plan = engine.plan(strategy, cluster, costs, settings=settings, history=history, now_s=self._clock(),
+                               max_moves=max_moves, **params)
+            weak = [m for m in plan.moves if (r := benefit_over_cost(strategy, m, cluster)) is not None
+                    and r < thresholds.get(m.source_id, 0.0)]
+            if not weak:
+                break
+            below += [m.vm_id for m in weak]
+            cluster = engine.with_pinned(cluster, [m.vm for m in weak])
+        else:  # the last round's weak moves were taken out: plan once more without them, so that the waves,
+            # times and hosts to switch off are those of the moves proposed (a move still weak then is dropped)
+            plan = engine.plan(strategy, cluster, costs, settings=settings, history=history, now_s=self._clock(),
+                               max_moves=max_moves, **params)
+            still = {m.vm_id for m in plan.moves if (r := benefit_over_cost(strategy, m, cluster)) is not None
+                     and r < thresholds.get(m.source_id, 0.0)}
+            below += sorted(still)
+            plan = dataclasses.replace(plan, moves=tuple(m for m in plan.moves if m.vm_id not in still))
+        used = sorted({thresholds.get(h, 0.0) for h in cluster.host_ids})
+        return self._recommend(goal, host_id, plan, cluster, strategy, used, below, dry_run)
+
+    def _recommend(self, goal: PlanGoal, host_id: str, plan: engine.Plan, cluster: engine.ClusterArrays,
+                   strategy: str, thresholds: list[float], below: list[str], dry_run: bool) -> Recommendation:
+        moves, ratios = [], []
+        for m in plan.moves:
+            ratio = benefit_over_cost(strategy, m, cluster)
+            ratios.append(ratio)
+            moves.append(m.to_move(why_worth(strategy, m, plan.benefit_unit, ratio), m.when(),
+                                   inputs=m.inputs(cluster)))
+        vms = self._inventory.vms()
+        level, cluster_name = self._automation.level([vms[m.vm_id] for m in moves if m.vm_id in vms],
+                                                     self._inventory.hosts())
+        measured = [(r, m.predicted_cost.total_time_ms.median) for r, m in zip(ratios, moves, strict=True)
+                    if r is not None]
+        mandatory = f"drain of {host_id} asked for" if goal is PlanGoal.DRAIN else ""
+        benefit = float(sum(m.benefit for m in plan.moves)) if measured else None
+        # the moves' ratios weighted by their predicted time
+        ratio = sum(r * t for r, t in measured) / sum(t for _, t in measured) if measured else None
+        rec = Recommendation(
+            id="" if dry_run else self._new_id(), goal=goal.label(host_id), created_at_s=self._clock(),
+            moves=tuple(moves), summary=plan.review_summary(below, thresholds), priority=rate(mandatory, ratio),
+            benefit=benefit, benefit_unit=plan.benefit_unit if measured else "", benefit_over_cost=ratio,
+            automation=str(level), cluster=cluster_name)
+        if dry_run:
+            return rec
+        self._store.add_recommendation(rec, {i: m.assessments for i, m in enumerate(moves)})
+        self._metrics.recommendations.labels(str(goal)).inc()
+        return self._automation.apply(rec)
