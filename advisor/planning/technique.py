@@ -57,6 +57,13 @@ class TechniqueChoice:
     cost: MigrationCost
     reasons: tuple[str, ...]
 
+    def summary(self, vm_id: str, source_id: str, target_id: str) -> str:
+        """The move in one sentence, with its predicted cost."""
+        cost = self.cost
+        return (f"Move {vm_id} from {source_id} to {target_id} by {cost.technique}: about "
+                f"{cost.total_time_ms.median / 1000:.1f} s, {cost.downtime_ms.median:.0f} ms downtime, "
+                f"{cost.transferred_mib.median:.0f} MiB ({cost.model.name} {cost.model.version}).")
+
 
 def _violations(cost: MigrationCost, objective: Objective) -> list[str]:
     found = []

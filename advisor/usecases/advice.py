@@ -166,19 +166,13 @@ class Advice:
         choice = choose_technique(self._estimator.costs(inputs), objective,
                                   bandwidth_mib_s=inputs.usable_bandwidth_mib_s, postcopy_allowed=vm.postcopy_allowed,
                                   rules=self._technique)
-        cost = choice.cost
-        summary = (
-            f"Move {vm.id} from {vm.host_id} to {target.id} by {cost.technique}: about "
-            f"{cost.total_time_ms.median / 1000:.1f} s, {cost.downtime_ms.median:.0f} ms downtime, "
-            f"{cost.transferred_mib.median:.0f} MiB ({cost.model.name} {cost.model.version})."
-        )
         reasons = (ranking.why_target(), describe_inputs(inputs), *choice.reasons, *ranking.why_rejected())
         level, cluster_name = self._automation.level([vm], {source.id: source})
         rec = Recommendation(
             id=self._new_id(), goal=f"target:{vm.id}", created_at_s=self._clock(),
-            moves=(Move(vm.id, vm.host_id, target.id, choice.parameters, cost, reasons, ranking.kept(),
+            moves=(Move(vm.id, vm.host_id, target.id, choice.parameters, choice.cost, reasons, ranking.kept(),
                         ranking.rejection_counts(), ranking.assessed, inputs),),
-            summary=summary,
+            summary=choice.summary(vm.id, vm.host_id, target.id),
             priority=rate(f"its host {source.id} is in maintenance" if source.in_maintenance else "", None),
             automation=str(level), cluster=cluster_name,
         )

@@ -56,3 +56,14 @@ def test_components_are_kept_unweighted_and_described() -> None:
     text = describe(s, by["idle"], Weights(load=1.0, energy=1.0))
     assert "CPU 6%" in text and "+109 W" in text
     assert [c.host_ids[int(s.hosts[p])] for p in s.order(2)] == ["light", "heavy"]
+
+
+def test_cpu_and_memory_weigh_within_the_load() -> None:
+    """"lean" has CPU to spare and little memory, "roomy" the other way round: which wins follows the weights."""
+    hosts = [host("src"), host("lean", memory=16384), host("roomy")]
+    c = cluster(hosts, [vm("m", "src", vcpus=4), vm("busy", "roomy", vcpus=8)], cpu=1.0)
+    a = assess(c, c.loads, 0, FilterPolicy())
+    best = {w: c.host_ids[int((s := weigh(c, c.loads, a, w)).hosts[s.best()])]
+            for w in (Weights(), Weights(memory=0.1), Weights(cpu=0.1))}
+    # lean: CPU 4/16, memory 4096/16384 = 0.25; roomy: CPU 12/16, memory 8192/65536
+    assert best == {Weights(): "lean", Weights(memory=0.1): "lean", Weights(cpu=0.1): "roomy"}

@@ -1,0 +1,28 @@
+"""The snapshot with one change for one question: a new VM added unplaced, VMs pinned."""
+
+from __future__ import annotations
+
+from advisor.domain.model import Vm
+from advisor.planning.engine import FilterKind, FilterPolicy, judge, with_new_vm, with_pinned
+from tests.unit.planning_engine.helpers import cluster, host, vm
+
+
+def test_a_new_vm_joins_the_groups_it_names_and_leaves_the_others_alone() -> None:
+    c = cluster([host("a"), host("b")], [vm("x", "a", anti_affinity_groups=frozenset({"db"})),
+                                         vm("y", "b", affinity_groups=frozenset({"web"}))])
+    grown, new = with_new_vm(c, Vm("n", "", 2048, 2, anti_affinity_groups=frozenset({"db", "fresh"}),
+                                   cpu_model="m7"))
+    assert new == 2 and grown.vm_ids == ("x", "y", "n") and int(grown.vm_host[new]) == -1
+    assert grown.n_vms == c.n_vms + 1 and c.n_vms == 2  # the original is untouched
+    assert set(judge(grown, new, grown.host_index("a"), FilterPolicy())) == {FilterKind.ANTI, FilterKind.MODEL}
+    assert FilterKind.ANTI not in judge(grown, new, grown.host_index("b"), FilterPolicy())
+    db = grown.groups.names.index("db")
+    assert sorted(grown.groups.members.row(db).tolist()) == [0, 2]
+    assert [grown.groups.names[g] for g in grown.groups.of_vm.row(1).tolist()] == ["web"]
+    assert (grown.loads.host_vcpus == c.loads.host_vcpus).all()  # unplaced: no host carries it
+
+
+def test_pinned_vms_are_no_longer_movable() -> None:
+    c = cluster([host("a")], [vm("x", "a"), vm("y", "a")])
+    pinned = with_pinned(c, [1])
+    assert pinned.vm_movable.tolist() == [True, False] and c.vm_movable.tolist() == [True, True]
