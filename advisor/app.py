@@ -17,12 +17,12 @@ from advisor.adapters.datadir import DataDirLock
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.prometheus.queries import PrometheusQueries
 from advisor.adapters.prometheus.source import PrometheusSource
-from advisor.adapters.sqlite.access import AuditEntry, AuditLog, TokenStore
+from advisor.adapters.sqlite.access import AuditLog, TokenStore
 from advisor.adapters.sqlite.db import Database
 from advisor.adapters.sqlite.samples import SampleArchive
 from advisor.adapters.sqlite.sessions import SessionStore
 from advisor.adapters.sqlite.store import SqliteStore
-from advisor.api.auth import AccessInterceptor, AuditRecord, CallLimits
+from advisor.api.auth import AccessInterceptor, CallLimits
 from advisor.api.server import RunningServer, Tls, start_server
 from advisor.api.servicers import StreamLimits
 from advisor.config import ConfigError, Settings, check, policies
@@ -296,11 +296,7 @@ def build_app(
     samples, ingestion, migrations, freshness = (core.samples, core.usecases.ingestion, core.usecases.migrations,
                                                  core.freshness)
 
-    def record(entry: AuditRecord) -> None:
-        audit.append(AuditEntry(entry.at_s, entry.actor, entry.role, entry.peer, entry.call, entry.target,
-                                entry.outcome, entry.detail))
-
-    access = AccessInterceptor(tokens, record, certificate_roles=roles, limits=call_limits(settings), clock=clock)
+    access = AccessInterceptor(tokens, audit, certificate_roles=roles, limits=call_limits(settings), clock=clock)
     collectors = sources(settings, ingestion, allowed_connect, migrations, metrics, clock)
 
     def keep_house() -> None:

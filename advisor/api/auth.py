@@ -22,11 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from advisor.domain.access import STATE_CHANGING, Caller, Role, may_call
+from advisor.domain.access import STATE_CHANGING, AuditEntry, AuditTrail, Caller, Role, TokenCheck, may_call
 
 log = logging.getLogger("advisor.audit")
 
@@ -44,25 +44,6 @@ def current_caller() -> Caller:
     if caller is None:  # only a servicer called outside the interceptor gets here
         raise RuntimeError("no authenticated caller: the call did not pass the access interceptor")
     return caller
-
-
-class Authenticator(Protocol):
-    def authenticate(self, token: str) -> Caller | None: ...
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    at_s: float
-    actor: str
-    role: str
-    peer: str
-    call: str
-    target: str
-    outcome: str
-    detail: str = ""
-
-
-AuditSink = Callable[[AuditRecord], None]
 
 
 @dataclass(frozen=True)
@@ -85,8 +66,8 @@ else:
 class AccessInterceptor(_ServerInterceptor):
     def __init__(
         self,
-        tokens: Authenticator,
-        audit: AuditSink,
+        tokens: TokenCheck,
+        audit: AuditTrail,
         *,
         certificate_roles: Mapping[str, Role] | None = None,
         limits: CallLimits = CallLimits(),
@@ -171,14 +152,14 @@ class AccessInterceptor(_ServerInterceptor):
 
     def _record(self, context: grpc.ServicerContext, method: str, caller: Caller | None, outcome: str, detail: str,
                 request: Any) -> None:
-        record = AuditRecord(self._clock(), caller.name if caller else "anonymous",
+        record = AuditEntry(self._clock(), caller.name if caller else "anonymous",
                              caller.role.label if caller else "", context.peer() or "", method, _target(request),
                              outcome, str(detail)[:1024])
         log.info("audit", extra={"actor": record.actor, "role": record.role, "peer": record.peer,
                                  "call": record.call, "target": record.target, "outcome": record.outcome,
                                  "detail": record.detail})
         try:
-            self._audit(record)
+            self._audit.append(record)
         except Exception:
             log.exception("audit trail not written", extra={"call": method})
 

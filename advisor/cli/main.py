@@ -15,7 +15,6 @@ from importlib import metadata
 from pathlib import Path
 
 from advisor.adapters.datadir import DataDirInUse
-from advisor.adapters.sqlite.access import TokenError
 from advisor.adapters.sqlite.db import StorageError
 from advisor.api.client import ClientError
 from advisor.cli.common import client_args
@@ -34,6 +33,7 @@ from advisor.cli.review import add_review_commands
 from advisor.cli.tokens import add_tokens_commands
 from advisor.cli.ui import add_ui_commands
 from advisor.config import ConfigError
+from advisor.domain.access import TokenError
 from advisor.domain.errors import AdvisorError
 from advisor.evaluation import register as register_advisor_policy
 from advisor.lab.cli import add_lab_commands

@@ -18,9 +18,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 
-from advisor.adapters.sqlite.access import AuditEntry
 from advisor.api.convert import timestamp
-from advisor.domain.access import Caller, Role
+from advisor.domain.access import AuditEntry, Caller, Role
 from advisor.domain.errors import AdvisorError, FailedPrecondition, InvalidArgument, NotFound
 from advisor.web import login, pages
 from advisor.web.params import Query

@@ -17,7 +17,7 @@ import hashlib
 import re
 import secrets
 
-from advisor.adapters.sqlite.sessions import LoginCode, WebSession
+from advisor.domain.sessions import LoginCode, WebSession
 
 CODE_TTL_S = 600.0  # 10 minutes to open the link
 SESSION_TTL_S = 12 * 3600.0  # a working day; then `advisor ui` again

@@ -13,18 +13,17 @@ import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from advisor.adapters.sqlite.access import AuditEntry
-from advisor.adapters.sqlite.sessions import SessionStore
 from advisor.api import convert
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.domain.access import Caller
+from advisor.domain.access import AuditTrail, TokenCheck
 from advisor.domain.errors import FailedPrecondition
 from advisor.domain.model import Objective, PlanGoal, Technique
+from advisor.domain.sessions import Sessions
 from advisor.ml.calibration import RunningErrors
 from advisor.usecases.bundle import UseCases
 from advisor.usecases.estimates import CostEstimator
@@ -38,14 +37,6 @@ class Busy(FailedPrecondition):
     """The request may be repeated shortly (HTTP 503)."""
 
 
-class TokenCheck(Protocol):
-    def authenticate(self, token: str) -> Caller | None: ...
-
-
-class AuditSink(Protocol):
-    def append(self, entry: AuditEntry) -> None: ...
-
-
 @dataclass(frozen=True)
 class WebSources:
     """What the page reads and whom it lets in, given by advisor/app.py."""
@@ -55,8 +46,8 @@ class WebSources:
     errors: RunningErrors  # the running prediction error (the MigrationOutcomes observer's)
     drift_error_ratio: float
     tokens: TokenCheck
-    sessions: SessionStore
-    audit: AuditSink
+    sessions: Sessions
+    audit: AuditTrail
     clock: Callable[[], float]
     data_dir: Path
     page_allowed: bool  # the page is served on loopback only, unless plain HTTP beyond it was allowed

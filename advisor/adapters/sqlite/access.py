@@ -15,30 +15,17 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from advisor.adapters.sqlite.db import Database
-from advisor.domain.access import Caller, Role
+from advisor.domain.access import AuditEntry, Caller, Role, TokenError, TokenInfo
 
 TOKEN_PREFIX = "adv_"
 TOKEN_PATTERN = re.compile(r"adv_[A-Za-z0-9_-]{43}")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 
-class TokenError(ValueError):
-    """A token cannot be created or revoked; the message says why."""
-
-
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    name: str
-    role: Role
-    created_at_s: float
-    revoked_at_s: float | None
 
 
 class TokenStore:
@@ -108,18 +95,6 @@ class TokenStore:
         with self._cache_lock:
             self._cache, self._cache_version = callers, version
         return callers
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    at_s: float
-    actor: str  # the caller's name, or "anonymous"
-    role: str
-    peer: str  # the caller's address as gRPC gives it, e.g. ipv4:127.0.0.1:53124
-    call: str  # Service/Method
-    target: str  # what the call was about (an id), when it names one
-    outcome: str  # the status code's name: OK, PERMISSION_DENIED, ...
-    detail: str = ""
 
 
 class AuditLog:

@@ -3,40 +3,19 @@
 Only hashes are kept (of a code, of a cookie's secret), as for tokens. Each code and session names the token it
 acts for by that token's hash, and every read joins the `tokens` table: a revoked token (or one made again under
 the same name, which is another token) ends its sessions at once, from any process. The rules (lifetimes, what a
-refusal says) are advisor.web.login's; this module stores and answers, with one guarantee of its own: a code is
-claimed at most once (compare-and-set on `used_at_s`), so two requests racing with one code open one session.
+refusal says) are advisor.web.login's; this module stores and answers (advisor.domain.sessions.Sessions), with one
+guarantee of its own: a code is claimed at most once (compare-and-set on `used_at_s`), so two requests racing with
+one code open one session.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from advisor.adapters.sqlite.db import Database
+from advisor.domain.sessions import LoginCode, WebSession
 
 # The token a code or session acts for: its name, and whether it is still active (not revoked, not replaced).
 _TOKEN = "LEFT JOIN tokens t ON t.hash = x.token_hash"
 _ACTIVE = "(t.hash IS NOT NULL AND t.revoked_at_s IS NULL)"
-
-
-@dataclass(frozen=True)
-class LoginCode:
-    digest: str  # SHA-256 of the code
-    token_hash: str
-    created_at_s: float
-    expires_at_s: float
-    used_at_s: float | None = None
-    token_name: str = ""  # as read back: empty when the token no longer exists
-    token_active: bool = False
-
-
-@dataclass(frozen=True)
-class WebSession:
-    digest: str  # SHA-256 of the cookie's secret
-    token_hash: str
-    created_at_s: float
-    expires_at_s: float
-    token_name: str = ""
-    token_active: bool = False
 
 
 class SessionStore:

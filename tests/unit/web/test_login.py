@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.adapters.sqlite.sessions import LoginCode, WebSession
+from advisor.domain.sessions import LoginCode, WebSession
 from advisor.web import login
 
 NOW = 1_000_000.0
