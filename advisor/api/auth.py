@@ -1,4 +1,4 @@
-"""The one server interceptor every call passes: who is calling, may they, is there room, and the audit trail.
+"""The server interceptor every call passes first: who is calling, may they, is there room, and the audit trail.
 
 For each call, before the servicer sees the request (and so before any lookup or validation):
 
@@ -22,10 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
+from advisor.api.handlers import Behaviour, ServerInterceptor, rebuilt
 from advisor.domain.access import STATE_CHANGING, AuditEntry, AuditTrail, Caller, Role, TokenCheck, may_call
 
 log = logging.getLogger("advisor.audit")
@@ -54,16 +55,7 @@ class CallLimits:
     streams: int = 8
 
 
-# The interceptor base is generic only in the type stubs.
-if TYPE_CHECKING:
-    class _ServerInterceptor(grpc.ServerInterceptor[Any, Any]):
-        ...
-else:
-    class _ServerInterceptor(grpc.ServerInterceptor):
-        ...
-
-
-class AccessInterceptor(_ServerInterceptor):
+class AccessInterceptor(ServerInterceptor):
     def __init__(
         self,
         tokens: TokenCheck,
@@ -87,7 +79,7 @@ class AccessInterceptor(_ServerInterceptor):
             return handler
         method = full.rsplit(".", 1)[-1] if not full.startswith(REFLECTION_PREFIX) else "ServerReflection"
         streaming = handler.request_streaming or handler.response_streaming
-        return _wrap(handler, lambda behaviour: self._guard(behaviour, method, streaming,
+        return rebuilt(handler, lambda behaviour: self._guard(behaviour, method, streaming,
                                                              full.startswith(REFLECTION_PREFIX)))
 
     # -- one call --------------------------------------------------------------------------------------------
@@ -110,9 +102,7 @@ class AccessInterceptor(_ServerInterceptor):
             return Caller(subject, role, "certificate"), ""
         return None, "no credentials: send `authorization: Bearer TOKEN`"
 
-    def _guard(
-        self, behaviour: Callable[..., Any], method: str, streaming: bool, reflection: bool
-    ) -> Callable[..., Any]:
+    def _guard(self, behaviour: Behaviour, method: str, streaming: bool, reflection: bool) -> Behaviour:
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             caller, why = self._identify(context)
             if caller is None:
@@ -188,17 +178,3 @@ def _certificate_subject(context: grpc.ServicerContext) -> str | None:
     if not names:
         return None
     return "CN=" + bytes(names[0]).decode(errors="replace")
-
-
-def _wrap(handler: Any, guard: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Any:
-    factory: Any
-    if handler.request_streaming and handler.response_streaming:
-        factory, behaviour = grpc.stream_stream_rpc_method_handler, handler.stream_stream
-    elif handler.request_streaming:
-        factory, behaviour = grpc.stream_unary_rpc_method_handler, handler.stream_unary
-    elif handler.response_streaming:
-        factory, behaviour = grpc.unary_stream_rpc_method_handler, handler.unary_stream
-    else:
-        factory, behaviour = grpc.unary_unary_rpc_method_handler, handler.unary_unary
-    return factory(guard(behaviour), request_deserializer=handler.request_deserializer,
-                   response_serializer=handler.response_serializer)

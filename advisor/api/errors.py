@@ -1,29 +1,38 @@
-"""One place that turns the advisor's errors into gRPC status codes, and counts, times and logs every call."""
+"""The one table from the advisor's errors to gRPC status codes, and the one interceptor that applies it to every
+call of the advisor's services, counting, timing and logging each."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Collection, Iterator
+from typing import Any, NoReturn
 
 import grpc
 
-from advisor.domain.errors import AdvisorError, DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
+from advisor.api.handlers import Behaviour, ServerInterceptor, rebuilt
+from advisor.domain.errors import (
+    AdvisorError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from advisor.metrics import AdvisorMetrics
 
 log = logging.getLogger("advisor.api")
 
-_CODES: tuple[tuple[type[AdvisorError], grpc.StatusCode], ...] = (
-    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
-)
-
-F = TypeVar("F", bound=Callable[..., Any])
+# Each error class the advisor answers with, and its status. A subclass has the status of its nearest class
+# here (PrometheusError is Unavailable); an AdvisorError of no class here is INTERNAL, with its message.
+STATUS: dict[type[AdvisorError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
 
 
 class MalformedRequest:
@@ -39,40 +48,65 @@ class MalformedRequest:
 
 
 def status_of(error: AdvisorError) -> grpc.StatusCode:
-    for cls, code in _CODES:
-        if isinstance(error, cls):
-            return code
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
     return grpc.StatusCode.INTERNAL
 
 
-def rpc(metrics_of: Callable[[Any], AdvisorMetrics]) -> Callable[[F], F]:
-    """Decorate a unary-response servicer method: map errors to status codes, record metrics, log the outcome."""
+class ErrorInterceptor(ServerInterceptor):
+    """Ends each call of the named services that raised with the status of its error: an AdvisorError's own
+    (STATUS) and message, anything else INTERNAL with an incident id that finds it in the log. Each call is
+    counted by method and status, and timed (a response stream until it starts). A request that did not parse
+    (MalformedRequest) is INVALID_ARGUMENT before the servicer sees it; so is each message of a request stream,
+    which the servicer checks itself to say which message it was."""
 
-    def decorate(method: F) -> F:
-        name = method.__name__
+    def __init__(self, metrics: AdvisorMetrics, services: Collection[str]) -> None:
+        self._metrics = metrics
+        self._services = frozenset(services)
 
-        @functools.wraps(method)
-        def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-            metrics = metrics_of(self)
+    def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        service, _, method = details.method.lstrip("/").rpartition("/")
+        if handler is None or service not in self._services:
+            return handler
+        return rebuilt(handler, lambda behaviour: self._answering(behaviour, method))
+
+    def _answering(self, behaviour: Behaviour, method: str) -> Behaviour:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
                 if isinstance(request, MalformedRequest):
                     raise request.error()
-                return method(self, request, context)
-            except AdvisorError as error:
-                code = status_of(error)
-                log.info("rejected", extra={"rpc": name, "code": code.name, "error": str(error)})
-                context.abort(code, str(error))
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                incident = uuid.uuid4().hex[:8]
-                log.exception("internal error", extra={"rpc": name, "incident": incident})
-                context.abort(code, f"internal error, logged as incident {incident}")
+                result = behaviour(request, context)
+            except Exception as error:
+                code = _status(error)
+                _abort(context, method, code, error)
             finally:
-                metrics.rpc_requests.labels(name, code.name).inc()
-                metrics.rpc_seconds.labels(name).observe(time.perf_counter() - started)
+                self._metrics.rpc_requests.labels(method, code.name).inc()
+                self._metrics.rpc_seconds.labels(method).observe(time.perf_counter() - started)
+            return _answered(result, context, method) if isinstance(result, Iterator) else result
 
-        return wrapper  # type: ignore[return-value]
+        return call
 
-    return decorate
+
+def _answered(stream: Iterator[Any], context: grpc.ServicerContext, method: str) -> Iterator[Any]:
+    """A response stream whose errors end the call as the call's own would."""
+    try:
+        yield from stream
+    except Exception as error:
+        _abort(context, method, _status(error), error)
+
+
+def _status(error: Exception) -> grpc.StatusCode:
+    return status_of(error) if isinstance(error, AdvisorError) else grpc.StatusCode.INTERNAL
+
+
+def _abort(context: grpc.ServicerContext, method: str, code: grpc.StatusCode, error: Exception) -> NoReturn:
+    if isinstance(error, AdvisorError):
+        log.info("rejected", extra={"rpc": method, "code": code.name, "error": str(error)})
+        context.abort(code, str(error))
+    incident = uuid.uuid4().hex[:8]
+    log.error("internal error", extra={"rpc": method, "incident": incident}, exc_info=error)
+    context.abort(code, f"internal error, logged as incident {incident}")

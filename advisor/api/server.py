@@ -15,7 +15,8 @@ from grpc_reflection.v1alpha import reflection
 
 from advisor.api import servicers
 from advisor.api.auth import AccessInterceptor, CallLimits
-from advisor.api.errors import MalformedRequest
+from advisor.api.errors import ErrorInterceptor, MalformedRequest
+from advisor.api.handlers import FACTORIES
 from advisor.api.servicers import StreamLimits
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.metrics import AdvisorMetrics
@@ -50,21 +51,13 @@ def _lenient_parser(cls: type[Message], limit_bytes: int) -> Callable[[bytes], M
     return parse
 
 
-_HANDLER_FACTORIES = {
-    (False, False): grpc.unary_unary_rpc_method_handler,
-    (True, False): grpc.stream_unary_rpc_method_handler,
-    (False, True): grpc.unary_stream_rpc_method_handler,
-    (True, True): grpc.stream_stream_rpc_method_handler,
-}
-
-
 def _register(server: grpc.Server, servicer: Any, service: ServiceDescriptor, limit_bytes: int) -> None:
     """Register a servicer from the service descriptor, parsing requests leniently (see MalformedRequest)."""
     handlers = {}
     for method in service.methods:
         request_cls = getattr(pb, method.input_type.name)
         response_cls = getattr(pb, method.output_type.name)
-        factory = _HANDLER_FACTORIES[(method.client_streaming, method.server_streaming)]
+        factory = FACTORIES[(method.client_streaming, method.server_streaming)]
         handlers[method.name] = factory(
             getattr(servicer, method.name),
             request_deserializer=_lenient_parser(request_cls, limit_bytes),
@@ -104,7 +97,8 @@ def start_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=limits.unary + limits.streams + HEALTH_RESERVE,
                                    thread_name_prefix="grpc"),
-        interceptors=[access],
+        # The access interceptor first: a refused call never reaches the error interceptor (nor is counted by it).
+        interceptors=[access, ErrorInterceptor(metrics, SERVICE_NAMES)],
         options=[("grpc.max_receive_message_length", 4 * limit), ("grpc.max_send_message_length", 4 * limit),
                  # One server per port: with SO_REUSEPORT a second server would silently take half the calls.
                  ("grpc.so_reuseport", 0)],

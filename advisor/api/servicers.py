@@ -1,4 +1,5 @@
-"""Thin servicers: convert the message, call a use case, convert the answer. Nothing decides here."""
+"""Thin servicers: convert the message, call a use case, convert the answer. Nothing decides here; an error raised
+here is answered by advisor.api.errors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import grpc
 
 from advisor.api import convert
 from advisor.api.auth import current_caller
-from advisor.api.errors import MalformedRequest, rpc
+from advisor.api.errors import MalformedRequest
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.api.v1 import advisor_pb2_grpc as pb_grpc
 from advisor.domain.errors import DeadlineExceeded, InvalidArgument, NotFound
@@ -41,12 +42,7 @@ class _Base:
         self.streams = streams
 
 
-def _metrics(servicer: _Base) -> AdvisorMetrics:
-    return servicer.metrics
-
-
 class InventoryServicer(_Base, pb_grpc.InventoryServiceServicer):
-    @rpc(_metrics)
     def PushInventory(
         self, request: pb.PushInventoryRequest, context: grpc.ServicerContext
     ) -> pb.PushInventoryResponse:
@@ -61,12 +57,10 @@ class InventoryServicer(_Base, pb_grpc.InventoryServiceServicer):
             hosts_removed=len(change.removed_host_ids), vms_removed=len(change.removed_vm_ids),
         )
 
-    @rpc(_metrics)
     def ListHosts(self, request: pb.ListHostsRequest, context: grpc.ServicerContext) -> pb.ListHostsResponse:
         views, token = self.usecases.queries.list_hosts(request.page_size, request.page_token)
         return pb.ListHostsResponse(hosts=[convert.host_view_to_pb(v) for v in views], next_page_token=token)
 
-    @rpc(_metrics)
     def ListVms(self, request: pb.ListVmsRequest, context: grpc.ServicerContext) -> pb.ListVmsResponse:
         views, token = self.usecases.queries.list_vms(request.host_id, request.page_size, request.page_token)
         return pb.ListVmsResponse(vms=[convert.vm_view_to_pb(v) for v in views], next_page_token=token)
@@ -82,12 +76,10 @@ class TelemetryServicer(_Base, pb_grpc.TelemetryServiceServicer):
             raise
         return len(hosts), len(vms)
 
-    @rpc(_metrics)
     def PushSamples(self, request: pb.PushSamplesRequest, context: grpc.ServicerContext) -> pb.PushSamplesResponse:
         hosts, vms = self._push(request, "PushSamples")
         return pb.PushSamplesResponse(host_samples_accepted=hosts, vm_samples_accepted=vms, batches_accepted=1)
 
-    @rpc(_metrics)
     def StreamSamples(
         self, request_iterator: Iterator[pb.PushSamplesRequest], context: grpc.ServicerContext
     ) -> pb.PushSamplesResponse:
@@ -106,7 +98,6 @@ class TelemetryServicer(_Base, pb_grpc.TelemetryServiceServicer):
 
 
 class PredictionServicer(_Base, pb_grpc.PredictionServiceServicer):
-    @rpc(_metrics)
     def PredictMigrationCost(
         self, request: pb.PredictMigrationCostRequest, context: grpc.ServicerContext
     ) -> pb.PredictMigrationCostResponse:
@@ -126,14 +117,12 @@ class PredictionServicer(_Base, pb_grpc.PredictionServiceServicer):
 
 
 class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
-    @rpc(_metrics)
     def RecommendTarget(self, request: pb.RecommendTargetRequest, context: grpc.ServicerContext) -> pb.Recommendation:
         rec = self.usecases.advice.recommend_target(
             request.vm_id, convert.objective_from_pb(request.objective), list(request.excluded_host_ids)
         )
         return convert.fitted(convert.recommendation_to_pb(rec))
 
-    @rpc(_metrics)
     def PlanCluster(self, request: pb.PlanClusterRequest, context: grpc.ServicerContext) -> pb.Recommendation:
         goals = {pb.CLUSTER_GOAL_DRAIN: PlanGoal.DRAIN, pb.CLUSTER_GOAL_REBALANCE: PlanGoal.REBALANCE,
                  pb.CLUSTER_GOAL_CONSOLIDATE: PlanGoal.CONSOLIDATE}
@@ -144,7 +133,6 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
                                                   dry_run=request.dry_run)
         return convert.fitted(convert.recommendation_to_pb(rec))
 
-    @rpc(_metrics)
     def ListRecommendations(
         self, request: pb.ListRecommendationsRequest, context: grpc.ServicerContext
     ) -> pb.ListRecommendationsResponse:
@@ -162,7 +150,6 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         page.next_page_token = token
         return page
 
-    @rpc(_metrics)
     def ListHostAssessments(
         self, request: pb.ListHostAssessmentsRequest, context: grpc.ServicerContext
     ) -> pb.ListHostAssessmentsResponse:
@@ -171,7 +158,6 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
         return pb.ListHostAssessmentsResponse(assessments=[convert.assessment_to_pb(a) for a in found],
                                               next_page_token=token, total=total)
 
-    @rpc(_metrics)
     def ListMoves(self, request: pb.ListMovesRequest, context: grpc.ServicerContext) -> pb.ListMovesResponse:
         rec = self.usecases.review.get(request.recommendation_id)
         moves, token = self.usecases.review.moves(rec, request.page_size, request.page_token)
@@ -179,34 +165,29 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
             moves=[convert.move_to_pb(m, with_assessments=False, status=rec.status(i)) for i, m in moves],
             next_page_token=token)
 
-    @rpc(_metrics)
     def GetRecommendation(
         self, request: pb.GetRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
         return convert.fitted(convert.recommendation_to_pb(self.usecases.review.get(request.id)))
 
-    @rpc(_metrics)
     def ApproveRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
         rec = self.usecases.review.decide(request.id, True, current_caller().name, request.reason)
         return convert.fitted(convert.recommendation_to_pb(rec))
 
-    @rpc(_metrics)
     def RejectRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
         rec = self.usecases.review.decide(request.id, False, current_caller().name, request.reason)
         return convert.fitted(convert.recommendation_to_pb(rec))
 
-    @rpc(_metrics)
     def CancelRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
         rec = self.usecases.migrations.cancel(request.id, current_caller().name, request.reason)
         return convert.fitted(convert.recommendation_to_pb(rec))
 
-    @rpc(_metrics)
     def PlaceVm(self, request: pb.PlaceVmRequest, context: grpc.ServicerContext) -> pb.PlaceVmResponse:
         if not request.HasField("vm"):
             raise InvalidArgument("vm", "is required")
@@ -221,13 +202,11 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
 
 
 class AutomationServicer(_Base, pb_grpc.AutomationServiceServicer):
-    @rpc(_metrics)
     def GetAutomation(self, request: pb.GetAutomationRequest,
                       context: grpc.ServicerContext) -> pb.GetAutomationResponse:
         return pb.GetAutomationResponse(
             clusters=[convert.automation_to_pb(a) for a in self.usecases.automation.settings()])
 
-    @rpc(_metrics)
     def SetAutomation(self, request: pb.ClusterAutomation, context: grpc.ServicerContext) -> pb.ClusterAutomation:
         setting = self.usecases.automation.set(request.cluster, request.level, request.min_benefit_over_cost,
                                                current_caller().name)
@@ -235,29 +214,25 @@ class AutomationServicer(_Base, pb_grpc.AutomationServiceServicer):
 
 
 class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
-    @rpc(_metrics)
     def ExecuteMigration(self, request: pb.ExecuteMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
         return convert.operation_to_pb(self.usecases.migrations.execute(
             request.recommendation_id, current_caller().name, request.move_index, retry=request.retry))
 
-    @rpc(_metrics)
     def RunRecommendation(self, request: pb.RunRecommendationRequest,
                           context: grpc.ServicerContext) -> pb.Recommendation:
         rec = self.usecases.migrations.run(request.id, current_caller().name)
         return convert.fitted(convert.recommendation_to_pb(rec))
 
-    @rpc(_metrics)
     def ListMigrations(self, request: pb.ListMigrationsRequest,
                        context: grpc.ServicerContext) -> pb.ListMigrationsResponse:
         found, token = self.usecases.migrations.page(request.running_only, request.page_size, request.page_token)
         return pb.ListMigrationsResponse(operations=[convert.operation_to_pb(r) for r in found], next_page_token=token)
 
-    @rpc(_metrics)
     def WatchMigration(
         self, request: pb.WatchMigrationRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.MigrationProgress]:
         events = self.usecases.migrations.watch(request.operation_id, alive=context.is_active)
-        first = next(events)  # errors such as NOT_FOUND surface here, inside the error mapping
+        first = next(events)  # errors such as NOT_FOUND end the call here, before it streams (and are audited)
 
         def stream() -> Iterator[pb.MigrationProgress]:
             yield convert.progress_to_pb(*first)
@@ -268,12 +243,10 @@ class MigrationServicer(_Base, pb_grpc.MigrationServiceServicer):
 
         return stream()
 
-    @rpc(_metrics)
     def AbortMigration(self, request: pb.AbortMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
         caller = current_caller().name
         return convert.operation_to_pb(self.usecases.migrations.abort(request.operation_id, request.reason, caller))
 
-    @rpc(_metrics)
     def GetMigration(self, request: pb.GetMigrationRequest, context: grpc.ServicerContext) -> pb.Operation:
         return convert.operation_to_pb(self.usecases.migrations.operation(request.operation_id))
 

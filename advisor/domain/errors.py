@@ -1,4 +1,5 @@
-"""The advisor's error hierarchy. The API layer maps each class to one gRPC status code."""
+"""The advisor's error hierarchy: every error it answers a caller with is one of these classes. Each class
+means one gRPC status (the table is advisor.api.errors); anything else a call raises is an internal error."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ class NotFound(AdvisorError):
 class FailedPrecondition(AdvisorError):
     """The request is well formed but the state forbids it (e.g. approving a rejected recommendation)."""
 
+
+class Unavailable(AdvisorError):
+    """What the answer needs cannot be had now, and the same request may succeed later: a system the advisor
+    reads (Prometheus) is unreachable or failing, or the work is busy."""
 
 
 class DeadlineExceeded(AdvisorError):

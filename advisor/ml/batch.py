@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advisor.domain.errors import AdvisorError
+from advisor.domain.errors import InvalidArgument
 from advisor.features.inputs import INPUT_COLUMNS, InputTable
 from advisor.ml.cost_features import TECHNIQUE_CODE
 from advisor.ml.predictor import CostPredictor
@@ -49,22 +49,24 @@ class RowProblem:
     reason: str
 
 
-class BatchInputError(AdvisorError):
-    """The input CSV has bad rows or lacks columns. `problems` lists them all; the message the first 50."""
+class BatchInputError(InvalidArgument):
+    """The input CSV has bad rows or lacks columns. `problems` lists them all; the message the first 50. The
+    file's path is the error's field."""
 
     def __init__(self, path: Path, problems: list[RowProblem]) -> None:
-        self.path = path
-        self.problems = problems
         listed = [(f"row {p.row}: " if p.row else "") + p.reason for p in problems[:MAX_LISTED_PROBLEMS]]
         more = len(problems) - len(listed)
         rows = sorted({p.row for p in problems if p.row})
         head = (
-            f"{path}: {len(rows)} bad row(s) (rows count data rows from 1, the header not included: "
-            f"row 1 is line 2 of the file)"
+            f"{len(rows)} bad row(s) (rows count data rows from 1, the header not included: row 1 is line 2 of "
+            "the file)"
             if rows
-            else f"{path}: unusable input"
+            else "unusable input"
         )
-        super().__init__(head + "\n  " + "\n  ".join(listed) + (f"\n  ... and {more} more" if more > 0 else ""))
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        super().__init__(str(path), head + "\n  " + "\n  ".join(listed) + tail)
+        self.path = path
+        self.problems = problems
 
 
 def _read(input_path: Path) -> pd.DataFrame:

@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_a
 
 from advisor.api.convert import timestamp
 from advisor.domain.access import AuditEntry, Caller, Role
-from advisor.domain.errors import AdvisorError, FailedPrecondition, InvalidArgument, NotFound
+from advisor.domain.errors import AdvisorError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from advisor.web import login, pages
 from advisor.web.params import Query
-from advisor.web.views import VIEWS, Busy, WebSources
+from advisor.web.views import VIEWS, WebSources
 
 log = logging.getLogger("advisor.web")
 
@@ -218,7 +218,7 @@ class WebApp:
         except (InvalidArgument, NotFound) as error:
             return _json(400 if isinstance(error, InvalidArgument) else 404,
                          {"error": str(error), "parameter": error.field})
-        except Busy as error:
+        except Unavailable as error:
             return _json(503, {"error": str(error)}, ("Retry-After", "1"))
         except FailedPrecondition as error:
             return _json(409, {"error": str(error)})

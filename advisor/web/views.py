@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from advisor.api import convert
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.domain.access import AuditTrail, TokenCheck
-from advisor.domain.errors import FailedPrecondition
+from advisor.domain.errors import Unavailable
 from advisor.domain.model import Objective, PlanGoal, Technique
 from advisor.domain.sessions import Sessions
 from advisor.ml.calibration import RunningErrors
@@ -31,10 +31,6 @@ from advisor.web.params import Query
 
 # A page of recommendations stops before this many bytes, as the API's listing does (standard clients: 4 MiB).
 PAGE_BYTES = 3 << 20
-
-
-class Busy(FailedPrecondition):
-    """The request may be repeated shortly (HTTP 503)."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +121,7 @@ def drain(src: WebSources, q: Query) -> dict[str, Any]:
     computed at a time: a large cluster's plan takes seconds, and a reader must not be able to queue many."""
     host_id = q.ident("host_id")
     if not _one_drain_at_a_time.acquire(blocking=False):
-        raise Busy("a drain preview is being computed; try again in a moment")
+        raise Unavailable("a drain preview is being computed; try again in a moment")
     try:
         plan = src.usecases.planning.plan_cluster(PlanGoal.DRAIN, host_id, 0, Objective(), dry_run=True)
     finally:

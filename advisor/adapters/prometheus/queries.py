@@ -14,7 +14,7 @@ from string import Template
 from typing import Any, Final, Literal
 
 from advisor.domain import validation
-from advisor.domain.errors import AdvisorError
+from advisor.domain.errors import Unavailable
 from advisor.domain.model import MIB
 
 log = logging.getLogger("advisor.telemetry.prometheus")
@@ -32,8 +32,9 @@ QueryResult = Sequence[Mapping[str, Any]]
 EntityKind = Literal["host", "vm"]
 
 
-class PrometheusError(AdvisorError):
-    """Prometheus could not be queried: unreachable, too slow, or it rejected or garbled a query."""
+class PrometheusError(Unavailable):
+    """Prometheus could not be queried: unreachable, too slow, or it rejected or garbled a query. Either way the
+    samples cannot be had now; a caller may ask again later."""
 
 
 @dataclass(frozen=True)
