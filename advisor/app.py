@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from advisor.adapters.datadir import DataDirLock
+from advisor.adapters.datadir import DataDirInUse, DataDirLock, read_addresses
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.prometheus.queries import PrometheusQueries
 from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.adapters.sqlite.access import AuditLog, TokenStore
-from advisor.adapters.sqlite.db import Database
+from advisor.adapters.sqlite.db import Database, StorageError
 from advisor.adapters.sqlite.samples import SampleArchive
 from advisor.adapters.sqlite.sessions import SessionStore
 from advisor.adapters.sqlite.store import SqliteStore
@@ -26,9 +27,11 @@ from advisor.api.auth import AccessInterceptor, CallLimits
 from advisor.api.server import RunningServer, Tls, start_server
 from advisor.api.servicers import StreamLimits
 from advisor.config import ConfigError, Settings, check, policies
-from advisor.domain.access import Role
+from advisor.domain.access import Role, TokenError, Tokens
 from advisor.domain.automation import Level
 from advisor.domain.expiry import ExpiryRules
+from advisor.domain.migration import MigrationRecord
+from advisor.domain.sessions import Sessions
 from advisor.domain.uris import UriPolicy
 from advisor.execution.executor import ConcurrencyLimits, Executor
 from advisor.execution.hypervisor import Hypervisor, UriRefused
@@ -282,7 +285,7 @@ def build_app(
     uris = UriPolicy(settings.hypervisor_uri_patterns)
     lock = DataDirLock(settings.data_dir)
     try:
-        database = Database(settings.data_dir / "advisor.sqlite3")
+        database = Database(settings.data_dir / DATABASE_FILE)
     except Exception:
         lock.release()
         raise
@@ -333,3 +336,32 @@ def serve(settings: Settings) -> None:
     app.start()
     stopping.wait()
     app.stop()
+
+
+# -- What the command line opens itself, without a server (one serving the same directory sees a change at once)
+
+DATABASE_FILE = "advisor.sqlite3"
+# An unusable setup (settings, data directory, database, a token's name): the command line's exit code 2.
+SETUP_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataDirInUse, StorageError, TokenError)
+published = read_addresses  # what the advisor serving a data directory published of itself: pid, addresses
+open_hypervisor: Callable[[str], Hypervisor] = LibvirtHypervisor  # how the advisor connects to a hypervisor
+
+
+@dataclass(frozen=True)
+class LocalStores:
+    tokens: Tokens
+    sessions: Sessions
+    outcomes: Callable[[float], list[MigrationRecord]]  # the migrations executed, ended since a time
+
+
+@contextlib.contextmanager
+def local_stores(data_dir: Path, *, existing: bool = False) -> Iterator[LocalStores]:
+    """The stores of the database in `data_dir`, made there when missing, unless `existing`."""
+    path = data_dir / DATABASE_FILE
+    if existing and not path.is_file():
+        raise ConfigError(f"no advisor database in {data_dir} ({path.name} is missing)")
+    database = Database(path)
+    try:
+        yield LocalStores(TokenStore(database, time.time), SessionStore(database), SqliteStore(database).outcomes)
+    finally:
+        database.close()

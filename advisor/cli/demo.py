@@ -12,11 +12,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.api import convert
 from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.app import build_app
+from advisor.app import build_app, open_hypervisor
 from advisor.cli.render import outlook, phase_name, render_recommendation
 from advisor.config import Settings
 from advisor.domain.access import Role
@@ -42,7 +41,7 @@ def lab_uri_pattern(lab: Lab) -> str:
 
 
 def _ingest(client: AdvisorClient, lab_hosts: list[HostConnection], out: Print) -> None:
-    change = read_inventory(lab_hosts, LibvirtHypervisor)
+    change = read_inventory(lab_hosts, open_hypervisor)
     # The lab's hosts are of the "lab" profile: the cost model is calibrated for them apart.
     hosts = [replace(h, labels={**h.labels, PROFILE_LABEL: "lab"}) for h in change.hosts]
     client.push_inventory(pb.PushInventoryRequest(
@@ -53,13 +52,13 @@ def _ingest(client: AdvisorClient, lab_hosts: list[HostConnection], out: Print) 
     # The guests' CPU use and memory in use (balloon) as the collector reads them, from the same rounds: without
     # them every VM would be taken as fully busy and as copying all of its configured memory.
     samples, guest_stats, stats_reader = [], [], GuestStatsReader()
-    stats_reader.read(lab_hosts, LibvirtHypervisor)  # the first reading: CPU needs two
+    stats_reader.read(lab_hosts, open_hypervisor)  # the first reading: CPU needs two
     for _ in range(READINGS):
-        samples += measure_dirty_rates(lab_hosts, LibvirtHypervisor, time.time, readings=1, seconds=1)
-        guest_stats += stats_reader.read(lab_hosts, LibvirtHypervisor)
+        samples += measure_dirty_rates(lab_hosts, open_hypervisor, time.time, readings=1, seconds=1)
+        guest_stats += stats_reader.read(lab_hosts, open_hypervisor)
         time.sleep(1.0)
     # and one longer window, as the collector measures now and then: what the guest rewrote in 4 s
-    windows = measure_dirty_rates(lab_hosts, LibvirtHypervisor, time.time, readings=1, seconds=4,
+    windows = measure_dirty_rates(lab_hosts, open_hypervisor, time.time, readings=1, seconds=4,
                                   as_working_set=True)
     request = pb.PushSamplesRequest()
     for s in samples:

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from advisor.adapters.datadir import DataDirInUse
-from advisor.adapters.sqlite.db import StorageError
 from advisor.api.client import ClientError
+from advisor.app import SETUP_ERRORS
 from advisor.cli.common import client_args
 from advisor.cli.local import cmd_demo, cmd_predict_cost, cmd_serve
 from advisor.cli.outcomes import add_outcomes_commands
@@ -32,8 +31,6 @@ from advisor.cli.remote import (
 from advisor.cli.review import add_review_commands
 from advisor.cli.tokens import add_tokens_commands
 from advisor.cli.ui import add_ui_commands
-from advisor.config import ConfigError
-from advisor.domain.access import TokenError
 from advisor.domain.errors import AdvisorError
 from advisor.evaluation import register as register_advisor_policy
 from advisor.lab.cli import add_lab_commands
@@ -174,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = " (is `advisor serve` running there?)" if error.code == "UNAVAILABLE" else ""
         hint = " (give a token: --token or $ADVISOR_TOKEN)" if error.code == "UNAUTHENTICATED" else hint
         return _say(f"{error.code}: {error.details}{hint}", 1)
-    except (ConfigError, DataDirInUse, StorageError, TokenError) as error:
+    except SETUP_ERRORS as error:
         return _say(str(error), 2)
     except AdvisorError as error:
         return _say(str(error), 1)

@@ -10,17 +10,13 @@ from typing import Any
 
 import pandas as pd
 
-from advisor.adapters.sqlite.db import Database
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.app import local_stores
 from advisor.features.dataset import outcome_row
 
 
 def cmd_outcomes(args: argparse.Namespace) -> int:
-    store = SqliteStore(Database(Path(args.data_dir) / "advisor.sqlite3"))
-    try:
-        records = store.outcomes(args.since)
-    finally:
-        store.close()
+    with local_stores(Path(args.data_dir)) as stores:
+        records = stores.outcomes(args.since)
     rows = [row for r in records if (row := outcome_row(r)) is not None]
     frame = pd.DataFrame(rows)
     if args.output is None or str(args.output) == "-":

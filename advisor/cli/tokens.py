@@ -8,18 +8,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from advisor.adapters.sqlite.access import TokenStore
-from advisor.adapters.sqlite.db import Database
+from advisor.app import local_stores
 from advisor.cli.common import as_json
 from advisor.domain.access import Role
 from advisor.tables import table
-
-
-def _store(args: argparse.Namespace) -> tuple[Database, TokenStore]:
-    import time
-
-    database = Database(Path(args.data_dir) / "advisor.sqlite3")
-    return database, TokenStore(database, time.time)
 
 
 def _when(seconds: float | None) -> str:
@@ -27,8 +19,8 @@ def _when(seconds: float | None) -> str:
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
-    database, tokens = _store(args)
-    try:
+    with local_stores(Path(args.data_dir)) as stores:
+        tokens = stores.tokens
         if args.tokens_command == "create":
             print(tokens.create(args.name, Role.parse(args.role)))  # the token alone, for scripts
         elif args.tokens_command == "revoke":
@@ -43,8 +35,6 @@ def cmd_tokens(args: argparse.Namespace) -> int:
             else:
                 print(table(["name", "role", "created (UTC)", "revoked (UTC)"],
                             [[t.name, t.role.label, _when(t.created_at_s), _when(t.revoked_at_s)] for t in listed]))
-    finally:
-        database.close()
     return 0
 
 

@@ -15,10 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from advisor.adapters.datadir import read_addresses
-from advisor.adapters.sqlite.access import TokenStore
-from advisor.adapters.sqlite.db import Database
-from advisor.adapters.sqlite.sessions import SessionStore
+from advisor.app import local_stores, published
 from advisor.config import ConfigError
 from advisor.domain.access import Role
 from advisor.web import login
@@ -28,7 +25,7 @@ DEFAULT_NAME = "web"
 
 def served_base_url(data_dir: Path) -> str:
     """The web page's URL from what the advisor serving `data_dir` published; ConfigError when none serves it."""
-    found = read_addresses(data_dir)
+    found = published(data_dir)
     pid = found.get("pid")
     if not found or not isinstance(pid, int) or not _alive(pid):
         raise ConfigError(f"no advisor is serving {data_dir} (start `advisor serve --data-dir {data_dir}`, or give "
@@ -59,16 +56,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     base = args.base_url.rstrip("/") if args.base_url else served_base_url(data_dir)
     if not base.startswith(("http://", "https://")) or "?" in base or "#" in base:
         raise ConfigError(f"--base-url must be an http:// or https:// URL without query (got {base[:80]!r})")
-    path = data_dir / "advisor.sqlite3"
-    if not path.is_file():
-        raise ConfigError(f"no advisor database in {data_dir} ({path.name} is missing)")
-    database = Database(path)
-    try:
-        sessions = SessionStore(database)
+    with local_stores(data_dir, existing=True) as stores:
+        sessions = stores.sessions
         token_hash = sessions.active_token_hash(args.name)
         made = token_hash is None
         if token_hash is None:
-            TokenStore(database, time.time).create(args.name, Role.READER)  # its secret is dropped: never shown
+            stores.tokens.create(args.name, Role.READER)  # its secret is dropped: never shown
             token_hash = sessions.active_token_hash(args.name)
         if token_hash is None:
             raise ConfigError(f"the token {args.name!r} was revoked meanwhile; run this again")
@@ -76,8 +69,6 @@ def cmd_ui(args: argparse.Namespace) -> int:
         code, stored = login.new_code(token_hash, now)
         sessions.add_code(stored)
         sessions.purge(now)
-    finally:
-        database.close()
     print(login.login_url(base, code))  # the link alone on stdout, for scripts
     note = f"a reader token named {args.name!r} was made for the page's sessions; " if made else ""
     print(f"advisor: open this link within {login.CODE_TTL_S / 60:.0f} minutes; it works once and opens a "
