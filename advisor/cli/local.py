@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from google.protobuf import json_format
 
 from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.cli.remote import push_example
+from advisor.cli.remote import push_example, read_example
 from advisor.cli.render import hosts_table, render_costs, render_recommendation
-from advisor.config import ConfigError, Settings, load_settings
+from advisor.config import Settings, load_settings
 from advisor.domain.access import Role
 
 
@@ -36,18 +33,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, os.environ, overrides)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        found = json.loads(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
-    except ValueError as error:
-        raise ConfigError(f"{path}: not JSON ({error})") from None
-    if not isinstance(found, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return found
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from advisor import logs
 
@@ -62,7 +47,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _example_demo(args: argparse.Namespace) -> int:
     from advisor.app import build_app
 
-    example = _read_json(args.example)
+    example = read_example(args.example)
     settings = Settings(listen="127.0.0.1:0", data_dir=args.data_dir, metrics_listen="",
                         models_dir=args.models_dir or Settings().models_dir)
     app = build_app(settings)
