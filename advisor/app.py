@@ -7,7 +7,6 @@ import logging
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from advisor.config import ConfigError, Settings, check, policies
 from advisor.domain.access import Role, TokenError, Tokens
 from advisor.domain.automation import Level
 from advisor.domain.expiry import ExpiryRules
+from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.sessions import Sessions
 from advisor.domain.uris import UriPolicy
@@ -216,10 +216,6 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
               uris: UriPolicy, clock: Callable[[], float]) -> Core:
     """The use cases on their store, models and hypervisors, with the decision knobs of the settings."""
     knobs = policies(settings)
-
-    def new_id() -> str:
-        return uuid.uuid4().hex[:12]
-
     inventory = Inventory(store)
     samples = RecentSamples(settings.samples_per_entity)
     restored = samples.restore(archive.load({"host": len(HOST_FIELDS), "vm": len(VM_FIELDS)}))
@@ -227,7 +223,14 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
         log.info("recent samples restored", extra={"entities": restored})
     estimator = CostEstimator(predictor, forecaster, samples, clock)
     errors = RunningErrors(drift_error=settings.drift_error_ratio)
-    outcomes = MigrationOutcomes(store, inventory, metrics, clock, errors)
+
+    # The one loop of the wiring: the executor reports an ended migration to its observer (outcomes), and a move
+    # ending starts the next move of its run, through the executor (migrations). The observer is given that step
+    # as a function that looks `migrations` up when a migration ends, long after it is built below.
+    def move_ended(record: MigrationRecord) -> None:
+        migrations.ended(record)
+
+    outcomes = MigrationOutcomes(store, inventory, metrics, clock, errors, on_ended=move_ended)
     executor = Executor(
         store, endpoints(inventory, allowed_connect), outcomes,
         clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
@@ -235,27 +238,19 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
         tuning=knobs.tuning, poll_interval_s=settings.poll_interval_s,
     )
     ingestion = Ingestion(inventory, samples, metrics, clock, uris)
-
-    def unmovable() -> frozenset[str]:
-        """VMs no plan may move: opted out of automation and plans, or migrating now."""
-        hosts = inventory.hosts()
-        opted_out = {v.id for v in inventory.vms().values()
-                     if v.host_id in hosts and automation.excluded(v, hosts[v.host_id])}
-        return frozenset(opted_out) | migrations.migrating_vms()
-
-    snapshots = Snapshots(inventory, samples, clock, max_age_s=settings.snapshot_max_age_s, unmovable=unmovable,
+    # VMs no plan may move: opted out of automation, or migrating now. Read each time a snapshot is built, after
+    # the wiring: automation (built below) runs moves through migrations, whose freshness check reads snapshots.
+    snapshots = Snapshots(inventory, samples, clock, max_age_s=settings.snapshot_max_age_s,
+                          unmovable=lambda: automation.opted_out() | executor.migrating_vms(),
                           cluster_label=settings.cluster_label)
     freshness = Freshness(inventory, snapshots, estimator, knobs.filters,
                           ExpiryRules(settings.recommendation_max_age_s, settings.expiry_tolerance), clock)
     migrations = Migrations(store, executor, clock, freshness, new_id)
-    outcomes.on_ended = migrations.ended
-    automation = Automation(store, store, inventory, clock, default_level=Level(settings.automation_level),
+    automation = Automation(store, store, inventory, clock, migrations.run,
+                            default_level=Level(settings.automation_level),
                             default_threshold=settings.automation_min_benefit_over_cost,
                             cluster_label=settings.cluster_label)
-    automation.migrations = migrations
-    review = Review(store, metrics, clock)
-    review.freshness = freshness
-
+    review = Review(store, metrics, clock, freshness)
     usecases = UseCases(
         ingestion=ingestion,
         queries=Queries(inventory, samples),

@@ -19,6 +19,7 @@ from advisor.api.v1 import advisor_pb2 as pb
 from advisor.api.v1 import advisor_pb2_grpc as pb_grpc
 from advisor.domain.errors import DeadlineExceeded, InvalidArgument, NotFound
 from advisor.domain.model import PlanGoal
+from advisor.domain.recommendation import Decision
 from advisor.features.inputs import Overrides
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.bundle import UseCases
@@ -173,13 +174,13 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
     def ApproveRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
-        rec = self.usecases.review.decide(request.id, True, current_caller().name, request.reason)
+        rec = self.usecases.review.decide(request.id, Decision.APPROVE, current_caller().name, request.reason)
         return convert.fitted(convert.recommendation_to_pb(rec))
 
     def RejectRecommendation(
         self, request: pb.DecideRecommendationRequest, context: grpc.ServicerContext
     ) -> pb.Recommendation:
-        rec = self.usecases.review.decide(request.id, False, current_caller().name, request.reason)
+        rec = self.usecases.review.decide(request.id, Decision.REJECT, current_caller().name, request.reason)
         return convert.fitted(convert.recommendation_to_pb(rec))
 
     def CancelRecommendation(

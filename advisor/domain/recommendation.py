@@ -50,6 +50,13 @@ RUNNABLE = frozenset({RecommendationState.APPROVED, RecommendationState.EXECUTIN
                       RecommendationState.ABORTED})
 
 
+class Decision(enum.StrEnum):
+    """What a reviewer decides about a proposed recommendation."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
 class MoveState(enum.StrEnum):
     WAITING = "waiting"  # not started
     RUNNING = "running"

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from advisor.domain.errors import FailedPrecondition, NotFound
+from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import Move
 from advisor.execution.monitor import Estimate
@@ -84,7 +84,7 @@ class Executor:
         """Queue a move as `operation_id` (a new id if empty); the same attempt of the same move submitted again
         returns its existing operation."""
         record = MigrationRecord(
-            operation_id=operation_id or uuid.uuid4().hex[:12],
+            operation_id=operation_id or new_id(),
             recommendation_id=recommendation_id,
             vm_id=move.vm_id,
             source_host_id=move.source_host_id,

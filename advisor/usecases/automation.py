@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Protocol
 
 from advisor.domain import validation
 from advisor.domain.automation import (
@@ -31,8 +30,7 @@ from advisor.domain.errors import AdvisorError, InvalidArgument
 from advisor.domain.model import Host, Vm
 from advisor.domain.recommendation import Approve, Recommendation
 from advisor.usecases.inventory import Inventory
-from advisor.usecases.migrations import Migrations
-from advisor.usecases.ports import Clock, RecommendationStore
+from advisor.usecases.ports import AutomationStore, Clock, RecommendationStore
 from advisor.usecases.records import apply_event
 
 log = logging.getLogger("advisor.automation")
@@ -40,22 +38,18 @@ log = logging.getLogger("advisor.automation")
 MAX_THRESHOLD = 1e6
 
 
-class AutomationStore(Protocol):
-    def automation(self) -> list[ClusterAutomation]: ...
-
-    def set_automation(self, setting: ClusterAutomation) -> None: ...
-
-
 class Automation:
     def __init__(self, store: AutomationStore, recommendations: RecommendationStore, inventory: Inventory,
-                 clock: Clock, *, default_level: Level, default_threshold: float, cluster_label: str) -> None:
+                 clock: Clock, run: Callable[[str, str], Recommendation], *, default_level: Level,
+                 default_threshold: float, cluster_label: str) -> None:
+        """`run(rec_id, actor)` runs the moves of an approved recommendation in order (Migrations.run)."""
         self._store = store
         self._recommendations = recommendations
         self._inventory = inventory
         self._clock = clock
+        self._run = run
         self._default = ClusterAutomation(DEFAULT_CLUSTER, default_level, default_threshold)
         self._label = cluster_label
-        self.migrations: Migrations | None = None  # wired once built (it needs the executor)
 
     def cluster_of(self, host: Host) -> str:
         return cluster_of(host.labels, self._label)
@@ -89,6 +83,12 @@ class Automation:
         """The VM opted out of automation and plans (label `advisor.automation=disabled`)."""
         return vm_level(self.of(self.cluster_of(host)).level, vm.labels) is None
 
+    def opted_out(self) -> frozenset[str]:
+        """Every VM of the inventory that opted out of automation and plans."""
+        hosts = self._inventory.hosts()
+        return frozenset(v.id for v in self._inventory.vms().values()
+                         if v.host_id in hosts and self.excluded(v, hosts[v.host_id]))
+
     def level(self, vms: Iterable[Vm], hosts: Mapping[str, Host]) -> tuple[Level, str]:
         """The level a recommendation moving these VMs runs at (the least automatic of theirs), and the cluster
         whose level that is (the first VM's)."""
@@ -105,13 +105,13 @@ class Automation:
         """What the advisor does with a new recommendation by itself: at full automation, approve it and run
         its moves; otherwise nothing (it waits for a person)."""
         level = Level(rec.automation)
-        if not rec.moves or not executes_itself(level) or self.migrations is None:
+        if not rec.moves or not executes_itself(level):
             return rec
         actor = automation_actor(level, rec.cluster)
         try:
             apply_event(self._recommendations, rec.id, Approve(f"automation {level} in cluster {rec.cluster}"),
                         actor, self._clock())
-            return self.migrations.run(rec.id, actor)
+            return self._run(rec.id, actor)
         except AdvisorError as error:  # execution not enabled, or it expired at once: it says so
             log.warning("automation did not execute", extra={"recommendation": rec.id, "reason": str(error)})
             found = self._recommendations.get_recommendation(rec.id)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Protocol
 
 from advisor.domain import validation
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import AdvisorError, FailedPrecondition, InvalidArgument, NotFound
+from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, Phase, Progress
 from advisor.domain.recommendation import (
     RUNNABLE,
@@ -30,34 +29,18 @@ from advisor.domain.recommendation import (
     StartMove,
     transition,
 )
-from advisor.execution.executor import Executor, HostEndpoint, MigrationStore, Watched
+from advisor.execution.executor import HostEndpoint, Watched
 from advisor.execution.hypervisor import Hypervisor, MigrationTarget
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.usecases.inventory import Inventory
-from advisor.usecases.lifecycle import Freshness
 from advisor.usecases.paging import decode_cursor, encode_token, page_size
-from advisor.usecases.ports import Clock, NewId, RecommendationStore
+from advisor.usecases.ports import Clock, Execution, FreshnessCheck, MigrationRecords, NewId
 from advisor.usecases.records import apply_event, get_recommendation
 
 log = logging.getLogger("advisor.migrations")
 # Recommendations under way looked at after a restart.
 MAX_RECONCILED = 5_000
-
-
-class MigrationRecords(MigrationStore, RecommendationStore, Protocol):
-    """What this module needs of storage: migrations and recommendations."""
-
-    def migrations_of(self, recommendation_id: str) -> list[MigrationRecord]: ...
-
-    def record_outcome(self, record: MigrationRecord) -> None: ...
-
-    def outcomes(self, since_s: float = 0.0) -> list[MigrationRecord]: ...
-
-    def get_migration(self, operation_id: str) -> MigrationRecord | None: ...
-
-    def list_migrations(self, *, running: bool, limit: int,
-                        after: tuple[float, str] | None = None) -> list[MigrationRecord]: ...
 
 
 def endpoints(inventory: Inventory, connect: Callable[[str], Hypervisor]) -> Callable[[str], HostEndpoint]:
@@ -83,15 +66,15 @@ class Migrations:
     of two requests to start the same move exactly one wins (the other gets that operation back).
     """
 
-    def __init__(self, store: MigrationRecords, executor: Executor | None, clock: Clock,
-                 freshness: Freshness | None = None, new_id: NewId = lambda: uuid.uuid4().hex[:12]) -> None:
+    def __init__(self, store: MigrationRecords, executor: Execution | None, clock: Clock,
+                 freshness: FreshnessCheck, new_id: NewId = new_id) -> None:
         self._store = store
         self._executor = executor
         self._clock = clock
         self._freshness = freshness
         self._new_id = new_id
 
-    def _require_executor(self) -> Executor:
+    def _require_executor(self) -> Execution:
         if self._executor is None:
             raise FailedPrecondition("execution is not enabled on this advisor (no hypervisor access configured)")
         return self._executor
@@ -114,10 +97,9 @@ class Migrations:
         refused = transition(rec, start, actor, self._clock())
         if isinstance(refused, Refusal):
             raise FailedPrecondition(refused.reason)
-        if self._freshness is not None:
-            reason = self._freshness.expire_if_stale(self._store, rec, move_index)
-            if reason is not None:
-                raise FailedPrecondition(f"recommendation {rec_id} expired: {reason}")
+        reason = self._freshness.expire_if_stale(self._store, rec, move_index)
+        if reason is not None:
+            raise FailedPrecondition(f"recommendation {rec_id} expired: {reason}")
         stored = apply_event(self._store, rec_id, start, actor, self._clock(), "recommendation_id")
         won = stored.status(move_index)
         if won.operation_id != operation_id:  # another request started it first
@@ -224,13 +206,15 @@ class MigrationOutcomes:
     """The executor's observer: exports progress, and when a migration ends, stores what it changed."""
 
     def __init__(self, store: MigrationRecords, inventory: Inventory, metrics: AdvisorMetrics, clock: Clock,
-                 errors: RunningErrors | None = None) -> None:
+                 errors: RunningErrors, on_ended: Callable[[MigrationRecord], None]) -> None:
+        """`on_ended(record)` carries an ended migration into the lifecycle (Migrations.ended): its move's state,
+        and the next move of a run."""
         self._store = store
         self._inventory = inventory
         self._metrics = metrics
         self._clock = clock
-        self.errors = errors or RunningErrors()
-        self.on_ended: Callable[[MigrationRecord], None] | None = None
+        self.errors = errors
+        self._on_ended = on_ended
         for record in store.outcomes():  # the running error survives a restart
             if record.outcome is not None:
                 self.errors.add(record.predicted, record.outcome)
@@ -249,8 +233,7 @@ class MigrationOutcomes:
         vm = self._inventory.vms().get(record.vm_id)
         if record.phase is Phase.SUCCEEDED and vm is not None and record.target_host_id in self._inventory.hosts():
             self._inventory.apply(InventoryChange(vms=(replace(vm, host_id=record.target_host_id),)))
-        if self.on_ended is not None:  # the lifecycle: the move's state, the next move of a run
-            self.on_ended(record)
+        self._on_ended(record)
 
     def _export_errors(self) -> None:
         m = self._metrics

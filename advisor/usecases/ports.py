@@ -1,16 +1,21 @@
-"""The small protocols the use cases are given: storage, and the clock and id source as plain callables.
+"""The small protocols the use cases are given: storage, the executor, the freshness check, and the clock and
+id source as plain callables.
 
-The SQLite adapter (advisor.adapters.sqlite) implements every store here; tests may use it on a temporary file.
+The SQLite adapter (advisor.adapters.sqlite) implements every store here, the memory adapter
+(advisor.adapters.memory) too, for tests of the use cases as values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
+from advisor.domain.automation import ClusterAutomation
 from advisor.domain.cluster import InventoryChange
-from advisor.domain.model import AssessedHosts, Host, HostAssessment, Vm
+from advisor.domain.migration import MigrationRecord
+from advisor.domain.model import AssessedHosts, Host, HostAssessment, Move, Vm
 from advisor.domain.recommendation import Recommendation, RecommendationState
+from advisor.execution.executor import MigrationStore, Watched
 
 Clock = Callable[[], float]
 NewId = Callable[[], str]
@@ -50,4 +55,52 @@ class RecommendationStore(Protocol):
 
     def moved_since(self, since_s: float) -> set[str]:
         """VMs whose migration succeeded or is under way since `since_s`."""
+        ...
+
+
+class AutomationStore(Protocol):
+    def automation(self) -> list[ClusterAutomation]: ...
+
+    def set_automation(self, setting: ClusterAutomation) -> None: ...
+
+
+class MigrationRecords(MigrationStore, RecommendationStore, Protocol):
+    """What the migrations use case needs of storage: migrations and recommendations."""
+
+    def migrations_of(self, recommendation_id: str) -> list[MigrationRecord]: ...
+
+    def record_outcome(self, record: MigrationRecord) -> None: ...
+
+    def outcomes(self, since_s: float = 0.0) -> list[MigrationRecord]: ...
+
+    def get_migration(self, operation_id: str) -> MigrationRecord | None: ...
+
+    def list_migrations(self, *, running: bool, limit: int,
+                        after: tuple[float, str] | None = None) -> list[MigrationRecord]: ...
+
+
+class Execution(Protocol):
+    """What the migrations use case asks of the executor (advisor.execution.executor.Executor)."""
+
+    def submit(self, recommendation_id: str, move: Move, *, actor: str, move_index: int = 0,
+               attempt: int = 1, operation_id: str = "") -> MigrationRecord: ...
+
+    def get(self, operation_id: str) -> MigrationRecord: ...
+
+    def abort(self, operation_id: str, reason: str, actor: str = "") -> MigrationRecord: ...
+
+    def watch(self, operation_id: str, *, alive: Callable[[], bool]) -> Iterator[Watched]: ...
+
+    def migrating_vms(self) -> frozenset[str]: ...
+
+
+class FreshnessCheck(Protocol):
+    """Whether a recommendation still holds (advisor.usecases.lifecycle.Freshness)."""
+
+    def next_move(self, rec: Recommendation) -> int | None:
+        """The move that would start next, or None."""
+        ...
+
+    def expire_if_stale(self, store: RecommendationStore, rec: Recommendation, index: int) -> str | None:
+        """When move `index` no longer holds, store the recommendation expired and say why; None if it holds."""
         ...

@@ -11,23 +11,24 @@ from advisor.domain.errors import FailedPrecondition, InvalidArgument
 from advisor.domain.model import HostAssessment, Move
 from advisor.domain.recommendation import (
     Approve,
+    Decision,
     Recommendation,
     RecommendationState,
     Reject,
 )
 from advisor.metrics import AdvisorMetrics
-from advisor.usecases.lifecycle import Freshness
 from advisor.usecases.paging import decode_cursor, decode_offset, encode_token, page_size
-from advisor.usecases.ports import Clock, RecommendationStore
+from advisor.usecases.ports import Clock, FreshnessCheck, RecommendationStore
 from advisor.usecases.records import apply_event, get_recommendation
 
 
 class Review:
-    def __init__(self, store: RecommendationStore, metrics: AdvisorMetrics, clock: Clock) -> None:
+    def __init__(self, store: RecommendationStore, metrics: AdvisorMetrics, clock: Clock,
+                 freshness: FreshnessCheck) -> None:
         self._store = store
         self._metrics = metrics
         self._clock = clock
-        self.freshness: Freshness | None = None
+        self._freshness = freshness
 
     def get(self, rec_id: str) -> Recommendation:
         return get_recommendation(self._store, rec_id)
@@ -72,7 +73,7 @@ class Review:
         page = list(enumerate(rec.moves))[start:start + size]
         return page, encode_token(kind, str(start + size)) if start + size < len(rec.moves) else ""
 
-    def decide(self, rec_id: str, approve: bool, actor: str, reason: str) -> Recommendation:
+    def decide(self, rec_id: str, decision: Decision, actor: str, reason: str) -> Recommendation:
         """Approve or reject a proposed recommendation. Before an approval the recommendation is checked against
         the cluster as it is now: one that no longer holds is stored expired, and the approval refused saying
         why."""
@@ -80,16 +81,16 @@ class Review:
         validation.check_text(reason, "reason", 2048)
         if not actor.strip():
             raise InvalidArgument("actor", "is required: say who decides")
-        if not approve and not reason.strip():
+        if decision is Decision.REJECT and not reason.strip():
             raise InvalidArgument("reason", "is required to reject a recommendation")
-        if approve and self.freshness is not None:
+        if decision is Decision.APPROVE:
             rec = get_recommendation(self._store, rec_id)
-            index = self.freshness.next_move(rec)
+            index = self._freshness.next_move(rec)
             if rec.state is RecommendationState.PROPOSED and index is not None:
-                stale = self.freshness.expire_if_stale(self._store, rec, index)
+                stale = self._freshness.expire_if_stale(self._store, rec, index)
                 if stale is not None:
                     raise FailedPrecondition(f"recommendation {rec_id} expired: {stale}")
-        event = Approve(reason) if approve else Reject(reason)
+        event = Approve(reason) if decision is Decision.APPROVE else Reject(reason)
         decided = apply_event(self._store, rec_id, event, actor, self._clock())
-        self._metrics.decisions.labels("approve" if approve else "reject").inc()
+        self._metrics.decisions.labels(decision.value).inc()
         return decided

@@ -1,105 +1,135 @@
-"""Deciding recommendations through the review use case, on the real SQLite store: validation, the lifecycle's
-refusals, and the compare-and-set that lets exactly one of two concurrent deciders win."""
+"""Reviewing recommendations as values: decisions checked then stored, the expiry check before an approval, the
+compare-and-set that lets exactly one of many concurrent deciders win, and the paged listings."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from advisor.adapters.sqlite.store import SqliteStore
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
-from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
-from advisor.domain.recommendation import Recommendation, RecommendationState
-from advisor.metrics import AdvisorMetrics
-from advisor.usecases.review import Review
+from advisor.domain.model import Objective, Vm
+from advisor.domain.recommendation import Decision, Recommendation, RecommendationState
+from tests.unit.usecases.world import World, hosts, world
 
-COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
-                     ModelRef("analytic", "1"))
-
-
-def pending(rec_id: str) -> Recommendation:
-    move = Move("v", "a", "b", MigrationParameters(Technique.PRECOPY, 100, 300), COST, ("why",))
-    return Recommendation(rec_id, "target:v", 1.0, (move,), "summary")
+S = RecommendationState
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(tmp_path / "db.sqlite3")
+def w() -> World:
+    w = world()
+    w.push(hosts("a", "b", "c", "d"), [Vm(f"v{i}", "a", 4096, 2) for i in range(5)])
+    return w
 
 
-def review(store: SqliteStore) -> Review:
-    return Review(store, AdvisorMetrics(CollectorRegistry()), lambda: 100.0)
+def proposed(w: World, vm_id: str = "v0") -> Recommendation:
+    rec = w.advice.recommend_target(vm_id, Objective())
+    assert rec.state is S.PROPOSED
+    return rec
 
 
-def test_decisions_are_checked_then_stored(store: SqliteStore) -> None:
-    store.add_recommendation(pending("r1"))
-    r = review(store)
+def decisions(w: World, decision: Decision) -> float:
+    value = w.metrics.registry.get_sample_value("advisor_recommendation_decisions_total", {"decision": decision})
+    return value or 0.0
+
+
+def test_decisions_are_checked_then_stored_with_who_and_when(w: World) -> None:
+    rec = proposed(w)
     with pytest.raises(InvalidArgument, match="actor: is required"):
-        r.decide("r1", True, " ", "")
+        w.review.decide(rec.id, Decision.APPROVE, " ", "")
     with pytest.raises(InvalidArgument, match="reason: is required to reject"):
-        r.decide("r1", False, "bob", "")
+        w.review.decide(rec.id, Decision.REJECT, "bob", " ")
     with pytest.raises(NotFound, match="unknown recommendation 'nope'"):
-        r.decide("nope", True, "bob", "")
-    approved = r.decide("r1", True, "bob", "fine")
-    assert approved.state is RecommendationState.APPROVED and approved.revision == 1
-    assert store.get_recommendation("r1") == approved
+        w.review.decide("nope", Decision.APPROVE, "bob", "")
+    w.clock.advance(60)
+    approved = w.review.decide(rec.id, Decision.APPROVE, "bob", "fine")
+    assert (approved.state, approved.decided_by, approved.revision) == (S.APPROVED, "bob", 1)
+    assert approved.history[-1].at_s == w.clock() and approved.history[-1].reason == "fine"
+    assert w.review.get(rec.id) == approved
     with pytest.raises(FailedPrecondition, match=r"is approved \(by bob\)"):
-        r.decide("r1", False, "carol", "no")
+        w.review.decide(rec.id, Decision.REJECT, "carol", "no")
+    assert (decisions(w, Decision.APPROVE), decisions(w, Decision.REJECT)) == (1, 0)
 
 
-def test_compare_and_set_refuses_a_stale_writer(store: SqliteStore) -> None:
-    store.add_recommendation(pending("r1"))
-    read_by_both = store.get_recommendation("r1")
-    assert read_by_both is not None
-    first = store.replace_recommendation(read_by_both, read_by_both.__class__(
-        **{**read_by_both.__dict__, "state": RecommendationState.APPROVED}))
-    second = store.replace_recommendation(read_by_both, read_by_both.__class__(
-        **{**read_by_both.__dict__, "state": RecommendationState.REJECTED}))
-    assert first is not None and first.revision == 1 and second is None
-    stored = store.get_recommendation("r1")
-    assert stored is not None and stored.state is RecommendationState.APPROVED
+def test_a_rejection_keeps_its_reason(w: World) -> None:
+    rec = proposed(w)
+    rejected = w.review.decide(rec.id, Decision.REJECT, "carol", "web tier frozen")
+    assert (rejected.state, rejected.decided_by, rejected.history[-1].reason) == (S.REJECTED, "carol",
+                                                                                  "web tier frozen")
+    assert decisions(w, Decision.REJECT) == 1
 
 
-def test_of_many_concurrent_deciders_exactly_one_wins(store: SqliteStore) -> None:
-    for i in range(20):
-        store.add_recommendation(pending(f"r{i}"))
-    r = review(store)
-    outcomes: dict[str, list[str]] = {f"r{i}": [] for i in range(20)}
-    start = threading.Barrier(8)
+def test_an_approval_of_a_recommendation_that_no_longer_holds_expires_it_saying_why(w: World) -> None:
+    rec = proposed(w)
+    target = rec.moves[0].target_host_id
+    w.push(hosts("a", "b", "c", "d", maintenance=target))
+    with pytest.raises(FailedPrecondition, match=f"recommendation {rec.id} expired: target {target} would reject "
+                                                 "v0 now: in maintenance"):
+        w.review.decide(rec.id, Decision.APPROVE, "alice", "")
+    expired = w.review.get(rec.id)
+    assert expired.state is S.EXPIRED and "in maintenance" in expired.expiry_reason
+    assert decisions(w, Decision.APPROVE) == 0
+
+
+def test_a_rejection_needs_no_expiry_check(w: World) -> None:
+    rec = proposed(w)
+    w.push(vms=[Vm("v0", "c", 4096, 2)])  # moved by someone else: no longer holds
+    assert w.review.decide(rec.id, Decision.REJECT, "alice", "moved by hand").state is S.REJECTED
+
+
+def test_of_many_concurrent_deciders_exactly_one_wins(w: World) -> None:
+    recs = [proposed(w, f"v{i}").id for i in range(5)]
+    winners: dict[str, list[str]] = {r: [] for r in recs}
+    start = threading.Barrier(6)
 
     def decider(n: int) -> None:
         start.wait()
-        for rec_id, winners in outcomes.items():
+        for rec_id, won in winners.items():
             try:
-                r.decide(rec_id, n % 2 == 0, f"sre{n}", "reason")
-                winners.append(f"sre{n}")
+                w.review.decide(rec_id, Decision.APPROVE if n % 2 == 0 else Decision.REJECT, f"sre{n}", "reason")
+                won.append(f"sre{n}")
             except FailedPrecondition:
                 pass
 
-    threads = [threading.Thread(target=decider, args=(n,)) for n in range(8)]
+    threads = [threading.Thread(target=decider, args=(n,)) for n in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for rec_id, winners in outcomes.items():
-        stored = store.get_recommendation(rec_id)
-        assert stored is not None and len(winners) == 1, (rec_id, winners)
-        assert stored.decided_by == winners[0]
-        assert stored.state is (RecommendationState.APPROVED if int(winners[0][3:]) % 2 == 0
-                                else RecommendationState.REJECTED)
+    for rec_id, won in winners.items():
+        stored = w.review.get(rec_id)
+        assert len(won) == 1 and stored.decided_by == won[0], (rec_id, won)
+        assert stored.state is (S.APPROVED if int(won[0][3:]) % 2 == 0 else S.REJECTED)
+        assert stored.revision == 1
 
 
-def test_a_version_1_database_gains_revisions(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
-    SqliteStore(path).add_recommendation(pending("old"))
-    with sqlite3.connect(path) as db:  # as schema version 1 left it: no revision column
-        db.execute("ALTER TABLE recommendations DROP COLUMN revision")
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    reopened = SqliteStore(path)
-    old = reopened.get_recommendation("old")
-    assert old is not None and old.revision == 0
-    assert review(reopened).decide("old", True, "bob", "").revision == 1
+def test_recommendations_are_listed_newest_first_a_page_at_a_time(w: World) -> None:
+    made = []
+    for i in range(5):
+        made.append(proposed(w, f"v{i}").id)
+        w.clock.advance(1)
+    w.review.decide(made[1], Decision.REJECT, "bob", "no")
+    first, token = w.review.page(None, 2)
+    second, token2 = w.review.page(None, 2, token)
+    last, end = w.review.page(None, 2, token2)
+    assert [r.id for r in first + second + last] == made[::-1] and end == ""
+    waiting, _ = w.review.page(S.PROPOSED)
+    assert [r.id for r in waiting] == [made[4], made[3], made[2], made[0]]
+    with pytest.raises(InvalidArgument, match="page_token: is not a page token of this listing"):
+        w.review.page(S.PROPOSED, 2, token)  # a token of another listing
+    with pytest.raises(InvalidArgument, match="page_size: must be in"):
+        w.review.page(None, -1)
+
+
+def test_every_host_assessed_for_a_move_is_paged_best_first(w: World) -> None:
+    rec = proposed(w)
+    page, token, total = w.review.assessments(rec.id, 0, 2)
+    rest, end, _ = w.review.assessments(rec.id, 0, 2, token)
+    assert total == 4 and end == ""
+    found = page + rest
+    assert found[0].host_id == rec.moves[0].target_host_id and found[0].eligible
+    assert [(a.host_id, a.rejections) for a in found if not a.eligible] == [("a", ("current host",))]
+    with pytest.raises(InvalidArgument, match="move_index: recommendation r1 has 1 move"):
+        w.review.assessments(rec.id, 1)
+    moves, more = w.review.moves(rec)
+    assert moves == [(0, rec.moves[0])] and more == ""

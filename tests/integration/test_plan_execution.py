@@ -13,8 +13,10 @@ from advisor.app import App
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import InvalidArgument
 from advisor.domain.model import Host, Objective, Vm
-from advisor.domain.recommendation import RecommendationState
+from advisor.domain.recommendation import Decision, RecommendationState
 from tests.support import local_advisor
+
+pytestmark = pytest.mark.integration
 
 
 def wait_state(app: App, rec_id: str, state: RecommendationState) -> None:
@@ -36,7 +38,7 @@ def test_a_drain_plan_executes_move_by_move(tmp_path: Path) -> None:
         ))
         plan = uc.planning.plan_cluster("drain", "a", 0, Objective())
         assert {m.vm_id for m in plan.moves} == {"v1", "v2"}
-        uc.review.decide(plan.id, True, "alice", "")
+        uc.review.decide(plan.id, Decision.APPROVE, "alice", "")
         with pytest.raises(InvalidArgument, match="move_index"):
             uc.migrations.execute(plan.id, "alice", 2)
         first = uc.migrations.execute(plan.id, "alice", 0)

@@ -17,10 +17,11 @@ from advisor.domain.automation import VM_LABEL
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import FailedPrecondition
 from advisor.domain.model import Host, HostSample, Objective, Vm, VmSample
-from advisor.domain.recommendation import MoveState, RecommendationState, StartMove
-from advisor.usecases.lifecycle import expire_stale
+from advisor.domain.recommendation import Decision, MoveState, RecommendationState, StartMove
 from advisor.usecases.records import apply_event
 from tests.support import local_advisor
+
+pytestmark = pytest.mark.integration
 
 S = RecommendationState
 
@@ -56,7 +57,7 @@ def test_a_recommendation_the_cluster_outgrew_expires_at_execution_saying_why(tm
         setup(app, world, {"v1": "a"})
         uc = app.usecases
         rec = uc.advice.recommend_target("v1", Objective())
-        uc.review.decide(rec.id, True, "alice", "")
+        uc.review.decide(rec.id, Decision.APPROVE, "alice", "")
         uc.ingestion.push_inventory(InventoryChange(hosts=hosts("a", "b", maintenance="b")))
         with pytest.raises(FailedPrecondition, match=f"recommendation {rec.id} expired: target b would reject v1 "
                                                      "now: in maintenance"):
@@ -71,18 +72,21 @@ def test_a_recommendation_the_cluster_outgrew_expires_at_execution_saying_why(tm
 def test_a_stale_proposal_cannot_be_approved_and_old_ones_are_swept(tmp_path: Path) -> None:
     world = FakeWorld(("a", "b", "c"))
     now = [1000.0]
-    with advisor(tmp_path, world, clock=lambda: now[0], recommendation_max_age_s=600) as app:
+    with advisor(tmp_path, world, clock=lambda: now[0], recommendation_max_age_s=600,
+                 expiry_check_interval_s=0.01) as app:
         setup(app, world, {"v1": "a", "v2": "a"})
         uc = app.usecases
         moved = uc.advice.recommend_target("v1", Objective())
         old = uc.advice.recommend_target("v2", Objective())
         setup(app, world, {"v1": "c", "v2": "a"})  # v1 was moved by someone else
         with pytest.raises(FailedPrecondition, match="VM v1 now runs on c, not a"):
-            uc.review.decide(moved.id, True, "alice", "")
+            uc.review.decide(moved.id, Decision.APPROVE, "alice", "")
         assert uc.review.get(moved.id).state is S.EXPIRED
         now[0] += 601
-        assert uc.review.freshness is not None
-        assert expire_stale(app.store, uc.review.freshness) == 1
+        sweep = next(c for c in app.collectors if c.name == "expiry")
+        sweep.start()  # the periodic sweep, as the advisor runs it
+        wait_state(app, old.id, S.EXPIRED)
+        sweep.stop()
         swept = uc.review.get(old.id)
         assert swept.state is S.EXPIRED and "made 10 min ago" in swept.expiry_reason
 
@@ -93,7 +97,7 @@ def test_a_failed_move_is_retried_as_a_new_attempt(tmp_path: Path) -> None:
         setup(app, world, {"v1": "a"})
         uc = app.usecases
         rec = uc.advice.recommend_target("v1", Objective())
-        uc.review.decide(rec.id, True, "alice", "")
+        uc.review.decide(rec.id, Decision.APPROVE, "alice", "")
         world.guests.pop("v1")  # the hypervisor does not know the guest: the migration fails
         first = uc.migrations.execute(rec.id, "alice")
         wait_state(app, rec.id, S.FAILED)
@@ -118,7 +122,7 @@ def test_a_drain_runs_in_order_and_cancelling_it_drops_what_has_not_started(tmp_
         uc = app.usecases
         plan = uc.planning.plan_cluster("drain", "a", 0, Objective())
         assert len(plan.moves) == 3 and plan.priority.level == 1
-        uc.review.decide(plan.id, True, "alice", "")
+        uc.review.decide(plan.id, Decision.APPROVE, "alice", "")
         running = uc.migrations.run(plan.id, "alice")
         assert [s.state for s in running.statuses()] == [MoveState.RUNNING, MoveState.WAITING, MoveState.WAITING]
         assert running.run_requested_by == "alice"
@@ -132,7 +136,7 @@ def test_a_drain_runs_in_order_and_cancelling_it_drops_what_has_not_started(tmp_
             uc.migrations.cancel(plan.id, "bob", "again")
 
         again = uc.planning.plan_cluster("drain", "a", 0, Objective())
-        uc.review.decide(again.id, True, "alice", "")
+        uc.review.decide(again.id, Decision.APPROVE, "alice", "")
         world.release.set()
         uc.migrations.run(again.id, "alice")
         wait_state(app, again.id, S.SUCCEEDED)
@@ -147,7 +151,7 @@ def test_a_move_started_but_never_handed_to_the_executor_fails_at_restart(tmp_pa
     with advisor(tmp_path, world) as app:
         setup(app, world, {"v1": "a"})
         rec = app.usecases.advice.recommend_target("v1", Objective())
-        app.usecases.review.decide(rec.id, True, "alice", "")
+        app.usecases.review.decide(rec.id, Decision.APPROVE, "alice", "")
         apply_event(app.store, rec.id, StartMove(0, "lost-op"), "alice", time.time())  # then the advisor died
     with advisor(tmp_path, world) as app:
         app.usecases.migrations.reconcile()

@@ -1,0 +1,131 @@
+"""The use cases wired as advisor/app.py wires them, on the memory adapter (advisor.adapters.memory), a clock
+that moves only when told and an executor whose migrations end when the test says (tests.support.doubles): the
+use cases tested as values, without a database, threads or sleeping."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from advisor.adapters.memory import CountingIds, ManualClock, MemoryStore
+from advisor.app import policies
+from advisor.config import Settings
+from advisor.domain.automation import Level
+from advisor.domain.cluster import InventoryChange
+from advisor.domain.expiry import ExpiryRules
+from advisor.domain.migration import MigrationRecord
+from advisor.domain.model import Host, HostSample, Vm, VmSample
+from advisor.domain.uris import UriPolicy
+from advisor.features.samples import RecentSamples
+from advisor.metrics import AdvisorMetrics
+from advisor.ml.calibration import RunningErrors
+from advisor.ml.predictor import AnalyticPredictor
+from advisor.planning.engine import Concurrency
+from advisor.usecases.advice import Advice
+from advisor.usecases.automation import Automation
+from advisor.usecases.estimates import CostEstimator
+from advisor.usecases.ingestion import Ingestion
+from advisor.usecases.inventory import Inventory
+from advisor.usecases.lifecycle import Freshness
+from advisor.usecases.migrations import MigrationOutcomes, Migrations
+from advisor.usecases.plans import Planning
+from advisor.usecases.queries import Queries
+from advisor.usecases.review import Review
+from advisor.usecases.snapshots import Snapshots
+from tests.support.doubles import ManualExecutor
+
+CLUSTER_LABEL = "cluster"
+
+
+def hosts(*names: str, maintenance: str = "", **labels: dict[str, str]) -> tuple[Host, ...]:
+    return tuple(Host(h, 16, 32768, hypervisor_uri=f"fake://{h}", in_maintenance=h == maintenance,
+                      labels=labels.get(h, {})) for h in names)
+
+
+@dataclass
+class World:
+    store: MemoryStore
+    clock: ManualClock
+    metrics: AdvisorMetrics
+    inventory: Inventory
+    samples: RecentSamples
+    executor: ManualExecutor
+    outcomes: MigrationOutcomes
+    ingestion: Ingestion
+    queries: Queries
+    migrations: Migrations
+    automation: Automation
+    review: Review
+    snapshots: Snapshots
+    freshness: Freshness
+    advice: Advice
+    planning: Planning
+
+    def push(self, hosts: Sequence[Host] = (), vms: Sequence[Vm] = ()) -> None:
+        """Inventory in, and the planning snapshot rebuilt now (the advisor rebuilds it in the background)."""
+        self.ingestion.push_inventory(InventoryChange(hosts=tuple(hosts), vms=tuple(vms)))
+        self.snapshots.fresh()
+
+    def load(self, cpu: dict[str, float], vm_cpu: dict[str, float] | None = None) -> None:
+        """CPU samples of hosts (and VMs), now and 30 s ago."""
+        now = self.clock()
+        self.ingestion.push_samples([HostSample(h, now - age, cpu_utilization=c) for h, c in cpu.items()
+                                     for age in (30, 0)],
+                                    [VmSample(v, now - age, cpu_utilization=c) for v, c in (vm_cpu or {}).items()
+                                     for age in (30, 0)])
+        self.snapshots.fresh()
+
+
+SETTINGS = Settings()
+
+
+def freshness_of(inventory: Inventory, samples: RecentSamples, estimator: CostEstimator,
+                 clock: ManualClock) -> Freshness:
+    """The expiry check with the settings' defaults: the one place that builds it."""
+    placement, _, _, _ = policies(SETTINGS)
+    return Freshness(inventory, samples, estimator, placement,
+                     ExpiryRules(SETTINGS.recommendation_max_age_s, SETTINGS.expiry_tolerance), clock)
+
+
+def advice_and_planning(store: MemoryStore, inventory: Inventory, samples: RecentSamples, estimator: CostEstimator,
+                        metrics: AdvisorMetrics, clock: ManualClock, ids: CountingIds, automation: Automation,
+                        snapshots: Snapshots) -> tuple[Advice, Planning]:
+    """Advice and plans with the settings' defaults: the one place that builds them."""
+    placement, technique, plans, _ = policies(SETTINGS)
+    advice = Advice(inventory, samples, estimator, store, metrics, clock=clock, new_id=ids, placement=placement,
+                    technique=technique, automation=automation, snapshots=snapshots)
+    planning = Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=ids,
+                        placement=placement, technique=technique, plans=plans, automation=automation,
+                        concurrency=Concurrency(SETTINGS.max_migrations_per_source,
+                                                SETTINGS.max_migrations_per_target, SETTINGS.max_migrations))
+    return advice, planning
+
+
+def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryStore | None = None) -> World:
+    """Every use case on one memory store (a new one, or `store` as a restarted advisor finds it)."""
+    store = store or MemoryStore()
+    clock, ids = ManualClock(), CountingIds("r")
+    metrics = AdvisorMetrics(CollectorRegistry())
+    inventory = Inventory(store)
+    samples = RecentSamples()
+    estimator = CostEstimator(AnalyticPredictor(), None, samples, clock)
+
+    def move_ended(record: MigrationRecord) -> None:  # the loop, as in advisor/app.py
+        migrations.ended(record)
+
+    outcomes = MigrationOutcomes(store, inventory, metrics, clock, RunningErrors(), on_ended=move_ended)
+    executor = ManualExecutor(store, outcomes, clock)
+    freshness = freshness_of(inventory, samples, estimator, clock)
+    migrations = Migrations(store, executor, clock, freshness, CountingIds("op"))
+    automation = Automation(store, store, inventory, clock, migrations.run, default_level=level,
+                            default_threshold=threshold, cluster_label=CLUSTER_LABEL)
+    snapshots = Snapshots(inventory, samples, clock, unmovable=lambda: automation.opted_out()
+                          | migrations.migrating_vms(), cluster_label=CLUSTER_LABEL)
+    advice, planning = advice_and_planning(store, inventory, samples, estimator, metrics, clock, ids, automation,
+                                           snapshots)
+    return World(store, clock, metrics, inventory, samples, executor, outcomes,
+                 Ingestion(inventory, samples, metrics, clock, UriPolicy(("fake://*",))), Queries(inventory, samples),
+                 migrations, automation, Review(store, metrics, clock, freshness), snapshots, freshness, advice,
+                 planning)
