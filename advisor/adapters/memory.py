@@ -162,7 +162,7 @@ class MemoryStore:
 class ManualClock:
     """A clock that stands still until a test moves it."""
 
-    def __init__(self, now_s: float = 1_000_000.0) -> None:
+    def __init__(self, now_s: float = 1_767_225_600.0) -> None:  # 2026-01-01
         self.now_s = now_s
 
     def __call__(self) -> float:

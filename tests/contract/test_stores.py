@@ -1,0 +1,152 @@
+"""One contract, two implementations: the memory adapter (advisor.adapters.memory) and SQLite
+(advisor.adapters.sqlite). What the use cases rely on of storage is checked here against both, so that the tests
+of the use cases on the memory adapter test what production does."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from advisor.adapters.memory import MemoryStore
+from advisor.adapters.sqlite.store import SqliteStore
+from advisor.domain.automation import ClusterAutomation, Level
+from advisor.domain.cluster import InventoryChange
+from advisor.domain.migration import MigrationRecord, MigrationResult, Phase
+from advisor.domain.model import (
+    AssessedHosts,
+    Host,
+    HostAssessment,
+    Interval,
+    MigrationCost,
+    MigrationParameters,
+    ModelRef,
+    Move,
+    Technique,
+    Vm,
+)
+from advisor.domain.recommendation import Recommendation, RecommendationState
+
+Store = MemoryStore | SqliteStore
+S = RecommendationState
+COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
+                     ModelRef("analytic", "1"))
+PARAMETERS = MigrationParameters(Technique.PRECOPY, 100, 300)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "db.sqlite3")
+
+
+def proposed(rec_id: str, created_at_s: float = 1.0, revision: int = 0) -> Recommendation:
+    move = Move("v", "a", "b", PARAMETERS, COST, ("why",))
+    return Recommendation(rec_id, "target:v", created_at_s, (move,), "summary", revision=revision)
+
+
+def operation(op: str, rec_id: str = "r", move_index: int = 0, attempt: int = 1, created_at_s: float = 1.0,
+              phase: Phase = Phase.QUEUED, vm_id: str = "v") -> MigrationRecord:
+    return MigrationRecord(op, rec_id, vm_id, "a", "b", PARAMETERS, COST, created_at_s, phase=phase,
+                           move_index=move_index, attempt=attempt)
+
+
+def test_an_inventory_change_is_kept_whole(store: Store) -> None:
+    store.apply_inventory(InventoryChange(hosts=(Host("b", 8, 1024), Host("a", 8, 1024, labels={"x": "1"})),
+                                          vms=(Vm("v2", "a", 512, 1), Vm("v1", "b", 256, 1,
+                                                                         affinity_groups=frozenset({"g"})))))
+    store.apply_inventory(InventoryChange(hosts=(Host("b", 16, 2048),), removed_vm_ids=("v2",)))
+    hosts, vms = store.load_inventory()
+    assert hosts == [Host("a", 8, 1024, labels={"x": "1"}), Host("b", 16, 2048)]
+    assert vms == [Vm("v1", "b", 256, 1, affinity_groups=frozenset({"g"}))]
+
+
+def test_a_recommendation_is_stored_at_revision_0_and_replaced_by_compare_and_set(store: Store) -> None:
+    store.add_recommendation(proposed("r1", revision=7))
+    read_by_both = store.get_recommendation("r1")
+    assert read_by_both == proposed("r1") and store.get_recommendation("nope") is None
+    first = store.replace_recommendation(read_by_both, replace(read_by_both, state=S.APPROVED))
+    second = store.replace_recommendation(read_by_both, replace(read_by_both, state=S.REJECTED))
+    assert first is not None and first.revision == 1 and first.state is S.APPROVED and second is None
+    assert store.get_recommendation("r1") == first
+    third = store.replace_recommendation(first, replace(first, state=S.EXPIRED))
+    assert third is not None and third.revision == 2
+
+
+def test_recommendations_are_listed_newest_first_after_a_cursor(store: Store) -> None:
+    for rec_id, at in (("r1", 1.0), ("r2", 2.0), ("r3", 2.0), ("r4", 3.0)):
+        store.add_recommendation(proposed(rec_id, at))
+    r2 = store.get_recommendation("r2")
+    assert r2 is not None
+    store.replace_recommendation(r2, replace(r2, state=S.REJECTED))
+    assert [r.id for r in store.list_recommendations(None, 10)] == ["r4", "r3", "r2", "r1"]
+    assert [r.id for r in store.list_recommendations(None, 2, (2.0, "r3"))] == ["r2", "r1"]
+    assert [r.id for r in store.list_recommendations(S.PROPOSED, 10)] == ["r4", "r3", "r1"]
+    assert [r.id for r in store.list_recommendations(S.REJECTED, 10)] == ["r2"]
+
+
+def test_every_host_assessed_is_kept_in_rank_order(store: Store) -> None:
+    rows = [HostAssessment("b", (), 0.25, 0.5, 0.5), HostAssessment("a", ("memory", "CPU load"), None, 0.75, 1.5)]
+    columns = AssessedHosts(("memory", "cpu"), ("c", "d", "e"), (0, 3, 0), (0.5, None, 0.25), (0.5, 1.0, 0.25),
+                            (0.5, 2.0, 0.25))
+    store.add_recommendation(proposed("r1"), {0: rows, 1: columns})
+    assert store.list_assessments("r1", 0) == rows
+    assert store.list_assessments("r1", 1) == [HostAssessment("e", (), 0.25, 0.25, 0.25),
+                                               HostAssessment("c", (), 0.5, 0.5, 0.5),
+                                               HostAssessment("d", ("memory", "cpu"), None, 1.0, 2.0)]
+    assert store.list_assessments("r1", 2) is None
+
+
+def test_one_operation_per_attempt_of_a_move(store: Store) -> None:
+    first = store.insert_migration(operation("op1"))
+    assert store.insert_migration(operation("op2")) == first  # the same attempt: the one stored
+    store.insert_migration(operation("op3", attempt=2, created_at_s=2.0))
+    store.insert_migration(operation("op4", move_index=1, created_at_s=3.0))
+    assert store.get_migration("op2") is None
+    assert [r.operation_id for r in store.migrations_of("r")] == ["op1", "op3", "op4"]
+    ended = replace(first, phase=Phase.FAILED, outcome=MigrationResult(False, "lost"), finished_at_s=5.0)
+    store.save_migration(ended)
+    assert store.get_migration("op1") == ended
+    assert [r.operation_id for r in store.unfinished_migrations()] == ["op3", "op4"]
+
+
+def test_operations_are_listed_newest_first_and_the_moving_ones_remembered(store: Store) -> None:
+    for op, at, phase, vm in (("op1", 1.0, Phase.SUCCEEDED, "v1"), ("op2", 2.0, Phase.FAILED, "v2"),
+                              ("op3", 3.0, Phase.PRECOPY, "v3"), ("op4", 3.0, Phase.ABORTED, "v4")):
+        store.insert_migration(operation(op, rec_id=op, created_at_s=at, phase=phase, vm_id=vm))
+    assert [r.operation_id for r in store.list_migrations(running=False, limit=10)] == ["op4", "op3", "op2", "op1"]
+    assert [r.operation_id for r in store.list_migrations(running=False, limit=2, after=(3.0, "op3"))] == [
+        "op2", "op1"]
+    assert [r.operation_id for r in store.list_migrations(running=True, limit=10)] == ["op3"]
+    assert store.moved_since(1.0) == {"v1", "v3"} and store.moved_since(2.0) == {"v3"}
+    assert [r.operation_id for r in store.recent_migrations(0.0, 10)] == ["op3", "op1"]
+    assert [r.operation_id for r in store.recent_migrations(0.0, 1)] == ["op3"]
+
+
+def test_outcomes_are_kept_once_per_operation_in_the_order_they_ended(store: Store) -> None:
+    for op, at in (("op2", 20.0), ("op1", 10.0), ("op2", 30.0)):
+        store.record_outcome(replace(operation(op, rec_id=op), phase=Phase.SUCCEEDED, finished_at_s=at))
+    assert [(r.operation_id, r.finished_at_s) for r in store.outcomes()] == [("op1", 10.0), ("op2", 30.0)]
+    assert [r.operation_id for r in store.outcomes(since_s=15.0)] == ["op2"]
+
+
+def test_automation_settings_are_kept_one_per_cluster(store: Store) -> None:
+    store.set_automation(ClusterAutomation("west", Level.FULL, 2.0, "carol", 5.0))
+    store.set_automation(ClusterAutomation("east", Level.PARTIAL, 1.0, "bob", 6.0))
+    store.set_automation(ClusterAutomation("west", Level.MANUAL, 0.0, "dave", 7.0))
+    assert store.automation() == [ClusterAutomation("east", Level.PARTIAL, 1.0, "bob", 6.0),
+                                  ClusterAutomation("west", Level.MANUAL, 0.0, "dave", 7.0)]
+
+
+def test_a_version_1_database_gains_revisions(tmp_path: Path) -> None:
+    """SQLite only: a database of schema version 1 has no revision column."""
+    path = tmp_path / "db.sqlite3"
+    SqliteStore(path).add_recommendation(proposed("old"))
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE recommendations DROP COLUMN revision")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    reopened = SqliteStore(path)
+    old = reopened.get_recommendation("old")
+    assert old is not None and old.revision == 0
+    assert reopened.replace_recommendation(old, replace(old, state=S.APPROVED)) is not None

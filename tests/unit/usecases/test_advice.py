@@ -1,0 +1,102 @@
+"""Advice for one VM as values: the cost of moving it, where to move it and why, where to place a new one; every
+recommendation stored proposed with every host assessed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from advisor.domain.model import Objective, Technique, Vm
+from advisor.domain.recommendation import RecommendationState
+from advisor.features.inputs import Overrides
+from tests.unit.usecases.world import World, hosts, world
+
+
+@pytest.fixture
+def w() -> World:
+    """Host a is busy, b is full, c is nearly idle, d half busy; a 30 GiB VM fits on c or d only."""
+    w = world()
+    w.push(hosts("a", "b", "c", "d"), [Vm("v1", "a", 4096, 2), Vm("v2", "a", 4096, 2), Vm("big", "b", 30000, 2)])
+    w.load({"a": 0.6, "b": 0.9, "c": 0.1, "d": 0.5})
+    return w
+
+
+def counted(w: World, goal: str) -> float | None:
+    return w.metrics.registry.get_sample_value("advisor_recommendations_total", {"goal": goal})
+
+
+def test_the_cost_of_a_move_is_predicted_for_each_technique_asked(w: World) -> None:
+    every = w.advice.predict_cost("v1")
+    assert {c.technique for c in every.costs} == set(Technique) and every.inputs.memory_mib == 4096
+    two = w.advice.predict_cost("v1", "c", [Technique.POSTCOPY, Technique.PRECOPY, Technique.POSTCOPY],
+                                Overrides(dirty_rate_mib_s=5.0))
+    assert [c.technique for c in two.costs] == [Technique.POSTCOPY, Technique.PRECOPY]
+    assert two.inputs.dirty_rate_mib_s == 5.0
+    assert two.costs[1].downtime_ms.median < every.costs[[c.technique for c in every.costs].index(
+        Technique.PRECOPY)].downtime_ms.median  # a slower writer converges sooner
+
+
+@pytest.mark.parametrize(("call", "error"), [
+    (lambda w: w.advice.predict_cost("nope"), NotFound),
+    (lambda w: w.advice.predict_cost("v1", "nowhere"), NotFound),
+    (lambda w: w.advice.predict_cost("v1", overrides=Overrides(bandwidth_mib_s=0.0)), InvalidArgument),
+    (lambda w: w.advice.predict_cost("v1", overrides=Overrides(max_downtime_ms=-1.0)), InvalidArgument),
+    (lambda w: w.advice.recommend_target("v1", Objective(max_downtime_ms=float("inf"))), InvalidArgument),
+    (lambda w: w.advice.recommend_target("v1", Objective(), ["nowhere"]), NotFound),
+    (lambda w: w.advice.recommend_target("", Objective()), InvalidArgument),
+])
+def test_what_a_client_sends_is_checked_first(w: World, call: Callable[[World], object],
+                                               error: type[Exception]) -> None:
+    with pytest.raises(error):
+        call(w)
+    assert w.review.page(None)[0] == []  # nothing stored
+
+
+def test_a_recommendation_names_its_target_with_its_reasons_and_every_host_assessed(w: World) -> None:
+    w.clock.advance(7)
+    rec = w.advice.recommend_target("v1", Objective(max_downtime_ms=500))
+    move = rec.moves[0]
+    assert (rec.goal, rec.state, rec.created_at_s, move.source_host_id, move.target_host_id) == (
+        "target:v1", RecommendationState.PROPOSED, w.clock(), "a", "c")
+    assert move.reasons[0].startswith("target c: the best score")  # then why not the others
+    assert any(r.startswith("inputs: 4096 MiB to copy") for r in move.reasons)
+    assert any(r.startswith(f"chose {move.parameters.technique}") for r in move.reasons)
+    assert move.parameters.max_downtime_ms <= 500
+    assert rec.summary.startswith(f"Move v1 from a to c by {move.parameters.technique}")
+    assert [f for f, _, _ in move.rejection_counts] and move.hosts_assessed == 4
+    assert w.review.get(rec.id) == rec and counted(w, "target") == 1
+    stored = w.store.list_assessments(rec.id, 0)
+    assert stored is not None and {a.host_id for a in stored} == {"a", "b", "c", "d"}
+    assert next(a.host_id for a in stored if a.eligible) == "c"
+
+
+def test_excluded_hosts_are_not_chosen_and_no_target_says_why_each_host_was_refused(w: World) -> None:
+    assert w.advice.recommend_target("v1", Objective(), ["c"]).moves[0].target_host_id == "d"
+    with pytest.raises(FailedPrecondition, match=r"no eligible target for VM 'big' among 4 hosts \(.*"
+                                                 r"excluded: 2 \(e.g. c"):
+        w.advice.recommend_target("big", Objective(), ["c", "d"])
+
+
+def test_a_move_off_a_host_in_maintenance_comes_first() -> None:
+    w = world()
+    w.push(hosts("a", "b", maintenance="a"), [Vm("v1", "a", 4096, 2)])
+    rec = w.advice.recommend_target("v1", Objective())
+    assert rec.priority.reason == "its host a is in maintenance" and rec.priority.level == 1
+
+
+def test_a_new_vm_is_placed_by_the_advisor_only_at_partial_automation_or_more(w: World) -> None:
+    advised = w.advice.place_vm(Vm("new-1", "", 4096, 2))
+    assert (advised.host_id, advised.placed, advised.placed_by) == ("c", False, "")
+    assert "a person decides" in advised.reasons[-1] and "new-1" not in w.inventory.vms()
+    w.automation.set("default", "partial", 0.0, "carol")
+    placed = w.advice.place_vm(Vm("new-1", "", 4096, 2), ["c"])
+    assert placed.placed and placed.placed_by == "advisor (automation partial, cluster default)"
+    assert placed.host_id == "d" and w.inventory.vms()["new-1"].host_id == placed.host_id
+    with pytest.raises(FailedPrecondition, match="already in the inventory"):
+        w.advice.place_vm(Vm("new-1", "", 4096, 2))
+    with pytest.raises(FailedPrecondition, match="no host can take VM 'huge' among 4"):
+        w.advice.place_vm(Vm("huge", "", 40000, 2))
+    with pytest.raises(InvalidArgument, match=r"excluded_host_ids\[0\]"):
+        w.advice.place_vm(Vm("new-2", "", 4096, 2), [""])

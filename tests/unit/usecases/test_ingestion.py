@@ -1,0 +1,87 @@
+"""Inventory and samples coming in, as values: a push is strict (one bad item rejects the whole batch, naming the
+field, and leaves no trace), a pull is lenient (what cannot be used is skipped and counted by reason)."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.domain.cluster import InventoryChange
+from advisor.domain.errors import InvalidArgument, NotFound
+from advisor.domain.model import Host, HostSample, Vm, VmSample
+from advisor.usecases.ingestion import MAX_HOSTS_PER_PUSH
+from tests.unit.usecases.world import World, hosts, world
+
+
+@pytest.fixture
+def w() -> World:
+    w = world()
+    w.push(hosts("a", "b"), [Vm("v1", "a", 4096, 2), Vm("v2", "b", 2048, 1)])
+    return w
+
+
+def gauge(w: World, name: str, labels: dict[str, str] | None = None) -> float | None:
+    return w.metrics.registry.get_sample_value(name, labels or {})
+
+
+def test_a_push_is_stored_and_counted(w: World) -> None:
+    w.ingestion.push_inventory(InventoryChange(vms=(Vm("v3", "b", 1024, 1),), removed_vm_ids=("v1",)))
+    assert sorted(w.inventory.vms()) == ["v2", "v3"]
+    assert sorted(v.id for v in w.store.load_inventory()[1]) == ["v2", "v3"]  # storage holds the same
+    assert gauge(w, "advisor_inventory", {"kind": "vm"}) == 2 and gauge(w, "advisor_inventory", {"kind": "host"}) == 2
+    assert w.ingestion.known_ids() == (["a", "b"], ["v2", "v3"])
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    (InventoryChange(hosts=(Host("c", 0, 1024),)), r"hosts\[0\].cpu_cores"),
+    (InventoryChange(hosts=(Host("c", 8, 1024, hypervisor_uri="ssh://root@c"),)),
+     r"hosts\[0\].hypervisor_uri"),
+    (InventoryChange(vms=(Vm("v3", "a", 1024, 1), Vm("v4", "a", 0, 1))), r"vms\[1\].memory_mib"),
+    (InventoryChange(vms=(Vm("v3", "a", 1024, 1, labels={"advisor.automation": "sometimes"}),)),
+     r"vms\[0\].labels: label advisor.automation must be one of"),
+    (InventoryChange(removed_vm_ids=("v1", "")), r"removed_vm_ids\[1\]"),
+    (InventoryChange(hosts=tuple(Host(f"h{i}", 8, 1024) for i in range(MAX_HOSTS_PER_PUSH + 1))),
+     "hosts: at most 10000 per push"),
+])
+def test_one_bad_item_rejects_the_whole_push_naming_it(w: World, change: InventoryChange, error: str) -> None:
+    before = w.store.load_inventory()
+    with pytest.raises(InvalidArgument, match=error):
+        w.ingestion.push_inventory(change)
+    assert w.store.load_inventory() == before and w.inventory.counts() == (2, 2)
+
+
+def test_pushed_samples_are_checked_against_the_inventory(w: World) -> None:
+    now = w.clock()
+    with pytest.raises(NotFound, match=r"host_samples\[0\].host_id"):
+        w.ingestion.push_samples([HostSample("nowhere", now, cpu_utilization=0.5)], [])
+    with pytest.raises(InvalidArgument, match=r"vm_samples\[0\].memory_used_mib: 4097 exceeds the VM's 4096 MiB"):
+        w.ingestion.push_samples([], [VmSample("v1", now, memory_used_mib=4097)])
+    with pytest.raises(InvalidArgument, match=r"vm_samples\[1\]: same VM and time as vm_samples\[0\]"):
+        w.ingestion.push_samples([], [VmSample("v1", now, cpu_utilization=0.1), VmSample("v1", now)])
+    with pytest.raises(InvalidArgument, match=r"host_samples\[0\].time: must be between"):
+        w.ingestion.push_samples([HostSample("a", now + 3600, cpu_utilization=0.5)], [])
+    assert w.samples.host_latest("a", "cpu_utilization") is None  # nothing of the rejected batches
+    w.ingestion.push_samples([HostSample("a", now, cpu_utilization=0.5)], [VmSample("v1", now, dirty_rate_mib_s=3)])
+    latest = w.samples.host_latest("a", "cpu_utilization")
+    assert latest is not None and latest.value == 0.5
+    assert gauge(w, "advisor_samples_ingested_total", {"kind": "vm"}) == 1
+
+
+def test_pulled_samples_that_cannot_be_used_are_skipped_and_counted(w: World) -> None:
+    now = w.clock()
+    skipped = w.ingestion.ingest_pulled(
+        [HostSample("a", now, cpu_utilization=0.4), HostSample("gone", now, cpu_utilization=0.4),
+         HostSample("b", now, cpu_utilization=7.0)],
+        [VmSample("v1", now, memory_used_mib=5000.0), VmSample("ghost", now), VmSample("v2", now, dirty_rate_mib_s=-1)])
+    assert skipped == {"unknown_host": 1, "invalid": 2, "unknown_vm": 1}
+    used = w.samples.vm_latest("v1", "memory_used_mib")
+    assert used is not None and used.value == 4096  # a balloon figure above the VM's size: its size
+    assert w.samples.vm_latest("v2", "dirty_rate_mib_s") is None
+
+
+def test_a_removed_vm_takes_its_samples_with_it(w: World) -> None:
+    w.ingestion.push_samples([], [VmSample("v1", w.clock(), cpu_utilization=0.3)])
+    w.ingestion.push_inventory(InventoryChange(removed_vm_ids=("v1",)))
+    assert w.samples.vm_latest("v1", "cpu_utilization") is None
+    w.ingestion.push_inventory(InventoryChange(vms=(Vm("v1", "a", 4096, 2),)))
+    assert w.samples.vm_latest("v1", "cpu_utilization") is None  # back without its old samples
+    assert [h.id for h in w.ingestion.hosts_with_hypervisor()] == ["a", "b"]

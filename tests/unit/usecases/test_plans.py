@@ -1,0 +1,87 @@
+"""Cluster plans as values: drains, rebalances and their dry runs, what a client may ask, and each move held to
+the threshold of its own cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from advisor.domain.automation import VM_LABEL
+from advisor.domain.errors import InvalidArgument, NotFound
+from advisor.domain.model import Objective, Vm
+from advisor.domain.recommendation import Decision, RecommendationState
+from tests.unit.usecases.world import World, hosts, world
+
+
+@pytest.fixture
+def w() -> World:
+    w = world()
+    w.push(hosts("a", "b", "c"), [Vm("v1", "a", 4096, 2), Vm("v2", "a", 8192, 2),
+                                  Vm("mine", "a", 2048, 1, labels={VM_LABEL: "disabled"}), Vm("v3", "b", 4096, 2)])
+    return w
+
+
+def test_a_drain_moves_every_vm_it_may_off_the_host_and_says_what_stays(w: World) -> None:
+    plan = w.planning.plan_cluster("drain", "a", 0, Objective())
+    assert (plan.goal, plan.state, plan.id) == ("drain:a", RecommendationState.PROPOSED, "r1")
+    assert sorted(m.vm_id for m in plan.moves) == ["v1", "v2"]
+    assert {m.target_host_id for m in plan.moves} <= {"b", "c"} and {m.source_host_id for m in plan.moves} == {"a"}
+    assert "Cannot be evacuated: mine (migrating now or pinned by its owner)" in plan.summary
+    assert (plan.priority.level, plan.priority.reason) == (1, "drain of a asked for")
+    for move in plan.moves:
+        assert move.inputs is not None and any(r.startswith("wave ") for r in move.reasons)
+    assert w.review.get(plan.id) == plan and w.store.list_assessments(plan.id, 1) is not None
+    assert w.metrics.registry.get_sample_value("advisor_recommendations_total", {"goal": "drain"}) == 1
+
+
+def test_a_dry_run_stores_nothing_and_has_no_id(w: World) -> None:
+    dry = w.planning.plan_cluster("drain", "a", 1, Objective(), dry_run=True)
+    assert dry.id == "" and len(dry.moves) == 1  # max_moves
+    assert w.review.page(None)[0] == []
+
+
+def test_a_vm_migrating_now_is_not_planned_again(w: World) -> None:
+    rec = w.advice.recommend_target("v1", Objective())
+    w.migrations.execute(w.review.decide(rec.id, Decision.APPROVE, "alice", "").id, "alice")
+    plan = w.planning.plan_cluster("drain", "a", 0, Objective(), dry_run=True)
+    assert [m.vm_id for m in plan.moves] == ["v2"] and "v1 (migrating now" in plan.summary
+
+
+@pytest.mark.parametrize(("call", "error", "match"), [
+    (lambda w: w.planning.plan_cluster("evacuate", "a", 0, Objective()), InvalidArgument,
+     "goal: must be one of drain, rebalance, consolidate"),
+    (lambda w: w.planning.plan_cluster("rebalance", "a", 0, Objective()), InvalidArgument,
+     "host_id: only a drain names a host"),
+    (lambda w: w.planning.plan_cluster("drain", "", 0, Objective()), InvalidArgument, "host_id"),
+    (lambda w: w.planning.plan_cluster("drain", "z", 0, Objective()), NotFound, "host_id"),
+    (lambda w: w.planning.plan_cluster("consolidate", "", -1, Objective()), InvalidArgument, "max_moves"),
+    (lambda w: w.planning.plan_cluster("consolidate", "", 0, Objective(deadline_ms=-5)), InvalidArgument,
+     "objective.deadline_ms"),
+])
+def test_what_a_client_asks_is_checked_first(w: World, call: Callable[[World], object], error: type[Exception],
+                                             match: str) -> None:
+    with pytest.raises(error, match=match):
+        call(w)
+    assert w.review.page(None)[0] == []
+
+
+def test_each_move_is_held_to_the_threshold_of_its_own_cluster() -> None:
+    """Host a (cluster east) is hot; the first host of the inventory is in cluster west: a's moves are held to
+    east's threshold, not to the first host's cluster's."""
+    w = world()
+    clusters = {"a": "east", "b": "east", "c": "west", "d": "west"}
+    crowded = {f"e{i}": "a" for i in range(8)} | {f"w{i}": "c" for i in range(2)}
+    w.push(hosts(*"cdab", **{h: {"cluster": c} for h, c in clusters.items()}),
+           [Vm(n, h, 4096, 2) for n, h in crowded.items()])
+    w.load({h: 0.95 if h == "a" else 0.1 for h in "cdab"},
+           {n: 0.9 if n.startswith("e") else 0.2 for n in crowded})
+    before = w.planning.plan_cluster("rebalance", "", 0, Objective(), dry_run=True)
+    assert before.moves and {m.source_host_id for m in before.moves} == {"a"}, before.summary
+    assert before.benefit_over_cost is not None and before.benefit_over_cost > 0
+    w.automation.set("east", "manual", 1e6, "carol")
+    after = w.planning.plan_cluster("rebalance", "", 0, Objective(), dry_run=True)
+    assert not after.moves and "their cluster's threshold (0/1e+06x)" in after.summary, after.summary
+    w.automation.set("west", "manual", 1e6, "carol")  # a single threshold is named as such
+    assert "the cluster's threshold 1e+06x" in w.planning.plan_cluster("rebalance", "", 0, Objective(),
+                                                                       dry_run=True).summary
