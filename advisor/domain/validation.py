@@ -10,9 +10,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from advisor.domain.automation import check_vm_label
+from advisor.domain.automation import Level, check_vm_label
 from advisor.domain.errors import InvalidArgument
 from advisor.domain.model import Host, HostSample, Objective, Vm, VmSample
+from advisor.domain.recommendation import Decision
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:@/-]{1,128}")
 MAX_LABELS = 64
@@ -155,3 +156,27 @@ def check_vm_sample(sample: VmSample, field: str, now_s: float) -> None:
     _optional(sample.memory_used_mib, f"{field}.memory_used_mib", high=MAX_VM_MEMORY_MIB)
     _optional(sample.dirty_rate_mib_s, f"{field}.dirty_rate_mib_s", high=MAX_DIRTY_RATE_MIB_S)
     _optional(sample.working_set_mib, f"{field}.working_set_mib", high=MAX_VM_MEMORY_MIB)
+
+
+MAX_AUTOMATION_THRESHOLD = 1e6
+
+
+def check_automation(cluster: str, level: str, min_benefit_over_cost: float) -> Level:
+    """A cluster's automation setting as an admin sends it; returns its level."""
+    check_id(cluster, "cluster")
+    if level not in {str(x) for x in Level}:
+        raise InvalidArgument("level", f"must be one of {', '.join(Level)} (got {level!r})")
+    if not math.isfinite(min_benefit_over_cost) or not 0 <= min_benefit_over_cost <= MAX_AUTOMATION_THRESHOLD:
+        raise InvalidArgument("min_benefit_over_cost", f"must be in [0, {MAX_AUTOMATION_THRESHOLD:g}] "
+                                                       f"(got {min_benefit_over_cost})")
+    return Level(level)
+
+
+def check_decision(decision: Decision, actor: str, reason: str) -> None:
+    """Who decides about a recommendation, and why: an actor always, a reason to reject."""
+    check_text(actor, "actor")
+    check_text(reason, "reason", 2048)
+    if not actor.strip():
+        raise InvalidArgument("actor", "is required: say who decides")
+    if decision is Decision.REJECT and not reason.strip():
+        raise InvalidArgument("reason", "is required to reject a recommendation")

@@ -11,7 +11,6 @@ limits that bind every migration (concurrency, the expiry check before each move
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
@@ -26,7 +25,7 @@ from advisor.domain.automation import (
     least_automatic,
     vm_level,
 )
-from advisor.domain.errors import AdvisorError, InvalidArgument
+from advisor.domain.errors import AdvisorError
 from advisor.domain.model import Host, Vm
 from advisor.domain.recommendation import Approve, Recommendation
 from advisor.usecases.inventory import Inventory
@@ -34,8 +33,6 @@ from advisor.usecases.ports import AutomationStore, Clock, RecommendationStore
 from advisor.usecases.records import apply_event
 
 log = logging.getLogger("advisor.automation")
-
-MAX_THRESHOLD = 1e6
 
 
 class Automation:
@@ -67,13 +64,8 @@ class Automation:
         return replace(self._default, cluster=cluster)
 
     def set(self, cluster: str, level: str, min_benefit_over_cost: float, actor: str) -> ClusterAutomation:
-        validation.check_id(cluster, "cluster")
-        if level not in {str(x) for x in Level}:
-            raise InvalidArgument("level", f"must be one of {', '.join(Level)} (got {level!r})")
-        if not math.isfinite(min_benefit_over_cost) or not 0 <= min_benefit_over_cost <= MAX_THRESHOLD:
-            raise InvalidArgument("min_benefit_over_cost", f"must be in [0, {MAX_THRESHOLD:g}] "
-                                                           f"(got {min_benefit_over_cost})")
-        setting = ClusterAutomation(cluster, Level(level), min_benefit_over_cost, actor, self._clock())
+        checked = validation.check_automation(cluster, level, min_benefit_over_cost)
+        setting = ClusterAutomation(cluster, checked, min_benefit_over_cost, actor, self._clock())
         self._store.set_automation(setting)
         log.info("automation set", extra={"cluster": cluster, "level": level, "threshold": min_benefit_over_cost,
                                           "actor": actor})

@@ -77,12 +77,7 @@ class Review:
         """Approve or reject a proposed recommendation. Before an approval the recommendation is checked against
         the cluster as it is now: one that no longer holds is stored expired, and the approval refused saying
         why."""
-        validation.check_text(actor, "actor")
-        validation.check_text(reason, "reason", 2048)
-        if not actor.strip():
-            raise InvalidArgument("actor", "is required: say who decides")
-        if decision is Decision.REJECT and not reason.strip():
-            raise InvalidArgument("reason", "is required to reject a recommendation")
+        validation.check_decision(decision, actor, reason)
         if decision is Decision.APPROVE:
             rec = get_recommendation(self._store, rec_id)
             index = self._freshness.next_move(rec)

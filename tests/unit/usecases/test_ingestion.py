@@ -8,7 +8,7 @@ import pytest
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import InvalidArgument, NotFound
 from advisor.domain.model import Host, HostSample, Vm, VmSample
-from advisor.usecases.ingestion import MAX_HOSTS_PER_PUSH
+from advisor.domain.pushes import MAX_HOSTS_PER_PUSH
 from tests.unit.usecases.world import World, hosts, world
 
 
