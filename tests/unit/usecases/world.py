@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from advisor.adapters.memory import CountingIds, ManualClock, MemoryStore
-from advisor.app import policies
-from advisor.config import Settings
+from advisor.config import Settings, policies
 from advisor.domain.automation import Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.expiry import ExpiryRules
@@ -22,15 +21,14 @@ from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.predictor import AnalyticPredictor
-from advisor.planning.engine import Concurrency
 from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation
+from advisor.usecases.cluster_plans import Planning
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.ingestion import Ingestion
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.lifecycle import Freshness
 from advisor.usecases.migrations import MigrationOutcomes, Migrations
-from advisor.usecases.plans import Planning
 from advisor.usecases.queries import Queries
 from advisor.usecases.review import Review
 from advisor.usecases.snapshots import Snapshots
@@ -79,27 +77,24 @@ class World:
 
 
 SETTINGS = Settings()
+KNOBS = policies(SETTINGS)
 
 
-def freshness_of(inventory: Inventory, samples: RecentSamples, estimator: CostEstimator,
+def freshness_of(inventory: Inventory, snapshots: Snapshots, estimator: CostEstimator,
                  clock: ManualClock) -> Freshness:
     """The expiry check with the settings' defaults: the one place that builds it."""
-    placement, _, _, _ = policies(SETTINGS)
-    return Freshness(inventory, samples, estimator, placement,
+    return Freshness(inventory, snapshots, estimator, KNOBS.filters,
                      ExpiryRules(SETTINGS.recommendation_max_age_s, SETTINGS.expiry_tolerance), clock)
 
 
-def advice_and_planning(store: MemoryStore, inventory: Inventory, samples: RecentSamples, estimator: CostEstimator,
-                        metrics: AdvisorMetrics, clock: ManualClock, ids: CountingIds, automation: Automation,
+def advice_and_planning(store: MemoryStore, inventory: Inventory, estimator: CostEstimator, metrics: AdvisorMetrics,
+                        clock: ManualClock, ids: CountingIds, automation: Automation,
                         snapshots: Snapshots) -> tuple[Advice, Planning]:
     """Advice and plans with the settings' defaults: the one place that builds them."""
-    placement, technique, plans, _ = policies(SETTINGS)
-    advice = Advice(inventory, samples, estimator, store, metrics, clock=clock, new_id=ids, placement=placement,
-                    technique=technique, automation=automation, snapshots=snapshots)
+    advice = Advice(inventory, estimator, store, metrics, clock=clock, new_id=ids, filters=KNOBS.filters,
+                    weights=KNOBS.weights, technique=KNOBS.technique, automation=automation, snapshots=snapshots)
     planning = Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=ids,
-                        placement=placement, technique=technique, plans=plans, automation=automation,
-                        concurrency=Concurrency(SETTINGS.max_migrations_per_source,
-                                                SETTINGS.max_migrations_per_target, SETTINGS.max_migrations))
+                        technique=KNOBS.technique, plans=KNOBS.plans, automation=automation)
     return advice, planning
 
 
@@ -117,14 +112,13 @@ def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryS
 
     outcomes = MigrationOutcomes(store, inventory, metrics, clock, RunningErrors(), on_ended=move_ended)
     executor = ManualExecutor(store, outcomes, clock)
-    freshness = freshness_of(inventory, samples, estimator, clock)
+    snapshots = Snapshots(inventory, samples, clock, unmovable=lambda: automation.opted_out()
+                          | executor.migrating_vms(), cluster_label=CLUSTER_LABEL)  # as in advisor/app.py
+    freshness = freshness_of(inventory, snapshots, estimator, clock)
     migrations = Migrations(store, executor, clock, freshness, CountingIds("op"))
     automation = Automation(store, store, inventory, clock, migrations.run, default_level=level,
                             default_threshold=threshold, cluster_label=CLUSTER_LABEL)
-    snapshots = Snapshots(inventory, samples, clock, unmovable=lambda: automation.opted_out()
-                          | migrations.migrating_vms(), cluster_label=CLUSTER_LABEL)
-    advice, planning = advice_and_planning(store, inventory, samples, estimator, metrics, clock, ids, automation,
-                                           snapshots)
+    advice, planning = advice_and_planning(store, inventory, estimator, metrics, clock, ids, automation, snapshots)
     return World(store, clock, metrics, inventory, samples, executor, outcomes,
                  Ingestion(inventory, samples, metrics, clock, UriPolicy(("fake://*",))), Queries(inventory, samples),
                  migrations, automation, Review(store, metrics, clock, freshness), snapshots, freshness, advice,
