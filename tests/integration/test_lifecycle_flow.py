@@ -17,7 +17,7 @@ from advisor.app import App
 from advisor.domain.automation import VM_LABEL
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import FailedPrecondition
-from advisor.domain.model import Host, Objective, Vm
+from advisor.domain.model import Host, Objective, PlanGoal, Vm
 from advisor.domain.recommendation import Decision, MoveState, RecommendationState, StartMove
 from advisor.usecases.records import apply_event
 from tests.support import local_advisor
@@ -98,7 +98,7 @@ def test_a_drain_runs_in_order_and_cancelling_it_drops_what_has_not_started(tmp_
     with advisor(tmp_path, world) as app:
         setup(app, world, {"v1": "a", "v2": "a", "v3": "a"})
         uc = app.usecases
-        plan = uc.planning.plan_cluster("drain", "a", 0, Objective())
+        plan = uc.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective())
         assert len(plan.moves) == 3 and plan.priority.level == 1
         uc.review.decide(plan.id, Decision.APPROVE, "alice", "")
         running = uc.migrations.run(plan.id, "alice")
@@ -113,7 +113,7 @@ def test_a_drain_runs_in_order_and_cancelling_it_drops_what_has_not_started(tmp_
         with pytest.raises(FailedPrecondition, match="nothing left to cancel"):
             uc.migrations.cancel(plan.id, "bob", "again")
 
-        again = uc.planning.plan_cluster("drain", "a", 0, Objective())
+        again = uc.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective())
         uc.review.decide(again.id, Decision.APPROVE, "alice", "")
         world.release.set()
         uc.migrations.run(again.id, "alice")

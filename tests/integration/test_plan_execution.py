@@ -12,7 +12,7 @@ from advisor.adapters.fake_hypervisor import FakeWorld
 from advisor.app import App
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import InvalidArgument
-from advisor.domain.model import Host, Objective, Vm
+from advisor.domain.model import Host, Objective, PlanGoal, Vm
 from advisor.domain.recommendation import Decision, RecommendationState
 from tests.support import local_advisor
 
@@ -36,7 +36,7 @@ def test_a_drain_plan_executes_move_by_move(tmp_path: Path) -> None:
             hosts=tuple(Host(h, 16, 32768, hypervisor_uri=f"fake://{h}") for h in ("a", "b", "c")),
             vms=(Vm("v1", "a", 4096, 2), Vm("v2", "a", 8192, 2)),
         ))
-        plan = uc.planning.plan_cluster("drain", "a", 0, Objective())
+        plan = uc.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective())
         assert {m.vm_id for m in plan.moves} == {"v1", "v2"}
         uc.review.decide(plan.id, Decision.APPROVE, "alice", "")
         with pytest.raises(InvalidArgument, match="move_index"):

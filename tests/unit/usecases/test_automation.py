@@ -18,7 +18,7 @@ EAST, WEST = {"cluster": "east"}, {"cluster": "west"}
 
 def clustered(level: Level = Level.MANUAL, threshold: float = 0.0) -> World:
     w = world(level=level, threshold=threshold)
-    w.push(hosts("a", "b", "c", a=EAST, b=EAST, c=WEST),
+    w.push(hosts("a", "b", "c", labels={"a": EAST, "b": EAST, "c": WEST}),
            [Vm("v1", "a", 4096, 2), Vm("pinned", "a", 4096, 2, labels={VM_LABEL: "disabled"}),
             Vm("hands-off", "a", 4096, 2, labels={VM_LABEL: "manual"}), Vm("w1", "c", 4096, 2)])
     return w

@@ -10,7 +10,7 @@ import pytest
 
 from advisor.domain.errors import FailedPrecondition, InvalidArgument
 from advisor.domain.migration import Phase
-from advisor.domain.model import Objective, Vm
+from advisor.domain.model import Objective, PlanGoal, Vm
 from advisor.domain.recommendation import Decision, MoveState, Recommendation, RecommendationState, StartMove
 from advisor.usecases.migrations import Migrations
 from advisor.usecases.records import apply_event
@@ -28,7 +28,7 @@ def w() -> World:
 
 
 def approved_drain(w: World) -> Recommendation:
-    plan = w.planning.plan_cluster("drain", "a", 0, Objective())
+    plan = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective())
     assert len(plan.moves) == 3
     return w.review.decide(plan.id, Decision.APPROVE, "alice", "")
 

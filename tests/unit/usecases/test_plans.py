@@ -9,7 +9,7 @@ import pytest
 
 from advisor.domain.automation import VM_LABEL
 from advisor.domain.errors import InvalidArgument, NotFound
-from advisor.domain.model import Objective, Vm
+from advisor.domain.model import Objective, PlanGoal, Vm
 from advisor.domain.recommendation import Decision, RecommendationState
 from tests.unit.usecases.world import World, hosts, world
 
@@ -23,7 +23,7 @@ def w() -> World:
 
 
 def test_a_drain_moves_every_vm_it_may_off_the_host_and_says_what_stays(w: World) -> None:
-    plan = w.planning.plan_cluster("drain", "a", 0, Objective())
+    plan = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective())
     assert (plan.goal, plan.state, plan.id) == ("drain:a", RecommendationState.PROPOSED, "r1")
     assert sorted(m.vm_id for m in plan.moves) == ["v1", "v2"]
     assert {m.target_host_id for m in plan.moves} <= {"b", "c"} and {m.source_host_id for m in plan.moves} == {"a"}
@@ -36,7 +36,7 @@ def test_a_drain_moves_every_vm_it_may_off_the_host_and_says_what_stays(w: World
 
 
 def test_a_dry_run_stores_nothing_and_has_no_id(w: World) -> None:
-    dry = w.planning.plan_cluster("drain", "a", 1, Objective(), dry_run=True)
+    dry = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 1, Objective(), dry_run=True)
     assert dry.id == "" and len(dry.moves) == 1  # max_moves
     assert w.review.page(None)[0] == []
 
@@ -44,19 +44,19 @@ def test_a_dry_run_stores_nothing_and_has_no_id(w: World) -> None:
 def test_a_vm_migrating_now_is_not_planned_again(w: World) -> None:
     rec = w.advice.recommend_target("v1", Objective())
     w.migrations.execute(w.review.decide(rec.id, Decision.APPROVE, "alice", "").id, "alice")
-    plan = w.planning.plan_cluster("drain", "a", 0, Objective(), dry_run=True)
+    plan = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective(), dry_run=True)
     assert [m.vm_id for m in plan.moves] == ["v2"] and "v1 (migrating now" in plan.summary
 
 
 @pytest.mark.parametrize(("call", "error", "match"), [
-    (lambda w: w.planning.plan_cluster("evacuate", "a", 0, Objective()), InvalidArgument,
-     "goal: must be one of drain, rebalance, consolidate"),
-    (lambda w: w.planning.plan_cluster("rebalance", "a", 0, Objective()), InvalidArgument,
+    (lambda w: w.planning.plan_cluster("evacuate", "a", 0, Objective()),  # a goal no client may send
+     InvalidArgument, "goal: must be one of"),
+    (lambda w: w.planning.plan_cluster(PlanGoal.REBALANCE, "a", 0, Objective()), InvalidArgument,
      "host_id: only a drain names a host"),
-    (lambda w: w.planning.plan_cluster("drain", "", 0, Objective()), InvalidArgument, "host_id"),
-    (lambda w: w.planning.plan_cluster("drain", "z", 0, Objective()), NotFound, "host_id"),
-    (lambda w: w.planning.plan_cluster("consolidate", "", -1, Objective()), InvalidArgument, "max_moves"),
-    (lambda w: w.planning.plan_cluster("consolidate", "", 0, Objective(deadline_ms=-5)), InvalidArgument,
+    (lambda w: w.planning.plan_cluster(PlanGoal.DRAIN, "", 0, Objective()), InvalidArgument, "host_id"),
+    (lambda w: w.planning.plan_cluster(PlanGoal.DRAIN, "z", 0, Objective()), NotFound, "host_id"),
+    (lambda w: w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", -1, Objective()), InvalidArgument, "max_moves"),
+    (lambda w: w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", 0, Objective(deadline_ms=-5)), InvalidArgument,
      "objective.deadline_ms"),
 ])
 def test_what_a_client_asks_is_checked_first(w: World, call: Callable[[World], object], error: type[Exception],
@@ -72,16 +72,16 @@ def test_each_move_is_held_to_the_threshold_of_its_own_cluster() -> None:
     w = world()
     clusters = {"a": "east", "b": "east", "c": "west", "d": "west"}
     crowded = {f"e{i}": "a" for i in range(8)} | {f"w{i}": "c" for i in range(2)}
-    w.push(hosts(*"cdab", **{h: {"cluster": c} for h, c in clusters.items()}),
+    w.push(hosts(*"cdab", labels={h: {"cluster": c} for h, c in clusters.items()}),
            [Vm(n, h, 4096, 2) for n, h in crowded.items()])
     w.load({h: 0.95 if h == "a" else 0.1 for h in "cdab"},
            {n: 0.9 if n.startswith("e") else 0.2 for n in crowded})
-    before = w.planning.plan_cluster("rebalance", "", 0, Objective(), dry_run=True)
+    before = w.planning.plan_cluster(PlanGoal.REBALANCE, "", 0, Objective(), dry_run=True)
     assert before.moves and {m.source_host_id for m in before.moves} == {"a"}, before.summary
     assert before.benefit_over_cost is not None and before.benefit_over_cost > 0
     w.automation.set("east", "manual", 1e6, "carol")
-    after = w.planning.plan_cluster("rebalance", "", 0, Objective(), dry_run=True)
+    after = w.planning.plan_cluster(PlanGoal.REBALANCE, "", 0, Objective(), dry_run=True)
     assert not after.moves and "their cluster's threshold (0/1e+06x)" in after.summary, after.summary
     w.automation.set("west", "manual", 1e6, "carol")  # a single threshold is named as such
-    assert "the cluster's threshold 1e+06x" in w.planning.plan_cluster("rebalance", "", 0, Objective(),
+    assert "the cluster's threshold 1e+06x" in w.planning.plan_cluster(PlanGoal.REBALANCE, "", 0, Objective(),
                                                                        dry_run=True).summary

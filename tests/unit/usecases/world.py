@@ -37,9 +37,10 @@ from tests.support.doubles import ManualExecutor
 CLUSTER_LABEL = "cluster"
 
 
-def hosts(*names: str, maintenance: str = "", **labels: dict[str, str]) -> tuple[Host, ...]:
+def hosts(*names: str, maintenance: str = "", labels: dict[str, dict[str, str]] | None = None) -> tuple[Host, ...]:
+    """Hosts of 16 cores and 32 GiB that the fake hypervisor reaches, `labels` by host."""
     return tuple(Host(h, 16, 32768, hypervisor_uri=f"fake://{h}", in_maintenance=h == maintenance,
-                      labels=labels.get(h, {})) for h in names)
+                      labels=(labels or {}).get(h, {})) for h in names)
 
 
 @dataclass
