@@ -76,6 +76,10 @@ def test_pulled_samples_that_cannot_be_used_are_skipped_and_counted(w: World) ->
     used = w.samples.vm_latest("v1", "memory_used_mib")
     assert used is not None and used.value == 4096  # a balloon figure above the VM's size: its size
     assert w.samples.vm_latest("v2", "dirty_rate_mib_s") is None
+    assert w.ingestion.ingest_pulled([], [VmSample("v2", now + 1, dirty_rate_mib_s=1.0),
+                                          VmSample("v2", now + 1, dirty_rate_mib_s=2.0)]) == {}
+    rate = w.samples.vm_latest("v2", "dirty_rate_mib_s")
+    assert rate is not None and rate.value == 2.0  # of one VM at one time, the last pulled
 
 
 def test_a_removed_vm_takes_its_samples_with_it(w: World) -> None:

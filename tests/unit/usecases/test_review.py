@@ -4,9 +4,11 @@ compare-and-set that lets exactly one of many concurrent deciders win, and the p
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
+from advisor.adapters.memory import MemoryStore
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.model import Objective, Vm
 from advisor.domain.recommendation import Decision, Recommendation, RecommendationState
@@ -75,6 +77,32 @@ def test_a_rejection_needs_no_expiry_check(w: World) -> None:
     rec = proposed(w)
     w.push(vms=[Vm("v0", "c", 4096, 2)])  # moved by someone else: no longer holds
     assert w.review.decide(rec.id, Decision.REJECT, "alice", "moved by hand").state is S.REJECTED
+
+
+class Interleaved(MemoryStore):
+    """A store where, right before the first write, another reviewer's decision lands first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meanwhile: Callable[[], object] | None = None
+
+    def replace_recommendation(self, before: Recommendation, after: Recommendation) -> Recommendation | None:
+        if self.meanwhile is not None:
+            first, self.meanwhile = self.meanwhile, None
+            first()
+        return super().replace_recommendation(before, after)
+
+
+def test_the_decider_who_read_first_but_wrote_second_is_told_what_happened() -> None:
+    store = Interleaved()
+    w = world(store=store)
+    w.push(hosts("a", "b"), [Vm("v0", "a", 4096, 2)])
+    rec = proposed(w)
+    store.meanwhile = lambda: w.review.decide(rec.id, Decision.REJECT, "carol", "frozen")
+    with pytest.raises(FailedPrecondition, match=r"is rejected \(by carol\)"):
+        w.review.decide(rec.id, Decision.APPROVE, "bob", "")
+    stored = w.review.get(rec.id)
+    assert (stored.state, stored.decided_by, stored.revision) == (S.REJECTED, "carol", 1)
 
 
 def test_of_many_concurrent_deciders_exactly_one_wins(w: World) -> None:
