@@ -20,14 +20,13 @@ from typing import Any
 import libvirt
 
 from advisor.adapters.libvirt import ensure_event_loop
+from advisor.domain.model import MIB, PAGE_SIZE_BYTES
 from advisor.lab import Lab, LabError, virt
 from training.lab_grid import BURST_OFF_S, BURST_ON_S, PHASE_S, Point
 
 GUEST = "vm1"
 HOSTS = ("hv1", "hv2")
 POLL_S = 0.5
-PAGE_KIB = 4
-MIB = 1024 * 1024
 SETTLE_S = 1.0  # after the writer reports its plan in force, before measuring
 POSTCOPY_AFTER_S = 5.0  # the `after_5s` switch point
 LINK_MBPS = 10_000  # loopback: no link limit of its own; the cap is what binds (see the card)
@@ -146,7 +145,7 @@ def _nonzero_mib(stats: dict[str, Any]) -> float | None:
     total, zero = stats.get("memory_total"), stats.get("memory_constant")
     if total is None or zero is None:
         return None
-    page = float(stats.get("memory_page_size", 4096))
+    page = float(stats.get("memory_page_size", PAGE_SIZE_BYTES))
     return (float(total) - float(zero) * page) / MIB
 
 
@@ -159,8 +158,8 @@ def measure_before(lab: Lab, dom: Any, uri: str) -> dict[str, Any]:
     row: dict[str, Any] = {"memory_used_mib": balloon_used_mib(dom)}
     for seconds, column in ((4, "dirty_rate_4s_pages_per_s"), (2, "dirty_rate_2s_pages_per_s"),
                             (1, "dirty_rate_pages_per_s")):
-        row[column] = virt.dirty_rate_mib_s(uri, GUEST, seconds) * 1024 / PAGE_KIB
-    row["working_set_mib"] = row["dirty_rate_4s_pages_per_s"] * 4 * PAGE_KIB / 1024
+        row[column] = virt.dirty_rate_mib_s(uri, GUEST, seconds) * MIB / PAGE_SIZE_BYTES
+    row["working_set_mib"] = row["dirty_rate_4s_pages_per_s"] * 4 * PAGE_SIZE_BYTES / MIB
     row["host_load_1m"] = os.getloadavg()[0]
     row["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return row
