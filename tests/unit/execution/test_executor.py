@@ -187,9 +187,12 @@ def test_abort_of_a_running_and_of_a_queued_migration() -> None:
     queued = executor.submit("rec-2", move("vm2", "a", "b"), actor="x").operation_id
     clock.sleep(0.1)
     assert executor.abort(queued, "changed plan").phase is Phase.ABORTED
-    executor.abort(running, "operator said so")
+    executor.abort(running, "operator said so", actor="ops")
+    asked_at = clock.now
     record = wait_final(clock, executor, running)
     assert record.phase is Phase.ABORTED
+    assert any("aborting: operator said so (by ops)" in e.message for e in record.timeline)
+    assert record.finished_at_s is not None and record.finished_at_s - asked_at < 0.1  # at the next poll
     assert "guest runs on source a" in record.message
     assert "abort vm1" in world.calls and "migrate vm2" not in world.calls
     with pytest.raises(FailedPrecondition, match="already ended"):
