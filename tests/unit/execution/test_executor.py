@@ -217,26 +217,39 @@ def test_an_unknown_host_fails_the_operation_with_the_reason() -> None:
     assert record.phase is Phase.FAILED and "unknown host 'ghost'" in record.message
 
 
-def test_a_guest_found_on_both_hosts_fails_the_migration_after_it_had_time_to_settle() -> None:
+def lingering(guests: list[GuestFacts], host: str) -> list[GuestFacts]:
+    """The source keeps listing the guest after it left."""
+    return guests if host != "a" or any(g.name == "vm1" for g in guests) else [*guests, VM1_FACTS]
+
+
+def vanished(guests: list[GuestFacts], host: str) -> list[GuestFacts]:
+    """The target does not list the guest that arrived."""
+    return [g for g in guests if g.name != "vm1"]
+
+
+@pytest.mark.parametrize(("listed", "where"), [
+    (lingering, "BOTH source a and target b"),
+    (vanished, "no host (not found running)"),
+])
+def test_a_migration_that_leaves_the_guest_not_on_its_target_alone_fails_after_time_to_settle(
+    listed: Callable[[list[GuestFacts], str], list[GuestFacts]], where: str
+) -> None:
     clock = FakeClock()
     world = world_of(clock, {"vm1": "a"})
     world.release.set()
 
-    class Lingering(FakeHypervisor):
-        """The source keeps listing the guest after it left."""
-
+    class Listing(FakeHypervisor):
         def guests(self) -> list[GuestFacts]:
-            listed = super().guests()
-            return listed if self.host != "a" or any(g.name == "vm1" for g in listed) else [*listed, VM1_FACTS]
+            return listed(super().guests(), self.host)
 
     def endpoint(host_id: str) -> HostEndpoint:
-        return HostEndpoint(lambda: Lingering(world, host_id), MigrationTarget(f"fake://{host_id}"))
+        return HostEndpoint(lambda: Listing(world, host_id), MigrationTarget(f"fake://{host_id}"))
 
     executor = on_clock(clock, world, MemoryMigrationStore(), endpoint, RecordingObserver())
     op = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
     record = wait_final(clock, executor, op)
     assert record.phase is Phase.FAILED
-    assert "guest runs on BOTH source a and target b" in record.message
+    assert f"guest runs on {where}" in record.message
     assert record.timeline[-1].at_ms >= 5_000  # asked again for 5 s of the clock before it judged
 
 
