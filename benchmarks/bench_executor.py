@@ -21,7 +21,7 @@ import libvirt
 
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sqlite.store import SqliteStore
-from advisor.domain.migration import MigrationRecord, Progress
+from advisor.domain.migration import MigrationRecord, Phase, Progress
 from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
 from advisor.execution.executor import Executor, HostEndpoint, MonitorTuning
 from advisor.execution.hypervisor import MigrationTarget
@@ -75,7 +75,7 @@ def advisor_migrate(lab: Lab, executor: Executor, n: int, source: str, target: s
     for record, _, _ in executor.watch(op, timeout_s=300):  # noqa: B007 - the last one is the final record
         pass
     elapsed = time.monotonic() - started
-    if record.phase.value != "succeeded":
+    if record.phase is not Phase.SUCCEEDED:
         raise SystemExit(f"advisor migration {op} ended {record.phase}: {record.message}")
     return elapsed
 

@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import csv
 import json
+import math
 import signal
 import sys
 import time
@@ -39,7 +40,7 @@ import libvirt
 import numpy as np
 import pandas as pd
 
-from advisor.lab import Lab
+from advisor.lab import Lab, virt
 
 REPO = Path(__file__).resolve().parents[1]
 TRACE = REPO.parent / "shared" / "data" / "bitbrains" / "rnd-2013-7.csv.gz"
@@ -161,29 +162,6 @@ def _on_term(_sig: int, _frame: FrameType | None) -> None:
     raise _Stop("SIGTERM")
 
 
-def _start_calc(doms: dict[str, libvirt.virDomain]) -> None:
-    for dom in doms.values():
-        dom.startDirtyRateCalc(1, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
-
-
-def _read_calc(conn: libvirt.virConnect, doms: dict[str, libvirt.virDomain]) -> dict[str, float]:
-    """Wait for every started calculation; NaN for one that does not finish within 5 s."""
-    out: dict[str, float] = {}
-    deadline = time.monotonic() + 5.0
-    while len(out) < len(doms):
-        for name, dom in doms.items():
-            if name in out:
-                continue
-            stats = dict(conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1])
-            if int(stats.get("dirtyrate.calc_status", 0)) == 2:
-                out[name] = float(stats.get("dirtyrate.megabytes_per_second", 0))
-        if time.monotonic() > deadline:
-            out.update({n: float("nan") for n in doms if n not in out})
-        elif len(out) < len(doms):
-            time.sleep(0.05)
-    return out
-
-
 def collect(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one sequential job, read top to bottom
     started = time.time()
     deadline = started + args.max_minutes * 60 - 30  # leave time to take the lab down
@@ -239,9 +217,8 @@ def collect(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one sequential 
                     if now < next_at:
                         time.sleep(next_at - now)
                     t_start = time.time()
-                    _start_calc(doms)
-                    time.sleep(1.0)
-                    values = _read_calc(conn, doms)
+                    # Every guest in the same 1 s window; NaN for one that does not finish within 5 s.
+                    values = {name: math.nan for name in doms} | virt.dirty_rates_mib_s(conn, doms, 1, timeout_s=5.0)
                     mid = t_start + 0.5
                     for g in guests:
                         r = plan[g][seg]

@@ -19,17 +19,19 @@ from typing import Any
 
 import libvirt
 
-from advisor.adapters.libvirt import ensure_event_loop
+from advisor.adapters.libvirt import ensure_event_loop, migration_flags, migration_params
+from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters, Technique
+from advisor.execution.hypervisor import MigrationTarget
 from advisor.lab import Lab, LabError, virt
 from training.lab_grid import BURST_OFF_S, BURST_ON_S, PHASE_S, Point
 
 GUEST = "vm1"
 HOSTS = ("hv1", "hv2")
 POLL_S = 0.5
-PAGE_KIB = 4
-MIB = 1024 * 1024
 SETTLE_S = 1.0  # after the writer reports its plan in force, before measuring
 POSTCOPY_AFTER_S = 5.0  # the `after_5s` switch point
+# The lab's loopback migration address (the target URI itself is passed to migrateToURI3 apart).
+LAB_TARGET = MigrationTarget("", "127.0.0.1")
 LINK_MBPS = 10_000  # loopback: no link limit of its own; the cap is what binds (see the card)
 
 
@@ -46,25 +48,16 @@ class Watch:
     downtime_set_ms: float | None = None  # job elapsed time when the allowed downtime was set
 
 
-def flags_and_params(point: Point, lab: Lab) -> tuple[int, dict[str, Any]]:
-    """The migrateToURI3 flags and parameters for a point, as advisor/adapters/libvirt.py builds them."""
-    flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
-    params: dict[str, Any] = {**lab.migration_params(), libvirt.VIR_MIGRATE_PARAM_BANDWIDTH: point.cap_mib_s}
-    if point.technique == "precopy_autoconverge":
-        flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
-        params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = point.autoconverge_initial_pct
-        params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = point.autoconverge_increment_pct
-    elif point.technique == "precopy_xbzrle":
-        flags |= libvirt.VIR_MIGRATE_COMPRESSED
-        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "xbzrle"
-    elif point.technique == "precopy_compress":
-        flags |= libvirt.VIR_MIGRATE_COMPRESSED
-        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "mt"
-        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION_MT_THREADS] = point.compression_threads
-    elif point.technique == "postcopy":
-        flags |= libvirt.VIR_MIGRATE_POSTCOPY
-        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = point.cap_mib_s
-    return flags, params
+def flags_and_params(point: Point) -> tuple[int, dict[str, Any]]:
+    """The migrateToURI3 flags and parameters for a point: the libvirt adapter's own, for a guest whose
+    definition stays on the source. Post-copy is allowed from the start; `_watch` decides the switch."""
+    postcopy = point.technique == Technique.POSTCOPY
+    parameters = MigrationParameters(
+        Technique(point.technique), point.cap_mib_s, point.max_downtime_ms, 0.0 if postcopy else None,
+        point.deadline_ms, point.autoconverge_initial_pct, point.autoconverge_increment_pct,
+        point.compression_threads, postcopy_bandwidth_mib_s=point.cap_mib_s if postcopy else 0.0,
+    )
+    return migration_flags(parameters, persistent=False), migration_params(parameters, LAB_TARGET)
 
 
 def set_writer(lab: Lab, point: Point) -> None:
@@ -146,7 +139,7 @@ def _nonzero_mib(stats: dict[str, Any]) -> float | None:
     total, zero = stats.get("memory_total"), stats.get("memory_constant")
     if total is None or zero is None:
         return None
-    page = float(stats.get("memory_page_size", 4096))
+    page = float(stats.get("memory_page_size", PAGE_SIZE_BYTES))
     return (float(total) - float(zero) * page) / MIB
 
 
@@ -159,8 +152,8 @@ def measure_before(lab: Lab, dom: Any, uri: str) -> dict[str, Any]:
     row: dict[str, Any] = {"memory_used_mib": balloon_used_mib(dom)}
     for seconds, column in ((4, "dirty_rate_4s_pages_per_s"), (2, "dirty_rate_2s_pages_per_s"),
                             (1, "dirty_rate_pages_per_s")):
-        row[column] = virt.dirty_rate_mib_s(uri, GUEST, seconds) * 1024 / PAGE_KIB
-    row["working_set_mib"] = row["dirty_rate_4s_pages_per_s"] * 4 * PAGE_KIB / 1024
+        row[column] = virt.dirty_rate_mib_s(uri, GUEST, seconds) * MIB / PAGE_SIZE_BYTES
+    row["working_set_mib"] = row["dirty_rate_4s_pages_per_s"] * 4 * PAGE_SIZE_BYTES / MIB
     row["host_load_1m"] = os.getloadavg()[0]
     row["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return row
@@ -185,7 +178,7 @@ def _migrate(lab: Lab, conn: Any, dom: Any, point: Point, source: str, target: s
         got_completed.set()
 
     callback = conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, on_completed, None)
-    flags, params = flags_and_params(point, lab)
+    flags, params = flags_and_params(point)
     done = threading.Event()
     error: list[str] = []
 

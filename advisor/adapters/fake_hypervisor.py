@@ -4,18 +4,28 @@ It honours the same contract as the libvirt adapter (tests/contract runs one sui
 exactly one host, a migration moves a guest when it succeeds and leaves it on the source when aborted, progress
 is None when no job runs, an unknown guest is an error for measurements and an unsuccessful result for a
 migration. Migrations are scripted: each takes `migration_s` seconds, or waits for `release` when the world is
-gated, so a test decides when they end. Claims about real migrations are only made against the lab.
+gated, so a test decides when they end. Time is the world's `clock`: a test may give it a fake one and start
+migrations with `launch`, which does not block, in place of the blocking `migrate`. Claims about real migrations
+are only made against the lab.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MigrationParameters
-from advisor.execution.hypervisor import GuestFacts, GuestStats, HostFacts, HypervisorError, MigrationTarget
+from advisor.execution.hypervisor import (
+    GuestFacts,
+    GuestStats,
+    HostFacts,
+    Hypervisor,
+    HypervisorError,
+    MigrationTarget,
+)
 
 SCHEME = "fake://"
 
@@ -36,7 +46,7 @@ class _Job:
     started: float
     total_mib: float
     postcopy: bool = False
-    aborted: threading.Event = field(default_factory=threading.Event)
+    aborted: bool = False
 
 
 class FakeWorld:
@@ -46,8 +56,10 @@ class FakeWorld:
     `calls`, `running`, `most_running`."""
 
     def __init__(self, hosts: tuple[str, ...] = ("a", "b"), *, gated: bool = False, migration_s: float = 0.05,
-                 cpu_cores: int = 4, memory_mib: int = 4096, cpu_model: str = "m") -> None:
+                 cpu_cores: int = 4, memory_mib: int = 4096, cpu_model: str = "m",
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.hosts = hosts
+        self.clock, self.sleep = clock, sleep
         self.cpu_cores, self.memory_mib, self.cpu_model = cpu_cores, memory_mib, cpu_model
         self.guests: dict[str, FakeGuest] = {}
         self.release = threading.Event()
@@ -82,6 +94,11 @@ class FakeWorld:
         if not uri.startswith(SCHEME) or host not in self.hosts:
             raise HypervisorError(f"cannot connect to {uri}: no such fake host")
         return FakeHypervisor(self, host)
+
+    def launch(self, source: Hypervisor, guest: str, target: MigrationTarget,
+               parameters: MigrationParameters) -> FakeMigration:
+        """The executor's `launch`: start migrating `guest` off `source` without a thread (see FakeMigration)."""
+        return self.connect(source.uri).start_migration(guest, target, parameters)
 
 
 class FakeHypervisor:
@@ -123,33 +140,27 @@ class FakeHypervisor:
             return found.dirty_rate_mib_s
 
     def migrate(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
+        job = self.start_migration(guest, target, parameters)
+        while job.running():
+            job.wait(0.005)
+        return job.result()
+
+    def start_migration(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> FakeMigration:
         w = self.world
         with w.lock:
             try:
                 found = self._guest(guest)
             except HypervisorError as error:
-                return MigrationResult(False, error=str(error))
+                return FakeMigration(w, guest, MigrationResult(False, error=str(error)))
             destination = target.uri.removeprefix(SCHEME)
             if destination not in w.hosts or destination == self.host:
-                return MigrationResult(False, error=f"cannot migrate {guest!r} to {target.uri}")
-            job = w._jobs[guest] = _Job(time.monotonic(), float(found.memory_mib))
+                refused = MigrationResult(False, error=f"cannot migrate {guest!r} to {target.uri}")
+                return FakeMigration(w, guest, refused)
+            w._jobs[guest] = _Job(w.clock(), float(found.memory_mib))
             w.running += 1
             w.most_running = max(w.most_running, w.running)
             w.calls.append(f"migrate {guest}")
-        try:
-            while not (w.release.is_set() and time.monotonic() - job.started >= w.migration_s):
-                if job.aborted.wait(0.005):
-                    return MigrationResult(False, error="operation aborted: canceled by client",
-                                           total_time_ms=(time.monotonic() - job.started) * 1000)
-            with w.lock:
-                found.host = destination
-            elapsed_ms = (time.monotonic() - job.started) * 1000
-            return MigrationResult(True, total_time_ms=elapsed_ms, downtime_ms=20.0, transferred_mib=job.total_mib,
-                                   iterations=1 if job.postcopy else 3, postcopy_requests=4 if job.postcopy else 0)
-        finally:
-            with w.lock:
-                w._jobs.pop(guest, None)
-                w.running -= 1
+        return FakeMigration(w, guest, destination=destination)
 
     def progress(self, guest: str) -> Progress | None:
         if self.world.fail_polls:
@@ -158,7 +169,7 @@ class FakeHypervisor:
             job = self.world._jobs.get(guest)
             if job is None:
                 return None
-            elapsed_s = time.monotonic() - job.started
+            elapsed_s = self.world.clock() - job.started
             done = min(1.0, elapsed_s / max(self.world.migration_s, 1e-6))
             remaining = job.total_mib * (1.0 - done) / 2
             return Progress(elapsed_s * 1000, job.total_mib, remaining, 1.0, 100.0, 1, in_postcopy=job.postcopy,
@@ -187,6 +198,44 @@ class FakeHypervisor:
             self.world.calls.append(f"abort {guest}")
             if job is None:
                 raise HypervisorError(f"abort the job of {guest!r}: no job")
-            job.aborted.set()
+            job.aborted = True
 
     def close(self) -> None: ...
+
+
+class FakeMigration:
+    """One migration in a fake world. It runs until aborted, or until the world lets it end (`release`) and
+    `migration_s` has passed on the world's clock; asking for its result ends it: the guest moves if it succeeded."""
+
+    def __init__(self, world: FakeWorld, guest: str, ended: MigrationResult | None = None, *,
+                 destination: str = "") -> None:
+        self._world, self._guest, self._ended, self._destination = world, guest, ended, destination
+
+    def running(self) -> bool:
+        w = self._world
+        with w.lock:
+            job = w._jobs.get(self._guest)
+            if self._ended is not None or job is None or job.aborted:
+                return False
+            return not (w.release.is_set() and w.clock() - job.started >= w.migration_s)
+
+    def wait(self, seconds: float) -> None:
+        self._world.sleep(seconds)
+
+    def result(self) -> MigrationResult:
+        if self._ended is not None:
+            return self._ended
+        w = self._world
+        with w.lock:
+            job = w._jobs.pop(self._guest)
+            w.running -= 1
+            elapsed_ms = (w.clock() - job.started) * 1000
+            if job.aborted:
+                self._ended = MigrationResult(False, error="operation aborted: canceled by client",
+                                              total_time_ms=elapsed_ms)
+            else:
+                w.guests[self._guest].host = self._destination
+                self._ended = MigrationResult(True, total_time_ms=elapsed_ms, downtime_ms=20.0,
+                                              transferred_mib=job.total_mib, iterations=1 if job.postcopy else 3,
+                                              postcopy_requests=4 if job.postcopy else 0)
+        return self._ended

@@ -15,7 +15,7 @@ from typing import Any
 import libvirt
 
 from advisor.domain.migration import MigrationResult, Progress
-from advisor.domain.model import MIB, MigrationParameters, Technique
+from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters, Technique
 from advisor.execution.hypervisor import GuestFacts, GuestStats, HostFacts, HypervisorError, MigrationTarget
 
 _loop_lock = threading.Lock()
@@ -231,7 +231,7 @@ class LibvirtHypervisor:
             if e.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID):
                 return None  # gone, or no longer running here: the job ended
             raise _error(f"progress of {guest!r}", e) from None
-        page = float(stats.get("memory_page_size", 4096))
+        page = float(stats.get("memory_page_size", PAGE_SIZE_BYTES))
         return Progress(
             elapsed_ms=float(stats.get("time_elapsed", 0)),
             memory_total_mib=float(stats.get("memory_total", 0)) / MIB,

@@ -25,6 +25,27 @@ class Phase(enum.StrEnum):
         return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.ABORTED)
 
 
+class GuestLocation(enum.Enum):
+    """Where a guest runs once its migration ended, as both hosts tell."""
+
+    SOURCE = "source"
+    TARGET = "target"
+    NOWHERE = "nowhere"
+    BOTH = "both"  # both hosts run it: a split brain for an operator to resolve
+
+    def describe(self, source_host_id: str, target_host_id: str) -> str:
+        """As the timeline says it: "target hv2", "BOTH source hv1 and target hv2"."""
+        match self:
+            case GuestLocation.SOURCE:
+                return f"source {source_host_id}"
+            case GuestLocation.TARGET:
+                return f"target {target_host_id}"
+            case GuestLocation.NOWHERE:
+                return "no host (not found running)"
+            case GuestLocation.BOTH:
+                return f"BOTH source {source_host_id} and target {target_host_id}"
+
+
 @dataclass(frozen=True)
 class Progress:
     """One poll of the job statistics. Rates in MiB/s, memory in MiB."""

@@ -31,14 +31,6 @@ class Technique(enum.StrEnum):
         return self is not Technique.POSTCOPY
 
 
-def pages_per_s_to_mib_s(pages_per_s: float) -> float:
-    return pages_per_s * PAGE_SIZE_BYTES / MIB
-
-
-def mbit_s_to_mib_s(mbit_s: float) -> float:
-    return mbit_s * 1e6 / 8 / MIB
-
-
 @dataclass(frozen=True)
 class Host:
     id: str

@@ -1,4 +1,5 @@
-"""Runs migrations: a queue under concurrency limits (KubeVirt's defaults), one thread per migration (runner.py).
+"""Runs migrations: a queue under concurrency limits (KubeVirt's defaults), one script per migration (runner.py),
+each run in the background (background.py: a thread each in production).
 
 Requests come from the migrations use case: submit a move (idempotent: the same move of the same recommendation
 returns its existing operation), get, abort, watch. At start, operations a previous run left unfinished are
@@ -19,6 +20,7 @@ from advisor.domain.errors import FailedPrecondition, NotFound
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import Move
+from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
 from advisor.execution.monitor import Estimate
 from advisor.execution.runner import (
     ExecutionObserver,
@@ -60,22 +62,29 @@ class Executor:
         observer: ExecutionObserver,
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        background: Background | None = None,
+        launch: Launch = ThreadedMigration,
         limits: ConcurrencyLimits = ConcurrencyLimits(),
         tuning: MonitorTuning = MonitorTuning(),  # noqa: B008 - frozen, so one shared default is safe
         poll_interval_s: float = 0.5,
     ) -> None:
+        """`clock` stamps records (seconds since the epoch), `monotonic` measures waits; `background` runs each
+        migration's script (by default a thread each, pausing with time.sleep), `launch` starts a migrate call."""
         self._store = store
         self._observer = observer
         self._clock = clock
+        self._monotonic = monotonic
+        self._background = background or Threads()
         self._limits = limits
         self._lock = threading.RLock()
         self._live: dict[str, Live] = {}
         self._queue: deque[str] = deque()
         self._running: set[str] = set()
-        self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
-        self._runner = Runner(store, endpoints, observer, clock=clock, tuning=tuning, poll_interval_s=poll_interval_s,
-                              stopping=self._stopping, on_end=self._end)
+        self._runner = Runner(store, endpoints, observer, clock=clock, monotonic=monotonic, launch=launch,
+                              tuning=tuning, poll_interval_s=poll_interval_s, stopping=self._stopping,
+                              on_end=self._end)
 
     # -- requests ------------------------------------------------------------------------------------------
 
@@ -146,18 +155,18 @@ class Executor:
         if live is None:
             yield Watched(self.get(operation_id), None, Estimate())
             return
-        deadline = time.monotonic() + timeout_s
+        deadline = self._monotonic() + timeout_s
         seen = -1
         while True:
             with live.changed:
-                while live.version == seen and time.monotonic() < deadline:
+                while live.version == seen and self._monotonic() < deadline:
                     if not alive():
                         return
-                    live.changed.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+                    self._background.wait(live.changed, min(1.0, max(0.0, deadline - self._monotonic())))
                 seen = live.version
                 record, progress, expected = live.record, live.progress, live.estimate
             yield Watched(record, progress, expected)
-            if record.phase.final or time.monotonic() >= deadline:
+            if record.phase.final or self._monotonic() >= deadline:
                 return
 
     def migrating_vms(self) -> frozenset[str]:
@@ -186,8 +195,7 @@ class Executor:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop polling. Migrations in flight go on in the hypervisors; the next start reconciles them."""
         self._stopping.set()
-        for thread in self._threads:
-            thread.join(timeout_s)
+        self._background.join(timeout_s)
 
     def _busy(self) -> tuple[dict[str, int], dict[str, int]]:
         out: dict[str, int] = {}
@@ -215,11 +223,8 @@ class Executor:
             into[r.target_host_id] = into.get(r.target_host_id, 0) + 1
             self._spawn(self._runner.run, self._live[op])
 
-    def _spawn(self, target: Callable[[Live], None], live: Live) -> None:
-        thread = threading.Thread(target=target, args=(live,), name=f"migration-{live.record.operation_id}",
-                                  daemon=True)
-        self._threads.append(thread)
-        thread.start()
+    def _spawn(self, script: Callable[[Live], Steps[None]], live: Live) -> None:
+        self._background.spawn(script(live), f"migration-{live.record.operation_id}")
 
     # -- one migration -------------------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """One migration, from start to end: the thin loop around the pure monitor.
 
-The loop polls the source's job statistics, calls `monitor.step`, applies its actions and sleeps; the blocking
-migrate call runs in a thread of its own. Every phase change and action lands on the record's timeline, which is
-written through to storage, so a restarted advisor knows what was under way and reconciles it with the hypervisors.
+The loop polls the source's job statistics, calls `monitor.step`, applies its actions and pauses; the blocking
+migrate call runs on its own (`launch`). Each operation is a script of steps that yields wherever it waits
+(background.py): it reads only the clocks it is given and never sleeps itself. Every phase change and action
+lands on the record's timeline, which is written through to storage, so a restarted advisor knows what was under
+way and reconciles it with the hypervisors.
 The executor (executor.py) decides when a migration may start and is told when it ends (`on_end`).
 """
 
@@ -10,22 +12,25 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from advisor.domain.errors import AdvisorError
-from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
+from advisor.domain.migration import GuestLocation, MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import MigrationParameters, Technique
 from advisor.execution import monitor
+from advisor.execution.background import Launch, MigrationJob, Pause, Steps
 from advisor.execution.hypervisor import Hypervisor, HypervisorError, MigrationTarget, UriRefused
 from advisor.execution.monitor import MonitorPlan
 
 log = logging.getLogger("advisor.execution")
 # How many times a refused switch to post-copy is asked again (one poll apart).
 POSTCOPY_RETRIES = 3
+# How long a guest may take to leave its source after a migration, and how often both hosts are asked meanwhile.
+SETTLE_S = 5.0
+SETTLE_POLL_S = 0.2
 
 
 def public(error: Exception) -> str:
@@ -107,7 +112,8 @@ EndCallback = Callable[[Live, MigrationResult, Phase, str], None]
 
 
 class Runner:
-    """Runs one operation at a time per thread; `stopping` makes every loop leave the hypervisors alone."""
+    """Writes each operation as a script of steps (`run`, `reconcile`); `stopping` makes every script leave the
+    hypervisors alone. `clock` stamps the timeline (seconds since the epoch), `monotonic` measures elapsed time."""
 
     def __init__(
         self,
@@ -116,6 +122,8 @@ class Runner:
         observer: ExecutionObserver,
         *,
         clock: Callable[[], float],
+        monotonic: Callable[[], float],
+        launch: Launch,
         tuning: MonitorTuning,
         poll_interval_s: float,
         stopping: threading.Event,
@@ -125,6 +133,8 @@ class Runner:
         self._endpoints = endpoints
         self._observer = observer
         self._clock = clock
+        self._monotonic = monotonic
+        self._launch = launch
         self._tuning = tuning
         self._poll_s = poll_interval_s
         self._stopping = stopping
@@ -148,7 +158,7 @@ class Runner:
             live.version += 1
             live.changed.notify_all()
 
-    def run(self, live: Live) -> None:
+    def run(self, live: Live) -> Steps[None]:
         record = live.record
         try:
             source = self._endpoints(record.source_host_id).hypervisor()
@@ -164,19 +174,12 @@ class Runner:
             self._apply(live, source, actions, state)
         except HypervisorError as error:
             self.note(live, Phase.PRECOPY, f"could not set the initial downtime: {public(error)}")
-        outcome: list[MigrationResult] = []
-        migrate = threading.Thread(
-            target=lambda: outcome.append(source.migrate(record.vm_id, target, record.parameters)),
-            name=f"migrate-{record.operation_id}", daemon=True,
-        )
-        started = time.monotonic()
-        migrate.start()
-        state = self._watch(live, source, plan, state, started, migrate.is_alive, migrate.join)
+        started = self._monotonic()
+        job = self._launch(source, record.vm_id, target, record.parameters)
+        state = yield from self._watch(live, source, plan, state, started, job.running, job)
         if self._stopping.is_set():
             return  # the migration goes on in the hypervisors; the next start reconciles it
-        migrate.join()
-        result = outcome[0] if outcome else MigrationResult(False, error="migrate call died")
-        self._conclude(live, source, state, result)
+        yield from self._conclude(live, state, job.result())
         source.close()
 
     def _watch(
@@ -187,14 +190,14 @@ class Runner:
         state: monitor.MonitorState,
         started: float,
         job_alive: Callable[[], bool],
-        wait: Callable[[float], None] = time.sleep,
-    ) -> monitor.MonitorState:
-        """Poll and steer until the job ends. `wait` sleeps between polls, or returns early when the job ends
-        (the migrate thread's join), so the end is noticed at once rather than up to a poll later."""
+        job: MigrationJob | None = None,
+    ) -> Steps[monitor.MonitorState]:
+        """Poll and steer until the job ends. The pause between polls ends early when `job` (the migrate call, if
+        this script started it) ends, so the end is noticed at once rather than up to a poll later."""
         vm = live.record.vm_id
         postcopy_retries = POSTCOPY_RETRIES
         while job_alive():
-            wait(self._poll_s)
+            yield Pause(self._poll_s, job)
             if not job_alive():
                 break
             if self._stopping.is_set():
@@ -215,7 +218,7 @@ class Runner:
                 state = replace(state, abort_requested=True)
                 actions: list[monitor.Action] = [monitor.Abort(live.user_abort)]
             else:
-                state, actions = monitor.step(state, progress, (time.monotonic() - started) * 1000, plan)
+                state, actions = monitor.step(state, progress, (self._monotonic() - started) * 1000, plan)
             live.estimate = state.estimate
             if state.phase is Phase.POSTCOPY and live.record.phase is not Phase.POSTCOPY:
                 self.note(live, Phase.POSTCOPY, "in post-copy: the guest runs on the target")
@@ -252,15 +255,14 @@ class Runner:
                 case monitor.Note(message=text):
                     self.note(live, phase, text)
 
-    def _conclude(
-        self, live: Live, source: Hypervisor, state: monitor.MonitorState, result: MigrationResult
-    ) -> None:
+    def _conclude(self, live: Live, state: monitor.MonitorState, result: MigrationResult) -> Steps[None]:
         if self._stopping.is_set() and not live.record.phase.final:
             return  # the next start reconciles
         record = live.record
-        where = self._where(record)
+        location = yield from self._where(record)
+        where = location.describe(record.source_host_id, record.target_host_id)
         final = monitor.finish(state, result.succeeded, state.abort_requested).phase
-        if result.succeeded and not where.startswith("target"):
+        if result.succeeded and location is not GuestLocation.TARGET:
             final = Phase.FAILED
         if not result.succeeded and live.progress is not None and not result.transferred_mib:
             # After an abort or failure the hypervisor has no completed statistics: keep the last poll.
@@ -275,34 +277,35 @@ class Runner:
             message = f"{final}: {why}; guest runs on {where}"
         self._end(live, result, final, message)
 
-    def _where(self, record: MigrationRecord, settle_s: float = 5.0) -> str:
+    def _where(self, record: MigrationRecord) -> Steps[GuestLocation]:
         """Which host runs the guest now, as checked with both hypervisors. Right after a migration the source
         may still list the guest for a moment while it tears it down: ask again until one host has it."""
-        deadline = time.monotonic() + settle_s
+        deadline = self._monotonic() + SETTLE_S
         while True:
             found = self._where_once(record)
-            if len(found) == 1 or time.monotonic() >= deadline:
+            if len(found) == 1 or self._monotonic() >= deadline:
                 break
-            time.sleep(0.2)
+            yield Pause(SETTLE_POLL_S)
         if len(found) == 1:
             return found[0]
-        return "no host (not found running)" if not found else f"BOTH {' and '.join(found)}"
+        return GuestLocation.NOWHERE if not found else GuestLocation.BOTH
 
-    def _where_once(self, record: MigrationRecord) -> list[str]:
+    def _where_once(self, record: MigrationRecord) -> list[GuestLocation]:
         found = []
-        for label, host_id in (("source", record.source_host_id), ("target", record.target_host_id)):
+        for side, host_id in ((GuestLocation.SOURCE, record.source_host_id),
+                              (GuestLocation.TARGET, record.target_host_id)):
             try:
                 hypervisor = self._endpoints(host_id).hypervisor()
                 try:
                     if any(g.name == record.vm_id and g.running for g in hypervisor.guests()):
-                        found.append(f"{label} {host_id}")
+                        found.append(side)
                 finally:
                     hypervisor.close()
             except (HypervisorError, AdvisorError) as error:
                 log.warning("cannot check host", extra={"host": host_id, "error": str(error)})
         return found
 
-    def reconcile(self, live: Live) -> None:
+    def reconcile(self, live: Live) -> Steps[None]:
         """An operation a previous run left under way: follow it to its end if the job still runs, else record
         the state the hypervisors show."""
         record = live.record
@@ -324,15 +327,16 @@ class Runner:
                     except HypervisorError:
                         return False
 
-                state = self._watch(live, source, plan, state, time.monotonic(), alive)
+                yield from self._watch(live, source, plan, state, self._monotonic(), alive)
         except HypervisorError:
             pass
         finally:
             source.close()
         if self._stopping.is_set():
             return
-        where = self._where(record)
-        succeeded = where.startswith("target")
+        location = yield from self._where(record)
+        where = location.describe(record.source_host_id, record.target_host_id)
+        succeeded = location is GuestLocation.TARGET
         result = MigrationResult(succeeded, error="" if succeeded else "the migration did not complete",
                                  total_time_ms=0.0)
         if live.progress is not None:

@@ -102,20 +102,34 @@ def pty_path(uri: str, name: str, port: int = 1) -> str | None:
     return None
 
 
-def dirty_rate_mib_s(uri: str, name: str, seconds: int = 1) -> float:
-    """One page-sampling dirty-rate reading: noisy, in steps of memory/(512 pages per GiB), see FACTS."""
-    with connection(uri) as conn:
-        dom = conn.lookupByName(name)
+def dirty_rates_mib_s(conn: Connection, doms: dict[str, Domain], seconds: int = 1,
+                     timeout_s: float = 10.0) -> dict[str, float]:
+    """Page-sampling dirty-rate readings of `doms`, all over the same `seconds`: noisy, in steps of memory/(512
+    pages per GiB), see FACTS. A guest whose calculation has not finished `timeout_s` after the window is left out."""
+    for dom in doms.values():
         dom.startDirtyRateCalc(seconds, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
-        deadline = time.monotonic() + seconds + 10
-        time.sleep(seconds)
-        while True:
+    time.sleep(seconds)
+    deadline = time.monotonic() + timeout_s
+    rates: dict[str, float] = {}
+    while True:
+        for name, dom in doms.items():
+            if name in rates:
+                continue
             stats = dict(conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1])
-            if int(stats.get("dirtyrate.calc_status", 0)) == 2:  # 2: measured
-                return float(stats.get("dirtyrate.megabytes_per_second", 0))
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"dirty-rate calculation of {name} did not finish")
-            time.sleep(0.1)
+            if int(stats.get("dirtyrate.calc_status", 0)) == libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED:
+                rates[name] = float(stats.get("dirtyrate.megabytes_per_second", 0))
+        if len(rates) == len(doms) or time.monotonic() > deadline:
+            return rates
+        time.sleep(0.05)
+
+
+def dirty_rate_mib_s(uri: str, name: str, seconds: int = 1) -> float:
+    """One page-sampling dirty-rate reading of guest `name` (see dirty_rates_mib_s)."""
+    with connection(uri) as conn:
+        rates = dirty_rates_mib_s(conn, {name: conn.lookupByName(name)}, seconds)
+    if name not in rates:
+        raise TimeoutError(f"dirty-rate calculation of {name} did not finish")
+    return rates[name]
 
 
 MIGRATE_LIVE_P2P = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from advisor.domain.cluster import InventoryChange
@@ -54,6 +54,23 @@ def read_inventory(hosts: list[HostConnection], connect: Callable[[str], Hypervi
     return InventoryChange(hosts=tuple(found_hosts), vms=tuple(vms.values()))
 
 
+def reachable(
+    hosts: list[HostConnection], connect: Callable[[str], Hypervisor], purpose: str
+) -> Iterator[tuple[HostConnection, Hypervisor]]:
+    """Each host's hypervisor in turn, closed once the caller is done with it; a host that cannot be reached is
+    logged and passed over, so that the others are still read."""
+    for conn in hosts:
+        try:
+            hypervisor = connect(conn.uri)
+        except HypervisorError as error:
+            log.warning(f"host not reachable for {purpose}", extra={"host": conn.host_id, "error": str(error)})
+            continue
+        try:
+            yield conn, hypervisor
+        finally:
+            hypervisor.close()
+
+
 def measure_dirty_rates(
     hosts: list[HostConnection],
     connect: Callable[[str], Hypervisor],
@@ -70,36 +87,28 @@ def measure_dirty_rates(
     A host that cannot be reached is logged and passed over; the others are still measured. The ids of the hosts
     that answered are added to `reached`."""
     samples = []
-    for conn in hosts:
+    for conn, hypervisor in reachable(hosts, connect, "dirty rates"):
         try:
-            hypervisor = connect(conn.uri)
+            guests = hypervisor.guests()
         except HypervisorError as error:
-            log.warning("host not reachable for dirty rates", extra={"host": conn.host_id, "error": str(error)})
+            log.warning("host not answering for dirty rates", extra={"host": conn.host_id, "error": str(error)})
             continue
-        try:
-            try:
-                guests = hypervisor.guests()
-            except HypervisorError as error:
-                log.warning("host not answering for dirty rates", extra={"host": conn.host_id, "error": str(error)})
+        if reached is not None:
+            reached.add(conn.host_id)
+        for guest in guests:
+            if not guest.running or guest.name in skip:
                 continue
-            if reached is not None:
-                reached.add(conn.host_id)
-            for guest in guests:
-                if not guest.running or guest.name in skip:
-                    continue
-                values = []
-                for _ in range(readings):
-                    try:
-                        values.append(hypervisor.measure_dirty_rate(guest.name, seconds))
-                    except HypervisorError as error:
-                        log.info("dirty rate not measured", extra={"vm": guest.name, "error": str(error)})
-                        break
-                if values and as_working_set:
-                    samples.append(VmSample(guest.name, clock(), working_set_mib=statistics.fmean(values) * seconds))
-                elif values:
-                    samples.append(VmSample(guest.name, clock(), dirty_rate_mib_s=statistics.fmean(values)))
-        finally:
-            hypervisor.close()
+            values = []
+            for _ in range(readings):
+                try:
+                    values.append(hypervisor.measure_dirty_rate(guest.name, seconds))
+                except HypervisorError as error:
+                    log.info("dirty rate not measured", extra={"vm": guest.name, "error": str(error)})
+                    break
+            if values and as_working_set:
+                samples.append(VmSample(guest.name, clock(), working_set_mib=statistics.fmean(values) * seconds))
+            elif values:
+                samples.append(VmSample(guest.name, clock(), dirty_rate_mib_s=statistics.fmean(values)))
     return samples
 
 
@@ -113,19 +122,12 @@ class GuestStatsReader:
 
     def read(self, hosts: list[HostConnection], connect: Callable[[str], Hypervisor]) -> list[VmSample]:
         samples = []
-        for conn in hosts:
-            try:
-                hypervisor = connect(conn.uri)
-            except HypervisorError as error:
-                log.warning("host not reachable for guest stats", extra={"host": conn.host_id, "error": str(error)})
-                continue
+        for conn, hypervisor in reachable(hosts, connect, "guest stats"):
             try:
                 current = hypervisor.guest_stats()
             except HypervisorError as error:
                 log.warning("guest stats not read", extra={"host": conn.host_id, "error": str(error)})
                 continue
-            finally:
-                hypervisor.close()
             for stats in current:
                 before = self._previous.get(stats.name)
                 self._previous[stats.name] = stats

@@ -1,10 +1,14 @@
 """The executor's own logic (queue, limits, idempotency, abort, failure handling) with the fake hypervisor
-(advisor.adapters.fake_hypervisor). Real migrations are tested against the lab in tests/lab/."""
+(advisor.adapters.fake_hypervisor), on a fake clock: the migrations' scripts run one step at a time in this thread,
+so every case is decided the same way on every run, without threads or sleeping. Real migrations are tested
+against the lab in tests/lab/."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
-import time
+from collections.abc import Callable
 
 import pytest
 
@@ -12,22 +16,73 @@ from advisor.adapters.fake_hypervisor import FakeHypervisor, FakeWorld
 from advisor.domain.errors import FailedPrecondition, NotFound
 from advisor.domain.migration import MigrationRecord, Phase, Progress
 from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
+from advisor.execution.background import Steps
 from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint
-from advisor.execution.hypervisor import MigrationTarget
+from advisor.execution.hypervisor import GuestFacts, MigrationTarget
 from tests.support.doubles import MemoryMigrationStore, RecordingObserver
 
 HOSTS = ("a", "b", "t", *(f"t{i}" for i in range(5)), *(f"s{i}" for i in range(4)))
 
 
-def world_of(location: dict[str, str], *, fail_polls: bool = False) -> FakeWorld:
+class FakeClock:
+    """Time that passes only when someone waits, and the executor's background: each script's next step is due
+    when its pause ends, and the steps run in the order they are due (ties in the order they were scheduled)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self._due: list[tuple[float, int, Steps[None]]] = []
+        self._order = itertools.count()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def spawn(self, steps: Steps[None], name: str) -> None:
+        heapq.heappush(self._due, (self.now, next(self._order), steps))
+
+    def step(self) -> bool:
+        """Run the next step due, moving time on to it; False when no script is left."""
+        if not self._due:
+            return False
+        due, _, steps = heapq.heappop(self._due)
+        self.now = max(self.now, due)
+        pause = next(steps, None)
+        if pause is not None:
+            heapq.heappush(self._due, (self.now + pause.seconds, next(self._order), steps))
+        return True
+
+    def sleep(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self._due and self._due[0][0] <= end:
+            self.step()
+        self.now = end
+
+    def wait(self, news: threading.Condition, seconds: float) -> None:
+        """A watcher waits: the next step due within `seconds` runs, or the time passes."""
+        if self._due and self._due[0][0] <= self.now + seconds:
+            self.step()
+        else:
+            self.now += seconds
+
+    def join(self, seconds: float) -> None:
+        self.run_until(lambda: not self._due)
+
+    def run_until(self, done: Callable[[], bool], most_steps: int = 100_000) -> None:
+        for _ in range(most_steps):
+            if done() or not self.step():
+                break
+        assert done(), "the scripts stopped, or ran on, before it came true"
+
+
+def world_of(clock: FakeClock, location: dict[str, str], *, fail_polls: bool = False) -> FakeWorld:
     """Guests where `location` says; migrations wait for `world.release` (a gated world)."""
-    world = FakeWorld(HOSTS, gated=True)
+    world = FakeWorld(HOSTS, gated=True, clock=clock, sleep=clock.sleep)
     for guest, host in location.items():
         world.add_guest(guest, host)
     world.fail_polls = fail_polls
     return world
 
 
+VM1_FACTS = GuestFacts("vm1", "uuid-vm1", 128, 1, True)
 COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
                      ModelRef("analytic", "1"))
 
@@ -38,7 +93,7 @@ def move(vm: str, src: str, dst: str) -> Move:
 
 
 def make(
-    world: FakeWorld, limits: ConcurrencyLimits | None = None
+    clock: FakeClock, world: FakeWorld, limits: ConcurrencyLimits | None = None
 ) -> tuple[Executor, MemoryMigrationStore, RecordingObserver]:
     def endpoint(host_id: str) -> HostEndpoint:
         if host_id == "ghost":
@@ -47,29 +102,33 @@ def make(
         return HostEndpoint(lambda: world.connect(uri), MigrationTarget(uri))
 
     store, observer = MemoryMigrationStore(), RecordingObserver()
-    executor = Executor(store, endpoint, observer, limits=limits or ConcurrencyLimits(), poll_interval_s=0.01)
+    executor = on_clock(clock, world, store, endpoint, observer, limits)
     executor.start()
     return executor, store, observer
 
 
-def wait_final(executor: Executor, op: str, timeout_s: float = 10) -> MigrationRecord:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        record = executor.get(op)
-        if record.phase.final:
-            return record
-        time.sleep(0.01)
-    raise AssertionError(f"{op} did not end: {executor.get(op)}")
+def on_clock(clock: FakeClock, world: FakeWorld, store: MemoryMigrationStore,
+             endpoint: Callable[[str], HostEndpoint], observer: RecordingObserver,
+             limits: ConcurrencyLimits | None = None) -> Executor:
+    """An executor whose every wait and time stamp is the fake clock's, migrating in the fake world."""
+    return Executor(store, endpoint, observer, clock=clock, monotonic=clock, background=clock, launch=world.launch,
+                    limits=limits or ConcurrencyLimits(), poll_interval_s=0.01)
+
+
+def wait_final(clock: FakeClock, executor: Executor, op: str) -> MigrationRecord:
+    clock.run_until(lambda: executor.get(op).phase.final)
+    return executor.get(op)
 
 
 def test_a_migration_runs_to_success_and_the_same_recommendation_never_runs_twice() -> None:
-    world = world_of({"vm1": "a"})
-    executor, _, observer = make(world)
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
+    executor, _, observer = make(clock, world)
     first = executor.submit("rec-1", move("vm1", "a", "b"), actor="alice")
     second = executor.submit("rec-1", move("vm1", "a", "b"), actor="bob")
     assert second.operation_id == first.operation_id
     world.release.set()
-    record = wait_final(executor, first.operation_id)
+    record = wait_final(clock, executor, first.operation_id)
     assert record.phase is Phase.SUCCEEDED
     assert record.outcome is not None and record.outcome.downtime_ms == 20
     assert "guest runs on target b" in record.message
@@ -78,77 +137,150 @@ def test_a_migration_runs_to_success_and_the_same_recommendation_never_runs_twic
     assert executor.submit("rec-1", move("vm1", "a", "b"), actor="carol").operation_id == first.operation_id
 
 
-def test_limits_queue_the_excess_and_release_it_in_order() -> None:
-    world = world_of({f"vm{i}": "a" for i in range(5)})
-    executor, _, _ = make(world, ConcurrencyLimits(per_cluster=5, per_source=2, per_target=5))
-    ops = [executor.submit(f"rec-{i}", move(f"vm{i}", "a", f"t{i}"), actor="x").operation_id for i in range(5)]
-    time.sleep(0.2)
-    assert world.running == 2
-    assert [executor.get(op).phase for op in ops].count(Phase.QUEUED) == 3
+def test_the_timeline_is_stamped_by_the_clock_it_is_given() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
+    world.migration_s = 0.5
     world.release.set()
-    assert all(wait_final(executor, op).phase is Phase.SUCCEEDED for op in ops)
+    executor, _, _ = make(clock, world)
+    op = executor.submit("rec-1", move("vm1", "a", "b"), actor="alice").operation_id
+    clock.sleep(2.0)
+    record = executor.get(op)
+    assert record.phase is Phase.SUCCEEDED and record.created_at_s == 1_000.0
+    assert record.finished_at_s is not None and 1_000.5 <= record.finished_at_s < 1_000.6
+    assert record.outcome is not None and 500 <= record.outcome.total_time_ms < 600
+    assert record.timeline[0].at_ms == 0.0 and 500 <= record.timeline[-1].at_ms < 600
+
+
+def test_limits_queue_the_excess_and_release_it_in_order() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {f"vm{i}": "a" for i in range(5)})
+    executor, _, observer = make(clock, world, ConcurrencyLimits(per_cluster=5, per_source=2, per_target=5))
+    ops = [executor.submit(f"rec-{i}", move(f"vm{i}", "a", f"t{i}"), actor="x").operation_id for i in range(5)]
+    clock.sleep(0.2)
+    assert world.running == 2
+    assert [executor.get(op).phase for op in ops] == [Phase.PRECOPY] * 2 + [Phase.QUEUED] * 3
+    world.release.set()
+    assert all(wait_final(clock, executor, op).phase is Phase.SUCCEEDED for op in ops)
     assert world.most_running == 2
+    assert [r.operation_id for r in observer.ended] == ops
 
 
 def test_inbound_limit_per_target() -> None:
-    world = world_of({f"vm{i}": f"s{i}" for i in range(4)})
-    executor, _, _ = make(world, ConcurrencyLimits(per_cluster=5, per_source=5, per_target=1))
+    clock = FakeClock()
+    world = world_of(clock, {f"vm{i}": f"s{i}" for i in range(4)})
+    executor, _, _ = make(clock, world, ConcurrencyLimits(per_cluster=5, per_source=5, per_target=1))
     ops = [executor.submit(f"rec-{i}", move(f"vm{i}", f"s{i}", "t"), actor="x").operation_id for i in range(4)]
-    time.sleep(0.2)
+    clock.sleep(0.2)
     assert world.running == 1
     world.release.set()
     for op in ops:
-        wait_final(executor, op)
+        assert wait_final(clock, executor, op).phase is Phase.SUCCEEDED
     assert world.most_running == 1
 
 
 def test_abort_of_a_running_and_of_a_queued_migration() -> None:
-    world = world_of({"vm1": "a", "vm2": "a"})
-    executor, _, _ = make(world, ConcurrencyLimits(per_cluster=1))
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a", "vm2": "a"})
+    executor, _, _ = make(clock, world, ConcurrencyLimits(per_cluster=1))
     running = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
     queued = executor.submit("rec-2", move("vm2", "a", "b"), actor="x").operation_id
-    time.sleep(0.1)
+    clock.sleep(0.1)
     assert executor.abort(queued, "changed plan").phase is Phase.ABORTED
-    executor.abort(running, "operator said so")
-    record = wait_final(executor, running)
+    executor.abort(running, "operator said so", actor="ops")
+    asked_at = clock.now
+    record = wait_final(clock, executor, running)
     assert record.phase is Phase.ABORTED
+    assert any("aborting: operator said so (by ops)" in e.message for e in record.timeline)
+    assert record.finished_at_s is not None and record.finished_at_s - asked_at < 0.1  # at the next poll
     assert "guest runs on source a" in record.message
-    assert "abort vm1" in world.calls
+    assert "abort vm1" in world.calls and "migrate vm2" not in world.calls
     with pytest.raises(FailedPrecondition, match="already ended"):
         executor.abort(running, "again")
 
 
 def test_monitoring_failure_aborts_the_job() -> None:
-    world = world_of({"vm1": "a"}, fail_polls=True)
-    executor, _, _ = make(world)
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"}, fail_polls=True)
+    executor, _, _ = make(clock, world)
     op = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
-    record = wait_final(executor, op)
+    record = wait_final(clock, executor, op)
     assert record.phase is Phase.ABORTED
     assert any("monitoring failed" in e.message for e in record.timeline)
 
 
 def test_an_unknown_host_fails_the_operation_with_the_reason() -> None:
-    executor, _, _ = make(world_of({}))
+    clock = FakeClock()
+    executor, _, _ = make(clock, world_of(clock, {}))
     op = executor.submit("rec-1", move("vm1", "ghost", "b"), actor="x").operation_id
-    record = wait_final(executor, op)
+    record = wait_final(clock, executor, op)
     assert record.phase is Phase.FAILED and "unknown host 'ghost'" in record.message
 
 
-def test_watch_streams_until_the_end() -> None:
-    world = world_of({"vm1": "a"})
-    executor, _, _ = make(world)
+def lingering(guests: list[GuestFacts], host: str) -> list[GuestFacts]:
+    """The source keeps listing the guest after it left."""
+    return guests if host != "a" or any(g.name == "vm1" for g in guests) else [*guests, VM1_FACTS]
+
+
+def vanished(guests: list[GuestFacts], host: str) -> list[GuestFacts]:
+    """The target does not list the guest that arrived."""
+    return [g for g in guests if g.name != "vm1"]
+
+
+@pytest.mark.parametrize(("listed", "where"), [
+    (lingering, "BOTH source a and target b"),
+    (vanished, "no host (not found running)"),
+])
+def test_a_migration_that_leaves_the_guest_not_on_its_target_alone_fails_after_time_to_settle(
+    listed: Callable[[list[GuestFacts], str], list[GuestFacts]], where: str
+) -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
+    world.release.set()
+
+    class Listing(FakeHypervisor):
+        def guests(self) -> list[GuestFacts]:
+            return listed(super().guests(), self.host)
+
+    def endpoint(host_id: str) -> HostEndpoint:
+        return HostEndpoint(lambda: Listing(world, host_id), MigrationTarget(f"fake://{host_id}"))
+
+    executor = on_clock(clock, world, MemoryMigrationStore(), endpoint, RecordingObserver())
     op = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
-    threading.Timer(0.2, world.release.set).start()
-    phases = [w.record.phase for w in executor.watch(op, timeout_s=10)]
-    assert phases[-1] is Phase.SUCCEEDED
-    assert Phase.PRECOPY in phases
+    record = wait_final(clock, executor, op)
+    assert record.phase is Phase.FAILED
+    assert f"guest runs on {where}" in record.message
+    assert record.timeline[-1].at_ms >= 5_000  # asked again for 5 s of the clock before it judged
+
+
+def test_watch_streams_until_the_end() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
+    executor, _, _ = make(clock, world)
+    op = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
+    phases = []
+    for view in executor.watch(op, timeout_s=10):
+        phases.append(view.record.phase)
+        if view.record.phase is Phase.PRECOPY:
+            world.release.set()  # the migration may end once the watcher saw it under way
+    assert phases[0] is Phase.QUEUED and Phase.PRECOPY in phases and phases[-1] is Phase.SUCCEEDED
     (final,) = [w.record.phase for w in executor.watch(op)]
     assert final is Phase.SUCCEEDED
 
 
+def test_watch_gives_up_at_its_timeout() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})  # never released
+    executor, _, _ = make(clock, world)
+    op = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
+    views = list(executor.watch(op, timeout_s=3))
+    assert views[-1].record.phase is Phase.PRECOPY and 1_003.0 <= clock.now < 1_003.1
+
+
 def test_restart_reconciles_an_unfinished_record_with_where_the_guest_runs() -> None:
-    world = world_of({"vm1": "b"})  # the guest arrived while the advisor was down
-    executor, store, _ = make(world)
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "b"})  # the guest arrived while the advisor was down
+    executor, store, _ = make(clock, world)
     rec = executor.submit("rec-1", move("vm1", "a", "b"), actor="x")
     executor.stop()
     # Pretend the previous run died mid-migration: the record says pre-copy, no job runs any more.
@@ -161,9 +293,9 @@ def test_restart_reconciles_an_unfinished_record_with_where_the_guest_runs() -> 
     def endpoint(host_id: str) -> HostEndpoint:
         return HostEndpoint(lambda: Quiet(world, host_id), MigrationTarget(f"fake://{host_id}"))
 
-    restarted = Executor(store, endpoint, RecordingObserver(), poll_interval_s=0.01)
+    restarted = on_clock(clock, world, store, endpoint, RecordingObserver())
     restarted.start()
-    record = wait_final(restarted, rec.operation_id)
+    record = wait_final(clock, restarted, rec.operation_id)
     assert record.phase is Phase.SUCCEEDED
     assert "reconciled after restart: guest runs on target b" in record.message
 
@@ -171,14 +303,15 @@ def test_restart_reconciles_an_unfinished_record_with_where_the_guest_runs() -> 
 def test_a_refused_switch_to_postcopy_is_asked_again_not_dropped() -> None:
     """QEMU refuses migrate-start-postcopy until the job is under way: the planned post-copy is asked again at
     the next poll rather than left to run as a pre-copy."""
-    world = world_of({"vm1": "a"})
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
     world.migration_s = 0.5
     world.refuse_postcopy = 2
-    executor, _, _ = make(world)
+    executor, _, _ = make(clock, world)
     params = MigrationParameters(Technique.POSTCOPY, 100, 300, postcopy_after_ms=0.0, deadline_ms=60_000)
     op = executor.submit("rec-pc", Move("vm1", "a", "b", params, COST, ()), actor="alice")
     world.release.set()
-    record = wait_final(executor, op.operation_id)
+    record = wait_final(clock, executor, op.operation_id)
     assert record.phase is Phase.SUCCEEDED
     assert world.calls.count("postcopy") == 1 and world.refuse_postcopy == 0
     notes = [e.message for e in record.timeline]

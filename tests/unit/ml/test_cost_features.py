@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from advisor.domain.model import MigrationInputs, Technique, mbit_s_to_mib_s, pages_per_s_to_mib_s
+from advisor.domain.model import MigrationInputs, Technique
 from advisor.ml.analytic import DEFAULT_CONSTANTS, analytic_point
 from advisor.ml.cost_features import (
     FEATURE_NAMES,
@@ -65,8 +65,9 @@ def test_frame_and_inputs_builders_agree_on_units() -> None:
     })
     rows = [
         (
-            MigrationInputs(r.vm_memory_mib, pages_per_s_to_mib_s(r.dirty_rate_pages_per_s),
-                            mbit_s_to_mib_s(r.available_bandwidth_mbps), r.max_bandwidth_mib_s),
+            # The units by their definitions: 4 KiB pages, megabits of 10^6 bits.
+            MigrationInputs(r.vm_memory_mib, r.dirty_rate_pages_per_s * 4096 / 2**20,
+                            r.available_bandwidth_mbps * 1e6 / 8 / 2**20, r.max_bandwidth_mib_s),
             Technique(r.technique),
         )
         for r in frame.itertuples()
