@@ -16,9 +16,7 @@ import argparse
 import multiprocessing as mp
 import os
 import random
-import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,23 +24,12 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from advisor.api.client import AdvisorClient, ClientError
 from advisor.api.v1 import advisor_pb2 as pb
+from advisor.lab.procs import free_port, rss_mib
 
 KINDS = ("push_samples", "push_inventory", "recommend", "list_recs", "list_hosts", "get_rec", "watch")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mib(pid: int) -> float:
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024  # type: ignore[union-attr]
 
 
 def token(data: str, name: str, role: str) -> str:

@@ -14,26 +14,18 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from advisor.adapters.prometheus.queries import PrometheusQueries
 from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.domain.model import MIB
+from advisor.lab.procs import free_port, rss_mib, wait_for_http
 
 CPUS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_cluster(path: Path, hosts: int, vms: int, start: int, end: int, step: int, rng: random.Random) -> int:
@@ -94,27 +86,6 @@ def write_cluster(path: Path, hosts: int, vms: int, start: int, end: int, step: 
     return n
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("prometheus exited")
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("prometheus not ready")
-
-
-def rss_mib(pid: int) -> float:
-    text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+)", text)
-    return int(match.group(1)) / 1024 if match else float("nan")
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -160,7 +131,7 @@ def main() -> None:
             )
         try:
             t3 = time.perf_counter()
-            wait_ready(url, process)
+            wait_for_http("prometheus", f"{url}/-/ready", process, timeout_s=120)
             print(f"prometheus 2.42 ready in {time.perf_counter() - t3:.1f} s")
             run(url, args, end, rng)
             print(f"prometheus RSS after the run: {rss_mib(process.pid):,.0f} MiB")

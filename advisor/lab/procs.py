@@ -1,4 +1,4 @@
-"""Processes the lab started: pid files, proof of ownership before a signal, free ports, waiting.
+"""Processes the lab started: pid files, proof of ownership before a signal, free ports, waiting, memory held.
 
 The lab only ever signals a pid it can prove is its own: the program name in /proc/<pid>/cmdline must match, and
 either a marker (a path under the lab's root) appears in the arguments, or the process sees one of the lab's host
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -143,3 +145,26 @@ def wait_for(what: str, probe: Callable[[], bool], timeout_s: float, interval_s:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not ready after {timeout_s:.0f} s")
         time.sleep(interval_s)
+
+
+def wait_for_http(
+    what: str, url: str, process: subprocess.Popen[bytes], timeout_s: float, interval_s: float = 0.1
+) -> None:
+    """Wait until `url` answers 2xx; a server `process` that exits meanwhile fails the wait at once."""
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode}")
+        return http_ok(url)
+
+    wait_for(what, ready, timeout_s, interval_s)
+
+
+def rss_mib(pid: int) -> float:
+    """The resident memory of a live process, in MiB; NaN once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    match = re.search(r"VmRSS:\s+(\d+)", status)
+    return int(match.group(1)) / 1024 if match else float("nan")

@@ -17,10 +17,8 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from prometheus_api_client import PrometheusConnect
 from advisor.adapters.prometheus.queries import PrometheusError, PrometheusQueries
 from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.domain.model import MIB, VmSample
+from advisor.lab.procs import free_port, wait_for_http
 
 pytestmark = pytest.mark.integration
 
@@ -126,19 +125,13 @@ def write_history(path: Path, end: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PromServer:
     """One Prometheus process of ours: started, stopped, paused and resumed by its pid only."""
 
     def __init__(self, directory: Path, end: int) -> None:
         self.directory = directory
         self.end = end
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -152,18 +145,10 @@ class PromServer:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.directory,
         )
         log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(self.directory / 'prometheus.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("prometheus not ready within 30 s")
+        try:
+            wait_for_http("prometheus", f"{self.url}/-/ready", self.process, timeout_s=30, interval_s=0.05)
+        except (RuntimeError, TimeoutError) as failed:
+            raise RuntimeError(f"{failed}: {(self.directory / 'prometheus.log').read_text()[-2000:]}") from None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

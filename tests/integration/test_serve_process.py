@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,14 +18,9 @@ import pytest
 from advisor.api.client import AdvisorClient, ClientError
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.cli import EXAMPLE, push_example
+from advisor.lab.procs import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -64,7 +58,7 @@ def _stop(process: subprocess.Popen[str]) -> tuple[int, list[dict[str, object]]]
 
 
 def test_serve_stops_gracefully_on_sigterm_and_keeps_state(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "advisor.toml"
     # The file says one port, the environment overrides it; the flag gives the data directory.
     config.write_text('[advisor]\nlisten = "127.0.0.1:1"\nlog_level = "info"\ngrace_s = 5\n')
@@ -110,7 +104,7 @@ def test_bad_configuration_exits_2_with_a_clear_message(tmp_path: Path) -> None:
 
 
 def test_cli_client_commands_against_a_running_server(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     sre = _token(tmp_path, "sre-1", "operator")
     reader = _token(tmp_path, "dashboard", "reader")
     process = _start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path), "--metrics-listen", ""], {})
@@ -151,19 +145,19 @@ def test_cli_client_commands_against_a_running_server(tmp_path: Path) -> None:
     finally:
         code, _ = _stop(process)
     assert code == 0
-    unreachable = cli("hosts", "--server", f"127.0.0.1:{_free_port()}")
+    unreachable = cli("hosts", "--server", f"127.0.0.1:{free_port()}")
     assert unreachable.returncode == 1 and "UNAVAILABLE" in unreachable.stderr
 
 
 def test_one_server_per_data_directory_and_per_port(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     first = _start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "a"), "--metrics-listen", ""], {})
     try:
         with AdvisorClient(f"127.0.0.1:{port}") as client:
             client.wait_ready(30)
         published = json.loads((tmp_path / "a" / "advisor.json").read_text())
         assert published["pid"] == first.pid and published["grpc"] == f"127.0.0.1:{port}"
-        other = _free_port()
+        other = free_port()
         same_dir = subprocess.run([sys.executable, "-m", "advisor.cli", "serve", "--listen", f"127.0.0.1:{other}",
                                    "--data-dir", str(tmp_path / "a"), "--metrics-listen", ""],
                                   capture_output=True, text=True, timeout=60, check=False)
@@ -181,7 +175,7 @@ def test_one_server_per_data_directory_and_per_port(tmp_path: Path) -> None:
 
 
 def test_kill_9_during_writes_leaves_the_database_whole(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     data = tmp_path / "data"
     token = _token(data, "writer", "admin")
     process = _start(["--listen", f"127.0.0.1:{port}", "--data-dir", str(data), "--metrics-listen", ""], {})
@@ -243,7 +237,7 @@ def test_the_cli_never_shows_a_traceback(tmp_path: Path) -> None:
         (("serve", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path / "s"), "--metrics-listen", ""), 2,
          "beyond loopback"),
         (("hosts", "--timeout", "-1"), 2, "--timeout"),
-        (("hosts", "--server", f"127.0.0.1:{_free_port()}", "--timeout", "2"), 1, "UNAVAILABLE"),
+        (("hosts", "--server", f"127.0.0.1:{free_port()}", "--timeout", "2"), 1, "UNAVAILABLE"),
     ]
     for args, code, fragment in cases:
         result = cli(*args)
