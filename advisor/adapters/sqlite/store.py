@@ -149,14 +149,7 @@ class SqliteStore:
         if state is not None:
             sql += " AND state = ?"
             args.append(state.value)
-        if after is not None:
-            sql += " AND (created_at_s < ? OR (created_at_s = ? AND id < ?))"
-            args += [after[0], after[0], after[1]]
-        sql += " ORDER BY created_at_s DESC, id DESC LIMIT ?"
-        args.append(limit)
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [_recommendation(row) for row in rows]
+        return [_recommendation(row) for row in self._newest_first(sql, args, "id", after, limit)]
 
     def prune_recommendations(self, keep: int, older_than_s: float) -> int:
         """Delete recommendations (and their assessments) beyond the newest `keep` or created before
@@ -197,14 +190,19 @@ class SqliteStore:
         args: list[object] = []
         if running:
             sql += " AND phase NOT IN ('succeeded', 'failed', 'aborted')"
+        return [decode_migration(json.loads(b)) for (b,) in self._newest_first(sql, args, "operation_id", after, limit)]
+
+    def _newest_first(
+        self, sql: str, args: list[object], key: str, after: tuple[float, str] | None, limit: int
+    ) -> list[Any]:
+        """One page of the rows `sql` selects (it ends in its WHERE conditions), newest first by (created_at_s,
+        `key`); `after` is that pair of the last row of the previous page."""
         if after is not None:
-            sql += " AND (created_at_s < ? OR (created_at_s = ? AND operation_id < ?))"
-            args += [after[0], after[0], after[1]]
-        sql += " ORDER BY created_at_s DESC, operation_id DESC LIMIT ?"
-        args.append(limit)
+            sql += f" AND (created_at_s < ? OR (created_at_s = ? AND {key} < ?))"
+            args = [*args, after[0], after[0], after[1]]
+        sql += f" ORDER BY created_at_s DESC, {key} DESC LIMIT ?"
         with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [decode_migration(json.loads(b)) for (b,) in rows]
+            return self._db.execute(sql, [*args, limit]).fetchall()
 
     # -- automation ----------------------------------------------------------------------------------------
 
@@ -220,29 +218,19 @@ class SqliteStore:
 
     def moved_since(self, since_s: float) -> set[str]:
         """VMs whose migration succeeded or is under way since `since_s`."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT body FROM migrations WHERE created_at_s >= ? AND phase NOT IN ('failed', 'aborted')",
-                (since_s,),
-            ).fetchall()
-        return {decode_migration(json.loads(b)).vm_id for (b,) in rows}
+        return {r.vm_id for r in self._records(
+            "SELECT body FROM migrations WHERE created_at_s >= ? AND phase NOT IN ('failed', 'aborted')", (since_s,))}
 
     def recent_migrations(self, since_s: float, limit: int) -> list[MigrationRecord]:
         """Operations started since `since_s` that moved or may still move their VM (not failed, not aborted),
         newest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT body FROM migrations WHERE created_at_s >= ? AND phase NOT IN ('failed', 'aborted') "
-                "ORDER BY created_at_s DESC LIMIT ?", (since_s, limit)).fetchall()
-        return [decode_migration(json.loads(b)) for (b,) in rows]
+        return self._records(
+            "SELECT body FROM migrations WHERE created_at_s >= ? AND phase NOT IN ('failed', 'aborted') "
+            "ORDER BY created_at_s DESC LIMIT ?", (since_s, limit))
 
     def migrations_of(self, recommendation_id: str) -> list[MigrationRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT body FROM migrations WHERE recommendation_id = ? ORDER BY move_index, attempt",
-                (recommendation_id,),
-            ).fetchall()
-        return [decode_migration(json.loads(b)) for (b,) in rows]
+        return self._records("SELECT body FROM migrations WHERE recommendation_id = ? ORDER BY move_index, attempt",
+                             (recommendation_id,))
 
     def save_migration(self, record: MigrationRecord) -> None:
         with self._transaction() as db:
@@ -263,17 +251,16 @@ class SqliteStore:
                        (record.operation_id, record.finished_at_s or 0.0, json.dumps(encode(record))))
 
     def outcomes(self, since_s: float = 0.0) -> list[MigrationRecord]:
-        with self._lock:
-            rows = self._db.execute("SELECT body FROM outcomes WHERE finished_at_s >= ? ORDER BY finished_at_s",
-                                    (since_s,)).fetchall()
-        return [decode_migration(json.loads(b)) for (b,) in rows]
+        return self._records("SELECT body FROM outcomes WHERE finished_at_s >= ? ORDER BY finished_at_s", (since_s,))
 
     def unfinished_migrations(self) -> list[MigrationRecord]:
+        return self._records(
+            "SELECT body FROM migrations WHERE phase NOT IN ('succeeded', 'failed', 'aborted') ORDER BY created_at_s")
+
+    def _records(self, sql: str, args: Sequence[object] = ()) -> list[MigrationRecord]:
+        """The migration records whose bodies `sql` selects (from migrations or outcomes), in its order."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT body FROM migrations WHERE phase NOT IN ('succeeded', 'failed', 'aborted') "
-                "ORDER BY created_at_s"
-            ).fetchall()
+            rows = self._db.execute(sql, args).fetchall()
         return [decode_migration(json.loads(b)) for (b,) in rows]
 
 
