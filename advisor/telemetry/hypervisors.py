@@ -12,12 +12,15 @@ import logging
 import statistics
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import DEFAULT_NETWORK_BANDWIDTH_MIB_S, Host, Vm, VmSample
 from advisor.execution.hypervisor import GuestStats, Hypervisor, HypervisorError
 
 log = logging.getLogger("advisor.telemetry")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,11 @@ def read_inventory(hosts: list[HostConnection], connect: Callable[[str], Hypervi
     return InventoryChange(hosts=tuple(found_hosts), vms=tuple(vms.values()))
 
 
-def reachable(
-    hosts: list[HostConnection], connect: Callable[[str], Hypervisor], purpose: str
-) -> Iterator[tuple[HostConnection, Hypervisor]]:
-    """Each host's hypervisor in turn, closed once the caller is done with it; a host that cannot be reached is
-    logged and passed over, so that the others are still read."""
+def answering(
+    hosts: list[HostConnection], connect: Callable[[str], Hypervisor], purpose: str, read: Callable[[Hypervisor], T]
+) -> Iterator[tuple[HostConnection, Hypervisor, T]]:
+    """Each host's hypervisor in turn with its answer to `read`, closed once the caller is done with it; a host
+    that cannot be reached or does not answer is logged and passed over, so that the others are still read."""
     for conn in hosts:
         try:
             hypervisor = connect(conn.uri)
@@ -66,7 +69,12 @@ def reachable(
             log.warning(f"host not reachable for {purpose}", extra={"host": conn.host_id, "error": str(error)})
             continue
         try:
-            yield conn, hypervisor
+            try:
+                answer = read(hypervisor)
+            except HypervisorError as error:
+                log.warning(f"host not answering for {purpose}", extra={"host": conn.host_id, "error": str(error)})
+                continue
+            yield conn, hypervisor, answer
         finally:
             hypervisor.close()
 
@@ -87,12 +95,7 @@ def measure_dirty_rates(
     A host that cannot be reached is logged and passed over; the others are still measured. The ids of the hosts
     that answered are added to `reached`."""
     samples = []
-    for conn, hypervisor in reachable(hosts, connect, "dirty rates"):
-        try:
-            guests = hypervisor.guests()
-        except HypervisorError as error:
-            log.warning("host not answering for dirty rates", extra={"host": conn.host_id, "error": str(error)})
-            continue
+    for conn, hypervisor, guests in answering(hosts, connect, "dirty rates", lambda h: h.guests()):
         if reached is not None:
             reached.add(conn.host_id)
         for guest in guests:
@@ -122,12 +125,7 @@ class GuestStatsReader:
 
     def read(self, hosts: list[HostConnection], connect: Callable[[str], Hypervisor]) -> list[VmSample]:
         samples = []
-        for conn, hypervisor in reachable(hosts, connect, "guest stats"):
-            try:
-                current = hypervisor.guest_stats()
-            except HypervisorError as error:
-                log.warning("guest stats not read", extra={"host": conn.host_id, "error": str(error)})
-                continue
+        for _, _, current in answering(hosts, connect, "guest stats", lambda h: h.guest_stats()):
             for stats in current:
                 before = self._previous.get(stats.name)
                 self._previous[stats.name] = stats
