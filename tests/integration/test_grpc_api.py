@@ -298,19 +298,6 @@ BAD_INVENTORY = [
 ]
 
 
-@pytest.mark.parametrize(("request_msg", "code", "field"), BAD_INVENTORY)
-def test_bad_inventory_is_rejected_whole(
-    loaded: tuple[App, AdvisorClient], request_msg: pb.PushInventoryRequest, code: str, field: str
-) -> None:
-    _, client = loaded
-    before = _snapshot(client)
-    with pytest.raises(ClientError) as caught:
-        client.push_inventory(request_msg)
-    assert caught.value.code == code
-    assert field in caught.value.details
-    assert _snapshot(client) == before
-
-
 BAD_SAMPLES = [
     (pb.PushSamplesRequest(vm_samples=[_vm_sample(vm_id="db-1", dirty_rate_mib_s=1.0),
                                        _vm_sample(vm_id="db-2", dirty_rate_mib_s=math.nan)]),
@@ -331,14 +318,18 @@ BAD_SAMPLES = [
 ]
 
 
-@pytest.mark.parametrize(("request_msg", "code", "field"), BAD_SAMPLES)
-def test_bad_samples_are_rejected_whole(
-    loaded: tuple[App, AdvisorClient], request_msg: pb.PushSamplesRequest, code: str, field: str
+@pytest.mark.parametrize(("request_msg", "code", "field"), [*BAD_INVENTORY, *BAD_SAMPLES])
+def test_bad_push_is_rejected_whole(
+    loaded: tuple[App, AdvisorClient], request_msg: pb.PushInventoryRequest | pb.PushSamplesRequest, code: str,
+    field: str,
 ) -> None:
     _, client = loaded
     before = _snapshot(client)
     with pytest.raises(ClientError) as caught:
-        client.push_samples(request_msg)
+        if isinstance(request_msg, pb.PushInventoryRequest):
+            client.push_inventory(request_msg)
+        else:
+            client.push_samples(request_msg)
     assert caught.value.code == code
     assert field in caught.value.details
     assert _snapshot(client) == before
