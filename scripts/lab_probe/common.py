@@ -6,13 +6,16 @@ changing the guest image or qemu.conf here never touches the test suite's lab (/
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -341,3 +344,81 @@ def log(out: Path | None, record: dict[str, Any]) -> None:
         with open(out, "a") as f:
             f.write(line + "\n")
     os.write(1, (json.dumps({k: v for k, v in record.items() if k != "diag"}, default=str)[:600] + "\n").encode())
+
+
+def loop_args(ap: argparse.ArgumentParser, *, dirty: float, alive_s: float) -> None:
+    """The options of a migration loop (`run_loop`); a probe adds those of its own migration."""
+    ap.add_argument("--root", default="/tmp/lpc")
+    ap.add_argument("--cache", default="/tmp/lpc-cache")
+    ap.add_argument("--n", type=int, default=10)
+    ap.add_argument("--dirty", type=float, nargs="+", default=[dirty])
+    ap.add_argument("--sandbox", choices=["on", "off", "default"], default="default")
+    ap.add_argument("--cmdline", default="", help="extra guest kernel arguments")
+    ap.add_argument("--qemu-arg", action="append", default=[], help="extra QEMU argument (qemu:commandline)")
+    ap.add_argument("--monitoring", action="store_true", help="run Prometheus and the exporters too")
+    ap.add_argument("--alive-s", type=float, default=alive_s)
+    ap.add_argument("--keep", action="store_true", help="leave the lab up at the end")
+    ap.add_argument("--stop-on-silent", action="store_true", help="leave a silent guest as it is and stop")
+    ap.add_argument("--reboot-each", action="store_true", help="a freshly booted guest for every migration")
+    ap.add_argument("--hog", type=int, default=0, help="busy-loop processes competing for the CPUs")
+    ap.add_argument("--ram-pad", type=int, default=None, help="guest.RAM_PAD_KIB for this run (0: no fix)")
+    ap.add_argument("--alternate-pad", action="store_true",
+                    help="even iterations with the lab's RAM pad (the fix), odd ones without (needs --reboot-each)")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--out", default=None)
+
+
+# One migration of the guest: (lab, iteration, source, target) -> what to record; "where" (the host the guest
+# runs on afterwards, or None) and "alive" (its heartbeat advanced there) are required.
+Migrate = Callable[[Lab, int, str, str], dict[str, Any]]
+
+
+def run_loop(args: argparse.Namespace, migrate: Migrate, *, settle_s: float = 0.0, summary: str = "") -> int:
+    """Bring the lab up and migrate the guest `args.n` times between the two hosts (options of `loop_args`),
+    counting the guests silent afterwards; a silent guest is diagnosed and rebooted (or, --stop-on-silent, left
+    as it is). Each iteration is one line of --out; the last line printed is a SUMMARY."""
+    sandbox = None if args.sandbox == "default" else args.sandbox == "on"
+    lab = make_lab(Path(args.root), Path(args.cache), sandbox=sandbox, cmdline_extra=args.cmdline,
+                   qemu_args=args.qemu_arg, ram_pad_kib=args.ram_pad, monitoring=args.monitoring)
+    out = Path(args.out) if args.out else None
+    lab.up(hosts=2, guests=1)
+    silent = done = 0
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hog)]
+    try:
+        for i in range(args.n):
+            rate = args.dirty[i % len(args.dirty)]
+            pad = None
+            if args.alternate_pad:
+                pad = 8 if i % 2 == 0 else 0
+                guest.RAM_PAD_KIB = pad
+            if args.reboot_each or not lab.guest_alive(GUEST, within_s=5):
+                reboot(lab)
+            lab.set_dirty_rate(GUEST, rate)
+            time.sleep(settle_s)
+            src = lab.host_of(GUEST)
+            assert src is not None
+            dst = other(src)
+            rec = {"label": args.label, "hog": args.hog, "reboot_each": args.reboot_each, "i": i, "dirty": rate,
+                   "bw": args.bw, "sandbox": args.sandbox, "ram_pad": pad if args.alternate_pad else args.ram_pad,
+                   "cmdline": args.cmdline, "src": src, "dst": dst, **migrate(lab, i, src, dst)}
+            done += 1
+            if not rec["alive"] and rec["where"] is not None:
+                silent += 1
+                rec["diag"] = diagnose(lab, rec["where"])
+                log(out, rec)
+                if args.stop_on_silent:
+                    print(f"stopped on a silent guest on {rec['where']}; lab left up at {args.root}")
+                    args.keep = True
+                    break
+                reboot(lab)
+            else:
+                log(out, rec)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+        print(f"SUMMARY label={args.label} silent={silent}/{done} (see the jsonl for the split by ram_pad) "
+              f"dirty={args.dirty} bw={args.bw} sandbox={args.sandbox} cmdline={args.cmdline!r} {summary}")
+        if not args.keep:
+            lab.down()
+    return 0
