@@ -25,7 +25,7 @@ import numpy as np
 
 from advisor.planning.engine import AnalyticMoveCosts, ClusterArrays, Plan, plan, rank_targets
 from advisor.planning.engine.churn import AntiChurn
-from advisor.planning.engine.core import PlanSettings
+from advisor.planning.engine.planner import PlanSettings
 from advisor.planning.engine.snapshot import Csr, Groups, HostRules
 
 

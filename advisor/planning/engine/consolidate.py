@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from advisor.planning.engine.churn import MoveHistory
-from advisor.planning.engine.core import Planner, PlanSettings, movable
 from advisor.planning.engine.costs import MoveCosts
+from advisor.planning.engine.planner import Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan, PowerAdvice
 from advisor.planning.engine.snapshot import BoolArray, ClusterArrays
 from advisor.planning.engine.weighers import Weights, is_on, power

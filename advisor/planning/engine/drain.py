@@ -21,9 +21,9 @@ from dataclasses import replace
 import numpy as np
 
 from advisor.planning.engine.churn import MoveHistory
-from advisor.planning.engine.core import Planner, PlanSettings
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.filters import assess, rejections
+from advisor.planning.engine.planner import Planner, PlanSettings
 from advisor.planning.engine.results import Plan, Refusal
 from advisor.planning.engine.snapshot import ClusterArrays
 from advisor.planning.engine.weighers import Weights, weigh

@@ -8,7 +8,7 @@ before choosing the next. `plan(name, cluster, costs, ...)` runs one by name; `r
 - `consolidate` (consolidate.py): empty underloaded hosts so they can be switched off; which to switch back on.
 - `drain` (drain.py): evacuate one host for maintenance within a deadline, with a dry run of what cannot go.
 
-Scale, and sharding when one machine is not enough. A plan's cost is O(moves x pool) (see core.py): 2-5 s for
+Scale, and sharding when one machine is not enough. A plan's cost is O(moves x pool) (see planner.py): 2-5 s for
 the 4,000-5,000 moves of a plan on 10,000 hosts and 200,000 VMs, on one core (benchmarks/bench_planner.py and
 docs/planning.md). Beyond that, or to bound what one failure can stop, the planner shards by cell, as Nova cells
 and Borg cells do:
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from advisor.planning.engine.balance import BALANCE_WEIGHTS, balance
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.consolidate import PACK_WEIGHTS, consolidate
-from advisor.planning.engine.core import PlanSettings
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.drain import DRAIN_WEIGHTS, drain
+from advisor.planning.engine.planner import PlanSettings
 from advisor.planning.engine.results import Plan
 from advisor.planning.engine.snapshot import ClusterArrays
 
