@@ -11,7 +11,6 @@ every policy. Without it, this is exactly `advisor simulate` (the simulator's ow
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
@@ -22,40 +21,36 @@ def _learned(args: argparse.Namespace) -> int:
     from advisor.evaluation.costs import LearnedMigrationTime, learned_predictor
     from advisor.simulation import (
         SimulationConfig,
-        SimulationError,
-        TraceError,
+        SimulationResult,
         load_planetlab,
         make_policy,
         planetlab_datacenter,
         policy_info,
         simulate,
     )
+    from advisor.simulation.cli import UsageError, report
 
     if args.trace != "planetlab":
         print("advisor simulate: error: --migration-time learned is for PlanetLab traces", file=sys.stderr)
         return 2
-    try:
-        policy_info(args.policy)
+    model = LearnedMigrationTime(learned_predictor())
+
+    def run() -> tuple[SimulationResult, dict[str, str]]:
+        try:
+            policy_info(args.policy)
+        except KeyError as exc:
+            raise UsageError(str(exc)) from None
         trace = load_planetlab(args.input)
         if args.hours is not None:
             trace = trace.head(max(1, round(args.hours * 3600 / trace.interval_s)))
-        model = LearnedMigrationTime(learned_predictor())
         result = simulate(trace, planetlab_datacenter(args.hosts or 800), make_policy(args.policy),
                           SimulationConfig(migration_time=model))
-    except (KeyError, TraceError) as exc:
-        print(f"advisor simulate: error: {exc}", file=sys.stderr)
-        return 2
-    except SimulationError as exc:
-        print(f"advisor simulate: failed: {exc}", file=sys.stderr)
-        return 1
-    payload = {**result.as_dict(), "input": str(args.input), "migration_time": model.name}
-    text = json.dumps(payload, indent=2)
-    if args.output is not None:
-        args.output.write_text(text + "\n")
-    print(text if args.json else
-          f"{result.policy} on {result.day} ({model.name}): {result.energy_kwh:.2f} kWh, {result.migrations} "
-          f"migrations, SLATAH {result.slatah:.4%}, PDM {result.pdm:.4%}, ESV {result.esv:.3e}")
-    return 0
+        return result, {"migration_time": model.name}
+
+    return report(args, run, lambda result: (
+        f"{result.policy} on {result.day} ({model.name}): {result.energy_kwh:.2f} kWh, {result.migrations} "
+        f"migrations, SLATAH {result.slatah:.4%}, PDM {result.pdm:.4%}, ESV {result.esv:.3e}"
+    ))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

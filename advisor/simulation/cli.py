@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from advisor.simulation.datacenter import bitbrains_datacenter, planetlab_datacenter
 from advisor.simulation.engine import SimulationConfig, SimulationError, simulate
+from advisor.simulation.metrics import SimulationResult
 from advisor.simulation.policies import make_policy, policy_info, policy_names
 from advisor.simulation.traces import Trace, TraceError, load_bitbrains, load_planetlab
 
@@ -71,7 +72,10 @@ def _progress(done: int, total: int) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    try:
+    planetlab = args.trace == "planetlab"
+    check_ram = args.ram == "enforce" or (args.ram == "auto" and not planetlab)
+
+    def run() -> tuple[SimulationResult, dict[str, str]]:
         try:
             policy_info(args.policy)
         except KeyError as exc:
@@ -79,36 +83,43 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.hosts is not None and args.hosts < 1:
             raise UsageError("--hosts must be at least 1")
         trace = _load(args)
-        planetlab = args.trace == "planetlab"
-        default_hosts = 800 if planetlab else 200
-        n_hosts = args.hosts or default_hosts
+        n_hosts = args.hosts or (800 if planetlab else 200)
         datacenter = planetlab_datacenter(n_hosts) if planetlab else bitbrains_datacenter(n_hosts)
-        check_ram = args.ram == "enforce" or (args.ram == "auto" and not planetlab)
         policy = make_policy(args.policy, check_ram=check_ram) if check_ram else make_policy(args.policy)
         config = SimulationConfig(remove_idle_vms=planetlab)
         result = simulate(trace, datacenter, policy, config, _progress if args.progress else None)
+        return result, {"ram": "enforce" if check_ram else "cloudsim"}
+
+    return report(args, run, lambda result: (
+        f"{result.policy} on {result.trace} {result.day}: {result.energy_kwh:.2f} kWh, "
+        f"{result.migrations} migrations, SLATAH {result.slatah:.4%}, PDM {result.pdm:.4%}, "
+        f"ESV {result.esv:.3e} ({result.hosts} hosts, {result.vms} VMs, {result.wall_time_s:.1f} s)"
+    ))
+
+
+def report(
+    args: argparse.Namespace,
+    run: Callable[[], tuple[SimulationResult, dict[str, str]]],
+    summary: Callable[[SimulationResult], str],
+) -> int:
+    """Run one simulation and say how it went: the result as JSON (with `input` and what `run` adds) to --output
+    and, with --json, on stdout, else its `summary`. Exit code 2 for bad input, 1 for a simulation that failed."""
+    try:
+        result, extra = run()
     except (TraceError, UsageError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except SimulationError as exc:
         print(f"{PROG}: failed: {exc}", file=sys.stderr)
         return 1
-    payload = {**result.as_dict(), "input": str(args.input), "ram": "enforce" if check_ram else "cloudsim"}
-    text = json.dumps(payload, indent=2)
+    text = json.dumps({**result.as_dict(), "input": str(args.input), **extra}, indent=2)
     if args.output is not None:
         try:
             args.output.write_text(text + "\n")
         except OSError as exc:
             print(f"{PROG}: error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
             return 2
-    if args.json:
-        print(text)
-    else:
-        print(
-            f"{result.policy} on {result.trace} {result.day}: {result.energy_kwh:.2f} kWh, "
-            f"{result.migrations} migrations, SLATAH {result.slatah:.4%}, PDM {result.pdm:.4%}, "
-            f"ESV {result.esv:.3e} ({result.hosts} hosts, {result.vms} VMs, {result.wall_time_s:.1f} s)"
-        )
+    print(text if args.json else summary(result))
     return 0
 
 
