@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import libvirt
 import pytest
@@ -69,6 +70,13 @@ def placed(lab: Lab) -> tuple[str, str]:
     return source, ("hv2" if source == "hv1" else "hv1")
 
 
+def started(lab: Lab, store: SqliteStore, observer: RecordingObserver | None = None, **options: Any) -> Executor:
+    """An executor moving guests between the lab's hosts, polling every 0.25 s, already started."""
+    executor = Executor(store, endpoints(lab), observer or RecordingObserver(), poll_interval_s=0.25, **options)
+    executor.start()
+    return executor
+
+
 def execute(executor: Executor, rec_id: str, source: str, target: str, params: MigrationParameters) -> str:
     return executor.submit(rec_id, Move(GUEST, source, target, params, COST, ()), actor="test").operation_id
 
@@ -110,8 +118,7 @@ def test_precopy_of_an_idle_guest(lab: Lab, placed: tuple[str, str], store: Sqli
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
     seen = RecordingObserver()
-    executor = Executor(store, endpoints(lab), seen, poll_interval_s=0.25)
-    executor.start()
+    executor = started(lab, store, seen)
     op = execute(executor, "idle", source, target, MigrationParameters(Technique.PRECOPY, 64, 300, None, 60_000))
     record = wait_final(executor, op)
     assert record.phase is Phase.SUCCEEDED, events(record)
@@ -131,8 +138,7 @@ def test_dirtying_faster_than_the_cap_is_switched_to_postcopy(lab: Lab, store: S
     assert source is not None
     target = "hv2" if source == "hv1" else "hv1"
     lab.set_dirty_rate(GUEST, 24)  # three times the 8 MiB/s cap
-    executor = Executor(store, endpoints(lab), RecordingObserver(), tuning=TUNING, poll_interval_s=0.25)
-    executor.start()
+    executor = started(lab, store, tuning=TUNING)
     # Post-copy permitted only as a late safety net: the switch must come from the monitor's own judgement.
     params = MigrationParameters(Technique.PRECOPY, 8, 100, postcopy_after_ms=120_000, deadline_ms=150_000)
     op = execute(executor, "busy", source, target, params)
@@ -153,8 +159,7 @@ def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, 
     # machine loaded by the rest of the suite, close to what 99% throttling of a TCG guest can hold back)
     lab.set_dirty_rate(GUEST, 24)
     seen = RecordingObserver()
-    executor = Executor(store, endpoints(lab), seen, poll_interval_s=0.25)
-    executor.start()
+    executor = started(lab, store, seen)
     params = MigrationParameters(Technique.PRECOPY_AUTOCONVERGE, 8, 300, None, 150_000,
                                  autoconverge_initial_pct=60, autoconverge_increment_pct=20)
     op = execute(executor, "autoconverge", source, target, params)
@@ -171,8 +176,7 @@ def hopeless_precopy_under_way(lab: Lab, store: SqliteStore, name: str, source: 
                                target: str) -> tuple[Executor, str]:
     """A pre-copy 3 s under way that cannot converge: the guest dirties 48 MiB/s, the cap is 8 MiB/s."""
     lab.set_dirty_rate(GUEST, 48)
-    executor = Executor(store, endpoints(lab), RecordingObserver(), poll_interval_s=0.25)
-    executor.start()
+    executor = started(lab, store)
     op = execute(executor, name, source, target, MigrationParameters(Technique.PRECOPY, 8, 100, None, 150_000))
     wait_phase(executor, op, Phase.PRECOPY)
     time.sleep(3)
@@ -214,16 +218,14 @@ def test_restart_mid_migration_reconciles_with_libvirt(
 ) -> None:
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
-    first = Executor(store, endpoints(lab), RecordingObserver(), limits=ConcurrencyLimits(), poll_interval_s=0.25)
-    first.start()
+    first = started(lab, store, limits=ConcurrencyLimits())
     op = execute(first, "restart", source, target, MigrationParameters(Technique.PRECOPY, 8, 300, None, 150_000))
     wait_phase(first, op, Phase.PRECOPY)
     time.sleep(2)
     first.stop()  # the advisor goes away; libvirt carries on with the peer-to-peer migration
     assert not store.get_migration(op).phase.final  # type: ignore[union-attr]
 
-    second = Executor(store, endpoints(lab), RecordingObserver(), poll_interval_s=0.25)
-    second.start()
+    second = started(lab, store)
     record = wait_final(second, op)
     assert record.phase is Phase.SUCCEEDED, events(record)
     assert "reconciled after restart" in record.message
