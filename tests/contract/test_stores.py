@@ -155,27 +155,27 @@ def test_automation_settings_are_kept_one_per_cluster(store: Store) -> None:
                                   ClusterAutomation("west", Level.MANUAL, 0.0, "dave", 7.0)]
 
 
-def test_a_version_1_database_gains_revisions(tmp_path: Path) -> None:
-    """SQLite only: a database of schema version 1 has no revision column."""
+def reopened_as(tmp_path: Path, version: int, undo: str) -> SqliteStore:
+    """SQLite only: a database holding the proposed recommendation "old" as schema `version` left it (`undo` takes
+    back what later versions added), opened again."""
     path = tmp_path / "db.sqlite3"
     SqliteStore(path).add_recommendation(proposed("old"))
     with sqlite3.connect(path) as db:
-        db.execute("ALTER TABLE recommendations DROP COLUMN revision")
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    reopened = SqliteStore(path)
+        db.execute(undo)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    return SqliteStore(path)
+
+
+def test_a_version_1_database_gains_revisions(tmp_path: Path) -> None:
+    reopened = reopened_as(tmp_path, 1, "ALTER TABLE recommendations DROP COLUMN revision")
     old = reopened.get_recommendation("old")
     assert old is not None and old.revision == 0
     assert reopened.replace_recommendation(old, replace(old, state=S.APPROVED)) is not None
 
 
 def test_a_version_3_database_learns_which_vms_its_recommendations_move(tmp_path: Path) -> None:
-    """SQLite only: schema version 4 indexes the VMs each recommendation moves; older ones are indexed on open."""
-    path = tmp_path / "db.sqlite3"
-    SqliteStore(path).add_recommendation(proposed("old"))
-    with sqlite3.connect(path) as db:
-        db.execute("DROP TABLE recommendation_vms")
-        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-    reopened = SqliteStore(path)
+    """Schema version 4 indexes the VMs each recommendation moves; an older database is indexed on open."""
+    reopened = reopened_as(tmp_path, 3, "DROP TABLE recommendation_vms")
     assert [r.id for r in reopened.open_recommendations({"v"})] == ["old"]
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    assert reopened.database.connection.execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
