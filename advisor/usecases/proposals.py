@@ -65,7 +65,12 @@ def overlap_summary(moves: Sequence[Move], others: Mapping[str, Sequence[Recomme
 
 def supersede(store: RecommendationStore, new: Recommendation, earlier: Sequence[Recommendation],
               now_s: float) -> None:
-    """Store each of `earlier` superseded by `new` (compare-and-set); one approved or ended meanwhile is left."""
-    for rec in earlier:
+    """Once `new` is stored: store each of `earlier` superseded by it (compare-and-set), and any older proposal of
+    the same goal stored meanwhile (of two asked at once, the newer supersedes the older); one approved or ended
+    meanwhile is left."""
+    found = {r.id: r for r in earlier}
+    for others in open_by_vm(store, new.moves).values():
+        found.update((r.id, r) for r in replaced(new.goal, others) if r.created_at_s < new.created_at_s)
+    for rec in found.values():
         with contextlib.suppress(FailedPrecondition):  # decided meanwhile: no longer a proposal to replace
             apply_event(store, rec.id, Supersede(new.id), ACTOR, now_s)

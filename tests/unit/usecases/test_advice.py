@@ -4,12 +4,14 @@ recommendation stored proposed with every host assessed."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.model import Objective, Technique, Vm
-from advisor.domain.recommendation import Decision, RecommendationState
+from advisor.domain.recommendation import Decision, Recommendation, RecommendationState
 from advisor.features.inputs import Overrides
 from tests.unit.usecases.world import World, hosts, world
 
@@ -143,3 +145,21 @@ def test_the_downtime_limit_asked_for_is_the_one_enforced_and_shown(w: World) ->
         assert any(f"allowed downtime {limit:.0f} ms" in r for r in move.reasons)
         assert move.predicted_cost.downtime_ms.high <= limit  # and the techniques that would break it say so:
         assert any(r.startswith("not ") and f"> limit {limit:.0f} ms" in r for r in move.reasons)
+
+
+def test_of_two_proposals_asked_at_once_the_newer_supersedes_the_older(w: World,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The older one is stored after the newer looked for earlier proposals: once stored, the newer finds it."""
+    older = replace(w.advice.recommend_target("v1", Objective(), dry_run=True), id="older")
+    add = w.store.add_recommendation
+
+    def meanwhile(rec: Recommendation, assessments: Any = None) -> None:
+        if rec.id != older.id:
+            add(older)
+        add(rec, assessments)
+
+    monkeypatch.setattr(w.store, "add_recommendation", meanwhile)
+    w.clock.advance(1)
+    newer = w.advice.recommend_target("v1", Objective())
+    assert not any("supersedes" in r for r in newer.moves[0].reasons)  # it was not there to be named
+    assert w.review.get("older").superseded_by == newer.id
