@@ -8,14 +8,14 @@ tests of the use cases run as values: no database, no threads, no sleeping.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from advisor.domain.automation import ClusterAutomation
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import AssessedHosts, Host, HostAssessment, Vm
-from advisor.domain.recommendation import Recommendation, RecommendationState
+from advisor.domain.recommendation import OPEN, Recommendation, RecommendationState
 
 # Operations that moved or may still move their VM.
 _MOVING = frozenset(p for p in Phase if p not in (Phase.FAILED, Phase.ABORTED))
@@ -91,6 +91,13 @@ class MemoryStore:
                      if (state is None or r.state is state) and _newest_first(r.created_at_s, r.id, after)]
         found.sort(key=lambda r: (r.created_at_s, r.id), reverse=True)
         return found[:limit]
+
+    def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
+        wanted = set(vm_ids)
+        with self._lock:
+            found = [r for r in self._recommendations.values()
+                     if r.state in OPEN and any(m.vm_id in wanted for m in r.moves)]
+        return sorted(found, key=lambda r: (r.created_at_s, r.id))
 
     def moved_since(self, since_s: float) -> set[str]:
         with self._lock:

@@ -10,6 +10,7 @@ from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import InvalidArgument
 from advisor.domain.migration import MigrationRecord, Phase, Progress
 from advisor.domain.model import (
+    DEFAULT_MAX_DOWNTIME_MS,
     DEFAULT_NETWORK_BANDWIDTH_MIB_S,
     Host,
     HostAssessment,
@@ -128,8 +129,10 @@ def samples_from_pb(m: pb.PushSamplesRequest) -> tuple[list[HostSample], list[Vm
 
 
 def objective_from_pb(m: pb.Objective) -> Objective:
+    """The objective asked for; an unset downtime limit is QEMU's default (an explicit 0 is kept, to be refused)."""
     return Objective(
-        max_downtime_ms=m.max_downtime_ms, deadline_ms=m.deadline_ms, minimize_transferred=m.minimize_transferred
+        max_downtime_ms=m.max_downtime_ms if m.HasField("max_downtime_ms") else DEFAULT_MAX_DOWNTIME_MS,
+        deadline_ms=m.deadline_ms, minimize_transferred=m.minimize_transferred,
     )
 
 
@@ -265,7 +268,7 @@ def recommendation_to_pb(r: Recommendation, *, with_assessments: bool = True) ->
         summary=r.summary, decided_by=r.decided_by, decision_reason=r.decision_reason,
         priority=r.priority.level, priority_reason=r.priority.reason, benefit_unit=r.benefit_unit,
         automation_level=r.automation, cluster=r.cluster, expiry_reason=r.expiry_reason,
-        cancel_requested=r.cancel_requested, run_requested_by=r.run_requested_by,
+        cancel_requested=r.cancel_requested, run_requested_by=r.run_requested_by, superseded_by=r.superseded_by,
         history=[pb.StateChange(time=timestamp(h.at_s), state=state_to_pb(h.state),  # type: ignore[arg-type]
                                 actor=h.actor, reason=h.reason) for h in r.history],
     )

@@ -120,7 +120,8 @@ class PredictionServicer(_Base, pb_grpc.PredictionServiceServicer):
 class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
     def RecommendTarget(self, request: pb.RecommendTargetRequest, context: grpc.ServicerContext) -> pb.Recommendation:
         rec = self.usecases.advice.recommend_target(
-            request.vm_id, convert.objective_from_pb(request.objective), list(request.excluded_host_ids)
+            request.vm_id, convert.objective_from_pb(request.objective), list(request.excluded_host_ids),
+            dry_run=request.dry_run,
         )
         return convert.fitted(convert.recommendation_to_pb(rec))
 
@@ -131,7 +132,7 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
             raise InvalidArgument("goal", f"must be DRAIN, REBALANCE or CONSOLIDATE (got {request.goal})")
         rec = self.usecases.planning.plan_cluster(goals[request.goal], request.host_id, request.max_moves,
                                                   convert.objective_from_pb(request.objective),
-                                                  dry_run=request.dry_run)
+                                                  dry_run=request.dry_run, store_empty=request.store_empty)
         return convert.fitted(convert.recommendation_to_pb(rec))
 
     def ListRecommendations(

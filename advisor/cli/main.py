@@ -104,10 +104,11 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
 
     p = sub.add_parser("recommend", help="recommend a target host and technique for one VM")
     p.add_argument("vm")
-    p.add_argument("--max-downtime-ms", type=float, default=0.0, help="longest acceptable pause (default 300)")
+    p.add_argument("--max-downtime-ms", type=float, help="longest acceptable pause (default 300)")
     p.add_argument("--deadline-ms", type=float, default=0.0, help="the migration must finish within this")
     p.add_argument("--minimize-bytes", action="store_true", help="prefer fewest bytes over shortest time")
     p.add_argument("--exclude", action="append", default=[], metavar="HOST", help="host not to consider")
+    p.add_argument("--dry-run", action="store_true", help="nothing is stored, nothing is superseded, no id")
     client_args(p)
     p.set_defaults(func=cmd_recommend)
 
@@ -119,9 +120,10 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
         if goal == "drain":
             p.add_argument("host")
         p.add_argument("--max-moves", type=int, default=0, help="at most this many moves (default: no bound)")
-        p.add_argument("--max-downtime-ms", type=float, default=0.0, help="downtime limit of every move")
+        p.add_argument("--max-downtime-ms", type=float, help="downtime limit of every move (default 300)")
         p.add_argument("--deadline-ms", type=float, default=0.0, help="deadline of every move")
         p.add_argument("--dry-run", action="store_true", help="a preview: nothing is stored, nothing to approve")
+        p.add_argument("--store-empty", action="store_true", help="store the plan even when it has no move")
         client_args(p)
         p.set_defaults(func=cmd_plan)
 

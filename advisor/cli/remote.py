@@ -104,12 +104,18 @@ def cmd_predict_vm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _objective(args: argparse.Namespace, **more: object) -> pb.Objective:
+    """The objective asked for; the downtime limit only when given (unset: the advisor's default, 300 ms)."""
+    objective = pb.Objective(deadline_ms=args.deadline_ms, **more)  # type: ignore[arg-type]
+    if args.max_downtime_ms is not None:
+        objective.max_downtime_ms = args.max_downtime_ms
+    return objective
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     request = pb.RecommendTargetRequest(
-        vm_id=args.vm,
-        objective=pb.Objective(max_downtime_ms=args.max_downtime_ms, deadline_ms=args.deadline_ms,
-                               minimize_transferred=args.minimize_bytes),
-        excluded_host_ids=args.exclude,
+        vm_id=args.vm, objective=_objective(args, minimize_transferred=args.minimize_bytes),
+        excluded_host_ids=args.exclude, dry_run=args.dry_run,
     )
     with connect(args) as client:
         rec = client.recommend(request)
@@ -120,8 +126,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     request = pb.PlanClusterRequest(
         goal=f"CLUSTER_GOAL_{args.goal.upper()}", host_id=getattr(args, "host", "") or "", max_moves=args.max_moves,
-        objective=pb.Objective(max_downtime_ms=args.max_downtime_ms, deadline_ms=args.deadline_ms),
-        dry_run=args.dry_run,
+        objective=_objective(args), dry_run=args.dry_run, store_empty=args.store_empty,
     )
     with connect(args) as client:
         rec: pb.Recommendation = client.call(client.recommendations.PlanCluster, request)  # type: ignore[assignment]

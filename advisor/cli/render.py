@@ -12,7 +12,8 @@ from advisor.tables import paint, safe, table
 # How a state looks on a terminal (colour only there): green done, red went wrong, yellow waits for a person.
 STATE_COLOURS = {"proposed": "yellow", "approved": "cyan", "executing": "blue", "running": "blue", "queued": "blue",
                  "precopy": "blue", "postcopy": "blue", "succeeded": "green", "failed": "red", "aborted": "red",
-                 "expired": "dim", "cancelled": "dim", "rejected": "dim", "dropped": "dim", "waiting": ""}
+                 "expired": "dim", "cancelled": "dim", "superseded": "dim", "rejected": "dim", "dropped": "dim",
+                 "waiting": ""}
 
 
 def state_colour(text: str) -> str:
@@ -76,6 +77,8 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
         out.append(f"  decided by {safe(rec.decided_by)}: {safe(rec.decision_reason) or '(no reason given)'}")
     if rec.expiry_reason:
         out.append(f"  expired: {safe(rec.expiry_reason)}")
+    if rec.superseded_by:
+        out.append(f"  superseded by {safe(rec.superseded_by)}")
     if rec.cancel_requested and rec.state == pb.RECOMMENDATION_STATE_EXECUTING:
         out.append("  cancel requested: the running move ends first")
     if len(rec.moves) > 1:
@@ -167,7 +170,8 @@ def render_plan(rec: pb.Recommendation) -> str:
     rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, technique_name(m.parameters.technique),
              f"{m.predicted_cost.total_time_ms.median / 1000:.1f}", f"{m.predicted_cost.downtime_ms.median:.0f}"]
             for i, m in enumerate(rec.moves)]
-    out = [f"Plan {safe(rec.id)} ({safe(rec.goal)}), {state_name(rec.state)}", f"  {safe(rec.summary)}", "",
+    name = safe(rec.id) or ("(dry run, not stored)" if rec.moves else "(no move, not stored)")
+    out = [f"Plan {name} ({safe(rec.goal)}), {state_name(rec.state)}", f"  {safe(rec.summary)}", "",
            table(["move", "vm", "from", "to", "technique", "time s", "downtime ms"], rows, right=(0, 5, 6))]
     if rec.moves and rec.id:
         out.append(f"\nReview with `advisor recs show {safe(rec.id)}`; after approval, run the moves in order with "

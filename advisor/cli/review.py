@@ -34,7 +34,8 @@ STATES = [pb.RecommendationState.Name(v).removeprefix("RECOMMENDATION_STATE_").l
 RULED_OUT_SHOWN = 10  # hosts ruled out listed per move by `show` (all of them: ListHostAssessments)
 RULED_OUT_MOVES = 20  # moves of a plan whose ruled-out hosts `show` fetches
 ENDED = (pb.RECOMMENDATION_STATE_SUCCEEDED, pb.RECOMMENDATION_STATE_FAILED, pb.RECOMMENDATION_STATE_ABORTED,
-         pb.RECOMMENDATION_STATE_EXPIRED, pb.RECOMMENDATION_STATE_CANCELLED, pb.RECOMMENDATION_STATE_REJECTED)
+         pb.RECOMMENDATION_STATE_EXPIRED, pb.RECOMMENDATION_STATE_CANCELLED, pb.RECOMMENDATION_STATE_REJECTED,
+         pb.RECOMMENDATION_STATE_SUPERSEDED)
 
 
 def add_review_commands(sub: Any) -> None:

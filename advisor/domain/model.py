@@ -176,9 +176,12 @@ class PlanGoal(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Objective:
-    """What the operator wants from a migration: limits rather than knobs. 0 means no limit."""
+    """What the operator wants from a migration: limits rather than knobs.
 
-    max_downtime_ms: float = 300.0
+    `max_downtime_ms` is always a limit, enforced on the technique and on every planned move (unset in a request
+    means QEMU's default, 300 ms; a limit must be above 0). `deadline_ms` 0 means no deadline."""
+
+    max_downtime_ms: float = DEFAULT_MAX_DOWNTIME_MS
     deadline_ms: float = 0.0
     minimize_transferred: bool = False
 

@@ -10,6 +10,7 @@ and gets this function's refusal.
        |                                               |   \\--retry a failed or aborted move, or start the next
        \\--(expire: the prediction no longer holds; proposed, approved, or between moves)--> expired
     any state not ended --cancel--> cancelled (moves not started are dropped; a running one ends first)
+    proposed --supersede (a newer proposal for the same VM)--> superseded (`superseded_by` names the newer one)
 
 A plan's state is true to its moves: each move has its own state and attempt count, and the plan's state is
 derived from them (`derive_state`), so a plan with one failed move is never "succeeded".
@@ -35,6 +36,7 @@ class RecommendationState(enum.StrEnum):
     ABORTED = "aborted"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
 
     @classmethod
     def parse(cls, text: str) -> RecommendationState:
@@ -44,7 +46,9 @@ class RecommendationState(enum.StrEnum):
 
 # Nothing more can happen to these (a failed or aborted one can still retry its move or run the others).
 ENDED = frozenset({RecommendationState.REJECTED, RecommendationState.SUCCEEDED, RecommendationState.EXPIRED,
-                   RecommendationState.CANCELLED})
+                   RecommendationState.CANCELLED, RecommendationState.SUPERSEDED})
+# Open proposals: their moves may still run (a proposal moving a VM that another open one moves says so).
+OPEN = frozenset({RecommendationState.PROPOSED, RecommendationState.APPROVED})
 # States from which a move may start.
 RUNNABLE = frozenset({RecommendationState.APPROVED, RecommendationState.EXECUTING, RecommendationState.FAILED,
                       RecommendationState.ABORTED})
@@ -128,6 +132,8 @@ class Recommendation:
     # Who asked the advisor to run every move in order (each starting once the one before succeeded); empty when
     # moves are started one by one.
     run_requested_by: str = ""
+    # The newer recommendation that replaced this one (state superseded).
+    superseded_by: str = ""
     history: tuple[StateChange, ...] = ()
 
     def status(self, index: int) -> MoveStatus:
@@ -185,7 +191,14 @@ class Cancel:
     reason: str
 
 
-Event = Approve | Reject | StartMove | MoveEnded | RunAll | Expire | Cancel
+@dataclass(frozen=True)
+class Supersede:
+    """A newer proposal (`by`, its id) for the same VM replaces this one."""
+
+    by: str
+
+
+Event = Approve | Reject | StartMove | MoveEnded | RunAll | Expire | Cancel | Supersede
 
 
 @dataclass(frozen=True)
@@ -290,4 +303,11 @@ def transition(rec: Recommendation, event: Event, actor: str, now_s: float) -> R
                 return replace(rec, cancel_requested=True,
                                history=(*rec.history, StateChange(now_s, rec.state, actor, f"cancel: {reason}")))
             return _to(rec, RecommendationState.CANCELLED, actor, reason, now_s, cancel_requested=True,
+                       move_status=_drop_waiting(rec))
+        case Supersede(by=by):
+            if rec.state is not RecommendationState.PROPOSED:
+                return Refusal(f"{where}: only a proposed recommendation is superseded")
+            if by == rec.id:
+                return Refusal(f"recommendation {rec.id} cannot supersede itself")
+            return _to(rec, RecommendationState.SUPERSEDED, actor, f"superseded by {by}", now_s, superseded_by=by,
                        move_status=_drop_waiting(rec))

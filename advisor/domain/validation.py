@@ -31,6 +31,7 @@ MAX_BANDWIDTH_MIB_S = 200_000.0  # beyond 1.6 Tbit/s
 MIN_BANDWIDTH_MIB_S = 1.0
 MAX_POWER_W = 100_000.0
 MAX_DIRTY_RATE_MIB_S = 200_000.0
+MAX_DOWNTIME_MS = 3_600_000.0  # an hour: beyond it, no pause is a limit
 EARLIEST_SAMPLE_S = 946_684_800.0  # 2000-01-01
 MAX_FUTURE_SKEW_S = 600.0
 
@@ -59,7 +60,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def check_objective(objective: Objective) -> None:
-    check_number(objective.max_downtime_ms, "objective.max_downtime_ms", low=0, high=3_600_000)
+    # A downtime limit is a limit: 0 would forbid every migration (and was once read as "none")
+    check_number(objective.max_downtime_ms, "objective.max_downtime_ms", low=0, high=MAX_DOWNTIME_MS,
+                 low_inclusive=False)
     check_number(objective.deadline_ms, "objective.deadline_ms", low=0, high=86_400_000)
 
 

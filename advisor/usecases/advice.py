@@ -3,7 +3,8 @@
 Targets come from the planning engine's filters and weigher (advisor.planning.engine) on a snapshot of the
 cluster, for a VM that moves as for a new one; the technique and its parameters from the pure rule
 (advisor.planning.technique), costs from the estimator; the recommendation is stored proposed, with a reason for
-every host not chosen.
+every host not chosen, and supersedes the VM's earlier proposed one (advisor.usecases.proposals). A dry run stores
+nothing and has no id.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from advisor.usecases.automation import Automation
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
+from advisor.usecases.proposals import flag, open_by_vm, replaced, supersede
 from advisor.usecases.snapshots import Snapshots
 
 # Eligible hosts kept in a recommendation (the chosen one first); every host is stored apart, for paging.
@@ -88,7 +90,7 @@ class Advice:
             ("dirty_rate_mib_s", overrides.dirty_rate_mib_s, validation.MAX_DIRTY_RATE_MIB_S),
             ("bandwidth_mib_s", overrides.bandwidth_mib_s, validation.MAX_BANDWIDTH_MIB_S),
             ("max_bandwidth_mib_s", overrides.max_bandwidth_mib_s, validation.MAX_BANDWIDTH_MIB_S),
-            ("max_downtime_ms", overrides.max_downtime_ms, 3_600_000.0),
+            ("max_downtime_ms", overrides.max_downtime_ms, validation.MAX_DOWNTIME_MS),
         ):
             if value is not None:
                 low = 0.0 if field in ("dirty_rate_mib_s", "max_downtime_ms") else validation.MIN_BANDWIDTH_MIB_S
@@ -140,8 +142,10 @@ class Advice:
                          ranking.rejection_counts())
 
     def recommend_target(
-        self, vm_id: str, objective: Objective, excluded_host_ids: Sequence[str] = ()
+        self, vm_id: str, objective: Objective, excluded_host_ids: Sequence[str] = (), *, dry_run: bool = False
     ) -> Recommendation:
+        """Where and how to move a VM, stored proposed (superseding the VM's earlier proposed one); a dry run
+        stores nothing, supersedes nothing and has no id."""
         validation.check_objective(objective)
         validation.check_id(vm_id, "vm_id")
         for i, host_id in enumerate(excluded_host_ids):
@@ -161,22 +165,28 @@ class Advice:
             raise FailedPrecondition(f"no eligible target for VM {vm_id!r} among {ranking.assessed} hosts "
                                      f"({ranking.why_none()})")
         source, target = hosts[vm.host_id], hosts[ranking.target_id]
-        limit = Overrides(max_downtime_ms=objective.max_downtime_ms or None)
-        inputs = self._estimator.inputs(vm, source, target, limit)
+        # the objective's limit is the one enforced (validation refused 0), and the one the inputs show
+        inputs = self._estimator.inputs(vm, source, target, Overrides(max_downtime_ms=objective.max_downtime_ms))
         choice = choose_technique(self._estimator.costs(inputs), objective,
                                   bandwidth_mib_s=inputs.usable_bandwidth_mib_s, postcopy_allowed=vm.postcopy_allowed,
                                   rules=self._technique)
         reasons = (ranking.why_target(), describe_inputs(inputs), *choice.reasons, *ranking.why_rejected())
         level, cluster_name = self._automation.level([vm], {source.id: source})
+        goal, now = f"target:{vm.id}", self._clock()
+        move = Move(vm.id, vm.host_id, target.id, choice.parameters, choice.cost, reasons, ranking.kept(),
+                    ranking.rejection_counts(), ranking.assessed, inputs)
+        others = open_by_vm(self._store, (move,))
+        earlier = [] if dry_run else replaced(goal, others.get(vm.id, ()))
         rec = Recommendation(
-            id=self._new_id(), goal=f"target:{vm.id}", created_at_s=self._clock(),
-            moves=(Move(vm.id, vm.host_id, target.id, choice.parameters, choice.cost, reasons, ranking.kept(),
-                        ranking.rejection_counts(), ranking.assessed, inputs),),
-            summary=choice.summary(vm.id, vm.host_id, target.id),
+            id="" if dry_run else self._new_id(), goal=goal, created_at_s=now,
+            moves=flag((move,), others, earlier), summary=choice.summary(vm.id, vm.host_id, target.id),
             priority=rate(f"its host {source.id} is in maintenance" if source.in_maintenance else "", None),
             automation=str(level), cluster=cluster_name,
         )
+        if dry_run:
+            return rec
         self._store.add_recommendation(rec, {0: engine.all_assessments(snap, ranking)})
+        supersede(self._store, rec, earlier, now)
         self._metrics.recommendations.labels("target").inc()
         return self._automation.apply(rec)
 

@@ -6,6 +6,10 @@ its order under the concurrency limits and its explanation; the recommendation w
 cost, and the automation level it runs at. Moves whose gain over cost is below the cluster's threshold are not
 proposed: the plan is made again without them (at most THRESHOLD_ROUNDS times), so every move left still fits
 the cluster as the others leave it.
+
+A plan says which of its VMs other open recommendations already move (advisor.usecases.proposals). A plan with no
+move says why in its summary and is stored only when asked (`store_empty`): a scheduler asking again and again
+leaves nothing to review.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from advisor.usecases.automation import Automation
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
+from advisor.usecases.proposals import flag, open_by_vm, overlap_summary
 from advisor.usecases.snapshots import Snapshots
 
 
@@ -64,7 +69,7 @@ class Planning:
     def _settings(self, objective: Objective, max_moves: int) -> engine.PlanSettings:
         """The plan settings with this request's limits."""
         return dataclasses.replace(self._plans, churn=dataclasses.replace(self._plans.churn, max_moves=max_moves),
-                                   max_downtime_ms=objective.max_downtime_ms or 300.0,
+                                   max_downtime_ms=objective.max_downtime_ms,
                                    deadline_ms=objective.deadline_ms)
 
     def _costs(self, cluster: engine.ClusterArrays) -> LearnedMoveCosts:
@@ -83,8 +88,9 @@ class Planning:
         return history
 
     def plan_cluster(self, goal: PlanGoal, host_id: str, max_moves: int, objective: Objective, *,
-                     dry_run: bool = False) -> Recommendation:
-        """A plan for the whole cluster (a drain empties `host_id`); a dry run stores nothing and has no id."""
+                     dry_run: bool = False, store_empty: bool = False) -> Recommendation:
+        """A plan for the whole cluster (a drain empties `host_id`); a dry run stores nothing and has no id, nor
+        does a plan with no move unless `store_empty`."""
         if goal not in STRATEGIES:
             raise InvalidArgument("goal", f"must be one of {', '.join(STRATEGIES)} (got {goal!r})")
         goal = PlanGoal(goal)
@@ -126,10 +132,11 @@ class Planning:
             below += sorted(still)
             plan = dataclasses.replace(plan, moves=tuple(m for m in plan.moves if m.vm_id not in still))
         used = sorted({thresholds.get(h, 0.0) for h in cluster.host_ids})
-        return self._recommend(goal, host_id, plan, cluster, strategy, used, below, dry_run)
+        return self._recommend(goal, host_id, plan, cluster, strategy, used, below,
+                               dry_run or not (plan.moves or store_empty))
 
     def _recommend(self, goal: PlanGoal, host_id: str, plan: engine.Plan, cluster: engine.ClusterArrays,
-                   strategy: str, thresholds: list[float], below: list[str], dry_run: bool) -> Recommendation:
+                   strategy: str, thresholds: list[float], below: list[str], unstored: bool) -> Recommendation:
         moves, ratios = [], []
         for m in plan.moves:
             ratio = benefit_over_cost(strategy, m, cluster)
@@ -145,12 +152,13 @@ class Planning:
         benefit = float(sum(m.benefit for m in plan.moves)) if measured else None
         # the moves' ratios weighted by their predicted time
         ratio = sum(r * t for r, t in measured) / sum(t for _, t in measured) if measured else None
+        others = open_by_vm(self._store, moves)
         rec = Recommendation(
-            id="" if dry_run else self._new_id(), goal=goal.label(host_id), created_at_s=self._clock(),
-            moves=tuple(moves), summary=plan.review_summary(below, thresholds), priority=rate(mandatory, ratio),
-            benefit=benefit, benefit_unit=plan.benefit_unit if measured else "", benefit_over_cost=ratio,
-            automation=str(level), cluster=cluster_name)
-        if dry_run:
+            id="" if unstored else self._new_id(), goal=goal.label(host_id), created_at_s=self._clock(),
+            moves=flag(moves, others), summary=plan.review_summary(below, thresholds) + overlap_summary(moves, others),
+            priority=rate(mandatory, ratio), benefit=benefit, benefit_unit=plan.benefit_unit if measured else "",
+            benefit_over_cost=ratio, automation=str(level), cluster=cluster_name)
+        if unstored:
             return rec
         self._store.add_recommendation(rec, {i: m.assessments for i, m in enumerate(moves)})
         self._metrics.recommendations.labels(str(goal)).inc()

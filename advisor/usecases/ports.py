@@ -7,7 +7,7 @@ The SQLite adapter (advisor.adapters.sqlite) implements every store here, the me
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from advisor.domain.automation import ClusterAutomation
@@ -55,6 +55,10 @@ class RecommendationStore(Protocol):
 
     def moved_since(self, since_s: float) -> set[str]:
         """VMs whose migration succeeded or is under way since `since_s`."""
+        ...
+
+    def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
+        """The open recommendations (proposed or approved) with a move of any of `vm_ids`, oldest first."""
         ...
 
 

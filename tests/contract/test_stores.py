@@ -86,6 +86,22 @@ def test_recommendations_are_listed_newest_first_after_a_cursor(store: Store) ->
     assert [r.id for r in store.list_recommendations(S.REJECTED, 10)] == ["r2"]
 
 
+def test_the_open_recommendations_moving_some_vms_are_found_oldest_first(store: Store) -> None:
+    plan = Recommendation("p", "rebalance", 2.0, (Move("w", "a", "b", PARAMETERS, COST, ()),
+                                                 Move("v", "b", "c", PARAMETERS, COST, ())), "plan")
+    for rec in (proposed("r3", 3.0), plan, proposed("r1", 1.0), proposed("gone", 0.5)):
+        store.add_recommendation(rec)
+    for rec_id, state in (("r1", S.APPROVED), ("gone", S.SUPERSEDED)):
+        before = store.get_recommendation(rec_id)
+        assert before is not None
+        store.replace_recommendation(before, replace(before, state=state, superseded_by="r3"))
+    assert [r.id for r in store.open_recommendations({"v"})] == ["r1", "p", "r3"]  # proposed or approved
+    assert [r.id for r in store.open_recommendations(["w", "x"])] == ["p"]
+    assert store.open_recommendations(()) == [] and store.open_recommendations({"x"}) == []
+    superseded = store.get_recommendation("gone")
+    assert superseded is not None and (superseded.state, superseded.superseded_by) == (S.SUPERSEDED, "r3")
+
+
 def test_every_host_assessed_is_kept_in_rank_order(store: Store) -> None:
     rows = [HostAssessment("b", (), 0.25, 0.5, 0.5), HostAssessment("a", ("memory", "CPU load"), None, 0.75, 1.5)]
     columns = AssessedHosts(("memory", "cpu"), ("c", "d", "e"), (0, 3, 0), (0.5, None, 0.25), (0.5, 1.0, 0.25),
@@ -139,14 +155,27 @@ def test_automation_settings_are_kept_one_per_cluster(store: Store) -> None:
                                   ClusterAutomation("west", Level.MANUAL, 0.0, "dave", 7.0)]
 
 
-def test_a_version_1_database_gains_revisions(tmp_path: Path) -> None:
-    """SQLite only: a database of schema version 1 has no revision column."""
+def reopened_as(tmp_path: Path, version: int, undo: str) -> SqliteStore:
+    """SQLite only: a database holding the proposed recommendation "old" as schema `version` left it (`undo` takes
+    back what later versions added), opened again."""
     path = tmp_path / "db.sqlite3"
     SqliteStore(path).add_recommendation(proposed("old"))
     with sqlite3.connect(path) as db:
-        db.execute("ALTER TABLE recommendations DROP COLUMN revision")
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    reopened = SqliteStore(path)
+        db.execute(undo)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    return SqliteStore(path)
+
+
+def test_a_version_1_database_gains_revisions(tmp_path: Path) -> None:
+    reopened = reopened_as(tmp_path, 1, "ALTER TABLE recommendations DROP COLUMN revision")
     old = reopened.get_recommendation("old")
     assert old is not None and old.revision == 0
     assert reopened.replace_recommendation(old, replace(old, state=S.APPROVED)) is not None
+
+
+def test_a_version_3_database_learns_which_vms_its_recommendations_move(tmp_path: Path) -> None:
+    """Schema version 4 indexes the VMs each recommendation moves; an older database is indexed on open."""
+    reopened = reopened_as(tmp_path, 3, "DROP TABLE recommendation_vms")
+    assert [r.id for r in reopened.open_recommendations({"v"})] == ["old"]
+    assert reopened.database.connection.execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)

@@ -412,3 +412,44 @@ def test_with_a_history_the_prediction_uses_the_dirty_rate_forecast(loaded: tupl
     assert 25.0 <= result.inputs.dirty_rate_mib_s <= 60.0
     rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-2"))
     assert any("forecast by" in reason for reason in rec.moves[0].reasons)
+
+
+def test_one_proposal_per_question_a_dry_run_stores_nothing_and_an_empty_plan_is_not_queued(
+        loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    dry = client.recommend(pb.RecommendTargetRequest(vm_id="db-1", dry_run=True))
+    assert dry.id == "" and dry.moves[0].target_host_id == "hv-c"
+    assert list(client.list_recommendations(pb.ListRecommendationsRequest()).recommendations) == []
+    first = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
+    second = client.recommend(pb.RecommendTargetRequest(vm_id="db-1"))
+    old = client.get_recommendation(first.id)
+    assert (old.state, old.superseded_by) == (pb.RECOMMENDATION_STATE_SUPERSEDED, second.id)
+    assert f"supersedes proposed recommendation {first.id} (target:db-1)" in second.moves[0].reasons
+    listed = client.list_recommendations(pb.ListRecommendationsRequest(state=pb.RECOMMENDATION_STATE_SUPERSEDED))
+    assert [r.id for r in listed.recommendations] == [first.id]
+    plan: pb.Recommendation = client.call(  # type: ignore[assignment]
+        client.recommendations.PlanCluster, pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_DRAIN, host_id="hv-a"))
+    assert f"db-1 is also moved by proposed recommendation {second.id} (target:db-1)" in next(
+        m for m in plan.moves if m.vm_id == "db-1").reasons
+    assert f"db-1 by proposed recommendation {second.id}" in plan.summary
+    for store_empty in (False, True):  # a bound of 1 move cannot empty a host of hv-a's three VMs or any other
+        empty: pb.Recommendation = client.call(  # type: ignore[assignment]
+            client.recommendations.PlanCluster, pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_CONSOLIDATE, max_moves=1,
+                                                                      store_empty=store_empty))
+        assert not empty.moves and "Nothing emptied: " in empty.summary
+        assert bool(empty.id) is store_empty
+
+
+def test_the_downtime_limit_has_one_meaning(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    unset = client.recommend(pb.RecommendTargetRequest(vm_id="web-1", objective=pb.Objective(), dry_run=True))
+    assert unset.moves[0].parameters.max_downtime_ms == 300
+    assert any("allowed downtime 300 ms" in r for r in unset.moves[0].reasons)
+    for bad in (0.0, -1.0, 4e6):
+        with pytest.raises(ClientError) as caught:
+            client.recommend(pb.RecommendTargetRequest(vm_id="web-1", objective=pb.Objective(max_downtime_ms=bad)))
+        assert caught.value.code == "INVALID_ARGUMENT" and "objective.max_downtime_ms" in caught.value.details
+    with pytest.raises(ClientError) as caught:
+        client.call(client.recommendations.PlanCluster, pb.PlanClusterRequest(
+            goal=pb.CLUSTER_GOAL_REBALANCE, objective=pb.Objective(max_downtime_ms=0)))
+    assert caught.value.code == "INVALID_ARGUMENT" and "must be in (0, 3.6e+06]" in caught.value.details

@@ -151,3 +151,23 @@ def test_colour_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert "\x1b[31mfailed\x1b[0m" in painted
     monkeypatch.setenv("NO_COLOR", "1")
     assert paint("failed", "red") == "failed"
+
+
+def test_a_dry_run_says_so_and_a_superseded_proposal_names_its_successor(
+        sre: tuple[Callable[..., tuple[int, str, str]], AdvisorClient, FakeWorld]) -> None:
+    cli, _, _ = sre
+    code, out, _ = cli("recommend", "v1", "--dry-run")
+    assert code == 0 and out.startswith("Recommendation (dry run, not stored) (target:v1), proposed")
+    code, out, _ = cli("recommend", "v1", "--json")
+    first = json.loads(out)["id"]
+    code, out, _ = cli("recommend", "v1", "--max-downtime-ms", "250", "--json")
+    second = json.loads(out)
+    assert second["moves"][0]["parameters"]["maxDowntimeMs"] == 250
+    code, out, _ = cli("recs", "list", "--state", "superseded")
+    assert code == 0 and first in out and "superseded" in out
+    code, out, _ = cli("recs", "show", first)
+    assert code == 0 and f"superseded by {second['id']}" in out
+    code, out, _ = cli("plan", "consolidate", "--max-moves", "1")  # nothing it may empty: said, not stored
+    assert code == 0 and out.startswith("Plan (no move, not stored) (consolidate)") and "Nothing emptied" in out
+    code, _, err = cli("recommend", "v1", "--max-downtime-ms", "0")
+    assert code != 0 and "INVALID_ARGUMENT" in err and "objective.max_downtime_ms" in err

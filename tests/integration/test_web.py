@@ -73,6 +73,7 @@ def loaded(make_app: Callable[..., App], client_for: Callable[..., AdvisorClient
             op = _execute(api, vm).operation_id
             _wait(lambda op=op: api.operation(op).phase in ENDED)  # type: ignore[misc]
             executed.append(op)
+    api.recommend(pb.RecommendTargetRequest(vm_id="v1"))  # superseded by the next
     proposed = api.recommend(pb.RecommendTargetRequest(vm_id="v1")).id
     busiest = max(api.list_hosts(), key=lambda h: h.vm_count).host.id
     plan: pb.Recommendation = api.call(api.recommendations.PlanCluster, pb.PlanClusterRequest(  # type: ignore[assignment]
@@ -170,6 +171,8 @@ def test_login_sessions_tokens_and_hostile_input_over_plain_http(loaded: Loaded,
     assert json.loads(body) == _as_dict(listed)
     ids = [r["id"] for r in json.loads(body)["recommendations"]]
     assert loaded.proposed in ids and loaded.plan in ids
+    status, _, body = _get(f"{api}/recommendations?state=superseded", cookie=cookie)
+    assert [r["supersededBy"] for r in json.loads(body)["recommendations"]] == [loaded.proposed]
     status, _, body = _get(f"{api}/recommendation?id={loaded.plan}", cookie=cookie)
     assert json.loads(body) == _as_dict(loaded.api.get_recommendation(loaded.plan))
     status, _, body = _get(f"{api}/assessments?recommendation_id={loaded.proposed}&move_index=0", cookie=cookie)
@@ -343,6 +346,7 @@ def test_the_page_in_headless_chromium(loaded: Loaded, capsys: pytest.CaptureFix
     for ident in (loaded.proposed, loaded.plan, loaded.running, *loaded.executed[-4:]):
         assert ident in dom
     assert loaded.app.predictor.model.version in dom and "proposed" in dom and "succeeded" in dom
+    assert f"superseded by {loaded.proposed}" in dom and '<option value="superseded">' in dom
     assert "Downtime of the 8 succeeded move(s)" in dom and "p99" in dom
     boxes = {}
     for name in PLOTS:

@@ -166,6 +166,7 @@ def decode_recommendation(d: dict[str, Any]) -> Recommendation:
         expiry_reason=d.get("expiry_reason", ""),
         cancel_requested=d.get("cancel_requested", False),
         run_requested_by=d.get("run_requested_by", ""),
+        superseded_by=d.get("superseded_by", ""),
         history=tuple(StateChange(h["at_s"], RecommendationState.parse(h["state"]), h["actor"], h["reason"])
                       for h in d.get("history", ())),
     )

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hosts (id TEXT PRIMARY KEY, body TEXT NOT NULL);
@@ -26,6 +26,12 @@ CREATE TABLE IF NOT EXISTS recommendations (
     revision INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS recommendations_by_time ON recommendations (created_at_s DESC, id DESC);
+-- Which VMs each recommendation moves: a new proposal finds the open ones moving the same VMs.
+CREATE TABLE IF NOT EXISTS recommendation_vms (
+    vm_id TEXT NOT NULL,
+    recommendation_id TEXT NOT NULL,
+    PRIMARY KEY (vm_id, recommendation_id)
+);
 -- The full list of hosts assessed for each move (the recommendation keeps a summary), zlib-compressed JSON rows.
 CREATE TABLE IF NOT EXISTS assessments (
     recommendation_id TEXT NOT NULL,
@@ -117,6 +123,11 @@ _V3_MIGRATIONS = (
     "CREATE INDEX migrations_by_time ON migrations (created_at_s DESC, operation_id DESC)",
     "UPDATE recommendations SET state = 'proposed' WHERE state = 'pending'",
 )
+# Version 3 did not index the VMs a recommendation moves.
+_V4_MIGRATIONS = (
+    "INSERT OR IGNORE INTO recommendation_vms (vm_id, recommendation_id) "
+    "SELECT json_extract(m.value, '$.vm_id'), r.id FROM recommendations r, json_each(r.body, '$.moves') m",
+)
 
 
 class StorageError(RuntimeError):
@@ -153,7 +164,7 @@ class Database:
         if version is None:
             self.connection.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             return
-        if version not in (1, 2, SCHEMA_VERSION):
+        if version not in (1, 2, 3, SCHEMA_VERSION):
             raise StorageError(f"{self.path}: schema version {version}, this advisor knows {SCHEMA_VERSION}")
         with self.transaction() as db:
             if version == 1:  # version 1 had no revision column: every recommendation starts at revision 0
@@ -162,6 +173,9 @@ class Database:
                 # Version 2 allowed one execution per move (no retry): the table is rebuilt with attempts, and
                 # "pending" is now called "proposed".
                 for statement in _V3_MIGRATIONS:
+                    db.execute(statement)
+            if version in (1, 2, 3):
+                for statement in _V4_MIGRATIONS:
                     db.execute(statement)
             db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 

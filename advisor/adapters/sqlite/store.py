@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +30,10 @@ from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.model import AssessedHosts, Host, HostAssessment, Vm
-from advisor.domain.recommendation import Recommendation, RecommendationState
+from advisor.domain.recommendation import OPEN, Recommendation, RecommendationState
+
+# Bound on the ids in one query's IN (...) (SQLite's own limit is 32,766 parameters).
+_IN_CHUNK = 500
 
 
 def _host(body: str) -> Host:
@@ -117,6 +120,8 @@ class SqliteStore:
                 "INSERT INTO recommendations (id, created_at_s, state, body, revision) VALUES (?, ?, ?, ?, 0)",
                 (rec.id, rec.created_at_s, rec.state.value, json.dumps(encode(replace(rec, revision=0)))),
             )
+            db.executemany("INSERT OR IGNORE INTO recommendation_vms (vm_id, recommendation_id) VALUES (?, ?)",
+                           [(m.vm_id, rec.id) for m in rec.moves])
             _insert_assessments(db, rec.id, assessments or {})
 
     def list_assessments(self, rec_id: str, move_index: int) -> list[HostAssessment] | None:
@@ -151,6 +156,19 @@ class SqliteStore:
             args.append(state.value)
         return [_recommendation(row) for row in self._newest_first(sql, args, "id", after, limit)]
 
+    def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
+        wanted, rows = sorted(set(vm_ids)), {}
+        states = sorted(s.value for s in OPEN)
+        with self._lock:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start:start + _IN_CHUNK]
+                for rec_id, body, revision in self._db.execute(
+                        "SELECT r.id, r.body, r.revision FROM recommendation_vms v JOIN recommendations r "
+                        f"ON r.id = v.recommendation_id WHERE v.vm_id IN ({','.join('?' * len(chunk))}) "
+                        f"AND r.state IN ({','.join('?' * len(states))})", (*chunk, *states)):
+                    rows[rec_id] = (body, revision)
+        return sorted((_recommendation(row) for row in rows.values()), key=lambda r: (r.created_at_s, r.id))
+
     def prune_recommendations(self, keep: int, older_than_s: float) -> int:
         """Delete recommendations (and their assessments) beyond the newest `keep` or created before
         `older_than_s`, except those whose migrations are under way; returns how many went."""
@@ -160,6 +178,7 @@ class SqliteStore:
                 "SELECT id FROM recommendations ORDER BY created_at_s DESC, id DESC LIMIT -1 OFFSET ?))",
                 (older_than_s, keep))]
             db.executemany("DELETE FROM assessments WHERE recommendation_id = ?", [(r,) for r in doomed])
+            db.executemany("DELETE FROM recommendation_vms WHERE recommendation_id = ?", [(r,) for r in doomed])
             db.executemany("DELETE FROM recommendations WHERE id = ?", [(r,) for r in doomed])
         return len(doomed)
 

@@ -31,6 +31,7 @@ class RecommendationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECOMMENDATION_STATE_ABORTED: _ClassVar[RecommendationState]
     RECOMMENDATION_STATE_EXPIRED: _ClassVar[RecommendationState]
     RECOMMENDATION_STATE_CANCELLED: _ClassVar[RecommendationState]
+    RECOMMENDATION_STATE_SUPERSEDED: _ClassVar[RecommendationState]
 
 class MoveState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -74,6 +75,7 @@ RECOMMENDATION_STATE_FAILED: RecommendationState
 RECOMMENDATION_STATE_ABORTED: RecommendationState
 RECOMMENDATION_STATE_EXPIRED: RecommendationState
 RECOMMENDATION_STATE_CANCELLED: RecommendationState
+RECOMMENDATION_STATE_SUPERSEDED: RecommendationState
 MOVE_STATE_UNSPECIFIED: MoveState
 MOVE_STATE_WAITING: MoveState
 MOVE_STATE_RUNNING: MoveState
@@ -498,7 +500,7 @@ class StateChange(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[RecommendationState, str]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Recommendation(_message.Message):
-    __slots__ = ("id", "goal", "state", "create_time", "moves", "summary", "decided_by", "decision_reason", "decide_time", "priority", "priority_reason", "benefit", "benefit_unit", "benefit_over_cost", "automation_level", "cluster", "expiry_reason", "cancel_requested", "run_requested_by", "history", "moves_total")
+    __slots__ = ("id", "goal", "state", "create_time", "moves", "summary", "decided_by", "decision_reason", "decide_time", "priority", "priority_reason", "benefit", "benefit_unit", "benefit_over_cost", "automation_level", "cluster", "expiry_reason", "cancel_requested", "run_requested_by", "history", "moves_total", "superseded_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -520,6 +522,7 @@ class Recommendation(_message.Message):
     RUN_REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     MOVES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_BY_FIELD_NUMBER: _ClassVar[int]
     id: str
     goal: str
     state: RecommendationState
@@ -541,7 +544,8 @@ class Recommendation(_message.Message):
     run_requested_by: str
     history: _containers.RepeatedCompositeFieldContainer[StateChange]
     moves_total: int
-    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[RecommendationState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., moves: _Optional[_Iterable[_Union[Move, _Mapping]]] = ..., summary: _Optional[str] = ..., decided_by: _Optional[str] = ..., decision_reason: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., priority_reason: _Optional[str] = ..., benefit: _Optional[float] = ..., benefit_unit: _Optional[str] = ..., benefit_over_cost: _Optional[float] = ..., automation_level: _Optional[str] = ..., cluster: _Optional[str] = ..., expiry_reason: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., run_requested_by: _Optional[str] = ..., history: _Optional[_Iterable[_Union[StateChange, _Mapping]]] = ..., moves_total: _Optional[int] = ...) -> None: ...
+    superseded_by: str
+    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[RecommendationState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., moves: _Optional[_Iterable[_Union[Move, _Mapping]]] = ..., summary: _Optional[str] = ..., decided_by: _Optional[str] = ..., decision_reason: _Optional[str] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., priority_reason: _Optional[str] = ..., benefit: _Optional[float] = ..., benefit_unit: _Optional[str] = ..., benefit_over_cost: _Optional[float] = ..., automation_level: _Optional[str] = ..., cluster: _Optional[str] = ..., expiry_reason: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., run_requested_by: _Optional[str] = ..., history: _Optional[_Iterable[_Union[StateChange, _Mapping]]] = ..., moves_total: _Optional[int] = ..., superseded_by: _Optional[str] = ...) -> None: ...
 
 class ListMovesRequest(_message.Message):
     __slots__ = ("recommendation_id", "page_size", "page_token")
@@ -562,28 +566,32 @@ class ListMovesResponse(_message.Message):
     def __init__(self, moves: _Optional[_Iterable[_Union[Move, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RecommendTargetRequest(_message.Message):
-    __slots__ = ("vm_id", "objective", "excluded_host_ids")
+    __slots__ = ("vm_id", "objective", "excluded_host_ids", "dry_run")
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_HOST_IDS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     vm_id: str
     objective: Objective
     excluded_host_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, vm_id: _Optional[str] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ..., excluded_host_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, vm_id: _Optional[str] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ..., excluded_host_ids: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class PlanClusterRequest(_message.Message):
-    __slots__ = ("goal", "host_id", "max_moves", "objective", "dry_run")
+    __slots__ = ("goal", "host_id", "max_moves", "objective", "dry_run", "store_empty")
     GOAL_FIELD_NUMBER: _ClassVar[int]
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_MOVES_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    STORE_EMPTY_FIELD_NUMBER: _ClassVar[int]
     goal: ClusterGoal
     host_id: str
     max_moves: int
     objective: Objective
     dry_run: bool
-    def __init__(self, goal: _Optional[_Union[ClusterGoal, str]] = ..., host_id: _Optional[str] = ..., max_moves: _Optional[int] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    store_empty: bool
+    def __init__(self, goal: _Optional[_Union[ClusterGoal, str]] = ..., host_id: _Optional[str] = ..., max_moves: _Optional[int] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ..., dry_run: _Optional[bool] = ..., store_empty: _Optional[bool] = ...) -> None: ...
 
 class ListRecommendationsRequest(_message.Message):
     __slots__ = ("state", "page_size", "page_token")

@@ -459,14 +459,16 @@ class RecommendationServiceServicer:
     """
 
     def RecommendTarget(self, request, context):
-        """Recommends a target host and technique for one VM, with the reasons for every host rejected.
+        """Recommends a target host and technique for one VM, with the reasons for every host rejected. Stored
+        proposed (unless `dry_run`), it supersedes the VM's earlier proposed single-VM recommendation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PlanCluster(self, request, context):
-        """Plans moves for a cluster goal: rebalance, consolidate, drain a host.
+        """Plans moves for a cluster goal: rebalance, consolidate, drain a host. A plan with no move says why in its
+        summary and is stored only when asked (`store_empty`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

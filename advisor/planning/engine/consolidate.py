@@ -9,6 +9,11 @@ excluded, so no host is woken to empty another). The trial is undone if a VM fin
 the downtime limit, the cap would be passed, or the saving per move is below `min_saving_w` (anti-churn's minimum
 gain for this strategy). Hosts that receive VMs are not emptied later in the same plan.
 
+The anti-churn cap never blocks emptying the first host whose VMs fit elsewhere (on a small cluster 2.5% of the
+VMs is fewer moves than any host holds, and a consolidation that can never empty a host is no plan); a
+`max_moves` the caller gives is a bound it asked for, and holds. A plan that empties nothing says why: the first
+blocking VM (or limit) of the first candidate host tried.
+
 Power advice: the emptied hosts (and running hosts that are already empty) can be switched off; if the running
 hosts' CPU load after the plan exceeds `wake_above`, idle hosts are to be switched on now (most capacity per watt
 first) until it is back to `wake_target`; the next few idle hosts to wake when load returns are listed in order
@@ -23,7 +28,7 @@ from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.planner import Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan, PowerAdvice
-from advisor.planning.engine.snapshot import BoolArray, ClusterArrays
+from advisor.planning.engine.snapshot import BoolArray, ClusterArrays, IntArray
 from advisor.planning.engine.weighers import Weights, is_on, power
 
 PACK_WEIGHTS = Weights(load=-1.0, energy=1.0)
@@ -31,8 +36,8 @@ WAKE_LIST = 5
 
 
 def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_saving_w: float,
-           why_order: str) -> tuple[bool, float]:
-    """Try to empty `host`; (emptied, watts saved). On failure every trial move is undone."""
+           why_order: str) -> tuple[float, str]:
+    """Try to empty `host`; (watts saved, "") or (0, why not). On failure every trial move is undone."""
     c, loads = p.cluster, p.work.loads
     vms = p.work.vms_on(host)
     order = vms[np.lexsort((-c.vm_memory_mib[vms], -c.vm_cpu[vms]))]
@@ -78,8 +83,16 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
     if failure:
         p.undo(placed)
         closed[host] = False
-        return False, 0.0
-    return True, saving
+        return 0.0, failure
+    return saving, ""
+
+
+def _why_kept(p: Planner, vms: IntArray) -> str:
+    """The first VM of `vms` that may not move now, and why."""
+    vm = int(vms[~movable(p, vms)][0])
+    why = ("pinned or migrating" if not p.cluster.vm_movable[vm] else
+           "cooling down after a recent move" if p.cooling[vm] else "already moved by this plan")
+    return f"{p.cluster.vm_ids[vm]}: {why}"
 
 
 def _advice(p: Planner, emptied: list[tuple[int, float]], wake_above: float, wake_target: float) -> PowerAdvice:
@@ -143,30 +156,36 @@ def consolidate(
     p.prefetch(order[: int(np.searchsorted(np.cumsum(counts), 2 * p.cap)) + 1])
     emptied: list[tuple[int, float]] = []
     postponed = blocked = 0
+    first_blocker = ""  # why the first candidate tried stays
     for host in order.tolist():
         if received[host]:
             continue
         if max_hosts and len(emptied) >= max_hosts:
             break
         vms = p.work.vms_on(host)
+        failure = ""
         if not movable(p, vms).all():
             blocked += 1
-            continue
-        if len(p.records) + vms.size > p.cap:
+            failure = _why_kept(p, vms)
+        elif len(p.records) + vms.size > p.cap and (emptied or max_moves):
             postponed += 1
-            continue
-        why_order = (f"{power(c, np.array([host]), ratio[[host]])[0]:.0f} W drawn for about "
-                     f"{quick_s[np.searchsorted(candidates, host)]:.0f} s of migration, rank {len(emptied) + 1} by "
-                     f"saving per migration second")
-        ok, saving = _empty(p, host, closed, weights, min_saving_w, why_order)
-        if ok:
-            emptied.append((host, saving))
-            received[[r.target for r in p.records[-vms.size :]]] = True
+            failure = f"its {vms.size} VM(s) would pass the cap of {p.cap} moves"
+        else:
+            why_order = (f"{power(c, np.array([host]), ratio[[host]])[0]:.0f} W drawn for about "
+                         f"{quick_s[np.searchsorted(candidates, host)]:.0f} s of migration, rank {len(emptied) + 1} "
+                         f"by saving per migration second")
+            saving, failure = _empty(p, host, closed, weights, min_saving_w, why_order)
+            if not failure:
+                emptied.append((host, saving))
+                received[[r.target for r in p.records[-vms.size :]]] = True
+        first_blocker = first_blocker or (failure and f"{c.host_ids[host]} stays, {failure}")
     advice = _advice(p, emptied, wake_above, wake_target)
+    why_none = "" if emptied else " Nothing emptied: " + (
+        first_blocker or f"no running host below {underload:.0%} CPU has VMs") + "."
     summary = (f"Consolidate: empty {len(emptied)} of {candidates.size} host(s) below {underload:.0%} CPU, saving "
                f"about {sum(w for _, w in emptied):.0f} W; {blocked} kept for a pinned or cooling VM, {postponed} "
                f"postponed by the cap of {p.cap} moves. Running hosts' CPU load after: {advice.load_after:.0%}"
-               + (f"; switch on {', '.join(advice.switch_on)}" if advice.switch_on else "") + ".")
+               + (f"; switch on {', '.join(advice.switch_on)}" if advice.switch_on else "") + "." + why_none)
     params = {"underload": underload, "min_saving_w": min_saving_w, "wake_above": wake_above,
               "wake_target": wake_target, "weights": weights, "max_moves": p.cap, "max_hosts": max_hosts}
     return p.finish("consolidate", params, summary, "W saved per move", power=advice)

@@ -257,6 +257,7 @@
            el("div", { class: "sub", text: rec.benefit !== undefined ? `${fixed(rec.benefit, 2)} ${rec.benefitUnit || ""}` : "" }))
       : td("-", "num", { ...span, title: "not measured (a move asked for by a caller)" });
     const notes = [rec.expiryReason && `expired: ${rec.expiryReason}`, rec.cancelRequested && "cancel requested",
+                   rec.supersededBy && `superseded by ${rec.supersededBy}`,
                    rec.decidedBy && `decided by ${rec.decidedBy}${rec.decisionReason ? `: ${rec.decisionReason}` : ""}`]
       .filter(Boolean).join("; ");
     const automation = `automation ${rec.automationLevel || "-"}${rec.cluster ? ` in ${rec.cluster}` : ""}`;
@@ -449,7 +450,7 @@
     if (opened) recs.open.add(opened[1]);
     const select = document.getElementById("recs-state");
     for (const s of ["proposed", "approved", "executing", "succeeded", "failed", "aborted", "expired", "cancelled",
-                     "rejected"]) {
+                     "rejected", "superseded"]) {
       select.append(el("option", { value: s, text: s }));
     }
     recsNow = every(0, "recommendations", loadRecommendations);

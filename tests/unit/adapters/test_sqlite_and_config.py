@@ -125,7 +125,17 @@ def test_a_version_2_database_is_migrated_to_attempts_and_proposed(tmp_path: Pat
         """)
     SqliteStore(path).close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
         assert db.execute("SELECT state FROM recommendations").fetchall() == [("proposed",)]
         assert db.execute("SELECT operation_id, attempt FROM migrations").fetchall() == [("op1", 1)]
         db.execute("INSERT INTO migrations VALUES ('op2', 'r1', 0, 2, 'queued', 2.0, '{}')")  # a retry fits
+
+
+def test_pruning_forgets_the_vms_a_pruned_recommendation_moved(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    for i in range(3):
+        store.add_recommendation(_recommendation(f"r{i}", 1000.0 + i))
+    assert store.prune_recommendations(keep=1, older_than_s=0.0) == 2
+    assert [r.id for r in store.open_recommendations({"v"})] == ["r2"]
+    assert store.database.connection.execute("SELECT recommendation_id FROM recommendation_vms").fetchall() == [
+        ("r2",)]

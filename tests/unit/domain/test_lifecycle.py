@@ -23,6 +23,8 @@ from advisor.domain.recommendation import (
     Reject,
     RunAll,
     StartMove,
+    StateChange,
+    Supersede,
     derive_state,
     transition,
 )
@@ -88,6 +90,16 @@ TABLE: list[tuple[RecommendationState, tuple[MoveState, ...], Event, object]] = 
     (S.REJECTED, (W, W), Cancel("x"), "nothing left to cancel"),
     (S.APPROVED, (W, W), RunAll(), (S.APPROVED, (W, W))),
     (S.PROPOSED, (W, W), RunAll(), "approve it first"),
+    (S.PROPOSED, (W, W), Supersede("r2"), (S.SUPERSEDED, (M.DROPPED, M.DROPPED))),
+    (S.PROPOSED, (W, W), Supersede("r1"), "cannot supersede itself"),
+    (S.APPROVED, (W, W), Supersede("r2"), "only a proposed recommendation is superseded"),
+    (S.EXECUTING, (R, W), Supersede("r2"), "only a proposed recommendation is superseded"),
+    (S.REJECTED, (W, W), Supersede("r2"), "only a proposed recommendation is superseded"),
+    (S.SUPERSEDED, (M.DROPPED, M.DROPPED), Supersede("r3"), "only a proposed recommendation is superseded"),
+    (S.SUPERSEDED, (M.DROPPED, M.DROPPED), Approve(), "only proposed ones can be approved or rejected"),
+    (S.SUPERSEDED, (M.DROPPED, M.DROPPED), StartMove(0, "x"), "its moves can no longer start"),
+    (S.SUPERSEDED, (M.DROPPED, M.DROPPED), Expire("x"), "only a recommendation waiting to run"),
+    (S.SUPERSEDED, (M.DROPPED, M.DROPPED), Cancel("x"), "nothing left to cancel"),
 ]
 
 
@@ -167,3 +179,10 @@ def test_stored_before_moves_had_states_means_every_move_waiting() -> None:
     old = replace(rec(S.APPROVED), move_status=())
     assert [s.state for s in old.statuses()] == [W, W]
     assert S.parse("pending") is S.PROPOSED
+
+
+def test_a_superseded_recommendation_names_what_superseded_it() -> None:
+    superseded = transition(rec(S.PROPOSED, W), Supersede("r2"), "advisor", 42.0)
+    assert isinstance(superseded, Recommendation)
+    assert superseded.superseded_by == "r2"
+    assert superseded.history[-1] == StateChange(42.0, S.SUPERSEDED, "advisor", "superseded by r2")

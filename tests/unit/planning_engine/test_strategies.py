@@ -137,6 +137,20 @@ def test_the_cap_limits_moves_per_plan_and_postpones_the_rest() -> None:
     assert len(plan("consolidate", c, COSTS, max_moves=5).moves) == 5
 
 
+def test_the_anti_churn_cap_never_blocks_emptying_the_first_host_a_bound_asked_for_does() -> None:
+    hosts = [host(f"h{i}") for i in range(3)]
+    vms = [vm(f"v{i}", f"h{i % 3}") for i in range(6)]  # two VMs a host; the cap of 6 VMs is 1 move
+    c = cluster(hosts, vms, cpu=0.1)
+    p = plan("consolidate", c, COSTS)
+    assert len(p.moves) == 2 and len({m.source_id for m in p.moves}) == 1 and "empty 1 of 3" in p.summary
+    assert "Nothing emptied" not in p.summary
+    bound = plan("consolidate", c, COSTS, max_moves=1)
+    assert bound.moves == () and "Nothing emptied: h" in bound.summary
+    assert "stays, its 2 VM(s) would pass the cap of 1 moves." in bound.summary
+    pinned = plan("consolidate", cluster(hosts, vms, cpu=0.1, pinned=[v.id for v in vms]), COSTS)
+    assert pinned.moves == () and ": pinned or migrating." in pinned.summary
+
+
 def test_min_gain_and_min_saving_refuse_moves_not_worth_their_migration() -> None:
     hosts = [host("a"), host("b")]
     vms = [vm("a1", "a"), vm("a2", "a"), vm("b1", "b")]

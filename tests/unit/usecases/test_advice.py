@@ -4,14 +4,18 @@ recommendation stored proposed with every host assessed."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.model import Objective, Technique, Vm
-from advisor.domain.recommendation import RecommendationState
+from advisor.domain.recommendation import Decision, Recommendation, RecommendationState
 from advisor.features.inputs import Overrides
 from tests.unit.usecases.world import World, hosts, world
+
+S = RecommendationState
 
 
 @pytest.fixture
@@ -44,6 +48,8 @@ def test_the_cost_of_a_move_is_predicted_for_each_technique_asked(w: World) -> N
     (lambda w: w.advice.predict_cost("v1", overrides=Overrides(bandwidth_mib_s=0.0)), InvalidArgument),
     (lambda w: w.advice.predict_cost("v1", overrides=Overrides(max_downtime_ms=-1.0)), InvalidArgument),
     (lambda w: w.advice.recommend_target("v1", Objective(max_downtime_ms=float("inf"))), InvalidArgument),
+    (lambda w: w.advice.recommend_target("v1", Objective(max_downtime_ms=0.0)), InvalidArgument),  # no "no limit"
+    (lambda w: w.advice.recommend_target("v1", Objective(max_downtime_ms=-5.0), dry_run=True), InvalidArgument),
     (lambda w: w.advice.recommend_target("v1", Objective(), ["nowhere"]), NotFound),
     (lambda w: w.advice.recommend_target("", Objective()), InvalidArgument),
 ])
@@ -100,3 +106,60 @@ def test_a_new_vm_is_placed_by_the_advisor_only_at_partial_automation_or_more(w:
         w.advice.place_vm(Vm("huge", "", 40000, 2))
     with pytest.raises(InvalidArgument, match=r"excluded_host_ids\[0\]"):
         w.advice.place_vm(Vm("new-2", "", 4096, 2), [""])
+
+
+def test_a_dry_run_recommends_without_storing_superseding_or_counting(w: World) -> None:
+    kept = w.advice.recommend_target("v1", Objective())
+    dry = w.advice.recommend_target("v1", Objective(), dry_run=True)
+    assert dry.id == "" and dry.moves[0].target_host_id == "c"
+    assert w.review.page(None)[0] == [w.review.get(kept.id)] and w.review.get(kept.id).state is S.PROPOSED
+    assert counted(w, "target") == 1
+    assert f"also moved by proposed recommendation {kept.id} (target:v1)" in dry.moves[0].reasons[-1]
+
+
+def test_a_new_proposal_for_a_vm_supersedes_its_earlier_proposed_one(w: World) -> None:
+    first = w.advice.recommend_target("v1", Objective())
+    other = w.advice.recommend_target("v2", Objective())
+    w.clock.advance(5)
+    second = w.advice.recommend_target("v1", Objective(max_downtime_ms=500))
+    old = w.review.get(first.id)
+    assert (old.state, old.superseded_by) == (S.SUPERSEDED, second.id)
+    assert old.history[-1].reason == f"superseded by {second.id}" and old.revision == 1  # by compare-and-set
+    assert f"supersedes proposed recommendation {first.id} (target:v1)" in second.moves[0].reasons
+    assert w.review.get(other.id).state is S.PROPOSED  # another VM's proposal stays
+    assert [r.id for r in w.review.page(S.PROPOSED)[0]] == [second.id, other.id]
+
+
+def test_an_approved_proposal_is_not_superseded_but_named(w: World) -> None:
+    approved = w.review.decide(w.advice.recommend_target("v1", Objective()).id, Decision.APPROVE, "alice", "")
+    again = w.advice.recommend_target("v1", Objective())
+    assert w.review.get(approved.id).state is S.APPROVED
+    assert again.moves[0].reasons[-1] == f"v1 is also moved by approved recommendation {approved.id} (target:v1)"
+
+
+def test_the_downtime_limit_asked_for_is_the_one_enforced_and_shown(w: World) -> None:
+    for limit in (300.0, 40.0):
+        move = w.advice.recommend_target("v1", Objective(max_downtime_ms=limit), dry_run=True).moves[0]
+        assert move.parameters.max_downtime_ms == limit and move.inputs is not None
+        assert move.inputs.max_downtime_ms == limit
+        assert any(f"allowed downtime {limit:.0f} ms" in r for r in move.reasons)
+        assert move.predicted_cost.downtime_ms.high <= limit  # and the techniques that would break it say so:
+        assert any(r.startswith("not ") and f"> limit {limit:.0f} ms" in r for r in move.reasons)
+
+
+def test_of_two_proposals_asked_at_once_the_newer_supersedes_the_older(w: World,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The older one is stored after the newer looked for earlier proposals: once stored, the newer finds it."""
+    older = replace(w.advice.recommend_target("v1", Objective(), dry_run=True), id="older")
+    add = w.store.add_recommendation
+
+    def meanwhile(rec: Recommendation, assessments: Any = None) -> None:
+        if rec.id != older.id:
+            add(older)
+        add(rec, assessments)
+
+    monkeypatch.setattr(w.store, "add_recommendation", meanwhile)
+    w.clock.advance(1)
+    newer = w.advice.recommend_target("v1", Objective())
+    assert not any("supersedes" in r for r in newer.moves[0].reasons)  # it was not there to be named
+    assert w.review.get("older").superseded_by == newer.id

@@ -4,6 +4,7 @@ the threshold of its own cluster."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -58,6 +59,8 @@ def test_a_vm_migrating_now_is_not_planned_again(w: World) -> None:
     (lambda w: w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", -1, Objective()), InvalidArgument, "max_moves"),
     (lambda w: w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", 0, Objective(deadline_ms=-5)), InvalidArgument,
      "objective.deadline_ms"),
+    (lambda w: w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective(max_downtime_ms=0)), InvalidArgument,
+     r"objective.max_downtime_ms: must be in \(0, 3.6e\+06\] \(got 0\)"),
 ])
 def test_what_a_client_asks_is_checked_first(w: World, call: Callable[[World], object], error: type[Exception],
                                              match: str) -> None:
@@ -85,3 +88,44 @@ def test_each_move_is_held_to_the_threshold_of_its_own_cluster() -> None:
     w.automation.set("west", "manual", 1e6, "carol")  # a single threshold is named as such
     assert "the cluster's threshold 1e+06x" in w.planning.plan_cluster(PlanGoal.REBALANCE, "", 0, Objective(),
                                                                        dry_run=True).summary
+
+
+def test_a_plan_names_the_open_recommendations_that_already_move_its_vms(w: World) -> None:
+    single = w.advice.recommend_target("v1", Objective())
+    plan = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective())
+    flagged = next(m for m in plan.moves if m.vm_id == "v1")
+    assert flagged.reasons[-1] == f"v1 is also moved by proposed recommendation {single.id} (target:v1)"
+    assert all("also moved" not in r for m in plan.moves if m.vm_id != "v1" for r in m.reasons)
+    assert f"1 VM(s) of this plan are also moved by other open recommendations, e.g. v1 by proposed " \
+           f"recommendation {single.id}" in plan.summary
+    again = w.advice.recommend_target("v1", Objective())  # supersedes the single one, names the plan
+    assert w.review.get(single.id).state is RecommendationState.SUPERSEDED
+    assert again.moves[0].reasons[-1] == f"v1 is also moved by proposed recommendation {plan.id} (drain:a)"
+    assert w.review.get(plan.id).state is RecommendationState.PROPOSED  # a plan is never superseded by one VM's
+
+
+def test_consolidation_empties_one_host_even_past_the_cap_and_an_empty_plan_says_why_unstored() -> None:
+    w = world()
+    w.push([replace(h, idle_power_w=100, max_power_w=300) for h in hosts("a", "b", "c")],
+           [Vm(f"v{i}", "abc"[i % 3], 2048, 1) for i in range(6)])  # two VMs a host: the cap of 6 VMs is 1
+    w.load({"a": 0.1, "b": 0.2, "c": 0.15})
+    plan = w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", 0, Objective())
+    assert len(plan.moves) == 2 and len({m.source_host_id for m in plan.moves}) == 1, plan.summary
+    assert "empty 1 of 3 host(s)" in plan.summary and w.review.get(plan.id) == plan
+    capped = w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", 1, Objective())  # a bound asked for holds
+    assert (capped.id, capped.moves) == ("", ()) and "would pass the cap of 1 moves" in capped.summary
+    assert [r.id for r in w.review.page(None)[0]] == [plan.id]  # nothing to review stored
+    kept = w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", 1, Objective(), store_empty=True)
+    assert kept.id and not kept.moves and w.review.get(kept.id).summary == kept.summary
+
+
+def test_a_consolidation_that_empties_nothing_names_the_first_blocking_vm(w: World) -> None:
+    plan = w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", 0, Objective())
+    assert plan.id == "" and "Nothing emptied: a stays, mine: pinned or migrating." in plan.summary
+
+
+def test_a_plan_holds_every_move_to_the_downtime_limit_asked_for(w: World) -> None:
+    plan = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective(max_downtime_ms=50), dry_run=True)
+    assert plan.moves and all(m.parameters.max_downtime_ms == 50 and m.inputs is not None
+                              and m.inputs.max_downtime_ms == 50 for m in plan.moves)
+    assert all(m.predicted_cost.downtime_ms.high <= 50 for m in plan.moves)
