@@ -43,7 +43,7 @@ from advisor.ml.predictor import CostPredictor
 from advisor.model_loading import load_models, models_reloader
 from advisor.telemetry.collectors import Periodic, dirty_rate_collector, prometheus_collector
 from advisor.usecases.advice import Advice
-from advisor.usecases.automation import Automation
+from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.bundle import UseCases
 from advisor.usecases.cluster_plans import Planning
 from advisor.usecases.estimates import CostEstimator
@@ -238,26 +238,27 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
         tuning=knobs.tuning, poll_interval_s=settings.poll_interval_s,
     )
     ingestion = Ingestion(inventory, samples, metrics, clock, uris)
-    # VMs no plan may move: opted out of automation, or migrating now. Read each time a snapshot is built, after
-    # the wiring: automation (built below) runs moves through migrations, whose freshness check reads snapshots.
+    automation = Automation(store, inventory, clock, default_level=Level(settings.automation_level),
+                            default_threshold=settings.automation_min_benefit_over_cost,
+                            cluster_label=settings.cluster_label)
+    # VMs no plan may move (opted out of automation, or migrating now) are read each time a snapshot is built.
     snapshots = Snapshots(inventory, samples, clock, max_age_s=settings.snapshot_max_age_s,
                           unmovable=lambda: automation.opted_out() | executor.migrating_vms(),
                           cluster_label=settings.cluster_label)
     freshness = Freshness(inventory, snapshots, estimator, knobs.filters,
                           ExpiryRules(settings.recommendation_max_age_s, settings.expiry_tolerance), clock)
     migrations = Migrations(store, executor, clock, freshness, new_id)
-    automation = Automation(store, store, inventory, clock, migrations.run,
-                            default_level=Level(settings.automation_level),
-                            default_threshold=settings.automation_min_benefit_over_cost,
-                            cluster_label=settings.cluster_label)
+    self_approval = SelfApproval(store, clock, migrations.run)
     review = Review(store, metrics, clock, freshness)
     usecases = UseCases(
         ingestion=ingestion,
         queries=Queries(inventory, samples),
         advice=Advice(inventory, estimator, store, metrics, clock=clock, new_id=new_id, filters=knobs.filters,
-                      weights=knobs.weights, technique=knobs.technique, automation=automation, snapshots=snapshots),
+                      weights=knobs.weights, technique=knobs.technique, automation=automation,
+                      self_approval=self_approval, snapshots=snapshots),
         planning=Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=new_id,
-                          technique=knobs.technique, plans=knobs.plans, automation=automation),
+                          technique=knobs.technique, plans=knobs.plans, automation=automation,
+                          self_approval=self_approval),
         review=review,
         migrations=migrations,
         automation=automation,

@@ -23,7 +23,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.planning import engine
 from advisor.planning.engine.results import describe_inputs
 from advisor.planning.technique import TechniqueRules, choose_technique
-from advisor.usecases.automation import Automation
+from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
@@ -70,6 +70,7 @@ class Advice:
         weights: engine.Weights,
         technique: TechniqueRules,
         automation: Automation,
+        self_approval: SelfApproval,
         snapshots: Snapshots,
     ) -> None:
         self._inventory = inventory
@@ -82,6 +83,7 @@ class Advice:
         self._weights = weights
         self._technique = technique
         self._automation = automation
+        self._self_approval = self_approval
         self._snapshots = snapshots
 
     def predict_cost(self, vm_id: str, target_host_id: str = "", techniques: Sequence[Technique] = (),
@@ -188,7 +190,7 @@ class Advice:
         self._store.add_recommendation(rec, {0: engine.all_assessments(snap, ranking)})
         supersede(self._store, rec, earlier, now)
         self._metrics.recommendations.labels("target").inc()
-        return self._automation.apply(rec)
+        return self._self_approval(rec)
 
     def _snapshot_with(self, vm: Vm) -> tuple[engine.ClusterArrays, int]:
         """The cached cluster snapshot and the VM's index in it; a fresh one when the cached one does not know

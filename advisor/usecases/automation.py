@@ -36,15 +36,13 @@ log = logging.getLogger("advisor.automation")
 
 
 class Automation:
-    def __init__(self, store: AutomationStore, recommendations: RecommendationStore, inventory: Inventory,
-                 clock: Clock, run: Callable[[str, str], Recommendation], *, default_level: Level,
+    """The level and threshold of each cluster, and the level a VM or a recommendation runs at."""
+
+    def __init__(self, store: AutomationStore, inventory: Inventory, clock: Clock, *, default_level: Level,
                  default_threshold: float, cluster_label: str) -> None:
-        """`run(rec_id, actor)` runs the moves of an approved recommendation in order (Migrations.run)."""
         self._store = store
-        self._recommendations = recommendations
         self._inventory = inventory
         self._clock = clock
-        self._run = run
         self._default = ClusterAutomation(DEFAULT_CLUSTER, default_level, default_threshold)
         self._label = cluster_label
 
@@ -93,7 +91,19 @@ class Automation:
             levels.append(Level.MANUAL if own is None else own)
         return least_automatic(levels), clusters[0] if clusters else DEFAULT_CLUSTER
 
-    def apply(self, rec: Recommendation) -> Recommendation:
+
+class SelfApproval:
+    """Apart from the levels, because it runs moves: the levels are read by the snapshots that the check before a
+    move reads, so a levels object that ran moves would close a loop in the wiring."""
+
+    def __init__(self, recommendations: RecommendationStore, clock: Clock,
+                 run: Callable[[str, str], Recommendation]) -> None:
+        """`run(rec_id, actor)` runs the moves of an approved recommendation in order (Migrations.run)."""
+        self._recommendations = recommendations
+        self._clock = clock
+        self._run = run
+
+    def __call__(self, rec: Recommendation) -> Recommendation:
         """What the advisor does with a new recommendation by itself: at full automation, approve it and run
         its moves; otherwise nothing (it waits for a person)."""
         level = Level(rec.automation)

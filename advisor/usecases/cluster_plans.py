@@ -31,7 +31,7 @@ from advisor.ml.move_costs import LearnedMoveCosts
 from advisor.planning import engine
 from advisor.planning.technique import TechniqueRules
 from advisor.planning.value import benefit_over_cost, why_worth
-from advisor.usecases.automation import Automation
+from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
@@ -54,7 +54,8 @@ HISTORY_LIMIT = 5_000
 class Planning:
     def __init__(self, inventory: Inventory, snapshots: Snapshots, estimator: CostEstimator,
                  store: PlanStore, metrics: AdvisorMetrics, *, clock: Clock, new_id: NewId,
-                 technique: TechniqueRules, plans: engine.PlanSettings, automation: Automation) -> None:
+                 technique: TechniqueRules, plans: engine.PlanSettings, automation: Automation,
+                 self_approval: SelfApproval) -> None:
         self._inventory = inventory
         self._snapshots = snapshots
         self._estimator = estimator
@@ -65,6 +66,7 @@ class Planning:
         self._technique = technique
         self._plans = plans
         self._automation = automation
+        self._self_approval = self_approval
 
     def _settings(self, objective: Objective, max_moves: int) -> engine.PlanSettings:
         """The plan settings with this request's limits."""
@@ -162,4 +164,4 @@ class Planning:
             return rec
         self._store.add_recommendation(rec, {i: m.assessments for i, m in enumerate(moves)})
         self._metrics.recommendations.labels(str(goal)).inc()
-        return self._automation.apply(rec)
+        return self._self_approval(rec)

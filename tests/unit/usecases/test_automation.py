@@ -86,4 +86,4 @@ def test_a_recommendation_that_cannot_run_is_left_as_stored() -> None:
     w.executor.end(w.executor.submitted[0], Phase.FAILED)
     failed = w.review.get(rec.id)
     assert failed.state is S.FAILED
-    assert w.automation.apply(failed) == failed  # approving again is refused: it says so in the log, no error
+    assert w.self_approval(failed) == failed  # approving again is refused: it says so in the log, no error

@@ -22,7 +22,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.usecases.advice import Advice
-from advisor.usecases.automation import Automation
+from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.cluster_plans import Planning
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.ingestion import Ingestion
@@ -56,6 +56,7 @@ class World:
     queries: Queries
     migrations: Migrations
     automation: Automation
+    self_approval: SelfApproval
     review: Review
     snapshots: Snapshots
     freshness: Freshness
@@ -89,13 +90,15 @@ def freshness_of(inventory: Inventory, snapshots: Snapshots, estimator: CostEsti
 
 
 def advice_and_planning(store: MemoryStore, inventory: Inventory, estimator: CostEstimator, metrics: AdvisorMetrics,
-                        clock: ManualClock, ids: CountingIds, automation: Automation,
+                        clock: ManualClock, ids: CountingIds, automation: Automation, self_approval: SelfApproval,
                         snapshots: Snapshots) -> tuple[Advice, Planning]:
     """Advice and plans with the settings' defaults: the one place that builds them."""
     advice = Advice(inventory, estimator, store, metrics, clock=clock, new_id=ids, filters=KNOBS.filters,
-                    weights=KNOBS.weights, technique=KNOBS.technique, automation=automation, snapshots=snapshots)
+                    weights=KNOBS.weights, technique=KNOBS.technique, automation=automation,
+                    self_approval=self_approval, snapshots=snapshots)
     planning = Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=ids,
-                        technique=KNOBS.technique, plans=KNOBS.plans, automation=automation)
+                        technique=KNOBS.technique, plans=KNOBS.plans, automation=automation,
+                        self_approval=self_approval)
     return advice, planning
 
 
@@ -113,14 +116,16 @@ def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryS
 
     outcomes = MigrationOutcomes(store, inventory, metrics, clock, RunningErrors(), on_ended=move_ended)
     executor = ManualExecutor(store, outcomes, clock)
+    automation = Automation(store, inventory, clock, default_level=level, default_threshold=threshold,
+                            cluster_label=CLUSTER_LABEL)
     snapshots = Snapshots(inventory, samples, clock, unmovable=lambda: automation.opted_out()
                           | executor.migrating_vms(), cluster_label=CLUSTER_LABEL)  # as in advisor/app.py
     freshness = freshness_of(inventory, snapshots, estimator, clock)
     migrations = Migrations(store, executor, clock, freshness, CountingIds("op"))
-    automation = Automation(store, store, inventory, clock, migrations.run, default_level=level,
-                            default_threshold=threshold, cluster_label=CLUSTER_LABEL)
-    advice, planning = advice_and_planning(store, inventory, estimator, metrics, clock, ids, automation, snapshots)
+    self_approval = SelfApproval(store, clock, migrations.run)
+    advice, planning = advice_and_planning(store, inventory, estimator, metrics, clock, ids, automation,
+                                           self_approval, snapshots)
     return World(store, clock, metrics, inventory, samples, executor, outcomes,
                  Ingestion(inventory, samples, metrics, clock, UriPolicy(("fake://*",))), Queries(inventory, samples),
-                 migrations, automation, Review(store, metrics, clock, freshness), snapshots, freshness, advice,
-                 planning)
+                 migrations, automation, self_approval, Review(store, metrics, clock, freshness), snapshots, freshness,
+                 advice, planning)
