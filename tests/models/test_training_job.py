@@ -4,36 +4,60 @@ version with its card, and promotes it only when it is better, saying why either
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor
+from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor, registry
+from advisor.ml.registry import next_version
+from tests.support import REPO
 from training import train_cost
 from training.cost_data import DEFAULT_LAB_DATA
 from training.promotion import decide
 from training.score_predictions import score
 
 
-def test_a_short_retraining_writes_a_servable_version_and_says_why_it_was_promoted_or_not(tmp_path: Path) -> None:
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+def test_a_short_retraining_writes_a_new_servable_version_and_says_why_it_was_promoted_or_not(tmp_path: Path) -> None:
+    # The shipped versions and pointer: without --version the job writes the next free version, never the active
+    # one in place, whether the gate promotes the candidate or not.
     models = tmp_path / "cost"
-    code = train_cost.main(["--snu-sample", "0.03", "--models-dir", str(models), "--version", "t1", "--docs", "",
+    shutil.copytree(REPO / "models" / "cost", models)
+    active = (models / "ACTIVE").read_text().strip()
+    shipped = {v: _files(models / v) for v in registry(models).versions()}
+    code = train_cost.main(["--snu-sample", "0.03", "--models-dir", str(models), "--docs", "",
                             "--lab-data", str(DEFAULT_LAB_DATA), "--promote"])
     assert code == 0
-    card = json.loads((models / "t1" / "card.json").read_text())
+    written = next_version(list(shipped))
+    assert {v: _files(models / v) for v in shipped} == shipped
+    card = json.loads((models / written / "card.json").read_text())
+    assert card["version"] == written
     targets = {"total_time_ms", "downtime_ms", "transferred_mib"}
     assert set(card["files"]) == {*targets, "converges", *(f"{t}@lab" for t in targets)}
     assert card["promotion"]["reason"].startswith(("promoted", "not promoted"))
     assert "lab" in card["data"]["sources"] and card["data"]["rows"]
     assert {"full", "no windows"} <= set(card["metrics"]["lab"])
     assert card["metrics"]["convergence"]["full"]["learned"]["all"]["non_converging"] > 0
-    if card["promotion"]["promoted"]:
-        assert (models / "ACTIVE").read_text().strip() == "t1"
-        assert isinstance(load_cost_predictor(models), LearnedCostPredictor)
-    else:
-        assert not (models / "ACTIVE").exists()
+    assert (models / "ACTIVE").read_text().strip() == (written if card["promotion"]["promoted"] else active)
+    assert isinstance(load_cost_predictor(models), LearnedCostPredictor)
+
+
+def test_asking_for_a_version_that_exists_is_refused_before_training(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    models = tmp_path / "cost"
+    shutil.copytree(REPO / "models" / "cost", models)
+    active = (models / "ACTIVE").read_text().strip()
+    before = _files(models / active)
+    assert train_cost.main(["--models-dir", str(models), "--version", active, "--docs", ""]) == 2
+    assert f"version {active} exists" in capsys.readouterr().err
+    assert _files(models / active) == before and sorted(p.name for p in models.iterdir()) == sorted(
+        p.name for p in (REPO / "models" / "cost").iterdir())
 
 
 def _metrics(snu_mape: float, lab_mape: float, recall: float) -> dict[str, Any]:
