@@ -37,7 +37,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor
-from advisor.models import load_models, models_reloader
+from advisor.model_serving import load_models, models_reloader
 from advisor.planning.engine import Concurrency
 from advisor.planning.placement import PlacementPolicy
 from advisor.planning.plans import PlanPolicy
