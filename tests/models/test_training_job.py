@@ -15,7 +15,7 @@ from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor, registry
 from advisor.ml.registry import next_version
 from tests.support import REPO
 from training import train_cost
-from training.cost_data import DEFAULT_LAB_DATA
+from training.cost_data import DEFAULT_LAB_DATA, load_outcomes
 from training.promotion import decide
 from training.score_predictions import score
 
@@ -58,6 +58,17 @@ def test_asking_for_a_version_that_exists_is_refused_before_training(tmp_path: P
     assert f"version {active} exists" in capsys.readouterr().err
     assert _files(models / active) == before and sorted(p.name for p in models.iterdir()) == sorted(
         p.name for p in (REPO / "models" / "cost").iterdir())
+
+
+def test_migrations_the_advisor_aborted_are_censored_not_taught_as_not_converging(tmp_path: Path) -> None:
+    exported = tmp_path / "outcomes.csv"
+    pd.DataFrame({"migration_id": ["done", "stopped", "broke"], "technique": "precopy", "vm_memory_mib": 1024.0,
+                  "dirty_rate_pages_per_s": 2560.0, "available_bandwidth_mbps": 800.0, "max_bandwidth_mib_s": 100.0,
+                  "total_time_ms": [12_000.0, 30_000.0, 100.0], "downtime_ms": [40.0, 0.0, 0.0],
+                  "transferred_kib": [1e6, 3e6, 0.0], "source": "lab",
+                  "outcome": ["completed", "aborted", "failed"]}).to_csv(exported, index=False)
+    frame = load_outcomes(exported)
+    assert list(frame["migration_id"]) == ["done"] and list(frame["outcome"]) == ["completed"]
 
 
 def _metrics(snu_mape: float, lab_mape: float, recall: float) -> dict[str, Any]:
