@@ -16,8 +16,9 @@ here, so the policy is tested with tables of data. Rules kept from Nova's libvir
 - auto-converge is judged only at its throttle's ceiling, since throttling is how it converges, and there only on
   whether it can still reach its allowed downtime: at the ceiling what is left sits on a noisy floor (the lab's runs
   swing between one and two and a half times what the allowed downtime sends, and end on a dip below it), so a
-  round that sets no new best is no sign of a stall. It is given up when the guest dirties as fast as it is sent,
-  or when round after round what is left stays out of reach of the allowed downtime and no lower than its floor.
+  round that sets no new best is no sign of a stall. It is given up when, round after round, what is left sets no
+  new low and either the guest dirties as fast as memory is sent or what is left is out of reach of the allowed
+  downtime; with an ETA from what is left over the rate it gains at.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ class MonitorPlan:
     # Consecutive failed polls before monitoring is judged lost (one can fail as the job ends).
     failed_polls_to_abort: int = 3
     # Auto-converge throttles the guest round by round: it is judged only once its throttle reaches this, near
-    # QEMU's ceiling (cpu-throttle-max, 99% by default). There a round is without progress when what is left is
-    # above `reach_factor` times what the allowed downtime sends at the transfer rate (out of the reach of the
-    # round-to-round swing) and no lower than the floor of the rounds at the ceiling so far.
+    # QEMU's ceiling (cpu-throttle-max, 99% by default). There a round is without progress when what is left is no
+    # new low and either the dirty rate keeps up (as above) or what is left is above `reach_factor` times what the
+    # allowed downtime sends at the transfer rate (out of the reach of the round-to-round swing).
     throttling: bool = False
     throttle_judged_at_pct: float = 90.0
     reach_factor: float = 3.0
@@ -187,12 +188,17 @@ def _lost(progress: Progress, plan: MonitorPlan, state: MonitorState) -> bool:
 
 
 def _lost_at_ceiling(progress: Progress, plan: MonitorPlan, state: MonitorState) -> bool:
-    """An auto-converge round at the throttle's ceiling without progress: the guest still dirties about as fast as
-    memory is sent, or what is left is out of reach of the allowed downtime and not below the floor so far (while
-    it still drains from the last throttle step, it keeps setting new lows)."""
+    """An auto-converge round at the throttle's ceiling without progress: what is left is no new low (by 10%; while
+    it drains from the last throttle step it keeps setting them) and either the guest still dirties about as fast
+    as memory is sent, or what is left is out of reach of the allowed downtime. A new low is progress whatever the
+    dirty rate says: QEMU measures it once per sync period, so for a few short rounds at the ceiling it still
+    shows the rate from before the last throttle step. The first round at the ceiling is compared with the best
+    round before it."""
+    floor = state.ceiling_floor_mib if state.ceiling_floor_mib < float("inf") else state.best_remaining_mib
+    if progress.memory_remaining_mib < 0.9 * floor:
+        return False
     out_of_reach = progress.memory_remaining_mib > plan.reach_factor * _budget_mib(progress, plan)
-    draining = progress.memory_remaining_mib < 0.9 * state.ceiling_floor_mib
-    return _keeping_up(progress, plan) or (out_of_reach and not draining)
+    return _keeping_up(progress, plan) or out_of_reach
 
 
 def _switch_or_abort(state: MonitorState, plan: MonitorPlan, why: str) -> tuple[MonitorState, list[Action]]:
