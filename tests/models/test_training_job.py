@@ -60,13 +60,14 @@ def test_asking_for_a_version_that_exists_is_refused_before_training(tmp_path: P
         p.name for p in (REPO / "models" / "cost").iterdir())
 
 
-def test_migrations_the_advisor_aborted_are_censored_not_taught_as_not_converging(tmp_path: Path) -> None:
+def test_migrations_the_advisor_aborted_are_censored_and_unmeasured_figures_unknown(tmp_path: Path) -> None:
     exported = tmp_path / "outcomes.csv"
-    pd.DataFrame({"migration_id": ["done", "stopped", "broke"], "technique": "precopy", "vm_memory_mib": 1024.0,
-                  "dirty_rate_pages_per_s": 2560.0, "available_bandwidth_mbps": 800.0, "max_bandwidth_mib_s": 100.0,
-                  "total_time_ms": [12_000.0, 30_000.0, 100.0], "downtime_ms": [40.0, 0.0, 0.0],
-                  "transferred_kib": [1e6, 3e6, 0.0], "source": "lab",
-                  "outcome": ["completed", "aborted", "failed"]}).to_csv(exported, index=False)
+    # ... and one reconciled after a restart, its downtime never measured (written empty: unknown, not 0)
+    pd.DataFrame({"migration_id": ["done", "stopped", "broke", "reconciled"], "technique": "precopy",
+                  "vm_memory_mib": 1024.0, "dirty_rate_pages_per_s": 2560.0, "available_bandwidth_mbps": 800.0,
+                  "max_bandwidth_mib_s": 100.0, "total_time_ms": [12_000.0, 30_000.0, 100.0, 14_000.0],
+                  "downtime_ms": [40.0, None, None, None], "transferred_kib": [1e6, 3e6, 0.0, 1e6], "source": "lab",
+                  "outcome": ["completed", "aborted", "failed", "completed"]}).to_csv(exported, index=False)
     frame = load_outcomes(exported)
     assert list(frame["migration_id"]) == ["done"] and list(frame["outcome"]) == ["completed"]
 
