@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from advisor.domain.migration import MigrationRecord, MigrationResult, Phase
+from advisor.domain.model import Interval, MigrationCost, MigrationInputs, MigrationParameters, ModelRef, Technique
+from advisor.features.dataset import outcome_row
 from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor, registry
 from advisor.ml.registry import next_version
 from tests.support import REPO
@@ -70,6 +74,23 @@ def test_migrations_the_advisor_aborted_are_censored_and_unmeasured_figures_unkn
                   "outcome": ["completed", "aborted", "failed", "completed"]}).to_csv(exported, index=False)
     frame = load_outcomes(exported)
     assert list(frame["migration_id"]) == ["done"] and list(frame["outcome"]) == ["completed"]
+
+
+def test_a_downtime_never_measured_is_exported_unknown_and_never_taught(tmp_path: Path) -> None:
+    cost = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
+                         ModelRef("test", "0"))
+    base = MigrationRecord("op", "rec", "vm1", "a", "b", MigrationParameters(Technique.PRECOPY, 100, 300, None, 0),
+                           cost, 0.0, phase=Phase.SUCCEEDED, inputs=MigrationInputs(1024, 10, 100, 100))
+    measured = replace(base, operation_id="measured",
+                       outcome=MigrationResult(True, total_time_ms=12_000, downtime_ms=40, transferred_mib=900))
+    # as the executor records a migration it reconciled after a restart: final figures from the last poll only
+    reconciled = replace(base, operation_id="reconciled",
+                         outcome=MigrationResult(True, total_time_ms=14_000, transferred_mib=950))
+    rows = [outcome_row(r) for r in (measured, reconciled)]
+    assert [row["downtime_ms"] for row in rows if row] == [40, None]
+    exported = tmp_path / "outcomes.csv"
+    pd.DataFrame(rows).to_csv(exported, index=False)
+    assert list(load_outcomes(exported)["migration_id"]) == ["measured"]
 
 
 def _metrics(snu_mape: float, lab_mape: float, recall: float) -> dict[str, Any]:
