@@ -40,7 +40,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor
-from advisor.model_loading import load_models, models_reloader
+from advisor.model_serving import load_models, models_reloader
 from advisor.telemetry.collectors import Periodic, dirty_rate_collector, prometheus_collector
 from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation, SelfApproval

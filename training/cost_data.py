@@ -15,7 +15,9 @@
   switch: their time and downtime are those of a plan the advisor never makes (and counting the ones that
   completed early as pre-copy would add only the fast successes of their settings). `lab_postcopy_rows` says
   how many of each.
-- Migrations the advisor executed (`advisor outcomes export`, given with --outcomes), in the same columns.
+- Migrations the advisor executed (`advisor outcomes export`, given with --outcomes), in the same columns. Those
+  it aborted (an operator, or the monitor's judgement) are censored, not "did not converge": nobody saw how they
+  would have ended, so they teach neither the costs nor convergence and are left out, as failed ones are.
 
 Each row gets a `group`: the configuration it belongs to (the SNU workload; the lab's writer setting and memory),
 so that evaluation holds out whole configurations, never single runs of one seen elsewhere.
@@ -123,7 +125,9 @@ def load_outcomes(path: Path) -> pd.DataFrame:
     missing = [c for c in (*INPUT_COLUMNS, "outcome", *TARGET_COLUMNS) if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}")
-    frame = frame[frame["outcome"] != "failed"].copy()
+    frame = frame[frame["outcome"] == "completed"].copy()  # aborted ones are censored, failed ones unknown
+    # a figure not measured (e.g. the downtime of a migration reconciled after a restart) is unknown: not taught
+    frame = frame.dropna(subset=list(TARGET_COLUMNS))
     # the host profile the prediction was made for (advisor outcomes export writes it); none: the default, snu
     source = frame["source"] if "source" in frame.columns else pd.Series("snu", index=frame.index)
     frame["source"] = source.fillna("snu").astype(str).replace({"": "snu", "advisor": "snu"})

@@ -20,16 +20,16 @@ from typing import Any
 import numpy as np
 
 from advisor.ml.cost_features import TECHNIQUES
+from advisor.ml.registry import ArtifactError, read_active
 
 SNU_TOLERANCE = 0.005  # absolute, on MAPE and median APE
 
 
 def _active_card(models_root: Path) -> dict[str, Any] | None:
     try:
-        version = (models_root / "ACTIVE").read_text().strip()
-        card: dict[str, Any] = json.loads((models_root / version / "card.json").read_text())
+        card: dict[str, Any] = json.loads((models_root / read_active(models_root) / "card.json").read_text())
         return card
-    except (OSError, ValueError):
+    except (ArtifactError, OSError, ValueError):
         return None
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 
 from advisor.ml.cost import CONVERGES, MODEL_NAME, correction_role, registry
 from advisor.ml.cost_features import TARGET_FEATURES, TARGETS, schema_document
+from advisor.ml.registry import ArtifactError
 from training.cost_data import DEFAULT_LAB_DATA, fingerprints, lab_postcopy_rows, load_all, with_variants
 from training.cost_eval import (
     analytic_probability,
@@ -170,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="migrations the advisor executed, as `advisor outcomes export` writes them")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models" / "cost",
                         help="where versions live (default: %(default)s)")
-    parser.add_argument("--version", default="2.0.0", help="artifact version (default: %(default)s)")
+    parser.add_argument("--version", default=None,
+                        help="the version to write; refused if it exists, as versions are immutable (default: the "
+                             "next free one, e.g. 2.0.0 -> 2.1.0)")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--lab-weight", type=float, default=TrainConfig.lab_weight)
     parser.add_argument("--joint", action="store_true",
@@ -187,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        args.version = registry(args.models_dir).new_version(args.version)
+    except ArtifactError as e:
+        print(f"train_cost: {e}", file=sys.stderr)
+        return 2
     command = " ".join(["python -m training.train_cost", *(sys.argv[1:] if argv is None else argv)])
     started = time.monotonic()
     cfg = TrainConfig(seed=args.seed, lab_weight=args.lab_weight, corrections=not args.joint)

@@ -51,7 +51,7 @@ from advisor.features.dirty import (
     schema_hash,
 )
 from advisor.ml.forecast import MODEL_NAME, MODEL_ROLES, ConformalInterval, registry
-from advisor.ml.registry import promotion_on_request
+from advisor.ml.registry import ArtifactError, promotion_on_request
 from training.data import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
@@ -495,7 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--models-dir", type=Path, default=REPO / "models" / "dirty_rate")
-    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--version", default=None,
+                   help="the version to write; refused if it exists (default: the next free one, e.g. 1.0.0 -> 1.1.0)")
     p.add_argument("--activate", action="store_true",
                    help="point ACTIVE at the new version (default: write it, leave the active one in place)")
     p.add_argument("--docs", default=str(REPO / "docs" / "dirty-rate.md"), help="'' to skip")
@@ -508,6 +509,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        args.version = registry(args.models_dir).new_version(args.version)
+    except ArtifactError as e:
+        print(f"train_dirty: {e}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     df = load_readings(args.data)
     meta_path = args.data.with_suffix(".meta.json")

@@ -84,7 +84,7 @@ def _example_demo(args: argparse.Namespace) -> int:
 
 def cmd_predict_cost(args: argparse.Namespace) -> int:
     from advisor.ml.batch import predict_csv
-    from advisor.model_loading import load_predictor
+    from advisor.model_serving import load_predictor
 
     predictor = load_predictor(args.models_dir or Settings().models_dir)
     model = predictor.model

@@ -71,7 +71,8 @@ class MigrationResult:
     succeeded: bool
     error: str = ""
     total_time_ms: float = 0.0
-    downtime_ms: float = 0.0
+    # None: not measured (a failed or aborted job, a migration reconciled after a restart), never taken as 0
+    downtime_ms: float | None = None
     transferred_mib: float = 0.0
     iterations: int = 0
     postcopy_requests: int = 0

@@ -11,8 +11,14 @@ here, so the policy is tested with tables of data. Rules kept from Nova's libvir
 - at the deadline, force completion by post-copy where allowed, else abort;
 - re-predict at every poll from what QEMU reports (memory left, its dirty rate, the transfer rate): an ETA, or
   "not converging"; a pre-copy judged not to converge, or predicted to end after the deadline, is switched to
-  post-copy where allowed, else aborted at once rather than at the deadline (auto-converge is given until its
-  throttle is near the top, since throttling is how it converges). The progress shown never runs backwards.
+  post-copy where allowed, else aborted at once rather than at the deadline. The progress shown never runs
+  backwards.
+- auto-converge is judged only at its throttle's ceiling, since throttling is how it converges, and there only on
+  whether it can still reach its allowed downtime: at the ceiling what is left sits on a noisy floor (the lab's runs
+  swing between one and two and a half times what the allowed downtime sends, and end on a dip below it), so a
+  round that sets no new best is no sign of a stall. It is given up when, round after round, what is left sets no
+  new low and either the guest dirties as fast as memory is sent or what is left is out of reach of the allowed
+  downtime; with an ETA from what is left over the rate it gains at.
 """
 
 from __future__ import annotations
@@ -41,9 +47,13 @@ class MonitorPlan:
     stall_rounds: int = 3
     # Consecutive failed polls before monitoring is judged lost (one can fail as the job ends).
     failed_polls_to_abort: int = 3
-    # Auto-converge throttles the guest round by round: it is not judged before its throttle reaches this.
+    # Auto-converge throttles the guest round by round: it is judged only once its throttle reaches this, near
+    # QEMU's ceiling (cpu-throttle-max, 99% by default). There a round is without progress when what is left is no
+    # new low and either the dirty rate keeps up (as above) or what is left is above `reach_factor` times what the
+    # allowed downtime sends at the transfer rate (out of the reach of the round-to-round swing).
     throttling: bool = False
     throttle_judged_at_pct: float = 90.0
+    reach_factor: float = 3.0
 
     def downtime_at(self, step: int) -> float:
         start = self.initial_downtime_ms or self.max_downtime_ms
@@ -73,6 +83,8 @@ class MonitorState:
     # Consecutive judged rounds where pre-copy did not gain.
     losing_rounds: int = 0
     best_remaining_mib: float = float("inf")
+    # Auto-converge: the least left at the end of a round at the throttle's ceiling (the floor it sits on).
+    ceiling_floor_mib: float = float("inf")
     postcopy_requested: bool = False
     abort_requested: bool = False
     monitoring_failures: int = 0
@@ -132,7 +144,7 @@ def estimate(progress: Progress, plan: MonitorPlan, state: MonitorState) -> Esti
     elif progress.iteration <= 1:
         eta = progress.memory_remaining_mib / transfer * 1000 + downtime_ms  # the first pass; later rounds unseen
         reason = "first pass over memory"
-    elif dirty >= plan.dirty_to_transfer_limit * transfer:
+    elif _keeping_up(progress, plan):
         converging = False
         reason = f"not converging: dirtying {dirty:.1f} MiB/s against {transfer:.1f} MiB/s sent"
     else:
@@ -140,11 +152,53 @@ def estimate(progress: Progress, plan: MonitorPlan, state: MonitorState) -> Esti
         eta = max(0.0, progress.memory_remaining_mib - budget) / (transfer - dirty) * 1000 + downtime_ms
         converging = True
         reason = f"converging: gaining {transfer - dirty:.1f} MiB/s on {progress.memory_remaining_mib:.0f} MiB left"
+        if _at_ceiling(progress, plan):
+            reason += f" at the throttle's ceiling ({_left_vs_budget(progress, plan, state)})"
     ratio = state.estimate.progress_ratio
     if eta is not None:
         ratio = max(ratio, progress.elapsed_ms / (progress.elapsed_ms + eta) if progress.elapsed_ms + eta else 0.0,
                     sent_ratio if progress.in_postcopy else 0.0)
     return Estimate(eta, converging, min(ratio, 1.0), reason)
+
+
+def _at_ceiling(progress: Progress, plan: MonitorPlan) -> bool:
+    return plan.throttling and progress.autoconverge_throttle_pct >= plan.throttle_judged_at_pct
+
+
+def _keeping_up(progress: Progress, plan: MonitorPlan) -> bool:
+    return progress.dirty_rate_mib_s >= plan.dirty_to_transfer_limit * progress.transfer_rate_mib_s
+
+
+def _budget_mib(progress: Progress, plan: MonitorPlan) -> float:
+    """What the allowed downtime (at the top of its ramp) sends at the current transfer rate: QEMU stops the guest
+    once what is left fits it."""
+    return progress.transfer_rate_mib_s * plan.max_downtime_ms / 1000
+
+
+def _left_vs_budget(progress: Progress, plan: MonitorPlan, state: MonitorState) -> str:
+    left = progress.memory_remaining_mib
+    return (f"{left:.1f} MiB left, floor {min(state.ceiling_floor_mib, left):.1f} MiB,"
+            f" {_budget_mib(progress, plan):.1f} MiB fits {plan.max_downtime_ms:.0f} ms")
+
+
+def _lost(progress: Progress, plan: MonitorPlan, state: MonitorState) -> bool:
+    """A plain pre-copy round without progress: the guest dirties about as fast as memory is sent, or what is left
+    set no new best (by 10%)."""
+    return _keeping_up(progress, plan) or progress.memory_remaining_mib >= 0.9 * state.best_remaining_mib
+
+
+def _lost_at_ceiling(progress: Progress, plan: MonitorPlan, state: MonitorState) -> bool:
+    """An auto-converge round at the throttle's ceiling without progress: what is left is no new low (by 10%; while
+    it drains from the last throttle step it keeps setting them) and either the guest still dirties about as fast
+    as memory is sent, or what is left is out of reach of the allowed downtime. A new low is progress whatever the
+    dirty rate says: QEMU measures it once per sync period, so for a few short rounds at the ceiling it still
+    shows the rate from before the last throttle step. The first round at the ceiling is compared with the best
+    round before it."""
+    floor = state.ceiling_floor_mib if state.ceiling_floor_mib < float("inf") else state.best_remaining_mib
+    if progress.memory_remaining_mib < 0.9 * floor:
+        return False
+    out_of_reach = progress.memory_remaining_mib > plan.reach_factor * _budget_mib(progress, plan)
+    return _keeping_up(progress, plan) or out_of_reach
 
 
 def _switch_or_abort(state: MonitorState, plan: MonitorPlan, why: str) -> tuple[MonitorState, list[Action]]:
@@ -189,32 +243,36 @@ def step(
 
     if progress.iteration > state.last_iteration:
         # A new pre-copy round: judge the last one, advance the downtime ramp.
-        losing = state.losing_rounds
         # Auto-converge is judged only once its throttle has reached the judged level: rounds lost while it is
         # still climbing say nothing about whether throttling will do.
-        throttled = not plan.throttling or progress.autoconverge_throttle_pct >= plan.throttle_judged_at_pct
-        if progress.iteration >= plan.judge_from_round:
-            keeping_up = progress.dirty_rate_mib_s >= plan.dirty_to_transfer_limit * progress.transfer_rate_mib_s
-            shrinking = progress.memory_remaining_mib < 0.9 * state.best_remaining_mib
-            losing = losing + 1 if (keeping_up or not shrinking) and throttled else 0
+        at_ceiling = _at_ceiling(progress, plan)
+        throttled = not plan.throttling or at_ceiling
+        losing = 0
+        if progress.iteration >= plan.judge_from_round and throttled:
+            lost = _lost_at_ceiling(progress, plan, state) if plan.throttling else _lost(progress, plan, state)
+            losing = state.losing_rounds + 1 if lost else 0
         state = replace(
             state,
             last_iteration=progress.iteration,
             losing_rounds=losing,
             best_remaining_mib=min(state.best_remaining_mib, progress.memory_remaining_mib),
+            ceiling_floor_mib=min(state.ceiling_floor_mib, progress.memory_remaining_mib) if at_ceiling
+            else state.ceiling_floor_mib,
         )
         if state.downtime_step < plan.downtime_steps and progress.iteration >= 2:
             state = replace(state, downtime_step=state.downtime_step + 1)
             downtime = plan.downtime_at(state.downtime_step)
             why = f"round {progress.iteration}: allowed downtime raised to {downtime:.0f} ms"
             actions.append(SetDowntime(downtime, why))
-        if losing >= plan.stall_rounds and throttled:
+        if losing >= plan.stall_rounds:
             rate = f"{progress.dirty_rate_mib_s:.0f} MiB/s dirtied vs {progress.transfer_rate_mib_s:.0f} MiB/s sent"
+            what = (f"auto-converge cannot reach its allowed downtime at {progress.autoconverge_throttle_pct:.0f}%"
+                    f" throttle ({losing} rounds without progress: {_left_vs_budget(progress, plan, state)}; {rate})"
+                    if plan.throttling else f"pre-copy will not converge ({losing} rounds without progress; {rate})")
             when = "" if plan.postcopy_allowed else (
                 f", aborting now rather than at the deadline ({plan.deadline_ms / 1000:.0f} s)" if plan.deadline_ms
                 else ", aborting now")
-            state, escalate = _switch_or_abort(
-                state, plan, f"pre-copy will not converge ({losing} rounds without progress; {rate}){when}")
+            state, escalate = _switch_or_abort(state, plan, what + when)
             actions += escalate
         elif (plan.deadline_ms and progress.iteration >= plan.judge_from_round and throttled
               and state.estimate.eta_ms is not None and now_ms + state.estimate.eta_ms > plan.deadline_ms):

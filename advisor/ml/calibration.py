@@ -48,7 +48,7 @@ class RunningErrors:
             self._models[technique] = f"{predicted.model.name} {predicted.model.version}"
             for quantity in QUANTITIES:
                 measured = values[quantity]
-                if measured <= 0:
+                if measured is None or measured <= 0:  # not measured
                     continue
                 estimate = getattr(predicted, quantity)
                 error = abs(estimate.median - measured) / measured

@@ -5,8 +5,10 @@ check, and a fallback that says why.
     models/<kind>/<version>/card.json the card (schema below), beside the model files it names
     models/<kind>/<version>/...       the model files, e.g. LightGBM text models
 
-Training writes a version through `ModelRegistry.write` (into a temporary directory renamed into place, so a
-reader never sees half a version) and does not activate it unless asked; serving loads the active version
+Versions are immutable: training writes a new one through `ModelRegistry.write` (into a temporary directory
+renamed into place, so a reader never sees half a version), which refuses a version that exists, and does not
+activate it unless asked (`next_version` names the next free one); ACTIVE is switched atomically and read only by
+`read_active`; `active_fingerprint` tells a server that the artifact it serves changed. Serving loads the active version
 through `ModelRegistry.load`, which refuses a card of another kind, another feature schema (its hash differs from
 the code's) or naming missing files, and raises `ArtifactError` saying why: the caller falls back to a simpler
 model and carries the reason in every prediction (`ModelRef.fallback_reason`).
@@ -32,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,7 @@ ACTIVE_FILE = "ACTIVE"
 REQUIRED_KEYS = ("card_schema", "kind", "model", "version", "schema_hash", "files", "created_by", "data",
                  "libraries", "metrics", "promotion")
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+RELEASE_PATTERN = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 T = TypeVar("T")
 
@@ -72,6 +76,44 @@ def check_version(version: str) -> str:
     return version
 
 
+def read_active(root: Path, kind: str = "") -> str:
+    """The version `root/ACTIVE` points at (the one place it is read); raises ArtifactError saying why none."""
+    path = Path(root) / ACTIVE_FILE
+    try:
+        version = path.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ArtifactError(f"no active {kind or Path(root).name} model: cannot read {path} ({e.strerror or e})"
+                            ) from e
+    try:
+        return check_version(version)
+    except ArtifactError:
+        raise ArtifactError(f"{path} names no valid version: {version[:40]!r}") from None
+
+
+def active_fingerprint(root: Path) -> tuple[object, ...]:
+    """What identifies the artifact served from `root`: the active version and its files' identity, size and
+    modification time, so that a version rewritten in place, or a file of it replaced, is noticed as a change
+    even though ACTIVE still names the same version. Empty when there is no active version."""
+    try:
+        version = read_active(root)
+        directory = Path(root) / version
+        files = sorted((p.name, p.stat()) for p in directory.iterdir() if p.is_file())
+        return (version, directory.stat().st_ino,
+                *((name, st.st_ino, st.st_size, st.st_mtime_ns) for name, st in files))
+    except (ArtifactError, OSError):
+        return ()
+
+
+def next_version(versions: list[str]) -> str:
+    """The next free release after the highest `major.minor.patch` among `versions`: its minor raised ("2.0.0"
+    -> "2.1.0"); "1.0.0" when there is none."""
+    releases = [tuple(int(n) for n in m.groups()) for v in versions if (m := RELEASE_PATTERN.match(v))]
+    if not releases:
+        return "1.0.0"
+    major, minor, _ = max(releases)
+    return f"{major}.{minor + 1}.0"
+
+
 class ModelRegistry:
     """The versions of one kind of model under `root` (e.g. models/cost), checked against `schema_hash`."""
 
@@ -84,15 +126,7 @@ class ModelRegistry:
     # -- reading -------------------------------------------------------------------------------------------
 
     def active_version(self) -> str:
-        path = self.root / ACTIVE_FILE
-        try:
-            version = path.read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise ArtifactError(f"no active {self.kind} model: cannot read {path} ({e.strerror or e})") from e
-        try:
-            return check_version(version)
-        except ArtifactError:
-            raise ArtifactError(f"{path} names no valid version: {version[:40]!r}") from None
+        return read_active(self.root, self.kind)
 
     def versions(self) -> list[str]:
         """Every version directory with a card, oldest name first."""
@@ -100,6 +134,21 @@ class ModelRegistry:
             return []
         return sorted(p.name for p in self.root.iterdir()
                       if p.is_dir() and VERSION_PATTERN.match(p.name) and (p / CARD_FILE).is_file())
+
+    def next_version(self) -> str:
+        return next_version(self.versions())
+
+    def new_version(self, requested: str | None = None) -> str:
+        """The version a training job is to write: `requested` if no version has that name (else ArtifactError),
+        by default the next free one."""
+        return self.check_new(requested) if requested is not None else self.next_version()
+
+    def check_new(self, version: str) -> str:
+        """`version` if no version of that name exists; raises ArtifactError otherwise (versions are immutable)."""
+        if (self.root / check_version(version)).exists():
+            raise ArtifactError(f"{self.kind} version {version} exists in {self.root}: versions are immutable,"
+                                f" write another (the next free one is {self.next_version()})")
+        return version
 
     def artifact(self, version: str | None = None) -> Artifact:
         """The checked artifact of `version` (default: the active one); raises ArtifactError saying why not."""
@@ -149,38 +198,46 @@ class ModelRegistry:
     # -- writing -------------------------------------------------------------------------------------------
 
     def write(self, card: dict[str, Any], write_files: Callable[[Path], None], *, activate: bool) -> Path:
-        """Write a version: `write_files(tmp_dir)` writes the model files the card names (and may add to the
-        card, a mutable mapping), then the card is added,
-        the directory is renamed into place (replacing an older copy of that version), then checked by reading
-        it back. `activate` points ACTIVE at it."""
-        version = check_version(str(card["version"]))
+        """Write a new version: `write_files(tmp_dir)` writes the model files the card names (and may add to the
+        card, a mutable mapping), then the card is added, the directory is renamed into place and checked by
+        reading it back. A version that exists is refused (ArtifactError), before anything is written and again
+        at the rename. `activate` points ACTIVE at it."""
+        version = self.check_new(str(card["version"]))
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{version}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        write_files(tmp)  # may complete the card (e.g. with what fitting found)
-        full = {"card_schema": CARD_SCHEMA, "kind": self.kind, "schema_hash": self.schema_hash, **card}
-        missing = [k for k in REQUIRED_KEYS if k not in full]
-        if missing:
-            shutil.rmtree(tmp)
-            raise ValueError(f"card lacks {', '.join(missing)}")
-        (tmp / CARD_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        final = self.root / version
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=self.root))
+        try:
+            write_files(tmp)  # may complete the card (e.g. with what fitting found)
+            full = {"card_schema": CARD_SCHEMA, "kind": self.kind, "schema_hash": self.schema_hash, **card}
+            missing = [k for k in REQUIRED_KEYS if k not in full]
+            if missing:
+                raise ValueError(f"card lacks {', '.join(missing)}")
+            (tmp / CARD_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            final = self.root / self.check_new(version)
+            try:
+                tmp.rename(final)  # fails if another writer's version got there first (a non-empty directory)
+            except OSError as e:
+                raise ArtifactError(f"{self.kind} version {version} could not be written to {final}: {e}") from e
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         self.artifact(version)  # what was written must read back
         if activate:
             self.activate(version)
         return final
 
     def activate(self, version: str) -> None:
-        """Point ACTIVE at a checked version, atomically (a reader sees the old or the new pointer)."""
+        """Point ACTIVE at a checked version, atomically: a reader sees the old or the new pointer, never half."""
         self.artifact(version)
-        tmp = self.root / f".{ACTIVE_FILE}.tmp"
-        tmp.write_text(version + "\n", encoding="utf-8")
-        os.replace(tmp, self.root / ACTIVE_FILE)
+        fd, tmp = tempfile.mkstemp(prefix=f".{ACTIVE_FILE}.", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(version + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.root / ACTIVE_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def promotion_on_request(activate: bool) -> dict[str, Any]:

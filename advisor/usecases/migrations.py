@@ -259,7 +259,7 @@ class MigrationOutcomes:
                 ("downtime", outcome.downtime_ms, predicted.downtime_ms.median),
                 ("transferred", outcome.transferred_mib, predicted.transferred_mib.median),
             ):
-                if median > 0 and actual > 0:
+                if actual is not None and median > 0 and actual > 0:
                     m.prediction_ratio.labels(target).observe(actual / median)
             before = {(e.technique, e.quantity) for e in self.errors.summary() if e.drift}
             self.errors.add(predicted, outcome)

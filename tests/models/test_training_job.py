@@ -4,36 +4,93 @@ version with its card, and promotes it only when it is better, saying why either
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor
+from advisor.domain.migration import MigrationRecord, MigrationResult, Phase
+from advisor.domain.model import Interval, MigrationCost, MigrationInputs, MigrationParameters, ModelRef, Technique
+from advisor.features.dataset import outcome_row
+from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor, registry
+from advisor.ml.registry import next_version
+from tests.support import REPO
 from training import train_cost
-from training.cost_data import DEFAULT_LAB_DATA
+from training.cost_data import DEFAULT_LAB_DATA, load_outcomes
 from training.promotion import decide
 from training.score_predictions import score
 
 
-def test_a_short_retraining_writes_a_servable_version_and_says_why_it_was_promoted_or_not(tmp_path: Path) -> None:
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+def test_a_short_retraining_writes_a_new_servable_version_and_says_why_it_was_promoted_or_not(tmp_path: Path) -> None:
+    # The shipped versions and pointer: without --version the job writes the next free version, never the active
+    # one in place, whether the gate promotes the candidate or not.
     models = tmp_path / "cost"
-    code = train_cost.main(["--snu-sample", "0.03", "--models-dir", str(models), "--version", "t1", "--docs", "",
+    shutil.copytree(REPO / "models" / "cost", models)
+    active = (models / "ACTIVE").read_text().strip()
+    shipped = {v: _files(models / v) for v in registry(models).versions()}
+    code = train_cost.main(["--snu-sample", "0.03", "--models-dir", str(models), "--docs", "",
                             "--lab-data", str(DEFAULT_LAB_DATA), "--promote"])
     assert code == 0
-    card = json.loads((models / "t1" / "card.json").read_text())
+    written = next_version(list(shipped))
+    assert {v: _files(models / v) for v in shipped} == shipped
+    card = json.loads((models / written / "card.json").read_text())
+    assert card["version"] == written
     targets = {"total_time_ms", "downtime_ms", "transferred_mib"}
     assert set(card["files"]) == {*targets, "converges", *(f"{t}@lab" for t in targets)}
     assert card["promotion"]["reason"].startswith(("promoted", "not promoted"))
     assert "lab" in card["data"]["sources"] and card["data"]["rows"]
     assert {"full", "no windows"} <= set(card["metrics"]["lab"])
     assert card["metrics"]["convergence"]["full"]["learned"]["all"]["non_converging"] > 0
-    if card["promotion"]["promoted"]:
-        assert (models / "ACTIVE").read_text().strip() == "t1"
-        assert isinstance(load_cost_predictor(models), LearnedCostPredictor)
-    else:
-        assert not (models / "ACTIVE").exists()
+    assert (models / "ACTIVE").read_text().strip() == (written if card["promotion"]["promoted"] else active)
+    assert isinstance(load_cost_predictor(models), LearnedCostPredictor)
+
+
+def test_asking_for_a_version_that_exists_is_refused_before_training(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    models = tmp_path / "cost"
+    shutil.copytree(REPO / "models" / "cost", models)
+    active = (models / "ACTIVE").read_text().strip()
+    before = _files(models / active)
+    assert train_cost.main(["--models-dir", str(models), "--version", active, "--docs", ""]) == 2
+    assert f"version {active} exists" in capsys.readouterr().err
+    assert _files(models / active) == before and sorted(p.name for p in models.iterdir()) == sorted(
+        p.name for p in (REPO / "models" / "cost").iterdir())
+
+
+def test_migrations_the_advisor_aborted_are_censored_and_unmeasured_figures_unknown(tmp_path: Path) -> None:
+    exported = tmp_path / "outcomes.csv"
+    # ... and one reconciled after a restart, its downtime never measured (written empty: unknown, not 0)
+    pd.DataFrame({"migration_id": ["done", "stopped", "broke", "reconciled"], "technique": "precopy",
+                  "vm_memory_mib": 1024.0, "dirty_rate_pages_per_s": 2560.0, "available_bandwidth_mbps": 800.0,
+                  "max_bandwidth_mib_s": 100.0, "total_time_ms": [12_000.0, 30_000.0, 100.0, 14_000.0],
+                  "downtime_ms": [40.0, None, None, None], "transferred_kib": [1e6, 3e6, 0.0, 1e6], "source": "lab",
+                  "outcome": ["completed", "aborted", "failed", "completed"]}).to_csv(exported, index=False)
+    frame = load_outcomes(exported)
+    assert list(frame["migration_id"]) == ["done"] and list(frame["outcome"]) == ["completed"]
+
+
+def test_a_downtime_never_measured_is_exported_unknown_and_never_taught(tmp_path: Path) -> None:
+    cost = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
+                         ModelRef("test", "0"))
+    base = MigrationRecord("op", "rec", "vm1", "a", "b", MigrationParameters(Technique.PRECOPY, 100, 300, None, 0),
+                           cost, 0.0, phase=Phase.SUCCEEDED, inputs=MigrationInputs(1024, 10, 100, 100))
+    measured = replace(base, operation_id="measured",
+                       outcome=MigrationResult(True, total_time_ms=12_000, downtime_ms=40, transferred_mib=900))
+    # as the executor records a migration it reconciled after a restart: final figures from the last poll only
+    reconciled = replace(base, operation_id="reconciled",
+                         outcome=MigrationResult(True, total_time_ms=14_000, transferred_mib=950))
+    rows = [outcome_row(r) for r in (measured, reconciled)]
+    assert [row["downtime_ms"] for row in rows if row] == [40, None]
+    exported = tmp_path / "outcomes.csv"
+    pd.DataFrame(rows).to_csv(exported, index=False)
+    assert list(load_outcomes(exported)["migration_id"]) == ["measured"]
 
 
 def _metrics(snu_mape: float, lab_mape: float, recall: float) -> dict[str, Any]:

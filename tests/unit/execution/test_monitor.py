@@ -81,6 +81,80 @@ def test_autoconverge_is_judged_only_once_its_throttle_is_near_the_top() -> None
     assert kinds(run(plan, [*low, *high])[1]).count("Abort") == 1
 
 
+# Auto-converge at its throttle's ceiling, as the lab ran it: 8.02 MiB/s sent, 300 ms allowed, so QEMU stops the
+# guest once less than 2.41 MiB is left; the guest dirties 2 MiB/s at 99% throttle.
+CEILING_PLAN = MonitorPlan(max_downtime_ms=300, deadline_ms=150_000, postcopy_allowed=False, initial_downtime_ms=100,
+                           throttling=True)
+SENT = 8.02
+
+
+def throttled_run(left_at_ceiling: list[float], dirty: float | list[float] = 2.0,
+                  plan: MonitorPlan = CEILING_PLAN) -> tuple[MonitorState, list[Action]]:
+    """A first pass and two rounds while the throttle climbs (60%, 80%), then one poll per round at 99% with the
+    MiB left and the dirty rate QEMU reports (one for all rounds, or one per round); each round lasts what is
+    left over the rate sent (at least one 250 ms poll)."""
+    climbing = [(0.0, 128.0, 0.0), (60.0, 45.0, 24 * 0.4), (80.0, 22.0, 24 * 0.2)]
+    rates = dirty if isinstance(dirty, list) else [dirty] * len(left_at_ceiling)
+    rounds = [*climbing, *[(99.0, left, rate) for left, rate in zip(left_at_ceiling, rates, strict=True)]]
+    polls, now = [], 0.0
+    for i, (throttle, left, dirtying) in enumerate(rounds, start=1):
+        now += max(250.0, left / SENT * 1000)
+        polls.append((now, replace(poll(now, i, left, dirty=dirtying, sent=SENT), autoconverge_throttle_pct=throttle)))
+    return run(plan, polls)
+
+
+# MiB left per round at 99% throttle in the three lab runs the old rule ("no new 10% best in 3 rounds") aborted;
+# each converged 6-9 s later, on its last round.
+@pytest.mark.parametrize("left", [
+    [9.6, 4.2, 2.7, 2.4, 3.4, 4.0, 5.3, 4.6, 5.1, 3.8, 3.4, 4.4, 2.2],
+    [15.7, 9.6, 5.2, 4.7, 5.8, 3.4, 5.9, 3.7, 4.3, 4.0, 4.6, 5.6, 2.3],
+    [8.0, 4.9, 4.7, 2.6, 3.4, 2.9, 3.4, 4.6, 3.3, 3.1, 3.6, 4.1, 3.7, 4.2, 1.8],
+])
+@pytest.mark.parametrize("postcopy_allowed", [False, True])
+def test_autoconverge_on_a_noisy_floor_within_reach_is_not_given_up(left: list[float],
+                                                                     postcopy_allowed: bool) -> None:
+    state, actions = throttled_run(left, plan=replace(CEILING_PLAN, postcopy_allowed=postcopy_allowed))
+    assert not any(isinstance(a, Abort | StartPostcopy) for a in actions), actions
+    assert state.ceiling_floor_mib == min(left) < SENT * 0.3  # it ended on a round that fits 300 ms
+    assert state.estimate.converging is True and state.estimate.eta_ms is not None
+    assert "at the throttle's ceiling" in state.estimate.reason
+
+
+def test_autoconverge_draining_at_the_ceiling_is_not_judged_on_a_dirty_rate_from_before_the_last_step() -> None:
+    # As in a lab run: QEMU still reported the 8 MiB/s of 80% throttle for the first short rounds at 99%, while
+    # what was left fell from 45 to 3 MiB.
+    state, actions = throttled_run([45.4, 12.0, 5.6, 2.9, 1.4], dirty=[8.0, 8.0, 8.0, 0.6, 1.5])
+    assert not any(isinstance(a, Abort | StartPostcopy) for a in actions), actions
+    assert state.losing_rounds == 0
+
+
+def test_autoconverge_whose_floor_stays_out_of_reach_is_given_up() -> None:
+    # Draining from 30 to 22 MiB, then no lower: three rounds out of reach of the 2.41 MiB budget (and of its swing).
+    _, actions = throttled_run([30.0, 22.0, 24.0, 21.0, 23.0, 25.0])
+    (abort,) = [a for a in actions if isinstance(a, Abort)]
+    assert "auto-converge cannot reach its allowed downtime at 99% throttle (3 rounds without progress" in abort.reason
+    assert "23.0 MiB left, floor 21.0 MiB, 2.4 MiB fits 300 ms" in abort.reason
+    assert "Abort" not in kinds(throttled_run([30.0, 22.0, 24.0, 21.0])[1])  # two rounds lost: not yet
+    # where post-copy is allowed, the same judgement switches to it instead
+    _, switched = throttled_run([30.0, 22.0, 24.0, 21.0, 23.0], plan=replace(CEILING_PLAN, postcopy_allowed=True))
+    assert kinds(switched).count("StartPostcopy") == 1 and "Abort" not in kinds(switched)
+
+
+def test_autoconverge_dirtying_faster_than_sent_at_the_ceiling_is_given_up_even_near_the_budget() -> None:
+    _, actions = throttled_run([3.0, 2.8, 3.1, 2.9], dirty=9.0)
+    (abort,) = [a for a in actions if isinstance(a, Abort)]
+    assert "9 MiB/s dirtied vs 8 MiB/s sent" in abort.reason
+
+
+def test_autoconverge_that_cannot_meet_the_deadline_is_given_up_early() -> None:
+    # 32 s deadline; at the ceiling 29 s in with 40 MiB left, gaining 6 MiB/s: about 6.6 s more.
+    _, actions = throttled_run([40.0], plan=replace(CEILING_PLAN, deadline_ms=32_000))
+    (abort,) = [a for a in actions if isinstance(a, Abort)]
+    assert "predicted to end at 36 s, after the deadline (32 s)" in abort.reason
+    assert "at the throttle's ceiling (40.0 MiB left" in abort.reason
+    assert "Abort" not in kinds(throttled_run([40.0], plan=replace(CEILING_PLAN, deadline_ms=37_000))[1])
+
+
 def test_a_predicted_end_after_the_deadline_escalates_early() -> None:
     plan = replace(PLAN, deadline_ms=20_000)
     # Gaining 50 MiB/s on 900 MiB: about 18 s more, past the 20 s deadline by the third round.

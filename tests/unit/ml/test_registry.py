@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry, load_or_fallback, promotion_on_request
+from advisor.ml.registry import (
+    Artifact,
+    ArtifactError,
+    ModelRegistry,
+    active_fingerprint,
+    load_or_fallback,
+    next_version,
+    promotion_on_request,
+    read_active,
+)
 
 
 def card(version: str, **extra: Any) -> dict[str, Any]:
@@ -84,3 +93,67 @@ def test_a_card_without_what_is_required_is_never_written(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="card lacks promotion"):
         reg.write(incomplete, lambda d: (d / "weights.txt").write_text("x"), activate=True)
     assert reg.versions() == [] and not (tmp_path / "ACTIVE").exists()
+
+
+def test_a_version_once_written_is_never_rewritten(tmp_path: Path) -> None:
+    reg = ModelRegistry(tmp_path, "toy", "hash-1")
+    write(reg, "2.0.0", activate=True, body="served")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "2.0.0").iterdir()}
+    with pytest.raises(ArtifactError, match=r"toy version 2.0.0 exists .*immutable.*the next free one is 2.1.0"):
+        write(reg, "2.0.0", activate=True, body="refused candidate")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "2.0.0").iterdir()} == before
+    assert reg.load(load) == "served" and read_active(tmp_path) == "2.0.0"
+    assert not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(ArtifactError, match="exists"):
+        reg.new_version("2.0.0")
+    assert reg.new_version() == "2.1.0" and reg.new_version("3.0.0") == "3.0.0"
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    reg = ModelRegistry(tmp_path, "toy", "hash-1")
+
+    def crash(directory: Path) -> None:
+        (directory / "weights.txt").write_text("half")
+        raise RuntimeError("fitting failed")
+
+    with pytest.raises(RuntimeError, match="fitting failed"):
+        reg.write(card("1.0.0"), crash, activate=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("versions", "expected"), [
+    ([], "1.0.0"),
+    (["t1", "candidate"], "1.0.0"),
+    (["1.1.0", "2.0.0"], "2.1.0"),
+    (["1.9.0", "1.10.0", "1.2.5"], "1.11.0"),
+    (["2.0.0", "2.0.1", "t1"], "2.1.0"),
+])
+def test_the_next_free_version_raises_the_minor_of_the_highest_release(versions: list[str], expected: str) -> None:
+    assert next_version(versions) == expected
+
+
+def test_activation_replaces_the_pointer_whole(tmp_path: Path) -> None:
+    reg = ModelRegistry(tmp_path, "toy", "hash-1")
+    write(reg, "1.0.0", activate=True)
+    write(reg, "1.1.0")
+    reg.activate("1.1.0")
+    assert (tmp_path / "ACTIVE").read_text() == "1.1.0\n" and read_active(tmp_path) == "1.1.0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.0.0", "1.1.0", "ACTIVE"]  # no temporary file left
+    with pytest.raises(ArtifactError, match="cannot read"):
+        reg.activate("9.9.9")  # a version that is not there is never pointed at
+    assert read_active(tmp_path) == "1.1.0"
+
+
+def test_the_fingerprint_changes_with_the_pointer_and_with_the_artifact_it_names(tmp_path: Path) -> None:
+    assert active_fingerprint(tmp_path) == ()  # no active version
+    reg = ModelRegistry(tmp_path, "toy", "hash-1")
+    write(reg, "1.0.0", activate=True)
+    first = active_fingerprint(tmp_path)
+    assert first[0] == "1.0.0" and active_fingerprint(tmp_path) == first  # nothing changed, nothing noticed
+    write(reg, "1.1.0")
+    assert active_fingerprint(tmp_path) == first  # a new version, not active: the served artifact is the same
+    (tmp_path / "1.0.0" / "weights.txt").write_text("replaced in place, behind the registry's back")
+    replaced = active_fingerprint(tmp_path)
+    assert replaced != first and replaced[0] == "1.0.0"
+    reg.activate("1.1.0")
+    assert active_fingerprint(tmp_path)[0] == "1.1.0"

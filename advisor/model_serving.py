@@ -1,4 +1,5 @@
-"""Loading the trained models the advisor serves, and serving newly promoted ones without a restart."""
+"""The models the advisor serves: loading the active versions of the registry's artifacts (`models/<kind>/`) at
+start, and serving a newly promoted one, or an active artifact that changed, without a restart."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.cost import load_cost_predictor
 from advisor.ml.forecast import DirtyRateForecaster, load_dirty_forecaster
 from advisor.ml.predictor import CostPredictor
+from advisor.ml.registry import active_fingerprint
 from advisor.usecases.estimates import CostEstimator
 
 log = logging.getLogger("advisor")
@@ -33,23 +35,25 @@ def load_models(models_dir: Path, metrics: AdvisorMetrics) -> tuple[CostPredicto
 
 
 def models_reloader(models_dir: Path, estimator: CostEstimator, metrics: AdvisorMetrics) -> Callable[[], None]:
-    """A task that serves a newly activated (promoted) model without a restart: when a kind's ACTIVE pointer
-    changes, the new version is loaded and swapped in; one that cannot be served is refused and the current
-    model stays, saying why in the log and in advisor_model_reloads{outcome="refused"}."""
-    seen = {kind: _active(models_dir / kind) for kind in ("cost", "dirty_rate")}
+    """A task that serves a newly activated (promoted) model without a restart: when a kind's active artifact
+    changes (ACTIVE points elsewhere, or the files of the version it names were replaced), it is loaded and swapped
+    in; one that cannot be served is refused and the current model stays, saying why in the log and in
+    advisor_model_reloads{outcome="refused"}."""
+    seen = {kind: active_fingerprint(models_dir / kind) for kind in ("cost", "dirty_rate")}
 
     def reload() -> None:
         for kind, load in (("cost", lambda: load_predictor(models_dir)),
                            ("dirty_rate", lambda: load_dirty_forecaster(models_dir / "dirty_rate"))):
-            now = _active(models_dir / kind)
+            now = active_fingerprint(models_dir / kind)
             if now == seen[kind]:
                 continue
             seen[kind] = now
+            version = now[0] if now else ""
             model = load()
             if model.model.fallback_reason:
                 metrics.model_reloads.labels(kind, "refused").inc()
                 log.error("activated model refused, keeping the current one",
-                          extra={"kind": kind, "version": now, "reason": model.model.fallback_reason})
+                          extra={"kind": kind, "version": version, "reason": model.model.fallback_reason})
                 continue
             if kind == "cost":
                 estimator.swap(predictor=model)  # type: ignore[arg-type]
@@ -63,9 +67,3 @@ def models_reloader(models_dir: Path, estimator: CostEstimator, metrics: Advisor
 
     return reload
 
-
-def _active(directory: Path) -> str:
-    try:
-        return (directory / "ACTIVE").read_text().strip()
-    except OSError:
-        return ""
