@@ -1,0 +1,28 @@
+"""A broad grid of migrations: every technique, memory 64 MiB-64 GiB, dirty rates from 0 to three times the
+usable bandwidth, caps below and above the link, short to long allowed downtimes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from advisor.physics import TECHNIQUES, FloatArray, IntArray
+
+MEMORY_MIB = (64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0)
+DIRTY_OVER_USABLE = (0.0, 0.05, 0.3, 0.6, 0.9, 1.0, 1.2, 3.0)
+LINK_AND_CAP_MIB_S = ((100.0, 100.0), (1000.0, 25.0), (30.0, 1000.0))
+DOWNTIME_MS = (30.0, 300.0, 2000.0)
+
+
+def grid() -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """(technique code, memory, dirty rate, link, cap, allowed downtime) per row, in a fixed order."""
+    rows = list(itertools.product(range(len(TECHNIQUES)), MEMORY_MIB, DIRTY_OVER_USABLE, LINK_AND_CAP_MIB_S,
+                                  DOWNTIME_MS))
+    code = np.array([r[0] for r in rows], dtype=np.int64)
+    memory = np.array([r[1] for r in rows])
+    link = np.array([r[3][0] for r in rows])
+    cap = np.array([r[3][1] for r in rows])
+    dirty = np.array([r[2] for r in rows]) * np.minimum(link, cap)
+    downtime = np.array([r[4] for r in rows])
+    return code, memory, dirty, link, cap, downtime
