@@ -26,8 +26,8 @@ from typing import Any, Final
 import numpy as np
 
 from advisor.domain.model import Technique
-from advisor.ml.analytic import DEFAULT_CONSTANTS, AnalyticConstants
 from advisor.ml.cost_features import TECHNIQUES, FeatureSet, FloatArray, IntArray
+from advisor.physics import DEFAULT_CONSTANTS, AnalyticConstants
 
 # A working set beyond this many budgets, written at least as fast as the link sends, never fits. Physics says 1;
 # the margin absorbs page sampling's noise (a 128 MiB guest's 1 s reading comes in 2 MiB/s steps).

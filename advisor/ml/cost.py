@@ -24,7 +24,6 @@ import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable
-from advisor.ml.analytic import _validate
 from advisor.ml.convergence import Calibration, ConvergenceModel, cannot_converge, guard_note
 from advisor.ml.cost_features import (
     PROFILE_CODE,
@@ -39,6 +38,7 @@ from advisor.ml.cost_features import (
 )
 from advisor.ml.predictor import AnalyticPredictor, CostPredictor
 from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry, load_or_fallback
+from advisor.physics import validate
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class LearnedCostPredictor:
 
     def predict_arrays(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostArrays:
         for inputs, _ in rows:
-            _validate(inputs)
+            validate(inputs)
         return self.predict_table(InputTable.from_rows(rows))
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
