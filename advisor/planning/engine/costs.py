@@ -226,16 +226,21 @@ class AnalyticMoveCosts:
         dirty = np.tile(np.asarray(request.dirty_rate_mib_s, np.float64), t)
         bandwidth = np.tile(np.asarray(request.bandwidth_mib_s, np.float64), t)
         limit = request.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS
-        cases = [analytic_arrays(code, memory, d, b, b, limit, self.constants)
-                 for d, b in ((dirty * 0.8, bandwidth), (dirty, bandwidth), (dirty * 1.25, bandwidth * 0.9))]
 
-        def band(name: str) -> FloatArray:
+        def case(d: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+            """What the choice reads of one case (not the rounds: plans ask for 10^5 rows at once)."""
+            a = analytic_arrays(code, memory, d, b, b, limit, self.constants)
+            return a.total_time_ms, a.downtime_ms, a.transferred_mib, a.converges
+
+        cases = [case(d, b) for d, b in ((dirty * 0.8, bandwidth), (dirty, bandwidth), (dirty * 1.25, bandwidth * 0.9))]
+
+        def band(k: int) -> FloatArray:
             """(low, median, high) of the three cases, sorted (the downtime is a sawtooth in the dirty rate, so
             the middle case is not always the middle value), as the physics' own band."""
-            values = np.stack([getattr(case, name) for case in cases], axis=-1)
+            values = np.stack([c[k] for c in cases], axis=-1)
             banded: FloatArray = np.asarray(np.sort(values, axis=-1), dtype=np.float64).reshape(t, n, 3)
             return banded
 
-        converged = np.stack([case.converges for case in cases]).reshape(3, t, n)
-        return select(request, band("total_time_ms"), band("downtime_ms"), band("transferred_mib"), converged[1],
+        converged = np.stack([c[3] for c in cases]).reshape(3, t, n)
+        return select(request, band(0), band(1), band(2), converged[1],
                       converged.mean(axis=0), self.rules, self.name)
