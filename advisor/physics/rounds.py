@@ -95,18 +95,37 @@ def analytic_arrays(
     max_downtime_ms: FloatArray | float = DEFAULT_DOWNTIME_MS,
     c: AnalyticConstants = DEFAULT_CONSTANTS,
 ) -> AnalyticArrays:
-    """Every row's migration (see the module); the usable bandwidth is the lower of the link and the cap."""
-    code = np.asarray(technique_code, dtype=np.int64)
+    """Every row's migration (see the module); the usable bandwidth is the lower of the link and the cap. The
+    first pass sends `memory_mib`, and a round re-sends what the guest dirtied during the previous one, at most
+    all of memory."""
     memory = np.asarray(memory_mib, dtype=np.float64)
-    dirty = np.asarray(dirty_rate_mib_s, dtype=np.float64)
     usable = np.minimum(np.asarray(bandwidth_mib_s, dtype=np.float64), np.asarray(max_bandwidth_mib_s, np.float64))
+    return simulate(technique_code, memory, memory, dirty_rate_mib_s, usable, max_downtime_ms, c)
+
+
+def simulate(
+    technique_code: IntArray,
+    first_pass_mib: FloatArray,
+    rewritable_mib: FloatArray,
+    dirty_rate_mib_s: FloatArray,
+    usable_mib_s: FloatArray,
+    max_downtime_ms: FloatArray | float,
+    c: AnalyticConstants = DEFAULT_CONSTANTS,
+) -> AnalyticArrays:
+    """The rounds of every row: the first pass sends `first_pass_mib` (post-copy's only pass), each later round
+    re-sends what the guest dirtied during the previous one, at most `rewritable_mib`."""
+    code = np.asarray(technique_code, dtype=np.int64)
+    first_pass = np.asarray(first_pass_mib, dtype=np.float64)
+    ceiling = np.asarray(rewritable_mib, dtype=np.float64)
+    dirty = np.asarray(dirty_rate_mib_s, dtype=np.float64)
+    usable = np.asarray(usable_mib_s, dtype=np.float64)
     budget = usable * np.asarray(max_downtime_ms, dtype=np.float64) / 1000.0
     is_autoconverge = code == TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
     is_postcopy = code == TECHNIQUES.index(Technique.POSTCOPY)
     ratio_first, ratio_resend = send_ratios(code, c)
 
-    n = memory.shape[0]
-    to_send = memory.copy()
+    n = first_pass.shape[0]
+    to_send = first_pass.copy()
     wire = np.zeros(n)
     elapsed_s = np.zeros(n)
     throttle = np.zeros(n)
@@ -128,7 +147,7 @@ def analytic_arrays(
                 np.where(throttle == 0, c.autoconverge_initial, throttle + c.autoconverge_increment),
             )
             np.copyto(throttle, stepped, where=active & is_autoconverge)
-        dirtied = np.minimum(dirty * (1.0 - throttle) * round_s, memory)
+        dirtied = np.minimum(dirty * (1.0 - throttle) * round_s, ceiling)
         np.copyto(to_send, dirtied, where=active)
         done = active & (dirtied * ratio_resend <= budget)
         converges |= done
@@ -141,7 +160,7 @@ def analytic_arrays(
     wire += last
 
     # post-copy rows, in place too
-    post_wire = memory * c.postcopy_overhead_ratio + c.device_state_mib
+    post_wire = first_pass * c.postcopy_overhead_ratio + c.device_state_mib
     np.copyto(total, post_wire / usable * 1000.0, where=is_postcopy)
     np.copyto(downtime, c.device_state_mib / usable * 1000.0 + c.resume_ms, where=is_postcopy)
     np.copyto(wire, post_wire, where=is_postcopy)

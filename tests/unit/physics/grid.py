@@ -8,7 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from advisor.domain.model import Technique
 from advisor.physics import TECHNIQUES, FloatArray, IntArray, analytic_arrays
+
+P, AUTO, XBZRLE, COMPRESS, POST = (TECHNIQUES.index(t) for t in (
+    Technique.PRECOPY, Technique.PRECOPY_AUTOCONVERGE, Technique.PRECOPY_XBZRLE, Technique.PRECOPY_COMPRESS,
+    Technique.POSTCOPY))
 
 MEMORY_MIB = (64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0)
 DIRTY_OVER_USABLE = (0.0, 0.05, 0.3, 0.6, 0.9, 1.0, 1.2, 3.0)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advisor.domain.model import Technique
 from advisor.physics import (
-    TECHNIQUES,
     Guard,
     apply_guards,
     deadline_shorter_than_pass,
@@ -16,10 +14,7 @@ from advisor.physics import (
     one_pass_ms,
     working_set_fits,
 )
-
-P, AUTO, XBZRLE, COMPRESS, POST = (TECHNIQUES.index(t) for t in (
-    Technique.PRECOPY, Technique.PRECOPY_AUTOCONVERGE, Technique.PRECOPY_XBZRLE, Technique.PRECOPY_COMPRESS,
-    Technique.POSTCOPY))
+from tests.unit.physics.grid import AUTO, COMPRESS, POST, XBZRLE, P
 
 
 def col(values: list[float] | tuple[float, ...]) -> np.ndarray:
