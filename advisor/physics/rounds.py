@@ -132,26 +132,27 @@ def simulate(
     converges = np.zeros(n, dtype=np.bool_)
     rounds = np.zeros(n, dtype=np.int64)
     active = ~is_postcopy
-    for r in range(1, c.max_rounds + 1):  # in place where a row is active: plans call this on 10^5 rows at once
+    for r in range(1, c.max_rounds + 1):
         if not active.any():
             break
         ratio = ratio_first if r == 1 else ratio_resend
         sent = to_send * ratio
         round_s = sent / usable
-        np.add(wire, sent, out=wire, where=active)
-        np.add(elapsed_s, round_s, out=elapsed_s, where=active)
-        rounds[active] = r
+        wire = np.where(active, wire + sent, wire)
+        elapsed_s = np.where(active, elapsed_s + round_s, elapsed_s)
+        rounds = np.where(active, r, rounds)
         if r >= 2:
             stepped = np.minimum(
                 c.autoconverge_max,
                 np.where(throttle == 0, c.autoconverge_initial, throttle + c.autoconverge_increment),
             )
-            np.copyto(throttle, stepped, where=active & is_autoconverge)
+            throttle = np.where(active & is_autoconverge, stepped, throttle)
         dirtied = np.minimum(dirty * (1.0 - throttle) * round_s, ceiling)
-        np.copyto(to_send, dirtied, where=active)
+        to_send = np.where(active, dirtied, to_send)
         done = active & (dirtied * ratio_resend <= budget)
         converges |= done
         active &= ~done
+    # the rest in place: plans call this on 10^5 rows at once
     last = to_send * ratio_resend + c.device_state_mib
     downtime = last / usable * 1000.0 + c.resume_ms
     total = elapsed_s
@@ -159,7 +160,7 @@ def simulate(
     total += downtime
     wire += last
 
-    # post-copy rows, in place too
+    # post-copy rows
     post_wire = first_pass * c.postcopy_overhead_ratio + c.device_state_mib
     np.copyto(total, post_wire / usable * 1000.0, where=is_postcopy)
     np.copyto(downtime, c.device_state_mib / usable * 1000.0 + c.resume_ms, where=is_postcopy)
