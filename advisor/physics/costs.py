@@ -31,18 +31,24 @@ def validate(inputs: MigrationInputs) -> None:
         raise ValueError("memory_mib must be positive")
 
 
-def _arrays(rows: Sequence[tuple[MigrationInputs, Technique]], dirty_factor: float, bandwidth_factor: float,
-            constants: AnalyticConstants) -> AnalyticArrays:
+def _arrays(rows: Sequence[tuple[MigrationInputs, Technique]], cases: Sequence[tuple[float, float]],
+            constants: AnalyticConstants) -> list[AnalyticArrays]:
+    """The model on every row for each (dirty rate, bandwidth) factor of `cases`, in one pass over all of them."""
     def column(name: str) -> np.ndarray:
         return np.array([getattr(i, name) for i, _ in rows], dtype=np.float64)
 
     code = np.array([TECHNIQUES.index(t) for _, t in rows], dtype=np.int64)
+    memory, downtime = column("memory_mib"), column("max_downtime_ms")
     dirty, bandwidth, cap = column("dirty_rate_mib_s"), column("bandwidth_mib_s"), column("max_bandwidth_mib_s")
-    if dirty_factor != 1.0:
-        dirty = dirty * dirty_factor
-    if bandwidth_factor != 1.0:
-        bandwidth, cap = bandwidth * bandwidth_factor, cap * bandwidth_factor
-    return analytic_arrays(code, column("memory_mib"), dirty, bandwidth, cap, column("max_downtime_ms"), constants)
+    m = len(cases)
+    a = analytic_arrays(
+        np.tile(code, m), np.tile(memory, m),
+        np.concatenate([dirty if d == 1.0 else dirty * d for d, _ in cases]),
+        np.concatenate([bandwidth if b == 1.0 else bandwidth * b for _, b in cases]),
+        np.concatenate([cap if b == 1.0 else cap * b for _, b in cases]),
+        np.tile(downtime, m), constants)
+    n = len(rows)
+    return [a.take(np.arange(j * n, (j + 1) * n)) for j in range(m)]
 
 
 def analytic_point(
@@ -50,7 +56,7 @@ def analytic_point(
 ) -> tuple[float, float, float, bool]:
     """(total time ms, downtime ms, MiB on the wire, converges): the plain formulas for one row."""
     validate(inputs)
-    a = _arrays([(inputs, technique)], 1.0, 1.0, constants)
+    a = _arrays([(inputs, technique)], [(1.0, 1.0)], constants)[0]
     return float(a.total_time_ms[0]), float(a.downtime_ms[0]), float(a.transferred_mib[0]), bool(a.converges[0])
 
 
@@ -62,7 +68,7 @@ def analytic_costs(
         validate(inputs)
     if not rows:
         return []
-    cases = [_arrays(rows, d, b, constants) for d, b in BAND_CASES]
+    cases = _arrays(rows, BAND_CASES, constants)
     mid = cases[1]
 
     def band(attr: str, k: int) -> Interval:
