@@ -1,14 +1,11 @@
-"""Will a migration finish within its deadline and allowed downtime? The physics' hard limit, and the learned
-probability.
+"""Will a migration finish within its deadline and allowed downtime? The learned probability, bounded by the
+physics' hard guards.
 
-The guard (`cannot_converge`) is physics, not a fit: a pre-copy without throttling ends only when what the guest
-dirtied during a round fits the downtime budget (usable bandwidth x allowed downtime). If the guest dirties at
-least as fast as the link sends (its 1 s dirty rate, a lower bound of how fast it writes, is at or above the
-link's effective rate) while its working set is more than GUARD_BUDGETS budgets, every round re-sends at least a
-working set and none ever fits: the advisor never answers "converges" there. XBZRLE sends re-dirtied pages as
-deltas and compression shrinks them, so their effective rates are higher. Auto-converge throttles the guest
-until it fits and post-copy always ends, so neither is ever ruled out here (the learned probability still
-weighs whether auto-converge makes the deadline).
+The guards (advisor.physics.guards) are physics, not a fit: a guest that dirties at least as fast as the link
+sends over a working set beyond the downtime budget never converges, nor does a pre-copy whose deadline is
+shorter than one pass over memory; a measured working set within the budget converges after the first pass.
+Where one decides, the probability is 0 or 1, whatever the classifier says (`guards` says which, and
+`advisor.physics.apply_guards` applies it; `convergence_note` says so in the notes).
 
 The learned probability (a LightGBM classifier trained on the lab's migrations, which end either completed or
 aborted at their deadline, and calibrated on held-out groups) reads dimensionless features: rho, the working set
@@ -18,20 +15,22 @@ or working set never raises it, more deadline or allowed downtime never lowers i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 
-from advisor.domain.model import Technique
-from advisor.ml.analytic import DEFAULT_CONSTANTS, AnalyticConstants
+from advisor.domain.model import MigrationInputs, Technique
 from advisor.ml.cost_features import TECHNIQUES, FeatureSet, FloatArray, IntArray
+from advisor.physics import DEFAULT_CONSTANTS, AnalyticConstants, Guard, one_pass_ms
+from advisor.physics.guards import (
+    deadline_shorter_than_pass,
+    dirties_faster_than_sent,
+    guard_verdicts,
+    working_set_fits,
+)
 
-# A working set beyond this many budgets, written at least as fast as the link sends, never fits. Physics says 1;
-# the margin absorbs page sampling's noise (a 128 MiB guest's 1 s reading comes in 2 MiB/s steps).
-GUARD_BUDGETS: Final = 2.0
 # The horizon taken for "by itself" when no deadline is given.
 NO_DEADLINE_MS: Final = 600_000.0
 
@@ -48,30 +47,31 @@ CONVERGENCE_FEATURES: Final[tuple[tuple[str, int], ...]] = (
 )
 CONVERGENCE_FEATURE_NAMES: Final[tuple[str, ...]] = tuple(n for n, _ in CONVERGENCE_FEATURES)
 
-_PRECOPY = TECHNIQUES.index(Technique.PRECOPY)
-_XBZRLE = TECHNIQUES.index(Technique.PRECOPY_XBZRLE)
-_COMPRESS = TECHNIQUES.index(Technique.PRECOPY_COMPRESS)
 _POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
-_AUTOCONVERGE = TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
 
 
-def effective_rate(code: IntArray, usable_mib_s: FloatArray, c: AnalyticConstants = DEFAULT_CONSTANTS) -> FloatArray:
-    """How fast re-dirtied memory crosses the link: faster for XBZRLE deltas and compressed pages."""
-    ratio = np.where(code == _XBZRLE, c.xbzrle_resend_ratio, np.where(code == _COMPRESS, c.compression_ratio, 1.0))
-    return np.asarray(usable_mib_s / ratio, dtype=np.float64)
+def _usable(fs: FeatureSet) -> FloatArray:
+    return np.asarray(np.exp(np.minimum(fs.column("log_bandwidth_mib_s"), fs.column("log_max_bandwidth_mib_s"))))
 
 
 def cannot_converge(fs: FeatureSet, c: AnalyticConstants = DEFAULT_CONSTANTS) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """Rows whose pre-copy (plain, XBZRLE or compressed) can never fit its downtime budget (see the module)."""
+    """Rows whose pre-copy (plain, XBZRLE or compressed) can never fit its downtime budget: the guest dirties at
+    least as fast as the link sends (advisor.physics.guards, KEEPS_UP)."""
     code = fs.column("technique").astype(np.int64)
     dirty = np.expm1(fs.column("log1p_dirty_rate_mib_s"))
-    usable = np.exp(np.minimum(fs.column("log_bandwidth_mib_s"), fs.column("log_max_bandwidth_mib_s")))
-    rate = effective_rate(code, usable, c)
-    over_budget = fs.column("log_wss_over_budget") > math.log(GUARD_BUDGETS)
-    guarded = (code == _PRECOPY) | (code == _XBZRLE) | (code == _COMPRESS)
-    # `dirty >= rate`, tolerant of the log/exp round trip: an unknown dirty rate is set to exactly the usable
-    # bandwidth, the designed "never converges" case, and must not miss by a rounding error.
-    return np.asarray(guarded & (dirty >= rate * (1 - 1e-9)) & over_budget)
+    return dirties_faster_than_sent(code, dirty, _usable(fs), np.exp(fs.column("log_wss_over_budget")), c)
+
+
+def guards(fs: FeatureSet, deadline_ms: FloatArray, c: AnalyticConstants = DEFAULT_CONSTANTS) -> IntArray:
+    """The physics guard that decides each row (advisor.physics.Guard codes; NONE where the model decides)."""
+    code = fs.column("technique").astype(np.int64)
+    memory, usable = np.exp(fs.column("log_memory_mib")), _usable(fs)
+    dirty = np.expm1(fs.column("log1p_dirty_rate_mib_s"))
+    fits = working_set_fits(code, memory, usable, np.exp(fs.column("log_budget_mib")),
+                            np.expm1(fs.column("log1p_working_set_mib")), dirty,
+                            np.exp(fs.column("log_max_downtime_ms")), deadline_ms, c)
+    return guard_verdicts(cannot_converge(fs, c), deadline_shorter_than_pass(code, memory, usable, deadline_ms, c),
+                          fits)
 
 
 def convergence_matrix(fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
@@ -117,14 +117,13 @@ class ConvergenceModel:
         self._booster = booster
         self._calibration = calibration
 
-    def probability(self, fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
-        """P(converges); 1 for post-copy (it always ends), 0 where the physics rules it out."""
+    def learned(self, fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
+        """The classifier's calibrated P(converges), before the guards; 1 for post-copy (it always ends)."""
         x = convergence_matrix(fs, deadline_ms)
         raw = np.asarray(self._booster.predict(x, num_threads=1 if len(x) < 2_000 else 0), dtype=np.float64)
         p = np.clip(self._calibration.apply(raw), 0.0, 1.0)
         code = fs.column("technique").astype(np.int64)
-        p = np.where(code == _POSTCOPY, 1.0, p)
-        return np.asarray(np.where(cannot_converge(fs), 0.0, p), dtype=np.float64)
+        return np.asarray(np.where(code == _POSTCOPY, 1.0, p), dtype=np.float64)
 
 
 def guard_note(technique: Technique, dirty_mib_s: float, seen_mib: float, budget_mib: float) -> str:
@@ -133,5 +132,29 @@ def guard_note(technique: Technique, dirty_mib_s: float, seen_mib: float, budget
             "downtime")
 
 
-__all__: Sequence[str] = ["CONVERGENCE_FEATURE_NAMES", "Calibration", "ConvergenceModel", "cannot_converge",
-                          "convergence_matrix", "guard_note"]
+def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique, learned: float,
+                     probability: float) -> str:
+    """What the notes say about convergence: the probability, or the guard that decided it and what the learned
+    model had said when the guard overrode it."""
+    seen = max(inputs.dirty_rate_mib_s, inputs.working_set_mib or 0.0)
+    budget = inputs.usable_bandwidth_mib_s * inputs.max_downtime_ms / 1000
+    within = f"within {inputs.deadline_ms / 1000:.0f} s" if inputs.deadline_ms else "by itself"
+    if guard is Guard.KEEPS_UP:
+        note = guard_note(technique, inputs.dirty_rate_mib_s, seen, budget)
+    elif guard is Guard.DEADLINE:
+        code = np.array([TECHNIQUES.index(technique)])
+        one_pass = float(one_pass_ms(code, np.array([inputs.memory_mib]), np.array([inputs.usable_bandwidth_mib_s]))[0])
+        note = (f"{technique} cannot converge {within}: one pass over {inputs.memory_mib:.0f} MiB at "
+                f"{inputs.usable_bandwidth_mib_s:.1f} MiB/s takes {one_pass / 1000:.0f} s")
+    elif guard is Guard.FITS:
+        note = (f"{technique} converges {within}: a working set of {seen:.1f} MiB fits the {budget:.1f} MiB sent "
+                "within the allowed downtime")
+    else:
+        return f"probability of converging {within}: {probability:.2f}"
+    if learned != probability:
+        note += f" (a physics guard: the learned model said p {learned:.2f})"
+    return note
+
+
+__all__: Sequence[str] = ["CONVERGENCE_FEATURE_NAMES", "Calibration", "ConvergenceModel", "Guard", "cannot_converge",
+                          "convergence_matrix", "convergence_note", "guard_note", "guards"]

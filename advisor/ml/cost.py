@@ -24,8 +24,7 @@ import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable
-from advisor.ml.analytic import _validate
-from advisor.ml.convergence import Calibration, ConvergenceModel, cannot_converge, guard_note
+from advisor.ml.convergence import Calibration, ConvergenceModel, Guard, convergence_note, guards
 from advisor.ml.cost_features import (
     PROFILE_CODE,
     RHO_BANDS,
@@ -34,11 +33,13 @@ from advisor.ml.cost_features import (
     TECHNIQUES,
     FeatureSet,
     FloatArray,
+    IntArray,
     build_cost_features,
     schema_hash,
 )
 from advisor.ml.predictor import AnalyticPredictor, CostPredictor
 from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry, load_or_fallback
+from advisor.physics import apply_guards, validate
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,13 @@ class CostArrays:
     downtime_ms: FloatArray
     transferred_mib: FloatArray
     converge_probability: FloatArray
-    cannot_converge: np.ndarray[Any, np.dtype[np.bool_]]
+    guard: IntArray  # the physics guard that decided each row's convergence (advisor.physics.Guard codes)
+    learned_probability: FloatArray  # the learned model's, before the guards
     features: FeatureSet
+
+    @property
+    def cannot_converge(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        return np.asarray((self.guard == Guard.KEEPS_UP) | (self.guard == Guard.DEADLINE))
 
     @property
     def converges(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -158,12 +164,14 @@ class LearnedCostPredictor:
             low = np.array([self._low[target][k] for k in keys])
             high = np.array([self._high[target][k] for k in keys])
             out[target] = np.exp(np.sort(np.column_stack([median + low, median, median + high]), axis=1))
+        learned = self._convergence.learned(fs, table.deadline_ms)
+        guard = guards(fs, table.deadline_ms)
         return CostArrays(table.techniques, out["total_time_ms"], out["downtime_ms"], out["transferred_mib"],
-                          self._convergence.probability(fs, table.deadline_ms), cannot_converge(fs), fs)
+                          apply_guards(learned, guard), guard, learned, fs)
 
     def predict_arrays(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostArrays:
         for inputs, _ in rows:
-            _validate(inputs)
+            validate(inputs)
         return self.predict_table(InputTable.from_rows(rows))
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
@@ -175,13 +183,9 @@ class LearnedCostPredictor:
     def _cost(self, arrays: CostArrays, k: int, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
         notes: list[str] = []
         p = float(arrays.converge_probability[k])
-        if arrays.cannot_converge[k]:
-            seen = max(inputs.dirty_rate_mib_s, inputs.working_set_mib or 0.0)
-            budget = inputs.usable_bandwidth_mib_s * inputs.max_downtime_ms / 1000
-            notes.append(guard_note(technique, inputs.dirty_rate_mib_s, seen, budget))
-        elif technique.is_precopy:
-            within = f"within {inputs.deadline_ms / 1000:.0f} s" if inputs.deadline_ms else "by itself"
-            notes.append(f"probability of converging {within}: {p:.2f}")
+        guard = Guard(int(arrays.guard[k]))
+        if technique.is_precopy:
+            notes.append(convergence_note(guard, inputs, technique, float(arrays.learned_probability[k]), p))
         if inputs.memory_source == "configured":
             notes.append(f"memory in use unknown: all {inputs.memory_mib:.0f} MiB configured assumed copied")
         if inputs.host_profile and inputs.host_profile not in PROFILES:

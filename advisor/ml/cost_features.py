@@ -2,9 +2,9 @@
 
 Features are built from what production can observe before a migration (memory in use and configured, the dirty
 rate over one and over longer windows, bandwidth and the migration's cap, the allowed downtime, which kind of
-hosts), plus the analytic model's own predictions at the row's allowed downtime, so a learner only has to learn
-the physics' error. One builder (`build_cost_features`) serves training, serving and the batch CLI: it reads an
-InputTable (advisor.features.inputs), which both a table and served inputs become.
+hosts), plus the analytic model's own predictions (advisor.physics) at the row's allowed downtime, so a learner
+only has to learn the physics' error. One builder (`build_cost_features`) serves training, serving and the batch
+CLI: it reads an InputTable (advisor.features.inputs), which both a table and served inputs become.
 
 What decides whether pre-copy converges is the guest's writable working set against what the link moves within
 the allowed downtime (the "budget"): `log_wss_over_budget` compares the largest working set the measurements show
@@ -32,15 +32,8 @@ import pandas as pd
 
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.features.inputs import INPUT_COLUMNS, PROFILES, InputTable
-from advisor.ml.analytic import DEFAULT_CONSTANTS, AnalyticConstants
-from advisor.ml.analytic_arrays import (
-    TECHNIQUES,
-    AnalyticArrays,
-    BoolArray,
-    FloatArray,
-    IntArray,
-    analytic_arrays,
-)
+from advisor.physics import DEFAULT_CONSTANTS, TECHNIQUES, AnalyticArrays, AnalyticConstants, analytic_arrays
+from advisor.physics.rounds import BoolArray, FloatArray, IntArray
 
 __all__ = ["BASE_BLIND", "FEATURES", "FEATURE_NAMES", "PROFILE_CODE", "RHO_BANDS", "TARGETS", "TECHNIQUES",
            "TECHNIQUE_CODE",

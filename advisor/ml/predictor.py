@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
-from advisor.ml.analytic import ANALYTIC_MODEL, predict_analytic
+from advisor.physics import ANALYTIC_MODEL, analytic_costs
 
 
 class CostPredictor(Protocol):
@@ -33,14 +33,14 @@ class AnalyticPredictor:
         return self._model
 
     def predict(self, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
-        cost = predict_analytic(inputs, technique)
-        return MigrationCost(
-            cost.technique, cost.total_time_ms, cost.downtime_ms, cost.transferred_mib, cost.converges,
-            self._model, cost.notes,
-        )
+        return self.predict_many([(inputs, technique)])[0]
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
-        return [self.predict(inputs, technique) for inputs, technique in rows]
+        return [
+            MigrationCost(c.technique, c.total_time_ms, c.downtime_ms, c.transferred_mib, c.converges, self._model,
+                          c.notes)
+            for c in analytic_costs(rows)
+        ]
 
 
 def widen_for_burst(cost: MigrationCost, burst: MigrationCost, burst_dirty_mib_s: float) -> MigrationCost:

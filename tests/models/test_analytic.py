@@ -8,7 +8,7 @@ import math
 import pytest
 
 from advisor.domain.model import MigrationInputs, Technique
-from advisor.ml.analytic import analytic_point, predict_analytic
+from advisor.physics import analytic_point, predict_analytic
 
 
 def inputs(dirty: float, bandwidth: float = 100.0, memory: float = 1024.0, downtime: float = 300.0) -> MigrationInputs:

@@ -6,9 +6,8 @@ Costs come from any `MoveCosts` (the analytic `AnalyticMoveCosts` by default; th
 the same protocol).
 """
 
-from advisor.planning.engine.analytic import AnalyticMoveCosts
 from advisor.planning.engine.churn import AntiChurn, LastMove, MoveHistory
-from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, MoveCosts, select
+from advisor.planning.engine.costs import TECHNIQUES, AnalyticMoveCosts, CostEstimates, CostRequest, MoveCosts, select
 from advisor.planning.engine.filters import FILTERS, FilterKind, FilterPolicy, Rejection, judge
 from advisor.planning.engine.planner import PlanSettings
 from advisor.planning.engine.ranking import Ranking, all_assessments, rank_targets

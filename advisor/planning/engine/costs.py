@@ -4,12 +4,17 @@ The engine never predicts costs itself. It hands a batch of candidate moves (`Co
 memory to copy, dirty rate, usable bandwidth, whether post-copy is allowed, the limits) to whatever implements
 `MoveCosts` and reads back, per move, the chosen technique with its predicted time, downtime and data (p10,
 median, p90), whether it converges and how likely, and the migration parameters (`CostEstimates`). The default
-is the analytic model (`analytic.AnalyticMoveCosts`); the project plugs its learned model in behind the same
+is the analytic model (`AnalyticMoveCosts`, below); the project plugs its learned model in behind the same
 protocol (advisor.evaluation.costs.LearnedMoveCosts, and the use cases through their estimator).
 
 `select` is the technique policy of `planning.technique.choose_technique` over arrays, shared by every
 implementation: limits are checked against the p90; among the techniques meeting them the lowest
 median + risk x (p90 - median) wins; when none does, post-copy if allowed, else the lowest p90 downtime.
+
+`AnalyticMoveCosts` is the physics alone (advisor.physics) behind the protocol: the interval is the analytic
+model's sensitivity band (dirty rate 20% lower / 25% higher with 10% less bandwidth), and the probability of
+converging is the share of those three cases that converge: a coarse stand-in for the calibrated figures the
+learned model gives.
 """
 
 from __future__ import annotations
@@ -28,16 +33,12 @@ from advisor.domain.model import (
     ModelRef,
     Technique,
 )
+from advisor.physics import ANALYTIC_MODEL, DEFAULT_CONSTANTS, TECHNIQUES, AnalyticConstants, analytic_arrays
 from advisor.planning.engine.snapshot import BoolArray, FloatArray, IntArray
 from advisor.planning.technique import TechniqueRules
 
-TECHNIQUES: tuple[Technique, ...] = (
-    Technique.PRECOPY,
-    Technique.PRECOPY_AUTOCONVERGE,
-    Technique.PRECOPY_XBZRLE,
-    Technique.PRECOPY_COMPRESS,
-    Technique.POSTCOPY,
-)
+__all__ = ["POSTCOPY", "TECHNIQUES", "AnalyticMoveCosts", "CostEstimates", "CostRequest", "MoveCosts", "select"]
+
 POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
 # Preference when ranks tie, as planning.technique: the least risky, least CPU-hungry first.
 _PREFERENCE = np.array([0, 2, 1, 3, 4], dtype=np.float64)
@@ -205,3 +206,41 @@ def select(
         max_downtime_ms=max_down, deadline_ms=deadline, postcopy_after_ms=after,
         rank_ms=np.where(allowed, rank, np.inf).T.copy(), feasible=feasible.T.copy(),
     )
+
+
+class AnalyticMoveCosts:
+    """MoveCosts from the analytic model alone; `rules` choose among `rules.techniques`."""
+
+    def __init__(self, rules: TechniqueRules | None = None, constants: AnalyticConstants = DEFAULT_CONSTANTS) -> None:
+        self.rules = rules or TechniqueRules()
+        self.constants = constants
+
+    @property
+    def name(self) -> str:
+        return f"{ANALYTIC_MODEL.name} {ANALYTIC_MODEL.version}"
+
+    def estimate(self, request: CostRequest) -> CostEstimates:
+        n, t = len(request), len(TECHNIQUES)
+        code = np.repeat(np.arange(t), n)
+        memory = np.tile(np.asarray(request.memory_mib, np.float64), t)
+        dirty = np.tile(np.asarray(request.dirty_rate_mib_s, np.float64), t)
+        bandwidth = np.tile(np.asarray(request.bandwidth_mib_s, np.float64), t)
+        limit = request.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS
+
+        def case(d: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+            """What the choice reads of one case (not the rounds: plans ask for 10^5 rows at once)."""
+            a = analytic_arrays(code, memory, d, b, b, limit, self.constants)
+            return a.total_time_ms, a.downtime_ms, a.transferred_mib, a.converges
+
+        cases = [case(d, b) for d, b in ((dirty * 0.8, bandwidth), (dirty, bandwidth), (dirty * 1.25, bandwidth * 0.9))]
+
+        def band(k: int) -> FloatArray:
+            """(low, median, high) of the three cases, sorted (the downtime is a sawtooth in the dirty rate, so
+            the middle case is not always the middle value), as the physics' own band."""
+            values = np.stack([c[k] for c in cases], axis=-1)
+            banded: FloatArray = np.asarray(np.sort(values, axis=-1), dtype=np.float64).reshape(t, n, 3)
+            return banded
+
+        converged = np.stack([c[3] for c in cases]).reshape(3, t, n)
+        return select(request, band(0), band(1), band(2), converged[1],
+                      converged.mean(axis=0), self.rules, self.name)

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from advisor.domain.model import MigrationInputs, Technique
-from advisor.ml.analytic import DEFAULT_CONSTANTS, analytic_point
 from advisor.ml.cost_features import (
     FEATURE_NAMES,
     TARGET_FEATURES,
@@ -21,6 +20,7 @@ from advisor.ml.cost_features import (
     monotone_constraints,
     schema_hash,
 )
+from advisor.physics import DEFAULT_CONSTANTS, analytic_point
 
 
 def _random_inputs(n: int, seed: int = 7) -> list[tuple[MigrationInputs, Technique]]:

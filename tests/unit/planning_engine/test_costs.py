@@ -1,17 +1,14 @@
-"""The engine's analytic costs equal advisor.ml.analytic's, and the technique choice over arrays follows the
-technique policy's rules."""
+"""The engine's analytic costs are the physics' band (advisor.physics), and the technique choice over arrays
+follows the technique policy's rules."""
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import pytest
 
 from advisor.domain.model import MigrationInputs, Objective, Technique
-from advisor.ml.analytic import analytic_point, predict_analytic
+from advisor.physics import predict_analytic
 from advisor.planning.engine import TECHNIQUES, AnalyticMoveCosts, CostRequest, TechniqueRules
-from advisor.planning.engine.analytic import Constants, point
 from advisor.planning.technique import choose_technique
 
 
@@ -21,15 +18,6 @@ def request(memory: list[float], dirty: list[float], bandwidth: list[float], pos
     return CostRequest(np.arange(n), np.zeros(n, dtype=np.int64), np.array(memory), np.array(dirty),
                        np.array(bandwidth), np.array(postcopy if postcopy is not None else [True] * n),
                        **kw)  # type: ignore[arg-type]
-
-
-def test_the_array_model_equals_the_analytic_model_row_for_row() -> None:
-    grid = list(itertools.product([512.0, 4096.0], [0.0, 10.0, 90.0, 400.0], [30.0, 117.0], range(len(TECHNIQUES))))
-    memory, dirty, bw, code = (np.array(col) for col in zip(*grid, strict=True))
-    total, down, data, conv = point(code.astype(np.int64), memory, dirty, bw, 300.0, Constants())
-    for k, (m, d, b, t) in enumerate(grid):
-        expected = analytic_point(MigrationInputs(m, d, b, b), TECHNIQUES[t])
-        assert (total[k], down[k], data[k], bool(conv[k])) == pytest.approx(expected), grid[k]
 
 
 def test_the_band_matches_the_analytic_predictions_interval() -> None:
@@ -45,7 +33,7 @@ def test_the_band_matches_the_analytic_predictions_interval() -> None:
 @pytest.mark.parametrize("limits", [{}, {"max_downtime_ms": 30.0}, {"max_downtime_ms": 1.0},
                                     {"deadline_ms": 20_000.0}, {"deadline_ms": 100.0}])
 def test_the_array_choice_is_the_technique_policys_choice(postcopy: bool, limits: dict[str, float]) -> None:
-    """Row for row, against planning.technique.choose_technique over advisor.ml.analytic's predictions."""
+    """Row for row, against planning.technique.choose_technique over the physics' predictions."""
     memory, dirty, bw = [512.0, 4096.0, 4096.0, 4096.0, 16384.0], [1.0, 1.0, 60.0, 300.0, 20.0], [117.0] * 5
     est = AnalyticMoveCosts().estimate(request(memory, dirty, bw, [postcopy] * 5, **limits))
     objective = Objective(max_downtime_ms=limits.get("max_downtime_ms", 300.0),

@@ -1,0 +1,113 @@
+"""Hard guards: where physics decides whether a pre-copy converges, whatever a learned model says.
+
+- KEEPS_UP: a pre-copy without throttling ends only when what the guest dirtied during a round fits the downtime
+  budget (usable bandwidth x allowed downtime). If the guest dirties at least as fast as the link sends (its 1 s
+  dirty rate, a lower bound of how fast it writes, is at or above the link's effective rate) while its working set
+  is more than GUARD_BUDGETS budgets, every round re-sends at least a working set and none ever fits. XBZRLE sends
+  re-dirtied pages as deltas and compression shrinks them, so their effective rates are higher. Auto-converge
+  throttles the guest until it fits, so it is never ruled out here.
+- DEADLINE: no pre-copy ends before its first pass over memory; a deadline shorter than that pass cannot be met,
+  whatever the throttle.
+- FITS: a round re-sends at most the guest's writable working set, so a working set (measured over the longer
+  windows) within the downtime budget is sent in the stop after the first pass: the migration converges, and
+  within a deadline that leaves room for the pass. The margin GUARD_BUDGETS absorbs page sampling's noise, and
+  the measured working set is taken as the writable one (a guest that rewrites memory with the same values reads
+  as idle to page sampling: this guard is as blind as that measurement).
+
+Post-copy always ends and is never guarded. Each guard is a pure function over arrays; `guard_verdicts` names the
+one that decides each row (the ones ruling convergence out first) and `apply_guards` sets the probability of
+converging to 0 or 1 where one does.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+import numpy as np
+
+from advisor.domain.model import Technique
+from advisor.physics.rounds import (
+    DEFAULT_CONSTANTS,
+    TECHNIQUES,
+    AnalyticConstants,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    one_pass_ms,
+    send_ratios,
+)
+
+# Physics says 1; the margin absorbs page sampling's noise (a 128 MiB guest's 1 s reading comes in 2 MiB/s steps)
+# and the pass's own uncertainty.
+GUARD_BUDGETS: Final = 2.0
+_POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
+_AUTOCONVERGE = TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
+
+
+class Guard(enum.IntEnum):
+    """Which guard decides a row (the code in `guard_verdicts`' array)."""
+
+    NONE = 0
+    KEEPS_UP = 1  # the guest dirties at least what the link sends, over a working set beyond the budget
+    DEADLINE = 2  # the deadline is shorter than one pass over memory
+    FITS = 3  # the working set fits the downtime budget
+
+    @property
+    def converges(self) -> bool | None:
+        """What the guard decides: None where it decides nothing."""
+        return {Guard.NONE: None, Guard.FITS: True}.get(self, False)
+
+
+def effective_rate(code: IntArray, usable_mib_s: FloatArray, c: AnalyticConstants = DEFAULT_CONSTANTS) -> FloatArray:
+    """How fast re-dirtied memory crosses the link: faster for XBZRLE deltas and compressed pages."""
+    _, resend = send_ratios(np.asarray(code, dtype=np.int64), c)
+    return np.asarray(usable_mib_s / resend, dtype=np.float64)
+
+
+def dirties_faster_than_sent(code: IntArray, dirty_mib_s: FloatArray, usable_mib_s: FloatArray,
+                             working_set_over_budget: FloatArray,
+                             c: AnalyticConstants = DEFAULT_CONSTANTS) -> BoolArray:
+    """KEEPS_UP: pre-copy (plain, XBZRLE or compressed) that never fits its budget (see the module)."""
+    code = np.asarray(code, dtype=np.int64)
+    guarded = (code != _POSTCOPY) & (code != _AUTOCONVERGE)
+    # `dirty >= rate`, tolerant of a log/exp round trip: an unknown dirty rate is set to exactly the usable
+    # bandwidth, the designed "never converges" case, and must not miss by a rounding error.
+    keeps_up = np.asarray(dirty_mib_s) >= effective_rate(code, usable_mib_s, c) * (1 - 1e-9)
+    return np.asarray(guarded & keeps_up & (np.asarray(working_set_over_budget) > GUARD_BUDGETS))
+
+
+def deadline_shorter_than_pass(code: IntArray, memory_mib: FloatArray, usable_mib_s: FloatArray,
+                               deadline_ms: FloatArray, c: AnalyticConstants = DEFAULT_CONSTANTS) -> BoolArray:
+    """DEADLINE: pre-copy whose deadline (0: none) ends before its first pass over memory can."""
+    code = np.asarray(code, dtype=np.int64)
+    deadline = np.asarray(deadline_ms, dtype=np.float64)
+    short = (deadline > 0) & (deadline < one_pass_ms(code, memory_mib, usable_mib_s, c))
+    return np.asarray(short & (code != _POSTCOPY))
+
+
+def working_set_fits(code: IntArray, memory_mib: FloatArray, usable_mib_s: FloatArray, budget_mib: FloatArray,
+                     working_set_mib: FloatArray, dirty_mib_s: FloatArray, max_downtime_ms: FloatArray,
+                     deadline_ms: FloatArray, c: AnalyticConstants = DEFAULT_CONSTANTS) -> BoolArray:
+    """FITS: pre-copy whose measured working set (NaN: not measured), and what the guest dirties in 1 s, fit the
+    downtime budget with the margin, with a deadline (0: none) that leaves GUARD_BUDGETS passes and the stop."""
+    code = np.asarray(code, dtype=np.int64)
+    working_set = np.asarray(working_set_mib, dtype=np.float64)
+    seen = np.fmax(working_set, np.asarray(dirty_mib_s, dtype=np.float64) * 1.0)
+    fits = ~np.isnan(working_set) & (seen * GUARD_BUDGETS <= np.asarray(budget_mib))
+    deadline = np.asarray(deadline_ms, dtype=np.float64)
+    room = GUARD_BUDGETS * one_pass_ms(code, memory_mib, usable_mib_s, c) + np.asarray(max_downtime_ms)
+    return np.asarray(fits & ((deadline <= 0) | (deadline >= room)) & (code != _POSTCOPY))
+
+
+def guard_verdicts(keeps_up: BoolArray, short_deadline: BoolArray, fits: BoolArray) -> IntArray:
+    """The deciding guard per row (Guard codes): a deadline shorter than a pass first, then a guest that keeps up
+    with the link, then a working set that fits."""
+    verdict = np.select([short_deadline, keeps_up, fits], [Guard.DEADLINE, Guard.KEEPS_UP, Guard.FITS], Guard.NONE)
+    return np.asarray(verdict, dtype=np.int64)
+
+
+def apply_guards(probability: FloatArray, verdicts: IntArray) -> FloatArray:
+    """The probability of converging with the guards' decisions: 0 where one rules it out, 1 where one ensures it."""
+    ruled_out = (verdicts == Guard.DEADLINE) | (verdicts == Guard.KEEPS_UP)
+    return np.asarray(np.where(ruled_out, 0.0, np.where(verdicts == Guard.FITS, 1.0, probability)), dtype=np.float64)

@@ -1,0 +1,178 @@
+"""The analytic model of live migration over arrays of rows (see README "Cost model" and the field guide,
+section 1): the one implementation, used by training and serving (the learned models' features), by plans (the
+engine's default costs) and, through both, by the simulator's bridge.
+
+Pre-copy is simulated round by round: round 0 sends all memory, each later round re-sends what the guest dirtied
+during the previous one, and the migration stops when what is left fits the allowed downtime at the usable
+bandwidth (QEMU's rule). Each pre-copy variant changes one thing:
+
+- auto-converge throttles the vCPUs from the second round on, so the dirty rate falls by the throttle;
+- XBZRLE sends re-dirtied pages as deltas, so later rounds carry a fraction of their bytes;
+- multi-thread compression shrinks every byte sent.
+
+Post-copy sends each page once after a short stop, so its time tracks memory over bandwidth.
+
+The learned cost model reads these predictions as features and its schema hash covers `AnalyticConstants`
+(advisor.ml.cost_features): changing a formula or a constant here changes what the served model sees, and needs a
+retrain. tests/unit/physics/test_grid.py holds the figures on a broad grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from advisor.domain.model import Technique
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+# Technique codes (the learned models' categorical feature, the engine's technique index): the position in this
+# tuple. Append only.
+TECHNIQUES: tuple[Technique, ...] = (
+    Technique.PRECOPY,
+    Technique.PRECOPY_AUTOCONVERGE,
+    Technique.PRECOPY_XBZRLE,
+    Technique.PRECOPY_COMPRESS,
+    Technique.POSTCOPY,
+)
+# QEMU's default allowed downtime, which the SNU data was measured with.
+DEFAULT_DOWNTIME_MS = 300.0
+
+
+@dataclass(frozen=True)
+class AnalyticConstants:
+    """Physical constants of the model; defaults fit QEMU 2.x-7.x on the SNU measurements."""
+
+    device_state_mib: float = 0.1
+    # Time from the stop of the source to the start of the destination beyond sending the last pages.
+    resume_ms: float = 1.0
+    max_rounds: int = 30
+    xbzrle_resend_ratio: float = 0.5
+    compression_ratio: float = 0.66
+    postcopy_overhead_ratio: float = 1.01
+    autoconverge_initial: float = 0.20
+    autoconverge_increment: float = 0.10
+    autoconverge_max: float = 0.99
+
+
+DEFAULT_CONSTANTS = AnalyticConstants()
+
+
+@dataclass(frozen=True)
+class AnalyticArrays:
+    """The analytic model's predictions for many rows."""
+
+    total_time_ms: FloatArray
+    downtime_ms: FloatArray
+    transferred_mib: FloatArray
+    converges: BoolArray
+    rounds: IntArray
+
+    def take(self, rows: BoolArray | IntArray) -> AnalyticArrays:
+        return AnalyticArrays(self.total_time_ms[rows], self.downtime_ms[rows], self.transferred_mib[rows],
+                              self.converges[rows], self.rounds[rows])
+
+
+def send_ratios(code: IntArray, c: AnalyticConstants = DEFAULT_CONSTANTS) -> tuple[FloatArray, FloatArray]:
+    """(first pass, later rounds): the share of a round's memory that crosses the link, per row."""
+    is_compress = code == TECHNIQUES.index(Technique.PRECOPY_COMPRESS)
+    is_xbzrle = code == TECHNIQUES.index(Technique.PRECOPY_XBZRLE)
+    first = np.where(is_compress, c.compression_ratio, 1.0)
+    resend = np.where(is_compress, c.compression_ratio, np.where(is_xbzrle, c.xbzrle_resend_ratio, 1.0))
+    return first, resend
+
+
+def analytic_arrays(
+    technique_code: IntArray,
+    memory_mib: FloatArray,
+    dirty_rate_mib_s: FloatArray,
+    bandwidth_mib_s: FloatArray,
+    max_bandwidth_mib_s: FloatArray,
+    max_downtime_ms: FloatArray | float = DEFAULT_DOWNTIME_MS,
+    c: AnalyticConstants = DEFAULT_CONSTANTS,
+) -> AnalyticArrays:
+    """Every row's migration (see the module); the usable bandwidth is the lower of the link and the cap. The
+    first pass sends `memory_mib`, and a round re-sends what the guest dirtied during the previous one, at most
+    all of memory."""
+    memory = np.asarray(memory_mib, dtype=np.float64)
+    usable = np.minimum(np.asarray(bandwidth_mib_s, dtype=np.float64), np.asarray(max_bandwidth_mib_s, np.float64))
+    return simulate(technique_code, memory, memory, dirty_rate_mib_s, usable, max_downtime_ms, c)
+
+
+def simulate(
+    technique_code: IntArray,
+    first_pass_mib: FloatArray,
+    rewritable_mib: FloatArray,
+    dirty_rate_mib_s: FloatArray,
+    usable_mib_s: FloatArray,
+    max_downtime_ms: FloatArray | float,
+    c: AnalyticConstants = DEFAULT_CONSTANTS,
+) -> AnalyticArrays:
+    """The rounds of every row: the first pass sends `first_pass_mib` (post-copy's only pass), each later round
+    re-sends what the guest dirtied during the previous one, at most `rewritable_mib`."""
+    code = np.asarray(technique_code, dtype=np.int64)
+    first_pass = np.asarray(first_pass_mib, dtype=np.float64)
+    ceiling = np.asarray(rewritable_mib, dtype=np.float64)
+    dirty = np.asarray(dirty_rate_mib_s, dtype=np.float64)
+    usable = np.asarray(usable_mib_s, dtype=np.float64)
+    budget = usable * np.asarray(max_downtime_ms, dtype=np.float64) / 1000.0
+    is_autoconverge = code == TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
+    is_postcopy = code == TECHNIQUES.index(Technique.POSTCOPY)
+    ratio_first, ratio_resend = send_ratios(code, c)
+
+    n = first_pass.shape[0]
+    to_send = first_pass.copy()
+    wire = np.zeros(n)
+    elapsed_s = np.zeros(n)
+    throttle = np.zeros(n)
+    converges = np.zeros(n, dtype=np.bool_)
+    rounds = np.zeros(n, dtype=np.int64)
+    active = ~is_postcopy
+    for r in range(1, c.max_rounds + 1):
+        if not active.any():
+            break
+        ratio = ratio_first if r == 1 else ratio_resend
+        sent = to_send * ratio
+        round_s = sent / usable
+        wire = np.where(active, wire + sent, wire)
+        elapsed_s = np.where(active, elapsed_s + round_s, elapsed_s)
+        rounds = np.where(active, r, rounds)
+        if r >= 2:
+            stepped = np.minimum(
+                c.autoconverge_max,
+                np.where(throttle == 0, c.autoconverge_initial, throttle + c.autoconverge_increment),
+            )
+            throttle = np.where(active & is_autoconverge, stepped, throttle)
+        dirtied = np.minimum(dirty * (1.0 - throttle) * round_s, ceiling)
+        to_send = np.where(active, dirtied, to_send)
+        done = active & (dirtied * ratio_resend <= budget)
+        converges |= done
+        active &= ~done
+    # the rest in place: plans call this on 10^5 rows at once
+    last = to_send * ratio_resend + c.device_state_mib
+    downtime = last / usable * 1000.0 + c.resume_ms
+    total = elapsed_s
+    total *= 1000.0
+    total += downtime
+    wire += last
+
+    # post-copy rows
+    post_wire = first_pass * c.postcopy_overhead_ratio + c.device_state_mib
+    np.copyto(total, post_wire / usable * 1000.0, where=is_postcopy)
+    np.copyto(downtime, c.device_state_mib / usable * 1000.0 + c.resume_ms, where=is_postcopy)
+    np.copyto(wire, post_wire, where=is_postcopy)
+    rounds[is_postcopy] = 1
+    return AnalyticArrays(total_time_ms=total, downtime_ms=downtime, transferred_mib=wire,
+                          converges=converges | is_postcopy, rounds=rounds)
+
+
+def one_pass_ms(technique_code: IntArray, memory_mib: FloatArray, usable_mib_s: FloatArray,
+                c: AnalyticConstants = DEFAULT_CONSTANTS) -> FloatArray:
+    """How long the first pass over memory takes (the model's first round): no pre-copy ends sooner."""
+    first, _ = send_ratios(np.asarray(technique_code, dtype=np.int64), c)
+    ms: FloatArray = np.asarray(memory_mib, dtype=np.float64) * first / np.asarray(usable_mib_s, np.float64) * 1000.0
+    return ms
