@@ -9,8 +9,9 @@ Samples arriving out of order are slotted into place; a sample with the same tim
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,8 @@ from advisor.domain.model import HostSample, VmSample
 
 HOST_FIELDS = ("cpu_utilization", "memory_used_mib", "network_rx_mib_s", "network_tx_mib_s", "power_w")
 VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,16 @@ class _Ring:
         self.start, self.count = 0, keep
 
     def latest(self, field: int) -> Latest | None:
-        cap = len(self.times)
-        for k in range(self.count - 1, -1, -1):
-            pos = (self.start + k) % cap
-            value = float(self.values[pos, field])
-            if not np.isnan(value):
-                return Latest(value, float(self.times[pos]))
-        return None
+        if not self.count:
+            return None
+        pos = (self.start + self.count - 1) % len(self.times)
+        if np.isnan(self.values[pos, field]):  # not in the newest sample: the newest that has it, if any
+            idx = (self.start + np.arange(self.count)) % len(self.times)
+            measured = np.flatnonzero(~np.isnan(self.values[idx, field]))
+            if not len(measured):
+                return None
+            pos = int(idx[measured[-1]])
+        return Latest(float(self.values[pos, field]), float(self.times[pos]))
 
 
 class SeriesStore:
@@ -118,6 +124,18 @@ class SeriesStore:
         return sum(r.times.nbytes + r.values.nbytes for r in self._rings.values())
 
 
+def _latest_values(store: SeriesStore, ids: Iterable[str], fields: Sequence[str],
+                      shape: Callable[[list[float]], T]) -> dict[str, T]:
+    out = {}
+    for entity_id in ids:
+        values = []
+        for name in fields:
+            latest = store.latest(entity_id, name)
+            values.append(np.nan if latest is None else latest.value)
+        out[entity_id] = shape(values)
+    return out
+
+
 @dataclass(frozen=True)
 class Series:
     """One entity's recent samples, as saved and restored: kind "host" or "vm", times, values[time, field]."""
@@ -136,6 +154,7 @@ class RecentSamples:
         self._hosts = SeriesStore(HOST_FIELDS, capacity)
         self._vms = SeriesStore(VM_FIELDS, capacity)
         self._changed: set[tuple[str, str]] = set()  # (kind, id) with samples not yet exported
+        self._updated: tuple[set[str], set[str]] = set(), set()  # hosts, VMs not yet taken by `take_updated`
 
     @property
     def vm_fields(self) -> tuple[str, ...]:
@@ -148,10 +167,12 @@ class RecentSamples:
                 self._hosts.add(hs.host_id, hs.time_s, (hs.cpu_utilization, hs.memory_used_mib, hs.network_rx_mib_s,
                                                         hs.network_tx_mib_s, hs.power_w))
                 self._changed.add(("host", hs.host_id))
+                self._updated[0].add(hs.host_id)
             for vs in vm_samples:
                 self._vms.add(vs.vm_id, vs.time_s, (vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s,
                                                     vs.working_set_mib))
                 self._changed.add(("vm", vs.vm_id))
+                self._updated[1].add(vs.vm_id)
 
     def host_latest(self, host_id: str, field: str) -> Latest | None:
         with self._lock:
@@ -160,6 +181,23 @@ class RecentSamples:
     def vm_latest(self, vm_id: str, field: str) -> Latest | None:
         with self._lock:
             return self._vms.latest(vm_id, field)
+
+    def hosts_latest(self, host_ids: Iterable[str], field: str) -> dict[str, float]:
+        """The newest value of `field` per host, NaN where there is none (under one lock)."""
+        with self._lock:
+            return _latest_values(self._hosts, host_ids, (field,), lambda values: values[0])
+
+    def vms_latest(self, vm_ids: Iterable[str], fields: Sequence[str]) -> dict[str, tuple[float, ...]]:
+        """The newest value of each of `fields` per VM, NaN where there is none (under one lock)."""
+        with self._lock:
+            return _latest_values(self._vms, vm_ids, fields, tuple)
+
+    def take_updated(self) -> tuple[set[str], set[str]]:
+        """The hosts and VMs whose samples changed (added or forgotten) since the last call: what a reader that
+        keeps the latest values (the cluster snapshot) reads again. One such reader only: taking clears them."""
+        with self._lock:
+            updated, self._updated = self._updated, (set(), set())
+        return updated
 
     def host_last_time(self, host_id: str) -> float | None:
         with self._lock:
@@ -176,9 +214,11 @@ class RecentSamples:
             for host_id in host_ids:
                 self._hosts.forget(host_id)
                 self._changed.add(("host", host_id))
+                self._updated[0].add(host_id)
             for vm_id in vm_ids:
                 self._vms.forget(vm_id)
                 self._changed.add(("vm", vm_id))
+                self._updated[1].add(vm_id)
 
     def export_changed(self, newest: int) -> list[Series]:
         """The newest `newest` samples of every entity changed since the last export (an entity forgotten since
