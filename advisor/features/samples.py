@@ -21,6 +21,7 @@ from advisor.domain.model import HostSample, VmSample
 HOST_FIELDS = ("cpu_utilization", "memory_used_mib", "network_rx_mib_s", "network_tx_mib_s", "power_w")
 VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")
 
+READ_CHUNK = 1000  # entities read per hold of the lock
 T = TypeVar("T")
 
 
@@ -124,15 +125,19 @@ class SeriesStore:
         return sum(r.times.nbytes + r.values.nbytes for r in self._rings.values())
 
 
-def _latest_values(store: SeriesStore, ids: Iterable[str], fields: Sequence[str],
-                      shape: Callable[[list[float]], T]) -> dict[str, T]:
-    out = {}
-    for entity_id in ids:
-        values = []
-        for name in fields:
-            latest = store.latest(entity_id, name)
-            values.append(np.nan if latest is None else latest.value)
-        out[entity_id] = shape(values)
+def _latest_values(lock: threading.Lock, store: SeriesStore, ids: Iterable[str], fields: Sequence[str],
+                   shape: Callable[[list[float]], T]) -> dict[str, T]:
+    """Read a chunk of ids at a time under the lock, so that samples coming in wait for one chunk at most."""
+    out: dict[str, T] = {}
+    ids = list(ids)
+    for start in range(0, len(ids), READ_CHUNK):
+        with lock:
+            for entity_id in ids[start : start + READ_CHUNK]:
+                values = []
+                for name in fields:
+                    latest = store.latest(entity_id, name)
+                    values.append(np.nan if latest is None else latest.value)
+                out[entity_id] = shape(values)
     return out
 
 
@@ -183,14 +188,12 @@ class RecentSamples:
             return self._vms.latest(vm_id, field)
 
     def hosts_latest(self, host_ids: Iterable[str], field: str) -> dict[str, float]:
-        """The newest value of `field` per host, NaN where there is none (under one lock)."""
-        with self._lock:
-            return _latest_values(self._hosts, host_ids, (field,), lambda values: values[0])
+        """The newest value of `field` per host, NaN where there is none."""
+        return _latest_values(self._lock, self._hosts, host_ids, (field,), lambda values: values[0])
 
     def vms_latest(self, vm_ids: Iterable[str], fields: Sequence[str]) -> dict[str, tuple[float, ...]]:
-        """The newest value of each of `fields` per VM, NaN where there is none (under one lock)."""
-        with self._lock:
-            return _latest_values(self._vms, vm_ids, fields, tuple)
+        """The newest value of each of `fields` per VM, NaN where there is none."""
+        return _latest_values(self._lock, self._vms, vm_ids, fields, tuple)
 
     def take_updated(self) -> tuple[set[str], set[str]]:
         """The hosts and VMs whose samples changed (added or forgotten) since the last call: what a reader that
