@@ -261,9 +261,9 @@ class Tracked:
             groups = Groups.none(len(vms))
         kept_ids = [a.vm_ids[k] for k in vm_source[vm_source >= 0].tolist()] if change.removed_vm_ids else a.vm_ids
         vm_ids = [*kept_ids, *(vms[k].id for k in range(len(kept_ids), len(vms)))]
-        arrays = _assemble(host_columns, vm_ids, columns, measured, groups, HostRules.none(len(vms)),
-                           models)
-        return replace(self, arrays=arrays, hosts=tuple(hosts), vms=tuple(vms), measured=measured)
+        arrays = _assemble(host_columns, vm_ids, columns, measured, groups, HostRules.none(len(vms)), models)
+        return replace(self, arrays=arrays if resized else arrays.sharing_index(a), hosts=tuple(hosts), vms=tuple(vms),
+                       measured=measured)
 
     def with_measurements(self, hosts: Mapping[str, float], vms: Mapping[str, VmMeasurement]) -> Tracked:
         """With the latest measurements of these hosts (CPU utilisation) and VMs, NaN for none; ids not here
@@ -286,14 +286,14 @@ class Tracked:
         if pinned == self.pinned:
             return self
         movable = np.array([v not in pinned for v in self.arrays.vm_ids], dtype=bool)
-        return replace(self, arrays=replace(self.arrays, vm_movable=movable, _index=self.arrays._index),
+        return replace(self, arrays=replace(self.arrays, vm_movable=movable).sharing_index(self.arrays),
                        pinned=pinned)
 
     def _with(self, measured: Measured) -> Tracked:
         a = self.arrays
         arrays = _assemble(_HostColumns.of_arrays(a), a.vm_ids, _VmColumns.of_arrays(a), measured, a.groups,
                            a.host_rules, a.cpu_models)
-        return replace(self, arrays=replace(arrays, _index=a._index), measured=measured)
+        return replace(self, arrays=arrays.sharing_index(a), measured=measured)
 
 
 def _row_of(index: Callable[[str], int], ident: str) -> int | None:

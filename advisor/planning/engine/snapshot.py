@@ -212,6 +212,11 @@ class ClusterArrays:
         """The same cluster with other loads (shares every static array and the id indexes)."""
         return replace(self, loads=loads.frozen(), _index=self._index)
 
+    def sharing_index(self, other: ClusterArrays) -> ClusterArrays:
+        """This one, sharing the id indexes of `other`, which has the same hosts and VMs in the same rows (so that
+        an update does not cost the next reader building them again)."""
+        return replace(self, _index=other._index)
+
     def with_moves(self, vms: Sequence[int] | IntArray, targets: Sequence[int] | IntArray) -> ClusterArrays:
         """Copy on write: the cluster after moving each `vms[k]` to `targets[k]`, in order."""
         loads = self.loads.copy()

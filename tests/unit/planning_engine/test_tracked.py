@@ -139,6 +139,9 @@ def test_an_updated_snapshot_equals_one_built_whole(data: st.DataObject) -> None
         pinned = frozenset(data.draw(st.lists(st.sampled_from(sorted(vms)), max_size=2))) if vms else frozenset()
         tracked = tracked.with_pinned(pinned)
         assert_same(tracked.arrays, whole(hosts, vms, host_cpu, measured, pinned))
+        a = tracked.arrays  # and its id indexes, shared with the previous snapshot where the rows are the same
+        assert [a.vm_index(v) for v in a.vm_ids] == list(range(a.n_vms))
+        assert [a.host_index(h) for h in a.host_ids] == list(range(a.n_hosts))
         assert_same(previous.arrays, before)  # the snapshot readers hold is left alone
 
 
