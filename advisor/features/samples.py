@@ -8,6 +8,7 @@ Samples arriving out of order are slotted into place; a sample with the same tim
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -34,13 +35,17 @@ class Latest:
 
 
 class _Ring:
-    __slots__ = ("count", "start", "times", "values")
+    """One entity's last samples in time order from `start` (a ring), and for each field the position of the
+    newest sample that measured it (-1: none does), kept as samples come so that `latest` reads two cells."""
+
+    __slots__ = ("count", "newest", "start", "times", "values")
 
     def __init__(self, capacity: int, n_fields: int) -> None:
         self.times = np.empty(capacity, dtype=np.float64)
         self.values = np.empty((capacity, n_fields), dtype=np.float32)
         self.start = 0
         self.count = 0
+        self.newest = [-1] * n_fields
 
     def ordered(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
         idx = (self.start + np.arange(self.count)) % len(self.times)
@@ -54,6 +59,11 @@ class _Ring:
         pos = (self.start + self.count) % cap
         self.times[pos] = time_s
         self.values[pos] = row
+        for field, value in enumerate(row):
+            if not math.isnan(value):  # measured: the newest now
+                self.newest[field] = pos
+            elif self.newest[field] == pos:  # its newest was the oldest sample, which this one replaces
+                self.newest[field] = -1
         if self.count < cap:
             self.count += 1
         else:
@@ -71,18 +81,13 @@ class _Ring:
         self.times[:keep] = times[-keep:]
         self.values[:keep] = values[-keep:]
         self.start, self.count = 0, keep
+        measured = ~np.isnan(self.values[:keep])
+        last = keep - 1 - np.argmax(measured[::-1], axis=0)
+        self.newest = np.where(measured.any(axis=0), last, -1).tolist()
 
     def latest(self, field: int) -> Latest | None:
-        if not self.count:
-            return None
-        pos = (self.start + self.count - 1) % len(self.times)
-        if np.isnan(self.values[pos, field]):  # not in the newest sample: the newest that has it, if any
-            idx = (self.start + np.arange(self.count)) % len(self.times)
-            measured = np.flatnonzero(~np.isnan(self.values[idx, field]))
-            if not len(measured):
-                return None
-            pos = int(idx[measured[-1]])
-        return Latest(float(self.values[pos, field]), float(self.times[pos]))
+        pos = self.newest[field]
+        return None if pos < 0 else Latest(float(self.values[pos, field]), float(self.times[pos]))
 
 
 class SeriesStore:

@@ -3,6 +3,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advisor.domain.model import HostSample, VmSample
 from advisor.features.samples import RecentSamples, SeriesStore
@@ -78,3 +80,18 @@ def test_the_hosts_and_vms_sampled_since_are_taken_once_with_their_latest_values
                                                                                                 nan_ok=True)}
     latest = samples.vms_latest(["v1", "v2"], ("cpu_utilization", "dirty_rate_mib_s"))
     assert latest["v1"][0] == 0.25 and math.isnan(latest["v1"][1]) and all(map(math.isnan, latest["v2"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4), st.lists(st.tuples(st.integers(0, 12), st.lists(
+    st.one_of(st.none(), st.floats(0, 100, width=32)), min_size=3, max_size=3)), max_size=30))
+def test_latest_is_the_newest_measured_value_of_the_samples_kept(capacity: int,
+                                                                 adds: list[tuple[int, list[float | None]]]) -> None:
+    store = SeriesStore(VM_FIELDS, capacity=capacity)
+    for time_s, row in adds:  # in and out of order, some at a time already held
+        store.add("v", float(time_s), row)
+    times, values = store.window("v")
+    for k, name in enumerate(VM_FIELDS):
+        measured = [(float(t), float(v)) for t, v in zip(times, values[:, k], strict=True) if not math.isnan(v)]
+        latest = store.latest("v", name)
+        assert (None if latest is None else (latest.time_s, latest.value)) == (measured[-1] if measured else None)
