@@ -237,8 +237,10 @@ class Tracked:
         measured = Measured(_take(m.host_cpu, host_source, np.nan), _take(m.vm_cpu, vm_source, np.nan),
                             _take(m.vm_memory_used_mib, vm_source, np.nan),
                             _take(m.vm_dirty_rate_mib_s, vm_source, np.nan))
-        replaced_vms = [*(self.vms[a.vm_index(i)] for i in change.removed_vm_ids),
-                        *(self.vms[s] for s in vm_source[pushed_rows] if s >= 0)]
+        removed_vms = [self.vms[a.vm_index(i)] for i in change.removed_vm_ids]
+        pushed_over = [(self.vms[s] if s >= 0 else None, vm)  # (what it replaces, the VM pushed)
+                       for s, vm in zip(vm_source[pushed_rows].tolist(), change.vms, strict=True)]
+        replaced_vms = [*removed_vms, *(old for old, _ in pushed_over if old is not None)]
         replaced_hosts = [*(self.hosts[a.host_index(i)] for i in change.removed_host_ids),
                           *(self.hosts[s] for s in host_source[host_rows] if s >= 0)]
         models = a.cpu_models
@@ -254,8 +256,8 @@ class Tracked:
         columns = _VmColumns.of_arrays(a).taken(vm_source, pushed_rows, pushed)
         groups = a.groups
         resized = len(vms) != len(self.vms) or bool(change.removed_vm_ids)
-        if any(v.affinity_groups or v.anti_affinity_groups for v in (*replaced_vms, *change.vms)) or (
-                resized and a.groups.names):
+        if any(_groups(v) != _groups(None) for v in removed_vms) or any(
+                _groups(old) != _groups(new) for old, new in pushed_over) or (resized and a.groups.names):
             groups = group_rules(vms, (), {})
         elif resized:
             groups = Groups.none(len(vms))
@@ -294,6 +296,10 @@ class Tracked:
         arrays = _assemble(_HostColumns.of_arrays(a), a.vm_ids, _VmColumns.of_arrays(a), measured, a.groups,
                            a.host_rules, a.cpu_models)
         return replace(self, arrays=arrays.sharing_index(a), measured=measured)
+
+
+def _groups(vm: Vm | None) -> tuple[frozenset[str], frozenset[str]]:
+    return (vm.affinity_groups, vm.anti_affinity_groups) if vm is not None else (frozenset(), frozenset())
 
 
 def _row_of(index: Callable[[str], int], ident: str) -> int | None:
