@@ -110,6 +110,13 @@ class SeriesStore:
         ring = self._rings.get(entity_id)
         return None if ring is None else ring.latest(self.fields.index(field))
 
+    def latest_values(self, entity_id: str, columns: Sequence[int]) -> list[float]:
+        """The newest value of each field (by its column), NaN where there is none: `latest` without the times."""
+        ring = self._rings.get(entity_id)
+        if ring is None:
+            return [math.nan] * len(columns)
+        return [math.nan if (pos := ring.newest[c]) < 0 else float(ring.values[pos, c]) for c in columns]
+
     def window(self, entity_id: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
         """(times, values[time, field]) in time order; empty arrays for an unknown entity."""
         ring = self._rings.get(entity_id)
@@ -134,15 +141,11 @@ def _latest_values(lock: threading.Lock, store: SeriesStore, ids: Iterable[str],
                    shape: Callable[[list[float]], T]) -> dict[str, T]:
     """Read a chunk of ids at a time under the lock, so that samples coming in wait for one chunk at most."""
     out: dict[str, T] = {}
-    ids = list(ids)
+    ids, columns = list(ids), [store.fields.index(name) for name in fields]
     for start in range(0, len(ids), READ_CHUNK):
         with lock:
             for entity_id in ids[start : start + READ_CHUNK]:
-                values = []
-                for name in fields:
-                    latest = store.latest(entity_id, name)
-                    values.append(np.nan if latest is None else latest.value)
-                out[entity_id] = shape(values)
+                out[entity_id] = shape(store.latest_values(entity_id, columns))
     return out
 
 
