@@ -6,8 +6,9 @@ The server runs as its own process with authentication on. The clients are threa
 in each of two worker processes, so that the client side is not the bottleneck on the GIL): schedulers push
 samples and small inventory changes and ask for recommendations; SREs list recommendations and hosts, read one,
 and watch migrations. Prints
-throughput, latency quantiles and errors per kind of call, and the server's memory every 10 s (it should stay
-flat). Asserts nothing about speed: these machines are shared and noisy.
+throughput, latency quantiles and errors per kind of call, the calls slower than 1 s and when they started (the
+first second included: the first snapshot is built while callers wait), and the server's memory every 10 s (it
+should stay flat). Asserts nothing about speed: these machines are shared and noisy.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from advisor.api.client import AdvisorClient, ClientError
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.lab.procs import free_port, rss_mib
 
+SLOW_MS = 1000  # a call slower than this is listed with the time it started
 KINDS = ("push_samples", "push_inventory", "recommend", "list_recs", "list_hosts", "get_rec", "watch")
 
 
@@ -38,14 +40,28 @@ def token(data: str, name: str, role: str) -> str:
     return made.stdout.strip()
 
 
+class Calls:
+    """Latencies by kind of call, and the calls slower than SLOW_MS: (kind, wall time it started, ms)."""
+
+    def __init__(self) -> None:
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.slow: list[tuple[str, float, float]] = []
+
+    def add(self, kind: str, wall_started: float, perf_started: float) -> None:
+        ms = (time.perf_counter() - perf_started) * 1000
+        self.latencies[kind].append(ms)
+        if ms > SLOW_MS:
+            self.slow.append((kind, wall_started, ms))
+
+
 def scheduler(address: str, secret: str, stop_at: float, seed: int, hosts: int, vms: int,
-              out: dict[str, list[float]], errors: dict[str, int]) -> None:
+              out: Calls, errors: dict[str, int]) -> None:
     rng = random.Random(seed)
     with AdvisorClient(address, token=secret, timeout_s=30) as client:
         while time.time() < stop_at:
             draw = rng.random()
             kind = "push_samples" if draw < 0.55 else "push_inventory" if draw < 0.65 else "recommend"
-            started = time.perf_counter()
+            started, wall_started = time.perf_counter(), time.time()
             try:
                 if kind == "push_inventory":  # a VM resized or labelled: small changes, as agents send them
                     v = rng.randrange(vms)
@@ -67,16 +83,15 @@ def scheduler(address: str, secret: str, stop_at: float, seed: int, hosts: int, 
             except ClientError as error:
                 errors[f"{kind}:{error.code}"] += 1
                 continue
-            out[kind].append((time.perf_counter() - started) * 1000)
+            out.add(kind, wall_started, started)
 
 
-def sre(address: str, secret: str, stop_at: float, seed: int, out: dict[str, list[float]],
-        errors: dict[str, int]) -> None:
+def sre(address: str, secret: str, stop_at: float, seed: int, out: Calls, errors: dict[str, int]) -> None:
     rng = random.Random(seed)
     with AdvisorClient(address, token=secret, timeout_s=30) as client:
         while time.time() < stop_at:
             kind = rng.choice(("list_recs", "list_hosts", "get_rec", "watch"))
-            started = time.perf_counter()
+            started, wall_started = time.perf_counter(), time.time()
             try:
                 if kind == "list_recs":
                     client.list_recommendations(pb.ListRecommendationsRequest(page_size=100))
@@ -95,12 +110,12 @@ def sre(address: str, secret: str, stop_at: float, seed: int, out: dict[str, lis
             except ClientError as error:
                 errors[f"{kind}:{error.code}"] += 1
                 continue
-            out[kind].append((time.perf_counter() - started) * 1000)
+            out.add(kind, wall_started, started)
 
 
 def worker(address: str, tokens: tuple[str, str], clients: int, stop_at: float, hosts: int, vms: int, seed: int,
            queue: mp.Queue) -> None:  # type: ignore[type-arg]
-    out: dict[str, list[float]] = defaultdict(list)
+    out = Calls()
     errors: dict[str, int] = defaultdict(int)
     threads = []
     for i in range(clients):
@@ -113,7 +128,7 @@ def worker(address: str, tokens: tuple[str, str], clients: int, stop_at: float, 
         t.start()
     for t in threads:
         t.join()
-    queue.put((dict(out), dict(errors)))
+    queue.put((dict(out.latencies), out.slow, dict(errors)))
 
 
 def main() -> None:  # noqa: PLR0915 - a linear script
@@ -164,9 +179,11 @@ def main() -> None:  # noqa: PLR0915 - a linear script
 
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
-    for out, errs in results:
+    slow: list[tuple[str, float, float]] = []
+    for out, slow_calls, errs in results:
         for kind, values in out.items():
             latencies[kind] += values
+        slow += slow_calls
         for kind, n in errs.items():
             errors[kind] += n
     total = sum(len(v) for v in latencies.values())
@@ -181,6 +198,13 @@ def main() -> None:  # noqa: PLR0915 - a linear script
             continue
         q = statistics.quantiles(values, n=100, method="inclusive")
         print(f"{kind:14s} {len(values):8d} {len(values) / elapsed:7.1f} {q[49]:7.1f} {q[98]:7.1f}")
+    line = f"calls over {SLOW_MS / 1000:g} s: {len(slow)}"
+    if slow:
+        kinds = {k: n for k in KINDS if (n := sum(1 for kind, _, _ in slow if kind == k))}
+        first, last = (min(t for _, t, _ in slow) - started, max(t for _, t, _ in slow) - started)
+        line += (f" ({kinds}), started {first:.1f} to {last:.1f} s after the start, the slowest "
+                 f"{max(ms for _, _, ms in slow):,.0f} ms")
+    print(line)
     print("server RSS over time: " + ", ".join(f"{t:.0f}s {m:.0f} MiB" for t, m in memory))
 
 

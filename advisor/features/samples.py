@@ -8,9 +8,11 @@ Samples arriving out of order are slotted into place; a sample with the same tim
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +21,9 @@ from advisor.domain.model import HostSample, VmSample
 
 HOST_FIELDS = ("cpu_utilization", "memory_used_mib", "network_rx_mib_s", "network_tx_mib_s", "power_w")
 VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")
+
+READ_CHUNK = 1000  # entities read per hold of the lock
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,13 +35,17 @@ class Latest:
 
 
 class _Ring:
-    __slots__ = ("count", "start", "times", "values")
+    """One entity's last samples in time order from `start` (a ring), and for each field the position of the
+    newest sample that measured it (-1: none does), kept as samples come so that `latest` reads two cells."""
+
+    __slots__ = ("count", "newest", "start", "times", "values")
 
     def __init__(self, capacity: int, n_fields: int) -> None:
         self.times = np.empty(capacity, dtype=np.float64)
         self.values = np.empty((capacity, n_fields), dtype=np.float32)
         self.start = 0
         self.count = 0
+        self.newest = [-1] * n_fields
 
     def ordered(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
         idx = (self.start + np.arange(self.count)) % len(self.times)
@@ -50,6 +59,11 @@ class _Ring:
         pos = (self.start + self.count) % cap
         self.times[pos] = time_s
         self.values[pos] = row
+        for field, value in enumerate(row):
+            if not math.isnan(value):  # measured: the newest now
+                self.newest[field] = pos
+            elif self.newest[field] == pos:  # its newest was the oldest sample, which this one replaces
+                self.newest[field] = -1
         if self.count < cap:
             self.count += 1
         else:
@@ -67,15 +81,13 @@ class _Ring:
         self.times[:keep] = times[-keep:]
         self.values[:keep] = values[-keep:]
         self.start, self.count = 0, keep
+        measured = ~np.isnan(self.values[:keep])
+        last = keep - 1 - np.argmax(measured[::-1], axis=0)
+        self.newest = np.where(measured.any(axis=0), last, -1).tolist()
 
     def latest(self, field: int) -> Latest | None:
-        cap = len(self.times)
-        for k in range(self.count - 1, -1, -1):
-            pos = (self.start + k) % cap
-            value = float(self.values[pos, field])
-            if not np.isnan(value):
-                return Latest(value, float(self.times[pos]))
-        return None
+        pos = self.newest[field]
+        return None if pos < 0 else Latest(float(self.values[pos, field]), float(self.times[pos]))
 
 
 class SeriesStore:
@@ -98,6 +110,13 @@ class SeriesStore:
         ring = self._rings.get(entity_id)
         return None if ring is None else ring.latest(self.fields.index(field))
 
+    def latest_values(self, entity_id: str, columns: Sequence[int]) -> list[float]:
+        """The newest value of each field (by its column), NaN where there is none: `latest` without the times."""
+        ring = self._rings.get(entity_id)
+        if ring is None:
+            return [math.nan] * len(columns)
+        return [math.nan if (pos := ring.newest[c]) < 0 else float(ring.values[pos, c]) for c in columns]
+
     def window(self, entity_id: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
         """(times, values[time, field]) in time order; empty arrays for an unknown entity."""
         ring = self._rings.get(entity_id)
@@ -118,6 +137,18 @@ class SeriesStore:
         return sum(r.times.nbytes + r.values.nbytes for r in self._rings.values())
 
 
+def _latest_values(lock: threading.Lock, store: SeriesStore, ids: Iterable[str], fields: Sequence[str],
+                   shape: Callable[[list[float]], T]) -> dict[str, T]:
+    """Read a chunk of ids at a time under the lock, so that samples coming in wait for one chunk at most."""
+    out: dict[str, T] = {}
+    ids, columns = list(ids), [store.fields.index(name) for name in fields]
+    for start in range(0, len(ids), READ_CHUNK):
+        with lock:
+            for entity_id in ids[start : start + READ_CHUNK]:
+                out[entity_id] = shape(store.latest_values(entity_id, columns))
+    return out
+
+
 @dataclass(frozen=True)
 class Series:
     """One entity's recent samples, as saved and restored: kind "host" or "vm", times, values[time, field]."""
@@ -136,6 +167,7 @@ class RecentSamples:
         self._hosts = SeriesStore(HOST_FIELDS, capacity)
         self._vms = SeriesStore(VM_FIELDS, capacity)
         self._changed: set[tuple[str, str]] = set()  # (kind, id) with samples not yet exported
+        self._updated: tuple[set[str], set[str]] = set(), set()  # hosts, VMs not yet taken by `take_updated`
 
     @property
     def vm_fields(self) -> tuple[str, ...]:
@@ -148,10 +180,12 @@ class RecentSamples:
                 self._hosts.add(hs.host_id, hs.time_s, (hs.cpu_utilization, hs.memory_used_mib, hs.network_rx_mib_s,
                                                         hs.network_tx_mib_s, hs.power_w))
                 self._changed.add(("host", hs.host_id))
+                self._updated[0].add(hs.host_id)
             for vs in vm_samples:
                 self._vms.add(vs.vm_id, vs.time_s, (vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s,
                                                     vs.working_set_mib))
                 self._changed.add(("vm", vs.vm_id))
+                self._updated[1].add(vs.vm_id)
 
     def host_latest(self, host_id: str, field: str) -> Latest | None:
         with self._lock:
@@ -160,6 +194,21 @@ class RecentSamples:
     def vm_latest(self, vm_id: str, field: str) -> Latest | None:
         with self._lock:
             return self._vms.latest(vm_id, field)
+
+    def hosts_latest(self, host_ids: Iterable[str], field: str) -> dict[str, float]:
+        """The newest value of `field` per host, NaN where there is none."""
+        return _latest_values(self._lock, self._hosts, host_ids, (field,), lambda values: values[0])
+
+    def vms_latest(self, vm_ids: Iterable[str], fields: Sequence[str]) -> dict[str, tuple[float, ...]]:
+        """The newest value of each of `fields` per VM, NaN where there is none."""
+        return _latest_values(self._lock, self._vms, vm_ids, fields, tuple)
+
+    def take_updated(self) -> tuple[set[str], set[str]]:
+        """The hosts and VMs whose samples changed (added or forgotten) since the last call: what a reader that
+        keeps the latest values (the cluster snapshot) reads again. One such reader only: taking clears them."""
+        with self._lock:
+            updated, self._updated = self._updated, (set(), set())
+        return updated
 
     def host_last_time(self, host_id: str) -> float | None:
         with self._lock:
@@ -176,9 +225,11 @@ class RecentSamples:
             for host_id in host_ids:
                 self._hosts.forget(host_id)
                 self._changed.add(("host", host_id))
+                self._updated[0].add(host_id)
             for vm_id in vm_ids:
                 self._vms.forget(vm_id)
                 self._changed.add(("vm", vm_id))
+                self._updated[1].add(vm_id)
 
     def export_changed(self, newest: int) -> list[Series]:
         """The newest `newest` samples of every entity changed since the last export (an entity forgotten since

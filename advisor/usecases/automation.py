@@ -74,10 +74,11 @@ class Automation:
         return vm_level(self.of(self.cluster_of(host)).level, vm.labels) is None
 
     def opted_out(self) -> frozenset[str]:
-        """Every VM of the inventory that opted out of automation and plans."""
+        """Every VM of the inventory that opted out of automation and plans. Its label alone decides, whatever its
+        cluster's level: so the clusters' settings are not read once per VM (every snapshot update asks)."""
         hosts = self._inventory.hosts()
         return frozenset(v.id for v in self._inventory.vms().values()
-                         if v.host_id in hosts and self.excluded(v, hosts[v.host_id]))
+                         if v.host_id in hosts and vm_level(self._default.level, v.labels) is None)
 
     def level(self, vms: Iterable[Vm], hosts: Mapping[str, Host]) -> tuple[Level, str]:
         """The level a recommendation moving these VMs runs at (the least automatic of theirs), and the cluster

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import MappingProxyType
@@ -19,6 +20,9 @@ from advisor.usecases.ports import InventoryStore
 
 # A change this large (hosts and VMs together) re-freezes the inventory out of the cyclic collector; see _freeze.
 FREEZE_AT = 500
+# The last changes kept for readers that follow the inventory by change (the cluster snapshot); one further behind
+# reads it whole.
+KEPT_CHANGES = 256
 
 
 def _freeze() -> None:
@@ -32,13 +36,14 @@ def _freeze() -> None:
 
 
 class Inventory:
-    def __init__(self, store: InventoryStore) -> None:
+    def __init__(self, store: InventoryStore, *, kept_changes: int = KEPT_CHANGES) -> None:
         self._store = store
         self._lock = threading.RLock()
         hosts, vms = store.load_inventory()
         self._cluster = Cluster(hosts, vms)
         # Bumped by every applied change: a snapshot built at one version is stale at the next.
         self.version = 0
+        self._changes: deque[InventoryChange] = deque(maxlen=kept_changes)  # the last ones, up to `version`
         _freeze()
 
     @contextmanager
@@ -54,9 +59,18 @@ class Inventory:
             self._store.apply_inventory(change)
             self._cluster.apply(change)
             self.version += 1
+            self._changes.append(change)
             size = len(change.hosts) + len(change.vms) + len(change.removed_host_ids) + len(change.removed_vm_ids)
             if size >= FREEZE_AT:
                 _freeze()
+
+    def changes_since(self, version: int) -> list[InventoryChange] | None:
+        """The changes applied after `version`, in order; None if they are no longer all kept."""
+        with self._lock:
+            behind = self.version - version
+            if behind < 0 or behind > len(self._changes):
+                return None
+            return list(self._changes)[len(self._changes) - behind:]
 
     def hosts(self) -> MappingProxyType[str, Host]:
         """A read-only copy of the hosts, by id."""

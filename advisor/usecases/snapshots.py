@@ -1,26 +1,43 @@
-"""The cluster as the planning engine reads it: arrays (advisor.planning.engine.ClusterArrays) built from the
-inventory and the latest samples, cached and rebuilt in the background.
+"""The cluster as the planning engine reads it: arrays (advisor.planning.engine.ClusterArrays) of the inventory and
+the latest samples, kept current by updates rather than rebuilt.
 
-Building the arrays takes about 0.25 s at 1,000 hosts and 20,000 VMs, too long for every RecommendTarget call
-(its budget is a few ms). So one snapshot is kept and rebuilt when the inventory changed or it is older than
-`max_age_s`; while a rebuild runs, callers get the previous snapshot (planning never blocks ingestion, and a
-recommendation is at most `max_age_s` behind the samples). A plan asks for a fresh one (`fresh()`); placing a
-new VM and checking a move before it starts ask for one of the inventory as it is now (`current()`).
+Building the arrays whole takes about 0.25 s at 1,000 hosts and 20,000 VMs, too long for every RecommendTarget
+call (its budget is a few ms). So one snapshot is kept, an immutable value that readers take without waiting. A
+writer (one at a time) prepares the next from it, applying the inventory changes since (`Inventory.changes_since`)
+and the samples of the hosts and VMs sampled since (`RecentSamples.take_updated`), and swaps it in: an update
+touches the rows that changed (`Tracked`), milliseconds. The first snapshot is built whole, once, however many
+callers wait for it; so is one after the inventory ran further ahead than the changes it keeps.
+
+`get()` answers from the snapshot at hand and, when it is stale (the inventory changed, or it is older than
+`max_age_s`), starts its update in the background: a recommendation never waits behind a push, and is at most
+`max_age_s` behind the samples. A plan asks for a fresh one (`fresh()`); placing a new VM and checking a move
+before it starts ask for one of the inventory as it is now (`current()`).
 
 The rules the filters apply are those the inventory carries: each VM's affinity groups (soft) and anti-affinity
-groups (hard), which `from_domain` reads from the VMs. The inventory has no VM-host rule nor hard affinity group to
+groups (hard), which the arrays read from the VMs. The inventory has no VM-host rule nor hard affinity group to
 feed; one added there reaches RecommendTarget, PlaceVm, plans and the check before a move alike, through here.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from advisor.features.samples import RecentSamples
-from advisor.planning.engine import ClusterArrays, from_domain
+from advisor.planning.engine import ClusterArrays
+from advisor.planning.engine.domain_arrays import Measured, Tracked, VmMeasurement
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock
+
+VM_MEASURES = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s")
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    version: int  # the inventory's, when it was made
+    made_at: float
+    tracked: Tracked
 
 
 class Snapshots:
@@ -32,58 +49,77 @@ class Snapshots:
         self._clock = clock
         self._max_age_s = max_age_s
         self._unmovable = unmovable  # VMs no plan may move: opted out, or migrating now
-        self._lock = threading.Lock()
-        self._building = threading.Lock()
-        self._current: tuple[int, float, ClusterArrays] | None = None
+        self._writing = threading.Lock()  # one writer at a time prepares the next snapshot
+        # Replaced whole, never changed: readers take it without a lock (an attribute read is atomic).
+        self._current: _Snapshot | None = None
 
-    def _build(self) -> tuple[int, float, ClusterArrays]:
+    def _next(self) -> _Snapshot:
+        """The snapshot of now, from the current one where it can be (holding `_writing`)."""
+        current = self._current
+        sampled_hosts, sampled_vms = self._samples.take_updated()  # before reading: none is missed
         with self._inventory.reading() as cluster:
             version = self._inventory.version
-            hosts, vms = list(cluster.hosts.values()), list(cluster.vms.values())
-        latest = self._samples
-        host_cpu = {h.id: s.value for h in hosts if (s := latest.host_latest(h.id, "cpu_utilization")) is not None}
-        vm_cpu = {v.id: s.value for v in vms if (s := latest.vm_latest(v.id, "cpu_utilization")) is not None}
-        used = {v.id: s.value for v in vms if (s := latest.vm_latest(v.id, "memory_used_mib")) is not None
-                and s.value > 0}
-        dirty = {v.id: s.value for v in vms if (s := latest.vm_latest(v.id, "dirty_rate_mib_s")) is not None}
-        arrays = from_domain(hosts, vms, host_cpu, vm_cpu, vm_memory_used_mib=used,
-                             vm_dirty_rate_mib_s=dirty, pinned=self._unmovable(), cluster_label=self._cluster_label)
-        return version, self._clock(), arrays
+            changes = None if current is None else self._inventory.changes_since(current.version)
+            if current is None or changes is None:
+                hosts, vms = list(cluster.hosts.values()), list(cluster.vms.values())
+        pinned = self._unmovable()
+        if current is None or changes is None:
+            measured = Measured.of(hosts, vms, *self._measurements([h.id for h in hosts], [v.id for v in vms]))
+            return _Snapshot(version, self._clock(),
+                             Tracked.build(hosts, vms, measured, pinned, self._cluster_label))
+        tracked = current.tracked
+        for change in changes:
+            tracked = tracked.with_change(change)
+            sampled_hosts.update(h.id for h in change.hosts)  # a pushed host or VM is read again
+            sampled_vms.update(v.id for v in change.vms)
+        host_cpu, vm_cpu, used, dirty = self._measurements(sampled_hosts, sampled_vms)
+        tracked = tracked.with_measurements(
+            host_cpu, {v: VmMeasurement(vm_cpu[v], used[v], dirty[v]) for v in vm_cpu}).with_pinned(pinned)
+        return _Snapshot(version, self._clock(), tracked)
+
+    def _measurements(self, host_ids: Iterable[str], vm_ids: Iterable[str]) -> tuple[dict[str, float], ...]:
+        """Host CPU, VM CPU, VM memory in use (a sample of 0 is none) and dirty rate: NaN where not measured."""
+        host_cpu = self._samples.hosts_latest(host_ids, "cpu_utilization")
+        latest = self._samples.vms_latest(vm_ids, VM_MEASURES)
+        used = {v: m[1] if m[1] > 0 else float("nan") for v, m in latest.items()}
+        return host_cpu, {v: m[0] for v, m in latest.items()}, used, {v: m[2] for v, m in latest.items()}
+
+    def _swap(self) -> ClusterArrays:
+        """Prepare the next snapshot and make it current (holding `_writing`)."""
+        self._current = self._next()
+        return self._current.tracked.arrays
 
     def fresh(self) -> ClusterArrays:
-        """A snapshot built now (for plans)."""
-        with self._building:
-            built = self._build()
-        with self._lock:
-            self._current = built
-        return built[2]
+        """A snapshot of now (for plans)."""
+        with self._writing:
+            return self._swap()
 
     def current(self) -> ClusterArrays:
-        """The cached snapshot if it was built from the inventory as it is now (its samples at most `max_age_s`
-        old), else one built now."""
-        with self._lock:
-            current = self._current
-        if current is None or current[0] != self._inventory.version:
+        """The snapshot at hand if it is of the inventory as it is now (its samples at most `max_age_s` old), else
+        one of now."""
+        current = self._current
+        if current is None or current.version != self._inventory.version:
             return self.fresh()
         return self.get()
 
     def get(self) -> ClusterArrays:
-        """The cached snapshot; rebuilt first if there is none, in the background if it is stale."""
-        with self._lock:
-            current = self._current
+        """The snapshot at hand, updated first if there is none yet, in the background if it is stale."""
+        current = self._current
         if current is None:
-            return self.fresh()
-        version, built_at, arrays = current
-        stale = version != self._inventory.version or self._clock() - built_at > self._max_age_s
-        if stale and self._building.acquire(blocking=False):
-            def rebuild() -> None:
+            return self._first()
+        stale = current.version != self._inventory.version or self._clock() - current.made_at > self._max_age_s
+        if stale and self._writing.acquire(blocking=False):
+            def update() -> None:
                 try:
-                    built = self._build()
-                    with self._lock:
-                        self._current = built
+                    self._swap()
                 finally:
-                    self._building.release()
+                    self._writing.release()
 
-            threading.Thread(target=rebuild, name="snapshot", daemon=True).start()
-        return arrays
+            threading.Thread(target=update, name="snapshot", daemon=True).start()
+        return current.tracked.arrays
 
+    def _first(self) -> ClusterArrays:
+        """The first snapshot: built by the first caller, and every caller waiting meanwhile takes that one."""
+        with self._writing:
+            current = self._current
+            return self._swap() if current is None else current.tracked.arrays

@@ -8,12 +8,13 @@ the same protocol).
 
 from advisor.planning.engine.churn import AntiChurn, LastMove, MoveHistory
 from advisor.planning.engine.costs import TECHNIQUES, AnalyticMoveCosts, CostEstimates, CostRequest, MoveCosts, select
+from advisor.planning.engine.domain_arrays import from_domain
 from advisor.planning.engine.filters import FILTERS, FilterKind, FilterPolicy, Rejection, judge
 from advisor.planning.engine.planner import PlanSettings
 from advisor.planning.engine.ranking import Ranking, all_assessments, rank_targets
 from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
 from advisor.planning.engine.schedule import Concurrency, Schedule, schedule
-from advisor.planning.engine.snapshot import ClusterArrays, Rule, VmGroupRule, VmHostRule, from_domain
+from advisor.planning.engine.snapshot import ClusterArrays, Rule, VmGroupRule, VmHostRule
 from advisor.planning.engine.strategies import StrategyInfo, plan, register_strategy, strategy_info, strategy_names
 from advisor.planning.engine.variants import with_new_vm, with_pinned
 from advisor.planning.engine.weighers import COMPONENTS, Weights

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from advisor.domain.automation import cluster_of
-from advisor.domain.model import Host, Vm
+from advisor.domain.model import Vm
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -145,7 +144,7 @@ class Loads:
         self.vm_host[vm] = target
 
 
-def _sums(n_hosts: int, vm_host: IntArray, values: FloatArray) -> FloatArray:
+def host_sums(n_hosts: int, vm_host: IntArray, values: FloatArray) -> FloatArray:
     placed = vm_host >= 0
     sums: FloatArray = np.bincount(vm_host[placed], weights=values[placed], minlength=n_hosts).astype(np.float64)
     return sums
@@ -213,6 +212,11 @@ class ClusterArrays:
         """The same cluster with other loads (shares every static array and the id indexes)."""
         return replace(self, loads=loads.frozen(), _index=self._index)
 
+    def sharing_index(self, other: ClusterArrays) -> ClusterArrays:
+        """This one, sharing the id indexes of `other`, which has the same hosts and VMs in the same rows (so that
+        an update does not cost the next reader building them again)."""
+        return replace(self, _index=other._index)
+
     def with_moves(self, vms: Sequence[int] | IntArray, targets: Sequence[int] | IntArray) -> ClusterArrays:
         """Copy on write: the cluster after moving each `vms[k]` to `targets[k]`, in order."""
         loads = self.loads.copy()
@@ -271,7 +275,7 @@ class ClusterArrays:
         if where.shape != (nv,) or ((where < NO_HOST) | (where >= nh)).any():
             raise ValueError("vm_host must give a host index (or -1) per VM")
         loads = Loads(
-            where.copy(), _sums(nh, where, vcpus), _sums(nh, where, memory), base + _sums(nh, where, cpu),
+            where.copy(), host_sums(nh, where, vcpus), host_sums(nh, where, memory), base + host_sums(nh, where, cpu),
             np.bincount(where[where >= 0], minlength=nh).astype(np.int64),
         )
         return ClusterArrays(
@@ -330,71 +334,4 @@ def host_rules_of(rules: Iterable[Rule], n_vms: int, vm_index: Mapping[str, int]
                        np.array([h for _, h in rule_rows], np.int64)),
         Csr.from_pairs(n_vms, np.array([v for v, _ in vm_rows], np.int64),
                        np.array([k for _, k in vm_rows], np.int64)),
-    )
-
-
-def from_domain(
-    hosts: Sequence[Host],
-    vms: Sequence[Vm],
-    host_cpu: Mapping[str, float],
-    vm_cpu: Mapping[str, float],
-    rules: Iterable[Rule] = (),
-    *,
-    vm_memory_used_mib: Mapping[str, float] | None = None,
-    vm_dirty_rate_mib_s: Mapping[str, float] | None = None,
-    disabled: Iterable[str] = (),
-    pinned: Iterable[str] = (),
-    cluster_label: str = "",
-) -> ClusterArrays:
-    """The arrays of a cluster of domain values.
-
-    `host_cpu` is measured utilisation of a host's cores, `vm_cpu` of a VM's vCPUs (both ratios, where known). A VM
-    without a measurement shares, by vCPUs, what its host's measurement leaves unexplained, or is taken as fully
-    busy on a host without one; a measured host keeps what its VMs do not explain as its base load. A VM on a host
-    that is not listed is unplaced (-1). Hosts are grouped into clusters by their label `cluster_label` (none:
-    one cluster), and a VM moves only within its host's.
-    """
-    host_index = {h.id: k for k, h in enumerate(hosts)}
-    vm_index = {v.id: k for k, v in enumerate(vms)}
-    models = sorted({h.cpu_model for h in hosts if h.cpu_model} | {v.cpu_model for v in vms if v.cpu_model})
-    model_index = {m: k for k, m in enumerate(models)}
-    vcpus = np.array([v.vcpus for v in vms], dtype=np.float64)
-    known = np.array([v.id in vm_cpu for v in vms], dtype=bool)
-    vm_busy = vcpus * np.array([min(1.0, max(0.0, vm_cpu.get(v.id, 1.0))) for v in vms])
-    where = np.array([host_index.get(v.host_id, NO_HOST) for v in vms], dtype=np.int64)
-    cores = np.array([h.cpu_cores for h in hosts], dtype=np.float64)
-    measured = np.array([host_cpu.get(h.id, np.nan) for h in hosts], dtype=np.float64) * cores
-    # On a measured host, the VMs without a measurement share what the measured VMs leave of the host's load, by
-    # vCPUs (at most fully busy): the host's measurement is the truth about its load. On a host without one, they
-    # are taken as fully busy (pessimistic, as placement.VmDemand).
-    n = len(hosts)
-    unknown_vcpus = _sums(n, where, np.where(known, 0.0, vcpus))
-    left = np.maximum(0.0, np.nan_to_num(measured, nan=np.inf) - _sums(n, where, np.where(known, vm_busy, 0.0)))
-    share = np.where(unknown_vcpus > 0, np.minimum(1.0, left / np.maximum(unknown_vcpus, 1e-9)), 1.0)
-    placed = where >= 0
-    vm_busy = np.where(~known & placed, vcpus * share[np.where(placed, where, 0)], vm_busy)
-    explained = _sums(n, where, vm_busy)
-    base = np.where(np.isnan(measured), 0.0, np.maximum(0.0, measured - explained))
-    off, fixed, rules = set(disabled), set(pinned), tuple(rules)
-    used, dirty = vm_memory_used_mib or {}, vm_dirty_rate_mib_s or {}
-    names = [cluster_of(h.labels, cluster_label) if cluster_label else "" for h in hosts]
-    clusters = {c: k for k, c in enumerate(sorted(set(names) or {""}))}
-    return ClusterArrays.build(
-        host_cluster=np.array([clusters[c] for c in names], dtype=np.int64), clusters=tuple(clusters),
-        host_ids=[h.id for h in hosts], host_cores=cores, host_memory_mib=np.array([h.memory_mib for h in hosts]),
-        host_cpu_model=np.array([model_index.get(h.cpu_model, ANY_MODEL) if h.cpu_model else ANY_MODEL
-                                 for h in hosts], dtype=np.int64),
-        host_disabled=np.array([h.in_maintenance or h.id in off for h in hosts], dtype=bool),
-        host_bandwidth_mib_s=np.array([h.network_bandwidth_mib_s for h in hosts], dtype=np.float64),
-        host_idle_w=np.array([h.idle_power_w for h in hosts], dtype=np.float64),
-        host_max_w=np.array([h.max_power_w for h in hosts], dtype=np.float64), host_base_cpu=base,
-        vm_ids=[v.id for v in vms], vm_host=where, vm_vcpus=vcpus,
-        vm_memory_mib=np.array([v.memory_mib for v in vms], dtype=np.float64), vm_cpu=vm_busy,
-        vm_memory_used_mib=np.array([used.get(v.id, 0.0) or v.memory_mib for v in vms], dtype=np.float64),
-        vm_cpu_model=np.array([model_index[v.cpu_model] if v.cpu_model else ANY_MODEL for v in vms], np.int64),
-        vm_dirty_rate_mib_s=np.array([dirty.get(v.id, np.nan) for v in vms], dtype=np.float64),
-        vm_postcopy=np.array([v.postcopy_allowed for v in vms], dtype=bool),
-        vm_movable=np.array([v.id not in fixed for v in vms], dtype=bool),
-        groups=group_rules(vms, rules, vm_index), host_rules=host_rules_of(rules, len(vms), vm_index, host_index),
-        cpu_models=models,
     )
