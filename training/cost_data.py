@@ -19,8 +19,10 @@
   it aborted (an operator, or the monitor's judgement) are censored, not "did not converge": nobody saw how they
   would have ended, so they teach neither the costs nor convergence and are left out, as failed ones are.
 
-Each row gets a `group`: the configuration it belongs to (the SNU workload; the lab's writer setting and memory),
-so that evaluation holds out whole configurations, never single runs of one seen elsewhere.
+Each row gets a `group`: the configuration it belongs to (the SNU workload; the lab's writer setting and memory;
+an executed migration's VM, host pair and day), so that evaluation holds out whole configurations, never single
+runs of one seen elsewhere, and a `lock_group`: what training/splits.py hashes to set the locked test part
+aside. `load_all` returns every row but the locked ones; `load_locked` those alone, for the promotion gate only.
 
 `with_variants` repeats each row that has optional measurements without them (no working-set windows, no memory
 in use, neither), each copy weighted so a migration counts once: the models learn what to do when a caller gives
@@ -38,6 +40,7 @@ from advisor.features.dataset import OUTCOMES
 from advisor.features.inputs import INPUT_COLUMNS
 from advisor.ml.cost_features import TECHNIQUE_CODE
 from training.data import DEFAULT_DATA, TARGET_COLUMNS, file_sha256, load_migrations
+from training.splits import locked_mask, outcome_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LAB_DATA = ROOT / "training" / "data" / "lab_migrations.csv"
@@ -56,6 +59,7 @@ def load_snu(path: Path = DEFAULT_DATA) -> pd.DataFrame:
     frame["outcome"] = "completed"
     frame["group"] = "snu:" + frame["workload"]
     frame["report_group"] = frame["group"]
+    frame["lock_group"] = frame["group"] + "@" + frame["max_bandwidth_mib_s"].round().astype(int).astype(str)
     for column in OPTIONAL[1:]:
         frame[column] = np.nan
     return frame
@@ -86,6 +90,7 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
     frame["technique"] = frame["technique"].astype(str)
     frame["workload"] = frame["workload"].astype(str)
     frame["group"] = "lab:" + frame["workload"] + "@" + frame["vm_memory_mib"].astype(int).astype(str)
+    frame["lock_group"] = frame["group"]
     # A grid point is one or two migrations: the worst group is reported over pattern, memory and cap instead.
     pattern = frame["pattern"].astype(str) if "pattern" in frame.columns else frame["workload"].str.split("-").str[0]
     frame["report_group"] = ("lab:" + pattern + " " + frame["vm_memory_mib"].astype(int).astype(str) + " MiB cap "
@@ -119,8 +124,8 @@ def as_the_advisor_plans_postcopy(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_outcomes(path: Path) -> pd.DataFrame:
-    """Migrations the advisor executed (`advisor outcomes export`): each its own group (a production migration is
-    one configuration), its source the host profile it ran on."""
+    """Migrations the advisor executed (`advisor outcomes export`), its source the host profile it ran on, grouped
+    by VM, host pair and day (`training.splits.outcome_group`; each its own group in an export without them)."""
     frame = pd.read_csv(path)
     missing = [c for c in (*INPUT_COLUMNS, "outcome", *TARGET_COLUMNS) if c not in frame.columns]
     if missing:
@@ -132,7 +137,13 @@ def load_outcomes(path: Path) -> pd.DataFrame:
     source = frame["source"] if "source" in frame.columns else pd.Series("snu", index=frame.index)
     frame["source"] = source.fillna("snu").astype(str).replace({"": "snu", "advisor": "snu"})
     frame["workload"] = "advisor"
-    frame["group"] = "advisor:" + frame["migration_id"].astype(str)
+    if {"vm_id", "source_host_id", "target_host_id", "finished_at_s"} <= set(frame.columns):
+        frame["group"] = [outcome_group(str(v), str(s), str(t), float(f)) for v, s, t, f in zip(
+            frame["vm_id"], frame["source_host_id"], frame["target_host_id"],
+            pd.to_numeric(frame["finished_at_s"], errors="coerce"), strict=True)]
+    else:
+        frame["group"] = "advisor:" + frame["migration_id"].astype(str)
+    frame["lock_group"] = frame["group"]
     frame["report_group"] = "advisor:" + frame["source"]
     frame["transferred_mib"] = frame["transferred_kib"] / 1024.0
     for column in OPTIONAL:
@@ -143,12 +154,25 @@ def load_outcomes(path: Path) -> pd.DataFrame:
 
 def load_all(snu: Path = DEFAULT_DATA, lab: Path | None = DEFAULT_LAB_DATA,
              outcomes: tuple[Path, ...] = ()) -> pd.DataFrame:
+    """Every migration training, tuning and evaluation may read: all but the locked test part."""
+    every = _every_source(snu, lab, outcomes)
+    return every[~locked_mask(every)].reset_index(drop=True)
+
+
+def load_locked(snu: Path = DEFAULT_DATA, lab: Path | None = DEFAULT_LAB_DATA,
+                outcomes: tuple[Path, ...] = ()) -> pd.DataFrame:
+    """The locked test part alone: for the promotion gate (training/gate.py), never for training or tuning."""
+    every = _every_source(snu, lab, outcomes)
+    return every[locked_mask(every)].reset_index(drop=True)
+
+
+def _every_source(snu: Path, lab: Path | None, outcomes: tuple[Path, ...]) -> pd.DataFrame:
     frames = [load_snu(snu)]
     if lab is not None and lab.exists():
         frames.append(load_lab(lab))
     frames += [load_outcomes(path) for path in outcomes]
     keep = ["migration_id", "technique", "workload", *INPUT_COLUMNS[1:], *OPTIONAL, "outcome", "group",
-            "report_group", *TARGET_COLUMNS, "transferred_mib"]
+            "report_group", "lock_group", *TARGET_COLUMNS, "transferred_mib"]
     return pd.concat([f.reindex(columns=keep) for f in frames], ignore_index=True)
 
 

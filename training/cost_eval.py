@@ -12,8 +12,9 @@ from advisor.ml import convergence
 from advisor.ml.cost import CONVERGE_THRESHOLD
 from advisor.ml.cost_features import RHO_BANDS, TARGETS, TECHNIQUES
 from training.cost_model import NOMINAL_COVERAGE, TAIL_LEVELS, Prepared, _coverage_at, convergence_rows
+from training.splits import migration_count
 
-MIN_GROUP_ROWS = 5  # a configuration with fewer held-out rows is not ranked as "worst"
+MIN_GROUP_MIGRATIONS = 5  # a configuration with fewer held-out migrations is not ranked as "worst"
 
 
 def heldout_bounds(residual: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -81,7 +82,7 @@ def worst_group(data: Prepared, median: Mapping[str, np.ndarray], mask: np.ndarr
     worst: dict[str, Any] = {"group": "", "n": 0, "mape": 0.0}
     for g in np.unique(groups[mask & data.completed]):
         m = mask & data.completed & (groups == g)
-        if m.sum() < MIN_GROUP_ROWS:
+        if migration_count(data.frame, m) < MIN_GROUP_MIGRATIONS:
             continue
         s = scores(data.y[target][m], median[target][m])
         if s["mape"] > worst["mape"]:

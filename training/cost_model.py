@@ -15,11 +15,13 @@ Design (figures behind each choice are in docs/cost-model.md):
   classifier on dimensionless features (advisor/ml/convergence.py), its probabilities calibrated by isotonic
   regression on held-out groups; the physics guard overrides it where pre-copy cannot converge.
 - Cross-validation holds out whole configurations: each SNU workload in turn, and the lab's configurations in
-  GROUP_FOLDS folds, the other source always in training. Every row of a held-out group is predicted by models
-  that never saw its configuration.
+  GROUP_FOLDS folds fixed by a hash of each configuration's name (training/splits.py: new data never moves a
+  configuration to another fold), the other source always in training. Every row of a held-out group is
+  predicted by models that never saw its configuration. The locked test part is not here at all.
+- Every "enough to learn from" threshold counts migrations, not rows (a lab run and its variants are one).
 - Intervals: split-conformal in log space per (host profile, technique, rho band) cell, from those held-out
   residuals, the quantile level widened until held-out coverage in the cell reaches 80% (cells with fewer than
-  MIN_CELL rows borrow the residuals of their profile and technique, then of their technique).
+  MIN_CELL migrations borrow the residuals of their profile and technique, then of their technique).
 """
 
 from __future__ import annotations
@@ -48,16 +50,18 @@ from advisor.ml.cost_features import (
     categorical_positions,
     monotone_constraints,
 )
+from training.splits import FOLDS, fold_labels, migration_count, migration_ids
 
 QUANTILES = (0.1, 0.9)
 NOMINAL_COVERAGE = QUANTILES[1] - QUANTILES[0]
 TAIL_LEVELS = (0.10, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.035, 0.03, 0.025, 0.02, 0.015, 0.01, 0.005, 0.0)
-GROUP_FOLDS = 5
-MIN_CELL = 30
+GROUP_FOLDS = FOLDS
+MIN_CELL = 30  # migrations
 # The 1/ratio weights of a row are bounded (a factor e either way): a correction's residuals, of a base that saw
 # none of its hosts, reach factors of 10, and unbounded weights would leave a few rows to decide it.
 MAX_LOG_RATIO_WEIGHT = 1.0
-MIN_CORRECTION_ROWS = 40  # fewer completed migrations of a profile teach no correction
+MIN_CORRECTION_MIGRATIONS = 40  # fewer completed migrations of a profile teach no correction
+MIN_CONVERGENCE_MIGRATIONS = 20
 
 
 @dataclass(frozen=True)
@@ -188,13 +192,14 @@ def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> TargetModel:
     w = data.weight[keep]
     if not cfg.corrections:
         return TargetModel(_fit(fs, z, w, target, lgb_params(target, cfg), cfg.trees(target), cfg))
+    ids = migration_ids(data.frame)[keep]
     base_rows = _profile_rows(fs, DEFAULT_PROFILE)
     base = _fit(fs.subset(base_rows), z[base_rows], w[base_rows], target, lgb_params(target, cfg),
                 cfg.trees(target), cfg, base=True)
     corrections = {}
     for profile in PROFILES:
         rows = _profile_rows(fs, profile, cfg.correction_techniques)
-        if profile == DEFAULT_PROFILE or rows.sum() < MIN_CORRECTION_ROWS:
+        if profile == DEFAULT_PROFILE or len(np.unique(ids[rows])) < MIN_CORRECTION_MIGRATIONS:
             continue
         part = fs.subset(rows)
         residual = z[rows] - np.asarray(base.predict(part.base_columns(target)), dtype=np.float64)
@@ -222,7 +227,7 @@ def convergence_rows(data: Prepared) -> np.ndarray:
 
 def fit_convergence(data: Prepared, cfg: TrainConfig) -> lgb.Booster | None:
     rows = convergence_rows(data)
-    if rows.sum() < 20 or len(np.unique(data.completed[rows])) < 2:
+    if migration_count(data.frame, rows) < MIN_CONVERGENCE_MIGRATIONS or len(np.unique(data.completed[rows])) < 2:
         return None
     fs = data.features.subset(rows)
     x = convergence.convergence_matrix(fs, data.deadline_ms[rows])
@@ -250,18 +255,9 @@ def isotonic(raw: np.ndarray, label: np.ndarray, weight: np.ndarray) -> converge
 # ---- cross-validation ------------------------------------------------------------------------------------------
 
 
-def folds(frame: pd.DataFrame, k: int = GROUP_FOLDS, seed: int = 0) -> np.ndarray:
-    """Fold of every row: one per SNU workload, then the lab's configurations dealt into k folds."""
-    fold = np.full(len(frame), -1)
-    groups = frame["group"].to_numpy()
-    snu_groups = sorted({g for g in groups if g.startswith("snu:")})
-    for i, g in enumerate(snu_groups):
-        fold[groups == g] = i
-    others = sorted({g for g in groups if not g.startswith("snu:")})
-    order = np.random.default_rng(seed).permutation(len(others))
-    for rank, j in enumerate(order):
-        fold[groups == others[j]] = len(snu_groups) + rank % k
-    return fold
+def folds(frame: pd.DataFrame, k: int = GROUP_FOLDS) -> np.ndarray:
+    """Fold of every row: one per SNU workload, every other configuration one of k by its name's hash."""
+    return fold_labels(frame["group"], k)
 
 
 @dataclass
@@ -360,7 +356,7 @@ def interval_table(data: Prepared, residual: Mapping[str, np.ndarray], usable: n
                     key = interval_key(p, str(t), b)
                     for level, labels, name in ((0, fine, key), (1, mid, f"{p}|{t}"), (2, coarse, str(t))):
                         m = usable & (labels == name)
-                        if m.sum() >= MIN_CELL or level == 2:
+                        if migration_count(data.frame, m) >= MIN_CELL or level == 2:
                             break
                     if m.sum() == 0:
                         offsets[target][key] = (0.0, 0.0)

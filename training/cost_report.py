@@ -162,7 +162,28 @@ cannot converge.
 {card['evaluation']}.
 
 {render_tables(card['metrics'])}
-"""
+{gate_table(card['promotion'])}"""
+
+
+def gate_table(promotion: Mapping[str, Any]) -> str:
+    """Every comparison of the promotion gate (training/gate.py), one line each."""
+    gate = promotion.get("gate")
+    if not gate or not gate["comparisons"]:
+        return ""
+    lines = [f"## Promotion gate: candidate vs the active {gate['active']}", "",
+             f"On the locked test part ({gate['locked_migrations']} migrations in {gate['locked_groups']} groups); "
+             f"paired bootstrap of the groups, {gate['resamples']} resamples, seed {gate['seed']}. \"worse by\": "
+             "how much worse the candidate is (for coverage, its distance to 80%; for recall, recall lost), with "
+             f"its {gate['confidence']:.0%} interval; refused when the interval's lower end exceeds the margin.", "",
+             "| scope | technique | figure | migrations | active | candidate | worse by | interval | margin "
+             "| verdict |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
+    for c in gate["comparisons"]:
+        lo, hi = c["interval"]
+        lines.append(f"| {c['scope']} | {c['technique']} | {c['figure']} | {c['migrations']} | {_pct(c['active'])} "
+                     f"| {_pct(c['candidate'])} | {_pct(c['worse_by'])} | {_pct(lo)} .. {_pct(hi)} "
+                     f"| {_pct(c['margin'])} | {c['verdict']} |")
+    return "\n".join(lines) + "\n"
 
 
 def docs_page(card: Mapping[str, Any], command: str) -> str:

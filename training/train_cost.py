@@ -1,19 +1,20 @@
-"""Retrain the learned cost models on every source, compare the candidate with the active model on held-out
-configurations, and promote it only when it is better.
+"""Retrain the learned cost models on every source, compare the candidate with the active model on the locked
+test part, and promote it only when it is not worse.
 
-    .venv/bin/python -m training.train_cost --promote     # evaluate, train, write, promote if better
+    .venv/bin/python -m training.train_cost --promote     # evaluate, train, gate, write, promote if not worse
     .venv/bin/python -m training.train_cost --help
 
-Steps: read the shared SNU data and the lab's own migrations (training/cost_data.py), each lab row also without
-its optional measurements; hold out whole configurations (each SNU workload, the lab's configurations in five
-folds) and predict them with models that never saw them: the candidate (every source), the same recipe trained
-on the SNU data only, the analytic model and a log-linear baseline; fit the final models on everything; derive the
-conformal intervals per host profile, technique and rho band and the convergence calibration from the held-out
-predictions; write models/cost/<version>/ through the model registry with its card (card.json, card.md), and
-docs/cost-model.md. The candidate is promoted (models/cost/ACTIVE) only with --promote and only when it is
-better than the active model: its SNU figures not worse than the active model's card says, and better on the lab
-than the SNU-only model; the card records why it was or was not promoted. Deterministic for a given seed, data
-and library versions.
+Steps: read the shared SNU data and the lab's own migrations (training/cost_data.py) but the locked test
+part, each lab row also without its optional measurements; hold out whole configurations (each SNU workload, the
+lab's configurations in five folds fixed by a hash of each) and predict them with models that never saw them:
+the candidate (every source), the same recipe trained on the SNU data only, the analytic model and a log-linear
+baseline; fit the final models on everything; derive the conformal intervals per host profile, technique and rho
+band and the convergence calibration from the held-out predictions. The gate (training/gate.py) then runs the
+candidate and the active model on the locked test part and compares them figure by figure; the version is
+written to models/cost/<version>/ through the model registry with its card (card.json, card.md: every
+comparison), and docs/cost-model.md. The candidate is promoted (models/cost/ACTIVE) only with --promote and only
+when no comparison is worse beyond its margin; a refused candidate stays written as its own version, marked
+refused in its card. Deterministic for a given seed, data and library versions.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from advisor.ml.cost import CONVERGES, MODEL_NAME, correction_role, registry
+from advisor.ml.cost import CONVERGES, MODEL_NAME, correction_role, load_artifact, registry
 from advisor.ml.cost_features import TARGET_FEATURES, TARGETS, schema_document
-from advisor.ml.registry import ArtifactError
-from training.cost_data import DEFAULT_LAB_DATA, fingerprints, lab_postcopy_rows, load_all, with_variants
+from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry
+from training import gate
+from training.cost_data import DEFAULT_LAB_DATA, fingerprints, lab_postcopy_rows, load_all, load_locked, with_variants
 from training.cost_eval import (
     analytic_probability,
     band_coverage,
@@ -60,7 +62,6 @@ from training.cost_model import (
 )
 from training.cost_report import docs_page, render_card, render_tables
 from training.data import DEFAULT_DATA, file_sha256
-from training.promotion import decide
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_BEGIN = "<!-- policy evaluation: begin -->"  # as in training.evaluate_policy
@@ -162,6 +163,16 @@ def fit_final(data: Prepared, oof: dict[str, Any], cfg: TrainConfig, out_dir: Pa
                             "calibration": {"raw": list(calibration.raw), "calibrated": list(calibration.calibrated)}}}
 
 
+def _active(reg: ModelRegistry) -> tuple[gate.Predict | None, str]:
+    """The active model's predictions for the gate, and its name; None and why when none can be used (serving
+    then falls back to the analytic model, and there is no learned model to compare with)."""
+    try:
+        model = reg.load(load_artifact)
+    except ArtifactError as e:
+        return None, f"none usable: {e}"
+    return gate.predictions_of(model), f"version {model.model.version}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.train_cost", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the SNU migrations CSV (default: %(default)s)")
@@ -182,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--snu-sample", type=float, default=1.0, metavar="FRACTION",
                         help="train on this share of the SNU runs (a quick check; default: all)")
     parser.add_argument("--promote", action="store_true",
-                        help="make it the active version if it is better than the active one (the card says why)")
+                        help="make it the active version if the gate finds it not worse than the active one on the "
+                             "locked test part (the card says why, comparison by comparison)")
     parser.add_argument("--docs", default=str(ROOT / "docs" / "cost-model.md"),
                         help="also write this page with the evaluation tables ('' to skip; default: %(default)s)")
     return parser
@@ -199,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     cfg = TrainConfig(seed=args.seed, lab_weight=args.lab_weight, corrections=not args.joint)
     lab_path = Path(args.lab_data).resolve() if str(args.lab_data) else None
-    frame = load_all(args.data.resolve(), lab_path, tuple(p.resolve() for p in args.outcomes))
+    sources = (args.data.resolve(), lab_path, tuple(p.resolve() for p in args.outcomes))
+    frame = load_all(*sources)
     if args.snu_sample < 1.0:
         snu = frame["source"] == "snu"
         keep = ~snu | (np.random.default_rng(cfg.seed).random(len(frame)) < args.snu_sample)
@@ -212,9 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = evaluate(data, cfg)
     oof = metrics.pop("_oof")
     reg = registry(args.models_dir)
-    lab_sha = file_sha256(lab_path) if lab_path is not None and lab_path.exists() else None
-    promotion = decide(metrics, reg.root, promote=args.promote, lab_sha256=lab_sha)
-    print(f"promotion: {promotion['reason']}", flush=True)
     card: dict[str, Any] = {
         "model": MODEL_NAME, "version": args.version, "created_by": command, "seed": cfg.seed,
         "train_config": asdict(cfg),
@@ -223,22 +233,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 for k, p in enumerate(args.outcomes)}},
                  "rows": {f"{s}/{o}": int(n) for (s, o), n in counts.items()},
                  "groups": int(frame["group"].nunique()),
+                 "migrations": len(frame),
                  **({"lab_postcopy": lab_postcopy_rows(pd.read_csv(lab_path))}
                     if lab_path is not None and lab_path.exists() else {})},
         "files": {**{t: f"{t}.txt" for t in TARGETS}, CONVERGES: f"{CONVERGES}.txt"},
         "feature_schema": schema_document(),
         "evaluation": "held-out configurations (each SNU workload; the lab's configurations in 5 folds); lab rows "
                       "also scored without their optional measurements",
-        "metrics": metrics, "libraries": library_versions(), "promotion": promotion,
+        "metrics": metrics, "libraries": library_versions(),
     }
+    active, active_name = _active(reg)
+    locked = load_locked(*sources)
 
     def write_all(directory: Path) -> None:
         card.update(fit_final(data, oof, cfg, directory))
         card["schema_hash"] = reg.schema_hash
+        candidate = load_artifact(Artifact(directory, card))
+        print(f"gate: {len(locked)} locked migrations, candidate vs {active_name}", flush=True)
+        card["promotion"] = gate.run(locked, gate.predictions_of(candidate), active, active_name,
+                                     promote=args.promote)
+        print(f"promotion: {card['promotion']['reason']}", flush=True)
         (directory / "card.md").write_text(render_card(card, command))
 
-    out_dir = reg.write(card, write_all, activate=bool(promotion["promoted"]))
-    print(f"wrote {out_dir}" + (f"; ACTIVE -> {args.version}" if promotion["promoted"] else "; ACTIVE unchanged"))
+    out_dir = reg.write(card, write_all, activate=False)
+    promoted = bool(card["promotion"]["promoted"])
+    if promoted:
+        reg.activate(args.version)
+    print(f"wrote {out_dir}" + (f"; ACTIVE -> {args.version}" if promoted else "; ACTIVE unchanged"))
     if args.docs:
         docs = Path(args.docs)
         page = docs_page(card, command)

@@ -49,6 +49,9 @@ def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
     p = record.predicted
     return {
         "migration_id": record.operation_id,
+        "vm_id": record.vm_id,  # VM, host pair and time group outcomes for evaluation (training/splits.py)
+        "source_host_id": record.source_host_id,
+        "target_host_id": record.target_host_id,
         "technique": str(record.parameters.technique),
         "workload": "",  # unknown in production: never a feature
         "vm_memory_mib": inputs.memory_configured_mib or inputs.memory_mib,

@@ -25,7 +25,9 @@ Card schema (JSON object, card_schema 1); the required keys are checked, a model
     data          what it was trained on (file, sha256, rows ...)
     libraries     library versions at training time
     metrics       the evaluation, as the training job reports it
-    promotion     {"promoted": bool, "reason": str}: whether and why it was activated (or not)
+    promotion     {"promoted": bool, "reason": str}: whether and why it was activated (or not); a model with a
+                  promotion gate adds "refused" (bool: refused versions are never activated) and "gate" (every
+                  comparison with the active model, training/gate.py)
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The retraining job, short: on a sample of the SNU runs and the lab's migrations it evaluates, writes a
-version with its card, and promotes it only when it is better, saying why either way."""
+"""The retraining job, short: on a sample of the SNU runs and the lab's migrations it evaluates, runs the gate
+against the active model on the locked test part, writes a version with its card, and promotes it only when the
+gate passes it, saying why either way; a refused candidate is written, marked refused, and never made active."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -18,26 +18,42 @@ from advisor.features.dataset import outcome_row
 from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor, registry
 from advisor.ml.registry import next_version
 from tests.support import REPO
-from training import train_cost
+from training import gate, train_cost
 from training.cost_data import DEFAULT_LAB_DATA, load_outcomes
-from training.promotion import decide
 from training.score_predictions import score
+from training.splits import is_locked
 
 
 def _files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in directory.iterdir()}
 
 
-def test_a_short_retraining_writes_a_new_servable_version_and_says_why_it_was_promoted_or_not(tmp_path: Path) -> None:
+def _short_run(models: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Train on 3% of the SNU runs; the groups of every row training prepared."""
+    seen: set[str] = set()
+    prepare = train_cost.prepare
+
+    def spy(frame: pd.DataFrame, cfg: train_cost.TrainConfig) -> train_cost.Prepared:
+        seen.update(frame["lock_group"])
+        return prepare(frame, cfg)
+
+    monkeypatch.setattr(train_cost, "prepare", spy)
+    code = train_cost.main(["--snu-sample", "0.03", "--models-dir", str(models), "--docs", "",
+                            "--lab-data", str(DEFAULT_LAB_DATA), "--promote"])
+    assert code == 0
+    return seen
+
+
+def test_a_short_retraining_writes_a_new_servable_version_and_says_why_it_was_promoted_or_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The shipped versions and pointer: without --version the job writes the next free version, never the active
     # one in place, whether the gate promotes the candidate or not.
     models = tmp_path / "cost"
     shutil.copytree(REPO / "models" / "cost", models)
     active = (models / "ACTIVE").read_text().strip()
     shipped = {v: _files(models / v) for v in registry(models).versions()}
-    code = train_cost.main(["--snu-sample", "0.03", "--models-dir", str(models), "--docs", "",
-                            "--lab-data", str(DEFAULT_LAB_DATA), "--promote"])
-    assert code == 0
+    seen = _short_run(models, monkeypatch)
+    assert seen and not any(is_locked(g) for g in seen)  # training never saw the locked test part
     written = next_version(list(shipped))
     assert {v: _files(models / v) for v in shipped} == shipped
     card = json.loads((models / written / "card.json").read_text())
@@ -45,11 +61,34 @@ def test_a_short_retraining_writes_a_new_servable_version_and_says_why_it_was_pr
     targets = {"total_time_ms", "downtime_ms", "transferred_mib"}
     assert set(card["files"]) == {*targets, "converges", *(f"{t}@lab" for t in targets)}
     assert card["promotion"]["reason"].startswith(("promoted", "not promoted"))
+    comparisons = card["promotion"]["gate"]["comparisons"]
+    assert {c["scope"] for c in comparisons} == {"snu", "lab", "lab left out"}
+    assert {"time MAPE", "downtime median APE", "data MAPE", "time p10-p90 coverage", "non-convergence recall",
+            "false alarms"} <= {c["figure"] for c in comparisons}
+    assert card["promotion"]["refused"] == any(c["verdict"] == "worse" for c in comparisons)
+    assert "Promotion gate: candidate vs the active version " + active in (models / written / "card.md").read_text()
     assert "lab" in card["data"]["sources"] and card["data"]["rows"]
     assert {"full", "no windows"} <= set(card["metrics"]["lab"])
     assert card["metrics"]["convergence"]["full"]["learned"]["all"]["non_converging"] > 0
     assert (models / "ACTIVE").read_text().strip() == (written if card["promotion"]["promoted"] else active)
     assert isinstance(load_cost_predictor(models), LearnedCostPredictor)
+
+
+def test_a_refused_candidate_is_written_marked_refused_and_never_made_active(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models = tmp_path / "cost"
+    shutil.copytree(REPO / "models" / "cost", models)
+    active = (models / "ACTIVE").read_text().strip()
+    # a margin no candidate can keep: any time error at all counts as worse
+    monkeypatch.setattr(gate, "TARGETS", (("total_time_ms", "time", -10.0), *gate.TARGETS[1:]))
+    written = registry(models).next_version()
+    _short_run(models, monkeypatch)
+    card = json.loads((models / written / "card.json").read_text())
+    assert card["promotion"]["refused"] and not card["promotion"]["promoted"]
+    assert "refused: worse than the active version" in card["promotion"]["reason"]
+    assert "time MAPE" in card["promotion"]["reason"]
+    assert (models / "ACTIVE").read_text().strip() == active
+    assert registry(models).artifact(written).version == written  # kept, as its own immutable version
 
 
 def test_asking_for_a_version_that_exists_is_refused_before_training(tmp_path: Path,
@@ -91,34 +130,6 @@ def test_a_downtime_never_measured_is_exported_unknown_and_never_taught(tmp_path
     exported = tmp_path / "outcomes.csv"
     pd.DataFrame(rows).to_csv(exported, index=False)
     assert list(load_outcomes(exported)["migration_id"]) == ["measured"]
-
-
-def _metrics(snu_mape: float, lab_mape: float, recall: float) -> dict[str, Any]:
-    techniques = ("precopy", "precopy_autoconverge", "precopy_xbzrle", "precopy_compress", "postcopy")
-    table = {t: {"total_time_ms": {"n": 10, "mape": snu_mape}, "downtime_ms": {"n": 10, "median_ape": 0.1}}
-             for t in techniques}
-    lab = {t: {"total_time_ms": {"n": 10, "mape": lab_mape}} for t in techniques}
-    snu_only = {t: {"total_time_ms": {"n": 10, "mape": 0.7}} for t in techniques}
-    conv = {"learned": {"all": {"recall": recall}}, "snu_only": {"all": {"recall": 0.05}}}
-    return {"snu": {"learned": table}, "lab": {"full": {"learned": lab, "snu_only": snu_only}},
-            "convergence": {"full": conv}}
-
-
-def test_promotion_needs_the_snu_figures_kept_and_the_lab_figures_bettered(tmp_path: Path) -> None:
-    (tmp_path / "1.0").mkdir()
-    (tmp_path / "1.0" / "card.json").write_text(json.dumps({"version": "1.0", "metrics": _metrics(0.13, 0.5, 0.5)}))
-    (tmp_path / "ACTIVE").write_text("1.0\n")
-    better = decide(_metrics(0.131, 0.2, 0.95), tmp_path, promote=True)
-    assert better["promoted"] and "better" in better["reason"]
-    worse_snu = decide(_metrics(0.20, 0.2, 0.95), tmp_path, promote=True)
-    assert not worse_snu["promoted"] and "SNU precopy time error 20.0% is worse" in worse_snu["reason"]
-    worse_lab = decide(_metrics(0.13, 0.6, 0.95), tmp_path, promote=True)
-    assert not worse_lab["promoted"] and "not better" in worse_lab["reason"]
-    other_data = decide(_metrics(0.13, 0.6, 0.95), tmp_path, promote=True, lab_sha256="f" * 64)
-    assert other_data["promoted"] and "lab figures are from other lab data" in other_data["reason"]
-    assert "of the SNU-only model" in other_data["reason"]  # then compared with the SNU-only recipe's 0.7
-    not_asked = decide(_metrics(0.13, 0.2, 0.95), tmp_path, promote=False)
-    assert not not_asked["promoted"] and not_asked["better"] and "--promote not given" in not_asked["reason"]
 
 
 def test_predictions_are_scored_against_the_lab_rows_they_were_made_for() -> None:
