@@ -11,7 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from advisor.ml.profiles import PARAMETERS, TARGETS, UNCALIBRATED_OFFSETS, HostProfile
+import numpy as np
+
+from advisor.domain.migration import MigrationResult
+from advisor.domain.model import MigrationInputs, Technique
+from advisor.features.inputs import PROFILES, InputTable
+from advisor.ml.profiles import PARAMETERS, TARGETS, UNCALIBRATED_OFFSETS, HostProfile, Observed, uncalibrated, updated
 from advisor.ml.registry import ArtifactError, ModelRegistry
 
 KIND = "host_profile"
@@ -89,3 +94,23 @@ def _load(artifact: Any) -> HostProfile:
                  for t, o in dict(body.get("residuals", {})).items()}
     return HostProfile(str(body["name"]), parameters, int(body["migrations"]), offsets, artifact.version,
                        str(body.get("created", "")), residuals)
+
+
+class OnlineProfiles:
+    """Every completed migration on a host profile the learned model does not know updates that profile (a new
+    version, from the uncalibrated one for a name never calibrated), without a retrain."""
+
+    def __init__(self, store: ProfileStore) -> None:
+        self.store = store
+
+    def learn(self, inputs: MigrationInputs, technique: Technique, outcome: MigrationResult) -> None:
+        name = inputs.host_profile
+        if not name or name in PROFILES or not NAME_PATTERN.match(name):
+            return
+        downtime = np.nan if outcome.downtime_ms is None else outcome.downtime_ms
+        observed = Observed(np.array([outcome.total_time_ms]), np.array([downtime]),
+                            np.array([outcome.transferred_mib]), np.array([True]))
+        current = self.store.get(name) or uncalibrated(name)
+        self.store.save(updated(current, InputTable.from_rows([(inputs, technique)]), observed),
+                        "online update from an executed migration",
+                        {"previous_version": current.version, "migrations": current.migrations + 1})
