@@ -12,6 +12,7 @@ from typing import Any
 
 from advisor.config import Settings
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from advisor.features.inputs import PROFILES
 from advisor.ml.profile_input import read_calibration
 from advisor.ml.profile_store import ProfileStore, check_name
 from advisor.ml.profiles import PARAMETERS, TARGETS, HostProfile, calibrate
@@ -53,6 +54,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         name = check_name(args.name)
     except ValueError as error:
         raise InvalidArgument("--name", str(error)) from None
+    if name in PROFILES:
+        raise InvalidArgument("--name", f"{name} is served by the learned model, which retraining calibrates; "
+                                        "choose another name")
     store = _store(args)
     table, observed = read_calibration(args.input)
     profile = calibrate(name, table, observed)
