@@ -40,6 +40,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor
+from advisor.ml.profile_store import OnlineProfiles, ProfileStore
 from advisor.model_serving import load_models, models_reloader
 from advisor.telemetry.collectors import Periodic, dirty_rate_collector, prometheus_collector
 from advisor.usecases.advice import Advice
@@ -230,7 +231,8 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
     def move_ended(record: MigrationRecord) -> None:
         migrations.ended(record)
 
-    outcomes = MigrationOutcomes(store, inventory, metrics, clock, errors, on_ended=move_ended)
+    outcomes = MigrationOutcomes(store, inventory, metrics, clock, errors, on_ended=move_ended,
+                                 profiles=OnlineProfiles(ProfileStore(settings.models_dir / "profiles")))
     executor = Executor(
         store, endpoints(inventory, allowed_connect), outcomes,
         clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,

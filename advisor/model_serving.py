@@ -11,6 +11,8 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.cost import load_cost_predictor
 from advisor.ml.forecast import DirtyRateForecaster, load_dirty_forecaster
 from advisor.ml.predictor import CostPredictor
+from advisor.ml.profile_serving import ProfileServingPredictor
+from advisor.ml.profile_store import ProfileStore
 from advisor.ml.registry import active_fingerprint
 from advisor.usecases.estimates import CostEstimator
 
@@ -18,8 +20,9 @@ log = logging.getLogger("advisor")
 
 
 def load_predictor(models_dir: Path) -> CostPredictor:
-    """The active learned cost model under `models_dir/cost`, or the analytic model saying why not."""
-    return load_cost_predictor(models_dir / "cost")
+    """The active learned cost model under `models_dir/cost`, or the analytic model saying why not; a host profile
+    it does not know is served by the physics, calibrated from `models_dir/profiles` where it was."""
+    return ProfileServingPredictor(load_cost_predictor(models_dir / "cost"), ProfileStore(models_dir / "profiles").get)
 
 
 def load_models(models_dir: Path, metrics: AdvisorMetrics) -> tuple[CostPredictor, DirtyRateForecaster]:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from advisor.features.dataset import OUTCOMES
-from advisor.features.inputs import INPUT_COLUMNS
+from advisor.features.inputs import INPUT_COLUMNS, PROFILES
 from advisor.ml.cost_features import TECHNIQUE_CODE
 from training.data import DEFAULT_DATA, TARGET_COLUMNS, file_sha256, load_migrations
 from training.splits import locked_mask, outcome_group
@@ -136,6 +136,8 @@ def load_outcomes(path: Path) -> pd.DataFrame:
     # the host profile the prediction was made for (advisor outcomes export writes it); none: the default, snu
     source = frame["source"] if "source" in frame.columns else pd.Series("snu", index=frame.index)
     frame["source"] = source.fillna("snu").astype(str).replace({"": "snu", "advisor": "snu"})
+    # a profile the learned model does not know learns online (advisor.ml.profile_store.OnlineProfiles), not here
+    frame = frame[frame["source"].isin(PROFILES)].copy()
     frame["workload"] = "advisor"
     if {"vm_id", "source_host_id", "target_host_id", "finished_at_s"} <= set(frame.columns):
         frame["group"] = [outcome_group(str(v), str(s), str(t), float(f)) for v, s, t, f in zip(

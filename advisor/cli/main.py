@@ -19,6 +19,7 @@ from advisor.app import SETUP_ERRORS
 from advisor.cli.common import client_args
 from advisor.cli.local import cmd_demo, cmd_predict_cost, cmd_serve
 from advisor.cli.outcomes import add_outcomes_commands
+from advisor.cli.profiles import add_profiles_commands
 from advisor.cli.remote import (
     cmd_hosts,
     cmd_migrate,
@@ -132,6 +133,7 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
     add_tokens_commands(sub)
     add_ui_commands(sub)
     add_outcomes_commands(sub)
+    add_profiles_commands(sub)
     register_advisor_policy()  # the project's own planner as the simulator's `advisor` policy
     add_simulate_command(sub)
 

@@ -2,7 +2,8 @@
 
 Input columns (units of the shared SNU data): technique, vm_memory_mib, dirty_rate_pages_per_s,
 available_bandwidth_mbps, max_bandwidth_mib_s; optional, each as advisor.features.dataset.OPTIONAL_INPUTS says:
-source (`snu` or `lab`), memory_used_mib, max_downtime_ms, deadline_ms, and the measured working set
+host_profile (alias source: `snu`, `lab`, or a profile calibrated by `advisor profiles calibrate`; another
+name is served as uncalibrated), memory_used_mib, max_downtime_ms, deadline_ms, and the measured working set
 (working_set_mib, dirty_rate_2s_pages_per_s, dirty_rate_4s_pages_per_s); an empty cell of an optional column is
 missing for that row, and the output's `assumed` column says what was taken instead. Any other column passes
 through unchanged (read and written as text). Every row is checked before anything is predicted; a bad row raises
@@ -33,6 +34,8 @@ OPTIONAL_NUMERIC = {"memory_used_mib": 16 * 1024 * 1024, "max_downtime_ms": 3_60
                     "working_set_mib": 16 * 1024 * 1024, "dirty_rate_2s_pages_per_s": 1e9,
                     "dirty_rate_4s_pages_per_s": 1e9}
 MAX_SOURCE_CHARS = 64
+# The host profile of a row: `host_profile`, or its alias `source` (both given must agree).
+PROFILE_COLUMNS = ("host_profile", "source")
 # Columns that must be strictly positive (the others may be zero).
 POSITIVE_COLUMNS = frozenset({"vm_memory_mib", "available_bandwidth_mbps", "max_bandwidth_mib_s"})
 OUTPUT_TARGETS = (
@@ -69,7 +72,7 @@ class BatchInputError(InvalidArgument):
         self.problems = problems
 
 
-def _read(input_path: Path) -> pd.DataFrame:
+def read_csv(input_path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(input_path, dtype=str, keep_default_na=False, na_filter=False)
     except FileNotFoundError:
@@ -118,11 +121,19 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
                           (zero, "must be positive")):
             for i in np.flatnonzero(mask):
                 problems.append(RowProblem(int(i) + 1, f"{column} {why} ({text.iat[int(i)]!r})"))
-    if "source" in frame.columns:
-        source = frame["source"].astype(str)
+    for column in PROFILE_COLUMNS:
+        if column not in frame.columns:
+            continue
+        source = frame[column].astype(str)
         bad_source = source.str.len().gt(MAX_SOURCE_CHARS) | source.str.contains(r"[\x00-\x1f\x7f]", regex=True)
         for i in np.flatnonzero(bad_source.to_numpy()):
-            problems.append(RowProblem(int(i) + 1, f"source must be at most {MAX_SOURCE_CHARS} printable characters"))
+            problems.append(RowProblem(int(i) + 1, f"{column} must be at most {MAX_SOURCE_CHARS} printable characters"))
+    if all(c in frame.columns for c in PROFILE_COLUMNS):
+        named = [frame[c].astype(str).str.strip().str.lower() for c in PROFILE_COLUMNS]
+        differ = (named[0] != "") & (named[1] != "") & (named[0] != named[1])
+        for i in np.flatnonzero(differ.to_numpy()):
+            problems.append(RowProblem(int(i) + 1, f"host_profile {named[0].iat[int(i)]!r} and its alias source "
+                                                   f"{named[1].iat[int(i)]!r} differ"))
     technique = frame["technique"].astype(str).str.strip()
     unknown = ~technique.isin(list(TECHNIQUE_CODE)).to_numpy()
     for i in np.flatnonzero(unknown):
@@ -135,11 +146,20 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
     return values
 
 
+def with_profile(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose `source` is each row's host profile (`host_profile` where given, else `source`)."""
+    out = frame.copy()
+    if "host_profile" in frame.columns:
+        named = frame["host_profile"].astype(str).str.strip()
+        out["source"] = named.where(named != "", frame["source"] if "source" in frame.columns else "")
+    return out
+
+
 def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -> int:
     """Predict every row of `input_path` into `output_path`; returns the number of rows written."""
-    frame = _read(input_path)
+    frame = read_csv(input_path)
     values = validate(frame, input_path)
-    validated = frame.copy()
+    validated = with_profile(frame)
     for column in NUMERIC_COLUMNS:
         validated[column] = values[column]
     table = InputTable.from_frame(validated)

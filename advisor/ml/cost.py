@@ -188,8 +188,6 @@ class LearnedCostPredictor:
             notes.append(convergence_note(guard, inputs, technique, float(arrays.learned_probability[k]), p))
         if inputs.memory_source == "configured":
             notes.append(f"memory in use unknown: all {inputs.memory_mib:.0f} MiB configured assumed copied")
-        if inputs.host_profile and inputs.host_profile not in PROFILES:
-            notes.append(f"host profile {inputs.host_profile!r} unknown to the model: calibrated as {DEFAULT_PROFILE}")
         return MigrationCost(
             technique=technique,
             total_time_ms=Interval(*(float(v) for v in arrays.total_time_ms[k])),

@@ -220,6 +220,15 @@ class FeatureSet:
         return rho_band(self.column("dirty_ratio"))
 
 
+def profile_codes(profiles: Sequence[str]) -> FloatArray:
+    """The learned models' profile codes; a profile they do not know is refused (ValueError), never taken as
+    another: advisor.ml.profile_serving serves those by the physics."""
+    unknown = sorted({p for p in profiles if p not in PROFILE_CODE})
+    if unknown:
+        raise ValueError(f"host profile(s) unknown to the learned model: {', '.join(map(repr, unknown[:5]))}")
+    return np.array([PROFILE_CODE[p] for p in profiles], dtype=np.float64)
+
+
 def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAULT_CONSTANTS) -> FeatureSet:
     """The feature matrix of an InputTable (validated beforehand)."""
     code = technique_codes([str(t) for t in table.techniques])
@@ -232,7 +241,7 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
     seen = np.fmax(dirty * 1.0, table.working_set_mib)
     columns = {
         "technique": code.astype(np.float64),
-        "profile": np.array([PROFILE_CODE.get(p, 0) for p in table.profiles], dtype=np.float64),
+        "profile": profile_codes(table.profiles),
         "log_memory_mib": np.log(memory),
         "memory_known": table.memory_known.astype(np.float64),
         "log_memory_configured_mib": np.log(table.memory_configured_mib),

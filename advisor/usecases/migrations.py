@@ -11,12 +11,14 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Protocol
 
 from advisor.domain import validation
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import AdvisorError, FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.ids import new_id
-from advisor.domain.migration import MigrationRecord, Phase, Progress
+from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress
+from advisor.domain.model import MigrationInputs, Technique
 from advisor.domain.recommendation import (
     RUNNABLE,
     Cancel,
@@ -202,13 +204,23 @@ class Migrations:
         return frozenset() if self._executor is None else self._executor.migrating_vms()
 
 
+class ProfileLearning(Protocol):
+    """Where a completed migration updates its host profile online (advisor.ml.profile_store.OnlineProfiles):
+    profiles the learned model knows are left to retraining, the others learn from each migration."""
+
+    def learn(self, inputs: MigrationInputs, technique: Technique, outcome: MigrationResult) -> None: ...
+
+
 class MigrationOutcomes:
     """The executor's observer: exports progress, and when a migration ends, stores what it changed."""
 
     def __init__(self, store: MigrationRecords, inventory: Inventory, metrics: AdvisorMetrics, clock: Clock,
-                 errors: RunningErrors, on_ended: Callable[[MigrationRecord], None]) -> None:
+                 errors: RunningErrors, on_ended: Callable[[MigrationRecord], None],
+                 profiles: ProfileLearning | None = None) -> None:
         """`on_ended(record)` carries an ended migration into the lifecycle (Migrations.ended): its move's state,
-        and the next move of a run."""
+        and the next move of a run. `profiles` learns from every completed migration (aborts are censored: what
+        they would have cost is unknown)."""
+        self._profiles = profiles
         self._store = store
         self._inventory = inventory
         self._metrics = metrics
@@ -230,10 +242,20 @@ class MigrationOutcomes:
     def finished(self, record: MigrationRecord) -> None:
         self._export(record)
         self._store.record_outcome(record)  # training data: what was predicted, from what, and what happened
+        self._learn(record)
         vm = self._inventory.vms().get(record.vm_id)
         if record.phase is Phase.SUCCEEDED and vm is not None and record.target_host_id in self._inventory.hosts():
             self._inventory.apply(InventoryChange(vms=(replace(vm, host_id=record.target_host_id),)))
         self._on_ended(record)
+
+    def _learn(self, record: MigrationRecord) -> None:
+        if self._profiles is None or record.phase is not Phase.SUCCEEDED or record.inputs is None \
+                or record.outcome is None:
+            return
+        try:
+            self._profiles.learn(record.inputs, record.parameters.technique, record.outcome)
+        except Exception:  # the outcome is stored: a profile that cannot learn now must not stop the lifecycle
+            log.exception("host profile not updated", extra={"operation_id": record.operation_id})
 
     def _export_errors(self) -> None:
         m = self._metrics

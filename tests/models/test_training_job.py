@@ -115,6 +115,15 @@ def test_migrations_the_advisor_aborted_are_censored_and_unmeasured_figures_unkn
     assert list(frame["migration_id"]) == ["done"] and list(frame["outcome"]) == ["completed"]
 
 
+def test_outcomes_on_a_profile_the_learned_model_does_not_know_are_left_to_that_profile(tmp_path: Path) -> None:
+    exported = tmp_path / "outcomes.csv"
+    pd.DataFrame({"migration_id": ["on-lab", "on-rig2"], "technique": "precopy", "vm_memory_mib": 1024.0,
+                  "dirty_rate_pages_per_s": 2560.0, "available_bandwidth_mbps": 800.0, "max_bandwidth_mib_s": 100.0,
+                  "total_time_ms": 12_000.0, "downtime_ms": 40.0, "transferred_kib": 1e6, "source": ["lab", "rig2"],
+                  "outcome": "completed"}).to_csv(exported, index=False)
+    assert list(load_outcomes(exported)["migration_id"]) == ["on-lab"]
+
+
 def test_a_downtime_never_measured_is_exported_unknown_and_never_taught(tmp_path: Path) -> None:
     cost = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
                          ModelRef("test", "0"))

@@ -1,0 +1,110 @@
+"""`advisor profiles calibrate|list|show`: host profiles as data, fitted from a host's executed migrations and
+stored as immutable versions through the model registry (models/profiles/NAME/VERSION)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from advisor.config import Settings
+from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from advisor.features.inputs import PROFILES
+from advisor.ml.profile_input import read_calibration
+from advisor.ml.profile_store import ProfileStore, check_name
+from advisor.ml.profiles import PARAMETERS, TARGETS, HostProfile, calibrate
+from advisor.ml.registry import ArtifactError
+from advisor.physics import TECHNIQUES
+from advisor.tables import safe
+
+
+def _store(args: argparse.Namespace) -> ProfileStore:
+    return ProfileStore(Path(args.models_dir or Settings().models_dir) / "profiles")
+
+
+def _as_dict(profile: HostProfile) -> dict[str, Any]:
+    return {"name": profile.name, "version": profile.version, "migrations": profile.migrations,
+            "created": profile.created, "parameters": dict(profile.parameters),
+            "intervals": {t: {k: [round(x, 4) for x in v] for k, v in o.items()}
+                          for t, o in profile.offsets.items()}}
+
+
+def render(profile: HostProfile) -> str:
+    """What a profile learned: its parameters, and per technique the p10-p90 band of actual over predicted."""
+    lines = [f"profile {profile.name} version {profile.version}: {profile.migrations} migrations ({profile.created})",
+             "", "parameter            value"]
+    lines += [f"{name:<20} {profile.parameters[name]:g}" for name in PARAMETERS]
+    lines += ["", "served / physics: p10 median p90    " + "  ".join(f"{t:<16}" for t in TARGETS)]
+    for technique in TECHNIQUES:
+        bands = [profile.interval(technique, t) for t in TARGETS]
+        lines.append(f"{technique!s:<35}  " + "  ".join(
+            " ".join(f"{_ratio(x):.2f}" for x in band).ljust(16) for band in bands))
+    return "\n".join(safe(line) for line in lines)
+
+
+def _ratio(log_offset: float) -> float:
+    return math.exp(log_offset)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    try:
+        name = check_name(args.name)
+    except ValueError as error:
+        raise InvalidArgument("--name", str(error)) from None
+    if name in PROFILES:
+        raise InvalidArgument("--name", f"{name} is served by the learned model, which retraining calibrates; "
+                                        "choose another name")
+    store = _store(args)
+    table, observed = read_calibration(args.input)
+    profile = calibrate(name, table, observed)
+    try:
+        saved = store.save(profile, f"advisor profiles calibrate --name {name} --input {args.input}",
+                           {"file": str(args.input), "migrations": len(table)}, version=args.version)
+    except ArtifactError as error:
+        raise FailedPrecondition(str(error)) from None
+    print(json.dumps(_as_dict(saved), indent=2) if args.json else render(saved))
+    print(f"stored profile {name} version {saved.version} in {store.root / name}", file=sys.stderr)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    profiles = [p for n in _store(args).names() if (p := _store(args).get(n)) is not None]
+    if args.json:
+        print(json.dumps([_as_dict(p) for p in profiles], indent=2))
+        return 0
+    print("name                 version  migrations  " + "  ".join(f"{n:<18}" for n in PARAMETERS) + "  created")
+    for p in profiles:
+        print(safe(f"{p.name:<20} {p.version:<8} {p.migrations:>10}  "
+                   + "  ".join(f"{p.parameters[n]:<18g}" for n in PARAMETERS) + f"  {p.created}"))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    profile = _store(args).get(args.name)
+    if profile is None:
+        raise NotFound("name", "host profile", args.name)
+    print(json.dumps(_as_dict(profile), indent=2) if args.json else render(profile))
+    return 0
+
+
+def add_profiles_commands(sub: Any) -> None:
+    profiles = sub.add_parser("profiles", help="host profiles: calibrate the physics from a host's migrations")
+    actions = profiles.add_subparsers(dest="profiles_command", required=True, metavar="ACTION")
+    p = actions.add_parser("calibrate", help="fit a profile from executed migrations and store it as a new version")
+    p.add_argument("--name", required=True, help="the profile's name (the hosts' advisor.profile label)")
+    p.add_argument("--input", type=Path, required=True, help="CSV: the `advisor predict cost` input columns plus "
+                   "total_time_ms, downtime_ms, transferred_kib and outcome (completed or aborted)")
+    p.add_argument("--version", help="the version to write (default: the next free one); an existing one is "
+                   "refused")
+    p.set_defaults(func=cmd_calibrate)
+    p = actions.add_parser("list", help="every calibrated profile: version, migrations, parameters, when")
+    p.set_defaults(func=cmd_list)
+    p = actions.add_parser("show", help="one profile: what it learned")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_show)
+    for action in actions.choices.values():
+        action.add_argument("--models-dir", type=Path, help="models directory (default: the repository's models/)")
+        action.add_argument("--json", action="store_true", help="JSON instead of a table")

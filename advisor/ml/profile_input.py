@@ -1,0 +1,69 @@
+"""The calibration input of `advisor profiles calibrate`: the `advisor predict cost` input columns plus what each
+migration measured (`total_time_ms`, `downtime_ms`, `transferred_kib`, `outcome` = completed or aborted; downtime
+empty where it did not complete). Every row is checked, and every bad row listed (row, column, why)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from advisor.features.inputs import InputTable
+from advisor.ml.batch import NUMERIC_COLUMNS, BatchInputError, RowProblem, read_csv, validate, with_profile
+from advisor.ml.profiles import Observed
+
+OUTCOMES = ("completed", "aborted")
+MEASURED = ("total_time_ms", "downtime_ms", "transferred_kib", "outcome")
+
+
+def _measured_problems(frame: pd.DataFrame) -> tuple[list[RowProblem], dict[str, np.ndarray]]:
+    missing = [c for c in MEASURED if c not in frame.columns]
+    if missing:
+        return [RowProblem(0, f"missing column(s): {', '.join(missing)}")], {}
+    outcome = frame["outcome"].astype(str).str.strip().str.lower().to_numpy()
+    completed = outcome == "completed"
+    problems = [RowProblem(int(i) + 1, f"outcome {frame['outcome'].iat[int(i)]!r} is not one of {', '.join(OUTCOMES)}")
+                for i in np.flatnonzero(~np.isin(outcome, OUTCOMES))]
+    values: dict[str, np.ndarray] = {"completed": completed}
+    for column in ("total_time_ms", "downtime_ms", "transferred_kib"):
+        text = frame[column].astype(str).str.strip()
+        number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+        empty = (text == "").to_numpy()
+        values[column] = number
+        required = completed if column != "total_time_ms" else np.ones(len(frame), dtype=np.bool_)
+        for mask, why in ((empty & required, "is missing"),
+                          (~empty & ~np.isfinite(number), "is not a number"),
+                          (np.isfinite(number) & (number <= 0) & required, "must be positive"),
+                          (np.isfinite(number) & (number < 0), "is negative")):
+            for i in np.flatnonzero(mask):
+                problems.append(RowProblem(int(i) + 1, f"{column} {why}" + ("" if why == "is missing" else
+                                                                             f" ({text.iat[int(i)]!r})")))
+        if column == "downtime_ms":
+            for i in np.flatnonzero(~completed & ~empty & np.isin(outcome, OUTCOMES)):
+                problems.append(RowProblem(int(i) + 1, "downtime_ms must be empty where the migration was aborted"))
+    return problems, values
+
+
+def read_calibration(path: Path) -> tuple[InputTable, Observed]:
+    """The calibration migrations of a CSV file; raises BatchInputError listing every bad row."""
+    frame = read_csv(path)
+    problems: list[RowProblem] = []
+    values: dict[str, np.ndarray] = {}
+    try:
+        values = validate(frame, path)
+    except BatchInputError as error:
+        problems.extend(error.problems)
+    measured_problems, measured = _measured_problems(frame)
+    problems.extend(measured_problems)
+    if not problems and len(frame) == 0:
+        problems.append(RowProblem(0, "no migrations"))
+    if problems:
+        problems.sort(key=lambda p: p.row)
+        raise BatchInputError(path, problems)
+    validated = with_profile(frame)
+    for column in NUMERIC_COLUMNS:
+        validated[column] = values[column]
+    table = InputTable.from_frame(validated)
+    return table, Observed(measured["total_time_ms"], measured["downtime_ms"], measured["transferred_kib"] / 1024.0,
+                           measured["completed"])

@@ -1,0 +1,114 @@
+"""Serving every host profile: the ones the learned model knows (advisor.features.inputs.PROFILES) by the learned
+model, a calibrated one by the physics with its fitted parameters and its own intervals, and a name never
+calibrated by the physics' defaults with the intervals of a profile left out -- said so in the notes, never
+silently served as another profile."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
+from advisor.features.inputs import PROFILES, InputTable
+from advisor.ml.predictor import CostPredictor
+from advisor.ml.profiles import TARGETS, HostProfile, physics, uncalibrated
+from advisor.physics import FloatArray, validate
+
+PROFILE_MODEL = "calibrated-physics"
+
+
+class ProfileServingPredictor:
+    """`inner` for the profiles it knows; `lookup(name)` gives a calibrated profile, None for one never calibrated."""
+
+    def __init__(self, inner: CostPredictor, lookup: Callable[[str], HostProfile | None]) -> None:
+        self.inner = inner
+        self._lookup = lookup
+
+    @property
+    def model(self) -> ModelRef:
+        return self.inner.model
+
+    def predict(self, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
+        return self.predict_many([(inputs, technique)])[0]
+
+    def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
+        known = [k for k, (i, _) in enumerate(rows) if not i.host_profile or i.host_profile in PROFILES]
+        out: list[MigrationCost | None] = [None] * len(rows)
+        for k, cost in zip(known, self.inner.predict_many([rows[k] for k in known]), strict=True):
+            out[k] = cost
+        others: dict[str, list[int]] = {}
+        for k, (i, _) in enumerate(rows):
+            if out[k] is None:
+                others.setdefault(i.host_profile, []).append(k)
+        for name, indices in others.items():
+            for k, cost in zip(indices, profile_costs([rows[k] for k in indices], name, self._lookup(name)),
+                               strict=True):
+                out[k] = cost
+        return [c for c in out if c is not None]
+
+    def predict_arrays(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> Any:
+        """The inner model's arrays when it serves every row (plans ask for 10^5 rows at once), else the same
+        arrays from predict_many."""
+        inner = getattr(self.inner, "predict_arrays", None)
+        if inner is not None and all(not i.host_profile or i.host_profile in PROFILES for i, _ in rows):
+            return inner(rows)
+        costs = self.predict_many(rows)
+
+        def col(name: str) -> FloatArray:
+            return np.array([[getattr(c, name).low, getattr(c, name).median, getattr(c, name).high] for c in costs],
+                            dtype=np.float64).reshape(len(costs), 3)
+
+        probability = np.array([np.nan if c.converge_probability is None else c.converge_probability
+                                for c in costs], dtype=np.float64)
+        return ProfileArrays(col("total_time_ms"), col("downtime_ms"), col("transferred_mib"),
+                             np.array([c.converges for c in costs], dtype=np.float64), probability)
+
+
+@dataclass(frozen=True)
+class ProfileArrays:
+    """predict_arrays' answer for rows some of which the learned model does not serve: (n, 3) p10/median/p90."""
+
+    total_time_ms: FloatArray
+    downtime_ms: FloatArray
+    transferred_mib: FloatArray
+    converges: FloatArray
+    converge_probability: FloatArray
+
+
+def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, profile: HostProfile | None
+                  ) -> list[MigrationCost]:
+    """The physics' costs with a profile's parameters and intervals (`profile` None: never calibrated)."""
+    for inputs, _ in rows:
+        validate(inputs)
+    if not rows:
+        return []
+    chosen = profile if profile is not None else uncalibrated(name)
+    if profile is None:
+        note = f"profile {name} is not calibrated: physics with default parameters, intervals of a profile left out"
+        model = ModelRef(PROFILE_MODEL, "uncalibrated", "profile left out (p10-p90)")
+    else:
+        note = f"profile {name} calibrated from {profile.migrations} migrations (version {profile.version})"
+        model = ModelRef(PROFILE_MODEL, f"{name}/{profile.version}", "split conformal per technique (p10-p90)")
+    table = InputTable.from_rows(rows)
+    a = physics(table, chosen.parameters)
+    deadline = table.deadline_ms
+    costs = []
+    for k, (_, technique) in enumerate(rows):
+        bands = []
+        for target in TARGETS:
+            physical = float(getattr(a, target)[k])
+            low, shift, high = chosen.interval(technique, target)
+            bands.append(Interval(physical * math.exp(low), physical * math.exp(shift), physical * math.exp(high)))
+        converges = bool(a.converges[k]) and not (deadline[k] > 0 and bands[0].median > deadline[k])
+        notes = [note]
+        if technique.is_precopy and not converges:
+            notes.append("does not converge by the physics"
+                         + (" within the deadline" if bool(a.converges[k]) else f" ({int(a.rounds[k])} rounds)"))
+        costs.append(MigrationCost(technique, bands[0], bands[1], bands[2], converges, model, tuple(notes)))
+    return costs
+
+

@@ -1,0 +1,116 @@
+"""Host profiles stored through the model registry: `models/profiles/<name>/<version>/card.json` with an ACTIVE
+pointer per profile. Versions are immutable (the registry refuses an existing one); a calibration or an online
+update writes the next one and activates it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advisor.domain.migration import MigrationResult
+from advisor.domain.model import MigrationInputs, Technique
+from advisor.features.inputs import PROFILES, InputTable
+from advisor.ml.profiles import PARAMETERS, TARGETS, UNCALIBRATED_OFFSETS, HostProfile, Observed, uncalibrated, updated
+from advisor.ml.registry import ArtifactError, ModelRegistry
+
+KIND = "host_profile"
+MODEL_NAME = "calibrated-physics"
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+PARAMETERS_FILE = "parameters.json"
+
+
+def schema_hash() -> str:
+    """What a stored profile means: its parameter names and targets (a change of either refuses old profiles)."""
+    document = json.dumps({"parameters": list(PARAMETERS), "targets": list(TARGETS)}, sort_keys=True)
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"profile name {name[:40]!r} must be 1-64 lower-case letters, digits, '.', '_' or '-'")
+    return name
+
+
+class ProfileStore:
+    """The calibrated host profiles under `root` (e.g. models/profiles)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _registry(self, name: str) -> ModelRegistry:
+        return ModelRegistry(self.root / check_name(name), KIND, schema_hash(),
+                             retrain_hint="advisor profiles calibrate")
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and NAME_PATTERN.match(p.name))
+
+    def get(self, name: str) -> HostProfile | None:
+        """The active version of a profile, None when it was never calibrated (or cannot be read)."""
+        if not NAME_PATTERN.match(name):
+            return None
+        try:
+            return self._registry(name).load(_load)
+        except ArtifactError:
+            return None
+
+    def save(self, profile: HostProfile, created_by: str, data: dict[str, Any], version: str | None = None
+             ) -> HostProfile:
+        """Write the profile as a new version (the next free one unless `version`) and activate it."""
+        registry = self._registry(profile.name)
+        version = registry.new_version(version)
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        body = {"name": profile.name, "parameters": dict(profile.parameters), "migrations": profile.migrations,
+                "offsets": {t: {k: list(v) for k, v in o.items()} for t, o in profile.offsets.items()},
+                "residuals": {t: {k: list(v) for k, v in o.items()} for t, o in profile.residuals.items()},
+                "created": created}
+
+        def write_files(directory: Path) -> None:
+            (directory / PARAMETERS_FILE).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n",
+                                                     encoding="utf-8")
+
+        card = {"model": MODEL_NAME, "version": version, "files": {"parameters": PARAMETERS_FILE},
+                "created_by": created_by, "data": data, "libraries": {}, "created": created,
+                "metrics": {"migrations": profile.migrations, "parameters": dict(profile.parameters)},
+                "promotion": {"promoted": True, "reason": "a calibration is served from its first version"}}
+        registry.write(card, write_files, activate=True)
+        return HostProfile(profile.name, profile.parameters, profile.migrations, profile.offsets, version, created,
+                           profile.residuals)
+
+
+def _load(artifact: Any) -> HostProfile:
+    body = json.loads(artifact.path("parameters").read_text(encoding="utf-8"))
+    parameters = {p: float(body["parameters"][p]) for p in PARAMETERS}
+    offsets = {str(t): {k: (float(v[0]), float(v[1]), float(v[2])) for k, v in o.items() if k in UNCALIBRATED_OFFSETS}
+               for t, o in dict(body["offsets"]).items()}
+    residuals = {str(t): {k: tuple(float(x) for x in v) for k, v in o.items()}
+                 for t, o in dict(body.get("residuals", {})).items()}
+    return HostProfile(str(body["name"]), parameters, int(body["migrations"]), offsets, artifact.version,
+                       str(body.get("created", "")), residuals)
+
+
+class OnlineProfiles:
+    """Every completed migration on a host profile the learned model does not know updates that profile (a new
+    version, from the uncalibrated one for a name never calibrated), without a retrain."""
+
+    def __init__(self, store: ProfileStore) -> None:
+        self.store = store
+
+    def learn(self, inputs: MigrationInputs, technique: Technique, outcome: MigrationResult) -> None:
+        name = inputs.host_profile
+        if not name or name in PROFILES or not NAME_PATTERN.match(name):
+            return
+        downtime = np.nan if outcome.downtime_ms is None else outcome.downtime_ms
+        observed = Observed(np.array([outcome.total_time_ms]), np.array([downtime]),
+                            np.array([outcome.transferred_mib]), np.array([True]))
+        current = self.store.get(name) or uncalibrated(name)
+        self.store.save(updated(current, InputTable.from_rows([(inputs, technique)]), observed),
+                        "online update from an executed migration",
+                        {"previous_version": current.version, "migrations": current.migrations + 1})

@@ -1,0 +1,262 @@
+"""Host profiles as data: a few physical parameters of the physics (advisor.physics) fitted from a host's executed
+migrations, and the residual quantiles that give its intervals. Pure: storage is advisor.ml.profile_store's.
+
+The parameters, each with its prior (the uncalibrated physics) and bounds:
+
+- `throughput`: the usable bandwidth (the lower of link and cap) times this is what the host really moves;
+- `round_overhead_ms`: what each pre-copy round costs beyond sending (QEMU's bookkeeping, a slow guest);
+- `downtime_scale`: the measured stop over the physics' (device state, resume, the last round's pages);
+- `dirty_factor`: the guest's effective dirty rate over the measured one.
+
+They are fitted by least squares on the log errors of time, downtime and data of completed migrations, with a
+ridge toward the prior worth `PRIOR_WEIGHT` migrations, so a profile with few migrations stays near the physics
+(the fit moves by about n / (n + PRIOR_WEIGHT)). Then per technique and target, the residuals log(actual /
+fitted) over the calibration migrations give a shift of the median (their median: what the few parameters leave,
+e.g. compression's CPU cost) and the split-conformal p10 and p90 around it, blended with the uncalibrated offsets
+(no shift) with the same weight while the technique has few migrations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from advisor.domain.model import Technique
+from advisor.features.inputs import InputTable
+from advisor.physics import TECHNIQUES, AnalyticArrays, FloatArray, working_set_arrays
+
+PARAMETERS: tuple[str, ...] = ("throughput", "round_overhead_ms", "downtime_scale", "sent_memory_factor")
+PRIOR: Mapping[str, float] = {"throughput": 1.0, "round_overhead_ms": 0.0, "downtime_scale": 1.0,
+                              "sent_memory_factor": 1.0}
+BOUNDS: Mapping[str, tuple[float, float]] = {"throughput": (0.3, 1.5), "round_overhead_ms": (0.0, 2000.0),
+                                             "downtime_scale": (0.2, 20.0), "sent_memory_factor": (0.5, 8.0)}
+# How far a parameter may move for one unit of the ridge (log scale; the overhead in ms over this).
+PRIOR_SPREAD: Mapping[str, float] = {"throughput": 0.5, "round_overhead_ms": 500.0, "downtime_scale": 1.0,
+                                     "sent_memory_factor": 1.0}
+PRIOR_WEIGHT = 5.0  # the prior counts as this many migrations
+TARGETS: tuple[str, ...] = ("total_time_ms", "downtime_ms", "transferred_mib")
+QUANTILES = (0.1, 0.9)
+# The p10/p90 offsets (log actual/physics) of a profile the physics never saw: what leaving a whole profile out
+# costs. Measured once with `python -m training.few_shot --leave-out` (3,000 SNU migrations, the lab's 304): the
+# default physics (its constants fit SNU) on the lab, a profile calibrated on SNU predicting the lab, and one
+# calibrated on the lab predicting SNU; actual/predicted p10 and p90 of time 1.54/5.18, 1.25/4.00, 0.55/1.23;
+# downtime 0.09/11.57, 0.08/12.51, 0.31/8.41; data 1.48/2.80, 1.61/2.84, 0.52/1.17. Kept: the widest of the three.
+UNCALIBRATED_OFFSETS: Mapping[str, tuple[float, float]] = {
+    "total_time_ms": (math.log(0.55), math.log(5.18)),
+    "downtime_ms": (math.log(0.08), math.log(12.51)),
+    "transferred_mib": (math.log(0.52), math.log(2.84)),
+}
+
+
+@dataclass(frozen=True)
+class HostProfile:
+    """A calibrated host profile: its parameters, the migrations they came from, and per technique and target the
+    (low, high) interval offsets in log space. `version` is empty until stored."""
+
+    name: str
+    parameters: Mapping[str, float]
+    migrations: int
+    offsets: Mapping[str, Mapping[str, tuple[float, float, float]]]  # technique -> target -> (p10, shift, p90)
+    version: str = ""
+    created: str = ""
+    residuals: Mapping[str, Mapping[str, tuple[float, ...]]] = field(default_factory=dict)  # technique -> target
+
+    def interval(self, technique: Technique, target: str) -> tuple[float, float, float]:
+        """(low, shift, high) in log space: the median served is the physics times exp(shift)."""
+        low, high = UNCALIBRATED_OFFSETS[target]
+        return self.offsets.get(str(technique), {}).get(target, (low, 0.0, high))
+
+
+UNCALIBRATED_PARAMETERS: Mapping[str, float] = dict(PRIOR)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the calibration migrations measured, per row; NaN where not measured (downtime of an abort)."""
+
+    total_time_ms: FloatArray
+    downtime_ms: FloatArray
+    transferred_mib: FloatArray
+    completed: np.ndarray  # bool per row
+
+
+def physics(table: InputTable, parameters: Mapping[str, float]) -> AnalyticArrays:
+    """The physics with a profile's parameters: the working-set model, the usable bandwidth times `throughput`,
+    the dirty rate times `dirty_factor`, each pre-copy round `round_overhead_ms` longer, the stop scaled."""
+    code = np.array([TECHNIQUES.index(t) for t in table.techniques], dtype=np.int64)
+    usable = np.minimum(table.bandwidth_mib_s, table.max_bandwidth_mib_s) * parameters["throughput"]
+    configured = np.fmax(table.memory_configured_mib, table.memory_mib)  # NaN configured: memory in use
+    sent = np.minimum(table.memory_mib * parameters["sent_memory_factor"], configured)
+    a = working_set_arrays(code, table.memory_mib, table.working_set_mib, table.dirty_rate_mib_s, usable,
+                           table.max_downtime_ms, nonzero_mib=sent)
+    precopy = np.array([t.is_precopy for t in table.techniques])
+    overhead = np.where(precopy, a.rounds * parameters["round_overhead_ms"], 0.0)
+    downtime = a.downtime_ms * parameters["downtime_scale"]
+    return AnalyticArrays(a.total_time_ms + overhead - a.downtime_ms + downtime, downtime, a.transferred_mib,
+                          a.converges, a.rounds)
+
+
+def _log_errors(predicted: AnalyticArrays, observed: Observed) -> dict[str, FloatArray]:
+    """log(actual / predicted) per target; NaN where the actual is unknown or the migration did not complete."""
+    out = {}
+    for target in TARGETS:
+        actual = np.where(observed.completed, getattr(observed, target), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.log(np.maximum(actual, 1e-3) / np.maximum(getattr(predicted, target), 1e-3))
+        out[target] = np.where(np.isfinite(actual) & (actual > 0), ratio, np.nan)
+    return out
+
+
+def fit_parameters(table: InputTable, observed: Observed, prior_weight: float = PRIOR_WEIGHT) -> dict[str, float]:
+    """The parameters by least squares on the completed migrations' log errors, ridged toward the prior."""
+    if not observed.completed.any():
+        return dict(PRIOR)
+
+    def unpack(x: FloatArray) -> dict[str, float]:
+        return dict(zip(PARAMETERS, (float(v) for v in x), strict=True))
+
+    def prior_residual(x: FloatArray) -> FloatArray:
+        values = unpack(x)
+        out = []
+        for name in PARAMETERS:
+            if name == "round_overhead_ms":
+                out.append((values[name] - PRIOR[name]) / PRIOR_SPREAD[name])
+            else:
+                out.append(math.log(values[name] / PRIOR[name]) / PRIOR_SPREAD[name])
+        ridge: FloatArray = np.sqrt(prior_weight) * np.array(out, dtype=np.float64)
+        return ridge
+
+    def residuals(x: FloatArray) -> FloatArray:
+        errors = _log_errors(physics(table, unpack(x)), observed)
+        # a migration far off (log error beyond +-1.5, a factor 4.5) counts as that far: one outlier cannot drag
+        parts = [np.clip(np.nan_to_num(errors[t], nan=0.0), -1.5, 1.5) for t in TARGETS]
+        return np.concatenate([*parts, prior_residual(x)])
+
+    low = np.array([BOUNDS[p][0] for p in PARAMETERS])
+    high = np.array([BOUNDS[p][1] for p in PARAMETERS])
+    best = min((levenberg_marquardt(residuals, np.clip(np.array([start[p] for p in PARAMETERS]), low, high), low, high)
+                # the rounds make the loss a staircase in the rates: two starts
+                for start in (PRIOR, {**PRIOR, "throughput": 0.7, "round_overhead_ms": 100.0})),
+               key=lambda x: float(np.sum(residuals(x) ** 2)))
+    return unpack(best)
+
+
+def levenberg_marquardt(residuals: Callable[[FloatArray], FloatArray], x: FloatArray, low: FloatArray,
+                        high: FloatArray, iterations: int = 30) -> FloatArray:
+    """Bounded least squares for a few parameters: damped Gauss-Newton steps on a finite-difference Jacobian whose
+    relative step (5%) is large enough to see the rounds' steps, each step clipped into the bounds."""
+    r = residuals(x)
+    damping = 1e-2
+    for _ in range(iterations):
+        h = np.maximum(np.abs(x) * 0.05, (high - low) * 0.01)
+        jacobian = np.column_stack([(residuals(x + np.eye(len(x))[i] * h[i]) - r) / h[i] for i in range(len(x))])
+        a, g = jacobian.T @ jacobian, jacobian.T @ r
+        step = np.linalg.solve(a + damping * np.diag(np.diag(a) + 1e-9), -g)
+        candidate = np.clip(x + step, low, high)
+        r_new = residuals(candidate)
+        if float(r_new @ r_new) < float(r @ r):
+            x, r, damping = candidate, r_new, damping / 3
+        else:
+            damping *= 4
+            if damping > 1e6:
+                break
+    return x
+
+
+def conformal_offsets(errors: FloatArray) -> tuple[float, float, float] | None:
+    """The (p10, median, p90) of `errors`, the outer two at split-conformal's finite-sample ranks; None if empty."""
+    values = np.sort(errors[np.isfinite(errors)])
+    n = len(values)
+    if n == 0:
+        return None
+    low_rank = max(0, math.floor(QUANTILES[0] * (n + 1)) - 1)
+    high_rank = min(n - 1, math.ceil(QUANTILES[1] * (n + 1)) - 1)
+    return float(values[low_rank]), float(np.median(values)), float(values[high_rank])
+
+
+def blend(own: tuple[float, float, float] | None, n: int, target: str, prior_weight: float
+          ) -> tuple[float, float, float]:
+    """A technique's (low, shift, high) offsets: its own while it has many migrations, the uncalibrated ones (no
+    shift) while it has few. The in-sample residuals of a fit are too narrow by about sqrt(n / (n - parameters)):
+    the spread around the shift is widened by that."""
+    low, high = UNCALIBRATED_OFFSETS[target]
+    if own is None:
+        return low, 0.0, high
+    widen = math.sqrt(n / (n - len(PARAMETERS))) if n > len(PARAMETERS) + 1 else 2.0
+    w = n / (n + prior_weight)
+    shift = w * own[1]
+    own_low, own_high = own[1] + widen * (own[0] - own[1]), own[1] + widen * (own[2] - own[1])
+    return (min(shift, w * own_low + (1 - w) * low), shift, max(shift, w * own_high + (1 - w) * high))
+
+
+def intervals(table: InputTable, observed: Observed, parameters: Mapping[str, float], prior_weight: float = PRIOR_WEIGHT
+              ) -> tuple[dict[str, dict[str, tuple[float, float, float]]], dict[str, dict[str, tuple[float, ...]]]]:
+    """Per technique and target: the blended offsets and the residuals they came from."""
+    errors = _log_errors(physics(table, parameters), observed)
+    techniques = np.array([str(t) for t in table.techniques])
+    offsets: dict[str, dict[str, tuple[float, float, float]]] = {}
+    kept: dict[str, dict[str, tuple[float, ...]]] = {}
+    for technique in TECHNIQUES:
+        rows = techniques == str(technique)
+        offsets[str(technique)], kept[str(technique)] = {}, {}
+        for target in TARGETS:
+            values = errors[target][rows]
+            values = values[np.isfinite(values)]
+            offsets[str(technique)][target] = blend(conformal_offsets(values), len(values), target, prior_weight)
+            kept[str(technique)][target] = tuple(round(float(v), 4) for v in values)
+    return offsets, kept
+
+
+def calibrate(name: str, table: InputTable, observed: Observed, prior_weight: float = PRIOR_WEIGHT) -> HostProfile:
+    """A profile fitted from its executed migrations (rows of `table`, what happened in `observed`)."""
+    parameters = fit_parameters(table, observed, prior_weight)
+    offsets, residuals = intervals(table, observed, parameters, prior_weight)
+    return HostProfile(name, {k: round(v, 4) for k, v in parameters.items()}, len(table), offsets,
+                       residuals=residuals)
+
+
+def uncalibrated(name: str) -> HostProfile:
+    """A profile never calibrated: the physics' defaults and the intervals of a profile left out."""
+    return HostProfile(name, dict(UNCALIBRATED_PARAMETERS), 0, {})
+
+
+def updated(profile: HostProfile, table: InputTable, observed: Observed, prior_weight: float = PRIOR_WEIGHT
+            ) -> HostProfile:
+    """The profile after one more executed migration (one row), without a refit over all rows: each parameter
+    moves toward what this migration says by 1 / (n + 1 + prior_weight) (a running mean in log space of the
+    per-migration fit), and the migration's residual joins its technique's conformal set."""
+    n = profile.migrations
+    own = fit_parameters(table, observed, prior_weight)
+    step = len(table) / (n + len(table) + prior_weight)
+    parameters = {}
+    for name in PARAMETERS:
+        old, new = profile.parameters[name], own[name]
+        if name == "round_overhead_ms":
+            parameters[name] = round(old + step * (new - old), 4)
+        else:
+            parameters[name] = round(math.exp(math.log(old) + step * (math.log(new) - math.log(old))), 4)
+    errors = _log_errors(physics(table, parameters), observed)
+    residuals = {t: dict(v) for t, v in profile.residuals.items()}
+    offsets = {t: dict(v) for t, v in profile.offsets.items()}
+    for k, technique in enumerate(table.techniques):
+        per = residuals.setdefault(str(technique), {})
+        for target in TARGETS:
+            value = float(errors[target][k])
+            values = per.get(target, ())
+            if math.isfinite(value):
+                values = (*values, round(value, 4))
+                per[target] = values
+            arr = np.array(values, dtype=np.float64)
+            offsets.setdefault(str(technique), {})[target] = blend(conformal_offsets(arr), len(arr), target,
+                                                                   prior_weight)
+    return replace(profile, parameters=parameters, migrations=n + len(table), offsets=offsets, residuals=residuals,
+                   version="")
+
+
+def observed_from(total_time_ms: Sequence[float], downtime_ms: Sequence[float], transferred_mib: Sequence[float],
+                  completed: Sequence[bool]) -> Observed:
+    return Observed(np.asarray(total_time_ms, dtype=np.float64), np.asarray(downtime_ms, dtype=np.float64),
+                    np.asarray(transferred_mib, dtype=np.float64), np.asarray(completed, dtype=np.bool_))

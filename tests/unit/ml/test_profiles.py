@@ -1,0 +1,136 @@
+"""Host profiles: fitting the physics' parameters, shrinking toward the prior, intervals, the online update, the
+store (immutable versions) and serving calibrated and uncalibrated profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advisor.domain.model import MigrationInputs, ModelRef, Technique
+from advisor.features.inputs import InputTable
+from advisor.ml.cost_features import profile_codes
+from advisor.ml.predictor import AnalyticPredictor
+from advisor.ml.profile_serving import ProfileServingPredictor, profile_costs
+from advisor.ml.profile_store import ProfileStore
+from advisor.ml.profiles import PRIOR, UNCALIBRATED_OFFSETS, Observed, calibrate, physics, updated
+from advisor.ml.registry import ArtifactError
+
+TRUE = {"throughput": 0.6, "round_overhead_ms": 200.0, "downtime_scale": 2.0, "sent_memory_factor": 2.0}
+TECHNIQUES = (Technique.PRECOPY, Technique.PRECOPY_XBZRLE, Technique.POSTCOPY, Technique.PRECOPY_AUTOCONVERGE)
+
+
+def rig(n: int, seed: int = 1, profile: str = "rig") -> tuple[InputTable, Observed]:
+    """n migrations of a host that follows the physics with TRUE parameters, give or take 5%."""
+    rng = np.random.default_rng(seed)
+    rows = [(MigrationInputs(float(rng.uniform(32, 128)), float(rng.uniform(0, 8)), 1250.0,
+                             float(rng.choice([16, 32, 64])), 300.0, memory_configured_mib=256.0,
+                             working_set_mib=8.0, deadline_ms=90_000, host_profile=profile),
+             TECHNIQUES[k % len(TECHNIQUES)]) for k in range(n)]
+    table = InputTable.from_rows(rows)
+    a = physics(table, TRUE)
+    noise = rng.lognormal(0.0, 0.05, size=(3, n))
+    return table, Observed(a.total_time_ms * noise[0], a.downtime_ms * noise[1], a.transferred_mib * noise[2],
+                           np.ones(n, dtype=np.bool_))
+
+
+def test_many_migrations_recover_the_parameters() -> None:
+    profile = calibrate("rig", *rig(80))
+    assert profile.migrations == 80
+    assert profile.parameters["throughput"] == pytest.approx(0.6, rel=0.15)
+    assert profile.parameters["sent_memory_factor"] == pytest.approx(2.0, rel=0.15)
+    assert profile.parameters["downtime_scale"] == pytest.approx(2.0, rel=0.25)
+
+
+def test_few_migrations_stay_near_the_prior() -> None:
+    few, many = calibrate("rig", *rig(2)), calibrate("rig", *rig(80))
+    for name in ("throughput", "sent_memory_factor"):
+        assert abs(np.log(few.parameters[name] / PRIOR[name])) < abs(np.log(many.parameters[name] / PRIOR[name]))
+
+
+def test_intervals_narrow_from_the_uncalibrated_ones_as_migrations_come() -> None:
+    few, many = calibrate("rig", *rig(8)), calibrate("rig", *rig(80))
+    uncalibrated = UNCALIBRATED_OFFSETS["total_time_ms"]
+    few_band, many_band = (p.interval(Technique.PRECOPY, "total_time_ms") for p in (few, many))
+    assert many_band[2] - many_band[0] < few_band[2] - few_band[0] < uncalibrated[1] - uncalibrated[0]
+    assert many_band[0] <= many_band[1] <= many_band[2]
+
+
+def test_an_online_update_moves_the_profile_a_step_and_counts_the_migration() -> None:
+    profile = calibrate("rig", *rig(3))
+    table, observed = rig(1, seed=9)
+    after = updated(profile, table, observed)
+    assert after.migrations == 4 and after.version == ""
+    for name in ("throughput", "sent_memory_factor"):
+        before, now = profile.parameters[name], after.parameters[name]
+        assert min(before, TRUE[name]) * 0.8 <= now <= max(before, TRUE[name]) * 1.2
+    assert len(after.residuals[str(table.techniques[0])]["total_time_ms"]) == \
+        len(profile.residuals[str(table.techniques[0])]["total_time_ms"]) + 1
+
+
+def test_the_store_writes_immutable_versions_and_reads_the_active_one(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path)
+    assert store.get("rig") is None
+    first = store.save(calibrate("rig", *rig(10)), "test", {})
+    second = store.save(calibrate("rig", *rig(20)), "test", {})
+    assert (first.version, second.version) == ("1.0.0", "1.1.0")
+    read = store.get("rig")
+    assert read is not None and read.version == "1.1.0" and read.migrations == 20
+    assert read.offsets == second.offsets and store.names() == ["rig"]
+    with pytest.raises(ArtifactError, match="immutable"):
+        store.save(calibrate("rig", *rig(5)), "test", {}, version="1.0.0")
+    with pytest.raises(ValueError, match="profile name"):
+        store.save(calibrate("../x", *rig(5)), "test", {})
+
+
+class Inner:
+    """A learned model stand-in that records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self._analytic = AnalyticPredictor()
+
+    @property
+    def model(self) -> ModelRef:
+        return self._analytic.model
+
+    def predict(self, inputs: MigrationInputs, technique: Technique):  # type: ignore[no-untyped-def]
+        return self.predict_many([(inputs, technique)])[0]
+
+    def predict_many(self, rows):  # type: ignore[no-untyped-def]
+        self.asked += [i.host_profile for i, _ in rows]
+        return self._analytic.predict_many(rows)
+
+
+def test_serving_routes_known_calibrated_and_uncalibrated_profiles(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path)
+    store.save(calibrate("rig", *rig(12)), "test", {})
+    inner = Inner()
+    served = ProfileServingPredictor(inner, store.get)
+    inputs = MigrationInputs(100, 2, 1250, 32, 300, deadline_ms=90_000)
+    costs = served.predict_many([(inputs, Technique.PRECOPY),
+                                 (MigrationInputs(100, 2, 1250, 32, 300, host_profile="lab"), Technique.PRECOPY),
+                                 (MigrationInputs(100, 2, 1250, 32, 300, host_profile="rig"), Technique.PRECOPY),
+                                 (MigrationInputs(100, 2, 1250, 32, 300, host_profile="new"), Technique.POSTCOPY)])
+    assert inner.asked == ["", "lab"]
+    assert costs[2].notes[0] == "profile rig calibrated from 12 migrations (version 1.0.0)"
+    assert costs[2].model.version == "rig/1.0.0"
+    assert costs[3].notes[0].startswith("profile new is not calibrated")
+    low, _, high = (costs[3].total_time_ms.low, costs[3].total_time_ms.median, costs[3].total_time_ms.high)
+    assert high / low == pytest.approx(np.exp(UNCALIBRATED_OFFSETS["total_time_ms"][1]
+                                              - UNCALIBRATED_OFFSETS["total_time_ms"][0]))
+    arrays = served.predict_arrays([(MigrationInputs(100, 2, 1250, 32, 300, host_profile="new"), Technique.PRECOPY)])
+    assert arrays.total_time_ms.shape == (1, 3)
+
+
+def test_a_deadline_shorter_than_the_migration_is_no_convergence() -> None:
+    rows = [(MigrationInputs(4096, 0, 1250, 8, 300, deadline_ms=10_000, host_profile="new"), Technique.PRECOPY)]
+    cost = profile_costs(rows, "new", None)[0]
+    assert not cost.converges and "deadline" in cost.notes[-1]
+
+
+def test_the_learned_features_refuse_a_profile_they_do_not_know() -> None:
+    assert list(profile_codes(["snu", "lab"])) == [0.0, 1.0]
+    with pytest.raises(ValueError, match="'cloud'"):
+        profile_codes(["snu", "cloud"])

@@ -1,0 +1,86 @@
+"""`advisor profiles calibrate|list|show` and the host_profile column of `advisor predict cost`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from advisor.cli.main import main
+from advisor.ml.batch import BatchInputError, predict_csv
+from advisor.ml.predictor import AnalyticPredictor
+from advisor.ml.profile_serving import ProfileServingPredictor
+from advisor.ml.profile_store import ProfileStore
+
+LAB = Path(__file__).resolve().parents[3] / "training" / "data" / "lab_migrations.csv"
+COLUMNS = ["technique", "vm_memory_mib", "dirty_rate_pages_per_s", "available_bandwidth_mbps", "max_bandwidth_mib_s",
+           "source", "memory_used_mib", "max_downtime_ms", "deadline_ms", "working_set_mib", "total_time_ms",
+           "downtime_ms", "transferred_kib", "outcome"]
+
+
+def calibration_csv(path: Path, rows: int = 20) -> Path:
+    pd.read_csv(LAB, dtype=str, keep_default_na=False)[COLUMNS].head(rows).to_csv(path, index=False)
+    return path
+
+
+def test_calibrate_stores_a_version_and_list_and_show_read_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:
+    src = calibration_csv(tmp_path / "rig.csv")
+    models = tmp_path / "models"
+    assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(src), "--models-dir", str(models)]) == 0
+    out = capsys.readouterr().out
+    assert "profile rig2 version 1.0.0: 20 migrations" in out and "throughput" in out
+    assert (models / "profiles" / "rig2" / "1.0.0" / "card.json").is_file()
+    assert (models / "profiles" / "rig2" / "ACTIVE").read_text().strip() == "1.0.0"
+    assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(src), "--models-dir", str(models),
+                 "--version", "1.0.0"]) == 1
+    assert "immutable" in capsys.readouterr().err
+    assert main(["profiles", "list", "--models-dir", str(models), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(p["name"], p["version"], p["migrations"]) for p in listed] == [("rig2", "1.0.0", 20)]
+    assert main(["profiles", "show", "rig2", "--models-dir", str(models)]) == 0
+    assert "postcopy" in capsys.readouterr().out
+    assert main(["profiles", "show", "never", "--models-dir", str(models)]) == 1
+    for taken in ("lab", "Bad/Name"):
+        assert main(["profiles", "calibrate", "--name", taken, "--input", str(src), "--models-dir", str(models)]) == 1
+    assert "served by the learned model" in capsys.readouterr().err and not (models / "profiles" / "lab").exists()
+
+
+def test_every_bad_row_is_listed_and_nothing_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    frame = pd.read_csv(calibration_csv(tmp_path / "rig.csv"), dtype=str, keep_default_na=False)
+    frame.loc[1, "outcome"] = "maybe"
+    frame.loc[3, "total_time_ms"] = "abc"
+    frame.loc[4, "vm_memory_mib"] = "-1"
+    frame.loc[5, "outcome"], frame.loc[5, "downtime_ms"] = "aborted", "12"
+    frame.loc[6, "downtime_ms"] = ""
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    models = tmp_path / "models"
+    assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(tmp_path / "bad.csv"),
+                 "--models-dir", str(models)]) == 1
+    err = capsys.readouterr().err
+    for expected in ("row 2: outcome 'maybe'", "row 4: total_time_ms is not a number", "row 5: vm_memory_mib is "
+                     "negative", "row 6: downtime_ms must be empty where the migration was aborted",
+                     "row 7: downtime_ms is missing"):
+        assert expected in err
+    assert not models.exists()
+
+
+def test_host_profile_column_and_its_alias(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path / "profiles")
+    predictor = ProfileServingPredictor(AnalyticPredictor(), store.get)
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text("technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s,"
+                   "host_profile,source\n"
+                   "precopy,128,0,10000,32,rig9,\n"
+                   "precopy,128,0,10000,32,,rig9\n"
+                   "precopy,128,0,10000,32,lab,lab\n")
+    predict_csv(src, dst, predictor)
+    notes = list(pd.read_csv(dst, keep_default_na=False)["notes"])
+    assert notes[0].startswith("profile rig9 is not calibrated") and notes[1].startswith("profile rig9 is not")
+    assert "not calibrated" not in notes[2]
+    src.write_text("technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s,"
+                   "host_profile,source\nprecopy,128,0,10000,32,rig9,lab\n")
+    with pytest.raises(BatchInputError, match="row 1: host_profile 'rig9' and its alias source 'lab' differ"):
+        predict_csv(src, tmp_path / "never.csv", predictor)

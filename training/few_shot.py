@@ -1,0 +1,142 @@
+"""Few-shot calibration of a new host profile: how well the physics serves a rig the learned model never saw,
+with k = 0, 5, 10, 20, 40 of its migrations given to `advisor profiles calibrate`.
+
+The lab's migrations (training/data/lab_migrations.csv) stand for the new rig, its profile withheld from the
+learned model: each draw calibrates a profile of a new name from k lab migrations drawn at random and predicts
+every other lab migration with it (k = 0: the uncalibrated profile). Per technique and overall, the median over
+the draws of: time MAPE and downtime median APE (completed migrations), the share of completed migrations whose
+time falls in the p10-p90 interval, and non-convergence recall (aborted migrations foreseen as not converging)
+and false alarms (completed ones foreseen so).
+
+    python -m training.few_shot [--draws 20] [--ks 0,5,10,20,40]
+    python -m training.few_shot --leave-out     # the figures behind advisor.ml.profiles.UNCALIBRATED_OFFSETS
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from advisor.domain.model import Technique
+from advisor.features.inputs import InputTable
+from advisor.ml.batch import NUMERIC_COLUMNS
+from advisor.ml.profile_serving import profile_costs
+from advisor.ml.profiles import TARGETS, Observed, calibrate, physics, uncalibrated
+from training.cost_data import DEFAULT_DATA, DEFAULT_LAB_DATA, load_snu
+
+KS = (0, 5, 10, 20, 40)
+METRICS = ("time MAPE", "downtime medAPE", "time coverage", "recall", "false alarms")
+ALL = "all"
+
+
+def observed(frame: pd.DataFrame) -> Observed:
+    completed = (frame["outcome"] == "completed").to_numpy() if "outcome" in frame else np.ones(len(frame), bool)
+    return Observed(frame["total_time_ms"].to_numpy(np.float64), frame["downtime_ms"].to_numpy(np.float64),
+                    frame["transferred_kib"].to_numpy(np.float64) / 1024.0, completed)
+
+
+def table(frame: pd.DataFrame, name: str) -> InputTable:
+    frame = frame.copy()
+    frame["source"] = name
+    for column in NUMERIC_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column])
+    return InputTable.from_frame(frame)
+
+
+def scores(frame: pd.DataFrame, profile_frame: pd.DataFrame | None, name: str = "newrig") -> dict[str, list[float]]:
+    """Per technique (and all): the metrics of predicting `frame` with a profile calibrated on `profile_frame`."""
+    profile = None if profile_frame is None else calibrate(name, table(profile_frame, name), observed(profile_frame))
+    if profile is not None:
+        profile = type(profile)(**{**profile.__dict__, "version": "few-shot"})
+    costs = profile_costs(table(frame, name).rows(), name, profile)
+    time = np.array([c.total_time_ms.median for c in costs])
+    low = np.array([c.total_time_ms.low for c in costs])
+    high = np.array([c.total_time_ms.high for c in costs])
+    down = np.array([c.downtime_ms.median for c in costs])
+    alarm = np.array([not c.converges for c in costs])
+    actual = observed(frame)
+    out = {}
+    techniques = frame["technique"].to_numpy()
+    for technique in (*(str(t) for t in Technique), ALL):
+        rows = np.ones(len(frame), bool) if technique == ALL else techniques == technique
+        ok = rows & actual.completed
+        aborted = rows & ~actual.completed
+        out[technique] = [
+            float(np.mean(np.abs(time[ok] - actual.total_time_ms[ok]) / actual.total_time_ms[ok])) if ok.any()
+            else np.nan,
+            float(np.median(np.abs(down[ok] - actual.downtime_ms[ok]) / actual.downtime_ms[ok])) if ok.any()
+            else np.nan,
+            float(np.mean((actual.total_time_ms[ok] >= low[ok]) & (actual.total_time_ms[ok] <= high[ok])))
+            if ok.any() else np.nan,
+            float(np.mean(alarm[aborted])) if aborted.any() else np.nan,
+            float(np.mean(alarm[ok])) if ok.any() else np.nan,
+        ]
+    return out
+
+
+def few_shot(lab: pd.DataFrame, ks: Sequence[int], draws: int, seed: int = 16) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    records = []
+    for k in ks:
+        runs = []
+        for d in range(1 if k == 0 else draws):
+            chosen = rng.choice(len(lab), size=k, replace=False) if k else np.array([], dtype=int)
+            rest = lab.drop(lab.index[chosen])
+            runs.append(scores(rest, lab.iloc[chosen] if k else None))
+            print(f"k={k:>2} draw {d + 1}/{1 if k == 0 else draws}", file=sys.stderr, flush=True)
+        for technique in runs[0]:
+            values = np.nanmedian(np.array([r[technique] for r in runs], dtype=np.float64), axis=0)
+            records.append({"k": k, "technique": technique, **dict(zip(METRICS, values, strict=True))})
+    return pd.DataFrame(records)
+
+
+def render(result: pd.DataFrame) -> str:
+    lines = ["| k | technique | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    for row in result.itertuples(index=False):
+        cells = ["" if np.isnan(v) else f"{100 * v:.0f}%" for v in row[2:]]
+        lines.append(f"| {row[0]} | {row[1]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def leave_out(lab: pd.DataFrame, snu: pd.DataFrame) -> str:
+    """The p10/p90 of actual over physics when a whole profile is left out: default physics on the lab, and a
+    profile calibrated on one of SNU and lab predicting the other."""
+    lines = ["| case | target | p10 | p50 | p90 |", "|---|---|---|---|---|"]
+    cases = (("default physics on lab", None, lab), ("SNU profile on lab", snu, lab), ("lab profile on SNU", lab, snu))
+    for case, fit, test in cases:
+        params = uncalibrated("x").parameters if fit is None else calibrate("x", table(fit, "x"),
+                                                                            observed(fit)).parameters
+        a = physics(table(test, "x"), params)
+        actual = observed(test)
+        for target in TARGETS:
+            ratio = np.where(actual.completed, getattr(actual, target), np.nan) / getattr(a, target)
+            q = np.nanquantile(ratio[np.isfinite(ratio) & (ratio > 0)], [0.1, 0.5, 0.9])
+            lines.append(f"| {case} | {target} | {q[0]:.2f} | {q[1]:.2f} | {q[2]:.2f} |")
+        print(f"{case} done", file=sys.stderr, flush=True)
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lab", type=Path, default=DEFAULT_LAB_DATA)
+    parser.add_argument("--snu", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--ks", default=",".join(map(str, KS)))
+    parser.add_argument("--leave-out", action="store_true", help="the figures of a profile left out instead")
+    args = parser.parse_args(argv)
+    lab = pd.read_csv(args.lab)
+    if args.leave_out:
+        snu = load_snu(args.snu).sample(n=3000, random_state=16)  # a sample: the fit is over every row
+        print(leave_out(lab, snu))
+        return 0
+    print(render(few_shot(lab, [int(k) for k in args.ks.split(",")], args.draws)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
