@@ -16,8 +16,8 @@ from advisor.api.v1 import advisor_pb2 as pb
 from advisor.cli.common import as_json, connect, emit
 from advisor.cli.render import (
     hosts_table,
-    outlook,
     phase_name,
+    progress_line,
     render_costs,
     render_operation,
     render_plan,
@@ -157,9 +157,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             if args.json:
                 emit(json.dumps(json_format.MessageToDict(p)))  # one JSON object per line
             else:
-                emit(f"{p.elapsed_ms / 1000:7.1f} s  {phase_name(p.phase):9s} round {p.iteration:3d}  "
-                     f"{p.memory_remaining_mib:8.1f} MiB left  dirty {p.dirty_rate_mib_s:6.1f} MiB/s  "
-                     f"sent {p.transfer_rate_mib_s:6.1f} MiB/s  {outlook(p):22s} {safe(p.message)}")
+                emit(progress_line(p))
         final = client.operation(operation_id)
         emit(as_json(final) if args.json else render_operation(final))
         return 0 if final.phase == pb.MIGRATION_PHASE_SUCCEEDED else 1

@@ -192,6 +192,14 @@ def outlook(p: pb.MigrationProgress) -> str:
     return ""
 
 
+def progress_line(p: pb.MigrationProgress, *, with_vm: bool = False) -> str:
+    """One line of a watched migration (the VM first when several migrations share the output)."""
+    vm = f"{safe(p.vm_id)} " if with_vm else ""
+    return (f"{vm}{p.elapsed_ms / 1000:7.1f} s  {phase_name(p.phase):9s} round {p.iteration:3d}  "
+            f"{p.memory_remaining_mib:8.1f} MiB left  dirty {p.dirty_rate_mib_s:6.1f} MiB/s  "
+            f"sent {p.transfer_rate_mib_s:6.1f} MiB/s  {outlook(p):22s} {safe(p.message)}")
+
+
 def phase_name(value: int) -> str:
     return pb.MigrationPhase.Name(value).removeprefix("MIGRATION_PHASE_").lower()
 

@@ -19,8 +19,8 @@ from advisor.api.v1 import advisor_pb2 as pb
 from advisor.cli.common import as_json, client_args, connect, emit
 from advisor.cli.render import (
     history_table,
-    outlook,
     phase_name,
+    progress_line,
     recommendations_table,
     render_operation,
     render_recommendation,
@@ -189,9 +189,7 @@ def _follow_operation(client: AdvisorClient, operation_id: str, as_lines: bool, 
         if as_lines:
             emit(json.dumps(json_format.MessageToDict(p)))  # one JSON object per line
         else:
-            emit(f"{safe(p.vm_id)} {p.elapsed_ms / 1000:7.1f} s  {phase_name(p.phase):9s} round {p.iteration:3d}  "
-                 f"{p.memory_remaining_mib:8.1f} MiB left  dirty {p.dirty_rate_mib_s:6.1f} MiB/s  "
-                 f"sent {p.transfer_rate_mib_s:6.1f} MiB/s  {outlook(p):22s} {safe(p.message)}")
+            emit(progress_line(p, with_vm=True))
     op = client.operation(operation_id)
     if final:
         emit(as_json(op) if as_lines else render_operation(op))
