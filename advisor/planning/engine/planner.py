@@ -16,7 +16,7 @@ costed while ranking candidates is not costed again when it moves.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from advisor.planning.engine.churn import AntiChurn, MoveHistory
 from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, MoveCosts
 from advisor.planning.engine.filters import Assessment, FilterPolicy, Rejection, assess, rejections
 from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
-from advisor.planning.engine.schedule import Concurrency, schedule
+from advisor.planning.engine.schedule import Concurrency, Schedule, schedule, shared_bandwidths
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray
 from advisor.planning.engine.weighers import Scores, Weights, describe, is_on, weigh
 
@@ -162,10 +162,12 @@ class Planner:
         usable: FloatArray = np.minimum(bw[np.where(sources >= 0, sources, targets)], bw[targets])
         return usable
 
-    def estimate(self, vms: IntArray | Sequence[int], targets: IntArray | Sequence[int]) -> CostEstimates:
-        """Costs of moving each VM to its target (cached per VM and usable bandwidth)."""
+    def estimate(self, vms: IntArray | Sequence[int], targets: IntArray | Sequence[int],
+                 bandwidth: FloatArray | None = None) -> CostEstimates:
+        """Costs of moving each VM to its target (cached per VM and usable bandwidth), over the whole link unless
+        `bandwidth` (its share) is given."""
         vms, targets = np.asarray(vms, dtype=np.int64), np.asarray(targets, dtype=np.int64)
-        bw = self.bandwidth(vms, targets)
+        bw = self.bandwidth(vms, targets) if bandwidth is None else np.asarray(bandwidth, dtype=np.float64)
         keys = list(zip(vms.tolist(), bw.tolist(), strict=True))
         missing = np.array([k for k, key in enumerate(keys) if key not in self._cost_index], dtype=np.int64)
         if missing.size:
@@ -325,23 +327,28 @@ class Planner:
         if est is not None and longest_first:
             order = np.argsort(-est.total_ms[:, 2], kind="stable")
         sources = np.array([r.source for r in recs], dtype=np.int64)[order]
-        median = schedule(sources, targets[order], est.total_s(1)[order] if est is not None else np.zeros(0),
-                          self.settings.concurrency)
-        p90 = schedule(sources, targets[order], est.total_s(2)[order] if est is not None else np.zeros(0),
-                       self.settings.concurrency)
+        limits = self.settings.concurrency
+        cases = limits.per_source * limits.per_target
+        shared, median, p90 = self._shared(vms[order], sources, targets[order]) if recs else (
+            None, Schedule.empty(), Schedule.empty())
+        started_in = median.case if median.case is not None else np.zeros(len(recs), dtype=np.int64)
         moves = []
         for k, i in enumerate(order.tolist()):
-            r = recs[i]
-            assert est is not None
-            explanation = Explanation(r.why_vm, r.why_host, _why_technique(est, i), r.assessed, r.eligible,
+            r, row = recs[i], k * cases + int(started_in[k])
+            assert est is not None and shared is not None
+            explanation = Explanation(r.why_vm, r.why_host, _why_technique(shared, row), r.assessed, r.eligible,
                                       r.rejections, r.alternatives)
+            # The parameters carry the whole link: the executor gives each its share when it starts.
+            link = float(est.bandwidth_mib_s[i])
+            chosen = shared.parameters(row)
+            chosen = replace(chosen, bandwidth_mib_s=link,
+                             postcopy_bandwidth_mib_s=link if chosen.postcopy_bandwidth_mib_s else 0.0)
             moves.append(PlannedMove(
                 c.vm_ids[r.vm], c.host_ids[r.source], c.host_ids[r.target], r.vm, r.source, r.target,
-                est.cost(i), est.parameters(i), float(est.p_converge[i]), r.benefit, int(median.wave[k]),
+                shared.cost(row), chosen, float(shared.p_converge[row]), r.benefit, int(median.wave[k]),
                 float(median.start_s[k]), float(median.end_s[k]), explanation,
             ))
         moves.sort(key=lambda m: (m.start_s, m.wave))
-        limits = self.settings.concurrency
         timing = (f" {len(moves)} move(s) in {median.waves} wave(s) at {limits.per_source}/{limits.per_target}/"
                   f"{limits.cluster} concurrent per source/target/cluster: about {median.duration_s:.0f} s "
                   f"(p90 {p90.duration_s:.0f} s) starting each move as a slot frees, {median.barrier_s:.0f} s if "
@@ -349,6 +356,18 @@ class Planner:
         return Plan(strategy, dict(parameters), tuple(moves), tuple(self.refused.values()), summary + timing,
                     self.costs.name, benefit_unit, median.duration_s, p90.duration_s, median.waves, c.n_hosts,
                     c.with_loads(self.work.loads.copy()), tuple(dry_run), power)
+
+
+    def _shared(self, vms: IntArray, sources: IntArray, targets: IntArray) -> tuple[CostEstimates, Schedule, Schedule]:
+        """Every move priced at each share of its links it may start with (see schedule.py), and the median and
+        p90 schedules in which each takes the share it starts with."""
+        limits, links = self.settings.concurrency, self.cluster.host_bandwidth_mib_s
+        cases = limits.per_source * limits.per_target
+        shares = shared_bandwidths(links[sources], links[targets], limits)
+        shared = self.estimate(np.repeat(vms, cases), np.repeat(targets, cases), shares.ravel())
+        table = shared.total_ms.reshape(len(vms), limits.per_source, limits.per_target, 3) / 1000
+        return shared, schedule(sources, targets, table[..., 1], limits), schedule(sources, targets, table[..., 2],
+                                                                                  limits)
 
 
 def _why_technique(est: CostEstimates, k: int) -> str:
