@@ -43,6 +43,7 @@ class PlanSettings:
     pool_refresh: int = 64
     alternatives: int = 3  # eligible hosts kept per explanation besides the chosen one
     rebalance_tolerance: float = 0.10  # balance evens the load until the busiest host is within this of the mean
+    postcopy_forbidden_clusters: frozenset[str] = frozenset()  # as TechniqueRules' (a VM's label: the snapshot)
 
 
 class Working:
@@ -152,6 +153,8 @@ class Planner:
         self._costs = _CostStore()
         self._pools: dict[str, tuple[IntArray, int]] = {}
         self._links = np.unique(cluster.host_bandwidth_mib_s)
+        allowed = np.array([name not in settings.postcopy_forbidden_clusters for name in cluster.clusters])
+        self._postcopy_cluster = np.append(allowed[cluster.host_cluster], True)  # by host; [-1]: no host
         self.last_failure = ""
 
     # --- costs -------------------------------------------------------------------------------------------------
@@ -196,7 +199,7 @@ class Planner:
         request = CostRequest(
             vm=v, target=targets[pick], memory_mib=c.vm_memory_used_mib[v], memory_configured_mib=c.vm_memory_mib[v],
             dirty_rate_mib_s=np.where(np.isnan(dirty), bw[pick], dirty),  # unknown: as fast as the link moves
-            bandwidth_mib_s=bw[pick], postcopy_allowed=c.vm_postcopy[v],
+            bandwidth_mib_s=bw[pick], postcopy_allowed=c.vm_postcopy[v] & self._postcopy_cluster[c.loads.vm_host[v]],
             max_downtime_ms=self.settings.max_downtime_ms, deadline_ms=self.settings.deadline_ms,
         )
         base = self._costs.append(self.costs.estimate(request))

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from advisor.domain.automation import cluster_of
-from advisor.domain.model import Host, Vm
+from advisor.domain.model import Host, Vm, label_forbids_postcopy
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -393,7 +393,7 @@ def from_domain(
         vm_memory_used_mib=np.array([used.get(v.id, 0.0) or v.memory_mib for v in vms], dtype=np.float64),
         vm_cpu_model=np.array([model_index[v.cpu_model] if v.cpu_model else ANY_MODEL for v in vms], np.int64),
         vm_dirty_rate_mib_s=np.array([dirty.get(v.id, np.nan) for v in vms], dtype=np.float64),
-        vm_postcopy=np.array([v.postcopy_allowed for v in vms], dtype=bool),
+        vm_postcopy=np.array([v.postcopy_allowed and not label_forbids_postcopy(v.labels) for v in vms], dtype=bool),
         vm_movable=np.array([v.id not in fixed for v in vms], dtype=bool),
         groups=group_rules(vms, rules, vm_index), host_rules=host_rules_of(rules, len(vms), vm_index, host_index),
         cpu_models=models,

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advisor.domain.model import MigrationInputs, Objective, Technique
+from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Objective, Technique
 from advisor.physics import predict_analytic
 from advisor.planning.engine import TECHNIQUES, AnalyticMoveCosts, CostRequest, TechniqueRules
+from advisor.planning.engine.costs import select
 from advisor.planning.technique import choose_technique
 
 
@@ -41,7 +42,7 @@ def test_the_array_choice_is_the_technique_policys_choice(postcopy: bool, limits
     for k in range(5):
         inputs = MigrationInputs(memory[k], dirty[k], bw[k], bw[k], objective.max_downtime_ms)
         reference = choose_technique([predict_analytic(inputs, t) for t in TECHNIQUES], objective,
-                                     bandwidth_mib_s=bw[k], postcopy_allowed=postcopy)
+                                     bandwidth_mib_s=bw[k], postcopy_allowed=postcopy, dirty_rate_mib_s=dirty[k])
         params = est.parameters(k)
         assert params.technique is reference.parameters.technique, (k, limits)
         assert params.postcopy_after_ms == pytest.approx(reference.parameters.postcopy_after_ms)
@@ -61,3 +62,27 @@ def test_allowed_techniques_and_estimate_rows() -> None:
     assert np.isinf(est.rank_ms[:, 1:]).all()  # the others were not allowed
     assert len(est.take([1])) == 1 and est.take([1]).technique.tolist() == [0]
     assert "precopy: total" in est.describe(0)
+
+
+@pytest.mark.parametrize(("precopy_downtime", "dirty", "chosen"), [
+    ((100.0, 250.0, 375.0), 8.0, Technique.PRECOPY),  # 75 ms over the limit: less than post-copy's harm
+    ((1000.0, 3000.0, 4500.0), 8.0, Technique.POSTCOPY),  # seconds over: post-copy
+    ((100.0, 250.0, 375.0), 500.0, Technique.PRECOPY),  # a busy guest would stall in post-copy
+], ids=["idle", "far over", "busy"])
+def test_postcopy_is_priced_in_the_array_choice_as_in_the_technique_policy(
+        precopy_downtime: tuple[float, float, float], dirty: float, chosen: Technique) -> None:
+    """A 4 GiB VM over 128 MiB/s: every pre-copy alike (converging, 35 s), post-copy 33 s with a 2 ms pause."""
+    post = TECHNIQUES.index(Technique.POSTCOPY)
+    total = np.tile([[[31_500.0, 35_000.0, 42_000.0]]], (len(TECHNIQUES), 1, 1))
+    downtime = np.tile([[precopy_downtime]], (len(TECHNIQUES), 1, 1))
+    data = np.tile([[[4000.0, 4400.0, 4800.0]]], (len(TECHNIQUES), 1, 1))
+    total[post], downtime[post], data[post] = [[32_000, 33_000, 36_000]], [[1, 2, 3]], [[4096, 4096, 4200]]
+    converges = np.ones((len(TECHNIQUES), 1), dtype=bool)
+    est = select(request([4096.0], [dirty], [128.0]), total, downtime, data, converges, converges * 1.0,
+                 TechniqueRules(), "test")
+    costs = [MigrationCost(t, Interval(*total[k, 0]), Interval(*downtime[k, 0]), Interval(*data[k, 0]), True,
+                           ModelRef("test", "0")) for k, t in enumerate(TECHNIQUES)]
+    reference = choose_technique(costs, Objective(max_downtime_ms=300), bandwidth_mib_s=128, postcopy_allowed=True,
+                                 dirty_rate_mib_s=dirty)
+    assert TECHNIQUES[int(est.technique[0])] is reference.parameters.technique is chosen
+    assert bool(est.meets_limits[0]) is not reference.reasons[0].startswith("no technique meets")
