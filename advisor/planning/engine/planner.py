@@ -378,6 +378,9 @@ def _why_technique(est: CostEstimates, k: int) -> str:
     text = est.describe(k)
     if not est.meets_limits[k]:
         return f"no technique meets every limit; {text}: {est.violation(k)}"
+    if not est.feasible[k, chosen]:  # a converging pre-copy weighed against post-copy (planning.technique)
+        return (f"{text}: its p90 downtime is over the limit by less than post-copy's harm (exposure and slowdown), "
+                f"and QEMU's stop rule keeps a converging pre-copy's pause near the limit")
     ranks = np.where(est.feasible[k], est.rank_ms[k], np.inf)
     ranks[chosen] = np.inf
     runner = int(np.argmin(ranks))
