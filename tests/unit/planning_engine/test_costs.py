@@ -8,9 +8,10 @@ import pytest
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Objective, Technique
 from advisor.physics import predict_analytic
-from advisor.planning.engine import TECHNIQUES, AnalyticMoveCosts, CostRequest, TechniqueRules
-from advisor.planning.engine.costs import select
+from advisor.planning.engine import TECHNIQUES, AnalyticMoveCosts, CostRequest, TechniqueRules, plan
+from advisor.planning.engine.costs import CostEstimates, select
 from advisor.planning.technique import choose_technique
+from tests.unit.planning_engine.helpers import cluster, host, vm
 
 
 def request(memory: list[float], dirty: list[float], bandwidth: list[float], postcopy: list[bool] | None = None,
@@ -86,3 +87,32 @@ def test_postcopy_is_priced_in_the_array_choice_as_in_the_technique_policy(
                                  dirty_rate_mib_s=dirty)
     assert TECHNIQUES[int(est.technique[0])] is reference.parameters.technique is chosen
     assert bool(est.meets_limits[0]) is not reference.reasons[0].startswith("no technique meets")
+
+
+class PessimisticDowntime:
+    """Every pre-copy converges in memory/bandwidth x 1.1 with a p90 downtime of 375 ms; post-copy takes
+    memory/bandwidth with a 2 ms pause: the case where a model's downtime alone once chose post-copy."""
+
+    name = "pessimistic downtime"
+
+    def estimate(self, request: CostRequest) -> CostEstimates:
+        t, n = len(TECHNIQUES), len(request)
+        seconds = np.asarray(request.memory_mib) / np.asarray(request.bandwidth_mib_s) * 1000
+        total = np.tile(np.stack([seconds, seconds * 1.1, seconds * 1.3], axis=-1), (t, 1, 1))
+        downtime = np.tile([100.0, 250.0, 375.0], (t, n, 1))
+        data = np.tile(np.stack([np.asarray(request.memory_mib)] * 3, axis=-1), (t, 1, 1))
+        post = TECHNIQUES.index(Technique.POSTCOPY)
+        total[post], downtime[post] = total[post] / 1.1, np.tile([1.0, 2.0, 3.0], (n, 1))
+        converges = np.ones((t, n), dtype=bool)
+        return select(request, total, downtime, data, converges, converges * 1.0, TechniqueRules(), self.name)
+
+
+def test_a_plans_move_by_precopy_over_the_downtime_limit_says_why_postcopy_was_not_chosen() -> None:
+    forbid = {"advisor.postcopy": "forbidden"}
+    c = cluster([host("a"), host("b")], [vm("v", "a"), vm("kept", "a", labels=forbid)], dirty=8.0)
+    p = plan("drain", c, PessimisticDowntime(), host="a")
+    assert [m.vm_id for m in p.moves] == ["v"]
+    assert p.moves[0].parameters.technique is Technique.PRECOPY
+    assert "less than post-copy's harm" in p.moves[0].explanation.why_technique
+    # post-copy forbidden by its label, nothing weighs the predicted downtime: the limit holds, as before
+    assert [(r.vm_id, r.kind) for r in p.dry_run] == [("kept", "limit")] and "downtime" in p.dry_run[0].reason
