@@ -8,7 +8,7 @@ import pytest
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Objective, Technique
 from advisor.physics import predict_analytic
-from advisor.planning.engine import TECHNIQUES, AnalyticMoveCosts, CostRequest, TechniqueRules, plan
+from advisor.planning.engine import TECHNIQUES, AnalyticMoveCosts, CostRequest, PlanSettings, TechniqueRules, plan
 from advisor.planning.engine.costs import CostEstimates, select
 from advisor.planning.technique import choose_technique
 from tests.unit.planning_engine.helpers import cluster, host, vm
@@ -116,3 +116,13 @@ def test_a_plans_move_by_precopy_over_the_downtime_limit_says_why_postcopy_was_n
     assert "less than post-copy's harm" in p.moves[0].explanation.why_technique
     # post-copy forbidden by its label, nothing weighs the predicted downtime: the limit holds, as before
     assert [(r.vm_id, r.kind) for r in p.dry_run] == [("kept", "limit")] and "downtime" in p.dry_run[0].reason
+
+
+def test_a_cluster_that_forbids_postcopy_keeps_the_downtime_limit_in_plans() -> None:
+    east = {"cluster": "east"}
+    c = cluster([host("a", labels=east), host("b", labels=east)], [vm("v", "a")], dirty=8.0, cluster_label="cluster")
+    allowed = plan("drain", c, PessimisticDowntime(), host="a")
+    forbidden = plan("drain", c, PessimisticDowntime(), host="a",
+                     settings=PlanSettings(postcopy_forbidden_clusters=frozenset({"east"})))
+    assert [m.vm_id for m in allowed.moves] == ["v"] and not forbidden.moves
+    assert [(r.vm_id, r.kind) for r in forbidden.dry_run] == [("v", "limit")]
