@@ -116,6 +116,11 @@ class Settings:
     # When no technique meets every limit and post-copy is not allowed: "likeliest" (most likely to converge),
     # "downtime" (lowest p90 downtime) or "autoconverge".
     technique_fallback: str = "likeliest"
+    # Post-copy's price: a millisecond of its exposure (a failure of either host or the link then loses the guest)
+    # counts as this many milliseconds of guest pause, beside the time the guest loses to page faults; clusters
+    # (by cluster_label) where post-copy is never chosen (a VM forbids it with the label advisor.postcopy=forbidden).
+    technique_postcopy_exposure_weight: float = 0.05
+    technique_postcopy_forbidden_clusters: tuple[str, ...] = ()
     # Plans: rebalance until every host is within this of the mean load; leave a VM that moved in the last
     # plan_pin_s seconds alone in rebalance and consolidate plans (no ping-pong across plans).
     plan_rebalance_tolerance: float = 0.10
@@ -248,11 +253,14 @@ def policies(settings: Settings) -> Policies:
         technique=TechniqueRules(risk=settings.technique_risk, deadline_slack=settings.technique_deadline_slack,
                                  deadline_floor_ms=settings.technique_deadline_floor_ms,
                                  postcopy_safety_factor=settings.technique_postcopy_safety_factor,
-                                 fallback=settings.technique_fallback),
+                                 fallback=settings.technique_fallback,
+                                 postcopy_exposure_weight=settings.technique_postcopy_exposure_weight,
+                                 postcopy_forbidden_clusters=frozenset(settings.technique_postcopy_forbidden_clusters)),
         plans=PlanSettings(filters=filters, churn=AntiChurn(cooldown_s=settings.plan_pin_s),
                            concurrency=Concurrency(settings.max_migrations_per_source,
                                                    settings.max_migrations_per_target, settings.max_migrations),
-                           rebalance_tolerance=settings.plan_rebalance_tolerance),
+                           rebalance_tolerance=settings.plan_rebalance_tolerance,
+                           postcopy_forbidden_clusters=frozenset(settings.technique_postcopy_forbidden_clusters)),
         tuning=MonitorTuning(judge_from_round=settings.monitor_judge_from_round,
                              stall_rounds=settings.monitor_stall_rounds,
                              downtime_steps=settings.monitor_downtime_steps),
@@ -276,7 +284,8 @@ def check(settings: Settings) -> None:
                           f"{settings.technique_fallback!r}")
     if settings.automation_level not in ("manual", "partial", "full"):
         raise ConfigError(f"automation_level must be manual, partial or full, got {settings.automation_level!r}")
-    for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance"):
+    for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance",
+                 "technique_postcopy_exposure_weight"):
         if not getattr(settings, name) >= 0:
             raise ConfigError(f"{name} must not be negative (got {getattr(settings, name)})")
     if not settings.expiry_check_interval_s > 0:

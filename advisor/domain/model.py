@@ -63,6 +63,15 @@ class Vm:
     postcopy_allowed: bool = True
 
 
+# A VM's label by which an SRE forbids post-copy for it (planning.technique prices and forbids post-copy).
+POSTCOPY_LABEL = "advisor.postcopy"
+POSTCOPY_FORBIDDEN = "forbidden"
+
+
+def label_forbids_postcopy(vm_labels: Mapping[str, str]) -> bool:
+    return vm_labels.get(POSTCOPY_LABEL) == POSTCOPY_FORBIDDEN
+
+
 @dataclass(frozen=True)
 class HostSample:
     host_id: str

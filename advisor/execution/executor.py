@@ -4,6 +4,10 @@ each run in the background (background.py: a thread each in production).
 Requests come from the migrations use case: submit a move (idempotent: the same move of the same recommendation
 returns its existing operation), get, abort, watch. At start, operations a previous run left unfinished are
 reconciled with the hypervisors.
+
+Links are shared: a migration that starts while others run out of its source or into its target is given its
+share of the link (`bandwidth_share`), the bandwidth the plan priced it at (planning.engine.schedule); the
+monitor's ETA follows the transfer rate that cap yields.
 """
 
 from __future__ import annotations
@@ -12,14 +16,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from advisor.domain.errors import FailedPrecondition, NotFound
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
-from advisor.domain.model import Move
+from advisor.domain.model import MigrationParameters, Move
 from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
 from advisor.execution.monitor import Estimate
 from advisor.execution.runner import (
@@ -33,8 +37,16 @@ from advisor.execution.runner import (
 
 log = logging.getLogger("advisor.execution")
 
-__all__ = ["ConcurrencyLimits", "ExecutionObserver", "Executor", "HostEndpoint", "MigrationStore", "MonitorTuning",
-           "Watched"]
+__all__ = [
+    "ConcurrencyLimits",
+    "ExecutionObserver",
+    "Executor",
+    "HostEndpoint",
+    "MigrationStore",
+    "MonitorTuning",
+    "Watched",
+    "bandwidth_share",
+]
 
 
 class Watched(NamedTuple):
@@ -52,6 +64,22 @@ class ConcurrencyLimits:
     per_cluster: int = 5
     per_source: int = 2
     per_target: int = 2
+
+
+def bandwidth_share(bandwidth_mib_s: float, source: str, target: str, running: Iterable[tuple[str, str]]) -> float:
+    """The bandwidth a migration from `source` to `target` gets when it starts beside the `running` ones (source,
+    target pairs): its link (`bandwidth_mib_s`, the pair's as planned) over the most migrations that then share its
+    source's or its target's link, itself included. Those running keep what they started with."""
+    pairs = list(running)
+    sharing = max(1 + sum(s == source for s, _ in pairs), 1 + sum(t == target for _, t in pairs))
+    return bandwidth_mib_s / sharing
+
+
+def _shared(parameters: MigrationParameters, share: float) -> MigrationParameters:
+    """`parameters` at `share` of their bandwidth, post-copy's cap included (it was predicted at the same)."""
+    scale = share / parameters.bandwidth_mib_s if parameters.bandwidth_mib_s > 0 else 1.0
+    return replace(parameters, bandwidth_mib_s=parameters.bandwidth_mib_s * scale,
+                   postcopy_bandwidth_mib_s=parameters.postcopy_bandwidth_mib_s * scale)
 
 
 class Executor:
@@ -218,10 +246,16 @@ class Executor:
             if into.get(r.target_host_id, 0) >= self._limits.per_target:
                 continue
             self._queue.remove(op)
+            live = self._live[op]
+            running = [(self._live[o].record.source_host_id, self._live[o].record.target_host_id)
+                       for o in self._running]
+            share = bandwidth_share(r.parameters.bandwidth_mib_s, r.source_host_id, r.target_host_id, running)
+            if share < r.parameters.bandwidth_mib_s:  # the link is shared: this one gets its part
+                live.record = replace(r, parameters=_shared(r.parameters, share))
             self._running.add(op)
             out[r.source_host_id] = out.get(r.source_host_id, 0) + 1
             into[r.target_host_id] = into.get(r.target_host_id, 0) + 1
-            self._spawn(self._runner.run, self._live[op])
+            self._spawn(self._runner.run, live)
 
     def _spawn(self, script: Callable[[Live], Steps[None]], live: Live) -> None:
         self._background.spawn(script(live), f"migration-{live.record.operation_id}")

@@ -2,14 +2,37 @@
 
 The limits (downtime, deadline) are checked against the pessimistic end of each prediction's interval, so a
 choice that looks safe is safe for nine runs in ten, not one in two.
+
+Post-copy is priced. From the switch to the end (its exposure: the memory still to send over the bandwidth) a
+failure of either host or the link loses the guest, and the guest runs slower while its pages fault in (a share
+of its time: the rate it touches memory, its dirty rate, over the bandwidth that brings the pages, at most all of
+it). Its harm, in milliseconds of guest pause, is exposure x (slowdown + `postcopy_exposure_weight`). It is added
+to post-copy's rank; and when no pre-copy meets every limit, post-copy is weighed against pre-copy's downtime
+risk: the converging pre-copy with the lowest p90 downtime is chosen when that downtime is over the limit by no
+more than post-copy's harm (QEMU stops the guest only once what is left fits the allowed downtime at the measured
+speed, so a converging pre-copy's pause stays near the limit; a prediction above it is what may go wrong, not what
+will).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from advisor.domain.model import DEFAULT_MAX_DOWNTIME_MS, MigrationCost, MigrationParameters, Objective, Technique
+import numpy as np
+import numpy.typing as npt
+
+from advisor.domain.model import (
+    DEFAULT_MAX_DOWNTIME_MS,
+    POSTCOPY_FORBIDDEN,
+    POSTCOPY_LABEL,
+    MigrationCost,
+    MigrationParameters,
+    Objective,
+    Technique,
+    label_forbids_postcopy,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +51,11 @@ class TechniqueRules:
     "downtime" the lowest p90 downtime, "autoconverge" auto-converge (it throttles until it fits). The default
     was fixed by evaluation (training/evaluate_policy.py, docs/cost-model.md). `techniques` are those that may be
     used at all (all by default; the simulator's evaluation allows only pre-copy, as CloudSim models).
+
+    `postcopy_exposure_weight` is how much a millisecond of post-copy's exposure (a failure then loses the guest)
+    counts against a millisecond of guest pause (see the module docstring); post-copy is never chosen for VMs in
+    `postcopy_forbidden_clusters` (setting `technique_postcopy_forbidden_clusters`) or labelled
+    `advisor.postcopy=forbidden`.
     """
 
     risk: float = 0.5
@@ -36,6 +64,38 @@ class TechniqueRules:
     postcopy_safety_factor: float = 1.5
     fallback: str = "likeliest"
     techniques: tuple[Technique, ...] = tuple(Technique)
+    postcopy_exposure_weight: float = 0.05
+    postcopy_forbidden_clusters: frozenset[str] = frozenset()
+
+    def postcopy_forbidden(self, vm_labels: Mapping[str, str], cluster: str) -> str:
+        """Why an SRE forbade post-copy for this VM, '' when they did not."""
+        if label_forbids_postcopy(vm_labels):
+            return f"forbidden by the VM's label {POSTCOPY_LABEL}={POSTCOPY_FORBIDDEN}"
+        if cluster in self.postcopy_forbidden_clusters:
+            return f"forbidden in cluster {cluster} (setting technique_postcopy_forbidden_clusters)"
+        return ""
+
+
+Number = TypeVar("Number", float, npt.NDArray[np.float64])
+
+
+def postcopy_exposure_ms(remaining_mib: Number, bandwidth_mib_s: Number) -> Number:
+    """How long post-copy runs after the switch: what is left to send over the bandwidth."""
+    exposure: Number = remaining_mib / np.maximum(bandwidth_mib_s, 1e-9) * 1000.0
+    return exposure
+
+
+def postcopy_slowdown(dirty_rate_mib_s: Number, bandwidth_mib_s: Number) -> Number:
+    """The share of the guest's time lost to page faults in post-copy: it touches memory at its dirty rate and
+    waits for the pages the link brings, at most all of its time."""
+    share: Number = np.minimum(1.0, dirty_rate_mib_s / np.maximum(bandwidth_mib_s, 1e-9))
+    return share
+
+
+def postcopy_harm_ms(exposure_ms: Number, slowdown: Number, exposure_weight: float) -> Number:
+    """Post-copy's cost to the guest in milliseconds of pause: the time it runs slowed plus its exposure, weighted."""
+    harm: Number = exposure_ms * (slowdown + exposure_weight)
+    return harm
 
 
 FALLBACKS = ("likeliest", "downtime", "autoconverge")
@@ -92,16 +152,49 @@ def _likelihood(cost: MigrationCost) -> float:
 
 
 def _fallback(usable: Sequence[MigrationCost], rule: str) -> MigrationCost:
-    """The technique chosen when none meets every limit: post-copy where allowed, else as `rule` says."""
-    for cost in usable:
-        if cost.technique is Technique.POSTCOPY:
-            return cost
+    """The technique chosen when none meets every limit and post-copy is not allowed, as `rule` says."""
     by_downtime = sorted(usable, key=lambda c: (c.downtime_ms.high, _PREFERENCE.index(c.technique)))
     if rule == "autoconverge":
         return next((c for c in usable if c.technique is Technique.PRECOPY_AUTOCONVERGE), by_downtime[0])
     if rule == "likeliest":
         return max(by_downtime, key=_likelihood)  # ties keep the lower downtime (max returns the first)
     return by_downtime[0]
+
+
+def _postcopy_harm(post: MigrationCost | None, bandwidth_mib_s: float, dirty_rate_mib_s: float | None,
+                   rules: TechniqueRules) -> tuple[float, str]:
+    """Post-copy's harm in ms of guest pause, and the reason that names its exposure and slowdown."""
+    if post is None:
+        return 0.0, ""
+    exposure = postcopy_exposure_ms(post.transferred_mib.median, bandwidth_mib_s)
+    slowdown = 0.0 if dirty_rate_mib_s is None else postcopy_slowdown(dirty_rate_mib_s, bandwidth_mib_s)
+    harm = postcopy_harm_ms(exposure, slowdown, rules.postcopy_exposure_weight)
+    slowed = ("its slowdown while pages fault in unknown (no dirty rate)" if dirty_rate_mib_s is None else
+              f"the guest slowed {slowdown:.0%} while its pages fault in")
+    return harm, (f"post-copy priced at {harm:.0f} ms of pause: exposed {exposure / 1000:.1f} s (a failure of either "
+                  f"host or the link then loses the guest, weight {rules.postcopy_exposure_weight:g}), {slowed}")
+
+
+def _calm_precopy(usable: Sequence[MigrationCost], post: MigrationCost | None, harm: float,
+                 objective: Objective) -> tuple[MigrationCost | None, str]:
+    """Where post-copy is allowed and no pre-copy meets every limit: the converging pre-copy within the deadline
+    with the lowest p90 downtime, when that is over the limit by no more than post-copy's harm (else None); and
+    the reason either way."""
+    if post is None:
+        return None, ""
+    limit = objective.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS
+    candidates = [c for c in usable if c.technique.is_precopy and c.converges
+                  and not (objective.deadline_ms > 0 and c.total_time_ms.high > objective.deadline_ms)]
+    best = min(candidates, key=lambda c: (c.downtime_ms.high, _PREFERENCE.index(c.technique)), default=None)
+    if best is None:
+        return None, ""
+    over = best.downtime_ms.high - limit
+    if over <= harm:
+        return best, (f"chose {_describe(best)}: its p90 downtime is {over:.0f} ms over the limit, less than "
+                      f"post-copy's harm ({harm:.0f} ms), and QEMU's stop rule keeps a converging pre-copy's pause "
+                      f"near the limit")
+    return None, (f"not {best.technique}: its p90 downtime is {over:.0f} ms over the limit, more than post-copy's "
+                  f"harm ({harm:.0f} ms)")
 
 
 def choose_technique(
@@ -111,34 +204,56 @@ def choose_technique(
     bandwidth_mib_s: float,
     postcopy_allowed: bool,
     rules: TechniqueRules = TechniqueRules(),
+    dirty_rate_mib_s: float | None = None,
+    postcopy_forbidden: str = "",
 ) -> TechniqueChoice:
-    """Pick the cheapest technique that meets every limit; else the least bad one, saying which limit it breaks."""
+    """Pick the cheapest technique that meets every limit, post-copy priced by its harm (module docstring); else
+    the least bad one, saying which limit it breaks. `dirty_rate_mib_s` None: unknown (post-copy's slowdown is then
+    not priced, and the reason says so); `postcopy_forbidden`: why an SRE forbade post-copy
+    (`TechniqueRules.postcopy_forbidden`), '' when they did not."""
     if not costs:
         raise ValueError("no predicted costs to choose from")
+    postcopy_allowed = postcopy_allowed and not postcopy_forbidden
     usable = [c for c in costs if c.technique in rules.techniques
               and (postcopy_allowed or c.technique is not Technique.POSTCOPY)]
     if not usable:
         raise ValueError("post-copy is not allowed and no pre-copy cost was predicted (of the techniques allowed)")
+    post = next((c for c in usable if c.technique is Technique.POSTCOPY), None)
+    harm, priced = _postcopy_harm(post, bandwidth_mib_s, dirty_rate_mib_s, rules)
 
     def rank(cost: MigrationCost) -> tuple[float, int]:
         quantity = cost.transferred_mib if objective.minimize_transferred else cost.total_time_ms
-        return quantity.median + rules.risk * (quantity.high - quantity.median), _PREFERENCE.index(cost.technique)
+        value = quantity.median + rules.risk * (quantity.high - quantity.median)
+        if cost.technique is Technique.POSTCOPY:  # its harm in the quantity ranked: time, or what the link sends
+            value += harm * bandwidth_mib_s / 1000 if objective.minimize_transferred else harm
+        return value, _PREFERENCE.index(cost.technique)
 
     reasons: list[str] = []
     feasible = sorted((c for c in usable if not _violations(c, objective)), key=rank)
-    if feasible:
+    calm, weighed = (None, "") if any(c.technique.is_precopy for c in feasible) else _calm_precopy(
+        usable, post, harm, objective)
+    if calm is not None:
+        chosen = calm
+        reasons.append(weighed)
+    elif feasible:
         chosen = feasible[0]
         target = "fewest bytes" if objective.minimize_transferred else "shortest total time"
         reasons.append(f"chose {_describe(chosen)}: {target} among techniques meeting every limit")
     else:
-        chosen = _fallback(usable, rules.fallback)
+        chosen = post or _fallback(usable, rules.fallback)
         reasons.append(f"no technique meets every limit; chose {_describe(chosen)}")
         reasons.extend(f"{chosen.technique} {v}" for v in _violations(chosen, objective))
+    if calm is None and weighed:
+        reasons.append(weighed)
     for other in sorted(usable, key=rank):
         if other is not chosen:
             broken = _violations(other, objective)
             reasons.append(f"not {_describe(other)}" + (f": {'; '.join(broken)}" if broken else ": slower"))
-    if not postcopy_allowed:
+    if priced:
+        reasons.append(priced)
+    if postcopy_forbidden:
+        reasons.append(f"post-copy {postcopy_forbidden}")
+    elif not postcopy_allowed:
         reasons.append("post-copy not allowed for this VM")
 
     max_downtime_ms = objective.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS

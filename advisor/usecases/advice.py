@@ -169,11 +169,13 @@ class Advice:
         source, target = hosts[vm.host_id], hosts[ranking.target_id]
         # the objective's limit is the one enforced (validation refused 0), and the one the inputs show
         inputs = self._estimator.inputs(vm, source, target, Overrides(max_downtime_ms=objective.max_downtime_ms))
+        level, cluster_name = self._automation.level([vm], {source.id: source})
         choice = choose_technique(self._estimator.costs(inputs), objective,
                                   bandwidth_mib_s=inputs.usable_bandwidth_mib_s, postcopy_allowed=vm.postcopy_allowed,
-                                  rules=self._technique)
+                                  rules=self._technique,
+                                  dirty_rate_mib_s=inputs.dirty_rate_mib_s if inputs.dirty_rate_known else None,
+                                  postcopy_forbidden=self._technique.postcopy_forbidden(vm.labels, cluster_name))
         reasons = (ranking.why_target(), describe_inputs(inputs), *choice.reasons, *ranking.why_rejected())
-        level, cluster_name = self._automation.level([vm], {source.id: source})
         goal, now = f"target:{vm.id}", self._clock()
         move = Move(vm.id, vm.host_id, target.id, choice.parameters, choice.cost, reasons, ranking.kept(),
                     ranking.rejection_counts(), ranking.assessed, inputs)

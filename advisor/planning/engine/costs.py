@@ -9,7 +9,9 @@ protocol (advisor.evaluation.costs.LearnedMoveCosts, and the use cases through t
 
 `select` is the technique policy of `planning.technique.choose_technique` over arrays, shared by every
 implementation: limits are checked against the p90; among the techniques meeting them the lowest
-median + risk x (p90 - median) wins; when none does, post-copy if allowed, else the lowest p90 downtime.
+median + risk x (p90 - median) wins, post-copy's harm (exposure and slowdown) added to its rank, unless no
+pre-copy meets them and a converging one is over the downtime limit by less than post-copy's harm (then it is
+chosen and counts as meeting them); when none does, post-copy if allowed, else as the fallback rule says.
 
 `AnalyticMoveCosts` is the physics alone (advisor.physics) behind the protocol: the interval is the analytic
 model's sensitivity band (dirty rate 20% lower / 25% higher with 10% less bandwidth), and the probability of
@@ -35,7 +37,12 @@ from advisor.domain.model import (
 )
 from advisor.physics import ANALYTIC_MODEL, DEFAULT_CONSTANTS, TECHNIQUES, AnalyticConstants, analytic_arrays
 from advisor.planning.engine.snapshot import BoolArray, FloatArray, IntArray
-from advisor.planning.technique import TechniqueRules
+from advisor.planning.technique import (
+    TechniqueRules,
+    postcopy_exposure_ms,
+    postcopy_harm_ms,
+    postcopy_slowdown,
+)
 
 __all__ = ["POSTCOPY", "TECHNIQUES", "AnalyticMoveCosts", "CostEstimates", "CostRequest", "MoveCosts", "select"]
 
@@ -177,9 +184,22 @@ def select(
         feasible &= total_ms[:, :, 2] <= request.deadline_ms
     quantity = data_mib if request.minimize_data else total_ms
     rank = quantity[:, :, 1] + rules.risk * (quantity[:, :, 2] - quantity[:, :, 1])
+    bandwidth = np.asarray(request.bandwidth_mib_s, np.float64)
+    harm = postcopy_harm_ms(postcopy_exposure_ms(data_mib[POSTCOPY, :, 1], bandwidth),
+                            postcopy_slowdown(np.asarray(request.dirty_rate_mib_s, np.float64), bandwidth),
+                            rules.postcopy_exposure_weight)
+    rank[POSTCOPY] += harm * bandwidth / 1000 if request.minimize_data else harm
     tie = _PREFERENCE[:, None] * 1e-9 * (1.0 + np.abs(rank))
     best = np.argmin(np.where(feasible, rank + tie, np.inf), axis=0)
     any_ok = feasible.any(axis=0)
+    # Where post-copy is allowed and no pre-copy meets every limit: the converging pre-copy within the deadline
+    # whose p90 downtime is over the limit by no more than post-copy's harm (planning.technique's `_calm_precopy`).
+    candidates = allowed & ~is_post & converges
+    if request.deadline_ms > 0:
+        candidates &= total_ms[:, :, 2] <= request.deadline_ms
+    least_down = np.where(candidates, downtime_ms[:, :, 2] + tie, np.inf)
+    over = least_down.min(axis=0) - (request.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS)
+    calm = allowed[POSTCOPY] & ~(feasible & ~is_post).any(axis=0) & (over <= harm)
     fallback_post = allowed[POSTCOPY] & ~any_ok
     lowest_down = np.argmin(np.where(allowed, downtime_ms[:, :, 2] + tie, np.inf), axis=0)
     if rules.fallback == "likeliest":  # most likely to converge, ties to the lowest p90 downtime
@@ -191,7 +211,8 @@ def select(
         fallback = np.where(allowed[auto], auto, lowest_down)
     else:
         fallback = lowest_down
-    chosen = np.where(any_ok, best, np.where(fallback_post, POSTCOPY, fallback)).astype(np.int64)
+    chosen = np.where(calm, np.argmin(least_down, axis=0),
+                      np.where(any_ok, best, np.where(fallback_post, POSTCOPY, fallback))).astype(np.int64)
     rows = np.arange(n)
     pick_total, pick_down = total_ms[chosen, rows], downtime_ms[chosen, rows]
     max_down = np.full(n, request.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS)
@@ -202,7 +223,7 @@ def select(
     return CostEstimates(
         model=model, technique=chosen, total_ms=pick_total, downtime_ms=pick_down, data_mib=data_mib[chosen, rows],
         converges=converges[chosen, rows] | (chosen == POSTCOPY), p_converge=p_converge[chosen, rows],
-        meets_limits=feasible[chosen, rows], bandwidth_mib_s=np.asarray(request.bandwidth_mib_s, np.float64),
+        meets_limits=feasible[chosen, rows] | calm, bandwidth_mib_s=np.asarray(request.bandwidth_mib_s, np.float64),
         max_downtime_ms=max_down, deadline_ms=deadline, postcopy_after_ms=after,
         rank_ms=np.where(allowed, rank, np.inf).T.copy(), feasible=feasible.T.copy(),
     )

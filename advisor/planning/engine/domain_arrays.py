@@ -18,7 +18,7 @@ import numpy as np
 
 from advisor.domain.automation import cluster_of
 from advisor.domain.cluster import InventoryChange
-from advisor.domain.model import Host, Vm
+from advisor.domain.model import Host, Vm, label_forbids_postcopy
 from advisor.planning.engine.snapshot import (
     ANY_MODEL,
     NO_HOST,
@@ -117,7 +117,7 @@ class _VmColumns:
             np.array([host_index.get(v.host_id, NO_HOST) for v in vms], dtype=np.int64),
             np.array([v.vcpus for v in vms], dtype=np.float64), np.array([v.memory_mib for v in vms], np.float64),
             np.array([model_index[v.cpu_model] if v.cpu_model else ANY_MODEL for v in vms], dtype=np.int64),
-            np.array([v.postcopy_allowed for v in vms], dtype=bool),
+            np.array([v.postcopy_allowed and not label_forbids_postcopy(v.labels) for v in vms], dtype=bool),
             np.array([v.id not in pinned for v in vms], dtype=bool),
         )
 

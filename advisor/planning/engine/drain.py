@@ -10,8 +10,9 @@
    assessed. Cooldowns do not hold a drain back (maintenance comes first), but a VM still does not return to a
    host it left recently.
 3. Order and deadline: moves are scheduled longest first (they share one source, so this shortens the drain) under
-   the concurrency limits; a move whose p90 end falls after `deadline_s` is postponed with the reason, and the
-   summary says whether the host will be empty in time.
+   the concurrency limits, each priced at its share of the links it shares with the moves running when it starts
+   (schedule.py); a move whose p90 end falls after `deadline_s` is postponed with the reason, and the summary says
+   whether the host will be empty in time and when the drain is predicted to end.
 """
 
 from __future__ import annotations
@@ -114,4 +115,10 @@ def drain(
                                          f"; {late_n} move(s) would end after the {deadline_s:.0f} s deadline")
     summary = (f"Drain {host}: {len(cannot)} VM(s) cannot be evacuated (dry run), {len(p.records)} move(s) "
                f"planned, the host is then {state}{timing}.")
-    return p.finish("drain", params, summary, "required", dry_run=cannot, longest_first=True)
+    plan = p.finish("drain", params, summary, "required", dry_run=cannot, longest_first=True)
+    if not plan.moves:
+        return plan
+    limits = settings.concurrency
+    predicted = (f" Predicted end: about {plan.duration_s:.0f} s (p90 {plan.duration_p90_s:.0f} s) after the first "
+                 f"move starts, the moves out of {host} ({limits.per_source} at a time) sharing its link.")
+    return replace(plan, summary=summary + predicted + plan.summary[len(summary):])

@@ -16,7 +16,7 @@ costed while ranking candidates is not costed again when it moves.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from advisor.planning.engine.churn import AntiChurn, MoveHistory
 from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, MoveCosts
 from advisor.planning.engine.filters import Assessment, FilterPolicy, Rejection, assess, rejections
 from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
-from advisor.planning.engine.schedule import Concurrency, schedule
+from advisor.planning.engine.schedule import Concurrency, Schedule, schedule, shared_bandwidths
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray
 from advisor.planning.engine.weighers import Scores, Weights, describe, is_on, weigh
 
@@ -43,6 +43,7 @@ class PlanSettings:
     pool_refresh: int = 64
     alternatives: int = 3  # eligible hosts kept per explanation besides the chosen one
     rebalance_tolerance: float = 0.10  # balance evens the load until the busiest host is within this of the mean
+    postcopy_forbidden_clusters: frozenset[str] = frozenset()  # as TechniqueRules' (a VM's label: the snapshot)
 
 
 class Working:
@@ -152,6 +153,8 @@ class Planner:
         self._costs = _CostStore()
         self._pools: dict[str, tuple[IntArray, int]] = {}
         self._links = np.unique(cluster.host_bandwidth_mib_s)
+        allowed = np.array([name not in settings.postcopy_forbidden_clusters for name in cluster.clusters])
+        self._postcopy_cluster = np.append(allowed[cluster.host_cluster], True)  # by host; [-1]: no host
         self.last_failure = ""
 
     # --- costs -------------------------------------------------------------------------------------------------
@@ -162,10 +165,12 @@ class Planner:
         usable: FloatArray = np.minimum(bw[np.where(sources >= 0, sources, targets)], bw[targets])
         return usable
 
-    def estimate(self, vms: IntArray | Sequence[int], targets: IntArray | Sequence[int]) -> CostEstimates:
-        """Costs of moving each VM to its target (cached per VM and usable bandwidth)."""
+    def estimate(self, vms: IntArray | Sequence[int], targets: IntArray | Sequence[int],
+                 bandwidth: FloatArray | None = None) -> CostEstimates:
+        """Costs of moving each VM to its target (cached per VM and usable bandwidth), over the whole link unless
+        `bandwidth` (its share) is given."""
         vms, targets = np.asarray(vms, dtype=np.int64), np.asarray(targets, dtype=np.int64)
-        bw = self.bandwidth(vms, targets)
+        bw = self.bandwidth(vms, targets) if bandwidth is None else np.asarray(bandwidth, dtype=np.float64)
         keys = list(zip(vms.tolist(), bw.tolist(), strict=True))
         missing = np.array([k for k, key in enumerate(keys) if key not in self._cost_index], dtype=np.int64)
         if missing.size:
@@ -194,7 +199,7 @@ class Planner:
         request = CostRequest(
             vm=v, target=targets[pick], memory_mib=c.vm_memory_used_mib[v], memory_configured_mib=c.vm_memory_mib[v],
             dirty_rate_mib_s=np.where(np.isnan(dirty), bw[pick], dirty),  # unknown: as fast as the link moves
-            bandwidth_mib_s=bw[pick], postcopy_allowed=c.vm_postcopy[v],
+            bandwidth_mib_s=bw[pick], postcopy_allowed=c.vm_postcopy[v] & self._postcopy_cluster[c.loads.vm_host[v]],
             max_downtime_ms=self.settings.max_downtime_ms, deadline_ms=self.settings.deadline_ms,
         )
         base = self._costs.append(self.costs.estimate(request))
@@ -325,23 +330,28 @@ class Planner:
         if est is not None and longest_first:
             order = np.argsort(-est.total_ms[:, 2], kind="stable")
         sources = np.array([r.source for r in recs], dtype=np.int64)[order]
-        median = schedule(sources, targets[order], est.total_s(1)[order] if est is not None else np.zeros(0),
-                          self.settings.concurrency)
-        p90 = schedule(sources, targets[order], est.total_s(2)[order] if est is not None else np.zeros(0),
-                       self.settings.concurrency)
+        limits = self.settings.concurrency
+        cases = limits.per_source * limits.per_target
+        shared, median, p90 = self._shared(vms[order], sources, targets[order]) if recs else (
+            None, Schedule.empty(), Schedule.empty())
+        started_in = median.case if median.case is not None else np.zeros(len(recs), dtype=np.int64)
         moves = []
         for k, i in enumerate(order.tolist()):
-            r = recs[i]
-            assert est is not None
-            explanation = Explanation(r.why_vm, r.why_host, _why_technique(est, i), r.assessed, r.eligible,
+            r, row = recs[i], k * cases + int(started_in[k])
+            assert est is not None and shared is not None
+            explanation = Explanation(r.why_vm, r.why_host, _why_technique(shared, row), r.assessed, r.eligible,
                                       r.rejections, r.alternatives)
+            # The parameters carry the whole link: the executor gives each its share when it starts.
+            link = float(est.bandwidth_mib_s[i])
+            chosen = shared.parameters(row)
+            chosen = replace(chosen, bandwidth_mib_s=link,
+                             postcopy_bandwidth_mib_s=link if chosen.postcopy_bandwidth_mib_s else 0.0)
             moves.append(PlannedMove(
                 c.vm_ids[r.vm], c.host_ids[r.source], c.host_ids[r.target], r.vm, r.source, r.target,
-                est.cost(i), est.parameters(i), float(est.p_converge[i]), r.benefit, int(median.wave[k]),
+                shared.cost(row), chosen, float(shared.p_converge[row]), r.benefit, int(median.wave[k]),
                 float(median.start_s[k]), float(median.end_s[k]), explanation,
             ))
         moves.sort(key=lambda m: (m.start_s, m.wave))
-        limits = self.settings.concurrency
         timing = (f" {len(moves)} move(s) in {median.waves} wave(s) at {limits.per_source}/{limits.per_target}/"
                   f"{limits.cluster} concurrent per source/target/cluster: about {median.duration_s:.0f} s "
                   f"(p90 {p90.duration_s:.0f} s) starting each move as a slot frees, {median.barrier_s:.0f} s if "
@@ -351,11 +361,26 @@ class Planner:
                     c.with_loads(self.work.loads.copy()), tuple(dry_run), power)
 
 
+    def _shared(self, vms: IntArray, sources: IntArray, targets: IntArray) -> tuple[CostEstimates, Schedule, Schedule]:
+        """Every move priced at each share of its links it may start with (see schedule.py), and the median and
+        p90 schedules in which each takes the share it starts with."""
+        limits, links = self.settings.concurrency, self.cluster.host_bandwidth_mib_s
+        cases = limits.per_source * limits.per_target
+        shares = shared_bandwidths(links[sources], links[targets], limits)
+        shared = self.estimate(np.repeat(vms, cases), np.repeat(targets, cases), shares.ravel())
+        table = shared.total_ms.reshape(len(vms), limits.per_source, limits.per_target, 3) / 1000
+        return shared, schedule(sources, targets, table[..., 1], limits), schedule(sources, targets, table[..., 2],
+                                                                                  limits)
+
+
 def _why_technique(est: CostEstimates, k: int) -> str:
     chosen = int(est.technique[k])
     text = est.describe(k)
     if not est.meets_limits[k]:
         return f"no technique meets every limit; {text}: {est.violation(k)}"
+    if not est.feasible[k, chosen]:  # a converging pre-copy weighed against post-copy (planning.technique)
+        return (f"{text}: its p90 downtime is over the limit by less than post-copy's harm (exposure and slowdown), "
+                f"and QEMU's stop rule keeps a converging pre-copy's pause near the limit")
     ranks = np.where(est.feasible[k], est.rank_ms[k], np.inf)
     ranks[chosen] = np.inf
     runner = int(np.argmin(ranks))

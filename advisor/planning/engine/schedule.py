@@ -6,6 +6,12 @@ those have finished (the room it needs may be the room they free). A later move 
 that is blocked (backfilling). The duration is when the last move ends: what the executor, which starts a queued
 move as soon as a slot frees, achieves if the predictions hold.
 
+Links are shared. A move that starts while others run on its source or target gets its share of each link, as the
+executor sets it (execution.executor.bandwidth_share): the source's link over the moves then out of it, the
+target's over the moves then into it. `shared_bandwidths` lists the bandwidth of every case (how many share the
+source, how many the target); given durations priced for each case, a move takes the one of the case it starts in.
+A running move keeps the bandwidth it started with (the executor does not re-pace a running migration).
+
 Waves are the same limits as batches with a barrier, as an operator reads a plan: wave 1 holds the first moves
 that fit together, wave 2 the next, a move never sharing a wave with a move it waits for. `barrier_s`, the sum of
 each wave's slowest move, is the duration if every wave waited for its slowest move.
@@ -37,10 +43,23 @@ class Schedule:
     duration_s: float
     waves: int
     barrier_s: float = 0.0
+    # The sharing case each move started in: index into the last two axes of `shared_bandwidths`, flattened.
+    case: IntArray | None = None
 
     @staticmethod
     def empty() -> Schedule:
-        return Schedule(np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), 0.0, 0)
+        return Schedule(np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), 0.0, 0, case=np.zeros(0, np.int64))
+
+
+def shared_bandwidths(source_mib_s: FloatArray, target_mib_s: FloatArray,
+                      limits: Concurrency = Concurrency()) -> FloatArray:
+    """Each move's bandwidth (n, per_source, per_target) when a moves share its source's link and b its target's
+    ([.., a - 1, b - 1]): the lower of the two shares. The links are each host's migration bandwidth."""
+    a = np.arange(1, limits.per_source + 1, dtype=np.float64)[None, :, None]
+    b = np.arange(1, limits.per_target + 1, dtype=np.float64)[None, None, :]
+    shared: FloatArray = np.minimum(np.asarray(source_mib_s, np.float64)[:, None, None] / a,
+                                    np.asarray(target_mib_s, np.float64)[:, None, None] / b)
+    return shared
 
 
 def waves(sources: IntArray, targets: IntArray, limits: Concurrency = Concurrency()) -> IntArray:
@@ -69,25 +88,42 @@ def waves(sources: IntArray, targets: IntArray, limits: Concurrency = Concurrenc
     return np.array(wave, dtype=np.int64)
 
 
+def _per_case(durations_s: FloatArray, limits: Concurrency) -> list[list[float]]:
+    """Each move's duration in each sharing case, flattened (per_source x per_target)."""
+    table = np.maximum(np.asarray(durations_s, dtype=np.float64), 0.0)
+    if table.ndim == 1:
+        table = np.broadcast_to(table[:, None, None], (table.shape[0], limits.per_source, limits.per_target))
+    cases: list[list[float]] = table.reshape(table.shape[0], -1).tolist()
+    return cases
+
+
+def _out_before(src: list[int], tgt: list[int]) -> list[int]:
+    """How many earlier moves leave each move's target: they must be done before it starts."""
+    seen: Counter[int] = Counter()
+    out_before = []
+    for s, t in zip(src, tgt, strict=True):
+        out_before.append(seen[t])
+        seen[s] += 1
+    return out_before
+
+
 def schedule(sources: IntArray, targets: IntArray, durations_s: FloatArray,
              limits: Concurrency = Concurrency()) -> Schedule:
+    """`durations_s` is one per move (n,), a move alone on its links, or one per sharing case (n, per_source,
+    per_target) as `shared_bandwidths` lists them: then each move takes the case it starts in."""
     n = len(sources)
     if n == 0:
         return Schedule.empty()
     src, tgt = np.asarray(sources).tolist(), np.asarray(targets).tolist()
-    dur = np.maximum(np.asarray(durations_s, dtype=np.float64), 0.0).tolist()
-    # How many earlier moves leave each move's target: they must be done before it starts.
-    seen: Counter[int] = Counter()
-    out_before = []
-    for j in range(n):
-        out_before.append(seen[tgt[j]])
-        seen[src[j]] += 1
+    cases = _per_case(durations_s, limits)
+    dur = [0.0] * n
+    case = [0] * n
+    out_before = _out_before(src, tgt)
     done_out: Counter[int] = Counter()
     run_src: Counter[int] = Counter()
     run_tgt: Counter[int] = Counter()
     running: list[tuple[float, int]] = []
     start = [0.0] * n
-    started = [False] * n
     pending = list(range(n))
     now = 0.0
     remaining = n
@@ -100,9 +136,11 @@ def schedule(sources: IntArray, targets: IntArray, durations_s: FloatArray,
                     break
                 s, t = src[j], tgt[j]
                 if run_src[s] < limits.per_source and run_tgt[t] < limits.per_target and done_out[t] >= out_before[j]:
-                    started[j], start[j] = True, now
+                    start[j] = now
                     run_src[s] += 1
                     run_tgt[t] += 1
+                    case[j] = (run_src[s] - 1) * limits.per_target + run_tgt[t] - 1
+                    dur[j] = cases[j][case[j]]
                     heapq.heappush(running, (now + dur[j], j))
                     remaining -= 1
                 else:
@@ -110,13 +148,11 @@ def schedule(sources: IntArray, targets: IntArray, durations_s: FloatArray,
             pending = kept
         if not running:
             raise RuntimeError("schedule stalled")  # cannot happen: the first pending move's dependencies are done
-        end, j = heapq.heappop(running)
-        now = end
-        run_src[src[j]] -= 1
-        run_tgt[tgt[j]] -= 1
-        done_out[src[j]] += 1
+        now, j = heapq.heappop(running)
+        ended = [j]
         while running and running[0][0] <= now:  # everything ending at the same instant
-            _, j = heapq.heappop(running)
+            ended.append(heapq.heappop(running)[1])
+        for j in ended:
             run_src[src[j]] -= 1
             run_tgt[tgt[j]] -= 1
             done_out[src[j]] += 1
@@ -125,4 +161,5 @@ def schedule(sources: IntArray, targets: IntArray, durations_s: FloatArray,
     wave = waves(np.asarray(sources), np.asarray(targets), limits)
     slowest = np.zeros(int(wave.max()) + 1)
     np.maximum.at(slowest, wave, np.array(dur))
-    return Schedule(starts, ends, wave, float(ends.max()), int(wave.max()) + 1, float(slowest.sum()))
+    return Schedule(starts, ends, wave, float(ends.max()), int(wave.max()) + 1, float(slowest.sum()),
+                    np.array(case, dtype=np.int64))

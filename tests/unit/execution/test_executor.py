@@ -17,7 +17,7 @@ from advisor.domain.errors import FailedPrecondition, NotFound
 from advisor.domain.migration import MigrationRecord, Phase, Progress
 from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
 from advisor.execution.background import Steps
-from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint
+from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, bandwidth_share
 from advisor.execution.hypervisor import GuestFacts, MigrationTarget
 from tests.support.doubles import MemoryMigrationStore, RecordingObserver
 
@@ -316,3 +316,29 @@ def test_a_refused_switch_to_postcopy_is_asked_again_not_dropped() -> None:
     assert world.calls.count("postcopy") == 1 and world.refuse_postcopy == 0
     notes = [e.message for e in record.timeline]
     assert sum("action failed" in n for n in notes) == 2 and any("in post-copy" in n for n in notes)
+
+
+@pytest.mark.parametrize(("source", "target", "running", "share"), [
+    ("a", "t0", [], 100.0),  # alone: the whole link
+    ("a", "t0", [("b", "t1")], 100.0),  # a move on other hosts takes nothing
+    ("a", "t0", [("a", "t1")], 50.0),  # one more out of its source
+    ("a", "t0", [("b", "t0")], 50.0),  # one more into its target
+    ("a", "t0", [("a", "t1"), ("b", "t0")], 50.0),  # one on each side: each link is halved, not quartered
+    ("a", "t0", [("a", "t1"), ("a", "t2")], 100 / 3),  # the busier link bounds it
+], ids=["alone", "elsewhere", "same source", "same target", "both", "three out"])
+def test_bandwidth_share_of_a_migration_starting_beside_the_running_ones(
+        source: str, target: str, running: list[tuple[str, str]], share: float) -> None:
+    assert bandwidth_share(100.0, source, target, running) == pytest.approx(share)
+
+
+def test_a_migration_starting_beside_another_on_its_source_is_given_half_the_link() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm0": "a", "vm1": "a"})
+    executor, _, _ = make(clock, world)
+    first = executor.submit("rec-0", move("vm0", "a", "t0"), actor="x")
+    second = executor.submit("rec-1", move("vm1", "a", "t1"), actor="x")
+    clock.sleep(0.2)
+    assert executor.get(first.operation_id).parameters.bandwidth_mib_s == 100
+    assert executor.get(second.operation_id).parameters.bandwidth_mib_s == 50
+    world.release.set()
+    assert wait_final(clock, executor, second.operation_id).parameters.bandwidth_mib_s == 50

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from advisor.domain.model import Interval, MigrationCost, ModelRef, Objective, Technique
-from advisor.planning.technique import TechniqueRules, choose_technique
+from advisor.planning.technique import (
+    TechniqueRules,
+    choose_technique,
+    postcopy_exposure_ms,
+    postcopy_harm_ms,
+    postcopy_slowdown,
+)
 
 MODEL = ModelRef("test", "0")
 
@@ -80,3 +86,67 @@ def test_a_wide_interval_has_to_win_by_more() -> None:
     trusting = choose_technique([narrow, wide], Objective(), bandwidth_mib_s=32, postcopy_allowed=True,
                                 rules=TechniqueRules(risk=0.0))
     assert trusting.parameters.technique is Technique.PRECOPY_COMPRESS
+
+
+@pytest.mark.parametrize(("remaining", "dirty", "bandwidth", "exposure_ms", "slowdown"), [
+    (4096.0, 8.0, 128.0, 32_000.0, 0.0625),  # nearly idle: long exposure, little slowdown
+    (512.0, 64.0, 128.0, 4_000.0, 0.5),  # busy: half its time faulting
+    (1024.0, 500.0, 100.0, 10_240.0, 1.0),  # touching memory faster than the link brings it: stalled throughout
+], ids=["idle", "busy", "faster than the link"])
+def test_postcopy_exposure_and_slowdown(remaining: float, dirty: float, bandwidth: float, exposure_ms: float,
+                                        slowdown: float) -> None:
+    assert postcopy_exposure_ms(remaining, bandwidth) == pytest.approx(exposure_ms)
+    assert postcopy_slowdown(dirty, bandwidth) == pytest.approx(slowdown)
+    assert postcopy_harm_ms(exposure_ms, slowdown, 0.05) == pytest.approx(exposure_ms * (slowdown + 0.05))
+
+
+def idle_vm_costs(precopy_downtime_ms: float, *, converges: bool = True) -> list[MigrationCost]:
+    """A 4 GiB VM dirtying 8 MiB/s over 128 MiB/s: pre-copy's p90 downtime is 1.5 x `precopy_downtime_ms`."""
+    post = MigrationCost(Technique.POSTCOPY, Interval(32_000, 33_000, 36_000), Interval(1, 2, 3),
+                         Interval(4096, 4096, 4200), True, MODEL)
+    return [cost(Technique.PRECOPY, 35_000, precopy_downtime_ms, converges=converges), post]
+
+
+@pytest.mark.parametrize(("downtime", "converges", "rules", "chosen", "named"), [
+    # p90 375 ms > 300: 75 ms over, far below post-copy's harm of 33 s exposed with a 6% slowdown
+    (250.0, True, TechniqueRules(), Technique.PRECOPY, "less than post-copy's harm"),
+    # a pre-copy that does not converge leaves post-copy
+    (250.0, False, TechniqueRules(), Technique.POSTCOPY, "among techniques meeting every limit"),
+    # a pause seconds over the limit is worse than the slowdown and exposure
+    (3_000.0, True, TechniqueRules(), Technique.POSTCOPY, "more than post-copy's harm"),
+    # an SRE who weighs exposure at nothing still does not trade 75 ms for a 6% slowdown over 33 s
+    (250.0, True, TechniqueRules(postcopy_exposure_weight=0.0), Technique.PRECOPY, "less than post-copy's harm"),
+], ids=["idle: pre-copy", "no convergence: post-copy", "far over: post-copy", "exposure free"])
+def test_postcopy_is_weighed_against_precopys_downtime_risk(downtime: float, converges: bool, rules: TechniqueRules,
+                                                            chosen: Technique, named: str) -> None:
+    choice = choose_technique(idle_vm_costs(downtime, converges=converges), Objective(max_downtime_ms=300),
+                              bandwidth_mib_s=128, postcopy_allowed=True, rules=rules, dirty_rate_mib_s=8.0)
+    assert choice.parameters.technique is chosen
+    assert any(named in r for r in choice.reasons)
+    priced = [r for r in choice.reasons if r.startswith("post-copy priced")]
+    assert priced and "exposed 32.0 s" in priced[0] and "slowed 6%" in priced[0]
+
+
+def test_a_nearly_idle_4_gib_vm_is_not_moved_by_postcopy_for_a_predicted_downtime_over_300_ms() -> None:
+    choice = choose_technique(idle_vm_costs(250.0), Objective(max_downtime_ms=300), bandwidth_mib_s=128,
+                              postcopy_allowed=True, dirty_rate_mib_s=8.0)
+    assert choice.parameters.technique is Technique.PRECOPY
+    assert any("QEMU's stop rule" in r for r in choice.reasons)
+
+
+@pytest.mark.parametrize(("labels", "cluster", "rules", "reason"), [
+    ({"advisor.postcopy": "forbidden"}, "east", TechniqueRules(),
+     "post-copy forbidden by the VM's label advisor.postcopy=forbidden"),
+    ({}, "east", TechniqueRules(postcopy_forbidden_clusters=frozenset({"east"})),
+     "post-copy forbidden in cluster east (setting technique_postcopy_forbidden_clusters)"),
+], ids=["VM label", "cluster"])
+def test_an_sre_forbids_postcopy_and_the_reason_says_so(labels: dict[str, str], cluster: str, rules: TechniqueRules,
+                                                         reason: str) -> None:
+    forbidden = rules.postcopy_forbidden(labels, cluster)
+    choice = choose_technique(idle_vm_costs(250.0, converges=False), Objective(max_downtime_ms=300),
+                              bandwidth_mib_s=128, postcopy_allowed=True, rules=rules, dirty_rate_mib_s=8.0,
+                              postcopy_forbidden=forbidden)
+    assert choice.parameters.technique is Technique.PRECOPY
+    assert choice.parameters.postcopy_after_ms is None
+    assert reason in choice.reasons
+    assert TechniqueRules().postcopy_forbidden({"advisor.postcopy": "allowed"}, cluster) == ""

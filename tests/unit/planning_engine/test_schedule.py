@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from advisor.planning.engine import Concurrency, schedule
+from advisor.planning.engine.schedule import shared_bandwidths
 
 
 def run(moves: list[tuple[int, int, float]], limits: Concurrency) -> tuple[list[float], float, int]:
@@ -63,3 +64,36 @@ def test_no_limit_is_ever_exceeded_on_a_random_plan() -> None:
         assert np.bincount(tgt[inside]).max() <= limits.per_target
     assert s.barrier_s >= s.duration_s
     assert schedule(src[:0], tgt[:0], dur[:0]).waves == 0
+
+
+@pytest.mark.parametrize(("links", "limits", "expected"), [
+    # equal links: the busier side divides it
+    ((100.0, 100.0), Concurrency(2, 2, 5), [[100.0, 50.0], [50.0, 50.0]]),
+    # a slow target bounds every case until the source's share falls below it
+    ((100.0, 40.0), Concurrency(2, 2, 5), [[40.0, 20.0], [40.0, 20.0]]),
+    # three out of one source
+    ((90.0, 90.0), Concurrency(3, 1, 5), [[90.0], [45.0], [30.0]]),
+], ids=["equal", "slow target", "three out"])
+def test_shared_bandwidths(links: tuple[float, float], limits: Concurrency, expected: list[list[float]]) -> None:
+    got = shared_bandwidths(np.array([links[0]]), np.array([links[1]]), limits)
+    assert got[0].ravel().tolist() == pytest.approx(np.ravel(expected).tolist())
+
+
+def test_a_move_starting_beside_another_on_its_links_takes_its_shared_duration() -> None:
+    # durations (alone, beside one on the target; beside one on the source, beside one on each)
+    shared = np.array([[[10.0, 20.0], [20.0, 20.0]]] * 3)
+    s = schedule(np.array([0, 0, 0]), np.array([1, 2, 3]), shared, Concurrency())
+    # the first starts alone (10 s), the second beside it (20 s); the third starts at 10 s beside the second
+    assert s.start_s.tolist() == pytest.approx([0, 0, 10])
+    assert s.end_s.tolist() == pytest.approx([10, 20, 30])
+    assert s.duration_s == pytest.approx(30)
+    assert s.case is not None and s.case.tolist() == [0, 2, 2]
+
+
+def test_a_drain_of_twenty_vms_is_priced_with_the_link_shared() -> None:
+    alone = np.full(20, 10.0)
+    halved = np.broadcast_to(np.array([[10.0, 20.0], [20.0, 20.0]]), (20, 2, 2))
+    src, tgt = np.zeros(20, dtype=np.int64), np.arange(1, 21, dtype=np.int64)
+    # at full speed two at a time: 10 rounds of 10 s; sharing the link: every move after the first takes 20 s
+    assert schedule(src, tgt, alone).duration_s == pytest.approx(100)
+    assert schedule(src, tgt, halved).duration_s == pytest.approx(200)

@@ -228,3 +228,16 @@ def test_no_strategy_moves_a_vm_out_of_its_cluster(strategy: str) -> None:
     p = plan(strategy, c, COSTS, settings=FREE, **({"host": "a"} if strategy == "drain" else {}))
     assert p.moves or strategy == "consolidate", p.summary
     assert all(labels[m.target_id] == labels[m.source_id] for m in p.moves), [(m.vm_id, m.target_id) for m in p.moves]
+
+
+def test_a_drain_is_priced_with_its_moves_sharing_the_hosts_link() -> None:
+    hosts = [host("a"), *(host(f"t{k}") for k in range(4))]
+    c = cluster(hosts, [vm(f"v{k}", "a", memory=8192) for k in range(4)])
+    p = plan("drain", c, COSTS, settings=FREE, host="a")
+    moves = sorted(p.moves, key=lambda m: m.start_s)
+    alone, beside = moves[0].cost.total_time_ms.median, moves[1].cost.total_time_ms.median
+    assert moves[1].start_s == 0 and beside > 1.9 * alone  # started beside the first: half the link, and more rounds
+    assert {m.parameters.bandwidth_mib_s for m in moves} == {moves[0].parameters.bandwidth_mib_s}  # the whole link
+    assert p.duration_s == pytest.approx(max(m.end_s for m in moves))
+    assert f"Predicted end: about {p.duration_s:.0f} s (p90 {p.duration_p90_s:.0f} s)" in p.summary
+    assert "sharing its link" in p.summary

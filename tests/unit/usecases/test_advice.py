@@ -13,7 +13,7 @@ from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.model import Objective, Technique, Vm
 from advisor.domain.recommendation import Decision, Recommendation, RecommendationState
 from advisor.features.inputs import Overrides
-from tests.unit.usecases.world import World, hosts, world
+from tests.unit.usecases.world import KNOBS, World, hosts, world
 
 S = RecommendationState
 
@@ -163,3 +163,26 @@ def test_of_two_proposals_asked_at_once_the_newer_supersedes_the_older(w: World,
     newer = w.advice.recommend_target("v1", Objective())
     assert not any("supersedes" in r for r in newer.moves[0].reasons)  # it was not there to be named
     assert w.review.get("older").superseded_by == newer.id
+
+
+@pytest.mark.parametrize(("vm_labels", "host_labels", "forbidden_clusters", "reason"), [
+    ({"advisor.postcopy": "forbidden"}, {}, (), "post-copy forbidden by the VM's label advisor.postcopy=forbidden"),
+    ({}, {"cluster": "east"}, ("east",),
+     "post-copy forbidden in cluster east (setting technique_postcopy_forbidden_clusters)"),
+], ids=["VM label", "cluster setting"])
+def test_an_sre_forbids_postcopy_for_a_vm_or_a_cluster_and_the_reason_says_so(
+        vm_labels: dict[str, str], host_labels: dict[str, str], forbidden_clusters: tuple[str, ...],
+        reason: str) -> None:
+    """The VMs' dirty rate is not measured: it is assumed as fast as the link, so pre-copy would not converge and
+    post-copy is chosen where allowed."""
+    w = world(technique=replace(KNOBS.technique, postcopy_forbidden_clusters=frozenset(forbidden_clusters)))
+    w.push(hosts("a", "c", labels={"a": host_labels, "c": host_labels}),
+           [Vm("free", "a", 4096, 2), Vm("kept", "a", 4096, 2, labels=vm_labels)])
+    w.load({"a": 0.6, "c": 0.1})
+    free = w.advice.recommend_target("free", Objective(), dry_run=True).moves[0]
+    kept = w.advice.recommend_target("kept", Objective(), dry_run=True).moves[0]
+    if not forbidden_clusters:
+        assert free.parameters.technique is Technique.POSTCOPY
+        assert not any("forbidden" in r for r in free.reasons)
+    assert kept.parameters.technique is not Technique.POSTCOPY
+    assert reason in kept.reasons

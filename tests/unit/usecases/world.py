@@ -21,6 +21,7 @@ from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.predictor import AnalyticPredictor
+from advisor.planning.technique import TechniqueRules
 from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.cluster_plans import Planning
@@ -91,19 +92,21 @@ def freshness_of(inventory: Inventory, snapshots: Snapshots, estimator: CostEsti
 
 def advice_and_planning(store: MemoryStore, inventory: Inventory, estimator: CostEstimator, metrics: AdvisorMetrics,
                         clock: ManualClock, ids: CountingIds, automation: Automation, self_approval: SelfApproval,
-                        snapshots: Snapshots) -> tuple[Advice, Planning]:
-    """Advice and plans with the settings' defaults: the one place that builds them."""
+                        snapshots: Snapshots, technique: TechniqueRules = KNOBS.technique) -> tuple[Advice, Planning]:
+    """Advice and plans with the settings' defaults (but `technique`): the one place that builds them."""
     advice = Advice(inventory, estimator, store, metrics, clock=clock, new_id=ids, filters=KNOBS.filters,
-                    weights=KNOBS.weights, technique=KNOBS.technique, automation=automation,
+                    weights=KNOBS.weights, technique=technique, automation=automation,
                     self_approval=self_approval, snapshots=snapshots)
     planning = Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=ids,
-                        technique=KNOBS.technique, plans=KNOBS.plans, automation=automation,
+                        technique=technique, plans=KNOBS.plans, automation=automation,
                         self_approval=self_approval)
     return advice, planning
 
 
-def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryStore | None = None) -> World:
-    """Every use case on one memory store (a new one, or `store` as a restarted advisor finds it)."""
+def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryStore | None = None,
+          technique: TechniqueRules = KNOBS.technique) -> World:
+    """Every use case on one memory store (a new one, or `store` as a restarted advisor finds it), the technique
+    chosen by `technique`."""
     store = store or MemoryStore()
     clock, ids = ManualClock(), CountingIds("r")
     metrics = AdvisorMetrics(CollectorRegistry())
@@ -124,7 +127,7 @@ def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryS
     migrations = Migrations(store, executor, clock, freshness, CountingIds("op"))
     self_approval = SelfApproval(store, clock, migrations.run)
     advice, planning = advice_and_planning(store, inventory, estimator, metrics, clock, ids, automation,
-                                           self_approval, snapshots)
+                                           self_approval, snapshots, technique)
     return World(store, clock, metrics, inventory, samples, executor, outcomes,
                  Ingestion(inventory, samples, metrics, clock, UriPolicy(("fake://*",))), Queries(inventory, samples),
                  migrations, automation, self_approval, Review(store, metrics, clock, freshness), snapshots, freshness,
