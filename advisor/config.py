@@ -151,8 +151,9 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-# Variables the client commands read; they are not server settings.
-CLIENT_ENVIRONMENT = frozenset({"ADVISOR_SERVER", "ADVISOR_TOKEN", "ADVISOR_LAB_TEST_ROOT"})
+# Variables the client commands and the lab's tests read; they are not server settings.
+CLIENT_ENVIRONMENT = frozenset({"ADVISOR_SERVER", "ADVISOR_TOKEN", "ADVISOR_LAB_TEST_ROOT",
+                                "ADVISOR_LAB_COLLECT_TEST_ROOT"})
 
 
 def _coerce(name: str, raw: Any, origin: str) -> Any:
