@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import numpy as np
 from advisor.domain.migration import MigrationResult
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.features.inputs import PROFILES, InputTable
-from advisor.ml.profiles import PARAMETERS, TARGETS, UNCALIBRATED_OFFSETS, HostProfile, Observed, uncalibrated, updated
+from advisor.ml.profiles import PARAMETERS, TARGETS, UNCALIBRATED_OFFSETS, HostProfile, Observed, updated
 from advisor.ml.registry import ArtifactError, ModelRegistry
 
 KIND = "host_profile"
@@ -85,6 +87,16 @@ class ProfileStore:
                            profile.residuals)
 
 
+    def prune(self, name: str, keep: int) -> None:
+        """Remove all but the newest `keep` versions of a profile (never the active one)."""
+        registry = self._registry(name)
+        active = registry.active_version()
+        ordered = sorted(registry.versions(), key=lambda v: tuple(int(x) for x in v.split(".") if x.isdigit()))
+        for version in ordered[:-keep] if keep > 0 else ordered:
+            if version != active:
+                shutil.rmtree(registry.root / version, ignore_errors=True)
+
+
 def _load(artifact: Any) -> HostProfile:
     body = json.loads(artifact.path("parameters").read_text(encoding="utf-8"))
     parameters = {p: float(body["parameters"][p]) for p in PARAMETERS}
@@ -97,11 +109,15 @@ def _load(artifact: Any) -> HostProfile:
 
 
 class OnlineProfiles:
-    """Every completed migration on a host profile the learned model does not know updates that profile (a new
-    version, from the uncalibrated one for a name never calibrated), without a retrain."""
+    """Every completed migration on a calibrated host profile (one the learned model does not know) updates it:
+    a new version, without a retrain. Only profiles an operator calibrated are updated: a host label alone never
+    creates one, so nothing a client pushes can grow the store. The last KEEP_VERSIONS versions are kept."""
+
+    KEEP_VERSIONS = 20
 
     def __init__(self, store: ProfileStore) -> None:
         self.store = store
+        self._lock = threading.Lock()  # migrations end in their own threads: one read-and-write at a time
 
     def learn(self, inputs: MigrationInputs, technique: Technique, outcome: MigrationResult) -> None:
         name = inputs.host_profile
@@ -110,7 +126,11 @@ class OnlineProfiles:
         downtime = np.nan if outcome.downtime_ms is None else outcome.downtime_ms
         observed = Observed(np.array([outcome.total_time_ms]), np.array([downtime]),
                             np.array([outcome.transferred_mib]), np.array([True]))
-        current = self.store.get(name) or uncalibrated(name)
-        self.store.save(updated(current, InputTable.from_rows([(inputs, technique)]), observed),
-                        "online update from an executed migration",
-                        {"previous_version": current.version, "migrations": current.migrations + 1})
+        with self._lock:
+            current = self.store.get(name)
+            if current is None:
+                return
+            self.store.save(updated(current, InputTable.from_rows([(inputs, technique)]), observed),
+                            "online update from an executed migration",
+                            {"previous_version": current.version, "migrations": current.migrations + 1})
+            self.store.prune(name, self.KEEP_VERSIONS)

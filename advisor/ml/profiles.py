@@ -44,6 +44,9 @@ QUANTILES = (0.1, 0.9)
 # default physics (its constants fit SNU) on the lab, a profile calibrated on SNU predicting the lab, and one
 # calibrated on the lab predicting SNU; actual/predicted p10 and p90 of time 1.54/5.18, 1.25/4.00, 0.55/1.23;
 # downtime 0.09/11.57, 0.08/12.51, 0.31/8.41; data 1.48/2.80, 1.61/2.84, 0.52/1.17. Kept: the widest of the three.
+# Residuals kept per technique and target: the most recent ones, so a profile's file stays bounded and its
+# intervals follow what its hosts do now.
+RESIDUALS_KEPT = 200
 UNCALIBRATED_OFFSETS: Mapping[str, tuple[float, float]] = {
     "total_time_ms": (math.log(0.55), math.log(5.18)),
     "downtime_ms": (math.log(0.08), math.log(12.51)),
@@ -247,7 +250,7 @@ def updated(profile: HostProfile, table: InputTable, observed: Observed, prior_w
             value = float(errors[target][k])
             values = per.get(target, ())
             if math.isfinite(value):
-                values = (*values, round(value, 4))
+                values = (*values, round(value, 4))[-RESIDUALS_KEPT:]
                 per[target] = values
             arr = np.array(values, dtype=np.float64)
             offsets.setdefault(str(technique), {})[target] = blend(conformal_offsets(arr), len(arr), target,

@@ -206,7 +206,7 @@ class Migrations:
 
 class ProfileLearning(Protocol):
     """Where a completed migration updates its host profile online (advisor.ml.profile_store.OnlineProfiles):
-    profiles the learned model knows are left to retraining, the others learn from each migration."""
+    profiles the learned model knows are left to retraining, calibrated ones learn from each migration."""
 
     def learn(self, inputs: MigrationInputs, technique: Technique, outcome: MigrationResult) -> None: ...
 

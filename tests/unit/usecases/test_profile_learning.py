@@ -1,5 +1,5 @@
-"""Every completed migration on a profile the learned model does not know updates that profile online: the
-outcome handler calls its port, the store adapter writes the next version."""
+"""Every completed migration on a calibrated profile the learned model does not know updates that profile online:
+the outcome handler calls its port, the store adapter writes the next version and keeps the newest few."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.ml.profile_store import OnlineProfiles, ProfileStore
-from advisor.ml.profiles import PRIOR, physics
+from advisor.ml.profiles import PRIOR, RESIDUALS_KEPT, physics, uncalibrated
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.migrations import MigrationOutcomes
 
@@ -51,21 +51,39 @@ def test_completed_migrations_are_learned_aborted_ones_are_not() -> None:
     assert learned.seen == [("rig", Technique.PRECOPY, 9000.0)]
 
 
-def test_each_migration_writes_the_next_version_of_its_profile(tmp_path: Path) -> None:
+def test_each_migration_writes_the_next_version_of_a_calibrated_profile(tmp_path: Path) -> None:
     store = ProfileStore(tmp_path)
     handler = outcomes(OnlineProfiles(store))
+    handler.finished(record("rig", Phase.SUCCEEDED, op="op0"))
+    assert store.names() == []  # a host label alone creates no profile: an operator calibrates it first
+    store.save(uncalibrated("rig"), "advisor profiles calibrate", {})
     handler.finished(record("rig", Phase.SUCCEEDED, op="op1"))
     first = store.get("rig")
-    assert first is not None and (first.version, first.migrations) == ("1.0.0", 1)
+    assert first is not None and (first.version, first.migrations) == ("1.1.0", 1)
     handler.finished(record("rig", Phase.SUCCEEDED, op="op2"))
     handler.finished(record("lab", Phase.SUCCEEDED, op="op3"))  # the learned model's: left to retraining
     second = store.get("rig")
-    assert second is not None and (second.version, second.migrations) == ("1.1.0", 2)
+    assert second is not None and (second.version, second.migrations) == ("1.2.0", 2)
     # 9 s where the physics says about 3 s: the profile moves toward a slower host, shrunk while it has few
     table = InputTable.from_rows([(record("rig", Phase.SUCCEEDED).inputs, Technique.PRECOPY)])  # type: ignore[list-item]
     before, after = (float(physics(table, p).total_time_ms[0]) for p in (PRIOR, second.parameters))
     assert before < after < 9000.0
     assert store.names() == ["rig"]
+
+
+def test_online_updates_keep_the_newest_versions_and_recent_residuals(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path)
+    store.save(uncalibrated("rig"), "advisor profiles calibrate", {})
+    learning = OnlineProfiles(store)
+    learning.KEEP_VERSIONS = 3
+    handler = outcomes(learning)
+    for k in range(6):
+        handler.finished(record("rig", Phase.SUCCEEDED, op=f"op{k}"))
+    kept = sorted(p.name for p in (tmp_path / "rig").iterdir() if p.is_dir())
+    assert kept == ["1.4.0", "1.5.0", "1.6.0"]
+    latest = store.get("rig")
+    assert latest is not None and latest.version == "1.6.0" and latest.migrations == 6
+    assert all(len(v) <= RESIDUALS_KEPT for per in latest.residuals.values() for v in per.values())
 
 
 def test_a_profile_that_cannot_learn_does_not_stop_the_lifecycle(tmp_path: Path) -> None:
