@@ -9,10 +9,12 @@ the same models and data):
 - non-convergence (pre-copy with a deadline): recall (share of the migrations that did not converge foreseen),
   false alarms (share of those that converged called non-converging).
 The same comparisons are made again with each profile other than the default one left out: its rows predicted
-as a host of a profile never calibrated is served (neither model's correction for it applies).
+under the default profile, as the learned base alone (neither model's correction for it applies).
 A comparison refuses the candidate when, with CONFIDENCE, it is worse by more than the figure's fixed margin
-(the lower end of the bootstrap interval of "how much worse" above the margin). The card records every
-comparison: both figures, how much worse the candidate is, the interval, the margin and the verdict.
+(the lower end of the bootstrap interval of "how much worse" above the margin), or when the figures themselves
+differ by more than the margin (so that a wide interval on few groups lets nothing clearly worse through). The
+card records every comparison: both figures, how much worse the candidate is, the interval, the margin and the
+verdict.
 """
 
 from __future__ import annotations
@@ -121,10 +123,12 @@ def _figures(frame: pd.DataFrame, technique: Technique) -> list[tuple[Figure, Ca
     return out
 
 
-def _verdict(lower: float, upper: float, margin: float) -> str:
+def _verdict(worse_by: float, lower: float, upper: float, margin: float) -> str:
+    """Worse: with CONFIDENCE beyond the margin, or beyond it on the figures themselves (few locked groups give a
+    wide interval, which must not let a candidate that measured clearly worse through)."""
     if not np.isfinite(lower):
         return "not measured"
-    return "worse" if lower > margin else "better" if upper < 0 else "not worse"
+    return "worse" if lower > margin or worse_by > margin else "better" if upper < 0 else "not worse"
 
 
 def compare(frame: pd.DataFrame, active: Predictions, candidate: Predictions, scope: str,
@@ -151,12 +155,12 @@ def compare(frame: pd.DataFrame, active: Predictions, candidate: Predictions, sc
             finite = worse[np.isfinite(worse)]
             lower, upper = ((float(np.quantile(finite, 1 - CONFIDENCE)), float(np.quantile(finite, CONFIDENCE)))
                             if figure.rows.any() and len(finite) else (float("nan"), float("nan")))
+            worse_by = float(figure.worse(np.array([fig_c]))[0] - figure.worse(np.array([fig_a]))[0])
             out.append({"scope": scope, "technique": str(technique), "figure": figure.name,
                         "migrations": int(figure.rows.sum()), "groups": len(np.unique(groups[mine][figure.rows])),
                         "active": fig_a, "candidate": fig_c,
-                        "worse_by": float(figure.worse(np.array([fig_c]))[0] - figure.worse(np.array([fig_a]))[0]),
-                        "interval": [lower, upper], "margin": figure.margin,
-                        "verdict": _verdict(lower, upper, figure.margin)})
+                        "worse_by": worse_by, "interval": [lower, upper], "margin": figure.margin,
+                        "verdict": _verdict(worse_by, lower, upper, figure.margin)})
     return out
 
 

@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if promoted:
         reg.activate(args.version)
     print(f"wrote {out_dir}" + (f"; ACTIVE -> {args.version}" if promoted else "; ACTIVE unchanged"))
-    if args.docs:
+    if args.docs and promoted:  # the page describes the model served, never a candidate left unserved
         docs = Path(args.docs)
         page = docs_page(card, command)
         old = docs.read_text() if docs.exists() else ""
