@@ -9,13 +9,22 @@ import heapq
 import itertools
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from advisor.adapters.fake_hypervisor import FakeHypervisor, FakeWorld
 from advisor.domain.errors import FailedPrecondition, NotFound
 from advisor.domain.migration import MigrationRecord, Phase, Progress
-from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
+from advisor.domain.model import (
+    Interval,
+    MigrationCost,
+    MigrationInputs,
+    MigrationParameters,
+    ModelRef,
+    Move,
+    Technique,
+)
 from advisor.execution.background import Steps
 from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, bandwidth_share
 from advisor.execution.hypervisor import GuestFacts, MigrationTarget
@@ -336,9 +345,13 @@ def test_a_migration_starting_beside_another_on_its_source_is_given_half_the_lin
     world = world_of(clock, {"vm0": "a", "vm1": "a"})
     executor, _, _ = make(clock, world)
     first = executor.submit("rec-0", move("vm0", "a", "t0"), actor="x")
-    second = executor.submit("rec-1", move("vm1", "a", "t1"), actor="x")
+    inputs = MigrationInputs(128, 8, 125, 100)
+    second = executor.submit("rec-1", replace(move("vm1", "a", "t1"), inputs=inputs), actor="x")
     clock.sleep(0.2)
     assert executor.get(first.operation_id).parameters.bandwidth_mib_s == 100
     assert executor.get(second.operation_id).parameters.bandwidth_mib_s == 50
+    # what the outcome is learned from says the cap it ran at, not the whole link
+    shared = executor.get(second.operation_id).inputs
+    assert shared is not None and (shared.max_bandwidth_mib_s, shared.bandwidth_mib_s) == (50, 50)
     world.release.set()
     assert wait_final(clock, executor, second.operation_id).parameters.bandwidth_mib_s == 50
