@@ -6,7 +6,7 @@ The parameters, each with its prior (the uncalibrated physics) and bounds:
 - `throughput`: the usable bandwidth (the lower of link and cap) times this is what the host really moves;
 - `round_overhead_ms`: what each pre-copy round costs beyond sending (QEMU's bookkeeping, a slow guest);
 - `downtime_scale`: the measured stop over the physics' (device state, resume, the last round's pages);
-- `dirty_factor`: the guest's effective dirty rate over the measured one.
+- `sent_memory_factor`: the memory QEMU sends (its non-zero pages) over the memory in use, at most all of it.
 
 They are fitted by least squares on the log errors of time, downtime and data of completed migrations, with a
 ridge toward the prior worth `PRIOR_WEIGHT` migrations, so a profile with few migrations stays near the physics
@@ -88,7 +88,8 @@ class Observed:
 
 def physics(table: InputTable, parameters: Mapping[str, float]) -> AnalyticArrays:
     """The physics with a profile's parameters: the working-set model, the usable bandwidth times `throughput`,
-    the dirty rate times `dirty_factor`, each pre-copy round `round_overhead_ms` longer, the stop scaled."""
+    the memory in use times `sent_memory_factor` sent, each pre-copy round `round_overhead_ms` longer, the stop
+    scaled."""
     code = np.array([TECHNIQUES.index(t) for t in table.techniques], dtype=np.int64)
     usable = np.minimum(table.bandwidth_mib_s, table.max_bandwidth_mib_s) * parameters["throughput"]
     configured = np.fmax(table.memory_configured_mib, table.memory_mib)  # NaN configured: memory in use
