@@ -209,7 +209,7 @@ class LibvirtHypervisor:
         return MigrationResult(
             True,
             total_time_ms=float(stats.get("time_elapsed", (time.monotonic() - started) * 1000)),
-            downtime_ms=float(stats.get("downtime", 0.0)),
+            downtime_ms=float(stats["downtime"]) if "downtime" in stats else None,  # not reported: unknown
             transferred_mib=float(stats.get("memory_processed", 0)) / MIB,
             iterations=int(stats.get("memory_iteration", 0)),
             postcopy_requests=int(stats.get("memory_postcopy_requests", 0)),

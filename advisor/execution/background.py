@@ -95,6 +95,7 @@ class Threads:
 
     def spawn(self, steps: Steps[None], name: str) -> None:
         thread = threading.Thread(target=self._drive, args=(steps,), name=name, daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()]  # a server runs for months: keep the live ones
         self._threads.append(thread)
         thread.start()
 

@@ -270,7 +270,8 @@ class Runner:
             result = replace(result, transferred_mib=p.transferred_mib, iterations=p.iteration,
                              postcopy_requests=p.postcopy_requests)
         if result.succeeded:
-            message = (f"done in {result.total_time_ms / 1000:.1f} s, downtime {result.downtime_ms:.0f} ms, "
+            downtime = "not reported" if result.downtime_ms is None else f"{result.downtime_ms:.0f} ms"
+            message = (f"done in {result.total_time_ms / 1000:.1f} s, downtime {downtime}, "
                        f"{result.transferred_mib:.0f} MiB; guest runs on {where}")
         else:
             why = "as asked (see the timeline)" if state.abort_requested else public(HypervisorError(result.error))
