@@ -19,7 +19,7 @@ from advisor.domain.migration import MigrationResult
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.features.inputs import PROFILES, InputTable
 from advisor.ml.profiles import PARAMETERS, TARGETS, UNCALIBRATED_OFFSETS, HostProfile, Observed, updated
-from advisor.ml.registry import ArtifactError, ModelRegistry
+from advisor.ml.registry import ArtifactError, ModelRegistry, active_fingerprint
 
 KIND = "host_profile"
 MODEL_NAME = "calibrated-physics"
@@ -44,6 +44,9 @@ class ProfileStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # Served profiles by name, with the fingerprint of the version they were read from: a prediction on a
+        # calibrated host then costs a stat of its files, not a read and check of its card and parameters.
+        self._served: dict[str, tuple[tuple[object, ...], HostProfile]] = {}
 
     def _registry(self, name: str) -> ModelRegistry:
         return ModelRegistry(self.root / check_name(name), KIND, schema_hash(),
@@ -58,10 +61,18 @@ class ProfileStore:
         """The active version of a profile, None when it was never calibrated (or cannot be read)."""
         if not NAME_PATTERN.match(name):
             return None
+        fingerprint = active_fingerprint(self.root / name)
+        if not fingerprint:  # never calibrated (nothing kept for it: names come from hosts' labels)
+            return None
+        served = self._served.get(name)
+        if served is not None and served[0] == fingerprint:
+            return served[1]
         try:
-            return self._registry(name).load(_load)
+            profile = self._registry(name).load(_load)
         except ArtifactError:
             return None
+        self._served[name] = (fingerprint, profile)
+        return profile
 
     def save(self, profile: HostProfile, created_by: str, data: dict[str, Any], version: str | None = None
              ) -> HostProfile:
