@@ -77,6 +77,23 @@ def migration_params(parameters: MigrationParameters, target: MigrationTarget) -
     return params
 
 
+def dirty_rate_mode(domain_xml: str) -> int:
+    """How QEMU should measure a guest's dirty rate, from its definition.
+
+    Page sampling hashes a few pages per GiB and compares their contents, so it misses a guest that rewrites memory
+    with the same values (pre-copy re-sends every written page all the same). Under KVM the dirty log sees every
+    write: the dirty ring where the guest was started with one (it must be set at start), else the dirty bitmap.
+    Under TCG (the lab) QEMU crashes in both of those modes, so page sampling stays.
+    """
+    root = ET.fromstring(domain_xml)
+    if root.get("type") != "kvm":
+        return int(libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
+    ring = root.find("./features/kvm/dirty-ring")
+    if ring is not None and ring.get("state") == "on":
+        return int(libvirt.VIR_DOMAIN_DIRTYRATE_MODE_DIRTY_RING)
+    return int(libvirt.VIR_DOMAIN_DIRTYRATE_MODE_DIRTY_BITMAP)
+
+
 class LibvirtHypervisor:
     def __init__(self, uri: str) -> None:
         ensure_event_loop()
@@ -174,7 +191,7 @@ class LibvirtHypervisor:
         try:
             if dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
                 raise HypervisorError(f"guest {guest!r} has a job running (migrating?): not measuring now")
-            dom.startDirtyRateCalc(seconds, libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING)
+            dom.startDirtyRateCalc(seconds, dirty_rate_mode(dom.XMLDesc(0)))
             deadline = time.monotonic() + seconds + 5
             while time.monotonic() < deadline:
                 time.sleep(min(0.25, seconds))
