@@ -176,7 +176,9 @@ def test_tiny_v2_collection_runs_real_programs_and_the_continuous_compressible_w
         for column in ("balloon_available_mib", "balloon_usable_mib", "balloon_unused_mib", "qemu_rss_mib"):
             assert float(r[column]) > 0, (column, r)
         assert float(r["balloon_usable_mib"]) < float(r["balloon_available_mib"]) < 256, r
-        assert float(r["transferred_kib"]) > 0 and float(r["nonzero_mib"]) > 0, r
+        assert float(r["transferred_kib"]) > 0, r
+        # (compression in TCG on a loaded machine can take longer than the deadline for the first round)
+        assert r["nonzero_mib"] == "" or 100 < float(r["nonzero_mib"]) <= 256.01, r
     assert stress["writer"] == "stress" and stress["data_pattern"] == "same-value"
     assert stress["writer_command"] == "stress --vm 1 --vm-bytes 32M --vm-keep"
     assert stress_ng["writer"] == "stress-ng" and stress_ng["data_pattern"] == "rand-set"
