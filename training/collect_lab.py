@@ -33,7 +33,7 @@ import libvirt
 from advisor.lab import Lab, LabError, virt
 from training import collect_lab_card as lab_card
 from training.collect_lab_migration import GUEST, LINK_MBPS, migrate_and_measure
-from training.lab_grid import GRIDS, Point, estimate_s
+from training.lab_grid import GRIDS, PROGRAM_IMAGE, Point, estimate_s
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "training" / "data" / "lab_migrations.csv"
@@ -52,7 +52,12 @@ FIELDS = (
     "writer_rate_during_mib_s", "downtime_set_at_ms", "postcopy_switch", "postcopy_after_ms",
     "compression_threads", "autoconverge_initial_pct", "autoconverge_increment_pct", "guest_alive_after",
     "fresh_guest", "host", "host_load_1m", "started_at", "config_id", "error",
+    # added with the v2 grid (empty in the rows collected before)
+    "collection", "guest_image", "writer", "writer_command", "writer_mode", "data_pattern", "balloon_available_mib",
+    "balloon_usable_mib", "balloon_unused_mib", "qemu_rss_mib",
 )
+# The columns of the rows collected before the v2 grid: a CSV with them gets the new columns, empty, on start.
+V1_FIELDS = FIELDS[:FIELDS.index("collection")]
 
 
 class _Stop(Exception):
@@ -76,9 +81,14 @@ def read_done(path: Path) -> list[dict[str, str]]:
             os.fsync(handle.fileno())
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        if reader.fieldnames is not None and tuple(reader.fieldnames) != FIELDS:
-            raise SystemExit(f"{path} has other columns than this job writes; move it away or give --output")
-        return list(reader)
+        rows = list(reader)
+        columns = tuple(reader.fieldnames or ())
+    if columns == V1_FIELDS:
+        print(f"{path}: adding the v2 columns (empty in its {len(rows)} rows)", file=sys.stderr)
+        rewrite(path, [{**row, **dict.fromkeys(FIELDS[len(V1_FIELDS):], "")} for row in rows])
+    elif columns != FIELDS:
+        raise SystemExit(f"{path} has other columns than this job writes; move it away or give --output")
+    return rows
 
 
 def rewrite(path: Path, rows: list[dict[str, str]]) -> None:
@@ -112,7 +122,8 @@ def _cell(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-def base_row(point: Point) -> dict[str, Any]:
+def base_row(point: Point, grid: str) -> dict[str, Any]:
+    lab_writer = "continuous" if point.continuous else "per-second burst"
     return {
         "migration_id": f"lab-{point.config_id}", "technique": point.technique, "workload": point.workload,
         "available_bandwidth_mbps": LINK_MBPS, "vm_memory_mib": point.memory_mib,
@@ -122,21 +133,26 @@ def base_row(point: Point) -> dict[str, Any]:
         "compression_threads": point.compression_threads or None,
         "autoconverge_initial_pct": point.autoconverge_initial_pct or None,
         "autoconverge_increment_pct": point.autoconverge_increment_pct or None, "config_id": point.config_id,
+        "collection": grid, "guest_image": point.image,
+        "writer": "idle" if point.pattern == "idle" else point.writer, "writer_command": " ".join(point.program),
+        "writer_mode": "" if point.program or point.pattern == "idle" else lab_writer,
+        "data_pattern": point.data_pattern,
     }
 
 
 class LabGuest:
     """The collection's lab: two hosts, one guest of the memory size the next point needs, rebooted when asked."""
 
-    def __init__(self, root: Path, cache: Path, progress: Callable[[str], None]) -> None:
-        self.root, self.cache, self.progress = root, cache, progress
+    def __init__(self, root: Path, cache: Path, progress: Callable[[str], None], programs: bool = False) -> None:
+        self.root, self.cache, self.progress, self.programs = root, cache, progress, programs
         self.memory_mib: int | None = None
         self.lab = self._lab(128)
         self.needs_boot = True
         self.boots = 0
 
     def _lab(self, memory_mib: int) -> Lab:
-        return Lab(self.root, cache=self.cache, guest_memory_mib=memory_mib, with_prometheus=False,
+        return Lab(self.root, cache=self.cache, guest_memory_mib=memory_mib, guest_programs=self.programs,
+                   with_prometheus=False,
                    progress=lambda line: self.progress(f"  [lab] {line}"))
 
     def start(self) -> None:
@@ -166,8 +182,8 @@ class LabGuest:
             self.lab.up(hosts=2, guests=0)
 
 
-def run_point(guest: LabGuest, point: Point) -> dict[str, Any]:
-    row = base_row(point)
+def run_point(guest: LabGuest, point: Point, grid: str) -> dict[str, Any]:
+    row = base_row(point, grid)
     try:
         row["fresh_guest"] = guest.ready(point.memory_mib)
         row.update(migrate_and_measure(guest.lab, point))
@@ -204,11 +220,17 @@ def collect(args: argparse.Namespace) -> int:
         rewrite(args.output, rows)
         print(f"retrying {len(failed_ids)} failed configuration(s)", flush=True)
     done = {r["config_id"] for r in rows}
-    todo = [p for p in grid if p.config_id not in done]
+    todo = [p for p in grid if p.config_id not in done and args.memory in (None, p.memory_mib)]
     if args.limit is not None:
         todo = todo[:args.limit]
+    # one guest image for the whole grid: the image with programs if any point needs it
+    images = {p.image for p in grid}
+    if len(images) > 1:
+        raise SystemExit(f"grid {args.grid} mixes guest images {sorted(images)}")
+    programs = images == {PROGRAM_IMAGE}
     estimate = sum(estimate_s(p) for p in todo)
-    print(f"grid {args.grid} (seed {args.seed}): {len(grid)} points, {len(grid) - len(todo)} already in "
+    already = sum(p.config_id in done for p in grid)
+    print(f"grid {args.grid} (seed {args.seed}): {len(grid)} points, {already} already in "
           f"{args.output}, {len(todo)} to run, estimated {_fmt_s(estimate)}", flush=True)
     if args.dry_run:
         for i, p in enumerate(todo, 1):
@@ -218,7 +240,7 @@ def collect(args: argparse.Namespace) -> int:
         lab_card.write(args, grid, [])
         return 0
     previous = signal.signal(signal.SIGTERM, _on_term)
-    guest = LabGuest(args.lab_root, args.cache, lambda line: print(line, flush=True))
+    guest = LabGuest(args.lab_root, args.cache, lambda line: print(line, flush=True), programs)
     started = time.monotonic()
     run: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "migrations": 0, "status": "running"}
     spent_est = 0.0
@@ -226,7 +248,7 @@ def collect(args: argparse.Namespace) -> int:
         guest.start()
         for n, point in enumerate(todo, 1):
             print(f"[{n}/{len(todo)}] {point.config_id} {point.describe()}", flush=True)
-            row = run_point(guest, point)
+            row = run_point(guest, point, args.grid)
             append(args.output, row)
             run["migrations"] = n
             spent_est += estimate_s(point)
@@ -256,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lab-root", type=Path, default=DEFAULT_ROOT,
                    help=f"the job's own lab (default {DEFAULT_ROOT}; never the test suite's /tmp/advisor-lab-test)")
     p.add_argument("--cache", type=Path, help="guest image and QEMU capabilities (default <lab-root>-cache)")
-    p.add_argument("--grid", choices=sorted(GRIDS), default="full", help="full: the designed grid; tiny: 3 points")
+    p.add_argument("--grid", choices=sorted(GRIDS), default="full",
+                   help="full: the designed grid; v2: writers and programs closer to production, 256 MiB-1 GiB "
+                        "(training/lab_grid.py); tiny, tiny-v2: 3 and 4 points for the tests")
     p.add_argument("--limit", type=int, help="run at most this many of the points still to do")
+    p.add_argument("--memory", type=int, help="run only the points of this guest memory size, MiB")
     p.add_argument("--seed", type=int, default=1, help="the grid's seed (default 1)")
     p.add_argument("--retry-failed", action="store_true", help="run again the points recorded as failed")
     p.add_argument("--keep-lab", action="store_true", help="leave the lab up at the end")

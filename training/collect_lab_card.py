@@ -27,7 +27,8 @@ COLUMNS = {
     "dirty_rate_pages_per_s": "page-sampling dirty rate over 1 s just before the migration (libvirt "
                               "startDirtyRateCalc, 512 pages per GiB sampled: steps of 2 MiB/s at 128 MiB), "
                               "4 KiB pages per second",
-    "vm_memory_mib": "configured guest RAM, MiB (128 or 256; QEMU gets 8 KiB more, see docs/lab.md)",
+    "vm_memory_mib": "configured guest RAM, MiB (128 or 256; v2: 256, 512 or 1024; QEMU gets 8 KiB more, see "
+                     "docs/lab.md)",
     "max_bandwidth_mib_s": "migration bandwidth cap, MiB/s (also after a switch to post-copy)",
     "total_time_ms": "QEMU's elapsed time of the migration job (completed job stats); aborted: wall time at abort",
     "downtime_ms": "QEMU's downtime (completed job stats; for post-copy too); empty when aborted",
@@ -43,8 +44,9 @@ COLUMNS = {
     "postcopy_requests": "pages the destination requested in post-copy",
     "nonzero_mib": "guest RAM less the zero pages QEMU found in the first round (total - memory_constant pages), "
                    "MiB: what the first round had to send; empty when the first round never ended",
-    "writer_working_set_mib": "the writer's setting: MiB of guest memory it rewrites (0: idle)",
-    "write_rate_mib_s": "the writer's setting: MiB/s it writes while on",
+    "writer_working_set_mib": "the writer's setting: MiB of guest memory it rewrites (0: idle); a program's "
+                              "--vm-bytes",
+    "write_rate_mib_s": "the writer's setting: MiB/s it writes while on; 0 for a program (it runs flat out)",
     "pattern": "idle; steady (continuously); bursty (2 s at the rate, 2 s idle); phased (the working set moves to "
                "the next window of the guest's free memory every 4 s, so the memory touched grows)",
     "dirty_rate_2s_pages_per_s": "page-sampling dirty rate over 2 s before the migration, pages/s",
@@ -71,6 +73,25 @@ COLUMNS = {
     "started_at": "UTC time the migration started",
     "config_id": "stable id of the grid point (hash of its settings): the key of resumption",
     "error": "libvirt's or the lab's error text (failed), or libvirt's message for the abort",
+    "collection": "the grid the row was collected with (full, v2, tiny, tiny-v2); empty in the rows collected "
+                  "before the v2 grid (all of the full grid)",
+    "guest_image": "busybox (the plain image) or busybox+programs (with Debian's stress and stress-ng and their "
+                   "libraries: about 32 MiB more held in guest RAM); empty before v2 (busybox)",
+    "writer": "what wrote the guest's memory: idle, lab (the project's busybox writer), stress (Debian's stress "
+              "--vm), stress-ng (stress-ng --vm); empty before v2 (lab or idle, see pattern)",
+    "writer_command": "the program's command line in the guest; empty for the lab's writer",
+    "writer_mode": "the lab's writer: per-second burst (each second's MiB at once, then sleep: every row before "
+                   "v2) or continuous (spread over ten ticks a second)",
+    "data_pattern": "what is written: random (every page entirely new), zero-50pct / zero-75pct (that share of "
+                    "each page stays zero: XBZRLE and compression can shrink it), same-value (stress rewrites the "
+                    "same byte: page sampling sees no change, dirty logging sees every write), rand-set "
+                    "(stress-ng's varying data); empty before v2 (random) and when idle",
+    "balloon_available_mib": "the guest's MemTotal from its balloon stats before the migration (libvirt "
+                             "memoryStats available), MiB",
+    "balloon_usable_mib": "the guest's MemAvailable from its balloon stats (memoryStats usable), MiB",
+    "balloon_unused_mib": "the guest's MemFree from its balloon stats (memoryStats unused), MiB",
+    "qemu_rss_mib": "resident memory of the source QEMU process before the migration (memoryStats rss), MiB: guest "
+                    "pages QEMU has touched plus its own",
 }
 NOTES = [
     "Hosts are two libvirtd on one machine (advisor/lab): migrations are QEMU 7.2 TCG over loopback TCP; the cap "
@@ -81,6 +102,9 @@ NOTES = [
     "within a few hours; the deadline is independent of the other factors.",
     "The guest is reused between migrations and rebooted only for a change of memory size or after a failure; "
     "a new working set first zeroes and frees the previous one, so QEMU skips it.",
+    "v2 (collection v2): the guest image with programs, 256 MiB-1 GiB; memory a stopped program freed keeps its "
+    "content (the guest is not rebooted between points), so non-zero memory carries history, as on a real host: "
+    "see nonzero_mib and qemu_rss_mib.",
     "History of the shipped run: rows started before 11:17 UTC on 2026-12-01 lack writer_rate_before_mib_s and "
     "writer_rate_during_mib_s (added then); rows before 11:49 lack downtime_set_at_ms: until then the allowed "
     "downtime was never set, so those migrations ran at QEMU's default 300 ms, and only the rows that say 300 "
@@ -161,6 +185,9 @@ def write(args: argparse.Namespace, grid: list[Point], runs: list[dict[str, Any]
                                               if by[(t, o)]} for t in TECHNIQUES if any(by[(t, o)] for o in
                                                                                        ("completed", "aborted",
                                                                                         "failed"))},
+        "rows_by_collection": dict(Counter(r.get("collection") or "full (before v2)" for r in rows)),
+        "rows_by_writer": dict(Counter(f"{r.get('writer') or 'lab/idle (before v2)'} {r.get('data_pattern') or ''}"
+                                       .strip() for r in rows)),
         "convergence_by_budget_ratio": convergence(rows),
         "silent_guests": sum(r["guest_alive_after"] == "False" for r in rows),
         "failures": [{"config_id": r["config_id"], "error": r["error"]} for r in rows if r["outcome"] == "failed"],

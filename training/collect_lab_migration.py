@@ -23,7 +23,7 @@ from advisor.adapters.libvirt import ensure_event_loop, migration_flags, migrati
 from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters, Technique
 from advisor.execution.hypervisor import MigrationTarget
 from advisor.lab import Lab, LabError, virt
-from training.lab_grid import BURST_OFF_S, BURST_ON_S, PHASE_S, Point
+from training.lab_grid import BURST_OFF_S, BURST_ON_S, PHASE_S, PROGRAM_START_S, Point
 
 GUEST = "vm1"
 HOSTS = ("hv1", "hv2")
@@ -33,6 +33,8 @@ POSTCOPY_AFTER_S = 5.0  # the `after_5s` switch point
 # The lab's loopback migration address (the target URI itself is passed to migrateToURI3 apart).
 LAB_TARGET = MigrationTarget("", "127.0.0.1")
 LINK_MBPS = 10_000  # loopback: no link limit of its own; the cap is what binds (see the card)
+# A program takes its memory at least this fast in the TCG guest (measured: stress-ng fills 64 MiB within 5 s).
+PROGRAM_TOUCH_MIB_S = 32
 
 
 @dataclass
@@ -61,23 +63,39 @@ def flags_and_params(point: Point) -> tuple[int, dict[str, Any]]:
 
 
 def set_writer(lab: Lab, point: Point) -> None:
-    """Give the guest's writer the point's pattern, working set and rate, and wait until it runs them."""
-    if point.pattern == "idle":
+    """Give the guest's writer the point's pattern, working set and rate, and wait until it runs them; or, for a
+    program writer, idle the lab's writer, start the program and give it time to take its memory."""
+    if lab.guest_programs:
+        lab.run_program(GUEST, [])  # whatever the point before ran
+    if point.pattern == "idle" or point.program:
         lab.set_dirty_schedule(GUEST, [(0, 0)], working_set_mib=0, wait_applied=True)
     elif point.pattern == "bursty":
         lab.set_dirty_schedule(GUEST, [(BURST_ON_S, point.write_rate_mib_s), (BURST_OFF_S, 0)], repeat=True,
-                               working_set_mib=point.working_set_mib, wait_applied=True)
+                               working_set_mib=point.working_set_mib, wait_applied=True,
+                               continuous=point.continuous, constant_pct=point.constant_pct)
     else:
         lab.set_dirty_schedule(GUEST, [(0, point.write_rate_mib_s)], working_set_mib=point.working_set_mib,
-                               phase_s=PHASE_S if point.pattern == "phased" else 0, wait_applied=True)
+                               phase_s=PHASE_S if point.pattern == "phased" else 0, wait_applied=True,
+                               continuous=point.continuous, constant_pct=point.constant_pct)
+    if point.program:
+        lab.run_program(GUEST, point.program)
+        time.sleep(max(PROGRAM_START_S, point.working_set_mib / PROGRAM_TOUCH_MIB_S))
 
 
-def balloon_used_mib(dom: Any) -> float | None:
-    """Memory in use as the guest's balloon driver reports it (MemTotal - MemAvailable); None without stats."""
+def memory_stats(dom: Any) -> dict[str, float | None]:
+    """What serving can also read before a migration (libvirt memoryStats, KiB, in MiB): the guest's balloon
+    driver's MemTotal (`available`), MemAvailable (`usable`) and MemFree (`unused`), their difference as memory
+    in use (MemTotal - MemAvailable), and the source QEMU process's resident memory (`rss`: guest pages QEMU
+    has touched, plus its own). None where a figure is missing."""
     stats = dom.memoryStats()
-    if "available" not in stats or "usable" not in stats:
-        return None
-    return (float(stats["available"]) - float(stats["usable"])) / 1024
+
+    def mib(key: str) -> float | None:
+        return float(stats[key]) / 1024 if key in stats else None
+
+    total, usable = mib("available"), mib("usable")
+    return {"memory_used_mib": None if total is None or usable is None else total - usable,
+            "balloon_available_mib": total, "balloon_usable_mib": usable, "balloon_unused_mib": mib("unused"),
+            "qemu_rss_mib": mib("rss")}
 
 
 def _should_switch(point: Point, stats: dict[str, Any], elapsed_s: float) -> bool:
@@ -149,7 +167,7 @@ def _one_line(text: str) -> str:
 
 def measure_before(lab: Lab, dom: Any, uri: str) -> dict[str, Any]:
     """Balloon memory use and page-sampling dirty rates over 4, 2 and 1 s (the 1 s one last, just before)."""
-    row: dict[str, Any] = {"memory_used_mib": balloon_used_mib(dom)}
+    row: dict[str, Any] = memory_stats(dom)
     for seconds, column in ((4, "dirty_rate_4s_pages_per_s"), (2, "dirty_rate_2s_pages_per_s"),
                             (1, "dirty_rate_pages_per_s")):
         row[column] = virt.dirty_rate_mib_s(uri, GUEST, seconds) * MIB / PAGE_SIZE_BYTES
@@ -242,8 +260,9 @@ def migrate_and_measure(lab: Lab, point: Point) -> dict[str, Any]:
                    transferred_kib=float(last.get("memory_processed", 0)) / 1024 if last else None,
                    iterations=last.get("memory_iteration"), postcopy_requests=last.get("memory_postcopy_requests"))
     row["guest_alive_after"] = lab.guest_alive(GUEST, within_s=5)
-    row["writer_rate_before_mib_s"] = _achieved(measuring, migrating)
-    row["writer_rate_during_mib_s"] = _achieved(migrating, lab.guest_written(GUEST))
+    if not point.program:  # the heartbeat counts the lab's writer only
+        row["writer_rate_before_mib_s"] = _achieved(measuring, migrating)
+        row["writer_rate_during_mib_s"] = _achieved(migrating, lab.guest_written(GUEST))
     return row
 
 

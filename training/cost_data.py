@@ -6,7 +6,8 @@
   `lab`; `vm_memory_mib` is configured RAM, and memory in use is what a running advisor reads for it, RAM less
   the guest's MemAvailable (advisor/adapters/libvirt.py): the dataset records the balloon's MemTotal -
   MemAvailable, and MemTotal is a constant of the lab's guest kernel per RAM size (GUEST_MEMTOTAL_MIB, read from
-  the balloon). QEMU copies the non-zero pages (`nonzero_mib`, measured after the first round), 9% more (median)
+  the balloon; rows collected since the v2 grid record it, `balloon_available_mib`). QEMU copies the non-zero
+  pages (`nonzero_mib`, measured after the first round), 9% more (median)
   than RAM - MemAvailable on these guests; training on what serving reads keeps the two the same by
   construction. Migrations that failed in the lab (not
   in the migration: a guest that did not boot) are left out. The advisor's post-copy switches as soon as the job
@@ -78,6 +79,8 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
     frame = as_the_advisor_plans_postcopy(frame)
     frame["balloon_used_mib"] = frame.get("memory_used_mib", np.nan)
     memtotal = frame["vm_memory_mib"].map(GUEST_MEMTOTAL_MIB)
+    if "balloon_available_mib" in frame.columns:  # the balloon's MemTotal, recorded since the v2 collection
+        memtotal = frame["balloon_available_mib"].fillna(memtotal)
     if memtotal.isna().any():
         raise ValueError(f"{path}: no guest MemTotal known for memory sizes "
                          f"{sorted(set(frame['vm_memory_mib'][memtotal.isna()]))} (GUEST_MEMTOTAL_MIB)")

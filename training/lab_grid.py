@@ -16,6 +16,14 @@ Not a full factorial (thousands of runs) but a stratified random design, determi
 Each point has a stable `config_id` (a hash of its settings and its replicate number), so a resumed run skips
 exactly what was already measured. Points are run in blocks of one memory size (a memory change means a reboot),
 blocks of both sizes alternating, random order inside: any prefix of the run is a fair sample of the grid.
+
+The `v2` grid (`v2_grid`) is closer to production: guests of 256 MiB to 1 GiB running the guest image with
+programs, and writers mixed: idle; the lab's writer in its per-second bursts or continuous (each second's MiB
+spread over ten ticks), with random or compressible data (half or three quarters of each page zero); Debian's
+`stress --vm --vm-keep`, which rewrites its memory with the same byte every pass (page sampling reads ~0 while
+dirty logging sees every write); `stress-ng --vm --vm-method rand-set`, which writes varying data. The programs
+run flat out (their rate is the guest's, not set). Not stratified by the convergence ratio, which the programs'
+unknown rates make meaningless: drawn at random per factor.
 """
 
 from __future__ import annotations
@@ -56,6 +64,30 @@ T = TypeVar("T")
 OVERHEAD_S = 15.0
 IDLE_NONZERO_MIB = {128: 60.0, 256: 78.0}
 
+# The writers of the v2 grid: the project's own ("lab") and real programs of the guest image with programs.
+WRITERS = ("lab", "stress", "stress-ng")
+STRESS_NG_METHOD = "rand-set"  # each 64-bit chunk gets a new random byte on every pass: varying data
+V2_MEMORY = ((256, 0.4), (512, 0.35), (1024, 0.25))
+# What a v2 writer may use: the guest image with programs holds about 32 MiB more in RAM (135 MiB of region at
+# 256 MiB measured at boot), and a program needs its anonymous memory besides the pattern.
+V2_WORKING_SETS_MIB = (8, 16, 32, 64, 128, 256, 512)
+V2_MAX_WORKING_SET_MIB = {256: 96, 512: 256, 1024: 512}
+V2_RATES_MIB_S = (2, 4, 8, 16, 32, 64)
+# (writer, continuous, constant %, weight); idle is the lab writer at working set 0
+V2_WRITERS = (("idle", False, 0, 0.08), ("lab", False, 0, 0.12), ("lab", True, 0, 0.25), ("lab", True, 50, 0.08),
+              ("lab", True, 75, 0.07), ("stress", False, 0, 0.22), ("stress-ng", False, 0, 0.18))
+V2_TECHNIQUES = (("precopy", 0.28), ("precopy_autoconverge", 0.2), ("precopy_xbzrle", 0.17),
+                 ("precopy_compress", 0.15), ("postcopy", 0.2))
+V2_DEADLINES_MS = ((90_000, 0.35), (60_000, 0.3), (30_000, 0.35))
+V2_POINTS = 320
+V2_BLOCK = 32
+# Estimates only: the programs' rate (flat out in TCG; page sampling cannot see stress's) and an idle v2 guest's
+# non-zero MiB (the plain image's plus the programs), and the programs' start before measuring.
+PROGRAM_RATE_GUESS_MIB_S = 64
+V2_IDLE_NONZERO_MIB = {256: 136.0, 512: 150.0, 1024: 170.0}
+PROGRAM_START_S = 5.0
+PROGRAM_IMAGE = "busybox+programs"
+
 
 @dataclass(frozen=True)
 class Point:
@@ -74,17 +106,51 @@ class Point:
     autoconverge_initial_pct: int = 0  # precopy_autoconverge
     autoconverge_increment_pct: int = 0
     replicate: int = 0
+    writer: str = "lab"  # one of WRITERS; a program rewrites `working_set_mib` flat out (write_rate_mib_s 0)
+    continuous: bool = False  # the lab writer spreads each second's MiB over the second
+    constant_pct: int = 0  # the share of each page the lab writer keeps zero (compressible data)
+    image: str = "busybox"  # the guest image: busybox, or PROGRAM_IMAGE (with stress and stress-ng)
 
     @property
     def config_id(self) -> str:
-        raw = json.dumps(asdict(self), sort_keys=True)
+        # the fields added with the v2 grid count only when set, so the older grids' ids stay what they were
+        fields = {k: v for k, v in asdict(self).items() if k not in _V2_DEFAULTS or v != _V2_DEFAULTS[k]}
+        raw = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
     @property
     def workload(self) -> str:
         if self.pattern == "idle":
             return "idle"
-        return f"{self.pattern}-{self.working_set_mib}MiB@{self.write_rate_mib_s}"
+        if self.writer != "lab":
+            return f"{self.writer}-{self.working_set_mib}MiB"
+        mode = ("-continuous" if self.continuous else "") + (f"-zero{self.constant_pct}" if self.constant_pct else "")
+        return f"{self.pattern}{mode}-{self.working_set_mib}MiB@{self.write_rate_mib_s}"
+
+    @property
+    def data_pattern(self) -> str:
+        """What the writer writes: random pages, pages partly zero, the same value again, or stress-ng's method."""
+        if self.pattern == "idle":
+            return ""
+        if self.writer == "stress":
+            return "same-value"
+        if self.writer == "stress-ng":
+            return STRESS_NG_METHOD
+        return f"zero-{self.constant_pct}pct" if self.constant_pct else "random"
+
+    @property
+    def program(self) -> list[str]:
+        """The command the guest runs for a program writer (empty for the lab's writer)."""
+        size = f"{self.working_set_mib}M"
+        if self.writer == "stress":
+            return ["stress", "--vm", "1", "--vm-bytes", size, "--vm-keep"]
+        if self.writer == "stress-ng":
+            return ["stress-ng", "--vm", "1", "--vm-bytes", size, "--vm-keep", "--vm-method", STRESS_NG_METHOD]
+        return []
+
+    @property
+    def nominal_rate_mib_s(self) -> float:
+        return PROGRAM_RATE_GUESS_MIB_S if self.program else self.write_rate_mib_s
 
     @property
     def budget_ratio(self) -> float:
@@ -98,6 +164,9 @@ class Point:
         return (f"{self.memory_mib} MiB {self.workload} {self.technique}{extra.get(self.technique, '')} "
                 f"cap {self.cap_mib_s} MiB/s downtime {self.max_downtime_ms} ms deadline {self.deadline_ms // 1000} s"
                 f" (ratio {self.budget_ratio:.1f})")
+
+
+_V2_DEFAULTS = {"writer": "lab", "continuous": False, "constant_pct": 0, "image": "busybox"}
 
 
 def _weighted(rng: random.Random, choices: tuple[tuple[T, float], ...]) -> T:
@@ -154,7 +223,54 @@ def tiny_grid(_seed: int) -> list[Point]:
     ]
 
 
-GRIDS: dict[str, Callable[[int], list[Point]]] = {"full": full_grid, "tiny": tiny_grid}
+def _draw_v2(rng: random.Random) -> Point:
+    memory = _weighted(rng, V2_MEMORY)
+    writer, continuous, constant = _weighted(rng, tuple(((w, c, k), p) for w, c, k, p in V2_WRITERS))
+    sets = [w for w in V2_WORKING_SETS_MIB if w <= V2_MAX_WORKING_SET_MIB[memory]]
+    if writer == "idle":
+        pattern, ws, rate, writer = "idle", 0, 0, "lab"
+    elif writer == "lab":
+        pattern = _weighted(rng, (("steady", 0.7), ("bursty", 0.2), ("phased", 0.1)))
+        if pattern == "phased":
+            sets = [w for w in sets if 2 * w <= V2_MAX_WORKING_SET_MIB[memory]]
+        ws, rate = rng.choice(sets), rng.choice(V2_RATES_MIB_S)
+    else:
+        pattern, ws, rate = "steady", rng.choice(sets), 0
+    technique = _weighted(rng, V2_TECHNIQUES)
+    extra: dict[str, int | str] = {}
+    if technique == "postcopy":
+        extra["postcopy_switch"] = _weighted(rng, (("start", 0.8), ("round_1", 0.2)))
+    elif technique == "precopy_compress":
+        extra["compression_threads"] = _weighted(rng, COMPRESSION_THREADS)
+    elif technique == "precopy_autoconverge":
+        extra["autoconverge_initial_pct"], extra["autoconverge_increment_pct"] = _weighted(rng, AUTOCONVERGE)
+    return Point(memory, pattern, ws, rate, technique, rng.choice(CAPS_MIB_S), _weighted(rng, DOWNTIMES_MS),
+                 _weighted(rng, V2_DEADLINES_MS), writer=writer, continuous=continuous, constant_pct=constant,
+                 image=PROGRAM_IMAGE, **extra)  # type: ignore[arg-type]
+
+
+def v2_grid(seed: int) -> list[Point]:
+    """V2_POINTS points of the v2 design (see the module), in blocks of one memory size, sizes taking turns."""
+    rng = random.Random(seed)
+    points = _replicates([_draw_v2(rng) for _ in range(V2_POINTS)])
+    return _ordered(points, rng, sizes=tuple(m for m, _ in V2_MEMORY), block=V2_BLOCK)
+
+
+def tiny_v2_grid(_seed: int) -> list[Point]:
+    """Four short migrations of a 256 MiB guest with programs, one per new writer, for the test."""
+    image = PROGRAM_IMAGE
+    return [
+        Point(256, "steady", 32, 0, "precopy", 32, 300, 12_000, writer="stress", image=image),
+        Point(256, "steady", 32, 0, "precopy_xbzrle", 32, 300, 12_000, writer="stress-ng", image=image),
+        Point(256, "steady", 16, 8, "precopy_compress", 32, 300, 20_000, compression_threads=1, continuous=True,
+              constant_pct=75, image=image),
+        Point(256, "steady", 16, 8, "postcopy", 32, 300, 20_000, postcopy_switch="start", continuous=True,
+              image=image),
+    ]
+
+
+GRIDS: dict[str, Callable[[int], list[Point]]] = {"full": full_grid, "tiny": tiny_grid, "v2": v2_grid,
+                                                  "tiny-v2": tiny_v2_grid}
 
 
 def _replicates(points: list[Point]) -> list[Point]:
@@ -168,16 +284,17 @@ def _replicates(points: list[Point]) -> list[Point]:
     return out
 
 
-def _ordered(points: list[Point], rng: random.Random) -> list[Point]:
-    """Blocks of BLOCK points of one memory size, sizes alternating, shuffled inside."""
-    by_memory = {m: [p for p in points if p.memory_mib == m] for m in (128, 256)}
+def _ordered(points: list[Point], rng: random.Random, sizes: tuple[int, ...] = (128, 256),
+             block: int = BLOCK) -> list[Point]:
+    """Blocks of `block` points of one memory size, sizes taking turns, shuffled inside."""
+    by_memory = {m: [p for p in points if p.memory_mib == m] for m in sizes}
     for group in by_memory.values():
         rng.shuffle(group)
     out: list[Point] = []
     while any(by_memory.values()):
-        for memory in (128, 256):
-            out += by_memory[memory][:BLOCK]
-            del by_memory[memory][:BLOCK]
+        for memory in sizes:
+            out += by_memory[memory][:block]
+            del by_memory[memory][:block]
     return out
 
 
@@ -186,16 +303,18 @@ def converges_roughly(point: Point) -> bool:
     working set fits in the downtime budget; auto-converge and post-copy always end."""
     if point.technique in ("postcopy", "precopy_autoconverge") or point.pattern == "idle":
         return True
-    rate = point.write_rate_mib_s / 2 if point.pattern == "bursty" else point.write_rate_mib_s
+    rate = point.nominal_rate_mib_s / 2 if point.pattern == "bursty" else point.nominal_rate_mib_s
     return point.budget_ratio <= 1 or rate < 0.8 * point.cap_mib_s
 
 
 def estimate_s(point: Point) -> float:
     """Rough wall time of one point: the overhead plus the copy, or the deadline when it will not converge."""
+    overhead = OVERHEAD_S + (PROGRAM_START_S if point.program else 0.0)
     if not converges_roughly(point):
-        return OVERHEAD_S + point.deadline_ms / 1000
-    copy = (IDLE_NONZERO_MIB[point.memory_mib] + point.working_set_mib) / point.cap_mib_s
+        return overhead + point.deadline_ms / 1000
+    idle = (V2_IDLE_NONZERO_MIB if point.image == PROGRAM_IMAGE else IDLE_NONZERO_MIB)[point.memory_mib]
+    copy = (idle + point.working_set_mib) / point.cap_mib_s
     if point.technique == "precopy_autoconverge" and not (point.budget_ratio <= 1
-                                                          or point.write_rate_mib_s < point.cap_mib_s):
+                                                          or point.nominal_rate_mib_s < point.cap_mib_s):
         copy *= 3  # rounds until the throttle bites
-    return OVERHEAD_S + min(point.deadline_ms / 1000, copy * 1.3)
+    return overhead + min(point.deadline_ms / 1000, copy * 1.3)

@@ -24,6 +24,18 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 BUSYBOX_PACKAGE = "busybox-static"
+# Real programs the project did not write, for the guest image with programs (`ensure_image(programs=True)`), and
+# the Debian packages that hold them and every shared library they load (checked when the image is built).
+PROGRAMS = ("stress", "stress-ng")
+PROGRAM_PACKAGES = (
+    "stress", "stress-ng", "libc6", "libgcc-s1", "libapparmor1", "libbsd0", "libmd0", "libcrypt1", "libegl1",
+    "libglvnd0", "libgbm1", "libdrm2", "libexpat1", "libwayland-server0", "libffi8", "libgles2", "libipsec-mb1",
+    "libjpeg62-turbo", "libjudydebian1", "libkmod2", "liblzma5", "libzstd1", "libssl3", "libsctp1", "libxxhash0",
+    "zlib1g",
+)
+LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu")
+# The share of each page the writer keeps zero, for data that XBZRLE and compression can shrink (see INIT).
+CONSTANT_PCTS = (0, 50, 75)
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "virtio_balloon")
 # The writer copies at most this many MiB per `dd` (its random pattern is one MiB larger).
@@ -43,16 +55,20 @@ OOM_MARGIN_MIB = 25
 
 # ash script; @REGION@ is the default working set in MiB (the region the writer cycles through when a plan names
 # none, so at most that many distinct MiB change per second, which is what page-sampling can see). The plan file
-# holds "SEQ REPEAT WS PHASE_S SECONDS KIB_S SECONDS KIB_S...": WS the working set in MiB (`-`: the default region;
-# 0: none), PHASE_S > 0 moves the working set to the next window of the largest region every PHASE_S seconds
-# ("phased"), SECONDS 0 means "for ever". One tick is one second, kept by /proc/uptime, and a tick that overruns is
-# not caught up, so a rate beyond what the guest can write shows as a lower measured rate rather than a backlog.
-# A plan with another WS or PHASE_S first zeroes and frees what the writer had written (so QEMU, which skips zero
-# pages, sees only the new working set) and, for a numeric WS, writes the working set once at full speed, so that
-# it is all in memory before the plan's rate starts.
+# holds "SEQ REPEAT WS PHASE_S TICKS CONST_PCT SECONDS KIB_S SECONDS KIB_S...": WS the working set in MiB (`-`: the
+# default region; 0: none), PHASE_S > 0 moves the working set to the next window of the largest region every
+# PHASE_S seconds ("phased"), TICKS the writer's ticks per second (1: each second's MiB in one burst, then sleep;
+# 10: spread over the second), CONST_PCT the share of every 4 KiB page that stays zero (0, 50 or 75: data that
+# XBZRLE and compression can shrink), SECONDS 0 means "for ever". Ticks are kept by /proc/uptime, and a tick that
+# overruns is not caught up, so a rate beyond what the guest can write shows as a lower measured rate rather than
+# a backlog. A plan with another WS, PHASE_S or CONST_PCT first zeroes and frees what the writer had written (so
+# QEMU, which skips zero pages, sees only the new working set) and, for a numeric WS, writes the working set once
+# at full speed, so that it is all in memory before the plan's rate starts.
+# `prog SEQ ARGV...` on ttyS1 stops the program started before (its whole session) and, with an ARGV, starts that
+# one in a session of its own: the guest image with programs has Debian's stress and stress-ng.
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
-export PATH=/bin
+export PATH=/bin:/usr/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 exec </dev/console >/dev/console 2>&1
 mkdir -p /dev/shm; mount -t tmpfs -o size=90% tmpfs /dev/shm
@@ -67,13 +83,24 @@ echo "GUEST-BOOTED uptime=$up available_mib=$avail region_mib=$DEF max_region_mi
 
 tk() { read up _ </proc/uptime; T=${up%.*}${up#*.}; T=${T#0}; }
 
-# Copies from one random pattern, shifted by one more 4 KiB page on every pass over the working set, so each
-# page's content differs from the previous pass (and from the pass before: two alternating patterns would make a
+# The pattern: $1 bytes of random data at the start of every 4 KiB page, the rest zero (4096: all random).
+mkpat() {
+  rm -f /dev/shm/p
+  if [ $1 -ge 4096 ]; then dd if=/dev/urandom of=/dev/shm/p bs=1M count=$((CH + 1)) 2>/dev/null; return; fi
+  dd if=/dev/zero of=/dev/shm/p bs=1M count=$((CH + 1)) 2>/dev/null
+  i=0; n=$(((CH + 1) * 256)); q=$((4096 / $1))
+  while [ $i -lt $n ]; do
+    dd if=/dev/urandom of=/dev/shm/p bs=$1 seek=$((i * q)) count=1 conv=notrunc 2>/dev/null; i=$((i + 1))
+  done
+}
+
+# Copies from one pattern, shifted by one more 4 KiB page on every pass over the working set, so each page's
+# random part differs from the previous pass (and from the pass before: two alternating patterns would make a
 # page rewritten twice in a sampling window look clean). bs=64k keeps dd's own buffer from adding dirty pages.
 # The working set is W MiB at offset OFF MiB of /dev/shm/x; C is the position in it.
 wr() {
   k=$1
-  [ -f /dev/shm/p ] || dd if=/dev/urandom of=/dev/shm/p bs=1M count=$((CH + 1)) 2>/dev/null
+  [ -f /dev/shm/p ] || mkpat 4096
   while [ $k -gt 0 ]; do
     s=$CH; [ $s -gt $k ] && s=$k; [ $s -gt $((W - c)) ] && s=$((W - c))
     dd if=/dev/shm/p of=/dev/shm/x bs=64k seek=$(((OFF + c) * 16)) count=$((s * 16)) skip=$((pass % 256 * 4096)) \
@@ -87,6 +114,7 @@ wr() {
 # and write the new working set once.
 layout() {
   ws=$1; PH=$2; zeroed=0
+  [ "$3" != "$CP" ] && { CP=$3; mkpat $((4096 - 4096 * CP / 100)); }
   if [ -f /dev/shm/x ]; then
     sz=$(stat -c %s /dev/shm/x); zeroed=$((sz / 1048576))
     dd if=/dev/zero of=/dev/shm/x bs=64k count=$((sz / 65536)) conv=notrunc 2>/dev/null; rm -f /dev/shm/x
@@ -95,19 +123,19 @@ layout() {
   OFF=0; c=0; pass=0; win=0; NWIN=1; PLEFT=0
   [ $PH -gt 0 ] && [ $W -gt 0 ] && { NWIN=$((WMAX / W)); PLEFT=$PH; }
   [ $fill -gt 0 ] && wr $fill
-  echo "GUEST-LAYOUT seq=$seq ws_mib=$W phase_s=$PH windows=$NWIN zeroed_mib=$zeroed filled_mib=$fill"
+  echo "GUEST-LAYOUT seq=$seq ws_mib=$W phase_s=$PH const_pct=$CP windows=$NWIN zeroed_mib=$zeroed filled_mib=$fill"
 }
 
 writer() {
-  seq=""; lay=""; idx=0; left=0; kib=0; budget=0; new=""; tot=0; ticks=0; all=0
+  seq=""; lay=""; idx=0; left=0; kib=0; budget=0; new=""; tot=0; ticks=0; all=0; TPS=1; sub=0; CP=""
   W=$DEF; OFF=0; c=0; pass=0; win=0; NWIN=1; PH=0; PLEFT=0
   tk; next=$T
   while :; do
     if [ -f /dev/shm/plan ]; then
-      read -r s rep ws ph steps </dev/shm/plan
+      read -r s rep ws ph tps cp steps </dev/shm/plan
       if [ "$s" != "$seq" ]; then
-        seq=$s; plan="$steps"; idx=0; budget=0; new=1
-        [ "$ws $ph" != "$lay" ] && { lay="$ws $ph"; layout $ws $ph; tk; next=$T; }
+        seq=$s; plan="$steps"; idx=0; budget=0; sub=0; TPS=$tps; new=1
+        [ "$ws $ph $cp" != "$lay" ] && { lay="$ws $ph $cp"; layout $ws $ph $cp; tk; next=$T; }
       fi
     fi
     if [ -n "$new" ]; then
@@ -118,31 +146,40 @@ writer() {
       else last=""; fi
       shift $((2 * idx)); left=$1; kib=$2
       [ -n "$last" ] && [ "$rep" != 1 ] && left=0
-      echo "GUEST-DIRTY seq=$seq step=$idx kib_s=$kib for_s=$left"
+      echo "GUEST-DIRTY seq=$seq step=$idx kib_s=$kib for_s=$left ticks_s=$TPS"
       new=""
     fi
-    budget=$((budget + kib)); m=$((budget / 1024)); budget=$((budget % 1024))
+    # budget in KiB/TPS: each tick adds the rate's KiB and writes the whole MiB it holds
+    budget=$((budget + kib)); m=$((budget / (1024 * TPS))); budget=$((budget % (1024 * TPS)))
     [ $m -gt 0 ] && [ $W -gt 0 ] && wr $m
-    tot=$((tot + m)); ticks=$((ticks + 1)); all=$((all + m)); echo $all >/dev/shm/w
-    [ $ticks = 10 ] && { echo "GUEST-WRITTEN mib_10s=$tot"; tot=0; ticks=0; }
-    if [ "$left" -gt 0 ]; then left=$((left - 1)); [ $left = 0 ] && { idx=$((idx + 1)); new=1; }; fi
-    if [ $PLEFT -gt 0 ]; then
-      PLEFT=$((PLEFT - 1))
-      [ $PLEFT = 0 ] && { PLEFT=$PH; win=$(((win + 1) % NWIN)); OFF=$((win * W)); c=0; }
+    tot=$((tot + m)); all=$((all + m)); [ $m -gt 0 ] && echo $all >/dev/shm/w
+    sub=$((sub + 1))
+    if [ $sub -ge $TPS ]; then
+      sub=0; ticks=$((ticks + 1))
+      [ $ticks = 10 ] && { echo "GUEST-WRITTEN mib_10s=$tot"; tot=0; ticks=0; }
+      if [ "$left" -gt 0 ]; then left=$((left - 1)); [ $left = 0 ] && { idx=$((idx + 1)); new=1; }; fi
+      if [ $PLEFT -gt 0 ]; then
+        PLEFT=$((PLEFT - 1))
+        [ $PLEFT = 0 ] && { PLEFT=$PH; win=$(((win + 1) % NWIN)); OFF=$((win * W)); c=0; }
+      fi
     fi
-    next=$((next + 100)); tk; d=$((next - T))
+    next=$((next + 100 / TPS)); tk; d=$((next - T))
     if [ $d -gt 0 ]; then usleep $((d * 10000)); elif [ $d -lt -100 ]; then next=$T; fi
   done
 }
 
 reader() {
   stty -F /dev/ttyS1 raw -echo clocal 2>/dev/null
+  PROG=""
   echo "GUEST-READY"
   while :; do
     while read -r cmd a rest; do
       case "$cmd" in
         plan) echo "$a $rest" >/dev/shm/plan.new && mv /dev/shm/plan.new /dev/shm/plan && echo "GUEST-CMD seq=$a";;
         ping) echo "GUEST-PONG $a";;
+        prog) [ -n "$PROG" ] && kill -TERM -$PROG 2>/dev/null; PROG=""
+              [ -n "$rest" ] && { setsid $rest </dev/null & PROG=$!; }
+              echo "GUEST-PROG seq=$a pid=$PROG";;
       esac
     done </dev/ttyS1
     sleep 1
@@ -229,25 +266,82 @@ def _fetch_parts(parts: Path, log: object = None) -> None:
         staging.rename(parts)
 
 
+def _needed(binary: Path) -> list[str]:
+    out = subprocess.run(["objdump", "-p", str(binary)], check=True, capture_output=True, text=True).stdout
+    return [line.split()[1] for line in out.splitlines() if line.strip().startswith("NEEDED")]
+
+
+def _library_closure(tree: Path, binaries: list[Path]) -> dict[str, Path]:
+    """Every shared library the binaries load, found in the unpacked packages; an error names what is missing."""
+    found: dict[str, Path] = {}
+    missing: set[str] = set()
+    todo = list(binaries)
+    while todo:
+        for soname in _needed(todo.pop()):
+            if soname in found or soname in missing:
+                continue
+            hits = [tree / d / soname for d in LIB_DIRS if (tree / d / soname).exists()]
+            if not hits:
+                missing.add(soname)
+                continue
+            found[soname] = hits[0].resolve()
+            todo.append(found[soname])
+    if missing:
+        raise RuntimeError(f"shared libraries not in {', '.join(PROGRAM_PACKAGES)}: {', '.join(sorted(missing))}")
+    return found
+
+
+def _fetch_programs(parts: Path) -> None:
+    """Download the programs' packages and put the binaries and their libraries into `parts/` (bin/, lib/)."""
+    with tempfile.TemporaryDirectory(prefix="advisor-lab-programs-") as tmp:
+        work = Path(tmp)
+        subprocess.run(["apt-get", "download", *PROGRAM_PACKAGES], cwd=work, check=True, capture_output=True,
+                       text=True)
+        tree = work / "x"
+        for deb in sorted(work.glob("*.deb")):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+        binaries = [tree / "usr" / "bin" / name for name in PROGRAMS]
+        libraries = _library_closure(tree, binaries)
+        staging = parts.with_name(parts.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "bin").mkdir(parents=True)
+        (staging / "lib").mkdir()
+        for binary in binaries:
+            shutil.copy2(binary, staging / "bin" / binary.name)
+        for soname, path in libraries.items():
+            shutil.copy2(path, staging / "lib" / soname)
+        (staging / "VERSION").write_text("".join(f"{deb.name}\n" for deb in sorted(work.glob("*.deb"))))
+        shutil.rmtree(parts, ignore_errors=True)
+        staging.rename(parts)
+
+
 def init_script(region_mib: int) -> str:
     return (INIT.replace("@MODULES@", " ".join(MODULES)).replace("@REGION@", str(region_mib))
             .replace("@CHUNK@", str(CHUNK_MIB)).replace("@MARGIN@", str(OOM_MARGIN_MIB)))
 
 
-def ensure_image(cache: Path, region_mib: int) -> tuple[GuestImage, bool]:
+def ensure_image(cache: Path, region_mib: int, programs: bool = False) -> tuple[GuestImage, bool]:
     """Return the cached image, building what is missing; the bool says whether anything was built.
 
-    The packages are fetched only when `cache/parts` is missing; the initramfs is rebuilt when /init changes.
+    The packages are fetched only when `cache/parts` (and, with `programs`, `cache/programs`) is missing; the
+    initramfs is rebuilt when /init changes. The image with programs adds PROGRAMS and their libraries (about
+    32 MiB, which the guest holds in RAM: it has that much less available than the plain image).
     """
     parts = cache / "parts"
     built = False
     if not (parts / "VERSION").exists():
         _fetch_parts(parts)
         built = True
+    extra = cache / "programs"
+    if programs and not (extra / "VERSION").exists():
+        _fetch_programs(extra)
+        built = True
     script = init_script(region_mib)
-    stamp = hashlib.sha256(script.encode() + (parts / "VERSION").read_bytes()).hexdigest()
-    initrd = cache / "initrd.gz"
-    stamp_file = cache / "initrd.sha256"
+    versions = (parts / "VERSION").read_bytes() + ((extra / "VERSION").read_bytes() if programs else b"")
+    stamp = hashlib.sha256(script.encode() + versions).hexdigest()
+    name = "initrd-programs" if programs else "initrd"
+    initrd = cache / f"{name}.gz"
+    stamp_file = cache / f"{name}.sha256"
     if not initrd.exists() or not stamp_file.exists() or stamp_file.read_text().strip() != stamp:
         with tempfile.TemporaryDirectory(prefix="advisor-lab-initrd-") as tmp:
             tree = Path(tmp)
@@ -256,6 +350,16 @@ def ensure_image(cache: Path, region_mib: int) -> tuple[GuestImage, bool]:
             shutil.copy2(parts / "busybox", tree / "bin" / "busybox")
             for module in MODULES:
                 shutil.copy2(parts / "modules" / f"{module}.ko", tree / "lib" / "modules" / f"{module}.ko")
+            if programs:
+                (tree / "usr" / "bin").mkdir(parents=True)
+                (tree / "lib" / "x86_64-linux-gnu").mkdir(parents=True)
+                (tree / "lib64").mkdir()
+                for binary in (extra / "bin").iterdir():
+                    shutil.copy2(binary, tree / "usr" / "bin" / binary.name)
+                for library in (extra / "lib").iterdir():
+                    shutil.copy2(library, tree / "lib" / "x86_64-linux-gnu" / library.name)
+                # the interpreter the binaries name (PT_INTERP)
+                shutil.copy2(extra / "lib" / "ld-linux-x86-64.so.2", tree / "lib64" / "ld-linux-x86-64.so.2")
             (tree / "init").write_text(script)
             (tree / "init").chmod(0o755)
             write_initramfs(tree, initrd)
@@ -329,14 +433,26 @@ def domain_xml(name: str, image: GuestImage, memory_mib: int) -> str:
 
 
 def plan_command(seq: int, steps: list[tuple[int, int]], repeat: bool, working_set_mib: int | None = None,
-                 phase_s: int = 0) -> bytes:
-    """The line the guest reads on ttyS1: `plan SEQ REPEAT WS PHASE_S SECONDS KIB_S ...` (see INIT).
+                 phase_s: int = 0, continuous: bool = False, constant_pct: int = 0) -> bytes:
+    """The line the guest reads on ttyS1: `plan SEQ REPEAT WS PHASE_S TICKS CONST_PCT SECONDS KIB_S ...` (INIT).
 
     SECONDS 0 is "for ever"; `working_set_mib` None is the default region, 0 none; `phase_s` > 0 moves the working
-    set to the next window every that many seconds.
+    set to the next window every that many seconds; `continuous` spreads each second's MiB over 10 ticks instead
+    of one burst; `constant_pct` of every page stays zero (one of CONSTANT_PCTS).
     """
     if (working_set_mib is not None and working_set_mib < 0) or phase_s < 0:
         raise ValueError(f"negative working set or phase: {working_set_mib}, {phase_s}")
+    if constant_pct not in CONSTANT_PCTS:
+        raise ValueError(f"constant share {constant_pct}% is not one of {CONSTANT_PCTS}")
     body = " ".join(f"{seconds} {kib_s}" for seconds, kib_s in steps)
     ws = "-" if working_set_mib is None else str(working_set_mib)
-    return f"plan {seq} {int(repeat)} {ws} {phase_s} {body}\n".encode()
+    return f"plan {seq} {int(repeat)} {ws} {phase_s} {10 if continuous else 1} {constant_pct} {body}\n".encode()
+
+
+def program_command(seq: int, argv: list[str]) -> bytes:
+    """`prog SEQ ARGV...`: stop the program the guest runs, and start `argv` (none: just stop). Plain words only,
+    since the guest's shell splits the line on blanks."""
+    bad = [arg for arg in argv if not re.fullmatch(r"[A-Za-z0-9_.,:=+/-]+", arg)]
+    if bad or (argv and argv[0] not in PROGRAMS):
+        raise ValueError(f"not a program of the guest image or not plain words: {argv}")
+    return " ".join(["prog", str(seq), *argv]).encode() + b"\n"

@@ -53,6 +53,7 @@ class Lab:
         *,
         cache: Path | None = None,
         guest_memory_mib: int = 128,
+        guest_programs: bool = False,
         tcp_base_port: int | None = None,
         prometheus_port: int | None = None,
         node_exporter_port: int | None = None,
@@ -62,6 +63,7 @@ class Lab:
     ) -> None:
         self.root = (root or DEFAULT_ROOT).resolve()
         self.guest_memory_mib = guest_memory_mib
+        self.guest_programs = guest_programs  # the guest image with stress and stress-ng (guest.PROGRAMS)
         self.with_prometheus = with_prometheus  # False: no Prometheus nor exporters (a measuring job wants the CPU)
         self.tcp_base_port = tcp_base_port
         self._ports_wanted = {"prometheus": prometheus_port, "node": node_exporter_port,
@@ -194,11 +196,13 @@ class Lab:
         self.set_dirty_schedule(guest_name, [(0.0, mib_s)], working_set_mib=working_set_mib)
 
     def set_dirty_schedule(self, guest_name: str, steps: Sequence[tuple[float, float]], repeat: bool = False, *,
-                           working_set_mib: int | None = None, phase_s: int = 0, wait_applied: bool = False) -> None:
+                           working_set_mib: int | None = None, phase_s: int = 0, continuous: bool = False,
+                           constant_pct: int = 0, wait_applied: bool = False) -> None:
         """Run through (seconds, MiB/s) steps, in whole seconds; the last rate stays unless `repeat`.
 
         The writer rewrites `working_set_mib` MiB (None: the guest's default region; 0: nothing), moved to the
-        next window every `phase_s` seconds when that is > 0. A new working set is first written once (see
+        next window every `phase_s` seconds when that is > 0; `continuous` spreads each second's MiB over the
+        second; `constant_pct` of every page written stays zero. A new working set is first written once (see
         guest.INIT). The guest reads the plan on its second serial port (a pty, found in the live XML of the host
         that runs it now) and acknowledges it on its console; this returns once it has, or with `wait_applied`
         once the writer runs it (the old working set zeroed, the new one written).
@@ -209,7 +213,10 @@ class Lab:
             raise ValueError(f"a step is negative: {list(steps)}")
         if (working_set_mib is not None and working_set_mib < 0) or phase_s < 0:
             raise ValueError(f"negative working set or phase: {working_set_mib}, {phase_s}")
-        setting = DirtySetting(tuple((float(s), float(r)) for s, r in steps), repeat, working_set_mib, phase_s)
+        if constant_pct not in guest.CONSTANT_PCTS:
+            raise ValueError(f"constant share {constant_pct}% is not one of {guest.CONSTANT_PCTS}")
+        setting = DirtySetting(tuple((float(s), float(r)) for s, r in steps), repeat, working_set_mib, phase_s,
+                               continuous, constant_pct)
         seq = self._send_plan(guest_name, setting)
         if wait_applied:
             self._wait_console(guest_name, f"GUEST-DIRTY seq={seq} ", APPLY_TIMEOUT_S)
@@ -218,6 +225,12 @@ class Lab:
             if guest_name in state["guests"]:
                 state["guests"][guest_name]["dirty"] = setting.to_json()
                 self._state.save(state)
+
+    def run_program(self, guest_name: str, argv: Sequence[str]) -> None:
+        """Stop the program the guest runs (its whole session) and start `argv`, one of guest.PROGRAMS with plain
+        arguments; an empty `argv` only stops. Needs the guest image with programs (`guest_programs=True`)."""
+        seq = time.time_ns() // 1_000_000 % 1_000_000_000
+        self._send(guest_name, guest.program_command(seq, list(argv)), f"GUEST-PROG seq={seq} ")
 
     def guest_written(self, guest_name: str) -> tuple[float, int] | None:
         """(guest uptime s, MiB its writer has written at its rate since boot), from the last heartbeat."""
@@ -265,7 +278,8 @@ class Lab:
 
     def _image(self) -> guest.GuestImage:
         started = time.monotonic()
-        image, built = guest.ensure_image(self.cache / "guest", region_mib=self.guest_memory_mib // 2)
+        image, built = guest.ensure_image(self.cache / "guest", region_mib=self.guest_memory_mib // 2,
+                                          programs=self.guest_programs)
         self._progress(f"guest image: {'built' if built else 'cached'} in {self.cache / 'guest'} "
                        f"({time.monotonic() - started:.1f} s)")
         return image
@@ -317,7 +331,8 @@ class Lab:
         """Send the setting to the guest's writer; returns the plan's sequence number."""
         plan = [(0 if s == 0 else max(1, round(s)), round(r * 1024)) for s, r in setting.steps]
         seq = time.time_ns() // 1_000_000 % 1_000_000_000
-        command = guest.plan_command(seq, plan, setting.repeat, setting.working_set_mib, setting.phase_s)
+        command = guest.plan_command(seq, plan, setting.repeat, setting.working_set_mib, setting.phase_s,
+                                     setting.continuous, setting.constant_pct)
         self._send(name, command, f"GUEST-CMD seq={seq}")
         return seq
 

@@ -29,6 +29,8 @@ class DirtySetting:
     repeat: bool = False
     working_set_mib: int | None = None
     phase_s: int = 0
+    continuous: bool = False  # each second's MiB spread over the second, not in one burst
+    constant_pct: int = 0  # the share of each written page that stays zero
 
     @property
     def rate_mib_s(self) -> float | None:
@@ -45,11 +47,16 @@ class DirtySetting:
             text += f" over {self.working_set_mib} MiB"
         if self.phase_s:
             text += f", moving every {self.phase_s} s"
+        if self.continuous:
+            text += ", continuous"
+        if self.constant_pct:
+            text += f", {self.constant_pct}% of each page zero"
         return text
 
     def to_json(self) -> dict[str, Any]:
         return {"steps": [list(step) for step in self.steps], "repeat": self.repeat,
-                "working_set_mib": self.working_set_mib, "phase_s": self.phase_s}
+                "working_set_mib": self.working_set_mib, "phase_s": self.phase_s, "continuous": self.continuous,
+                "constant_pct": self.constant_pct}
 
     @staticmethod
     def from_json(raw: dict[str, Any] | None) -> DirtySetting:
@@ -57,7 +64,8 @@ class DirtySetting:
             return DirtySetting()
         ws = raw.get("working_set_mib")
         return DirtySetting(tuple((float(s), float(r)) for s, r in raw["steps"]), bool(raw.get("repeat", False)),
-                            None if ws is None else int(ws), int(raw.get("phase_s", 0)))
+                            None if ws is None else int(ws), int(raw.get("phase_s", 0)),
+                            bool(raw.get("continuous", False)), int(raw.get("constant_pct", 0)))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ session `lab` fixture's, and takes it down at the end. About 2 minutes.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import shutil
@@ -15,8 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from advisor.lab import guest
 from training import collect_lab
-from training.lab_grid import RATIO_BANDS, full_grid, tiny_grid
+from training.lab_grid import (
+    RATIO_BANDS,
+    V2_MAX_WORKING_SET_MIB,
+    Point,
+    estimate_s,
+    full_grid,
+    tiny_grid,
+    tiny_v2_grid,
+    v2_grid,
+)
 
 ROOT = Path(os.environ.get("ADVISOR_LAB_COLLECT_TEST_ROOT", "/tmp/advisor-lab-collect-test"))
 PAGES_PER_MIB = 256
@@ -27,8 +38,16 @@ def rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def run(output: Path, *extra: str) -> int:
-    return collect_lab.main(["--grid", "tiny", "--output", str(output), "--lab-root", str(ROOT), *extra])
+def run(output: Path, *extra: str, grid: str = "tiny") -> int:
+    return collect_lab.main(["--grid", grid, "--output", str(output), "--lab-root", str(ROOT), *extra])
+
+
+def needs_the_lab() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (privileged libvirtd in mount namespaces)")
+    missing = [p for p in ("libvirtd", "qemu-system-x86_64", "unshare") if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"the lab needs {', '.join(missing)} (scripts/setup.sh installs them)")
 
 
 def test_the_full_grid_is_deterministic_and_spans_the_convergence_ratio() -> None:
@@ -46,13 +65,56 @@ def test_the_full_grid_is_deterministic_and_spans_the_convergence_ratio() -> Non
     assert sum(p.max_downtime_ms == 300 for p in grid) > len(grid) / 2
 
 
+def test_the_v2_fields_leave_the_older_grids_ids_as_they_were() -> None:
+    # the id of the full grid's first point as shipped in training/data/lab_migrations.csv (seed 1)
+    assert full_grid(1)[0].config_id == "305e149047fd"
+    plain = Point(256, "steady", 16, 8, "precopy", 32, 300, 20_000)
+    assert plain.config_id != Point(256, "steady", 16, 8, "precopy", 32, 300, 20_000, continuous=True).config_id
+    assert plain.config_id != Point(256, "steady", 16, 8, "precopy", 32, 300, 20_000, constant_pct=50).config_id
+
+
+def test_the_v2_grid_mixes_writers_sizes_and_techniques_in_few_memory_blocks() -> None:
+    grid = v2_grid(1)
+    assert [p.config_id for p in grid] == [p.config_id for p in v2_grid(1)]
+    assert len(grid) >= 300 and len({p.config_id for p in grid}) == len(grid)
+    assert {p.memory_mib for p in grid} == {256, 512, 1024}
+    assert {(p.writer, p.data_pattern) for p in grid if p.pattern != "idle"} == {
+        ("lab", "random"), ("lab", "zero-50pct"), ("lab", "zero-75pct"), ("stress", "same-value"),
+        ("stress-ng", "rand-set")}
+    assert any(p.continuous for p in grid) and any(not p.continuous and p.writer == "lab" for p in grid)
+    assert {p.deadline_ms for p in grid} == {30_000, 60_000, 90_000}
+    assert len({p.technique for p in grid}) == 5
+    assert all(p.working_set_mib <= V2_MAX_WORKING_SET_MIB[p.memory_mib] for p in grid)
+    # programs run flat out: no rate is set for them, and their command names their memory
+    for p in grid:
+        assert (p.write_rate_mib_s == 0) == (p.program != [] or p.pattern == "idle"), p
+        if p.program:
+            assert p.program[0] == p.writer and f"{p.working_set_mib}M" in p.program
+    # a guest is rebooted only when the memory size changes: few blocks, not one per point
+    changes = sum(a.memory_mib != b.memory_mib for a, b in itertools.pairwise(grid))
+    assert changes < len(grid) / 20
+    assert {p.image for p in grid} == {"busybox+programs"} and {p.image for p in full_grid(1)} == {"busybox"}
+    assert 2 * 3600 < sum(estimate_s(p) for p in grid) < 8 * 3600
+    # a v2 point is not the full grid's point of the same settings: another guest image
+    assert not {p.config_id for p in grid} & {p.config_id for p in full_grid(1)}
+
+
+def test_guest_commands_refuse_what_the_guest_would_misread() -> None:
+    assert guest.plan_command(7, [(0, 8192)], False, 16, 0, True, 50) == b"plan 7 0 16 0 10 50 0 8192\n"
+    assert guest.plan_command(7, [(2, 1024), (2, 0)], True) == b"plan 7 1 - 0 1 0 2 1024 2 0\n"
+    with pytest.raises(ValueError):
+        guest.plan_command(7, [(0, 1024)], False, constant_pct=30)
+    assert guest.program_command(3, ["stress", "--vm", "1", "--vm-bytes", "64M"]) == \
+        b"prog 3 stress --vm 1 --vm-bytes 64M\n"
+    assert guest.program_command(3, []) == b"prog 3\n"
+    for argv in (["sh", "-c", "reboot"], ["stress", "--vm", "1;reboot"], ["stress", "a b"]):
+        with pytest.raises(ValueError):
+            guest.program_command(3, argv)
+
+
 @pytest.mark.integration
 def test_tiny_collection_records_real_migrations_and_resumes(tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (privileged libvirtd in mount namespaces)")
-    missing = [p for p in ("libvirtd", "qemu-system-x86_64", "unshare") if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"the lab needs {', '.join(missing)} (scripts/setup.sh installs them)")
+    needs_the_lab()
     output = tmp_path / "lab.csv"
     assert run(output) == 0
 
@@ -97,3 +159,53 @@ def test_tiny_collection_records_real_migrations_and_resumes(tmp_path: Path) -> 
     again = rows(output)
     assert [r["config_id"] for r in again] == [r["config_id"] for r in first]
     assert again[:2] == first[:2] and again[2]["outcome"] == "completed"
+
+
+@pytest.mark.integration
+def test_tiny_v2_collection_runs_real_programs_and_the_continuous_compressible_writer(tmp_path: Path) -> None:
+    """stress and stress-ng from Debian run in the guest; the lab's writer writes continuously, partly zero pages."""
+    needs_the_lab()
+    output = tmp_path / "lab.csv"
+    assert run(output, grid="tiny-v2") == 0
+    got = rows(output)
+    assert [r["config_id"] for r in got] == [p.config_id for p in tiny_v2_grid(1)]
+    stress, stress_ng, compressible, continuous = got
+    for r in got:
+        assert r["outcome"] in ("completed", "aborted") and r["guest_alive_after"] == "True", r
+        assert r["collection"] == "tiny-v2" and r["guest_image"] == "busybox+programs" and r["vm_memory_mib"] == "256"
+        for column in ("balloon_available_mib", "balloon_usable_mib", "balloon_unused_mib", "qemu_rss_mib"):
+            assert float(r[column]) > 0, (column, r)
+        assert float(r["balloon_usable_mib"]) < float(r["balloon_available_mib"]) < 256, r
+        assert float(r["transferred_kib"]) > 0, r
+        # (compression in TCG on a loaded machine can take longer than the deadline for the first round)
+        assert r["nonzero_mib"] == "" or 100 < float(r["nonzero_mib"]) <= 256.01, r
+    assert stress["writer"] == "stress" and stress["data_pattern"] == "same-value"
+    assert stress["writer_command"] == "stress --vm 1 --vm-bytes 32M --vm-keep"
+    assert stress_ng["writer"] == "stress-ng" and stress_ng["data_pattern"] == "rand-set"
+    # stress rewrites the same byte: page sampling, which compares contents, reads (almost) nothing over 4 s,
+    # stress-ng's varying data it sees; QEMU's dirty logging sees stress's writes: its 32 MiB, rewritten flat out,
+    # never fit the 9.6 MiB that 300 ms at 32 MiB/s allow, and the migration is aborted at its deadline
+    assert float(stress["dirty_rate_4s_pages_per_s"]) <= 2 * PAGES_PER_MIB, stress
+    assert float(stress_ng["dirty_rate_4s_pages_per_s"]) > 2 * PAGES_PER_MIB, stress_ng
+    assert stress["outcome"] == "aborted", stress
+    assert stress["writer_rate_before_mib_s"] == "" and stress["writer_mode"] == ""
+    for r in (compressible, continuous):
+        assert r["writer"] == "lab" and r["writer_mode"] == "continuous", r
+        assert 4 < float(r["writer_rate_before_mib_s"]) <= 12, r  # 8 MiB/s set
+    assert compressible["data_pattern"] == "zero-75pct" and continuous["data_pattern"] == "random"
+    assert continuous["outcome"] == "completed" and float(continuous["postcopy_after_ms"]) > 0
+    card = json.loads(output.with_suffix(".meta.json").read_text())
+    assert card["rows_by_collection"] == {"tiny-v2": 4} and card["failures"] == []
+
+
+def test_a_csv_of_the_rows_before_v2_gets_the_new_columns_empty(tmp_path: Path) -> None:
+    output = tmp_path / "lab.csv"
+    old = {column: "1" for column in collect_lab.V1_FIELDS}
+    with open(output, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, collect_lab.V1_FIELDS)
+        writer.writeheader()
+        writer.writerow(old)
+    assert collect_lab.read_done(output) == [old]
+    again = rows(output)
+    assert list(again[0]) == list(collect_lab.FIELDS)
+    assert again == [{**old, **{c: "" for c in collect_lab.FIELDS if c not in old}}]
