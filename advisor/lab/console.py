@@ -40,6 +40,19 @@ def last_heartbeat(log: Path | None) -> float | None:
     return float(beats[-1]) if beats else None
 
 
+def heartbeat_advances(log: Callable[[], Path | None], within_s: float) -> bool:
+    """Whether the heartbeat in the serial log `log()` names (read again each time: the guest may move) advances
+    within `within_s`."""
+    deadline = time.monotonic() + within_s
+    baseline = last_heartbeat(log())
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        latest = last_heartbeat(log())
+        if latest is not None and (baseline is None or latest > baseline):
+            return True
+    return False
+
+
 def last_written(log: Path | None) -> tuple[float, int] | None:
     """(guest uptime, MiB the writer wrote at its rate since boot) from the last heartbeat line that has both."""
     beats = _WRITTEN.findall(read(log))

@@ -182,14 +182,7 @@ class Lab:
         The heartbeat is read from the serial log of whichever host runs the guest now; guest uptime carries
         over a migration, so a newer heartbeat on the destination counts.
         """
-        deadline = time.monotonic() + within_s
-        baseline = console.last_heartbeat(self.serial_log(name))
-        while time.monotonic() < deadline:
-            time.sleep(0.25)
-            latest = console.last_heartbeat(self.serial_log(name))
-            if latest is not None and (baseline is None or latest > baseline):
-                return True
-        return False
+        return console.heartbeat_advances(lambda: self.serial_log(name), within_s)
 
     def set_dirty_rate(self, guest_name: str, mib_s: float, *, working_set_mib: int | None = None) -> None:
         """Make the guest write `mib_s` MiB/s of changing random data until told otherwise."""
@@ -205,16 +198,9 @@ class Lab:
         second; `constant_pct` of every page written stays zero. A new working set is first written once (see
         guest.INIT). The guest reads the plan on its second serial port (a pty, found in the live XML of the host
         that runs it now) and acknowledges it on its console; this returns once it has, or with `wait_applied`
-        once the writer runs it (the old working set zeroed, the new one written).
+        once the writer runs it (the old working set zeroed, the new one written). A setting the writer cannot
+        run raises ValueError (DirtySetting checks it).
         """
-        if not steps:
-            raise ValueError("a schedule needs at least one step")
-        if any(seconds < 0 or mib_s < 0 for seconds, mib_s in steps):
-            raise ValueError(f"a step is negative: {list(steps)}")
-        if (working_set_mib is not None and working_set_mib < 0) or phase_s < 0:
-            raise ValueError(f"negative working set or phase: {working_set_mib}, {phase_s}")
-        if constant_pct not in guest.CONSTANT_PCTS:
-            raise ValueError(f"constant share {constant_pct}% is not one of {guest.CONSTANT_PCTS}")
         setting = DirtySetting(tuple((float(s), float(r)) for s, r in steps), repeat, working_set_mib, phase_s,
                                continuous, constant_pct)
         seq = self._send_plan(guest_name, setting)

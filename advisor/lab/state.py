@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from advisor.lab.guest import CONSTANT_PCTS
+
 
 class LabError(RuntimeError):
     """The lab cannot do what was asked; the message says what and where to look."""
@@ -31,6 +33,16 @@ class DirtySetting:
     phase_s: int = 0
     continuous: bool = False  # each second's MiB spread over the second, not in one burst
     constant_pct: int = 0  # the share of each written page that stays zero
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            raise ValueError("a schedule needs at least one step")
+        if any(seconds < 0 or mib_s < 0 for seconds, mib_s in self.steps):
+            raise ValueError(f"a step is negative: {list(self.steps)}")
+        if (self.working_set_mib is not None and self.working_set_mib < 0) or self.phase_s < 0:
+            raise ValueError(f"negative working set or phase: {self.working_set_mib}, {self.phase_s}")
+        if self.constant_pct not in CONSTANT_PCTS:
+            raise ValueError(f"constant share {self.constant_pct}% is not one of {CONSTANT_PCTS}")
 
     @property
     def rate_mib_s(self) -> float | None:
