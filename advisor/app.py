@@ -37,6 +37,7 @@ from advisor.execution.executor import ConcurrencyLimits, Executor
 from advisor.execution.hypervisor import Hypervisor, UriRefused
 from advisor.features.samples import HOST_FIELDS, VM_FIELDS, RecentSamples
 from advisor.metrics import AdvisorMetrics
+from advisor.ml.adaptive_intervals import AdaptiveIntervals
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor
@@ -214,7 +215,7 @@ class Core:
 
 def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, metrics: AdvisorMetrics,
               predictor: CostPredictor, forecaster: DirtyRateForecaster, allowed_connect: Callable[[str], Hypervisor],
-              uris: UriPolicy, clock: Callable[[], float]) -> Core:
+              uris: UriPolicy, clock: Callable[[], float], intervals: AdaptiveIntervals) -> Core:
     """The use cases on their store, models and hypervisors, with the decision knobs of the settings."""
     knobs = policies(settings)
     inventory = Inventory(store)
@@ -232,7 +233,8 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
         migrations.ended(record)
 
     outcomes = MigrationOutcomes(store, inventory, metrics, clock, errors, on_ended=move_ended,
-                                 profiles=OnlineProfiles(ProfileStore(settings.models_dir / "profiles")))
+                                 profiles=OnlineProfiles(ProfileStore(settings.models_dir / "profiles")),
+                                 intervals=intervals)
     executor = Executor(
         store, endpoints(inventory, allowed_connect), outcomes,
         clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
@@ -290,9 +292,10 @@ def build_app(
     store, tokens, audit = SqliteStore(database), TokenStore(database, clock), AuditLog(database)
     archive = SampleArchive(database)
     metrics = AdvisorMetrics(CollectorRegistry())
-    predictor, forecaster = load_models(settings.models_dir, metrics)
+    intervals = AdaptiveIntervals()  # the served intervals' online adaptation, kept across model swaps
+    predictor, forecaster = load_models(settings.models_dir, metrics, intervals)
     allowed_connect = guarded(connect, uris)
-    core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock)
+    core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock, intervals)
     usecases, estimator, outcomes, executor = core.usecases, core.estimator, core.outcomes, core.executor
     samples, ingestion, migrations, freshness = (core.samples, core.usecases.ingestion, core.usecases.migrations,
                                                  core.freshness)
@@ -312,7 +315,7 @@ def build_app(
     collectors.append(Periodic("expiry", settings.expiry_check_interval_s,
                                lambda: metrics.expired.inc(expire_stale(store, freshness))))
     collectors.append(Periodic("models", settings.models_reload_interval_s,
-                               models_reloader(settings.models_dir, estimator, metrics)))
+                               models_reloader(settings.models_dir, estimator, metrics, intervals)))
     return App(settings, lock, store, tokens, audit, usecases, estimator, metrics, executor, access, tls,
                collectors=collectors, web_sources=WebSources(
                    usecases, estimator, outcomes.errors, settings.drift_error_ratio, tokens, SessionStore(database),
