@@ -31,7 +31,7 @@ import numpy as np
 from advisor.domain.migration import MigrationResult
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import DEFAULT_PROFILE
-from advisor.ml.cost_features import rho_band
+from advisor.ml.cost_features import RHO_BANDS, rho_band
 from advisor.ml.predictor import CostPredictor
 
 QUANTITIES = ("total_time_ms", "downtime_ms", "transferred_mib")
@@ -78,7 +78,10 @@ def regimes_of(inputs: Sequence[MigrationInputs]) -> list[str]:
 
 
 def regime(inputs: MigrationInputs) -> str:
-    return regimes_of([inputs])[0]
+    """regimes_of for one row, without numpy's cost per call (a served answer asks for it per row)."""
+    usable = min(inputs.bandwidth_mib_s, inputs.max_bandwidth_mib_s)
+    rho = inputs.dirty_rate_mib_s / usable if usable > 0 else math.inf
+    return next((name for name, upper in RHO_BANDS if rho <= upper), RHO_BANDS[-1][0])
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,8 @@ class Cell:
     quantity: str
 
 
-def cell_of(inputs: MigrationInputs, technique: Technique, quantity: str) -> Cell:
-    return Cell(inputs.host_profile or DEFAULT_PROFILE, str(technique), regime(inputs), quantity)
+def cell_of(inputs: MigrationInputs, technique: Technique, quantity: str, band: str | None = None) -> Cell:
+    return Cell(inputs.host_profile or DEFAULT_PROFILE, str(technique), band or regime(inputs), quantity)
 
 
 @dataclass(frozen=True)
@@ -132,12 +135,13 @@ class AdaptiveIntervals:
         moved: list[Cell] = []
         measured = {"total_time_ms": outcome.total_time_ms, "downtime_ms": outcome.downtime_ms,
                     "transferred_mib": outcome.transferred_mib}
+        band = regime(inputs)
         with self._lock:
             for quantity in QUANTITIES:
                 value = measured[quantity]
                 if value is None or not value > 0:  # not measured
                     continue
-                cell = cell_of(inputs, predicted.technique, quantity)
+                cell = cell_of(inputs, predicted.technique, quantity, band)
                 if cell not in self._margins and len(self._margins) >= self._max_cells:
                     continue
                 served: Interval = getattr(predicted, quantity)
@@ -173,9 +177,10 @@ class AdaptiveIntervals:
         """The cost with each quantity's interval adapted by its cell's margin, the notes saying by how much."""
         bands: dict[str, Interval] = {}
         said: list[str] = []
+        band = regime(inputs)
         for quantity in QUANTITIES:
             original: Interval = getattr(cost, quantity)
-            state = self.state(cell_of(inputs, cost.technique, quantity))
+            state = self.state(cell_of(inputs, cost.technique, quantity, band))
             if state is None or state.margin == 0.0:
                 bands[quantity] = original
                 continue
@@ -184,7 +189,7 @@ class AdaptiveIntervals:
                         f"({state.recent_coverage:.0%} of the last {min(state.outcomes, RECENT)} inside)")
         if not said:
             return cost
-        note = (f"interval adapted to recent outcomes ({cost.technique}, {regime(inputs)}, "
+        note = (f"interval adapted to recent outcomes ({cost.technique}, {band}, "
                 f"{inputs.host_profile or DEFAULT_PROFILE}): " + "; ".join(said))
         return replace(cost, total_time_ms=bands["total_time_ms"], downtime_ms=bands["downtime_ms"],
                        transferred_mib=bands["transferred_mib"], notes=(*cost.notes, note))

@@ -24,6 +24,7 @@ from advisor.ml.adaptive_intervals import (
     adapted,
     cell_of,
     regime,
+    regimes_of,
     updated_margin,
 )
 from advisor.ml.calibration import RunningErrors
@@ -78,6 +79,9 @@ def cost(time_ms: Interval, downtime_ms: Interval | None = None) -> MigrationCos
 
 def test_cells_are_profile_technique_regime_and_quantity() -> None:
     assert regime(INPUTS) == "rho<=0.4"
+    edges = [replace(INPUTS, dirty_rate_mib_s=d) for d in (0, 40, 40.001, 100, 100.001, math.nan)]
+    assert [regime(i) for i in edges] == regimes_of(edges) == ["rho<=0.4", "rho<=0.4", "0.4<rho<=1", "0.4<rho<=1",
+                                                               "rho>1", "rho>1"]
     assert regime(replace(INPUTS, dirty_rate_mib_s=80)) == "0.4<rho<=1"
     assert regime(replace(INPUTS, dirty_rate_mib_s=80, max_bandwidth_mib_s=50)) == "rho>1"  # the cap is usable
     assert cell_of(replace(INPUTS, host_profile=""), Technique.POSTCOPY, "downtime_ms") == \
