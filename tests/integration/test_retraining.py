@@ -1,6 +1,6 @@
 """The learning loop in the running service: a scheduled retrain runs the real training job (on 1% of the SNU
-runs, about 2 minutes) as a subprocess through the promotion gate, and the reloader serves the version it
-promoted, without a restart."""
+runs: 1-5 minutes on a shared machine) as a subprocess through the promotion gate, and the reloader serves the
+version it promoted, without a restart."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from advisor.app import App
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.ml.adaptive_intervals import AdaptivePredictor
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def test_a_scheduled_retrain_is_promoted_by_the_gate_and_served(make_app: Callable[..., App],
@@ -25,17 +25,16 @@ def test_a_scheduled_retrain_is_promoted_by_the_gate_and_served(make_app: Callab
                    retrain_arguments=("--snu-sample", "0.01"))
     assert app.predictor.model.fallback_reason
 
-    def promoted() -> float:
+    def runs(result: str) -> float:
         return app.metrics.registry.get_sample_value("advisor_retrains_total",
-                                                     {"trigger": "schedule", "result": "promoted"}) or 0
+                                                     {"trigger": "schedule", "result": result}) or 0
 
-    deadline = time.monotonic() + 280
-    while not (promoted() and app.predictor.model.name == "lightgbm-cost"):
-        failed = app.metrics.registry.get_sample_value("advisor_retrains_total",
-                                                       {"trigger": "schedule", "result": "failed"})
-        assert not failed, (app.settings.data_dir / "retrain" / "last-run.log").read_text()[-2000:]
-        assert time.monotonic() < deadline, "no retrain was promoted and served"
+    # No deadline of its own: the run takes 1-5 minutes on a shared machine; pytest's timeout bounds the wait.
+    while not any(runs(r) for r in ("promoted", "not promoted", "failed")):
         time.sleep(0.5)
+    assert runs("promoted") == 1, (app.settings.data_dir / "retrain" / "last-run.log").read_text()[-2000:]
+    while app.predictor.model.name != "lightgbm-cost":  # the reloader's next look (every 0.2 s)
+        time.sleep(0.1)
     assert (models / "cost" / "ACTIVE").read_text().strip() == app.predictor.model.version == "1.0.0"
     assert isinstance(app.predictor, AdaptivePredictor)  # the swapped model keeps the adaptive intervals
     cost = app.predictor.predict(MigrationInputs(1024, 20, 100, 100, 300), Technique.PRECOPY)
