@@ -22,6 +22,7 @@ from advisor.adapters.sqlite.db import Database, StorageError
 from advisor.adapters.sqlite.samples import SampleArchive
 from advisor.adapters.sqlite.sessions import SessionStore
 from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.training_job import SubprocessTrainingJob
 from advisor.api.auth import AccessInterceptor, CallLimits
 from advisor.api.server import RunningServer, Tls, start_server
 from advisor.api.servicers import StreamLimits
@@ -31,12 +32,14 @@ from advisor.domain.automation import Level
 from advisor.domain.expiry import ExpiryRules
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord
+from advisor.domain.retraining import RetrainPolicy
 from advisor.domain.sessions import Sessions
 from advisor.domain.uris import UriPolicy
 from advisor.execution.executor import ConcurrencyLimits, Executor
 from advisor.execution.hypervisor import Hypervisor, UriRefused
 from advisor.features.samples import HOST_FIELDS, VM_FIELDS, RecentSamples
 from advisor.metrics import AdvisorMetrics
+from advisor.ml.adaptive_intervals import AdaptiveIntervals
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor
@@ -53,6 +56,7 @@ from advisor.usecases.inventory import Inventory
 from advisor.usecases.lifecycle import Freshness, expire_stale
 from advisor.usecases.migrations import MigrationOutcomes, Migrations, endpoints
 from advisor.usecases.queries import Queries
+from advisor.usecases.retraining import Retraining
 from advisor.usecases.review import Review
 from advisor.usecases.snapshots import Snapshots
 from advisor.web.login import on_loopback
@@ -79,6 +83,7 @@ class App:
     web: WebServer | None = None  # the listener of /metrics and the web page
     web_sources: WebSources | None = None
     collectors: list[Periodic] = field(default_factory=list)
+    interrupt: list[Callable[[], None]] = field(default_factory=list)  # at stop, before the collectors (a retrain)
 
     @property
     def metrics_port(self) -> int | None:
@@ -128,6 +133,8 @@ class App:
         if self.server is not None:
             self.server.stop(self.settings.grace_s)
             self.server = None
+        for interrupt in self.interrupt:
+            interrupt()
         for collector in self.collectors:
             collector.stop()
         self.executor.stop()
@@ -141,6 +148,8 @@ class App:
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 SAMPLES_SAVED = 16  # newest samples kept per entity across a restart: the forecaster reads the last 60 s
+REPO_DIR = Path(__file__).resolve().parent.parent  # where the training job (training/) is run from
+RETRAIN_CHECK_S = 30.0  # how often whether a retrain is due is checked
 
 
 def call_limits(settings: Settings) -> CallLimits:
@@ -214,7 +223,7 @@ class Core:
 
 def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, metrics: AdvisorMetrics,
               predictor: CostPredictor, forecaster: DirtyRateForecaster, allowed_connect: Callable[[str], Hypervisor],
-              uris: UriPolicy, clock: Callable[[], float]) -> Core:
+              uris: UriPolicy, clock: Callable[[], float], intervals: AdaptiveIntervals) -> Core:
     """The use cases on their store, models and hypervisors, with the decision knobs of the settings."""
     knobs = policies(settings)
     inventory = Inventory(store)
@@ -232,7 +241,8 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
         migrations.ended(record)
 
     outcomes = MigrationOutcomes(store, inventory, metrics, clock, errors, on_ended=move_ended,
-                                 profiles=OnlineProfiles(ProfileStore(settings.models_dir / "profiles")))
+                                 profiles=OnlineProfiles(ProfileStore(settings.models_dir / "profiles")),
+                                 intervals=intervals)
     executor = Executor(
         store, endpoints(inventory, allowed_connect), outcomes,
         clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
@@ -290,9 +300,10 @@ def build_app(
     store, tokens, audit = SqliteStore(database), TokenStore(database, clock), AuditLog(database)
     archive = SampleArchive(database)
     metrics = AdvisorMetrics(CollectorRegistry())
-    predictor, forecaster = load_models(settings.models_dir, metrics)
+    intervals = AdaptiveIntervals()  # the served intervals' online adaptation, kept across model swaps
+    predictor, forecaster = load_models(settings.models_dir, metrics, intervals)
     allowed_connect = guarded(connect, uris)
-    core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock)
+    core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock, intervals)
     usecases, estimator, outcomes, executor = core.usecases, core.estimator, core.outcomes, core.executor
     samples, ingestion, migrations, freshness = (core.samples, core.usecases.ingestion, core.usecases.migrations,
                                                  core.freshness)
@@ -312,9 +323,24 @@ def build_app(
     collectors.append(Periodic("expiry", settings.expiry_check_interval_s,
                                lambda: metrics.expired.inc(expire_stale(store, freshness))))
     collectors.append(Periodic("models", settings.models_reload_interval_s,
-                               models_reloader(settings.models_dir, estimator, metrics)))
+                               models_reloader(settings.models_dir, estimator, metrics, intervals)))
+    interrupt = []
+    if settings.retrain_interval_s > 0 or settings.retrain_on_drift:
+        job = SubprocessTrainingJob(settings.models_dir, settings.data_dir / "retrain", repo_dir=REPO_DIR,
+                                    arguments=settings.retrain_arguments, timeout_s=settings.retrain_timeout_s)
+        retraining = Retraining(
+            RetrainPolicy(settings.retrain_interval_s, settings.retrain_on_drift, settings.retrain_drift_min_outcomes),
+            job, store.outcomes, lambda: any(e.drift for e in outcomes.errors.summary()), metrics, clock,
+            time.monotonic)
+
+        def retrain_if_due() -> None:
+            retraining.run_if_due()
+
+        collectors.append(Periodic("retraining", min(RETRAIN_CHECK_S, settings.retrain_interval_s or RETRAIN_CHECK_S),
+                                   retrain_if_due))
+        interrupt.append(job.stop)
     return App(settings, lock, store, tokens, audit, usecases, estimator, metrics, executor, access, tls,
-               collectors=collectors, web_sources=WebSources(
+               collectors=collectors, interrupt=interrupt, web_sources=WebSources(
                    usecases, estimator, outcomes.errors, settings.drift_error_ratio, tokens, SessionStore(database),
                    audit, clock, settings.data_dir.resolve(),
                    page_allowed=on_loopback(settings.metrics_listen) or settings.allow_plaintext_remote))

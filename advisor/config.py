@@ -71,6 +71,16 @@ class Settings:
     models_reload_interval_s: float = 5.0
     # Prediction drift: the median error of the last 50 migrations of a technique beyond this ratio.
     drift_error_ratio: float = 0.5
+    # Retraining in the service (through the promotion gate; a promoted version is then served by the reloader):
+    # every retrain_interval_s seconds (0: never on a schedule), and/or when the prediction error drifts once
+    # retrain_drift_min_outcomes measured outcomes came since the last run. The job is `python -m
+    # training.train_cost` run from the repository (retrain_arguments added, e.g. "--snu-sample,0.1"), killed
+    # after retrain_timeout_s; the outcomes it is given and its output are kept in data_dir/retrain.
+    retrain_interval_s: float = 0.0
+    retrain_on_drift: bool = False
+    retrain_drift_min_outcomes: int = 10
+    retrain_arguments: tuple[str, ...] = ()
+    retrain_timeout_s: float = 3600.0
     # Recent samples kept per host and per VM.
     samples_per_entity: int = 120
     # Migrations at once in the cluster, out of one host, into one host (KubeVirt's defaults).
@@ -277,7 +287,7 @@ def check(settings: Settings) -> None:
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name} must be at least 1 (got {getattr(settings, name)})")
     for name in ("stream_idle_timeout_s", "stream_max_duration_s", "samples_save_interval_s", "poll_interval_s",
-                 "models_reload_interval_s", "drift_error_ratio", "snapshot_max_age_s"):
+                 "models_reload_interval_s", "drift_error_ratio", "snapshot_max_age_s", "retrain_timeout_s"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be positive (got {getattr(settings, name)})")
     if settings.technique_fallback not in ("likeliest", "downtime", "autoconverge"):
@@ -286,7 +296,7 @@ def check(settings: Settings) -> None:
     if settings.automation_level not in ("manual", "partial", "full"):
         raise ConfigError(f"automation_level must be manual, partial or full, got {settings.automation_level!r}")
     for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance",
-                 "technique_postcopy_exposure_weight"):
+                 "technique_postcopy_exposure_weight", "retrain_interval_s", "retrain_drift_min_outcomes"):
         if not getattr(settings, name) >= 0:
             raise ConfigError(f"{name} must not be negative (got {getattr(settings, name)})")
     if not settings.expiry_check_interval_s > 0:

@@ -83,6 +83,16 @@ class AdvisorMetrics:
         self.prediction_drift = Gauge(
             "advisor_prediction_drift", "1 when the running error is beyond the drift threshold: retrain",
             ["technique", "quantity"], registry=registry)
+        self.interval_widening = Gauge(
+            "advisor_interval_widening_ratio", "How much wider each side of the served p10-p90 is than the model's "
+            "own, adapted to recent coverage (1: the model's; below 1: narrower)",
+            ["profile", "technique", "regime", "quantity"], registry=registry)
+        self.retrains = Counter("advisor_retrains", "Retraining runs in the service, by trigger and result",
+                                ["trigger", "result"], registry=registry)
+        self.retrain_seconds = Gauge("advisor_retrain_last_duration_seconds", "How long the last retraining ran",
+                                     registry=registry)
+        self.retrain_finished = Gauge("advisor_retrain_last_finished_timestamp_seconds",
+                                      "When the last retraining ended (Unix time)", registry=registry)
         self.model_reloads = Counter("advisor_model_reloads", "Active model changes picked up, by kind and outcome",
                                      ["kind", "outcome"], registry=registry)
         self.migration_iteration = Gauge(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from advisor.metrics import AdvisorMetrics
+from advisor.ml.adaptive_intervals import AdaptiveIntervals, AdaptivePredictor
 from advisor.ml.cost import load_cost_predictor
 from advisor.ml.forecast import DirtyRateForecaster, load_dirty_forecaster
 from advisor.ml.predictor import CostPredictor
@@ -19,14 +20,18 @@ from advisor.usecases.estimates import CostEstimator
 log = logging.getLogger("advisor")
 
 
-def load_predictor(models_dir: Path) -> CostPredictor:
+def load_predictor(models_dir: Path, intervals: AdaptiveIntervals | None = None) -> CostPredictor:
     """The active learned cost model under `models_dir/cost`, or the analytic model saying why not; a host profile
-    it does not know is served by the physics, calibrated from `models_dir/profiles` where it was."""
-    return ProfileServingPredictor(load_cost_predictor(models_dir / "cost"), ProfileStore(models_dir / "profiles").get)
+    it does not know is served by the physics, calibrated from `models_dir/profiles` where it was. With `intervals`
+    (the serving advisor's), the intervals served adapt to the coverage of recent outcomes."""
+    served = ProfileServingPredictor(load_cost_predictor(models_dir / "cost"),
+                                     ProfileStore(models_dir / "profiles").get)
+    return served if intervals is None else AdaptivePredictor(served, intervals)
 
 
-def load_models(models_dir: Path, metrics: AdvisorMetrics) -> tuple[CostPredictor, DirtyRateForecaster]:
-    predictor = load_predictor(models_dir)
+def load_models(models_dir: Path, metrics: AdvisorMetrics, intervals: AdaptiveIntervals | None = None
+                ) -> tuple[CostPredictor, DirtyRateForecaster]:
+    predictor = load_predictor(models_dir, intervals)
     if predictor.model.fallback_reason:
         log.warning("cost model fallback", extra={"reason": predictor.model.fallback_reason})
     forecaster = load_dirty_forecaster(models_dir / "dirty_rate")
@@ -37,15 +42,17 @@ def load_models(models_dir: Path, metrics: AdvisorMetrics) -> tuple[CostPredicto
     return predictor, forecaster
 
 
-def models_reloader(models_dir: Path, estimator: CostEstimator, metrics: AdvisorMetrics) -> Callable[[], None]:
+def models_reloader(models_dir: Path, estimator: CostEstimator, metrics: AdvisorMetrics,
+                    intervals: AdaptiveIntervals | None = None) -> Callable[[], None]:
     """A task that serves a newly activated (promoted) model without a restart: when a kind's active artifact
     changes (ACTIVE points elsewhere, or the files of the version it names were replaced), it is loaded and swapped
-    in; one that cannot be served is refused and the current model stays, saying why in the log and in
+    in (the adaptive intervals go on from where they were); one that cannot be served is refused and the current
+    model stays, saying why in the log and in
     advisor_model_reloads{outcome="refused"}."""
     seen = {kind: active_fingerprint(models_dir / kind) for kind in ("cost", "dirty_rate")}
 
     def reload() -> None:
-        for kind, load in (("cost", lambda: load_predictor(models_dir)),
+        for kind, load in (("cost", lambda: load_predictor(models_dir, intervals)),
                            ("dirty_rate", lambda: load_dirty_forecaster(models_dir / "dirty_rate"))):
             now = active_fingerprint(models_dir / kind)
             if now == seen[kind]:

@@ -18,7 +18,7 @@ from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import AdvisorError, FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress
-from advisor.domain.model import MigrationInputs, Technique
+from advisor.domain.model import MigrationCost, MigrationInputs, Technique
 from advisor.domain.recommendation import (
     RUNNABLE,
     Cancel,
@@ -34,6 +34,7 @@ from advisor.domain.recommendation import (
 from advisor.execution.executor import HostEndpoint, Watched
 from advisor.execution.hypervisor import Hypervisor, MigrationTarget
 from advisor.metrics import AdvisorMetrics
+from advisor.ml.adaptive_intervals import CellState
 from advisor.ml.calibration import RunningErrors
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.paging import decode_cursor, encode_token, page_size
@@ -211,25 +212,36 @@ class ProfileLearning(Protocol):
     def learn(self, inputs: MigrationInputs, technique: Technique, outcome: MigrationResult) -> None: ...
 
 
+class IntervalLearning(Protocol):
+    """Where an ended migration moves the served intervals toward their coverage target
+    (advisor.ml.adaptive_intervals.AdaptiveIntervals): only measured values count. Returns the cells it moved."""
+
+    def observe(self, inputs: MigrationInputs, predicted: MigrationCost, outcome: MigrationResult
+                ) -> list[CellState]: ...
+
+
 class MigrationOutcomes:
     """The executor's observer: exports progress, and when a migration ends, stores what it changed."""
 
     def __init__(self, store: MigrationRecords, inventory: Inventory, metrics: AdvisorMetrics, clock: Clock,
                  errors: RunningErrors, on_ended: Callable[[MigrationRecord], None],
-                 profiles: ProfileLearning | None = None) -> None:
+                 profiles: ProfileLearning | None = None, intervals: IntervalLearning | None = None) -> None:
         """`on_ended(record)` carries an ended migration into the lifecycle (Migrations.ended): its move's state,
         and the next move of a run. `profiles` learns from every completed migration (aborts are censored: what
-        they would have cost is unknown)."""
+        they would have cost is unknown); `intervals` from every one too, and replays the stored ones now, in the
+        order they ended, so that a restart serves the intervals it served before."""
         self._profiles = profiles
+        self._intervals = intervals
         self._store = store
         self._inventory = inventory
         self._metrics = metrics
         self._clock = clock
         self.errors = errors
         self._on_ended = on_ended
-        for record in store.outcomes():  # the running error survives a restart
+        for record in store.outcomes():  # the running error and the adapted intervals survive a restart
             if record.outcome is not None:
                 self.errors.add(record.predicted, record.outcome)
+                self._adapt(record)
         self._export_errors()
 
     def progress(self, record: MigrationRecord, progress: Progress) -> None:
@@ -243,6 +255,7 @@ class MigrationOutcomes:
         self._export(record)
         self._store.record_outcome(record)  # training data: what was predicted, from what, and what happened
         self._learn(record)
+        self._adapt(record)
         vm = self._inventory.vms().get(record.vm_id)
         if record.phase is Phase.SUCCEEDED and vm is not None and record.target_host_id in self._inventory.hosts():
             self._inventory.apply(InventoryChange(vms=(replace(vm, host_id=record.target_host_id),)))
@@ -256,6 +269,14 @@ class MigrationOutcomes:
             self._profiles.learn(record.inputs, record.parameters.technique, record.outcome)
         except Exception:  # the outcome is stored: a profile that cannot learn now must not stop the lifecycle
             log.exception("host profile not updated", extra={"operation_id": record.operation_id})
+
+    def _adapt(self, record: MigrationRecord) -> None:
+        if self._intervals is None or record.phase is not Phase.SUCCEEDED or record.inputs is None \
+                or record.outcome is None:
+            return
+        for state in self._intervals.observe(record.inputs, record.predicted, record.outcome):
+            c = state.cell
+            self._metrics.interval_widening.labels(c.profile, c.technique, c.regime, c.quantity).set(state.widening)
 
     def _export_errors(self) -> None:
         m = self._metrics
