@@ -251,10 +251,12 @@ class Executor:
                        for o in self._running]
             share = bandwidth_share(r.parameters.bandwidth_mib_s, r.source_host_id, r.target_host_id, running)
             if share < r.parameters.bandwidth_mib_s:  # the link is shared: this one gets its part
-                # and its inputs say so, since they are what the outcome is learned from
-                inputs = None if r.inputs is None else replace(
-                    r.inputs, max_bandwidth_mib_s=share, bandwidth_mib_s=min(r.inputs.bandwidth_mib_s, share))
-                live.record = replace(r, parameters=_shared(r.parameters, share), inputs=inputs)
+                live.record = r = replace(r, parameters=_shared(r.parameters, share))
+            if r.inputs is not None and r.inputs.max_bandwidth_mib_s != share:
+                # its inputs say the cap it runs at, since they are what the outcome is learned from (a plan may
+                # have priced it at a share of a link it then has to itself)
+                live.record = replace(r, inputs=replace(r.inputs, max_bandwidth_mib_s=share,
+                                                        bandwidth_mib_s=min(r.inputs.bandwidth_mib_s, share)))
             self._running.add(op)
             out[r.source_host_id] = out.get(r.source_host_id, 0) + 1
             into[r.target_host_id] = into.get(r.target_host_id, 0) + 1

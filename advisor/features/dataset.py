@@ -40,13 +40,22 @@ OUTCOME_COLUMNS: Final[tuple[str, ...]] = ("outcome", "iterations", "postcopy_re
 _OUTCOME_OF = {Phase.SUCCEEDED: "completed", Phase.ABORTED: "aborted", Phase.FAILED: "failed"}
 
 
+def _measured(value: float | None) -> float | None:
+    """A total time or an amount sent as measured; None (an empty cell) where it was not: a migration that ran
+    took time and sent pages, so 0 is what a record holds when it never started or was reconciled after a restart
+    without a reading, never a measurement."""
+    return value if value is not None and value > 0 else None
+
+
 def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
     """One row of the table for a migration the advisor executed, with the prediction made for it; None when it
-    never ran or no inputs were kept with it."""
+    never ran or no inputs were kept with it. A value not measured (a downtime libvirt did not report, a failed
+    move's time) is empty, never 0."""
     inputs, outcome = record.inputs, record.outcome
     if inputs is None or outcome is None or record.phase not in _OUTCOME_OF:
         return None
     p = record.predicted
+    sent = _measured(outcome.transferred_mib)
     return {
         "migration_id": record.operation_id,
         "vm_id": record.vm_id,  # VM, host pair and time group outcomes for evaluation (training/splits.py)
@@ -58,10 +67,12 @@ def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
         "dirty_rate_pages_per_s": inputs.dirty_rate_mib_s * MIB / PAGE_SIZE_BYTES,
         "available_bandwidth_mbps": inputs.bandwidth_mib_s * MIB * 8 / 1e6,
         "max_bandwidth_mib_s": record.parameters.bandwidth_mib_s,
-        "total_time_ms": outcome.total_time_ms,
+        "total_time_ms": _measured(outcome.total_time_ms),
         "downtime_ms": outcome.downtime_ms,
-        "transferred_kib": outcome.transferred_mib * 1024,
-        # the hosts' profile, as the model was asked; none given is the model's default profile (snu), said so
+        "transferred_kib": None if sent is None else sent * 1024,
+        # the hosts' profile as stored in the inputs ('' for hosts without an advisor.profile label); `source` is
+        # the profile the model was asked for, the model's default (snu) where none was given
+        "host_profile": inputs.host_profile,
         "source": inputs.host_profile or "snu",
         "memory_used_mib": inputs.memory_mib if inputs.memory_source not in ("", "configured") else None,
         "max_downtime_ms": record.parameters.max_downtime_ms,

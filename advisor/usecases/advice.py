@@ -24,7 +24,7 @@ from advisor.planning import engine
 from advisor.planning.engine.results import describe_inputs
 from advisor.planning.technique import TechniqueRules, choose_technique
 from advisor.usecases.automation import Automation, SelfApproval
-from advisor.usecases.estimates import CostEstimator
+from advisor.usecases.estimates import CostEstimator, objective_overrides
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
 from advisor.usecases.proposals import flag, open_by_vm, replaced, supersede
@@ -167,8 +167,8 @@ class Advice:
             raise FailedPrecondition(f"no eligible target for VM {vm_id!r} among {ranking.assessed} hosts "
                                      f"({ranking.why_none()})")
         source, target = hosts[vm.host_id], hosts[ranking.target_id]
-        # the objective's limit is the one enforced (validation refused 0), and the one the inputs show
-        inputs = self._estimator.inputs(vm, source, target, Overrides(max_downtime_ms=objective.max_downtime_ms))
+        # the objective's limits are the ones enforced, and the ones the inputs show (as a plan's move's)
+        inputs = self._estimator.inputs(vm, source, target, objective_overrides(objective))
         level, cluster_name = self._automation.level([vm], {source.id: source})
         choice = choose_technique(self._estimator.costs(inputs), objective,
                                   bandwidth_mib_s=inputs.usable_bandwidth_mib_s, postcopy_allowed=vm.postcopy_allowed,

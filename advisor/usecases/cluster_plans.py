@@ -1,11 +1,13 @@
 """Cluster plans: drain a host, rebalance, consolidate, by the planning engine (advisor.planning.engine) on a
 snapshot of the cluster (advisor.usecases.snapshots), so planning never blocks ingestion.
 
-Each move comes with its target, technique, predicted cost (the learned model through the engine's MoveCosts),
-its order under the concurrency limits and its explanation; the recommendation with a priority, its gain over its
-cost, and the automation level it runs at. Moves whose gain over cost is below the cluster's threshold are not
-proposed: the plan is made again without them (at most THRESHOLD_ROUNDS times), so every move left still fits
-the cluster as the others leave it.
+Each move comes with its target, technique, predicted cost, its order under the concurrency limits and its
+explanation. The engine ranks candidates with the served model over the snapshot's arrays (each VM at its host's
+`advisor.profile`), and prices the moves it chooses as advice does (advisor.usecases.plan_costs): each move is
+stored with the inputs advice would build for the same VM, source and target, and the served model's prediction
+from them. The recommendation comes with a priority, its gain over its cost, and the automation level it runs at.
+Moves whose gain over cost is below the cluster's threshold are not proposed: the plan is made again without them
+(at most THRESHOLD_ROUNDS times), so every move left still fits the cluster as the others leave it.
 
 A plan says which of its VMs other open recommendations already move (advisor.usecases.proposals). A plan with no
 move says why in its summary and is stored only when asked (`store_empty`): a scheduler asking again and again
@@ -15,7 +17,6 @@ leaves nothing to review.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -23,17 +24,19 @@ from advisor.domain import validation
 from advisor.domain.automation import rate
 from advisor.domain.errors import InvalidArgument, NotFound
 from advisor.domain.migration import MigrationRecord
-from advisor.domain.model import Objective, PlanGoal
+from advisor.domain.model import Move, Objective, PlanGoal
 from advisor.domain.recommendation import Recommendation
 from advisor.features.inputs import PROFILE_LABEL
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.move_costs import LearnedMoveCosts
 from advisor.planning import engine
+from advisor.planning.engine.results import describe_inputs
 from advisor.planning.technique import TechniqueRules
 from advisor.planning.value import benefit_over_cost, why_worth
 from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
+from advisor.usecases.plan_costs import AdviceMoveCosts
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
 from advisor.usecases.proposals import flag, open_by_vm, overlap_summary
 from advisor.usecases.snapshots import Snapshots
@@ -74,11 +77,13 @@ class Planning:
                                    max_downtime_ms=objective.max_downtime_ms,
                                    deadline_ms=objective.deadline_ms)
 
-    def _costs(self, cluster: engine.ClusterArrays) -> LearnedMoveCosts:
+    def _costs(self, cluster: engine.ClusterArrays, objective: Objective) -> tuple[LearnedMoveCosts, AdviceMoveCosts]:
+        """What ranks the candidates (each VM at its host's profile) and what prices the moves chosen."""
         hosts = self._inventory.hosts()
-        profiles = Counter(hosts[h].labels.get(PROFILE_LABEL, "") for h in cluster.host_ids if h in hosts)
-        return LearnedMoveCosts(self._estimator.predictor, self._technique,
-                                profiles.most_common(1)[0][0] if profiles else "")
+        by_host = [hosts[h].labels.get(PROFILE_LABEL, "") if h in hosts else "" for h in cluster.host_ids]
+        profiles = [by_host[h] if h >= 0 else "" for h in cluster.loads.vm_host.tolist()]
+        return (LearnedMoveCosts(self._estimator.predictor, self._technique, profiles),
+                AdviceMoveCosts(self._estimator, cluster, self._inventory.vms(), hosts, objective, self._technique))
 
     def _history(self) -> engine.MoveHistory:
         since = self._clock() - HISTORY_S
@@ -108,7 +113,8 @@ class Planning:
             raise NotFound("host_id", "host", host_id)
         strategy = STRATEGIES[goal]
         params: dict[str, object] = {"host": host_id} if drain else {}
-        settings, costs, history = self._settings(objective, max_moves), self._costs(cluster), self._history()
+        settings, history = self._settings(objective, max_moves), self._history()
+        costs, pricing = self._costs(cluster, objective)  # the pricing's indexes hold: pinning keeps them
         # Each move is held to the threshold of its source host's cluster (a drain is never held back).
         hosts = self._inventory.hosts()
         thresholds: dict[str, float] = {}
@@ -118,7 +124,7 @@ class Planning:
         below: list[str] = []
         for _ in range(THRESHOLD_ROUNDS):
             plan = engine.plan(strategy, cluster, costs, settings=settings, history=history, now_s=self._clock(),
-                               max_moves=max_moves, **params)
+                               pricing=pricing, max_moves=max_moves, **params)
             weak = [m for m in plan.moves if (r := benefit_over_cost(strategy, m, cluster)) is not None
                     and r < thresholds.get(m.source_id, 0.0)]
             if not weak:
@@ -128,23 +134,28 @@ class Planning:
         else:  # the last round's weak moves were taken out: plan once more without them, so that the waves,
             # times and hosts to switch off are those of the moves proposed (a move still weak then is dropped)
             plan = engine.plan(strategy, cluster, costs, settings=settings, history=history, now_s=self._clock(),
-                               max_moves=max_moves, **params)
+                               pricing=pricing, max_moves=max_moves, **params)
             still = {m.vm_id for m in plan.moves if (r := benefit_over_cost(strategy, m, cluster)) is not None
                      and r < thresholds.get(m.source_id, 0.0)}
             below += sorted(still)
             plan = dataclasses.replace(plan, moves=tuple(m for m in plan.moves if m.vm_id not in still))
         used = sorted({thresholds.get(h, 0.0) for h in cluster.host_ids})
-        return self._recommend(goal, host_id, plan, cluster, strategy, used, below,
+        return self._recommend(goal, host_id, plan, cluster, pricing, strategy, used, below,
                                dry_run or not (plan.moves or store_empty))
 
     def _recommend(self, goal: PlanGoal, host_id: str, plan: engine.Plan, cluster: engine.ClusterArrays,
-                   strategy: str, thresholds: list[float], below: list[str], unstored: bool) -> Recommendation:
-        moves, ratios = [], []
+                   pricing: AdviceMoveCosts, strategy: str, thresholds: list[float], below: list[str],
+                   unstored: bool) -> Recommendation:
+        moves: list[Move] = []
+        ratios = []
         for m in plan.moves:
             ratio = benefit_over_cost(strategy, m, cluster)
             ratios.append(ratio)
-            moves.append(m.to_move(why_worth(strategy, m, plan.benefit_unit, ratio), m.when(),
-                                   inputs=m.inputs(cluster)))
+            # stored with the inputs and the very prediction it was priced and scheduled with
+            inputs, cost = pricing.priced(m.vm, m.target, m.priced_mib_s, m.parameters.technique)
+            move = m.to_move(describe_inputs(inputs), why_worth(strategy, m, plan.benefit_unit, ratio), m.when(),
+                             inputs=inputs)
+            moves.append(dataclasses.replace(move, predicted_cost=cost))
         vms = self._inventory.vms()
         level, cluster_name = self._automation.level([vms[m.vm_id] for m in moves if m.vm_id in vms],
                                                      self._inventory.hosts())

@@ -7,12 +7,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from advisor.domain.model import Host, MigrationCost, MigrationInputs, Technique, Vm
+from advisor.domain.model import DirtyRateForecast, Host, MigrationCost, MigrationInputs, Objective, Technique, Vm
 from advisor.features.inputs import Overrides, VmObservations, migration_inputs
 from advisor.features.samples import RecentSamples
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor, widen_for_burst
 from advisor.usecases.ports import Clock
+
+
+def objective_overrides(objective: Objective) -> Overrides:
+    """What an objective says of a prediction's inputs, for advice and plans alike: its allowed downtime (validation
+    refused 0) and its deadline, when it has one."""
+    return Overrides(max_downtime_ms=objective.max_downtime_ms, deadline_ms=objective.deadline_ms or None)
 
 
 class CostEstimator:
@@ -24,15 +30,21 @@ class CostEstimator:
         self._clock = clock
 
     def inputs(self, vm: Vm, source: Host, target: Host | None, overrides: Overrides = Overrides()) -> MigrationInputs:  # noqa: B008 - frozen dataclass defaults are safe to share
-        forecast = None
+        observed, forecast = self.observe(vm, forecast=overrides.dirty_rate_mib_s is None)
+        return migration_inputs(vm, source, target, observed, forecast, overrides)
+
+    def observe(self, vm: Vm, *, forecast: bool = True) -> tuple[VmObservations, DirtyRateForecast | None]:
+        """What recent samples say of `vm` and, when asked and a forecaster is served, its dirty-rate forecast: what
+        `migration_inputs` builds a prediction's inputs from, whatever the target (plans keep it per VM)."""
+        predicted = None
         forecaster = self.forecaster
-        if overrides.dirty_rate_mib_s is None and forecaster is not None:
+        if forecast and forecaster is not None:
             times, values = self._samples.vm_window(vm.id)
-            forecast = forecaster.forecast(times, values, self._samples.vm_fields, self._clock())
+            predicted = forecaster.forecast(times, values, self._samples.vm_fields, self._clock())
         observed = VmObservations(self._samples.vm_latest(vm.id, "dirty_rate_mib_s"),
                                   self._samples.vm_latest(vm.id, "memory_used_mib"),
                                   self._samples.vm_latest(vm.id, "working_set_mib"))
-        return migration_inputs(vm, source, target, observed, forecast, overrides)
+        return observed, predicted
 
     def swap(self, predictor: CostPredictor | None = None, forecaster: DirtyRateForecaster | None = None) -> None:
         """Serve newly promoted models from the next prediction on. A prediction under way keeps the models it
@@ -44,12 +56,22 @@ class CostEstimator:
 
     def costs(self, inputs: MigrationInputs, techniques: Sequence[Technique] = tuple(Technique)) -> list[MigrationCost]:
         """Costs at the expected dirty rate, widened to cover a burst to its p90 forecast when there is one."""
+        return self.costs_many([inputs], techniques)[0]
+
+    def costs_many(self, many: Sequence[MigrationInputs],
+                   techniques: Sequence[Technique] = tuple(Technique)) -> list[list[MigrationCost]]:
+        """`costs` of each inputs, in one model call for them all (a model call costs more than its rows)."""
         predictor = self.predictor
-        rows = [(inputs, t) for t in techniques]
-        burst = inputs.burst_dirty_rate_mib_s
-        if burst is None:
-            return predictor.predict_many(rows)
-        # One call for both: a model call costs more than its rows.
-        both = predictor.predict_many([*rows, *((replace(inputs, dirty_rate_mib_s=burst), t) for t in techniques)])
-        costs, at_burst = both[: len(rows)], both[len(rows):]
-        return [widen_for_burst(c, b, burst) for c, b in zip(costs, at_burst, strict=True)]
+        rows = [(inputs, t) for inputs in many for t in techniques]
+        bursts = [(replace(inputs, dirty_rate_mib_s=inputs.burst_dirty_rate_mib_s), t)
+                  for inputs in many if inputs.burst_dirty_rate_mib_s is not None for t in techniques]
+        predicted = predictor.predict_many([*rows, *bursts]) if rows else []
+        at_burst = iter(predicted[len(rows):])
+        out = []
+        for k, inputs in enumerate(many):
+            costs = predicted[k * len(techniques):(k + 1) * len(techniques)]
+            burst = inputs.burst_dirty_rate_mib_s
+            if burst is not None:
+                costs = [widen_for_burst(c, next(at_burst), burst) for c in costs]
+            out.append(costs)
+        return out

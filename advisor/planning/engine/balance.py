@@ -146,12 +146,13 @@ def balance(
     tolerance: float | None = None,
     weights: Weights = BALANCE_WEIGHTS,
     max_moves: int = 0,
+    pricing: MoveCosts | None = None,
 ) -> Plan:
     """Hotspot relief, then even load; see the module docstring. `hot` 0 means the filters' max_cpu_after, no
     `tolerance` the settings' `rebalance_tolerance`."""
     hot = hot or settings.filters.max_cpu_after
     tolerance = settings.rebalance_tolerance if tolerance is None else tolerance
-    p = Planner(cluster, costs, settings, history, now_s, max_moves)
+    p = Planner(cluster, costs, settings, history, now_s, max_moves, pricing=pricing)
     ratio = p.work.cpu_ratio()
     hot_hosts = np.flatnonzero((ratio > hot) & ~cluster.host_disabled)
     p.prefetch(hot_hosts)

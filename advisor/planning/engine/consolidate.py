@@ -137,9 +137,10 @@ def consolidate(
     weights: Weights = PACK_WEIGHTS,
     max_moves: int = 0,
     max_hosts: int = 0,
+    pricing: MoveCosts | None = None,
 ) -> Plan:
     """Empty underloaded hosts whole, best saving per migration second first; see the module docstring."""
-    p = Planner(cluster, costs, settings, history, now_s, max_moves)
+    p = Planner(cluster, costs, settings, history, now_s, max_moves, pricing=pricing)
     c, loads = cluster, p.work.loads
     hosts = np.arange(c.n_hosts)
     on = is_on(loads, hosts)

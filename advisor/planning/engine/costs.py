@@ -5,7 +5,8 @@ memory to copy, dirty rate, usable bandwidth, whether post-copy is allowed, the 
 `MoveCosts` and reads back, per move, the chosen technique with its predicted time, downtime and data (p10,
 median, p90), whether it converges and how likely, and the migration parameters (`CostEstimates`). The default
 is the analytic model (`AnalyticMoveCosts`, below); the project plugs its learned model in behind the same
-protocol (advisor.evaluation.costs.LearnedMoveCosts, and the use cases through their estimator).
+protocol (advisor.ml.move_costs.LearnedMoveCosts; the use cases price the moves a plan chooses as advice does,
+advisor.usecases.plan_costs).
 
 `select` is the technique policy of `planning.technique.choose_technique` over arrays, shared by every
 implementation: limits are checked against the p90; among the techniques meeting them the lowest
@@ -149,6 +150,37 @@ class CostEstimates:
         return (f"{TECHNIQUES[int(self.technique[k])]}: total {t[1] / 1000:.1f} s (p90 {t[2] / 1000:.1f} s), "
                 f"downtime {d[1]:.0f} ms (p90 {d[2]:.0f} ms), {m[1]:.0f} MiB, converges with p "
                 f"{self.p_converge[k]:.2f} ({self.model})")
+
+
+class CostStore:
+    """Estimates appended batch by batch into arrays that double when full (no quadratic re-concatenation)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+        self._n = 0
+        self._models: list[str] = []
+
+    def append(self, est: CostEstimates) -> int:
+        base, n = self._n, len(est)
+        for f in fields(CostEstimates):
+            if f.name == "model":
+                continue
+            value = np.asarray(getattr(est, f.name))
+            have = self._arrays.get(f.name)
+            if have is None or have.shape[0] < base + n:
+                grown = np.zeros((max(64, 2 * (base + n)), *value.shape[1:]), dtype=value.dtype)
+                if have is not None:
+                    grown[:base] = have[:base]
+                self._arrays[f.name] = have = grown
+            have[base : base + n] = value
+        if est.model not in self._models:
+            self._models.append(est.model)
+        self._n += n
+        return base
+
+    def take(self, rows: IntArray) -> CostEstimates:
+        values = {name: a[rows] for name, a in self._arrays.items()}
+        return CostEstimates(model=", ".join(self._models), **values)
 
 
 class MoveCosts(Protocol):

@@ -72,12 +72,13 @@ def drain(
     deadline_s: float = 0.0,
     weights: Weights = DRAIN_WEIGHTS,
     max_moves: int = 0,
+    pricing: MoveCosts | None = None,
 ) -> Plan:
     """Evacuate `host`; see the module docstring. The move cap does not apply unless `max_moves` is given."""
     h = cluster.host_index(host)
     if deadline_s > 0 and not settings.deadline_ms:
         settings = replace(settings, deadline_ms=deadline_s * 1000.0)
-    p = Planner(cluster, costs, settings, history, now_s, max_moves or cluster.n_vms)
+    p = Planner(cluster, costs, settings, history, now_s, max_moves or cluster.n_vms, pricing=pricing)
     cannot, eligible = _dry_run(p, h, weights)
     excluded = np.zeros(cluster.n_hosts, dtype=bool)
     excluded[h] = True

@@ -10,18 +10,21 @@ O(pool) instead of O(hosts), and a plan's cost grows with its moves, not with mo
 many hosts were assessed and how they were chosen.
 
 Costs are asked of the `MoveCosts` in batches and cached per (VM, usable bandwidth) for the plan's life, so a VM
-costed while ranking candidates is not costed again when it moves.
+costed while ranking candidates is not costed again when it moves. A plan given a `pricing` MoveCosts ranks its
+candidates (10^4-10^5 rows) with `costs` and prices only the moves it chose with `pricing`, at every share of the
+links they may start with: those prices order and schedule the moves and are the ones the plan shows (the use
+cases price them as advice does, advisor.usecases.plan_costs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from advisor.planning.engine.churn import AntiChurn, MoveHistory
-from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, MoveCosts
+from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, CostStore, MoveCosts
 from advisor.planning.engine.filters import Assessment, FilterPolicy, Rejection, assess, rejections
 from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
 from advisor.planning.engine.schedule import Concurrency, Schedule, schedule, shared_bandwidths
@@ -82,37 +85,6 @@ class Working:
         return ratio
 
 
-class _CostStore:
-    """Estimates appended batch by batch into arrays that double when full (no quadratic re-concatenation)."""
-
-    def __init__(self) -> None:
-        self._arrays: dict[str, np.ndarray] = {}
-        self._n = 0
-        self._models: list[str] = []
-
-    def append(self, est: CostEstimates) -> int:
-        base, n = self._n, len(est)
-        for f in fields(CostEstimates):
-            if f.name == "model":
-                continue
-            value = np.asarray(getattr(est, f.name))
-            have = self._arrays.get(f.name)
-            if have is None or have.shape[0] < base + n:
-                grown = np.zeros((max(64, 2 * (base + n)), *value.shape[1:]), dtype=value.dtype)
-                if have is not None:
-                    grown[:base] = have[:base]
-                self._arrays[f.name] = have = grown
-            have[base : base + n] = value
-        if est.model not in self._models:
-            self._models.append(est.model)
-        self._n += n
-        return base
-
-    def take(self, rows: IntArray) -> CostEstimates:
-        values = {name: a[rows] for name, a in self._arrays.items()}
-        return CostEstimates(model=", ".join(self._models), **values)
-
-
 @dataclass
 class _Record:
     vm: int
@@ -140,8 +112,9 @@ class Choice:
 
 class Planner:
     def __init__(self, cluster: ClusterArrays, costs: MoveCosts, settings: PlanSettings,
-                 history: MoveHistory | None, now_s: float, max_moves: int = 0) -> None:
-        self.cluster, self.costs, self.settings = cluster, costs, settings
+                 history: MoveHistory | None, now_s: float, max_moves: int = 0,
+                 pricing: MoveCosts | None = None) -> None:
+        self.cluster, self.costs, self.settings, self.pricing = cluster, costs, settings, pricing
         self.work = Working(cluster)
         self.cooling, self.left = (history or MoveHistory()).arrays(cluster, now_s, settings.churn)
         self.moved = np.zeros(cluster.n_vms, dtype=bool)
@@ -150,7 +123,7 @@ class Planner:
         self.refused: dict[int, Refusal] = {}
         self.reference_w = float(cluster.host_max_w.mean()) if cluster.n_hosts else 0.0
         self._cost_index: dict[tuple[int, float], int] = {}
-        self._costs = _CostStore()
+        self._costs = CostStore()
         self._pools: dict[str, tuple[IntArray, int]] = {}
         self._links = np.unique(cluster.host_bandwidth_mib_s)
         allowed = np.array([name not in settings.postcopy_forbidden_clusters for name in cluster.clusters])
@@ -193,18 +166,26 @@ class Planner:
             if key not in self._cost_index:
                 unique.setdefault(key, k)
         pick = np.array(list(unique.values()), dtype=np.int64)
-        c = self.cluster
-        v = vms[pick]
-        dirty = c.vm_dirty_rate_mib_s[v]
-        request = CostRequest(
-            vm=v, target=targets[pick], memory_mib=c.vm_memory_used_mib[v], memory_configured_mib=c.vm_memory_mib[v],
-            dirty_rate_mib_s=np.where(np.isnan(dirty), bw[pick], dirty),  # unknown: as fast as the link moves
-            bandwidth_mib_s=bw[pick], postcopy_allowed=c.vm_postcopy[v] & self._postcopy_cluster[c.loads.vm_host[v]],
-            max_downtime_ms=self.settings.max_downtime_ms, deadline_ms=self.settings.deadline_ms,
-        )
-        base = self._costs.append(self.costs.estimate(request))
+        base = self._costs.append(self.costs.estimate(self._request(vms[pick], targets[pick], bw[pick])))
         for k, key in enumerate(unique):
             self._cost_index[key] = base + k
+
+    def _request(self, v: IntArray, targets: IntArray, bw: FloatArray) -> CostRequest:
+        c = self.cluster
+        dirty = c.vm_dirty_rate_mib_s[v]
+        return CostRequest(
+            vm=v, target=targets, memory_mib=c.vm_memory_used_mib[v], memory_configured_mib=c.vm_memory_mib[v],
+            dirty_rate_mib_s=np.where(np.isnan(dirty), bw, dirty),  # unknown: as fast as the link moves
+            bandwidth_mib_s=bw, postcopy_allowed=c.vm_postcopy[v] & self._postcopy_cluster[c.loads.vm_host[v]],
+            max_downtime_ms=self.settings.max_downtime_ms, deadline_ms=self.settings.deadline_ms,
+        )
+
+    def price(self, vms: IntArray, targets: IntArray, bandwidth: FloatArray) -> CostEstimates:
+        """Costs of moves the plan chose at `bandwidth`, by `pricing` when given (it keeps its own cache), else as
+        `estimate`."""
+        if self.pricing is None:
+            return self.estimate(vms, targets, bandwidth)
+        return self.pricing.estimate(self._request(vms, targets, np.asarray(bandwidth, dtype=np.float64)))
 
     def seconds(self, vms: IntArray) -> FloatArray:
         """Median predicted time of moving each VM over its own host's link (before a target is known)."""
@@ -325,31 +306,33 @@ class Planner:
         c, recs = self.cluster, self.records
         vms = np.array([r.vm for r in recs], dtype=np.int64)
         targets = np.array([r.target for r in recs], dtype=np.int64)
-        est = self.estimate(vms, targets) if recs else None
-        order = np.arange(len(recs))
-        if est is not None and longest_first:
-            order = np.argsort(-est.total_ms[:, 2], kind="stable")
-        sources = np.array([r.source for r in recs], dtype=np.int64)[order]
+        sources = np.array([r.source for r in recs], dtype=np.int64)
         limits = self.settings.concurrency
         cases = limits.per_source * limits.per_target
-        shared, median, p90 = self._shared(vms[order], sources, targets[order]) if recs else (
-            None, Schedule.empty(), Schedule.empty())
+        # every move priced at each share of its links it may start with, in one request: case 0 is the move alone
+        every = self._cases(vms, sources, targets) if recs else None
+        order = np.arange(len(recs))
+        if every is not None and longest_first:
+            order = np.argsort(-every.total_ms[::cases, 2], kind="stable")
+        shared = None if every is None else every.take((order[:, None] * cases + np.arange(cases)).ravel())
+        median, p90 = self._schedules(shared, sources[order], targets[order]) if shared is not None else (
+            Schedule.empty(), Schedule.empty())
         started_in = median.case if median.case is not None else np.zeros(len(recs), dtype=np.int64)
         moves = []
         for k, i in enumerate(order.tolist()):
             r, row = recs[i], k * cases + int(started_in[k])
-            assert est is not None and shared is not None
+            assert every is not None and shared is not None
             explanation = Explanation(r.why_vm, r.why_host, _why_technique(shared, row), r.assessed, r.eligible,
                                       r.rejections, r.alternatives)
             # The parameters carry the whole link: the executor gives each its share when it starts.
-            link = float(est.bandwidth_mib_s[i])
+            link = float(every.bandwidth_mib_s[i * cases])
             chosen = shared.parameters(row)
             chosen = replace(chosen, bandwidth_mib_s=link,
                              postcopy_bandwidth_mib_s=link if chosen.postcopy_bandwidth_mib_s else 0.0)
             moves.append(PlannedMove(
                 c.vm_ids[r.vm], c.host_ids[r.source], c.host_ids[r.target], r.vm, r.source, r.target,
                 shared.cost(row), chosen, float(shared.p_converge[row]), r.benefit, int(median.wave[k]),
-                float(median.start_s[k]), float(median.end_s[k]), explanation,
+                float(median.start_s[k]), float(median.end_s[k]), explanation, float(shared.bandwidth_mib_s[row]),
             ))
         moves.sort(key=lambda m: (m.start_s, m.wave))
         timing = (f" {len(moves)} move(s) in {median.waves} wave(s) at {limits.per_source}/{limits.per_target}/"
@@ -357,20 +340,22 @@ class Planner:
                   f"(p90 {p90.duration_s:.0f} s) starting each move as a slot frees, {median.barrier_s:.0f} s if "
                   f"each wave waits for its slowest." if moves else " No move.")
         return Plan(strategy, dict(parameters), tuple(moves), tuple(self.refused.values()), summary + timing,
-                    self.costs.name, benefit_unit, median.duration_s, p90.duration_s, median.waves, c.n_hosts,
-                    c.with_loads(self.work.loads.copy()), tuple(dry_run), power)
+                    (self.pricing or self.costs).name, benefit_unit, median.duration_s, p90.duration_s, median.waves,
+                    c.n_hosts, c.with_loads(self.work.loads.copy()), tuple(dry_run), power)
 
 
-    def _shared(self, vms: IntArray, sources: IntArray, targets: IntArray) -> tuple[CostEstimates, Schedule, Schedule]:
-        """Every move priced at each share of its links it may start with (see schedule.py), and the median and
-        p90 schedules in which each takes the share it starts with."""
+    def _cases(self, vms: IntArray, sources: IntArray, targets: IntArray) -> CostEstimates:
+        """Every move priced at each share of its links it may start with (see schedule.py), its cases in a row."""
         limits, links = self.settings.concurrency, self.cluster.host_bandwidth_mib_s
         cases = limits.per_source * limits.per_target
         shares = shared_bandwidths(links[sources], links[targets], limits)
-        shared = self.estimate(np.repeat(vms, cases), np.repeat(targets, cases), shares.ravel())
-        table = shared.total_ms.reshape(len(vms), limits.per_source, limits.per_target, 3) / 1000
-        return shared, schedule(sources, targets, table[..., 1], limits), schedule(sources, targets, table[..., 2],
-                                                                                  limits)
+        return self.price(np.repeat(vms, cases), np.repeat(targets, cases), shares.ravel())
+
+    def _schedules(self, shared: CostEstimates, sources: IntArray, targets: IntArray) -> tuple[Schedule, Schedule]:
+        """The median and p90 schedules in which each move takes the share it starts with."""
+        limits = self.settings.concurrency
+        table = shared.total_ms.reshape(len(sources), limits.per_source, limits.per_target, 3) / 1000
+        return schedule(sources, targets, table[..., 1], limits), schedule(sources, targets, table[..., 2], limits)
 
 
 def _why_technique(est: CostEstimates, k: int) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from advisor.domain.model import HostAssessment, MigrationCost, MigrationInputs, MigrationParameters, Move
 from advisor.planning.engine.filters import Rejection
 from advisor.planning.engine.snapshot import ClusterArrays
@@ -76,21 +74,9 @@ class PlannedMove:
     start_s: float
     end_s: float
     explanation: Explanation
-
-    def inputs(self, cluster: ClusterArrays) -> MigrationInputs:
-        """What the move's prediction was made from (on `cluster`, the snapshot planned on), kept so that its
-        outcome can be learned from."""
-        p = self.parameters
-        dirty = float(cluster.vm_dirty_rate_mib_s[self.vm])
-        bandwidth = float(min(cluster.host_bandwidth_mib_s[self.source], cluster.host_bandwidth_mib_s[self.target]))
-        known = not np.isnan(dirty)
-        used, configured = float(cluster.vm_memory_used_mib[self.vm]), float(cluster.vm_memory_mib[self.vm])
-        return MigrationInputs(used, dirty if known else min(bandwidth, p.bandwidth_mib_s), bandwidth,
-                               p.bandwidth_mib_s, p.max_downtime_ms,
-                               dirty_rate_source="latest sample" if known else "unknown: taken as the link's rate",
-                               dirty_rate_known=known, memory_configured_mib=configured,
-                               memory_source="in use" if used != configured else "configured",
-                               deadline_ms=p.deadline_ms)
+    # The bandwidth its cost was predicted at: its share of the links in the schedule (it starts beside other
+    # moves on its source or target), else the whole link its parameters carry (the executor gives the share).
+    priced_mib_s: float
 
     def when(self) -> str:
         return f"wave {self.wave + 1}, starts about {self.start_s:.0f} s into the plan"

@@ -1,8 +1,10 @@
 """The strategies registry: a name, what the strategy is for, its documented parameters, and the function.
 
-Every strategy has the signature ``run(cluster, costs, *, settings, history, now_s, **parameters) -> Plan``: pure,
-over a `ClusterArrays` snapshot and a `MoveCosts`, simulating each chosen move on its own copy of the loads
-before choosing the next. `plan(name, cluster, costs, ...)` runs one by name; `register_strategy` adds one.
+Every strategy has the signature ``run(cluster, costs, *, settings, history, now_s, pricing, **parameters) ->
+Plan``: pure, over a `ClusterArrays` snapshot and a `MoveCosts`, simulating each chosen move on its own copy of the
+loads before choosing the next; `pricing`, when given, is the `MoveCosts` the chosen moves are priced, scheduled
+and stored with (`costs` then only ranks candidates, see planner.py). `plan(name, cluster, costs, ...)` runs one
+by name; `register_strategy` adds one.
 
 - `balance` (balance.py): hotspot relief, then even load.
 - `consolidate` (consolidate.py): empty underloaded hosts so they can be switched off; which to switch back on.
@@ -88,15 +90,18 @@ def plan(
     settings: PlanSettings | None = None,
     history: MoveHistory | None = None,
     now_s: float = 0.0,
+    pricing: MoveCosts | None = None,
     **parameters: object,
 ) -> Plan:
-    """Run strategy `name`; unknown parameters are refused by name."""
+    """Run strategy `name`; unknown parameters are refused by name. `pricing` prices the chosen moves (default:
+    `costs`)."""
     info = strategy_info(name)
     unknown = sorted(set(parameters) - set(info.parameters))
     if unknown:
         raise TypeError(f"strategy {name!r} has no parameter {', '.join(unknown)}; it takes "
                         f"{', '.join(info.parameters)}")
-    return info.run(cluster, costs, settings=settings or PlanSettings(), history=history, now_s=now_s, **parameters)
+    return info.run(cluster, costs, settings=settings or PlanSettings(), history=history, now_s=now_s, pricing=pricing,
+                    **parameters)
 
 
 register_strategy(StrategyInfo(

@@ -355,3 +355,18 @@ def test_a_migration_starting_beside_another_on_its_source_is_given_half_the_lin
     assert shared is not None and (shared.max_bandwidth_mib_s, shared.bandwidth_mib_s) == (50, 50)
     world.release.set()
     assert wait_final(clock, executor, second.operation_id).parameters.bandwidth_mib_s == 50
+
+
+def test_a_plan_move_priced_at_a_share_it_does_not_get_records_the_whole_link_it_ran_at() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm0": "a"})
+    executor, _, _ = make(clock, world)
+    # a plan expected it to start beside another move out of a, at half of the link: it starts alone
+    priced = MigrationInputs(128, 8, 100, 50)
+    op = executor.submit("rec-0", replace(move("vm0", "a", "t0"), inputs=priced), actor="x").operation_id
+    clock.sleep(0.2)
+    ran = executor.get(op)
+    assert ran.parameters.bandwidth_mib_s == 100
+    assert ran.inputs is not None and (ran.inputs.max_bandwidth_mib_s, ran.inputs.bandwidth_mib_s) == (100, 100)
+    world.release.set()
+    wait_final(clock, executor, op)

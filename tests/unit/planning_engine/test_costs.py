@@ -3,6 +3,8 @@ follows the technique policy's rules."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from advisor.physics import predict_analytic
 from advisor.planning.engine import TECHNIQUES, AnalyticMoveCosts, CostRequest, PlanSettings, TechniqueRules, plan
 from advisor.planning.engine.costs import CostEstimates, select
 from advisor.planning.technique import choose_technique
-from tests.unit.planning_engine.helpers import cluster, host, vm
+from tests.unit.planning_engine.helpers import COSTS, FAST, cluster, host, vm
 
 
 def request(memory: list[float], dirty: list[float], bandwidth: list[float], postcopy: list[bool] | None = None,
@@ -126,3 +128,34 @@ def test_a_cluster_that_forbids_postcopy_keeps_the_downtime_limit_in_plans() -> 
                      settings=PlanSettings(postcopy_forbidden_clusters=frozenset({"east"})))
     assert [m.vm_id for m in allowed.moves] == ["v"] and not forbidden.moves
     assert [(r.vm_id, r.kind) for r in forbidden.dry_run] == [("v", "limit")]
+
+
+class TwiceAsSlow:
+    """The analytic costs with every time doubled, noting each (VM, bandwidth) it is asked to price."""
+
+    def __init__(self) -> None:
+        self.inner = AnalyticMoveCosts()
+        self.asked: list[tuple[int, float]] = []
+
+    @property
+    def name(self) -> str:
+        return "twice as slow"
+
+    def estimate(self, request: CostRequest) -> CostEstimates:
+        self.asked += zip(request.vm.tolist(), request.bandwidth_mib_s.tolist(), strict=True)
+        e = self.inner.estimate(request)
+        return replace(e, total_ms=e.total_ms * 2)
+
+
+def test_a_plan_given_a_pricing_ranks_by_its_costs_and_prices_schedules_and_shows_the_chosen_moves_by_it() -> None:
+    c = cluster([host("a"), host("b"), host("c")], [vm(f"v{i}", "a") for i in range(4)])
+    ranked = plan("drain", c, COSTS, host="a", max_moves=3)
+    pricing = TwiceAsSlow()
+    priced = plan("drain", c, COSTS, host="a", max_moves=3, pricing=pricing)
+    assert [(m.vm_id, m.target_id) for m in priced.moves] == [(m.vm_id, m.target_id) for m in ranked.moves]
+    assert priced.cost_model == "twice as slow" and len(priced.moves) == 3
+    assert {v for v, _ in pricing.asked} == {m.vm for m in priced.moves}  # the candidate left behind is not
+    for mine, theirs in zip(priced.moves, ranked.moves, strict=True):
+        assert mine.cost.total_time_ms.median == pytest.approx(2 * theirs.cost.total_time_ms.median)
+        assert (mine.vm, mine.priced_mib_s) in pricing.asked and mine.priced_mib_s in (FAST, FAST / 2)
+    assert priced.duration_s == pytest.approx(2 * ranked.duration_s)

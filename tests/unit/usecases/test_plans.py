@@ -10,8 +10,13 @@ import pytest
 
 from advisor.domain.automation import VM_LABEL
 from advisor.domain.errors import InvalidArgument, NotFound
-from advisor.domain.model import Objective, PlanGoal, Vm
+from advisor.domain.migration import Phase
+from advisor.domain.model import Objective, PlanGoal, Vm, VmSample
 from advisor.domain.recommendation import Decision, RecommendationState
+from advisor.features.dataset import outcome_row
+from advisor.features.inputs import PROFILE_LABEL, Overrides
+from advisor.ml.forecast import MovingAverageForecaster
+from advisor.planning.engine.results import describe_inputs
 from tests.unit.usecases.world import World, hosts, world
 
 
@@ -129,3 +134,54 @@ def test_a_plan_holds_every_move_to_the_downtime_limit_asked_for(w: World) -> No
     assert plan.moves and all(m.parameters.max_downtime_ms == 50 and m.inputs is not None
                               and m.inputs.max_downtime_ms == 50 for m in plan.moves)
     assert all(m.predicted_cost.downtime_ms.high <= 50 for m in plan.moves)
+
+
+def lab_world() -> World:
+    """Hosts a and b of profile lab, two VMs on a measured for a minute (memory in use, dirty rate, working set),
+    their dirty rates forecast: a drain of a sends both to b at once."""
+    w = world(forecaster=MovingAverageForecaster())
+    w.push(hosts("a", "b", labels={h: {PROFILE_LABEL: "lab"} for h in "ab"}),
+           [Vm("v1", "a", 4096, 2), Vm("v2", "a", 8192, 2)])
+    now = w.clock()
+    w.ingestion.push_samples([], [VmSample(v, now - age, memory_used_mib=used, dirty_rate_mib_s=20.0 + age / 10,
+                                           working_set_mib=300.0)
+                                  for v, used in (("v1", 1500.0), ("v2", 3000.0)) for age in (60, 30, 0)])
+    w.snapshots.fresh()
+    return w
+
+
+@pytest.mark.parametrize("objective", [Objective(), Objective(max_downtime_ms=500, deadline_ms=600_000)])
+def test_a_plan_move_is_priced_and_stored_as_advice_prices_that_vm_and_target(objective: Objective) -> None:
+    w = lab_world()
+    plan = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, objective, dry_run=True)
+    moves = {m.vm_id: m for m in plan.moves}
+    link = w.inventory.hosts()["a"].network_bandwidth_mib_s
+    assert sorted(moves) == ["v1", "v2"] and {m.target_host_id for m in moves.values()} == {"b"}
+    for vm_id, move in moves.items():
+        inputs = move.inputs
+        assert inputs is not None and inputs.host_profile == "lab"  # the hosts' profile, not the model's default
+        assert inputs.working_set_mib == 300.0 and inputs.dirty_rate_source.startswith("p90")  # measured, forecast
+        assert inputs.bandwidth_mib_s == link and describe_inputs(inputs) in move.reasons
+        assert (inputs.max_downtime_ms, inputs.deadline_ms) == (objective.max_downtime_ms, objective.deadline_ms)
+        # what advice builds and predicts for this VM and target, at the cap the schedule gives the move
+        cap = inputs.max_bandwidth_mib_s
+        advised = w.advice.predict_cost(vm_id, "b", [move.parameters.technique], Overrides(
+            max_downtime_ms=objective.max_downtime_ms, deadline_ms=objective.deadline_ms or None,
+            max_bandwidth_mib_s=None if cap == link else cap))
+        assert advised.inputs == inputs and advised.costs == (move.predicted_cost,)
+    # they start together: one has a's link to itself, the other shares it (the executor records what it gets)
+    shared = {vm_id: m.inputs.max_bandwidth_mib_s for vm_id, m in moves.items() if m.inputs is not None}
+    assert sorted(shared.values()) == [link / 2, link]
+    alone = next(m for m in moves.values() if shared[m.vm_id] == link)
+    advice = w.advice.recommend_target(alone.vm_id, objective, dry_run=True).moves[0]
+    assert (advice.target_host_id, advice.inputs) == ("b", alone.inputs)
+    assert (advice.parameters, advice.predicted_cost) == (alone.parameters, alone.predicted_cost)
+
+
+def test_a_plan_move_on_lab_hosts_is_exported_as_lab() -> None:
+    w = lab_world()
+    plan = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 1, Objective())
+    w.migrations.execute(w.review.decide(plan.id, Decision.APPROVE, "alice", "").id, "alice")
+    w.executor.end(w.executor.submitted[0], Phase.SUCCEEDED)
+    rows = [outcome_row(r) for r in w.store.outcomes()]
+    assert [(r["host_profile"], r["source"]) for r in rows if r is not None] == [("lab", "lab")]

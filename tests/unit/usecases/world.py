@@ -20,6 +20,7 @@ from advisor.domain.uris import UriPolicy
 from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
+from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.planning.technique import TechniqueRules
 from advisor.usecases.advice import Advice
@@ -104,15 +105,15 @@ def advice_and_planning(store: MemoryStore, inventory: Inventory, estimator: Cos
 
 
 def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryStore | None = None,
-          technique: TechniqueRules = KNOBS.technique) -> World:
+          technique: TechniqueRules = KNOBS.technique, forecaster: DirtyRateForecaster | None = None) -> World:
     """Every use case on one memory store (a new one, or `store` as a restarted advisor finds it), the technique
-    chosen by `technique`."""
+    chosen by `technique`, dirty rates forecast by `forecaster` (none: the newest sample's)."""
     store = store or MemoryStore()
     clock, ids = ManualClock(), CountingIds("r")
     metrics = AdvisorMetrics(CollectorRegistry())
     inventory = Inventory(store)
     samples = RecentSamples()
-    estimator = CostEstimator(AnalyticPredictor(), None, samples, clock)
+    estimator = CostEstimator(AnalyticPredictor(), forecaster, samples, clock)
 
     def move_ended(record: MigrationRecord) -> None:  # the loop, as in advisor/app.py
         migrations.ended(record)

@@ -1,0 +1,117 @@
+"""A plan's moves priced the way advice prices one VM's move (advisor.usecases.advice), so that a plan stores,
+and its outcomes are learned from, the same inputs and predictions as advice.
+
+The engine ranks its 10^4-10^5 candidate rows with `LearnedMoveCosts`, from the snapshot's arrays alone. The moves
+it chooses are priced by `AdviceMoveCosts`, the engine's `MoveCosts` over the advice path, at every share of the
+links the schedule may give them: for each VM, target and bandwidth, the inputs `migration_inputs` builds from the
+VM, its source and target hosts (the source's `advisor.profile`), its recent samples (memory in use, working set)
+and its dirty-rate forecast, with the objective's limits (`objective_overrides`) and, where the move shares a
+link, its share as the cap; the costs of every technique from the served predictor in one call, widened for a
+burst as advice widens them (`CostEstimator.costs_many`); the technique by the engine's `select`, row for row
+advice's `choose_technique`. What was priced is kept (`priced`), so each move is stored with the very inputs and
+prediction it was scheduled with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from advisor.domain.errors import FailedPrecondition
+from advisor.domain.model import (
+    DirtyRateForecast,
+    Host,
+    MigrationCost,
+    MigrationInputs,
+    Objective,
+    Technique,
+    Vm,
+)
+from advisor.features.inputs import Overrides, VmObservations, migration_inputs
+from advisor.ml.move_costs import estimates
+from advisor.planning import engine
+from advisor.planning.engine.snapshot import FloatArray
+from advisor.planning.technique import TechniqueRules
+from advisor.usecases.estimates import CostEstimator, objective_overrides
+
+# (VM index, target index, bandwidth priced at) in the snapshot planned on
+Key = tuple[int, int, float]
+
+
+class AdviceMoveCosts:
+    """The engine's MoveCosts by the advice path, for one plan on `cluster` (its VMs and hosts in the inventory
+    `vms` and `hosts`). It keeps every VM's observations and forecast and every row it priced for its life."""
+
+    def __init__(self, estimator: CostEstimator, cluster: engine.ClusterArrays, vms: Mapping[str, Vm],
+                 hosts: Mapping[str, Host], objective: Objective, rules: TechniqueRules) -> None:
+        self._estimator = estimator
+        self._cluster = cluster
+        self._vms = vms
+        self._hosts = hosts
+        self._overrides = objective_overrides(objective)
+        self.rules = rules
+        self._techniques = tuple(t for t in engine.TECHNIQUES if t in rules.techniques)
+        self._observed: dict[str, tuple[VmObservations, DirtyRateForecast | None]] = {}
+        self._priced: dict[Key, tuple[MigrationInputs, dict[Technique, MigrationCost]]] = {}
+
+    @property
+    def name(self) -> str:
+        m = self._estimator.predictor.model
+        return f"{m.name} {m.version}" + (f" (fallback: {m.fallback_reason})" if m.fallback_reason else "")
+
+    def priced(self, vm: int, target: int, bandwidth_mib_s: float, technique: Technique
+               ) -> tuple[MigrationInputs, MigrationCost]:
+        """The inputs and the predicted cost of `technique` of a row this has priced."""
+        inputs, costs = self._priced[(vm, target, bandwidth_mib_s)]
+        return inputs, costs[technique]
+
+    def estimate(self, request: engine.CostRequest) -> engine.CostEstimates:
+        keys: list[Key] = list(zip(request.vm.tolist(), request.target.tolist(), request.bandwidth_mib_s.tolist(),
+                                   strict=True))
+        missing = list(dict.fromkeys(k for k in keys if k not in self._priced))
+        if missing:
+            many = [self._inputs(*key) for key in missing]
+            for key, inputs, costs in zip(missing, many, self._estimator.costs_many(many, self._techniques),
+                                          strict=True):
+                self._priced[key] = (inputs, dict(zip(self._techniques, costs, strict=True)))
+        rows = [self._priced[key] for key in keys]
+        # the technique is chosen from the dirty rate advice reads (unknown: post-copy's slowdown not priced, as
+        # choose_technique does)
+        request = replace(request, dirty_rate_mib_s=np.array(
+            [i.dirty_rate_mib_s if i.dirty_rate_known else 0.0 for i, _ in rows], dtype=np.float64))
+        used = [k for k, t in enumerate(engine.TECHNIQUES) if t in self._techniques]
+        costs = [c[engine.TECHNIQUES[k]] for k in used for _, c in rows]
+        return estimates(request, used, _arrays(costs) if costs else (), self.rules, self.name)
+
+    def _inputs(self, vm: int, target: int, bandwidth_mib_s: float) -> MigrationInputs:
+        c = self._cluster
+        source = int(c.loads.vm_host[vm])
+        v = self._vms.get(c.vm_ids[vm])
+        s = self._hosts.get(c.host_ids[source]) if source >= 0 else None
+        t = self._hosts.get(c.host_ids[target])
+        if v is None or s is None or t is None:
+            raise FailedPrecondition(f"VM {c.vm_ids[vm]!r} or its hosts changed while the plan was made; try again")
+        if v.id not in self._observed:
+            self._observed[v.id] = self._estimator.observe(v)
+        observed, forecast = self._observed[v.id]
+        link = min(s.network_bandwidth_mib_s, t.network_bandwidth_mib_s)
+        # a move sharing a link is priced at its share: the cap it gets (the executor records the one it gets)
+        overrides: Overrides = (replace(self._overrides, max_bandwidth_mib_s=bandwidth_mib_s)
+                                if bandwidth_mib_s < link else self._overrides)
+        return migration_inputs(v, s, t, observed, forecast, overrides)
+
+
+def _arrays(costs: Sequence[MigrationCost]) -> tuple[FloatArray, ...]:
+    """(total ms, downtime ms, MiB) as (n, 3) arrays, converges (0/1) and the probability of converging (NaN where
+    the model gives none), as `cost_arrays` gives them."""
+
+    def col(name: str) -> FloatArray:
+        return np.array([[getattr(c, name).low, getattr(c, name).median, getattr(c, name).high] for c in costs],
+                        dtype=np.float64)
+
+    return (col("total_time_ms"), col("downtime_ms"), col("transferred_mib"),
+            np.array([c.converges for c in costs], dtype=np.float64),
+            np.array([np.nan if c.converge_probability is None else c.converge_probability for c in costs],
+                     dtype=np.float64))
