@@ -59,6 +59,7 @@ def test_the_page_must_hold_the_markers() -> None:
     assert replace_between_markers(f"a\n{BEGIN}\nold\n{END}\nb", "new") == "a\nnew\nb"
 
 
+@pytest.mark.timeout(900)  # about a minute of CPU; on a machine shared with other jobs, several of wall time
 def test_a_quick_run_rewrites_only_the_generated_section(tmp_path: Path) -> None:
     # A lab file with two collections: each is also evaluated as a rig never seen.
     lab = pd.read_csv(DEFAULT_LAB_DATA)
