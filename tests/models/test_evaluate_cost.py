@@ -81,5 +81,5 @@ def test_a_quick_run_rewrites_only_the_generated_section(tmp_path: Path) -> None
     for technique in ("precopy", "precopy_compress", "postcopy", "all"):
         # one row per section table (6) and one per k in the few-shot table (2)
         assert len(re.findall(rf"^\| (\d+ \| )?{technique} \|", text, flags=re.M)) == 8
-    aims = re.findall(r"^\| .+ \| (\d+%|-) \| .+ \| (met|not met|not measured) \|$", text, flags=re.M)
+    aims = re.findall(r"^\| .+ \| (\d+\.\d%|-) \| .+ \| (met|not met|not measured) \|$", text, flags=re.M)
     assert len(aims) == 7
