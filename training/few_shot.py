@@ -4,9 +4,9 @@ with k = 0, 5, 10, 20, 40 of its migrations given to `advisor profiles calibrate
 The lab's migrations (training/data/lab_migrations.csv) stand for the new rig, its profile withheld from the
 learned model: each draw calibrates a profile of a new name from k lab migrations drawn at random and predicts
 every other lab migration with it (k = 0: the uncalibrated profile). Per technique and overall, the median over
-the draws of: time MAPE and downtime median APE (completed migrations), the share of completed migrations whose
-time falls in the p10-p90 interval, and non-convergence recall (aborted migrations foreseen as not converging)
-and false alarms (completed ones foreseen so).
+the draws of: time MAPE, downtime median APE and data MAPE (completed migrations), the share of completed
+migrations whose time falls in the p10-p90 interval, and non-convergence recall (aborted migrations foreseen as
+not converging) and false alarms (completed ones foreseen so).
 
     python -m training.few_shot [--draws 20] [--ks 0,5,10,20,40]
     python -m training.few_shot --leave-out     # the figures behind advisor.ml.profiles.UNCALIBRATED_OFFSETS
@@ -27,10 +27,11 @@ from advisor.features.inputs import InputTable
 from advisor.ml.batch import NUMERIC_COLUMNS
 from advisor.ml.profile_serving import profile_costs
 from advisor.ml.profiles import TARGETS, Observed, calibrate, physics, uncalibrated
-from training.cost_data import DEFAULT_DATA, DEFAULT_LAB_DATA, load_snu
+from training.cost_data import DEFAULT_LAB_DATA, load_snu
+from training.data import DEFAULT_DATA
 
 KS = (0, 5, 10, 20, 40)
-METRICS = ("time MAPE", "downtime medAPE", "time coverage", "recall", "false alarms")
+METRICS = ("time MAPE", "downtime medAPE", "data MAPE", "time coverage", "recall", "false alarms")
 ALL = "all"
 
 
@@ -58,6 +59,7 @@ def scores(frame: pd.DataFrame, profile_frame: pd.DataFrame | None, name: str = 
     low = np.array([c.total_time_ms.low for c in costs])
     high = np.array([c.total_time_ms.high for c in costs])
     down = np.array([c.downtime_ms.median for c in costs])
+    data = np.array([c.transferred_mib.median for c in costs])
     alarm = np.array([not c.converges for c in costs])
     actual = observed(frame)
     out = {}
@@ -70,6 +72,8 @@ def scores(frame: pd.DataFrame, profile_frame: pd.DataFrame | None, name: str = 
             float(np.mean(np.abs(time[ok] - actual.total_time_ms[ok]) / actual.total_time_ms[ok])) if ok.any()
             else np.nan,
             float(np.median(np.abs(down[ok] - actual.downtime_ms[ok]) / actual.downtime_ms[ok])) if ok.any()
+            else np.nan,
+            float(np.mean(np.abs(data[ok] - actual.transferred_mib[ok]) / actual.transferred_mib[ok])) if ok.any()
             else np.nan,
             float(np.mean((actual.total_time_ms[ok] >= low[ok]) & (actual.total_time_ms[ok] <= high[ok])))
             if ok.any() else np.nan,
