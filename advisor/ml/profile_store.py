@@ -18,7 +18,7 @@ import numpy as np
 from advisor.domain.migration import MigrationResult
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.features.inputs import PROFILES, InputTable
-from advisor.ml.profiles import PARAMETERS, TARGETS, UNCALIBRATED_OFFSETS, HostProfile, Observed, updated
+from advisor.ml.profiles import PARAMETERS, TARGETS, UNCALIBRATED_OFFSETS, HostProfile, Observed, uncalibrated, updated
 from advisor.ml.registry import ArtifactError, ModelRegistry, active_fingerprint
 
 KIND = "host_profile"
@@ -120,11 +120,15 @@ def _load(artifact: Any) -> HostProfile:
 
 
 class OnlineProfiles:
-    """Every completed migration on a calibrated host profile (one the learned model does not know) updates it:
-    a new version, without a retrain. Only profiles an operator calibrated are updated: a host label alone never
-    creates one, so nothing a client pushes can grow the store. The last KEEP_VERSIONS versions are kept."""
+    """Every completed migration on a host profile the learned model does not know updates it: a new version,
+    without a retrain. A profile never calibrated is learnt from its first executed migration on (starting from
+    the uncalibrated physics, shrunk toward it while it has few migrations), so a new kind of host needs neither an
+    operator nor a code change. Only migrations the advisor executed reach here, and at most MAX_PROFILES names
+    are kept, so labels pushed by clients cannot grow the store without bound. The last KEEP_VERSIONS versions of
+    each are kept."""
 
     KEEP_VERSIONS = 20
+    MAX_PROFILES = 64
 
     def __init__(self, store: ProfileStore) -> None:
         self.store = store
@@ -139,9 +143,11 @@ class OnlineProfiles:
                             np.array([outcome.transferred_mib]), np.array([True]))
         with self._lock:
             current = self.store.get(name)
-            if current is None:
+            if current is None and name not in self.store.names() and len(self.store.names()) >= self.MAX_PROFILES:
                 return
-            self.store.save(updated(current, InputTable.from_rows([(inputs, technique)]), observed),
-                            "online update from an executed migration",
-                            {"previous_version": current.version, "migrations": current.migrations + 1})
+            start = current or uncalibrated(name)
+            self.store.save(updated(start, InputTable.from_rows([(inputs, technique)]), observed),
+                            "online update from an executed migration" if current else
+                            "learnt from the first executed migration on hosts labelled with this profile",
+                            {"previous_version": start.version, "migrations": start.migrations + 1})
             self.store.prune(name, self.KEEP_VERSIONS)

@@ -1,5 +1,6 @@
-"""Every completed migration on a calibrated profile the learned model does not know updates that profile online:
-the outcome handler calls its port, the store adapter writes the next version and keeps the newest few."""
+"""Every completed migration on a profile the learned model does not know updates that profile online, from its
+first migration on: the outcome handler calls its port, the store adapter writes the next version and keeps the
+newest few."""
 
 from __future__ import annotations
 
@@ -51,24 +52,34 @@ def test_completed_migrations_are_learned_aborted_ones_are_not() -> None:
     assert learned.seen == [("rig", Technique.PRECOPY, 9000.0)]
 
 
-def test_each_migration_writes_the_next_version_of_a_calibrated_profile(tmp_path: Path) -> None:
+def test_a_new_profile_is_learnt_from_its_first_migration_on(tmp_path: Path) -> None:
     store = ProfileStore(tmp_path)
     handler = outcomes(OnlineProfiles(store))
-    handler.finished(record("rig", Phase.SUCCEEDED, op="op0"))
-    assert store.names() == []  # a host label alone creates no profile: an operator calibrates it first
-    store.save(uncalibrated("rig"), "advisor profiles calibrate", {})
+    assert store.get("rig") is None  # never calibrated: served as uncalibrated
     handler.finished(record("rig", Phase.SUCCEEDED, op="op1"))
     first = store.get("rig")
-    assert first is not None and (first.version, first.migrations) == ("1.1.0", 1)
+    assert first is not None and (first.version, first.migrations) == ("1.0.0", 1)
     handler.finished(record("rig", Phase.SUCCEEDED, op="op2"))
     handler.finished(record("lab", Phase.SUCCEEDED, op="op3"))  # the learned model's: left to retraining
     second = store.get("rig")
-    assert second is not None and (second.version, second.migrations) == ("1.2.0", 2)
+    assert second is not None and (second.version, second.migrations) == ("1.1.0", 2)
     # 9 s where the physics says about 3 s: the profile moves toward a slower host, shrunk while it has few
     table = InputTable.from_rows([(record("rig", Phase.SUCCEEDED).inputs, Technique.PRECOPY)])  # type: ignore[list-item]
     before, after = (float(physics(table, p).total_time_ms[0]) for p in (PRIOR, second.parameters))
     assert before < after < 9000.0
     assert store.names() == ["rig"]
+
+
+def test_labels_cannot_grow_the_store_beyond_its_bound(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path)
+    learning = OnlineProfiles(store)
+    learning.MAX_PROFILES = 2
+    handler = outcomes(learning)
+    for k, name in enumerate(("rig-a", "rig-b", "rig-c", "rig-a")):
+        handler.finished(record(name, Phase.SUCCEEDED, op=f"op{k}"))
+    assert store.names() == ["rig-a", "rig-b"]  # rig-c stays uncalibrated; the known ones still learn
+    learnt = store.get("rig-a")
+    assert learnt is not None and learnt.migrations == 2
 
 
 def test_online_updates_keep_the_newest_versions_and_recent_residuals(tmp_path: Path) -> None:
