@@ -77,14 +77,7 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
         raise ValueError(f"{path}: unknown techniques {unknown} or outcomes {sorted(set(frame['outcome']))}")
     frame = frame[frame["outcome"] != "failed"].copy()
     frame = as_the_advisor_plans_postcopy(frame)
-    frame["balloon_used_mib"] = frame.get("memory_used_mib", np.nan)
-    memtotal = frame["vm_memory_mib"].map(GUEST_MEMTOTAL_MIB)
-    if "balloon_available_mib" in frame.columns:  # the balloon's MemTotal, recorded since the v2 collection
-        memtotal = frame["balloon_available_mib"].fillna(memtotal)
-    if memtotal.isna().any():
-        raise ValueError(f"{path}: no guest MemTotal known for memory sizes "
-                         f"{sorted(set(frame['vm_memory_mib'][memtotal.isna()]))} (GUEST_MEMTOTAL_MIB)")
-    frame["memory_used_mib"] = frame["vm_memory_mib"] - memtotal + frame["balloon_used_mib"]
+    frame = as_serving_reads_memory(frame, path)
     # The lab's hosts talk over loopback, which has no link limit of its own (the dataset writes 10 Gbit/s): the
     # cap is the link. The advisor in the lab is told so (advisor/cli/demo.py: a link of the cap's speed), and
     # the rows are read the same way, or the models would learn from a 10 Gbit/s link they are never served.
@@ -103,6 +96,22 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = np.nan
     return frame.reset_index(drop=True)
+
+
+def as_serving_reads_memory(frame: pd.DataFrame, path: Path | str = "lab data") -> pd.DataFrame:
+    """The lab's rows with memory in use as a running advisor reads it, RAM - MemAvailable: the collection records
+    the balloon's MemTotal - MemAvailable (kept as `balloon_used_mib`), and MemTotal is a constant of the lab's
+    guest per RAM size (GUEST_MEMTOTAL_MIB) until the v2 collection, which records it (`balloon_available_mib`)."""
+    frame = frame.copy()
+    frame["balloon_used_mib"] = frame.get("memory_used_mib", np.nan)
+    memtotal = frame["vm_memory_mib"].map(GUEST_MEMTOTAL_MIB)
+    if "balloon_available_mib" in frame.columns:  # the balloon's MemTotal, recorded since the v2 collection
+        memtotal = frame["balloon_available_mib"].fillna(memtotal)
+    if memtotal.isna().any():
+        raise ValueError(f"{path}: no guest MemTotal known for memory sizes "
+                         f"{sorted(set(frame['vm_memory_mib'][memtotal.isna()]))} (GUEST_MEMTOTAL_MIB)")
+    frame["memory_used_mib"] = frame["vm_memory_mib"] - memtotal + frame["balloon_used_mib"]
+    return frame
 
 
 def lab_postcopy_rows(frame: pd.DataFrame) -> dict[str, int]:

@@ -11,6 +11,7 @@ import numpy as np
 from advisor.ml import convergence
 from advisor.ml.cost import CONVERGE_THRESHOLD
 from advisor.ml.cost_features import RHO_BANDS, TARGETS, TECHNIQUES
+from advisor.physics import apply_guards
 from training.cost_model import NOMINAL_COVERAGE, TAIL_LEVELS, Prepared, _coverage_at, convergence_rows
 from training.splits import migration_count
 
@@ -135,9 +136,14 @@ def convergence_table(data: Prepared, probability: Mapping[str, np.ndarray], mas
     return out
 
 
+def guard_verdicts(data: Prepared) -> np.ndarray:
+    """Every physics guard's verdict per row, as serving applies them (advisor.ml.convergence.guards)."""
+    return convergence.guards(data.features, data.deadline_ms)
+
+
 def guard_probability(data: Prepared) -> np.ndarray:
-    """The physics guard alone as a probability: 0 where it rules convergence out, else 1."""
-    return np.where(convergence.cannot_converge(data.features), 0.0, 1.0)
+    """The physics guards alone as a probability: 0 where one rules convergence out, else 1."""
+    return apply_guards(np.ones(len(data.frame)), guard_verdicts(data))
 
 
 def analytic_probability(data: Prepared) -> np.ndarray:

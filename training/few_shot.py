@@ -27,7 +27,7 @@ from advisor.features.inputs import InputTable
 from advisor.ml.batch import NUMERIC_COLUMNS
 from advisor.ml.profile_serving import profile_costs
 from advisor.ml.profiles import TARGETS, Observed, calibrate, physics, uncalibrated
-from training.cost_data import DEFAULT_LAB_DATA, load_snu
+from training.cost_data import DEFAULT_LAB_DATA, as_serving_reads_memory, load_snu
 from training.data import DEFAULT_DATA
 
 KS = (0, 5, 10, 20, 40)
@@ -133,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ks", default=",".join(map(str, KS)))
     parser.add_argument("--leave-out", action="store_true", help="the figures of a profile left out instead")
     args = parser.parse_args(argv)
-    lab = pd.read_csv(args.lab)
+    # every migration of the lab, its memory in use read as serving reads it (RAM - MemAvailable, as training)
+    lab = as_serving_reads_memory(pd.read_csv(args.lab), args.lab)
     if args.leave_out:
         snu = load_snu(args.snu).sample(n=3000, random_state=16)  # a sample: the fit is over every row
         print(leave_out(lab, snu))

@@ -35,6 +35,7 @@ import pandas as pd
 from advisor.ml.cost import CONVERGES, MODEL_NAME, correction_role, load_artifact, registry
 from advisor.ml.cost_features import TARGET_FEATURES, TARGETS, schema_document
 from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry
+from advisor.physics import apply_guards
 from training import gate
 from training.cost_data import DEFAULT_LAB_DATA, fingerprints, lab_postcopy_rows, load_all, load_locked, with_variants
 from training.cost_eval import (
@@ -43,6 +44,7 @@ from training.cost_eval import (
     convergence_table,
     error_table,
     guard_probability,
+    guard_verdicts,
     worst_group,
 )
 from training.cost_model import (
@@ -84,8 +86,7 @@ def calibrated_oof(data: Prepared, raw: np.ndarray, fold: np.ndarray) -> np.ndar
         other = rows & (fold != k)
         cal = isotonic(raw[other], data.completed[other], data.weight[other])
         out[fold == k] = cal.apply(raw[fold == k])
-    guarded = guard_probability(data) == 0.0
-    return np.where(guarded, 0.0, out)
+    return apply_guards(out, guard_verdicts(data))
 
 
 def evaluate(data: Prepared, cfg: TrainConfig) -> dict[str, Any]:

@@ -136,7 +136,8 @@ class MigrationInputs:
     dirty_rate_source: str = ""
     # A burst the guest may reach during the migration (the p90 of the dirty-rate forecast), if one is expected.
     burst_dirty_rate_mib_s: float | None = None
-    # False when nothing measured the dirty rate: it is then a pessimistic assumption, not an observation.
+    # False when nothing measured the dirty rate, or the measurement was blind (a busy guest read ~0: see
+    # advisor.physics.measurement): it is then a pessimistic assumption, not an observation.
     dirty_rate_known: bool = True
     # The VM's configured memory, when known; memory_mib is what is copied (memory in use where measured, since
     # QEMU skips zero pages), and memory_source says which.
@@ -145,6 +146,9 @@ class MigrationInputs:
     # MiB the guest rewrites over a longer window (page sampling over several seconds): a measure of its
     # writable working set, which decides whether pre-copy can converge; None when not measured.
     working_set_mib: float | None = None
+    # MiB of guest memory measured as non-zero or touched before the migration (what QEMU's first pass sends);
+    # None when not measured, then the first pass is estimated from memory_mib (advisor.physics.first_pass_mib).
+    nonzero_memory_mib: float | None = None
     # The migration must end within this (0: no deadline); convergence is predicted within it.
     deadline_ms: float = 0.0
     # Which hosts the prediction is for ("snu", "lab", ...; "" the model's default): the learned models are

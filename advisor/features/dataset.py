@@ -27,7 +27,14 @@ TARGET_COLUMNS: Final[tuple[str, ...]] = ("total_time_ms", "downtime_ms", "trans
 OPTIONAL_INPUTS: Final[dict[str, str]] = {
     "source": "snu: vm_memory_mib is memory in use (the SNU data); lab or anything else: vm_memory_mib is the "
               "configured memory (a missing source is taken as snu)",
-    "memory_used_mib": "memory in use (balloon or non-zero pages); missing: taken from vm_memory_mib as `source` says",
+    "memory_used_mib": "memory in use as serving reads it: RAM - MemAvailable (the balloon's current - usable), "
+                       "which counts the kernel's reservation outside MemTotal; missing: taken from vm_memory_mib as "
+                       "`source` says",
+    "nonzero_memory_mib": "MiB of guest memory measured non-zero or touched before the migration (what QEMU's first "
+                          "pass sends); missing: estimated from memory in use (advisor.physics.first_pass_mib)",
+    "vcpu_utilization": "the share (0-1) of its vCPUs the guest kept busy while its dirty rate was measured; busy "
+                        "with a dirty rate of ~0 makes the reading blind (advisor.physics.blind_dirty_rate); missing: "
+                        "not measured",
     "max_downtime_ms": "allowed downtime; missing: 300 (QEMU's default)",
     "deadline_ms": "the migration must end within this; missing or 0: no deadline",
     "working_set_mib": "MiB the guest rewrote over the longer page-sampling window before the migration; missing: "
@@ -78,6 +85,7 @@ def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
         "max_downtime_ms": record.parameters.max_downtime_ms,
         "deadline_ms": record.parameters.deadline_ms,
         "working_set_mib": inputs.working_set_mib,
+        "nonzero_memory_mib": inputs.nonzero_memory_mib,
         "outcome": _OUTCOME_OF[record.phase],
         "iterations": outcome.iterations,
         "postcopy_requests": outcome.postcopy_requests,

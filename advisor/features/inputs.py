@@ -33,9 +33,11 @@ from advisor.domain.model import (
 )
 from advisor.features.dataset import INPUT_COLUMNS
 from advisor.features.samples import Latest
+from advisor.physics.measurement import blind_dirty_rate
+from advisor.physics.working_set import first_pass_mib, longest_window_working_set
 
 __all__ = ["DEFAULT_PROFILE", "INPUT_COLUMNS", "PROFILES", "InputTable", "Overrides", "VmObservations",
-           "migration_inputs"]
+           "blind_note", "dirty_rate_note", "migration_inputs"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -53,6 +55,18 @@ PROFILES: tuple[str, ...] = ("snu", "lab")
 DEFAULT_PROFILE = "snu"
 # The host label naming a host's profile (e.g. advisor.profile=lab).
 PROFILE_LABEL = "advisor.profile"
+
+
+def blind_note(taken_mib_s: float) -> str:
+    return (f"dirty rate unknown: the guest is busy while page sampling reads ~0 (it may rewrite memory with the "
+            f"same values, which page sampling cannot see); taken as {taken_mib_s:.1f} MiB/s (as fast as the link "
+            "moves) to stay on the safe side")
+
+
+def dirty_rate_note(inputs: MigrationInputs) -> str | None:
+    """What an answer's notes say of a dirty rate nothing measured, or measured blind: where it came from (the
+    inputs' `dirty_rate_source` says why it is unknown and what was taken); None when it was measured."""
+    return None if inputs.dirty_rate_known else inputs.dirty_rate_source or "dirty rate unknown"
 
 
 def _optional(frame: pd.DataFrame, column: str) -> FloatArray:
@@ -81,12 +95,28 @@ class InputTable:
     memory_configured_mib: FloatArray
     memory_known: npt.NDArray[np.bool_]
     deadline_ms: FloatArray  # 0: none
-    working_set_mib: FloatArray
+    working_set_mib: FloatArray  # MiB the longer page-sampling window saw rewritten
     profiles: tuple[str, ...]
+    nonzero_memory_mib: FloatArray  # measured non-zero or touched memory
+    dirty_rate_known: npt.NDArray[np.bool_]  # False: no reading, or a blind one (taken as the usable bandwidth)
     assumed: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.techniques)
+
+    @property
+    def usable_mib_s(self) -> FloatArray:
+        return np.asarray(np.minimum(self.bandwidth_mib_s, self.max_bandwidth_mib_s), dtype=np.float64)
+
+    @property
+    def first_pass_mib(self) -> FloatArray:
+        """What QEMU's first pass sends (advisor.physics.first_pass_mib)."""
+        return first_pass_mib(self.memory_mib, self.memory_configured_mib, self.nonzero_memory_mib)
+
+    @property
+    def longest_working_set_mib(self) -> FloatArray:
+        """The writable working set from the longest window measured (advisor.physics)."""
+        return longest_window_working_set(self.dirty_rate_mib_s, self.working_set_mib)
 
     @staticmethod
     def from_rows(rows: Sequence[tuple[MigrationInputs, Technique]]) -> InputTable:
@@ -103,6 +133,7 @@ class InputTable:
             np.array([i.memory_source != "configured" for i, _ in rows]),
             column("deadline_ms"), maybe("working_set_mib"),
             tuple(i.host_profile or DEFAULT_PROFILE for i, _ in rows),
+            maybe("nonzero_memory_mib"), np.array([i.dirty_rate_known for i, _ in rows], dtype=np.bool_),
         )
 
     @staticmethod
@@ -110,7 +141,10 @@ class InputTable:
         """Rows of a table in the columns and units of the shared data (INPUT_COLUMNS, validated beforehand), with
         the optional columns of advisor.features.dataset where given. A row of source `snu` (or none) means what
         the SNU data means: `vm_memory_mib` is memory in use, QEMU's default downtime, no deadline; any other
-        source's `vm_memory_mib` is configured memory, and its memory in use is `memory_used_mib`."""
+        source's `vm_memory_mib` is configured memory, and its memory in use is `memory_used_mib`. A row whose
+        dirty rate reads ~0 while `vcpu_utilization` says the guest is busy has a blind reading
+        (advisor.physics.blind_dirty_rate): its dirty rate is unknown, taken as the usable bandwidth, and its
+        working set as not measured."""
         n = len(frame)
         given = _optional(frame, "vm_memory_mib") if "vm_memory_mib" in frame else np.full(n, np.nan)
         sources = (frame["source"].astype(str).str.strip().str.lower().replace({"nan": "", "none": ""})
@@ -125,6 +159,12 @@ class InputTable:
                                    4 * dirty_pages_to_mib_s(_optional(frame, "dirty_rate_4s_pages_per_s"))])
         known_window = ~np.isnan(windows).all(axis=1)
         working_set = np.where(known_window, np.nanmax(np.where(np.isnan(windows), -np.inf, windows), axis=1), np.nan)
+        dirty = dirty_pages_to_mib_s(pd.to_numeric(frame["dirty_rate_pages_per_s"]).to_numpy(dtype=np.float64))
+        bandwidth = mbit_to_mib_s(pd.to_numeric(frame["available_bandwidth_mbps"]).to_numpy(dtype=np.float64))
+        cap = pd.to_numeric(frame["max_bandwidth_mib_s"]).to_numpy(dtype=np.float64)
+        blind = blind_dirty_rate(dirty, working_set, _optional(frame, "vcpu_utilization"))
+        dirty = np.where(blind, np.minimum(bandwidth, cap), dirty)
+        working_set = np.where(blind, np.nan, working_set)
         snu = np.array([p == "snu" for p in profiles])
         has_used = ~np.isnan(used)
         memory = np.where(has_used, used, given)
@@ -140,19 +180,23 @@ class InputTable:
                 notes.append(f"max downtime {DEFAULT_MAX_DOWNTIME_MS:g} ms")
             if np.isnan(deadline[k]):
                 notes.append("no deadline")
+            if blind[k]:
+                notes.append(blind_note(dirty[k]))
             assumed.append("; ".join(notes))
         return InputTable(
             tuple(Technique(str(t).strip()) for t in frame["technique"]),
             memory,
-            dirty_pages_to_mib_s(pd.to_numeric(frame["dirty_rate_pages_per_s"]).to_numpy(dtype=np.float64)),
-            mbit_to_mib_s(pd.to_numeric(frame["available_bandwidth_mbps"]).to_numpy(dtype=np.float64)),
-            pd.to_numeric(frame["max_bandwidth_mib_s"]).to_numpy(dtype=np.float64),
+            dirty,
+            bandwidth,
+            cap,
             np.where(np.isnan(downtime), DEFAULT_MAX_DOWNTIME_MS, downtime),
             configured,
             snu | has_used,
             np.where(np.isnan(deadline), 0.0, deadline),
             working_set,
             profiles,
+            _optional(frame, "nonzero_memory_mib"),
+            ~blind,
             tuple(assumed),
         )
 
@@ -163,11 +207,13 @@ class InputTable:
         return [
             (MigrationInputs(float(self.memory_mib[k]), float(self.dirty_rate_mib_s[k]), float(self.bandwidth_mib_s[k]),
                              float(self.max_bandwidth_mib_s[k]), float(self.max_downtime_ms[k]),
-                             dirty_rate_source=dirty_rate_source,
+                             dirty_rate_source=(dirty_rate_source if self.dirty_rate_known[k]
+                                                else blind_note(float(self.dirty_rate_mib_s[k]))),
                              memory_configured_mib=opt(self.memory_configured_mib, k),
                              memory_source="in use" if self.memory_known[k] else "configured",
                              working_set_mib=opt(self.working_set_mib, k), deadline_ms=float(self.deadline_ms[k]),
-                             host_profile=self.profiles[k]), t)
+                             host_profile=self.profiles[k], nonzero_memory_mib=opt(self.nonzero_memory_mib, k),
+                             dirty_rate_known=bool(self.dirty_rate_known[k])), t)
             for k, t in enumerate(self.techniques)
         ]
 
@@ -190,6 +236,7 @@ class VmObservations:
     dirty_rate: Latest | None = None
     memory_used: Latest | None = None
     working_set: Latest | None = None
+    cpu_utilization: Latest | None = None  # the share of its vCPUs the guest keeps busy
 
 
 def _fmt_time(time_s: float) -> str:
@@ -230,10 +277,18 @@ def migration_inputs(
         dirty, known = min(bandwidth, cap), False
         dirty_source = (f"no dirty-rate sample: unknown, taken as {dirty:.1f} MiB/s (as fast as the link moves) "
                         "to stay on the safe side")
+    working_set = observed.working_set.value if observed.working_set is not None else None
+    # a measured rate (forecast or sample) of a busy guest reading ~0 is blind; a request's own figure is its word
+    measured_rate = known and overrides.dirty_rate_mib_s is None
+    if measured_rate and observed.cpu_utilization is not None and bool(blind_dirty_rate(
+            np.array([dirty]), np.array([np.nan if working_set is None else working_set]),
+            np.array([observed.cpu_utilization.value]))[0]):
+        dirty, known, working_set, burst = min(bandwidth, cap), False, None, None
+        dirty_source = (f"{blind_note(dirty)} (vCPUs {observed.cpu_utilization.value:.0%} busy, sample "
+                        f"{_fmt_time(observed.cpu_utilization.time_s)})")
     used = observed.memory_used
     measured = used is not None and used.value > 0
     memory = used.value if used is not None and measured else float(vm.memory_mib)
-    working_set = observed.working_set.value if observed.working_set is not None else None
     return MigrationInputs(
         memory_mib=memory,
         dirty_rate_mib_s=dirty,

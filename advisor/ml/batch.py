@@ -4,7 +4,9 @@ Input columns (units of the shared SNU data): technique, vm_memory_mib, dirty_ra
 available_bandwidth_mbps, max_bandwidth_mib_s; optional, each as advisor.features.dataset.OPTIONAL_INPUTS says:
 host_profile (alias source: `snu`, `lab`, or a profile calibrated by `advisor profiles calibrate`; another
 name is served as uncalibrated), memory_used_mib, max_downtime_ms, deadline_ms, and the measured working set
-(working_set_mib, dirty_rate_2s_pages_per_s, dirty_rate_4s_pages_per_s); an empty cell of an optional column is
+(working_set_mib, dirty_rate_2s_pages_per_s, dirty_rate_4s_pages_per_s), the measured non-zero memory
+(nonzero_memory_mib) and the guest's vCPU utilisation (vcpu_utilization, 0-1: busy while the dirty rate reads ~0
+makes the reading blind, and the rate unknown); an empty cell of an optional column is
 missing for that row, and the output's `assumed` column says what was taken instead. Any other column passes
 through unchanged (read and written as text). Every row is checked before anything is predicted; a bad row raises
 BatchInputError listing each bad row by its data-row number (1 = the first row after the header, i.e. line 2 of
@@ -32,7 +34,8 @@ NUMERIC_COLUMNS = INPUT_COLUMNS[1:]
 # Optional numeric columns and the largest value each may take; an empty cell is a missing value.
 OPTIONAL_NUMERIC = {"memory_used_mib": 16 * 1024 * 1024, "max_downtime_ms": 3_600_000, "deadline_ms": 86_400_000,
                     "working_set_mib": 16 * 1024 * 1024, "dirty_rate_2s_pages_per_s": 1e9,
-                    "dirty_rate_4s_pages_per_s": 1e9}
+                    "dirty_rate_4s_pages_per_s": 1e9, "nonzero_memory_mib": 16 * 1024 * 1024,
+                    "vcpu_utilization": 1.0}
 MAX_SOURCE_CHARS = 64
 # The host profile of a row: `host_profile`, or its alias `source` (both given must agree).
 PROFILE_COLUMNS = ("host_profile", "source")

@@ -15,6 +15,7 @@ or working set never raises it, more deadline or allowed downtime never lowers i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -23,13 +24,8 @@ import numpy as np
 
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.ml.cost_features import TECHNIQUES, FeatureSet, FloatArray, IntArray
-from advisor.physics import DEFAULT_CONSTANTS, AnalyticConstants, Guard, one_pass_ms
-from advisor.physics.guards import (
-    deadline_shorter_than_pass,
-    dirties_faster_than_sent,
-    guard_verdicts,
-    working_set_fits,
-)
+from advisor.physics import DEFAULT_CONSTANTS, AnalyticConstants, Guard, first_pass_mib, one_pass_ms
+from advisor.physics.guards import dirties_faster_than_sent, verdicts
 
 # The horizon taken for "by itself" when no deadline is given.
 NO_DEADLINE_MS: Final = 600_000.0
@@ -63,15 +59,11 @@ def cannot_converge(fs: FeatureSet, c: AnalyticConstants = DEFAULT_CONSTANTS) ->
 
 
 def guards(fs: FeatureSet, deadline_ms: FloatArray, c: AnalyticConstants = DEFAULT_CONSTANTS) -> IntArray:
-    """The physics guard that decides each row (advisor.physics.Guard codes; NONE where the model decides)."""
-    code = fs.column("technique").astype(np.int64)
-    memory, usable = np.exp(fs.column("log_memory_mib")), _usable(fs)
-    dirty = np.expm1(fs.column("log1p_dirty_rate_mib_s"))
-    fits = working_set_fits(code, memory, usable, np.exp(fs.column("log_budget_mib")),
-                            np.expm1(fs.column("log1p_working_set_mib")), dirty,
-                            np.exp(fs.column("log_max_downtime_ms")), deadline_ms, c)
-    return guard_verdicts(cannot_converge(fs, c), deadline_shorter_than_pass(code, memory, usable, deadline_ms, c),
-                          fits)
+    """The physics guard that decides each row (advisor.physics.Guard codes; NONE where the model decides): every
+    guard, as training labels, evaluation and serving all apply them."""
+    return verdicts(fs.column("technique").astype(np.int64), np.exp(fs.column("log_first_pass_mib")), _usable(fs),
+                    np.expm1(fs.column("log1p_dirty_rate_mib_s")), np.expm1(fs.column("log1p_working_set_mib")),
+                    np.exp(fs.column("log_max_downtime_ms")), deadline_ms, c)
 
 
 def convergence_matrix(fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
@@ -132,6 +124,10 @@ def guard_note(technique: Technique, dirty_mib_s: float, seen_mib: float, budget
             "downtime")
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique, learned: float,
                      probability: float) -> str:
     """What the notes say about convergence: the probability, or the guard that decided it and what the learned
@@ -143,8 +139,10 @@ def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique
         note = guard_note(technique, inputs.dirty_rate_mib_s, seen, budget)
     elif guard is Guard.DEADLINE:
         code = np.array([TECHNIQUES.index(technique)])
-        one_pass = float(one_pass_ms(code, np.array([inputs.memory_mib]), np.array([inputs.usable_bandwidth_mib_s]))[0])
-        note = (f"{technique} cannot converge {within}: one pass over {inputs.memory_mib:.0f} MiB at "
+        sent = float(first_pass_mib(np.array([inputs.memory_mib]), np.array([_or_nan(inputs.memory_configured_mib)]),
+                                    np.array([_or_nan(inputs.nonzero_memory_mib)]))[0])
+        one_pass = float(one_pass_ms(code, np.array([sent]), np.array([inputs.usable_bandwidth_mib_s]))[0])
+        note = (f"{technique} cannot converge {within}: one pass over {sent:.0f} MiB at "
                 f"{inputs.usable_bandwidth_mib_s:.1f} MiB/s takes {one_pass / 1000:.0f} s")
     elif guard is Guard.FITS:
         note = (f"{technique} converges {within}: a working set of {seen:.1f} MiB fits the {budget:.1f} MiB sent "

@@ -23,7 +23,7 @@ import lightgbm as lgb
 import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
-from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable
+from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import Calibration, ConvergenceModel, Guard, convergence_note, guards
 from advisor.ml.cost_features import (
     PROFILE_CODE,
@@ -186,6 +186,9 @@ class LearnedCostPredictor:
         guard = Guard(int(arrays.guard[k]))
         if technique.is_precopy:
             notes.append(convergence_note(guard, inputs, technique, float(arrays.learned_probability[k]), p))
+        unknown_rate = dirty_rate_note(inputs)
+        if unknown_rate:
+            notes.append(unknown_rate)
         if inputs.memory_source == "configured":
             notes.append(f"memory in use unknown: all {inputs.memory_mib:.0f} MiB configured assumed copied")
         return MigrationCost(

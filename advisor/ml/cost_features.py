@@ -2,9 +2,12 @@
 
 Features are built from what production can observe before a migration (memory in use and configured, the dirty
 rate over one and over longer windows, bandwidth and the migration's cap, the allowed downtime, which kind of
-hosts), plus the analytic model's own predictions (advisor.physics) at the row's allowed downtime, so a learner
-only has to learn the physics' error. One builder (`build_cost_features`) serves training, serving and the batch
-CLI: it reads an InputTable (advisor.features.inputs), which both a table and served inputs become.
+hosts), plus the physics' own predictions at the row's allowed downtime, so a learner only has to learn what the
+physics leaves. The physics is advisor.physics.working_set_arrays: the first pass sends what QEMU sends (the
+non-zero pages, estimated by `first_pass_mib` from memory in use and RAM, or measured), each later round re-sends
+min(working set, rate x round time) with the working set of the longest window measured. One builder
+(`build_cost_features`) serves training, serving and the batch CLI: it reads an InputTable
+(advisor.features.inputs), which both a table and served inputs become.
 
 What decides whether pre-copy converges is the guest's writable working set against what the link moves within
 the allowed downtime (the "budget"): `log_wss_over_budget` compares the largest working set the measurements show
@@ -32,7 +35,17 @@ import pandas as pd
 
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.features.inputs import INPUT_COLUMNS, PROFILES, InputTable
-from advisor.physics import DEFAULT_CONSTANTS, TECHNIQUES, AnalyticArrays, AnalyticConstants, analytic_arrays
+from advisor.physics import (
+    BUSY_VCPU_UTILIZATION,
+    DEFAULT_CONSTANTS,
+    TECHNIQUES,
+    ZERO_READING_MIB,
+    AnalyticArrays,
+    AnalyticConstants,
+    analytic_arrays,
+    working_set_arrays,
+)
+from advisor.physics.guards import MIN_WORKING_SET_MIB
 from advisor.physics.rounds import BoolArray, FloatArray, IntArray
 
 __all__ = ["BASE_BLIND", "FEATURES", "FEATURE_NAMES", "PROFILE_CODE", "RHO_BANDS", "TARGETS", "TECHNIQUES",
@@ -42,7 +55,7 @@ __all__ = ["BASE_BLIND", "FEATURES", "FEATURE_NAMES", "PROFILE_CODE", "RHO_BANDS
 
 StrArray = npt.NDArray[np.str_]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 TECHNIQUE_CODE: Final[Mapping[str, int]] = {str(t): i for i, t in enumerate(TECHNIQUES)}
 PROFILE_CODE: Final[Mapping[str, int]] = {p: i for i, p in enumerate(PROFILES)}
 
@@ -54,7 +67,8 @@ PROFILE_CODE: Final[Mapping[str, int]] = {p: i for i, p in enumerate(PROFILES)}
 FEATURES: Final[tuple[tuple[str, int], ...]] = (
     ("technique", 0),  # categorical, code from TECHNIQUES
     ("profile", 0),  # categorical, code from PROFILES: which kind of hosts
-    ("log_memory_mib", 0),  # what is copied: memory in use where measured, else configured
+    ("log_memory_mib", 0),  # memory in use where measured, else configured
+    ("log_first_pass_mib", 0),  # what the first pass sends (advisor.physics.first_pass_mib)
     ("memory_known", 0),  # 1 when memory in use was measured
     ("log_memory_configured_mib", 0),  # NaN when unknown
     ("log1p_dirty_rate_mib_s", 1),
@@ -63,7 +77,7 @@ FEATURES: Final[tuple[tuple[str, int], ...]] = (
     ("dirty_ratio", 1),  # rho: dirty rate / usable bandwidth
     ("log_budget_mib", -1),  # what the link moves within the allowed downtime
     ("log_wss_over_budget", 1),  # the largest working set measured, over the budget
-    ("log1p_working_set_mib", 1),  # the longer windows' working set; NaN when not measured
+    ("log1p_working_set_mib", 1),  # the longest window's working set; NaN when no window beyond 1 s was measured
     ("log_max_downtime_ms", -1),
     ("log_analytic_total_time_ms", 1),
     ("log_analytic_transferred_mib", 1),
@@ -91,23 +105,22 @@ BASE_BLIND: Final[tuple[str, ...]] = ("profile", "memory_known", "log_memory_con
 SNU_DOWNTIME_MS: Final = 300.0
 MONOTONE_TARGETS: Final[frozenset[str]] = frozenset({"total_time_ms", "transferred_mib"})
 # What each target's model predicts on top of (in log space): the model learns log(actual / offset). Time and data
-# are learned relative to one pass over the memory copied (M / usable bandwidth, M), downtime relative to the
+# are learned relative to one pass over the first pass's memory (M / usable bandwidth, M), downtime relative to the
 # analytic downtime. Multi-thread compression's time falls more slowly than 1/bandwidth (its threads fall behind
 # as the link gets faster): its offsets use the bandwidth to the power COMPRESS_BANDWIDTH_EXPONENT around a
 # reference bandwidth (see docs/cost-model.md).
 COMPRESS_BANDWIDTH_EXPONENT: Final = 0.5
 COMPRESS_REFERENCE_BANDWIDTH_MIB_S: Final = 25.0
 TARGET_OFFSETS: Final[Mapping[str, str]] = {
-    "total_time_ms": "log(memory_mib / usable_bandwidth_mib_s * 1000); precopy_compress: "
-    "log(memory_mib / (usable_bandwidth_mib_s^a * ref^(1-a)) * 1000)",
-    "transferred_mib": "log(memory_mib); precopy_compress: log(memory_mib * (usable_bandwidth_mib_s / ref)^(1-a))",
+    "total_time_ms": "log(first_pass_mib / usable_bandwidth_mib_s * 1000); precopy_compress: "
+    "log(first_pass_mib / (usable_bandwidth_mib_s^a * ref^(1-a)) * 1000)",
+    "transferred_mib": "log(first_pass_mib); precopy_compress: "
+    "log(first_pass_mib * (usable_bandwidth_mib_s / ref)^(1-a))",
     "downtime_ms": "log(analytic_downtime_ms)",
 }
 # Intervals are calibrated per band of rho (dirty rate / usable bandwidth): they must be widest where migrations
 # are risky. Upper bounds of each band, the last open.
 RHO_BANDS: Final[tuple[tuple[str, float], ...]] = (("rho<=0.4", 0.4), ("0.4<rho<=1", 1.0), ("rho>1", math.inf))
-# A working set below this (MiB) is taken as this, so that an idle guest's ratio stays finite.
-MIN_WORKING_SET_MIB: Final = 0.25
 
 
 def rho_band(dirty_ratio: FloatArray) -> StrArray:
@@ -151,6 +164,12 @@ def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS) -> dict[st
         "compress_offset": {"a": COMPRESS_BANDWIDTH_EXPONENT, "ref_mib_s": COMPRESS_REFERENCE_BANDWIDTH_MIB_S},
         "rho_bands": [[n, b if math.isfinite(b) else None] for n, b in RHO_BANDS],
         "min_working_set_mib": MIN_WORKING_SET_MIB,
+        "physics": {"model": "advisor.physics.working_set_arrays",
+                    "first_pass": "nonzero_memory_mib where measured, else memory in use (RAM - MemAvailable), "
+                                  "else RAM; at most RAM",
+                    "working_set": "max(longer window MiB, 1 s rate x 1 s); unknown without a longer window",
+                    "blind_dirty_rate": {"busy_vcpu_utilization": BUSY_VCPU_UTILIZATION,
+                                         "zero_reading_mib": ZERO_READING_MIB}},
     }
 
 
@@ -203,7 +222,7 @@ class FeatureSet:
         """TARGET_OFFSETS[target] for every row."""
         if target in ("total_time_ms", "transferred_mib"):
             log_usable = np.minimum(self.column("log_bandwidth_mib_s"), self.column("log_max_bandwidth_mib_s"))
-            log_memory = self.column("log_memory_mib")
+            log_memory = self.column("log_first_pass_mib")
             compress = self.column("technique") == float(TECHNIQUES.index(Technique.PRECOPY_COMPRESS))
             a = np.where(compress, COMPRESS_BANDWIDTH_EXPONENT, 1.0)  # exponent of the usable bandwidth
             log_ref = math.log(COMPRESS_REFERENCE_BANDWIDTH_MIB_S)
@@ -234,15 +253,17 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
     code = technique_codes([str(t) for t in table.techniques])
     memory, dirty = table.memory_mib, table.dirty_rate_mib_s
     bandwidth, cap, downtime = table.bandwidth_mib_s, table.max_bandwidth_mib_s, table.max_downtime_ms
-    usable = np.minimum(bandwidth, cap)
-    a = analytic_arrays(code, memory, dirty, bandwidth, cap, downtime, constants)
+    usable = table.usable_mib_s
+    first_pass, working_set = table.first_pass_mib, table.longest_working_set_mib
+    a = working_set_arrays(code, memory, working_set, dirty, usable, downtime, first_pass, constants)
     budget = np.maximum(usable * downtime / 1000.0, 1e-6)
     # The largest working set measured: what the guest dirtied within 1 s, or over the longer windows.
-    seen = np.fmax(dirty * 1.0, table.working_set_mib)
+    seen = np.fmax(dirty * 1.0, working_set)
     columns = {
         "technique": code.astype(np.float64),
         "profile": profile_codes(table.profiles),
         "log_memory_mib": np.log(memory),
+        "log_first_pass_mib": np.log(np.maximum(first_pass, 1e-3)),
         "memory_known": table.memory_known.astype(np.float64),
         "log_memory_configured_mib": np.log(table.memory_configured_mib),
         "log1p_dirty_rate_mib_s": np.log1p(dirty),
@@ -251,7 +272,7 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
         "dirty_ratio": dirty / usable,
         "log_budget_mib": np.log(budget),
         "log_wss_over_budget": np.log(np.maximum(seen, MIN_WORKING_SET_MIB) / budget),
-        "log1p_working_set_mib": np.log1p(table.working_set_mib),
+        "log1p_working_set_mib": np.log1p(working_set),
         "log_max_downtime_ms": np.log(np.maximum(downtime, 1.0)),
         "log_analytic_total_time_ms": np.log(a.total_time_ms),
         "log_analytic_transferred_mib": np.log(a.transferred_mib),

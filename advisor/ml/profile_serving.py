@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
-from advisor.features.inputs import PROFILES, InputTable
+from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
+from advisor.ml.convergence import convergence_note
 from advisor.ml.predictor import CostPredictor
 from advisor.ml.profiles import TARGETS, HostProfile, physics, uncalibrated
-from advisor.physics import FloatArray, validate
+from advisor.physics import TECHNIQUES, FloatArray, Guard, validate
+from advisor.physics.guards import verdicts
 
 PROFILE_MODEL = "calibrated-physics"
 
@@ -96,18 +98,29 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
     table = InputTable.from_rows(rows)
     a = physics(table, chosen.parameters)
     deadline = table.deadline_ms
+    code = np.array([TECHNIQUES.index(t) for t in table.techniques], dtype=np.int64)
+    # the same guards as the learned model's, on the calibrated physics' bandwidth
+    guard_codes = verdicts(code, table.first_pass_mib, table.usable_mib_s * chosen.parameters["throughput"],
+                           table.dirty_rate_mib_s, table.longest_working_set_mib, table.max_downtime_ms, deadline)
     costs = []
-    for k, (_, technique) in enumerate(rows):
+    for k, (inputs, technique) in enumerate(rows):
         bands = []
         for target in TARGETS:
             physical = float(getattr(a, target)[k])
             low, shift, high = chosen.interval(technique, target)
             bands.append(Interval(physical * math.exp(low), physical * math.exp(shift), physical * math.exp(high)))
-        converges = bool(a.converges[k]) and not (deadline[k] > 0 and bands[0].median > deadline[k])
+        guard = Guard(int(guard_codes[k]))
+        converges = (bool(a.converges[k]) and not (deadline[k] > 0 and bands[0].median > deadline[k])
+                     if guard.converges is None else guard.converges)
         notes = [note]
-        if technique.is_precopy and not converges:
+        if technique.is_precopy and guard is not Guard.NONE:
+            notes.append(convergence_note(guard, inputs, technique, float(converges), float(converges)))
+        elif technique.is_precopy and not converges:
             notes.append("does not converge by the physics"
                          + (" within the deadline" if bool(a.converges[k]) else f" ({int(a.rounds[k])} rounds)"))
+        unknown_rate = dirty_rate_note(inputs)
+        if unknown_rate:
+            notes.append(unknown_rate)
         costs.append(MigrationCost(technique, bands[0], bands[1], bands[2], converges, model, tuple(notes)))
     return costs
 

@@ -6,7 +6,8 @@ The parameters, each with its prior (the uncalibrated physics) and bounds:
 - `throughput`: the usable bandwidth (the lower of link and cap) times this is what the host really moves;
 - `round_overhead_ms`: what each pre-copy round costs beyond sending (QEMU's bookkeeping, a slow guest);
 - `downtime_scale`: the measured stop over the physics' (device state, resume, the last round's pages);
-- `sent_memory_factor`: the memory QEMU sends (its non-zero pages) over the memory in use, at most all of it.
+- `sent_memory_factor`: the memory QEMU sends (its non-zero pages) over the physics' estimate of them
+  (advisor.physics.first_pass_mib: memory in use, RAM - MemAvailable), at most all of the RAM.
 
 They are fitted by least squares on the log errors of time, downtime and data of completed migrations, with a
 ridge toward the prior worth `PRIOR_WEIGHT` migrations, so a profile with few migrations stays near the physics
@@ -87,14 +88,15 @@ class Observed:
 
 
 def physics(table: InputTable, parameters: Mapping[str, float]) -> AnalyticArrays:
-    """The physics with a profile's parameters: the working-set model, the usable bandwidth times `throughput`,
-    the memory in use times `sent_memory_factor` sent, each pre-copy round `round_overhead_ms` longer, the stop
-    scaled."""
+    """The physics with a profile's parameters: the working-set model (advisor.physics.working_set), the usable
+    bandwidth times `throughput`, the first pass's estimate times `sent_memory_factor` (at most the RAM; measured
+    non-zero pages are sent as measured), each pre-copy round `round_overhead_ms` longer, the stop scaled."""
     code = np.array([TECHNIQUES.index(t) for t in table.techniques], dtype=np.int64)
-    usable = np.minimum(table.bandwidth_mib_s, table.max_bandwidth_mib_s) * parameters["throughput"]
+    usable = table.usable_mib_s * parameters["throughput"]
     configured = np.fmax(table.memory_configured_mib, table.memory_mib)  # NaN configured: memory in use
-    sent = np.minimum(table.memory_mib * parameters["sent_memory_factor"], configured)
-    a = working_set_arrays(code, table.memory_mib, table.working_set_mib, table.dirty_rate_mib_s, usable,
+    estimate = np.minimum(table.first_pass_mib * parameters["sent_memory_factor"], configured)
+    sent = np.where(np.isnan(table.nonzero_memory_mib), estimate, table.first_pass_mib)
+    a = working_set_arrays(code, table.memory_mib, table.longest_working_set_mib, table.dirty_rate_mib_s, usable,
                            table.max_downtime_ms, nonzero_mib=sent)
     precopy = np.array([t.is_precopy for t in table.techniques])
     overhead = np.where(precopy, a.rounds * parameters["round_overhead_ms"], 0.0)

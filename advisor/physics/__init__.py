@@ -1,7 +1,8 @@
 """The physics of live migration, below the learned models (advisor.ml) and the planner (advisor.planning): the
 analytic model over arrays (`rounds`), its answer per row of MigrationInputs (`costs`), the hard guards on
-convergence (`guards`) and pre-copy with a writable working set (`working_set`, not yet behind the served model).
-It imports only the domain and numpy (an import contract says so)."""
+convergence (`guards`), pre-copy with a writable working set and the first pass QEMU sends (`working_set`: the
+physics the learned models read as features and host profiles are fitted on) and when a dirty-rate reading is
+blind (`measurement`). It imports only the domain and numpy (an import contract says so)."""
 
 from advisor.physics.costs import ANALYTIC_MODEL, analytic_costs, analytic_point, predict_analytic, validate
 from advisor.physics.guards import (
@@ -14,6 +15,7 @@ from advisor.physics.guards import (
     guard_verdicts,
     working_set_fits,
 )
+from advisor.physics.measurement import BUSY_VCPU_UTILIZATION, ZERO_READING_MIB, blind_dirty_rate
 from advisor.physics.rounds import (
     DEFAULT_CONSTANTS,
     DEFAULT_DOWNTIME_MS,
@@ -28,12 +30,38 @@ from advisor.physics.rounds import (
     send_ratios,
     simulate,
 )
-from advisor.physics.working_set import working_set_arrays
+from advisor.physics.working_set import first_pass_mib, longest_window_working_set, working_set_arrays
 
 __all__ = [
-    "ANALYTIC_MODEL", "DEFAULT_CONSTANTS", "DEFAULT_DOWNTIME_MS", "GUARD_BUDGETS", "TECHNIQUES", "AnalyticArrays",
-    "AnalyticConstants", "BoolArray", "FloatArray", "Guard", "IntArray", "analytic_arrays", "analytic_costs",
-    "analytic_point", "apply_guards", "deadline_shorter_than_pass", "dirties_faster_than_sent", "effective_rate",
-    "guard_verdicts", "one_pass_ms", "predict_analytic", "send_ratios", "simulate", "validate", "working_set_arrays",
+    "ANALYTIC_MODEL",
+    "BUSY_VCPU_UTILIZATION",
+    "DEFAULT_CONSTANTS",
+    "DEFAULT_DOWNTIME_MS",
+    "GUARD_BUDGETS",
+    "TECHNIQUES",
+    "ZERO_READING_MIB",
+    "AnalyticArrays",
+    "AnalyticConstants",
+    "BoolArray",
+    "FloatArray",
+    "Guard",
+    "IntArray",
+    "analytic_arrays",
+    "analytic_costs",
+    "analytic_point",
+    "apply_guards",
+    "blind_dirty_rate",
+    "deadline_shorter_than_pass",
+    "dirties_faster_than_sent",
+    "effective_rate",
+    "first_pass_mib",
+    "guard_verdicts",
+    "longest_window_working_set",
+    "one_pass_ms",
+    "predict_analytic",
+    "send_ratios",
+    "simulate",
+    "validate",
+    "working_set_arrays",
     "working_set_fits",
 ]

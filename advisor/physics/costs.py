@@ -86,6 +86,8 @@ def analytic_costs(
                     f"{inputs.dirty_rate_mib_s:.1f} MiB/s dirtied vs {inputs.usable_bandwidth_mib_s:.1f} MiB/s; "
                     "figures assume it is forced to complete then"
                 )
+        if not inputs.dirty_rate_known:
+            notes.append(inputs.dirty_rate_source or "dirty rate unknown")
         costs.append(MigrationCost(
             technique=technique,
             total_time_ms=band("total_time_ms", k),

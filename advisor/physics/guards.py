@@ -6,17 +6,22 @@
   is more than GUARD_BUDGETS budgets, every round re-sends at least a working set and none ever fits. XBZRLE sends
   re-dirtied pages as deltas and compression shrinks them, so their effective rates are higher. Auto-converge
   throttles the guest until it fits, so it is never ruled out here.
-- DEADLINE: no pre-copy ends before its first pass over memory; a deadline shorter than that pass cannot be met,
-  whatever the throttle.
+- DEADLINE: no pre-copy ends before its first pass (what QEMU sends: advisor.physics.first_pass_mib); a deadline
+  shorter than that pass cannot be met, whatever the throttle.
 - FITS: a round re-sends at most the guest's writable working set, so a working set (measured over the longer
   windows) within the downtime budget is sent in the stop after the first pass: the migration converges, and
   within a deadline that leaves room for the pass. The margin GUARD_BUDGETS absorbs page sampling's noise, and
   the measured working set is taken as the writable one (a guest that rewrites memory with the same values reads
-  as idle to page sampling: this guard is as blind as that measurement).
+  as idle to page sampling: advisor.physics.measurement says when a reading is blind, and a blind one is no
+  working set).
+
+The guards agree with the working-set physics (`working_set.working_set_arrays`): where KEEPS_UP rules a row out,
+every round re-sends at least its working set, more than the budget, and the physics never converges; where FITS
+ensures it, the physics converges in the stop after the first pass.
 
 Post-copy always ends and is never guarded. Each guard is a pure function over arrays; `guard_verdicts` names the
-one that decides each row (the ones ruling convergence out first) and `apply_guards` sets the probability of
-converging to 0 or 1 where one does.
+one that decides each row (the ones ruling convergence out first), `verdicts` computes it from a migration's
+inputs, and `apply_guards` sets the probability of converging to 0 or 1 where one does.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from advisor.physics.rounds import (
 # Physics says 1; the margin absorbs page sampling's noise (a 128 MiB guest's 1 s reading comes in 2 MiB/s steps)
 # and the pass's own uncertainty.
 GUARD_BUDGETS: Final = 2.0
+# A working set below this (MiB) is taken as this, so that an idle guest's ratio to the budget stays finite.
+MIN_WORKING_SET_MIB: Final = 0.25
 _POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
 _AUTOCONVERGE = TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
 
@@ -105,6 +112,25 @@ def guard_verdicts(keeps_up: BoolArray, short_deadline: BoolArray, fits: BoolArr
     with the link, then a working set that fits."""
     verdict = np.select([short_deadline, keeps_up, fits], [Guard.DEADLINE, Guard.KEEPS_UP, Guard.FITS], Guard.NONE)
     return np.asarray(verdict, dtype=np.int64)
+
+
+def verdicts(code: IntArray, first_pass_mib: FloatArray, usable_mib_s: FloatArray, dirty_mib_s: FloatArray,
+             working_set_mib: FloatArray, max_downtime_ms: FloatArray, deadline_ms: FloatArray,
+             c: AnalyticConstants = DEFAULT_CONSTANTS) -> IntArray:
+    """The deciding guard of every row from its inputs: the first pass's MiB, the usable bandwidth, the 1 s dirty
+    rate, the working set of the longest window (NaN: none beyond 1 s measured), the allowed downtime and the
+    deadline (0: none)."""
+    code = np.asarray(code, dtype=np.int64)
+    usable = np.asarray(usable_mib_s, dtype=np.float64)
+    dirty = np.asarray(dirty_mib_s, dtype=np.float64)
+    working_set = np.asarray(working_set_mib, dtype=np.float64)
+    downtime = np.asarray(max_downtime_ms, dtype=np.float64)
+    budget = np.maximum(usable * downtime / 1000.0, 1e-6)
+    over = np.maximum(np.fmax(dirty * 1.0, working_set), MIN_WORKING_SET_MIB) / budget
+    return guard_verdicts(
+        dirties_faster_than_sent(code, dirty, usable, over, c),
+        deadline_shorter_than_pass(code, first_pass_mib, usable, deadline_ms, c),
+        working_set_fits(code, first_pass_mib, usable, budget, working_set, dirty, downtime, deadline_ms, c))
 
 
 def apply_guards(probability: FloatArray, verdicts: IntArray) -> FloatArray:

@@ -1,15 +1,26 @@
-"""Pre-copy with a writable working set (a hot/cold split of memory) and the first pass QEMU really sends.
+"""Pre-copy with a writable working set (a hot/cold split of memory) and the first pass QEMU really sends: the
+physics behind the served and learned models (advisor.ml.cost_features reads it as features, advisor.ml.profiles
+fits a host's parameters on it).
 
-The analytic model (`rounds.analytic_arrays`) lets a round dirty `min(rate x round time, memory)`: a guest that
-writes at 40 MiB/s is taken to dirty 400 MiB during a 10 s round, even when it rewrites the same 16 MiB over and
-over. Here a round re-sends `min(working set, rate x round time)`: only the hot pages are rewritten, the cold ones
-are sent once. And the first pass sends the non-zero pages where they are known (QEMU sends a zero page as a
-flag: an idle 128 MiB guest whose memory in use read 26 MiB sent 87 MiB, its non-zero pages), else the memory
-given. Everything else is the analytic model's: QEMU's stop rule, auto-converge's throttle steps, XBZRLE and
-compression ratios, post-copy as one pass (over the non-zero pages).
+- The first pass sends the non-zero pages: QEMU sends a zero page as a flag. What every host can measure is the
+  guest's RAM and its memory in use as the guest reports it, RAM - MemAvailable (the balloon's `current - usable`;
+  the CSV column `memory_used_mib`), which counts the kernel's own reservation outside MemTotal (35 MiB of a
+  128 MiB lab guest, 38 MiB of a 256 MiB one) as QEMU does. On the lab's 304 migrations the non-zero pages QEMU
+  found were that plus 6-8 MiB (median; 9%) whatever the RAM (128 or 256 MiB) and working set (0-96 MiB): pages
+  the guest freed but that still hold data (the unpacked boot image, freed init memory) and page cache the kernel
+  counts as available. Those a host cannot see before migrating, so the rule sends RAM - MemAvailable, at most RAM
+  (`first_pass_mib`); a caller that measured the non-zero or touched pages gives them (`nonzero_memory_mib`) and
+  they are sent instead; a host profile fits the rest (advisor.ml.profiles, `sent_memory_factor`). Memory in use
+  unknown: all of the RAM. (Read as MemTotal - MemAvailable, an idle 128 MiB guest's 26 MiB sent 87 MiB: that
+  reading leaves out the reservation, and is not this input.)
+- A round re-sends `min(working set, rate x round time)`: only the hot pages are rewritten, the cold ones are sent
+  once (the analytic model, `rounds.analytic_arrays`, lets a 40 MiB/s guest dirty 400 MiB during a 10 s round
+  even when it rewrites the same 16 MiB). The working set is the longest window measured
+  (`longest_window_working_set`): the 4 s page-sampling window's MiB (rate x 4 s), or the 1 s rate x 1 s when it
+  reads more; with no window longer than 1 s it is unknown and all of memory may be rewritten.
 
-NOT wired into the served model: the learned models read `analytic_arrays` as features and their schema hash
-covers its constants (advisor.ml.cost_features); serving these figures instead needs a retrain and a new schema.
+Everything else is the analytic model's: QEMU's stop rule, auto-converge's throttle steps, XBZRLE and compression
+ratios, post-copy as one pass (over the first pass's pages).
 """
 
 from __future__ import annotations
@@ -26,6 +37,24 @@ from advisor.physics.rounds import (
 )
 
 
+def first_pass_mib(memory_mib: FloatArray, ram_mib: FloatArray, nonzero_mib: FloatArray) -> FloatArray:
+    """What the first pass sends per row: the measured non-zero pages where given (NaN: not measured), else the
+    memory in use (RAM - MemAvailable where measured; the RAM where not), never more than the RAM (NaN: unknown,
+    then no bound). See the module for the rule and the lab's figures behind it."""
+    memory = np.asarray(memory_mib, dtype=np.float64)
+    nonzero = np.asarray(nonzero_mib, dtype=np.float64)
+    sent = np.where(np.isnan(nonzero), memory, np.maximum(nonzero, 0.0))
+    return np.asarray(np.fmin(sent, np.asarray(ram_mib, dtype=np.float64)), dtype=np.float64)
+
+
+def longest_window_working_set(dirty_rate_mib_s: FloatArray, window_mib: FloatArray) -> FloatArray:
+    """The writable working set: what the longest window measured saw, the longer window's MiB (NaN: none
+    measured, then the working set is unknown) or the 1 s rate x 1 s where that reads more."""
+    window = np.asarray(window_mib, dtype=np.float64)
+    seen = np.fmax(window, np.asarray(dirty_rate_mib_s, dtype=np.float64) * 1.0)
+    return np.asarray(np.where(np.isnan(window), np.nan, seen), dtype=np.float64)
+
+
 def working_set_arrays(
     technique_code: IntArray,
     memory_mib: FloatArray,
@@ -37,9 +66,8 @@ def working_set_arrays(
     c: AnalyticConstants = DEFAULT_CONSTANTS,
 ) -> AnalyticArrays:
     """Every row's migration with its working set (NaN: unknown, then all of memory may be rewritten, as in the
-    analytic model) and its non-zero pages (None or NaN: unknown, then the first pass sends `memory_mib`)."""
+    analytic model) and the pages of its first pass (None or NaN: `memory_mib`)."""
     memory = np.asarray(memory_mib, dtype=np.float64)
-    # non-zero pages may exceed the memory in use the guest reports (the 87 MiB above): they replace it
     first = memory if nonzero_mib is None else np.maximum(np.asarray(nonzero_mib, dtype=np.float64), 0.0)
     first = np.where(np.isnan(first), memory, first)
     hot = np.fmin(np.asarray(working_set_mib, dtype=np.float64), np.fmax(memory, first))

@@ -118,6 +118,24 @@ def test_optional_columns_probability_and_what_was_assumed(tmp_path: Path, learn
     assert float(out["predicted_total_time_ms"][0]) < 128 / 32 * 1000
 
 
+def test_a_blind_reading_and_measured_non_zero_pages_in_a_batch(tmp_path: Path, learned: CostPredictor) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text(
+        "technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s,source,"
+        "memory_used_mib,dirty_rate_4s_pages_per_s,vcpu_utilization,nonzero_memory_mib\n"
+        "precopy,256,0,10000,32,lab,90,0,1.0,\n"  # stress-ng rewriting the same values: busy, reads 0
+        "precopy,256,0,10000,32,lab,90,0,0.05,\n"  # idle: the 0 is believed
+        "postcopy,256,0,10000,32,lab,90,0,0.05,180\n"  # 180 MiB measured non-zero: one pass over them
+        "postcopy,256,0,10000,32,lab,90,0,0.05,\n"
+    )
+    predict_csv(src, dst, learned)
+    out = pd.read_csv(dst, keep_default_na=False)
+    assert list(out["predicted_converges"]) == [False, True, True, True]
+    assert "dirty rate unknown: the guest is busy while page sampling reads ~0" in out["assumed"][0]
+    assert "dirty rate unknown" in out["notes"][0] and "dirty rate unknown" not in out["notes"][1]
+    assert float(out["predicted_total_time_ms"][2]) > 1.5 * float(out["predicted_total_time_ms"][3])
+
+
 def test_bad_optional_values_are_refused_by_row(tmp_path: Path, learned: CostPredictor) -> None:
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
     src.write_text("technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s,"

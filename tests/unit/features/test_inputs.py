@@ -75,3 +75,40 @@ def test_optional_columns_and_what_is_assumed_without_them() -> None:
     assert table.assumed[0] == ""
     assert table.assumed[1] == "memory in use unknown: all 256 MiB configured copied; max downtime 300 ms; no deadline"
     assert table.assumed[2] == "source snu; max downtime 300 ms; no deadline"
+
+
+BUSY = Latest(0.95, 1_800_000_000.0)
+
+
+def test_a_busy_guest_whose_dirty_rate_reads_zero_has_an_unknown_dirty_rate() -> None:
+    blind = migration_inputs(VM, SOURCE, TARGET, VmObservations(Latest(0.0, 1_800_000_000.0), None,
+                                                                Latest(0.0, 1_800_000_000.0), BUSY), None)
+    # the "unknown dirty rate" convention: as fast as the (slower) link moves, no working set, said so
+    assert (blind.dirty_rate_mib_s, blind.dirty_rate_known, blind.working_set_mib) == (50.0, False, None)
+    assert blind.dirty_rate_source.startswith("dirty rate unknown: the guest is busy while page sampling reads ~0")
+    assert "vCPUs 95% busy" in blind.dirty_rate_source
+    writing = migration_inputs(VM, SOURCE, TARGET, VmObservations(Latest(12.0, 1_800_000_000.0), None, None, BUSY),
+                               None)
+    assert writing.dirty_rate_known and writing.dirty_rate_mib_s == 12.0
+    asked = migration_inputs(VM, SOURCE, TARGET, VmObservations(None, None, None, BUSY), None,
+                             Overrides(dirty_rate_mib_s=0.0))
+    assert asked.dirty_rate_known and asked.dirty_rate_mib_s == 0.0  # a request's figure is its own
+
+
+def test_the_table_path_judges_a_blind_reading_as_serving_does() -> None:
+    frame = pd.DataFrame({"technique": ["precopy", "precopy", "precopy"], "vm_memory_mib": [256, 256, 256],
+                          "dirty_rate_pages_per_s": [0, 0, 0], "available_bandwidth_mbps": [10_000] * 3,
+                          "max_bandwidth_mib_s": [32, 32, 32], "source": ["lab"] * 3,
+                          "memory_used_mib": [80.0, 80.0, 80.0], "dirty_rate_4s_pages_per_s": [0, 0, 0],
+                          "vcpu_utilization": ["1.0", "0.1", ""], "nonzero_memory_mib": ["", "95.5", "300"]})
+    table = InputTable.from_frame(frame)
+    assert table.dirty_rate_known.tolist() == [False, True, True]
+    assert table.dirty_rate_mib_s.tolist() == [32.0, 0.0, 0.0]
+    assert np.isnan(table.working_set_mib[0]) and table.working_set_mib[1] == 0.0
+    assert "dirty rate unknown: the guest is busy" in table.assumed[0] and "dirty rate" not in table.assumed[1]
+    # the first pass: memory in use, the measured non-zero pages, never more than the RAM
+    assert table.first_pass_mib.tolist() == [80.0, 95.5, 256.0]
+    inputs = table.rows()
+    assert not inputs[0][0].dirty_rate_known and inputs[0][0].dirty_rate_source.startswith("dirty rate unknown")
+    assert inputs[1][0].nonzero_memory_mib == 95.5
+    assert InputTable.from_rows(inputs).dirty_rate_known.tolist() == [False, True, True]

@@ -127,7 +127,25 @@ def test_serving_routes_known_calibrated_and_uncalibrated_profiles(tmp_path: Pat
 def test_a_deadline_shorter_than_the_migration_is_no_convergence() -> None:
     rows = [(MigrationInputs(4096, 0, 1250, 8, 300, deadline_ms=10_000, host_profile="new"), Technique.PRECOPY)]
     cost = profile_costs(rows, "new", None)[0]
-    assert not cost.converges and "deadline" in cost.notes[-1]
+    # the DEADLINE guard, as the learned model applies it: 4096 MiB at 8 MiB/s take 512 s
+    assert not cost.converges and cost.notes[-1] == ("precopy cannot converge within 10 s: one pass over 4096 MiB "
+                                                     "at 8.0 MiB/s takes 512 s")
+
+
+def test_the_guards_decide_an_uncalibrated_profile_as_the_learned_model() -> None:
+    # 64 MiB rewritten at 20 MiB/s against 8 MiB/s (a 2.4 MiB budget): KEEPS_UP; a 1 MiB working set fits: FITS
+    keeps_up = MigrationInputs(256, 20, 1250, 8, 300, working_set_mib=64, host_profile="new")
+    fits = MigrationInputs(256, 0.5, 1250, 8, 300, working_set_mib=1, host_profile="new")
+    costs = profile_costs([(keeps_up, Technique.PRECOPY), (fits, Technique.PRECOPY)], "new", None)
+    assert not costs[0].converges and "cannot converge" in costs[0].notes[1]
+    assert costs[1].converges and "fits" in costs[1].notes[1]
+
+
+def test_a_blind_dirty_rate_is_said_in_the_notes() -> None:
+    blind = MigrationInputs(256, 8, 1250, 8, 300, dirty_rate_known=False, dirty_rate_source="dirty rate unknown: x",
+                            host_profile="new")
+    cost = profile_costs([(blind, Technique.PRECOPY)], "new", None)[0]
+    assert "dirty rate unknown: x" in cost.notes
 
 
 def test_the_learned_features_refuse_a_profile_they_do_not_know() -> None:

@@ -12,8 +12,10 @@ from advisor.physics import (
     dirties_faster_than_sent,
     guard_verdicts,
     one_pass_ms,
+    working_set_arrays,
     working_set_fits,
 )
+from advisor.physics.guards import verdicts
 from tests.unit.physics.grid import AUTO, COMPRESS, POST, XBZRLE, P
 
 
@@ -102,3 +104,32 @@ def test_the_deciding_guard_and_what_it_does_to_the_probability() -> None:
     assert [Guard(v) for v in verdicts] == [Guard.KEEPS_UP, Guard.DEADLINE, Guard.FITS, Guard.DEADLINE, Guard.NONE]
     assert apply_guards(col([0.87, 0.87, 0.3, 0.5, 0.42]), verdicts).tolist() == [0.0, 0.0, 1.0, 0.0, 0.42]
     assert [Guard(v).converges for v in verdicts] == [False, False, True, False, None]
+
+
+# (technique, first pass MiB, usable MiB/s, 1 s dirty MiB/s, working set MiB (NaN: none), allowed ms, deadline ms,
+#  guard, agrees with the working-set physics, why)
+VERDICTS = [
+    (P, 80.4, 8.0, 16.0, 64.0, 300.0, 0.0, Guard.KEEPS_UP,
+     "64 MiB rewritten at 16 MiB/s over an 8 MiB/s cap, a 2.4 MiB budget: 26.7 budgets"),
+    (P, 80.4, 8.0, 16.0, 4.0, 300.0, 0.0, Guard.KEEPS_UP,
+     "the 1 s rate x 1 s (16 MiB) is the working set when the 4 s window reads less"),
+    (P, 80.4, 8.0, 0.5, 1.0, 300.0, 0.0, Guard.FITS, "1 MiB rewritten against a 2.4 MiB budget: twice fits"),
+    (P, 80.4, 8.0, 0.5, np.nan, 300.0, 0.0, Guard.NONE, "no window beyond 1 s: the model decides"),
+    (P, 80.4, 8.0, 0.5, 1.0, 300.0, 10_000.0, Guard.DEADLINE, "80.4 MiB at 8 MiB/s take 10.05 s > 10 s"),
+    (P, 80.4, 8.0, 0.5, 1.0, 300.0, 20_400.0, Guard.FITS, "two passes (20.1 s) and the stop fit 20.4 s"),
+    (AUTO, 80.4, 8.0, 16.0, 64.0, 300.0, 0.0, Guard.NONE, "auto-converge throttles: the model decides"),
+    (POST, 80.4, 8.0, 16.0, 64.0, 300.0, 10_000.0, Guard.NONE, "post-copy is never guarded"),
+]
+
+
+@pytest.mark.parametrize(("code", "first", "usable", "dirty", "ws", "downtime", "deadline", "guard", "why"), VERDICTS)
+def test_the_verdict_of_a_migration_from_its_inputs(code: int, first: float, usable: float, dirty: float, ws: float,
+                                                     downtime: float, deadline: float, guard: Guard, why: str) -> None:
+    got = verdicts(np.array([code]), col([first]), col([usable]), col([dirty]), col([ws]), col([downtime]),
+                   col([deadline]))
+    assert Guard(int(got[0])) is guard, why
+    if guard in (Guard.KEEPS_UP, Guard.FITS) and not deadline:
+        # the working-set physics agrees: never converges where KEEPS_UP rules it out, converges where FITS says
+        seen = np.fmax(ws, dirty)
+        a = working_set_arrays(np.array([code]), col([first]), col([seen]), col([dirty]), col([usable]), downtime)
+        assert bool(a.converges[0]) is (guard is Guard.FITS), why

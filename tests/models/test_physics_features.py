@@ -1,0 +1,65 @@
+"""The learned models read the working-set physics (schema v4): hand-computed figures of the features, and what the
+shipped model answers for a blind dirty-rate reading."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from advisor.domain.model import Host, MigrationInputs, Technique, Vm
+from advisor.features.inputs import InputTable, VmObservations, migration_inputs
+from advisor.features.samples import Latest
+from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor
+from advisor.ml.cost_features import build_features_from_inputs
+from tests.support import REPO
+
+# A 256 MiB lab guest, 80.4 MiB in use (RAM - MemAvailable), rewriting 16 MiB at 16 MiB/s, cap 32 MiB/s, 300 ms.
+LAB = MigrationInputs(80.4, 16.0, 32.0, 32.0, 300.0, memory_configured_mib=256.0, memory_source="in use",
+                      working_set_mib=16.0, host_profile="lab", deadline_ms=90_000.0)
+
+
+def test_the_features_are_the_working_set_physics_by_hand() -> None:
+    fs = build_features_from_inputs([(LAB, Technique.PRECOPY)])
+    # first pass 80.4 MiB in 2.5125 s; the 16 MiB working set re-sent in 0.5 s; the 8 MiB rewritten meanwhile fit
+    # the 9.6 MiB budget: 8.1 MiB with the device state in the stop
+    downtime = 8.1 / 32 * 1000 + 1.0
+    assert fs.column("log_first_pass_mib")[0] == pytest.approx(math.log(80.4))
+    assert fs.column("analytic_rounds")[0] == 2.0 and fs.column("analytic_not_converged")[0] == 0.0
+    assert fs.column("log_analytic_transferred_mib")[0] == pytest.approx(math.log(80.4 + 16.0 + 8.1))
+    assert fs.column("log_analytic_downtime_ms")[0] == pytest.approx(math.log(downtime))
+    assert fs.column("log_analytic_total_time_ms")[0] == pytest.approx(math.log(96.4 / 32 * 1000 + downtime))
+    # time and data are learned relative to one pass over the first pass's pages
+    assert fs.offset("total_time_ms")[0] == pytest.approx(math.log(80.4 / 32 * 1000))
+
+
+def test_measured_non_zero_pages_are_the_first_pass() -> None:
+    measured = InputTable.from_rows([(LAB, Technique.POSTCOPY)])
+    nonzero = InputTable.from_rows([(MigrationInputs(**{**LAB.__dict__, "nonzero_memory_mib": 95.0}),
+                                     Technique.POSTCOPY)])
+    assert measured.first_pass_mib.tolist() == [80.4] and nonzero.first_pass_mib.tolist() == [95.0]
+    fs = build_features_from_inputs(nonzero.rows())
+    # post-copy: one pass over the 95 MiB (x 1.01) and the device state
+    assert fs.column("log_analytic_transferred_mib")[0] == pytest.approx(math.log(95.0 * 1.01 + 0.1))
+
+
+@pytest.fixture(scope="module")
+def predictor() -> LearnedCostPredictor:
+    p = load_cost_predictor(REPO / "models" / "cost")
+    assert isinstance(p, LearnedCostPredictor), p.model.fallback_reason
+    return p
+
+
+def test_a_blind_reading_is_never_left_to_plain_pre_copy(predictor: LearnedCostPredictor) -> None:
+    """A stress-ng-like guest: vCPUs busy, page sampling reads 0 at 1 s and 4 s. Its dirty rate is unknown, taken
+    as the link's rate: plain pre-copy cannot converge, and the answer says why."""
+    now = 1_800_000_000.0
+    vm = Vm("stress", "a", 256, 1)
+    host = Host("a", 2, 4096, network_bandwidth_mib_s=32.0, labels={"advisor.profile": "lab"})
+    seen = VmObservations(Latest(0.0, now), Latest(80.4, now), Latest(0.0, now), Latest(1.0, now))
+    inputs = migration_inputs(vm, host, None, seen, None)
+    assert not inputs.dirty_rate_known and inputs.dirty_rate_mib_s == 32.0
+    cost = predictor.predict(inputs, Technique.PRECOPY)
+    assert not cost.converges and cost.converge_probability == 0.0
+    assert any(n.startswith("dirty rate unknown: the guest is busy while page sampling reads ~0") for n in cost.notes)
+    assert predictor.predict(inputs, Technique.POSTCOPY).converges

@@ -1,0 +1,35 @@
+"""A dirty-rate reading is blind where the guest is busy while page sampling reads ~0: page sampling compares page
+contents, so a guest rewriting memory with the same values reads 0 while pre-copy never converges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from advisor.physics import blind_dirty_rate
+
+NAN = float("nan")
+
+# (1 s rate MiB/s, longer window MiB, vCPU utilisation, blind, why)
+CASES = [
+    (0.0, 0.0, 1.0, True, "stress-ng rewriting the same values: vCPU busy, 0 at 1 s and 4 s"),
+    (0.0, NAN, 0.9, True, "busy, 0 at 1 s, no longer window measured"),
+    (0.5, 0.75, 0.5, True, "below one sampled page's worth in every window, half the vCPUs busy"),
+    (0.0, 0.0, 0.1, False, "idle: a 0 reading is believed"),
+    (0.0, 0.0, NAN, False, "vCPU utilisation not measured: nothing says busy"),
+    (2.0, 0.0, 1.0, False, "the 1 s window saw writes"),
+    (0.0, 8.0, 1.0, False, "the 4 s window saw a working set"),
+    (0.0, 0.0, 0.49, False, "below the busy threshold"),
+]
+
+
+@pytest.mark.parametrize(("rate", "window", "vcpu", "blind", "why"), CASES)
+def test_a_busy_guest_reading_nothing_is_a_blind_measurement(rate: float, window: float, vcpu: float, blind: bool,
+                                                            why: str) -> None:
+    got = blind_dirty_rate(np.array([rate]), np.array([window]), np.array([vcpu]))
+    assert bool(got[0]) is blind, why
+
+
+def test_rows_are_judged_one_by_one() -> None:
+    rate, window, vcpu = (np.array([c[i] for c in CASES], dtype=np.float64) for i in range(3))
+    assert blind_dirty_rate(rate, window, vcpu).tolist() == [c[3] for c in CASES]
