@@ -43,7 +43,8 @@ class CostEstimator:
             predicted = forecaster.forecast(times, values, self._samples.vm_fields, self._clock())
         observed = VmObservations(self._samples.vm_latest(vm.id, "dirty_rate_mib_s"),
                                   self._samples.vm_latest(vm.id, "memory_used_mib"),
-                                  self._samples.vm_latest(vm.id, "working_set_mib"))
+                                  self._samples.vm_latest(vm.id, "working_set_mib"),
+                                  self._samples.vm_latest(vm.id, "cpu_utilization"))
         return observed, predicted
 
     def swap(self, predictor: CostPredictor | None = None, forecaster: DirtyRateForecaster | None = None) -> None:

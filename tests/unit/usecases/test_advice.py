@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
-from advisor.domain.model import Objective, Technique, Vm
+from advisor.domain.model import Objective, Technique, Vm, VmSample
 from advisor.domain.recommendation import Decision, Recommendation, RecommendationState
 from advisor.features.inputs import Overrides
 from tests.unit.usecases.world import KNOBS, World, hosts, world
@@ -186,3 +186,15 @@ def test_an_sre_forbids_postcopy_for_a_vm_or_a_cluster_and_the_reason_says_so(
         assert not any("forbidden" in r for r in free.reasons)
     assert kept.parameters.technique is not Technique.POSTCOPY
     assert reason in kept.reasons
+
+
+def test_a_busy_guest_whose_dirty_rate_reads_nothing_is_predicted_as_unknown(w: World) -> None:
+    """Page sampling cannot see a guest rewriting the same values: busy vCPUs and a 0 reading make the rate
+    unknown (as fast as the link moves), never idle; the same guest reading 0 while idle stays measured."""
+    now = w.clock()
+    w.ingestion.push_samples([], [VmSample("v1", now, cpu_utilization=0.95, dirty_rate_mib_s=0.0),
+                                  VmSample("v2", now, cpu_utilization=0.05, dirty_rate_mib_s=0.0)])
+    busy, idle = w.advice.predict_cost("v1", "c"), w.advice.predict_cost("v2", "c")
+    assert not busy.inputs.dirty_rate_known and busy.inputs.dirty_rate_mib_s > 0
+    assert "blind" in busy.inputs.dirty_rate_source or "unknown" in busy.inputs.dirty_rate_source
+    assert idle.inputs.dirty_rate_known and idle.inputs.dirty_rate_mib_s == 0.0
