@@ -218,7 +218,7 @@ def inputs_to_pb(i: MigrationInputs) -> pb.MigrationInputs:
     return pb.MigrationInputs(
         memory_mib=i.memory_mib, dirty_rate_mib_s=i.dirty_rate_mib_s, dirty_rate_source=i.dirty_rate_source,
         bandwidth_mib_s=i.bandwidth_mib_s, max_bandwidth_mib_s=i.max_bandwidth_mib_s,
-        max_downtime_ms=i.max_downtime_ms,
+        max_downtime_ms=i.max_downtime_ms, bandwidth_source=i.bandwidth_source,
     )
 
 

@@ -99,7 +99,8 @@ def cmd_predict_vm(args: argparse.Namespace) -> int:
         return 0
     i = result.inputs
     emit(f"{i.memory_mib:.0f} MiB, dirty rate {i.dirty_rate_mib_s:.1f} MiB/s ({safe(i.dirty_rate_source)}), "
-         f"bandwidth {i.bandwidth_mib_s:.1f} MiB/s, max downtime {i.max_downtime_ms:.0f} ms")
+         f"bandwidth {i.bandwidth_mib_s:.1f} MiB/s ({safe(i.bandwidth_source)}), "
+         f"max downtime {i.max_downtime_ms:.0f} ms")
     emit(render_costs(result.costs))
     return 0
 

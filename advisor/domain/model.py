@@ -154,6 +154,9 @@ class MigrationInputs:
     # Which hosts the prediction is for ("snu", "lab", ...; "" the model's default): the learned models are
     # calibrated per host profile.
     host_profile: str = ""
+    # What bandwidth_mib_s is: the link's speed less the traffic the hosts' samples show on it, or the link's
+    # speed where no sample says, or the request's figure.
+    bandwidth_source: str = ""
 
     @property
     def usable_bandwidth_mib_s(self) -> float:

@@ -14,6 +14,7 @@ InputTable), so the inputs a model was trained on are by construction the inputs
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -230,6 +231,39 @@ class Overrides:
 
 
 @dataclass(frozen=True)
+class LinkTraffic:
+    """What recent samples say of the traffic already on a move's link: the source host's sending, the target's
+    receiving (MiB/s); None where no sample says."""
+
+    source_tx: Latest | None = None
+    target_rx: Latest | None = None
+
+
+# A link is never taken as less free than this share of its speed: host counters include the traffic of
+# migrations that are about to end, and a migration gets a share of a busy link rather than none.
+MIN_FREE_LINK_SHARE = 0.1
+
+
+def free_link(source: Host, target: Host | None, traffic: LinkTraffic) -> tuple[float, str]:
+    """The bandwidth a move can count on (MiB/s) and what it is: each end's link speed less the traffic its
+    samples show in the move's direction, the lower of the two ends."""
+    ends = [(source.network_bandwidth_mib_s, traffic.source_tx, f"{source.id} sends")]
+    if target is not None:
+        ends.append((target.network_bandwidth_mib_s, traffic.target_rx, f"{target.id} receives"))
+    free, said = math.inf, []
+    for speed, used, what in ends:
+        if used is None:
+            free = min(free, speed)
+            continue
+        free = min(free, max(speed - max(used.value, 0.0), speed * MIN_FREE_LINK_SHARE))
+        said.append(f"{what} {used.value:.1f} MiB/s (sample {_fmt_time(used.time_s)})")
+    link = min(speed for speed, _, _ in ends)
+    if not said:
+        return link, f"link speed {link:.0f} MiB/s, no traffic sample"
+    return free, f"free of link {link:.0f} MiB/s: " + ", ".join(said)
+
+
+@dataclass(frozen=True)
 class VmObservations:
     """What recent samples say of one VM: its newest dirty-rate and memory-use readings."""
 
@@ -250,14 +284,21 @@ def migration_inputs(
     observed: VmObservations,
     forecast: DirtyRateForecast | None,
     overrides: Overrides = Overrides(),
+    traffic: LinkTraffic = LinkTraffic(),
 ) -> MigrationInputs:
     """The inputs of a prediction for moving `vm` from `source` (to `target`, when known: the slower link of the
-    two bounds the bandwidth). The dirty rate is, in order: the request's, the forecast's mean (its p90 kept as a
-    possible burst), the newest sample's; the memory to copy is the memory in use when a sample says so."""
+    two bounds the bandwidth, less the traffic already on it, `free_link`). The dirty rate is, in order: the
+    request's, the forecast's mean (its p90 kept as a possible burst), the newest sample's; the memory to copy is
+    the memory in use when a sample says so."""
     burst: float | None = None
     link = min(source.network_bandwidth_mib_s, (target or source).network_bandwidth_mib_s)
-    bandwidth = link if overrides.bandwidth_mib_s is None else overrides.bandwidth_mib_s
-    cap = bandwidth if overrides.max_bandwidth_mib_s is None else overrides.max_bandwidth_mib_s
+    free, bandwidth_source = free_link(source, target, traffic)
+    if overrides.bandwidth_mib_s is not None:
+        free, bandwidth_source = overrides.bandwidth_mib_s, "request override"
+    bandwidth = free
+    # the cap is the migration's own setting: by default the link's speed, which a busy link does not lower
+    cap = (link if overrides.bandwidth_mib_s is None else free) if overrides.max_bandwidth_mib_s is None \
+        else overrides.max_bandwidth_mib_s
     known = True
     if overrides.dirty_rate_mib_s is not None:
         dirty, dirty_source = overrides.dirty_rate_mib_s, "request override"
@@ -303,4 +344,5 @@ def migration_inputs(
         deadline_ms=overrides.deadline_ms or 0.0,
         working_set_mib=working_set,
         host_profile=source.labels.get(PROFILE_LABEL, ""),
+        bandwidth_source=bandwidth_source,
     )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from advisor.domain.model import DirtyRateForecast, Host, MigrationCost, MigrationInputs, Objective, Technique, Vm
-from advisor.features.inputs import Overrides, VmObservations, migration_inputs
+from advisor.features.inputs import LinkTraffic, Overrides, VmObservations, migration_inputs
 from advisor.features.samples import RecentSamples
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor, widen_for_burst
@@ -31,7 +31,12 @@ class CostEstimator:
 
     def inputs(self, vm: Vm, source: Host, target: Host | None, overrides: Overrides = Overrides()) -> MigrationInputs:  # noqa: B008 - frozen dataclass defaults are safe to share
         observed, forecast = self.observe(vm, forecast=overrides.dirty_rate_mib_s is None)
-        return migration_inputs(vm, source, target, observed, forecast, overrides)
+        return migration_inputs(vm, source, target, observed, forecast, overrides, self.traffic(source, target))
+
+    def traffic(self, source: Host, target: Host | None) -> LinkTraffic:
+        """The traffic already on a move's link, from the hosts' newest network samples."""
+        return LinkTraffic(self._samples.host_latest(source.id, "network_tx_mib_s"),
+                           None if target is None else self._samples.host_latest(target.id, "network_rx_mib_s"))
 
     def observe(self, vm: Vm, *, forecast: bool = True) -> tuple[VmObservations, DirtyRateForecast | None]:
         """What recent samples say of `vm` and, when asked and a forecaster is served, its dirty-rate forecast: what

@@ -100,7 +100,7 @@ class AdviceMoveCosts:
         # a move sharing a link is priced at its share: the cap it gets (the executor records the one it gets)
         overrides: Overrides = (replace(self._overrides, max_bandwidth_mib_s=bandwidth_mib_s)
                                 if bandwidth_mib_s < link else self._overrides)
-        return migration_inputs(v, s, t, observed, forecast, overrides)
+        return migration_inputs(v, s, t, observed, forecast, overrides, self._estimator.traffic(s, t))
 
 
 def _arrays(costs: Sequence[MigrationCost]) -> tuple[FloatArray, ...]:

@@ -338,20 +338,22 @@ class MigrationCost(_message.Message):
     def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., total_time_ms: _Optional[_Union[Estimate, _Mapping]] = ..., downtime_ms: _Optional[_Union[Estimate, _Mapping]] = ..., transferred_mib: _Optional[_Union[Estimate, _Mapping]] = ..., converges: _Optional[bool] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., converge_probability: _Optional[float] = ...) -> None: ...
 
 class MigrationInputs(_message.Message):
-    __slots__ = ("memory_mib", "dirty_rate_mib_s", "dirty_rate_source", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms")
+    __slots__ = ("memory_mib", "dirty_rate_mib_s", "dirty_rate_source", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms", "bandwidth_source")
     MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     DIRTY_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
     DIRTY_RATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     MAX_BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_SOURCE_FIELD_NUMBER: _ClassVar[int]
     memory_mib: float
     dirty_rate_mib_s: float
     dirty_rate_source: str
     bandwidth_mib_s: float
     max_bandwidth_mib_s: float
     max_downtime_ms: float
-    def __init__(self, memory_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., dirty_rate_source: _Optional[str] = ..., bandwidth_mib_s: _Optional[float] = ..., max_bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ...) -> None: ...
+    bandwidth_source: str
+    def __init__(self, memory_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., dirty_rate_source: _Optional[str] = ..., bandwidth_mib_s: _Optional[float] = ..., max_bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., bandwidth_source: _Optional[str] = ...) -> None: ...
 
 class PredictMigrationCostRequest(_message.Message):
     __slots__ = ("vm_id", "target_host_id", "techniques", "dirty_rate_mib_s", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms")

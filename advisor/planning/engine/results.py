@@ -54,7 +54,8 @@ def describe_inputs(inputs: MigrationInputs) -> str:
     deadline = f", deadline {inputs.deadline_ms / 1000:.0f} s" if inputs.deadline_ms else ""
     profile = f", hosts of profile {inputs.host_profile}" if inputs.host_profile else ""
     return (f"inputs: {memory}, dirty rate {inputs.dirty_rate_mib_s:.1f} MiB/s ({inputs.dirty_rate_source})"
-            f"{working_set}, {inputs.usable_bandwidth_mib_s:.1f} MiB/s, allowed downtime "
+            f"{working_set}, {inputs.usable_bandwidth_mib_s:.1f} MiB/s"
+            f"{f' ({inputs.bandwidth_source})' if inputs.bandwidth_source else ''}, allowed downtime "
             f"{inputs.max_downtime_ms:.0f} ms{deadline}{profile}")
 
 

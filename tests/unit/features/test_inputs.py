@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from advisor.domain.model import MIB, DirtyRateForecast, Host, MigrationInputs, ModelRef, Technique, Vm
-from advisor.features.inputs import InputTable, Overrides, VmObservations, migration_inputs
+from advisor.features.inputs import InputTable, LinkTraffic, Overrides, VmObservations, free_link, migration_inputs
 from advisor.features.samples import Latest
 
 VM = Vm("v", "a", 4096, 2)
@@ -112,3 +113,29 @@ def test_the_table_path_judges_a_blind_reading_as_serving_does() -> None:
     assert not inputs[0][0].dirty_rate_known and inputs[0][0].dirty_rate_source.startswith("dirty rate unknown")
     assert inputs[1][0].nonzero_memory_mib == 95.5
     assert InputTable.from_rows(inputs).dirty_rate_known.tolist() == [False, True, True]
+
+
+def _latest(value: float) -> Latest:
+    return Latest(value, 1_700_000_000.0)
+
+
+@pytest.mark.parametrize(("tx", "rx", "free", "said"), [
+    (None, None, 100.0, "no traffic sample"),  # nothing says: the link's speed, and the answer says so
+    (30.0, None, 70.0, "a sends 30.0"),
+    (None, 160.0, 40.0, "b receives 160.0"),  # the end with less left bounds the move
+    (30.0, 160.0, 40.0, "b receives 160.0"),
+    (150.0, None, 10.0, "a sends 150.0"),  # counters beyond the link's speed: never less than a tenth of it
+    (-5.0, None, 100.0, "a sends -5.0"),  # a negative counter (a reset) frees nothing
+])
+def test_the_free_link_is_its_speed_less_the_traffic_on_it(tx: float | None, rx: float | None, free: float,
+                                                            said: str) -> None:
+    a, b = Host("a", 8, 16000, network_bandwidth_mib_s=100.0), Host("b", 8, 16000, network_bandwidth_mib_s=200.0)
+    traffic = LinkTraffic(None if tx is None else _latest(tx), None if rx is None else _latest(rx))
+    got, source = free_link(a, b, traffic)
+    assert got == pytest.approx(free) and said in source
+    inputs = migration_inputs(Vm("v", "a", 1024, 1), a, b, VmObservations(), None, traffic=traffic)
+    assert inputs.bandwidth_mib_s == pytest.approx(free) and inputs.max_bandwidth_mib_s == 100.0
+    assert inputs.usable_bandwidth_mib_s == pytest.approx(free) and said in inputs.bandwidth_source
+    asked = migration_inputs(Vm("v", "a", 1024, 1), a, b, VmObservations(), None, Overrides(bandwidth_mib_s=55.0),
+                             traffic)
+    assert (asked.bandwidth_mib_s, asked.bandwidth_source) == (55.0, "request override")

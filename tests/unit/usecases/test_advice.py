@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
-from advisor.domain.model import Objective, Technique, Vm, VmSample
+from advisor.domain.model import HostSample, Objective, Technique, Vm, VmSample
 from advisor.domain.recommendation import Decision, Recommendation, RecommendationState
 from advisor.features.inputs import Overrides
 from tests.unit.usecases.world import KNOBS, World, hosts, world
@@ -198,3 +198,13 @@ def test_a_busy_guest_whose_dirty_rate_reads_nothing_is_predicted_as_unknown(w: 
     assert not busy.inputs.dirty_rate_known and busy.inputs.dirty_rate_mib_s > 0
     assert "blind" in busy.inputs.dirty_rate_source or "unknown" in busy.inputs.dirty_rate_source
     assert idle.inputs.dirty_rate_known and idle.inputs.dirty_rate_mib_s == 0.0
+
+
+def test_traffic_on_the_link_leaves_a_move_what_is_free(w: World) -> None:
+
+    before = w.advice.predict_cost("v1", "c").inputs
+    w.ingestion.push_samples([HostSample("a", w.clock(), network_tx_mib_s=before.bandwidth_mib_s / 2)], [])
+    after = w.advice.predict_cost("v1", "c").inputs
+    assert "no traffic sample" in before.bandwidth_source
+    assert after.bandwidth_mib_s == pytest.approx(before.bandwidth_mib_s / 2) and "a sends" in after.bandwidth_source
+    assert after.max_bandwidth_mib_s == before.max_bandwidth_mib_s  # the cap is the migration's, not the traffic's
