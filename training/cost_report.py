@@ -166,21 +166,26 @@ cannot converge.
 
 
 def gate_table(promotion: Mapping[str, Any]) -> str:
-    """Every comparison of the promotion gate (training/gate.py), one line each."""
+    """What the promotion gate (training/gate.py) compared the candidate with and why, and every comparison, one
+    line each."""
     gate = promotion.get("gate")
-    if not gate or not gate["comparisons"]:
+    if not gate:
         return ""
-    lines = [f"## Promotion gate: candidate vs the active {gate['active']}", "",
+    why = f" {gate['baseline_why']}." if gate["baseline_why"] else ""
+    if not gate["compared"]:
+        return f"## Promotion gate: nothing compared\n\nNo comparison: {gate['baseline']}.{why}\n"
+    lines = [f"## Promotion gate: candidate vs {gate['baseline']}", "",
+             f"Baseline: {gate['baseline']}, what serving would use were the candidate not promoted.{why}", "",
              f"On the locked test part ({gate['locked_migrations']} migrations in {gate['locked_groups']} groups); "
              f"paired bootstrap of the groups, {gate['resamples']} resamples, seed {gate['seed']}. \"worse by\": "
              "how much worse the candidate is (for coverage, its distance to 80%; for recall, recall lost), with "
              f"its {gate['confidence']:.0%} interval; refused when the interval's lower end exceeds the margin.", "",
-             "| scope | technique | figure | migrations | active | candidate | worse by | interval | margin "
+             "| scope | technique | figure | migrations | baseline | candidate | worse by | interval | margin "
              "| verdict |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
     for c in gate["comparisons"]:
         lo, hi = c["interval"]
-        lines.append(f"| {c['scope']} | {c['technique']} | {c['figure']} | {c['migrations']} | {_pct(c['active'])} "
+        lines.append(f"| {c['scope']} | {c['technique']} | {c['figure']} | {c['migrations']} | {_pct(c['baseline'])} "
                      f"| {_pct(c['candidate'])} | {_pct(c['worse_by'])} | {_pct(lo)} .. {_pct(hi)} "
                      f"| {_pct(c['margin'])} | {c['verdict']} |")
     return "\n".join(lines) + "\n"

@@ -1,5 +1,11 @@
 """The promotion gate: the candidate replaces the active cost model only if it is not worse on the same rows.
 
+The baseline is what serving would use were the candidate not promoted: the active model, or, when the current
+code cannot load it (a feature-schema change, a missing or corrupt artifact), the fallback serving then uses, the
+physics (advisor.model_serving.load_predictor) -- the moment the model changes most is no free pass. Only with
+neither (no model at all and no fallback) is nothing compared, and the card says so. The card names the baseline
+and, when it is not the active model, why.
+
 Both models predict the locked test part (training/splits.py: groups no training, tuning or cross-validation
 ever reads), every migration once, with all its measurements. Per host profile and technique, each figure is
 compared with a paired bootstrap over the locked groups (RESAMPLES draws, a fixed seed: the same verdict for
@@ -30,8 +36,9 @@ from advisor.domain.model import Technique
 from advisor.features.inputs import DEFAULT_PROFILE, InputTable
 from advisor.ml.cost import CONVERGE_THRESHOLD, CostArrays
 from advisor.ml.cost_features import TECHNIQUES
+from advisor.ml.predictor import CostPredictor
 from training.bootstrap import Resamples, ratio, weighted_median
-from training.splits import share_of
+from training.splits import migration_count, share_of
 
 # Margins: how much worse a figure may get before the candidate is refused (absolute, in the figure's units).
 TIME_MAPE_MARGIN = 0.02
@@ -73,6 +80,32 @@ Predict = Callable[[pd.DataFrame], Predictions]
 
 def predictions_of(model: TablePredictor) -> Predict:
     return lambda frame: Predictions.of(model.predict_table(InputTable.from_frame(frame)))
+
+
+def served_predictions(model: CostPredictor) -> Predict:
+    """A predictor's answers as serving gives them, row by row (the physics fallback has no table path); where it
+    gives no probability of converging, its verdict (1 converges, 0 not) stands for one."""
+
+    def predict(frame: pd.DataFrame) -> Predictions:
+        costs = model.predict_many(InputTable.from_frame(frame).rows())
+        bands = {target: np.array([[getattr(c, target).low, getattr(c, target).median, getattr(c, target).high]
+                                   for c in costs], dtype=np.float64).reshape(len(costs), 3)
+                 for target, _, _ in TARGETS}
+        probability = np.array([float(c.converges) if c.converge_probability is None else c.converge_probability
+                                for c in costs], dtype=np.float64)
+        return Predictions(bands, probability)
+
+    return predict
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What the candidate must not be worse than: what serving would use were it not promoted. `predict` None:
+    nothing at all (no model and no fallback); `why` says why the baseline is not the active model."""
+
+    name: str  # e.g. "the active version 2.0.0", "the physics fallback serving would use"
+    predict: Predict | None
+    why: str = ""  # e.g. "active 2.0.0 unreadable: feature schema v3 vs v4 (...)"
 
 
 @dataclass(frozen=True)
@@ -131,7 +164,7 @@ def _verdict(worse_by: float, lower: float, upper: float, margin: float) -> str:
     return "worse" if lower > margin or worse_by > margin else "better" if upper < 0 else "not worse"
 
 
-def compare(frame: pd.DataFrame, active: Predictions, candidate: Predictions, scope: str,
+def compare(frame: pd.DataFrame, baseline: Predictions, candidate: Predictions, scope: str,
             seed: int = SEED) -> list[dict[str, Any]]:
     """Every comparison of one scope's rows (one migration each), per technique."""
     out: list[dict[str, Any]] = []
@@ -144,7 +177,7 @@ def compare(frame: pd.DataFrame, active: Predictions, candidate: Predictions, sc
         draws = Resamples.of_groups(groups[mine], RESAMPLES, seed + int(share_of(f"{scope}|{technique}", "seed")
                                                                         * 1e9)).weights
         sub = frame[mine].reset_index(drop=True)
-        a = _take(active, mine)
+        a = _take(baseline, mine)
         c = _take(candidate, mine)
         for figure, read in _figures(sub, technique):
             ones = np.ones((1, len(sub)))
@@ -158,7 +191,7 @@ def compare(frame: pd.DataFrame, active: Predictions, candidate: Predictions, sc
             worse_by = float(figure.worse(np.array([fig_c]))[0] - figure.worse(np.array([fig_a]))[0])
             out.append({"scope": scope, "technique": str(technique), "figure": figure.name,
                         "migrations": int(figure.rows.sum()), "groups": len(np.unique(groups[mine][figure.rows])),
-                        "active": fig_a, "candidate": fig_c,
+                        "baseline": fig_a, "candidate": fig_c,
                         "worse_by": worse_by, "interval": [lower, upper], "margin": figure.margin,
                         "verdict": _verdict(worse_by, lower, upper, figure.margin)})
     return out
@@ -178,31 +211,39 @@ def scopes(locked: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
-def run(locked: pd.DataFrame, candidate: Predict, active: Predict | None, active_name: str, *, promote: bool,
+def run(locked: pd.DataFrame, candidate: Predict, baseline: Baseline, *, promote: bool,
         seed: int = SEED) -> dict[str, Any]:
-    """The card's `promotion`: whether the candidate is promoted or refused, why, and every comparison.
-    `active` None: no active model can be used (`active_name` says why), so there is nothing to compare with."""
+    """The card's `promotion`: whether the candidate is promoted or refused, why, and every comparison with the
+    baseline. `locked` holds each migration once (never the variants of `training.cost_data.with_variants`), so
+    every figure and count is in migrations."""
+    migrations = migration_count(locked)
+    if migrations != len(locked):
+        raise ValueError(f"the gate scores each migration once: {len(locked)} rows of {migrations} migrations "
+                         "(give it the locked rows, not their variants)")
     comparisons: list[dict[str, Any]] = []
-    if active is not None:
+    if baseline.predict is not None:
         for scope, rows in scopes(locked):
             if len(rows):
-                comparisons += compare(rows, active(rows), candidate(rows), scope, seed)
+                comparisons += compare(rows, baseline.predict(rows), candidate(rows), scope, seed)
     worse = [c for c in comparisons if c["verdict"] == "worse"]
     if worse:
-        reason = "refused: worse than the active " + active_name + " on " + "; ".join(_describe(c) for c in worse)
-    elif active is None:
-        reason = f"passed: no active model to compare with ({active_name})"
+        reason = f"refused: worse than {baseline.name} on " + "; ".join(_describe(c) for c in worse)
+    elif baseline.predict is None:
+        reason = f"passed without any comparison: {baseline.name}" + (f" ({baseline.why})" if baseline.why else "")
     else:
-        reason = (f"passed: not worse than the active {active_name} beyond a margin on any of {len(comparisons)} "
-                  f"comparisons on {len(locked)} locked migrations")
+        reason = (f"passed: not worse than {baseline.name} beyond a margin on any of {len(comparisons)} "
+                  f"comparisons on {migrations} locked migrations")
+    if baseline.why and baseline.predict is not None:
+        reason = f"{baseline.why}; compared with {baseline.name}; {reason}"
     promoted = promote and not worse
     verdict = "promoted" if promoted else "not promoted" if worse else "not promoted (--promote not given)"
     return {"promoted": promoted, "refused": bool(worse), "reason": f"{verdict}; {reason}",
-            "gate": {"active": active_name, "locked_migrations": len(locked),
+            "gate": {"baseline": baseline.name, "baseline_why": baseline.why,
+                     "compared": baseline.predict is not None, "locked_migrations": migrations,
                      "locked_groups": int(locked["group"].nunique()) if len(locked) else 0,
                      "resamples": RESAMPLES, "confidence": CONFIDENCE, "seed": seed, "comparisons": comparisons}}
 
 
 def _describe(c: Mapping[str, Any]) -> str:
-    return (f"{c['scope']} {c['technique']} {c['figure']} {c['candidate']:.1%} vs {c['active']:.1%} (worse by "
+    return (f"{c['scope']} {c['technique']} {c['figure']} {c['candidate']:.1%} vs {c['baseline']:.1%} (worse by "
             f"{c['worse_by']:.1%}, {CONFIDENCE:.0%} interval from {c['interval'][0]:.1%}, margin {c['margin']:.1%})")

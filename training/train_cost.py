@@ -10,7 +10,8 @@ lab's configurations in five folds fixed by a hash of each) and predict them wit
 the candidate (every source), the same recipe trained on the SNU data only, the analytic model and a log-linear
 baseline; fit the final models on everything; derive the conformal intervals per host profile, technique and rho
 band and the convergence calibration from the held-out predictions. The gate (training/gate.py) then runs the
-candidate and the active model on the locked test part and compares them figure by figure; the version is
+candidate and the active model (or, when the active one cannot be loaded, the physics fallback serving would
+use) on the locked test part and compares them figure by figure; the version is
 written to models/cost/<version>/ through the model registry with its card (card.json, card.md: every
 comparison), and docs/cost-model.md. The candidate is promoted (models/cost/ACTIVE) only with --promote and only
 when no comparison is worse beyond its margin; a refused candidate stays written as its own version, marked
@@ -20,6 +21,7 @@ refused in its card. Deterministic for a given seed, data and library versions.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -34,7 +36,10 @@ import pandas as pd
 
 from advisor.ml.cost import CONVERGES, MODEL_NAME, correction_role, load_artifact, registry
 from advisor.ml.cost_features import TARGET_FEATURES, TARGETS, schema_document
-from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry
+from advisor.ml.predictor import AnalyticPredictor
+from advisor.ml.profile_serving import ProfileServingPredictor
+from advisor.ml.profile_store import ProfileStore
+from advisor.ml.registry import CARD_FILE, Artifact, ArtifactError, read_active
 from advisor.physics import apply_guards
 from training import gate
 from training.cost_data import DEFAULT_LAB_DATA, fingerprints, lab_postcopy_rows, load_all, load_locked, with_variants
@@ -164,14 +169,31 @@ def fit_final(data: Prepared, oof: dict[str, Any], cfg: TrainConfig, out_dir: Pa
                             "calibration": {"raw": list(calibration.raw), "calibrated": list(calibration.calibrated)}}}
 
 
-def _active(reg: ModelRegistry) -> tuple[gate.Predict | None, str]:
-    """The active model's predictions for the gate, and its name; None and why when none can be used (serving
-    then falls back to the analytic model, and there is no learned model to compare with)."""
+def baseline(models_dir: Path) -> gate.Baseline:
+    """What the gate compares the candidate with: what serving would use were it not promoted. The active model;
+    or, when the current code cannot load it, the fallback serving then uses: the physics, per host profile as
+    advisor.model_serving.load_predictor composes it (profiles calibrated under `models_dir/../profiles`)."""
     try:
-        model = reg.load(load_artifact)
+        model = registry(models_dir).load(load_artifact)
     except ArtifactError as e:
-        return None, f"none usable: {e}"
-    return gate.predictions_of(model), f"version {model.model.version}"
+        fallback = ProfileServingPredictor(AnalyticPredictor(fallback_reason=str(e)),
+                                           ProfileStore(models_dir.parent / "profiles").get)
+        return gate.Baseline("the physics fallback serving would use", gate.served_predictions(fallback),
+                             _unusable(models_dir, e))
+    return gate.Baseline(f"the active version {model.model.version}", gate.predictions_of(model))
+
+
+def _unusable(models_dir: Path, error: ArtifactError) -> str:
+    """Why the active model cannot be served, with the feature schema versions when they differ."""
+    try:
+        version = read_active(models_dir)
+        card = json.loads((models_dir / version / CARD_FILE).read_text(encoding="utf-8"))
+        theirs = card["feature_schema"]["schema_version"]
+    except (ArtifactError, OSError, ValueError, KeyError, TypeError):
+        return str(error)  # no active version, or its card unreadable: the error says which
+    ours = schema_document()["schema_version"]
+    return f"active {version} unreadable: " + (f"feature schema v{theirs} vs v{ours} ({error})" if theirs != ours
+                                                else str(error))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,16 +265,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "also scored without their optional measurements",
         "metrics": metrics, "libraries": library_versions(),
     }
-    active, active_name = _active(reg)
+    against = baseline(args.models_dir)
     locked = load_locked(*sources)
 
     def write_all(directory: Path) -> None:
         card.update(fit_final(data, oof, cfg, directory))
         card["schema_hash"] = reg.schema_hash
         candidate = load_artifact(Artifact(directory, card))
-        print(f"gate: {len(locked)} locked migrations, candidate vs {active_name}", flush=True)
-        card["promotion"] = gate.run(locked, gate.predictions_of(candidate), active, active_name,
-                                     promote=args.promote)
+        print(f"gate: {len(locked)} locked migrations, candidate vs {against.name}"
+              + (f" ({against.why})" if against.why else ""), flush=True)
+        card["promotion"] = gate.run(locked, gate.predictions_of(candidate), against, promote=args.promote)
         print(f"promotion: {card['promotion']['reason']}", flush=True)
         (directory / "card.md").write_text(render_card(card, command))
 

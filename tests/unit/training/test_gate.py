@@ -1,15 +1,26 @@
 """The promotion gate on synthetic predictions: a candidate worse on one figure only is refused naming it; one
-equal to the active model, or differing by noise, is not; the verdict is the same for the same seed."""
+equal to the active model, or differing by noise, is not; the verdict is the same for the same seed. On the real
+locked part: an active model the code cannot load (another feature schema) is replaced by the physics fallback
+serving would use, never a free pass."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from training import gate
-from training.gate import Predictions
+from advisor.ml.cost_features import SCHEMA_VERSION
+from advisor.model_serving import load_predictor
+from tests.support import REPO
+from training import gate, train_cost
+from training.cost_data import load_locked
+from training.cost_report import gate_table
+from training.gate import Baseline, Predictions
 
 SIGMA = 0.2  # spread of the actual values around the predicted median, in log space
 Z80 = 1.2816  # the p90 of a standard normal: +-Z80 sigma holds 80%
@@ -35,7 +46,11 @@ def _locked(groups: int = 60, per_group: int = 4, seed: int = 1) -> tuple[pd.Dat
 
 
 def _verdict(frame: pd.DataFrame, active: Predictions, candidate: Predictions) -> dict[str, object]:
-    return gate.run(frame, lambda _: candidate, lambda _: active, "version 1.0.0", promote=True)
+    return gate.run(frame, lambda _: candidate, _active(active), promote=True)
+
+
+def _active(p: Predictions) -> Baseline:
+    return Baseline("the active version 1.0.0", lambda _: p)
 
 
 def _scaled(p: Predictions, target: str, factor: float) -> Predictions:
@@ -105,7 +120,7 @@ def test_every_comparison_is_recorded_per_scope_technique_and_figure() -> None:
         assert {f for s, t, f in keys if s == scope and t == "precopy"} == figures | {"non-convergence recall",
                                                                                        "false alarms"}
     data = next(c for c in comparisons if c["figure"] == "data MAPE" and c["technique"] == "precopy")
-    assert data["candidate"] > data["active"] and data["verdict"] == "worse"
+    assert data["candidate"] > data["baseline"] and data["verdict"] == "worse"
     completed_precopy = (frame["technique"] == "precopy") & (frame["outcome"] == "completed")
     assert data["interval"][0] > data["margin"] and data["migrations"] == completed_precopy.sum()
 
@@ -113,19 +128,80 @@ def test_every_comparison_is_recorded_per_scope_technique_and_figure() -> None:
 def test_the_verdict_is_the_same_for_the_same_seed_and_moves_with_another() -> None:
     frame, active = _locked()
     candidate = _scaled(active, "total_time_ms", 1.02)
-    first = gate.run(frame, lambda _: candidate, lambda _: active, "v", promote=False, seed=3)
-    again = gate.run(frame, lambda _: candidate, lambda _: active, "v", promote=False, seed=3)
-    other = gate.run(frame, lambda _: candidate, lambda _: active, "v", promote=False, seed=4)
+    first = gate.run(frame, lambda _: candidate, _active(active), promote=False, seed=3)
+    again = gate.run(frame, lambda _: candidate, _active(active), promote=False, seed=3)
+    other = gate.run(frame, lambda _: candidate, _active(active), promote=False, seed=4)
     assert first == again
     assert first["gate"]["comparisons"] != other["gate"]["comparisons"]  # type: ignore[index]
     assert not first["promoted"] and "--promote not given" in str(first["reason"])
 
 
-def test_without_a_usable_active_model_there_is_nothing_to_compare_with() -> None:
+def test_only_with_no_model_and_no_fallback_is_nothing_compared_and_the_card_says_so() -> None:
     frame, active = _locked(groups=5)
-    result = gate.run(frame, lambda _: active, None, "none usable: no ACTIVE", promote=True)
+    result = gate.run(frame, lambda _: active, Baseline("no model at all and no fallback", None), promote=True)
     assert result["promoted"] and result["gate"]["comparisons"] == []  # type: ignore[index]
-    assert "no active model to compare with (none usable: no ACTIVE)" in str(result["reason"])
+    assert "passed without any comparison: no model at all and no fallback" in str(result["reason"])
+    assert "No comparison: no model at all and no fallback." in gate_table(result)
+
+
+def test_the_gate_scores_each_migration_once_never_its_input_variants() -> None:
+    frame, active = _locked(groups=5)
+    variants = pd.concat([frame.assign(row=frame.index)] * 2, ignore_index=True)  # as with_variants repeats a run
+    with pytest.raises(ValueError, match="each migration once: 40 rows of 20 migrations"):
+        gate.run(variants, lambda _: active, _active(active), promote=True)
+    assert _verdict(frame, active, active)["gate"]["locked_migrations"] == len(frame)  # type: ignore[index]
+
+
+def _of_another_schema(tmp_path: Path) -> Path:
+    """A models directory whose active cost version was trained on the previous feature schema."""
+    cost = tmp_path / "models" / "cost"
+    shipped = REPO / "models" / "cost" / (REPO / "models" / "cost" / "ACTIVE").read_text().strip()
+    shutil.copytree(shipped, cost / "0.9.0")
+    card = json.loads((cost / "0.9.0" / "card.json").read_text())
+    card.update(version="0.9.0", schema_hash="0" * 64,
+                feature_schema={**card["feature_schema"], "schema_version": SCHEMA_VERSION - 1})
+    (cost / "0.9.0" / "card.json").write_text(json.dumps(card))
+    (cost / "ACTIVE").write_text("0.9.0\n")
+    return cost
+
+
+def test_an_active_model_of_another_schema_gives_way_to_the_physics_fallback_serving_would_use(
+        tmp_path: Path) -> None:
+    cost = _of_another_schema(tmp_path)
+    baseline = train_cost.baseline(cost)
+    physics = baseline.predict
+    assert baseline.name == "the physics fallback serving would use" and physics is not None
+    assert baseline.why.startswith(f"active 0.9.0 unreadable: feature schema v{SCHEMA_VERSION - 1} vs "
+                                   f"v{SCHEMA_VERSION} (feature schema mismatch")
+    locked = load_locked()
+    served = load_predictor(cost.parent)  # what the advisor serves from this directory
+    assert served.model.fallback_reason
+    fallback, as_served = physics(locked), gate.served_predictions(served)(locked)
+    for target, band in fallback.intervals.items():
+        assert np.array_equal(band, as_served.intervals[target]), target
+    assert np.array_equal(fallback.converge_probability, as_served.converge_probability)
+
+    same = gate.run(locked, physics, baseline, promote=True)
+    assert same["promoted"] and same["gate"]["comparisons"]  # type: ignore[index]
+    assert all(c["worse_by"] == 0 or c["verdict"] == "not measured"
+               for c in same["gate"]["comparisons"])  # type: ignore[index]
+
+    def worse(rows: pd.DataFrame) -> Predictions:  # three times the physics' time, interval and all
+        return _scaled(physics(rows), "total_time_ms", 3.0)
+
+    refused = gate.run(locked, worse, baseline, promote=True)
+    assert refused["refused"] and not refused["promoted"]
+    reason = str(refused["reason"])
+    assert reason.startswith(f"not promoted; active 0.9.0 unreadable: feature schema v{SCHEMA_VERSION - 1} vs ")
+    assert "; compared with the physics fallback serving would use; refused: worse than the physics fallback " \
+           "serving would use on " in reason and "time MAPE" in reason
+    gate_card = refused["gate"]
+    assert gate_card["baseline"] == baseline.name and gate_card["baseline_why"] == baseline.why  # type: ignore[index]
+    assert {c["figure"] for c in gate_card["comparisons"] if c["verdict"] == "worse"} >= {  # type: ignore[index]
+        "time MAPE"}
+    page = gate_table(refused)
+    assert "## Promotion gate: candidate vs the physics fallback serving would use" in page
+    assert baseline.why in page
 
 
 def test_a_figure_without_rows_is_not_measured_and_refuses_nothing() -> None:
