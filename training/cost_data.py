@@ -145,6 +145,8 @@ def load_outcomes(path: Path) -> pd.DataFrame:
     frame = frame[frame["outcome"] == "completed"].copy()  # aborted ones are censored, failed ones unknown
     # a figure not measured (e.g. the downtime of a migration reconciled after a restart) is unknown: not taught
     frame = frame.dropna(subset=list(TARGET_COLUMNS))
+    # nor one whose dirty rate was assumed (exported empty): its inputs are not what the migration saw
+    frame = frame.dropna(subset=["dirty_rate_pages_per_s"])
     # the host profile the prediction was made for (advisor outcomes export writes it); none: the default, snu
     source = frame["source"] if "source" in frame.columns else pd.Series("snu", index=frame.index)
     frame["source"] = source.fillna("snu").astype(str).replace({"": "snu", "advisor": "snu"})

@@ -57,7 +57,7 @@ def _measured(value: float | None) -> float | None:
 def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
     """One row of the table for a migration the advisor executed, with the prediction made for it; None when it
     never ran or no inputs were kept with it. A value not measured (a downtime libvirt did not report, a failed
-    move's time) is empty, never 0."""
+    move's time, a dirty rate that was assumed) is empty, never 0 or the assumption."""
     inputs, outcome = record.inputs, record.outcome
     if inputs is None or outcome is None or record.phase not in _OUTCOME_OF:
         return None
@@ -71,7 +71,8 @@ def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
         "technique": str(record.parameters.technique),
         "workload": "",  # unknown in production: never a feature
         "vm_memory_mib": inputs.memory_configured_mib or inputs.memory_mib,
-        "dirty_rate_pages_per_s": inputs.dirty_rate_mib_s * MIB / PAGE_SIZE_BYTES,
+        # an assumed rate (nothing measured it, or the reading was blind) is not a measurement: empty
+        "dirty_rate_pages_per_s": inputs.dirty_rate_mib_s * MIB / PAGE_SIZE_BYTES if inputs.dirty_rate_known else None,
         "available_bandwidth_mbps": inputs.bandwidth_mib_s * MIB * 8 / 1e6,
         "max_bandwidth_mib_s": record.parameters.bandwidth_mib_s,
         "total_time_ms": _measured(outcome.total_time_ms),

@@ -138,6 +138,8 @@ class OnlineProfiles:
         name = inputs.host_profile
         if not name or name in PROFILES or not NAME_PATTERN.match(name):
             return
+        if not inputs.dirty_rate_known:  # an assumed dirty rate would fit the host to inputs it never saw
+            return
         downtime = np.nan if outcome.downtime_ms is None else outcome.downtime_ms
         observed = Observed(np.array([outcome.total_time_ms]), np.array([downtime]),
                             np.array([outcome.transferred_mib]), np.array([True]))

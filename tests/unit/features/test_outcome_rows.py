@@ -1,16 +1,18 @@
 """`advisor outcomes export`'s rows (advisor.features.dataset.outcome_row): a migration's host profile as its
-inputs store it, and a value not measured written empty, never 0."""
+inputs store it, and a value not measured written empty, never 0 or an assumption."""
 
 from __future__ import annotations
 
 import io
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, MigrationParameters, ModelRef, Technique
 from advisor.features.dataset import outcome_row
+from training.cost_data import load_outcomes
 
 COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
                      ModelRef("test", "0"))
@@ -47,3 +49,15 @@ def test_a_row_carries_the_host_profile_its_inputs_store() -> None:
     assert table.loc["op", ["host_profile", "source"]].tolist() == ["lab", "lab"]
     # hosts without an advisor.profile label: none stored; the model was asked for its default
     assert table.loc["unlabelled", ["host_profile", "source"]].tolist() == ["", "snu"]
+
+
+def test_an_assumed_dirty_rate_is_exported_empty_and_not_taught(tmp_path: Path) -> None:
+    ended = replace(BASE, phase=Phase.SUCCEEDED, outcome=MigrationResult(True, total_time_ms=9000, downtime_ms=30,
+                                                                          transferred_mib=800))
+    assumed = replace(ended, operation_id="assumed",
+                      inputs=MigrationInputs(1024, 100, 100, 100, dirty_rate_known=False, host_profile="lab"))
+    table = exported(ended, assumed)
+    assert table.loc["op", "dirty_rate_pages_per_s"] == "2560.0" and table.loc["assumed", "dirty_rate_pages_per_s"] == ""
+    path = tmp_path / "outcomes.csv"
+    table.reset_index().to_csv(path, index=False)
+    assert load_outcomes(path)["migration_id"].tolist() == ["op"]  # the measured one only
