@@ -57,7 +57,8 @@ def test_an_assumed_dirty_rate_is_exported_empty_and_not_taught(tmp_path: Path) 
     assumed = replace(ended, operation_id="assumed",
                       inputs=MigrationInputs(1024, 100, 100, 100, dirty_rate_known=False, host_profile="lab"))
     table = exported(ended, assumed)
-    assert table.loc["op", "dirty_rate_pages_per_s"] == "2560.0" and table.loc["assumed", "dirty_rate_pages_per_s"] == ""
+    assert table.loc["op", "dirty_rate_pages_per_s"] == "2560.0"
+    assert table.loc["assumed", "dirty_rate_pages_per_s"] == ""
     path = tmp_path / "outcomes.csv"
     table.reset_index().to_csv(path, index=False)
     assert load_outcomes(path)["migration_id"].tolist() == ["op"]  # the measured one only
