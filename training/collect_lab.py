@@ -55,6 +55,8 @@ FIELDS = (
     # added with the v2 grid (empty in the rows collected before)
     "collection", "guest_image", "writer", "writer_command", "writer_mode", "data_pattern", "balloon_available_mib",
     "balloon_usable_mib", "balloon_unused_mib", "qemu_rss_mib",
+    # added during the first v2 run (empty in the rows before)
+    "vcpu_utilization",
 )
 # The columns of the rows collected before the v2 grid: a CSV with them gets the new columns, empty, on start.
 V1_FIELDS = FIELDS[:FIELDS.index("collection")]
@@ -83,9 +85,10 @@ def read_done(path: Path) -> list[dict[str, str]]:
         reader = csv.DictReader(handle)
         rows = list(reader)
         columns = tuple(reader.fieldnames or ())
-    if columns == V1_FIELDS:
-        print(f"{path}: adding the v2 columns (empty in its {len(rows)} rows)", file=sys.stderr)
-        rewrite(path, [{**row, **dict.fromkeys(FIELDS[len(V1_FIELDS):], "")} for row in rows])
+    if columns != FIELDS and len(columns) >= len(V1_FIELDS) and FIELDS[:len(columns)] == columns:
+        print(f"{path}: adding the columns {', '.join(FIELDS[len(columns):])} (empty in its {len(rows)} rows)",
+              file=sys.stderr)
+        rewrite(path, [{**row, **dict.fromkeys(FIELDS[len(columns):], "")} for row in rows])
     elif columns != FIELDS:
         raise SystemExit(f"{path} has other columns than this job writes; move it away or give --output")
     return rows

@@ -92,6 +92,9 @@ COLUMNS = {
     "balloon_unused_mib": "the guest's MemFree from its balloon stats (memoryStats unused), MiB",
     "qemu_rss_mib": "resident memory of the source QEMU process before the migration (memoryStats rss), MiB: guest "
                     "pages QEMU has touched plus its own",
+    "vcpu_utilization": "the share of its vCPUs the guest kept busy over the dirty-rate windows before the migration "
+                        "(CPU time over wall time and vCPUs, as serving reads it); busy while page sampling reads ~0 "
+                        "is a blind reading (advisor.physics.blind_dirty_rate); empty before it was recorded",
 }
 NOTES = [
     "Hosts are two libvirtd on one machine (advisor/lab): migrations are QEMU 7.2 TCG over loopback TCP; the cap "

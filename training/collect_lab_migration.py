@@ -166,11 +166,17 @@ def _one_line(text: str) -> str:
 
 
 def measure_before(lab: Lab, dom: Any, uri: str) -> dict[str, Any]:
-    """Balloon memory use and page-sampling dirty rates over 4, 2 and 1 s (the 1 s one last, just before)."""
+    """Balloon memory use, page-sampling dirty rates over 4, 2 and 1 s (the 1 s one last, just before) and the
+    share of its vCPUs the guest kept busy meanwhile (as serving reads it: CPU time over wall time and vCPUs), which
+    tells a guest rewriting the same values (busy, read as 0) from an idle one."""
     row: dict[str, Any] = memory_stats(dom)
+    _, _, _, vcpus, cpu_before = dom.info()
+    wall_before = time.monotonic_ns()
     for seconds, column in ((4, "dirty_rate_4s_pages_per_s"), (2, "dirty_rate_2s_pages_per_s"),
                             (1, "dirty_rate_pages_per_s")):
         row[column] = virt.dirty_rate_mib_s(uri, GUEST, seconds) * MIB / PAGE_SIZE_BYTES
+    _, _, _, _, cpu_after = dom.info()
+    row["vcpu_utilization"] = round((cpu_after - cpu_before) / ((time.monotonic_ns() - wall_before) * vcpus), 3)
     row["working_set_mib"] = row["dirty_rate_4s_pages_per_s"] * 4 * PAGE_SIZE_BYTES / MIB
     row["host_load_1m"] = os.getloadavg()[0]
     row["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
