@@ -5,7 +5,11 @@ The parameters, each with its prior (the uncalibrated physics) and bounds:
 
 - `throughput`: the usable bandwidth (the lower of link and cap) times this is what the host really moves;
 - `round_overhead_ms`: what each pre-copy round costs beyond sending (QEMU's bookkeeping, a slow guest);
-- `downtime_scale`: the measured stop over the physics' (device state, resume, the last round's pages);
+- `downtime_scale` and `stop_ms`: the measured stop is the physics' (the last round's pages at the usable
+  bandwidth, the device state) times the scale, plus a fixed cost. QEMU lifts the bandwidth cap for the stop
+  (migration_completion sets an unlimited rate), so where the link is faster than the cap the last pages take a
+  fraction of what the physics says and what is left is the host's fixed cost of stopping and resuming: the lab's
+  stops are 15-90 ms whatever the allowed downtime (100-1000 ms);
 - `sent_memory_factor`: the memory QEMU sends (its non-zero pages) over the physics' estimate of them
   (advisor.physics.first_pass_mib: memory in use, RAM - MemAvailable), at most all of the RAM.
 
@@ -29,14 +33,17 @@ from advisor.domain.model import Technique
 from advisor.features.inputs import InputTable
 from advisor.physics import TECHNIQUES, AnalyticArrays, FloatArray, working_set_arrays
 
-PARAMETERS: tuple[str, ...] = ("throughput", "round_overhead_ms", "downtime_scale", "sent_memory_factor")
+PARAMETERS: tuple[str, ...] = ("throughput", "round_overhead_ms", "downtime_scale", "sent_memory_factor", "stop_ms")
 PRIOR: Mapping[str, float] = {"throughput": 1.0, "round_overhead_ms": 0.0, "downtime_scale": 1.0,
-                              "sent_memory_factor": 1.0}
+                              "sent_memory_factor": 1.0, "stop_ms": 0.0}
 BOUNDS: Mapping[str, tuple[float, float]] = {"throughput": (0.3, 1.5), "round_overhead_ms": (0.0, 2000.0),
-                                             "downtime_scale": (0.2, 20.0), "sent_memory_factor": (0.5, 8.0)}
-# How far a parameter may move for one unit of the ridge (log scale; the overhead in ms over this).
-PRIOR_SPREAD: Mapping[str, float] = {"throughput": 0.5, "round_overhead_ms": 500.0, "downtime_scale": 1.0,
-                                     "sent_memory_factor": 1.0}
+                                             "downtime_scale": (0.02, 20.0), "sent_memory_factor": (0.5, 8.0),
+                                             "stop_ms": (0.0, 2000.0)}
+# How far a parameter may move for one unit of the ridge (log scale; the ms parameters in ms over this).
+PRIOR_SPREAD: Mapping[str, float] = {"throughput": 0.5, "round_overhead_ms": 500.0, "downtime_scale": 1.5,
+                                     "sent_memory_factor": 1.0, "stop_ms": 100.0}
+# Parameters in ms, which move additively (the others are factors, which move in log space).
+ADDITIVE: frozenset[str] = frozenset({"round_overhead_ms", "stop_ms"})
 PRIOR_WEIGHT = 5.0  # the prior counts as this many migrations
 TARGETS: tuple[str, ...] = ("total_time_ms", "downtime_ms", "transferred_mib")
 QUANTILES = (0.1, 0.9)
@@ -90,7 +97,8 @@ class Observed:
 def physics(table: InputTable, parameters: Mapping[str, float]) -> AnalyticArrays:
     """The physics with a profile's parameters: the working-set model (advisor.physics.working_set), the usable
     bandwidth times `throughput`, the first pass's estimate times `sent_memory_factor` (at most the RAM; measured
-    non-zero pages are sent as measured), each pre-copy round `round_overhead_ms` longer, the stop scaled."""
+    non-zero pages are sent as measured), each pre-copy round `round_overhead_ms` longer, the stop scaled and
+    `stop_ms` longer."""
     code = np.array([TECHNIQUES.index(t) for t in table.techniques], dtype=np.int64)
     usable = table.usable_mib_s * parameters["throughput"]
     configured = np.fmax(table.memory_configured_mib, table.memory_mib)  # NaN configured: memory in use
@@ -100,7 +108,7 @@ def physics(table: InputTable, parameters: Mapping[str, float]) -> AnalyticArray
                            table.max_downtime_ms, nonzero_mib=sent)
     precopy = np.array([t.is_precopy for t in table.techniques])
     overhead = np.where(precopy, a.rounds * parameters["round_overhead_ms"], 0.0)
-    downtime = a.downtime_ms * parameters["downtime_scale"]
+    downtime = a.downtime_ms * parameters["downtime_scale"] + parameters["stop_ms"]
     return AnalyticArrays(a.total_time_ms + overhead - a.downtime_ms + downtime, downtime, a.transferred_mib,
                           a.converges, a.rounds)
 
@@ -128,7 +136,7 @@ def fit_parameters(table: InputTable, observed: Observed, prior_weight: float = 
         values = unpack(x)
         out = []
         for name in PARAMETERS:
-            if name == "round_overhead_ms":
+            if name in ADDITIVE:
                 out.append((values[name] - PRIOR[name]) / PRIOR_SPREAD[name])
             else:
                 out.append(math.log(values[name] / PRIOR[name]) / PRIOR_SPREAD[name])
@@ -144,8 +152,9 @@ def fit_parameters(table: InputTable, observed: Observed, prior_weight: float = 
     low = np.array([BOUNDS[p][0] for p in PARAMETERS])
     high = np.array([BOUNDS[p][1] for p in PARAMETERS])
     best = min((levenberg_marquardt(residuals, np.clip(np.array([start[p] for p in PARAMETERS]), low, high), low, high)
-                # the rounds make the loss a staircase in the rates: two starts
-                for start in (PRIOR, {**PRIOR, "throughput": 0.7, "round_overhead_ms": 100.0})),
+                # the rounds make the loss a staircase in the rates, and a fixed stop trades with a scaled one
+                for start in (PRIOR, {**PRIOR, "throughput": 0.7, "round_overhead_ms": 100.0},
+                              {**PRIOR, "downtime_scale": 0.3, "stop_ms": 20.0})),
                key=lambda x: float(np.sum(residuals(x) ** 2)))
     return unpack(best)
 
@@ -240,7 +249,7 @@ def updated(profile: HostProfile, table: InputTable, observed: Observed, prior_w
     parameters = {}
     for name in PARAMETERS:
         old, new = profile.parameters[name], own[name]
-        if name == "round_overhead_ms":
+        if name in ADDITIVE:
             parameters[name] = round(old + step * (new - old), 4)
         else:
             parameters[name] = round(math.exp(math.log(old) + step * (math.log(new) - math.log(old))), 4)

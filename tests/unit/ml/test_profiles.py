@@ -17,7 +17,9 @@ from advisor.ml.profile_store import ProfileStore
 from advisor.ml.profiles import PRIOR, UNCALIBRATED_OFFSETS, Observed, calibrate, physics, updated
 from advisor.ml.registry import ArtifactError
 
-TRUE = {"throughput": 0.6, "round_overhead_ms": 200.0, "downtime_scale": 2.0, "sent_memory_factor": 2.0}
+# a host like the lab: the stop mostly a fixed cost (QEMU lifts the cap for the last pages)
+TRUE = {"throughput": 0.6, "round_overhead_ms": 200.0, "downtime_scale": 0.5, "sent_memory_factor": 2.0,
+        "stop_ms": 30.0}
 TECHNIQUES = (Technique.PRECOPY, Technique.PRECOPY_XBZRLE, Technique.POSTCOPY, Technique.PRECOPY_AUTOCONVERGE)
 
 
@@ -38,9 +40,11 @@ def rig(n: int, seed: int = 1, profile: str = "rig") -> tuple[InputTable, Observ
 def test_many_migrations_recover_the_parameters() -> None:
     profile = calibrate("rig", *rig(80))
     assert profile.migrations == 80
-    assert profile.parameters["throughput"] == pytest.approx(0.6, rel=0.15)
+    # a slower link and a per-round overhead both lengthen a pre-copy: on these rounds they trade a little
+    assert profile.parameters["throughput"] == pytest.approx(0.6, rel=0.2)
     assert profile.parameters["sent_memory_factor"] == pytest.approx(2.0, rel=0.15)
-    assert profile.parameters["downtime_scale"] == pytest.approx(2.0, rel=0.25)
+    assert profile.parameters["downtime_scale"] == pytest.approx(0.5, rel=0.35)
+    assert profile.parameters["stop_ms"] == pytest.approx(30.0, abs=12.0)
 
 
 def test_few_migrations_stay_near_the_prior() -> None:
