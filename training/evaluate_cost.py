@@ -318,7 +318,8 @@ def collections(frame: pd.DataFrame, lab_path: Path | None) -> np.ndarray:
     lab = pd.read_csv(lab_path)
     if "collection" not in lab.columns:
         return empty
-    names = dict(zip(lab["migration_id"].astype(str), lab["collection"].fillna("").astype(str), strict=True))
+    # the rows collected before the column existed all came from the full grid (the card's runs of 2026-12-01)
+    names = dict(zip(lab["migration_id"].astype(str), lab["collection"].fillna("full").astype(str), strict=True))
     found = frame["migration_id"].astype(str).map(names).fillna("").to_numpy(dtype=object)
     return np.where(frame["source"].to_numpy() == "lab", found, empty)
 
