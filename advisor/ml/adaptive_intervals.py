@@ -32,7 +32,7 @@ from advisor.domain.migration import MigrationResult
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import DEFAULT_PROFILE
 from advisor.ml.cost_features import RHO_BANDS, rho_band
-from advisor.ml.predictor import CostPredictor
+from advisor.ml.predictor import CostPredictor, cost_rows
 
 QUANTITIES = ("total_time_ms", "downtime_ms", "transferred_mib")
 LABELS = {"total_time_ms": "total time", "downtime_ms": "downtime", "transferred_mib": "data"}
@@ -219,7 +219,7 @@ class AdaptivePredictor:
         """The inner model's arrays (plans ask for 10^5 rows at once), each row's p10 and p90 moved by its cell's
         margin; untouched while no cell is adapted."""
         inner = getattr(self.inner, "predict_arrays", None)
-        arrays = inner(rows) if inner is not None else _arrays(self.inner.predict_many(rows))
+        arrays = inner(rows) if inner is not None else cost_rows(self.inner.predict_many(rows))
         if not self.intervals.any_adapted():
             return arrays
         margins = self.intervals.margins()
@@ -233,25 +233,3 @@ class AdaptivePredictor:
             a[:, 2] = np.maximum(a[:, 1], a[:, 2] * factor)
             moved[quantity] = a
         return replace(arrays, **moved)
-
-
-@dataclass(frozen=True)
-class CostRows:
-    """predict_arrays' answer from a predictor that has none: (n, 3) p10/median/p90 per quantity."""
-
-    total_time_ms: np.ndarray[Any, np.dtype[np.float64]]
-    downtime_ms: np.ndarray[Any, np.dtype[np.float64]]
-    transferred_mib: np.ndarray[Any, np.dtype[np.float64]]
-    converges: np.ndarray[Any, np.dtype[np.float64]]
-    converge_probability: np.ndarray[Any, np.dtype[np.float64]]
-
-
-def _arrays(costs: Sequence[MigrationCost]) -> CostRows:
-    def col(quantity: str) -> np.ndarray[Any, np.dtype[np.float64]]:
-        return np.array([[getattr(c, quantity).low, getattr(c, quantity).median, getattr(c, quantity).high]
-                         for c in costs], dtype=np.float64).reshape(len(costs), 3)
-
-    return CostRows(col("total_time_ms"), col("downtime_ms"), col("transferred_mib"),
-                    np.array([c.converges for c in costs], dtype=np.float64),
-                    np.array([np.nan if c.converge_probability is None else c.converge_probability for c in costs],
-                             dtype=np.float64))

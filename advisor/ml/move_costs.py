@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from advisor.domain.model import MigrationInputs, Technique
-from advisor.ml.predictor import CostPredictor
+from advisor.ml.predictor import CostPredictor, cost_rows
 from advisor.planning.engine import TECHNIQUES, CostEstimates, CostRequest, TechniqueRules, select
 from advisor.planning.engine.snapshot import FloatArray
 
@@ -26,14 +26,7 @@ def cost_arrays(predictor: CostPredictor, rows: Sequence[tuple[MigrationInputs, 
         converges = np.asarray(a.converges, dtype=np.float64)
         p = np.asarray(getattr(a, "converge_probability", np.full(converges.shape, np.nan)), dtype=np.float64)
         return a.total_time_ms, a.downtime_ms, a.transferred_mib, converges, p
-    costs = predictor.predict_many(rows)
-
-    def col(name: str) -> FloatArray:
-        return np.array([[getattr(c, name).low, getattr(c, name).median, getattr(c, name).high] for c in costs])
-
-    converges = np.array([c.converges for c in costs], dtype=np.float64)
-    return (col("total_time_ms"), col("downtime_ms"), col("transferred_mib"), converges,
-            np.full(converges.shape, np.nan))
+    return cost_rows(predictor.predict_many(rows)).columns()
 
 
 def estimates(request: CostRequest, used: Sequence[int], arrays: tuple[FloatArray, ...], rules: TechniqueRules,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
-from advisor.physics import ANALYTIC_MODEL, analytic_costs
+from advisor.physics import ANALYTIC_MODEL, FloatArray, analytic_costs
 
 
 class CostPredictor(Protocol):
@@ -18,6 +21,35 @@ class CostPredictor(Protocol):
     def predict(self, inputs: MigrationInputs, technique: Technique) -> MigrationCost: ...
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]: ...
+
+
+@dataclass(frozen=True)
+class CostRows:
+    """Costs of many rows as arrays (the shape of a learned model's `predict_arrays`): (n, 3) p10/median/p90 per
+    quantity, converges (0/1) and the probability of converging (NaN where the model gives none)."""
+
+    total_time_ms: FloatArray
+    downtime_ms: FloatArray
+    transferred_mib: FloatArray
+    converges: FloatArray
+    converge_probability: FloatArray
+
+    def columns(self) -> tuple[FloatArray, ...]:
+        return (self.total_time_ms, self.downtime_ms, self.transferred_mib, self.converges,
+                self.converge_probability)
+
+
+def cost_rows(costs: Sequence[MigrationCost]) -> CostRows:
+    """The costs of `predict_many` as arrays, for callers that take `predict_arrays`' shape."""
+
+    def col(quantity: str) -> FloatArray:
+        return np.array([[getattr(c, quantity).low, getattr(c, quantity).median, getattr(c, quantity).high]
+                         for c in costs], dtype=np.float64).reshape(len(costs), 3)
+
+    return CostRows(col("total_time_ms"), col("downtime_ms"), col("transferred_mib"),
+                    np.array([c.converges for c in costs], dtype=np.float64),
+                    np.array([np.nan if c.converge_probability is None else c.converge_probability for c in costs],
+                             dtype=np.float64))
 
 
 class AnalyticPredictor:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,9 +14,9 @@ import numpy as np
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import convergence_note
-from advisor.ml.predictor import CostPredictor
+from advisor.ml.predictor import CostPredictor, cost_rows
 from advisor.ml.profiles import TARGETS, HostProfile, physics, uncalibrated
-from advisor.physics import TECHNIQUES, FloatArray, Guard, validate
+from advisor.physics import TECHNIQUES, Guard, validate
 from advisor.physics.guards import verdicts
 
 PROFILE_MODEL = "calibrated-physics"
@@ -58,27 +57,7 @@ class ProfileServingPredictor:
         inner = getattr(self.inner, "predict_arrays", None)
         if inner is not None and all(not i.host_profile or i.host_profile in PROFILES for i, _ in rows):
             return inner(rows)
-        costs = self.predict_many(rows)
-
-        def col(name: str) -> FloatArray:
-            return np.array([[getattr(c, name).low, getattr(c, name).median, getattr(c, name).high] for c in costs],
-                            dtype=np.float64).reshape(len(costs), 3)
-
-        probability = np.array([np.nan if c.converge_probability is None else c.converge_probability
-                                for c in costs], dtype=np.float64)
-        return ProfileArrays(col("total_time_ms"), col("downtime_ms"), col("transferred_mib"),
-                             np.array([c.converges for c in costs], dtype=np.float64), probability)
-
-
-@dataclass(frozen=True)
-class ProfileArrays:
-    """predict_arrays' answer for rows some of which the learned model does not serve: (n, 3) p10/median/p90."""
-
-    total_time_ms: FloatArray
-    downtime_ms: FloatArray
-    transferred_mib: FloatArray
-    converges: FloatArray
-    converge_probability: FloatArray
+        return cost_rows(self.predict_many(rows))
 
 
 def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, profile: HostProfile | None

@@ -14,7 +14,7 @@ prediction it was scheduled with.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -31,8 +31,8 @@ from advisor.domain.model import (
 )
 from advisor.features.inputs import Overrides, VmObservations, migration_inputs
 from advisor.ml.move_costs import estimates
+from advisor.ml.predictor import cost_rows
 from advisor.planning import engine
-from advisor.planning.engine.snapshot import FloatArray
 from advisor.planning.technique import TechniqueRules
 from advisor.usecases.estimates import CostEstimator, objective_overrides
 
@@ -83,7 +83,7 @@ class AdviceMoveCosts:
             [i.dirty_rate_mib_s if i.dirty_rate_known else 0.0 for i, _ in rows], dtype=np.float64))
         used = [k for k, t in enumerate(engine.TECHNIQUES) if t in self._techniques]
         costs = [c[engine.TECHNIQUES[k]] for k in used for _, c in rows]
-        return estimates(request, used, _arrays(costs) if costs else (), self.rules, self.name)
+        return estimates(request, used, cost_rows(costs).columns() if costs else (), self.rules, self.name)
 
     def _inputs(self, vm: int, target: int, bandwidth_mib_s: float) -> MigrationInputs:
         c = self._cluster
@@ -101,17 +101,3 @@ class AdviceMoveCosts:
         overrides: Overrides = (replace(self._overrides, max_bandwidth_mib_s=bandwidth_mib_s)
                                 if bandwidth_mib_s < link else self._overrides)
         return migration_inputs(v, s, t, observed, forecast, overrides, self._estimator.traffic(s, t))
-
-
-def _arrays(costs: Sequence[MigrationCost]) -> tuple[FloatArray, ...]:
-    """(total ms, downtime ms, MiB) as (n, 3) arrays, converges (0/1) and the probability of converging (NaN where
-    the model gives none), as `cost_arrays` gives them."""
-
-    def col(name: str) -> FloatArray:
-        return np.array([[getattr(c, name).low, getattr(c, name).median, getattr(c, name).high] for c in costs],
-                        dtype=np.float64)
-
-    return (col("total_time_ms"), col("downtime_ms"), col("transferred_mib"),
-            np.array([c.converges for c in costs], dtype=np.float64),
-            np.array([np.nan if c.converge_probability is None else c.converge_probability for c in costs],
-                     dtype=np.float64))
