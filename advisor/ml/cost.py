@@ -24,7 +24,14 @@ import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable, dirty_rate_note
-from advisor.ml.convergence import Calibration, ConvergenceModel, Guard, convergence_note, guards
+from advisor.ml.convergence import (
+    CONVERGE_CONFIDENCE,
+    Calibration,
+    ConvergenceModel,
+    Guard,
+    convergence_note,
+    guards,
+)
 from advisor.ml.cost_features import (
     PROFILE_CODE,
     RHO_BANDS,
@@ -47,9 +54,6 @@ KIND = "cost"
 MODEL_NAME = "lightgbm-cost"
 CONVERGES = "converges"  # the role of the convergence model's file in the card
 PROFILE_SEPARATOR = "@"  # a correction's role in the card's files: "<target>@<profile>"
-# A migration is answered "converges" when its probability is above this: more likely than not, never a coin
-# flip (a calibrated 0.5 is what the lab's held-out migrations say where they are half and half).
-CONVERGE_THRESHOLD = 0.5
 
 
 # Below this many rows a prediction runs on one thread: starting threads costs more than a few rows do.
@@ -90,7 +94,7 @@ class CostArrays:
 
     @property
     def converges(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        return np.asarray(self.converge_probability > CONVERGE_THRESHOLD)
+        return np.asarray(self.converge_probability >= CONVERGE_CONFIDENCE)
 
 
 class LearnedCostPredictor:

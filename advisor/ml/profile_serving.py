@@ -13,13 +13,23 @@ import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
-from advisor.ml.convergence import convergence_note
+from advisor.ml.convergence import CONVERGE_CONFIDENCE, convergence_note
 from advisor.ml.predictor import CostPredictor, cost_rows
 from advisor.ml.profiles import TARGETS, HostProfile, physics, uncalibrated
 from advisor.physics import TECHNIQUES, Guard, validate
 from advisor.physics.guards import verdicts
 
 PROFILE_MODEL = "calibrated-physics"
+_Z90 = 1.2815515655446004  # the standard normal's 90th percentile
+
+
+def within_deadline_probability(time_ms: Interval, deadline_ms: float) -> float:
+    """P(time <= deadline) with the time log-normal through its p10, median and p90 (1.0 with no deadline)."""
+    if deadline_ms <= 0:
+        return 1.0
+    spread = max(math.log(time_ms.high / time_ms.median), math.log(time_ms.median / time_ms.low), 1e-6) / _Z90
+    z = math.log(deadline_ms / time_ms.median) / spread
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
 class ProfileServingPredictor:
@@ -89,18 +99,23 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
             low, shift, high = chosen.interval(technique, target)
             bands.append(Interval(physical * math.exp(low), physical * math.exp(shift), physical * math.exp(high)))
         guard = Guard(int(guard_codes[k]))
-        converges = (bool(a.converges[k]) and not (deadline[k] > 0 and bands[0].median > deadline[k])
-                     if guard.converges is None else guard.converges)
+        within = within_deadline_probability(bands[0], float(deadline[k])) if technique.is_precopy else 1.0
+        probability = ((within if bool(a.converges[k]) else 0.0) if guard.converges is None
+                       else float(guard.converges))
+        converges = probability >= CONVERGE_CONFIDENCE
         notes = [note]
         if technique.is_precopy and guard is not Guard.NONE:
             notes.append(convergence_note(guard, inputs, technique, float(converges), float(converges)))
         elif technique.is_precopy and not converges:
             notes.append("does not converge by the physics"
-                         + (" within the deadline" if bool(a.converges[k]) else f" ({int(a.rounds[k])} rounds)"))
+                         + (f" within the deadline (p = {probability:.2f} of ending within "
+                            f"{deadline[k] / 1000:.0f} s)" if bool(a.converges[k])
+                            else f" ({int(a.rounds[k])} rounds)"))
         unknown_rate = dirty_rate_note(inputs)
         if unknown_rate:
             notes.append(unknown_rate)
-        costs.append(MigrationCost(technique, bands[0], bands[1], bands[2], converges, model, tuple(notes)))
+        costs.append(MigrationCost(technique, bands[0], bands[1], bands[2], converges, model, tuple(notes),
+                                   converge_probability=round(probability, 4)))
     return costs
 
 

@@ -3,16 +3,18 @@ store (immutable versions) and serving calibrated and uncalibrated profiles."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from advisor.domain.model import MigrationInputs, ModelRef, Technique
+from advisor.domain.model import Interval, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import InputTable
+from advisor.ml.convergence import CONVERGE_CONFIDENCE
 from advisor.ml.cost_features import profile_codes
 from advisor.ml.predictor import AnalyticPredictor
-from advisor.ml.profile_serving import ProfileServingPredictor, profile_costs
+from advisor.ml.profile_serving import ProfileServingPredictor, profile_costs, within_deadline_probability
 from advisor.ml.profile_store import ProfileStore
 from advisor.ml.profiles import PRIOR, UNCALIBRATED_OFFSETS, Observed, calibrate, physics, updated
 from advisor.ml.registry import ArtifactError
@@ -134,6 +136,29 @@ def test_a_deadline_shorter_than_the_migration_is_no_convergence() -> None:
     # the DEADLINE guard, as the learned model applies it: 4096 MiB at 8 MiB/s take 512 s
     assert not cost.converges and cost.notes[-1] == ("precopy cannot converge within 10 s: one pass over 4096 MiB "
                                                      "at 8.0 MiB/s takes 512 s")
+
+
+@pytest.mark.parametrize(("deadline_ms", "expected"), [
+    (0.0, 1.0),  # no deadline
+    (10_000.0, 0.5),  # at the median
+    (20_000.0, 0.9),  # at the p90
+    (5_000.0, 0.1),  # at the p10
+    (40_000.0, 0.99),  # beyond: log-normal through the interval
+])
+def test_the_probability_of_ending_within_the_deadline(deadline_ms: float, expected: float) -> None:
+    time = Interval(5_000.0, 10_000.0, 20_000.0)
+    assert within_deadline_probability(time, deadline_ms) == pytest.approx(expected, abs=0.005)
+
+
+def test_a_median_inside_the_deadline_is_not_enough_to_call_it_converging() -> None:
+    # an idle guest whose one pass takes about 30 s at 8 MiB/s: a 40 s deadline holds its median, not its p90
+    inputs = MigrationInputs(240, 0, 1250, 8, 300, working_set_mib=0, deadline_ms=40_000, host_profile="new")
+    cost = profile_costs([(inputs, Technique.PRECOPY)], "new", None)[0]
+    assert cost.total_time_ms.median < 40_000 < cost.total_time_ms.high
+    assert cost.converge_probability is not None and 0.5 < cost.converge_probability < CONVERGE_CONFIDENCE
+    assert not cost.converges and "p = " in cost.notes[-1]
+    relaxed = profile_costs([(replace(inputs, deadline_ms=0), Technique.PRECOPY)], "new", None)[0]
+    assert relaxed.converges and relaxed.converge_probability == 1.0
 
 
 def test_the_guards_decide_an_uncalibrated_profile_as_the_learned_model() -> None:
