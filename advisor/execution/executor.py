@@ -78,21 +78,26 @@ class ConcurrencyLimits:
 
 def share_of_links(cap_mib_s: float, source: str, target: str, running: Iterable[tuple[str, str]],
                    links: Callable[[str], float | None] = lambda host: None) -> float:
-    """The bandwidth a migration from `source` to `target` with its own cap `cap_mib_s` gets when it starts beside
-    the `running` ones (source, target pairs), itself counted: `link_share` of each host's link (`links`; a host
-    whose link is not known is taken at the migration's cap). Those running keep what they started with."""
+    """The bandwidth a migration from `source` to `target` with its own cap `cap_mib_s` (0: none, as libvirt takes
+    it) gets when it starts beside the `running` ones (source, target pairs), itself counted: `link_share` of each
+    host's link (`links`; a host whose link is not known is taken at the migration's cap). Infinite when neither
+    a link nor a cap bounds it. Those running keep what they started with."""
     pairs = list(running)
     out_of_source = 1 + sum(s == source for s, _ in pairs)
     into_target = 1 + sum(t == target for _, t in pairs)
+    cap = cap_mib_s if cap_mib_s > 0 else math.inf
     source_link, target_link = links(source), links(target)
-    return link_share(cap_mib_s if source_link is None else source_link,
-                      cap_mib_s if target_link is None else target_link, out_of_source, into_target, cap_mib_s)
+    return link_share(cap if source_link is None else source_link, cap if target_link is None else target_link,
+                      out_of_source, into_target, cap)
 
 
 def _shared(parameters: MigrationParameters, share: float) -> MigrationParameters:
-    """`parameters` at `share` of their bandwidth, post-copy's cap included (it was predicted at the same)."""
-    scale = share / parameters.bandwidth_mib_s if parameters.bandwidth_mib_s > 0 else 1.0
-    return replace(parameters, bandwidth_mib_s=parameters.bandwidth_mib_s * scale,
+    """`parameters` at `share` of their bandwidth, post-copy's cap included (it was predicted at the same); without
+    a cap of their own (0), the share is theirs."""
+    if parameters.bandwidth_mib_s <= 0:
+        return replace(parameters, bandwidth_mib_s=share)
+    scale = share / parameters.bandwidth_mib_s
+    return replace(parameters, bandwidth_mib_s=share,
                    postcopy_bandwidth_mib_s=parameters.postcopy_bandwidth_mib_s * scale)
 
 
@@ -270,9 +275,9 @@ class Executor:
                        for o in self._running]
             share = share_of_links(r.parameters.bandwidth_mib_s, r.source_host_id, r.target_host_id, running,
                                    self._link)
-            if share < r.parameters.bandwidth_mib_s:  # the link is shared: this one gets its part
+            if share < (r.parameters.bandwidth_mib_s or math.inf):  # the link is shared: this one gets its part
                 live.record = r = replace(r, parameters=_shared(r.parameters, share))
-            if r.inputs is not None and r.inputs.max_bandwidth_mib_s != share:
+            if r.inputs is not None and math.isfinite(share) and r.inputs.max_bandwidth_mib_s != share:
                 # its inputs say the cap it runs at, since they are what the outcome is learned from (a plan may
                 # have priced it at a share of a link it then has to itself)
                 live.record = replace(r, inputs=replace(r.inputs, max_bandwidth_mib_s=share,

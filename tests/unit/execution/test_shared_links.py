@@ -103,3 +103,27 @@ def test_a_migration_that_cannot_be_predicted_again_keeps_its_prediction_and_say
     assert ended.phase.value == "succeeded" and ended.predicted == COST and ended.predicted_mib_s == 100
     assert any("keeps its prediction made at 100.0 MiB/s: cannot predict it at 50.0 MiB/s" in e.message
                for e in ended.timeline)
+
+
+@pytest.mark.parametrize(("links", "running", "given"), [
+    ({}, [], 0.0),  # nothing bounds it: it keeps "no cap"
+    ({}, [("a", "t1")], 0.0),
+    ({"a": 100.0, "t0": 100.0}, [], 100.0),  # alone, its hosts' links bound it
+    ({"a": 100.0, "t0": 100.0}, [("a", "t1")], 50.0),  # beside another, its share
+], ids=["no link", "no link, shared", "link", "link, shared"])
+def test_a_migration_without_a_cap_of_its_own_is_capped_at_its_share_only(
+        links: dict[str, float], running: list[tuple[str, str]], given: float) -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm0": "a", "vm1": "a"})
+    executor, _, _ = make(clock, world, links=links)
+    if running:
+        executor.submit("rec-1", move("vm1", *running[0]), actor="x")
+    uncapped = move("vm0", "a", "t0")
+    uncapped = replace(uncapped, parameters=replace(uncapped.parameters, bandwidth_mib_s=0.0), inputs=WHOLE)
+    op = executor.submit("rec-0", uncapped, actor="x").operation_id
+    clock.sleep(0.005)
+    ran = executor.get(op)
+    assert ran.parameters.bandwidth_mib_s == given
+    assert ran.inputs is not None and ran.inputs.max_bandwidth_mib_s == (given or 100)
+    world.release.set()
+    wait_final(clock, executor, op)
