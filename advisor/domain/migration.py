@@ -108,6 +108,9 @@ class MigrationRecord:
     inputs: MigrationInputs | None = None
     # 1 for the first execution of the move, 2 for its first retry, ...
     attempt: int = 1
+    # The bandwidth (MiB/s) `predicted` was made at: the usable bandwidth of the inputs it was predicted from, at
+    # the share of the links the executor gave it once it was predicted again; None where no inputs say.
+    predicted_mib_s: float | None = None
 
     @property
     def message(self) -> str:

@@ -6,13 +6,16 @@ returns its existing operation), get, abort, watch. At start, operations a previ
 reconciled with the hypervisors.
 
 Links are shared: a migration that starts while others run out of its source or into its target is given its
-share of the link (`bandwidth_share`), the bandwidth the plan priced it at (planning.engine.schedule); the
-monitor's ETA follows the transfer rate that cap yields.
+share of the links (`share_of_links`, by planning.links.link_share, the rule the plan's schedule prices it by) as its
+cap. Its inputs then say that cap, and when that changes the bandwidth its prediction was made at (it shares a link
+it was predicted to have to itself, or the reverse), it is predicted again at its share through the predictor the
+advice used (`predict`) before it starts, so its predicted-against-actual figures and the monitor's ETA follow.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -20,10 +23,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from advisor.domain.errors import FailedPrecondition, NotFound
+from advisor.domain.errors import AdvisorError, FailedPrecondition, NotFound
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
-from advisor.domain.model import MigrationParameters, Move
+from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters, Move, Technique
 from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
 from advisor.execution.monitor import Estimate
 from advisor.execution.runner import (
@@ -33,7 +36,9 @@ from advisor.execution.runner import (
     MigrationStore,
     MonitorTuning,
     Runner,
+    public,
 )
+from advisor.planning.links import link_share
 
 log = logging.getLogger("advisor.execution")
 
@@ -44,9 +49,14 @@ __all__ = [
     "HostEndpoint",
     "MigrationStore",
     "MonitorTuning",
+    "Predict",
     "Watched",
-    "bandwidth_share",
+    "share_of_links",
 ]
+
+# The cost of one technique from a migration's inputs, as the advice predicted it (the served predictor, widened
+# for a burst): how a migration given a share of its links is predicted again.
+Predict = Callable[[MigrationInputs, Technique], MigrationCost]
 
 
 class Watched(NamedTuple):
@@ -66,19 +76,28 @@ class ConcurrencyLimits:
     per_target: int = 2
 
 
-def bandwidth_share(bandwidth_mib_s: float, source: str, target: str, running: Iterable[tuple[str, str]]) -> float:
-    """The bandwidth a migration from `source` to `target` gets when it starts beside the `running` ones (source,
-    target pairs): its link (`bandwidth_mib_s`, the pair's as planned) over the most migrations that then share its
-    source's or its target's link, itself included. Those running keep what they started with."""
+def share_of_links(cap_mib_s: float, source: str, target: str, running: Iterable[tuple[str, str]],
+                   links: Callable[[str], float | None] = lambda host: None) -> float:
+    """The bandwidth a migration from `source` to `target` with its own cap `cap_mib_s` (0: none, as libvirt takes
+    it) gets when it starts beside the `running` ones (source, target pairs), itself counted: `link_share` of each
+    host's link (`links`; a host whose link is not known is taken at the migration's cap). Infinite when neither
+    a link nor a cap bounds it. Those running keep what they started with."""
     pairs = list(running)
-    sharing = max(1 + sum(s == source for s, _ in pairs), 1 + sum(t == target for _, t in pairs))
-    return bandwidth_mib_s / sharing
+    out_of_source = 1 + sum(s == source for s, _ in pairs)
+    into_target = 1 + sum(t == target for _, t in pairs)
+    cap = cap_mib_s if cap_mib_s > 0 else math.inf
+    source_link, target_link = links(source), links(target)
+    return link_share(cap if source_link is None else source_link, cap if target_link is None else target_link,
+                      out_of_source, into_target, cap)
 
 
 def _shared(parameters: MigrationParameters, share: float) -> MigrationParameters:
-    """`parameters` at `share` of their bandwidth, post-copy's cap included (it was predicted at the same)."""
-    scale = share / parameters.bandwidth_mib_s if parameters.bandwidth_mib_s > 0 else 1.0
-    return replace(parameters, bandwidth_mib_s=parameters.bandwidth_mib_s * scale,
+    """`parameters` at `share` of their bandwidth, post-copy's cap included (it was predicted at the same); without
+    a cap of their own (0), the share is theirs."""
+    if parameters.bandwidth_mib_s <= 0:
+        return replace(parameters, bandwidth_mib_s=share)
+    scale = share / parameters.bandwidth_mib_s
+    return replace(parameters, bandwidth_mib_s=share,
                    postcopy_bandwidth_mib_s=parameters.postcopy_bandwidth_mib_s * scale)
 
 
@@ -96,10 +115,14 @@ class Executor:
         limits: ConcurrencyLimits = ConcurrencyLimits(),
         tuning: MonitorTuning = MonitorTuning(),  # noqa: B008 - frozen, so one shared default is safe
         poll_interval_s: float = 0.5,
+        predict: Predict | None = None,
     ) -> None:
         """`clock` stamps records (seconds since the epoch), `monotonic` measures waits; `background` runs each
-        migration's script (by default a thread each, pausing with time.sleep), `launch` starts a migrate call."""
+        migration's script (by default a thread each, pausing with time.sleep), `launch` starts a migrate call;
+        `predict` predicts a migration again at the share of the links it is given (None: it keeps its prediction)."""
         self._store = store
+        self._endpoints = endpoints
+        self._predict = predict
         self._observer = observer
         self._clock = clock
         self._monotonic = monotonic
@@ -134,6 +157,7 @@ class Executor:
             move_index=move_index,
             inputs=move.inputs,
             attempt=attempt,
+            predicted_mib_s=None if move.inputs is None else move.inputs.usable_bandwidth_mib_s,
         )
         with self._lock:
             stored = self._store.insert_migration(record)
@@ -249,10 +273,11 @@ class Executor:
             live = self._live[op]
             running = [(self._live[o].record.source_host_id, self._live[o].record.target_host_id)
                        for o in self._running]
-            share = bandwidth_share(r.parameters.bandwidth_mib_s, r.source_host_id, r.target_host_id, running)
-            if share < r.parameters.bandwidth_mib_s:  # the link is shared: this one gets its part
+            share = share_of_links(r.parameters.bandwidth_mib_s, r.source_host_id, r.target_host_id, running,
+                                   self._link)
+            if share < (r.parameters.bandwidth_mib_s or math.inf):  # the link is shared: this one gets its part
                 live.record = r = replace(r, parameters=_shared(r.parameters, share))
-            if r.inputs is not None and r.inputs.max_bandwidth_mib_s != share:
+            if r.inputs is not None and math.isfinite(share) and r.inputs.max_bandwidth_mib_s != share:
                 # its inputs say the cap it runs at, since they are what the outcome is learned from (a plan may
                 # have priced it at a share of a link it then has to itself)
                 live.record = replace(r, inputs=replace(r.inputs, max_bandwidth_mib_s=share,
@@ -260,7 +285,43 @@ class Executor:
             self._running.add(op)
             out[r.source_host_id] = out.get(r.source_host_id, 0) + 1
             into[r.target_host_id] = into.get(r.target_host_id, 0) + 1
-            self._spawn(self._runner.run, live)
+            self._spawn(self._started, live)
+
+    def _link(self, host_id: str) -> float | None:
+        """A host's migration bandwidth; None when it cannot be told (its migration fails when it starts)."""
+        try:
+            return self._endpoints(host_id).bandwidth_mib_s
+        except AdvisorError:
+            return None
+
+    def _started(self, live: Live) -> Steps[None]:
+        """A migration's script: predicted again at the bandwidth it is given where that changed, then run."""
+        self._repredict(live)
+        yield from self._runner.run(live)
+
+    def _repredict(self, live: Live) -> None:
+        """When a migration's inputs say another bandwidth than its prediction was made at (it was given a share of
+        its links, or the whole link where a plan priced a share), its prediction is made again from them, with
+        the technique it runs, outside the executor's lock; if that fails it keeps the one it has, and says so."""
+        r = live.record
+        if self._predict is None or r.inputs is None:
+            return
+        at, was = r.inputs.usable_bandwidth_mib_s, r.predicted_mib_s
+        if was is not None and math.isclose(at, was):
+            return
+        before = f" at {was:.1f} MiB/s" if was is not None else ""
+        try:
+            cost = self._predict(r.inputs, r.parameters.technique)
+        except Exception as error:  # a failed prediction must not stop the migration
+            log.warning("cannot predict again", extra={"operation": r.operation_id, "error": str(error)})
+            self._runner.note(live, r.phase, f"keeps its prediction made{before}: cannot predict it at "
+                                             f"{at:.1f} MiB/s ({public(error)})")
+            return
+        live.record = replace(r, predicted=cost, predicted_mib_s=at)
+        self._runner.note(live, r.phase, (
+            f"predicted again at {at:.1f} MiB/s, the bandwidth it is given: total "
+            f"{cost.total_time_ms.median / 1000:.1f} s, downtime {cost.downtime_ms.median:.0f} ms (was "
+            f"{r.predicted.total_time_ms.median / 1000:.1f} s and {r.predicted.downtime_ms.median:.0f} ms{before})"))
 
     def _spawn(self, script: Callable[[Live], Steps[None]], live: Live) -> None:
         self._background.spawn(script(live), f"migration-{live.record.operation_id}")

@@ -54,6 +54,10 @@ class MonitorPlan:
     throttling: bool = False
     throttle_judged_at_pct: float = 90.0
     reach_factor: float = 3.0
+    # The migration's predicted total time (median) and the bandwidth it was predicted at (its share of the links):
+    # the ETA until QEMU reports a transfer rate to re-predict from.
+    predicted_total_ms: float | None = None
+    predicted_mib_s: float | None = None
 
     def downtime_at(self, step: int) -> float:
         start = self.initial_downtime_ms or self.max_downtime_ms
@@ -121,9 +125,20 @@ Action = SetDowntime | StartPostcopy | Abort | Note
 
 
 def start(plan: MonitorPlan) -> tuple[MonitorState, list[Action]]:
-    """The state and actions at the start of a migration: set the first downtime of the ramp."""
+    """The state and actions at the start of a migration: set the first downtime of the ramp; the ETA is the
+    prediction's."""
     first = plan.downtime_at(0)
-    return MonitorState(), [SetDowntime(first, f"initial allowed downtime {first:.0f} ms")]
+    return MonitorState(estimate=_as_predicted(plan, 0.0)), [SetDowntime(first,
+                                                                         f"initial allowed downtime {first:.0f} ms")]
+
+
+def _as_predicted(plan: MonitorPlan, elapsed_ms: float, why: str = "") -> Estimate:
+    """The ETA the prediction gives after `elapsed_ms`, before QEMU says how fast it sends."""
+    if plan.predicted_total_ms is None:
+        return Estimate(reason=why)
+    at = f" at {plan.predicted_mib_s:.1f} MiB/s" if plan.predicted_mib_s is not None else ""
+    predicted = f"as predicted{at}, {plan.predicted_total_ms / 1000:.1f} s in all"
+    return Estimate(max(0.0, plan.predicted_total_ms - elapsed_ms), reason=f"{why}: {predicted}" if why else predicted)
 
 
 def estimate(progress: Progress, plan: MonitorPlan, state: MonitorState) -> Estimate:
@@ -137,8 +152,9 @@ def estimate(progress: Progress, plan: MonitorPlan, state: MonitorState) -> Esti
     converging: bool | None = None
     reason = ""
     if transfer <= 0:
-        reason = "not sending yet"
-    elif progress.in_postcopy:
+        return replace(_as_predicted(plan, progress.elapsed_ms, "not sending yet"),
+                       progress_ratio=state.estimate.progress_ratio)
+    if progress.in_postcopy:
         eta, converging = progress.memory_remaining_mib / transfer * 1000, True
         reason = f"post-copy: {progress.memory_remaining_mib:.0f} MiB left at {transfer:.0f} MiB/s"
     elif progress.iteration <= 1:

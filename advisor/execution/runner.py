@@ -19,7 +19,7 @@ from typing import Protocol
 
 from advisor.domain.errors import AdvisorError
 from advisor.domain.migration import GuestLocation, MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
-from advisor.domain.model import MigrationParameters, Technique
+from advisor.domain.model import MigrationCost, MigrationParameters, Technique
 from advisor.execution import monitor
 from advisor.execution.background import Launch, MigrationJob, Pause, Steps
 from advisor.execution.hypervisor import Hypervisor, HypervisorError, MigrationTarget, UriRefused
@@ -64,10 +64,12 @@ class ExecutionObserver(Protocol):
 
 @dataclass(frozen=True)
 class HostEndpoint:
-    """How to reach one host: its hypervisor (for the source side) and its address as a migration target."""
+    """How to reach one host: its hypervisor (for the source side) and its address as a migration target; and its
+    migration bandwidth, the link its migrations share (None: not known)."""
 
     hypervisor: Callable[[], Hypervisor]
     target: MigrationTarget
+    bandwidth_mib_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,11 @@ class MonitorTuning:
     downtime_steps: int = 4
 
 
-def monitor_plan(p: MigrationParameters, tuning: MonitorTuning = MonitorTuning()) -> MonitorPlan:
-    """The monitor's limits from the chosen parameters. Post-copy is allowed exactly when the technique policy
-    planned a switch (it plans none for a VM that forbids post-copy)."""
+def monitor_plan(p: MigrationParameters, tuning: MonitorTuning = MonitorTuning(),
+                 predicted: MigrationCost | None = None, predicted_mib_s: float | None = None) -> MonitorPlan:
+    """The monitor's limits from the chosen parameters, and its first ETA from the prediction (made at
+    `predicted_mib_s`). Post-copy is allowed exactly when the technique policy planned a switch (it plans none for
+    a VM that forbids post-copy)."""
     return MonitorPlan(
         max_downtime_ms=p.max_downtime_ms,
         deadline_ms=p.deadline_ms,
@@ -93,6 +97,8 @@ def monitor_plan(p: MigrationParameters, tuning: MonitorTuning = MonitorTuning()
         judge_from_round=tuning.judge_from_round,
         stall_rounds=tuning.stall_rounds,
         throttling=p.technique is Technique.PRECOPY_AUTOCONVERGE,
+        predicted_total_ms=None if predicted is None else predicted.total_time_ms.median,
+        predicted_mib_s=predicted_mib_s,
     )
 
 
@@ -166,8 +172,9 @@ class Runner:
         except (HypervisorError, AdvisorError) as error:
             self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED, f"cannot start: {public(error)}")
             return
-        plan = monitor_plan(record.parameters, self._tuning)
+        plan = monitor_plan(record.parameters, self._tuning, record.predicted, record.predicted_mib_s)
         state, actions = monitor.start(plan)
+        live.estimate = state.estimate
         self.note(live, Phase.PRECOPY, f"migrating {record.vm_id} to {record.target_host_id} by "
                                         f"{record.parameters.technique}")
         try:

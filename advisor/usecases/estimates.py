@@ -60,6 +60,10 @@ class CostEstimator:
         if forecaster is not None:
             self.forecaster = forecaster
 
+    def cost(self, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
+        """One technique's `costs`: how the executor predicts again a migration given a share of its links."""
+        return self.costs(inputs, [technique])[0]
+
     def costs(self, inputs: MigrationInputs, techniques: Sequence[Technique] = tuple(Technique)) -> list[MigrationCost]:
         """Costs at the expected dirty rate, widened to cover a burst to its p90 forecast when there is one."""
         return self.costs_many([inputs], techniques)[0]

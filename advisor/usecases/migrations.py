@@ -50,13 +50,15 @@ def endpoints(inventory: Inventory, connect: Callable[[str], Hypervisor]) -> Cal
     """How the executor reaches a host of the inventory: `connect(uri)` opens a hypervisor connection."""
 
     def endpoint(host_id: str) -> HostEndpoint:
-        host = inventory.hosts().get(host_id)
+        with inventory.reading() as cluster:
+            host = cluster.hosts.get(host_id)
         if host is None:
             raise NotFound("host_id", "host", host_id)
         if not host.hypervisor_uri:
             raise FailedPrecondition(f"host {host_id!r} has no hypervisor_uri: cannot execute on it")
         uri = host.hypervisor_uri
-        return HostEndpoint(lambda: connect(uri), MigrationTarget(uri, host.migration_address))
+        return HostEndpoint(lambda: connect(uri), MigrationTarget(uri, host.migration_address),
+                            host.network_bandwidth_mib_s)
 
     return endpoint
 

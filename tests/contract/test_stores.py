@@ -121,7 +121,8 @@ def test_one_operation_per_attempt_of_a_move(store: Store) -> None:
     store.insert_migration(operation("op4", move_index=1, created_at_s=3.0))
     assert store.get_migration("op2") is None
     assert [r.operation_id for r in store.migrations_of("r")] == ["op1", "op3", "op4"]
-    ended = replace(first, phase=Phase.FAILED, outcome=MigrationResult(False, "lost"), finished_at_s=5.0)
+    ended = replace(first, phase=Phase.FAILED, outcome=MigrationResult(False, "lost"), finished_at_s=5.0,
+                    predicted_mib_s=62.5)  # predicted again at its share of the links
     store.save_migration(ended)
     assert store.get_migration("op1") == ended
     assert [r.operation_id for r in store.unfinished_migrations()] == ["op3", "op4"]

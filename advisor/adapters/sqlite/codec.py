@@ -140,6 +140,7 @@ def decode_migration(d: dict[str, Any]) -> MigrationRecord:
         move_index=d.get("move_index", 0),
         inputs=decode_inputs(d.get("inputs")),
         attempt=d.get("attempt", 1),
+        predicted_mib_s=d.get("predicted_mib_s"),
     )
 
 

@@ -6,10 +6,11 @@ those have finished (the room it needs may be the room they free). A later move 
 that is blocked (backfilling). The duration is when the last move ends: what the executor, which starts a queued
 move as soon as a slot frees, achieves if the predictions hold.
 
-Links are shared. A move that starts while others run on its source or target gets its share of each link, as the
-executor sets it (execution.executor.bandwidth_share): the source's link over the moves then out of it, the
-target's over the moves then into it. `shared_bandwidths` lists the bandwidth of every case (how many share the
-source, how many the target); given durations priced for each case, a move takes the one of the case it starts in.
+Links are shared. A move that starts while others run on its source or target gets its share of the links by the
+rule the executor gives it by (planning.links.link_share): the lower of the source's link over the moves then out
+of it and the target's over the moves then into it. `shared_bandwidths` lists the bandwidth of every case (how many
+share the source, how many the target); given durations priced for each case, a move takes the one of the case it
+starts in.
 A running move keeps the bandwidth it started with (the executor does not re-pace a running migration).
 
 Waves are the same limits as batches with a barrier, as an operator reads a plan: wave 1 holds the first moves
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.planning.engine.snapshot import FloatArray, IntArray
+from advisor.planning.links import link_share
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,11 @@ class Schedule:
 def shared_bandwidths(source_mib_s: FloatArray, target_mib_s: FloatArray,
                       limits: Concurrency = Concurrency()) -> FloatArray:
     """Each move's bandwidth (n, per_source, per_target) when a moves share its source's link and b its target's
-    ([.., a - 1, b - 1]): the lower of the two shares. The links are each host's migration bandwidth."""
+    ([.., a - 1, b - 1]), by `link_share`. The links are each host's migration bandwidth."""
     a = np.arange(1, limits.per_source + 1, dtype=np.float64)[None, :, None]
     b = np.arange(1, limits.per_target + 1, dtype=np.float64)[None, None, :]
-    shared: FloatArray = np.minimum(np.asarray(source_mib_s, np.float64)[:, None, None] / a,
-                                    np.asarray(target_mib_s, np.float64)[:, None, None] / b)
-    return shared
+    return link_share(np.asarray(source_mib_s, np.float64)[:, None, None],
+                      np.asarray(target_mib_s, np.float64)[:, None, None], a, b)
 
 
 def waves(sources: IntArray, targets: IntArray, limits: Concurrency = Concurrency()) -> IntArray:

@@ -26,7 +26,7 @@ from advisor.domain.model import (
     Technique,
 )
 from advisor.execution.background import Steps
-from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, bandwidth_share
+from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, Predict, share_of_links
 from advisor.execution.hypervisor import GuestFacts, MigrationTarget
 from tests.support.doubles import MemoryMigrationStore, RecordingObserver
 
@@ -102,26 +102,27 @@ def move(vm: str, src: str, dst: str) -> Move:
 
 
 def make(
-    clock: FakeClock, world: FakeWorld, limits: ConcurrencyLimits | None = None
+    clock: FakeClock, world: FakeWorld, limits: ConcurrencyLimits | None = None, *,
+    links: dict[str, float] | None = None, predict: Predict | None = None,
 ) -> tuple[Executor, MemoryMigrationStore, RecordingObserver]:
     def endpoint(host_id: str) -> HostEndpoint:
         if host_id == "ghost":
             raise NotFound("host_id", "host", host_id)
         uri = f"fake://{host_id}"
-        return HostEndpoint(lambda: world.connect(uri), MigrationTarget(uri))
+        return HostEndpoint(lambda: world.connect(uri), MigrationTarget(uri), (links or {}).get(host_id))
 
     store, observer = MemoryMigrationStore(), RecordingObserver()
-    executor = on_clock(clock, world, store, endpoint, observer, limits)
+    executor = on_clock(clock, world, store, endpoint, observer, limits, predict)
     executor.start()
     return executor, store, observer
 
 
 def on_clock(clock: FakeClock, world: FakeWorld, store: MemoryMigrationStore,
              endpoint: Callable[[str], HostEndpoint], observer: RecordingObserver,
-             limits: ConcurrencyLimits | None = None) -> Executor:
+             limits: ConcurrencyLimits | None = None, predict: Predict | None = None) -> Executor:
     """An executor whose every wait and time stamp is the fake clock's, migrating in the fake world."""
     return Executor(store, endpoint, observer, clock=clock, monotonic=clock, background=clock, launch=world.launch,
-                    limits=limits or ConcurrencyLimits(), poll_interval_s=0.01)
+                    limits=limits or ConcurrencyLimits(), poll_interval_s=0.01, predict=predict)
 
 
 def wait_final(clock: FakeClock, executor: Executor, op: str) -> MigrationRecord:
@@ -327,17 +328,21 @@ def test_a_refused_switch_to_postcopy_is_asked_again_not_dropped() -> None:
     assert sum("action failed" in n for n in notes) == 2 and any("in post-copy" in n for n in notes)
 
 
-@pytest.mark.parametrize(("source", "target", "running", "share"), [
-    ("a", "t0", [], 100.0),  # alone: the whole link
-    ("a", "t0", [("b", "t1")], 100.0),  # a move on other hosts takes nothing
-    ("a", "t0", [("a", "t1")], 50.0),  # one more out of its source
-    ("a", "t0", [("b", "t0")], 50.0),  # one more into its target
-    ("a", "t0", [("a", "t1"), ("b", "t0")], 50.0),  # one on each side: each link is halved, not quartered
-    ("a", "t0", [("a", "t1"), ("a", "t2")], 100 / 3),  # the busier link bounds it
-], ids=["alone", "elsewhere", "same source", "same target", "both", "three out"])
-def test_bandwidth_share_of_a_migration_starting_beside_the_running_ones(
-        source: str, target: str, running: list[tuple[str, str]], share: float) -> None:
-    assert bandwidth_share(100.0, source, target, running) == pytest.approx(share)
+@pytest.mark.parametrize(("source", "target", "running", "links", "share"), [
+    ("a", "t0", [], {}, 100.0),  # alone, links unknown: its cap
+    ("a", "t0", [("b", "t1")], {}, 100.0),  # a move on other hosts takes nothing
+    ("a", "t0", [("a", "t1")], {}, 50.0),  # one more out of its source
+    ("a", "t0", [("b", "t0")], {}, 50.0),  # one more into its target
+    ("a", "t0", [("a", "t1"), ("b", "t0")], {}, 50.0),  # one on each side: each link is halved, not quartered
+    ("a", "t0", [("a", "t1"), ("a", "t2")], {}, 100 / 3),  # the busier link bounds it
+    ("a", "t0", [("a", "t1")], {"a": 250.0, "t0": 100.0}, 100.0),  # a fast source halved is above its cap
+    ("a", "t0", [("a", "t1"), ("a", "t2")], {"a": 150.0, "t0": 100.0}, 50.0),  # ... thirded, below it
+    ("a", "t0", [("b", "t0")], {"a": 100.0, "t0": 60.0}, 30.0),  # each link its own share: the target's half
+], ids=["alone", "elsewhere", "same source", "same target", "both", "three out", "fast source",
+        "fast source thirded", "slow target"])
+def test_share_of_links_of_a_migration_starting_beside_the_running_ones(
+        source: str, target: str, running: list[tuple[str, str]], links: dict[str, float], share: float) -> None:
+    assert share_of_links(100.0, source, target, running, links.get) == pytest.approx(share)
 
 
 def test_a_migration_starting_beside_another_on_its_source_is_given_half_the_link() -> None:

@@ -245,3 +245,17 @@ def test_final_phases() -> None:
 def test_ramp_without_an_initial_value_is_flat() -> None:
     plan = MonitorPlan(max_downtime_ms=300, deadline_ms=0, postcopy_allowed=False)
     assert [plan.downtime_at(i) for i in range(6)] == [300] * 6
+
+
+def test_before_a_transfer_rate_the_eta_is_the_prediction_at_the_bandwidth_it_was_made_at() -> None:
+    plan = replace(PLAN, predicted_total_ms=20_000, predicted_mib_s=50)
+    state, _ = start(plan)
+    assert state.estimate.eta_ms == 20_000 and "as predicted at 50.0 MiB/s, 20.0 s in all" in state.estimate.reason
+    waiting = estimate(poll(1_500, 1, 1024.0, dirty=0.0, sent=0.0), plan, state)
+    assert waiting.eta_ms == 18_500 and waiting.reason.startswith("not sending yet: as predicted")
+    assert waiting.converging is None
+    # once QEMU reports a rate, the ETA is re-made from it
+    sending = estimate(poll(2_000, 1, 512.0, sent=100.0), plan, state)
+    assert sending.eta_ms == pytest.approx(512 / 100 * 1000 + 100)
+    # a migration without a prediction has no ETA before it sends
+    assert start(PLAN)[0].estimate.eta_ms is None
