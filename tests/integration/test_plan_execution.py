@@ -84,15 +84,16 @@ def test_a_drain_move_priced_at_a_share_of_the_link_is_predicted_again_at_the_ba
         uc.review.decide(plan.id, Decision.APPROVE, "alice", "")
         # run alone, it gets a's whole link: its stored prediction is made again at 100 MiB/s by the served model
         op = uc.migrations.execute(plan.id, "alice", shared).operation_id
-        wait_for(lambda: uc.migrations.operation(op).predicted_mib_s == 100)
+        # the new prediction, then its note in the timeline: two steps of the migration's own thread
+        wait_for(lambda: any("predicted again at 100.0 MiB/s" in e.message
+                             for e in uc.migrations.operation(op).timeline))
         ran = uc.migrations.operation(op)
-        assert ran.parameters.bandwidth_mib_s == 100
+        assert ran.predicted_mib_s == 100 and ran.parameters.bandwidth_mib_s == 100
         assert ran.inputs is not None and ran.inputs.usable_bandwidth_mib_s == 100
         planned = plan.moves[shared].predicted_cost
         assert ran.predicted.technique is planned.technique
         assert ran.predicted.total_time_ms.median < planned.total_time_ms.median
         assert ran.predicted.model == planned.model
-        assert any("predicted again at 100.0 MiB/s" in e.message for e in ran.timeline)
         world.release.set()
         for _ in uc.migrations.watch(op):
             pass
