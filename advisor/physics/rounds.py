@@ -19,7 +19,8 @@ retrain. tests/unit/physics/test_grid.py holds the figures on a broad grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -128,30 +129,36 @@ def simulate(
     to_send = first_pass.copy()
     wire = np.zeros(n)
     elapsed_s = np.zeros(n)
-    throttle = np.zeros(n)
     converges = np.zeros(n, dtype=np.bool_)
     rounds = np.zeros(n, dtype=np.int64)
-    active = ~is_postcopy
+    # The rows still sending, compacted: most converge in a few rounds, so later rounds touch only the rest.
+    row = np.flatnonzero(~is_postcopy)
+
+    def rows(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.broadcast_to(a, (n,))[row]
+
+    own = _Rows(row, to_send[row], wire[row], elapsed_s[row], np.zeros(row.shape[0]), rows(dirty), rows(ceiling),
+                rows(usable), rows(budget), rows(ratio_first), rows(ratio_resend), rows(is_autoconverge))
     for r in range(1, c.max_rounds + 1):
-        if not active.any():
+        if own.row.shape[0] == 0:
             break
-        ratio = ratio_first if r == 1 else ratio_resend
-        sent = to_send * ratio
-        round_s = sent / usable
-        wire = np.where(active, wire + sent, wire)
-        elapsed_s = np.where(active, elapsed_s + round_s, elapsed_s)
-        rounds = np.where(active, r, rounds)
+        sent = own.to_send * (own.ratio_first if r == 1 else own.ratio_resend)
+        round_s = sent / own.usable
+        own.wire += sent
+        own.elapsed_s += round_s
         if r >= 2:
             stepped = np.minimum(
                 c.autoconverge_max,
-                np.where(throttle == 0, c.autoconverge_initial, throttle + c.autoconverge_increment),
+                np.where(own.throttle == 0, c.autoconverge_initial, own.throttle + c.autoconverge_increment),
             )
-            throttle = np.where(active & is_autoconverge, stepped, throttle)
-        dirtied = np.minimum(dirty * (1.0 - throttle) * round_s, ceiling)
-        to_send = np.where(active, dirtied, to_send)
-        done = active & (dirtied * ratio_resend <= budget)
-        converges |= done
-        active &= ~done
+            own.throttle = np.where(own.is_autoconverge, stepped, own.throttle)
+        own.to_send = np.minimum(own.dirty * (1.0 - own.throttle) * round_s, own.ceiling)
+        done = own.to_send * own.ratio_resend <= own.budget
+        rounds[own.row] = r
+        converges[own.row[done]] = True
+        if done.any() or r == c.max_rounds:
+            own.store(done | (r == c.max_rounds), to_send, wire, elapsed_s)
+            own = own.kept(~done)
     # the rest in place: plans call this on 10^5 rows at once
     last = to_send * ratio_resend + c.device_state_mib
     downtime = last / usable * 1000.0 + c.resume_ms
@@ -168,6 +175,31 @@ def simulate(
     rounds[is_postcopy] = 1
     return AnalyticArrays(total_time_ms=total, downtime_ms=downtime, transferred_mib=wire,
                           converges=converges | is_postcopy, rounds=rounds)
+
+
+@dataclass
+class _Rows:
+    """The state of the pre-copy rows still sending, `row` their positions in the whole."""
+
+    row: IntArray
+    to_send: FloatArray
+    wire: FloatArray
+    elapsed_s: FloatArray
+    throttle: FloatArray
+    dirty: FloatArray
+    ceiling: FloatArray
+    usable: FloatArray
+    budget: FloatArray
+    ratio_first: FloatArray
+    ratio_resend: FloatArray
+    is_autoconverge: BoolArray
+
+    def store(self, which: BoolArray, to_send: FloatArray, wire: FloatArray, elapsed_s: FloatArray) -> None:
+        rows = self.row[which]
+        to_send[rows], wire[rows], elapsed_s[rows] = self.to_send[which], self.wire[which], self.elapsed_s[which]
+
+    def kept(self, which: BoolArray) -> _Rows:
+        return _Rows(*(getattr(self, f.name)[which] for f in fields(self)))
 
 
 def one_pass_ms(technique_code: IntArray, memory_mib: FloatArray, usable_mib_s: FloatArray,

@@ -88,21 +88,24 @@ def _even(p: Planner, tolerance: float, weights: Weights) -> None:
         if running.size < 2:
             return
         ratio = p.work.cpu_ratio()
-        mean = float(ratio[running].mean())
-        open_ = running[~done[running]]
-        if open_.size == 0:
+        running_ratio = ratio[running]
+        mean = float(running_ratio.mean())
+        closed = done[running]
+        if closed.all():
             return
-        host = int(open_[np.argmax(ratio[open_])])
+        # the busiest open host (ties to the lowest index, as argmax over the open hosts in index order)
+        host = int(running[np.argmax(np.where(closed, -np.inf, running_ratio))])
         if ratio[host] - mean <= tolerance:
             return
         if not fetched[host]:
+            open_ = running[~closed]
             ahead = open_[np.argsort(-ratio[open_], kind="stable")[:LOOKAHEAD]]
             ahead = ahead[ratio[ahead] - mean > tolerance]
             fetched[ahead] = True
             p.prefetch(ahead)
         vms = p.work.vms_on(host)
         vms = vms[movable(p, vms)]
-        coolest = float(ratio[running].min())
+        coolest = float(running_ratio.min())
         d_s = c.vm_cpu[vms] / c.host_cores[host]
         # Best case for ranking: the VM lands on the coolest host (same size); the real target is checked below.
         bound = _gain(float(ratio[host]), coolest, d_s, d_s)

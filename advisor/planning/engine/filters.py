@@ -7,7 +7,8 @@ refused is a column. Reason texts, with their numbers, are written only for the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -62,6 +63,36 @@ class FilterPolicy:
 
 
 @dataclass(frozen=True)
+class HostView:
+    """The static columns of the hosts assessed (all when `all_hosts`), taken once: a plan assesses one pool of
+    hosts for many VMs, and the weighers read the same columns."""
+
+    index: IntArray
+    all_hosts: bool
+    cores: FloatArray
+    memory_mib: FloatArray
+    disabled: BoolArray
+    cpu_model: IntArray
+    cluster: IntArray
+    idle_w: FloatArray
+    span_w: FloatArray  # peak minus idle power
+    one_cluster: bool  # every host of the snapshot in one cluster: the cluster filter rejects none
+
+    @staticmethod
+    def of(cluster: ClusterArrays, hosts: IntArray | None = None) -> HostView:
+        every = hosts is None
+        index: IntArray = np.arange(cluster.n_hosts, dtype=np.int64) if every else np.asarray(hosts, np.int64)
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a if every else a[index]
+
+        idle = take(cluster.host_idle_w)
+        return HostView(index, every, take(cluster.host_cores), take(cluster.host_memory_mib),
+                        take(cluster.host_disabled), take(cluster.host_cpu_model), take(cluster.host_cluster), idle,
+                        take(cluster.host_max_w) - idle, len(cluster.clusters) <= 1)
+
+
+@dataclass(frozen=True)
 class Assessment:
     """One VM against `hosts` (columns): which filters reject each host, and the loads after the move."""
 
@@ -71,11 +102,18 @@ class Assessment:
     cpu_after: FloatArray
     memory_after: FloatArray
     all_hosts: bool
+    view: HostView = field(compare=False, repr=False)
 
-    @property
+    @functools.cached_property
     def eligible(self) -> BoolArray:
         ok: BoolArray = np.logical_not(self.rejected.any(axis=0))
         return ok
+
+    @functools.cached_property
+    def positions(self) -> IntArray:
+        """Columns of the eligible hosts (cheaper to index many columns by than the mask)."""
+        at: IntArray = np.flatnonzero(self.eligible)
+        return at
 
     def eligible_hosts(self) -> IntArray:
         hosts: IntArray = self.hosts[self.eligible]
@@ -83,7 +121,7 @@ class Assessment:
 
     def counts(self) -> IntArray:
         """Hosts rejected by each filter (a host failing several filters counts under each)."""
-        counts: IntArray = self.rejected.sum(axis=1).astype(np.int64)
+        counts: IntArray = np.count_nonzero(self.rejected, axis=1).astype(np.int64)
         return counts
 
 
@@ -110,26 +148,30 @@ def assess(
     hosts: IntArray | None = None,
     excluded: BoolArray | None = None,
     left: int = NO_HOST,
+    view: HostView | None = None,
 ) -> Assessment:
     """Every filter for `vm` on `hosts` (all when None). `excluded` marks hosts the caller rules out (over all
-    hosts); `left` is the host the VM left within its cooldown, which it may not return to."""
+    hosts); `left` is the host the VM left within its cooldown, which it may not return to. `view`, when given, is
+    `HostView.of(cluster, hosts)` taken before."""
     n = cluster.n_hosts
-    index: IntArray = np.arange(n, dtype=np.int64) if hosts is None else np.asarray(hosts, dtype=np.int64)
+    if view is None:
+        view = HostView.of(cluster, hosts)
+    index = view.index
 
     def take(a: np.ndarray) -> np.ndarray:
-        return a if hosts is None else a[index]
+        return a if view.all_hosts else a[index]
 
-    cores, memory = take(cluster.host_cores), take(cluster.host_memory_mib)
+    cores = view.cores
     rows = np.zeros((len(FILTERS), index.shape[0]), dtype=bool)
     rows[FilterKind.CURRENT.row] = index == loads.vm_host[vm]
     if excluded is not None:
         rows[FilterKind.EXCLUDED.row] = take(excluded)
-    rows[FilterKind.DISABLED.row] = take(cluster.host_disabled)
+    rows[FilterKind.DISABLED.row] = view.disabled
     model = int(cluster.vm_cpu_model[vm])
     if model != ANY_MODEL:
-        rows[FilterKind.MODEL.row] = take(cluster.host_cpu_model) != model
+        rows[FilterKind.MODEL.row] = view.cpu_model != model
     rows[FilterKind.VCPUS.row] = take(loads.host_vcpus) + cluster.vm_vcpus[vm] > cores * policy.cpu_allocation_ratio
-    memory_after = (take(loads.host_memory_mib) + cluster.vm_memory_mib[vm]) / memory
+    memory_after = (take(loads.host_memory_mib) + cluster.vm_memory_mib[vm]) / view.memory_mib
     rows[FilterKind.MEMORY.row] = memory_after > policy.memory_allocation_ratio
     cpu_after = (take(loads.host_cpu) + cluster.vm_cpu[vm]) / cores
     rows[FilterKind.HEADROOM.row] = cpu_after > policy.max_cpu_after
@@ -155,9 +197,9 @@ def assess(
                     rows[FilterKind.HOST_OFF.row] |= mark
     if left != NO_HOST:
         rows[FilterKind.LEFT.row] = index == left
-    if loads.vm_host[vm] != NO_HOST:  # a VM moves within its cluster (a new one may go anywhere)
-        rows[FilterKind.CLUSTER.row] = take(cluster.host_cluster) != cluster.host_cluster[loads.vm_host[vm]]
-    return Assessment(vm, index, rows, cpu_after, memory_after, hosts is None)
+    if loads.vm_host[vm] != NO_HOST and not view.one_cluster:  # a VM moves within its cluster (a new one anywhere)
+        rows[FilterKind.CLUSTER.row] = view.cluster != cluster.host_cluster[loads.vm_host[vm]]
+    return Assessment(vm, index, rows, cpu_after, memory_after, view.all_hosts, view)
 
 
 def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, which: FilterKind, host: int) -> str:

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from advisor.planning.engine.churn import AntiChurn, MoveHistory
-from advisor.planning.engine.costs import TECHNIQUES, CostEstimates, CostRequest, CostStore, MoveCosts
-from advisor.planning.engine.filters import Assessment, FilterPolicy, Rejection, assess, rejections
+from advisor.planning.engine.costs import CostCache, CostEstimates, CostRequest, MoveCosts
+from advisor.planning.engine.filters import Assessment, FilterPolicy, HostView, Rejection, assess, rejections
 from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
 from advisor.planning.engine.schedule import Concurrency, Schedule, schedule, shared_bandwidths
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray
-from advisor.planning.engine.weighers import Scores, Weights, describe, is_on, weigh
+from advisor.planning.engine.weighers import IDLE_CORES, Scores, Weights, describe, is_on, weigh
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class Working:
         self._moved_in.setdefault(target, []).append(vm)
         self.on[target] = True
         if source >= 0:
-            self.on[source] = bool(is_on(self.loads, np.array([source]))[0])
+            self.on[source] = self.loads.host_vms[source] > 0 or self.loads.host_cpu[source] > IDLE_CORES  # is_on
 
     def cpu_ratio(self) -> FloatArray:
         ratio: FloatArray = self.loads.host_cpu / self.cluster.host_cores
@@ -122,10 +122,10 @@ class Planner:
         self.records: list[_Record] = []
         self.refused: dict[int, Refusal] = {}
         self.reference_w = float(cluster.host_max_w.mean()) if cluster.n_hosts else 0.0
-        self._cost_index: dict[tuple[int, float], int] = {}
-        self._costs = CostStore()
+        self._costs = CostCache(cluster.n_vms, cluster.host_bandwidth_mib_s)
+        self._link_column = self._costs.link_columns(cluster.host_bandwidth_mib_s)
         self._pools: dict[str, tuple[IntArray, int]] = {}
-        self._links = np.unique(cluster.host_bandwidth_mib_s)
+        self._views: dict[str, HostView] = {}
         allowed = np.array([name not in settings.postcopy_forbidden_clusters for name in cluster.clusters])
         self._postcopy_cluster = np.append(allowed[cluster.host_cluster], True)  # by host; [-1]: no host
         self.last_failure = ""
@@ -142,18 +142,31 @@ class Planner:
                  bandwidth: FloatArray | None = None) -> CostEstimates:
         """Costs of moving each VM to its target (cached per VM and usable bandwidth), over the whole link unless
         `bandwidth` (its share) is given."""
+        return self._costs.store.take(self._rows(vms, targets, bandwidth))
+
+    def _rows(self, vms: IntArray | Sequence[int], targets: IntArray | Sequence[int],
+              bandwidth: FloatArray | None = None) -> IntArray:
+        """The cache's rows of these moves, costing the missing ones first."""
         vms, targets = np.asarray(vms, dtype=np.int64), np.asarray(targets, dtype=np.int64)
         bw = self.bandwidth(vms, targets) if bandwidth is None else np.asarray(bandwidth, dtype=np.float64)
-        keys = list(zip(vms.tolist(), bw.tolist(), strict=True))
-        missing = np.array([k for k, key in enumerate(keys) if key not in self._cost_index], dtype=np.int64)
-        if missing.size:
+        column = None
+        if bandwidth is None and self._link_column is not None:
+            sources = self.cluster.loads.vm_host[vms]
+            column = np.minimum(self._link_column[np.where(sources >= 0, sources, targets)],
+                                self._link_column[targets])
+        rows = self._costs.rows(vms, bw, column)
+        missing = rows < 0
+        if missing.any():
             self._fetch(vms[missing], targets[missing], bw[missing])
-        return self._costs.take(np.array([self._cost_index[key] for key in keys], dtype=np.int64))
+            rows = self._costs.rows(vms, bw, column)
+            if (rows < 0).any():
+                raise ValueError("a usable bandwidth is not a number: every host needs its link's bandwidth")
+        return rows
 
     def _fetch(self, vms: IntArray, targets: IntArray, bw: FloatArray) -> None:
         """Cost the missing rows in one request, and with them every other usable bandwidth these VMs can have
         (min of their source's and each distinct host link), so that a later target is a cache hit."""
-        links = self._links
+        links = self._costs.links
         if 1 < links.shape[0] <= 8:
             sources = self.cluster.loads.vm_host[vms]
             own = self.cluster.host_bandwidth_mib_s[np.where(sources >= 0, sources, targets)]
@@ -161,14 +174,11 @@ class Planner:
             vms = np.concatenate([vms, np.repeat(vms, links.shape[0])])
             targets = np.concatenate([targets, np.repeat(targets, links.shape[0])])
             bw = np.concatenate([bw, every.ravel()])
-        unique: dict[tuple[int, float], int] = {}
-        for k, key in enumerate(zip(vms.tolist(), bw.tolist(), strict=True)):
-            if key not in self._cost_index:
-                unique.setdefault(key, k)
-        pick = np.array(list(unique.values()), dtype=np.int64)
-        base = self._costs.append(self.costs.estimate(self._request(vms[pick], targets[pick], bw[pick])))
-        for k, key in enumerate(unique):
-            self._cost_index[key] = base + k
+        # each (VM, bandwidth) not costed yet once, at its first appearance
+        new = np.flatnonzero(self._costs.rows(vms, bw) < 0)
+        pairs = np.stack([vms[new], bw[new].view(np.int64)], axis=1)
+        pick = new[np.sort(np.unique(pairs, axis=0, return_index=True)[1])]
+        self._costs.add(vms[pick], bw[pick], self.costs.estimate(self._request(vms[pick], targets[pick], bw[pick])))
 
     def _request(self, v: IntArray, targets: IntArray, bw: FloatArray) -> CostRequest:
         c = self.cluster
@@ -192,7 +202,9 @@ class Planner:
         if vms.shape[0] == 0:
             return np.zeros(0)
         sources = self.cluster.loads.vm_host[vms]
-        return self.estimate(vms, np.where(sources >= 0, sources, 0)).total_s()
+        rows = self._rows(vms, np.where(sources >= 0, sources, 0))
+        seconds: FloatArray = self._costs.store.column("total_ms", rows)[:, 1] / 1000.0
+        return seconds
 
     def prefetch(self, hosts: IntArray) -> None:
         """Cost every movable VM on `hosts` in one request (strategies call it with the hosts they will try next,
@@ -225,16 +237,24 @@ class Planner:
     def assess(self, vm: int, excluded: BoolArray | None, pool: str) -> Assessment:
         hosts = self.pool(pool)
         loads, policy, left = self.work.loads, self.settings.filters, int(self.left[vm])
-        a = assess(self.cluster, loads, vm, policy, hosts=hosts, excluded=excluded, left=left)
-        if hosts is not None and not a.eligible.any():
-            a = assess(self.cluster, loads, vm, policy, excluded=excluded, left=left)
+        a = assess(self.cluster, loads, vm, policy, excluded=excluded, left=left, view=self._view(hosts))
+        if hosts is not None and not a.positions.shape[0]:
+            a = assess(self.cluster, loads, vm, policy, excluded=excluded, left=left, view=self._view(None))
         return a
+
+    def _view(self, hosts: IntArray | None) -> HostView:
+        """The static columns of a pool (or of all hosts), kept while the pool is."""
+        key = "all" if hosts is None else "pool"
+        view = self._views.get(key)
+        if view is None or (hosts is not None and view.index is not hosts):
+            view = self._views[key] = HostView.of(self.cluster, hosts)
+        return view
 
     def choose(self, vm: int, weights: Weights, *, excluded: BoolArray | None = None, pool: str = "spread",
                mean_cpu: float = 0.0) -> Choice | None:
         """The best eligible host for `vm`, or None (then `last_failure` says why)."""
         a = self.assess(vm, excluded, pool)
-        if not a.eligible.any():
+        if not a.positions.shape[0]:
             counts = rejections(self.cluster, self.work.loads, a, self.settings.filters, limit=3)
             self.last_failure = f"no eligible host among {a.hosts.shape[0]}: " + "; ".join(
                 f"{f} {n} (e.g. {h}: {r})" for f, n, h, r in counts)
@@ -244,9 +264,10 @@ class Planner:
 
     def check(self, vm: int, target: int) -> str:
         """'' when the move meets the limits, else why not."""
-        est = self.estimate([vm], [target])
-        if est.meets_limits[0]:
+        rows = self._rows([vm], [target])
+        if self._costs.store.column("meets_limits", rows)[0]:
             return ""
+        est = self._costs.store.take(rows)
         return est.violation(0) or f"breaks a limit: {est.describe(0)}"
 
     # --- moves -------------------------------------------------------------------------------------------------
@@ -264,12 +285,11 @@ class Planner:
         scope = (f"{a.hosts.shape[0]} hosts assessed" if a.all_hosts else
                  f"{a.hosts.shape[0]} of {c.n_hosts} hosts assessed (the strategy's preferred pool)")
         runner = f"; next {c.host_ids[int(s.hosts[others[0]])]} score {s.total[others[0]]:.3f}" if others else ""
-        why_host = (f"{c.host_ids[target]}: lowest score of {len(s)} eligible, {scope}: "
-                    f"{describe(s, choice.position, weights)}{runner}")
+        chosen = alt(choice.position)
+        why_host = f"{c.host_ids[target]}: lowest score of {len(s)} eligible, {scope}: {chosen.detail}{runner}"
         self.records.append(_Record(
             vm, source, target, benefit, why_vm, why_host, int(a.hosts.shape[0]), len(s),
-            rejections(c, self.work.loads, a, self.settings.filters),
-            (alt(choice.position), *(alt(p) for p in others)),
+            rejections(c, self.work.loads, a, self.settings.filters), (chosen, *(alt(p) for p in others)),
         ))
         self.work.move(vm, target)
         self.moved[vm] = True
@@ -322,7 +342,7 @@ class Planner:
         for k, i in enumerate(order.tolist()):
             r, row = recs[i], k * cases + int(started_in[k])
             assert every is not None and shared is not None
-            explanation = Explanation(r.why_vm, r.why_host, _why_technique(shared, row), r.assessed, r.eligible,
+            explanation = Explanation(r.why_vm, r.why_host, shared.why_technique(row), r.assessed, r.eligible,
                                       r.rejections, r.alternatives)
             # The parameters carry the whole link: the executor gives each its share when it starts.
             link = float(every.bandwidth_mib_s[i * cases])
@@ -356,22 +376,6 @@ class Planner:
         limits = self.settings.concurrency
         table = shared.total_ms.reshape(len(sources), limits.per_source, limits.per_target, 3) / 1000
         return schedule(sources, targets, table[..., 1], limits), schedule(sources, targets, table[..., 2], limits)
-
-
-def _why_technique(est: CostEstimates, k: int) -> str:
-    chosen = int(est.technique[k])
-    text = est.describe(k)
-    if not est.meets_limits[k]:
-        return f"no technique meets every limit; {text}: {est.violation(k)}"
-    if not est.feasible[k, chosen]:  # a converging pre-copy weighed against post-copy (planning.technique)
-        return (f"{text}: its p90 downtime is over the limit by less than post-copy's harm (exposure and slowdown), "
-                f"and QEMU's stop rule keeps a converging pre-copy's pause near the limit")
-    ranks = np.where(est.feasible[k], est.rank_ms[k], np.inf)
-    ranks[chosen] = np.inf
-    runner = int(np.argmin(ranks))
-    tail = (f"; next {TECHNIQUES[runner]} ranked {ranks[runner] / 1000:.1f} s" if np.isfinite(ranks[runner])
-            else "; no other technique meets the limits")
-    return f"{text}: the shortest (median + risk x spread) of the techniques meeting the limits{tail}"
 
 
 def movable(planner: Planner, vms: IntArray, *, ignore_cooldown: bool = False) -> BoolArray:

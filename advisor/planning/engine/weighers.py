@@ -13,6 +13,7 @@ Weights are data (`Weights`), so a strategy's preferences are a value, not code.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,9 +39,13 @@ class Weights:
     cpu: float = 1.0  # within load: how much the CPU load after the move counts
     memory: float = 1.0  # ... and the memory load
 
+    @functools.cached_property
     def vector(self) -> FloatArray:
-        return np.array([self.load, self.balance, self.energy, self.affinity, self.anti_affinity,
-                         self.host_affinity, self.host_anti_affinity], dtype=np.float64)
+        """The component weights in COMPONENTS' order (kept: every weighing reads it)."""
+        vector = np.array([self.load, self.balance, self.energy, self.affinity, self.anti_affinity,
+                           self.host_affinity, self.host_anti_affinity], dtype=np.float64)
+        vector.flags.writeable = False
+        return vector
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,16 @@ class Scores:
         return full
 
 
+def _clip01(x: FloatArray) -> FloatArray:
+    """np.clip(x, 0, 1) without its dispatch overhead (it is called twice per assessed VM)."""
+    clipped: FloatArray = np.minimum(np.maximum(x, 0.0), 1.0)
+    return clipped
+
+
 def power(cluster: ClusterArrays, hosts: IntArray, cpu_ratio: FloatArray) -> FloatArray:
     """Linear power model between the host's idle and peak power (0 W where unknown)."""
     idle, peak = cluster.host_idle_w[hosts], cluster.host_max_w[hosts]
-    watts: FloatArray = idle + (peak - idle) * np.clip(cpu_ratio, 0.0, 1.0)
+    watts: FloatArray = idle + (peak - idle) * _clip01(cpu_ratio)
     return watts
 
 
@@ -86,9 +97,17 @@ def is_on(loads: Loads, hosts: IntArray) -> BoolArray:
 
 
 def added_power(cluster: ClusterArrays, loads: Loads, hosts: IntArray, cpu_after: FloatArray) -> FloatArray:
-    before = np.where(is_on(loads, hosts), power(cluster, hosts, loads.host_cpu[hosts] / cluster.host_cores[hosts]),
-                      0.0)
-    added: FloatArray = power(cluster, hosts, cpu_after) - before
+    idle = cluster.host_idle_w[hosts]
+    return _added_power(idle, cluster.host_max_w[hosts] - idle, cluster.host_cores[hosts], loads.host_cpu[hosts],
+                        loads.host_vms[hosts], cpu_after)
+
+
+def _added_power(idle_w: FloatArray, span_w: FloatArray, cores: FloatArray, cpu: FloatArray, vms: IntArray,
+                 cpu_after: FloatArray) -> FloatArray:
+    """`power` after the move less before it (0 W before on an idle host, as `is_on` says), per host."""
+    on = (vms > 0) | (cpu > IDLE_CORES)
+    before = np.where(on, idle_w + span_w * _clip01(cpu / cores), 0.0)
+    added: FloatArray = idle_w + span_w * _clip01(cpu_after) - before
     return added
 
 
@@ -96,13 +115,15 @@ def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights,
           reference_w: float = 0.0) -> Scores:
     """Score the eligible hosts of `a`. `mean_cpu` is the cluster's mean CPU load (for balance), `reference_w` the
     power that one unit of the energy component stands for (default: the mean peak power)."""
-    keep = a.eligible
+    keep = a.positions
     hosts = a.hosts[keep]
     cpu_after, memory_after = a.cpu_after[keep], a.memory_after[keep]
     comps = np.zeros((len(COMPONENTS), hosts.shape[0]))
     comps[LOAD] = np.maximum(weights.cpu * cpu_after, weights.memory * memory_after)
     comps[BALANCE] = (cpu_after - mean_cpu) ** 2
-    added = added_power(cluster, loads, hosts, cpu_after)
+    view = a.view
+    added = _added_power(view.idle_w[keep], view.span_w[keep], view.cores[keep], loads.host_cpu[hosts],
+                         loads.host_vms[hosts], cpu_after)
     ref = reference_w or float(cluster.host_max_w.mean()) or 1.0
     comps[ENERGY] = added / ref
     vm = a.vm
@@ -121,19 +142,20 @@ def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights,
             if not rules.must[r]:
                 inside = np.isin(hosts, rules.hosts.row(r))
                 comps[HOST_ON if rules.on[r] else HOST_OFF] += np.where(rules.on[r], -1.0, 1.0) * inside
-    total: FloatArray = weights.vector() @ comps
+    total: FloatArray = weights.vector @ comps
     return Scores(hosts, total, comps, cpu_after, memory_after, added)
 
 
 def describe(scores: Scores, position: int, weights: Weights) -> str:
     """The components that made a host's score, e.g. "load 0.62 (CPU 62%, memory 40%), +12 W"."""
-    c = scores.components[:, position]
-    parts = [f"CPU {scores.cpu_after[position]:.0%}, memory {scores.memory_after[position]:.0%} after the move"]
+    c = scores.components[:, position].tolist()
+    parts = [f"CPU {float(scores.cpu_after[position]):.0%}, memory {float(scores.memory_after[position]):.0%} after "
+             "the move"]
     if weights.energy:
-        parts.append(f"{scores.power_w[position]:+.0f} W")
+        parts.append(f"{float(scores.power_w[position]):+.0f} W")
     if weights.balance:
         parts.append(f"balance term {c[BALANCE]:.3f}")
     names = (("affinity", AFFINITY), ("anti-affinity", ANTI), ("host affinity", HOST_ON),
              ("host anti-affinity", HOST_OFF))
     parts.extend(f"{name} {c[k]:+.0f}" for name, k in names if c[k])
-    return f"score {scores.total[position]:.3f} (" + ", ".join(parts) + ")"
+    return f"score {float(scores.total[position]):.3f} (" + ", ".join(parts) + ")"
