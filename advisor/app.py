@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -346,8 +347,15 @@ def build_app(
                    page_allowed=on_loopback(settings.metrics_listen) or settings.allow_plaintext_remote))
 
 
+# How long a thread keeps the GIL while another waits (Python's: 5 ms). A recommendation gives it up a dozen times
+# (SQLite, LightGBM) and waited this long each time to get it back from ingestion: 0.5 ms took its p99 while samples
+# are pushed from 477 to 191 ms in-process on the loaded 2-core machine, at the same ingestion rate.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
 def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     app = build_app(settings)
     stopping = threading.Event()
 

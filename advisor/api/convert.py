@@ -50,12 +50,14 @@ def state_from_pb(value: int, field: str) -> RecommendationState | None:
     return RecommendationState[pb.RecommendationState.Name(value).removeprefix("RECOMMENDATION_STATE_")]
 
 
-def _time(msg: pb.HostSample | pb.VmSample, field: str) -> float:
+def _time(msg: pb.HostSample | pb.VmSample, kind: str, index: int) -> float:
+    """A sample's time; its field's name (`kind[index]`) is spelled out only for an error: thousands a push."""
     if not msg.HasField("time"):
-        raise InvalidArgument(f"{field}.time", "is required")
-    if not 0 <= msg.time.nanos <= 999_999_999:  # what google.protobuf.Timestamp allows
-        raise InvalidArgument(f"{field}.time.nanos", f"must be in [0, 999999999] (got {msg.time.nanos})")
-    return msg.time.seconds + msg.time.nanos / 1e9
+        raise InvalidArgument(f"{kind}[{index}].time", "is required")
+    nanos = msg.time.nanos
+    if not 0 <= nanos <= 999_999_999:  # what google.protobuf.Timestamp allows
+        raise InvalidArgument(f"{kind}[{index}].time.nanos", f"must be in [0, 999999999] (got {nanos})")
+    return msg.time.seconds + nanos / 1e9
 
 
 def _opt(msg: object, name: str) -> float | None:
@@ -105,7 +107,7 @@ def samples_from_pb(m: pb.PushSamplesRequest) -> tuple[list[HostSample], list[Vm
     hosts = [
         HostSample(
             host_id=s.host_id,
-            time_s=_time(s, f"host_samples[{i}]"),
+            time_s=_time(s, "host_samples", i),
             cpu_utilization=_opt(s, "cpu_utilization_ratio"),
             memory_used_mib=_opt(s, "memory_used_mib"),
             network_rx_mib_s=_opt(s, "network_rx_mib_s"),
@@ -117,7 +119,7 @@ def samples_from_pb(m: pb.PushSamplesRequest) -> tuple[list[HostSample], list[Vm
     vms = [
         VmSample(
             vm_id=s.vm_id,
-            time_s=_time(s, f"vm_samples[{i}]"),
+            time_s=_time(s, "vm_samples", i),
             cpu_utilization=_opt(s, "cpu_utilization_ratio"),
             memory_used_mib=_opt(s, "memory_used_mib"),
             dirty_rate_mib_s=_opt(s, "dirty_rate_mib_s"),

@@ -4,13 +4,13 @@ client (strict: the first bad item rejects the batch, naming its field), and sam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from advisor.domain import validation
 from advisor.domain.cluster import Cluster, InventoryChange
 from advisor.domain.errors import InvalidArgument, NotFound
-from advisor.domain.model import HostSample, VmSample
+from advisor.domain.model import HostSample, Vm, VmSample
 from advisor.domain.uris import UriPolicy
 
 MAX_HOSTS_PER_PUSH = 10_000
@@ -41,31 +41,43 @@ def check_change(change: InventoryChange, uris: UriPolicy) -> None:
         validation.check_id(ident, f"removed_vm_ids[{i}]")
 
 
-def check_samples(host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample], cluster: Cluster,
-                  now_s: float) -> None:
-    """A pushed batch: every sample valid, of a host or VM of the inventory, at most one per entity and time."""
+def sampled(host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample],
+            cluster: Cluster) -> tuple[frozenset[str], dict[str, Vm]]:
+    """The hosts and VMs of a batch that the inventory has: all `check_samples` needs of it, looked up while the
+    inventory's lock is held (a dictionary look-up per sample); the checks themselves run without it."""
+    hosts = frozenset(hs.host_id for hs in host_samples if hs.host_id in cluster.hosts)
+    vms = {vs.vm_id: vm for vs in vm_samples if (vm := cluster.vms.get(vs.vm_id)) is not None}
+    return hosts, vms
+
+
+def check_samples(host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample],
+                  known: tuple[Collection[str], Mapping[str, Vm]], now_s: float) -> None:
+    """A pushed batch: every sample valid, of a host or VM of the inventory (`known`: its hosts and VMs that the
+    inventory has, as `sampled` gives them), at most one per entity and time."""
+    known_hosts, known_vms = known
     _at_most(host_samples, MAX_SAMPLES_PER_PUSH, "host_samples")
     _at_most(vm_samples, MAX_SAMPLES_PER_PUSH, "vm_samples")
     seen: dict[tuple[str, float], int] = {}
+    # (a field's name is spelled out only for an error: thousands of samples come in a push)
     for i, hs in enumerate(host_samples):
-        field = f"host_samples[{i}]"
-        validation.check_host_sample(hs, field, now_s)
-        if hs.host_id not in cluster.hosts:
-            raise NotFound(f"{field}.host_id", "host", hs.host_id)
+        if not validation.host_sample_fine(hs, now_s):
+            validation.check_host_sample(hs, f"host_samples[{i}]", now_s)
+        if hs.host_id not in known_hosts:
+            raise NotFound(f"host_samples[{i}].host_id", "host", hs.host_id)
         if (first := seen.setdefault((hs.host_id, hs.time_s), i)) != i:
-            raise InvalidArgument(field, f"same host and time as host_samples[{first}]")
+            raise InvalidArgument(f"host_samples[{i}]", f"same host and time as host_samples[{first}]")
     seen.clear()
     for i, vs in enumerate(vm_samples):
-        field = f"vm_samples[{i}]"
-        validation.check_vm_sample(vs, field, now_s)
-        vm = cluster.vms.get(vs.vm_id)
+        if not validation.vm_sample_fine(vs, now_s):
+            validation.check_vm_sample(vs, f"vm_samples[{i}]", now_s)
+        vm = known_vms.get(vs.vm_id)
         if vm is None:
-            raise NotFound(f"{field}.vm_id", "VM", vs.vm_id)
+            raise NotFound(f"vm_samples[{i}].vm_id", "VM", vs.vm_id)
         if vs.memory_used_mib is not None and vs.memory_used_mib > vm.memory_mib:
-            raise InvalidArgument(f"{field}.memory_used_mib",
+            raise InvalidArgument(f"vm_samples[{i}].memory_used_mib",
                                   f"{vs.memory_used_mib:g} exceeds the VM's {vm.memory_mib} MiB")
         if (first := seen.setdefault((vs.vm_id, vs.time_s), i)) != i:
-            raise InvalidArgument(field, f"same VM and time as vm_samples[{first}]")
+            raise InvalidArgument(f"vm_samples[{i}]", f"same VM and time as vm_samples[{first}]")
 
 
 def usable_pulled(host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample], cluster: Cluster,

@@ -23,6 +23,7 @@ HOST_FIELDS = ("cpu_utilization", "memory_used_mib", "network_rx_mib_s", "networ
 VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")
 
 READ_CHUNK = 1000  # entities read per hold of the lock
+WRITE_CHUNK = 250  # samples added per hold of the lock (about 1 ms)
 T = TypeVar("T")
 
 
@@ -134,7 +135,8 @@ class SeriesStore:
         return len(self._rings)
 
     def nbytes(self) -> int:
-        return sum(r.times.nbytes + r.values.nbytes for r in self._rings.values())
+        """Every ring has the same fixed size: no need to visit them (this runs after every push)."""
+        return len(self._rings) * self.capacity * (8 + 4 * len(self.fields))
 
 
 def _latest_values(lock: threading.Lock, store: SeriesStore, ids: Iterable[str], fields: Sequence[str],
@@ -173,19 +175,23 @@ class RecentSamples:
     def vm_fields(self) -> tuple[str, ...]:
         return self._vms.fields
 
-    def add(self, host_samples: Iterable[HostSample], vm_samples: Iterable[VmSample]) -> None:
-        """Add checked samples (validation is the caller's)."""
-        with self._lock:
-            for hs in host_samples:
-                self._hosts.add(hs.host_id, hs.time_s, (hs.cpu_utilization, hs.memory_used_mib, hs.network_rx_mib_s,
-                                                        hs.network_tx_mib_s, hs.power_w))
-                self._changed.add(("host", hs.host_id))
-                self._updated[0].add(hs.host_id)
-            for vs in vm_samples:
-                self._vms.add(vs.vm_id, vs.time_s, (vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s,
-                                                    vs.working_set_mib))
-                self._changed.add(("vm", vs.vm_id))
-                self._updated[1].add(vs.vm_id)
+    def add(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> None:
+        """Add checked samples (validation is the caller's), a chunk per hold of the lock: a reader (a
+        recommendation reading its VM's window) waits for one chunk at most, not for a batch of thousands."""
+        for start in range(0, len(host_samples), WRITE_CHUNK):
+            with self._lock:
+                for hs in host_samples[start : start + WRITE_CHUNK]:
+                    self._hosts.add(hs.host_id, hs.time_s, (hs.cpu_utilization, hs.memory_used_mib,
+                                                            hs.network_rx_mib_s, hs.network_tx_mib_s, hs.power_w))
+                    self._changed.add(("host", hs.host_id))
+                    self._updated[0].add(hs.host_id)
+        for start in range(0, len(vm_samples), WRITE_CHUNK):
+            with self._lock:
+                for vs in vm_samples[start : start + WRITE_CHUNK]:
+                    self._vms.add(vs.vm_id, vs.time_s, (vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s,
+                                                        vs.working_set_mib))
+                    self._changed.add(("vm", vs.vm_id))
+                    self._updated[1].add(vs.vm_id)
 
     def host_latest(self, host_id: str, field: str) -> Latest | None:
         with self._lock:
@@ -236,11 +242,13 @@ class RecentSamples:
         comes with no samples), for saving; what is exported is no longer 'changed'."""
         with self._lock:
             changed, self._changed = self._changed, set()
-            out = []
-            for kind, entity_id in sorted(changed):
-                store = self._hosts if kind == "host" else self._vms
-                times, values = store.window(entity_id)
-                out.append(Series(kind, entity_id, times[-newest:], values[-newest:]))
+        out, ordered = [], sorted(changed)
+        for start in range(0, len(ordered), READ_CHUNK):  # a chunk per hold: samples coming in wait for one
+            with self._lock:
+                for kind, entity_id in ordered[start : start + READ_CHUNK]:
+                    store = self._hosts if kind == "host" else self._vms
+                    times, values = store.window(entity_id)
+                    out.append(Series(kind, entity_id, times[-newest:], values[-newest:]))
         return out
 
     def restore(self, series: Iterable[Series]) -> int:

@@ -40,10 +40,20 @@ class Ingestion:
 
     def push_samples(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> None:
         now = self._clock()
+        # The inventory's lock is held for look-ups only: a recommendation waiting for it never waits behind a
+        # batch's checks and storing (tens of ms for thousands of samples).
         with self._inventory.reading() as cluster:
-            pushes.check_samples(host_samples, vm_samples, cluster, now)
-            # Added under the inventory's lock, so that a VM removed meanwhile cannot get samples back.
-            self._samples.add(host_samples, vm_samples)
+            known = pushes.sampled(host_samples, vm_samples, cluster)
+        pushes.check_samples(host_samples, vm_samples, known, now)
+        self._samples.add(host_samples, vm_samples)
+        # A host or VM removed meanwhile may have had its samples forgotten before these came in: forget them
+        # again, so that it does not get samples back (its removal forgets after it is applied, so one of the two
+        # forgets comes last).
+        with self._inventory.reading() as cluster:
+            gone_hosts = [h for h in known[0] if h not in cluster.hosts]
+            gone_vms = [v for v in known[1] if v not in cluster.vms]
+        if gone_hosts or gone_vms:
+            self._samples.forget(gone_hosts, gone_vms)
         self._metrics.tracked_series_bytes.set(self._samples.nbytes())
         self._metrics.samples_ingested.labels("host").inc(len(host_samples))
         self._metrics.samples_ingested.labels("vm").inc(len(vm_samples))
@@ -53,7 +63,7 @@ class Ingestion:
         skipped and counted (by reason) rather than failing the whole batch."""
         with self._inventory.reading() as cluster:
             hosts, vms, skipped = pushes.usable_pulled(host_samples, vm_samples, cluster, self._clock())
-            self.push_samples(hosts, vms)
+            self.push_samples(hosts, vms)  # under the same hold: nothing usable here is removed meanwhile
         return skipped
 
     def known_ids(self) -> tuple[list[str], list[str]]:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import math
+import zlib
 from array import array
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, TimelineEntry
 from advisor.domain.model import (
@@ -30,6 +34,9 @@ from advisor.domain.recommendation import (
     StateChange,
 )
 
+# The fields of each dataclass encoded so far: `dataclasses.fields` is slow, and a recommendation holds a hundred.
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
 
 def encode(value: Any) -> Any:
     """Dataclasses become dicts; frozensets become sorted lists; enums their values.
@@ -37,10 +44,15 @@ def encode(value: Any) -> Any:
     Host assessments, a thousand per move on a large cluster, are rows rather than objects: both smaller and
     several times faster to write.
     """
+    if isinstance(value, str | int | float | None):  # most values: first
+        return value
     if isinstance(value, HostAssessment):
         return [value.host_id, list(value.rejections), value.score, value.cpu_after, value.memory_after]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    names = _FIELDS.get(type(value))
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: encode(getattr(value, name)) for name in names}
     if isinstance(value, frozenset | set):
         return sorted(value)
     if isinstance(value, tuple | list):
@@ -90,27 +102,59 @@ def decode_move(d: dict[str, Any]) -> Move:
     )
 
 
-def _packed(kind: str, values: Sequence[float | int | None]) -> str:
-    return base64.b64encode(array(kind, [math.nan if v is None else v for v in values]).tobytes()).decode()
-
-
 def _unpacked(kind: str, text: str) -> list[Any]:
     out = array(kind)
     out.frombytes(base64.b64decode(text))
     return out.tolist()
 
 
-def encode_assessments(found: Sequence[HostAssessment] | AssessedHosts) -> Any:
-    """Columns (AssessedHosts) as packed arrays (ids are newline-free: validation allows no control characters);
-    rows of plain values otherwise. A thousand hosts are written inside every single-VM recommendation."""
-    if isinstance(found, AssessedHosts):
-        return {"filters": list(found.filters), "host_ids": "\n".join(found.host_ids),
-                "rejected": _packed("L", found.rejected), "score": _packed("d", found.score),
-                "cpu_after": _packed("f", found.cpu_after), "memory_after": _packed("f", found.memory_after)}
-    return [[a.host_id, list(a.rejections), a.score, a.cpu_after, a.memory_after] for a in found]
+# An assessments row of columns (AssessedHosts) starts with this; rows written before it are zlib-compressed JSON,
+# and a zlib stream never starts with a zero byte.
+_COLUMNS = b"\x00AH2"
+
+
+def pack_assessments(found: Sequence[HostAssessment] | AssessedHosts) -> bytes:
+    """Every host assessed for one move, as a row's body. A thousand hosts are written inside every single-VM
+    recommendation, so columns (AssessedHosts) go as binary: the host ids (newline-free: validation allows no
+    control characters) and the rejection bits compressed, as they compress well and fast; the scores (NaN: none)
+    and the loads after the move raw, as floats compress poorly and slowly. A list of rows goes as compressed
+    JSON."""
+    if not isinstance(found, AssessedHosts):
+        rows = [[a.host_id, list(a.rejections), a.score, a.cpu_after, a.memory_after] for a in found]
+        return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 1)
+    blocks = (zlib.compress("\n".join(found.host_ids).encode(), 1),
+              zlib.compress(np.array(found.rejected, "<u8").tobytes(), 1),
+              np.array(found.score, "<f8").tobytes(),
+              np.array(found.cpu_after, "<f4").tobytes(),
+              np.array(found.memory_after, "<f4").tobytes())
+    head = json.dumps({"filters": list(found.filters), "blocks": [len(b) for b in blocks]}).encode()
+    return b"".join((_COLUMNS, len(head).to_bytes(4, "little"), head, *blocks))
+
+
+def unpack_assessments(body: bytes) -> list[HostAssessment]:
+    """The hosts `pack_assessments` stored (or an earlier version: compressed JSON of rows or of columns)."""
+    if not body.startswith(_COLUMNS):
+        return decode_assessments(json.loads(zlib.decompress(body)))
+    at = len(_COLUMNS) + 4
+    head_size = int.from_bytes(body[len(_COLUMNS):at], "little")
+    head = json.loads(body[at:at + head_size])
+    at += head_size
+    blocks = []
+    for size in head["blocks"]:
+        blocks.append(body[at:at + size])
+        at += size
+    ids_text = zlib.decompress(blocks[0]).decode()
+    score = np.frombuffer(blocks[2], "<f8")
+    return AssessedHosts(tuple(head["filters"]), tuple(ids_text.split("\n")) if ids_text else (),
+                         tuple(np.frombuffer(zlib.decompress(blocks[1]), "<u8").tolist()),
+                         tuple(None if math.isnan(v) else v for v in score.tolist()),
+                         tuple(np.frombuffer(blocks[3], "<f4").tolist()),
+                         tuple(np.frombuffer(blocks[4], "<f4").tolist())).rows()
 
 
 def decode_assessments(stored: list[Any] | dict[str, Any]) -> list[HostAssessment]:
+    """Assessments as JSON, in a recommendation's body (rows) or in an assessments row of an earlier version
+    (rows, or columns as base64-packed arrays)."""
     if isinstance(stored, dict):
         ids = tuple(stored["host_ids"].split("\n")) if stored["host_ids"] else ()
         score = tuple(None if math.isnan(v) else v for v in _unpacked("d", stored["score"]))

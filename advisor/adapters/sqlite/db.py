@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS recommendation_vms (
     recommendation_id TEXT NOT NULL,
     PRIMARY KEY (vm_id, recommendation_id)
 );
--- The full list of hosts assessed for each move (the recommendation keeps a summary), zlib-compressed JSON rows.
+-- The full list of hosts assessed for each move (the recommendation keeps a summary): codec.pack_assessments.
 CREATE TABLE IF NOT EXISTS assessments (
     recommendation_id TEXT NOT NULL,
     move_index INTEGER NOT NULL,

@@ -10,22 +10,28 @@ import numpy as np
 from advisor.adapters.sqlite.db import Database
 from advisor.features.samples import Series
 
+SAVE_CHUNK = 200  # entities saved per transaction (about 5 ms)
+
 
 class SampleArchive:
     def __init__(self, database: Database) -> None:
         self._db = database
 
     def save(self, series: Iterable[Series]) -> int:
-        """Replace the saved samples of each entity given; an entity with no samples is deleted."""
+        """Replace the saved samples of each entity given; an entity with no samples is deleted. A transaction per
+        chunk: the database's lock, which every call's authentication and every recommendation take, is never
+        held for the whole (tens of MB for 20,000 VMs); each entity's row is whole either way."""
         rows = list(series)
-        with self._db.transaction() as db:
-            for s in rows:
-                if len(s.times) == 0:
-                    db.execute("DELETE FROM samples WHERE kind = ? AND entity_id = ?", (s.kind, s.entity_id))
-                else:
-                    db.execute("INSERT OR REPLACE INTO samples (kind, entity_id, times, vals) VALUES (?, ?, ?, ?)",
-                               (s.kind, s.entity_id, s.times.astype("<f8").tobytes(),
-                                np.ascontiguousarray(s.values, dtype="<f4").tobytes()))
+        for start in range(0, len(rows), SAVE_CHUNK):
+            with self._db.transaction() as db:
+                for s in rows[start:start + SAVE_CHUNK]:
+                    if len(s.times) == 0:
+                        db.execute("DELETE FROM samples WHERE kind = ? AND entity_id = ?", (s.kind, s.entity_id))
+                    else:
+                        db.execute(
+                            "INSERT OR REPLACE INTO samples (kind, entity_id, times, vals) VALUES (?, ?, ?, ?)",
+                            (s.kind, s.entity_id, s.times.astype("<f8").tobytes(),
+                             np.ascontiguousarray(s.values, dtype="<f4").tobytes()))
         return len(rows)
 
     def load(self, fields: dict[str, int]) -> list[Series]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import zlib
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -19,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from advisor.adapters.sqlite.codec import (
-    decode_assessments,
     decode_migration,
     decode_recommendation,
     encode,
-    encode_assessments,
+    pack_assessments,
+    unpack_assessments,
 )
 from advisor.adapters.sqlite.db import Database, StorageError
 from advisor.domain.automation import ClusterAutomation, Level
@@ -56,11 +55,8 @@ def _automation(d: dict[str, Any]) -> ClusterAutomation:
 
 def _insert_assessments(db: sqlite3.Connection, rec_id: str,
                         assessments: Mapping[int, Sequence[HostAssessment] | AssessedHosts]) -> None:
-    # columns, level-1 zlib: a thousand hosts per single-VM recommendation
-    db.executemany(
-        "INSERT OR REPLACE INTO assessments (recommendation_id, move_index, body) VALUES (?, ?, ?)",
-        [(rec_id, i, zlib.compress(json.dumps(encode_assessments(found), separators=(",", ":")).encode(), 1))
-         for i, found in assessments.items()])
+    db.executemany("INSERT OR REPLACE INTO assessments (recommendation_id, move_index, body) VALUES (?, ?, ?)",
+                   [(rec_id, i, pack_assessments(found)) for i, found in assessments.items()])
 
 
 def _recommendation(row: tuple[str, int]) -> Recommendation:
@@ -128,7 +124,7 @@ class SqliteStore:
         with self._lock:
             row = self._db.execute("SELECT body FROM assessments WHERE recommendation_id = ? AND move_index = ?",
                                    (rec_id, move_index)).fetchone()
-        return None if row is None else decode_assessments(json.loads(zlib.decompress(row[0])))
+        return None if row is None else unpack_assessments(row[0])
 
     def replace_recommendation(self, before: Recommendation, after: Recommendation) -> Recommendation | None:
         """Store `after` if the stored revision is still `before.revision` (compare-and-set); None otherwise."""

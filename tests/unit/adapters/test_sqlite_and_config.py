@@ -109,6 +109,32 @@ def test_every_host_assessed_is_stored_as_columns_and_read_back_as_rows(tmp_path
                     HostAssessment("h1", ("memory", "CPU headroom"), None, pytest.approx(0.95), pytest.approx(1.2))]  # type: ignore[arg-type]
 
 
+def test_assessments_stored_by_earlier_versions_are_still_read(tmp_path: Path) -> None:
+    """Before binary columns, an assessments row was compressed JSON: of rows, or of columns packed in base64."""
+    import base64
+    import json
+    import zlib
+    from array import array
+
+    from advisor.domain.model import HostAssessment
+
+    def packed(kind: str, values: list[float]) -> str:
+        return base64.b64encode(array(kind, values).tobytes()).decode()
+
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    store.add_recommendation(_recommendation("r1", 1.0))
+    columns = {"filters": ["memory", "cpu"], "host_ids": "a\nb", "rejected": packed("L", [2, 0]),
+               "score": packed("d", [float("nan"), 0.5]), "cpu_after": packed("f", [0.25, 0.5]),
+               "memory_after": packed("f", [0.75, 0.5])}
+    rows = [["c", [], 0.5, 0.25, 0.5]]
+    for index, body in enumerate((columns, rows)):
+        store.database.connection.execute("INSERT INTO assessments VALUES ('r1', ?, ?)",
+                                          (index, zlib.compress(json.dumps(body).encode())))
+    assert store.list_assessments("r1", 0) == [HostAssessment("b", (), 0.5, 0.5, 0.5),
+                                               HostAssessment("a", ("cpu",), None, 0.25, 0.75)]
+    assert store.list_assessments("r1", 1) == [HostAssessment("c", (), 0.5, 0.25, 0.5)]
+
+
 def test_a_version_2_database_is_migrated_to_attempts_and_proposed(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     with sqlite3.connect(path) as db:  # the two tables that changed, as version 2 made them

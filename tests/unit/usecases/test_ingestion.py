@@ -3,6 +3,8 @@ field, and leaves no trace), a pull is lenient (what cannot be used is skipped a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from advisor.domain.cluster import InventoryChange
@@ -89,3 +91,20 @@ def test_a_removed_vm_takes_its_samples_with_it(w: World) -> None:
     w.ingestion.push_inventory(InventoryChange(vms=(Vm("v1", "a", 4096, 2),)))
     assert w.samples.vm_latest("v1", "cpu_utilization") is None  # back without its old samples
     assert [h.id for h in w.ingestion.hosts_with_hypervisor()] == ["a", "b"]
+
+
+def test_a_vm_removed_while_its_samples_are_stored_does_not_get_them_back(w: World) -> None:
+    """The checks and the storing of a batch run without the inventory's lock: a removal (which forgets the VM's
+    samples) can come between them, and the batch's samples are then forgotten again."""
+    store = w.samples.add
+
+    def removed_meanwhile(host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> None:
+        w.ingestion.push_inventory(InventoryChange(removed_vm_ids=("v1",)))
+        store(host_samples, vm_samples)
+
+    w.samples.add = removed_meanwhile  # type: ignore[method-assign]
+    w.ingestion.push_samples([], [VmSample("v1", w.clock(), cpu_utilization=0.3),
+                                  VmSample("v2", w.clock(), cpu_utilization=0.4)])
+    assert w.samples.vm_latest("v1", "cpu_utilization") is None
+    latest = w.samples.vm_latest("v2", "cpu_utilization")
+    assert latest is not None and latest.value == pytest.approx(0.4)
