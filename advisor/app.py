@@ -247,7 +247,7 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
         store, endpoints(inventory, allowed_connect), outcomes,
         clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
                                               settings.max_migrations_per_target),
-        tuning=knobs.tuning, poll_interval_s=settings.poll_interval_s,
+        tuning=knobs.tuning, poll_interval_s=settings.poll_interval_s, tls=knobs.filters.migration_tls,
     )
     ingestion = Ingestion(inventory, samples, metrics, clock, uris)
     automation = Automation(store, inventory, clock, default_level=Level(settings.automation_level),

@@ -24,6 +24,7 @@ from advisor.domain.errors import FailedPrecondition, NotFound
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import MigrationParameters, Move
+from advisor.domain.transport import TlsMode
 from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
 from advisor.execution.monitor import Estimate
 from advisor.execution.runner import (
@@ -96,9 +97,11 @@ class Executor:
         limits: ConcurrencyLimits = ConcurrencyLimits(),
         tuning: MonitorTuning = MonitorTuning(),  # noqa: B008 - frozen, so one shared default is safe
         poll_interval_s: float = 0.5,
+        tls: TlsMode = TlsMode.OFF,
     ) -> None:
         """`clock` stamps records (seconds since the epoch), `monotonic` measures waits; `background` runs each
-        migration's script (by default a thread each, pausing with time.sleep), `launch` starts a migrate call."""
+        migration's script (by default a thread each, pausing with time.sleep), `launch` starts a migrate call;
+        `tls` is the setting migration_tls (the runner decides each migration's transport by it)."""
         self._store = store
         self._observer = observer
         self._clock = clock
@@ -112,7 +115,7 @@ class Executor:
         self._stopping = threading.Event()
         self._runner = Runner(store, endpoints, observer, clock=clock, monotonic=monotonic, launch=launch,
                               tuning=tuning, poll_interval_s=poll_interval_s, stopping=self._stopping,
-                              on_end=self._end)
+                              on_end=self._end, tls=tls)
 
     # -- requests ------------------------------------------------------------------------------------------
 
