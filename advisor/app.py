@@ -249,6 +249,7 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
         clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
                                               settings.max_migrations_per_target),
         tuning=knobs.tuning, poll_interval_s=settings.poll_interval_s, predict=estimator.cost,
+        tls=knobs.filters.migration_tls,
     )
     ingestion = Ingestion(inventory, samples, metrics, clock, uris)
     automation = Automation(store, inventory, clock, default_level=Level(settings.automation_level),

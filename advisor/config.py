@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.domain.access import Role
+from advisor.domain.transport import TlsMode
 from advisor.domain.uris import UriPattern
 from advisor.execution.executor import MonitorTuning
 from advisor.planning.engine import AntiChurn, Concurrency, FilterPolicy, PlanSettings, Weights
@@ -60,6 +61,10 @@ class Settings:
     # Hypervisor URIs a pushed host may name (advisor.domain.uris): patterns of scheme, host, path and query
     # parameters; any other URI is refused and never connected to.
     hypervisor_uri_patterns: tuple[str, ...] = ("qemu+tls://*/system", "qemu+tcp://*/system", "qemu+ssh://*/system")
+    # Encryption of the migration data (guest memory) between hosts, libvirt's VIR_MIGRATE_TLS: "off" (plain
+    # TCP), "preferred" (TLS where both hosts offer it, Host.migration_tls, else plain TCP, said in the move's
+    # reasons) or "required" (a host without TLS is ruled out as a target, and a move to or from one is refused).
+    migration_tls: str = "preferred"
     # Retention: recommendations (with their assessments) beyond this count or age are deleted, oldest first,
     # unless a migration of theirs is under way; audit entries older than audit_retention_days.
     retention_recommendations: int = 10_000
@@ -256,7 +261,8 @@ class Policies:
 def policies(settings: Settings) -> Policies:
     filters = FilterPolicy(cpu_allocation_ratio=settings.placement_cpu_allocation_ratio,
                            memory_allocation_ratio=settings.placement_memory_allocation_ratio,
-                           max_cpu_after=settings.placement_max_cpu_after)
+                           max_cpu_after=settings.placement_max_cpu_after,
+                           migration_tls=TlsMode.parse(settings.migration_tls))
     return Policies(
         filters=filters,
         weights=Weights(cpu=settings.placement_cpu_weight, memory=settings.placement_memory_weight,
@@ -293,6 +299,10 @@ def check(settings: Settings) -> None:
     if settings.technique_fallback not in ("likeliest", "downtime", "autoconverge"):
         raise ConfigError("technique_fallback must be likeliest, downtime or autoconverge, got "
                           f"{settings.technique_fallback!r}")
+    try:
+        TlsMode.parse(settings.migration_tls)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if settings.automation_level not in ("manual", "partial", "full"):
         raise ConfigError(f"automation_level must be manual, partial or full, got {settings.automation_level!r}")
     for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance",

@@ -52,6 +52,10 @@ def migration_flags(parameters: MigrationParameters, persistent: bool) -> int:
     if parameters.postcopy_after_ms is not None:
         # libvirt starts every post-copy as a pre-copy that is allowed to switch.
         flags |= libvirt.VIR_MIGRATE_POSTCOPY
+    if parameters.tls:
+        # QEMU encrypts the stream with the hosts' migration certificates (qemu.conf migrate_tls_x509_cert_dir);
+        # libvirt fails the migration rather than send it in clear when they are missing.
+        flags |= libvirt.VIR_MIGRATE_TLS
     return flags
 
 

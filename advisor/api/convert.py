@@ -77,6 +77,7 @@ def host_from_pb(m: pb.Host) -> Host:
         migration_address=m.migration_address,
         idle_power_w=m.idle_power_w,
         max_power_w=m.max_power_w,
+        migration_tls=m.migration_tls,
     )
 
 
@@ -152,7 +153,7 @@ def host_to_pb(h: Host) -> pb.Host:
         id=h.id, cpu_cores=h.cpu_cores, memory_mib=h.memory_mib, cpu_model=h.cpu_model, labels=dict(h.labels),
         in_maintenance=h.in_maintenance, network_bandwidth_mib_s=h.network_bandwidth_mib_s,
         hypervisor_uri=h.hypervisor_uri, migration_address=h.migration_address, idle_power_w=h.idle_power_w,
-        max_power_w=h.max_power_w,
+        max_power_w=h.max_power_w, migration_tls=h.migration_tls,
     )
 
 
@@ -230,7 +231,7 @@ def parameters_to_pb(p: MigrationParameters) -> pb.MigrationParameters:
         bandwidth_mib_s=p.bandwidth_mib_s, max_downtime_ms=p.max_downtime_ms,
         deadline_ms=p.deadline_ms, autoconverge_initial_pct=p.autoconverge_initial_pct,
         autoconverge_increment_pct=p.autoconverge_increment_pct, compression_threads=p.compression_threads,
-        postcopy_bandwidth_mib_s=p.postcopy_bandwidth_mib_s,
+        postcopy_bandwidth_mib_s=p.postcopy_bandwidth_mib_s, tls=p.tls,
     )
     if p.postcopy_after_ms is not None:
         msg.postcopy_after_ms = p.postcopy_after_ms

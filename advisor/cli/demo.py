@@ -140,7 +140,8 @@ def run(root: Path | None, data_dir: Path, *, keep_lab: bool, out: Print = print
     try:
         with AdvisorClient(f"127.0.0.1:{port}", token=token, timeout_s=120) as client:
             lab_hosts = [HostConnection(h.name, h.uri, migration_address="127.0.0.1",
-                                        network_bandwidth_mib_s=LAB_LINK_MIB_S) for h in status.hosts]
+                                        network_bandwidth_mib_s=LAB_LINK_MIB_S, migration_tls=h.migration_tls)
+                         for h in status.hosts]
             _ingest(client, lab_hosts, out)
 
             out(f"Where and how should {BUSY_GUEST} move, with at most 300 ms of downtime?\n")

@@ -57,6 +57,9 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per fl
     p.add_argument("--models-dir", type=Path, help="trained models (default: the repository's models/)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["json", "text"])
+    p.add_argument("--migration-tls", choices=["off", "preferred", "required"],
+                   help="encrypt migration data: where both hosts offer TLS (preferred, the default), always "
+                        "(required: hosts without TLS are ruled out) or never (off)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the whole story on a local lab: ingest, recommend, migrate, compare",

@@ -45,6 +45,9 @@ class Host:
     migration_address: str = ""
     idle_power_w: float = 0.0
     max_power_w: float = 0.0
+    # The host's hypervisor can carry migration data over TLS (its QEMU has the migration certificates, as
+    # libvirt's qemu.conf `migrate_tls_x509_cert_dir` gives them): it may be either end of an encrypted migration.
+    migration_tls: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,8 @@ class MigrationParameters:
     # Speed cap once in post-copy (0: none). Set to the bandwidth the post-copy cost was predicted at, so that
     # what runs is what was predicted.
     postcopy_bandwidth_mib_s: float = 0.0
+    # Carry the migration data over TLS (libvirt's VIR_MIGRATE_TLS): both hosts must offer it (Host.migration_tls).
+    tls: bool = False
 
 
 @dataclass(frozen=True)

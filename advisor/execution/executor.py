@@ -27,6 +27,7 @@ from advisor.domain.errors import AdvisorError, FailedPrecondition, NotFound
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters, Move, Technique
+from advisor.domain.transport import TlsMode
 from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
 from advisor.execution.monitor import Estimate
 from advisor.execution.runner import (
@@ -116,10 +117,12 @@ class Executor:
         tuning: MonitorTuning = MonitorTuning(),  # noqa: B008 - frozen, so one shared default is safe
         poll_interval_s: float = 0.5,
         predict: Predict | None = None,
+        tls: TlsMode = TlsMode.OFF,
     ) -> None:
         """`clock` stamps records (seconds since the epoch), `monotonic` measures waits; `background` runs each
         migration's script (by default a thread each, pausing with time.sleep), `launch` starts a migrate call;
-        `predict` predicts a migration again at the share of the links it is given (None: it keeps its prediction)."""
+        `predict` predicts a migration again at the share of the links it is given (None: it keeps its prediction);
+        `tls` is the setting migration_tls (the runner decides each migration's transport by it)."""
         self._store = store
         self._endpoints = endpoints
         self._predict = predict
@@ -135,7 +138,7 @@ class Executor:
         self._stopping = threading.Event()
         self._runner = Runner(store, endpoints, observer, clock=clock, monotonic=monotonic, launch=launch,
                               tuning=tuning, poll_interval_s=poll_interval_s, stopping=self._stopping,
-                              on_end=self._end)
+                              on_end=self._end, tls=tls)
 
     # -- requests ------------------------------------------------------------------------------------------
 

@@ -53,11 +53,12 @@ class GuestStats:
 
 @dataclass(frozen=True)
 class MigrationTarget:
-    """Where a guest goes: the target's hypervisor URI, and the address its QEMU listens on for the memory
-    stream (empty: the hypervisor picks)."""
+    """Where a guest goes: the target's hypervisor URI, the address its QEMU listens on for the memory
+    stream (empty: the hypervisor picks), and whether the host offers TLS for migration (Host.migration_tls)."""
 
     uri: str
     migration_address: str = ""
+    tls: bool = False
 
 
 class Hypervisor(Protocol):

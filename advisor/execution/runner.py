@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from advisor.domain.errors import AdvisorError
+from advisor.domain.errors import AdvisorError, FailedPrecondition
 from advisor.domain.migration import GuestLocation, MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import MigrationCost, MigrationParameters, Technique
+from advisor.domain.transport import TlsMode, decide
 from advisor.execution import monitor
 from advisor.execution.background import Launch, MigrationJob, Pause, Steps
 from advisor.execution.hypervisor import Hypervisor, HypervisorError, MigrationTarget, UriRefused
@@ -119,7 +120,9 @@ EndCallback = Callable[[Live, MigrationResult, Phase, str], None]
 
 class Runner:
     """Writes each operation as a script of steps (`run`, `reconcile`); `stopping` makes every script leave the
-    hypervisors alone. `clock` stamps the timeline (seconds since the epoch), `monotonic` measures elapsed time."""
+    hypervisors alone. `clock` stamps the timeline (seconds since the epoch), `monotonic` measures elapsed time; `tls`
+    (the setting migration_tls) decides from the hosts' TLS, as they are when a migration starts, whether it is
+    encrypted, and refuses it when TLS is required and either host lacks it."""
 
     def __init__(
         self,
@@ -134,6 +137,7 @@ class Runner:
         poll_interval_s: float,
         stopping: threading.Event,
         on_end: EndCallback,
+        tls: TlsMode = TlsMode.OFF,
     ) -> None:
         self._store = store
         self._endpoints = endpoints
@@ -145,6 +149,7 @@ class Runner:
         self._poll_s = poll_interval_s
         self._stopping = stopping
         self._end = on_end
+        self._tls = tls
 
     def note(self, live: Live, phase: Phase, message: str) -> None:
         live.record = self.saved(live.record, phase, message)
@@ -167,16 +172,22 @@ class Runner:
     def run(self, live: Live) -> Steps[None]:
         record = live.record
         try:
-            source = self._endpoints(record.source_host_id).hypervisor()
-            target = self._endpoints(record.target_host_id).target
+            source_end, target_end = self._endpoints(record.source_host_id), self._endpoints(record.target_host_id)
+            carried = decide(self._tls, [h for h, end in ((record.source_host_id, source_end),
+                                                          (record.target_host_id, target_end)) if not end.target.tls])
+            if carried.refusal:
+                raise FailedPrecondition(f"refused: {carried.refusal}")
+            source, target = source_end.hypervisor(), target_end.target
         except (HypervisorError, AdvisorError) as error:
             self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED, f"cannot start: {public(error)}")
             return
+        if carried.tls != record.parameters.tls:  # the hosts' TLS changed since the move was planned
+            live.record = record = replace(record, parameters=replace(record.parameters, tls=carried.tls))
         plan = monitor_plan(record.parameters, self._tuning, record.predicted, record.predicted_mib_s)
         state, actions = monitor.start(plan)
         live.estimate = state.estimate
         self.note(live, Phase.PRECOPY, f"migrating {record.vm_id} to {record.target_host_id} by "
-                                        f"{record.parameters.technique}")
+                                        f"{record.parameters.technique}; {carried.reason}")
         try:
             self._apply(live, source, actions, state)
         except HypervisorError as error:

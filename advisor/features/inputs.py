@@ -35,6 +35,7 @@ from advisor.domain.model import (
 from advisor.features.dataset import INPUT_COLUMNS
 from advisor.features.samples import Latest
 from advisor.physics.measurement import blind_dirty_rate
+from advisor.physics.transport import TLS_THROUGHPUT_FACTOR, encrypted_bandwidth
 from advisor.physics.working_set import first_pass_mib, longest_window_working_set
 
 __all__ = ["DEFAULT_PROFILE", "INPUT_COLUMNS", "PROFILES", "InputTable", "Overrides", "VmObservations",
@@ -285,14 +286,20 @@ def migration_inputs(
     forecast: DirtyRateForecast | None,
     overrides: Overrides = Overrides(),
     traffic: LinkTraffic = LinkTraffic(),
+    *,
+    tls: bool = False,
 ) -> MigrationInputs:
     """The inputs of a prediction for moving `vm` from `source` (to `target`, when known: the slower link of the
-    two bounds the bandwidth, less the traffic already on it, `free_link`). The dirty rate is, in order: the
-    request's, the forecast's mean (its p90 kept as a possible burst), the newest sample's; the memory to copy is
-    the memory in use when a sample says so."""
+    two bounds the bandwidth, less the traffic already on it, `free_link`; with `tls`, less what encrypting the
+    stream costs, advisor.physics.transport). The dirty rate is, in order: the request's, the forecast's mean (its
+    p90 kept as a possible burst), the newest sample's; the memory to copy is the memory in use when a sample says
+    so."""
     burst: float | None = None
     link = min(source.network_bandwidth_mib_s, (target or source).network_bandwidth_mib_s)
     free, bandwidth_source = free_link(source, target, traffic)
+    if tls:
+        free, bandwidth_source = (encrypted_bandwidth(free),
+                                  f"{bandwidth_source}; x{TLS_THROUGHPUT_FACTOR:g} for TLS's overhead")
     if overrides.bandwidth_mib_s is not None:
         free, bandwidth_source = overrides.bandwidth_mib_s, "request override"
     bandwidth = free

@@ -24,8 +24,9 @@ def _lab(args: argparse.Namespace) -> Lab:
 
 
 def render_status(status: LabStatus) -> str:
-    hosts = table(["host", "up", "pid", "uri"],
-                  [[h.name, "yes" if h.up else "NO", h.pid or "-", h.uri] for h in status.hosts])
+    hosts = table(["host", "up", "pid", "migration TLS", "uri"],
+                  [[h.name, "yes" if h.up else "NO", h.pid or "-", "yes" if h.migration_tls else "no", h.uri]
+                   for h in status.hosts])
     guests = table(["guest", "host", "state", "dirty", "serial log"],
                    [[g.name, g.host or "-", g.state, g.dirty.describe(), g.serial_log or "-"] for g in status.guests])
     services = table(["service", "up", "pid", "url"],

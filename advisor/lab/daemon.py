@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import grp
 import pwd
+import re
 import shutil
 import subprocess
 import uuid
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from advisor.lab import procs, virt
+from advisor.lab import pki, procs, virt
 
 SUBDIRS = ("etc", "run", "lib", "log")
 # The QEMU driver resolves this user and group (Debian's build defaults) at start even with user="root" (FACTS
@@ -34,6 +35,8 @@ class HostSpec:
     cache: Path  # its /var/cache/libvirt, kept between runs (QEMU capabilities: 8 s to probe, 0.2 s cached)
     host_uuid: str
     tcp_port: int | None = None
+    # Migration certificates (advisor.lab.pki) its QEMU encrypts migrations with; None: plain TCP only.
+    tls_dir: Path | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -95,6 +98,25 @@ remember_owner = 0
 """
 
 
+def qemu_conf(spec: HostSpec) -> str:
+    """QEMU_CONF, and where the host has certificates, migrations over TLS with the peer's certificate checked
+    (libvirt asks for TLS only when a migration is started with VIR_MIGRATE_TLS)."""
+    if spec.tls_dir is None:
+        return QEMU_CONF
+    return QEMU_CONF + f'migrate_tls_x509_cert_dir = "{spec.tls_dir}"\nmigrate_tls_x509_verify = 1\n'
+
+
+def offers_tls(spec: HostSpec) -> bool:
+    """Whether the running daemon's qemu.conf names a certificate directory that holds every file TLS needs
+    (a daemon started before the lab made certificates has none)."""
+    try:
+        conf = (spec.directory / "etc" / "qemu.conf").read_text()
+    except OSError:
+        return False
+    match = re.search(r'^migrate_tls_x509_cert_dir = "([^"]+)"$', conf, re.MULTILINE)
+    return match is not None and pki.complete(Path(match.group(1)))
+
+
 def is_running(spec: HostSpec) -> int | None:
     """The daemon's pid if it runs and is this host's (its /run/libvirt is our run directory)."""
     pid = procs.read_pid(spec.pid_file)
@@ -136,7 +158,7 @@ def start(spec: HostSpec, timeout_s: float = 60.0) -> int:
         (spec.directory / sub).mkdir(parents=True, exist_ok=True)
     spec.cache.mkdir(parents=True, exist_ok=True)
     (spec.directory / "etc" / "libvirtd.conf").write_text(libvirtd_conf(spec))
-    (spec.directory / "etc" / "qemu.conf").write_text(QEMU_CONF)
+    (spec.directory / "etc" / "qemu.conf").write_text(qemu_conf(spec))
     binds = {
         "/etc/libvirt": spec.directory / "etc", "/run/libvirt": spec.run_dir,
         "/var/lib/libvirt": spec.directory / "lib", "/var/cache/libvirt": spec.cache,

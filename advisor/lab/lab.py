@@ -4,6 +4,7 @@ Layout under the root (`.lab/` of the repository by default):
 
     state.json              what `up` asked for: hosts, guests and their dirty-rate setting, ports
     hosts/<host>/           etc/ run/ lib/ log/ of one daemon, fresh each time the daemon is (re)created
+    pki/                    the lab's CA and each host's migration certificates (advisor.lab.pki)
     prometheus/             prometheus.yml, data/, and a pid and log file per server or exporter
     cache/guest/            the guest kernel, busybox and initramfs (kept by `down`)
     cache/libvirt/<host>/   the daemon's /var/cache/libvirt: QEMU capabilities (kept by `down`)
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from advisor.lab import console, daemon, guest, monitoring, procs, virt
+from advisor.lab import console, daemon, guest, monitoring, pki, procs, virt
 from advisor.lab.daemon import HostSpec
 from advisor.lab.state import DirtySetting, GuestStatus, HostStatus, LabError, LabStatus, ServiceStatus, StateFile
 
@@ -112,7 +113,7 @@ class Lab:
             spec = self._spec(name, state)
             pid = daemon.is_running(spec)
             up = pid is not None and virt.responds(spec.uri)
-            hosts.append(HostStatus(name, spec.uri, pid, up, spec.tcp_uri))
+            hosts.append(HostStatus(name, spec.uri, pid, up, spec.tcp_uri, up and daemon.offers_tls(spec)))
             if up:
                 for dom, dom_state in virt.active_domains(spec.uri).items():
                     where[dom] = (name, dom_state)
@@ -252,7 +253,7 @@ class Lab:
     def _spec(self, name: str, state: dict[str, Any]) -> HostSpec:
         tcp = state["hosts"].get(name, {}).get("tcp_port")
         return HostSpec(name, self.root / "hosts" / name, self.cache / "libvirt" / name,
-                        daemon.host_uuid(self.root, name), tcp)
+                        daemon.host_uuid(self.root, name), tcp, self.root / "pki" / name)
 
     def _known_hosts(self, state: dict[str, Any]) -> list[str]:
         """Hosts in the state file and any host directory a crashed `up` left before saving it."""
@@ -281,6 +282,8 @@ class Lab:
         if killed:
             self._progress(f"host {spec.name}: killed leftover processes {killed}")
         daemon.seed_cache(spec, sorted(p for p in (self.cache / "libvirt").glob("*") if p != spec.cache))
+        if spec.tls_dir is not None:
+            pki.ensure_host(spec.tls_dir.parent, spec.name)
         started = time.monotonic()
         pid = daemon.start(spec)
         self._progress(f"host {spec.name}: started libvirtd pid {pid} in {time.monotonic() - started:.1f} s, "

@@ -87,6 +87,7 @@ class HostStatus:
     pid: int | None
     up: bool  # the daemon answers a real call
     tcp_uri: str | None = None
+    migration_tls: bool = False  # its QEMU has the lab's migration certificates (advisor.lab.pki)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 analytic model over arrays (`rounds`), its answer per row of MigrationInputs (`costs`), the hard guards on
 convergence (`guards`), pre-copy with a writable working set and the first pass QEMU sends (`working_set`: the
 physics the learned models read as features and host profiles are fitted on) and when a dirty-rate reading is
-blind (`measurement`). It imports only the domain and numpy (an import contract says so)."""
+blind (`measurement`), and what encrypting the stream costs (`transport`). It imports only the domain and numpy
+(an import contract says so)."""
 
 from advisor.physics.costs import ANALYTIC_MODEL, analytic_costs, analytic_point, predict_analytic, validate
 from advisor.physics.guards import (
@@ -30,6 +31,7 @@ from advisor.physics.rounds import (
     send_ratios,
     simulate,
 )
+from advisor.physics.transport import TLS_THROUGHPUT_FACTOR, encrypted_bandwidth
 from advisor.physics.working_set import first_pass_mib, longest_window_working_set, working_set_arrays
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "DEFAULT_DOWNTIME_MS",
     "GUARD_BUDGETS",
     "TECHNIQUES",
+    "TLS_THROUGHPUT_FACTOR",
     "ZERO_READING_MIB",
     "AnalyticArrays",
     "AnalyticConstants",
@@ -54,6 +57,7 @@ __all__ = [
     "deadline_shorter_than_pass",
     "dirties_faster_than_sent",
     "effective_rate",
+    "encrypted_bandwidth",
     "first_pass_mib",
     "guard_verdicts",
     "longest_window_working_set",

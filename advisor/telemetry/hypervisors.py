@@ -32,6 +32,9 @@ class HostConnection:
     migration_address: str = ""
     network_bandwidth_mib_s: float = DEFAULT_NETWORK_BANDWIDTH_MIB_S
     labels: Mapping[str, str] | None = None
+    # The host's QEMU has migration certificates (libvirt does not say so through its API: whoever configured
+    # the host does, as the lab does for its daemons).
+    migration_tls: bool = False
 
 
 def read_inventory(hosts: list[HostConnection], connect: Callable[[str], Hypervisor]) -> InventoryChange:
@@ -46,7 +49,7 @@ def read_inventory(hosts: list[HostConnection], connect: Callable[[str], Hypervi
             found_hosts.append(Host(
                 id=conn.host_id, cpu_cores=facts.cpu_cores, memory_mib=facts.memory_mib, cpu_model=facts.cpu_model,
                 labels=dict(conn.labels or {}), network_bandwidth_mib_s=conn.network_bandwidth_mib_s,
-                hypervisor_uri=conn.uri, migration_address=conn.migration_address,
+                hypervisor_uri=conn.uri, migration_address=conn.migration_address, migration_tls=conn.migration_tls,
             ))
             for guest in hypervisor.guests():
                 if guest.running:

@@ -18,6 +18,7 @@ from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import FailedPrecondition, NotFound
 from advisor.domain.model import HostAssessment, MigrationCost, MigrationInputs, Move, Objective, Technique, Vm
 from advisor.domain.recommendation import Recommendation
+from advisor.domain.transport import transport
 from advisor.features.inputs import Overrides
 from advisor.metrics import AdvisorMetrics
 from advisor.planning import engine
@@ -110,7 +111,9 @@ class Advice:
                 if target is None:
                     raise NotFound("target_host_id", "host", target_host_id)
             source = cluster.hosts[vm.host_id]
-        inputs = self._estimator.inputs(vm, source, target, overrides)
+        # to a named target, priced as it would travel (encrypted or not)
+        tls = target is not None and transport(self._filters.migration_tls, source, target).tls
+        inputs = self._estimator.inputs(vm, source, target, overrides, tls=tls)
         chosen = tuple(dict.fromkeys(techniques)) or tuple(Technique)
         return CostPrediction(inputs, tuple(self._estimator.costs(inputs, chosen)))
 
@@ -167,17 +170,20 @@ class Advice:
             raise FailedPrecondition(f"no eligible target for VM {vm_id!r} among {ranking.assessed} hosts "
                                      f"({ranking.why_none()})")
         source, target = hosts[vm.host_id], hosts[ranking.target_id]
+        carried = transport(self._filters.migration_tls, source, target)
         # the objective's limits are the ones enforced, and the ones the inputs show (as a plan's move's)
-        inputs = self._estimator.inputs(vm, source, target, objective_overrides(objective))
+        inputs = self._estimator.inputs(vm, source, target, objective_overrides(objective), tls=carried.tls)
         level, cluster_name = self._automation.level([vm], {source.id: source})
         choice = choose_technique(self._estimator.costs(inputs), objective,
                                   bandwidth_mib_s=inputs.usable_bandwidth_mib_s, postcopy_allowed=vm.postcopy_allowed,
                                   rules=self._technique,
                                   dirty_rate_mib_s=inputs.dirty_rate_mib_s if inputs.dirty_rate_known else None,
                                   postcopy_forbidden=self._technique.postcopy_forbidden(vm.labels, cluster_name))
-        reasons = (ranking.why_target(), describe_inputs(inputs), *choice.reasons, *ranking.why_rejected())
+        reasons = (ranking.why_target(), describe_inputs(inputs), *choice.reasons, carried.reason,
+                   *ranking.why_rejected())
         goal, now = f"target:{vm.id}", self._clock()
-        move = Move(vm.id, vm.host_id, target.id, choice.parameters, choice.cost, reasons, ranking.kept(),
+        move = Move(vm.id, vm.host_id, target.id, replace(choice.parameters, tls=carried.tls), choice.cost, reasons,
+                    ranking.kept(),
                     ranking.rejection_counts(), ranking.assessed, inputs)
         others = open_by_vm(self._store, (move,))
         earlier = [] if dry_run else replaced(goal, others.get(vm.id, ()))

@@ -83,7 +83,8 @@ class Planning:
         by_host = [hosts[h].labels.get(PROFILE_LABEL, "") if h in hosts else "" for h in cluster.host_ids]
         profiles = [by_host[h] if h >= 0 else "" for h in cluster.loads.vm_host.tolist()]
         return (LearnedMoveCosts(self._estimator.predictor, self._technique, profiles),
-                AdviceMoveCosts(self._estimator, cluster, self._inventory.vms(), hosts, objective, self._technique))
+                AdviceMoveCosts(self._estimator, cluster, self._inventory.vms(), hosts, objective, self._technique,
+                                self._plans.filters.migration_tls))
 
     def _history(self) -> engine.MoveHistory:
         since = self._clock() - HISTORY_S
@@ -153,9 +154,11 @@ class Planning:
             ratios.append(ratio)
             # stored with the inputs and the very prediction it was priced and scheduled with
             inputs, cost = pricing.priced(m.vm, m.target, m.priced_mib_s, m.parameters.technique)
+            carried = pricing.transport(m.source_id, m.target_id)
             move = m.to_move(describe_inputs(inputs), why_worth(strategy, m, plan.benefit_unit, ratio), m.when(),
-                             inputs=inputs)
-            moves.append(dataclasses.replace(move, predicted_cost=cost))
+                             carried.reason, inputs=inputs)
+            moves.append(dataclasses.replace(move, predicted_cost=cost,
+                                             parameters=dataclasses.replace(move.parameters, tls=carried.tls)))
         vms = self._inventory.vms()
         level, cluster_name = self._automation.level([vms[m.vm_id] for m in moves if m.vm_id in vms],
                                                      self._inventory.hosts())

@@ -29,9 +29,12 @@ class CostEstimator:
         self._samples = samples
         self._clock = clock
 
-    def inputs(self, vm: Vm, source: Host, target: Host | None, overrides: Overrides = Overrides()) -> MigrationInputs:  # noqa: B008 - frozen dataclass defaults are safe to share
+    def inputs(self, vm: Vm, source: Host, target: Host | None, overrides: Overrides = Overrides(),  # noqa: B008 - frozen dataclass defaults are safe to share
+               *, tls: bool = False) -> MigrationInputs:
+        """With `tls`, the move's data is to be encrypted (its bandwidth less TLS's overhead)."""
         observed, forecast = self.observe(vm, forecast=overrides.dirty_rate_mib_s is None)
-        return migration_inputs(vm, source, target, observed, forecast, overrides, self.traffic(source, target))
+        return migration_inputs(vm, source, target, observed, forecast, overrides, self.traffic(source, target),
+                                tls=tls)
 
     def traffic(self, source: Host, target: Host | None) -> LinkTraffic:
         """The traffic already on a move's link, from the hosts' newest network samples."""

@@ -61,7 +61,7 @@ class Freshness:
                           max_bandwidth_mib_s=move.parameters.bandwidth_mib_s or None)
         technique = move.parameters.technique
         try:
-            seen = self._estimator.inputs(vm, source, target, limit)
+            seen = self._estimator.inputs(vm, source, target, limit, tls=move.parameters.tls)
             if move.inputs is None:
                 return MoveNow(vm.host_id, True, (), self._estimator.costs(seen, [technique])[0], seen)
             # The move's inputs with what is observed now: the same conventions as when it was predicted.

@@ -57,7 +57,7 @@ def endpoints(inventory: Inventory, connect: Callable[[str], Hypervisor]) -> Cal
         if not host.hypervisor_uri:
             raise FailedPrecondition(f"host {host_id!r} has no hypervisor_uri: cannot execute on it")
         uri = host.hypervisor_uri
-        return HostEndpoint(lambda: connect(uri), MigrationTarget(uri, host.migration_address),
+        return HostEndpoint(lambda: connect(uri), MigrationTarget(uri, host.migration_address, host.migration_tls),
                             host.network_bandwidth_mib_s)
 
     return endpoint

@@ -29,6 +29,7 @@ from advisor.domain.model import (
     Technique,
     Vm,
 )
+from advisor.domain.transport import TlsMode, Transport, transport
 from advisor.features.inputs import Overrides, VmObservations, migration_inputs
 from advisor.ml.move_costs import estimates
 from advisor.ml.predictor import cost_rows
@@ -45,13 +46,15 @@ class AdviceMoveCosts:
     `vms` and `hosts`). It keeps every VM's observations and forecast and every row it priced for its life."""
 
     def __init__(self, estimator: CostEstimator, cluster: engine.ClusterArrays, vms: Mapping[str, Vm],
-                 hosts: Mapping[str, Host], objective: Objective, rules: TechniqueRules) -> None:
+                 hosts: Mapping[str, Host], objective: Objective, rules: TechniqueRules,
+                 tls: TlsMode = TlsMode.OFF) -> None:
         self._estimator = estimator
         self._cluster = cluster
         self._vms = vms
         self._hosts = hosts
         self._overrides = objective_overrides(objective)
         self.rules = rules
+        self._tls = tls
         self._techniques = tuple(t for t in engine.TECHNIQUES if t in rules.techniques)
         self._observed: dict[str, tuple[VmObservations, DirtyRateForecast | None]] = {}
         self._priced: dict[Key, tuple[MigrationInputs, dict[Technique, MigrationCost]]] = {}
@@ -100,4 +103,10 @@ class AdviceMoveCosts:
         # a move sharing a link is priced at its share: the cap it gets (the executor records the one it gets)
         overrides: Overrides = (replace(self._overrides, max_bandwidth_mib_s=bandwidth_mib_s)
                                 if bandwidth_mib_s < link else self._overrides)
-        return migration_inputs(v, s, t, observed, forecast, overrides, self._estimator.traffic(s, t))
+        return migration_inputs(v, s, t, observed, forecast, overrides, self._estimator.traffic(s, t),
+                                tls=transport(self._tls, s, t).tls)
+
+    def transport(self, source_id: str, target_id: str) -> Transport:
+        """How a move between these hosts (of a row this has priced) travels: the setting migration_tls and the
+        hosts' TLS."""
+        return transport(self._tls, self._hosts[source_id], self._hosts[target_id])

@@ -96,7 +96,7 @@ MIGRATION_PHASE_FAILED: MigrationPhase
 MIGRATION_PHASE_ABORTED: MigrationPhase
 
 class Host(_message.Message):
-    __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address")
+    __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address", "migration_tls")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +115,7 @@ class Host(_message.Message):
     IDLE_POWER_W_FIELD_NUMBER: _ClassVar[int]
     MAX_POWER_W_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MIGRATION_TLS_FIELD_NUMBER: _ClassVar[int]
     id: str
     cpu_cores: int
     memory_mib: int
@@ -126,7 +127,8 @@ class Host(_message.Message):
     idle_power_w: float
     max_power_w: float
     migration_address: str
-    def __init__(self, id: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_mib: _Optional[int] = ..., cpu_model: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., in_maintenance: _Optional[bool] = ..., network_bandwidth_mib_s: _Optional[float] = ..., hypervisor_uri: _Optional[str] = ..., idle_power_w: _Optional[float] = ..., max_power_w: _Optional[float] = ..., migration_address: _Optional[str] = ...) -> None: ...
+    migration_tls: bool
+    def __init__(self, id: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_mib: _Optional[int] = ..., cpu_model: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., in_maintenance: _Optional[bool] = ..., network_bandwidth_mib_s: _Optional[float] = ..., hypervisor_uri: _Optional[str] = ..., idle_power_w: _Optional[float] = ..., max_power_w: _Optional[float] = ..., migration_address: _Optional[str] = ..., migration_tls: _Optional[bool] = ...) -> None: ...
 
 class Vm(_message.Message):
     __slots__ = ("id", "host_id", "memory_mib", "vcpus", "labels", "affinity_groups", "anti_affinity_groups", "cpu_model", "postcopy_forbidden")
@@ -392,7 +394,7 @@ class Objective(_message.Message):
     def __init__(self, max_downtime_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., minimize_transferred: _Optional[bool] = ...) -> None: ...
 
 class MigrationParameters(_message.Message):
-    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s")
+    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls")
     TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -402,6 +404,7 @@ class MigrationParameters(_message.Message):
     AUTOCONVERGE_INCREMENT_PCT_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_THREADS_FIELD_NUMBER: _ClassVar[int]
     POSTCOPY_BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    TLS_FIELD_NUMBER: _ClassVar[int]
     technique: Technique
     bandwidth_mib_s: float
     max_downtime_ms: float
@@ -411,7 +414,8 @@ class MigrationParameters(_message.Message):
     autoconverge_increment_pct: int
     compression_threads: int
     postcopy_bandwidth_mib_s: float
-    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ...) -> None: ...
+    tls: bool
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ...) -> None: ...
 
 class HostAssessment(_message.Message):
     __slots__ = ("host_id", "eligible", "rejections", "score", "cpu_after_ratio", "memory_after_ratio")

@@ -78,6 +78,7 @@ class _HostColumns:
     max_w: FloatArray
     cluster: IntArray
     clusters: tuple[str, ...]
+    migration_tls: BoolArray
 
     @staticmethod
     def of(hosts: Sequence[Host], model_index: Mapping[str, int], cluster_label: str,
@@ -93,12 +94,14 @@ class _HostColumns:
             np.array([h.idle_power_w for h in hosts], dtype=np.float64),
             np.array([h.max_power_w for h in hosts], dtype=np.float64),
             np.array([clusters[c] for c in names], dtype=np.int64), tuple(clusters),
+            np.array([h.migration_tls for h in hosts], dtype=bool),
         )
 
     @staticmethod
     def of_arrays(a: ClusterArrays) -> _HostColumns:
         return _HostColumns(a.host_ids, a.host_cores, a.host_memory_mib, a.host_cpu_model, a.host_disabled,
-                            a.host_bandwidth_mib_s, a.host_idle_w, a.host_max_w, a.host_cluster, a.clusters)
+                            a.host_bandwidth_mib_s, a.host_idle_w, a.host_max_w, a.host_cluster, a.clusters,
+                            a.host_migration_tls)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measu
         host_ids=hosts.ids, host_cores=hosts.cores, host_memory_mib=hosts.memory_mib, host_cpu_model=hosts.cpu_model,
         host_disabled=hosts.disabled, host_bandwidth_mib_s=hosts.bandwidth_mib_s, host_idle_w=hosts.idle_w,
         host_max_w=hosts.max_w, host_base_cpu=base, host_cluster=hosts.cluster, clusters=hosts.clusters,
+        host_migration_tls=hosts.migration_tls,
         vm_ids=vm_ids, vm_host=where, vm_vcpus=vcpus, vm_memory_mib=vms.memory_mib, vm_cpu=vm_busy,
         vm_memory_used_mib=np.where(np.isnan(used) | (used == 0), vms.memory_mib, used),
         vm_cpu_model=vms.cpu_model, vm_dirty_rate_mib_s=measured.vm_dirty_rate_mib_s, vm_postcopy=vms.postcopy,

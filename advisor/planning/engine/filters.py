@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from advisor.domain.transport import TlsMode
 from advisor.planning.engine.snapshot import ANY_MODEL, NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray, Loads
 
 
@@ -34,6 +35,7 @@ class FilterKind(StrEnum):
     HOST_OFF = "host anti-affinity"
     LEFT = "recently left"
     CLUSTER = "other cluster"
+    TLS = "migration TLS"
 
     @property
     def row(self) -> int:
@@ -60,6 +62,8 @@ class FilterPolicy:
     cpu_allocation_ratio: float = 4.0  # vCPUs allowed per core
     memory_allocation_ratio: float = 1.0  # none: a live migration copies all of it
     max_cpu_after: float = 0.85  # measured CPU load a target may reach with the VM
+    # The setting `migration_tls`: `required` rules out a move to or from a host offering no TLS for migration.
+    migration_tls: TlsMode = TlsMode.OFF
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,9 @@ def assess(
         rows[FilterKind.LEFT.row] = index == left
     if loads.vm_host[vm] != NO_HOST and not view.one_cluster:  # a VM moves within its cluster (a new one anywhere)
         rows[FilterKind.CLUSTER.row] = view.cluster != cluster.host_cluster[loads.vm_host[vm]]
+    if loads.vm_host[vm] != NO_HOST and policy.migration_tls is TlsMode.REQUIRED:
+        tls = cluster.host_migration_tls
+        rows[FilterKind.TLS.row] = ~take(tls) | ~tls[loads.vm_host[vm]]
     return Assessment(vm, index, rows, cpu_after, memory_after, view.all_hosts, view)
 
 
@@ -251,6 +258,12 @@ def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, 
         here = cluster.clusters[int(cluster.host_cluster[loads.vm_host[vm]])]
         return (f"in cluster {cluster.clusters[int(cluster.host_cluster[host])]!r}; {vm_id} runs in {here!r} "
                 "and moves only within it")
+    if which == FilterKind.TLS:
+        source = int(loads.vm_host[vm])
+        missing = [f"{vm_id}'s host {cluster.host_ids[source]}" if h == source else "this host"
+                   for h in dict.fromkeys((host, source)) if not cluster.host_migration_tls[h]]
+        return (f"{' and '.join(missing)} {'offers' if len(missing) == 1 else 'offer'} no TLS for migration "
+                "(setting migration_tls = required)")
     raise ValueError(f"unknown filter {which}")
 
 

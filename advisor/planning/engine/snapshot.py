@@ -164,6 +164,7 @@ class ClusterArrays:
     host_max_w: FloatArray
     host_base_cpu: FloatArray  # cores busy beyond the VMs' own (hypervisor, unknown guests)
     host_cluster: IntArray  # index into clusters: a VM moves only between hosts of one cluster
+    host_migration_tls: BoolArray  # the host offers TLS for migration (Host.migration_tls)
     vm_ids: tuple[str, ...]
     vm_vcpus: FloatArray
     vm_memory_mib: FloatArray
@@ -242,6 +243,7 @@ class ClusterArrays:
         host_max_w: FloatArray | None = None,
         host_base_cpu: FloatArray | None = None,
         host_cluster: IntArray | None = None,
+        host_migration_tls: BoolArray | None = None,
         vm_memory_used_mib: FloatArray | None = None,
         vm_cpu_model: IntArray | None = None,
         vm_dirty_rate_mib_s: FloatArray | None = None,
@@ -283,7 +285,7 @@ class ClusterArrays:
             host_cpu_model=i(host_cpu_model, nh, ANY_MODEL), host_disabled=b(host_disabled, nh, False),
             host_bandwidth_mib_s=f(host_bandwidth_mib_s, nh, 1000 / 8 * 1e6 / (1 << 20)),
             host_idle_w=f(host_idle_w, nh, 0), host_max_w=f(host_max_w, nh, 0), host_base_cpu=base,
-            host_cluster=i(host_cluster, nh, 0),
+            host_cluster=i(host_cluster, nh, 0), host_migration_tls=b(host_migration_tls, nh, False),
             vm_ids=tuple(vm_ids), vm_vcpus=vcpus, vm_memory_mib=memory,
             vm_memory_used_mib=memory if vm_memory_used_mib is None else f(vm_memory_used_mib, nv, 0),
             vm_cpu=cpu, vm_cpu_model=i(vm_cpu_model, nv, ANY_MODEL),

@@ -5,7 +5,7 @@ use cases tested as values, without a database, threads or sleeping."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prometheus_client import CollectorRegistry
 
@@ -22,6 +22,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import AnalyticPredictor
+from advisor.planning.engine import FilterPolicy
 from advisor.planning.technique import TechniqueRules
 from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation, SelfApproval
@@ -85,29 +86,33 @@ KNOBS = policies(SETTINGS)
 
 
 def freshness_of(inventory: Inventory, snapshots: Snapshots, estimator: CostEstimator,
-                 clock: ManualClock) -> Freshness:
-    """The expiry check with the settings' defaults: the one place that builds it."""
-    return Freshness(inventory, snapshots, estimator, KNOBS.filters,
+                 clock: ManualClock, filters: FilterPolicy = KNOBS.filters) -> Freshness:
+    """The expiry check with the settings' defaults (but `filters`): the one place that builds it."""
+    return Freshness(inventory, snapshots, estimator, filters,
                      ExpiryRules(SETTINGS.recommendation_max_age_s, SETTINGS.expiry_tolerance), clock)
 
 
 def advice_and_planning(store: MemoryStore, inventory: Inventory, estimator: CostEstimator, metrics: AdvisorMetrics,
                         clock: ManualClock, ids: CountingIds, automation: Automation, self_approval: SelfApproval,
-                        snapshots: Snapshots, technique: TechniqueRules = KNOBS.technique) -> tuple[Advice, Planning]:
-    """Advice and plans with the settings' defaults (but `technique`): the one place that builds them."""
-    advice = Advice(inventory, estimator, store, metrics, clock=clock, new_id=ids, filters=KNOBS.filters,
+                        snapshots: Snapshots, technique: TechniqueRules = KNOBS.technique,
+                        filters: FilterPolicy = KNOBS.filters) -> tuple[Advice, Planning]:
+    """Advice and plans with the settings' defaults (but `technique` and `filters`): the one place that builds
+    them."""
+    advice = Advice(inventory, estimator, store, metrics, clock=clock, new_id=ids, filters=filters,
                     weights=KNOBS.weights, technique=technique, automation=automation,
                     self_approval=self_approval, snapshots=snapshots)
     planning = Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=ids,
-                        technique=technique, plans=KNOBS.plans, automation=automation,
+                        technique=technique, plans=replace(KNOBS.plans, filters=filters), automation=automation,
                         self_approval=self_approval)
     return advice, planning
 
 
 def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryStore | None = None,
-          technique: TechniqueRules = KNOBS.technique, forecaster: DirtyRateForecaster | None = None) -> World:
+          technique: TechniqueRules = KNOBS.technique, forecaster: DirtyRateForecaster | None = None,
+          filters: FilterPolicy = KNOBS.filters) -> World:
     """Every use case on one memory store (a new one, or `store` as a restarted advisor finds it), the technique
-    chosen by `technique`, dirty rates forecast by `forecaster` (none: the newest sample's)."""
+    chosen by `technique`, hosts filtered by `filters`, dirty rates forecast by `forecaster` (none: the newest
+    sample's)."""
     store = store or MemoryStore()
     clock, ids = ManualClock(), CountingIds("r")
     metrics = AdvisorMetrics(CollectorRegistry())
@@ -124,11 +129,11 @@ def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryS
                             cluster_label=CLUSTER_LABEL)
     snapshots = Snapshots(inventory, samples, clock, unmovable=lambda: automation.opted_out()
                           | executor.migrating_vms(), cluster_label=CLUSTER_LABEL)  # as in advisor/app.py
-    freshness = freshness_of(inventory, snapshots, estimator, clock)
+    freshness = freshness_of(inventory, snapshots, estimator, clock, filters)
     migrations = Migrations(store, executor, clock, freshness, CountingIds("op"))
     self_approval = SelfApproval(store, clock, migrations.run)
     advice, planning = advice_and_planning(store, inventory, estimator, metrics, clock, ids, automation,
-                                           self_approval, snapshots, technique)
+                                           self_approval, snapshots, technique, filters)
     return World(store, clock, metrics, inventory, samples, executor, outcomes,
                  Ingestion(inventory, samples, metrics, clock, UriPolicy(("fake://*",))), Queries(inventory, samples),
                  migrations, automation, self_approval, Review(store, metrics, clock, freshness), snapshots, freshness,
