@@ -45,6 +45,9 @@ class Host:
     migration_address: str = ""
     idle_power_w: float = 0.0
     max_power_w: float = 0.0
+    # Networks offered to guests, by name (libvirt networks, bridges, VLANs, SR-IOV pools): a VM moves only to a
+    # host offering every network it uses.
+    networks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Vm:
     cpu_model: str = ""
     # Devices such as VFIO pass-through forbid post-copy; so may the owner.
     postcopy_allowed: bool = True
+    # Networks its interfaces use, by the names hosts offer them under (Host.networks).
+    networks: frozenset[str] = frozenset()
 
 
 # A VM's label by which an SRE forbids post-copy for it (planning.technique prices and forbids post-copy).

@@ -33,6 +33,7 @@ class FilterKind(StrEnum):
     HOST_OFF = "host anti-affinity"
     LEFT = "recently left"
     CLUSTER = "other cluster"
+    NETWORK = "network"
 
     @property
     def row(self) -> int:
@@ -157,6 +158,10 @@ def assess(
         rows[FilterKind.LEFT.row] = index == left
     if loads.vm_host[vm] != NO_HOST:  # a VM moves within its cluster (a new one may go anywhere)
         rows[FilterKind.CLUSTER.row] = take(cluster.host_cluster) != cluster.host_cluster[loads.vm_host[vm]]
+    networks = cluster.networks
+    if networks.names and networks.of_vm.has_row(vm):
+        for k in networks.of_vm.row(vm).tolist():
+            rows[FilterKind.NETWORK.row] |= ~take(_marked(n, networks.hosts.row(k)))
     return Assessment(vm, index, rows, cpu_after, memory_after, hosts is None)
 
 
@@ -209,6 +214,11 @@ def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, 
         here = cluster.clusters[int(cluster.host_cluster[loads.vm_host[vm]])]
         return (f"in cluster {cluster.clusters[int(cluster.host_cluster[host])]!r}; {vm_id} runs in {here!r} "
                 "and moves only within it")
+    if which == FilterKind.NETWORK:
+        networks = cluster.networks
+        missing = [repr(networks.names[k]) for k in networks.of_vm.row(vm).tolist()
+                   if not (networks.hosts.row(k) == host).any()]
+        return f"lacks network{'s' if len(missing) > 1 else ''} {', '.join(missing)} that {vm_id} uses"
     raise ValueError(f"unknown filter {which}")
 
 
