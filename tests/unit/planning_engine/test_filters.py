@@ -91,7 +91,8 @@ def test_the_network_filter_rejects_every_host_lacking_one_of_the_vm_networks_at
     ranking = rank_targets(c, 0, policy=POLICY)
     assert ranking.target_id == "both"
     network = next(r for r in ranking.rejections if r.kind == FilterKind.NETWORK)
-    assert network.hosts == 3 and network.example_host == "one" and network.reason == "lacks network 'sriov-a' that m uses"
+    assert (network.hosts, network.example_host) == (3, "one")
+    assert network.reason == "lacks network 'sriov-a' that m uses"
 
 
 def test_excluded_hosts_recently_left_hosts_and_a_subset_of_hosts() -> None:

@@ -109,7 +109,7 @@ def test_a_new_vm_is_placed_by_the_advisor_only_at_partial_automation_or_more(w:
 
 
 def test_a_vm_goes_only_where_its_networks_are_and_an_unknown_network_is_refused(w: World) -> None:
-    a, b, c, d = hosts("a", "b", "c", "d")
+    a, _, c, d = hosts("a", "b", "c", "d")
     w.push((replace(a, networks=frozenset({"br0", "vlan-7"})), replace(d, networks=frozenset({"br0", "vlan-7"})),
             replace(c, networks=frozenset({"br0"}))), [Vm("net", "a", 4096, 2, networks=frozenset({"br0", "vlan-7"}))])
     rec = w.advice.recommend_target("net", Objective())
