@@ -38,9 +38,9 @@ def judge(first: GuestPulse, latest: GuestPulse, elapsed_s: float) -> GuestVerdi
         return GuestVerdict(False, f"running, but its guest agent did not answer a ping, twice {elapsed_s:.0f} s "
                                    "apart")
     if first.vcpu_time_s is None or latest.vcpu_time_s is None:
-        return GuestVerdict(True, "running (no guest agent, no vCPU time reported: only its state was checked)")
+        return GuestVerdict(True, "running; no guest agent and no vCPU time reported, so only its state was checked")
     ran_ms = (latest.vcpu_time_s - first.vcpu_time_s) * 1000
     if ran_ms <= 0:
-        return GuestVerdict(False, f"running, but its vCPUs did not run in {elapsed_s:.1f} s (no guest agent to ask)")
-    return GuestVerdict(True, f"running, its vCPUs ran {ran_ms:.0f} ms in {elapsed_s:.1f} s (no guest agent: its OS "
-                              "itself was not asked)")
+        return GuestVerdict(False, f"running, but its vCPUs did not run in {elapsed_s:.1f} s; no guest agent to ask")
+    return GuestVerdict(True, f"running, its vCPUs ran {ran_ms:.0f} ms in {elapsed_s:.1f} s; no guest agent, so its "
+                              "OS itself was not asked")
