@@ -3,8 +3,9 @@
 `seal(lab, guest, mib)` has the guest fill a file with random data and hash it; `seal(lab, guest)` has it hash
 the same file again. A move that changed a byte of it gives another digest. Memory: the file is in the guest's
 tmpfs (/dev/shm), i.e. in guest RAM, which every technique must carry across. Disk: once lab guests have a disk of
-their own (`advisor lab up --disk-mib`), the same seal on a directory of that disk (written through with `sync`)
-checks it: `DISK` names where it will be mounted, and nothing uses it yet.
+their own (`advisor lab up --disk-mib`), the same seal on a directory of that disk checks it (the guest syncs after
+writing, and drops its page cache before hashing again, so the disk is read): `DISK` names where it will be
+mounted, and nothing uses it yet.
 """
 
 from __future__ import annotations
