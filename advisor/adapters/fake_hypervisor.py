@@ -3,10 +3,11 @@
 It honours the same contract as the libvirt adapter (tests/contract runs one suite against both): guests run on
 exactly one host, a migration moves a guest when it succeeds and leaves it on the source when aborted, progress
 is None when no job runs, an unknown guest is an error for measurements and an unsuccessful result for a
-migration. Migrations are scripted: each takes `migration_s` seconds, or waits for `release` when the world is
-gated, so a test decides when they end. Time is the world's `clock`: a test may give it a fake one and start
-migrations with `launch`, which does not block, in place of the blocking `migrate`. Claims about real migrations
-are only made against the lab.
+migration. A guest answers its guest agent's ping unless a test makes it silent (`FakeGuest.answers`), and uses
+the networks a test gives it, on hosts offering the world's `networks`. Migrations are scripted: each takes
+`migration_s` seconds, or waits for `release` when the world is gated, so a test decides when they end. Time is
+the world's `clock`: a test may give it a fake one and start migrations with `launch`, which does not block, in
+place of the blocking `migrate`. Claims about real migrations are only made against the lab.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MigrationParameters
 from advisor.execution.hypervisor import (
+    Agent,
     GuestFacts,
+    GuestPulse,
     GuestStats,
     HostFacts,
     Hypervisor,
@@ -39,6 +42,9 @@ class FakeGuest:
     dirty_rate_mib_s: float = 0.0
     cpu_ratio: float = 0.5
     memory_used_mib: float | None = None
+    # False: the guest runs but its agent does not answer (a guest hung after its migration).
+    answers: bool = True
+    networks: tuple[str, ...] = ()
 
 
 @dataclass
@@ -56,11 +62,12 @@ class FakeWorld:
     `calls`, `running`, `most_running`."""
 
     def __init__(self, hosts: tuple[str, ...] = ("a", "b"), *, gated: bool = False, migration_s: float = 0.05,
-                 cpu_cores: int = 4, memory_mib: int = 4096, cpu_model: str = "m",
+                 cpu_cores: int = 4, memory_mib: int = 4096, cpu_model: str = "m", networks: tuple[str, ...] = (),
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.hosts = hosts
         self.clock, self.sleep = clock, sleep
         self.cpu_cores, self.memory_mib, self.cpu_model = cpu_cores, memory_mib, cpu_model
+        self.networks = networks
         self.guests: dict[str, FakeGuest] = {}
         self.release = threading.Event()
         if not gated:
@@ -118,12 +125,21 @@ class FakeHypervisor:
 
     def host_facts(self) -> HostFacts:
         w = self.world
-        return HostFacts(f"uuid-{self.host}", self.host, w.cpu_cores, w.memory_mib, w.cpu_model)
+        return HostFacts(f"uuid-{self.host}", self.host, w.cpu_cores, w.memory_mib, w.cpu_model, w.networks)
 
     def guests(self) -> list[GuestFacts]:
         with self.world.lock:
-            return [GuestFacts(g.name, f"uuid-{g.name}", g.memory_mib, g.vcpus, True)
+            return [GuestFacts(g.name, f"uuid-{g.name}", g.memory_mib, g.vcpus, True, networks=g.networks)
                     for g in self.world.guests.values() if g.host == self.host]
+
+    def guest_pulse(self, guest: str) -> GuestPulse:
+        with self.world.lock:
+            found = self._guest(guest)
+            self.world.calls.append(f"pulse {guest}")
+            cpu_s = found.cpu_ratio * found.vcpus * (time.monotonic() - self.world._started)
+            if found.answers:
+                return GuestPulse(True, "running", cpu_s, Agent.ANSWERED)
+            return GuestPulse(True, "running", cpu_s, Agent.SILENT, "Guest agent is not responding")
 
     def guest_stats(self) -> list[GuestStats]:
         now = time.time()

@@ -7,16 +7,33 @@ a thread of this process; `ensure_event_loop` starts it once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
 import libvirt
+import libvirt_qemu
 
 from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters, Technique
-from advisor.execution.hypervisor import GuestFacts, GuestStats, HostFacts, HypervisorError, MigrationTarget
+from advisor.execution.hypervisor import (
+    Agent,
+    GuestFacts,
+    GuestPulse,
+    GuestStats,
+    HostFacts,
+    HypervisorError,
+    MigrationTarget,
+)
+
+AGENT_CHANNEL = "org.qemu.guest_agent.0"
+# How long a guest agent may take to answer a ping.
+AGENT_TIMEOUT_S = 5
+_STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "paused",
+           libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down", libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+           libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended"}
 
 _loop_lock = threading.Lock()
 _loop_running = threading.Event()
@@ -98,6 +115,24 @@ def dirty_rate_mode(domain_xml: str) -> int:
     return int(libvirt.VIR_DOMAIN_DIRTYRATE_MODE_DIRTY_BITMAP)
 
 
+def interface_networks(domain_xml: str) -> tuple[str, ...]:
+    """The networks a guest's interfaces use, by the names a host offers them under: a libvirt network (an SR-IOV
+    pool is one, with forward mode hostdev), a bridge, or the host interface a macvtap sits on. An interface given a
+    host's PCI function directly (`type='hostdev'`) names no network (its address is that host's own), nor does
+    user-mode networking."""
+    names = []
+    for interface in ET.fromstring(domain_xml).iterfind("./devices/interface"):
+        source = interface.find("source")
+        attribute = {"network": "network", "bridge": "bridge", "direct": "dev"}.get(interface.get("type", ""))
+        if source is not None and attribute and source.get(attribute):
+            names.append(source.get(attribute, ""))
+    return tuple(dict.fromkeys(names))
+
+
+def has_agent_channel(domain_xml: str) -> bool:
+    return ET.fromstring(domain_xml).find(f"./devices/channel/target[@name='{AGENT_CHANNEL}']") is not None
+
+
 class LibvirtHypervisor:
     def __init__(self, uri: str) -> None:
         ensure_event_loop()
@@ -142,9 +177,24 @@ class LibvirtHypervisor:
             caps = ET.fromstring(self._control.getCapabilities())
             uuid = caps.findtext("host/uuid") or ""
             cpu_model = caps.findtext("host/cpu/model") or model
-            return HostFacts(uuid, self._control.getHostname(), int(cpus), int(memory_mib), cpu_model)
+            return HostFacts(uuid, self._control.getHostname(), int(cpus), int(memory_mib), cpu_model,
+                             self._networks())
         except libvirt.libvirtError as e:
             raise _error(f"host facts of {self._uri}", e) from None
+
+    def _networks(self) -> tuple[str, ...]:
+        """Active libvirt networks with their bridges, and active host interfaces (bridges, bonds, NICs). A daemon
+        without the network or interface driver (a lone virtqemud) cannot list them: what it cannot list it
+        does not report."""
+        names: list[str] = []
+        with contextlib.suppress(libvirt.libvirtError):
+            for net in self._control.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE):
+                names.append(net.name())
+                with contextlib.suppress(libvirt.libvirtError):  # a pool of functions or macvtap has no bridge
+                    names.append(net.bridgeName())
+        with contextlib.suppress(libvirt.libvirtError):
+            names += [i.name() for i in self._control.listAllInterfaces(libvirt.VIR_CONNECT_LIST_INTERFACES_ACTIVE)]
+        return tuple(dict.fromkeys(n for n in names if n))
 
     def guests(self) -> list[GuestFacts]:
         try:
@@ -157,6 +207,7 @@ class LibvirtHypervisor:
                 state, reason = dom.state()
                 _, max_kib, _, vcpus, _ = dom.info()
                 name, uuid = dom.name(), dom.UUIDString()
+                networks = interface_networks(dom.XMLDesc(0))
             except libvirt.libvirtError as e:
                 if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     continue  # left between the listing and the question: a migration just completed
@@ -166,7 +217,7 @@ class LibvirtHypervisor:
                 libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED,
             )
             running = state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED) and not migrating
-            facts.append(GuestFacts(name, uuid, int(max_kib) // 1024, int(vcpus), running, migrating))
+            facts.append(GuestFacts(name, uuid, int(max_kib) // 1024, int(vcpus), running, migrating, networks))
         return facts
 
     def guest_stats(self) -> list[GuestStats]:
@@ -266,6 +317,26 @@ class LibvirtHypervisor:
             postcopy_requests=int(stats.get("memory_postcopy_requests", 0)),
             transferred_mib=float(stats.get("memory_processed", 0)) / MIB,
         )
+
+    def guest_pulse(self, guest: str) -> GuestPulse:
+        dom = self._domain(guest)
+        try:
+            state, reason = dom.state()
+            stats = self._control.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_VCPU)[0][1]
+            agent = has_agent_channel(dom.XMLDesc(0))
+        except libvirt.libvirtError as e:
+            raise _error(f"state of {guest!r}", e) from None
+        times = [v for k, v in stats.items() if k.startswith("vcpu.") and k.endswith(".time")]
+        vcpu_time_s = sum(times) / 1e9 if times else None
+        running = state == libvirt.VIR_DOMAIN_RUNNING
+        words = _STATES.get(state, f"state {state}") + ("" if running else f", reason {reason}")
+        if not running or not agent:
+            return GuestPulse(running, words, vcpu_time_s)
+        try:
+            libvirt_qemu.qemuAgentCommand(dom, '{"execute": "guest-ping"}', AGENT_TIMEOUT_S, 0)
+        except libvirt.libvirtError as e:
+            return GuestPulse(running, words, vcpu_time_s, Agent.SILENT, e.get_error_message() or str(e))
+        return GuestPulse(running, words, vcpu_time_s, Agent.ANSWERED)
 
     def set_max_downtime(self, guest: str, downtime_ms: float) -> None:
         try:

@@ -78,6 +78,7 @@ def host_from_pb(m: pb.Host) -> Host:
         idle_power_w=m.idle_power_w,
         max_power_w=m.max_power_w,
         migration_tls=m.migration_tls,
+        networks=frozenset(m.networks),
     )
 
 
@@ -92,6 +93,7 @@ def vm_from_pb(m: pb.Vm) -> Vm:
         anti_affinity_groups=frozenset(m.anti_affinity_groups),
         cpu_model=m.cpu_model,
         postcopy_allowed=not m.postcopy_forbidden,
+        networks=frozenset(m.networks),
     )
 
 
@@ -153,7 +155,7 @@ def host_to_pb(h: Host) -> pb.Host:
         id=h.id, cpu_cores=h.cpu_cores, memory_mib=h.memory_mib, cpu_model=h.cpu_model, labels=dict(h.labels),
         in_maintenance=h.in_maintenance, network_bandwidth_mib_s=h.network_bandwidth_mib_s,
         hypervisor_uri=h.hypervisor_uri, migration_address=h.migration_address, idle_power_w=h.idle_power_w,
-        max_power_w=h.max_power_w, migration_tls=h.migration_tls,
+        max_power_w=h.max_power_w, migration_tls=h.migration_tls, networks=sorted(h.networks),
     )
 
 
@@ -161,7 +163,7 @@ def vm_to_pb(v: Vm) -> pb.Vm:
     return pb.Vm(
         id=v.id, host_id=v.host_id, memory_mib=v.memory_mib, vcpus=v.vcpus, labels=dict(v.labels),
         affinity_groups=sorted(v.affinity_groups), anti_affinity_groups=sorted(v.anti_affinity_groups),
-        cpu_model=v.cpu_model, postcopy_forbidden=not v.postcopy_allowed,
+        cpu_model=v.cpu_model, postcopy_forbidden=not v.postcopy_allowed, networks=sorted(v.networks),
     )
 
 

@@ -38,6 +38,7 @@ class Cluster:
         self._allocated_vcpus: dict[str, int] = defaultdict(int)
         self._anti_affinity: dict[str, set[str]] = defaultdict(set)
         self._affinity: dict[str, set[str]] = defaultdict(set)
+        self._offered_by: dict[str, set[str]] = defaultdict(set)  # network -> hosts offering it
         self.apply(InventoryChange(hosts=tuple(hosts), vms=tuple(vms)))
 
     # -- reading -------------------------------------------------------------------------------------------
@@ -67,6 +68,10 @@ class Cluster:
                 if other_id != vm.id:
                     partners.setdefault(self.vms[other_id].host_id, group)
         return partners
+
+    def unknown_networks(self, vm: Vm) -> list[str]:
+        """The networks `vm` uses that no host of the inventory offers, sorted."""
+        return sorted(n for n in vm.networks if not self._offered_by.get(n))
 
     # -- changing ------------------------------------------------------------------------------------------
 
@@ -104,6 +109,7 @@ class Cluster:
             if vm.memory_mib > host.memory_mib:
                 raise InvalidArgument(f"vms[{i}].memory_mib", f"{vm.memory_mib} MiB is more than its host "
                                                               f"{host.id!r} has ({host.memory_mib} MiB)")
+        self._check_networks(change, removed_hosts)
         for i, host_id in enumerate(change.removed_host_ids):
             staying = sorted(
                 vm_id
@@ -117,6 +123,20 @@ class Cluster:
                     "remove or move them in the same push",
                 )
 
+    def _check_networks(self, change: InventoryChange, removed_hosts: set[str]) -> None:
+        """Every network a pushed VM uses is offered by some host once the change is applied: a name no host
+        knows is a typo or a host not pushed yet, and the VM could never move."""
+        if not any(vm.networks for vm in change.vms):
+            return
+        gone = removed_hosts | {h.id for h in change.hosts}  # a pushed host replaces what it offered
+        offered = {n for h in change.hosts for n in h.networks}
+        for i, vm in enumerate(change.vms):
+            for name in sorted(vm.networks):
+                if name in offered or self._offered_by.get(name, set()) - gone:
+                    continue
+                raise InvalidArgument(f"vms[{i}].networks", f"unknown network {name!r}: no host of the inventory "
+                                                            "offers it (push the hosts with their networks first)")
+
     def apply(self, change: InventoryChange) -> None:
         self.check(change)
         for vm_id in change.removed_vm_ids:
@@ -127,6 +147,9 @@ class Cluster:
                 self._unindex(old)
             self.vms[vm.id] = vm
             self._index(vm)
+        for host_id in (*(h.id for h in change.hosts), *change.removed_host_ids):
+            for name in self.hosts[host_id].networks if host_id in self.hosts else ():
+                self._offered_by[name].discard(host_id)
         for host_id in change.removed_host_ids:
             del self.hosts[host_id]
             self._vms_by_host.pop(host_id, None)
@@ -134,6 +157,8 @@ class Cluster:
             self._allocated_vcpus.pop(host_id, None)
         for host in change.hosts:
             self.hosts[host.id] = host
+            for name in host.networks:
+                self._offered_by[name].add(host.id)
 
     def _index(self, vm: Vm) -> None:
         self._vms_by_host[vm.host_id].add(vm.id)

@@ -48,6 +48,9 @@ class Host:
     # The host's hypervisor can carry migration data over TLS (its QEMU has the migration certificates, as
     # libvirt's qemu.conf `migrate_tls_x509_cert_dir` gives them): it may be either end of an encrypted migration.
     migration_tls: bool = False
+    # Networks offered to guests, by name (libvirt networks, bridges, VLANs, SR-IOV pools): a VM moves only to a
+    # host offering every network it uses.
+    networks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Vm:
     cpu_model: str = ""
     # Devices such as VFIO pass-through forbid post-copy; so may the owner.
     postcopy_allowed: bool = True
+    # Networks its interfaces use, by the names hosts offer them under (Host.networks).
+    networks: frozenset[str] = frozenset()
 
 
 # A VM's label by which an SRE forbids post-copy for it (planning.technique prices and forbids post-copy).

@@ -20,6 +20,9 @@ MAX_LABELS = 64
 MAX_LABEL_KEY = 63
 MAX_LABEL_VALUE = 256
 MAX_GROUPS = 32
+# A host may trunk every VLAN (4094) besides its bridges and pools; a VM has a few interfaces.
+MAX_HOST_NETWORKS = 8192
+MAX_VM_NETWORKS = 64
 MAX_TEXT = 256
 
 MAX_HOST_CORES = 4096
@@ -93,6 +96,15 @@ def check_groups(groups: Iterable[str], field: str) -> None:
         check_id(group, f"{field}[{i}]")
 
 
+def check_networks(networks: Iterable[str], field: str, limit: int) -> None:
+    """Network names, as identifiers (a libvirt network, bridge, VLAN or pool name)."""
+    items = sorted(networks)
+    if len(items) > limit:
+        raise InvalidArgument(field, f"at most {limit} networks (got {len(items)})")
+    for i, name in enumerate(items):
+        check_id(name, f"{field}[{i}]")
+
+
 def check_host(host: Host, field: str) -> None:
     check_id(host.id, f"{field}.id")
     check_number(host.cpu_cores, f"{field}.cpu_cores", low=1, high=MAX_HOST_CORES)
@@ -107,6 +119,7 @@ def check_host(host: Host, field: str) -> None:
     check_number(host.max_power_w, f"{field}.max_power_w", low=0, high=MAX_POWER_W)
     if host.max_power_w and host.idle_power_w > host.max_power_w:
         raise InvalidArgument(f"{field}.idle_power_w", "must not exceed max_power_w")
+    check_networks(host.networks, f"{field}.networks", MAX_HOST_NETWORKS)
 
 
 def check_vm(vm: Vm, field: str) -> None:
@@ -121,6 +134,7 @@ def check_vm(vm: Vm, field: str) -> None:
     check_groups(sorted(vm.affinity_groups), f"{field}.affinity_groups")
     check_groups(sorted(vm.anti_affinity_groups), f"{field}.anti_affinity_groups")
     check_text(vm.cpu_model, f"{field}.cpu_model")
+    check_networks(vm.networks, f"{field}.networks", MAX_VM_NETWORKS)
 
 
 def _date(time_s: float) -> str:

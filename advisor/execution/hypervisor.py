@@ -3,6 +3,7 @@ pure logic can use a fake, but migrations are only claimed to work against real 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +27,9 @@ class HostFacts:
     cpu_cores: int
     memory_mib: int
     cpu_model: str
+    # Networks the host offers its guests as the hypervisor reports them (its active networks, their bridges and
+    # its active interfaces), by name.
+    networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,28 @@ class GuestFacts:
     running: bool
     # True while the guest is paused on this host because it moved on in post-copy or is being migrated in.
     migrating: bool = False
+    # Networks its interfaces use, by name (a libvirt network, a bridge, a host interface for macvtap).
+    networks: tuple[str, ...] = ()
+
+
+class Agent(enum.Enum):
+    """What a guest's agent said to a ping: it has none (no agent channel), it answered, or it did not."""
+
+    NONE = "none"
+    ANSWERED = "answered"
+    SILENT = "silent"
+
+
+@dataclass(frozen=True)
+class GuestPulse:
+    """One look at a guest on a host: whether it runs (and its state in words), its vCPUs' cumulative time (None:
+    not reported), and its guest agent's answer to a ping, with the hypervisor's words when it did not answer."""
+
+    running: bool
+    state: str
+    vcpu_time_s: float | None
+    agent: Agent = Agent.NONE
+    agent_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,11 @@ class Hypervisor(Protocol):
 
     def progress(self, guest: str) -> Progress | None:
         """The running migration's progress; None when no migration job runs."""
+        ...
+
+    def guest_pulse(self, guest: str) -> GuestPulse:
+        """Look at a guest here once: its state, its vCPU time, and a ping of its guest agent where it has one
+        (bounded by a few seconds)."""
         ...
 
     def set_max_downtime(self, guest: str, downtime_ms: float) -> None: ...

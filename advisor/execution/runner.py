@@ -21,9 +21,10 @@ from advisor.domain.errors import AdvisorError, FailedPrecondition
 from advisor.domain.migration import GuestLocation, MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import MigrationCost, MigrationParameters, Technique
 from advisor.domain.transport import TlsMode, decide
-from advisor.execution import monitor
+from advisor.execution import guest_check, monitor
 from advisor.execution.background import Launch, MigrationJob, Pause, Steps
-from advisor.execution.hypervisor import Hypervisor, HypervisorError, MigrationTarget, UriRefused
+from advisor.execution.guest_check import GuestVerdict
+from advisor.execution.hypervisor import GuestPulse, Hypervisor, HypervisorError, MigrationTarget, UriRefused
 from advisor.execution.monitor import MonitorPlan
 
 log = logging.getLogger("advisor.execution")
@@ -32,6 +33,8 @@ POSTCOPY_RETRIES = 3
 # How long a guest may take to leave its source after a migration, and how often both hosts are asked meanwhile.
 SETTLE_S = 5.0
 SETTLE_POLL_S = 0.2
+# Between the two looks at a guest on its new host when the first does not settle whether it answers.
+GUEST_CHECK_S = 2.0
 
 
 def public(error: Exception) -> str:
@@ -282,6 +285,14 @@ class Runner:
         final = monitor.finish(state, result.succeeded, state.abort_requested).phase
         if result.succeeded and location is not GuestLocation.TARGET:
             final = Phase.FAILED
+        checked = ""
+        if result.succeeded and location is GuestLocation.TARGET:
+            verdict = yield from self._check_guest(record)
+            checked = f" ({verdict.how})"
+            if not verdict.answers:
+                final = Phase.FAILED
+                result = replace(result, succeeded=False, error=f"the guest does not answer on its new host: "
+                                                                f"{verdict.how}")
         if not result.succeeded and live.progress is not None and not result.transferred_mib:
             # After an abort or failure the hypervisor has no completed statistics: keep the last poll.
             p = live.progress
@@ -290,11 +301,40 @@ class Runner:
         if result.succeeded:
             downtime = "not reported" if result.downtime_ms is None else f"{result.downtime_ms:.0f} ms"
             message = (f"done in {result.total_time_ms / 1000:.1f} s, downtime {downtime}, "
-                       f"{result.transferred_mib:.0f} MiB; guest runs on {where}")
+                       f"{result.transferred_mib:.0f} MiB; guest runs on {where}{checked}")
+        elif checked:
+            message = f"{final}: the guest does not answer on {where}{checked}"
         else:
             why = "as asked (see the timeline)" if state.abort_requested else public(HypervisorError(result.error))
             message = f"{final}: {why}; guest runs on {where}"
         self._end(live, result, final, message)
+
+    def _check_guest(self, record: MigrationRecord) -> Steps[GuestVerdict]:
+        """Whether the guest answers on its new host (guest_check): a look, and where that does not settle it, a
+        second one GUEST_CHECK_S later. A target that cannot be asked is no proof of life: the guest fails."""
+        latest: GuestPulse | None = None
+        try:
+            first = latest = self._pulse(record)
+            verdict = guest_check.at_once(first)
+            if verdict is None:
+                started = self._monotonic()
+                yield Pause(GUEST_CHECK_S)
+                latest = self._pulse(record)
+                verdict = guest_check.judge(first, latest, self._monotonic() - started)
+        except (HypervisorError, AdvisorError) as error:
+            verdict = GuestVerdict(False, f"could not be checked: {public(error)}")
+        if not verdict.answers:  # the agent's own words, if any, stay in the log
+            log.error("guest does not answer after migration", extra={
+                "operation": record.operation_id, "vm": record.vm_id, "host": record.target_host_id,
+                "check": verdict.how, "error": latest.agent_error if latest else ""})
+        return verdict
+
+    def _pulse(self, record: MigrationRecord) -> GuestPulse:
+        hypervisor = self._endpoints(record.target_host_id).hypervisor()
+        try:
+            return hypervisor.guest_pulse(record.vm_id)
+        finally:
+            hypervisor.close()
 
     def _where(self, record: MigrationRecord) -> Steps[GuestLocation]:
         """Which host runs the guest now, as checked with both hypervisors. Right after a migration the source
@@ -356,8 +396,12 @@ class Runner:
         location = yield from self._where(record)
         where = location.describe(record.source_host_id, record.target_host_id)
         succeeded = location is GuestLocation.TARGET
-        result = MigrationResult(succeeded, error="" if succeeded else "the migration did not complete",
-                                 total_time_ms=0.0)
+        failure = "" if succeeded else "the migration did not complete"
+        if succeeded:
+            verdict = yield from self._check_guest(record)
+            where += f" ({verdict.how})"
+            succeeded, failure = verdict.answers, "" if verdict.answers else "the guest does not answer on its new host"
+        result = MigrationResult(succeeded, error=failure, total_time_ms=0.0)
         if live.progress is not None:
             p = live.progress
             result = replace(result, total_time_ms=p.elapsed_ms, iterations=p.iteration,

@@ -47,6 +47,9 @@ OOM_MARGIN_MIB = 25
 # a backlog. A plan with another WS, PHASE_S or CONST_PCT first zeroes and frees what the writer had written (so
 # QEMU, which skips zero pages, sees only the new working set) and, for a numeric WS, writes the working set once
 # at full speed, so that it is all in memory before the plan's rate starts.
+# `seal SEQ MIB DIR` fills DIR/advisor-seal with MIB MiB of random data, written through (MIB 0: leaves it, and drops
+# the page cache so that a file on a disk is read from the disk) and prints its SHA-256 as the guest reads it back
+# (advisor.lab.integrity); a sequence number seen already is ignored (the host resends).
 # `prog SEQ ARGV...` on ttyS1 stops the program started before (its whole session) and, with an ARGV, starts that
 # one in a session of its own: the guest image with programs has Debian's stress and stress-ng.
 INIT = r"""#!/bin/busybox sh
@@ -163,6 +166,10 @@ reader() {
         prog) [ -n "$PROG" ] && kill -TERM -$PROG 2>/dev/null; PROG=""
               [ -n "$rest" ] && { setsid $rest </dev/null & PROG=$!; }
               echo "GUEST-PROG seq=$a pid=$PROG";;
+        seal) [ "$a" = "$SEALED" ] && continue; SEALED=$a; set -- $rest; f=$2/advisor-seal
+              if [ "$1" -gt 0 ]; then dd if=/dev/urandom of=$f bs=1M count=$1 2>/dev/null; sync
+              else echo 3 >/proc/sys/vm/drop_caches; fi
+              s=$(sha256sum $f 2>/dev/null); echo "GUEST-SEAL seq=$a sha256=${s%% *}";;
       esac
     done </dev/ttyS1
     sleep 1

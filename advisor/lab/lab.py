@@ -217,7 +217,7 @@ class Lab:
         """Stop the program the guest runs (its whole session) and start `argv`, one of guest.PROGRAMS with plain
         arguments; an empty `argv` only stops. Needs the guest image with programs (`guest_programs=True`)."""
         seq = time.time_ns() // 1_000_000 % 1_000_000_000
-        self._send(guest_name, guest.program_command(seq, list(argv)), f"GUEST-PROG seq={seq} ")
+        self.send(guest_name, guest.program_command(seq, list(argv)), f"GUEST-PROG seq={seq} ")
 
     def guest_written(self, guest_name: str) -> tuple[float, int] | None:
         """(guest uptime s, MiB its writer has written at its rate since boot), from the last heartbeat."""
@@ -322,10 +322,10 @@ class Lab:
         seq = time.time_ns() // 1_000_000 % 1_000_000_000
         command = guest.plan_command(seq, plan, setting.repeat, setting.working_set_mib, setting.phase_s,
                                      setting.continuous, setting.constant_pct)
-        self._send(name, command, f"GUEST-CMD seq={seq}")
+        self.send(name, command, f"GUEST-CMD seq={seq}")
         return seq
 
-    def _send(self, guest_name: str, command: bytes, ack: str) -> None:
+    def send(self, guest_name: str, command: bytes, ack: str) -> None:
         """Write a command to the guest's pty until its console shows `ack` (see console.send)."""
 
         def where() -> tuple[str | None, Path]:

@@ -39,22 +39,25 @@ class HostConnection:
 
 def read_inventory(hosts: list[HostConnection], connect: Callable[[str], Hypervisor]) -> InventoryChange:
     """Hosts and the guests running on them, as the hypervisors report them. A guest seen paused on one host
-    because it is migrating in or out is attributed to the host where it runs."""
+    because it is migrating in or out is attributed to the host where it runs. A host offers the networks it
+    reports and those its running guests use (a guest attached to a bridge proves the bridge is there, even where
+    the daemon cannot list bridges)."""
     found_hosts: list[Host] = []
     vms: dict[str, Vm] = {}
     for conn in hosts:
         hypervisor = connect(conn.uri)
         try:
             facts = hypervisor.host_facts()
+            running = [g for g in hypervisor.guests() if g.running]
             found_hosts.append(Host(
                 id=conn.host_id, cpu_cores=facts.cpu_cores, memory_mib=facts.memory_mib, cpu_model=facts.cpu_model,
                 labels=dict(conn.labels or {}), network_bandwidth_mib_s=conn.network_bandwidth_mib_s,
                 hypervisor_uri=conn.uri, migration_address=conn.migration_address, migration_tls=conn.migration_tls,
+                networks=frozenset(facts.networks).union(*(g.networks for g in running)),
             ))
-            for guest in hypervisor.guests():
-                if guest.running:
-                    vms[guest.name] = Vm(id=guest.name, host_id=conn.host_id, memory_mib=guest.memory_mib,
-                                         vcpus=guest.vcpus)
+            for guest in running:
+                vms[guest.name] = Vm(id=guest.name, host_id=conn.host_id, memory_mib=guest.memory_mib,
+                                     vcpus=guest.vcpus, networks=frozenset(guest.networks))
         finally:
             hypervisor.close()
     return InventoryChange(hosts=tuple(found_hosts), vms=tuple(vms.values()))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from advisor.domain import validation
 from advisor.domain.automation import Level, automation_actor, places_itself, rate, vm_level
 from advisor.domain.cluster import InventoryChange
-from advisor.domain.errors import FailedPrecondition, NotFound
+from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.model import HostAssessment, MigrationCost, MigrationInputs, Move, Objective, Technique, Vm
 from advisor.domain.recommendation import Recommendation
 from advisor.domain.transport import transport
@@ -126,6 +126,9 @@ class Advice:
             if vm.id in cluster.vms:
                 raise FailedPrecondition(f"VM {vm.id!r} is already in the inventory, on {cluster.vms[vm.id].host_id}: "
                                          "RecommendTarget moves it")
+            if unknown := cluster.unknown_networks(vm):
+                raise InvalidArgument("vm.networks", f"unknown network {unknown[0]!r}: no host of the inventory "
+                                                     "offers it")
             hosts = dict(cluster.hosts)
         snap, index = engine.with_new_vm(self._snapshots.current(), replace(vm, host_id=""))
         ranking = engine.rank_targets(snap, index, policy=self._filters, weights=self._weights,

@@ -17,7 +17,7 @@ import pytest
 
 from advisor.adapters.fake_hypervisor import FakeWorld
 from advisor.domain.model import MigrationParameters, Technique
-from advisor.execution.hypervisor import Hypervisor, HypervisorError, MigrationTarget
+from advisor.execution.hypervisor import Agent, Hypervisor, HypervisorError, MigrationTarget
 
 GUEST = "vm1"
 
@@ -144,6 +144,11 @@ def test_a_migration_moves_the_guest_and_back(bench: Bench, hosts: dict[str, Hyp
         assert result.total_time_ms > 0 and result.transferred_mib > 0
         assert running_on(hosts) == [target]
         assert hosts[target].progress(GUEST) is None
+        pulse = hosts[target].guest_pulse(GUEST)  # what the runner checks the guest by on its new host
+        assert pulse.running and pulse.state == "running" and pulse.agent is not Agent.SILENT
+        assert pulse.agent is Agent.ANSWERED or pulse.vcpu_time_s is not None
+    with pytest.raises(HypervisorError):
+        hosts[bench.placed()[1]].guest_pulse(GUEST)  # not there
 
 
 def test_an_aborted_migration_leaves_the_guest_on_its_source(bench: Bench, hosts: dict[str, Hypervisor]) -> None:

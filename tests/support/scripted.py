@@ -8,8 +8,9 @@ from advisor.execution.hypervisor import GuestFacts, GuestStats, HostFacts, Hype
 
 class ScriptedHost:
     def __init__(self, name: str, guests: list[GuestFacts], rates: dict[str, list[float]],
-                 stats: list[list[GuestStats]] | None = None) -> None:
+                 stats: list[list[GuestStats]] | None = None, networks: tuple[str, ...] = ()) -> None:
         self.name, self._guests, self._rates, self._stats = name, guests, rates, stats or []
+        self.networks = networks
         self.closed = 0
 
     @property
@@ -17,7 +18,7 @@ class ScriptedHost:
         return f"test://{self.name}"
 
     def host_facts(self) -> HostFacts:
-        return HostFacts(f"uuid-{self.name}", self.name, 8, 16384, "Cascadelake-Server")
+        return HostFacts(f"uuid-{self.name}", self.name, 8, 16384, "Cascadelake-Server", self.networks)
 
     def guests(self) -> list[GuestFacts]:
         return self._guests

@@ -37,14 +37,14 @@ _IN_CHUNK = 500
 
 def _host(body: str) -> Host:
     d = json.loads(body)
-    return Host(**d)
+    return Host(**{**d, "networks": frozenset(d.get("networks", ()))})  # rows written before networks have none
 
 
 def _vm(body: str) -> Vm:
     d = json.loads(body)
     return Vm(
         **{**d, "affinity_groups": frozenset(d["affinity_groups"]),
-           "anti_affinity_groups": frozenset(d["anti_affinity_groups"])}
+           "anti_affinity_groups": frozenset(d["anti_affinity_groups"]), "networks": frozenset(d.get("networks", ()))}
     )
 
 

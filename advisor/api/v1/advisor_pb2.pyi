@@ -96,7 +96,7 @@ MIGRATION_PHASE_FAILED: MigrationPhase
 MIGRATION_PHASE_ABORTED: MigrationPhase
 
 class Host(_message.Message):
-    __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address", "migration_tls")
+    __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address", "migration_tls", "networks")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +116,7 @@ class Host(_message.Message):
     MAX_POWER_W_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_TLS_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
     id: str
     cpu_cores: int
     memory_mib: int
@@ -128,10 +129,11 @@ class Host(_message.Message):
     max_power_w: float
     migration_address: str
     migration_tls: bool
-    def __init__(self, id: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_mib: _Optional[int] = ..., cpu_model: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., in_maintenance: _Optional[bool] = ..., network_bandwidth_mib_s: _Optional[float] = ..., hypervisor_uri: _Optional[str] = ..., idle_power_w: _Optional[float] = ..., max_power_w: _Optional[float] = ..., migration_address: _Optional[str] = ..., migration_tls: _Optional[bool] = ...) -> None: ...
+    networks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_mib: _Optional[int] = ..., cpu_model: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., in_maintenance: _Optional[bool] = ..., network_bandwidth_mib_s: _Optional[float] = ..., hypervisor_uri: _Optional[str] = ..., idle_power_w: _Optional[float] = ..., max_power_w: _Optional[float] = ..., migration_address: _Optional[str] = ..., migration_tls: _Optional[bool] = ..., networks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("id", "host_id", "memory_mib", "vcpus", "labels", "affinity_groups", "anti_affinity_groups", "cpu_model", "postcopy_forbidden")
+    __slots__ = ("id", "host_id", "memory_mib", "vcpus", "labels", "affinity_groups", "anti_affinity_groups", "cpu_model", "postcopy_forbidden", "networks")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +150,7 @@ class Vm(_message.Message):
     ANTI_AFFINITY_GROUPS_FIELD_NUMBER: _ClassVar[int]
     CPU_MODEL_FIELD_NUMBER: _ClassVar[int]
     POSTCOPY_FORBIDDEN_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
     id: str
     host_id: str
     memory_mib: int
@@ -157,7 +160,8 @@ class Vm(_message.Message):
     anti_affinity_groups: _containers.RepeatedScalarFieldContainer[str]
     cpu_model: str
     postcopy_forbidden: bool
-    def __init__(self, id: _Optional[str] = ..., host_id: _Optional[str] = ..., memory_mib: _Optional[int] = ..., vcpus: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., affinity_groups: _Optional[_Iterable[str]] = ..., anti_affinity_groups: _Optional[_Iterable[str]] = ..., cpu_model: _Optional[str] = ..., postcopy_forbidden: _Optional[bool] = ...) -> None: ...
+    networks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., host_id: _Optional[str] = ..., memory_mib: _Optional[int] = ..., vcpus: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., affinity_groups: _Optional[_Iterable[str]] = ..., anti_affinity_groups: _Optional[_Iterable[str]] = ..., cpu_model: _Optional[str] = ..., postcopy_forbidden: _Optional[bool] = ..., networks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PushInventoryRequest(_message.Message):
     __slots__ = ("hosts", "vms", "removed_host_ids", "removed_vm_ids")

@@ -28,10 +28,12 @@ from advisor.planning.engine.snapshot import (
     Groups,
     HostRules,
     IntArray,
+    Networks,
     Rule,
     group_rules,
     host_rules_of,
     host_sums,
+    networks_of,
 )
 
 E = TypeVar("E", Host, Vm)
@@ -146,7 +148,7 @@ def _cpu_models(hosts: Iterable[Host], vms: Iterable[Vm]) -> tuple[str, ...]:
 
 
 def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measured: Measured, groups: Groups,
-              host_rules: HostRules, models: Sequence[str]) -> ClusterArrays:
+              host_rules: HostRules, models: Sequence[str], networks: Networks) -> ClusterArrays:
     """The arrays, with what depends on several rows (CPU shares, loads) computed here with numpy.
 
     A VM without a measurement shares, by vCPUs, what its host's measurement leaves unexplained, or is taken as
@@ -171,7 +173,7 @@ def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measu
         vm_ids=vm_ids, vm_host=where, vm_vcpus=vcpus, vm_memory_mib=vms.memory_mib, vm_cpu=vm_busy,
         vm_memory_used_mib=np.where(np.isnan(used) | (used == 0), vms.memory_mib, used),
         vm_cpu_model=vms.cpu_model, vm_dirty_rate_mib_s=measured.vm_dirty_rate_mib_s, vm_postcopy=vms.postcopy,
-        vm_movable=vms.movable, groups=groups, host_rules=host_rules, cpu_models=models,
+        vm_movable=vms.movable, groups=groups, host_rules=host_rules, cpu_models=models, networks=networks,
     )
 
 
@@ -209,7 +211,7 @@ def _from_domain(hosts: Sequence[Host], vms: Sequence[Vm], measured: Measured, r
     host_index, vm_index = _index(host_columns.ids), _index([v.id for v in vms])
     return _assemble(host_columns, list(vm_index), _VmColumns.of(vms, host_index, _index(models), pinned),
                      measured, group_rules(vms, rules, vm_index),
-                     host_rules_of(rules, len(vms), vm_index, host_index), models)
+                     host_rules_of(rules, len(vms), vm_index, host_index), models, networks_of(hosts, vms))
 
 
 @dataclass(frozen=True)
@@ -265,9 +267,16 @@ class Tracked:
             groups = group_rules(vms, (), {})
         elif resized:
             groups = Groups.none(len(vms))
+        networks = a.networks
+        if any(e.networks for e in (*replaced_vms, *replaced_hosts, *change.vms, *change.hosts)) or (
+                resized and a.networks.names):
+            networks = networks_of(hosts, vms)
+        elif resized:
+            networks = Networks.none(len(vms))
         kept_ids = [a.vm_ids[k] for k in vm_source[vm_source >= 0].tolist()] if change.removed_vm_ids else a.vm_ids
         vm_ids = [*kept_ids, *(vms[k].id for k in range(len(kept_ids), len(vms)))]
-        arrays = _assemble(host_columns, vm_ids, columns, measured, groups, HostRules.none(len(vms)), models)
+        arrays = _assemble(host_columns, vm_ids, columns, measured, groups, HostRules.none(len(vms)), models,
+                           networks)
         return replace(self, arrays=arrays if resized else arrays.sharing_index(a), hosts=tuple(hosts), vms=tuple(vms),
                        measured=measured)
 
@@ -298,7 +307,7 @@ class Tracked:
     def _with(self, measured: Measured) -> Tracked:
         a = self.arrays
         arrays = _assemble(_HostColumns.of_arrays(a), a.vm_ids, _VmColumns.of_arrays(a), measured, a.groups,
-                           a.host_rules, a.cpu_models)
+                           a.host_rules, a.cpu_models, a.networks)
         return replace(self, arrays=arrays.sharing_index(a), measured=measured)
 
 

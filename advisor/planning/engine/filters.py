@@ -36,6 +36,7 @@ class FilterKind(StrEnum):
     LEFT = "recently left"
     CLUSTER = "other cluster"
     TLS = "migration TLS"
+    NETWORK = "network"
 
     @property
     def row(self) -> int:
@@ -206,6 +207,10 @@ def assess(
     if loads.vm_host[vm] != NO_HOST and policy.migration_tls is TlsMode.REQUIRED:
         tls = cluster.host_migration_tls
         rows[FilterKind.TLS.row] = ~take(tls) | ~tls[loads.vm_host[vm]]
+    networks = cluster.networks
+    if networks.names and networks.of_vm.has_row(vm):
+        for k in networks.of_vm.row(vm).tolist():
+            rows[FilterKind.NETWORK.row] |= ~take(_marked(n, networks.hosts.row(k)))
     return Assessment(vm, index, rows, cpu_after, memory_after, view.all_hosts, view)
 
 
@@ -264,6 +269,11 @@ def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, 
                    for h in dict.fromkeys((host, source)) if not cluster.host_migration_tls[h]]
         return (f"{' and '.join(missing)} {'offers' if len(missing) == 1 else 'offer'} no TLS for migration "
                 "(setting migration_tls = required)")
+    if which == FilterKind.NETWORK:
+        networks = cluster.networks
+        missing = [repr(networks.names[k]) for k in networks.of_vm.row(vm).tolist()
+                   if not (networks.hosts.row(k) == host).any()]
+        return f"lacks network{'s' if len(missing) > 1 else ''} {', '.join(missing)} that {vm_id} uses"
     raise ValueError(f"unknown filter {which}")
 
 

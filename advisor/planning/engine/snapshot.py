@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from advisor.domain.model import Vm
+from advisor.domain.model import Host, Vm
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -110,6 +110,19 @@ class HostRules:
 
 
 @dataclass(frozen=True)
+class Networks:
+    """Networks by name (bridges, VLANs, SR-IOV pools): the hosts offering each, and the networks each VM uses."""
+
+    names: tuple[str, ...]
+    hosts: Csr  # network -> hosts offering it
+    of_vm: Csr  # VM -> networks it uses
+
+    @staticmethod
+    def none(n_vms: int) -> Networks:
+        return Networks((), Csr.empty(0), Csr.empty(n_vms))
+
+
+@dataclass(frozen=True)
 class Loads:
     """What moves change. Arrays of a snapshot are read-only; a plan works on its own `copy()`."""
 
@@ -179,6 +192,7 @@ class ClusterArrays:
     loads: Loads
     cpu_models: tuple[str, ...] = ()
     clusters: tuple[str, ...] = ("",)
+    networks: Networks = field(default_factory=lambda: Networks.none(0))  # none used: no VM row needed
     _index: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -253,6 +267,7 @@ class ClusterArrays:
         host_rules: HostRules | None = None,
         cpu_models: Sequence[str] = (),
         clusters: Sequence[str] = ("",),
+        networks: Networks | None = None,
     ) -> ClusterArrays:
         """From arrays (e.g. a simulator's); omitted arrays take neutral defaults. Loads are summed here."""
         nh, nv = len(host_ids), len(vm_ids)
@@ -292,7 +307,7 @@ class ClusterArrays:
             vm_dirty_rate_mib_s=f(vm_dirty_rate_mib_s, nv, np.nan), vm_postcopy=b(vm_postcopy, nv, True),
             vm_movable=b(vm_movable, nv, True), groups=groups or Groups.none(nv),
             host_rules=host_rules or HostRules.none(nv), loads=loads.frozen(), cpu_models=tuple(cpu_models),
-            clusters=tuple(clusters),
+            clusters=tuple(clusters), networks=networks or Networks.none(nv),
         )
 
 
@@ -321,6 +336,21 @@ def group_rules(vms: Sequence[Vm], rules: Iterable[Rule], vm_index: Mapping[str,
         tuple(name for name, _, _ in ordered), np.array([t for _, t, _ in ordered], dtype=bool),
         np.array([m for _, _, m in ordered], dtype=bool), Csr.from_pairs(len(keys), groups, members),
         Csr.from_pairs(len(vms), members, groups),
+    )
+
+
+def networks_of(hosts: Sequence[Host], vms: Sequence[Vm]) -> Networks:
+    """Which hosts offer each network, and which networks each VM uses; a network no host offers is kept (its
+    row is empty: the network filter rejects every host for the VMs using it)."""
+    names = sorted({n for h in hosts for n in h.networks} | {n for v in vms for n in v.networks})
+    index = {name: k for k, name in enumerate(names)}
+    offered = [(index[n], k) for k, h in enumerate(hosts) for n in h.networks]  # hosts in row order
+    used = [(k, index[n]) for k, v in enumerate(vms) for n in sorted(v.networks)]
+    return Networks(
+        tuple(names),
+        Csr.from_pairs(len(names), np.array([n for n, _ in offered], np.int64),
+                       np.array([h for _, h in offered], np.int64)),
+        Csr.from_pairs(len(vms), np.array([v for v, _ in used], np.int64), np.array([n for _, n in used], np.int64)),
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from advisor.domain.model import Vm
-from advisor.planning.engine.snapshot import ANY_MODEL, NO_HOST, ClusterArrays, Csr, Groups, HostRules
+from advisor.planning.engine.snapshot import ANY_MODEL, NO_HOST, ClusterArrays, Csr, Groups, HostRules, Networks
 
 
 def _append(values: np.ndarray, value: object) -> np.ndarray:
@@ -64,9 +64,27 @@ def with_new_vm(cluster: ClusterArrays, vm: Vm) -> tuple[ClusterArrays, int]:
         vm_dirty_rate_mib_s=_append(cluster.vm_dirty_rate_mib_s, np.nan),
         vm_postcopy=_append(cluster.vm_postcopy, vm.postcopy_allowed), vm_movable=_append(cluster.vm_movable, True),
         groups=_groups_with(cluster.groups, index, vm), host_rules=host_rules, loads=loads.frozen(),
-        cpu_models=models, _index={},
+        cpu_models=models, networks=_networks_with(cluster.networks, index, vm), _index={},
     )
     return grown, index
+
+
+def _networks_with(networks: Networks, vm: int, vm_obj: Vm) -> Networks:
+    """`networks` with VM `vm` using its networks; one no host offers gets an empty row (every host lacks it)."""
+    if not vm_obj.networks and not networks.names:
+        return networks
+    names = list(networks.names)
+    index = {name: k for k, name in enumerate(names)}
+    for name in sorted(vm_obj.networks - index.keys()):
+        index[name] = len(names)
+        names.append(name)
+    hosts = Csr(np.concatenate([networks.hosts.ptr, np.full(len(names) - len(networks.names),
+                                                             networks.hosts.ptr[-1], dtype=np.int64)]),
+                networks.hosts.values)
+    used = np.array(sorted(index[n] for n in vm_obj.networks), dtype=np.int64)
+    ptr = networks.of_vm.ptr if len(networks.of_vm.ptr) == vm + 1 else np.zeros(vm + 1, dtype=np.int64)
+    of_vm = Csr(np.append(ptr, ptr[-1] + len(used)), np.concatenate([networks.of_vm.values, used]))
+    return Networks(tuple(names), hosts, of_vm)
 
 
 def with_pinned(cluster: ClusterArrays, vms: Sequence[int]) -> ClusterArrays:

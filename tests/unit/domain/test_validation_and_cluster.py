@@ -34,6 +34,9 @@ def vm(ident: str, host_id: str, **kw: object) -> Vm:
         (host(""), "h.id", "required"),
         (host("h", idle_power_w=300.0, max_power_w=200.0), "h.idle_power_w", "max_power_w"),
         (host("h", labels={"": "x"}), "h.labels['']", "label keys"),
+        (host("h", networks=frozenset({"br 0"})), "h.networks[0]", "characters"),
+        (host("h", networks=frozenset({""})), "h.networks[0]", "required"),
+        (host("h", networks=frozenset(f"vlan-{k}" for k in range(9000))), "h.networks", "at most 8192"),
     ],
 )
 def test_bad_host_values_name_their_field(value: Host, field: str, fragment: str) -> None:
@@ -100,6 +103,26 @@ def test_bad_changes_are_refused_whole(change: InventoryChange, error: type[Exce
         cluster.apply(change)
     assert caught.value.field == field  # type: ignore[attr-defined]
     assert (dict(cluster.hosts), dict(cluster.vms), cluster.allocated("a")) == before
+
+
+def test_a_vm_using_a_network_no_host_offers_is_refused_with_the_network_named() -> None:
+    cluster = Cluster([host("a", networks=frozenset({"br0"})), host("b", networks=frozenset({"br0", "vlan-7"}))])
+    with pytest.raises(InvalidArgument) as caught:
+        cluster.apply(InventoryChange(vms=(vm("ok", "a"), vm("x", "a", networks=frozenset({"br0", "vlan-9"})))))
+    assert caught.value.field == "vms[1].networks"
+    assert "unknown network 'vlan-9': no host of the inventory offers it" in str(caught.value)
+    assert not cluster.vms
+    cluster.apply(InventoryChange(vms=(vm("x", "a", networks=frozenset({"br0", "vlan-7"})),)))  # b offers vlan-7
+    assert cluster.unknown_networks(vm("n", "a", networks=frozenset({"vlan-7", "z", "y"}))) == ["y", "z"]
+    # a host pushed in the same change counts; one pushed again without it, or removed, no longer does
+    cluster.apply(InventoryChange(hosts=(host("c", networks=frozenset({"sriov"})),),
+                                  vms=(vm("s", "a", networks=frozenset({"sriov"})),)))
+    with pytest.raises(InvalidArgument, match="'vlan-7'"):
+        cluster.apply(InventoryChange(hosts=(host("b"),), vms=(vm("y", "a", networks=frozenset({"vlan-7"})),)))
+    cluster.apply(InventoryChange(hosts=(host("b"),)))
+    assert cluster.unknown_networks(cluster.vms["x"]) == ["vlan-7"]
+    with pytest.raises(InvalidArgument, match="'sriov'"):
+        cluster.apply(InventoryChange(removed_host_ids=("c",), vms=(vm("s", "a", networks=frozenset({"sriov"})),)))
 
 
 def test_host_can_be_removed_with_its_vms_moved_away_in_the_same_change() -> None:

@@ -11,6 +11,7 @@ from advisor.planning.engine.filters import assess, reason, rejections
 from advisor.planning.engine.snapshot import ClusterArrays
 from tests.unit.planning_engine.helpers import cluster, host, vm
 
+NETS = frozenset({"br-prod", "sriov-a"})
 POLICY = FilterPolicy(cpu_allocation_ratio=2.0, memory_allocation_ratio=1.0, max_cpu_after=0.8)
 
 
@@ -54,6 +55,14 @@ CASES = [
                              [vm("m", "src")], cluster_label="cluster"), set(), ""),
     ("clusters not asked for", cluster([host("src", labels={"cluster": "east"}),
                                         host("t", labels={"cluster": "west"})], [vm("m", "src")]), set(), ""),
+    ("networks offered", two_hosts(host("t", networks=NETS), moving=vm("m", "src", networks=NETS)), set(), ""),
+    ("more networks offered", two_hosts(host("t", networks=NETS | {"vlan-7"}), moving=vm("m", "src", networks=NETS)),
+     set(), ""),
+    ("network missing", two_hosts(host("t", networks=frozenset({"br-prod"})), moving=vm("m", "src", networks=NETS)),
+     {"network"}, "lacks network 'sriov-a' that m uses"),
+    ("networks missing", two_hosts(host("t"), moving=vm("m", "src", networks=NETS)),
+     {"network"}, "lacks networks 'br-prod', 'sriov-a' that m uses"),
+    ("no network used", two_hosts(host("t"), vm("x", "t", networks=NETS)), set(), ""),
 ]
 
 
@@ -69,6 +78,21 @@ def test_each_filter_rejects_the_host_it_should_with_its_reason(case: str, c: Cl
         assert words in reason(c, c.loads, 0, POLICY, FilterKind(next(iter(expected))), t)
     # the VM's own host is always rejected as such
     assert a.rejected[FilterKind.CURRENT.row, c.host_index("src")]
+
+
+def test_the_network_filter_rejects_every_host_lacking_one_of_the_vm_networks_at_once() -> None:
+    hosts = [host("src", networks=NETS), host("both", networks=NETS), host("one", networks=frozenset({"br-prod"})),
+             host("none"), host("other", networks=frozenset({"sriov-a", "vlan-9"}))]
+    c = cluster(hosts, [vm("m", "src", networks=NETS), vm("free", "src")])
+    a = assess(c, c.loads, 0, POLICY)
+    assert a.rejected[FilterKind.NETWORK.row].tolist() == [False, False, True, True, True]
+    assert a.eligible_hosts().tolist() == [1]
+    assert not assess(c, c.loads, 1, POLICY).rejected[FilterKind.NETWORK.row].any()  # uses none: goes anywhere
+    ranking = rank_targets(c, 0, policy=POLICY)
+    assert ranking.target_id == "both"
+    network = next(r for r in ranking.rejections if r.kind == FilterKind.NETWORK)
+    assert (network.hosts, network.example_host) == (3, "one")
+    assert network.reason == "lacks network 'sriov-a' that m uses"
 
 
 def test_excluded_hosts_recently_left_hosts_and_a_subset_of_hosts() -> None:

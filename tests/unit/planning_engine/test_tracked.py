@@ -18,6 +18,7 @@ from advisor.planning.engine.domain_arrays import Measured, Tracked, VmMeasureme
 
 MODELS = ("", "", "", "icelake", "skylake")
 GROUPS = ("db", "web")
+NETWORKS = ("br0", "vlan-7", "sriov")
 
 
 def assert_same(a: Any, b: Any, path: str = "arrays") -> None:
@@ -37,7 +38,7 @@ def assert_same(a: Any, b: Any, path: str = "arrays") -> None:
 def a_host(draw: st.DrawFn, ident: str) -> Host:
     return Host(ident, draw(st.integers(1, 64)), draw(st.integers(1, 8)) * 1024,
                 cpu_model=draw(st.sampled_from(MODELS)), labels={"cluster": draw(st.sampled_from("ab"))},
-                in_maintenance=draw(st.booleans()))
+                in_maintenance=draw(st.booleans()), networks=draw(st.frozensets(st.sampled_from(NETWORKS))))
 
 
 @st.composite
@@ -46,7 +47,8 @@ def a_vm(draw: st.DrawFn, ident: str, host_ids: list[str]) -> Vm:
     groups = st.frozensets(st.sampled_from(GROUPS), max_size=1) if some else st.just(frozenset[str]())
     return Vm(ident, draw(st.sampled_from(host_ids)), draw(st.integers(1, 8)) * 512, draw(st.integers(1, 8)),
               cpu_model=draw(st.sampled_from(MODELS)), affinity_groups=draw(groups),
-              anti_affinity_groups=draw(groups), postcopy_allowed=draw(st.booleans()))
+              anti_affinity_groups=draw(groups), postcopy_allowed=draw(st.booleans()),
+              networks=draw(st.frozensets(st.sampled_from(NETWORKS), max_size=2)) if some else frozenset())
 
 
 def ratio_or_none() -> st.SearchStrategy[float]:

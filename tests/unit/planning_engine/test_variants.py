@@ -22,6 +22,19 @@ def test_a_new_vm_joins_the_groups_it_names_and_leaves_the_others_alone() -> Non
     assert (grown.loads.host_vcpus == c.loads.host_vcpus).all()  # unplaced: no host carries it
 
 
+def test_a_new_vm_is_placed_only_where_its_networks_are_offered() -> None:
+    c = cluster([host("a", networks=frozenset({"br0"})), host("b", networks=frozenset({"br0", "vlan-7"}))],
+                [vm("x", "a", networks=frozenset({"br0"})), vm("y", "b")])
+    grown, new = with_new_vm(c, Vm("n", "", 2048, 2, networks=frozenset({"vlan-7", "nowhere"})))
+    assert grown.networks.names == ("br0", "vlan-7", "nowhere") and c.networks.names == ("br0", "vlan-7")
+    assert [grown.networks.names[k] for k in grown.networks.of_vm.row(0).tolist()] == ["br0"]
+    why = judge(grown, new, grown.host_index("b"), FilterPolicy())
+    assert why == {FilterKind.NETWORK: "lacks network 'nowhere' that n uses"}
+    simple, plain = with_new_vm(c, Vm("p", "", 2048, 2, networks=frozenset({"vlan-7"})))
+    assert FilterKind.NETWORK in judge(simple, plain, 0, FilterPolicy())
+    assert not judge(simple, plain, 1, FilterPolicy())
+
+
 def test_pinned_vms_are_no_longer_movable() -> None:
     c = cluster([host("a")], [vm("x", "a"), vm("y", "a")])
     pinned = with_pinned(c, [1])

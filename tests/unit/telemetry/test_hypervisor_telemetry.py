@@ -23,6 +23,15 @@ def test_inventory_counts_a_guest_where_it_runs() -> None:
     assert a.closed == b.closed == 1
 
 
+def test_a_host_offers_the_networks_it_reports_and_those_its_running_guests_use() -> None:
+    a = ScriptedHost("a", [GuestFacts("vm1", "u1", 128, 1, True, networks=("br-lan", "default")),
+                           GuestFacts("vm2", "u2", 128, 1, False, True, networks=("br-paused",))], {},
+                     networks=("default", "virbr0", "eth0"))
+    change = read_inventory([HostConnection("a", "test://a")], {"test://a": a}.__getitem__)  # type: ignore[arg-type]
+    assert change.hosts[0].networks == {"default", "virbr0", "eth0", "br-lan"}  # a paused guest proves nothing here
+    assert change.vms[0].networks == {"br-lan", "default"}
+
+
 def test_dirty_rate_is_the_mean_of_readings_and_skips_what_it_must() -> None:
     a = ScriptedHost("a", [GuestFacts("vm1", "u1", 128, 1, True), GuestFacts("vm2", "u2", 128, 1, True),
                            GuestFacts("vm3", "u3", 128, 1, True)], {"vm1": [10.0, 20.0, 30.0], "vm2": [], "vm3": [5.0]})

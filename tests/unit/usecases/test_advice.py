@@ -108,6 +108,19 @@ def test_a_new_vm_is_placed_by_the_advisor_only_at_partial_automation_or_more(w:
         w.advice.place_vm(Vm("new-2", "", 4096, 2), [""])
 
 
+def test_a_vm_goes_only_where_its_networks_are_and_an_unknown_network_is_refused(w: World) -> None:
+    a, _, c, d = hosts("a", "b", "c", "d")
+    w.push((replace(a, networks=frozenset({"br0", "vlan-7"})), replace(d, networks=frozenset({"br0", "vlan-7"})),
+            replace(c, networks=frozenset({"br0"}))), [Vm("net", "a", 4096, 2, networks=frozenset({"br0", "vlan-7"}))])
+    rec = w.advice.recommend_target("net", Objective())
+    assert rec.moves[0].target_host_id == "d"  # c is idler but lacks vlan-7
+    assert ("network", 2, "b") in rec.moves[0].rejection_counts
+    placed = w.advice.place_vm(Vm("new-net", "", 4096, 2, networks=frozenset({"vlan-7"})))
+    assert placed.host_id == "d"
+    with pytest.raises(InvalidArgument, match="unknown network 'vlan-9': no host of the inventory offers it"):
+        w.advice.place_vm(Vm("new-2", "", 4096, 2, networks=frozenset({"vlan-9"})))
+
+
 def test_a_dry_run_recommends_without_storing_superseding_or_counting(w: World) -> None:
     kept = w.advice.recommend_target("v1", Objective())
     dry = w.advice.recommend_target("v1", Objective(), dry_run=True)
