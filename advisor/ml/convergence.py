@@ -121,7 +121,7 @@ class ConvergenceModel:
     def learned(self, fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
         """The classifier's calibrated P(converges), before the guards; 1 for post-copy (it always ends)."""
         x = convergence_matrix(fs, deadline_ms)
-        raw = np.asarray(self._booster.predict(x, num_threads=1 if len(x) < 2_000 else 0), dtype=np.float64)
+        raw = np.asarray(self._booster.predict(x), dtype=np.float64)
         p = np.clip(self._calibration.apply(raw), 0.0, 1.0)
         code = fs.column("technique").astype(np.int64)
         return np.asarray(np.where(code == _POSTCOPY, 1.0, p), dtype=np.float64)

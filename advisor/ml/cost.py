@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
@@ -46,6 +45,7 @@ from advisor.ml.cost_features import (
 )
 from advisor.ml.predictor import AnalyticPredictor, CostPredictor
 from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry, load_or_fallback
+from advisor.ml.trees import Forest
 from advisor.physics import apply_guards, validate
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,6 @@ KIND = "cost"
 MODEL_NAME = "lightgbm-cost"
 CONVERGES = "converges"  # the role of the convergence model's file in the card
 PROFILE_SEPARATOR = "@"  # a correction's role in the card's files: "<target>@<profile>"
-
-
-# Below this many rows a prediction runs on one thread: starting threads costs more than a few rows do.
-THREADED_ROWS = 2_000
-
-
-def _threads(rows: int) -> int:
-    return 1 if rows < THREADED_ROWS else 0  # 0: LightGBM's default (all cores)
 
 
 def correction_role(target: str, profile: str) -> str:
@@ -128,11 +120,11 @@ class LearnedCostPredictor:
                     raise ArtifactError(f"the {profile} correction of {target} does not fit the schema")
             self._corrections[PROFILE_CODE[profile]] = dict(models)
         try:
-            self._corrected = np.array(sorted(TECHNIQUES.index(Technique(t)) for t in
-                                              (correction_techniques if correction_techniques is not None
-                                               else TECHNIQUES)), dtype=np.int64)
+            corrected = [TECHNIQUES.index(Technique(t)) for t in
+                         (correction_techniques if correction_techniques is not None else TECHNIQUES)]
         except ValueError as error:
             raise ArtifactError(f"correction techniques: {error}") from None
+        self._corrected = np.isin(np.arange(len(TECHNIQUES)), corrected)  # by technique code
         self._boosters = dict(boosters)
         # low <= 0 <= high so the median stays inside the interval.
         self._low = {t: {k: min(0.0, float(v[0])) for k, v in offsets[t].items()} for t in TARGETS}
@@ -153,17 +145,16 @@ class LearnedCostPredictor:
         profiles = [p if p in PROFILES else DEFAULT_PROFILE for p in table.profiles]
         keys = [interval_key(p, str(t), b) for p, t, b in zip(profiles, table.techniques, fs.bands(), strict=True)]
         out: dict[str, FloatArray] = {}
-        threads = _threads(len(table))
         profile_code = fs.column("profile").astype(np.int64)
-        corrected = np.isin(fs.column("technique").astype(np.int64), self._corrected)
+        corrected = self._corrected[fs.column("technique").astype(np.int64)]
         for target in TARGETS:
             x = fs.columns(target)
             base = fs.base_columns(target) if self._blind_base else x
-            median = np.asarray(self._boosters[target].predict(base, num_threads=threads), dtype=np.float64)
+            median = np.asarray(self._boosters[target].predict(base), dtype=np.float64)
             for code, models in self._corrections.items():
                 rows = (profile_code == code) & corrected
                 if target in models and rows.any():
-                    median[rows] += np.asarray(models[target].predict(x[rows], num_threads=threads), dtype=np.float64)
+                    median[rows] += np.asarray(models[target].predict(x[rows]), dtype=np.float64)
             median = median + fs.offset(target)
             low = np.array([self._low[target][k] for k in keys])
             high = np.array([self._high[target][k] for k in keys])
@@ -181,30 +172,28 @@ class LearnedCostPredictor:
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
         if not rows:
             return []
-        arrays = self.predict_arrays(rows)
-        return [self._cost(arrays, k, inputs, technique) for k, (inputs, technique) in enumerate(rows)]
+        a = self.predict_arrays(rows)
+        # each array read once as Python values: per-element numpy reads cost more than the rows' arithmetic
+        columns = zip(rows, a.total_time_ms.tolist(), a.downtime_ms.tolist(), a.transferred_mib.tolist(),
+                      a.converges.tolist(), a.converge_probability.tolist(), a.guard.tolist(),
+                      a.learned_probability.tolist(), strict=True)
+        return [self._cost(inputs, technique, Interval(*time), Interval(*downtime), Interval(*data), converges, p,
+                           Guard(guard), learned)
+                for (inputs, technique), time, downtime, data, converges, p, guard, learned in columns]
 
-    def _cost(self, arrays: CostArrays, k: int, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
+    def _cost(self, inputs: MigrationInputs, technique: Technique, total_time_ms: Interval, downtime_ms: Interval,
+              transferred_mib: Interval, converges: bool, p: float, guard: Guard, learned: float) -> MigrationCost:
         notes: list[str] = []
-        p = float(arrays.converge_probability[k])
-        guard = Guard(int(arrays.guard[k]))
         if technique.is_precopy:
-            notes.append(convergence_note(guard, inputs, technique, float(arrays.learned_probability[k]), p))
+            notes.append(convergence_note(guard, inputs, technique, learned, p))
         unknown_rate = dirty_rate_note(inputs)
         if unknown_rate:
             notes.append(unknown_rate)
         if inputs.memory_source == "configured":
             notes.append(f"memory in use unknown: all {inputs.memory_mib:.0f} MiB configured assumed copied")
-        return MigrationCost(
-            technique=technique,
-            total_time_ms=Interval(*(float(v) for v in arrays.total_time_ms[k])),
-            downtime_ms=Interval(*(float(v) for v in arrays.downtime_ms[k])),
-            transferred_mib=Interval(*(float(v) for v in arrays.transferred_mib[k])),
-            converges=bool(arrays.converges[k]),
-            model=self._model,
-            notes=tuple(notes),
-            converge_probability=p if math.isfinite(p) else None,
-        )
+        return MigrationCost(technique=technique, total_time_ms=total_time_ms, downtime_ms=downtime_ms,
+                             transferred_mib=transferred_mib, converges=converges, model=self._model,
+                             notes=tuple(notes), converge_probability=p if math.isfinite(p) else None)
 
 
 def registry(models_dir: Path) -> ModelRegistry:
@@ -213,17 +202,17 @@ def registry(models_dir: Path) -> ModelRegistry:
 
 def load_artifact(artifact: Artifact) -> LearnedCostPredictor:
     """Load one checked version; raises ArtifactError (or a card error the registry reports) saying what is wrong."""
-    boosters = {target: lgb.Booster(model_file=str(artifact.path(target))) for target in TARGETS}
+    boosters = {target: Forest.from_file(artifact.path(target)) for target in TARGETS}
     corrections: dict[str, dict[str, Any]] = {}
     for role in artifact.card["files"]:
         target, _, profile = str(role).partition(PROFILE_SEPARATOR)
         if profile:
-            corrections.setdefault(profile, {})[target] = lgb.Booster(model_file=str(artifact.path(role)))
+            corrections.setdefault(profile, {})[target] = Forest.from_file(artifact.path(role))
     intervals = artifact.card["intervals"]
     parsed = {t: {k: (float(v[0]), float(v[1])) for k, v in dict(intervals["offsets"][t]).items()} for t in TARGETS}
     calibration = artifact.card["convergence"]["calibration"]
     try:
-        convergence = ConvergenceModel(lgb.Booster(model_file=str(artifact.path(CONVERGES))),
+        convergence = ConvergenceModel(Forest.from_file(artifact.path(CONVERGES)),
                                        Calibration(tuple(calibration["raw"]), tuple(calibration["calibrated"])))
     except ValueError as error:
         raise ArtifactError(str(error)) from None

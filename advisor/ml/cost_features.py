@@ -22,6 +22,7 @@ constants and which features each target's model uses: change any of them and a 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -141,6 +142,10 @@ def target_columns(target: str) -> list[int]:
     return [FEATURE_NAMES.index(n) for n in TARGET_FEATURES[target]]
 
 
+_POSITION: Final[Mapping[str, int]] = {n: k for k, n in enumerate(FEATURE_NAMES)}
+_TARGET_POSITIONS: Final[Mapping[str, IntArray]] = {t: np.array(target_columns(t), dtype=np.intp) for t in TARGETS}
+
+
 def categorical_positions(target: str) -> list[int]:
     names = TARGET_FEATURES[target]
     return [names.index(c) for c in CATEGORICAL_FEATURES]
@@ -187,7 +192,7 @@ class FeatureSet:
     analytic: AnalyticArrays
 
     def column(self, name: str) -> FloatArray:
-        return self.matrix[:, FEATURE_NAMES.index(name)]
+        return self.matrix[:, _POSITION[name]]
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.matrix, columns=list(FEATURE_NAMES))
@@ -199,23 +204,25 @@ class FeatureSet:
 
     def columns(self, target: str) -> FloatArray:
         """The feature matrix of a target's model."""
-        return self.matrix[:, target_columns(target)]
+        return self.matrix[:, _TARGET_POSITIONS[target]]
 
     def base_columns(self, target: str) -> FloatArray:
         """The feature matrix of a target's base model: the BASE_BLIND columns as an SNU run would have them."""
-        names = TARGET_FEATURES[target]
-        x = self.columns(target).copy()
+        return self._blind[:, _TARGET_POSITIONS[target]]
+
+    @functools.cached_property
+    def _blind(self) -> FloatArray:
+        """The whole matrix with the BASE_BLIND columns as an SNU run would have them (built once per set)."""
+        x = self.matrix.copy()
         usable = np.exp(np.minimum(self.column("log_bandwidth_mib_s"), self.column("log_max_bandwidth_mib_s")))
         budget = np.maximum(usable * SNU_DOWNTIME_MS / 1000.0, 1e-6)
         dirty = np.expm1(self.column("log1p_dirty_rate_mib_s"))
-        snu = {"profile": np.zeros(len(x)), "memory_known": np.ones(len(x)),
-               "log_memory_configured_mib": np.full(len(x), np.nan), "log_budget_mib": np.log(budget),
+        snu: dict[str, float | FloatArray] = {"profile": 0.0, "memory_known": 1.0, "log_memory_configured_mib": np.nan,
+               "log_budget_mib": np.log(budget),
                "log_wss_over_budget": np.log(np.maximum(dirty, MIN_WORKING_SET_MIB) / budget),
-               "log1p_working_set_mib": np.full(len(x), np.nan),
-               "log_max_downtime_ms": np.full(len(x), math.log(SNU_DOWNTIME_MS))}
+               "log1p_working_set_mib": np.nan, "log_max_downtime_ms": math.log(SNU_DOWNTIME_MS)}
         for name in BASE_BLIND:
-            if name in names:
-                x[:, names.index(name)] = snu[name]
+            x[:, _POSITION[name]] = snu[name]
         return x
 
     def offset(self, target: str) -> FloatArray:

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 
 from advisor.domain.model import DirtyRateForecast, ModelRef
 from advisor.features.dirty import BASE_FEATURE, FEATURES, HORIZON_S, build_dirty_features, schema_hash
 from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry, load_or_fallback
+from advisor.ml.trees import Forest
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class LearnedDirtyForecaster:
 
 
 def _load(artifact: Artifact) -> LearnedDirtyForecaster:
-    boosters: dict[str, Any] = {role: lgb.Booster(model_file=str(artifact.path(role))) for role in MODEL_ROLES}
+    boosters: dict[str, Any] = {role: Forest.from_file(artifact.path(role)) for role in MODEL_ROLES}
     raw = artifact.card["interval"]
     interval = ConformalInterval(float(raw["q_low"]), float(raw["q_high"]), float(raw["floor_mib_s"]))
     return LearnedDirtyForecaster(boosters, interval, artifact.version, str(raw["kind"]))

@@ -1,0 +1,127 @@
+"""Benchmark: PredictMigrationCost, the trees inside it and the gRPC call around it.
+
+    .venv/bin/python benchmarks/bench_predict.py [--hosts 1000] [--vms 20000] [--calls 500] [--models models]
+
+First each tree model of the active cost and dirty-rate versions, as LightGBM's predictor and as the compiled
+loop that serves it (advisor.ml.trees), on the 10 rows of one question (five techniques at the expected and at the
+burst dirty rate; best of 5) and on 100,000 rows (a plan's batch); the two must agree exactly. Then `advisor
+serve` in its own process with bench_api's synthetic cluster and samples, PredictMigrationCost timed over loopback
+gRPC (p50 / p99), beside GetAutomation (an authenticated call that does nothing) for the floor of a call. Prints
+figures; asserts nothing about speed (these machines are shared and noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from bench_api import cluster, sample_batches
+
+from advisor.api.client import AdvisorClient
+from advisor.api.v1 import advisor_pb2 as pb
+from advisor.lab.procs import free_port
+
+
+def best_us(call: Callable[[], object], repeat: int = 5, number: int = 50) -> float:
+    call()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            call()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best * 1e6
+
+
+def trees(models: Path) -> None:
+    import lightgbm as lgb
+    import numpy as np
+
+    from advisor.ml.registry import read_active
+    from advisor.ml.trees import Forest
+
+    rng = np.random.default_rng(0)
+    print(f"{'model':34s} {'trees':>5s}  10 rows: LightGBM  compiled   100,000 rows: LightGBM  compiled  same")
+    for kind in ("cost", "dirty_rate"):
+        version = models / kind / read_active(models / kind)
+        for path in sorted(version.glob("*.txt")):
+            booster, forest = lgb.Booster(model_file=str(path)), Forest.from_file(path)
+            x = rng.normal(size=(100_000, forest.num_feature()))
+            x[:, 0] = rng.integers(0, 5, len(x))  # technique code
+            x[rng.random(x.shape) < 0.05] = np.nan
+            same = np.array_equal(booster.predict(x), forest.predict(x))
+            few = (best_us(partial(booster.predict, x[:10], num_threads=1)), best_us(partial(forest.predict, x[:10])))
+            many = (best_us(partial(booster.predict, x), 1, 1) / 1000, best_us(partial(forest.predict, x), 1, 1) / 1000)
+            print(f"{kind + '/' + path.name:34s} {forest.num_trees():5d}  {few[0]:13.1f} us {few[1]:6.1f} us"
+                  f"  {many[0]:17.1f} ms {many[1]:6.1f} ms  {'yes' if same else 'NO'}")
+
+
+def served(args: argparse.Namespace) -> None:
+    rng = random.Random(args.seed)
+    port = free_port()
+    data = tempfile.mkdtemp(prefix="advisor-bench-")
+    secret = subprocess.run([sys.executable, "-m", "advisor.cli", "tokens", "create", "--data-dir", data, "--name",
+                             "bench", "--role", "scheduler"], capture_output=True, text=True, check=True).stdout.strip()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "advisor.cli", "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
+         "--metrics-listen", "", "--log-level", "warning"], env=os.environ.copy())
+    try:
+        with AdvisorClient(f"127.0.0.1:{port}", token=secret, timeout_s=300) as client:
+            t0 = time.perf_counter()
+            client.wait_ready(60)
+            ready_s = time.perf_counter() - t0
+            client.push_inventory(cluster(args.hosts, args.vms, rng))
+            client.stream_samples(sample_batches(args.hosts, args.vms, 10, 5000, rng))
+            vm_ids = [f"vm-{rng.randrange(args.vms):05d}" for _ in range(args.calls)]
+            for vm_id in vm_ids[:20]:  # warm up
+                client.predict(pb.PredictMigrationCostRequest(vm_id=vm_id))
+            floor, predict = [], []
+            for vm_id in vm_ids:
+                t0 = time.perf_counter()
+                client.automation_settings()
+                floor.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                answer = client.predict(pb.PredictMigrationCostRequest(vm_id=vm_id))
+                predict.append((time.perf_counter() - t0) * 1000)
+            model = answer.costs[0].model
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+
+    def pct(values: list[float], q: int) -> float:
+        return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+    print(f"\ncluster: {args.hosts} hosts, {args.vms} VMs; cost model {model.name} {model.version}; {os.cpu_count()} "
+          f"CPUs; server ready in {ready_s:.1f} s; {args.calls} calls each, alternating, over loopback gRPC")
+    print(f"PredictMigrationCost latency:   p50 {pct(predict, 50):6.2f} ms   p99 {pct(predict, 99):6.2f} ms  "
+          f"({len(answer.costs)} techniques)")
+    print(f"GetAutomation (call floor):     p50 {pct(floor, 50):6.2f} ms   p99 {pct(floor, 99):6.2f} ms")
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--vms", type=int, default=20000)
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--models", type=Path, default=Path(__file__).resolve().parents[1] / "models")
+    parser.add_argument("--skip-trees", action="store_true", help="only the served calls")
+    args = parser.parse_args()
+    if not args.skip_trees:
+        trees(args.models)
+    served(args)
+
+
+if __name__ == "__main__":
+    main()
