@@ -29,6 +29,7 @@ from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Pr
 from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters, Move, Technique
 from advisor.domain.transport import TlsMode
 from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
+from advisor.execution.hypervisor import public
 from advisor.execution.monitor import Estimate
 from advisor.execution.runner import (
     ExecutionObserver,
@@ -37,7 +38,6 @@ from advisor.execution.runner import (
     MigrationStore,
     MonitorTuning,
     Runner,
-    public,
 )
 from advisor.planning.links import link_share
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -24,7 +23,7 @@ from advisor.domain.transport import TlsMode, decide
 from advisor.execution import guest_check, monitor
 from advisor.execution.background import Launch, MigrationJob, Pause, Steps
 from advisor.execution.guest_check import GuestVerdict
-from advisor.execution.hypervisor import GuestPulse, Hypervisor, HypervisorError, MigrationTarget, UriRefused
+from advisor.execution.hypervisor import GuestPulse, Hypervisor, HypervisorError, MigrationTarget, public
 from advisor.execution.monitor import MonitorPlan
 
 log = logging.getLogger("advisor.execution")
@@ -35,17 +34,6 @@ SETTLE_S = 5.0
 SETTLE_POLL_S = 0.2
 # Between the two looks at a guest on its new host when the first does not settle whether it answers.
 GUEST_CHECK_S = 2.0
-
-
-def public(error: Exception) -> str:
-    """What a client may read of an error. The advisor's own errors say what they say; a hypervisor's words can
-    carry what the caller must not see (a file's first line from a crafted URI, addresses, paths), so they stay
-    in the log under an incident id that the client gets instead."""
-    if isinstance(error, AdvisorError | UriRefused):
-        return str(error)
-    incident = uuid.uuid4().hex[:8]
-    log.warning("hypervisor error", extra={"incident": incident, "error": str(error)})
-    return f"the hypervisor reported an error (incident {incident}; details in the advisor's log)"
 
 
 class MigrationStore(Protocol):
