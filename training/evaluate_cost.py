@@ -33,8 +33,7 @@ import numpy as np
 import pandas as pd
 
 from advisor.domain.model import Technique
-from advisor.ml.convergence import CONVERGE_CONFIDENCE
-from advisor.ml.cost import interval_key
+from advisor.ml.cost import CONVERGE_THRESHOLD, interval_key
 from advisor.ml.cost_features import TARGETS
 from advisor.ml.profile_serving import profile_costs
 from advisor.ml.profiles import HostProfile, calibrate
@@ -199,7 +198,7 @@ class CrossValidated:
         inside = coverage_inside(self.data, self.residual()["total_time_ms"], cells(self.data)[0],
                                  rows & self.data.completed)
         return Method({t: np.exp(self.median[t][rows]) for t in TARGETS}, inside[rows],
-                      self.probability[rows] < CONVERGE_CONFIDENCE)
+                      self.probability[rows] <= CONVERGE_THRESHOLD)
 
 
 def cross_validated(data: Prepared, cfg: TrainConfig) -> CrossValidated:
@@ -226,7 +225,7 @@ def learned_transfer(train: CrossValidated, keep: np.ndarray, test: pd.DataFrame
     calibration = isotonic(train.raw[keep][conv], data.completed[conv], data.weight[conv])
     p = calibration.apply(raw_probability(fit_convergence(data, cfg), held))
     p = np.where(guard_probability(held) == 0.0, 0.0, p)
-    return Method({t: np.exp(v) for t, v in median.items()}, inside, p < CONVERGE_CONFIDENCE)
+    return Method({t: np.exp(v) for t, v in median.items()}, inside, p <= CONVERGE_THRESHOLD)
 
 
 # ---- sections ----------------------------------------------------------------------------------------------------
