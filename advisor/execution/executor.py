@@ -166,6 +166,11 @@ class Executor:
                 raise FailedPrecondition(
                     f"operation {operation_id} is in post-copy: aborting now would lose the guest; it will finish"
                 )
+            if record.phase is Phase.COLD:
+                raise FailedPrecondition(
+                    f"operation {operation_id} is a cold move under way: it runs to its end (each step leaves the "
+                    "guest defined on one host; stopping between them would leave it off)"
+                )
             live.user_abort = (reason or "aborted on request") + (f" (by {actor})" if actor else "")
             if operation_id in self._queue:
                 self._queue.remove(operation_id)

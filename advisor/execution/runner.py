@@ -166,6 +166,9 @@ class Runner:
         except (HypervisorError, AdvisorError) as error:
             self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED, f"cannot start: {public(error)}")
             return
+        if record.parameters.technique is Technique.COLD:
+            yield from self._cold(live, source, target)
+            return
         plan = monitor_plan(record.parameters, self._tuning)
         state, actions = monitor.start(plan)
         self.note(live, Phase.PRECOPY, f"migrating {record.vm_id} to {record.target_host_id} by "
@@ -180,6 +183,21 @@ class Runner:
         if self._stopping.is_set():
             return  # the migration goes on in the hypervisors; the next start reconciles it
         yield from self._conclude(live, state, job.result())
+        source.close()
+
+    def _cold(self, live: Live, source: Hypervisor, target: MigrationTarget) -> Steps[None]:
+        """A cold move: no job statistics to poll and nothing to steer, only its end to wait for. It runs to its
+        end (the executor refuses to abort it: each step leaves the guest defined on one host)."""
+        record = live.record
+        timeout_s = record.parameters.shutdown_timeout_ms / 1000
+        self.note(live, Phase.COLD, f"moving {record.vm_id} cold to {record.target_host_id}: shutting it down "
+                                     f"(forced off after {timeout_s:.0f} s), then starting it there")
+        job = self._launch(source, record.vm_id, target, record.parameters)
+        while job.running():
+            yield Pause(self._poll_s, job)
+            if self._stopping.is_set():
+                return  # the move goes on in its thread; the next start reconciles it
+        yield from self._conclude(live, monitor.MonitorState(phase=Phase.COLD), job.result())
         source.close()
 
     def _watch(
@@ -276,6 +294,8 @@ class Runner:
         else:
             why = "as asked (see the timeline)" if state.abort_requested else public(HypervisorError(result.error))
             message = f"{final}: {why}; guest runs on {where}"
+        if result.detail:
+            message += f" ({result.detail})"
         self._end(live, result, final, message)
 
     def _where(self, record: MigrationRecord) -> Steps[GuestLocation]:
