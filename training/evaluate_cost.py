@@ -37,6 +37,7 @@ from advisor.ml.cost import CONVERGE_THRESHOLD, interval_key
 from advisor.ml.cost_features import TARGETS
 from advisor.ml.profile_serving import profile_costs
 from advisor.ml.profiles import HostProfile, calibrate
+from advisor.physics import TECHNIQUES
 from training import few_shot
 from training.cost_data import DEFAULT_LAB_DATA, load_all, with_variants
 from training.cost_eval import MIN_GROUP_MIGRATIONS, coverage_inside, guard_probability
@@ -62,7 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- generated evaluation: begin (python -m training.evaluate_cost --docs docs/learning.md) -->"
 END = "<!-- generated evaluation: end -->"
 ALL = "all"
-ROWS = (*(str(t) for t in Technique), ALL)
+ROWS = (*(str(t) for t in TECHNIQUES), ALL)
 CALIBRATION_SAMPLE = 3000  # migrations a physics profile is calibrated from, at most
 CALIBRATION_SEED = 16
 QUICK_SNU_SHARE = 0.02

@@ -30,13 +30,12 @@ from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParame
 from advisor.domain.transport import TlsMode
 from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
 from advisor.execution.hypervisor import public
-from advisor.execution.monitor import Estimate
+from advisor.execution.monitor import Estimate, MonitorTuning
 from advisor.execution.runner import (
     ExecutionObserver,
     HostEndpoint,
     Live,
     MigrationStore,
-    MonitorTuning,
     Runner,
 )
 from advisor.planning.links import link_share
@@ -192,6 +191,11 @@ class Executor:
             if record.phase is Phase.POSTCOPY:
                 raise FailedPrecondition(
                     f"operation {operation_id} is in post-copy: aborting now would lose the guest; it will finish"
+                )
+            if record.phase is Phase.COLD:
+                raise FailedPrecondition(
+                    f"operation {operation_id} is a cold move under way: it runs to its end (each step leaves the "
+                    "guest defined on one host; stopping between them would leave it off)"
                 )
             live.user_abort = (reason or "aborted on request") + (f" (by {actor})" if actor else "")
             if operation_id in self._queue:

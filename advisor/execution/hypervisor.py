@@ -112,6 +112,14 @@ class Hypervisor(Protocol):
         """Run a live migration to the end (blocking); steer it meanwhile from another thread."""
         ...
 
+    def cold_move(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
+        """Move a guest cold, to the end (blocking): define it on the target from this host's definition, shut it
+        down (forced off after `parameters.shutdown_timeout_ms`), copy its disks that are not shared (none today),
+        remove its definition here and start it there. Downtime is from the shutdown until it runs on the
+        target; the data, its definition. A failure leaves the guest defined on one host, started again where it
+        ran when it can be, and the result's `detail` says which ("the source", "the target") and how it is."""
+        ...
+
     def progress(self, guest: str) -> Progress | None:
         """The running migration's progress; None when no migration job runs."""
         ...

@@ -18,6 +18,7 @@ class Technique(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TECHNIQUE_PRECOPY_XBZRLE: _ClassVar[Technique]
     TECHNIQUE_PRECOPY_COMPRESS: _ClassVar[Technique]
     TECHNIQUE_POSTCOPY: _ClassVar[Technique]
+    TECHNIQUE_COLD: _ClassVar[Technique]
 
 class RecommendationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -59,12 +60,14 @@ class MigrationPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MIGRATION_PHASE_SUCCEEDED: _ClassVar[MigrationPhase]
     MIGRATION_PHASE_FAILED: _ClassVar[MigrationPhase]
     MIGRATION_PHASE_ABORTED: _ClassVar[MigrationPhase]
+    MIGRATION_PHASE_COLD: _ClassVar[MigrationPhase]
 TECHNIQUE_UNSPECIFIED: Technique
 TECHNIQUE_PRECOPY: Technique
 TECHNIQUE_PRECOPY_AUTOCONVERGE: Technique
 TECHNIQUE_PRECOPY_XBZRLE: Technique
 TECHNIQUE_PRECOPY_COMPRESS: Technique
 TECHNIQUE_POSTCOPY: Technique
+TECHNIQUE_COLD: Technique
 RECOMMENDATION_STATE_UNSPECIFIED: RecommendationState
 RECOMMENDATION_STATE_PROPOSED: RecommendationState
 RECOMMENDATION_STATE_APPROVED: RecommendationState
@@ -94,6 +97,7 @@ MIGRATION_PHASE_POSTCOPY: MigrationPhase
 MIGRATION_PHASE_SUCCEEDED: MigrationPhase
 MIGRATION_PHASE_FAILED: MigrationPhase
 MIGRATION_PHASE_ABORTED: MigrationPhase
+MIGRATION_PHASE_COLD: MigrationPhase
 
 class Host(_message.Message):
     __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address", "migration_tls", "networks")
@@ -398,7 +402,7 @@ class Objective(_message.Message):
     def __init__(self, max_downtime_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., minimize_transferred: _Optional[bool] = ...) -> None: ...
 
 class MigrationParameters(_message.Message):
-    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls")
+    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls", "shutdown_timeout_ms")
     TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -409,6 +413,7 @@ class MigrationParameters(_message.Message):
     COMPRESSION_THREADS_FIELD_NUMBER: _ClassVar[int]
     POSTCOPY_BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     TLS_FIELD_NUMBER: _ClassVar[int]
+    SHUTDOWN_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     technique: Technique
     bandwidth_mib_s: float
     max_downtime_ms: float
@@ -419,7 +424,8 @@ class MigrationParameters(_message.Message):
     compression_threads: int
     postcopy_bandwidth_mib_s: float
     tls: bool
-    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ...) -> None: ...
+    shutdown_timeout_ms: float
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ..., shutdown_timeout_ms: _Optional[float] = ...) -> None: ...
 
 class HostAssessment(_message.Message):
     __slots__ = ("host_id", "eligible", "rejections", "score", "cpu_after_ratio", "memory_after_ratio")
