@@ -24,11 +24,10 @@ e.g. compression's CPU cost) and the split-conformal p10 and p90 around it, blen
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from advisor.domain.model import Technique
 from advisor.features.inputs import InputTable
@@ -150,39 +149,38 @@ def fit_parameters(table: InputTable, observed: Observed, prior_weight: float = 
         parts = [np.clip(np.nan_to_num(errors[t], nan=0.0), -1.5, 1.5) for t in TARGETS]
         return np.concatenate([*parts, prior_residual(x)])
 
-    # Fitted in [0, 1] per parameter (log-scaled for the factors), so that one finite-difference step (10% of a
-    # parameter's range) is large enough to see the rounds' steps in the rates.
-    def to_unit(values: Mapping[str, float]) -> FloatArray:
-        return np.array([_to_unit(p, values[p]) for p in PARAMETERS])
-
-    def from_unit(u: FloatArray) -> FloatArray:
-        return np.array([_from_unit(p, float(v)) for p, v in zip(PARAMETERS, u, strict=True)])
-
-    def unit_residuals(u: FloatArray) -> FloatArray:
-        return residuals(from_unit(u))
-
-    fits = [least_squares(unit_residuals, np.clip(to_unit(start), 0.0, 1.0), bounds=(0.0, 1.0), diff_step=0.1,
-                          x_scale=1.0, max_nfev=200)
-            # the rounds make the loss a staircase in the rates, and a fixed stop trades with a scaled one
-            for start in (PRIOR, {**PRIOR, "throughput": 0.7, "round_overhead_ms": 100.0},
-                          {**PRIOR, "downtime_scale": 0.3, "stop_ms": 20.0})]
-    best = min(fits, key=lambda fit: float(fit.cost))
-    return unpack(from_unit(best.x))
+    low = np.array([BOUNDS[p][0] for p in PARAMETERS])
+    high = np.array([BOUNDS[p][1] for p in PARAMETERS])
+    best = min((levenberg_marquardt(residuals, np.clip(np.array([start[p] for p in PARAMETERS]), low, high), low, high)
+                # the rounds make the loss a staircase in the rates, and a fixed stop trades with a scaled one
+                for start in (PRIOR, {**PRIOR, "throughput": 0.7, "round_overhead_ms": 100.0},
+                              {**PRIOR, "downtime_scale": 0.3, "stop_ms": 20.0})),
+               key=lambda x: float(np.sum(residuals(x) ** 2)))
+    return unpack(best)
 
 
-def _to_unit(name: str, value: float) -> float:
-    low, high = BOUNDS[name]
-    if name in ADDITIVE:
-        return (value - low) / (high - low)
-    return math.log(value / low) / math.log(high / low)
-
-
-def _from_unit(name: str, u: float) -> float:
-    low, high = BOUNDS[name]
-    u = min(max(u, 0.0), 1.0)
-    if name in ADDITIVE:
-        return low + u * (high - low)
-    return float(low * math.exp(u * math.log(high / low)))
+def levenberg_marquardt(residuals: Callable[[FloatArray], FloatArray], x: FloatArray, low: FloatArray,
+                        high: FloatArray, iterations: int = 30) -> FloatArray:
+    """Bounded least squares for a few parameters: damped Gauss-Newton steps on a finite-difference Jacobian whose
+    relative step (5%) is large enough to see the rounds' steps, each step clipped into the bounds. (scipy's
+    `least_squares` from the same starts settles in worse optima of this staircase loss: SNU physics left one
+    workload out, downtime median APE 38% here against 64% with it, 2026-12-06.)"""
+    r = residuals(x)
+    damping = 1e-2
+    for _ in range(iterations):
+        h = np.maximum(np.abs(x) * 0.05, (high - low) * 0.01)
+        jacobian = np.column_stack([(residuals(x + np.eye(len(x))[i] * h[i]) - r) / h[i] for i in range(len(x))])
+        a, g = jacobian.T @ jacobian, jacobian.T @ r
+        step = np.linalg.solve(a + damping * np.diag(np.diag(a) + 1e-9), -g)
+        candidate = np.clip(x + step, low, high)
+        r_new = residuals(candidate)
+        if float(r_new @ r_new) < float(r @ r):
+            x, r, damping = candidate, r_new, damping / 3
+        else:
+            damping *= 4
+            if damping > 1e6:
+                break
+    return x
 
 
 def conformal_offsets(errors: FloatArray) -> tuple[float, float, float] | None:
