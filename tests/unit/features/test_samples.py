@@ -45,19 +45,6 @@ def test_out_of_order_samples_slot_into_place_and_same_time_replaces() -> None:
     assert values[:, 2].tolist() == [1.0, 2.0, 33.0]
 
 
-def test_memory_is_bounded_per_entity() -> None:
-    store = SeriesStore(VM_FIELDS, capacity=120)
-    for t in range(1000):
-        store.add("v", float(t), (0.5, 100.0, 1.0))
-    assert store.nbytes() == 120 * (8 + 4 * len(VM_FIELDS))
-    assert math.isclose(float(store.window("v")[0][0]), 880.0)
-
-
-def test_capacity_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="capacity"):
-        SeriesStore(VM_FIELDS, capacity=0)
-
-
 def test_latest_after_the_ring_wrapped_is_the_newest_measured() -> None:
     store = SeriesStore(VM_FIELDS, capacity=3)
     for t, dirty in enumerate((1.0, 2.0, 3.0, None, None)):  # the ring wraps; the newest two lack a dirty rate
