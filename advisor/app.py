@@ -14,12 +14,12 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from advisor.adapters.datadir import DataDirInUse, DataDirLock, read_addresses
+from advisor.adapters.datadir import DataDirLock, read_addresses
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.prometheus.queries import PrometheusQueries
 from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.adapters.sqlite.access import AuditLog, TokenStore
-from advisor.adapters.sqlite.db import Database, StorageError
+from advisor.adapters.sqlite.db import Database
 from advisor.adapters.sqlite.samples import SampleArchive
 from advisor.adapters.sqlite.sessions import SessionStore
 from advisor.adapters.sqlite.store import SqliteStore
@@ -27,9 +27,10 @@ from advisor.adapters.training_job import SubprocessTrainingJob
 from advisor.api.auth import AccessInterceptor, CallLimits
 from advisor.api.server import RunningServer, Tls, start_server
 from advisor.api.servicers import StreamLimits
-from advisor.config import ConfigError, Settings, check, policies
-from advisor.domain.access import Role, TokenError, Tokens
+from advisor.config import Settings, check, policies
+from advisor.domain.access import Role, Tokens
 from advisor.domain.automation import Level
+from advisor.domain.errors import ConfigError
 from advisor.domain.expiry import ExpiryRules
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord
@@ -374,8 +375,6 @@ def serve(settings: Settings) -> None:
 # -- What the command line opens itself, without a server (one serving the same directory sees a change at once)
 
 DATABASE_FILE = "advisor.sqlite3"
-# An unusable setup (settings, data directory, database, a token's name): the command line's exit code 2.
-SETUP_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataDirInUse, StorageError, TokenError)
 published = read_addresses  # what the advisor serving a data directory published of itself: pid, addresses
 open_hypervisor: Callable[[str], Hypervisor] = LibvirtHypervisor  # how the advisor connects to a hypervisor
 

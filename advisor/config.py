@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.domain.access import Role
+from advisor.domain.errors import ConfigError
 from advisor.domain.transport import TlsMode
 from advisor.domain.uris import UriPattern
 from advisor.execution.executor import MonitorTuning
@@ -18,10 +19,6 @@ from advisor.planning.engine import AntiChurn, Concurrency, FilterPolicy, PlanSe
 from advisor.planning.technique import TechniqueRules
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-
-
-class ConfigError(ValueError):
-    """A setting is unknown or has a value of the wrong kind; the message names it and where it came from."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -34,13 +36,61 @@ def paint(text: str, colour: str, enabled: bool | None = None) -> str:
     return f"\x1b[{_COLOURS[colour]}m{text}\x1b[0m"
 
 
+ELLIPSIS = "\u2026"
+NARROWEST = 12  # a column shrunk to fit the terminal keeps at least this many characters (or its header's)
+
+
+def count(n: int, noun: str) -> str:
+    """"1 host", "2 hosts", "0 VMs"."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def terminal_width(stream: object = None) -> int | None:
+    """How wide output may be: $COLUMNS or the terminal's width; None into a pipe or a file, where nothing is cut
+    (a script reads whole lines)."""
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    if "COLUMNS" not in os.environ and not (isatty and isatty()):
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def wrap(text: str, first: str = "", rest: str | None = None, width: int | None = None) -> str:
+    """A paragraph wrapped to `width` (default: the terminal's, see terminal_width; into a pipe, one line), its
+    first line after `first`, the others after `rest` (default: as many spaces)."""
+    width = terminal_width() if width is None else width
+    rest = " " * len(first) if rest is None else rest
+    if width is None or len(first) + len(text) <= width:
+        return first + text
+    return textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False,
+                         break_long_words=False)
+
+
+def _shrink(cells: list[list[str]], widths: list[int], fit: int, limit: int) -> None:
+    """Narrow column `fit` (free text) so that the row fits `limit` characters, ending cut cells with an ellipsis;
+    the other columns (ids, numbers) are never cut."""
+    over = sum(widths) + 2 * (len(widths) - 1) - limit
+    if over <= 0:
+        return
+    narrow = max(widths[fit] - over, min(widths[fit], max(NARROWEST, len(cells[0][fit]))))
+    for row in cells[1:]:
+        if len(row[fit]) > narrow:
+            row[fit] = row[fit][: narrow - 1].rstrip() + ELLIPSIS
+    widths[fit] = narrow
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, right: Sequence[int] = (),
-          colours: Mapping[int, Callable[[str], str]] | None = None) -> str:
+          colours: Mapping[int, Callable[[str], str]] | None = None, fit: int | None = None,
+          width: int | None = None) -> str:
     """Columns padded to their widest cell; the columns whose indexes are in `right` are right-aligned. A column in
     `colours` is painted by the colour its function names for the cell's text (after padding, so that alignment
-    holds; only on a terminal)."""
+    holds; only on a terminal). Column `fit`, a free-text one, is cut with an ellipsis so that the table fits
+    `width` (default: the terminal's, see terminal_width)."""
     cells = [[str(h) for h in headers], *[["" if c is None else safe(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    limit = terminal_width() if fit is not None and width is None else width
+    if fit is not None and limit is not None:
+        _shrink(cells, widths, fit, limit)
 
     enabled = bool(colours) and colour_wanted()
 

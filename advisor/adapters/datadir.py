@@ -14,11 +14,13 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
+from advisor.domain.errors import SetupError
+
 LOCK_FILE = "advisor.lock"
 ADDRESS_FILE = "advisor.json"
 
 
-class DataDirInUse(RuntimeError):
+class DataDirInUse(SetupError, RuntimeError):
     """Another advisor holds the data directory."""
 
 

@@ -1,4 +1,6 @@
-"""What every client command shares: how to reach the advisor (address, token, TLS, timeout) and how to print."""
+"""What every client command shares: how to reach the advisor (address, token, TLS, timeout) and how to print.
+
+Imported to build the parser, so it imports gRPC and protobuf only when a command runs."""
 
 from __future__ import annotations
 
@@ -6,15 +8,17 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from google.protobuf import json_format
-from google.protobuf.message import Message
+from advisor.domain.errors import ConfigError
+from advisor.tables import count
 
-from advisor.api.client import AdvisorClient, ClientTls
-from advisor.config import ConfigError
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from advisor.api.client import AdvisorClient
+    from advisor.api.v1 import advisor_pb2 as pb
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -31,6 +35,32 @@ def client_args(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print the answer as JSON")
 
 
+def move_index(text: str) -> int:
+    """A move as people number it, from 1 (`--move 2`), as the API's index, from 0."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a move's number, from 1 (got {text!r})") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"moves are numbered from 1 (got {number})")
+    return number - 1
+
+
+def execute_move(client: AdvisorClient, rec_id: str, index: int, *, retry: bool = False) -> pb.Operation:
+    """Start the move of index `index` (shown as `index + 1`); a move beyond the plan is said in the numbers people
+    use, where the API names its 0-based `move_index`."""
+    from advisor.api.client import ClientError
+
+    try:
+        return client.execute(rec_id, index, retry=retry)
+    except ClientError as error:
+        if error.code != "INVALID_ARGUMENT" or not error.details.startswith("move_index"):
+            raise
+        moves = len(client.get_recommendation(rec_id).moves)
+        raise ConfigError(f"--move {index + 1}: recommendation {rec_id} has {count(moves, 'move')}, numbered from "
+                          "1") from None
+
+
 def _read(path: Path | None, what: str) -> bytes | None:
     if path is None:
         return None
@@ -42,6 +72,8 @@ def _read(path: Path | None, what: str) -> bytes | None:
 
 def connect(args: argparse.Namespace) -> AdvisorClient:
     """A client from the common flags (and $ADVISOR_SERVER, $ADVISOR_TOKEN)."""
+    from advisor.api.client import AdvisorClient, ClientTls
+
     if args.timeout is not None and not 0 < args.timeout <= 86_400:
         raise ConfigError(f"--timeout must be in (0, 86400] seconds (got {args.timeout:g})")
     server = args.server or os.environ.get("ADVISOR_SERVER") or DEFAULT_SERVER
@@ -57,12 +89,22 @@ def connect(args: argparse.Namespace) -> AdvisorClient:
     return AdvisorClient(server, token=token.strip(), tls=tls, timeout_s=args.timeout)
 
 
-def as_json(value: Message | Sequence[Message] | dict[str, Any]) -> str:
+def as_json(value: Message | dict[str, Any]) -> str:
+    """The API's message in protobuf's JSON mapping (what `--json` prints), or a dict of them."""
+    from google.protobuf import json_format
+    from google.protobuf.message import Message
+
     if isinstance(value, Message):
         return json_format.MessageToJson(value)
-    if isinstance(value, Sequence):
-        return json.dumps([json_format.MessageToDict(m) for m in value], indent=2)
-    return json.dumps(value, indent=2, default=str)
+    return json.dumps({k: json_format.MessageToDict(v) if isinstance(v, Message) else v for k, v in value.items()},
+                      indent=2, default=str)
+
+
+def as_json_line(message: Message) -> str:
+    """One message as one line of JSON (a stream of them: `watch --json`)."""
+    from google.protobuf import json_format
+
+    return json.dumps(json_format.MessageToDict(message))
 
 
 def emit(text: str) -> None:

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.cli.common import as_json, connect, emit
+from advisor.cli.common import as_json, as_json_line, connect, emit, execute_move
 from advisor.cli.render import (
     hosts_table,
     phase_name,
@@ -24,20 +24,27 @@ from advisor.cli.render import (
     render_recommendation,
     vms_rows,
 )
-from advisor.config import ConfigError
-from advisor.tables import safe, table
+from advisor.domain.errors import ConfigError
+from advisor.tables import count, safe, table
 
 
 def push_example(client: AdvisorClient, example: dict[str, Any], now_s: float) -> tuple[int, int, int]:
     """Push an example file's inventory, then its samples stamped `now_s`; return (hosts, VMs, samples)."""
+    inventory, samples = push_file(client, example, now_s)
+    return (inventory.hosts_upserted, inventory.vms_upserted,
+            samples.host_samples_accepted + samples.vm_samples_accepted)
+
+
+def push_file(client: AdvisorClient, example: dict[str, Any], now_s: float
+              ) -> tuple[pb.PushInventoryResponse, pb.PushSamplesResponse]:
+    """Push an example file's inventory, then its samples stamped `now_s`; the advisor's two answers."""
     inventory = json_format.ParseDict(example["inventory"], pb.PushInventoryRequest())
-    client.push_inventory(inventory)
+    pushed = client.push_inventory(inventory)
     samples = json_format.ParseDict(example.get("samples", {}), pb.PushSamplesRequest())
     for sample in [*samples.host_samples, *samples.vm_samples]:
         if not sample.HasField("time"):
             sample.time.FromNanoseconds(int(now_s * 1e9))  # type: ignore[attr-defined]
-    client.push_samples(samples)
-    return len(inventory.hosts), len(inventory.vms), len(samples.host_samples) + len(samples.vm_samples)
+    return pushed, client.push_samples(samples)
 
 
 def read_example(path: Path) -> dict[str, Any]:
@@ -56,21 +63,22 @@ def cmd_push(args: argparse.Namespace) -> int:
     example = read_example(args.file)
     with connect(args) as client:
         try:
-            hosts, vms, samples = push_example(client, example, time.time())
+            inventory, samples = push_file(client, example, time.time())
         except json_format.ParseError as error:
             raise ConfigError(f"{args.file}: {error}") from None
-    if args.json:
-        emit(as_json({"hosts": hosts, "vms": vms, "samples": samples}))
+    if args.json:  # the answers of PushInventory and PushSamples
+        emit(as_json({"inventory": inventory, "samples": samples}))
     else:
-        emit(f"pushed {hosts} hosts, {vms} VMs, {samples} samples")
+        emit(f"pushed {count(inventory.hosts_upserted, 'host')}, {count(inventory.vms_upserted, 'VM')}, "
+             f"{count(samples.host_samples_accepted + samples.vm_samples_accepted, 'sample')}")
     return 0
 
 
 def cmd_hosts(args: argparse.Namespace) -> int:
     with connect(args) as client:
         hosts = list(client.list_hosts())
-    if args.json:
-        emit(as_json(hosts))
+    if args.json:  # every page in one ListHostsResponse
+        emit(as_json(pb.ListHostsResponse(hosts=hosts)))
     else:
         emit(hosts_table(hosts))
     return 0
@@ -79,11 +87,11 @@ def cmd_hosts(args: argparse.Namespace) -> int:
 def cmd_vms(args: argparse.Namespace) -> int:
     with connect(args) as client:
         vms = list(client.list_vms(args.host or ""))
-    if args.json:
-        emit(as_json(vms))
+    if args.json:  # every page in one ListVmsResponse
+        emit(as_json(pb.ListVmsResponse(vms=vms)))
     else:
         emit(table(["vm", "host", "vCPUs", "MiB", "CPU", "dirty MiB/s", "anti-affinity"], vms_rows(vms),
-                   right=(2, 3, 4, 5)))
+                   right=(2, 3, 4, 5), fit=6))
     return 0
 
 
@@ -138,7 +146,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     with connect(args) as client:
         if args.migrate_command == "execute":
-            op = client.execute(args.recommendation, args.move)
+            op = execute_move(client, args.recommendation, args.move)
             if not args.watch:
                 emit(as_json(op) if args.json else f"operation {op.operation_id}: {phase_name(op.phase)}")
                 return 0
@@ -156,7 +164,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             return 0
         for p in client.watch(operation_id):
             if args.json:
-                emit(json.dumps(json_format.MessageToDict(p)))  # one JSON object per line
+                emit(as_json_line(p))  # one JSON object per line
             else:
                 emit(progress_line(p))
         final = client.operation(operation_id)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.tables import paint, safe, table
+from advisor.tables import count, paint, safe, table, wrap
 
 # How a state looks on a terminal (colour only there): green done, red went wrong, yellow waits for a person.
 STATE_COLOURS = {"proposed": "yellow", "approved": "cyan", "executing": "blue", "running": "blue", "queued": "blue",
@@ -37,6 +37,12 @@ def state_name(value: int) -> str:
     return pb.RecommendationState.Name(value).removeprefix("RECOMMENDATION_STATE_").lower()
 
 
+def model_label(model: pb.ModelInfo, *, interval: bool = True) -> str:
+    """"lightgbm-cost 2.1.0, p10-p90 conformal ..." from what is known of a model (no empty parts)."""
+    name = " ".join(safe(part) for part in (model.name, model.version) if part) or "model not named"
+    return name + (f", {safe(model.interval_kind)}" if interval and model.interval_kind else "")
+
+
 def _est(e: pb.Estimate, scale: float = 1.0, digits: int = 0) -> str:
     return f"{e.median / scale:.{digits}f} [{e.low / scale:.{digits}f}-{e.high / scale:.{digits}f}]"
 
@@ -51,7 +57,8 @@ def render_costs(costs: Sequence[pb.MigrationCost], chosen: int | None = None) -
         for c in costs
     ]
     model = costs[0].model if costs else pb.ModelInfo()
-    note = safe(f"model: {model.name} {model.version} (interval: {model.interval_kind})")
+    note = f"model: {model_label(model, interval=False)}" + (
+        f" (interval: {safe(model.interval_kind)})" if model.interval_kind else "")
     if model.fallback_reason:
         note += f"\nfallback: {safe(model.fallback_reason)}"
     return table(["technique", "total s [interval]", "downtime ms", "MiB sent", "converges"], rows) + "\n" + note
@@ -69,9 +76,11 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
     why, the alternatives and the hosts ruled out with their reasons (`ruled_out[i]`, fetched for move i), and
     the history."""
     state = state_name(rec.state)
-    name = safe(rec.id) or "(dry run, not stored)"
-    out = [f"Recommendation {name} ({safe(rec.goal)}), {paint(state, state_colour(state))}, "
-           f"priority {rec.priority} ({safe(rec.priority_reason) or 'no reason given'})", f"  {safe(rec.summary)}",
+    # an answer that was not stored has no id and no state of its own: nothing to approve
+    standing = f"{safe(rec.id)} ({safe(rec.goal)}), {paint(state, state_colour(state))}" if rec.id else (
+        f"({safe(rec.goal)}), dry run: not stored, nothing to approve")
+    out = [f"Recommendation {standing}, priority {rec.priority} ({safe(rec.priority_reason) or 'no reason given'})",
+           wrap(safe(rec.summary), "  "),
            f"  automation {safe(rec.automation_level) or 'manual'} in cluster {safe(rec.cluster) or 'default'}; "
            f"{_gain(rec)}"]
     if rec.decided_by:
@@ -88,19 +97,19 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
         p = move.parameters
         c = move.predicted_cost
         probability = f" (p = {c.converge_probability:.2f})" if c.HasField("converge_probability") else ""
-        out += ["", f"Move {i}: {safe(move.vm_id)} {safe(move.source_host_id)} -> {safe(move.target_host_id)}, "
+        out += ["", f"Move {i + 1}: {safe(move.vm_id)} {safe(move.source_host_id)} -> {safe(move.target_host_id)}, "
                     f"{move_state_name(move.state)}" + (f", attempt {move.attempts} ({safe(move.operation_id)})"
                                                         if move.attempts else ""),
-                f"  predicted: {_est(c.total_time_ms, 1000, 1)} s, downtime {_est(c.downtime_ms)} ms, "
-                f"{_est(c.transferred_mib)} MiB, converges {'yes' if c.converges else 'NO'}{probability} "
-                f"({safe(c.model.name)} {safe(c.model.version)}, {safe(c.model.interval_kind)})"]
-        out += ["", "Why:"] + [f"  - {safe(r)}" for r in move.reasons]
+                wrap(f"{_est(c.total_time_ms, 1000, 1)} s, downtime {_est(c.downtime_ms)} ms, "
+                     f"{_est(c.transferred_mib)} MiB, converges {'yes' if c.converges else 'NO'}{probability} "
+                     f"({model_label(c.model)})", "  predicted: ", "    ")]
+        out += ["", "Why:"] + [wrap(safe(r), "  - ", "    ") for r in move.reasons]
         switch = f", switch to post-copy after {p.postcopy_after_ms / 1000:.1f} s" if p.HasField(
             "postcopy_after_ms") else ""
         out += [
             "",
-            f"Parameters: {technique_name(p.technique)}, bandwidth {p.bandwidth_mib_s:.0f} MiB/s, "
-            f"max downtime {p.max_downtime_ms:.0f} ms, deadline {p.deadline_ms / 1000:.0f} s{switch}",
+            wrap(f"{technique_name(p.technique)}, bandwidth {p.bandwidth_mib_s:.0f} MiB/s, max downtime "
+                 f"{p.max_downtime_ms:.0f} ms, deadline {p.deadline_ms / 1000:.0f} s{switch}", "Parameters: ", "  "),
             "",
             "Targets considered:",
         ]
@@ -109,17 +118,18 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
              f"{a.cpu_after_ratio:.0%}", f"{a.memory_after_ratio:.0%}", "; ".join(a.rejections)]
             for a in move.assessments
         ]
-        out.append(table(["host", "eligible", "score", "CPU after", "mem after", "rejected because"], rows))
+        out.append(table(["host", "eligible", "score", "CPU after", "mem after", "rejected because"], rows, fit=5))
         if move.rejection_counts:
             counts = ", ".join(f"{safe(c.filter)} {c.hosts} (e.g. {safe(c.example_host_id)})"
                                for c in move.rejection_counts)
-            out.append(f"Of {move.hosts_assessed} hosts assessed, rejected by: {counts}.")
+            rejected = sum(c.hosts for c in move.rejection_counts)  # each host under the first filter refusing it
+            out.append(wrap(f"Of {count(move.hosts_assessed, 'host')} assessed, {rejected} rejected: {counts}."))
         if i < len(ruled_out) and ruled_out[i]:
             out += ["Ruled out:"] + [f"  {safe(a.host_id)}: {safe('; '.join(a.rejections))}" for a in ruled_out[i]]
     if rec.history:
         out += ["", "History:", table(["time (UTC)", "state", "by", "why"],
                                       [[_when(h.time), state_name(h.state), h.actor, h.reason] for h in rec.history],
-                                      colours={1: state_colour})]
+                                      colours={1: state_colour}, fit=3)]
     return "\n".join(out)
 
 
@@ -127,7 +137,7 @@ def moves_table(rec: pb.Recommendation) -> str:
     rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, technique_name(m.parameters.technique),
              _est(m.predicted_cost.total_time_ms, 1000, 1), f"{m.predicted_cost.downtime_ms.median:.0f}",
              move_state_name(m.state), m.attempts or "", m.operation_id]
-            for i, m in enumerate(rec.moves)]
+            for i, m in enumerate(rec.moves, 1)]
     return table(["move", "vm", "from", "to", "technique", "time s [interval]", "downtime ms", "state", "attempts",
                   "operation"], rows, right=(0, 6, 8), colours={7: state_colour})
 
@@ -135,9 +145,9 @@ def moves_table(rec: pb.Recommendation) -> str:
 def recommendations_table(recs: Sequence[pb.Recommendation]) -> str:
     rows = [[r.id, _when(r.create_time), state_name(r.state), r.priority, r.goal, len(r.moves),
              f"{r.benefit_over_cost:.1f}x" if r.HasField("benefit_over_cost") else "-", r.automation_level,
-             r.summary[:70]] for r in recs]
+             r.summary] for r in recs]
     return table(["id", "created (UTC)", "state", "priority", "goal", "moves", "gain/cost", "automation", "summary"],
-                 rows, right=(3, 5, 6), colours={2: state_colour})
+                 rows, right=(3, 5, 6), colours={2: state_colour}, fit=8)
 
 
 def _inside(e: pb.Estimate, actual: float) -> str:
@@ -170,15 +180,16 @@ def history_table(ops: Sequence[pb.Operation]) -> str:
 def render_plan(rec: pb.Recommendation) -> str:
     rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, technique_name(m.parameters.technique),
              f"{m.predicted_cost.total_time_ms.median / 1000:.1f}", f"{m.predicted_cost.downtime_ms.median:.0f}"]
-            for i, m in enumerate(rec.moves)]
-    name = safe(rec.id) or ("(dry run, not stored)" if rec.moves else "(no move, not stored)")
-    out = [f"Plan {name} ({safe(rec.goal)}), {state_name(rec.state)}", f"  {safe(rec.summary)}", "",
+            for i, m in enumerate(rec.moves, 1)]
+    standing = (f"{safe(rec.id)} ({safe(rec.goal)}), {state_name(rec.state)}" if rec.id else
+                f"({safe(rec.goal)}), " + ("dry run: not stored, nothing to approve" if rec.moves else
+                                           "no move: not stored"))
+    out = [f"Plan {standing}", wrap(safe(rec.summary), "  "), "",
            table(["move", "vm", "from", "to", "technique", "time s", "downtime ms"], rows, right=(0, 5, 6))]
     if rec.moves and rec.id:
-        out.append(f"\nReview with `advisor recs show {safe(rec.id)}`; after approval, run the moves in order with "
-                   f"`advisor recs execute {safe(rec.id)} --all` (or one with `--move N`).")
-    elif rec.moves:
-        out.append("\nDry run: nothing was stored.")
+        out.append("\n" + wrap(f"Review with `advisor recs show {safe(rec.id)}`; after approval, run the moves in "
+                               f"order with `advisor recs execute {safe(rec.id)} --all` (or one with `--move N`, "
+                               "from 1)."))
     return "\n".join(out)
 
 
@@ -205,6 +216,12 @@ def phase_name(value: int) -> str:
     return pb.MigrationPhase.Name(value).removeprefix("MIGRATION_PHASE_").lower()
 
 
+def decision_line(rec: pb.Recommendation) -> str:
+    """What approve and reject answer, in one line: the recommendation, its state now, who and why."""
+    why = f": {safe(rec.decision_reason)}" if rec.decision_reason else ""
+    return f"recommendation {safe(rec.id)} ({safe(rec.goal)}) {state_name(rec.state)} by {safe(rec.decided_by)}{why}"
+
+
 def render_operation(op: pb.Operation) -> str:
     lines = [f"Operation {safe(op.operation_id)} of recommendation {safe(op.recommendation_id)}: "
              f"{phase_name(op.phase)}", f"  {safe(op.message)}"]
@@ -229,7 +246,7 @@ def hosts_rows(hosts: Sequence[pb.HostStatus]) -> list[list[object]]:
 
 def hosts_table(hosts: Sequence[pb.HostStatus]) -> str:
     return table(["host", "cores", "MiB", "VMs", "vCPUs used", "MiB used", "CPU", "state", "CPU model"],
-                 hosts_rows(hosts), right=(1, 2, 3, 4, 5, 6))
+                 hosts_rows(hosts), right=(1, 2, 3, 4, 5, 6), fit=8)
 
 
 def vms_rows(vms: Sequence[pb.VmStatus]) -> list[list[object]]:

@@ -8,16 +8,14 @@ Tables for people (colour only on a terminal), `--json` for scripts (the API's o
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
-from google.protobuf import json_format
-
 from advisor.api.client import AdvisorClient, ClientError
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.cli.common import as_json, client_args, connect, emit
+from advisor.cli.common import as_json, as_json_line, client_args, connect, emit, execute_move, move_index
 from advisor.cli.render import (
+    decision_line,
     history_table,
     phase_name,
     progress_line,
@@ -26,7 +24,7 @@ from advisor.cli.render import (
     render_recommendation,
     state_name,
 )
-from advisor.config import ConfigError
+from advisor.domain.errors import ConfigError
 from advisor.tables import safe, table
 
 STATES = [pb.RecommendationState.Name(v).removeprefix("RECOMMENDATION_STATE_").lower()
@@ -38,7 +36,7 @@ ENDED = (pb.RECOMMENDATION_STATE_SUCCEEDED, pb.RECOMMENDATION_STATE_FAILED, pb.R
          pb.RECOMMENDATION_STATE_SUPERSEDED)
 
 
-def add_review_commands(sub: Any) -> None:
+def add_recs_command(sub: Any) -> None:
     recs = sub.add_parser("recs", help="review, execute and follow recommendations (the SRE's commands)",
                           description=__doc__.split("\n\n")[0])
     actions = recs.add_subparsers(dest="recs_command", required=True, metavar="ACTION")
@@ -58,7 +56,8 @@ def add_review_commands(sub: Any) -> None:
     p = actions.add_parser("execute", help="start a move of an approved recommendation, or all of them in order")
     p.add_argument("id")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--move", type=int, default=0, help="which move (default 0)")
+    which.add_argument("--move", type=move_index, default=0, metavar="N",
+                       help="which move, numbered from 1 as `recs show` lists them (default 1)")
     which.add_argument("--all", action="store_true", help="every move in order, each once the one before succeeded")
     p.add_argument("--retry", action="store_true", help="a new attempt of a failed or aborted move")
     p.add_argument("--watch", action="store_true", help="follow it to the end (exit 1 unless it succeeds)")
@@ -83,6 +82,8 @@ def add_review_commands(sub: Any) -> None:
     client_args(p)
     recs.set_defaults(func=cmd_recs)
 
+
+def add_automation_command(sub: Any) -> None:
     auto = sub.add_parser("automation", help="automation level and threshold per cluster")
     auto_actions = auto.add_subparsers(dest="automation_command", required=True, metavar="ACTION")
     p = auto_actions.add_parser("show", help="every cluster's level and threshold")
@@ -131,7 +132,7 @@ def _show(client: AdvisorClient, args: argparse.Namespace) -> int:
 
 def _decide(client: AdvisorClient, args: argparse.Namespace) -> int:
     rec = client.decide(args.id, args.recs_command == "approve", args.reason or "")
-    emit(as_json(rec) if args.json else render_recommendation(rec))
+    emit(as_json(rec) if args.json else decision_line(rec))
     return 0
 
 
@@ -144,7 +145,7 @@ def _execute(client: AdvisorClient, args: argparse.Namespace) -> int:
             emit(as_json(rec) if args.json else render_recommendation(rec))
             return 0
         return _follow(client, rec.id, args.json)
-    op = client.execute(args.id, args.move, retry=args.retry)
+    op = execute_move(client, args.id, args.move, retry=args.retry)
     if not args.watch:
         emit(as_json(op) if args.json else f"operation {op.operation_id}: {phase_name(op.phase)} "
                                            f"(attempt {op.attempt})")
@@ -187,7 +188,7 @@ def _follow(client: AdvisorClient, rec_id: str, as_lines: bool) -> int:
 def _follow_operation(client: AdvisorClient, operation_id: str, as_lines: bool, *, final: bool = True) -> int:
     for p in client.watch(operation_id):
         if as_lines:
-            emit(json.dumps(json_format.MessageToDict(p)))  # one JSON object per line
+            emit(as_json_line(p))  # one JSON object per line
         else:
             emit(progress_line(p, with_vm=True))
     op = client.operation(operation_id)
@@ -206,7 +207,7 @@ def _abort(client: AdvisorClient, args: argparse.Namespace) -> int:
             emit(f"advisor: recommendation {safe(rec.id)} has no migration running ({state_name(rec.state)})")
             return 1
         ops = [client.abort(op, args.reason) for op in running]
-    emit(as_json(ops) if args.json else "\n".join(
+    emit("\n".join(as_json_line(op) for op in ops) if args.json else "\n".join(
         f"abort requested for operation {safe(op.operation_id)} ({phase_name(op.phase)}); follow it with "
         f"`advisor recs watch {safe(op.operation_id)}`" for op in ops))
     return 0
@@ -220,7 +221,7 @@ def _cancel(client: AdvisorClient, args: argparse.Namespace) -> int:
 
 def _history(client: AdvisorClient, args: argparse.Namespace) -> int:
     ops = client.list_migrations(running_only=args.running, limit=args.limit)
-    emit(as_json(ops) if args.json else history_table(ops))
+    emit(as_json(pb.ListMigrationsResponse(operations=ops)) if args.json else history_table(ops))
     return 0
 
 

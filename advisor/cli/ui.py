@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from advisor.app import local_stores, published
-from advisor.config import ConfigError
 from advisor.domain.access import Role
+from advisor.domain.errors import ConfigError
 from advisor.web import login
 
 DEFAULT_NAME = "web"

@@ -15,6 +15,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from advisor.domain.errors import SetupError
+
 
 class Role(enum.IntEnum):
     READER = 1  # list, get, predict, watch
@@ -85,7 +87,7 @@ def may_call(role: Role, method: str) -> bool:
     return role >= REQUIRED_ROLE.get(method, Role.ADMIN)
 
 
-class TokenError(ValueError):
+class TokenError(SetupError, ValueError):
     """A token cannot be created or revoked; the message says why."""
 
 

@@ -8,6 +8,16 @@ class AdvisorError(Exception):
     """Base of every error the advisor raises on purpose."""
 
 
+class SetupError(Exception):
+    """An unusable setup, never an answer to a caller: settings, the data directory, the database, a token's name.
+    The command line says it in one line with exit code 2. Here, in a module that imports nothing, so that the
+    command line can catch it without loading what the command did not need."""
+
+
+class ConfigError(SetupError, ValueError):
+    """A setting is unknown or has a value of the wrong kind; the message names it and where it came from."""
+
+
 class InvalidArgument(AdvisorError):
     """A request field is malformed, out of range or inconsistent. `field` is its path, e.g. `hosts[3].memory_mib`."""
 

@@ -133,7 +133,7 @@ def test_cli_client_commands_against_a_running_server(tmp_path: Path) -> None:
         assert refused.returncode == 1 and "INVALID_ARGUMENT" in refused.stderr
         approved = cli("recs", "approve", rec_id, "--json", *server)
         assert approved.returncode == 0 and json.loads(approved.stdout)["decidedBy"] == "sre-1"
-        assert json.loads(cli("hosts", "--json", *server).stdout)[0]["host"]["id"] == "hv-a"
+        assert json.loads(cli("hosts", "--json", *server).stdout)["hosts"][0]["host"]["id"] == "hv-a"
         listed = cli("recs", "list", "--state", "approved", *server)
         assert rec_id in listed.stdout
         drain = cli("plan", "drain", "hv-b", "--max-downtime-ms", "300", *server)

@@ -61,7 +61,8 @@ def test_review_execute_watch_and_history_from_the_command_line(
 
     code, _, err = cli("recs", "execute", plan_id, "--all")
     assert code == 1 and "FAILED_PRECONDITION" in err and "approve it first" in err
-    assert cli("recs", "approve", plan_id, "--reason", "window 3")[0] == 0
+    code, out, _ = cli("recs", "approve", plan_id, "--reason", "window 3")
+    assert code == 0 and out == f"recommendation {plan_id} (drain:a) approved by sre-1: window 3\n"
     code, out, _ = cli("recs", "execute", plan_id, "--all", "--json")
     assert code == 0 and json.loads(out)["runRequestedBy"] == "sre-1"
     world.release.set()
@@ -76,8 +77,8 @@ def test_review_execute_watch_and_history_from_the_command_line(
     # The command line says what the API says.
     code, out, _ = cli("recs", "show", plan_id, "--json")
     assert json.loads(out) == json.loads(json.dumps(_as_dict(api.get_recommendation(plan_id))))
-    code, out, _ = cli("recs", "history", "--json")
-    assert [o["operationId"] for o in json.loads(out)] == [o.operation_id for o in api.list_migrations(
+    code, out, _ = cli("recs", "history", "--json")  # the API's ListMigrationsResponse, every page in one
+    assert [o["operationId"] for o in json.loads(out)["operations"]] == [o.operation_id for o in api.list_migrations(
         running_only=False)]
 
 
@@ -157,7 +158,8 @@ def test_a_dry_run_says_so_and_a_superseded_proposal_names_its_successor(
         sre: tuple[Callable[..., tuple[int, str, str]], AdvisorClient, FakeWorld]) -> None:
     cli, _, _ = sre
     code, out, _ = cli("recommend", "v1", "--dry-run")
-    assert code == 0 and out.startswith("Recommendation (dry run, not stored) (target:v1), proposed")
+    assert code == 0 and out.startswith("Recommendation (target:v1), dry run: not stored, nothing to approve, ")
+    assert "proposed" not in out.splitlines()[0]
     code, out, _ = cli("recommend", "v1", "--json")
     first = json.loads(out)["id"]
     code, out, _ = cli("recommend", "v1", "--max-downtime-ms", "250", "--json")
@@ -168,6 +170,44 @@ def test_a_dry_run_says_so_and_a_superseded_proposal_names_its_successor(
     code, out, _ = cli("recs", "show", first)
     assert code == 0 and f"superseded by {second['id']}" in out
     code, out, _ = cli("plan", "consolidate", "--max-moves", "1")  # nothing it may empty: said, not stored
-    assert code == 0 and out.startswith("Plan (no move, not stored) (consolidate)") and "Nothing emptied" in out
+    assert code == 0 and out.startswith("Plan (consolidate), no move: not stored") and "Nothing emptied" in out
     code, _, err = cli("recommend", "v1", "--max-downtime-ms", "0")
     assert code != 0 and "INVALID_ARGUMENT" in err and "objective.max_downtime_ms" in err
+
+
+def test_json_is_the_apis_message_and_text_fits_the_terminal(
+        sre: tuple[Callable[..., tuple[int, str, str]], AdvisorClient, FakeWorld],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cli, api, _ = sre
+    code, out, _ = cli("hosts", "--json")
+    assert code == 0 and json.loads(out) == _as_dict(pb.ListHostsResponse(hosts=list(api.list_hosts())))
+    code, out, _ = cli("vms", "--json")
+    assert code == 0 and [v["vm"]["id"] for v in json.loads(out)["vms"]] == ["v1", "v2"]
+    code, out, _ = cli("plan", "drain", "a", "--json")
+    plan_id = json.loads(out)["id"]
+    monkeypatch.setenv("COLUMNS", "110")
+    code, out, _ = cli("recs", "list")
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 110 and plan_id in out and "\u2026" in out
+    code, out, _ = cli("recs", "show", plan_id)
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 110, out
+
+
+def test_moves_are_numbered_from_1_and_decisions_answer_in_one_line(
+        sre: tuple[Callable[..., tuple[int, str, str]], AdvisorClient, FakeWorld]) -> None:
+    cli, api, world = sre
+    code, out, _ = cli("plan", "drain", "a")
+    plan_id = next(line.split()[1] for line in out.splitlines() if line.startswith("Plan "))
+    assert [line.split()[0] for line in out.splitlines() if line.split()[1:2] in (["v1"], ["v2"])] == ["1", "2"]
+    code, out, _ = cli("recs", "show", plan_id)
+    assert "Move 1: " in out and "Move 2: " in out and "Move 0" not in out
+    code, out, _ = cli("recs", "reject", plan_id, "--reason", "change freeze")
+    assert code == 0 and out.splitlines() == [f"recommendation {plan_id} (drain:a) rejected by sre-1: change freeze"]
+    code, out, _ = cli("plan", "drain", "a", "--json")
+    plan_id = json.loads(out)["id"]
+    code, out, _ = cli("recs", "approve", plan_id)
+    assert code == 0 and out.splitlines() == [f"recommendation {plan_id} (drain:a) approved by sre-1"]
+    code, _, err = cli("recs", "execute", plan_id, "--move", "3")
+    assert code == 2 and f"--move 3: recommendation {plan_id} has 2 moves, numbered from 1" in err
+    code, out, _ = cli("recs", "execute", plan_id, "--move", "2", "--json")
+    assert code == 0 and json.loads(out)["vmId"] == api.get_recommendation(plan_id).moves[1].vm_id
+    world.release.set()

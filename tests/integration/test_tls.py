@@ -12,8 +12,8 @@ import pytest
 from advisor.api.client import AdvisorClient, ClientError, ClientTls
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.app import App
-from advisor.config import ConfigError
 from advisor.domain.access import Role
+from advisor.domain.errors import ConfigError
 
 pytestmark = pytest.mark.integration
 

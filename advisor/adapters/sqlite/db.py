@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from advisor.domain.errors import SetupError
+
 SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -130,7 +132,7 @@ _V4_MIGRATIONS = (
 )
 
 
-class StorageError(RuntimeError):
+class StorageError(SetupError, RuntimeError):
     """The database cannot be opened or is of a schema this version does not know."""
 
 

@@ -61,6 +61,10 @@ def _dry_run(p: Planner, host: int, weights: Weights) -> tuple[list[Refusal], di
     return cannot, eligible
 
 
+def _vms(n: int) -> str:
+    return f"{n} VM" + ("" if n == 1 else "s")
+
+
 def drain(
     cluster: ClusterArrays,
     costs: MoveCosts,
@@ -110,12 +114,12 @@ def drain(
         if late:
             p.drop(late)
     left = len(cannot) + len(p.refused)
-    state = "empty" if not left else f"left with {left} VM(s)"
+    state = "empty" if not left else f"left with {_vms(left)}"
     late_n = sum(r.kind == "deadline" for r in p.refused.values())
     timing = "" if deadline_s <= 0 else (f", within the {deadline_s:.0f} s deadline" if not late_n else
                                          f"; {late_n} move(s) would end after the {deadline_s:.0f} s deadline")
-    summary = (f"Drain {host}: {len(cannot)} VM(s) cannot be evacuated (dry run), {len(p.records)} move(s) "
-               f"planned, the host is then {state}{timing}.")
+    summary = (f"Drain {host}: {_vms(len(cannot))} cannot be evacuated, {len(p.records)} move(s) planned, the "
+               f"host is then {state}{timing}.")
     plan = p.finish("drain", params, summary, "required", dry_run=cannot, longest_first=True)
     if not plan.moves:
         return plan

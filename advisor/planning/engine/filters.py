@@ -124,9 +124,16 @@ class Assessment:
         hosts: IntArray = self.hosts[self.eligible]
         return hosts
 
+    @functools.cached_property
+    def first(self) -> BoolArray:
+        """Each rejected host marked under the first filter (in FILTERS order) that rejects it, as a chain of
+        filters drops it: counted so, the rejections add up to the hosts rejected."""
+        first: BoolArray = self.rejected & (np.cumsum(self.rejected, axis=0) == 1)
+        return first
+
     def counts(self) -> IntArray:
-        """Hosts rejected by each filter (a host failing several filters counts under each)."""
-        counts: IntArray = np.count_nonzero(self.rejected, axis=1).astype(np.int64)
+        """Hosts rejected by each filter, each rejected host under the first filter that rejects it."""
+        counts: IntArray = np.count_nonzero(self.first, axis=1).astype(np.int64)
         return counts
 
 
@@ -142,6 +149,14 @@ def _partners(cluster: ClusterArrays, loads: Loads, vm: int, group: int) -> IntA
     where = loads.vm_host[members[members != vm]]
     hosts: IntArray = where[where >= 0]
     return hosts
+
+
+def _only_current(rows: BoolArray) -> None:
+    """The VM's own host is no target: no other filter judges it (its load holds the VM already, which the capacity
+    filters would count twice)."""
+    current = rows[FilterKind.CURRENT.row].copy()
+    rows[:, current] = False
+    rows[FilterKind.CURRENT.row] = current
 
 
 def assess(
@@ -211,6 +226,7 @@ def assess(
     if networks.names and networks.of_vm.has_row(vm):
         for k in networks.of_vm.row(vm).tolist():
             rows[FilterKind.NETWORK.row] |= ~take(_marked(n, networks.hosts.row(k)))
+    _only_current(rows)
     return Assessment(vm, index, rows, cpu_after, memory_after, view.all_hosts, view)
 
 
@@ -285,7 +301,7 @@ def rejections(cluster: ClusterArrays, loads: Loads, a: Assessment, policy: Filt
     for row in np.argsort(-counts, kind="stable")[:limit].tolist():
         if counts[row] == 0:
             break
-        host = int(a.hosts[int(np.argmax(a.rejected[row]))])
+        host = int(a.hosts[int(np.argmax(a.first[row]))])
         out.append(Rejection(FILTERS[row], int(counts[row]), cluster.host_ids[host],
                              reason(cluster, loads, a.vm, policy, FILTERS[row], host)))
     return tuple(out)

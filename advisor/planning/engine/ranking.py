@@ -42,18 +42,17 @@ class Ranking:
         """Why the best host is the target of a move (RecommendTarget)."""
         best = self.best[0]
         runner = f"; next {self.best[1].host_id} (score {self.best[1].score:.3f})" if len(self.best) > 1 else ""
-        return (f"target {best.host_id}: the best score {best.score:.3f} of {self.eligible} eligible host(s) "
-                f"({best.detail}; CPU {best.cpu_after:.0%}, memory {best.memory_after:.0%} after the move){runner}; "
-                f"{self.assessed - self.eligible} rejected")
+        return (f"target {best.host_id}: the best of {_hosts(self.eligible, 'eligible host')}, {best.detail}"
+                f"{runner}; {self.assessed - self.eligible} rejected")
 
     def why_host(self) -> str:
         """Why the best host is where a new VM goes (PlaceVm)."""
         best = self.best[0]
-        return (f"host {best.host_id}: the best score {best.score:.3f} of {self.eligible} eligible host(s) "
-                f"({best.detail}); {self.assessed - self.eligible} rejected")
+        return (f"host {best.host_id}: the best of {_hosts(self.eligible, 'eligible host')}, {best.detail}; "
+                f"{self.assessed - self.eligible} rejected")
 
     def why_rejected(self) -> tuple[str, ...]:
-        return tuple(f"rejected by {f}: {n} host(s), e.g. {h}: {r}" for f, n, h, r in self.rejections)
+        return tuple(f"rejected by {f}: {_hosts(n, 'host')}, e.g. {h}: {r}" for f, n, h, r in self.rejections)
 
     def why_none(self) -> str:
         """Why no host is eligible: the rejections counted by filter, with an example each."""
@@ -65,6 +64,10 @@ class Ranking:
 
     def rejection_counts(self) -> tuple[tuple[str, int, str], ...]:
         return tuple((f, n, h) for f, n, h, _ in self.rejections)
+
+
+def _hosts(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _named(cluster: ClusterArrays, host_ids: Collection[str]) -> BoolArray | None:

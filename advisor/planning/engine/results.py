@@ -146,7 +146,7 @@ class Plan:
         hosts to switch off and the migration time in all."""
         summary = self.summary
         if self.dry_run:
-            summary += " Cannot be evacuated: " + "; ".join(f"{r.vm_id} ({r.reason})" for r in self.dry_run[:10])
+            summary += " Cannot be evacuated: " + "; ".join(f"{r.vm_id} ({r.reason})" for r in self.dry_run[:10]) + "."
         refused = [r for r in self.refused if r.kind not in ("cap", "min gain")]
         if refused:
             summary += f" Refused: {len(refused)} VM(s), e.g. " + "; ".join(

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from advisor.adapters.sqlite.store import SqliteStore, StorageError
-from advisor.config import ConfigError, load_settings
+from advisor.config import load_settings
 from advisor.domain.cluster import InventoryChange
+from advisor.domain.errors import ConfigError
 from advisor.domain.model import Host, Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique, Vm
 from advisor.domain.recommendation import Recommendation, RecommendationState
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advisor.config import ConfigError, load_settings, policies
+from advisor.config import load_settings, policies
+from advisor.domain.errors import ConfigError
 from advisor.domain.model import Host, Vm
 from advisor.domain.transport import TlsMode, transport
 from advisor.features.inputs import VmObservations, migration_inputs

@@ -120,5 +120,18 @@ def test_rank_targets_ranks_every_host_for_one_vm_with_the_rejections_counted() 
     c = cluster(hosts, [vm("m", "src"), vm("b", "busy", vcpus=8), vm("f", "full", vcpus=3)], cpu=0.5)
     r = rank_targets(c, 0, policy=POLICY, keep=2)
     assert r.target_id == "free" and [a.host_id for a in r.best] == ["free", "busy"]
-    assert {f for f, *_ in r.rejections} == {"current host", "vCPUs", "CPU headroom", "disabled"}
+    assert {f for f, *_ in r.rejections} == {"current host", "vCPUs", "disabled"}  # "full" fails headroom too
+    assert sum(n for _, n, *_ in r.rejections) == r.assessed - r.eligible
     assert r.best[0].cpu_after == pytest.approx(1 / 16) and "CPU 6%" in r.best[0].detail
+
+
+def test_each_rejected_host_is_counted_once_and_the_vms_own_host_only_as_its_current_host() -> None:
+    # "off" is in maintenance and too small; "src" holds the VM, whose load would count twice there
+    hosts = [host("src", cores=2), host("off", in_maintenance=True, memory=1024), host("free")]
+    c = cluster(hosts, [vm("m", "src")], cpu=1.5)
+    a = assess(c, c.loads, 0, POLICY)
+    assert a.rejected[:, 0].tolist() == [kind is FilterKind.CURRENT for kind in FILTERS]
+    assert a.rejected[FilterKind.DISABLED.row, 1] and a.rejected[FilterKind.MEMORY.row, 1]
+    summary = rejections(c, c.loads, a, POLICY)
+    assert [(f, n, h) for f, n, h, _ in summary] == [("current host", 1, "src"), ("disabled", 1, "off")]
+    assert int(a.counts().sum()) == int((~a.eligible).sum()) == 2

@@ -66,7 +66,9 @@ def test_a_recommendation_names_its_target_with_its_reasons_and_every_host_asses
     move = rec.moves[0]
     assert (rec.goal, rec.state, rec.created_at_s, move.source_host_id, move.target_host_id) == (
         "target:v1", RecommendationState.PROPOSED, w.clock(), "a", "c")
-    assert move.reasons[0].startswith("target c: the best score")  # then why not the others
+    why = move.reasons[0]  # then why not the others
+    assert why.startswith("target c: the best of 2 eligible hosts, score ") and why.endswith("; 2 rejected")
+    assert why.count("after the move") == why.count("score 0.225") == 1  # each said once
     assert any(r.startswith("inputs: 4096 MiB to copy") for r in move.reasons)
     assert any(r.startswith(f"chose {move.parameters.technique}") for r in move.reasons)
     assert move.parameters.max_downtime_ms <= 500
@@ -114,7 +116,9 @@ def test_a_vm_goes_only_where_its_networks_are_and_an_unknown_network_is_refused
             replace(c, networks=frozenset({"br0"}))), [Vm("net", "a", 4096, 2, networks=frozenset({"br0", "vlan-7"}))])
     rec = w.advice.recommend_target("net", Objective())
     assert rec.moves[0].target_host_id == "d"  # c is idler but lacks vlan-7
-    assert ("network", 2, "b") in rec.moves[0].rejection_counts
+    # b lacks memory as well: each host is counted once, under the first filter refusing it
+    assert [(f, n) for f, n, _ in rec.moves[0].rejection_counts] == [("current host", 1), ("memory", 1),
+                                                                     ("network", 1)]
     placed = w.advice.place_vm(Vm("new-net", "", 4096, 2, networks=frozenset({"vlan-7"})))
     assert placed.host_id == "d"
     with pytest.raises(InvalidArgument, match="unknown network 'vlan-9': no host of the inventory offers it"):

@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from advisor.adapters.memory import ManualClock
 from advisor.adapters.training_job import SubprocessTrainingJob
-from advisor.config import ConfigError, Settings, load_settings
+from advisor.config import Settings, load_settings
+from advisor.domain.errors import ConfigError
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase
 from advisor.domain.model import MigrationInputs, MigrationParameters, Technique
 from advisor.domain.retraining import RetrainPolicy, RetrainResult, retrain_trigger

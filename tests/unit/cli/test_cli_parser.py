@@ -1,0 +1,53 @@
+"""The command line's parser: fast to start, each command's own usage on a mistake, moves numbered from 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from advisor.cli.main import HELP, main, parser
+
+HEAVY = ("grpc", "google.protobuf", "numpy", "pandas", "lightgbm", "numba", "scipy", "advisor.app",
+         "advisor.api.client", "advisor.config")
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_nothing_heavy(flag: str) -> None:
+    probe = (f"import sys\nfrom advisor.cli import main\ntry:\n    main([{flag!r}])\nexcept SystemExit:\n    pass\n"
+             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_the_top_level_help_is_the_same_whether_commands_are_built_or_not() -> None:
+    lazy, complete = parser().format_help(), parser(complete=True).format_help()
+    assert lazy == complete  # HELP says of each command what its own parser says
+    assert all(f"    {name}" in lazy for name in HELP)
+
+
+@pytest.mark.parametrize(("argv", "usage"), [
+    (["recs", "list", "--bogus"], "usage: advisor recs list"),
+    (["hosts", "--nope"], "usage: advisor hosts"),
+    (["plan", "drain", "hv-a", "--max-moves", "2", "--wat"], "usage: advisor plan drain"),
+    (["tokens", "list", "--data-dir", "x", "--extra"], "usage: advisor tokens list"),
+])
+def test_a_bad_flag_shows_the_usage_of_its_subcommand(argv: list[str], usage: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(usage) and "unrecognized arguments" in err
+
+
+@pytest.mark.parametrize("command", [["recs", "execute", "r1"], ["migrate", "execute", "r1"]])
+def test_moves_are_given_from_1_and_sent_as_the_api_index_from_0(command: list[str],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*command, "--move", "2"]
+    assert parser(argv).parse_args(argv).move == 1
+    assert parser(command).parse_args(command).move == 0  # the default: the first move
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            main([*command, "--move", bad])
+        assert "numbered from 1" in capsys.readouterr().err or bad == "two"
