@@ -32,6 +32,11 @@ def technique_name(value: int) -> str:
     return pb.Technique.Name(value).removeprefix("TECHNIQUE_").lower()
 
 
+def how(p: pb.MigrationParameters) -> str:
+    """The technique of a migration, or "restart" for a restart (which has none)."""
+    return "restart" if p.kind == pb.MOVE_KIND_RESTART else technique_name(p.technique)
+
+
 def state_name(value: int) -> str:
     return pb.RecommendationState.Name(value).removeprefix("RECOMMENDATION_STATE_").lower()
 
@@ -92,13 +97,14 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
                                                         if move.attempts else ""),
                 f"  predicted: {_est(c.total_time_ms, 1000, 1)} s, downtime {_est(c.downtime_ms)} ms, "
                 f"{_est(c.transferred_mib)} MiB, converges {'yes' if c.converges else 'NO'}{probability} "
-                f"({safe(c.model.name)} {safe(c.model.version)}, {safe(c.model.interval_kind)})"]
+                f"({safe(c.model.name)} {safe(c.model.version)}, {safe(c.model.interval_kind)})"
+                if move.HasField("predicted_cost") else "  a restart on the target: not predicted"]
         out += ["", "Why:"] + [f"  - {safe(r)}" for r in move.reasons]
         switch = f", switch to post-copy after {p.postcopy_after_ms / 1000:.1f} s" if p.HasField(
             "postcopy_after_ms") else ""
         out += [
             "",
-            f"Parameters: {technique_name(p.technique)}, bandwidth {p.bandwidth_mib_s:.0f} MiB/s, "
+            f"Parameters: {how(p)}, bandwidth {p.bandwidth_mib_s:.0f} MiB/s, "
             f"max downtime {p.max_downtime_ms:.0f} ms, deadline {p.deadline_ms / 1000:.0f} s{switch}",
             "",
             "Targets considered:",
@@ -123,7 +129,7 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
 
 
 def moves_table(rec: pb.Recommendation) -> str:
-    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, technique_name(m.parameters.technique),
+    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, how(m.parameters),
              _est(m.predicted_cost.total_time_ms, 1000, 1), f"{m.predicted_cost.downtime_ms.median:.0f}",
              move_state_name(m.state), m.attempts or "", m.operation_id]
             for i, m in enumerate(rec.moves)]
@@ -150,14 +156,15 @@ def history_table(ops: Sequence[pb.Operation]) -> str:
         c, o = op.predicted_cost, op.outcome
         ended = op.HasField("outcome")
         rows.append([op.operation_id, _when(op.create_time), op.vm_id, f"{op.source_host_id}->{op.target_host_id}",
-                     technique_name(op.parameters.technique), phase_name(op.phase),
+                     how(op.parameters), phase_name(op.phase),
                      _est(c.total_time_ms, 1000, 1), f"{o.total_time_ms / 1000:.1f}" if ended else "",
                      _est(c.downtime_ms), f"{o.downtime_ms:.0f}" if ended else "",
                      _inside(c.downtime_ms, o.downtime_ms) if ended and op.phase == pb.MIGRATION_PHASE_SUCCEEDED
                      else ""])
     out = table(["operation", "started (UTC)", "vm", "move", "technique", "phase", "predicted s", "actual s",
                  "predicted downtime ms", "actual ms", "in interval"], rows, right=(7, 9), colours={5: state_colour})
-    done = sorted(op.outcome.downtime_ms for op in ops if op.phase == pb.MIGRATION_PHASE_SUCCEEDED)
+    done = sorted(op.outcome.downtime_ms for op in ops if op.phase == pb.MIGRATION_PHASE_SUCCEEDED
+                  and op.parameters.kind != pb.MOVE_KIND_RESTART)  # a restart's downtime is not measured
     if done:
         def q(p: float) -> float:
             return done[min(len(done) - 1, int(p * len(done)))]
@@ -167,7 +174,7 @@ def history_table(ops: Sequence[pb.Operation]) -> str:
 
 
 def render_plan(rec: pb.Recommendation) -> str:
-    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, technique_name(m.parameters.technique),
+    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, how(m.parameters),
              f"{m.predicted_cost.total_time_ms.median / 1000:.1f}", f"{m.predicted_cost.downtime_ms.median:.0f}"]
             for i, m in enumerate(rec.moves)]
     name = safe(rec.id) or ("(dry run, not stored)" if rec.moves else "(no move, not stored)")

@@ -16,6 +16,8 @@ class Phase(enum.StrEnum):
     QUEUED = "queued"
     PRECOPY = "precopy"
     POSTCOPY = "postcopy"
+    # A restart under way: the guest defined and started on its new host (no migration job, no statistics).
+    RESTARTING = "restarting"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ABORTED = "aborted"
