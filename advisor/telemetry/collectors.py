@@ -51,6 +51,10 @@ class Periodic:
             except Exception:
                 log.exception("collector's last run failed", extra={"collector": self.name})
 
+    def run_once(self) -> None:
+        """One run now, in the caller's thread (as a test or a command drives a collector)."""
+        self._task()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
