@@ -215,7 +215,7 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
     restored = samples.restore(archive.load({"host": len(HOST_FIELDS), "vm": len(VM_FIELDS)}))
     if restored:
         log.info("recent samples restored", extra={"entities": restored})
-    estimator = CostEstimator(predictor, forecaster, samples, clock)
+    estimator = CostEstimator(predictor, forecaster, samples, clock, knobs.technique.cold_shutdown_timeout_ms)
     errors = RunningErrors(drift_error=settings.drift_error_ratio)
 
     # The one loop of the wiring: the executor reports an ended migration to its observer (outcomes), and a move

@@ -139,6 +139,9 @@ class Settings:
     # (by cluster_label) where post-copy is never chosen (a VM forbids it with the label advisor.postcopy=forbidden).
     technique_postcopy_exposure_weight: float = 0.05
     technique_postcopy_forbidden_clusters: tuple[str, ...] = ()
+    # Cold migration gives a guest this long to shut down by itself before forcing it off (Nova's shutdown_timeout);
+    # its predicted cost uses the same.
+    technique_cold_shutdown_timeout_s: float = 60.0
     # Plans: rebalance until every host is within this of the mean load; leave a VM that moved in the last
     # plan_pin_s seconds alone in rebalance and consolidate plans (no ping-pong across plans).
     plan_rebalance_tolerance: float = 0.10
@@ -275,7 +278,8 @@ def policies(settings: Settings) -> Policies:
                                  postcopy_safety_factor=settings.technique_postcopy_safety_factor,
                                  fallback=settings.technique_fallback,
                                  postcopy_exposure_weight=settings.technique_postcopy_exposure_weight,
-                                 postcopy_forbidden_clusters=frozenset(settings.technique_postcopy_forbidden_clusters)),
+                                 postcopy_forbidden_clusters=frozenset(settings.technique_postcopy_forbidden_clusters),
+                                 cold_shutdown_timeout_ms=settings.technique_cold_shutdown_timeout_s * 1000),
         plans=PlanSettings(filters=filters, churn=AntiChurn(cooldown_s=settings.plan_pin_s),
                            concurrency=Concurrency(settings.max_migrations_per_source,
                                                    settings.max_migrations_per_target, settings.max_migrations),
@@ -309,7 +313,8 @@ def check(settings: Settings) -> None:
     if settings.automation_level not in ("manual", "partial", "full"):
         raise ConfigError(f"automation_level must be manual, partial or full, got {settings.automation_level!r}")
     for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance",
-                 "technique_postcopy_exposure_weight", "retrain_interval_s", "retrain_drift_min_outcomes"):
+                 "technique_postcopy_exposure_weight", "retrain_interval_s", "retrain_drift_min_outcomes",
+                 "technique_cold_shutdown_timeout_s"):
         if not getattr(settings, name) >= 0:
             raise ConfigError(f"{name} must not be negative (got {getattr(settings, name)})")
     if not settings.evacuate_host_down_after_s > 0:

@@ -143,6 +143,8 @@ def load_outcomes(path: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing columns {missing}")
     frame = frame[frame["outcome"] == "completed"].copy()  # aborted ones are censored, failed ones unknown
+    # only the techniques the models learn: a cold move's cost is its steps (advisor.physics.cold)
+    frame = frame[frame["technique"].isin(list(TECHNIQUE_CODE))].copy()
     # a figure not measured (e.g. the downtime of a migration reconciled after a restart) is unknown: not taught
     frame = frame.dropna(subset=list(TARGET_COLUMNS))
     # nor one whose dirty rate was assumed (exported empty): its inputs are not what the migration saw

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from advisor.ml import convergence
-from advisor.ml.convergence import CONVERGE_CONFIDENCE
+from advisor.ml.cost import CONVERGE_THRESHOLD
 from advisor.ml.cost_features import RHO_BANDS, TARGETS, TECHNIQUES
 from advisor.physics import apply_guards
 from training.cost_model import NOMINAL_COVERAGE, TAIL_LEVELS, Prepared, _coverage_at, convergence_rows
@@ -129,10 +129,10 @@ def convergence_table(data: Prepared, probability: Mapping[str, np.ndarray], mas
     technique = data.frame["technique"].to_numpy()
     out: dict[str, dict[str, dict[str, float]]] = {}
     for method, p in probability.items():
-        out[method] = {"all": nonconvergence_scores((p < CONVERGE_CONFIDENCE)[rows], never[rows])}
+        out[method] = {"all": nonconvergence_scores((p <= CONVERGE_THRESHOLD)[rows], never[rows])}
         for t in TECHNIQUES[:-1]:
             m = rows & (technique == str(t))
-            out[method][str(t)] = nonconvergence_scores((p < CONVERGE_CONFIDENCE)[m], never[m])
+            out[method][str(t)] = nonconvergence_scores((p <= CONVERGE_THRESHOLD)[m], never[m])
     return out
 
 

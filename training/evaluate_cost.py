@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 
 from advisor.domain.model import Technique
-from advisor.ml.convergence import CONVERGE_CONFIDENCE
-from advisor.ml.cost import interval_key
+from advisor.ml.cost import CONVERGE_THRESHOLD, interval_key
 from advisor.ml.cost_features import TARGETS
 from advisor.ml.profile_serving import profile_costs
 from advisor.ml.profiles import HostProfile, calibrate
+from advisor.physics import TECHNIQUES
 from training import few_shot
 from training.cost_data import DEFAULT_LAB_DATA, load_all, with_variants
 from training.cost_eval import MIN_GROUP_MIGRATIONS, coverage_inside, guard_probability
@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- generated evaluation: begin (python -m training.evaluate_cost --docs docs/learning.md) -->"
 END = "<!-- generated evaluation: end -->"
 ALL = "all"
-ROWS = (*(str(t) for t in Technique), ALL)
+ROWS = (*(str(t) for t in TECHNIQUES), ALL)
 CALIBRATION_SAMPLE = 3000  # migrations a physics profile is calibrated from, at most
 CALIBRATION_SEED = 16
 QUICK_SNU_SHARE = 0.02
@@ -199,7 +199,7 @@ class CrossValidated:
         inside = coverage_inside(self.data, self.residual()["total_time_ms"], cells(self.data)[0],
                                  rows & self.data.completed)
         return Method({t: np.exp(self.median[t][rows]) for t in TARGETS}, inside[rows],
-                      self.probability[rows] < CONVERGE_CONFIDENCE)
+                      self.probability[rows] <= CONVERGE_THRESHOLD)
 
 
 def cross_validated(data: Prepared, cfg: TrainConfig) -> CrossValidated:
@@ -226,7 +226,7 @@ def learned_transfer(train: CrossValidated, keep: np.ndarray, test: pd.DataFrame
     calibration = isotonic(train.raw[keep][conv], data.completed[conv], data.weight[conv])
     p = calibration.apply(raw_probability(fit_convergence(data, cfg), held))
     p = np.where(guard_probability(held) == 0.0, 0.0, p)
-    return Method({t: np.exp(v) for t, v in median.items()}, inside, p < CONVERGE_CONFIDENCE)
+    return Method({t: np.exp(v) for t, v in median.items()}, inside, p <= CONVERGE_THRESHOLD)
 
 
 # ---- sections ----------------------------------------------------------------------------------------------------

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advisor.domain.model import Technique
 from advisor.features.inputs import InputTable
 from advisor.ml.batch import NUMERIC_COLUMNS
 from advisor.ml.profile_serving import profile_costs
 from advisor.ml.profiles import TARGETS, Observed, calibrate, physics, uncalibrated
+from advisor.physics import TECHNIQUES
 from training.cost_data import DEFAULT_LAB_DATA, as_serving_reads_memory, load_snu
 from training.data import DEFAULT_DATA
 
@@ -64,7 +64,7 @@ def scores(frame: pd.DataFrame, profile_frame: pd.DataFrame | None, name: str = 
     actual = observed(frame)
     out = {}
     techniques = frame["technique"].to_numpy()
-    for technique in (*(str(t) for t in Technique), ALL):
+    for technique in (*(str(t) for t in TECHNIQUES), ALL):
         rows = np.ones(len(frame), bool) if technique == ALL else techniques == technique
         ok = rows & actual.completed
         aborted = rows & ~actual.completed

@@ -34,8 +34,7 @@ import pandas as pd
 
 from advisor.domain.model import Technique
 from advisor.features.inputs import DEFAULT_PROFILE, InputTable
-from advisor.ml.convergence import CONVERGE_CONFIDENCE
-from advisor.ml.cost import CostArrays
+from advisor.ml.cost import CONVERGE_THRESHOLD, CostArrays
 from advisor.ml.cost_features import TECHNIQUES
 from advisor.ml.predictor import CostPredictor
 from training.bootstrap import Resamples, ratio, weighted_median
@@ -149,7 +148,7 @@ def _figures(frame: pd.DataFrame, technique: Technique) -> list[tuple[Figure, Ca
         judged = np.nan_to_num(deadline) > 0
 
         def foreseen(p: Predictions) -> np.ndarray:
-            return np.asarray(p.converge_probability < CONVERGE_CONFIDENCE)
+            return np.asarray(p.converge_probability <= CONVERGE_THRESHOLD)
 
         out.append((Figure("non-convergence recall", RECALL_MARGIN, judged & ~completed, worse=lambda r: 1 - r),
                     foreseen))

@@ -4,7 +4,8 @@ It honours the same contract as the libvirt adapter (tests/contract runs one sui
 exactly one host, a migration moves a guest when it succeeds and leaves it on the source when aborted, progress
 is None when no job runs, an unknown guest is an error for measurements and an unsuccessful result for a
 migration. A guest answers its guest agent's ping unless a test makes it silent (`FakeGuest.answers`), and uses
-the networks a test gives it, on hosts offering the world's `networks`. Migrations are scripted: each takes
+the networks a test gives it, on hosts offering the world's `networks`. A cold move (`cold_move`) has no job
+statistics (progress None), like libvirt's. Migrations are scripted: each takes
 `migration_s` seconds, or waits for `release` when the world is gated, so a test decides when they end. Time is
 the world's `clock`: a test may give it a fake one and start migrations with `launch`, which does not block, in
 place of the blocking `migrate`. Claims about real migrations are only made against the lab.
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from advisor.domain.migration import MigrationResult, Progress
-from advisor.domain.model import MigrationParameters
+from advisor.domain.model import MigrationParameters, Technique
 from advisor.execution.hypervisor import (
     Agent,
     GuestDefinition,
@@ -54,12 +55,15 @@ class _Job:
     total_mib: float
     postcopy: bool = False
     aborted: bool = False
+    cold: bool = False
 
 
 class FakeWorld:
     """Hosts and guests; knobs tests turn: `release` (gated worlds), `fail_polls`, `migration_s`,
-    `refuse_postcopy` (how many switches to post-copy to refuse, as QEMU does before the job is under way), `kill`
-    (a host dies); what happened:
+    `refuse_postcopy` (how many switches to post-copy to refuse, as QEMU does before the job is under way),
+    `ignore_shutdown` (guests ignore the power button: a cold move forces them off), `fail_cold_start` (a cold
+    move's start on the target fails: the guest is started again on its source), `kill` (a host dies); what
+    happened:
     `calls`, `running`, `most_running`."""
 
     def __init__(self, hosts: tuple[str, ...] = ("a", "b"), *, gated: bool = False, migration_s: float = 0.05,
@@ -76,6 +80,8 @@ class FakeWorld:
         self.migration_s = migration_s
         self.fail_polls = False
         self.refuse_postcopy = 0
+        self.ignore_shutdown = False
+        self.fail_cold_start = False
         self.down: set[str] = set()  # hosts that died (`kill`): nobody connects to them
         self.calls: list[str] = []
         self.running = 0
@@ -115,6 +121,17 @@ class FakeWorld:
                parameters: MigrationParameters) -> FakeMigration:
         """The executor's `launch`: start migrating `guest` off `source` without a thread (see FakeMigration)."""
         return self.connect(source.uri).start_migration(guest, target, parameters)
+
+    def cold_result(self, guest: str, destination: str, elapsed_ms: float) -> MigrationResult:
+        """How a cold move ends (the caller holds the lock): the guest runs on `destination`, or again on its
+        source when the world fails the start there."""
+        if self.fail_cold_start:
+            return MigrationResult(False, error="start on the target: internal error: fake", total_time_ms=elapsed_ms,
+                                   detail="started again on the source")
+        self.guests[guest].host = destination
+        forced = "forced off: it did not shut down within its timeout" if self.ignore_shutdown else ""
+        return MigrationResult(True, total_time_ms=elapsed_ms, downtime_ms=elapsed_ms, transferred_mib=0.004,
+                               detail=forced or "shut down by itself")
 
 
 class FakeHypervisor:
@@ -199,18 +216,22 @@ class FakeHypervisor:
             if destination not in w.hosts or destination == self.host:
                 refused = MigrationResult(False, error=f"cannot migrate {guest!r} to {target.uri}")
                 return FakeMigration(w, guest, refused)
-            w._jobs[guest] = _Job(w.clock(), float(found.memory_mib))
+            cold = parameters.technique is Technique.COLD
+            w._jobs[guest] = _Job(w.clock(), float(found.memory_mib), cold=cold)
             w.running += 1
             w.most_running = max(w.most_running, w.running)
-            w.calls.append(f"migrate {guest}")
+            w.calls.append(f"{'cold move' if cold else 'migrate'} {guest}")
         return FakeMigration(w, guest, destination=destination)
+
+    def cold_move(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
+        return self.migrate(guest, target, parameters)
 
     def progress(self, guest: str) -> Progress | None:
         if self.world.fail_polls:
             raise HypervisorError("connection reset")
         with self.world.lock:
             job = self.world._jobs.get(guest)
-            if job is None:
+            if job is None or job.cold:
                 return None
             elapsed_s = self.world.clock() - job.started
             done = min(1.0, elapsed_s / max(self.world.migration_s, 1e-6))
@@ -276,6 +297,8 @@ class FakeMigration:
             if job.aborted:
                 self._ended = MigrationResult(False, error="operation aborted: canceled by client",
                                               total_time_ms=elapsed_ms)
+            elif job.cold:
+                self._ended = w.cold_result(self._guest, self._destination, elapsed_ms)
             else:
                 w.guests[self._guest].host = self._destination
                 self._ended = MigrationResult(True, total_time_ms=elapsed_ms, downtime_ms=20.0,

@@ -16,6 +16,7 @@ from typing import Any
 import libvirt
 import libvirt_qemu
 
+from advisor.adapters import libvirt_cold
 from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters, Technique
 from advisor.execution.hypervisor import (
@@ -287,6 +288,9 @@ class LibvirtHypervisor:
             iterations=int(stats.get("memory_iteration", 0)),
             postcopy_requests=int(stats.get("memory_postcopy_requests", 0)),
         )
+
+    def cold_move(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
+        return libvirt_cold.cold_move(self._uri, target.uri, guest, parameters.shutdown_timeout_ms / 1000)
 
     def progress(self, guest: str) -> Progress | None:
         try:

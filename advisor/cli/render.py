@@ -11,7 +11,8 @@ from advisor.tables import paint, safe, table
 
 # How a state looks on a terminal (colour only there): green done, red went wrong, yellow waits for a person.
 STATE_COLOURS = {"proposed": "yellow", "approved": "cyan", "executing": "blue", "running": "blue", "queued": "blue",
-                 "precopy": "blue", "postcopy": "blue", "succeeded": "green", "failed": "red", "aborted": "red",
+                 "precopy": "blue", "postcopy": "blue", "cold": "blue", "succeeded": "green", "failed": "red",
+                 "aborted": "red",
                  "expired": "dim", "cancelled": "dim", "superseded": "dim", "rejected": "dim", "dropped": "dim",
                  "waiting": ""}
 

@@ -16,6 +16,8 @@ class Phase(enum.StrEnum):
     QUEUED = "queued"
     PRECOPY = "precopy"
     POSTCOPY = "postcopy"
+    # A cold move under way: shutting down, moving the definition, starting on the target (no pre-copy stats).
+    COLD = "cold"
     # A restart under way: the guest defined and started on its new host (no migration job, no statistics).
     RESTARTING = "restarting"
     SUCCEEDED = "succeeded"
@@ -78,6 +80,9 @@ class MigrationResult:
     transferred_mib: float = 0.0
     iterations: int = 0
     postcopy_requests: int = 0
+    # The advisor's own words on how it went, safe to show where `error` (the hypervisor's words) is not: for a cold
+    # move, whether the guest was forced off, and where a failure left it ("defined on the source, running").
+    detail: str = ""
 
 
 @dataclass(frozen=True)

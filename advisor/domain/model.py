@@ -18,17 +18,23 @@ DEFAULT_NETWORK_BANDWIDTH_MIB_S = 1000 / 8 * 1e6 / MIB
 
 
 class Technique(enum.StrEnum):
-    """Live-migration techniques, named as in the shared SNU data set."""
+    """Migration techniques: the live ones named as in the shared SNU data set, and cold migration (shut the
+    guest down, move its definition, start it on the target: the whole move is downtime)."""
 
     PRECOPY = "precopy"
     PRECOPY_AUTOCONVERGE = "precopy_autoconverge"
     PRECOPY_XBZRLE = "precopy_xbzrle"
     PRECOPY_COMPRESS = "precopy_compress"
     POSTCOPY = "postcopy"
+    COLD = "cold"
+
+    @property
+    def is_live(self) -> bool:
+        return self is not Technique.COLD
 
     @property
     def is_precopy(self) -> bool:
-        return self is not Technique.POSTCOPY
+        return self not in (Technique.POSTCOPY, Technique.COLD)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,15 @@ POSTCOPY_FORBIDDEN = "forbidden"
 
 def label_forbids_postcopy(vm_labels: Mapping[str, str]) -> bool:
     return vm_labels.get(POSTCOPY_LABEL) == POSTCOPY_FORBIDDEN
+
+
+# A VM's label by which an SRE asks for a technique (only cold is honoured: `advisor.technique=cold`, e.g. for a
+# guest whose devices forbid live migration).
+TECHNIQUE_LABEL = "advisor.technique"
+
+
+def label_asks_cold(vm_labels: Mapping[str, str]) -> bool:
+    return vm_labels.get(TECHNIQUE_LABEL) == Technique.COLD.value
 
 
 @dataclass(frozen=True)
@@ -241,6 +256,8 @@ class MigrationParameters:
     postcopy_bandwidth_mib_s: float = 0.0
     # Carry the migration data over TLS (libvirt's VIR_MIGRATE_TLS): both hosts must offer it (Host.migration_tls).
     tls: bool = False
+    # Cold migration: how long the guest is given to shut down by itself before it is forced off (0: live).
+    shutdown_timeout_ms: float = 0.0
     kind: MoveKind = MoveKind.MIGRATE
 
 

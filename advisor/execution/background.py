@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from advisor.domain.migration import MigrationResult
-from advisor.domain.model import MigrationParameters
+from advisor.domain.model import MigrationParameters, Technique
 from advisor.execution.hypervisor import Hypervisor, MigrationTarget
 
 T = TypeVar("T")
@@ -46,17 +46,20 @@ class Pause:
 # A script of steps that returns a T at its end (None for a whole operation).
 Steps = Generator[Pause, None, T]
 
-# Starts migrating `guest` from `source`: the Hypervisor's blocking `migrate` in a thread of its own, in production.
+# Starts migrating `guest` from `source`: the Hypervisor's blocking `migrate` (or `cold_move`) in a thread of its own,
+# in production.
 Launch = Callable[[Hypervisor, str, MigrationTarget, MigrationParameters], MigrationJob]
 
 
 class ThreadedMigration:
-    """The blocking `migrate` call in a thread of its own, steered meanwhile from the script's thread."""
+    """The blocking `migrate` call (`cold_move` for a cold migration) in a thread of its own, steered meanwhile from
+    the script's thread."""
 
     def __init__(self, source: Hypervisor, guest: str, target: MigrationTarget, parameters: MigrationParameters):
         self._outcome: list[MigrationResult] = []
+        move = source.cold_move if parameters.technique is Technique.COLD else source.migrate
         self._thread = threading.Thread(
-            target=lambda: self._outcome.append(source.migrate(guest, target, parameters)),
+            target=lambda: self._outcome.append(move(guest, target, parameters)),
             name=f"migrate-{guest}", daemon=True,
         )
         self._thread.start()

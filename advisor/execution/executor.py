@@ -29,15 +29,14 @@ from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Pr
 from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters, Move, MoveKind, Technique
 from advisor.domain.transport import TlsMode
 from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
-from advisor.execution.monitor import Estimate
+from advisor.execution.hypervisor import public
+from advisor.execution.monitor import Estimate, MonitorTuning
 from advisor.execution.restart import Definitions, RestartingRunner
 from advisor.execution.runner import (
     ExecutionObserver,
     HostEndpoint,
     Live,
     MigrationStore,
-    MonitorTuning,
-    public,
 )
 from advisor.planning.links import link_share
 
@@ -194,6 +193,11 @@ class Executor:
             if record.phase is Phase.POSTCOPY:
                 raise FailedPrecondition(
                     f"operation {operation_id} is in post-copy: aborting now would lose the guest; it will finish"
+                )
+            if record.phase is Phase.COLD:
+                raise FailedPrecondition(
+                    f"operation {operation_id} is a cold move under way: it runs to its end (each step leaves the "
+                    "guest defined on one host; stopping between them would leave it off)"
                 )
             if record.phase is Phase.RESTARTING:
                 raise FailedPrecondition(f"operation {operation_id} is a restart under way: it runs to its end")

@@ -4,9 +4,12 @@ pure logic can use a fake, but migrations are only claimed to work against real 
 from __future__ import annotations
 
 import enum
+import logging
+import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
+from advisor.domain.errors import AdvisorError
 from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MigrationParameters
 
@@ -119,6 +122,14 @@ class Hypervisor(Protocol):
         """Run a live migration to the end (blocking); steer it meanwhile from another thread."""
         ...
 
+    def cold_move(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
+        """Move a guest cold, to the end (blocking): define it on the target from this host's definition, shut it
+        down (forced off after `parameters.shutdown_timeout_ms`), copy its disks that are not shared (none today),
+        remove its definition here and start it there. Downtime is from the shutdown until it runs on the
+        target; the data, its definition. A failure leaves the guest defined on one host, started again where it
+        ran when it can be, and the result's `detail` says which ("the source", "the target") and how it is."""
+        ...
+
     def progress(self, guest: str) -> Progress | None:
         """The running migration's progress; None when no migration job runs."""
         ...
@@ -146,3 +157,17 @@ class Hypervisor(Protocol):
     def abort(self, guest: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+log = logging.getLogger("advisor.execution")
+
+
+def public(error: Exception) -> str:
+    """What a client may read of an error. The advisor's own errors say what they say; a hypervisor's words can
+    carry what the caller must not see (a file's first line from a crafted URI, addresses, paths), so they stay
+    in the log under an incident id that the client gets instead."""
+    if isinstance(error, AdvisorError | UriRefused):
+        return str(error)
+    incident = uuid.uuid4().hex[:8]
+    log.warning("hypervisor error", extra={"incident": incident, "error": str(error)})
+    return f"the hypervisor reported an error (incident {incident}; details in the advisor's log)"

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from advisor.domain.migration import Phase, Progress
+from advisor.domain.model import MigrationCost, MigrationParameters, Technique
 
 
 @dataclass(frozen=True)
@@ -305,3 +306,33 @@ def finish(state: MonitorState, succeeded: bool, aborted_by_us: bool) -> Monitor
     if succeeded:
         return replace(state, phase=Phase.SUCCEEDED)
     return replace(state, phase=Phase.ABORTED if aborted_by_us else Phase.FAILED)
+
+
+@dataclass(frozen=True)
+class MonitorTuning:
+    """How patient the monitor is before it judges that pre-copy will not converge (see MonitorPlan); settings
+    `monitor_*`."""
+
+    judge_from_round: int = 3
+    stall_rounds: int = 3
+    downtime_steps: int = 4
+
+
+def monitor_plan(p: MigrationParameters, tuning: MonitorTuning = MonitorTuning(),
+                 predicted: MigrationCost | None = None, predicted_mib_s: float | None = None) -> MonitorPlan:
+    """The monitor's limits from the chosen parameters, and its first ETA from the prediction (made at
+    `predicted_mib_s`). Post-copy is allowed exactly when the technique policy planned a switch (it plans none for
+    a VM that forbids post-copy)."""
+    return MonitorPlan(
+        max_downtime_ms=p.max_downtime_ms,
+        deadline_ms=p.deadline_ms,
+        postcopy_allowed=p.postcopy_after_ms is not None,
+        postcopy_after_ms=p.postcopy_after_ms,
+        initial_downtime_ms=min(p.max_downtime_ms, max(50.0, p.max_downtime_ms / 3)),
+        downtime_steps=tuning.downtime_steps,
+        judge_from_round=tuning.judge_from_round,
+        stall_rounds=tuning.stall_rounds,
+        throttling=p.technique is Technique.PRECOPY_AUTOCONVERGE,
+        predicted_total_ms=None if predicted is None else predicted.total_time_ms.median,
+        predicted_mib_s=predicted_mib_s,
+    )

@@ -17,8 +17,8 @@ from advisor.domain.errors import AdvisorError
 from advisor.domain.migration import MigrationResult, Phase
 from advisor.domain.model import MoveKind
 from advisor.execution.background import Steps
-from advisor.execution.hypervisor import GuestDefinition, HypervisorError
-from advisor.execution.runner import Live, Runner, public
+from advisor.execution.hypervisor import GuestDefinition, HypervisorError, public
+from advisor.execution.runner import Live, Runner
 
 # A guest's last known definition (None: never read): advisor.usecases.definitions keeps them.
 Definitions = Callable[[str], GuestDefinition | None]

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from advisor.domain.errors import AdvisorError, FailedPrecondition
 from advisor.domain.migration import GuestLocation, MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
-from advisor.domain.model import MigrationCost, MigrationParameters, Technique
+from advisor.domain.model import Technique
 from advisor.domain.transport import TlsMode, decide
 from advisor.execution import guest_check, monitor
 from advisor.execution.background import Launch, MigrationJob, Pause, Steps
 from advisor.execution.guest_check import GuestVerdict
-from advisor.execution.hypervisor import GuestPulse, Hypervisor, HypervisorError, MigrationTarget, UriRefused
-from advisor.execution.monitor import MonitorPlan
+from advisor.execution.hypervisor import GuestPulse, Hypervisor, HypervisorError, MigrationTarget, public
+from advisor.execution.monitor import MonitorPlan, MonitorTuning, monitor_plan
 
 log = logging.getLogger("advisor.execution")
 # How many times a refused switch to post-copy is asked again (one poll apart).
@@ -35,17 +34,6 @@ SETTLE_S = 5.0
 SETTLE_POLL_S = 0.2
 # Between the two looks at a guest on its new host when the first does not settle whether it answers.
 GUEST_CHECK_S = 2.0
-
-
-def public(error: Exception) -> str:
-    """What a client may read of an error. The advisor's own errors say what they say; a hypervisor's words can
-    carry what the caller must not see (a file's first line from a crafted URI, addresses, paths), so they stay
-    in the log under an incident id that the client gets instead."""
-    if isinstance(error, AdvisorError | UriRefused):
-        return str(error)
-    incident = uuid.uuid4().hex[:8]
-    log.warning("hypervisor error", extra={"incident": incident, "error": str(error)})
-    return f"the hypervisor reported an error (incident {incident}; details in the advisor's log)"
 
 
 class MigrationStore(Protocol):
@@ -74,36 +62,6 @@ class HostEndpoint:
     hypervisor: Callable[[], Hypervisor]
     target: MigrationTarget
     bandwidth_mib_s: float | None = None
-
-
-@dataclass(frozen=True)
-class MonitorTuning:
-    """How patient the monitor is before it judges that pre-copy will not converge (see MonitorPlan); settings
-    `monitor_*`."""
-
-    judge_from_round: int = 3
-    stall_rounds: int = 3
-    downtime_steps: int = 4
-
-
-def monitor_plan(p: MigrationParameters, tuning: MonitorTuning = MonitorTuning(),
-                 predicted: MigrationCost | None = None, predicted_mib_s: float | None = None) -> MonitorPlan:
-    """The monitor's limits from the chosen parameters, and its first ETA from the prediction (made at
-    `predicted_mib_s`). Post-copy is allowed exactly when the technique policy planned a switch (it plans none for
-    a VM that forbids post-copy)."""
-    return MonitorPlan(
-        max_downtime_ms=p.max_downtime_ms,
-        deadline_ms=p.deadline_ms,
-        postcopy_allowed=p.postcopy_after_ms is not None,
-        postcopy_after_ms=p.postcopy_after_ms,
-        initial_downtime_ms=min(p.max_downtime_ms, max(50.0, p.max_downtime_ms / 3)),
-        downtime_steps=tuning.downtime_steps,
-        judge_from_round=tuning.judge_from_round,
-        stall_rounds=tuning.stall_rounds,
-        throttling=p.technique is Technique.PRECOPY_AUTOCONVERGE,
-        predicted_total_ms=None if predicted is None else predicted.total_time_ms.median,
-        predicted_mib_s=predicted_mib_s,
-    )
 
 
 class Live:
@@ -186,6 +144,9 @@ class Runner:
             return
         if carried.tls != record.parameters.tls:  # the hosts' TLS changed since the move was planned
             live.record = record = replace(record, parameters=replace(record.parameters, tls=carried.tls))
+        if record.parameters.technique is Technique.COLD:
+            yield from self._cold(live, source, target)
+            return
         plan = monitor_plan(record.parameters, self._tuning, record.predicted, record.predicted_mib_s)
         state, actions = monitor.start(plan)
         live.estimate = state.estimate
@@ -201,6 +162,21 @@ class Runner:
         if self._stopping.is_set():
             return  # the migration goes on in the hypervisors; the next start reconciles it
         yield from self._conclude(live, state, job.result())
+        source.close()
+
+    def _cold(self, live: Live, source: Hypervisor, target: MigrationTarget) -> Steps[None]:
+        """A cold move: no job statistics to poll and nothing to steer, only its end to wait for. It runs to its
+        end (the executor refuses to abort it: each step leaves the guest defined on one host)."""
+        record = live.record
+        timeout_s = record.parameters.shutdown_timeout_ms / 1000
+        self.note(live, Phase.COLD, f"moving {record.vm_id} cold to {record.target_host_id}: shutting it down "
+                                     f"(forced off after {timeout_s:.0f} s), then starting it there")
+        job = self._launch(source, record.vm_id, target, record.parameters)
+        while job.running():
+            yield Pause(self._poll_s, job)
+            if self._stopping.is_set():
+                return  # the move goes on in its thread; the next start reconciles it
+        yield from self._conclude(live, monitor.MonitorState(phase=Phase.COLD), job.result())
         source.close()
 
     def _watch(
@@ -307,6 +283,8 @@ class Runner:
         else:
             why = "as asked (see the timeline)" if state.abort_requested else public(HypervisorError(result.error))
             message = f"{final}: {why}; guest runs on {where}"
+        if result.detail:
+            message += f" ({result.detail})"
         self._end(live, result, final, message)
 
     def _check_guest(self, record: MigrationRecord) -> Steps[GuestVerdict]:

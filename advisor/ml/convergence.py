@@ -27,13 +27,13 @@ from advisor.ml.cost_features import TECHNIQUES, FeatureSet, FloatArray, IntArra
 from advisor.physics import DEFAULT_CONSTANTS, AnalyticConstants, Guard, first_pass_mib, one_pass_ms
 from advisor.physics.guards import dirties_faster_than_sent, verdicts
 
-# A pre-copy is answered "converges" only when it is at least this likely to end within its deadline and allowed
-# downtime, by the learned classifier or by the physics (advisor.ml.profile_serving). A migration aborted at its
-# deadline costs its whole time for nothing, so "converges" is a claim to be right about, not a coin flip. On the
-# lab's pre-copies with a deadline (`python -m training.few_shot --ks 0,10 --draws 10`, 2026-12-06), the physics
-# with the median inside the deadline (0.5) foresaw 54% of those that never converged with 3% false alarms
-# uncalibrated, 56% and 4% calibrated on 10 of them; 0.8 foresees 73% and 76% with 5%; 0.9 79% with 9%; 0.95 82%
-# with 15%. docs/learning.md has the learned model's figures at this threshold.
+# The physics (advisor.ml.profile_serving) answers "converges" for a pre-copy only when it is at least this likely
+# to end within its deadline, its time taken as log-normal through its served interval. That probability is not
+# calibrated on outcomes (the learned classifier's is: cost.CONVERGE_THRESHOLD), and a migration aborted at its
+# deadline costs its whole time for nothing. On the lab's pre-copies with a deadline (`python -m training.few_shot
+# --ks 0,10 --draws 10`, 2026-12-06), the median inside the deadline (0.5) foresaw 54% of those that never
+# converged with 3% false alarms uncalibrated, 56% and 4% calibrated on 10 of them; 0.8 foresees 73% and 76% with
+# 5%; 0.9 79% with 9%; 0.95 82% with 15%.
 CONVERGE_CONFIDENCE: Final = 0.8
 
 # The horizon taken for "by itself" when no deadline is given.

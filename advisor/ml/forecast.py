@@ -96,9 +96,6 @@ class ConformalInterval:
         return mean + self.q_low * (self.floor_mib_s + mean), mean + self.q_high * (self.floor_mib_s + p90)
 
 
-# Rows from which a prediction is worth LightGBM's threads.
-THREADED_ROWS = 2_000
-
 
 class LearnedDirtyForecaster:
     """LightGBM models for the horizon's mean and p90, with a scaled conformal interval for the mean."""
@@ -125,13 +122,8 @@ class LearnedDirtyForecaster:
     def predict_rows(self, matrix: FloatArray) -> dict[str, FloatArray]:
         """Mean, p90, low and high for many feature rows (n, len(FEATURES)), ordered as `forecast` orders them."""
         base = matrix[:, FEATURES.index(BASE_FEATURE)]
-        # A few rows (one VM's forecast, in RecommendTarget's path) on one thread: waking LightGBM's OpenMP
-        # threads cost 4.6 ms a call against 0.08 ms on the loaded 2-core machine.
-        threads = 1 if len(matrix) < THREADED_ROWS else 0  # 0: LightGBM's default (all cores)
-        mean = np.maximum(base + np.asarray(self._boosters["mean"].predict(matrix, num_threads=threads),
-                                            dtype=np.float64), 0.0)
-        p90 = np.maximum(base + np.asarray(self._boosters["p90"].predict(matrix, num_threads=threads),
-                                           dtype=np.float64), mean)
+        mean = np.maximum(base + np.asarray(self._boosters["mean"].predict(matrix), dtype=np.float64), 0.0)
+        p90 = np.maximum(base + np.asarray(self._boosters["p90"].predict(matrix), dtype=np.float64), mean)
         low, high = self._interval.bounds(mean, p90)
         return {"mean": mean, "p90": p90, "low": np.clip(low, 0.0, mean), "high": np.maximum(high, mean)}
 

@@ -2,9 +2,11 @@
 analytic model over arrays (`rounds`), its answer per row of MigrationInputs (`costs`), the hard guards on
 convergence (`guards`), pre-copy with a writable working set and the first pass QEMU sends (`working_set`: the
 physics the learned models read as features and host profiles are fitted on) and when a dirty-rate reading is
-blind (`measurement`), and what encrypting the stream costs (`transport`). It imports only the domain and numpy
-(an import contract says so)."""
+blind (`measurement`), what encrypting the stream costs (`transport`), and cold migration's cost, a sum of steps
+(`cold`), which the learned models do not predict. It imports only the domain and numpy (an import contract says
+so)."""
 
+from advisor.physics.cold import COLD_MODEL, DEFAULT_COLD, ColdConstants, cold_cost
 from advisor.physics.costs import ANALYTIC_MODEL, analytic_costs, analytic_point, predict_analytic, validate
 from advisor.physics.guards import (
     GUARD_BUDGETS,
@@ -37,6 +39,8 @@ from advisor.physics.working_set import first_pass_mib, longest_window_working_s
 __all__ = [
     "ANALYTIC_MODEL",
     "BUSY_VCPU_UTILIZATION",
+    "COLD_MODEL",
+    "DEFAULT_COLD",
     "DEFAULT_CONSTANTS",
     "DEFAULT_DOWNTIME_MS",
     "GUARD_BUDGETS",
@@ -46,6 +50,7 @@ __all__ = [
     "AnalyticArrays",
     "AnalyticConstants",
     "BoolArray",
+    "ColdConstants",
     "FloatArray",
     "Guard",
     "IntArray",
@@ -54,6 +59,7 @@ __all__ = [
     "analytic_point",
     "apply_guards",
     "blind_dirty_rate",
+    "cold_cost",
     "deadline_shorter_than_pass",
     "dirties_faster_than_sent",
     "effective_rate",

@@ -64,8 +64,11 @@ def analytic_costs(
     rows: Sequence[tuple[MigrationInputs, Technique]], constants: AnalyticConstants = DEFAULT_CONSTANTS
 ) -> list[MigrationCost]:
     """Every row's cost with its sensitivity band; raises ValueError on the first input the model cannot take."""
-    for inputs, _ in rows:
+    for inputs, technique in rows:
         validate(inputs)
+        if not technique.is_live:
+            raise ValueError(f"the analytic model predicts live migration, not {technique} "
+                             "(its cost is its steps: advisor.physics.cold)")
     if not rows:
         return []
     cases = _arrays(rows, BAND_CASES, constants)

@@ -12,12 +12,16 @@ risk: the converging pre-copy with the lowest p90 downtime is chosen when that d
 more than post-copy's harm (QEMU stops the guest only once what is left fits the allowed downtime at the measured
 speed, so a converging pre-copy's pause stays near the limit; a prediction above it is what may go wrong, not what
 will).
+
+Cold migration (the guest off for the whole move) competes under the same limits: it is chosen when it meets every
+limit and the live choice does not, or when asked for (the VM's label `advisor.technique=cold`); the reasons say
+which. Else it is listed with why not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
@@ -27,10 +31,12 @@ from advisor.domain.model import (
     DEFAULT_MAX_DOWNTIME_MS,
     POSTCOPY_FORBIDDEN,
     POSTCOPY_LABEL,
+    TECHNIQUE_LABEL,
     MigrationCost,
     MigrationParameters,
     Objective,
     Technique,
+    label_asks_cold,
     label_forbids_postcopy,
 )
 
@@ -56,6 +62,9 @@ class TechniqueRules:
     counts against a millisecond of guest pause (see the module docstring); post-copy is never chosen for VMs in
     `postcopy_forbidden_clusters` (setting `technique_postcopy_forbidden_clusters`) or labelled
     `advisor.postcopy=forbidden`.
+
+    A cold move gives the guest `cold_shutdown_timeout_ms` to shut down by itself before forcing it off (setting
+    `technique_cold_shutdown_timeout_s`; its cost is predicted with the same timeout).
     """
 
     risk: float = 0.5
@@ -66,6 +75,13 @@ class TechniqueRules:
     techniques: tuple[Technique, ...] = tuple(Technique)
     postcopy_exposure_weight: float = 0.05
     postcopy_forbidden_clusters: frozenset[str] = frozenset()
+    cold_shutdown_timeout_ms: float = 60_000.0
+
+    def cold_asked(self, vm_labels: Mapping[str, str]) -> str:
+        """Why cold migration is asked for this VM, '' when it is not."""
+        if label_asks_cold(vm_labels):
+            return f"asked for by the VM's label {TECHNIQUE_LABEL}={Technique.COLD}"
+        return ""
 
     def postcopy_forbidden(self, vm_labels: Mapping[str, str], cluster: str) -> str:
         """Why an SRE forbade post-copy for this VM, '' when they did not."""
@@ -108,6 +124,7 @@ _PREFERENCE = (
     Technique.PRECOPY_AUTOCONVERGE,
     Technique.PRECOPY_COMPRESS,
     Technique.POSTCOPY,
+    Technique.COLD,
 )
 
 
@@ -206,16 +223,69 @@ def choose_technique(
     rules: TechniqueRules = TechniqueRules(),
     dirty_rate_mib_s: float | None = None,
     postcopy_forbidden: str = "",
+    cold_asked: str = "",
 ) -> TechniqueChoice:
     """Pick the cheapest technique that meets every limit, post-copy priced by its harm (module docstring); else
-    the least bad one, saying which limit it breaks. `dirty_rate_mib_s` None: unknown (post-copy's slowdown is then
-    not priced, and the reason says so); `postcopy_forbidden`: why an SRE forbade post-copy
-    (`TechniqueRules.postcopy_forbidden`), '' when they did not."""
+    the least bad one, saying which limit it breaks. Cold migration is chosen only when asked for (`cold_asked`:
+    why, `TechniqueRules.cold_asked`) or when it meets every limit and no live technique does. `dirty_rate_mib_s`
+    None: unknown (post-copy's slowdown is then not priced, and the reason says so); `postcopy_forbidden`: why an
+    SRE forbade post-copy (`TechniqueRules.postcopy_forbidden`), '' when they did not."""
     if not costs:
         raise ValueError("no predicted costs to choose from")
+    cold = next((c for c in costs if c.technique is Technique.COLD and c.technique in rules.techniques), None)
+    live = [c for c in costs if c.technique.is_live]
+    usable = _usable(live, rules, postcopy_allowed and not postcopy_forbidden)
+    if cold_asked and cold is None:
+        raise ValueError(f"cold migration is {cold_asked}, but it is not among the techniques allowed or predicted")
+    if cold is not None and (cold_asked or not usable):
+        why = cold_asked or "the only technique allowed and predicted"
+        return _cold_choice(cold, usable, objective, bandwidth_mib_s, rules, f"{why} (whatever the limits)")
+    choice = _choose_live(live, objective, bandwidth_mib_s=bandwidth_mib_s, postcopy_allowed=postcopy_allowed,
+                          rules=rules, dirty_rate_mib_s=dirty_rate_mib_s, postcopy_forbidden=postcopy_forbidden)
+    if cold is None:
+        return choice
+    broken = _violations(cold, objective)
+    if broken or any(not _violations(c, objective) for c in usable):
+        why = "; ".join(broken) or "a live technique meets every limit (cold stops the guest for the whole move)"
+        return replace(choice, reasons=(*choice.reasons, f"not {_describe(cold)}: {why}"))
+    return _cold_choice(cold, usable, objective, bandwidth_mib_s, rules,
+                        "it meets every limit and no live technique does")
+
+
+def _usable(costs: Sequence[MigrationCost], rules: TechniqueRules, postcopy_allowed: bool) -> list[MigrationCost]:
+    return [c for c in costs if c.technique in rules.techniques
+            and (postcopy_allowed or c.technique is not Technique.POSTCOPY)]
+
+
+def _cold_choice(cold: MigrationCost, live: Sequence[MigrationCost], objective: Objective, bandwidth_mib_s: float,
+                 rules: TechniqueRules, why: str) -> TechniqueChoice:
+    """Cold migration chosen for `why`, with what each live technique would have broken."""
+    reasons = [f"chose {_describe(cold)}: {why}"]
+    reasons.extend(f"{cold.technique} {v}" for v in _violations(cold, objective))
+    for other in live:
+        broken = _violations(other, objective)
+        reasons.append(f"not {_describe(other)}" + (f": {'; '.join(broken)}" if broken else ": cold asked for"))
+    parameters = MigrationParameters(
+        technique=Technique.COLD, bandwidth_mib_s=bandwidth_mib_s,
+        max_downtime_ms=objective.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS, deadline_ms=objective.deadline_ms,
+        shutdown_timeout_ms=rules.cold_shutdown_timeout_ms,
+    )
+    return TechniqueChoice(parameters, cold, tuple(reasons))
+
+
+def _choose_live(
+    costs: Sequence[MigrationCost],
+    objective: Objective,
+    *,
+    bandwidth_mib_s: float,
+    postcopy_allowed: bool,
+    rules: TechniqueRules,
+    dirty_rate_mib_s: float | None,
+    postcopy_forbidden: str,
+) -> TechniqueChoice:
+    """The live techniques' choice (choose_technique without cold)."""
     postcopy_allowed = postcopy_allowed and not postcopy_forbidden
-    usable = [c for c in costs if c.technique in rules.techniques
-              and (postcopy_allowed or c.technique is not Technique.POSTCOPY)]
+    usable = _usable(costs, rules, postcopy_allowed)
     if not usable:
         raise ValueError("post-copy is not allowed and no pre-copy cost was predicted (of the techniques allowed)")
     post = next((c for c in usable if c.technique is Technique.POSTCOPY), None)

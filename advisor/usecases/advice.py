@@ -181,7 +181,8 @@ class Advice:
                                   bandwidth_mib_s=inputs.usable_bandwidth_mib_s, postcopy_allowed=vm.postcopy_allowed,
                                   rules=self._technique,
                                   dirty_rate_mib_s=inputs.dirty_rate_mib_s if inputs.dirty_rate_known else None,
-                                  postcopy_forbidden=self._technique.postcopy_forbidden(vm.labels, cluster_name))
+                                  postcopy_forbidden=self._technique.postcopy_forbidden(vm.labels, cluster_name),
+                                  cold_asked=self._technique.cold_asked(vm.labels))
         reasons = (ranking.why_target(), describe_inputs(inputs), *choice.reasons, carried.reason,
                    *ranking.why_rejected())
         goal, now = f"target:{vm.id}", self._clock()

@@ -1,6 +1,8 @@
 """The cost of moving a VM, as advice and plans both need it: inputs from what the advisor observed (through the
 one inputs builder, advisor.features.inputs), a dirty-rate forecast from the VM's recent samples, and the
-predicted cost of each technique at the expected dirty rate, its upper bounds widened to cover a burst."""
+predicted cost of each technique at the expected dirty rate, its upper bounds widened to cover a burst. The live
+techniques are the predictor's; cold migration's cost is a sum of steps (advisor.physics.cold), whatever model
+serves."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from advisor.features.inputs import LinkTraffic, Overrides, VmObservations, migr
 from advisor.features.samples import RecentSamples
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor, widen_for_burst
+from advisor.physics import cold_cost
 from advisor.usecases.ports import Clock
 
 
@@ -22,12 +25,16 @@ def objective_overrides(objective: Objective) -> Overrides:
 
 
 class CostEstimator:
+    """`cold_shutdown_timeout_ms`: what a cold move gives the guest to shut down (the technique policy's
+    `TechniqueRules.cold_shutdown_timeout_ms`, so that what runs is what was predicted)."""
+
     def __init__(self, predictor: CostPredictor, forecaster: DirtyRateForecaster | None, samples: RecentSamples,
-                 clock: Clock) -> None:
+                 clock: Clock, cold_shutdown_timeout_ms: float = 60_000.0) -> None:
         self.predictor = predictor
         self.forecaster = forecaster
         self._samples = samples
         self._clock = clock
+        self._cold_shutdown_timeout_ms = cold_shutdown_timeout_ms
 
     def inputs(self, vm: Vm, source: Host, target: Host | None, overrides: Overrides = Overrides(),  # noqa: B008 - frozen dataclass defaults are safe to share
                *, tls: bool = False) -> MigrationInputs:
@@ -67,6 +74,15 @@ class CostEstimator:
         """One technique's `costs`: how the executor predicts again a migration given a share of its links."""
         return self.costs(inputs, [technique])[0]
 
+    def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
+        """Each row's cost, in order: the live techniques' in one call of the served predictor, cold's from its
+        steps. Every disk is shared in the model today, so a cold move copies none (`local_disk_mib` is where the
+        VM's local disks will go)."""
+        live = [row for row in rows if row[1].is_live]
+        predicted = iter(self.predictor.predict_many(live) if live else [])
+        return [next(predicted) if t.is_live else cold_cost(inputs, self._cold_shutdown_timeout_ms)
+                for inputs, t in rows]
+
     def costs(self, inputs: MigrationInputs, techniques: Sequence[Technique] = tuple(Technique)) -> list[MigrationCost]:
         """Costs at the expected dirty rate, widened to cover a burst to its p90 forecast when there is one."""
         return self.costs_many([inputs], techniques)[0]
@@ -74,17 +90,16 @@ class CostEstimator:
     def costs_many(self, many: Sequence[MigrationInputs],
                    techniques: Sequence[Technique] = tuple(Technique)) -> list[list[MigrationCost]]:
         """`costs` of each inputs, in one model call for them all (a model call costs more than its rows)."""
-        predictor = self.predictor
         rows = [(inputs, t) for inputs in many for t in techniques]
         bursts = [(replace(inputs, dirty_rate_mib_s=inputs.burst_dirty_rate_mib_s), t)
-                  for inputs in many if inputs.burst_dirty_rate_mib_s is not None for t in techniques]
-        predicted = predictor.predict_many([*rows, *bursts]) if rows else []
+                  for inputs in many if inputs.burst_dirty_rate_mib_s is not None for t in techniques if t.is_live]
+        predicted = self.predict_many([*rows, *bursts]) if rows else []
         at_burst = iter(predicted[len(rows):])
         out = []
         for k, inputs in enumerate(many):
             costs = predicted[k * len(techniques):(k + 1) * len(techniques)]
             burst = inputs.burst_dirty_rate_mib_s
-            if burst is not None:
-                costs = [widen_for_burst(c, next(at_burst), burst) for c in costs]
+            if burst is not None:  # a burst changes nothing of a cold move
+                costs = [widen_for_burst(c, next(at_burst), burst) if c.technique.is_live else c for c in costs]
             out.append(costs)
         return out

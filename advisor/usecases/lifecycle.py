@@ -69,7 +69,7 @@ class Freshness:
             inputs = replace(move.inputs, memory_mib=seen.memory_mib, dirty_rate_mib_s=seen.dirty_rate_mib_s,
                              bandwidth_mib_s=seen.bandwidth_mib_s, dirty_rate_known=seen.dirty_rate_known,
                              dirty_rate_source=seen.dirty_rate_source)
-            baseline, cost = self._estimator.predictor.predict_many([(move.inputs, technique), (inputs, technique)])
+            baseline, cost = self._estimator.predict_many([(move.inputs, technique), (inputs, technique)])
         except (AdvisorError, ValueError) as error:  # cannot predict now: the other rules still decide
             log.warning("cannot re-predict a move", extra={"recommendation": rec.id, "move": index,
                                                             "error": str(error)})

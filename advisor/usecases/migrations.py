@@ -265,17 +265,21 @@ class MigrationOutcomes:
         self._on_ended(record)
 
     def _learn(self, record: MigrationRecord) -> None:
-        if self._profiles is None or record.phase is not Phase.SUCCEEDED or record.inputs is None \
-                or record.outcome is None:
+        if self._profiles is None or not self._learned(record) or record.inputs is None or record.outcome is None:
             return
         try:
             self._profiles.learn(record.inputs, record.parameters.technique, record.outcome)
         except Exception:  # the outcome is stored: a profile that cannot learn now must not stop the lifecycle
             log.exception("host profile not updated", extra={"operation_id": record.operation_id})
 
+    @staticmethod
+    def _learned(record: MigrationRecord) -> bool:
+        """Whether the learned models learn from this outcome: a live migration that completed (a cold move's cost
+        is its steps, advisor.physics.cold: no model of memory learns from it)."""
+        return record.phase is Phase.SUCCEEDED and record.parameters.technique.is_live
+
     def _adapt(self, record: MigrationRecord) -> None:
-        if self._intervals is None or record.phase is not Phase.SUCCEEDED or record.inputs is None \
-                or record.outcome is None:
+        if self._intervals is None or not self._learned(record) or record.inputs is None or record.outcome is None:
             return
         for state in self._intervals.observe(record.inputs, record.predicted, record.outcome):
             c = state.cell

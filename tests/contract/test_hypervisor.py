@@ -30,6 +30,7 @@ class Bench:
     target: Callable[[str], MigrationTarget]
     where: Callable[[], str | None]  # the host running GUEST
     slow: Callable[[bool], MigrationParameters]  # True: make the next migration last until aborted; False: undo
+    booted: Callable[[], bool]  # whether GUEST (started afresh by a cold move) is up again
     hosts: tuple[str, str] = ("hv1", "hv2")
 
     def placed(self) -> tuple[str, str]:
@@ -53,7 +54,7 @@ def fake_bench() -> Bench:
         return QUICK
 
     return Bench(lambda h: world.connect(f"fake://{h}"), lambda h: MigrationTarget(f"fake://{h}"),
-                 lambda: world.host_of(GUEST), slow)
+                 lambda: world.host_of(GUEST), slow, lambda: True)
 
 
 def libvirt_bench(lab: object) -> Bench:
@@ -70,7 +71,7 @@ def libvirt_bench(lab: object) -> Bench:
         return MigrationParameters(Technique.PRECOPY, 2.0, 300.0, postcopy_after_ms=None, deadline_ms=60_000)
 
     return Bench(lambda h: LibvirtHypervisor(lab.uri(h)), lambda h: MigrationTarget(lab.uri(h), "127.0.0.1"),
-                 lambda: lab.host_of(GUEST), slow)
+                 lambda: lab.host_of(GUEST), slow, lambda: lab.guest_alive(GUEST, within_s=90))
 
 
 @pytest.fixture(params=["fake", "libvirt"])
@@ -176,3 +177,26 @@ def test_migrating_an_unknown_guest_is_an_unsuccessful_result(bench: Bench, host
     source, target = bench.placed()
     result = hosts[source].migrate("no-such-guest", bench.target(target), QUICK)
     assert not result.succeeded and result.error
+
+
+COLD = MigrationParameters(Technique.COLD, 64.0, 300.0, shutdown_timeout_ms=1000)
+
+
+def test_a_cold_move_moves_the_guest_and_says_how(bench: Bench, hosts: dict[str, Hypervisor]) -> None:
+    source, target = bench.placed()
+    result = hosts[source].cold_move(GUEST, bench.target(target), COLD)
+    assert result.succeeded, (result.error, result.detail)
+    assert result.downtime_ms is not None and 0 < result.downtime_ms <= result.total_time_ms
+    assert 0 < result.transferred_mib < 0.1  # its definition
+    assert result.detail in ("shut down by itself", "forced off: it did not shut down within 1 s",
+                             "forced off: it did not shut down within its timeout")
+    assert running_on(hosts) == [target]
+    assert hosts[target].progress(GUEST) is None
+    assert bench.booted()  # started afresh: up again before the next test talks to it
+
+
+def test_cold_moving_an_unknown_guest_is_an_unsuccessful_result(bench: Bench, hosts: dict[str, Hypervisor]) -> None:
+    source, target = bench.placed()
+    result = hosts[source].cold_move("no-such-guest", bench.target(target), COLD)
+    assert not result.succeeded and result.error
+    assert running_on(hosts) == [source]

@@ -75,14 +75,17 @@ def test_paging_walks_every_host_once(make_app: MakeApp, client_for: Connect) ->
 def test_cost_prediction_covers_every_technique_and_names_its_model(loaded: tuple[App, AdvisorClient]) -> None:
     app, client = loaded
     result = client.predict(pb.PredictMigrationCostRequest(vm_id="db-1", target_host_id="hv-c"))
-    assert [c.technique for c in result.costs] == [1, 2, 3, 4, 5]
+    assert [c.technique for c in result.costs] == [1, 2, 3, 4, 5, pb.TECHNIQUE_COLD]
     assert result.inputs.dirty_rate_mib_s == pytest.approx(160.0)
     assert "latest sample" in result.inputs.dirty_rate_source
     model = app.predictor.model
+    *live, cold = result.costs
     for cost in result.costs:
-        assert (cost.model.name, cost.model.version) == (model.name, model.version)
         assert cost.total_time_ms.low <= cost.total_time_ms.median <= cost.total_time_ms.high
-    postcopy = result.costs[-1]
+    for cost in live:
+        assert (cost.model.name, cost.model.version) == (model.name, model.version)
+    assert cold.model.name == "cold-steps"  # a sum of steps, whatever model serves the live techniques
+    postcopy = live[-1]
     assert postcopy.total_time_ms.median == pytest.approx(7600 / 119.2 * 1000, rel=0.1)
 
     what_if = client.predict(pb.PredictMigrationCostRequest(

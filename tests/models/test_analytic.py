@@ -8,7 +8,7 @@ import math
 import pytest
 
 from advisor.domain.model import MigrationInputs, Technique
-from advisor.physics import analytic_point, predict_analytic
+from advisor.physics import TECHNIQUES, analytic_point, predict_analytic
 
 
 def inputs(dirty: float, bandwidth: float = 100.0, memory: float = 1024.0, downtime: float = 300.0) -> MigrationInputs:
@@ -57,7 +57,7 @@ def test_postcopy_time_tracks_memory_over_bandwidth() -> None:
 
 
 def test_intervals_are_ordered_and_name_the_model() -> None:
-    for technique in Technique:
+    for technique in TECHNIQUES:
         cost = predict_analytic(inputs(60.0), technique)
         for interval in (cost.total_time_ms, cost.downtime_ms, cost.transferred_mib):
             assert interval.low <= interval.median <= interval.high
@@ -81,3 +81,8 @@ def test_a_burst_widens_only_the_upper_bounds_and_says_so() -> None:
     assert wide.total_time_ms.high >= burst.total_time_ms.median > calm.total_time_ms.high
     assert "p90 dirty-rate forecast (60.0 MiB/s)" in wide.notes[-1]
     assert widen_for_burst(calm, calm, 20.0) is calm
+
+
+def test_cold_is_not_the_analytic_models_to_predict() -> None:
+    with pytest.raises(ValueError, match="not cold"):
+        predict_analytic(inputs(60.0), Technique.COLD)

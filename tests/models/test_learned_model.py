@@ -13,6 +13,7 @@ from advisor.domain.model import MigrationInputs, Technique
 from advisor.ml.cost import MODEL_NAME, LearnedCostPredictor, load_cost_predictor
 from advisor.ml.cost_features import schema_hash
 from advisor.ml.predictor import AnalyticPredictor
+from advisor.physics import TECHNIQUES
 from tests.support import REPO
 
 MODELS_DIR = REPO / "models" / "cost"
@@ -83,7 +84,7 @@ def test_intervals_are_ordered_and_batch_equals_single(predictor: LearnedCostPre
     rows = [
         (MigrationInputs(m, d, b, c, max_downtime_ms=dt), t)
         for (m, b, c), d, dt in zip(_grid(4, 20), np.linspace(0, 300, 20), [30.0, 300.0, 1000.0] * 7, strict=False)
-        for t in Technique
+        for t in TECHNIQUES
     ]
     many = predictor.predict_many(rows)
     assert len(many) == len(rows)
@@ -166,7 +167,7 @@ def test_card_reports_held_out_figures_per_source_and_rho_band() -> None:
     card = json.loads((MODELS_DIR / version / "card.json").read_text())
     assert card["promotion"]["reason"]  # why it was (or was not) promoted
     snu = card["metrics"]["snu"]["learned"]
-    for technique in Technique:
+    for technique in TECHNIQUES:
         for target in ("total_time_ms", "downtime_ms", "transferred_mib"):
             # nested held-out coverage of the nominal 80% interval, on SNU workloads the model never saw
             assert snu[str(technique)][target]["coverage"] >= 0.75, (technique, target)

@@ -18,6 +18,7 @@ class Technique(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TECHNIQUE_PRECOPY_XBZRLE: _ClassVar[Technique]
     TECHNIQUE_PRECOPY_COMPRESS: _ClassVar[Technique]
     TECHNIQUE_POSTCOPY: _ClassVar[Technique]
+    TECHNIQUE_COLD: _ClassVar[Technique]
 
 class MoveKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -66,6 +67,7 @@ class MigrationPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MIGRATION_PHASE_SUCCEEDED: _ClassVar[MigrationPhase]
     MIGRATION_PHASE_FAILED: _ClassVar[MigrationPhase]
     MIGRATION_PHASE_ABORTED: _ClassVar[MigrationPhase]
+    MIGRATION_PHASE_COLD: _ClassVar[MigrationPhase]
     MIGRATION_PHASE_RESTARTING: _ClassVar[MigrationPhase]
 TECHNIQUE_UNSPECIFIED: Technique
 TECHNIQUE_PRECOPY: Technique
@@ -73,6 +75,7 @@ TECHNIQUE_PRECOPY_AUTOCONVERGE: Technique
 TECHNIQUE_PRECOPY_XBZRLE: Technique
 TECHNIQUE_PRECOPY_COMPRESS: Technique
 TECHNIQUE_POSTCOPY: Technique
+TECHNIQUE_COLD: Technique
 MOVE_KIND_UNSPECIFIED: MoveKind
 MOVE_KIND_MIGRATE: MoveKind
 MOVE_KIND_RESTART: MoveKind
@@ -106,6 +109,7 @@ MIGRATION_PHASE_POSTCOPY: MigrationPhase
 MIGRATION_PHASE_SUCCEEDED: MigrationPhase
 MIGRATION_PHASE_FAILED: MigrationPhase
 MIGRATION_PHASE_ABORTED: MigrationPhase
+MIGRATION_PHASE_COLD: MigrationPhase
 MIGRATION_PHASE_RESTARTING: MigrationPhase
 
 class Host(_message.Message):
@@ -411,7 +415,7 @@ class Objective(_message.Message):
     def __init__(self, max_downtime_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., minimize_transferred: _Optional[bool] = ...) -> None: ...
 
 class MigrationParameters(_message.Message):
-    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls", "kind")
+    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls", "shutdown_timeout_ms", "kind")
     TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -422,6 +426,7 @@ class MigrationParameters(_message.Message):
     COMPRESSION_THREADS_FIELD_NUMBER: _ClassVar[int]
     POSTCOPY_BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     TLS_FIELD_NUMBER: _ClassVar[int]
+    SHUTDOWN_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     technique: Technique
     bandwidth_mib_s: float
@@ -433,8 +438,9 @@ class MigrationParameters(_message.Message):
     compression_threads: int
     postcopy_bandwidth_mib_s: float
     tls: bool
+    shutdown_timeout_ms: float
     kind: MoveKind
-    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ..., kind: _Optional[_Union[MoveKind, str]] = ...) -> None: ...
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ..., shutdown_timeout_ms: _Optional[float] = ..., kind: _Optional[_Union[MoveKind, str]] = ...) -> None: ...
 
 class HostAssessment(_message.Message):
     __slots__ = ("host_id", "eligible", "rejections", "score", "cpu_after_ratio", "memory_after_ratio")

@@ -4,6 +4,7 @@ newest few."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -17,6 +18,7 @@ from advisor.ml.calibration import RunningErrors
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.ml.profile_store import OnlineProfiles, ProfileStore
 from advisor.ml.profiles import PRIOR, RESIDUALS_KEPT, physics, uncalibrated
+from advisor.physics import cold_cost
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.migrations import MigrationOutcomes
 
@@ -50,6 +52,17 @@ def test_completed_migrations_are_learned_aborted_ones_are_not() -> None:
     handler.finished(record("rig", Phase.SUCCEEDED))
     handler.finished(record("rig", Phase.ABORTED, op="op2"))
     assert learned.seen == [("rig", Technique.PRECOPY, 9000.0)]
+
+
+def test_a_cold_move_is_recorded_but_never_learned_as_a_migration_of_memory() -> None:
+    learned = Learned()
+    handler = outcomes(learned)
+    cold = record("rig", Phase.SUCCEEDED)
+    cold = replace(cold, parameters=MigrationParameters(Technique.COLD, 32, 300, shutdown_timeout_ms=60_000),
+                   predicted=cold_cost(cold.inputs, 60_000))  # type: ignore[arg-type]
+    handler.finished(cold)
+    assert learned.seen == []
+    assert handler.errors.summary()  # its running error is kept all the same (per technique: cold's own)
 
 
 def test_a_new_profile_is_learnt_from_its_first_migration_on(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.calibration import RunningErrors
 from advisor.ml.forecast import DirtyRateForecaster
-from advisor.ml.predictor import AnalyticPredictor
+from advisor.ml.predictor import AnalyticPredictor, CostPredictor
 from advisor.planning.engine import FilterPolicy
 from advisor.planning.technique import TechniqueRules
 from advisor.usecases.advice import Advice
@@ -124,16 +124,16 @@ def advice_and_planning(store: MemoryStore, inventory: Inventory, estimator: Cos
 
 def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryStore | None = None,
           technique: TechniqueRules = KNOBS.technique, forecaster: DirtyRateForecaster | None = None,
-          filters: FilterPolicy = KNOBS.filters) -> World:
+          filters: FilterPolicy = KNOBS.filters, predictor: CostPredictor | None = None) -> World:
     """Every use case on one memory store (a new one, or `store` as a restarted advisor finds it), the technique
     chosen by `technique`, hosts filtered by `filters`, dirty rates forecast by `forecaster` (none: the newest
-    sample's)."""
+    sample's), costs predicted by `predictor` (the analytic model by default)."""
     store = store or MemoryStore()
     clock, ids = ManualClock(), CountingIds("r")
     metrics = AdvisorMetrics(CollectorRegistry())
     inventory = Inventory(store)
     samples = RecentSamples()
-    estimator = CostEstimator(AnalyticPredictor(), forecaster, samples, clock)
+    estimator = CostEstimator(predictor or AnalyticPredictor(), forecaster, samples, clock)
 
     def move_ended(record: MigrationRecord) -> None:  # the loop, as in advisor/app.py
         migrations.ended(record)
