@@ -16,10 +16,9 @@ from prometheus_client import CollectorRegistry
 
 from advisor.adapters.datadir import DataDirLock, read_addresses
 from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.prometheus.queries import PrometheusQueries
-from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.adapters.sqlite.access import AuditLog, TokenStore
 from advisor.adapters.sqlite.db import Database
+from advisor.adapters.sqlite.definitions import DefinitionArchive
 from advisor.adapters.sqlite.samples import SampleArchive
 from advisor.adapters.sqlite.sessions import SessionStore
 from advisor.adapters.sqlite.store import SqliteStore
@@ -47,15 +46,17 @@ from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor
 from advisor.ml.profile_store import OnlineProfiles, ProfileStore
 from advisor.model_serving import load_models, models_reloader
-from advisor.telemetry.collectors import Periodic, dirty_rate_collector, prometheus_collector
+from advisor.telemetry.collectors import Periodic, sources
 from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.bundle import UseCases
 from advisor.usecases.cluster_plans import Planning
 from advisor.usecases.estimates import CostEstimator
+from advisor.usecases.evacuation import HostWatch
 from advisor.usecases.ingestion import Ingestion
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.lifecycle import Freshness, expire_stale
+from advisor.usecases.liveness import HypervisorSigns
 from advisor.usecases.migrations import MigrationOutcomes, Migrations, endpoints
 from advisor.usecases.queries import Queries
 from advisor.usecases.retraining import Retraining
@@ -191,26 +192,6 @@ def guarded(connect: Callable[[str], Hypervisor], uris: UriPolicy) -> Callable[[
     return open_allowed
 
 
-def sources(settings: Settings, ingestion: Ingestion, connect: Callable[[str], Hypervisor], migrations: Migrations,
-            metrics: AdvisorMetrics, clock: Callable[[], float]) -> list[Periodic]:
-    """The collectors that pull metrics in on a schedule: Prometheus, and the hypervisors' own measurements."""
-    collectors = []
-    if settings.prometheus_url:
-        queries = PrometheusQueries(
-            host_label=settings.prometheus_host_label, vm_label=settings.prometheus_vm_label,
-            window=settings.prometheus_window, migration_interface=settings.prometheus_migration_interface,
-            max_age_s=settings.prometheus_max_age_s,
-        )
-        source = PrometheusSource(settings.prometheus_url, queries, timeout_s=settings.prometheus_timeout_s)
-        collectors.append(Periodic("prometheus", settings.prometheus_poll_interval_s,
-                                   prometheus_collector(source, ingestion, metrics)))
-    if settings.dirty_rate_interval_s > 0:
-        collectors.append(Periodic("dirty-rate", settings.dirty_rate_interval_s,
-                                   dirty_rate_collector(ingestion, connect, migrations.migrating_vms, metrics,
-                                                        clock=clock, readings=1)))
-    return collectors
-
-
 @dataclass(frozen=True)
 class Core:
     """The use cases and the parts beside them that the servers and the periodic tasks need."""
@@ -221,11 +202,13 @@ class Core:
     executor: Executor
     samples: RecentSamples
     freshness: Freshness
+    signs: HypervisorSigns  # which hypervisors answer the telemetry: how an evacuation knows a host is down
 
 
 def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, metrics: AdvisorMetrics,
               predictor: CostPredictor, forecaster: DirtyRateForecaster, allowed_connect: Callable[[str], Hypervisor],
-              uris: UriPolicy, clock: Callable[[], float], intervals: AdaptiveIntervals) -> Core:
+              uris: UriPolicy, clock: Callable[[], float], intervals: AdaptiveIntervals,
+              definitions: DefinitionArchive) -> Core:
     """The use cases on their store, models and hypervisors, with the decision knobs of the settings."""
     knobs = policies(settings)
     inventory = Inventory(store)
@@ -250,7 +233,7 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
         clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
                                               settings.max_migrations_per_target),
         tuning=knobs.tuning, poll_interval_s=settings.poll_interval_s, predict=estimator.cost,
-        tls=knobs.filters.migration_tls,
+        tls=knobs.filters.migration_tls, definitions=definitions.definition,
     )
     ingestion = Ingestion(inventory, samples, metrics, clock, uris)
     automation = Automation(store, inventory, clock, default_level=Level(settings.automation_level),
@@ -263,6 +246,7 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
     freshness = Freshness(inventory, snapshots, estimator, knobs.filters,
                           ExpiryRules(settings.recommendation_max_age_s, settings.expiry_tolerance), clock)
     migrations = Migrations(store, executor, clock, freshness, new_id)
+    signs = HypervisorSigns()
     self_approval = SelfApproval(store, clock, migrations.run)
     review = Review(store, metrics, clock, freshness)
     usecases = UseCases(
@@ -273,13 +257,14 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
                       self_approval=self_approval, snapshots=snapshots),
         planning=Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=new_id,
                           technique=knobs.technique, plans=knobs.plans, automation=automation,
-                          self_approval=self_approval),
+                          self_approval=self_approval, watch=HostWatch(signs, samples.host_last_time, definitions,
+                                                                       settings.evacuate_host_down_after_s, clock)),
         review=review,
         migrations=migrations,
         automation=automation,
     )
 
-    return Core(usecases, estimator, outcomes, executor, samples, freshness)
+    return Core(usecases, estimator, outcomes, executor, samples, freshness, signs)
 
 
 def build_app(
@@ -301,18 +286,19 @@ def build_app(
         lock.release()
         raise
     store, tokens, audit = SqliteStore(database), TokenStore(database, clock), AuditLog(database)
-    archive = SampleArchive(database)
+    archive, definitions = SampleArchive(database), DefinitionArchive(database)
     metrics = AdvisorMetrics(CollectorRegistry())
     intervals = AdaptiveIntervals()  # the served intervals' online adaptation, kept across model swaps
     predictor, forecaster = load_models(settings.models_dir, metrics, intervals)
     allowed_connect = guarded(connect, uris)
-    core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock, intervals)
+    core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock, intervals,
+                     definitions)
     usecases, estimator, outcomes, executor = core.usecases, core.estimator, core.outcomes, core.executor
     samples, ingestion, migrations, freshness = (core.samples, core.usecases.ingestion, core.usecases.migrations,
                                                  core.freshness)
 
     access = AccessInterceptor(tokens, audit, certificate_roles=roles, limits=call_limits(settings), clock=clock)
-    collectors = sources(settings, ingestion, allowed_connect, migrations, metrics, clock)
+    collectors = sources(settings, ingestion, allowed_connect, migrations, metrics, clock, core.signs, definitions)
 
     def keep_house() -> None:
         """Save recent samples, apply retention, export the database's size."""

@@ -107,6 +107,9 @@ class Settings:
     # page samples for 1 s (QEMU hashes 512 sampled pages per GiB; the guest is not paused): the forecaster needs
     # two or more readings at least 10 s apart within its 60 s window, so 15 s gives it four.
     dirty_rate_interval_s: float = 15.0
+    # A host is down, for an evacuation, when neither its hypervisor (read by the collector above) nor any sample
+    # of it has said it is alive for this long (advisor.domain.evacuation.judge_host): four readings missed.
+    evacuate_host_down_after_s: float = 60.0
 
     # -- decision knobs (passed into the pure planning and monitoring functions) --
     # Placement: vCPUs per core and memory overcommit allowed on a target, the CPU load a target may reach after
@@ -311,6 +314,8 @@ def check(settings: Settings) -> None:
                  "technique_cold_shutdown_timeout_s"):
         if not getattr(settings, name) >= 0:
             raise ConfigError(f"{name} must not be negative (got {getattr(settings, name)})")
+    if not settings.evacuate_host_down_after_s > 0:
+        raise ConfigError(f"evacuate_host_down_after_s must be positive (got {settings.evacuate_host_down_after_s})")
     if not settings.expiry_check_interval_s > 0:
         raise ConfigError(f"expiry_check_interval_s must be positive (got {settings.expiry_check_interval_s})")
     for pattern in settings.hypervisor_uri_patterns:

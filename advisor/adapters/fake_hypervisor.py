@@ -22,6 +22,7 @@ from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MigrationParameters, Technique
 from advisor.execution.hypervisor import (
     Agent,
+    GuestDefinition,
     GuestFacts,
     GuestPulse,
     GuestStats,
@@ -61,7 +62,8 @@ class FakeWorld:
     """Hosts and guests; knobs tests turn: `release` (gated worlds), `fail_polls`, `migration_s`,
     `refuse_postcopy` (how many switches to post-copy to refuse, as QEMU does before the job is under way),
     `ignore_shutdown` (guests ignore the power button: a cold move forces them off), `fail_cold_start` (a cold
-    move's start on the target fails: the guest is started again on its source); what happened:
+    move's start on the target fails: the guest is started again on its source), `kill` (a host dies); what
+    happened:
     `calls`, `running`, `most_running`."""
 
     def __init__(self, hosts: tuple[str, ...] = ("a", "b"), *, gated: bool = False, migration_s: float = 0.05,
@@ -80,6 +82,7 @@ class FakeWorld:
         self.refuse_postcopy = 0
         self.ignore_shutdown = False
         self.fail_cold_start = False
+        self.down: set[str] = set()  # hosts that died (`kill`): nobody connects to them
         self.calls: list[str] = []
         self.running = 0
         self.most_running = 0
@@ -105,7 +108,14 @@ class FakeWorld:
         host = uri.removeprefix(SCHEME)
         if not uri.startswith(SCHEME) or host not in self.hosts:
             raise HypervisorError(f"cannot connect to {uri}: no such fake host")
+        if host in self.down:
+            raise HypervisorError(f"cannot connect to {uri}: Connection refused")
         return FakeHypervisor(self, host)
+
+    def kill(self, host: str) -> None:
+        """The host dies with its guests: its hypervisor no longer answers, its guests run nowhere until restarted."""
+        with self.lock:
+            self.down.add(host)
 
     def launch(self, source: Hypervisor, guest: str, target: MigrationTarget,
                parameters: MigrationParameters) -> FakeMigration:
@@ -147,6 +157,24 @@ class FakeHypervisor:
         with self.world.lock:
             return [GuestFacts(g.name, f"uuid-{g.name}", g.memory_mib, g.vcpus, True, networks=g.networks)
                     for g in self.world.guests.values() if g.host == self.host]
+
+    def definition(self, guest: str) -> GuestDefinition:
+        with self.world.lock:
+            found = self._guest(guest)
+            return GuestDefinition(f"<domain><name>{found.name}</name><memory unit='MiB'>{found.memory_mib}</memory>"
+                                   "</domain>", True)
+
+    def restart(self, guest: str, definition: GuestDefinition) -> None:
+        with self.world.lock:
+            found = self.world.guests.get(guest)
+            if found is None or f"<name>{guest}</name>" not in definition.xml:
+                raise HypervisorError(f"restart {guest!r} on {self.uri}: not a definition of it")
+            if found.host == self.host:
+                raise HypervisorError(f"guest {guest!r} already runs on {self.uri}")
+            if found.host not in self.world.down:  # libvirt would start a second copy on the same disks
+                raise HypervisorError(f"fake: {guest!r} still runs on {found.host}, which is up")
+            self.world.calls.append(f"restart {guest}")
+            found.host = self.host
 
     def guest_pulse(self, guest: str) -> GuestPulse:
         with self.world.lock:

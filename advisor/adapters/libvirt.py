@@ -21,6 +21,7 @@ from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters, Technique
 from advisor.execution.hypervisor import (
     Agent,
+    GuestDefinition,
     GuestFacts,
     GuestPulse,
     GuestStats,
@@ -341,6 +342,28 @@ class LibvirtHypervisor:
         except libvirt.libvirtError as e:
             return GuestPulse(running, words, vcpu_time_s, Agent.SILENT, e.get_error_message() or str(e))
         return GuestPulse(running, words, vcpu_time_s, Agent.ANSWERED)
+
+    def definition(self, guest: str) -> GuestDefinition:
+        dom = self._domain(guest)
+        try:
+            return GuestDefinition(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE), bool(dom.isPersistent()))
+        except libvirt.libvirtError as e:
+            raise _error(f"definition of {guest!r}", e) from None
+
+    def restart(self, guest: str, definition: GuestDefinition) -> None:
+        named = ET.fromstring(definition.xml).findtext("name")
+        if named != guest:
+            raise HypervisorError(f"the definition is of {named!r}, not {guest!r}")
+        with contextlib.suppress(libvirt.libvirtError):  # not defined here: the usual case
+            if self._control.lookupByName(guest).isActive():
+                raise HypervisorError(f"guest {guest!r} already runs on {self._uri}")
+        try:
+            if definition.persistent:
+                self._control.defineXML(definition.xml).create()
+            else:
+                self._control.createXML(definition.xml, 0)
+        except libvirt.libvirtError as e:
+            raise _error(f"restart {guest!r} on {self._uri}", e) from None
 
     def set_max_downtime(self, guest: str, downtime_ms: float) -> None:
         try:

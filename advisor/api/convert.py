@@ -21,6 +21,7 @@ from advisor.domain.model import (
     MigrationParameters,
     ModelRef,
     Move,
+    MoveKind,
     Objective,
     Technique,
     Vm,
@@ -228,8 +229,11 @@ def inputs_to_pb(i: MigrationInputs) -> pb.MigrationInputs:
 
 
 def parameters_to_pb(p: MigrationParameters) -> pb.MigrationParameters:
+    if p.kind is MoveKind.RESTART:  # no technique, no knob: a restart
+        return pb.MigrationParameters(kind=pb.MOVE_KIND_RESTART)
     msg = pb.MigrationParameters(
         technique=technique_to_pb(p.technique),  # type: ignore[arg-type]
+        kind=pb.MOVE_KIND_MIGRATE,
         bandwidth_mib_s=p.bandwidth_mib_s, max_downtime_ms=p.max_downtime_ms,
         deadline_ms=p.deadline_ms, autoconverge_initial_pct=p.autoconverge_initial_pct,
         autoconverge_increment_pct=p.autoconverge_increment_pct, compression_threads=p.compression_threads,
@@ -239,6 +243,11 @@ def parameters_to_pb(p: MigrationParameters) -> pb.MigrationParameters:
     if p.postcopy_after_ms is not None:
         msg.postcopy_after_ms = p.postcopy_after_ms
     return msg
+
+
+def _predicted(p: MigrationParameters, cost: MigrationCost) -> pb.MigrationCost | None:
+    """The predicted cost of a move; None (unset) for a restart, which is not predicted."""
+    return None if p.kind is MoveKind.RESTART else cost_to_pb(cost)
 
 
 def assessment_to_pb(a: HostAssessment) -> pb.HostAssessment:
@@ -251,7 +260,7 @@ def assessment_to_pb(a: HostAssessment) -> pb.HostAssessment:
 def move_to_pb(m: Move, *, with_assessments: bool = True, status: MoveStatus = MoveStatus()) -> pb.Move:  # noqa: B008 - frozen dataclass defaults are safe to share
     return pb.Move(
         vm_id=m.vm_id, source_host_id=m.source_host_id, target_host_id=m.target_host_id,
-        parameters=parameters_to_pb(m.parameters), predicted_cost=cost_to_pb(m.predicted_cost),
+        parameters=parameters_to_pb(m.parameters), predicted_cost=_predicted(m.parameters, m.predicted_cost),
         reasons=list(m.reasons),
         assessments=[assessment_to_pb(a) for a in m.assessments] if with_assessments else [],
         rejection_counts=[pb.RejectionCount(filter=k, hosts=n, example_host_id=h) for k, n, h in m.rejection_counts],
@@ -321,13 +330,14 @@ _PHASES = {
     Phase.FAILED: pb.MIGRATION_PHASE_FAILED,
     Phase.ABORTED: pb.MIGRATION_PHASE_ABORTED,
     Phase.COLD: pb.MIGRATION_PHASE_COLD,
+    Phase.RESTARTING: pb.MIGRATION_PHASE_RESTARTING,
 }
 
 
 def operation_to_pb(r: MigrationRecord) -> pb.Operation:
     msg = pb.Operation(
         operation_id=r.operation_id, recommendation_id=r.recommendation_id, phase=_PHASES[r.phase],
-        predicted_cost=cost_to_pb(r.predicted), create_time=timestamp(r.created_at_s), message=r.message,
+        predicted_cost=_predicted(r.parameters, r.predicted), create_time=timestamp(r.created_at_s), message=r.message,
         move_index=r.move_index, vm_id=r.vm_id, attempt=r.attempt, source_host_id=r.source_host_id,
         target_host_id=r.target_host_id, parameters=parameters_to_pb(r.parameters),
     )

@@ -127,12 +127,13 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
 
     def PlanCluster(self, request: pb.PlanClusterRequest, context: grpc.ServicerContext) -> pb.Recommendation:
         goals = {pb.CLUSTER_GOAL_DRAIN: PlanGoal.DRAIN, pb.CLUSTER_GOAL_REBALANCE: PlanGoal.REBALANCE,
-                 pb.CLUSTER_GOAL_CONSOLIDATE: PlanGoal.CONSOLIDATE}
+                 pb.CLUSTER_GOAL_CONSOLIDATE: PlanGoal.CONSOLIDATE, pb.CLUSTER_GOAL_EVACUATE: PlanGoal.EVACUATE}
         if request.goal not in goals:
-            raise InvalidArgument("goal", f"must be DRAIN, REBALANCE or CONSOLIDATE (got {request.goal})")
+            raise InvalidArgument("goal", f"must be DRAIN, REBALANCE, CONSOLIDATE or EVACUATE (got {request.goal})")
         rec = self.usecases.planning.plan_cluster(goals[request.goal], request.host_id, request.max_moves,
                                                   convert.objective_from_pb(request.objective),
-                                                  dry_run=request.dry_run, store_empty=request.store_empty)
+                                                  dry_run=request.dry_run, store_empty=request.store_empty,
+                                                  force=request.force)
         return convert.fitted(convert.recommendation_to_pb(rec))
 
     def ListRecommendations(

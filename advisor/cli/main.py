@@ -145,10 +145,14 @@ def _plan(sub: Any) -> None:
     plan = sub.add_parser("plan", help=HELP["plan"])
     goals = plan.add_subparsers(dest="goal", required=True, metavar="GOAL")
     for goal, text in (("drain", "move every VM off a host"), ("rebalance", "even out load across hosts"),
-                       ("consolidate", "empty the lightest hosts so they can power down")):
+                       ("consolidate", "empty the lightest hosts so they can power down"),
+                       ("evacuate", "restart elsewhere, by priority, the VMs of a host that is down")):
         p = goals.add_parser(goal, help=text)
-        if goal == "drain":
+        if goal in ("drain", "evacuate"):
             p.add_argument("host")
+        if goal == "evacuate":
+            p.add_argument("--force", action="store_true",
+                           help="plan even if the advisor sees the host up or cannot tell (you know it is dead)")
         p.add_argument("--max-moves", type=int, default=0, help="at most this many moves (default: no bound)")
         p.add_argument("--max-downtime-ms", type=float, help="downtime limit of every move (default 300)")
         p.add_argument("--deadline-ms", type=float, default=0.0, help="deadline of every move")
@@ -199,7 +203,7 @@ HELP = {
     "vms": "list VMs with their latest samples",
     "predict": "predict migration costs",
     "recommend": "recommend a target host and technique for one VM",
-    "plan": "plan moves for the whole cluster: drain a host, rebalance, consolidate",
+    "plan": "plan moves for the whole cluster: drain a host, rebalance, consolidate, evacuate a host that is down",
     "recs": "review, execute and follow recommendations (the SRE's commands)",
     "automation": "automation level and threshold per cluster",
     "lab": "the local multi-host lab: libvirt daemons, TCG guests, Prometheus",

@@ -136,6 +136,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     request = pb.PlanClusterRequest(
         goal=f"CLUSTER_GOAL_{args.goal.upper()}", host_id=getattr(args, "host", "") or "", max_moves=args.max_moves,
         objective=_objective(args), dry_run=args.dry_run, store_empty=args.store_empty,
+        force=getattr(args, "force", False),
     )
     with connect(args) as client:
         rec: pb.Recommendation = client.call(client.recommendations.PlanCluster, request)  # type: ignore[assignment]

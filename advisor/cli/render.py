@@ -33,6 +33,11 @@ def technique_name(value: int) -> str:
     return pb.Technique.Name(value).removeprefix("TECHNIQUE_").lower()
 
 
+def how(p: pb.MigrationParameters) -> str:
+    """The technique of a migration, or "restart" for a restart (which has none)."""
+    return "restart" if p.kind == pb.MOVE_KIND_RESTART else technique_name(p.technique)
+
+
 def state_name(value: int) -> str:
     return pb.RecommendationState.Name(value).removeprefix("RECOMMENDATION_STATE_").lower()
 
@@ -102,13 +107,14 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
                                                         if move.attempts else ""),
                 wrap(f"{_est(c.total_time_ms, 1000, 1)} s, downtime {_est(c.downtime_ms)} ms, "
                      f"{_est(c.transferred_mib)} MiB, converges {'yes' if c.converges else 'NO'}{probability} "
-                     f"({model_label(c.model)})", "  predicted: ", "    ")]
+                     f"({model_label(c.model)})", "  predicted: ", "    ")
+                if move.HasField("predicted_cost") else "  a restart on the target: not predicted"]
         out += ["", "Why:"] + [wrap(safe(r), "  - ", "    ") for r in move.reasons]
         switch = f", switch to post-copy after {p.postcopy_after_ms / 1000:.1f} s" if p.HasField(
             "postcopy_after_ms") else ""
         out += [
             "",
-            wrap(f"{technique_name(p.technique)}, bandwidth {p.bandwidth_mib_s:.0f} MiB/s, max downtime "
+            wrap(f"{how(p)}, bandwidth {p.bandwidth_mib_s:.0f} MiB/s, max downtime "
                  f"{p.max_downtime_ms:.0f} ms, deadline {p.deadline_ms / 1000:.0f} s{switch}", "Parameters: ", "  "),
             "",
             "Targets considered:",
@@ -134,7 +140,7 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
 
 
 def moves_table(rec: pb.Recommendation) -> str:
-    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, technique_name(m.parameters.technique),
+    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, how(m.parameters),
              _est(m.predicted_cost.total_time_ms, 1000, 1), f"{m.predicted_cost.downtime_ms.median:.0f}",
              move_state_name(m.state), m.attempts or "", m.operation_id]
             for i, m in enumerate(rec.moves, 1)]
@@ -161,14 +167,15 @@ def history_table(ops: Sequence[pb.Operation]) -> str:
         c, o = op.predicted_cost, op.outcome
         ended = op.HasField("outcome")
         rows.append([op.operation_id, _when(op.create_time), op.vm_id, f"{op.source_host_id}->{op.target_host_id}",
-                     technique_name(op.parameters.technique), phase_name(op.phase),
+                     how(op.parameters), phase_name(op.phase),
                      _est(c.total_time_ms, 1000, 1), f"{o.total_time_ms / 1000:.1f}" if ended else "",
                      _est(c.downtime_ms), f"{o.downtime_ms:.0f}" if ended else "",
                      _inside(c.downtime_ms, o.downtime_ms) if ended and op.phase == pb.MIGRATION_PHASE_SUCCEEDED
                      else ""])
     out = table(["operation", "started (UTC)", "vm", "move", "technique", "phase", "predicted s", "actual s",
                  "predicted downtime ms", "actual ms", "in interval"], rows, right=(7, 9), colours={5: state_colour})
-    done = sorted(op.outcome.downtime_ms for op in ops if op.phase == pb.MIGRATION_PHASE_SUCCEEDED)
+    done = sorted(op.outcome.downtime_ms for op in ops if op.phase == pb.MIGRATION_PHASE_SUCCEEDED
+                  and op.parameters.kind != pb.MOVE_KIND_RESTART)  # a restart's downtime is not measured
     if done:
         def q(p: float) -> float:
             return done[min(len(done) - 1, int(p * len(done)))]
@@ -178,7 +185,7 @@ def history_table(ops: Sequence[pb.Operation]) -> str:
 
 
 def render_plan(rec: pb.Recommendation) -> str:
-    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, technique_name(m.parameters.technique),
+    rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, how(m.parameters),
              f"{m.predicted_cost.total_time_ms.median / 1000:.1f}", f"{m.predicted_cost.downtime_ms.median:.0f}"]
             for i, m in enumerate(rec.moves, 1)]
     standing = (f"{safe(rec.id)} ({safe(rec.goal)}), {state_name(rec.state)}" if rec.id else

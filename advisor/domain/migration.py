@@ -18,6 +18,8 @@ class Phase(enum.StrEnum):
     POSTCOPY = "postcopy"
     # A cold move under way: shutting down, moving the definition, starting on the target (no pre-copy stats).
     COLD = "cold"
+    # A restart under way: the guest defined and started on its new host (no migration job, no statistics).
+    RESTARTING = "restarting"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ABORTED = "aborted"

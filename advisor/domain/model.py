@@ -207,10 +207,16 @@ class PlanGoal(enum.StrEnum):
     REBALANCE = "rebalance"
     CONSOLIDATE = "consolidate"
     DRAIN = "drain"
+    # Restart elsewhere the VMs of a host that is down (advisor.planning.engine.evacuate).
+    EVACUATE = "evacuate"
+
+    @property
+    def names_host(self) -> bool:
+        return self in (PlanGoal.DRAIN, PlanGoal.EVACUATE)
 
     def label(self, host_id: str) -> str:
-        """The goal as a recommendation shows it: "drain:<host>" for a drain."""
-        return f"{self}:{host_id}" if self is PlanGoal.DRAIN else str(self)
+        """The goal as a recommendation shows it: "drain:<host>" for a drain, "evacuate:<host>"."""
+        return f"{self}:{host_id}" if self.names_host else str(self)
 
 
 @dataclass(frozen=True)
@@ -225,9 +231,17 @@ class Objective:
     minimize_transferred: bool = False
 
 
+class MoveKind(enum.StrEnum):
+    """What a move does: migrate a running guest, or restart on another host a guest whose host is down (its
+    definition defined and started there; nothing is copied, its storage must be shared)."""
+
+    MIGRATE = "migrate"
+    RESTART = "restart"
+
+
 @dataclass(frozen=True)
 class MigrationParameters:
-    technique: Technique
+    technique: Technique  # a restart has none: PRECOPY stands in, and `kind` says it is not a migration
     bandwidth_mib_s: float
     max_downtime_ms: float
     # Switch a pre-copy to post-copy after this long; None never switches.
@@ -244,6 +258,7 @@ class MigrationParameters:
     tls: bool = False
     # Cold migration: how long the guest is given to shut down by itself before it is forced off (0: live).
     shutdown_timeout_ms: float = 0.0
+    kind: MoveKind = MoveKind.MIGRATE
 
 
 @dataclass(frozen=True)

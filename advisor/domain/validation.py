@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from advisor.domain.automation import Level, check_vm_label
 from advisor.domain.errors import InvalidArgument
+from advisor.domain.evacuation import check_evacuation_labels
 from advisor.domain.model import Host, HostSample, Objective, Vm, VmSample
 from advisor.domain.recommendation import Decision
 
@@ -128,7 +129,7 @@ def check_vm(vm: Vm, field: str) -> None:
     check_number(vm.memory_mib, f"{field}.memory_mib", low=1, high=MAX_VM_MEMORY_MIB)
     check_number(vm.vcpus, f"{field}.vcpus", low=1, high=MAX_VM_VCPUS)
     check_labels(vm.labels, f"{field}.labels")
-    wrong = check_vm_label(vm.labels)
+    wrong = check_vm_label(vm.labels) or check_evacuation_labels(vm.labels)
     if wrong:
         raise InvalidArgument(f"{field}.labels", wrong)
     check_groups(sorted(vm.affinity_groups), f"{field}.affinity_groups")

@@ -26,17 +26,17 @@ from typing import NamedTuple
 from advisor.domain.errors import AdvisorError, FailedPrecondition, NotFound
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
-from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters, Move, Technique
+from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters, Move, MoveKind, Technique
 from advisor.domain.transport import TlsMode
 from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
 from advisor.execution.hypervisor import public
 from advisor.execution.monitor import Estimate, MonitorTuning
+from advisor.execution.restart import Definitions, RestartingRunner
 from advisor.execution.runner import (
     ExecutionObserver,
     HostEndpoint,
     Live,
     MigrationStore,
-    Runner,
 )
 from advisor.planning.links import link_share
 
@@ -117,11 +117,13 @@ class Executor:
         poll_interval_s: float = 0.5,
         predict: Predict | None = None,
         tls: TlsMode = TlsMode.OFF,
+        definitions: Definitions | None = None,
     ) -> None:
         """`clock` stamps records (seconds since the epoch), `monotonic` measures waits; `background` runs each
         migration's script (by default a thread each, pausing with time.sleep), `launch` starts a migrate call;
         `predict` predicts a migration again at the share of the links it is given (None: it keeps its prediction);
-        `tls` is the setting migration_tls (the runner decides each migration's transport by it)."""
+        `tls` is the setting migration_tls (the runner decides each migration's transport by it); `definitions`
+        gives the guests' last known definitions, which restarts need (advisor.execution.restart)."""
         self._store = store
         self._endpoints = endpoints
         self._predict = predict
@@ -135,9 +137,9 @@ class Executor:
         self._queue: deque[str] = deque()
         self._running: set[str] = set()
         self._stopping = threading.Event()
-        self._runner = Runner(store, endpoints, observer, clock=clock, monotonic=monotonic, launch=launch,
-                              tuning=tuning, poll_interval_s=poll_interval_s, stopping=self._stopping,
-                              on_end=self._end, tls=tls)
+        self._runner = RestartingRunner(store, endpoints, observer, clock=clock, monotonic=monotonic, launch=launch,
+                                        tuning=tuning, poll_interval_s=poll_interval_s, stopping=self._stopping,
+                                        on_end=self._end, tls=tls, definitions=definitions)
 
     # -- requests ------------------------------------------------------------------------------------------
 
@@ -197,6 +199,8 @@ class Executor:
                     f"operation {operation_id} is a cold move under way: it runs to its end (each step leaves the "
                     "guest defined on one host; stopping between them would leave it off)"
                 )
+            if record.phase is Phase.RESTARTING:
+                raise FailedPrecondition(f"operation {operation_id} is a restart under way: it runs to its end")
             live.user_abort = (reason or "aborted on request") + (f" (by {actor})" if actor else "")
             if operation_id in self._queue:
                 self._queue.remove(operation_id)
@@ -272,7 +276,8 @@ class Executor:
             if len(self._running) >= self._limits.per_cluster:
                 return
             r = self._live[op].record
-            if out.get(r.source_host_id, 0) >= self._limits.per_source:
+            restart = r.parameters.kind is MoveKind.RESTART  # its source is down: it takes no link nor slot there
+            if not restart and out.get(r.source_host_id, 0) >= self._limits.per_source:
                 continue
             if into.get(r.target_host_id, 0) >= self._limits.per_target:
                 continue
@@ -282,7 +287,8 @@ class Executor:
                        for o in self._running]
             share = share_of_links(r.parameters.bandwidth_mib_s, r.source_host_id, r.target_host_id, running,
                                    self._link)
-            if share < (r.parameters.bandwidth_mib_s or math.inf):  # the link is shared: this one gets its part
+            # the link is shared: this one gets its part
+            if share < (r.parameters.bandwidth_mib_s or math.inf) and not restart:
                 live.record = r = replace(r, parameters=_shared(r.parameters, share))
             if r.inputs is not None and math.isfinite(share) and r.inputs.max_bandwidth_mib_s != share:
                 # its inputs say the cap it runs at, since they are what the outcome is learned from (a plan may
@@ -302,7 +308,11 @@ class Executor:
             return None
 
     def _started(self, live: Live) -> Steps[None]:
-        """A migration's script: predicted again at the bandwidth it is given where that changed, then run."""
+        """A migration's script: predicted again at the bandwidth it is given where that changed, then run; a
+        restart's own script."""
+        if live.record.parameters.kind is MoveKind.RESTART:
+            yield from self._runner.restart(live)
+            return
         self._repredict(live)
         yield from self._runner.run(live)
 

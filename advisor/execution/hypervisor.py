@@ -81,6 +81,16 @@ class GuestStats:
 
 
 @dataclass(frozen=True)
+class GuestDefinition:
+    """What a guest is made of, as its hypervisor defines it (libvirt's domain XML, migratable: without what only
+    its current host knows), and whether it is defined for good (persistent) or only while it runs (transient):
+    enough to define and start it on another host that reaches its disks."""
+
+    xml: str
+    persistent: bool
+
+
+@dataclass(frozen=True)
 class MigrationTarget:
     """Where a guest goes: the target's hypervisor URI, the address its QEMU listens on for the memory
     stream (empty: the hypervisor picks), and whether the host offers TLS for migration (Host.migration_tls)."""
@@ -127,6 +137,15 @@ class Hypervisor(Protocol):
     def guest_pulse(self, guest: str) -> GuestPulse:
         """Look at a guest here once: its state, its vCPU time, and a ping of its guest agent where it has one
         (bounded by a few seconds)."""
+        ...
+
+    def definition(self, guest: str) -> GuestDefinition:
+        """The guest's definition as this host has it, to restart it elsewhere if this host dies."""
+        ...
+
+    def restart(self, guest: str, definition: GuestDefinition) -> None:
+        """Define the guest here from `definition` (as persistent or transient as it was) and start it: a restart
+        of a guest whose host is down, not a migration. Refuses a guest already defined and running here."""
         ...
 
     def set_max_downtime(self, guest: str, downtime_ms: float) -> None: ...

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -141,6 +143,16 @@ def kill_leftovers(spec: HostSpec) -> list[int]:
                            timeout_s=5):
             killed.append(pid)
     return killed
+
+
+def kill(spec: HostSpec) -> list[int]:
+    """Kill the daemon (SIGKILL: no chance to stop its guests), then its QEMUs as a dead host loses them; the pids
+    killed."""
+    pid = is_running(spec)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+        procs.wait_for(f"libvirtd {pid} gone", lambda: not procs.alive(pid), 10.0)
+    return ([pid] if pid is not None else []) + kill_leftovers(spec)
 
 
 def start(spec: HostSpec, timeout_s: float = 60.0) -> int:

@@ -160,6 +160,10 @@ class Lab:
             self.root.rmdir()  # when the caches live elsewhere, nothing is left at all
         self._progress(f"lab down; kept the caches in {self.cache}")
 
+    def kill_host(self, host: str) -> list[int]:
+        """The host dies: its libvirtd and QEMUs killed, nothing shut down (`up` brings it back, empty)."""
+        return daemon.kill(self._spec(host, self._state.load()))
+
     # -- guests --------------------------------------------------------------------------------------------
 
     def uri(self, host: str) -> str:
@@ -353,9 +357,8 @@ class Lab:
 
     def _ports(self, state: dict[str, Any]) -> dict[str, Any]:
         ports: dict[str, Any] = state["ports"]
-        for key, wanted in (("prometheus", self._ports_wanted["prometheus"]), ("node", self._ports_wanted["node"])):
-            if key not in ports:
-                ports[key] = wanted or procs.free_port()
+        for key in ("prometheus", "node"):
+            ports[key] = ports.get(key) or self._ports_wanted[key] or procs.free_port()
         libvirt_ports: dict[str, int] = ports.setdefault("libvirt", {})
         base = self._ports_wanted["libvirt_base"]
         for i, name in enumerate(state["hosts"]):
@@ -369,11 +372,9 @@ class Lab:
             return []
         services = [monitoring.prometheus_service(self.prom_dir, ports["prometheus"]),
                     monitoring.node_exporter_service(self.prom_dir, ports["node"])]
-        for name in state["hosts"]:
-            if name in ports.get("libvirt", {}):
-                services.append(monitoring.libvirt_exporter_service(name, self._spec(name, state).uri,
-                                                                    ports["libvirt"][name]))
-        return services
+        libvirt_ports = ports.get("libvirt", {})
+        return services + [monitoring.libvirt_exporter_service(h, self._spec(h, state).uri, libvirt_ports[h])
+                           for h in state["hosts"] if h in libvirt_ports]
 
     def _ensure_monitoring(self, state: dict[str, Any]) -> None:
         ports = self._ports(state)

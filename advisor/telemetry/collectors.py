@@ -13,11 +13,16 @@ import threading
 import time
 from collections.abc import Callable
 
+from advisor.adapters.prometheus.queries import PrometheusQueries
 from advisor.adapters.prometheus.source import PrometheusSource
-from advisor.execution.hypervisor import Hypervisor
+from advisor.adapters.sqlite.definitions import DefinitionArchive
+from advisor.config import Settings
+from advisor.execution.hypervisor import GuestDefinition, Hypervisor
 from advisor.metrics import AdvisorMetrics
-from advisor.telemetry.hypervisors import GuestStatsReader, HostConnection, measure_dirty_rates
+from advisor.telemetry.hypervisors import GuestStatsReader, HostConnection, measure_dirty_rates, read_definitions
 from advisor.usecases.ingestion import Ingestion
+from advisor.usecases.liveness import HypervisorSigns
+from advisor.usecases.migrations import Migrations
 
 log = logging.getLogger("advisor.telemetry")
 
@@ -45,6 +50,10 @@ class Periodic:
                 self._task()
             except Exception:
                 log.exception("collector's last run failed", extra={"collector": self.name})
+
+    def run_once(self) -> None:
+        """One run now, in the caller's thread (as a test or a command drives a collector)."""
+        self._task()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -79,6 +88,10 @@ def prometheus_collector(source: PrometheusSource, ingestion: Ingestion, metrics
 # The longer page-sampling window (seconds), and how often (every n-th collection) it is measured.
 WORKING_SET_WINDOW_S = 4
 WORKING_SET_EVERY = 4
+# Every n-th collection also reads the guests' definitions (kept for restarts elsewhere if their host dies).
+DEFINITIONS_EVERY = 4
+# Keeps a guest's definition as read on a host at a time (advisor.adapters.sqlite.definitions).
+KeepDefinition = Callable[[str, str, GuestDefinition, float], object]
 
 
 def dirty_rate_collector(
@@ -90,12 +103,16 @@ def dirty_rate_collector(
     clock: Callable[[], float],
     readings: int = 2,
     working_set_every: int = WORKING_SET_EVERY,
+    signs: HypervisorSigns | None = None,
+    keep_definition: KeepDefinition | None = None,
 ) -> Callable[[], None]:
     """Measure every running guest's dirty rate through its hypervisor, except guests that migrate now, read
     its CPU and memory use, and export the figures (`advisor_vm_dirty_rate_mib_s`, `advisor_vm_cpu_ratio`,
     `advisor_vm_memory_used_mib`) so that Prometheus keeps their history. Every `working_set_every`-th round
     also measures over WORKING_SET_WINDOW_S: what the guest rewrote in that window is a lower bound of its writable
-    working set, which a 1 s reading cannot see (0 disables)."""
+    working set, which a 1 s reading cannot see (0 disables). Which hypervisors answered goes to `signs` (how an
+    evacuation knows a host is down), and every DEFINITIONS_EVERY-th round, the first included, each running
+    guest's definition to `keep_definition`."""
 
     stats = GuestStatsReader()
     rounds = 0
@@ -127,6 +144,36 @@ def dirty_rate_collector(
         # Up means every hypervisor answered; each host's own gauge says which did not.
         for conn in hosts:
             metrics.hypervisor_up.labels(conn.host_id).set(1 if conn.host_id in reached else 0)
+            if signs is not None and conn.host_id in reached:
+                signs.answered(conn.host_id, clock())
+            elif signs is not None:
+                signs.failed(conn.host_id, clock(), "not reached by the hypervisor telemetry (see the log)")
+        if keep_definition is not None and rounds % DEFINITIONS_EVERY == 1 % DEFINITIONS_EVERY:
+            for vm_id, host_id, definition in read_definitions([h for h in hosts if h.host_id in reached], connect):
+                keep_definition(vm_id, host_id, definition, clock())
         metrics.source_up.labels("libvirt").set(1 if len(reached) == len(hosts) else 0)
 
     return collect
+
+
+def sources(settings: Settings, ingestion: Ingestion, connect: Callable[[str], Hypervisor], migrations: Migrations,
+            metrics: AdvisorMetrics, clock: Callable[[], float], signs: HypervisorSigns,
+            definitions: DefinitionArchive) -> list[Periodic]:
+    """The collectors that pull metrics in on a schedule: Prometheus, and the hypervisors' own measurements (with
+    which hypervisors answer, and the guests' definitions)."""
+    collectors = []
+    if settings.prometheus_url:
+        queries = PrometheusQueries(
+            host_label=settings.prometheus_host_label, vm_label=settings.prometheus_vm_label,
+            window=settings.prometheus_window, migration_interface=settings.prometheus_migration_interface,
+            max_age_s=settings.prometheus_max_age_s,
+        )
+        source = PrometheusSource(settings.prometheus_url, queries, timeout_s=settings.prometheus_timeout_s)
+        collectors.append(Periodic("prometheus", settings.prometheus_poll_interval_s,
+                                   prometheus_collector(source, ingestion, metrics)))
+    if settings.dirty_rate_interval_s > 0:
+        collectors.append(Periodic("dirty-rate", settings.dirty_rate_interval_s,
+                                   dirty_rate_collector(ingestion, connect, migrations.migrating_vms, metrics,
+                                                        clock=clock, readings=1, signs=signs,
+                                                        keep_definition=definitions.keep)))
+    return collectors

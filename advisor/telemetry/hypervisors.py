@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import DEFAULT_NETWORK_BANDWIDTH_MIB_S, Host, Vm, VmSample
-from advisor.execution.hypervisor import GuestStats, Hypervisor, HypervisorError
+from advisor.execution.hypervisor import GuestDefinition, GuestStats, Hypervisor, HypervisorError
 
 log = logging.getLogger("advisor.telemetry")
 
@@ -142,3 +142,19 @@ class GuestStatsReader:
                 samples.append(VmSample(stats.name, stats.time_s, cpu_utilization=cpu,
                                         memory_used_mib=stats.memory_used_mib))
         return samples
+
+
+def read_definitions(hosts: list[HostConnection], connect: Callable[[str], Hypervisor]
+                     ) -> list[tuple[str, str, GuestDefinition]]:
+    """(guest, host id, definition) of every guest running on the hosts that answer (not those migrating: their
+    definition is their source's until they land)."""
+    found = []
+    for conn, hypervisor, guests in answering(hosts, connect, "definitions", lambda h: h.guests()):
+        for guest in guests:
+            if not guest.running or guest.migrating:
+                continue
+            try:
+                found.append((guest.name, conn.host_id, hypervisor.definition(guest.name)))
+            except HypervisorError as error:
+                log.info("definition not read", extra={"vm": guest.name, "error": str(error)})
+    return found

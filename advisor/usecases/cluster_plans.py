@@ -22,7 +22,7 @@ from typing import Protocol
 
 from advisor.domain import validation
 from advisor.domain.automation import rate
-from advisor.domain.errors import InvalidArgument, NotFound
+from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.model import Move, Objective, PlanGoal
 from advisor.domain.recommendation import Recommendation
@@ -35,6 +35,7 @@ from advisor.planning.technique import TechniqueRules
 from advisor.planning.value import benefit_over_cost, why_worth
 from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.estimates import CostEstimator
+from advisor.usecases.evacuation import HostWatch
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.plan_costs import AdviceMoveCosts
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
@@ -48,7 +49,7 @@ class PlanStore(RecommendationStore, Protocol):
 
 # The engine's strategy for each goal.
 STRATEGIES: Mapping[PlanGoal, str] = {PlanGoal.DRAIN: "drain", PlanGoal.REBALANCE: "balance",
-                                      PlanGoal.CONSOLIDATE: "consolidate"}
+                                      PlanGoal.CONSOLIDATE: "consolidate", PlanGoal.EVACUATE: "evacuate"}
 THRESHOLD_ROUNDS = 3
 HISTORY_S = 86_400.0  # moves remembered for cooldowns and no-return
 HISTORY_LIMIT = 5_000
@@ -58,7 +59,7 @@ class Planning:
     def __init__(self, inventory: Inventory, snapshots: Snapshots, estimator: CostEstimator,
                  store: PlanStore, metrics: AdvisorMetrics, *, clock: Clock, new_id: NewId,
                  technique: TechniqueRules, plans: engine.PlanSettings, automation: Automation,
-                 self_approval: SelfApproval) -> None:
+                 self_approval: SelfApproval, watch: HostWatch | None = None) -> None:
         self._inventory = inventory
         self._snapshots = snapshots
         self._estimator = estimator
@@ -70,6 +71,7 @@ class Planning:
         self._plans = plans
         self._automation = automation
         self._self_approval = self_approval
+        self._watch = watch  # how an evacuation tells a host is down (None: evacuations refused)
 
     def _settings(self, objective: Objective, max_moves: int) -> engine.PlanSettings:
         """The plan settings with this request's limits."""
@@ -96,24 +98,33 @@ class Planning:
         return history
 
     def plan_cluster(self, goal: PlanGoal, host_id: str, max_moves: int, objective: Objective, *,
-                     dry_run: bool = False, store_empty: bool = False) -> Recommendation:
-        """A plan for the whole cluster (a drain empties `host_id`); a dry run stores nothing and has no id, nor
+                     dry_run: bool = False, store_empty: bool = False, force: bool = False) -> Recommendation:
+        """A plan for the whole cluster (a drain empties `host_id`, an evacuation restarts the VMs of `host_id`,
+        down, elsewhere: refused for a host up unless `force`); a dry run stores nothing and has no id, nor
         does a plan with no move unless `store_empty`."""
         if goal not in STRATEGIES:
             raise InvalidArgument("goal", f"must be one of {', '.join(STRATEGIES)} (got {goal!r})")
         goal = PlanGoal(goal)
         validation.check_number(max_moves, "max_moves", low=0, high=10_000)
         validation.check_objective(objective)
-        drain = goal is PlanGoal.DRAIN
+        drain = goal.names_host  # a drain or an evacuation: required, never held back by a threshold
         if drain:
             validation.check_id(host_id, "host_id")
         elif host_id:
-            raise InvalidArgument("host_id", f"only a drain names a host (goal is {goal})")
+            raise InvalidArgument("host_id", f"only a drain or an evacuation names a host (goal is {goal})")
+        if force and goal is not PlanGoal.EVACUATE:
+            raise InvalidArgument("force", f"only an evacuation is forced (goal is {goal})")
         cluster = self._snapshots.fresh()
         if drain and host_id not in cluster.host_ids:
             raise NotFound("host_id", "host", host_id)
         strategy = STRATEGIES[goal]
         params: dict[str, object] = {"host": host_id} if drain else {}
+        why_down = ""
+        if goal is PlanGoal.EVACUATE:
+            if self._watch is None:
+                raise FailedPrecondition("evacuation is not enabled on this advisor")
+            why_down = self._watch.check_down(host_id, force)
+            params = self._watch.parameters(host_id, self._inventory.vms(), cluster.host_ids)
         settings, history = self._settings(objective, max_moves), self._history()
         costs, pricing = self._costs(cluster, objective)  # the pricing's indexes hold: pinning keeps them
         # Each move is held to the threshold of its source host's cluster (a drain is never held back).
@@ -141,6 +152,8 @@ class Planning:
             below += sorted(still)
             plan = dataclasses.replace(plan, moves=tuple(m for m in plan.moves if m.vm_id not in still))
         used = sorted({thresholds.get(h, 0.0) for h in cluster.host_ids})
+        if why_down:
+            plan = dataclasses.replace(plan, summary=f"{why_down} {plan.summary}")
         return self._recommend(goal, host_id, plan, cluster, pricing, strategy, used, below,
                                dry_run or not (plan.moves or store_empty))
 
@@ -149,9 +162,12 @@ class Planning:
                    unstored: bool) -> Recommendation:
         moves: list[Move] = []
         ratios = []
-        for m in plan.moves:
+        for k, m in enumerate(plan.moves, 1):
             ratio = benefit_over_cost(strategy, m, cluster)
             ratios.append(ratio)
+            if goal is PlanGoal.EVACUATE:  # a restart: not priced, not a migration
+                moves.append(m.to_move(f"restart {k} of {len(plan.moves)}, in priority order"))
+                continue
             # stored with the inputs and the very prediction it was priced and scheduled with
             inputs, cost = pricing.priced(m.vm, m.target, m.priced_mib_s, m.parameters.technique)
             carried = pricing.transport(m.source_id, m.target_id)
@@ -164,7 +180,8 @@ class Planning:
                                                      self._inventory.hosts())
         measured = [(r, m.predicted_cost.total_time_ms.median) for r, m in zip(ratios, moves, strict=True)
                     if r is not None]
-        mandatory = f"drain of {host_id} asked for" if goal is PlanGoal.DRAIN else ""
+        mandatory = {PlanGoal.DRAIN: f"drain of {host_id} asked for",
+                     PlanGoal.EVACUATE: f"{host_id} is down: its VMs to restart"}.get(goal, "")
         benefit = float(sum(m.benefit for m in plan.moves)) if measured else None
         # the moves' ratios weighted by their predicted time
         ratio = sum(r * t for r, t in measured) / sum(t for _, t in measured) if measured else None

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from advisor.domain.errors import AdvisorError
 from advisor.domain.expiry import ExpiryRules, MoveNow, stale_reason
+from advisor.domain.model import MoveKind
 from advisor.domain.recommendation import (
     Expire,
     MoveState,
@@ -55,8 +56,8 @@ class Freshness:
             if vm is None or target is None or source is None:
                 return MoveNow(None if vm is None else vm.host_id, target is not None, (), None)
         rejections = self._rejections(vm.id, target.id) if vm.host_id == move.source_host_id else ()
-        if vm.host_id != move.source_host_id or rejections:
-            return MoveNow(vm.host_id, True, rejections, None)
+        if vm.host_id != move.source_host_id or rejections or move.parameters.kind is MoveKind.RESTART:
+            return MoveNow(vm.host_id, True, rejections, None)  # a restart has no cost to predict again
         limit = Overrides(max_downtime_ms=move.parameters.max_downtime_ms,
                           max_bandwidth_mib_s=move.parameters.bandwidth_mib_s or None)
         technique = move.parameters.technique

@@ -18,7 +18,7 @@ from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import AdvisorError, FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress
-from advisor.domain.model import MigrationCost, MigrationInputs, Technique
+from advisor.domain.model import MigrationCost, MigrationInputs, MoveKind, Technique
 from advisor.domain.recommendation import (
     RUNNABLE,
     Cancel,
@@ -241,7 +241,7 @@ class MigrationOutcomes:
         self.errors = errors
         self._on_ended = on_ended
         for record in store.outcomes():  # the running error and the adapted intervals survive a restart
-            if record.outcome is not None:
+            if record.outcome is not None and record.parameters.kind is MoveKind.MIGRATE:
                 self.errors.add(record.predicted, record.outcome)
                 self._adapt(record)
         self._export_errors()
@@ -255,9 +255,10 @@ class MigrationOutcomes:
 
     def finished(self, record: MigrationRecord) -> None:
         self._export(record)
-        self._store.record_outcome(record)  # training data: what was predicted, from what, and what happened
-        self._learn(record)
-        self._adapt(record)
+        if record.parameters.kind is MoveKind.MIGRATE:  # a restart is no migration to learn from
+            self._store.record_outcome(record)  # training data: what was predicted, from what, and what happened
+            self._learn(record)
+            self._adapt(record)
         vm = self._inventory.vms().get(record.vm_id)
         if record.phase is Phase.SUCCEEDED and vm is not None and record.target_host_id in self._inventory.hosts():
             self._inventory.apply(InventoryChange(vms=(replace(vm, host_id=record.target_host_id),)))
@@ -293,14 +294,15 @@ class MigrationOutcomes:
 
     def _export(self, record: MigrationRecord) -> None:
         m = self._metrics
-        technique = record.parameters.technique.value
+        restart = record.parameters.kind is MoveKind.RESTART
+        technique = MoveKind.RESTART.value if restart else record.parameters.technique.value
         m.migrations.labels(technique, record.phase.value).inc()
         for gauge in (m.migration_remaining_mib, m.migration_dirty_rate, m.migration_transfer_rate,
                       m.migration_iteration):
             with contextlib.suppress(KeyError):  # never polled, e.g. aborted while queued
                 gauge.remove(record.vm_id)
         outcome = record.outcome
-        if record.phase is Phase.SUCCEEDED and outcome is not None:
+        if record.phase is Phase.SUCCEEDED and outcome is not None and not restart:
             m.migration_seconds.labels(technique).observe(outcome.total_time_ms / 1000)
             predicted = record.predicted
             for target, actual, median in (

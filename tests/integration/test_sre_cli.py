@@ -17,6 +17,7 @@ from advisor.api.v1 import advisor_pb2 as pb
 from advisor.app import App
 from advisor.cli.main import main
 from advisor.domain.access import Role
+from advisor.telemetry.collectors import DEFINITIONS_EVERY
 
 pytestmark = pytest.mark.integration
 
@@ -211,3 +212,42 @@ def test_moves_are_numbered_from_1_and_decisions_answer_in_one_line(
     code, out, _ = cli("recs", "execute", plan_id, "--move", "2", "--json")
     assert code == 0 and json.loads(out)["vmId"] == api.get_recommendation(plan_id).moves[1].vm_id
     world.release.set()
+
+
+def test_evacuate_a_dead_host_from_the_command_line(
+        make_app: Callable[..., App], client_for: Callable[..., AdvisorClient], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    world = FakeWorld(("a", "b"))
+    world.add_guest("v1", "a")
+    app = make_app(connect=world.connect, poll_interval_s=0.01, dirty_rate_interval_s=3600,
+                   evacuate_host_down_after_s=0.2)
+    client_for(app).push_inventory(pb.PushInventoryRequest(
+        hosts=[pb.Host(id=h, cpu_cores=16, memory_mib=32768, hypervisor_uri=f"fake://{h}") for h in "ab"],
+        vms=[pb.Vm(id="v1", host_id="a", memory_mib=4096, vcpus=2, labels={"advisor.priority": "10"})]))
+    (collector,) = [c for c in app.collectors if c.name == "dirty-rate"]
+    for _ in range(DEFINITIONS_EVERY):  # a round that reads the definitions, whatever its own thread ran
+        collector.run_once()
+    assert app.server is not None
+    monkeypatch.setenv("ADVISOR_SERVER", f"127.0.0.1:{app.server.port}")
+    monkeypatch.setenv("ADVISOR_TOKEN", app.tokens.renew("sre-1", Role.OPERATOR))
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, _, err = cli("plan", "evacuate", "a")
+    assert code == 1 and "FAILED_PRECONDITION" in err and "a is up" in err and "drain it" in err
+    world.kill("a")
+    time.sleep(0.3)
+    collector.run_once()
+    code, out, _ = cli("plan", "evacuate", "a")
+    assert code == 0 and "(evacuate:a)" in out and "a is down: its hypervisor has not answered" in out
+    assert [line.split()[1:5] for line in out.splitlines() if " v1 " in line] == [["v1", "a", "b", "restart"]]
+    plan_id = out.split()[1]
+    assert cli("recs", "approve", plan_id)[0] == 0
+    code, out, _ = cli("recs", "execute", plan_id, "--all", "--watch")
+    assert code == 0 and "succeeded" in out, out
+    assert world.host_of("v1") == "b" and "restart v1" in world.calls
+    code, out, _ = cli("recs", "history")
+    assert code == 0 and " restart " in out and "Downtime of" not in out  # a restart's downtime is not measured

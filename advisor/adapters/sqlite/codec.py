@@ -23,6 +23,7 @@ from advisor.domain.model import (
     MigrationParameters,
     ModelRef,
     Move,
+    MoveKind,
     Technique,
 )
 from advisor.domain.recommendation import (
@@ -84,7 +85,8 @@ def decode_inputs(d: dict[str, Any] | None) -> MigrationInputs | None:
 
 
 def decode_parameters(d: dict[str, Any]) -> MigrationParameters:
-    return MigrationParameters(**{**d, "technique": Technique(d["technique"])})
+    return MigrationParameters(**{**d, "technique": Technique(d["technique"]),
+                                  "kind": MoveKind(d.get("kind", MoveKind.MIGRATE))})
 
 
 def decode_move(d: dict[str, Any]) -> Move:

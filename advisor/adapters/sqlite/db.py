@@ -109,6 +109,15 @@ CREATE TABLE IF NOT EXISTS web_sessions (
     expires_at_s REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS web_sessions_by_token ON web_sessions (token_hash);
+-- Each guest's last known definition (libvirt's domain XML), read while its host was up: what a restart elsewhere
+-- defines and starts when that host dies.
+CREATE TABLE IF NOT EXISTS definitions (
+    vm_id TEXT PRIMARY KEY,
+    host_id TEXT NOT NULL,
+    persistent INTEGER NOT NULL,
+    xml TEXT NOT NULL,
+    read_at_s REAL NOT NULL
+);
 """
 
 

@@ -20,6 +20,12 @@ class Technique(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TECHNIQUE_POSTCOPY: _ClassVar[Technique]
     TECHNIQUE_COLD: _ClassVar[Technique]
 
+class MoveKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MOVE_KIND_UNSPECIFIED: _ClassVar[MoveKind]
+    MOVE_KIND_MIGRATE: _ClassVar[MoveKind]
+    MOVE_KIND_RESTART: _ClassVar[MoveKind]
+
 class RecommendationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RECOMMENDATION_STATE_UNSPECIFIED: _ClassVar[RecommendationState]
@@ -50,6 +56,7 @@ class ClusterGoal(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CLUSTER_GOAL_REBALANCE: _ClassVar[ClusterGoal]
     CLUSTER_GOAL_CONSOLIDATE: _ClassVar[ClusterGoal]
     CLUSTER_GOAL_DRAIN: _ClassVar[ClusterGoal]
+    CLUSTER_GOAL_EVACUATE: _ClassVar[ClusterGoal]
 
 class MigrationPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -61,6 +68,7 @@ class MigrationPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MIGRATION_PHASE_FAILED: _ClassVar[MigrationPhase]
     MIGRATION_PHASE_ABORTED: _ClassVar[MigrationPhase]
     MIGRATION_PHASE_COLD: _ClassVar[MigrationPhase]
+    MIGRATION_PHASE_RESTARTING: _ClassVar[MigrationPhase]
 TECHNIQUE_UNSPECIFIED: Technique
 TECHNIQUE_PRECOPY: Technique
 TECHNIQUE_PRECOPY_AUTOCONVERGE: Technique
@@ -68,6 +76,9 @@ TECHNIQUE_PRECOPY_XBZRLE: Technique
 TECHNIQUE_PRECOPY_COMPRESS: Technique
 TECHNIQUE_POSTCOPY: Technique
 TECHNIQUE_COLD: Technique
+MOVE_KIND_UNSPECIFIED: MoveKind
+MOVE_KIND_MIGRATE: MoveKind
+MOVE_KIND_RESTART: MoveKind
 RECOMMENDATION_STATE_UNSPECIFIED: RecommendationState
 RECOMMENDATION_STATE_PROPOSED: RecommendationState
 RECOMMENDATION_STATE_APPROVED: RecommendationState
@@ -90,6 +101,7 @@ CLUSTER_GOAL_UNSPECIFIED: ClusterGoal
 CLUSTER_GOAL_REBALANCE: ClusterGoal
 CLUSTER_GOAL_CONSOLIDATE: ClusterGoal
 CLUSTER_GOAL_DRAIN: ClusterGoal
+CLUSTER_GOAL_EVACUATE: ClusterGoal
 MIGRATION_PHASE_UNSPECIFIED: MigrationPhase
 MIGRATION_PHASE_QUEUED: MigrationPhase
 MIGRATION_PHASE_PRECOPY: MigrationPhase
@@ -98,6 +110,7 @@ MIGRATION_PHASE_SUCCEEDED: MigrationPhase
 MIGRATION_PHASE_FAILED: MigrationPhase
 MIGRATION_PHASE_ABORTED: MigrationPhase
 MIGRATION_PHASE_COLD: MigrationPhase
+MIGRATION_PHASE_RESTARTING: MigrationPhase
 
 class Host(_message.Message):
     __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address", "migration_tls", "networks")
@@ -402,7 +415,7 @@ class Objective(_message.Message):
     def __init__(self, max_downtime_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., minimize_transferred: _Optional[bool] = ...) -> None: ...
 
 class MigrationParameters(_message.Message):
-    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls", "shutdown_timeout_ms")
+    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls", "shutdown_timeout_ms", "kind")
     TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -414,6 +427,7 @@ class MigrationParameters(_message.Message):
     POSTCOPY_BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     TLS_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     technique: Technique
     bandwidth_mib_s: float
     max_downtime_ms: float
@@ -425,7 +439,8 @@ class MigrationParameters(_message.Message):
     postcopy_bandwidth_mib_s: float
     tls: bool
     shutdown_timeout_ms: float
-    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ..., shutdown_timeout_ms: _Optional[float] = ...) -> None: ...
+    kind: MoveKind
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ..., shutdown_timeout_ms: _Optional[float] = ..., kind: _Optional[_Union[MoveKind, str]] = ...) -> None: ...
 
 class HostAssessment(_message.Message):
     __slots__ = ("host_id", "eligible", "rejections", "score", "cpu_after_ratio", "memory_after_ratio")
@@ -594,20 +609,22 @@ class RecommendTargetRequest(_message.Message):
     def __init__(self, vm_id: _Optional[str] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ..., excluded_host_ids: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class PlanClusterRequest(_message.Message):
-    __slots__ = ("goal", "host_id", "max_moves", "objective", "dry_run", "store_empty")
+    __slots__ = ("goal", "host_id", "max_moves", "objective", "dry_run", "store_empty", "force")
     GOAL_FIELD_NUMBER: _ClassVar[int]
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_MOVES_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     STORE_EMPTY_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     goal: ClusterGoal
     host_id: str
     max_moves: int
     objective: Objective
     dry_run: bool
     store_empty: bool
-    def __init__(self, goal: _Optional[_Union[ClusterGoal, str]] = ..., host_id: _Optional[str] = ..., max_moves: _Optional[int] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ..., dry_run: _Optional[bool] = ..., store_empty: _Optional[bool] = ...) -> None: ...
+    force: bool
+    def __init__(self, goal: _Optional[_Union[ClusterGoal, str]] = ..., host_id: _Optional[str] = ..., max_moves: _Optional[int] = ..., objective: _Optional[_Union[Objective, _Mapping]] = ..., dry_run: _Optional[bool] = ..., store_empty: _Optional[bool] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class ListRecommendationsRequest(_message.Message):
     __slots__ = ("state", "page_size", "page_token")

@@ -1,7 +1,8 @@
 """The decision engine: pure, vectorised functions over a cluster snapshot (see docs/planning.md).
 
 `from_domain` (or `ClusterArrays.build`) makes the snapshot; `plan(name, cluster, costs, ...)` runs a strategy of
-the registry (`balance`, `consolidate`, `drain`) and returns a `Plan`; `rank_targets` ranks the hosts for one VM.
+the registry (`balance`, `consolidate`, `drain`, `evacuate`) and returns a `Plan`; `rank_targets` ranks the hosts
+for one VM.
 Costs come from any `MoveCosts` (the analytic `AnalyticMoveCosts` by default; the learned model plugs in behind
 the same protocol).
 """

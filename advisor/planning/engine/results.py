@@ -148,7 +148,7 @@ class Plan:
         if self.dry_run:
             summary += " Cannot be evacuated: " + "; ".join(f"{r.vm_id} ({r.reason})" for r in self.dry_run[:10]) + "."
         refused = [r for r in self.refused if r.kind not in ("cap", "min gain")]
-        if refused:
+        if refused and self.strategy != "evacuate":  # an evacuation's summary names every one already
             summary += f" Refused: {len(refused)} VM(s), e.g. " + "; ".join(
                 f"{r.vm_id} ({r.kind}: {r.reason})" for r in refused[:3])
         if held_back:

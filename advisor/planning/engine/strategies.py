@@ -9,6 +9,7 @@ by name; `register_strategy` adds one.
 - `balance` (balance.py): hotspot relief, then even load.
 - `consolidate` (consolidate.py): empty underloaded hosts so they can be switched off; which to switch back on.
 - `drain` (drain.py): evacuate one host for maintenance within a deadline, with a dry run of what cannot go.
+- `evacuate` (evacuate.py): restart elsewhere, in priority order, the VMs of a host that is down.
 
 Scale, and sharding when one machine is not enough. A plan's cost is O(moves x pool) (see planner.py): 2-5 s for
 the 4,000-5,000 moves of a plan on 10,000 hosts and 200,000 VMs, on one core (benchmarks/bench_planner.py and
@@ -41,6 +42,7 @@ from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.consolidate import PACK_WEIGHTS, consolidate
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.drain import DRAIN_WEIGHTS, drain
+from advisor.planning.engine.evacuate import EVACUATE_WEIGHTS, evacuate
 from advisor.planning.engine.planner import PlanSettings
 from advisor.planning.engine.results import Plan
 from advisor.planning.engine.snapshot import ClusterArrays
@@ -137,4 +139,16 @@ register_strategy(StrategyInfo(
         "weights": f"Weights of the target score (default {DRAIN_WEIGHTS})",
     },
     drain,
+))
+register_strategy(StrategyInfo(
+    "evacuate", "restart elsewhere, in priority order, the VMs of a host that is down; say which cannot be",
+    {
+        **_COMMON,
+        "host": "the host that is down (required)",
+        "priorities": "restart priority by VM id, higher first (default: all 0)",
+        "unrestartable": "VM id -> (kind, reason) of VMs that cannot be restarted elsewhere (default: none)",
+        "excluded": "other hosts that take nothing (e.g. also down; default: none)",
+        "weights": f"Weights of the target score (default {EVACUATE_WEIGHTS})",
+    },
+    evacuate,
 ))

@@ -55,10 +55,12 @@ def test_a_vm_migrating_now_is_not_planned_again(w: World) -> None:
 
 
 @pytest.mark.parametrize(("call", "error", "match"), [
-    (lambda w: w.planning.plan_cluster("evacuate", "a", 0, Objective()),  # a goal no client may send
+    (lambda w: w.planning.plan_cluster("shuffle", "a", 0, Objective()),  # a goal no client may send
      InvalidArgument, "goal: must be one of"),
     (lambda w: w.planning.plan_cluster(PlanGoal.REBALANCE, "a", 0, Objective()), InvalidArgument,
-     "host_id: only a drain names a host"),
+     "host_id: only a drain or an evacuation names a host"),
+    (lambda w: w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective(), force=True), InvalidArgument,
+     "force: only an evacuation is forced"),
     (lambda w: w.planning.plan_cluster(PlanGoal.DRAIN, "", 0, Objective()), InvalidArgument, "host_id"),
     (lambda w: w.planning.plan_cluster(PlanGoal.DRAIN, "z", 0, Objective()), NotFound, "host_id"),
     (lambda w: w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", -1, Objective()), InvalidArgument, "max_moves"),

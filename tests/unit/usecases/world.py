@@ -4,7 +4,7 @@ use cases tested as values, without a database, threads or sleeping."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from prometheus_client import CollectorRegistry
@@ -28,9 +28,11 @@ from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.cluster_plans import Planning
 from advisor.usecases.estimates import CostEstimator
+from advisor.usecases.evacuation import HostWatch
 from advisor.usecases.ingestion import Ingestion
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.lifecycle import Freshness
+from advisor.usecases.liveness import HypervisorSigns
 from advisor.usecases.migrations import MigrationOutcomes, Migrations
 from advisor.usecases.queries import Queries
 from advisor.usecases.review import Review
@@ -65,6 +67,8 @@ class World:
     freshness: Freshness
     advice: Advice
     planning: Planning
+    signs: HypervisorSigns
+    definitions: KnownDefinitions
 
     def push(self, hosts: Sequence[Host] = (), vms: Sequence[Vm] = ()) -> None:
         """Inventory in, and the planning snapshot rebuilt now (the advisor rebuilds it in the background)."""
@@ -81,6 +85,16 @@ class World:
         self.snapshots.fresh()
 
 
+class KnownDefinitions:
+    """The VMs whose definition the advisor read (the SQLite archive's `known`, as a set)."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def known(self, vm_ids: Iterable[str]) -> set[str]:
+        return self.ids & set(vm_ids)
+
+
 SETTINGS = Settings()
 KNOBS = policies(SETTINGS)
 
@@ -95,7 +109,8 @@ def freshness_of(inventory: Inventory, snapshots: Snapshots, estimator: CostEsti
 def advice_and_planning(store: MemoryStore, inventory: Inventory, estimator: CostEstimator, metrics: AdvisorMetrics,
                         clock: ManualClock, ids: CountingIds, automation: Automation, self_approval: SelfApproval,
                         snapshots: Snapshots, technique: TechniqueRules = KNOBS.technique,
-                        filters: FilterPolicy = KNOBS.filters) -> tuple[Advice, Planning]:
+                        filters: FilterPolicy = KNOBS.filters, watch: HostWatch | None = None
+                        ) -> tuple[Advice, Planning]:
     """Advice and plans with the settings' defaults (but `technique` and `filters`): the one place that builds
     them."""
     advice = Advice(inventory, estimator, store, metrics, clock=clock, new_id=ids, filters=filters,
@@ -103,7 +118,7 @@ def advice_and_planning(store: MemoryStore, inventory: Inventory, estimator: Cos
                     self_approval=self_approval, snapshots=snapshots)
     planning = Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=ids,
                         technique=technique, plans=replace(KNOBS.plans, filters=filters), automation=automation,
-                        self_approval=self_approval)
+                        self_approval=self_approval, watch=watch)
     return advice, planning
 
 
@@ -132,9 +147,11 @@ def world(*, level: Level = Level.MANUAL, threshold: float = 0.0, store: MemoryS
     freshness = freshness_of(inventory, snapshots, estimator, clock, filters)
     migrations = Migrations(store, executor, clock, freshness, CountingIds("op"))
     self_approval = SelfApproval(store, clock, migrations.run)
+    signs, definitions = HypervisorSigns(), KnownDefinitions()
+    watch = HostWatch(signs, samples.host_last_time, definitions, SETTINGS.evacuate_host_down_after_s, clock)
     advice, planning = advice_and_planning(store, inventory, estimator, metrics, clock, ids, automation,
-                                           self_approval, snapshots, technique, filters)
+                                           self_approval, snapshots, technique, filters, watch)
     return World(store, clock, metrics, inventory, samples, executor, outcomes,
                  Ingestion(inventory, samples, metrics, clock, UriPolicy(("fake://*",))), Queries(inventory, samples),
                  migrations, automation, self_approval, Review(store, metrics, clock, freshness), snapshots, freshness,
-                 advice, planning)
+                 advice, planning, signs, definitions)
