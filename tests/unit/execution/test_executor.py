@@ -287,13 +287,12 @@ def test_watch_gives_up_at_its_timeout() -> None:
     assert views[-1].record.phase is Phase.PRECOPY and 1_003.0 <= clock.now < 1_003.1
 
 
-def test_restart_reconciles_an_unfinished_record_with_where_the_guest_runs() -> None:
-    clock = FakeClock()
-    world = world_of(clock, {"vm1": "b"})  # the guest arrived while the advisor was down
+def reconciled_after_restart(clock: FakeClock, world: FakeWorld) -> MigrationRecord:
+    """A move of vm1 from a to b whose advisor died mid pre-copy (the record says pre-copy, no job runs any
+    more), as a restarted advisor settles it with the hypervisors."""
     executor, store, _ = make(clock, world)
     rec = executor.submit("rec-1", move("vm1", "a", "b"), actor="x")
     executor.stop()
-    # Pretend the previous run died mid-migration: the record says pre-copy, no job runs any more.
     store.records[rec.operation_id] = MigrationRecord(**{**rec.__dict__, "phase": Phase.PRECOPY})
 
     class Quiet(FakeHypervisor):
@@ -305,7 +304,13 @@ def test_restart_reconciles_an_unfinished_record_with_where_the_guest_runs() -> 
 
     restarted = on_clock(clock, world, store, endpoint, RecordingObserver())
     restarted.start()
-    record = wait_final(clock, restarted, rec.operation_id)
+    return wait_final(clock, restarted, rec.operation_id)
+
+
+def test_restart_reconciles_an_unfinished_record_with_where_the_guest_runs() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "b"})  # the guest arrived while the advisor was down
+    record = reconciled_after_restart(clock, world)
     assert record.phase is Phase.SUCCEEDED
     assert "reconciled after restart: guest runs on target b" in record.message
 

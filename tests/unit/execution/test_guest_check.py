@@ -6,12 +6,20 @@ from __future__ import annotations
 import pytest
 
 from advisor.adapters.fake_hypervisor import FakeHypervisor
-from advisor.domain.migration import MigrationRecord, Phase, Progress
+from advisor.domain.migration import Phase
 from advisor.execution.executor import HostEndpoint
 from advisor.execution.guest_check import at_once, judge
 from advisor.execution.hypervisor import Agent, GuestPulse, HypervisorError, MigrationTarget
 from tests.support.doubles import MemoryMigrationStore, RecordingObserver
-from tests.unit.execution.test_executor import FakeClock, make, move, on_clock, wait_final, world_of
+from tests.unit.execution.test_executor import (
+    FakeClock,
+    make,
+    move,
+    on_clock,
+    reconciled_after_restart,
+    wait_final,
+    world_of,
+)
 
 RUNNING = GuestPulse(True, "running", 10.0)
 
@@ -100,20 +108,6 @@ def test_a_migration_reconciled_after_a_restart_is_checked_too() -> None:
     clock = FakeClock()
     world = world_of(clock, {"vm1": "b"})
     world.guests["vm1"].answers = False
-    executor, store, _ = make(clock, world)
-    rec = executor.submit("rec-1", move("vm1", "a", "b"), actor="x")
-    executor.stop()
-    store.records[rec.operation_id] = MigrationRecord(**{**rec.__dict__, "phase": Phase.PRECOPY})
-
-    class Quiet(FakeHypervisor):
-        def progress(self, guest: str) -> Progress | None:
-            return None
-
-    def endpoint(host_id: str) -> HostEndpoint:
-        return HostEndpoint(lambda: Quiet(world, host_id), MigrationTarget(f"fake://{host_id}"))
-
-    restarted = on_clock(clock, world, store, endpoint, RecordingObserver())
-    restarted.start()
-    record = wait_final(clock, restarted, rec.operation_id)
+    record = reconciled_after_restart(clock, world)
     assert record.phase is Phase.FAILED and record.outcome is not None and not record.outcome.succeeded
     assert "guest runs on target b (running, but its guest agent did not answer" in record.message
