@@ -28,6 +28,10 @@ SUBDIRS = ("etc", "run", "lib", "log")
 # pitfall 1); scripts/setup.sh must create both.
 QEMU_USER = "libvirt-qemu"
 MAX_SOCKET_PATH = 107
+# Incoming-migration ports: blocks of 16 from 49152 (libvirt's default start) to 65535.
+MIGRATION_PORT_BASE = 49152
+MIGRATION_PORT_BLOCK = 16
+MIGRATION_PORT_BLOCKS = (65536 - MIGRATION_PORT_BASE) // MIGRATION_PORT_BLOCK
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,15 @@ class HostSpec:
     @property
     def run_dir(self) -> Path:
         return self.directory / "run"
+
+    @property
+    def migration_ports(self) -> tuple[int, int]:
+        """The ports its QEMU listens on for incoming migrations: a block of its own, chosen by its UUID (stable
+        per lab root and host). libvirt's default, 49152-49215 for every daemon, let two labs on one machine (a
+        test beside a collection) hand the same port to two destination QEMUs: "Address already in use"."""
+        block = uuid.UUID(self.host_uuid).int % MIGRATION_PORT_BLOCKS
+        low = MIGRATION_PORT_BASE + block * MIGRATION_PORT_BLOCK
+        return low, low + MIGRATION_PORT_BLOCK - 1
 
     @property
     def socket(self) -> Path:
@@ -101,11 +114,14 @@ remember_owner = 0
 
 
 def qemu_conf(spec: HostSpec) -> str:
-    """QEMU_CONF, and where the host has certificates, migrations over TLS with the peer's certificate checked
-    (libvirt asks for TLS only when a migration is started with VIR_MIGRATE_TLS)."""
+    """QEMU_CONF with the host's own migration ports, and where the host has certificates, migrations over TLS
+    with the peer's certificate checked (libvirt asks for TLS only when a migration is started with
+    VIR_MIGRATE_TLS)."""
+    low, high = spec.migration_ports
+    conf = QEMU_CONF + f"migration_port_min = {low}\nmigration_port_max = {high}\n"
     if spec.tls_dir is None:
-        return QEMU_CONF
-    return QEMU_CONF + f'migrate_tls_x509_cert_dir = "{spec.tls_dir}"\nmigrate_tls_x509_verify = 1\n'
+        return conf
+    return conf + f'migrate_tls_x509_cert_dir = "{spec.tls_dir}"\nmigrate_tls_x509_verify = 1\n'
 
 
 def offers_tls(spec: HostSpec) -> bool:
