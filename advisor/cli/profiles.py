@@ -18,7 +18,7 @@ from advisor.ml.profile_store import ProfileStore, check_name
 from advisor.ml.profiles import PARAMETERS, TARGETS, HostProfile, calibrate
 from advisor.ml.registry import ArtifactError
 from advisor.physics import TECHNIQUES
-from advisor.tables import safe
+from advisor.tables import safe, table
 
 
 def _store(args: argparse.Namespace) -> ProfileStore:
@@ -75,10 +75,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_as_dict(p) for p in profiles], indent=2))
         return 0
-    print("name                 version  migrations  " + "  ".join(f"{n:<18}" for n in PARAMETERS) + "  created")
-    for p in profiles:
-        print(safe(f"{p.name:<20} {p.version:<8} {p.migrations:>10}  "
-                   + "  ".join(f"{p.parameters[n]:<18g}" for n in PARAMETERS) + f"  {p.created}"))
+    # the parameters that say most about a host; all of them are in `show` and --json
+    print(table(["name", "version", "migrations", "throughput", "sent memory", "dirty scale", "created"],
+                [(p.name, p.version, p.migrations, f"{p.parameters['throughput']:g}",
+                  f"{p.parameters['sent_memory_factor']:g}", f"{p.parameters['dirty_scale']:g}", p.created)
+                 for p in profiles], right=(2, 3, 4, 5)))
     return 0
 
 

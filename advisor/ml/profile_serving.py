@@ -15,7 +15,7 @@ from advisor.domain.model import Interval, MigrationCost, MigrationInputs, Model
 from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import CONVERGE_CONFIDENCE, convergence_note
 from advisor.ml.predictor import CostPredictor, cost_rows
-from advisor.ml.profiles import TARGETS, HostProfile, physics, uncalibrated
+from advisor.ml.profiles import TARGETS, HostProfile, physics, uncalibrated, usable_mib_s
 from advisor.physics import TECHNIQUES, Guard, validate
 from advisor.physics.guards import verdicts
 
@@ -89,8 +89,9 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
     deadline = table.deadline_ms
     code = np.array([TECHNIQUES.index(t) for t in table.techniques], dtype=np.int64)
     # the same guards as the learned model's, on the calibrated physics' bandwidth
-    guard_codes = verdicts(code, table.first_pass_mib, table.usable_mib_s * chosen.parameters["throughput"],
-                           table.dirty_rate_mib_s, table.longest_working_set_mib, table.max_downtime_ms, deadline)
+    guard_codes = verdicts(code, table.first_pass_mib, usable_mib_s(table, chosen.parameters),
+                           table.dirty_rate_mib_s * chosen.parameters["dirty_scale"], table.longest_working_set_mib,
+                           table.max_downtime_ms, deadline)
     costs = []
     for k, (inputs, technique) in enumerate(rows):
         bands = []

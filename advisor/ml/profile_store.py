@@ -18,7 +18,16 @@ import numpy as np
 from advisor.domain.migration import MigrationResult
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.features.inputs import PROFILES, InputTable
-from advisor.ml.profiles import PARAMETERS, TARGETS, UNCALIBRATED_OFFSETS, HostProfile, Observed, uncalibrated, updated
+from advisor.ml.profiles import (
+    PARAMETERS,
+    PRIOR,
+    TARGETS,
+    UNCALIBRATED_OFFSETS,
+    HostProfile,
+    Observed,
+    uncalibrated,
+    updated,
+)
 from advisor.ml.registry import ArtifactError, ModelRegistry, active_fingerprint
 
 KIND = "host_profile"
@@ -27,10 +36,17 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 PARAMETERS_FILE = "parameters.json"
 
 
-def schema_hash() -> str:
-    """What a stored profile means: its parameter names and targets (a change of either refuses old profiles)."""
-    document = json.dumps({"parameters": list(PARAMETERS), "targets": list(TARGETS)}, sort_keys=True)
+def schema_hash(parameters: tuple[str, ...] = PARAMETERS) -> str:
+    """What a stored profile means: its parameter names and targets (a change of either refuses old profiles,
+    but for those of EARLIER_PARAMETERS)."""
+    document = json.dumps({"parameters": list(parameters), "targets": list(TARGETS)}, sort_keys=True)
     return hashlib.sha256(document.encode()).hexdigest()
+
+
+# The parameters of profiles stored before `compress_mib_s` and `dirty_scale` existed: such a profile is read with
+# those two at their priors, which leave its physics as it was calibrated but for compression on links faster than
+# the prior's 200 MiB/s of pages (132 MiB/s on the wire).
+EARLIER_PARAMETERS: tuple[str, ...] = PARAMETERS[:5]
 
 
 def check_name(name: str) -> str:
@@ -70,7 +86,10 @@ class ProfileStore:
         try:
             profile = self._registry(name).load(_load)
         except ArtifactError:
-            return None
+            try:  # stored before the last parameters were added
+                profile = ModelRegistry(self.root / name, KIND, schema_hash(EARLIER_PARAMETERS)).load(_load)
+            except ArtifactError:
+                return None
         self._served[name] = (fingerprint, profile)
         return profile
 
@@ -110,7 +129,7 @@ class ProfileStore:
 
 def _load(artifact: Any) -> HostProfile:
     body = json.loads(artifact.path("parameters").read_text(encoding="utf-8"))
-    parameters = {p: float(body["parameters"][p]) for p in PARAMETERS}
+    parameters = {p: float(body["parameters"].get(p, PRIOR[p])) for p in PARAMETERS}
     offsets = {str(t): {k: (float(v[0]), float(v[1]), float(v[2])) for k, v in o.items() if k in UNCALIBRATED_OFFSETS}
                for t, o in dict(body["offsets"]).items()}
     residuals = {str(t): {k: tuple(float(x) for x in v) for k, v in o.items()}

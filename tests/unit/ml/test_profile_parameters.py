@@ -1,0 +1,65 @@
+"""The profile parameters that make the physics fit a host the SNU data never described: compression bound by
+the CPU rather than the link, a guest that dirties more slowly while it migrates; and profiles stored before
+those parameters existed."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advisor.domain.model import MigrationInputs, Technique
+from advisor.features.inputs import InputTable
+from advisor.ml.profile_store import EARLIER_PARAMETERS, ProfileStore, schema_hash
+from advisor.ml.profiles import PRIOR, Observed, calibrate, physics
+
+
+def host(n: int, truth: dict[str, float], techniques: tuple[Technique, ...], seed: int = 3
+         ) -> tuple[InputTable, Observed]:
+    """n migrations, caps 8-64 MiB/s, of a host that follows the physics with `truth`, give or take 5%."""
+    rng = np.random.default_rng(seed)
+    rows = [(MigrationInputs(float(rng.uniform(64, 256)), float(rng.uniform(4, 24)), 1250.0,
+                             float(rng.choice([8, 16, 32, 64])), 300.0, memory_configured_mib=512.0,
+                             working_set_mib=float(rng.uniform(8, 48)), deadline_ms=90_000, host_profile="rig"),
+             techniques[k % len(techniques)]) for k in range(n)]
+    table = InputTable.from_rows(rows)
+    a = physics(table, {**PRIOR, **truth})
+    noise = rng.lognormal(0.0, 0.05, size=(3, n))
+    return table, Observed(a.total_time_ms * noise[0], a.downtime_ms * noise[1], a.transferred_mib * noise[2],
+                           a.converges.copy())
+
+
+def test_compression_bound_by_the_cpu_is_learnt_and_slows_only_fast_links() -> None:
+    truth = {"compress_mib_s": 25.0}
+    table, observed = host(60, truth, (Technique.PRECOPY_COMPRESS, Technique.POSTCOPY))
+    fitted = calibrate("rig", table, observed).parameters
+    assert fitted["compress_mib_s"] == pytest.approx(25.0, rel=0.3)
+    # at the prior the 64 MiB/s cap is the limit; at 25 MiB/s of pages (16.5 on the wire) the CPU is
+    compress, slow = InputTable.from_rows([(MigrationInputs(200.0, 0.0, 1250.0, cap, 300.0), Technique.PRECOPY_COMPRESS)
+                                           for cap in (8.0, 64.0)]), {**PRIOR, **fitted}
+    prior_time, fitted_time = physics(compress, PRIOR).total_time_ms, physics(compress, slow).total_time_ms
+    assert fitted_time[0] == pytest.approx(prior_time[0], rel=0.05)  # link-bound at 8: unchanged
+    assert fitted_time[1] > 3 * prior_time[1]
+
+
+def test_a_guest_that_dirties_less_while_migrating_is_learnt() -> None:
+    table, observed = host(80, {"dirty_scale": 0.5}, (Technique.PRECOPY, Technique.PRECOPY_XBZRLE))
+    assert calibrate("rig", table, observed).parameters["dirty_scale"] == pytest.approx(0.5, rel=0.3)
+
+
+def test_a_profile_stored_before_the_last_parameters_is_read_with_them_at_their_priors(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path)
+    saved = store.save(calibrate("old", *host(10, {}, (Technique.PRECOPY,))), "test", {})
+    directory = tmp_path / "old" / saved.version
+    body = json.loads((directory / "parameters.json").read_text())
+    body["parameters"] = {p: body["parameters"][p] for p in EARLIER_PARAMETERS}
+    (directory / "parameters.json").write_text(json.dumps(body))
+    card = json.loads((directory / "card.json").read_text())
+    card["schema_hash"] = schema_hash(EARLIER_PARAMETERS)
+    (directory / "card.json").write_text(json.dumps(card))
+
+    read = ProfileStore(tmp_path).get("old")
+    assert read is not None and read.version == saved.version
+    assert read.parameters["dirty_scale"] == PRIOR["dirty_scale"]
+    assert read.parameters["compress_mib_s"] == PRIOR["compress_mib_s"]
+    assert read.parameters["throughput"] == saved.parameters["throughput"]
