@@ -19,8 +19,8 @@ The parameters, each with its prior (the uncalibrated physics) and bounds:
 - `dirty_scale`: how fast the guest dirties during the migration over what was measured before it (a guest
   slowed by dirty tracking, or by the migration's own CPU on a busy host: the lab's fit 0.54).
 
-Fitted on all of the lab's migrations (498 on 2026-12-06) and scored on them, the seven parameters leave a time MAPE of 27% where
-the first five left 39% (`tests/unit/ml/test_profiles.py` holds the rules, `training.few_shot` the
+Fitted on all of the lab's migrations (498 on 2026-12-06) and scored on them, the seven parameters leave a time MAPE
+of 27% where the first five left 39% (`tests/unit/ml/test_profiles.py` holds the rules, `training.few_shot` the
 figures on migrations not calibrated on).
 
 They are fitted by least squares on the log errors of time, downtime and data of completed migrations, with a
