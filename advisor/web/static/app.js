@@ -319,7 +319,8 @@
       : td("-", "num", { ...span, title: "not measured (a move asked for by a caller)" });
     const head = [
       el("td", { class: "id", title: rec.summary || "", ...span }, rec.id || "-",
-         el("div", { class: "sub", text: `${utc(rec.createTime).slice(5, 16)} UTC` })),
+         el("div", { class: "sub", text: `${utc(rec.createTime).slice(5, 16)} UTC` }),
+         moves.length > 1 ? el("div", { class: "sub goal", title: rec.goal || "", text: rec.goal || "" }) : null),
       deciding ? null : el("td", { class: "state", ...span }, badge(state(rec.state)),
         rec.supersededBy ? el("div", { class: "sub", text: `superseded by ${rec.supersededBy}` }) : null),
       el("td", { class: "num", title: rec.priorityReason || "", ...span }, String(num(rec.priority) || "-")),

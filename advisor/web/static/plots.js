@@ -164,7 +164,7 @@
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true, range: () => [xr[0] - pad, xr[1] + pad] },
                 y: { distr: 3, log: 10, range: () => logRange(values) } },
-      axes: [{ size: 48, values: ticks, label: "end time, UTC", labelSize: 14 },
+      axes: [{ size: 48, space: 90, values: ticks, label: "end time, UTC", labelSize: 14 },
              { label: "|predicted - actual| / actual, %", labelSize: 18, size: 72 }],
       series: [{}].concat(QUANTITIES.map(([name]) => pointsSeries(name, COLOURS[name]))),
       hooks: { draw: [u => mark(figure, u, values.length)] },
