@@ -90,7 +90,14 @@ def test_the_console_leads_with_decisions_and_the_cluster_and_fits_1366(
         if host["hostId"] in (moving.source_host_id, moving.target_host_id):
             assert moving.vm_id in running
     assert sum(h["vmCount"] for h in doc["hosts"]) == 4
-    assert all(h["recentOperationIds"] for h in doc["hosts"] if h["hostId"] in ("a",))
+    # Recent migrations per host: on a, every ended one into or out of it.
+    operations = {o["operationId"]: o for o in doc["operations"]}
+    recent_a = [operations[i] for i in doc["hosts"][0]["recentOperationIds"]]
+    assert {o["operationId"] for o in recent_a} == {
+        o.operation_id for o in loaded.api.list_migrations(running_only=False)
+        if o.operation_id in loaded.executed and "a" in (o.source_host_id, o.target_host_id)}
+    into = sum(o["targetHostId"] == "a" for o in recent_a)
+    assert f"{into} in, {len(recent_a) - into} out" in rows[0][5], rows[0][5]
 
     # Choosing the other proposal shows the cluster after it.
     browser.evaluate(f"document.querySelector('input[name=on-cluster][value=\"{loaded.proposed}\"]').click()")

@@ -90,7 +90,8 @@
       endSession(doc);
       throw new SessionEnded();
     }
-    if (!response.ok) throw new Error((doc && doc.error) || `HTTP ${response.status}`);
+    if (!response.ok) throw Object.assign(new Error((doc && doc.error) || `HTTP ${response.status}`),
+                                          { status: response.status });
     return doc;
   }
 
@@ -463,7 +464,7 @@
     try {
       doc = await getJSON(path);
     } catch (error) {
-      if (!cluster.selected || error instanceof SessionEnded) throw error;
+      if (!cluster.selected || error.status !== 404) throw error;
       cluster.selected = "";  // deleted since (retention): show the cluster as it is
       cluster.auto = true;
       return loadCluster();
