@@ -51,6 +51,7 @@ from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.bundle import UseCases
 from advisor.usecases.cluster_plans import Planning
+from advisor.usecases.cluster_view import ClusterView
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.evacuation import HostWatch
 from advisor.usecases.ingestion import Ingestion
@@ -262,6 +263,7 @@ def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, me
         review=review,
         migrations=migrations,
         automation=automation,
+        cluster=ClusterView(snapshots.current, review.get, lambda running, n: migrations.page(running, n)[0]),
     )
 
     return Core(usecases, estimator, outcomes, executor, samples, freshness, signs)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation
 from advisor.usecases.cluster_plans import Planning
+from advisor.usecases.cluster_view import ClusterView
 from advisor.usecases.ingestion import Ingestion
 from advisor.usecases.migrations import Migrations
 from advisor.usecases.queries import Queries
@@ -22,3 +23,4 @@ class UseCases:
     review: Review
     migrations: Migrations
     automation: Automation
+    cluster: ClusterView  # the page's cluster view

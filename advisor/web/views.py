@@ -113,6 +113,32 @@ def hosts(src: WebSources, q: Query) -> dict[str, Any]:
     return as_json(pb.ListHostsResponse(hosts=[convert.host_view_to_pb(v) for v in views], next_page_token=token))
 
 
+def cluster(src: WebSources, q: Query) -> dict[str, Any]:
+    """Every host's load now and, given `recommendation_id`, after that recommendation's moves; its VMs; the
+    operations into and out of it, running and recent. The API has no message for this: the fields are those of
+    advisor.usecases.cluster_view.HostLoad, named alike, unknown ones left out; operations are listed once, as
+    the API's Operation, and named by id in each host's."""
+    found = src.usecases.cluster.loads(q.ident("recommendation_id") if "recommendation_id" in q.values else "")
+    operations: dict[str, dict[str, Any]] = {}
+    hosts = []
+    for h in found.hosts:
+        for record in (*h.running, *h.recent):
+            if record.operation_id not in operations:
+                operations[record.operation_id] = as_json(convert.operation_to_pb(record))
+        doc: dict[str, Any] = {"hostId": h.host_id, "cores": h.cores, "memoryMib": h.memory_mib,
+                               "disabled": h.disabled, "cpuRatio": h.cpu_ratio, "memoryRatio": h.memory_ratio,
+                               "vmCount": h.vm_count, "vmIds": list(h.vm_ids), "cpuRatioAfter": h.cpu_ratio_after,
+                               "memoryRatioAfter": h.memory_ratio_after, "vmCountAfter": h.vm_count_after,
+                               "runningOperationIds": [r.operation_id for r in h.running],
+                               "recentOperationIds": [r.operation_id for r in h.recent]}
+        hosts.append({k: v for k, v in doc.items() if v is not None})
+    doc = {"hosts": hosts, "operations": list(operations.values())}
+    if found.recommendation is not None:
+        doc.update(recommendationId=found.recommendation.id, movesApplied=found.moves_applied,
+                   movesSkipped=found.moves_skipped)
+    return doc
+
+
 _one_drain_at_a_time = threading.Lock()
 
 
@@ -168,5 +194,6 @@ VIEWS: dict[str, View] = {
     "migration": View(migration, frozenset({"operation_id"})),
     "progress": View(progress, frozenset({"operation_id"})),
     "hosts": View(hosts, PAGED),
+    "cluster": View(cluster, frozenset({"recommendation_id"})),
     "drain": View(drain, frozenset({"host_id"})),
 }

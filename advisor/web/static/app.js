@@ -8,7 +8,8 @@
   const PLOT_PAGE = 500;
   const API = "/api/v1/";
   let stopped = false;
-  let recsNow = () => {};  // redraws the recommendations now (set at start)
+  // Redraw a section now (set at start).
+  let recsNow = () => {}, decisionsNow = () => {}, clusterNow = () => {};
 
   // -- values as people read them -------------------------------------------------------------------------
 
@@ -69,6 +70,13 @@
     tbody.replaceChildren(el("tr", {}, td(text, "empty", { colspan: columns })));
   }
 
+  // A section with nothing to show folds to its title line, which then says so (`nothing`); with something to
+  // show, the title line carries `summary` beside it.
+  function collapse(section, nothing, summary) {
+    document.getElementById(section).classList.toggle("nothing", !!nothing);
+    document.getElementById(`${section}-count`).textContent = nothing || summary || "";
+  }
+
   // -- fetching, errors, schedules --------------------------------------------------------------------------
 
   class SessionEnded extends Error {}
@@ -82,7 +90,8 @@
       endSession(doc);
       throw new SessionEnded();
     }
-    if (!response.ok) throw new Error((doc && doc.error) || `HTTP ${response.status}`);
+    if (!response.ok) throw Object.assign(new Error((doc && doc.error) || `HTTP ${response.status}`),
+                                          { status: response.status });
     return doc;
   }
 
@@ -161,9 +170,11 @@
     }
     const tbody = document.getElementById("calibration-rows");
     if (!byTechnique.size) {
-      empty(tbody, 5, "no migration has succeeded yet: nothing measured against its prediction");
+      collapse("calibration", "none yet: no migration has succeeded, nothing measured against its prediction");
+      tbody.replaceChildren();
       return;
     }
+    collapse("calibration", "");
     tbody.replaceChildren(...[...byTechnique].map(([t, qs]) => el("tr", {},
       td(technique(t)), td(Object.values(qs)[0].model || "-"),
       ...Object.keys(QUANTITY_NAMES).map(q => {
@@ -201,11 +212,8 @@
         return null;  // it ended meanwhile: the next refresh shows it gone
       })));
     const tbody = document.getElementById("running-rows");
-    if (!ops.length) {
-      empty(tbody, 10, "no migration is running or queued");
-    } else {
-      tbody.replaceChildren(...ops.flatMap((op, i) => runningRows(op, progress[i])));
-    }
+    collapse("running", ops.length ? "" : "none: no migration is running or queued", `${ops.length} under way`);
+    tbody.replaceChildren(...ops.flatMap((op, i) => runningRows(op, progress[i])));
     stamp();
   }
 
@@ -229,7 +237,38 @@
 
   // -- recommendations ------------------------------------------------------------------------------------
 
-  const recs = { tokens: [""], at: 0, next: "", open: new Set(), assessed: new Map() };
+  // What a listing shows: `open` the moves whose "why" panel is open (REC/MOVE), `unfolded` the groups whose
+  // superseded proposals are shown, `assessed` the hosts assessed per open move.
+  const recs = { tokens: [""], at: 0, next: "", open: new Set(), unfolded: new Set(), assessed: new Map() };
+  const decisions = { list: [] };
+
+  // Recommendations of one VM together (a plan of several moves is a group of its own), groups in the order of
+  // their newest; superseded proposals folded unless `unfold`.
+  function grouped(list) {
+    const groups = new Map();
+    for (const rec of list) {
+      const moves = rec.moves || [];
+      const key = moves.length === 1 ? `vm ${moves[0].vmId}` : `plan ${rec.id}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(rec);
+    }
+    return [...groups];
+  }
+
+  function groupRows(key, members, columns, rows, unfold) {
+    const superseded = members.filter(r => r.state === "RECOMMENDATION_STATE_SUPERSEDED");
+    const shown = unfold || recs.unfolded.has(key) ? members : members.filter(r => !superseded.includes(r));
+    const out = [];
+    if (members.length > 1 || superseded.length) {
+      const toggle = superseded.length && !unfold ? el("button", { type: "button", class: "fold",
+        text: recs.unfolded.has(key) ? `fold ${superseded.length} superseded` : `+ ${superseded.length} superseded`,
+        on: { click: () => { recs.unfolded.has(key) ? recs.unfolded.delete(key) : recs.unfolded.add(key); recsNow(); } },
+      }) : null;
+      out.push(el("tr", { class: "group" }, el("td", { colspan: String(columns) },
+        `${key}: ${members.length} recommendation(s) on this page`, toggle ? " " : null, toggle)));
+    }
+    return out.concat(shown.flatMap(rows));
+  }
 
   async function loadRecommendations() {
     const stateFilter = document.getElementById("recs-state").value;
@@ -239,62 +278,92 @@
     recs.next = doc.nextPageToken || "";
     document.getElementById("recs-newer").disabled = recs.at === 0;
     document.getElementById("recs-older").disabled = !recs.next;
-    document.getElementById("recs-page").textContent = `page ${recs.at + 1}, ${PAGE} per page, newest first`;
+    document.getElementById("recs-page").textContent = `page ${recs.at + 1}, ${PAGE} per page, newest first, ` +
+      "grouped per VM";
     const tbody = document.getElementById("recs-rows");
     const list = doc.recommendations || [];
     if (!list.length) {
       empty(tbody, 11, stateFilter ? `no recommendation in state ${stateFilter}` : "no recommendation yet");
       return;
     }
-    tbody.replaceChildren(...list.flatMap(recommendationRows));
+    const unfold = stateFilter === "superseded";
+    tbody.replaceChildren(...grouped(list).flatMap(([key, members]) =>
+      groupRows(key, members, 11, rec => recommendationRows(rec, false), unfold)));
   }
 
-  function recommendationRows(rec) {
+  async function loadDecisions() {
+    const path = query("recommendations", { state: "proposed", page_size: 50 });
+    const doc = await getJSON(path);
+    const list = decisions.list = doc.recommendations || [];
+    const more = doc.nextPageToken ? " (the newest 50 shown)" : "";
+    collapse("decisions", list.length ? "" : "nothing: no recommendation is proposed",
+             `${list.length} proposed${more}`);
+    if (cluster.auto && list.length && !list.some(r => r.id === cluster.selected)) cluster.selected = list[0].id;
+    document.getElementById("decisions-rows").replaceChildren(...grouped(list).flatMap(([key, members]) =>
+      groupRows(key, members, 10, rec => recommendationRows(rec, true), false)));
+  }
+
+  function redrawRecommendations() {
+    recsNow();
+    decisionsNow();
+  }
+
+  // The rows of one recommendation: one per move, the recommendation's own cells spanning them; short values
+  // only (the prose: summary, reasons, decisions, goes into the move's "why" panel). In the decisions table,
+  // the state and the move's state give way to the choice of what the cluster view shows "after".
+  function recommendationRows(rec, deciding) {
     const moves = rec.moves || [];
     const span = { rowspan: String(Math.max(1, moves.length) + moves.filter((m, i) => recs.open.has(`${rec.id}/${i}`)).length) };
     const gain = rec.benefitOverCost !== undefined
       ? el("td", { class: "num", ...span }, `${fixed(rec.benefitOverCost, 1)}x`,
            el("div", { class: "sub", text: rec.benefit !== undefined ? `${fixed(rec.benefit, 2)} ${rec.benefitUnit || ""}` : "" }))
       : td("-", "num", { ...span, title: "not measured (a move asked for by a caller)" });
-    const notes = [rec.expiryReason && `expired: ${rec.expiryReason}`, rec.cancelRequested && "cancel requested",
-                   rec.supersededBy && `superseded by ${rec.supersededBy}`,
-                   rec.decidedBy && `decided by ${rec.decidedBy}${rec.decisionReason ? `: ${rec.decisionReason}` : ""}`]
-      .filter(Boolean).join("; ");
-    const automation = `automation ${rec.automationLevel || "-"}${rec.cluster ? ` in ${rec.cluster}` : ""}`;
     const head = [
       el("td", { class: "id", title: rec.summary || "", ...span }, rec.id || "-",
-         el("div", { class: "sub", text: `${utc(rec.createTime)} UTC` }),
-         el("div", { class: "sub", text: rec.goal || "" }), el("div", { class: "sub", text: automation })),
-      el("td", { class: "text state", ...span }, badge(state(rec.state)), el("div", { class: "sub", text: notes })),
-      el("td", { class: "text priority", ...span }, String(num(rec.priority) || "-"),
-         el("div", { class: "sub", text: rec.priorityReason || "" })),
+         el("div", { class: "sub", text: `${utc(rec.createTime).slice(5, 16)} UTC` }),
+         moves.length > 1 ? el("div", { class: "sub goal", title: rec.goal || "", text: rec.goal || "" }) : null),
+      deciding ? null : el("td", { class: "state", ...span }, badge(state(rec.state)),
+        rec.supersededBy ? el("div", { class: "sub", text: `superseded by ${rec.supersededBy}` }) : null),
+      el("td", { class: "num", title: rec.priorityReason || "", ...span }, String(num(rec.priority) || "-")),
       gain,
-    ];
+    ].filter(Boolean);
+    const columns = deciding ? 6 : 7;
     if (!moves.length) {
-      return [el("tr", { class: "first" }, ...head, td(rec.summary || "no moves", "empty text", { colspan: "7" }))];
+      return [el("tr", { class: "first" }, ...head, td("no moves", "empty", { colspan: String(columns) }))];
     }
     const rows = [];
     moves.forEach((m, i) => {
       const key = `${rec.id}/${i}`;
       const c = m.predictedCost || {};
       const toggle = el("button", { type: "button", text: recs.open.has(key) ? "hide" : "why", on: {
-        click: () => { recs.open.has(key) ? recs.open.delete(key) : recs.open.add(key); recsNow(); },
+        click: () => { recs.open.has(key) ? recs.open.delete(key) : recs.open.add(key); redrawRecommendations(); },
       } });
+      const last = deciding
+        ? (i === 0 ? el("td", span, el("input", { type: "radio", name: "on-cluster", value: rec.id,
+            "aria-label": `show the cluster after ${rec.id}`, checked: cluster.selected === rec.id ? "" : null,
+            on: { change: () => showOnCluster(rec.id) } })) : null)
+        : el("td", {}, badge(moveState(m.state)), m.attempts ? el("div", { class: "sub", text: `attempt ${m.attempts}` }) : null);
       rows.push(el("tr", { class: i === 0 ? "first" : "" }, ...(i === 0 ? head : []),
         td(`${m.vmId} ${m.sourceHostId} → ${m.targetHostId}`), td(technique((m.parameters || {}).technique)),
         td(est(c.totalTimeMs, 1000, "s"), "num"), td(est(c.downtimeMs, 1, "ms"), "num"),
-        td(est(c.transferredMib, 1, "MiB"), "num"),
-        el("td", {}, badge(moveState(m.state)), m.attempts ? el("div", { class: "sub", text: `attempt ${m.attempts}` }) : null),
-        el("td", {}, toggle)));
-      if (recs.open.has(key)) rows.push(detailRow(rec, m, i));
+        td(est(c.transferredMib, 1, "MiB"), "num"), last, el("td", {}, toggle)));
+      if (recs.open.has(key)) rows.push(detailRow(rec, m, i, columns));
     });
     return rows;
   }
 
-  function detailRow(rec, move, index) {
+  function detailRow(rec, move, index, columns) {
     const key = `${rec.id}/${index}`;
-    const cell = el("td", { colspan: "7", class: "text" },
-      el("div", { class: "sub", text: rec.summary || "" }),
+    const notes = [
+      rec.summary, rec.goal && `goal: ${rec.goal}`,
+      `automation ${rec.automationLevel || "-"}${rec.cluster ? ` in cluster ${rec.cluster}` : ""}`,
+      rec.priorityReason && `priority ${num(rec.priority)}: ${rec.priorityReason}`,
+      rec.decidedBy && `decided by ${rec.decidedBy}${rec.decisionReason ? `: ${rec.decisionReason}` : ""}`,
+      rec.expiryReason && `expired: ${rec.expiryReason}`, rec.cancelRequested && "cancel requested",
+    ].filter(Boolean);
+    const cell = el("td", { colspan: String(columns), class: "text" },
+      el("div", { class: "sub" }, notes.join("; "), " ",
+         el("button", { type: "button", text: "show on cluster", on: { click: () => showOnCluster(rec.id) } })),
       el("ul", { class: "why" }, (move.reasons || []).map(r => el("li", { text: r }))));
     const counts = (move.rejectionCounts || []).map(c => `${c.filter} ${num(c.hosts)}`).join(", ");
     cell.append(el("div", { class: "sub", text: `${num(move.hostsAssessed)} host(s) assessed` +
@@ -330,20 +399,99 @@
       if (error instanceof SessionEnded) return;
       a.error = `Could not load the hosts assessed: ${error.message}`;
     }
-    recsNow();
+    redrawRecommendations();
+  }
+
+  // -- the cluster ----------------------------------------------------------------------------------------
+
+  // `selected`: the recommendation whose moves "after" shows; `auto` until a person chooses one (then the first
+  // proposal is shown by default).
+  const cluster = { selected: "", auto: true };
+
+  function showOnCluster(recId) {
+    cluster.selected = recId;
+    cluster.auto = false;
+    redrawRecommendations();
+    clusterNow();
+  }
+
+  function percent(ratio) { return ratio === undefined ? "-" : `${fixed(ratio * 100, 0)}%`; }
+
+  // Now, as a bar and a figure, and after the selected recommendation where it differs.
+  function load(now, after) {
+    const cell = el("td", { class: "load" }, el("meter", { min: "0", max: "1", low: "0.7", high: "0.85", optimum: "0",
+                                                          value: String(Math.min(1, num(now))) }), ` ${percent(now)}`);
+    if (after !== undefined && percent(after) !== percent(now)) {
+      cell.append(" → ", el("b", { class: after > now ? "up" : "down", text: percent(after) }));
+    }
+    return cell;
+  }
+
+  function hostOperations(ids, ops, hostId, running) {
+    if (!ids.length) return td("-", "sub");
+    const line = o => {
+      const out = o.sourceHostId === hostId;
+      const where = out ? `→ ${o.targetHostId}` : `← ${o.sourceHostId}`;
+      const when = running ? "" : ` ${utc(o.endTime).slice(11, 16)}`;
+      return el("li", {}, `${o.vmId} ${where} `, badge(phase(o.phase)), when);
+    };
+    const shown = ids.map(id => ops.get(id)).filter(Boolean);
+    if (running || shown.length <= 2) return el("td", { class: "text" }, el("ul", { class: "ops" }, shown.map(line)));
+    const into = shown.filter(o => o.targetHostId === hostId).length;
+    return el("td", { class: "text" }, el("details", {}, el("summary", {},
+      `${into} in, ${shown.length - into} out; last: `, badge(phase(shown[0].phase))),
+      el("ul", { class: "ops" }, shown.map(line))));
+  }
+
+  function hostRow(h, ops) {
+    const vms = num(h.vmCount);
+    const listed = h.vmIds || [];
+    const vmCell = el("td", { class: "text" }, el("details", {}, el("summary", {},
+      `${vms}`, h.vmCountAfter !== undefined && num(h.vmCountAfter) !== vms ? ` → ${num(h.vmCountAfter)}` : "",
+      " VM(s)"), listed.join(", ") + (vms > listed.length ? ` and ${vms - listed.length} more` : "")));
+    return el("tr", {},
+      el("td", { class: "id" }, h.hostId, h.disabled ? " " : null, h.disabled ? badge("maintenance") : null,
+         el("div", { class: "sub", text: `${num(h.cores)} cores, ${amount(num(h.memoryMib) / 1024, 1, "GiB")}` })),
+      load(h.cpuRatio, h.cpuRatioAfter), load(num(h.memoryRatio), h.memoryRatioAfter), vmCell,
+      hostOperations(h.runningOperationIds || [], ops, h.hostId, true),
+      hostOperations(h.recentOperationIds || [], ops, h.hostId, false));
+  }
+
+  async function loadCluster() {
+    const path = query("cluster", { recommendation_id: cluster.selected });
+    document.getElementById("cluster-json").href = path;
+    let doc;
+    try {
+      doc = await getJSON(path);
+    } catch (error) {
+      if (!cluster.selected || error.status !== 404) throw error;
+      cluster.selected = "";  // deleted since (retention): show the cluster as it is
+      cluster.auto = true;
+      return loadCluster();
+    }
+    const hosts = doc.hosts || [];
+    const ops = new Map((doc.operations || []).map(o => [o.operationId, o]));
+    const skipped = num(doc.movesSkipped) ? `, ${num(doc.movesSkipped)} skipped (made already, or no longer possible)` : "";
+    document.getElementById("cluster-after").textContent = `${hosts.length} host(s); ` + (doc.recommendationId
+      ? `"after": recommendation ${doc.recommendationId}, ${num(doc.movesApplied)} move(s) applied${skipped}`
+      : "choose a recommendation (its \"why\" panel or the list above) to see the load after its moves");
+    const tbody = document.getElementById("cluster-rows");
+    if (!hosts.length) empty(tbody, 6, "no host known yet: push an inventory");
+    else tbody.replaceChildren(...hosts.map(h => hostRow(h, ops)));
   }
 
   // -- history and its plots ------------------------------------------------------------------------------
 
   const history = { tokens: [""], at: 0, next: "", drawn: "" };
 
+  // The actual value, inside or outside its predicted interval, over the prediction (median [p10-p90]).
   function versus(predicted, actual, scale, unit, succeeded) {
-    if (actual === undefined) return td("-", "num");
-    const cell = el("td", { class: "num" }, amount(actual, scale, unit));
-    if (succeeded && predicted) {
+    const cell = el("td", { class: "num" }, actual === undefined ? "-" : amount(actual, scale, unit));
+    if (succeeded && predicted && actual !== undefined) {
       const inside = num(predicted.low) <= num(actual) && num(actual) <= num(predicted.high);
       cell.append(" ", el("span", { class: inside ? "inside" : "outside", text: inside ? "inside" : "outside" }));
     }
+    cell.append(el("div", { class: "sub", text: `predicted ${est(predicted, scale, unit)}` }));
     return cell;
   }
 
@@ -353,9 +501,9 @@
     return el("tr", {}, td(op.operationId, "id"), td(op.endTime ? utc(op.endTime) : "not ended"), td(op.vmId),
       td(`${op.sourceHostId} → ${op.targetHostId}`), td(technique((op.parameters || {}).technique)),
       el("td", {}, badge(phase(op.phase))),
-      td(est(c.totalTimeMs, 1000, "s"), "num"), versus(c.totalTimeMs, o && num(o.totalTimeMs), 1000, "s", ok),
-      td(est(c.downtimeMs, 1, "ms"), "num"), versus(c.downtimeMs, o && num(o.downtimeMs), 1, "ms", ok),
-      td(est(c.transferredMib, 1, "MiB"), "num"), versus(c.transferredMib, o && num(o.transferredMib), 1, "MiB", ok));
+      versus(c.totalTimeMs, o && num(o.totalTimeMs), 1000, "s", ok),
+      versus(c.downtimeMs, o && num(o.downtimeMs), 1, "ms", ok),
+      versus(c.transferredMib, o && num(o.transferredMib), 1, "MiB", ok));
   }
 
   async function loadHistory() {
@@ -367,7 +515,8 @@
     document.getElementById("history-older").disabled = !history.next;
     const ops = doc.operations || [];
     const tbody = document.getElementById("history-rows");
-    if (!ops.length) empty(tbody, 12, "no migration executed yet");
+    collapse("history", ops.length || history.at ? "" : "none: no migration executed yet", "");
+    if (!ops.length) empty(tbody, 9, "no migration on this page");
     else tbody.replaceChildren(...ops.map(historyRow));
   }
 
@@ -387,11 +536,18 @@
     document.getElementById("quantiles").textContent = quantiles(ops, !!doc.nextPageToken);
     const seen = ops.map(o => `${o.operationId}:${o.phase}`).join(",") + `@${window.innerWidth}`;
     if (seen === history.drawn) return;
+    const done = ops.filter(o => o.phase === "MIGRATION_PHASE_SUCCEEDED").length;
+    collapse("quality", done ? "" : "none yet: no migration has succeeded, nothing to plot", "");
+    if (!done) {
+      history.drawn = seen;
+      return;
+    }
     const n = window.AdvisorPlots.draw(ops);
     history.drawn = seen;
     document.getElementById("plots-note").textContent =
       `${n} succeeded migration(s) among the ${doc.nextPageToken ? "last " : ""}${ops.length} operation(s); ` +
-      "the dashed line is actual = predicted.";
+      "the dashed diagonal is actual = predicted, each bar the predicted p10-p90 interval (a point on its bar is " +
+      "inside); times in UTC.";
   }
 
   // -- drain preview --------------------------------------------------------------------------------------
@@ -446,7 +602,9 @@
 
   function start() {
     // A link may open a move's "why" panel: /#why=RECOMMENDATION/MOVE (the recommendation on the first page).
-    const opened = /^#why=(.+\/\d+)$/.exec(decodeURIComponent(location.hash));
+    let hash = "";
+    try { hash = decodeURIComponent(location.hash); } catch (e) { hash = ""; }  // a malformed link opens nothing
+    const opened = /^#why=(.+\/\d+)$/.exec(hash);
     if (opened) recs.open.add(opened[1]);
     const select = document.getElementById("recs-state");
     for (const s of ["proposed", "approved", "executing", "succeeded", "failed", "aborted", "expired", "cancelled",
@@ -454,6 +612,8 @@
       select.append(el("option", { value: s, text: s }));
     }
     recsNow = every(0, "recommendations", loadRecommendations);
+    decisionsNow = every(0, "decisions", loadDecisions);
+    clusterNow = every(0, "cluster", loadCluster);
     const historyNow = every(0, "history", loadHistory);
     select.addEventListener("change", () => { recs.tokens = [""]; recs.at = 0; recsNow(); });
     pager(recs, recsNow);
@@ -463,6 +623,7 @@
     document.getElementById("drain-host").addEventListener("keydown", e => { if (e.key === "Enter") drainNow(); });
     const first = [
       every(0, "calibration", loadSession)(),
+      every(15000, "decisions", loadDecisions)().then(() => every(15000, "cluster", loadCluster)()),
       every(30000, "calibration", loadModels)(),
       every(5000, "running", loadRunning)(),
       every(15000, "recommendations", loadRecommendations)(),
@@ -471,7 +632,10 @@
       every(60000, "drain", loadHosts)(),
     ];
     // When everything was drawn once, in ms since the navigation started (the tests print it).
-    Promise.all(first).then(() => { document.body.dataset.drawnMs = String(Math.round(performance.now())); });
+    Promise.all(first).then(() => {
+      window.AdvisorPlots.locate();
+      document.body.dataset.drawnMs = String(Math.round(performance.now()));
+    });
     let resized = null;
     window.addEventListener("resize", () => {
       clearTimeout(resized);

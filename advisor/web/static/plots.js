@@ -1,8 +1,10 @@
 // Plots of the history with uPlot (static/uPlot.iife.min.js, pinned: static/README.md): predicted median
-// against actual for time, downtime and data (log axes, the diagonal is "as predicted"), and each ended
-// migration's error |predicted median - actual| / actual against its end time. Only succeeded migrations count,
-// as in the advisor's running error. Each figure says in data-points how many points it drew and in data-bbox
-// where its plotting area is (page pixels), so a test can look at the pixels there.
+// against actual for time, downtime and data (log axes), each point with its predicted p10-p90 interval as a
+// vertical bar (the actual is inside when the point sits on its bar) and the diagonal actual = predicted drawn
+// across the whole plot; and each ended migration's error |predicted median - actual| / actual against its end
+// time, in UTC. Only succeeded migrations count, as in the advisor's running error. Each figure says in
+// data-points how many points it drew, in data-bars how many intervals, in data-bbox where its plotting area is
+// (page pixels) and the error plot in data-x-ticks the times its axis shows, so a test can check the pixels.
 (function () {
   "use strict";
 
@@ -30,8 +32,17 @@
   }
 
   function mark(figure, u, points) {
-    const r = u.over.getBoundingClientRect();
     figure.dataset.points = String(points);
+    delete figure.dataset.bars;
+    locate(figure);
+  }
+
+  // Where the figure's plotting area is now: sections above it change height as they fill, so the page asks
+  // again once everything is drawn.
+  function locate(figure) {
+    const over = figure.querySelector(".u-over");
+    if (!over) return;
+    const r = over.getBoundingClientRect();
     figure.dataset.bbox = [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height]
       .map(Math.round).join(",");
   }
@@ -53,7 +64,42 @@
     return [lo, hi];
   }
 
-  // Predicted (x) against actual (y) for one quantity, with the diagonal.
+  // On the plot's canvas (its pixels, not CSS ones): a segment between two points given in the scales' values.
+  function segment(u, x0, y0, x1, y1) {
+    u.ctx.moveTo(u.valToPos(x0, "x", true), u.valToPos(y0, "y", true));
+    u.ctx.lineTo(u.valToPos(x1, "x", true), u.valToPos(y1, "y", true));
+  }
+
+  // The diagonal actual = predicted from corner to corner, and each point's p10-p90 interval as a capped bar.
+  function guides(u, range, bars, colour) {
+    const ctx = u.ctx, cap = 3 * devicePixelRatio;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
+    ctx.clip();
+    ctx.beginPath();
+    ctx.setLineDash([4 * devicePixelRatio, 4 * devicePixelRatio]);
+    ctx.strokeStyle = "#8c959f";
+    ctx.lineWidth = devicePixelRatio;
+    segment(u, range[0], range[0], range[1], range[1]);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.beginPath();
+    ctx.strokeStyle = colour;
+    for (const [x, low, high] of bars) {
+      segment(u, x, low, x, high);
+      const px = u.valToPos(x, "x", true);
+      for (const y of [low, high]) {
+        const py = u.valToPos(y, "y", true);
+        ctx.moveTo(px - cap, py);
+        ctx.lineTo(px + cap, py);
+      }
+    }
+    ctx.stroke();
+    ctx.restore();
+  }
+
+  // Predicted (x) against actual (y) for one quantity, with each point's interval and the diagonal.
   function scatter(figure, pairs, colour, unit) {
     const kept = pairs.filter(([p, a]) => p > 0 && a > 0).sort((a, b) => a[0] - b[0]);
     const left = pairs.length - kept.length;
@@ -63,7 +109,10 @@
       return;
     }
     const xs = kept.map(k => k[0]), ys = kept.map(k => k[1]);
-    const range = logRange(xs.concat(ys));
+    // Bars where the interval can sit on a log axis (its low above 0; else from the axis' bottom).
+    const bars = kept.filter(k => k[3] > 0).map(([p, , low, high]) => [p, low, high]);
+    const range = logRange(xs.concat(ys, bars.map(b => b[2]), bars.map(b => b[1]).filter(v => v > 0)));
+    bars.forEach(b => { if (!(b[1] > 0)) b[1] = range[0]; });
     const opts = {
       ...size(figure),
       legend: { show: false },
@@ -72,12 +121,12 @@
                 y: { distr: 3, log: 10, range: () => range } },
       axes: [{ label: `predicted median, ${unit}`, labelSize: 18, size: 36 },
              { label: `actual, ${unit}`, labelSize: 18, size: 54 }],
-      series: [{}, pointsSeries("migrations", colour),
-               { label: "as predicted", stroke: "#8c959f", width: 1, dash: [4, 4], points: { show: false } }],
-      hooks: { draw: [u => mark(figure, u, kept.length)] },
+      series: [{}, pointsSeries("migrations", colour)],
+      hooks: { drawAxes: [u => guides(u, range, bars, colour)],  // under the points
+               draw: [u => { mark(figure, u, kept.length); figure.dataset.bars = String(bars.length); }] },
     };
     figure.querySelector(".canvas").replaceChildren();
-    new uPlot(opts, [xs, ys, xs], figure.querySelector(".canvas"));
+    new uPlot(opts, [xs, ys], figure.querySelector(".canvas"));
     figure.title = left ? `${left} point(s) at 0 left out (log axes)` : "";
   }
 
@@ -101,13 +150,22 @@
     const xs = rows.map(r => r[0]);
     const xr = xs[0] === xs[xs.length - 1] ? [xs[0] - 60, xs[0] + 60] : [xs[0], xs[xs.length - 1]];
     const pad = (xr[1] - xr[0]) * 0.03;
+    // Times as UTC, the page's one time zone (uPlot would show the browser's local time, US-style).
+    const ticks = (u, splits) => {
+      const span = (u.scales.x.max - u.scales.x.min) || 1;
+      const shown = splits.map(s => new Date(s * 1000).toISOString().replace("T", " "))
+        .map(t => span > 2 * 86400 ? t.slice(5, 10) : span > 600 ? t.slice(11, 16) : t.slice(11, span > 30 ? 19 : 21));
+      figure.dataset.xTicks = shown.join(",");
+      return shown;
+    };
     const opts = {
       ...size(figure),
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true, range: () => [xr[0] - pad, xr[1] + pad] },
                 y: { distr: 3, log: 10, range: () => logRange(values) } },
-      axes: [{ size: 48 }, { label: "|predicted - actual| / actual, %", labelSize: 18, size: 72 }],
+      axes: [{ size: 48, space: 90, values: ticks, label: "end time, UTC", labelSize: 14 },
+             { label: "|predicted - actual| / actual, %", labelSize: 18, size: 72 }],
       series: [{}].concat(QUANTITIES.map(([name]) => pointsSeries(name, COLOURS[name]))),
       hooks: { draw: [u => mark(figure, u, values.length)] },
     };
@@ -121,7 +179,10 @@
     }
     const done = succeeded(ops);
     for (const [name, field, scale] of QUANTITIES) {
-      const pairs = done.map(o => [num((o.predictedCost[field] || {}).median) / scale, num(o.outcome[field]) / scale]);
+      const pairs = done.map(o => {
+        const p = o.predictedCost[field] || {};
+        return [num(p.median) / scale, num(o.outcome[field]) / scale, num(p.low) / scale, num(p.high) / scale];
+      });
       scatter(document.getElementById(`plot-${name}`), pairs, COLOURS[name], name === "time" ? "s"
         : name === "downtime" ? "ms" : "MiB");
     }
@@ -129,5 +190,5 @@
     return done.length;
   }
 
-  window.AdvisorPlots = { draw };
+  window.AdvisorPlots = { draw, locate: () => document.querySelectorAll("figure.plot").forEach(locate) };
 })();

@@ -1,0 +1,176 @@
+"""The page as an operator's console, in headless Chromium driven over the DevTools protocol against a real
+advisor (the fake hypervisor behind it, migrations really executed: test_web's `loaded`): it leads with what needs
+a decision and the cluster; it fits 1366x768 without horizontal scrolling, a "why" panel open included; the
+cluster view lists every host with its load now and after the chosen recommendation, its VMs, its migrations;
+proposals are grouped per VM with the superseded folded; the plots carry the diagonal corner to corner and the
+p10-p90 bars, and their times are UTC in a browser whose local time is not; an advisor with nothing to show folds
+its sections to one line each."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from advisor.api.client import AdvisorClient
+from advisor.api.v1 import advisor_pb2 as pb
+from advisor.app import App
+from advisor.domain.access import Role
+from tests.integration import test_web
+from tests.integration.test_web import COLOURS, Loaded, _get, _rows, _ui
+from tests.support.chromium import Browser
+
+pytestmark = pytest.mark.integration
+
+WIDTH, HEIGHT = 1366, 768
+GREY = (0x8C, 0x95, 0x9F)  # the diagonal's colour (static/plots.js)
+SCATTERS = {"plot-time": "time", "plot-downtime": "downtime", "plot-data": "data"}
+loaded = test_web.loaded  # the same advisor: 8 executed migrations, proposals, a drain plan, one held running
+
+
+@pytest.fixture
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
+    monkeypatch.setenv("TZ", "America/New_York")  # the browser's local time is not UTC: the page must not show it
+    opened = Browser(tmp_path / "profile", WIDTH, HEIGHT)
+    yield opened
+    opened.close()
+
+
+def _open(browser: Browser, url: str) -> None:
+    browser.open(url)
+    browser.wait_for("document.body && document.body.dataset.drawnMs")
+    browser.wait_for("document.querySelectorAll('#cluster-rows tr').length > 0")
+
+
+def _overflow(browser: Browser) -> int:
+    """How far the page reaches beyond the window's width (0: no horizontal scrolling)."""
+    return int(browser.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"))
+
+
+def _percent(ratio: float) -> str:
+    return f"{int(ratio * 100 + 0.5)}%"  # as JavaScript's toFixed(0) rounds halves: up
+
+
+def _near(pixel: bytes, colour: tuple[int, int, int], tolerance: int = 60) -> bool:
+    return sum(abs(a - b) for a, b in zip(pixel, colour, strict=True)) < tolerance
+
+
+def test_the_console_leads_with_decisions_and_the_cluster_and_fits_1366(
+        loaded: Loaded, capsys: pytest.CaptureFixture[str], browser: Browser) -> None:
+    _open(browser, _ui(loaded, capsys))
+    assert browser.evaluate("[...document.querySelectorAll('p.error')].map(p => p.textContent)") == []
+    # First what needs a decision, then the cluster, both starting on the first screen.
+    order = browser.evaluate("[...document.querySelectorAll('main > section')].map(s => s.id)")
+    assert order[:3] == ["decisions", "cluster", "running"]
+    assert browser.evaluate("document.getElementById('cluster').getBoundingClientRect().top") < HEIGHT - 100
+    decisions = browser.evaluate("document.getElementById('decisions-rows').textContent")
+    assert loaded.proposed in decisions and loaded.plan in decisions
+    assert _overflow(browser) == 0
+
+    # Every host, with CPU and memory now and after the plan shown by default (the newest proposal).
+    reader = loaded.app.tokens.renew("script", Role.READER)
+    base = f"http://127.0.0.1:{loaded.app.metrics_port}/api/v1"
+    doc = json.loads(_get(f"{base}/cluster?recommendation_id={loaded.plan}", token=reader)[2])
+    rows = browser.evaluate("[...document.querySelectorAll('#cluster-rows tr')].map(r => "
+                            "[...r.cells].map((c, i) => i ? c.textContent : c.innerText))")
+    assert [r[0].split()[0] for r in rows] == [h.host.id for h in loaded.api.list_hosts()] == ["a", "b", "c"]
+    assert loaded.plan in browser.evaluate("document.getElementById('cluster-after').textContent")
+    drained = next(h for h in doc["hosts"] if h["vmCountAfter"] == 0 and h["vmCount"] > 0)
+    for row, host in zip(rows, doc["hosts"], strict=True):
+        cpu, memory, vms, running = row[1], row[2], row[3], row[4]
+        assert _percent(host["cpuRatio"]) in cpu and _percent(host["memoryRatio"]) in memory
+        assert vms.split()[0] == str(host["vmCount"]) and all(vm in vms for vm in host["vmIds"])
+        if host["hostId"] == drained["hostId"]:
+            assert "→ 0%" in memory and f"{host['vmCount']} → 0 VM(s)" in vms
+        moving = loaded.api.operation(loaded.running)
+        if host["hostId"] in (moving.source_host_id, moving.target_host_id):
+            assert moving.vm_id in running
+    assert sum(h["vmCount"] for h in doc["hosts"]) == 4
+    # Recent migrations per host: on a, every ended one into or out of it.
+    operations = {o["operationId"]: o for o in doc["operations"]}
+    recent_a = [operations[i] for i in doc["hosts"][0]["recentOperationIds"]]
+    assert {o["operationId"] for o in recent_a} == {
+        o.operation_id for o in loaded.api.list_migrations(running_only=False)
+        if o.operation_id in loaded.executed and "a" in (o.source_host_id, o.target_host_id)}
+    into = sum(o["targetHostId"] == "a" for o in recent_a)
+    assert f"{into} in, {len(recent_a) - into} out" in rows[0][5], rows[0][5]
+
+    # Choosing the other proposal shows the cluster after it.
+    browser.evaluate(f"document.querySelector('input[name=on-cluster][value=\"{loaded.proposed}\"]').click()")
+    browser.wait_for(f"document.getElementById('cluster-after').textContent.includes('{loaded.proposed}')")
+
+    # Proposals grouped per VM: v1's superseded proposal is folded, one click shows it.
+    folded = loaded.api.list_recommendations(pb.ListRecommendationsRequest(
+        state=pb.RECOMMENDATION_STATE_SUPERSEDED)).recommendations[0].id
+    table = "document.getElementById('recs-rows').textContent"
+    assert folded not in browser.evaluate(table) and "vm v1:" in browser.evaluate(table)
+    browser.evaluate("[...document.querySelectorAll('#recs-rows button.fold')][0].click()")
+    browser.wait_for(f"{table}.includes('{folded}')")
+
+    # A "why" panel open: its prose wraps inside the window.
+    browser.evaluate("[...document.querySelectorAll('#recs-rows button')].find(b => b.textContent === 'why').click()")
+    browser.wait_for("!!document.querySelector('#recs-rows tr.detail li')")
+    browser.wait_for("!!document.querySelector('#recs-rows tr.detail .ruled-out tbody tr')")
+    assert _overflow(browser) == 0
+    assert browser.evaluate("(() => { const c = document.querySelector('#recs-rows tr.detail td');"
+                            " return c.getBoundingClientRect().right <= window.innerWidth && "
+                            "c.scrollWidth <= c.clientWidth; })()")
+
+    # The plots: not blank, each point with its p10-p90 bar, the diagonal from corner to corner.
+    page_height = int(browser.evaluate("document.documentElement.scrollHeight"))
+    browser.resize(WIDTH, page_height)  # the whole page in one screenshot
+    # Each figure's data, and its plotting area where it is now (the open panel moved it since it was drawn).
+    figures = browser.evaluate("Object.fromEntries([...document.querySelectorAll('figure.plot')].map(f => {"
+                               " const r = f.querySelector('.u-over').getBoundingClientRect();"
+                               " return [f.id, {...f.dataset, bbox: [r.left + scrollX, r.top + scrollY, r.width,"
+                               " r.height].map(Math.round).join(',')}]; }))")
+    width, rows_png = _rows(browser.screenshot(), page_height - 1)
+    assert width == WIDTH
+    for name, quantity in SCATTERS.items():
+        points, bars = int(figures[name]["points"]), int(figures[name]["bars"])
+        assert points == 8 and bars == points, figures[name]
+        x0, y0, w, h = (int(v) for v in figures[name]["bbox"].split(","))
+        coloured = sum(_near(rows_png[y][3 * x:3 * x + 3], COLOURS[quantity])
+                       for y in range(y0, y0 + h) for x in range(x0, x0 + w))
+        assert coloured >= 40, (name, coloured)  # points and their bars
+        for ends in ((0.01, 0.08), (0.92, 0.99)):  # the diagonal near both corners (it is dashed)
+            steps = [ends[0] + (ends[1] - ends[0]) * k / 40 for k in range(41)]
+            assert any(_near(rows_png[round(y0 + h * (1 - t)) + dy][3 * (round(x0 + w * t) + dx):
+                                                                     3 * (round(x0 + w * t) + dx) + 3], GREY, 40)
+                       for t in steps for dx in (-1, 0, 1) for dy in (-1, 0, 1)), (name, ends)
+
+    # Times in UTC, in a browser whose local time is New York's.
+    assert browser.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == "America/New_York"
+    ends = {datetime.fromtimestamp(op.end_time.seconds, UTC).strftime("%H:%M")
+            for op in loaded.api.list_migrations(running_only=False) if op.operation_id in loaded.executed}
+    ticks = figures["plot-error"]["xTicks"].split(",")
+    assert ticks and all(t[:5] in ends for t in ticks), (ticks, ends)
+    history = browser.evaluate("document.getElementById('history-rows').textContent")
+    assert all(e in history for e in ends)
+
+
+def test_an_advisor_with_nothing_to_show_folds_its_sections_to_one_line(
+        make_app: Callable[..., App], client_for: Callable[..., AdvisorClient], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], browser: Browser) -> None:
+    data_dir = tmp_path / "data"
+    app = make_app(data_dir=data_dir, metrics_listen="127.0.0.1:0")
+    client_for(app).push_inventory(pb.PushInventoryRequest(
+        hosts=[pb.Host(id=h, cpu_cores=8, memory_mib=16384) for h in ("h1", "h2")],
+        vms=[pb.Vm(id="v1", host_id="h1", memory_mib=1024, vcpus=1)]))
+    loaded_empty = Loaded(app, client_for(app), data_dir, [], "", "", "")
+    _open(browser, _ui(loaded_empty, capsys))
+    heights = browser.evaluate("Object.fromEntries([...document.querySelectorAll('main > section')].map(s => "
+                               "[s.id, [s.classList.contains('nothing'), s.getBoundingClientRect().height, "
+                               "s.querySelector('h2').textContent]]))")
+    for section in ("decisions", "running", "quality", "calibration", "history"):
+        folded, height, title = heights[section]
+        assert folded and height < 30, (section, heights[section])
+        assert "no" in title.split(":", 1)[-1] or "none" in title, title  # the line says why it is empty
+    rows = browser.evaluate("[...document.querySelectorAll('#cluster-rows tr')].map(r => r.cells[0].innerText)")
+    assert [r.split()[0] for r in rows] == ["h1", "h2"]
+    assert _overflow(browser) == 0
+    assert os.environ["TZ"] == "America/New_York"
