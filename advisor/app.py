@@ -137,6 +137,10 @@ class App:
         if self.server is not None:
             self.server.stop(self.settings.grace_s)
             self.server = None
+            # handlers of calls whose clients gave up still run: the store must not close under them
+            if not self.access.drain(self.settings.grace_s + DRAIN_EXTRA_S):
+                log.warning("calls still running after the grace period; stopping anyway",
+                            extra={"grace_s": self.settings.grace_s})
         for interrupt in self.interrupt:
             interrupt()
         for collector in self.collectors:
@@ -151,6 +155,8 @@ class App:
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+# How long, beyond the grace period, a stop waits for handlers whose clients have gone.
+DRAIN_EXTRA_S = 30.0
 SAMPLES_SAVED = 16  # newest samples kept per entity across a restart: the forecaster reads the last 60 s
 REPO_DIR = Path(__file__).resolve().parent.parent  # where the training job (training/) is run from
 RETRAIN_CHECK_S = 30.0  # how often whether a retrain is due is checked

@@ -70,7 +70,20 @@ class AccessInterceptor(ServerInterceptor):
         self._certificate_roles = dict(certificate_roles or {})
         self._places = {False: threading.BoundedSemaphore(limits.unary),
                         True: threading.BoundedSemaphore(limits.streams)}
+        self._limits = limits
         self._clock = clock
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait, at most `timeout_s`, until no call is inside its handler or writing its audit entry, by taking
+        every place (so none starts after); False if some call was still running then. gRPC's own stop does not
+        wait for the handler of a call whose client has already given up: the store closed under such handlers
+        and their audit entries were lost."""
+        deadline = time.monotonic() + timeout_s
+        for places, count in ((self._places[False], self._limits.unary), (self._places[True], self._limits.streams)):
+            for _ in range(count):
+                if not places.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    return False
+        return True
 
     def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -117,21 +130,23 @@ class AccessInterceptor(ServerInterceptor):
                              "the advisor is busy: every place for this kind of call is taken; retry shortly",
                              request)
             token = _caller.set(caller)
+            stream = False
             try:
                 result = behaviour(request, context)
                 if isinstance(result, Iterator):  # a response stream runs after we return: keep the place till then
+                    stream = True
                     return _holding(result, places, caller)
-                places.release()
                 return result
-            except BaseException:
-                places.release()
-                raise
             finally:
                 _caller.reset(token)
-                code: grpc.StatusCode | None = context.code()  # type: ignore[attr-defined]
-                if method in STATE_CHANGING or code not in (None, grpc.StatusCode.OK):
-                    details = str(context.details() or "") if code else ""  # type: ignore[attr-defined]
-                    self._record(context, method, caller, (code or grpc.StatusCode.OK).name, details, request)
+                try:
+                    code: grpc.StatusCode | None = context.code()  # type: ignore[attr-defined]
+                    if method in STATE_CHANGING or code not in (None, grpc.StatusCode.OK):
+                        details = str(context.details() or "") if code else ""  # type: ignore[attr-defined]
+                        self._record(context, method, caller, (code or grpc.StatusCode.OK).name, details, request)
+                finally:
+                    if not stream:  # the place is given back only once the audit entry is written (see drain)
+                        places.release()
 
         return guarded
 

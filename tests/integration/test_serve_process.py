@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,10 +45,10 @@ def _token(data_dir: Path, name: str, role: str) -> str:
     return token
 
 
-def _stop(process: subprocess.Popen[str]) -> tuple[int, list[dict[str, object]]]:
+def _stop(process: subprocess.Popen[str], timeout_s: float = 30) -> tuple[int, list[dict[str, object]]]:
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         raise
@@ -90,6 +92,56 @@ def test_serve_stops_gracefully_on_sigterm_and_keeps_state(tmp_path: Path) -> No
     finally:
         code, _ = _stop(process)
     assert code == 0
+
+
+def _scaled(example: dict[str, Any], copies: int) -> dict[str, Any]:
+    """The example cluster `copies` times over (host and VM ids suffixed): a recommendation then takes a while."""
+    def copy(items: list[dict[str, Any]], k: int, *keys: str) -> list[dict[str, Any]]:
+        return [{**item, **{key: f"{item[key]}-{k}" for key in keys if key in item}} for item in items]
+
+    inventory, samples = example["inventory"], example["samples"]
+    return {"inventory": {"hosts": [h for k in range(copies) for h in copy(inventory["hosts"], k, "id")],
+                          "vms": [v for k in range(copies) for v in copy(inventory["vms"], k, "id", "hostId")]},
+            "samples": {"hostSamples": [x for k in range(copies) for x in copy(samples["hostSamples"], k, "hostId")],
+                        "vmSamples": [x for k in range(copies) for x in copy(samples["vmSamples"], k, "vmId")]}}
+
+
+def test_sigterm_waits_for_the_handlers_of_clients_that_gave_up(tmp_path: Path) -> None:
+    """32 clients that give up after 50 ms, then SIGTERM at once: every audit entry the server logged is in the
+    store, and nothing ran on a closed store."""
+    port = free_port()
+    env = {"ADVISOR_LISTEN": f"127.0.0.1:{port}", "ADVISOR_METRICS_LISTEN": "", "ADVISOR_LOG_LEVEL": "info",
+           "ADVISOR_GRACE_S": "1"}
+    data = tmp_path / "data"
+    token = _token(data, "scheduler-1", "scheduler")
+    process = _start(["--data-dir", str(data)], env)
+    try:
+        with AdvisorClient(f"127.0.0.1:{port}", token=token) as client:
+            client.wait_ready(120)  # a loaded machine starts slowly
+            push_example(client, _scaled(json.loads(EXAMPLE.read_text()), 100), time.time())
+        until = time.monotonic() + 1.5
+
+        def impatient() -> None:
+            with AdvisorClient(f"127.0.0.1:{port}", token=token, timeout_s=0.05) as quick:
+                while time.monotonic() < until:
+                    with contextlib.suppress(ClientError):  # a rebalance of 500 hosts takes a while
+                        quick.call(quick.recommendations.PlanCluster,
+                                   pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_REBALANCE, dry_run=True))
+
+        threads = [threading.Thread(target=impatient) for _ in range(32)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        code, logs = _stop(process, 120)  # at once: handlers of the calls just given up are still running
+    assert code == 0
+    assert not [e for e in logs if e.get("level") == "error" or "closed database" in json.dumps(e)]
+    logged = [e for e in logs if e["msg"] == "audit" and e.get("call") == "RecommendationService/PlanCluster"]
+    with sqlite3.connect(data / "advisor.sqlite3") as db:
+        (stored,) = db.execute("SELECT COUNT(*) FROM audit WHERE call = ?",
+                               ("RecommendationService/PlanCluster",)).fetchone()
+    assert logged and stored == len(logged)
 
 
 def test_bad_configuration_exits_2_with_a_clear_message(tmp_path: Path) -> None:
