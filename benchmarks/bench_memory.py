@@ -6,7 +6,7 @@ Each size runs in a fresh process, which builds what `advisor serve` holds in me
 VMs as the domain's values in the inventory, the planning snapshot built from them) and then the recent samples
 (`--rounds` per host and per VM through `RecentSamples.add`, `--capacity` kept per entity as the setting
 `samples_per_entity`, whose default is 120; as many rounds fill every ring); RSS is read after each step.
-Figures are per VM, hosts included (one host per 20 VMs). Asserts nothing; the figures are quoted in the README
+Figures are per VM, hosts included (one host per 20 VMs). Asserts nothing; the figures are quoted in docs/benchmarks.md
 (issue 17's aim: at most 2 KiB per VM).
 """
 

@@ -1,8 +1,8 @@
 """The recent samples of every host and VM the advisor keeps, safe to use from many threads.
 
 Each kind of entity is one `SeriesStore` (advisor.features.series_store): a ring of the last `capacity` samples
-per entity in shared blocks, times to the millisecond, so memory per tracked entity is fixed and small: see README
-"Benchmarks" for the figure.
+per entity in shared blocks, times to the millisecond, so memory per tracked entity is fixed and small: see
+docs/benchmarks.md (memory) for the figure.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The analytic model of live migration over arrays of rows (see README "Cost model" and the field guide,
+"""The analytic model of live migration over arrays of rows (see docs/architecture.md, "Cost", and the field guide,
 section 1): the one implementation, used by training and serving (the learned models' features), by plans (the
 engine's default costs) and, through both, by the simulator's bridge.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# Measured in the lab (benchmarks/tls_overhead.py, README "Encrypted transport"): an idle 128 MiB guest migrated
+# Measured in the lab (benchmarks/tls_overhead.py, docs/transport.md): an idle 128 MiB guest migrated
 # plain and over TLS in turn at caps of 32, 64 and 8192 MiB/s took 1.07, 1.31 and 1.19 times as long over TLS
 # (median of 5 each, 2026-12-06): 1 / 1.19 is 0.84. On that loaded 2-core machine QEMU's TLS stream peaked at
 # 31-38 MiB/s whatever the cap (plain reached 46-91 MiB/s), so the cost is a ceiling more than a share: under it
