@@ -7,7 +7,9 @@ other labs' migrations), and one class per shaped host at its rate, chosen by a 
 incoming-migration port block (TCP to 127.0.0.1, destination port with mask 0xfff0: `HostSpec.migration_ports`,
 16 ports aligned to 16). Only the stream into that host passes the class: its sender's data packets; the
 returning acknowledgements and post-copy page requests go to the sender's own port and stay unlimited, as on a
-link whose bottleneck is one way.
+link whose bottleneck is one way. The class queues at most QUEUE_S of its rate (a byte FIFO that drops beyond,
+as a switch's buffer does), not the 4 MiB per socket that Linux lets TCP hold in a host's own qdisc (0.5 s at
+8 MiB/s). The sender's socket buffer (up to 4 MiB) stays, as on a real host.
 
 Several labs on one machine share the root qdisc (handle 1:); each shaped host has its own class and filter,
 numbered by its port block, and the root goes once no shaped class is left. A file lock keeps two labs' tc
@@ -37,6 +39,7 @@ DEFAULT_CLASS = "1:1"
 UNLIMITED = "100gbit"  # far above what loopback carries on this machine (~0.3-3 GiB/s)
 QUANTUM_BYTES = 200_000  # HTB's largest sensible quantum; no class borrows, so it only silences a warning
 BURST_BYTES = 256 * 1024  # above one 64 KiB loopback segment; 16 ms at 16 MiB/s
+QUEUE_S = 0.05  # the link's buffer, in seconds at its rate (at least BURST_BYTES)
 FIRST_LINK = 0x100  # class minor and filter priority of port block 0
 LOCK = Path(tempfile.gettempdir()) / "advisor-lab-shaping.lock"
 MIB = 1024 * 1024
@@ -93,8 +96,10 @@ def add_link(link: Link) -> list[list[str]]:
     if link.mib_s <= 0:
         raise ValueError("a shaped link needs a rate above 0 MiB/s")
     rate = f"{link.bits_per_s}bit"
+    queue = max(BURST_BYTES, round(link.mib_s * MIB * QUEUE_S))
     return [["class", "add", "dev", DEVICE, "parent", ROOT, "classid", link.classid, "htb", "rate", rate,
              "ceil", rate, "burst", str(BURST_BYTES), "cburst", str(BURST_BYTES), "quantum", str(QUANTUM_BYTES)],
+            ["qdisc", "add", "dev", DEVICE, "parent", link.classid, "bfifo", "limit", str(queue)],
             ["filter", "add", "dev", DEVICE, "parent", ROOT, "protocol", "ip", "prio", str(link.number), "u32",
              "match", "ip", "dst", "127.0.0.1/32", "match", "ip", "protocol", "6", "0xff",
              "match", "ip", "dport", str(link.low_port), "0xfff0", "flowid", link.classid]]

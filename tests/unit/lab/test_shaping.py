@@ -41,9 +41,11 @@ def test_the_commands_shape_only_tcp_to_the_port_block() -> None:
     assert root == ["qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "1"]
     assert default[:7] == ["class", "add", "dev", "lo", "parent", "1:", "classid"] and default[7] == "1:1"
     assert default[default.index("rate") + 1] == "100gbit"
-    klass, flt = shaping.add_link(Link(49392, 16))
+    klass, queue, flt = shaping.add_link(Link(49392, 16))
     assert klass[klass.index("classid") + 1] == "1:10f"
     assert klass[klass.index("rate") + 1] == klass[klass.index("ceil") + 1] == "134217728bit"
+    assert queue == ["qdisc", "add", "dev", "lo", "parent", "1:10f", "bfifo", "limit", str(round(16 * 2**20 * 0.05))]
+    assert shaping.add_link(Link(49392, 1))[1][-1] == str(shaping.BURST_BYTES)  # never below one burst
     text = " ".join(flt)
     assert "prio 271 u32" in text and text.endswith("flowid 1:10f")
     assert "match ip dst 127.0.0.1/32" in text and "match ip protocol 6 0xff" in text
@@ -95,7 +97,9 @@ class FakeTc:
             return "".join(f"class htb {c} root prio 0 rate 1bit \n" for c in sorted(self.classes))
         if line.startswith("filter show"):
             return json.dumps([{"protocol": "ip", "pref": p, "kind": "u32"} for p in sorted(self.filters)])
-        if line.startswith("qdisc add"):
+        if line.startswith("qdisc add") and "parent" in args:
+            assert args[args.index("parent") + 1] in self.classes  # a class's queue
+        elif line.startswith("qdisc add"):
             assert self.root is None
             self.root = "lab"
         elif line.startswith("qdisc del"):
