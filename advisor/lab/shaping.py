@@ -38,6 +38,7 @@ ROOT = "1:"
 DEFAULT_CLASS = "1:1"
 UNLIMITED = "100gbit"  # far above what loopback carries on this machine (~0.3-3 GiB/s)
 QUANTUM_BYTES = 200_000  # HTB's largest sensible quantum; no class borrows, so it only silences a warning
+UNLIMITED_BURST_BYTES = 16 * 1024 * 1024  # set: tc's default at 100 Gbit/s reads 0 bytes
 BURST_BYTES = 256 * 1024  # above one 64 KiB loopback segment; 16 ms at 16 MiB/s
 QUEUE_S = 0.05  # the link's buffer, in seconds at its rate (at least BURST_BYTES)
 FIRST_LINK = 0x100  # class minor and filter priority of port block 0
@@ -85,7 +86,7 @@ class Link:
 def add_root() -> list[list[str]]:
     return [["qdisc", "add", "dev", DEVICE, "root", "handle", ROOT, "htb", "default", "1"],
             ["class", "add", "dev", DEVICE, "parent", ROOT, "classid", DEFAULT_CLASS, "htb", "rate", UNLIMITED,
-             "quantum", str(QUANTUM_BYTES)]]
+             "burst", str(UNLIMITED_BURST_BYTES), "cburst", str(UNLIMITED_BURST_BYTES), "quantum", str(QUANTUM_BYTES)]]
 
 
 def remove_root() -> list[str]:
