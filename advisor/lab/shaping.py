@@ -36,7 +36,7 @@ from advisor.lab.daemon import MIGRATION_PORT_BASE, MIGRATION_PORT_BLOCK, HostSp
 DEVICE = "lo"
 ROOT = "1:"
 DEFAULT_CLASS = "1:1"
-UNLIMITED = "100gbit"  # far above what loopback carries on this machine (~0.3-3 GiB/s)
+UNLIMITED = "100gbit"  # far above what loopback carries on this machine (0.3-0.6 GiB/s measured, one stream)
 QUANTUM_BYTES = 200_000  # HTB's largest sensible quantum; no class borrows, so it only silences a warning
 UNLIMITED_BURST_BYTES = 16 * 1024 * 1024  # set: tc's default at 100 Gbit/s reads 0 bytes
 BURST_BYTES = 256 * 1024  # above one 64 KiB loopback segment; 16 ms at 16 MiB/s
