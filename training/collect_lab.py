@@ -3,6 +3,7 @@
     .venv/bin/python -m training.collect_lab                     # the full grid (training/lab_grid.py), ~2.5 h
     .venv/bin/python -m training.collect_lab --grid tiny --output /tmp/x.csv --lab-root /tmp/alc-tiny
     .venv/bin/python -m training.collect_lab --dry-run           # the grid and its time estimate, nothing runs
+    .venv/bin/python -m training.collect_lab --grid links        # v2 points over shaped links (root runs tc)
 
 One guest (vm1, TCG, 128 or 256 MiB) is migrated back and forth between hv1 and hv2, its memory writer set per
 migration (working set, rate, pattern); it is rebooted only when the memory size changes or it is found silent.
@@ -31,8 +32,9 @@ from typing import Any
 import libvirt
 
 from advisor.lab import Lab, LabError, virt
+from advisor.lab.shaping import ShapingError
 from training import collect_lab_card as lab_card
-from training.collect_lab_migration import GUEST, LINK_MBPS, migrate_and_measure
+from training.collect_lab_migration import GUEST, link_mbps, migrate_and_measure
 from training.lab_grid import GRIDS, PROGRAM_IMAGE, Point, estimate_s
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,7 +131,7 @@ def base_row(point: Point, grid: str) -> dict[str, Any]:
     lab_writer = "continuous" if point.continuous else "per-second burst"
     return {
         "migration_id": f"lab-{point.config_id}", "technique": point.technique, "workload": point.workload,
-        "available_bandwidth_mbps": LINK_MBPS, "vm_memory_mib": point.memory_mib,
+        "available_bandwidth_mbps": link_mbps(point), "vm_memory_mib": point.memory_mib,
         "max_bandwidth_mib_s": point.cap_mib_s, "source": "lab", "max_downtime_ms": point.max_downtime_ms,
         "deadline_ms": point.deadline_ms, "writer_working_set_mib": point.working_set_mib,
         "write_rate_mib_s": point.write_rate_mib_s, "pattern": point.pattern, "postcopy_switch": point.postcopy_switch,
@@ -190,7 +192,7 @@ def run_point(guest: LabGuest, point: Point, grid: str) -> dict[str, Any]:
     try:
         row["fresh_guest"] = guest.ready(point.memory_mib)
         row.update(migrate_and_measure(guest.lab, point))
-    except (LabError, OSError, TimeoutError, libvirt.libvirtError) as exc:
+    except (LabError, ShapingError, OSError, TimeoutError, libvirt.libvirtError) as exc:
         message = exc.get_error_message() if isinstance(exc, libvirt.libvirtError) else str(exc)
         row.update(outcome="failed", error=f"{type(exc).__name__}: {message}")
     if row["outcome"] == "failed" or row.get("guest_alive_after") is False:
@@ -282,8 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"the job's own lab (default {DEFAULT_ROOT}; never the test suite's /tmp/advisor-lab-test)")
     p.add_argument("--cache", type=Path, help="guest image and QEMU capabilities (default <lab-root>-cache)")
     p.add_argument("--grid", choices=sorted(GRIDS), default="full",
-                   help="full: the designed grid; v2: writers and programs closer to production, 256 MiB-1 GiB "
-                        "(training/lab_grid.py); tiny, tiny-v2: 3 and 4 points for the tests")
+                   help="full: the designed grid; v2: writers and programs closer to production, 256 MiB-1 GiB; "
+                        "links: v2 points over links shaped below the cap (training/lab_grid.py); tiny, tiny-v2, "
+                        "tiny-links: 3, 4 and 2 points for the tests")
     p.add_argument("--limit", type=int, help="run at most this many of the points still to do")
     p.add_argument("--memory", type=int, help="run only the points of this guest memory size, MiB")
     p.add_argument("--seed", type=int, default=1, help="the grid's seed (default 1)")

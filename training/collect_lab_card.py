@@ -22,8 +22,11 @@ COLUMNS = {
     "migration_id": "lab-<config_id>",
     "technique": "precopy, precopy_autoconverge, precopy_xbzrle, precopy_compress, postcopy",
     "workload": "the writer's setting: idle, or <pattern>-<working set MiB>MiB@<rate MiB/s>",
-    "available_bandwidth_mbps": "the link, Mbit/s: loopback TCP on one machine, no limit of its own (10000 "
-                                "written); the cap max_bandwidth_mib_s is what binds",
+    "available_bandwidth_mbps": "the link, Mbit/s (10^6 bit/s): 10000 for loopback TCP on one machine, no limit "
+                                "of its own, where the cap max_bandwidth_mib_s is what binds; on a shaped link "
+                                "(collection links) the rate the stream into the destination was shaped to (tc "
+                                "HTB on lo, advisor/lab/shaping.py), always below the cap: MiB/s x 8.388608 "
+                                "(16 MiB/s: 134.218)",
     "dirty_rate_pages_per_s": "page-sampling dirty rate over 1 s just before the migration (libvirt "
                               "startDirtyRateCalc, 512 pages per GiB sampled: steps of 2 MiB/s at 128 MiB), "
                               "4 KiB pages per second",
@@ -73,8 +76,8 @@ COLUMNS = {
     "started_at": "UTC time the migration started",
     "config_id": "stable id of the grid point (hash of its settings): the key of resumption",
     "error": "libvirt's or the lab's error text (failed), or libvirt's message for the abort",
-    "collection": "the grid the row was collected with (full, v2, tiny, tiny-v2); empty in the rows collected "
-                  "before the v2 grid (all of the full grid)",
+    "collection": "the grid the row was collected with (full, v2, links, tiny, tiny-v2, tiny-links); empty in "
+                  "the rows collected before the v2 grid (all of the full grid)",
     "guest_image": "busybox (the plain image) or busybox+programs (with Debian's stress and stress-ng and their "
                    "libraries: about 32 MiB more held in guest RAM); empty before v2 (busybox)",
     "writer": "what wrote the guest's memory: idle, lab (the project's busybox writer), stress (Debian's stress "
@@ -98,7 +101,12 @@ COLUMNS = {
 }
 NOTES = [
     "Hosts are two libvirtd on one machine (advisor/lab): migrations are QEMU 7.2 TCG over loopback TCP; the cap "
-    "max_bandwidth_mib_s is what binds.",
+    "max_bandwidth_mib_s is what binds, except on a shaped link.",
+    "Shaped links (collection links): during the migration, an HTB class on lo limits TCP to the destination "
+    "host's incoming-migration port block (u32 filter, destination port with mask 0xfff0) to the link rate, "
+    "below the cap; other loopback traffic passes an unlimited default class. Only the stream into the "
+    "destination is limited (a link whose bottleneck is one way); the usable bandwidth is min(link, cap) = link. "
+    "docs/lab-data.md says how it was checked.",
     "The writer's data is a random pattern shifted by one page per pass: every rewritten page differs entirely, so "
     "XBZRLE and compression gain nothing on it (a worst case for both).",
     "Deadlines: 90 s for most points (the external evaluation's), 60 s and 30 s for a part, to keep the run "
@@ -148,15 +156,20 @@ def band_of(ratio: float) -> str:
     return "?"
 
 
+def usable_mib_s(row: dict[str, str]) -> float:
+    """What the migration could send per second: min(link, cap), the link recorded in Mbit/s."""
+    return min(float(row["max_bandwidth_mib_s"]), float(row["available_bandwidth_mbps"]) * 1e6 / 8 / 2**20)
+
+
 def convergence(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
-    """Per pre-copy technique and band of working set / (cap x downtime): completed / measured (failed left out)."""
+    """Per pre-copy technique and band of working set / (min(link, cap) x downtime): completed / measured
+    (failed left out)."""
     table: dict[str, dict[str, list[int]]] = {}
     for r in rows:
         if r["technique"] not in PRECOPY_TECHNIQUES or r["outcome"] == "failed":
             continue
         ws = float(r["writer_working_set_mib"])
-        band = "idle" if ws == 0 else band_of(ws / (float(r["max_bandwidth_mib_s"]) * float(r["max_downtime_ms"])
-                                                   / 1000))
+        band = "idle" if ws == 0 else band_of(ws / (usable_mib_s(r) * float(r["max_downtime_ms"]) / 1000))
         cell = table.setdefault(r["technique"], {}).setdefault(band, [0, 0])
         cell[0] += r["outcome"] == "completed"
         cell[1] += 1
@@ -191,6 +204,8 @@ def write(args: argparse.Namespace, grid: list[Point], runs: list[dict[str, Any]
         "rows_by_collection": dict(Counter(r.get("collection") or "full (before v2)" for r in rows)),
         "rows_by_writer": dict(Counter(f"{r.get('writer') or 'lab/idle (before v2)'} {r.get('data_pattern') or ''}"
                                        .strip() for r in rows)),
+        "rows_by_shaped_link_mib_s": dict(sorted(Counter(
+            round(usable_mib_s(r)) for r in rows if usable_mib_s(r) < float(r["max_bandwidth_mib_s"])).items())),
         "convergence_by_budget_ratio": convergence(rows),
         "silent_guests": sum(r["guest_alive_after"] == "False" for r in rows),
         "failures": [{"config_id": r["config_id"], "error": r["error"]} for r in rows if r["outcome"] == "failed"],

@@ -4,7 +4,8 @@ technique and parameters, watch the job, and return one row of the dataset.
 Migrations are driven like the advisor's libvirt adapter drives them (advisor/adapters/libvirt.py: the same flags
 and parameters, peer to peer, the bandwidth cap also after a switch to post-copy), but watched here directly:
 `jobStats()` every POLL_S on the source for the first-round dirty rate, the post-copy switch and the deadline
-(`abortJob` when it passes, unless in post-copy), and the completed job's statistics on the destination.
+(`abortJob` when it passes, unless in post-copy), and the completed job's statistics on the destination. A point
+with a link rate migrates over a shaped link (advisor/lab/shaping.py), installed for the migration only.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ POSTCOPY_AFTER_S = 5.0  # the `after_5s` switch point
 # The lab's loopback migration address (the target URI itself is passed to migrateToURI3 apart).
 LAB_TARGET = MigrationTarget("", "127.0.0.1")
 LINK_MBPS = 10_000  # loopback: no link limit of its own; the cap is what binds (see the card)
+MBIT = 1_000_000
 # A program takes its memory at least this fast in the TCG guest (measured: stress-ng fills 64 MiB within 5 s).
 PROGRAM_TOUCH_MIB_S = 32
 
@@ -60,6 +62,11 @@ def flags_and_params(point: Point) -> tuple[int, dict[str, Any]]:
         point.compression_threads, postcopy_bandwidth_mib_s=point.cap_mib_s if postcopy else 0.0,
     )
     return migration_flags(parameters, persistent=False), migration_params(parameters, LAB_TARGET)
+
+
+def link_mbps(point: Point) -> float:
+    """The dataset's available_bandwidth_mbps: the shaped link in Mbit/s, or LINK_MBPS over plain loopback."""
+    return point.link_mib_s * MIB * 8 / MBIT if point.link_mib_s else LINK_MBPS
 
 
 def set_writer(lab: Lab, point: Point) -> None:
@@ -247,7 +254,8 @@ def migrate_and_measure(lab: Lab, point: Point) -> dict[str, Any]:
         dom = conn.lookupByName(GUEST)
         row = measure_before(lab, dom, lab.uri(source))
         migrating = lab.guest_written(GUEST)
-        ended = _migrate(lab, conn, dom, point, source, target)
+        with lab.shaped_link(target, point.link_mib_s) if point.link_mib_s else contextlib.nullcontext():
+            ended = _migrate(lab, conn, dom, point, source, target)
     watch = ended.watch
     row.update(postcopy_after_ms=watch.postcopy_after_ms, nonzero_mib=watch.nonzero_mib,
                downtime_set_at_ms=watch.downtime_set_ms,

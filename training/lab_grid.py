@@ -24,6 +24,10 @@ spread over ten ticks), with random or compressible data (half or three quarters
 dirty logging sees every write); `stress-ng --vm --vm-method rand-set`, which writes varying data. The programs
 run flat out (their rate is the guest's, not set). Not stratified by the convergence ratio, which the programs'
 unknown rates make meaningless: drawn at random per factor.
+
+The `links` grid (`links_grid`) runs v2 points over shaped links (advisor/lab/shaping.py): the stream into the
+destination limited to 8, 12, 16 or 24 MiB/s, always below the cap (32 or 64 MiB/s), so the link, not the cap,
+limits the transfer; every technique with every link rate, v2 guests, writers, downtimes and deadlines.
 """
 
 from __future__ import annotations
@@ -87,6 +91,10 @@ PROGRAM_RATE_GUESS_MIB_S = 64
 V2_IDLE_NONZERO_MIB = {256: 136.0, 512: 150.0, 1024: 170.0}
 PROGRAM_START_S = 5.0
 PROGRAM_IMAGE = "busybox+programs"
+# The links grid: shaped link rates and the caps above them (MiB/s), and its size.
+LINK_RATES_MIB_S = (8, 12, 16, 24)
+LINK_CAPS_MIB_S = (32, 64)
+LINK_POINTS = 30
 
 
 @dataclass(frozen=True)
@@ -110,10 +118,11 @@ class Point:
     continuous: bool = False  # the lab writer spreads each second's MiB over the second
     constant_pct: int = 0  # the share of each page the lab writer keeps zero (compressible data)
     image: str = "busybox"  # the guest image: busybox, or PROGRAM_IMAGE (with stress and stress-ng)
+    link_mib_s: int = 0  # the link into the destination shaped to this rate (0: loopback unshaped, the cap binds)
 
     @property
     def config_id(self) -> str:
-        # the fields added with the v2 grid count only when set, so the older grids' ids stay what they were
+        # the fields added with the v2 grid and later count only when set, so the older grids' ids stay as they were
         fields = {k: v for k, v in asdict(self).items() if k not in _V2_DEFAULTS or v != _V2_DEFAULTS[k]}
         raw = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(raw.encode()).hexdigest()[:12]
@@ -153,20 +162,26 @@ class Point:
         return PROGRAM_RATE_GUESS_MIB_S if self.program else self.write_rate_mib_s
 
     @property
+    def usable_mib_s(self) -> int:
+        """What the migration can send per second: the cap, or the shaped link when it is slower."""
+        return min(self.cap_mib_s, self.link_mib_s) if self.link_mib_s else self.cap_mib_s
+
+    @property
     def budget_ratio(self) -> float:
-        """Working set / what the link moves within the allowed downtime (cap x downtime)."""
-        return self.working_set_mib / (self.cap_mib_s * self.max_downtime_ms / 1000)
+        """Working set / what the link moves within the allowed downtime (usable bandwidth x downtime)."""
+        return self.working_set_mib / (self.usable_mib_s * self.max_downtime_ms / 1000)
 
     def describe(self) -> str:
         extra = {"postcopy": f" switch {self.postcopy_switch}",
                  "precopy_compress": f" {self.compression_threads} thread(s)",
                  "precopy_autoconverge": f" {self.autoconverge_initial_pct}+{self.autoconverge_increment_pct}%"}
+        link = f" link {self.link_mib_s} MiB/s" if self.link_mib_s else ""
         return (f"{self.memory_mib} MiB {self.workload} {self.technique}{extra.get(self.technique, '')} "
-                f"cap {self.cap_mib_s} MiB/s downtime {self.max_downtime_ms} ms deadline {self.deadline_ms // 1000} s"
-                f" (ratio {self.budget_ratio:.1f})")
+                f"cap {self.cap_mib_s} MiB/s{link} downtime {self.max_downtime_ms} ms "
+                f"deadline {self.deadline_ms // 1000} s (ratio {self.budget_ratio:.1f})")
 
 
-_V2_DEFAULTS = {"writer": "lab", "continuous": False, "constant_pct": 0, "image": "busybox"}
+_V2_DEFAULTS = {"writer": "lab", "continuous": False, "constant_pct": 0, "image": "busybox", "link_mib_s": 0}
 
 
 def _weighted(rng: random.Random, choices: tuple[tuple[T, float], ...]) -> T:
@@ -269,8 +284,33 @@ def tiny_v2_grid(_seed: int) -> list[Point]:
     ]
 
 
+def links_grid(seed: int) -> list[Point]:
+    """LINK_POINTS v2 points over shaped links: every (technique, link rate) pair once, the rest drawn at random;
+    the point itself drawn as in v2 until its technique is the one wanted (so its extras fit), the cap above it."""
+    rng = random.Random(seed)
+    pairs = [(t, link) for t, _ in V2_TECHNIQUES for link in LINK_RATES_MIB_S]
+    pairs += [rng.choice(pairs) for _ in range(LINK_POINTS - len(pairs))]
+    points = []
+    for technique, link in pairs:
+        point = _draw_v2(rng)
+        while point.technique != technique:
+            point = _draw_v2(rng)
+        cap = rng.choice([c for c in LINK_CAPS_MIB_S if c > link])
+        points.append(Point(**{**asdict(point), "cap_mib_s": cap, "link_mib_s": link}))
+    return _ordered(_replicates(points), rng, sizes=tuple(m for m, _ in V2_MEMORY), block=V2_BLOCK)
+
+
+def tiny_links_grid(_seed: int) -> list[Point]:
+    """The same short migration at cap 64 MiB/s, over loopback and over a link shaped to 8 MiB/s, for the test: a
+    256 MiB guest whose writer holds 64 MiB and rewrites 2 MiB/s (pre-copy converges on either). The link is well
+    below what TCG sends over loopback even on a busy machine (15 MiB/s at a load of 8, 40-60 MiB/s when quiet)."""
+    plain = Point(256, "steady", 64, 2, "precopy", 64, 300, 60_000, continuous=True)
+    return [plain, Point(**{**asdict(plain), "link_mib_s": 8})]
+
+
 GRIDS: dict[str, Callable[[int], list[Point]]] = {"full": full_grid, "tiny": tiny_grid, "v2": v2_grid,
-                                                  "tiny-v2": tiny_v2_grid}
+                                                  "tiny-v2": tiny_v2_grid, "links": links_grid,
+                                                  "tiny-links": tiny_links_grid}
 
 
 def _replicates(points: list[Point]) -> list[Point]:
@@ -304,7 +344,7 @@ def converges_roughly(point: Point) -> bool:
     if point.technique in ("postcopy", "precopy_autoconverge") or point.pattern == "idle":
         return True
     rate = point.nominal_rate_mib_s / 2 if point.pattern == "bursty" else point.nominal_rate_mib_s
-    return point.budget_ratio <= 1 or rate < 0.8 * point.cap_mib_s
+    return point.budget_ratio <= 1 or rate < 0.8 * point.usable_mib_s
 
 
 def estimate_s(point: Point) -> float:
@@ -313,8 +353,8 @@ def estimate_s(point: Point) -> float:
     if not converges_roughly(point):
         return overhead + point.deadline_ms / 1000
     idle = (V2_IDLE_NONZERO_MIB if point.image == PROGRAM_IMAGE else IDLE_NONZERO_MIB)[point.memory_mib]
-    copy = (idle + point.working_set_mib) / point.cap_mib_s
+    copy = (idle + point.working_set_mib) / point.usable_mib_s
     if point.technique == "precopy_autoconverge" and not (point.budget_ratio <= 1
-                                                          or point.nominal_rate_mib_s < point.cap_mib_s):
+                                                          or point.nominal_rate_mib_s < point.usable_mib_s):
         copy *= 3  # rounds until the throttle bites
     return overhead + min(point.deadline_ms / 1000, copy * 1.3)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from advisor.lab import console, daemon, guest, monitoring, pki, procs, virt
+from advisor.lab import console, daemon, guest, monitoring, pki, procs, shaping, virt
 from advisor.lab.daemon import HostSpec
 from advisor.lab.state import DirtySetting, GuestStatus, HostStatus, LabError, LabStatus, ServiceStatus, StateFile
 
@@ -52,14 +52,9 @@ class Lab:
         self,
         root: Path | None = None,
         *,
-        cache: Path | None = None,
-        guest_memory_mib: int = 128,
-        guest_programs: bool = False,
-        tcp_base_port: int | None = None,
-        prometheus_port: int | None = None,
-        node_exporter_port: int | None = None,
-        libvirt_exporter_base_port: int | None = None,
-        with_prometheus: bool = True,
+        cache: Path | None = None, guest_memory_mib: int = 128, guest_programs: bool = False,
+        tcp_base_port: int | None = None, prometheus_port: int | None = None, node_exporter_port: int | None = None,
+        libvirt_exporter_base_port: int | None = None, with_prometheus: bool = True,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.root = (root or DEFAULT_ROOT).resolve()
@@ -142,15 +137,15 @@ class Lab:
             for spec in specs:
                 self._progress(f"stopping {spec.name}")
                 daemon.stop(spec)
+            for name in shaping.remove_links(specs):
+                self._progress(f"removed the shaped link into {name}")
             stopped = monitoring.sweep(self.prom_dir) if self.prom_dir.exists() else []
             if stopped:
                 self._progress(f"stopped Prometheus and {len(stopped) - 1} exporter(s)")
             left = procs.in_namespaces([s.run_dir for s in specs])
             if left:
                 raise LabError(f"processes still in the lab's mount namespaces: {left}")
-            for entry in self.root.iterdir():
-                if entry == self.cache or entry.name == ".lock":
-                    continue
+            for entry in (e for e in self.root.iterdir() if e != self.cache and e.name != ".lock"):
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
                 else:
@@ -251,6 +246,10 @@ class Lab:
     def migration_params() -> dict[str, str]:
         """The migrateToURI3 parameters lab migrations need (loopback migration URI and listen address)."""
         return virt.migration_params()
+
+    def shaped_link(self, host: str, mib_s: float) -> contextlib.AbstractContextManager[shaping.Link]:
+        """Migrations into `host` limited to `mib_s` MiB/s while the block runs (advisor.lab.shaping)."""
+        return shaping.shaped_link(self._spec(host, self._state.load()), mib_s)
 
     # -- internals -----------------------------------------------------------------------------------------
 

@@ -16,15 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from advisor.lab import guest
+from advisor.lab import guest, shaping
+from advisor.lab.daemon import HostSpec, host_uuid
 from training import collect_lab
 from training.lab_grid import (
+    LINK_CAPS_MIB_S,
+    LINK_RATES_MIB_S,
     RATIO_BANDS,
+    TECHNIQUES,
     V2_MAX_WORKING_SET_MIB,
     Point,
     estimate_s,
     full_grid,
+    links_grid,
     tiny_grid,
+    tiny_links_grid,
     tiny_v2_grid,
     v2_grid,
 )
@@ -209,3 +215,50 @@ def test_a_csv_of_the_rows_before_v2_gets_the_new_columns_empty(tmp_path: Path) 
     again = rows(output)
     assert list(again[0]) == list(collect_lab.FIELDS)
     assert again == [{**old, **{c: "" for c in collect_lab.FIELDS if c not in old}}]
+
+
+def test_the_links_grid_shapes_every_technique_at_every_link_rate_below_the_cap() -> None:
+    grid = links_grid(1)
+    assert [p.config_id for p in grid] == [p.config_id for p in links_grid(1)]
+    assert 25 <= len(grid) <= 35 and len({p.config_id for p in grid}) == len(grid)
+    assert {(p.technique, p.link_mib_s) for p in grid} == {(t, r) for t in TECHNIQUES for r in LINK_RATES_MIB_S}
+    assert all(0 < p.link_mib_s < p.cap_mib_s and p.usable_mib_s == p.link_mib_s for p in grid)
+    assert {p.cap_mib_s for p in grid} == set(LINK_CAPS_MIB_S) and {p.image for p in grid} == {"busybox+programs"}
+    assert {p.deadline_ms for p in grid} == {30_000, 60_000, 90_000}
+    assert {p.memory_mib for p in grid} == {256, 512, 1024}
+    # a link is part of a point's identity, and the points without one keep the ids they had
+    plain, shaped = tiny_links_grid(1)
+    assert shaped.config_id != plain.config_id and plain.link_mib_s == 0
+    assert not {p.config_id for p in grid} & {p.config_id for p in v2_grid(1)}
+
+
+def achieved_mib_s(row: dict[str, str]) -> float:
+    return float(row["transferred_kib"]) / 1024 / (float(row["total_time_ms"]) / 1000)
+
+
+@pytest.mark.integration
+def test_tiny_links_collection_migrates_over_a_link_slower_than_the_cap(tmp_path: Path) -> None:
+    """The same migration at cap 64 MiB/s over plain loopback and over a link shaped to 8 MiB/s: the shaped one
+    moves at the link's rate, the plain one well above it, and the link is gone from lo afterwards."""
+    needs_the_lab()
+    output = tmp_path / "lab.csv"
+    assert run(output, grid="tiny-links") == 0
+    plain, shaped = rows(output)
+    assert [plain["config_id"], shaped["config_id"]] == [p.config_id for p in tiny_links_grid(1)]
+    for r in (plain, shaped):
+        assert r["outcome"] == "completed" and r["guest_alive_after"] == "True", r
+        assert r["collection"] == "tiny-links" and r["max_bandwidth_mib_s"] == "64", r
+        assert 100 * 1024 < float(r["transferred_kib"]) < 256 * 1024, r  # 64 MiB written plus the guest's own
+    assert plain["available_bandwidth_mbps"] == "10000"
+    assert float(shaped["available_bandwidth_mbps"]) == pytest.approx(8 * 2**20 * 8 / 1e6, abs=0.001)
+    # MiB sent over the job's time (its start and the downtime included): at most the link, and near it
+    print(f"achieved: plain {achieved_mib_s(plain):.1f} MiB/s in {float(plain['total_time_ms']) / 1000:.1f} s, "
+          f"shaped {achieved_mib_s(shaped):.1f} MiB/s in {float(shaped['total_time_ms']) / 1000:.1f} s")
+    assert 0.6 * 8 < achieved_mib_s(shaped) <= 1.1 * 8, shaped
+    # the plain one is held by the cap or by TCG on a busy machine (15 MiB/s at a load of 8), not by 8 MiB/s
+    assert achieved_mib_s(plain) > 1.5 * 8, plain
+    # nothing of this lab's is left on lo (removed with the migration, and again at lab down)
+    hosts = [HostSpec(h, ROOT / "hosts" / h, ROOT, host_uuid(ROOT.resolve(), h)) for h in ("hv1", "hv2")]
+    assert shaping.remove_links(hosts) == []
+    card = json.loads(output.with_suffix(".meta.json").read_text())
+    assert card["rows_by_shaped_link_mib_s"] == {"8": 1} and card["failures"] == []
