@@ -41,8 +41,9 @@ log = logging.getLogger("advisor.web")
 WORKERS = 48
 MAX_WAITING = 256
 BACKLOG = 128
-READ_TIMEOUT_S = 10  # one read, and how long an idle keep-alive connection is kept
 REQUEST_DEADLINE_S = 10.0
+READ_TIMEOUT_S = 15  # one read: beyond the deadline, which ends a request first (counted); an idle keep-alive
+# connection (held by the selector, not a worker) is closed after as long
 SLOW_HEADERS_S = 1.0
 SWEEP_S = 0.2
 MAX_HEADERS_BYTES = 64 << 10
