@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from advisor.app import App
 from advisor.cli.main import main
 from advisor.lab.procs import free_port
 from advisor.web import server as web_server
+from tests.support.chromium import Browser
 
 pytestmark = pytest.mark.integration
 
@@ -225,6 +227,64 @@ def test_a_session_is_of_no_use_to_a_page_of_another_port(make_app: Callable[...
     assert _request(f"{own}/logout", method="POST", Origin=own, **same)[0] == 200
     assert _request(f"{own}/api/v1/session", **same)[0] == 401
     assert _metric(own, "advisor_http_refusals_total")['{reason="foreign"}'] == 5
+
+
+@pytest.fixture
+def other_port() -> Iterator[str]:
+    """Another web server on this host: an empty page at http://127.0.0.1:PORT/."""
+    page = b"<!doctype html><title>another port</title><p>hello"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+def test_in_chromium_a_page_of_another_port_can_neither_read_nor_end_the_session(
+        make_app: Callable[..., App], other_port: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    app = make_app(metrics_listen="127.0.0.1:0")
+    own = f"http://127.0.0.1:{app.metrics_port}"
+    capsys.readouterr()
+    assert main(["ui", "--data-dir", str(app.settings.data_dir)]) == 0
+    link = capsys.readouterr().out.strip()
+    browser = Browser(tmp_path / "profile", 1366, 768)
+    try:
+        browser.open(link)
+        browser.wait_for("document.body && document.body.dataset.drawnMs")
+        (cookie,) = [c for c in browser.call("Network.getCookies", urls=[own])["cookies"]]
+        session = f"{cookie['name']}={cookie['value']}"
+        # The other page makes the browser send the session cookie (same site: ports do not count), and gets 403.
+        browser.open(other_port)
+        browser.wait_for("document.title === 'another port'")
+        browser.evaluate(f"""Promise.all([  // answers refused by the browser too (CORP) are no matter: sent is enough
+            fetch("{own}/api/v1/session", {{credentials: "include", mode: "no-cors"}}).catch(() => null),
+            fetch("{own}/logout", {{method: "POST", credentials: "include", mode: "no-cors"}}).catch(() => null),
+            new Promise(done => {{ const i = new Image(); i.onload = i.onerror = done; i.src = "{own}/logout"; }}),
+        ]).then(() => true)""")
+        assert _metric(own, "advisor_http_refusals_total")['{reason="foreign"}'] == 2
+        assert _request(f"{own}/api/v1/session", Cookie=session)[0] == 200  # the session lives on
+        # The page's own "log out" (a same-origin POST) ends it.
+        browser.open(f"{own}/")
+        browser.wait_for("document.body && document.body.dataset.drawnMs")
+        browser.evaluate("document.getElementById('logout').click()")
+        browser.wait_for("document.title === 'Login required'")
+        assert _request(f"{own}/api/v1/session", Cookie=session)[0] == 401
+    finally:
+        browser.close()
 
 
 def test_host_header_head_on_a_login_link_server_paths_and_backlog(make_app: Callable[..., App],
