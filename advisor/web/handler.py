@@ -117,8 +117,8 @@ class WebApp:
         self._seconds = Histogram("advisor_http_request_duration_seconds", "Latency of the web listener's requests",
                                   ["route"], registry=registry,
                                   buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
-        self._refusals = Counter("advisor_http_refusals", "Requests and connections the web listener refused before "
-                                 "reading anything for them, by reason: deadline (the request not done in time), "
+        self._refusals = Counter("advisor_http_refusals", "Connections and requests the web listener cut off or "
+                                 "refused, by reason: deadline (the request not done in time), "
                                  "slow_headers (headers still coming while every worker was busy), overload (too "
                                  "many waiting), tls_handshake, host (an unknown Host), foreign (from a page of "
                                  "another origin), login_throttled", ["reason"], registry=registry)
@@ -173,6 +173,9 @@ class WebApp:
             return "refused", _html(403, pages.page_refused())
         if req.foreign and not origin.navigation_allowed(path=req.path, method=req.method, fetch_mode=req.fetch_mode):
             self.refused("foreign")
+            if req.path.startswith(API):
+                return "refused", _json(403, {"error": "refused: this request came from a page of another site or "
+                                                       "port; the advisor answers only its own page"})
             return "refused", _html(403, pages.foreign_refused())
         if req.path == "/login":
             return "login", self._login(req)
