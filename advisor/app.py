@@ -64,7 +64,7 @@ from advisor.usecases.retraining import Retraining
 from advisor.usecases.review import Review
 from advisor.usecases.snapshots import Snapshots
 from advisor.web.login import on_loopback
-from advisor.web.server import WebServer
+from advisor.web.server import TlsFiles, WebServer
 from advisor.web.views import WebSources
 
 log = logging.getLogger("advisor")
@@ -117,13 +117,14 @@ class App:
         for collector in self.collectors:
             collector.start()
         if self.settings.metrics_listen and self.web_sources is not None:
-            self.web = WebServer(self.settings.metrics_listen, self.web_sources, self.metrics.registry)
+            self.web = WebServer(self.settings.metrics_listen, self.web_sources, self.metrics.registry,
+                                 tls=TlsFiles(self.settings.tls_cert, self.settings.tls_key) if self.tls else None)
         host = self.settings.listen.rpartition(":")[0]
         self.lock.publish({"grpc": f"{host}:{self.server.port}", "tls": self.tls is not None,
                            "metrics": f"{self.settings.metrics_listen.rpartition(':')[0]}:{self.metrics_port}"
                            if self.metrics_port else "",
                            "web_page": self.web is not None and self.web_sources is not None
-                           and self.web_sources.page_allowed})
+                           and self.web_sources.page_allowed, "web_scheme": self.web.scheme if self.web else ""})
         model = self.predictor.model
         log.info(
             "serving",
@@ -339,8 +340,8 @@ def build_app(
     return App(settings, lock, store, tokens, audit, usecases, estimator, metrics, executor, access, tls,
                collectors=collectors, interrupt=interrupt, web_sources=WebSources(
                    usecases, estimator, outcomes.errors, settings.drift_error_ratio, tokens, SessionStore(database),
-                   audit, clock, settings.data_dir.resolve(),
-                   page_allowed=on_loopback(settings.metrics_listen) or settings.allow_plaintext_remote))
+                   audit, clock, page_allowed=on_loopback(settings.metrics_listen) or tls is not None
+                   or settings.web_allow_plaintext_remote))
 
 
 # How long a thread keeps the GIL while another waits (Python's: 5 ms). A recommendation gives it up a dozen times

@@ -53,8 +53,11 @@ class Settings:
     tls_key: str = ""
     tls_client_ca: str = ""
     tls_client_roles: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    # Listening beyond loopback without TLS is refused unless this is true.
+    # gRPC: listening beyond loopback without TLS is refused unless this is true.
     allow_plaintext_remote: bool = False
+    # The web page on `metrics_listen` beyond loopback without TLS (its login link and session cookie in plain
+    # text on the network) is refused (/metrics still served) unless this is true.
+    web_allow_plaintext_remote: bool = False
     # Hypervisor URIs a pushed host may name (advisor.domain.uris): patterns of scheme, host, path and query
     # parameters; any other URI is refused and never connected to.
     hypervisor_uri_patterns: tuple[str, ...] = ("qemu+tls://*/system", "qemu+tcp://*/system", "qemu+ssh://*/system")

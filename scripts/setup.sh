@@ -11,8 +11,8 @@ APT_PACKAGES=(
     prometheus prometheus-node-exporter prometheus-libvirt-exporter
     # the lab builds its guest from Debian packages with these
     curl ca-certificates
-    # the TLS tests make their certificates with openssl
-    openssl
+    # the TLS tests make their certificates with openssl; the web listener's test reads its backlog with ss
+    openssl iproute2
     # the web page's tests load it in headless Chromium (with a font, for its text)
     chromium fonts-dejavu-core
 )

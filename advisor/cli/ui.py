@@ -36,9 +36,10 @@ def served_base_url(data_dir: Path) -> str:
                           "empty")
     if found.get("web_page") is False:
         raise ConfigError(f"the advisor serving {data_dir} (pid {pid}) does not serve the web page: its listener "
-                          f"{address} is beyond loopback on plain HTTP (listen on 127.0.0.1, or set "
-                          "allow_plaintext_remote = true)")
-    return login.base_url(address)
+                          f"{address} is beyond loopback on plain HTTP (listen on 127.0.0.1, set tls_cert and "
+                          "tls_key, or set web_allow_plaintext_remote = true)")
+    scheme = found.get("web_scheme")
+    return login.base_url(address, scheme if scheme in ("http", "https") else "http")
 
 
 def _alive(pid: int) -> bool:

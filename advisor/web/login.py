@@ -2,8 +2,10 @@
 
 - `advisor ui` stores a one-time code (only its hash) for a token: good once, for CODE_TTL_S.
 - Opening the login URL claims the code and opens a session: a random secret in a cookie (HttpOnly,
-  SameSite=Strict, Path=/; no Secure flag: the listener is plain HTTP, on loopback), only its hash stored. A
-  session lives SESSION_TTL_S and ends at once when its token is revoked; it only ever reads.
+  SameSite=Strict, Path=/; over TLS named `__Host-advisor_session` and Secure, so the browser sends it only over
+  TLS, to this host, never set or read by a subdomain; on plain HTTP, which stays on loopback, without them),
+  only its hash stored. A session lives SESSION_TTL_S and ends at once when its token is revoked; it only ever
+  reads.
 - The JSON endpoints also take `Authorization: Bearer TOKEN`, any role, checked by the token store.
 
 The code is not a token of the token store: a token works on the gRPC API until revoked, while a login link
@@ -22,6 +24,7 @@ from advisor.domain.sessions import LoginCode, WebSession
 CODE_TTL_S = 600.0  # 10 minutes to open the link
 SESSION_TTL_S = 12 * 3600.0  # a working day; then `advisor ui` again
 COOKIE = "advisor_session"
+SECURE_COOKIE = "__Host-advisor_session"  # browsers take it only with Secure, Path=/ and no Domain
 SECRET = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 random bits
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]", "[::]": "[::1]"}
@@ -71,19 +74,26 @@ def session_refusal(session: WebSession | None, now_s: float) -> str | None:
     return None
 
 
-def session_cookie(secret: str, max_age_s: float) -> str:
-    return f"{COOKIE}={secret}; Path=/; Max-Age={max(0, int(max_age_s))}; HttpOnly; SameSite=Strict"
+def cookie_name(*, tls: bool) -> str:
+    return SECURE_COOKIE if tls else COOKIE
 
 
-def cleared_cookie() -> str:
-    return f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+def session_cookie(secret: str, max_age_s: float, *, tls: bool = False) -> str:
+    secure = "; Secure" if tls else ""
+    return (f"{cookie_name(tls=tls)}={secret}; Path=/; Max-Age={max(0, int(max_age_s))}; HttpOnly; "
+            f"SameSite=Strict{secure}")
 
 
-def cookie_secret(header: str) -> str | None:
+def cleared_cookie(*, tls: bool = False) -> str:
+    return session_cookie("", 0, tls=tls)
+
+
+def cookie_secret(header: str, *, tls: bool = False) -> str | None:
     """The session secret of a Cookie header; None without one, or when what is there is not one of ours."""
+    wanted = cookie_name(tls=tls)
     for part in header.split(";")[:64]:
         name, sep, value = part.strip().partition("=")
-        if sep and name == COOKIE:
+        if sep and name == wanted:
             return value if SECRET.fullmatch(value) else None
     return None
 
@@ -104,14 +114,14 @@ def on_loopback(listen: str) -> bool:
     return host in LOOPBACK or host.startswith("127.")
 
 
-def base_url(address: str) -> str:
+def base_url(address: str, scheme: str = "http") -> str:
     """The URL of a server listening on `address` (HOST:PORT, as the advisor publishes it): a wildcard address
     is reached on loopback."""
     host, _, port = address.rpartition(":")
     host = WILDCARDS.get(host, host)
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 def login_url(base: str, code: str) -> str:

@@ -1,10 +1,12 @@
 """What the web listener sends besides JSON: the page and its static files (read once, at start, from
-advisor/web/static/), and the few short HTML answers for those without a session."""
+advisor/web/static/), and the few short HTML answers for those without a session. None of them names a path of
+the server's machine (the data directory is written DIR)."""
 
 from __future__ import annotations
 
 import hashlib
 import html
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,22 +52,38 @@ def _document(title: str, *paragraphs: str) -> bytes:
             f'</head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n').encode()
 
 
-def _command(data_dir: Path) -> str:
-    return f"<code>advisor ui --data-dir {html.escape(str(data_dir))}</code>"
+LOGIN_COMMAND = "advisor ui --data-dir DIR"  # DIR: the advisor's data directory, which no page names
+COMMAND = f"<code>{LOGIN_COMMAND}</code> (DIR: the advisor's data directory)"
 
 
-def login_required(data_dir: Path, why: str) -> bytes:
+def login_required(why: str) -> bytes:
     return _document("Login required", html.escape(why[:1].upper() + why[1:200]) + ".",
-                     f"For a login link, run {_command(data_dir)} on the advisor's machine and open the link it "
-                     "prints (it works once, within 10 minutes).")
+                     f"For a login link, run {COMMAND} on the advisor's machine and open the link it prints (it works "
+                     "once, within 10 minutes).")
 
 
-def logged_out(data_dir: Path) -> bytes:
-    return _document("Logged out", f"Run {_command(data_dir)} for a new login link.")
+def logged_out() -> bytes:
+    return _document("Logged out", f"Run {COMMAND} for a new login link.")
+
+
+def login_throttled(wait_s: float) -> bytes:
+    return _document("Too many failed logins", f"Failed logins from your address wait before the next try: "
+                     f"{math.ceil(wait_s)} s more. Run {COMMAND} for a new login link.")
+
+
+def foreign_refused() -> bytes:
+    return _document("Refused", "This request came from a page of another site or port; the advisor answers only "
+                     "its own page. Open the page itself.")
+
+
+def unknown_host() -> bytes:
+    return _document("Unknown host name", "This listener answers only to its own names and addresses (a request "
+                     "naming another may come from a page whose name was made to point here).")
 
 
 def page_refused() -> bytes:
     return _document("Not served here",
-                     "The web page is served on loopback only: this listener (setting <code>metrics_listen</code>) "
-                     "is beyond loopback, on plain HTTP. Listen on 127.0.0.1, or set "
-                     "<code>allow_plaintext_remote = true</code> to serve it anyway.")
+                     "The web page is served over TLS (settings <code>tls_cert</code> and <code>tls_key</code>) or on "
+                     "loopback: this listener (setting <code>metrics_listen</code>) is beyond loopback, on plain "
+                     "HTTP. Listen on 127.0.0.1, set a certificate, or set <code>web_allow_plaintext_remote = "
+                     "true</code> to serve it anyway.")

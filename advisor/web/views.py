@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
@@ -45,8 +44,7 @@ class WebSources:
     sessions: Sessions
     audit: AuditTrail
     clock: Callable[[], float]
-    data_dir: Path
-    page_allowed: bool  # the page is served on loopback only, unless plain HTTP beyond it was allowed
+    page_allowed: bool  # the page is served over TLS or on loopback, unless plain HTTP beyond it was allowed
 
 
 def as_json(message: Message) -> dict[str, Any]:

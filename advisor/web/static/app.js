@@ -621,6 +621,11 @@
     const drainNow = every(0, "drain", previewDrain);
     document.getElementById("drain-go").addEventListener("click", drainNow);
     document.getElementById("drain-host").addEventListener("keydown", e => { if (e.key === "Enter") drainNow(); });
+    // Logging out changes state: a POST (a GET could be sent by any page's link or image), then the login page.
+    document.getElementById("logout").addEventListener("click", async () => {
+      try { await fetch("/logout", { method: "POST", credentials: "same-origin", cache: "no-store" }); }
+      finally { location.replace("/"); }
+    });
     const first = [
       every(0, "calibration", loadSession)(),
       every(15000, "decisions", loadDecisions)().then(() => every(15000, "cluster", loadCluster)()),

@@ -1,9 +1,8 @@
 """The web listener's rules that need no advisor behind it: methods, the page refused beyond loopback, /metrics
-open and untouched."""
+open and untouched, the Host checked, requests from pages of other origins refused, no server path shown."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -14,19 +13,21 @@ from advisor.web.views import WebSources
 
 def _app(*, page_allowed: bool) -> WebApp:
     nothing: Any = None  # none of these is reached by the requests below
-    sources = WebSources(nothing, nothing, nothing, 0.5, nothing, nothing, nothing, lambda: 0.0, Path("/srv/advisor"),
+    sources = WebSources(nothing, nothing, nothing, 0.5, nothing, nothing, nothing, lambda: 0.0,
                          page_allowed=page_allowed)
-    return WebApp(sources, CollectorRegistry())
+    return WebApp(sources, CollectorRegistry(), host_names=frozenset({"localhost", "advisor.example"}))
 
 
-def _call(app: WebApp, path: str, method: str = "GET") -> tuple[str, dict[str, str], bytes]:
+def _call(app: WebApp, path: str, method: str = "GET", **headers: str) -> tuple[str, dict[str, str], bytes]:
     seen: dict[str, Any] = {}
 
     def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
         seen["status"], seen["headers"] = status, dict(headers)
 
-    body = b"".join(app({"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "",
-                         "wsgi.input": None, "SERVER_NAME": "x", "SERVER_PORT": "1"}, start_response))
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "wsgi.input": None,
+               "SERVER_NAME": "x", "SERVER_PORT": "1", "HTTP_HOST": "127.0.0.1:9464", "wsgi.url_scheme": "http"}
+    environ.update({f"HTTP_{name.upper()}": value for name, value in headers.items()})
+    body = b"".join(app(environ, start_response))
     return seen["status"], seen["headers"], body
 
 
@@ -45,9 +46,50 @@ def test_only_reading_methods_and_known_paths() -> None:
     for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"):
         status, headers, _ = _call(app, "/", method)
         assert status.startswith("405") and headers["Allow"] == "GET, HEAD", method
+    # Logging out changes state: POST only. A login link is only opened (HEAD, as link previews send, uses no code).
+    for path, method, allowed in (("/logout", "GET", "POST"), ("/logout", "HEAD", "POST"), ("/login", "HEAD", "GET"),
+                                  ("/login", "POST", "GET")):
+        status, headers, _ = _call(app, path, method)
+        assert status.startswith("405") and headers["Allow"] == allowed, (path, method)
     for path in ("/nosuch", "/static/", "/static/index.html", "/static/../app.py", "/static/README.md",
                  "/api/v1/", "/api/v1/nosuch", "//"):
         assert _call(app, path)[0].startswith("404"), path
     status, headers, body = _call(app, "/", "HEAD")
     assert status.startswith("401") and body == b"" and int(headers["Content-Length"]) > 0
     assert headers["Cache-Control"] == "no-store" and headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_only_the_listeners_own_names_and_any_address_are_answered() -> None:
+    app = _app(page_allowed=True)
+    for host in ("evil.example", "evil.example:9464", "localhost.evil.example", "127.0.0.1.evil.example"):
+        status, _, body = _call(app, "/metrics", HOST=host)
+        assert status.startswith("421") and b"advisor_http" not in body, host
+        assert _call(app, "/", HOST=host)[0].startswith("421"), host
+    for host in ("localhost:9464", "LOCALHOST", "advisor.example.", "127.0.0.1", "[::1]:9464", "10.1.2.3:80", ""):
+        assert _call(app, "/metrics", HOST=host)[0].startswith("200"), host
+    assert 'advisor_http_refusals_total{reason="host"} 8.0' in _call(app, "/metrics")[2].decode()
+
+
+def test_requests_from_a_page_of_another_origin_are_refused() -> None:
+    app = _app(page_allowed=True)
+    other_port = {"ORIGIN": "http://127.0.0.1:8000", "SEC_FETCH_SITE": "same-site", "SEC_FETCH_MODE": "cors"}
+    for path, method in (("/api/v1/session", "GET"), ("/static/app.js", "GET"), ("/logout", "POST"), ("/", "GET")):
+        status, _, body = _call(app, path, method, **other_port)
+        assert status.startswith("403") and b"another site or port" in body, path
+    assert _call(app, "/api/v1/session", SEC_FETCH_SITE="cross-site")[0].startswith("403")
+    assert _call(app, "/logout", "POST", ORIGIN="http://localhost:9464")[0].startswith("403")  # another origin
+    # Its own page, a user's typed URL or bookmark, and clients that are no browser: on to the session check.
+    for headers in ({"SEC_FETCH_SITE": "same-origin", "SEC_FETCH_MODE": "cors"}, {"SEC_FETCH_SITE": "none"}, {},
+                    {"ORIGIN": "http://127.0.0.1:9464", "SEC_FETCH_SITE": "same-origin"}):
+        assert _call(app, "/api/v1/session", **headers)[0].startswith("401"), headers
+    # A top-level navigation to the page or a login link from anywhere: the other page sees nothing of it.
+    navigate = {"SEC_FETCH_SITE": "same-site", "SEC_FETCH_MODE": "navigate"}
+    assert _call(app, "/", **navigate)[0].startswith("401")
+    assert _call(app, "/api/v1/session", **navigate)[0].startswith("403")
+
+
+def test_no_answer_names_a_path_of_the_server() -> None:
+    app = _app(page_allowed=True)
+    for path in ("/", "/api/v1/session", "/static/app.js"):
+        body = _call(app, path)[2].decode()
+        assert "advisor ui --data-dir DIR" in body and "/srv" not in body and "/tmp" not in body, path

@@ -52,6 +52,18 @@ def test_the_cookie_is_httponly_strict_and_not_secure_on_plain_http() -> None:
     assert "Max-Age=0" in login.cleared_cookie()
 
 
+def test_over_tls_the_cookie_is_secure_and_host_only() -> None:
+    cookie = login.session_cookie("s" * 43, login.SESSION_TTL_S, tls=True)
+    attributes = [a.strip() for a in cookie.split(";")]
+    assert attributes[0] == "__Host-advisor_session=" + "s" * 43 and "Secure" in attributes
+    assert "Path=/" in attributes and not any(a.startswith("Domain") for a in attributes)
+    assert login.cookie_secret(attributes[0], tls=True) == "s" * 43
+    assert login.cookie_secret(attributes[0]) is None  # each listener reads only its own kind
+    assert login.cookie_secret("advisor_session=" + "s" * 43, tls=True) is None
+    assert login.cleared_cookie(tls=True).startswith("__Host-advisor_session=;") and "Secure" in login.cleared_cookie(
+        tls=True)
+
+
 @pytest.mark.parametrize(("header", "found"), [
     ("advisor_session=" + "a" * 43, "a" * 43),
     ("theme=dark; advisor_session=" + "b" * 43 + "; x=1", "b" * 43),

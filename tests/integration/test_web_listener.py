@@ -1,0 +1,360 @@
+"""The web listener as a hostile client finds it: a real `advisor serve` process (its stderr read whole) for slow
+and idle connections and failed logins, and in-process advisors for the session's origin, the Host header, HEAD
+on a login link, server paths, the listen backlog and TLS. Each refusal is also read back from /metrics."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from advisor.app import App
+from advisor.cli.main import main
+from advisor.lab.procs import free_port
+from advisor.web import server as web_server
+from tests.support.chromium import Browser
+
+pytestmark = pytest.mark.integration
+
+SLOW_CLIENTS = 32
+HEADER_EVERY_S = 5.0
+
+
+@dataclass
+class Served:
+    base: str
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def lines(self) -> list[str]:
+        return [line for line in self.log.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """`advisor serve` with its page on loopback, its stderr in a file."""
+    port, log = free_port(), tmp_path / "stderr.log"
+    data_dir = tmp_path / "data"
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "advisor.cli", "serve", "--data-dir", str(data_dir)],
+            env={**os.environ, "ADVISOR_LISTEN": "127.0.0.1:0", "ADVISOR_METRICS_LISTEN": f"127.0.0.1:{port}",
+                 "ADVISOR_LOG_LEVEL": "debug"}, stdout=subprocess.DEVNULL, stderr=err)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while _status(f"{base}/metrics", timeout=1) != 200:
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    yield Served(base, port, data_dir, process, log)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def _request(url: str, *, method: str = "GET", timeout: float = 5, context: ssl.SSLContext | None = None,
+             **headers: str) -> tuple[int, dict[str, str], bytes]:
+    """One request on its own connection, headers exactly as given (no urllib defaults)."""
+    scheme, _, rest = url.partition("://")
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.rpartition(":")
+    conn: http.client.HTTPConnection = (http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
+                                        if scheme == "https" else http.client.HTTPConnection(host, int(port),
+                                                                                             timeout=timeout))
+    try:
+        conn.request(method, "/" + path, headers={k.replace("_", "-"): v for k, v in headers.items()})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def _status(url: str, **kwargs: object) -> int:
+    try:
+        return _request(url, **kwargs)[0]  # type: ignore[arg-type]
+    except OSError:
+        return 0
+
+
+def _metric(base: str, name: str, context: ssl.SSLContext | None = None) -> dict[str, float]:
+    """The samples of one metric, by their labels as written."""
+    text = _request(f"{base}/metrics", context=context)[2].decode()
+    return {m.group(1) or "": float(m.group(2)) for m in re.finditer(rf"^{name}(\{{.*?\}})? (\S+)$", text, re.M)}
+
+
+def _slow_client(port: int, closed_after: list[float], stop: threading.Event) -> None:
+    """Slowloris: a request whose headers never end, one header line every 5 s."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(HEADER_EVERY_S)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        while not stop.is_set():
+            try:
+                if sock.recv(4096) == b"":
+                    break  # the listener shut it
+            except TimeoutError:
+                try:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    break
+            except OSError:
+                break
+        else:
+            return
+    closed_after.append(time.monotonic() - started)
+
+
+def _attack(port: int, clients: int, seconds: float, probe: Callable[[], list[int]]) -> tuple[list[float], list[int]]:
+    """`clients` slow clients for `seconds`, probing meanwhile; when each was shut, and what the probes got."""
+    stop, closed_after = threading.Event(), []
+    threads = [threading.Thread(target=_slow_client, args=(port, closed_after, stop)) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    answers: list[int] = []
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        answers.extend(probe())
+        time.sleep(0.25)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return closed_after, answers
+
+
+def test_slow_and_idle_connections_starve_nothing_and_nothing_prints_outside_the_log(served: Served) -> None:
+    base = served.base
+    idle = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(8)]  # connect, never send
+
+    def probe() -> list[int]:
+        return [_status(f"{base}/metrics"), _status(f"{base}/"), _status(f"{base}/api/v1/session")]
+
+    # 32 clients sending a header line every 5 s: every other request answered meanwhile, each slow one shut at
+    # the whole-request deadline (it never misses a 10 s read timeout).
+    closed_after, answers = _attack(served.port, SLOW_CLIENTS, web_server.REQUEST_DEADLINE_S + 2, probe)
+    assert answers and set(answers) == {200, 401}, sorted(set(answers))
+    assert len(closed_after) == SLOW_CLIENTS and max(closed_after) < web_server.REQUEST_DEADLINE_S + 2, closed_after
+    for sock in idle:  # shut at the deadline too
+        sock.settimeout(1)
+        assert sock.recv(100) == b""
+        sock.close()
+    assert _metric(base, "advisor_http_refusals_total")['{reason="deadline"}'] >= SLOW_CLIENTS + len(idle)
+
+    # More slow clients than workers: the slowest give way while every worker is busy.
+    closed_after, answers = _attack(served.port, web_server.WORKERS + 32, 4.0, probe)
+    assert answers and set(answers) == {200, 401}, sorted(set(answers))
+    assert _metric(base, "advisor_http_refusals_total")['{reason="slow_headers"}'] > 0
+
+    # The idle connections timed out and the slow ones were shut: the log has JSON lines only, no traceback.
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=30) == 0
+    lines = served.lines()
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert "serving" in [e["msg"] for e in entries] and not [line for line in lines if line.startswith("Traceback")]
+
+
+def test_failed_logins_are_throttled_logged_and_audited_within_bounds(served: Served) -> None:
+    base = served.base
+    link = subprocess.run([sys.executable, "-m", "advisor.cli", "ui", "--data-dir", str(served.data_dir)],
+                          capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    codes = [_status(f"{base}/login?code={secrets.token_urlsafe(32)}") for _ in range(300)]  # guessing, flat out
+    failed, throttled = codes.count(401), codes.count(429)
+    assert failed + throttled == 300 and failed <= 6 and codes[:3] == [401] * 3, codes[:10]
+
+    # While a client waits, even a good link is not looked at (and stays good); after the wait it works.
+    status, headers, _ = _request(link)
+    assert status == 429 and 1 <= int(headers["Retry-After"]) <= 300
+    assert _metric(base, "advisor_http_refusals_total")['{reason="login_throttled"}'] == throttled + 1
+    time.sleep(int(headers["Retry-After"]) + 0.2)
+    status, headers, _ = _request(link)
+    assert status == 303 and headers["Set-Cookie"].startswith("advisor_session=")
+
+    logged = [json.loads(line) for line in served.lines() if '"web login failed"' in line]
+    assert len(logged) == failed and all(e["level"] == "warning" and e["peer"] == "http:127.0.0.1" for e in logged)
+    with sqlite3.connect(served.data_dir / "advisor.sqlite3") as db:
+        rows = db.execute("SELECT outcome, count(*) FROM audit WHERE call = 'Web/Login' GROUP BY outcome").fetchall()
+    assert dict(rows) == {"UNAUTHENTICATED": min(failed, 5), "OK": 1}
+
+
+# -- in-process advisors ---------------------------------------------------------------------------------------
+
+
+def _login(app: App, capsys: pytest.CaptureFixture[str], *, context: ssl.SSLContext | None = None) -> tuple[str, str]:
+    """A fresh login link from `advisor ui`, opened: the link and the session cookie (NAME=VALUE)."""
+    capsys.readouterr()
+    assert main(["ui", "--data-dir", str(app.settings.data_dir)]) == 0
+    link = capsys.readouterr().out.strip()
+    status, headers, _ = _request(link, context=context)
+    assert status == 303, status
+    return link, headers["Set-Cookie"].split(";")[0]
+
+
+def test_a_session_is_of_no_use_to_a_page_of_another_port(make_app: Callable[..., App],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    app = make_app(metrics_listen="127.0.0.1:0")
+    own = f"http://127.0.0.1:{app.metrics_port}"
+    _, cookie = _login(app, capsys)
+    same = {"Cookie": cookie, "Sec_Fetch_Site": "same-origin", "Sec_Fetch_Mode": "cors"}
+    assert _request(f"{own}/api/v1/session", **same)[0] == 200
+    # What a browser sends for a page on 127.0.0.1:8000 (same site: the cookie goes along).
+    other = {"Cookie": cookie, "Origin": "http://127.0.0.1:8000", "Sec_Fetch_Site": "same-site",
+             "Sec_Fetch_Mode": "cors"}
+    for path, method in (("/api/v1/session", "GET"), ("/api/v1/recommendations", "GET"), ("/static/app.js", "GET"),
+                         ("/logout", "POST")):
+        status, _, body = _request(f"{own}{path}", method=method, **other)
+        assert status == 403 and b"another site or port" in body, path
+    assert _request(f"{own}/api/v1/session", Cookie=cookie, Sec_Fetch_Site="same-site", Sec_Fetch_Mode="no-cors")[0] \
+        == 403  # an <img> or <script> there
+    # Logging out: never by a GET (a link or an image anywhere), by a POST from the page itself.
+    assert _request(f"{own}/logout", **same)[0] == 405
+    assert _request(f"{own}/api/v1/session", **same)[0] == 200
+    assert _request(f"{own}/logout", method="POST", Origin=own, **same)[0] == 200
+    assert _request(f"{own}/api/v1/session", **same)[0] == 401
+    assert _metric(own, "advisor_http_refusals_total")['{reason="foreign"}'] == 5
+
+
+@pytest.fixture
+def other_port() -> Iterator[str]:
+    """Another web server on this host: an empty page at http://127.0.0.1:PORT/."""
+    page = b"<!doctype html><title>another port</title><p>hello"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+def test_in_chromium_a_page_of_another_port_can_neither_read_nor_end_the_session(
+        make_app: Callable[..., App], other_port: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    app = make_app(metrics_listen="127.0.0.1:0")
+    own = f"http://127.0.0.1:{app.metrics_port}"
+    capsys.readouterr()
+    assert main(["ui", "--data-dir", str(app.settings.data_dir)]) == 0
+    link = capsys.readouterr().out.strip()
+    browser = Browser(tmp_path / "profile", 1366, 768)
+    try:
+        browser.open(link)
+        browser.wait_for("document.body && document.body.dataset.drawnMs")
+        (cookie,) = [c for c in browser.call("Network.getCookies", urls=[own])["cookies"]]
+        session = f"{cookie['name']}={cookie['value']}"
+        # The other page makes the browser send the session cookie (same site: ports do not count), and gets 403.
+        browser.open(other_port)
+        browser.wait_for("document.title === 'another port'")
+        browser.evaluate(f"""Promise.all([  // answers refused by the browser too (CORP) are no matter: sent is enough
+            fetch("{own}/api/v1/session", {{credentials: "include", mode: "no-cors"}}).catch(() => null),
+            fetch("{own}/logout", {{method: "POST", credentials: "include", mode: "no-cors"}}).catch(() => null),
+            new Promise(done => {{ const i = new Image(); i.onload = i.onerror = done; i.src = "{own}/logout"; }}),
+        ]).then(() => true)""")
+        assert _metric(own, "advisor_http_refusals_total")['{reason="foreign"}'] == 2
+        assert _request(f"{own}/api/v1/session", Cookie=session)[0] == 200  # the session lives on
+        # The page's own "log out" (a same-origin POST) ends it.
+        browser.open(f"{own}/")
+        browser.wait_for("document.body && document.body.dataset.drawnMs")
+        browser.evaluate("document.getElementById('logout').click()")
+        browser.wait_for("document.title === 'Login required'")
+        assert _request(f"{own}/api/v1/session", Cookie=session)[0] == 401
+    finally:
+        browser.close()
+
+
+def test_host_header_head_on_a_login_link_server_paths_and_backlog(make_app: Callable[..., App],
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    app = make_app(metrics_listen="127.0.0.1:0")
+    own = f"http://127.0.0.1:{app.metrics_port}"
+    # DNS rebinding: a name made to point at 127.0.0.1 is not one of the listener's.
+    for path in ("/metrics", "/", "/api/v1/session"):
+        assert _request(f"{own}{path}", Host=f"rebound.example:{app.metrics_port}")[0] == 421, path
+    assert _request(f"{own}/metrics", Host=f"localhost:{app.metrics_port}")[0] == 200
+    assert _metric(own, "advisor_http_refusals_total")['{reason="host"}'] == 3
+
+    # A link preview's HEAD uses no code: the link still logs in once.
+    capsys.readouterr()
+    assert main(["ui", "--data-dir", str(app.settings.data_dir)]) == 0
+    link = capsys.readouterr().out.strip()
+    assert _request(link, method="HEAD")[0] == 405
+    assert _request(link)[0] == 303 and _request(link)[0] == 401
+
+    # No answer names a path of the server's machine.
+    data_dir = str(app.settings.data_dir.resolve())
+    for path in ("/", "/api/v1/session", f"/login?code={secrets.token_urlsafe(32)}", "/nosuch"):
+        body = _request(f"{own}{path}")[2].decode()
+        assert data_dir not in body and str(app.settings.data_dir) not in body, path
+
+    listening = subprocess.run(["ss", "-ltnH", f"sport = :{app.metrics_port}"], capture_output=True, text=True,
+                               check=True).stdout.split()
+    assert int(listening[2]) == web_server.BACKLOG > 5  # ss: a listening socket's Send-Q is its backlog
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory: Path = tmp_path_factory.mktemp("web-tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out",
+                    "cert.pem", "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1"], cwd=directory, check=True, capture_output=True,
+                   timeout=60)
+    return directory
+
+
+def test_tls_from_the_grpc_certificate_with_a_host_only_secure_cookie(
+        make_app: Callable[..., App], certificate: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = make_app(metrics_listen="127.0.0.1:0", tls_cert=str(certificate / "cert.pem"),
+                   tls_key=str(certificate / "key.pem"))
+    trust = ssl.create_default_context(cafile=str(certificate / "cert.pem"))
+    own = f"https://127.0.0.1:{app.metrics_port}"
+    assert _request(f"{own}/metrics", context=trust)[0] == 200
+    link, cookie = _login(app, capsys, context=trust)
+    assert link.startswith(f"{own}/login?code=")  # `advisor ui` reads the scheme the advisor published
+    assert cookie.startswith("__Host-advisor_session=")
+    status, _, body = _request(f"{own}/api/v1/session", context=trust, Cookie=cookie)
+    assert status == 200 and json.loads(body)["via"] == "session"
+    assert _request(f"{own}/api/v1/session", context=trust, Cookie=cookie.removeprefix("__Host-"))[0] == 401
+
+    # Plain HTTP on the TLS port, and silent clients that never start their handshake: refused without holding up
+    # anyone (the handshake happens in a worker, under the deadline, not in the thread that accepts).
+    assert _status(f"http://127.0.0.1:{app.metrics_port}/metrics") in (0, 400)
+    silent = [socket.create_connection(("127.0.0.1", app.metrics_port)) for _ in range(8)]
+    started = time.monotonic()
+    assert _request(f"{own}/metrics", context=trust)[0] == 200
+    assert time.monotonic() - started < 5
+    for sock in silent:
+        sock.close()
+    assert _metric(own, "advisor_http_refusals_total", trust)['{reason="tls_handshake"}'] >= 1
+
+
+def test_the_page_beyond_loopback_needs_tls_or_its_own_setting(make_app: Callable[..., App]) -> None:
+    grpc_only = make_app(metrics_listen="0.0.0.0:0", allow_plaintext_remote=True)  # meant for gRPC: not the page
+    assert _status(f"http://127.0.0.1:{grpc_only.metrics_port}/") == 403
+    assert _status(f"http://127.0.0.1:{grpc_only.metrics_port}/metrics") == 200
+    grpc_only.stop()
+    page = make_app(metrics_listen="0.0.0.0:0", web_allow_plaintext_remote=True)
+    assert _status(f"http://127.0.0.1:{page.metrics_port}/") == 401  # served, behind its login
