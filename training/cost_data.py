@@ -80,8 +80,10 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
     frame = as_serving_reads_memory(frame, path)
     # The lab's hosts talk over loopback, which has no link limit of its own (the dataset writes 10 Gbit/s): the
     # cap is the link. The advisor in the lab is told so (advisor/cli/demo.py: a link of the cap's speed), and
-    # the rows are read the same way, or the models would learn from a 10 Gbit/s link they are never served.
-    frame["available_bandwidth_mbps"] = frame["max_bandwidth_mib_s"] * (1 << 20) * 8 / 1e6
+    # the rows are read the same way, or the models would learn from a 10 Gbit/s link they are never served. A
+    # shaped link (the `links` grid, advisor/lab/shaping.py) is slower than the cap and recorded: it is kept.
+    cap_mbps = frame["max_bandwidth_mib_s"] * (1 << 20) * 8 / 1e6
+    frame["available_bandwidth_mbps"] = np.fmin(frame["available_bandwidth_mbps"], cap_mbps)
     frame["source"] = "lab"
     frame["technique"] = frame["technique"].astype(str)
     frame["workload"] = frame["workload"].astype(str)
