@@ -152,7 +152,7 @@ def test_a_version_2_database_is_migrated_to_attempts_and_proposed(tmp_path: Pat
         """)
     SqliteStore(path).close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)  # yoyo
         assert db.execute("SELECT state FROM recommendations").fetchall() == [("proposed",)]
         assert db.execute("SELECT operation_id, attempt FROM migrations").fetchall() == [("op1", 1)]
         db.execute("INSERT INTO migrations VALUES ('op2', 'r1', 0, 2, 'queued', 2.0, '{}')")  # a retry fits
