@@ -15,7 +15,7 @@ import pytest
 from advisor.adapters.memory import MemoryStore
 from advisor.adapters.postgres.db import PostgresDatabase
 from advisor.adapters.sql.store import SqlStore
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from advisor.adapters.sql.database import Connection, StorageError
 from advisor.adapters.sql.migrations import migrate
+from advisor.adapters.sql.store import SqlStore
 
 # Databases from before yoyo versioned themselves in `meta` (1 to 4); yoyo's first migration sets 5, which those
 # advisors refuse. A version 1-3 database is brought to 4 here, once, before yoyo takes over.
@@ -114,3 +115,12 @@ class SqliteDatabase:
     def close(self) -> None:
         with self.lock:
             self.connection.close()
+
+
+class SqliteStore(SqlStore):
+    """The store on an SQLite file, opened from its path (as tests and tools do) or on a shared database."""
+
+    def __init__(self, database: SqliteDatabase | Path) -> None:
+        self.database: SqliteDatabase = database if isinstance(database, SqliteDatabase) else SqliteDatabase(database)
+        super().__init__(self.database)
+        self.path = self.database.path

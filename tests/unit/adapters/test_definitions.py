@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from advisor.adapters.sql.definitions import DefinitionArchive
-from advisor.adapters.sqlite.db import SqliteDatabase
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.sqlite.db import SqliteDatabase, SqliteStore
 from advisor.domain.evacuation import RESTART_COST, RESTART_PARAMETERS
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.model import MoveKind

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor.adapters.sqlite.store import SqliteStore, StorageError
+from advisor.adapters.sql.database import StorageError
+from advisor.adapters.sqlite.db import SqliteStore
 from advisor.config import load_settings
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import ConfigError
