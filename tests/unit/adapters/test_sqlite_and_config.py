@@ -47,6 +47,7 @@ def test_settings_precedence_file_then_environment_then_flags(tmp_path: Path) ->
         ("", {"ADVISOR_NOPE": "1"}, "unknown setting ADVISOR_NOPE"),
         ('log_format = "xml"', {}, "log_format"),
         ("listen = [", {}, "advisor.toml"),
+        ('database_url = "mysql://db/advisor"', {}, "database_url must be empty .SQLite in data_dir. or a postgresql"),
     ],
 )
 def test_bad_settings_say_which_and_where(tmp_path: Path, text: str, env: dict[str, str], fragment: str) -> None:
