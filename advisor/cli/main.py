@@ -85,6 +85,7 @@ def _demo(sub: Any) -> None:
                        "predicted vs actual. With --example, only the recommendation story on an example cluster "
                        "file, without a lab.")
     p.add_argument("--data-dir", type=Path, default=Path(".advisor/demo"), help="default .advisor/demo")
+    p.add_argument("--database-url", metavar="URL", help="PostgreSQL instead of SQLite in the data directory")
     p.add_argument("--example", type=Path, nargs="?", const=EXAMPLE, default=None,
                    help=f"use an example cluster file instead of the lab (default file: {EXAMPLE.name})")
     p.add_argument("--lab-root", type=Path, help="where the lab keeps its state (default .lab/)")

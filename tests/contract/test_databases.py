@@ -29,6 +29,7 @@ from advisor.features.samples import Series
 from advisor.usecases.records import apply_event
 from advisor.web import login
 from tests.contract.test_stores import operation, proposed
+from tests.support.postgres import PostgresServer
 
 Open = Callable[[], Database]
 S = RecommendationState
@@ -37,12 +38,18 @@ DECIDERS = 8
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def open_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Open]:
-    """Opens the test's database once more at each call; every one opened is closed at the end."""
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    """Opens the test's database once more at each call; every one opened is closed at the end. PostgreSQL's is
+    reached over TCP and over its unix socket in turn."""
+    urls: list[str] = []
+    if request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        name = request.getfixturevalue("postgres_database")
+        urls = [server.url(name), server.url(name, unix_socket=True)]
     opened: list[Database] = []
 
     def open_again() -> Database:
-        database = PostgresDatabase(url) if url else SqliteDatabase(tmp_path / "advisor.sqlite3")
+        database = (PostgresDatabase(urls[len(opened) % 2]) if urls
+                    else SqliteDatabase(tmp_path / "advisor.sqlite3"))
         opened.append(database)
         return database
 

@@ -69,7 +69,9 @@ class PostgresServer:
                   "-l", str(self.root / "server.log"))
         self.started = True
 
-    def url(self, database: str = "postgres") -> str:
+    def url(self, database: str = "postgres", *, unix_socket: bool = False) -> str:
+        if unix_socket:  # libpq's form: the socket's directory as the host parameter
+            return f"postgresql://{self.USER}@/{database}?host={self.root}&port={self.port}"
         return f"postgresql://{self.USER}@127.0.0.1:{self.port}/{database}"
 
     def _admin(self, sql: str) -> None:
@@ -103,8 +105,14 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """The URL of an empty database of its own for this test."""
+def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """The name of an empty database of this test's own."""
     name = postgres_server.new_database()
-    yield postgres_server.url(name)
+    yield name
     postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, postgres_database: str) -> str:
+    """The URL (over TCP) of an empty database of this test's own."""
+    return postgres_server.url(postgres_database)

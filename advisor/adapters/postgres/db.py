@@ -70,7 +70,7 @@ class PostgresDatabase:
             migrate(url.replace(urlsplit(url).scheme, "postgresql+psycopg", 1), "advisor.adapters.postgres",
                     self.where)
         except psycopg.Error as error:
-            raise StorageError(f"{self.where}: cannot use this database ({str(error).strip()})") from None
+            raise StorageError(f"{self.where}: cannot use this database ({' '.join(str(error).split())})") from None
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=False, name="advisor",
                                    kwargs={"autocommit": True}, timeout=CONNECT_TIMEOUT_S)
         self.pool.open()
