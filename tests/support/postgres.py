@@ -42,7 +42,8 @@ def _free_port() -> int:
 class PostgresServer:
     USER = "advisor"
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable  # PostgreSQL's defaults (fsync, synchronous commit), for benchmarks
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="advisor-pg-"))
         self.data = self.root / "data"
@@ -62,9 +63,9 @@ class PostgresServer:
 
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", self.USER, "--auth=trust", "-E", "UTF8", "--no-sync")
-        # Durability is not what these tests are about: without fsync the server is quicker on a loaded machine.
-        options = (f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=200")
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -c max_connections=200"
+        if not self.durable:  # not what the tests are about: without fsync the server is quicker on a loaded machine
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "start", "-D", str(self.data), "-w", "-t", str(START_TIMEOUT_S), "-o", options,
                   "-l", str(self.root / "server.log"))
         self.started = True
