@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from advisor.adapters.sql.database import Connection, StorageError
 from advisor.adapters.sql.migrations import migrate
@@ -61,7 +62,8 @@ class SqliteDatabase:
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.execute("PRAGMA busy_timeout=5000")
             self._upgrade_legacy()
-            migrate(f"sqlite:///{path.resolve()}", "advisor.adapters.sqlite", str(path))
+            # Quoted: yoyo hands the path to SQLite as a URI (file:PATH?cache=shared), which decodes it.
+            migrate(f"sqlite:///{quote(str(path.resolve()))}", "advisor.adapters.sqlite", str(path))
         except sqlite3.DatabaseError as error:
             raise StorageError(f"{path}: cannot use this database ({error})") from None
         except OSError as error:

@@ -168,3 +168,13 @@ def test_pruning_forgets_the_vms_a_pruned_recommendation_moved(tmp_path: Path) -
     assert [r.id for r in store.open_recommendations({"v"})] == ["r2"]
     assert store.database.connection.execute("SELECT recommendation_id FROM recommendation_vms").fetchall() == [
         ("r2",)]
+
+
+@pytest.mark.parametrize("name", ["with space", "per%20cent", "what?#not", "ünïcode"])
+def test_a_data_directory_of_any_name_holds_its_database(tmp_path: Path, name: str) -> None:
+    """yoyo opens SQLite by URI: the path is quoted so that the schema lands in this file and no other."""
+    path = tmp_path / name / "advisor.sqlite3"
+    SqliteStore(path).add_recommendation(_recommendation("r1", 1.0))
+    assert SqliteStore(path).get_recommendation("r1") == _recommendation("r1", 1.0)
+    assert {p.name for p in tmp_path.iterdir()} == {name}
+    assert "advisor.sqlite3" in {p.name for p in (tmp_path / name).iterdir()}
