@@ -129,6 +129,8 @@ def test_the_audit_trail_is_append_only_and_pruned_by_age(open_database: Open) -
         db.execute("UPDATE audit SET actor = 'mallory'")
     assert {e.actor for e in AuditLog(open_database()).recent()} == {"alice"}
     assert audit.prune(older_than_s=2.5) == 2 and [e.at_s for e in audit.recent()] == [3.0]
+    audit.append(AuditEntry(4.0, "anonymous", "", "ipv4:127.0.0.1:6", "GetRecommendation", "r\x00", "NOT_FOUND", ""))
+    assert audit.recent(1)[0].target == "r\\x00"  # what a client sent, kept whole (PostgreSQL's text has no NUL)
 
 
 def test_a_login_code_opens_one_session_from_any_process(open_database: Open) -> None:

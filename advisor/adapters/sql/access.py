@@ -97,6 +97,12 @@ class TokenStore:
         return callers
 
 
+def _storable(text: str) -> str:
+    """`text` with NUL written out: what a refused call names comes from the client, and PostgreSQL's text cannot
+    hold a NUL (the entry would be lost)."""
+    return text.replace("\x00", "\\x00")
+
+
 class AuditLog:
     """Appends entries; `prune` is the only way one ever leaves (by age)."""
 
@@ -108,8 +114,8 @@ class AuditLog:
             db.execute(
                 "INSERT INTO audit (at_s, actor, role, peer, call, target, outcome, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry.at_s, entry.actor, entry.role, entry.peer, entry.call, entry.target[:256], entry.outcome,
-                 entry.detail[:1024]),
+                (entry.at_s, *map(_storable, (entry.actor, entry.role, entry.peer, entry.call, entry.target[:256],
+                                              entry.outcome, entry.detail[:1024]))),
             )
 
     def recent(self, limit: int = 100) -> list[AuditEntry]:
