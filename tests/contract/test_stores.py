@@ -192,3 +192,13 @@ def test_a_version_3_database_learns_which_vms_its_recommendations_move(tmp_path
     assert [r.id for r in reopened.open_recommendations({"v"})] == ["old"]
     assert reopened.database.connection.execute(
         "SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)  # now kept by yoyo
+
+
+def test_a_version_4_database_of_the_advisor_before_yoyo_is_taken_over_whole(tmp_path: Path) -> None:
+    """The format of every data directory in use before yoyo: its tables are kept, yoyo records its first migration
+    as applied, and `meta` says 5, which an advisor from before yoyo refuses."""
+    reopened = reopened_as(tmp_path, 4, "SELECT 1")
+    assert reopened.get_recommendation("old") == proposed("old")
+    db = reopened.database.connection
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+    assert db.execute("SELECT migration_id FROM _yoyo_migration").fetchall() == [("0001_schema",)]
