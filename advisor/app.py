@@ -14,14 +14,14 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from advisor.adapters.databases import open_database
 from advisor.adapters.datadir import DataDirLock, read_addresses
 from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.sqlite.access import AuditLog, TokenStore
-from advisor.adapters.sqlite.db import Database
-from advisor.adapters.sqlite.definitions import DefinitionArchive
-from advisor.adapters.sqlite.samples import SampleArchive
-from advisor.adapters.sqlite.sessions import SessionStore
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.sql.access import AuditLog, TokenStore
+from advisor.adapters.sql.definitions import DefinitionArchive
+from advisor.adapters.sql.samples import SampleArchive
+from advisor.adapters.sql.sessions import SessionStore
+from advisor.adapters.sql.store import SqlStore
 from advisor.adapters.training_job import SubprocessTrainingJob
 from advisor.api.auth import AccessInterceptor, CallLimits
 from advisor.api.server import RunningServer, Tls, start_server
@@ -74,7 +74,7 @@ log = logging.getLogger("advisor")
 class App:
     settings: Settings
     lock: DataDirLock
-    store: SqliteStore
+    store: SqlStore
     tokens: TokenStore
     audit: AuditLog
     usecases: UseCases
@@ -213,7 +213,7 @@ class Core:
     signs: HypervisorSigns  # which hypervisors answer the telemetry: how an evacuation knows a host is down
 
 
-def wire_core(settings: Settings, store: SqliteStore, archive: SampleArchive, metrics: AdvisorMetrics,
+def wire_core(settings: Settings, store: SqlStore, archive: SampleArchive, metrics: AdvisorMetrics,
               predictor: CostPredictor, forecaster: DirtyRateForecaster, allowed_connect: Callable[[str], Hypervisor],
               uris: UriPolicy, clock: Callable[[], float], intervals: AdaptiveIntervals,
               definitions: DefinitionArchive) -> Core:
@@ -290,11 +290,11 @@ def build_app(
     uris = UriPolicy(settings.hypervisor_uri_patterns)
     lock = DataDirLock(settings.data_dir)
     try:
-        database = Database(settings.data_dir / DATABASE_FILE)
+        database = open_database(settings.database_url, settings.data_dir)
     except Exception:
         lock.release()
         raise
-    store, tokens, audit = SqliteStore(database), TokenStore(database, clock), AuditLog(database)
+    store, tokens, audit = SqlStore(database), TokenStore(database, clock), AuditLog(database)
     archive, definitions = SampleArchive(database), DefinitionArchive(database)
     metrics = AdvisorMetrics(CollectorRegistry())
     intervals = AdaptiveIntervals()  # the served intervals' online adaptation, kept across model swaps
@@ -369,7 +369,6 @@ def serve(settings: Settings) -> None:
 
 # -- What the command line opens itself, without a server (one serving the same directory sees a change at once)
 
-DATABASE_FILE = "advisor.sqlite3"
 published = read_addresses  # what the advisor serving a data directory published of itself: pid, addresses
 open_hypervisor: Callable[[str], Hypervisor] = LibvirtHypervisor  # how the advisor connects to a hypervisor
 
@@ -382,13 +381,11 @@ class LocalStores:
 
 
 @contextlib.contextmanager
-def local_stores(data_dir: Path, *, existing: bool = False) -> Iterator[LocalStores]:
-    """The stores of the database in `data_dir`, made there when missing, unless `existing`."""
-    path = data_dir / DATABASE_FILE
-    if existing and not path.is_file():
-        raise ConfigError(f"no advisor database in {data_dir} ({path.name} is missing)")
-    database = Database(path)
+def local_stores(data_dir: Path, *, existing: bool = False, database_url: str = "") -> Iterator[LocalStores]:
+    """The stores of the database at `database_url` or else in `data_dir`, made there when missing, unless
+    `existing`."""
+    database = open_database(database_url, data_dir, existing=existing)
     try:
-        yield LocalStores(TokenStore(database, time.time), SessionStore(database), SqliteStore(database).outcomes)
+        yield LocalStores(TokenStore(database, time.time), SessionStore(database), SqlStore(database).outcomes)
     finally:
         database.close()

@@ -25,8 +25,11 @@ REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 class Settings:
     # gRPC address to listen on.
     listen: str = "127.0.0.1:50051"
-    # Where the SQLite database lives.
+    # Where the SQLite database lives, and this process's own files (its lock and addresses, retraining runs).
     data_dir: Path = Path(".advisor")
+    # The database instead of the SQLite file of data_dir: "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE" (libpq's
+    # URL; `?host=/socket/dir` for a unix socket). Empty: SQLite in data_dir.
+    database_url: str = ""
     # Address of the Prometheus metrics endpoint; empty disables it.
     metrics_listen: str = "127.0.0.1:9464"
     # Trained models (see models/README.md); the analytic model is used when none loads.
@@ -293,6 +296,9 @@ def policies(settings: Settings) -> Policies:
 
 def check(settings: Settings) -> None:
     """What the types alone do not say: ranges, and values other parts must understand."""
+    if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("database_url must be empty (SQLite in data_dir) or a postgresql:// URL, got "
+                          f"{settings.database_url.partition('://')[0][:20]!r}://...")
     if settings.log_format not in ("json", "text"):
         raise ConfigError(f"log_format must be 'json' or 'text', got {settings.log_format!r}")
     for name in ("max_concurrent_calls", "max_concurrent_streams", "samples_per_entity", "max_migrations",

@@ -15,6 +15,8 @@ APT_PACKAGES=(
     openssl iproute2
     # the web page's tests load it in headless Chromium (with a font, for its text)
     chromium fonts-dejavu-core
+    # the stores' contract tests run on a real PostgreSQL server too (started by the tests, as user postgres)
+    postgresql
 )
 
 log() { printf '[setup] %s\n' "$*"; }

@@ -14,8 +14,9 @@ from advisor.domain.access import Role
 from advisor.execution.hypervisor import Hypervisor
 from tests.support import local_settings
 
-# The session-wide lab of real libvirt daemons, for tests/lab and the libvirt half of tests/contract.
-pytest_plugins = ["tests.support.lab"]
+# The session-wide lab of real libvirt daemons, for tests/lab and the libvirt half of tests/contract; a PostgreSQL
+# server, for the PostgreSQL half of the stores' contract.
+pytest_plugins = ["tests.support.lab", "tests.support.postgres"]
 
 
 @pytest.fixture

@@ -35,6 +35,23 @@ def client_args(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print the answer as JSON")
 
 
+def store_args(p: argparse.ArgumentParser, data_dir_help: str = "the advisor's data directory") -> None:
+    """Where a command that opens the advisor's database itself finds it: `--database-url`, or else the SQLite file
+    in `--data-dir`."""
+    p.add_argument("--data-dir", type=Path, help=f"{data_dir_help} (its SQLite database unless --database-url)")
+    p.add_argument("--database-url", default=None, metavar="URL",
+                   help="the advisor's PostgreSQL database, postgresql://USER@HOST:PORT/DATABASE (default: "
+                        "$ADVISOR_DATABASE_URL; unset: SQLite in --data-dir)")
+
+
+def store_location(args: argparse.Namespace) -> tuple[Path, str]:
+    """The data directory and database URL of `store_args`; one of the two is needed."""
+    url = args.database_url if args.database_url is not None else os.environ.get("ADVISOR_DATABASE_URL", "")
+    if args.data_dir is None and not url:
+        raise ConfigError("give --data-dir (the SQLite database in it) or --database-url (or $ADVISOR_DATABASE_URL)")
+    return (args.data_dir or Path(".")), url
+
+
 def move_index(text: str) -> int:
     """A move as people number it, from 1 (`--move 2`), as the API's index, from 0."""
     try:

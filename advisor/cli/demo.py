@@ -120,7 +120,7 @@ def _compare(op: pb.Operation) -> str:
     return table(["", "predicted", "interval", "actual", "actual/predicted", "inside"], rows, right=(1, 2, 3, 4))
 
 
-def run(root: Path | None, data_dir: Path, *, keep_lab: bool, out: Print = print) -> int:
+def run(root: Path | None, data_dir: Path, *, keep_lab: bool, database_url: str = "", out: Print = print) -> int:
     started = time.monotonic()
     lab = Lab(root, progress=lambda line: out(f"  lab: {line}"))
     out("Bringing up the lab: 2 libvirt daemons as hosts, 2 guests under QEMU (TCG)...")
@@ -129,12 +129,13 @@ def run(root: Path | None, data_dir: Path, *, keep_lab: bool, out: Print = print
     out(f"Lab up; {BUSY_GUEST} now writes {BUSY_RATE_MIB_S:g} MiB/s of changing data.\n")
 
     # The demo measures dirty rates itself, once, where the reader sees it; no background collector meanwhile.
-    app = build_app(Settings(listen="127.0.0.1:0", data_dir=data_dir, metrics_listen="127.0.0.1:0",
-                             dirty_rate_interval_s=0,
+    app = build_app(Settings(listen="127.0.0.1:0", data_dir=data_dir, database_url=database_url,
+                             metrics_listen="127.0.0.1:0", dirty_rate_interval_s=0,
                              hypervisor_uri_patterns=(*Settings().hypervisor_uri_patterns, lab_uri_pattern(lab))))
     port = app.start()
     token = app.tokens.renew("demo", Role.ADMIN)  # the demo's own credentials; what it decides is recorded as "demo"
-    out(f"Advisor on 127.0.0.1:{port} (data in {data_dir}/, metrics on :{app.metrics_port}, "
+    out(f"Advisor on 127.0.0.1:{port} (data in {'PostgreSQL' if database_url else f'{data_dir}/'}, metrics on "
+        f":{app.metrics_port}, "
         f"cost model {app.predictor.model.name} {app.predictor.model.version}).\n")
     ok = False
     try:

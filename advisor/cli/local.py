@@ -28,8 +28,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(args, k, None) for k in ("listen", "data_dir", "metrics_listen", "models_dir",
-                                                      "log_level", "log_format", "migration_tls")}
+    overrides = {k: getattr(args, k, None) for k in ("listen", "data_dir", "database_url", "metrics_listen",
+                                                      "models_dir", "log_level", "log_format", "migration_tls")}
     return load_settings(args.config, os.environ, overrides)
 
 
@@ -40,7 +40,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.example is None:
         from advisor.cli import demo
 
-        return demo.run(args.lab_root, args.data_dir, keep_lab=args.keep_lab)
+        return demo.run(args.lab_root, args.data_dir, keep_lab=args.keep_lab, database_url=args.database_url or "")
     return _example_demo(args)
 
 
@@ -48,14 +48,15 @@ def _example_demo(args: argparse.Namespace) -> int:
     from advisor.app import build_app
 
     example = read_example(args.example)
-    settings = Settings(listen="127.0.0.1:0", data_dir=args.data_dir, metrics_listen="",
-                        models_dir=args.models_dir or Settings().models_dir)
+    settings = Settings(listen="127.0.0.1:0", data_dir=args.data_dir, database_url=args.database_url or "",
+                        metrics_listen="", models_dir=args.models_dir or Settings().models_dir)
     app = build_app(settings)
     port = app.start()
     token = app.tokens.renew("demo", Role.ADMIN)
     try:
         with AdvisorClient(f"127.0.0.1:{port}", token=token) as client:
-            print(f"Advisor started on 127.0.0.1:{port} with data in {settings.data_dir}/ (SQLite, WAL).")
+            where = "PostgreSQL" if settings.database_url else f"{settings.data_dir}/ (SQLite, WAL)"
+            print(f"Advisor started on 127.0.0.1:{port} with data in {where}.")
             print(f"Example: {example.get('description', args.example)}\n")
             hosts, vms, samples = push_example(client, example, time.time())
             print(f"Pushed {hosts} hosts, {vms} VMs and {samples} samples over gRPC.\n")

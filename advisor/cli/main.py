@@ -64,7 +64,10 @@ def _serve(sub: Any) -> None:
     p = sub.add_parser("serve", help=HELP["serve"])
     p.add_argument("--config", type=Path, help="TOML settings file (ADVISOR_* variables and flags override it)")
     p.add_argument("--listen", help="gRPC address, HOST:PORT (default 127.0.0.1:50051)")
-    p.add_argument("--data-dir", type=Path, help="directory for the SQLite database (default .advisor)")
+    p.add_argument("--data-dir", type=Path, help="directory for the SQLite database, or with --database-url for this "
+                                                 "server's own files (default .advisor)")
+    p.add_argument("--database-url", metavar="URL", help="PostgreSQL instead of SQLite: "
+                                                         "postgresql://USER@HOST:PORT/DATABASE")
     p.add_argument("--metrics-listen", help="Prometheus metrics address, HOST:PORT; empty disables")
     p.add_argument("--models-dir", type=Path, help="trained models (default: the repository's models/)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -82,6 +85,7 @@ def _demo(sub: Any) -> None:
                        "predicted vs actual. With --example, only the recommendation story on an example cluster "
                        "file, without a lab.")
     p.add_argument("--data-dir", type=Path, default=Path(".advisor/demo"), help="default .advisor/demo")
+    p.add_argument("--database-url", metavar="URL", help="PostgreSQL instead of SQLite in the data directory")
     p.add_argument("--example", type=Path, nargs="?", const=EXAMPLE, default=None,
                    help=f"use an example cluster file instead of the lab (default file: {EXAMPLE.name})")
     p.add_argument("--lab-root", type=Path, help="where the lab keeps its state (default .lab/)")

@@ -11,11 +11,13 @@ from typing import Any
 import pandas as pd
 
 from advisor.app import local_stores
+from advisor.cli.common import store_args, store_location
 from advisor.features.dataset import outcome_row
 
 
 def cmd_outcomes(args: argparse.Namespace) -> int:
-    with local_stores(Path(args.data_dir)) as stores:
+    data_dir, database_url = store_location(args)
+    with local_stores(data_dir, database_url=database_url) as stores:
         records = stores.outcomes(args.since)
     rows = [row for r in records if (row := outcome_row(r)) is not None]
     frame = pd.DataFrame(rows)
@@ -32,7 +34,7 @@ def add_outcomes_commands(sub: Any) -> None:
     outcomes = sub.add_parser("outcomes", help="the migrations this advisor executed, as training data")
     actions = outcomes.add_subparsers(dest="outcomes_command", required=True, metavar="ACTION")
     p = actions.add_parser("export", help="write them as CSV in the shared data's columns, with the predictions")
-    p.add_argument("--data-dir", type=Path, required=True, help="the advisor's data directory")
+    store_args(p)
     p.add_argument("--output", type=Path, help="CSV file (default: standard output)")
     p.add_argument("--since", type=float, default=0.0, metavar="UNIX_TIME", help="only migrations ended since")
     outcomes.set_defaults(func=cmd_outcomes)

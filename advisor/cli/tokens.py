@@ -1,15 +1,15 @@
-"""`advisor tokens create | list | revoke`: bearer tokens, managed on the data directory itself (no server
-needed, and a running server sees the change on its next call)."""
+"""`advisor tokens create | list | revoke`: bearer tokens, managed on the advisor's database itself (the SQLite
+file of the data directory, or PostgreSQL's); no server needed, and a running server sees the change on its next
+call."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from advisor.app import local_stores
-from advisor.cli.common import as_json
+from advisor.cli.common import as_json, store_args, store_location
 from advisor.domain.access import Role
 from advisor.tables import table
 
@@ -19,7 +19,8 @@ def _when(seconds: float | None) -> str:
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
-    with local_stores(Path(args.data_dir)) as stores:
+    data_dir, database_url = store_location(args)
+    with local_stores(data_dir, database_url=database_url) as stores:
         tokens = stores.tokens
         if args.tokens_command == "create":
             print(tokens.create(args.name, Role.parse(args.role)))  # the token alone, for scripts
@@ -48,11 +49,11 @@ def add_tokens_commands(sub: Any) -> None:
     p = actions.add_parser("create", help="create a token and print it (and only it) on stdout")
     p.add_argument("--name", required=True, help="who the token is for; recorded as the actor of what it does")
     p.add_argument("--role", required=True, choices=roles)
-    p.add_argument("--data-dir", type=Path, required=True, help="the advisor's data directory")
+    store_args(p)
     p = actions.add_parser("list", help="every token: name, role, created, revoked")
-    p.add_argument("--data-dir", type=Path, required=True)
+    store_args(p)
     p.add_argument("--json", action="store_true")
     p = actions.add_parser("revoke", help="revoke a token by name; it stops working on the next call")
     p.add_argument("name")
-    p.add_argument("--data-dir", type=Path, required=True)
+    store_args(p)
     tokens.set_defaults(func=cmd_tokens)

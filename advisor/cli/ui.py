@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.app import local_stores, published
+from advisor.cli.common import store_args, store_location
 from advisor.domain.access import Role
 from advisor.domain.errors import ConfigError
 from advisor.web import login
@@ -53,11 +54,13 @@ def _alive(pid: int) -> bool:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir)
+    data_dir, database_url = store_location(args)
+    if args.data_dir is None and not args.base_url:
+        raise ConfigError("give --data-dir (where the running advisor published its address) or --base-url")
     base = args.base_url.rstrip("/") if args.base_url else served_base_url(data_dir)
     if not base.startswith(("http://", "https://")) or "?" in base or "#" in base:
         raise ConfigError(f"--base-url must be an http:// or https:// URL without query (got {base[:80]!r})")
-    with local_stores(data_dir, existing=True) as stores:
+    with local_stores(data_dir, existing=True, database_url=database_url) as stores:
         sessions = stores.sessions
         token_hash = sessions.active_token_hash(args.name)
         made = token_hash is None
@@ -81,7 +84,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def add_ui_commands(sub: Any) -> None:
     p = sub.add_parser("ui", help="print a one-time login link to the web page (on the data directory)",
                        description=__doc__.split("\n\n")[1].replace("\n", " "))
-    p.add_argument("--data-dir", type=Path, required=True, help="the data directory of the running advisor")
+    store_args(p, "the data directory of the running advisor")
     p.add_argument("--name", default=DEFAULT_NAME,
                    help=f"the token the session acts for (default {DEFAULT_NAME}; made as a reader if missing)")
     p.add_argument("--base-url", help="the page's URL as your browser reaches it (default: the address the advisor "

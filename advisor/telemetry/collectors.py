@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from advisor.adapters.prometheus.queries import PrometheusQueries
 from advisor.adapters.prometheus.source import PrometheusSource
-from advisor.adapters.sqlite.definitions import DefinitionArchive
+from advisor.adapters.sql.definitions import DefinitionArchive
 from advisor.config import Settings
 from advisor.execution.hypervisor import GuestDefinition, Hypervisor
 from advisor.metrics import AdvisorMetrics
@@ -90,7 +90,7 @@ WORKING_SET_WINDOW_S = 4
 WORKING_SET_EVERY = 4
 # Every n-th collection also reads the guests' definitions (kept for restarts elsewhere if their host dies).
 DEFINITIONS_EVERY = 4
-# Keeps a guest's definition as read on a host at a time (advisor.adapters.sqlite.definitions).
+# Keeps a guest's definition as read on a host at a time (advisor.adapters.sql.definitions).
 KeepDefinition = Callable[[str, str, GuestDefinition, float], object]
 
 

@@ -4,7 +4,7 @@ restarted elsewhere, and in what order (the rules are advisor.domain.evacuation'
 
 A VM can be restarted elsewhere when its storage is shared (today: unless its label says local; the disk
 inventory will decide it here) and the advisor knows its definition (read from its host's hypervisor while that
-host was up, advisor.adapters.sqlite.definitions). A host is judged by its signs of life (its hypervisor
+host was up, advisor.adapters.sql.definitions). A host is judged by its signs of life (its hypervisor
 answering the advisor's telemetry, its samples); one still up is refused unless the caller forces the plan (an
 operator who knows it is fenced or dead), and so is one the advisor cannot judge.
 """

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.migration import MigrationRecord, Progress
 from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
 from advisor.execution.executor import Executor

@@ -1,17 +1,21 @@
-"""One contract, two implementations: the memory adapter (advisor.adapters.memory) and SQLite
-(advisor.adapters.sqlite). What the use cases rely on of storage is checked here against both, so that the tests
-of the use cases on the memory adapter test what production does."""
+"""One contract, three implementations: the memory adapter (advisor.adapters.memory) and the SQL store
+(advisor.adapters.sql) on SQLite and on a real PostgreSQL server (tests.support.postgres). What the use cases rely
+on of storage is checked here against all, so that the tests of the use cases on the memory adapter test what
+production does."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from advisor.adapters.memory import MemoryStore
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.postgres.db import PostgresDatabase
+from advisor.adapters.sql.store import SqlStore
+from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase
@@ -29,16 +33,22 @@ from advisor.domain.model import (
 )
 from advisor.domain.recommendation import Recommendation, RecommendationState
 
-Store = MemoryStore | SqliteStore
+Store = MemoryStore | SqlStore
 S = RecommendationState
 COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
                      ModelRef("analytic", "1"))
 PARAMETERS = MigrationParameters(Technique.PRECOPY, 100, 300)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "db.sqlite3")
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    sql = (SqliteStore(tmp_path / "db.sqlite3") if request.param == "sqlite"
+           else SqlStore(PostgresDatabase(request.getfixturevalue("postgres_url"))))
+    yield sql
+    sql.close()
 
 
 def proposed(rec_id: str, created_at_s: float = 1.0, revision: int = 0) -> Recommendation:
@@ -164,6 +174,8 @@ def reopened_as(tmp_path: Path, version: int, undo: str) -> SqliteStore:
     with sqlite3.connect(path) as db:
         db.execute(undo)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+        for table in ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"):  # as before yoyo
+            db.execute(f"DROP TABLE {table}")
     return SqliteStore(path)
 
 
@@ -179,4 +191,14 @@ def test_a_version_3_database_learns_which_vms_its_recommendations_move(tmp_path
     reopened = reopened_as(tmp_path, 3, "DROP TABLE recommendation_vms")
     assert [r.id for r in reopened.open_recommendations({"v"})] == ["old"]
     assert reopened.database.connection.execute(
-        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)  # now kept by yoyo
+
+
+def test_a_version_4_database_of_the_advisor_before_yoyo_is_taken_over_whole(tmp_path: Path) -> None:
+    """The format of every data directory in use before yoyo: its tables are kept, yoyo records its first migration
+    as applied, and `meta` says 5, which an advisor from before yoyo refuses."""
+    reopened = reopened_as(tmp_path, 4, "SELECT 1")
+    assert reopened.get_recommendation("old") == proposed("old")
+    db = reopened.database.connection
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+    assert db.execute("SELECT migration_id FROM _yoyo_migration").fetchall() == [("0001_schema",)]

@@ -11,7 +11,7 @@ import libvirt
 import pytest
 
 from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.migration import Phase
 from advisor.domain.model import MigrationInputs, MigrationParameters, Move, Technique
 from advisor.execution.executor import Executor, HostEndpoint

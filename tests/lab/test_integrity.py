@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.migration import Phase
 from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
 from advisor.execution.executor import Executor, HostEndpoint

@@ -17,7 +17,7 @@ import libvirt
 import pytest
 
 from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
 from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, MonitorTuning

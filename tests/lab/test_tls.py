@@ -17,7 +17,7 @@ import libvirt_qemu
 import pytest
 
 from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.sqlite.db import SqliteStore
 from advisor.config import REPO_MODELS_DIR
 from advisor.domain.migration import Phase
 from advisor.domain.model import MigrationInputs, MigrationParameters, Technique

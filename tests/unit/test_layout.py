@@ -38,7 +38,7 @@ def test_the_import_contracts_catch_a_layer_violation(tmp_path: Path) -> None:
     clean = subprocess.run(lint, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert clean.returncode == 0, clean.stdout[-2000:]
     model = tmp_path / "advisor" / "domain" / "model.py"
-    model.write_text(model.read_text() + "\nimport advisor.adapters.sqlite.store  # noqa\n")
+    model.write_text(model.read_text() + "\nimport advisor.adapters.sqlite.db  # noqa\n")
     broken = subprocess.run(lint, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert broken.returncode != 0
     assert "The domain imports nothing else of the package" in broken.stdout and "BROKEN" in broken.stdout

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advisor.adapters.sqlite.db import Database
-from advisor.adapters.sqlite.definitions import DefinitionArchive
-from advisor.adapters.sqlite.store import SqliteStore
+from advisor.adapters.sql.definitions import DefinitionArchive
+from advisor.adapters.sqlite.db import SqliteDatabase, SqliteStore
 from advisor.domain.evacuation import RESTART_COST, RESTART_PARAMETERS
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.model import MoveKind
@@ -17,14 +16,14 @@ XML = "<domain><name>vm1</name></domain>"
 
 
 def test_a_definition_is_kept_once_per_change_and_survives_a_reopening(tmp_path: Path) -> None:
-    database = Database(tmp_path / "advisor.sqlite3")
+    database = SqliteDatabase(tmp_path / "advisor.sqlite3")
     archive = DefinitionArchive(database)
     assert archive.keep("vm1", "hv1", GuestDefinition(XML, False), 10.0)
     assert not archive.keep("vm1", "hv1", GuestDefinition(XML, False), 20.0)  # the same: not written again
     assert archive.keep("vm1", "hv2", GuestDefinition(XML, False), 30.0)  # moved: written
     assert archive.keep("vm1", "hv2", GuestDefinition(XML, True), 40.0)  # now persistent
     database.close()
-    reopened = DefinitionArchive(Database(tmp_path / "advisor.sqlite3"))
+    reopened = DefinitionArchive(SqliteDatabase(tmp_path / "advisor.sqlite3"))
     assert reopened.definition("vm1") == GuestDefinition(XML, True)
     assert reopened.definition("vm2") is None and reopened.known(["vm1", "vm2"]) == {"vm1"}
 

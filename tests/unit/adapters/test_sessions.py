@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advisor.adapters.sqlite.access import TokenStore
-from advisor.adapters.sqlite.db import Database
-from advisor.adapters.sqlite.sessions import SessionStore
+from advisor.adapters.sql.access import TokenStore
+from advisor.adapters.sql.sessions import SessionStore
+from advisor.adapters.sqlite.db import SqliteDatabase
 from advisor.domain.access import Role
 from advisor.web import login
 
@@ -14,7 +14,7 @@ NOW = 1_700_000_000.0
 
 
 def test_a_code_is_claimed_once_and_sessions_end_with_their_token(tmp_path: Path) -> None:
-    database = Database(tmp_path / "advisor.sqlite3")
+    database = SqliteDatabase(tmp_path / "advisor.sqlite3")
     tokens, sessions = TokenStore(database, lambda: NOW), SessionStore(database)
     tokens.create("web", Role.READER)
     token_hash = sessions.active_token_hash("web")
@@ -44,7 +44,7 @@ def test_a_code_is_claimed_once_and_sessions_end_with_their_token(tmp_path: Path
 
 
 def test_expired_codes_and_sessions_are_purged_and_a_session_can_end(tmp_path: Path) -> None:
-    database = Database(tmp_path / "advisor.sqlite3")
+    database = SqliteDatabase(tmp_path / "advisor.sqlite3")
     tokens, sessions = TokenStore(database, lambda: NOW), SessionStore(database)
     tokens.create("web", Role.READER)
     token_hash = sessions.active_token_hash("web") or ""

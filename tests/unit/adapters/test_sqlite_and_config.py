@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from advisor.adapters.sqlite.store import SqliteStore, StorageError
+from advisor.adapters.sql.database import StorageError
+from advisor.adapters.sqlite.db import SqliteStore
 from advisor.config import load_settings
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import ConfigError
@@ -46,6 +47,7 @@ def test_settings_precedence_file_then_environment_then_flags(tmp_path: Path) ->
         ("", {"ADVISOR_NOPE": "1"}, "unknown setting ADVISOR_NOPE"),
         ('log_format = "xml"', {}, "log_format"),
         ("listen = [", {}, "advisor.toml"),
+        ('database_url = "mysql://db/advisor"', {}, "database_url must be empty .SQLite in data_dir. or a postgresql"),
     ],
 )
 def test_bad_settings_say_which_and_where(tmp_path: Path, text: str, env: dict[str, str], fragment: str) -> None:
@@ -152,7 +154,7 @@ def test_a_version_2_database_is_migrated_to_attempts_and_proposed(tmp_path: Pat
         """)
     SqliteStore(path).close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)  # yoyo
         assert db.execute("SELECT state FROM recommendations").fetchall() == [("proposed",)]
         assert db.execute("SELECT operation_id, attempt FROM migrations").fetchall() == [("op1", 1)]
         db.execute("INSERT INTO migrations VALUES ('op2', 'r1', 0, 2, 'queued', 2.0, '{}')")  # a retry fits
@@ -166,3 +168,13 @@ def test_pruning_forgets_the_vms_a_pruned_recommendation_moved(tmp_path: Path) -
     assert [r.id for r in store.open_recommendations({"v"})] == ["r2"]
     assert store.database.connection.execute("SELECT recommendation_id FROM recommendation_vms").fetchall() == [
         ("r2",)]
+
+
+@pytest.mark.parametrize("name", ["with space", "per%20cent", "what?#not", "ünïcode"])
+def test_a_data_directory_of_any_name_holds_its_database(tmp_path: Path, name: str) -> None:
+    """yoyo opens SQLite by URI: the path is quoted so that the schema lands in this file and no other."""
+    path = tmp_path / name / "advisor.sqlite3"
+    SqliteStore(path).add_recommendation(_recommendation("r1", 1.0))
+    assert SqliteStore(path).get_recommendation("r1") == _recommendation("r1", 1.0)
+    assert {p.name for p in tmp_path.iterdir()} == {name}
+    assert "advisor.sqlite3" in {p.name for p in (tmp_path / name).iterdir()}

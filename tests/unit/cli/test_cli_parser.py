@@ -51,3 +51,13 @@ def test_moves_are_given_from_1_and_sent_as_the_api_index_from_0(command: list[s
         with pytest.raises(SystemExit):
             main([*command, "--move", bad])
         assert "numbered from 1" in capsys.readouterr().err or bad == "two"
+
+
+@pytest.mark.parametrize("command", [["tokens", "list"], ["tokens", "revoke", "x"], ["outcomes", "export"],
+                                     ["ui"]])
+def test_a_command_on_the_database_needs_a_data_dir_or_a_database_url(
+        command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ADVISOR_DATABASE_URL", raising=False)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "--data-dir" in err and ("--database-url" in err or "--base-url" in err)

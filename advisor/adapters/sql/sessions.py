@@ -10,7 +10,7 @@ one code open one session.
 
 from __future__ import annotations
 
-from advisor.adapters.sqlite.db import Database
+from advisor.adapters.sql.database import Database
 from advisor.domain.sessions import LoginCode, WebSession
 
 # The token a code or session acts for: its name, and whether it is still active (not revoked, not replaced).

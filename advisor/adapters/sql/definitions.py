@@ -8,7 +8,7 @@ import hashlib
 import threading
 from collections.abc import Iterable
 
-from advisor.adapters.sqlite.db import Database
+from advisor.adapters.sql.database import Database
 from advisor.execution.hypervisor import GuestDefinition
 
 
@@ -25,9 +25,10 @@ class DefinitionArchive:
             if self._seen.get(vm_id) == (host_id, digest):
                 return False
             with self._db.transaction() as db:
-                db.execute("INSERT OR REPLACE INTO definitions (vm_id, host_id, persistent, xml, read_at_s) "
-                           "VALUES (?, ?, ?, ?, ?)", (vm_id, host_id, int(definition.persistent), definition.xml,
-                                                       read_at_s))
+                db.execute("INSERT INTO definitions (vm_id, host_id, persistent, xml, read_at_s) "
+                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (vm_id) DO UPDATE SET host_id = excluded.host_id, "
+                           "persistent = excluded.persistent, xml = excluded.xml, read_at_s = excluded.read_at_s",
+                           (vm_id, host_id, int(definition.persistent), definition.xml, read_at_s))
             self._seen[vm_id] = (host_id, digest)
         return True
 

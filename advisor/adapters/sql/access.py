@@ -2,8 +2,8 @@
 
 A token is `adv_` followed by 43 URL-safe characters (256 random bits); only its SHA-256 is stored (a slow hash
 adds nothing for a secret of that entropy). The server checks a token on every call against an in-memory copy
-of the table, reloaded whenever another connection (the `advisor tokens` command) has changed the database, so a
-revocation takes effect on the next call.
+of the table, reloaded whenever another connection (the `advisor tokens` command, another replica) has changed the
+database, so a revocation takes effect on the next call.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import contextlib
 import hashlib
 import re
 import secrets
-import sqlite3
 import threading
 from collections.abc import Callable
 
-from advisor.adapters.sqlite.db import Database
+from advisor.adapters.sql.database import Database
 from advisor.domain.access import AuditEntry, Caller, Role, TokenError, TokenInfo
 
 TOKEN_PREFIX = "adv_"
@@ -34,7 +33,7 @@ class TokenStore:
         self._clock = clock
         self._cache_lock = threading.Lock()
         self._cache: dict[str, Caller] = {}
-        self._cache_version: int | None = None
+        self._cache_version: object | None = None
 
     def create(self, name: str, role: Role) -> str:
         """A new token for `name`; the token itself is returned once and never stored."""
@@ -47,7 +46,7 @@ class TokenStore:
                 db.execute("DELETE FROM tokens WHERE name = ? AND revoked_at_s IS NOT NULL", (name,))
                 db.execute("INSERT INTO tokens (name, role, hash, created_at_s) VALUES (?, ?, ?, ?)",
                            (name, role.label, token_hash(token), self._clock()))
-        except sqlite3.IntegrityError:
+        except self._db.integrity_error:
             raise TokenError(f"a token named {name!r} exists already (revoke it, or choose another name)") from None
         self._invalidate()
         return token
@@ -60,9 +59,9 @@ class TokenStore:
 
     def revoke(self, name: str) -> None:
         with self._db.transaction() as db:
-            cursor = db.execute("UPDATE tokens SET revoked_at_s = ? WHERE name = ? AND revoked_at_s IS NULL",
-                                (self._clock(), name))
-        if cursor.rowcount != 1:
+            revoked = db.execute("UPDATE tokens SET revoked_at_s = ? WHERE name = ? AND revoked_at_s IS NULL",
+                                 (self._clock(), name)).rowcount
+        if revoked != 1:
             raise TokenError(f"no active token named {name[:64]!r}")
         self._invalidate()
 
@@ -85,16 +84,23 @@ class TokenStore:
 
     def _callers(self) -> dict[str, Caller]:
         with self._db.reading() as db:
-            # data_version changes when another connection commits: the CLI created or revoked a token.
-            version = int(db.execute("PRAGMA data_version").fetchone()[0])
+            # The version changes when another connection commits (the CLI created or revoked a token); without
+            # one (PostgreSQL), the few active tokens are read on every call.
+            version = self._db.data_version(db)
             with self._cache_lock:
-                if version == self._cache_version:
+                if version is not None and version == self._cache_version:
                     return self._cache
             rows = db.execute("SELECT name, role, hash FROM tokens WHERE revoked_at_s IS NULL").fetchall()
         callers = {digest: Caller(name, Role.parse(role), "token") for name, role, digest in rows}
         with self._cache_lock:
             self._cache, self._cache_version = callers, version
         return callers
+
+
+def _storable(text: str) -> str:
+    """`text` with NUL written out: what a refused call names comes from the client, and PostgreSQL's text cannot
+    hold a NUL (the entry would be lost)."""
+    return text.replace("\x00", "\\x00")
 
 
 class AuditLog:
@@ -108,8 +114,8 @@ class AuditLog:
             db.execute(
                 "INSERT INTO audit (at_s, actor, role, peer, call, target, outcome, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry.at_s, entry.actor, entry.role, entry.peer, entry.call, entry.target[:256], entry.outcome,
-                 entry.detail[:1024]),
+                (entry.at_s, *map(_storable, (entry.actor, entry.role, entry.peer, entry.call, entry.target[:256],
+                                              entry.outcome, entry.detail[:1024]))),
             )
 
     def recent(self, limit: int = 100) -> list[AuditEntry]:

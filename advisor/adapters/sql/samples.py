@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from advisor.adapters.sqlite.db import Database
+from advisor.adapters.sql.database import Database
 from advisor.features.samples import Series
 
 SAVE_CHUNK = 200  # entities saved per transaction (about 5 ms)
@@ -23,15 +23,15 @@ class SampleArchive:
         held for the whole (tens of MB for 20,000 VMs); each entity's row is whole either way."""
         rows = list(series)
         for start in range(0, len(rows), SAVE_CHUNK):
+            chunk = rows[start:start + SAVE_CHUNK]
             with self._db.transaction() as db:
-                for s in rows[start:start + SAVE_CHUNK]:
-                    if len(s.times) == 0:
-                        db.execute("DELETE FROM samples WHERE kind = ? AND entity_id = ?", (s.kind, s.entity_id))
-                    else:
-                        db.execute(
-                            "INSERT OR REPLACE INTO samples (kind, entity_id, times, vals) VALUES (?, ?, ?, ?)",
-                            (s.kind, s.entity_id, s.times.astype("<f8").tobytes(),
-                             np.ascontiguousarray(s.values, dtype="<f4").tobytes()))
+                db.executemany("DELETE FROM samples WHERE kind = ? AND entity_id = ?",
+                               [(s.kind, s.entity_id) for s in chunk if len(s.times) == 0])
+                db.executemany(
+                    "INSERT INTO samples (kind, entity_id, times, vals) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (kind, entity_id) DO UPDATE SET times = excluded.times, vals = excluded.vals",
+                    [(s.kind, s.entity_id, s.times.astype("<f8").tobytes(),
+                      np.ascontiguousarray(s.values, dtype="<f4").tobytes()) for s in chunk if len(s.times)])
         return len(rows)
 
     def load(self, fields: dict[str, int]) -> list[Series]:
