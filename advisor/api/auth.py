@@ -130,7 +130,7 @@ class AccessInterceptor(ServerInterceptor):
                 _caller.reset(token)
                 code: grpc.StatusCode | None = context.code()  # type: ignore[attr-defined]
                 if method in STATE_CHANGING or code not in (None, grpc.StatusCode.OK):
-                    details = str(context.details() or "") if code else ""  # type: ignore[attr-defined]
+                    details = _text(context.details()) if code else ""  # type: ignore[attr-defined]
                     self._record(context, method, caller, (code or grpc.StatusCode.OK).name, details, request)
 
         return guarded
@@ -152,6 +152,11 @@ class AccessInterceptor(ServerInterceptor):
             self._audit.append(record)
         except Exception:
             log.exception("audit trail not written", extra={"call": method})
+
+
+def _text(details: str | bytes | None) -> str:
+    """A call's status details as text: gRPC keeps those set by `abort` as UTF-8 bytes."""
+    return details.decode("utf-8", "replace") if isinstance(details, bytes) else details or ""
 
 
 def _holding(stream: Iterator[Any], places: threading.BoundedSemaphore, caller: Caller) -> Iterator[Any]:

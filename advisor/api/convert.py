@@ -345,9 +345,10 @@ def operation_to_pb(r: MigrationRecord) -> pb.Operation:
         msg.end_time.CopyFrom(timestamp(r.finished_at_s))
     if r.outcome is not None:
         o = r.outcome
-        msg.outcome.CopyFrom(pb.MigrationOutcome(
+        msg.outcome.CopyFrom(pb.MigrationOutcome(  # what was not measured stays unset, never 0
             total_time_ms=o.total_time_ms, downtime_ms=o.downtime_ms, transferred_mib=o.transferred_mib,
             iterations=o.iterations, postcopy_requests=o.postcopy_requests,
+            failure_class=f"FAILURE_CLASS_{o.failure.name}" if o.failure else None,
         ))
     return msg
 

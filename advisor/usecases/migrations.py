@@ -303,7 +303,8 @@ class MigrationOutcomes:
                 gauge.remove(record.vm_id)
         outcome = record.outcome
         if record.phase is Phase.SUCCEEDED and outcome is not None and not restart:
-            m.migration_seconds.labels(technique).observe(outcome.total_time_ms / 1000)
+            if outcome.total_time_ms is not None:
+                m.migration_seconds.labels(technique).observe(outcome.total_time_ms / 1000)
             predicted = record.predicted
             for target, actual, median in (
                 ("total_time", outcome.total_time_ms, predicted.total_time_ms.median),
