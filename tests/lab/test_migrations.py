@@ -18,6 +18,7 @@ import pytest
 
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sqlite.store import SqliteStore
+from advisor.domain.failures import Failure
 from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
 from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, MonitorTuning
@@ -206,11 +207,32 @@ def test_destination_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, st
     record = wait_final(executor, op)
     assert record.phase is Phase.FAILED, events(record)
     assert f"guest runs on source {source}" in record.message
+    assert record.outcome is not None and record.outcome.failure is Failure.TARGET_DAEMON_GONE, events(record)
+    assert f"target {target}'s hypervisor daemon went away" in record.message
+    assert record.outcome.downtime_ms is None
     assert lab.host_of(GUEST) == source
     assert alive(lab)
     lab.set_dirty_rate(GUEST, 0)
     executor.stop()
     lab.up(hosts=2, guests=1)  # restart the killed daemon for the next tests
+
+
+def test_source_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+    """The source's daemon dies: the guest runs on in the source's QEMU, which no one can ask. The record says
+    the source's daemon went away and that where the guest runs is not known, never "no host"."""
+    source, target = placed
+    executor, op = hopeless_precopy_under_way(lab, store, "kill-source", source, target)
+    pid = lab.status().host(source).pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    record = wait_final(executor, op)
+    assert record.phase is Phase.FAILED, events(record)
+    assert record.outcome is not None and record.outcome.failure is Failure.SOURCE_DAEMON_GONE, events(record)
+    assert record.message.endswith(f"guest runs on an unknown host (source {source} unreachable)"), events(record)
+    assert record.outcome.downtime_ms is None
+    executor.stop()
+    lab.up(hosts=2, guests=1)  # the daemon again, for the next tests
+    lab.set_dirty_rate(GUEST, 0)
 
 
 def test_restart_mid_migration_reconciles_with_libvirt(
