@@ -28,6 +28,7 @@ import grpc
 
 from advisor.api.handlers import Behaviour, ServerInterceptor, rebuilt
 from advisor.domain.access import STATE_CHANGING, AuditEntry, AuditTrail, Caller, Role, TokenCheck, may_call
+from advisor.metrics import AdvisorMetrics
 
 log = logging.getLogger("advisor.audit")
 
@@ -64,8 +65,10 @@ class AccessInterceptor(ServerInterceptor):
         certificate_roles: Mapping[str, Role] | None = None,
         limits: CallLimits = CallLimits(),
         clock: Callable[[], float] = time.time,
+        metrics: AdvisorMetrics | None = None,
     ) -> None:
         self._tokens = tokens
+        self._metrics = metrics
         self._audit = audit
         self._certificate_roles = dict(certificate_roles or {})
         self._places = {False: threading.BoundedSemaphore(limits.unary),
@@ -138,6 +141,8 @@ class AccessInterceptor(ServerInterceptor):
     def _refuse(self, context: grpc.ServicerContext, method: str, caller: Caller | None, code: grpc.StatusCode,
                 why: str, request: Any) -> None:
         self._record(context, method, caller, code.name, why, request)
+        if self._metrics is not None:
+            self._metrics.rpc_refused.labels(code.name).inc()
         context.abort(code, why)
 
     def _record(self, context: grpc.ServicerContext, method: str, caller: Caller | None, outcome: str, detail: str,
