@@ -11,9 +11,8 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from advisor.api import servicers
+from advisor.api import reflection, servicers
 from advisor.api.auth import AccessInterceptor, CallLimits
 from advisor.api.errors import ErrorInterceptor, MalformedRequest
 from advisor.api.grpc_metrics import GrpcMetrics
@@ -120,9 +119,7 @@ def start_server(
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     try:
         if tls is None:
             port = server.add_insecure_port(listen)
