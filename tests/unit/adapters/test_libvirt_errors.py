@@ -6,8 +6,9 @@ from __future__ import annotations
 import libvirt
 import pytest
 
+from advisor.adapters.libvirt_cold import cold_move
 from advisor.adapters.libvirt_errors import fault_of
-from advisor.domain.failures import Fault
+from advisor.domain.failures import Failure, Fault, Side, failure_of
 
 SYSTEM, INTERNAL, RPC = libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_INTERNAL_ERROR, libvirt.VIR_FROM_RPC
 
@@ -50,3 +51,10 @@ def test_the_fault_of_a_real_failed_connection() -> None:
         libvirt.open("qemu+tcp://127.0.0.1:1/system")
     e = caught.value
     assert fault_of(e.get_error_code(), e.get_error_domain(), e.get_error_message()) is Fault.UNREACHABLE
+
+
+def test_a_cold_move_to_a_target_that_does_not_answer_is_the_targets_fault() -> None:
+    result = cold_move("test:///default", "qemu+tcp://127.0.0.1:1/system", "test", 1.0)
+    assert not result.succeeded and result.detail == "untouched on the source"
+    assert (result.fault, result.fault_peer) == (Fault.UNREACHABLE, True)
+    assert failure_of(result.fault, Side.SOURCE, peer=result.fault_peer) is Failure.TARGET_UNREACHABLE
