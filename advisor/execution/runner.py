@@ -36,8 +36,9 @@ from advisor.execution.hypervisor import (
 from advisor.execution.monitor import MonitorPlan, MonitorTuning, monitor_plan
 
 log = logging.getLogger("advisor.execution")
-# How many times a refused switch to post-copy is asked again (one poll apart).
-POSTCOPY_RETRIES = 3
+# How long a refused switch to post-copy is asked again, once a poll, from the first refusal: QEMU refuses it until
+# its job is under way, which took over a second on a loaded machine.
+POSTCOPY_RETRY_S = 10.0
 # How long a guest may take to leave its source after a migration, and how often both hosts are asked meanwhile.
 SETTLE_S = 5.0
 SETTLE_POLL_S = 0.2
@@ -204,7 +205,7 @@ class Runner:
         """Poll and steer until the job ends. The pause between polls ends early when `job` (the migrate call, if
         this script started it) ends, so the end is noticed at once rather than up to a poll later."""
         vm = live.record.vm_id
-        postcopy_retries = POSTCOPY_RETRIES
+        retry_until: float | None = None  # set at the first refusal of a switch to post-copy
         while job_alive():
             yield Pause(self._poll_s, job)
             if not job_alive():
@@ -233,12 +234,13 @@ class Runner:
                 self._apply(live, source, actions, state)
             except HypervisorError as error:
                 # A switch to post-copy refused (QEMU takes it only once the job is under way) is asked again at
-                # the next poll, a few times: the monitor decided it, and a planned post-copy must not quietly
+                # each poll for POSTCOPY_RETRY_S: the monitor decided it, and a planned post-copy must not quietly
                 # run as a pre-copy. A refusal asked again is expected, not an error on the timeline.
-                retried = (state.postcopy_requested and state.phase is not Phase.POSTCOPY and postcopy_retries > 0
-                           and any(isinstance(a, monitor.StartPostcopy) for a in actions))
+                switch = (state.postcopy_requested and state.phase is not Phase.POSTCOPY
+                          and any(isinstance(a, monitor.StartPostcopy) for a in actions))
+                retry_until = retry_until or (self._monotonic() + POSTCOPY_RETRY_S if switch else None)
+                retried = switch and self._monotonic() < (retry_until or 0.0)
                 if retried:
-                    postcopy_retries -= 1
                     state = replace(state, postcopy_requested=False)
                 if retried and error.fault is Fault.REFUSED:
                     log.info("post-copy switch refused, asking again", extra={

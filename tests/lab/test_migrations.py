@@ -154,6 +154,25 @@ def test_dirtying_faster_than_the_cap_is_switched_to_postcopy(lab: Lab, store: S
     lab.set_dirty_rate(GUEST, 0)
 
 
+def test_a_planned_postcopy_says_each_event_once_and_no_expected_refusal(
+        lab: Lab, placed: tuple[str, str], store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+    """QEMU refuses a switch to post-copy until its job is under way, and the runner asks again: that refusal is
+    no error on the timeline, and the switch and the arrival in post-copy are each said once."""
+    source, target = placed
+    lab.set_dirty_rate(GUEST, 0)
+    executor = started(lab, store)
+    params = MigrationParameters(Technique.POSTCOPY, 32, 300, postcopy_after_ms=0.0, deadline_ms=60_000)
+    record = wait_final(executor, execute(executor, "planned-postcopy", source, target, params))
+    assert record.phase is Phase.SUCCEEDED, events(record)
+    notes = [e.message for e in record.timeline]
+    said = [getattr(r, "error", "") for r in caplog.records]
+    assert not any("action failed" in n for n in notes), (notes, said)
+    assert sum("switching to post-copy" in n for n in notes) == 1, notes
+    assert sum(n.startswith("in post-copy") for n in notes) == 1, notes
+    assert alive(lab)
+    executor.stop()
+
+
 def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
     source, target = placed
     # three times the cap: without throttling, pre-copy cannot converge (six times made the run long and, on a
