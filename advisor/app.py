@@ -306,7 +306,9 @@ def build_app(
     samples, ingestion, migrations, freshness = (core.samples, core.usecases.ingestion, core.usecases.migrations,
                                                  core.freshness)
 
-    access = AccessInterceptor(tokens, audit, certificate_roles=roles, limits=call_limits(settings), clock=clock)
+    access = AccessInterceptor(tokens, audit, certificate_roles=roles, limits=call_limits(settings), clock=clock,
+                               metrics=metrics)
+    metrics.watch_backlog(store.review_backlog)
     collectors = sources(settings, ingestion, allowed_connect, migrations, metrics, clock, core.signs, definitions)
 
     def keep_house() -> None:

@@ -1,21 +1,66 @@
-"""The advisor's own Prometheus metrics, on an injected registry so tests and benchmarks get their own."""
+"""The advisor's own Prometheus metrics, on an injected registry so tests and benchmarks get their own.
+
+Base units throughout (seconds, bytes, ratios), as Prometheus' naming asks; the process collector's `process_*`;
+gRPC's under the names of go-grpc-prometheus (`grpc_server_*`, labels grpc_type, grpc_service, grpc_method and
+grpc_code in Go's spelling: OK, NotFound, ...), which stock dashboards query. docs/grafana/advisor.json is a
+dashboard over them (tests/integration/test_metrics.py checks it against what a server exports).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+MIB_BYTES = 1 << 20
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Recommendations waiting for a person: a decision (proposed) or a run (approved), by priority 1 to 5.
+BACKLOG_STATES = ("proposed", "approved")
+PRIORITIES = (1, 2, 3, 4, 5)
+# How many recommendations of each (state, priority) there are, read at each scrape.
+Backlog = Callable[[], Mapping[tuple[str, int], int]]
+
+
+class BacklogCollector(Collector):
+    """advisor_review_backlog{state, priority}, read from the store when scraped (so it is never stale), with a
+    0 for every state and priority that has none (so an alert sees the backlog empty, not absent)."""
+
+    def __init__(self, read: Backlog) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = self._read()
+        family = GaugeMetricFamily("advisor_review_backlog", "Recommendations waiting for a person: a decision "
+                                   "(proposed) or a run (approved), by priority (1 highest)",
+                                   labels=["state", "priority"])
+        for state in BACKLOG_STATES:
+            for priority in PRIORITIES:
+                family.add_metric([state, str(priority)], counts.get((state, priority), 0))
+        yield family
 
 
 class AdvisorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.rpc_requests = Counter(
-            "advisor_rpc_requests", "gRPC calls handled, by method and status code", ["method", "code"],
-            registry=registry,
-        )
-        self.rpc_seconds = Histogram(
-            "advisor_rpc_duration_seconds", "gRPC call latency", ["method"], registry=registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )
+        ProcessCollector(registry=registry)
+        grpc_labels = ["grpc_type", "grpc_service", "grpc_method"]
+        self.grpc_started = Counter("grpc_server_started", "RPCs started on the server", grpc_labels,
+                                    registry=registry)
+        self.grpc_handled = Counter("grpc_server_handled", "RPCs completed on the server, whatever their status",
+                                    [*grpc_labels, "grpc_code"], registry=registry)
+        self.grpc_seconds = Histogram("grpc_server_handling_seconds", "Time from an RPC's start to its end "
+                                      "(a response stream's last message)", grpc_labels, registry=registry,
+                                      buckets=LATENCY_BUCKETS)
+        self.grpc_received = Counter("grpc_server_msg_received", "Request messages received on the server",
+                                     grpc_labels, registry=registry)
+        self.grpc_sent = Counter("grpc_server_msg_sent", "Response messages sent by the server", grpc_labels,
+                                 registry=registry)
+        self.rpc_refused = Counter(
+            "advisor_rpc_refused", "Calls refused before they ran: credentials missing or unknown "
+            "(UNAUTHENTICATED), a role that may not call (PERMISSION_DENIED), no place (RESOURCE_EXHAUSTED)",
+            ["code"], registry=registry)
         self.samples_ingested = Counter(
             "advisor_samples_ingested", "Metric samples accepted, by entity kind", ["kind"], registry=registry
         )
@@ -41,26 +86,33 @@ class AdvisorMetrics:
             "advisor_migration_duration_seconds", "Total time of successful migrations", ["technique"],
             registry=registry, buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
         )
+        self.migration_downtime = Histogram(
+            "advisor_migration_downtime_seconds", "Downtime of successful migrations (the guest paused), where "
+            "measured", ["technique"], registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10, 30, 60),
+        )
         self.prediction_ratio = Histogram(
             "advisor_migration_actual_to_predicted", "Actual over predicted median, per quantity", ["quantity"],
             registry=registry, buckets=(0.25, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2, 4),
         )
-        self.migration_remaining_mib = Gauge(
-            "advisor_migration_remaining_mib", "Memory still to copy, per migrating VM", ["vm"], registry=registry
+        self.migration_remaining_bytes = Gauge(
+            "advisor_migration_remaining_bytes", "Memory still to copy, per migrating VM", ["vm"], registry=registry
         )
         self.migration_dirty_rate = Gauge(
-            "advisor_migration_dirty_rate_mib_s", "Dirty rate during migration, per VM", ["vm"], registry=registry
+            "advisor_migration_dirty_rate_bytes_per_second", "Dirty rate during migration, per VM", ["vm"],
+            registry=registry,
         )
         self.migration_transfer_rate = Gauge(
-            "advisor_migration_transfer_rate_mib_s", "Transfer rate, per migrating VM", ["vm"], registry=registry
+            "advisor_migration_transfer_rate_bytes_per_second", "Transfer rate, per migrating VM", ["vm"],
+            registry=registry,
         )
         self.vm_dirty_rate = Gauge(
-            "advisor_vm_dirty_rate_mib_s", "Dirty rate measured through the hypervisor (page sampling), per VM",
+            "advisor_vm_dirty_rate_bytes_per_second", "Dirty rate measured through the hypervisor, per VM",
             ["vm"], registry=registry,
         )
         self.vm_cpu = Gauge("advisor_vm_cpu_ratio", "Share of its vCPUs a guest uses, per VM", ["vm"],
                             registry=registry)
-        self.vm_memory_used = Gauge("advisor_vm_memory_used_mib", "Memory a guest uses (balloon), per VM", ["vm"],
+        self.vm_memory_used = Gauge("advisor_vm_memory_used_bytes", "Memory a guest uses (balloon), per VM", ["vm"],
                                     registry=registry)
         self.source_up = Gauge("advisor_source_up", "Whether a metrics source answered its last poll", ["source"],
                                registry=registry)
@@ -74,15 +126,17 @@ class AdvisorMetrics:
                                     registry=registry)
         self.hypervisor_up = Gauge("advisor_hypervisor_up", "Whether a host's hypervisor answered the last collection",
                                    ["host"], registry=registry)
+        # Per model version and host profile: a promoted version, or hosts of another profile, have their own.
+        error_labels = ["technique", "quantity", "model", "model_version", "profile"]
         self.prediction_error = Gauge(
             "advisor_prediction_error_ratio", "Median |predicted - actual| / actual over the last migrations",
-            ["technique", "quantity"], registry=registry)
+            error_labels, registry=registry)
         self.prediction_coverage = Gauge(
             "advisor_prediction_coverage_ratio", "Share of the last migrations inside the predicted interval",
-            ["technique", "quantity"], registry=registry)
+            error_labels, registry=registry)
         self.prediction_drift = Gauge(
             "advisor_prediction_drift", "1 when the running error is beyond the drift threshold: retrain",
-            ["technique", "quantity"], registry=registry)
+            error_labels, registry=registry)
         self.interval_widening = Gauge(
             "advisor_interval_widening_ratio", "How much wider each side of the served p10-p90 is than the model's "
             "own, adapted to recent coverage (1: the model's; below 1: narrower)",
@@ -100,3 +154,7 @@ class AdvisorMetrics:
         )
         self.expired = Counter("advisor_recommendations_expired", "Recommendations found stale by the periodic check",
                                registry=registry)
+
+    def watch_backlog(self, read: Backlog) -> None:
+        """Export the review backlog (BacklogCollector), read through `read` at each scrape."""
+        self.registry.register(BacklogCollector(read))

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from advisor.domain.failures import Fault
 from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MigrationParameters, Technique
 from advisor.execution.hypervisor import (
@@ -109,7 +110,7 @@ class FakeWorld:
         if not uri.startswith(SCHEME) or host not in self.hosts:
             raise HypervisorError(f"cannot connect to {uri}: no such fake host")
         if host in self.down:
-            raise HypervisorError(f"cannot connect to {uri}: Connection refused")
+            raise HypervisorError(f"cannot connect to {uri}: Connection refused", Fault.UNREACHABLE)
         return FakeHypervisor(self, host)
 
     def kill(self, host: str) -> None:
@@ -228,7 +229,7 @@ class FakeHypervisor:
 
     def progress(self, guest: str) -> Progress | None:
         if self.world.fail_polls:
-            raise HypervisorError("connection reset")
+            raise HypervisorError("connection reset", Fault.CONNECTION_LOST)
         with self.world.lock:
             job = self.world._jobs.get(guest)
             if job is None or job.cold:
@@ -252,7 +253,8 @@ class FakeHypervisor:
                 raise HypervisorError(f"switch {guest!r} to post-copy: no migration job")
             if self.world.refuse_postcopy > 0:
                 self.world.refuse_postcopy -= 1
-                raise HypervisorError(f"switch {guest!r} to post-copy: not yet (the job is not under way)")
+                raise HypervisorError(f"switch {guest!r} to post-copy: not yet (the job is not under way)",
+                                      Fault.REFUSED)
             job.postcopy = True
             self.world.calls.append("postcopy")
 
@@ -296,7 +298,7 @@ class FakeMigration:
             elapsed_ms = (w.clock() - job.started) * 1000
             if job.aborted:
                 self._ended = MigrationResult(False, error="operation aborted: canceled by client",
-                                              total_time_ms=elapsed_ms)
+                                              total_time_ms=elapsed_ms, fault=Fault.CANCELLED)
             elif job.cold:
                 self._ended = w.cold_result(self._guest, self._destination, elapsed_ms)
             else:

@@ -17,6 +17,7 @@ import libvirt
 import libvirt_qemu
 
 from advisor.adapters import libvirt_cold
+from advisor.adapters.libvirt_errors import classified
 from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters, Technique
 from advisor.execution.hypervisor import (
@@ -56,8 +57,9 @@ def ensure_event_loop() -> None:
         _loop_running.set()
 
 
-def _error(what: str, error: libvirt.libvirtError) -> HypervisorError:
-    return HypervisorError(f"{what}: {error.get_error_message()}")
+def _error(what: str, error: libvirt.libvirtError, conn: Any | None = None) -> HypervisorError:
+    fault, peer = classified(error, conn)
+    return HypervisorError(f"{what}: {error.get_error_message()}", fault, peer=peer)
 
 
 def migration_flags(parameters: MigrationParameters, persistent: bool) -> int:
@@ -263,8 +265,13 @@ class LibvirtHypervisor:
 
     def migrate(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
         # A connection of its own: this call blocks until the migration ends.
-        conn = libvirt.open(self._uri)
         started = time.monotonic()
+        try:
+            conn = libvirt.open(self._uri)
+        except libvirt.libvirtError as e:
+            fault, _ = classified(e, None)
+            return MigrationResult(False, error=f"cannot connect to {self._uri}: {e.get_error_message()}",
+                                   fault=fault)
         try:
             dom = conn.lookupByName(guest)
             with self._completed_cond:
@@ -273,10 +280,12 @@ class LibvirtHypervisor:
                 target.uri, migration_params(parameters, target), migration_flags(parameters, dom.isPersistent() == 1)
             )
         except libvirt.libvirtError as e:
+            fault, peer = classified(e, conn)
             return MigrationResult(False, error=e.get_error_message() or str(e),
-                                   total_time_ms=(time.monotonic() - started) * 1000)
+                                   total_time_ms=(time.monotonic() - started) * 1000, fault=fault, fault_peer=peer)
         finally:
-            conn.close()
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()
         with self._completed_cond:
             self._completed_cond.wait_for(lambda: guest in self._completed, timeout=3.0)
             stats = self._completed.pop(guest, {})

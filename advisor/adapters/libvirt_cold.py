@@ -20,6 +20,7 @@ from typing import Any
 
 import libvirt
 
+from advisor.adapters.libvirt_errors import classified
 from advisor.domain.migration import MigrationResult
 from advisor.domain.model import MIB
 
@@ -59,13 +60,14 @@ def cold_move(source_uri: str, target_uri: str, guest: str, shutdown_timeout_s: 
         src = libvirt.open(source_uri)
     except libvirt.libvirtError as e:
         return MigrationResult(False, error=f"cannot connect to the source: {_words(e)}",
-                               detail="untouched on the source")
+                               detail="untouched on the source", fault=classified(e, None)[0])
     try:
         dst = libvirt.open(target_uri)
     except libvirt.libvirtError as e:
         src.close()
+        # The fault is the target's: the other host than the source this move is run from (fault_peer).
         return MigrationResult(False, error=f"cannot connect to the target: {_words(e)}",
-                               detail="untouched on the source")
+                               detail="untouched on the source", fault=classified(e, None)[0], fault_peer=True)
     try:
         forced, xml, down_at, up_at = _steps(src, dst, guest, shutdown_timeout_s, clock, sleep)
     except _Failed as failure:

@@ -28,6 +28,7 @@ import grpc
 
 from advisor.api.handlers import Behaviour, ServerInterceptor, rebuilt
 from advisor.domain.access import STATE_CHANGING, AuditEntry, AuditTrail, Caller, Role, TokenCheck, may_call
+from advisor.metrics import AdvisorMetrics
 
 log = logging.getLogger("advisor.audit")
 
@@ -64,8 +65,10 @@ class AccessInterceptor(ServerInterceptor):
         certificate_roles: Mapping[str, Role] | None = None,
         limits: CallLimits = CallLimits(),
         clock: Callable[[], float] = time.time,
+        metrics: AdvisorMetrics | None = None,
     ) -> None:
         self._tokens = tokens
+        self._metrics = metrics
         self._audit = audit
         self._certificate_roles = dict(certificate_roles or {})
         self._places = {False: threading.BoundedSemaphore(limits.unary),
@@ -142,7 +145,7 @@ class AccessInterceptor(ServerInterceptor):
                 try:
                     code: grpc.StatusCode | None = context.code()  # type: ignore[attr-defined]
                     if method in STATE_CHANGING or code not in (None, grpc.StatusCode.OK):
-                        details = str(context.details() or "") if code else ""  # type: ignore[attr-defined]
+                        details = _text(context.details()) if code else ""  # type: ignore[attr-defined]
                         self._record(context, method, caller, (code or grpc.StatusCode.OK).name, details, request)
                 finally:
                     if not stream:  # the place is given back only once the audit entry is written (see drain)
@@ -153,6 +156,8 @@ class AccessInterceptor(ServerInterceptor):
     def _refuse(self, context: grpc.ServicerContext, method: str, caller: Caller | None, code: grpc.StatusCode,
                 why: str, request: Any) -> None:
         self._record(context, method, caller, code.name, why, request)
+        if self._metrics is not None:
+            self._metrics.rpc_refused.labels(code.name).inc()
         context.abort(code, why)
 
     def _record(self, context: grpc.ServicerContext, method: str, caller: Caller | None, outcome: str, detail: str,
@@ -167,6 +172,11 @@ class AccessInterceptor(ServerInterceptor):
             self._audit.append(record)
         except Exception:
             log.exception("audit trail not written", extra={"call": method})
+
+
+def _text(details: str | bytes | None) -> str:
+    """A call's status details as text: gRPC keeps those set by `abort` as UTF-8 bytes."""
+    return details.decode("utf-8", "replace") if isinstance(details, bytes) else details or ""
 
 
 def _holding(stream: Iterator[Any], places: threading.BoundedSemaphore, caller: Caller) -> Iterator[Any]:

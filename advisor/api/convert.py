@@ -275,8 +275,10 @@ def state_to_pb(s: RecommendationState) -> int:
 
 
 def recommendation_to_pb(r: Recommendation, *, with_assessments: bool = True) -> pb.Recommendation:
+    # One not stored (a dry run, a plan of no move) has no id, and so no state of its own, nor have its moves.
+    stored = bool(r.id)
     msg = pb.Recommendation(
-        id=r.id, goal=r.goal, state=state_to_pb(r.state),  # type: ignore[arg-type]
+        id=r.id, goal=r.goal, state=state_to_pb(r.state) if stored else 0,  # type: ignore[arg-type]
         create_time=timestamp(r.created_at_s),
         moves=[move_to_pb(m, with_assessments=with_assessments, status=s) for m, s in zip(r.moves, r.statuses(),
                                                                                           strict=True)],
@@ -287,6 +289,9 @@ def recommendation_to_pb(r: Recommendation, *, with_assessments: bool = True) ->
         history=[pb.StateChange(time=timestamp(h.at_s), state=state_to_pb(h.state),  # type: ignore[arg-type]
                                 actor=h.actor, reason=h.reason) for h in r.history],
     )
+    if not stored:
+        for move in msg.moves:
+            move.ClearField("state")
     if r.decided_at_s is not None:
         msg.decide_time.CopyFrom(timestamp(r.decided_at_s))
     if r.benefit is not None:
@@ -345,9 +350,10 @@ def operation_to_pb(r: MigrationRecord) -> pb.Operation:
         msg.end_time.CopyFrom(timestamp(r.finished_at_s))
     if r.outcome is not None:
         o = r.outcome
-        msg.outcome.CopyFrom(pb.MigrationOutcome(
+        msg.outcome.CopyFrom(pb.MigrationOutcome(  # what was not measured stays unset, never 0
             total_time_ms=o.total_time_ms, downtime_ms=o.downtime_ms, transferred_mib=o.transferred_mib,
             iterations=o.iterations, postcopy_requests=o.postcopy_requests,
+            failure_class=f"FAILURE_CLASS_{o.failure.name}" if o.failure else None,
         ))
     return msg
 

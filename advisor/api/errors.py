@@ -4,7 +4,6 @@ call of the advisor's services, counting, timing and logging each."""
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Collection, Iterator
 from typing import Any, NoReturn
@@ -20,7 +19,6 @@ from advisor.domain.errors import (
     NotFound,
     Unavailable,
 )
-from advisor.metrics import AdvisorMetrics
 
 log = logging.getLogger("advisor.api")
 
@@ -56,13 +54,12 @@ def status_of(error: AdvisorError) -> grpc.StatusCode:
 
 class ErrorInterceptor(ServerInterceptor):
     """Ends each call of the named services that raised with the status of its error: an AdvisorError's own
-    (STATUS) and message, anything else INTERNAL with an incident id that finds it in the log. Each call is
-    counted by method and status, and timed (a response stream until it starts). A request that did not parse
+    (STATUS) and message, anything else INTERNAL with an incident id that finds it in the log (grpc_metrics
+    counts and times each call). A request that did not parse
     (MalformedRequest) is INVALID_ARGUMENT before the servicer sees it; so is each message of a request stream,
     which the servicer checks itself to say which message it was."""
 
-    def __init__(self, metrics: AdvisorMetrics, services: Collection[str]) -> None:
-        self._metrics = metrics
+    def __init__(self, services: Collection[str]) -> None:
         self._services = frozenset(services)
 
     def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
@@ -74,18 +71,12 @@ class ErrorInterceptor(ServerInterceptor):
 
     def _answering(self, behaviour: Behaviour, method: str) -> Behaviour:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
             try:
                 if isinstance(request, MalformedRequest):
                     raise request.error()
                 result = behaviour(request, context)
             except Exception as error:
-                code = _status(error)
-                _abort(context, method, code, error)
-            finally:
-                self._metrics.rpc_requests.labels(method, code.name).inc()
-                self._metrics.rpc_seconds.labels(method).observe(time.perf_counter() - started)
+                _abort(context, method, _status(error), error)
             return _answered(result, context, method) if isinstance(result, Iterator) else result
 
         return call

@@ -11,11 +11,11 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from advisor.api import servicers
+from advisor.api import reflection, servicers
 from advisor.api.auth import AccessInterceptor, CallLimits
 from advisor.api.errors import ErrorInterceptor, MalformedRequest
+from advisor.api.grpc_metrics import GrpcMetrics
 from advisor.api.handlers import FACTORIES
 from advisor.api.servicers import StreamLimits
 from advisor.api.v1 import advisor_pb2 as pb
@@ -97,8 +97,9 @@ def start_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=limits.unary + limits.streams + HEALTH_RESERVE,
                                    thread_name_prefix="grpc"),
-        # The access interceptor first: a refused call never reaches the error interceptor (nor is counted by it).
-        interceptors=[access, ErrorInterceptor(metrics, SERVICE_NAMES)],
+        # The metrics first, so that every call is counted, refused ones too; then access: a refused call never
+        # reaches the error interceptor.
+        interceptors=[GrpcMetrics(metrics), access, ErrorInterceptor(SERVICE_NAMES)],
         options=[("grpc.max_receive_message_length", 4 * limit), ("grpc.max_send_message_length", 4 * limit),
                  # One server per port: with SO_REUSEPORT a second server would silently take half the calls.
                  ("grpc.so_reuseport", 0)],
@@ -118,9 +119,7 @@ def start_server(
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     try:
         if tls is None:
             port = server.add_insecure_port(listen)

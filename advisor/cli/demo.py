@@ -109,14 +109,17 @@ def _watch(client: AdvisorClient, operation_id: str, out: Print) -> None:
 def _compare(op: pb.Operation) -> str:
     c, o = op.predicted_cost, op.outcome
 
-    def row(name: str, e: pb.Estimate, actual: float, unit: str) -> list[str]:
+    def row(name: str, e: pb.Estimate, field: str, unit: str) -> list[str]:
+        predicted = [name, f"{e.median:.0f} {unit}", f"{e.low:.0f}-{e.high:.0f}"]
+        if not o.HasField(field):
+            return [*predicted, "-", "-", "-"]  # not measured
+        actual = getattr(o, field)
         inside = "yes" if e.low <= actual <= e.high else "no"
-        return [name, f"{e.median:.0f} {unit}", f"{e.low:.0f}-{e.high:.0f}", f"{actual:.0f} {unit}",
-                f"{actual / e.median:.2f}" if e.median else "-", inside]
+        return [*predicted, f"{actual:.0f} {unit}", f"{actual / e.median:.2f}" if e.median else "-", inside]
 
-    rows = [row("total time", c.total_time_ms, o.total_time_ms, "ms"),
-            row("downtime", c.downtime_ms, o.downtime_ms, "ms"),
-            row("data sent", c.transferred_mib, o.transferred_mib, "MiB")]
+    rows = [row("total time", c.total_time_ms, "total_time_ms", "ms"),
+            row("downtime", c.downtime_ms, "downtime_ms", "ms"),
+            row("data sent", c.transferred_mib, "transferred_mib", "MiB")]
     return table(["", "predicted", "interval", "actual", "actual/predicted", "inside"], rows, right=(1, 2, 3, 4))
 
 

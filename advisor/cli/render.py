@@ -160,6 +160,22 @@ def _inside(e: pb.Estimate, actual: float) -> str:
     return "yes" if e.low <= actual <= e.high else "NO"
 
 
+def measured(o: pb.MigrationOutcome, field: str, scale: float = 1.0, digits: int = 0) -> str:
+    """An actual figure, or "-" where it was not measured (a failed move's downtime): never a 0."""
+    return f"{getattr(o, field) / scale:.{digits}f}" if o.HasField(field) else "-"
+
+
+def failure_name(value: int) -> str:
+    """An outcome's failure class in words ("target daemon gone"); "" when it has none."""
+    return pb.FailureClass.Name(value).removeprefix("FAILURE_CLASS_").lower().replace("_", " ") if value else ""
+
+
+def ended_as(op: pb.Operation) -> str:
+    """The phase, and for a move that failed why: "failed (source daemon gone)"."""
+    why = failure_name(op.outcome.failure_class) if op.HasField("outcome") else ""
+    return phase_name(op.phase) + (f" ({why})" if why else "")
+
+
 def history_table(ops: Sequence[pb.Operation]) -> str:
     """Predicted against actual for each executed move, newest first; then the downtime quantiles."""
     rows = []
@@ -167,15 +183,15 @@ def history_table(ops: Sequence[pb.Operation]) -> str:
         c, o = op.predicted_cost, op.outcome
         ended = op.HasField("outcome")
         rows.append([op.operation_id, _when(op.create_time), op.vm_id, f"{op.source_host_id}->{op.target_host_id}",
-                     how(op.parameters), phase_name(op.phase),
-                     _est(c.total_time_ms, 1000, 1), f"{o.total_time_ms / 1000:.1f}" if ended else "",
-                     _est(c.downtime_ms), f"{o.downtime_ms:.0f}" if ended else "",
+                     how(op.parameters), ended_as(op),
+                     _est(c.total_time_ms, 1000, 1), measured(o, "total_time_ms", 1000, 1) if ended else "",
+                     _est(c.downtime_ms), measured(o, "downtime_ms") if ended else "",
                      _inside(c.downtime_ms, o.downtime_ms) if ended and op.phase == pb.MIGRATION_PHASE_SUCCEEDED
-                     else ""])
+                     and o.HasField("downtime_ms") else ""])
     out = table(["operation", "started (UTC)", "vm", "move", "technique", "phase", "predicted s", "actual s",
                  "predicted downtime ms", "actual ms", "in interval"], rows, right=(7, 9), colours={5: state_colour})
     done = sorted(op.outcome.downtime_ms for op in ops if op.phase == pb.MIGRATION_PHASE_SUCCEEDED
-                  and op.parameters.kind != pb.MOVE_KIND_RESTART)  # a restart's downtime is not measured
+                  and op.outcome.HasField("downtime_ms"))  # a restart's downtime is not measured
     if done:
         def q(p: float) -> float:
             return done[min(len(done) - 1, int(p * len(done)))]
@@ -231,12 +247,12 @@ def decision_line(rec: pb.Recommendation) -> str:
 
 def render_operation(op: pb.Operation) -> str:
     lines = [f"Operation {safe(op.operation_id)} of recommendation {safe(op.recommendation_id)}: "
-             f"{phase_name(op.phase)}", f"  {safe(op.message)}"]
+             f"{ended_as(op)}", f"  {safe(op.message)}"]
     if op.HasField("outcome"):
         c, o = op.predicted_cost, op.outcome
-        rows = [["total time ms", f"{c.total_time_ms.median:.0f}", f"{o.total_time_ms:.0f}"],
-                ["downtime ms", f"{c.downtime_ms.median:.0f}", f"{o.downtime_ms:.0f}"],
-                ["data MiB", f"{c.transferred_mib.median:.0f}", f"{o.transferred_mib:.0f}"],
+        rows = [["total time ms", f"{c.total_time_ms.median:.0f}", measured(o, "total_time_ms")],
+                ["downtime ms", f"{c.downtime_ms.median:.0f}", measured(o, "downtime_ms")],
+                ["data MiB", f"{c.transferred_mib.median:.0f}", measured(o, "transferred_mib")],
                 ["iterations", "", str(o.iterations)], ["post-copy requests", "", str(o.postcopy_requests)]]
         lines.append(table(["", "predicted", "actual"], rows, right=(1, 2)))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from advisor.domain.failures import Failure, Fault
 from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters
 
 
@@ -36,6 +37,10 @@ class GuestLocation(enum.Enum):
     TARGET = "target"
     NOWHERE = "nowhere"
     BOTH = "both"  # both hosts run it: a split brain for an operator to resolve
+    # Neither host was found running it and the source (or the target) could not be asked: where it runs is not
+    # known (a source whose daemon died goes on running its guests in QEMU).
+    SOURCE_UNREACHABLE = "source unreachable"
+    TARGET_UNREACHABLE = "target unreachable"
 
     def describe(self, source_host_id: str, target_host_id: str) -> str:
         """As the timeline says it: "target hv2", "BOTH source hv1 and target hv2"."""
@@ -48,6 +53,10 @@ class GuestLocation(enum.Enum):
                 return "no host (not found running)"
             case GuestLocation.BOTH:
                 return f"BOTH source {source_host_id} and target {target_host_id}"
+            case GuestLocation.SOURCE_UNREACHABLE:
+                return f"an unknown host (source {source_host_id} unreachable)"
+            case GuestLocation.TARGET_UNREACHABLE:
+                return f"an unknown host (target {target_host_id} unreachable)"
 
 
 @dataclass(frozen=True)
@@ -74,15 +83,21 @@ class MigrationResult:
 
     succeeded: bool
     error: str = ""
-    total_time_ms: float = 0.0
-    # None: not measured (a failed or aborted job, a migration reconciled after a restart), never taken as 0
+    # None: not measured (a move that never started, a migration reconciled after a restart without a reading;
+    # downtime: any job that did not complete), never taken as 0
+    total_time_ms: float | None = None
     downtime_ms: float | None = None
-    transferred_mib: float = 0.0
+    transferred_mib: float | None = None
     iterations: int = 0
     postcopy_requests: int = 0
     # The advisor's own words on how it went, safe to show where `error` (the hypervisor's words) is not: for a cold
     # move, whether the guest was forced off, and where a failure left it ("defined on the source, running").
     detail: str = ""
+    # What the hypervisor adapter made of `error`, and whether it lay between the host called and its peer (see
+    # failures.failure_of); then why the move failed, as shown (None while it has not, or if it succeeded).
+    fault: Fault | None = None
+    fault_peer: bool = False
+    failure: Failure | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from advisor.domain.errors import AdvisorError, FailedPrecondition, NotFound
+from advisor.domain.failures import Failure
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters, Move, MoveKind, Technique
@@ -204,7 +205,8 @@ class Executor:
             live.user_abort = (reason or "aborted on request") + (f" (by {actor})" if actor else "")
             if operation_id in self._queue:
                 self._queue.remove(operation_id)
-                self._end(live, MigrationResult(False, error="aborted before it started"), Phase.ABORTED,
+                self._end(live, MigrationResult(False, error="aborted before it started",
+                                                failure=Failure.ABORTED_BY_PERSON), Phase.ABORTED,
                           f"aborted while queued: {live.user_abort}")
             return live.record
 

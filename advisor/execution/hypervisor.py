@@ -10,12 +10,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from advisor.domain.errors import AdvisorError
+from advisor.domain.failures import Failure, Fault, Side, failure_of
 from advisor.domain.migration import MigrationResult, Progress
 from advisor.domain.model import MigrationParameters
 
 
 class HypervisorError(Exception):
-    """A hypervisor call failed; the message carries the hypervisor's own words."""
+    """A hypervisor call failed; the message carries the hypervisor's own words, `fault` what the adapter made of
+    them, `peer` whether it lay between the host called and the other host (failures.failure_of)."""
+
+    def __init__(self, message: str, fault: Fault = Fault.OTHER, *, peer: bool = False) -> None:
+        super().__init__(message)
+        self.fault = fault
+        self.peer = peer
 
 
 class UriRefused(HypervisorError):
@@ -162,12 +169,27 @@ class Hypervisor(Protocol):
 log = logging.getLogger("advisor.execution")
 
 
+def failure_of_error(error: Exception, called: Side) -> Failure:
+    """The class of an error met calling the `called` host's hypervisor (or refusing to)."""
+    if isinstance(error, AdvisorError | UriRefused):
+        return Failure.REFUSED_BY_ADVISOR
+    if isinstance(error, HypervisorError):
+        return failure_of(error.fault, called, peer=error.peer)
+    return Failure.HYPERVISOR_ERROR
+
+
+def incident(error: str) -> str:
+    """Log a hypervisor's words under a new incident id, which is returned for the reader."""
+    ident = uuid.uuid4().hex[:8]
+    log.warning("hypervisor error", extra={"incident": ident, "error": error})
+    return ident
+
+
 def public(error: Exception) -> str:
     """What a client may read of an error. The advisor's own errors say what they say; a hypervisor's words can
     carry what the caller must not see (a file's first line from a crafted URI, addresses, paths), so they stay
     in the log under an incident id that the client gets instead."""
     if isinstance(error, AdvisorError | UriRefused):
         return str(error)
-    incident = uuid.uuid4().hex[:8]
-    log.warning("hypervisor error", extra={"incident": incident, "error": str(error)})
-    return f"the hypervisor reported an error (incident {incident}; details in the advisor's log)"
+    what = error.fault.words if isinstance(error, HypervisorError) else Fault.OTHER.words
+    return f"{what} (incident {incident(str(error))}; details in the advisor's log)"

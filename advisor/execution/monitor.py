@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from advisor.domain.failures import Failure
 from advisor.domain.migration import Phase, Progress
 from advisor.domain.model import MigrationCost, MigrationParameters, Technique
 
@@ -92,6 +93,8 @@ class MonitorState:
     ceiling_floor_mib: float = float("inf")
     postcopy_requested: bool = False
     abort_requested: bool = False
+    # Why the abort was asked for: the deadline, the monitor's own judgement, or a person.
+    abort_cause: Failure | None = None
     monitoring_failures: int = 0
     estimate: Estimate = Estimate()
 
@@ -218,14 +221,15 @@ def _lost_at_ceiling(progress: Progress, plan: MonitorPlan, state: MonitorState)
     return _keeping_up(progress, plan) or out_of_reach
 
 
-def _switch_or_abort(state: MonitorState, plan: MonitorPlan, why: str) -> tuple[MonitorState, list[Action]]:
+def _switch_or_abort(state: MonitorState, plan: MonitorPlan, why: str,
+                     cause: Failure = Failure.ABORTED_BY_MONITOR) -> tuple[MonitorState, list[Action]]:
     if plan.postcopy_allowed:
         if state.postcopy_requested:
             return state, []
         return replace(state, postcopy_requested=True), [StartPostcopy(why)]
     if state.abort_requested:
         return state, []
-    return replace(state, abort_requested=True), [Abort(why)]
+    return replace(state, abort_requested=True, abort_cause=cause), [Abort(why)]
 
 
 def step(
@@ -241,7 +245,7 @@ def step(
             return state, [Note(f"monitoring failed ({failures}x) during post-copy; never aborting post-copy")]
         if state.abort_requested or failures < plan.failed_polls_to_abort:
             return state, []
-        return replace(state, abort_requested=True), [
+        return replace(state, abort_requested=True, abort_cause=Failure.ABORTED_BY_MONITOR), [
             Abort(f"monitoring failed {failures} times in a row: aborting rather than lose track")
         ]
     state = replace(state, monitoring_failures=0, estimate=estimate(progress, plan, state))
@@ -253,7 +257,8 @@ def step(
 
     actions: list[Action] = []
     if plan.deadline_ms and now_ms >= plan.deadline_ms:
-        state, forced = _switch_or_abort(state, plan, f"deadline {plan.deadline_ms / 1000:.0f} s reached")
+        state, forced = _switch_or_abort(state, plan, f"deadline {plan.deadline_ms / 1000:.0f} s reached",
+                                         Failure.DEADLINE)
         return state, forced
     if plan.postcopy_after_ms is not None and now_ms >= plan.postcopy_after_ms and not state.postcopy_requested:
         return _switch_or_abort(state, plan, f"planned switch to post-copy after {plan.postcopy_after_ms / 1000:.1f} s")
@@ -296,7 +301,7 @@ def step(
             end_s = (now_ms + state.estimate.eta_ms) / 1000
             state, escalate = _switch_or_abort(
                 state, plan, f"predicted to end at {end_s:.0f} s, after the deadline ({plan.deadline_ms / 1000:.0f} s):"
-                             f" {state.estimate.reason}")
+                             f" {state.estimate.reason}", Failure.DEADLINE)
             actions += escalate
     return state, actions
 

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from advisor.domain.errors import AdvisorError
+from advisor.domain.failures import Failure, Side
 from advisor.domain.migration import MigrationResult, Phase
 from advisor.domain.model import MoveKind
 from advisor.execution.background import Steps
-from advisor.execution.hypervisor import GuestDefinition, HypervisorError, public
+from advisor.execution.endings import said
+from advisor.execution.hypervisor import GuestDefinition, HypervisorError, failure_of_error
 from advisor.execution.runner import Live, Runner
 
 # A guest's last known definition (None: never read): advisor.usecases.definitions keeps them.
@@ -36,12 +38,13 @@ class RestartingRunner(Runner):
     def restart(self, live: Live) -> Steps[None]:
         record = live.record
         if live.user_abort:
-            self._end(live, MigrationResult(False, error="aborted before it started"), Phase.ABORTED,
+            self._end(live, MigrationResult(False, error="aborted before it started",
+                                            failure=Failure.ABORTED_BY_PERSON), Phase.ABORTED,
                       f"aborted before the restart: {live.user_abort}")
             return
         definition = self._definitions(record.vm_id) if self._definitions is not None else None
         if definition is None:
-            self._end(live, MigrationResult(False, error="no definition"), Phase.FAILED,
+            self._end(live, MigrationResult(False, error="no definition", failure=Failure.NO_DEFINITION), Phase.FAILED,
                       f"cannot restart {record.vm_id}: the advisor has no definition of it (read from its host's "
                       "hypervisor while that host was up)")
             return
@@ -55,8 +58,9 @@ class RestartingRunner(Runner):
             finally:
                 target.close()
         except (HypervisorError, AdvisorError) as error:
-            self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED,
-                      f"failed: could not restart it on {record.target_host_id}: {public(error)}")
+            failure = failure_of_error(error, Side.TARGET)
+            self._end(live, MigrationResult(False, error=str(error), failure=failure), Phase.FAILED,
+                      f"failed: could not restart it on {record.target_host_id}: {said(record, failure, str(error))}")
             return
         yield from self._restarted(live, started)
 
@@ -69,10 +73,11 @@ class RestartingRunner(Runner):
         elapsed_ms = (self._monotonic() - started) * 1000
         if not verdict.answers:
             self._end(live, MigrationResult(False, error=f"the guest does not answer on its new host: {verdict.how}",
-                                            total_time_ms=elapsed_ms), Phase.FAILED,
+                                            total_time_ms=elapsed_ms, failure=Failure.GUEST_NOT_ANSWERING),
+                      Phase.FAILED,
                       f"failed: the guest does not answer on {where} ({verdict.how})")
             return
-        self._end(live, MigrationResult(True, total_time_ms=elapsed_ms), Phase.SUCCEEDED,
+        self._end(live, MigrationResult(True, total_time_ms=elapsed_ms, transferred_mib=0.0), Phase.SUCCEEDED,
                   f"restarted in {elapsed_ms / 1000:.1f} s (defined, started and checked); {DOWNTIME_UNKNOWN}; "
                   f"guest runs on {where} ({verdict.how})")
 

@@ -17,18 +17,28 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from advisor.domain.errors import AdvisorError, FailedPrecondition
+from advisor.domain.failures import Failure, Fault, Side
 from advisor.domain.migration import GuestLocation, MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import Technique
 from advisor.domain.transport import TlsMode, decide
 from advisor.execution import guest_check, monitor
 from advisor.execution.background import Launch, MigrationJob, Pause, Steps
+from advisor.execution.endings import concluded, located, mib, reconciled, said, seconds
 from advisor.execution.guest_check import GuestVerdict
-from advisor.execution.hypervisor import GuestPulse, Hypervisor, HypervisorError, MigrationTarget, public
+from advisor.execution.hypervisor import (
+    GuestPulse,
+    Hypervisor,
+    HypervisorError,
+    MigrationTarget,
+    failure_of_error,
+    public,
+)
 from advisor.execution.monitor import MonitorPlan, MonitorTuning, monitor_plan
 
 log = logging.getLogger("advisor.execution")
-# How many times a refused switch to post-copy is asked again (one poll apart).
-POSTCOPY_RETRIES = 3
+# How long a refused switch to post-copy is asked again, once a poll, from the first refusal: QEMU refuses it until
+# its job is under way, which took over a second on a loaded machine.
+POSTCOPY_RETRY_S = 10.0
 # How long a guest may take to leave its source after a migration, and how often both hosts are asked meanwhile.
 SETTLE_S = 5.0
 SETTLE_POLL_S = 0.2
@@ -140,7 +150,10 @@ class Runner:
                 raise FailedPrecondition(f"refused: {carried.refusal}")
             source, target = source_end.hypervisor(), target_end.target
         except (HypervisorError, AdvisorError) as error:
-            self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED, f"cannot start: {public(error)}")
+            failure = failure_of_error(error, Side.SOURCE)
+            why = public(error) if failure is Failure.REFUSED_BY_ADVISOR else said(record, failure, str(error))
+            self._end(live, MigrationResult(False, error=str(error), failure=failure), Phase.FAILED,
+                      f"cannot start: {why}")
             return
         if carried.tls != record.parameters.tls:  # the hosts' TLS changed since the move was planned
             live.record = record = replace(record, parameters=replace(record.parameters, tls=carried.tls))
@@ -192,7 +205,7 @@ class Runner:
         """Poll and steer until the job ends. The pause between polls ends early when `job` (the migrate call, if
         this script started it) ends, so the end is noticed at once rather than up to a poll later."""
         vm = live.record.vm_id
-        postcopy_retries = POSTCOPY_RETRIES
+        retry_until: float | None = None  # set at the first refusal of a switch to post-copy
         while job_alive():
             yield Pause(self._poll_s, job)
             if not job_alive():
@@ -212,24 +225,28 @@ class Runner:
                 live.progress = progress
                 self._observer.progress(live.record, progress)
             if live.user_abort and not state.abort_requested and state.phase is not Phase.POSTCOPY:
-                state = replace(state, abort_requested=True)
+                state = replace(state, abort_requested=True, abort_cause=Failure.ABORTED_BY_PERSON)
                 actions: list[monitor.Action] = [monitor.Abort(live.user_abort)]
             else:
                 state, actions = monitor.step(state, progress, (self._monotonic() - started) * 1000, plan)
             live.estimate = state.estimate
-            if state.phase is Phase.POSTCOPY and live.record.phase is not Phase.POSTCOPY:
-                self.note(live, Phase.POSTCOPY, "in post-copy: the guest runs on the target")
             try:
                 self._apply(live, source, actions, state)
             except HypervisorError as error:
-                self.note(live, live.record.phase, f"action failed: {public(error)}")
                 # A switch to post-copy refused (QEMU takes it only once the job is under way) is asked again at
-                # the next poll, a few times: the monitor decided it, and a planned post-copy must not quietly
-                # run as a pre-copy.
-                if (state.postcopy_requested and state.phase is not Phase.POSTCOPY and postcopy_retries > 0
-                        and any(isinstance(a, monitor.StartPostcopy) for a in actions)):
-                    postcopy_retries -= 1
+                # each poll for POSTCOPY_RETRY_S: the monitor decided it, and a planned post-copy must not quietly
+                # run as a pre-copy. A refusal asked again is expected, not an error on the timeline.
+                switch = (state.postcopy_requested and state.phase is not Phase.POSTCOPY
+                          and any(isinstance(a, monitor.StartPostcopy) for a in actions))
+                retry_until = retry_until or (self._monotonic() + POSTCOPY_RETRY_S if switch else None)
+                retried = switch and self._monotonic() < (retry_until or 0.0)
+                if retried:
                     state = replace(state, postcopy_requested=False)
+                if retried and error.fault is Fault.REFUSED:
+                    log.info("post-copy switch refused, asking again", extra={
+                        "operation": live.record.operation_id, "error": str(error)})
+                else:
+                    self.note(live, live.record.phase, f"action failed: {public(error)}")
             self.publish(live)
         return state
 
@@ -237,15 +254,16 @@ class Runner:
         self, live: Live, source: Hypervisor, actions: list[monitor.Action], state: monitor.MonitorState
     ) -> None:
         vm = live.record.vm_id
-        phase = live.record.phase
+        # The monitor says when the guest went over to post-copy (a Note among these actions).
+        phase = Phase.POSTCOPY if state.phase is Phase.POSTCOPY else live.record.phase
         for action in actions:
             match action:
                 case monitor.SetDowntime(downtime_ms=ms, reason=why):
                     source.set_max_downtime(vm, ms)
                     self.note(live, phase, why)
                 case monitor.StartPostcopy(reason=why):
+                    source.start_postcopy(vm)  # noted once taken: a refusal may be asked again
                     self.note(live, phase, f"switching to post-copy: {why}")
-                    source.start_postcopy(vm)
                 case monitor.Abort(reason=why):
                     self.note(live, phase, f"aborting: {why}")
                     source.abort(vm)
@@ -269,19 +287,23 @@ class Runner:
                 final = Phase.FAILED
                 result = replace(result, succeeded=False, error=f"the guest does not answer on its new host: "
                                                                 f"{verdict.how}")
-        if not result.succeeded and live.progress is not None and not result.transferred_mib:
+        if not result.succeeded and live.progress is not None and result.transferred_mib is None:
             # After an abort or failure the hypervisor has no completed statistics: keep the last poll.
             p = live.progress
             result = replace(result, transferred_mib=p.transferred_mib, iterations=p.iteration,
                              postcopy_requests=p.postcopy_requests)
         if result.succeeded:
             downtime = "not reported" if result.downtime_ms is None else f"{result.downtime_ms:.0f} ms"
-            message = (f"done in {result.total_time_ms / 1000:.1f} s, downtime {downtime}, "
-                       f"{result.transferred_mib:.0f} MiB; guest runs on {where}{checked}")
+            message = (f"done in {seconds(result.total_time_ms)}, downtime {downtime}, "
+                       f"{mib(result.transferred_mib)}; guest runs on {where}{checked}")
         elif checked:
+            result = replace(result, failure=Failure.GUEST_NOT_ANSWERING)
             message = f"{final}: the guest does not answer on {where}{checked}"
         else:
-            why = "as asked (see the timeline)" if state.abort_requested else public(HypervisorError(result.error))
+            failure = concluded(result, state, location)
+            result = replace(result, failure=failure)
+            why = (f"{failure.words(record.source_host_id, record.target_host_id)} (see the timeline)"
+                   if state.abort_requested else said(record, failure, result.error))
             message = f"{final}: {why}; guest runs on {where}"
         if result.detail:
             message += f" ({result.detail})"
@@ -319,16 +341,15 @@ class Runner:
         may still list the guest for a moment while it tears it down: ask again until one host has it."""
         deadline = self._monotonic() + SETTLE_S
         while True:
-            found = self._where_once(record)
+            found, unreachable = self._where_once(record)
             if len(found) == 1 or self._monotonic() >= deadline:
                 break
             yield Pause(SETTLE_POLL_S)
-        if len(found) == 1:
-            return found[0]
-        return GuestLocation.NOWHERE if not found else GuestLocation.BOTH
+        return located(found, unreachable)
 
-    def _where_once(self, record: MigrationRecord) -> list[GuestLocation]:
-        found = []
+    def _where_once(self, record: MigrationRecord) -> tuple[list[GuestLocation], list[GuestLocation]]:
+        """The hosts found running the guest, and those that could not be asked."""
+        found, unreachable = [], []
         for side, host_id in ((GuestLocation.SOURCE, record.source_host_id),
                               (GuestLocation.TARGET, record.target_host_id)):
             try:
@@ -340,7 +361,8 @@ class Runner:
                     hypervisor.close()
             except (HypervisorError, AdvisorError) as error:
                 log.warning("cannot check host", extra={"host": host_id, "error": str(error)})
-        return found
+                unreachable.append(side)
+        return found, unreachable
 
     def reconcile(self, live: Live) -> Steps[None]:
         """An operation a previous run left under way: follow it to its end if the job still runs, else record
@@ -350,8 +372,9 @@ class Runner:
         try:
             source = self._endpoints(record.source_host_id).hypervisor()
         except (HypervisorError, AdvisorError) as error:
-            self._end(live, MigrationResult(False, error=str(error)), Phase.FAILED,
-                      f"cannot reconcile: {public(error)}")
+            cause = failure_of_error(error, Side.SOURCE)
+            self._end(live, MigrationResult(False, error=str(error), failure=cause), Phase.FAILED,
+                      f"cannot reconcile: {said(record, cause, str(error))}")
             return
         try:
             if source.progress(record.vm_id) is not None:
@@ -372,17 +395,5 @@ class Runner:
         if self._stopping.is_set():
             return
         location = yield from self._where(record)
-        where = location.describe(record.source_host_id, record.target_host_id)
-        succeeded = location is GuestLocation.TARGET
-        failure = "" if succeeded else "the migration did not complete"
-        if succeeded:
-            verdict = yield from self._check_guest(record)
-            where += f" ({verdict.how})"
-            succeeded, failure = verdict.answers, "" if verdict.answers else "the guest does not answer on its new host"
-        result = MigrationResult(succeeded, error=failure, total_time_ms=0.0)
-        if live.progress is not None:
-            p = live.progress
-            result = replace(result, total_time_ms=p.elapsed_ms, iterations=p.iteration,
-                             transferred_mib=p.transferred_mib, postcopy_requests=p.postcopy_requests)
-        self._end(live, result, Phase.SUCCEEDED if succeeded else Phase.FAILED,
-                  f"reconciled after restart: guest runs on {where}; final figures from the last poll")
+        verdict = (yield from self._check_guest(record)) if location is GuestLocation.TARGET else None
+        self._end(live, *reconciled(record, location, verdict, live.progress))

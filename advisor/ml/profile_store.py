@@ -159,6 +159,8 @@ class OnlineProfiles:
             return
         if not inputs.dirty_rate_known:  # an assumed dirty rate would fit the host to inputs it never saw
             return
+        if outcome.total_time_ms is None or outcome.transferred_mib is None:  # not measured: nothing to fit
+            return
         downtime = np.nan if outcome.downtime_ms is None else outcome.downtime_ms
         observed = Observed(np.array([outcome.total_time_ms]), np.array([downtime]),
                             np.array([outcome.transferred_mib]), np.array([True]))

@@ -33,7 +33,7 @@ from advisor.domain.recommendation import (
 )
 from advisor.execution.executor import HostEndpoint, Watched
 from advisor.execution.hypervisor import Hypervisor, MigrationTarget
-from advisor.metrics import AdvisorMetrics
+from advisor.metrics import MIB_BYTES, AdvisorMetrics
 from advisor.ml.adaptive_intervals import CellState
 from advisor.ml.calibration import RunningErrors
 from advisor.usecases.inventory import Inventory
@@ -242,15 +242,15 @@ class MigrationOutcomes:
         self._on_ended = on_ended
         for record in store.outcomes():  # the running error and the adapted intervals survive a restart
             if record.outcome is not None and record.parameters.kind is MoveKind.MIGRATE:
-                self.errors.add(record.predicted, record.outcome)
+                self.errors.add(record.predicted, record.outcome, record.inputs.host_profile if record.inputs else "")
                 self._adapt(record)
         self._export_errors()
 
     def progress(self, record: MigrationRecord, progress: Progress) -> None:
         m = self._metrics
-        m.migration_remaining_mib.labels(record.vm_id).set(progress.memory_remaining_mib)
-        m.migration_dirty_rate.labels(record.vm_id).set(progress.dirty_rate_mib_s)
-        m.migration_transfer_rate.labels(record.vm_id).set(progress.transfer_rate_mib_s)
+        m.migration_remaining_bytes.labels(record.vm_id).set(progress.memory_remaining_mib * MIB_BYTES)
+        m.migration_dirty_rate.labels(record.vm_id).set(progress.dirty_rate_mib_s * MIB_BYTES)
+        m.migration_transfer_rate.labels(record.vm_id).set(progress.transfer_rate_mib_s * MIB_BYTES)
         m.migration_iteration.labels(record.vm_id).set(progress.iteration)
 
     def finished(self, record: MigrationRecord) -> None:
@@ -288,22 +288,27 @@ class MigrationOutcomes:
     def _export_errors(self) -> None:
         m = self._metrics
         for e in self.errors.summary():
-            m.prediction_error.labels(e.technique, e.quantity).set(e.median_ape)
-            m.prediction_coverage.labels(e.technique, e.quantity).set(e.coverage)
-            m.prediction_drift.labels(e.technique, e.quantity).set(1 if e.drift else 0)
+            model, _, version = e.model.partition(" ")
+            labels = (e.technique, e.quantity, model, version, e.profile)
+            m.prediction_error.labels(*labels).set(e.median_ape)
+            m.prediction_coverage.labels(*labels).set(e.coverage)
+            m.prediction_drift.labels(*labels).set(1 if e.drift else 0)
 
     def _export(self, record: MigrationRecord) -> None:
         m = self._metrics
         restart = record.parameters.kind is MoveKind.RESTART
         technique = MoveKind.RESTART.value if restart else record.parameters.technique.value
         m.migrations.labels(technique, record.phase.value).inc()
-        for gauge in (m.migration_remaining_mib, m.migration_dirty_rate, m.migration_transfer_rate,
+        for gauge in (m.migration_remaining_bytes, m.migration_dirty_rate, m.migration_transfer_rate,
                       m.migration_iteration):
             with contextlib.suppress(KeyError):  # never polled, e.g. aborted while queued
                 gauge.remove(record.vm_id)
         outcome = record.outcome
         if record.phase is Phase.SUCCEEDED and outcome is not None and not restart:
-            m.migration_seconds.labels(technique).observe(outcome.total_time_ms / 1000)
+            if outcome.total_time_ms is not None:
+                m.migration_seconds.labels(technique).observe(outcome.total_time_ms / 1000)
+            if outcome.downtime_ms is not None:
+                m.migration_downtime.labels(technique).observe(outcome.downtime_ms / 1000)
             predicted = record.predicted
             for target, actual, median in (
                 ("total_time", outcome.total_time_ms, predicted.total_time_ms.median),
@@ -313,7 +318,7 @@ class MigrationOutcomes:
                 if actual is not None and median > 0 and actual > 0:
                     m.prediction_ratio.labels(target).observe(actual / median)
             before = {(e.technique, e.quantity) for e in self.errors.summary() if e.drift}
-            self.errors.add(predicted, outcome)
+            self.errors.add(predicted, outcome, record.inputs.host_profile if record.inputs else "")
             self._export_errors()
             for e in self.errors.summary():
                 if e.drift and (e.technique, e.quantity) not in before:

@@ -148,3 +148,13 @@ def test_a_token_revoked_with_the_cli_stops_working_on_the_next_call(make_app: M
     assert refused.value.code == "UNAUTHENTICATED"
     stored = app.store.database.connection.execute("SELECT hash FROM tokens WHERE name = 'to-revoke'").fetchone()
     assert stored is not None and len(stored[0]) == 64 and not stored[0].startswith("adv_")
+
+
+def test_a_refused_call_is_audited_in_words_not_as_bytes(make_app: MakeApp, client_for: Connect) -> None:
+    app = make_app()
+    reader = client_for(app, Role.READER, "curious")
+    with pytest.raises(ClientError):
+        reader.get_recommendation("no-such-id")
+    entry = next(e for e in app.audit.recent(10) if e.call == "RecommendationService/GetRecommendation")
+    assert entry.outcome == "NOT_FOUND"
+    assert entry.detail.startswith("id: unknown recommendation 'no-such-id'"), entry.detail

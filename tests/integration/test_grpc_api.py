@@ -394,8 +394,10 @@ def test_metrics_endpoint_counts_calls_and_samples(make_app: MakeApp, client_for
     with pytest.raises(ClientError):
         client.push_inventory(pb.PushInventoryRequest(removed_vm_ids=["ghost"]))
     text = urllib.request.urlopen(f"http://127.0.0.1:{app.metrics_port}/metrics", timeout=5).read().decode()
-    assert 'advisor_rpc_requests_total{code="OK",method="PushInventory"} 1.0' in text
-    assert 'advisor_rpc_requests_total{code="NOT_FOUND",method="PushInventory"} 1.0' in text
+    push = 'grpc_method="PushInventory",grpc_service="advisor.api.v1.InventoryService",grpc_type="unary"'
+    assert f'grpc_server_handled_total{{grpc_code="OK",{push}}} 1.0' in text
+    assert f'grpc_server_handled_total{{grpc_code="NotFound",{push}}} 1.0' in text
+    assert f'grpc_server_started_total{{{push}}} 2.0' in text
     assert 'advisor_samples_ingested_total{kind="vm"} 5.0' in text
     assert 'advisor_inventory{kind="host"} 5.0' in text
     assert "advisor_cost_model_info{" in text

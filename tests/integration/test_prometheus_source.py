@@ -115,12 +115,13 @@ def write_history(path: Path, end: int) -> None:
     for dom, (inst, _, _, gib, _, last) in guests.items():
         series(f'libvirt_domain_info_memory_usage_bytes{{instance="{inst}",job="libvirt",domain="{dom}"}}',
                until(last, lambda t, g=gib: g * 1024.0 * MIB))
-    family("advisor_vm_dirty_rate_mib_s", "gauge")
+    family("advisor_vm_dirty_rate_bytes_per_second", "gauge")
     labels = 'instance="127.0.0.1:9464",job="advisor"'
-    series(f'advisor_vm_dirty_rate_mib_s{{{labels},vm="vm-1"}}', lambda t: dirty_vm1(t, start))
-    series(f'advisor_vm_dirty_rate_mib_s{{{labels},vm="vm-2"}}', lambda t: math.nan if t == end else 2.5)
-    series(f'advisor_vm_dirty_rate_mib_s{{{labels},vm="vm-3"}}', lambda t: 1.25)
-    series(f'advisor_vm_dirty_rate_mib_s{{{labels},vm="vm-gone"}}', lambda t: 3.0)
+    dirty = "advisor_vm_dirty_rate_bytes_per_second"
+    series(f'{dirty}{{{labels},vm="vm-1"}}', lambda t: dirty_vm1(t, start) * MIB)
+    series(f'{dirty}{{{labels},vm="vm-2"}}', lambda t: math.nan if t == end else 2.5 * MIB)
+    series(f'{dirty}{{{labels},vm="vm-3"}}', lambda t: 1.25 * MIB)
+    series(f'{dirty}{{{labels},vm="vm-gone"}}', lambda t: 3.0 * MIB)
     lines.append("# EOF")
     path.write_text("\n".join(lines) + "\n")
 

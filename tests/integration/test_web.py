@@ -142,7 +142,7 @@ def test_login_sessions_tokens_and_hostile_input_over_plain_http(loaded: Loaded,
     status, headers, body = _get(f"{api}/recommendations")
     assert status == 401 and headers["Content-Type"] == "application/json" and "advisor ui" in json.loads(body)["login"]
     status, _, body = _get(f"{base}/metrics")
-    assert status == 200 and b'advisor_rpc_requests_total{code="OK",method="PushInventory"} 1.0' in body
+    assert status == 200 and b'grpc_server_handled_total{grpc_code="OK",grpc_method="PushInventory",' in body
 
     url = _ui(loaded, capsys)
     assert url.startswith(f"{base}/login?code=")

@@ -36,6 +36,6 @@ def test_dirty_rate_collector_reads_the_lab(lab: Lab, tmp_path: Path) -> None:
         (view,) = [v for v in app.usecases.queries.list_vms()[0] if v.vm.id == "vm1"]
     assert view.dirty_rate_mib_s is not None and 4 <= view.dirty_rate_mib_s <= 40, view
     assert view.cpu_utilization is not None and 0 < view.cpu_utilization <= 1  # the guest is busy writing
-    gauge = metrics.registry.get_sample_value("advisor_vm_dirty_rate_mib_s", {"vm": "vm1"})
-    assert gauge == pytest.approx(view.dirty_rate_mib_s)
+    gauge = metrics.registry.get_sample_value("advisor_vm_dirty_rate_bytes_per_second", {"vm": "vm1"})
+    assert gauge == pytest.approx(view.dirty_rate_mib_s * 2**20)
     lab.set_dirty_rate("vm1", 0)

@@ -18,6 +18,7 @@ import pytest
 
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sqlite.db import SqliteStore
+from advisor.domain.failures import Failure
 from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
 from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, MonitorTuning
@@ -153,6 +154,25 @@ def test_dirtying_faster_than_the_cap_is_switched_to_postcopy(lab: Lab, store: S
     lab.set_dirty_rate(GUEST, 0)
 
 
+def test_a_planned_postcopy_says_each_event_once_and_no_expected_refusal(
+        lab: Lab, placed: tuple[str, str], store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+    """QEMU refuses a switch to post-copy until its job is under way, and the runner asks again: that refusal is
+    no error on the timeline, and the switch and the arrival in post-copy are each said once."""
+    source, target = placed
+    lab.set_dirty_rate(GUEST, 0)
+    executor = started(lab, store)
+    params = MigrationParameters(Technique.POSTCOPY, 32, 300, postcopy_after_ms=0.0, deadline_ms=60_000)
+    record = wait_final(executor, execute(executor, "planned-postcopy", source, target, params))
+    assert record.phase is Phase.SUCCEEDED, events(record)
+    notes = [e.message for e in record.timeline]
+    said = [getattr(r, "error", "") for r in caplog.records]
+    assert not any("action failed" in n for n in notes), (notes, said)
+    assert sum("switching to post-copy" in n for n in notes) == 1, notes
+    assert sum(n.startswith("in post-copy") for n in notes) == 1, notes
+    assert alive(lab)
+    executor.stop()
+
+
 def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
     source, target = placed
     # three times the cap: without throttling, pre-copy cannot converge (six times made the run long and, on a
@@ -206,11 +226,32 @@ def test_destination_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, st
     record = wait_final(executor, op)
     assert record.phase is Phase.FAILED, events(record)
     assert f"guest runs on source {source}" in record.message
+    assert record.outcome is not None and record.outcome.failure is Failure.TARGET_DAEMON_GONE, events(record)
+    assert f"target {target}'s hypervisor daemon went away" in record.message
+    assert record.outcome.downtime_ms is None
     assert lab.host_of(GUEST) == source
     assert alive(lab)
     lab.set_dirty_rate(GUEST, 0)
     executor.stop()
     lab.up(hosts=2, guests=1)  # restart the killed daemon for the next tests
+
+
+def test_source_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+    """The source's daemon dies: the guest runs on in the source's QEMU, which no one can ask. The record says
+    the source's daemon went away and that where the guest runs is not known, never "no host"."""
+    source, target = placed
+    executor, op = hopeless_precopy_under_way(lab, store, "kill-source", source, target)
+    pid = lab.status().host(source).pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    record = wait_final(executor, op)
+    assert record.phase is Phase.FAILED, events(record)
+    assert record.outcome is not None and record.outcome.failure is Failure.SOURCE_DAEMON_GONE, events(record)
+    assert record.message.endswith(f"guest runs on an unknown host (source {source} unreachable)"), events(record)
+    assert record.outcome.downtime_ms is None
+    executor.stop()
+    lab.up(hosts=2, guests=1)  # the daemon again, for the next tests
+    lab.set_dirty_rate(GUEST, 0)
 
 
 def test_restart_mid_migration_reconciles_with_libvirt(

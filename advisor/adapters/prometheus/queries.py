@@ -59,7 +59,7 @@ class MetricQuery:
 @dataclass(frozen=True)
 class PrometheusQueries:
     """The PromQL and the labels that map series to host ids and VM ids. The defaults fit node_exporter 1.x, the
-    Debian libvirt exporter 0.2 and the advisor's own `advisor_vm_dirty_rate_mib_s{vm=...}` gauge."""
+    Debian libvirt exporter 0.2 and the advisor's own `advisor_vm_dirty_rate_bytes_per_second{vm=...}` gauge."""
 
     # Label of the host metrics that names the host, and how its values map to host ids: `host_ids` first, else
     # the value itself with a trailing ":port" removed when `strip_port` (so instance="compute-1:9100" is
@@ -115,8 +115,9 @@ class PrometheusQueries:
         scale=BYTES_TO_MIB,
     )
     vm_dirty_rate: MetricQuery = MetricQuery(
-        "max by (vm) (advisor_vm_dirty_rate_mib_s{$select})",
-        "max by (vm) (timestamp(advisor_vm_dirty_rate_mib_s))",
+        "max by (vm) (advisor_vm_dirty_rate_bytes_per_second{$select})",
+        "max by (vm) (timestamp(advisor_vm_dirty_rate_bytes_per_second))",
+        scale=BYTES_TO_MIB,
         label="vm",
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from advisor.domain.failures import Failure, Fault
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, TimelineEntry
 from advisor.domain.model import (
     AssessedHosts,
@@ -167,6 +168,14 @@ def decode_assessments(stored: list[Any] | dict[str, Any]) -> list[HostAssessmen
             for host_id, rejections, score, cpu_after, memory_after in stored]
 
 
+def decode_result(d: dict[str, Any]) -> MigrationResult:
+    """A migration's outcome; one stored before failures were classified has none (and 0 for what was not
+    measured, which it keeps)."""
+    fault, failure = d.get("fault"), d.get("failure")
+    return MigrationResult(**{**d, "fault": None if fault is None else Fault(fault),
+                              "failure": None if failure is None else Failure(failure)})
+
+
 def decode_migration(d: dict[str, Any]) -> MigrationRecord:
     outcome = d["outcome"]
     return MigrationRecord(
@@ -180,7 +189,7 @@ def decode_migration(d: dict[str, Any]) -> MigrationRecord:
         created_at_s=d["created_at_s"],
         phase=Phase(d["phase"]),
         timeline=tuple(TimelineEntry(e["at_ms"], Phase(e["phase"]), e["message"]) for e in d["timeline"]),
-        outcome=None if outcome is None else MigrationResult(**outcome),
+        outcome=None if outcome is None else decode_result(outcome),
         finished_at_s=d["finished_at_s"],
         actor=d["actor"],
         move_index=d.get("move_index", 0),

@@ -141,6 +141,16 @@ class SqlStore:
             args.append(state.value)
         return [_recommendation(row) for row in self._newest_first(sql, args, "id", after, limit)]
 
+    def review_backlog(self) -> dict[tuple[str, int], int]:
+        """How many recommendations wait for a person, by state (proposed: a decision; approved: a run) and
+        priority (3 for one stored before priorities)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT CASE state WHEN 'pending' THEN 'proposed' ELSE state END, "
+                "COALESCE(json_extract(body, '$.priority.level'), 3), count(*) FROM recommendations "
+                "WHERE state IN ('proposed', 'pending', 'approved') GROUP BY 1, 2").fetchall()
+        return {(state, int(priority)): count for state, priority, count in rows}
+
     def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
         wanted, rows = sorted(set(vm_ids)), {}
         states = sorted(s.value for s in OPEN)

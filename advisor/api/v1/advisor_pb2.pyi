@@ -69,6 +69,28 @@ class MigrationPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MIGRATION_PHASE_ABORTED: _ClassVar[MigrationPhase]
     MIGRATION_PHASE_COLD: _ClassVar[MigrationPhase]
     MIGRATION_PHASE_RESTARTING: _ClassVar[MigrationPhase]
+
+class FailureClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FAILURE_CLASS_UNSPECIFIED: _ClassVar[FailureClass]
+    FAILURE_CLASS_SOURCE_UNRESOLVABLE: _ClassVar[FailureClass]
+    FAILURE_CLASS_TARGET_UNRESOLVABLE: _ClassVar[FailureClass]
+    FAILURE_CLASS_SOURCE_UNREACHABLE: _ClassVar[FailureClass]
+    FAILURE_CLASS_TARGET_UNREACHABLE: _ClassVar[FailureClass]
+    FAILURE_CLASS_SOURCE_AUTH_REFUSED: _ClassVar[FailureClass]
+    FAILURE_CLASS_TARGET_AUTH_REFUSED: _ClassVar[FailureClass]
+    FAILURE_CLASS_SOURCE_DAEMON_GONE: _ClassVar[FailureClass]
+    FAILURE_CLASS_TARGET_DAEMON_GONE: _ClassVar[FailureClass]
+    FAILURE_CLASS_QEMU_REFUSED: _ClassVar[FailureClass]
+    FAILURE_CLASS_ABORTED_BY_MONITOR: _ClassVar[FailureClass]
+    FAILURE_CLASS_ABORTED_BY_PERSON: _ClassVar[FailureClass]
+    FAILURE_CLASS_DEADLINE: _ClassVar[FailureClass]
+    FAILURE_CLASS_GUEST_NOT_FOUND: _ClassVar[FailureClass]
+    FAILURE_CLASS_GUEST_NOT_ANSWERING: _ClassVar[FailureClass]
+    FAILURE_CLASS_REFUSED_BY_ADVISOR: _ClassVar[FailureClass]
+    FAILURE_CLASS_NO_DEFINITION: _ClassVar[FailureClass]
+    FAILURE_CLASS_NOT_COMPLETED: _ClassVar[FailureClass]
+    FAILURE_CLASS_HYPERVISOR_ERROR: _ClassVar[FailureClass]
 TECHNIQUE_UNSPECIFIED: Technique
 TECHNIQUE_PRECOPY: Technique
 TECHNIQUE_PRECOPY_AUTOCONVERGE: Technique
@@ -111,6 +133,25 @@ MIGRATION_PHASE_FAILED: MigrationPhase
 MIGRATION_PHASE_ABORTED: MigrationPhase
 MIGRATION_PHASE_COLD: MigrationPhase
 MIGRATION_PHASE_RESTARTING: MigrationPhase
+FAILURE_CLASS_UNSPECIFIED: FailureClass
+FAILURE_CLASS_SOURCE_UNRESOLVABLE: FailureClass
+FAILURE_CLASS_TARGET_UNRESOLVABLE: FailureClass
+FAILURE_CLASS_SOURCE_UNREACHABLE: FailureClass
+FAILURE_CLASS_TARGET_UNREACHABLE: FailureClass
+FAILURE_CLASS_SOURCE_AUTH_REFUSED: FailureClass
+FAILURE_CLASS_TARGET_AUTH_REFUSED: FailureClass
+FAILURE_CLASS_SOURCE_DAEMON_GONE: FailureClass
+FAILURE_CLASS_TARGET_DAEMON_GONE: FailureClass
+FAILURE_CLASS_QEMU_REFUSED: FailureClass
+FAILURE_CLASS_ABORTED_BY_MONITOR: FailureClass
+FAILURE_CLASS_ABORTED_BY_PERSON: FailureClass
+FAILURE_CLASS_DEADLINE: FailureClass
+FAILURE_CLASS_GUEST_NOT_FOUND: FailureClass
+FAILURE_CLASS_GUEST_NOT_ANSWERING: FailureClass
+FAILURE_CLASS_REFUSED_BY_ADVISOR: FailureClass
+FAILURE_CLASS_NO_DEFINITION: FailureClass
+FAILURE_CLASS_NOT_COMPLETED: FailureClass
+FAILURE_CLASS_HYPERVISOR_ERROR: FailureClass
 
 class Host(_message.Message):
     __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address", "migration_tls", "networks")
@@ -781,18 +822,20 @@ class Operation(_message.Message):
     def __init__(self, operation_id: _Optional[str] = ..., recommendation_id: _Optional[str] = ..., phase: _Optional[_Union[MigrationPhase, str]] = ..., predicted_cost: _Optional[_Union[MigrationCost, _Mapping]] = ..., outcome: _Optional[_Union[MigrationOutcome, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., move_index: _Optional[int] = ..., vm_id: _Optional[str] = ..., attempt: _Optional[int] = ..., source_host_id: _Optional[str] = ..., target_host_id: _Optional[str] = ..., parameters: _Optional[_Union[MigrationParameters, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MigrationOutcome(_message.Message):
-    __slots__ = ("total_time_ms", "downtime_ms", "transferred_mib", "iterations", "postcopy_requests")
+    __slots__ = ("total_time_ms", "downtime_ms", "transferred_mib", "iterations", "postcopy_requests", "failure_class")
     TOTAL_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
     TRANSFERRED_MIB_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     POSTCOPY_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_CLASS_FIELD_NUMBER: _ClassVar[int]
     total_time_ms: float
     downtime_ms: float
     transferred_mib: float
     iterations: int
     postcopy_requests: int
-    def __init__(self, total_time_ms: _Optional[float] = ..., downtime_ms: _Optional[float] = ..., transferred_mib: _Optional[float] = ..., iterations: _Optional[int] = ..., postcopy_requests: _Optional[int] = ...) -> None: ...
+    failure_class: FailureClass
+    def __init__(self, total_time_ms: _Optional[float] = ..., downtime_ms: _Optional[float] = ..., transferred_mib: _Optional[float] = ..., iterations: _Optional[int] = ..., postcopy_requests: _Optional[int] = ..., failure_class: _Optional[_Union[FailureClass, str]] = ...) -> None: ...
 
 class WatchMigrationRequest(_message.Message):
     __slots__ = ("operation_id",)

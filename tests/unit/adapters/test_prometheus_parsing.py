@@ -84,7 +84,7 @@ def test_a_recorded_poll_converts_to_samples() -> None:
         "host_network_tx": [],
         "vm_cpu": [entry("0.5", domain="vm-1")],
         "vm_memory": [entry("2147483648", domain="vm-1"), entry("1073741824", domain="vm-2")],
-        "vm_dirty_rate": [entry("48", vm="vm-1"), entry("2.5", vm="vm-2")],
+        "vm_dirty_rate": [entry("50331648", vm="vm-1"), entry("2621440", vm="vm-2")],  # bytes/s
     }
     freshness = {
         "host_cpu": [ages(NOW - 10, instance="10.0.0.1:9100"), ages(NOW - 12, instance="compute-2:9100")],
@@ -116,7 +116,7 @@ def test_what_real_deployments_send_is_skipped_and_counted() -> None:
         "host_network_rx": [entry("-Inf", instance="compute-2:9100"), entry("not a number", instance="10.0.0.1:9100")],
         "vm_cpu": [entry("0.4", domain="vm-1"), entry("0.4", domain="vm-old")],
         "vm_memory": [entry("1073741824", domain="vm-1")],
-        "vm_dirty_rate": [entry("12", vm="vm-1"), entry("1", vm="vm-2")],
+        "vm_dirty_rate": [entry("12582912", vm="vm-1"), entry("1048576", vm="vm-2")],
     }
     freshness = {
         "vm_memory": [ages(NOW - 121, domain="vm-1")],  # older than max_age_s = 120: stale

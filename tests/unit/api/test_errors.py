@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from advisor.adapters.prometheus.queries import PrometheusError
 from advisor.api.errors import STATUS, ErrorInterceptor, MalformedRequest, status_of
+from advisor.api.grpc_metrics import GrpcMetrics
 from advisor.domain.errors import AdvisorError, InvalidArgument, NotFound, Unavailable
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.batch import BatchInputError, RowProblem
@@ -27,11 +28,14 @@ class Aborted(Exception):
 
 class FakeContext:
     def __init__(self) -> None:
-        self.code: grpc.StatusCode | None = None
+        self.status: grpc.StatusCode | None = None
         self.details = ""
 
+    def code(self) -> grpc.StatusCode | None:
+        return self.status
+
     def abort(self, code: grpc.StatusCode, details: str) -> None:
-        self.code, self.details = code, details
+        self.status, self.details = code, details
         raise Aborted
 
 
@@ -59,8 +63,10 @@ def _call(behaviour: Any, request: Any = None, *, streaming: bool = False,
           service: str = SERVICE) -> tuple[FakeContext, Any, AdvisorMetrics]:
     metrics = AdvisorMetrics(CollectorRegistry())
     factory = grpc.unary_stream_rpc_method_handler if streaming else grpc.unary_unary_rpc_method_handler
-    handler = ErrorInterceptor(metrics, [SERVICE]).intercept_service(
-        lambda _details: factory(behaviour), Details(f"/{service}/PushInventory"))
+    errors = ErrorInterceptor([SERVICE])  # behind the metrics, as the server has them
+    handler = GrpcMetrics(metrics).intercept_service(
+        lambda details: errors.intercept_service(lambda _details: factory(behaviour), details),
+        Details(f"/{service}/PushInventory"))
     context = FakeContext()
     run = handler.unary_stream if streaming else handler.unary_unary
     try:
@@ -73,7 +79,10 @@ def _call(behaviour: Any, request: Any = None, *, streaming: bool = False,
 
 
 def _count(metrics: AdvisorMetrics, code: str) -> float | None:
-    return metrics.registry.get_sample_value("advisor_rpc_requests_total", {"method": "PushInventory", "code": code})
+    """Calls ended with `code` (Go's spelling), as grpc_metrics counts them."""
+    return metrics.registry.get_sample_value("grpc_server_handled_total", {
+        "grpc_method": "PushInventory", "grpc_code": code, "grpc_service": SERVICE,
+        "grpc_type": "unary"})
 
 
 def test_an_advisor_error_is_answered_with_its_status_and_words() -> None:
@@ -81,8 +90,8 @@ def test_an_advisor_error_is_answered_with_its_status_and_words() -> None:
         raise NotFound("vm_id", "VM", "vm-9")
 
     context, answer, metrics = _call(missing)
-    assert (context.code, context.details, answer) == (grpc.StatusCode.NOT_FOUND, "vm_id: unknown VM 'vm-9'", None)
-    assert _count(metrics, "NOT_FOUND") == 1.0
+    assert (context.status, context.details, answer) == (grpc.StatusCode.NOT_FOUND, "vm_id: unknown VM 'vm-9'", None)
+    assert _count(metrics, "NotFound") == 1.0
 
 
 def test_anything_else_is_internal_with_an_incident_and_nothing_of_its_words() -> None:
@@ -90,9 +99,9 @@ def test_anything_else_is_internal_with_an_incident_and_nothing_of_its_words() -
         raise KeyError("/etc/secret")
 
     context, _answer, metrics = _call(broken)
-    assert context.code == grpc.StatusCode.INTERNAL
+    assert context.status == grpc.StatusCode.INTERNAL
     assert re.fullmatch(r"internal error, logged as incident [0-9a-f]{8}", context.details)
-    assert _count(metrics, "INTERNAL") == 1.0
+    assert _count(metrics, "Internal") == 1.0
 
 
 def test_a_request_that_did_not_parse_never_reaches_the_servicer() -> None:
@@ -100,13 +109,13 @@ def test_a_request_that_did_not_parse_never_reaches_the_servicer() -> None:
         raise AssertionError("reached")
 
     context, _answer, _metrics = _call(servicer, MalformedRequest("advisor.v1.PushInventoryRequest", "truncated"))
-    assert context.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert context.status == grpc.StatusCode.INVALID_ARGUMENT
     assert context.details == "request: not a valid advisor.v1.PushInventoryRequest: truncated"
 
 
 def test_an_answer_passes_untouched_and_is_counted_ok() -> None:
     context, answer, metrics = _call(lambda request, context: "answer")
-    assert (context.code, answer, _count(metrics, "OK")) == (None, "answer", 1.0)
+    assert (context.status, answer, _count(metrics, "OK")) == (None, "answer", 1.0)
 
 
 def test_an_error_while_streaming_ends_the_stream_with_its_status() -> None:
@@ -115,8 +124,11 @@ def test_an_error_while_streaming_ends_the_stream_with_its_status() -> None:
         raise Unavailable("Prometheus at x is unreachable")
 
     context, _answer, metrics = _call(watch, streaming=True)
-    assert (context.code, context.details) == (grpc.StatusCode.UNAVAILABLE, "Prometheus at x is unreachable")
-    assert _count(metrics, "OK") == 1.0  # counted when the stream started, as it was
+    assert (context.status, context.details) == (grpc.StatusCode.UNAVAILABLE, "Prometheus at x is unreachable")
+    ended = metrics.registry.get_sample_value("grpc_server_handled_total", {
+        "grpc_method": "PushInventory", "grpc_code": "Unavailable", "grpc_service": SERVICE,
+        "grpc_type": "server_stream"})
+    assert ended == 1.0  # counted when the stream ended, with its status
 
 
 def test_calls_of_other_services_pass_by() -> None:
