@@ -92,6 +92,16 @@ class MemoryStore:
         found.sort(key=lambda r: (r.created_at_s, r.id), reverse=True)
         return found[:limit]
 
+    def review_backlog(self) -> dict[tuple[str, int], int]:
+        """How many recommendations wait for a person, by state (proposed or approved) and priority."""
+        backlog: dict[tuple[str, int], int] = {}
+        with self._lock:
+            for r in self._recommendations.values():
+                if r.state in (RecommendationState.PROPOSED, RecommendationState.APPROVED):
+                    key = (r.state.value, r.priority.level)
+                    backlog[key] = backlog.get(key, 0) + 1
+        return backlog
+
     def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
         wanted = set(vm_ids)
         with self._lock:

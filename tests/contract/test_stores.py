@@ -31,7 +31,7 @@ from advisor.domain.model import (
     Technique,
     Vm,
 )
-from advisor.domain.recommendation import Recommendation, RecommendationState
+from advisor.domain.recommendation import Priority, Recommendation, RecommendationState
 
 Store = MemoryStore | SqlStore
 S = RecommendationState
@@ -94,6 +94,16 @@ def test_recommendations_are_listed_newest_first_after_a_cursor(store: Store) ->
     assert [r.id for r in store.list_recommendations(None, 2, (2.0, "r3"))] == ["r2", "r1"]
     assert [r.id for r in store.list_recommendations(S.PROPOSED, 10)] == ["r4", "r3", "r1"]
     assert [r.id for r in store.list_recommendations(S.REJECTED, 10)] == ["r2"]
+
+
+def test_the_review_backlog_counts_what_waits_for_a_person_by_state_and_priority(store: Store) -> None:
+    for rec_id, level in (("r1", 1), ("r2", 1), ("r3", 4), ("r4", 3)):
+        store.add_recommendation(replace(proposed(rec_id), priority=Priority(level, "why")))
+    r3, r4 = store.get_recommendation("r3"), store.get_recommendation("r4")
+    assert r3 is not None and r4 is not None
+    store.replace_recommendation(r3, replace(r3, state=S.APPROVED))
+    store.replace_recommendation(r4, replace(r4, state=S.REJECTED))
+    assert store.review_backlog() == {("proposed", 1): 2, ("approved", 4): 1}
 
 
 def test_the_open_recommendations_moving_some_vms_are_found_oldest_first(store: Store) -> None:

@@ -143,13 +143,17 @@ class SqlStore:
 
     def review_backlog(self) -> dict[tuple[str, int], int]:
         """How many recommendations wait for a person, by state (proposed: a decision; approved: a run) and
-        priority (3 for one stored before priorities)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT CASE state WHEN 'pending' THEN 'proposed' ELSE state END, "
-                "COALESCE(json_extract(body, '$.priority.level'), 3), count(*) FROM recommendations "
-                "WHERE state IN ('proposed', 'pending', 'approved') GROUP BY 1, 2").fetchall()
-        return {(state, int(priority)): count for state, priority, count in rows}
+        priority (3 for one stored before priorities). The priority is read from the body in Python: the SQL
+        stays what both engines accept."""
+        backlog: dict[tuple[str, int], int] = {}
+        with self._reading() as db:
+            rows = db.execute("SELECT state, body FROM recommendations "
+                              "WHERE state IN ('proposed', 'pending', 'approved')").fetchall()
+        for state, body in rows:
+            level = (json.loads(body).get("priority") or {}).get("level", 3)
+            key = ("proposed" if state == "pending" else str(state), int(level))
+            backlog[key] = backlog.get(key, 0) + 1
+        return backlog
 
     def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
         wanted, rows = sorted(set(vm_ids)), {}

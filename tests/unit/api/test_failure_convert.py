@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from advisor.adapters.sqlite.codec import decode_migration, encode
+from advisor.adapters.sql.codec import decode_migration, encode
 from advisor.api import convert
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.cli.render import history_table, render_operation
