@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from advisor.adapters.databases import open_database
+from advisor.adapters.databases import backup_database, open_database, restore_database
 from advisor.adapters.datadir import DataDirLock, read_addresses
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sql.access import AuditLog, TokenStore
@@ -372,6 +372,7 @@ def serve(settings: Settings) -> None:
 # -- What the command line opens itself, without a server (one serving the same directory sees a change at once)
 
 published = read_addresses  # what the advisor serving a data directory published of itself: pid, addresses
+backup, restore = backup_database, restore_database  # the SQLite database of a data directory, to and from a file
 open_hypervisor: Callable[[str], Hypervisor] = LibvirtHypervisor  # how the advisor connects to a hypervisor
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from advisor.adapters.postgres.db import PostgresDatabase
 from advisor.adapters.sql.database import Database
+from advisor.adapters.sqlite import backup as sqlite_backup
 from advisor.adapters.sqlite.db import SqliteDatabase
 from advisor.domain.errors import ConfigError
 
@@ -23,3 +24,22 @@ def open_database(database_url: str, data_dir: Path, *, existing: bool = False) 
     if existing and not path.is_file():
         raise ConfigError(f"no advisor database in {data_dir} ({path.name} is missing)")
     return SqliteDatabase(path)
+
+
+# PostgreSQL has its own tools for this, which know its roles, extensions and versions better than we could.
+PG_DUMP_HINT = ("the database is PostgreSQL: back it up with `pg_dump --format=custom --file FILE URL` and restore "
+                "it with `pg_restore --clean --dbname URL FILE` (docs/storage.md)")
+
+
+def backup_database(database_url: str, data_dir: Path, output: Path) -> sqlite_backup.BackupSummary:
+    """An online backup of the SQLite database of `data_dir` to `output`."""
+    if database_url:
+        raise ConfigError(PG_DUMP_HINT)
+    return sqlite_backup.backup(data_dir / DATABASE_FILE, output)
+
+
+def restore_database(database_url: str, data_dir: Path, backup_file: Path) -> sqlite_backup.BackupSummary:
+    """`backup_file` in place of the SQLite database of `data_dir` (no advisor serving it), the old one kept."""
+    if database_url:
+        raise ConfigError(PG_DUMP_HINT)
+    return sqlite_backup.restore(backup_file, data_dir, DATABASE_FILE)

@@ -217,6 +217,8 @@ HELP = {
     "profiles": "host profiles: calibrate the physics from a host's migrations",
     "simulate": "replay a PlanetLab or Bitbrains day through a consolidation policy (CloudSim's metrics)",
     "migrate": "execute, watch, show or abort migrations",
+    "backup": "back up the advisor's database to a file, while it runs",
+    "restore": "put a backup in place of the advisor's database (advisor stopped)",
 }
 BUILDERS: dict[str, Callable[[Any], object] | str] = {
     "serve": _serve, "demo": _demo, "push": _push, "hosts": _hosts, "vms": _vms, "predict": _predict,
@@ -224,7 +226,8 @@ BUILDERS: dict[str, Callable[[Any], object] | str] = {
     "automation": "advisor.cli.review:add_automation_command", "lab": "advisor.lab.cli:add_lab_commands",
     "tokens": "advisor.cli.tokens:add_tokens_commands", "ui": "advisor.cli.ui:add_ui_commands",
     "outcomes": "advisor.cli.outcomes:add_outcomes_commands", "profiles": "advisor.cli.profiles:add_profiles_commands",
-    "simulate": _simulate, "migrate": _migrate,
+    "simulate": _simulate, "migrate": _migrate, "backup": "advisor.cli.backup:add_backup_command",
+    "restore": "advisor.cli.backup:add_restore_command",
 }
 
 

@@ -302,3 +302,64 @@ def test_the_cli_never_shows_a_traceback(tmp_path: Path) -> None:
     piped = subprocess.run(f"{sys.executable} -m advisor.cli --help | head -1", shell=True, capture_output=True,
                            text=True, timeout=60, check=False)
     assert piped.stdout.startswith("usage: advisor") and "Traceback" not in piped.stderr
+
+
+def _advisor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "advisor.cli", *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def test_backup_under_load_and_restore_round_trip(tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "data"
+    env = {"ADVISOR_LISTEN": f"127.0.0.1:{port}", "ADVISOR_METRICS_LISTEN": ""}
+    token = _token(data, "scheduler-1", "scheduler")
+    process = _start(["--data-dir", str(data)], env)
+    made: list[str] = []
+    try:
+        with AdvisorClient(f"127.0.0.1:{port}", token=token) as client:
+            client.wait_ready(120)
+            push_example(client, json.loads(EXAMPLE.read_text()), time.time())
+            stop = threading.Event()
+
+            def recommend() -> None:  # the load: a stored proposal after another while the backup runs
+                while not stop.is_set():
+                    made.append(client.recommend(pb.RecommendTargetRequest(vm_id="db-1")).id)
+
+            writer = threading.Thread(target=recommend)
+            writer.start()
+            while len(made) < 3:
+                time.sleep(0.05)
+            before = list(made)
+            backed_up = _advisor("backup", "--data-dir", str(data), "--output", str(tmp_path / "b.sqlite3"))
+            time.sleep(0.5)
+            stop.set()
+            writer.join()
+        again = _advisor("backup", "--data-dir", str(data), "--output", str(tmp_path / "b.sqlite3"))
+        refused = _advisor("restore", "--data-dir", str(data), "--input", str(tmp_path / "b.sqlite3"))
+    finally:
+        code, _ = _stop(process)
+    assert code == 0
+    assert backed_up.returncode == 0, backed_up.stderr
+    assert backed_up.stdout.startswith(f"wrote {tmp_path / 'b.sqlite3'}")
+    assert again.returncode == 2 and "never overwrites" in again.stderr
+    assert refused.returncode == 2 and "stop it first" in refused.stderr
+
+    (tmp_path / "junk").write_text("not a database")
+    junk = _advisor("restore", "--data-dir", str(data), "--input", str(tmp_path / "junk"))
+    assert junk.returncode == 2 and "not an SQLite database" in junk.stderr
+    restored = _advisor("restore", "--data-dir", str(data), "--input", str(tmp_path / "b.sqlite3"))
+    assert restored.returncode == 0, restored.stderr
+    assert "kept as" in restored.stdout and list(data.glob("advisor.sqlite3.before-restore-*"))
+
+    process = _start(["--data-dir", str(data)], env)
+    try:
+        with AdvisorClient(f"127.0.0.1:{port}", token=token) as client:
+            client.wait_ready(120)
+            listed = {r.id for r in client.list_recommendations(pb.ListRecommendationsRequest(page_size=1000))
+                      .recommendations}
+    finally:
+        code, _ = _stop(process)
+    assert code == 0
+    assert set(before) <= listed  # everything made before the backup began is in it
+    assert made[-1] not in listed  # and what was made after it ended is not
