@@ -32,7 +32,8 @@ class Settings:
     database_url: str = ""
     # Address of the Prometheus metrics endpoint; empty disables it.
     metrics_listen: str = "127.0.0.1:9464"
-    # Trained models (see models/README.md); the analytic model is used when none loads.
+    # Trained models (versions, cards and the ACTIVE pointer: docs/cost-model.md); the analytic model is used when
+    # none loads.
     models_dir: Path = REPO_MODELS_DIR
     log_level: str = "info"
     # "json" (one object per line) or "text".
