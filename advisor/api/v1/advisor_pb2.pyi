@@ -113,7 +113,7 @@ MIGRATION_PHASE_COLD: MigrationPhase
 MIGRATION_PHASE_RESTARTING: MigrationPhase
 
 class Host(_message.Message):
-    __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address", "migration_tls", "networks")
+    __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address", "migration_tls", "networks", "local_disk_free_mib")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +134,7 @@ class Host(_message.Message):
     MIGRATION_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_TLS_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_DISK_FREE_MIB_FIELD_NUMBER: _ClassVar[int]
     id: str
     cpu_cores: int
     memory_mib: int
@@ -147,10 +148,25 @@ class Host(_message.Message):
     migration_address: str
     migration_tls: bool
     networks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_mib: _Optional[int] = ..., cpu_model: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., in_maintenance: _Optional[bool] = ..., network_bandwidth_mib_s: _Optional[float] = ..., hypervisor_uri: _Optional[str] = ..., idle_power_w: _Optional[float] = ..., max_power_w: _Optional[float] = ..., migration_address: _Optional[str] = ..., migration_tls: _Optional[bool] = ..., networks: _Optional[_Iterable[str]] = ...) -> None: ...
+    local_disk_free_mib: int
+    def __init__(self, id: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_mib: _Optional[int] = ..., cpu_model: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., in_maintenance: _Optional[bool] = ..., network_bandwidth_mib_s: _Optional[float] = ..., hypervisor_uri: _Optional[str] = ..., idle_power_w: _Optional[float] = ..., max_power_w: _Optional[float] = ..., migration_address: _Optional[str] = ..., migration_tls: _Optional[bool] = ..., networks: _Optional[_Iterable[str]] = ..., local_disk_free_mib: _Optional[int] = ...) -> None: ...
+
+class Disk(_message.Message):
+    __slots__ = ("target", "size_mib", "used_mib", "shared", "write_rate_mib_s")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_MIB_FIELD_NUMBER: _ClassVar[int]
+    USED_MIB_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    WRITE_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    size_mib: int
+    used_mib: int
+    shared: bool
+    write_rate_mib_s: float
+    def __init__(self, target: _Optional[str] = ..., size_mib: _Optional[int] = ..., used_mib: _Optional[int] = ..., shared: _Optional[bool] = ..., write_rate_mib_s: _Optional[float] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("id", "host_id", "memory_mib", "vcpus", "labels", "affinity_groups", "anti_affinity_groups", "cpu_model", "postcopy_forbidden", "networks")
+    __slots__ = ("id", "host_id", "memory_mib", "vcpus", "labels", "affinity_groups", "anti_affinity_groups", "cpu_model", "postcopy_forbidden", "networks", "disks")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +184,7 @@ class Vm(_message.Message):
     CPU_MODEL_FIELD_NUMBER: _ClassVar[int]
     POSTCOPY_FORBIDDEN_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FIELD_NUMBER: _ClassVar[int]
     id: str
     host_id: str
     memory_mib: int
@@ -178,7 +195,8 @@ class Vm(_message.Message):
     cpu_model: str
     postcopy_forbidden: bool
     networks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., host_id: _Optional[str] = ..., memory_mib: _Optional[int] = ..., vcpus: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., affinity_groups: _Optional[_Iterable[str]] = ..., anti_affinity_groups: _Optional[_Iterable[str]] = ..., cpu_model: _Optional[str] = ..., postcopy_forbidden: _Optional[bool] = ..., networks: _Optional[_Iterable[str]] = ...) -> None: ...
+    disks: _containers.RepeatedCompositeFieldContainer[Disk]
+    def __init__(self, id: _Optional[str] = ..., host_id: _Optional[str] = ..., memory_mib: _Optional[int] = ..., vcpus: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., affinity_groups: _Optional[_Iterable[str]] = ..., anti_affinity_groups: _Optional[_Iterable[str]] = ..., cpu_model: _Optional[str] = ..., postcopy_forbidden: _Optional[bool] = ..., networks: _Optional[_Iterable[str]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ...) -> None: ...
 
 class PushInventoryRequest(_message.Message):
     __slots__ = ("hosts", "vms", "removed_host_ids", "removed_vm_ids")
