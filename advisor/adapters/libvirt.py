@@ -16,9 +16,10 @@ from typing import Any
 import libvirt
 import libvirt_qemu
 
-from advisor.adapters import libvirt_cold
+from advisor.adapters import libvirt_cold, libvirt_disks
+from advisor.adapters.libvirt_params import migration_flags, migration_params
 from advisor.domain.migration import MigrationResult, Progress
-from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters, Technique
+from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters
 from advisor.execution.hypervisor import (
     Agent,
     GuestDefinition,
@@ -58,46 +59,6 @@ def ensure_event_loop() -> None:
 
 def _error(what: str, error: libvirt.libvirtError) -> HypervisorError:
     return HypervisorError(f"{what}: {error.get_error_message()}")
-
-
-def migration_flags(parameters: MigrationParameters, persistent: bool) -> int:
-    flags: int = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
-    if persistent:
-        flags |= libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
-    if parameters.technique is Technique.PRECOPY_AUTOCONVERGE:
-        flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
-    if parameters.technique in (Technique.PRECOPY_XBZRLE, Technique.PRECOPY_COMPRESS):
-        flags |= libvirt.VIR_MIGRATE_COMPRESSED
-    if parameters.postcopy_after_ms is not None:
-        # libvirt starts every post-copy as a pre-copy that is allowed to switch.
-        flags |= libvirt.VIR_MIGRATE_POSTCOPY
-    if parameters.tls:
-        # QEMU encrypts the stream with the hosts' migration certificates (qemu.conf migrate_tls_x509_cert_dir);
-        # libvirt fails the migration rather than send it in clear when they are missing.
-        flags |= libvirt.VIR_MIGRATE_TLS
-    return flags
-
-
-def migration_params(parameters: MigrationParameters, target: MigrationTarget) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if target.migration_address:
-        params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{target.migration_address}"
-        params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = target.migration_address
-    if parameters.bandwidth_mib_s > 0:
-        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = max(1, round(parameters.bandwidth_mib_s))
-    if parameters.postcopy_after_ms is not None and parameters.postcopy_bandwidth_mib_s > 0:
-        # QEMU would lift the cap once in post-copy; the cost was predicted at this bandwidth, so it holds.
-        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = max(1, round(parameters.postcopy_bandwidth_mib_s))
-    if parameters.technique is Technique.PRECOPY_AUTOCONVERGE:
-        params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = parameters.autoconverge_initial_pct
-        params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = parameters.autoconverge_increment_pct
-    if parameters.technique is Technique.PRECOPY_XBZRLE:
-        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "xbzrle"
-    if parameters.technique is Technique.PRECOPY_COMPRESS:
-        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "mt"
-        if parameters.compression_threads:
-            params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION_MT_THREADS] = parameters.compression_threads
-    return params
 
 
 def dirty_rate_mode(domain_xml: str) -> int:
@@ -180,7 +141,7 @@ class LibvirtHypervisor:
             uuid = caps.findtext("host/uuid") or ""
             cpu_model = caps.findtext("host/cpu/model") or model
             return HostFacts(uuid, self._control.getHostname(), int(cpus), int(memory_mib), cpu_model,
-                             self._networks())
+                             self._networks(), libvirt_disks.local_free_mib(self._control))
         except libvirt.libvirtError as e:
             raise _error(f"host facts of {self._uri}", e) from None
 
@@ -209,7 +170,9 @@ class LibvirtHypervisor:
                 state, reason = dom.state()
                 _, max_kib, _, vcpus, _ = dom.info()
                 name, uuid = dom.name(), dom.UUIDString()
-                networks = interface_networks(dom.XMLDesc(0))
+                xml = dom.XMLDesc(0)
+                networks = interface_networks(xml)
+                disks = libvirt_disks.guest_disks(self._control, dom, xml)
             except libvirt.libvirtError as e:
                 if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     continue  # left between the listing and the question: a migration just completed
@@ -219,7 +182,8 @@ class LibvirtHypervisor:
                 libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED,
             )
             running = state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED) and not migrating
-            facts.append(GuestFacts(name, uuid, int(max_kib) // 1024, int(vcpus), running, migrating, networks))
+            facts.append(GuestFacts(name, uuid, int(max_kib) // 1024, int(vcpus), running, migrating, networks,
+                                    disks))
         return facts
 
     def guest_stats(self) -> list[GuestStats]:
@@ -267,14 +231,16 @@ class LibvirtHypervisor:
         started = time.monotonic()
         try:
             dom = conn.lookupByName(guest)
+            if parameters.migrate_disks:
+                libvirt_disks.prepare_block_migration(dom, target.uri, parameters.migrate_disks)
             with self._completed_cond:
                 self._completed.pop(guest, None)
             dom.migrateToURI3(
                 target.uri, migration_params(parameters, target), migration_flags(parameters, dom.isPersistent() == 1)
             )
-        except libvirt.libvirtError as e:
-            return MigrationResult(False, error=e.get_error_message() or str(e),
-                                   total_time_ms=(time.monotonic() - started) * 1000)
+        except (libvirt.libvirtError, HypervisorError) as e:
+            words = e.get_error_message() if isinstance(e, libvirt.libvirtError) else ""
+            return MigrationResult(False, error=words or str(e), total_time_ms=(time.monotonic() - started) * 1000)
         finally:
             conn.close()
         with self._completed_cond:

@@ -253,7 +253,7 @@ def parameters_to_pb(p: MigrationParameters) -> pb.MigrationParameters:
         deadline_ms=p.deadline_ms, autoconverge_initial_pct=p.autoconverge_initial_pct,
         autoconverge_increment_pct=p.autoconverge_increment_pct, compression_threads=p.compression_threads,
         postcopy_bandwidth_mib_s=p.postcopy_bandwidth_mib_s, tls=p.tls,
-        shutdown_timeout_ms=p.shutdown_timeout_ms,
+        shutdown_timeout_ms=p.shutdown_timeout_ms, migrate_disks=list(p.migrate_disks),
     )
     if p.postcopy_after_ms is not None:
         msg.postcopy_after_ms = p.postcopy_after_ms

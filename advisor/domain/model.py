@@ -289,6 +289,9 @@ class MigrationParameters:
     # Cold migration: how long the guest is given to shut down by itself before it is forced off (0: live).
     shutdown_timeout_ms: float = 0.0
     kind: MoveKind = MoveKind.MIGRATE
+    # The VM's local disks (their target names) that move with it: copied by libvirt's block migration (an NBD
+    # mirror) for a live move, while the guest is off for a cold one. Empty: every disk is shared.
+    migrate_disks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -433,7 +433,7 @@ class Objective(_message.Message):
     def __init__(self, max_downtime_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., minimize_transferred: _Optional[bool] = ...) -> None: ...
 
 class MigrationParameters(_message.Message):
-    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls", "shutdown_timeout_ms", "kind")
+    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls", "shutdown_timeout_ms", "kind", "migrate_disks")
     TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -446,6 +446,7 @@ class MigrationParameters(_message.Message):
     TLS_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    MIGRATE_DISKS_FIELD_NUMBER: _ClassVar[int]
     technique: Technique
     bandwidth_mib_s: float
     max_downtime_ms: float
@@ -458,7 +459,8 @@ class MigrationParameters(_message.Message):
     tls: bool
     shutdown_timeout_ms: float
     kind: MoveKind
-    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ..., shutdown_timeout_ms: _Optional[float] = ..., kind: _Optional[_Union[MoveKind, str]] = ...) -> None: ...
+    migrate_disks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ..., shutdown_timeout_ms: _Optional[float] = ..., kind: _Optional[_Union[MoveKind, str]] = ..., migrate_disks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HostAssessment(_message.Message):
     __slots__ = ("host_id", "eligible", "rejections", "score", "cpu_after_ratio", "memory_after_ratio")
