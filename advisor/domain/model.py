@@ -210,6 +210,12 @@ class MigrationInputs:
     # What bandwidth_mib_s is: the link's speed less the traffic the hosts' samples show on it, or the link's
     # speed where no sample says, or the request's figure.
     bandwidth_source: str = ""
+    # The VM's local disks, copied with it (advisor.physics.disk): MiB their blocks take (what the copy sends),
+    # their size (the most blocks the guest can rewrite), and the MiB/s the guest writes to them (None: not
+    # measured). 0 MiB: every disk is shared, nothing copied.
+    local_disk_used_mib: float = 0.0
+    local_disk_size_mib: float = 0.0
+    disk_write_rate_mib_s: float | None = None
 
     @property
     def usable_bandwidth_mib_s(self) -> float:
