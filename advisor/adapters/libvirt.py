@@ -287,6 +287,9 @@ class LibvirtHypervisor:
             autoconverge_throttle_pct=float(stats.get("auto_converge_throttle", 0)),
             postcopy_requests=int(stats.get("memory_postcopy_requests", 0)),
             transferred_mib=float(stats.get("memory_processed", 0)) / MIB,
+            disk_total_mib=float(stats.get("disk_total", 0)) / MIB,
+            disk_remaining_mib=float(stats.get("disk_remaining", 0)) / MIB,
+            disk_rate_mib_s=float(stats.get("disk_bps", 0)) / MIB,
         )
 
     def guest_pulse(self, guest: str) -> GuestPulse:
