@@ -256,7 +256,8 @@ class LibvirtHypervisor:
         )
 
     def cold_move(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
-        return libvirt_cold.cold_move(self._uri, target.uri, guest, parameters.shutdown_timeout_ms / 1000)
+        return libvirt_cold.cold_move(self._uri, target.uri, guest, parameters.shutdown_timeout_ms / 1000,
+                                      disks=parameters.migrate_disks)
 
     def progress(self, guest: str) -> Progress | None:
         try:

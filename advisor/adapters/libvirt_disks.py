@@ -18,7 +18,9 @@ storage driver (a lone virtqemud): then no target is judged on it.
 
 Before a block migration the target needs a volume for each local disk: libvirt creates one itself only inside a
 pool of the target that holds the disk's directory, so `prepare_target` creates each missing one first, of the same
-capacity and format, in that pool or, without one, in a transient directory pool it defines for the moment.
+capacity and format, in that pool or, without one, in a transient directory pool it defines for the moment. A cold
+move copies the disks itself while the guest is off (`copy_disks`): each volume downloaded from the source and
+uploaded into the target's, through libvirt's storage streams.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import contextlib
 import os
 import xml.etree.ElementTree as ET
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
@@ -40,6 +43,7 @@ SHARED_POOL_TYPES = frozenset({"netfs", "rbd", "iscsi", "iscsi-direct", "gluster
 LOCAL_POOL_TYPES = frozenset({"dir", "fs", "logical", "disk", "zfs"})
 # Formats a volume is created in; anything else is created raw (what libvirt's own pre-creation does too).
 VOLUME_FORMATS = frozenset({"raw", "qcow2"})
+STREAM_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -162,27 +166,84 @@ def prepare_target(target: Any, sources: list[DiskSource], capacities: dict[str,
     return created
 
 
-def _create_file(target: Any, source: DiskSource, capacity_bytes: int) -> bool:
-    """Create the file disk in the target's pool holding its directory (a transient one where none does); False
-    when it exists there already."""
-    directory, name = os.path.split(source.path)
-    transient = None
+@contextlib.contextmanager
+def _pool_holding(conn: Any, directory: str) -> Iterator[Any]:
+    """The connection's pool over `directory`, refreshed: its own, or a transient directory pool defined for the
+    moment (and destroyed after: a directory pool's files stay, only the pool goes)."""
     try:
-        pool = target.storagePoolLookupByTargetPath(directory)
+        pool, transient = conn.storagePoolLookupByTargetPath(directory), False
     except libvirt.libvirtError:
-        transient = pool = target.storagePoolCreateXML(
+        pool = conn.storagePoolCreateXML(
             directory_pool_xml(f"advisor-disks-{zlib.crc32(directory.encode()):08x}", directory),
             libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD)
+        transient = True
     try:
         pool.refresh(0)
+        yield pool
+    finally:
+        if transient:
+            with contextlib.suppress(libvirt.libvirtError):
+                pool.destroy()
+
+
+def _create_file(target: Any, source: DiskSource, capacity_bytes: int) -> bool:
+    """Create the file disk in the target's pool holding its directory; False when it exists there already."""
+    directory, name = os.path.split(source.path)
+    with _pool_holding(target, directory) as pool:
         if name in pool.listVolumes():
             return False
         pool.createXML(volume_xml(name, capacity_bytes, source.format), 0)
         return True
-    finally:
-        if transient is not None:
+
+
+@contextlib.contextmanager
+def _volume(conn: Any, source: DiskSource) -> Iterator[Any]:
+    """The storage volume of a file or volume disk on `conn`."""
+    if source.kind == "volume":
+        yield conn.storagePoolLookupByName(source.pool).storageVolLookupByName(source.volume)
+        return
+    if source.kind != "file":
+        raise HypervisorError(f"disk {source.target} is a {source.kind} disk: only files and volumes are copied")
+    directory, name = os.path.split(source.path)
+    with _pool_holding(conn, directory) as pool:
+        yield pool.storageVolLookupByName(name)
+
+
+def copy_disks(source: Any, target: Any, disks: list[DiskSource]) -> int:
+    """Copy the disks, whose guest is off, byte for byte from the source connection's volumes to the target's
+    (created first, of the same capacity and format); returns the bytes copied. Raises HypervisorError."""
+    copied = 0
+    try:
+        for disk in disks:
+            with _volume(source, disk) as there:
+                prepare_target(target, [disk], {disk.target: int(there.info()[1])})
+                with _volume(target, disk) as here:
+                    copied += _stream(source, there, target, here)
+    except libvirt.libvirtError as e:
+        raise HypervisorError(f"copy the disks to the target: {e.get_error_message()}") from None
+    return copied
+
+
+def _stream(source: Any, there: Any, target: Any, here: Any) -> int:
+    """One volume's bytes from `there` (on `source`) into `here` (on `target`)."""
+    down, up = source.newStream(0), target.newStream(0)
+    there.download(down, 0, 0, 0)
+    here.upload(up, 0, 0, 0)
+    sent = 0
+    try:
+        while chunk := down.recv(STREAM_CHUNK_BYTES):
+            view = memoryview(chunk)
+            while view:
+                view = view[up.send(view.tobytes()):]
+            sent += len(chunk)
+        down.finish()
+        up.finish()
+    except BaseException:
+        for stream in (down, up):
             with contextlib.suppress(libvirt.libvirtError):
-                transient.destroy()  # a directory pool's files stay: only the pool goes
+                stream.abort()
+        raise
+    return sent
 
 
 def prepare_block_migration(dom: Any, target_uri: str, migrate_disks: tuple[str, ...]) -> list[str]:
