@@ -20,7 +20,8 @@ Before a block migration the target needs a volume for each local disk: libvirt 
 pool of the target that holds the disk's directory, so `prepare_target` creates each missing one first, of the same
 capacity and format, in that pool or, without one, in a transient directory pool it defines for the moment. A cold
 move copies the disks itself while the guest is off (`copy_disks`): each volume downloaded from the source and
-uploaded into the target's, through libvirt's storage streams.
+uploaded into the target's, through libvirt's storage streams, sparse (holes stay holes: what is sent is the
+disk's space in use).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ LOCAL_POOL_TYPES = frozenset({"dir", "fs", "logical", "disk", "zfs"})
 # Formats a volume is created in; anything else is created raw (what libvirt's own pre-creation does too).
 VOLUME_FORMATS = frozenset({"raw", "qcow2"})
 STREAM_CHUNK_BYTES = 1 << 20
+# What virStreamRecvFlags answers, with VIR_STREAM_RECV_STOP_AT_HOLE, where the stream reached a hole.
+AT_HOLE = -3
 
 
 @dataclass(frozen=True)
@@ -225,13 +228,20 @@ def copy_disks(source: Any, target: Any, disks: list[DiskSource]) -> int:
 
 
 def _stream(source: Any, there: Any, target: Any, here: Any) -> int:
-    """One volume's bytes from `there` (on `source`) into `here` (on `target`)."""
+    """One volume's bytes from `there` (on `source`) into `here` (on `target`), as a sparse stream: its holes (the
+    blocks a thin disk never wrote) are passed on as holes, not sent as zeros; returns the data bytes sent."""
     down, up = source.newStream(0), target.newStream(0)
-    there.download(down, 0, 0, 0)
-    here.upload(up, 0, 0, 0)
+    there.download(down, 0, 0, libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)
+    here.upload(up, 0, 0, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
     sent = 0
     try:
-        while chunk := down.recv(STREAM_CHUNK_BYTES):
+        while True:
+            chunk = down.recvFlags(STREAM_CHUNK_BYTES, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
+            if chunk == AT_HOLE:
+                up.sendHole(down.recvHole(0), 0)
+                continue
+            if not chunk:
+                break
             view = memoryview(chunk)
             while view:
                 view = view[up.send(view.tobytes()):]

@@ -85,7 +85,7 @@ def add_lab_commands(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--hosts", type=int, default=2, help="number of hosts, at least (default 2)")
     p.add_argument("--guests", type=int, default=1, help="number of guests, at least (default 1)")
     p.add_argument("--disk-mib", type=int, default=0,
-                   help="give each new guest a local qcow2 disk of this many MiB on its host, mounted at /mnt/disk "
+                   help="give each new guest a local raw disk of this many MiB on its host, mounted at /mnt/disk "
                         "in the guest (default 0: none)")
     p.add_argument("--advisor-metrics", default=DEFAULT_ADVISOR_METRICS,
                    help=f"the advisor's metrics address that Prometheus scrapes (default {DEFAULT_ADVISOR_METRICS})")

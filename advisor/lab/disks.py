@@ -1,4 +1,5 @@
-"""Local disks for the lab's guests (`advisor lab up --disk-mib N`): each guest gets a qcow2 file on its home host,
+"""Local disks for the lab's guests (`advisor lab up --disk-mib N`): each guest gets a raw file on its home host
+(sparse: created by libvirt's storage driver, which needs no qemu-img for raw),
 which it formats on first boot and mounts at /mnt/disk (guest.INIT), where the integrity seals look
 (advisor.lab.integrity.DISK) and where `set_disk_writer` has it rewrite part of a file.
 
@@ -10,7 +11,6 @@ space (advisor.adapters.libvirt_disks) and in which libvirt could create a migra
 
 from __future__ import annotations
 
-import subprocess
 import time
 from typing import Protocol
 
@@ -23,7 +23,7 @@ POOL = "default"
 
 def image_path(guest_name: str) -> str:
     """The guest's disk as its host's daemon (and QEMU) see it."""
-    return f"{IMAGES}/{guest_name}.qcow2"
+    return f"{IMAGES}/{guest_name}.img"
 
 
 def ensure_pool(spec: HostSpec) -> None:
@@ -42,17 +42,18 @@ def ensure_pool(spec: HostSpec) -> None:
 
 
 def prepare(spec: HostSpec, guest_name: str, disk_mib: int) -> str:
-    """The disk of a guest about to start on `spec` ('' for none): its pool, and its qcow2 file of `disk_mib` MiB
+    """The disk of a guest about to start on `spec` ('' for none): its pool, and its raw file of `disk_mib` MiB
     created where missing; returns the path the guest's definition names."""
     if disk_mib <= 0:
         return ""
     ensure_pool(spec)
-    on_host = spec.directory / "lib" / "images" / f"{guest_name}.qcow2"
-    if not on_host.exists():
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(on_host), f"{disk_mib}M"], check=True,
-                       capture_output=True, timeout=60)
-        with virt.connection(spec.uri) as conn:
-            conn.storagePoolLookupByName(POOL).refresh(0)
+    with virt.connection(spec.uri) as conn:
+        pool = conn.storagePoolLookupByName(POOL)
+        pool.refresh(0)
+        name = image_path(guest_name).rsplit("/", 1)[1]
+        if name not in pool.listVolumes():
+            pool.createXML(f"<volume><name>{name}</name><capacity unit='MiB'>{disk_mib}</capacity>"
+                           "<allocation>0</allocation><target><format type='raw'/></target></volume>", 0)
     return image_path(guest_name)
 
 

@@ -291,9 +291,9 @@ def domain_xml(name: str, image: GuestImage, memory_mib: int, disk: str = "") ->
     is a pty rather than a unix socket because, during a migration on one machine, source and destination QEMU
     would both try to own the same socket path. The guest RAM is RAM_PAD_KIB larger than `memory_mib` (QEMU
     arguments at the end), or migrations lose guest writes under TCG (see RAM_PAD_KIB). `disk`, when given, is a
-    qcow2 file the guest sees as /dev/vda (advisor.lab.disks).
+    raw file the guest sees as /dev/vda (advisor.lab.disks).
     """
-    drive = (f"\n    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+    drive = (f"\n    <disk type='file' device='disk'><driver name='qemu' type='raw'/>"
              f"<source file={quoteattr(disk)}/><target dev='vda' bus='virtio'/></disk>" if disk else "")
     log = f"/var/log/libvirt/qemu/{escape(name)}-serial.log"
     args = "".join(f"\n    <qemu:arg value={quoteattr(arg)}/>" for arg in ram_override_args(memory_mib))
