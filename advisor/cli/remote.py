@@ -90,8 +90,8 @@ def cmd_vms(args: argparse.Namespace) -> int:
     if args.json:  # every page in one ListVmsResponse
         emit(as_json(pb.ListVmsResponse(vms=vms)))
     else:
-        emit(table(["vm", "host", "vCPUs", "MiB", "CPU", "dirty MiB/s", "anti-affinity"], vms_rows(vms),
-                   right=(2, 3, 4, 5), fit=6))
+        emit(table(["vm", "host", "vCPUs", "MiB", "CPU", "dirty MiB/s", "local disk MiB", "anti-affinity"],
+                   vms_rows(vms), right=(2, 3, 4, 5, 6), fit=7))
     return 0
 
 
