@@ -240,6 +240,8 @@ def inputs_to_pb(i: MigrationInputs) -> pb.MigrationInputs:
         memory_mib=i.memory_mib, dirty_rate_mib_s=i.dirty_rate_mib_s, dirty_rate_source=i.dirty_rate_source,
         bandwidth_mib_s=i.bandwidth_mib_s, max_bandwidth_mib_s=i.max_bandwidth_mib_s,
         max_downtime_ms=i.max_downtime_ms, bandwidth_source=i.bandwidth_source,
+        local_disk_used_mib=i.local_disk_used_mib, local_disk_size_mib=i.local_disk_size_mib,
+        disk_write_rate_mib_s=i.disk_write_rate_mib_s,
     )
 
 

@@ -108,7 +108,10 @@ def cmd_predict_vm(args: argparse.Namespace) -> int:
     i = result.inputs
     emit(f"{i.memory_mib:.0f} MiB, dirty rate {i.dirty_rate_mib_s:.1f} MiB/s ({safe(i.dirty_rate_source)}), "
          f"bandwidth {i.bandwidth_mib_s:.1f} MiB/s ({safe(i.bandwidth_source)}), "
-         f"max downtime {i.max_downtime_ms:.0f} ms")
+         f"max downtime {i.max_downtime_ms:.0f} ms" + (
+             f", local disks {i.local_disk_used_mib:.0f} MiB in use of {i.local_disk_size_mib:.0f} MiB" +
+             (f" written at {i.disk_write_rate_mib_s:.1f} MiB/s" if i.HasField("disk_write_rate_mib_s") else
+              " (write rate not measured)") if i.local_disk_used_mib else ""))
     emit(render_costs(result.costs))
     return 0
 

@@ -144,6 +144,7 @@ def test_a_vm_with_local_disks_is_priced_with_their_copy_and_moves_them_where_th
     rec = w.advice.recommend_target("disky", Objective(max_downtime_ms=300))
     move = rec.moves[0]
     assert move.target_host_id == "d" and move.parameters.migrate_disks == ("vda",)
+    assert any("local disks 8192 MiB in use of 20480 MiB written at 2.0 MiB/s" in r for r in move.reasons)
     assert ("local disk space", 1, "c") in move.rejection_counts  # 20 GiB of local disks, 10 GiB free on c
 
 
