@@ -16,10 +16,11 @@ from typing import Any
 import libvirt
 import libvirt_qemu
 
-from advisor.adapters import libvirt_cold
+from advisor.adapters import libvirt_cold, libvirt_disks
 from advisor.adapters.libvirt_errors import classified
+from advisor.adapters.libvirt_params import migration_flags, migration_params
 from advisor.domain.migration import MigrationResult, Progress
-from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters, Technique
+from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationParameters
 from advisor.execution.hypervisor import (
     Agent,
     GuestDefinition,
@@ -60,46 +61,6 @@ def ensure_event_loop() -> None:
 def _error(what: str, error: libvirt.libvirtError, conn: Any | None = None) -> HypervisorError:
     fault, peer = classified(error, conn)
     return HypervisorError(f"{what}: {error.get_error_message()}", fault, peer=peer)
-
-
-def migration_flags(parameters: MigrationParameters, persistent: bool) -> int:
-    flags: int = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
-    if persistent:
-        flags |= libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
-    if parameters.technique is Technique.PRECOPY_AUTOCONVERGE:
-        flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
-    if parameters.technique in (Technique.PRECOPY_XBZRLE, Technique.PRECOPY_COMPRESS):
-        flags |= libvirt.VIR_MIGRATE_COMPRESSED
-    if parameters.postcopy_after_ms is not None:
-        # libvirt starts every post-copy as a pre-copy that is allowed to switch.
-        flags |= libvirt.VIR_MIGRATE_POSTCOPY
-    if parameters.tls:
-        # QEMU encrypts the stream with the hosts' migration certificates (qemu.conf migrate_tls_x509_cert_dir);
-        # libvirt fails the migration rather than send it in clear when they are missing.
-        flags |= libvirt.VIR_MIGRATE_TLS
-    return flags
-
-
-def migration_params(parameters: MigrationParameters, target: MigrationTarget) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if target.migration_address:
-        params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{target.migration_address}"
-        params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = target.migration_address
-    if parameters.bandwidth_mib_s > 0:
-        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = max(1, round(parameters.bandwidth_mib_s))
-    if parameters.postcopy_after_ms is not None and parameters.postcopy_bandwidth_mib_s > 0:
-        # QEMU would lift the cap once in post-copy; the cost was predicted at this bandwidth, so it holds.
-        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = max(1, round(parameters.postcopy_bandwidth_mib_s))
-    if parameters.technique is Technique.PRECOPY_AUTOCONVERGE:
-        params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = parameters.autoconverge_initial_pct
-        params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = parameters.autoconverge_increment_pct
-    if parameters.technique is Technique.PRECOPY_XBZRLE:
-        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "xbzrle"
-    if parameters.technique is Technique.PRECOPY_COMPRESS:
-        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "mt"
-        if parameters.compression_threads:
-            params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION_MT_THREADS] = parameters.compression_threads
-    return params
 
 
 def dirty_rate_mode(domain_xml: str) -> int:
@@ -182,7 +143,7 @@ class LibvirtHypervisor:
             uuid = caps.findtext("host/uuid") or ""
             cpu_model = caps.findtext("host/cpu/model") or model
             return HostFacts(uuid, self._control.getHostname(), int(cpus), int(memory_mib), cpu_model,
-                             self._networks())
+                             self._networks(), libvirt_disks.local_free_mib(self._control))
         except libvirt.libvirtError as e:
             raise _error(f"host facts of {self._uri}", e) from None
 
@@ -211,7 +172,9 @@ class LibvirtHypervisor:
                 state, reason = dom.state()
                 _, max_kib, _, vcpus, _ = dom.info()
                 name, uuid = dom.name(), dom.UUIDString()
-                networks = interface_networks(dom.XMLDesc(0))
+                xml = dom.XMLDesc(0)
+                networks = interface_networks(xml)
+                disks = libvirt_disks.guest_disks(self._control, dom, xml)
             except libvirt.libvirtError as e:
                 if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     continue  # left between the listing and the question: a migration just completed
@@ -221,7 +184,8 @@ class LibvirtHypervisor:
                 libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED,
             )
             running = state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED) and not migrating
-            facts.append(GuestFacts(name, uuid, int(max_kib) // 1024, int(vcpus), running, migrating, networks))
+            facts.append(GuestFacts(name, uuid, int(max_kib) // 1024, int(vcpus), running, migrating, networks,
+                                    disks))
         return facts
 
     def guest_stats(self) -> list[GuestStats]:
@@ -274,6 +238,8 @@ class LibvirtHypervisor:
                                    fault=fault)
         try:
             dom = conn.lookupByName(guest)
+            if parameters.migrate_disks:
+                libvirt_disks.prepare_block_migration(dom, target.uri, parameters.migrate_disks)
             with self._completed_cond:
                 self._completed.pop(guest, None)
             dom.migrateToURI3(
@@ -283,6 +249,9 @@ class LibvirtHypervisor:
             fault, peer = classified(e, conn)
             return MigrationResult(False, error=e.get_error_message() or str(e),
                                    total_time_ms=(time.monotonic() - started) * 1000, fault=fault, fault_peer=peer)
+        except HypervisorError as e:  # the local disks' volumes could not be made ready on the target
+            return MigrationResult(False, error=str(e), total_time_ms=(time.monotonic() - started) * 1000,
+                                   fault=e.fault, fault_peer=e.peer)
         finally:
             with contextlib.suppress(libvirt.libvirtError):
                 conn.close()
@@ -299,7 +268,8 @@ class LibvirtHypervisor:
         )
 
     def cold_move(self, guest: str, target: MigrationTarget, parameters: MigrationParameters) -> MigrationResult:
-        return libvirt_cold.cold_move(self._uri, target.uri, guest, parameters.shutdown_timeout_ms / 1000)
+        return libvirt_cold.cold_move(self._uri, target.uri, guest, parameters.shutdown_timeout_ms / 1000,
+                                      disks=parameters.migrate_disks)
 
     def progress(self, guest: str) -> Progress | None:
         try:
@@ -330,6 +300,9 @@ class LibvirtHypervisor:
             autoconverge_throttle_pct=float(stats.get("auto_converge_throttle", 0)),
             postcopy_requests=int(stats.get("memory_postcopy_requests", 0)),
             transferred_mib=float(stats.get("memory_processed", 0)) / MIB,
+            disk_total_mib=float(stats.get("disk_total", 0)) / MIB,
+            disk_remaining_mib=float(stats.get("disk_remaining", 0)) / MIB,
+            disk_rate_mib_s=float(stats.get("disk_bps", 0)) / MIB,
         )
 
     def guest_pulse(self, guest: str) -> GuestPulse:

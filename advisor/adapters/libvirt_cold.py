@@ -3,8 +3,9 @@
 The target's definition is written first, from the source's own (VIR_DOMAIN_XML_SECURE | MIGRATABLE: with its
 secrets, without what only this host's QEMU needs), while the guest still runs, so that a target that refuses it
 costs no downtime. Then the guest is asked to power off (ACPI) and forced off (destroy) if it has not within its
-timeout; the disks that are not shared would be copied next (none today: every disk is shared in the model); its
-definition here is removed and it starts on the target. A transient guest (defined only while it runs, as the
+timeout; the disks that are not shared (the move's `migrate_disks`) are copied next, volume by volume through
+libvirt's storage streams (advisor.adapters.libvirt_disks.copy_disks); its definition here is removed and it
+starts on the target. A transient guest (defined only while it runs, as the
 lab's are) stays so: the target's definition is removed once it runs there.
 
 Every failure leaves the guest defined on one host and, where it can, running again where it ran; the result's
@@ -20,9 +21,11 @@ from typing import Any
 
 import libvirt
 
+from advisor.adapters import libvirt_disks
 from advisor.adapters.libvirt_errors import classified
 from advisor.domain.migration import MigrationResult
 from advisor.domain.model import MIB
+from advisor.execution.hypervisor import HypervisorError
 
 XML_FLAGS = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE
 SHUTDOWN_POLL_S = 0.1
@@ -51,7 +54,7 @@ def _is_off(dom: Any) -> bool:
 
 
 def cold_move(source_uri: str, target_uri: str, guest: str, shutdown_timeout_s: float, *,
-              clock: Callable[[], float] = time.monotonic,
+              disks: tuple[str, ...] = (), clock: Callable[[], float] = time.monotonic,
               sleep: Callable[[float], None] = time.sleep) -> MigrationResult:
     """Move `guest` cold from `source_uri` to `target_uri` (module docstring), blocking until it runs there or the
     move failed."""
@@ -69,7 +72,7 @@ def cold_move(source_uri: str, target_uri: str, guest: str, shutdown_timeout_s: 
         return MigrationResult(False, error=f"cannot connect to the target: {_words(e)}",
                                detail="untouched on the source", fault=classified(e, None)[0], fault_peer=True)
     try:
-        forced, xml, down_at, up_at = _steps(src, dst, guest, shutdown_timeout_s, clock, sleep)
+        forced, copied, down_at, up_at = _steps(src, dst, guest, shutdown_timeout_s, disks, clock, sleep)
     except _Failed as failure:
         return MigrationResult(False, error=failure.error, total_time_ms=(clock() - started) * 1000,
                                detail=failure.detail)
@@ -78,15 +81,28 @@ def cold_move(source_uri: str, target_uri: str, guest: str, shutdown_timeout_s: 
         src.close()
     return MigrationResult(
         True, total_time_ms=(clock() - started) * 1000, downtime_ms=(up_at - down_at) * 1000,
-        transferred_mib=len(xml.encode()) / MIB,
+        transferred_mib=copied / MIB,
         detail=(f"forced off: it did not shut down within {shutdown_timeout_s:.0f} s" if forced
                 else "shut down by itself"),
     )
 
 
-def _steps(src: Any, dst: Any, guest: str, timeout_s: float, clock: Callable[[], float],
-           sleep: Callable[[float], None]) -> tuple[bool, str, float, float]:
-    """The move's steps: (forced off, the definition, when the shutdown began, when it ran on the target)."""
+def _shut_down(dom: Any, timeout_s: float, clock: Callable[[], float], sleep: Callable[[float], None]) -> bool:
+    """Ask the guest to power off, and force it off after `timeout_s`; whether it was forced."""
+    asked = clock()
+    dom.shutdown()
+    while not _is_off(dom) and clock() - asked < timeout_s:
+        sleep(SHUTDOWN_POLL_S)
+    if _is_off(dom):
+        return False
+    dom.destroy()
+    return True
+
+
+def _steps(src: Any, dst: Any, guest: str, timeout_s: float, disks: tuple[str, ...], clock: Callable[[], float],
+           sleep: Callable[[float], None]) -> tuple[bool, int, float, float]:
+    """The move's steps: (forced off, the bytes copied: definition and disks, when the shutdown began, when it ran
+    on the target)."""
     try:
         dom = src.lookupByName(guest)
         if not dom.isActive():
@@ -115,18 +131,17 @@ def _steps(src: Any, dst: Any, guest: str, timeout_s: float, clock: Callable[[],
                            "defined on the target, shut off")
 
     down_at = clock()
-    forced = False
     try:
-        dom.shutdown()
-        while not _is_off(dom) and clock() - down_at < timeout_s:
-            sleep(SHUTDOWN_POLL_S)
-        if not _is_off(dom):
-            forced = True
-            dom.destroy()
+        forced = _shut_down(dom, timeout_s, clock, sleep)
     except libvirt.libvirtError as e:
         raise back_on_source(f"shut down: {_words(e)}") from None
-    # The disks that are not shared would be copied to the target here, while the guest is off (issue 18's storage
-    # part); every disk is shared in the model today.
+    copied = len(xml.encode())
+    if disks:
+        wanted = [d for d in libvirt_disks.disk_sources(xml) if d.target in disks]
+        try:
+            copied += libvirt_disks.copy_disks(src, dst, wanted)
+        except HypervisorError as e:
+            raise back_on_source(str(e)) from None
     try:
         if persistent:
             dom.undefine()
@@ -141,4 +156,4 @@ def _steps(src: Any, dst: Any, guest: str, timeout_s: float, clock: Callable[[],
         # transient again, as it was; if this fails it stays defined on the target: harmless
         with contextlib.suppress(libvirt.libvirtError):
             moved.undefine()
-    return forced, xml, down_at, up_at
+    return forced, copied, down_at, up_at

@@ -12,6 +12,7 @@ from advisor.domain.migration import MigrationRecord, Phase, Progress
 from advisor.domain.model import (
     DEFAULT_MAX_DOWNTIME_MS,
     DEFAULT_NETWORK_BANDWIDTH_MIB_S,
+    Disk,
     Host,
     HostAssessment,
     HostSample,
@@ -80,7 +81,13 @@ def host_from_pb(m: pb.Host) -> Host:
         max_power_w=m.max_power_w,
         migration_tls=m.migration_tls,
         networks=frozenset(m.networks),
+        local_disk_free_mib=_opt(m, "local_disk_free_mib"),
     )
+
+
+def disk_from_pb(m: pb.Disk) -> Disk:
+    return Disk(target=m.target, size_mib=m.size_mib, used_mib=m.used_mib, shared=m.shared,
+                write_rate_mib_s=_opt(m, "write_rate_mib_s"))
 
 
 def vm_from_pb(m: pb.Vm) -> Vm:
@@ -95,6 +102,7 @@ def vm_from_pb(m: pb.Vm) -> Vm:
         cpu_model=m.cpu_model,
         postcopy_allowed=not m.postcopy_forbidden,
         networks=frozenset(m.networks),
+        disks=tuple(disk_from_pb(d) for d in m.disks),
     )
 
 
@@ -157,7 +165,13 @@ def host_to_pb(h: Host) -> pb.Host:
         in_maintenance=h.in_maintenance, network_bandwidth_mib_s=h.network_bandwidth_mib_s,
         hypervisor_uri=h.hypervisor_uri, migration_address=h.migration_address, idle_power_w=h.idle_power_w,
         max_power_w=h.max_power_w, migration_tls=h.migration_tls, networks=sorted(h.networks),
+        local_disk_free_mib=None if h.local_disk_free_mib is None else round(h.local_disk_free_mib),
     )
+
+
+def disk_to_pb(d: Disk) -> pb.Disk:
+    return pb.Disk(target=d.target, size_mib=round(d.size_mib), used_mib=round(d.used_mib), shared=d.shared,
+                   write_rate_mib_s=d.write_rate_mib_s)
 
 
 def vm_to_pb(v: Vm) -> pb.Vm:
@@ -165,6 +179,7 @@ def vm_to_pb(v: Vm) -> pb.Vm:
         id=v.id, host_id=v.host_id, memory_mib=v.memory_mib, vcpus=v.vcpus, labels=dict(v.labels),
         affinity_groups=sorted(v.affinity_groups), anti_affinity_groups=sorted(v.anti_affinity_groups),
         cpu_model=v.cpu_model, postcopy_forbidden=not v.postcopy_allowed, networks=sorted(v.networks),
+        disks=[disk_to_pb(d) for d in v.disks],
     )
 
 
@@ -225,6 +240,8 @@ def inputs_to_pb(i: MigrationInputs) -> pb.MigrationInputs:
         memory_mib=i.memory_mib, dirty_rate_mib_s=i.dirty_rate_mib_s, dirty_rate_source=i.dirty_rate_source,
         bandwidth_mib_s=i.bandwidth_mib_s, max_bandwidth_mib_s=i.max_bandwidth_mib_s,
         max_downtime_ms=i.max_downtime_ms, bandwidth_source=i.bandwidth_source,
+        local_disk_used_mib=i.local_disk_used_mib, local_disk_size_mib=i.local_disk_size_mib,
+        disk_write_rate_mib_s=i.disk_write_rate_mib_s,
     )
 
 
@@ -238,7 +255,7 @@ def parameters_to_pb(p: MigrationParameters) -> pb.MigrationParameters:
         deadline_ms=p.deadline_ms, autoconverge_initial_pct=p.autoconverge_initial_pct,
         autoconverge_increment_pct=p.autoconverge_increment_pct, compression_threads=p.compression_threads,
         postcopy_bandwidth_mib_s=p.postcopy_bandwidth_mib_s, tls=p.tls,
-        shutdown_timeout_ms=p.shutdown_timeout_ms,
+        shutdown_timeout_ms=p.shutdown_timeout_ms, migrate_disks=list(p.migrate_disks),
     )
     if p.postcopy_after_ms is not None:
         msg.postcopy_after_ms = p.postcopy_after_ms

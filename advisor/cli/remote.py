@@ -90,8 +90,8 @@ def cmd_vms(args: argparse.Namespace) -> int:
     if args.json:  # every page in one ListVmsResponse
         emit(as_json(pb.ListVmsResponse(vms=vms)))
     else:
-        emit(table(["vm", "host", "vCPUs", "MiB", "CPU", "dirty MiB/s", "anti-affinity"], vms_rows(vms),
-                   right=(2, 3, 4, 5), fit=6))
+        emit(table(["vm", "host", "vCPUs", "MiB", "CPU", "dirty MiB/s", "local disk MiB", "anti-affinity"],
+                   vms_rows(vms), right=(2, 3, 4, 5, 6), fit=7))
     return 0
 
 
@@ -108,7 +108,10 @@ def cmd_predict_vm(args: argparse.Namespace) -> int:
     i = result.inputs
     emit(f"{i.memory_mib:.0f} MiB, dirty rate {i.dirty_rate_mib_s:.1f} MiB/s ({safe(i.dirty_rate_source)}), "
          f"bandwidth {i.bandwidth_mib_s:.1f} MiB/s ({safe(i.bandwidth_source)}), "
-         f"max downtime {i.max_downtime_ms:.0f} ms")
+         f"max downtime {i.max_downtime_ms:.0f} ms" + (
+             f", local disks {i.local_disk_used_mib:.0f} MiB in use of {i.local_disk_size_mib:.0f} MiB" +
+             (f" written at {i.disk_write_rate_mib_s:.1f} MiB/s" if i.HasField("disk_write_rate_mib_s") else
+              " (write rate not measured)") if i.local_disk_used_mib else ""))
     emit(render_costs(result.costs))
     return 0
 

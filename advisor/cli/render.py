@@ -262,14 +262,15 @@ def hosts_rows(hosts: Sequence[pb.HostStatus]) -> list[list[object]]:
     return [
         [h.host.id, h.host.cpu_cores, h.host.memory_mib, h.vm_count, h.allocated_vcpus, h.allocated_memory_mib,
          f"{h.cpu_utilization_ratio:.0%}" if h.HasField("cpu_utilization_ratio") else "-",
+         h.host.local_disk_free_mib if h.host.HasField("local_disk_free_mib") else "-",
          "maintenance" if h.host.in_maintenance else "", h.host.cpu_model]
         for h in hosts
     ]
 
 
 def hosts_table(hosts: Sequence[pb.HostStatus]) -> str:
-    return table(["host", "cores", "MiB", "VMs", "vCPUs used", "MiB used", "CPU", "state", "CPU model"],
-                 hosts_rows(hosts), right=(1, 2, 3, 4, 5, 6), fit=8)
+    return table(["host", "cores", "MiB", "VMs", "vCPUs used", "MiB used", "CPU", "disk MiB free", "state",
+                  "CPU model"], hosts_rows(hosts), right=(1, 2, 3, 4, 5, 6, 7), fit=9)
 
 
 def vms_rows(vms: Sequence[pb.VmStatus]) -> list[list[object]]:
@@ -277,6 +278,6 @@ def vms_rows(vms: Sequence[pb.VmStatus]) -> list[list[object]]:
         [v.vm.id, v.vm.host_id, v.vm.vcpus, v.vm.memory_mib,
          f"{v.cpu_utilization_ratio:.0%}" if v.HasField("cpu_utilization_ratio") else "-",
          f"{v.dirty_rate_mib_s:.1f}" if v.HasField("dirty_rate_mib_s") else "-",
-         ",".join(v.vm.anti_affinity_groups)]
+         sum(d.size_mib for d in v.vm.disks if not d.shared) or "-", ",".join(v.vm.anti_affinity_groups)]
         for v in vms
     ]

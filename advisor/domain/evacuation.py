@@ -1,10 +1,10 @@
 """Evacuation of a host that is down: which of its VMs can be restarted elsewhere, in what order, and whether the
 host is down at all. Pure rules over values the use case gathers.
 
-- Storage. A VM can be restarted on another host only when its disks are reachable there (shared storage). The
-  inventory has no disks yet, so today every VM's storage is taken as shared unless its label says otherwise:
-  `advisor.storage=local` (its disks live on the dead host; it cannot be restarted elsewhere). `storage_refusal`
-  is the one place that decides it: the disk inventory, when it comes, replaces the label there.
+- Storage. A VM can be restarted on another host only when its disks are reachable there (shared storage). A VM
+  with a disk that is not shared (`Vm.disks`) cannot: that disk died with its host. A VM whose disks are not
+  reported is taken as on shared storage unless its label says otherwise: `advisor.storage=local`.
+  `storage_refusal` is the one place that decides it.
 - Priority. `advisor.priority` (an integer, -1000 to 1000, default 0): higher restarts first, as vSphere HA's
   restart priority; ties go largest memory first (the hardest to place while there is still room), then by id.
   A recommendation's own priority (1-5, advisor.domain.automation.rate) is another thing: an evacuation is
@@ -18,10 +18,10 @@ host is down at all. Pure rules over values the use case gathers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, MoveKind, Technique
+from advisor.domain.model import Disk, Interval, MigrationCost, MigrationParameters, ModelRef, MoveKind, Technique
 
 PRIORITY_LABEL = "advisor.priority"
 PRIORITY_RANGE = (-1000, 1000)
@@ -54,9 +54,13 @@ def restart_priority(labels: Mapping[str, str]) -> int:
         return 0
 
 
-def storage_refusal(labels: Mapping[str, str]) -> str | None:
-    """Why the VM cannot be restarted on another host because of its storage, or None when its disks are shared.
-    Today from its label only (the inventory has no disks): every VM is on shared storage unless it says local."""
+def storage_refusal(labels: Mapping[str, str], disks: Sequence[Disk] = ()) -> str | None:
+    """Why the VM cannot be restarted on another host because of its storage, or None when its disks are shared:
+    a disk reported as local, or (its disks not reported) its label."""
+    local = [d.target for d in disks if not d.shared]
+    if local:
+        return (f"its disk{'s' if len(local) > 1 else ''} {', '.join(local)} {'are' if len(local) > 1 else 'is'} "
+                "local to its host: died with it")
     if labels.get(STORAGE_LABEL) == "local":
         return f"its disks are local to its host (label {STORAGE_LABEL}=local): they died with it"
     return None

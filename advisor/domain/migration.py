@@ -75,6 +75,17 @@ class Progress:
     postcopy_requests: int = 0
     # Memory sent so far, all rounds together.
     transferred_mib: float = 0.0
+    # The local disks' mirror (a block migration; 0 without one): their total, what is left to copy (what the
+    # guest wrote since included), and the rate the mirror copies at.
+    disk_total_mib: float = 0.0
+    disk_remaining_mib: float = 0.0
+    disk_rate_mib_s: float = 0.0
+
+    @property
+    def mirroring(self) -> bool:
+        """The local disks are being copied and memory has not started: libvirt moves memory once they are in
+        sync."""
+        return self.disk_total_mib > 0 and self.iteration == 0 and not self.in_postcopy
 
 
 @dataclass(frozen=True)

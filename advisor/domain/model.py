@@ -57,6 +57,25 @@ class Host:
     # Networks offered to guests, by name (libvirt networks, bridges, VLANs, SR-IOV pools): a VM moves only to a
     # host offering every network it uses.
     networks: frozenset[str] = frozenset()
+    # Free space where the host keeps local disks (its default storage pool or images directory); None: unknown,
+    # then a target is not judged on it.
+    local_disk_free_mib: float | None = None
+
+
+@dataclass(frozen=True)
+class Disk:
+    """One of a VM's disks. A shared disk (network or cluster storage every host reaches) stays where it is when the
+    VM moves; a local one (a file or volume on its host) is copied with it, by libvirt's block migration for a live
+    move and while the guest is off for a cold one."""
+
+    # The guest's device name, as libvirt's `<target dev=...>` gives it ("vda", "sdb"): what `migrate_disks` names.
+    target: str
+    # Its virtual size (what the guest sees) and the space its blocks take on the host (what a copy sends).
+    size_mib: float
+    used_mib: float
+    shared: bool
+    # MiB/s the guest writes to it, as measured (blocks rewritten during a copy are sent again); None: not measured.
+    write_rate_mib_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,17 @@ class Vm:
     postcopy_allowed: bool = True
     # Networks its interfaces use, by the names hosts offer them under (Host.networks).
     networks: frozenset[str] = frozenset()
+    # Its disks; none listed means every disk is shared (what the advisor assumed before disks were reported).
+    disks: tuple[Disk, ...] = ()
+
+    @property
+    def local_disks(self) -> tuple[Disk, ...]:
+        return tuple(d for d in self.disks if not d.shared)
+
+    @property
+    def local_disk_size_mib(self) -> float:
+        """Space its local disks may take on a target: their virtual size (a copied thin disk grows up to it)."""
+        return sum(d.size_mib for d in self.local_disks)
 
 
 # A VM's label by which an SRE forbids post-copy for it (planning.technique prices and forbids post-copy).
@@ -180,6 +210,12 @@ class MigrationInputs:
     # What bandwidth_mib_s is: the link's speed less the traffic the hosts' samples show on it, or the link's
     # speed where no sample says, or the request's figure.
     bandwidth_source: str = ""
+    # The VM's local disks, copied with it (advisor.physics.disk): MiB their blocks take (what the copy sends),
+    # their size (the most blocks the guest can rewrite), and the MiB/s the guest writes to them (None: not
+    # measured). 0 MiB: every disk is shared, nothing copied.
+    local_disk_used_mib: float = 0.0
+    local_disk_size_mib: float = 0.0
+    disk_write_rate_mib_s: float | None = None
 
     @property
     def usable_bandwidth_mib_s(self) -> float:
@@ -259,6 +295,9 @@ class MigrationParameters:
     # Cold migration: how long the guest is given to shut down by itself before it is forced off (0: live).
     shutdown_timeout_ms: float = 0.0
     kind: MoveKind = MoveKind.MIGRATE
+    # The VM's local disks (their target names) that move with it: copied by libvirt's block migration (an NBD
+    # mirror) for a live move, while the guest is off for a cold one. Empty: every disk is shared.
+    migrate_disks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

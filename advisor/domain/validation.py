@@ -8,12 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from advisor.domain.automation import Level, check_vm_label
 from advisor.domain.errors import InvalidArgument
 from advisor.domain.evacuation import check_evacuation_labels
-from advisor.domain.model import Host, HostSample, Objective, Vm, VmSample
+from advisor.domain.model import Disk, Host, HostSample, Objective, Vm, VmSample
 from advisor.domain.recommendation import Decision
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:@/-]{1,128}")
@@ -24,6 +24,12 @@ MAX_GROUPS = 32
 # A host may trunk every VLAN (4094) besides its bridges and pools; a VM has a few interfaces.
 MAX_HOST_NETWORKS = 8192
 MAX_VM_NETWORKS = 64
+MAX_VM_DISKS = 64
+MAX_DISK_MIB = 1 << 30  # 1 PiB
+MAX_HOST_DISK_MIB = 1 << 34  # 16 PiB of local storage
+MAX_DISK_WRITE_RATE_MIB_S = 100_000.0  # beyond any device
+# libvirt's target device names: vda, sdb, hdc, xvdaa, nvme0n1, fda.
+DISK_TARGET_PATTERN = re.compile(r"[a-z][a-z0-9]{0,31}")
 MAX_TEXT = 256
 
 MAX_HOST_CORES = 4096
@@ -121,6 +127,7 @@ def check_host(host: Host, field: str) -> None:
     if host.max_power_w and host.idle_power_w > host.max_power_w:
         raise InvalidArgument(f"{field}.idle_power_w", "must not exceed max_power_w")
     check_networks(host.networks, f"{field}.networks", MAX_HOST_NETWORKS)
+    _optional(host.local_disk_free_mib, f"{field}.local_disk_free_mib", high=MAX_HOST_DISK_MIB)
 
 
 def check_vm(vm: Vm, field: str) -> None:
@@ -136,6 +143,28 @@ def check_vm(vm: Vm, field: str) -> None:
     check_groups(sorted(vm.anti_affinity_groups), f"{field}.anti_affinity_groups")
     check_text(vm.cpu_model, f"{field}.cpu_model")
     check_networks(vm.networks, f"{field}.networks", MAX_VM_NETWORKS)
+    check_disks(vm.disks, f"{field}.disks")
+
+
+def check_disks(disks: Sequence[Disk], field: str) -> None:
+    if len(disks) > MAX_VM_DISKS:
+        raise InvalidArgument(field, f"at most {MAX_VM_DISKS} disks (got {len(disks)})")
+    seen: dict[str, int] = {}
+    for i, disk in enumerate(disks):
+        where = f"{field}[{i}]"
+        if not DISK_TARGET_PATTERN.fullmatch(disk.target):
+            raise InvalidArgument(f"{where}.target", "must be a device name such as 'vda' (1-32 lower-case letters "
+                                                     f"and digits, a letter first; got {shown(disk.target)})")
+        if disk.target in seen:
+            raise InvalidArgument(f"{where}.target", f"duplicate of {field}[{seen[disk.target]}] "
+                                                     f"({disk.target!r})")
+        seen[disk.target] = i
+        check_number(disk.size_mib, f"{where}.size_mib", low=0, high=MAX_DISK_MIB, low_inclusive=False)
+        check_number(disk.used_mib, f"{where}.used_mib", low=0, high=MAX_DISK_MIB)
+        if disk.used_mib > disk.size_mib:
+            raise InvalidArgument(f"{where}.used_mib", f"must not exceed size_mib ({disk.used_mib:g} > "
+                                                       f"{disk.size_mib:g})")
+        _optional(disk.write_rate_mib_s, f"{where}.write_rate_mib_s", high=MAX_DISK_WRITE_RATE_MIB_S)
 
 
 def _date(time_s: float) -> str:

@@ -12,7 +12,7 @@ from typing import Protocol
 from advisor.domain.errors import AdvisorError
 from advisor.domain.failures import Failure, Fault, Side, failure_of
 from advisor.domain.migration import MigrationResult, Progress
-from advisor.domain.model import MigrationParameters
+from advisor.domain.model import Disk, MigrationParameters
 
 
 class HypervisorError(Exception):
@@ -40,6 +40,8 @@ class HostFacts:
     # Networks the host offers its guests as the hypervisor reports them (its active networks, their bridges and
     # its active interfaces), by name.
     networks: tuple[str, ...] = ()
+    # Free space for guests' local disks (its local storage pools); None: not known.
+    local_disk_free_mib: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class GuestFacts:
     migrating: bool = False
     # Networks its interfaces use, by name (a libvirt network, a bridge, a host interface for macvtap).
     networks: tuple[str, ...] = ()
+    # The disks it writes, with their sizes and whether each is shared (the write rate is not read here).
+    disks: tuple[Disk, ...] = ()
 
 
 class Agent(enum.Enum):

@@ -13,6 +13,10 @@ here, so the policy is tested with tables of data. Rules kept from Nova's libvir
   "not converging"; a pre-copy judged not to converge, or predicted to end after the deadline, is switched to
   post-copy where allowed, else aborted at once rather than at the deadline. The progress shown never runs
   backwards.
+- local disks are mirrored before memory moves (a block migration): while they are, the ETA is what is left of
+  them at the mirror's rate and then memory; every `disk_window_ms` the mirror is judged as a pre-copy round is,
+  and after `stall_rounds` windows in which what is left set no new low (by 10%) the guest writes as fast as the
+  mirror copies: the migration is aborted then (post-copy cannot start before memory does);
 - auto-converge is judged only at its throttle's ceiling, since throttling is how it converges, and there only on
   whether it can still reach its allowed downtime: at the ceiling what is left sits on a noisy floor (the lab's runs
   swing between one and two and a half times what the allowed downtime sends, and end on a dip below it), so a
@@ -60,6 +64,8 @@ class MonitorPlan:
     # the ETA until QEMU reports a transfer rate to re-predict from.
     predicted_total_ms: float | None = None
     predicted_mib_s: float | None = None
+    # While local disks are mirrored before memory, the mirror is judged once per this window.
+    disk_window_ms: float = 5000.0
 
     def downtime_at(self, step: int) -> float:
         start = self.initial_downtime_ms or self.max_downtime_ms
@@ -97,6 +103,10 @@ class MonitorState:
     abort_cause: Failure | None = None
     monitoring_failures: int = 0
     estimate: Estimate = Estimate()
+    # The disk mirror: the least left at a window's end, when the last window ended, windows without progress.
+    disk_best_mib: float = float("inf")
+    disk_judged_ms: float = 0.0
+    disk_losing: int = 0
 
 
 # -- actions: a small closed set ------------------------------------------------------------------------------
@@ -155,6 +165,8 @@ def estimate(progress: Progress, plan: MonitorPlan, state: MonitorState) -> Esti
     eta: float | None = None
     converging: bool | None = None
     reason = ""
+    if progress.mirroring:
+        return _mirroring(progress, plan, state)
     if transfer <= 0:
         return replace(_as_predicted(plan, progress.elapsed_ms, "not sending yet"),
                        progress_ratio=state.estimate.progress_ratio)
@@ -179,6 +191,35 @@ def estimate(progress: Progress, plan: MonitorPlan, state: MonitorState) -> Esti
         ratio = max(ratio, progress.elapsed_ms / (progress.elapsed_ms + eta) if progress.elapsed_ms + eta else 0.0,
                     sent_ratio if progress.in_postcopy else 0.0)
     return Estimate(eta, converging, min(ratio, 1.0), reason)
+
+
+def _mirroring(progress: Progress, plan: MonitorPlan, state: MonitorState) -> Estimate:
+    """While the disks are mirrored: what is left of them at the mirror's rate, then memory at the same rate."""
+    rate, left = progress.disk_rate_mib_s, progress.disk_remaining_mib
+    ratio = state.estimate.progress_ratio
+    if rate <= 0:
+        return replace(_as_predicted(plan, progress.elapsed_ms, "mirroring the local disks"), progress_ratio=ratio)
+    eta = (left + progress.memory_total_mib) / rate * 1000 + plan.downtime_at(state.downtime_step)
+    elapsed = progress.elapsed_ms
+    ratio = max(ratio, elapsed / (elapsed + eta) if elapsed + eta else 0.0)
+    return Estimate(eta, None, min(ratio, 1.0), f"mirroring the local disks: {left:.0f} of "
+                                                 f"{progress.disk_total_mib:.0f} MiB left at {rate:.1f} MiB/s")
+
+
+def _judge_mirror(state: MonitorState, progress: Progress, now_ms: float,
+                  plan: MonitorPlan) -> tuple[MonitorState, list[Action]]:
+    """Once per window while mirroring: abort after `stall_rounds` windows without a new low of what is left."""
+    if now_ms - state.disk_judged_ms < plan.disk_window_ms:
+        return state, []
+    left = progress.disk_remaining_mib
+    losing = state.disk_losing + 1 if left >= 0.9 * state.disk_best_mib else 0
+    state = replace(state, disk_best_mib=min(state.disk_best_mib, left), disk_judged_ms=now_ms, disk_losing=losing)
+    if losing < plan.stall_rounds or state.abort_requested:
+        return state, []
+    why = (f"the local disks' mirror is not catching up: {left:.0f} MiB left after {losing} windows of "
+           f"{plan.disk_window_ms / 1000:.0f} s without progress (the guest writes as fast as they are copied); "
+           "aborting, as post-copy cannot start before memory does")
+    return replace(state, abort_requested=True), [Abort(why)]
 
 
 def _at_ceiling(progress: Progress, plan: MonitorPlan) -> bool:
@@ -260,6 +301,8 @@ def step(
         state, forced = _switch_or_abort(state, plan, f"deadline {plan.deadline_ms / 1000:.0f} s reached",
                                          Failure.DEADLINE)
         return state, forced
+    if progress.mirroring:  # memory has not started: no round to judge, no switch to post-copy yet
+        return _judge_mirror(state, progress, now_ms, plan)
     if plan.postcopy_after_ms is not None and now_ms >= plan.postcopy_after_ms and not state.postcopy_requested:
         return _switch_or_abort(state, plan, f"planned switch to post-copy after {plan.postcopy_after_ms / 1000:.1f} s")
 

@@ -17,6 +17,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,7 @@ from advisor.domain.model import (
     MIB,
     PAGE_SIZE_BYTES,
     DirtyRateForecast,
+    Disk,
     Host,
     MigrationInputs,
     Technique,
@@ -352,4 +354,16 @@ def migration_inputs(
         working_set_mib=working_set,
         host_profile=source.labels.get(PROFILE_LABEL, ""),
         bandwidth_source=bandwidth_source,
+        **disk_inputs(vm.local_disks),
     )
+
+
+def disk_inputs(local: Sequence[Disk]) -> dict[str, Any]:
+    """MigrationInputs' disk fields of a VM's local disks: their used and total MiB, and their summed write rate
+    (None when any of them was not measured)."""
+    if not local:
+        return {}
+    rates = [d.write_rate_mib_s for d in local]
+    return {"local_disk_used_mib": float(sum(d.used_mib for d in local)),
+            "local_disk_size_mib": float(sum(d.size_mib for d in local)),
+            "disk_write_rate_mib_s": None if None in rates else float(sum(r for r in rates if r is not None))}

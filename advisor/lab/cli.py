@@ -45,7 +45,7 @@ def _run(action: Any, args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     def up(a: argparse.Namespace) -> int:
-        status = _lab(a).up(a.hosts, a.guests, advisor_metrics=a.advisor_metrics)
+        status = _lab(a).up(a.hosts, a.guests, advisor_metrics=a.advisor_metrics, disk_mib=a.disk_mib)
         print(render_status(status))
         return 0 if status.healthy else 1
 
@@ -84,6 +84,9 @@ def add_lab_commands(subparsers: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="start what is missing (idempotent): hosts, guests, Prometheus and exporters")
     p.add_argument("--hosts", type=int, default=2, help="number of hosts, at least (default 2)")
     p.add_argument("--guests", type=int, default=1, help="number of guests, at least (default 1)")
+    p.add_argument("--disk-mib", type=int, default=0,
+                   help="give each new guest a local raw disk of this many MiB on its host, mounted at /mnt/disk "
+                        "in the guest (default 0: none)")
     p.add_argument("--advisor-metrics", default=DEFAULT_ADVISOR_METRICS,
                    help=f"the advisor's metrics address that Prometheus scrapes (default {DEFAULT_ADVISOR_METRICS})")
     p.add_argument("--prometheus-port", type=int, help="Prometheus port on 127.0.0.1 (default: a free one)")

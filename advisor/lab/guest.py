@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from advisor.lab.packages import MODULES, PROGRAMS, fetch_parts, fetch_programs, write_initramfs
+from advisor.lab.packages import DISK_MODULES, MODULES, PROGRAMS, fetch_parts, fetch_programs, write_initramfs
 
 # The share of each page the writer keeps zero, for data that XBZRLE and compression can shrink (see INIT).
 CONSTANT_PCTS = (0, 50, 75)
@@ -59,6 +59,12 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 exec </dev/console >/dev/console 2>&1
 mkdir -p /dev/shm; mount -t tmpfs -o size=90% tmpfs /dev/shm
 for m in @MODULES@; do insmod /lib/modules/$m.ko 2>/dev/null; done
+# a disk of its own (the lab's --disk-mib): formatted on first use, mounted where the integrity seals look
+if [ -b /dev/vda ]; then
+  mkdir -p /mnt/disk
+  mount -t ext4 /dev/vda /mnt/disk 2>/dev/null || { mke2fs -q /dev/vda && mount -t ext4 /dev/vda /mnt/disk; }
+  echo "GUEST-DISK mounted=$(grep -c ' /mnt/disk ' /proc/mounts)"
+fi
 read up _ </proc/uptime
 CH=@CHUNK@
 avail=$(sed -n 's/^MemAvailable: *\([0-9]*\).*/\1/p' /proc/meminfo); avail=$((avail / 1024))
@@ -154,6 +160,16 @@ writer() {
   done
 }
 
+# Rewrites the first $1 MiB of /mnt/disk/churn, $2 KiB a second in 64 KiB blocks, synced to the disk.
+dwriter() {
+  n=0; blocks=$(($1 * 16)); per=$(($2 / 64)); [ $per -lt 1 ] && per=1
+  while :; do
+    [ $((n + per)) -gt $blocks ] && n=0
+    dd if=/dev/urandom of=/mnt/disk/churn bs=64k seek=$n count=$per conv=notrunc,fsync 2>/dev/null
+    n=$((n + per)); sleep 1
+  done
+}
+
 reader() {
   stty -F /dev/ttyS1 raw -echo clocal 2>/dev/null
   PROG=""
@@ -163,6 +179,10 @@ reader() {
       case "$cmd" in
         plan) echo "$a $rest" >/dev/shm/plan.new && mv /dev/shm/plan.new /dev/shm/plan && echo "GUEST-CMD seq=$a";;
         ping) echo "GUEST-PONG $a";;
+        disk) [ "$a" = "$DSEQ" ] && continue; DSEQ=$a; set -- $rest
+              [ -n "$DW" ] && kill $DW 2>/dev/null; DW=""
+              [ "$2" -gt 0 ] && { dwriter $1 $2 & DW=$!; }
+              echo "GUEST-DISK seq=$a mib=$1 kib_s=$2 pid=$DW";;
         prog) [ -n "$PROG" ] && kill -TERM -$PROG 2>/dev/null; PROG=""
               [ -n "$rest" ] && { setsid $rest </dev/null & PROG=$!; }
               echo "GUEST-PROG seq=$a pid=$PROG";;
@@ -193,11 +213,12 @@ class GuestImage:
 
 
 def init_script(region_mib: int) -> str:
-    return (INIT.replace("@MODULES@", " ".join(MODULES)).replace("@REGION@", str(region_mib))
+    return (INIT.replace("@MODULES@", " ".join(MODULES + DISK_MODULES)).replace("@REGION@", str(region_mib))
             .replace("@CHUNK@", str(CHUNK_MIB)).replace("@MARGIN@", str(OOM_MARGIN_MIB)))
 
 
-def ensure_image(cache: Path, region_mib: int, programs: bool = False) -> tuple[GuestImage, bool]:
+def ensure_image(cache: Path, region_mib: int, programs: bool = False,
+                 disks: bool = False) -> tuple[GuestImage, bool]:
     """Return the cached image, building what is missing; the bool says whether anything was built.
 
     The packages are fetched only when `cache/parts` (and, with `programs`, `cache/programs`) is missing; the
@@ -206,7 +227,8 @@ def ensure_image(cache: Path, region_mib: int, programs: bool = False) -> tuple[
     """
     parts = cache / "parts"
     built = False
-    if not (parts / "VERSION").exists():
+    lacking = disks and any(not (parts / "modules" / f"{m}.ko").exists() for m in DISK_MODULES)
+    if not (parts / "VERSION").exists() or lacking:
         fetch_parts(parts)
         built = True
     extra = cache / "programs"
@@ -214,7 +236,9 @@ def ensure_image(cache: Path, region_mib: int, programs: bool = False) -> tuple[
         fetch_programs(extra)
         built = True
     script = init_script(region_mib)
-    versions = (parts / "VERSION").read_bytes() + ((extra / "VERSION").read_bytes() if programs else b"")
+    modules = [m for m in MODULES + DISK_MODULES if (parts / "modules" / f"{m}.ko").exists()]
+    versions = ((parts / "VERSION").read_bytes() + ((extra / "VERSION").read_bytes() if programs else b"")
+                + " ".join(modules).encode())
     stamp = hashlib.sha256(script.encode() + versions).hexdigest()
     name = "initrd-programs" if programs else "initrd"
     initrd = cache / f"{name}.gz"
@@ -225,7 +249,7 @@ def ensure_image(cache: Path, region_mib: int, programs: bool = False) -> tuple[
             for sub in ("bin", "lib/modules", "proc", "sys", "dev", "tmp"):
                 (tree / sub).mkdir(parents=True)
             shutil.copy2(parts / "busybox", tree / "bin" / "busybox")
-            for module in MODULES:
+            for module in modules:
                 shutil.copy2(parts / "modules" / f"{module}.ko", tree / "lib" / "modules" / f"{module}.ko")
             if programs:
                 (tree / "usr" / "bin").mkdir(parents=True)
@@ -260,14 +284,17 @@ def ram_override_args(memory_mib: int, pad_kib: int | None = None) -> list[str]:
             "-machine", "memory-backend=pc.ram.lab"]
 
 
-def domain_xml(name: str, image: GuestImage, memory_mib: int) -> str:
+def domain_xml(name: str, image: GuestImage, memory_mib: int, disk: str = "") -> str:
     """A transient TCG domain: ttyS0 to a file in the daemon's own /var/log/libvirt, ttyS1 a pty for commands.
 
     `type='qemu'` always: /dev/kvm here is kvm-pvm, which stock kernels cannot run on (FACTS). The command channel
     is a pty rather than a unix socket because, during a migration on one machine, source and destination QEMU
     would both try to own the same socket path. The guest RAM is RAM_PAD_KIB larger than `memory_mib` (QEMU
-    arguments at the end), or migrations lose guest writes under TCG (see RAM_PAD_KIB).
+    arguments at the end), or migrations lose guest writes under TCG (see RAM_PAD_KIB). `disk`, when given, is a
+    raw file the guest sees as /dev/vda (advisor.lab.disks).
     """
+    drive = (f"\n    <disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+             f"<source file={quoteattr(disk)}/><target dev='vda' bus='virtio'/></disk>" if disk else "")
     log = f"/var/log/libvirt/qemu/{escape(name)}-serial.log"
     args = "".join(f"\n    <qemu:arg value={quoteattr(arg)}/>" for arg in ram_override_args(memory_mib))
     qemu_ns = " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" if args else ""
@@ -289,7 +316,7 @@ def domain_xml(name: str, image: GuestImage, memory_mib: int) -> str:
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>{drive}
     <serial type='file'>
       <source path='{log}' append='off'/>
       <target port='0'/>
@@ -333,3 +360,10 @@ def program_command(seq: int, argv: list[str]) -> bytes:
     if bad or (argv and argv[0] not in PROGRAMS):
         raise ValueError(f"not a program of the guest image or not plain words: {argv}")
     return " ".join(["prog", str(seq), *argv]).encode() + b"\n"
+
+
+def disk_command(seq: int, mib: int, kib_s: int) -> bytes:
+    """`disk SEQ MIB KIB_S`: rewrite the first MIB MiB of a file on the guest's disk at KIB_S KiB/s (0: stop)."""
+    if mib < 1 or kib_s < 0:
+        raise ValueError(f"a disk writer needs at least 1 MiB and a rate >= 0 (got {mib}, {kib_s})")
+    return f"disk {seq} {mib} {kib_s}\n".encode()

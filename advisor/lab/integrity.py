@@ -2,10 +2,10 @@
 
 `seal(lab, guest, mib)` has the guest fill a file with random data and hash it; `seal(lab, guest)` has it hash
 the same file again. A move that changed a byte of it gives another digest. Memory: the file is in the guest's
-tmpfs (/dev/shm), i.e. in guest RAM, which every technique must carry across. Disk: once lab guests have a disk of
-their own (`advisor lab up --disk-mib`), the same seal on a directory of that disk checks it (the guest syncs after
-writing, and drops its page cache before hashing again, so the disk is read): `DISK` names where it will be
-mounted, and nothing uses it yet.
+tmpfs (/dev/shm), i.e. in guest RAM, which every technique must carry across. Disk: a lab guest with a disk of
+its own (`advisor lab up --disk-mib`, advisor.lab.disks) mounts it at `DISK`, and the same seal there checks it (the
+guest syncs after writing, and drops its page cache before hashing again, so the disk is read): tests/lab/
+test_disks.py.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from advisor.lab import console, daemon, guest, monitoring, pki, procs, shaping, virt
+from advisor.lab import console, daemon, disks, guest, monitoring, pki, procs, shaping, virt
 from advisor.lab.daemon import HostSpec
 from advisor.lab.state import DirtySetting, GuestStatus, HostStatus, LabError, LabStatus, ServiceStatus, StateFile
 
@@ -72,8 +72,10 @@ class Lab:
 
     # -- public operations -------------------------------------------------------------------------------
 
-    def up(self, hosts: int = 2, guests: int = 1, *, advisor_metrics: str = DEFAULT_ADVISOR_METRICS) -> LabStatus:
-        """Start what is missing so that at least `hosts` hosts and `guests` guests run; leave the rest alone."""
+    def up(self, hosts: int = 2, guests: int = 1, *, advisor_metrics: str = DEFAULT_ADVISOR_METRICS,
+           disk_mib: int = 0) -> LabStatus:
+        """Start what is missing so that at least `hosts` hosts and `guests` guests run (new guests with a local
+        disk of `disk_mib` MiB, advisor.lab.disks); leave the rest alone."""
         if hosts < 1 or guests < 0:
             raise ValueError("a lab needs at least one host and no negative number of guests")
         with self._state.lock():
@@ -84,13 +86,17 @@ class Lab:
                 state["hosts"].setdefault(name, {"tcp_port": None if self.tcp_base_port is None
                                                  else self.tcp_base_port + i})
             for i in range(max(guests, len(state["guests"]))):
-                state["guests"].setdefault(_guest_name(i), {"home": _host_name(i % n_hosts), "dirty": None})
+                state["guests"].setdefault(_guest_name(i), {"home": _host_name(i % n_hosts), "dirty": None,
+                                                            "disk_mib": disk_mib})
             state["advisor_metrics"] = advisor_metrics
             self._state.save(state)
 
-            image = self._image()
+            with_disks = any(g.get("disk_mib") for g in state["guests"].values())
+            image = self._image(with_disks)
             for name in state["hosts"]:
                 self._ensure_host(self._spec(name, state))
+                if with_disks:
+                    disks.ensure_pool(self._spec(name, state))
             self._ensure_guests(state, image)
             if self.with_prometheus:
                 self._ensure_monitoring(state)
@@ -266,10 +272,10 @@ class Lab:
             names += sorted(p.name for p in hosts_dir.iterdir() if p.is_dir() and p.name not in names)
         return names
 
-    def _image(self) -> guest.GuestImage:
+    def _image(self, with_disks: bool) -> guest.GuestImage:
         started = time.monotonic()
         image, built = guest.ensure_image(self.cache / "guest", region_mib=self.guest_memory_mib // 2,
-                                          programs=self.guest_programs)
+                                          programs=self.guest_programs, disks=with_disks)
         self._progress(f"guest image: {'built' if built else 'cached'} in {self.cache / 'guest'} "
                        f"({time.monotonic() - started:.1f} s)")
         return image
@@ -303,7 +309,8 @@ class Lab:
                 continue
             spec = self._spec(info["home"], state)
             spec.serial_log(name).unlink(missing_ok=True)
-            virt.create(spec.uri, guest.domain_xml(name, image, self.guest_memory_mib))
+            disk = disks.prepare(spec, name, info.get("disk_mib", 0))
+            virt.create(spec.uri, guest.domain_xml(name, image, self.guest_memory_mib, disk))
             created[name] = spec
         started = time.monotonic()
         for name, spec in created.items():
@@ -354,17 +361,6 @@ class Lab:
                                f"see {self.serial_log(guest_name)}")
             time.sleep(0.1)
 
-    def _ports(self, state: dict[str, Any]) -> dict[str, Any]:
-        ports: dict[str, Any] = state["ports"]
-        for key in ("prometheus", "node"):
-            ports[key] = ports.get(key) or self._ports_wanted[key] or procs.free_port()
-        libvirt_ports: dict[str, int] = ports.setdefault("libvirt", {})
-        base = self._ports_wanted["libvirt_base"]
-        for i, name in enumerate(state["hosts"]):
-            if name not in libvirt_ports:
-                libvirt_ports[name] = base + i if base else procs.free_port()
-        return ports
-
     def _services(self, state: dict[str, Any]) -> list[monitoring.Service]:
         ports = state.get("ports", {})
         if "prometheus" not in ports:
@@ -376,7 +372,7 @@ class Lab:
                            for h in state["hosts"] if h in libvirt_ports]
 
     def _ensure_monitoring(self, state: dict[str, Any]) -> None:
-        ports = self._ports(state)
+        ports = monitoring.ports(state, self._ports_wanted)
         self._state.save(state)
         (self.prom_dir / "data").mkdir(parents=True, exist_ok=True)
         (self.prom_dir / "textfile").mkdir(exist_ok=True)

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from advisor.lab import procs
 
@@ -135,3 +136,18 @@ def sweep(directory: Path) -> list[int]:
                 stopped.append(pid)
         pid_file.unlink(missing_ok=True)
     return stopped
+
+
+def ports(state: dict[str, Any], wanted: dict[str, int | None]) -> dict[str, Any]:
+    """The lab's ports in its state (`state["ports"]`, filled in where missing): Prometheus's and the node
+    exporter's, and a libvirt exporter's per host; each the one `wanted` (its "libvirt_base" plus the host's
+    position for the exporters) or a free one."""
+    found: dict[str, Any] = state["ports"]
+    for key in ("prometheus", "node"):
+        found[key] = found.get(key) or wanted[key] or procs.free_port()
+    libvirt_ports: dict[str, int] = found.setdefault("libvirt", {})
+    base = wanted["libvirt_base"]
+    for i, name in enumerate(state["hosts"]):
+        if name not in libvirt_ports:
+            libvirt_ports[name] = base + i if base else procs.free_port()
+    return found

@@ -28,6 +28,9 @@ PROGRAM_PACKAGES = (
 LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu")
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "virtio_balloon")
+# For a guest with a disk of its own (`advisor lab up --disk-mib`); parts fetched before it was added lack it, and
+# are fetched again only when a lab wants disks.
+DISK_MODULES = ("virtio_blk",)
 
 
 def _newc_header(name: str, mode: int, size: int, ino: int, nlink: int = 1) -> bytes:
@@ -84,7 +87,7 @@ def fetch_parts(parts: Path, log: object = None) -> None:
         (staging / "modules").mkdir(parents=True)
         shutil.copy2(tree / "boot" / f"vmlinuz-{version}", staging / "vmlinuz")
         shutil.copy2(tree / "bin" / "busybox", staging / "busybox")
-        for module in MODULES:
+        for module in MODULES + DISK_MODULES:
             found = list((tree / "lib" / "modules" / version).rglob(f"{module}.ko"))
             if not found:
                 raise RuntimeError(f"module {module}.ko not in {package}")

@@ -6,7 +6,9 @@ host_profile (alias source: `snu`, `lab`, or a profile calibrated by `advisor pr
 name is served as uncalibrated), memory_used_mib, max_downtime_ms, deadline_ms, and the measured working set
 (working_set_mib, dirty_rate_2s_pages_per_s, dirty_rate_4s_pages_per_s), the measured non-zero memory
 (nonzero_memory_mib) and the guest's vCPU utilisation (vcpu_utilization, 0-1: busy while the dirty rate reads ~0
-makes the reading blind, and the rate unknown); an empty cell of an optional column is
+makes the reading blind, and the rate unknown), and the VM's disks (disk_mib: MiB its disks hold; disk_shared:
+true, the default, or false when they are local and copied with the VM; disk_write_rate_mib_s: what the guest
+writes to them, empty when not measured: advisor.physics.disk); an empty cell of an optional column is
 missing for that row, and the output's `assumed` column says what was taken instead. Any other column passes
 through unchanged (read and written as text). Every row is checked before anything is predicted; a bad row raises
 BatchInputError listing each bad row by its data-row number (1 = the first row after the header, i.e. line 2 of
@@ -19,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,14 +31,16 @@ import pandas as pd
 from advisor.domain.errors import InvalidArgument
 from advisor.features.inputs import INPUT_COLUMNS, InputTable
 from advisor.ml.cost_features import TECHNIQUE_CODE
-from advisor.ml.predictor import CostPredictor
+from advisor.ml.predictor import CostPredictor, predict_with_disks
 
 NUMERIC_COLUMNS = INPUT_COLUMNS[1:]
 # Optional numeric columns and the largest value each may take; an empty cell is a missing value.
 OPTIONAL_NUMERIC = {"memory_used_mib": 16 * 1024 * 1024, "max_downtime_ms": 3_600_000, "deadline_ms": 86_400_000,
                     "working_set_mib": 16 * 1024 * 1024, "dirty_rate_2s_pages_per_s": 1e9,
                     "dirty_rate_4s_pages_per_s": 1e9, "nonzero_memory_mib": 16 * 1024 * 1024,
-                    "vcpu_utilization": 1.0}
+                    "vcpu_utilization": 1.0, "disk_mib": 1 << 30, "disk_write_rate_mib_s": 100_000.0}
+# disk_shared's words, case aside; empty is true (a shared disk: nothing copied).
+SHARED_WORDS = {"": True, "true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 MAX_SOURCE_CHARS = 64
 # The host profile of a row: `host_profile`, or its alias `source` (both given must agree).
 PROFILE_COLUMNS = ("host_profile", "source")
@@ -137,6 +142,7 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         for i in np.flatnonzero(differ.to_numpy()):
             problems.append(RowProblem(int(i) + 1, f"host_profile {named[0].iat[int(i)]!r} and its alias source "
                                                    f"{named[1].iat[int(i)]!r} differ"))
+    problems += _disk_problems(frame)
     technique = frame["technique"].astype(str).str.strip()
     unknown = ~technique.isin(list(TECHNIQUE_CODE)).to_numpy()
     for i in np.flatnonzero(unknown):
@@ -147,6 +153,34 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         problems.sort(key=lambda p: p.row)
         raise BatchInputError(input_path, problems)
     return values
+
+
+def _disk_problems(frame: pd.DataFrame) -> list[RowProblem]:
+    if "disk_shared" not in frame.columns:
+        return []
+    problems = []
+    words = frame["disk_shared"].astype(str).str.strip().str.lower()
+    disk = frame["disk_mib"].astype(str).str.strip() if "disk_mib" in frame.columns else pd.Series([""] * len(frame))
+    for i, word in enumerate(words.tolist()):
+        if word not in SHARED_WORDS:
+            problems.append(RowProblem(i + 1, f"disk_shared must be true or false (got {word[:20]!r})"))
+        elif not SHARED_WORDS[word] and disk.iat[i] == "":
+            problems.append(RowProblem(i + 1, "disk_shared is false but disk_mib is missing: what is to be copied?"))
+    return problems
+
+
+def disk_fields(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each row's MigrationInputs disk fields (validated rows): nothing for a shared disk; a local one's MiB as both
+    what the copy sends and the most the guest can rewrite, and its write rate where given."""
+    if "disk_shared" not in frame.columns or "disk_mib" not in frame.columns:
+        return [{} for _ in range(len(frame))]
+    shared = [SHARED_WORDS[w] for w in frame["disk_shared"].astype(str).str.strip().str.lower()]
+    disk = pd.to_numeric(frame["disk_mib"].astype(str).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    rate = (pd.to_numeric(frame["disk_write_rate_mib_s"].astype(str).str.strip(), errors="coerce")
+            .to_numpy(dtype=np.float64) if "disk_write_rate_mib_s" in frame.columns else np.full(len(frame), np.nan))
+    return [{} if shared[k] or not disk[k] else
+            {"local_disk_used_mib": float(disk[k]), "local_disk_size_mib": float(disk[k]),
+             "disk_write_rate_mib_s": None if np.isnan(rate[k]) else float(rate[k])} for k in range(len(frame))]
 
 
 def with_profile(frame: pd.DataFrame) -> pd.DataFrame:
@@ -166,8 +200,9 @@ def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -
     for column in NUMERIC_COLUMNS:
         validated[column] = values[column]
     table = InputTable.from_frame(validated)
-    rows = table.rows(dirty_rate_source="input CSV")
-    costs = predictor.predict_many(rows)
+    rows = [(replace(inputs, **disks), t) for (inputs, t), disks in
+            zip(table.rows(dirty_rate_source="input CSV"), disk_fields(frame), strict=True)]
+    costs = predict_with_disks(predictor, rows)
     out = frame.copy()
     for column, attr, scale in OUTPUT_TARGETS:
         bounds = np.array(

@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
-from advisor.physics import ANALYTIC_MODEL, FloatArray, analytic_costs
+from advisor.physics import ANALYTIC_MODEL, FloatArray, analytic_costs, memory_part, with_disk_copy
 
 
 class CostPredictor(Protocol):
@@ -88,3 +88,11 @@ def widen_for_burst(cost: MigrationCost, burst: MigrationCost, burst_dirty_mib_s
         return cost
     note = f"upper bounds cover a burst to the p90 dirty-rate forecast ({burst_dirty_mib_s:.1f} MiB/s)"
     return MigrationCost(cost.technique, *widened, cost.converges, cost.model, (*cost.notes, note))
+
+
+def predict_with_disks(predictor: CostPredictor, rows: Sequence[tuple[MigrationInputs, Technique]]
+                       ) -> list[MigrationCost]:
+    """Live rows' costs with their local disks' copy: memory predicted at the bandwidth the disk mirror leaves it,
+    then the copy added (advisor.physics.disk). Rows without local disks are the predictor's own."""
+    costs = predictor.predict_many([(memory_part(inputs), t) for inputs, t in rows])
+    return [with_disk_copy(cost, inputs) for cost, (inputs, _) in zip(costs, rows, strict=True)]

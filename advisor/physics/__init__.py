@@ -2,12 +2,14 @@
 analytic model over arrays (`rounds`), its answer per row of MigrationInputs (`costs`), the hard guards on
 convergence (`guards`), pre-copy with a writable working set and the first pass QEMU sends (`working_set`: the
 physics the learned models read as features and host profiles are fitted on) and when a dirty-rate reading is
-blind (`measurement`), what encrypting the stream costs (`transport`), and cold migration's cost, a sum of steps
+blind (`measurement`), what encrypting the stream costs (`transport`), copying local disks with a live move
+(`disk`), and cold migration's cost, a sum of steps
 (`cold`), which the learned models do not predict. It imports only the domain and numpy (an import contract says
 so)."""
 
 from advisor.physics.cold import COLD_MODEL, DEFAULT_COLD, ColdConstants, cold_cost
 from advisor.physics.costs import ANALYTIC_MODEL, analytic_costs, analytic_point, predict_analytic, validate
+from advisor.physics.disk import bulk_copy, memory_part, with_disk_copy
 from advisor.physics.guards import (
     GUARD_BUDGETS,
     Guard,
@@ -59,6 +61,7 @@ __all__ = [
     "analytic_point",
     "apply_guards",
     "blind_dirty_rate",
+    "bulk_copy",
     "cold_cost",
     "deadline_shorter_than_pass",
     "dirties_faster_than_sent",
@@ -67,11 +70,13 @@ __all__ = [
     "first_pass_mib",
     "guard_verdicts",
     "longest_window_working_set",
+    "memory_part",
     "one_pass_ms",
     "predict_analytic",
     "send_ratios",
     "simulate",
     "validate",
+    "with_disk_copy",
     "working_set_arrays",
     "working_set_fits",
 ]

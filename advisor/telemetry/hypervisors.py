@@ -41,7 +41,8 @@ def read_inventory(hosts: list[HostConnection], connect: Callable[[str], Hypervi
     """Hosts and the guests running on them, as the hypervisors report them. A guest seen paused on one host
     because it is migrating in or out is attributed to the host where it runs. A host offers the networks it
     reports and those its running guests use (a guest attached to a bridge proves the bridge is there, even where
-    the daemon cannot list bridges)."""
+    the daemon cannot list bridges). Disks come with their sizes and whether each is shared; their write rates are
+    not measured here (unknown until pushed)."""
     found_hosts: list[Host] = []
     vms: dict[str, Vm] = {}
     for conn in hosts:
@@ -54,10 +55,11 @@ def read_inventory(hosts: list[HostConnection], connect: Callable[[str], Hypervi
                 labels=dict(conn.labels or {}), network_bandwidth_mib_s=conn.network_bandwidth_mib_s,
                 hypervisor_uri=conn.uri, migration_address=conn.migration_address, migration_tls=conn.migration_tls,
                 networks=frozenset(facts.networks).union(*(g.networks for g in running)),
+                local_disk_free_mib=facts.local_disk_free_mib,
             ))
             for guest in running:
                 vms[guest.name] = Vm(id=guest.name, host_id=conn.host_id, memory_mib=guest.memory_mib,
-                                     vcpus=guest.vcpus, networks=frozenset(guest.networks))
+                                     vcpus=guest.vcpus, networks=frozenset(guest.networks), disks=guest.disks)
         finally:
             hypervisor.close()
     return InventoryChange(hosts=tuple(found_hosts), vms=tuple(vms.values()))

@@ -186,7 +186,9 @@ class Advice:
         reasons = (ranking.why_target(), describe_inputs(inputs), *choice.reasons, carried.reason,
                    *ranking.why_rejected())
         goal, now = f"target:{vm.id}", self._clock()
-        move = Move(vm.id, vm.host_id, target.id, replace(choice.parameters, tls=carried.tls), choice.cost, reasons,
+        move = Move(vm.id, vm.host_id, target.id,
+                    replace(choice.parameters, tls=carried.tls, migrate_disks=tuple(d.target for d in vm.local_disks)),
+                    choice.cost, reasons,
                     ranking.kept(),
                     ranking.rejection_counts(), ranking.assessed, inputs)
         others = open_by_vm(self._store, (move,))

@@ -162,6 +162,7 @@ class Planning:
                    unstored: bool) -> Recommendation:
         moves: list[Move] = []
         ratios = []
+        vms = self._inventory.vms()
         for k, m in enumerate(plan.moves, 1):
             ratio = benefit_over_cost(strategy, m, cluster)
             ratios.append(ratio)
@@ -173,9 +174,9 @@ class Planning:
             carried = pricing.transport(m.source_id, m.target_id)
             move = m.to_move(describe_inputs(inputs), why_worth(strategy, m, plan.benefit_unit, ratio), m.when(),
                              carried.reason, inputs=inputs)
-            moves.append(dataclasses.replace(move, predicted_cost=cost,
-                                             parameters=dataclasses.replace(move.parameters, tls=carried.tls)))
-        vms = self._inventory.vms()
+            local = tuple(d.target for d in vms[m.vm_id].local_disks) if m.vm_id in vms else ()
+            moves.append(dataclasses.replace(move, predicted_cost=cost, parameters=dataclasses.replace(
+                move.parameters, tls=carried.tls, migrate_disks=local)))
         level, cluster_name = self._automation.level([vms[m.vm_id] for m in moves if m.vm_id in vms],
                                                      self._inventory.hosts())
         measured = [(r, m.predicted_cost.total_time_ms.median) for r, m in zip(ratios, moves, strict=True)

@@ -13,7 +13,7 @@ from advisor.domain.model import DirtyRateForecast, Host, MigrationCost, Migrati
 from advisor.features.inputs import LinkTraffic, Overrides, VmObservations, migration_inputs
 from advisor.features.samples import RecentSamples
 from advisor.ml.forecast import DirtyRateForecaster
-from advisor.ml.predictor import CostPredictor, widen_for_burst
+from advisor.ml.predictor import CostPredictor, predict_with_disks, widen_for_burst
 from advisor.physics import cold_cost
 from advisor.usecases.ports import Clock
 
@@ -75,12 +75,12 @@ class CostEstimator:
         return self.costs(inputs, [technique])[0]
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
-        """Each row's cost, in order: the live techniques' in one call of the served predictor, cold's from its
-        steps. Every disk is shared in the model today, so a cold move copies none (`local_disk_mib` is where the
-        VM's local disks will go)."""
+        """Each row's cost, in order: the live techniques' in one call of the served predictor (with their local
+        disks' copy, `predict_with_disks`), cold's from its steps (its local disks copied while the guest is off)."""
         live = [row for row in rows if row[1].is_live]
-        predicted = iter(self.predictor.predict_many(live) if live else [])
-        return [next(predicted) if t.is_live else cold_cost(inputs, self._cold_shutdown_timeout_ms)
+        predicted = iter(predict_with_disks(self.predictor, live) if live else [])
+        return [next(predicted) if t.is_live else cold_cost(inputs, self._cold_shutdown_timeout_ms,
+                                                             local_disk_mib=inputs.local_disk_used_mib)
                 for inputs, t in rows]
 
     def costs(self, inputs: MigrationInputs, techniques: Sequence[Technique] = tuple(Technique)) -> list[MigrationCost]:

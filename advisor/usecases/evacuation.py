@@ -62,7 +62,7 @@ class HostWatch:
         defined = self.definitions.known(vm.id for vm in on_host)
         unrestartable: dict[str, tuple[str, str]] = {}
         for vm in on_host:
-            storage = storage_refusal(vm.labels)
+            storage = storage_refusal(vm.labels, vm.disks)
             if storage:
                 unrestartable[vm.id] = ("local storage", storage)
             elif vm.id not in defined:

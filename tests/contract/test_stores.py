@@ -21,6 +21,7 @@ from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase
 from advisor.domain.model import (
     AssessedHosts,
+    Disk,
     Host,
     HostAssessment,
     Interval,
@@ -70,6 +71,15 @@ def test_an_inventory_change_is_kept_whole(store: Store) -> None:
     hosts, vms = store.load_inventory()
     assert hosts == [Host("a", 8, 1024, labels={"x": "1"}), Host("b", 16, 2048)]
     assert vms == [Vm("v1", "b", 256, 1, affinity_groups=frozenset({"g"}))]
+
+
+def test_disks_and_local_free_space_are_kept(store: Store) -> None:
+    disks = (Disk("vda", 4096.0, 1500.0, shared=False, write_rate_mib_s=2.5), Disk("vdb", 8192.0, 10.0, shared=True))
+    store.apply_inventory(InventoryChange(hosts=(Host("a", 8, 1024, local_disk_free_mib=50_000.0), Host("b", 8, 1024)),
+                                          vms=(Vm("v", "a", 512, 1, disks=disks),)))
+    hosts, vms = store.load_inventory()
+    assert [h.local_disk_free_mib for h in hosts] == [50_000.0, None]
+    assert vms == [Vm("v", "a", 512, 1, disks=disks)]
 
 
 def test_a_recommendation_is_stored_at_revision_0_and_replaced_by_compare_and_set(store: Store) -> None:

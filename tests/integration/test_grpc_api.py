@@ -95,6 +95,19 @@ def test_cost_prediction_covers_every_technique_and_names_its_model(loaded: tupl
     assert what_if.costs[0].total_time_ms.median < postcopy.total_time_ms.median
 
 
+def test_a_vm_local_disks_go_over_the_wire_and_into_its_prediction(loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    disk = pb.Disk(target="vda", size_mib=4096, used_mib=2048, shared=False, write_rate_mib_s=1.5)
+    client.push_inventory(pb.PushInventoryRequest(vms=[pb.Vm(id="disky", host_id="hv-a", memory_mib=1024, vcpus=1,
+                                                             disks=[disk])]))
+    listed = next(v.vm for v in client.list_vms("hv-a") if v.vm.id == "disky")
+    assert list(listed.disks) == [disk]
+    result = client.predict(pb.PredictMigrationCostRequest(vm_id="disky", techniques=[pb.TECHNIQUE_PRECOPY]))
+    inputs = result.inputs
+    assert (inputs.local_disk_used_mib, inputs.local_disk_size_mib, inputs.disk_write_rate_mib_s) == (2048, 4096, 1.5)
+    assert "local disks: 2048 MiB in use copied first" in result.costs[0].notes[-1]
+
+
 def test_recommendation_explains_every_rejected_host(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
     rec = client.recommend(pb.RecommendTargetRequest(vm_id="db-1", objective=pb.Objective(max_downtime_ms=200)))

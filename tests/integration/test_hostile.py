@@ -174,6 +174,12 @@ def test_ids_text_and_figures_are_bounded_and_checked(make_app: MakeApp, client_
             vm_id="db-1", time={"seconds": 4_102_444_800})])), "must be between 2000-01-01T00:00:00Z and"),
         (lambda: client.predict(pb.PredictMigrationCostRequest(vm_id="db-1", bandwidth_mib_s=1e-9)),
          "bandwidth_mib_s: must be in [1,"),
+        (lambda: client.push_inventory(pb.PushInventoryRequest(vms=[pb.Vm(
+            id="disky", host_id="hv-a", memory_mib=512, vcpus=1,
+            disks=[pb.Disk(target="vda", size_mib=10, used_mib=20)])])), "used_mib: must not exceed size_mib"),
+        (lambda: client.push_inventory(pb.PushInventoryRequest(vms=[pb.Vm(
+            id="disky", host_id="hv-a", memory_mib=512, vcpus=1,
+            disks=[pb.Disk(target="vda;rm", size_mib=10)])])), "must be a device name"),
     ]
     for call, fragment in cases:
         with pytest.raises(ClientError) as refused:

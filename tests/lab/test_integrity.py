@@ -4,8 +4,8 @@ new host). A changed digest fails the migration's test.
 
 The guest fills an 8 MiB file of its tmpfs (guest RAM) with random data and hashes it (advisor.lab.integrity);
 after the move it hashes the file again. Its writer keeps dirtying other memory meanwhile, so that pre-copy
-re-sends pages while the sealed ones must arrive once and intact. Disks: when lab guests get one, the same seal
-on `integrity.DISK` joins `WHERE` below.
+re-sends pages while the sealed ones must arrive once and intact. Disks: the session lab's guest has none; a guest
+with a local disk is sealed on `integrity.DISK` too by tests/lab/test_disks.py.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 GUEST = "vm1"
 SEAL_MIB = 8
-WHERE = (MEMORY,)  # integrity.DISK joins once lab guests have a disk
+WHERE = (MEMORY,)  # the disk's seal: tests/lab/test_disks.py
 COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
                      ModelRef("test", "0"))
 # Quick moves of a 128 MiB guest: 32 MiB/s, post-copy switched to as soon as QEMU takes it.

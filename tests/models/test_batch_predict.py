@@ -148,3 +148,30 @@ def test_bad_optional_values_are_refused_by_row(tmp_path: Path, learned: CostPre
     assert "row 1: max_downtime_ms must be positive" in text and "row 1: deadline_ms must be in" in text
     assert "row 2: max_downtime_ms is not a number" in text and "row 2: source must be" in text
     assert not dst.exists()
+
+
+def test_local_disks_add_their_copy_and_bad_disk_cells_are_refused(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    head = "technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s"
+    src.write_text(f"{head},disk_mib,disk_shared,disk_write_rate_mib_s\n"
+                   "precopy,1024,0,1000,100,4096,,\n"  # shared (the default): nothing copied
+                   "precopy,1024,0,1000,100,4096,FALSE,2\n"
+                   "precopy,1024,0,1000,100,4096,no,\n")  # write rate not measured
+    assert predict_csv(src, dst, AnalyticPredictor()) == 3
+    out = pd.read_csv(dst, keep_default_na=False)
+    shared, local, unmeasured = (out.iloc[k] for k in range(3))
+    # 4 GiB at 100 MiB/s (the cap): about 41 s more, and 4 GiB more sent
+    assert 40_000 < local["predicted_total_time_ms"] - shared["predicted_total_time_ms"] < 45_000
+    assert local["predicted_transferred_kib"] - shared["predicted_transferred_kib"] > 4096 * 1024
+    assert "local disks" not in shared["notes"] and "local disks: 4096 MiB" in local["notes"]
+    assert "write rate not measured" in unmeasured["notes"]
+    src.write_text(f"{head},disk_mib,disk_shared,disk_write_rate_mib_s\n"
+                   "precopy,1024,0,1000,100,,false,\n"
+                   "precopy,1024,0,1000,100,10,maybe,\n"
+                   "precopy,1024,0,1000,100,-5,true,nan\n")
+    with pytest.raises(BatchInputError) as refused:
+        predict_csv(src, dst, AnalyticPredictor())
+    text = str(refused.value)
+    assert "row 1: disk_shared is false but disk_mib is missing" in text
+    assert "row 2: disk_shared must be true or false (got 'maybe')" in text
+    assert "row 3: disk_mib must be in [0," in text and "row 3: disk_write_rate_mib_s is not a number" in text

@@ -8,9 +8,11 @@ from advisor.execution.hypervisor import GuestFacts, GuestStats, HostFacts, Hype
 
 class ScriptedHost:
     def __init__(self, name: str, guests: list[GuestFacts], rates: dict[str, list[float]],
-                 stats: list[list[GuestStats]] | None = None, networks: tuple[str, ...] = ()) -> None:
+                 stats: list[list[GuestStats]] | None = None, networks: tuple[str, ...] = (),
+                 local_disk_free_mib: float | None = None) -> None:
         self.name, self._guests, self._rates, self._stats = name, guests, rates, stats or []
         self.networks = networks
+        self.local_disk_free_mib = local_disk_free_mib
         self.closed = 0
 
     @property
@@ -18,7 +20,8 @@ class ScriptedHost:
         return f"test://{self.name}"
 
     def host_facts(self) -> HostFacts:
-        return HostFacts(f"uuid-{self.name}", self.name, 8, 16384, "Cascadelake-Server", self.networks)
+        return HostFacts(f"uuid-{self.name}", self.name, 8, 16384, "Cascadelake-Server", self.networks,
+                         self.local_disk_free_mib)
 
     def guests(self) -> list[GuestFacts]:
         return self._guests

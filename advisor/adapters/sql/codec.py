@@ -87,7 +87,8 @@ def decode_inputs(d: dict[str, Any] | None) -> MigrationInputs | None:
 
 def decode_parameters(d: dict[str, Any]) -> MigrationParameters:
     return MigrationParameters(**{**d, "technique": Technique(d["technique"]),
-                                  "kind": MoveKind(d.get("kind", MoveKind.MIGRATE))})
+                                  "kind": MoveKind(d.get("kind", MoveKind.MIGRATE)),
+                                  "migrate_disks": tuple(d.get("migrate_disks", ()))})
 
 
 def decode_move(d: dict[str, Any]) -> Move:

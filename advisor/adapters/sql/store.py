@@ -25,7 +25,7 @@ from advisor.adapters.sql.database import Connection, Database, StorageError
 from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
-from advisor.domain.model import AssessedHosts, Host, HostAssessment, Vm
+from advisor.domain.model import AssessedHosts, Disk, Host, HostAssessment, Vm
 from advisor.domain.recommendation import OPEN, Recommendation, RecommendationState
 
 # Bound on the ids in one query's IN (...) (SQLite's limit is 32,766 parameters, PostgreSQL's 65,535).
@@ -41,7 +41,8 @@ def _vm(body: str) -> Vm:
     d = json.loads(body)
     return Vm(
         **{**d, "affinity_groups": frozenset(d["affinity_groups"]),
-           "anti_affinity_groups": frozenset(d["anti_affinity_groups"]), "networks": frozenset(d.get("networks", ()))}
+           "anti_affinity_groups": frozenset(d["anti_affinity_groups"]), "networks": frozenset(d.get("networks", ())),
+           "disks": tuple(Disk(**disk) for disk in d.get("disks", ()))}  # rows written before disks have none
     )
 
 

@@ -154,7 +154,7 @@ FAILURE_CLASS_NOT_COMPLETED: FailureClass
 FAILURE_CLASS_HYPERVISOR_ERROR: FailureClass
 
 class Host(_message.Message):
-    __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address", "migration_tls", "networks")
+    __slots__ = ("id", "cpu_cores", "memory_mib", "cpu_model", "labels", "in_maintenance", "network_bandwidth_mib_s", "hypervisor_uri", "idle_power_w", "max_power_w", "migration_address", "migration_tls", "networks", "local_disk_free_mib")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +175,7 @@ class Host(_message.Message):
     MIGRATION_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_TLS_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_DISK_FREE_MIB_FIELD_NUMBER: _ClassVar[int]
     id: str
     cpu_cores: int
     memory_mib: int
@@ -188,10 +189,25 @@ class Host(_message.Message):
     migration_address: str
     migration_tls: bool
     networks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_mib: _Optional[int] = ..., cpu_model: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., in_maintenance: _Optional[bool] = ..., network_bandwidth_mib_s: _Optional[float] = ..., hypervisor_uri: _Optional[str] = ..., idle_power_w: _Optional[float] = ..., max_power_w: _Optional[float] = ..., migration_address: _Optional[str] = ..., migration_tls: _Optional[bool] = ..., networks: _Optional[_Iterable[str]] = ...) -> None: ...
+    local_disk_free_mib: int
+    def __init__(self, id: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., memory_mib: _Optional[int] = ..., cpu_model: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., in_maintenance: _Optional[bool] = ..., network_bandwidth_mib_s: _Optional[float] = ..., hypervisor_uri: _Optional[str] = ..., idle_power_w: _Optional[float] = ..., max_power_w: _Optional[float] = ..., migration_address: _Optional[str] = ..., migration_tls: _Optional[bool] = ..., networks: _Optional[_Iterable[str]] = ..., local_disk_free_mib: _Optional[int] = ...) -> None: ...
+
+class Disk(_message.Message):
+    __slots__ = ("target", "size_mib", "used_mib", "shared", "write_rate_mib_s")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_MIB_FIELD_NUMBER: _ClassVar[int]
+    USED_MIB_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    WRITE_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    size_mib: int
+    used_mib: int
+    shared: bool
+    write_rate_mib_s: float
+    def __init__(self, target: _Optional[str] = ..., size_mib: _Optional[int] = ..., used_mib: _Optional[int] = ..., shared: _Optional[bool] = ..., write_rate_mib_s: _Optional[float] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("id", "host_id", "memory_mib", "vcpus", "labels", "affinity_groups", "anti_affinity_groups", "cpu_model", "postcopy_forbidden", "networks")
+    __slots__ = ("id", "host_id", "memory_mib", "vcpus", "labels", "affinity_groups", "anti_affinity_groups", "cpu_model", "postcopy_forbidden", "networks", "disks")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +225,7 @@ class Vm(_message.Message):
     CPU_MODEL_FIELD_NUMBER: _ClassVar[int]
     POSTCOPY_FORBIDDEN_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FIELD_NUMBER: _ClassVar[int]
     id: str
     host_id: str
     memory_mib: int
@@ -219,7 +236,8 @@ class Vm(_message.Message):
     cpu_model: str
     postcopy_forbidden: bool
     networks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., host_id: _Optional[str] = ..., memory_mib: _Optional[int] = ..., vcpus: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., affinity_groups: _Optional[_Iterable[str]] = ..., anti_affinity_groups: _Optional[_Iterable[str]] = ..., cpu_model: _Optional[str] = ..., postcopy_forbidden: _Optional[bool] = ..., networks: _Optional[_Iterable[str]] = ...) -> None: ...
+    disks: _containers.RepeatedCompositeFieldContainer[Disk]
+    def __init__(self, id: _Optional[str] = ..., host_id: _Optional[str] = ..., memory_mib: _Optional[int] = ..., vcpus: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., affinity_groups: _Optional[_Iterable[str]] = ..., anti_affinity_groups: _Optional[_Iterable[str]] = ..., cpu_model: _Optional[str] = ..., postcopy_forbidden: _Optional[bool] = ..., networks: _Optional[_Iterable[str]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ...) -> None: ...
 
 class PushInventoryRequest(_message.Message):
     __slots__ = ("hosts", "vms", "removed_host_ids", "removed_vm_ids")
@@ -402,7 +420,7 @@ class MigrationCost(_message.Message):
     def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., total_time_ms: _Optional[_Union[Estimate, _Mapping]] = ..., downtime_ms: _Optional[_Union[Estimate, _Mapping]] = ..., transferred_mib: _Optional[_Union[Estimate, _Mapping]] = ..., converges: _Optional[bool] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., converge_probability: _Optional[float] = ...) -> None: ...
 
 class MigrationInputs(_message.Message):
-    __slots__ = ("memory_mib", "dirty_rate_mib_s", "dirty_rate_source", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms", "bandwidth_source")
+    __slots__ = ("memory_mib", "dirty_rate_mib_s", "dirty_rate_source", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms", "bandwidth_source", "local_disk_used_mib", "local_disk_size_mib", "disk_write_rate_mib_s")
     MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     DIRTY_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
     DIRTY_RATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -410,6 +428,9 @@ class MigrationInputs(_message.Message):
     MAX_BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_DISK_USED_MIB_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_DISK_SIZE_MIB_FIELD_NUMBER: _ClassVar[int]
+    DISK_WRITE_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
     memory_mib: float
     dirty_rate_mib_s: float
     dirty_rate_source: str
@@ -417,7 +438,10 @@ class MigrationInputs(_message.Message):
     max_bandwidth_mib_s: float
     max_downtime_ms: float
     bandwidth_source: str
-    def __init__(self, memory_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., dirty_rate_source: _Optional[str] = ..., bandwidth_mib_s: _Optional[float] = ..., max_bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., bandwidth_source: _Optional[str] = ...) -> None: ...
+    local_disk_used_mib: float
+    local_disk_size_mib: float
+    disk_write_rate_mib_s: float
+    def __init__(self, memory_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., dirty_rate_source: _Optional[str] = ..., bandwidth_mib_s: _Optional[float] = ..., max_bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., bandwidth_source: _Optional[str] = ..., local_disk_used_mib: _Optional[float] = ..., local_disk_size_mib: _Optional[float] = ..., disk_write_rate_mib_s: _Optional[float] = ...) -> None: ...
 
 class PredictMigrationCostRequest(_message.Message):
     __slots__ = ("vm_id", "target_host_id", "techniques", "dirty_rate_mib_s", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms")
@@ -456,7 +480,7 @@ class Objective(_message.Message):
     def __init__(self, max_downtime_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., minimize_transferred: _Optional[bool] = ...) -> None: ...
 
 class MigrationParameters(_message.Message):
-    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls", "shutdown_timeout_ms", "kind")
+    __slots__ = ("technique", "bandwidth_mib_s", "max_downtime_ms", "postcopy_after_ms", "deadline_ms", "autoconverge_initial_pct", "autoconverge_increment_pct", "compression_threads", "postcopy_bandwidth_mib_s", "tls", "shutdown_timeout_ms", "kind", "migrate_disks")
     TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_MIB_S_FIELD_NUMBER: _ClassVar[int]
     MAX_DOWNTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -469,6 +493,7 @@ class MigrationParameters(_message.Message):
     TLS_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    MIGRATE_DISKS_FIELD_NUMBER: _ClassVar[int]
     technique: Technique
     bandwidth_mib_s: float
     max_downtime_ms: float
@@ -481,7 +506,8 @@ class MigrationParameters(_message.Message):
     tls: bool
     shutdown_timeout_ms: float
     kind: MoveKind
-    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ..., shutdown_timeout_ms: _Optional[float] = ..., kind: _Optional[_Union[MoveKind, str]] = ...) -> None: ...
+    migrate_disks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., postcopy_after_ms: _Optional[float] = ..., deadline_ms: _Optional[float] = ..., autoconverge_initial_pct: _Optional[int] = ..., autoconverge_increment_pct: _Optional[int] = ..., compression_threads: _Optional[int] = ..., postcopy_bandwidth_mib_s: _Optional[float] = ..., tls: _Optional[bool] = ..., shutdown_timeout_ms: _Optional[float] = ..., kind: _Optional[_Union[MoveKind, str]] = ..., migrate_disks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HostAssessment(_message.Message):
     __slots__ = ("host_id", "eligible", "rejections", "score", "cpu_after_ratio", "memory_after_ratio")

@@ -81,6 +81,7 @@ class _HostColumns:
     cluster: IntArray
     clusters: tuple[str, ...]
     migration_tls: BoolArray
+    disk_free_mib: FloatArray
 
     @staticmethod
     def of(hosts: Sequence[Host], model_index: Mapping[str, int], cluster_label: str,
@@ -97,13 +98,15 @@ class _HostColumns:
             np.array([h.max_power_w for h in hosts], dtype=np.float64),
             np.array([clusters[c] for c in names], dtype=np.int64), tuple(clusters),
             np.array([h.migration_tls for h in hosts], dtype=bool),
+            np.array([np.nan if h.local_disk_free_mib is None else h.local_disk_free_mib for h in hosts],
+                     dtype=np.float64),
         )
 
     @staticmethod
     def of_arrays(a: ClusterArrays) -> _HostColumns:
         return _HostColumns(a.host_ids, a.host_cores, a.host_memory_mib, a.host_cpu_model, a.host_disabled,
                             a.host_bandwidth_mib_s, a.host_idle_w, a.host_max_w, a.host_cluster, a.clusters,
-                            a.host_migration_tls)
+                            a.host_migration_tls, a.host_disk_free_mib)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class _VmColumns:
     cpu_model: IntArray
     postcopy: BoolArray
     movable: BoolArray
+    local_disk_mib: FloatArray
 
     @staticmethod
     def of(vms: Sequence[Vm], host_index: Mapping[str, int], model_index: Mapping[str, int],
@@ -124,11 +128,13 @@ class _VmColumns:
             np.array([model_index[v.cpu_model] if v.cpu_model else ANY_MODEL for v in vms], dtype=np.int64),
             np.array([v.postcopy_allowed and not label_forbids_postcopy(v.labels) for v in vms], dtype=bool),
             np.array([v.id not in pinned for v in vms], dtype=bool),
+            np.array([v.local_disk_size_mib for v in vms], dtype=np.float64),
         )
 
     @staticmethod
     def of_arrays(a: ClusterArrays) -> _VmColumns:
-        return _VmColumns(a.vm_host, a.vm_vcpus, a.vm_memory_mib, a.vm_cpu_model, a.vm_postcopy, a.vm_movable)
+        return _VmColumns(a.vm_host, a.vm_vcpus, a.vm_memory_mib, a.vm_cpu_model, a.vm_postcopy, a.vm_movable,
+                          a.vm_local_disk_mib)
 
     def taken(self, source: IntArray, pushed_rows: IntArray, pushed: _VmColumns) -> _VmColumns:
         """Row k from row `source[k]` of these columns, then `pushed`'s rows set at `pushed_rows`."""
@@ -139,8 +145,8 @@ class _VmColumns:
             out.append(column)
         return _VmColumns(*out)
 
-    def _columns(self) -> tuple[IntArray, FloatArray, FloatArray, IntArray, BoolArray, BoolArray]:
-        return self.where, self.vcpus, self.memory_mib, self.cpu_model, self.postcopy, self.movable
+    def _columns(self) -> tuple[IntArray, FloatArray, FloatArray, IntArray, BoolArray, BoolArray, FloatArray]:
+        return self.where, self.vcpus, self.memory_mib, self.cpu_model, self.postcopy, self.movable, self.local_disk_mib
 
 
 def _cpu_models(hosts: Iterable[Host], vms: Iterable[Vm]) -> tuple[str, ...]:
@@ -169,11 +175,12 @@ def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measu
         host_ids=hosts.ids, host_cores=hosts.cores, host_memory_mib=hosts.memory_mib, host_cpu_model=hosts.cpu_model,
         host_disabled=hosts.disabled, host_bandwidth_mib_s=hosts.bandwidth_mib_s, host_idle_w=hosts.idle_w,
         host_max_w=hosts.max_w, host_base_cpu=base, host_cluster=hosts.cluster, clusters=hosts.clusters,
-        host_migration_tls=hosts.migration_tls,
+        host_migration_tls=hosts.migration_tls, host_disk_free_mib=hosts.disk_free_mib,
         vm_ids=vm_ids, vm_host=where, vm_vcpus=vcpus, vm_memory_mib=vms.memory_mib, vm_cpu=vm_busy,
         vm_memory_used_mib=np.where(np.isnan(used) | (used == 0), vms.memory_mib, used),
         vm_cpu_model=vms.cpu_model, vm_dirty_rate_mib_s=measured.vm_dirty_rate_mib_s, vm_postcopy=vms.postcopy,
-        vm_movable=vms.movable, groups=groups, host_rules=host_rules, cpu_models=models, networks=networks,
+        vm_movable=vms.movable, vm_local_disk_mib=vms.local_disk_mib,
+        groups=groups, host_rules=host_rules, cpu_models=models, networks=networks,
     )
 
 

@@ -8,6 +8,7 @@ refused is a column. Reason texts, with their numbers, are written only for the 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -37,6 +38,7 @@ class FilterKind(StrEnum):
     CLUSTER = "other cluster"
     TLS = "migration TLS"
     NETWORK = "network"
+    DISK = "local disk space"
 
     @property
     def row(self) -> int:
@@ -159,6 +161,18 @@ def _only_current(rows: BoolArray) -> None:
     rows[FilterKind.CURRENT.row] = current
 
 
+def _what_it_brings(cluster: ClusterArrays, loads: Loads, vm: int, rows: BoolArray,
+                    take: Callable[[np.ndarray], np.ndarray]) -> None:
+    """The filters on what the VM brings along: the networks it uses, the local disks copied with it."""
+    networks = cluster.networks
+    if networks.names and networks.of_vm.has_row(vm):
+        for k in networks.of_vm.row(vm).tolist():
+            rows[FilterKind.NETWORK.row] |= ~take(_marked(cluster.n_hosts, networks.hosts.row(k)))
+    disk = cluster.vm_local_disk_mib[vm]
+    if disk > 0:  # a host whose free space is unknown (NaN) is not judged on it
+        rows[FilterKind.DISK.row] = disk > take(cluster.host_disk_free_mib) - take(loads.host_disk_in_mib)
+
+
 def assess(
     cluster: ClusterArrays,
     loads: Loads,
@@ -222,10 +236,7 @@ def assess(
     if loads.vm_host[vm] != NO_HOST and policy.migration_tls is TlsMode.REQUIRED:
         tls = cluster.host_migration_tls
         rows[FilterKind.TLS.row] = ~take(tls) | ~tls[loads.vm_host[vm]]
-    networks = cluster.networks
-    if networks.names and networks.of_vm.has_row(vm):
-        for k in networks.of_vm.row(vm).tolist():
-            rows[FilterKind.NETWORK.row] |= ~take(_marked(n, networks.hosts.row(k)))
+    _what_it_brings(cluster, loads, vm, rows, take)
     _only_current(rows)
     return Assessment(vm, index, rows, cpu_after, memory_after, view.all_hosts, view)
 
@@ -290,6 +301,10 @@ def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, 
         missing = [repr(networks.names[k]) for k in networks.of_vm.row(vm).tolist()
                    if not (networks.hosts.row(k) == host).any()]
         return f"lacks network{'s' if len(missing) > 1 else ''} {', '.join(missing)} that {vm_id} uses"
+    if which == FilterKind.DISK:
+        free = cluster.host_disk_free_mib[host] - loads.host_disk_in_mib[host]
+        return (f"local disk space: {vm_id}'s local disks need {cluster.vm_local_disk_mib[vm]:.0f} MiB, "
+                f"{max(0.0, free):.0f} MiB free")
     raise ValueError(f"unknown filter {which}")
 
 

@@ -53,10 +53,15 @@ def describe_inputs(inputs: MigrationInputs) -> str:
                    else ", working set not measured")
     deadline = f", deadline {inputs.deadline_ms / 1000:.0f} s" if inputs.deadline_ms else ""
     profile = f", hosts of profile {inputs.host_profile}" if inputs.host_profile else ""
+    disks = ""
+    if inputs.local_disk_used_mib:
+        rate = inputs.disk_write_rate_mib_s
+        disks = (f", local disks {inputs.local_disk_used_mib:.0f} MiB in use of {inputs.local_disk_size_mib:.0f} MiB "
+                 + ("(write rate not measured)" if rate is None else f"written at {rate:.1f} MiB/s"))
     return (f"inputs: {memory}, dirty rate {inputs.dirty_rate_mib_s:.1f} MiB/s ({inputs.dirty_rate_source})"
             f"{working_set}, {inputs.usable_bandwidth_mib_s:.1f} MiB/s"
             f"{f' ({inputs.bandwidth_source})' if inputs.bandwidth_source else ''}, allowed downtime "
-            f"{inputs.max_downtime_ms:.0f} ms{deadline}{profile}")
+            f"{inputs.max_downtime_ms:.0f} ms{deadline}{profile}{disks}")
 
 
 @dataclass(frozen=True)

@@ -131,13 +131,17 @@ class Loads:
     host_memory_mib: FloatArray
     host_cpu: FloatArray  # cores busy: the host's own base plus its VMs' measured use
     host_vms: IntArray
+    # Local disk space the moves so far copied onto each host (0 in a snapshot: its free space is as reported).
+    # A source gets nothing back: libvirt leaves the source's image in place after a move.
+    host_disk_in_mib: FloatArray
 
     def copy(self) -> Loads:
         return Loads(self.vm_host.copy(), self.host_vcpus.copy(), self.host_memory_mib.copy(), self.host_cpu.copy(),
-                     self.host_vms.copy())
+                     self.host_vms.copy(), self.host_disk_in_mib.copy())
 
     def frozen(self) -> Loads:
-        for array in (self.vm_host, self.host_vcpus, self.host_memory_mib, self.host_cpu, self.host_vms):
+        for array in (self.vm_host, self.host_vcpus, self.host_memory_mib, self.host_cpu, self.host_vms,
+                      self.host_disk_in_mib):
             array.flags.writeable = False
         return self
 
@@ -154,6 +158,7 @@ class Loads:
         self.host_memory_mib[target] += memory
         self.host_cpu[target] += cpu
         self.host_vms[target] += 1
+        self.host_disk_in_mib[target] += cluster.vm_local_disk_mib[vm]
         self.vm_host[vm] = target
 
 
@@ -178,6 +183,7 @@ class ClusterArrays:
     host_base_cpu: FloatArray  # cores busy beyond the VMs' own (hypervisor, unknown guests)
     host_cluster: IntArray  # index into clusters: a VM moves only between hosts of one cluster
     host_migration_tls: BoolArray  # the host offers TLS for migration (Host.migration_tls)
+    host_disk_free_mib: FloatArray  # free space for local disks (Host.local_disk_free_mib), NaN when unknown
     vm_ids: tuple[str, ...]
     vm_vcpus: FloatArray
     vm_memory_mib: FloatArray
@@ -187,6 +193,7 @@ class ClusterArrays:
     vm_dirty_rate_mib_s: FloatArray  # NaN when unknown (costed as pessimistically as the features layer does)
     vm_postcopy: BoolArray
     vm_movable: BoolArray  # False for a VM migrating now or pinned by its owner
+    vm_local_disk_mib: FloatArray  # size of its disks that are not shared: what a move copies to the target
     groups: Groups
     host_rules: HostRules
     loads: Loads
@@ -258,11 +265,13 @@ class ClusterArrays:
         host_base_cpu: FloatArray | None = None,
         host_cluster: IntArray | None = None,
         host_migration_tls: BoolArray | None = None,
+        host_disk_free_mib: FloatArray | None = None,
         vm_memory_used_mib: FloatArray | None = None,
         vm_cpu_model: IntArray | None = None,
         vm_dirty_rate_mib_s: FloatArray | None = None,
         vm_postcopy: BoolArray | None = None,
         vm_movable: BoolArray | None = None,
+        vm_local_disk_mib: FloatArray | None = None,
         groups: Groups | None = None,
         host_rules: HostRules | None = None,
         cpu_models: Sequence[str] = (),
@@ -293,7 +302,7 @@ class ClusterArrays:
             raise ValueError("vm_host must give a host index (or -1) per VM")
         loads = Loads(
             where.copy(), host_sums(nh, where, vcpus), host_sums(nh, where, memory), base + host_sums(nh, where, cpu),
-            np.bincount(where[where >= 0], minlength=nh).astype(np.int64),
+            np.bincount(where[where >= 0], minlength=nh).astype(np.int64), np.zeros(nh, dtype=np.float64),
         )
         return ClusterArrays(
             host_ids=tuple(host_ids), host_cores=cores, host_memory_mib=f(host_memory_mib, nh, 0),
@@ -301,11 +310,13 @@ class ClusterArrays:
             host_bandwidth_mib_s=f(host_bandwidth_mib_s, nh, 1000 / 8 * 1e6 / (1 << 20)),
             host_idle_w=f(host_idle_w, nh, 0), host_max_w=f(host_max_w, nh, 0), host_base_cpu=base,
             host_cluster=i(host_cluster, nh, 0), host_migration_tls=b(host_migration_tls, nh, False),
+            host_disk_free_mib=f(host_disk_free_mib, nh, np.nan),
             vm_ids=tuple(vm_ids), vm_vcpus=vcpus, vm_memory_mib=memory,
             vm_memory_used_mib=memory if vm_memory_used_mib is None else f(vm_memory_used_mib, nv, 0),
             vm_cpu=cpu, vm_cpu_model=i(vm_cpu_model, nv, ANY_MODEL),
             vm_dirty_rate_mib_s=f(vm_dirty_rate_mib_s, nv, np.nan), vm_postcopy=b(vm_postcopy, nv, True),
-            vm_movable=b(vm_movable, nv, True), groups=groups or Groups.none(nv),
+            vm_movable=b(vm_movable, nv, True), vm_local_disk_mib=f(vm_local_disk_mib, nv, 0.0),
+            groups=groups or Groups.none(nv),
             host_rules=host_rules or HostRules.none(nv), loads=loads.frozen(), cpu_models=tuple(cpu_models),
             clusters=tuple(clusters), networks=networks or Networks.none(nv),
         )

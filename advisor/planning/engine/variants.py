@@ -63,6 +63,7 @@ def with_new_vm(cluster: ClusterArrays, vm: Vm) -> tuple[ClusterArrays, int]:
         vm_cpu=_append(cluster.vm_cpu, float(vm.vcpus)), vm_cpu_model=_append(cluster.vm_cpu_model, model),
         vm_dirty_rate_mib_s=_append(cluster.vm_dirty_rate_mib_s, np.nan),
         vm_postcopy=_append(cluster.vm_postcopy, vm.postcopy_allowed), vm_movable=_append(cluster.vm_movable, True),
+        vm_local_disk_mib=_append(cluster.vm_local_disk_mib, vm.local_disk_size_mib),
         groups=_groups_with(cluster.groups, index, vm), host_rules=host_rules, loads=loads.frozen(),
         cpu_models=models, networks=_networks_with(cluster.networks, index, vm), _index={},
     )

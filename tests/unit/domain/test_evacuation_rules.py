@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from advisor.domain.evacuation import HostSigns, judge_host, restart_priority, storage_refusal
+from advisor.domain.model import Disk
 
 NOW, AFTER = 1000.0, 60.0
 
@@ -30,3 +31,7 @@ def test_labels_give_priority_and_storage() -> None:
         0, 7, -3]
     assert storage_refusal({}) is None and storage_refusal({"advisor.storage": "shared"}) is None
     assert "local to its host" in (storage_refusal({"advisor.storage": "local"}) or "")
+    shared, local = Disk("vda", 10.0, 1.0, shared=True), Disk("vdb", 10.0, 1.0, shared=False)
+    assert storage_refusal({}, [shared]) is None
+    assert storage_refusal({"advisor.storage": "shared"}, [shared, local]) == (
+        "its disk vdb is local to its host: died with it")

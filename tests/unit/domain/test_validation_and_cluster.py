@@ -9,7 +9,7 @@ import pytest
 from advisor.domain import validation
 from advisor.domain.cluster import Cluster, InventoryChange
 from advisor.domain.errors import InvalidArgument, NotFound
-from advisor.domain.model import Host, HostSample, Vm, VmSample
+from advisor.domain.model import Disk, Host, HostSample, Vm, VmSample
 
 NOW = 1_800_000_000.0
 
@@ -37,6 +37,8 @@ def vm(ident: str, host_id: str, **kw: object) -> Vm:
         (host("h", networks=frozenset({"br 0"})), "h.networks[0]", "characters"),
         (host("h", networks=frozenset({""})), "h.networks[0]", "required"),
         (host("h", networks=frozenset(f"vlan-{k}" for k in range(9000))), "h.networks", "at most 8192"),
+        (host("h", local_disk_free_mib=-1.0), "h.local_disk_free_mib", "[0,"),
+        (host("h", local_disk_free_mib=math.nan), "h.local_disk_free_mib", "finite"),
     ],
 )
 def test_bad_host_values_name_their_field(value: Host, field: str, fragment: str) -> None:
@@ -60,6 +62,39 @@ def test_bad_vm_samples_name_their_field(sample: VmSample, field: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         validation.check_vm_sample(sample, "s", NOW)
     assert caught.value.field == field
+
+
+def disk(target: str = "vda", size: float = 1024.0, used: float = 512.0, **kw: object) -> Disk:
+    return Disk(**{"target": target, "size_mib": size, "used_mib": used, "shared": False, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("disks", "field", "fragment"),
+    [
+        ((disk(target=""),), "v.disks[0].target", "device name such as 'vda'"),
+        ((disk(target="../etc/passwd"),), "v.disks[0].target", "device name"),
+        ((disk(), disk("vdb"), disk("vda")), "v.disks[2].target", "duplicate of v.disks[0] ('vda')"),
+        ((disk(size=0.0),), "v.disks[0].size_mib", "(0,"),
+        ((disk(size=math.inf),), "v.disks[0].size_mib", "finite"),
+        ((disk(used=2048.0),), "v.disks[0].used_mib", "must not exceed size_mib (2048 > 1024)"),
+        ((disk(used=-1.0),), "v.disks[0].used_mib", "[0,"),
+        ((disk(write_rate_mib_s=math.nan),), "v.disks[0].write_rate_mib_s", "finite"),
+        ((disk(write_rate_mib_s=-2.0),), "v.disks[0].write_rate_mib_s", "[0,"),
+        (tuple(disk(f"vd{k}") for k in range(65)), "v.disks", "at most 64 disks"),
+    ],
+)
+def test_bad_disks_name_their_field(disks: tuple[Disk, ...], field: str, fragment: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validation.check_vm(vm("v", "h", disks=disks), "v")
+    assert caught.value.field == field
+    assert fragment in str(caught.value)
+
+
+def test_a_vm_local_disk_size_counts_only_its_disks_that_are_not_shared() -> None:
+    v = vm("v", "h", disks=(disk("vda", 1024.0), disk("vdb", 4096.0, shared=True), disk("vdc", 10.0, 0.0)))
+    validation.check_vm(v, "v")
+    assert v.local_disk_size_mib == 1034.0
+    assert [d.target for d in v.local_disks] == ["vda", "vdc"]
 
 
 def test_good_values_pass() -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advisor.domain.model import Host, Vm
+from advisor.domain.model import Disk, Host, Vm
 from advisor.planning.engine import FILTERS, FilterKind, FilterPolicy, VmGroupRule, VmHostRule, rank_targets
 from advisor.planning.engine.filters import assess, reason, rejections
 from advisor.planning.engine.snapshot import ClusterArrays
 from tests.unit.planning_engine.helpers import cluster, host, vm
 
 NETS = frozenset({"br-prod", "sriov-a"})
+LOCAL = (Disk("vda", 20480.0, 6000.0, shared=False), Disk("vdb", 4096.0, 100.0, shared=False),
+         Disk("vdc", 102400.0, 50000.0, shared=True))
 POLICY = FilterPolicy(cpu_allocation_ratio=2.0, memory_allocation_ratio=1.0, max_cpu_after=0.8)
 
 
@@ -63,6 +65,14 @@ CASES = [
     ("networks missing", two_hosts(host("t"), moving=vm("m", "src", networks=NETS)),
      {"network"}, "lacks networks 'br-prod', 'sriov-a' that m uses"),
     ("no network used", two_hosts(host("t"), vm("x", "t", networks=NETS)), set(), ""),
+    # local disks need their sizes (20480 + 4096 MiB; the shared one stays) free on the target
+    ("local disks fit", two_hosts(host("t", local_disk_free_mib=24576.0), moving=vm("m", "src", disks=LOCAL)),
+     set(), ""),
+    ("local disks too large", two_hosts(host("t", local_disk_free_mib=24575.0), moving=vm("m", "src", disks=LOCAL)),
+     {"local disk space"}, "m's local disks need 24576 MiB, 24575 MiB free"),
+    ("free space unknown", two_hosts(host("t"), moving=vm("m", "src", disks=LOCAL)), set(), ""),
+    ("shared disks only", two_hosts(host("t", local_disk_free_mib=0.0), moving=vm("m", "src", disks=LOCAL[2:])),
+     set(), ""),
 ]
 
 
@@ -93,6 +103,19 @@ def test_the_network_filter_rejects_every_host_lacking_one_of_the_vm_networks_at
     network = next(r for r in ranking.rejections if r.kind == FilterKind.NETWORK)
     assert (network.hosts, network.example_host) == (3, "one")
     assert network.reason == "lacks network 'sriov-a' that m uses"
+
+
+def test_local_disks_moved_onto_a_host_use_its_free_space_for_the_next_move() -> None:
+    disks = (Disk("vda", 6000.0, 1000.0, shared=False),)
+    c = cluster([host("src"), host("t", local_disk_free_mib=10000.0)],
+                [vm("a", "src", disks=disks), vm("b", "src", disks=disks)])
+    assert assess(c, c.loads, 1, POLICY).eligible[1]
+    after = c.with_moves([0], [1])
+    a = assess(after, after.loads, 1, POLICY)
+    assert a.rejected[FilterKind.DISK.row].tolist() == [False, True]
+    assert reason(after, after.loads, 1, POLICY, FilterKind.DISK, 1) == (
+        "local disk space: b's local disks need 6000 MiB, 4000 MiB free")
+    assert after.loads.host_disk_in_mib.tolist() == [0.0, 6000.0]  # the source keeps its image: nothing back
 
 
 def test_excluded_hosts_recently_left_hosts_and_a_subset_of_hosts() -> None:

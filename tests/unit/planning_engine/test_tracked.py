@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advisor.domain.cluster import InventoryChange
-from advisor.domain.model import Host, Vm
+from advisor.domain.model import Disk, Host, Vm
 from advisor.planning.engine import ClusterArrays, from_domain
 from advisor.planning.engine.domain_arrays import Measured, Tracked, VmMeasurement
 
@@ -38,7 +38,8 @@ def assert_same(a: Any, b: Any, path: str = "arrays") -> None:
 def a_host(draw: st.DrawFn, ident: str) -> Host:
     return Host(ident, draw(st.integers(1, 64)), draw(st.integers(1, 8)) * 1024,
                 cpu_model=draw(st.sampled_from(MODELS)), labels={"cluster": draw(st.sampled_from("ab"))},
-                in_maintenance=draw(st.booleans()), networks=draw(st.frozensets(st.sampled_from(NETWORKS))))
+                in_maintenance=draw(st.booleans()), networks=draw(st.frozensets(st.sampled_from(NETWORKS))),
+                local_disk_free_mib=draw(st.one_of(st.none(), st.integers(0, 4).map(lambda k: k * 10240.0))))
 
 
 @st.composite
@@ -48,7 +49,8 @@ def a_vm(draw: st.DrawFn, ident: str, host_ids: list[str]) -> Vm:
     return Vm(ident, draw(st.sampled_from(host_ids)), draw(st.integers(1, 8)) * 512, draw(st.integers(1, 8)),
               cpu_model=draw(st.sampled_from(MODELS)), affinity_groups=draw(groups),
               anti_affinity_groups=draw(groups), postcopy_allowed=draw(st.booleans()),
-              networks=draw(st.frozensets(st.sampled_from(NETWORKS), max_size=2)) if some else frozenset())
+              networks=draw(st.frozensets(st.sampled_from(NETWORKS), max_size=2)) if some else frozenset(),
+              disks=(Disk("vda", draw(st.integers(1, 4)) * 4096.0, 1024.0, draw(st.booleans())),) if some else ())
 
 
 def ratio_or_none() -> st.SearchStrategy[float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from advisor.domain.model import Disk
 from advisor.execution.hypervisor import GuestFacts, GuestStats, HypervisorError
 from advisor.telemetry.hypervisors import GuestStatsReader, HostConnection, measure_dirty_rates, read_inventory
 from tests.support.scripted import ScriptedHost
@@ -30,6 +31,14 @@ def test_a_host_offers_the_networks_it_reports_and_those_its_running_guests_use(
     change = read_inventory([HostConnection("a", "test://a")], {"test://a": a}.__getitem__)  # type: ignore[arg-type]
     assert change.hosts[0].networks == {"default", "virbr0", "eth0", "br-lan"}  # a paused guest proves nothing here
     assert change.vms[0].networks == {"br-lan", "default"}
+
+
+def test_disks_and_free_local_space_come_with_the_inventory() -> None:
+    disks = (Disk("vda", 1024.0, 300.0, shared=False), Disk("vdb", 4096.0, 4096.0, shared=True))
+    a = ScriptedHost("a", [GuestFacts("vm1", "u1", 128, 1, True, disks=disks)], {}, local_disk_free_mib=2048.0)
+    change = read_inventory([HostConnection("a", "test://a")], {"test://a": a}.__getitem__)  # type: ignore[arg-type]
+    assert change.hosts[0].local_disk_free_mib == 2048.0
+    assert change.vms[0].disks == disks and change.vms[0].local_disk_size_mib == 1024.0
 
 
 def test_dirty_rate_is_the_mean_of_readings_and_skips_what_it_must() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
-from advisor.domain.model import HostSample, Objective, Technique, Vm, VmSample
+from advisor.domain.model import Disk, HostSample, Objective, Technique, Vm, VmSample
 from advisor.domain.recommendation import Decision, Recommendation, RecommendationState
 from advisor.features.inputs import Overrides
 from tests.unit.usecases.world import KNOBS, World, hosts, world
@@ -123,6 +123,29 @@ def test_a_vm_goes_only_where_its_networks_are_and_an_unknown_network_is_refused
     assert placed.host_id == "d"
     with pytest.raises(InvalidArgument, match="unknown network 'vlan-9': no host of the inventory offers it"):
         w.advice.place_vm(Vm("new-2", "", 4096, 2, networks=frozenset({"vlan-9"})))
+
+
+def test_a_vm_with_local_disks_is_priced_with_their_copy_and_moves_them_where_they_fit(w: World) -> None:
+    _, _, c, d = hosts("a", "b", "c", "d")
+    disks = (Disk("vda", 20480.0, 8192.0, shared=False, write_rate_mib_s=2.0), Disk("vdb", 99999.0, 10.0, shared=True))
+    w.push((replace(c, local_disk_free_mib=10_000.0), replace(d, local_disk_free_mib=30_000.0)),
+           [Vm("disky", "a", 4096, 2, disks=disks)])
+    shared = w.advice.predict_cost("v1", "d", [Technique.PRECOPY], Overrides(dirty_rate_mib_s=5.0)).costs[0]
+    local = w.advice.predict_cost("disky", "d", [Technique.PRECOPY, Technique.COLD],
+                                  Overrides(dirty_rate_mib_s=5.0))
+    assert (local.inputs.local_disk_used_mib, local.inputs.local_disk_size_mib,
+            local.inputs.disk_write_rate_mib_s) == (8192.0, 20480.0, 2.0)
+    live, cold = local.costs
+    # 8 GiB at about 119 MiB/s: more than a minute before memory starts
+    assert live.total_time_ms.median > shared.total_time_ms.median + 60_000
+    assert live.transferred_mib.median > 8192 + shared.transferred_mib.median
+    assert "local disks: 8192 MiB in use copied first" in live.notes[-1]
+    assert cold.downtime_ms.median > 60_000 and cold.transferred_mib.median > 8192  # copied while off
+    rec = w.advice.recommend_target("disky", Objective(max_downtime_ms=300))
+    move = rec.moves[0]
+    assert move.target_host_id == "d" and move.parameters.migrate_disks == ("vda",)
+    assert any("local disks 8192 MiB in use of 20480 MiB written at 2.0 MiB/s" in r for r in move.reasons)
+    assert ("local disk space", 1, "c") in move.rejection_counts  # 20 GiB of local disks, 10 GiB free on c
 
 
 def test_a_dry_run_recommends_without_storing_superseding_or_counting(w: World) -> None:
