@@ -2,12 +2,13 @@
 
     .venv/bin/python benchmarks/simulate_advisor.py [--planetlab DIR] [--bitbrains FILE] \
         [--planetlab-days D1,D2 | none] [--bitbrains-days 0,1,5 | none] [--hours H] \
-        [--output docs/simulation-advisor.md] [--results r.json] [--render r.json]
+        [--output docs/simulation-advisor.md] [--results r.jsonl [--render]]
 
 One process, one simulation after the other (the machine is shared; the Bitbrains month is read once). Prints a
 line per run with the time left, then writes the document (advisor/evaluation/report.py): per trace and day the
 advisor's energy, migrations, SLATAH, PDM and ESV as ratios to MFPED's, the aims' verdict, the worst day and the
-wall time of a simulated day. Asserts nothing: the document says what is met.
+wall time of a simulated day. With --results, each run is saved as it ends and an interrupted evaluation resumes
+where it stopped. Asserts nothing: the document says what is met.
 """
 
 from __future__ import annotations
@@ -87,28 +88,52 @@ def run(trace: Trace, policy_name: str) -> dict[str, object]:
     cpu = time.process_time() - cpu  # this process's CPU seconds: what the run costs whatever else loads the machine
     moves = dict(policy.moves) if isinstance(policy, AdvisorPolicy) else {}
     return {**result.as_dict(), "trace": "PlanetLab" if planetlab else "Bitbrains", "moves": moves,
-            "hours": trace.duration_s / 3600, "cpu_s": cpu}
+            "hours": trace.duration_s / 3600, "cpu_s": cpu, "load_1min": os.getloadavg()[0]}
 
 
-def evaluate(args: argparse.Namespace) -> list[dict[str, object]]:
+def key(r: dict[str, object]) -> tuple[str, str, str, float]:
+    return str(r["trace"]), str(r["day"]), str(r["policy"]), round(float(r["hours"]), 6)  # type: ignore[arg-type]
+
+
+def saved(path: Path | None) -> list[dict[str, object]]:
+    """The results already in a --results file (one JSON object per line), to resume an interrupted run."""
+    if path is None or not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def evaluate(args: argparse.Namespace) -> tuple[list[dict[str, object]], int]:
+    """Every (day, policy) asked for: those in --results reused, the others run (and appended there at once).
+    Returns (the results, how many were reused)."""
     traces = [*planetlab_days(args), *bitbrains_days(args)]
     if args.hours is not None:
         traces = [t.head(max(1, min(t.n_samples, round(args.hours * 3600 / t.interval_s)))) for t in traces]
+    done = {key(r): r for r in saved(args.results)}
     total = len(traces) * len(POLICIES)
     results: list[dict[str, object]] = []
+    reused = ran = 0
     started = time.perf_counter()
     for trace in traces:
+        trace_name = "PlanetLab" if trace.source == "planetlab" else "Bitbrains"
         for name in POLICIES:
+            previous = done.get((trace_name, trace.day, name, round(trace.duration_s / 3600, 6)))
+            if previous is not None:
+                results.append(previous)
+                reused += 1
+                continue
             r = run(trace, name)
             results.append(r)
+            ran += 1
+            if args.results is not None:
+                with args.results.open("a") as out:
+                    out.write(json.dumps(r) + "\n")
             elapsed = time.perf_counter() - started
-            left = elapsed / len(results) * (total - len(results))
+            left = elapsed / ran * (total - len(results))
             print(f"[{len(results):3}/{total}] {r['trace']:9} {r['day']:17} {name:8} {r['energy_kwh']:8.2f} kWh "
                   f"{r['migrations']:6,} migrations SLATAH {r['slatah']:.4f} ESV {r['esv']:.3e} "
                   f"({r['wall_time_s']:.1f} s, CPU {r['cpu_s']:.1f} s; {elapsed / 60:.1f} min so far, "
-                  f"~{left / 60:.1f} min left; "
-                  f"load {load_average()})", flush=True)
-    return results
+                  f"~{left / 60:.1f} min left; load {load_average()})", flush=True)
+    return results, reused
 
 
 def main() -> None:
@@ -119,24 +144,26 @@ def main() -> None:
     parser.add_argument("--bitbrains-days", default="", help="comma-separated days from 0, or none (default: all)")
     parser.add_argument("--hours", type=float, help="simulate only the first HOURS of each day (a short version)")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "simulation-advisor.md")
-    parser.add_argument("--results", type=Path, help="also save the raw results as JSON to this file")
-    parser.add_argument("--render", type=Path, help="only write the document, from results saved by --results")
+    parser.add_argument("--results", type=Path,
+                        help="JSON lines: each run is appended as it ends, and runs already there are not rerun")
+    parser.add_argument("--render", action="store_true", help="only write the document, from --results")
+    parser.add_argument("--note", default="", help="a paragraph the document quotes under its header")
     args = parser.parse_args()
     register()
-    if args.render is not None:
-        saved = json.loads(args.render.read_text())
-        args.output.write_text(document(saved["results"], RunInfo(**saved["info"])))
-        return
-    load_before, started = load_average(), time.perf_counter()
-    results = evaluate(args)
+    started = time.perf_counter()
+    if args.render:
+        if args.results is None:
+            sys.exit("--render needs --results")
+        results, reused = saved(args.results), 0
+    else:
+        results, reused = evaluate(args)
     info = RunInfo(command=COMMAND, when=datetime.date.today().isoformat(),
                    machine=f"{os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}",
-                   load_before=load_before, load_after=load_average(), total_s=time.perf_counter() - started,
-                   hours=24.0 if args.hours is None else args.hours)
-    if args.results is not None:
-        args.results.write_text(json.dumps({"info": info.__dict__, "results": results}, indent=1))
+                   hours=min((float(r["hours"]) for r in results), default=24.0),  # type: ignore[arg-type]
+                   note=args.note)
     args.output.write_text(document(results, info))
-    print(f"\nwrote {args.output} in {info.total_s / 60:.1f} min")
+    print(f"\nwrote {args.output}: {len(results) - reused} runs in {(time.perf_counter() - started) / 60:.1f} min, "
+          f"{reused} reused from {args.results}")
 
 
 if __name__ == "__main__":

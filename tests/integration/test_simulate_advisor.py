@@ -21,7 +21,7 @@ DAYS = {"PlanetLab": ["20110303"], "Bitbrains": ["rnd-2013-7 day 0", "rnd-2013-7
 
 @pytest.mark.skipif(not (SHARED / "bitbrains").is_dir(), reason="the shared data is beside the repository")
 def test_a_short_run_writes_a_table_per_trace_and_day_with_the_ratios_of_its_results(tmp_path: Path) -> None:
-    doc, raw = tmp_path / "doc.md", tmp_path / "results.json"
+    doc, raw = tmp_path / "doc.md", tmp_path / "results.jsonl"
     run = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "simulate_advisor.py"), "--planetlab-days", "20110303",
          "--bitbrains-days", "0,1", "--hours", "1", "--output", str(doc), "--results", str(raw)],
@@ -31,10 +31,10 @@ def test_a_short_run_writes_a_table_per_trace_and_day_with_the_ratios_of_its_res
     assert [line[:7] for line in progress] == [f"[{k:3}/6]" for k in range(1, 7)]  # one line per run
 
     text = doc.read_text()
-    results = json.loads(raw.read_text())["results"]
+    results = [json.loads(line) for line in raw.read_text().splitlines()]
     assert {(r["trace"], r["day"], r["policy"]) for r in results} == {
         (trace, day, policy) for trace, days in DAYS.items() for day in days for policy in ("advisor", "mfped")}
-    assert "first 1 h: a short version" in text
+    assert "The 6 simulations took" in text and "first 1 h: a short version" in text
     by = {(r["trace"], r["day"], r["policy"]): r for r in results}
     for trace, days in DAYS.items():
         section = text.split(f"## {trace}: each figure as a ratio to MFPED's")[1].split("\n## ")[0]

@@ -13,7 +13,8 @@ def result(trace: str, day: str, policy: str, *, energy: float = 100.0, migratio
            slatah: float = 0.03, pdm: float = 0.0003, esv: float = 1e-3) -> dict[str, object]:
     return {"trace": trace, "day": day, "policy": policy, "energy_kwh": energy, "migrations": migrations,
             "slatah": slatah, "pdm": pdm, "esv": esv, "mean_active_hosts": 30.0, "wall_time_s": 4.0, "hosts": 800,
-            "hours": 24.0, "cpu_s": 3.0, "moves": {"balance": 10, "consolidate": 20} if policy == "advisor" else {}}
+            "hours": 24.0, "cpu_s": 3.0, "load_1min": 2.0,
+            "moves": {"balance": 10, "consolidate": 20} if policy == "advisor" else {}}
 
 
 MFPED = {"energy": 100.0, "migrations": 1000, "slatah": 0.03, "esv": 1e-3}
@@ -54,11 +55,12 @@ def test_the_worst_day_is_the_furthest_from_an_aim_and_says_why() -> None:
 def test_the_document_has_a_section_per_trace_and_refuses_results_without_pairs() -> None:
     results = [result(t, "d", p, esv=0.5e-3 if p == "advisor" else 1e-3, migrations=100 if p == "advisor" else
                       1000) for t in ("PlanetLab", "Bitbrains") for p in ("advisor", "mfped")]
-    info = RunInfo("cmd", "2026-12-06", "2 cores", "1.00", "2.00", 90.0, 24.0)
+    info = RunInfo("cmd", "2026-12-06", "2 cores", 24.0)
     text = document(results, info)
     for trace in ("PlanetLab", "Bitbrains"):
         assert f"## {trace}: each figure as a ratio to MFPED's" in text
         assert "All four aims met on 1 of 1 days" in text
-    assert "1.5 min." in text and "a short version)" not in text
+    assert "each run: 2.0 to 2.0, median 2.0" in text
+    assert "The 4 simulations took 0.3 min of wall time in all, 0.2 min of CPU." in text
     with pytest.raises(ValueError, match="no day"):
         document(results[:1], info)
