@@ -58,7 +58,7 @@ class Day:
         missed = self.misses()
         if not missed:
             return "yes"
-        return "no: " + ", ".join(f"{LABEL[m]} {self.ratio(m):.2f}x" for m, _ in missed)
+        return "no: " + ", ".join(f"{LABEL[m]} {self.ratio(m):.3f}x" for m, _ in missed)
 
 
 def pair(results: Sequence[Result]) -> dict[str, list[Day]]:

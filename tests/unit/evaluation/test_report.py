@@ -26,9 +26,9 @@ def test_ratios_treat_zero_over_zero_as_equal() -> None:
 
 @pytest.mark.parametrize(("advisor", "verdict"), [
     ({"esv": 0.5e-3, "migrations": 400, "slatah": 0.03, "energy": 99.0}, "yes"),
-    ({"esv": 1e-3, "migrations": 400, "slatah": 0.03, "energy": 99.0}, "no: ESV 1.00x"),  # not strictly below
-    ({"esv": 0.5e-3, "migrations": 501, "slatah": 0.02, "energy": 99.0}, "no: migrations 0.50x"),
-    ({"esv": 0.5e-3, "migrations": 400, "slatah": 0.06, "energy": 101.0}, "no: SLATAH 2.00x, energy 1.01x"),
+    ({"esv": 1e-3, "migrations": 400, "slatah": 0.03, "energy": 99.0}, "no: ESV 1.000x"),  # not strictly below
+    ({"esv": 0.5e-3, "migrations": 501, "slatah": 0.02, "energy": 99.0}, "no: migrations 0.501x"),
+    ({"esv": 0.5e-3, "migrations": 400, "slatah": 0.06, "energy": 101.0}, "no: SLATAH 2.000x, energy 1.010x"),
 ])
 def test_each_aim_is_judged_against_mfped_on_the_day(advisor: dict[str, float], verdict: str) -> None:
     days = pair([result("PlanetLab", "d", "advisor", **advisor), result("PlanetLab", "d", "mfped", **MFPED)])
