@@ -10,7 +10,15 @@ from advisor.simulation.interface import InFlightMigration, Migration, Policy, S
 from advisor.simulation.metrics import SimulationResult
 from advisor.simulation.migration import MigrationTimeModel, cloudsim_migration_time
 from advisor.simulation.policies import PolicyInfo, make_policy, policy_info, policy_names, register_policy
-from advisor.simulation.traces import Trace, TraceError, load_bitbrains, load_planetlab
+from advisor.simulation.traces import (
+    Trace,
+    TraceError,
+    bitbrains_day,
+    bitbrains_day_count,
+    load_bitbrains,
+    load_planetlab,
+    read_bitbrains,
+)
 
 __all__ = [
     "Datacenter",
@@ -28,6 +36,8 @@ __all__ = [
     "Trace",
     "TraceError",
     "bitbrains_datacenter",
+    "bitbrains_day",
+    "bitbrains_day_count",
     "cloudsim_migration_time",
     "load_bitbrains",
     "load_planetlab",
@@ -35,6 +45,7 @@ __all__ = [
     "planetlab_datacenter",
     "policy_info",
     "policy_names",
+    "read_bitbrains",
     "register_policy",
     "simulate",
 ]

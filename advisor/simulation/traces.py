@@ -18,6 +18,7 @@ memory readings of 0 (not measured) count as 1 MB.
 from __future__ import annotations
 
 import gzip
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -120,23 +121,44 @@ def load_planetlab(path: str | Path) -> Trace:
     )
 
 
-def load_bitbrains(
-    path: str | Path, day: int = 0, n_samples: int = 288, interval_s: float = 300.0, max_pes: int = 12
-) -> Trace:
-    """Day `day` (0-based, from the first timestamp) of a Bitbrains file, on a 5-minute grid (see module doc)."""
+def read_bitbrains(path: str | Path) -> pd.DataFrame:
+    """A Bitbrains file's samples (the columns the loader uses), read once to cut into days with `bitbrains_day`."""
     path = Path(path)
-    frame = _read_csv(path, usecols=None)
+    frame = _read_csv(path)
     missing = [c for c in BITBRAINS_COLUMNS if c not in frame.columns]
     if missing:
         raise TraceError(f"{path}: not a Bitbrains trace (missing {', '.join(missing)})")
     frame = frame[list(BITBRAINS_COLUMNS)].dropna()
     if frame.empty:
         raise TraceError(f"{path}: no samples")
-    start = float(frame["timestamp_s"].min()) + day * 86400.0
+    frame.attrs["source"] = path.name.split(".")[0]
+    return frame
+
+
+def bitbrains_day_count(frame: pd.DataFrame, n_samples: int = 288, interval_s: float = 300.0) -> int:
+    """How many days (of n_samples x interval) start within the samples of `read_bitbrains`: the last may be short
+    by a few samples, which are carried forward."""
+    span = float(frame["timestamp_s"].max()) - float(frame["timestamp_s"].min())
+    return max(1, math.ceil(span / (n_samples * interval_s)))
+
+
+def load_bitbrains(
+    path: str | Path, day: int = 0, n_samples: int = 288, interval_s: float = 300.0, max_pes: int = 12
+) -> Trace:
+    """Day `day` (0-based, from the first timestamp) of a Bitbrains file, on a 5-minute grid (see module doc)."""
+    return bitbrains_day(read_bitbrains(path), day, n_samples, interval_s, max_pes)
+
+
+def bitbrains_day(
+    frame: pd.DataFrame, day: int = 0, n_samples: int = 288, interval_s: float = 300.0, max_pes: int = 12
+) -> Trace:
+    """Day `day` of samples read by `read_bitbrains` (see the module doc)."""
+    name = str(frame.attrs.get("source", "bitbrains"))
+    start = float(frame["timestamp_s"].min()) + day * n_samples * interval_s
     step = np.floor((frame["timestamp_s"].to_numpy(dtype=np.float64) - start) / interval_s)
     window = frame[(step >= 0) & (step < n_samples) & (frame["cpu_cores"] > 0) & (frame["cpu_capacity_mhz"] > 0)]
     if window.empty:
-        raise TraceError(f"{path}: no samples on day {day}")
+        raise TraceError(f"{name}: no samples on day {day}")
     window = window.assign(step=np.floor((window["timestamp_s"] - start) / interval_s).astype(np.int64))
     last = window.sort_values(["vm", "timestamp_s"]).groupby(["vm", "step"]).last()
     grid = pd.RangeIndex(n_samples, name="step")
@@ -155,7 +177,7 @@ def load_bitbrains(
     ram = memory.max(axis=0)
     return Trace(
         source="bitbrains",
-        day=f"{path.name.split('.')[0]} day {day}",
+        day=f"{name} day {day}",
         interval_s=interval_s,
         utilization=frozen(np.vstack([utilization, utilization[-1:]])),
         vm_names=tuple(str(v) for v in cores.columns),

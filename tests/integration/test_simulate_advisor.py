@@ -1,0 +1,57 @@
+"""benchmarks/simulate_advisor.py, short: one PlanetLab day and two Bitbrains days cut to their first hour, run for
+real; the document it writes has a table per trace and day whose ratios are those of the saved results."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO
+
+pytestmark = pytest.mark.integration
+
+SHARED = REPO.parent / "shared" / "data"
+DAYS = {"PlanetLab": ["20110303"], "Bitbrains": ["rnd-2013-7 day 0", "rnd-2013-7 day 1"]}
+
+
+@pytest.mark.skipif(not (SHARED / "bitbrains").is_dir(), reason="the shared data is beside the repository")
+def test_a_short_run_writes_a_table_per_trace_and_day_with_the_ratios_of_its_results(tmp_path: Path) -> None:
+    doc, raw = tmp_path / "doc.md", tmp_path / "results.jsonl"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "simulate_advisor.py"), "--planetlab-days", "20110303",
+         "--bitbrains-days", "0,1", "--hours", "1", "--output", str(doc), "--results", str(raw)],
+        capture_output=True, text=True, timeout=280, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    progress = [line for line in run.stdout.splitlines() if line.startswith("[")]
+    assert [line[:7] for line in progress] == [f"[{k:3}/6]" for k in range(1, 7)]  # one line per run
+
+    text = doc.read_text()
+    results = [json.loads(line) for line in raw.read_text().splitlines()]
+    assert {(r["trace"], r["day"], r["policy"]) for r in results} == {
+        (trace, day, policy) for trace, days in DAYS.items() for day in days for policy in ("advisor", "mfped")}
+    assert "The 6 simulations took" in text and "first 1 h: a short version" in text
+    by = {(r["trace"], r["day"], r["policy"]): r for r in results}
+    for trace, days in DAYS.items():
+        section = text.split(f"## {trace}: each figure as a ratio to MFPED's")[1].split("\n## ")[0]
+        rows = [line for line in section.splitlines()
+                if line.startswith("| ") and not line.startswith(("| day", "| ---"))]
+        assert [row.split(" | ")[0][2:] for row in rows] == days
+        for day, row in zip(days, rows, strict=True):
+            cells = row.split(" | ")
+            ours, theirs = by[(trace, day, "advisor")], by[(trace, day, "mfped")]
+            for cell, metric in zip(cells[1:6], ("energy_kwh", "migrations", "slatah", "pdm", "esv"), strict=True):
+                expected = ours[metric] / theirs[metric] if theirs[metric] else (1.0 if not ours[metric] else None)
+                assert cell == ("inf" if expected is None else f"{expected:.2f}"), (trace, day, metric)
+            met = ours["esv"] < theirs["esv"] and ours["slatah"] <= theirs["slatah"] and \
+                ours["energy_kwh"] <= theirs["energy_kwh"] and ours["migrations"] <= theirs["migrations"] / 2
+            assert cells[6].rstrip(" |").startswith("yes" if met else "no: ")
+        assert re.search(rf"All four aims met on \d of {len(days)} days; worst: ", section)
+    worst = re.search(r"Worst day \(.*?\): (.*)", text)
+    assert worst and any(day in worst.group(1) for days in DAYS.values() for day in days)
+    walls = text.split("## Wall time of a simulated day")[1].split("\n## ")[0]
+    assert sum(1 for line in walls.splitlines() if line.startswith(("| PlanetLab", "| Bitbrains"))) == 4
