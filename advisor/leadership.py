@@ -55,8 +55,10 @@ class Leadership:
         self._holder = ""  # who leads, as the last claim found
         self._on_elected: Callable[[], None] = lambda: None
         self._on_deposed: Callable[[], None] = lambda: None
+        self._lock = threading.Lock()  # one step at a time: the claims' and the watchdog's
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="leadership", daemon=True)
+        self._threads = [threading.Thread(target=self._loop, name="leadership", daemon=True),
+                         threading.Thread(target=self._watch, name="leadership-watchdog", daemon=True)]
         self.deposed = threading.Event()  # this life's leadership ended: the process is to stop
 
     @property
@@ -79,13 +81,15 @@ class Leadership:
             self._take_over()
             return
         self._tick()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         """Stop claiming; a leader lets its lease go, so another replica need not wait for it to expire."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join()
         term = self._standing.term
         if self._lease is not None and term is not None and not self.deposed.is_set():
             try:
@@ -98,6 +102,12 @@ class Leadership:
         while not self._stop.wait(self._ttl_s / TICKS_PER_TTL) and not self.deposed.is_set():
             self._tick()
 
+    def _watch(self) -> None:
+        """Step down on time even while a claim hangs (a connection that waits for a cut-off server): the claims'
+        thread cannot be relied on to come back before the lease expires."""
+        while not self._stop.wait(self._ttl_s / TICKS_PER_TTL / 2) and not self.deposed.is_set():
+            self._advance(None, self._monotonic())
+
     def _tick(self) -> None:
         assert self._lease is not None
         began = self._monotonic()
@@ -109,11 +119,17 @@ class Leadership:
             found = None
         if found is not None:
             self._holder = found.holder
-        self._standing, act = step(self._standing, found, self.replica, began, self._monotonic(), self._ttl_s)
-        if act is Act.LEAD:
-            self._take_over()
-        elif act is Act.STEP_DOWN:
-            self._step_down(found)
+        self._advance(found, began)
+
+    def _advance(self, found: Lease | None, began: float) -> None:
+        with self._lock:
+            if self.deposed.is_set():  # a claim that comes back after the watchdog stepped down changes nothing
+                return
+            self._standing, act = step(self._standing, found, self.replica, began, self._monotonic(), self._ttl_s)
+            if act is Act.LEAD:
+                self._take_over()
+            elif act is Act.STEP_DOWN:
+                self._step_down(found)
 
     def _take_over(self) -> None:
         log.info("elected leader: taking over", extra={"replica": self.replica, "term": self.term})

@@ -5,6 +5,7 @@ its lease go when it stops; SQLite's only process leads at once."""
 from __future__ import annotations
 
 import itertools
+import threading
 
 from advisor.domain.lease import Lease
 from advisor.leadership import Leadership
@@ -36,6 +37,32 @@ def test_a_replica_leads_then_steps_down_when_it_cannot_renew() -> None:
     assert events == ["elected", "deposed"] and not leadership.acting() and leadership.term is None
     leadership.stop()
     assert lease.released == []  # deposed: nothing of its own to release
+
+
+class HangingLease(FlakyLease):
+    """Its first claim answers; the next ones hang until `answer` is set, as over a cut connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer, self.claims = threading.Event(), 0
+
+    def claim(self, holder: str, now_s: float, ttl_s: float) -> Lease:
+        self.claims += 1
+        if self.claims > 1:
+            self.answer.wait()
+        return super().claim(holder, now_s, ttl_s)
+
+
+def test_a_leader_whose_claim_hangs_steps_down_on_time_without_it() -> None:
+    lease = HangingLease()
+    leadership = Leadership(lease, 0.5, replica="r1")
+    events: list[str] = []
+    leadership.start(lambda: events.append("elected"), lambda: events.append("deposed"))
+    assert leadership.deposed.wait(10)
+    assert events == ["elected", "deposed"] and not lease.answer.is_set()  # the claim still hangs
+    lease.answer.set()  # it comes back, finding the lease its own: this life's leadership is over all the same
+    leadership.stop()
+    assert events == ["elected", "deposed"] and not leadership.acting()
 
 
 def test_a_leader_that_stops_releases_its_lease() -> None:
