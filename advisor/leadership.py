@@ -89,7 +89,7 @@ class Leadership:
         self._stop.set()
         for thread in self._threads:
             if thread.is_alive():
-                thread.join()
+                thread.join(self._ttl_s)  # a claim hung on a cut connection is left to its daemon thread
         term = self._standing.term
         if self._lease is not None and term is not None and not self.deposed.is_set():
             try:
