@@ -19,6 +19,7 @@ from advisor.adapters.datadir import DataDirLock, read_addresses
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sql.access import AuditLog, TokenStore
 from advisor.adapters.sql.definitions import DefinitionArchive
+from advisor.adapters.sql.lease import LeaseTable
 from advisor.adapters.sql.samples import SampleArchive
 from advisor.adapters.sql.sessions import SessionStore
 from advisor.adapters.sql.store import SqlStore
@@ -26,46 +27,29 @@ from advisor.adapters.training_job import SubprocessTrainingJob
 from advisor.api.auth import AccessInterceptor, CallLimits
 from advisor.api.server import RunningServer, Tls, start_server
 from advisor.api.servicers import StreamLimits
-from advisor.config import Settings, check, policies
+from advisor.config import Settings, check
 from advisor.domain.access import Role, Tokens
-from advisor.domain.automation import Level
 from advisor.domain.errors import ConfigError
-from advisor.domain.expiry import ExpiryRules
-from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.retraining import RetrainPolicy
 from advisor.domain.sessions import Sessions
 from advisor.domain.uris import UriPolicy
-from advisor.execution.executor import ConcurrencyLimits, Executor
+from advisor.execution.executor import Executor
 from advisor.execution.hypervisor import Hypervisor, UriRefused
-from advisor.features.samples import HOST_FIELDS, VM_FIELDS, RecentSamples
+from advisor.leadership import Leadership
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.adaptive_intervals import AdaptiveIntervals
-from advisor.ml.calibration import RunningErrors
-from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor
-from advisor.ml.profile_store import OnlineProfiles, ProfileStore
 from advisor.model_serving import load_models, models_reloader
 from advisor.telemetry.collectors import Periodic, sources
-from advisor.usecases.advice import Advice
-from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.bundle import UseCases
-from advisor.usecases.cluster_plans import Planning
-from advisor.usecases.cluster_view import ClusterView
 from advisor.usecases.estimates import CostEstimator
-from advisor.usecases.evacuation import HostWatch
-from advisor.usecases.ingestion import Ingestion
-from advisor.usecases.inventory import Inventory
-from advisor.usecases.lifecycle import Freshness, expire_stale
-from advisor.usecases.liveness import HypervisorSigns
-from advisor.usecases.migrations import MigrationOutcomes, Migrations, endpoints
-from advisor.usecases.queries import Queries
+from advisor.usecases.lifecycle import expire_stale
 from advisor.usecases.retraining import Retraining
-from advisor.usecases.review import Review
-from advisor.usecases.snapshots import Snapshots
 from advisor.web.login import on_loopback
 from advisor.web.server import TlsFiles, WebServer
 from advisor.web.views import WebSources
+from advisor.wiring import QUEUE_POLL_S, queue_taker, wire_core
 
 log = logging.getLogger("advisor")
 
@@ -81,12 +65,14 @@ class App:
     estimator: CostEstimator
     metrics: AdvisorMetrics
     executor: Executor
+    leadership: Leadership
     access: AccessInterceptor
     tls: Tls | None
     server: RunningServer | None = None
     web: WebServer | None = None  # the listener of /metrics and the web page
     web_sources: WebSources | None = None
-    collectors: list[Periodic] = field(default_factory=list)
+    collectors: list[Periodic] = field(default_factory=list)  # on every replica
+    leader_tasks: list[Periodic] = field(default_factory=list)  # on the leader only, from its takeover
     interrupt: list[Callable[[], None]] = field(default_factory=list)  # at stop, before the collectors (a retrain)
 
     @property
@@ -98,17 +84,35 @@ class App:
         return self.estimator.predictor
 
     def start(self) -> int:
-        """Start the executor (reconciling what a previous run left), the gRPC server, the collectors and the
-        metrics endpoint; return the gRPC port."""
+        """Claim the leadership (a leader starts the executor, reconciling what a previous run left, and its
+        tasks), start the gRPC server, the collectors and the metrics endpoint; return the gRPC port."""
         try:
             return self._start()
         except BaseException:
             self.stop()
             raise
 
+    def lead(self, *, tasks: bool = True) -> None:
+        """Take part in the election; when elected, take over: the executor (reconciling what a previous leader
+        left), the reconciler and, with `tasks`, the leader's periodic tasks (a test may drive them itself)."""
+
+        def take_over() -> None:
+            self.executor.start()
+            self.usecases.migrations.reconcile()
+            for task in self.leader_tasks if tasks else ():
+                task.start()
+            self.metrics.leader.set(1)
+
+        def step_down() -> None:
+            self.metrics.leader.set(0)
+            for task in self.leader_tasks if tasks else ():
+                task.stop()
+            self.executor.stop()
+
+        self.leadership.start(take_over, step_down)
+
     def _start(self) -> int:
-        self.executor.start()
-        self.usecases.migrations.reconcile()
+        self.lead()
         self.server = start_server(
             self.usecases, self.metrics, listen=self.settings.listen, access=self.access, limits=call_limits(
                 self.settings), tls=self.tls, max_message_mib=self.settings.max_message_mib,
@@ -144,9 +148,10 @@ class App:
                             extra={"grace_s": self.settings.grace_s})
         for interrupt in self.interrupt:
             interrupt()
-        for collector in self.collectors:
+        for collector in (*self.collectors, *self.leader_tasks):
             collector.stop()
         self.executor.stop()
+        self.leadership.stop()
         if self.web is not None:
             self.web.stop()
             self.web = None
@@ -200,82 +205,6 @@ def guarded(connect: Callable[[str], Hypervisor], uris: UriPolicy) -> Callable[[
     return open_allowed
 
 
-@dataclass(frozen=True)
-class Core:
-    """The use cases and the parts beside them that the servers and the periodic tasks need."""
-
-    usecases: UseCases
-    estimator: CostEstimator
-    outcomes: MigrationOutcomes
-    executor: Executor
-    samples: RecentSamples
-    freshness: Freshness
-    signs: HypervisorSigns  # which hypervisors answer the telemetry: how an evacuation knows a host is down
-
-
-def wire_core(settings: Settings, store: SqlStore, archive: SampleArchive, metrics: AdvisorMetrics,
-              predictor: CostPredictor, forecaster: DirtyRateForecaster, allowed_connect: Callable[[str], Hypervisor],
-              uris: UriPolicy, clock: Callable[[], float], intervals: AdaptiveIntervals,
-              definitions: DefinitionArchive) -> Core:
-    """The use cases on their store, models and hypervisors, with the decision knobs of the settings."""
-    knobs = policies(settings)
-    inventory = Inventory(store)
-    samples = RecentSamples(settings.samples_per_entity)
-    restored = samples.restore(archive.load({"host": len(HOST_FIELDS), "vm": len(VM_FIELDS)}))
-    if restored:
-        log.info("recent samples restored", extra={"entities": restored})
-    estimator = CostEstimator(predictor, forecaster, samples, clock, knobs.technique.cold_shutdown_timeout_ms)
-    errors = RunningErrors(drift_error=settings.drift_error_ratio)
-
-    # The one loop of the wiring: the executor reports an ended migration to its observer (outcomes), and a move
-    # ending starts the next move of its run, through the executor (migrations). The observer is given that step
-    # as a function that looks `migrations` up when a migration ends, long after it is built below.
-    def move_ended(record: MigrationRecord) -> None:
-        migrations.ended(record)
-
-    outcomes = MigrationOutcomes(store, inventory, metrics, clock, errors, on_ended=move_ended,
-                                 profiles=OnlineProfiles(ProfileStore(settings.models_dir / "profiles")),
-                                 intervals=intervals)
-    executor = Executor(
-        store, endpoints(inventory, allowed_connect), outcomes,
-        clock=clock, limits=ConcurrencyLimits(settings.max_migrations, settings.max_migrations_per_source,
-                                              settings.max_migrations_per_target),
-        tuning=knobs.tuning, poll_interval_s=settings.poll_interval_s, predict=estimator.cost,
-        tls=knobs.filters.migration_tls, definitions=definitions.definition,
-    )
-    ingestion = Ingestion(inventory, samples, metrics, clock, uris)
-    automation = Automation(store, inventory, clock, default_level=Level(settings.automation_level),
-                            default_threshold=settings.automation_min_benefit_over_cost,
-                            cluster_label=settings.cluster_label)
-    # VMs no plan may move (opted out of automation, or migrating now) are read each time a snapshot is built.
-    snapshots = Snapshots(inventory, samples, clock, max_age_s=settings.snapshot_max_age_s,
-                          unmovable=lambda: automation.opted_out() | executor.migrating_vms(),
-                          cluster_label=settings.cluster_label)
-    freshness = Freshness(inventory, snapshots, estimator, knobs.filters,
-                          ExpiryRules(settings.recommendation_max_age_s, settings.expiry_tolerance), clock)
-    migrations = Migrations(store, executor, clock, freshness, new_id)
-    signs = HypervisorSigns()
-    self_approval = SelfApproval(store, clock, migrations.run)
-    review = Review(store, metrics, clock, freshness)
-    usecases = UseCases(
-        ingestion=ingestion,
-        queries=Queries(inventory, samples),
-        advice=Advice(inventory, estimator, store, metrics, clock=clock, new_id=new_id, filters=knobs.filters,
-                      weights=knobs.weights, technique=knobs.technique, automation=automation,
-                      self_approval=self_approval, snapshots=snapshots),
-        planning=Planning(inventory, snapshots, estimator, store, metrics, clock=clock, new_id=new_id,
-                          technique=knobs.technique, plans=knobs.plans, automation=automation,
-                          self_approval=self_approval, watch=HostWatch(signs, samples.host_last_time, definitions,
-                                                                       settings.evacuate_host_down_after_s, clock)),
-        review=review,
-        migrations=migrations,
-        automation=automation,
-        cluster=ClusterView(snapshots.current, review.get, lambda running, n: migrations.page(running, n)[0]),
-    )
-
-    return Core(usecases, estimator, outcomes, executor, samples, freshness, signs)
-
-
 def build_app(
     settings: Settings,
     *,
@@ -294,14 +223,16 @@ def build_app(
     except Exception:
         lock.release()
         raise
-    store, tokens, audit = SqlStore(database), TokenStore(database, clock), AuditLog(database)
+    leadership = Leadership(LeaseTable(database) if settings.database_url else None, settings.lease_ttl_s,
+                            clock=clock)
+    store, tokens, audit = SqlStore(database, lambda: leadership.term), TokenStore(database, clock), AuditLog(database)
     archive, definitions = SampleArchive(database), DefinitionArchive(database)
     metrics = AdvisorMetrics(CollectorRegistry())
     intervals = AdaptiveIntervals()  # the served intervals' online adaptation, kept across model swaps
     predictor, forecaster = load_models(settings.models_dir, metrics, intervals)
     allowed_connect = guarded(connect, uris)
     core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock, intervals,
-                     definitions)
+                     definitions, leadership)
     usecases, estimator, outcomes, executor = core.usecases, core.estimator, core.outcomes, core.executor
     samples, ingestion, migrations, freshness = (core.samples, core.usecases.ingestion, core.usecases.migrations,
                                                  core.freshness)
@@ -309,21 +240,26 @@ def build_app(
     access = AccessInterceptor(tokens, audit, certificate_roles=roles, limits=call_limits(settings), clock=clock,
                                metrics=metrics)
     metrics.watch_backlog(store.review_backlog)
-    collectors = sources(settings, ingestion, allowed_connect, migrations, metrics, clock, core.signs, definitions)
+    leader_tasks = sources(settings, ingestion, allowed_connect, migrations, metrics, clock, core.signs, definitions)
 
     def keep_house() -> None:
-        """Save recent samples, apply retention, export the database's size."""
+        """Save recent samples, export the database's size."""
         archive.save(samples.export_changed(SAMPLES_SAVED))
+        metrics.database_bytes.set(database.size_bytes())
+
+    def apply_retention() -> None:
         now = clock()
         store.prune_recommendations(settings.retention_recommendations, now - settings.retention_days * 86_400)
         audit.prune(now - settings.audit_retention_days * 86_400)
-        metrics.database_bytes.set(database.size_bytes())
 
-    collectors.append(Periodic("housekeeping", settings.samples_save_interval_s, keep_house, final_run=True))
-    collectors.append(Periodic("expiry", settings.expiry_check_interval_s,
-                               lambda: metrics.expired.inc(expire_stale(store, freshness))))
-    collectors.append(Periodic("models", settings.models_reload_interval_s,
-                               models_reloader(settings.models_dir, estimator, metrics, intervals)))
+    collectors = [Periodic("housekeeping", settings.samples_save_interval_s, keep_house, final_run=True),
+                  Periodic("models", settings.models_reload_interval_s,
+                           models_reloader(settings.models_dir, estimator, metrics, intervals))]
+    leader_tasks += [Periodic("retention", settings.samples_save_interval_s, apply_retention),
+                     Periodic("expiry", settings.expiry_check_interval_s,
+                              lambda: metrics.expired.inc(expire_stale(store, freshness))),
+                     Periodic("queued operations", QUEUE_POLL_S, queue_taker(executor, leadership))]
+    metrics.leader.set(0)
     interrupt = []
     if settings.retrain_interval_s > 0 or settings.retrain_on_drift:
         job = SubprocessTrainingJob(settings.models_dir, settings.data_dir / "retrain", repo_dir=REPO_DIR,
@@ -336,11 +272,11 @@ def build_app(
         def retrain_if_due() -> None:
             retraining.run_if_due()
 
-        collectors.append(Periodic("retraining", min(RETRAIN_CHECK_S, settings.retrain_interval_s or RETRAIN_CHECK_S),
+        leader_tasks.append(Periodic("retraining", min(RETRAIN_CHECK_S, settings.retrain_interval_s or RETRAIN_CHECK_S),
                                    retrain_if_due))
         interrupt.append(job.stop)
-    return App(settings, lock, store, tokens, audit, usecases, estimator, metrics, executor, access, tls,
-               collectors=collectors, interrupt=interrupt, web_sources=WebSources(
+    return App(settings, lock, store, tokens, audit, usecases, estimator, metrics, executor, leadership, access, tls,
+               collectors=collectors, leader_tasks=leader_tasks, interrupt=interrupt, web_sources=WebSources(
                    usecases, estimator, outcomes.errors, settings.drift_error_ratio, tokens, SessionStore(database),
                    audit, clock, page_allowed=on_loopback(settings.metrics_listen) or tls is not None
                    or settings.web_allow_plaintext_remote))
@@ -350,6 +286,7 @@ def build_app(
 # (SQLite, LightGBM) and waited this long each time to get it back from ingestion: 0.5 ms took its p99 while samples
 # are pushed from 477 to 191 ms in-process on the loaded 2-core machine, at the same ingestion rate.
 GIL_SWITCH_INTERVAL_S = 0.0005
+EXIT_DEPOSED = 3  # the exit status of a replica whose leadership was lost
 
 
 def serve(settings: Settings) -> None:
@@ -365,8 +302,11 @@ def serve(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     app.start()
-    stopping.wait()
+    while not stopping.wait(1.0) and not app.leadership.deposed.is_set():
+        pass
     app.stop()
+    if app.leadership.deposed.is_set():  # a supervisor starts it again, as a follower
+        sys.exit(EXIT_DEPOSED)
 
 
 # -- What the command line opens itself, without a server (one serving the same directory sees a change at once)

@@ -30,6 +30,9 @@ class Settings:
     # The database instead of the SQLite file of data_dir: "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE" (libpq's
     # URL; `?host=/socket/dir` for a unix socket). Empty: SQLite in data_dir.
     database_url: str = ""
+    # Replicas on one PostgreSQL elect a leader by a lease of this many seconds, claimed every fifth of it; a
+    # leader that cannot renew stops acting at 0.8 of it, and another replica takes over once it expires.
+    lease_ttl_s: float = 10.0
     # Address of the Prometheus metrics endpoint; empty disables it.
     metrics_listen: str = "127.0.0.1:9464"
     # Trained models (versions, cards and the ACTIVE pointer: docs/cost-model.md); the analytic model is used when
@@ -307,7 +310,8 @@ def check(settings: Settings) -> None:
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name} must be at least 1 (got {getattr(settings, name)})")
     for name in ("stream_idle_timeout_s", "stream_max_duration_s", "samples_save_interval_s", "poll_interval_s",
-                 "models_reload_interval_s", "drift_error_ratio", "snapshot_max_age_s", "retrain_timeout_s"):
+                 "models_reload_interval_s", "drift_error_ratio", "snapshot_max_age_s", "retrain_timeout_s",
+                 "lease_ttl_s"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be positive (got {getattr(settings, name)})")
     if settings.technique_fallback not in ("likeliest", "downtime", "autoconverge"):

@@ -67,6 +67,8 @@ class AdvisorMetrics:
         self.batches_rejected = Counter(
             "advisor_batches_rejected", "Pushed batches rejected whole, by call", ["method"], registry=registry
         )
+        self.leader = Gauge("advisor_leader", "1 on the replica that leads (runs the executor and the periodic "
+                            "tasks), 0 on the others", registry=registry)
         self.inventory = Gauge("advisor_inventory", "Entities in the inventory", ["kind"], registry=registry)
         self.tracked_series_bytes = Gauge(
             "advisor_sample_store_bytes", "Memory held by the store of recent samples", registry=registry

@@ -52,6 +52,7 @@ __all__ = [
     "MonitorTuning",
     "Predict",
     "Watched",
+    "queued_record",
     "share_of_links",
 ]
 
@@ -102,6 +103,28 @@ def _shared(parameters: MigrationParameters, share: float) -> MigrationParameter
                    postcopy_bandwidth_mib_s=parameters.postcopy_bandwidth_mib_s * scale)
 
 
+def queued_record(recommendation_id: str, move: Move, *, actor: str, move_index: int, attempt: int,
+                  operation_id: str, now_s: float) -> MigrationRecord:
+    """A move's operation as it is first stored, queued (`operation_id` empty: a new id): by the executor, or by a
+    replica that is not the leader, for the leader to take (`Executor.take_queued`)."""
+    return MigrationRecord(
+        operation_id=operation_id or new_id(),
+        recommendation_id=recommendation_id,
+        vm_id=move.vm_id,
+        source_host_id=move.source_host_id,
+        target_host_id=move.target_host_id,
+        parameters=move.parameters,
+        predicted=move.predicted_cost,
+        created_at_s=now_s,
+        timeline=(TimelineEntry(0.0, Phase.QUEUED, f"queued by {actor or 'unknown'}"),),
+        actor=actor,
+        move_index=move_index,
+        inputs=move.inputs,
+        attempt=attempt,
+        predicted_mib_s=None if move.inputs is None else move.inputs.usable_bandwidth_mib_s,
+    )
+
+
 class Executor:
     def __init__(
         self,
@@ -148,22 +171,8 @@ class Executor:
                attempt: int = 1, operation_id: str = "") -> MigrationRecord:
         """Queue a move as `operation_id` (a new id if empty); the same attempt of the same move submitted again
         returns its existing operation."""
-        record = MigrationRecord(
-            operation_id=operation_id or new_id(),
-            recommendation_id=recommendation_id,
-            vm_id=move.vm_id,
-            source_host_id=move.source_host_id,
-            target_host_id=move.target_host_id,
-            parameters=move.parameters,
-            predicted=move.predicted_cost,
-            created_at_s=self._clock(),
-            timeline=(TimelineEntry(0.0, Phase.QUEUED, f"queued by {actor or 'unknown'}"),),
-            actor=actor,
-            move_index=move_index,
-            inputs=move.inputs,
-            attempt=attempt,
-            predicted_mib_s=None if move.inputs is None else move.inputs.usable_bandwidth_mib_s,
-        )
+        record = queued_record(recommendation_id, move, actor=actor, move_index=move_index, attempt=attempt,
+                               operation_id=operation_id, now_s=self._clock())
         with self._lock:
             stored = self._store.insert_migration(record)
             if stored.operation_id != record.operation_id:
@@ -256,6 +265,20 @@ class Executor:
                 self._spawn(self._runner.reconcile, live)
         with self._lock:
             self._schedule()
+
+    def take_queued(self) -> list[str]:
+        """Queue the operations other replicas stored queued for the leader (this executor's), in the order they
+        were stored; return their ids. Read under the lock: an operation of this executor is either still known
+        to it or already stored ended, so none is taken twice."""
+        with self._lock:
+            taken = [r for r in self._store.unfinished_migrations()
+                     if r.phase is Phase.QUEUED and r.operation_id not in self._live]
+            for record in taken:
+                self._live[record.operation_id] = Live(record)
+                self._queue.append(record.operation_id)
+            if taken and not self._stopping.is_set():
+                self._schedule()
+        return [r.operation_id for r in taken]
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop polling. Migrations in flight go on in the hypervisors; the next start reconciles them."""

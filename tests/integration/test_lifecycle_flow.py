@@ -61,7 +61,7 @@ def test_old_proposals_are_swept_by_the_advisors_periodic_expiry(tmp_path: Path)
         old = app.usecases.advice.recommend_target("v1", Objective())
         uc = app.usecases
         now[0] += 601
-        sweep = next(c for c in app.collectors if c.name == "expiry")
+        sweep = next(c for c in app.leader_tasks if c.name == "expiry")
         sweep.start()  # the periodic sweep, as the advisor runs it
         wait_state(app, old.id, S.EXPIRED)
         sweep.stop()

@@ -224,7 +224,7 @@ def test_evacuate_a_dead_host_from_the_command_line(
     client_for(app).push_inventory(pb.PushInventoryRequest(
         hosts=[pb.Host(id=h, cpu_cores=16, memory_mib=32768, hypervisor_uri=f"fake://{h}") for h in "ab"],
         vms=[pb.Vm(id="v1", host_id="a", memory_mib=4096, vcpus=2, labels={"advisor.priority": "10"})]))
-    (collector,) = [c for c in app.collectors if c.name == "dirty-rate"]
+    (collector,) = [c for c in app.leader_tasks if c.name == "dirty-rate"]
     for _ in range(DEFINITIONS_EVERY):  # a round that reads the definitions, whatever its own thread ran
         collector.run_once()
     assert app.server is not None

@@ -42,7 +42,7 @@ def test_the_guest_of_a_dead_host_is_restarted_on_another(lab: Lab, tmp_path: Pa
         with local_advisor(tmp_path, hypervisor_uri_patterns=patterns, dirty_rate_interval_s=3600,
                            evacuate_host_down_after_s=DOWN_AFTER_S) as app:
             app.usecases.ingestion.push_inventory(read_inventory(hosts, LibvirtHypervisor))
-            (collector,) = [c for c in app.collectors if c.name == "dirty-rate"]
+            (collector,) = [c for c in app.leader_tasks if c.name == "dirty-rate"]
             collector.run_once()  # both hypervisors answer; the guest's definition is read and kept
             planning, review = app.usecases.planning, app.usecases.review
             with pytest.raises(FailedPrecondition, match=f"{source} is up .*drain it"):

@@ -24,10 +24,11 @@ def local_settings(data_dir: Path, **settings: object) -> Settings:
 @contextmanager
 def local_advisor(data_dir: Path, connect: Callable[[str], Hypervisor] | None = None, *,
                   clock: Callable[[], float] = time.time, **settings: object) -> Iterator[App]:
-    """The advisor wired as `advisor serve` wires it, used through its use cases without a server; its executor
-    runs (on `connect`, e.g. a FakeWorld's) and is stopped at the end."""
+    """The advisor wired as `advisor serve` wires it, used through its use cases without a server; it leads (on
+    PostgreSQL, once it holds the lease), its executor runs (on `connect`, e.g. a FakeWorld's), its periodic tasks
+    do not; it is stopped at the end."""
     app = build_app(local_settings(data_dir, **settings), clock=clock, **({"connect": connect} if connect else {}))
-    app.executor.start()
+    app.lead(tasks=False)
     try:
         yield app
     finally:

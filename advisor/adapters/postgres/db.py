@@ -26,6 +26,14 @@ POOL_MIN_SIZE = 2
 # server runs at once; PostgreSQL's own default allows 100 connections for every replica together.
 POOL_MAX_SIZE = 12
 CONNECT_TIMEOUT_S = 10.0
+# The stores' transactions are a few statements sent back to back; one left open longer lost its client (a replica
+# cut off mid-transaction) and would hold its row locks, the leader's lease among them, until TCP gave up (hours):
+# the server ends it after this.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
+
+
+def _configure(connection: psycopg.Connection[Any]) -> None:
+    connection.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}")
 
 
 def redacted(url: str) -> str:
@@ -72,7 +80,7 @@ class PostgresDatabase:
         except psycopg.Error as error:
             raise StorageError(f"{self.where}: cannot use this database ({' '.join(str(error).split())})") from None
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=False, name="advisor",
-                                   kwargs={"autocommit": True}, timeout=CONNECT_TIMEOUT_S)
+                                   kwargs={"autocommit": True}, timeout=CONNECT_TIMEOUT_S, configure=_configure)
         self.pool.open()
         try:
             self.pool.wait(CONNECT_TIMEOUT_S)

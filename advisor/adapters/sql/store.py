@@ -3,14 +3,14 @@
 Reads are few (the advisor keeps the inventory in memory and reads it from here only at start). A
 recommendation's state changes by compare-and-set on its revision (`replace_recommendation`): one conditional
 UPDATE, so two writers, in one process or in two, can never both decide it. The writes of an execution (a
-migration's record, its progress, its outcome) are together under "executions" below: the one place a leader's
-fencing term would be checked.
+migration's record, its progress, its outcome) are together under "executions" below, each behind the fence of
+the leader's term (advisor.adapters.sql.lease): a replica deposed meanwhile cannot write them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from advisor.adapters.sql.codec import (
     unpack_assessments,
 )
 from advisor.adapters.sql.database import Connection, Database, StorageError
+from advisor.adapters.sql.lease import fence
 from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
@@ -66,8 +67,11 @@ def _recommendation(row: tuple[str, int]) -> Recommendation:
 class SqlStore:
     """Inventory, recommendations (with the full assessments of their moves) and migrations."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, term: Callable[[], int | None] = lambda: None) -> None:
+        """`term()` is the fencing term this process leads in, which the writes of an execution carry (None while
+        it has none: SQLite's one process, or a replica that only queues operations for the leader)."""
         self.database = database
+        self._term = term
         self._transaction = database.transaction
         self._reading = database.reading
 
@@ -182,12 +186,13 @@ class SqlStore:
             db.executemany("DELETE FROM recommendation_vms WHERE recommendation_id = ?", [(r,) for r in doomed])
         return len(doomed)
 
-    # -- executions: every write of a migration's record --------------------------------------------------
+    # -- executions: every write of a migration's record, fenced by the leader's term ---------------------
 
     def insert_migration(self, record: MigrationRecord) -> MigrationRecord:
         """Store a new operation, or return the one already stored for the same attempt of the same move (also
         when another process stores it at the same moment: the insert does nothing on that conflict)."""
         with self._transaction() as db:
+            fence(db, self._term())
             db.execute(
                 "INSERT INTO migrations (operation_id, recommendation_id, move_index, attempt, phase, created_at_s, "
                 "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (recommendation_id, move_index, attempt) DO NOTHING",
@@ -202,6 +207,7 @@ class SqlStore:
 
     def save_migration(self, record: MigrationRecord) -> None:
         with self._transaction() as db:
+            fence(db, self._term())
             db.execute(
                 "UPDATE migrations SET phase = ?, body = ? WHERE operation_id = ?",
                 (record.phase.value, json.dumps(encode(record)), record.operation_id),
@@ -210,6 +216,7 @@ class SqlStore:
     def record_outcome(self, record: MigrationRecord) -> None:
         """Keep an ended migration, with its inputs and prediction, as training data (once per operation)."""
         with self._transaction() as db:
+            fence(db, self._term())
             db.execute("INSERT INTO outcomes (operation_id, finished_at_s, body) VALUES (?, ?, ?) ON CONFLICT "
                        "(operation_id) DO UPDATE SET finished_at_s = excluded.finished_at_s, body = excluded.body",
                        (record.operation_id, record.finished_at_s or 0.0, json.dumps(encode(record))))
