@@ -451,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=20, help="few-shot draws per k (default: %(default)s)")
     parser.add_argument("--ks", default=",".join(map(str, few_shot.KS)), help="few-shot k (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_SNU_SHARE:.0%} of the SNU runs, few trees, 2 draws: a check, not the figures")
+                        help=f"{QUICK_SNU_SHARE * 100:.0f}%% of the SNU runs, few trees, 2 draws: a check, not the "
+                        "figures")
     args = parser.parse_args(argv)
     started = time.monotonic()
     cfg, draws = (QUICK_CONFIG, 2) if args.quick else (TrainConfig(), args.draws)
