@@ -23,6 +23,10 @@ def test_dirty_rate_collector_reads_the_lab(lab: Lab, tmp_path: Path) -> None:
     if not lab.status().healthy:
         lab.up(hosts=2, guests=1)
     lab.set_dirty_rate("vm1", 16)
+    # The guest's writer runs at the guest's pace: on a loaded machine it takes a while to reach its rate.
+    deadline = time.monotonic() + 60
+    while lab.measure_dirty_rate("vm1") < 8:
+        assert time.monotonic() < deadline, "the lab's writer never reached 8 of its 16 MiB/s"
     hosts = [HostConnection(h.name, h.uri) for h in lab.status().hosts]
     patterns = (*Settings().hypervisor_uri_patterns, lab_uri_pattern(lab))  # the lab's sockets are allowed
     with local_advisor(tmp_path, hypervisor_uri_patterns=patterns) as app:

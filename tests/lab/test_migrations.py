@@ -196,12 +196,18 @@ def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, 
 
 def hopeless_precopy_under_way(lab: Lab, store: SqliteStore, name: str, source: str,
                                target: str) -> tuple[Executor, str]:
-    """A pre-copy 3 s under way that cannot converge: the guest dirties 48 MiB/s, the cap is 8 MiB/s."""
+    """A pre-copy that cannot converge (the guest dirties 48 MiB/s, the cap is 8 MiB/s), under way: the executor
+    has polled data sent. On a loaded machine the target's QEMU can take seconds to listen, and the job sends
+    nothing until it does, so a fixed pause is not enough."""
     lab.set_dirty_rate(GUEST, 48)
-    executor = started(lab, store)
+    seen = RecordingObserver()
+    executor = started(lab, store, seen)
     op = execute(executor, name, source, target, MigrationParameters(Technique.PRECOPY, 8, 100, None, 150_000))
     wait_phase(executor, op, Phase.PRECOPY)
-    time.sleep(3)
+    deadline = time.monotonic() + 60
+    while not any(p.transferred_mib > 8 for p in seen.seen):
+        assert time.monotonic() < deadline, f"no data sent in 60 s: {events(executor.get(op))}"
+        time.sleep(0.2)
     return executor, op
 
 
