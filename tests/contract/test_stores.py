@@ -24,21 +24,14 @@ from advisor.domain.model import (
     Disk,
     Host,
     HostAssessment,
-    Interval,
-    MigrationCost,
-    MigrationParameters,
-    ModelRef,
     Move,
-    Technique,
     Vm,
 )
 from advisor.domain.recommendation import Priority, Recommendation, RecommendationState
+from tests.support.values import COST, PARAMETERS
 
 Store = MemoryStore | SqlStore
 S = RecommendationState
-COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
-                     ModelRef("analytic", "1"))
-PARAMETERS = MigrationParameters(Technique.PRECOPY, 100, 300)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

@@ -22,11 +22,8 @@ from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import (
-    Interval,
-    MigrationCost,
     MigrationInputs,
     MigrationParameters,
-    ModelRef,
     Move,
     Technique,
 )
@@ -40,6 +37,7 @@ from advisor.physics import cold_cost
 from advisor.telemetry.hypervisors import HostConnection, read_inventory
 from tests.support.doubles import RecordingObserver
 from tests.support.lab import TEST_CACHE, TEST_ROOT
+from tests.support.values import COST
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +56,6 @@ LIVE = {
                                             postcopy_bandwidth_mib_s=BANDWIDTH_MIB_S),
 }
 COLD = MigrationParameters(Technique.COLD, BANDWIDTH_MIB_S, 300, shutdown_timeout_ms=3000.0, migrate_disks=("vda",))
-COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
-                     ModelRef("test", "0"))
 
 
 @pytest.fixture(scope="module")

@@ -18,20 +18,19 @@ import pytest
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.migration import Phase
-from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
+from advisor.domain.model import MigrationParameters, Move, Technique
 from advisor.execution.executor import Executor, HostEndpoint
 from advisor.execution.hypervisor import MigrationTarget
 from advisor.lab import Lab
 from advisor.lab.integrity import MEMORY, seal
 from tests.support.doubles import RecordingObserver
+from tests.support.values import COST
 
 pytestmark = pytest.mark.integration
 
 GUEST = "vm1"
 SEAL_MIB = 8
 WHERE = (MEMORY,)  # the disk's seal: tests/lab/test_disks.py
-COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
-                     ModelRef("test", "0"))
 # Quick moves of a 128 MiB guest: 32 MiB/s, post-copy switched to as soon as QEMU takes it.
 PARAMETERS = {
     Technique.PRECOPY: MigrationParameters(Technique.PRECOPY, 32, 300, None, 60_000),

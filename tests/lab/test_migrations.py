@@ -20,17 +20,16 @@ from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.failures import Failure
 from advisor.domain.migration import MigrationRecord, Phase
-from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
+from advisor.domain.model import MigrationParameters, Move, Technique
 from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, MonitorTuning
 from advisor.execution.hypervisor import MigrationTarget
 from advisor.lab import Lab
 from tests.support.doubles import RecordingObserver
+from tests.support.values import COST
 
 pytestmark = pytest.mark.integration
 
 GUEST = "vm1"
-COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
-                     ModelRef("test", "0"))
 # Quicker to judge than in production, so a non-converging pre-copy is caught in seconds.
 TUNING = MonitorTuning(judge_from_round=2, stall_rounds=2)
 

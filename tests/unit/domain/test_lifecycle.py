@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from advisor.domain.migration import Phase
-from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
+from advisor.domain.model import MigrationParameters, Move, Technique
 from advisor.domain.recommendation import (
     Approve,
     Cancel,
@@ -28,11 +28,10 @@ from advisor.domain.recommendation import (
     derive_state,
     transition,
 )
+from tests.support.values import COST
 
 S = RecommendationState
 M = MoveState
-COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
-                     ModelRef("analytic", "1"))
 MOVE = Move("v", "a", "b", MigrationParameters(Technique.PRECOPY, 100, 300), COST, ("why",))
 
 

@@ -17,11 +17,8 @@ from advisor.adapters.fake_hypervisor import FakeHypervisor, FakeWorld
 from advisor.domain.errors import FailedPrecondition, NotFound
 from advisor.domain.migration import MigrationRecord, Phase, Progress
 from advisor.domain.model import (
-    Interval,
-    MigrationCost,
     MigrationInputs,
     MigrationParameters,
-    ModelRef,
     Move,
     Technique,
 )
@@ -29,6 +26,7 @@ from advisor.execution.background import Steps
 from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, Predict, share_of_links
 from advisor.execution.hypervisor import GuestFacts, MigrationTarget
 from tests.support.doubles import MemoryMigrationStore, RecordingObserver
+from tests.support.values import COST
 
 HOSTS = ("a", "b", "t", *(f"t{i}" for i in range(5)), *(f"s{i}" for i in range(4)))
 
@@ -92,8 +90,6 @@ def world_of(clock: FakeClock, location: dict[str, str], *, fail_polls: bool = F
 
 
 VM1_FACTS = GuestFacts("vm1", "uuid-vm1", 128, 1, True)
-COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
-                     ModelRef("analytic", "1"))
 
 
 def move(vm: str, src: str, dst: str) -> Move:

@@ -10,12 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase
-from advisor.domain.model import Interval, MigrationCost, MigrationInputs, MigrationParameters, ModelRef, Technique
+from advisor.domain.model import MigrationInputs, MigrationParameters, Technique
 from advisor.features.dataset import outcome_row
+from tests.support.values import COST
 from training.cost_data import load_outcomes
 
-COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
-                     ModelRef("test", "0"))
 BASE = MigrationRecord("op", "rec", "vm1", "a", "b", MigrationParameters(Technique.PRECOPY, 100, 300, None, 0), COST,
                        0.0, inputs=MigrationInputs(1024, 10, 100, 100, host_profile="lab"))
 

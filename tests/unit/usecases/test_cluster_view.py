@@ -7,14 +7,11 @@ import pytest
 
 from advisor.domain.errors import NotFound
 from advisor.domain.migration import MigrationRecord, Phase
-from advisor.domain.model import Host, Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique, Vm
+from advisor.domain.model import Host, Move, Vm
 from advisor.domain.recommendation import Recommendation
 from advisor.planning.engine import ClusterArrays, from_domain
 from advisor.usecases.cluster_view import ClusterView
-
-COST = MigrationCost(Technique.PRECOPY, Interval(1, 2, 3), Interval(1, 2, 3), Interval(1, 2, 3), True,
-                     ModelRef("analytic", "1"))
-PARAMETERS = MigrationParameters(Technique.PRECOPY, 100, 300)
+from tests.support.values import COST, PARAMETERS
 
 
 def cluster() -> ClusterArrays:
