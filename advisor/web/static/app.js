@@ -565,14 +565,21 @@
     return "choose a recommendation (its \"why\" panel or the list above) or a host's drain to see the load after";
   }
 
+  const clusterPath = () => query("cluster", cluster.drain ? { drain_host_id: cluster.drain }
+                                                            : { recommendation_id: cluster.selected });
+
   async function loadCluster() {
-    const path = query("cluster", cluster.drain ? { drain_host_id: cluster.drain } : { recommendation_id: cluster.selected });
+    const path = clusterPath();
     document.getElementById("cluster-json").href = path;
     let doc;
     try {
       doc = await getJSON(path);
     } catch (error) {
-      if (cluster.drain && error.status === 503) return;  // another preview is being planned: keep this one
+      if (path !== clusterPath()) return;  // another choice was made meanwhile: its own load draws it
+      if (cluster.drain && error.status === 503) {  // another preview is being planned: keep this one, retry soon
+        setTimeout(clusterNow, 1000);
+        return;
+      }
       if (cluster.drain && [400, 404].includes(error.status)) {  // a host typed wrong, or gone since
         Object.assign(cluster, { drain: "", auto: false, drainNote: `${cluster.drain}: ${error.message}` });
         return loadCluster();
@@ -581,6 +588,7 @@
       Object.assign(cluster, { selected: "", auto: true });  // deleted since (retention): show the cluster as it is
       return loadCluster();
     }
+    if (path !== clusterPath()) return;
     const hosts = doc.hosts || [];
     const ops = new Map((doc.operations || []).map(o => [o.operationId, o]));
     document.getElementById("cluster-after").textContent = `${hosts.length} host(s); ${afterLine(doc)}`;
