@@ -42,8 +42,10 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser
 
 def _open(browser: Browser, url: str) -> None:
     browser.open(url)
-    browser.wait_for("document.body && document.body.dataset.drawnMs")
+    drawn_ms = browser.wait_for("document.body && document.body.dataset.drawnMs")
     browser.wait_for("document.querySelectorAll('#cluster-rows tr').length > 0")
+    requests = browser.evaluate("performance.getEntriesByType('resource').length + 1")  # and the page
+    print(f"first round drawn {drawn_ms} ms after the login link was opened ({requests} requests after the login)")
 
 
 def _overflow(browser: Browser) -> int:
