@@ -186,15 +186,19 @@ def test_a_dry_run_drain_shows_each_host_after_it_with_disks_and_networks(
     api = client_for(app)
     local = pb.Disk(target="vda", size_mib=10240, used_mib=4096)  # copied with its VM: 10 GiB on the target
     shared = pb.Disk(target="vdb", size_mib=102400, used_mib=51200, shared=True)
+    many = [f"provider-network-{k:02d}" for k in range(20)]  # on h3: they must not widen the page
     api.push_inventory(pb.PushInventoryRequest(
-        hosts=[pb.Host(id=h, cpu_cores=16, memory_mib=32768, networks=["br0", "vlan10"], local_disk_free_mib=102400)
-               for h in ("h1", "h2", "h3")],
+        hosts=[pb.Host(id=h, cpu_cores=16, memory_mib=32768, networks=["br0", "vlan10", *(many if h == "h3" else [])],
+                       local_disk_free_mib=102400) for h in ("h1", "h2", "h3")],
         vms=[pb.Vm(id="v1", host_id="h1", memory_mib=2048, vcpus=2, networks=["vlan10"], disks=[local, shared]),
              pb.Vm(id="v2", host_id="h1", memory_mib=4096, vcpus=2, networks=["br0"]),
              pb.Vm(id="v3", host_id="h2", memory_mib=1024, vcpus=1)]))
     _open(browser, _ui(Loaded(app, api, data_dir, [], "", "", ""), capsys))
     cells = ("[...document.querySelectorAll('#cluster-rows tr.host')].map(r => [...r.cells].map(c => c.innerText))")
     assert "networks: br0, vlan10" in browser.evaluate(cells)[0][0]
+    titles = browser.evaluate("[...document.querySelectorAll('#cluster-rows .nets')].map(n => n.title)")
+    assert titles[2].endswith("provider-network-19, vlan10")
+    assert _overflow(browser) == 0
     assert browser.evaluate("document.getElementById('drain').classList.contains('nothing')")
 
     # A host's "drain?" button: the cluster after the dry run, the moves in and out, the plan listed below.
