@@ -122,7 +122,9 @@ class App:
             collector.start()
         if self.settings.metrics_listen and self.web_sources is not None:
             self.web = WebServer(self.settings.metrics_listen, self.web_sources, self.metrics.registry,
-                                 tls=TlsFiles(self.settings.tls_cert, self.settings.tls_key) if self.tls else None)
+                                 tls=TlsFiles(self.settings.tls_cert, self.settings.tls_key,
+                                              self.settings.tls_client_ca if self.settings.web_client_certificates
+                                              else "") if self.tls else None)
         host = self.settings.listen.rpartition(":")[0]
         self.lock.publish({"grpc": f"{host}:{self.server.port}", "tls": self.tls is not None,
                            "metrics": f"{self.settings.metrics_listen.rpartition(':')[0]}:{self.metrics_port}"

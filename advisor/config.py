@@ -65,6 +65,9 @@ class Settings:
     # The web page on `metrics_listen` beyond loopback without TLS (its login link and session cookie in plain
     # text on the network) is refused (/metrics still served) unless this is true.
     web_allow_plaintext_remote: bool = False
+    # The web listener (page and /metrics) asks for client certificates signed by tls_client_ca (mutual TLS), as
+    # gRPC does; a client without one is refused at the handshake. Needs tls_cert, tls_key and tls_client_ca.
+    web_client_certificates: bool = False
     # Hypervisor URIs a pushed host may name (advisor.domain.uris): patterns of scheme, host, path and query
     # parameters; any other URI is refused and never connected to.
     hypervisor_uri_patterns: tuple[str, ...] = ("qemu+tls://*/system", "qemu+tcp://*/system", "qemu+ssh://*/system")
@@ -321,6 +324,9 @@ def check(settings: Settings) -> None:
         TlsMode.parse(settings.migration_tls)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    if settings.web_client_certificates and not (settings.tls_cert and settings.tls_key and settings.tls_client_ca):
+        raise ConfigError("web_client_certificates needs tls_cert, tls_key and tls_client_ca (the CA that signs "
+                          "the clients' certificates)")
     if settings.automation_level not in ("manual", "partial", "full"):
         raise ConfigError(f"automation_level must be manual, partial or full, got {settings.automation_level!r}")
     for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance",

@@ -1,10 +1,13 @@
-"""The cluster at a glance: every host's CPU and memory load now and after a chosen recommendation's moves, the
-VMs on it, and the migrations into and out of it, running and recent.
+"""The cluster at a glance: every host's CPU, memory and local disk load now and after a chosen recommendation's or
+plan's moves (a stored one, or a dry run never stored), the moves into and out of it, the VMs on it, its networks,
+and the migrations into and out of it, running and recent.
 
 Loads are those the planner decides on (the snapshot's arrays: a host's measured CPU in cores busy, a VM not
 measured yet counted at all its vCPUs; memory as allocated), so "after" here is what a recommendation's reasons
 say "after the move". The moves are applied in order to a copy of the snapshot; a move the cluster has already
-made (its VM on the target) or can no longer make (its VM or a host gone) is skipped and counted.
+made (its VM on the target) or can no longer make (its VM or a host gone) is skipped and counted. Local disk free
+after is what the planner counts too: the free space reported less the local disks copied in (a source gets
+nothing back: libvirt leaves the source's image in place).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from advisor.domain.migration import MigrationRecord
+from advisor.domain.model import Move
 from advisor.domain.recommendation import Recommendation
 from advisor.planning.engine import ClusterArrays
 
@@ -33,9 +37,14 @@ class HostLoad:
     memory_ratio: float  # memory allocated to its VMs / memory
     vm_count: int
     vm_ids: tuple[str, ...]  # the first VMS_LISTED, by id
+    networks: tuple[str, ...] = ()  # offered to guests, by name
+    disk_free_mib: float | None = None  # free space for local disks as reported; None where not known
     cpu_ratio_after: float | None = None  # after the recommendation's moves; None without one
     memory_ratio_after: float | None = None
     vm_count_after: int | None = None
+    disk_free_mib_after: float | None = None
+    moves_in: tuple[Move, ...] = ()  # the recommendation's moves applied, into the host
+    moves_out: tuple[Move, ...] = ()  # and out of it
     running: tuple[MigrationRecord, ...] = ()  # under way into or out of the host
     recent: tuple[MigrationRecord, ...] = ()  # ended, among the last RECENT_OPERATIONS operations
 
@@ -43,13 +52,25 @@ class HostLoad:
 @dataclass(frozen=True)
 class ClusterLoads:
     hosts: tuple[HostLoad, ...]
-    recommendation: Recommendation | None  # whose moves "after" applies
+    recommendation: Recommendation | None  # whose moves "after" applies: stored, or a dry run (no id)
     moves_applied: int
     moves_skipped: int
 
 
 def _ratio(value: float, capacity: float) -> float | None:
     return None if capacity <= 0 or math.isnan(value) else float(value / capacity)
+
+
+def _known(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _networks_by_host(cluster: ClusterArrays) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = defaultdict(list)
+    for network, name in enumerate(cluster.networks.names):
+        for host in cluster.networks.hosts.row(network).tolist():
+            found[host].append(name)
+    return found
 
 
 class ClusterView:
@@ -60,9 +81,14 @@ class ClusterView:
         self._operations = operations  # (running only, how many) -> operations newest first
 
     def loads(self, recommendation_id: str = "") -> ClusterLoads:
+        """Now, and with an id after that stored recommendation's moves (NotFound when it is unknown)."""
+        return self.after(self._get(recommendation_id) if recommendation_id else None)
+
+    def after(self, rec: Recommendation | None) -> ClusterLoads:
+        """Now, and after the moves of `rec` (a dry-run plan, stored nowhere, included) when one is given."""
         cluster = self._snapshot()
-        rec = self._get(recommendation_id) if recommendation_id else None
-        after, applied, skipped = cluster, 0, 0
+        after, applied = cluster, []
+        skipped = 0
         if rec is not None:
             vms, targets = [], []
             for move in rec.moves:
@@ -77,8 +103,15 @@ class ClusterView:
                     continue
                 vms.append(vm)
                 targets.append(target)
-            after, applied = cluster.with_moves(vms, targets), len(vms)
+                applied.append(move)
+            after = cluster.with_moves(vms, targets)
+        moves_in: dict[str, list[Move]] = defaultdict(list)
+        moves_out: dict[str, list[Move]] = defaultdict(list)
+        for move in applied:
+            moves_out[move.source_host_id].append(move)
+            moves_in[move.target_host_id].append(move)
         running, recent = self._by_host(True), self._by_host(False)
+        networks = _networks_by_host(cluster)
         on_host: dict[int, list[str]] = defaultdict(list)
         for vm, host in enumerate(cluster.vm_host.tolist()):
             on_host[host].append(cluster.vm_ids[vm])
@@ -86,17 +119,21 @@ class ClusterView:
         for i, host_id in enumerate(cluster.host_ids):
             cores, memory = float(cluster.host_cores[i]), float(cluster.host_memory_mib[i])
             listed = sorted(on_host.get(i, ()))[:VMS_LISTED]
+            free = _known(float(cluster.host_disk_free_mib[i]))
             load = HostLoad(host_id, cores, memory, bool(cluster.host_disabled[i]),
                             _ratio(float(cluster.loads.host_cpu[i]), cores),
                             _ratio(float(cluster.loads.host_memory_mib[i]), memory) or 0.0,
-                            int(cluster.loads.host_vms[i]), tuple(listed),
+                            int(cluster.loads.host_vms[i]), tuple(listed), tuple(sorted(networks.get(i, ()))), free,
                             running=tuple(running.get(host_id, ())), recent=tuple(recent.get(host_id, ())))
             if rec is not None:
                 load = replace(load, cpu_ratio_after=_ratio(float(after.loads.host_cpu[i]), cores),
                                memory_ratio_after=_ratio(float(after.loads.host_memory_mib[i]), memory),
-                               vm_count_after=int(after.loads.host_vms[i]))
+                               vm_count_after=int(after.loads.host_vms[i]),
+                               disk_free_mib_after=None if free is None
+                               else free - float(after.loads.host_disk_in_mib[i]),
+                               moves_in=tuple(moves_in.get(host_id, ())), moves_out=tuple(moves_out.get(host_id, ())))
             hosts.append(load)
-        return ClusterLoads(tuple(hosts), rec, applied, skipped)
+        return ClusterLoads(tuple(hosts), rec, len(applied), skipped)
 
     def _by_host(self, running: bool) -> dict[str, list[MigrationRecord]]:
         found: dict[str, list[MigrationRecord]] = defaultdict(list)

@@ -108,6 +108,7 @@ class WebApp:
                  host_names: frozenset[str] = frozenset({"localhost"})) -> None:
         self._src = sources
         self._tls = tls
+        self._cookie = login.SessionCookie(0, tls)  # named after the port once bound (`bound`)
         self._host_names = host_names
         self._throttle = LoginThrottle(sources.clock)
         self._metrics = make_wsgi_app(registry)
@@ -122,6 +123,10 @@ class WebApp:
                                  "slow_headers (headers still coming while every worker was busy), overload (too "
                                  "many waiting), tls_handshake, host (an unknown Host), foreign (from a page of "
                                  "another origin), login_throttled", ["reason"], registry=registry)
+
+    def bound(self, port: int) -> None:
+        """The listener's port, known once it listens: the session cookie is named after it."""
+        self._cookie = login.SessionCookie(port, self._tls)
 
     def refused(self, reason: str) -> None:
         self._refusals.labels(reason).inc()
@@ -212,14 +217,16 @@ class WebApp:
             token = login.bearer_token(req.authorization)
             caller = self._src.tokens.authenticate(token) if token else None
             return Access(caller, None) if caller else "missing, unknown, revoked or malformed bearer token"
-        secret = login.cookie_secret(req.cookie, tls=self._tls)
-        if secret is None:
-            return "you are not logged in"
-        session = self._src.sessions.session(login.digest(secret))
-        refusal = login.session_refusal(session, self._src.clock())
-        if refusal is not None or session is None:
-            return refusal or "you are not logged in"
-        return Access(Caller(session.token_name, Role.READER, "session"), session.expires_at_s)
+        ended = []
+        for secret in self._cookie.secrets(req.cookie):  # the first live session: a tossed cookie hides nothing
+            session = self._src.sessions.session(login.digest(secret))
+            if session is None:
+                continue
+            refusal = login.session_refusal(session, self._src.clock())
+            if refusal is None:
+                return Access(Caller(session.token_name, Role.READER, "session"), session.expires_at_s)
+            ended.append(refusal)
+        return ended[0] if ended else "you are not logged in"
 
     def _login(self, req: Request) -> Response:
         wait_s = self._throttle.wait_s(req.client)
@@ -243,7 +250,7 @@ class WebApp:
         self._audit(req, claimed.token_name, "Web/Login", "OK", "session opened")
         log.info("web session opened", extra={"actor": claimed.token_name, "peer": req.peer})
         return _html(303, b"", ("Location", "/"),
-                     ("Set-Cookie", login.session_cookie(secret, session.expires_at_s - now, tls=self._tls)))
+                     ("Set-Cookie", self._cookie.set(secret, session.expires_at_s - now)))
 
     def _login_failed(self, req: Request, actor: str, why: str) -> None:
         failure = self._throttle.failed(req.client)
@@ -254,11 +261,11 @@ class WebApp:
             self._audit(req, actor, "Web/Login", "UNAUTHENTICATED", why)
 
     def _logout(self, req: Request) -> Response:
-        secret = login.cookie_secret(req.cookie, tls=self._tls)
-        session = None if secret is None else self._src.sessions.session(login.digest(secret))
-        if session is not None and self._src.sessions.end_session(session.digest):
-            self._audit(req, session.token_name or "anonymous", "Web/Logout", "OK", "session ended")
-        return _html(200, pages.logged_out(), ("Set-Cookie", login.cleared_cookie(tls=self._tls)))
+        for secret in self._cookie.secrets(req.cookie):
+            session = self._src.sessions.session(login.digest(secret))
+            if session is not None and self._src.sessions.end_session(session.digest):
+                self._audit(req, session.token_name or "anonymous", "Web/Logout", "OK", "session ended")
+        return _html(200, pages.logged_out(), ("Set-Cookie", self._cookie.cleared()))
 
     def _audit(self, req: Request, actor: str, call: str, outcome: str, detail: str) -> None:
         self._src.audit.append(AuditEntry(self._src.clock(), actor, Role.READER.label, req.peer, call, "", outcome,

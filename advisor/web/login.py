@@ -1,11 +1,11 @@
 """The web page's login rules, pure: one-time codes, sessions, cookies, bearer tokens, the login URL.
 
 - `advisor ui` stores a one-time code (only its hash) for a token: good once, for CODE_TTL_S.
-- Opening the login URL claims the code and opens a session: a random secret in a cookie (HttpOnly,
-  SameSite=Strict, Path=/; over TLS named `__Host-advisor_session` and Secure, so the browser sends it only over
-  TLS, to this host, never set or read by a subdomain; on plain HTTP, which stays on loopback, without them),
-  only its hash stored. A session lives SESSION_TTL_S and ends at once when its token is revoked; it only ever
-  reads.
+- Opening the login URL claims the code and opens a session: a random secret in a cookie (SessionCookie:
+  HttpOnly, SameSite=Strict, Path=/, named after the listener's port; over TLS `__Host-` and Secure, so the
+  browser sends it only over TLS, to this host, never set or read by a subdomain or a plain-HTTP page; on plain
+  HTTP, which stays on loopback, without them), only its hash stored. A session lives SESSION_TTL_S and ends at
+  once when its token is revoked; it only ever reads.
 - The JSON endpoints also take `Authorization: Bearer TOKEN`, any role, checked by the token store.
 
 The code is not a token of the token store: a token works on the gRPC API until revoked, while a login link
@@ -18,13 +18,15 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 
 from advisor.domain.sessions import LoginCode, WebSession
 
 CODE_TTL_S = 600.0  # 10 minutes to open the link
 SESSION_TTL_S = 12 * 3600.0  # a working day; then `advisor ui` again
 COOKIE = "advisor_session"
-SECURE_COOKIE = "__Host-advisor_session"  # browsers take it only with Secure, Path=/ and no Domain
+SECURE_PREFIX = "__Host-"  # browsers take such a cookie only with Secure, Path=/ and no Domain, from a TLS page
+SAME_NAME_READ = 4  # cookies of our name looked at in one request (a shadowing cookie comes first)
 SECRET = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 random bits
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]", "[::]": "[::1]"}
@@ -74,28 +76,40 @@ def session_refusal(session: WebSession | None, now_s: float) -> str | None:
     return None
 
 
-def cookie_name(*, tls: bool) -> str:
-    return SECURE_COOKIE if tls else COOKIE
+@dataclass(frozen=True)
+class SessionCookie:
+    """The session cookie of the listener on `port`.
 
+    Its name carries the port (`advisor_session_9464`, over TLS `__Host-advisor_session_9464`): cookies ignore
+    ports, so two listeners of one host with one name would overwrite each other's sessions, and any other service
+    of the host would write over it by using a common name. A page or server of another port can still set a
+    cookie of this name on plain HTTP, even one with a longer Path, which the browser sends first (cookie
+    tossing): every well-formed value of our name is read (`secrets`), so such a cookie cannot hide the real one.
+    """
 
-def session_cookie(secret: str, max_age_s: float, *, tls: bool = False) -> str:
-    secure = "; Secure" if tls else ""
-    return (f"{cookie_name(tls=tls)}={secret}; Path=/; Max-Age={max(0, int(max_age_s))}; HttpOnly; "
-            f"SameSite=Strict{secure}")
+    port: int
+    tls: bool = False
 
+    @property
+    def name(self) -> str:
+        return f"{SECURE_PREFIX if self.tls else ''}{COOKIE}_{self.port}"
 
-def cleared_cookie(*, tls: bool = False) -> str:
-    return session_cookie("", 0, tls=tls)
+    def set(self, secret: str, max_age_s: float) -> str:
+        secure = "; Secure" if self.tls else ""
+        return f"{self.name}={secret}; Path=/; Max-Age={max(0, int(max_age_s))}; HttpOnly; SameSite=Strict{secure}"
 
+    def cleared(self) -> str:
+        return self.set("", 0)
 
-def cookie_secret(header: str, *, tls: bool = False) -> str | None:
-    """The session secret of a Cookie header; None without one, or when what is there is not one of ours."""
-    wanted = cookie_name(tls=tls)
-    for part in header.split(";")[:64]:
-        name, sep, value = part.strip().partition("=")
-        if sep and name == wanted:
-            return value if SECRET.fullmatch(value) else None
-    return None
+    def secrets(self, header: str) -> tuple[str, ...]:
+        """The session secrets of a Cookie header under our name, in its order (at most SAME_NAME_READ); what is
+        there but is not one of ours (malformed) is left out."""
+        found = []
+        for part in header.split(";")[:64]:
+            name, sep, value = part.strip().partition("=")
+            if sep and name == self.name and SECRET.fullmatch(value):
+                found.append(value)
+        return tuple(found[:SAME_NAME_READ])
 
 
 def bearer_token(header: str) -> str | None:

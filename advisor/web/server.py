@@ -9,7 +9,7 @@ On top of cheroot's own limits (request line and header size, a socket timeout p
 - while every worker is busy, a connection still sending its headers after SLOW_HEADERS_S is shut, so slow
   clients make way for the others however many they are;
 - the TLS handshake happens in the worker, under that deadline (cheroot does it in the thread that accepts, where
-  one silent client would hold up every other);
+  one silent client would hold up every other); with a client CA, a client must present a certificate it signed;
 - at most MAX_WAITING connections wait for a worker; beyond, 503 at once;
 - a listen backlog of BACKLOG (cheroot's default is 5).
 Each refusal is counted (advisor_http_refusals_total{reason}). cheroot's own messages go to the log, as JSON
@@ -57,6 +57,7 @@ class TlsFiles:
 
     cert: str
     key: str
+    client_ca: str = ""  # with one, clients must present a certificate it signed (mutual TLS)
 
 
 @dataclass
@@ -162,7 +163,14 @@ class _Connection(HTTPConnection):
 
 
 class _LazyTls(BuiltinSSLAdapter):
-    """cheroot's TLS adapter, with the handshake left to the worker (`_Connection._handshake`)."""
+    """cheroot's TLS adapter, with the handshake left to the worker (`_Connection._handshake`), and client
+    certificates required when a client CA is given."""
+
+    def __init__(self, files: TlsFiles) -> None:
+        super().__init__(files.cert, files.key)
+        if files.client_ca:
+            self.context.load_verify_locations(cafile=files.client_ca)
+            self.context.verify_mode = ssl.CERT_REQUIRED
 
     def wrap(self, sock: socket.socket) -> tuple[ssl.SSLSocket, dict[str, str]]:
         wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
@@ -211,12 +219,13 @@ class WebServer:
         app = WebApp(sources, registry, tls=tls is not None, host_names=origin.listener_names(host))
         self._httpd = _Server((host, int(port)), app, deadline_s)
         if tls is not None:
-            self._httpd.ssl_adapter = _LazyTls(tls.cert, tls.key)
+            self._httpd.ssl_adapter = _LazyTls(tls)
         try:
             self._httpd.prepare()
         except BaseException:
             self._httpd.deadlines.stop()
             raise
+        app.bound(self.port)
         self._thread = threading.Thread(target=self._httpd.serve, name="web", daemon=True)
         self._thread.start()
 

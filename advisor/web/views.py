@@ -20,8 +20,9 @@ from google.protobuf.message import Message
 from advisor.api import convert
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.domain.access import AuditTrail, TokenCheck
-from advisor.domain.errors import Unavailable
-from advisor.domain.model import Objective, PlanGoal, Technique
+from advisor.domain.errors import InvalidArgument, Unavailable
+from advisor.domain.model import Move, Objective, PlanGoal, Technique
+from advisor.domain.recommendation import Recommendation
 from advisor.domain.sessions import Sessions
 from advisor.ml.calibration import RunningErrors
 from advisor.usecases.bundle import UseCases
@@ -111,12 +112,31 @@ def hosts(src: WebSources, q: Query) -> dict[str, Any]:
     return as_json(pb.ListHostsResponse(hosts=[convert.host_view_to_pb(v) for v in views], next_page_token=token))
 
 
+def vms(src: WebSources, q: Query) -> dict[str, Any]:
+    """ListVmsResponse: the VMs on `host_id` (all without it) in id order, with their disks and networks."""
+    views, token = src.usecases.queries.list_vms(q.ident("host_id") if "host_id" in q.values else "",
+                                                 q.page_size(), q.page_token())
+    return as_json(pb.ListVmsResponse(vms=[convert.vm_view_to_pb(v) for v in views], next_page_token=token))
+
+
+def _move(move: Move) -> dict[str, str]:
+    return {"vmId": move.vm_id, "sourceHostId": move.source_host_id, "targetHostId": move.target_host_id}
+
+
 def cluster(src: WebSources, q: Query) -> dict[str, Any]:
-    """Every host's load now and, given `recommendation_id`, after that recommendation's moves; its VMs; the
-    operations into and out of it, running and recent. The API has no message for this: the fields are those of
-    advisor.usecases.cluster_view.HostLoad, named alike, unknown ones left out; operations are listed once, as
-    the API's Operation, and named by id in each host's."""
-    found = src.usecases.cluster.loads(q.ident("recommendation_id") if "recommendation_id" in q.values else "")
+    """Every host's load now and after the moves of a recommendation (`recommendation_id`, stored) or of a dry-run
+    drain of a host (`drain_host_id`, planned now and stored nowhere, the plan itself in `plan`); the moves into
+    and out of it, its VMs, networks, local disk free; the operations into and out of it, running and recent.
+    The API has no message for this: the fields are those of advisor.usecases.cluster_view.HostLoad, named
+    alike, unknown ones left out; operations are listed once, as the API's Operation, and named by id in each
+    host's."""
+    if "recommendation_id" in q.values and "drain_host_id" in q.values:
+        raise InvalidArgument("drain_host_id", "cannot be given with recommendation_id: the view shows one plan")
+    plan = _dry_run_drain(src, q.ident("drain_host_id")) if "drain_host_id" in q.values else None
+    if plan is not None:
+        found = src.usecases.cluster.after(plan)
+    else:
+        found = src.usecases.cluster.loads(q.ident("recommendation_id") if "recommendation_id" in q.values else "")
     operations: dict[str, dict[str, Any]] = {}
     hosts = []
     for h in found.hosts:
@@ -125,32 +145,42 @@ def cluster(src: WebSources, q: Query) -> dict[str, Any]:
                 operations[record.operation_id] = as_json(convert.operation_to_pb(record))
         doc: dict[str, Any] = {"hostId": h.host_id, "cores": h.cores, "memoryMib": h.memory_mib,
                                "disabled": h.disabled, "cpuRatio": h.cpu_ratio, "memoryRatio": h.memory_ratio,
-                               "vmCount": h.vm_count, "vmIds": list(h.vm_ids), "cpuRatioAfter": h.cpu_ratio_after,
+                               "vmCount": h.vm_count, "vmIds": list(h.vm_ids), "networks": list(h.networks),
+                               "diskFreeMib": h.disk_free_mib, "cpuRatioAfter": h.cpu_ratio_after,
                                "memoryRatioAfter": h.memory_ratio_after, "vmCountAfter": h.vm_count_after,
+                               "diskFreeMibAfter": h.disk_free_mib_after,
+                               "movesIn": [_move(m) for m in h.moves_in], "movesOut": [_move(m) for m in h.moves_out],
                                "runningOperationIds": [r.operation_id for r in h.running],
                                "recentOperationIds": [r.operation_id for r in h.recent]}
         hosts.append({k: v for k, v in doc.items() if v is not None})
     doc = {"hosts": hosts, "operations": list(operations.values())}
     if found.recommendation is not None:
-        doc.update(recommendationId=found.recommendation.id, movesApplied=found.moves_applied,
-                   movesSkipped=found.moves_skipped)
+        doc.update(movesApplied=found.moves_applied, movesSkipped=found.moves_skipped)
+    if plan is not None:
+        doc.update(drainHostId=q.values["drain_host_id"],
+                   plan=as_json(convert.fitted(convert.recommendation_to_pb(plan))))
+    elif found.recommendation is not None:
+        doc.update(recommendationId=found.recommendation.id)
     return doc
 
 
 _one_drain_at_a_time = threading.Lock()
 
 
-def drain(src: WebSources, q: Query) -> dict[str, Any]:
-    """Recommendation of a dry-run drain of one host (as PlanCluster with dry_run): nothing is stored. One is
-    computed at a time: a large cluster's plan takes seconds, and a reader must not be able to queue many."""
-    host_id = q.ident("host_id")
+def _dry_run_drain(src: WebSources, host_id: str) -> Recommendation:
+    """A drain of one host planned now as PlanCluster with dry_run: nothing is stored. One is computed at a time:
+    a large cluster's plan takes seconds, and a reader must not be able to queue many."""
     if not _one_drain_at_a_time.acquire(blocking=False):
         raise Unavailable("a drain preview is being computed; try again in a moment")
     try:
-        plan = src.usecases.planning.plan_cluster(PlanGoal.DRAIN, host_id, 0, Objective(), dry_run=True)
+        return src.usecases.planning.plan_cluster(PlanGoal.DRAIN, host_id, 0, Objective(), dry_run=True)
     finally:
         _one_drain_at_a_time.release()
-    return as_json(convert.fitted(convert.recommendation_to_pb(plan)))
+
+
+def drain(src: WebSources, q: Query) -> dict[str, Any]:
+    """Recommendation of a dry-run drain of one host (as PlanCluster with dry_run): nothing is stored."""
+    return as_json(convert.fitted(convert.recommendation_to_pb(_dry_run_drain(src, q.ident("host_id")))))
 
 
 def automation(src: WebSources, q: Query) -> dict[str, Any]:
@@ -192,6 +222,7 @@ VIEWS: dict[str, View] = {
     "migration": View(migration, frozenset({"operation_id"})),
     "progress": View(progress, frozenset({"operation_id"})),
     "hosts": View(hosts, PAGED),
-    "cluster": View(cluster, frozenset({"recommendation_id"})),
+    "vms": View(vms, PAGED | {"host_id"}),
+    "cluster": View(cluster, frozenset({"recommendation_id", "drain_host_id"})),
     "drain": View(drain, frozenset({"host_id"})),
 }

@@ -192,7 +192,18 @@ def test_login_sessions_tokens_and_hostile_input_over_plain_http(loaded: Loaded,
     before = len(loaded.api.list_recommendations(pb.ListRecommendationsRequest()).recommendations)
     status, _, body = _get(f"{api}/drain?host_id=a", cookie=cookie)
     assert status == 200 and "id" not in json.loads(body) and json.loads(body)["goal"].startswith("drain")
+    # The cluster after a dry-run drain: the plan, and each host's load after it, stored nowhere either.
+    status, _, body = _get(f"{api}/cluster?drain_host_id=a", cookie=cookie)
+    preview = json.loads(body)
+    assert status == 200 and preview["drainHostId"] == "a" and "recommendationId" not in preview
+    assert "id" not in preview["plan"] and preview["plan"]["goal"].startswith("drain")
+    moved = {m["vmId"] for m in preview["plan"]["moves"]}
+    a, *others = preview["hosts"]
+    assert {m["vmId"] for m in a["movesOut"]} == moved and a["vmCountAfter"] == a["vmCount"] - len(moved)
+    assert {m["vmId"] for h in others for m in h.get("movesIn", [])} == moved and preview["movesApplied"] == len(moved)
     assert len(loaded.api.list_recommendations(pb.ListRecommendationsRequest()).recommendations) == before
+    status, _, body = _get(f"{api}/vms?host_id=a", cookie=cookie)
+    assert json.loads(body) == _as_dict(loaded.api.call(loaded.api.inventory.ListVms, pb.ListVmsRequest(host_id="a")))
     status, _, body = _get(f"{api}/models", cookie=cookie)
     models = json.loads(body)
     assert models["costModel"]["version"] == loaded.app.predictor.model.version and models["calibration"]
@@ -203,11 +214,13 @@ def test_login_sessions_tokens_and_hostile_input_over_plain_http(loaded: Loaded,
                              "page_size"), ("recommendations?state=bogus", "state"), ("recommendation?id=a%00b", "id"),
                              ("recommendation", "id"), ("recommendations?page_token=garbage", "page_token"),
                              (f"assessments?recommendation_id={loaded.proposed}&move_index=7", "move_index"),
-                             ("recommendations?x=1", "'x'"), ("recommendations?state=proposed&state=expired", "state")):
+                             ("recommendations?x=1", "'x'"), ("recommendations?state=proposed&state=expired", "state"),
+                             (f"cluster?recommendation_id={loaded.plan}&drain_host_id=a", "drain_host_id")):
         status, headers, body = _get(f"{api}/{query}", cookie=cookie)
         assert (status, json.loads(body)["parameter"]) == (400, parameter), query
     for query, parameter in (("recommendation?id=nosuch", "id"), ("migration?operation_id=nosuch", "operation_id"),
-                             ("drain?host_id=nosuch", "host_id")):
+                             ("drain?host_id=nosuch", "host_id"), ("cluster?drain_host_id=nosuch", "host_id"),
+                             ("vms?host_id=nosuch", "host_id")):
         status, _, body = _get(f"{api}/{query}", cookie=cookie)
         assert (status, json.loads(body)["parameter"]) == (404, parameter), query
     assert _get(f"{api}/nosuch", cookie=cookie)[0] == 404

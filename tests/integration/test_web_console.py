@@ -42,8 +42,10 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser
 
 def _open(browser: Browser, url: str) -> None:
     browser.open(url)
-    browser.wait_for("document.body && document.body.dataset.drawnMs")
+    drawn_ms = browser.wait_for("document.body && document.body.dataset.drawnMs")
     browser.wait_for("document.querySelectorAll('#cluster-rows tr').length > 0")
+    requests = browser.evaluate("performance.getEntriesByType('resource').length + 1")  # and the page
+    print(f"first round drawn {drawn_ms} ms after the login link was opened ({requests} requests after the login)")
 
 
 def _overflow(browser: Browser) -> int:
@@ -65,7 +67,7 @@ def test_the_console_leads_with_decisions_and_the_cluster_and_fits_1366(
     assert browser.evaluate("[...document.querySelectorAll('p.error')].map(p => p.textContent)") == []
     # First what needs a decision, then the cluster, both starting on the first screen.
     order = browser.evaluate("[...document.querySelectorAll('main > section')].map(s => s.id)")
-    assert order[:3] == ["decisions", "cluster", "running"]
+    assert order[:4] == ["decisions", "cluster", "drain", "running"]
     assert browser.evaluate("document.getElementById('cluster').getBoundingClientRect().top") < HEIGHT - 100
     decisions = browser.evaluate("document.getElementById('decisions-rows').textContent")
     assert loaded.proposed in decisions and loaded.plan in decisions
@@ -81,7 +83,7 @@ def test_the_console_leads_with_decisions_and_the_cluster_and_fits_1366(
     assert loaded.plan in browser.evaluate("document.getElementById('cluster-after').textContent")
     drained = next(h for h in doc["hosts"] if h["vmCountAfter"] == 0 and h["vmCount"] > 0)
     for row, host in zip(rows, doc["hosts"], strict=True):
-        cpu, memory, vms, running = row[1], row[2], row[3], row[4]
+        cpu, memory, vms, running = row[1], row[2], row[4], row[5]
         assert _percent(host["cpuRatio"]) in cpu and _percent(host["memoryRatio"]) in memory
         assert vms.split()[0] == str(host["vmCount"]) and all(vm in vms for vm in host["vmIds"])
         if host["hostId"] == drained["hostId"]:
@@ -97,7 +99,7 @@ def test_the_console_leads_with_decisions_and_the_cluster_and_fits_1366(
         o.operation_id for o in loaded.api.list_migrations(running_only=False)
         if o.operation_id in loaded.executed and "a" in (o.source_host_id, o.target_host_id)}
     into = sum(o["targetHostId"] == "a" for o in recent_a)
-    assert f"{into} in, {len(recent_a) - into} out" in rows[0][5], rows[0][5]
+    assert f"{into} in, {len(recent_a) - into} out" in rows[0][6], rows[0][6]
 
     # Choosing the other proposal shows the cluster after it.
     browser.evaluate(f"document.querySelector('input[name=on-cluster][value=\"{loaded.proposed}\"]').click()")
@@ -174,3 +176,67 @@ def test_an_advisor_with_nothing_to_show_folds_its_sections_to_one_line(
     assert [r.split()[0] for r in rows] == ["h1", "h2"]
     assert _overflow(browser) == 0
     assert os.environ["TZ"] == "America/New_York"
+
+
+def test_a_dry_run_drain_shows_each_host_after_it_with_disks_and_networks(
+        make_app: Callable[..., App], client_for: Callable[..., AdvisorClient], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], browser: Browser) -> None:
+    data_dir = tmp_path / "data"
+    app = make_app(data_dir=data_dir, metrics_listen="127.0.0.1:0")
+    api = client_for(app)
+    local = pb.Disk(target="vda", size_mib=10240, used_mib=4096)  # copied with its VM: 10 GiB on the target
+    shared = pb.Disk(target="vdb", size_mib=102400, used_mib=51200, shared=True)
+    many = [f"provider-network-{k:02d}" for k in range(20)]  # on h3: they must not widen the page
+    api.push_inventory(pb.PushInventoryRequest(
+        hosts=[pb.Host(id=h, cpu_cores=16, memory_mib=32768, networks=["br0", "vlan10", *(many if h == "h3" else [])],
+                       local_disk_free_mib=102400) for h in ("h1", "h2", "h3")],
+        vms=[pb.Vm(id="v1", host_id="h1", memory_mib=2048, vcpus=2, networks=["vlan10"], disks=[local, shared]),
+             pb.Vm(id="v2", host_id="h1", memory_mib=4096, vcpus=2, networks=["br0"]),
+             pb.Vm(id="v3", host_id="h2", memory_mib=1024, vcpus=1)]))
+    _open(browser, _ui(Loaded(app, api, data_dir, [], "", "", ""), capsys))
+    cells = ("[...document.querySelectorAll('#cluster-rows tr.host')].map(r => [...r.cells].map(c => c.innerText))")
+    assert "networks: br0, vlan10" in browser.evaluate(cells)[0][0]
+    titles = browser.evaluate("[...document.querySelectorAll('#cluster-rows .nets')].map(n => n.title)")
+    assert titles[2].endswith("provider-network-19, vlan10")
+    assert _overflow(browser) == 0
+    assert browser.evaluate("document.getElementById('drain').classList.contains('nothing')")
+
+    # A host's "drain?" button: the cluster after the dry run, the moves in and out, the plan listed below.
+    browser.evaluate("document.querySelector('button[aria-label=\"preview a drain of h1\"]').click()")
+    browser.wait_for("document.getElementById('cluster-after').textContent.includes('dry-run drain of h1')")
+    browser.wait_for("document.querySelectorAll('#drain-rows tr').length === 2")
+    reader = app.tokens.renew("script", Role.READER)
+    doc = json.loads(_get(f"http://127.0.0.1:{app.metrics_port}/api/v1/cluster?drain_host_id=h1", token=reader)[2])
+    moves = {m["vmId"]: m["targetHostId"] for m in doc["plan"]["moves"]}
+    assert set(moves) == {"v1", "v2"}
+    rows = browser.evaluate(cells)
+    h1, *targets = rows
+    assert "2 → 0 VM(s)" in h1[4] and "out 2:" in h1[4] and f"v1 → {moves['v1']}" in h1[4]
+    assert "→ 0%" in h1[2]  # memory: every VM gone
+    for row in targets:
+        host = row[0].split()[0]
+        into = [vm for vm, target in moves.items() if target == host]
+        assert (f"in {len(into)}:" in row[4]) == bool(into), row
+        # v1's local disk takes 10 GiB of the 100 GiB free where it goes; the shared one takes nothing
+        assert row[3] == ("100 GiB → 90.0 GiB" if "v1" in into else "100 GiB"), row
+    drain = browser.evaluate("document.getElementById('drain-rows').innerText")
+    assert all(f"{vm}\th1 → {target}" in drain for vm, target in moves.items()), drain
+    assert "dry run: nothing stored" in browser.evaluate("document.getElementById('drain-count').textContent")
+    assert list(api.list_recommendations(pb.ListRecommendationsRequest()).recommendations) == []
+    assert browser.evaluate("!!document.querySelector('input[name=on-cluster]:checked')") is False
+
+    # A host's VMs, opened: each with its disks (size, used, shared or local) and networks.
+    browser.evaluate("document.querySelector('details.vm-list[data-host=h1] summary').click()")
+    browser.wait_for("!!document.querySelector('tr.vms-of[data-host=h1] .vms tbody tr')")
+    vms = browser.evaluate("[...document.querySelectorAll('tr.vms-of[data-host=h1] .vms tbody tr')]"
+                           ".map(r => [...r.cells].map(c => c.textContent))")
+    assert vms == [["v1", "2", "2.0 GiB", "vda 10.0 GiB (4.0 GiB used) local; vdb 100 GiB (50.0 GiB used) shared",
+                    "vlan10"], ["v2", "2", "4.0 GiB", "all shared (none reported)", "br0"]]
+    assert _overflow(browser) == 0
+
+    # A host typed that does not exist: said in the drain section, the cluster shown as it is now.
+    browser.evaluate("document.getElementById('drain-host').value = 'nosuch';"
+                     " document.getElementById('drain-go').click()")
+    browser.wait_for("document.getElementById('drain-count').textContent.startsWith('none: nosuch')")
+    assert "dry-run" not in browser.evaluate("document.getElementById('cluster-after').textContent")
+    assert browser.evaluate("document.querySelector('details.vm-list[data-host=h1]').open")  # still open

@@ -26,8 +26,10 @@ import pytest
 
 from advisor.app import App
 from advisor.cli.main import main
+from advisor.domain.errors import ConfigError
 from advisor.lab.procs import free_port
 from advisor.web import server as web_server
+from tests.integration import test_tls
 from tests.support.chromium import Browser
 
 pytestmark = pytest.mark.integration
@@ -183,7 +185,7 @@ def test_failed_logins_are_throttled_logged_and_audited_within_bounds(served: Se
     assert _metric(base, "advisor_http_refusals_total")['{reason="login_throttled"}'] == throttled + 1
     time.sleep(int(headers["Retry-After"]) + 0.2)
     status, headers, _ = _request(link)
-    assert status == 303 and headers["Set-Cookie"].startswith("advisor_session=")
+    assert status == 303 and headers["Set-Cookie"].startswith(f"advisor_session_{served.port}=")
 
     logged = [json.loads(line) for line in served.lines() if '"web login failed"' in line]
     assert len(logged) == failed and all(e["level"] == "warning" and e["peer"] == "http:127.0.0.1" for e in logged)
@@ -237,6 +239,8 @@ def other_port() -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(200)
+            if self.path.startswith("/toss?"):  # /toss?NAME=VALUE: sets that cookie for every port, under /api
+                self.send_header("Set-Cookie", f"{self.path.removeprefix('/toss?')}; Path=/api; Max-Age=600")
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(page)))
             self.end_headers()
@@ -283,6 +287,39 @@ def test_in_chromium_a_page_of_another_port_can_neither_read_nor_end_the_session
         browser.evaluate("document.getElementById('logout').click()")
         browser.wait_for("document.title === 'Login required'")
         assert _request(f"{own}/api/v1/session", Cookie=session)[0] == 401
+    finally:
+        browser.close()
+
+
+def test_in_chromium_two_advisors_of_one_host_keep_their_sessions_and_a_tossed_cookie_hides_nothing(
+        make_app: Callable[..., App], other_port: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    advisors = [make_app(data_dir=tmp_path / name, metrics_listen="127.0.0.1:0") for name in ("one", "two")]
+    browser = Browser(tmp_path / "profile", 1366, 768)
+    try:
+        for app in advisors:  # one browser logs in to both, one after the other
+            capsys.readouterr()
+            assert main(["ui", "--data-dir", str(app.settings.data_dir)]) == 0
+            browser.open(capsys.readouterr().out.strip())
+            browser.wait_for("document.body && document.body.dataset.drawnMs")
+        cookies = browser.call("Network.getCookies", urls=[f"http://127.0.0.1:{a.metrics_port}" for a in advisors])
+        # Cookies ignore ports: the browser holds both, each named after its advisor's port, and sends both to each.
+        assert sorted(c["name"] for c in cookies["cookies"]) == sorted(
+            f"advisor_session_{a.metrics_port}" for a in advisors)
+        session = "document.body && document.body.dataset.drawnMs && fetch('/api/v1/session').then(r => r.status)"
+        for app in advisors:  # the second login did not log the first out
+            browser.open(f"http://127.0.0.1:{app.metrics_port}/")
+            assert browser.wait_for(session) == 200
+
+        # A server on another port sets a cookie of the first advisor's name with a longer path: the browser sends
+        # it first to /api/..., and the real session behind it still counts.
+        first = advisors[0].metrics_port
+        browser.open(f"{other_port}/toss?advisor_session_{first}={'x' * 43}")
+        browser.wait_for("document.title === 'another port'")
+        browser.open(f"http://127.0.0.1:{first}/")
+        assert browser.wait_for(session) == 200
+        assert browser.evaluate("[...document.querySelectorAll('p.error')].length") == 0
+        sent = browser.call("Network.getCookies", urls=[f"http://127.0.0.1:{first}/api/v1/session"])["cookies"]
+        assert sorted(c["path"] for c in sent if c["name"] == f"advisor_session_{first}") == ["/", "/api"]
     finally:
         browser.close()
 
@@ -334,7 +371,7 @@ def test_tls_from_the_grpc_certificate_with_a_host_only_secure_cookie(
     assert _request(f"{own}/metrics", context=trust)[0] == 200
     link, cookie = _login(app, capsys, context=trust)
     assert link.startswith(f"{own}/login?code=")  # `advisor ui` reads the scheme the advisor published
-    assert cookie.startswith("__Host-advisor_session=")
+    assert cookie.startswith(f"__Host-advisor_session_{app.metrics_port}=")
     status, _, body = _request(f"{own}/api/v1/session", context=trust, Cookie=cookie)
     assert status == 200 and json.loads(body)["via"] == "session"
     assert _request(f"{own}/api/v1/session", context=trust, Cookie=cookie.removeprefix("__Host-"))[0] == 401
@@ -349,6 +386,45 @@ def test_tls_from_the_grpc_certificate_with_a_host_only_secure_cookie(
     for sock in silent:
         sock.close()
     assert _metric(own, "advisor_http_refusals_total", trust)['{reason="tls_handshake"}'] >= 1
+
+
+pki = test_tls.pki  # a CA, a server certificate for 127.0.0.1, client certificates sched-1 and stranger
+
+
+def test_client_certificates_on_the_web_listener_when_its_setting_asks(
+        make_app: Callable[..., App], pki: Path, certificate: Path, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    tls = {"metrics_listen": "127.0.0.1:0", "tls_cert": str(pki / "server.pem"), "tls_key": str(pki / "server.key"),
+           "tls_client_ca": str(pki / "ca.pem")}
+    trust = ssl.create_default_context(cafile=str(pki / "ca.pem"))  # the server's CA, no client certificate
+
+    def holding(name: str, directory: Path = pki) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        context.load_cert_chain(str(directory / f"{name}.pem"), str(directory / f"{name}.key"))
+        return context
+
+    grpc_only = make_app(data_dir=tmp_path / "grpc-only", **tls)  # tls_client_ca alone is gRPC's
+    assert _request(f"https://127.0.0.1:{grpc_only.metrics_port}/metrics", context=trust)[0] == 200
+    grpc_only.stop()
+
+    app = make_app(data_dir=tmp_path / "mutual", web_client_certificates=True, **tls)
+    own = f"https://127.0.0.1:{app.metrics_port}"
+    signed = holding("sched-1")
+    assert _request(f"{own}/metrics", context=signed)[0] == 200  # any certificate of the CA: Prometheus's too
+    _, cookie = _login(app, capsys, context=signed)  # the page keeps its own login behind the handshake
+    assert _request(f"{own}/api/v1/session", context=signed, Cookie=cookie)[0] == 200
+    # Without a certificate, or with one the CA did not sign, nothing is answered: not /metrics, not the page,
+    # and a session cookie is worth nothing.
+    (certificate / "self.pem").write_bytes((certificate / "cert.pem").read_bytes())
+    (certificate / "self.key").write_bytes((certificate / "key.pem").read_bytes())
+    for context in (trust, holding("self", certificate)):
+        for path in ("/metrics", "/", "/api/v1/session"):
+            assert _status(f"{own}{path}", context=context, Cookie=cookie) == 0, path
+    assert _metric(own, "advisor_http_refusals_total", signed)['{reason="tls_handshake"}'] >= 6
+
+    with pytest.raises(ConfigError, match="web_client_certificates needs"):
+        make_app(data_dir=tmp_path / "no-ca", web_client_certificates=True, metrics_listen="127.0.0.1:0",
+                 tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server.key"))
 
 
 def test_the_page_beyond_loopback_needs_tls_or_its_own_setting(make_app: Callable[..., App]) -> None:

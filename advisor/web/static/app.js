@@ -4,145 +4,13 @@
 (function () {
   "use strict";
 
+  const { API, num, state, phase, technique, moveState, fixed, est, amount, utc, el, td, badge, empty, collapse,
+          SessionEnded, getJSON, query, every, stamp } = window.Advisor;
+  const { state: cluster, showOnCluster } = window.AdvisorCluster;
   const PAGE = 20;
   const PLOT_PAGE = 500;
-  const API = "/api/v1/";
-  let stopped = false;
   // Redraw a section now (set at start).
-  let recsNow = () => {}, decisionsNow = () => {}, clusterNow = () => {};
-
-  // -- values as people read them -------------------------------------------------------------------------
-
-  function num(v) { return v === undefined || v === null ? 0 : Number(v); }
-
-  function name(value, prefix) {
-    return value ? String(value).replace(prefix, "").toLowerCase() : "-";
-  }
-  const state = v => name(v, "RECOMMENDATION_STATE_");
-  const phase = v => name(v, "MIGRATION_PHASE_");
-  const technique = v => name(v, "TECHNIQUE_");
-  const moveState = v => name(v, "MOVE_STATE_");
-
-  function fixed(v, digits) { return Number(v).toFixed(digits); }
-
-  function digitsFor(v) { return Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 1 ? 1 : 2; }
-
-  // An estimate as "median [low-high] unit"; absent fields are 0 (proto3 defaults).
-  function est(e, scale, unit) {
-    if (!e) return "-";
-    const m = num(e.median) / scale, lo = num(e.low) / scale, hi = num(e.high) / scale;
-    const d = digitsFor(Math.max(m, hi));
-    return `${fixed(m, d)} [${fixed(lo, d)}-${fixed(hi, d)}] ${unit}`;
-  }
-
-  function amount(v, scale, unit) {
-    const x = num(v) / scale;
-    return `${fixed(x, digitsFor(x))} ${unit}`;
-  }
-
-  function utc(ts) {
-    if (!ts) return "-";
-    const d = new Date(ts);
-    return isNaN(d) ? "-" : d.toISOString().replace("T", " ").slice(0, 19);
-  }
-
-  // -- the DOM, built from text only ----------------------------------------------------------------------
-
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value === undefined || value === null) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "on") for (const [ev, fn] of Object.entries(value)) node.addEventListener(ev, fn);
-      else node.setAttribute(key, value);
-    }
-    for (const child of children.flat()) {
-      if (child !== undefined && child !== null) node.append(child instanceof Node ? child : String(child));
-    }
-    return node;
-  }
-
-  const td = (text, cls, extra) => el("td", Object.assign({ class: cls, text }, extra || {}));
-  const badge = text => el("span", { class: `badge s-${text}`, text });
-
-  function empty(tbody, columns, text) {
-    tbody.replaceChildren(el("tr", {}, td(text, "empty", { colspan: columns })));
-  }
-
-  // A section with nothing to show folds to its title line, which then says so (`nothing`); with something to
-  // show, the title line carries `summary` beside it.
-  function collapse(section, nothing, summary) {
-    document.getElementById(section).classList.toggle("nothing", !!nothing);
-    document.getElementById(`${section}-count`).textContent = nothing || summary || "";
-  }
-
-  // -- fetching, errors, schedules --------------------------------------------------------------------------
-
-  class SessionEnded extends Error {}
-
-  async function getJSON(path) {
-    const response = await fetch(path, { credentials: "same-origin", cache: "no-store",
-                                         headers: { Accept: "application/json" } });
-    let doc = null;
-    try { doc = await response.json(); } catch (e) { doc = null; }
-    if (response.status === 401) {
-      endSession(doc);
-      throw new SessionEnded();
-    }
-    if (!response.ok) throw Object.assign(new Error((doc && doc.error) || `HTTP ${response.status}`),
-                                          { status: response.status });
-    return doc;
-  }
-
-  function query(path, params) {
-    const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(params)) if (v !== "" && v !== undefined) q.set(k, String(v));
-    const s = q.toString();
-    return API + path + (s ? `?${s}` : "");
-  }
-
-  function endSession(doc) {
-    if (stopped) return;
-    stopped = true;
-    const banner = document.getElementById("banner");
-    banner.textContent = `Session ended (${(doc && doc.error) || "login required"}): ` +
-      `${(doc && doc.login) || "run advisor ui for a new login link"}.`;
-    banner.hidden = false;
-  }
-
-  function showError(section, error) {
-    const host = document.getElementById(section);
-    let p = host.querySelector(":scope > p.error");
-    if (!p) {
-      p = el("p", { class: "error" });
-      host.querySelector("h2").after(p);
-    }
-    p.textContent = `Could not load: ${error.message || error}`;
-  }
-
-  function clearError(section) {
-    const p = document.getElementById(section).querySelector(":scope > p.error");
-    if (p) p.remove();
-  }
-
-  function every(ms, section, task) {
-    const run = async () => {
-      if (stopped) return;
-      try {
-        await task();
-        clearError(section);
-      } catch (error) {
-        if (!(error instanceof SessionEnded)) showError(section, error);
-      }
-      if (!stopped && ms) setTimeout(run, ms);
-    };
-    return run;
-  }
-
-  function stamp() {
-    document.getElementById("updated").textContent = `updated ${utc(new Date().toISOString()).slice(11)} UTC`;
-  }
+  let recsNow = () => {}, decisionsNow = () => {};
 
   // -- header: models, calibration, session ---------------------------------------------------------------
 
@@ -402,84 +270,6 @@
     redrawRecommendations();
   }
 
-  // -- the cluster ----------------------------------------------------------------------------------------
-
-  // `selected`: the recommendation whose moves "after" shows; `auto` until a person chooses one (then the first
-  // proposal is shown by default).
-  const cluster = { selected: "", auto: true };
-
-  function showOnCluster(recId) {
-    cluster.selected = recId;
-    cluster.auto = false;
-    redrawRecommendations();
-    clusterNow();
-  }
-
-  function percent(ratio) { return ratio === undefined ? "-" : `${fixed(ratio * 100, 0)}%`; }
-
-  // Now, as a bar and a figure, and after the selected recommendation where it differs.
-  function load(now, after) {
-    const cell = el("td", { class: "load" }, el("meter", { min: "0", max: "1", low: "0.7", high: "0.85", optimum: "0",
-                                                          value: String(Math.min(1, num(now))) }), ` ${percent(now)}`);
-    if (after !== undefined && percent(after) !== percent(now)) {
-      cell.append(" → ", el("b", { class: after > now ? "up" : "down", text: percent(after) }));
-    }
-    return cell;
-  }
-
-  function hostOperations(ids, ops, hostId, running) {
-    if (!ids.length) return td("-", "sub");
-    const line = o => {
-      const out = o.sourceHostId === hostId;
-      const where = out ? `→ ${o.targetHostId}` : `← ${o.sourceHostId}`;
-      const when = running ? "" : ` ${utc(o.endTime).slice(11, 16)}`;
-      return el("li", {}, `${o.vmId} ${where} `, badge(phase(o.phase)), when);
-    };
-    const shown = ids.map(id => ops.get(id)).filter(Boolean);
-    if (running || shown.length <= 2) return el("td", { class: "text" }, el("ul", { class: "ops" }, shown.map(line)));
-    const into = shown.filter(o => o.targetHostId === hostId).length;
-    return el("td", { class: "text" }, el("details", {}, el("summary", {},
-      `${into} in, ${shown.length - into} out; last: `, badge(phase(shown[0].phase))),
-      el("ul", { class: "ops" }, shown.map(line))));
-  }
-
-  function hostRow(h, ops) {
-    const vms = num(h.vmCount);
-    const listed = h.vmIds || [];
-    const vmCell = el("td", { class: "text" }, el("details", {}, el("summary", {},
-      `${vms}`, h.vmCountAfter !== undefined && num(h.vmCountAfter) !== vms ? ` → ${num(h.vmCountAfter)}` : "",
-      " VM(s)"), listed.join(", ") + (vms > listed.length ? ` and ${vms - listed.length} more` : "")));
-    return el("tr", {},
-      el("td", { class: "id" }, h.hostId, h.disabled ? " " : null, h.disabled ? badge("maintenance") : null,
-         el("div", { class: "sub", text: `${num(h.cores)} cores, ${amount(num(h.memoryMib) / 1024, 1, "GiB")}` })),
-      load(h.cpuRatio, h.cpuRatioAfter), load(num(h.memoryRatio), h.memoryRatioAfter), vmCell,
-      hostOperations(h.runningOperationIds || [], ops, h.hostId, true),
-      hostOperations(h.recentOperationIds || [], ops, h.hostId, false));
-  }
-
-  async function loadCluster() {
-    const path = query("cluster", { recommendation_id: cluster.selected });
-    document.getElementById("cluster-json").href = path;
-    let doc;
-    try {
-      doc = await getJSON(path);
-    } catch (error) {
-      if (!cluster.selected || error.status !== 404) throw error;
-      cluster.selected = "";  // deleted since (retention): show the cluster as it is
-      cluster.auto = true;
-      return loadCluster();
-    }
-    const hosts = doc.hosts || [];
-    const ops = new Map((doc.operations || []).map(o => [o.operationId, o]));
-    const skipped = num(doc.movesSkipped) ? `, ${num(doc.movesSkipped)} skipped (made already, or no longer possible)` : "";
-    document.getElementById("cluster-after").textContent = `${hosts.length} host(s); ` + (doc.recommendationId
-      ? `"after": recommendation ${doc.recommendationId}, ${num(doc.movesApplied)} move(s) applied${skipped}`
-      : "choose a recommendation (its \"why\" panel or the list above) to see the load after its moves");
-    const tbody = document.getElementById("cluster-rows");
-    if (!hosts.length) empty(tbody, 6, "no host known yet: push an inventory");
-    else tbody.replaceChildren(...hosts.map(h => hostRow(h, ops)));
-  }
-
   // -- history and its plots ------------------------------------------------------------------------------
 
   const history = { tokens: [""], at: 0, next: "", drawn: "" };
@@ -550,41 +340,6 @@
       "inside); times in UTC.";
   }
 
-  // -- drain preview --------------------------------------------------------------------------------------
-
-  async function loadHosts() {
-    const doc = await getJSON(query("hosts", { page_size: 500 }));
-    document.getElementById("drain-hosts").replaceChildren(
-      ...(doc.hosts || []).map(h => el("option", { value: h.host.id })));
-  }
-
-  async function previewDrain() {
-    const host = document.getElementById("drain-host").value.trim();
-    const summary = document.getElementById("drain-summary");
-    const tbody = document.getElementById("drain-rows");
-    if (!host) {
-      summary.textContent = "Choose a host to drain.";
-      return;
-    }
-    const path = query("drain", { host_id: host });
-    document.getElementById("drain-json").href = path;
-    summary.textContent = `Planning a drain of ${host} ...`;
-    const plan = await getJSON(path);
-    summary.textContent = `${plan.summary || ""} (dry run: nothing stored)`;
-    const moves = plan.moves || [];
-    if (!moves.length) {
-      empty(tbody, 7, "no move");
-      return;
-    }
-    tbody.replaceChildren(...moves.map(m => {
-      const c = m.predictedCost || {};
-      return el("tr", {}, td(m.vmId), td(`${m.sourceHostId} → ${m.targetHostId}`),
-        td(technique((m.parameters || {}).technique)), td(est(c.totalTimeMs, 1000, "s"), "num"),
-        td(est(c.downtimeMs, 1, "ms"), "num"), td(est(c.transferredMib, 1, "MiB"), "num"),
-        el("td", { class: "text" }, el("ul", { class: "why" }, (m.reasons || []).map(r => el("li", { text: r })))));
-    }));
-  }
-
   // -- start ----------------------------------------------------------------------------------------------
 
   function pager(which, reload) {
@@ -613,14 +368,12 @@
     }
     recsNow = every(0, "recommendations", loadRecommendations);
     decisionsNow = every(0, "decisions", loadDecisions);
-    clusterNow = every(0, "cluster", loadCluster);
     const historyNow = every(0, "history", loadHistory);
     select.addEventListener("change", () => { recs.tokens = [""]; recs.at = 0; recsNow(); });
     pager(recs, recsNow);
     pager(history, historyNow);
-    const drainNow = every(0, "drain", previewDrain);
-    document.getElementById("drain-go").addEventListener("click", drainNow);
-    document.getElementById("drain-host").addEventListener("keydown", e => { if (e.key === "Enter") drainNow(); });
+    window.AdvisorCluster.hooks.onChoice = redrawRecommendations;
+    window.AdvisorCluster.start();
     // Logging out changes state: a POST (a GET could be sent by any page's link or image), then the login page.
     document.getElementById("logout").addEventListener("click", async () => {
       try { await fetch("/logout", { method: "POST", credentials: "same-origin", cache: "no-store" }); }
@@ -628,13 +381,13 @@
     });
     const first = [
       every(0, "calibration", loadSession)(),
-      every(15000, "decisions", loadDecisions)().then(() => every(15000, "cluster", loadCluster)()),
+      every(15000, "decisions", loadDecisions)().then(() => every(15000, "cluster", window.AdvisorCluster.load)()),
       every(30000, "calibration", loadModels)(),
       every(5000, "running", loadRunning)(),
       every(15000, "recommendations", loadRecommendations)(),
       every(15000, "history", loadHistory)(),
       every(15000, "quality", loadPlots)(),
-      every(60000, "drain", loadHosts)(),
+      every(60000, "drain", window.AdvisorCluster.loadHosts)(),
     ];
     // When everything was drawn once, in ms since the navigation started (the tests print it).
     Promise.all(first).then(() => {

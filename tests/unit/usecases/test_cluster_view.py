@@ -7,7 +7,12 @@ import pytest
 
 from advisor.domain.errors import NotFound
 from advisor.domain.migration import MigrationRecord, Phase
-from advisor.domain.model import Host, Move, Vm
+from advisor.domain.model import (
+    Disk,
+    Host,
+    Move,
+    Vm,
+)
 from advisor.domain.recommendation import Recommendation
 from advisor.planning.engine import ClusterArrays, from_domain
 from advisor.usecases.cluster_view import ClusterView
@@ -15,8 +20,11 @@ from tests.support.values import COST, PARAMETERS
 
 
 def cluster() -> ClusterArrays:
-    hosts = [Host("a", 8, 16384), Host("b", 8, 16384), Host("c", 4, 8192, in_maintenance=True)]
-    vms = [Vm("v1", "a", 4096, 4), Vm("v2", "a", 2048, 2), Vm("v3", "b", 8192, 2)]
+    hosts = [Host("a", 8, 16384, networks=frozenset({"vlan10", "br0"}), local_disk_free_mib=50_000),
+             Host("b", 8, 16384, networks=frozenset({"br0"}), local_disk_free_mib=30_000),
+             Host("c", 4, 8192, in_maintenance=True)]
+    local = (Disk("vda", 10_000, 4_000, False), Disk("vdb", 100_000, 90_000, True))  # vdb is shared: not copied
+    vms = [Vm("v1", "a", 4096, 4, disks=local), Vm("v2", "a", 2048, 2), Vm("v3", "b", 8192, 2)]
     return from_domain(hosts, vms, {"a": 0.5, "b": 0.25, "c": 0.0}, {"v1": 0.5, "v2": 1.0, "v3": 0.5})
 
 
@@ -60,6 +68,9 @@ def test_every_host_with_its_load_vms_and_operations_now() -> None:
     assert [r.operation_id for r in a.running] == ["op3"] == [r.operation_id for r in b.running]
     assert [r.operation_id for r in a.recent] == ["op2", "op1"] == [r.operation_id for r in b.recent]
     assert c.running == () and c.recent == ()
+    assert (a.networks, b.networks, c.networks) == (("br0", "vlan10"), ("br0",), ())
+    assert (a.disk_free_mib, b.disk_free_mib, c.disk_free_mib) == (50_000, 30_000, None)  # c: not reported
+    assert a.disk_free_mib_after is None and a.moves_in == a.moves_out == ()
 
 
 def test_after_a_plan_its_moves_are_applied_in_order() -> None:
@@ -70,12 +81,27 @@ def test_after_a_plan_its_moves_are_applied_in_order() -> None:
     assert (b.cpu_ratio_after, b.memory_ratio_after, b.vm_count_after) == (0.5, 0.75, 2)  # v1: 2 cores, 4 GiB
     assert (c.cpu_ratio_after, c.memory_ratio_after, c.vm_count_after) == (0.5, 0.25, 1)  # v2: 2 cores, 2 GiB
     assert (a.cpu_ratio, a.vm_count) == (0.5, 2)  # "now" unchanged
+    plan = RECS["plan"].moves
+    assert (a.moves_out, a.moves_in, b.moves_in, c.moves_in) == (plan, (), plan[:1], plan[1:])
+    # v1's local disk (10,000 MiB virtual) is copied to b; a keeps its image; c's free space is unknown
+    assert (a.disk_free_mib_after, b.disk_free_mib_after, c.disk_free_mib_after) == (50_000, 20_000, None)
+
+
+def test_after_a_dry_run_plan_that_no_store_holds() -> None:
+    dry = Recommendation("", "drain b", 1.0, (move("v3", "b", "a"),), "drain")
+    found = view().after(dry)
+    assert found.recommendation is dry and (found.moves_applied, found.moves_skipped) == (1, 0)
+    a, b, _ = found.hosts
+    assert (a.vm_count_after, b.vm_count_after, b.memory_ratio_after) == (3, 0, 0.0)
+    assert (a.moves_in, b.moves_out) == (dry.moves, dry.moves)
+    assert view().after(None) == view().loads()
 
 
 def test_moves_made_already_or_impossible_are_skipped_and_counted() -> None:
     found = view().loads("stale")
     assert (found.moves_applied, found.moves_skipped) == (0, 2)
     assert [(h.cpu_ratio_after, h.vm_count_after) for h in found.hosts] == [(0.5, 2), (0.25, 1), (0.0, 0)]
+    assert all(h.moves_in == h.moves_out == () for h in found.hosts)
 
 
 def test_an_unknown_recommendation_is_not_found() -> None:

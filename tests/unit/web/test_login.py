@@ -7,6 +7,7 @@ import pytest
 from advisor.domain.sessions import LoginCode, WebSession
 from advisor.web import login
 
+PLAIN = login.SessionCookie(9464)
 NOW = 1_000_000.0
 
 
@@ -34,7 +35,7 @@ def test_a_code_opens_a_session_once_within_its_lifetime_for_a_live_token() -> N
 
 def test_a_session_lives_twelve_hours_and_ends_with_its_token() -> None:
     secret, session = login.new_session(_code(), NOW)
-    assert login.cookie_secret(f"advisor_session={secret}") == secret and session.digest == login.digest(secret)
+    assert PLAIN.secrets(f"advisor_session_9464={secret}") == (secret,) and session.digest == login.digest(secret)
     assert session.expires_at_s - NOW == login.SESSION_TTL_S == 12 * 3600
     assert login.session_refusal(session, NOW + 3600) is None
     assert "expired" in (login.session_refusal(session, NOW + login.SESSION_TTL_S) or "")
@@ -43,38 +44,44 @@ def test_a_session_lives_twelve_hours_and_ends_with_its_token() -> None:
     assert login.new_secret() != login.new_secret()
 
 
-def test_the_cookie_is_httponly_strict_and_not_secure_on_plain_http() -> None:
-    cookie = login.session_cookie("s" * 43, login.SESSION_TTL_S)
+def test_the_cookie_is_httponly_strict_named_after_the_port_and_not_secure_on_plain_http() -> None:
+    cookie = PLAIN.set("s" * 43, login.SESSION_TTL_S)
     attributes = [a.strip() for a in cookie.split(";")]
-    assert attributes[0] == "advisor_session=" + "s" * 43
+    assert attributes[0] == "advisor_session_9464=" + "s" * 43
     assert {"Path=/", "HttpOnly", "SameSite=Strict", "Max-Age=43200"} <= set(attributes)
     assert "Secure" not in attributes
-    assert "Max-Age=0" in login.cleared_cookie()
+    assert "Max-Age=0" in PLAIN.cleared() and PLAIN.cleared().startswith("advisor_session_9464=;")
+    # another listener of the host, on another port: its cookie is not ours, nor ours its
+    other = login.SessionCookie(9465)
+    assert other.secrets(attributes[0]) == () and PLAIN.secrets(other.set("t" * 43, 1).split(";")[0]) == ()
 
 
 def test_over_tls_the_cookie_is_secure_and_host_only() -> None:
-    cookie = login.session_cookie("s" * 43, login.SESSION_TTL_S, tls=True)
-    attributes = [a.strip() for a in cookie.split(";")]
-    assert attributes[0] == "__Host-advisor_session=" + "s" * 43 and "Secure" in attributes
+    secure = login.SessionCookie(9464, tls=True)
+    attributes = [a.strip() for a in secure.set("s" * 43, login.SESSION_TTL_S).split(";")]
+    assert attributes[0] == "__Host-advisor_session_9464=" + "s" * 43 and "Secure" in attributes
     assert "Path=/" in attributes and not any(a.startswith("Domain") for a in attributes)
-    assert login.cookie_secret(attributes[0], tls=True) == "s" * 43
-    assert login.cookie_secret(attributes[0]) is None  # each listener reads only its own kind
-    assert login.cookie_secret("advisor_session=" + "s" * 43, tls=True) is None
-    assert login.cleared_cookie(tls=True).startswith("__Host-advisor_session=;") and "Secure" in login.cleared_cookie(
-        tls=True)
+    assert secure.secrets(attributes[0]) == ("s" * 43,)
+    assert PLAIN.secrets(attributes[0]) == ()  # each listener reads only its own kind
+    assert secure.secrets("advisor_session_9464=" + "s" * 43) == ()
+    assert secure.cleared().startswith("__Host-advisor_session_9464=;") and "Secure" in secure.cleared()
 
 
 @pytest.mark.parametrize(("header", "found"), [
-    ("advisor_session=" + "a" * 43, "a" * 43),
-    ("theme=dark; advisor_session=" + "b" * 43 + "; x=1", "b" * 43),
-    ("advisor_session=" + "a" * 42, None),  # not one of ours
-    ("advisor_session=" + "a" * 42 + "<", None),
-    ("advisor_session", None),
-    ("", None),
-    ("other=" + "a" * 43, None),
+    ("advisor_session_9464=" + "a" * 43, ("a" * 43,)),
+    ("theme=dark; advisor_session_9464=" + "b" * 43 + "; x=1", ("b" * 43,)),
+    ("advisor_session_9464=" + "a" * 42, ()),  # not one of ours
+    ("advisor_session_9464=" + "a" * 42 + "<", ()),
+    ("advisor_session_9464", ()),
+    ("", ()),
+    ("other=" + "a" * 43, ()),
+    ("advisor_session=" + "a" * 43, ()),  # the name before ports were in it
+    # a cookie of our name set elsewhere with a longer path comes first: the real one is still read
+    ("advisor_session_9464=" + "x" * 43 + "; advisor_session_9464=" + "a" * 43, ("x" * 43, "a" * 43)),
+    ("; ".join(["advisor_session_9464=" + "x" * 43] * 9), ("x" * 43,) * login.SAME_NAME_READ),
 ])
-def test_only_a_well_formed_session_cookie_is_read(header: str, found: str | None) -> None:
-    assert login.cookie_secret(header) == found
+def test_only_well_formed_session_cookies_of_our_name_are_read(header: str, found: tuple[str, ...]) -> None:
+    assert PLAIN.secrets(header) == found
 
 
 @pytest.mark.parametrize(("header", "found"), [

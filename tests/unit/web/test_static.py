@@ -23,8 +23,8 @@ def test_no_inline_script_or_style_and_only_the_page_files_are_served() -> None:
     assert all(src for src in re.findall(r"<script([^>]*)>", page)) and "src=" in page
     assert not re.search(r"<script(?![^>]*\bsrc=)", page)
     assert not re.search(r"\son[a-z]+=", page) and " style=" not in page and "<style" not in page
-    for script in ("app.js", "plots.js"):
+    for script in ("common.js", "cluster.js", "app.js", "plots.js"):
         text = (STATIC_DIR / script).read_text()
         assert "innerHTML" not in text and "eval(" not in text and "new Function" not in text
-    assert set(load_static()) == {"index.html", "app.js", "plots.js", "style.css", "uPlot.iife.min.js",
-                                  "uPlot.min.css"}
+    assert set(load_static()) == {"index.html", "common.js", "cluster.js", "app.js", "plots.js", "style.css",
+                                  "uPlot.iife.min.js", "uPlot.min.css"}
