@@ -52,6 +52,26 @@ def _est(e: pb.Estimate, scale: float = 1.0, digits: int = 0) -> str:
     return f"{e.median / scale:.{digits}f} [{e.low / scale:.{digits}f}-{e.high / scale:.{digits}f}]"
 
 
+def _down(c: pb.MigrationCost, interval: bool = True) -> str:
+    """A predicted downtime in ms; '-' where unset (a restart's: it began when the host died)."""
+    if not c.HasField("downtime_ms"):
+        return "-"
+    return _est(c.downtime_ms) if interval else f"{c.downtime_ms.median:.0f}"
+
+
+def _predicted_line(move: pb.Move) -> str:
+    c = move.predicted_cost
+    if not move.HasField("predicted_cost"):
+        return "  not predicted"
+    if move.parameters.kind == pb.MOVE_KIND_RESTART:
+        return wrap(f"{_est(c.total_time_ms, 1000, 1)} s to the guest running and checked; downtime not known (since "
+                    f"its host died); nothing copied ({model_label(c.model)})", "  predicted: ", "    ")
+    probability = f" (p = {c.converge_probability:.2f})" if c.HasField("converge_probability") else ""
+    return wrap(f"{_est(c.total_time_ms, 1000, 1)} s, downtime {_est(c.downtime_ms)} ms, "
+                f"{_est(c.transferred_mib)} MiB, converges {'yes' if c.converges else 'NO'}{probability} "
+                f"({model_label(c.model)})", "  predicted: ", "    ")
+
+
 def render_costs(costs: Sequence[pb.MigrationCost], chosen: int | None = None) -> str:
     rows = [
         [
@@ -100,15 +120,10 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
         out += ["", moves_table(rec)]
     for i, move in enumerate(rec.moves):
         p = move.parameters
-        c = move.predicted_cost
-        probability = f" (p = {c.converge_probability:.2f})" if c.HasField("converge_probability") else ""
         out += ["", f"Move {i + 1}: {safe(move.vm_id)} {safe(move.source_host_id)} -> {safe(move.target_host_id)}, "
                     f"{move_state_name(move.state)}" + (f", attempt {move.attempts} ({safe(move.operation_id)})"
                                                         if move.attempts else ""),
-                wrap(f"{_est(c.total_time_ms, 1000, 1)} s, downtime {_est(c.downtime_ms)} ms, "
-                     f"{_est(c.transferred_mib)} MiB, converges {'yes' if c.converges else 'NO'}{probability} "
-                     f"({model_label(c.model)})", "  predicted: ", "    ")
-                if move.HasField("predicted_cost") else "  a restart on the target: not predicted"]
+                _predicted_line(move)]
         out += ["", "Why:"] + [wrap(safe(r), "  - ", "    ") for r in move.reasons]
         switch = f", switch to post-copy after {p.postcopy_after_ms / 1000:.1f} s" if p.HasField(
             "postcopy_after_ms") else ""
@@ -141,7 +156,7 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
 
 def moves_table(rec: pb.Recommendation) -> str:
     rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, how(m.parameters),
-             _est(m.predicted_cost.total_time_ms, 1000, 1), f"{m.predicted_cost.downtime_ms.median:.0f}",
+             _est(m.predicted_cost.total_time_ms, 1000, 1), _down(m.predicted_cost, interval=False),
              move_state_name(m.state), m.attempts or "", m.operation_id]
             for i, m in enumerate(rec.moves, 1)]
     return table(["move", "vm", "from", "to", "technique", "time s [interval]", "downtime ms", "state", "attempts",
@@ -185,7 +200,7 @@ def history_table(ops: Sequence[pb.Operation]) -> str:
         rows.append([op.operation_id, _when(op.create_time), op.vm_id, f"{op.source_host_id}->{op.target_host_id}",
                      how(op.parameters), ended_as(op),
                      _est(c.total_time_ms, 1000, 1), measured(o, "total_time_ms", 1000, 1) if ended else "",
-                     _est(c.downtime_ms), measured(o, "downtime_ms") if ended else "",
+                     _down(c), measured(o, "downtime_ms") if ended else "",
                      _inside(c.downtime_ms, o.downtime_ms) if ended and op.phase == pb.MIGRATION_PHASE_SUCCEEDED
                      and o.HasField("downtime_ms") else ""])
     out = table(["operation", "started (UTC)", "vm", "move", "technique", "phase", "predicted s", "actual s",
@@ -202,7 +217,7 @@ def history_table(ops: Sequence[pb.Operation]) -> str:
 
 def render_plan(rec: pb.Recommendation) -> str:
     rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, how(m.parameters),
-             f"{m.predicted_cost.total_time_ms.median / 1000:.1f}", f"{m.predicted_cost.downtime_ms.median:.0f}"]
+             f"{m.predicted_cost.total_time_ms.median / 1000:.1f}", _down(m.predicted_cost, interval=False)]
             for i, m in enumerate(rec.moves, 1)]
     standing = (f"{safe(rec.id)} ({safe(rec.goal)}), {state_name(rec.state)}" if rec.id else
                 f"({safe(rec.goal)}), " + ("dry run: not stored, nothing to approve" if rec.moves else
@@ -251,7 +266,7 @@ def render_operation(op: pb.Operation) -> str:
     if op.HasField("outcome"):
         c, o = op.predicted_cost, op.outcome
         rows = [["total time ms", f"{c.total_time_ms.median:.0f}", measured(o, "total_time_ms")],
-                ["downtime ms", f"{c.downtime_ms.median:.0f}", measured(o, "downtime_ms")],
+                ["downtime ms", _down(c, interval=False), measured(o, "downtime_ms")],
                 ["data MiB", f"{c.transferred_mib.median:.0f}", measured(o, "transferred_mib")],
                 ["iterations", "", str(o.iterations)], ["post-copy requests", "", str(o.postcopy_requests)]]
         lines.append(table(["", "predicted", "actual"], rows, right=(1, 2)))
