@@ -59,6 +59,23 @@ def _down(c: pb.MigrationCost, interval: bool = True) -> str:
     return _est(c.downtime_ms) if interval else f"{c.downtime_ms.median:.0f}"
 
 
+def parameters_text(p: pb.MigrationParameters) -> str:
+    """A move's parameters in a sentence: the knobs of its technique, its transport and the disks it copies."""
+    if p.kind == pb.MOVE_KIND_RESTART:
+        return "restart: defined and started on the target from its last known definition"
+    text = f"{how(p)}, bandwidth {p.bandwidth_mib_s:.0f} MiB/s"
+    if p.technique == pb.TECHNIQUE_COLD:
+        text += f", shut down within {p.shutdown_timeout_ms / 1000:.0f} s, then forced off"
+    else:
+        text += f", max downtime {p.max_downtime_ms:.0f} ms, deadline {p.deadline_ms / 1000:.0f} s"
+    if p.HasField("postcopy_after_ms"):
+        text += f", switch to post-copy after {p.postcopy_after_ms / 1000:.1f} s"
+    text += ", over TLS" if p.tls else ", plain TCP"
+    if p.migrate_disks:
+        text += f", copying its local disk{'s' if len(p.migrate_disks) > 1 else ''} {', '.join(p.migrate_disks)}"
+    return text
+
+
 def _predicted_line(move: pb.Move) -> str:
     c = move.predicted_cost
     if not move.HasField("predicted_cost"):
@@ -125,12 +142,9 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
                                                         if move.attempts else ""),
                 _predicted_line(move)]
         out += ["", "Why:"] + [wrap(safe(r), "  - ", "    ") for r in move.reasons]
-        switch = f", switch to post-copy after {p.postcopy_after_ms / 1000:.1f} s" if p.HasField(
-            "postcopy_after_ms") else ""
         out += [
             "",
-            wrap(f"{how(p)}, bandwidth {p.bandwidth_mib_s:.0f} MiB/s, max downtime "
-                 f"{p.max_downtime_ms:.0f} ms, deadline {p.deadline_ms / 1000:.0f} s{switch}", "Parameters: ", "  "),
+            wrap(parameters_text(p), "Parameters: ", "  "),
             "",
             "Targets considered:",
         ]

@@ -11,6 +11,7 @@ from advisor.cli.render import (
     hosts_table,
     model_label,
     moves_table,
+    parameters_text,
     recommendations_table,
     render_recommendation,
     vms_table,
@@ -106,3 +107,19 @@ def test_a_restart_shows_its_predicted_steps_and_an_unknown_downtime() -> None:
     assert "predicted: 3.1 [0.5-10.0] s to the guest running and checked; downtime not known" in out
     row = moves_table(rec).splitlines()[2].split()
     assert row[4] == "restart" and row[7] == "-"  # technique; downtime ms
+
+
+@pytest.mark.parametrize(("parameters", "expected"), [
+    (pb.MigrationParameters(technique=pb.TECHNIQUE_PRECOPY, bandwidth_mib_s=1000, max_downtime_ms=300,
+                            deadline_ms=60_000, postcopy_after_ms=9000, tls=True, migrate_disks=["vda", "vdb"]),
+     "precopy, bandwidth 1000 MiB/s, max downtime 300 ms, deadline 60 s, switch to post-copy after 9.0 s, over TLS, "
+     "copying its local disks vda, vdb"),
+    (pb.MigrationParameters(technique=pb.TECHNIQUE_COLD, bandwidth_mib_s=100, shutdown_timeout_ms=60_000,
+                            migrate_disks=["vda"]),
+     "cold, bandwidth 100 MiB/s, shut down within 60 s, then forced off, plain TCP, copying its local disk vda"),
+    (pb.MigrationParameters(kind=pb.MOVE_KIND_RESTART),
+     "restart: defined and started on the target from its last known definition"),
+])
+def test_a_moves_parameters_say_its_transport_and_the_disks_it_copies(parameters: pb.MigrationParameters,
+                                                                      expected: str) -> None:
+    assert parameters_text(parameters) == expected
