@@ -255,13 +255,14 @@ def select(
     if asked is None:
         return est
     steps = cold or cold_costs(bandwidth, request.disk_used_mib, rules.cold_shutdown_timeout_ms)
-    return _as_cold(est, asked, steps, rules.cold_shutdown_timeout_ms)
+    return _as_cold(est, asked, steps, rules.cold_shutdown_timeout_ms, request.deadline_ms)
 
 
 def _as_cold(est: CostEstimates, rows: BoolArray, steps: tuple[FloatArray, FloatArray, FloatArray],
-             shutdown_timeout_ms: float) -> CostEstimates:
-    """`est` with `rows` cold moves of cost `steps`: asked for, so meeting the limits whatever they are (as
-    planning.technique's `choose_technique`); the live techniques' standing kept for explanations."""
+             shutdown_timeout_ms: float, deadline_ms: float) -> CostEstimates:
+    """`est` with `rows` cold moves of cost `steps`: asked for, so meeting the limits whatever they are, with the
+    request's deadline (0: none) and its shutdown timeout, as planning.technique's `choose_technique` sets them;
+    the live techniques' standing kept for explanations."""
     total, down, data = steps
     column = rows[:, None]
     return replace(
@@ -270,6 +271,7 @@ def _as_cold(est: CostEstimates, rows: BoolArray, steps: tuple[FloatArray, Float
         converges=est.converges | rows, p_converge=np.where(rows, 1.0, est.p_converge),
         meets_limits=est.meets_limits | rows, postcopy_after_ms=np.where(rows, np.nan, est.postcopy_after_ms),
         shutdown_timeout_ms=np.where(rows, shutdown_timeout_ms, est.shutdown_timeout_ms),
+        deadline_ms=np.where(rows, deadline_ms, est.deadline_ms),
     )
 
 

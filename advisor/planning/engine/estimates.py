@@ -92,7 +92,8 @@ class CostEstimates:
             found.append("predicted not to converge")
         if self.downtime_ms[k, 2] > self.max_downtime_ms[k]:
             found.append(f"downtime up to {self.downtime_ms[k, 2]:.0f} ms > limit {self.max_downtime_ms[k]:.0f} ms")
-        if self.total_ms[k, 2] > self.deadline_ms[k]:  # only when a deadline was given (else it is 3 x the p90)
+        # a live move's deadline is the one given, else 3 x its p90; a cold move's 0 when none was given
+        if self.deadline_ms[k] > 0 and self.total_ms[k, 2] > self.deadline_ms[k]:
             found.append(f"total time up to {self.total_ms[k, 2] / 1000:.1f} s > deadline "
                          f"{self.deadline_ms[k] / 1000:.1f} s")
         return "; ".join(found)

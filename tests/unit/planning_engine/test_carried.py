@@ -61,6 +61,7 @@ def test_a_cold_move_asked_for_is_priced_by_its_steps_and_meets_the_limits_whate
     served = cold_cost(MigrationInputs(4096.0, 20.0, 100.0, 100.0), 30_000.0, local_disk_mib=1000.0)
     assert est.parameters(0).technique is Technique.COLD
     assert est.parameters(0).shutdown_timeout_ms == 30_000.0
+    assert est.parameters(0).deadline_ms == 0.0 and "deadline" not in est.violation(0)  # none given, as advice
     assert est.total_ms[0].tolist() == pytest.approx(
         [served.total_time_ms.low, served.total_time_ms.median, served.total_time_ms.high])
     assert est.downtime_ms[0, 1] == pytest.approx(served.downtime_ms.median)
