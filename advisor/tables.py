@@ -80,17 +80,18 @@ def _shrink(cells: list[list[str]], widths: list[int], fit: int, limit: int) -> 
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, right: Sequence[int] = (),
-          colours: Mapping[int, Callable[[str], str]] | None = None, fit: int | None = None,
+          colours: Mapping[int, Callable[[str], str]] | None = None, fit: int | Sequence[int] | None = None,
           width: int | None = None) -> str:
     """Columns padded to their widest cell; the columns whose indexes are in `right` are right-aligned. A column in
     `colours` is painted by the colour its function names for the cell's text (after padding, so that alignment
-    holds; only on a terminal). Column `fit`, a free-text one, is cut with an ellipsis so that the table fits
-    `width` (default: the terminal's, see terminal_width)."""
+    holds; only on a terminal). Column `fit`, a free-text one (or several, cut in the order given until it fits),
+    is cut with an ellipsis so that the table fits `width` (default: the terminal's, see terminal_width)."""
     cells = [[str(h) for h in headers], *[["" if c is None else safe(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     limit = terminal_width() if fit is not None and width is None else width
     if fit is not None and limit is not None:
-        _shrink(cells, widths, fit, limit)
+        for column in (fit,) if isinstance(fit, int) else fit:
+            _shrink(cells, widths, column, limit)
 
     enabled = bool(colours) and colour_wanted()
 

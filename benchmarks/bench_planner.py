@@ -1,12 +1,14 @@
 """Benchmark: the decision engine's plans and single-VM ranking on synthetic clusters, time and memory.
 
     .venv/bin/python benchmarks/bench_planner.py [--sizes 250:5000,1000:20000,4000:80000,10000:200000]
-        [--rankings 2000] [--repeat 3] [--uncapped HOSTS]
+        [--rankings 2000] [--repeat 3] [--uncapped HOSTS] [--local-disks]
 
 For each size: building the arrays, then a balance, a consolidate and a drain plan (default knobs: the move cap is
 2.5% of the VMs; --uncapped N also runs consolidate with no cap up to N hosts), each timed (best of --repeat) with
 its peak memory (tracemalloc, numpy included); then, at 1,000 hosts, the filters + weigher of one VM against every host,
-as a recommendation does, with p50 / p99 latency. Costs come from the engine's analytic model. Asserts nothing
+as a recommendation does, with p50 / p99 latency. Costs come from the engine's analytic model. With --local-disks
+every VM has a local disk (10 or 50 GiB, half in use, written at 1 or 10 MiB/s or not measured), whose copy the
+plans price (advisor.planning.engine.carried). Asserts nothing
 (the machines are shared and noisy); the figures are quoted in docs/planning.md.
 """
 
@@ -20,6 +22,7 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -27,6 +30,14 @@ from advisor.planning.engine import AnalyticMoveCosts, ClusterArrays, Plan, plan
 from advisor.planning.engine.churn import AntiChurn
 from advisor.planning.engine.planner import PlanSettings
 from advisor.planning.engine.snapshot import Csr, Groups, HostRules
+
+
+def with_local_disks(cluster: ClusterArrays, seed: int = 3) -> ClusterArrays:
+    """`cluster` with a local disk on every VM (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    size = rng.choice([10240.0, 51200.0], cluster.n_vms)
+    return replace(cluster, vm_local_disk_mib=size, vm_local_disk_used_mib=size / 2,
+                   vm_disk_write_rate_mib_s=rng.choice([np.nan, 1.0, 10.0], cluster.n_vms))
 
 
 def synthetic(n_hosts: int, n_vms: int, seed: int = 7) -> ClusterArrays:
@@ -101,11 +112,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--uncapped", type=int, default=0, metavar="HOSTS",
                         help="also consolidate without the cap on clusters of at most HOSTS hosts")
+    parser.add_argument("--local-disks", action="store_true", help="a local disk on every VM, priced by the plans")
     args = parser.parse_args()
     costs = AnalyticMoveCosts()
     settings = PlanSettings()
     print(f"engine benchmark: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
-          f"numpy {np.__version__}; costs {costs.name}; best of {args.repeat}")
+          f"numpy {np.__version__}; costs {costs.name}; best of {args.repeat}"
+          + ("; a local disk on every VM" if args.local_disks else ""))
     header = (f"{'hosts':>6} {'VMs':>7} {'build s':>8} | {'balance s':>9} {'moves':>5} {'MiB':>5} | "
               f"{'consol. s':>9} {'moves':>5} {'MiB':>5} | {'drain s':>7} {'moves':>5} {'MiB':>5} | "
               f"{'us/move':>7}")
@@ -114,6 +127,7 @@ def main() -> None:
         n_hosts, n_vms = (int(x) for x in size.split(":"))
         started = time.perf_counter()
         cluster = synthetic(n_hosts, n_vms)
+        cluster = with_local_disks(cluster) if args.local_disks else cluster
         build_s = time.perf_counter() - started
         busiest = cluster.host_ids[int(np.argmax(np.where(cluster.host_disabled, -1, cluster.loads.host_vms)))]
         runs = {

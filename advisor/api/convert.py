@@ -220,7 +220,7 @@ def model_to_pb(m: ModelRef) -> pb.ModelInfo:
     )
 
 
-def cost_to_pb(c: MigrationCost) -> pb.MigrationCost:
+def cost_to_pb(c: MigrationCost, unknown: tuple[str, ...] = ()) -> pb.MigrationCost:
     msg = pb.MigrationCost(
         technique=technique_to_pb(c.technique),  # type: ignore[arg-type]
         total_time_ms=_estimate(c.total_time_ms),
@@ -232,6 +232,8 @@ def cost_to_pb(c: MigrationCost) -> pb.MigrationCost:
     )
     if c.converge_probability is not None:
         msg.converge_probability = c.converge_probability
+    for name in unknown:  # fields the cost has but that mean nothing here
+        msg.ClearField(name)
     return msg
 
 
@@ -262,9 +264,9 @@ def parameters_to_pb(p: MigrationParameters) -> pb.MigrationParameters:
     return msg
 
 
-def _predicted(p: MigrationParameters, cost: MigrationCost) -> pb.MigrationCost | None:
-    """The predicted cost of a move; None (unset) for a restart, which is not predicted."""
-    return None if p.kind is MoveKind.RESTART else cost_to_pb(cost)
+def _predicted(p: MigrationParameters, cost: MigrationCost) -> pb.MigrationCost:
+    """A move's predicted cost; a restart has no technique, and its downtime (from the host's death) is unknown."""
+    return cost_to_pb(cost, unknown=("technique", "downtime_ms") if p.kind is MoveKind.RESTART else ())
 
 
 def assessment_to_pb(a: HostAssessment) -> pb.HostAssessment:

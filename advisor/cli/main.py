@@ -126,10 +126,10 @@ def _predict(sub: Any) -> None:
     client_args(p)
     p.set_defaults(func=later("advisor.cli.remote:cmd_predict_vm"))
     p = predict.add_parser("cost", help="batch prediction of a CSV file, offline (no server needed)")
-    p.add_argument("--input", type=Path, required=True, help="CSV with technique, vm_memory_mib, "
-                   "dirty_rate_pages_per_s, available_bandwidth_mbps, max_bandwidth_mib_s; optional: disk_mib, "
-                   "disk_shared (false: the disks are copied with the VM), disk_write_rate_mib_s, and more "
-                   "(README)")
+    p.add_argument("--input", type=Path, required=True, help="CSV with technique (a live one, or cold), "
+                   "vm_memory_mib, dirty_rate_pages_per_s, available_bandwidth_mbps, max_bandwidth_mib_s; optional: "
+                   "disk_mib, disk_size_mib, disk_shared (false: the disks are copied with the VM), "
+                   "disk_write_rate_mib_s, shutdown_timeout_ms (cold), and more (docs/cli.md)")
     p.add_argument("--output", type=Path, required=True, help="CSV written with the predictions added")
     p.add_argument("--models-dir", type=Path)
     p.set_defaults(func=later("advisor.cli.local:cmd_predict_cost"))

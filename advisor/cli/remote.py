@@ -22,10 +22,10 @@ from advisor.cli.render import (
     render_operation,
     render_plan,
     render_recommendation,
-    vms_rows,
+    vms_table,
 )
 from advisor.domain.errors import ConfigError
-from advisor.tables import count, safe, table
+from advisor.tables import count, safe
 
 
 def push_example(client: AdvisorClient, example: dict[str, Any], now_s: float) -> tuple[int, int, int]:
@@ -90,8 +90,7 @@ def cmd_vms(args: argparse.Namespace) -> int:
     if args.json:  # every page in one ListVmsResponse
         emit(as_json(pb.ListVmsResponse(vms=vms)))
     else:
-        emit(table(["vm", "host", "vCPUs", "MiB", "CPU", "dirty MiB/s", "local disk MiB", "anti-affinity"],
-                   vms_rows(vms), right=(2, 3, 4, 5, 6), fit=7))
+        emit(vms_table(vms))
     return 0
 
 

@@ -52,6 +52,43 @@ def _est(e: pb.Estimate, scale: float = 1.0, digits: int = 0) -> str:
     return f"{e.median / scale:.{digits}f} [{e.low / scale:.{digits}f}-{e.high / scale:.{digits}f}]"
 
 
+def _down(c: pb.MigrationCost, interval: bool = True) -> str:
+    """A predicted downtime in ms; '-' where unset (a restart's: it began when the host died)."""
+    if not c.HasField("downtime_ms"):
+        return "-"
+    return _est(c.downtime_ms) if interval else f"{c.downtime_ms.median:.0f}"
+
+
+def parameters_text(p: pb.MigrationParameters) -> str:
+    """A move's parameters in a sentence: the knobs of its technique, its transport and the disks it copies."""
+    if p.kind == pb.MOVE_KIND_RESTART:
+        return "restart: defined and started on the target from its last known definition"
+    text = f"{how(p)}, bandwidth {p.bandwidth_mib_s:.0f} MiB/s"
+    if p.technique == pb.TECHNIQUE_COLD:
+        text += f", shut down within {p.shutdown_timeout_ms / 1000:.0f} s, then forced off"
+    else:
+        text += f", max downtime {p.max_downtime_ms:.0f} ms, deadline {p.deadline_ms / 1000:.0f} s"
+    if p.HasField("postcopy_after_ms"):
+        text += f", switch to post-copy after {p.postcopy_after_ms / 1000:.1f} s"
+    text += ", over TLS" if p.tls else ", plain TCP"
+    if p.migrate_disks:
+        text += f", copying its local disk{'s' if len(p.migrate_disks) > 1 else ''} {', '.join(p.migrate_disks)}"
+    return text
+
+
+def _predicted_line(move: pb.Move) -> str:
+    c = move.predicted_cost
+    if not move.HasField("predicted_cost"):
+        return "  not predicted"
+    if move.parameters.kind == pb.MOVE_KIND_RESTART:
+        return wrap(f"{_est(c.total_time_ms, 1000, 1)} s to the guest running and checked; downtime not known (since "
+                    f"its host died); nothing copied ({model_label(c.model)})", "  predicted: ", "    ")
+    probability = f" (p = {c.converge_probability:.2f})" if c.HasField("converge_probability") else ""
+    return wrap(f"{_est(c.total_time_ms, 1000, 1)} s, downtime {_est(c.downtime_ms)} ms, "
+                f"{_est(c.transferred_mib)} MiB, converges {'yes' if c.converges else 'NO'}{probability} "
+                f"({model_label(c.model)})", "  predicted: ", "    ")
+
+
 def render_costs(costs: Sequence[pb.MigrationCost], chosen: int | None = None) -> str:
     rows = [
         [
@@ -100,22 +137,14 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
         out += ["", moves_table(rec)]
     for i, move in enumerate(rec.moves):
         p = move.parameters
-        c = move.predicted_cost
-        probability = f" (p = {c.converge_probability:.2f})" if c.HasField("converge_probability") else ""
         out += ["", f"Move {i + 1}: {safe(move.vm_id)} {safe(move.source_host_id)} -> {safe(move.target_host_id)}, "
                     f"{move_state_name(move.state)}" + (f", attempt {move.attempts} ({safe(move.operation_id)})"
                                                         if move.attempts else ""),
-                wrap(f"{_est(c.total_time_ms, 1000, 1)} s, downtime {_est(c.downtime_ms)} ms, "
-                     f"{_est(c.transferred_mib)} MiB, converges {'yes' if c.converges else 'NO'}{probability} "
-                     f"({model_label(c.model)})", "  predicted: ", "    ")
-                if move.HasField("predicted_cost") else "  a restart on the target: not predicted"]
+                _predicted_line(move)]
         out += ["", "Why:"] + [wrap(safe(r), "  - ", "    ") for r in move.reasons]
-        switch = f", switch to post-copy after {p.postcopy_after_ms / 1000:.1f} s" if p.HasField(
-            "postcopy_after_ms") else ""
         out += [
             "",
-            wrap(f"{how(p)}, bandwidth {p.bandwidth_mib_s:.0f} MiB/s, max downtime "
-                 f"{p.max_downtime_ms:.0f} ms, deadline {p.deadline_ms / 1000:.0f} s{switch}", "Parameters: ", "  "),
+            wrap(parameters_text(p), "Parameters: ", "  "),
             "",
             "Targets considered:",
         ]
@@ -141,7 +170,7 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
 
 def moves_table(rec: pb.Recommendation) -> str:
     rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, how(m.parameters),
-             _est(m.predicted_cost.total_time_ms, 1000, 1), f"{m.predicted_cost.downtime_ms.median:.0f}",
+             _est(m.predicted_cost.total_time_ms, 1000, 1), _down(m.predicted_cost, interval=False),
              move_state_name(m.state), m.attempts or "", m.operation_id]
             for i, m in enumerate(rec.moves, 1)]
     return table(["move", "vm", "from", "to", "technique", "time s [interval]", "downtime ms", "state", "attempts",
@@ -185,7 +214,7 @@ def history_table(ops: Sequence[pb.Operation]) -> str:
         rows.append([op.operation_id, _when(op.create_time), op.vm_id, f"{op.source_host_id}->{op.target_host_id}",
                      how(op.parameters), ended_as(op),
                      _est(c.total_time_ms, 1000, 1), measured(o, "total_time_ms", 1000, 1) if ended else "",
-                     _est(c.downtime_ms), measured(o, "downtime_ms") if ended else "",
+                     _down(c), measured(o, "downtime_ms") if ended else "",
                      _inside(c.downtime_ms, o.downtime_ms) if ended and op.phase == pb.MIGRATION_PHASE_SUCCEEDED
                      and o.HasField("downtime_ms") else ""])
     out = table(["operation", "started (UTC)", "vm", "move", "technique", "phase", "predicted s", "actual s",
@@ -202,7 +231,7 @@ def history_table(ops: Sequence[pb.Operation]) -> str:
 
 def render_plan(rec: pb.Recommendation) -> str:
     rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, how(m.parameters),
-             f"{m.predicted_cost.total_time_ms.median / 1000:.1f}", f"{m.predicted_cost.downtime_ms.median:.0f}"]
+             f"{m.predicted_cost.total_time_ms.median / 1000:.1f}", _down(m.predicted_cost, interval=False)]
             for i, m in enumerate(rec.moves, 1)]
     standing = (f"{safe(rec.id)} ({safe(rec.goal)}), {state_name(rec.state)}" if rec.id else
                 f"({safe(rec.goal)}), " + ("dry run: not stored, nothing to approve" if rec.moves else
@@ -251,7 +280,7 @@ def render_operation(op: pb.Operation) -> str:
     if op.HasField("outcome"):
         c, o = op.predicted_cost, op.outcome
         rows = [["total time ms", f"{c.total_time_ms.median:.0f}", measured(o, "total_time_ms")],
-                ["downtime ms", f"{c.downtime_ms.median:.0f}", measured(o, "downtime_ms")],
+                ["downtime ms", _down(c, interval=False), measured(o, "downtime_ms")],
                 ["data MiB", f"{c.transferred_mib.median:.0f}", measured(o, "transferred_mib")],
                 ["iterations", "", str(o.iterations)], ["post-copy requests", "", str(o.postcopy_requests)]]
         lines.append(table(["", "predicted", "actual"], rows, right=(1, 2)))
@@ -263,14 +292,26 @@ def hosts_rows(hosts: Sequence[pb.HostStatus]) -> list[list[object]]:
         [h.host.id, h.host.cpu_cores, h.host.memory_mib, h.vm_count, h.allocated_vcpus, h.allocated_memory_mib,
          f"{h.cpu_utilization_ratio:.0%}" if h.HasField("cpu_utilization_ratio") else "-",
          h.host.local_disk_free_mib if h.host.HasField("local_disk_free_mib") else "-",
-         "maintenance" if h.host.in_maintenance else "", h.host.cpu_model]
+         "yes" if h.host.migration_tls else "no", "maintenance" if h.host.in_maintenance else "",
+         ",".join(h.host.networks) or "-", h.host.cpu_model]
         for h in hosts
     ]
 
 
 def hosts_table(hosts: Sequence[pb.HostStatus]) -> str:
-    return table(["host", "cores", "MiB", "VMs", "vCPUs used", "MiB used", "CPU", "disk MiB free", "state",
-                  "CPU model"], hosts_rows(hosts), right=(1, 2, 3, 4, 5, 6, 7), fit=9)
+    return table(["host", "cores", "MiB", "VMs", "vCPUs used", "MiB used", "CPU", "disk MiB free", "TLS", "state",
+                  "networks", "CPU model"], hosts_rows(hosts), right=(1, 2, 3, 4, 5, 6, 7), fit=(10, 11))
+
+
+def disks_text(disks: Sequence[pb.Disk]) -> str:
+    """A VM's disks in a cell: each by its device, shared, or local with its space in use of its size and the rate
+    the guest writes to it, where measured ("vda local 4096/20480 MiB 2.0 MiB/s, vdb shared 1024 MiB")."""
+    def one(d: pb.Disk) -> str:
+        if d.shared:
+            return f"{d.target} shared {d.size_mib} MiB"
+        rate = f" {d.write_rate_mib_s:.1f} MiB/s" if d.HasField("write_rate_mib_s") else ""
+        return f"{d.target} local {d.used_mib}/{d.size_mib} MiB{rate}"
+    return ", ".join(one(d) for d in disks) or "-"
 
 
 def vms_rows(vms: Sequence[pb.VmStatus]) -> list[list[object]]:
@@ -278,6 +319,12 @@ def vms_rows(vms: Sequence[pb.VmStatus]) -> list[list[object]]:
         [v.vm.id, v.vm.host_id, v.vm.vcpus, v.vm.memory_mib,
          f"{v.cpu_utilization_ratio:.0%}" if v.HasField("cpu_utilization_ratio") else "-",
          f"{v.dirty_rate_mib_s:.1f}" if v.HasField("dirty_rate_mib_s") else "-",
-         sum(d.size_mib for d in v.vm.disks if not d.shared) or "-", ",".join(v.vm.anti_affinity_groups)]
+         sum(d.size_mib for d in v.vm.disks if not d.shared) or "-", disks_text(v.vm.disks),
+         ",".join(v.vm.networks) or "-", ",".join(v.vm.anti_affinity_groups)]
         for v in vms
     ]
+
+
+def vms_table(vms: Sequence[pb.VmStatus]) -> str:
+    return table(["vm", "host", "vCPUs", "MiB", "CPU", "dirty MiB/s", "local MiB", "disks", "networks",
+                  "anti-affinity"], vms_rows(vms), right=(2, 3, 4, 5, 6), fit=(7, 9, 8))

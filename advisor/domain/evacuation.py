@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from advisor.domain.model import Disk, Interval, MigrationCost, MigrationParameters, ModelRef, MoveKind, Technique
+from advisor.domain.model import Disk, MigrationParameters, MoveKind, Technique
 
 PRIORITY_LABEL = "advisor.priority"
 PRIORITY_RANGE = (-1000, 1000)
@@ -99,12 +99,7 @@ def judge_host(host_id: str, signs: HostSigns, now_s: float, down_after_s: float
                              "and has no sample of it")
 
 
-# A restart is not a migration and is not predicted: nothing is copied (the disks are shared, the memory died with
-# the host), its downtime began when the host died, and how long the guest takes to boot is its own. Moves carry
-# this stand-in; the API leaves a restart's predicted cost unset.
-RESTART_COST = MigrationCost(
-    Technique.PRECOPY, Interval.exact(0.0), Interval.exact(0.0), Interval.exact(0.0), True,
-    ModelRef("none", "", fallback_reason="a restart is not predicted"),
-    ("restart: defined and started on the target from its last known definition; nothing is copied",),
-)
-RESTART_PARAMETERS = MigrationParameters(Technique.PRECOPY, 0.0, 0.0, kind=MoveKind.RESTART)
+# A restart's parameters: no knob applies (nothing migrates). Its technique is cold's, whose last steps it is (the
+# guest, down, defined and started on the target); `kind` says it is a restart. Its cost is predicted by
+# advisor.physics.cold.restart_cost.
+RESTART_PARAMETERS = MigrationParameters(Technique.COLD, 0.0, 0.0, kind=MoveKind.RESTART)

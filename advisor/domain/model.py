@@ -277,7 +277,7 @@ class MoveKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class MigrationParameters:
-    technique: Technique  # a restart has none: PRECOPY stands in, and `kind` says it is not a migration
+    technique: Technique  # a restart's is cold's (its last steps), and `kind` says it is not a migration
     bandwidth_mib_s: float
     max_downtime_ms: float
     # Switch a pre-copy to post-copy after this long; None never switches.

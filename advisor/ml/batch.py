@@ -6,9 +6,12 @@ host_profile (alias source: `snu`, `lab`, or a profile calibrated by `advisor pr
 name is served as uncalibrated), memory_used_mib, max_downtime_ms, deadline_ms, and the measured working set
 (working_set_mib, dirty_rate_2s_pages_per_s, dirty_rate_4s_pages_per_s), the measured non-zero memory
 (nonzero_memory_mib) and the guest's vCPU utilisation (vcpu_utilization, 0-1: busy while the dirty rate reads ~0
-makes the reading blind, and the rate unknown), and the VM's disks (disk_mib: MiB its disks hold; disk_shared:
-true, the default, or false when they are local and copied with the VM; disk_write_rate_mib_s: what the guest
-writes to them, empty when not measured: advisor.physics.disk); an empty cell of an optional column is
+makes the reading blind, and the rate unknown), and the VM's disks (disk_mib: MiB its disks hold; disk_size_mib:
+their size, the most the guest can rewrite, at least disk_mib, default disk_mib; disk_shared: true, the default, or
+false when they are local and copied with the VM; disk_write_rate_mib_s: what the guest writes to them, empty when
+not measured: advisor.physics.disk). A row of technique `cold` is priced by cold migration's steps
+(advisor.physics.cold: shut down, within shutdown_timeout_ms, default 60000, then forced off; its local disks
+copied while it is off; start), whatever model serves the live techniques. An empty cell of an optional column is
 missing for that row, and the output's `assumed` column says what was taken instead. Any other column passes
 through unchanged (read and written as text). Every row is checked before anything is predicted; a bad row raises
 BatchInputError listing each bad row by its data-row number (1 = the first row after the header, i.e. line 2 of
@@ -29,16 +32,22 @@ import numpy as np
 import pandas as pd
 
 from advisor.domain.errors import InvalidArgument
+from advisor.domain.model import MigrationCost, MigrationInputs, Technique
 from advisor.features.inputs import INPUT_COLUMNS, InputTable
 from advisor.ml.cost_features import TECHNIQUE_CODE
 from advisor.ml.predictor import CostPredictor, predict_with_disks
+from advisor.physics import cold_cost
 
 NUMERIC_COLUMNS = INPUT_COLUMNS[1:]
 # Optional numeric columns and the largest value each may take; an empty cell is a missing value.
 OPTIONAL_NUMERIC = {"memory_used_mib": 16 * 1024 * 1024, "max_downtime_ms": 3_600_000, "deadline_ms": 86_400_000,
                     "working_set_mib": 16 * 1024 * 1024, "dirty_rate_2s_pages_per_s": 1e9,
                     "dirty_rate_4s_pages_per_s": 1e9, "nonzero_memory_mib": 16 * 1024 * 1024,
-                    "vcpu_utilization": 1.0, "disk_mib": 1 << 30, "disk_write_rate_mib_s": 100_000.0}
+                    "vcpu_utilization": 1.0, "disk_mib": 1 << 30, "disk_size_mib": 1 << 30,
+                    "disk_write_rate_mib_s": 100_000.0, "shutdown_timeout_ms": 3_600_000}
+# What a cold row gives the guest to shut down when the row does not say (TechniqueRules' default).
+SHUTDOWN_TIMEOUT_MS = 60_000.0
+TECHNIQUE_NAMES = (*TECHNIQUE_CODE, str(Technique.COLD))
 # disk_shared's words, case aside; empty is true (a shared disk: nothing copied).
 SHARED_WORDS = {"": True, "true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 MAX_SOURCE_CHARS = 64
@@ -144,10 +153,10 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
                                                    f"{named[1].iat[int(i)]!r} differ"))
     problems += _disk_problems(frame)
     technique = frame["technique"].astype(str).str.strip()
-    unknown = ~technique.isin(list(TECHNIQUE_CODE)).to_numpy()
+    unknown = ~technique.isin(list(TECHNIQUE_NAMES)).to_numpy()
     for i in np.flatnonzero(unknown):
         problems.append(
-            RowProblem(int(i) + 1, f"unknown technique {technique.iat[int(i)]!r} (one of {', '.join(TECHNIQUE_CODE)})")
+            RowProblem(int(i) + 1, f"unknown technique {technique.iat[int(i)]!r} (one of {', '.join(TECHNIQUE_NAMES)})")
         )
     if problems:
         problems.sort(key=lambda p: p.row)
@@ -156,16 +165,29 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
 
 
 def _disk_problems(frame: pd.DataFrame) -> list[RowProblem]:
-    if "disk_shared" not in frame.columns:
-        return []
+    """disk_shared's words, a local disk without its MiB, and a size below the MiB it holds (number checks are the
+    optional columns')."""
     problems = []
-    words = frame["disk_shared"].astype(str).str.strip().str.lower()
-    disk = frame["disk_mib"].astype(str).str.strip() if "disk_mib" in frame.columns else pd.Series([""] * len(frame))
-    for i, word in enumerate(words.tolist()):
-        if word not in SHARED_WORDS:
-            problems.append(RowProblem(i + 1, f"disk_shared must be true or false (got {word[:20]!r})"))
-        elif not SHARED_WORDS[word] and disk.iat[i] == "":
-            problems.append(RowProblem(i + 1, "disk_shared is false but disk_mib is missing: what is to be copied?"))
+
+    def text(column: str) -> pd.Series:
+        return frame[column].astype(str).str.strip() if column in frame.columns else pd.Series([""] * len(frame))
+
+    disk, size = text("disk_mib"), text("disk_size_mib")
+    if "disk_shared" in frame.columns:
+        for i, word in enumerate(text("disk_shared").str.lower().tolist()):
+            if word not in SHARED_WORDS:
+                problems.append(RowProblem(i + 1, f"disk_shared must be true or false (got {word[:20]!r})"))
+            elif not SHARED_WORDS[word] and disk.iat[i] == "":
+                problems.append(RowProblem(i + 1, "disk_shared is false but disk_mib is missing: what is to be "
+                                                  "copied?"))
+    held = pd.to_numeric(disk, errors="coerce").to_numpy(dtype=np.float64)
+    most = pd.to_numeric(size, errors="coerce").to_numpy(dtype=np.float64)
+    for k in np.flatnonzero((size != "").to_numpy()).tolist():
+        if disk.iat[k] == "":
+            problems.append(RowProblem(k + 1, "disk_size_mib without disk_mib: how much of it is in use?"))
+        elif most[k] < held[k]:
+            problems.append(RowProblem(k + 1, f"disk_size_mib ({size.iat[k]}) is below disk_mib ({disk.iat[k]}): a "
+                                              "disk holds no more than its size"))
     return problems
 
 
@@ -175,12 +197,29 @@ def disk_fields(frame: pd.DataFrame) -> list[dict[str, Any]]:
     if "disk_shared" not in frame.columns or "disk_mib" not in frame.columns:
         return [{} for _ in range(len(frame))]
     shared = [SHARED_WORDS[w] for w in frame["disk_shared"].astype(str).str.strip().str.lower()]
-    disk = pd.to_numeric(frame["disk_mib"].astype(str).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    rate = (pd.to_numeric(frame["disk_write_rate_mib_s"].astype(str).str.strip(), errors="coerce")
-            .to_numpy(dtype=np.float64) if "disk_write_rate_mib_s" in frame.columns else np.full(len(frame), np.nan))
+    disk, rate, size = (_number(frame, c) for c in ("disk_mib", "disk_write_rate_mib_s", "disk_size_mib"))
     return [{} if shared[k] or not disk[k] else
-            {"local_disk_used_mib": float(disk[k]), "local_disk_size_mib": float(disk[k]),
+            {"local_disk_used_mib": float(disk[k]),
+             "local_disk_size_mib": float(disk[k] if np.isnan(size[k]) else size[k]),
              "disk_write_rate_mib_s": None if np.isnan(rate[k]) else float(rate[k])} for k in range(len(frame))]
+
+
+def _number(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A validated optional column as floats, NaN where empty or absent."""
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[column].astype(str).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+
+
+def predict_rows(predictor: CostPredictor, rows: list[tuple[MigrationInputs, Technique]],
+                 shutdown_timeout_ms: np.ndarray) -> list[MigrationCost]:
+    """Each row's cost: the live ones by the predictor with their local disks' copy, the cold ones by cold's steps
+    (their local disks copied while the guest is off) with the row's shutdown timeout (NaN: the default)."""
+    live = [row for row in rows if row[1].is_live]
+    predicted = iter(predict_with_disks(predictor, live) if live else [])
+    timeouts = np.where(np.isnan(shutdown_timeout_ms), SHUTDOWN_TIMEOUT_MS, shutdown_timeout_ms).tolist()
+    return [next(predicted) if t.is_live else cold_cost(inputs, timeout, local_disk_mib=inputs.local_disk_used_mib)
+            for (inputs, t), timeout in zip(rows, timeouts, strict=True)]
 
 
 def with_profile(frame: pd.DataFrame) -> pd.DataFrame:
@@ -202,7 +241,7 @@ def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -
     table = InputTable.from_frame(validated)
     rows = [(replace(inputs, **disks), t) for (inputs, t), disks in
             zip(table.rows(dirty_rate_source="input CSV"), disk_fields(frame), strict=True)]
-    costs = predict_with_disks(predictor, rows)
+    costs = predict_rows(predictor, rows, _number(frame, "shutdown_timeout_ms"))
     out = frame.copy()
     for column, attr, scale in OUTPUT_TARGETS:
         bounds = np.array(

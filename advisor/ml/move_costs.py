@@ -30,11 +30,13 @@ def cost_arrays(predictor: CostPredictor, rows: Sequence[tuple[MigrationInputs, 
 
 
 def estimates(request: CostRequest, used: Sequence[int], arrays: tuple[FloatArray, ...], rules: TechniqueRules,
-              name: str) -> CostEstimates:
+              name: str, *, memory_only: bool = False,
+              cold: tuple[FloatArray, FloatArray, FloatArray] | None = None) -> CostEstimates:
     """The engine's CostEstimates from per-technique predictions (`cost_arrays` of rows grouped by technique, the
     j-th group TECHNIQUES[used[j]] for every request row; none when no row): a technique not predicted is never
     chosen. The probability of converging is the model's own when it gives one; else the share of the p10-p90
-    downtime interval below the limit (linear); 1 for post-copy."""
+    downtime interval below the limit (linear); 1 for post-copy. `memory_only`: the predictions are of memory
+    alone, the request's local disks' copy is added to them; `cold`: the cold moves' costs (`select`)."""
     n, t = len(request), len(TECHNIQUES)
     limit = request.max_downtime_ms or 300.0
     total = np.full((t, n, 3), 1e12)
@@ -50,7 +52,9 @@ def estimates(request: CostRequest, used: Sequence[int], arrays: tuple[FloatArra
             low, high = dd[part, 0], dd[part, 2]
             share = np.clip((limit - low) / np.maximum(high - low, 1e-9), 0.0, 1.0)
             p[k] = 1.0 if TECHNIQUES[k] is Technique.POSTCOPY else np.where(np.isnan(pp[part]), share, pp[part])
-    return select(request, total, down, data, converges, p, rules, name)
+    if memory_only:
+        request.add_disks(total, down, data, converges, p)
+    return select(request, total, down, data, converges, p, rules, name, cold)
 
 
 class LearnedMoveCosts:
@@ -75,6 +79,7 @@ class LearnedMoveCosts:
         used = [k for k, tech in enumerate(TECHNIQUES) if tech in self.rules.techniques]
         limit = request.max_downtime_ms or 300.0
         memory = np.maximum(request.memory_mib, 1.0)
+        bandwidth = np.maximum(request.memory_bandwidth(), 1e-3)  # memory's share beside a local disks' mirror
         configured = memory if request.memory_configured_mib is None else request.memory_configured_mib
         profiles = self.profiles
         rows = [
@@ -84,7 +89,8 @@ class LearnedMoveCosts:
             for k in used
             for v, m, c, d, b in zip(request.vm.tolist(), memory.tolist(),
                                      np.asarray(configured, dtype=np.float64).tolist(),
-                                     np.maximum(request.dirty_rate_mib_s, 0.0).tolist(),
-                                     np.maximum(request.bandwidth_mib_s, 1e-3).tolist(), strict=True)
+                                     np.maximum(request.dirty_rate_mib_s, 0.0).tolist(), bandwidth.tolist(),
+                                     strict=True)
         ]
-        return estimates(request, used, cost_arrays(self.predictor, rows) if rows else (), self.rules, self.name)
+        return estimates(request, used, cost_arrays(self.predictor, rows) if rows else (), self.rules, self.name,
+                         memory_only=True)

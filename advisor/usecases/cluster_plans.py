@@ -166,8 +166,8 @@ class Planning:
         for k, m in enumerate(plan.moves, 1):
             ratio = benefit_over_cost(strategy, m, cluster)
             ratios.append(ratio)
-            if goal is PlanGoal.EVACUATE:  # a restart: not priced, not a migration
-                moves.append(m.to_move(f"restart {k} of {len(plan.moves)}, in priority order"))
+            if goal is PlanGoal.EVACUATE:  # a restart, not a migration: its cost is its steps (the engine's)
+                moves.append(m.to_move(f"restart {k} of {len(plan.moves)}, in priority order", m.when()))
                 continue
             # stored with the inputs and the very prediction it was priced and scheduled with
             inputs, cost = pricing.priced(m.vm, m.target, m.priced_mib_s, m.parameters.technique)

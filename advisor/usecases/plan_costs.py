@@ -8,7 +8,8 @@ VM, its source and target hosts (the source's `advisor.profile`), its recent sam
 and its dirty-rate forecast, with the objective's limits (`objective_overrides`) and, where the move shares a
 link, its share as the cap; the costs of every technique from the served predictor in one call, widened for a
 burst as advice widens them (`CostEstimator.costs_many`); the technique by the engine's `select`, row for row
-advice's `choose_technique`. What was priced is kept (`priced`), so each move is stored with the very inputs and
+advice's `choose_technique`; a VM whose label asks for cold is priced cold too, and moved cold (the engine's
+`select`). What was priced is kept (`priced`), so each move is stored with the very inputs and
 prediction it was scheduled with.
 """
 
@@ -34,6 +35,8 @@ from advisor.features.inputs import Overrides, VmObservations, migration_inputs
 from advisor.ml.move_costs import estimates
 from advisor.ml.predictor import cost_rows
 from advisor.planning import engine
+from advisor.planning.engine.carried import cold_rows
+from advisor.planning.engine.snapshot import FloatArray
 from advisor.planning.technique import TechniqueRules
 from advisor.usecases.estimates import CostEstimator, objective_overrides
 
@@ -74,11 +77,14 @@ class AdviceMoveCosts:
         keys: list[Key] = list(zip(request.vm.tolist(), request.target.tolist(), request.bandwidth_mib_s.tolist(),
                                    strict=True))
         missing = list(dict.fromkeys(k for k in keys if k not in self._priced))
-        if missing:
-            many = [self._inputs(*key) for key in missing]
-            for key, inputs, costs in zip(missing, many, self._estimator.costs_many(many, self._techniques),
-                                          strict=True):
-                self._priced[key] = (inputs, dict(zip(self._techniques, costs, strict=True)))
+        cold = cold_rows(self._cluster.vm_cold[request.vm], self.rules.techniques)
+        for asks in (False, True):
+            group = [k for k in missing if bool(self._cluster.vm_cold[k[0]]) == asks]
+            techniques = (*self._techniques, Technique.COLD) if asks and cold is not None else self._techniques
+            if group:
+                many = [self._inputs(*key) for key in group]
+                for key, inputs, costs in zip(group, many, self._estimator.costs_many(many, techniques), strict=True):
+                    self._priced[key] = (inputs, dict(zip(techniques, costs, strict=True)))
         rows = [self._priced[key] for key in keys]
         # the technique is chosen from the dirty rate advice reads (unknown: post-copy's slowdown not priced, as
         # choose_technique does)
@@ -86,7 +92,13 @@ class AdviceMoveCosts:
             [i.dirty_rate_mib_s if i.dirty_rate_known else 0.0 for i, _ in rows], dtype=np.float64))
         used = [k for k, t in enumerate(engine.TECHNIQUES) if t in self._techniques]
         costs = [c[engine.TECHNIQUES[k]] for k in used for _, c in rows]
-        return estimates(request, used, cost_rows(costs).columns() if costs else (), self.rules, self.name)
+        steps = None
+        if cold is not None:  # the cold moves' steps as priced (rows not asking for cold are not read)
+            priced = [c.get(Technique.COLD) for _, c in rows]
+            steps = (_column(priced, "total_time_ms"), _column(priced, "downtime_ms"),
+                     _column(priced, "transferred_mib"))
+        return estimates(request, used, cost_rows(costs).columns() if costs else (), self.rules, self.name,
+                         cold=steps)
 
     def _inputs(self, vm: int, target: int, bandwidth_mib_s: float) -> MigrationInputs:
         c = self._cluster
@@ -110,3 +122,10 @@ class AdviceMoveCosts:
         """How a move between these hosts (of a row this has priced) travels: the setting migration_tls and the
         hosts' TLS."""
         return transport(self._tls, self._hosts[source_id], self._hosts[target_id])
+
+
+def _column(costs: list[MigrationCost | None], quantity: str) -> FloatArray:
+    """(low, median, high) of one quantity of each cost, (n, 3); zeros where there is none."""
+    intervals = [None if c is None else getattr(c, quantity) for c in costs]
+    bounds = [(0.0, 0.0, 0.0) if i is None else (i.low, i.median, i.high) for i in intervals]
+    return np.array(bounds, dtype=np.float64).reshape(len(costs), 3)

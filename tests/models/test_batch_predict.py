@@ -175,3 +175,34 @@ def test_local_disks_add_their_copy_and_bad_disk_cells_are_refused(tmp_path: Pat
     assert "row 1: disk_shared is false but disk_mib is missing" in text
     assert "row 2: disk_shared must be true or false (got 'maybe')" in text
     assert "row 3: disk_mib must be in [0," in text and "row 3: disk_write_rate_mib_s is not a number" in text
+
+
+def test_a_disk_size_bounds_the_rewrites_and_a_cold_row_is_priced_by_its_steps(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    head = "technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s"
+    src.write_text(f"{head},disk_mib,disk_size_mib,disk_shared,disk_write_rate_mib_s,shutdown_timeout_ms\n"
+                   "precopy,1024,0,1000,100,100,100,false,400,\n"  # rewrites bounded by a 100 MiB disk
+                   "precopy,1024,0,1000,100,100,100000,false,400,\n"  # ... or by a 100 GiB one
+                   "cold,1024,0,1000,100,4096,,false,,\n"  # the default timeout, 4 GiB copied while off
+                   "cold,1024,0,1000,100,,,,,5000\n")  # shared disks: nothing copied
+    assert predict_csv(src, dst, AnalyticPredictor()) == 4
+    out = pd.read_csv(dst, keep_default_na=False)
+    small, large, cold, shared = (out.iloc[k] for k in range(4))
+    assert large["predicted_transferred_kib"] > small["predicted_transferred_kib"]
+    assert cold["model_name"] == shared["model_name"] == "cold-steps"
+    # median downtime: a 10 s shutdown, 4 GiB over the 100 MiB/s cap while the guest is off, a 1.1 s start
+    assert cold["predicted_downtime_ms"] == pytest.approx(10_000 + 40_960 + 1_100, rel=1e-3)
+    assert shared["predicted_downtime_ms"] == pytest.approx(5_000 + 1_800 + 1_100, rel=1e-3)  # forced off at 5 s
+    assert cold["predicted_transferred_kib"] == pytest.approx(4096 * 1024, rel=1e-3)
+    assert "up to 60 s" in cold["notes"] and "up to 5 s" in shared["notes"]
+    src.write_text(f"{head},disk_mib,disk_size_mib,disk_shared,shutdown_timeout_ms\n"
+                   "precopy,1024,0,1000,100,200,100,false,\n"
+                   "precopy,1024,0,1000,100,,100,false,\n"
+                   "frozen,1024,0,1000,100,,,,-1\n")
+    with pytest.raises(BatchInputError) as refused:
+        predict_csv(src, dst, AnalyticPredictor())
+    text = str(refused.value)
+    assert "row 1: disk_size_mib (100) is below disk_mib (200)" in text
+    assert "row 2: disk_size_mib without disk_mib" in text and "row 2: disk_shared is false but disk_mib" in text
+    assert "row 3: unknown technique 'frozen' (one of precopy," in text and ", cold)" in text
+    assert "row 3: shutdown_timeout_ms must be in [0, 3.6e+06]" in text

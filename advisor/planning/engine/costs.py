@@ -22,21 +22,15 @@ learned model gives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Protocol
 
 import numpy as np
 
-from advisor.domain.model import (
-    DEFAULT_MAX_DOWNTIME_MS,
-    Interval,
-    MigrationCost,
-    MigrationParameters,
-    ModelRef,
-    Technique,
-)
+from advisor.domain.model import DEFAULT_MAX_DOWNTIME_MS, Technique
 from advisor.physics import ANALYTIC_MODEL, DEFAULT_CONSTANTS, TECHNIQUES, AnalyticConstants, analytic_arrays
+from advisor.planning.engine.carried import add_disks, cold_costs, cold_rows, memory_bandwidth
+from advisor.planning.engine.estimates import CHOICES, COLD, CostEstimates
 from advisor.planning.engine.snapshot import BoolArray, FloatArray, IntArray
 from advisor.planning.technique import (
     TechniqueRules,
@@ -45,8 +39,8 @@ from advisor.planning.technique import (
     postcopy_slowdown,
 )
 
-__all__ = ["POSTCOPY", "TECHNIQUES", "AnalyticMoveCosts", "CostCache", "CostEstimates", "CostRequest", "MoveCosts",
-           "select"]
+__all__ = ["CHOICES", "COLD", "POSTCOPY", "TECHNIQUES", "AnalyticMoveCosts", "CostCache", "CostEstimates",
+           "CostRequest", "MoveCosts", "select"]
 
 POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
 # Preference when ranks tie, as planning.technique: the least risky, least CPU-hungry first.
@@ -68,105 +62,26 @@ class CostRequest:
     minimize_data: bool = False
     # The VMs' configured memory: where memory_mib equals it, memory in use was not measured.
     memory_configured_mib: FloatArray | None = None
+    # What the moves carry beyond memory (advisor.planning.engine.carried); None: nothing, in any row.
+    disk_used_mib: FloatArray | None = None  # the local disks' space in use: what the mirror copies
+    disk_size_mib: FloatArray | None = None  # their size: the most the guest can rewrite
+    disk_write_rate_mib_s: FloatArray | None = None  # what the guest writes to them; NaN: not measured
+    cold: BoolArray | None = None  # a cold move asked for (the VM's label advisor.technique=cold)
+
+    def memory_bandwidth(self) -> FloatArray:
+        """The bandwidth each row's memory is predicted at (less its local disks' writes, mirrored beside it)."""
+        return memory_bandwidth(np.asarray(self.bandwidth_mib_s, np.float64), self.disk_used_mib,
+                                self.disk_write_rate_mib_s)
+
+    def add_disks(self, total_ms: FloatArray, downtime_ms: FloatArray, data_mib: FloatArray, converges: BoolArray,
+                  p_converge: FloatArray) -> None:
+        """Add the local disks' copy to per-technique predictions of memory (`carried.add_disks`), in place."""
+        add_disks(self.disk_used_mib, self.disk_size_mib, self.disk_write_rate_mib_s,
+                  np.asarray(self.bandwidth_mib_s, np.float64), total_ms, downtime_ms, data_mib, converges,
+                  p_converge)
 
     def __len__(self) -> int:
         return int(self.vm.shape[0])
-
-
-@dataclass(frozen=True)
-class CostEstimates:
-    """Per move: the chosen technique (index into TECHNIQUES), its predictions as (p10, median, p90) columns, and
-    its parameters; `rank_ms` and `feasible` keep every technique's standing for explanations."""
-
-    model: str
-    technique: IntArray
-    total_ms: FloatArray  # (n, 3)
-    downtime_ms: FloatArray  # (n, 3)
-    data_mib: FloatArray  # (n, 3)
-    converges: BoolArray
-    p_converge: FloatArray
-    meets_limits: BoolArray
-    bandwidth_mib_s: FloatArray
-    max_downtime_ms: FloatArray
-    deadline_ms: FloatArray
-    postcopy_after_ms: FloatArray  # NaN: never switch
-    rank_ms: FloatArray  # (n, len(TECHNIQUES)), inf where not allowed
-    feasible: BoolArray  # (n, len(TECHNIQUES))
-
-    def __len__(self) -> int:
-        return int(self.technique.shape[0])
-
-    def take(self, rows: IntArray | Sequence[int]) -> CostEstimates:
-        index = np.asarray(rows, dtype=np.int64)
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return CostEstimates(**{k: v if k == "model" else v[index] for k, v in values.items()})
-
-    @staticmethod
-    def concat(parts: Sequence[CostEstimates]) -> CostEstimates:
-        names = [f.name for f in fields(CostEstimates) if f.name != "model"]
-        model = ", ".join(dict.fromkeys(p.model for p in parts))
-        return CostEstimates(model, **{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
-
-    def total_s(self, column: int = 1) -> FloatArray:
-        seconds: FloatArray = self.total_ms[:, column] / 1000.0
-        return seconds
-
-    def cost(self, k: int, model: ModelRef | None = None) -> MigrationCost:
-        """Row k as the domain's MigrationCost."""
-        ref = model or ModelRef(self.model, "")
-        notes = () if self.meets_limits[k] else (self.violation(k),)
-        return MigrationCost(
-            TECHNIQUES[int(self.technique[k])], Interval(*(float(x) for x in self.total_ms[k])),
-            Interval(*(float(x) for x in self.downtime_ms[k])), Interval(*(float(x) for x in self.data_mib[k])),
-            bool(self.converges[k]), ref, notes,
-        )
-
-    def parameters(self, k: int) -> MigrationParameters:
-        technique = TECHNIQUES[int(self.technique[k])]
-        after = float(self.postcopy_after_ms[k])
-        may_postcopy = technique is Technique.POSTCOPY or not np.isnan(after)
-        return MigrationParameters(
-            technique=technique, bandwidth_mib_s=float(self.bandwidth_mib_s[k]),
-            max_downtime_ms=float(self.max_downtime_ms[k]), postcopy_after_ms=None if np.isnan(after) else after,
-            deadline_ms=float(self.deadline_ms[k]),
-            compression_threads=4 if technique is Technique.PRECOPY_COMPRESS else 0,
-            # post-copy runs at the bandwidth its cost was predicted at (QEMU would otherwise lift the cap)
-            postcopy_bandwidth_mib_s=float(self.bandwidth_mib_s[k]) if may_postcopy else 0.0,
-        )
-
-    def violation(self, k: int) -> str:
-        """Which limit row k breaks, '' when none."""
-        found = []
-        if TECHNIQUES[int(self.technique[k])].is_precopy and not self.converges[k]:
-            found.append("predicted not to converge")
-        if self.downtime_ms[k, 2] > self.max_downtime_ms[k]:
-            found.append(f"downtime up to {self.downtime_ms[k, 2]:.0f} ms > limit {self.max_downtime_ms[k]:.0f} ms")
-        if self.total_ms[k, 2] > self.deadline_ms[k]:  # only when a deadline was given (else it is 3 x the p90)
-            found.append(f"total time up to {self.total_ms[k, 2] / 1000:.1f} s > deadline "
-                         f"{self.deadline_ms[k] / 1000:.1f} s")
-        return "; ".join(found)
-
-    def describe(self, k: int) -> str:
-        t, d, m = self.total_ms[k], self.downtime_ms[k], self.data_mib[k]
-        return (f"{TECHNIQUES[int(self.technique[k])]}: total {t[1] / 1000:.1f} s (p90 {t[2] / 1000:.1f} s), "
-                f"downtime {d[1]:.0f} ms (p90 {d[2]:.0f} ms), {m[1]:.0f} MiB, converges with p "
-                f"{self.p_converge[k]:.2f} ({self.model})")
-
-    def why_technique(self, k: int) -> str:
-        """Why row k's technique was chosen among the others, for explanations."""
-        chosen = int(self.technique[k])
-        text = self.describe(k)
-        if not self.meets_limits[k]:
-            return f"no technique meets every limit; {text}: {self.violation(k)}"
-        if not self.feasible[k, chosen]:  # a converging pre-copy weighed against post-copy (planning.technique)
-            return (f"{text}: its p90 downtime is over the limit by less than post-copy's harm (exposure and "
-                    f"slowdown), and QEMU's stop rule keeps a converging pre-copy's pause near the limit")
-        ranks = np.where(self.feasible[k], self.rank_ms[k], np.inf)
-        ranks[chosen] = np.inf
-        runner = int(np.argmin(ranks))
-        tail = (f"; next {TECHNIQUES[runner]} ranked {ranks[runner] / 1000:.1f} s" if np.isfinite(ranks[runner])
-                else "; no other technique meets the limits")
-        return f"{text}: the shortest (median + risk x spread) of the techniques meeting the limits{tail}"
 
 
 class CostStore:
@@ -276,10 +191,13 @@ def select(
     p_converge: FloatArray,
     rules: TechniqueRules,
     model: str,
+    cold: tuple[FloatArray, FloatArray, FloatArray] | None = None,
 ) -> CostEstimates:
     """Choose a technique per row from per-technique predictions shaped (len(TECHNIQUES), n, 3) (converges and
-    p_converge (len(TECHNIQUES), n))."""
+    p_converge (len(TECHNIQUES), n)); a row whose VM asks for cold is a cold move (`cold`: its (total, downtime,
+    MiB), (n, 3) each; by default cold's steps at the row's bandwidth, advisor.physics.cold)."""
     n = len(request)
+    bandwidth = np.asarray(request.bandwidth_mib_s, np.float64)
     usable = np.array([t in rules.techniques for t in TECHNIQUES])[:, None]
     allowed = usable & np.ones((len(TECHNIQUES), n), dtype=bool)
     allowed[POSTCOPY] &= request.postcopy_allowed
@@ -291,7 +209,6 @@ def select(
         feasible &= total_ms[:, :, 2] <= request.deadline_ms
     quantity = data_mib if request.minimize_data else total_ms
     rank = quantity[:, :, 1] + rules.risk * (quantity[:, :, 2] - quantity[:, :, 1])
-    bandwidth = np.asarray(request.bandwidth_mib_s, np.float64)
     harm = postcopy_harm_ms(postcopy_exposure_ms(data_mib[POSTCOPY, :, 1], bandwidth),
                             postcopy_slowdown(np.asarray(request.dirty_rate_mib_s, np.float64), bandwidth),
                             rules.postcopy_exposure_weight)
@@ -327,12 +244,34 @@ def select(
         rules.deadline_floor_ms, rules.deadline_slack * pick_total[:, 2])
     after = np.where(chosen == POSTCOPY, 0.0, np.where(request.postcopy_allowed & usable[POSTCOPY, 0],
                                                        rules.postcopy_safety_factor * pick_total[:, 2], np.nan))
-    return CostEstimates(
+    est = CostEstimates(
         model=model, technique=chosen, total_ms=pick_total, downtime_ms=pick_down, data_mib=data_mib[chosen, rows],
         converges=converges[chosen, rows] | (chosen == POSTCOPY), p_converge=p_converge[chosen, rows],
-        meets_limits=feasible[chosen, rows] | calm, bandwidth_mib_s=np.asarray(request.bandwidth_mib_s, np.float64),
+        meets_limits=feasible[chosen, rows] | calm, bandwidth_mib_s=bandwidth,
         max_downtime_ms=max_down, deadline_ms=deadline, postcopy_after_ms=after,
-        rank_ms=np.where(allowed, rank, np.inf).T.copy(), feasible=feasible.T.copy(),
+        rank_ms=np.where(allowed, rank, np.inf).T.copy(), feasible=feasible.T.copy(), shutdown_timeout_ms=np.zeros(n),
+    )
+    asked = cold_rows(request.cold, rules.techniques)
+    if asked is None:
+        return est
+    steps = cold or cold_costs(bandwidth, request.disk_used_mib, rules.cold_shutdown_timeout_ms)
+    return _as_cold(est, asked, steps, rules.cold_shutdown_timeout_ms, request.deadline_ms)
+
+
+def _as_cold(est: CostEstimates, rows: BoolArray, steps: tuple[FloatArray, FloatArray, FloatArray],
+             shutdown_timeout_ms: float, deadline_ms: float) -> CostEstimates:
+    """`est` with `rows` cold moves of cost `steps`: asked for, so meeting the limits whatever they are, with the
+    request's deadline (0: none) and its shutdown timeout, as planning.technique's `choose_technique` sets them;
+    the live techniques' standing kept for explanations."""
+    total, down, data = steps
+    column = rows[:, None]
+    return replace(
+        est, technique=np.where(rows, COLD, est.technique), total_ms=np.where(column, total, est.total_ms),
+        downtime_ms=np.where(column, down, est.downtime_ms), data_mib=np.where(column, data, est.data_mib),
+        converges=est.converges | rows, p_converge=np.where(rows, 1.0, est.p_converge),
+        meets_limits=est.meets_limits | rows, postcopy_after_ms=np.where(rows, np.nan, est.postcopy_after_ms),
+        shutdown_timeout_ms=np.where(rows, shutdown_timeout_ms, est.shutdown_timeout_ms),
+        deadline_ms=np.where(rows, deadline_ms, est.deadline_ms),
     )
 
 
@@ -352,7 +291,7 @@ class AnalyticMoveCosts:
         code = np.repeat(np.arange(t), n)
         memory = np.tile(np.asarray(request.memory_mib, np.float64), t)
         dirty = np.tile(np.asarray(request.dirty_rate_mib_s, np.float64), t)
-        bandwidth = np.tile(np.asarray(request.bandwidth_mib_s, np.float64), t)
+        bandwidth = np.tile(request.memory_bandwidth(), t)
         limit = request.max_downtime_ms or DEFAULT_MAX_DOWNTIME_MS
 
         # the three cases (dirty rate 20% lower; as measured; 25% higher with 10% less bandwidth) in one call of
@@ -369,5 +308,7 @@ class AnalyticMoveCosts:
             return banded
 
         converged = a.converges.reshape(3, t, n)
-        return select(request, band(a.total_time_ms), band(a.downtime_ms), band(a.transferred_mib), converged[1],
-                      converged.mean(axis=0), self.rules, self.name)
+        total, down, data = band(a.total_time_ms), band(a.downtime_ms), band(a.transferred_mib)
+        converges, p_converge = converged[1].copy(), converged.mean(axis=0)
+        request.add_disks(total, down, data, converges, p_converge)
+        return select(request, total, down, data, converges, p_converge, self.rules, self.name)

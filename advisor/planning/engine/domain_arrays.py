@@ -11,14 +11,14 @@ recomputed whole only when a change touches them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
 import numpy as np
 
 from advisor.domain.automation import cluster_of
 from advisor.domain.cluster import InventoryChange
-from advisor.domain.model import Host, Vm, label_forbids_postcopy
+from advisor.domain.model import Host, Vm, label_asks_cold, label_forbids_postcopy
 from advisor.planning.engine.snapshot import (
     ANY_MODEL,
     NO_HOST,
@@ -118,6 +118,9 @@ class _VmColumns:
     postcopy: BoolArray
     movable: BoolArray
     local_disk_mib: FloatArray
+    local_disk_used_mib: FloatArray
+    disk_write_rate_mib_s: FloatArray  # NaN: not measured (any of its local disks)
+    cold: BoolArray
 
     @staticmethod
     def of(vms: Sequence[Vm], host_index: Mapping[str, int], model_index: Mapping[str, int],
@@ -129,12 +132,15 @@ class _VmColumns:
             np.array([v.postcopy_allowed and not label_forbids_postcopy(v.labels) for v in vms], dtype=bool),
             np.array([v.id not in pinned for v in vms], dtype=bool),
             np.array([v.local_disk_size_mib for v in vms], dtype=np.float64),
+            np.array([sum(d.used_mib for d in v.local_disks) for v in vms], dtype=np.float64),
+            np.array([_write_rate(v) for v in vms], dtype=np.float64),
+            np.array([label_asks_cold(v.labels) for v in vms], dtype=bool),
         )
 
     @staticmethod
     def of_arrays(a: ClusterArrays) -> _VmColumns:
         return _VmColumns(a.vm_host, a.vm_vcpus, a.vm_memory_mib, a.vm_cpu_model, a.vm_postcopy, a.vm_movable,
-                          a.vm_local_disk_mib)
+                          a.vm_local_disk_mib, a.vm_local_disk_used_mib, a.vm_disk_write_rate_mib_s, a.vm_cold)
 
     def taken(self, source: IntArray, pushed_rows: IntArray, pushed: _VmColumns) -> _VmColumns:
         """Row k from row `source[k]` of these columns, then `pushed`'s rows set at `pushed_rows`."""
@@ -145,8 +151,14 @@ class _VmColumns:
             out.append(column)
         return _VmColumns(*out)
 
-    def _columns(self) -> tuple[IntArray, FloatArray, FloatArray, IntArray, BoolArray, BoolArray, FloatArray]:
-        return self.where, self.vcpus, self.memory_mib, self.cpu_model, self.postcopy, self.movable, self.local_disk_mib
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+def _write_rate(vm: Vm) -> float:
+    """The summed write rate of a VM's local disks, NaN when any of them was not measured (as the inputs')."""
+    rates = [d.write_rate_mib_s for d in vm.local_disks]
+    return float("nan") if None in rates else float(sum(r for r in rates if r is not None))
 
 
 def _cpu_models(hosts: Iterable[Host], vms: Iterable[Vm]) -> tuple[str, ...]:
@@ -180,7 +192,8 @@ def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measu
         vm_memory_used_mib=np.where(np.isnan(used) | (used == 0), vms.memory_mib, used),
         vm_cpu_model=vms.cpu_model, vm_dirty_rate_mib_s=measured.vm_dirty_rate_mib_s, vm_postcopy=vms.postcopy,
         vm_movable=vms.movable, vm_local_disk_mib=vms.local_disk_mib,
-        groups=groups, host_rules=host_rules, cpu_models=models, networks=networks,
+        vm_local_disk_used_mib=vms.local_disk_used_mib, vm_disk_write_rate_mib_s=vms.disk_write_rate_mib_s,
+        vm_cold=vms.cold, groups=groups, host_rules=host_rules, cpu_models=models, networks=networks,
     )
 
 

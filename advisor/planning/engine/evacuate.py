@@ -11,8 +11,11 @@ anti-affinity, cluster, CPU model, networks; migration TLS does not apply to a r
 filters that blocked it, and a VM of lower priority never takes the room of one above it. `excluded` hosts (others
 found down) take nothing.
 
-A restart is not priced: the plan has no duration and its moves carry the stand-in cost and parameters of
-advisor.domain.evacuation (`kind` restart). They run in the plan's order.
+A restart is no migration: its cost is its steps (define, start, the guest checked: advisor.physics.cold's
+`restart_cost`, lab figures; nothing copied, the guest's boot not counted), the same for every VM, and its
+parameters advisor.domain.evacuation's (`kind` restart). They start in the plan's order as the concurrency limits
+allow (the executor's: the dead source takes no slot, each target and the cluster theirs), which gives the plan its
+duration.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from advisor.domain.evacuation import RESTART_COST, RESTART_PARAMETERS
+from advisor.domain.evacuation import RESTART_PARAMETERS
 from advisor.domain.transport import TlsMode
+from advisor.physics.cold import restart_cost
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.planner import Planner, PlanSettings
 from advisor.planning.engine.results import Explanation, Plan, PlannedMove
+from advisor.planning.engine.schedule import schedule
 from advisor.planning.engine.snapshot import ClusterArrays
 from advisor.planning.engine.weighers import Weights
 
@@ -82,17 +87,26 @@ def evacuate(
                f"{ranks.get(vm_id, 0)} ({cluster.vm_memory_mib[vm]:.0f} MiB)")
         p.apply(vm, choice, why, 0.0, weights)
         placed += 1
+    cost = restart_cost()
+    n = len(p.records)
+    # each restart its own source (the dead host takes no slot); its target's and the cluster's slots as any move's
+    sources, targets = -1 - np.arange(n, dtype=np.int64), np.array([r.target for r in p.records], dtype=np.int64)
+    median, p90 = (schedule(sources, targets, np.full(n, bound / 1000.0), settings.concurrency)
+                   for bound in (cost.total_time_ms.median, cost.total_time_ms.high))
     moves = tuple(PlannedMove(
-        cluster.vm_ids[r.vm], host, cluster.host_ids[r.target], r.vm, r.source, r.target, RESTART_COST,
-        RESTART_PARAMETERS, 1.0, 0.0, 0, 0.0, 0.0,
+        cluster.vm_ids[r.vm], host, cluster.host_ids[r.target], r.vm, r.source, r.target, cost,
+        RESTART_PARAMETERS, 1.0, 0.0, int(median.wave[k]), float(median.start_s[k]), float(median.end_s[k]),
         Explanation(r.why_vm, r.why_host, "restart: not a migration (the host is down); defined and started on "
-                    "the target from its last known definition", r.assessed, r.eligible, r.rejections,
-                    r.alternatives), 0.0,
-    ) for r in p.records)
+                    f"the target from its last known definition, predicted {cost.total_time_ms.median / 1000:.1f} s "
+                    f"(p90 {cost.total_time_ms.high / 1000:.1f} s) to the guest running and checked",
+                    r.assessed, r.eligible, r.rejections, r.alternatives), 0.0,
+    ) for k, r in enumerate(p.records))
     refused = tuple(p.refused.values())
     summary = (f"Evacuate {host}: {len(vms)} VM(s) on it; {len(moves)} restart(s) planned on other hosts in "
-               f"priority order, {len(refused)} VM(s) cannot be restarted. Restarts are not migrations and are not "
-               "predicted: each guest boots again, down since the host died.")
+               f"priority order, {len(refused)} VM(s) cannot be restarted. Restarts are not migrations: nothing is "
+               f"copied; each is defined, started and checked in about {cost.total_time_ms.median / 1000:.1f} s "
+               f"(p90 {cost.total_time_ms.high / 1000:.0f} s), about {median.duration_s:.0f} s for them all "
+               f"(p90 {p90.duration_s:.0f} s), then each guest boots again, down since the host died.")
     if refused:
         shown = "; ".join(f"{r.vm_id} ({r.kind}: {r.reason})" for r in refused[:SHOWN])
         more = f"; and {len(refused) - SHOWN} more" if len(refused) > SHOWN else ""
@@ -100,4 +114,5 @@ def evacuate(
     if excluded:
         summary += f" Also down, so taking nothing: {', '.join(excluded)}."
     return Plan("evacuate", {"host": host, "excluded": tuple(excluded), "weights": weights}, moves, refused, summary,
-                "none", "", 0.0, 0.0, 1 if moves else 0, cluster.n_hosts, cluster.with_loads(p.work.loads.copy()))
+                f"{cost.model.name} {cost.model.version}", "", median.duration_s, p90.duration_s, median.waves,
+                cluster.n_hosts, cluster.with_loads(p.work.loads.copy()))

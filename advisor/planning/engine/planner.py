@@ -9,6 +9,10 @@ re-chosen every `pool_refresh` moves; only when no pool host is eligible are all
 O(pool) instead of O(hosts), and a plan's cost grows with its moves, not with moves x hosts. Explanations say how
 many hosts were assessed and how they were chosen.
 
+A move is costed as serving costs it: between two hosts that encrypt it (the setting migration_tls not off, and
+both offering TLS) at their link less TLS's overhead (advisor.physics.transport), with its VM's local disks
+copied and as a cold move where its VM asks for one (advisor.planning.engine.carried).
+
 Costs are asked of the `MoveCosts` in batches and cached per (VM, usable bandwidth) for the plan's life, so a VM
 costed while ranking candidates is not costed again when it moves. A plan given a `pricing` MoveCosts ranks its
 candidates (10^4-10^5 rows) with `costs` and prices only the moves it chose with `pricing`, at every share of the
@@ -23,13 +27,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from advisor.domain.transport import TlsMode
+from advisor.physics.transport import TLS_THROUGHPUT_FACTOR
 from advisor.planning.engine.churn import AntiChurn, MoveHistory
 from advisor.planning.engine.costs import CostCache, CostEstimates, CostRequest, MoveCosts
 from advisor.planning.engine.filters import Assessment, FilterPolicy, HostView, Rejection, assess, rejections
 from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
 from advisor.planning.engine.schedule import Concurrency, Schedule, schedule, shared_bandwidths
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray
-from advisor.planning.engine.weighers import IDLE_CORES, Scores, Weights, describe, is_on, weigh
+from advisor.planning.engine.weighers import Scores, Weights, describe, weigh
+from advisor.planning.engine.working import Working
 
 
 @dataclass(frozen=True)
@@ -47,42 +54,6 @@ class PlanSettings:
     alternatives: int = 3  # eligible hosts kept per explanation besides the chosen one
     rebalance_tolerance: float = 0.10  # balance evens the load until the busiest host is within this of the mean
     postcopy_forbidden_clusters: frozenset[str] = frozenset()  # as TechniqueRules' (a VM's label: the snapshot)
-
-
-class Working:
-    """The cluster as the plan leaves it so far: private loads and who runs where."""
-
-    def __init__(self, cluster: ClusterArrays) -> None:
-        self.cluster = cluster
-        self.loads = cluster.loads.copy()
-        where = self.loads.vm_host
-        placed = np.flatnonzero(where >= 0)
-        self._members = placed[np.argsort(where[placed], kind="stable")]
-        self._ptr = np.zeros(cluster.n_hosts + 1, dtype=np.int64)
-        np.cumsum(np.bincount(where[placed], minlength=cluster.n_hosts), out=self._ptr[1:])
-        self._moved_in: dict[int, list[int]] = {}
-        self.on = is_on(self.loads, np.arange(cluster.n_hosts))  # running hosts (a VM or a base load)
-
-    def vms_on(self, host: int) -> IntArray:
-        where = self.loads.vm_host
-        first = self._members[self._ptr[host] : self._ptr[host + 1]]
-        here: IntArray = first[where[first] == host]
-        extra = [v for v in self._moved_in.get(host, ()) if where[v] == host]
-        if extra:
-            here = np.concatenate([here, np.array(sorted(set(extra)), dtype=np.int64)])
-        return here
-
-    def move(self, vm: int, target: int) -> None:
-        source = int(self.loads.vm_host[vm])
-        self.loads.move(self.cluster, vm, target)
-        self._moved_in.setdefault(target, []).append(vm)
-        self.on[target] = True
-        if source >= 0:
-            self.on[source] = self.loads.host_vms[source] > 0 or self.loads.host_cpu[source] > IDLE_CORES  # is_on
-
-    def cpu_ratio(self) -> FloatArray:
-        ratio: FloatArray = self.loads.host_cpu / self.cluster.host_cores
-        return ratio
 
 
 @dataclass
@@ -122,8 +93,16 @@ class Planner:
         self.records: list[_Record] = []
         self.refused: dict[int, Refusal] = {}
         self.reference_w = float(cluster.host_max_w.mean()) if cluster.n_hosts else 0.0
-        self._costs = CostCache(cluster.n_vms, cluster.host_bandwidth_mib_s)
-        self._link_column = self._costs.link_columns(cluster.host_bandwidth_mib_s)
+        links = cluster.host_bandwidth_mib_s
+        # hosts whose moves between them are encrypted (None: none is)
+        tls = cluster.host_migration_tls if settings.filters.migration_tls is not TlsMode.OFF else None
+        self._tls = tls if tls is not None and np.count_nonzero(tls) > 1 else None
+        self._links = np.unique(links)
+        self._costs = CostCache(cluster.n_vms, links if self._tls is None else np.concatenate(
+            [links, links[self._tls] * TLS_THROUGHPUT_FACTOR]))
+        # a pair's link column is the lower of theirs, unless TLS takes its share
+        self._link_column = self._costs.link_columns(links) if self._tls is None else None
+        self._carried = bool(cluster.vm_local_disk_used_mib.any() or cluster.vm_cold.any())
         self._pools: dict[str, tuple[IntArray, int]] = {}
         self._views: dict[str, HostView] = {}
         allowed = np.array([name not in settings.postcopy_forbidden_clusters for name in cluster.clusters])
@@ -136,7 +115,16 @@ class Planner:
         bw = self.cluster.host_bandwidth_mib_s
         sources = self.cluster.loads.vm_host[vms]  # the VM's host before the plan: where it migrates from
         usable: FloatArray = np.minimum(bw[np.where(sources >= 0, sources, targets)], bw[targets])
-        return usable
+        return self.encrypted(vms, targets, usable)
+
+    def encrypted(self, vms: IntArray, targets: IntArray, bandwidth: FloatArray) -> FloatArray:
+        """`bandwidth` of these moves less TLS's overhead where the pair encrypts (as the features layer's)."""
+        if self._tls is None:
+            return bandwidth
+        sources = self.cluster.loads.vm_host[vms]
+        tls = (sources >= 0) & self._tls[np.maximum(sources, 0)] & self._tls[targets]
+        left: FloatArray = np.where(tls, bandwidth * TLS_THROUGHPUT_FACTOR, bandwidth)
+        return left
 
     def estimate(self, vms: IntArray | Sequence[int], targets: IntArray | Sequence[int],
                  bandwidth: FloatArray | None = None) -> CostEstimates:
@@ -166,7 +154,7 @@ class Planner:
     def _fetch(self, vms: IntArray, targets: IntArray, bw: FloatArray) -> None:
         """Cost the missing rows in one request, and with them every other usable bandwidth these VMs can have
         (min of their source's and each distinct host link), so that a later target is a cache hit."""
-        links = self._costs.links
+        links = self._links
         if 1 < links.shape[0] <= 8:
             sources = self.cluster.loads.vm_host[vms]
             own = self.cluster.host_bandwidth_mib_s[np.where(sources >= 0, sources, targets)]
@@ -183,18 +171,22 @@ class Planner:
     def _request(self, v: IntArray, targets: IntArray, bw: FloatArray) -> CostRequest:
         c = self.cluster
         dirty = c.vm_dirty_rate_mib_s[v]
-        return CostRequest(
+        request = CostRequest(
             vm=v, target=targets, memory_mib=c.vm_memory_used_mib[v], memory_configured_mib=c.vm_memory_mib[v],
             dirty_rate_mib_s=np.where(np.isnan(dirty), bw, dirty),  # unknown: as fast as the link moves
             bandwidth_mib_s=bw, postcopy_allowed=c.vm_postcopy[v] & self._postcopy_cluster[c.loads.vm_host[v]],
             max_downtime_ms=self.settings.max_downtime_ms, deadline_ms=self.settings.deadline_ms,
         )
+        if not self._carried:
+            return request
+        return replace(request, disk_used_mib=c.vm_local_disk_used_mib[v], disk_size_mib=c.vm_local_disk_mib[v],
+                       disk_write_rate_mib_s=c.vm_disk_write_rate_mib_s[v], cold=c.vm_cold[v])
 
     def price(self, vms: IntArray, targets: IntArray, bandwidth: FloatArray) -> CostEstimates:
         """Costs of moves the plan chose at `bandwidth`, by `pricing` when given (it keeps its own cache), else as
         `estimate`."""
         if self.pricing is None:
-            return self.estimate(vms, targets, bandwidth)
+            return self.estimate(vms, targets, self.encrypted(vms, targets, bandwidth))
         return self.pricing.estimate(self._request(vms, targets, np.asarray(bandwidth, dtype=np.float64)))
 
     def seconds(self, vms: IntArray) -> FloatArray:
@@ -345,7 +337,7 @@ class Planner:
             explanation = Explanation(r.why_vm, r.why_host, shared.why_technique(row), r.assessed, r.eligible,
                                       r.rejections, r.alternatives)
             # The parameters carry the whole link: the executor gives each its share when it starts.
-            link = float(every.bandwidth_mib_s[i * cases])
+            link = float(self.cluster.host_bandwidth_mib_s[[r.source, r.target]].min())
             chosen = shared.parameters(row)
             chosen = replace(chosen, bandwidth_mib_s=link,
                              postcopy_bandwidth_mib_s=link if chosen.postcopy_bandwidth_mib_s else 0.0)

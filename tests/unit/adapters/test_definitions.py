@@ -7,10 +7,11 @@ from pathlib import Path
 
 from advisor.adapters.sql.definitions import DefinitionArchive
 from advisor.adapters.sqlite.db import SqliteDatabase, SqliteStore
-from advisor.domain.evacuation import RESTART_COST, RESTART_PARAMETERS
+from advisor.domain.evacuation import RESTART_PARAMETERS
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.model import MoveKind
 from advisor.execution.hypervisor import GuestDefinition
+from advisor.physics.cold import restart_cost
 
 XML = "<domain><name>vm1</name></domain>"
 
@@ -30,7 +31,7 @@ def test_a_definition_is_kept_once_per_change_and_survives_a_reopening(tmp_path:
 
 def test_a_restart_is_stored_and_read_back_as_a_restart(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "advisor.sqlite3")
-    record = MigrationRecord("op1", "rec1", "vm1", "hv1", "hv2", RESTART_PARAMETERS, RESTART_COST, 1.0)
+    record = MigrationRecord("op1", "rec1", "vm1", "hv1", "hv2", RESTART_PARAMETERS, restart_cost(), 1.0)
     store.insert_migration(record)
     read = store.get_migration("op1")
     assert read is not None and read.parameters.kind is MoveKind.RESTART and read == record

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.cli.render import decision_line, model_label, moves_table, recommendations_table, render_recommendation
+from advisor.cli.render import (
+    decision_line,
+    disks_text,
+    hosts_table,
+    model_label,
+    moves_table,
+    parameters_text,
+    recommendations_table,
+    render_recommendation,
+    vms_table,
+)
 from advisor.tables import ELLIPSIS, table
 
 
@@ -59,3 +69,57 @@ def test_a_table_follows_the_terminal_width(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("COLUMNS", "120")
     lines = recommendations_table(recs).splitlines()
     assert max(len(line) for line in lines) <= 120 and all(f"{i:012x}" in lines[2 + i] for i in range(3))
+
+
+def test_vms_show_their_disks_and_networks_and_the_table_fits_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    disks = [pb.Disk(target="vda", size_mib=20480, used_mib=4096, shared=False, write_rate_mib_s=2.0),
+             pb.Disk(target="vdb", size_mib=1024, used_mib=10, shared=True),
+             pb.Disk(target="vdc", size_mib=512, used_mib=512, shared=False)]
+    vm = pb.VmStatus(vm=pb.Vm(id="db-1", host_id="a", memory_mib=4096, vcpus=2, disks=disks,
+                              networks=["br0", "vlan10"]))
+    bare = pb.VmStatus(vm=pb.Vm(id="web", host_id="b", memory_mib=1024, vcpus=1))
+    assert disks_text(disks) == "vda local 4096/20480 MiB 2.0 MiB/s, vdb shared 1024 MiB, vdc local 512/512 MiB"
+    wide = vms_table([vm, bare])
+    header, _, first, second = wide.splitlines()
+    assert header.split()[-3:] == ["disks", "networks", "anti-affinity"]
+    assert "20992" in first and "vda local 4096/20480 MiB 2.0 MiB/s" in first and "br0,vlan10" in first
+    assert second.split()[6:9] == ["-", "-", "-"]  # no local disk, no disk, no network
+    monkeypatch.setenv("COLUMNS", "100")
+    narrow = vms_table([vm, bare])
+    assert max(len(line) for line in narrow.splitlines()) <= 100 and ELLIPSIS in narrow
+
+
+def test_hosts_show_their_tls_and_networks() -> None:
+    host = pb.HostStatus(host=pb.Host(id="hv-1", cpu_cores=16, memory_mib=65536, migration_tls=True,
+                                      networks=["br0", "sriov-a"], local_disk_free_mib=500_000))
+    row = hosts_table([host]).splitlines()[2]
+    assert "500000" in row and " yes " in row and "br0,sriov-a" in row
+
+
+def test_a_restart_shows_its_predicted_steps_and_an_unknown_downtime() -> None:
+    cost = pb.MigrationCost(total_time_ms=pb.Estimate(low=505, median=3110, high=10000), converges=True,
+                            transferred_mib=pb.Estimate(low=0.002, median=0.002, high=0.002),
+                            model=pb.ModelInfo(name="restart-steps", version="1.0.0"))
+    move = pb.Move(vm_id="v", source_host_id="dead", target_host_id="b", predicted_cost=cost,
+                   parameters=pb.MigrationParameters(kind=pb.MOVE_KIND_RESTART))
+    rec = pb.Recommendation(goal="evacuate:dead", moves=[move, move])
+    out = render_recommendation(rec)
+    assert "predicted: 3.1 [0.5-10.0] s to the guest running and checked; downtime not known" in out
+    row = moves_table(rec).splitlines()[2].split()
+    assert row[4] == "restart" and row[7] == "-"  # technique; downtime ms
+
+
+@pytest.mark.parametrize(("parameters", "expected"), [
+    (pb.MigrationParameters(technique=pb.TECHNIQUE_PRECOPY, bandwidth_mib_s=1000, max_downtime_ms=300,
+                            deadline_ms=60_000, postcopy_after_ms=9000, tls=True, migrate_disks=["vda", "vdb"]),
+     "precopy, bandwidth 1000 MiB/s, max downtime 300 ms, deadline 60 s, switch to post-copy after 9.0 s, over TLS, "
+     "copying its local disks vda, vdb"),
+    (pb.MigrationParameters(technique=pb.TECHNIQUE_COLD, bandwidth_mib_s=100, shutdown_timeout_ms=60_000,
+                            migrate_disks=["vda"]),
+     "cold, bandwidth 100 MiB/s, shut down within 60 s, then forced off, plain TCP, copying its local disk vda"),
+    (pb.MigrationParameters(kind=pb.MOVE_KIND_RESTART),
+     "restart: defined and started on the target from its last known definition"),
+])
+def test_a_moves_parameters_say_its_transport_and_the_disks_it_copies(parameters: pb.MigrationParameters,
+                                                                      expected: str) -> None:
+    assert parameters_text(parameters) == expected

@@ -5,12 +5,13 @@ definition, or on a target that refuses it, the restart fails and says why."""
 from __future__ import annotations
 
 from advisor.adapters.fake_hypervisor import FakeWorld
-from advisor.domain.evacuation import RESTART_COST, RESTART_PARAMETERS
+from advisor.domain.evacuation import RESTART_PARAMETERS
 from advisor.domain.migration import Phase
 from advisor.domain.model import Move
 from advisor.execution.executor import Executor, HostEndpoint
 from advisor.execution.hypervisor import GuestDefinition, MigrationTarget
 from advisor.execution.restart import DOWNTIME_UNKNOWN
+from advisor.physics.cold import restart_cost
 from tests.support.doubles import MemoryMigrationStore, RecordingObserver
 from tests.unit.execution.test_executor import FakeClock, wait_final
 
@@ -34,7 +35,7 @@ def setup(definitions: dict[str, GuestDefinition]) -> tuple[FakeClock, FakeWorld
 
 
 def restart(vm: str, target: str) -> Move:
-    return Move(vm, "a", target, RESTART_PARAMETERS, RESTART_COST, ())
+    return Move(vm, "a", target, RESTART_PARAMETERS, restart_cost(), ())
 
 
 def test_a_guest_of_a_dead_host_is_restarted_on_its_target() -> None:

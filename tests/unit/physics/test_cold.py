@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.physics import COLD_MODEL, ColdConstants, cold_cost
-from advisor.physics.cold import shutdown_ms
+from advisor.physics.cold import cold_arrays, shutdown_ms
 
 INPUTS = MigrationInputs(memory_mib=4096, dirty_rate_mib_s=500, bandwidth_mib_s=100, max_bandwidth_mib_s=100)
 STEPS = ColdConstants(define_ms=(10, 20, 30), graceful_shutdown_ms=(1000, 5000, math.inf), destroy_ms=(100, 200, 300),
@@ -63,3 +64,14 @@ def test_the_defaults_put_a_cold_move_in_seconds_bounded_by_the_timeout() -> Non
 def test_bad_input_is_refused(timeout: float, disk: float) -> None:
     with pytest.raises(ValueError, match="finite non-negative"):
         cold_cost(INPUTS, timeout, local_disk_mib=disk)
+
+
+@pytest.mark.parametrize("timeout_ms", [0.0, 5_000.0, 60_000.0])
+def test_the_arrays_give_row_for_row_the_steps(timeout_ms: float) -> None:
+    bandwidth, disks = np.array([100.0, 10.0, 1000.0]), np.array([0.0, 1000.0, 64.0])
+    total, downtime, sent = cold_arrays(bandwidth, disks, timeout_ms, STEPS)
+    for k in range(3):
+        want = cold_cost(MigrationInputs(1024.0, 1.0, float(bandwidth[k]), float(bandwidth[k])), timeout_ms,
+                         local_disk_mib=float(disks[k]), constants=STEPS)
+        for got, interval in ((total, want.total_time_ms), (downtime, want.downtime_ms), (sent, want.transferred_mib)):
+            assert got[k].tolist() == pytest.approx([interval.low, interval.median, interval.high])

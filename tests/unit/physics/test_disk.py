@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.physics import bulk_copy, memory_part, with_disk_copy
-from advisor.physics.disk import MAX_PASSES
+from advisor.physics.disk import MAX_PASSES, disk_copy, disk_copy_arrays
 
 # (used MiB, size MiB, write MiB/s, bandwidth MiB/s) -> (time ms, sent MiB, passes, converges)
 BULK = [
@@ -106,3 +107,20 @@ def test_a_move_without_local_disks_or_a_cold_one_is_left_alone() -> None:
     cold = MigrationCost(Technique.COLD, Interval(1, 2, 3), Interval(1, 2, 3), Interval.exact(0.002), True,
                          ModelRef("cold-steps", "1.0.0"))
     assert with_disk_copy(cold, inputs()) is cold
+
+
+def test_the_arrays_give_row_for_row_the_scalar_copy() -> None:
+    """disk_copy_arrays (the planner's) against disk_copy, over writers light, heavy, unmeasured and too fast."""
+    rows = [(1000.0, 2000.0, 0.0), (1000.0, 2000.0, 50.0), (8192.0, 16384.0, None), (500.0, 1000.0, 400.0),
+            (1000.0, 2000.0, 100.0), (3.0, 10.0, 1.0)]
+    memory = Interval(2000.0, 3000.0, 5000.0)
+    got = disk_copy_arrays(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                           np.array([np.nan if r[2] is None else r[2] for r in rows]), np.full(len(rows), 100.0),
+                           np.tile([memory.low, memory.median, memory.high], (len(rows), 1)))
+    for k, (used, size, write) in enumerate(rows):
+        want = disk_copy(MigrationInputs(1024.0, 1.0, 100.0, 100.0, local_disk_used_mib=used,
+                                         local_disk_size_mib=size, disk_write_rate_mib_s=write), memory)
+        assert got.total_ms[k].tolist() == pytest.approx(list(want.total_ms), rel=1e-12)
+        assert got.downtime_ms[k].tolist() == pytest.approx(list(want.downtime_ms), rel=1e-12)
+        assert got.sent_mib[k].tolist() == pytest.approx(list(want.sent_mib), rel=1e-12)
+        assert bool(got.converges[k]) is want.converges

@@ -7,6 +7,7 @@ import pytest
 
 from advisor.domain.model import MoveKind
 from advisor.domain.transport import TlsMode
+from advisor.physics.cold import restart_cost
 from advisor.planning.engine import FilterPolicy, PlanSettings, plan
 from tests.unit.planning_engine.helpers import COSTS, cluster, host, vm
 
@@ -77,3 +78,18 @@ def test_migration_tls_does_not_apply_to_a_restart() -> None:
     c = cluster([host("a"), host("b")], [vm("x", "a")], cpu=0.05)
     required = PlanSettings(filters=FilterPolicy(migration_tls=TlsMode.REQUIRED))
     assert restarts(plan("evacuate", c, COSTS, host="a", settings=required)) == [("x", "b")]
+
+
+def test_restarts_are_predicted_by_their_steps_and_scheduled_under_the_targets_slots() -> None:
+    """Five restarts onto one target, two at a time (its slots; the dead source takes none): three waves."""
+    c = cluster([host("a"), host("b"), host("c", in_maintenance=True)],
+                [vm(f"v{i}", "a", memory=1024) for i in range(5)], cpu=0.05)
+    p = plan("evacuate", c, COSTS, host="a")
+    cost = restart_cost()
+    assert [m.target_id for m in p.moves] == ["b"] * 5 and all(m.cost == cost for m in p.moves)
+    assert cost.total_time_ms.median == pytest.approx(3110.0) and cost.transferred_mib.high < 0.01
+    assert [m.wave for m in p.moves] == [0, 0, 1, 1, 2] and p.waves == 3
+    assert p.duration_s == pytest.approx(3 * cost.total_time_ms.median / 1000)
+    assert p.duration_p90_s == pytest.approx(3 * cost.total_time_ms.high / 1000)
+    assert p.cost_model == "restart-steps 1.0.0"
+    assert "predicted 3.1 s (p90 10.0 s) to the guest running and checked" in p.moves[0].explanation.why_technique

@@ -11,6 +11,7 @@ from advisor.domain.evacuation import PRIORITY_LABEL, STORAGE_LABEL
 from advisor.domain.migration import Phase
 from advisor.domain.model import HostSample, MoveKind, Objective, PlanGoal, Vm
 from advisor.domain.recommendation import Decision, RecommendationState
+from advisor.physics.cold import restart_cost
 from tests.unit.usecases.world import SETTINGS, World, hosts, world
 
 DOWN_AFTER_S = SETTINGS.evacuate_host_down_after_s
@@ -57,7 +58,11 @@ def test_a_host_that_is_down_gets_its_vms_restarted_by_priority_and_says_which_c
                                    "connection refused).")
     assert f"scratch (local storage: its disks are local to its host (label {STORAGE_LABEL}=local)" in plan.summary
     assert "new (no definition: the advisor never read its definition" in plan.summary
-    assert plan.moves[0].reasons[-1] == "restart 1 of 3, in priority order"
+    assert plan.moves[0].reasons[-2:] == ("restart 1 of 3, in priority order",
+                                          "wave 1, starts about 0 s into the plan")
+    # each restart predicted by its steps (advisor.physics.cold.restart_cost): the same for every VM, nothing copied
+    assert all(m.predicted_cost == restart_cost() for m in plan.moves)
+    assert "defined, started and checked in about 3.1 s" in plan.summary
 
 
 def test_a_host_that_is_up_is_refused_and_pointed_to_drain_unless_forced(w: World) -> None:

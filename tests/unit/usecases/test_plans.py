@@ -11,7 +11,7 @@ import pytest
 from advisor.domain.automation import VM_LABEL
 from advisor.domain.errors import InvalidArgument, NotFound
 from advisor.domain.migration import Phase
-from advisor.domain.model import Objective, PlanGoal, Vm, VmSample
+from advisor.domain.model import TECHNIQUE_LABEL, Disk, Objective, PlanGoal, Technique, Vm, VmSample
 from advisor.domain.recommendation import Decision, RecommendationState
 from advisor.features.dataset import outcome_row
 from advisor.features.inputs import PROFILE_LABEL, Overrides
@@ -187,3 +187,24 @@ def test_a_plan_move_on_lab_hosts_is_exported_as_lab() -> None:
     w.executor.end(w.executor.submitted[0], Phase.SUCCEEDED)
     rows = [outcome_row(r) for r in w.store.outcomes()]
     assert [(r["host_profile"], r["source"]) for r in rows if r is not None] == [("lab", "lab")]
+
+
+def test_a_plan_moves_a_vm_asking_for_cold_cold_and_prices_a_local_disk_as_advice_does() -> None:
+    w = world()
+    disk = Disk("vda", 8192.0, 4096.0, False, 1.0)
+    w.push(hosts("a", "b"), [Vm("cold", "a", 2048, 1, labels={TECHNIQUE_LABEL: "cold"}),
+                             Vm("local", "a", 2048, 1, disks=(disk,))])
+    plan = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective(), dry_run=True)
+    moves = {m.vm_id: m for m in plan.moves}
+    cold = moves["cold"]
+    assert cold.parameters.technique is Technique.COLD and cold.predicted_cost.technique is Technique.COLD
+    assert cold.parameters.shutdown_timeout_ms > 0
+    advised = w.advice.recommend_target("cold", Objective(), dry_run=True).moves[0]
+    assert advised.predicted_cost.total_time_ms == cold.predicted_cost.total_time_ms
+    local = moves["local"]
+    assert local.parameters.migrate_disks == ("vda",)
+    assert any(n.startswith("local disks: 4096 MiB in use") for n in local.predicted_cost.notes)
+    technique = local.parameters.technique
+    priced = w.advice.predict_cost("local", "b", [technique], Overrides(
+        max_bandwidth_mib_s=local.inputs.max_bandwidth_mib_s if local.inputs else None)).costs[0]
+    assert priced == local.predicted_cost
