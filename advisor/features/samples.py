@@ -146,9 +146,7 @@ class RecentSamples:
                 store = self._hosts if item.kind == "host" else self._vms
                 if item.values.ndim != 2 or item.values.shape[1] != len(store.fields):
                     continue  # saved by a version with other fields: not to be guessed at
-                for time_s, row in zip(item.times, item.values, strict=True):
-                    store.add(item.entity_id, float(time_s), [None if np.isnan(v) else float(v) for v in row],
-                              mark=False)  # saved as they are: neither to save again nor news
+                store.put_series(item.entity_id, item.times, item.values)  # unmarked: neither to save nor news
                 count += 1
         return count
 

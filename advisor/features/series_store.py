@@ -156,6 +156,28 @@ class SeriesStore:
         else:
             times = np.insert(times, k, t_ms)
             values = np.insert(values, k, np.asarray(row, dtype=np.float32), axis=0)
+        self._place(c, i, times, values)
+
+    def put_series(self, entity_id: str, times_s: npt.NDArray[np.float64], values: npt.NDArray[np.float32]) -> None:
+        """An entity with no samples yet given a whole series at once (a restart's restore), as `add` of each
+        sample in turn would leave it, unmarked; an entity that has samples gets them one by one."""
+        where = self._where(entity_id)
+        if where is not None and int(where[0].count[where[1]]) > 0:
+            for time_s, row in zip(times_s, values, strict=True):
+                self.add(entity_id, float(time_s), [None if np.isnan(v) else float(v) for v in row], mark=False)
+            return
+        if len(times_s) == 0:
+            return
+        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `_ms`
+        order = np.argsort(t_ms, kind="stable")
+        t_ms, rows = t_ms[order], np.asarray(values, dtype=np.float32)[order]
+        last = np.r_[t_ms[1:] != t_ms[:-1], True]  # a time held twice: the later sample replaces it, as in `add`
+        row = self._row(entity_id)
+        self._place(self._chunks[row // CHUNK_ROWS], row % CHUNK_ROWS, t_ms[last], rows[last])
+
+    def _place(self, c: _Chunk, i: int, times: npt.NDArray[np.int64], values: npt.NDArray[np.float32]) -> None:
+        """Row `i` rewritten to hold `times` (sorted, distinct) and their values: the newest `capacity` of them
+        within the span of the newest."""
         first = max(len(times) - self.capacity, int(np.searchsorted(times, times[-1] - SPAN_MS)))
         times, values = times[first:], values[first:]
         keep = len(times)

@@ -80,6 +80,30 @@ def test_any_time_is_kept_to_the_nearest_millisecond(adds: list[tuple[str, int, 
     same(store, reference, tolerance_s=0.0005)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5), st.lists(st.tuples(st.sampled_from(IDS), st.integers(0, 40), values), max_size=30),
+       st.lists(st.tuples(st.sampled_from(IDS), st.integers(0, 40), values), max_size=10))
+def test_a_whole_series_put_at_once_is_the_same_as_its_samples_added_in_turn(
+        capacity: int, saved: list[tuple[str, int, list[float | None]]],
+        newer: list[tuple[str, int, list[float | None]]]) -> None:
+    """A restart's restore: each entity's saved series (any order, times held twice) at once, then samples as
+    they come; an entity that already has samples gets a series one by one."""
+    store, reference = SeriesStore(FIELDS, capacity), RingStore(FIELDS, capacity)
+    for entity_id in IDS:
+        mine = [(1_796_000_000 + tick * 0.125, row) for e, tick, row in saved if e == entity_id]
+        rows = np.array([[math.nan if v is None else v for v in row] for _, row in mine], dtype=np.float32)
+        store.put_series(entity_id, np.array([t for t, _ in mine]), rows.reshape(len(mine), len(FIELDS)))
+        for time_s, row in mine:
+            reference.add(entity_id, time_s, row)
+    assert store.take_marked(UNSAVED, 0) == set()  # restored as saved: nothing to save again
+    for entity_id, tick, row in newer:
+        store.add(entity_id, 1_796_000_000 + tick * 0.125, row)
+        reference.add(entity_id, 1_796_000_000 + tick * 0.125, row)
+    store.put_series("a", np.array([1_796_000_001.0]), np.array([[1.0, 2.0, 3.0]], dtype=np.float32))
+    reference.add("a", 1_796_000_001.0, [1.0, 2.0, 3.0])
+    same(store, reference, tolerance_s=0.0)
+
+
 def test_a_row_spans_at_most_24_days_older_samples_leave_as_from_a_full_ring() -> None:
     store = SeriesStore(FIELDS, capacity=10)
     day = 86_400.0
