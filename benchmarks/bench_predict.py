@@ -162,17 +162,17 @@ def in_process(args: argparse.Namespace) -> None:
             client.stream_samples(sample_batches(args.hosts, args.vms, 10, 5000, rng))
         # The interceptors in the server's order (advisor.api.server), around the servicers' own methods.
         interceptors = [GrpcMetrics(app.metrics), app.access, ErrorInterceptor(SERVICE_NAMES)]
-        methods: dict[str, Callable[..., Any]] = {
-            "/advisor.api.v1.PredictionService/PredictMigrationCost":
-                servicers.PredictionServicer(app.usecases, app.metrics).PredictMigrationCost,
-            "/advisor.api.v1.AutomationService/GetAutomation":
-                servicers.AutomationServicer(app.usecases, app.metrics).GetAutomation,
+        methods = {  # made once, as the server registers them
+            "/advisor.api.v1.PredictionService/PredictMigrationCost": grpc.unary_unary_rpc_method_handler(
+                servicers.PredictionServicer(app.usecases, app.metrics).PredictMigrationCost),
+            "/advisor.api.v1.AutomationService/GetAutomation": grpc.unary_unary_rpc_method_handler(
+                servicers.AutomationServicer(app.usecases, app.metrics).GetAutomation),
         }
 
         def handler(method: str) -> Any:
             def at(i: int, details: grpc.HandlerCallDetails) -> Any:
                 if i == len(interceptors):
-                    return grpc.unary_unary_rpc_method_handler(methods[details.method])
+                    return methods[details.method]
                 return interceptors[i].intercept_service(partial(at, i + 1), details)
 
             details = type("Details", (), {"method": method, "invocation_metadata": ()})()
