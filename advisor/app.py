@@ -284,10 +284,11 @@ def build_app(
                    or settings.web_allow_plaintext_remote))
 
 
-# How long a thread keeps the GIL while another waits (Python's: 5 ms). A recommendation gives it up a dozen times
-# (SQLite, LightGBM) and waited this long each time to get it back from ingestion: 0.5 ms took its p99 while samples
-# are pushed from 477 to 191 ms in-process on the loaded 2-core machine, at the same ingestion rate.
-GIL_SWITCH_INTERVAL_S = 0.0005
+# How long a thread keeps the GIL while another waits: Python's own 5 ms. 0.5 ms had taken a recommendation's p99
+# while samples are pushed from 477 to 191 ms in-process, but with 32 clients (benchmarks/bench_load.py, 2026-12-06,
+# side by side in turns, load average 12-15) it served fewer calls: 82 and 91 calls/s against 100 and 98 at 5 ms,
+# recommend p50 584 and 553 ms against 442 and 502, 181 and 144 calls over 1 s against 112 and 133.
+GIL_SWITCH_INTERVAL_S = 0.005
 EXIT_DEPOSED = 3  # the exit status of a replica whose leadership was lost
 
 

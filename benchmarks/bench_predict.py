@@ -1,13 +1,17 @@
 """Benchmark: PredictMigrationCost, the trees inside it and the gRPC call around it.
 
     .venv/bin/python benchmarks/bench_predict.py [--hosts 1000] [--vms 20000] [--calls 500] [--models models]
+                                                 [--skip-trees] [--in-process]
 
 First each tree model of the active cost and dirty-rate versions, as LightGBM's predictor and as the compiled
 loop that serves it (advisor.ml.trees), on the 10 rows of one question (five techniques at the expected and at the
 burst dirty rate; best of 5) and on 100,000 rows (a plan's batch); the two must agree exactly. Then `advisor
 serve` in its own process with bench_api's synthetic cluster and samples, PredictMigrationCost timed over loopback
-gRPC (p50 / p99), beside GetAutomation (an authenticated call that does nothing) for the floor of a call. Prints
-figures; asserts nothing about speed (these machines are shared and noisy).
+gRPC (p50 / p99), beside GetAutomation (an authenticated call that does nothing) for the floor of a call. With
+`--in-process`, the same calls without the network, in this process: the use case alone, and each call through the
+server's interceptors and servicer (metrics, access, errors; a stand-in for gRPC's context), median and best, which
+on a loaded machine say more than the loopback figures. Prints figures; asserts nothing about speed (these machines
+are shared and noisy).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from bench_api import cluster, sample_batches
 
@@ -109,6 +114,100 @@ def served(args: argparse.Namespace) -> None:
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
+class StandInContext:
+    """What the interceptors and the servicer read of gRPC's context, for calls made without a server."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+    def code(self) -> None:
+        return None
+
+    def details(self) -> None:
+        return None
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}
+
+    def abort(self, code: object, details: str) -> None:
+        raise RuntimeError(f"{code}: {details}")
+
+
+def in_process(args: argparse.Namespace) -> None:
+    import grpc
+
+    from advisor.api import servicers
+    from advisor.api.errors import ErrorInterceptor
+    from advisor.api.grpc_metrics import GrpcMetrics
+    from advisor.api.server import SERVICE_NAMES
+    from advisor.app import build_app
+    from advisor.config import Settings
+    from advisor.domain.access import Role
+
+    rng = random.Random(args.seed)
+    app = build_app(Settings(listen="127.0.0.1:0", metrics_listen="", dirty_rate_interval_s=0.0,
+                             data_dir=Path(tempfile.mkdtemp(prefix="advisor-bench-")), models_dir=args.models))
+    app.start()
+    try:
+        assert app.server is not None
+        secret = app.tokens.renew("bench", Role.SCHEDULER)
+        with AdvisorClient(f"127.0.0.1:{app.server.port}", token=secret, timeout_s=300) as client:
+            client.push_inventory(cluster(args.hosts, args.vms, rng))
+            client.stream_samples(sample_batches(args.hosts, args.vms, 10, 5000, rng))
+        # The interceptors in the server's order (advisor.api.server), around the servicers' own methods.
+        interceptors = [GrpcMetrics(app.metrics), app.access, ErrorInterceptor(SERVICE_NAMES)]
+        methods = {  # made once, as the server registers them
+            "/advisor.api.v1.PredictionService/PredictMigrationCost": grpc.unary_unary_rpc_method_handler(
+                servicers.PredictionServicer(app.usecases, app.metrics).PredictMigrationCost),
+            "/advisor.api.v1.AutomationService/GetAutomation": grpc.unary_unary_rpc_method_handler(
+                servicers.AutomationServicer(app.usecases, app.metrics).GetAutomation),
+        }
+
+        def handler(method: str) -> Any:
+            def at(i: int, details: grpc.HandlerCallDetails) -> Any:
+                if i == len(interceptors):
+                    return methods[details.method]
+                return interceptors[i].intercept_service(partial(at, i + 1), details)
+
+            details = type("Details", (), {"method": method, "invocation_metadata": ()})()
+            return at(0, details)
+
+        context = StandInContext(secret)
+
+        def served(method: str, request: object) -> None:
+            handler(method).unary_unary(request, context)
+
+        vm_ids = [f"vm-{rng.randrange(args.vms):05d}" for _ in range(args.calls)]
+        timed: dict[str, Callable[[str], object]] = {
+            "PredictMigrationCost, the use case": app.usecases.advice.predict_cost,
+            "PredictMigrationCost, served": lambda vm: served(
+                "/advisor.api.v1.PredictionService/PredictMigrationCost", pb.PredictMigrationCostRequest(vm_id=vm)),
+            "GetAutomation, served": lambda vm: served("/advisor.api.v1.AutomationService/GetAutomation",
+                                                       pb.GetAutomationRequest()),
+        }
+        times: dict[str, list[float]] = {name: [] for name in timed}
+        for vm_id in vm_ids[:20]:  # warm up
+            for call in timed.values():
+                call(vm_id)
+        for vm_id in vm_ids:
+            for name, call in timed.items():
+                t0 = time.perf_counter()
+                call(vm_id)
+                times[name].append((time.perf_counter() - t0) * 1000)
+    finally:
+        app.stop()
+    print(f"\nin process, no network: {args.hosts} hosts, {args.vms} VMs; {args.calls} calls each, in turn")
+    for name, values in times.items():
+        print(f"{name:38s} median {statistics.median(values):6.3f} ms   best {min(values):6.3f} ms")
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
@@ -117,10 +216,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--models", type=Path, default=Path(__file__).resolve().parents[1] / "models")
     parser.add_argument("--skip-trees", action="store_true", help="only the served calls")
+    parser.add_argument("--in-process", action="store_true", help="the calls without the network, in this process")
     args = parser.parse_args()
     if not args.skip_trees:
         trees(args.models)
-    served(args)
+    if args.in_process:
+        in_process(args)
+    else:
+        served(args)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from advisor.api.handlers import Behaviour, ServerInterceptor, rebuilt
+from advisor.api.handlers import Behaviour, Rebuilt, ServerInterceptor, rebuilt
 from advisor.domain.access import STATE_CHANGING, AuditEntry, AuditTrail, Caller, Role, TokenCheck, may_call
 from advisor.metrics import AdvisorMetrics
 
@@ -75,6 +75,7 @@ class AccessInterceptor(ServerInterceptor):
                         True: threading.BoundedSemaphore(limits.streams)}
         self._limits = limits
         self._clock = clock
+        self._rebuilt = Rebuilt(self._rebuild)
 
     def drain(self, timeout_s: float) -> bool:
         """Wait, at most `timeout_s`, until no call is inside its handler or writing its audit entry, by taking
@@ -90,8 +91,10 @@ class AccessInterceptor(ServerInterceptor):
 
     def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
-        full = details.method
-        if handler is None or full.startswith(OPEN_PREFIXES):
+        return None if handler is None else self._rebuilt(handler, details.method)
+
+    def _rebuild(self, handler: Any, full: str) -> Any:
+        if full.startswith(OPEN_PREFIXES):
             return handler
         method = full.rsplit(".", 1)[-1] if not full.startswith(REFLECTION_PREFIX) else "ServerReflection"
         streaming = handler.request_streaming or handler.response_streaming

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from advisor.api.handlers import Behaviour, ServerInterceptor, rebuilt
+from advisor.api.handlers import Behaviour, Rebuilt, ServerInterceptor, rebuilt
 from advisor.domain.errors import (
     AdvisorError,
     DeadlineExceeded,
@@ -61,11 +61,15 @@ class ErrorInterceptor(ServerInterceptor):
 
     def __init__(self, services: Collection[str]) -> None:
         self._services = frozenset(services)
+        self._rebuilt = Rebuilt(self._rebuild)
 
     def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
-        service, _, method = details.method.lstrip("/").rpartition("/")
-        if handler is None or service not in self._services:
+        return None if handler is None else self._rebuilt(handler, details.method)
+
+    def _rebuild(self, handler: Any, full: str) -> Any:
+        service, _, method = full.lstrip("/").rpartition("/")
+        if service not in self._services:
             return handler
         return rebuilt(handler, lambda behaviour: self._answering(behaviour, method))
 

@@ -1,8 +1,10 @@
 """What the server and its interceptors share: how a method handler is made for each kind of call, and a handler
-rebuilt around a wrapped behaviour (how an interceptor puts itself between gRPC and the servicer)."""
+rebuilt around a wrapped behaviour (how an interceptor puts itself between gRPC and the servicer), once per
+method."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,3 +36,23 @@ def rebuilt(handler: Any, around: Callable[[Behaviour], Behaviour]) -> Any:
                  (False, True): handler.unary_stream, (True, True): handler.stream_stream}[kind]
     return FACTORIES[kind](around(behaviour), request_deserializer=handler.request_deserializer,
                            response_serializer=handler.response_serializer)
+
+
+class Rebuilt:
+    """An interceptor's handlers, rebuilt once per method: gRPC asks every interceptor for the handler of each
+    call, and rebuilding it with its wrappers cost more than a short call's own work. `rebuild(handler, method)`
+    is called again only when the handler it was given changes (the inner interceptors cache theirs too)."""
+
+    def __init__(self, rebuild: Callable[[Any, str], Any]) -> None:
+        self._rebuild = rebuild
+        self._by_method: dict[str, tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, handler: Any, method: str) -> Any:
+        cached = self._by_method.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        made = self._rebuild(handler, method)
+        with self._lock:  # methods are those registered (an unknown one has no handler): the dict stays small
+            self._by_method[method] = (handler, made)
+        return made

@@ -125,9 +125,10 @@ class LearnedCostPredictor:
             raise ArtifactError(f"correction techniques: {error}") from None
         self._corrected = np.isin(np.arange(len(TECHNIQUES)), corrected)  # by technique code
         self._boosters = dict(boosters)
-        # low <= 0 <= high so the median stays inside the interval.
-        self._low = {t: {k: min(0.0, float(v[0])) for k, v in offsets[t].items()} for t in TARGETS}
-        self._high = {t: {k: max(0.0, float(v[1])) for k, v in offsets[t].items()} for t in TARGETS}
+        # low <= 0 <= high so the median stays inside the interval; by the key's place in INTERVAL_KEYS.
+        self._key_index = {k: i for i, k in enumerate(INTERVAL_KEYS)}
+        self._low = {t: np.array([min(0.0, float(offsets[t][k][0])) for k in INTERVAL_KEYS]) for t in TARGETS}
+        self._high = {t: np.array([max(0.0, float(offsets[t][k][1])) for k in INTERVAL_KEYS]) for t in TARGETS}
         self._convergence = convergence
         self._model = ModelRef(name=MODEL_NAME, version=version, interval_kind=interval_kind)
 
@@ -142,7 +143,8 @@ class LearnedCostPredictor:
         """All rows at once: one feature build and one booster call per model."""
         fs = build_cost_features(table)
         profiles = [p if p in PROFILES else DEFAULT_PROFILE for p in table.profiles]
-        keys = [interval_key(p, str(t), b) for p, t, b in zip(profiles, table.techniques, fs.bands(), strict=True)]
+        keys = np.array([self._key_index[interval_key(p, str(t), b)]
+                         for p, t, b in zip(profiles, table.techniques, fs.bands(), strict=True)], dtype=np.int64)
         out: dict[str, FloatArray] = {}
         profile_code = fs.column("profile").astype(np.int64)
         corrected = self._corrected[fs.column("technique").astype(np.int64)]
@@ -155,8 +157,7 @@ class LearnedCostPredictor:
                 if target in models and rows.any():
                     median[rows] += np.asarray(models[target].predict(x[rows]), dtype=np.float64)
             median = median + fs.offset(target)
-            low = np.array([self._low[target][k] for k in keys])
-            high = np.array([self._high[target][k] for k in keys])
+            low, high = self._low[target][keys], self._high[target][keys]
             out[target] = np.exp(np.sort(np.column_stack([median + low, median, median + high]), axis=1))
         learned = self._convergence.learned(fs, table.deadline_ms)
         guard = guards(fs, table.deadline_ms)
@@ -164,7 +165,7 @@ class LearnedCostPredictor:
                           apply_guards(learned, guard), guard, learned, fs)
 
     def predict_arrays(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostArrays:
-        for inputs, _ in rows:
+        for inputs in {id(inputs): inputs for inputs, _ in rows}.values():  # the techniques of one move share theirs
             validate(inputs)
         return self.predict_table(InputTable.from_rows(rows))
 

@@ -91,8 +91,9 @@ class CostEstimator:
                    techniques: Sequence[Technique] = tuple(Technique)) -> list[list[MigrationCost]]:
         """`costs` of each inputs, in one model call for them all (a model call costs more than its rows)."""
         rows = [(inputs, t) for inputs in many for t in techniques]
-        bursts = [(replace(inputs, dirty_rate_mib_s=inputs.burst_dirty_rate_mib_s), t)
-                  for inputs in many if inputs.burst_dirty_rate_mib_s is not None for t in techniques if t.is_live]
+        at_burst_inputs = [replace(inputs, dirty_rate_mib_s=inputs.burst_dirty_rate_mib_s)
+                           for inputs in many if inputs.burst_dirty_rate_mib_s is not None]
+        bursts = [(inputs, t) for inputs in at_burst_inputs for t in techniques if t.is_live]
         predicted = self.predict_many([*rows, *bursts]) if rows else []
         at_burst = iter(predicted[len(rows):])
         out = []

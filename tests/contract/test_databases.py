@@ -120,6 +120,27 @@ def test_tokens_made_or_revoked_by_another_connection_count_on_the_next_call(ope
     assert command.authenticate(again) is not None and command.authenticate(token) is None
 
 
+def test_a_token_check_never_waits_behind_the_stores_work_and_still_sees_a_revocation(open_database: Open) -> None:
+    database = open_database()
+    server, command = TokenStore(database, lambda: 1.0), TokenStore(open_database(), lambda: 2.0)
+    kept, revoked = command.create("kept", Role.READER), command.create("revoked", Role.READER)
+    assert server.authenticate(revoked) is not None  # now in the server's cache
+    command.revoke("revoked")
+    answers: dict[str, object] = {}
+
+    def check() -> None:
+        answers.update(kept=server.authenticate(kept), revoked=server.authenticate(revoked))
+
+    with database.transaction():  # a store's write under way on the server's connection
+        checker = threading.Thread(target=check)
+        checker.start()
+        checker.join(30)  # not a timing: a check waiting for the transaction would wait until it ends
+        finished_inside = not checker.is_alive()
+    checker.join()
+    assert finished_inside
+    assert answers["revoked"] is None and getattr(answers["kept"], "name", None) == "kept"
+
+
 def test_the_audit_trail_is_append_only_and_pruned_by_age(open_database: Open) -> None:
     database = open_database()
     audit = AuditLog(database)

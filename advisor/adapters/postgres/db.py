@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -97,6 +97,10 @@ class PostgresDatabase:
     def reading(self) -> Iterator[_Connection]:
         with self.pool.connection() as connection:
             yield _Connection(connection)
+
+    def checking(self) -> AbstractContextManager[_Connection]:
+        """The pool's connections, as for any read: none is held by the stores' work."""
+        return self.reading()
 
     def data_version(self, db: Connection) -> None:
         """PostgreSQL says nothing cheap about other sessions' commits: readers of a cache read again."""

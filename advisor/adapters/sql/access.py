@@ -3,7 +3,8 @@
 A token is `adv_` followed by 43 URL-safe characters (256 random bits); only its SHA-256 is stored (a slow hash
 adds nothing for a secret of that entropy). The server checks a token on every call against an in-memory copy
 of the table, reloaded whenever another connection (the `advisor tokens` command, another replica) has changed the
-database, so a revocation takes effect on the next call.
+database, so a revocation takes effect on the next call. The check reads on the database's `checking` connection,
+so it never waits behind the stores' work on their shared one (a batch of samples saved, a recommendation stored).
 """
 
 from __future__ import annotations
@@ -83,9 +84,9 @@ class TokenStore:
             self._cache_version = None
 
     def _callers(self) -> dict[str, Caller]:
-        with self._db.reading() as db:
-            # The version changes when another connection commits (the CLI created or revoked a token); without
-            # one (PostgreSQL), the few active tokens are read on every call.
+        with self._db.checking() as db:
+            # The version changes when another connection commits (the CLI created or revoked a token, or the
+            # server's own stores wrote); without one (PostgreSQL), the few active tokens are read on every call.
             version = self._db.data_version(db)
             with self._cache_lock:
                 if version is not None and version == self._cache_version:

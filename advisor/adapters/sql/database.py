@@ -50,6 +50,11 @@ class Database(Protocol):
         """A connection to read from (each statement sees what was committed before it)."""
         ...
 
+    def checking(self) -> AbstractContextManager[Connection]:
+        """A connection for the small reads made on every call (the tokens), which never waits behind the stores'
+        work: where the stores share one connection under a lock (SQLite), a second connection of its own."""
+        ...
+
     def data_version(self, db: Connection) -> object | None:
         """A value that changes whenever another connection commits (SQLite's data_version), or None where the
         engine has no cheap one: a cache of the tokens is then read again on every call."""

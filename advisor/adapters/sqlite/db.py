@@ -64,6 +64,10 @@ class SqliteDatabase:
             self._upgrade_legacy()
             # Quoted: yoyo hands the path to SQLite as a URI (file:PATH?cache=shared), which decodes it.
             migrate(f"sqlite:///{quote(str(path.resolve()))}", "advisor.adapters.sqlite", str(path))
+            # The token check of every call reads here, never waiting behind a store's transaction on `lock`.
+            self._checking = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._checking.execute("PRAGMA busy_timeout=5000")
+            self._checking_lock = threading.Lock()
         except sqlite3.DatabaseError as error:
             raise StorageError(f"{path}: cannot use this database ({error})") from None
         except OSError as error:
@@ -105,8 +109,14 @@ class SqliteDatabase:
         with self.lock:
             yield self.connection
 
+    @contextmanager
+    def checking(self) -> Iterator[sqlite3.Connection]:
+        with self._checking_lock:
+            yield self._checking
+
     def data_version(self, db: Connection) -> int:
-        """Changes when another connection commits: the CLI created or revoked a token."""
+        """Changes when another connection commits: the CLI created or revoked a token; on `checking`'s connection,
+        also whenever this database's own connection commits."""
         return int(db.execute("PRAGMA data_version").fetchone()[0])
 
     def size_bytes(self) -> int:
@@ -115,8 +125,9 @@ class SqliteDatabase:
                    if p.exists())
 
     def close(self) -> None:
-        with self.lock:
+        with self.lock, self._checking_lock:
             self.connection.close()
+            self._checking.close()
 
 
 class SqliteStore(SqlStore):
