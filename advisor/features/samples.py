@@ -140,15 +140,18 @@ class RecentSamples:
 
     def restore(self, series: Iterable[Series]) -> int:
         """Samples saved by `export_changed`, back in (a restart); returns the entities restored."""
-        count = 0
+        alike: dict[tuple[str, int], list[Series]] = {}  # by kind and length: each group put at once
+        for item in series:
+            fields = len((self._hosts if item.kind == "host" else self._vms).fields)
+            if item.values.ndim != 2 or item.values.shape[1] != fields or len(item.times) != len(item.values):
+                continue  # saved by a version with other fields: not to be guessed at
+            alike.setdefault((item.kind, len(item.times)), []).append(item)
         with self._lock:
-            for item in series:
-                store = self._hosts if item.kind == "host" else self._vms
-                if item.values.ndim != 2 or item.values.shape[1] != len(store.fields):
-                    continue  # saved by a version with other fields: not to be guessed at
-                store.put_series(item.entity_id, item.times, item.values)  # unmarked: neither to save nor news
-                count += 1
-        return count
+            for (kind, _), group in alike.items():
+                store = self._hosts if kind == "host" else self._vms
+                store.put_many([g.entity_id for g in group], np.stack([g.times for g in group]),
+                               np.stack([g.values for g in group]))  # unmarked: neither to save nor news
+        return sum(len(group) for group in alike.values())
 
     def nbytes(self) -> int:
         with self._lock:

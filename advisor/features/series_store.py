@@ -175,6 +175,34 @@ class SeriesStore:
         row = self._row(entity_id)
         self._place(self._chunks[row // CHUNK_ROWS], row % CHUNK_ROWS, t_ms[last], rows[last])
 
+    def put_many(self, entity_ids: Sequence[str], times_s: npt.NDArray[np.float64],
+                 values: npt.NDArray[np.float32]) -> None:
+        """`put_series` of many entities, each with a series of the same length (times_s[entity, sample],
+        values[entity, sample, field]); new entities whose times rise (the saved case) are put at once, in a few
+        array operations per block, the others one by one."""
+        if times_s.shape[1] == 0:
+            return
+        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `_ms`
+        keep = min(t_ms.shape[1], self.capacity)
+        regular = (np.diff(t_ms, axis=1) > 0).all(axis=1) & (t_ms[:, -1] - t_ms[:, -keep] <= SPAN_MS)
+        first = {entity_id: n for n, entity_id in reversed(list(enumerate(entity_ids)))}  # an id given twice
+        at_once = [n for n in np.flatnonzero(regular).tolist()
+                   if first[entity_ids[n]] == n and entity_ids[n] not in self._rows]
+        rows = np.array([self._row(entity_ids[n]) for n in at_once], dtype=np.int64)
+        times, vals = t_ms[at_once, -keep:], np.asarray(values, dtype=np.float32)[at_once, -keep:]
+        blocks = rows // CHUNK_ROWS
+        for block in np.unique(blocks).tolist():
+            k = np.flatnonzero(blocks == block)
+            c, i, measured = self._chunks[block], rows[k] % CHUNK_ROWS, ~np.isnan(vals[k])
+            c.base_ms[i] = times[k, 0]
+            c.offsets[i, :keep] = times[k] - times[k, :1]
+            c.values[i, :keep] = vals[k]
+            c.start[i], c.count[i] = 0, keep
+            newest = keep - 1 - np.argmax(measured[:, ::-1, :], axis=1)
+            c.newest[i] = np.where(measured.any(axis=1), newest, -1)
+        for n in sorted(set(range(len(entity_ids))) - set(at_once)):  # after: an id's second series follows
+            self.put_series(entity_ids[n], times_s[n], values[n])
+
     def _place(self, c: _Chunk, i: int, times: npt.NDArray[np.int64], values: npt.NDArray[np.float32]) -> None:
         """Row `i` rewritten to hold `times` (sorted, distinct) and their values: the newest `capacity` of them
         within the span of the newest."""

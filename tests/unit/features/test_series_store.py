@@ -104,6 +104,30 @@ def test_a_whole_series_put_at_once_is_the_same_as_its_samples_added_in_turn(
     same(store, reference, tolerance_s=0.0)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5), st.integers(0, 6),
+       st.lists(st.tuples(st.sampled_from(IDS), st.lists(st.tuples(st.integers(0, 40), values), min_size=0,
+                                                          max_size=6), st.booleans()), max_size=6))
+def test_many_series_put_at_once_are_the_same_as_their_samples_added_in_turn(
+        capacity: int, length: int,
+        saved: list[tuple[str, list[tuple[int, list[float | None]]], bool]]) -> None:
+    """Series of one length, most with rising times (put a block at once), some not, an id given twice."""
+    store, reference = SeriesStore(FIELDS, capacity), RingStore(FIELDS, capacity)
+    series = []
+    for entity_id, samples, rising in saved:
+        ticks = [tick for tick, _ in samples][:length] + [41 + k for k in range(length - len(samples))]
+        ticks = sorted(set(ticks)) + [50 + k for k in range(length - len(set(ticks)))] if rising else ticks
+        rows = [row for _, row in samples][:length] + [[0.5, None, 1.0]] * (length - len(samples))
+        series.append((entity_id, [1_796_000_000 + tick * 0.125 for tick in ticks], rows))
+    store.put_many([e for e, _, _ in series], np.array([t for _, t, _ in series]).reshape(len(series), length),
+                   np.array([[[math.nan if v is None else v for v in row] for row in rows] for _, _, rows in series],
+                            dtype=np.float32).reshape(len(series), length, len(FIELDS)))
+    for entity_id, times, rows in series:
+        for time_s, row in zip(times, rows, strict=True):
+            reference.add(entity_id, time_s, row)
+    same(store, reference, tolerance_s=0.0)
+
+
 def test_a_row_spans_at_most_24_days_older_samples_leave_as_from_a_full_ring() -> None:
     store = SeriesStore(FIELDS, capacity=10)
     day = 86_400.0
