@@ -97,7 +97,7 @@ class App:
         left), the reconciler and, with `tasks`, the leader's periodic tasks (a test may drive them itself)."""
 
         def take_over() -> None:
-            self.executor.start()
+            self.executor.start(self.leadership.takeover())
             self.usecases.migrations.reconcile()
             for task in self.leader_tasks if tasks else ():
                 task.start()

@@ -75,13 +75,15 @@ def ended(process: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def replicas(tmp_path: Path, url: str, count: int = 2) -> Iterator[list[Replica]]:
+def replicas(tmp_path: Path, url: str, count: int = 2, *, args: tuple[str, ...] = ()) -> Iterator[list[Replica]]:
+    """`count` replicas of `advisor serve` on the database at `url`, each with its own data directory and ports
+    (and `args` besides), ready to serve; stopped at the end (SIGTERM) unless killed meanwhile."""
     with ExitStack() as stack:
         started = []
         for i in range(count):
             port, metrics_port = free_port(), free_port()
             process = _start(["--listen", f"127.0.0.1:{port}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
-                              "--data-dir", str(tmp_path / f"replica-{i}"), "--database-url", url],
+                              "--data-dir", str(tmp_path / f"replica-{i}"), "--database-url", url, *args],
                              {"ADVISOR_LOG_LEVEL": "info"})
             stack.callback(ended, process)
             started.append(Replica(process, port, metrics_port))
