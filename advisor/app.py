@@ -19,6 +19,7 @@ from advisor.adapters.datadir import DataDirLock, read_addresses
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sql.access import AuditLog, TokenStore
 from advisor.adapters.sql.definitions import DefinitionArchive
+from advisor.adapters.sql.feed import SampleFeed
 from advisor.adapters.sql.lease import LeaseTable
 from advisor.adapters.sql.samples import SampleArchive
 from advisor.adapters.sql.sessions import SessionStore
@@ -41,6 +42,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.adaptive_intervals import AdaptiveIntervals
 from advisor.ml.predictor import CostPredictor
 from advisor.model_serving import load_models, models_reloader
+from advisor.sample_sharing import EXCHANGE_S, SharedSamples
 from advisor.telemetry.collectors import Periodic, sources
 from advisor.usecases.bundle import UseCases
 from advisor.usecases.estimates import CostEstimator
@@ -232,7 +234,7 @@ def build_app(
     predictor, forecaster = load_models(settings.models_dir, metrics, intervals)
     allowed_connect = guarded(connect, uris)
     core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock, intervals,
-                     definitions, leadership)
+                     definitions, leadership, SampleFeed(database) if settings.database_url else None)
     usecases, estimator, outcomes, executor = core.usecases, core.estimator, core.outcomes, core.executor
     samples, ingestion, migrations, freshness = (core.samples, core.usecases.ingestion, core.usecases.migrations,
                                                  core.freshness)
@@ -255,6 +257,8 @@ def build_app(
     collectors = [Periodic("housekeeping", settings.samples_save_interval_s, keep_house, final_run=True),
                   Periodic("models", settings.models_reload_interval_s,
                            models_reloader(settings.models_dir, estimator, metrics, intervals))]
+    if isinstance(samples, SharedSamples):  # replicas: what was pushed to one, in the others' memory
+        collectors.append(Periodic("sample feed", EXCHANGE_S, samples.exchange, final_run=True))
     leader_tasks += [Periodic("retention", settings.samples_save_interval_s, apply_retention),
                      Periodic("expiry", settings.expiry_check_interval_s,
                               lambda: metrics.expired.inc(expire_stale(store, freshness))),

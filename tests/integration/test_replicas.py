@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from advisor.api.client import AdvisorClient, ClientError
@@ -175,6 +176,37 @@ def test_kill_9_of_the_leader_hands_the_lease_over_within_15_s(tmp_path: Path, p
         assert follower.serving()
         code, _ = _stop(follower.process)
         assert code == 0  # a clean stop, the lease released
+
+
+SEEN_BY_ALL_S = 5.0  # the "within a few seconds": a replica exchanges samples every second
+
+
+def test_samples_pushed_to_either_replica_are_seen_by_the_other(tmp_path: Path, postgres_url: str) -> None:
+    token = operator_token(postgres_url)
+    example = unreachable_example()
+    with replicas(tmp_path, postgres_url) as (first, second):
+        clients = [AdvisorClient(f"127.0.0.1:{r.port}", token=token, timeout_s=30) for r in (first, second)]
+        try:
+            push_example(clients[0], example, time.time())  # its samples too
+            clients[1].push_inventory(json_format.ParseDict(example["inventory"], pb.PushInventoryRequest()))
+            for rate, (to, by) in zip((37.5, 41.25), ((0, 1), (1, 0)), strict=True):
+                request = pb.PushSamplesRequest()
+                sample = request.vm_samples.add(vm_id="db-1", dirty_rate_mib_s=rate)
+                sample.time.FromNanoseconds(time.time_ns())
+                clients[to].push_samples(request)
+
+                def seen(by: int = by, rate: float = rate) -> bool:
+                    (vm,) = [v for v in clients[by].list_vms() if v.vm.id == "db-1"]
+                    return vm.HasField("dirty_rate_mib_s") and vm.dirty_rate_mib_s == rate
+
+                took = wait_for(seen, SEEN_BY_ALL_S, f"a sample pushed to replica {to} never reached replica {by}")
+                print(f"a sample pushed to replica {to} seen by replica {by} after {took:.1f} s")
+            # the example's samples, pushed to the first alone, are the second's too
+            assert {v.vm.id for v in clients[1].list_vms() if v.HasField("cpu_utilization_ratio")} == {
+                v.vm.id for v in clients[0].list_vms() if v.HasField("cpu_utilization_ratio")} != set()
+        finally:
+            for client in clients:
+                client.close()
 
 
 class Partition:
