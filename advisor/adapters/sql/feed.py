@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 
 from advisor.adapters.sql.database import Database
 from advisor.domain.model import HostSample, VmSample
 
 log = logging.getLogger("advisor.storage")
+# A sample's fields in order (dataclasses.astuple copies deeply, and took most of a publication's time)
+_HOST_ROW = attrgetter(*(f.name for f in fields(HostSample)))
+_VM_ROW = attrgetter(*(f.name for f in fields(VmSample)))
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class SampleFeed:
 
     def publish(self, origin: str, written_at_s: float, hosts: Sequence[HostSample],
                 vms: Sequence[VmSample]) -> None:
-        body = json.dumps({"hosts": [astuple(s) for s in hosts], "vms": [astuple(s) for s in vms]})
+        body = json.dumps({"hosts": [_HOST_ROW(s) for s in hosts], "vms": [_VM_ROW(s) for s in vms]})
         with self._db.transaction() as db:
             db.execute("INSERT INTO sample_feed (origin, written_at_s, body) VALUES (?, ?, ?)",
                        (origin, written_at_s, body))
