@@ -28,6 +28,8 @@ EXCHANGE_S = 1.0  # how often a replica publishes what it was given and reads wh
 GAP_WAIT_S = 10.0  # how long a missing row number is asked for again (a write commits within it)
 FEED_KEEP_S = 120.0  # how long rows stay in the feed
 PRUNE_EVERY = 30  # exchanges between two prunings of the feed
+# Samples waiting to be published at most (tens of MB): beyond, when no exchange runs, the oldest are not shared.
+OUTBOX_MAX = 200_000
 
 
 class Feed(Protocol):
@@ -61,8 +63,13 @@ class SharedSamples(RecentSamples):
     def add(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> None:
         super().add(host_samples, vm_samples)
         with self._outbox_lock:
-            self._outbox[0].extend(host_samples)
-            self._outbox[1].extend(vm_samples)
+            hosts, vms = self._outbox
+            hosts.extend(host_samples)
+            vms.extend(vm_samples)
+            if len(hosts) + len(vms) > OUTBOX_MAX:
+                log.warning("samples not shared with the other replicas: no exchange for too long",
+                            extra={"samples": len(hosts) + len(vms)})
+                self._outbox = ([], [])
 
     def exchange(self) -> None:
         """Publish the samples added here since the last exchange, then add those other replicas published. A

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+import pytest
+
+from advisor import sample_sharing
 from advisor.adapters.sql.feed import Batch
 from advisor.domain.model import HostSample, VmSample
 from advisor.sample_sharing import FEED_KEEP_S, GAP_WAIT_S, PRUNE_EVERY, SharedSamples
@@ -66,3 +69,14 @@ def test_a_number_never_used_is_given_up_after_a_while_and_what_is_added_here_is
     for _ in range(PRUNE_EVERY):
         samples.exchange()
     assert feed.pruned == [NOW - FEED_KEEP_S]
+
+
+def test_samples_waiting_beyond_the_outbox_are_not_shared_but_kept_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sample_sharing, "OUTBOX_MAX", 3)
+    feed = ScriptedFeed()
+    samples = SharedSamples(8, feed, "me", clock=lambda: NOW)
+    samples.add([], [VmSample(f"v{i}", NOW) for i in range(4)])
+    samples.add([], [VmSample("last", NOW, dirty_rate_mib_s=2.0)])
+    samples.exchange()
+    assert feed.published == [("me", [VmSample("last", NOW, dirty_rate_mib_s=2.0)])]
+    assert len(samples.vm_window("v0")[0]) == 1  # kept here all the same
