@@ -19,7 +19,7 @@ from advisor.adapters.datadir import DataDirLock, read_addresses
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sql.access import AuditLog, TokenStore
 from advisor.adapters.sql.definitions import DefinitionArchive
-from advisor.adapters.sql.feed import SampleFeed
+from advisor.adapters.sql.feed import InventoryFeed, SampleFeed
 from advisor.adapters.sql.lease import LeaseTable
 from advisor.adapters.sql.samples import SampleArchive
 from advisor.adapters.sql.sessions import SessionStore
@@ -37,6 +37,7 @@ from advisor.domain.sessions import Sessions
 from advisor.domain.uris import UriPolicy
 from advisor.execution.executor import Executor
 from advisor.execution.hypervisor import Hypervisor, UriRefused
+from advisor.inventory_sharing import InventoryFollower
 from advisor.leadership import Leadership
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.adaptive_intervals import AdaptiveIntervals
@@ -227,7 +228,8 @@ def build_app(
         raise
     leadership = Leadership(LeaseTable(database) if settings.database_url else None, settings.lease_ttl_s,
                             clock=clock)
-    store, tokens, audit = SqlStore(database, lambda: leadership.term), TokenStore(database, clock), AuditLog(database)
+    store = SqlStore(database, lambda: leadership.term, replica=leadership.replica if settings.database_url else "")
+    tokens, audit = TokenStore(database, clock), AuditLog(database)
     archive, definitions = SampleArchive(database), DefinitionArchive(database)
     metrics = AdvisorMetrics(CollectorRegistry())
     intervals = AdaptiveIntervals()  # the served intervals' online adaptation, kept across model swaps
@@ -258,7 +260,10 @@ def build_app(
                   Periodic("models", settings.models_reload_interval_s,
                            models_reloader(settings.models_dir, estimator, metrics, intervals))]
     if isinstance(samples, SharedSamples):  # replicas: what was pushed to one, in the others' memory
-        collectors.append(Periodic("sample feed", EXCHANGE_S, samples.exchange, final_run=True))
+        follower = InventoryFollower(InventoryFeed(database), store, core.inventory, samples, leadership.replica,
+                                     changed=ingestion.update_gauges, clock=clock)
+        collectors += [Periodic("sample feed", EXCHANGE_S, samples.exchange, final_run=True),
+                       Periodic("inventory feed", EXCHANGE_S, follower.follow)]
     leader_tasks += [Periodic("retention", settings.samples_save_interval_s, apply_retention),
                      Periodic("expiry", settings.expiry_check_interval_s,
                               lambda: metrics.expired.inc(expire_stale(store, freshness))),

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from advisor.adapters.sql.feed import Batch
 from advisor.domain.model import HostSample, VmSample
@@ -43,6 +43,39 @@ class Feed(Protocol):
     def prune(self, before_s: float) -> int: ...
 
 
+class Numbered(Protocol):
+    @property
+    def seq(self) -> int: ...
+
+
+N = TypeVar("N", bound=Numbered)
+
+
+class FeedCursor:
+    """Where a reader is in a feed whose rows are numbered as written but may commit out of order: the highest
+    number read, and the numbers below it not read yet (asked for again until GAP_WAIT_S has passed)."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._seen = 0
+        self._gaps: dict[int, float] = {}  # when each missing number was first missed
+
+    def read(self, fetch: Callable[[int, list[int]], list[N]]) -> list[N]:
+        """The rows not read yet: `fetch(after, also)` gives those numbered above `after` or in `also`."""
+        now = self._monotonic()
+        self._gaps = {seq: since for seq, since in self._gaps.items() if now - since < GAP_WAIT_S}
+        rows = fetch(self._seen, sorted(self._gaps))
+        read = {row.seq for row in rows}
+        for seq in read:
+            self._gaps.pop(seq, None)
+        if read:
+            # from the first row read when nothing was read before: the rows before it were pruned
+            first = self._seen + 1 if self._seen else min(read)
+            self._gaps.update((seq, now) for seq in range(first, max(read)) if seq not in read)
+            self._seen = max(self._seen, *read)
+        return rows
+
+
 class SharedSamples(RecentSamples):
     """RecentSamples that publish what is added to them through `feed` as `origin` (this replica), and add what
     other replicas published, at each `exchange()`."""
@@ -56,8 +89,7 @@ class SharedSamples(RecentSamples):
         self._monotonic = monotonic
         self._outbox_lock = threading.Lock()
         self._outbox: tuple[list[HostSample], list[VmSample]] = ([], [])
-        self._seen = 0  # the highest row number read
-        self._gaps: dict[int, float] = {}  # row numbers below it not read yet: when each was first missed
+        self._cursor = FeedCursor(monotonic)
         self._exchanges = 0
 
     def add(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> None:
@@ -89,15 +121,5 @@ class SharedSamples(RecentSamples):
             self._feed.prune(self._clock() - FEED_KEEP_S)
 
     def _read(self) -> None:
-        now = self._monotonic()
-        self._gaps = {seq: since for seq, since in self._gaps.items() if now - since < GAP_WAIT_S}
-        batches = self._feed.read(self._origin, self._seen, sorted(self._gaps))
-        for batch in batches:
+        for batch in self._cursor.read(lambda after, also: self._feed.read(self._origin, after, also)):
             super().add(batch.hosts, batch.vms)  # theirs: not published again
-            self._gaps.pop(batch.seq, None)
-        if batches:
-            read = {b.seq for b in batches}
-            # from the first row read when nothing was read before: the rows before it were pruned
-            first = self._seen + 1 if self._seen else min(read)
-            self._gaps.update((seq, now) for seq in range(first, max(read)) if seq not in read)
-            self._seen = max(self._seen, *read)

@@ -60,6 +60,7 @@ class Core:
     samples: RecentSamples
     freshness: Freshness
     signs: HypervisorSigns  # which hypervisors answer the telemetry: how an evacuation knows a host is down
+    inventory: Inventory  # what other replicas change is applied to it (advisor.inventory_sharing)
 
 
 def wire_core(settings: Settings, store: SqlStore, archive: SampleArchive, metrics: AdvisorMetrics,
@@ -126,7 +127,7 @@ def wire_core(settings: Settings, store: SqlStore, archive: SampleArchive, metri
         cluster=ClusterView(snapshots.current, review.get, lambda running, n: migrations.page(running, n)[0]),
     )
 
-    return Core(usecases, estimator, outcomes, executor, samples, freshness, signs)
+    return Core(usecases, estimator, outcomes, executor, samples, freshness, signs, inventory)
 
 
 def queue_taker(executor: Executor, leadership: Leadership) -> Callable[[], None]:

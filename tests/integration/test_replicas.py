@@ -22,7 +22,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from advisor.api.client import AdvisorClient, ClientError
@@ -181,14 +180,21 @@ def test_kill_9_of_the_leader_hands_the_lease_over_within_15_s(tmp_path: Path, p
 SEEN_BY_ALL_S = 5.0  # the "within a few seconds": a replica exchanges samples every second
 
 
-def test_samples_pushed_to_either_replica_are_seen_by_the_other(tmp_path: Path, postgres_url: str) -> None:
+def test_inventory_and_samples_pushed_to_either_replica_are_seen_by_the_other(tmp_path: Path,
+                                                                              postgres_url: str) -> None:
     token = operator_token(postgres_url)
     example = unreachable_example()
     with replicas(tmp_path, postgres_url) as (first, second):
         clients = [AdvisorClient(f"127.0.0.1:{r.port}", token=token, timeout_s=30) for r in (first, second)]
         try:
-            push_example(clients[0], example, time.time())  # its samples too
-            clients[1].push_inventory(json_format.ParseDict(example["inventory"], pb.PushInventoryRequest()))
+            push_example(clients[0], example, time.time())  # the inventory, then its samples, to the first alone
+            took = wait_for(lambda: len(list(clients[1].list_hosts())) == len(example["inventory"]["hosts"]),
+                            SEEN_BY_ALL_S, "the inventory pushed to the first never reached the second")
+            print(f"the inventory pushed to replica 0 known by replica 1 after {took:.1f} s")
+            # a change at the second (a VM removed) reaches the first
+            clients[1].push_inventory(pb.PushInventoryRequest(removed_vm_ids=["web-2"]))
+            wait_for(lambda: "web-2" not in {v.vm.id for v in clients[0].list_vms()}, SEEN_BY_ALL_S,
+                     "a VM removed at the second is still known by the first")
             for rate, (to, by) in zip((37.5, 41.25), ((0, 1), (1, 0)), strict=True):
                 request = pb.PushSamplesRequest()
                 sample = request.vm_samples.add(vm_id="db-1", dirty_rate_mib_s=rate)
