@@ -5,8 +5,9 @@ replicas on one PostgreSQL, one after the other.
 
 The clients are bench_load's (schedulers push samples and small inventory changes and ask for recommendations;
 SREs list and read recommendations and hosts, and watch), in two worker processes; with two replicas each worker
-calls one of them. The inventory is pushed to every replica first (each keeps it in memory); samples pushed to one
-replica reach the other through the database (advisor.sample_sharing). PostgreSQL is Debian's, started here by
+calls one of them. The inventory is pushed to every replica first, so that each starts with it; what is pushed
+to one replica during the run (samples, inventory changes) reaches the other through the database
+(advisor.sample_sharing, advisor.inventory_sharing). PostgreSQL is Debian's, started here by
 tests.support.postgres, with its defaults (fsync and synchronous commit on), a fresh database for each setting.
 Prints throughput, p50 and p99 by kind of call and errors, per setting; asserts nothing (shared, noisy machine).
 """

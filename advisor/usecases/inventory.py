@@ -81,9 +81,13 @@ class Inventory:
             except AdvisorError:
                 self._cluster = Cluster(*self._store.load_inventory())
                 self._changes.clear()  # readers that follow by change read it whole
+                _freeze()
             else:
                 self._cluster.apply(change)
                 self._changes.append(change)
+                if len(change.hosts) + len(change.vms) + len(change.removed_host_ids) + len(
+                        change.removed_vm_ids) >= FREEZE_AT:
+                    _freeze()
             self.version += 1
         return change
 

@@ -118,7 +118,7 @@ def test_two_replicas_serve_one_leader_executes(tmp_path: Path, postgres_url: st
         leader, follower = (first, second) if first.leads() else (second, first)
         clients = [AdvisorClient(f"127.0.0.1:{r.port}", token=token, timeout_s=30) for r in (first, second)]
         try:
-            for client in clients:  # the inventory is pushed to both (each keeps it in memory)
+            for client in clients:  # pushed to both (each would have it from the other within seconds)
                 push_example(client, example, time.time())
             # both serve reads and recommendations, each finding what the other made
             made = [client.recommend(pb.RecommendTargetRequest(vm_id=vm))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import libvirt
@@ -17,16 +17,13 @@ import pytest
 
 from advisor.adapters.databases import open_database
 from advisor.adapters.sql.store import SqlStore
-from advisor.api import convert
 from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.app import open_hypervisor
 from advisor.cli.demo import _ingest, lab_uri_pattern
 from advisor.config import Settings
 from advisor.domain.migration import MigrationRecord, Phase
-from advisor.features.inputs import PROFILE_LABEL
 from advisor.lab import Lab
-from advisor.telemetry.hypervisors import HostConnection, read_inventory
+from advisor.telemetry.hypervisors import HostConnection
 from tests.integration.test_replicas import TAKEOVER_S, Replica, operator_token, replicas, wait_for
 from tests.lab.test_migrations import GUEST, alive
 
@@ -45,13 +42,6 @@ def config_file(tmp_path: Path, lab: Lab) -> Path:
     path.write_text(f"[advisor]\nhypervisor_uri_patterns = {json.dumps(patterns)}\ndirty_rate_interval_s = 0\n"
                     "poll_interval_s = 0.25\nlog_level = \"info\"\n")
     return path
-
-
-def push_inventory(client: AdvisorClient, hosts: list[HostConnection]) -> None:
-    change = read_inventory(hosts, open_hypervisor)
-    client.push_inventory(pb.PushInventoryRequest(
-        hosts=[convert.host_to_pb(replace(h, labels={**h.labels, PROFILE_LABEL: "lab"})) for h in change.hosts],
-        vms=[convert.vm_to_pb(v) for v in change.vms]))
 
 
 def hosts_running(lab: Lab, vm: str) -> list[str]:
@@ -113,8 +103,10 @@ def kill_the_leader_in(phase: int, lab: Lab, tmp_path: Path, url: str, *, dirty_
         leader, follower = (first, second) if first.leads() else (second, first)
         with AdvisorClient(f"127.0.0.1:{leader.port}", token=token, timeout_s=60) as at_leader, \
                 AdvisorClient(f"127.0.0.1:{follower.port}", token=token, timeout_s=60) as at_follower:
-            push_inventory(at_leader, hosts)  # each replica keeps the inventory in memory
             _ingest(at_follower, hosts, print)  # the inventory, and samples of the guests as a collector reads them
+            # the leader, which runs the move, has them from the follower through the database
+            wait_for(lambda: {h.host.id for h in at_leader.list_hosts()} == {"hv1", "hv2"}, 10,
+                     "the inventory pushed to the follower never reached the leader")
             rec = at_follower.recommend(pb.RecommendTargetRequest(vm_id=GUEST,
                                                                   objective=pb.Objective(max_downtime_ms=300)))
             (move,) = rec.moves
