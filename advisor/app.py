@@ -19,6 +19,7 @@ from advisor.adapters.datadir import DataDirLock, read_addresses
 from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sql.access import AuditLog, TokenStore
 from advisor.adapters.sql.definitions import DefinitionArchive
+from advisor.adapters.sql.feed import InventoryFeed, SampleFeed
 from advisor.adapters.sql.lease import LeaseTable
 from advisor.adapters.sql.samples import SampleArchive
 from advisor.adapters.sql.sessions import SessionStore
@@ -36,11 +37,13 @@ from advisor.domain.sessions import Sessions
 from advisor.domain.uris import UriPolicy
 from advisor.execution.executor import Executor
 from advisor.execution.hypervisor import Hypervisor, UriRefused
+from advisor.inventory_sharing import InventoryFollower
 from advisor.leadership import Leadership
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.adaptive_intervals import AdaptiveIntervals
 from advisor.ml.predictor import CostPredictor
 from advisor.model_serving import load_models, models_reloader
+from advisor.sample_sharing import EXCHANGE_S, SharedSamples
 from advisor.telemetry.collectors import Periodic, sources
 from advisor.usecases.bundle import UseCases
 from advisor.usecases.estimates import CostEstimator
@@ -97,7 +100,7 @@ class App:
         left), the reconciler and, with `tasks`, the leader's periodic tasks (a test may drive them itself)."""
 
         def take_over() -> None:
-            self.executor.start()
+            self.executor.start(self.leadership.takeover())
             self.usecases.migrations.reconcile()
             for task in self.leader_tasks if tasks else ():
                 task.start()
@@ -227,14 +230,15 @@ def build_app(
         raise
     leadership = Leadership(LeaseTable(database) if settings.database_url else None, settings.lease_ttl_s,
                             clock=clock)
-    store, tokens, audit = SqlStore(database, lambda: leadership.term), TokenStore(database, clock), AuditLog(database)
+    store = SqlStore(database, lambda: leadership.term, replica=leadership.replica if settings.database_url else "")
+    tokens, audit = TokenStore(database, clock), AuditLog(database)
     archive, definitions = SampleArchive(database), DefinitionArchive(database)
     metrics = AdvisorMetrics(CollectorRegistry())
     intervals = AdaptiveIntervals()  # the served intervals' online adaptation, kept across model swaps
     predictor, forecaster = load_models(settings.models_dir, metrics, intervals)
     allowed_connect = guarded(connect, uris)
     core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock, intervals,
-                     definitions, leadership)
+                     definitions, leadership, SampleFeed(database) if settings.database_url else None)
     usecases, estimator, outcomes, executor = core.usecases, core.estimator, core.outcomes, core.executor
     samples, ingestion, migrations, freshness = (core.samples, core.usecases.ingestion, core.usecases.migrations,
                                                  core.freshness)
@@ -257,6 +261,11 @@ def build_app(
     collectors = [Periodic("housekeeping", settings.samples_save_interval_s, keep_house, final_run=True),
                   Periodic("models", settings.models_reload_interval_s,
                            models_reloader(settings.models_dir, estimator, metrics, intervals))]
+    if isinstance(samples, SharedSamples):  # replicas: what was pushed to one, in the others' memory
+        follower = InventoryFollower(InventoryFeed(database), store, core.inventory, samples, leadership.replica,
+                                     changed=ingestion.update_gauges, clock=clock)
+        collectors += [Periodic("sample feed", EXCHANGE_S, samples.exchange, final_run=True),
+                       Periodic("inventory feed", EXCHANGE_S, follower.follow)]
     leader_tasks += [Periodic("retention", settings.samples_save_interval_s, apply_retention),
                      Periodic("expiry", settings.expiry_check_interval_s,
                               lambda: metrics.expired.inc(expire_stale(store, freshness))),

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from advisor.domain.ids import new_id
 from advisor.domain.lease import Act, Lease, Standing, step
+from advisor.execution.endings import RESTARTED
 
 log = logging.getLogger("advisor.leadership")
 
@@ -72,6 +73,11 @@ class Leadership:
 
     def leader(self) -> str:
         return self.replica if self._acting else self._holder
+
+    def takeover(self) -> str:
+        """Why this replica follows the migrations it finds under way when it takes over, on their timelines:
+        which replica took over in which term (SQLite's only process: the advisor restarted)."""
+        return RESTARTED if self.term is None else f"replica {self.replica} took over as leader (term {self.term})"
 
     def start(self, on_elected: Callable[[], None], on_deposed: Callable[[], None]) -> None:
         """Claim the lease now (a free lease is taken before the first call is served), then every few seconds.

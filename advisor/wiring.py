@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from advisor.adapters.sql.definitions import DefinitionArchive
+from advisor.adapters.sql.feed import SampleFeed
 from advisor.adapters.sql.samples import SampleArchive
 from advisor.adapters.sql.store import SqlStore
 from advisor.config import Settings, policies
@@ -27,6 +28,7 @@ from advisor.ml.calibration import RunningErrors
 from advisor.ml.forecast import DirtyRateForecaster
 from advisor.ml.predictor import CostPredictor
 from advisor.ml.profile_store import OnlineProfiles, ProfileStore
+from advisor.sample_sharing import SharedSamples
 from advisor.usecases.advice import Advice
 from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.bundle import UseCases
@@ -58,17 +60,20 @@ class Core:
     samples: RecentSamples
     freshness: Freshness
     signs: HypervisorSigns  # which hypervisors answer the telemetry: how an evacuation knows a host is down
+    inventory: Inventory  # what other replicas change is applied to it (advisor.inventory_sharing)
 
 
 def wire_core(settings: Settings, store: SqlStore, archive: SampleArchive, metrics: AdvisorMetrics,
               predictor: CostPredictor, forecaster: DirtyRateForecaster, allowed_connect: Callable[[str], Hypervisor],
               uris: UriPolicy, clock: Callable[[], float], intervals: AdaptiveIntervals,
-              definitions: DefinitionArchive, leadership: Leadership) -> Core:
+              definitions: DefinitionArchive, leadership: Leadership, feed: SampleFeed | None = None) -> Core:
     """The use cases on their store, models and hypervisors, with the decision knobs of the settings; migrations
-    run by this replica's executor while it leads, and are queued for the leader otherwise."""
+    run by this replica's executor while it leads, and are queued for the leader otherwise; with a `feed`, samples
+    are shared with the other replicas (advisor.sample_sharing)."""
     knobs = policies(settings)
     inventory = Inventory(store)
-    samples = RecentSamples(settings.samples_per_entity)
+    samples = (RecentSamples(settings.samples_per_entity) if feed is None
+               else SharedSamples(settings.samples_per_entity, feed, leadership.replica, clock=clock))
     restored = samples.restore(archive.load({"host": len(HOST_FIELDS), "vm": len(VM_FIELDS)}))
     if restored:
         log.info("recent samples restored", extra={"entities": restored})
@@ -122,7 +127,7 @@ def wire_core(settings: Settings, store: SqlStore, archive: SampleArchive, metri
         cluster=ClusterView(snapshots.current, review.get, lambda running, n: migrations.page(running, n)[0]),
     )
 
-    return Core(usecases, estimator, outcomes, executor, samples, freshness, signs)
+    return Core(usecases, estimator, outcomes, executor, samples, freshness, signs, inventory)
 
 
 def queue_taker(executor: Executor, leadership: Leadership) -> Callable[[], None]:

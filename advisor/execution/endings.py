@@ -26,6 +26,8 @@ def located(found: list[GuestLocation], unreachable: list[GuestLocation]) -> Gue
 
 UNKNOWN_WHERE = {GuestLocation.SOURCE_UNREACHABLE: Failure.SOURCE_UNREACHABLE,
                   GuestLocation.TARGET_UNREACHABLE: Failure.TARGET_UNREACHABLE}
+# Why a run reconciles the operations it found under way, unless told otherwise (a replica taking over the lead).
+RESTARTED = "advisor restarted"
 
 
 def concluded(result: MigrationResult, state: monitor.MonitorState, location: GuestLocation) -> Failure:

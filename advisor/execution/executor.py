@@ -30,6 +30,7 @@ from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Pr
 from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters, Move, MoveKind, Technique
 from advisor.domain.transport import TlsMode
 from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
+from advisor.execution.endings import RESTARTED
 from advisor.execution.hypervisor import public
 from advisor.execution.monitor import Estimate, MonitorTuning
 from advisor.execution.restart import Definitions, RestartingRunner
@@ -250,8 +251,9 @@ class Executor:
 
     # -- scheduling ----------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Reconcile operations left unfinished by a previous run, then accept work."""
+    def start(self, cause: str = RESTARTED) -> None:
+        """Reconcile operations left unfinished by a previous run (`cause`: why this one follows them, said on
+        their timelines), then accept work."""
         for record in self._store.unfinished_migrations():
             live = Live(record)
             with self._lock:
@@ -262,7 +264,7 @@ class Executor:
             else:
                 with self._lock:
                     self._running.add(record.operation_id)
-                self._spawn(self._runner.reconcile, live)
+                self._spawn(lambda found: self._runner.reconcile(found, cause), live)
         with self._lock:
             self._schedule()
 

@@ -18,7 +18,7 @@ from advisor.domain.failures import Failure, Side
 from advisor.domain.migration import MigrationResult, Phase
 from advisor.domain.model import MoveKind
 from advisor.execution.background import Steps
-from advisor.execution.endings import said
+from advisor.execution.endings import RESTARTED, said
 from advisor.execution.hypervisor import GuestDefinition, HypervisorError, failure_of_error
 from advisor.execution.runner import Live, Runner
 
@@ -81,12 +81,12 @@ class RestartingRunner(Runner):
                   f"restarted in {elapsed_ms / 1000:.1f} s (defined, started and checked); {DOWNTIME_UNKNOWN}; "
                   f"guest runs on {where} ({verdict.how})")
 
-    def reconcile(self, live: Live) -> Steps[None]:
+    def reconcile(self, live: Live, cause: str = RESTARTED) -> Steps[None]:
         """An operation a previous run left under way; a restart ended as its target shows it now: the guest
         running and answering there, or not (its total time is then from this look)."""
         if live.record.parameters.kind is not MoveKind.RESTART:
-            yield from super().reconcile(live)
+            yield from super().reconcile(live, cause)
             return
-        self.note(live, live.record.phase, "advisor restarted: asking the target whether the restart happened")
+        self.note(live, live.record.phase, f"{cause}: asking the target whether the restart happened")
         started = self._monotonic()
         yield from self._restarted(live, started)

@@ -23,7 +23,7 @@ from advisor.domain.model import Technique
 from advisor.domain.transport import TlsMode, decide
 from advisor.execution import guest_check, monitor
 from advisor.execution.background import Launch, MigrationJob, Pause, Steps
-from advisor.execution.endings import concluded, located, mib, reconciled, said, seconds
+from advisor.execution.endings import RESTARTED, concluded, located, mib, reconciled, said, seconds
 from advisor.execution.guest_check import GuestVerdict
 from advisor.execution.hypervisor import (
     GuestPulse,
@@ -364,11 +364,11 @@ class Runner:
                 unreachable.append(side)
         return found, unreachable
 
-    def reconcile(self, live: Live) -> Steps[None]:
-        """An operation a previous run left under way: follow it to its end if the job still runs, else record
-        the state the hypervisors show."""
+    def reconcile(self, live: Live, cause: str = RESTARTED) -> Steps[None]:
+        """An operation a previous run (`cause`: why this one took it over) left under way: follow it to its end
+        if the job still runs, else record the state the hypervisors show."""
         record = live.record
-        self.note(live, record.phase, "advisor restarted: reconciling with the hypervisors")
+        self.note(live, record.phase, f"{cause}: reconciling with the hypervisors")
         try:
             source = self._endpoints(record.source_host_id).hypervisor()
         except (HypervisorError, AdvisorError) as error:

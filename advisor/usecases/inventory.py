@@ -10,11 +10,12 @@ from __future__ import annotations
 import gc
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import MappingProxyType
 
 from advisor.domain.cluster import Cluster, InventoryChange
+from advisor.domain.errors import AdvisorError
 from advisor.domain.model import Host, Vm
 from advisor.usecases.ports import InventoryStore
 
@@ -63,6 +64,32 @@ class Inventory:
             size = len(change.hosts) + len(change.vms) + len(change.removed_host_ids) + len(change.removed_vm_ids)
             if size >= FREEZE_AT:
                 _freeze()
+
+    def follow(self, host_ids: Iterable[str], vm_ids: Iterable[str], hosts: Iterable[Host],
+               vms: Iterable[Vm]) -> InventoryChange:
+        """Another replica changed these hosts and VMs; `hosts` and `vms` are those of them storage holds now (the
+        rest were removed). Apply that here, in memory only; if it does not fit what is here (a change not read
+        yet), read the whole inventory again. Returns the change applied."""
+        stored_hosts, stored_vms = {h.id: h for h in hosts}, {v.id: v for v in vms}
+        with self._lock:
+            change = InventoryChange(
+                tuple(stored_hosts.values()), tuple(stored_vms.values()),
+                tuple(i for i in dict.fromkeys(host_ids) if i not in stored_hosts and i in self._cluster.hosts),
+                tuple(i for i in dict.fromkeys(vm_ids) if i not in stored_vms and i in self._cluster.vms))
+            try:
+                self._cluster.check(change)
+            except AdvisorError:
+                self._cluster = Cluster(*self._store.load_inventory())
+                self._changes.clear()  # readers that follow by change read it whole
+                _freeze()
+            else:
+                self._cluster.apply(change)
+                self._changes.append(change)
+                if len(change.hosts) + len(change.vms) + len(change.removed_host_ids) + len(
+                        change.removed_vm_ids) >= FREEZE_AT:
+                    _freeze()
+            self.version += 1
+        return change
 
     def changes_since(self, version: int) -> list[InventoryChange] | None:
         """The changes applied after `version`, in order; None if they are no longer all kept."""

@@ -187,7 +187,8 @@ def reopened_as(tmp_path: Path, version: int, undo: str) -> SqliteStore:
     with sqlite3.connect(path) as db:
         db.execute(undo)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
-        for table in ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", "leader_lease"):  # before yoyo
+        for table in ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", "leader_lease",
+                      "sample_feed", "inventory_feed"):  # before yoyo
             db.execute(f"DROP TABLE {table}")
     return SqliteStore(path)
 
@@ -215,4 +216,5 @@ def test_a_version_4_database_of_the_advisor_before_yoyo_is_taken_over_whole(tmp
     db = reopened.database.connection
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
     assert db.execute("SELECT migration_id FROM _yoyo_migration ORDER BY migration_id").fetchall() == [
-        ("0001_schema",), ("0002_leader_lease",)]
+        ("0001_schema",), ("0002_leader_lease",), ("0003_sample_feed",),
+        ("0004_inventory_feed",)]

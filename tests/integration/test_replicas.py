@@ -75,13 +75,15 @@ def ended(process: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def replicas(tmp_path: Path, url: str, count: int = 2) -> Iterator[list[Replica]]:
+def replicas(tmp_path: Path, url: str, count: int = 2, *, args: tuple[str, ...] = ()) -> Iterator[list[Replica]]:
+    """`count` replicas of `advisor serve` on the database at `url`, each with its own data directory and ports
+    (and `args` besides), ready to serve; stopped at the end (SIGTERM) unless killed meanwhile."""
     with ExitStack() as stack:
         started = []
         for i in range(count):
             port, metrics_port = free_port(), free_port()
             process = _start(["--listen", f"127.0.0.1:{port}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
-                              "--data-dir", str(tmp_path / f"replica-{i}"), "--database-url", url],
+                              "--data-dir", str(tmp_path / f"replica-{i}"), "--database-url", url, *args],
                              {"ADVISOR_LOG_LEVEL": "info"})
             stack.callback(ended, process)
             started.append(Replica(process, port, metrics_port))
@@ -116,7 +118,7 @@ def test_two_replicas_serve_one_leader_executes(tmp_path: Path, postgres_url: st
         leader, follower = (first, second) if first.leads() else (second, first)
         clients = [AdvisorClient(f"127.0.0.1:{r.port}", token=token, timeout_s=30) for r in (first, second)]
         try:
-            for client in clients:  # the inventory is pushed to both (each keeps it in memory)
+            for client in clients:  # pushed to both (each would have it from the other within seconds)
                 push_example(client, example, time.time())
             # both serve reads and recommendations, each finding what the other made
             made = [client.recommend(pb.RecommendTargetRequest(vm_id=vm))
@@ -173,6 +175,44 @@ def test_kill_9_of_the_leader_hands_the_lease_over_within_15_s(tmp_path: Path, p
         assert follower.serving()
         code, _ = _stop(follower.process)
         assert code == 0  # a clean stop, the lease released
+
+
+SEEN_BY_ALL_S = 5.0  # the issue's "within a few seconds": a replica exchanges samples every second
+
+
+def test_inventory_and_samples_pushed_to_either_replica_are_seen_by_the_other(tmp_path: Path,
+                                                                              postgres_url: str) -> None:
+    token = operator_token(postgres_url)
+    example = unreachable_example()
+    with replicas(tmp_path, postgres_url) as (first, second):
+        clients = [AdvisorClient(f"127.0.0.1:{r.port}", token=token, timeout_s=30) for r in (first, second)]
+        try:
+            push_example(clients[0], example, time.time())  # the inventory, then its samples, to the first alone
+            took = wait_for(lambda: len(list(clients[1].list_hosts())) == len(example["inventory"]["hosts"]),
+                            SEEN_BY_ALL_S, "the inventory pushed to the first never reached the second")
+            print(f"the inventory pushed to replica 0 known by replica 1 after {took:.1f} s")
+            # a change at the second (a VM removed) reaches the first
+            clients[1].push_inventory(pb.PushInventoryRequest(removed_vm_ids=["web-2"]))
+            wait_for(lambda: "web-2" not in {v.vm.id for v in clients[0].list_vms()}, SEEN_BY_ALL_S,
+                     "a VM removed at the second is still known by the first")
+            for rate, (to, by) in zip((37.5, 41.25), ((0, 1), (1, 0)), strict=True):
+                request = pb.PushSamplesRequest()
+                sample = request.vm_samples.add(vm_id="db-1", dirty_rate_mib_s=rate)
+                sample.time.FromNanoseconds(time.time_ns())
+                clients[to].push_samples(request)
+
+                def seen(by: int = by, rate: float = rate) -> bool:
+                    (vm,) = [v for v in clients[by].list_vms() if v.vm.id == "db-1"]
+                    return vm.HasField("dirty_rate_mib_s") and vm.dirty_rate_mib_s == rate
+
+                took = wait_for(seen, SEEN_BY_ALL_S, f"a sample pushed to replica {to} never reached replica {by}")
+                print(f"a sample pushed to replica {to} seen by replica {by} after {took:.1f} s")
+            # the example's samples, pushed to the first alone, are the second's too
+            assert {v.vm.id for v in clients[1].list_vms() if v.HasField("cpu_utilization_ratio")} == {
+                v.vm.id for v in clients[0].list_vms() if v.HasField("cpu_utilization_ratio")} != set()
+        finally:
+            for client in clients:
+                client.close()
 
 
 class Partition:

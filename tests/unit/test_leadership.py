@@ -73,6 +73,17 @@ def test_a_leader_that_stops_releases_its_lease() -> None:
     assert lease.released == [("r1", 7)] and not leadership.deposed.is_set()
 
 
+def test_a_takeover_names_the_replica_and_its_term_on_the_timelines_it_reconciles() -> None:
+    elected: list[str] = []
+    leader = Leadership(FlakyLease(), 10.0, replica="r1")
+    leader.start(lambda: elected.append(leader.takeover()), lambda: None)
+    only = Leadership(None, 10.0, replica="only")
+    only.start(lambda: elected.append(only.takeover()), lambda: None)
+    assert elected == ["replica r1 took over as leader (term 7)", "advisor restarted"]
+    leader.stop()
+    only.stop()
+
+
 def test_the_only_process_leads_at_once_without_a_term() -> None:
     leadership = Leadership(None, 10.0, replica="only")
     elected: list[bool] = []

@@ -10,6 +10,7 @@ the leader's term (advisor.adapters.sql.lease): a replica deposed meanwhile cann
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -22,6 +23,7 @@ from advisor.adapters.sql.codec import (
     unpack_assessments,
 )
 from advisor.adapters.sql.database import Connection, Database, StorageError
+from advisor.adapters.sql.feed import publish_inventory
 from advisor.adapters.sql.lease import fence
 from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
@@ -67,11 +69,14 @@ def _recommendation(row: tuple[str, int]) -> Recommendation:
 class SqlStore:
     """Inventory, recommendations (with the full assessments of their moves) and migrations."""
 
-    def __init__(self, database: Database, term: Callable[[], int | None] = lambda: None) -> None:
+    def __init__(self, database: Database, term: Callable[[], int | None] = lambda: None, *,
+                 replica: str = "") -> None:
         """`term()` is the fencing term this process leads in, which the writes of an execution carry (None while
-        it has none: SQLite's one process, or a replica that only queues operations for the leader)."""
+        it has none: SQLite's one process, or a replica that only queues operations for the leader). A `replica`
+        (its name) says in the inventory's feed which hosts and VMs each of its changes touched, for the others."""
         self.database = database
         self._term = term
+        self._replica = replica
         self._transaction = database.transaction
         self._reading = database.reading
 
@@ -99,6 +104,19 @@ class SqlStore:
                 "ON CONFLICT (id) DO UPDATE SET host_id = excluded.host_id, body = excluded.body",
                 [(v.id, v.host_id, json.dumps(encode(v))) for v in change.vms],
             )
+            if self._replica:
+                publish_inventory(db, self._replica, time.time(), change)
+
+    def load_inventory_of(self, host_ids: Sequence[str], vm_ids: Sequence[str]) -> tuple[list[Host], list[Vm]]:
+        """The hosts and VMs of these ids that are stored (the others were removed, or never were)."""
+        with self._reading() as db:
+            hosts = [_host(b) for i in range(0, len(host_ids), _IN_CHUNK) for (b,) in db.execute(
+                f"SELECT body FROM hosts WHERE id IN ({', '.join('?' * len(host_ids[i:i + _IN_CHUNK]))})",
+                host_ids[i:i + _IN_CHUNK]).fetchall()]
+            vms = [_vm(b) for i in range(0, len(vm_ids), _IN_CHUNK) for (b,) in db.execute(
+                f"SELECT body FROM vms WHERE id IN ({', '.join('?' * len(vm_ids[i:i + _IN_CHUNK]))})",
+                vm_ids[i:i + _IN_CHUNK]).fetchall()]
+        return hosts, vms
 
     # -- recommendations -----------------------------------------------------------------------------------
 
