@@ -262,7 +262,9 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
     bandwidth, cap, downtime = table.bandwidth_mib_s, table.max_bandwidth_mib_s, table.max_downtime_ms
     usable = table.usable_mib_s
     first_pass, working_set = table.first_pass_mib, table.longest_working_set_mib
-    a = working_set_arrays(code, memory, working_set, dirty, usable, downtime, first_pass, constants)
+    # schema v4 was trained on the physics that checks its stop only after whole rounds
+    a = working_set_arrays(code, memory, working_set, dirty, usable, downtime, first_pass, constants,
+                           sync_below_budget=False)
     budget = np.maximum(usable * downtime / 1000.0, 1e-6)
     # The largest working set measured: what the guest dirtied within 1 s, or over the longer windows.
     seen = np.fmax(dirty * 1.0, working_set)

@@ -4,7 +4,10 @@ engine's default costs) and, through both, by the simulator's bridge.
 
 Pre-copy is simulated round by round: round 0 sends all memory, each later round re-sends what the guest dirtied
 during the previous one, and the migration stops when what is left fits the allowed downtime at the usable
-bandwidth (QEMU's rule). Each pre-copy variant changes one thing:
+bandwidth (QEMU's rule). QEMU checks that rule whenever what is pending falls below the budget, not only after a
+whole round: where the working set is measured, a row whose whole rounds stop gaining settles as those syncs let
+it (`_settle`); the learned models' features of schema v4 keep the check after whole rounds they were trained on
+(`sync_below_budget`). Each pre-copy variant changes one thing:
 
 - auto-converge throttles the vCPUs from the second round on, so the dirty rate falls by the throttle;
 - XBZRLE sends re-dirtied pages as deltas, so later rounds carry a fraction of their bytes;
@@ -112,9 +115,12 @@ def simulate(
     usable_mib_s: FloatArray,
     max_downtime_ms: FloatArray | float,
     c: AnalyticConstants = DEFAULT_CONSTANTS,
+    sync_below_budget: BoolArray | bool = False,
 ) -> AnalyticArrays:
     """The rounds of every row: the first pass sends `first_pass_mib` (post-copy's only pass), each later round
-    re-sends what the guest dirtied during the previous one, at most `rewritable_mib`."""
+    re-sends what the guest dirtied during the previous one, at most `rewritable_mib`. Where `sync_below_budget`
+    (rows whose `rewritable_mib` is a measured working set), a row that a whole round no longer brings closer to
+    its budget settles as QEMU's syncs below the budget let it (`_settle`)."""
     code = np.asarray(technique_code, dtype=np.int64)
     first_pass = np.asarray(first_pass_mib, dtype=np.float64)
     ceiling = np.asarray(rewritable_mib, dtype=np.float64)
@@ -138,7 +144,8 @@ def simulate(
         return np.broadcast_to(a, (n,))[row]
 
     own = _Rows(row, to_send[row], wire[row], elapsed_s[row], np.zeros(row.shape[0]), rows(dirty), rows(ceiling),
-                rows(usable), rows(budget), rows(ratio_first), rows(ratio_resend), rows(is_autoconverge))
+                rows(usable), rows(budget), rows(ratio_first), rows(ratio_resend), rows(is_autoconverge),
+                rows(np.asarray(sync_below_budget, dtype=np.bool_)))
     for r in range(1, c.max_rounds + 1):
         if own.row.shape[0] == 0:
             break
@@ -152,8 +159,11 @@ def simulate(
                 np.where(own.throttle == 0, c.autoconverge_initial, own.throttle + c.autoconverge_increment),
             )
             own.throttle = np.where(own.is_autoconverge, stepped, own.throttle)
+        pending = own.to_send
         own.to_send = np.minimum(own.dirty * (1.0 - own.throttle) * round_s, own.ceiling)
         done = own.to_send * own.ratio_resend <= own.budget
+        if own.sync.any():
+            done |= _settle(own, ~done & own.sync & ((own.to_send >= pending) | (r == c.max_rounds)))
         rounds[own.row] = r
         converges[own.row[done]] = True
         if done.any() or r == c.max_rounds:
@@ -193,6 +203,7 @@ class _Rows:
     ratio_first: FloatArray
     ratio_resend: FloatArray
     is_autoconverge: BoolArray
+    sync: BoolArray
 
     def store(self, which: BoolArray, to_send: FloatArray, wire: FloatArray, elapsed_s: FloatArray) -> None:
         rows = self.row[which]
@@ -200,6 +211,28 @@ class _Rows:
 
     def kept(self, which: BoolArray) -> _Rows:
         return _Rows(*(getattr(self, f.name)[which] for f in fields(self)))
+
+
+def _settle(own: _Rows, stalled: BoolArray) -> BoolArray:
+    """QEMU's stop rule between rounds, for the `stalled` rows (a whole round left at least as much to send as it
+    sent, or the last round): QEMU syncs the dirty bitmap whenever what is pending falls below the budget, not only
+    after a whole round (migration_iteration_run: below the threshold the pending estimate is made exact, which
+    syncs). A guest rewriting a working set W at rate r (after the throttle) while the link clears L of it per
+    second (its re-send ratio applied) then leaves a pending floor of W x (1 - L / r), where new writes hit clean
+    pages as fast as the link cleans them: a floor below the budget is reached (the pending part decays toward it
+    as exp(-r t / W)), and the stop sends the budget's worth. Returns the rows that settle, their time, data and
+    what is left updated; a floor at or above the budget leaves the row to its rounds."""
+    rate = own.dirty * (1.0 - own.throttle)
+    link = own.usable / own.ratio_resend
+    budget = own.budget / own.ratio_resend
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = own.ceiling * (1.0 - link / rate)
+        settles = stalled & (rate > 0) & (floor < budget) & (own.to_send > budget)
+        seconds = np.where(settles, own.ceiling / rate * np.log1p((own.to_send - budget) / (budget - floor)), 0.0)
+    own.elapsed_s += seconds
+    own.wire += own.usable * seconds
+    own.to_send = np.where(settles, budget, own.to_send)
+    return np.asarray(settles)
 
 
 def one_pass_ms(technique_code: IntArray, memory_mib: FloatArray, usable_mib_s: FloatArray,
