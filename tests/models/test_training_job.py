@@ -44,6 +44,7 @@ def _short_run(models: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
     return seen
 
 
+@pytest.mark.timeout(900)  # a real retrain on a 3% sample: about 2 minutes quiet, past 300 s on a loaded machine
 def test_a_short_retraining_writes_a_new_servable_version_and_says_why_it_was_promoted_or_not(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The shipped versions and pointer: without --version the job writes the next free version, never the active
