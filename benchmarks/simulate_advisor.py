@@ -87,7 +87,9 @@ def run(trace: Trace, policy_name: str) -> dict[str, object]:
     result = simulate(trace, datacenter, policy, SimulationConfig(remove_idle_vms=planetlab))
     cpu = time.process_time() - cpu  # this process's CPU seconds: what the run costs whatever else loads the machine
     moves = dict(policy.moves) if isinstance(policy, AdvisorPolicy) else {}
+    predicted = policy.ledger.as_dict() if isinstance(policy, AdvisorPolicy) else {}
     return {**result.as_dict(), "trace": "PlanetLab" if planetlab else "Bitbrains", "moves": moves,
+            "predicted": predicted,
             "hours": trace.duration_s / 3600, "cpu_s": cpu, "load_1min": os.getloadavg()[0]}
 
 

@@ -147,6 +147,38 @@ def figures_table(results: Sequence[Result]) -> str:
     return "\n".join(out)
 
 
+PREDICTED = """## What the plans predicted, beside what the simulator measured
+
+Per day, over the advisor's relief plans (advisor/evaluation/ledger.py): a relieved host forecast above capacity
+over the next 5-minute interval is forecast SLA-violating for that interval, so a plan predicts it saves 300 s of
+SLA time (SLATAH's numerator) per relieved host it brings to at most capacity. Beside it, the SLA seconds the
+simulator measured on the same hosts in the interval before the plan and in the one after it: their change is
+not the plan's saving (the load moves too; only a run without the moves could say what they saved), but a plan
+whose hosts stay violating after it did not save what it predicted. Migration cost: the plans' predicted median
+times (the learned model, each move at the share of the links the plan's schedule gives it) summed over every
+move started, beside the simulator's (CloudSim's RAM / (BW / 2) on the whole link).
+
+{tables}"""
+
+
+def prediction_table(days: Sequence[Day]) -> str:
+    """The advisor's predictions beside the simulator's measurements, per day ('' when no result has them)."""
+    out = ["| day | relieved host-intervals | SLA s forecast without -> with the moves | predicted saved | SLA s "
+           "measured before -> after | migration s predicted | simulated | predicted / simulated |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for d in days:
+        p = d.advisor.get("predicted")
+        if not isinstance(p, Mapping) or not p:
+            continue
+        simulated = float(d.advisor.get("migration_s", math.nan))  # type: ignore[arg-type]
+        out.append(f"| {d.day} | {int(p['relieved_hosts']):,} | {p['predicted_over_before_s']:,.0f} -> "
+                   f"{p['predicted_over_after_s']:,.0f} | {p['predicted_saved_s']:,.0f} | "
+                   f"{p['measured_before_s']:,.0f} -> {p['measured_after_s']:,.0f} | "
+                   f"{p['predicted_migration_s']:,.0f} | {simulated:,.0f} | "
+                   f"{_fmt(ratio(float(p['predicted_migration_s']), simulated))} |")
+    return "\n".join(out) if len(out) > 2 else ""
+
+
 def _optional(r: Result, field: str) -> str:
     return f"{float(r[field]):.1f}" if field in r else "-"  # type: ignore[arg-type]
 
@@ -282,6 +314,9 @@ def document(results: Sequence[Result], info: RunInfo) -> str:
         sections.append(f"## {trace}: each figure as a ratio to MFPED's\n\n{ratio_table(ds)}\n\n"
                         f"All four aims met on {sum(1 for d in ds if not d.misses())} of {len(ds)} days; "
                         f"worst: {worst(ds)}")
+    tables = [f"### {trace}\n\n{table}" for trace, ds in days.items() if (table := prediction_table(ds))]
+    if tables:
+        sections.append(PREDICTED.format(tables="\n\n".join(tables)))
     cut = "" if info.hours >= 24 else f" (each day cut to its first {info.hours:g} h: a short version)"
     return DOC.format(command=info.command, when=info.when, machine=info.machine, load=_load(results),
                       runs=len(results), cut=cut, median=MEDIAN_ESV, note=f"\n\n{info.note}" if info.note else "",

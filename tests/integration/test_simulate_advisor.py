@@ -55,3 +55,10 @@ def test_a_short_run_writes_a_table_per_trace_and_day_with_the_ratios_of_its_res
     assert worst and any(day in worst.group(1) for days in DAYS.values() for day in days)
     walls = text.split("## Wall time of a simulated day")[1].split("\n## ")[0]
     assert sum(1 for line in walls.splitlines() if line.startswith(("| PlanetLab", "| Bitbrains"))) == 4
+    predicted = text.split("## What the plans predicted, beside what the simulator measured")[1].split("\n## ")[0]
+    for trace, days in DAYS.items():
+        table = predicted.split(f"### {trace}")[1].split("###")[0]
+        for day in days:
+            ours = by[(trace, day, "advisor")]
+            row = next(line for line in table.splitlines() if line.startswith(f"| {day} |"))
+            assert f"| {ours['predicted']['predicted_migration_s']:,.0f} | {ours['migration_s']:,.0f} |" in row
