@@ -81,7 +81,7 @@ def _day_key(day: str) -> tuple[str, int]:
     return (head, int(number)) if number.isdigit() else (day, 0)
 
 
-def _fmt(r: float) -> str:
+def fmt(r: float) -> str:
     return "inf" if math.isinf(r) else f"{r:.2f}"
 
 
@@ -89,7 +89,7 @@ def ratio_table(days: Sequence[Day]) -> str:
     out = ["| day | energy | migrations | SLATAH | PDM | ESV | all aims met |",
            "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for d in days:
-        cells = " | ".join(_fmt(d.ratio(m)) for m in RATIOS)
+        cells = " | ".join(fmt(d.ratio(m)) for m in RATIOS)
         out.append(f"| {d.day} | {cells} | {d.verdict()} |")
     return "\n".join(out)
 
@@ -103,7 +103,7 @@ def summary_table(days_by_trace: Mapping[str, Sequence[Day]]) -> str:
         met = {m: sum(1 for d in days if m not in dict(d.misses())) for m, _, _ in AIMS}
         median = statistics.median(d.ratio("esv") for d in days)
         both = sum(1 for d in days if not d.misses())
-        out.append(f"| {trace} | {n} | {met['esv']} | {_fmt(median)} | {met['slatah']} | {met['energy_kwh']} | "
+        out.append(f"| {trace} | {n} | {met['esv']} | {fmt(median)} | {met['slatah']} | {met['energy_kwh']} | "
                    f"{met['migrations']} | {both} |")
     return "\n".join(out)
 
@@ -135,12 +135,12 @@ def worst(days: Sequence[Day]) -> str:
 def figures_table(results: Sequence[Result]) -> str:
     out = ["| trace | day | policy | energy kWh | migrations | SLATAH | PDM | ESV | mean active hosts | wall s |",
            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in sorted(results, key=lambda r: (str(r["trace"]), _day_key(str(r["day"])), str(r["policy"]))):
+    for r in sorted(results, key=lambda r: (str(r["trace"]), _day_key(str(r["day"])), _label(r))):
         moves = r.get("moves")
         split = ""
         if isinstance(moves, Mapping) and moves:
             split = f" ({moves.get('balance', 0):,} relief + {moves.get('consolidate', 0):,} consolidation)"
-        out.append(f"| {r['trace']} | {r['day']} | {r['policy']} | {float(r['energy_kwh']):.2f} | "  # type: ignore[arg-type]
+        out.append(f"| {r['trace']} | {r['day']} | {_label(r)} | {float(r['energy_kwh']):.2f} | "  # type: ignore[arg-type]
                    f"{int(r['migrations']):,}{split} | {float(r['slatah']):.4f} | "  # type: ignore[call-overload,arg-type]
                    f"{float(r['pdm']):.6f} | {float(r['esv']):.3e} | "  # type: ignore[arg-type]
                    f"{_optional(r, 'mean_active_hosts')} | {float(r['wall_time_s']):.1f} |")  # type: ignore[arg-type]
@@ -175,7 +175,7 @@ def prediction_table(days: Sequence[Day]) -> str:
                    f"{p['predicted_over_after_s']:,.0f} | {p['predicted_saved_s']:,.0f} | "
                    f"{p['measured_before_s']:,.0f} -> {p['measured_after_s']:,.0f} | "
                    f"{p['predicted_migration_s']:,.0f} | {simulated:,.0f} | "
-                   f"{_fmt(ratio(float(p['predicted_migration_s']), simulated))} |")
+                   f"{fmt(ratio(float(p['predicted_migration_s']), simulated))} |")
     return "\n".join(out) if len(out) > 2 else ""
 
 
@@ -303,9 +303,27 @@ def _load(results: Sequence[Result]) -> str:
     return f"{min(loads):.1f} to {max(loads):.1f}, median {statistics.median(loads):.1f}"
 
 
-def document(results: Sequence[Result], info: RunInfo) -> str:
-    """The whole markdown document."""
-    days = pair(results)
+CROSSVALIDATED = """## Settings cross-validated over days (leave one day out)
+
+Each day is held out in turn: among the settings run on every day of its trace, the one that does best on the
+other days (the most days meeting all four aims, then the smallest worst excess over an aim, then the smallest
+median ESV ratio) is chosen, and its figures on the held-out day, which took no part in choosing it, are reported
+as ratios to MFPED's (advisor/evaluation/crossval.py).
+
+{tables}"""
+
+
+def _label(r: Result) -> str:
+    params = r.get("params")
+    if isinstance(params, Mapping) and params:
+        return f"{r['policy']} ({', '.join(f'{k} {v:g}' for k, v in sorted(params.items()))})"
+    return str(r["policy"])
+
+
+def document(results: Sequence[Result], info: RunInfo, crossvalidated: str = "") -> str:
+    """The whole markdown document; the main tables are of the default settings' runs (those without `params`),
+    `crossvalidated` the tables of crossval.section, if any."""
+    days = pair([r for r in results if not r.get("params")])
     if not days:
         raise ValueError("no day has both the advisor's and MFPED's results")
     everything = [d for ds in days.values() for d in ds]
@@ -317,6 +335,8 @@ def document(results: Sequence[Result], info: RunInfo) -> str:
     tables = [f"### {trace}\n\n{table}" for trace, ds in days.items() if (table := prediction_table(ds))]
     if tables:
         sections.append(PREDICTED.format(tables="\n\n".join(tables)))
+    if crossvalidated:
+        sections.append(CROSSVALIDATED.format(tables=crossvalidated))
     cut = "" if info.hours >= 24 else f" (each day cut to its first {info.hours:g} h: a short version)"
     return DOC.format(command=info.command, when=info.when, machine=info.machine, load=_load(results),
                       runs=len(results), cut=cut, median=MEDIAN_ESV, note=f"\n\n{info.note}" if info.note else "",
