@@ -188,7 +188,7 @@ def wall_table(results: Sequence[Result]) -> str:
     (what the run costs whatever else loads the machine)."""
     groups: dict[tuple[str, str], list[Result]] = {}
     for r in results:
-        groups.setdefault((str(r["trace"]), str(r["policy"])), []).append(r)
+        groups.setdefault((str(r["trace"]), _label(r)), []).append(r)
     out = ["| trace | policy | hosts | runs | hours simulated per run | wall s per run: mean | max | "
            "CPU s per run: mean | max |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
