@@ -256,6 +256,8 @@ average above); CPU time is this process's alone, about what a day takes on an o
     {command}                 # every day of both traces, this file (progress on stdout)
     .venv/bin/python benchmarks/simulate_advisor.py --planetlab-days 20110303 --bitbrains-days 0,1 --hours 3 \\
         --output /tmp/short.md                                   # a short version
+    .venv/bin/python benchmarks/simulate_advisor.py --grid "hot=1.0,1.1 underload=0.65,0.75" \\
+        --results /tmp/r.jsonl                                   # and the cross-validation, resumable
     .venv/bin/python -m advisor.evaluation simulate --trace bitbrains \\
         --input ../shared/data/bitbrains/rnd-2013-7.csv.gz --day 3 --policy advisor   # one day, one policy
 
