@@ -2,19 +2,23 @@
 
     .venv/bin/python benchmarks/simulate_advisor.py [--planetlab DIR] [--bitbrains FILE] \
         [--planetlab-days D1,D2 | none] [--bitbrains-days 0,1,5 | none] [--hours H] \
-        [--output docs/simulation-advisor.md] [--results r.jsonl [--render]]
+        [--output docs/simulation-advisor.md] [--results r.jsonl [--render]] [--grid "hot=1,1.1 underload=0.65"]
 
 One process, one simulation after the other (the machine is shared; the Bitbrains month is read once). Prints a
 line per run with the time left, then writes the document (advisor/evaluation/report.py): per trace and day the
 advisor's energy, migrations, SLATAH, PDM and ESV as ratios to MFPED's, the aims' verdict, the worst day and the
 wall time of a simulated day. With --results, each run is saved as it ends and an interrupted evaluation resumes
-where it stopped. Asserts nothing: the document says what is met.
+where it stopped. With --grid, the advisor also runs with every combination of the settings listed, and the
+document adds the settings chosen by leave-one-day-out cross-validation with the held-out days' figures
+(advisor/evaluation/crossval.py). Asserts nothing: the document says what is met.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -26,7 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from advisor.evaluation import AdvisorPolicy, register  # noqa: E402
+from advisor.evaluation import AdvisorParams, AdvisorPolicy, register  # noqa: E402
+from advisor.evaluation.crossval import section  # noqa: E402
 from advisor.evaluation.report import RunInfo, document  # noqa: E402
 from advisor.simulation import (  # noqa: E402
     SimulationConfig,
@@ -78,21 +83,41 @@ def bitbrains_days(args: argparse.Namespace) -> Iterator[Trace]:
         yield bitbrains_day(frame, d)
 
 
-def run(trace: Trace, policy_name: str) -> dict[str, object]:
+Params = dict[str, float]
+
+
+def grid(text: str) -> list[Params]:
+    """'hot=1,1.1 underload=0.65,0.7' -> every combination, each as its overrides of the defaults ({}: none)."""
+    defaults = dataclasses.asdict(AdvisorParams())
+    axes = []
+    for item in text.split():
+        name, _, values = item.partition("=")
+        if not isinstance(defaults.get(name), float) or not values:
+            sys.exit(f"--grid: {item!r} is not NAME=V1,V2 with NAME a number of AdvisorParams")
+        axes.append([(name, float(v)) for v in values.split(",")])
+    combos = [{k: v for k, v in combo if v != defaults[k]} for combo in itertools.product(*axes)]
+    return [dict(c) for c in dict.fromkeys(tuple(sorted(c.items())) for c in combos)]
+
+
+def run(trace: Trace, policy_name: str, params: Params | None = None) -> dict[str, object]:
     """One policy on one day, with the trace's setup (module doc of advisor/evaluation/report.py)."""
     planetlab = trace.source == "planetlab"
     datacenter = planetlab_datacenter(PLANETLAB_HOSTS) if planetlab else bitbrains_datacenter(BITBRAINS_HOSTS)
-    policy = make_policy(policy_name) if planetlab else make_policy(policy_name, check_ram=True)
+    options: dict[str, object] = {**(params or {}), **({} if planetlab else {"check_ram": True})}
+    policy = make_policy(policy_name, **options)
     cpu = time.process_time()
     result = simulate(trace, datacenter, policy, SimulationConfig(remove_idle_vms=planetlab))
     cpu = time.process_time() - cpu  # this process's CPU seconds: what the run costs whatever else loads the machine
     moves = dict(policy.moves) if isinstance(policy, AdvisorPolicy) else {}
+    predicted = policy.ledger.as_dict() if isinstance(policy, AdvisorPolicy) else {}
     return {**result.as_dict(), "trace": "PlanetLab" if planetlab else "Bitbrains", "moves": moves,
+            "predicted": predicted, "params": params or {},
             "hours": trace.duration_s / 3600, "cpu_s": cpu, "load_1min": os.getloadavg()[0]}
 
 
-def key(r: dict[str, object]) -> tuple[str, str, str, float]:
-    return str(r["trace"]), str(r["day"]), str(r["policy"]), round(float(r["hours"]), 6)  # type: ignore[arg-type]
+def key(r: dict[str, object]) -> tuple[str, str, str, float, str]:
+    return (str(r["trace"]), str(r["day"]), str(r["policy"]), round(float(r["hours"]), 6),  # type: ignore[arg-type]
+            json.dumps(r.get("params") or {}, sort_keys=True))
 
 
 def saved(path: Path | None) -> list[dict[str, object]]:
@@ -109,19 +134,22 @@ def evaluate(args: argparse.Namespace) -> tuple[list[dict[str, object]], int]:
     if args.hours is not None:
         traces = [t.head(max(1, min(t.n_samples, round(args.hours * 3600 / t.interval_s)))) for t in traces]
     done = {key(r): r for r in saved(args.results)}
-    total = len(traces) * len(POLICIES)
+    jobs = [("advisor", {}), *[("advisor", g) for g in grid(args.grid) if g], ("mfped", {})] if args.grid else [
+        (name, {}) for name in POLICIES]
+    total = len(traces) * len(jobs)
     results: list[dict[str, object]] = []
     reused = ran = 0
     started = time.perf_counter()
     for trace in traces:
         trace_name = "PlanetLab" if trace.source == "planetlab" else "Bitbrains"
-        for name in POLICIES:
-            previous = done.get((trace_name, trace.day, name, round(trace.duration_s / 3600, 6)))
+        for name, params in jobs:
+            previous = done.get((trace_name, trace.day, name, round(trace.duration_s / 3600, 6),
+                                 json.dumps(params, sort_keys=True)))
             if previous is not None:
                 results.append(previous)
                 reused += 1
                 continue
-            r = run(trace, name)
+            r = run(trace, name, params)
             results.append(r)
             ran += 1
             if args.results is not None:
@@ -129,7 +157,8 @@ def evaluate(args: argparse.Namespace) -> tuple[list[dict[str, object]], int]:
                     out.write(json.dumps(r) + "\n")
             elapsed = time.perf_counter() - started
             left = elapsed / ran * (total - len(results))
-            print(f"[{len(results):3}/{total}] {r['trace']:9} {r['day']:17} {name:8} {r['energy_kwh']:8.2f} kWh "
+            label = name + "".join(f" {k} {v:g}" for k, v in sorted(params.items()))
+            print(f"[{len(results):3}/{total}] {r['trace']:9} {r['day']:17} {label:8} {r['energy_kwh']:8.2f} kWh "
                   f"{r['migrations']:6,} migrations SLATAH {r['slatah']:.4f} ESV {r['esv']:.3e} "
                   f"({r['wall_time_s']:.1f} s, CPU {r['cpu_s']:.1f} s; {elapsed / 60:.1f} min so far, "
                   f"~{left / 60:.1f} min left; load {load_average()})", flush=True)
@@ -148,6 +177,8 @@ def main() -> None:
                         help="JSON lines: each run is appended as it ends, and runs already there are not rerun")
     parser.add_argument("--render", action="store_true", help="only write the document, from --results")
     parser.add_argument("--note", default="", help="a paragraph the document quotes under its header")
+    parser.add_argument("--grid", default="", help="settings of the advisor to cross-validate over days, e.g. "
+                        "'hot=1,1.1 underload=0.65,0.7' (every combination is run on every day)")
     args = parser.parse_args()
     register()
     started = time.perf_counter()
@@ -161,7 +192,7 @@ def main() -> None:
                    machine=f"{os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}",
                    hours=min((float(r["hours"]) for r in results), default=24.0),  # type: ignore[arg-type]
                    note=args.note)
-    args.output.write_text(document(results, info))
+    args.output.write_text(document(results, info, section(results)))
     print(f"\nwrote {args.output}: {len(results) - reused} runs in {(time.perf_counter() - started) / 60:.1f} min, "
           f"{reused} reused from {args.results}")
 

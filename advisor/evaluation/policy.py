@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from advisor.domain.model import Technique
 from advisor.evaluation.bridge import Forecast, to_arrays
 from advisor.evaluation.costs import LearnedMoveCosts, learned_predictor
+from advisor.evaluation.ledger import Ledger
 from advisor.planning.engine import (
     AnalyticMoveCosts,
     AntiChurn,
@@ -83,6 +84,7 @@ class AdvisorPolicy:
         self.history = MoveHistory()
         self.plans = 0
         self.moves = {"balance": 0, "consolidate": 0}  # migrations started, by strategy
+        self.ledger = Ledger()  # what the plans predicted, beside what the simulator measured
 
     @property
     def name(self) -> str:
@@ -110,6 +112,7 @@ class AdvisorPolicy:
             f = replace(f, window=p.forecast_window)
         if p.forecast_spread >= 0:
             f = replace(f, spread=p.forecast_spread)
+        self.ledger.observe(snapshot)
         arrays, index = to_arrays(snapshot, f, pin_fading=p.pin_fading)
         if arrays.n_vms == 0:
             return ()
@@ -120,6 +123,7 @@ class AdvisorPolicy:
             relief_settings = replace(settings, filters=replace(settings.filters, max_cpu_after=p.relief_headroom))
         relief = balance(arrays, self.costs, settings=relief_settings, history=history, now_s=now, hot=p.hot,
                          tolerance=0.0, weights=Weights(load=p.relief_load, energy=p.relief_energy))
+        self.ledger.relief(snapshot, arrays.loads.host_cpu / arrays.host_cores, relief)
         moved = [(m.vm_id, m.source_id, m.target_id, m.cost.total_time_ms.median / 1000) for m in relief.moves]
         left = settings.churn.cap(arrays.n_vms) - len(relief.moves)
         plans = [relief]
@@ -131,6 +135,7 @@ class AdvisorPolicy:
         migrations = []
         for plan in plans:
             self.moves[plan.strategy] += len(plan.moves)
+            self.ledger.moves(plan)
             for m in plan.moves:
                 migrations.append(Migration(int(index[m.vm]), m.target))
                 moved.append((m.vm_id, m.source_id, m.target_id, m.cost.total_time_ms.median / 1000))

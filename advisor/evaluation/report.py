@@ -81,7 +81,7 @@ def _day_key(day: str) -> tuple[str, int]:
     return (head, int(number)) if number.isdigit() else (day, 0)
 
 
-def _fmt(r: float) -> str:
+def fmt(r: float) -> str:
     return "inf" if math.isinf(r) else f"{r:.2f}"
 
 
@@ -89,7 +89,7 @@ def ratio_table(days: Sequence[Day]) -> str:
     out = ["| day | energy | migrations | SLATAH | PDM | ESV | all aims met |",
            "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for d in days:
-        cells = " | ".join(_fmt(d.ratio(m)) for m in RATIOS)
+        cells = " | ".join(fmt(d.ratio(m)) for m in RATIOS)
         out.append(f"| {d.day} | {cells} | {d.verdict()} |")
     return "\n".join(out)
 
@@ -103,7 +103,7 @@ def summary_table(days_by_trace: Mapping[str, Sequence[Day]]) -> str:
         met = {m: sum(1 for d in days if m not in dict(d.misses())) for m, _, _ in AIMS}
         median = statistics.median(d.ratio("esv") for d in days)
         both = sum(1 for d in days if not d.misses())
-        out.append(f"| {trace} | {n} | {met['esv']} | {_fmt(median)} | {met['slatah']} | {met['energy_kwh']} | "
+        out.append(f"| {trace} | {n} | {met['esv']} | {fmt(median)} | {met['slatah']} | {met['energy_kwh']} | "
                    f"{met['migrations']} | {both} |")
     return "\n".join(out)
 
@@ -135,16 +135,48 @@ def worst(days: Sequence[Day]) -> str:
 def figures_table(results: Sequence[Result]) -> str:
     out = ["| trace | day | policy | energy kWh | migrations | SLATAH | PDM | ESV | mean active hosts | wall s |",
            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in sorted(results, key=lambda r: (str(r["trace"]), _day_key(str(r["day"])), str(r["policy"]))):
+    for r in sorted(results, key=lambda r: (str(r["trace"]), _day_key(str(r["day"])), _label(r))):
         moves = r.get("moves")
         split = ""
         if isinstance(moves, Mapping) and moves:
             split = f" ({moves.get('balance', 0):,} relief + {moves.get('consolidate', 0):,} consolidation)"
-        out.append(f"| {r['trace']} | {r['day']} | {r['policy']} | {float(r['energy_kwh']):.2f} | "  # type: ignore[arg-type]
+        out.append(f"| {r['trace']} | {r['day']} | {_label(r)} | {float(r['energy_kwh']):.2f} | "  # type: ignore[arg-type]
                    f"{int(r['migrations']):,}{split} | {float(r['slatah']):.4f} | "  # type: ignore[call-overload,arg-type]
                    f"{float(r['pdm']):.6f} | {float(r['esv']):.3e} | "  # type: ignore[arg-type]
                    f"{_optional(r, 'mean_active_hosts')} | {float(r['wall_time_s']):.1f} |")  # type: ignore[arg-type]
     return "\n".join(out)
+
+
+PREDICTED = """## What the plans predicted, beside what the simulator measured
+
+Per day, over the advisor's relief plans (advisor/evaluation/ledger.py): a relieved host forecast above capacity
+over the next 5-minute interval is forecast SLA-violating for that interval, so a plan predicts it saves 300 s of
+SLA time (SLATAH's numerator) per relieved host it brings to at most capacity. Beside it, the SLA seconds the
+simulator measured on the same hosts in the interval before the plan and in the one after it: their change is
+not the plan's saving (the load moves too; only a run without the moves could say what they saved), but a plan
+whose hosts stay violating after it did not save what it predicted. Migration cost: the plans' predicted median
+times (the learned model, each move at the share of the links the plan's schedule gives it) summed over every
+move started, beside the simulator's (CloudSim's RAM / (BW / 2) on the whole link).
+
+{tables}"""
+
+
+def prediction_table(days: Sequence[Day]) -> str:
+    """The advisor's predictions beside the simulator's measurements, per day ('' when no result has them)."""
+    out = ["| day | relieved host-intervals | SLA s forecast without -> with the moves | predicted saved | SLA s "
+           "measured before -> after | migration s predicted | simulated | predicted / simulated |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for d in days:
+        p = d.advisor.get("predicted")
+        if not isinstance(p, Mapping) or not p:
+            continue
+        simulated = float(d.advisor.get("migration_s", math.nan))  # type: ignore[arg-type]
+        out.append(f"| {d.day} | {int(p['relieved_hosts']):,} | {p['predicted_over_before_s']:,.0f} -> "
+                   f"{p['predicted_over_after_s']:,.0f} | {p['predicted_saved_s']:,.0f} | "
+                   f"{p['measured_before_s']:,.0f} -> {p['measured_after_s']:,.0f} | "
+                   f"{p['predicted_migration_s']:,.0f} | {simulated:,.0f} | "
+                   f"{fmt(ratio(float(p['predicted_migration_s']), simulated))} |")
+    return "\n".join(out) if len(out) > 2 else ""
 
 
 def _optional(r: Result, field: str) -> str:
@@ -156,7 +188,7 @@ def wall_table(results: Sequence[Result]) -> str:
     (what the run costs whatever else loads the machine)."""
     groups: dict[tuple[str, str], list[Result]] = {}
     for r in results:
-        groups.setdefault((str(r["trace"]), str(r["policy"])), []).append(r)
+        groups.setdefault((str(r["trace"]), _label(r)), []).append(r)
     out = ["| trace | policy | hosts | runs | hours simulated per run | wall s per run: mean | max | "
            "CPU s per run: mean | max |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -224,6 +256,8 @@ average above); CPU time is this process's alone, about what a day takes on an o
     {command}                 # every day of both traces, this file (progress on stdout)
     .venv/bin/python benchmarks/simulate_advisor.py --planetlab-days 20110303 --bitbrains-days 0,1 --hours 3 \\
         --output /tmp/short.md                                   # a short version
+    .venv/bin/python benchmarks/simulate_advisor.py --grid "hot=1.0,1.1 underload=0.65,0.75" \\
+        --results /tmp/r.jsonl                                   # and the cross-validation, resumable
     .venv/bin/python -m advisor.evaluation simulate --trace bitbrains \\
         --input ../shared/data/bitbrains/rnd-2013-7.csv.gz --day 3 --policy advisor   # one day, one policy
 
@@ -271,9 +305,27 @@ def _load(results: Sequence[Result]) -> str:
     return f"{min(loads):.1f} to {max(loads):.1f}, median {statistics.median(loads):.1f}"
 
 
-def document(results: Sequence[Result], info: RunInfo) -> str:
-    """The whole markdown document."""
-    days = pair(results)
+CROSSVALIDATED = """## Settings cross-validated over days (leave one day out)
+
+Each day is held out in turn: among the settings run on every day of its trace, the one that does best on the
+other days (the most days meeting all four aims, then the smallest worst excess over an aim, then the smallest
+median ESV ratio) is chosen, and its figures on the held-out day, which took no part in choosing it, are reported
+as ratios to MFPED's (advisor/evaluation/crossval.py).
+
+{tables}"""
+
+
+def _label(r: Result) -> str:
+    params = r.get("params")
+    if isinstance(params, Mapping) and params:
+        return f"{r['policy']} ({', '.join(f'{k} {v:g}' for k, v in sorted(params.items()))})"
+    return str(r["policy"])
+
+
+def document(results: Sequence[Result], info: RunInfo, crossvalidated: str = "") -> str:
+    """The whole markdown document; the main tables are of the default settings' runs (those without `params`),
+    `crossvalidated` the tables of crossval.section, if any."""
+    days = pair([r for r in results if not r.get("params")])
     if not days:
         raise ValueError("no day has both the advisor's and MFPED's results")
     everything = [d for ds in days.values() for d in ds]
@@ -282,6 +334,11 @@ def document(results: Sequence[Result], info: RunInfo) -> str:
         sections.append(f"## {trace}: each figure as a ratio to MFPED's\n\n{ratio_table(ds)}\n\n"
                         f"All four aims met on {sum(1 for d in ds if not d.misses())} of {len(ds)} days; "
                         f"worst: {worst(ds)}")
+    tables = [f"### {trace}\n\n{table}" for trace, ds in days.items() if (table := prediction_table(ds))]
+    if tables:
+        sections.append(PREDICTED.format(tables="\n\n".join(tables)))
+    if crossvalidated:
+        sections.append(CROSSVALIDATED.format(tables=crossvalidated))
     cut = "" if info.hours >= 24 else f" (each day cut to its first {info.hours:g} h: a short version)"
     return DOC.format(command=info.command, when=info.when, machine=info.machine, load=_load(results),
                       runs=len(results), cut=cut, median=MEDIAN_ESV, note=f"\n\n{info.note}" if info.note else "",

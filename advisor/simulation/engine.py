@@ -186,6 +186,7 @@ class Simulation:
             self.flights.append(InFlightMigration(vm, int(self.vm_host[vm]), target, t, t + duration))
             self.flight_seq.append(self.seq)
         self.acc.migrations += len(migrations)
+        self.acc.migration_s += float(seconds.sum())
         self.acc.repeated_migrations += len(migrations) - len(set(vms.tolist()))
         self._update(t, remove=False)
 
@@ -233,6 +234,7 @@ class Simulation:
             host_requested_mips=frozen(s.requested.copy()),
             instantiating=instantiating,
             migration_time=self.config.migration_time,
+            host_violation_s=frozen(self.acc.host_violation_s.copy()),
         )
 
     def _place_initial(self) -> None:

@@ -8,7 +8,7 @@ request is its full MIPS, as in CloudSim). At every later scheduling update it h
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -67,6 +67,8 @@ class Snapshot:
     host_requested_mips: FloatArray
     instantiating: bool
     migration_time: MigrationTimeModel
+    # per host, the seconds it has been active with used < requested MIPS so far (SLATAH's numerator, measured)
+    host_violation_s: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_hosts(self) -> int:

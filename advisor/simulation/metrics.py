@@ -42,6 +42,7 @@ class SimulationResult:
     ram_overcommitted_host_updates: int  # host-updates whose VMs' RAM exceeds the host's (CloudSim ignores RAM)
     utilization_clamped: int  # host-frames whose used MIPS exceeded 1.01 x capacity (CloudSim would abort)
     wall_time_s: float
+    migration_s: float = 0.0  # the migrations' durations, summed (each makes its target SLA-violating meanwhile)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -62,6 +63,8 @@ class Accumulator:
         self.energy_ws = 0.0
         self.active_s = 0.0
         self.violation_s = 0.0
+        self.host_violation_s = np.zeros(datacenter.n_hosts)  # per host: what SLATAH's numerator sums
+        self.migration_s = 0.0
         self.requested_mips_s = 0.0
         self.allocated_mips_s = 0.0
         self.migration_loss_mips_s = 0.0
@@ -98,7 +101,9 @@ class Accumulator:
             return
         active = used_start > 0
         self.active_s += dt * int(active.sum())
-        self.violation_s += dt * int((active & (used_start < requested_start)).sum())
+        violating = active & (used_start < requested_start)
+        self.violation_s += dt * int(violating.sum())
+        self.host_violation_s += dt * violating
         req, alloc = vm_requested[vm_present], vm_allocated[vm_present]
         self.requested_mips_s += float((req * dt).sum())
         self.allocated_mips_s += float((alloc * dt).sum())
@@ -140,4 +145,5 @@ class Accumulator:
             ram_overcommitted_host_updates=self.ram_overcommitted,
             utilization_clamped=self.clamped,
             wall_time_s=wall_time_s,
+            migration_s=self.migration_s,
         )

@@ -7,7 +7,10 @@ real predicted costs decide). A host is emptied whole or not at all: its VMs, mo
 running hosts that still pass every filter (the weights pack; hosts that are off, being emptied or emptied are
 excluded, so no host is woken to empty another). The trial is undone if a VM finds no host, a move would break
 the downtime limit, the cap would be passed, or the saving per move is below `min_saving_w` (anti-churn's minimum
-gain for this strategy). Hosts that receive VMs are not emptied later in the same plan.
+gain for this strategy). Hosts that receive VMs are not emptied later in the same plan. A host whose emptying
+would save too little even if each core it moves added the least power any running host adds per core (below full
+load, where power is linear) is refused without a trial, and its VMs are not costed: on hosts of many VMs most
+trials would end so, after placing every VM.
 
 The anti-churn cap never blocks emptying the first host whose VMs fit elsewhere (on a small cluster 2.5% of the
 VMs is fewer moves than any host holds, and a consolidation that can never empty a host is no plan); a
@@ -33,6 +36,16 @@ from advisor.planning.engine.weighers import Weights, is_on, power
 
 PACK_WEIGHTS = Weights(load=-1.0, energy=1.0)
 WAKE_LIST = 5
+
+
+def _least_w_per_core(cluster: ClusterArrays, hosts: BoolArray, max_cpu_after: float) -> float:
+    """The least power a core of load adds on any of `hosts` (a lower bound of what a move adds), or 0 when a
+    target may pass full load, where power stops rising."""
+    hosts = hosts & (cluster.host_cores > 0)
+    if max_cpu_after > 1.0 or not hosts.any():
+        return 0.0
+    per_core = (cluster.host_max_w - cluster.host_idle_w)[hosts] / cluster.host_cores[hosts]
+    return max(0.0, float(per_core.min()))
 
 
 def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_saving_w: float,
@@ -151,14 +164,22 @@ def consolidate(
     memory = np.bincount(loads.vm_host[loads.vm_host >= 0], weights=c.vm_memory_used_mib[loads.vm_host >= 0],
                          minlength=c.n_hosts)[candidates]
     quick_s = memory / c.host_bandwidth_mib_s[candidates]
-    order = candidates[np.lexsort((candidates, -watts / np.maximum(quick_s, 1.0)))]
+    rank = np.lexsort((candidates, -watts / np.maximum(quick_s, 1.0)))
+    order = candidates[rank]
     received = np.zeros(c.n_hosts, dtype=bool)
     counts = loads.host_vms[order]
-    p.prefetch(order[: int(np.searchsorted(np.cumsum(counts), 2 * p.cap)) + 1])
+    # What emptying each saves at most (a candidate's load is as now when it is tried: receiving VMs rules it out);
+    # the margin keeps rounding from refusing a host whose trial would pass.
+    cpu = np.bincount(loads.vm_host[loads.vm_host >= 0], weights=c.vm_cpu[loads.vm_host >= 0],
+                      minlength=c.n_hosts)[order]
+    at_most = watts[rank] - _least_w_per_core(c, ~closed, settings.filters.max_cpu_after) * cpu
+    too_little = at_most < min_saving_w * counts - 1e-6
+    hopeful = order[~too_little]
+    p.prefetch(hopeful[: int(np.searchsorted(np.cumsum(counts[~too_little]), 2 * p.cap)) + 1])
     emptied: list[tuple[int, float]] = []
     postponed = blocked = 0
     first_blocker = ""  # why the first candidate tried stays
-    for host in order.tolist():
+    for k, host in enumerate(order.tolist()):
         if received[host]:
             continue
         if max_hosts and len(emptied) >= max_hosts:
@@ -171,6 +192,10 @@ def consolidate(
         elif len(p.records) + vms.size > p.cap and (emptied or max_moves):
             postponed += 1
             failure = f"its {vms.size} VM(s) would pass the cap of {p.cap} moves"
+        elif too_little[k]:
+            failure = f"saves at most {at_most[k]:.0f} W for {vms.size} moves, below {min_saving_w:.0f} W per move"
+            for vm in vms.tolist():
+                p.refuse(vm, "min gain", failure)
         else:
             why_order = (f"{power(c, np.array([host]), ratio[[host]])[0]:.0f} W drawn for about "
                          f"{quick_s[np.searchsorted(candidates, host)]:.0f} s of migration, rank {len(emptied) + 1} "

@@ -24,6 +24,7 @@ def test_two_hours_of_a_day_sane_energy_real_migrations_far_fewer_than_mfped(pla
     assert ours.migrations < mfped.migrations / 2
     assert 0 <= ours.slatah < 0.5 and ours.esv > 0
     assert ours.utilization_clamped == 0
+    assert policy.ledger.predicted_migration_s > 0 and ours.migration_s > 0  # what the plans predicted, and cost
 
 
 def test_anti_churn_holds_across_updates(planetlab_day: Path) -> None:

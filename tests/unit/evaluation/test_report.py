@@ -64,3 +64,17 @@ def test_the_document_has_a_section_per_trace_and_refuses_results_without_pairs(
     assert "The 4 simulations took 0.3 min of wall time in all, 0.2 min of CPU." in text
     with pytest.raises(ValueError, match="no day"):
         document(results[:1], info)
+
+
+def test_the_plans_predictions_stand_beside_what_was_measured() -> None:
+    ours = {**result("B", "m day 0", "advisor"), "migration_s": 400.0, "predicted": {
+        "relieved_hosts": 3, "predicted_over_before_s": 900.0, "predicted_over_after_s": 300.0,
+        "predicted_saved_s": 600.0, "measured_before_s": 450.0, "measured_after_s": 500.0,
+        "predicted_migration_s": 1200.0}}
+    results = [ours, result("B", "m day 0", "mfped"), result("B", "m day 1", "advisor"),
+               result("B", "m day 1", "mfped")]
+    text = document(results, RunInfo(command="cmd", when="today", machine="m", hours=24.0))
+    assert "| m day 0 | 3 | 900 -> 300 | 600 | 450 -> 500 | 1,200 | 400 | 3.00 |" in text
+    assert "| m day 1 |" not in text.split("## What the plans predicted")[1].split("## Figures per run")[0]
+    assert "## What the plans predicted" not in document([result("B", "d", p) for p in ("advisor", "mfped")],
+                                                         RunInfo(command="cmd", when="t", machine="m", hours=24.0))

@@ -53,6 +53,10 @@ def test_one_migration_by_hand():
     assert r.esv == pytest.approx(r.energy_kwh * r.slav)
     assert r.updates == 3
     assert [s.time_s for s in policy.snapshots] == [300.1, 600.1, 900.1]
+    assert r.migration_s == pytest.approx(dt1)
+    # what SLATAH sums, per host, as the policy sees it: nothing at the migration's start, host 1's dt1 after it
+    assert policy.snapshots[0].host_violation_s.tolist() == [0.0, 0.0]
+    assert policy.snapshots[1].host_violation_s.tolist() == pytest.approx([0.0, dt1])
 
 
 def test_idle_host_draws_nothing_and_a_vm_leaves_after_two_zero_samples():

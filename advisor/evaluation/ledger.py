@@ -1,0 +1,84 @@
+"""What the `advisor` policy's plans predicted, kept beside what the simulator then measured on the same hosts.
+
+Relief (the balance plan) predicts, per host it relieves, the forecast load before and after its moves: a host
+forecast above capacity (load > 1) over the next interval is an SLA-violating host for that interval, as SLATAH
+counts it. So a plan predicts it saves `interval` seconds of SLA time per relieved host it brings from above
+capacity to at most capacity, and keeps `interval` per relieved host it leaves above. The simulator measures each
+host's SLA time (`Snapshot.host_violation_s`); the ledger reads, on the same hosts, the seconds measured in the
+interval before the plan and in the interval after it (until the next update), and settles a plan only once its
+after-interval is measured, so both sides cover the same plans. The measured change (before - after) is not the
+plan's saving (that would need a counterfactual run): the load moves too, which is what the forecast is about.
+
+Migration cost: the plans' predicted median migration times (learned model, each move at the share of the links
+the plan's schedule starts it with), summed over the moves started, beside the simulator's migration seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from advisor.planning.engine.results import Plan
+from advisor.simulation import Snapshot
+from advisor.simulation.arrays import FloatArray, IntArray
+
+
+@dataclass
+class _Pending:
+    hosts: IntArray
+    at_plan: FloatArray  # their measured SLA seconds so far, when the plan was made
+    measured_before_s: float
+    predicted_before: FloatArray  # per host, SLA seconds forecast over the next interval without the moves
+    predicted_after: FloatArray  # ... with them
+
+
+@dataclass
+class Ledger:
+    relieved_hosts: int = 0  # relieved host-intervals settled
+    predicted_over_before_s: float = 0.0  # SLA seconds forecast over the next interval without the plan's moves
+    predicted_over_after_s: float = 0.0  # ... with them
+    measured_before_s: float = 0.0  # SLA seconds measured on the same hosts in the interval before the plan
+    measured_after_s: float = 0.0  # ... and in the interval after it
+    predicted_migration_s: float = 0.0  # every move started, relief and consolidation
+    _pending: _Pending | None = field(default=None, repr=False)
+    _previous: FloatArray | None = field(default=None, repr=False)  # SLA seconds per host at the update before
+    _last: FloatArray | None = field(default=None, repr=False)  # ... at this update
+
+    @property
+    def predicted_saved_s(self) -> float:
+        return self.predicted_over_before_s - self.predicted_over_after_s
+
+    def observe(self, snapshot: Snapshot) -> None:
+        """At each update, before deciding: settle the last relief plan with what was measured since."""
+        now = np.asarray(snapshot.host_violation_s, dtype=np.float64)
+        p = self._pending
+        if p is not None:
+            self.relieved_hosts += p.hosts.shape[0]
+            self.predicted_over_before_s += float(p.predicted_before.sum())
+            self.predicted_over_after_s += float(p.predicted_after.sum())
+            self.measured_before_s += p.measured_before_s
+            self.measured_after_s += float((now[p.hosts] - p.at_plan).sum())
+        self._pending = None
+        self._previous, self._last = self._last, now
+
+    def relief(self, snapshot: Snapshot, load_before: FloatArray, plan: Plan) -> None:
+        """Record what a relief plan predicts for the hosts it relieves (`load_before`: forecast load per host)."""
+        hosts = np.unique(np.array([m.source for m in plan.moves], dtype=np.int64))
+        now = self._last
+        if hosts.size == 0 or now is None or now.shape[0] == 0:
+            return
+        after = plan.after.loads.host_cpu[hosts] / plan.after.host_cores[hosts]
+        earlier = self._previous[hosts] if self._previous is not None else np.zeros(hosts.size)
+        over_before = np.where(load_before[hosts] > 1.0, snapshot.interval_s, 0.0)
+        over_after = np.where(after > 1.0, snapshot.interval_s, 0.0)
+        self._pending = _Pending(hosts, now[hosts].copy(), float((now[hosts] - earlier).sum()), over_before, over_after)
+
+    def moves(self, plan: Plan) -> None:
+        self.predicted_migration_s += sum(m.cost.total_time_ms.median for m in plan.moves) / 1000.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"relieved_hosts": self.relieved_hosts, "predicted_over_before_s": self.predicted_over_before_s,
+                "predicted_over_after_s": self.predicted_over_after_s, "predicted_saved_s": self.predicted_saved_s,
+                "measured_before_s": self.measured_before_s, "measured_after_s": self.measured_after_s,
+                "predicted_migration_s": self.predicted_migration_s}
