@@ -43,10 +43,11 @@ def schema_hash(parameters: tuple[str, ...] = PARAMETERS) -> str:
     return hashlib.sha256(document.encode()).hexdigest()
 
 
-# The parameters of profiles stored before `compress_mib_s` and `dirty_scale` existed: such a profile is read with
-# those two at their priors, which leave its physics as it was calibrated but for compression on links faster than
-# the prior's 200 MiB/s of pages (132 MiB/s on the wire).
-EARLIER_PARAMETERS: tuple[str, ...] = PARAMETERS[:5]
+# The parameters of profiles stored before the last ones existed, newest first: such a profile is read with the
+# missing ones at their priors, which leave its physics as it was calibrated (`stop_mib_s` at 0: the stop at the
+# usable bandwidth, as before it existed), but for compression on links faster than the prior's 200 MiB/s of pages
+# (132 MiB/s on the wire) where `compress_mib_s` is missing.
+EARLIER_PARAMETERS: tuple[tuple[str, ...], ...] = (PARAMETERS[:7], PARAMETERS[:5])
 
 
 def check_name(name: str) -> str:
@@ -83,13 +84,15 @@ class ProfileStore:
         served = self._served.get(name)
         if served is not None and served[0] == fingerprint:
             return served[1]
-        try:
-            profile = self._registry(name).load(_load)
-        except ArtifactError:
-            try:  # stored before the last parameters were added
-                profile = ModelRegistry(self.root / name, KIND, schema_hash(EARLIER_PARAMETERS)).load(_load)
+        profile = None
+        for parameters in (PARAMETERS, *EARLIER_PARAMETERS):  # stored before the last parameters were added?
+            try:
+                profile = ModelRegistry(self.root / name, KIND, schema_hash(parameters)).load(_load)
+                break
             except ArtifactError:
-                return None
+                continue
+        if profile is None:
+            return None
         self._served[name] = (fingerprint, profile)
         return profile
 

@@ -21,7 +21,7 @@ from advisor.ml.registry import ArtifactError
 
 # a host like the lab: the stop mostly a fixed cost (QEMU lifts the cap for the last pages)
 TRUE = {"throughput": 0.6, "round_overhead_ms": 200.0, "downtime_scale": 0.5, "sent_memory_factor": 2.0,
-        "stop_ms": 30.0, "compress_mib_s": 200.0, "dirty_scale": 1.0}
+        "stop_ms": 30.0, "compress_mib_s": 200.0, "dirty_scale": 1.0, "stop_mib_s": 0.0}
 TECHNIQUES = (Technique.PRECOPY, Technique.PRECOPY_XBZRLE, Technique.POSTCOPY, Technique.PRECOPY_AUTOCONVERGE)
 
 
