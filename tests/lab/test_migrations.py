@@ -160,9 +160,10 @@ def test_a_planned_postcopy_says_each_event_once_and_no_expected_refusal(
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
     executor = started(lab, store)
-    # At 8 MiB/s even an idle guest's pages take seconds, so the 0.25 s polls see the post-copy phase (at 32 MiB/s
-    # a loaded machine let the first switch be accepted so late that post-copy ended between two polls).
-    params = MigrationParameters(Technique.POSTCOPY, 8, 300, postcopy_after_ms=0.0, deadline_ms=60_000)
+    # Post-copy capped at 8 MiB/s, as the executor caps it at its predicted bandwidth: uncapped, QEMU sent the
+    # whole guest in post-copy in under a second, between two 0.25 s polls, and the arrival was never seen.
+    params = MigrationParameters(Technique.POSTCOPY, 8, 300, postcopy_after_ms=0.0, deadline_ms=60_000,
+                                 postcopy_bandwidth_mib_s=8.0)
     record = wait_final(executor, execute(executor, "planned-postcopy", source, target, params))
     assert record.phase is Phase.SUCCEEDED, events(record)
     notes = [e.message for e in record.timeline]
