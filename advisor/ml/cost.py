@@ -27,6 +27,7 @@ from advisor.ml.convergence import Calibration, ConvergenceModel, Guard, converg
 from advisor.ml.cost_features import (
     PROFILE_CODE,
     RHO_BANDS,
+    SCHEMA_VERSION,
     TARGET_FEATURES,
     TARGETS,
     TECHNIQUES,
@@ -35,6 +36,7 @@ from advisor.ml.cost_features import (
     IntArray,
     build_cost_features,
     schema_hash,
+    schema_versions,
 )
 from advisor.ml.predictor import AnalyticPredictor, CostPredictor
 from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry, load_or_fallback
@@ -95,11 +97,13 @@ class LearnedCostPredictor:
     def __init__(self, boosters: Mapping[str, Any], offsets: Mapping[str, Mapping[str, tuple[float, float]]],
                  convergence: ConvergenceModel, version: str, interval_kind: str,
                  corrections: Mapping[str, Mapping[str, Any]] | None = None,
-                 correction_techniques: Sequence[str] | None = None, blind_base: bool = False) -> None:
+                 correction_techniques: Sequence[str] | None = None, blind_base: bool = False,
+                 schema_version: int = SCHEMA_VERSION) -> None:
         """`corrections`: profile -> target -> a model of the base's error on that profile's hosts (log space),
         for the techniques `correction_techniques` (all when None). `blind_base`: the base models were trained
         without the BASE_BLIND features (advisor.ml.cost_features) and are served so."""
         self._blind_base = blind_base
+        self._schema_version = schema_version  # the features it was trained on
         for target in TARGETS:
             if target not in boosters or target not in offsets:
                 raise ArtifactError(f"no model or interval offsets for {target}")
@@ -141,7 +145,7 @@ class LearnedCostPredictor:
 
     def predict_table(self, table: InputTable) -> CostArrays:
         """All rows at once: one feature build and one booster call per model."""
-        fs = build_cost_features(table)
+        fs = build_cost_features(table, version=self._schema_version)
         profiles = [p if p in PROFILES else DEFAULT_PROFILE for p in table.profiles]
         keys = np.array([self._key_index[interval_key(p, str(t), b)]
                          for p, t, b in zip(profiles, table.techniques, fs.bands(), strict=True)], dtype=np.int64)
@@ -197,7 +201,8 @@ class LearnedCostPredictor:
 
 
 def registry(models_dir: Path) -> ModelRegistry:
-    return ModelRegistry(models_dir, KIND, schema_hash(), retrain_hint="python -m training.train_cost")
+    return ModelRegistry(models_dir, KIND, schema_hash(), retrain_hint="python -m training.train_cost",
+                         also_reads=schema_versions())
 
 
 def load_artifact(artifact: Artifact) -> LearnedCostPredictor:
@@ -219,7 +224,8 @@ def load_artifact(artifact: Artifact) -> LearnedCostPredictor:
     return LearnedCostPredictor(boosters, parsed, convergence, version=artifact.version,
                                 interval_kind=str(intervals["kind"]), corrections=corrections,
                                 correction_techniques=artifact.card.get("correction_techniques"),
-                                blind_base=bool(artifact.card.get("base_blind", False)))
+                                blind_base=bool(artifact.card.get("base_blind", False)),
+                                schema_version=schema_versions()[str(artifact.card["schema_hash"])])
 
 
 def load_cost_predictor(models_dir: Path) -> CostPredictor:

@@ -17,6 +17,9 @@ measurements, so each knows what to do without them.
 
 The schema hash covers the feature names and order, the technique and profile codes, the units, the analytic
 constants and which features each target's model uses: change any of them and a stored artifact is refused.
+Schemas that differ only in the physics they read are built side by side (`READABLE_SCHEMAS`): v5 checks QEMU's stop
+rule whenever what is pending falls below the budget, v4 only after whole rounds, so a model trained on v4 is served
+as trained while a v5 candidate is compared with it on the same rows.
 """
 
 from __future__ import annotations
@@ -52,11 +55,14 @@ from advisor.physics.rounds import BoolArray, FloatArray, IntArray
 __all__ = ["BASE_BLIND", "FEATURES", "FEATURE_NAMES", "PROFILE_CODE", "RHO_BANDS", "TARGETS", "TECHNIQUES",
            "TECHNIQUE_CODE",
            "AnalyticArrays", "BoolArray", "FeatureSet", "FloatArray", "IntArray", "analytic_arrays",
-           "build_cost_features", "build_features", "build_features_from_inputs", "rho_band", "schema_hash"]
+           "build_cost_features", "build_features", "build_features_from_inputs", "rho_band", "schema_hash",
+           "schema_versions"]
 
 StrArray = npt.NDArray[np.str_]
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
+# Earlier schemas this code still builds: they differ from the current one only in the physics' stop rule.
+READABLE_SCHEMAS: Final = (4,)
 TECHNIQUE_CODE: Final[Mapping[str, int]] = {str(t): i for i, t in enumerate(TECHNIQUES)}
 PROFILE_CODE: Final[Mapping[str, int]] = {p: i for i, p in enumerate(PROFILES)}
 
@@ -151,9 +157,11 @@ def categorical_positions(target: str) -> list[int]:
     return [names.index(c) for c in CATEGORICAL_FEATURES]
 
 
-def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS) -> dict[str, object]:
-    return {
-        "schema_version": SCHEMA_VERSION,
+def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS, version: int = SCHEMA_VERSION
+                    ) -> dict[str, object]:
+    _check_schema(version)
+    document: dict[str, object] = {
+        "schema_version": version,
         "features": [list(f) for f in FEATURES],
         "categorical": list(CATEGORICAL_FEATURES),
         "techniques": [str(t) for t in TECHNIQUES],
@@ -176,12 +184,28 @@ def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS) -> dict[st
                     "blind_dirty_rate": {"busy_vcpu_utilization": BUSY_VCPU_UTILIZATION,
                                          "zero_reading_mib": ZERO_READING_MIB}},
     }
+    if version >= 5:  # v4's document is kept as it was, so its hash is unchanged
+        physics = document["physics"]
+        assert isinstance(physics, dict)
+        physics["stop_rule"] = "checked whenever what is pending falls below the budget (QEMU's syncs)"
+    return document
 
 
-def schema_hash(constants: AnalyticConstants = DEFAULT_CONSTANTS) -> str:
+def schema_hash(constants: AnalyticConstants = DEFAULT_CONSTANTS, version: int = SCHEMA_VERSION) -> str:
     """sha256 of the canonical JSON of the schema: stable across processes and platforms."""
-    text = json.dumps(schema_document(constants), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(schema_document(constants, version), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def schema_versions() -> Mapping[str, int]:
+    """The schema version of each hash this code reads (the current one and READABLE_SCHEMAS)."""
+    return {schema_hash(version=v): v for v in (SCHEMA_VERSION, *READABLE_SCHEMAS)}
+
+
+def _check_schema(version: int) -> None:
+    if version != SCHEMA_VERSION and version not in READABLE_SCHEMAS:
+        raise ValueError(f"feature schema v{version} is not built by this code (v{SCHEMA_VERSION}, "
+                         f"{', '.join(f'v{v}' for v in READABLE_SCHEMAS)})")
 
 
 @dataclass(frozen=True)
@@ -255,8 +279,10 @@ def profile_codes(profiles: Sequence[str]) -> FloatArray:
     return np.array([PROFILE_CODE[p] for p in profiles], dtype=np.float64)
 
 
-def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAULT_CONSTANTS) -> FeatureSet:
-    """The feature matrix of an InputTable (validated beforehand)."""
+def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAULT_CONSTANTS,
+                        version: int = SCHEMA_VERSION) -> FeatureSet:
+    """The feature matrix of an InputTable (validated beforehand) in schema `version`."""
+    _check_schema(version)
     code = technique_codes([str(t) for t in table.techniques])
     memory, dirty = table.memory_mib, table.dirty_rate_mib_s
     bandwidth, cap, downtime = table.bandwidth_mib_s, table.max_bandwidth_mib_s, table.max_downtime_ms
@@ -264,7 +290,7 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
     first_pass, working_set = table.first_pass_mib, table.longest_working_set_mib
     # schema v4 was trained on the physics that checks its stop only after whole rounds
     a = working_set_arrays(code, memory, working_set, dirty, usable, downtime, first_pass, constants,
-                           sync_below_budget=False)
+                           sync_below_budget=version >= 5)
     budget = np.maximum(usable * downtime / 1000.0, 1e-6)
     # The largest working set measured: what the guest dirtied within 1 s, or over the longer windows.
     seen = np.fmax(dirty * 1.0, working_set)
@@ -298,13 +324,15 @@ def technique_codes(techniques: Sequence[str] | pd.Series) -> IntArray:
     return np.array([TECHNIQUE_CODE[str(t)] for t in techniques], dtype=np.int64)
 
 
-def build_features(frame: pd.DataFrame, constants: AnalyticConstants = DEFAULT_CONSTANTS) -> FeatureSet:
+def build_features(frame: pd.DataFrame, constants: AnalyticConstants = DEFAULT_CONSTANTS,
+                   version: int = SCHEMA_VERSION) -> FeatureSet:
     """Features of a table of migrations in the columns and units of the shared data (training, batch)."""
-    return build_cost_features(InputTable.from_frame(frame), constants)
+    return build_cost_features(InputTable.from_frame(frame), constants, version)
 
 
 def build_features_from_inputs(
-    rows: Sequence[tuple[MigrationInputs, Technique]], constants: AnalyticConstants = DEFAULT_CONSTANTS
+    rows: Sequence[tuple[MigrationInputs, Technique]], constants: AnalyticConstants = DEFAULT_CONSTANTS,
+    version: int = SCHEMA_VERSION,
 ) -> FeatureSet:
     """Features of the inputs of predictions (serving)."""
-    return build_cost_features(InputTable.from_rows(rows), constants)
+    return build_cost_features(InputTable.from_rows(rows), constants, version)

@@ -37,7 +37,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -117,12 +117,15 @@ def next_version(versions: list[str]) -> str:
 
 
 class ModelRegistry:
-    """The versions of one kind of model under `root` (e.g. models/cost), checked against `schema_hash`."""
+    """The versions of one kind of model under `root` (e.g. models/cost), checked against `schema_hash` (what new
+    versions are written with) or one of `also_reads` (earlier schemas the code still builds)."""
 
-    def __init__(self, root: Path, kind: str, schema_hash: str, *, retrain_hint: str = "") -> None:
+    def __init__(self, root: Path, kind: str, schema_hash: str, *, retrain_hint: str = "",
+                 also_reads: Iterable[str] = ()) -> None:
         self.root = Path(root)
         self.kind = kind
         self.schema_hash = schema_hash
+        self._readable = {schema_hash, *also_reads}
         self._hint = retrain_hint
 
     # -- reading -------------------------------------------------------------------------------------------
@@ -172,7 +175,7 @@ class ModelRegistry:
             raise ArtifactError(f"{path} has card schema {card['card_schema']!r}, this advisor reads {CARD_SCHEMA}")
         if card["kind"] != self.kind:
             raise ArtifactError(f"{path} is a {card['kind']!r} model, not {self.kind!r}")
-        if card["schema_hash"] != self.schema_hash:
+        if card["schema_hash"] not in self._readable:
             hint = f"; retrain with {self._hint}" if self._hint else ""
             raise ArtifactError(
                 f"feature schema mismatch: artifact {version} was trained on schema {str(card['schema_hash'])[:12]}, "

@@ -1,5 +1,5 @@
-"""The learned models read the working-set physics (schema v4): hand-computed figures of the features, and what the
-shipped model answers for a blind dirty-rate reading."""
+"""The learned models read the working-set physics (schemas v4 and v5): hand-computed figures of the features, and
+what the shipped model answers for a blind dirty-rate reading."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import math
 
+import numpy as np
 import pytest
 
 from advisor.domain.model import Host, MigrationInputs, Technique, Vm
@@ -83,10 +84,32 @@ def _grid_rows() -> list[tuple[MigrationInputs, Technique]]:
     return rows
 
 
-def test_schema_v4_features_are_the_ones_the_active_model_learned_from() -> None:
-    """The physics settles a pre-copy whose guest rewrites its working set faster than the link sends as QEMU's syncs
-    below the budget let it; schema v4's features keep the stop after whole rounds the active model was trained on.
-    The digest of the features over a broad grid was taken before the physics changed."""
-    matrix = build_features_from_inputs(_grid_rows()).matrix
+def _digest(matrix: np.ndarray) -> str:
     text = "\n".join(",".join(f"{v:.6g}" for v in row) for row in matrix)
-    assert hashlib.sha256(text.encode()).hexdigest() == V4_GRID_DIGEST
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_schema_v4_features_are_the_ones_its_models_learned_from() -> None:
+    """The physics settles a pre-copy whose guest rewrites its working set faster than the link sends as QEMU's syncs
+    below the budget let it; schema v4's features keep the stop after whole rounds its models were trained on, so a
+    v4 model is served as trained. The digest of the features over a broad grid was taken before the physics
+    changed."""
+    assert _digest(build_features_from_inputs(_grid_rows(), version=4).matrix) == V4_GRID_DIGEST
+
+
+def test_schema_v5_reads_the_syncs_below_the_budget() -> None:
+    """v5 differs from v4 only where the stop rule does: rows with a measured working set that whole rounds no longer
+    bring closer to the budget, which settle and converge where v4 said they would not."""
+    rows = _grid_rows()
+    v4, v5 = build_features_from_inputs(rows, version=4), build_features_from_inputs(rows, version=5)
+    same = (v4.matrix == v5.matrix) | (np.isnan(v4.matrix) & np.isnan(v5.matrix))
+    differs = ~np.all(same, axis=1)
+    assert 0 < differs.sum() < len(rows)
+    assert all(rows[k][0].working_set_mib is not None for k in np.flatnonzero(differs))
+    assert np.any(v5.analytic.converges & ~v4.analytic.converges)
+    assert not np.any(v4.analytic.converges & ~v5.analytic.converges)
+
+
+def test_a_schema_the_code_does_not_build_is_refused() -> None:
+    with pytest.raises(ValueError, match="feature schema v3 is not built by this code"):
+        build_features_from_inputs(_grid_rows()[:1], version=3)

@@ -48,6 +48,16 @@ def test_written_versions_are_not_active_until_asked(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_an_earlier_schema_the_code_still_builds_is_read_and_new_versions_get_the_current_one(tmp_path: Path) -> None:
+    write(ModelRegistry(tmp_path, "toy", "hash-1"), "1.0.0", activate=True)
+    reg = ModelRegistry(tmp_path, "toy", "hash-2", also_reads=("hash-1",))
+    assert reg.load(load) == "1 2 3"
+    write(reg, "1.1.0")
+    assert json.loads((tmp_path / "1.1.0" / "card.json").read_text())["schema_hash"] == "hash-2"
+    with pytest.raises(ArtifactError, match="feature schema mismatch"):
+        ModelRegistry(tmp_path, "toy", "hash-3").load(load)
+
+
 @pytest.mark.parametrize(("damage", "reason"), [
     (lambda d: (d / "card.json").write_text("{"), "is not valid JSON"),
     (lambda d: (d / "card.json").write_text("[]"), "is not a JSON object"),
