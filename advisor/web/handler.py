@@ -268,10 +268,10 @@ class WebApp:
         """Ends the session whose secret the request bears (the page then forgets it); ended already is no error."""
         secret = login.bearer_token(req.authorization) or ""
         session = self._src.sessions.session(login.digest(secret)) if login.is_secret(secret) else None
-        ended = session is not None and self._src.sessions.end_session(session.digest)
-        if session is not None and ended:
-            self._audit(req, session.token_name or "anonymous", "Web/Logout", "OK", "session ended")
-        return _json(200, {"ended": ended})
+        if session is None or not self._src.sessions.end_session(session.digest):
+            return _json(200, {"ended": False})
+        self._audit(req, session.token_name or "anonymous", "Web/Logout", "OK", "session ended")
+        return _json(200, {"ended": True})
 
     def _audit(self, req: Request, actor: str, call: str, outcome: str, detail: str) -> None:
         self._src.audit.append(AuditEntry(self._src.clock(), actor, Role.READER.label, req.peer, call, "", outcome,

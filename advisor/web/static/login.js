@@ -19,16 +19,16 @@
     history.replaceState(null, "", "/login");  // the code leaves the address bar and the history at once
     const code = fragment.get("code") || "";
     if (!code) return refused("this is not a login link (it has no code)");
-    let response, doc = null;
+    let response;
     try {
       response = await fetch("/login", {
         method: "POST", cache: "no-store", credentials: "omit", body: JSON.stringify({ code }),
         headers: { "Content-Type": "application/json", Accept: "application/json" },
       });
-      doc = await response.json();
     } catch (error) {
       return refused(`the advisor did not answer (${error.message || error})`);
     }
+    const doc = await response.json().catch(() => null);  // a refusal before the login is a short HTML page
     if (!response.ok || !doc || !doc.session) return refused((doc && doc.error) || `HTTP ${response.status}`);
     window.AdvisorSession.keep(doc.session);
     const why = fragment.get("why");
