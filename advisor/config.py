@@ -62,7 +62,7 @@ class Settings:
     tls_client_roles: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # gRPC: listening beyond loopback without TLS is refused unless this is true.
     allow_plaintext_remote: bool = False
-    # The web page on `metrics_listen` beyond loopback without TLS (its login link and session cookie in plain
+    # The web page on `metrics_listen` beyond loopback without TLS (its login code and session secret in plain
     # text on the network) is refused (/metrics still served) unless this is true.
     web_allow_plaintext_remote: bool = False
     # The web listener (page and /metrics) asks for client certificates signed by tls_client_ca (mutual TLS), as

@@ -1,4 +1,4 @@
-"""The web page's one-time login codes and sessions, as stored: only hashes (of a code, of a cookie's secret),
+"""The web page's one-time login codes and sessions, as stored: only hashes (of a code, of a session's secret),
 each naming the token it acts for by that token's hash. The rules (lifetimes, what a refusal says) are
 advisor.web.login's; `Sessions` is what they ask of storage."""
 
@@ -21,7 +21,7 @@ class LoginCode:
 
 @dataclass(frozen=True)
 class WebSession:
-    digest: str  # SHA-256 of the cookie's secret
+    digest: str  # SHA-256 of the session's secret (the page sends it as a bearer header)
     token_hash: str
     created_at_s: float
     expires_at_s: float

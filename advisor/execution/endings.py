@@ -48,6 +48,25 @@ def said(record: MigrationRecord, failure: Failure, error: str) -> str:
     return f"{words} (incident {incident(error)}; details in the advisor's log)" if error else words
 
 
+def with_last_poll(result: MigrationResult, progress: Progress | None) -> MigrationResult:
+    """A result with the last poll's figures where it has none: after an abort or failure the hypervisor has no
+    completed statistics."""
+    if result.succeeded or progress is None or result.transferred_mib is not None:
+        return result
+    return replace(result, transferred_mib=progress.transferred_mib, iterations=progress.iteration,
+                   postcopy_requests=progress.postcopy_requests)
+
+
+def unseen_postcopy(state: monitor.MonitorState, result: MigrationResult) -> str | None:
+    """The timeline's words for a post-copy no poll saw, or None. A post-copy shorter than one poll starts and ends
+    between two: the job's statistics still count the pages the target asked the source for once the guest ran
+    there (post-copy requests), which happen in post-copy only."""
+    if state.phase is Phase.POSTCOPY or result.postcopy_requests <= 0:
+        return None
+    return (f"in post-copy: the guest runs on the target (begun and ended between two polls: "
+            f"{result.postcopy_requests} post-copy requests in the job's statistics)")
+
+
 def seconds(ms: float | None) -> str:
     return "an unmeasured time" if ms is None else f"{ms / 1000:.1f} s"
 

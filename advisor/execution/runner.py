@@ -21,7 +21,7 @@ from advisor.domain.failures import Failure, Fault, Side
 from advisor.domain.migration import GuestLocation, MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
 from advisor.domain.model import Technique
 from advisor.domain.transport import TlsMode, decide
-from advisor.execution import guest_check, monitor
+from advisor.execution import endings, guest_check, monitor
 from advisor.execution.background import Launch, MigrationJob, Pause, Steps
 from advisor.execution.endings import RESTARTED, concluded, located, mib, reconciled, said, seconds
 from advisor.execution.guest_check import GuestVerdict
@@ -274,6 +274,8 @@ class Runner:
         if self._stopping.is_set() and not live.record.phase.final:
             return  # the next start reconciles
         record = live.record
+        if (postcopy := endings.unseen_postcopy(state, result)) is not None:  # said once: a poll that saw it said it
+            self.note(live, Phase.POSTCOPY, postcopy)
         location = yield from self._where(record)
         where = location.describe(record.source_host_id, record.target_host_id)
         final = monitor.finish(state, result.succeeded, state.abort_requested).phase
@@ -287,11 +289,7 @@ class Runner:
                 final = Phase.FAILED
                 result = replace(result, succeeded=False, error=f"the guest does not answer on its new host: "
                                                                 f"{verdict.how}")
-        if not result.succeeded and live.progress is not None and result.transferred_mib is None:
-            # After an abort or failure the hypervisor has no completed statistics: keep the last poll.
-            p = live.progress
-            result = replace(result, transferred_mib=p.transferred_mib, iterations=p.iteration,
-                             postcopy_requests=p.postcopy_requests)
+        result = endings.with_last_poll(result, live.progress)
         if result.succeeded:
             downtime = "not reported" if result.downtime_ms is None else f"{result.downtime_ms:.0f} ms"
             message = (f"done in {seconds(result.total_time_ms)}, downtime {downtime}, "

@@ -2,12 +2,13 @@
 
 Every request first names a host of the listener (advisor.web.origin: else 421). `/metrics` goes to
 prometheus_client's own WSGI app, untouched and open, as Prometheus scrapes it. Everything else is GET or HEAD
-(else 405), but `/logout` (POST only) and `/login` (GET only: a HEAD, as link previews send, uses no code); a
-request a browser sent from a page of another origin is refused (403) but for a top-level navigation to the page
-or a login link; then it needs a live session, checked before any lookup or validation (the page, its static
-files, its JSON: else 401), or for the JSON a bearer token of any role. `/login?code=...` exchanges a one-time
-code for a session cookie and redirects to the page; failed logins are throttled per client
-(advisor.web.throttle) and logged.
+(else 405), but `/logout` (POST only) and `/login` (GET and HEAD show the login page and use nothing; POST
+claims a code); a request a browser sent from a page of another origin is refused (403) but for a top-level
+navigation to the page or the login page. The page and its static files hold no data and are served to anyone
+who gets this far; the JSON needs `Authorization: Bearer` with a live session's secret or a token of any role,
+checked before any lookup or validation (else 401). The login page posts the code of its link's fragment to
+`/login` and gets the session's secret in the answer, which it keeps in the origin's `sessionStorage` (no
+cookie: advisor.web.login says why); failed logins are throttled per client (advisor.web.throttle) and logged.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ class Request:
     method: str
     path: str
     query: str
-    cookie: str
     authorization: str
     if_none_match: str
     client: str  # the client's address
@@ -62,15 +62,18 @@ class Request:
     fetch_site: str  # Sec-Fetch-Site
     fetch_mode: str  # Sec-Fetch-Mode
     scheme: str
+    content_type: str
+    body: bytes | None  # a POST's body; None when longer than MAX_BODY_BYTES
 
     @staticmethod
     def of(environ: dict[str, Any]) -> Request:
-        return Request(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
-                       environ.get("QUERY_STRING", ""), environ.get("HTTP_COOKIE", ""),
+        method = environ.get("REQUEST_METHOD", "")
+        return Request(method, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""),
                        environ.get("HTTP_AUTHORIZATION", ""), environ.get("HTTP_IF_NONE_MATCH", ""),
                        environ.get("REMOTE_ADDR", "?"), environ.get("HTTP_HOST", ""), environ.get("HTTP_ORIGIN", ""),
                        environ.get("HTTP_SEC_FETCH_SITE", ""), environ.get("HTTP_SEC_FETCH_MODE", ""),
-                       environ.get("wsgi.url_scheme", "http"))
+                       environ.get("wsgi.url_scheme", "http"), environ.get("CONTENT_TYPE", ""),
+                       _body(environ) if method == "POST" else b"")
 
     @property
     def peer(self) -> str:
@@ -88,11 +91,23 @@ class Access:
     expires_at_s: float | None  # a session's end; None for a bearer token
 
 
-REASONS = {200: "OK", 303: "See Other", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
-           403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 421: "Misdirected Request",
-           429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
-METHODS = {"/logout": ("POST",), "/login": ("GET",)}  # elsewhere GET and HEAD
+REASONS = {200: "OK", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+           404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
+           415: "Unsupported Media Type", 421: "Misdirected Request", 429: "Too Many Requests",
+           500: "Internal Server Error", 503: "Service Unavailable"}
+METHODS = {"/logout": ("POST",), "/login": ("GET", "HEAD", "POST")}  # elsewhere GET and HEAD
+MAX_BODY_BYTES = 1024  # a login's `{"code": "..."}` is under 60 bytes; a logout has none
 LOGIN_HINT = f"run `{pages.LOGIN_COMMAND}` (DIR: the advisor's data directory) for a login link"
+
+
+def _body(environ: dict[str, Any]) -> bytes | None:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if not 0 <= length <= MAX_BODY_BYTES:
+        return None
+    return environ["wsgi.input"].read(length) if length else b""
 
 
 def _json(status: int, doc: dict[str, Any], *headers: tuple[str, str]) -> Response:
@@ -104,11 +119,9 @@ def _html(status: int, body: bytes, *headers: tuple[str, str]) -> Response:
 
 
 class WebApp:
-    def __init__(self, sources: WebSources, registry: CollectorRegistry, *, tls: bool = False,
+    def __init__(self, sources: WebSources, registry: CollectorRegistry, *,
                  host_names: frozenset[str] = frozenset({"localhost"})) -> None:
         self._src = sources
-        self._tls = tls
-        self._cookie = login.SessionCookie(0, tls)  # named after the port once bound (`bound`)
         self._host_names = host_names
         self._throttle = LoginThrottle(sources.clock)
         self._metrics = make_wsgi_app(registry)
@@ -123,10 +136,6 @@ class WebApp:
                                  "slow_headers (headers still coming while every worker was busy), overload (too "
                                  "many waiting), tls_handshake, host (an unknown Host), foreign (from a page of "
                                  "another origin), login_throttled", ["reason"], registry=registry)
-
-    def bound(self, port: int) -> None:
-        """The listener's port, known once it listens: the session cookie is named after it."""
-        self._cookie = login.SessionCookie(port, self._tls)
 
     def refused(self, reason: str) -> None:
         self._refusals.labels(reason).inc()
@@ -183,7 +192,7 @@ class WebApp:
                                                        "port; the advisor answers only its own page"})
             return "refused", _html(403, pages.foreign_refused())
         if req.path == "/login":
-            return "login", self._login(req)
+            return "login", self._login(req) if req.method == "POST" else self._file(req, pages.LOGIN)
         if req.path == "/logout":
             return "logout", self._logout(req)
         if req.path.startswith(API):
@@ -194,63 +203,58 @@ class WebApp:
         if req.path == "/":
             return "page", self._file(req, pages.INDEX)
         name = req.path.removeprefix("/static/")
-        if req.path.startswith("/static/") and name in self._static and name != pages.INDEX:
+        if req.path.startswith("/static/") and name in self._static and name not in pages.DOCUMENTS:
             return "static", self._file(req, name)
         return "other", _html(404, NOT_FOUND)
 
     def _file(self, req: Request, name: str) -> Response:
-        """The page (never cached) or one of its static files (cached, revalidated by ETag): with a session."""
-        access = self._access(req, bearer_allowed=False)
-        if isinstance(access, str):
-            return _html(401, pages.login_required(access))
+        """The page or the login page (never cached) or one of their static files (cached, revalidated by ETag):
+        code and style only, no data, so no session is asked for."""
         found = self._static[name]
-        cache = "no-store" if name == pages.INDEX else "private, no-cache"
+        cache = "no-store" if name in pages.DOCUMENTS else "private, no-cache"
         if req.if_none_match == found.etag:
             return Response(304, b"", found.content_type, (("ETag", found.etag),), cache)
         return Response(200, found.body, found.content_type, (("ETag", found.etag),), cache)
 
     # -- who gets in --------------------------------------------------------------------------------------
 
-    def _access(self, req: Request, *, bearer_allowed: bool) -> Access | str:
-        """The caller of a request, or why there is none."""
-        if req.authorization and bearer_allowed:
-            token = login.bearer_token(req.authorization)
-            caller = self._src.tokens.authenticate(token) if token else None
-            return Access(caller, None) if caller else "missing, unknown, revoked or malformed bearer token"
-        ended = []
-        for secret in self._cookie.secrets(req.cookie):  # the first live session: a tossed cookie hides nothing
-            session = self._src.sessions.session(login.digest(secret))
-            if session is None:
-                continue
+    def _access(self, req: Request) -> Access | str:
+        """The caller of a request, or why there is none: a bearer secret of a session, else a token's."""
+        secret = login.bearer_token(req.authorization)
+        if secret is None:
+            return "malformed Authorization header (Bearer expected)" if req.authorization else "you are not logged in"
+        session = self._src.sessions.session(login.digest(secret)) if login.is_secret(secret) else None
+        if session is not None:
             refusal = login.session_refusal(session, self._src.clock())
-            if refusal is None:
-                return Access(Caller(session.token_name, Role.READER, "session"), session.expires_at_s)
-            ended.append(refusal)
-        return ended[0] if ended else "you are not logged in"
+            return refusal or Access(Caller(session.token_name, Role.READER, "session"), session.expires_at_s)
+        caller = self._src.tokens.authenticate(secret)
+        return Access(caller, None) if caller else "unknown, ended or revoked session or token"
 
     def _login(self, req: Request) -> Response:
         wait_s = self._throttle.wait_s(req.client)
         if wait_s > 0:  # not even looked at: the code, if good, stays good
             self.refused("login_throttled")
-            return _html(429, pages.login_throttled(wait_s), ("Retry-After", str(math.ceil(wait_s))))
+            return _json(429, {"error": f"too many failed logins from your address: wait {math.ceil(wait_s)} s",
+                               "login": LOGIN_HINT}, ("Retry-After", str(math.ceil(wait_s))))
+        if req.body is None:
+            return _json(413, {"error": f"a login's body is at most {MAX_BODY_BYTES} bytes"})
+        if req.content_type.partition(";")[0].strip().lower() != "application/json":
+            # also keeps a login from being a "simple" cross-origin request: a browser asks first (preflight)
+            return _json(415, {"error": 'a login is {"code": "..."} as application/json'})
         now = self._src.clock()
-        try:
-            code = Query(req.query, {"code"}).values.get("code", "")
-        except InvalidArgument:
-            code = ""
-        claimed = self._src.sessions.claim_code(login.digest(code), now) if login.is_code(code) else None
+        code = login.posted_code(req.body)
+        claimed = self._src.sessions.claim_code(login.digest(code), now) if login.is_secret(code) else None
         refusal = login.code_refusal(claimed, now)
         if refusal is not None or claimed is None:
             self._login_failed(req, claimed.token_name if claimed else "anonymous", refusal or "not a login link")
-            return _html(401, pages.login_required(refusal or "not a login link"))
+            return _json(401, {"error": refusal or "not a login link", "login": LOGIN_HINT})
         self._throttle.succeeded(req.client)
         secret, session = login.new_session(claimed, now)
         self._src.sessions.add_session(session)
         self._src.sessions.purge(now)
         self._audit(req, claimed.token_name, "Web/Login", "OK", "session opened")
         log.info("web session opened", extra={"actor": claimed.token_name, "peer": req.peer})
-        return _html(303, b"", ("Location", "/"),
-                     ("Set-Cookie", self._cookie.set(secret, session.expires_at_s - now)))
+        return _json(200, {"session": secret, "expireTime": timestamp(session.expires_at_s).ToJsonString()})
 
     def _login_failed(self, req: Request, actor: str, why: str) -> None:
         failure = self._throttle.failed(req.client)
@@ -261,11 +265,13 @@ class WebApp:
             self._audit(req, actor, "Web/Login", "UNAUTHENTICATED", why)
 
     def _logout(self, req: Request) -> Response:
-        for secret in self._cookie.secrets(req.cookie):
-            session = self._src.sessions.session(login.digest(secret))
-            if session is not None and self._src.sessions.end_session(session.digest):
-                self._audit(req, session.token_name or "anonymous", "Web/Logout", "OK", "session ended")
-        return _html(200, pages.logged_out(), ("Set-Cookie", self._cookie.cleared()))
+        """Ends the session whose secret the request bears (the page then forgets it); ended already is no error."""
+        secret = login.bearer_token(req.authorization) or ""
+        session = self._src.sessions.session(login.digest(secret)) if login.is_secret(secret) else None
+        if session is None or not self._src.sessions.end_session(session.digest):
+            return _json(200, {"ended": False})
+        self._audit(req, session.token_name or "anonymous", "Web/Logout", "OK", "session ended")
+        return _json(200, {"ended": True})
 
     def _audit(self, req: Request, actor: str, call: str, outcome: str, detail: str) -> None:
         self._src.audit.append(AuditEntry(self._src.clock(), actor, Role.READER.label, req.peer, call, "", outcome,
@@ -274,7 +280,7 @@ class WebApp:
     # -- JSON ---------------------------------------------------------------------------------------------
 
     def _api(self, req: Request, name: str) -> Response:
-        access = self._access(req, bearer_allowed=True)
+        access = self._access(req)
         if isinstance(access, str):
             return _json(401, {"error": f"login required: {access}", "login": LOGIN_HINT})
         try:

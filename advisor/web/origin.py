@@ -3,10 +3,11 @@
 - DNS rebinding: a page of evil.example whose name is made to resolve to 127.0.0.1 reaches the listener with
   `Host: evil.example`. Only an IP address (never rebound: the browser's origin is that address), `localhost`,
   this machine's names and the configured listen host are answered; anything else gets 421.
-- Another port of this host is another origin, yet cookies ignore ports and SameSite sees the same site: a page
-  there can make the browser send the session cookie. Browsers say where a request comes from (`Sec-Fetch-Site`,
-  and `Origin` on anything but a plain GET): a request from another origin is refused, but for a top-level
-  navigation to the page or a login link (which reads nothing the other page could see). A client that is no
+- Another port of this host is another origin. The session's secret is in the page's own origin's storage, out
+  of that page's reach, and travels in a header that page cannot make the browser add; still, as a second wall,
+  browsers say where a request comes from (`Sec-Fetch-Site`, and `Origin` on anything but a plain GET): a request
+  from another origin is refused, but for a top-level navigation to the page or the login page (which reads
+  nothing the other page could see). A client that is no
   browser sends neither header, and holds whatever it sends itself.
 """
 

@@ -1,17 +1,18 @@
-"""What the web listener sends besides JSON: the page and its static files (read once, at start, from
-advisor/web/static/), and the few short HTML answers for those without a session. None of them names a path of
-the server's machine (the data directory is written DIR)."""
+"""What the web listener sends besides JSON: the page, the login page and their static files (read once, at
+start, from advisor/web/static/), and the few short HTML refusals. None of them names a path of the server's
+machine (the data directory is written DIR)."""
 
 from __future__ import annotations
 
 import hashlib
 import html
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 INDEX = "index.html"
+LOGIN = "login.html"
+DOCUMENTS = (INDEX, LOGIN)  # served at / and /login, never cached, not under /static/
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8"}
 # Everything sent: the page allows only its own scripts, styles and requests; no inline script, no framing.
@@ -34,15 +35,16 @@ class StaticFile:
 
 
 def load_static(directory: Path = STATIC_DIR) -> dict[str, StaticFile]:
-    """The page and the scripts and styles beside it, by file name; only these are ever served."""
+    """The pages and the scripts and styles beside them, by file name; only these are ever served."""
     found = {}
     for path in sorted(directory.iterdir()):
         kind = CONTENT_TYPES.get(path.suffix)
         if kind is not None and path.is_file():
             body = path.read_bytes()
             found[path.name] = StaticFile(body, kind, '"' + hashlib.sha256(body).hexdigest()[:20] + '"')
-    if INDEX not in found:
-        raise FileNotFoundError(f"{directory / INDEX}: the web page is missing from the package")
+    for name in DOCUMENTS:
+        if name not in found:
+            raise FileNotFoundError(f"{directory / name}: the web page is missing from the package")
     return found
 
 
@@ -53,22 +55,6 @@ def _document(title: str, *paragraphs: str) -> bytes:
 
 
 LOGIN_COMMAND = "advisor ui --data-dir DIR"  # DIR: the advisor's data directory, which no page names
-COMMAND = f"<code>{LOGIN_COMMAND}</code> (DIR: the advisor's data directory)"
-
-
-def login_required(why: str) -> bytes:
-    return _document("Login required", html.escape(why[:1].upper() + why[1:200]) + ".",
-                     f"For a login link, run {COMMAND} on the advisor's machine and open the link it prints (it works "
-                     "once, within 10 minutes).")
-
-
-def logged_out() -> bytes:
-    return _document("Logged out", f"Run {COMMAND} for a new login link.")
-
-
-def login_throttled(wait_s: float) -> bytes:
-    return _document("Too many failed logins", f"Failed logins from your address wait before the next try: "
-                     f"{math.ceil(wait_s)} s more. Run {COMMAND} for a new login link.")
 
 
 def foreign_refused() -> bytes:

@@ -47,7 +47,7 @@ READ_TIMEOUT_S = 15  # one read: beyond the deadline, which ends a request first
 SLOW_HEADERS_S = 1.0
 SWEEP_S = 0.2
 MAX_HEADERS_BYTES = 64 << 10
-MAX_BODY_BYTES = 64 << 10  # nothing here takes a body: a logout's is ignored
+MAX_BODY_BYTES = 64 << 10  # only a login takes one, and reads at most 1 KiB of it (handler.MAX_BODY_BYTES)
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
 
 
@@ -216,7 +216,7 @@ class WebServer:
         host, _, port = listen.rpartition(":")
         host = (host or "127.0.0.1").strip("[]")
         self.scheme = "https" if tls else "http"
-        app = WebApp(sources, registry, tls=tls is not None, host_names=origin.listener_names(host))
+        app = WebApp(sources, registry, host_names=origin.listener_names(host))
         self._httpd = _Server((host, int(port)), app, deadline_s)
         if tls is not None:
             self._httpd.ssl_adapter = _LazyTls(tls)
@@ -225,7 +225,6 @@ class WebServer:
         except BaseException:
             self._httpd.deadlines.stop()
             raise
-        app.bound(self.port)
         self._thread = threading.Thread(target=self._httpd.serve, name="web", daemon=True)
         self._thread.start()
 

@@ -1,6 +1,7 @@
 """The web page against a real advisor (the fake hypervisor behind it, migrations really executed): the login
 rules over plain HTTP, then the page in headless Chromium (Debian's `chromium`, installed by scripts/setup.sh):
-its tables filled from the server, its plots drawn (pixels in the screenshot), and a used login link refused."""
+its tables filled from the server, its plots drawn (pixels in the screenshot), and a used login link refused.
+The session is a bearer secret the login page keeps in the origin's sessionStorage, never a cookie."""
 
 from __future__ import annotations
 
@@ -115,16 +116,27 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
-def _get(url: str, *, cookie: str = "", token: str = "", method: str = "GET") -> tuple[int, Any, bytes]:
-    headers = {"Cookie": cookie} if cookie else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, headers=headers, method=method)
+def _get(url: str, *, token: str = "", method: str = "GET", body: bytes | None = None,
+         cookie: str = "") -> tuple[int, Any, bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    if cookie:
+        headers["Cookie"] = cookie
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
         with _opener.open(request, timeout=10) as response:
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
+
+
+def _log_in(link: str) -> tuple[int, Any, dict[str, Any]]:
+    """What the login page does with a link: post the code of its fragment. The status, headers and answer."""
+    base, _, fragment = link.partition("#")
+    status, headers, body = _get(base, method="POST", body=json.dumps({"code": fragment.removeprefix("code=")
+                                                                       }).encode())
+    return status, headers, json.loads(body)
 
 
 def _as_dict(message: Any) -> Any:
@@ -135,65 +147,68 @@ def test_login_sessions_tokens_and_hostile_input_over_plain_http(loaded: Loaded,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     base = f"http://127.0.0.1:{loaded.app.metrics_port}"
     api = f"{base}/api/v1"
-    # Nothing without a session but /metrics, which Prometheus scrapes as before.
-    status, _, body = _get(f"{base}/")
-    assert status == 401 and "advisor ui --data-dir DIR" in body.decode() and str(loaded.data_dir) not in body.decode()
-    assert _get(f"{base}/static/app.js")[0] == 401
+    # No data without a session but /metrics, which Prometheus scrapes as before; the page's code and style are
+    # served to anyone (the JSON they read needs the session).
+    status, headers, body = _get(f"{base}/")
+    assert status == 200 and b'<script src="/static/app.js"' in body and "Set-Cookie" not in headers
+    policy = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "default-src 'none'" in policy
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
+    status, headers, body = _get(f"{base}/", method="HEAD")
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 1000
+    assert _get(f"{base}/static/uPlot.iife.min.js")[0] == 200
+    assert _get(f"{base}/static/README.md")[0] == 404  # only the page's files are served
     status, headers, body = _get(f"{api}/recommendations")
     assert status == 401 and headers["Content-Type"] == "application/json" and "advisor ui" in json.loads(body)["login"]
     status, _, body = _get(f"{base}/metrics")
     assert status == 200 and b'grpc_server_handled_total{grpc_code="OK",grpc_method="PushInventory",' in body
 
     url = _ui(loaded, capsys)
-    assert url.startswith(f"{base}/login?code=")
-    status, headers, _ = _get(url)
-    assert status == 303 and headers["Location"] == "/"
-    attributes = [a.strip() for a in headers["Set-Cookie"].split(";")]
-    assert {"HttpOnly", "SameSite=Strict", "Path=/"} <= set(attributes) and "Secure" not in attributes
-    cookie = attributes[0]
-    status, headers, body = _get(url)  # a used link opens nothing
-    assert status == 401 and "Set-Cookie" not in headers and "used already" in body.decode()
-
-    status, headers, body = _get(f"{base}/", cookie=cookie)
-    assert status == 200 and b'<script src="/static/app.js"' in body
-    policy = headers["Content-Security-Policy"]
-    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "default-src 'none'" in policy
-    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
-    status, headers, body = _get(f"{base}/", cookie=cookie, method="HEAD")
-    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 1000
-    assert _get(f"{base}/static/uPlot.iife.min.js", cookie=cookie)[0] == 200
-    assert _get(f"{base}/static/README.md", cookie=cookie)[0] == 404  # only the page's files are served
+    assert url.startswith(f"{base}/login#code=")  # in the fragment: never sent, in no request line or log
+    status, headers, body = _get(url)  # opening the link: the login page, nothing used
+    assert status == 200 and b"/static/login.js" in body and "Set-Cookie" not in headers
+    status, headers, doc = _log_in(url)  # what the login page does: post the code, get the session's secret
+    assert status == 200 and "Set-Cookie" not in headers and headers["Cache-Control"] == "no-store"
+    session = doc["session"]
+    assert len(session) == 43 and doc["expireTime"].endswith("Z")
+    status, headers, doc = _log_in(url)  # a used link opens nothing
+    assert status == 401 and "session" not in doc and "used already" in doc["error"]
+    assert "advisor ui --data-dir DIR" in doc["login"] and str(loaded.data_dir) not in json.dumps(doc)
+    # The session is a bearer secret, never a cookie.
+    assert _get(f"{api}/session", cookie=f"advisor_session_{loaded.app.metrics_port}={session}")[0] == 401
+    status, _, body = _get(f"{api}/session", token=session)
+    assert status == 200 and json.loads(body)["via"] == "session"
 
     # The JSON is the API's own mapping of the API's own messages.
-    status, headers, body = _get(f"{api}/recommendations?page_size=50", cookie=cookie)
+    status, headers, body = _get(f"{api}/recommendations?page_size=50", token=session)
     assert status == 200 and headers["Cache-Control"] == "no-store"
     listed = loaded.api.list_recommendations(pb.ListRecommendationsRequest(page_size=50))
     assert json.loads(body) == _as_dict(listed)
     ids = [r["id"] for r in json.loads(body)["recommendations"]]
     assert loaded.proposed in ids and loaded.plan in ids
-    status, _, body = _get(f"{api}/recommendations?state=superseded", cookie=cookie)
+    status, _, body = _get(f"{api}/recommendations?state=superseded", token=session)
     assert [r["supersededBy"] for r in json.loads(body)["recommendations"]] == [loaded.proposed]
-    status, _, body = _get(f"{api}/recommendation?id={loaded.plan}", cookie=cookie)
+    status, _, body = _get(f"{api}/recommendation?id={loaded.plan}", token=session)
     assert json.loads(body) == _as_dict(loaded.api.get_recommendation(loaded.plan))
-    status, _, body = _get(f"{api}/assessments?recommendation_id={loaded.proposed}&move_index=0", cookie=cookie)
+    status, _, body = _get(f"{api}/assessments?recommendation_id={loaded.proposed}&move_index=0", token=session)
     assert [a["hostId"] for a in json.loads(body)["assessments"]] == [
         a.host_id for a in loaded.api.list_assessments(loaded.proposed, 0)]
-    status, _, body = _get(f"{api}/migrations?page_size=500", cookie=cookie)
+    status, _, body = _get(f"{api}/migrations?page_size=500", token=session)
     ended = {o["operationId"]: o for o in json.loads(body)["operations"] if o["operationId"] in loaded.executed}
     assert ended == {o.operation_id: _as_dict(o) for o in loaded.api.list_migrations(running_only=False)
                      if o.operation_id in loaded.executed}
     assert len(ended) == 8
-    status, _, body = _get(f"{api}/migrations?running_only=true", cookie=cookie)
+    status, _, body = _get(f"{api}/migrations?running_only=true", token=session)
     assert [o["operationId"] for o in json.loads(body)["operations"]] == [loaded.running]
-    status, _, body = _get(f"{api}/progress?operation_id={loaded.running}", cookie=cookie)
+    status, _, body = _get(f"{api}/progress?operation_id={loaded.running}", token=session)
     progress = json.loads(body)
     assert status == 200 and progress["operationId"] == loaded.running and "estimate" in progress
     assert progress["phase"] in ("MIGRATION_PHASE_PRECOPY", "MIGRATION_PHASE_POSTCOPY")
     before = len(loaded.api.list_recommendations(pb.ListRecommendationsRequest()).recommendations)
-    status, _, body = _get(f"{api}/drain?host_id=a", cookie=cookie)
+    status, _, body = _get(f"{api}/drain?host_id=a", token=session)
     assert status == 200 and "id" not in json.loads(body) and json.loads(body)["goal"].startswith("drain")
     # The cluster after a dry-run drain: the plan, and each host's load after it, stored nowhere either.
-    status, _, body = _get(f"{api}/cluster?drain_host_id=a", cookie=cookie)
+    status, _, body = _get(f"{api}/cluster?drain_host_id=a", token=session)
     preview = json.loads(body)
     assert status == 200 and preview["drainHostId"] == "a" and "recommendationId" not in preview
     assert "id" not in preview["plan"] and preview["plan"]["goal"].startswith("drain")
@@ -202,9 +217,9 @@ def test_login_sessions_tokens_and_hostile_input_over_plain_http(loaded: Loaded,
     assert {m["vmId"] for m in a["movesOut"]} == moved and a["vmCountAfter"] == a["vmCount"] - len(moved)
     assert {m["vmId"] for h in others for m in h.get("movesIn", [])} == moved and preview["movesApplied"] == len(moved)
     assert len(loaded.api.list_recommendations(pb.ListRecommendationsRequest()).recommendations) == before
-    status, _, body = _get(f"{api}/vms?host_id=a", cookie=cookie)
+    status, _, body = _get(f"{api}/vms?host_id=a", token=session)
     assert json.loads(body) == _as_dict(loaded.api.call(loaded.api.inventory.ListVms, pb.ListVmsRequest(host_id="a")))
-    status, _, body = _get(f"{api}/models", cookie=cookie)
+    status, _, body = _get(f"{api}/models", token=session)
     models = json.loads(body)
     assert models["costModel"]["version"] == loaded.app.predictor.model.version and models["calibration"]
     assert {e["technique"] for e in models["calibration"]} <= set(pb.Technique.keys())
@@ -216,39 +231,39 @@ def test_login_sessions_tokens_and_hostile_input_over_plain_http(loaded: Loaded,
                              (f"assessments?recommendation_id={loaded.proposed}&move_index=7", "move_index"),
                              ("recommendations?x=1", "'x'"), ("recommendations?state=proposed&state=expired", "state"),
                              (f"cluster?recommendation_id={loaded.plan}&drain_host_id=a", "drain_host_id")):
-        status, headers, body = _get(f"{api}/{query}", cookie=cookie)
+        status, headers, body = _get(f"{api}/{query}", token=session)
         assert (status, json.loads(body)["parameter"]) == (400, parameter), query
     for query, parameter in (("recommendation?id=nosuch", "id"), ("migration?operation_id=nosuch", "operation_id"),
                              ("drain?host_id=nosuch", "host_id"), ("cluster?drain_host_id=nosuch", "host_id"),
                              ("vms?host_id=nosuch", "host_id")):
-        status, _, body = _get(f"{api}/{query}", cookie=cookie)
+        status, _, body = _get(f"{api}/{query}", token=session)
         assert (status, json.loads(body)["parameter"]) == (404, parameter), query
-    assert _get(f"{api}/nosuch", cookie=cookie)[0] == 404
-    status, headers, _ = _get(f"{api}/recommendations", cookie=cookie, method="POST")
+    assert _get(f"{api}/nosuch", token=session)[0] == 404
+    status, headers, _ = _get(f"{api}/recommendations", token=session, method="POST")
     assert status == 405 and headers["Allow"] == "GET, HEAD"
 
     # Scripts read the JSON with a bearer token of any role; never the page.
     reader = loaded.app.tokens.renew("script", Role.READER)
     assert _get(f"{api}/recommendations", token=reader)[0] == 200
     assert _get(f"{api}/recommendations", token=reader + "x")[0] == 401
-    assert _get(f"{base}/", token=reader)[0] == 401
     status, _, body = _get(f"{api}/session", token=reader)
     assert json.loads(body) == {"name": "script", "role": "reader", "via": "token"}
 
     # A revoked token ends its sessions at once (from another process: the CLI writes the database).
     assert main(["tokens", "revoke", "web", "--data-dir", str(loaded.data_dir)]) == 0
-    assert _get(f"{base}/", cookie=cookie)[0] == 401
-    status, _, body = _get(f"{api}/models", cookie=cookie)
+    status, _, body = _get(f"{api}/models", token=session)
     assert status == 401 and "revoked" in json.loads(body)["error"]
     fresh = _ui(loaded, capsys)  # a new token named web: the old session stays ended, the new one works
-    cookie2 = _get(fresh)[1]["Set-Cookie"].split(";")[0]
-    assert _get(f"{base}/", cookie=cookie)[0] == 401 and _get(f"{base}/", cookie=cookie2)[0] == 200
-    assert _get(f"{base}/logout", cookie=cookie2)[0] == 405 and _get(f"{base}/", cookie=cookie2)[0] == 200
-    assert _get(f"{base}/logout", cookie=cookie2, method="POST")[0] == 200
-    assert _get(f"{base}/", cookie=cookie2)[0] == 401
+    session2 = _log_in(fresh)[2]["session"]
+    assert _get(f"{api}/session", token=session)[0] == 401 and _get(f"{api}/session", token=session2)[0] == 200
+    assert _get(f"{base}/logout", token=session2)[0] == 405 and _get(f"{api}/session", token=session2)[0] == 200
+    status, _, body = _get(f"{base}/logout", token=session2, method="POST", body=b"")
+    assert status == 200 and json.loads(body) == {"ended": True}
+    assert _get(f"{api}/session", token=session2)[0] == 401
+    assert json.loads(_get(f"{base}/logout", token=session2, method="POST", body=b"")[2]) == {"ended": False}
 
     metrics = _get(f"{base}/metrics")[2].decode()
-    assert 'advisor_http_requests_total{code="401",route="page"}' in metrics
+    assert 'advisor_http_requests_total{code="401",route="login"}' in metrics
     assert 'advisor_http_requests_total{code="200",route="api/recommendations"}' in metrics
     audit = [(e.call, e.actor, e.outcome) for e in loaded.app.audit.recent(100) if e.call.startswith("Web/")]
     assert ("Web/Login", "web", "OK") in audit and ("Web/Login", "anonymous", "UNAUTHENTICATED") in audit
@@ -290,7 +305,7 @@ def test_the_listener_stops_at_once_and_leaves_no_thread(make_app: Callable[...,
 def _chromium(tmp_path: Path, url: str, *flags: str) -> subprocess.CompletedProcess[str]:
     browser = shutil.which("chromium")
     assert browser, "chromium is missing: scripts/setup.sh installs Debian's chromium package"
-    profile = tmp_path / f"profile-{time.monotonic_ns()}"  # a fresh browser each time: no cookie carried over
+    profile = tmp_path / f"profile-{time.monotonic_ns()}"  # a fresh browser each time: nothing carried over
     return subprocess.run(
         [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
          f"--user-data-dir={profile}", "--force-device-scale-factor=1", f"--window-size={WINDOW[0]},{WINDOW[1]}",

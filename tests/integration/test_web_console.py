@@ -4,7 +4,7 @@ a decision and the cluster; it fits 1366x768 without horizontal scrolling, a "wh
 cluster view lists every host with its load now and after the chosen recommendation, its VMs, its migrations;
 proposals are grouped per VM with the superseded folded; the plots carry the diagonal corner to corner and the
 p10-p90 bars, and their times are UTC in a browser whose local time is not; an advisor with nothing to show folds
-its sections to one line each."""
+its sections to one line each; a login link can open a move's "why" panel."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def _open(browser: Browser, url: str) -> None:
     drawn_ms = browser.wait_for("document.body && document.body.dataset.drawnMs")
     browser.wait_for("document.querySelectorAll('#cluster-rows tr').length > 0")
     requests = browser.evaluate("performance.getEntriesByType('resource').length + 1")  # and the page
-    print(f"first round drawn {drawn_ms} ms after the login link was opened ({requests} requests after the login)")
+    print(f"first round drawn {drawn_ms} ms after the page's navigation began (after the login page; {requests} "
+          "requests)")
 
 
 def _overflow(browser: Browser) -> int:
@@ -240,3 +241,12 @@ def test_a_dry_run_drain_shows_each_host_after_it_with_disks_and_networks(
     browser.wait_for("document.getElementById('drain-count').textContent.startsWith('none: nosuch')")
     assert "dry-run" not in browser.evaluate("document.getElementById('cluster-after').textContent")
     assert browser.evaluate("document.querySelector('details.vm-list[data-host=h1]').open")  # still open
+
+
+def test_a_login_link_can_open_a_moves_why_panel(loaded: Loaded, capsys: pytest.CaptureFixture[str],
+                                                browser: Browser) -> None:
+    # `advisor ui`'s link with `&why=REC/MOVE` after its code: the login page logs in, then opens /#why=REC/MOVE.
+    _open(browser, f"{_ui(loaded, capsys)}&why={loaded.proposed}/0")
+    assert browser.evaluate("decodeURIComponent(location.hash)") == f"#why={loaded.proposed}/0"
+    browser.wait_for("!!document.querySelector('#recs-rows tr.detail li')")
+    assert browser.evaluate("sessionStorage.length") == 1  # the secret, nothing else; the code is gone

@@ -1,6 +1,7 @@
 """The web listener as a hostile client finds it: a real `advisor serve` process (its stderr read whole) for slow
-and idle connections and failed logins, and in-process advisors for the session's origin, the Host header, HEAD
-on a login link, server paths, the listen backlog and TLS. Each refusal is also read back from /metrics."""
+and idle connections and failed logins, and in-process advisors for the session's origin (in Chromium: a page of
+another port of the host reads nothing of the session and cannot use it), the Host header, HEAD on a login link,
+server paths, the listen backlog and TLS. Each refusal is also read back from /metrics."""
 
 from __future__ import annotations
 
@@ -71,16 +72,17 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def _request(url: str, *, method: str = "GET", timeout: float = 5, context: ssl.SSLContext | None = None,
-             **headers: str) -> tuple[int, dict[str, str], bytes]:
-    """One request on its own connection, headers exactly as given (no urllib defaults)."""
+             body: bytes | None = None, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    """One request on its own connection, headers exactly as given (no urllib defaults); a fragment is not sent,
+    as browsers do not send it."""
     scheme, _, rest = url.partition("://")
-    hostport, _, path = rest.partition("/")
+    hostport, _, path = rest.partition("#")[0].partition("/")
     host, _, port = hostport.rpartition(":")
     conn: http.client.HTTPConnection = (http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
                                         if scheme == "https" else http.client.HTTPConnection(host, int(port),
                                                                                              timeout=timeout))
     try:
-        conn.request(method, "/" + path, headers={k.replace("_", "-"): v for k, v in headers.items()})
+        conn.request(method, "/" + path, body=body, headers={k.replace("_", "-"): v for k, v in headers.items()})
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -92,6 +94,13 @@ def _status(url: str, **kwargs: object) -> int:
         return _request(url, **kwargs)[0]  # type: ignore[arg-type]
     except OSError:
         return 0
+
+
+def _posted(link: str, code: str | None = None, **kwargs: object) -> tuple[int, dict[str, str], bytes]:
+    """What the login page does: post the code of a link's fragment (or `code`) to its /login."""
+    code = link.partition("#code=")[2] if code is None else code
+    return _request(link.partition("#")[0], method="POST", body=json.dumps({"code": code}).encode(),
+                    Content_Type="application/json", **kwargs)  # type: ignore[arg-type]
 
 
 def _metric(base: str, name: str, context: ssl.SSLContext | None = None) -> dict[str, float]:
@@ -175,17 +184,17 @@ def test_failed_logins_are_throttled_logged_and_audited_within_bounds(served: Se
     base = served.base
     link = subprocess.run([sys.executable, "-m", "advisor.cli", "ui", "--data-dir", str(served.data_dir)],
                           capture_output=True, text=True, timeout=60, check=True).stdout.strip()
-    codes = [_status(f"{base}/login?code={secrets.token_urlsafe(32)}") for _ in range(300)]  # guessing, flat out
+    codes = [_posted(link, secrets.token_urlsafe(32))[0] for _ in range(300)]  # guessing, flat out
     failed, throttled = codes.count(401), codes.count(429)
     assert failed + throttled == 300 and failed <= 6 and codes[:3] == [401] * 3, codes[:10]
 
     # While a client waits, even a good link is not looked at (and stays good); after the wait it works.
-    status, headers, _ = _request(link)
+    status, headers, _ = _posted(link)
     assert status == 429 and 1 <= int(headers["Retry-After"]) <= 300
     assert _metric(base, "advisor_http_refusals_total")['{reason="login_throttled"}'] == throttled + 1
     time.sleep(int(headers["Retry-After"]) + 0.2)
-    status, headers, _ = _request(link)
-    assert status == 303 and headers["Set-Cookie"].startswith(f"advisor_session_{served.port}=")
+    status, headers, body = _posted(link)
+    assert status == 200 and len(json.loads(body)["session"]) == 43 and "Set-Cookie" not in headers
 
     logged = [json.loads(line) for line in served.lines() if '"web login failed"' in line]
     assert len(logged) == failed and all(e["level"] == "warning" and e["peer"] == "http:127.0.0.1" for e in logged)
@@ -198,32 +207,37 @@ def test_failed_logins_are_throttled_logged_and_audited_within_bounds(served: Se
 
 
 def _login(app: App, capsys: pytest.CaptureFixture[str], *, context: ssl.SSLContext | None = None) -> tuple[str, str]:
-    """A fresh login link from `advisor ui`, opened: the link and the session cookie (NAME=VALUE)."""
+    """A fresh login link from `advisor ui`, used as the login page does: the link and the session's secret."""
     capsys.readouterr()
     assert main(["ui", "--data-dir", str(app.settings.data_dir)]) == 0
     link = capsys.readouterr().out.strip()
-    status, headers, _ = _request(link, context=context)
-    assert status == 303, status
-    return link, headers["Set-Cookie"].split(";")[0]
+    status, headers, body = _posted(link, context=context)
+    assert status == 200 and "Set-Cookie" not in headers, status
+    return link, json.loads(body)["session"]
 
 
 def test_a_session_is_of_no_use_to_a_page_of_another_port(make_app: Callable[..., App],
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     app = make_app(metrics_listen="127.0.0.1:0")
     own = f"http://127.0.0.1:{app.metrics_port}"
-    _, cookie = _login(app, capsys)
-    same = {"Cookie": cookie, "Sec_Fetch_Site": "same-origin", "Sec_Fetch_Mode": "cors"}
+    _, secret = _login(app, capsys)
+    bearer = f"Bearer {secret}"
+    same = {"Authorization": bearer, "Sec_Fetch_Site": "same-origin", "Sec_Fetch_Mode": "cors"}
     assert _request(f"{own}/api/v1/session", **same)[0] == 200
-    # What a browser sends for a page on 127.0.0.1:8000 (same site: the cookie goes along).
-    other = {"Cookie": cookie, "Origin": "http://127.0.0.1:8000", "Sec_Fetch_Site": "same-site",
+    # Only the bearer header counts: the secret as a cookie (what a browser would send a page of any port) is not
+    # a session.
+    assert _request(f"{own}/api/v1/session", Cookie=f"advisor_session_{app.metrics_port}={secret}")[0] == 401
+    # A page on 127.0.0.1:8000 cannot read the secret (another origin's storage); even holding it, a browser's
+    # request from there is refused.
+    other = {"Authorization": bearer, "Origin": "http://127.0.0.1:8000", "Sec_Fetch_Site": "same-site",
              "Sec_Fetch_Mode": "cors"}
     for path, method in (("/api/v1/session", "GET"), ("/api/v1/recommendations", "GET"), ("/static/app.js", "GET"),
                          ("/logout", "POST")):
         status, _, body = _request(f"{own}{path}", method=method, **other)
         assert status == 403 and b"another site or port" in body, path
-    assert _request(f"{own}/api/v1/session", Cookie=cookie, Sec_Fetch_Site="same-site", Sec_Fetch_Mode="no-cors")[0] \
+    assert _request(f"{own}/api/v1/session", Sec_Fetch_Site="same-site", Sec_Fetch_Mode="no-cors")[0] \
         == 403  # an <img> or <script> there
-    # Logging out: never by a GET (a link or an image anywhere), by a POST from the page itself.
+    # Logging out: never by a GET (a link or an image anywhere), by a POST bearing the secret.
     assert _request(f"{own}/logout", **same)[0] == 405
     assert _request(f"{own}/api/v1/session", **same)[0] == 200
     assert _request(f"{own}/logout", method="POST", Origin=own, **same)[0] == 200
@@ -233,7 +247,8 @@ def test_a_session_is_of_no_use_to_a_page_of_another_port(make_app: Callable[...
 
 @pytest.fixture
 def other_port() -> Iterator[str]:
-    """Another web server on this host: an empty page at http://127.0.0.1:PORT/."""
+    """Another web server on this host: an empty page at http://127.0.0.1:PORT/ (and /toss?NAME=VALUE sets that
+    cookie, which a browser then sends to every port of the host)."""
     page = b"<!doctype html><title>another port</title><p>hello"
 
     class Handler(BaseHTTPRequestHandler):
@@ -258,7 +273,25 @@ def other_port() -> Iterator[str]:
     server.server_close()
 
 
-def test_in_chromium_a_page_of_another_port_can_neither_read_nor_end_the_session(
+def _arrive(browser: Browser, url: str) -> None:
+    """The browser's tab navigated to `url`, its page drawn once (or refused: the login page)."""
+    browser.navigate(url)
+    browser.wait_for(f"location.href.startsWith({url.partition('#')[0]!r}) && document.readyState === 'complete' && "
+                     "(!!document.body.dataset.drawnMs || document.title !== 'Migration advisor')")
+
+
+STOLEN = """(async () => {  // all a page can try: its storage, its cookies, and requests to the advisor's port
+    const tries = [
+      fetch("OWN/api/v1/session", {credentials: "include"}),
+      fetch("OWN/api/v1/session", {credentials: "include", mode: "no-cors"}),
+      fetch("OWN/logout", {method: "POST", credentials: "include", mode: "no-cors"}),
+    ];
+    const answers = await Promise.all(tries.map(t => t.then(r => r.type + " " + r.status, e => e.name)));
+    return {stored: sessionStorage.length + localStorage.length, cookie: document.cookie, answers};
+})()"""
+
+
+def test_in_chromium_a_page_of_another_port_cannot_read_or_use_the_session_and_the_console_works(
         make_app: Callable[..., App], other_port: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     app = make_app(metrics_listen="127.0.0.1:0")
     own = f"http://127.0.0.1:{app.metrics_port}"
@@ -267,59 +300,75 @@ def test_in_chromium_a_page_of_another_port_can_neither_read_nor_end_the_session
     link = capsys.readouterr().out.strip()
     browser = Browser(tmp_path / "profile", 1366, 768)
     try:
+        # Logging in: the login page posts the code and keeps the secret for this origin and tab; no cookie.
         browser.open(link)
-        browser.wait_for("document.body && document.body.dataset.drawnMs")
-        (cookie,) = [c for c in browser.call("Network.getCookies", urls=[own])["cookies"]]
-        session = f"{cookie['name']}={cookie['value']}"
-        # The other page makes the browser send the session cookie (same site: ports do not count), and gets 403.
-        browser.open(other_port)
-        browser.wait_for("document.title === 'another port'")
-        browser.evaluate(f"""Promise.all([  // answers refused by the browser too (CORP) are no matter: sent is enough
-            fetch("{own}/api/v1/session", {{credentials: "include", mode: "no-cors"}}).catch(() => null),
-            fetch("{own}/logout", {{method: "POST", credentials: "include", mode: "no-cors"}}).catch(() => null),
-            new Promise(done => {{ const i = new Image(); i.onload = i.onerror = done; i.src = "{own}/logout"; }}),
-        ]).then(() => true)""")
-        assert _metric(own, "advisor_http_refusals_total")['{reason="foreign"}'] == 2
-        assert _request(f"{own}/api/v1/session", Cookie=session)[0] == 200  # the session lives on
-        # The page's own "log out" (a same-origin POST) ends it.
-        browser.open(f"{own}/")
-        browser.wait_for("document.body && document.body.dataset.drawnMs")
+        browser.wait_for(f"location.href === '{own}/' && document.body && document.body.dataset.drawnMs")
+        secret = browser.evaluate("sessionStorage.getItem('advisor.session')")
+        assert len(secret) == 43 and browser.evaluate("document.cookie") == ""
+        assert browser.call("Storage.getCookies")["cookies"] == []
+        assert browser.wait_for("document.getElementById('who').textContent").startswith("reader session as web")
+        assert browser.evaluate("[...document.querySelectorAll('p.error')].length") == 0
+
+        # The same tab on a page of another port of the host: nothing stored, no cookie; its requests to the
+        # advisor are refused by the advisor (403, counted) and give it nothing to read (the browser: CORS, and
+        # Cross-Origin-Resource-Policy for no-cors).
+        _arrive(browser, f"{other_port}/")
+        found = browser.evaluate(STOLEN.replace("OWN", own))
+        assert found["stored"] == 0 and found["cookie"] == "", found
+        assert found["answers"] == ["TypeError"] * 3, found
+        assert _metric(own, "advisor_http_refusals_total")['{reason="foreign"}'] == 3
+        assert _request(f"{own}/api/v1/session", Authorization=f"Bearer {secret}")[0] == 200  # it lives on
+
+        # Back on the advisor's page in that tab: still logged in; a JSON link opens the JSON with the session.
+        _arrive(browser, f"{own}/")
+        assert browser.wait_for("document.getElementById('who').textContent").startswith("reader session as web")
+        browser.call("Runtime.evaluate", expression="document.getElementById('cluster-json').click()", userGesture=True)
+        deadline = time.monotonic() + 10
+        while not [t for t in browser.call("Target.getTargets")["targetInfos"]
+                   if t["url"].startswith(f"blob:{own}/")]:
+            assert time.monotonic() < deadline, "the JSON link opened nothing"
+            time.sleep(0.1)
+        # Log out: the advisor ends the session, the tab forgets it, the page asks for a login.
         browser.evaluate("document.getElementById('logout').click()")
         browser.wait_for("document.title === 'Login required'")
-        assert _request(f"{own}/api/v1/session", Cookie=session)[0] == 401
+        assert browser.evaluate("sessionStorage.length") == 0
+        assert "not logged in" in browser.evaluate("document.getElementById('banner').textContent")
+        assert _request(f"{own}/api/v1/session", Authorization=f"Bearer {secret}")[0] == 401
+        audit = [(e.call, e.outcome) for e in app.audit.recent(10) if e.call.startswith("Web/")]
+        assert ("Web/Login", "OK") in audit and ("Web/Logout", "OK") in audit
     finally:
         browser.close()
 
 
-def test_in_chromium_two_advisors_of_one_host_keep_their_sessions_and_a_tossed_cookie_hides_nothing(
+def test_in_chromium_two_advisors_of_one_host_keep_their_sessions_and_a_cookie_changes_nothing(
         make_app: Callable[..., App], other_port: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     advisors = [make_app(data_dir=tmp_path / name, metrics_listen="127.0.0.1:0") for name in ("one", "two")]
     browser = Browser(tmp_path / "profile", 1366, 768)
+    session = "fetch('/api/v1/session', {headers: AdvisorSession.headers()}).then(r => r.status)"
     try:
-        for app in advisors:  # one browser logs in to both, one after the other
+        browser.open("about:blank")
+        for app in advisors:  # one tab logs in to both, one after the other
             capsys.readouterr()
             assert main(["ui", "--data-dir", str(app.settings.data_dir)]) == 0
-            browser.open(capsys.readouterr().out.strip())
-            browser.wait_for("document.body && document.body.dataset.drawnMs")
-        cookies = browser.call("Network.getCookies", urls=[f"http://127.0.0.1:{a.metrics_port}" for a in advisors])
-        # Cookies ignore ports: the browser holds both, each named after its advisor's port, and sends both to each.
-        assert sorted(c["name"] for c in cookies["cookies"]) == sorted(
-            f"advisor_session_{a.metrics_port}" for a in advisors)
-        session = "document.body && document.body.dataset.drawnMs && fetch('/api/v1/session').then(r => r.status)"
-        for app in advisors:  # the second login did not log the first out
-            browser.open(f"http://127.0.0.1:{app.metrics_port}/")
-            assert browser.wait_for(session) == 200
+            browser.navigate(capsys.readouterr().out.strip())
+            browser.wait_for(f"location.href === 'http://127.0.0.1:{app.metrics_port}/' && document.body && "
+                             "document.body.dataset.drawnMs")
+        secrets_kept = []
+        for app in advisors:  # each origin kept its own secret: the second login did not log the first out
+            _arrive(browser, f"http://127.0.0.1:{app.metrics_port}/")
+            assert browser.evaluate(session) == 200
+            secrets_kept.append(browser.evaluate("sessionStorage.getItem('advisor.session')"))
+        assert len(set(secrets_kept)) == 2
 
-        # A server on another port sets a cookie of the first advisor's name with a longer path: the browser sends
-        # it first to /api/..., and the real session behind it still counts.
+        # A server on another port sets a cookie of the old session cookie's name: it is sent, and ignored.
         first = advisors[0].metrics_port
-        browser.open(f"{other_port}/toss?advisor_session_{first}={'x' * 43}")
-        browser.wait_for("document.title === 'another port'")
-        browser.open(f"http://127.0.0.1:{first}/")
-        assert browser.wait_for(session) == 200
+        _arrive(browser, f"{other_port}/toss?advisor_session_{first}={'x' * 43}")
+        _arrive(browser, f"http://127.0.0.1:{first}/")
+        assert browser.evaluate(session) == 200
         assert browser.evaluate("[...document.querySelectorAll('p.error')].length") == 0
-        sent = browser.call("Network.getCookies", urls=[f"http://127.0.0.1:{first}/api/v1/session"])["cookies"]
-        assert sorted(c["path"] for c in sent if c["name"] == f"advisor_session_{first}") == ["/", "/api"]
+        # A new tab is another storage: it has no session (and opens the page asking for a login).
+        browser.open(f"http://127.0.0.1:{first}/")
+        browser.wait_for("document.title === 'Login required'")
     finally:
         browser.close()
 
@@ -334,18 +383,20 @@ def test_host_header_head_on_a_login_link_server_paths_and_backlog(make_app: Cal
     assert _request(f"{own}/metrics", Host=f"localhost:{app.metrics_port}")[0] == 200
     assert _metric(own, "advisor_http_refusals_total")['{reason="host"}'] == 3
 
-    # A link preview's HEAD uses no code: the link still logs in once.
+    # A link preview's HEAD or GET uses no code (it is in the fragment, never sent): the link still logs in once.
     capsys.readouterr()
     assert main(["ui", "--data-dir", str(app.settings.data_dir)]) == 0
     link = capsys.readouterr().out.strip()
-    assert _request(link, method="HEAD")[0] == 405
-    assert _request(link)[0] == 303 and _request(link)[0] == 401
+    assert _request(link, method="HEAD")[0] == 200 and _request(link)[0] == 200
+    assert _posted(link)[0] == 200 and _posted(link)[0] == 401
 
     # No answer names a path of the server's machine.
     data_dir = str(app.settings.data_dir.resolve())
-    for path in ("/", "/api/v1/session", f"/login?code={secrets.token_urlsafe(32)}", "/nosuch"):
+    for path in ("/", "/api/v1/session", "/login", "/nosuch"):
         body = _request(f"{own}{path}")[2].decode()
         assert data_dir not in body and str(app.settings.data_dir) not in body, path
+    body = _posted(f"{own}/login", secrets.token_urlsafe(32))[2].decode()
+    assert data_dir not in body and "advisor ui --data-dir DIR" in body
 
     listening = subprocess.run(["ss", "-ltnH", f"sport = :{app.metrics_port}"], capture_output=True, text=True,
                                check=True).stdout.split()
@@ -362,19 +413,17 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def test_tls_from_the_grpc_certificate_with_a_host_only_secure_cookie(
+def test_tls_from_the_grpc_certificate_and_a_session_over_it(
         make_app: Callable[..., App], certificate: Path, capsys: pytest.CaptureFixture[str]) -> None:
     app = make_app(metrics_listen="127.0.0.1:0", tls_cert=str(certificate / "cert.pem"),
                    tls_key=str(certificate / "key.pem"))
     trust = ssl.create_default_context(cafile=str(certificate / "cert.pem"))
     own = f"https://127.0.0.1:{app.metrics_port}"
     assert _request(f"{own}/metrics", context=trust)[0] == 200
-    link, cookie = _login(app, capsys, context=trust)
-    assert link.startswith(f"{own}/login?code=")  # `advisor ui` reads the scheme the advisor published
-    assert cookie.startswith(f"__Host-advisor_session_{app.metrics_port}=")
-    status, _, body = _request(f"{own}/api/v1/session", context=trust, Cookie=cookie)
+    link, secret = _login(app, capsys, context=trust)
+    assert link.startswith(f"{own}/login#code=")  # `advisor ui` reads the scheme the advisor published
+    status, _, body = _request(f"{own}/api/v1/session", context=trust, Authorization=f"Bearer {secret}")
     assert status == 200 and json.loads(body)["via"] == "session"
-    assert _request(f"{own}/api/v1/session", context=trust, Cookie=cookie.removeprefix("__Host-"))[0] == 401
 
     # Plain HTTP on the TLS port, and silent clients that never start their handshake: refused without holding up
     # anyone (the handshake happens in a worker, under the deadline, not in the thread that accepts).
@@ -411,15 +460,15 @@ def test_client_certificates_on_the_web_listener_when_its_setting_asks(
     own = f"https://127.0.0.1:{app.metrics_port}"
     signed = holding("sched-1")
     assert _request(f"{own}/metrics", context=signed)[0] == 200  # any certificate of the CA: Prometheus's too
-    _, cookie = _login(app, capsys, context=signed)  # the page keeps its own login behind the handshake
-    assert _request(f"{own}/api/v1/session", context=signed, Cookie=cookie)[0] == 200
+    _, secret = _login(app, capsys, context=signed)  # the page keeps its own login behind the handshake
+    assert _request(f"{own}/api/v1/session", context=signed, Authorization=f"Bearer {secret}")[0] == 200
     # Without a certificate, or with one the CA did not sign, nothing is answered: not /metrics, not the page,
-    # and a session cookie is worth nothing.
+    # and a session's secret is worth nothing.
     (certificate / "self.pem").write_bytes((certificate / "cert.pem").read_bytes())
     (certificate / "self.key").write_bytes((certificate / "key.pem").read_bytes())
     for context in (trust, holding("self", certificate)):
         for path in ("/metrics", "/", "/api/v1/session"):
-            assert _status(f"{own}{path}", context=context, Cookie=cookie) == 0, path
+            assert _status(f"{own}{path}", context=context, Authorization=f"Bearer {secret}") == 0, path
     assert _metric(own, "advisor_http_refusals_total", signed)['{reason="tls_handshake"}'] >= 6
 
     with pytest.raises(ConfigError, match="web_client_certificates needs"):
@@ -433,4 +482,5 @@ def test_the_page_beyond_loopback_needs_tls_or_its_own_setting(make_app: Callabl
     assert _status(f"http://127.0.0.1:{grpc_only.metrics_port}/metrics") == 200
     grpc_only.stop()
     page = make_app(metrics_listen="0.0.0.0:0", web_allow_plaintext_remote=True)
-    assert _status(f"http://127.0.0.1:{page.metrics_port}/") == 401  # served, behind its login
+    assert _status(f"http://127.0.0.1:{page.metrics_port}/") == 200  # served, its JSON behind its login
+    assert _status(f"http://127.0.0.1:{page.metrics_port}/api/v1/session") == 401

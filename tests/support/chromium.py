@@ -64,6 +64,10 @@ class Browser:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
         self.call("Page.navigate", url=url)
 
+    def navigate(self, url: str) -> None:
+        """The open page navigated to `url`, in the same tab (its sessionStorage kept, per origin)."""
+        self.call("Page.navigate", url=url)
+
     def resize(self, width: int, height: int) -> None:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
 

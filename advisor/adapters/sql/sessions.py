@@ -1,6 +1,6 @@
 """The web page's one-time login codes and sessions, in the advisor's database.
 
-Only hashes are kept (of a code, of a cookie's secret), as for tokens. Each code and session names the token it
+Only hashes are kept (of a code, of a session's secret), as for tokens. Each code and session names the token it
 acts for by that token's hash, and every read joins the `tokens` table: a revoked token (or one made again under
 the same name, which is another token) ends its sessions at once, from any process. The rules (lifetimes, what a
 refusal says) are advisor.web.login's; this module stores and answers (advisor.domain.sessions.Sessions), with one

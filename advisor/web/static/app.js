@@ -374,10 +374,16 @@
     pager(history, historyNow);
     window.AdvisorCluster.hooks.onChoice = redrawRecommendations;
     window.AdvisorCluster.start();
-    // Logging out changes state: a POST (a GET could be sent by any page's link or image), then the login page.
+    // Logging out: the advisor ends the session (a POST bearing its secret), and this tab forgets the secret
+    // even when the advisor cannot be reached (the session then ends at its expiry).
     document.getElementById("logout").addEventListener("click", async () => {
-      try { await fetch("/logout", { method: "POST", credentials: "same-origin", cache: "no-store" }); }
-      finally { location.replace("/"); }
+      try {
+        await fetch("/logout", { method: "POST", credentials: "omit", cache: "no-store",
+                                 headers: window.AdvisorSession.headers() });
+      } finally {
+        window.AdvisorSession.forget();
+        location.replace("/");
+      }
     });
     const first = [
       every(0, "calibration", loadSession)(),

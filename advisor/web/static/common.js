@@ -1,11 +1,14 @@
 // What every part of the advisor's page shares (window.Advisor): values as people read them, the DOM built from
-// text only (never HTML), fetching the JSON endpoints (the API's own JSON: lowerCamelCase, enums by name, fields at
-// their default left out), errors per section and refresh schedules. Loaded before cluster.js and app.js.
+// text only (never HTML), fetching the JSON endpoints with the session's secret (session.js; the API's own JSON:
+// lowerCamelCase, enums by name, fields at their default left out), errors per section and refresh schedules.
+// Loaded after session.js, before cluster.js and app.js.
 (function () {
   "use strict";
 
   const API = "/api/v1/";
-  let stopped = false;  // the session ended: nothing is fetched any more
+  const HINT = "run advisor ui --data-dir DIR (DIR: the advisor's data directory) for a login link";
+  const session = window.AdvisorSession;
+  let stopped = false;  // no session, or it ended: nothing is fetched any more
 
   // -- values as people read them -------------------------------------------------------------------------
 
@@ -78,8 +81,8 @@
   class SessionEnded extends Error {}
 
   async function getJSON(path) {
-    const response = await fetch(path, { credentials: "same-origin", cache: "no-store",
-                                         headers: { Accept: "application/json" } });
+    const response = await fetch(path, { credentials: "omit", cache: "no-store",
+                                         headers: session.headers({ Accept: "application/json" }) });
     let doc = null;
     try { doc = await response.json(); } catch (e) { doc = null; }
     if (response.status === 401) {
@@ -98,13 +101,34 @@
     return API + path + (s ? `?${s}` : "");
   }
 
+  // No session, or the advisor ended it: the page says so instead of its sections, and forgets the secret.
   function endSession(doc) {
     if (stopped) return;
     stopped = true;
+    session.forget();
+    document.title = "Login required";
     const banner = document.getElementById("banner");
-    banner.textContent = `Session ended (${(doc && doc.error) || "login required"}): ` +
-      `${(doc && doc.login) || "run advisor ui for a new login link"}.`;
+    banner.textContent = `Login required: ${(doc && doc.error) || "you are not logged in"}; ` +
+      `${(doc && doc.login) || HINT}.`;
     banner.hidden = false;
+    document.querySelector("main").hidden = true;
+    document.getElementById("logout").hidden = true;
+  }
+
+  // A JSON link: a navigation would carry no session, so a click fetches the JSON with it and opens it in a new
+  // tab as a blob of this origin.
+  async function openJSON(event) {
+    const link = event.target instanceof Element ? event.target.closest("a.json") : null;
+    if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    try {
+      const doc = await getJSON(link.getAttribute("href"));
+      const url = URL.createObjectURL(new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" }));
+      window.open(url, "_blank", "noopener");
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (error) {
+      if (!(error instanceof SessionEnded)) link.title = `Could not load: ${error.message || error}`;
+    }
   }
 
   function showError(section, error) {
@@ -139,6 +163,9 @@
   function stamp() {
     document.getElementById("updated").textContent = `updated ${utc(new Date().toISOString()).slice(11)} UTC`;
   }
+
+  if (!session.read()) endSession(null);
+  document.addEventListener("click", openJSON);
 
   window.Advisor = { API, num, state, phase, technique, moveState, fixed, est, amount, utc, el, td, badge, empty,
                      collapse, SessionEnded, getJSON, query, every, stamp };

@@ -19,12 +19,14 @@ def test_the_pinned_library_is_the_one_the_readme_names() -> None:
 
 
 def test_no_inline_script_or_style_and_only_the_page_files_are_served() -> None:
-    page = (STATIC_DIR / "index.html").read_text()
-    assert all(src for src in re.findall(r"<script([^>]*)>", page)) and "src=" in page
-    assert not re.search(r"<script(?![^>]*\bsrc=)", page)
-    assert not re.search(r"\son[a-z]+=", page) and " style=" not in page and "<style" not in page
-    for script in ("common.js", "cluster.js", "app.js", "plots.js"):
+    for name in ("index.html", "login.html"):
+        page = (STATIC_DIR / name).read_text()
+        assert all(src for src in re.findall(r"<script([^>]*)>", page)) and "src=" in page
+        assert not re.search(r"<script(?![^>]*\bsrc=)", page)
+        assert not re.search(r"\son[a-z]+=", page) and " style=" not in page and "<style" not in page
+    for script in ("session.js", "common.js", "cluster.js", "app.js", "plots.js", "login.js"):
         text = (STATIC_DIR / script).read_text()
         assert "innerHTML" not in text and "eval(" not in text and "new Function" not in text
-    assert set(load_static()) == {"index.html", "common.js", "cluster.js", "app.js", "plots.js", "style.css",
-                                  "uPlot.iife.min.js", "uPlot.min.css"}
+        assert "document.cookie" not in text and "localStorage" not in text  # the secret stays in this tab
+    assert set(load_static()) == {"index.html", "login.html", "session.js", "login.js", "common.js", "cluster.js",
+                                  "app.js", "plots.js", "style.css", "uPlot.iife.min.js", "uPlot.min.css"}
