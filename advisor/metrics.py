@@ -116,6 +116,9 @@ class AdvisorMetrics:
                             registry=registry)
         self.vm_memory_used = Gauge("advisor_vm_memory_used_bytes", "Memory a guest uses (balloon), per VM", ["vm"],
                                     registry=registry)
+        self.vm_disk_write_rate = Gauge("advisor_vm_disk_write_bytes_per_second",
+                                        "What a guest writes to its local disks (block statistics), per VM", ["vm"],
+                                        registry=registry)
         self.source_up = Gauge("advisor_source_up", "Whether a metrics source answered its last poll", ["source"],
                                registry=registry)
         self.source_seconds = Histogram("advisor_source_poll_seconds", "Time a poll of a metrics source took",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from advisor.domain.failures import Fault
 from advisor.domain.migration import MigrationResult, Progress
@@ -48,6 +48,8 @@ class FakeGuest:
     # False: the guest runs but its agent does not answer (a guest hung after its migration).
     answers: bool = True
     networks: tuple[str, ...] = ()
+    # MiB/s the guest writes to each of its disks, by device name (counted since the world started)
+    disk_write_rate_mib_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -190,7 +192,8 @@ class FakeHypervisor:
         now = time.time()
         age = time.monotonic() - self.world._started
         with self.world.lock:
-            return [GuestStats(g.name, now, g.cpu_ratio * g.vcpus * age, g.vcpus, g.memory_used_mib)
+            return [GuestStats(g.name, now, g.cpu_ratio * g.vcpus * age, g.vcpus, g.memory_used_mib,
+                               {disk: rate * age for disk, rate in g.disk_write_rate_mib_s.items()})
                     for g in self.world.guests.values() if g.host == self.host]
 
     def measure_dirty_rate(self, guest: str, seconds: int = 1) -> float:

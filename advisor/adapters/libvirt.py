@@ -191,7 +191,8 @@ class LibvirtHypervisor:
     def guest_stats(self) -> list[GuestStats]:
         try:
             records = self._control.getAllDomainStats(
-                libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU,
+                libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
+                | libvirt.VIR_DOMAIN_STATS_BLOCK,
                 libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_RUNNING,
             )
         except libvirt.libvirtError as e:
@@ -206,7 +207,7 @@ class LibvirtHypervisor:
             current, usable = values.get("balloon.current"), values.get("balloon.usable")
             used = (current - usable) / 1024 if current is not None and usable is not None else None
             stats.append(GuestStats(dom.name(), now, values.get("cpu.time", 0) / 1e9,
-                                    int(values.get("vcpu.current", 1)), used))
+                                    int(values.get("vcpu.current", 1)), used, libvirt_disks.written_mib(values)))
         return stats
 
     def measure_dirty_rate(self, guest: str, seconds: int = 1) -> float:

@@ -30,7 +30,7 @@ import contextlib
 import os
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
@@ -105,7 +105,8 @@ def pool_type_of(conn: Any, source: DiskSource) -> str | None:
 
 def guest_disks(conn: Any, dom: Any, domain_xml: str) -> tuple[Disk, ...]:
     """The domain's writable disks with their sizes (libvirt's block info: capacity and allocation) and whether each
-    is shared; the write rate is not measured here (one reading of a counter gives no rate)."""
+    is shared; the write rate is not measured here (one reading of a counter gives no rate: `written_mib` is the
+    counter, advisor.telemetry.hypervisors.GuestStatsReader the rate)."""
     disks = []
     for source in disk_sources(domain_xml):
         try:
@@ -115,6 +116,17 @@ def guest_disks(conn: Any, dom: Any, domain_xml: str) -> tuple[Disk, ...]:
         disks.append(Disk(source.target, capacity / MIB, min(allocation, capacity) / MIB,
                           is_shared(source, pool_type_of(conn, source))))
     return tuple(disks)
+
+
+def written_mib(stats: Mapping[str, Any]) -> dict[str, float]:
+    """MiB written to each disk since the guest started, by device name, from a domain's block statistics
+    (`block.<n>.name`, `block.<n>.wr.bytes`: what virDomainBlockStats counts); a disk without a count is left out."""
+    found = {}
+    for k in range(int(stats.get("block.count", 0))):
+        name, written = stats.get(f"block.{k}.name"), stats.get(f"block.{k}.wr.bytes")
+        if name and written is not None:
+            found[str(name)] = float(written) / MIB
+    return found
 
 
 def local_free_mib(conn: Any) -> float | None:

@@ -147,6 +147,9 @@ class VmSample:
     # MiB the guest rewrote over a longer page-sampling window (several seconds): a lower bound of its writable
     # working set, which decides whether pre-copy can converge.
     working_set_mib: float | None = None
+    # MiB/s it writes to its local disks (summed), from the hypervisor's block statistics: what a disk mirror sends
+    # again while it copies them. Newer than (and preferred to) the inventory's Disk.write_rate_mib_s.
+    disk_write_rate_mib_s: float | None = None
 
 
 @dataclass(frozen=True)

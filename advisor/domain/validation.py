@@ -217,7 +217,9 @@ def vm_sample_fine(sample: VmSample, now_s: float) -> bool:
     return bool(EARLIEST_SAMPLE_S <= sample.time_s <= now_s + MAX_FUTURE_SKEW_S
                 and _fine(sample.cpu_utilization, 1.0) and _fine(sample.memory_used_mib, MAX_VM_MEMORY_MIB)
                 and _fine(sample.dirty_rate_mib_s, MAX_DIRTY_RATE_MIB_S)
-                and _fine(sample.working_set_mib, MAX_VM_MEMORY_MIB) and ID_PATTERN.fullmatch(sample.vm_id))
+                and _fine(sample.working_set_mib, MAX_VM_MEMORY_MIB)
+                and _fine(sample.disk_write_rate_mib_s, MAX_DISK_WRITE_RATE_MIB_S)
+                and ID_PATTERN.fullmatch(sample.vm_id))
 
 
 def check_vm_sample(sample: VmSample, field: str, now_s: float) -> None:
@@ -229,6 +231,7 @@ def check_vm_sample(sample: VmSample, field: str, now_s: float) -> None:
     _optional(sample.memory_used_mib, f"{field}.memory_used_mib", high=MAX_VM_MEMORY_MIB)
     _optional(sample.dirty_rate_mib_s, f"{field}.dirty_rate_mib_s", high=MAX_DIRTY_RATE_MIB_S)
     _optional(sample.working_set_mib, f"{field}.working_set_mib", high=MAX_VM_MEMORY_MIB)
+    _optional(sample.disk_write_rate_mib_s, f"{field}.disk_write_rate_mib_s", high=MAX_DISK_WRITE_RATE_MIB_S)
 
 
 MAX_AUTOMATION_THRESHOLD = 1e6

@@ -6,7 +6,8 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from advisor.domain.errors import AdvisorError
@@ -81,7 +82,7 @@ class GuestPulse:
 
 @dataclass(frozen=True)
 class GuestStats:
-    """Cumulative CPU time and current memory use of a running guest, read at `time_s`."""
+    """Cumulative CPU time, current memory use and cumulative disk writes of a running guest, read at `time_s`."""
 
     name: str
     time_s: float
@@ -89,6 +90,8 @@ class GuestStats:
     vcpus: int
     # Memory the guest uses as a migration sees it (balloon: current - usable, RAM less MemAvailable), if reported.
     memory_used_mib: float | None
+    # MiB written to each disk since the guest started, by its device name ("vda"), where the hypervisor counts it.
+    disk_written_mib: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -274,6 +274,7 @@ class VmObservations:
     memory_used: Latest | None = None
     working_set: Latest | None = None
     cpu_utilization: Latest | None = None  # the share of its vCPUs the guest keeps busy
+    disk_write_rate: Latest | None = None  # MiB/s written to its local disks (the hypervisor's block statistics)
 
 
 def _fmt_time(time_s: float) -> str:
@@ -354,16 +355,18 @@ def migration_inputs(
         working_set_mib=working_set,
         host_profile=source.labels.get(PROFILE_LABEL, ""),
         bandwidth_source=bandwidth_source,
-        **disk_inputs(vm.local_disks),
+        **disk_inputs(vm.local_disks, observed.disk_write_rate.value if observed.disk_write_rate else None),
     )
 
 
-def disk_inputs(local: Sequence[Disk]) -> dict[str, Any]:
-    """MigrationInputs' disk fields of a VM's local disks: their used and total MiB, and their summed write rate
-    (None when any of them was not measured)."""
+def disk_inputs(local: Sequence[Disk], measured_write_rate_mib_s: float | None = None) -> dict[str, Any]:
+    """MigrationInputs' disk fields of a VM's local disks: their used and total MiB, and their summed write rate:
+    the newest sample's (`measured_write_rate_mib_s`, the hypervisor's block statistics), else the inventory's
+    (None when any of them was not measured: unknown, never 0)."""
     if not local:
         return {}
     rates = [d.write_rate_mib_s for d in local]
+    pushed = None if None in rates else float(sum(r for r in rates if r is not None))
     return {"local_disk_used_mib": float(sum(d.used_mib for d in local)),
             "local_disk_size_mib": float(sum(d.size_mib for d in local)),
-            "disk_write_rate_mib_s": None if None in rates else float(sum(r for r in rates if r is not None))}
+            "disk_write_rate_mib_s": pushed if measured_write_rate_mib_s is None else measured_write_rate_mib_s}

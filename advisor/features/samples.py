@@ -21,7 +21,7 @@ from advisor.features.series_store import UNREAD, UNSAVED, Latest, SeriesStore
 __all__ = ["HOST_FIELDS", "VM_FIELDS", "Latest", "RecentSamples", "Series", "SeriesStore"]
 
 HOST_FIELDS = ("cpu_utilization", "memory_used_mib", "network_rx_mib_s", "network_tx_mib_s", "power_w")
-VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")
+VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib", "disk_write_rate_mib_s")
 
 READ_CHUNK = 1000  # entities read per hold of the lock
 WRITE_CHUNK = 250  # samples added per hold of the lock (about 1 ms)
@@ -73,8 +73,8 @@ class RecentSamples:
                 self._hosts.add_many([hs.host_id for hs in chunk], [hs.time_s for hs in chunk], rows)
         for start in range(0, len(vm_samples), WRITE_CHUNK):
             vm_chunk = vm_samples[start : start + WRITE_CHUNK]
-            vm_rows = [(vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s, vs.working_set_mib)
-                    for vs in vm_chunk]
+            vm_rows = [(vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s, vs.working_set_mib,
+                        vs.disk_write_rate_mib_s) for vs in vm_chunk]
             with self._lock:
                 self._vms.add_many([vs.vm_id for vs in vm_chunk], [vs.time_s for vs in vm_chunk], vm_rows)
 

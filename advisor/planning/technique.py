@@ -14,8 +14,10 @@ speed, so a converging pre-copy's pause stays near the limit; a prediction above
 will).
 
 Cold migration (the guest off for the whole move) competes under the same limits: it is chosen when it meets every
-limit and the live choice does not, or when asked for (the VM's label `advisor.technique=cold`); the reasons say
-which. Else it is listed with why not.
+limit and no live technique does (a generous allowed downtime, a VM that cannot converge live), or when asked for
+(the VM's label `advisor.technique=cold`); the reasons say which. Else it is listed with why not. A VM that asks
+for cold where the rules do not allow cold cannot move at all: moving it live would ignore its label. `cold_rule`
+decides all three, for one move (`choose_technique`, advice) and for arrays of them (the engine's `select`, plans).
 """
 
 from __future__ import annotations
@@ -83,6 +85,15 @@ class TechniqueRules:
             return f"asked for by the VM's label {TECHNIQUE_LABEL}={Technique.COLD}"
         return ""
 
+    @property
+    def cold_allowed(self) -> bool:
+        return Technique.COLD in self.techniques
+
+    def cold_refused(self, vm_labels: Mapping[str, str]) -> str:
+        """Why this VM cannot move at all (it asks for cold, which the rules do not allow), '' when it can."""
+        _, refused = cold_rule(label_asks_cold(vm_labels), self.cold_allowed, False, False)
+        return COLD_REFUSED if bool(refused) else ""
+
     def postcopy_forbidden(self, vm_labels: Mapping[str, str], cluster: str) -> str:
         """Why an SRE forbade post-copy for this VM, '' when they did not."""
         if label_forbids_postcopy(vm_labels):
@@ -93,6 +104,23 @@ class TechniqueRules:
 
 
 Number = TypeVar("Number", float, npt.NDArray[np.float64])
+BoolArray = npt.NDArray[np.bool_]
+
+COLD_REFUSED = (f"it asks for cold migration (its label {TECHNIQUE_LABEL}={Technique.COLD}) and the rules do not "
+                "allow cold: a live move would ignore its label")
+COLD_BY_LIMITS = "it meets every limit and no live technique does"
+
+
+def cold_rule(asked: npt.ArrayLike, allowed: bool, live_meets: npt.ArrayLike, cold_meets: npt.ArrayLike
+              ) -> tuple[BoolArray, BoolArray]:
+    """(chosen, refused), the one rule of cold migration, for one move (0-d arrays) or arrays of moves: cold is
+    chosen where the rules allow it and the VM asks for it or cold alone meets every limit (`live_meets`: some live
+    technique does); a move whose VM asks for cold is refused where the rules do not allow it."""
+    asks = np.asarray(asked, dtype=bool)
+    alone = ~np.asarray(live_meets, dtype=bool) & np.asarray(cold_meets, dtype=bool)
+    chosen: BoolArray = (asks | alone) & allowed
+    refused: BoolArray = asks & (not allowed)
+    return chosen, refused
 
 
 def postcopy_exposure_ms(remaining_mib: Number, bandwidth_mib_s: Number) -> Number:
@@ -232,24 +260,27 @@ def choose_technique(
     SRE forbade post-copy (`TechniqueRules.postcopy_forbidden`), '' when they did not."""
     if not costs:
         raise ValueError("no predicted costs to choose from")
-    cold = next((c for c in costs if c.technique is Technique.COLD and c.technique in rules.techniques), None)
+    cold = next((c for c in costs if c.technique is Technique.COLD), None) if rules.cold_allowed else None
     live = [c for c in costs if c.technique.is_live]
     usable = _usable(live, rules, postcopy_allowed and not postcopy_forbidden)
-    if cold_asked and cold is None:
-        raise ValueError(f"cold migration is {cold_asked}, but it is not among the techniques allowed or predicted")
-    if cold is not None and (cold_asked or not usable):
-        why = cold_asked or "the only technique allowed and predicted"
-        return _cold_choice(cold, usable, objective, bandwidth_mib_s, rules, f"{why} (whatever the limits)")
+    if cold_asked and rules.cold_allowed and cold is None:
+        raise ValueError(f"cold migration is {cold_asked}, but its cost was not predicted")
+    live_meets = any(not _violations(c, objective) for c in usable)
+    chosen, refused = cold_rule(bool(cold_asked), rules.cold_allowed, live_meets,
+                                cold is not None and not _violations(cold, objective))
+    if bool(refused):
+        raise ValueError(f"the VM cannot move: {COLD_REFUSED}")
+    if cold is not None and (bool(chosen) or not usable):
+        why = (f"{cold_asked} (whatever the limits)" if cold_asked else COLD_BY_LIMITS if usable else
+               "the only technique allowed and predicted (whatever the limits)")
+        return _cold_choice(cold, usable, objective, bandwidth_mib_s, rules, why)
     choice = _choose_live(live, objective, bandwidth_mib_s=bandwidth_mib_s, postcopy_allowed=postcopy_allowed,
                           rules=rules, dirty_rate_mib_s=dirty_rate_mib_s, postcopy_forbidden=postcopy_forbidden)
     if cold is None:
         return choice
-    broken = _violations(cold, objective)
-    if broken or any(not _violations(c, objective) for c in usable):
-        why = "; ".join(broken) or "a live technique meets every limit (cold stops the guest for the whole move)"
-        return replace(choice, reasons=(*choice.reasons, f"not {_describe(cold)}: {why}"))
-    return _cold_choice(cold, usable, objective, bandwidth_mib_s, rules,
-                        "it meets every limit and no live technique does")
+    why = "; ".join(_violations(cold, objective)) or (
+        "a live technique meets every limit (cold stops the guest for the whole move)")
+    return replace(choice, reasons=(*choice.reasons, f"not {_describe(cold)}: {why}"))
 
 
 def _usable(costs: Sequence[MigrationCost], rules: TechniqueRules, postcopy_allowed: bool) -> list[MigrationCost]:

@@ -107,8 +107,9 @@ def dirty_rate_collector(
     keep_definition: KeepDefinition | None = None,
 ) -> Callable[[], None]:
     """Measure every running guest's dirty rate through its hypervisor, except guests that migrate now, read
-    its CPU and memory use, and export the figures (`advisor_vm_dirty_rate_bytes_per_second`,
-    `advisor_vm_cpu_ratio`, `advisor_vm_memory_used_bytes`) so that Prometheus keeps their history. Every
+    its CPU and memory use and the rate it writes its local disks (from consecutive block statistics), and export
+    the figures (`advisor_vm_dirty_rate_bytes_per_second`, `advisor_vm_cpu_ratio`, `advisor_vm_memory_used_bytes`,
+    `advisor_vm_disk_write_bytes_per_second`) so that Prometheus keeps their history. Every
     `working_set_every`-th round also measures over WORKING_SET_WINDOW_S: what the guest rewrote in that window
     is a lower bound of its writable working set, which a 1 s reading cannot see (0 disables). Which hypervisors
     answered goes to `signs` (how an evacuation knows a host is down), and every DEFINITIONS_EVERY-th round, the
@@ -132,12 +133,14 @@ def dirty_rate_collector(
         for s in samples:
             if s.dirty_rate_mib_s is not None:
                 metrics.vm_dirty_rate.labels(s.vm_id).set(s.dirty_rate_mib_s * MIB_BYTES)
-        others = stats.read(hosts, connect)
+        others = stats.read(hosts, connect, ingestion.local_disks())
         for s in others:
             if s.cpu_utilization is not None:
                 metrics.vm_cpu.labels(s.vm_id).set(s.cpu_utilization)
             if s.memory_used_mib is not None:
                 metrics.vm_memory_used.labels(s.vm_id).set(s.memory_used_mib * MIB_BYTES)
+            if s.disk_write_rate_mib_s is not None:
+                metrics.vm_disk_write_rate.labels(s.vm_id).set(s.disk_write_rate_mib_s * MIB_BYTES)
         skipped = ingestion.ingest_pulled([], samples + others)
         for reason, count in skipped.items():
             metrics.source_skipped.labels("libvirt", reason).inc(count)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -42,7 +42,7 @@ def read_inventory(hosts: list[HostConnection], connect: Callable[[str], Hypervi
     because it is migrating in or out is attributed to the host where it runs. A host offers the networks it
     reports and those its running guests use (a guest attached to a bridge proves the bridge is there, even where
     the daemon cannot list bridges). Disks come with their sizes and whether each is shared; their write rates are
-    not measured here (unknown until pushed)."""
+    measured apart, over time (`GuestStatsReader`: a VM sample's disk_write_rate_mib_s)."""
     found_hosts: list[Host] = []
     vms: dict[str, Vm] = {}
     for conn in hosts:
@@ -124,26 +124,44 @@ def measure_dirty_rates(
 
 
 class GuestStatsReader:
-    """CPU utilisation and memory use of guests from consecutive readings of their cumulative CPU time.
+    """CPU utilisation, memory use and the write rate of local disks of guests, from consecutive readings of their
+    cumulative CPU time and disk writes (libvirt's block statistics).
 
-    Keeps the previous reading per guest; the first reading of a guest gives its memory only."""
+    Keeps the previous reading per guest; the first reading of a guest gives its memory only. A guest's disk write
+    rate is the sum over the local disks `local_disks` names for it (those a move copies); it is unknown (None,
+    never 0) until two readings count every one of them."""
 
     def __init__(self) -> None:
         self._previous: dict[str, GuestStats] = {}
 
-    def read(self, hosts: list[HostConnection], connect: Callable[[str], Hypervisor]) -> list[VmSample]:
+    def read(self, hosts: list[HostConnection], connect: Callable[[str], Hypervisor],
+             local_disks: Mapping[str, Collection[str]] | None = None) -> list[VmSample]:
         samples = []
         for _, _, current in answering(hosts, connect, "guest stats", lambda h: h.guest_stats()):
             for stats in current:
                 before = self._previous.get(stats.name)
                 self._previous[stats.name] = stats
-                cpu = None
+                cpu = written = None
                 if before is not None and stats.time_s > before.time_s and stats.cpu_time_s >= before.cpu_time_s:
                     busy = (stats.cpu_time_s - before.cpu_time_s) / (stats.time_s - before.time_s)
                     cpu = min(1.0, busy / max(1, stats.vcpus))  # a counter reset (restart) gives no figure
+                if before is not None and stats.time_s > before.time_s:
+                    written = _write_rate(before, stats, (local_disks or {}).get(stats.name, ()))
                 samples.append(VmSample(stats.name, stats.time_s, cpu_utilization=cpu,
-                                        memory_used_mib=stats.memory_used_mib))
+                                        memory_used_mib=stats.memory_used_mib, disk_write_rate_mib_s=written))
         return samples
+
+
+def _write_rate(before: GuestStats, now: GuestStats, disks: Collection[str]) -> float | None:
+    """MiB/s written to `disks` between two readings; None when there is none, or one of them was not counted in
+    both readings or its counter went back (the guest restarted)."""
+    rates = []
+    for disk in disks:
+        was, is_ = before.disk_written_mib.get(disk), now.disk_written_mib.get(disk)
+        if was is None or is_ is None or is_ < was:
+            return None
+        rates.append((is_ - was) / (now.time_s - before.time_s))
+    return sum(rates) if rates else None
 
 
 def read_definitions(hosts: list[HostConnection], connect: Callable[[str], Hypervisor]

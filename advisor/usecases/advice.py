@@ -166,6 +166,8 @@ class Advice:
                 if host_id not in cluster.hosts:
                     raise NotFound(f"excluded_host_ids[{i}]", "host", host_id)
             hosts = dict(cluster.hosts)
+        if refused := self._technique.cold_refused(vm.labels):  # as a plan leaves it out (the engine's `select`)
+            raise FailedPrecondition(f"VM {vm_id!r} cannot move: {refused}")
         snap, index = self._snapshot_with(vm)
         ranking = engine.rank_targets(snap, index, policy=self._filters, weights=self._weights,
                                       excluded=excluded_host_ids, keep=KEPT_HOSTS)

@@ -59,7 +59,8 @@ class CostEstimator:
         observed = VmObservations(self._samples.vm_latest(vm.id, "dirty_rate_mib_s"),
                                   self._samples.vm_latest(vm.id, "memory_used_mib"),
                                   self._samples.vm_latest(vm.id, "working_set_mib"),
-                                  self._samples.vm_latest(vm.id, "cpu_utilization"))
+                                  self._samples.vm_latest(vm.id, "cpu_utilization"),
+                                  self._samples.vm_latest(vm.id, "disk_write_rate_mib_s"))
         return observed, predicted
 
     def swap(self, predictor: CostPredictor | None = None, forecaster: DirtyRateForecaster | None = None) -> None:

@@ -70,6 +70,11 @@ class Ingestion:
         with self._inventory.reading() as cluster:
             return list(cluster.hosts), list(cluster.vms)
 
+    def local_disks(self) -> dict[str, frozenset[str]]:
+        """The device names of each VM's local disks (those a move copies), for VMs that have any."""
+        with self._inventory.reading() as cluster:
+            return {v.id: frozenset(d.target for d in v.local_disks) for v in cluster.vms.values() if v.local_disks}
+
     def hosts_with_hypervisor(self) -> list[Host]:
         with self._inventory.reading() as cluster:
             return [h for h in cluster.hosts.values() if h.hypervisor_uri]

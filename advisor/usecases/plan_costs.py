@@ -8,9 +8,10 @@ VM, its source and target hosts (the source's `advisor.profile`), its recent sam
 and its dirty-rate forecast, with the objective's limits (`objective_overrides`) and, where the move shares a
 link, its share as the cap; the costs of every technique from the served predictor in one call, widened for a
 burst as advice widens them (`CostEstimator.costs_many`); the technique by the engine's `select`, row for row
-advice's `choose_technique`; a VM whose label asks for cold is priced cold too, and moved cold (the engine's
-`select`). What was priced is kept (`priced`), so each move is stored with the very inputs and
-prediction it was scheduled with.
+advice's `choose_technique`, cold included where the rules allow it (priced by its steps beside the live
+techniques: moved cold where the VM asks for it or cold alone meets every limit; a VM asking for cold where the
+rules forbid it meets no limit, and the plan refuses it with the reason). What was priced is kept (`priced`), so
+each move is stored with the very inputs and prediction it was scheduled with.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from advisor.features.inputs import Overrides, VmObservations, migration_inputs
 from advisor.ml.move_costs import estimates
 from advisor.ml.predictor import cost_rows
 from advisor.planning import engine
-from advisor.planning.engine.carried import cold_rows
 from advisor.planning.engine.snapshot import FloatArray
 from advisor.planning.technique import TechniqueRules
 from advisor.usecases.estimates import CostEstimator, objective_overrides
@@ -59,6 +59,7 @@ class AdviceMoveCosts:
         self.rules = rules
         self._tls = tls
         self._techniques = tuple(t for t in engine.TECHNIQUES if t in rules.techniques)
+        self._priced_techniques = (*self._techniques, Technique.COLD) if rules.cold_allowed else self._techniques
         self._observed: dict[str, tuple[VmObservations, DirtyRateForecast | None]] = {}
         self._priced: dict[Key, tuple[MigrationInputs, dict[Technique, MigrationCost]]] = {}
 
@@ -77,14 +78,11 @@ class AdviceMoveCosts:
         keys: list[Key] = list(zip(request.vm.tolist(), request.target.tolist(), request.bandwidth_mib_s.tolist(),
                                    strict=True))
         missing = list(dict.fromkeys(k for k in keys if k not in self._priced))
-        cold = cold_rows(self._cluster.vm_cold[request.vm], self.rules.techniques)
-        for asks in (False, True):
-            group = [k for k in missing if bool(self._cluster.vm_cold[k[0]]) == asks]
-            techniques = (*self._techniques, Technique.COLD) if asks and cold is not None else self._techniques
-            if group:
-                many = [self._inputs(*key) for key in group]
-                for key, inputs, costs in zip(group, many, self._estimator.costs_many(many, techniques), strict=True):
-                    self._priced[key] = (inputs, dict(zip(techniques, costs, strict=True)))
+        if missing:
+            many = [self._inputs(*key) for key in missing]
+            priced = self._priced_techniques
+            for key, inputs, costs in zip(missing, many, self._estimator.costs_many(many, priced), strict=True):
+                self._priced[key] = (inputs, dict(zip(priced, costs, strict=True)))
         rows = [self._priced[key] for key in keys]
         # the technique is chosen from the dirty rate advice reads (unknown: post-copy's slowdown not priced, as
         # choose_technique does)
@@ -93,10 +91,9 @@ class AdviceMoveCosts:
         used = [k for k, t in enumerate(engine.TECHNIQUES) if t in self._techniques]
         costs = [c[engine.TECHNIQUES[k]] for k in used for _, c in rows]
         steps = None
-        if cold is not None:  # the cold moves' steps as priced (rows not asking for cold are not read)
-            priced = [c.get(Technique.COLD) for _, c in rows]
-            steps = (_column(priced, "total_time_ms"), _column(priced, "downtime_ms"),
-                     _column(priced, "transferred_mib"))
+        if self.rules.cold_allowed:  # cold's steps as priced, for the engine's `select` to weigh
+            cold = [c[Technique.COLD] for _, c in rows]
+            steps = (_column(cold, "total_time_ms"), _column(cold, "downtime_ms"), _column(cold, "transferred_mib"))
         return estimates(request, used, cost_rows(costs).columns() if costs else (), self.rules, self.name,
                          cold=steps)
 
@@ -124,8 +121,7 @@ class AdviceMoveCosts:
         return transport(self._tls, self._hosts[source_id], self._hosts[target_id])
 
 
-def _column(costs: list[MigrationCost | None], quantity: str) -> FloatArray:
-    """(low, median, high) of one quantity of each cost, (n, 3); zeros where there is none."""
-    intervals = [None if c is None else getattr(c, quantity) for c in costs]
-    bounds = [(0.0, 0.0, 0.0) if i is None else (i.low, i.median, i.high) for i in intervals]
+def _column(costs: list[MigrationCost], quantity: str) -> FloatArray:
+    """(low, median, high) of one quantity of each cost, (n, 3)."""
+    bounds = [(i.low, i.median, i.high) for i in (getattr(c, quantity) for c in costs)]
     return np.array(bounds, dtype=np.float64).reshape(len(costs), 3)

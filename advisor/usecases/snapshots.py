@@ -30,7 +30,7 @@ from advisor.planning.engine.domain_arrays import Measured, Tracked, VmMeasureme
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock
 
-VM_MEASURES = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s")
+VM_MEASURES = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "disk_write_rate_mib_s")
 
 
 @dataclass(frozen=True)
@@ -72,17 +72,20 @@ class Snapshots:
             tracked = tracked.with_change(change)
             sampled_hosts.update(h.id for h in change.hosts)  # a pushed host or VM is read again
             sampled_vms.update(v.id for v in change.vms)
-        host_cpu, vm_cpu, used, dirty = self._measurements(sampled_hosts, sampled_vms)
+        host_cpu, vm_cpu, used, dirty, written = self._measurements(sampled_hosts, sampled_vms)
         tracked = tracked.with_measurements(
-            host_cpu, {v: VmMeasurement(vm_cpu[v], used[v], dirty[v]) for v in vm_cpu}).with_pinned(pinned)
+            host_cpu, {v: VmMeasurement(vm_cpu[v], used[v], dirty[v], written[v]) for v in vm_cpu}
+        ).with_pinned(pinned)
         return _Snapshot(version, self._clock(), tracked)
 
     def _measurements(self, host_ids: Iterable[str], vm_ids: Iterable[str]) -> tuple[dict[str, float], ...]:
-        """Host CPU, VM CPU, VM memory in use (a sample of 0 is none) and dirty rate: NaN where not measured."""
+        """Host CPU, VM CPU, VM memory in use (a sample of 0 is none), dirty rate and local disks' write rate: NaN
+        where not measured."""
         host_cpu = self._samples.hosts_latest(host_ids, "cpu_utilization")
         latest = self._samples.vms_latest(vm_ids, VM_MEASURES)
         used = {v: m[1] if m[1] > 0 else float("nan") for v, m in latest.items()}
-        return host_cpu, {v: m[0] for v, m in latest.items()}, used, {v: m[2] for v, m in latest.items()}
+        return (host_cpu, {v: m[0] for v, m in latest.items()}, used, {v: m[2] for v, m in latest.items()},
+                {v: m[3] for v, m in latest.items()})
 
     def _swap(self) -> ClusterArrays:
         """Prepare the next snapshot and make it current (holding `_writing`)."""

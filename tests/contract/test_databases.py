@@ -178,6 +178,9 @@ def test_saved_samples_and_definitions_come_back_from_another_connection(open_da
     (loaded,) = SampleArchive(second).load({"vm": 2, "host": 1})
     assert (loaded.kind, loaded.entity_id) == ("vm", "v1")
     assert np.array_equal(loaded.times, times) and np.array_equal(loaded.values, values)
+    (wider,) = SampleArchive(second).load({"vm": 3, "host": 1})  # saved before a field was added: not measured
+    assert np.array_equal(wider.values[:, :2], values) and np.isnan(wider.values[:, 2]).all()
+    assert SampleArchive(second).load({"vm": 1, "host": 1}) == []  # never cut: a narrower reader passes it over
 
     DefinitionArchive(first).keep("v1", "h1", GuestDefinition("<domain>100%</domain>", True), 5.0)
     assert DefinitionArchive(second).definition("v1") == GuestDefinition("<domain>100%</domain>", True)

@@ -43,7 +43,11 @@ class SampleArchive:
             times = np.frombuffer(times_b, dtype="<f8").astype(np.float64)
             width = fields.get(kind)
             vals = np.frombuffer(vals_b, dtype="<f4").astype(np.float32)
-            if width is None or len(vals) != len(times) * width:
+            saved = len(vals) // len(times) if len(times) else 0
+            if width is None or not 0 < saved <= width or len(vals) != len(times) * saved:
                 continue
-            out.append(Series(kind, entity_id, times, vals.reshape(len(times), width)))
+            # saved before fields were added at the end: those are not measured (NaN)
+            values = np.full((len(times), width), np.nan, dtype=np.float32)
+            values[:, :saved] = vals.reshape(len(times), saved)
+            out.append(Series(kind, entity_id, times, values))
         return out

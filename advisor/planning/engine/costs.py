@@ -22,14 +22,14 @@ learned model gives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import numpy as np
 
 from advisor.domain.model import DEFAULT_MAX_DOWNTIME_MS, Technique
 from advisor.physics import ANALYTIC_MODEL, DEFAULT_CONSTANTS, TECHNIQUES, AnalyticConstants, analytic_arrays
-from advisor.planning.engine.carried import add_disks, cold_costs, cold_rows, memory_bandwidth
+from advisor.planning.engine.carried import Steps, add_disks, memory_bandwidth, with_cold
 from advisor.planning.engine.estimates import CHOICES, COLD, CostEstimates
 from advisor.planning.engine.snapshot import BoolArray, FloatArray, IntArray
 from advisor.planning.technique import (
@@ -191,11 +191,11 @@ def select(
     p_converge: FloatArray,
     rules: TechniqueRules,
     model: str,
-    cold: tuple[FloatArray, FloatArray, FloatArray] | None = None,
+    cold: Steps | None = None,
 ) -> CostEstimates:
     """Choose a technique per row from per-technique predictions shaped (len(TECHNIQUES), n, 3) (converges and
-    p_converge (len(TECHNIQUES), n)); a row whose VM asks for cold is a cold move (`cold`: its (total, downtime,
-    MiB), (n, 3) each; by default cold's steps at the row's bandwidth, advisor.physics.cold)."""
+    p_converge (len(TECHNIQUES), n)); cold as planning.technique's `cold_rule` decides (carried.with_cold; `cold`:
+    each row's cold (total, downtime, MiB), (n, 3) each; by default cold's steps at the row's bandwidth)."""
     n = len(request)
     bandwidth = np.asarray(request.bandwidth_mib_s, np.float64)
     usable = np.array([t in rules.techniques for t in TECHNIQUES])[:, None]
@@ -250,29 +250,11 @@ def select(
         meets_limits=feasible[chosen, rows] | calm, bandwidth_mib_s=bandwidth,
         max_downtime_ms=max_down, deadline_ms=deadline, postcopy_after_ms=after,
         rank_ms=np.where(allowed, rank, np.inf).T.copy(), feasible=feasible.T.copy(), shutdown_timeout_ms=np.zeros(n),
+        cold_asked=np.zeros(n, dtype=bool),
     )
-    asked = cold_rows(request.cold, rules.techniques)
-    if asked is None:
-        return est
-    steps = cold or cold_costs(bandwidth, request.disk_used_mib, rules.cold_shutdown_timeout_ms)
-    return _as_cold(est, asked, steps, rules.cold_shutdown_timeout_ms, request.deadline_ms)
-
-
-def _as_cold(est: CostEstimates, rows: BoolArray, steps: tuple[FloatArray, FloatArray, FloatArray],
-             shutdown_timeout_ms: float, deadline_ms: float) -> CostEstimates:
-    """`est` with `rows` cold moves of cost `steps`: asked for, so meeting the limits whatever they are, with the
-    request's deadline (0: none) and its shutdown timeout, as planning.technique's `choose_technique` sets them;
-    the live techniques' standing kept for explanations."""
-    total, down, data = steps
-    column = rows[:, None]
-    return replace(
-        est, technique=np.where(rows, COLD, est.technique), total_ms=np.where(column, total, est.total_ms),
-        downtime_ms=np.where(column, down, est.downtime_ms), data_mib=np.where(column, data, est.data_mib),
-        converges=est.converges | rows, p_converge=np.where(rows, 1.0, est.p_converge),
-        meets_limits=est.meets_limits | rows, postcopy_after_ms=np.where(rows, np.nan, est.postcopy_after_ms),
-        shutdown_timeout_ms=np.where(rows, shutdown_timeout_ms, est.shutdown_timeout_ms),
-        deadline_ms=np.where(rows, deadline_ms, est.deadline_ms),
-    )
+    return with_cold(est, rules, any_ok, asked=request.cold, bandwidth_mib_s=bandwidth,
+                     disk_used_mib=request.disk_used_mib, max_downtime_ms=request.max_downtime_ms,
+                     deadline_ms=request.deadline_ms, steps=cold)
 
 
 class AnalyticMoveCosts:

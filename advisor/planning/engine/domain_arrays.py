@@ -42,21 +42,24 @@ E = TypeVar("E", Host, Vm)
 @dataclass(frozen=True)
 class Measured:
     """The latest measurements by row, NaN where there is none: utilisation of a host's cores and of a VM's vCPUs
-    (ratios), a VM's memory in use and its dirty rate."""
+    (ratios), a VM's memory in use, its dirty rate and what it writes to its local disks (preferred to the
+    inventory's write rate)."""
 
     host_cpu: FloatArray
     vm_cpu: FloatArray
     vm_memory_used_mib: FloatArray
     vm_dirty_rate_mib_s: FloatArray
+    vm_disk_write_rate_mib_s: FloatArray
 
     @staticmethod
     def of(hosts: Sequence[Host], vms: Sequence[Vm], host_cpu: Mapping[str, float], vm_cpu: Mapping[str, float],
-           vm_memory_used_mib: Mapping[str, float], vm_dirty_rate_mib_s: Mapping[str, float]) -> Measured:
+           vm_memory_used_mib: Mapping[str, float], vm_dirty_rate_mib_s: Mapping[str, float],
+           vm_disk_write_rate_mib_s: Mapping[str, float] | None = None) -> Measured:
         def column(entities: Sequence[Host] | Sequence[Vm], values: Mapping[str, float]) -> FloatArray:
             return np.array([values.get(e.id, np.nan) for e in entities], dtype=np.float64)
 
         return Measured(column(hosts, host_cpu), column(vms, vm_cpu), column(vms, vm_memory_used_mib),
-                        column(vms, vm_dirty_rate_mib_s))
+                        column(vms, vm_dirty_rate_mib_s), column(vms, vm_disk_write_rate_mib_s or {}))
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class VmMeasurement:
     cpu: float
     memory_used_mib: float
     dirty_rate_mib_s: float
+    disk_write_rate_mib_s: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ class _VmColumns:
     @staticmethod
     def of_arrays(a: ClusterArrays) -> _VmColumns:
         return _VmColumns(a.vm_host, a.vm_vcpus, a.vm_memory_mib, a.vm_cpu_model, a.vm_postcopy, a.vm_movable,
-                          a.vm_local_disk_mib, a.vm_local_disk_used_mib, a.vm_disk_write_rate_mib_s, a.vm_cold)
+                          a.vm_local_disk_mib, a.vm_local_disk_used_mib, a.vm_disk_write_pushed_mib_s, a.vm_cold)
 
     def taken(self, source: IntArray, pushed_rows: IntArray, pushed: _VmColumns) -> _VmColumns:
         """Row k from row `source[k]` of these columns, then `pushed`'s rows set at `pushed_rows`."""
@@ -192,7 +196,10 @@ def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measu
         vm_memory_used_mib=np.where(np.isnan(used) | (used == 0), vms.memory_mib, used),
         vm_cpu_model=vms.cpu_model, vm_dirty_rate_mib_s=measured.vm_dirty_rate_mib_s, vm_postcopy=vms.postcopy,
         vm_movable=vms.movable, vm_local_disk_mib=vms.local_disk_mib,
-        vm_local_disk_used_mib=vms.local_disk_used_mib, vm_disk_write_rate_mib_s=vms.disk_write_rate_mib_s,
+        vm_local_disk_used_mib=vms.local_disk_used_mib,
+        vm_disk_write_rate_mib_s=np.where(np.isnan(measured.vm_disk_write_rate_mib_s), vms.disk_write_rate_mib_s,
+                                          measured.vm_disk_write_rate_mib_s),
+        vm_disk_write_pushed_mib_s=vms.disk_write_rate_mib_s,
         vm_cold=vms.cold, groups=groups, host_rules=host_rules, cpu_models=models, networks=networks,
     )
 
@@ -210,6 +217,7 @@ def from_domain(
     *,
     vm_memory_used_mib: Mapping[str, float] | None = None,
     vm_dirty_rate_mib_s: Mapping[str, float] | None = None,
+    vm_disk_write_rate_mib_s: Mapping[str, float] | None = None,
     disabled: Iterable[str] = (),
     pinned: Iterable[str] = (),
     cluster_label: str = "",
@@ -220,7 +228,8 @@ def from_domain(
     `_assemble` for VMs without one. A VM on a host that is not listed is unplaced (-1). Hosts are grouped into
     clusters by their label `cluster_label` (none: one cluster), and a VM moves only within its host's.
     """
-    measured = Measured.of(hosts, vms, host_cpu, vm_cpu, vm_memory_used_mib or {}, vm_dirty_rate_mib_s or {})
+    measured = Measured.of(hosts, vms, host_cpu, vm_cpu, vm_memory_used_mib or {}, vm_dirty_rate_mib_s or {},
+                           vm_disk_write_rate_mib_s)
     return _from_domain(hosts, vms, measured, tuple(rules), frozenset(disabled), frozenset(pinned), cluster_label)
 
 
@@ -262,7 +271,8 @@ class Tracked:
         m = self.measured
         measured = Measured(_take(m.host_cpu, host_source, np.nan), _take(m.vm_cpu, vm_source, np.nan),
                             _take(m.vm_memory_used_mib, vm_source, np.nan),
-                            _take(m.vm_dirty_rate_mib_s, vm_source, np.nan))
+                            _take(m.vm_dirty_rate_mib_s, vm_source, np.nan),
+                            _take(m.vm_disk_write_rate_mib_s, vm_source, np.nan))
         removed_vms = [self.vms[a.vm_index(i)] for i in change.removed_vm_ids]
         pushed_over = [(self.vms[s] if s >= 0 else None, vm)  # (what it replaces, the VM pushed)
                        for s, vm in zip(vm_source[pushed_rows].tolist(), change.vms, strict=True)]
@@ -309,12 +319,14 @@ class Tracked:
         if not host_rows and not vm_rows:
             return self
         host_cpu, vm_cpu = m.host_cpu.copy(), m.vm_cpu.copy()
-        used, dirty = m.vm_memory_used_mib.copy(), m.vm_dirty_rate_mib_s.copy()
+        used, dirty, written = (m.vm_memory_used_mib.copy(), m.vm_dirty_rate_mib_s.copy(),
+                                m.vm_disk_write_rate_mib_s.copy())
         for k, cpu in host_rows:
             host_cpu[k] = cpu
         for k, vm in vm_rows:
-            vm_cpu[k], used[k], dirty[k] = vm.cpu, vm.memory_used_mib, vm.dirty_rate_mib_s
-        return self._with(Measured(host_cpu, vm_cpu, used, dirty))
+            vm_cpu[k], used[k], dirty[k], written[k] = (vm.cpu, vm.memory_used_mib, vm.dirty_rate_mib_s,
+                                                        vm.disk_write_rate_mib_s)
+        return self._with(Measured(host_cpu, vm_cpu, used, dirty, written))
 
     def with_pinned(self, pinned: frozenset[str]) -> Tracked:
         """With these VMs unmovable (opted out, migrating now) and no other."""

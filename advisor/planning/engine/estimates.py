@@ -11,6 +11,7 @@ import numpy as np
 from advisor.domain.model import TECHNIQUE_LABEL, Interval, MigrationCost, MigrationParameters, ModelRef, Technique
 from advisor.physics import TECHNIQUES
 from advisor.planning.engine.snapshot import BoolArray, FloatArray, IntArray
+from advisor.planning.technique import COLD_BY_LIMITS, COLD_REFUSED
 
 __all__ = ["CHOICES", "COLD", "CostEstimates"]
 
@@ -40,6 +41,7 @@ class CostEstimates:
     rank_ms: FloatArray  # (n, len(TECHNIQUES)), inf where not allowed
     feasible: BoolArray  # (n, len(TECHNIQUES))
     shutdown_timeout_ms: FloatArray  # a cold move's time for the guest to shut down; 0 for a live one
+    cold_asked: BoolArray  # its VM asks for cold (its label): a cold move, or refused where the rules forbid cold
 
     def __len__(self) -> int:
         return int(self.technique.shape[0])
@@ -88,6 +90,8 @@ class CostEstimates:
     def violation(self, k: int) -> str:
         """Which limit row k breaks, '' when none."""
         found = []
+        if self.cold_asked[k] and self.technique[k] != COLD:
+            found.append(COLD_REFUSED)
         if CHOICES[int(self.technique[k])].is_precopy and not self.converges[k]:
             found.append("predicted not to converge")
         if self.downtime_ms[k, 2] > self.max_downtime_ms[k]:
@@ -108,6 +112,8 @@ class CostEstimates:
         """Why row k's technique was chosen among the others, for explanations."""
         chosen = int(self.technique[k])
         text = self.describe(k)
+        if chosen == COLD and not self.cold_asked[k]:
+            return f"{text}: {COLD_BY_LIMITS} (the guest is off for the whole move)"
         if chosen == COLD:
             broken = self.violation(k)
             return (f"{text}: cold asked for by the VM's label {TECHNIQUE_LABEL}={Technique.COLD} (whatever the "

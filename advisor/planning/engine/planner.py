@@ -11,7 +11,8 @@ many hosts were assessed and how they were chosen.
 
 A move is costed as serving costs it: between two hosts that encrypt it (the setting migration_tls not off, and
 both offering TLS) at their link less TLS's overhead (advisor.physics.transport), with its VM's local disks
-copied and as a cold move where its VM asks for one (advisor.planning.engine.carried).
+copied, and cold where advice would move it cold (asked for, or alone in meeting the limits) or refused where its
+VM asks for cold the rules forbid (advisor.planning.engine.carried).
 
 Costs are asked of the `MoveCosts` in batches and cached per (VM, usable bandwidth) for the plan's life, so a VM
 costed while ranking candidates is not costed again when it moves. A plan given a `pricing` MoveCosts ranks its

@@ -196,6 +196,7 @@ class ClusterArrays:
     vm_local_disk_mib: FloatArray  # size of its disks that are not shared: what a move copies to the target
     vm_local_disk_used_mib: FloatArray  # the space those disks' blocks take: what the copy sends
     vm_disk_write_rate_mib_s: FloatArray  # what the guest writes to them, NaN when not measured
+    vm_disk_write_pushed_mib_s: FloatArray  # ... as the inventory says (the above is the newest sample's, if any)
     vm_cold: BoolArray  # its label asks for cold migration (advisor.technique=cold)
     groups: Groups
     host_rules: HostRules
@@ -277,6 +278,7 @@ class ClusterArrays:
         vm_local_disk_mib: FloatArray | None = None,
         vm_local_disk_used_mib: FloatArray | None = None,
         vm_disk_write_rate_mib_s: FloatArray | None = None,
+        vm_disk_write_pushed_mib_s: FloatArray | None = None,
         vm_cold: BoolArray | None = None,
         groups: Groups | None = None,
         host_rules: HostRules | None = None,
@@ -324,6 +326,7 @@ class ClusterArrays:
             vm_movable=b(vm_movable, nv, True), vm_local_disk_mib=f(vm_local_disk_mib, nv, 0.0),
             vm_local_disk_used_mib=f(vm_local_disk_used_mib, nv, 0.0),
             vm_disk_write_rate_mib_s=f(vm_disk_write_rate_mib_s, nv, np.nan), vm_cold=b(vm_cold, nv, False),
+            vm_disk_write_pushed_mib_s=f(vm_disk_write_pushed_mib_s, nv, np.nan),
             groups=groups or Groups.none(nv),
             host_rules=host_rules or HostRules.none(nv), loads=loads.frozen(), cpu_models=tuple(cpu_models),
             clusters=tuple(clusters), networks=networks or Networks.none(nv),

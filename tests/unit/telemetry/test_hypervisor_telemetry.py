@@ -74,3 +74,30 @@ def test_a_longer_window_reads_as_the_working_set_rewritten_in_it() -> None:
     samples = measure_dirty_rates([HostConnection("a", "test://a")], lambda _uri: a, lambda: 1000.0,  # type: ignore[arg-type,return-value]
                                   readings=1, seconds=4, as_working_set=True)
     assert [(s.vm_id, s.working_set_mib, s.dirty_rate_mib_s) for s in samples] == [("vm1", 12.0, None)]
+
+
+def test_the_local_disks_write_rate_from_consecutive_block_statistics() -> None:
+    """Summed over the disks a move copies (vda, vdb), never the shared one (vdc); unknown, never 0, until two
+    readings count every local disk, and again after a counter went back (the guest restarted)."""
+    host = ScriptedHost("a", [], {}, [
+        [GuestStats("vm1", 100.0, 1.0, 1, None, {"vda": 100.0, "vdb": 50.0, "vdc": 0.0})],
+        [GuestStats("vm1", 110.0, 2.0, 1, None, {"vda": 130.0, "vdb": 70.0, "vdc": 900.0})],  # 3 + 2 MiB/s
+        [GuestStats("vm1", 120.0, 3.0, 1, None, {"vda": 130.0, "vdb": 70.0})],  # idle: 0 measured
+        [GuestStats("vm1", 130.0, 1.0, 1, None, {"vda": 1.0, "vdb": 0.0})],  # restarted: no figure
+        [GuestStats("vm1", 140.0, 2.0, 1, None, {"vda": 9.0, "vdc": 900.0})],  # vdb not counted: unknown
+    ])
+    reader = GuestStatsReader()
+    conn = [HostConnection("a", "test://a")]
+    local = {"vm1": frozenset({"vda", "vdb"})}
+    rates = [reader.read(conn, lambda _uri: host, local)[0].disk_write_rate_mib_s  # type: ignore[arg-type, return-value]
+             for _ in range(5)]
+    assert rates == [None, pytest.approx(5.0), 0.0, None, None]
+
+
+def test_a_guest_without_local_disks_has_no_disk_write_rate() -> None:
+    host = ScriptedHost("a", [], {}, [[GuestStats("vm1", 100.0, 1.0, 1, None, {"vda": 1.0})],
+                                      [GuestStats("vm1", 110.0, 2.0, 1, None, {"vda": 99.0})]])
+    reader = GuestStatsReader()
+    conn = [HostConnection("a", "test://a")]
+    assert [reader.read(conn, lambda _uri: host)[0].disk_write_rate_mib_s  # type: ignore[arg-type, return-value]
+            for _ in range(2)] == [None, None]
