@@ -249,8 +249,10 @@ def build_app(
     leader_tasks = sources(settings, ingestion, allowed_connect, migrations, metrics, clock, core.signs, definitions)
 
     def keep_house() -> None:
-        """Save recent samples, export the database's size."""
-        archive.save(samples.export_changed(SAMPLES_SAVED))
+        """Save recent samples, export the database's size. Only the leader saves: it has every replica's samples
+        (advisor.sample_sharing), so each is written once, not once by every replica."""
+        if leadership.acting():
+            archive.save(samples.export_changed(SAMPLES_SAVED))
         metrics.database_bytes.set(database.size_bytes())
 
     def apply_retention() -> None:

@@ -33,6 +33,10 @@ class Settings:
     # Replicas on one PostgreSQL elect a leader by a lease of this many seconds, claimed every fifth of it; a
     # leader that cannot renew stops acting at 0.8 of it, and another replica takes over once it expires.
     lease_ttl_s: float = 10.0
+    # The clusters (by cluster_label) this replica group serves; empty: all. A host of another cluster pushed to it
+    # is refused, naming where it belongs. Each group has a database of its own (several can share one PostgreSQL
+    # server), hence its own lease, leader, inventory and recommendations (docs/storage.md, "Cells").
+    clusters: tuple[str, ...] = ()
     # Address of the Prometheus metrics endpoint; empty disables it.
     metrics_listen: str = "127.0.0.1:9464"
     # Trained models (versions, cards and the ACTIVE pointer: docs/cost-model.md); the analytic model is used when

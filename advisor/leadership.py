@@ -52,6 +52,7 @@ class Leadership:
         self._clock = clock
         self._monotonic = monotonic
         self._standing = Standing()
+        self._led_in: int | None = None  # the term of this life's tenure, kept once it ended
         self._acting = False  # leads and has taken over: executions run here
         self._holder = ""  # who leads, as the last claim found
         self._on_elected: Callable[[], None] = lambda: None
@@ -64,8 +65,10 @@ class Leadership:
 
     @property
     def term(self) -> int | None:
-        """The fencing term this replica leads in; None while it follows, and for SQLite's only process."""
-        return self._standing.term
+        """The fencing term every write of an execution here carries: the term this replica leads in, and still
+        that term once its leadership ended, so that whatever its executor writes after that is refused; None
+        while it never led, and for SQLite's only process."""
+        return self._led_in
 
     def acting(self) -> bool:
         """Whether executions run here now: elected, and taken over."""
@@ -133,6 +136,7 @@ class Leadership:
                 return
             self._standing, act = step(self._standing, found, self.replica, began, self._monotonic(), self._ttl_s)
             if act is Act.LEAD:
+                self._led_in = self._standing.term
                 self._take_over()
             elif act is Act.STEP_DOWN:
                 self._step_down(found)
@@ -149,3 +153,5 @@ class Leadership:
                                                  "term": found.term if found else None})
         self._on_deposed()
         self.deposed.set()
+        log.info("stopped acting as leader: the executor and the leader's tasks are stopped", extra={
+            "replica": self.replica, "term": self._led_in})

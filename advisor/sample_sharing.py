@@ -28,7 +28,7 @@ EXCHANGE_S = 1.0  # how often a replica publishes what it was given and reads wh
 GAP_WAIT_S = 10.0  # how long a missing row number is asked for again (a write commits within it)
 FEED_KEEP_S = 120.0  # how long rows stay in the feed
 PRUNE_EVERY = 30  # exchanges between two prunings of the feed
-# Samples waiting to be published at most (tens of MB): beyond, when no exchange runs, the oldest are not shared.
+# Samples waiting to be published at most (tens of MB): beyond, as when PostgreSQL stays away, all waiting are dropped.
 OUTBOX_MAX = 200_000
 
 
@@ -94,10 +94,18 @@ class SharedSamples(RecentSamples):
 
     def add(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> None:
         super().add(host_samples, vm_samples)
+        self._post(host_samples, vm_samples)
+
+    def _post(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample], *,
+              first: bool = False) -> None:
+        """Put samples in the outbox: after those waiting, or `first`, before them (a publication that failed)."""
         with self._outbox_lock:
             hosts, vms = self._outbox
-            hosts.extend(host_samples)
-            vms.extend(vm_samples)
+            if first:
+                self._outbox = hosts, vms = [*host_samples, *hosts], [*vm_samples, *vms]
+            else:
+                hosts.extend(host_samples)
+                vms.extend(vm_samples)
             if len(hosts) + len(vms) > OUTBOX_MAX:
                 log.warning("samples not shared with the other replicas: no exchange for too long",
                             extra={"samples": len(hosts) + len(vms)})
@@ -105,7 +113,8 @@ class SharedSamples(RecentSamples):
 
     def exchange(self) -> None:
         """Publish the samples added here since the last exchange, then add those other replicas published. A
-        publication that fails is not tried again (the samples stay here; the others miss them)."""
+        publication that fails is tried again at the next exchange, with what was added since (a retried batch
+        that had in fact been written is harmless: a sample added again at a time held replaces itself)."""
         with self._outbox_lock:
             hosts, vms = self._outbox
             self._outbox = ([], [])
@@ -113,8 +122,9 @@ class SharedSamples(RecentSamples):
             try:
                 self._feed.publish(self._origin, self._clock(), hosts, vms)
             except Exception as error:
-                log.warning("samples not shared with the other replicas", extra={
+                log.warning("samples not shared yet: publication failed, tried again at the next exchange", extra={
                     "error": str(error), "samples": len(hosts) + len(vms)})
+                self._post(hosts, vms, first=True)
         self._read()
         self._exchanges += 1
         if self._exchanges % PRUNE_EVERY == 0:

@@ -12,6 +12,7 @@ from advisor.adapters.sql.feed import SampleFeed
 from advisor.adapters.sql.samples import SampleArchive
 from advisor.adapters.sql.store import SqlStore
 from advisor.config import Settings, policies
+from advisor.domain import cells
 from advisor.domain.automation import Level
 from advisor.domain.expiry import ExpiryRules
 from advisor.domain.ids import new_id
@@ -72,6 +73,7 @@ def wire_core(settings: Settings, store: SqlStore, archive: SampleArchive, metri
     are shared with the other replicas (advisor.sample_sharing)."""
     knobs = policies(settings)
     inventory = Inventory(store)
+    cells.check_stored(inventory.hosts().values(), settings.clusters, settings.cluster_label)
     samples = (RecentSamples(settings.samples_per_entity) if feed is None
                else SharedSamples(settings.samples_per_entity, feed, leadership.replica, clock=clock))
     restored = samples.restore(archive.load({"host": len(HOST_FIELDS), "vm": len(VM_FIELDS)}))
@@ -97,7 +99,8 @@ def wire_core(settings: Settings, store: SqlStore, archive: SampleArchive, metri
         tls=knobs.filters.migration_tls, definitions=definitions.definition,
     )
     execution = ReplicaExecution(executor, store, leadership.acting, leadership.leader, clock)
-    ingestion = Ingestion(inventory, samples, metrics, clock, uris)
+    ingestion = Ingestion(inventory, samples, metrics, clock, uris, clusters=frozenset(settings.clusters),
+                          cluster_label=settings.cluster_label)
     automation = Automation(store, inventory, clock, default_level=Level(settings.automation_level),
                             default_threshold=settings.automation_min_benefit_over_cost,
                             cluster_label=settings.cluster_label)

@@ -29,7 +29,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: getattr(args, k, None) for k in ("listen", "data_dir", "database_url", "metrics_listen",
-                                                      "models_dir", "log_level", "log_format", "migration_tls")}
+                                                      "models_dir", "log_level", "log_format", "migration_tls",
+                                                      "clusters")}
     return load_settings(args.config, os.environ, overrides)
 
 

@@ -69,6 +69,8 @@ def _serve(sub: Any) -> None:
     p.add_argument("--database-url", metavar="URL", help="PostgreSQL instead of SQLite: "
                                                          "postgresql://USER@HOST:PORT/DATABASE")
     p.add_argument("--metrics-listen", help="Prometheus metrics address, HOST:PORT; empty disables")
+    p.add_argument("--clusters", metavar="C1,C2", help="serve only these clusters (a replica group of its own, "
+                   "on a database of its own); default all")
     p.add_argument("--models-dir", type=Path, help="trained models (default: the repository's models/)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["json", "text"])

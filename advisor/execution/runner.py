@@ -91,9 +91,8 @@ EndCallback = Callable[[Live, MigrationResult, Phase, str], None]
 
 class Runner:
     """Writes each operation as a script of steps (`run`, `reconcile`); `stopping` makes every script leave the
-    hypervisors alone. `clock` stamps the timeline (seconds since the epoch), `monotonic` measures elapsed time; `tls`
-    (the setting migration_tls) decides from the hosts' TLS, as they are when a migration starts, whether it is
-    encrypted, and refuses it when TLS is required and either host lacks it."""
+    hypervisors alone. `clock` stamps the timeline (epoch seconds), `monotonic` measures elapsed time; `tls` (setting
+    migration_tls) decides from the hosts' TLS at a migration's start whether it is encrypted, or refuses it."""
 
     def __init__(
         self,
@@ -224,6 +223,8 @@ class Runner:
                     continue  # the job has not started yet or has just ended
                 live.progress = progress
                 self._observer.progress(live.record, progress)
+            if self._stopping.is_set():  # it stopped during the poll (a leader deposed): it acts on nothing now
+                return state
             if live.user_abort and not state.abort_requested and state.phase is not Phase.POSTCOPY:
                 state = replace(state, abort_requested=True, abort_cause=Failure.ABORTED_BY_PERSON)
                 actions: list[monitor.Action] = [monitor.Abort(live.user_abort)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from advisor.domain import pushes
+from advisor.domain import cells, pushes
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import Host, HostSample, VmSample
 from advisor.domain.uris import UriPolicy
@@ -18,8 +18,9 @@ from advisor.usecases.ports import Clock
 
 class Ingestion:
     def __init__(self, inventory: Inventory, samples: RecentSamples, metrics: AdvisorMetrics, clock: Clock,
-                 uris: UriPolicy) -> None:
+                 uris: UriPolicy, *, clusters: frozenset[str] = frozenset(), cluster_label: str = "") -> None:
         self._inventory = inventory
+        self._cell = clusters, cluster_label  # the clusters this replica group serves (empty: all)
         self._uris = uris
         self._samples = samples
         self._metrics = metrics
@@ -34,6 +35,7 @@ class Ingestion:
 
     def push_inventory(self, change: InventoryChange) -> None:
         pushes.check_change(change, self._uris)
+        cells.check_change(change, *self._cell)
         self._inventory.apply(change)
         self._samples.forget(change.removed_host_ids, change.removed_vm_ids)
         self.update_gauges()

@@ -1,14 +1,13 @@
 """Two `advisor serve` processes on one PostgreSQL (tests.support.postgres), each with its own data directory and
 ports: both serve reads, recommendations and decisions; exactly one leads (gauge advisor_leader); an execute sent
-to the other is carried out by the leader; and when the leader is killed, the other takes the lease."""
+to the other is carried out by the leader; and when the leader is killed, the other takes the lease (a leader cut
+off from PostgreSQL: tests/integration/test_partition.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,8 +28,6 @@ from advisor.api.v1 import advisor_pb2 as pb
 from advisor.cli import EXAMPLE, push_example
 from advisor.lab.procs import free_port
 from tests.integration.test_serve_process import _start, _stop
-from tests.support import local_advisor
-from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 TAKEOVER_S = 15.0  # the issue's bound on a fail-over (the lease's TTL is 10 s)
@@ -213,71 +210,3 @@ def test_inventory_and_samples_pushed_to_either_replica_are_seen_by_the_other(tm
         finally:
             for client in clients:
                 client.close()
-
-
-class Partition:
-    """A TCP relay to PostgreSQL that can go silent, as a network partition does: once `cut`, nothing passes
-    either way and connections hang (no reset), until `close` ends them all."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self._upstream = upstream_port
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.cut = threading.Event()
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self._upstream))
-            self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._relay, args=(source, sink), daemon=True).start()
-
-    def _relay(self, source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                if not self.cut.is_set():  # cut: dropped, as by a partition
-                    sink.sendall(data)
-
-    def close(self) -> None:
-        self._listener.close()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-
-def test_a_leader_cut_off_from_postgresql_stops_before_another_leads(tmp_path: Path,
-                                                                      postgres_server: PostgresServer,
-                                                                      postgres_database: str) -> None:
-    partition = Partition(postgres_server.port)
-    cut_off_url = postgres_server.url(postgres_database).replace(f":{postgres_server.port}/", f":{partition.port}/")
-    assert cut_off_url != postgres_server.url(postgres_database)
-    try:
-        with local_advisor(tmp_path / "a", database_url=cut_off_url, lease_ttl_s=2.0) as first, \
-                local_advisor(tmp_path / "b", database_url=postgres_server.url(postgres_database),
-                              lease_ttl_s=2.0) as second:
-            try:
-                assert first.leadership.acting() and not second.leadership.acting()
-                partition.cut.set()
-                seen: list[tuple[bool, bool]] = []
-                began = time.monotonic()
-                while True:
-                    now_second = second.leadership.acting()  # read first: both true means both at once
-                    seen.append((first.leadership.acting(), now_second))
-                    if now_second:
-                        break
-                    assert time.monotonic() - began < 30, "the other replica never took over"
-                    time.sleep(0.01)
-                assert (True, True) not in seen  # never two leaders at once
-                assert first.leadership.deposed.is_set() and second.leadership.term == 2
-                assert first.metrics.leader._value.get() == 0 and second.metrics.leader._value.get() == 1
-            finally:
-                partition.close()  # the cut-off replica's hung connections end, so that it can stop
-    finally:
-        partition.close()

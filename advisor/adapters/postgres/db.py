@@ -30,6 +30,13 @@ CONNECT_TIMEOUT_S = 10.0
 # cut off mid-transaction) and would hold its row locks, the leader's lease among them, until TCP gave up (hours):
 # the server ends it after this.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
+# The client's side of a cut: a statement sent into a partition (no reset comes back) would wait for TCP's
+# retransmissions for a quarter of an hour; the kernel gives it up after TCP_USER_TIMEOUT_MS unacknowledged, and
+# keepalives notice a silent server while a reply is awaited, so that a replica cut off fails its calls and can
+# stop (a deposed leader exits, to start again as a follower) rather than hang. Ignored over a unix socket.
+TCP_USER_TIMEOUT_MS = 15000
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 5,
+              "tcp_user_timeout": TCP_USER_TIMEOUT_MS}
 
 
 def _configure(connection: psycopg.Connection[Any]) -> None:
@@ -80,7 +87,8 @@ class PostgresDatabase:
         except psycopg.Error as error:
             raise StorageError(f"{self.where}: cannot use this database ({' '.join(str(error).split())})") from None
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=False, name="advisor",
-                                   kwargs={"autocommit": True}, timeout=CONNECT_TIMEOUT_S, configure=_configure)
+                                   kwargs={"autocommit": True, **KEEPALIVES}, timeout=CONNECT_TIMEOUT_S,
+                                   configure=_configure)
         self.pool.open()
         try:
             self.pool.wait(CONNECT_TIMEOUT_S)
