@@ -13,6 +13,7 @@ from advisor.cli.render import (
     model_label,
     moves_table,
     parameters_text,
+    progress_line,
     recommendations_table,
     render_recommendation,
     vms_table,
@@ -156,3 +157,14 @@ def test_every_listing_fits_an_80_column_terminal(monkeypatch: pytest.MonkeyPatc
     for out in (hosts_table(hosts), recommendations_table(recs), history_table(ops)):
         assert max(len(line) for line in out.splitlines()) <= 80, out
         assert out.splitlines()[0].startswith(("host", "id", "operation")) and "Left out to fit 80 columns" in out
+
+
+def test_a_watched_move_without_job_statistics_shows_its_figures_as_unknown_not_0() -> None:
+    never_ran = pb.MigrationProgress(phase=pb.MIGRATION_PHASE_FAILED, message="cannot start: source hv-a's name "
+                                     "does not resolve (incident 5060f1fe; details in the advisor's log)")
+    running = pb.MigrationProgress(phase=pb.MIGRATION_PHASE_PRECOPY, elapsed_ms=3500, iteration=1, memory_total_mib=129,
+                                   memory_remaining_mib=117.4, dirty_rate_mib_s=0.0, transfer_rate_mib_s=26.5)
+    unknown, known = progress_line(never_ran), progress_line(running)
+    assert "round   -         - MiB left  dirty      - MiB/s  sent      - MiB/s" in unknown and "0.0 MiB" not in unknown
+    assert "round   1     117.4 MiB left  dirty    0.0 MiB/s  sent   26.5 MiB/s" in known
+    assert len(unknown.split(" MiB left")[0]) == len(known.split(" MiB left")[0])  # the columns stay aligned
