@@ -79,30 +79,57 @@ def _shrink(cells: list[list[str]], widths: list[int], fit: int, limit: int) -> 
     widths[fit] = narrow
 
 
+def _left_out(cells: list[list[str]], widths: list[int], limit: int) -> list[int]:
+    """Columns to leave out so that a table still too wide fits `limit`: first those with no value in any row
+    (empty or "-"), then from the right; never the first (the id)."""
+    def over(gone: list[int]) -> bool:
+        kept = [w for i, w in enumerate(widths) if i not in gone]
+        return sum(kept) + 2 * (len(kept) - 1) > limit
+    gone: list[int] = []
+    empty = [i for i in range(1, len(widths)) if len(cells) > 1 and all(row[i] in ("", "-") for row in cells[1:])]
+    for i in [*empty, *reversed(range(1, len(widths)))]:
+        if not over(gone):
+            break
+        if i not in gone:
+            gone.append(i)
+    return sorted(gone)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, right: Sequence[int] = (),
           colours: Mapping[int, Callable[[str], str]] | None = None, fit: int | Sequence[int] | None = None,
           width: int | None = None) -> str:
     """Columns padded to their widest cell; the columns whose indexes are in `right` are right-aligned. A column in
     `colours` is painted by the colour its function names for the cell's text (after padding, so that alignment
-    holds; only on a terminal). Column `fit`, a free-text one (or several, cut in the order given until it fits),
-    is cut with an ellipsis so that the table fits `width` (default: the terminal's, see terminal_width)."""
+    holds; only on a terminal). The table fits `width` (default: the terminal's, see terminal_width; into a pipe,
+    nothing is cut): column `fit`, a free-text one (or several, cut in the order given), is cut with an ellipsis;
+    if it is still too wide, columns are left out (those without a value first, then from the right, never the
+    first) and a last line names them."""
     cells = [[str(h) for h in headers], *[["" if c is None else safe(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    limit = terminal_width() if fit is not None and width is None else width
-    if fit is not None and limit is not None:
-        for column in (fit,) if isinstance(fit, int) else fit:
+    limit = terminal_width() if width is None else width
+    gone: list[int] = []
+    if limit is not None:
+        for column in () if fit is None else (fit,) if isinstance(fit, int) else fit:
             _shrink(cells, widths, column, limit)
+        gone = _left_out(cells, widths, limit)
 
     enabled = bool(colours) and colour_wanted()
 
     def line(row: list[str], body: bool = True) -> str:
         out = []
         for i, (c, w) in enumerate(zip(row, widths, strict=True)):
+            if i in gone:
+                continue
             padded = c.rjust(w) if i in right else c.ljust(w)
             if body and enabled and colours and i in colours:
                 padded = paint(padded, colours[i](c.strip()), True)
             out.append(padded)
         return "  ".join(out).rstrip()
 
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0], body=False), rule, *(line(r) for r in cells[1:])])
+    rule = "  ".join("-" * w for i, w in enumerate(widths) if i not in gone)
+    lines = [line(cells[0], body=False), rule, *(line(r) for r in cells[1:])]
+    if gone:
+        names = ", ".join(cells[0][i] + (" (empty)" if all(r[i] in ("", "-") for r in cells[1:]) and rows else "")
+                          for i in gone)
+        lines.append(wrap(f"Left out to fit {limit} columns: {names}; a wider terminal shows them.", width=limit))
+    return "\n".join(lines)

@@ -23,6 +23,14 @@ _LOST_WORDS = ("client socket is closed", "end of file while reading data", "con
                "broken pipe", "cannot recv data", "cannot write data", "connection closed")
 
 
+def _unprinted(_ctx: object, _error: object) -> None:
+    """libvirt's default handler prints every error on stderr, outside the JSON log; the adapters classify and log
+    the errors they meet themselves."""
+
+
+libvirt.registerErrorHandler(_unprinted, None)
+
+
 def fault_of(code: int, domain: int, message: str) -> Fault:
     """What a libvirt error means for the advisor, from its code, domain (where in libvirt it arose) and words."""
     words = message.lower()

@@ -259,9 +259,12 @@ def outlook(p: pb.MigrationProgress) -> str:
 def progress_line(p: pb.MigrationProgress, *, with_vm: bool = False) -> str:
     """One line of a watched migration (the VM first when several migrations share the output)."""
     vm = f"{safe(p.vm_id)} " if with_vm else ""
-    return (f"{vm}{p.elapsed_ms / 1000:7.1f} s  {phase_name(p.phase):9s} round {p.iteration:3d}  "
-            f"{p.memory_remaining_mib:8.1f} MiB left  dirty {p.dirty_rate_mib_s:6.1f} MiB/s  "
-            f"sent {p.transfer_rate_mib_s:6.1f} MiB/s  {outlook(p):22s} {safe(p.message)}")
+    measured = bool(p.memory_total_mib)  # 0: no job statistics were read (not started, a cold move): unknown
+    round_, left, dirty, sent = ((f"{p.iteration:3d}", f"{p.memory_remaining_mib:8.1f}", f"{p.dirty_rate_mib_s:6.1f}",
+                                  f"{p.transfer_rate_mib_s:6.1f}") if measured else
+                                 (f"{'-':>3}", f"{'-':>8}", f"{'-':>6}", f"{'-':>6}"))
+    return (f"{vm}{p.elapsed_ms / 1000:7.1f} s  {phase_name(p.phase):9s} round {round_}  {left} MiB left  "
+            f"dirty {dirty} MiB/s  sent {sent} MiB/s  {outlook(p):22s} {safe(p.message)}")
 
 
 def phase_name(value: int) -> str:

@@ -91,7 +91,7 @@ def test_the_grafana_dashboard_queries_only_metrics_the_server_exports(scraped: 
     wanted = queried(dashboard)
     assert {"advisor_migration_downtime_seconds_bucket", "advisor_review_backlog", "advisor_rpc_refused_total",
             "grpc_server_handled_total", "grpc_server_handling_seconds_bucket", "advisor_prediction_error_ratio",
-            "process_cpu_seconds_total"} <= wanted
+            "process_cpu_seconds_total", "advisor_http_refusals_total", "advisor_leader"} <= wanted
     missing = wanted - exported(scraped)
     assert not missing, f"the dashboard queries metrics the server does not export: {sorted(missing)}"
     assert all(p["targets"] and p["gridPos"]["w"] <= 24 for p in dashboard["panels"])

@@ -3,6 +3,11 @@ as libvirt 9 says them on this machine and in the lab)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import libvirt
 import pytest
 
@@ -58,3 +63,17 @@ def test_a_cold_move_to_a_target_that_does_not_answer_is_the_targets_fault() -> 
     assert not result.succeeded and result.detail == "untouched on the source"
     assert (result.fault, result.fault_peer) == (Fault.UNREACHABLE, True)
     assert failure_of(result.fault, Side.SOURCE, peer=result.fault_peer) is Failure.TARGET_UNREACHABLE
+
+
+@pytest.mark.parametrize(("module", "printed"), [("libvirt", True), ("advisor.adapters.libvirt", False)])
+def test_libvirt_prints_nothing_outside_the_log_once_the_adapter_is_loaded(module: str, printed: bool) -> None:
+    # A daemon that cannot be reached: libvirt alone prints "libvirt: ... error : ..." on stderr, a line that is
+    # not JSON in the advisor's log; the adapter silences libvirt's own printer (the advisor logs the error).
+    script = (f"import {module}, libvirt\n"
+              "try:\n    libvirt.open('qemu+unix:///system?socket=/nonexistent/advisor-test-sock')\n"
+              "except libvirt.libvirtError as e:\n    print(e.get_error_code())\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}  # this checkout's advisor
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True,
+                         env=env)
+    assert run.stdout.strip() == str(libvirt.VIR_ERR_SYSTEM_ERROR)
+    assert ("libvirt:" in run.stderr) is printed, run.stderr

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +64,25 @@ def test_a_command_on_the_database_needs_a_data_dir_or_a_database_url(
     assert main(command) == 2
     err = capsys.readouterr().err
     assert "--data-dir" in err and ("--database-url" in err or "--base-url" in err)
+
+
+def _commands(command: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, set[str]]]:
+    """Every command to run ("recs list"), with its options."""
+    subcommands = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subcommands:
+        yield " ".join(path), {o for a in command._actions for o in a.option_strings}
+    for action in subcommands:
+        for name, sub in action.choices.items():
+            yield from _commands(sub, (*path, name))
+
+
+def test_every_command_that_talks_to_the_advisor_prints_json_and_docs_name_the_others() -> None:
+    commands = dict(_commands(parser(complete=True)))
+    assert all("--json" in options for options in commands.values() if "--server" in options)
+    without = {name for name, options in commands.items() if "--json" not in options}
+    assert without == {"serve", "demo", "predict cost", "lab up", "lab status", "lab down", "tokens create",
+                       "tokens revoke", "ui", "outcomes export", "backup", "restore"}
+    docs = " ".join((Path(__file__).parents[3] / "docs" / "cli.md").read_text().split())  # one line
+    said = docs.split("and have none: ", 1)[1].split(");", 1)[0]
+    assert said == ("`serve`, `demo`, `predict cost`, `lab up|status|down`, `tokens create|revoke`, "
+                                       "`ui`, `outcomes export`, `backup`, `restore`")

@@ -8,10 +8,12 @@ from advisor.api.v1 import advisor_pb2 as pb
 from advisor.cli.render import (
     decision_line,
     disks_text,
+    history_table,
     hosts_table,
     model_label,
     moves_table,
     parameters_text,
+    progress_line,
     recommendations_table,
     render_recommendation,
     vms_table,
@@ -123,3 +125,46 @@ def test_a_restart_shows_its_predicted_steps_and_an_unknown_downtime() -> None:
 def test_a_moves_parameters_say_its_transport_and_the_disks_it_copies(parameters: pb.MigrationParameters,
                                                                       expected: str) -> None:
     assert parameters_text(parameters) == expected
+
+
+def test_a_table_still_too_wide_leaves_out_empty_columns_then_the_rightmost_and_says_which() -> None:
+    headers = ["id", "state", "networks", "cores", "CPU model"]
+    rows = [["hv-a", "maintenance", "-", 16, "Cascadelake-Server"], ["hv-b", "", "", 32, "Skylake-Server"]]
+    assert table(headers, rows, width=None).splitlines()[0].split() == ["id", "state", "networks", "cores", "CPU",
+                                                                          "model"]  # into a pipe: everything
+    lines = table(headers, rows, width=40).splitlines()
+    assert lines[0].split() == ["id", "state", "cores"] and lines[2].split() == ["hv-a", "maintenance", "16"]
+    note = "Left out to fit 40 columns: networks (empty), CPU model; a wider terminal shows them."
+    assert " ".join(lines[4:]) == note
+    assert max(len(line) for line in lines) <= 40
+    narrow = table(headers, rows, width=12).splitlines()
+    assert narrow[0] == "id" and narrow[2:4] == ["hv-a", "hv-b"]  # the first column stays, whatever the width
+    assert "state, networks (empty), cores, CPU model" in " ".join(narrow[4:])
+    assert table(headers, rows, width=80) == table(headers, rows, width=None)  # wide enough: nothing left out
+
+
+def test_every_listing_fits_an_80_column_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    hosts = [pb.HostStatus(host=pb.Host(id=f"hv-{i}", cpu_cores=16, memory_mib=65536, cpu_model="Cascadelake-Server"),
+                           vm_count=3, allocated_vcpus=20, allocated_memory_mib=28672, cpu_utilization_ratio=0.82)
+             for i in range(3)]
+    recs = [pb.Recommendation(id=f"{i:012x}", goal="drain:hv-b", summary="Drain hv-b: " + "word " * 40,
+                              automation_level="manual", moves=[_move("v1", pb.ModelInfo(name="m"))])
+            for i in range(2)]
+    ops = [pb.Operation(operation_id="d877ff783d77", vm_id="vm1", source_host_id="hv1", target_host_id="hv2",
+                        phase=pb.MIGRATION_PHASE_SUCCEEDED,
+                        outcome=pb.MigrationOutcome(total_time_ms=13461, downtime_ms=330))]
+    monkeypatch.setenv("COLUMNS", "80")
+    for out in (hosts_table(hosts), recommendations_table(recs), history_table(ops)):
+        assert max(len(line) for line in out.splitlines()) <= 80, out
+        assert out.splitlines()[0].startswith(("host", "id", "operation")) and "Left out to fit 80 columns" in out
+
+
+def test_a_watched_move_without_job_statistics_shows_its_figures_as_unknown_not_0() -> None:
+    never_ran = pb.MigrationProgress(phase=pb.MIGRATION_PHASE_FAILED, message="cannot start: source hv-a's name "
+                                     "does not resolve (incident 5060f1fe; details in the advisor's log)")
+    running = pb.MigrationProgress(phase=pb.MIGRATION_PHASE_PRECOPY, elapsed_ms=3500, iteration=1, memory_total_mib=129,
+                                   memory_remaining_mib=117.4, dirty_rate_mib_s=0.0, transfer_rate_mib_s=26.5)
+    unknown, known = progress_line(never_ran), progress_line(running)
+    assert "round   -         - MiB left  dirty      - MiB/s  sent      - MiB/s" in unknown and "0.0 MiB" not in unknown
+    assert "round   1     117.4 MiB left  dirty    0.0 MiB/s  sent   26.5 MiB/s" in known
+    assert len(unknown.split(" MiB left")[0]) == len(known.split(" MiB left")[0])  # the columns stay aligned
