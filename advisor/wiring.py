@@ -127,7 +127,8 @@ def wire_core(settings: Settings, store: SqlStore, archive: SampleArchive, metri
         review=review,
         migrations=migrations,
         automation=automation,
-        cluster=ClusterView(snapshots.current, review.get, lambda running, n: migrations.page(running, n)[0]),
+        cluster=ClusterView(snapshots.current, review.get, lambda running, n: migrations.page(running, n)[0],
+                            lambda host_ids: samples.hosts_latest(host_ids, "cpu_utilization")),
     )
 
     return Core(usecases, estimator, outcomes, executor, samples, freshness, signs, inventory)

@@ -302,8 +302,8 @@ def hosts_rows(hosts: Sequence[pb.HostStatus]) -> list[list[object]]:
 
 
 def hosts_table(hosts: Sequence[pb.HostStatus]) -> str:
-    return table(["host", "cores", "MiB", "VMs", "vCPUs used", "MiB used", "CPU", "disk MiB free", "TLS", "state",
-                  "networks", "CPU model"], hosts_rows(hosts), right=(1, 2, 3, 4, 5, 6, 7), fit=(10, 11))
+    return table(["host", "cores", "MiB", "VMs", "vCPUs used", "MiB used", "CPU sampled", "disk MiB free", "TLS",
+                  "state", "networks", "CPU model"], hosts_rows(hosts), right=(1, 2, 3, 4, 5, 6, 7), fit=(10, 11))
 
 
 def disks_text(disks: Sequence[pb.Disk]) -> str:

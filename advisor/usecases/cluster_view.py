@@ -2,19 +2,22 @@
 plan's moves (a stored one, or a dry run never stored), the moves into and out of it, the VMs on it, its networks,
 and the migrations into and out of it, running and recent.
 
-Loads are those the planner decides on (the snapshot's arrays: a host's measured CPU in cores busy, a VM not
-measured yet counted at all its vCPUs; memory as allocated), so "after" here is what a recommendation's reasons
-say "after the move". The moves are applied in order to a copy of the snapshot; a move the cluster has already
-made (its VM on the target) or can no longer make (its VM or a host gone) is skipped and counted. Local disk free
-after is what the planner counts too: the free space reported less the local disks copied in (a source gets
-nothing back: libvirt leaves the source's image in place).
+Loads are those the planner decides on (the snapshot's arrays: a host's measured CPU in cores busy, or its VMs'
+measured use where that is more, a VM not measured yet counted at all its vCPUs; memory as allocated), so "after"
+here is what a recommendation's reasons say "after the move". Beside them, each host's own latest CPU sample (what
+ListHosts shows): the measure of now an SRE reads first; the planner's count is a projection's starting point.
+
+The moves are applied in order to a copy of the snapshot; a move the cluster has already made (its VM on the
+target) or can no longer make (its VM or a host gone) is skipped and counted. Local disk free after is what the
+planner counts too: the free space reported less the local disks copied in (a source gets nothing back: libvirt
+leaves the source's image in place).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from advisor.domain.migration import MigrationRecord
@@ -33,12 +36,13 @@ class HostLoad:
     cores: float
     memory_mib: float
     disabled: bool  # in maintenance or disabled: never a target
-    cpu_ratio: float | None  # cores busy / cores; None where not known
+    cpu_ratio: float | None  # cores busy / cores as the planner counts them; None where not known
     memory_ratio: float  # memory allocated to its VMs / memory
     vm_count: int
     vm_ids: tuple[str, ...]  # the first VMS_LISTED, by id
     networks: tuple[str, ...] = ()  # offered to guests, by name
     disk_free_mib: float | None = None  # free space for local disks as reported; None where not known
+    cpu_measured_ratio: float | None = None  # the host's own latest CPU sample (as ListHosts); None where none
     cpu_ratio_after: float | None = None  # after the recommendation's moves; None without one
     memory_ratio_after: float | None = None
     vm_count_after: int | None = None
@@ -75,8 +79,10 @@ def _networks_by_host(cluster: ClusterArrays) -> dict[int, list[str]]:
 
 class ClusterView:
     def __init__(self, snapshot: Callable[[], ClusterArrays], get_recommendation: Callable[[str], Recommendation],
-                 operations: Callable[[bool, int], list[MigrationRecord]]) -> None:
+                 operations: Callable[[bool, int], list[MigrationRecord]],
+                 measured_cpu: Callable[[Sequence[str]], Mapping[str, float]]) -> None:
         self._snapshot = snapshot  # the planner's snapshot of the inventory as it is now (Snapshots.current)
+        self._measured_cpu = measured_cpu  # host ids -> each one's latest CPU sample (a ratio), NaN where none
         self._get = get_recommendation  # Review.get: checks the id, NotFound when unknown
         self._operations = operations  # (running only, how many) -> operations newest first
 
@@ -112,6 +118,7 @@ class ClusterView:
             moves_in[move.target_host_id].append(move)
         running, recent = self._by_host(True), self._by_host(False)
         networks = _networks_by_host(cluster)
+        measured = self._measured_cpu(cluster.host_ids)
         on_host: dict[int, list[str]] = defaultdict(list)
         for vm, host in enumerate(cluster.vm_host.tolist()):
             on_host[host].append(cluster.vm_ids[vm])
@@ -124,6 +131,7 @@ class ClusterView:
                             _ratio(float(cluster.loads.host_cpu[i]), cores),
                             _ratio(float(cluster.loads.host_memory_mib[i]), memory) or 0.0,
                             int(cluster.loads.host_vms[i]), tuple(listed), tuple(sorted(networks.get(i, ()))), free,
+                            _known(float(measured.get(host_id, math.nan))),
                             running=tuple(running.get(host_id, ())), recent=tuple(recent.get(host_id, ())))
             if rec is not None:
                 load = replace(load, cpu_ratio_after=_ratio(float(after.loads.host_cpu[i]), cores),

@@ -47,6 +47,24 @@
     return cell;
   }
 
+  // CPU: the host's own latest sample (what `advisor hosts` shows); below it, where it differs or a plan is chosen,
+  // the planner's count now → after the plan's moves: a projection, which may exceed the sample (see PLANNER_CPU).
+  const PLANNER_CPU = "the planner's count of cores busy: the host's CPU sample, or its VMs' measured use where " +
+                      "that is more (a VM not measured yet counted at all its vCPUs); \"after\" moves the plan's VMs' use";
+  function cpuLoad(h) {
+    const measured = h.cpuMeasuredRatio, planned = h.cpuRatio, after = h.cpuRatioAfter;
+    const cell = measured === undefined
+      ? el("td", { class: "load", title: "no CPU sample from this host yet" }, "no sample")
+      : load(measured, undefined);
+    const moves = after !== undefined && percent(after) !== percent(planned);
+    if (moves || percent(planned) !== percent(measured)) {
+      const line = el("div", { class: "sub planned", title: PLANNER_CPU }, `planner: ${percent(planned)}`);
+      if (moves) line.append(" → ", el("b", { class: after > planned ? "up" : "down", text: percent(after) }));
+      cell.append(line);
+    }
+    return cell;
+  }
+
   // Free space for local disks now, and after the plan's copies where it differs; "-" where not reported.
   function diskFree(h) {
     if (h.diskFreeMib === undefined) return td("-", "num", { title: "local disk free space not reported" });
@@ -162,7 +180,7 @@
                         on: { click: () => showDrain(h.hostId) } }),
          el("div", { class: "sub", text: `${num(h.cores)} cores, ${gib(h.memoryMib)}` }),
          el("div", { class: "sub nets", title: networks, text: networks ? `networks: ${networks}` : "no network named" })),
-      load(h.cpuRatio, h.cpuRatioAfter), load(num(h.memoryRatio), h.memoryRatioAfter), diskFree(h), vmCell(h),
+      cpuLoad(h), load(num(h.memoryRatio), h.memoryRatioAfter), diskFree(h), vmCell(h),
       hostOperations(h.runningOperationIds || [], ops, h.hostId, true),
       hostOperations(h.recentOperationIds || [], ops, h.hostId, false));
   }

@@ -18,14 +18,16 @@ from advisor.planning.engine import ClusterArrays, from_domain
 from advisor.usecases.cluster_view import ClusterView
 from tests.support.values import COST, PARAMETERS
 
+HOST_CPU = {"a": 0.5, "b": 0.25, "c": 0.0}  # each host's latest CPU sample
 
-def cluster() -> ClusterArrays:
+
+def cluster(host_cpu: dict[str, float] = HOST_CPU) -> ClusterArrays:
     hosts = [Host("a", 8, 16384, networks=frozenset({"vlan10", "br0"}), local_disk_free_mib=50_000),
              Host("b", 8, 16384, networks=frozenset({"br0"}), local_disk_free_mib=30_000),
              Host("c", 4, 8192, in_maintenance=True)]
     local = (Disk("vda", 10_000, 4_000, False), Disk("vdb", 100_000, 90_000, True))  # vdb is shared: not copied
     vms = [Vm("v1", "a", 4096, 4, disks=local), Vm("v2", "a", 2048, 2), Vm("v3", "b", 8192, 2)]
-    return from_domain(hosts, vms, {"a": 0.5, "b": 0.25, "c": 0.0}, {"v1": 0.5, "v2": 1.0, "v3": 0.5})
+    return from_domain(hosts, vms, host_cpu, {"v1": 0.5, "v2": 1.0, "v3": 0.5})
 
 
 def move(vm: str, source: str, target: str) -> Move:
@@ -51,8 +53,10 @@ def get(rec_id: str) -> Recommendation:
     return RECS[rec_id]
 
 
-def view() -> ClusterView:
-    return ClusterView(cluster, get, lambda running, n: [o for o in OPERATIONS[:n] if o.phase.final != running])
+def view(host_cpu: dict[str, float] = HOST_CPU) -> ClusterView:
+    return ClusterView(lambda: cluster(host_cpu), get,
+                       lambda running, n: [o for o in OPERATIONS[:n] if o.phase.final != running],
+                       lambda ids: {h: host_cpu.get(h, float("nan")) for h in ids})
 
 
 def test_every_host_with_its_load_vms_and_operations_now() -> None:
@@ -64,6 +68,7 @@ def test_every_host_with_its_load_vms_and_operations_now() -> None:
     assert (a.cpu_ratio, a.memory_ratio, a.vm_count, a.vm_ids) == (0.5, 0.375, 2, ("v1", "v2"))
     assert (b.cpu_ratio, b.memory_ratio, b.vm_ids) == (0.25, 0.5, ("v3",))
     assert (c.cpu_ratio, c.memory_ratio, c.vm_count, c.vm_ids) == (0.0, 0.0, 0, ())
+    assert (a.cpu_measured_ratio, b.cpu_measured_ratio, c.cpu_measured_ratio) == (0.5, 0.25, 0.0)
     assert a.cpu_ratio_after is None and a.vm_count_after is None
     assert [r.operation_id for r in a.running] == ["op3"] == [r.operation_id for r in b.running]
     assert [r.operation_id for r in a.recent] == ["op2", "op1"] == [r.operation_id for r in b.recent]
@@ -107,3 +112,10 @@ def test_moves_made_already_or_impossible_are_skipped_and_counted() -> None:
 def test_an_unknown_recommendation_is_not_found() -> None:
     with pytest.raises(NotFound):
         view().loads("nosuch")
+
+
+def test_the_host_sample_is_shown_beside_the_planner_count_when_its_vms_measure_more() -> None:
+    # a's sample says 2 of 8 cores busy, its VMs' samples 4 (v1 2 of 4, v2 2 of 2): the planner counts the 4
+    a, _, c = view({"a": 0.25, "b": 0.25}).loads("plan").hosts
+    assert (a.cpu_measured_ratio, a.cpu_ratio, a.cpu_ratio_after) == (0.25, 0.5, 0.0)
+    assert c.cpu_measured_ratio is None and c.cpu_ratio == 0.0  # never sampled; no VM on it
