@@ -25,6 +25,21 @@ def move_state_name(value: int) -> str:
     return pb.MoveState.Name(value).removeprefix("MOVE_STATE_").lower()
 
 
+# Nothing more can happen to a recommendation in these (advisor.domain.recommendation.ENDED; a failed or aborted one
+# can still retry or run its other moves).
+_CLOSED = frozenset({pb.RECOMMENDATION_STATE_REJECTED, pb.RECOMMENDATION_STATE_SUCCEEDED,
+                     pb.RECOMMENDATION_STATE_EXPIRED, pb.RECOMMENDATION_STATE_CANCELLED,
+                     pb.RECOMMENDATION_STATE_SUPERSEDED})
+
+
+def move_state_in(rec: pb.Recommendation, move: pb.Move) -> str:
+    """A move's state as it stands: one never started in a recommendation that has ended (waiting, as one rejected
+    before dropping was stored, or dropped) shows the recommendation's end: rejected, superseded, expired..."""
+    if move.state in (pb.MOVE_STATE_WAITING, pb.MOVE_STATE_DROPPED) and rec.state in _CLOSED:
+        return state_name(rec.state)
+    return move_state_name(move.state)
+
+
 def _when(ts: Timestamp) -> str:
     return str(ts.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"))
 
@@ -138,7 +153,7 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
     for i, move in enumerate(rec.moves):
         p = move.parameters
         out += ["", f"Move {i + 1}: {safe(move.vm_id)} {safe(move.source_host_id)} -> {safe(move.target_host_id)}, "
-                    f"{move_state_name(move.state)}" + (f", attempt {move.attempts} ({safe(move.operation_id)})"
+                    f"{move_state_in(rec, move)}" + (f", attempt {move.attempts} ({safe(move.operation_id)})"
                                                         if move.attempts else ""),
                 _predicted_line(move)]
         out += ["", "Why:"] + [wrap(safe(r), "  - ", "    ") for r in move.reasons]
@@ -171,7 +186,7 @@ def render_recommendation(rec: pb.Recommendation, ruled_out: Sequence[Sequence[p
 def moves_table(rec: pb.Recommendation) -> str:
     rows = [[i, m.vm_id, m.source_host_id, m.target_host_id, how(m.parameters),
              _est(m.predicted_cost.total_time_ms, 1000, 1), _down(m.predicted_cost, interval=False),
-             move_state_name(m.state), m.attempts or "", m.operation_id]
+             move_state_in(rec, m), m.attempts or "", m.operation_id]
             for i, m in enumerate(rec.moves, 1)]
     return table(["move", "vm", "from", "to", "technique", "time s [interval]", "downtime ms", "state", "attempts",
                   "operation"], rows, right=(0, 6, 8), colours={7: state_colour})

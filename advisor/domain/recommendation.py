@@ -67,7 +67,7 @@ class MoveState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ABORTED = "aborted"
-    DROPPED = "dropped"  # never started: the recommendation was cancelled or expired
+    DROPPED = "dropped"  # never started: the recommendation was rejected, superseded, cancelled or expired
 
     @property
     def retryable(self) -> bool:
@@ -248,9 +248,11 @@ def transition(rec: Recommendation, event: Event, actor: str, now_s: float) -> R
                 return Refusal(f"{where}{by}; only proposed ones can be approved or rejected")
             if isinstance(event, Approve) and not rec.moves:
                 return Refusal(f"recommendation {rec.id} has no moves: nothing to approve")
-            state = RecommendationState.APPROVED if isinstance(event, Approve) else RecommendationState.REJECTED
-            return _to(rec, state, actor, reason, now_s, decided_by=actor, decision_reason=reason,
-                       decided_at_s=now_s)
+            if isinstance(event, Approve):
+                return _to(rec, RecommendationState.APPROVED, actor, reason, now_s, decided_by=actor,
+                           decision_reason=reason, decided_at_s=now_s)
+            return _to(rec, RecommendationState.REJECTED, actor, reason, now_s, decided_by=actor,
+                       decision_reason=reason, decided_at_s=now_s, move_status=_drop_waiting(rec))
         case StartMove(move_index=i, operation_id=op, retry=retry):
             if not 0 <= i < len(rec.moves):
                 return Refusal(f"recommendation {rec.id} has {len(rec.moves)} move(s), no move {i}")

@@ -122,6 +122,11 @@ def test_the_console_leads_with_decisions_and_the_cluster_and_fits_1366(
     assert folded not in browser.evaluate(table) and "vm v1:" in browser.evaluate(table)
     browser.evaluate("[...document.querySelectorAll('#recs-rows button.fold')][0].click()")
     browser.wait_for(f"{table}.includes('{folded}')")
+    # Its move never started and never will: it shows the proposal's end, not "waiting".
+    badges = browser.evaluate(f"[...document.querySelectorAll('#recs-rows tr')].filter(r => r.textContent.includes("
+                              f"'{folded}')).flatMap(r => [...r.querySelectorAll('.badge')].map(b => [b.textContent,"
+                              " b.title]))")
+    assert badges == [["superseded", ""], ["superseded", "never started: the recommendation was superseded"]], badges
 
     # A "why" panel open: its prose wraps inside the window.
     browser.evaluate("[...document.querySelectorAll('#recs-rows button')].find(b => b.textContent === 'why').click()")

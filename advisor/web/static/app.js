@@ -4,8 +4,8 @@
 (function () {
   "use strict";
 
-  const { API, num, state, phase, technique, moveState, fixed, est, amount, utc, el, td, badge, empty, collapse,
-          SessionEnded, getJSON, query, every, stamp } = window.Advisor;
+  const { API, num, state, phase, technique, moveState, moveStateIn, fixed, est, amount, utc, el, td, badge, empty,
+          collapse, SessionEnded, getJSON, query, every, stamp } = window.Advisor;
   const { state: cluster, showOnCluster } = window.AdvisorCluster;
   const PAGE = 20;
   const PLOT_PAGE = 500;
@@ -210,7 +210,7 @@
         ? (i === 0 ? el("td", span, el("input", { type: "radio", name: "on-cluster", value: rec.id,
             "aria-label": `show the cluster after ${rec.id}`, checked: cluster.selected === rec.id ? "" : null,
             on: { change: () => showOnCluster(rec.id) } })) : null)
-        : el("td", {}, badge(moveState(m.state)), m.attempts ? el("div", { class: "sub", text: `attempt ${m.attempts}` }) : null);
+        : el("td", {}, moveBadge(rec, m), m.attempts ? el("div", { class: "sub", text: `attempt ${m.attempts}` }) : null);
       rows.push(el("tr", { class: i === 0 ? "first" : "" }, ...(i === 0 ? head : []),
         td(`${m.vmId} ${m.sourceHostId} → ${m.targetHostId}`), td(technique((m.parameters || {}).technique)),
         td(est(c.totalTimeMs, 1000, "s"), "num"), td(est(c.downtimeMs, 1, "ms"), "num"),
@@ -218,6 +218,14 @@
       if (recs.open.has(key)) rows.push(detailRow(rec, m, i, columns));
     });
     return rows;
+  }
+
+  function moveBadge(rec, m) {
+    const shown = badge(moveStateIn(rec, m));
+    if (shown.textContent !== moveState(m.state)) {
+      shown.title = `never started: the recommendation was ${shown.textContent}`;
+    }
+    return shown;
   }
 
   function detailRow(rec, move, index, columns) {

@@ -21,6 +21,13 @@
   const phase = v => name(v, "MIGRATION_PHASE_");
   const technique = v => name(v, "TECHNIQUE_");
   const moveState = v => name(v, "MOVE_STATE_");
+  // Nothing more can happen to a recommendation in these (advisor.domain.recommendation.ENDED).
+  const ENDED = new Set(["rejected", "succeeded", "expired", "cancelled", "superseded"]);
+  // A move's state as it stands: one never started in a recommendation that has ended (waiting, as one rejected
+  // before dropping was stored, or dropped) shows the recommendation's end: rejected, superseded, expired...
+  const NOT_STARTED = new Set(["waiting", "dropped"]);
+  const moveStateIn = (rec, m) => NOT_STARTED.has(moveState(m.state)) && ENDED.has(state(rec.state))
+    ? state(rec.state) : moveState(m.state);
 
   function fixed(v, digits) { return Number(v).toFixed(digits); }
 
@@ -167,6 +174,6 @@
   if (!session.read()) endSession(null);
   document.addEventListener("click", openJSON);
 
-  window.Advisor = { API, num, state, phase, technique, moveState, fixed, est, amount, utc, el, td, badge, empty,
-                     collapse, SessionEnded, getJSON, query, every, stamp };
+  window.Advisor = { API, num, state, phase, technique, moveState, moveStateIn, fixed, est, amount, utc, el, td, badge,
+                     empty, collapse, SessionEnded, getJSON, query, every, stamp };
 })();

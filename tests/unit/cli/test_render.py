@@ -11,6 +11,7 @@ from advisor.cli.render import (
     history_table,
     hosts_table,
     model_label,
+    move_state_in,
     moves_table,
     parameters_text,
     progress_line,
@@ -45,6 +46,24 @@ def test_moves_are_numbered_from_1_and_a_dry_run_has_no_state() -> None:
     assert "proposed" not in out.splitlines()[0]
     assert "Move 1: v1" in out and "Move 2: v2" in out and "Move 0" not in out
     assert [line.split()[0] for line in moves_table(rec).splitlines()[2:]] == ["1", "2"]
+
+
+@pytest.mark.parametrize(("state", "move", "shown"), [
+    (pb.RECOMMENDATION_STATE_REJECTED, pb.MOVE_STATE_WAITING, "rejected"),  # stored before rejecting dropped
+    (pb.RECOMMENDATION_STATE_REJECTED, pb.MOVE_STATE_DROPPED, "rejected"),
+    (pb.RECOMMENDATION_STATE_SUPERSEDED, pb.MOVE_STATE_DROPPED, "superseded"),
+    (pb.RECOMMENDATION_STATE_EXPIRED, pb.MOVE_STATE_DROPPED, "expired"),
+    (pb.RECOMMENDATION_STATE_PROPOSED, pb.MOVE_STATE_WAITING, "waiting"),
+    (pb.RECOMMENDATION_STATE_FAILED, pb.MOVE_STATE_WAITING, "waiting")])  # it may still run
+def test_a_move_never_started_in_an_ended_recommendation_shows_its_end(state: int, move: int, shown: str) -> None:
+    model = pb.ModelInfo(name="m", version="1")
+    done, left = _move("v1", model), _move("v2", model)
+    done.state, left.state = pb.MOVE_STATE_SUCCEEDED, move
+    rec = pb.Recommendation(id="r", goal="drain:a", state=state, moves=[done, left])
+    assert move_state_in(rec, done) == "succeeded" and move_state_in(rec, left) == shown
+    out = render_recommendation(rec)
+    assert "Move 1: v1 a -> b, succeeded" in out and f"Move 2: v2 a -> b, {shown}" in out
+    assert [line.split()[8] for line in moves_table(rec).splitlines()[2:]] == ["succeeded", shown]  # state
 
 
 def test_a_decision_is_one_line() -> None:

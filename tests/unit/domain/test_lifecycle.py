@@ -52,7 +52,7 @@ W, R, OK, F, A = M.WAITING, M.RUNNING, M.SUCCEEDED, M.FAILED, M.ABORTED
 # (state, its moves, event, state after (and the moves after) or the words of the refusal)
 TABLE: list[tuple[RecommendationState, tuple[MoveState, ...], Event, object]] = [
     (S.PROPOSED, (W, W), Approve("fine"), S.APPROVED),
-    (S.PROPOSED, (W, W), Reject("change freeze"), S.REJECTED),
+    (S.PROPOSED, (W, W), Reject("change freeze"), (S.REJECTED, (M.DROPPED, M.DROPPED))),  # never to start
     (S.APPROVED, (W, W), Approve(), "only proposed ones can be approved or rejected"),
     (S.EXECUTING, (R, W), Reject("stop"), "only proposed ones can be approved or rejected"),
     (S.PROPOSED, (W, W), StartMove(0, "x"), "approve it first"),
