@@ -80,7 +80,7 @@ def cmd_hosts(args: argparse.Namespace) -> int:
     if args.json:  # every page in one ListHostsResponse
         emit(as_json(pb.ListHostsResponse(hosts=hosts)))
     else:
-        emit(hosts_table(hosts))
+        emit(hosts_table(hosts) if hosts else "no hosts known: push an inventory")
     return 0
 
 
@@ -90,7 +90,7 @@ def cmd_vms(args: argparse.Namespace) -> int:
     if args.json:  # every page in one ListVmsResponse
         emit(as_json(pb.ListVmsResponse(vms=vms)))
     else:
-        emit(vms_table(vms))
+        emit(vms_table(vms) if vms else "no VMs" + (f" on host {safe(args.host)}" if args.host else " known"))
     return 0
 
 

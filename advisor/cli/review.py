@@ -108,7 +108,12 @@ def cmd_recs(args: argparse.Namespace) -> int:
 def _list(client: AdvisorClient, args: argparse.Namespace) -> int:
     state = f"RECOMMENDATION_STATE_{(args.state or 'unspecified').upper()}"
     page = client.list_recommendations(pb.ListRecommendationsRequest(page_size=args.limit, state=state))
-    emit(as_json(page) if args.json else recommendations_table(page.recommendations))
+    if args.json:
+        emit(as_json(page))
+    elif not page.recommendations:  # one line saying so, not a header over nothing
+        emit("no recommendations" + (f" in state {args.state}" if args.state else ""))
+    else:
+        emit(recommendations_table(page.recommendations))
     return 0
 
 
@@ -221,7 +226,12 @@ def _cancel(client: AdvisorClient, args: argparse.Namespace) -> int:
 
 def _history(client: AdvisorClient, args: argparse.Namespace) -> int:
     ops = client.list_migrations(running_only=args.running, limit=args.limit)
-    emit(as_json(pb.ListMigrationsResponse(operations=ops)) if args.json else history_table(ops))
+    if args.json:
+        emit(as_json(pb.ListMigrationsResponse(operations=ops)))
+    elif not ops:
+        emit("no migration running" if args.running else "no migrations yet")
+    else:
+        emit(history_table(ops))
     return 0
 
 

@@ -49,6 +49,16 @@ def sre(make_app: Callable[..., App], client_for: Callable[..., AdvisorClient], 
 def test_review_execute_watch_and_history_from_the_command_line(
         sre: tuple[Callable[..., tuple[int, str, str]], AdvisorClient, FakeWorld]) -> None:
     cli, api, world = sre
+    # Nothing yet: one line saying so, not a header over nothing; --json the API's empty message.
+    assert cli("recs", "list", "--state", "executing") == (0, "no recommendations in state executing\n", "")
+    assert cli("recs", "list") == (0, "no recommendations\n", "")
+    assert cli("recs", "history") == (0, "no migrations yet\n", "")
+    assert cli("recs", "history", "--running") == (0, "no migration running\n", "")
+    assert cli("vms", "--host", "b") == (0, "no VMs on host b\n", "")
+    code, out, _ = cli("recs", "list", "--state", "executing", "--json")
+    assert code == 0 and json.loads(out) == {}
+    code, out, _ = cli("recs", "history", "--json")
+    assert code == 0 and json.loads(out) == {}
     code, out, _ = cli("plan", "drain", "a", "--json")
     assert code == 0
     plan_id = json.loads(out)["id"]
