@@ -14,6 +14,7 @@ from dataclasses import replace
 from advisor.domain.errors import FailedPrecondition
 from advisor.domain.model import Move
 from advisor.domain.recommendation import Recommendation, RecommendationState, Supersede
+from advisor.tables import count
 from advisor.usecases.ports import RecommendationStore
 from advisor.usecases.records import apply_event
 
@@ -60,7 +61,8 @@ def overlap_summary(moves: Sequence[Move], others: Mapping[str, Sequence[Recomme
     if not hit:
         return ""
     examples = "; ".join(f"{vm} by {', '.join(_named(r) for r in recs)}" for vm, recs in hit[:3])
-    return f" {len(hit)} VM(s) of this plan are also moved by other open recommendations, e.g. {examples}."
+    verb = "is" if len(hit) == 1 else "are"
+    return f" {count(len(hit), 'VM')} of this plan {verb} also moved by other open recommendations, e.g. {examples}."
 
 
 def supersede(store: RecommendationStore, new: Recommendation, earlier: Sequence[Recommendation],

@@ -17,6 +17,7 @@ from advisor.domain.recommendation import (
     Reject,
 )
 from advisor.metrics import AdvisorMetrics
+from advisor.tables import count
 from advisor.usecases.paging import decode_cursor, decode_offset, encode_token, page_size
 from advisor.usecases.ports import Clock, FreshnessCheck, RecommendationStore
 from advisor.usecases.records import apply_event, get_recommendation
@@ -53,7 +54,7 @@ class Review:
         """One page of every host assessed for a move, best first, and how many there are in all."""
         rec = get_recommendation(self._store, rec_id, "recommendation_id")
         if not 0 <= move_index < len(rec.moves):
-            raise InvalidArgument("move_index", f"recommendation {rec_id} has {len(rec.moves)} move(s) "
+            raise InvalidArgument("move_index", f"recommendation {rec_id} has {count(len(rec.moves), 'move')} "
                                                 f"(got index {move_index})")
         size = page_size(size, "page_size")
         kind = f"assessments:{rec_id}:{move_index}"

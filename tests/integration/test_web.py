@@ -377,7 +377,7 @@ def test_the_page_in_headless_chromium(loaded: Loaded, capsys: pytest.CaptureFix
         assert ident in dom
     assert loaded.app.predictor.model.version in dom and "proposed" in dom and "succeeded" in dom
     assert "+ 1 superseded" in dom and '<option value="superseded">' in dom  # folded under v1's group
-    assert "Downtime of the 8 succeeded move(s)" in dom and "p99" in dom
+    assert "Downtime of the 8 succeeded moves" in dom and "p99" in dom
     boxes = {}
     for name in PLOTS:
         figure = page.figures[name]

@@ -81,7 +81,8 @@ def test_the_console_leads_with_decisions_and_the_cluster_and_fits_1366(
     rows = browser.evaluate("[...document.querySelectorAll('#cluster-rows tr')].map(r => "
                             "[...r.cells].map((c, i) => i ? c.textContent : c.innerText))")
     assert [r[0].split()[0] for r in rows] == [h.host.id for h in loaded.api.list_hosts()] == ["a", "b", "c"]
-    assert loaded.plan in browser.evaluate("document.getElementById('cluster-after').textContent")
+    after = browser.evaluate("document.getElementById('cluster-after').textContent")
+    assert loaded.plan in after and after.startswith("3 hosts; ") and "(s)" not in after
     drained = next(h for h in doc["hosts"] if h["vmCountAfter"] == 0 and h["vmCount"] > 0)
     for row, host in zip(rows, doc["hosts"], strict=True):
         cpu, memory, vms, running = row[1], row[2], row[4], row[5]
@@ -97,7 +98,7 @@ def test_the_console_leads_with_decisions_and_the_cluster_and_fits_1366(
         assert _percent(host["memoryRatio"]) in memory
         assert vms.split()[0] == str(host["vmCount"]) and all(vm in vms for vm in host["vmIds"])
         if host["hostId"] == drained["hostId"]:
-            assert "→ 0%" in memory and f"{host['vmCount']} → 0 VM(s)" in vms
+            assert "→ 0%" in memory and f"{host['vmCount']} → 0 VMs" in vms
         moving = loaded.api.operation(loaded.running)
         if host["hostId"] in (moving.source_host_id, moving.target_host_id):
             assert moving.vm_id in running
@@ -226,7 +227,7 @@ def test_a_dry_run_drain_shows_each_host_after_it_with_disks_and_networks(
     assert set(moves) == {"v1", "v2"}
     rows = browser.evaluate(cells)
     h1, *targets = rows
-    assert "2 → 0 VM(s)" in h1[4] and "out 2:" in h1[4] and f"v1 → {moves['v1']}" in h1[4]
+    assert "2 → 0 VMs" in h1[4] and "out 2:" in h1[4] and f"v1 → {moves['v1']}" in h1[4]
     assert "→ 0%" in h1[2]  # memory: every VM gone
     for row in targets:
         host = row[0].split()[0]

@@ -4,7 +4,7 @@
 (function () {
   "use strict";
 
-  const { API, num, state, phase, technique, moveState, moveStateIn, fixed, est, amount, utc, el, td, badge, empty,
+  const { API, num, counted, state, phase, technique, moveState, moveStateIn, fixed, est, amount, utc, el, td, badge, empty,
           collapse, SessionEnded, getJSON, query, every, stamp } = window.Advisor;
   const { state: cluster, showOnCluster } = window.AdvisorCluster;
   const PAGE = 20;
@@ -133,7 +133,7 @@
         on: { click: () => { recs.unfolded.has(key) ? recs.unfolded.delete(key) : recs.unfolded.add(key); recsNow(); } },
       }) : null;
       out.push(el("tr", { class: "group" }, el("td", { colspan: String(columns) },
-        `${key}: ${members.length} recommendation(s) on this page`, toggle ? " " : null, toggle)));
+        `${key}: ${counted(members.length, "recommendation")} on this page`, toggle ? " " : null, toggle)));
     }
     return out.concat(shown.flatMap(rows));
   }
@@ -242,7 +242,7 @@
          el("button", { type: "button", text: "show on cluster", on: { click: () => showOnCluster(rec.id) } })),
       el("ul", { class: "why" }, (move.reasons || []).map(r => el("li", { text: r }))));
     const counts = (move.rejectionCounts || []).map(c => `${c.filter} ${num(c.hosts)}`).join(", ");
-    cell.append(el("div", { class: "sub", text: `${num(move.hostsAssessed)} host(s) assessed` +
+    cell.append(el("div", { class: "sub", text: `${counted(num(move.hostsAssessed), "host")} assessed` +
                                                 (counts ? `; rejected by ${counts}` : "") }));
     const found = recs.assessed.get(key);
     if (!found) {
@@ -257,7 +257,7 @@
         td(h.eligible ? fixed(num(h.score), 3) : "-", "num"), td(`${fixed(num(h.cpuAfterRatio) * 100, 0)}%`, "num"),
         td(`${fixed(num(h.memoryAfterRatio) * 100, 0)}%`, "num"), td((h.rejections || []).join("; ") || "-", "text")))));
     const more = a.next ? el("button", { type: "button", text: "more hosts", on: { click: () => fetchAssessments(rec.id, index, a.next) } }) : null;
-    cell.append(el("div", { class: "ruled-out" }, el("b", { text: `Why not elsewhere: ${a.list.length} of ${a.total} host(s)` }),
+    cell.append(el("div", { class: "ruled-out" }, el("b", { text: `Why not elsewhere: ${a.list.length} of ${counted(a.total, "host")}` }),
       link, a.error ? el("p", { class: "error", text: a.error }) : null, table, more));
     return el("tr", { class: "detail" }, cell);
   }
@@ -321,10 +321,10 @@
   function quantiles(ops, more) {
     const done = ops.filter(o => o.phase === "MIGRATION_PHASE_SUCCEEDED" && o.outcome)
       .map(o => num(o.outcome.downtimeMs)).sort((a, b) => a - b);
-    const scope = `${more ? "the last " : ""}${ops.length} operation(s)`;
+    const scope = `${more ? "the last " : ""}${counted(ops.length, "operation")}`;
     if (!done.length) return `No succeeded move among ${scope}: no downtime quantiles.`;
     const q = p => amount(done[Math.min(done.length - 1, Math.floor(p * done.length))], 1, "ms");
-    return `Downtime of the ${done.length} succeeded move(s) among ${scope}: p50 ${q(0.5)}, p90 ${q(0.9)}, ` +
+    return `Downtime of the ${counted(done.length, "succeeded move")} among ${scope}: p50 ${q(0.5)}, p90 ${q(0.9)}, ` +
       `p99 ${q(0.99)}, max ${amount(done[done.length - 1], 1, "ms")}.`;
   }
 
@@ -343,7 +343,7 @@
     const n = window.AdvisorPlots.draw(ops);
     history.drawn = seen;
     document.getElementById("plots-note").textContent =
-      `${n} succeeded migration(s) among the ${doc.nextPageToken ? "last " : ""}${ops.length} operation(s); ` +
+      `${counted(n, "succeeded migration")} among the ${doc.nextPageToken ? "last " : ""}${counted(ops.length, "operation")}; ` +
       "the dashed diagonal is actual = predicted, each bar the predicted p10-p90 interval (a point on its bar is " +
       "inside); times in UTC.";
   }

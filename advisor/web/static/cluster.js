@@ -5,7 +5,7 @@
 (function () {
   "use strict";
 
-  const { num, phase, technique, fixed, est, amount, utc, el, td, badge, empty, collapse, SessionEnded, getJSON,
+  const { num, counted, phase, technique, fixed, est, amount, utc, el, td, badge, empty, collapse, SessionEnded, getJSON,
           query, every } = window.Advisor;
   const hooks = { onChoice: () => {} };
   const redrawRecommendations = () => hooks.onChoice();
@@ -156,8 +156,8 @@
                                       row.after(vmRow(h.hostId));
                                       fetchVms(h.hostId);
                                     } } },
-      el("summary", {}, `${vms}`,
-         h.vmCountAfter !== undefined && num(h.vmCountAfter) !== vms ? ` → ${num(h.vmCountAfter)}` : "", " VM(s)"),
+      el("summary", {}, h.vmCountAfter !== undefined && num(h.vmCountAfter) !== vms
+        ? `${vms} → ${counted(num(h.vmCountAfter), "VM")}` : counted(vms, "VM")),
       el("div", { class: "sub" }, listed.join(", ") + (vms > listed.length ? ` and ${vms - listed.length} more` : "")));
     return el("td", { class: "text" }, details, plannedMoves(h));
   }
@@ -187,8 +187,9 @@
 
   function afterLine(doc) {
     const skipped = num(doc.movesSkipped) ? `, ${num(doc.movesSkipped)} skipped (made already, or no longer possible)` : "";
-    if (doc.recommendationId) return `"after": recommendation ${doc.recommendationId}, ${num(doc.movesApplied)} move(s) applied${skipped}`;
-    if (doc.drainHostId) return `"after": a dry-run drain of ${doc.drainHostId}, ${num(doc.movesApplied)} move(s)${skipped}, nothing stored`;
+    const moves = counted(num(doc.movesApplied), "move");
+    if (doc.recommendationId) return `"after": recommendation ${doc.recommendationId}, ${moves} applied${skipped}`;
+    if (doc.drainHostId) return `"after": a dry-run drain of ${doc.drainHostId}, ${moves}${skipped}, nothing stored`;
     return "choose a recommendation (its \"why\" panel or the list above) or a host's drain to see the load after";
   }
 
@@ -218,7 +219,7 @@
     if (path !== clusterPath()) return;
     const hosts = doc.hosts || [];
     const ops = new Map((doc.operations || []).map(o => [o.operationId, o]));
-    document.getElementById("cluster-after").textContent = `${hosts.length} host(s); ${afterLine(doc)}`;
+    document.getElementById("cluster-after").textContent = `${counted(hosts.length, "host")}; ${afterLine(doc)}`;
     document.getElementById("cluster-clear").hidden = !doc.recommendationId && !doc.drainHostId;
     const tbody = document.getElementById("cluster-rows");
     if (!hosts.length) empty(tbody, 7, "no host known yet: push an inventory");

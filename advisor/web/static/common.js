@@ -29,6 +29,9 @@
   const moveStateIn = (rec, m) => NOT_STARTED.has(moveState(m.state)) && ENDED.has(state(rec.state))
     ? state(rec.state) : moveState(m.state);
 
+  // "1 host", "3 hosts", "0 hosts": the exact number and its exact noun, never a plural in parentheses.
+  function counted(n, noun) { return `${n} ${noun}${n === 1 ? "" : "s"}`; }
+
   function fixed(v, digits) { return Number(v).toFixed(digits); }
 
   function digitsFor(v) { return Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 1 ? 1 : 2; }
@@ -174,6 +177,6 @@
   if (!session.read()) endSession(null);
   document.addEventListener("click", openJSON);
 
-  window.Advisor = { API, num, state, phase, technique, moveState, moveStateIn, fixed, est, amount, utc, el, td, badge,
+  window.Advisor = { API, num, counted, state, phase, technique, moveState, moveStateIn, fixed, est, amount, utc, el, td, badge,
                      empty, collapse, SessionEnded, getJSON, query, every, stamp };
 })();

@@ -104,7 +104,7 @@
     const kept = pairs.filter(([p, a]) => p > 0 && a > 0).sort((a, b) => a[0] - b[0]);
     const left = pairs.length - kept.length;
     if (!kept.length) {
-      placeholder(figure, pairs.length ? `${pairs.length} migration(s), none with both values above 0 (log axes)`
+      placeholder(figure, pairs.length ? `${window.Advisor.counted(pairs.length, "migration")}, none with both values above 0 (log axes)`
         : "no succeeded migration yet", 0);
       return;
     }
@@ -127,7 +127,7 @@
     };
     figure.querySelector(".canvas").replaceChildren();
     new uPlot(opts, [xs, ys], figure.querySelector(".canvas"));
-    figure.title = left ? `${left} point(s) at 0 left out (log axes)` : "";
+    figure.title = left ? `${window.Advisor.counted(left, "point")} at 0 left out (log axes)` : "";
   }
 
   // Error of each quantity against the migration's end time.

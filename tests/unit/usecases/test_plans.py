@@ -103,7 +103,7 @@ def test_a_plan_names_the_open_recommendations_that_already_move_its_vms(w: Worl
     flagged = next(m for m in plan.moves if m.vm_id == "v1")
     assert flagged.reasons[-1] == f"v1 is also moved by proposed recommendation {single.id} (target:v1)"
     assert all("also moved" not in r for m in plan.moves if m.vm_id != "v1" for r in m.reasons)
-    assert f"1 VM(s) of this plan are also moved by other open recommendations, e.g. v1 by proposed " \
+    assert f"1 VM of this plan is also moved by other open recommendations, e.g. v1 by proposed " \
            f"recommendation {single.id}" in plan.summary
     again = w.advice.recommend_target("v1", Objective())  # supersedes the single one, names the plan
     assert w.review.get(single.id).state is RecommendationState.SUPERSEDED

@@ -157,7 +157,7 @@ def test_every_host_assessed_for_a_move_is_paged_best_first(w: World) -> None:
     found = page + rest
     assert found[0].host_id == rec.moves[0].target_host_id and found[0].eligible
     assert [(a.host_id, a.rejections) for a in found if not a.eligible] == [("a", ("current host",))]
-    with pytest.raises(InvalidArgument, match="move_index: recommendation r1 has 1 move"):
+    with pytest.raises(InvalidArgument, match=r"move_index: recommendation r1 has 1 move \(got index 1\)"):
         w.review.assessments(rec.id, 1)
     moves, more = w.review.moves(rec)
     assert moves == [(0, rec.moves[0])] and more == ""

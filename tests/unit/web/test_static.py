@@ -30,3 +30,11 @@ def test_no_inline_script_or_style_and_only_the_page_files_are_served() -> None:
         assert "document.cookie" not in text and "localStorage" not in text  # the secret stays in this tab
     assert set(load_static()) == {"index.html", "login.html", "session.js", "login.js", "common.js", "cluster.js",
                                   "app.js", "plots.js", "style.css", "uPlot.iife.min.js", "uPlot.min.css"}
+
+
+def test_counts_are_worded_exactly_never_as_noun_s() -> None:
+    """'1 host', '3 hosts' through common.js's counted(), never '3 host(s)'."""
+    for name in ("index.html", "login.html", "session.js", "common.js", "cluster.js", "app.js", "plots.js",
+                 "login.js"):
+        text = (STATIC_DIR / name).read_text()
+        assert not re.search(r"\w\(s\)", text), name
