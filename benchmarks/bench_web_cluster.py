@@ -69,8 +69,10 @@ def main() -> None:
         operations = [MigrationRecord(f"op{k}", "bench", cluster.vm_ids[k], cluster.host_ids[k % n_hosts],
                                       cluster.host_ids[(k + 1) % n_hosts], PARAMETERS, COST, float(k),
                                       Phase.SUCCEEDED, finished_at_s=float(k) + 1) for k in range(50)]
+        sampled = dict(zip(cluster.host_ids, cluster.cpu_ratio().tolist(), strict=True))  # each host's CPU sample
         view = ClusterView(lambda cluster=cluster: cluster, lambda _, rec=rec: rec,
-                           lambda running, n, ops=operations: [] if running else ops[:n])
+                           lambda running, n, ops=operations: [] if running else ops[:n],
+                           lambda ids, sampled=sampled: {h: sampled[h] for h in ids})
         now = timed(view.loads, args.repeat)
         after = timed(lambda view=view: view.loads("bench"), args.repeat)
         sources: Any = SimpleNamespace(usecases=SimpleNamespace(cluster=view))
