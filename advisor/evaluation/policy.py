@@ -68,6 +68,7 @@ class AdvisorParams:
     pin_fading: int = 0  # leave alone VMs with an idle sample among the last this many (0: off)
     check_ram: bool = False
     max_downtime_ms: float = 300.0
+    horizon_s: float = 0.0  # > 0: relief ranked by the SLA time it saves over this horizon (overload.py)
     costs: str = "learned"  # "learned" (the project's cost model) or "analytic"
 
 
@@ -122,7 +123,8 @@ class AdvisorPolicy:
         if p.relief_headroom > 0:
             relief_settings = replace(settings, filters=replace(settings.filters, max_cpu_after=p.relief_headroom))
         relief = balance(arrays, self.costs, settings=relief_settings, history=history, now_s=now, hot=p.hot,
-                         tolerance=0.0, weights=Weights(load=p.relief_load, energy=p.relief_energy))
+                         tolerance=0.0, weights=Weights(load=p.relief_load, energy=p.relief_energy),
+                         horizon_s=p.horizon_s)
         self.ledger.relief(snapshot, arrays.loads.host_cpu / arrays.host_cores, relief)
         moved = [(m.vm_id, m.source_id, m.target_id, m.cost.total_time_ms.median / 1000) for m in relief.moves]
         left = settings.churn.cap(arrays.n_vms) - len(relief.moves)
