@@ -125,7 +125,7 @@ class AdvisorPolicy:
         relief = balance(arrays, self.costs, settings=relief_settings, history=history, now_s=now, hot=p.hot,
                          tolerance=0.0, weights=Weights(load=p.relief_load, energy=p.relief_energy),
                          horizon_s=p.horizon_s)
-        self.ledger.relief(snapshot, arrays.loads.host_cpu / arrays.host_cores, relief)
+        self.ledger.relief(snapshot, arrays, relief)
         moved = [(m.vm_id, m.source_id, m.target_id, m.cost.total_time_ms.median / 1000) for m in relief.moves]
         left = settings.churn.cap(arrays.n_vms) - len(relief.moves)
         plans = [relief]

@@ -149,9 +149,10 @@ def figures_table(results: Sequence[Result]) -> str:
 
 PREDICTED = """## What the plans predicted, beside what the simulator measured
 
-Per day, over the advisor's relief plans (advisor/evaluation/ledger.py): a relieved host forecast above capacity
-over the next 5-minute interval is forecast SLA-violating for that interval, so a plan predicts it saves 300 s of
-SLA time (SLATAH's numerator) per relieved host it brings to at most capacity. Beside it, the SLA seconds the
+Per day, over the advisor's relief plans (advisor/evaluation/ledger.py): on each host a plan relieves, the SLA
+time (SLATAH's numerator) expected over the next 5-minute interval without the plan's moves and with them, 300 s
+times the probability that the host's CPU exceeds capacity (its load as normal around the forecast, with its VMs'
+variance, as relief ranks its moves: advisor/planning/engine/overload.py). Beside it, the SLA seconds the
 simulator measured on the same hosts in the interval before the plan and in the one after it: their change is
 not the plan's saving (the load moves too; only a run without the moves could say what they saved), but a plan
 whose hosts stay violating after it did not save what it predicted. Migration cost: the plans' predicted median
