@@ -3,10 +3,10 @@
 Relief (the balance plan) predicts, per host it relieves, the SLA seconds it expects over the next interval
 before and after its moves: the interval times the probability that the host's CPU exceeds its capacity, its load
 taken as normal around the forecast with its VMs' variance (advisor.planning.engine.overload, as relief ranks its
-moves). Their difference is what the plan predicts it saves on those hosts over that interval. The simulator measures each
-host's SLA time (`Snapshot.host_violation_s`); the ledger reads, on the same hosts, the seconds measured in the
-interval before the plan and in the interval after it (until the next update), and settles a plan only once its
-after-interval is measured, so both sides cover the same plans. The measured change (before - after) is not the
+moves). Their difference is what the plan predicts it saves on those hosts over that interval. The simulator
+measures each host's SLA time (`Snapshot.host_violation_s`); the ledger reads, on the same hosts, the seconds
+measured in the interval before the plan and in the interval after it (until the next update), and settles a plan
+only once its after-interval is measured, so both sides cover the same plans. The measured change (before - after) is not the
 plan's saving (that would need a counterfactual run): the load moves too, which is what the forecast is about.
 
 Migration cost: the plans' predicted median migration times (learned model, each move at the share of the links
