@@ -6,8 +6,9 @@ taken as normal around the forecast with its VMs' variance (advisor.planning.eng
 moves). Their difference is what the plan predicts it saves on those hosts over that interval. The simulator
 measures each host's SLA time (`Snapshot.host_violation_s`); the ledger reads, on the same hosts, the seconds
 measured in the interval before the plan and in the interval after it (until the next update), and settles a plan
-only once its after-interval is measured, so both sides cover the same plans. The measured change (before - after) is not the
-plan's saving (that would need a counterfactual run): the load moves too, which is what the forecast is about.
+only once its after-interval is measured, so both sides cover the same plans. The measured change (before -
+after) is not the plan's saving (that would need a counterfactual run): the load moves too, which is what the
+forecast is about.
 
 Migration cost: the plans' predicted median migration times (learned model, each move at the share of the links
 the plan's schedule starts it with), summed over the moves started, beside the simulator's migration seconds.
