@@ -5,8 +5,9 @@ first: the same creation-time placement as MFPED), so every policy starts from t
 update it maps the snapshot onto the engine's arrays (bridge.py: forecast demand, slow-PE rules) and runs:
 
 1. `balance` with hotspot relief only (no even-load phase): hosts whose forecast load exceeds `hot` shed the VMs
-   with the most relief per second of predicted migration, onto running hosts with room (packing weights, so an
-   idle host is woken only when no running one fits);
+   that save the most SLA time over `horizon_s` per second of predicted migration, and only as many as save more
+   than their migrations cost (advisor/planning/engine/overload.py), onto running hosts with room (packing
+   weights, so an idle host is woken only when no running one fits);
 2. `consolidate` on the cluster as relief leaves it: underloaded hosts are emptied whole, best power saved per
    migration second first, when every VM fits under the `headroom` elsewhere.
 Both are cost-aware (the learned cost model by default) and share the anti-churn rules: a cooldown per VM that
@@ -47,8 +48,8 @@ PACK = Weights(load=-1.0, energy=1.0)
 
 @dataclass(frozen=True)
 class AdvisorParams:
-    """The policy's knobs: tuned on 20110303, 20110309 and 20110403, checked on the other four shared PlanetLab
-    days (docs/simulation-advisor.md says how, and what each alternative cost)."""
+    """The policy's knobs, one set for PlanetLab and Bitbrains (docs/simulation-advisor.md says how they were
+    chosen, what each alternative cost, and how they fare on held-out days)."""
 
     headroom: float = 0.9  # forecast CPU load a target may reach
     hot: float = 1.0  # forecast CPU load above which a host is relieved (CloudSim's SLA counts any excess over 1)
