@@ -51,7 +51,7 @@ class AdvisorParams:
     """The policy's knobs, one set for PlanetLab and Bitbrains (docs/simulation-advisor.md says how they were
     chosen, what each alternative cost, and how they fare on held-out days)."""
 
-    headroom: float = 0.9  # forecast CPU load a target may reach
+    headroom: float = 0.95  # forecast CPU load a target may reach
     hot: float = 1.0  # forecast CPU load above which a host is relieved (CloudSim's SLA counts any excess over 1)
     relief_headroom: float = 0.0  # forecast CPU load a relief target may reach (0: `headroom`)
     underload: float = 0.75  # hosts below this forecast load are candidates to empty
