@@ -6,7 +6,8 @@ Mapping (PlanetLab semantics, as CloudSim fixes them):
   violation), so the vCPU allocation filter is off; the CPU headroom filter works on forecast demand.
 - Demand: a VM's forecast utilisation over the next interval, from its history: the larger of now and the mean of
   the last `window` samples, plus `spread` standard deviations of the last `std_window` samples, at most 1. A
-  host's load is the sum of its VMs' forecasts (its measured use is never below what its VMs ask now).
+  host's load is the sum of its VMs' forecasts (its measured use is never below what its VMs ask now). That
+  standard deviation, in cores, is also each VM's `vm_cpu_spread`, from which relief foresees overload.
 - Memory: CloudSim ignores RAM after t = 0 (every baseline overcommits it), so the memory filter is off unless
   `check_ram` (then a host takes at most its 4,096 MB).
 - Slow PEs: a 1-PE VM asking more MIPS than a host's PE has is capped there (an SLA violation), so VMs of more
@@ -40,15 +41,16 @@ class Forecast:
     std_window: int = 6
 
 
-def forecast_utilization(snapshot: Snapshot, vms: IntArray, f: Forecast) -> FloatArray:
-    """Per VM, the utilisation to plan for (see the module docstring)."""
+def forecast_utilization(snapshot: Snapshot, vms: IntArray, f: Forecast) -> tuple[FloatArray, FloatArray]:
+    """Per VM, the utilisation to plan for and its standard deviation over the last `std_window` samples (see
+    the module docstring): both from the samples seen so far, never ahead."""
     now = np.asarray(snapshot.vm_utilization)[vms]
     have = max(1, min(snapshot.history_len, snapshot.vm_history.shape[1]))
     history = np.asarray(snapshot.vm_history)[vms]
     recent = history[:, : min(f.window, have)]
     spread = history[:, : min(f.std_window, have)].std(axis=1) if have > 1 else np.zeros(vms.shape[0])
     planned: FloatArray = np.clip(np.maximum(now, recent.mean(axis=1)) + f.spread * spread, 0.0, 1.0)
-    return planned
+    return planned, spread
 
 
 def _slow_pe_rules(snapshot: Snapshot, vms: IntArray, planned: FloatArray) -> HostRules:
@@ -99,7 +101,7 @@ def to_arrays(snapshot: Snapshot, forecast: Forecast = Forecast(), *,
     for f in snapshot.in_flight:
         where[f.vm] = f.target
     vms = np.flatnonzero(where >= 0).astype(np.int64)
-    planned = forecast_utilization(snapshot, vms, forecast)
+    planned, spread = forecast_utilization(snapshot, vms, forecast)
     total = np.asarray(snapshot.vm_total_mips)[vms]
     tables = np.asarray(dc.power_tables)
     bandwidth = np.asarray(dc.bw_mbit_s, dtype=np.float64) / 2 * 1e6 / 8 / MIB
@@ -111,7 +113,7 @@ def to_arrays(snapshot: Snapshot, forecast: Forecast = Forecast(), *,
         vm_ids=[f"v{v}" for v in vms.tolist()], vm_host=where[vms], vm_vcpus=total / MIPS_PER_CORE,
         vm_memory_mib=np.asarray(snapshot.vm_ram_mb, dtype=np.float64)[vms],
         vm_memory_used_mib=np.asarray(snapshot.vm_ram_mb, dtype=np.float64)[vms] * MB / MIB,
-        vm_cpu=planned * total / MIPS_PER_CORE,
+        vm_cpu=planned * total / MIPS_PER_CORE, vm_cpu_spread=spread * total / MIPS_PER_CORE,
         vm_dirty_rate_mib_s=np.asarray(snapshot.vm_utilization)[vms] * dirty_mib_s_at_full_cpu,
         vm_movable=~np.asarray(snapshot.vm_migrating)[vms] & ~fading(snapshot, vms, pin_fading),
         host_rules=_slow_pe_rules(snapshot, vms, planned),

@@ -4,7 +4,9 @@ Each advisor result may carry `params`: the `AdvisorParams` fields it overrides 
 day of a trace, the setting chosen is the one that does best on the trace's OTHER days (the most days meeting all
 four aims, then the smallest worst excess over an aim, then the smallest median ESV ratio); that setting's figures
 on the held-out day, which took no part in choosing it, are what the section reports. A setting is a candidate
-only where it was run on every day of the trace. Pure: no simulation runs here.
+only where it was run on every day of the trace. The same is done with the traces pooled (`pooled`): each day of
+either trace held out in turn, one setting chosen on every other day of both, as the settings must serve every
+trace. Pure: no simulation runs here.
 """
 
 from __future__ import annotations
@@ -63,25 +65,57 @@ def held_out(days_by_setting: Mapping[Setting, Sequence[Day]]) -> list[tuple[Set
     return out
 
 
+def pooled(results: Sequence[Result]) -> dict[Setting, list[Day]]:
+    """Per setting run on every day of every trace, all those days (trace after trace): one setting for both."""
+    table = by_setting(results)
+    if len(table) < 2:
+        return {}
+    common = set.intersection(*(set(settings) for settings in table.values()))
+    return {s: [d for settings in table.values() for d in settings[s]] for s in sorted(common)}
+
+
+def _held_out_table(chosen: Sequence[tuple[Setting, Day]], label: bool) -> list[str]:
+    rows = ["| held-out day | setting chosen on the other days | " + " | ".join(
+        ("energy", "migrations", "SLATAH", "PDM", "ESV")) + " | all aims met |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for s, d in chosen:
+        rows.append(f"| {d.trace + ' ' if label else ''}{d.day} | {describe(s)} | "
+                    + " | ".join(fmt(d.ratio(m)) for m in RATIOS) + f" | {d.verdict()} |")
+    return rows
+
+
+def _met(days: Sequence[Day]) -> str:
+    met = sum(1 for d in days if not d.misses())
+    return (f"all four aims met on {met} of {len(days)} days, median ESV ratio "
+            f"{fmt(statistics.median(d.ratio('esv') for d in days))}")
+
+
 def section(results: Sequence[Result]) -> str:
-    """The document's cross-validation section ('' unless some trace has more than one setting on every day)."""
+    """The document's cross-validation sections: one setting for every trace (each day held out in turn, the
+    setting chosen on every other day of both traces), then per trace ('' where fewer than two settings ran)."""
     parts = []
+    both = pooled(results)
+    if len(both) >= 2:
+        chosen = held_out(both)
+        per_trace = "; ".join(f"{trace}: {_met([d for _, d in chosen if d.trace == trace])}"
+                              for trace in dict.fromkeys(d.trace for _, d in chosen))
+        tried = "; ".join(f"{describe(s)}: all aims on {sum(1 for d in ds if not d.misses())} of {len(ds)} days"
+                          for s, ds in both.items())
+        parts.append(f"### One setting for both traces\n\nSettings tried on every day of both traces ({tried}). "
+                     "Each day is held out in turn and the setting is chosen on all the other days of both traces."
+                     "\n\n" + "\n".join(_held_out_table(chosen, label=True))
+                     + f"\n\nHeld out: {per_trace}; worst held-out day: {worst([d for _, d in chosen])}")
     for trace, settings in by_setting(results).items():
         if len(settings) < 2:
             continue
-        rows = ["| held-out day | setting chosen on the other days | " + " | ".join(
-            ("energy", "migrations", "SLATAH", "PDM", "ESV")) + " | all aims met |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
         chosen = held_out(settings)
-        for s, d in chosen:
-            rows.append(f"| {d.day} | {describe(s)} | " + " | ".join(fmt(d.ratio(m)) for m in RATIOS)
-                        + f" | {d.verdict()} |")
+        rows = _held_out_table(chosen, label=False)
         days = [d for _, d in chosen]
         met = sum(1 for d in days if not d.misses())
         median = statistics.median(d.ratio("esv") for d in days)
         tried = "; ".join(f"{describe(s)}: all aims on {sum(1 for d in ds if not d.misses())} of {len(ds)} days"
                           for s, ds in settings.items())
-        parts.append(f"### {trace}\n\nSettings tried on every day ({tried}).\n\n" + "\n".join(rows)
+        parts.append(f"### {trace} alone\n\nSettings tried on every day ({tried}).\n\n" + "\n".join(rows)
                      + f"\n\nHeld out, all four aims met on {met} of {len(days)} days, median ESV ratio "
                      f"{fmt(median)}; worst held-out day: {worst(days)}")
     return "\n\n".join(parts)

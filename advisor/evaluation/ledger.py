@@ -1,13 +1,14 @@
 """What the `advisor` policy's plans predicted, kept beside what the simulator then measured on the same hosts.
 
-Relief (the balance plan) predicts, per host it relieves, the forecast load before and after its moves: a host
-forecast above capacity (load > 1) over the next interval is an SLA-violating host for that interval, as SLATAH
-counts it. So a plan predicts it saves `interval` seconds of SLA time per relieved host it brings from above
-capacity to at most capacity, and keeps `interval` per relieved host it leaves above. The simulator measures each
-host's SLA time (`Snapshot.host_violation_s`); the ledger reads, on the same hosts, the seconds measured in the
-interval before the plan and in the interval after it (until the next update), and settles a plan only once its
-after-interval is measured, so both sides cover the same plans. The measured change (before - after) is not the
-plan's saving (that would need a counterfactual run): the load moves too, which is what the forecast is about.
+Relief (the balance plan) predicts, per host it relieves, the SLA seconds it expects over the next interval
+before and after its moves: the interval times the probability that the host's CPU exceeds its capacity, its load
+taken as normal around the forecast with its VMs' variance (advisor.planning.engine.overload, as relief ranks its
+moves). Their difference is what the plan predicts it saves on those hosts over that interval. The simulator
+measures each host's SLA time (`Snapshot.host_violation_s`); the ledger reads, on the same hosts, the seconds
+measured in the interval before the plan and in the interval after it (until the next update), and settles a plan
+only once its after-interval is measured, so both sides cover the same plans. The measured change (before -
+after) is not the plan's saving (that would need a counterfactual run): the load moves too, which is what the
+forecast is about.
 
 Migration cost: the plans' predicted median migration times (learned model, each move at the share of the links
 the plan's schedule starts it with), summed over the moves started, beside the simulator's migration seconds.
@@ -19,7 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from advisor.planning.engine.overload import OVERLOAD, overload_probability, vm_variance
 from advisor.planning.engine.results import Plan
+from advisor.planning.engine.snapshot import ClusterArrays, host_sums
 from advisor.simulation import Snapshot
 from advisor.simulation.arrays import FloatArray, IntArray
 
@@ -62,16 +65,16 @@ class Ledger:
         self._pending = None
         self._previous, self._last = self._last, now
 
-    def relief(self, snapshot: Snapshot, load_before: FloatArray, plan: Plan) -> None:
-        """Record what a relief plan predicts for the hosts it relieves (`load_before`: forecast load per host)."""
+    def relief(self, snapshot: Snapshot, before: ClusterArrays, plan: Plan) -> None:
+        """Record what a relief plan predicts for the hosts it relieves (`before`: the cluster it planned on)."""
         hosts = np.unique(np.array([m.source for m in plan.moves], dtype=np.int64))
         now = self._last
         if hosts.size == 0 or now is None or now.shape[0] == 0:
             return
-        after = plan.after.loads.host_cpu[hosts] / plan.after.host_cores[hosts]
         earlier = self._previous[hosts] if self._previous is not None else np.zeros(hosts.size)
-        over_before = np.where(load_before[hosts] > 1.0, snapshot.interval_s, 0.0)
-        over_after = np.where(after > 1.0, snapshot.interval_s, 0.0)
+        over_before, over_after = (snapshot.interval_s * overload_probability(
+            c.loads.host_cpu[hosts], host_sums(c.n_hosts, c.loads.vm_host, vm_variance(c))[hosts],
+            c.host_cores[hosts], OVERLOAD) for c in (before, plan.after))
         self._pending = _Pending(hosts, now[hosts].copy(), float((now[hosts] - earlier).sum()), over_before, over_after)
 
     def moves(self, plan: Plan) -> None:

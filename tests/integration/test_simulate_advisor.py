@@ -36,7 +36,7 @@ def test_a_short_run_writes_a_table_per_trace_and_day_with_the_ratios_of_its_res
     results = [json.loads(line) for line in raw.read_text().splitlines()]
     assert sorted((r["trace"], r["day"], r["policy"], r["params"].get("hot", 0)) for r in results) == sorted(
         (trace, day, policy, hot) for trace, days in DAYS.items() for day in days
-        for policy, hot in (("advisor", 0), ("advisor", 1.0), ("mfped", 0)))
+        for policy, hot in (("advisor", 0), ("advisor", 1.1), ("mfped", 0)))
     assert "The 9 simulations took" in text and "first 1 h: a short version" in text
     by = {(r["trace"], r["day"], r["policy"]): r for r in results if not r["params"]}
     for trace, days in DAYS.items():
@@ -58,7 +58,7 @@ def test_a_short_run_writes_a_table_per_trace_and_day_with_the_ratios_of_its_res
     assert worst and any(day in worst.group(1) for days in DAYS.values() for day in days)
     walls = text.split("## Wall time of a simulated day")[1].split("\n## ")[0]
     rows = [line for line in walls.splitlines() if line.startswith(("| PlanetLab", "| Bitbrains"))]
-    assert len(rows) == 6  # hot 1.0 apart
+    assert len(rows) == 6  # hot 1.1 apart
     predicted = text.split("## What the plans predicted, beside what the simulator measured")[1].split("\n## ")[0]
     for trace, days in DAYS.items():
         table = predicted.split(f"### {trace}")[1].split("###")[0]

@@ -19,6 +19,7 @@ import numpy as np
 
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
+from advisor.planning.engine.overload import OVERLOAD, overload_probability, saved_seconds, target_seconds, vm_variance
 from advisor.planning.engine.planner import Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan
 from advisor.planning.engine.snapshot import ClusterArrays, FloatArray, IntArray
@@ -65,6 +66,56 @@ def _relieve(p: Planner, host: int, hot: float, weights: Weights) -> None:
             break
         else:
             return
+
+
+def _relieve_foreseen(p: Planner, host: int, hot: float, weights: Weights, horizon_s: float) -> None:
+    """Relief ranked by SLA time (overload.py): VMs are taken, most SLA seconds saved per second of migration
+    first (ties: most load off per second), while the host is above `hot`; then only the first k moves are kept,
+    k the one with the most SLA time saved net of what the migrations cost (0: the host is left as it is)."""
+    c, loads = p.cluster, p.work.loads
+    variance = vm_variance(c)
+    cores = float(c.host_cores[host])
+    start = len(p.records)
+    net, best, best_k, left = 0.0, 0.0, 0, float(overload_probability(loads.host_cpu[host], variance[
+        p.work.vms_on(host)].sum(), cores, OVERLOAD)[0])
+    while not p.full and loads.host_cpu[host] / cores > hot:
+        on = p.work.vms_on(host)
+        vms = on[movable(p, on)]
+        if vms.size == 0:
+            break
+        seconds = p.seconds(vms)
+        saved = saved_seconds(c, float(loads.host_cpu[host]), float(variance[on].sum()), host, vms, seconds,
+                              OVERLOAD, horizon_s)
+        relief = np.minimum(c.vm_cpu[vms], loads.host_cpu[host] - hot * cores) / cores
+        floor = np.maximum(seconds, COST_FLOOR_S)
+        load = loads.host_cpu[host] / cores
+        for k in np.lexsort((-relief / floor, -saved / floor)).tolist():
+            vm = int(vms[k])
+            choice = p.choose(vm, weights, pool="spread", mean_cpu=_mean(p))
+            if choice is None:
+                p.refuse(vm, "no target", p.last_failure)
+                continue
+            broken = p.check(vm, choice.host)
+            if broken:
+                p.refuse(vm, "limit", broken, choice.host)
+                continue
+            t = choice.host
+            added = target_seconds(c, float(loads.host_cpu[t]), float(variance[p.work.vms_on(t)].sum()), t, vm,
+                                   OVERLOAD, horizon_s)
+            why = (f"{c.host_ids[host]} is hot ({load:.0%} CPU > {hot:.0%}, {left:.0%} likely over capacity in the "
+                   f"next {horizon_s:.0f} s); moving {c.vm_ids[vm]} saves {saved[k]:.0f} s of SLA time there "
+                   f"({added:.0f} s added on {c.host_ids[t]}) for {seconds[k]:.1f} s of migration: the most SLA time "
+                   f"saved per second of the {vms.size} movable VMs")
+            p.apply(vm, choice, why, float(saved[k] - added - seconds[k]), weights)
+            net += float(saved[k]) - added - float(seconds[k])
+            left = float(overload_probability(loads.host_cpu[host], variance[p.work.vms_on(host)].sum(), cores,
+                                              OVERLOAD)[0])
+            if net > best:
+                best, best_k = net, len(p.records) - start
+            break
+        else:
+            break
+    p.undo(len(p.records) - start - best_k)
 
 
 def _mean(p: Planner) -> float:
@@ -150,9 +201,10 @@ def balance(
     weights: Weights = BALANCE_WEIGHTS,
     max_moves: int = 0,
     pricing: MoveCosts | None = None,
+    horizon_s: float = 0.0,
 ) -> Plan:
     """Hotspot relief, then even load; see the module docstring. `hot` 0 means the filters' max_cpu_after, no
-    `tolerance` the settings' `rebalance_tolerance`."""
+    `tolerance` the settings' `rebalance_tolerance`; `horizon_s` > 0 ranks relief by SLA time (overload.py)."""
     hot = hot or settings.filters.max_cpu_after
     tolerance = settings.rebalance_tolerance if tolerance is None else tolerance
     p = Planner(cluster, costs, settings, history, now_s, max_moves, pricing=pricing)
@@ -162,7 +214,10 @@ def balance(
     for host in hot_hosts[np.argsort(-ratio[hot_hosts], kind="stable")].tolist():
         if p.full:
             break
-        _relieve(p, int(host), hot, weights)
+        if horizon_s > 0:
+            _relieve_foreseen(p, int(host), hot, weights, horizon_s)
+        else:
+            _relieve(p, int(host), hot, weights)
     if tolerance > 0:
         _even(p, tolerance, weights)
     ratio = p.work.cpu_ratio()
@@ -171,5 +226,5 @@ def balance(
     spread = float(ratio[running].max() - ratio[running].min()) if running.size else 0.0
     summary = (f"Balance: {hot_hosts.size} hot host(s) above {hot:.0%} before, {still_hot} after; CPU load spread "
                f"after {spread:.0%} (cap {p.cap} moves).")
-    params = {"hot": hot, "tolerance": tolerance, "weights": weights, "max_moves": p.cap}
+    params = {"hot": hot, "tolerance": tolerance, "weights": weights, "max_moves": p.cap, "horizon_s": horizon_s}
     return p.finish("balance", params, summary, "load relieved (fraction of the source) or spread gained")

@@ -204,6 +204,9 @@ class ClusterArrays:
     cpu_models: tuple[str, ...] = ()
     clusters: tuple[str, ...] = ("",)
     networks: Networks = field(default_factory=lambda: Networks.none(0))  # none used: no VM row needed
+    # how far each VM's CPU (cores) may stray from vm_cpu over the next interval (one standard deviation of its
+    # recent use); None: not measured (balance then assumes the floor of overload.py)
+    vm_cpu_spread: FloatArray | None = None
     _index: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -285,6 +288,7 @@ class ClusterArrays:
         cpu_models: Sequence[str] = (),
         clusters: Sequence[str] = ("",),
         networks: Networks | None = None,
+        vm_cpu_spread: FloatArray | None = None,
     ) -> ClusterArrays:
         """From arrays (e.g. a simulator's); omitted arrays take neutral defaults. Loads are summed here."""
         nh, nv = len(host_ids), len(vm_ids)
@@ -330,6 +334,7 @@ class ClusterArrays:
             groups=groups or Groups.none(nv),
             host_rules=host_rules or HostRules.none(nv), loads=loads.frozen(), cpu_models=tuple(cpu_models),
             clusters=tuple(clusters), networks=networks or Networks.none(nv),
+            vm_cpu_spread=None if vm_cpu_spread is None else f(vm_cpu_spread, nv, 0.0),
         )
 
 

@@ -114,6 +114,9 @@ register_strategy(StrategyInfo(
         "tolerance": "even the load until the busiest host is within this of the mean (default: the settings' "
         "rebalance_tolerance, 0.10; 0: off)",
         "weights": f"Weights of the target score (default {BALANCE_WEIGHTS})",
+        "horizon_s": "> 0: relief takes only moves whose SLA time saved over this horizon (the host's foreseen "
+        "time over capacity) exceeds the migration's own seconds, most saved per second first (default 0: relief "
+        "per second of migration)",
     },
     balance,
 ))

@@ -53,7 +53,7 @@ def test_a_fast_vm_asking_little_only_prefers_fast_pes() -> None:
 ])
 def test_forecast_utilization(rows: list[list[float]], forecast: Forecast, expected: float) -> None:
     s = snapshot(planetlab_datacenter(2), [1000], [0], [rows[0][0] * 1000], history=history(rows))
-    assert forecast_utilization(s, np.array([0]), forecast)[0] == pytest.approx(expected)
+    assert forecast_utilization(s, np.array([0]), forecast)[0][0] == pytest.approx(expected)
 
 
 def test_fading_vms_are_those_idle_in_a_recent_sample() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advisor.evaluation.crossval import by_setting, held_out, section
+from advisor.evaluation.crossval import by_setting, held_out, pooled, section
 from advisor.evaluation.report import RunInfo, document
 from tests.unit.evaluation.test_report import result
 
@@ -44,3 +44,18 @@ def test_the_document_has_the_held_out_figures_and_the_main_tables_stay_on_the_d
     main = text.split("## P: each figure as a ratio to MFPED's")[1].split("\n## ")[0]
     assert "| m day 0 | 0.99 | 0.40 | 1.00 |" in main  # the defaults' run, not hot 1.0's
     assert "| advisor (hot 1) |" in text
+
+
+def test_one_setting_for_both_traces_is_chosen_on_every_other_day_of_both() -> None:
+    # trace Q: the defaults miss both days, hot 1.0 meets both; so pooled, hot 1.0 is chosen for every P day too
+    other = [result("Q", f"q day {n}", "mfped") for n in range(2)]
+    other += [{**runs(f"q day {n}", None, BAD), "trace": "Q"} for n in range(2)]
+    other += [{**runs(f"q day {n}", 1.0, GOOD), "trace": "Q"} for n in range(2)]
+    both = pooled(month() + other)
+    assert [d.day for d in both[()]] == ["m day 0", "m day 1", "m day 2", "q day 0", "q day 1"]
+    chosen = held_out(both)
+    assert [dict(s) for s, _ in chosen] == [{"hot": 1.0}] * 5
+    text = section(month() + other)
+    assert "### One setting for both traces" in text and "| Q q day 1 | hot 1 |" in text
+    assert "Held out: P: all four aims met on 2 of 3 days" in text and "Q: all four aims met on 2 of 2 days" in text
+    assert "### P alone" in text and "### Q alone" in text
