@@ -41,7 +41,8 @@ NARROWEST = 12  # a column shrunk to fit the terminal keeps at least this many c
 
 
 def count(n: int, noun: str) -> str:
-    """"1 host", "2 hosts", "0 VMs"."""
+    """"1 host", "2 hosts", "0 VMs": advisor.domain.text.counted for the tables, which the lab's command line
+    uses too and the lab may not import the domain."""
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 

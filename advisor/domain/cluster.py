@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from advisor.domain.errors import InvalidArgument, NotFound
 from advisor.domain.model import Host, Vm
+from advisor.domain.text import counted
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class Cluster:
             if staying:
                 raise InvalidArgument(
                     f"removed_host_ids[{i}]",
-                    f"host {host_id!r} still has {len(staying)} VM(s), e.g. {staying[0]!r}; "
+                    f"host {host_id!r} still has {counted(len(staying), 'VM')}, e.g. {staying[0]!r}; "
                     "remove or move them in the same push",
                 )
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from advisor.domain.migration import Phase
 from advisor.domain.model import Move
+from advisor.domain.text import counted
 
 
 class RecommendationState(enum.StrEnum):
@@ -255,7 +256,7 @@ def transition(rec: Recommendation, event: Event, actor: str, now_s: float) -> R
                        decision_reason=reason, decided_at_s=now_s, move_status=_drop_waiting(rec))
         case StartMove(move_index=i, operation_id=op, retry=retry):
             if not 0 <= i < len(rec.moves):
-                return Refusal(f"recommendation {rec.id} has {len(rec.moves)} move(s), no move {i}")
+                return Refusal(f"recommendation {rec.id} has {counted(len(rec.moves), 'move')}, no move {i}")
             status = rec.status(i)
             if status.operation_id == op and status.state is MoveState.RUNNING:
                 return rec  # the same start, stored again

@@ -31,6 +31,7 @@ from advisor.domain.recommendation import (
     StartMove,
     transition,
 )
+from advisor.domain.text import counted
 from advisor.execution.executor import HostEndpoint, Watched
 from advisor.execution.hypervisor import Hypervisor, MigrationTarget
 from advisor.metrics import MIB_BYTES, AdvisorMetrics
@@ -92,7 +93,7 @@ class Migrations:
         executor = self._require_executor()
         rec = get_recommendation(self._store, rec_id, "recommendation_id")
         if not 0 <= move_index < len(rec.moves):
-            raise InvalidArgument("move_index", f"recommendation {rec_id} has {len(rec.moves)} move(s) "
+            raise InvalidArgument("move_index", f"recommendation {rec_id} has {counted(len(rec.moves), 'move')} "
                                                 f"(got index {move_index})")
         status = rec.status(move_index)
         if status.operation_id and (not retry or status.state is MoveState.RUNNING):

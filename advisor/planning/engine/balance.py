@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from advisor.domain.text import counted
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.overload import OVERLOAD, overload_probability, saved_seconds, target_seconds, vm_variance
@@ -224,7 +225,7 @@ def balance(
     still_hot = int(((ratio > hot) & ~cluster.host_disabled).sum())
     running = _running(p)
     spread = float(ratio[running].max() - ratio[running].min()) if running.size else 0.0
-    summary = (f"Balance: {hot_hosts.size} hot host(s) above {hot:.0%} before, {still_hot} after; CPU load spread "
-               f"after {spread:.0%} (cap {p.cap} moves).")
+    summary = (f"Balance: {counted(hot_hosts.size, 'hot host')} above {hot:.0%} before, {still_hot} after; CPU "
+               f"load spread after {spread:.0%} (cap {counted(p.cap, 'move')}).")
     params = {"hot": hot, "tolerance": tolerance, "weights": weights, "max_moves": p.cap, "horizon_s": horizon_s}
     return p.finish("balance", params, summary, "load relieved (fraction of the source) or spread gained")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from advisor.domain.text import counted
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.planner import Planner, PlanSettings, movable
@@ -64,8 +65,8 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
             failure = f"{c.vm_ids[vm]}: {p.last_failure}"
             p.refuse(vm, "no target", p.last_failure)
             break
-        why = (f"empty {c.host_ids[host]} ({order.size} VM(s), {loads.host_cpu[host] / c.host_cores[host]:.0%} "
-               f"CPU) so it can be switched off; {why_order}")
+        why = (f"empty {c.host_ids[host]} ({counted(order.size, 'VM')}, "
+               f"{loads.host_cpu[host] / c.host_cores[host]:.0%} CPU) so it can be switched off; {why_order}")
         p.apply(vm, choice, why, 0.0, weights)
         placed += 1
     saving = 0.0
@@ -191,7 +192,7 @@ def consolidate(
             failure = _why_kept(p, vms)
         elif len(p.records) + vms.size > p.cap and (emptied or max_moves):
             postponed += 1
-            failure = f"its {vms.size} VM(s) would pass the cap of {p.cap} moves"
+            failure = f"its {counted(vms.size, 'VM')} would pass the cap of {counted(p.cap, 'move')}"
         elif too_little[k]:
             failure = f"saves at most {at_most[k]:.0f} W for {vms.size} moves, below {min_saving_w:.0f} W per move"
             for vm in vms.tolist():
@@ -208,9 +209,13 @@ def consolidate(
     advice = _advice(p, emptied, wake_above, wake_target)
     why_none = "" if emptied else " Nothing emptied: " + (
         first_blocker or f"no running host below {underload:.0%} CPU has VMs") + "."
-    summary = (f"Consolidate: empty {len(emptied)} of {candidates.size} host(s) below {underload:.0%} CPU, saving "
-               f"about {sum(w for _, w in emptied):.0f} W; {blocked} kept for a pinned or cooling VM, {postponed} "
-               f"postponed by the cap of {p.cap} moves. Running hosts' CPU load after: {advice.load_after:.0%}"
+    # without an explicit max_moves the first host emptied may pass the cap: say so where it did
+    over_cap = (f" (the first host emptied passed it: {counted(len(p.records), 'move')})"
+                if len(p.records) > p.cap else "")
+    summary = (f"Consolidate: empty {len(emptied)} of {counted(candidates.size, 'host')} below {underload:.0%} CPU, "
+               f"saving about {sum(w for _, w in emptied):.0f} W; {blocked} kept for a pinned or cooling VM, "
+               f"{postponed} postponed by the cap of {counted(p.cap, 'move')}{over_cap}. Running hosts' CPU load "
+               f"after: {advice.load_after:.0%}"
                + (f"; switch on {', '.join(advice.switch_on)}" if advice.switch_on else "") + "." + why_none)
     params = {"underload": underload, "min_saving_w": min_saving_w, "wake_above": wake_above,
               "wake_target": wake_target, "weights": weights, "max_moves": p.cap, "max_hosts": max_hosts}

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from advisor.domain.text import counted
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.filters import assess, rejections
@@ -61,10 +62,6 @@ def _dry_run(p: Planner, host: int, weights: Weights) -> tuple[list[Refusal], di
     return cannot, eligible
 
 
-def _vms(n: int) -> str:
-    return f"{n} VM" + ("" if n == 1 else "s")
-
-
 def drain(
     cluster: ClusterArrays,
     costs: MoveCosts,
@@ -99,8 +96,9 @@ def drain(
         if broken:
             p.refuse(vm, "limit", broken, choice.host)
             continue
-        why = (f"drain {host} for maintenance: {cluster.vm_ids[vm]} has {eligible[vm]} eligible host(s) and "
-               f"{cluster.vm_memory_mib[vm]:.0f} MiB; placed {rank} of {len(order)} (hardest first)")
+        why = (f"drain {host} for maintenance: {cluster.vm_ids[vm]} has "
+               f"{counted(int(eligible[vm]), 'eligible host')} and {cluster.vm_memory_mib[vm]:.0f} MiB; placed {rank} "
+               f"of {len(order)} (hardest first)")
         p.apply(vm, choice, why, 1.0, weights)
     params = {"host": host, "deadline_s": deadline_s, "weights": weights}
     plan = p.finish("drain", params, "", "required", dry_run=cannot, longest_first=True)
@@ -114,12 +112,12 @@ def drain(
         if late:
             p.drop(late)
     left = len(cannot) + len(p.refused)
-    state = "empty" if not left else f"left with {_vms(left)}"
+    state = "empty" if not left else f"left with {counted(left, 'VM')}"
     late_n = sum(r.kind == "deadline" for r in p.refused.values())
     timing = "" if deadline_s <= 0 else (f", within the {deadline_s:.0f} s deadline" if not late_n else
-                                         f"; {late_n} move(s) would end after the {deadline_s:.0f} s deadline")
-    summary = (f"Drain {host}: {_vms(len(cannot))} cannot be evacuated, {len(p.records)} move(s) planned, the "
-               f"host is then {state}{timing}.")
+                                         f"; {counted(late_n, 'move')} would end after the {deadline_s:.0f} s deadline")
+    summary = (f"Drain {host}: {counted(len(cannot), 'VM')} cannot be evacuated, "
+               f"{counted(len(p.records), 'move')} planned, the host is then {state}{timing}.")
     plan = p.finish("drain", params, summary, "required", dry_run=cannot, longest_first=True)
     if not plan.moves:
         return plan

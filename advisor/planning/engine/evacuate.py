@@ -26,6 +26,7 @@ from dataclasses import replace
 import numpy as np
 
 from advisor.domain.evacuation import RESTART_PARAMETERS
+from advisor.domain.text import counted
 from advisor.domain.transport import TlsMode
 from advisor.physics.cold import restart_cost
 from advisor.planning.engine.churn import MoveHistory
@@ -102,11 +103,12 @@ def evacuate(
                     r.assessed, r.eligible, r.rejections, r.alternatives), 0.0,
     ) for k, r in enumerate(p.records))
     refused = tuple(p.refused.values())
-    summary = (f"Evacuate {host}: {len(vms)} VM(s) on it; {len(moves)} restart(s) planned on other hosts in "
-               f"priority order, {len(refused)} VM(s) cannot be restarted. Restarts are not migrations: nothing is "
-               f"copied; each is defined, started and checked in about {cost.total_time_ms.median / 1000:.1f} s "
-               f"(p90 {cost.total_time_ms.high / 1000:.0f} s), about {median.duration_s:.0f} s for them all "
-               f"(p90 {p90.duration_s:.0f} s), then each guest boots again, down since the host died.")
+    summary = (f"Evacuate {host}: {counted(len(vms), 'VM')} on it; {counted(len(moves), 'restart')} planned on "
+               f"other hosts in priority order, {counted(len(refused), 'VM')} cannot be restarted. Restarts are not "
+               f"migrations: nothing is copied; each is defined, started and checked in about "
+               f"{cost.total_time_ms.median / 1000:.1f} s (p90 {cost.total_time_ms.high / 1000:.0f} s), about "
+               f"{median.duration_s:.0f} s for them all (p90 {p90.duration_s:.0f} s), then each guest boots again, "
+               f"down since the host died.")
     if refused:
         shown = "; ".join(f"{r.vm_id} ({r.kind}: {r.reason})" for r in refused[:SHOWN])
         more = f"; and {len(refused) - SHOWN} more" if len(refused) > SHOWN else ""

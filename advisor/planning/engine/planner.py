@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from advisor.domain.text import counted
 from advisor.domain.transport import TlsMode
 from advisor.physics.transport import TLS_THROUGHPUT_FACTOR
 from advisor.planning.engine.churn import AntiChurn, MoveHistory
@@ -348,10 +349,10 @@ class Planner:
                 float(median.start_s[k]), float(median.end_s[k]), explanation, float(shared.bandwidth_mib_s[row]),
             ))
         moves.sort(key=lambda m: (m.start_s, m.wave))
-        timing = (f" {len(moves)} move(s) in {median.waves} wave(s) at {limits.per_source}/{limits.per_target}/"
-                  f"{limits.cluster} concurrent per source/target/cluster: about {median.duration_s:.0f} s "
-                  f"(p90 {p90.duration_s:.0f} s) starting each move as a slot frees, {median.barrier_s:.0f} s if "
-                  f"each wave waits for its slowest." if moves else " No move.")
+        timing = (f" {counted(len(moves), 'move')} in {counted(median.waves, 'wave')} at "
+                  f"{limits.per_source}/{limits.per_target}/{limits.cluster} concurrent per source/target/cluster: "
+                  f"about {median.duration_s:.0f} s (p90 {p90.duration_s:.0f} s) starting each move as a slot frees, "
+                  f"{median.barrier_s:.0f} s if each wave waits for its slowest." if moves else " No move.")
         return Plan(strategy, dict(parameters), tuple(moves), tuple(self.refused.values()), summary + timing,
                     (self.pricing or self.costs).name, benefit_unit, median.duration_s, p90.duration_s, median.waves,
                     c.n_hosts, c.with_loads(self.work.loads.copy()), tuple(dry_run), power)

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from advisor.domain.model import HostAssessment, MigrationCost, MigrationInputs, MigrationParameters, Move
+from advisor.domain.text import counted
 from advisor.planning.engine.filters import Rejection
 from advisor.planning.engine.snapshot import ClusterArrays
 
@@ -154,14 +155,16 @@ class Plan:
             summary += " Cannot be evacuated: " + "; ".join(f"{r.vm_id} ({r.reason})" for r in self.dry_run[:10]) + "."
         refused = [r for r in self.refused if r.kind not in ("cap", "min gain")]
         if refused and self.strategy != "evacuate":  # an evacuation's summary names every one already
-            summary += f" Refused: {len(refused)} VM(s), e.g. " + "; ".join(
+            summary += f" Refused: {counted(len(refused), 'VM')}, e.g. " + "; ".join(
                 f"{r.vm_id} ({r.kind}: {r.reason})" for r in refused[:3])
         if held_back:
             limit = (f"the cluster's threshold {thresholds[0]:g}x" if len(thresholds) == 1 else
                      f"their cluster's threshold ({'/'.join(f'{t:g}' for t in thresholds)}x)")
-            summary += f" {len(set(held_back))} move(s) gaining less than {limit} their cost were not proposed."
+            held = len(set(held_back))
+            summary += (f" {counted(held, 'move')} gaining less than {limit} their cost "
+                        f"{'was' if held == 1 else 'were'} not proposed.")
         if self.power is not None and self.power.switch_off:
-            summary += (f" Switch off {len(self.power.switch_off)} host(s) once empty "
+            summary += (f" Switch off {counted(len(self.power.switch_off), 'host')} once empty "
                         f"({self.power.saved_w:.0f} W).")
         total_s = sum(m.cost.total_time_ms.median for m in self.moves) / 1000
         return summary + (f" Predicted migration time in all: {total_s:.0f} s." if self.moves else "")

@@ -68,7 +68,7 @@ TABLE: list[tuple[RecommendationState, tuple[MoveState, ...], Event, object]] = 
     (S.ABORTED, (A, W), StartMove(0, "x", retry=True), (S.EXECUTING, (R, W))),
     (S.FAILED, (F, W), StartMove(1, "x"), (S.EXECUTING, (F, R))),  # the other moves may still run
     (S.EXECUTING, (OK, W), StartMove(0, "x", retry=True), "only a failed or aborted move is retried"),
-    (S.EXECUTING, (R, W), StartMove(2, "x"), "has 2 move(s), no move 2"),
+    (S.EXECUTING, (R, W), StartMove(2, "x"), "has 2 moves, no move 2"),
     (S.EXECUTING, (R, W), MoveEnded(0, "op0", Phase.SUCCEEDED), (S.EXECUTING, (OK, W))),
     (S.EXECUTING, (OK, R), MoveEnded(1, "op1", Phase.SUCCEEDED), (S.SUCCEEDED, (OK, OK))),
     (S.EXECUTING, (OK, R), MoveEnded(1, "op1", Phase.FAILED), (S.FAILED, (OK, F))),

@@ -52,7 +52,7 @@ def test_each_vm_that_cannot_be_restarted_says_why() -> None:
     assert why["local"] == blocked["local"] and why["no-def"] == blocked["no-def"]
     assert why["old-cpu"][0] == "no target" and "CPU model" in why["old-cpu"][1]
     assert restarts(p) == [("apart-1", "c"), ("fits", "b")]  # apart-1 not beside apart-2; c is then full
-    assert "Evacuate a: 5 VM(s)" in p.summary and "cannot be restarted" in p.summary
+    assert "Evacuate a: 5 VMs" in p.summary and "cannot be restarted" in p.summary
 
 
 def test_anti_affinity_and_excluded_hosts_hold_for_restarts() -> None:

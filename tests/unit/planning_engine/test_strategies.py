@@ -146,7 +146,7 @@ def test_the_anti_churn_cap_never_blocks_emptying_the_first_host_a_bound_asked_f
     assert "Nothing emptied" not in p.summary
     bound = plan("consolidate", c, COSTS, max_moves=1)
     assert bound.moves == () and "Nothing emptied: h" in bound.summary
-    assert "stays, its 2 VM(s) would pass the cap of 1 moves." in bound.summary
+    assert "stays, its 2 VMs would pass the cap of 1 move." in bound.summary
     pinned = plan("consolidate", cluster(hosts, vms, cpu=0.1, pinned=[v.id for v in vms]), COSTS)
     assert pinned.moves == () and ": pinned or migrating." in pinned.summary
 

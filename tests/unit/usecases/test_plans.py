@@ -118,9 +118,9 @@ def test_consolidation_empties_one_host_even_past_the_cap_and_an_empty_plan_says
     w.load({"a": 0.1, "b": 0.2, "c": 0.15})
     plan = w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", 0, Objective())
     assert len(plan.moves) == 2 and len({m.source_host_id for m in plan.moves}) == 1, plan.summary
-    assert "empty 1 of 3 host(s)" in plan.summary and w.review.get(plan.id) == plan
+    assert "empty 1 of 3 hosts" in plan.summary and w.review.get(plan.id) == plan
     capped = w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", 1, Objective())  # a bound asked for holds
-    assert (capped.id, capped.moves) == ("", ()) and "would pass the cap of 1 moves" in capped.summary
+    assert (capped.id, capped.moves) == ("", ()) and "would pass the cap of 1 move" in capped.summary
     assert [r.id for r in w.review.page(None)[0]] == [plan.id]  # nothing to review stored
     kept = w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", 1, Objective(), store_empty=True)
     assert kept.id and not kept.moves and w.review.get(kept.id).summary == kept.summary
