@@ -161,8 +161,11 @@ class LearnedCostPredictor:
                 if target in models and rows.any():
                     median[rows] += np.asarray(models[target].predict(x[rows]), dtype=np.float64)
             median = median + fs.offset(target)
-            low, high = self._low[target][keys], self._high[target][keys]
-            out[target] = np.exp(np.sort(np.column_stack([median + low, median, median + high]), axis=1))
+            bounds = np.empty((len(median), 3))
+            bounds[:, 0], bounds[:, 1], bounds[:, 2] = median + self._low[target][keys], median, \
+                median + self._high[target][keys]
+            bounds.sort(axis=1)
+            out[target] = np.exp(bounds)
         learned = self._convergence.learned(fs, table.deadline_ms)
         guard = guards(fs, table.deadline_ms)
         return CostArrays(table.techniques, out["total_time_ms"], out["downtime_ms"], out["transferred_mib"],

@@ -130,7 +130,8 @@ def simulate(
     n = first_pass.shape[0]
 
     def rows(a: npt.ArrayLike, dtype: type = np.float64) -> npt.NDArray[Any]:
-        return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=dtype), (n,)))
+        column: npt.NDArray[Any] = np.asarray(a, dtype=dtype)
+        return np.ascontiguousarray(column if column.shape == (n,) else np.broadcast_to(column, (n,)))
 
     usable = np.asarray(usable_mib_s, dtype=np.float64)
     budget = usable * np.asarray(max_downtime_ms, dtype=np.float64) / 1000.0
