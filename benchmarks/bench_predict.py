@@ -9,8 +9,9 @@ burst dirty rate; best of 5) and on 100,000 rows (a plan's batch); the two must 
 serve` in its own process with bench_api's synthetic cluster and samples, PredictMigrationCost timed over loopback
 gRPC (p50 / p99), beside GetAutomation (an authenticated call that does nothing) for the floor of a call. With
 `--in-process`, the same calls without the network, in this process: the use case alone, and each call through the
-server's interceptors and servicer (metrics, access, errors; a stand-in for gRPC's context), median and best, which
-on a loaded machine say more than the loopback figures. Prints figures; asserts nothing about speed (these machines
+server's interceptors and servicer (metrics, access, errors; a stand-in for gRPC's context), median and best, and
+the CPU time of a call (this thread's, median and mean), which on a loaded machine say more than the loopback
+figures. Prints figures; asserts nothing about speed (these machines
 are shared and noisy).
 """
 
@@ -192,19 +193,22 @@ def in_process(args: argparse.Namespace) -> None:
                                                        pb.GetAutomationRequest()),
         }
         times: dict[str, list[float]] = {name: [] for name in timed}
+        cpu: dict[str, list[float]] = {name: [] for name in timed}
         for vm_id in vm_ids[:20]:  # warm up
             for call in timed.values():
                 call(vm_id)
         for vm_id in vm_ids:
             for name, call in timed.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 call(vm_id)
+                cpu[name].append((time.thread_time() - c0) * 1000)
                 times[name].append((time.perf_counter() - t0) * 1000)
     finally:
         app.stop()
     print(f"\nin process, no network: {args.hosts} hosts, {args.vms} VMs; {args.calls} calls each, in turn")
     for name, values in times.items():
-        print(f"{name:38s} median {statistics.median(values):6.3f} ms   best {min(values):6.3f} ms")
+        print(f"{name:38s} median {statistics.median(values):6.3f} ms   best {min(values):6.3f} ms   CPU median "
+              f"{statistics.median(cpu[name]):6.3f} ms, mean {statistics.mean(cpu[name]):6.3f} ms")
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

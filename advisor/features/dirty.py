@@ -141,16 +141,20 @@ def build_dirty_features(
             m = rows[ok, m_idx][np.argsort(t[ok], kind="stable")]
             mean_m = float(m.mean())
             mem_rel = float(m[-1]) / mean_m if mean_m > 0 else math.nan
+    mean = d.mean()
+    ordered = np.sort(d)
+    half = len(ordered) // 2  # the median as np.median takes it (d is finite): the middle, or its two's mean
+    median = float(ordered[half]) if len(ordered) % 2 else (float(ordered[half - 1]) + float(ordered[half])) / 2.0
     row = np.array(
         [
             d[-1],
-            d.mean(),
+            mean,
             float(np.dot(weights, d) / weights.sum()),
-            d.min(),
-            float(np.median(d)),
-            d.max(),
+            ordered[0],
+            median,
+            ordered[-1],
             slope,
-            d.mean() * cpu_ratio,
+            mean * cpu_ratio,
             cpu_ratio,
             mem_rel,
         ],

@@ -80,7 +80,10 @@ def convergence_matrix(fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
     one_pass_ms = np.exp(fs.offset("total_time_ms"))
     deadline = np.where(deadline_ms > 0, deadline_ms, NO_DEADLINE_MS)
     derived = {"log_deadline_over_one_pass": np.log(deadline / one_pass_ms)}
-    return np.column_stack([derived[n] if n in derived else fs.column(n) for n in CONVERGENCE_FEATURE_NAMES])
+    x = np.empty((len(deadline), len(CONVERGENCE_FEATURE_NAMES)))
+    for k, name in enumerate(CONVERGENCE_FEATURE_NAMES):
+        x[:, k] = derived[name] if name in derived else fs.column(name)
+    return x
 
 
 def monotone_constraints() -> list[int]:

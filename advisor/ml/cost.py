@@ -66,6 +66,11 @@ def interval_key(profile: str, technique: str, band: str) -> str:
 
 
 INTERVAL_KEYS = tuple(interval_key(p, str(t), b) for p in PROFILES for t in TECHNIQUES for b, _ in RHO_BANDS)
+# A row's place in INTERVAL_KEYS by (profile, technique, rho band's index in RHO_BANDS), and the bands' upper
+# edges as cost_features.rho_band reads them: no key text made per row.
+_INTERVAL_INDEX = {(p, str(t), k): INTERVAL_KEYS.index(interval_key(p, str(t), b))
+                   for p in PROFILES for t in TECHNIQUES for k, (b, _) in enumerate(RHO_BANDS)}
+_RHO_EDGES = np.array([b for _, b in RHO_BANDS[:-1]])
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,6 @@ class LearnedCostPredictor:
         self._corrected = np.isin(np.arange(len(TECHNIQUES)), corrected)  # by technique code
         self._boosters = dict(boosters)
         # low <= 0 <= high so the median stays inside the interval; by the key's place in INTERVAL_KEYS.
-        self._key_index = {k: i for i, k in enumerate(INTERVAL_KEYS)}
         self._low = {t: np.array([min(0.0, float(offsets[t][k][0])) for k in INTERVAL_KEYS]) for t in TARGETS}
         self._high = {t: np.array([max(0.0, float(offsets[t][k][1])) for k in INTERVAL_KEYS]) for t in TARGETS}
         self._convergence = convergence
@@ -146,27 +150,31 @@ class LearnedCostPredictor:
     def predict_table(self, table: InputTable) -> CostArrays:
         """All rows at once: one feature build and one booster call per model."""
         fs = build_cost_features(table, version=self._schema_version)
-        profiles = [p if p in PROFILES else DEFAULT_PROFILE for p in table.profiles]
-        keys = np.array([self._key_index[interval_key(p, str(t), b)]
-                         for p, t, b in zip(profiles, table.techniques, fs.bands(), strict=True)], dtype=np.int64)
-        out: dict[str, FloatArray] = {}
+        bands = np.searchsorted(_RHO_EDGES, fs.column("dirty_ratio"), side="left").tolist()
+        keys = np.array([_INTERVAL_INDEX[p if p in PROFILES else DEFAULT_PROFILE, str(t), b]
+                         for p, t, b in zip(table.profiles, table.techniques, bands, strict=True)], dtype=np.int64)
         profile_code = fs.column("profile").astype(np.int64)
         corrected = self._corrected[fs.column("technique").astype(np.int64)]
-        for target in TARGETS:
+        corrected_rows = {code: rows for code in self._corrections
+                          if (rows := (profile_code == code) & corrected).any()}
+        # every target's p10 / median / p90 (log space) in one block: sorted and exponentiated at once
+        bounds = np.empty((len(TARGETS), len(table), 3))
+        for k, target in enumerate(TARGETS):
             x = fs.columns(target)
             base = fs.base_columns(target) if self._blind_base else x
             median = np.asarray(self._boosters[target].predict(base), dtype=np.float64)
-            for code, models in self._corrections.items():
-                rows = (profile_code == code) & corrected
-                if target in models and rows.any():
-                    median[rows] += np.asarray(models[target].predict(x[rows]), dtype=np.float64)
+            for code, rows in corrected_rows.items():
+                if target in self._corrections[code]:
+                    median[rows] += np.asarray(self._corrections[code][target].predict(x[rows]), dtype=np.float64)
             median = median + fs.offset(target)
-            low, high = self._low[target][keys], self._high[target][keys]
-            out[target] = np.exp(np.sort(np.column_stack([median + low, median, median + high]), axis=1))
+            bounds[k, :, 0], bounds[k, :, 1], bounds[k, :, 2] = median + self._low[target][keys], median, \
+                median + self._high[target][keys]
+        bounds.sort(axis=2)
+        total_time, downtime, data = np.exp(bounds)
         learned = self._convergence.learned(fs, table.deadline_ms)
         guard = guards(fs, table.deadline_ms)
-        return CostArrays(table.techniques, out["total_time_ms"], out["downtime_ms"], out["transferred_mib"],
-                          apply_guards(learned, guard), guard, learned, fs)
+        return CostArrays(table.techniques, total_time, downtime, data, apply_guards(learned, guard), guard, learned,
+                          fs)
 
     def predict_arrays(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostArrays:
         for inputs in {id(inputs): inputs for inputs, _ in rows}.values():  # the techniques of one move share theirs

@@ -315,7 +315,9 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
         "analytic_not_converged": (~a.converges).astype(np.float64),
         "log_analytic_downtime_ms": np.log(a.downtime_ms),
     }
-    matrix = np.column_stack([columns[name] for name in FEATURE_NAMES])
+    matrix = np.empty((len(code), len(FEATURE_NAMES)))
+    for k, name in enumerate(FEATURE_NAMES):
+        matrix[:, k] = columns[name]
     return FeatureSet(matrix=matrix, analytic=a)
 
 

@@ -115,8 +115,8 @@ def working_set_fits(code: IntArray, memory_mib: FloatArray, usable_mib_s: Float
 def guard_verdicts(keeps_up: BoolArray, short_deadline: BoolArray, fits: BoolArray) -> IntArray:
     """The deciding guard per row (Guard codes): a deadline shorter than a pass first, then a guest that keeps up
     with the link, then a working set that fits."""
-    verdict = np.select([short_deadline, keeps_up, fits], [Guard.DEADLINE, Guard.KEEPS_UP, Guard.FITS], Guard.NONE)
-    return np.asarray(verdict, dtype=np.int64)
+    return np.asarray(np.where(short_deadline, Guard.DEADLINE.value, np.where(
+        keeps_up, Guard.KEEPS_UP.value, np.where(fits, Guard.FITS.value, Guard.NONE.value))), dtype=np.int64)
 
 
 def verdicts(code: IntArray, first_pass_mib: FloatArray, usable_mib_s: FloatArray, dirty_mib_s: FloatArray,

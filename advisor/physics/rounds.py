@@ -6,7 +6,7 @@ Pre-copy is simulated round by round: round 0 sends all memory, each later round
 during the previous one, and the migration stops when what is left fits the allowed downtime at the usable
 bandwidth (QEMU's rule). QEMU checks that rule whenever what is pending falls below the budget, not only after a
 whole round: where the working set is measured, a row whose whole rounds stop gaining settles as those syncs let
-it (`_settle`); the learned models' features of schema v4 keep the check after whole rounds they were trained on
+it (`_rounds`); the learned models' features of schema v4 keep the check after whole rounds they were trained on
 (`sync_below_budget`). Each pre-copy variant changes one thing:
 
 - auto-converge throttles the vCPUs from the second round on, so the dirty rate falls by the throttle;
@@ -22,9 +22,11 @@ retrain. tests/unit/physics/test_grid.py holds the figures on a broad grid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import math
+from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -43,6 +45,8 @@ TECHNIQUES: tuple[Technique, ...] = (
     Technique.PRECOPY_COMPRESS,
     Technique.POSTCOPY,
 )
+_AUTOCONVERGE = TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
+_POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
 # QEMU's default allowed downtime, which the SNU data was measured with.
 DEFAULT_DOWNTIME_MS = 300.0
 
@@ -120,55 +124,29 @@ def simulate(
     """The rounds of every row: the first pass sends `first_pass_mib` (post-copy's only pass), each later round
     re-sends what the guest dirtied during the previous one, at most `rewritable_mib`. Where `sync_below_budget`
     (rows whose `rewritable_mib` is a measured working set), a row that a whole round no longer brings closer to
-    its budget settles as QEMU's syncs below the budget let it (`_settle`)."""
+    its budget settles as QEMU's syncs below the budget let it (`_rounds`)."""
     code = np.asarray(technique_code, dtype=np.int64)
     first_pass = np.asarray(first_pass_mib, dtype=np.float64)
-    ceiling = np.asarray(rewritable_mib, dtype=np.float64)
-    dirty = np.asarray(dirty_rate_mib_s, dtype=np.float64)
+    n = first_pass.shape[0]
+
+    def rows(a: npt.ArrayLike, dtype: type = np.float64) -> npt.NDArray[Any]:
+        column: npt.NDArray[Any] = np.asarray(a, dtype=dtype)
+        return np.ascontiguousarray(column if column.shape == (n,) else np.broadcast_to(column, (n,)))
+
     usable = np.asarray(usable_mib_s, dtype=np.float64)
     budget = usable * np.asarray(max_downtime_ms, dtype=np.float64) / 1000.0
-    is_autoconverge = code == TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
     is_postcopy = code == TECHNIQUES.index(Technique.POSTCOPY)
     ratio_first, ratio_resend = send_ratios(code, c)
 
-    n = first_pass.shape[0]
     to_send = first_pass.copy()
     wire = np.zeros(n)
     elapsed_s = np.zeros(n)
     converges = np.zeros(n, dtype=np.bool_)
     rounds = np.zeros(n, dtype=np.int64)
-    # The rows still sending, compacted: most converge in a few rounds, so later rounds touch only the rest.
-    row = np.flatnonzero(~is_postcopy)
-
-    def rows(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        return np.broadcast_to(a, (n,))[row]
-
-    own = _Rows(row, to_send[row], wire[row], elapsed_s[row], np.zeros(row.shape[0]), rows(dirty), rows(ceiling),
-                rows(usable), rows(budget), rows(ratio_first), rows(ratio_resend), rows(is_autoconverge),
-                rows(np.asarray(sync_below_budget, dtype=np.bool_)))
-    for r in range(1, c.max_rounds + 1):
-        if own.row.shape[0] == 0:
-            break
-        sent = own.to_send * (own.ratio_first if r == 1 else own.ratio_resend)
-        round_s = sent / own.usable
-        own.wire += sent
-        own.elapsed_s += round_s
-        if r >= 2:
-            stepped = np.minimum(
-                c.autoconverge_max,
-                np.where(own.throttle == 0, c.autoconverge_initial, own.throttle + c.autoconverge_increment),
-            )
-            own.throttle = np.where(own.is_autoconverge, stepped, own.throttle)
-        pending = own.to_send
-        own.to_send = np.minimum(own.dirty * (1.0 - own.throttle) * round_s, own.ceiling)
-        done = own.to_send * own.ratio_resend <= own.budget
-        if own.sync.any():
-            done |= _settle(own, ~done & own.sync & ((own.to_send >= pending) | (r == c.max_rounds)))
-        rounds[own.row] = r
-        converges[own.row[done]] = True
-        if done.any() or r == c.max_rounds:
-            own.store(done | (r == c.max_rounds), to_send, wire, elapsed_s)
-            own = own.kept(~done)
+    _rounds(rows(code, np.int64), rows(rewritable_mib), rows(dirty_rate_mib_s), rows(usable), rows(budget),
+            rows(ratio_first), rows(ratio_resend), rows(sync_below_budget, np.bool_), c.max_rounds,
+            c.autoconverge_initial, c.autoconverge_increment, c.autoconverge_max,
+            to_send, wire, elapsed_s, converges, rounds)
     # the rest in place: plans call this on 10^5 rows at once
     last = to_send * ratio_resend + c.device_state_mib
     downtime = last / usable * 1000.0 + c.resume_ms
@@ -187,52 +165,62 @@ def simulate(
                           converges=converges | is_postcopy, rounds=rounds)
 
 
-@dataclass
-class _Rows:
-    """The state of the pre-copy rows still sending, `row` their positions in the whole."""
-
-    row: IntArray
-    to_send: FloatArray
-    wire: FloatArray
-    elapsed_s: FloatArray
-    throttle: FloatArray
-    dirty: FloatArray
-    ceiling: FloatArray
-    usable: FloatArray
-    budget: FloatArray
-    ratio_first: FloatArray
-    ratio_resend: FloatArray
-    is_autoconverge: BoolArray
-    sync: BoolArray
-
-    def store(self, which: BoolArray, to_send: FloatArray, wire: FloatArray, elapsed_s: FloatArray) -> None:
-        rows = self.row[which]
-        to_send[rows], wire[rows], elapsed_s[rows] = self.to_send[which], self.wire[which], self.elapsed_s[which]
-
-    def kept(self, which: BoolArray) -> _Rows:
-        return _Rows(*(getattr(self, f.name)[which] for f in fields(self)))
+@numba.njit(cache=True, nogil=True)
+def _minimum(a: float, b: float) -> float:  # pragma: no cover - compiled
+    """np.minimum of two floats: NaN when either is."""
+    if math.isnan(a) or math.isnan(b):
+        return math.nan
+    return a if a <= b else b
 
 
-def _settle(own: _Rows, stalled: BoolArray) -> BoolArray:
-    """QEMU's stop rule between rounds, for the `stalled` rows (a whole round left at least as much to send as it
-    sent, or the last round): QEMU syncs the dirty bitmap whenever what is pending falls below the budget, not only
-    after a whole round (migration_iteration_run: below the threshold the pending estimate is made exact, which
-    syncs). A guest rewriting a working set W at rate r (after the throttle) while the link clears L of it per
-    second (its re-send ratio applied) then leaves a pending floor of W x (1 - L / r), where new writes hit clean
-    pages as fast as the link cleans them: a floor below the budget is reached (the pending part decays toward it
-    as exp(-r t / W)), and the stop sends the budget's worth. Returns the rows that settle, their time, data and
-    what is left updated; a floor at or above the budget leaves the row to its rounds."""
-    rate = own.dirty * (1.0 - own.throttle)
-    link = own.usable / own.ratio_resend
-    budget = own.budget / own.ratio_resend
-    with np.errstate(divide="ignore", invalid="ignore"):
-        floor = own.ceiling * (1.0 - link / rate)
-        settles = stalled & (rate > 0) & (floor < budget) & (own.to_send > budget)
-        seconds = np.where(settles, own.ceiling / rate * np.log1p((own.to_send - budget) / (budget - floor)), 0.0)
-    own.elapsed_s += seconds
-    own.wire += own.usable * seconds
-    own.to_send = np.where(settles, budget, own.to_send)
-    return np.asarray(settles)
+@numba.njit(cache=True, nogil=True)
+def _rounds(code: Any, ceiling: Any, dirty: Any, usable: Any, budget: Any, ratio_first: Any, ratio_resend: Any,
+            sync: Any, max_rounds: int, throttle_initial: float, throttle_increment: float, throttle_max: float,
+            to_send: Any, wire: Any, elapsed_s: Any, converges: Any,
+            rounds: Any) -> None:  # pragma: no cover - compiled
+    """Each pre-copy row's rounds, one row at a time (the same operations, in the same order, as over arrays: a
+    loop compiled once per machine beside this module, so that the 10 rows of one question do not pay for dozens
+    of array operations per round). `to_send` holds the first pass on entry; `to_send`, `wire`, `elapsed_s`,
+    `converges` and `rounds` are written for every row that is not post-copy.
+
+    QEMU's stop rule between rounds, for a row of `sync` that stalled (a whole round left at least as much to send
+    as it sent, or the last round): QEMU syncs the dirty bitmap whenever what is pending falls below the budget,
+    not only after a whole round (migration_iteration_run: below the threshold the pending estimate is made exact,
+    which syncs). A guest rewriting a working set W at rate r (after the throttle) while the link clears L of it
+    per second (its re-send ratio applied) then leaves a pending floor of W x (1 - L / r), where new writes hit
+    clean pages as fast as the link cleans them: a floor below the budget is reached (the pending part decays
+    toward it as exp(-r t / W)), and the stop sends the budget's worth. A floor at or above the budget leaves the
+    row to its rounds."""
+    for i in range(code.shape[0]):
+        if code[i] == _POSTCOPY:
+            continue
+        left, sent_mib, seconds, throttle = to_send[i], 0.0, 0.0, 0.0
+        for r in range(1, max_rounds + 1):
+            sent = left * (ratio_first[i] if r == 1 else ratio_resend[i])
+            round_s = sent / usable[i]
+            sent_mib += sent
+            seconds += round_s
+            if r >= 2 and code[i] == _AUTOCONVERGE:
+                throttle = _minimum(throttle_max, throttle_initial if throttle == 0 else throttle + throttle_increment)
+            pending = left
+            left = _minimum(dirty[i] * (1.0 - throttle) * round_s, ceiling[i])
+            done = left * ratio_resend[i] <= budget[i]
+            if sync[i] and not done and (left >= pending or r == max_rounds):
+                rate = dirty[i] * (1.0 - throttle)
+                row_budget = budget[i] / ratio_resend[i]
+                if rate > 0:
+                    floor = ceiling[i] * (1.0 - usable[i] / ratio_resend[i] / rate)
+                    if floor < row_budget and left > row_budget:
+                        settle_s = ceiling[i] / rate * math.log1p((left - row_budget) / (row_budget - floor))
+                        seconds += settle_s
+                        sent_mib += usable[i] * settle_s
+                        left = row_budget
+                        done = True
+            rounds[i] = r
+            if done:
+                converges[i] = True
+                break
+        to_send[i], wire[i], elapsed_s[i] = left, sent_mib, seconds
 
 
 def one_pass_ms(technique_code: IntArray, memory_mib: FloatArray, usable_mib_s: FloatArray,
