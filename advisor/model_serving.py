@@ -4,9 +4,11 @@ start, and serving a newly promoted one, or an active artifact that changed, wit
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from advisor.domain.model import MigrationInputs
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.adaptive_intervals import AdaptiveIntervals, AdaptivePredictor
 from advisor.ml.cost import load_cost_predictor
@@ -15,6 +17,7 @@ from advisor.ml.predictor import CostPredictor
 from advisor.ml.profile_serving import ProfileServingPredictor
 from advisor.ml.profile_store import ProfileStore
 from advisor.ml.registry import active_fingerprint
+from advisor.physics import TECHNIQUES
 from advisor.usecases.estimates import CostEstimator
 
 log = logging.getLogger("advisor")
@@ -39,7 +42,21 @@ def load_models(models_dir: Path, metrics: AdvisorMetrics, intervals: AdaptiveIn
         log.warning("dirty-rate forecaster fallback", extra={"reason": forecaster.model.fallback_reason})
     metrics.cost_model.info({"name": predictor.model.name, "version": predictor.model.version,
                              "fallback_reason": predictor.model.fallback_reason})
+    warm_up(predictor)
     return predictor, forecaster
+
+
+# A question of every technique asked once at start: the compiled loops (advisor.ml.trees, advisor.physics.rounds)
+# are compiled or read from their cache at their first call, 0.5-1.7 s here, which the first scheduler to ask after
+# a start would otherwise wait for.
+WARM_UP = MigrationInputs(2048.0, 40.0, 1000.0, 500.0, 300.0, memory_configured_mib=4096.0, working_set_mib=64.0,
+                          deadline_ms=60_000.0)
+
+
+def warm_up(predictor: CostPredictor) -> None:
+    started = time.perf_counter()
+    predictor.predict_many([(WARM_UP, t) for t in TECHNIQUES])
+    log.info("cost model warmed", extra={"seconds": round(time.perf_counter() - started, 3)})
 
 
 def models_reloader(models_dir: Path, estimator: CostEstimator, metrics: AdvisorMetrics,
