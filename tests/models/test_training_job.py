@@ -18,7 +18,7 @@ from advisor.features.dataset import outcome_row
 from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor, registry
 from advisor.ml.registry import next_version
 from tests.support import REPO
-from tests.support.training import FewerTrees, lab_configurations
+from tests.support.training import TREES, lab_configurations
 from training import gate, train_cost
 from training.cost_data import DEFAULT_LAB_DATA, load_outcomes
 from training.score_predictions import score
@@ -37,14 +37,13 @@ def _short_run(models: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
     prepare = train_cost.prepare
 
     def spy(frame: pd.DataFrame, cfg: train_cost.TrainConfig) -> train_cost.Prepared:
-        assert isinstance(cfg, FewerTrees)
+        assert cfg.num_trees == 60  # a fifth of 300
         seen.update(frame["lock_group"])
         return prepare(frame, cfg)
 
     monkeypatch.setattr(train_cost, "prepare", spy)
-    monkeypatch.setattr(train_cost, "TrainConfig", FewerTrees)
     lab = lab_configurations(models.parent / "lab_migrations.csv")
-    code = train_cost.main(["--snu-sample", "0.03", "--models-dir", str(models), "--docs", "",
+    code = train_cost.main(["--snu-sample", "0.03", *TREES, "--models-dir", str(models), "--docs", "",
                             "--lab-data", str(lab), "--promote"])
     assert code == 0
     return seen
@@ -109,6 +108,9 @@ def test_asking_for_a_version_that_exists_is_refused_before_training(tmp_path: P
     assert f"version {active} exists" in capsys.readouterr().err
     assert _files(models / active) == before and sorted(p.name for p in models.iterdir()) == sorted(
         p.name for p in (REPO / "models" / "cost").iterdir())
+    with pytest.raises(SystemExit, match="2"):
+        train_cost.main(["--models-dir", str(models), "--trees", "0", "--docs", ""])
+    assert "argument --trees: must be in (0, 1], not 0" in capsys.readouterr().err
 
 
 def test_migrations_the_advisor_aborted_are_censored_and_unmeasured_figures_unknown(tmp_path: Path) -> None:

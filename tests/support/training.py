@@ -3,18 +3,18 @@ which prove nothing about the quality of the model trained, only that the job wr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from training.cost_data import DEFAULT_LAB_DATA
-from training.cost_model import TrainConfig
 from training.splits import share_of
 
 # About half the lab's configurations: aborted and completed migrations, locked and cross-validation parts, every
 # memory size and technique remain, with enough completed migrations for the lab's corrections.
 LAB_SHARE = 0.5
+# A fifth of every model's trees (train_cost --trees; recorded in the card's train_config).
+TREES = ("--trees", "0.2")
 
 
 def lab_configurations(output: Path, share: float = LAB_SHARE, source: Path = DEFAULT_LAB_DATA) -> Path:
@@ -24,13 +24,3 @@ def lab_configurations(output: Path, share: float = LAB_SHARE, source: Path = DE
     chosen = frame["workload"].astype(str).map(lambda workload: share_of(workload, "test sample") < share)
     frame[chosen].to_csv(output, index=False)
     return output
-
-
-@dataclass(frozen=True)
-class FewerTrees(TrainConfig):
-    """The job's models with a fifth of their trees (recorded so in the card's train_config)."""
-
-    num_trees: int = 60
-    downtime_trees: int = 40
-    convergence_trees: int = 40
-    correction_trees: int = 20
