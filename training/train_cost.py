@@ -26,7 +26,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -196,6 +196,19 @@ def _unusable(models_dir: Path, error: ArtifactError) -> str:
                                                 else str(error))
 
 
+def with_trees(cfg: TrainConfig, share: float) -> TrainConfig:
+    """`cfg` with `share` of each model's trees (at least one)."""
+    counts = ("num_trees", "downtime_trees", "convergence_trees", "correction_trees")
+    return replace(cfg, **{name: max(1, round(getattr(cfg, name) * share)) for name in counts})
+
+
+def tree_share(text: str) -> float:
+    share = float(text)
+    if not 0 < share <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], not {text}")
+    return share
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.train_cost", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the SNU migrations CSV (default: %(default)s)")
@@ -215,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "instead of a base on the SNU profile and a correction per other profile")
     parser.add_argument("--snu-sample", type=float, default=1.0, metavar="FRACTION",
                         help="train on this share of the SNU runs (a quick check; default: all)")
+    parser.add_argument("--trees", type=tree_share, default=1.0, metavar="SHARE",
+                        help="fit every model with this share of its trees (a quick check of the job; default: all)")
     parser.add_argument("--promote", action="store_true",
                         help="make it the active version if the gate finds it not worse than the active one on the "
                              "locked test part (the card says why, comparison by comparison)")
@@ -232,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     command = " ".join(["python -m training.train_cost", *(sys.argv[1:] if argv is None else argv)])
     started = time.monotonic()
-    cfg = TrainConfig(seed=args.seed, lab_weight=args.lab_weight, corrections=not args.joint)
+    cfg = with_trees(TrainConfig(seed=args.seed, lab_weight=args.lab_weight, corrections=not args.joint), args.trees)
     lab_path = Path(args.lab_data).resolve() if str(args.lab_data) else None
     sources = (args.data.resolve(), lab_path, tuple(p.resolve() for p in args.outcomes))
     frame = load_all(*sources)

@@ -4,21 +4,15 @@ removed from the source and started there; it ends alive on the target, as trans
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import libvirt
 import pytest
 
-from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.migration import Phase
 from advisor.domain.model import MigrationInputs, MigrationParameters, Move, Technique
-from advisor.execution.executor import Executor, HostEndpoint
-from advisor.execution.hypervisor import MigrationTarget
 from advisor.lab import Lab
 from advisor.physics import cold_cost
 from tests.support.doubles import RecordingObserver
+from tests.support.lab import StartExecutor
 
 pytestmark = pytest.mark.integration
 
@@ -26,30 +20,18 @@ GUEST = "vm1"
 SHUTDOWN_TIMEOUT_MS = 3000.0
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "advisor.sqlite3")
-    yield s
-    s.close()
-
-
-def test_a_cold_move_ends_with_the_guest_alive_on_the_target(lab: Lab, store: SqliteStore) -> None:
+def test_a_cold_move_ends_with_the_guest_alive_on_the_target(lab: Lab, lab_executor: StartExecutor) -> None:
     if not lab.status().healthy or not lab.guest_alive(GUEST, within_s=10):
         lab.up(hosts=2, guests=1)
     source = lab.host_of(GUEST)
     assert source is not None
     target = "hv2" if source == "hv1" else "hv1"
 
-    def endpoint(host_id: str) -> HostEndpoint:
-        uri = lab.uri(host_id)
-        return HostEndpoint(lambda: LibvirtHypervisor(uri), MigrationTarget(uri, "127.0.0.1"))
-
     inputs = MigrationInputs(memory_mib=128, dirty_rate_mib_s=0, bandwidth_mib_s=100, max_bandwidth_mib_s=100)
     predicted = cold_cost(inputs, SHUTDOWN_TIMEOUT_MS)
     params = MigrationParameters(Technique.COLD, 100, 300, shutdown_timeout_ms=SHUTDOWN_TIMEOUT_MS)
     observer = RecordingObserver()
-    executor = Executor(store, endpoint, observer, poll_interval_s=0.25)
-    executor.start()
+    executor = lab_executor(lab, observer)
     try:
         op = executor.submit("rec-cold", Move(GUEST, source, target, params, predicted, ()), actor="test").operation_id
         record = executor.get(op)

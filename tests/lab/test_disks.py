@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import (
     MigrationInputs,
@@ -27,16 +26,14 @@ from advisor.domain.model import (
     Move,
     Technique,
 )
-from advisor.execution.executor import Executor, HostEndpoint
-from advisor.execution.hypervisor import MigrationTarget
+from advisor.execution.executor import Executor
 from advisor.lab import Lab, procs
 from advisor.lab.disks import set_disk_writer
 from advisor.lab.integrity import DISK, MEMORY, seal
 from advisor.ml.predictor import AnalyticPredictor, predict_with_disks
 from advisor.physics import cold_cost
 from advisor.telemetry.hypervisors import HostConnection, read_inventory
-from tests.support.doubles import RecordingObserver
-from tests.support.lab import TEST_CACHE, TEST_ROOT
+from tests.support.lab import TEST_CACHE, TEST_ROOT, StartExecutor
 from tests.support.values import COST
 
 pytestmark = pytest.mark.integration
@@ -76,20 +73,6 @@ def disk_lab() -> Iterator[Lab]:
         lab.down()
 
 
-@pytest.fixture
-def executor(disk_lab: Lab, tmp_path: Path) -> Iterator[Executor]:
-    def endpoint(host_id: str) -> HostEndpoint:
-        uri = disk_lab.uri(host_id)
-        return HostEndpoint(lambda: LibvirtHypervisor(uri), MigrationTarget(uri, "127.0.0.1"))
-
-    store = SqliteStore(tmp_path / "advisor.sqlite3")
-    running = Executor(store, endpoint, RecordingObserver(), poll_interval_s=0.25)
-    running.start()
-    yield running
-    running.stop()
-    store.close()
-
-
 def move(lab: Lab, executor: Executor, parameters: MigrationParameters, name: str) -> tuple[MigrationRecord, str]:
     source = lab.host_of(GUEST)
     assert source is not None
@@ -104,8 +87,9 @@ def move(lab: Lab, executor: Executor, parameters: MigrationParameters, name: st
     return record, target
 
 
-def test_a_guest_local_disk_moves_intact_with_every_technique(disk_lab: Lab, executor: Executor) -> None:
+def test_a_guest_local_disk_moves_intact_with_every_technique(disk_lab: Lab, lab_executor: StartExecutor) -> None:
     lab = disk_lab
+    executor = lab_executor(lab)
     hosts = [HostConnection(h, lab.uri(h)) for h in ("hv1", "hv2")]
     change = read_inventory(hosts, LibvirtHypervisor)
     vm = next(v for v in change.vms if v.id == GUEST)

@@ -11,19 +11,15 @@ with a local disk is sealed on `integrity.DISK` too by tests/lab/test_disks.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.migration import Phase
 from advisor.domain.model import MigrationParameters, Move, Technique
-from advisor.execution.executor import Executor, HostEndpoint
-from advisor.execution.hypervisor import MigrationTarget
+from advisor.execution.executor import Executor
 from advisor.lab import Lab
 from advisor.lab.integrity import MEMORY, seal
-from tests.support.doubles import RecordingObserver
+from tests.support.lab import StartExecutor
 from tests.support.values import COST
 
 pytestmark = pytest.mark.integration
@@ -43,19 +39,10 @@ PARAMETERS = {
 
 
 @pytest.fixture
-def executor(lab: Lab, tmp_path: Path) -> Iterator[Executor]:
-    def endpoint(host_id: str) -> HostEndpoint:
-        uri = lab.uri(host_id)
-        return HostEndpoint(lambda: LibvirtHypervisor(uri), MigrationTarget(uri, "127.0.0.1"))
-
+def executor(lab: Lab, lab_executor: StartExecutor) -> Iterator[Executor]:
     if not lab.status().healthy:
         lab.up(hosts=2, guests=1)
-    store = SqliteStore(tmp_path / "advisor.sqlite3")
-    running = Executor(store, endpoint, RecordingObserver(), poll_interval_s=0.25)
-    running.start()
-    yield running
-    running.stop()
-    store.close()
+    yield lab_executor(lab)
     lab.set_dirty_rate(GUEST, 0)
 
 

@@ -9,22 +9,18 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import libvirt
 import pytest
 
-from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.adapters.sqlite.db import SqliteStore
 from advisor.domain.failures import Failure
 from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import MigrationParameters, Move, Technique
-from advisor.execution.executor import ConcurrencyLimits, Executor, HostEndpoint, MonitorTuning
-from advisor.execution.hypervisor import MigrationTarget
+from advisor.execution.executor import ConcurrencyLimits, Executor, MonitorTuning
 from advisor.lab import Lab
 from tests.support.doubles import RecordingObserver
+from tests.support.lab import StartExecutor
 from tests.support.values import COST
 
 pytestmark = pytest.mark.integration
@@ -32,21 +28,6 @@ pytestmark = pytest.mark.integration
 GUEST = "vm1"
 # Quicker to judge than in production, so a non-converging pre-copy is caught in seconds.
 TUNING = MonitorTuning(judge_from_round=2, stall_rounds=2)
-
-
-def endpoints(lab: Lab):  # type: ignore[no-untyped-def]
-    def endpoint(host_id: str) -> HostEndpoint:
-        uri = lab.uri(host_id)
-        return HostEndpoint(lambda: LibvirtHypervisor(uri), MigrationTarget(uri, "127.0.0.1"))
-
-    return endpoint
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "advisor.sqlite3")
-    yield s
-    s.close()
 
 
 def reboot(lab: Lab) -> None:
@@ -68,13 +49,6 @@ def placed(lab: Lab) -> tuple[str, str]:
     source = lab.host_of(GUEST)
     assert source is not None
     return source, ("hv2" if source == "hv1" else "hv1")
-
-
-def started(lab: Lab, store: SqliteStore, observer: RecordingObserver | None = None, **options: Any) -> Executor:
-    """An executor moving guests between the lab's hosts, polling every 0.25 s, already started."""
-    executor = Executor(store, endpoints(lab), observer or RecordingObserver(), poll_interval_s=0.25, **options)
-    executor.start()
-    return executor
 
 
 def execute(executor: Executor, rec_id: str, source: str, target: str, params: MigrationParameters) -> str:
@@ -114,11 +88,12 @@ def events(record: MigrationRecord) -> str:
     return " | ".join(e.message for e in record.timeline)
 
 
-def test_precopy_of_an_idle_guest(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+def test_precopy_of_an_idle_guest(lab: Lab, placed: tuple[str, str], lab_executor: StartExecutor,
+                                  lab_store: SqliteStore) -> None:
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
     seen = RecordingObserver()
-    executor = started(lab, store, seen)
+    executor = lab_executor(lab, seen)
     op = execute(executor, "idle", source, target, MigrationParameters(Technique.PRECOPY, 64, 300, None, 60_000))
     record = wait_final(executor, op)
     assert record.phase is Phase.SUCCEEDED, events(record)
@@ -127,18 +102,17 @@ def test_precopy_of_an_idle_guest(lab: Lab, placed: tuple[str, str], store: Sqli
     outcome = record.outcome
     assert outcome is not None and outcome.total_time_ms > 0 and outcome.iterations >= 1
     assert 0 < outcome.transferred_mib < 4 * 128
-    assert store.get_migration(op) == record  # the record on disk is the final one
-    executor.stop()
+    assert lab_store.get_migration(op) == record  # the record on disk is the final one
 
 
-def test_dirtying_faster_than_the_cap_is_switched_to_postcopy(lab: Lab, store: SqliteStore) -> None:
+def test_dirtying_faster_than_the_cap_is_switched_to_postcopy(lab: Lab, lab_executor: StartExecutor) -> None:
     # A freshly booted guest, so that earlier tests cannot be the cause if it falls silent (see the end).
     reboot(lab)
     source = lab.host_of(GUEST)
     assert source is not None
     target = "hv2" if source == "hv1" else "hv1"
     lab.set_dirty_rate(GUEST, 24)  # three times the 8 MiB/s cap
-    executor = started(lab, store, tuning=TUNING)
+    executor = lab_executor(lab, tuning=TUNING)
     # Post-copy permitted only as a late safety net: the switch must come from the monitor's own judgement.
     params = MigrationParameters(Technique.PRECOPY, 8, 100, postcopy_after_ms=120_000, deadline_ms=150_000)
     op = execute(executor, "busy", source, target, params)
@@ -154,12 +128,12 @@ def test_dirtying_faster_than_the_cap_is_switched_to_postcopy(lab: Lab, store: S
 
 
 def test_a_planned_postcopy_says_each_event_once_and_no_expected_refusal(
-        lab: Lab, placed: tuple[str, str], store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+        lab: Lab, placed: tuple[str, str], lab_executor: StartExecutor, caplog: pytest.LogCaptureFixture) -> None:
     """QEMU refuses a switch to post-copy until its job is under way, and the runner asks again: that refusal is
     no error on the timeline, and the switch and the arrival in post-copy are each said once."""
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
-    executor = started(lab, store)
+    executor = lab_executor(lab)
     # Post-copy capped at 8 MiB/s, as the executor caps it at its predicted bandwidth: uncapped, QEMU sent the
     # whole guest in post-copy in under a second, between two 0.25 s polls, and the arrival was never seen.
     params = MigrationParameters(Technique.POSTCOPY, 8, 300, postcopy_after_ms=0.0, deadline_ms=60_000,
@@ -172,16 +146,16 @@ def test_a_planned_postcopy_says_each_event_once_and_no_expected_refusal(
     assert sum("switching to post-copy" in n for n in notes) == 1, notes
     assert sum(n.startswith("in post-copy") for n in notes) == 1, notes
     assert alive(lab)
-    executor.stop()
 
 
-def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, str],
+                                                   lab_executor: StartExecutor) -> None:
     source, target = placed
     # three times the cap: without throttling, pre-copy cannot converge (six times made the run long and, on a
     # machine loaded by the rest of the suite, close to what 99% throttling of a TCG guest can hold back)
     lab.set_dirty_rate(GUEST, 24)
     seen = RecordingObserver()
-    executor = started(lab, store, seen)
+    executor = lab_executor(lab, seen)
     params = MigrationParameters(Technique.PRECOPY_AUTOCONVERGE, 8, 300, None, 150_000,
                                  autoconverge_initial_pct=60, autoconverge_increment_pct=20)
     op = execute(executor, "autoconverge", source, target, params)
@@ -191,17 +165,16 @@ def test_autoconverge_throttles_until_it_converges(lab: Lab, placed: tuple[str, 
     assert lab.host_of(GUEST) == target
     assert alive(lab)
     lab.set_dirty_rate(GUEST, 0)
-    executor.stop()
 
 
-def hopeless_precopy_under_way(lab: Lab, store: SqliteStore, name: str, source: str,
+def hopeless_precopy_under_way(lab: Lab, lab_executor: StartExecutor, name: str, source: str,
                                target: str) -> tuple[Executor, str]:
     """A pre-copy that cannot converge (the guest dirties 48 MiB/s, the cap is 8 MiB/s), under way: the executor
     has polled data sent. On a loaded machine the target's QEMU can take seconds to listen, and the job sends
     nothing until it does, so a fixed pause is not enough."""
     lab.set_dirty_rate(GUEST, 48)
     seen = RecordingObserver()
-    executor = started(lab, store, seen)
+    executor = lab_executor(lab, seen)
     op = execute(executor, name, source, target, MigrationParameters(Technique.PRECOPY, 8, 100, None, 150_000))
     wait_phase(executor, op, Phase.PRECOPY)
     deadline = time.monotonic() + 60
@@ -211,9 +184,10 @@ def hopeless_precopy_under_way(lab: Lab, store: SqliteStore, name: str, source: 
     return executor, op
 
 
-def test_abort_leaves_the_guest_on_the_source(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+def test_abort_leaves_the_guest_on_the_source(lab: Lab, placed: tuple[str, str],
+                                              lab_executor: StartExecutor) -> None:
     source, target = placed
-    executor, op = hopeless_precopy_under_way(lab, store, "abort", source, target)
+    executor, op = hopeless_precopy_under_way(lab, lab_executor, "abort", source, target)
     executor.abort(op, "operator changed their mind")
     record = wait_final(executor, op)
     assert record.phase is Phase.ABORTED, events(record)
@@ -222,12 +196,12 @@ def test_abort_leaves_the_guest_on_the_source(lab: Lab, placed: tuple[str, str],
     assert alive(lab)
     assert record.outcome is not None and record.outcome.transferred_mib > 0  # kept from the last poll
     lab.set_dirty_rate(GUEST, 0)
-    executor.stop()
 
 
-def test_destination_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+def test_destination_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, str],
+                                                 lab_executor: StartExecutor) -> None:
     source, target = placed
-    executor, op = hopeless_precopy_under_way(lab, store, "kill", source, target)
+    executor, op = hopeless_precopy_under_way(lab, lab_executor, "kill", source, target)
     pid = lab.status().host(target).pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -244,11 +218,12 @@ def test_destination_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, st
     lab.up(hosts=2, guests=1)  # restart the killed daemon for the next tests
 
 
-def test_source_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, str], store: SqliteStore) -> None:
+def test_source_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, str],
+                                            lab_executor: StartExecutor) -> None:
     """The source's daemon dies: the guest runs on in the source's QEMU, which no one can ask. The record says
     the source's daemon went away and that where the guest runs is not known, never "no host"."""
     source, target = placed
-    executor, op = hopeless_precopy_under_way(lab, store, "kill-source", source, target)
+    executor, op = hopeless_precopy_under_way(lab, lab_executor, "kill-source", source, target)
     pid = lab.status().host(source).pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -263,21 +238,20 @@ def test_source_daemon_killed_mid_migration(lab: Lab, placed: tuple[str, str], s
 
 
 def test_restart_mid_migration_reconciles_with_libvirt(
-    lab: Lab, placed: tuple[str, str], store: SqliteStore
+    lab: Lab, placed: tuple[str, str], lab_executor: StartExecutor, lab_store: SqliteStore
 ) -> None:
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
-    first = started(lab, store, limits=ConcurrencyLimits())
+    first = lab_executor(lab, limits=ConcurrencyLimits())
     op = execute(first, "restart", source, target, MigrationParameters(Technique.PRECOPY, 8, 300, None, 150_000))
     wait_phase(first, op, Phase.PRECOPY)
     time.sleep(2)
     first.stop()  # the advisor goes away; libvirt carries on with the peer-to-peer migration
-    assert not store.get_migration(op).phase.final  # type: ignore[union-attr]
+    assert not lab_store.get_migration(op).phase.final  # type: ignore[union-attr]
 
-    second = started(lab, store)
+    second = lab_executor(lab)
     record = wait_final(second, op)
     assert record.phase is Phase.SUCCEEDED, events(record)
     assert "reconciled after restart" in record.message
     assert lab.host_of(GUEST) == target
     assert alive(lab)
-    second.stop()

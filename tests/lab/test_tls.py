@@ -8,51 +8,33 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import libvirt
 import libvirt_qemu
 import pytest
 
-from advisor.adapters.libvirt import LibvirtHypervisor
-from advisor.adapters.sqlite.db import SqliteStore
 from advisor.config import REPO_MODELS_DIR
 from advisor.domain.migration import Phase
 from advisor.domain.model import MigrationInputs, MigrationParameters, Technique
 from advisor.domain.transport import TlsMode
-from advisor.execution.executor import Executor, HostEndpoint
-from advisor.execution.hypervisor import MigrationTarget
+from advisor.execution.executor import Executor
 from advisor.lab import Lab
 from advisor.model_serving import load_predictor
 from advisor.physics.transport import TLS_THROUGHPUT_FACTOR, encrypted_bandwidth
 from tests.lab.test_migrations import GUEST, alive, events, execute, wait_final
-from tests.support.doubles import RecordingObserver
+from tests.support.lab import StartExecutor
 
 pytestmark = pytest.mark.integration
 
 CAP_MIB_S = 16.0  # slow enough (about 6 s for the guest's ~90 MiB) to read QEMU's parameters while it moves
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "advisor.sqlite3")
-    yield s
-    s.close()
-
-
-def tls_executor(lab: Lab, store: SqliteStore, mode: TlsMode, without_tls: frozenset[str] = frozenset()) -> Executor:
+def tls_executor(lab: Lab, lab_executor: StartExecutor, mode: TlsMode,
+                 without_tls: frozenset[str] = frozenset()) -> Executor:
     """An executor under `mode` that knows each host's TLS as the lab reports it (but for `without_tls`)."""
-    offers = {h.name: h.migration_tls and h.name not in without_tls for h in lab.status().hosts}
-
-    def endpoint(host_id: str) -> HostEndpoint:
-        uri = lab.uri(host_id)
-        return HostEndpoint(lambda: LibvirtHypervisor(uri), MigrationTarget(uri, "127.0.0.1", offers[host_id]))
-
-    executor = Executor(store, endpoint, RecordingObserver(), poll_interval_s=0.25, tls=mode)
-    executor.start()
-    return executor
+    offers = {h.name for h in lab.status().hosts if h.migration_tls} - without_tls
+    return lab_executor(lab, tls_offered=offers, tls=mode)
 
 
 def tls_creds_while_migrating(lab: Lab, source: str, done: threading.Event) -> set[str]:
@@ -82,13 +64,13 @@ def placed(lab: Lab) -> tuple[str, str]:
 
 
 def test_the_lab_hosts_offer_tls_and_an_encrypted_migration_runs(lab: Lab, placed: tuple[str, str],
-                                                                 store: SqliteStore) -> None:
+                                                                 lab_executor: StartExecutor) -> None:
     assert all(h.migration_tls for h in lab.status().hosts), lab.status().hosts
     assert all((lab.root / "pki" / h / name).is_file() for h in ("hv1", "hv2")
                for name in ("ca-cert.pem", "server-cert.pem", "server-key.pem", "client-cert.pem", "client-key.pem"))
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
-    executor = tls_executor(lab, store, TlsMode.REQUIRED)
+    executor = tls_executor(lab, lab_executor, TlsMode.REQUIRED)
     params = MigrationParameters(Technique.PRECOPY, CAP_MIB_S, 300, None, 120_000, tls=True)
     done = threading.Event()
     seen: set[str] = set()
@@ -107,7 +89,7 @@ def test_the_lab_hosts_offer_tls_and_an_encrypted_migration_runs(lab: Lab, place
     assert lab.host_of(GUEST) == target and alive(lab)
 
     # the same move back in clear, at the same cap: what TLS cost, against what the cost model predicts
-    plain_executor = tls_executor(lab, store, TlsMode.OFF)
+    plain_executor = tls_executor(lab, lab_executor, TlsMode.OFF)
     plain = wait_final(plain_executor, execute(plain_executor, "plain", target, source, replace(params, tls=False)))
     assert plain.phase is Phase.SUCCEEDED and "plain TCP (setting migration_tls = off)" in events(plain)
     assert lab.host_of(GUEST) == source and alive(lab)
@@ -120,17 +102,14 @@ def test_the_lab_hosts_offer_tls_and_an_encrypted_migration_runs(lab: Lab, place
     print(f"\nTLS vs plain at {CAP_MIB_S:g} MiB/s: {encrypted.outcome.total_time_ms:.0f} vs "
           f"{plain.outcome.total_time_ms:.0f} ms measured (x{measured:.2f}); predicted x{tls_ms / plain_ms:.2f} "
           f"({served.model.name} {served.model.version}, TLS throughput factor {TLS_THROUGHPUT_FACTOR:g})")
-    executor.stop()
-    plain_executor.stop()
 
 
 def test_required_refuses_a_target_without_tls_before_anything_moves(lab: Lab, placed: tuple[str, str],
-                                                                     store: SqliteStore) -> None:
+                                                                     lab_executor: StartExecutor) -> None:
     source, target = placed
-    executor = tls_executor(lab, store, TlsMode.REQUIRED, without_tls=frozenset({target}))
+    executor = tls_executor(lab, lab_executor, TlsMode.REQUIRED, without_tls=frozenset({target}))
     record = wait_final(executor, execute(executor, "no-tls", source, target,
                                           MigrationParameters(Technique.PRECOPY, CAP_MIB_S, 300, tls=True)))
     assert record.phase is Phase.FAILED
     assert f"refused: {target} offers no TLS for migration (setting migration_tls = required)" in record.message
     assert lab.host_of(GUEST) == source and alive(lab)
-    executor.stop()

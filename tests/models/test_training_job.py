@@ -18,6 +18,7 @@ from advisor.features.dataset import outcome_row
 from advisor.ml.cost import LearnedCostPredictor, load_cost_predictor, registry
 from advisor.ml.registry import next_version
 from tests.support import REPO
+from tests.support.training import TREES, lab_configurations
 from training import gate, train_cost
 from training.cost_data import DEFAULT_LAB_DATA, load_outcomes
 from training.score_predictions import score
@@ -29,22 +30,26 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 
 def _short_run(models: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """Train on 3% of the SNU runs; the groups of every row training prepared."""
+    """Train on 3% of the SNU runs and half the lab's configurations, with a fifth of the trees (these tests check
+    what the job writes and how the gate decides, not the model's quality); the groups of every row training
+    prepared."""
     seen: set[str] = set()
     prepare = train_cost.prepare
 
     def spy(frame: pd.DataFrame, cfg: train_cost.TrainConfig) -> train_cost.Prepared:
+        assert cfg.num_trees == 60  # a fifth of 300
         seen.update(frame["lock_group"])
         return prepare(frame, cfg)
 
     monkeypatch.setattr(train_cost, "prepare", spy)
-    code = train_cost.main(["--snu-sample", "0.03", "--models-dir", str(models), "--docs", "",
-                            "--lab-data", str(DEFAULT_LAB_DATA), "--promote"])
+    lab = lab_configurations(models.parent / "lab_migrations.csv")
+    code = train_cost.main(["--snu-sample", "0.03", *TREES, "--models-dir", str(models), "--docs", "",
+                            "--lab-data", str(lab), "--promote"])
     assert code == 0
     return seen
 
 
-@pytest.mark.timeout(900)  # a real retrain on a 3% sample: about 2 minutes quiet, past 300 s on a loaded machine
+@pytest.mark.timeout(900)  # a real retrain, short: under a minute quiet, minutes on a loaded machine
 def test_a_short_retraining_writes_a_new_servable_version_and_says_why_it_was_promoted_or_not(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The shipped versions and pointer: without --version the job writes the next free version, never the active
@@ -75,6 +80,7 @@ def test_a_short_retraining_writes_a_new_servable_version_and_says_why_it_was_pr
     assert isinstance(load_cost_predictor(models), LearnedCostPredictor)
 
 
+@pytest.mark.timeout(900)  # as above
 def test_a_refused_candidate_is_written_marked_refused_and_never_made_active(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     models = tmp_path / "cost"
@@ -102,6 +108,9 @@ def test_asking_for_a_version_that_exists_is_refused_before_training(tmp_path: P
     assert f"version {active} exists" in capsys.readouterr().err
     assert _files(models / active) == before and sorted(p.name for p in models.iterdir()) == sorted(
         p.name for p in (REPO / "models" / "cost").iterdir())
+    with pytest.raises(SystemExit, match="2"):
+        train_cost.main(["--models-dir", str(models), "--trees", "0", "--docs", ""])
+    assert "argument --trees: must be in (0, 1], not 0" in capsys.readouterr().err
 
 
 def test_migrations_the_advisor_aborted_are_censored_and_unmeasured_figures_unknown(tmp_path: Path) -> None:

@@ -20,18 +20,30 @@ daemon, destroys the guest) repairs it with `lab.up(2, 1)`, which restarts only 
 The lab lives in $ADVISOR_LAB_TEST_ROOT (default /tmp/advisor-lab-test, short because unix socket paths are
 limited to 107 bytes) and shares its caches (guest image, QEMU capabilities) with the developer lab in .lab/cache.
 Needs root, libvirtd and QEMU (scripts/setup.sh); skipped otherwise.
+
+The advisor's executor on a lab (this one or a module's own), with its SQLite store; stopped at the test's end:
+
+    def test_move(lab: Lab, lab_executor: StartExecutor, lab_store: SqliteStore) -> None:
+        executor = lab_executor(lab, RecordingObserver(), tuning=TUNING)   # Executor options after the observer
+        op = executor.submit(...).operation_id
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
+from advisor.adapters.libvirt import LibvirtHypervisor
+from advisor.adapters.sqlite.db import SqliteStore
+from advisor.execution.executor import ExecutionObserver, Executor, HostEndpoint
+from advisor.execution.hypervisor import MigrationTarget
 from advisor.lab import DEFAULT_ROOT, Lab
+from tests.support.doubles import RecordingObserver
 
 TEST_ROOT = Path(os.environ.get("ADVISOR_LAB_TEST_ROOT", "/tmp/advisor-lab-test"))
 TEST_CACHE = DEFAULT_ROOT / "cache"
@@ -57,3 +69,46 @@ def lab() -> Iterator[Lab]:
         yield the_lab
     finally:
         the_lab.down()
+
+
+def lab_endpoints(lab: Lab, tls_offered: Collection[str] = ()) -> Callable[[str], HostEndpoint]:
+    """How the advisor reaches each of the lab's hosts: its daemon on the lab's socket, the memory stream to it
+    over loopback, TLS for migration offered by the hosts in `tls_offered`."""
+
+    def endpoint(host_id: str) -> HostEndpoint:
+        uri = lab.uri(host_id)
+        return HostEndpoint(lambda: LibvirtHypervisor(uri), MigrationTarget(uri, "127.0.0.1", host_id in tls_offered))
+
+    return endpoint
+
+
+class StartExecutor(Protocol):
+    def __call__(self, lab: Lab, observer: ExecutionObserver | None = None, *, tls_offered: Collection[str] = (),
+                 **options: Any) -> Executor: ...
+
+
+@pytest.fixture
+def lab_store(tmp_path: Path) -> Iterator[SqliteStore]:
+    """The advisor's SQLite store of the test's migrations."""
+    store = SqliteStore(tmp_path / "advisor.sqlite3")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def lab_executor(lab_store: SqliteStore) -> Iterator[StartExecutor]:
+    """Starts executors moving guests between a lab's hosts on `lab_store`, polling every 0.25 s (other Executor
+    options as keywords); every one is stopped at the end of the test, before the store is closed."""
+    started: list[Executor] = []
+
+    def start(lab: Lab, observer: ExecutionObserver | None = None, *, tls_offered: Collection[str] = (),
+              **options: Any) -> Executor:
+        executor = Executor(lab_store, lab_endpoints(lab, tls_offered), observer or RecordingObserver(),
+                            **{"poll_interval_s": 0.25, **options})
+        executor.start()
+        started.append(executor)
+        return executor
+
+    yield start
+    for executor in started:
+        executor.stop()
