@@ -147,7 +147,9 @@ def test_features_equal_between_training_and_serving(recorded: pd.DataFrame, cad
         store = SeriesStore(VM_FIELDS)
         for j in train_dirty.thinned(i + 1, step):
             cpu, mem, dirty = (float(v) for v in values[j])
-            store.add("vm", float(times[j]), [cpu, mem, None if np.isnan(dirty) else dirty, None])
+            sample = {"cpu_utilization": cpu, "memory_used_mib": mem, "dirty_rate_mib_s": dirty}
+            row = [sample.get(f, np.nan) for f in VM_FIELDS]  # the fields the sample has not: not measured
+            store.add("vm", float(times[j]), [None if np.isnan(v) else v for v in row])
         w_times, w_values = store.window("vm")
         served = build_dirty_features(w_times, w_values, store.fields, float(times[i]))
         assert served is not None
