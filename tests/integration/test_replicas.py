@@ -86,7 +86,13 @@ def replicas(tmp_path: Path, url: str, count: int = 2, *, args: tuple[str, ...] 
             started.append(Replica(process, port, metrics_port))
         for replica in started:
             with AdvisorClient(f"127.0.0.1:{replica.port}") as client:
-                client.wait_ready(60)
+                try:
+                    client.wait_ready(60)
+                except ClientError as error:  # say why: a replica that exited, or what its log shows
+                    log = replica.process.log  # type: ignore[attr-defined]
+                    log.seek(0)
+                    raise AssertionError(f"replica on port {replica.port} not ready ({error}); exit status "
+                                         f"{replica.process.poll()}; its log ends:\n{log.read()[-3000:]}") from None
         yield started
 
 
