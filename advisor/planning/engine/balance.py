@@ -21,7 +21,7 @@ from advisor.domain.text import counted
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.overload import OVERLOAD, overload_probability, saved_seconds, target_seconds, vm_variance
-from advisor.planning.engine.planner import Planner, PlanSettings, movable
+from advisor.planning.engine.planner import Choice, Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan
 from advisor.planning.engine.snapshot import ClusterArrays, FloatArray, IntArray
 from advisor.planning.engine.weighers import Weights
@@ -52,13 +52,8 @@ def _relieve(p: Planner, host: int, hot: float, weights: Weights) -> None:
         load = loads.host_cpu[host] / c.host_cores[host]
         for k in np.argsort(-rank, kind="stable").tolist():
             vm = int(vms[k])
-            choice = p.choose(vm, weights, pool="spread", mean_cpu=_mean(p))
+            choice = _relief_target(p, vm, weights)
             if choice is None:
-                p.refuse(vm, "no target", p.last_failure)
-                continue
-            broken = p.check(vm, choice.host)
-            if broken:
-                p.refuse(vm, "limit", broken, choice.host)
                 continue
             why = (f"{c.host_ids[host]} is hot ({load:.0%} CPU > {hot:.0%}); moving {c.vm_ids[vm]} takes "
                    f"{relief[k]:.0%} off it for {seconds[k]:.1f} s of migration: the most relief per second of the "
@@ -92,13 +87,8 @@ def _relieve_foreseen(p: Planner, host: int, hot: float, weights: Weights, horiz
         load = loads.host_cpu[host] / cores
         for k in np.lexsort((-relief / floor, -saved / floor)).tolist():
             vm = int(vms[k])
-            choice = p.choose(vm, weights, pool="spread", mean_cpu=_mean(p))
+            choice = _relief_target(p, vm, weights)
             if choice is None:
-                p.refuse(vm, "no target", p.last_failure)
-                continue
-            broken = p.check(vm, choice.host)
-            if broken:
-                p.refuse(vm, "limit", broken, choice.host)
                 continue
             t = choice.host
             added = target_seconds(c, float(loads.host_cpu[t]), float(variance[p.work.vms_on(t)].sum()), t, vm,
@@ -117,6 +107,19 @@ def _relieve_foreseen(p: Planner, host: int, hot: float, weights: Weights, horiz
         else:
             break
     p.undo(len(p.records) - start - best_k)
+
+
+def _relief_target(p: Planner, vm: int, weights: Weights) -> Choice | None:
+    """The spread pool's best host for `vm` where the move meets the limits; else None, the VM refused saying why."""
+    choice = p.choose(vm, weights, pool="spread", mean_cpu=_mean(p))
+    if choice is None:
+        p.refuse(vm, "no target", p.last_failure)
+        return None
+    broken = p.check(vm, choice.host)
+    if broken:
+        p.refuse(vm, "limit", broken, choice.host)
+        return None
+    return choice
 
 
 def _mean(p: Planner) -> float:
