@@ -11,13 +11,13 @@ import csv
 import itertools
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from advisor.lab import guest, shaping
 from advisor.lab.daemon import HostSpec, host_uuid
+from tests.support.lab import needs_the_lab
 from training import collect_lab
 from training.lab_grid import (
     LINK_CAPS_MIB_S,
@@ -46,14 +46,6 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 def run(output: Path, *extra: str, grid: str = "tiny") -> int:
     return collect_lab.main(["--grid", grid, "--output", str(output), "--lab-root", str(ROOT), *extra])
-
-
-def needs_the_lab() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (privileged libvirtd in mount namespaces)")
-    missing = [p for p in ("libvirtd", "qemu-system-x86_64", "unshare") if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"the lab needs {', '.join(missing)} (scripts/setup.sh installs them)")
 
 
 def test_the_full_grid_is_deterministic_and_spans_the_convergence_ratio() -> None:

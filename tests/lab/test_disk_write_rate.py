@@ -8,8 +8,6 @@ $ADVISOR_LAB_TEST_ROOT-writes, and takes it down at its end.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from advisor.adapters.libvirt import LibvirtHypervisor
 from advisor.lab import Lab
 from advisor.lab.disks import set_disk_writer
 from advisor.telemetry.hypervisors import GuestStatsReader, HostConnection, read_inventory
-from tests.support.lab import TEST_CACHE, TEST_ROOT
+from tests.support.lab import TEST_CACHE, TEST_ROOT, needs_the_lab
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +29,7 @@ WINDOW_S = 6.0
 
 @pytest.fixture(scope="module")
 def writes_lab() -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (privileged libvirtd in mount namespaces)")
-    missing = [p for p in ("libvirtd", "qemu-system-x86_64", "unshare") if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"the lab needs {', '.join(missing)} (scripts/setup.sh installs them)")
+    needs_the_lab()
     lab = Lab(Path(f"{TEST_ROOT}-writes"), cache=TEST_CACHE, with_prometheus=False,
               progress=lambda line: print(f"[lab] {line}"))
     lab.down()

@@ -11,8 +11,6 @@ $ADVISOR_LAB_TEST_ROOT-disks, and takes it down at its end.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from advisor.lab.integrity import DISK, MEMORY, seal
 from advisor.ml.predictor import AnalyticPredictor, predict_with_disks
 from advisor.physics import cold_cost
 from advisor.telemetry.hypervisors import HostConnection, read_inventory
-from tests.support.lab import TEST_CACHE, TEST_ROOT, StartExecutor
+from tests.support.lab import TEST_CACHE, TEST_ROOT, StartExecutor, needs_the_lab
 from tests.support.values import COST
 
 pytestmark = pytest.mark.integration
@@ -57,11 +55,7 @@ COLD = MigrationParameters(Technique.COLD, BANDWIDTH_MIB_S, 300, shutdown_timeou
 
 @pytest.fixture(scope="module")
 def disk_lab() -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (privileged libvirtd in mount namespaces)")
-    missing = [p for p in ("libvirtd", "qemu-system-x86_64", "unshare") if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"the lab needs {', '.join(missing)} (scripts/setup.sh installs them)")
+    needs_the_lab()
     lab = Lab(Path(f"{TEST_ROOT}-disks"), cache=TEST_CACHE, with_prometheus=False,
               progress=lambda line: print(f"[lab] {line}"))
     lab.down()

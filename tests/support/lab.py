@@ -53,14 +53,19 @@ def make_lab(root: Path = TEST_ROOT) -> Lab:
     return Lab(root, cache=TEST_CACHE, progress=lambda line: print(f"[lab] {line}"))
 
 
+def needs_the_lab(*tools: str) -> None:
+    """Skip unless the lab can run here: root, libvirtd, QEMU and unshare, and `tools` besides."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (privileged libvirtd in mount namespaces)")
+    missing = [p for p in ("libvirtd", "qemu-system-x86_64", *tools, "unshare") if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"the lab needs {', '.join(missing)} (scripts/setup.sh installs them)")
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """A running 2-host, 1-guest lab, brought up once per session and taken down at its end."""
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (privileged libvirtd in mount namespaces)")
-    missing = [p for p in ("libvirtd", "qemu-system-x86_64", "prometheus", "unshare") if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"the lab needs {', '.join(missing)} (scripts/setup.sh installs them)")
+    needs_the_lab("prometheus")
     the_lab = make_lab()
     the_lab.down()  # whatever a crashed earlier run left behind
     try:
