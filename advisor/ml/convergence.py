@@ -25,7 +25,7 @@ import numpy as np
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.ml.cost_features import TECHNIQUES, FeatureSet, FloatArray, IntArray
 from advisor.physics import DEFAULT_CONSTANTS, AnalyticConstants, Guard, first_pass_mib, one_pass_ms
-from advisor.physics.guards import dirties_faster_than_sent, verdicts
+from advisor.physics.guards import taken_dirty_rate, verdicts
 
 # The physics (advisor.ml.profile_serving) answers "converges" for a pre-copy only when it is at least this likely
 # to end within its deadline, its time taken as log-normal through its served interval. That probability is not
@@ -59,20 +59,12 @@ def _usable(fs: FeatureSet) -> FloatArray:
     return np.asarray(np.exp(np.minimum(fs.column("log_bandwidth_mib_s"), fs.column("log_max_bandwidth_mib_s"))))
 
 
-def cannot_converge(fs: FeatureSet, c: AnalyticConstants = DEFAULT_CONSTANTS) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """Rows whose pre-copy (plain, XBZRLE or compressed) can never fit its downtime budget: the guest dirties at
-    least as fast as the link sends (advisor.physics.guards, KEEPS_UP)."""
-    code = fs.column("technique").astype(np.int64)
-    dirty = np.expm1(fs.column("log1p_dirty_rate_mib_s"))
-    return dirties_faster_than_sent(code, dirty, _usable(fs), np.exp(fs.column("log_wss_over_budget")), c)
-
-
 def guards(fs: FeatureSet, deadline_ms: FloatArray, c: AnalyticConstants = DEFAULT_CONSTANTS) -> IntArray:
     """The physics guard that decides each row (advisor.physics.Guard codes; NONE where the model decides): every
     guard, as training labels, evaluation and serving all apply them."""
     return verdicts(fs.column("technique").astype(np.int64), np.exp(fs.column("log_first_pass_mib")), _usable(fs),
                     np.expm1(fs.column("log1p_dirty_rate_mib_s")), np.expm1(fs.column("log1p_working_set_mib")),
-                    np.exp(fs.column("log_max_downtime_ms")), deadline_ms, c)
+                    np.exp(fs.column("log_max_downtime_ms")), deadline_ms, c, fs.dirty_rate_known)
 
 
 def convergence_matrix(fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
@@ -148,7 +140,13 @@ def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique
     budget = inputs.usable_bandwidth_mib_s * inputs.max_downtime_ms / 1000
     within = f"within {inputs.deadline_ms / 1000:.0f} s" if inputs.deadline_ms else "by itself"
     if guard is Guard.KEEPS_UP:
-        note = guard_note(technique, inputs.dirty_rate_mib_s, seen, budget)
+        code = np.array([TECHNIQUES.index(technique)])
+        taken = float(taken_dirty_rate(code, np.array([inputs.dirty_rate_mib_s]),
+                                       np.array([inputs.usable_bandwidth_mib_s]),
+                                       np.array([inputs.dirty_rate_known]))[0])
+        note = guard_note(technique, taken, max(seen, taken), budget)
+        if not inputs.dirty_rate_known:
+            note += " (the dirty rate is unknown: taken as fast as this technique sends)"
     elif guard is Guard.DEADLINE:
         code = np.array([TECHNIQUES.index(technique)])
         sent = float(first_pass_mib(np.array([inputs.memory_mib]), np.array([_or_nan(inputs.memory_configured_mib)]),
@@ -166,5 +164,5 @@ def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique
     return note
 
 
-__all__: Sequence[str] = ["CONVERGENCE_FEATURE_NAMES", "Calibration", "ConvergenceModel", "Guard", "cannot_converge",
+__all__: Sequence[str] = ["CONVERGENCE_FEATURE_NAMES", "Calibration", "ConvergenceModel", "Guard",
                           "convergence_matrix", "convergence_note", "guard_note", "guards"]

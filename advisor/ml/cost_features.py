@@ -214,6 +214,9 @@ class FeatureSet:
 
     matrix: FloatArray
     analytic: AnalyticArrays
+    # per row: False where the dirty rate is unknown (not measured, or blind) and taken as the link's; not a
+    # feature (the models read the rate taken), but the physics' guards judge such a row by its technique
+    dirty_rate_known: BoolArray | None = None
 
     def column(self, name: str) -> FloatArray:
         return self.matrix[:, _POSITION[name]]
@@ -223,8 +226,10 @@ class FeatureSet:
 
     def subset(self, mask: BoolArray | IntArray) -> FeatureSet:
         a = self.analytic
+        known = None if self.dirty_rate_known is None else self.dirty_rate_known[mask]
         return FeatureSet(self.matrix[mask], AnalyticArrays(
-            a.total_time_ms[mask], a.downtime_ms[mask], a.transferred_mib[mask], a.converges[mask], a.rounds[mask]))
+            a.total_time_ms[mask], a.downtime_ms[mask], a.transferred_mib[mask], a.converges[mask], a.rounds[mask]),
+            known)
 
     def columns(self, target: str) -> FloatArray:
         """The feature matrix of a target's model."""
@@ -318,7 +323,7 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
     matrix = np.empty((len(code), len(FEATURE_NAMES)))
     for k, name in enumerate(FEATURE_NAMES):
         matrix[:, k] = columns[name]
-    return FeatureSet(matrix=matrix, analytic=a)
+    return FeatureSet(matrix=matrix, analytic=a, dirty_rate_known=table.dirty_rate_known)
 
 
 def technique_codes(techniques: Sequence[str] | pd.Series) -> IntArray:

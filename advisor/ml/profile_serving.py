@@ -91,7 +91,7 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
     # the same guards as the learned model's, on the calibrated physics' bandwidth
     guard_codes = verdicts(code, table.first_pass_mib, usable_mib_s(table, chosen.parameters),
                            table.dirty_rate_mib_s * chosen.parameters["dirty_scale"], table.longest_working_set_mib,
-                           table.max_downtime_ms, deadline)
+                           table.max_downtime_ms, deadline, dirty_known=table.dirty_rate_known)
     costs = []
     for k, (inputs, technique) in enumerate(rows):
         bands = []

@@ -18,6 +18,7 @@ from advisor.physics.guards import (
     dirties_faster_than_sent,
     effective_rate,
     guard_verdicts,
+    taken_dirty_rate,
     working_set_fits,
 )
 from advisor.physics.measurement import BUSY_VCPU_UTILIZATION, ZERO_READING_MIB, blind_dirty_rate
@@ -75,6 +76,7 @@ __all__ = [
     "predict_analytic",
     "send_ratios",
     "simulate",
+    "taken_dirty_rate",
     "validate",
     "with_disk_copy",
     "working_set_arrays",

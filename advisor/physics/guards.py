@@ -5,7 +5,9 @@
   dirty rate, a lower bound of how fast it writes, is at or above the link's effective rate) while its working set
   is more than GUARD_BUDGETS budgets, every round re-sends at least a working set and none ever fits. XBZRLE sends
   re-dirtied pages as deltas and compression shrinks them, so their effective rates are higher. Auto-converge
-  throttles the guest until it fits, so it is never ruled out here.
+  throttles the guest until it fits, so it is never ruled out here. An unknown dirty rate (nothing measured it, or
+  page sampling was blind) is the designed never-converges case: the inputs take it as the link's rate, and here
+  it is taken as the technique's own rate where that is faster (`taken_dirty_rate`).
 - DEADLINE: no pre-copy ends before its first pass (what QEMU sends: advisor.physics.first_pass_mib); a deadline
   shorter than that pass cannot be met, whatever the throttle.
 - FITS: a round re-sends at most the guest's writable working set, so a working set (measured over the longer
@@ -55,6 +57,7 @@ GUARD_BUDGETS: Final = 2.0
 MIN_WORKING_SET_MIB: Final = 0.25
 _POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
 _AUTOCONVERGE = TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
+_COMPRESS = TECHNIQUES.index(Technique.PRECOPY_COMPRESS)
 
 
 class Guard(enum.IntEnum):
@@ -77,10 +80,28 @@ def effective_rate(code: IntArray, usable_mib_s: FloatArray, c: AnalyticConstant
     return np.asarray(usable_mib_s / resend, dtype=np.float64)
 
 
+def taken_dirty_rate(code: IntArray, dirty_mib_s: FloatArray, usable_mib_s: FloatArray,
+                     dirty_known: BoolArray | None, c: AnalyticConstants = DEFAULT_CONSTANTS) -> FloatArray:
+    """The dirty rate the guards judge: the measured one, and where it is unknown (`dirty_known` False; None: every
+    rate measured) as fast as the technique sends re-dirtied pages. The inputs already take an unknown rate as the
+    link's, which is plain pre-copy's rate; compression sends every dirtied page again, shrunk, so a guest that
+    keeps its link busy keeps compression's faster rate busy too (on the lab, the 4 compressed pre-copies with a
+    blind reading all never converged, 2026-12-06). XBZRLE is left at the link's rate: a blind reading means the
+    sampled pages' contents did not change, and XBZRLE sends unchanged contents as near-empty deltas (half of its
+    blind migrations converged)."""
+    dirty = np.asarray(dirty_mib_s, dtype=np.float64)
+    if dirty_known is None:
+        return dirty
+    code = np.asarray(code, dtype=np.int64)
+    unknown = ~np.asarray(dirty_known, dtype=np.bool_) & (code == _COMPRESS)
+    return np.asarray(np.where(unknown, np.fmax(dirty, effective_rate(code, usable_mib_s, c)), dirty))
+
+
 def dirties_faster_than_sent(code: IntArray, dirty_mib_s: FloatArray, usable_mib_s: FloatArray,
                              working_set_over_budget: FloatArray,
                              c: AnalyticConstants = DEFAULT_CONSTANTS) -> BoolArray:
-    """KEEPS_UP: pre-copy (plain, XBZRLE or compressed) that never fits its budget (see the module)."""
+    """KEEPS_UP: pre-copy (plain, XBZRLE or compressed) that never fits its budget (see the module); an unknown
+    rate is given as `taken_dirty_rate`."""
     code = np.asarray(code, dtype=np.int64)
     guarded = (code != _POSTCOPY) & (code != _AUTOCONVERGE)
     # `dirty >= rate`, tolerant of a log/exp round trip: an unknown dirty rate is set to exactly the usable
@@ -121,13 +142,13 @@ def guard_verdicts(keeps_up: BoolArray, short_deadline: BoolArray, fits: BoolArr
 
 def verdicts(code: IntArray, first_pass_mib: FloatArray, usable_mib_s: FloatArray, dirty_mib_s: FloatArray,
              working_set_mib: FloatArray, max_downtime_ms: FloatArray, deadline_ms: FloatArray,
-             c: AnalyticConstants = DEFAULT_CONSTANTS) -> IntArray:
+             c: AnalyticConstants = DEFAULT_CONSTANTS, dirty_known: BoolArray | None = None) -> IntArray:
     """The deciding guard of every row from its inputs: the first pass's MiB, the usable bandwidth, the 1 s dirty
-    rate, the working set of the longest window (NaN: none beyond 1 s measured), the allowed downtime and the
-    deadline (0: none)."""
+    rate, the working set of the longest window (NaN: none beyond 1 s measured), the allowed downtime, the
+    deadline (0: none) and whether the dirty rate was measured (None: every one was; see `taken_dirty_rate`)."""
     code = np.asarray(code, dtype=np.int64)
     usable = np.asarray(usable_mib_s, dtype=np.float64)
-    dirty = np.asarray(dirty_mib_s, dtype=np.float64)
+    dirty = taken_dirty_rate(code, dirty_mib_s, usable, dirty_known, c)
     working_set = np.asarray(working_set_mib, dtype=np.float64)
     downtime = np.asarray(max_downtime_ms, dtype=np.float64)
     budget = np.maximum(usable * downtime / 1000.0, 1e-6)

@@ -133,3 +133,31 @@ def test_the_verdict_of_a_migration_from_its_inputs(code: int, first: float, usa
         seen = np.fmax(ws, dirty)
         a = working_set_arrays(np.array([code]), col([first]), col([seen]), col([dirty]), col([usable]), downtime)
         assert bool(a.converges[0]) is (guard is Guard.FITS), why
+
+
+# An unknown dirty rate, as the inputs give it: taken as the usable bandwidth (8 MiB/s here), no working set.
+# (technique, dirty rate measured, guard, why)
+UNKNOWN_RATES = [
+    (P, False, Guard.KEEPS_UP, "plain pre-copy sends at the link's rate: the rate taken already keeps up"),
+    (COMPRESS, False, Guard.KEEPS_UP, "compression re-sends every dirtied page, shrunk: taken at its faster rate"),
+    (COMPRESS, True, Guard.NONE, "a measured 8 MiB/s is below compression's 12.1 MiB/s: the model decides"),
+    (XBZRLE, False, Guard.NONE, "blind means unchanged contents, which XBZRLE sends as near-empty deltas"),
+    (AUTO, False, Guard.NONE, "auto-converge throttles until it fits: never ruled out"),
+    (POST, False, Guard.NONE, "post-copy is never guarded"),
+]
+
+
+@pytest.mark.parametrize(("code", "known", "guard", "why"), UNKNOWN_RATES)
+def test_an_unknown_dirty_rate_is_judged_at_the_techniques_own_rate(code: int, known: bool, guard: Guard,
+                                                                    why: str) -> None:
+    got = verdicts(np.array([code]), col([80.4]), col([8.0]), col([8.0]), col([np.nan]), col([300.0]), col([0.0]),
+                   dirty_known=np.array([known]))
+    assert Guard(int(got[0])) is guard, why
+
+
+def test_every_rate_counts_as_measured_unless_said_otherwise() -> None:
+    code = np.array([COMPRESS, COMPRESS])
+    args = (col([80.4, 80.4]), col([8.0, 8.0]), col([8.0, 8.0]), col([np.nan, np.nan]), col([300.0, 300.0]),
+            col([0.0, 0.0]))
+    assert list(verdicts(code, *args)) == list(verdicts(code, *args, dirty_known=np.array([True, True])))
+    assert list(verdicts(code, *args, dirty_known=np.array([True, False]))) == [Guard.NONE, Guard.KEEPS_UP]
