@@ -127,16 +127,21 @@ class Assessment:
         return hosts
 
     @functools.cached_property
-    def first(self) -> BoolArray:
-        """Each rejected host marked under the first filter (in FILTERS order) that rejects it, as a chain of
-        filters drops it: counted so, the rejections add up to the hosts rejected."""
-        first: BoolArray = self.rejected & (np.cumsum(self.rejected, axis=0) == 1)
+    def first_filter(self) -> IntArray:
+        """Per host, the row of the first filter (in FILTERS order) that rejects it, as a chain of filters drops it
+        (-1: eligible): counted so, the rejections add up to the hosts rejected."""
+        first: IntArray = np.where(self.eligible, -1, np.argmax(self.rejected, axis=0))
         return first
 
     def counts(self) -> IntArray:
         """Hosts rejected by each filter, each rejected host under the first filter that rejects it."""
-        counts: IntArray = np.count_nonzero(self.first, axis=1).astype(np.int64)
+        first = self.first_filter
+        counts: IntArray = np.bincount(first[first >= 0], minlength=len(FILTERS)).astype(np.int64)
         return counts
+
+    def first_rejected(self, row: int) -> int:
+        """The host (index) of lowest position that filter `row` is the first to reject."""
+        return int(self.hosts[int(np.argmax(self.first_filter == row))])
 
 
 def _marked(n: int, where: IntArray) -> BoolArray:
@@ -316,7 +321,7 @@ def rejections(cluster: ClusterArrays, loads: Loads, a: Assessment, policy: Filt
     for row in np.argsort(-counts, kind="stable")[:limit].tolist():
         if counts[row] == 0:
             break
-        host = int(a.hosts[int(np.argmax(a.first[row]))])
+        host = a.first_rejected(row)
         out.append(Rejection(FILTERS[row], int(counts[row]), cluster.host_ids[host],
                              reason(cluster, loads, a.vm, policy, FILTERS[row], host)))
     return tuple(out)
