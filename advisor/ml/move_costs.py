@@ -82,15 +82,17 @@ class LearnedMoveCosts:
         bandwidth = np.maximum(request.memory_bandwidth(), 1e-3)  # memory's share beside a local disks' mirror
         configured = memory if request.memory_configured_mib is None else request.memory_configured_mib
         profiles = self.profiles
+        known = (np.ones(len(request.vm), dtype=np.bool_) if request.dirty_rate_known is None
+                 else np.asarray(request.dirty_rate_known, dtype=np.bool_))
         rows = [
             (MigrationInputs(float(m), float(d), float(b), float(b), limit, deadline_ms=request.deadline_ms,
                              host_profile=profiles[v] if profiles else "", memory_configured_mib=float(c),
-                             memory_source="configured" if m >= c else "in use"), TECHNIQUES[k])
+                             memory_source="configured" if m >= c else "in use", dirty_rate_known=r), TECHNIQUES[k])
             for k in used
-            for v, m, c, d, b in zip(request.vm.tolist(), memory.tolist(),
-                                     np.asarray(configured, dtype=np.float64).tolist(),
-                                     np.maximum(request.dirty_rate_mib_s, 0.0).tolist(), bandwidth.tolist(),
-                                     strict=True)
+            for v, m, c, d, b, r in zip(request.vm.tolist(), memory.tolist(),
+                                        np.asarray(configured, dtype=np.float64).tolist(),
+                                        np.maximum(request.dirty_rate_mib_s, 0.0).tolist(), bandwidth.tolist(),
+                                        known.tolist(), strict=True)
         ]
         return estimates(request, used, cost_arrays(self.predictor, rows) if rows else (), self.rules, self.name,
                          memory_only=True)

@@ -67,6 +67,8 @@ class CostRequest:
     disk_size_mib: FloatArray | None = None  # their size: the most the guest can rewrite
     disk_write_rate_mib_s: FloatArray | None = None  # what the guest writes to them; NaN: not measured
     cold: BoolArray | None = None  # a cold move asked for (the VM's label advisor.technique=cold)
+    # False where nothing measured the dirty rate and `dirty_rate_mib_s` holds the link's speed; None: all measured
+    dirty_rate_known: BoolArray | None = None
 
     def memory_bandwidth(self) -> FloatArray:
         """The bandwidth each row's memory is predicted at (less its local disks' writes, mirrored beside it)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,14 @@ def test_the_migration_time_model_uses_ram_half_the_link_and_a_dirty_rate_from_c
     assert np.all((ratio[:3] > 0.8) & (ratio[:3] < 1.6))  # (nearly) idle VMs: about RAM / (BW / 2)
     assert model(np.zeros(0), np.zeros(0), np.zeros(0)).shape == (0,)
     assert "40 MiB/s x CPU utilisation" in model.name
+
+
+def test_a_dirty_rate_nothing_measured_is_judged_as_unknown_not_as_the_links_speed_measured() -> None:
+    # a compressed pre-copy of a VM whose rate is taken as the link's: unknown, compression's faster rate is taken
+    # and it cannot converge; the same figure measured leaves the model to judge
+    rules = TechniqueRules(techniques=(Technique.PRECOPY_COMPRESS,))
+    measured = replace(request(1), dirty_rate_mib_s=np.array([117.0]))
+    unknown = replace(measured, dirty_rate_known=np.array([False]))
+    costs = LearnedMoveCosts(learned_predictor(), rules)
+    assert costs.estimate(unknown).p_converge[0] == 0.0
+    assert costs.estimate(measured).p_converge[0] > 0.0
