@@ -101,7 +101,8 @@ def _relieve_foreseen(p: Planner, host: int, hot: float, weights: Weights, horiz
                    f"next {horizon_s:.0f} s); moving {c.vm_ids[vm]} saves {saved[k]:.0f} s of SLA time there "
                    f"({added:.0f} s added on {c.host_ids[t]}{of_unknown}) for {seconds[k]:.1f} s of migration: the "
                    f"most SLA time saved per second of the {vms.size} movable VMs")
-            p.apply(vm, choice, why, float(saved[k] - added - seconds[k]), weights)
+            # the gain recorded is the load taken off, as by-load relief's: what advisor.planning.value prices
+            p.apply(vm, choice, why, float(relief[k]), weights)
             net += float(saved[k]) - added - float(seconds[k])
             left = float(overload_probability(loads.host_cpu[host], variance[p.work.vms_on(host)].sum(), cores,
                                               OVERLOAD)[0])

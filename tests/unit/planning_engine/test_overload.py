@@ -39,7 +39,7 @@ def test_relief_by_sla_time_moves_a_vm_when_the_overload_it_ends_outlasts_its_mi
     assert len(p.moves) == 1 and p.moves[0].source_id == "hot"
     why = p.moves[0].explanation.why_vm
     assert "s of SLA time" in why and "likely over capacity" in why
-    assert p.moves[0].benefit > 0  # SLA seconds saved net of the migration's
+    assert p.moves[0].benefit == pytest.approx((16.8 - 16) / 16)  # the load taken off, as relief by load records
 
 
 def test_relief_by_sla_time_leaves_a_host_whose_overload_ends_before_a_migration_would() -> None:
