@@ -118,8 +118,10 @@ def _unknown_spread(p: Planner, host: int) -> str:
     """Why `host` cannot be relieved by SLA time (some of its VMs' spread unknown), as a reason's ending; "" if it
     can."""
     spread = p.cluster.vm_cpu_spread
+    if spread is None:
+        return " (by load, not SLA time: no VM's CPU spread was measured)"
     on = p.work.vms_on(host)
-    unknown = on.size if spread is None else int(np.isnan(spread[on]).sum())
+    unknown = int(np.isnan(spread[on]).sum())
     if not unknown:
         return ""
     return (f" (by load, not SLA time: the CPU spread of {unknown} of its {counted(on.size, 'VM')} is unknown, "
