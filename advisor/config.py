@@ -334,7 +334,7 @@ def check(settings: Settings) -> None:
             raise ConfigError(f"{name} must be at least 1 (got {getattr(settings, name)})")
     for name in ("stream_idle_timeout_s", "stream_max_duration_s", "samples_save_interval_s", "poll_interval_s",
                  "models_reload_interval_s", "drift_error_ratio", "snapshot_max_age_s", "retrain_timeout_s",
-                 "lease_ttl_s"):
+                 "lease_ttl_s", "plan_max_cpu_after"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be positive (got {getattr(settings, name)})")
     if settings.technique_fallback not in ("likeliest", "downtime", "autoconverge"):

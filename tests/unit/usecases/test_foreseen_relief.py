@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from advisor.adapters.memory import ManualClock, MemoryStore
+from advisor.config import Settings, policies
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import Host, Objective, PlanGoal, Vm, VmSample
 from advisor.evaluation.bridge import to_arrays
-from advisor.evaluation.policy import PACK, AdvisorPolicy
+from advisor.evaluation.policy import PACK, AdvisorParams, AdvisorPolicy
 from advisor.features.samples import RecentSamples
 from advisor.planning.engine import ClusterArrays, CostEstimates, CostRequest
 from advisor.planning.engine.balance import balance
@@ -119,3 +120,12 @@ def test_a_rebalance_plan_says_what_sla_time_its_moves_save() -> None:
     assert relieved, plan.summary
     why = relieved[0].reasons[0]
     assert f"likely over capacity in the next {TUNED.horizon_s:.0f} s" in why and "s of SLA time there" in why, why
+
+
+def test_serving_plans_with_the_settings_the_simulator_policy_was_given() -> None:
+    policy, plans = AdvisorParams(), policies(Settings()).plans
+    assert (plans.rebalance_hot, plans.rebalance_horizon_s, plans.filters.max_cpu_after,
+            plans.churn.cooldown_per_move_s, plans.rebalance_forecast) == (
+        policy.hot, policy.horizon_s, policy.headroom, policy.cooldown_per_move_s, policy.forecast)
+    old = policies(Settings(plan_rebalance_horizon_s=0.0)).plans  # relief by load on the latest samples
+    assert old.rebalance_horizon_s == 0.0 and old.rebalance_forecast is None
