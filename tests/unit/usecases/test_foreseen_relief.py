@@ -129,3 +129,18 @@ def test_serving_plans_with_the_settings_the_simulator_policy_was_given() -> Non
         policy.hot, policy.horizon_s, policy.headroom, policy.cooldown_per_move_s, policy.forecast)
     old = policies(Settings(plan_rebalance_horizon_s=0.0)).plans  # relief by load on the latest samples
     assert old.rebalance_horizon_s == 0.0 and old.rebalance_forecast is None
+
+
+def test_a_vm_without_samples_keeps_its_snapshot_cpu_and_an_unknown_spread() -> None:
+    inventory = Inventory(MemoryStore())
+    inventory.apply(InventoryChange(hosts=(Host("h", 8, 65536),), vms=(Vm("seen", "h", 1000, 2),
+                                                                      Vm("new", "h", 1000, 2))))
+    samples = RecentSamples()
+    samples.add([], [VmSample("seen", t, cpu_utilization=u) for t, u in ((0.0, 0.2), (30.0, 0.9), (60.0, 0.4))])
+    snapshots = Snapshots(inventory, samples, ManualClock())
+    latest, forecast = snapshots.fresh(), snapshots.fresh(TUNED.forecast)
+    seen, new = forecast.vm_index("seen"), forecast.vm_index("new")
+    assert forecast.vm_cpu[seen] == pytest.approx(2 * 0.5)  # the mean of 0.2, 0.9 and 0.4 beats now (0.4)
+    assert forecast.vm_cpu_spread[seen] == pytest.approx(2 * np.std([0.4, 0.9, 0.2]), rel=1e-6)
+    assert forecast.vm_cpu[new] == latest.vm_cpu[new] and np.isnan(forecast.vm_cpu_spread[new])
+    assert latest.vm_cpu_spread is None  # the snapshot single-VM advice reads is left as it was
