@@ -16,6 +16,7 @@ from advisor.domain.transport import TlsMode
 from advisor.domain.uris import UriPattern
 from advisor.execution.executor import MonitorTuning
 from advisor.planning.engine import AntiChurn, Concurrency, FilterPolicy, PlanSettings, Weights
+from advisor.planning.engine.forecast import TUNED
 from advisor.planning.technique import TechniqueRules
 
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -160,6 +161,16 @@ class Settings:
     # plan_pin_s seconds alone in rebalance and consolidate plans (no ping-pong across plans).
     plan_rebalance_tolerance: float = 0.10
     plan_pin_s: float = 1800.0
+    # The advisor policy's settings as cross-validation chose them in the simulator (TUNED,
+    # advisor/planning/engine/forecast.py; docs/simulation-advisor.md), so serving plans as the simulator measured:
+    # rebalance relieves hosts whose forecast CPU load is above plan_rebalance_hot, ranking moves by the SLA time
+    # they save over plan_rebalance_horizon_s against their migration (0: by load relieved per second of migration,
+    # on the latest samples, as before); a plan's target may reach plan_max_cpu_after; a VM's cooldown grows by
+    # plan_cooldown_per_move_s per second of its last move.
+    plan_rebalance_hot: float = TUNED.hot
+    plan_rebalance_horizon_s: float = TUNED.horizon_s
+    plan_max_cpu_after: float = TUNED.headroom
+    plan_cooldown_per_move_s: float = TUNED.cooldown_per_move_s
     # The cluster snapshot single-VM recommendations rank hosts on is rebuilt when the inventory changes or it
     # is older than this (in the background: a recommendation never waits for it); plans take a fresh one.
     snapshot_max_age_s: float = 5.0
@@ -274,7 +285,7 @@ class Policies:
     filters: FilterPolicy  # which hosts may take a VM: everywhere (RecommendTarget, PlaceVm, plans, the check)
     weights: Weights  # how single-VM placement ranks the hosts that may (RecommendTarget, PlaceVm)
     technique: TechniqueRules
-    plans: PlanSettings  # with the same filters
+    plans: PlanSettings  # with the same filters but the CPU load a target may reach (plan_max_cpu_after)
     tuning: MonitorTuning
 
 
@@ -294,10 +305,15 @@ def policies(settings: Settings) -> Policies:
                                  postcopy_exposure_weight=settings.technique_postcopy_exposure_weight,
                                  postcopy_forbidden_clusters=frozenset(settings.technique_postcopy_forbidden_clusters),
                                  cold_shutdown_timeout_ms=settings.technique_cold_shutdown_timeout_s * 1000),
-        plans=PlanSettings(filters=filters, churn=AntiChurn(cooldown_s=settings.plan_pin_s),
+        plans=PlanSettings(filters=dataclasses.replace(filters, max_cpu_after=settings.plan_max_cpu_after),
+                           churn=AntiChurn(cooldown_s=settings.plan_pin_s,
+                                           cooldown_per_move_s=settings.plan_cooldown_per_move_s),
                            concurrency=Concurrency(settings.max_migrations_per_source,
                                                    settings.max_migrations_per_target, settings.max_migrations),
                            rebalance_tolerance=settings.plan_rebalance_tolerance,
+                           rebalance_hot=settings.plan_rebalance_hot,
+                           rebalance_horizon_s=settings.plan_rebalance_horizon_s,
+                           rebalance_forecast=TUNED.forecast if settings.plan_rebalance_horizon_s > 0 else None,
                            postcopy_forbidden_clusters=frozenset(settings.technique_postcopy_forbidden_clusters)),
         tuning=MonitorTuning(judge_from_round=settings.monitor_judge_from_round,
                              stall_rounds=settings.monitor_stall_rounds,
@@ -318,7 +334,7 @@ def check(settings: Settings) -> None:
             raise ConfigError(f"{name} must be at least 1 (got {getattr(settings, name)})")
     for name in ("stream_idle_timeout_s", "stream_max_duration_s", "samples_save_interval_s", "poll_interval_s",
                  "models_reload_interval_s", "drift_error_ratio", "snapshot_max_age_s", "retrain_timeout_s",
-                 "lease_ttl_s"):
+                 "lease_ttl_s", "plan_max_cpu_after"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be positive (got {getattr(settings, name)})")
     if settings.technique_fallback not in ("likeliest", "downtime", "autoconverge"):
@@ -335,7 +351,8 @@ def check(settings: Settings) -> None:
         raise ConfigError(f"automation_level must be manual, partial or full, got {settings.automation_level!r}")
     for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance",
                  "technique_postcopy_exposure_weight", "retrain_interval_s", "retrain_drift_min_outcomes",
-                 "technique_cold_shutdown_timeout_s"):
+                 "technique_cold_shutdown_timeout_s", "plan_rebalance_hot", "plan_rebalance_horizon_s",
+                 "plan_cooldown_per_move_s"):
         if not getattr(settings, name) >= 0:
             raise ConfigError(f"{name} must not be negative (got {getattr(settings, name)})")
     if not settings.evacuate_host_down_after_s > 0:

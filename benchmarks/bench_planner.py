@@ -1,14 +1,16 @@
 """Benchmark: the decision engine's plans and single-VM ranking on synthetic clusters, time and memory.
 
     .venv/bin/python benchmarks/bench_planner.py [--sizes 250:5000,1000:20000,4000:80000,10000:200000]
-        [--rankings 2000] [--repeat 3] [--uncapped HOSTS] [--local-disks]
+        [--rankings 2000] [--repeat 3] [--uncapped HOSTS] [--local-disks] [--horizon SECONDS]
 
 For each size: building the arrays, then a balance, a consolidate and a drain plan (default knobs: the move cap is
 2.5% of the VMs; --uncapped N also runs consolidate with no cap up to N hosts), each timed (best of --repeat) with
 its peak memory (tracemalloc, numpy included); then, at 1,000 hosts, the filters + weigher of one VM against every host,
 as a recommendation does, with p50 / p99 latency. Costs come from the engine's analytic model. With --local-disks
 every VM has a local disk (10 or 50 GiB, half in use, written at 1 or 10 MiB/s or not measured), whose copy the
-plans price (advisor.planning.engine.carried). Asserts nothing
+plans price (advisor.planning.engine.carried). With --horizon every VM has a CPU spread (a tenth to a third of its
+use) and balance ranks relief by the SLA time it saves over that horizon (as serving's rebalance does by default);
+--horizon 0 is relief by load on the same cluster. Asserts nothing
 (the machines are shared and noisy); the figures are quoted in docs/planning.md.
 """
 
@@ -113,12 +115,16 @@ def main() -> None:
     parser.add_argument("--uncapped", type=int, default=0, metavar="HOSTS",
                         help="also consolidate without the cap on clusters of at most HOSTS hosts")
     parser.add_argument("--local-disks", action="store_true", help="a local disk on every VM, priced by the plans")
+    parser.add_argument("--horizon", type=float, default=None, metavar="SECONDS",
+                        help="VMs get a CPU spread; balance ranks relief by SLA time over this (0: by load)")
     args = parser.parse_args()
     costs = AnalyticMoveCosts()
-    settings = PlanSettings()
+    settings = PlanSettings(rebalance_horizon_s=args.horizon or 0.0)
     print(f"engine benchmark: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
           f"numpy {np.__version__}; costs {costs.name}; best of {args.repeat}"
-          + ("; a local disk on every VM" if args.local_disks else ""))
+          + ("; a local disk on every VM" if args.local_disks else "")
+          + (f"; relief by SLA time over {args.horizon:g} s" if args.horizon else
+             "; VMs with a CPU spread, relief by load" if args.horizon is not None else ""))
     header = (f"{'hosts':>6} {'VMs':>7} {'build s':>8} | {'balance s':>9} {'moves':>5} {'MiB':>5} | "
               f"{'consol. s':>9} {'moves':>5} {'MiB':>5} | {'drain s':>7} {'moves':>5} {'MiB':>5} | "
               f"{'us/move':>7}")
@@ -128,6 +134,9 @@ def main() -> None:
         started = time.perf_counter()
         cluster = synthetic(n_hosts, n_vms)
         cluster = with_local_disks(cluster) if args.local_disks else cluster
+        if args.horizon is not None:
+            spread = np.random.default_rng(5).uniform(0.1, 0.33, cluster.n_vms) * cluster.vm_cpu
+            cluster = replace(cluster, vm_cpu_spread=spread)
         build_s = time.perf_counter() - started
         busiest = cluster.host_ids[int(np.argmax(np.where(cluster.host_disabled, -1, cluster.loads.host_vms)))]
         runs = {

@@ -7,7 +7,8 @@ Mapping (PlanetLab semantics, as CloudSim fixes them):
 - Demand: a VM's forecast utilisation over the next interval, from its history: the larger of now and the mean of
   the last `window` samples, plus `spread` standard deviations of the last `std_window` samples, at most 1. A
   host's load is the sum of its VMs' forecasts (its measured use is never below what its VMs ask now). That
-  standard deviation, in cores, is also each VM's `vm_cpu_spread`, from which relief foresees overload.
+  standard deviation, in cores, is also each VM's `vm_cpu_spread`, from which relief foresees overload (unknown,
+  NaN, before a VM's second sample: relief then ranks by load).
 - Memory: CloudSim ignores RAM after t = 0 (every baseline overcommits it), so the memory filter is off unless
   `check_ram` (then a host takes at most its 4,096 MB).
 - Slow PEs: a 1-PE VM asking more MIPS than a host's PE has is capped there (an SLA violation), so VMs of more
@@ -20,12 +21,12 @@ Mapping (PlanetLab semantics, as CloudSim fixes them):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from advisor.evaluation.costs import DIRTY_MIB_S_AT_FULL_CPU, MB, MIB
 from advisor.planning.engine import ClusterArrays
+from advisor.planning.engine.forecast import TUNED, Forecast
+from advisor.planning.engine.forecast import forecast_utilization as forecast_samples
 from advisor.planning.engine.snapshot import Csr, HostRules
 from advisor.simulation import Snapshot
 from advisor.simulation.arrays import BoolArray, FloatArray, IntArray
@@ -34,23 +35,12 @@ MIPS_PER_CORE = 1000.0
 IDLE = 0.005  # below half of PlanetLab's 1% resolution
 
 
-@dataclass(frozen=True)
-class Forecast:
-    window: int = 3
-    spread: float = 0.0
-    std_window: int = 6
-
-
 def forecast_utilization(snapshot: Snapshot, vms: IntArray, f: Forecast) -> tuple[FloatArray, FloatArray]:
-    """Per VM, the utilisation to plan for and its standard deviation over the last `std_window` samples (see
-    the module docstring): both from the samples seen so far, never ahead."""
-    now = np.asarray(snapshot.vm_utilization)[vms]
-    have = max(1, min(snapshot.history_len, snapshot.vm_history.shape[1]))
-    history = np.asarray(snapshot.vm_history)[vms]
-    recent = history[:, : min(f.window, have)]
-    spread = history[:, : min(f.std_window, have)].std(axis=1) if have > 1 else np.zeros(vms.shape[0])
-    planned: FloatArray = np.clip(np.maximum(now, recent.mean(axis=1)) + f.spread * spread, 0.0, 1.0)
-    return planned, spread
+    """Per VM, the utilisation to plan for and its standard deviation (NaN: unknown) over the last `std_window`
+    samples (see the module docstring): both from the samples seen so far, never ahead, by the function serving
+    uses on its recent samples (advisor/planning/engine/forecast.py)."""
+    have = min(snapshot.history_len, snapshot.vm_history.shape[1])
+    return forecast_samples(np.asarray(snapshot.vm_utilization)[vms], np.asarray(snapshot.vm_history)[vms], have, f)
 
 
 def _slow_pe_rules(snapshot: Snapshot, vms: IntArray, planned: FloatArray) -> HostRules:
@@ -92,7 +82,7 @@ def fading(snapshot: Snapshot, vms: IntArray, window: int) -> BoolArray:
     return idle
 
 
-def to_arrays(snapshot: Snapshot, forecast: Forecast = Forecast(), *,
+def to_arrays(snapshot: Snapshot, forecast: Forecast = TUNED.forecast, *,
               dirty_mib_s_at_full_cpu: float = DIRTY_MIB_S_AT_FULL_CPU,
               pin_fading: int = 0) -> tuple[ClusterArrays, IntArray]:
     """(the engine's arrays, the simulator index of each engine VM)."""

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from advisor.domain.model import Technique
-from advisor.evaluation.bridge import Forecast, to_arrays
+from advisor.evaluation.bridge import to_arrays
 from advisor.evaluation.costs import LearnedMoveCosts, learned_predictor
 from advisor.evaluation.ledger import Ledger
 from advisor.planning.engine import (
@@ -37,6 +37,7 @@ from advisor.planning.engine import (
 )
 from advisor.planning.engine.balance import balance
 from advisor.planning.engine.consolidate import consolidate
+from advisor.planning.engine.forecast import TUNED, Forecast
 from advisor.simulation import Migration, Snapshot
 from advisor.simulation.arrays import IntArray
 from advisor.simulation.detectors import LocalRegression
@@ -49,19 +50,21 @@ PACK = Weights(load=-1.0, energy=1.0)
 @dataclass(frozen=True)
 class AdvisorParams:
     """The policy's knobs, one set for PlanetLab and Bitbrains (docs/simulation-advisor.md says how they were
-    chosen, what each alternative cost, and how they fare on held-out days)."""
+    chosen, what each alternative cost, and how they fare on held-out days). Those cross-validation chose come
+    from `TUNED` (advisor/planning/engine/forecast.py), which serving's plan settings take as defaults too."""
 
-    headroom: float = 0.95  # forecast CPU load a target may reach
-    hot: float = 1.0  # forecast CPU load above which a host is relieved (CloudSim's SLA counts any excess over 1)
+    headroom: float = TUNED.headroom  # forecast CPU load a target may reach
+    hot: float = TUNED.hot  # forecast CPU load above which a host is relieved (CloudSim's SLA counts any excess over 1)
     relief_headroom: float = 0.0  # forecast CPU load a relief target may reach (0: `headroom`)
-    underload: float = 0.75  # hosts below this forecast load are candidates to empty
-    min_saving_w: float = 2.0  # per move (a Bitbrains host of 25 VMs at 20% saves 109 W: 4.4 W a move)
+    underload: float = TUNED.underload  # hosts below this forecast load are candidates to empty
+    # per move (a Bitbrains host of 25 VMs at 20% saves 109 W: 4.4 W a move)
+    min_saving_w: float = TUNED.min_saving_w
     max_moves_fraction: float = 1.0  # of the running VMs, per update: the first update empties most hosts
     min_moves: int = 10  # per update, whatever the fraction
     cooldown_s: float = 600.0
-    cooldown_per_move_s: float = 5.0  # x the predicted seconds, which are 2-10x CloudSim's
+    cooldown_per_move_s: float = TUNED.cooldown_per_move_s  # x the predicted seconds, which are 2-10x CloudSim's
     return_factor: float = 2.0
-    forecast: Forecast = field(default_factory=Forecast)
+    forecast: Forecast = TUNED.forecast
     forecast_window: int = 0  # overrides of the forecast's fields when > 0 (for tuning from the command line)
     forecast_spread: float = -1.0
     relief_load: float = -1.0  # weight of the target's load for relief: - packs, + spreads (least loaded)
@@ -69,7 +72,7 @@ class AdvisorParams:
     pin_fading: int = 0  # leave alone VMs with an idle sample among the last this many (0: off)
     check_ram: bool = False
     max_downtime_ms: float = 0.0  # none: CloudSim models no downtime (300 ms refused most busy Bitbrains VMs)
-    horizon_s: float = 7200.0  # > 0: relief ranked by the SLA time it saves over this horizon (overload.py)
+    horizon_s: float = TUNED.horizon_s  # > 0: relief ranked by the SLA time it saves over this horizon (overload.py)
     costs: str = "learned"  # "learned" (the project's cost model) or "analytic"
 
 

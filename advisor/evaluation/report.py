@@ -297,6 +297,14 @@ NOTES = """- Each update: the snapshot becomes the engine's arrays (advisor/eval
   Targets were then filled to 90% or 95% (`headroom`), each run on every day of both traces; the
   cross-validation below chose 95% on every fold (fewer hosts running: energy at most MFPED's on more days, for
   more SLATAH, still below MFPED's on most days), so it is the default.
+- The same in serving: the settings above (`hot`, `horizon_s`, `headroom`, `underload`, `min_saving_w`, the 5 s
+  cooldown per second) are defined once, `TUNED` in advisor/planning/engine/forecast.py, as this policy's defaults
+  and serving's (README, Settings: `plan_rebalance_hot`, `plan_rebalance_horizon_s`, `plan_max_cpu_after`,
+  `plan_cooldown_per_move_s`; serving's consolidation keeps its own `underload` and `min_saving_w`). A
+  PlanCluster rebalance forecasts each VM's CPU and spread from its recent samples by the function bridge.py uses
+  (3 and 6 samples: a VM pushing every 15 s is judged on its last 90 s, not 30 min), and relieves by SLA time.
+  A VM with fewer than 2 samples has no spread, here at the first update as in serving (it was taken as 0
+  before): its host is relieved by load and the move's reason says so (PlanetLab 20110303: the same figures).
 """
 
 

@@ -114,7 +114,7 @@ class Planning:
             raise InvalidArgument("host_id", f"only a drain or an evacuation names a host (goal is {goal})")
         if force and goal is not PlanGoal.EVACUATE:
             raise InvalidArgument("force", f"only an evacuation is forced (goal is {goal})")
-        cluster = self._snapshots.fresh()
+        cluster = self._snapshots.fresh(self._plans.rebalance_forecast if goal is PlanGoal.REBALANCE else None)
         if drain and host_id not in cluster.host_ids:
             raise NotFound("host_id", "host", host_id)
         strategy = STRATEGIES[goal]

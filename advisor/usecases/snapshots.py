@@ -13,6 +13,11 @@ callers wait for it; so is one after the inventory ran further ahead than the ch
 `max_age_s` behind the samples. A plan asks for a fresh one (`fresh()`); placing a new VM and checking a move
 before it starts ask for one of the inventory as it is now (`current()`).
 
+A rebalance that foresees overload asks for a fresh one with a `Forecast`: each VM's CPU is then the forecast of
+its recent CPU samples and its spread their standard deviation, by the very function the simulator feeds the
+engine with (advisor/planning/engine/forecast.py); a VM with too few samples keeps an unknown spread, and one with
+none its measured (or inferred) CPU.
+
 The rules the filters apply are those the inventory carries: each VM's affinity groups (soft) and anti-affinity
 groups (hard), which the arrays read from the VMs. The inventory has no VM-host rule nor hard affinity group to
 feed; one added there reaches RecommendTarget, PlaceVm, plans and the check before a move alike, through here.
@@ -24,9 +29,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from advisor.features.samples import RecentSamples
 from advisor.planning.engine import ClusterArrays
 from advisor.planning.engine.domain_arrays import Measured, Tracked, VmMeasurement
+from advisor.planning.engine.forecast import Forecast, forecast_utilization, with_forecast
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock
 
@@ -92,10 +100,28 @@ class Snapshots:
         self._current = self._next()
         return self._current.tracked.arrays
 
-    def fresh(self) -> ClusterArrays:
-        """A snapshot of now (for plans)."""
+    def fresh(self, forecast: Forecast | None = None) -> ClusterArrays:
+        """A snapshot of now (for plans), with each VM's CPU forecast from its recent samples if `forecast`."""
         with self._writing:
-            return self._swap()
+            arrays = self._swap()
+        return arrays if forecast is None else self._forecast(arrays, forecast)
+
+    def _forecast(self, arrays: ClusterArrays, f: Forecast) -> ClusterArrays:
+        """`arrays` with each sampled VM's CPU its forecast and spread (forecast.py), in cores."""
+        n = f.samples
+        history = np.zeros((arrays.n_vms, n))  # newest first
+        have = np.zeros(arrays.n_vms, dtype=np.int64)
+        column = self._samples.vm_fields.index("cpu_utilization")
+        for row, vm_id in enumerate(arrays.vm_ids):
+            _, values = self._samples.vm_window(vm_id)
+            cpu = values[:, column]
+            cpu = cpu[~np.isnan(cpu)][-n:][::-1]
+            history[row, : cpu.size] = cpu
+            have[row] = cpu.size
+        rows = np.flatnonzero(have > 0)
+        planned, spread = forecast_utilization(history[rows, 0], history[rows], have[rows], f)
+        vcpus = arrays.vm_vcpus[rows]
+        return with_forecast(arrays, rows, planned * vcpus, spread * vcpus)
 
     def current(self) -> ClusterArrays:
         """The snapshot at hand if it is of the inventory as it is now (its samples at most `max_age_s` old), else

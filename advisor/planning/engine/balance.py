@@ -20,6 +20,7 @@ import numpy as np
 from advisor.domain.text import counted
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
+from advisor.planning.engine.forecast import MIN_SPREAD_SAMPLES
 from advisor.planning.engine.overload import OVERLOAD, overload_probability, saved_seconds, target_seconds, vm_variance
 from advisor.planning.engine.planner import Choice, Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan
@@ -37,7 +38,7 @@ def _running(planner: Planner) -> IntArray:
     return hosts
 
 
-def _relieve(p: Planner, host: int, hot: float, weights: Weights) -> None:
+def _relieve(p: Planner, host: int, hot: float, weights: Weights, why_not_foreseen: str = "") -> None:
     c, loads = p.cluster, p.work.loads
     while not p.full and loads.host_cpu[host] / c.host_cores[host] > hot:
         vms = p.work.vms_on(host)
@@ -57,7 +58,7 @@ def _relieve(p: Planner, host: int, hot: float, weights: Weights) -> None:
                 continue
             why = (f"{c.host_ids[host]} is hot ({load:.0%} CPU > {hot:.0%}); moving {c.vm_ids[vm]} takes "
                    f"{relief[k]:.0%} off it for {seconds[k]:.1f} s of migration: the most relief per second of the "
-                   f"{vms.size} movable VMs")
+                   f"{vms.size} movable VMs{why_not_foreseen}")
             p.apply(vm, choice, why, float(relief[k]), weights)
             break
         else:
@@ -91,13 +92,17 @@ def _relieve_foreseen(p: Planner, host: int, hot: float, weights: Weights, horiz
             if choice is None:
                 continue
             t = choice.host
-            added = target_seconds(c, float(loads.host_cpu[t]), float(variance[p.work.vms_on(t)].sum()), t, vm,
-                                   OVERLOAD, horizon_s)
+            there = variance[p.work.vms_on(t)]
+            unknown = int(np.isnan(there).sum())  # counted for the floor only
+            added = target_seconds(c, float(loads.host_cpu[t]), float(np.nansum(there)), t, vm, OVERLOAD,
+                                   horizon_s)
+            of_unknown = f", {counted(unknown, 'VM')} there of unknown spread" if unknown else ""
             why = (f"{c.host_ids[host]} is hot ({load:.0%} CPU > {hot:.0%}, {left:.0%} likely over capacity in the "
                    f"next {horizon_s:.0f} s); moving {c.vm_ids[vm]} saves {saved[k]:.0f} s of SLA time there "
-                   f"({added:.0f} s added on {c.host_ids[t]}) for {seconds[k]:.1f} s of migration: the most SLA time "
-                   f"saved per second of the {vms.size} movable VMs")
-            p.apply(vm, choice, why, float(saved[k] - added - seconds[k]), weights)
+                   f"({added:.0f} s added on {c.host_ids[t]}{of_unknown}) for {seconds[k]:.1f} s of migration: the "
+                   f"most SLA time saved per second of the {vms.size} movable VMs")
+            # the gain recorded is the load taken off, as by-load relief's: what advisor.planning.value prices
+            p.apply(vm, choice, why, float(relief[k]), weights)
             net += float(saved[k]) - added - float(seconds[k])
             left = float(overload_probability(loads.host_cpu[host], variance[p.work.vms_on(host)].sum(), cores,
                                               OVERLOAD)[0])
@@ -107,6 +112,20 @@ def _relieve_foreseen(p: Planner, host: int, hot: float, weights: Weights, horiz
         else:
             break
     p.undo(len(p.records) - start - best_k)
+
+
+def _unknown_spread(p: Planner, host: int) -> str:
+    """Why `host` cannot be relieved by SLA time (some of its VMs' spread unknown), as a reason's ending; "" if it
+    can."""
+    spread = p.cluster.vm_cpu_spread
+    if spread is None:
+        return " (by load, not SLA time: no VM's CPU spread was measured)"
+    on = p.work.vms_on(host)
+    unknown = int(np.isnan(spread[on]).sum())
+    if not unknown:
+        return ""
+    return (f" (by load, not SLA time: the CPU spread of {unknown} of its {counted(on.size, 'VM')} is unknown, "
+            f"fewer than {MIN_SPREAD_SAMPLES} samples)")
 
 
 def _relief_target(p: Planner, vm: int, weights: Weights) -> Choice | None:
@@ -205,12 +224,15 @@ def balance(
     weights: Weights = BALANCE_WEIGHTS,
     max_moves: int = 0,
     pricing: MoveCosts | None = None,
-    horizon_s: float = 0.0,
+    horizon_s: float | None = None,
 ) -> Plan:
-    """Hotspot relief, then even load; see the module docstring. `hot` 0 means the filters' max_cpu_after, no
-    `tolerance` the settings' `rebalance_tolerance`; `horizon_s` > 0 ranks relief by SLA time (overload.py)."""
-    hot = hot or settings.filters.max_cpu_after
+    """Hotspot relief, then even load; see the module docstring. `hot` 0 means the settings' `rebalance_hot`
+    (if 0, the filters' max_cpu_after), no `tolerance` the settings' `rebalance_tolerance`; `horizon_s` (default:
+    the settings' `rebalance_horizon_s`) > 0 ranks relief by SLA time (overload.py) on each host whose VMs' CPU
+    spread is known, and by load on the others, saying so."""
+    hot = hot or settings.rebalance_hot or settings.filters.max_cpu_after
     tolerance = settings.rebalance_tolerance if tolerance is None else tolerance
+    horizon_s = settings.rebalance_horizon_s if horizon_s is None else horizon_s
     p = Planner(cluster, costs, settings, history, now_s, max_moves, pricing=pricing)
     ratio = p.work.cpu_ratio()
     hot_hosts = np.flatnonzero((ratio > hot) & ~cluster.host_disabled)
@@ -218,10 +240,11 @@ def balance(
     for host in hot_hosts[np.argsort(-ratio[hot_hosts], kind="stable")].tolist():
         if p.full:
             break
-        if horizon_s > 0:
+        why_not = _unknown_spread(p, int(host)) if horizon_s > 0 else ""
+        if horizon_s > 0 and not why_not:
             _relieve_foreseen(p, int(host), hot, weights, horizon_s)
         else:
-            _relieve(p, int(host), hot, weights)
+            _relieve(p, int(host), hot, weights, why_not)
     if tolerance > 0:
         _even(p, tolerance, weights)
     ratio = p.work.cpu_ratio()

@@ -3,7 +3,9 @@ saves of it against what the migration costs.
 
 A host's CPU over the next interval is taken as normal around its forecast (the sum of its VMs' `vm_cpu`), with
 a variance that is the sum of its VMs' (`vm_cpu_spread` squared: each VM's recent wobble, fitted from its own
-history as it runs) and never less than `SPREAD_FLOOR` of the host's cores (a forecast is never certain). The
+history as it runs, forecast.py) and never less than `SPREAD_FLOOR` of the host's cores (a forecast is never
+certain). A VM whose spread is unknown (too few samples) has no variance to add: balance.py then relieves its host
+by load, and a target's unknown VMs count for the floor only, each said so in the move's reason. The
 probability it exceeds `limit` x its cores is the share of the horizon it is expected to spend overloaded: its
 SLA time (the time its VMs are denied CPU they ask for).
 
@@ -28,9 +30,9 @@ _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
 def vm_variance(cluster: ClusterArrays) -> FloatArray:
-    """Per VM, the variance of its CPU (cores squared) over the next interval."""
+    """Per VM, the variance of its CPU (cores squared) over the next interval; NaN where unknown."""
     spread = cluster.vm_cpu_spread
-    variance: FloatArray = np.zeros(cluster.n_vms) if spread is None else np.square(spread)
+    variance: FloatArray = np.full(cluster.n_vms, np.nan) if spread is None else np.square(spread)
     return variance
 
 
@@ -48,7 +50,7 @@ def saved_seconds(cluster: ClusterArrays, host_cpu: float, host_variance: float,
                   seconds: FloatArray, limit: float, horizon_s: float) -> FloatArray:
     """Per VM of `host`: the SLA seconds moving it saves the source over the horizon (before the target's side)."""
     cores = float(cluster.host_cores[host])
-    variance = vm_variance(cluster)[vms]
+    variance = vm_variance(cluster)[vms]  # the source's VMs' are all known
     before = overload_probability(host_cpu, host_variance, cores, limit)
     after = overload_probability(host_cpu - cluster.vm_cpu[vms], np.maximum(host_variance - variance, 0.0), cores,
                                  limit)

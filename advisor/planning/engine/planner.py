@@ -34,6 +34,7 @@ from advisor.physics.transport import TLS_THROUGHPUT_FACTOR
 from advisor.planning.engine.churn import AntiChurn, MoveHistory
 from advisor.planning.engine.costs import CostCache, CostEstimates, CostRequest, MoveCosts
 from advisor.planning.engine.filters import Assessment, FilterPolicy, HostView, Rejection, assess, rejections
+from advisor.planning.engine.forecast import Forecast
 from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
 from advisor.planning.engine.schedule import Concurrency, Schedule, schedule, shared_bandwidths
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray
@@ -44,7 +45,8 @@ from advisor.planning.engine.working import Working
 @dataclass(frozen=True)
 class PlanSettings:
     """Knobs of plans (the settings `placement_*`, `plan_*` and the migration limits), shared by every strategy;
-    `rebalance_tolerance` is balance's default tolerance."""
+    `rebalance_tolerance`, `rebalance_hot` and `rebalance_horizon_s` are balance's defaults, and serving reads a
+    rebalance's snapshot with `rebalance_forecast`."""
 
     filters: FilterPolicy = field(default_factory=FilterPolicy)
     churn: AntiChurn = field(default_factory=AntiChurn)
@@ -55,6 +57,9 @@ class PlanSettings:
     pool_refresh: int = 64
     alternatives: int = 3  # eligible hosts kept per explanation besides the chosen one
     rebalance_tolerance: float = 0.10  # balance evens the load until the busiest host is within this of the mean
+    rebalance_hot: float = 0.0  # balance relieves hosts above this CPU load (0: the filters' max_cpu_after)
+    rebalance_horizon_s: float = 0.0  # > 0: balance ranks relief by the SLA time it saves over this (overload.py)
+    rebalance_forecast: Forecast | None = None  # a rebalance plans each VM at this forecast (None: latest sample)
     postcopy_forbidden_clusters: frozenset[str] = frozenset()  # as TechniqueRules' (a VM's label: the snapshot)
 
 

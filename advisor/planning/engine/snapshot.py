@@ -205,7 +205,7 @@ class ClusterArrays:
     clusters: tuple[str, ...] = ("",)
     networks: Networks = field(default_factory=lambda: Networks.none(0))  # none used: no VM row needed
     # how far each VM's CPU (cores) may stray from vm_cpu over the next interval (one standard deviation of its
-    # recent use); None: not measured (balance then assumes the floor of overload.py)
+    # recent use, forecast.py); NaN for a VM, or None for all: unknown (balance then relieves its host by load)
     vm_cpu_spread: FloatArray | None = None
     _index: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

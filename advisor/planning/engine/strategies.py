@@ -110,12 +110,14 @@ register_strategy(StrategyInfo(
     "balance", "hotspot relief, then even load; cost-aware, without churn",
     {
         **_COMMON,
-        "hot": "CPU load above which a host is relieved (default 0: the filters' max_cpu_after, 0.85)",
+        "hot": "CPU load above which a host is relieved (default 0: the settings' rebalance_hot, or if 0 the "
+        "filters' max_cpu_after, 0.85)",
         "tolerance": "even the load until the busiest host is within this of the mean (default: the settings' "
         "rebalance_tolerance, 0.10; 0: off)",
         "weights": f"Weights of the target score (default {BALANCE_WEIGHTS})",
         "horizon_s": "> 0: relief takes only moves whose SLA time saved over this horizon (the host's foreseen "
-        "time over capacity) exceeds the migration's own seconds, most saved per second first (default 0: relief "
+        "time over capacity) exceeds the migration's own seconds, most saved per second first; a host with VMs of "
+        "unknown CPU spread is relieved by load, saying so (default: the settings' rebalance_horizon_s, 0: relief "
         "per second of migration)",
     },
     balance,

@@ -39,7 +39,7 @@ def test_relief_by_sla_time_moves_a_vm_when_the_overload_it_ends_outlasts_its_mi
     assert len(p.moves) == 1 and p.moves[0].source_id == "hot"
     why = p.moves[0].explanation.why_vm
     assert "s of SLA time" in why and "likely over capacity" in why
-    assert p.moves[0].benefit > 0  # SLA seconds saved net of the migration's
+    assert p.moves[0].benefit == pytest.approx((16.8 - 16) / 16)  # the load taken off, as relief by load records
 
 
 def test_relief_by_sla_time_leaves_a_host_whose_overload_ends_before_a_migration_would() -> None:
@@ -50,3 +50,36 @@ def test_relief_by_sla_time_leaves_a_host_whose_overload_ends_before_a_migration
     assert short.moves == ()
     still = balance(c, COSTS, settings=FREE, hot=1.0, tolerance=0.0)
     assert len(still.moves) == 1  # without a horizon, relief is by load per second as before
+
+
+def test_a_host_with_a_vm_of_unknown_spread_is_relieved_by_load_and_says_so() -> None:
+    c = _hot()
+    spread = c.vm_cpu_spread.copy()
+    spread[c.vm_index("h1")] = np.nan  # too few samples for a standard deviation
+    p = balance(replace(c, vm_cpu_spread=spread), COSTS, settings=FREE, hot=1.0, tolerance=0.0, horizon_s=3600.0)
+    assert len(p.moves) == 1 and p.moves[0].source_id == "hot"
+    why = p.moves[0].explanation.why_vm
+    assert "SLA time saved" not in why and why.endswith(
+        "(by load, not SLA time: the CPU spread of 1 of its 3 VMs is unknown, fewer than 2 samples)"), why
+    none = balance(replace(c, vm_cpu_spread=None), COSTS, settings=FREE, hot=1.0, tolerance=0.0, horizon_s=3600.0)
+    assert none.moves[0].explanation.why_vm.endswith("(by load, not SLA time: no VM's CPU spread was measured)")
+
+
+def test_a_target_s_vms_of_unknown_spread_count_for_the_floor_only_and_the_reason_says_so() -> None:
+    c = _hot()
+    spread = c.vm_cpu_spread.copy()
+    spread[c.vm_index("b1")] = np.nan
+    p = balance(replace(c, vm_cpu_spread=spread), COSTS, settings=FREE, hot=1.0, tolerance=0.0, horizon_s=3600.0)
+    assert len(p.moves) == 1
+    move = p.moves[0]
+    assert move.source_id == "hot" and move.target_id == "b"  # b runs b1; c is idle and would be woken
+    assert "s added on b, 1 VM there of unknown spread)" in move.explanation.why_vm
+
+
+def test_the_settings_give_balance_its_hot_threshold_and_horizon() -> None:
+    settings = replace(FREE, rebalance_hot=1.0, rebalance_horizon_s=3600.0, rebalance_tolerance=0.0)
+    by_settings = balance(_hot(), COSTS, settings=settings)
+    assert [m.vm_id for m in by_settings.moves] == [m.vm_id for m in balance(
+        _hot(), COSTS, settings=FREE, hot=1.0, tolerance=0.0, horizon_s=3600.0).moves]
+    assert "s of SLA time" in by_settings.moves[0].explanation.why_vm
+    assert by_settings.parameters["horizon_s"] == 3600.0 and by_settings.parameters["hot"] == 1.0
