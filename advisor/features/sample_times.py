@@ -25,14 +25,23 @@ def gap_code(gap_ms: int) -> tuple[int, int]:
 
 def gap_codes(gap_ms: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:
     """`gap_code` of each gap (between 1 and MAX_GAP_MS)."""
+    if not gap_ms.size or gap_ms.max() <= EXACT_GAP_MS:  # the usual case: samples seconds apart
+        return gap_ms.astype(np.uint16), gap_ms
     seconds = gap_ms // 1000
     exact, coarse = gap_ms <= EXACT_GAP_MS, seconds >= _FIRST_SECONDS
     codes = np.where(exact, gap_ms, np.where(coarse, 2**15 + seconds - _FIRST_SECONDS, EXACT_GAP_MS))
     return codes.astype(np.uint16), np.where(exact, gap_ms, np.where(coarse, seconds * 1000, EXACT_GAP_MS))
 
 
+def gap_ms(code: int) -> int:
+    """The gap a code stands for."""
+    return code if code < 2**15 else (code - 2**15 + _FIRST_SECONDS) * 1000
+
+
 def gaps_ms(codes: npt.NDArray[np.uint16]) -> npt.NDArray[np.int64]:
     c = codes.astype(np.int64)
+    if not c.size or c.max() < 2**15:  # the usual case: every gap to the millisecond
+        return c
     return np.where(c < 2**15, c, (c - 2**15 + _FIRST_SECONDS) * 1000)
 
 

@@ -2,21 +2,14 @@
 
 Each entity keeps a ring of its last `capacity` samples in a row of arrays shared by `CHUNK_ROWS` entities, so that
 an entity costs its data and a few bytes of bookkeeping, not a handful of Python objects; a removed entity's row is
-reused. What one sample costs (issue 17: at most 2 KiB per VM with 120 of them):
-
-- its time, as the gap since the sample before it in two bytes (`gap_code`): to the millisecond up to 32.767 s,
-  in whole seconds (rounded down) from 33 s to `MAX_GAP_MS` (9.1 hours). A row keeps the time of its oldest and
-  newest sample in full; a sample more than `MAX_GAP_MS` after the one before it pushes out those before, as if
-  the ring were full. Readers need far less: the dirty-rate forecaster's window is 60 s (its EWMA's time constant
-  15 s), samples come seconds apart, and a time is never later than the one given (order is kept);
-- each field's value, float32 or, where the store is given `units`, float16 in that unit (a power of two, so that
-  the conversion is exact): 11 significant bits, within 0.05% of what was given (below 2**-14 units, within
-  2**-25 units: 0.00003 MiB where the unit is a GiB). A field's column is allocated
-  for a block only once a sample of the block measures it: a field nobody measures costs nothing. NaN stays NaN
-  ("not measured").
-
-Samples arriving out of order are slotted into place; a sample in the same millisecond as a stored one replaces
-it. Not thread-safe: `RecentSamples` locks around it.
+reused. A sample costs (issue 17: at most 2 KiB per VM with 120 of them) two bytes for its time, the gap since the
+sample before (advisor.features.sample_times: to the millisecond up to 32.767 s, else whole seconds rounded down;
+a gap beyond 9.1 hours pushes out the samples before it, as if the ring were full), and per field measured four
+bytes (float32) or, where the store is given `units`, two: float16 in the field's unit (a power of two, so that
+the conversion is exact), 11 significant bits, within 0.05% of what was given (below 2**-14 units, within 2**-25
+units). A field's column is allocated for a block once a sample of the block measures it: a field nobody measures
+costs nothing. NaN stays NaN ("not measured"). Samples arriving out of order are slotted into place; a sample in
+the same millisecond as a stored one replaces it. Not thread-safe: `RecentSamples` locks around it.
 """
 
 from __future__ import annotations
@@ -29,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from advisor.features.sample_times import EXACT_GAP_MS, MAX_GAP_MS, gap_code, gap_codes, gaps_ms, kept_exactly
+from advisor.features.sample_times import EXACT_GAP_MS, MAX_GAP_MS, gap_code, gap_codes, gap_ms, gaps_ms, kept_exactly
 
 CHUNK_ROWS = 512  # entities per block: a new block is allocated whole, never copied to grow
 UNSAVED, UNREAD = 1, 2  # marks of an entity changed since `take_marked` (export, snapshot)
@@ -65,10 +58,6 @@ class _Chunk:
         self.marks = np.zeros(CHUNK_ROWS, dtype=np.uint8)
 
 
-def _ms(time_s: float) -> int:
-    return round(time_s * 1000.0)
-
-
 class SeriesStore:
     """Recent samples of one kind of entity (hosts or VMs), `capacity` per entity; each field's values float32, or
     float16 in the field's unit where `units` (powers of two) are given: a value that float16 cannot hold in its
@@ -83,6 +72,9 @@ class SeriesStore:
         self.capacity = capacity
         self._dtype = np.float32 if units is None else np.float16
         self._units = np.ones(len(fields), dtype=np.float32) if units is None else np.array(units, np.float32)
+        self._per_unit = 1.0 / self._units.astype(np.float64)  # powers of two: exact
+        self._positions = np.arange(2 * capacity) % capacity  # a row's positions in order from any start
+        self._unknown = np.full(capacity, np.nan, dtype=self._dtype)  # a row of a column not allocated
         self._rows: dict[str, int] = {}
         self._ids: list[str | None] = []  # by row; None for a free row
         self._free: list[int] = []
@@ -96,8 +88,7 @@ class SeriesStore:
             if not self._free:
                 chunk = _Chunk(self.capacity, len(self.fields))
                 self._chunks.append(chunk)
-                self._bytes += sum(a.nbytes for a in (chunk.first_ms, chunk.last_ms, chunk.gaps, chunk.start,
-                                                      chunk.count, chunk.newest, chunk.marks))
+                self._bytes += sum(getattr(chunk, name).nbytes for name in _Chunk.__slots__ if name != "columns")
                 self._free = list(range(len(self._ids) + CHUNK_ROWS - 1, len(self._ids) - 1, -1))
                 self._ids.extend([None] * CHUNK_ROWS)
             row = self._rows[entity_id] = self._free.pop()
@@ -107,12 +98,16 @@ class SeriesStore:
     def _encode(self, values: Any) -> FloatArray:
         """Values (any shape ending in the fields; None or NaN: not measured) as stored: in their units, as the
         store's dtype."""
-        scaled = np.asarray(values, dtype=np.float64) / self._units
-        if self._dtype == np.float16 and (too_big := np.abs(scaled) > _FLOAT16_MAX).any():
-            field = int(np.argwhere(too_big)[0][-1])
+        given = np.asarray(values, dtype=np.float64)
+        if self._dtype == np.float32:
+            return given.astype(np.float32)
+        with np.errstate(over="ignore"):  # what overflows is refused below
+            encoded = (given * self._per_unit).astype(np.float16)
+        if np.isinf(encoded).any():  # beyond float16 (the checks let in no infinite value)
+            field = int(np.argwhere(np.isinf(encoded))[0][-1])
             raise ValueError(f"{self.fields[field]} beyond {_FLOAT16_MAX * self._units[field]:g}, the most this "
-                             f"store holds (got {np.asarray(values, dtype=np.float64)[too_big][0]:g})")
-        return scaled.astype(self._dtype)
+                             f"store holds (got {given[np.isinf(encoded)][0]:g})")
+        return encoded
 
     def _column(self, c: _Chunk, field: int) -> FloatArray:
         column = c.columns[field]
@@ -122,13 +117,18 @@ class SeriesStore:
         return column
 
     def _write(self, c: _Chunk, i: Any, pos: Any, encoded: FloatArray) -> None:
-        """encoded[..., field] into the rows `i` at positions `pos` (indices, arrays or a slice); a column is
-        allocated when a value measures it."""
+        """encoded[..., field] into the rows `i` at positions `pos` (indices, arrays or a slice; pos None: `i`
+        indexes the flat block); a column is allocated when a value measures it."""
         for field in range(len(self.fields)):
             column, value = c.columns[field], encoded[..., field]
-            if column is None and np.isnan(value).all():
-                continue
-            (column if column is not None else self._column(c, field))[i, pos] = value
+            if column is None:
+                if np.isnan(value).all():
+                    continue
+                column = self._column(c, field)
+            if pos is None:
+                column.reshape(-1)[i] = value
+            else:
+                column[i, pos] = value
 
     def add(self, entity_id: str, time_s: float, values: Sequence[float | None], *, mark: bool = True) -> None:
         """Add one sample (None: not measured); `mark` it as changed for `take_marked` (unless restoring)."""
@@ -137,7 +137,7 @@ class SeriesStore:
         c, i, cap = self._chunks[row // CHUNK_ROWS], row % CHUNK_ROWS, self.capacity
         if mark:
             c.marks[i] = UNSAVED | UNREAD
-        t_ms, start, count = _ms(time_s), int(c.start[i]), int(c.count[i])
+        t_ms, start, count = round(time_s * 1000.0), int(c.start[i]), int(c.count[i])
         if count == 0:
             self._place(c, i, np.array([t_ms]), encoded[None, :])
             return
@@ -147,7 +147,8 @@ class SeriesStore:
         code, gap = gap_code(t_ms - int(c.last_ms[i]))
         pos = (start + count) % cap
         if count == cap:  # the oldest leaves: the next is the oldest now
-            c.first_ms[i] = c.last_ms[i] + gap if cap == 1 else c.first_ms[i] + gaps_ms(c.gaps[i, (start + 1) % cap])
+            successor = gap if cap == 1 else gap_ms(int(c.gaps[i, (start + 1) % cap]))  # cap 1: the new sample
+            c.first_ms[i] = (c.last_ms[i] if cap == 1 else c.first_ms[i]) + successor
         c.gaps[i, pos] = code
         c.last_ms[i] += gap
         self._write(c, i, pos, encoded)
@@ -170,7 +171,7 @@ class SeriesStore:
             return
         encoded = self._encode(rows)  # None: NaN
         rows_of = np.array([self._row(entity_id) for entity_id in entity_ids], dtype=np.int64)
-        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `_ms`
+        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `add`
         seen, counts = np.unique(rows_of, return_counts=True)
         once = np.isin(rows_of, seen[counts == 1])  # an entity's several samples go one by one, in order
         one_by_one = np.flatnonzero(~once).tolist()
@@ -196,8 +197,9 @@ class SeriesStore:
         next_oldest = last if cap == 1 else c.first_ms[i] + gaps_ms(c.gaps[i, (start + 1) % cap])
         c.first_ms[i] = np.where(empty, t_ms, np.where(full, next_oldest, c.first_ms[i]))
         c.last_ms[i] = last
-        c.gaps[i, pos] = np.where(empty, 0, codes)
-        self._write(c, i, pos, encoded)
+        flat = i * cap + pos  # the cells' indices in a block's (rows, capacity) arrays, read flat
+        c.gaps.reshape(-1)[flat] = np.where(empty, 0, codes)
+        self._write(c, flat, None, encoded)
         newest = c.newest[i]
         c.newest[i] = np.where(~np.isnan(encoded), pos[:, None], np.where(newest == pos[:, None], -1, newest))
         c.count[i] = np.where(full, count, count + 1)
@@ -205,16 +207,22 @@ class SeriesStore:
         c.marks[i] = UNSAVED | UNREAD
         return fits
 
+    def _times(self, c: _Chunk, i: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Row i's times (ms) in time order, and their positions."""
+        start = int(c.start[i])
+        idx = self._positions[start : start + int(c.count[i])]
+        codes = c.gaps[i].take(idx)
+        times = gaps_ms(codes).cumsum()  # from the oldest's own code, which says nothing: its time is first_ms
+        return times + (int(c.first_ms[i]) - int(times[0]) if len(times) else 0), idx
+
     def _ordered(self, c: _Chunk, i: int) -> tuple[npt.NDArray[np.int64], FloatArray]:
         """Row i's times (ms) and stored values[time, field] (NaN in a column not allocated), in time order."""
-        idx = (int(c.start[i]) + np.arange(int(c.count[i]))) % self.capacity
-        gaps = gaps_ms(c.gaps[i, idx])
-        gaps[:1] = 0
+        times, idx = self._times(c, i)
         values = np.full((len(idx), len(self.fields)), np.nan, dtype=self._dtype)
         for field, column in enumerate(c.columns):
             if column is not None:
-                values[:, field] = column[i, idx]
-        return c.first_ms[i] + np.cumsum(gaps), values
+                values[:, field] = column[i].take(idx)
+        return times, values
 
     def _insert(self, c: _Chunk, i: int, t_ms: int, row: FloatArray) -> None:
         times, values = self._ordered(c, i)
@@ -237,7 +245,7 @@ class SeriesStore:
         if len(times_s) == 0:
             return
         encoded = self._encode(values)
-        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `_ms`
+        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `add`
         order = np.argsort(t_ms, kind="stable")
         t_ms, encoded = t_ms[order], encoded[order]
         last = np.r_[t_ms[1:] != t_ms[:-1], True]  # a time held twice: the later sample replaces it, as in `add`
@@ -252,7 +260,7 @@ class SeriesStore:
         if times_s.shape[1] == 0:
             return
         encoded = self._encode(values)
-        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `_ms`
+        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `add`
         keep = min(t_ms.shape[1], self.capacity)
         gaps = np.diff(t_ms[:, -keep:], axis=1)
         regular = (np.diff(t_ms, axis=1) > 0).all(axis=1) & kept_exactly(gaps).all(axis=1)
@@ -316,9 +324,9 @@ class SeriesStore:
         values = c.columns[column]
         if pos < 0 or values is None:
             return None
-        start, count = int(c.start[i]), int(c.count[i])
-        later = (start + np.arange((pos - start) % self.capacity + 1, count)) % self.capacity  # the samples after
-        time_ms = int(c.last_ms[i]) - int(gaps_ms(c.gaps[i, later]).sum())
+        start, count, time_ms = int(c.start[i]), int(c.count[i]), int(c.last_ms[i])
+        if (after := (pos - start) % self.capacity + 1) < count:  # not the newest sample: less the gaps after it
+            time_ms -= int(gaps_ms(c.gaps[i].take((start + np.arange(after, count)) % self.capacity)).sum())
         return Latest(float(values[i, pos]) * float(self._units[column]), time_ms / 1000.0)
 
     def latest_values(self, entity_id: str, columns: Sequence[int]) -> list[float]:
@@ -342,8 +350,12 @@ class SeriesStore:
         at = self._where(entity_id)
         if at is None:
             return np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)
-        times_ms, values = self._ordered(*at)
-        return times_ms / 1000.0, values.astype(np.float32) * self._units
+        c, i = at
+        times_ms, idx = self._times(c, i)
+        rows = np.array([self._unknown if column is None else column[i] for column in c.columns], dtype=np.float32)
+        if self._dtype == np.float16:
+            rows *= self._units[:, None]
+        return times_ms / 1000.0, rows.T.take(idx, axis=0)
 
     def forget(self, entity_id: str) -> None:
         """Drop the entity's samples; it counts as changed for every mark (even one never seen: its saved samples
