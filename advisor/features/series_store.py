@@ -27,6 +27,7 @@ from advisor.features.sample_times import EXACT_GAP_MS, MAX_GAP_MS, gap_code, ga
 CHUNK_ROWS = 512  # entities per block: a new block is allocated whole, never copied to grow
 UNSAVED, UNREAD = 1, 2  # marks of an entity changed since `take_marked` (export, snapshot)
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
+_FLOAT16_INF = 65520.0  # from here on a value rounds to float16's infinity
 
 FloatArray = npt.NDArray[np.floating]
 
@@ -98,16 +99,15 @@ class SeriesStore:
     def _encode(self, values: Any) -> FloatArray:
         """Values (any shape ending in the fields; None or NaN: not measured) as stored: in their units, as the
         store's dtype."""
-        given = np.asarray(values, dtype=np.float64)
+        given = np.asarray(values, dtype=np.float32 if getattr(values, "dtype", None) == np.float32 else np.float64)
         if self._dtype == np.float32:
             return given.astype(np.float32)
-        with np.errstate(over="ignore"):  # what overflows is refused below
-            encoded = (given * self._per_unit).astype(np.float16)
-        if np.isinf(encoded).any():  # beyond float16 (the checks let in no infinite value)
-            field = int(np.argwhere(np.isinf(encoded))[0][-1])
+        scaled = given * self._per_unit.astype(given.dtype)  # powers of two: exact
+        if (too_big := np.abs(scaled) >= _FLOAT16_INF).any():  # as float16: infinite
+            field = int(np.argwhere(too_big)[0][-1])
             raise ValueError(f"{self.fields[field]} beyond {_FLOAT16_MAX * self._units[field]:g}, the most this "
-                             f"store holds (got {given[np.isinf(encoded)][0]:g})")
-        return encoded
+                             f"store holds (got {given[too_big][0]:g})")
+        return scaled.astype(np.float16)
 
     def _column(self, c: _Chunk, field: int) -> FloatArray:
         column = c.columns[field]
@@ -275,7 +275,7 @@ class SeriesStore:
             c, i, measured = self._chunks[block], rows[k] % CHUNK_ROWS, ~np.isnan(vals[k])
             c.first_ms[i], c.last_ms[i] = times[k, 0], times[k, -1]
             c.gaps[i, 1:keep] = codes[k]
-            self._write(c, i[:, None], np.arange(keep)[None, :], vals[k])
+            self._write(c, i, slice(0, keep), vals[k])
             c.start[i], c.count[i] = 0, keep
             newest = keep - 1 - np.argmax(measured[:, ::-1, :], axis=1)
             c.newest[i] = np.where(measured.any(axis=1), newest, -1)
