@@ -1,11 +1,14 @@
 """Benchmark: resident memory per VM of what the advisor keeps for a cluster, at several sizes.
 
     .venv/bin/python benchmarks/bench_memory.py [--sizes 1000:20000,10000:200000] [--rounds 120] [--capacity 120]
+        [--batch 5000] [--all-fields]
 
 Each size runs in a fresh process, which builds what `advisor serve` holds in memory for a cluster (hosts and
 VMs as the domain's values in the inventory, the planning snapshot built from them) and then the recent samples
-(`--rounds` per host and per VM through `RecentSamples.add`, `--capacity` kept per entity as the setting
-`samples_per_entity`, whose default is 120; as many rounds fill every ring); RSS is read after each step.
+(`--rounds` per host and per VM through `RecentSamples.add`, `--batch` samples at a time as bench_api.py pushes
+them, `--capacity` kept per entity as the setting `samples_per_entity`, whose default is 120; as many rounds fill
+every ring); RSS is read after each step. A VM sample measures CPU, memory and dirty rate, as bench_api.py's do
+(`--all-fields`: every VM field, the most a VM's samples can cost), a host sample its CPU.
 Figures are per VM, hosts included (one host per 20 VMs). Asserts nothing; the figures are quoted in docs/benchmarks.md
 (issue 17's aim: at most 2 KiB per VM).
 """
@@ -37,7 +40,8 @@ def inventory(n_hosts: int, n_vms: int) -> tuple[list[Host], list[Vm]]:
     return hosts, vms
 
 
-def measure(n_hosts: int, n_vms: int, rounds: int, capacity: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def measure(n_hosts: int, n_vms: int, rounds: int, capacity: int, batch: int, all_fields: bool,
+            out: mp.Queue) -> None:  # type: ignore[type-arg]
     gc.collect()
     empty = rss_mib(os.getpid())
     hosts, vms = inventory(n_hosts, n_vms)
@@ -50,11 +54,14 @@ def measure(n_hosts: int, n_vms: int, rounds: int, capacity: int, out: mp.Queue)
     started = time.perf_counter()
     t0 = 1_796_000_000.0
     host_ids, vm_ids = list(cluster.hosts), list(cluster.vms)
+    more = {"working_set_mib": 300.0, "disk_write_rate_mib_s": 2.5} if all_fields else {}
     for r in range(rounds):
         t = t0 + 15 * r
-        samples.add([HostSample(h, t, cpu_utilization=0.3) for h in host_ids],
-                    [VmSample(v, t, cpu_utilization=0.5, memory_used_mib=1024.0, dirty_rate_mib_s=20.0)
-                     for v in vm_ids])
+        for start in range(0, len(host_ids), batch):
+            samples.add([HostSample(h, t, cpu_utilization=0.3) for h in host_ids[start : start + batch]], [])
+        for start in range(0, len(vm_ids), batch):
+            samples.add([], [VmSample(v, t, cpu_utilization=0.5, memory_used_mib=1024.0, dirty_rate_mib_s=20.0, **more)
+                             for v in vm_ids[start : start + batch]])
     fill_s = time.perf_counter() - started
     gc.collect()
     with_samples = rss_mib(os.getpid())
@@ -70,16 +77,20 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000:20000,10000:200000")
     parser.add_argument("--rounds", type=int, default=120, help="samples per host and VM (capacity fills every ring)")
     parser.add_argument("--capacity", type=int, default=120, help="samples kept per host and VM")
+    parser.add_argument("--batch", type=int, default=5000, help="samples per push (bench_api.py's default)")
+    parser.add_argument("--all-fields", action="store_true", help="VM samples measure every field")
     args = parser.parse_args()
     print(f"memory benchmark: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}; "
-          f"{args.rounds} samples per host and VM, {args.capacity} kept; KiB per VM (hosts included)")
+          f"{args.rounds} samples per host and VM, {args.capacity} kept, pushed {args.batch} at a time, "
+          f"{'every VM field' if args.all_fields else 'three VM fields'} measured; KiB per VM (hosts included)")
     print(f"{'hosts':>6} {'VMs':>7} | {'RSS empty':>9} {'+inventory':>10} {'+samples':>9} MiB | "
           f"{'inventory':>9} {'samples':>8} {'all':>6} KiB/VM | {'ring data':>9} B/entity")
     ctx = mp.get_context("spawn")
     for size in args.sizes.split(","):
         n_hosts, n_vms = (int(x) for x in size.split(":"))
         out = ctx.Queue()
-        child = ctx.Process(target=measure, args=(n_hosts, n_vms, args.rounds, args.capacity, out))
+        child = ctx.Process(target=measure, args=(n_hosts, n_vms, args.rounds, args.capacity, args.batch,
+                                                           args.all_fields, out))
         child.start()
         empty, inv, full, ring_bytes, _, _ = out.get(timeout=3600)
         child.join()

@@ -6,6 +6,7 @@ Units are in the names: memory in MiB, rates in MiB/s, durations in ms, CPU util
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ MIB = 1 << 20
 DEFAULT_MAX_DOWNTIME_MS = 300.0
 # 1 Gbit/s, the most common migration network, when a host does not say.
 DEFAULT_NETWORK_BANDWIDTH_MIB_S = 1000 / 8 * 1e6 / MIB
+_NO_NAMES: frozenset[str] = frozenset()  # the empty set of names every VM without any shares
 
 
 class Technique(enum.StrEnum):
@@ -78,7 +80,7 @@ class Disk:
     write_rate_mib_s: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Vm:
     id: str
     host_id: str
@@ -96,6 +98,12 @@ class Vm:
     networks: frozenset[str] = frozenset()
     # Its disks; none listed means every disk is shared (what the advisor assumed before disks were reported).
     disks: tuple[Disk, ...] = ()
+
+    def __post_init__(self) -> None:  # hundreds of thousands are kept: a host's VMs share its id's string (issue 17)
+        object.__setattr__(self, "host_id", sys.intern(self.host_id))
+        for name in ("affinity_groups", "anti_affinity_groups", "networks"):
+            if not getattr(self, name):
+                object.__setattr__(self, name, _NO_NAMES)
 
     @property
     def local_disks(self) -> tuple[Disk, ...]:
@@ -125,7 +133,7 @@ def label_asks_cold(vm_labels: Mapping[str, str]) -> bool:
     return vm_labels.get(TECHNIQUE_LABEL) == Technique.COLD.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostSample:
     host_id: str
     time_s: float
@@ -136,7 +144,7 @@ class HostSample:
     power_w: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VmSample:
     vm_id: str
     time_s: float

@@ -1,14 +1,15 @@
 """The recent samples of one kind of entity (hosts or VMs), every entity a row of one block.
 
-Each entity keeps a ring of its last `capacity` samples (time plus one float32 column per metric, NaN for "not
-measured") in a row of arrays shared by `CHUNK_ROWS` entities, so that an entity costs its data and a few bytes of
-bookkeeping, not a handful of Python objects; a removed entity's row is reused.
-
-Times are kept as whole milliseconds (rounded to the nearest), as int32 offsets from a per-row origin, so a row's
-samples lie within `SPAN_MS` (24.8 days) of each other: a sample pushes out those more than that older, as if the
-ring were full. Readers need far less: the dirty-rate forecaster's window is 60 s (its EWMA's time constant 15 s,
-its shortest span 10 s), and samples come seconds apart. Samples arriving out of order are slotted into place; a
-sample in the same millisecond as a stored one replaces it. Not thread-safe: `RecentSamples` locks around it.
+Each entity keeps a ring of its last `capacity` samples in a row of arrays shared by `CHUNK_ROWS` entities, so that
+an entity costs its data and a few bytes of bookkeeping, not a handful of Python objects; a removed entity's row is
+reused. A sample costs (issue 17: at most 2 KiB per VM with 120 of them) two bytes for its time, the gap since the
+sample before (advisor.features.sample_times: to the millisecond up to 32.767 s, else whole seconds rounded down;
+a gap beyond 9.1 hours pushes out the samples before it, as if the ring were full), and per field measured four
+bytes (float32) or, where the store is given `units`, two: float16 in the field's unit (a power of two, so that
+the conversion is exact), 11 significant bits, within 0.05% of what was given (below 2**-14 units, within 2**-25
+units). A field's column is allocated for a block once a sample of the block measures it: a field nobody measures
+costs nothing. NaN stays NaN ("not measured"). Samples arriving out of order are slotted into place; a sample in
+the same millisecond as a stored one replaces it. Not thread-safe: `RecentSamples` locks around it.
 """
 
 from __future__ import annotations
@@ -16,13 +17,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from advisor.features.sample_times import EXACT_GAP_MS, MAX_GAP_MS, gap_code, gap_codes, gap_ms, gaps_ms, kept_exactly
+
 CHUNK_ROWS = 512  # entities per block: a new block is allocated whole, never copied to grow
-SPAN_MS = 2**31 - 1  # int32 offsets: the widest span of one row's samples
 UNSAVED, UNREAD = 1, 2  # marks of an entity changed since `take_marked` (export, snapshot)
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+_FLOAT16_INF = 65520.0  # from here on a value rounds to float16's infinity
+
+FloatArray = npt.NDArray[np.floating]
 
 
 @dataclass(frozen=True)
@@ -35,67 +42,118 @@ class Latest:
 
 class _Chunk:
     """`CHUNK_ROWS` rings; row i's samples in time order are positions start[i], start[i] + 1, ... (mod capacity),
-    count[i] of them, and newest[i, field] is the position of the newest that measured the field (-1: none)."""
+    count[i] of them; gaps[i, p] is the code of the gap from the sample before p to p's (that of the oldest is not
+    read); columns[field] holds the field's values (None: no sample of the block measured it, all NaN), and
+    newest[i, field] is the position of the newest sample that measured the field (-1: none)."""
 
-    __slots__ = ("base_ms", "count", "marks", "newest", "offsets", "start", "values")
+    __slots__ = ("columns", "count", "first_ms", "gaps", "last_ms", "marks", "newest", "start")
 
     def __init__(self, capacity: int, n_fields: int) -> None:
-        self.base_ms = np.zeros(CHUNK_ROWS, dtype=np.int64)  # the row's origin (ms since the Unix epoch), at or
-        self.offsets = np.empty((CHUNK_ROWS, capacity), dtype=np.int32)  # before its oldest sample; ms after it
-        self.values = np.empty((CHUNK_ROWS, capacity, n_fields), dtype=np.float32)
+        self.first_ms = np.zeros(CHUNK_ROWS, dtype=np.int64)  # time of the oldest sample, ms since the epoch
+        self.last_ms = np.zeros(CHUNK_ROWS, dtype=np.int64)  # and of the newest
+        self.gaps = np.zeros((CHUNK_ROWS, capacity), dtype=np.uint16)
+        self.columns: list[FloatArray | None] = [None] * n_fields
         self.start = np.zeros(CHUNK_ROWS, dtype=np.int32)
         self.count = np.zeros(CHUNK_ROWS, dtype=np.int32)
         self.newest = np.full((CHUNK_ROWS, n_fields), -1, dtype=np.int32)
         self.marks = np.zeros(CHUNK_ROWS, dtype=np.uint8)
 
 
-def _ms(time_s: float) -> int:
-    return round(time_s * 1000.0)
-
-
 class SeriesStore:
-    """Recent samples of one kind of entity (hosts or VMs), `capacity` per entity."""
+    """Recent samples of one kind of entity (hosts or VMs), `capacity` per entity; each field's values float32, or
+    float16 in the field's unit where `units` (powers of two) are given: a value that float16 cannot hold in its
+    unit is refused (ValueError)."""
 
-    def __init__(self, fields: Sequence[str], capacity: int = 120) -> None:
+    def __init__(self, fields: Sequence[str], capacity: int = 120, *, units: Sequence[float] | None = None) -> None:
         if not 1 <= capacity <= 2**31 - 1:
             raise ValueError(f"capacity must be at least 1 (got {capacity})")
+        if units is not None and (len(units) != len(fields) or any(math.frexp(u)[0] != 0.5 for u in units)):
+            raise ValueError(f"units must be one power of two per field (got {units} for {len(fields)} fields)")
         self.fields = tuple(fields)
         self.capacity = capacity
+        self._dtype = np.float32 if units is None else np.float16
+        self._units = np.ones(len(fields), dtype=np.float32) if units is None else np.array(units, np.float32)
+        self._per_unit = 1.0 / self._units.astype(np.float64)  # powers of two: exact
+        self._positions = np.arange(2 * capacity) % capacity  # a row's positions in order from any start
+        self._unknown = np.full(capacity, np.nan, dtype=self._dtype)  # a row of a column not allocated
         self._rows: dict[str, int] = {}
         self._ids: list[str | None] = []  # by row; None for a free row
         self._free: list[int] = []
         self._chunks: list[_Chunk] = []
+        self._bytes = 0
         self._gone: dict[int, set[str]] = {UNSAVED: set(), UNREAD: set()}  # forgotten since taken, per mark
 
     def _row(self, entity_id: str) -> int:
         row = self._rows.get(entity_id)
         if row is None:
             if not self._free:
-                self._chunks.append(_Chunk(self.capacity, len(self.fields)))
+                chunk = _Chunk(self.capacity, len(self.fields))
+                self._chunks.append(chunk)
+                self._bytes += sum(getattr(chunk, name).nbytes for name in _Chunk.__slots__ if name != "columns")
                 self._free = list(range(len(self._ids) + CHUNK_ROWS - 1, len(self._ids) - 1, -1))
                 self._ids.extend([None] * CHUNK_ROWS)
             row = self._rows[entity_id] = self._free.pop()
             self._ids[row] = entity_id
         return row
 
+    def _encode(self, values: Any) -> FloatArray:
+        """Values (any shape ending in the fields; None or NaN: not measured) as stored: in their units, as the
+        store's dtype."""
+        given = np.asarray(values, dtype=np.float32 if getattr(values, "dtype", None) == np.float32 else np.float64)
+        if self._dtype == np.float32:
+            return given.astype(np.float32)
+        scaled = given * self._per_unit.astype(given.dtype)  # powers of two: exact
+        if (too_big := np.abs(scaled) >= _FLOAT16_INF).any():  # as float16: infinite
+            field = int(np.argwhere(too_big)[0][-1])
+            raise ValueError(f"{self.fields[field]} beyond {_FLOAT16_MAX * self._units[field]:g}, the most this "
+                             f"store holds (got {given[too_big][0]:g})")
+        return scaled.astype(np.float16)
+
+    def _column(self, c: _Chunk, field: int) -> FloatArray:
+        column = c.columns[field]
+        if column is None:
+            column = c.columns[field] = np.full((CHUNK_ROWS, self.capacity), np.nan, dtype=self._dtype)
+            self._bytes += column.nbytes
+        return column
+
+    def _write(self, c: _Chunk, i: Any, pos: Any, encoded: FloatArray) -> None:
+        """encoded[..., field] into the rows `i` at positions `pos` (indices, arrays or a slice; pos None: `i`
+        indexes the flat block); a column is allocated when a value measures it."""
+        for field in range(len(self.fields)):
+            column, value = c.columns[field], encoded[..., field]
+            if column is None:
+                if np.isnan(value).all():
+                    continue
+                column = self._column(c, field)
+            if pos is None:
+                column.reshape(-1)[i] = value
+            else:
+                column[i, pos] = value
+
     def add(self, entity_id: str, time_s: float, values: Sequence[float | None], *, mark: bool = True) -> None:
         """Add one sample (None: not measured); `mark` it as changed for `take_marked` (unless restoring)."""
+        encoded = self._encode([math.nan if v is None else v for v in values])
         row = self._row(entity_id)
         c, i, cap = self._chunks[row // CHUNK_ROWS], row % CHUNK_ROWS, self.capacity
         if mark:
             c.marks[i] = UNSAVED | UNREAD
-        t_ms, vals = _ms(time_s), [math.nan if v is None else v for v in values]
-        start, count = int(c.start[i]), int(c.count[i])
+        t_ms, start, count = round(time_s * 1000.0), int(c.start[i]), int(c.count[i])
         if count == 0:
-            c.base_ms[i] = t_ms
-        elif not int(c.offsets[i, (start + count - 1) % cap]) < t_ms - int(c.base_ms[i]) <= SPAN_MS:
-            self._insert(c, i, t_ms, vals)  # out of order, at a time held, or beyond the row's span
+            self._place(c, i, np.array([t_ms]), encoded[None, :])
             return
+        if not 0 < t_ms - int(c.last_ms[i]) <= MAX_GAP_MS:
+            self._insert(c, i, t_ms, encoded)  # out of order, at a time held, or too long after the newest
+            return
+        code, gap = gap_code(t_ms - int(c.last_ms[i]))
         pos = (start + count) % cap
-        c.offsets[i, pos] = t_ms - c.base_ms[i]
-        c.values[i, pos] = vals
+        if count == cap:  # the oldest leaves: the next is the oldest now
+            successor = gap if cap == 1 else gap_ms(int(c.gaps[i, (start + 1) % cap]))  # cap 1: the new sample
+            c.first_ms[i] = (c.last_ms[i] if cap == 1 else c.first_ms[i]) + successor
+        c.gaps[i, pos] = code
+        c.last_ms[i] += gap
+        self._write(c, i, pos, encoded)
         newest = c.newest[i]
-        for field, value in enumerate(vals):
+        for field, value in enumerate(encoded.tolist()):
             if not math.isnan(value):  # measured: the newest now
                 newest[field] = pos
             elif newest[field] == pos:  # its newest was the oldest sample, which this one replaces
@@ -109,53 +167,71 @@ class SeriesStore:
                  rows: Sequence[Sequence[float | None]]) -> None:
         """`add` for each sample in turn, with the same outcome; a sample that goes after its entity's newest (the
         usual case) is stored with the others of its block at once, in a few array operations."""
+        if not entity_ids:
+            return
+        encoded = self._encode(rows)  # None: NaN
         rows_of = np.array([self._row(entity_id) for entity_id in entity_ids], dtype=np.int64)
-        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `_ms`
-        vals = np.asarray(rows, dtype=np.float64).astype(np.float32)  # None: NaN
+        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `add`
         seen, counts = np.unique(rows_of, return_counts=True)
         once = np.isin(rows_of, seen[counts == 1])  # an entity's several samples go one by one, in order
         one_by_one = np.flatnonzero(~once).tolist()
         for chunk in np.unique(rows_of[once] // CHUNK_ROWS).tolist():
             at = np.flatnonzero(once & (rows_of // CHUNK_ROWS == chunk))
-            appended = self._append(self._chunks[chunk], rows_of[at] % CHUNK_ROWS, t_ms[at], vals[at])
+            appended = self._append(self._chunks[chunk], rows_of[at] % CHUNK_ROWS, t_ms[at], encoded[at])
             one_by_one += at[~appended].tolist()
         for k in sorted(one_by_one):
             self.add(entity_ids[k], float(times_s[k]), rows[k])
 
     def _append(self, c: _Chunk, i: npt.NDArray[np.int64], t_ms: npt.NDArray[np.int64],
-                vals: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
-        """Store the samples (of distinct rows `i`) that go after their row's newest within its span, as `add`
+                encoded: FloatArray) -> npt.NDArray[np.bool_]:
+        """Store the samples (of distinct rows `i`) that go after their row's newest within `MAX_GAP_MS`, as `add`
         does; returns which did."""
         cap, start, count = self.capacity, c.start[i], c.count[i]
-        empty = count == 0
-        base = np.where(empty, t_ms, c.base_ms[i])
-        offset = t_ms - base
-        fits: npt.NDArray[np.bool_] = empty | ((offset > c.offsets[i, (start + count - 1) % cap]) & (offset <= SPAN_MS))
-        i, offset, vals, start, count, base = i[fits], offset[fits], vals[fits], start[fits], count[fits], base[fits]
-        pos = (start + count) % cap
-        c.base_ms[i] = base
-        c.offsets[i, pos] = offset
-        c.values[i, pos] = vals
+        empty, gap_ms = count == 0, t_ms - c.last_ms[i]
+        fits: npt.NDArray[np.bool_] = empty | ((gap_ms > 0) & (gap_ms <= MAX_GAP_MS))
+        i, t_ms, gap_ms, encoded = i[fits], t_ms[fits], gap_ms[fits], encoded[fits]
+        start, count, empty = start[fits], count[fits], empty[fits]
+        codes, gaps = gap_codes(np.where(empty, 1, gap_ms))
+        pos, full = (start + count) % cap, count == cap
+        last = np.where(empty, t_ms, c.last_ms[i] + gaps)
+        next_oldest = last if cap == 1 else c.first_ms[i] + gaps_ms(c.gaps[i, (start + 1) % cap])
+        c.first_ms[i] = np.where(empty, t_ms, np.where(full, next_oldest, c.first_ms[i]))
+        c.last_ms[i] = last
+        flat = i * cap + pos  # the cells' indices in a block's (rows, capacity) arrays, read flat
+        c.gaps.reshape(-1)[flat] = np.where(empty, 0, codes)
+        self._write(c, flat, None, encoded)
         newest = c.newest[i]
-        c.newest[i] = np.where(~np.isnan(vals), pos[:, None], np.where(newest == pos[:, None], -1, newest))
-        full = count == cap
+        c.newest[i] = np.where(~np.isnan(encoded), pos[:, None], np.where(newest == pos[:, None], -1, newest))
         c.count[i] = np.where(full, count, count + 1)
         c.start[i] = np.where(full, (start + 1) % cap, start)
         c.marks[i] = UNSAVED | UNREAD
         return fits
 
-    def _ordered_ms(self, c: _Chunk, i: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        idx = (int(c.start[i]) + np.arange(int(c.count[i]))) % self.capacity
-        return c.offsets[i, idx] + c.base_ms[i], c.values[i, idx]
+    def _times(self, c: _Chunk, i: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Row i's times (ms) in time order, and their positions."""
+        start = int(c.start[i])
+        idx = self._positions[start : start + int(c.count[i])]
+        codes = c.gaps[i].take(idx)
+        times = gaps_ms(codes).cumsum()  # from the oldest's own code, which says nothing: its time is first_ms
+        return times + (int(c.first_ms[i]) - int(times[0]) if len(times) else 0), idx
 
-    def _insert(self, c: _Chunk, i: int, t_ms: int, row: list[float]) -> None:
-        times, values = self._ordered_ms(c, i)
+    def _ordered(self, c: _Chunk, i: int) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """Row i's times (ms) and stored values[time, field] (NaN in a column not allocated), in time order."""
+        times, idx = self._times(c, i)
+        values = np.full((len(idx), len(self.fields)), np.nan, dtype=self._dtype)
+        for field, column in enumerate(c.columns):
+            if column is not None:
+                values[:, field] = column[i].take(idx)
+        return times, values
+
+    def _insert(self, c: _Chunk, i: int, t_ms: int, row: FloatArray) -> None:
+        times, values = self._ordered(c, i)
         k = int(np.searchsorted(times, t_ms))
         if k < len(times) and times[k] == t_ms:
             values[k] = row
         else:
             times = np.insert(times, k, t_ms)
-            values = np.insert(values, k, np.asarray(row, dtype=np.float32), axis=0)
+            values = np.insert(values, k, row, axis=0)
         self._place(c, i, times, values)
 
     def put_series(self, entity_id: str, times_s: npt.NDArray[np.float64], values: npt.NDArray[np.float32]) -> None:
@@ -168,50 +244,67 @@ class SeriesStore:
             return
         if len(times_s) == 0:
             return
-        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `_ms`
+        encoded = self._encode(values)
+        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `add`
         order = np.argsort(t_ms, kind="stable")
-        t_ms, rows = t_ms[order], np.asarray(values, dtype=np.float32)[order]
+        t_ms, encoded = t_ms[order], encoded[order]
         last = np.r_[t_ms[1:] != t_ms[:-1], True]  # a time held twice: the later sample replaces it, as in `add`
         row = self._row(entity_id)
-        self._place(self._chunks[row // CHUNK_ROWS], row % CHUNK_ROWS, t_ms[last], rows[last])
+        self._place(self._chunks[row // CHUNK_ROWS], row % CHUNK_ROWS, t_ms[last], encoded[last])
 
     def put_many(self, entity_ids: Sequence[str], times_s: npt.NDArray[np.float64],
                  values: npt.NDArray[np.float32]) -> None:
         """`put_series` of many entities, each with a series of the same length (times_s[entity, sample],
-        values[entity, sample, field]); new entities whose times rise (the saved case) are put at once, in a few
-        array operations per block, the others one by one."""
+        values[entity, sample, field]); new entities whose times rise by gaps kept exactly (the saved case) are
+        put at once, in a few array operations per block, the others one by one."""
         if times_s.shape[1] == 0:
             return
-        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `_ms`
+        encoded = self._encode(values)
+        t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `add`
         keep = min(t_ms.shape[1], self.capacity)
-        regular = (np.diff(t_ms, axis=1) > 0).all(axis=1) & (t_ms[:, -1] - t_ms[:, -keep] <= SPAN_MS)
+        gaps = np.diff(t_ms[:, -keep:], axis=1)
+        regular = (np.diff(t_ms, axis=1) > 0).all(axis=1) & kept_exactly(gaps).all(axis=1)
         first = {entity_id: n for n, entity_id in reversed(list(enumerate(entity_ids)))}  # an id given twice
         at_once = [n for n in np.flatnonzero(regular).tolist()
                    if first[entity_ids[n]] == n and entity_ids[n] not in self._rows]
         rows = np.array([self._row(entity_ids[n]) for n in at_once], dtype=np.int64)
-        times, vals = t_ms[at_once, -keep:], np.asarray(values, dtype=np.float32)[at_once, -keep:]
+        times, vals, codes = t_ms[at_once, -keep:], encoded[at_once, -keep:], gap_codes(gaps[at_once])[0]
         blocks = rows // CHUNK_ROWS
         for block in np.unique(blocks).tolist():
             k = np.flatnonzero(blocks == block)
             c, i, measured = self._chunks[block], rows[k] % CHUNK_ROWS, ~np.isnan(vals[k])
-            c.base_ms[i] = times[k, 0]
-            c.offsets[i, :keep] = times[k] - times[k, :1]
-            c.values[i, :keep] = vals[k]
+            c.first_ms[i], c.last_ms[i] = times[k, 0], times[k, -1]
+            c.gaps[i, 1:keep] = codes[k]
+            self._write(c, i, slice(0, keep), vals[k])
             c.start[i], c.count[i] = 0, keep
             newest = keep - 1 - np.argmax(measured[:, ::-1, :], axis=1)
             c.newest[i] = np.where(measured.any(axis=1), newest, -1)
         for n in sorted(set(range(len(entity_ids))) - set(at_once)):  # after: an id's second series follows
             self.put_series(entity_ids[n], times_s[n], values[n])
 
-    def _place(self, c: _Chunk, i: int, times: npt.NDArray[np.int64], values: npt.NDArray[np.float32]) -> None:
-        """Row `i` rewritten to hold `times` (sorted, distinct) and their values: the newest `capacity` of them
-        within the span of the newest."""
-        first = max(len(times) - self.capacity, int(np.searchsorted(times, times[-1] - SPAN_MS)))
+    def _place(self, c: _Chunk, i: int, times: npt.NDArray[np.int64], values: FloatArray) -> None:
+        """Row `i` rewritten to hold `times` (sorted, distinct) and their stored values: the newest `capacity` of
+        them since the last gap longer than MAX_GAP_MS, each time as its gap's code gives it."""
+        times, values = times[-self.capacity:], values[-self.capacity:]
+        gaps = np.diff(times)
+        if (gaps <= EXACT_GAP_MS).all():  # the usual case: every time kept exactly
+            codes, first = gaps.astype(np.uint16), 0
+        else:
+            held, first = int(times[0]), 0
+            code_list: list[int] = []
+            for k, t in enumerate(times[1:].tolist(), start=1):
+                if t - held > MAX_GAP_MS:  # those before leave
+                    held, code_list, first = t, [], k
+                    continue
+                code, gap = gap_code(t - held)
+                held += gap
+                code_list.append(code)
+            codes = np.array(code_list, dtype=np.uint16)
         times, values = times[first:], values[first:]
         keep = len(times)
-        c.base_ms[i] = times[0]
-        c.offsets[i, :keep] = times - times[0]
-        c.values[i, :keep] = values
+        c.first_ms[i], c.last_ms[i] = times[0], times[0] + gaps_ms(codes).sum()
+        c.gaps[i, 0], c.gaps[i, 1:keep] = 0, codes
+        self._write(c, i, slice(0, keep), values)
         c.start[i], c.count[i] = 0, keep
         measured = ~np.isnan(values)
         last = keep - 1 - np.argmax(measured[::-1], axis=0)
@@ -228,9 +321,13 @@ class SeriesStore:
         c, i = at
         column = self.fields.index(field)
         pos = int(c.newest[i, column])
-        if pos < 0:
+        values = c.columns[column]
+        if pos < 0 or values is None:
             return None
-        return Latest(float(c.values[i, pos, column]), int(c.base_ms[i] + c.offsets[i, pos]) / 1000.0)
+        start, count, time_ms = int(c.start[i]), int(c.count[i]), int(c.last_ms[i])
+        if (after := (pos - start) % self.capacity + 1) < count:  # not the newest sample: less the gaps after it
+            time_ms -= int(gaps_ms(c.gaps[i].take((start + np.arange(after, count)) % self.capacity)).sum())
+        return Latest(float(values[i, pos]) * float(self._units[column]), time_ms / 1000.0)
 
     def latest_values(self, entity_id: str, columns: Sequence[int]) -> list[float]:
         """The newest value of each field (by its column), NaN where there is none: `latest` without the times."""
@@ -238,23 +335,27 @@ class SeriesStore:
         if at is None:
             return [math.nan] * len(columns)
         c, i = at
-        newest, values = c.newest[i].tolist(), c.values[i]
-        return [math.nan if (pos := newest[col]) < 0 else float(values[pos, col]) for col in columns]
+        newest, units = c.newest[i].tolist(), self._units
+        return [math.nan if (pos := newest[col]) < 0 or (values := c.columns[col]) is None
+                else float(values[i, pos]) * float(units[col]) for col in columns]
 
     def last_time(self, entity_id: str) -> float | None:
         at = self._where(entity_id)
-        if at is None or not (count := int(at[0].count[at[1]])):
+        if at is None or not int(at[0].count[at[1]]):
             return None
-        c, i = at
-        return int(c.base_ms[i] + c.offsets[i, (int(c.start[i]) + count - 1) % self.capacity]) / 1000.0
+        return int(at[0].last_ms[at[1]]) / 1000.0
 
     def window(self, entity_id: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
         """(times, values[time, field]) in time order, copies; empty arrays for an unknown entity."""
         at = self._where(entity_id)
         if at is None:
             return np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)
-        times_ms, values = self._ordered_ms(*at)
-        return times_ms / 1000.0, values
+        c, i = at
+        times_ms, idx = self._times(c, i)
+        rows = np.array([self._unknown if column is None else column[i] for column in c.columns], dtype=np.float32)
+        if self._dtype == np.float16:
+            rows *= self._units[:, None]
+        return times_ms / 1000.0, rows.T.take(idx, axis=0)
 
     def forget(self, entity_id: str) -> None:
         """Drop the entity's samples; it counts as changed for every mark (even one never seen: its saved samples
@@ -293,7 +394,6 @@ class SeriesStore:
         return len(self._rows)
 
     def nbytes(self) -> int:
-        """The arrays allocated (whole blocks, free rows included): counted without visiting them, since this runs
-        after every push."""
-        per_row = self.capacity * (4 + 4 * len(self.fields)) + 8 + 4 + 4 + 4 * len(self.fields) + 1
-        return len(self._chunks) * CHUNK_ROWS * per_row
+        """The arrays allocated (whole blocks, free rows included; the columns of the fields measured): counted as
+        they are allocated, since this runs after every push."""
+        return self._bytes

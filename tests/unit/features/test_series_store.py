@@ -1,5 +1,6 @@
 """The block store of recent samples returns what the ring per entity it replaced returned
-(tests/unit/features/reference_rings.py), times within its rounding to the millisecond."""
+(tests/unit/features/reference_rings.py), times within its rounding to the millisecond (to the second after a gap
+of more than 32.767 s), values as float16 in their unit where it is given one."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advisor.features.series_store import CHUNK_ROWS, SPAN_MS, UNREAD, UNSAVED, SeriesStore
+from advisor.features.sample_times import EXACT_GAP_MS, MAX_GAP_MS, gap_code
+from advisor.features.series_store import CHUNK_ROWS, UNREAD, UNSAVED, SeriesStore
 from tests.unit.features.reference_rings import RingStore
 
 FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s")
 IDS = ("a", "b", "c")
 
-values = st.lists(st.one_of(st.none(), st.floats(0, 1e5, width=32)), min_size=3, max_size=3)
+values = st.lists(st.one_of(st.none(), st.floats(0, 6e4, width=32)), min_size=3, max_size=3)
 add = st.tuples(st.just("add"), st.sampled_from(IDS), st.integers(0, 40), values)
 forget = st.tuples(st.just("forget"), st.sampled_from(IDS), st.just(0), st.just([None] * 3))
 batch = st.lists(st.tuples(st.sampled_from(IDS), st.integers(0, 40), values), max_size=8)
@@ -128,36 +130,145 @@ def test_many_series_put_at_once_are_the_same_as_their_samples_added_in_turn(
     same(store, reference, tolerance_s=0.0)
 
 
-def test_a_row_spans_at_most_24_days_older_samples_leave_as_from_a_full_ring() -> None:
+@pytest.mark.parametrize(("gap_ms", "kept_ms"), [(1, 1), (15_000, 15_000), (EXACT_GAP_MS, EXACT_GAP_MS),
+                                                 (EXACT_GAP_MS + 1, EXACT_GAP_MS), (32_999, EXACT_GAP_MS),
+                                                 (33_000, 33_000), (33_999, 33_000), (900_500, 900_000),
+                                                 (MAX_GAP_MS, MAX_GAP_MS)])
+def test_a_gap_is_kept_to_the_millisecond_up_to_32_s_then_to_the_second_never_longer(gap_ms: int,
+                                                                                      kept_ms: int) -> None:
+    code, kept = gap_code(gap_ms)
+    assert kept == kept_ms and 0 <= code < 2**16
+    store = SeriesStore(FIELDS, capacity=3)
+    store.add("v", 1e9, (0.5, None, None))
+    store.add("v", 1e9 + gap_ms / 1000, (None, None, 2.0))
+    times, _ = store.window("v")
+    assert np.rint((times - 1e9) * 1000).tolist() == [0, kept_ms] and store.last_time("v") == times[-1]
+    latest = store.latest("v", "dirty_rate_mib_s")
+    assert latest is not None and latest.time_s == times[-1]
+    store.add("v", 1e9 + gap_ms / 1000 + 0.001, (None, None, 3.0))  # just after: after it, and to the millisecond
+    after_ms = np.rint((store.window("v")[0] - times[-1]) * 1000).tolist()
+    assert after_ms[1:] == [0, 1 + gap_ms - kept_ms]
+
+
+def test_a_gap_beyond_9_hours_pushes_out_the_samples_before_it_as_from_a_full_ring() -> None:
     store = SeriesStore(FIELDS, capacity=10)
-    day = 86_400.0
-    store.add("v", 0.0 * day + 1e9, (0.5, None, None))
-    store.add("v", 1.0 * day + 1e9, (None, None, 2.0))
-    store.add("v", 25.5 * day + 1e9, (None, None, 3.0))  # beyond the span of the first: it leaves
+    store.add("v", 1e9, (0.5, None, None))
+    store.add("v", 1e9 + 60, (None, None, 2.0))
+    store.add("v", 1e9 + 60 + MAX_GAP_MS / 1000 + 1, (None, None, 3.0))  # too long after the newest
     times, vals = store.window("v")
-    assert (times - 1e9).tolist() == [1.0 * day, 25.5 * day] and vals[:, 2].tolist() == [2.0, 3.0]
+    assert (times - 1e9).tolist() == [60 + MAX_GAP_MS / 1000 + 1] and vals[:, 2].tolist() == [3.0]
     assert store.latest("v", "cpu_utilization") is None
-    store.add("v", 0.5 * day + 1e9, (None, None, 9.0))  # older than the span: in and straight out
+    store.add("v", 1e9 + 30, (None, None, 9.0))  # older, too long before: in and straight out
     assert store.window("v")[0].tolist() == times.tolist()
-    store.add("v", 1e9 + (SPAN_MS + 1.0 * day * 1000) / 1000, (None, None, 4.0))  # exactly the span: kept
-    assert len(store.window("v")[0]) == 3
+    store.add("v", 1e9 + 60 + 1, (None, None, 4.0))  # exactly the longest gap before it: kept
+    assert store.window("v")[1][:, 2].tolist() == [4.0, 3.0]
+    for many in (False, True):  # the same through a batch
+        other = SeriesStore(FIELDS, capacity=10)
+        for t in (1e9, 1e9 + 60, 1e9 + 60 + MAX_GAP_MS / 1000 + 1):
+            if many:
+                other.add_many(["v"], [t], [(None, None, t)])
+            else:
+                other.add("v", t, (None, None, t))
+        assert other.window("v")[0].tolist() == [1e9 + 60 + MAX_GAP_MS / 1000 + 1]
 
 
-def test_rows_come_a_block_at_a_time_and_are_reused() -> None:
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5), st.lists(st.one_of(add, add, forget, batch), max_size=30))
+def test_the_same_as_a_ring_per_entity_for_samples_minutes_apart(
+        capacity: int, ops: list[tuple[str, str, int, list[float | None]] | list[tuple[str, int, list[float | None]]]]
+) -> None:
+    """Gaps of whole seconds beyond 32.767 s (here 40 s to 27 minutes) are kept exactly, through the ring's wrap
+    (the oldest's successor found from its gap) and in and out of order."""
+    store, reference = SeriesStore(FIELDS, capacity), RingStore(FIELDS, capacity)
+    for op in ops:
+        if isinstance(op, list):
+            times = [1_796_000_000 + tick * 40.0 for _, tick, _ in op]
+            store.add_many([entity_id for entity_id, _, _ in op], times, [row for _, _, row in op])
+            for (entity_id, _, row), time_s in zip(op, times, strict=True):
+                reference.add(entity_id, time_s, row)
+        elif op[0] == "add":
+            _, entity_id, tick, row = op
+            store.add(entity_id, 1_796_000_000 + tick * 40.0, row)
+            reference.add(entity_id, 1_796_000_000 + tick * 40.0, row)
+        else:
+            store.forget(op[1])
+            reference.forget(op[1])
+        same(store, reference, tolerance_s=0.0)
+
+
+UNITS = (1.0, 1024.0, 1024.0)
+
+
+def as_float16(row: list[float | None]) -> list[float | None]:
+    return [None if v is None else float(np.float16(v / unit)) * unit for v, unit in zip(row, UNITS, strict=True)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5), st.lists(st.one_of(add, add, forget, batch), max_size=30))
+def test_values_in_units_are_kept_as_float16_within_their_precision_unknown_staying_unknown(
+        capacity: int, ops: list[tuple[str, str, int, list[float | None]] | list[tuple[str, int, list[float | None]]]]
+) -> None:
+    store, reference = SeriesStore(FIELDS, capacity, units=UNITS), RingStore(FIELDS, capacity)
+    for op in ops:
+        if isinstance(op, list):
+            times = [1_796_000_000 + tick * 0.125 for _, tick, _ in op]
+            store.add_many([entity_id for entity_id, _, _ in op], times, [row for _, _, row in op])
+            for (entity_id, _, row), time_s in zip(op, times, strict=True):
+                reference.add(entity_id, time_s, as_float16(row))
+        elif op[0] == "add":
+            _, entity_id, tick, row = op
+            store.add(entity_id, 1_796_000_000 + tick * 0.125, row)
+            reference.add(entity_id, 1_796_000_000 + tick * 0.125, as_float16(row))
+        else:
+            store.forget(op[1])
+            reference.forget(op[1])
+        same(store, reference, tolerance_s=0.0)
+    for entity_id in IDS:  # within float16's precision of what was given (11 significant bits)
+        _, vals = store.window(entity_id)
+        np.testing.assert_allclose(vals, as_float16_array(vals), rtol=0)
+
+
+def as_float16_array(vals: np.ndarray) -> np.ndarray:
+    return (vals / np.array(UNITS, dtype=np.float32)).astype(np.float16).astype(np.float32) * np.array(UNITS)
+
+
+def test_float16_keeps_what_the_checks_let_in_and_refuses_more_saying_which_field() -> None:
+    store = SeriesStore(("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s"), 4, units=UNITS)
+    store.add("v", 1.0, (1.0, 24 * 2**20, 200_000.0))  # a whole CPU, 24 TiB, 200,000 MiB/s
+    store.add("v", 2.0, (0.3, 3000.0, 0.01))
+    _, vals = store.window("v")
+    assert vals[0].tolist() == [1.0, 24 * 2**20, pytest.approx(200_000.0, rel=2**-11)]
+    np.testing.assert_allclose(vals[1, :2], [0.3, 3000.0], rtol=2**-11)
+    assert abs(vals[1, 2] - 0.01) <= 2**-25 * 1024  # below 2**-14 units (1/16 MiB/s), to half of 2**-24 units
+    with pytest.raises(ValueError, match=r"memory_used_mib beyond 6\.7"):
+        store.add("v", 3.0, (0.5, 65_600.0 * 1024, None))
+    with pytest.raises(ValueError, match="dirty_rate_mib_s"):
+        store.add_many(["w", "v"], [3.0, 3.0], [(0.5, None, None), (None, None, 1e9)])
+    assert len(store.window("v")[0]) == 2 and "w" not in store.ids()  # the batch refused whole
+    with pytest.raises(ValueError, match="power of two"):
+        SeriesStore(FIELDS, 4, units=(1.0, 1000.0, 1.0))
+
+
+def test_rows_come_a_block_at_a_time_and_are_reused_a_field_s_column_once_measured() -> None:
     store = SeriesStore(FIELDS, capacity=120)
-    store.add("v", 1.0, (0.5, 100.0, 1.0))
+    store.add("v", 1.0, (0.5, None, None))
+    one_field = store.nbytes()
+    assert CHUNK_ROWS * 120 * (2 + 4) <= one_field <= 1.1 * CHUNK_ROWS * 120 * (2 + 4)
+    store.add("v", 2.0, (None, 100.0, 1.0))
     block = store.nbytes()
-    assert CHUNK_ROWS * 120 * (4 + 4 * len(FIELDS)) <= block <= 1.1 * CHUNK_ROWS * 120 * (4 + 4 * len(FIELDS))
+    assert block == one_field + 2 * CHUNK_ROWS * 120 * 4
+    assert np.isnan(store.window("v")[1][0, 1:]).all()  # the columns come in unknown where not measured
     for t in range(1000):
-        store.add("v", float(t + 2), (0.5, 100.0, 1.0))
+        store.add("v", float(t + 3), (0.5, 100.0, 1.0))
     for n in range(CHUNK_ROWS - 1):
         store.add(f"w{n}", 1.0, (0.5, None, None))
-    assert store.nbytes() == block and math.isclose(float(store.window("v")[0][0]), 882.0)
+    assert store.nbytes() == block and math.isclose(float(store.window("v")[0][0]), 883.0)
     store.forget("w0")
     store.add("new", 5.0, (None, None, 7.0))  # the row w0 left
     assert store.nbytes() == block and store.window("new")[0].tolist() == [5.0]
+    assert np.isnan(store.window("new")[1][0, :2]).all()
     store.add("one more", 5.0, (None, None, 7.0))
-    assert store.nbytes() == 2 * block
+    assert store.nbytes() == block + CHUNK_ROWS * (120 * (2 + 4) + 8 + 8 + 4 + 4 + 4 * len(FIELDS) + 1)
 
 
 def test_marks_say_what_changed_since_taken_each_for_its_own_reader() -> None:
