@@ -123,6 +123,12 @@ class RecentSamples:
         with self._lock:
             return self._vms.window(vm_id)
 
+    def vms_newest(self, vm_ids: Sequence[str], field: str, n: int) -> tuple[npt.NDArray[np.float64],
+                                                                            npt.NDArray[np.int64]]:
+        """Per VM, its newest `n` values of `field` (newest first, NaN past the oldest) and how many there are."""
+        with self._lock:
+            return self._vms.newest(vm_ids, field, n)
+
     def forget(self, host_ids: Iterable[str] = (), vm_ids: Iterable[str] = ()) -> None:
         with self._lock:
             for host_id in host_ids:

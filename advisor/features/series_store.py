@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from advisor.features.sample_times import EXACT_GAP_MS, MAX_GAP_MS, gap_code, gap_codes, gap_ms, gaps_ms, kept_exactly
+from advisor.features.series_block import CHUNK_ROWS, Chunk
 
-CHUNK_ROWS = 512  # entities per block: a new block is allocated whole, never copied to grow
 UNSAVED, UNREAD = 1, 2  # marks of an entity changed since `take_marked` (export, snapshot)
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 _FLOAT16_INF = 65520.0  # from here on a value rounds to float16's infinity
@@ -38,25 +38,6 @@ class Latest:
 
     value: float
     time_s: float
-
-
-class _Chunk:
-    """`CHUNK_ROWS` rings; row i's samples in time order are positions start[i], start[i] + 1, ... (mod capacity),
-    count[i] of them; gaps[i, p] is the code of the gap from the sample before p to p's (that of the oldest is not
-    read); columns[field] holds the field's values (None: no sample of the block measured it, all NaN), and
-    newest[i, field] is the position of the newest sample that measured the field (-1: none)."""
-
-    __slots__ = ("columns", "count", "first_ms", "gaps", "last_ms", "marks", "newest", "start")
-
-    def __init__(self, capacity: int, n_fields: int) -> None:
-        self.first_ms = np.zeros(CHUNK_ROWS, dtype=np.int64)  # time of the oldest sample, ms since the epoch
-        self.last_ms = np.zeros(CHUNK_ROWS, dtype=np.int64)  # and of the newest
-        self.gaps = np.zeros((CHUNK_ROWS, capacity), dtype=np.uint16)
-        self.columns: list[FloatArray | None] = [None] * n_fields
-        self.start = np.zeros(CHUNK_ROWS, dtype=np.int32)
-        self.count = np.zeros(CHUNK_ROWS, dtype=np.int32)
-        self.newest = np.full((CHUNK_ROWS, n_fields), -1, dtype=np.int32)
-        self.marks = np.zeros(CHUNK_ROWS, dtype=np.uint8)
 
 
 class SeriesStore:
@@ -79,7 +60,7 @@ class SeriesStore:
         self._rows: dict[str, int] = {}
         self._ids: list[str | None] = []  # by row; None for a free row
         self._free: list[int] = []
-        self._chunks: list[_Chunk] = []
+        self._chunks: list[Chunk] = []
         self._bytes = 0
         self._gone: dict[int, set[str]] = {UNSAVED: set(), UNREAD: set()}  # forgotten since taken, per mark
 
@@ -87,9 +68,9 @@ class SeriesStore:
         row = self._rows.get(entity_id)
         if row is None:
             if not self._free:
-                chunk = _Chunk(self.capacity, len(self.fields))
+                chunk = Chunk(self.capacity, len(self.fields))
                 self._chunks.append(chunk)
-                self._bytes += sum(getattr(chunk, name).nbytes for name in _Chunk.__slots__ if name != "columns")
+                self._bytes += sum(getattr(chunk, name).nbytes for name in Chunk.__slots__ if name != "columns")
                 self._free = list(range(len(self._ids) + CHUNK_ROWS - 1, len(self._ids) - 1, -1))
                 self._ids.extend([None] * CHUNK_ROWS)
             row = self._rows[entity_id] = self._free.pop()
@@ -109,14 +90,14 @@ class SeriesStore:
                              f"store holds (got {given[too_big][0]:g})")
         return scaled.astype(np.float16)
 
-    def _column(self, c: _Chunk, field: int) -> FloatArray:
+    def _column(self, c: Chunk, field: int) -> FloatArray:
         column = c.columns[field]
         if column is None:
             column = c.columns[field] = np.full((CHUNK_ROWS, self.capacity), np.nan, dtype=self._dtype)
             self._bytes += column.nbytes
         return column
 
-    def _write(self, c: _Chunk, i: Any, pos: Any, encoded: FloatArray) -> None:
+    def _write(self, c: Chunk, i: Any, pos: Any, encoded: FloatArray) -> None:
         """encoded[..., field] into the rows `i` at positions `pos` (indices, arrays or a slice; pos None: `i`
         indexes the flat block); a column is allocated when a value measures it."""
         for field in range(len(self.fields)):
@@ -182,7 +163,7 @@ class SeriesStore:
         for k in sorted(one_by_one):
             self.add(entity_ids[k], float(times_s[k]), rows[k])
 
-    def _append(self, c: _Chunk, i: npt.NDArray[np.int64], t_ms: npt.NDArray[np.int64],
+    def _append(self, c: Chunk, i: npt.NDArray[np.int64], t_ms: npt.NDArray[np.int64],
                 encoded: FloatArray) -> npt.NDArray[np.bool_]:
         """Store the samples (of distinct rows `i`) that go after their row's newest within `MAX_GAP_MS`, as `add`
         does; returns which did."""
@@ -207,7 +188,7 @@ class SeriesStore:
         c.marks[i] = UNSAVED | UNREAD
         return fits
 
-    def _times(self, c: _Chunk, i: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def _times(self, c: Chunk, i: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Row i's times (ms) in time order, and their positions."""
         start = int(c.start[i])
         idx = self._positions[start : start + int(c.count[i])]
@@ -215,7 +196,7 @@ class SeriesStore:
         times = gaps_ms(codes).cumsum()  # from the oldest's own code, which says nothing: its time is first_ms
         return times + (int(c.first_ms[i]) - int(times[0]) if len(times) else 0), idx
 
-    def _ordered(self, c: _Chunk, i: int) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    def _ordered(self, c: Chunk, i: int) -> tuple[npt.NDArray[np.int64], FloatArray]:
         """Row i's times (ms) and stored values[time, field] (NaN in a column not allocated), in time order."""
         times, idx = self._times(c, i)
         values = np.full((len(idx), len(self.fields)), np.nan, dtype=self._dtype)
@@ -224,7 +205,7 @@ class SeriesStore:
                 values[:, field] = column[i].take(idx)
         return times, values
 
-    def _insert(self, c: _Chunk, i: int, t_ms: int, row: FloatArray) -> None:
+    def _insert(self, c: Chunk, i: int, t_ms: int, row: FloatArray) -> None:
         times, values = self._ordered(c, i)
         k = int(np.searchsorted(times, t_ms))
         if k < len(times) and times[k] == t_ms:
@@ -282,7 +263,7 @@ class SeriesStore:
         for n in sorted(set(range(len(entity_ids))) - set(at_once)):  # after: an id's second series follows
             self.put_series(entity_ids[n], times_s[n], values[n])
 
-    def _place(self, c: _Chunk, i: int, times: npt.NDArray[np.int64], values: FloatArray) -> None:
+    def _place(self, c: Chunk, i: int, times: npt.NDArray[np.int64], values: FloatArray) -> None:
         """Row `i` rewritten to hold `times` (sorted, distinct) and their stored values: the newest `capacity` of
         them since the last gap longer than MAX_GAP_MS, each time as its gap's code gives it."""
         times, values = times[-self.capacity:], values[-self.capacity:]
@@ -310,7 +291,7 @@ class SeriesStore:
         last = keep - 1 - np.argmax(measured[::-1], axis=0)
         c.newest[i] = np.where(measured.any(axis=0), last, -1)
 
-    def _where(self, entity_id: str) -> tuple[_Chunk, int] | None:
+    def _where(self, entity_id: str) -> tuple[Chunk, int] | None:
         row = self._rows.get(entity_id)
         return None if row is None else (self._chunks[row // CHUNK_ROWS], row % CHUNK_ROWS)
 
@@ -338,6 +319,25 @@ class SeriesStore:
         newest, units = c.newest[i].tolist(), self._units
         return [math.nan if (pos := newest[col]) < 0 or (values := c.columns[col]) is None
                 else float(values[i, pos]) * float(units[col]) for col in columns]
+
+    def newest(self, entity_ids: Sequence[str], field: str, n: int) -> tuple[npt.NDArray[np.float64],
+                                                                             npt.NDArray[np.int64]]:
+        """Per entity (a row each), the newest `n` values that measured `field`, newest first and NaN past the
+        oldest, as `window` gives them, and how many there are: one read of every VM for a plan's forecast."""
+        column, cap = self.fields.index(field), self.capacity
+        out = np.full((len(entity_ids), n), np.nan)
+        rows = np.array([self._rows.get(e, -1) for e in entity_ids], dtype=np.int64)
+        back = np.arange(cap)  # 0: the newest sample
+        for block in np.unique(rows[rows >= 0] // CHUNK_ROWS).tolist():
+            c, at = self._chunks[block], np.flatnonzero((rows >= 0) & (rows // CHUNK_ROWS == block))
+            if (values := c.columns[column]) is None:
+                continue
+            i = rows[at] % CHUNK_ROWS
+            pos = (c.start[i, None] + c.count[i, None] - 1 - back) % cap
+            ring = np.where(back < c.count[i, None], values[i[:, None], pos], np.nan).astype(np.float32)
+            measured = np.argsort(np.isnan(ring), axis=1, kind="stable")[:, :n]  # measured ones first, in order
+            out[at, : measured.shape[1]] = np.take_along_axis(ring, measured, axis=1) * self._units[column]
+        return out, np.count_nonzero(~np.isnan(out), axis=1)
 
     def last_time(self, entity_id: str) -> float | None:
         at = self._where(entity_id)

@@ -108,16 +108,8 @@ class Snapshots:
 
     def _forecast(self, arrays: ClusterArrays, f: Forecast) -> ClusterArrays:
         """`arrays` with each sampled VM's CPU its forecast and spread (forecast.py), in cores."""
-        n = f.samples
-        history = np.zeros((arrays.n_vms, n))  # newest first
-        have = np.zeros(arrays.n_vms, dtype=np.int64)
-        column = self._samples.vm_fields.index("cpu_utilization")
-        for row, vm_id in enumerate(arrays.vm_ids):
-            _, values = self._samples.vm_window(vm_id)
-            cpu = values[:, column]
-            cpu = cpu[~np.isnan(cpu)][-n:][::-1]
-            history[row, : cpu.size] = cpu
-            have[row] = cpu.size
+        history, have = self._samples.vms_newest(arrays.vm_ids, "cpu_utilization", f.samples)  # newest first
+        history = np.nan_to_num(history)  # past the oldest: read by no forecast (`have` says how many)
         rows = np.flatnonzero(have > 0)
         planned, spread = forecast_utilization(history[rows, 0], history[rows], have[rows], f)
         vcpus = arrays.vm_vcpus[rows]

@@ -41,6 +41,22 @@ def same(store: SeriesStore, reference: RingStore, tolerance_s: float) -> None:
         columns = [2, 0]
         assert_equal = np.testing.assert_array_equal
         assert_equal(store.latest_values(entity_id, columns), reference.latest_values(entity_id, columns))
+    newest_reads_as_the_windows(store)
+
+
+def newest_reads_as_the_windows(store: SeriesStore, n: int = 4) -> None:
+    """`newest` of every entity at once: each one's newest measured values of a field, newest first, as its window
+    has them."""
+    entities = (*IDS, "unknown")
+    for k, name in enumerate(FIELDS):
+        got, have = store.newest(entities, name, n)
+        assert got.shape == (len(entities), n)
+        for row, entity_id in enumerate(entities):
+            column = store.window(entity_id)[1][:, k]
+            measured = column[~np.isnan(column)][::-1][:n]
+            assert have[row] == len(measured)
+            np.testing.assert_array_equal(got[row, : len(measured)], measured)
+            assert np.isnan(got[row, len(measured):]).all()
 
 
 @settings(max_examples=300, deadline=None)

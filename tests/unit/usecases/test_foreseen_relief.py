@@ -76,16 +76,17 @@ def relief(arrays: ClusterArrays) -> list[tuple[str, str, str, str]]:
     return [(m.vm_id, m.source_id, m.target_id, m.explanation.why_vm) for m in plan.moves]
 
 
-STEADY = [0.9] * 6
+# Utilisations are multiples of 1/16, which the sample store's float16 keeps exactly (it keeps others within 0.05%).
+STEADY = [0.875] * 6
 CASES = {
-    # one sample each: no spread known, so h0 (4.5 cores asked of 4) is relieved by load, saying why
-    "one sample": ([[0.9], [0.9], [0.9], [0.9], [0.9], [0.1], [0.1]], "by load, not SLA time"),
+    # one sample each: no spread known, so h0 (4.375 cores asked of 4) is relieved by load, saying why
+    "one sample": ([[0.875], [0.875], [0.875], [0.875], [0.875], [0.125], [0.125]], "by load, not SLA time"),
     # six samples: v3 wobbles (0.5 to 1), so moving it ends most of h0's foreseen overload
-    "six samples": ([STEADY, STEADY, STEADY, [0.95, 0.5, 1.0, 0.5, 1.0, 0.5], STEADY, [0.2] * 6, [0.1] * 6],
+    "six samples": ([STEADY, STEADY, STEADY, [0.9375, 0.5, 1.0, 0.5, 1.0, 0.5], STEADY, [0.25] * 6, [0.125] * 6],
                     "s of SLA time"),
     # three samples, now below the mean: the mean is planned for; v1's spread is the largest
-    "three samples": ([[0.9, 0.9, 0.9], [0.6, 1.0, 0.9], [0.9, 0.9, 0.9], [0.85, 0.85, 0.85], [0.9, 0.9, 0.9],
-                       [0.2, 0.2, 0.2], [0.1, 0.1, 0.1]], "s of SLA time"),
+    "three samples": ([[0.875] * 3, [0.625, 1.0, 0.875], [0.875] * 3, [0.8125] * 3, [0.875] * 3, [0.25] * 3,
+                       [0.125] * 3], "s of SLA time"),
 }
 
 
@@ -94,7 +95,7 @@ def test_serving_and_the_simulator_give_the_engine_the_same_forecast_and_relief_
     history, reason = CASES[case]
     simulator, serving = simulated(history), served(history)
     assert serving.vm_ids == simulator.vm_ids and serving.host_ids == simulator.host_ids
-    assert serving.vm_cpu == pytest.approx(simulator.vm_cpu, rel=1e-6)  # samples are kept as float32
+    assert serving.vm_cpu == pytest.approx(simulator.vm_cpu, rel=1e-6)  # kept exactly (multiples of 1/16)
     assert serving.vm_cpu_spread == pytest.approx(simulator.vm_cpu_spread, rel=1e-6, abs=1e-7, nan_ok=True)
     assert serving.loads.host_cpu == pytest.approx(simulator.loads.host_cpu, rel=1e-6)
     moves = relief(serving)
@@ -136,11 +137,11 @@ def test_a_vm_without_samples_keeps_its_snapshot_cpu_and_an_unknown_spread() -> 
     inventory.apply(InventoryChange(hosts=(Host("h", 8, 65536),), vms=(Vm("seen", "h", 1000, 2),
                                                                       Vm("new", "h", 1000, 2))))
     samples = RecentSamples()
-    samples.add([], [VmSample("seen", t, cpu_utilization=u) for t, u in ((0.0, 0.2), (30.0, 0.9), (60.0, 0.4))])
+    samples.add([], [VmSample("seen", t, cpu_utilization=u) for t, u in ((0.0, 0.25), (30.0, 0.875), (60.0, 0.375))])
     snapshots = Snapshots(inventory, samples, ManualClock())
     latest, forecast = snapshots.fresh(), snapshots.fresh(TUNED.forecast)
     seen, new = forecast.vm_index("seen"), forecast.vm_index("new")
-    assert forecast.vm_cpu[seen] == pytest.approx(2 * 0.5)  # the mean of 0.2, 0.9 and 0.4 beats now (0.4)
-    assert forecast.vm_cpu_spread[seen] == pytest.approx(2 * np.std([0.4, 0.9, 0.2]), rel=1e-6)
+    assert forecast.vm_cpu[seen] == pytest.approx(2 * 0.5)  # the mean of 0.25, 0.875 and 0.375 beats now
+    assert forecast.vm_cpu_spread[seen] == pytest.approx(2 * np.std([0.375, 0.875, 0.25]), rel=1e-6)
     assert forecast.vm_cpu[new] == latest.vm_cpu[new] and np.isnan(forecast.vm_cpu_spread[new])
     assert latest.vm_cpu_spread is None  # the snapshot single-VM advice reads is left as it was
