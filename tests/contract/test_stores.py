@@ -125,6 +125,20 @@ def test_the_open_recommendations_moving_some_vms_are_found_oldest_first(store: 
     assert superseded is not None and (superseded.state, superseded.superseded_by) == (S.SUPERSEDED, "r3")
 
 
+def test_a_plan_moving_many_of_the_vms_asked_about_is_found_once(store: Store) -> None:
+    """More VMs than one query's IN list holds (500), and a plan moving all of them: one plan, once, with its
+    every move (it was read once per VM it moves, its body megabytes at 10,000 hosts)."""
+    vms = [f"vm-{i:04d}" for i in range(1_200)]
+    moves = tuple(Move(v, "a", "b", PARAMETERS, COST, ()) for v in vms)
+    store.add_recommendation(Recommendation("plan", "rebalance", 1.0, moves, "plan"))
+    store.add_recommendation(Recommendation("done", "rebalance", 0.5, moves, "plan"))
+    done = store.get_recommendation("done")
+    assert done is not None
+    store.replace_recommendation(done, replace(done, state=S.REJECTED))
+    found = store.open_recommendations([*reversed(vms), "elsewhere"])
+    assert [r.id for r in found] == ["plan"] and [m.vm_id for m in found[0].moves] == vms
+
+
 def test_every_host_assessed_is_kept_in_rank_order(store: Store) -> None:
     rows = [HostAssessment("b", (), 0.25, 0.5, 0.5), HostAssessment("a", ("memory", "CPU load"), None, 0.75, 1.5)]
     columns = AssessedHosts(("memory", "cpu"), ("c", "d", "e"), (0, 3, 0), (0.5, None, 0.25), (0.5, 1.0, 0.25),

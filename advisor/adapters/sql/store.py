@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence, Sized
 from dataclasses import replace
 from typing import Any
 
@@ -33,6 +33,16 @@ from advisor.domain.recommendation import OPEN, Recommendation, RecommendationSt
 
 # Bound on the ids in one query's IN (...) (SQLite's limit is 32,766 parameters, PostgreSQL's 65,535).
 _IN_CHUNK = 500
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start:start + _IN_CHUNK]
+
+
+def _marks(ids: Sized) -> str:
+    """The `?` placeholders of an IN list of `ids`."""
+    return ",".join("?" * len(ids))
 
 
 def _host(body: str) -> Host:
@@ -110,12 +120,10 @@ class SqlStore:
     def load_inventory_of(self, host_ids: Sequence[str], vm_ids: Sequence[str]) -> tuple[list[Host], list[Vm]]:
         """The hosts and VMs of these ids that are stored (the others were removed, or never were)."""
         with self._reading() as db:
-            hosts = [_host(b) for i in range(0, len(host_ids), _IN_CHUNK) for (b,) in db.execute(
-                f"SELECT body FROM hosts WHERE id IN ({', '.join('?' * len(host_ids[i:i + _IN_CHUNK]))})",
-                host_ids[i:i + _IN_CHUNK]).fetchall()]
-            vms = [_vm(b) for i in range(0, len(vm_ids), _IN_CHUNK) for (b,) in db.execute(
-                f"SELECT body FROM vms WHERE id IN ({', '.join('?' * len(vm_ids[i:i + _IN_CHUNK]))})",
-                vm_ids[i:i + _IN_CHUNK]).fetchall()]
+            hosts = [_host(b) for chunk in _chunks(host_ids) for (b,) in db.execute(
+                f"SELECT body FROM hosts WHERE id IN ({_marks(chunk)})", chunk).fetchall()]
+            vms = [_vm(b) for chunk in _chunks(vm_ids) for (b,) in db.execute(
+                f"SELECT body FROM vms WHERE id IN ({_marks(chunk)})", chunk).fetchall()]
         return hosts, vms
 
     # -- recommendations -----------------------------------------------------------------------------------
@@ -179,17 +187,21 @@ class SqlStore:
         return backlog
 
     def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
-        wanted, rows = sorted(set(vm_ids)), {}
+        """The open recommendations moving any of `vm_ids`. Their ids first, then each body once: a plan moves
+        thousands of the VMs asked about, and a join would send its body (megabytes) once for each of them."""
+        ids: set[str] = set()
+        rows: list[tuple[str, int]] = []
         states = sorted(s.value for s in OPEN)
         with self._reading() as db:
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start:start + _IN_CHUNK]
-                for rec_id, body, revision in db.execute(
-                        "SELECT r.id, r.body, r.revision FROM recommendation_vms v JOIN recommendations r "
-                        f"ON r.id = v.recommendation_id WHERE v.vm_id IN ({','.join('?' * len(chunk))}) "
-                        f"AND r.state IN ({','.join('?' * len(states))})", (*chunk, *states)).fetchall():
-                    rows[rec_id] = (body, revision)
-        return sorted((_recommendation(row) for row in rows.values()), key=lambda r: (r.created_at_s, r.id))
+            for chunk in _chunks(sorted(set(vm_ids))):
+                ids.update(rec_id for (rec_id,) in db.execute(
+                    "SELECT DISTINCT v.recommendation_id FROM recommendation_vms v JOIN recommendations r ON r.id = "
+                    f"v.recommendation_id WHERE v.vm_id IN ({_marks(chunk)}) AND r.state IN ({_marks(states)})",
+                    (*chunk, *states)).fetchall())
+            for chunk in _chunks(sorted(ids)):  # one decided between the two statements is left out
+                rows += db.execute(f"SELECT body, revision FROM recommendations WHERE id IN ({_marks(chunk)}) "
+                                   f"AND state IN ({_marks(states)})", (*chunk, *states)).fetchall()
+        return sorted((_recommendation(row) for row in rows), key=lambda r: (r.created_at_s, r.id))
 
     def prune_recommendations(self, keep: int, older_than_s: float) -> int:
         """Delete recommendations (and their assessments) beyond the newest `keep` or created before
