@@ -119,15 +119,17 @@ def test_the_open_recommendations_moving_some_vms_are_found_oldest_first(store: 
         assert before is not None
         store.replace_recommendation(before, replace(before, state=state, superseded_by="r3"))
     assert [r.id for r in store.open_recommendations({"v"})] == ["r1", "p", "r3"]  # proposed or approved
-    assert [r.id for r in store.open_recommendations(["w", "x"])] == ["p"]
+    assert [(r.id, r.vm_ids) for r in store.open_recommendations(["w", "x", "v"])] == [
+        ("r1", {"v"}), ("p", {"v", "w"}), ("r3", {"v"})]
+    assert [(r.id, r.vm_ids) for r in store.open_recommendations(["w", "x"])] == [("p", {"w"})]
     assert store.open_recommendations(()) == [] and store.open_recommendations({"x"}) == []
     superseded = store.get_recommendation("gone")
     assert superseded is not None and (superseded.state, superseded.superseded_by) == (S.SUPERSEDED, "r3")
 
 
 def test_a_plan_moving_many_of_the_vms_asked_about_is_found_once(store: Store) -> None:
-    """More VMs than one query's IN list holds (500), and a plan moving all of them: one plan, once, with its
-    every move (it was read once per VM it moves, its body megabytes at 10,000 hosts)."""
+    """More VMs than one query's IN list holds (500), and a plan moving all of them: one plan, once, with every
+    VM asked about that it moves (its body, megabytes at 10,000 hosts, was read once per VM it moves)."""
     vms = [f"vm-{i:04d}" for i in range(1_200)]
     moves = tuple(Move(v, "a", "b", PARAMETERS, COST, ()) for v in vms)
     store.add_recommendation(Recommendation("plan", "rebalance", 1.0, moves, "plan"))
@@ -136,7 +138,8 @@ def test_a_plan_moving_many_of_the_vms_asked_about_is_found_once(store: Store) -
     assert done is not None
     store.replace_recommendation(done, replace(done, state=S.REJECTED))
     found = store.open_recommendations([*reversed(vms), "elsewhere"])
-    assert [r.id for r in found] == ["plan"] and [m.vm_id for m in found[0].moves] == vms
+    assert [(r.id, r.goal, r.state, r.created_at_s) for r in found] == [("plan", "rebalance", S.PROPOSED, 1.0)]
+    assert found[0].vm_ids == frozenset(vms)  # those asked about that it moves
 
 
 def test_every_host_assessed_is_kept_in_rank_order(store: Store) -> None:
@@ -204,6 +207,7 @@ def reopened_as(tmp_path: Path, version: int, undo: str) -> SqliteStore:
         for table in ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", "leader_lease",
                       "sample_feed", "inventory_feed"):  # before yoyo
             db.execute(f"DROP TABLE {table}")
+        db.execute("ALTER TABLE recommendations DROP COLUMN goal")
     return SqliteStore(path)
 
 
@@ -227,8 +231,9 @@ def test_a_version_4_database_of_the_advisor_before_yoyo_is_taken_over_whole(tmp
     as applied, and `meta` says 5, which an advisor from before yoyo refuses."""
     reopened = reopened_as(tmp_path, 4, "SELECT 1")
     assert reopened.get_recommendation("old") == proposed("old")
+    assert [r.goal for r in reopened.open_recommendations({"v"})] == ["target:v"]  # from its body
     db = reopened.database.connection
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
     assert db.execute("SELECT migration_id FROM _yoyo_migration ORDER BY migration_id").fetchall() == [
         ("0001_schema",), ("0002_leader_lease",), ("0003_sample_feed",),
-        ("0004_inventory_feed",)]
+        ("0004_inventory_feed",), ("0005_recommendation_goal",)]

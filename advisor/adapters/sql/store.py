@@ -29,7 +29,7 @@ from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.model import AssessedHosts, Disk, Host, HostAssessment, Vm
-from advisor.domain.recommendation import OPEN, Recommendation, RecommendationState
+from advisor.domain.recommendation import OPEN, OpenRecommendation, Recommendation, RecommendationState
 
 # Bound on the ids in one query's IN (...) (SQLite's limit is 32,766 parameters, PostgreSQL's 65,535).
 _IN_CHUNK = 500
@@ -133,8 +133,8 @@ class SqlStore:
     ) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO recommendations (id, created_at_s, state, body, revision) VALUES (?, ?, ?, ?, 0)",
-                (rec.id, rec.created_at_s, rec.state.value, json.dumps(encode(replace(rec, revision=0)))),
+                "INSERT INTO recommendations (id, created_at_s, state, goal, body, revision) VALUES (?, ?, ?, ?, ?, 0)",
+                (rec.id, rec.created_at_s, rec.state.value, rec.goal, json.dumps(encode(replace(rec, revision=0)))),
             )
             db.executemany("INSERT INTO recommendation_vms (vm_id, recommendation_id) VALUES (?, ?) "
                            "ON CONFLICT DO NOTHING", [(m.vm_id, rec.id) for m in rec.moves])
@@ -186,22 +186,21 @@ class SqlStore:
             backlog[key] = backlog.get(key, 0) + 1
         return backlog
 
-    def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
-        """The open recommendations moving any of `vm_ids`. Their ids first, then each body once: a plan moves
-        thousands of the VMs asked about, and a join would send its body (megabytes) once for each of them."""
-        ids: set[str] = set()
-        rows: list[tuple[str, int]] = []
+    def open_recommendations(self, vm_ids: Collection[str]) -> list[OpenRecommendation]:
+        """From the index of the VMs each recommendation moves and the recommendations' columns, never their
+        bodies: a plan's is megabytes, and a plan asks about thousands of VMs."""
+        found: dict[str, tuple[str, str, float, set[str]]] = {}
         states = sorted(s.value for s in OPEN)
         with self._reading() as db:
             for chunk in _chunks(sorted(set(vm_ids))):
-                ids.update(rec_id for (rec_id,) in db.execute(
-                    "SELECT DISTINCT v.recommendation_id FROM recommendation_vms v JOIN recommendations r ON r.id = "
-                    f"v.recommendation_id WHERE v.vm_id IN ({_marks(chunk)}) AND r.state IN ({_marks(states)})",
-                    (*chunk, *states)).fetchall())
-            for chunk in _chunks(sorted(ids)):  # one decided between the two statements is left out
-                rows += db.execute(f"SELECT body, revision FROM recommendations WHERE id IN ({_marks(chunk)}) "
-                                   f"AND state IN ({_marks(states)})", (*chunk, *states)).fetchall()
-        return sorted((_recommendation(row) for row in rows), key=lambda r: (r.created_at_s, r.id))
+                for rec_id, goal, state, created_at_s, vm_id in db.execute(
+                        "SELECT r.id, r.goal, r.state, r.created_at_s, v.vm_id FROM recommendation_vms v JOIN "
+                        f"recommendations r ON r.id = v.recommendation_id WHERE v.vm_id IN ({_marks(chunk)}) "
+                        f"AND r.state IN ({_marks(states)})", (*chunk, *states)).fetchall():
+                    found.setdefault(rec_id, (goal, state, created_at_s, set()))[3].add(vm_id)
+        return sorted((OpenRecommendation(rec_id, goal, RecommendationState.parse(state), created_at_s,
+                                          frozenset(moved)) for rec_id, (goal, state, created_at_s, moved) in
+                       found.items()), key=lambda r: (r.created_at_s, r.id))
 
     def prune_recommendations(self, keep: int, older_than_s: float) -> int:
         """Delete recommendations (and their assessments) beyond the newest `keep` or created before
