@@ -18,8 +18,8 @@ from typing import Any
 from advisor.adapters.sql.codec import (
     decode_migration,
     decode_recommendation,
-    encode,
     pack_assessments,
+    to_json,
     unpack_assessments,
 )
 from advisor.adapters.sql.database import Connection, Database, StorageError
@@ -107,12 +107,12 @@ class SqlStore:
             db.executemany("DELETE FROM hosts WHERE id = ?", [(i,) for i in change.removed_host_ids])
             db.executemany(
                 "INSERT INTO hosts (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                [(h.id, json.dumps(encode(h))) for h in change.hosts],
+                [(h.id, to_json(h)) for h in change.hosts],
             )
             db.executemany(
                 "INSERT INTO vms (id, host_id, body) VALUES (?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET host_id = excluded.host_id, body = excluded.body",
-                [(v.id, v.host_id, json.dumps(encode(v))) for v in change.vms],
+                [(v.id, v.host_id, to_json(v)) for v in change.vms],
             )
             if self._replica:
                 publish_inventory(db, self._replica, time.time(), change)
@@ -134,7 +134,7 @@ class SqlStore:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO recommendations (id, created_at_s, state, goal, body, revision) VALUES (?, ?, ?, ?, ?, 0)",
-                (rec.id, rec.created_at_s, rec.state.value, rec.goal, json.dumps(encode(replace(rec, revision=0)))),
+                (rec.id, rec.created_at_s, rec.state.value, rec.goal, to_json(replace(rec, revision=0))),
             )
             db.executemany("INSERT INTO recommendation_vms (vm_id, recommendation_id) VALUES (?, ?) "
                            "ON CONFLICT DO NOTHING", [(m.vm_id, rec.id) for m in rec.moves])
@@ -152,7 +152,7 @@ class SqlStore:
         with self._transaction() as db:
             won = db.execute(
                 "UPDATE recommendations SET state = ?, body = ?, revision = ? WHERE id = ? AND revision = ?",
-                (stored.state.value, json.dumps(encode(stored)), stored.revision, before.id, before.revision),
+                (stored.state.value, to_json(stored), stored.revision, before.id, before.revision),
             ).rowcount == 1
         return stored if won else None
 
@@ -226,7 +226,7 @@ class SqlStore:
                 "INSERT INTO migrations (operation_id, recommendation_id, move_index, attempt, phase, created_at_s, "
                 "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (recommendation_id, move_index, attempt) DO NOTHING",
                 (record.operation_id, record.recommendation_id, record.move_index, record.attempt,
-                 record.phase.value, record.created_at_s, json.dumps(encode(record))),
+                 record.phase.value, record.created_at_s, to_json(record)),
             )
             row = db.execute(
                 "SELECT body FROM migrations WHERE recommendation_id = ? AND move_index = ? AND attempt = ?",
@@ -239,7 +239,7 @@ class SqlStore:
             fence(db, self._term())
             db.execute(
                 "UPDATE migrations SET phase = ?, body = ? WHERE operation_id = ?",
-                (record.phase.value, json.dumps(encode(record)), record.operation_id),
+                (record.phase.value, to_json(record), record.operation_id),
             )
 
     def record_outcome(self, record: MigrationRecord) -> None:
@@ -248,7 +248,7 @@ class SqlStore:
             fence(db, self._term())
             db.execute("INSERT INTO outcomes (operation_id, finished_at_s, body) VALUES (?, ?, ?) ON CONFLICT "
                        "(operation_id) DO UPDATE SET finished_at_s = excluded.finished_at_s, body = excluded.body",
-                       (record.operation_id, record.finished_at_s or 0.0, json.dumps(encode(record))))
+                       (record.operation_id, record.finished_at_s or 0.0, to_json(record)))
 
     # -- migrations, read ----------------------------------------------------------------------------------
 
@@ -285,7 +285,7 @@ class SqlStore:
         with self._transaction() as db:
             db.execute("INSERT INTO automation (cluster, body) VALUES (?, ?) "
                        "ON CONFLICT (cluster) DO UPDATE SET body = excluded.body",
-                       (setting.cluster, json.dumps(encode(setting))))
+                       (setting.cluster, to_json(setting)))
 
     def moved_since(self, since_s: float) -> set[str]:
         """VMs whose migration succeeded or is under way since `since_s`."""
