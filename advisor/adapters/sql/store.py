@@ -188,19 +188,25 @@ class SqlStore:
 
     def open_recommendations(self, vm_ids: Collection[str]) -> list[OpenRecommendation]:
         """From the index of the VMs each recommendation moves and the recommendations' columns, never their
-        bodies: a plan's is megabytes, and a plan asks about thousands of VMs."""
-        found: dict[str, tuple[str, str, float, set[str]]] = {}
+        bodies: a plan's is megabytes, and a plan asks about thousands of VMs. The goal is read apart, once per
+        recommendation: in SQLite's rows it comes after the body (added by ALTER TABLE), and reading it walks
+        the body's pages."""
+        found: dict[str, tuple[str, float, set[str]]] = {}
+        goals: dict[str, str] = {}
         states = sorted(s.value for s in OPEN)
         with self._reading() as db:
             for chunk in _chunks(sorted(set(vm_ids))):
-                for rec_id, goal, state, created_at_s, vm_id in db.execute(
-                        "SELECT r.id, r.goal, r.state, r.created_at_s, v.vm_id FROM recommendation_vms v JOIN "
+                for rec_id, state, created_at_s, vm_id in db.execute(
+                        "SELECT r.id, r.state, r.created_at_s, v.vm_id FROM recommendation_vms v JOIN "
                         f"recommendations r ON r.id = v.recommendation_id WHERE v.vm_id IN ({_marks(chunk)}) "
                         f"AND r.state IN ({_marks(states)})", (*chunk, *states)).fetchall():
-                    found.setdefault(rec_id, (goal, state, created_at_s, set()))[3].add(vm_id)
-        return sorted((OpenRecommendation(rec_id, goal, RecommendationState.parse(state), created_at_s,
-                                          frozenset(moved)) for rec_id, (goal, state, created_at_s, moved) in
-                       found.items()), key=lambda r: (r.created_at_s, r.id))
+                    found.setdefault(rec_id, (state, created_at_s, set()))[2].add(vm_id)
+            for chunk in _chunks(sorted(found)):
+                goals.update(db.execute(f"SELECT id, goal FROM recommendations WHERE id IN ({_marks(chunk)})",
+                                        chunk).fetchall())
+        return sorted((OpenRecommendation(rec_id, goals.get(rec_id, ""), RecommendationState.parse(state),
+                                          created_at_s, frozenset(moved))
+                       for rec_id, (state, created_at_s, moved) in found.items()), key=lambda r: (r.created_at_s, r.id))
 
     def prune_recommendations(self, keep: int, older_than_s: float) -> int:
         """Delete recommendations (and their assessments) beyond the newest `keep` or created before
