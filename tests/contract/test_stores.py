@@ -196,11 +196,11 @@ def test_automation_settings_are_kept_one_per_cluster(store: Store) -> None:
                                   ClusterAutomation("west", Level.MANUAL, 0.0, "dave", 7.0)]
 
 
-def reopened_as(tmp_path: Path, version: int, undo: str) -> SqliteStore:
+def reopened_as(tmp_path: Path, version: int, undo: str, old: Recommendation | None = None) -> SqliteStore:
     """SQLite only: a database holding the proposed recommendation "old" as schema `version` left it (`undo` takes
     back what later versions added), opened again."""
     path = tmp_path / "db.sqlite3"
-    SqliteStore(path).add_recommendation(proposed("old"))
+    SqliteStore(path).add_recommendation(old or proposed("old"))
     with sqlite3.connect(path) as db:
         db.execute(undo)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
@@ -208,6 +208,7 @@ def reopened_as(tmp_path: Path, version: int, undo: str) -> SqliteStore:
                       "sample_feed", "inventory_feed"):  # before yoyo
             db.execute(f"DROP TABLE {table}")
         db.execute("ALTER TABLE recommendations DROP COLUMN goal")
+        db.execute("ALTER TABLE recommendations DROP COLUMN priority")
     return SqliteStore(path)
 
 
@@ -229,11 +230,13 @@ def test_a_version_3_database_learns_which_vms_its_recommendations_move(tmp_path
 def test_a_version_4_database_of_the_advisor_before_yoyo_is_taken_over_whole(tmp_path: Path) -> None:
     """The format of every data directory in use before yoyo: its tables are kept, yoyo records its first migration
     as applied, and `meta` says 5, which an advisor from before yoyo refuses."""
-    reopened = reopened_as(tmp_path, 4, "SELECT 1")
-    assert reopened.get_recommendation("old") == proposed("old")
+    old = replace(proposed("old"), priority=Priority(1, "its host is in maintenance"))
+    reopened = reopened_as(tmp_path, 4, "SELECT 1", old)
+    assert reopened.get_recommendation("old") == old
     assert [r.goal for r in reopened.open_recommendations({"v"})] == ["target:v"]  # from its body
+    assert reopened.review_backlog() == {("proposed", 1): 1}  # so is its priority
     db = reopened.database.connection
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
     assert db.execute("SELECT migration_id FROM _yoyo_migration ORDER BY migration_id").fetchall() == [
         ("0001_schema",), ("0002_leader_lease",), ("0003_sample_feed",),
-        ("0004_inventory_feed",), ("0005_recommendation_goal",)]
+        ("0004_inventory_feed",), ("0005_recommendation_columns",)]

@@ -133,8 +133,10 @@ class SqlStore:
     ) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO recommendations (id, created_at_s, state, goal, body, revision) VALUES (?, ?, ?, ?, ?, 0)",
-                (rec.id, rec.created_at_s, rec.state.value, rec.goal, to_json(replace(rec, revision=0))),
+                "INSERT INTO recommendations (id, created_at_s, state, goal, priority, body, revision) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (rec.id, rec.created_at_s, rec.state.value, rec.goal, rec.priority.level,
+                 to_json(replace(rec, revision=0))),
             )
             db.executemany("INSERT INTO recommendation_vms (vm_id, recommendation_id) VALUES (?, ?) "
                            "ON CONFLICT DO NOTHING", [(m.vm_id, rec.id) for m in rec.moves])
@@ -174,16 +176,15 @@ class SqlStore:
 
     def review_backlog(self) -> dict[tuple[str, int], int]:
         """How many recommendations wait for a person, by state (proposed: a decision; approved: a run) and
-        priority (3 for one stored before priorities). The priority is read from the body in Python: the SQL
-        stays what both engines accept."""
+        priority (3 for one stored before priorities), from their columns: every scrape asks, and a plan's body
+        is megabytes."""
         backlog: dict[tuple[str, int], int] = {}
         with self._reading() as db:
-            rows = db.execute("SELECT state, body FROM recommendations "
-                              "WHERE state IN ('proposed', 'pending', 'approved')").fetchall()
-        for state, body in rows:
-            level = (json.loads(body).get("priority") or {}).get("level", 3)
+            rows = db.execute("SELECT state, priority, COUNT(*) FROM recommendations "
+                              "WHERE state IN ('proposed', 'pending', 'approved') GROUP BY state, priority").fetchall()
+        for state, level, n in rows:
             key = ("proposed" if state == "pending" else str(state), int(level))
-            backlog[key] = backlog.get(key, 0) + 1
+            backlog[key] = backlog.get(key, 0) + int(n)
         return backlog
 
     def open_recommendations(self, vm_ids: Collection[str]) -> list[OpenRecommendation]:

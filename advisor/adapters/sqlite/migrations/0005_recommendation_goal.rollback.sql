@@ -1,1 +1,0 @@
-ALTER TABLE recommendations DROP COLUMN goal;
