@@ -7,7 +7,8 @@ Every host gets one CPU sample, a tenth of them hot (90-98%), the rest 20-60%, a
 balance has moves to propose. A stored plan is written to the store with all its moves and explanations (what
 differs between the stores); a dry run is planned the same way and stored nowhere. PostgreSQL is Debian's, started
 here by tests.support.postgres with its defaults (fsync and synchronous commit on). Prints, per store and call, the
-seconds of each repeat and the moves proposed; asserts nothing (a shared, noisy machine).
+seconds of each repeat and the moves proposed, then the advisor's peak memory; asserts nothing (a shared, noisy
+machine).
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ def samples(hosts: int, vms: int, rng: random.Random) -> list[pb.PushSamplesRequ
             for i in range(0, max(hosts, vms), BATCH)]
 
 
+def peak_rss_gib(pid: int) -> float:
+    """The peak resident memory of a process so far (Linux's VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
 def token(data_dir: Path, url: str) -> str:
     return subprocess.run([sys.executable, "-m", "advisor.cli", "tokens", "create", *store_args(data_dir, url),
                            "--name", "planner", "--role", "operator"], capture_output=True, text=True,
@@ -83,6 +92,7 @@ def run(name: str, url: str, args: argparse.Namespace) -> None:
                     seconds.append(time.perf_counter() - t)
                     moves = len(rec.moves)  # type: ignore[attr-defined]
                 print(f"  {label:24s} {moves:5d} moves  " + "  ".join(f"{s:6.2f} s" for s in seconds), flush=True)
+            print(f"  advisor's peak memory {peak_rss_gib(server.pid):.2f} GiB", flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(120)

@@ -15,7 +15,7 @@ from advisor.domain.automation import ClusterAutomation
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import AssessedHosts, Host, HostAssessment, Vm
-from advisor.domain.recommendation import OPEN, Recommendation, RecommendationState
+from advisor.domain.recommendation import OPEN, OpenRecommendation, Recommendation, RecommendationState
 
 # Operations that moved or may still move their VM.
 _MOVING = frozenset(p for p in Phase if p not in (Phase.FAILED, Phase.ABORTED))
@@ -102,11 +102,11 @@ class MemoryStore:
                     backlog[key] = backlog.get(key, 0) + 1
         return backlog
 
-    def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
+    def open_recommendations(self, vm_ids: Collection[str]) -> list[OpenRecommendation]:
         wanted = set(vm_ids)
         with self._lock:
-            found = [r for r in self._recommendations.values()
-                     if r.state in OPEN and any(m.vm_id in wanted for m in r.moves)]
+            found = [OpenRecommendation.of(r, moved) for r in self._recommendations.values()
+                     if r.state in OPEN and (moved := frozenset(m.vm_id for m in r.moves) & wanted)]
         return sorted(found, key=lambda r: (r.created_at_s, r.id))
 
     def moved_since(self, since_s: float) -> set[str]:

@@ -148,6 +148,22 @@ class Recommendation:
         return any(s.state is MoveState.RUNNING for s in self.statuses())
 
 
+@dataclass(frozen=True)
+class OpenRecommendation:
+    """What a new proposal is told of an open recommendation that moves some of its VMs: which it is and which of
+    those VMs it moves, not its moves (a plan has thousands, its stored body megabytes)."""
+
+    id: str
+    goal: str
+    state: RecommendationState
+    created_at_s: float
+    vm_ids: frozenset[str]  # those asked about that it moves
+
+    @classmethod
+    def of(cls, rec: Recommendation, vm_ids: frozenset[str]) -> OpenRecommendation:
+        return cls(rec.id, rec.goal, rec.state, rec.created_at_s, vm_ids)
+
+
 # -- events ---------------------------------------------------------------------------------------------------
 
 

@@ -56,10 +56,12 @@ class Automation:
         return [stored.get(c) or replace(self._default, cluster=c) for c in sorted(clusters)]
 
     def of(self, cluster: str) -> ClusterAutomation:
-        for setting in self._store.automation():
-            if setting.cluster == cluster:
-                return setting
-        return replace(self._default, cluster=cluster)
+        return self.of_each([cluster])[cluster]
+
+    def of_each(self, clusters: Iterable[str]) -> dict[str, ClusterAutomation]:
+        """The setting of each of `clusters`, read from the store once (a plan asks for every host's)."""
+        stored = {s.cluster: s for s in self._store.automation()}
+        return {c: stored.get(c) or replace(self._default, cluster=c) for c in clusters}
 
     def set(self, cluster: str, level: str, min_benefit_over_cost: float, actor: str) -> ClusterAutomation:
         checked = validation.check_automation(cluster, level, min_benefit_over_cost)
@@ -83,12 +85,13 @@ class Automation:
     def level(self, vms: Iterable[Vm], hosts: Mapping[str, Host]) -> tuple[Level, str]:
         """The level a recommendation moving these VMs runs at (the least automatic of theirs), and the cluster
         whose level that is (the first VM's)."""
-        levels, clusters = [], []
-        for vm in vms:
-            host = hosts.get(vm.host_id)
-            cluster = self.cluster_of(host) if host is not None else DEFAULT_CLUSTER
-            clusters.append(cluster)
-            own = vm_level(self.of(cluster).level, vm.labels)
+        vms = list(vms)
+        clusters = [self.cluster_of(host) if (host := hosts.get(vm.host_id)) is not None else DEFAULT_CLUSTER
+                    for vm in vms]
+        settings = self.of_each(set(clusters))
+        levels = []
+        for vm, cluster in zip(vms, clusters, strict=True):
+            own = vm_level(settings[cluster].level, vm.labels)
             levels.append(Level.MANUAL if own is None else own)
         return least_automatic(levels), clusters[0] if clusters else DEFAULT_CLUSTER
 

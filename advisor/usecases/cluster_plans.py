@@ -129,10 +129,9 @@ class Planning:
         costs, pricing = self._costs(cluster, objective)  # the pricing's indexes hold: pinning keeps them
         # Each move is held to the threshold of its source host's cluster (a drain is never held back).
         hosts = self._inventory.hosts()
-        thresholds: dict[str, float] = {}
-        for host_id_ in cluster.host_ids:
-            name = self._automation.cluster_of(hosts[host_id_]) if host_id_ in hosts else ""
-            thresholds[host_id_] = 0.0 if drain else self._automation.of(name).min_benefit_over_cost
+        names = {h: self._automation.cluster_of(hosts[h]) if h in hosts else "" for h in cluster.host_ids}
+        of = self._automation.of_each(set(names.values()))
+        thresholds = {h: 0.0 if drain else of[name].min_benefit_over_cost for h, name in names.items()}
         below: list[str] = []
         for _ in range(THRESHOLD_ROUNDS):
             plan = engine.plan(strategy, cluster, costs, settings=settings, history=history, now_s=self._clock(),

@@ -14,7 +14,7 @@ from advisor.domain.automation import ClusterAutomation
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.model import AssessedHosts, Host, HostAssessment, Move, Vm
-from advisor.domain.recommendation import Recommendation, RecommendationState
+from advisor.domain.recommendation import OpenRecommendation, Recommendation, RecommendationState
 from advisor.execution.executor import MigrationStore, Watched
 
 Clock = Callable[[], float]
@@ -57,8 +57,9 @@ class RecommendationStore(Protocol):
         """VMs whose migration succeeded or is under way since `since_s`."""
         ...
 
-    def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
-        """The open recommendations (proposed or approved) with a move of any of `vm_ids`, oldest first."""
+    def open_recommendations(self, vm_ids: Collection[str]) -> list[OpenRecommendation]:
+        """The open recommendations (proposed or approved) with a move of any of `vm_ids`, oldest first, each
+        with those of `vm_ids` it moves."""
         ...
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from advisor.domain.errors import FailedPrecondition
 from advisor.domain.model import Move
-from advisor.domain.recommendation import Recommendation, RecommendationState, Supersede
+from advisor.domain.recommendation import OpenRecommendation, Recommendation, RecommendationState, Supersede
 from advisor.tables import count
 from advisor.usecases.ports import RecommendationStore
 from advisor.usecases.records import apply_event
@@ -22,40 +22,40 @@ from advisor.usecases.records import apply_event
 ACTOR = "advisor"
 
 
-def open_by_vm(store: RecommendationStore, moves: Sequence[Move]) -> dict[str, list[Recommendation]]:
+def open_by_vm(store: RecommendationStore, moves: Sequence[Move]) -> dict[str, list[OpenRecommendation]]:
     """The open recommendations moving each VM of `moves`, oldest first."""
     wanted = {m.vm_id for m in moves}
-    found: dict[str, list[Recommendation]] = {}
+    found: dict[str, list[OpenRecommendation]] = {}
     for rec in store.open_recommendations(wanted) if wanted else ():
-        for vm_id in dict.fromkeys(m.vm_id for m in rec.moves if m.vm_id in wanted):
+        for vm_id in rec.vm_ids:
             found.setdefault(vm_id, []).append(rec)
     return found
 
 
-def replaced(goal: str, others: Sequence[Recommendation]) -> list[Recommendation]:
+def replaced(goal: str, others: Sequence[OpenRecommendation]) -> list[OpenRecommendation]:
     """Those of `others` a new single-VM proposal of `goal` supersedes: the proposed ones with the same goal."""
     return [r for r in others if r.state is RecommendationState.PROPOSED and r.goal == goal]
 
 
-def _named(rec: Recommendation) -> str:
+def _named(rec: OpenRecommendation) -> str:
     return f"{rec.state} recommendation {rec.id} ({rec.goal})"
 
 
-def flag(moves: Sequence[Move], others: Mapping[str, Sequence[Recommendation]],
-         superseded: Sequence[Recommendation] = ()) -> tuple[Move, ...]:
+def flag(moves: Sequence[Move], others: Mapping[str, Sequence[OpenRecommendation]],
+         superseded: Sequence[OpenRecommendation] = ()) -> tuple[Move, ...]:
     """`moves` with a reason on each whose VM another open recommendation moves (or that this one supersedes)."""
     gone = {r.id for r in superseded}
     flagged = []
     for move in moves:
         also = [r for r in others.get(move.vm_id, ()) if r.id not in gone]
-        lines = [f"supersedes {_named(r)}" for r in superseded if any(m.vm_id == move.vm_id for m in r.moves)]
+        lines = [f"supersedes {_named(r)}" for r in superseded if move.vm_id in r.vm_ids]
         if also:
             lines.append(f"{move.vm_id} is also moved by " + ", ".join(_named(r) for r in also))
         flagged.append(replace(move, reasons=(*move.reasons, *lines)) if lines else move)
     return tuple(flagged)
 
 
-def overlap_summary(moves: Sequence[Move], others: Mapping[str, Sequence[Recommendation]]) -> str:
+def overlap_summary(moves: Sequence[Move], others: Mapping[str, Sequence[OpenRecommendation]]) -> str:
     """A sentence for a plan's summary naming the open recommendations that already move its VMs ("" if none)."""
     hit = [(m.vm_id, others[m.vm_id]) for m in moves if others.get(m.vm_id)]
     if not hit:
@@ -65,7 +65,7 @@ def overlap_summary(moves: Sequence[Move], others: Mapping[str, Sequence[Recomme
     return f" {count(len(hit), 'VM')} of this plan {verb} also moved by other open recommendations, e.g. {examples}."
 
 
-def supersede(store: RecommendationStore, new: Recommendation, earlier: Sequence[Recommendation],
+def supersede(store: RecommendationStore, new: Recommendation, earlier: Sequence[OpenRecommendation],
               now_s: float) -> None:
     """Once `new` is stored: store each of `earlier` superseded by it (compare-and-set), and any older proposal of
     the same goal stored meanwhile (of two asked at once, the newer supersedes the older); one approved or ended

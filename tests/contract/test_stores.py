@@ -119,10 +119,27 @@ def test_the_open_recommendations_moving_some_vms_are_found_oldest_first(store: 
         assert before is not None
         store.replace_recommendation(before, replace(before, state=state, superseded_by="r3"))
     assert [r.id for r in store.open_recommendations({"v"})] == ["r1", "p", "r3"]  # proposed or approved
-    assert [r.id for r in store.open_recommendations(["w", "x"])] == ["p"]
+    assert [(r.id, r.vm_ids) for r in store.open_recommendations(["w", "x", "v"])] == [
+        ("r1", {"v"}), ("p", {"v", "w"}), ("r3", {"v"})]
+    assert [(r.id, r.vm_ids) for r in store.open_recommendations(["w", "x"])] == [("p", {"w"})]
     assert store.open_recommendations(()) == [] and store.open_recommendations({"x"}) == []
     superseded = store.get_recommendation("gone")
     assert superseded is not None and (superseded.state, superseded.superseded_by) == (S.SUPERSEDED, "r3")
+
+
+def test_a_plan_moving_many_of_the_vms_asked_about_is_found_once(store: Store) -> None:
+    """More VMs than one query's IN list holds (500), and a plan moving all of them: one plan, once, with every
+    VM asked about that it moves (its body, megabytes at 10,000 hosts, was read once per VM it moves)."""
+    vms = [f"vm-{i:04d}" for i in range(1_200)]
+    moves = tuple(Move(v, "a", "b", PARAMETERS, COST, ()) for v in vms)
+    store.add_recommendation(Recommendation("plan", "rebalance", 1.0, moves, "plan"))
+    store.add_recommendation(Recommendation("done", "rebalance", 0.5, moves, "plan"))
+    done = store.get_recommendation("done")
+    assert done is not None
+    store.replace_recommendation(done, replace(done, state=S.REJECTED))
+    found = store.open_recommendations([*reversed(vms), "elsewhere"])
+    assert [(r.id, r.goal, r.state, r.created_at_s) for r in found] == [("plan", "rebalance", S.PROPOSED, 1.0)]
+    assert found[0].vm_ids == frozenset(vms)  # those asked about that it moves
 
 
 def test_every_host_assessed_is_kept_in_rank_order(store: Store) -> None:
@@ -179,17 +196,19 @@ def test_automation_settings_are_kept_one_per_cluster(store: Store) -> None:
                                   ClusterAutomation("west", Level.MANUAL, 0.0, "dave", 7.0)]
 
 
-def reopened_as(tmp_path: Path, version: int, undo: str) -> SqliteStore:
+def reopened_as(tmp_path: Path, version: int, undo: str, old: Recommendation | None = None) -> SqliteStore:
     """SQLite only: a database holding the proposed recommendation "old" as schema `version` left it (`undo` takes
     back what later versions added), opened again."""
     path = tmp_path / "db.sqlite3"
-    SqliteStore(path).add_recommendation(proposed("old"))
+    SqliteStore(path).add_recommendation(old or proposed("old"))
     with sqlite3.connect(path) as db:
         db.execute(undo)
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
         for table in ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", "leader_lease",
                       "sample_feed", "inventory_feed"):  # before yoyo
             db.execute(f"DROP TABLE {table}")
+        db.execute("ALTER TABLE recommendations DROP COLUMN goal")
+        db.execute("ALTER TABLE recommendations DROP COLUMN priority")
     return SqliteStore(path)
 
 
@@ -211,10 +230,13 @@ def test_a_version_3_database_learns_which_vms_its_recommendations_move(tmp_path
 def test_a_version_4_database_of_the_advisor_before_yoyo_is_taken_over_whole(tmp_path: Path) -> None:
     """The format of every data directory in use before yoyo: its tables are kept, yoyo records its first migration
     as applied, and `meta` says 5, which an advisor from before yoyo refuses."""
-    reopened = reopened_as(tmp_path, 4, "SELECT 1")
-    assert reopened.get_recommendation("old") == proposed("old")
+    old = replace(proposed("old"), priority=Priority(1, "its host is in maintenance"))
+    reopened = reopened_as(tmp_path, 4, "SELECT 1", old)
+    assert reopened.get_recommendation("old") == old
+    assert [r.goal for r in reopened.open_recommendations({"v"})] == ["target:v"]  # from its body
+    assert reopened.review_backlog() == {("proposed", 1): 1}  # so is its priority
     db = reopened.database.connection
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
     assert db.execute("SELECT migration_id FROM _yoyo_migration ORDER BY migration_id").fetchall() == [
         ("0001_schema",), ("0002_leader_lease",), ("0003_sample_feed",),
-        ("0004_inventory_feed",)]
+        ("0004_inventory_feed",), ("0005_recommendation_columns",)]

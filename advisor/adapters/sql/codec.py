@@ -64,6 +64,26 @@ def encode(value: Any) -> Any:
     return value
 
 
+def _plain(value: Any) -> Any:
+    """One level of `encode`, for json's encoder to call on what it cannot write itself."""
+    if isinstance(value, HostAssessment):
+        return [value.host_id, value.rejections, value.score, value.cpu_after, value.memory_after]
+    names = _FIELDS.get(type(value))
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: getattr(value, name) for name in names}
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not stored as JSON")
+
+
+def to_json(value: Any) -> str:
+    """`json.dumps(encode(value))`, the same text, written by json's C encoder, which calls back only for
+    dataclasses and sets: a plan of 5,000 moves holds 400,000 values, and `encode` visited each in Python."""
+    return json.dumps(value, default=_plain)
+
+
 def _interval(d: dict[str, float]) -> Interval:
     return Interval(d["low"], d["median"], d["high"])
 

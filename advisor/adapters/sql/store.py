@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence, Sized
 from dataclasses import replace
 from typing import Any
 
 from advisor.adapters.sql.codec import (
     decode_migration,
     decode_recommendation,
-    encode,
     pack_assessments,
+    to_json,
     unpack_assessments,
 )
 from advisor.adapters.sql.database import Connection, Database, StorageError
@@ -29,10 +29,20 @@ from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
 from advisor.domain.model import AssessedHosts, Disk, Host, HostAssessment, Vm
-from advisor.domain.recommendation import OPEN, Recommendation, RecommendationState
+from advisor.domain.recommendation import OPEN, OpenRecommendation, Recommendation, RecommendationState
 
 # Bound on the ids in one query's IN (...) (SQLite's limit is 32,766 parameters, PostgreSQL's 65,535).
 _IN_CHUNK = 500
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start:start + _IN_CHUNK]
+
+
+def _marks(ids: Sized) -> str:
+    """The `?` placeholders of an IN list of `ids`."""
+    return ",".join("?" * len(ids))
 
 
 def _host(body: str) -> Host:
@@ -97,12 +107,12 @@ class SqlStore:
             db.executemany("DELETE FROM hosts WHERE id = ?", [(i,) for i in change.removed_host_ids])
             db.executemany(
                 "INSERT INTO hosts (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                [(h.id, json.dumps(encode(h))) for h in change.hosts],
+                [(h.id, to_json(h)) for h in change.hosts],
             )
             db.executemany(
                 "INSERT INTO vms (id, host_id, body) VALUES (?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET host_id = excluded.host_id, body = excluded.body",
-                [(v.id, v.host_id, json.dumps(encode(v))) for v in change.vms],
+                [(v.id, v.host_id, to_json(v)) for v in change.vms],
             )
             if self._replica:
                 publish_inventory(db, self._replica, time.time(), change)
@@ -110,12 +120,10 @@ class SqlStore:
     def load_inventory_of(self, host_ids: Sequence[str], vm_ids: Sequence[str]) -> tuple[list[Host], list[Vm]]:
         """The hosts and VMs of these ids that are stored (the others were removed, or never were)."""
         with self._reading() as db:
-            hosts = [_host(b) for i in range(0, len(host_ids), _IN_CHUNK) for (b,) in db.execute(
-                f"SELECT body FROM hosts WHERE id IN ({', '.join('?' * len(host_ids[i:i + _IN_CHUNK]))})",
-                host_ids[i:i + _IN_CHUNK]).fetchall()]
-            vms = [_vm(b) for i in range(0, len(vm_ids), _IN_CHUNK) for (b,) in db.execute(
-                f"SELECT body FROM vms WHERE id IN ({', '.join('?' * len(vm_ids[i:i + _IN_CHUNK]))})",
-                vm_ids[i:i + _IN_CHUNK]).fetchall()]
+            hosts = [_host(b) for chunk in _chunks(host_ids) for (b,) in db.execute(
+                f"SELECT body FROM hosts WHERE id IN ({_marks(chunk)})", chunk).fetchall()]
+            vms = [_vm(b) for chunk in _chunks(vm_ids) for (b,) in db.execute(
+                f"SELECT body FROM vms WHERE id IN ({_marks(chunk)})", chunk).fetchall()]
         return hosts, vms
 
     # -- recommendations -----------------------------------------------------------------------------------
@@ -125,8 +133,10 @@ class SqlStore:
     ) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO recommendations (id, created_at_s, state, body, revision) VALUES (?, ?, ?, ?, 0)",
-                (rec.id, rec.created_at_s, rec.state.value, json.dumps(encode(replace(rec, revision=0)))),
+                "INSERT INTO recommendations (id, created_at_s, state, goal, priority, body, revision) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (rec.id, rec.created_at_s, rec.state.value, rec.goal, rec.priority.level,
+                 to_json(replace(rec, revision=0))),
             )
             db.executemany("INSERT INTO recommendation_vms (vm_id, recommendation_id) VALUES (?, ?) "
                            "ON CONFLICT DO NOTHING", [(m.vm_id, rec.id) for m in rec.moves])
@@ -144,7 +154,7 @@ class SqlStore:
         with self._transaction() as db:
             won = db.execute(
                 "UPDATE recommendations SET state = ?, body = ?, revision = ? WHERE id = ? AND revision = ?",
-                (stored.state.value, json.dumps(encode(stored)), stored.revision, before.id, before.revision),
+                (stored.state.value, to_json(stored), stored.revision, before.id, before.revision),
             ).rowcount == 1
         return stored if won else None
 
@@ -166,30 +176,38 @@ class SqlStore:
 
     def review_backlog(self) -> dict[tuple[str, int], int]:
         """How many recommendations wait for a person, by state (proposed: a decision; approved: a run) and
-        priority (3 for one stored before priorities). The priority is read from the body in Python: the SQL
-        stays what both engines accept."""
+        priority (3 for one stored before priorities), from their columns: every scrape asks, and a plan's body
+        is megabytes."""
         backlog: dict[tuple[str, int], int] = {}
         with self._reading() as db:
-            rows = db.execute("SELECT state, body FROM recommendations "
-                              "WHERE state IN ('proposed', 'pending', 'approved')").fetchall()
-        for state, body in rows:
-            level = (json.loads(body).get("priority") or {}).get("level", 3)
+            rows = db.execute("SELECT state, priority, COUNT(*) FROM recommendations "
+                              "WHERE state IN ('proposed', 'pending', 'approved') GROUP BY state, priority").fetchall()
+        for state, level, n in rows:
             key = ("proposed" if state == "pending" else str(state), int(level))
-            backlog[key] = backlog.get(key, 0) + 1
+            backlog[key] = backlog.get(key, 0) + int(n)
         return backlog
 
-    def open_recommendations(self, vm_ids: Collection[str]) -> list[Recommendation]:
-        wanted, rows = sorted(set(vm_ids)), {}
+    def open_recommendations(self, vm_ids: Collection[str]) -> list[OpenRecommendation]:
+        """From the index of the VMs each recommendation moves and the recommendations' columns, never their
+        bodies: a plan's is megabytes, and a plan asks about thousands of VMs. The goal is read apart, once per
+        recommendation: in SQLite's rows it comes after the body (added by ALTER TABLE), and reading it walks
+        the body's pages."""
+        found: dict[str, tuple[str, float, set[str]]] = {}
+        goals: dict[str, str] = {}
         states = sorted(s.value for s in OPEN)
         with self._reading() as db:
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start:start + _IN_CHUNK]
-                for rec_id, body, revision in db.execute(
-                        "SELECT r.id, r.body, r.revision FROM recommendation_vms v JOIN recommendations r "
-                        f"ON r.id = v.recommendation_id WHERE v.vm_id IN ({','.join('?' * len(chunk))}) "
-                        f"AND r.state IN ({','.join('?' * len(states))})", (*chunk, *states)).fetchall():
-                    rows[rec_id] = (body, revision)
-        return sorted((_recommendation(row) for row in rows.values()), key=lambda r: (r.created_at_s, r.id))
+            for chunk in _chunks(sorted(set(vm_ids))):
+                for rec_id, state, created_at_s, vm_id in db.execute(
+                        "SELECT r.id, r.state, r.created_at_s, v.vm_id FROM recommendation_vms v JOIN "
+                        f"recommendations r ON r.id = v.recommendation_id WHERE v.vm_id IN ({_marks(chunk)}) "
+                        f"AND r.state IN ({_marks(states)})", (*chunk, *states)).fetchall():
+                    found.setdefault(rec_id, (state, created_at_s, set()))[2].add(vm_id)
+            for chunk in _chunks(sorted(found)):
+                goals.update(db.execute(f"SELECT id, goal FROM recommendations WHERE id IN ({_marks(chunk)})",
+                                        chunk).fetchall())
+        return sorted((OpenRecommendation(rec_id, goals.get(rec_id, ""), RecommendationState.parse(state),
+                                          created_at_s, frozenset(moved))
+                       for rec_id, (state, created_at_s, moved) in found.items()), key=lambda r: (r.created_at_s, r.id))
 
     def prune_recommendations(self, keep: int, older_than_s: float) -> int:
         """Delete recommendations (and their assessments) beyond the newest `keep` or created before
@@ -215,7 +233,7 @@ class SqlStore:
                 "INSERT INTO migrations (operation_id, recommendation_id, move_index, attempt, phase, created_at_s, "
                 "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (recommendation_id, move_index, attempt) DO NOTHING",
                 (record.operation_id, record.recommendation_id, record.move_index, record.attempt,
-                 record.phase.value, record.created_at_s, json.dumps(encode(record))),
+                 record.phase.value, record.created_at_s, to_json(record)),
             )
             row = db.execute(
                 "SELECT body FROM migrations WHERE recommendation_id = ? AND move_index = ? AND attempt = ?",
@@ -228,7 +246,7 @@ class SqlStore:
             fence(db, self._term())
             db.execute(
                 "UPDATE migrations SET phase = ?, body = ? WHERE operation_id = ?",
-                (record.phase.value, json.dumps(encode(record)), record.operation_id),
+                (record.phase.value, to_json(record), record.operation_id),
             )
 
     def record_outcome(self, record: MigrationRecord) -> None:
@@ -237,7 +255,7 @@ class SqlStore:
             fence(db, self._term())
             db.execute("INSERT INTO outcomes (operation_id, finished_at_s, body) VALUES (?, ?, ?) ON CONFLICT "
                        "(operation_id) DO UPDATE SET finished_at_s = excluded.finished_at_s, body = excluded.body",
-                       (record.operation_id, record.finished_at_s or 0.0, json.dumps(encode(record))))
+                       (record.operation_id, record.finished_at_s or 0.0, to_json(record)))
 
     # -- migrations, read ----------------------------------------------------------------------------------
 
@@ -274,7 +292,7 @@ class SqlStore:
         with self._transaction() as db:
             db.execute("INSERT INTO automation (cluster, body) VALUES (?, ?) "
                        "ON CONFLICT (cluster) DO UPDATE SET body = excluded.body",
-                       (setting.cluster, json.dumps(encode(setting))))
+                       (setting.cluster, to_json(setting)))
 
     def moved_since(self, since_s: float) -> set[str]:
         """VMs whose migration succeeded or is under way since `since_s`."""

@@ -87,3 +87,17 @@ def test_a_recommendation_that_cannot_run_is_left_as_stored() -> None:
     failed = w.review.get(rec.id)
     assert failed.state is S.FAILED
     assert w.self_approval(failed) == failed  # approving again is refused: it says so in the log, no error
+
+
+def test_the_settings_of_many_clusters_are_read_at_once() -> None:
+    w = clustered()
+    w.automation.set("west", "full", 3.0, "carol")
+    reads = []
+    stored = w.store.automation
+    w.store.automation = lambda: reads.append(1) or stored()  # type: ignore[method-assign]
+    each = w.automation.of_each(["east", "west", "east"])
+    assert (each["east"].level, each["west"].level, each["west"].min_benefit_over_cost) == (
+        Level.MANUAL, Level.FULL, 3.0)
+    vms = w.inventory.vms()
+    assert w.automation.level([vms["w1"], vms["v1"], vms["hands-off"]], w.inventory.hosts()) == (Level.MANUAL, "west")
+    assert len(reads) == 2  # once each, not once per cluster or VM

@@ -113,6 +113,14 @@ def test_a_plan_names_the_open_recommendations_that_already_move_its_vms(w: Worl
     assert w.review.get(plan.id).state is RecommendationState.PROPOSED  # a plan is never superseded by one VM's
 
 
+def test_a_plan_reads_the_clusters_settings_once_for_its_thresholds_and_once_for_its_level(w: World) -> None:
+    reads = []
+    stored = w.store.automation
+    w.store.automation = lambda: reads.append(1) or stored()  # type: ignore[method-assign]
+    plan = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective())
+    assert len(plan.moves) == 2 and len(reads) == 2  # not once per host and once per moved VM
+
+
 def test_consolidation_empties_one_host_even_past_the_cap_and_an_empty_plan_says_why_unstored() -> None:
     w = world()
     w.push([replace(h, idle_power_w=100, max_power_w=300) for h in hosts("a", "b", "c")],

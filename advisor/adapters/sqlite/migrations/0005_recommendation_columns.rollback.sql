@@ -1,0 +1,2 @@
+ALTER TABLE recommendations DROP COLUMN priority;
+ALTER TABLE recommendations DROP COLUMN goal;

@@ -1,0 +1,26 @@
+"""The stores' JSON bodies are written by json's own encoder (`to_json`) as `encode` would write them, to the
+character: bodies written before and after read back alike, and a body compared as text stays the same."""
+
+from __future__ import annotations
+
+import json
+
+from advisor.adapters.sql.codec import decode_recommendation, encode, to_json
+from advisor.domain.model import Disk, Objective, PlanGoal, Vm
+from advisor.domain.recommendation import Decision
+from tests.unit.usecases.world import hosts, world
+
+
+def test_a_plan_and_the_inventory_are_written_as_encode_writes_them() -> None:
+    w = world()
+    vms = [Vm("v1", "a", 4096, 2, labels={"team": "x"}, anti_affinity_groups=frozenset({"g2", "g1"}),
+              disks=(Disk("vda", 10_240, 2_048, False), Disk("vdb", 1_024, 1_024, True))),
+           Vm("v2", "a", 8192, 2), Vm("v3", "b", 4096, 2)]
+    w.push(hosts("a", "b", "c"), vms)
+    plan = w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective())
+    decided = w.review.decide(plan.id, Decision.APPROVE, "alice", "ok")
+    w.migrations.execute(decided.id, "alice")
+    migrations = w.store.list_migrations(running=False, limit=10)
+    for value in (plan, decided, *migrations, *w.inventory.hosts().values(), *vms):
+        assert to_json(value) == json.dumps(encode(value))
+    assert plan.moves and migrations and decode_recommendation(json.loads(to_json(decided))) == decided
