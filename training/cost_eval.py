@@ -12,7 +12,7 @@ from advisor.ml import convergence
 from advisor.ml.cost import CONVERGE_THRESHOLD
 from advisor.ml.cost_features import RHO_BANDS, TARGETS, TECHNIQUES
 from advisor.physics import apply_guards
-from training.cost_model import NOMINAL_COVERAGE, TAIL_LEVELS, Prepared, _coverage_at, convergence_rows
+from training.cost_model import NOMINAL_COVERAGE, TAIL_LEVELS, Prepared, convergence_rows
 from training.splits import migration_count
 
 MIN_GROUP_MIGRATIONS = 5  # a configuration with fewer held-out migrations is not ranked as "worst"
@@ -21,19 +21,64 @@ MIN_GROUP_MIGRATIONS = 5  # a configuration with fewer held-out migrations is no
 def heldout_bounds(residual: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """(n, 2) log-ratio bounds for each row from the other groups' residuals only, their level chosen on those
     other groups too (nested): how the interval would have done on a configuration it never saw."""
+    if np.isnan(residual).any():
+        raise ValueError("held-out bounds need residuals without NaN")
     bounds = np.zeros((len(residual), 2))
-    for g in np.unique(groups):
-        held = groups == g
-        rest, rest_groups = residual[~held], groups[~held]
+    codes = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    order = np.argsort(residual, kind="stable")
+    ranked, ranked_codes = residual[order], codes[order]
+    for g in np.unique(codes):
+        others = ranked_codes != g
+        rest, rest_codes = ranked[others], ranked_codes[others]
         if len(rest) == 0:
             continue
-        tail = TAIL_LEVELS[-1]
-        for level in TAIL_LEVELS:
-            if len(np.unique(rest_groups)) < 2 or _coverage_at(rest, rest_groups, level) >= NOMINAL_COVERAGE - 1e-12:
-                tail = level
-                break
-        bounds[held] = (min(0.0, float(np.quantile(rest, tail))), max(0.0, float(np.quantile(rest, 1 - tail))))
+        tail = _nested_tail(rest, rest_codes)
+        bounds[codes == g] = (min(0.0, float(np.quantile(rest, tail))), max(0.0, float(np.quantile(rest, 1 - tail))))
     return bounds
+
+
+def _nested_tail(rest: np.ndarray, rest_codes: np.ndarray) -> float:
+    """The first of TAIL_LEVELS whose leave-one-group-out coverage over the sorted `rest` reaches the nominal
+    coverage (training.cost_model._coverage_at, every group and level at once), else the last level."""
+    present, size = np.unique(rest_codes, return_counts=True)
+    if len(present) < 2:
+        return TAIL_LEVELS[0]
+    # Each group's rows, grouped and ascending, keyed "rank in rest minus rank in its group": the k-th value of rest
+    # without that group sits at k plus the count of the group's keys <= k. Blocks of len(rest) + 1 keep the
+    # groups apart in one sorted array of keys.
+    start = np.cumsum(size) - size
+    positions = np.argsort(rest_codes, kind="stable")
+    keys = np.repeat(np.arange(len(present)) * (len(rest) + 1) + start, size) + positions - np.arange(len(rest))
+    kept = len(rest) - size
+    lo = _quantiles_without_group(rest, keys, start, kept, np.array(TAIL_LEVELS))
+    hi = _quantiles_without_group(rest, keys, start, kept, np.array([1 - t for t in TAIL_LEVELS]))
+    low_edge, high_edge = np.minimum(lo, 0.0) - 1e-12, np.maximum(hi, 0.0) + 1e-12  # (groups, levels)
+    group_of_row = np.searchsorted(present, rest_codes)
+    inside = (rest >= low_edge[group_of_row].T) & (rest <= high_edge[group_of_row].T)  # (levels, rows)
+    coverage = inside.sum(axis=1) / len(rest)
+    reached = np.flatnonzero(coverage >= NOMINAL_COVERAGE - 1e-12)
+    return TAIL_LEVELS[int(reached[0])] if len(reached) else TAIL_LEVELS[-1]
+
+
+def _quantiles_without_group(ranked: np.ndarray, keys: np.ndarray, start: np.ndarray, kept: np.ndarray,
+                             q: np.ndarray) -> np.ndarray:
+    """(groups, len(q)): np.quantile(ranked without each group's rows, q), linear method, computed the way numpy
+    computes it (virtual index, its floor and the interpolation below) so that the figures are the same bits."""
+    virtual = (kept[:, None] - 1) * q[None, :]
+    below = np.floor(virtual)
+    last = virtual >= (kept - 1)[:, None]
+    below = np.where(last, kept[:, None] - 1, below).astype(np.intp)
+    above = np.where(last, below, below + 1)
+    gamma = virtual - np.where(last, -1, below)  # numpy counts the last value as index -1 here
+
+    def value(rank: np.ndarray) -> np.ndarray:
+        block = np.arange(len(start))[:, None] * (len(ranked) + 1)
+        skipped = np.searchsorted(keys, block + rank, side="right") - start[:, None]
+        return ranked[rank + skipped]
+
+    a, b = value(below), value(above)
+    diff = b - a
+    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
 
 
 def scores(y_log: np.ndarray, pred_log: np.ndarray, inside: np.ndarray | None = None) -> dict[str, float]:
