@@ -51,10 +51,11 @@ class Chunk:
         """encoded[..., field] into the rows `i` at positions `pos` (indices, arrays or a slice; pos None: `i`
         indexes the flat block); a column is allocated when a value measures it."""
         for field in range(len(self.columns)):
-            value = encoded[..., field]
-            if self.columns[field] is None and np.isnan(value).all():
-                continue
-            column = self.column(field)
+            column, value = self.columns[field], encoded[..., field]
+            if column is None:
+                if np.isnan(value).all():
+                    continue
+                column = self.column(field)
             if pos is None:
                 column.reshape(-1)[i] = value
             else:

@@ -294,7 +294,8 @@ class SeriesStore:
         if n < 1:
             raise ValueError(f"n must be at least 1 (got {n})")
         rows = np.array([self._rows.get(e, -1) for e in entity_ids], dtype=np.int64)
-        read: dict[int, tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]] = {}
+        nothing = np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)  # an unknown entity's, as `window`
+        out = [nothing] * len(entity_ids)
         known = np.flatnonzero(rows >= 0)
         known = known[np.argsort(rows[known], kind="stable")]  # a block's entities together
         blocks = rows[known] // CHUNK_ROWS
@@ -305,8 +306,8 @@ class SeriesStore:
                 values *= self._units
             times, m = times_ms / 1000.0, times_ms.shape[1]
             for k, row_times, row_values, count in zip(at.tolist(), times, values, have.tolist(), strict=True):
-                read[k] = (row_times[m - count:], row_values[m - count:])
-        return [read[k] if k in read else self.window(entity_id) for k, entity_id in enumerate(entity_ids)]
+                out[k] = (row_times[m - count:], row_values[m - count:])
+        return out
 
     def forget(self, entity_id: str) -> None:
         """Drop the entity's samples; it counts as changed for every mark (even one never seen: its saved samples
