@@ -4,6 +4,7 @@ block reads and rewrites its rings; which entity a row is, and values' units, ar
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,12 @@ CHUNK_ROWS = 512  # entities per block: a new block is allocated whole, never co
 
 FloatArray = npt.NDArray[np.floating]
 IntArray = npt.NDArray[np.int64]
+
+
+@functools.cache
+def _positions(capacity: int) -> IntArray:
+    """A row's positions in order from any start p: [p : p + count]."""
+    return np.arange(2 * capacity) % capacity
 
 
 class Chunk:
@@ -63,8 +70,8 @@ class Chunk:
 
     def times(self, i: int) -> tuple[IntArray, IntArray]:
         """Row i's times (ms) in time order, and their positions."""
-        start, cap = int(self.start[i]), self.capacity
-        idx = (start + np.arange(int(self.count[i]))) % cap
+        start = int(self.start[i])
+        idx = _positions(self.capacity)[start : start + int(self.count[i])]
         times = gaps_ms(self.gaps[i].take(idx)).cumsum()  # from the oldest's own code, which says nothing
         return times + (int(self.first_ms[i]) - int(times[0]) if len(times) else 0), idx
 
