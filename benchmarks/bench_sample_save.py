@@ -11,6 +11,9 @@ done before, a `window` per entity, and through `export_changed`, checking that 
 lock is timed too: the longest hold is what a push of samples waits for at most. Asserts nothing; the figures are
 quoted in docs/benchmarks.md. `--archive`: also the rest of the save, writing what was exported into a fresh
 SQLite archive in a temporary directory (`SampleArchive.save`, about 100 MB at the default sizes).
+`--beside-balance N`: N times, a balance plan of bench_planner.py's synthetic cluster of the same size alone, then
+with each export running beside it in a thread (the GIL switched as `advisor serve` switches it): what the save
+does to a rebalance planned during it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import threading
 import time
@@ -25,11 +29,14 @@ from pathlib import Path
 from types import TracebackType
 
 import numpy as np
+from bench_planner import synthetic  # a sibling script
 
 from advisor.adapters.sql.samples import SampleArchive
 from advisor.adapters.sqlite.db import SqliteDatabase
+from advisor.app import GIL_SWITCH_INTERVAL_S
 from advisor.features.samples import READ_CHUNK, RecentSamples, Series
 from advisor.features.series_store import UNREAD, UNSAVED, SeriesStore
+from advisor.planning.engine import AnalyticMoveCosts, plan
 
 BATCH = 5000
 
@@ -92,6 +99,28 @@ def timed(samples: RecentSamples, export: object, newest: int) -> tuple[list[Ser
     return series, cpu, wall, max(lock.holds)
 
 
+def beside_balance(samples: RecentSamples, n_hosts: int, n_vms: int, newest: int, repeat: int) -> None:
+    cluster, costs = synthetic(n_hosts, n_vms), AnalyticMoveCosts()
+
+    def balance() -> float:
+        started = time.perf_counter()
+        plan("balance", cluster, costs)
+        return time.perf_counter() - started
+
+    balance()  # warm
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    print(f"balance of {n_hosts} hosts, s: alone | beside a window per entity | beside export_changed")
+    for _ in range(repeat):
+        times = [balance()]
+        for export in (per_entity_export, RecentSamples.export_changed):
+            mark_all(samples)
+            saving = threading.Thread(target=export, args=(samples, newest))
+            saving.start()
+            times.append(balance())
+            saving.join()
+        print(" | ".join(f"{t:.2f}" for t in times), flush=True)
+
+
 def same(a: list[Series], b: list[Series]) -> bool:
     return len(a) == len(b) and all(
         x.kind == y.kind and x.entity_id == y.entity_id and x.times.dtype == y.times.dtype
@@ -107,6 +136,8 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=120, help="samples kept per host and VM")
     parser.add_argument("--newest", type=int, default=16, help="samples saved per entity (SAMPLES_SAVED)")
     parser.add_argument("--archive", action="store_true", help="also time writing them to a SQLite archive")
+    parser.add_argument("--beside-balance", type=int, default=0, metavar="N",
+                        help="also time a balance plan N times alone and beside each export")
     args = parser.parse_args()
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
@@ -131,7 +162,10 @@ def main() -> None:
             print(f"{'SampleArchive.save':<22} {len(results[-1]):>8} {time.process_time() - cpu:>7.2f} "
                   f"{time.perf_counter() - wall:>7.2f}   (SQLite, a fresh file)")
             database.close()
-    print(f"same series: {same(*results)}; load {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"same series: {same(*results)}; load {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    if args.beside_balance:
+        beside_balance(samples, args.hosts, args.vms, args.newest, args.beside_balance)
+        print(f"load {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
