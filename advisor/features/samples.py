@@ -137,16 +137,18 @@ class RecentSamples:
                 self._vms.forget(vm_id)
 
     def export_changed(self, newest: int) -> list[Series]:
-        """The newest `newest` samples of every entity changed since the last export (an entity forgotten since
-        comes with no samples), for saving; what is exported is no longer 'changed'."""
-        hosts, vms = self._take(self._hosts, UNSAVED), self._take(self._vms, UNSAVED)
-        out, ordered = [], sorted([("host", i) for i in hosts] + [("vm", i) for i in vms])
-        for start in range(0, len(ordered), READ_CHUNK):  # a chunk per hold: samples coming in wait for one
-            with self._lock:
-                for kind, entity_id in ordered[start : start + READ_CHUNK]:
-                    store = self._hosts if kind == "host" else self._vms
-                    times, values = store.window(entity_id)
-                    out.append(Series(kind, entity_id, times[-newest:], values[-newest:]))
+        """The newest `newest` (at least 1) samples of every entity changed since the last export (an entity
+        forgotten since comes with no samples), for saving, read a chunk of entities at once
+        (`SeriesStore.windows`); what is exported is no longer 'changed'."""
+        hosts, vms = sorted(self._take(self._hosts, UNSAVED)), sorted(self._take(self._vms, UNSAVED))
+        out = []
+        for kind, store, ids in (("host", self._hosts, hosts), ("vm", self._vms, vms)):  # as sorted by (kind, id)
+            for start in range(0, len(ids), READ_CHUNK):  # a chunk per hold: samples coming in wait for one
+                chunk = ids[start : start + READ_CHUNK]
+                with self._lock:
+                    windows = store.windows(chunk, newest)
+                out += [Series(kind, entity_id, times, values)
+                        for entity_id, (times, values) in zip(chunk, windows, strict=True)]
         return out
 
     def restore(self, series: Iterable[Series]) -> int:

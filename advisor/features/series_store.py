@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from advisor.features.sample_times import EXACT_GAP_MS, MAX_GAP_MS, gap_code, gap_codes, gap_ms, gaps_ms, kept_exactly
+from advisor.features.sample_times import MAX_GAP_MS, gap_code, gap_codes, gap_ms, gaps_ms, kept_exactly
 from advisor.features.series_block import CHUNK_ROWS, Chunk
 
 UNSAVED, UNREAD = 1, 2  # marks of an entity changed since `take_marked` (export, snapshot)
@@ -55,22 +55,18 @@ class SeriesStore:
         self._dtype = np.float32 if units is None else np.float16
         self._units = np.ones(len(fields), dtype=np.float32) if units is None else np.array(units, np.float32)
         self._per_unit = 1.0 / self._units.astype(np.float64)  # powers of two: exact
-        self._positions = np.arange(2 * capacity) % capacity  # a row's positions in order from any start
         self._unknown = np.full(capacity, np.nan, dtype=self._dtype)  # a row of a column not allocated
         self._rows: dict[str, int] = {}
         self._ids: list[str | None] = []  # by row; None for a free row
         self._free: list[int] = []
         self._chunks: list[Chunk] = []
-        self._bytes = 0
         self._gone: dict[int, set[str]] = {UNSAVED: set(), UNREAD: set()}  # forgotten since taken, per mark
 
     def _row(self, entity_id: str) -> int:
         row = self._rows.get(entity_id)
         if row is None:
             if not self._free:
-                chunk = Chunk(self.capacity, len(self.fields))
-                self._chunks.append(chunk)
-                self._bytes += sum(getattr(chunk, name).nbytes for name in Chunk.__slots__ if name != "columns")
+                self._chunks.append(Chunk(self.capacity, len(self.fields), self._dtype))
                 self._free = list(range(len(self._ids) + CHUNK_ROWS - 1, len(self._ids) - 1, -1))
                 self._ids.extend([None] * CHUNK_ROWS)
             row = self._rows[entity_id] = self._free.pop()
@@ -90,27 +86,6 @@ class SeriesStore:
                              f"store holds (got {given[too_big][0]:g})")
         return scaled.astype(np.float16)
 
-    def _column(self, c: Chunk, field: int) -> FloatArray:
-        column = c.columns[field]
-        if column is None:
-            column = c.columns[field] = np.full((CHUNK_ROWS, self.capacity), np.nan, dtype=self._dtype)
-            self._bytes += column.nbytes
-        return column
-
-    def _write(self, c: Chunk, i: Any, pos: Any, encoded: FloatArray) -> None:
-        """encoded[..., field] into the rows `i` at positions `pos` (indices, arrays or a slice; pos None: `i`
-        indexes the flat block); a column is allocated when a value measures it."""
-        for field in range(len(self.fields)):
-            column, value = c.columns[field], encoded[..., field]
-            if column is None:
-                if np.isnan(value).all():
-                    continue
-                column = self._column(c, field)
-            if pos is None:
-                column.reshape(-1)[i] = value
-            else:
-                column[i, pos] = value
-
     def add(self, entity_id: str, time_s: float, values: Sequence[float | None], *, mark: bool = True) -> None:
         """Add one sample (None: not measured); `mark` it as changed for `take_marked` (unless restoring)."""
         encoded = self._encode([math.nan if v is None else v for v in values])
@@ -120,7 +95,7 @@ class SeriesStore:
             c.marks[i] = UNSAVED | UNREAD
         t_ms, start, count = round(time_s * 1000.0), int(c.start[i]), int(c.count[i])
         if count == 0:
-            self._place(c, i, np.array([t_ms]), encoded[None, :])
+            c.place(i, np.array([t_ms]), encoded[None, :])
             return
         if not 0 < t_ms - int(c.last_ms[i]) <= MAX_GAP_MS:
             self._insert(c, i, t_ms, encoded)  # out of order, at a time held, or too long after the newest
@@ -132,7 +107,7 @@ class SeriesStore:
             c.first_ms[i] = (c.last_ms[i] if cap == 1 else c.first_ms[i]) + successor
         c.gaps[i, pos] = code
         c.last_ms[i] += gap
-        self._write(c, i, pos, encoded)
+        c.write(i, pos, encoded)
         newest = c.newest[i]
         for field, value in enumerate(encoded.tolist()):
             if not math.isnan(value):  # measured: the newest now
@@ -180,7 +155,7 @@ class SeriesStore:
         c.last_ms[i] = last
         flat = i * cap + pos  # the cells' indices in a block's (rows, capacity) arrays, read flat
         c.gaps.reshape(-1)[flat] = np.where(empty, 0, codes)
-        self._write(c, flat, None, encoded)
+        c.write(flat, None, encoded)
         newest = c.newest[i]
         c.newest[i] = np.where(~np.isnan(encoded), pos[:, None], np.where(newest == pos[:, None], -1, newest))
         c.count[i] = np.where(full, count, count + 1)
@@ -188,32 +163,15 @@ class SeriesStore:
         c.marks[i] = UNSAVED | UNREAD
         return fits
 
-    def _times(self, c: Chunk, i: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Row i's times (ms) in time order, and their positions."""
-        start = int(c.start[i])
-        idx = self._positions[start : start + int(c.count[i])]
-        codes = c.gaps[i].take(idx)
-        times = gaps_ms(codes).cumsum()  # from the oldest's own code, which says nothing: its time is first_ms
-        return times + (int(c.first_ms[i]) - int(times[0]) if len(times) else 0), idx
-
-    def _ordered(self, c: Chunk, i: int) -> tuple[npt.NDArray[np.int64], FloatArray]:
-        """Row i's times (ms) and stored values[time, field] (NaN in a column not allocated), in time order."""
-        times, idx = self._times(c, i)
-        values = np.full((len(idx), len(self.fields)), np.nan, dtype=self._dtype)
-        for field, column in enumerate(c.columns):
-            if column is not None:
-                values[:, field] = column[i].take(idx)
-        return times, values
-
     def _insert(self, c: Chunk, i: int, t_ms: int, row: FloatArray) -> None:
-        times, values = self._ordered(c, i)
+        times, values = c.ordered(i)
         k = int(np.searchsorted(times, t_ms))
         if k < len(times) and times[k] == t_ms:
             values[k] = row
         else:
             times = np.insert(times, k, t_ms)
             values = np.insert(values, k, row, axis=0)
-        self._place(c, i, times, values)
+        c.place(i, times, values)
 
     def put_series(self, entity_id: str, times_s: npt.NDArray[np.float64], values: npt.NDArray[np.float32]) -> None:
         """An entity with no samples yet given a whole series at once (a restart's restore), as `add` of each
@@ -231,7 +189,7 @@ class SeriesStore:
         t_ms, encoded = t_ms[order], encoded[order]
         last = np.r_[t_ms[1:] != t_ms[:-1], True]  # a time held twice: the later sample replaces it, as in `add`
         row = self._row(entity_id)
-        self._place(self._chunks[row // CHUNK_ROWS], row % CHUNK_ROWS, t_ms[last], encoded[last])
+        self._chunks[row // CHUNK_ROWS].place(row % CHUNK_ROWS, t_ms[last], encoded[last])
 
     def put_many(self, entity_ids: Sequence[str], times_s: npt.NDArray[np.float64],
                  values: npt.NDArray[np.float32]) -> None:
@@ -256,40 +214,12 @@ class SeriesStore:
             c, i, measured = self._chunks[block], rows[k] % CHUNK_ROWS, ~np.isnan(vals[k])
             c.first_ms[i], c.last_ms[i] = times[k, 0], times[k, -1]
             c.gaps[i, 1:keep] = codes[k]
-            self._write(c, i, slice(0, keep), vals[k])
+            c.write(i, slice(0, keep), vals[k])
             c.start[i], c.count[i] = 0, keep
             newest = keep - 1 - np.argmax(measured[:, ::-1, :], axis=1)
             c.newest[i] = np.where(measured.any(axis=1), newest, -1)
         for n in sorted(set(range(len(entity_ids))) - set(at_once)):  # after: an id's second series follows
             self.put_series(entity_ids[n], times_s[n], values[n])
-
-    def _place(self, c: Chunk, i: int, times: npt.NDArray[np.int64], values: FloatArray) -> None:
-        """Row `i` rewritten to hold `times` (sorted, distinct) and their stored values: the newest `capacity` of
-        them since the last gap longer than MAX_GAP_MS, each time as its gap's code gives it."""
-        times, values = times[-self.capacity:], values[-self.capacity:]
-        gaps = np.diff(times)
-        if (gaps <= EXACT_GAP_MS).all():  # the usual case: every time kept exactly
-            codes, first = gaps.astype(np.uint16), 0
-        else:
-            held, first = int(times[0]), 0
-            code_list: list[int] = []
-            for k, t in enumerate(times[1:].tolist(), start=1):
-                if t - held > MAX_GAP_MS:  # those before leave
-                    held, code_list, first = t, [], k
-                    continue
-                code, gap = gap_code(t - held)
-                held += gap
-                code_list.append(code)
-            codes = np.array(code_list, dtype=np.uint16)
-        times, values = times[first:], values[first:]
-        keep = len(times)
-        c.first_ms[i], c.last_ms[i] = times[0], times[0] + gaps_ms(codes).sum()
-        c.gaps[i, 0], c.gaps[i, 1:keep] = 0, codes
-        self._write(c, i, slice(0, keep), values)
-        c.start[i], c.count[i] = 0, keep
-        measured = ~np.isnan(values)
-        last = keep - 1 - np.argmax(measured[::-1], axis=0)
-        c.newest[i] = np.where(measured.any(axis=0), last, -1)
 
     def _where(self, entity_id: str) -> tuple[Chunk, int] | None:
         row = self._rows.get(entity_id)
@@ -351,11 +281,33 @@ class SeriesStore:
         if at is None:
             return np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)
         c, i = at
-        times_ms, idx = self._times(c, i)
+        times_ms, idx = c.times(i)
         rows = np.array([self._unknown if column is None else column[i] for column in c.columns], dtype=np.float32)
         if self._dtype == np.float16:
             rows *= self._units[:, None]
         return times_ms / 1000.0, rows.T.take(idx, axis=0)
+
+    def windows(self, entity_ids: Sequence[str], n: int) -> list[tuple[npt.NDArray[np.float64],
+                                                                       npt.NDArray[np.float32]]]:
+        """`window(entity_id)[-n:]` of each entity (n at least 1), read a block at a time in a few array
+        operations (the save of every entity's samples); arrays that may share memory with each other."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1 (got {n})")
+        rows = np.array([self._rows.get(e, -1) for e in entity_ids], dtype=np.int64)
+        nothing = np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)  # an unknown entity's, as `window`
+        out = [nothing] * len(entity_ids)
+        known = np.flatnonzero(rows >= 0)
+        known = known[np.argsort(rows[known], kind="stable")]  # a block's entities together
+        blocks = rows[known] // CHUNK_ROWS
+        for at in np.split(known, np.flatnonzero(np.diff(blocks)) + 1) if len(known) else ():
+            block = self._chunks[int(rows[at[0]]) // CHUNK_ROWS]
+            times_ms, values, have = block.newest_samples(rows[at] % CHUNK_ROWS, n)
+            if self._dtype == np.float16:
+                values *= self._units
+            times, m = times_ms / 1000.0, times_ms.shape[1]
+            for k, row_times, row_values, count in zip(at.tolist(), times, values, have.tolist(), strict=True):
+                out[k] = (row_times[m - count:], row_values[m - count:])
+        return out
 
     def forget(self, entity_id: str) -> None:
         """Drop the entity's samples; it counts as changed for every mark (even one never seen: its saved samples
@@ -396,4 +348,4 @@ class SeriesStore:
     def nbytes(self) -> int:
         """The arrays allocated (whole blocks, free rows included; the columns of the fields measured): counted as
         they are allocated, since this runs after every push."""
-        return self._bytes
+        return sum(c.nbytes for c in self._chunks)

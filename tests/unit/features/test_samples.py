@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advisor.domain.model import HostSample, VmSample
-from advisor.features.samples import RecentSamples, SeriesStore
+from advisor.features.samples import RecentSamples, Series, SeriesStore
 
 VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s")  # three fields are enough here
 
@@ -84,3 +85,46 @@ def test_latest_is_the_newest_measured_value_of_the_samples_kept(capacity: int,
         assert (None if latest is None else (latest.time_s, latest.value)) == (measured[-1] if measured else None)
         value = store.latest_values("v", [k])[0]  # the same, without the time
         assert value == measured[-1][1] if measured else math.isnan(value)
+
+
+ids = st.sampled_from(("a", "b", "c"))
+measured = st.one_of(st.none(), st.floats(0, 1, width=32))
+push = st.tuples(st.just("push"), st.lists(st.tuples(st.booleans(), ids, st.integers(0, 20), measured), max_size=6))
+restore = st.tuples(st.just("restore"), st.lists(st.tuples(st.booleans(), ids, st.integers(0, 20), measured),
+                                                 min_size=1, max_size=3))
+gone = st.tuples(st.just("forget"), st.lists(st.tuples(st.booleans(), ids, st.just(0), st.just(None)), max_size=2))
+save = st.tuples(st.just("save"), st.just([]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), st.lists(st.one_of(push, push, restore, gone, save), max_size=20))
+def test_a_save_exports_the_newest_samples_of_each_entity_changed_since_the_last_save(
+        capacity: int, newest: int, ops: list[tuple[str, list[tuple[bool, str, int, float | None]]]]) -> None:
+    """Hosts then VMs, each by id, with their windows' newest samples as read one by one (a forgotten entity with
+    none); samples restored are not changes; a chunk of two entities per hold of the lock."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("advisor.features.samples.READ_CHUNK", 2)
+        samples, changed = RecentSamples(capacity), set()
+        for op, entities in [*ops, ("save", [])]:
+            if op == "push":
+                samples.add([HostSample(e, 100.0 + t, cpu_utilization=v) for vm, e, t, v in entities if not vm],
+                            [VmSample(e, 100.0 + t, dirty_rate_mib_s=v) for vm, e, t, v in entities if vm])
+                changed |= {("vm" if vm else "host", e) for vm, e, _, _ in entities}
+            elif op == "restore":
+                fields = {"host": len(samples._hosts.fields), "vm": len(samples.vm_fields)}
+                samples.restore([Series(kind, e, np.array([100.0 + t]), np.full((1, fields[kind]), np.nan if v is None
+                                                                                 else v, dtype=np.float32))
+                                 for vm, e, t, v in entities for kind in ["vm" if vm else "host"]])
+            elif op == "forget":
+                samples.forget([e for vm, e, _, _ in entities if not vm], [e for vm, e, _, _ in entities if vm])
+                changed |= {("vm" if vm else "host", e) for vm, e, _, _ in entities}
+            else:
+                saved = samples.export_changed(newest)
+                assert [(s.kind, s.entity_id) for s in saved] == sorted(changed)
+                for series in saved:
+                    times, values = (samples._hosts if series.kind == "host" else samples._vms).window(series.entity_id)
+                    assert series.times.dtype == np.float64 and series.values.dtype == np.float32
+                    np.testing.assert_array_equal(series.times, times[-newest:])
+                    np.testing.assert_array_equal(series.values, values[-newest:])
+                    assert series.values.shape == values[-newest:].shape
+                changed.clear()

@@ -5,6 +5,7 @@ of more than 32.767 s), values as float16 in their unit where it is given one.""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -22,6 +23,51 @@ values = st.lists(st.one_of(st.none(), st.floats(0, 6e4, width=32)), min_size=3,
 add = st.tuples(st.just("add"), st.sampled_from(IDS), st.integers(0, 40), values)
 forget = st.tuples(st.just("forget"), st.sampled_from(IDS), st.just(0), st.just([None] * 3))
 batch = st.lists(st.tuples(st.sampled_from(IDS), st.integers(0, 40), values), max_size=8)
+# put_many: series of one length (1 to 4), an entity's times in any order, an id given twice
+put = st.integers(1, 4).flatmap(lambda length: st.tuples(st.just("put"), st.lists(st.tuples(
+    st.sampled_from(IDS), st.lists(st.tuples(st.integers(0, 40), values), min_size=length, max_size=length)),
+    min_size=1, max_size=3)))
+Row = list[float | None]
+Op = tuple[str, str, int, Row] | list[tuple[str, int, Row]] | tuple[str, list[tuple[str, list[tuple[int, Row]]]]]
+T0 = 1_796_000_000
+UNITS = (1.0, 1024.0, 1024.0)
+
+
+def as_float16(row: Row) -> Row:
+    return [None if v is None else float(np.float16(v / unit)) * unit for v, unit in zip(row, UNITS, strict=True)]
+
+
+def replay(ops: list[Op], capacity: int, step_s: float, *,
+           units: tuple[float, ...] | None = None) -> Iterator[tuple[SeriesStore, RingStore]]:
+    """A store (values in `units` if given) and the reference rings, empty, then after each operation (a tick is
+    `step_s`): `add`, a batch through `add_many`, series through `put_many` (as their samples added in turn),
+    `forget`. The reference is given what float16 in `units` makes of the values."""
+    store, reference = SeriesStore(FIELDS, capacity, units=units), RingStore(FIELDS, capacity)
+    kept = as_float16 if units else lambda row: row
+    yield store, reference
+    for op in ops:
+        if isinstance(op, list):
+            times = [T0 + tick * step_s for _, tick, _ in op]
+            store.add_many([entity_id for entity_id, _, _ in op], times, [row for _, _, row in op])
+            for (entity_id, _, row), time_s in zip(op, times, strict=True):
+                reference.add(entity_id, time_s, kept(row))
+        elif op[0] == "put":
+            series = op[1]
+            store.put_many([entity_id for entity_id, _ in series],
+                           np.array([[T0 + tick * step_s for tick, _ in samples] for _, samples in series]),
+                           np.array([[[math.nan if v is None else v for v in row] for _, row in samples]
+                                     for _, samples in series], dtype=np.float32))
+            for entity_id, samples in series:
+                for tick, row in samples:
+                    reference.add(entity_id, T0 + tick * step_s, kept(row))
+        elif op[0] == "add":
+            _, entity_id, tick, row = op
+            store.add(entity_id, T0 + tick * step_s, row)
+            reference.add(entity_id, T0 + tick * step_s, kept(row))
+        else:
+            store.forget(op[1])
+            reference.forget(op[1])
+        yield store, reference
 
 
 def same(store: SeriesStore, reference: RingStore, tolerance_s: float) -> None:
@@ -61,26 +107,34 @@ def newest_reads_as_the_windows(store: SeriesStore, n: int = 4) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 5), st.lists(st.one_of(add, add, add, forget, batch), max_size=40))
-def test_the_same_as_a_ring_per_entity_for_times_to_the_millisecond(
-        capacity: int, ops: list[tuple[str, str, int, list[float | None]] | list[tuple[str, int, list[float | None]]]]
-) -> None:
+def test_the_same_as_a_ring_per_entity_for_times_to_the_millisecond(capacity: int, ops: list[Op]) -> None:
     """In and out of order, at times held (replacing), through the ring's wrap, entities forgotten and back, one
     sample at a time or a batch at once (`add_many`, an entity's several samples in it in order)."""
-    store, reference = SeriesStore(FIELDS, capacity), RingStore(FIELDS, capacity)
-    for op in ops:
-        if isinstance(op, list):
-            times = [1_796_000_000 + tick * 0.125 for _, tick, _ in op]  # whole milliseconds: kept exactly
-            store.add_many([entity_id for entity_id, _, _ in op], times, [row for _, _, row in op])
-            for (entity_id, _, row), time_s in zip(op, times, strict=True):
-                reference.add(entity_id, time_s, row)
-        elif op[0] == "add":
-            _, entity_id, tick, row = op
-            store.add(entity_id, 1_796_000_000 + tick * 0.125, row)
-            reference.add(entity_id, 1_796_000_000 + tick * 0.125, row)
-        else:
-            store.forget(op[1])
-            reference.forget(op[1])
+    for store, reference in replay(ops, capacity, step_s=0.125):  # whole milliseconds: kept exactly
         same(store, reference, tolerance_s=0.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5), st.sampled_from((0.125, 40.0)), st.booleans(), st.integers(1, 7),
+       st.lists(st.one_of(add, add, forget, batch, put), max_size=30))
+def test_the_newest_samples_of_many_entities_read_at_once_are_the_ends_of_their_windows(
+        capacity: int, step_s: float, in_units: bool, n: int, ops: list[Op]) -> None:
+    """`windows`, one read a block at a time, gives each entity what `window(entity)[-n:]` gives, dtypes and
+    NaN included: through the ring's wrap, series put at once, entities forgotten (or never seen: no samples),
+    blocks of two entities here so that a read spans blocks and reuses freed rows."""
+    entities = ["c", "unknown", *IDS, "a"]  # any order, an id twice
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("advisor.features.series_store.CHUNK_ROWS", 2)
+        patch.setattr("advisor.features.series_block.CHUNK_ROWS", 2)
+        for store, _ in replay(ops, capacity, step_s, units=UNITS if in_units else None):
+            for entity_id, (times, vals) in zip(entities, store.windows(entities, n), strict=True):
+                whole_times, whole_vals = store.window(entity_id)
+                assert times.dtype == np.float64 and vals.dtype == np.float32
+                assert times.shape == whole_times[-n:].shape and vals.shape == whole_vals[-n:].shape
+                np.testing.assert_array_equal(times, whole_times[-n:])
+                np.testing.assert_array_equal(vals, whole_vals[-n:])  # NaN where the window has NaN
+    with pytest.raises(ValueError, match="at least 1"):
+        store.windows(entities, 0)  # not window()[-0:], the whole window
 
 
 @settings(max_examples=100, deadline=None)
@@ -190,56 +244,20 @@ def test_a_gap_beyond_9_hours_pushes_out_the_samples_before_it_as_from_a_full_ri
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 5), st.lists(st.one_of(add, add, forget, batch), max_size=30))
-def test_the_same_as_a_ring_per_entity_for_samples_minutes_apart(
-        capacity: int, ops: list[tuple[str, str, int, list[float | None]] | list[tuple[str, int, list[float | None]]]]
-) -> None:
+def test_the_same_as_a_ring_per_entity_for_samples_minutes_apart(capacity: int, ops: list[Op]) -> None:
     """Gaps of whole seconds beyond 32.767 s (here 40 s to 27 minutes) are kept exactly, through the ring's wrap
     (the oldest's successor found from its gap) and in and out of order."""
-    store, reference = SeriesStore(FIELDS, capacity), RingStore(FIELDS, capacity)
-    for op in ops:
-        if isinstance(op, list):
-            times = [1_796_000_000 + tick * 40.0 for _, tick, _ in op]
-            store.add_many([entity_id for entity_id, _, _ in op], times, [row for _, _, row in op])
-            for (entity_id, _, row), time_s in zip(op, times, strict=True):
-                reference.add(entity_id, time_s, row)
-        elif op[0] == "add":
-            _, entity_id, tick, row = op
-            store.add(entity_id, 1_796_000_000 + tick * 40.0, row)
-            reference.add(entity_id, 1_796_000_000 + tick * 40.0, row)
-        else:
-            store.forget(op[1])
-            reference.forget(op[1])
+    for store, reference in replay(ops, capacity, step_s=40.0):
         same(store, reference, tolerance_s=0.0)
-
-
-UNITS = (1.0, 1024.0, 1024.0)
-
-
-def as_float16(row: list[float | None]) -> list[float | None]:
-    return [None if v is None else float(np.float16(v / unit)) * unit for v, unit in zip(row, UNITS, strict=True)]
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 5), st.lists(st.one_of(add, add, forget, batch), max_size=30))
 def test_values_in_units_are_kept_as_float16_within_their_precision_unknown_staying_unknown(
-        capacity: int, ops: list[tuple[str, str, int, list[float | None]] | list[tuple[str, int, list[float | None]]]]
-) -> None:
-    store, reference = SeriesStore(FIELDS, capacity, units=UNITS), RingStore(FIELDS, capacity)
-    for op in ops:
-        if isinstance(op, list):
-            times = [1_796_000_000 + tick * 0.125 for _, tick, _ in op]
-            store.add_many([entity_id for entity_id, _, _ in op], times, [row for _, _, row in op])
-            for (entity_id, _, row), time_s in zip(op, times, strict=True):
-                reference.add(entity_id, time_s, as_float16(row))
-        elif op[0] == "add":
-            _, entity_id, tick, row = op
-            store.add(entity_id, 1_796_000_000 + tick * 0.125, row)
-            reference.add(entity_id, 1_796_000_000 + tick * 0.125, as_float16(row))
-        else:
-            store.forget(op[1])
-            reference.forget(op[1])
+        capacity: int, ops: list[Op]) -> None:
+    for store, reference in replay(ops, capacity, step_s=0.125, units=UNITS):
         same(store, reference, tolerance_s=0.0)
-    for entity_id in IDS:  # within float16's precision of what was given (11 significant bits)
+    for entity_id in IDS:  # within float16's precision of what was given (11 significant bits), after the last op
         _, vals = store.window(entity_id)
         np.testing.assert_allclose(vals, as_float16_array(vals), rtol=0)
 
