@@ -4,13 +4,15 @@
         [--planetlab-days D1,D2 | none] [--bitbrains-days 0,1,5 | none] [--hours H] \
         [--output docs/simulation-advisor.md] [--results r.jsonl [--render]] [--grid "hot=1,1.1 underload=0.65"]
 
-One process, one simulation after the other (the machine is shared; the Bitbrains month is read once). Prints a
-line per run with the time left, then writes the document (advisor/evaluation/report.py): per trace and day the
-advisor's energy, migrations, SLATAH, PDM and ESV as ratios to MFPED's, the aims' verdict, the worst day and the
-wall time of a simulated day. With --results, each run is saved as it ends and an interrupted evaluation resumes
-where it stopped. With --grid, the advisor also runs with every combination of the settings listed, and the
-document adds the settings chosen by leave-one-day-out cross-validation with the held-out days' figures
-(advisor/evaluation/crossval.py). Asserts nothing: the document says what is met.
+One process, one simulation after the other (the machine is shared; the Bitbrains month is read once). Prints a line
+per run with the time left, then writes the document (advisor/evaluation/report.py): per trace and day the advisor's
+energy, migrations, SLATAH, PDM and ESV as ratios to MFPED's, the aims' verdict, the worst day and the wall time of
+a simulated day. Each run's result keeps its CPU seconds (`cpu_s`), those of the policy's decisions alone
+(`policy_cpu_s`: the rest is the simulator's bookkeeping) and a digest of every migration asked for
+(`migrations_sha256`), to compare two versions run for run. With --results, each run is saved as it ends and an
+interrupted evaluation resumes where it stopped. With --grid, the advisor also runs with every combination of the
+settings listed, and the document adds the settings chosen by leave-one-day-out cross-validation with the held-out
+days' figures (advisor/evaluation/crossval.py). Asserts nothing: the document says what is met.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import itertools
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +37,10 @@ from advisor.evaluation import AdvisorParams, AdvisorPolicy, register  # noqa: E
 from advisor.evaluation.crossval import section  # noqa: E402
 from advisor.evaluation.report import RunInfo, document  # noqa: E402
 from advisor.simulation import (  # noqa: E402
+    Migration,
+    Policy,
     SimulationConfig,
+    Snapshot,
     Trace,
     bitbrains_datacenter,
     bitbrains_day,
@@ -45,6 +51,7 @@ from advisor.simulation import (  # noqa: E402
     read_bitbrains,
     simulate,
 )
+from advisor.simulation.arrays import IntArray  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 POLICIES = ("advisor", "mfped")
@@ -99,20 +106,44 @@ def grid(text: str) -> list[Params]:
     return [dict(c) for c in dict.fromkeys(tuple(sorted(c.items())) for c in combos)]
 
 
+class Recorded:
+    """A policy as the simulator sees it, plus the CPU seconds its decisions take and a digest of every migration it
+    asks for (time, VM, host): two runs with equal digests made the same moves, not merely the same totals."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy, self.decide_cpu_s, self.digest = policy, 0.0, hashlib.sha256()
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    def initial_placement(self, snapshot: Snapshot) -> IntArray:
+        return self.policy.initial_placement(snapshot)
+
+    def decide(self, snapshot: Snapshot) -> Sequence[Migration]:
+        cpu = time.process_time()
+        migrations = self.policy.decide(snapshot)
+        self.decide_cpu_s += time.process_time() - cpu
+        self.digest.update("".join(f"{snapshot.time_s!r} {m.vm} {m.target}\n" for m in migrations).encode())
+        return migrations
+
+
 def run(trace: Trace, policy_name: str, params: Params | None = None) -> dict[str, object]:
     """One policy on one day, with the trace's setup (module doc of advisor/evaluation/report.py)."""
     planetlab = trace.source == "planetlab"
     datacenter = planetlab_datacenter(PLANETLAB_HOSTS) if planetlab else bitbrains_datacenter(BITBRAINS_HOSTS)
     options: dict[str, object] = {**(params or {}), **({} if planetlab else {"check_ram": True})}
     policy = make_policy(policy_name, **options)
+    recorded = Recorded(policy)
     cpu = time.process_time()
-    result = simulate(trace, datacenter, policy, SimulationConfig(remove_idle_vms=planetlab))
+    result = simulate(trace, datacenter, recorded, SimulationConfig(remove_idle_vms=planetlab))
     cpu = time.process_time() - cpu  # this process's CPU seconds: what the run costs whatever else loads the machine
     moves = dict(policy.moves) if isinstance(policy, AdvisorPolicy) else {}
     predicted = policy.ledger.as_dict() if isinstance(policy, AdvisorPolicy) else {}
     return {**result.as_dict(), "trace": "PlanetLab" if planetlab else "Bitbrains", "moves": moves,
             "predicted": predicted, "params": params or {},
-            "hours": trace.duration_s / 3600, "cpu_s": cpu, "load_1min": os.getloadavg()[0]}
+            "hours": trace.duration_s / 3600, "cpu_s": cpu, "policy_cpu_s": recorded.decide_cpu_s,
+            "migrations_sha256": recorded.digest.hexdigest(), "load_1min": os.getloadavg()[0]}
 
 
 def key(r: dict[str, object]) -> tuple[str, str, str, float, str]:
@@ -160,7 +191,8 @@ def evaluate(args: argparse.Namespace) -> tuple[list[dict[str, object]], int]:
             label = name + "".join(f" {k} {v:g}" for k, v in sorted(params.items()))
             print(f"[{len(results):3}/{total}] {r['trace']:9} {r['day']:17} {label:8} {r['energy_kwh']:8.2f} kWh "
                   f"{r['migrations']:6,} migrations SLATAH {r['slatah']:.4f} ESV {r['esv']:.3e} "
-                  f"({r['wall_time_s']:.1f} s, CPU {r['cpu_s']:.1f} s; {elapsed / 60:.1f} min so far, "
+                  f"({r['wall_time_s']:.1f} s, CPU {r['cpu_s']:.1f} s of which the policy {r['policy_cpu_s']:.1f} s; "
+                  f"{elapsed / 60:.1f} min so far, "
                   f"~{left / 60:.1f} min left; load {load_average()})", flush=True)
     return results, reused
 

@@ -38,23 +38,29 @@ def allocate(
     """Allocate every host at once; residencies must be grouped by host in vmList order (sums are sequential)."""
     n_hosts = total_mips.shape[0]
     capped_pe = np.minimum(req_pe, pe_mips[host])
+    # Each np.where below is skipped when its condition holds nowhere (no multi-PE VM, no migration): it would
+    # return its last operand unchanged, and a day's thousands of allocations spend most of their time there.
     multi = pes != 1
-    capped = np.where(multi, capped_pe * pes, capped_pe)
+    any_multi = bool(multi.any())
+    capped = np.where(multi, capped_pe * pes, capped_pe) if any_multi else capped_pe
     inbound = kind == IN
     outbound = kind == OUT
-    required = np.where(inbound, capped * 0.1, capped)
+    any_in, any_out = bool(inbound.any()), bool(outbound.any())
+    required = np.where(inbound, capped * 0.1, capped) if any_in else capped
     host_required = np.bincount(host, weights=required, minlength=n_hosts)
     over = host_required > total_mips
-    alloc_pe = np.where(outbound, capped_pe * 0.9, np.where(inbound, capped_pe * 0.1, capped_pe))
+    alloc_pe = capped_pe
+    if any_in or any_out:
+        alloc_pe = np.where(outbound, capped_pe * 0.9, np.where(inbound, capped_pe * 0.1, capped_pe))
     if over.any():
         scale = np.where(over, total_mips / np.where(over, host_required, 1.0), 1.0)[host]
         scaled = np.where(
             outbound, capped_pe * scale * 0.9, np.where(inbound, capped_pe * 0.1 * scale, capped_pe * scale)
         )
         alloc_pe = np.where(over[host], np.floor(scaled), alloc_pe)
-    allocated = np.where(multi, alloc_pe * pes, alloc_pe)
-    used = np.where(outbound, allocated / 0.9, allocated)
-    req_total = np.where(multi, req_pe * pes, req_pe)
+    allocated = np.where(multi, alloc_pe * pes, alloc_pe) if any_multi else alloc_pe
+    used = np.where(outbound, allocated / 0.9, allocated) if any_out else allocated
+    req_total = np.where(multi, req_pe * pes, req_pe) if any_multi else req_pe
     return Allocation(
         allocated=allocated,
         host_used=np.bincount(host, weights=used, minlength=n_hosts).astype(np.float64),

@@ -4,6 +4,7 @@ those of the saved results (the default settings'), and the held-out figures of 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -39,6 +40,12 @@ def test_a_short_run_writes_a_table_per_trace_and_day_with_the_ratios_of_its_res
         for policy, hot in (("advisor", 0), ("advisor", 1.1), ("mfped", 0)))
     assert "The 9 simulations took" in text and "first 1 h: a short version" in text
     by = {(r["trace"], r["day"], r["policy"]): r for r in results if not r["params"]}
+    for r in results:  # the policy's share of the CPU, and a digest of the moves that is empty only without any
+        assert 0 < r["policy_cpu_s"] < r["cpu_s"]
+        assert (r["migrations_sha256"] == hashlib.sha256().hexdigest()) == (r["migrations"] == 0)
+    for trace, days in DAYS.items():
+        for day in days:
+            assert by[(trace, day, "advisor")]["migrations_sha256"] != by[(trace, day, "mfped")]["migrations_sha256"]
     for trace, days in DAYS.items():
         section = text.split(f"## {trace}: each figure as a ratio to MFPED's")[1].split("\n## ")[0]
         rows = [line for line in section.splitlines()
