@@ -72,6 +72,14 @@ def _walk(x: Any, roots: Any, feature: Any, threshold: Any, decision: Any, left:
         out[i] = total
 
 
+@numba.njit(cache=True, nogil=True)
+def _sigmoid(out: Any, scale: float) -> None:
+    """LightGBM's binary output, in place, with the C library's exp as LightGBM calls it: NumPy's own vectorised
+    exp (AVX-512) can differ from it in the last bit."""
+    for i in range(out.shape[0]):
+        out[i] = 1.0 / (1.0 + math.exp(-scale * out[i]))
+
+
 def _fields(block: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
 
@@ -157,5 +165,5 @@ class Forest:
         out = np.empty(len(rows), dtype=np.float64)
         _walk(rows, *self._arrays, out)
         if self._sigmoid is not None:
-            return np.asarray(1.0 / (1.0 + np.exp(-self._sigmoid * out)), dtype=np.float64)
+            _sigmoid(out, self._sigmoid)
         return out

@@ -4,12 +4,17 @@ random rows."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from advisor.domain.model import Technique
 from advisor.physics import DEFAULT_CONSTANTS, TECHNIQUES, AnalyticConstants, analytic_arrays
 from advisor.physics.rounds import AnalyticArrays, send_ratios, simulate
+
+# The C library's log1p, which the compiled loop calls: NumPy's own vectorised one (AVX-512) can differ in the last bit.
+c_log1p = np.vectorize(math.log1p, otypes=[np.float64])
 
 
 def reference(code: np.ndarray, first_pass: np.ndarray, ceiling: np.ndarray, dirty: np.ndarray, usable: np.ndarray,
@@ -45,8 +50,8 @@ def reference(code: np.ndarray, first_pass: np.ndarray, ceiling: np.ndarray, dir
         with np.errstate(divide="ignore", invalid="ignore"):
             floor = ceiling * (1.0 - usable / ratio_resend / rate)
             settles = stalled & (rate > 0) & (floor < budget / ratio_resend) & (to_send > budget / ratio_resend)
-            seconds = np.where(settles, ceiling / rate * np.log1p(
-                (to_send - budget / ratio_resend) / (budget / ratio_resend - floor)), 0.0)
+            ratio = np.where(settles, (to_send - budget / ratio_resend) / (budget / ratio_resend - floor), 0.0)
+            seconds = np.where(settles, ceiling / rate * c_log1p(ratio), 0.0)
         elapsed = np.where(settles, elapsed + seconds, elapsed)
         wire = np.where(settles, wire + usable * seconds, wire)
         to_send = np.where(settles, budget / ratio_resend, to_send)
