@@ -210,7 +210,9 @@ class Planner:
         """Cost every movable VM on `hosts` in one request (strategies call it with the hosts they will try next,
         so that costing is a few large batches rather than one per host)."""
         if hosts.size:
-            vms = np.flatnonzero(np.isin(self.cluster.loads.vm_host, hosts) & self.cluster.vm_movable)
+            chosen = np.zeros(self.cluster.n_hosts + 1, dtype=bool)  # [-1]: no host, never chosen
+            chosen[hosts] = True
+            vms = np.flatnonzero(chosen[self.cluster.loads.vm_host] & self.cluster.vm_movable)
             self.seconds(vms.astype(np.int64))
 
     # --- targets -----------------------------------------------------------------------------------------------
@@ -242,6 +244,10 @@ class Planner:
             a = assess(self.cluster, loads, vm, policy, excluded=excluded, left=left, view=self._view(None))
         return a
 
+    def pool_view(self, pool: str) -> HostView:
+        """The hosts `choose` assesses first for `pool` (all of them only if none is eligible)."""
+        return self._view(self.pool(pool))
+
     def _view(self, hosts: IntArray | None) -> HostView:
         """The static columns of a pool (or of all hosts), kept while the pool is."""
         key = "all" if hosts is None else "pool"
@@ -259,7 +265,8 @@ class Planner:
             self.last_failure = f"no eligible host among {a.hosts.shape[0]}: " + "; ".join(
                 f"{f} {n} (e.g. {h}: {r})" for f, n, h, r in counts)
             return None
-        scores = weigh(self.cluster, self.work.loads, a, weights, mean_cpu=mean_cpu, reference_w=self.reference_w)
+        scores = weigh(self.cluster, self.work.loads, a, weights, mean_cpu=mean_cpu, reference_w=self.reference_w,
+                       power_w=self.work.power_w)
         return Choice(a, scores, scores.best())
 
     def check(self, vm: int, target: int) -> str:

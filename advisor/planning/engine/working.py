@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from advisor.planning.engine.snapshot import ClusterArrays, FloatArray, IntArray
-from advisor.planning.engine.weighers import IDLE_CORES, is_on
+from advisor.planning.engine.weighers import IDLE_CORES, is_on, power_now
 
 __all__ = ["Working"]
 
@@ -23,6 +23,8 @@ class Working:
         np.cumsum(np.bincount(where[placed], minlength=cluster.n_hosts), out=self._ptr[1:])
         self._moved_in: dict[int, list[int]] = {}
         self.on = is_on(self.loads, np.arange(cluster.n_hosts))  # running hosts (a VM or a base load)
+        self._span_w = cluster.host_max_w - cluster.host_idle_w
+        self.power_w = self._power(np.arange(cluster.n_hosts))  # each host's power now (weighers.power_now)
 
     def vms_on(self, host: int) -> IntArray:
         where = self.loads.vm_host
@@ -40,6 +42,13 @@ class Working:
         self.on[target] = True
         if source >= 0:
             self.on[source] = self.loads.host_vms[source] > 0 or self.loads.host_cpu[source] > IDLE_CORES  # is_on
+        changed = np.array([target] if source < 0 else [source, target], dtype=np.int64)
+        self.power_w[changed] = self._power(changed)
+
+    def _power(self, hosts: IntArray) -> FloatArray:
+        c, loads = self.cluster, self.loads
+        return power_now(c.host_idle_w[hosts], self._span_w[hosts], c.host_cores[hosts], loads.host_cpu[hosts],
+                         loads.host_vms[hosts])
 
     def cpu_ratio(self) -> FloatArray:
         ratio: FloatArray = self.loads.host_cpu / self.cluster.host_cores
