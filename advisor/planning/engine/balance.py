@@ -251,6 +251,19 @@ def _move_off(p: Planner, host: int, ratio: FloatArray, mean: float, coolest: fl
     return False
 
 
+def _first(values: FloatArray, k: int) -> IntArray:
+    """Positions of the k lowest values, lowest first, ties in position order: `np.argsort(values, kind="stable")[:k]`
+    without sorting them all."""
+    if values.shape[0] > k > 0:
+        kth = np.partition(values, k - 1)[k - 1]
+        if not np.isnan(kth):
+            among = np.flatnonzero(values <= kth)  # the k lowest, and any more tied with the k-th
+            few: IntArray = among[np.argsort(values[among], kind="stable")[:k]]
+            return few
+    first: IntArray = np.argsort(values, kind="stable")[:k]
+    return first
+
+
 def _even(p: Planner, tolerance: float, weights: Weights) -> None:
     c = p.cluster
     done = np.zeros(c.n_hosts, dtype=bool)
@@ -277,7 +290,7 @@ def _even(p: Planner, tolerance: float, weights: Weights) -> None:
             return
         if not fetched[host]:
             open_ = running[open_ratio > -np.inf]
-            ahead = open_[np.argsort(-ratio[open_], kind="stable")[:LOOKAHEAD]]
+            ahead = open_[_first(-ratio[open_], LOOKAHEAD)]
             ahead = ahead[ratio[ahead] - mean > tolerance]
             fetched[ahead] = True
             p.prefetch(ahead)

@@ -8,13 +8,14 @@ import pytest
 
 from advisor.planning.engine import AntiChurn, PlanSettings, plan
 from advisor.planning.engine import balance as balance_module
-from advisor.planning.engine.balance import BALANCE_WEIGHTS, Sizes, _gain, gain_bound
+from advisor.planning.engine.balance import BALANCE_WEIGHTS, Sizes, _first, _gain, gain_bound
 from advisor.planning.engine.batched import best_hosts
 from advisor.planning.engine.batched import plain as plain_vms
 from advisor.planning.engine.filters import FilterPolicy
 from advisor.planning.engine.planner import Planner
 from advisor.planning.engine.snapshot import NO_HOST, ClusterArrays
-from advisor.planning.engine.weighers import Weights
+from advisor.planning.engine.weighers import Weights, power_now
+from advisor.planning.engine.working import Working
 from tests.unit.planning_engine.helpers import COSTS, cluster, host, vm
 
 
@@ -127,3 +128,21 @@ def test_sparing_searches_never_changes_the_plan(seed: int, monkeypatch: pytest.
         (m.vm_id, m.source_id, m.target_id, m.benefit, m.explanation) for m in every.moves]
     assert spared.refused == every.refused
     assert spared_searches < searches["n"], "some VM was spared its search"
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 8, 20, 40])
+def test_the_busiest_hosts_are_those_a_full_stable_sort_lists_first(k: int) -> None:
+    rng = np.random.default_rng(k)
+    values = rng.choice([0.1, 0.2, 0.25, 0.5, 0.9], 30)  # many ties, at the cut too
+    assert _first(values, k).tolist() == np.argsort(values, kind="stable")[:k].tolist()
+
+
+def test_the_power_kept_after_moves_is_the_power_computed_anew_to_the_bit() -> None:
+    c = _random_cluster(3)
+    work = Working(c)
+    rng = np.random.default_rng(3)
+    for vm_index in rng.choice(c.n_vms, 120, replace=False).tolist():  # hosts emptied and woken too
+        work.move(vm_index, int(rng.integers(c.n_hosts)))
+    loads = work.loads
+    anew = power_now(c.host_idle_w, c.host_max_w - c.host_idle_w, c.host_cores, loads.host_cpu, loads.host_vms)
+    assert work.power_w.tobytes() == anew.tobytes()
