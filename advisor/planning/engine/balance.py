@@ -15,29 +15,22 @@ left recently, and refuse a move predicted to break the downtime limit (the next
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from advisor.domain.text import counted
-from advisor.planning.engine.batched import best_hosts
-from advisor.planning.engine.batched import plain as plain_vms
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.forecast import MIN_SPREAD_SAMPLES
 from advisor.planning.engine.overload import OVERLOAD, overload_probability, saved_seconds, target_seconds, vm_variance
 from advisor.planning.engine.planner import Choice, Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan
-from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray
+from advisor.planning.engine.snapshot import ClusterArrays, FloatArray, IntArray
 from advisor.planning.engine.weighers import Weights
 
 BALANCE_WEIGHTS = Weights(load=1.0, balance=1.0, energy=0.5)  # wake an idle host only when it pays
 # Below this many seconds a migration counts as this long when relief is divided by cost (no division by ~0).
 COST_FLOOR_S = 1.0
 LOOKAHEAD = 64  # busiest hosts whose VMs are costed together
-# A VM is spared its target search only when its best possible gain misses min_gain by more than this: the bound
-# and the gain it bounds are rounded differently.
-BOUND_SLACK = 1e-9
 
 
 def _running(planner: Planner) -> IntArray:
@@ -159,58 +152,8 @@ def _gain(u_s: float, u_t: FloatArray | float, d_s: FloatArray, d_t: FloatArray)
     return gain
 
 
-@dataclass(frozen=True)
-class Sizes:
-    """The hosts a VM may go to (not disabled) grouped by core count: the least loaded host of each group bounds
-    the gain of a move (`gain_bound`)."""
-
-    cores: FloatArray  # the distinct core counts
-    order: IntArray  # the hosts, by core count
-    starts: IntArray  # where each core count starts in `order`
-
-    @staticmethod
-    def of(cluster: ClusterArrays) -> Sizes:
-        hosts = np.flatnonzero(~cluster.host_disabled)
-        order = hosts[np.argsort(cluster.host_cores[hosts], kind="stable")]
-        cores, starts = np.unique(cluster.host_cores[order], return_index=True)
-        return Sizes(cores, order, starts)
-
-    def least(self, ratio: FloatArray) -> FloatArray:
-        """The least CPU load of each core count's hosts."""
-        least: FloatArray = np.minimum.reduceat(ratio[self.order], self.starts) if self.order.size else np.zeros(0)
-        return least
-
-
-def gain_bound(source_load: float, source_cores: float, vm_cpu: FloatArray, cores: FloatArray,
-               least: FloatArray) -> FloatArray:
-    """The most moving each VM (`vm_cpu` cores busy) off a host could lower the sum of squared loads, whatever the
-    target: its `_gain` on the least loaded host of each core count (`cores`, `least`), the best of them. A move's
-    gain falls as its target's load rises, so no host of that size does better."""
-    if not cores.size:
-        return np.full(vm_cpu.shape, -np.inf)
-    gains = _gain(source_load, least[None, :], (vm_cpu / source_cores)[:, None], vm_cpu[:, None] / cores[None, :])
-    best: FloatArray = gains.max(axis=1)
-    return best
-
-
-def _hopeless(p: Planner, host: int, vms: IntArray, ratio: FloatArray, mean: float, weights: Weights,
-              sizes: Sizes, plain: BoolArray) -> BoolArray:
-    """Which of `vms` (on `host`) no target search would move: the best gain any target could give misses min_gain
-    (`gain_bound`), or, for the plain VMs (batched.py), the host target search would pick gains too little."""
-    c, min_gain = p.cluster, p.settings.churn.min_gain - BOUND_SLACK
-    u_s, x = float(ratio[host]), p.cluster.vm_cpu[vms]
-    hopeless = gain_bound(u_s, float(c.host_cores[host]), x, sizes.cores, sizes.least(ratio)) < min_gain
-    ahead = np.flatnonzero(~hopeless & plain[vms])
-    best = best_hosts(c, p.work.loads, vms[ahead], p.settings.filters, p.pool_view("spread"), p.left, weights,
-                      mean_cpu=mean, reference_w=p.reference_w, power_w=p.work.power_w)
-    named = best != NO_HOST
-    ahead, best = ahead[named], best[named]
-    hopeless[ahead] = _gain(u_s, ratio[best], x[ahead] / c.host_cores[host], x[ahead] / c.host_cores[best]) < min_gain
-    return hopeless
-
-
 def _move_off(p: Planner, host: int, ratio: FloatArray, mean: float, coolest: float, tolerance: float,
-              weights: Weights, sizes: Sizes, plain: BoolArray) -> bool:
+              weights: Weights) -> bool:
     """Move the VM off `host` whose move narrows the spread most per second of migration; False if none is worth
     its migration."""
     c, min_gain = p.cluster, p.settings.churn.min_gain
@@ -224,12 +167,7 @@ def _move_off(p: Planner, host: int, ratio: FloatArray, mean: float, coolest: fl
     if not vms.size:
         return False
     seconds = p.seconds(vms)
-    hopeless = np.zeros(vms.size, dtype=bool)
-    for tried, k in enumerate(np.argsort(-bound / np.maximum(seconds, COST_FLOOR_S), kind="stable").tolist()):
-        if tried == 1:  # the best ranked fell short: spare the others their search where it cannot move them
-            hopeless = _hopeless(p, host, vms, ratio, mean, weights, sizes, plain)
-        if hopeless[k]:
-            continue
+    for k in np.argsort(-bound / np.maximum(seconds, COST_FLOOR_S), kind="stable").tolist():
         vm = int(vms[k])
         choice = p.choose(vm, weights, pool="spread", mean_cpu=mean)
         if choice is None:
@@ -268,7 +206,6 @@ def _even(p: Planner, tolerance: float, weights: Weights) -> None:
     c = p.cluster
     done = np.zeros(c.n_hosts, dtype=bool)
     fetched = np.zeros(c.n_hosts, dtype=bool)
-    sizes, plain = Sizes.of(c), plain_vms(c)
     seen = -1  # the number of moves when the loads below were read
     while not p.full:
         if len(p.records) != seen:  # a move changed the loads (a host given up changes nothing)
@@ -294,7 +231,7 @@ def _even(p: Planner, tolerance: float, weights: Weights) -> None:
             ahead = ahead[ratio[ahead] - mean > tolerance]
             fetched[ahead] = True
             p.prefetch(ahead)
-        if not _move_off(p, host, ratio, mean, coolest, tolerance, weights, sizes, plain):
+        if not _move_off(p, host, ratio, mean, coolest, tolerance, weights):
             done[host] = True
             open_ratio[at] = -np.inf
 

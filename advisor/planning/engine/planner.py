@@ -244,10 +244,6 @@ class Planner:
             a = assess(self.cluster, loads, vm, policy, excluded=excluded, left=left, view=self._view(None))
         return a
 
-    def pool_view(self, pool: str) -> HostView:
-        """The hosts `choose` assesses first for `pool` (all of them only if none is eligible)."""
-        return self._view(self.pool(pool))
-
     def _view(self, hosts: IntArray | None) -> HostView:
         """The static columns of a pool (or of all hosts), kept while the pool is."""
         key = "all" if hosts is None else "pool"
