@@ -51,9 +51,10 @@ def _relieve(p: Planner, host: int, hot: float, weights: Weights, why_not_forese
         seconds = p.seconds(vms)
         rank = relief / np.maximum(seconds, COST_FLOOR_S)
         load = loads.host_cpu[host] / c.host_cores[host]
+        mean = _mean(p)  # the loads stay as they are until a move
         for k in np.argsort(-rank, kind="stable").tolist():
             vm = int(vms[k])
-            choice = _relief_target(p, vm, weights)
+            choice = _relief_target(p, vm, weights, mean)
             if choice is None:
                 continue
             why = (f"{c.host_ids[host]} is hot ({load:.0%} CPU > {hot:.0%}); moving {c.vm_ids[vm]} takes "
@@ -86,9 +87,10 @@ def _relieve_foreseen(p: Planner, host: int, hot: float, weights: Weights, horiz
         relief = np.minimum(c.vm_cpu[vms], loads.host_cpu[host] - hot * cores) / cores
         floor = np.maximum(seconds, COST_FLOOR_S)
         load = loads.host_cpu[host] / cores
+        mean = _mean(p)  # the loads stay as they are until a move
         for k in np.lexsort((-relief / floor, -saved / floor)).tolist():
             vm = int(vms[k])
-            choice = _relief_target(p, vm, weights)
+            choice = _relief_target(p, vm, weights, mean)
             if choice is None:
                 continue
             t = choice.host
@@ -128,9 +130,10 @@ def _unknown_spread(p: Planner, host: int) -> str:
             f"fewer than {MIN_SPREAD_SAMPLES} samples)")
 
 
-def _relief_target(p: Planner, vm: int, weights: Weights) -> Choice | None:
-    """The spread pool's best host for `vm` where the move meets the limits; else None, the VM refused saying why."""
-    choice = p.choose(vm, weights, pool="spread", mean_cpu=_mean(p))
+def _relief_target(p: Planner, vm: int, weights: Weights, mean: float) -> Choice | None:
+    """The spread pool's best host for `vm` (`mean`: the running hosts' mean load) where the move meets the limits;
+    else None, the VM refused saying why."""
+    choice = p.choose(vm, weights, pool="spread", mean_cpu=mean)
     if choice is None:
         p.refuse(vm, "no target", p.last_failure)
         return None
