@@ -4,14 +4,15 @@
         [--rankings 2000] [--repeat 3] [--uncapped HOSTS] [--local-disks] [--horizon SECONDS]
 
 For each size: building the arrays, then a balance, a consolidate and a drain plan (default knobs: the move cap is
-2.5% of the VMs; --uncapped N also runs consolidate with no cap up to N hosts), each timed (best of --repeat) with
-its peak memory (tracemalloc, numpy included); then, at 1,000 hosts, the filters + weigher of one VM against every host,
-as a recommendation does, with p50 / p99 latency. Costs come from the engine's analytic model. With --local-disks
-every VM has a local disk (10 or 50 GiB, half in use, written at 1 or 10 MiB/s or not measured), whose copy the
-plans price (advisor.planning.engine.carried). With --horizon every VM has a CPU spread (a tenth to a third of its
-use) and balance ranks relief by the SLA time it saves over that horizon (as serving's rebalance does by default);
---horizon 0 is relief by load on the same cluster. Asserts nothing
-(the machines are shared and noisy); the figures are quoted in docs/planning.md.
+2.5% of the VMs; --uncapped N also runs consolidate with no cap up to N hosts), each timed (best of --repeat in the
+table, the median wall and CPU seconds beside each plan's summary) with its peak memory (tracemalloc, numpy
+included); then, at 1,000 hosts, the filters + weigher of one VM against every host, as a recommendation does, with
+p50 / p99 latency. Costs come from the engine's analytic model. With --local-disks every VM has a local disk (10 or
+50 GiB, half in use, written at 1 or 10 MiB/s or not measured), whose copy the plans price
+(advisor.planning.engine.carried). With --horizon every VM has a CPU spread (a tenth to a third of its use) and
+balance ranks relief by the SLA time it saves over that horizon (as serving's rebalance does by default); --horizon 0
+is relief by load on the same cluster. Asserts nothing (the machines are shared and noisy); the figures are quoted in
+docs/planning.md and docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -83,20 +84,22 @@ def synthetic(n_hosts: int, n_vms: int, seed: int = 7) -> ClusterArrays:
     )
 
 
-def measure(run: Callable[[], Plan], repeat: int) -> tuple[float, float, Plan]:
-    """(best seconds, peak MiB of the first run, the plan)."""
+def measure(run: Callable[[], Plan], repeat: int) -> tuple[float, float, Plan, float, float]:
+    """(best seconds, peak MiB of the first run, the plan, median wall seconds, median CPU seconds) of `repeat`
+    runs after the first (which also warms the caches and numba's compiled code)."""
     gc.collect()
     tracemalloc.start()
     result = run()
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    best = float("inf")
+    walls, cpus = [], []
     for _ in range(repeat):
         gc.collect()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = run()
-        best = min(best, time.perf_counter() - started)
-    return best, peak, result
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), peak, result, statistics.median(walls), statistics.median(cpus)
 
 
 def rss_mib() -> float:
@@ -151,10 +154,10 @@ def main() -> None:
                            f"{f[0]:>7.3f} {len(f[2].moves):>5} {f[1]:>5.0f}" for n, f in figures.items())
         print(f"{n_hosts:>6} {n_vms:>7} {build_s:>8.2f} | {cells} | {per_move:>7.0f}")
         for name, f in figures.items():
-            print(f"    {name}: {f[2].summary}")
+            print(f"    {name}: median of {args.repeat}: {f[3]:.3f} s wall, {f[4]:.3f} s CPU; {f[2].summary}")
         if n_hosts <= args.uncapped:
             free = PlanSettings(churn=AntiChurn(max_moves=n_vms))
-            s, peak, p = measure(lambda c=cluster, st=free: plan("consolidate", c, costs, settings=st), 1)
+            s, peak, p, _, _ = measure(lambda c=cluster, st=free: plan("consolidate", c, costs, settings=st), 1)
             print(f"    consolidate without the cap: {s:.2f} s, {len(p.moves)} moves, {peak:.0f} MiB peak")
     print(f"process RSS {rss_mib():.0f} MiB")
     cluster = synthetic(1000, 20000)

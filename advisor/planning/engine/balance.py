@@ -51,9 +51,10 @@ def _relieve(p: Planner, host: int, hot: float, weights: Weights, why_not_forese
         seconds = p.seconds(vms)
         rank = relief / np.maximum(seconds, COST_FLOOR_S)
         load = loads.host_cpu[host] / c.host_cores[host]
+        mean = _mean(p)  # the loads stay as they are until a move
         for k in np.argsort(-rank, kind="stable").tolist():
             vm = int(vms[k])
-            choice = _relief_target(p, vm, weights)
+            choice = _relief_target(p, vm, weights, mean)
             if choice is None:
                 continue
             why = (f"{c.host_ids[host]} is hot ({load:.0%} CPU > {hot:.0%}); moving {c.vm_ids[vm]} takes "
@@ -86,9 +87,10 @@ def _relieve_foreseen(p: Planner, host: int, hot: float, weights: Weights, horiz
         relief = np.minimum(c.vm_cpu[vms], loads.host_cpu[host] - hot * cores) / cores
         floor = np.maximum(seconds, COST_FLOOR_S)
         load = loads.host_cpu[host] / cores
+        mean = _mean(p)  # the loads stay as they are until a move
         for k in np.lexsort((-relief / floor, -saved / floor)).tolist():
             vm = int(vms[k])
-            choice = _relief_target(p, vm, weights)
+            choice = _relief_target(p, vm, weights, mean)
             if choice is None:
                 continue
             t = choice.host
@@ -128,9 +130,10 @@ def _unknown_spread(p: Planner, host: int) -> str:
             f"fewer than {MIN_SPREAD_SAMPLES} samples)")
 
 
-def _relief_target(p: Planner, vm: int, weights: Weights) -> Choice | None:
-    """The spread pool's best host for `vm` where the move meets the limits; else None, the VM refused saying why."""
-    choice = p.choose(vm, weights, pool="spread", mean_cpu=_mean(p))
+def _relief_target(p: Planner, vm: int, weights: Weights, mean: float) -> Choice | None:
+    """The spread pool's best host for `vm` (`mean`: the running hosts' mean load) where the move meets the limits;
+    else None, the VM refused saying why."""
+    choice = p.choose(vm, weights, pool="spread", mean_cpu=mean)
     if choice is None:
         p.refuse(vm, "no target", p.last_failure)
         return None
@@ -152,64 +155,88 @@ def _gain(u_s: float, u_t: FloatArray | float, d_s: FloatArray, d_t: FloatArray)
     return gain
 
 
+def _move_off(p: Planner, host: int, ratio: FloatArray, mean: float, coolest: float, tolerance: float,
+              weights: Weights) -> bool:
+    """Move the VM off `host` whose move narrows the spread most per second of migration; False if none is worth
+    its migration."""
+    c, min_gain = p.cluster, p.settings.churn.min_gain
+    vms = p.work.vms_on(host)
+    vms = vms[movable(p, vms)]
+    d_s = c.vm_cpu[vms] / c.host_cores[host]
+    # Best case for ranking: the VM lands on the coolest host (same size); the real target is checked below.
+    bound = _gain(float(ratio[host]), coolest, d_s, d_s)
+    keep = bound >= min_gain
+    vms, bound = vms[keep], bound[keep]
+    if not vms.size:
+        return False
+    seconds = p.seconds(vms)
+    for k in np.argsort(-bound / np.maximum(seconds, COST_FLOOR_S), kind="stable").tolist():
+        vm = int(vms[k])
+        choice = p.choose(vm, weights, pool="spread", mean_cpu=mean)
+        if choice is None:
+            continue
+        t = choice.host
+        gain = float(_gain(float(ratio[host]), float(ratio[t]), c.vm_cpu[vm] / c.host_cores[host],
+                           c.vm_cpu[vm] / c.host_cores[t]))
+        if gain < min_gain:
+            continue
+        broken = p.check(vm, t)
+        if broken:
+            p.refuse(vm, "limit", broken, t)
+            continue
+        why = (f"{c.host_ids[host]} is the busiest host ({ratio[host]:.0%} CPU, mean {mean:.0%}, tolerance "
+               f"{tolerance:.0%}); moving {c.vm_ids[vm]} ({c.vm_cpu[vm]:.2f} cores busy) lowers the spread "
+               f"by {gain:.3f} for {seconds[k]:.1f} s of migration: the best gain per second")
+        p.apply(vm, choice, why, gain, weights)
+        return True
+    return False
+
+
+def _first(values: FloatArray, k: int) -> IntArray:
+    """Positions of the k lowest values, lowest first, ties in position order: `np.argsort(values, kind="stable")[:k]`
+    without sorting them all."""
+    if values.shape[0] > k > 0:
+        kth = np.partition(values, k - 1)[k - 1]
+        if not np.isnan(kth):
+            among = np.flatnonzero(values <= kth)  # the k lowest, and any more tied with the k-th
+            few: IntArray = among[np.argsort(values[among], kind="stable")[:k]]
+            return few
+    first: IntArray = np.argsort(values, kind="stable")[:k]
+    return first
+
+
 def _even(p: Planner, tolerance: float, weights: Weights) -> None:
     c = p.cluster
     done = np.zeros(c.n_hosts, dtype=bool)
     fetched = np.zeros(c.n_hosts, dtype=bool)
-    min_gain = p.settings.churn.min_gain
+    seen = -1  # the number of moves when the loads below were read
     while not p.full:
-        running = _running(p)
-        if running.size < 2:
-            return
-        ratio = p.work.cpu_ratio()
-        running_ratio = ratio[running]
-        mean = float(running_ratio.mean())
-        closed = done[running]
-        if closed.all():
-            return
+        if len(p.records) != seen:  # a move changed the loads (a host given up changes nothing)
+            seen = len(p.records)
+            running = _running(p)
+            if running.size < 2:
+                return
+            ratio = p.work.cpu_ratio()
+            running_ratio = ratio[running]
+            mean = float(running_ratio.mean())
+            coolest = float(running_ratio.min())
+            open_ratio = np.where(done[running], -np.inf, running_ratio)  # a host given up is never the busiest
         # the busiest open host (ties to the lowest index, as argmax over the open hosts in index order)
-        host = int(running[np.argmax(np.where(closed, -np.inf, running_ratio))])
+        at = int(np.argmax(open_ratio))
+        if open_ratio[at] == -np.inf:
+            return
+        host = int(running[at])
         if ratio[host] - mean <= tolerance:
             return
         if not fetched[host]:
-            open_ = running[~closed]
-            ahead = open_[np.argsort(-ratio[open_], kind="stable")[:LOOKAHEAD]]
+            open_ = running[open_ratio > -np.inf]
+            ahead = open_[_first(-ratio[open_], LOOKAHEAD)]
             ahead = ahead[ratio[ahead] - mean > tolerance]
             fetched[ahead] = True
             p.prefetch(ahead)
-        vms = p.work.vms_on(host)
-        vms = vms[movable(p, vms)]
-        coolest = float(running_ratio.min())
-        d_s = c.vm_cpu[vms] / c.host_cores[host]
-        # Best case for ranking: the VM lands on the coolest host (same size); the real target is checked below.
-        bound = _gain(float(ratio[host]), coolest, d_s, d_s)
-        keep = bound >= min_gain
-        vms, bound = vms[keep], bound[keep]
-        moved = False
-        if vms.size:
-            seconds = p.seconds(vms)
-            for k in np.argsort(-bound / np.maximum(seconds, COST_FLOOR_S), kind="stable").tolist():
-                vm = int(vms[k])
-                choice = p.choose(vm, weights, pool="spread", mean_cpu=mean)
-                if choice is None:
-                    continue
-                t = choice.host
-                gain = float(_gain(float(ratio[host]), float(ratio[t]), c.vm_cpu[vm] / c.host_cores[host],
-                                   c.vm_cpu[vm] / c.host_cores[t]))
-                if gain < min_gain:
-                    continue
-                broken = p.check(vm, t)
-                if broken:
-                    p.refuse(vm, "limit", broken, t)
-                    continue
-                why = (f"{c.host_ids[host]} is the busiest host ({ratio[host]:.0%} CPU, mean {mean:.0%}, tolerance "
-                       f"{tolerance:.0%}); moving {c.vm_ids[vm]} ({c.vm_cpu[vm]:.2f} cores busy) lowers the spread "
-                       f"by {gain:.3f} for {seconds[k]:.1f} s of migration: the best gain per second")
-                p.apply(vm, choice, why, gain, weights)
-                moved = True
-                break
-        if not moved:
+        if not _move_off(p, host, ratio, mean, coolest, tolerance, weights):
             done[host] = True
+            open_ratio[at] = -np.inf
 
 
 def balance(

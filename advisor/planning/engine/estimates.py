@@ -68,23 +68,28 @@ class CostEstimates:
         broken = self.violation(k) if not self.meets_limits[k] or self.technique[k] == COLD else ""
         notes = (broken,) if broken else ()
         return MigrationCost(
-            CHOICES[int(self.technique[k])], Interval(*(float(x) for x in self.total_ms[k])),
-            Interval(*(float(x) for x in self.downtime_ms[k])), Interval(*(float(x) for x in self.data_mib[k])),
+            CHOICES[int(self.technique[k])], Interval(*self.total_ms[k].tolist()),
+            Interval(*self.downtime_ms[k].tolist()), Interval(*self.data_mib[k].tolist()),
             bool(self.converges[k]), ref, notes,
         )
 
-    def parameters(self, k: int) -> MigrationParameters:
+    def parameters(self, k: int, link_mib_s: float | None = None) -> MigrationParameters:
+        """Row k's parameters; with `link_mib_s`, at that bandwidth instead of the one it was costed at (and its
+        post-copy phase, if any, too)."""
         technique = CHOICES[int(self.technique[k])]
         after = float(self.postcopy_after_ms[k])
         may_postcopy = technique is Technique.POSTCOPY or not np.isnan(after)
+        bandwidth = float(self.bandwidth_mib_s[k])
+        # post-copy runs at the bandwidth its cost was predicted at (QEMU would otherwise lift the cap)
+        postcopy = bandwidth if may_postcopy else 0.0
+        if link_mib_s is not None:
+            bandwidth, postcopy = link_mib_s, link_mib_s if postcopy else 0.0
         return MigrationParameters(
-            technique=technique, bandwidth_mib_s=float(self.bandwidth_mib_s[k]),
+            technique=technique, bandwidth_mib_s=bandwidth,
             max_downtime_ms=float(self.max_downtime_ms[k]), postcopy_after_ms=None if np.isnan(after) else after,
             deadline_ms=float(self.deadline_ms[k]),
             compression_threads=4 if technique is Technique.PRECOPY_COMPRESS else 0,
-            # post-copy runs at the bandwidth its cost was predicted at (QEMU would otherwise lift the cap)
-            postcopy_bandwidth_mib_s=float(self.bandwidth_mib_s[k]) if may_postcopy else 0.0,
-            shutdown_timeout_ms=float(self.shutdown_timeout_ms[k]),
+            postcopy_bandwidth_mib_s=postcopy, shutdown_timeout_ms=float(self.shutdown_timeout_ms[k]),
         )
 
     def violation(self, k: int) -> str:

@@ -130,7 +130,9 @@ class Assessment:
     def first_filter(self) -> IntArray:
         """Per host, the row of the first filter (in FILTERS order) that rejects it, as a chain of filters drops it
         (-1: eligible): counted so, the rejections add up to the hosts rejected."""
-        first: IntArray = np.where(self.eligible, -1, np.argmax(self.rejected, axis=0))
+        first: IntArray = np.full(self.hosts.shape[0], -1, dtype=np.int64)
+        for row in np.flatnonzero(self.rejected.any(axis=1))[::-1].tolist():  # most filters reject no host
+            first[self.rejected[row]] = row
         return first
 
     def counts(self) -> IntArray:

@@ -210,7 +210,9 @@ class Planner:
         """Cost every movable VM on `hosts` in one request (strategies call it with the hosts they will try next,
         so that costing is a few large batches rather than one per host)."""
         if hosts.size:
-            vms = np.flatnonzero(np.isin(self.cluster.loads.vm_host, hosts) & self.cluster.vm_movable)
+            chosen = np.zeros(self.cluster.n_hosts + 1, dtype=bool)  # [-1]: no host, never chosen
+            chosen[hosts] = True
+            vms = np.flatnonzero(chosen[self.cluster.loads.vm_host] & self.cluster.vm_movable)
             self.seconds(vms.astype(np.int64))
 
     # --- targets -----------------------------------------------------------------------------------------------
@@ -259,7 +261,8 @@ class Planner:
             self.last_failure = f"no eligible host among {a.hosts.shape[0]}: " + "; ".join(
                 f"{f} {n} (e.g. {h}: {r})" for f, n, h, r in counts)
             return None
-        scores = weigh(self.cluster, self.work.loads, a, weights, mean_cpu=mean_cpu, reference_w=self.reference_w)
+        scores = weigh(self.cluster, self.work.loads, a, weights, mean_cpu=mean_cpu, reference_w=self.reference_w,
+                       power_w=self.work.power_w)
         return Choice(a, scores, scores.best())
 
     def check(self, vm: int, target: int) -> str:
@@ -338,21 +341,19 @@ class Planner:
         median, p90 = self._schedules(shared, sources[order], targets[order]) if shared is not None else (
             Schedule.empty(), Schedule.empty())
         started_in = median.case if median.case is not None else np.zeros(len(recs), dtype=np.int64)
-        moves = []
-        for k, i in enumerate(order.tolist()):
-            r, row = recs[i], k * cases + int(started_in[k])
+        moves, links = [], self.cluster.host_bandwidth_mib_s
+        wave, start_s, end_s = median.wave.tolist(), median.start_s.tolist(), median.end_s.tolist()
+        for k, (i, case) in enumerate(zip(order.tolist(), started_in.tolist(), strict=True)):
+            r, row = recs[i], k * cases + case
             assert every is not None and shared is not None
             explanation = Explanation(r.why_vm, r.why_host, shared.why_technique(row), r.assessed, r.eligible,
                                       r.rejections, r.alternatives)
             # The parameters carry the whole link: the executor gives each its share when it starts.
-            link = float(self.cluster.host_bandwidth_mib_s[[r.source, r.target]].min())
-            chosen = shared.parameters(row)
-            chosen = replace(chosen, bandwidth_mib_s=link,
-                             postcopy_bandwidth_mib_s=link if chosen.postcopy_bandwidth_mib_s else 0.0)
+            chosen = shared.parameters(row, float(np.minimum(links[r.source], links[r.target])))
             moves.append(PlannedMove(
                 c.vm_ids[r.vm], c.host_ids[r.source], c.host_ids[r.target], r.vm, r.source, r.target,
-                shared.cost(row), chosen, float(shared.p_converge[row]), r.benefit, int(median.wave[k]),
-                float(median.start_s[k]), float(median.end_s[k]), explanation, float(shared.bandwidth_mib_s[row]),
+                shared.cost(row), chosen, float(shared.p_converge[row]), r.benefit, wave[k], start_s[k], end_s[k],
+                explanation, float(shared.bandwidth_mib_s[row]),
             ))
         moves.sort(key=lambda m: (m.start_s, m.wave))
         timing = (f" {counted(len(moves), 'move')} in {counted(median.waves, 'wave')} at "

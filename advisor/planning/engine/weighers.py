@@ -102,19 +102,26 @@ def added_power(cluster: ClusterArrays, loads: Loads, hosts: IntArray, cpu_after
                         loads.host_vms[hosts], cpu_after)
 
 
+def power_now(idle_w: FloatArray, span_w: FloatArray, cores: FloatArray, cpu: FloatArray,
+              vms: IntArray) -> FloatArray:
+    """`power` of each host as it is (0 W on an idle host, as `is_on` says)."""
+    on = (vms > 0) | (cpu > IDLE_CORES)
+    now: FloatArray = np.where(on, idle_w + span_w * _clip01(cpu / cores), 0.0)
+    return now
+
+
 def _added_power(idle_w: FloatArray, span_w: FloatArray, cores: FloatArray, cpu: FloatArray, vms: IntArray,
                  cpu_after: FloatArray) -> FloatArray:
-    """`power` after the move less before it (0 W before on an idle host, as `is_on` says), per host."""
-    on = (vms > 0) | (cpu > IDLE_CORES)
-    before = np.where(on, idle_w + span_w * _clip01(cpu / cores), 0.0)
-    added: FloatArray = idle_w + span_w * _clip01(cpu_after) - before
+    """`power` after the move less before it, per host."""
+    added: FloatArray = idle_w + span_w * _clip01(cpu_after) - power_now(idle_w, span_w, cores, cpu, vms)
     return added
 
 
 def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights, *, mean_cpu: float = 0.0,
-          reference_w: float = 0.0) -> Scores:
+          reference_w: float = 0.0, power_w: FloatArray | None = None) -> Scores:
     """Score the eligible hosts of `a`. `mean_cpu` is the cluster's mean CPU load (for balance), `reference_w` the
-    power that one unit of the energy component stands for (default: the mean peak power)."""
+    power that one unit of the energy component stands for (default: the mean peak power); `power_w`, when given,
+    is every host's `power_now` under `loads`, kept by the caller (it saves recomputing it for each VM)."""
     keep = a.positions
     hosts = a.hosts[keep]
     cpu_after, memory_after = a.cpu_after[keep], a.memory_after[keep]
@@ -122,8 +129,11 @@ def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights,
     comps[LOAD] = np.maximum(weights.cpu * cpu_after, weights.memory * memory_after)
     comps[BALANCE] = (cpu_after - mean_cpu) ** 2
     view = a.view
-    added = _added_power(view.idle_w[keep], view.span_w[keep], view.cores[keep], loads.host_cpu[hosts],
-                         loads.host_vms[hosts], cpu_after)
+    if power_w is None:
+        added = _added_power(view.idle_w[keep], view.span_w[keep], view.cores[keep], loads.host_cpu[hosts],
+                             loads.host_vms[hosts], cpu_after)
+    else:
+        added = view.idle_w[keep] + view.span_w[keep] * _clip01(cpu_after) - power_w[hosts]
     ref = reference_w or float(cluster.host_max_w.mean()) or 1.0
     comps[ENERGY] = added / ref
     vm = a.vm
