@@ -10,4 +10,5 @@ echo "[test] mypy (strict on the package)"
 echo "[test] import contracts (layers, see pyproject.toml)"
 .venv/bin/lint-imports --no-logo
 echo "[test] pytest"
-.venv/bin/pytest "$@"
+# two workers: the unit tests run beside the tests of real processes, which keep to one worker (tests/conftest.py)
+.venv/bin/pytest -n 2 "$@"

@@ -27,6 +27,26 @@ from tests.support import local_settings
 pytest_plugins = ["tests.support.lab", "tests.support.postgres"]
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under `-n 2` (scripts/test.sh): the unit tests, pure and in-process, spread over both workers one by one,
+    while every test of real processes (daemons, servers, the lab's guests, training) goes to one worker, one after
+    another as alone: they share session-wide daemons and time real migrations. (xdist's `loadgroup` cannot say
+    this with pytest 9: it renames the tests through an attribute pytest no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RealProcessesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith("tests/unit/") else "real processes"
+
+    return RealProcessesTogether(config, log)
+
+
+@pytest.fixture(autouse=True)
+def _terminal_width_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables fit $COLUMNS where it is set (xdist's workers set 80): a test sets its own width or has none."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture
 def make_app(tmp_path: Path) -> Iterator[object]:
     """Build and start apps on an ephemeral loopback port; all are stopped at the end of the test."""
