@@ -157,8 +157,11 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         for vm in rng.sample(list(inventory.vms), 100):  # a VM relabelled, as agents push them
             vm.labels["touched"] = "yes"
             changes.append(pb.PushInventoryRequest(vms=[vm]).SerializeToString())
-        stop, rates = mp.Event(), mp.Queue()  # type: ignore[var-annotated]
-        busy = mp.Process(target=pusher, args=(f"127.0.0.1:{port}", secret, changes, args.vms, 2000, stop, rates))
+        # Spawned, not forked: a forked child shares this process's gRPC state, and its calls failed with "Stream
+        # removed (sendmsg: Wrong file descriptor generation)".
+        spawn = mp.get_context("spawn")
+        stop, rates = spawn.Event(), spawn.Queue()
+        busy = spawn.Process(target=pusher, args=(f"127.0.0.1:{port}", secret, changes, args.vms, 2000, stop, rates))
         busy.start()
         busy_latencies, busy_failed = recommend_latencies(client, vm_ids)
         stop.set()
