@@ -28,6 +28,7 @@ from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.estimates import CostEstimator, objective_overrides
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
+from advisor.usecases.priority import URGENT, Priority
 from advisor.usecases.proposals import flag, open_by_vm, replaced, supersede
 from advisor.usecases.snapshots import Snapshots
 
@@ -73,6 +74,7 @@ class Advice:
         automation: Automation,
         self_approval: SelfApproval,
         snapshots: Snapshots,
+        priority: Priority = URGENT,
     ) -> None:
         self._inventory = inventory
         self._estimator = estimator
@@ -86,6 +88,7 @@ class Advice:
         self._automation = automation
         self._self_approval = self_approval
         self._snapshots = snapshots
+        self._priority = priority  # schedulers wait on placements and recommendations: bulk work gives way
 
     def predict_cost(self, vm_id: str, target_host_id: str = "", techniques: Sequence[Technique] = (),
                      overrides: Overrides = Overrides()) -> CostPrediction:  # noqa: B008 - frozen dataclass defaults are safe to share
@@ -119,6 +122,10 @@ class Advice:
 
     def place_vm(self, vm: Vm, excluded_host_ids: Sequence[str] = ()) -> Placement:
         """Choose a host for a new VM; at automation partial or full, add it to the inventory there."""
+        with self._priority.urgent():
+            return self._place_vm(vm, excluded_host_ids)
+
+    def _place_vm(self, vm: Vm, excluded_host_ids: Sequence[str]) -> Placement:
         validation.check_vm(replace(vm, host_id="new"), "vm")
         for i, host_id in enumerate(excluded_host_ids):
             validation.check_id(host_id, f"excluded_host_ids[{i}]")
@@ -154,6 +161,12 @@ class Advice:
     ) -> Recommendation:
         """Where and how to move a VM, stored proposed (superseding the VM's earlier proposed one); a dry run
         stores nothing, supersedes nothing and has no id."""
+        with self._priority.urgent():
+            return self._recommend_target(vm_id, objective, excluded_host_ids, dry_run=dry_run)
+
+    def _recommend_target(
+        self, vm_id: str, objective: Objective, excluded_host_ids: Sequence[str], *, dry_run: bool
+    ) -> Recommendation:
         validation.check_objective(objective)
         validation.check_id(vm_id, "vm_id")
         for i, host_id in enumerate(excluded_host_ids):

@@ -16,6 +16,7 @@ from advisor.features.samples import RecentSamples
 from advisor.planning.engine import from_domain
 from advisor.planning.engine.domain_arrays import Tracked
 from advisor.usecases.inventory import Inventory
+from advisor.usecases.priority import Priority
 from advisor.usecases.snapshots import Snapshots
 from tests.unit.planning_engine.test_tracked import assert_same
 
@@ -151,4 +152,33 @@ def test_a_reader_never_waits_behind_a_writer() -> None:
     release.set()
     writer.join(30)
     assert not alive and read == [first]  # the snapshot at hand, while the next one is prepared
+    assert snapshots.get().vm_ids == ("v1", "v2", "v3", "v4")
+
+
+def test_an_update_in_the_background_gives_way_to_urgent_calls_but_not_to_a_caller_wanting_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    priority, parts = Priority(max_wait_s=60), Parts()
+    snapshots = Snapshots(parts.inventory, parts.samples, parts.clock, unmovable=parts.unmovable, priority=priority)
+    snapshots.get()
+    giving_way, updated = threading.Event(), threading.Event()
+    give_way = priority.give_way
+
+    def noted(unless: Callable[[], bool] = lambda: False) -> None:
+        giving_way.set()
+        give_way(unless)
+
+    monkeypatch.setattr(priority, "give_way", noted)
+    parts.inventory.apply(InventoryChange(vms=(Vm("v4", "b", 1024, 1),)))
+    with priority.urgent():
+        snapshots.get()  # stale: its update starts in the background, and gives way to this call
+        assert giving_way.wait(30)
+        assert snapshots._current is not None and snapshots._current.version < parts.inventory.version
+        # another urgent call that needs a snapshot of now: the updater hands over at once rather than after 60 s
+        def another() -> None:
+            with priority.urgent():
+                snapshots.fresh()
+            updated.set()
+
+        threading.Thread(target=another).start()
+        assert updated.wait(30)
     assert snapshots.get().vm_ids == ("v1", "v2", "v3", "v4")
