@@ -5,8 +5,9 @@ They share one interpreter lock. A thread storing samples in Python holds it for
 each time a recommendation's thread gives it up, which it does at every SQLite statement: a recommendation of
 3 ms of CPU took 10 ms at the median and 80 ms at p99 while samples streamed in. So bulk work, between small
 pieces, gives way (`give_way`): while an urgent call is in flight it waits, without the interpreter lock, until
-none is, at most `max_wait_s` a piece, so that it slows down but never stops. The gate is one per process
-(`URGENT`), as the interpreter lock it shares out is.
+none is, at most `max_wait_s` a piece (20 ms: longer than most urgent calls, so that one waits for none of it;
+short enough that under a steady stream of urgent calls bulk work still gets a tenth of a core). The gate is one
+per process (`URGENT`), as the interpreter lock it shares out is.
 
 Bulk work must not give way while it holds a lock an urgent call may need (the inventory's, the samples'): the
 urgent call would wait for it as it waits for the urgent call. A thread in an urgent call never gives way.
@@ -27,7 +28,7 @@ PIECE_S = 0.002
 
 
 class Priority:
-    def __init__(self, max_wait_s: float = 0.05) -> None:
+    def __init__(self, max_wait_s: float = 0.02) -> None:
         self._max_wait_s = max_wait_s
         self._changed = threading.Condition()
         self._urgent = 0  # calls in flight
