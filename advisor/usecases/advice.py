@@ -222,8 +222,8 @@ class Advice:
         return self._self_approval(rec)
 
     def _snapshot_with(self, vm: Vm) -> tuple[engine.ClusterArrays, int]:
-        """The cached cluster snapshot and the VM's index in it; a fresh one when the cached one does not know
-        the VM where the inventory has it now (it was just pushed or moved)."""
+        """The cached cluster snapshot and the VM's index in it; one of the inventory now when the cached one does
+        not know the VM where the inventory has it (it was just pushed or moved)."""
         snap = self._snapshots.get()
         for attempt in range(2):
             try:
@@ -234,5 +234,5 @@ class Advice:
             except (KeyError, IndexError):
                 pass
             if attempt == 0:
-                snap = self._snapshots.fresh()
+                snap = self._snapshots.current()
         raise FailedPrecondition(f"VM {vm.id!r} changed while it was being assessed; try again")

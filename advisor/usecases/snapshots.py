@@ -73,10 +73,12 @@ class Snapshots:
         # Replaced whole, never changed: readers take it without a lock (an attribute read is atomic).
         self._current: _Snapshot | None = None
 
-    def _next(self) -> _Snapshot:
-        """The snapshot of now, from the current one where it can be (holding `_writing`)."""
+    def _next(self, *, samples: bool = True) -> _Snapshot:
+        """The snapshot of now, from the current one where it can be (holding `_writing`); without `samples`, with
+        the current one's samples (and those of the hosts and VMs pushed since), as old as it is."""
         current = self._current
-        sampled_hosts, sampled_vms = self._samples.take_updated()  # before reading: none is missed
+        # before reading: none is missed (without `samples`, they are left for the next update)
+        sampled_hosts, sampled_vms = self._samples.take_updated() if samples else (set(), set())
         self._give_way()
         with self._inventory.reading() as cluster:
             version = self._inventory.version
@@ -103,7 +105,7 @@ class Snapshots:
         self._give_way()
         tracked = tracked.with_measurements(host_cpu, vms_measured)
         self._give_way()
-        return _Snapshot(version, self._clock(), tracked.with_pinned(pinned))
+        return _Snapshot(version, self._clock() if samples else current.made_at, tracked.with_pinned(pinned))
 
     def _vms_latest(self, vm_ids: Iterable[str]) -> dict[str, tuple[float, float, float, float]]:
         """CPU, memory in use (a sample of 0 is none), dirty rate and local disks' write rate of each VM, NaN where
@@ -155,12 +157,17 @@ class Snapshots:
         return with_forecast(arrays, rows, planned * vcpus, spread * vcpus)
 
     def current(self) -> ClusterArrays:
-        """The snapshot at hand if it is of the inventory as it is now (its samples at most `max_age_s` old), else
-        one of now."""
+        """A snapshot of the inventory as it is now, its samples at most `max_age_s` old: the one at hand, or
+        one with the inventory's changes since, its samples read again only if they are too old (a placement
+        under a steady push needs the one VM relabelled, not the thousands of VMs sampled since)."""
         current = self._current
-        if current is None or current.version != self._inventory.version:
-            return self.fresh()
-        return self.get()
+        if current is not None and current.version == self._inventory.version:
+            return self.get()
+        with self._writer():
+            current = self._current
+            young = current is not None and self._clock() - current.made_at <= self._max_age_s
+            self._current = self._next(samples=not young)
+            return self._current.tracked.arrays
 
     def get(self) -> ClusterArrays:
         """The snapshot at hand, updated first if there is none yet, in the background if it is stale."""

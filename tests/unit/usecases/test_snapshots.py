@@ -182,3 +182,20 @@ def test_an_update_in_the_background_gives_way_to_urgent_calls_but_not_to_a_call
         threading.Thread(target=another).start()
         assert updated.wait(30)
     assert snapshots.get().vm_ids == ("v1", "v2", "v3", "v4")
+
+
+def test_a_snapshot_of_the_inventory_now_reads_again_only_the_samples_too_old() -> None:
+    parts = Parts()
+    snapshots = parts.snapshots()
+    first = snapshots.get()
+    now = parts.clock()
+    parts.samples.add([], [VmSample("v3", now, cpu_utilization=0.5)])
+    parts.inventory.apply(InventoryChange(vms=(Vm("v4", "b", 1024, 1),)))
+    placed = snapshots.current()  # the push applied; v3's sample, newer than the snapshot at hand, left for later
+    assert placed.vm_ids == ("v1", "v2", "v3", "v4")
+    assert placed.vm_cpu[placed.vm_index("v3")] == first.vm_cpu[first.vm_index("v3")] != 0.5
+    assert_same(snapshots.fresh(), parts.whole())  # ... and read by the next update
+    parts.samples.add([], [VmSample("v2", now, cpu_utilization=0.5)])
+    parts.clock.advance(6)  # the snapshot at hand is older than max_age_s: its samples are read again
+    parts.inventory.apply(InventoryChange(vms=(Vm("v5", "b", 1024, 1),)))
+    assert_same(snapshots.current(), parts.whole())
