@@ -3,7 +3,7 @@
 Runs `advisor serve` as its own process (as in production) and drives it over gRPC on loopback from this one:
 
     .venv/bin/python benchmarks/bench_api.py [--hosts 1000] [--vms 20000] [--rounds 10] [--recommendations 300]
-                                             [--placements 100]
+                                             [--placements 300]
 
 RecommendTarget, then PlaceVm, are timed twice: on a quiet advisor, then while another process pushes a one-VM
 inventory change twice a second and streams samples as fast as the advisor takes them (the rate reached is
@@ -129,7 +129,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     parser.add_argument("--rounds", type=int, default=10, help="sample rounds: one sample per host and VM each")
     parser.add_argument("--batch", type=int, default=5000, help="samples per PushSamples message")
     parser.add_argument("--recommendations", type=int, default=300)
-    parser.add_argument("--placements", type=int, default=100, help="PlaceVm calls, quiet and while pushing")
+    parser.add_argument("--placements", type=int, default=300, help="PlaceVm calls, quiet and while pushing")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     rng = random.Random(args.seed)
