@@ -3,9 +3,11 @@
 Runs `advisor serve` as its own process (as in production) and drives it over gRPC on loopback from this one:
 
     .venv/bin/python benchmarks/bench_api.py [--hosts 1000] [--vms 20000] [--rounds 10] [--recommendations 300]
+                                             [--placements 300]
 
-RecommendTarget is timed twice: on a quiet advisor, then while another process pushes a one-VM inventory change
-twice a second and streams samples as fast as the advisor takes them (the rate reached is printed). Prints
+RecommendTarget, then PlaceVm, are timed twice: on a quiet advisor, then while another process pushes a one-VM
+inventory change twice a second and streams samples as fast as the advisor takes them (the rate reached is
+printed). Prints
 figures; asserts nothing about speed (these machines are shared and noisy).
 """
 
@@ -103,6 +105,19 @@ def recommend_latencies(client: AdvisorClient, vm_ids: list[str]) -> tuple[list[
     return latencies, failed
 
 
+def place_latencies(client: AdvisorClient, n: int, tag: str) -> tuple[list[float], int]:
+    """PlaceVm for `n` new VMs (at automation manual none is added to the inventory)."""
+    latencies, failed = [], 0
+    for i in range(n):
+        t0 = time.perf_counter()
+        try:
+            client.place(pb.PlaceVmRequest(vm=pb.Vm(id=f"new-{tag}-{i}", memory_mib=4096, vcpus=2)))
+        except Exception:
+            failed += 1
+        latencies.append((time.perf_counter() - t0) * 1000)
+    return latencies, failed
+
+
 def count(b: pb.PushSamplesRequest) -> int:
     return len(b.host_samples) + len(b.vm_samples)
 
@@ -114,6 +129,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     parser.add_argument("--rounds", type=int, default=10, help="sample rounds: one sample per host and VM each")
     parser.add_argument("--batch", type=int, default=5000, help="samples per PushSamples message")
     parser.add_argument("--recommendations", type=int, default=300)
+    parser.add_argument("--placements", type=int, default=300, help="PlaceVm calls, quiet and while pushing")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -153,14 +169,19 @@ def main() -> None:  # noqa: PLR0915 - a linear script
 
         vm_ids = [f"vm-{rng.randrange(args.vms):05d}" for _ in range(args.recommendations)]
         latencies, failed = recommend_latencies(client, vm_ids)
+        places, places_failed = place_latencies(client, args.placements, "quiet")
         changes = []
         for vm in rng.sample(list(inventory.vms), 100):  # a VM relabelled, as agents push them
             vm.labels["touched"] = "yes"
             changes.append(pb.PushInventoryRequest(vms=[vm]).SerializeToString())
-        stop, rates = mp.Event(), mp.Queue()  # type: ignore[var-annotated]
-        busy = mp.Process(target=pusher, args=(f"127.0.0.1:{port}", secret, changes, args.vms, 2000, stop, rates))
+        # Spawned, not forked: a forked child shares this process's gRPC state, and its calls failed with "Stream
+        # removed (sendmsg: Wrong file descriptor generation)".
+        spawn = mp.get_context("spawn")
+        stop, rates = spawn.Event(), spawn.Queue()
+        busy = spawn.Process(target=pusher, args=(f"127.0.0.1:{port}", secret, changes, args.vms, 2000, stop, rates))
         busy.start()
         busy_latencies, busy_failed = recommend_latencies(client, vm_ids)
+        busy_places, busy_places_failed = place_latencies(client, args.placements, "busy")
         stop.set()
         pushes_s, samples_s = rates.get(timeout=120)
         busy.join(60)
@@ -191,6 +212,10 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     print(f"  while pushing:                p50 {pct(busy_latencies, 50):6.1f} ms   "
           f"p99 {pct(busy_latencies, 99):6.1f} ms  "
           f"({busy_failed} without; inventory {pushes_s:.1f} pushes/s, samples {samples_s:,.0f}/s)")
+    print(f"PlaceVm latency:                p50 {pct(places, 50):6.1f} ms   p99 {pct(places, 99):6.1f} ms  "
+          f"({args.placements} calls, {places_failed} failed)")
+    print(f"  while pushing:                p50 {pct(busy_places, 50):6.1f} ms   p99 {pct(busy_places, 99):6.1f} ms  "
+          f"({busy_places_failed} failed)")
     print(f"PredictMigrationCost latency:   p50 {pct(predict_latencies, 50):6.1f} ms   "
           f"p99 {pct(predict_latencies, 99):6.1f} ms")
     print(f"sample store: {store_bytes / tracked:,.0f} bytes per tracked host or VM ({store_bytes / 2**20:.1f} MiB); "

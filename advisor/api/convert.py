@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from advisor.api.sample_messages import optional
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.domain.automation import ClusterAutomation
 from advisor.domain.cluster import InventoryChange
@@ -15,7 +16,6 @@ from advisor.domain.model import (
     Disk,
     Host,
     HostAssessment,
-    HostSample,
     Interval,
     MigrationCost,
     MigrationInputs,
@@ -26,7 +26,6 @@ from advisor.domain.model import (
     Objective,
     Technique,
     Vm,
-    VmSample,
 )
 from advisor.domain.recommendation import MoveStatus, Recommendation, RecommendationState
 from advisor.execution.monitor import Estimate
@@ -52,20 +51,6 @@ def state_from_pb(value: int, field: str) -> RecommendationState | None:
     return RecommendationState[pb.RecommendationState.Name(value).removeprefix("RECOMMENDATION_STATE_")]
 
 
-def _time(msg: pb.HostSample | pb.VmSample, kind: str, index: int) -> float:
-    """A sample's time; its field's name (`kind[index]`) is spelled out only for an error: thousands a push."""
-    if not msg.HasField("time"):
-        raise InvalidArgument(f"{kind}[{index}].time", "is required")
-    nanos = msg.time.nanos
-    if not 0 <= nanos <= 999_999_999:  # what google.protobuf.Timestamp allows
-        raise InvalidArgument(f"{kind}[{index}].time.nanos", f"must be in [0, 999999999] (got {nanos})")
-    return msg.time.seconds + nanos / 1e9
-
-
-def _opt(msg: object, name: str) -> float | None:
-    return getattr(msg, name) if msg.HasField(name) else None  # type: ignore[attr-defined]
-
-
 def host_from_pb(m: pb.Host) -> Host:
     return Host(
         id=m.id,
@@ -81,13 +66,13 @@ def host_from_pb(m: pb.Host) -> Host:
         max_power_w=m.max_power_w,
         migration_tls=m.migration_tls,
         networks=frozenset(m.networks),
-        local_disk_free_mib=_opt(m, "local_disk_free_mib"),
+        local_disk_free_mib=optional(m, "local_disk_free_mib"),
     )
 
 
 def disk_from_pb(m: pb.Disk) -> Disk:
     return Disk(target=m.target, size_mib=m.size_mib, used_mib=m.used_mib, shared=m.shared,
-                write_rate_mib_s=_opt(m, "write_rate_mib_s"))
+                write_rate_mib_s=optional(m, "write_rate_mib_s"))
 
 
 def vm_from_pb(m: pb.Vm) -> Vm:
@@ -113,33 +98,6 @@ def inventory_from_pb(m: pb.PushInventoryRequest) -> InventoryChange:
         removed_host_ids=tuple(m.removed_host_ids),
         removed_vm_ids=tuple(m.removed_vm_ids),
     )
-
-
-def samples_from_pb(m: pb.PushSamplesRequest) -> tuple[list[HostSample], list[VmSample]]:
-    hosts = [
-        HostSample(
-            host_id=s.host_id,
-            time_s=_time(s, "host_samples", i),
-            cpu_utilization=_opt(s, "cpu_utilization_ratio"),
-            memory_used_mib=_opt(s, "memory_used_mib"),
-            network_rx_mib_s=_opt(s, "network_rx_mib_s"),
-            network_tx_mib_s=_opt(s, "network_tx_mib_s"),
-            power_w=_opt(s, "power_w"),
-        )
-        for i, s in enumerate(m.host_samples)
-    ]
-    vms = [
-        VmSample(
-            vm_id=s.vm_id,
-            time_s=_time(s, "vm_samples", i),
-            cpu_utilization=_opt(s, "cpu_utilization_ratio"),
-            memory_used_mib=_opt(s, "memory_used_mib"),
-            dirty_rate_mib_s=_opt(s, "dirty_rate_mib_s"),
-            working_set_mib=_opt(s, "working_set_mib"),
-        )
-        for i, s in enumerate(m.vm_samples)
-    ]
-    return hosts, vms
 
 
 def objective_from_pb(m: pb.Objective) -> Objective:

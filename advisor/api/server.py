@@ -18,6 +18,7 @@ from advisor.api.errors import ErrorInterceptor, MalformedRequest
 from advisor.api.grpc_metrics import GrpcMetrics
 from advisor.api.handlers import FACTORIES
 from advisor.api.servicers import StreamLimits
+from advisor.api.urgency import UrgentCalls
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.bundle import UseCases
@@ -97,9 +98,9 @@ def start_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=limits.unary + limits.streams + HEALTH_RESERVE,
                                    thread_name_prefix="grpc"),
-        # The metrics first, so that every call is counted, refused ones too; then access: a refused call never
-        # reaches the error interceptor.
-        interceptors=[GrpcMetrics(metrics), access, ErrorInterceptor(SERVICE_NAMES)],
+        # Urgent calls marked first (bulk work gives way to them); the metrics next, so that every call is counted,
+        # refused ones too; then access: a refused call never reaches the error interceptor.
+        interceptors=[UrgentCalls(), GrpcMetrics(metrics), access, ErrorInterceptor(SERVICE_NAMES)],
         options=[("grpc.max_receive_message_length", 4 * limit), ("grpc.max_send_message_length", 4 * limit),
                  # One server per port: with SO_REUSEPORT a second server would silently take half the calls.
                  ("grpc.so_reuseport", 0)],

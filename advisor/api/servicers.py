@@ -15,6 +15,7 @@ import grpc
 from advisor.api import convert
 from advisor.api.auth import current_caller
 from advisor.api.errors import MalformedRequest
+from advisor.api.sample_messages import samples_from_pb
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.api.v1 import advisor_pb2_grpc as pb_grpc
 from advisor.domain.errors import DeadlineExceeded, InvalidArgument, NotFound
@@ -23,6 +24,7 @@ from advisor.domain.recommendation import Decision
 from advisor.features.inputs import Overrides
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.bundle import UseCases
+from advisor.usecases.priority import URGENT
 
 # A page of recommendations stops before this many bytes: standard gRPC clients accept at most 4 MiB.
 PAGE_BYTES = convert.PAGE_BYTES
@@ -70,7 +72,7 @@ class InventoryServicer(_Base, pb_grpc.InventoryServiceServicer):
 class TelemetryServicer(_Base, pb_grpc.TelemetryServiceServicer):
     def _push(self, request: pb.PushSamplesRequest, method: str) -> tuple[int, int]:
         try:
-            hosts, vms = convert.samples_from_pb(request)
+            hosts, vms = samples_from_pb(request, URGENT.give_way)
             self.usecases.ingestion.push_samples(hosts, vms)
         except Exception:
             self.metrics.batches_rejected.labels(method).inc()

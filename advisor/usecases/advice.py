@@ -28,6 +28,7 @@ from advisor.usecases.automation import Automation, SelfApproval
 from advisor.usecases.estimates import CostEstimator, objective_overrides
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, NewId, RecommendationStore
+from advisor.usecases.priority import URGENT, Priority
 from advisor.usecases.proposals import flag, open_by_vm, replaced, supersede
 from advisor.usecases.snapshots import Snapshots
 
@@ -73,6 +74,7 @@ class Advice:
         automation: Automation,
         self_approval: SelfApproval,
         snapshots: Snapshots,
+        priority: Priority = URGENT,
     ) -> None:
         self._inventory = inventory
         self._estimator = estimator
@@ -86,6 +88,7 @@ class Advice:
         self._automation = automation
         self._self_approval = self_approval
         self._snapshots = snapshots
+        self._priority = priority  # schedulers wait on placements and recommendations: bulk work gives way
 
     def predict_cost(self, vm_id: str, target_host_id: str = "", techniques: Sequence[Technique] = (),
                      overrides: Overrides = Overrides()) -> CostPrediction:  # noqa: B008 - frozen dataclass defaults are safe to share
@@ -119,6 +122,10 @@ class Advice:
 
     def place_vm(self, vm: Vm, excluded_host_ids: Sequence[str] = ()) -> Placement:
         """Choose a host for a new VM; at automation partial or full, add it to the inventory there."""
+        with self._priority.urgent():
+            return self._place_vm(vm, excluded_host_ids)
+
+    def _place_vm(self, vm: Vm, excluded_host_ids: Sequence[str]) -> Placement:
         validation.check_vm(replace(vm, host_id="new"), "vm")
         for i, host_id in enumerate(excluded_host_ids):
             validation.check_id(host_id, f"excluded_host_ids[{i}]")
@@ -154,6 +161,12 @@ class Advice:
     ) -> Recommendation:
         """Where and how to move a VM, stored proposed (superseding the VM's earlier proposed one); a dry run
         stores nothing, supersedes nothing and has no id."""
+        with self._priority.urgent():
+            return self._recommend_target(vm_id, objective, excluded_host_ids, dry_run=dry_run)
+
+    def _recommend_target(
+        self, vm_id: str, objective: Objective, excluded_host_ids: Sequence[str], *, dry_run: bool
+    ) -> Recommendation:
         validation.check_objective(objective)
         validation.check_id(vm_id, "vm_id")
         for i, host_id in enumerate(excluded_host_ids):
@@ -209,8 +222,8 @@ class Advice:
         return self._self_approval(rec)
 
     def _snapshot_with(self, vm: Vm) -> tuple[engine.ClusterArrays, int]:
-        """The cached cluster snapshot and the VM's index in it; a fresh one when the cached one does not know
-        the VM where the inventory has it now (it was just pushed or moved)."""
+        """The cached cluster snapshot and the VM's index in it; one of the inventory now when the cached one does
+        not know the VM where the inventory has it (it was just pushed or moved)."""
         snap = self._snapshots.get()
         for attempt in range(2):
             try:
@@ -221,5 +234,5 @@ class Advice:
             except (KeyError, IndexError):
                 pass
             if attempt == 0:
-                snap = self._snapshots.fresh()
+                snap = self._snapshots.current()
         raise FailedPrecondition(f"VM {vm.id!r} changed while it was being assessed; try again")

@@ -14,17 +14,20 @@ from advisor.features.samples import RecentSamples
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock
+from advisor.usecases.priority import URGENT, Priority
 
 
 class Ingestion:
     def __init__(self, inventory: Inventory, samples: RecentSamples, metrics: AdvisorMetrics, clock: Clock,
-                 uris: UriPolicy, *, clusters: frozenset[str] = frozenset(), cluster_label: str = "") -> None:
+                 uris: UriPolicy, *, clusters: frozenset[str] = frozenset(), cluster_label: str = "",
+                 priority: Priority = URGENT) -> None:
         self._inventory = inventory
         self._cell = clusters, cluster_label  # the clusters this replica group serves (empty: all)
         self._uris = uris
         self._samples = samples
         self._metrics = metrics
         self._clock = clock
+        self._priority = priority
         self.update_gauges()
 
     def update_gauges(self) -> None:
@@ -41,13 +44,24 @@ class Ingestion:
         self.update_gauges()
 
     def push_samples(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> None:
+        self._push_samples(host_samples, vm_samples, give_way=True)
+
+    def _push_samples(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample], *,
+                      give_way: bool) -> None:
+        """Check and store samples; with `give_way` (no lock held), a piece at a time, each after any urgent call
+        in flight."""
+        if give_way:
+            self._priority.give_way()
         now = self._clock()
         # The inventory's lock is held for look-ups only: a recommendation waiting for it never waits behind a
         # batch's checks and storing (tens of ms for thousands of samples).
         with self._inventory.reading() as cluster:
             known = pushes.sampled(host_samples, vm_samples, cluster)
         pushes.check_samples(host_samples, vm_samples, known, now)
-        self._samples.add(host_samples, vm_samples)
+        if give_way:
+            self._store_in_pieces(host_samples, vm_samples)
+        else:
+            self._samples.add(host_samples, vm_samples)
         # A host or VM removed meanwhile may have had its samples forgotten before these came in: forget them
         # again, so that it does not get samples back (its removal forgets after it is applied, so one of the two
         # forgets comes last).
@@ -60,12 +74,17 @@ class Ingestion:
         self._metrics.samples_ingested.labels("host").inc(len(host_samples))
         self._metrics.samples_ingested.labels("vm").inc(len(vm_samples))
 
+    def _store_in_pieces(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> None:
+        self._priority.in_pieces(host_samples, lambda piece: self._samples.add(piece, ()))
+        self._priority.in_pieces(vm_samples, lambda piece: self._samples.add((), piece))
+
     def ingest_pulled(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> dict[str, int]:
         """Samples pulled from a source: those of unknown hosts or VMs, or with values this VM cannot have, are
         skipped and counted (by reason) rather than failing the whole batch."""
         with self._inventory.reading() as cluster:
             hosts, vms, skipped = pushes.usable_pulled(host_samples, vm_samples, cluster, self._clock())
-            self.push_samples(hosts, vms)  # under the same hold: nothing usable here is removed meanwhile
+            # under the same hold: nothing usable here is removed meanwhile (and never giving way while holding it)
+            self._push_samples(hosts, vms, give_way=False)
         return skipped
 
     def known_ids(self) -> tuple[list[str], list[str]]:

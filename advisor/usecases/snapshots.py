@@ -10,8 +10,10 @@ callers wait for it; so is one after the inventory ran further ahead than the ch
 
 `get()` answers from the snapshot at hand and, when it is stale (the inventory changed, or it is older than
 `max_age_s`), starts its update in the background: a recommendation never waits behind a push, and is at most
-`max_age_s` behind the samples. A plan asks for a fresh one (`fresh()`); placing a new VM and checking a move
-before it starts ask for one of the inventory as it is now (`current()`).
+`max_age_s` behind the samples; that update gives way to recommendations and placements in flight between
+pieces of its work (advisor.usecases.priority), unless a caller waits for it. A plan asks for a fresh one
+(`fresh()`); placing a new VM and checking a move before it starts ask for one of the inventory as it is now
+(`current()`).
 
 A rebalance that foresees overload asks for a fresh one with a `Forecast`: each VM's CPU is then the forecast of
 its recent CPU samples and its spread their standard deviation, by the very function the simulator feeds the
@@ -26,7 +28,8 @@ feed; one added there reaches RecommendTarget, PlaceVm, plans and the check befo
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +40,11 @@ from advisor.planning.engine.domain_arrays import Measured, Tracked, VmMeasureme
 from advisor.planning.engine.forecast import Forecast, forecast_utilization, with_forecast
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock
+from advisor.usecases.priority import URGENT, Priority
 
 VM_MEASURES = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "disk_write_rate_mib_s")
+READ_PIECE = 500  # VMs' samples read between two chances to give way to an urgent call (about 2 ms)
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,8 @@ class _Snapshot:
 
 class Snapshots:
     def __init__(self, inventory: Inventory, samples: RecentSamples, clock: Clock, *, max_age_s: float = 5.0,
-                 unmovable: Callable[[], frozenset[str]] = frozenset, cluster_label: str = "") -> None:
+                 unmovable: Callable[[], frozenset[str]] = frozenset, cluster_label: str = "",
+                 priority: Priority = URGENT) -> None:
         self._inventory = inventory
         self._cluster_label = cluster_label  # hosts' label naming their cluster: VMs move within theirs
         self._samples = samples
@@ -58,42 +65,76 @@ class Snapshots:
         self._max_age_s = max_age_s
         self._unmovable = unmovable  # VMs no plan may move: opted out, or migrating now
         self._writing = threading.Lock()  # one writer at a time prepares the next snapshot
+        # A writer gives way to urgent calls (a recommendation that started it) between pieces of its work, but
+        # not while a caller waits for `_writing`.
+        self._priority = priority
+        self._wanted_lock = threading.Lock()
+        self._wanted = 0  # callers waiting for `_writing`
         # Replaced whole, never changed: readers take it without a lock (an attribute read is atomic).
         self._current: _Snapshot | None = None
 
-    def _next(self) -> _Snapshot:
-        """The snapshot of now, from the current one where it can be (holding `_writing`)."""
+    def _next(self, *, samples: bool = True) -> _Snapshot:
+        """The snapshot of now, from the current one where it can be (holding `_writing`); without `samples`, with
+        the current one's samples (and those of the hosts and VMs pushed since), as old as it is."""
         current = self._current
-        sampled_hosts, sampled_vms = self._samples.take_updated()  # before reading: none is missed
+        # before reading: none is missed (without `samples`, they are left for the next update)
+        sampled_hosts, sampled_vms = self._samples.take_updated() if samples else (set(), set())
+        self._give_way()
         with self._inventory.reading() as cluster:
             version = self._inventory.version
             changes = None if current is None else self._inventory.changes_since(current.version)
             if current is None or changes is None:
                 hosts, vms = list(cluster.hosts.values()), list(cluster.vms.values())
+        self._give_way()
         pinned = self._unmovable()
         if current is None or changes is None:
-            measured = Measured.of(hosts, vms, *self._measurements([h.id for h in hosts], [v.id for v in vms]))
+            latest = self._vms_latest(v.id for v in vms)
+            cpu, used, dirty, written = ({v: m[k] for v, m in latest.items()} for k in range(4))
+            host_cpu = self._samples.hosts_latest((h.id for h in hosts), "cpu_utilization")
+            measured = Measured.of(hosts, vms, host_cpu, cpu, used, dirty, written)
             return _Snapshot(version, self._clock(),
                              Tracked.build(hosts, vms, measured, pinned, self._cluster_label))
         tracked = current.tracked
         for change in changes:
+            self._give_way()
             tracked = tracked.with_change(change)
             sampled_hosts.update(h.id for h in change.hosts)  # a pushed host or VM is read again
             sampled_vms.update(v.id for v in change.vms)
-        host_cpu, vm_cpu, used, dirty, written = self._measurements(sampled_hosts, sampled_vms)
-        tracked = tracked.with_measurements(
-            host_cpu, {v: VmMeasurement(vm_cpu[v], used[v], dirty[v], written[v]) for v in vm_cpu}
-        ).with_pinned(pinned)
-        return _Snapshot(version, self._clock(), tracked)
+        host_cpu = self._samples.hosts_latest(sampled_hosts, "cpu_utilization")
+        vms_measured = {v: VmMeasurement(*m) for v, m in self._vms_latest(sampled_vms).items()}
+        self._give_way()
+        tracked = tracked.with_measurements(host_cpu, vms_measured)
+        self._give_way()
+        return _Snapshot(version, self._clock() if samples else current.made_at, tracked.with_pinned(pinned))
 
-    def _measurements(self, host_ids: Iterable[str], vm_ids: Iterable[str]) -> tuple[dict[str, float], ...]:
-        """Host CPU, VM CPU, VM memory in use (a sample of 0 is none), dirty rate and local disks' write rate: NaN
-        where not measured."""
-        host_cpu = self._samples.hosts_latest(host_ids, "cpu_utilization")
-        latest = self._samples.vms_latest(vm_ids, VM_MEASURES)
-        used = {v: m[1] if m[1] > 0 else float("nan") for v, m in latest.items()}
-        return (host_cpu, {v: m[0] for v, m in latest.items()}, used, {v: m[2] for v, m in latest.items()},
-                {v: m[3] for v, m in latest.items()})
+    def _vms_latest(self, vm_ids: Iterable[str]) -> dict[str, tuple[float, float, float, float]]:
+        """CPU, memory in use (a sample of 0 is none), dirty rate and local disks' write rate of each VM, NaN where
+        not measured; read a piece at a time, giving way between pieces."""
+        ids, out = list(vm_ids), {}
+        for start in range(0, len(ids), READ_PIECE):
+            self._give_way()
+            for v, (cpu, used, dirty, written) in self._samples.vms_latest(ids[start : start + READ_PIECE],
+                                                                            VM_MEASURES).items():
+                out[v] = (cpu, used if used > 0 else NAN, dirty, written)
+        return out
+
+    def _give_way(self) -> None:
+        """Let urgent calls in flight finish first (advisor.usecases.priority), unless one waits for `_writing`."""
+        self._priority.give_way(unless=lambda: self._wanted > 0)
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """Hold `_writing`; a writer giving way meanwhile (it holds it) is woken to hand it over sooner."""
+        with self._wanted_lock:
+            self._wanted += 1
+        self._priority.wake()
+        self._writing.acquire()
+        with self._wanted_lock:
+            self._wanted -= 1
+        try:
+            yield
+        finally:
+            self._writing.release()
 
     def _swap(self) -> ClusterArrays:
         """Prepare the next snapshot and make it current (holding `_writing`)."""
@@ -102,7 +143,7 @@ class Snapshots:
 
     def fresh(self, forecast: Forecast | None = None) -> ClusterArrays:
         """A snapshot of now (for plans), with each VM's CPU forecast from its recent samples if `forecast`."""
-        with self._writing:
+        with self._writer():
             arrays = self._swap()
         return arrays if forecast is None else self._forecast(arrays, forecast)
 
@@ -116,12 +157,17 @@ class Snapshots:
         return with_forecast(arrays, rows, planned * vcpus, spread * vcpus)
 
     def current(self) -> ClusterArrays:
-        """The snapshot at hand if it is of the inventory as it is now (its samples at most `max_age_s` old), else
-        one of now."""
+        """A snapshot of the inventory as it is now, its samples at most `max_age_s` old: the one at hand, or
+        one with the inventory's changes since, its samples read again only if they are too old (a placement
+        under a steady push needs the one VM relabelled, not the thousands of VMs sampled since)."""
         current = self._current
-        if current is None or current.version != self._inventory.version:
-            return self.fresh()
-        return self.get()
+        if current is not None and current.version == self._inventory.version:
+            return self.get()
+        with self._writer():
+            current = self._current
+            young = current is not None and self._clock() - current.made_at <= self._max_age_s
+            self._current = self._next(samples=not young)
+            return self._current.tracked.arrays
 
     def get(self) -> ClusterArrays:
         """The snapshot at hand, updated first if there is none yet, in the background if it is stale."""
@@ -141,6 +187,6 @@ class Snapshots:
 
     def _first(self) -> ClusterArrays:
         """The first snapshot: built by the first caller, and every caller waiting meanwhile takes that one."""
-        with self._writing:
+        with self._writer():
             current = self._current
             return self._swap() if current is None else current.tracked.arrays

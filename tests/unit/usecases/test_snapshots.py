@@ -16,6 +16,7 @@ from advisor.features.samples import RecentSamples
 from advisor.planning.engine import from_domain
 from advisor.planning.engine.domain_arrays import Tracked
 from advisor.usecases.inventory import Inventory
+from advisor.usecases.priority import Priority
 from advisor.usecases.snapshots import Snapshots
 from tests.unit.planning_engine.test_tracked import assert_same
 
@@ -152,3 +153,49 @@ def test_a_reader_never_waits_behind_a_writer() -> None:
     writer.join(30)
     assert not alive and read == [first]  # the snapshot at hand, while the next one is prepared
     assert snapshots.get().vm_ids == ("v1", "v2", "v3", "v4")
+
+
+def test_an_update_in_the_background_gives_way_to_urgent_calls_but_not_to_a_caller_wanting_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    priority, parts = Priority(max_wait_s=60), Parts()
+    snapshots = Snapshots(parts.inventory, parts.samples, parts.clock, unmovable=parts.unmovable, priority=priority)
+    snapshots.get()
+    giving_way, updated = threading.Event(), threading.Event()
+    give_way = priority.give_way
+
+    def noted(unless: Callable[[], bool] = lambda: False) -> None:
+        giving_way.set()
+        give_way(unless)
+
+    monkeypatch.setattr(priority, "give_way", noted)
+    parts.inventory.apply(InventoryChange(vms=(Vm("v4", "b", 1024, 1),)))
+    with priority.urgent():
+        snapshots.get()  # stale: its update starts in the background, and gives way to this call
+        assert giving_way.wait(30)
+        assert snapshots._current is not None and snapshots._current.version < parts.inventory.version
+        # another urgent call that needs a snapshot of now: the updater hands over at once rather than after 60 s
+        def another() -> None:
+            with priority.urgent():
+                snapshots.fresh()
+            updated.set()
+
+        threading.Thread(target=another).start()
+        assert updated.wait(30)
+    assert snapshots.get().vm_ids == ("v1", "v2", "v3", "v4")
+
+
+def test_a_snapshot_of_the_inventory_now_reads_again_only_the_samples_too_old() -> None:
+    parts = Parts()
+    snapshots = parts.snapshots()
+    first = snapshots.get()
+    now = parts.clock()
+    parts.samples.add([], [VmSample("v3", now, cpu_utilization=0.5)])
+    parts.inventory.apply(InventoryChange(vms=(Vm("v4", "b", 1024, 1),)))
+    placed = snapshots.current()  # the push applied; v3's sample, newer than the snapshot at hand, left for later
+    assert placed.vm_ids == ("v1", "v2", "v3", "v4")
+    assert placed.vm_cpu[placed.vm_index("v3")] == first.vm_cpu[first.vm_index("v3")] != 0.5
+    assert_same(snapshots.fresh(), parts.whole())  # ... and read by the next update
+    parts.samples.add([], [VmSample("v2", now, cpu_utilization=0.5)])
+    parts.clock.advance(6)  # the snapshot at hand is older than max_age_s: its samples are read again
+    parts.inventory.apply(InventoryChange(vms=(Vm("v5", "b", 1024, 1),)))
+    assert_same(snapshots.current(), parts.whole())

@@ -1,0 +1,57 @@
+"""Pushed samples to domain values, in pieces: the server converts thousands a push, and gives way to urgent calls
+between pieces (advisor.usecases.priority)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
+
+from advisor.api.v1 import advisor_pb2 as pb
+from advisor.domain.errors import InvalidArgument
+from advisor.domain.model import HostSample, VmSample
+
+T = TypeVar("T")
+
+PIECE = 250  # samples converted between two chances to give way: about 1 ms
+
+
+def _time(msg: pb.HostSample | pb.VmSample, kind: str, index: int) -> float:
+    """A sample's time; its field's name (`kind[index]`) is spelled out only for an error: thousands a push."""
+    if not msg.HasField("time"):
+        raise InvalidArgument(f"{kind}[{index}].time", "is required")
+    nanos = msg.time.nanos
+    if not 0 <= nanos <= 999_999_999:  # what google.protobuf.Timestamp allows
+        raise InvalidArgument(f"{kind}[{index}].time.nanos", f"must be in [0, 999999999] (got {nanos})")
+    return msg.time.seconds + nanos / 1e9
+
+
+def optional(msg: object, name: str) -> float | None:
+    return getattr(msg, name) if msg.HasField(name) else None  # type: ignore[attr-defined]
+
+
+def host_sample(s: pb.HostSample, i: int) -> HostSample:
+    return HostSample(host_id=s.host_id, time_s=_time(s, "host_samples", i),
+                      cpu_utilization=optional(s, "cpu_utilization_ratio"),
+                      memory_used_mib=optional(s, "memory_used_mib"),
+                      network_rx_mib_s=optional(s, "network_rx_mib_s"),
+                      network_tx_mib_s=optional(s, "network_tx_mib_s"), power_w=optional(s, "power_w"))
+
+
+def vm_sample(s: pb.VmSample, i: int) -> VmSample:
+    return VmSample(vm_id=s.vm_id, time_s=_time(s, "vm_samples", i),
+                    cpu_utilization=optional(s, "cpu_utilization_ratio"),
+                    memory_used_mib=optional(s, "memory_used_mib"),
+                    dirty_rate_mib_s=optional(s, "dirty_rate_mib_s"), working_set_mib=optional(s, "working_set_mib"))
+
+
+def _pieces(items: Sequence[T], give_way: Callable[[], None]) -> Iterator[Iterable[tuple[int, T]]]:
+    for start in range(0, len(items), PIECE):
+        give_way()
+        yield enumerate(items[start : start + PIECE], start)
+
+
+def samples_from_pb(m: pb.PushSamplesRequest, give_way: Callable[[], None] = lambda: None
+                    ) -> tuple[list[HostSample], list[VmSample]]:
+    """The samples of a push, calling `give_way()` before each piece."""
+    return ([host_sample(s, i) for piece in _pieces(m.host_samples, give_way) for i, s in piece],
+            [vm_sample(s, i) for piece in _pieces(m.vm_samples, give_way) for i, s in piece])
