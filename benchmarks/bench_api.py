@@ -72,7 +72,8 @@ def sample_batches(
 
 def pusher(address: str, secret: str, changes: list[bytes], n_vms: int, batch: int, stop: Any,
            out: mp.Queue) -> None:  # type: ignore[type-arg]
-    """Push one inventory change every 0.5 s and samples of now in between, until `stop` is set."""
+    """Push one inventory change every 0.5 s and samples of now in between, until `stop` is set. Each VM's samples
+    come in time order, as a collector sends them (out of order, each costs the store a re-sort of its ring)."""
     rng = random.Random(3)
     pushes = samples = 0
     started = next_push = time.monotonic()
@@ -82,9 +83,10 @@ def pusher(address: str, secret: str, changes: list[bytes], n_vms: int, batch: i
                 client.push_inventory(pb.PushInventoryRequest.FromString(changes[pushes % len(changes)]))
                 pushes, next_push = pushes + 1, next_push + 0.5
             request, now = pb.PushSamplesRequest(), time.time()
-            for _ in range(batch):
+            for i in range(batch):
+                at = now + i * 1e-6  # a VM drawn twice in one push has two times
                 request.vm_samples.add(vm_id=f"vm-{rng.randrange(n_vms):05d}",
-                                       time={"seconds": int(now), "nanos": rng.randrange(10**9)},
+                                       time={"seconds": int(at), "nanos": int(at % 1 * 1e9)},
                                        cpu_utilization_ratio=rng.random(), dirty_rate_mib_s=rng.expovariate(1 / 20),
                                        memory_used_mib=1024.0)
             client.push_samples(request)
