@@ -33,6 +33,7 @@ from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.planner import Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan, PowerAdvice
 from advisor.planning.engine.snapshot import BoolArray, ClusterArrays, IntArray
+from advisor.planning.engine.trial import Trial
 from advisor.planning.engine.weighers import Weights, is_on, power
 
 PACK_WEIGHTS = Weights(load=-1.0, energy=1.0)
@@ -57,7 +58,7 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
     order = vms[np.lexsort((-c.vm_memory_mib[vms], -c.vm_cpu[vms]))]
     before = power(c, np.array([host]), loads.host_cpu[[host]] / c.host_cores[[host]])[0]
     closed[host] = True
-    placed = 0
+    trial = Trial(p)
     failure = ""
     for vm in order.tolist():
         choice = p.choose(vm, weights, excluded=closed, pool="pack")
@@ -65,12 +66,15 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
             failure = f"{c.vm_ids[vm]}: {p.last_failure}"
             p.refuse(vm, "no target", p.last_failure)
             break
-        why = (f"empty {c.host_ids[host]} ({counted(order.size, 'VM')}, "
-               f"{loads.host_cpu[host] / c.host_cores[host]:.0%} CPU) so it can be switched off; {why_order}")
-        p.apply(vm, choice, why, 0.0, weights)
-        placed += 1
+        trial.place(vm, choice)
+    placed = len(trial)
     saving = 0.0
     if not failure:
+        def why(_: int) -> str:  # the host's load as each VM leaves it
+            return (f"empty {c.host_ids[host]} ({counted(order.size, 'VM')}, "
+                    f"{loads.host_cpu[host] / c.host_cores[host]:.0%} CPU) so it can be switched off; {why_order}")
+
+        trial.keep(why, weights)
         recs = p.records[-placed:] if placed else []
         targets = np.array([r.target for r in recs], dtype=np.int64)
         est = p.estimate(np.array([r.vm for r in recs], dtype=np.int64), targets)
