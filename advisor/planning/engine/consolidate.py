@@ -51,8 +51,9 @@ def _least_w_per_core(cluster: ClusterArrays, hosts: BoolArray, max_cpu_after: f
 
 
 def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_saving_w: float,
-           why_order: str) -> tuple[float, str]:
-    """Try to empty `host`; (watts saved, "") or (0, why not). On failure every trial move is undone."""
+           why_order: str, to_cost: list[IntArray]) -> tuple[float, str]:
+    """Try to empty `host`; (watts saved, "") or (0, why not). On failure every trial move is undone. The hosts
+    `to_cost` holds are costed (`Planner.prefetch`) once a trial first places all its VMs."""
     c, loads = p.cluster, p.work.loads
     vms = p.work.vms_on(host)
     order = vms[np.lexsort((-c.vm_memory_mib[vms], -c.vm_cpu[vms]))]
@@ -70,6 +71,9 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
     placed = len(trial)
     saving = 0.0
     if not failure:
+        while to_cost:
+            p.prefetch(to_cost.pop())
+
         def why(_: int) -> str:  # the host's load as each VM leaves it
             return (f"empty {c.host_ids[host]} ({counted(order.size, 'VM')}, "
                     f"{loads.host_cpu[host] / c.host_cores[host]:.0%} CPU) so it can be switched off; {why_order}")
@@ -180,7 +184,9 @@ def consolidate(
     at_most = watts[rank] - _least_w_per_core(c, ~closed, settings.filters.max_cpu_after) * cpu
     too_little = at_most < min_saving_w * counts - 1e-6
     hopeful = order[~too_little]
-    p.prefetch(hopeful[: int(np.searchsorted(np.cumsum(counts[~too_little]), 2 * p.cap)) + 1])
+    # the VMs of the hosts likely to be tried, costed in one batch when a trial first places a whole host (most
+    # place none: then nothing is costed)
+    to_cost = [hopeful[: int(np.searchsorted(np.cumsum(counts[~too_little]), 2 * p.cap)) + 1]]
     emptied: list[tuple[int, float]] = []
     postponed = blocked = 0
     first_blocker = ""  # why the first candidate tried stays
@@ -205,7 +211,7 @@ def consolidate(
             why_order = (f"{power(c, np.array([host]), ratio[[host]])[0]:.0f} W drawn for about "
                          f"{quick_s[np.searchsorted(candidates, host)]:.0f} s of migration, rank {len(emptied) + 1} "
                          f"by saving per migration second")
-            saving, failure = _empty(p, host, closed, weights, min_saving_w, why_order)
+            saving, failure = _empty(p, host, closed, weights, min_saving_w, why_order, to_cost)
             if not failure:
                 emptied.append((host, saving))
                 received[[r.target for r in p.records[-vms.size :]]] = True
