@@ -10,7 +10,9 @@ the downtime limit, the cap would be passed, or the saving per move is below `mi
 gain for this strategy). Hosts that receive VMs are not emptied later in the same plan. A host whose emptying
 would save too little even if each core it moves added the least power any running host adds per core (below full
 load, where power is linear) is refused without a trial, and its VMs are not costed: on hosts of many VMs most
-trials would end so, after placing every VM.
+trials would end so, after placing every VM. Most other trials still fail, for a VM no host takes: a trial's moves are
+explained only once it is kept (trial.py), and the VMs of the hosts likely to be tried are costed, in one batch, only
+once a trial first places a whole host.
 
 The anti-churn cap never blocks emptying the first host whose VMs fit elsewhere (on a small cluster 2.5% of the
 VMs is fewer moves than any host holds, and a consolidation that can never empty a host is no plan); a
