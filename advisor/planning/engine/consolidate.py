@@ -10,7 +10,9 @@ the downtime limit, the cap would be passed, or the saving per move is below `mi
 gain for this strategy). Hosts that receive VMs are not emptied later in the same plan. A host whose emptying
 would save too little even if each core it moves added the least power any running host adds per core (below full
 load, where power is linear) is refused without a trial, and its VMs are not costed: on hosts of many VMs most
-trials would end so, after placing every VM.
+trials would end so, after placing every VM. Most other trials still fail, for a VM no host takes: a trial's moves are
+explained only once it is kept (trial.py), and the VMs of the hosts likely to be tried are costed, in one batch, only
+once a trial first places a whole host.
 
 The anti-churn cap never blocks emptying the first host whose VMs fit elsewhere (on a small cluster 2.5% of the
 VMs is fewer moves than any host holds, and a consolidation that can never empty a host is no plan); a
@@ -33,6 +35,7 @@ from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.planner import Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan, PowerAdvice
 from advisor.planning.engine.snapshot import BoolArray, ClusterArrays, IntArray
+from advisor.planning.engine.trial import Trial
 from advisor.planning.engine.weighers import Weights, is_on, power
 
 PACK_WEIGHTS = Weights(load=-1.0, energy=1.0)
@@ -50,14 +53,15 @@ def _least_w_per_core(cluster: ClusterArrays, hosts: BoolArray, max_cpu_after: f
 
 
 def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_saving_w: float,
-           why_order: str) -> tuple[float, str]:
-    """Try to empty `host`; (watts saved, "") or (0, why not). On failure every trial move is undone."""
+           why_order: str, to_cost: list[IntArray]) -> tuple[float, str]:
+    """Try to empty `host`; (watts saved, "") or (0, why not). On failure every trial move is undone. The hosts
+    `to_cost` holds are costed (`Planner.prefetch`) once a trial first places all its VMs."""
     c, loads = p.cluster, p.work.loads
     vms = p.work.vms_on(host)
     order = vms[np.lexsort((-c.vm_memory_mib[vms], -c.vm_cpu[vms]))]
     before = power(c, np.array([host]), loads.host_cpu[[host]] / c.host_cores[[host]])[0]
     closed[host] = True
-    placed = 0
+    trial = Trial(p)
     failure = ""
     for vm in order.tolist():
         choice = p.choose(vm, weights, excluded=closed, pool="pack")
@@ -65,12 +69,18 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
             failure = f"{c.vm_ids[vm]}: {p.last_failure}"
             p.refuse(vm, "no target", p.last_failure)
             break
-        why = (f"empty {c.host_ids[host]} ({counted(order.size, 'VM')}, "
-               f"{loads.host_cpu[host] / c.host_cores[host]:.0%} CPU) so it can be switched off; {why_order}")
-        p.apply(vm, choice, why, 0.0, weights)
-        placed += 1
+        trial.place(vm, choice)
+    placed = len(trial)
     saving = 0.0
     if not failure:
+        while to_cost:
+            p.prefetch(to_cost.pop())
+
+        def why(_: int) -> str:  # the host's load as each VM leaves it
+            return (f"empty {c.host_ids[host]} ({counted(order.size, 'VM')}, "
+                    f"{loads.host_cpu[host] / c.host_cores[host]:.0%} CPU) so it can be switched off; {why_order}")
+
+        trial.keep(why, weights)
         recs = p.records[-placed:] if placed else []
         targets = np.array([r.target for r in recs], dtype=np.int64)
         est = p.estimate(np.array([r.vm for r in recs], dtype=np.int64), targets)
@@ -176,7 +186,9 @@ def consolidate(
     at_most = watts[rank] - _least_w_per_core(c, ~closed, settings.filters.max_cpu_after) * cpu
     too_little = at_most < min_saving_w * counts - 1e-6
     hopeful = order[~too_little]
-    p.prefetch(hopeful[: int(np.searchsorted(np.cumsum(counts[~too_little]), 2 * p.cap)) + 1])
+    # the VMs of the hosts likely to be tried, costed in one batch when a trial first places a whole host (most
+    # place none: then nothing is costed)
+    to_cost = [hopeful[: int(np.searchsorted(np.cumsum(counts[~too_little]), 2 * p.cap)) + 1]]
     emptied: list[tuple[int, float]] = []
     postponed = blocked = 0
     first_blocker = ""  # why the first candidate tried stays
@@ -201,7 +213,7 @@ def consolidate(
             why_order = (f"{power(c, np.array([host]), ratio[[host]])[0]:.0f} W drawn for about "
                          f"{quick_s[np.searchsorted(candidates, host)]:.0f} s of migration, rank {len(emptied) + 1} "
                          f"by saving per migration second")
-            saving, failure = _empty(p, host, closed, weights, min_saving_w, why_order)
+            saving, failure = _empty(p, host, closed, weights, min_saving_w, why_order, to_cost)
             if not failure:
                 emptied.append((host, saving))
                 received[[r.target for r in p.records[-vms.size :]]] = True

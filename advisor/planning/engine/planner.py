@@ -64,7 +64,9 @@ class PlanSettings:
 
 
 @dataclass
-class _Record:
+class MoveRecord:
+    """A move of the plan so far (explained by `apply`; a trial's is not, trial.py)."""
+
     vm: int
     source: int
     target: int
@@ -97,7 +99,7 @@ class Planner:
         self.cooling, self.left = (history or MoveHistory()).arrays(cluster, now_s, settings.churn)
         self.moved = np.zeros(cluster.n_vms, dtype=bool)
         self.cap = max_moves if max_moves > 0 else settings.churn.cap(cluster.n_vms)
-        self.records: list[_Record] = []
+        self.records: list[MoveRecord] = []
         self.refused: dict[int, Refusal] = {}
         self.reference_w = float(cluster.host_max_w.mean()) if cluster.n_hosts else 0.0
         links = cluster.host_bandwidth_mib_s
@@ -290,7 +292,7 @@ class Planner:
         runner = f"; next {c.host_ids[int(s.hosts[others[0]])]} score {s.total[others[0]]:.3f}" if others else ""
         chosen = alt(choice.position)
         why_host = f"{c.host_ids[target]}: lowest score of {len(s)} eligible, {scope}: {chosen.detail}{runner}"
-        self.records.append(_Record(
+        self.records.append(MoveRecord(
             vm, source, target, benefit, why_vm, why_host, int(a.hosts.shape[0]), len(s),
             rejections(c, self.work.loads, a, self.settings.filters), (chosen, *(alt(p) for p in others)),
         ))
@@ -363,7 +365,6 @@ class Planner:
         return Plan(strategy, dict(parameters), tuple(moves), tuple(self.refused.values()), summary + timing,
                     (self.pricing or self.costs).name, benefit_unit, median.duration_s, p90.duration_s, median.waves,
                     c.n_hosts, c.with_loads(self.work.loads.copy()), tuple(dry_run), power)
-
 
     def _cases(self, vms: IntArray, sources: IntArray, targets: IntArray) -> CostEstimates:
         """Every move priced at each share of its links it may start with (see schedule.py), its cases in a row."""

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from advisor.planning.engine.snapshot import ClusterArrays, FloatArray, IntArray
 from advisor.planning.engine.weighers import IDLE_CORES, is_on, power_now
 
-__all__ = ["Working"]
+__all__ = ["Before", "Working"]
+
+
+class Before(NamedTuple):
+    """What a move changes, as it was before it (see `Working.before`)."""
+
+    vm: int
+    source: int
+    target: int
+    hosts: IntArray  # the source (when the VM has one) and the target
+    columns: tuple[np.ndarray, ...]  # the host columns `move` writes, at `hosts`
 
 
 class Working:
@@ -45,6 +57,25 @@ class Working:
             self.on[source] = self.loads.host_vms[source] > 0 or self.loads.host_cpu[source] > IDLE_CORES  # is_on
         for host in (source, target) if source >= 0 else (target,):
             self.power_w[host] = self._power_of(host)
+
+    def before(self, vm: int, target: int) -> Before:
+        """What `move(vm, target)` is about to change, for `restore` to put back exactly: moving the VM back adds and
+        subtracts the same amounts, which need not give back the same bits."""
+        source = int(self.loads.vm_host[vm])
+        hosts = np.array([target] if source < 0 else [source, target], dtype=np.int64)
+        return Before(vm, source, target, hosts, tuple(column[hosts] for column in self._columns()))
+
+    def restore(self, before: Before) -> None:
+        """Undo the last move, which `before` saw coming, to the bit."""
+        for column, values in zip(self._columns(), before.columns, strict=True):
+            column[before.hosts] = values
+        self.loads.vm_host[before.vm] = before.source
+        self._moved_in[before.target].pop()
+
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        loads = self.loads
+        return (loads.host_vcpus, loads.host_memory_mib, loads.host_cpu, loads.host_vms, loads.host_disk_in_mib,
+                self.on, self.power_w)
 
     def _power_of(self, host: int) -> float:
         """`power_now` of one host, in scalars: the same bits as over arrays, many times faster for one host."""
