@@ -244,7 +244,8 @@ Worst day (furthest from an aim, as the ratio over what the aim allows): {worst}
 {walls}
 
 The aim is under 10 s per simulated day on this machine. Wall time depends on what else runs (see the load
-average above); CPU time is this process's alone, about what a day takes on an otherwise idle core.
+average above); CPU time is this process's alone, and grows with the load too (two cores shared with other jobs
+run slower: the busiest day took 10.4 s of CPU at a load of 9-14 and 5.2 s at 2-6).
 
 {sections}
 
