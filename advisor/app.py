@@ -48,6 +48,7 @@ from advisor.telemetry.collectors import Periodic, sources
 from advisor.usecases.bundle import UseCases
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.lifecycle import expire_stale
+from advisor.usecases.priority import URGENT
 from advisor.usecases.retraining import Retraining
 from advisor.web.login import on_loopback
 from advisor.web.server import TlsFiles, WebServer
@@ -251,8 +252,8 @@ def build_app(
     def keep_house() -> None:
         """Save recent samples, export the database's size. Only the leader saves: it has every replica's samples
         (advisor.sample_sharing), so each is written once, not once by every replica."""
-        if leadership.acting():
-            archive.save(samples.export_changed(SAMPLES_SAVED))
+        if leadership.acting():  # in pieces that give way to recommendations and placements (usecases.priority)
+            URGENT.in_pieces(samples.export_changed(SAMPLES_SAVED, between=URGENT.give_way), archive.save)
         metrics.database_bytes.set(database.size_bytes())
 
     def apply_retention() -> None:

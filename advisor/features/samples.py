@@ -136,15 +136,17 @@ class RecentSamples:
             for vm_id in vm_ids:
                 self._vms.forget(vm_id)
 
-    def export_changed(self, newest: int) -> list[Series]:
+    def export_changed(self, newest: int, between: Callable[[], None] = lambda: None) -> list[Series]:
         """The newest `newest` (at least 1) samples of every entity changed since the last export (an entity
         forgotten since comes with no samples), for saving, read a chunk of entities at once
-        (`SeriesStore.windows`); what is exported is no longer 'changed'."""
+        (`SeriesStore.windows`), `between` called before each chunk, outside the lock (to give way to calls a
+        client waits on); what is exported is no longer 'changed'."""
         hosts, vms = sorted(self._take(self._hosts, UNSAVED)), sorted(self._take(self._vms, UNSAVED))
         out = []
         for kind, store, ids in (("host", self._hosts, hosts), ("vm", self._vms, vms)):  # as sorted by (kind, id)
             for start in range(0, len(ids), READ_CHUNK):  # a chunk per hold: samples coming in wait for one
                 chunk = ids[start : start + READ_CHUNK]
+                between()
                 with self._lock:
                     windows = store.windows(chunk, newest)
                 out += [Series(kind, entity_id, times, values)

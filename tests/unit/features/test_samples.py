@@ -128,3 +128,15 @@ def test_a_save_exports_the_newest_samples_of_each_entity_changed_since_the_last
                     np.testing.assert_array_equal(series.values, values[-newest:])
                     assert series.values.shape == values[-newest:].shape
                 changed.clear()
+
+
+def test_a_save_gives_way_before_each_chunk_outside_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`between` (the gate a recommendation in flight holds bulk work at) runs once per chunk of entities read, never
+    while the samples' lock is held: a push waiting for that lock would wait for the recommendation too."""
+    monkeypatch.setattr("advisor.features.samples.READ_CHUNK", 2)
+    samples = RecentSamples(4)
+    samples.add([HostSample(f"h{i}", 100.0, cpu_utilization=0.5) for i in range(3)],
+                [VmSample(f"v{i}", 100.0, dirty_rate_mib_s=1.0) for i in range(5)])
+    held: list[bool] = []
+    saved = samples.export_changed(1, between=lambda: held.append(samples._lock.locked()))
+    assert len(saved) == 8 and held == [False] * (2 + 3)  # hosts in chunks of 2, 1; VMs 2, 2, 1
