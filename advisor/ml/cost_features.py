@@ -291,7 +291,7 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
                         version: int = SCHEMA_VERSION) -> FeatureSet:
     """The feature matrix of an InputTable (validated beforehand) in schema `version`."""
     _check_schema(version)
-    code = technique_codes([str(t) for t in table.techniques])
+    code = technique_codes(table.techniques)
     memory, dirty = table.memory_mib, table.dirty_rate_mib_s
     bandwidth, cap, downtime = table.bandwidth_mib_s, table.max_bandwidth_mib_s, table.max_downtime_ms
     usable = table.usable_mib_s
