@@ -61,10 +61,10 @@ def _walk(x: Any, roots: Any, feature: Any, threshold: Any, decision: Any, left:
                 # NaN or zero is missing, else it is 0; a zero goes the default way where zero is missing
                 elif math.isnan(v):
                     missing = (d >> 2) & 3
-                    go_left = ((d & _DEFAULT_LEFT) != 0 if missing == _MISSING_NAN or missing == _MISSING_ZERO
-                               else 0.0 <= threshold[node])
+                    go_left = ((d & _DEFAULT_LEFT) != 0 if missing in (_MISSING_NAN, _MISSING_ZERO)
+                               else threshold[node] >= 0.0)
                 elif -ZERO <= v <= ZERO:
-                    go_left = (d & _DEFAULT_LEFT) != 0 if (d >> 2) & 3 == _MISSING_ZERO else 0.0 <= threshold[node]
+                    go_left = (d & _DEFAULT_LEFT) != 0 if (d >> 2) & 3 == _MISSING_ZERO else threshold[node] >= 0.0
                 else:
                     go_left = v <= threshold[node]
                 node = left[node] if go_left else right[node]

@@ -158,7 +158,7 @@ def verdicts(code: IntArray, first_pass_mib: FloatArray, usable_mib_s: FloatArra
     n = code.shape[0]
 
     def rows(a: FloatArray | BoolArray, dtype: type = np.float64) -> Any:
-        column = np.asarray(a, dtype=dtype)
+        column: np.ndarray[Any, Any] = np.asarray(a, dtype=dtype)
         return np.ascontiguousarray(column if column.shape == (n,) else np.broadcast_to(column, (n,)))
 
     known = np.ones(n, dtype=np.bool_) if dirty_known is None else rows(dirty_known, np.bool_)
@@ -201,7 +201,7 @@ def _verdicts(code: Any, first_pass: Any, usable: Any, dirty: Any, working_set: 
             rate = _fmax(rate, effective)
         budget = _nan_max(usable[i] * downtime[i] / 1000.0, 1e-6)
         over = _nan_max(_fmax(rate * 1.0, working_set[i]), MIN_WORKING_SET_MIB) / budget
-        keeps_up = k != _POSTCOPY and k != _AUTOCONVERGE and rate >= effective * (1 - 1e-9) and over > GUARD_BUDGETS
+        keeps_up = k not in (_POSTCOPY, _AUTOCONVERGE) and rate >= effective * (1 - 1e-9) and over > GUARD_BUDGETS
         one_pass = first_pass[i] * first / usable[i] * 1000.0
         short = deadline[i] > 0 and deadline[i] < one_pass and k != _POSTCOPY
         seen = _fmax(working_set[i], rate * 1.0)
