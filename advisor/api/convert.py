@@ -193,13 +193,14 @@ def _served_model(m: ModelRef) -> pb.ModelInfo:
 def cost_to_pb(c: MigrationCost, unknown: tuple[str, ...] = ()) -> pb.MigrationCost:
     msg = pb.MigrationCost(
         technique=_TECHNIQUE_PB[c.technique],  # type: ignore[arg-type]
-        total_time_ms=_estimate(c.total_time_ms),
-        downtime_ms=_estimate(c.downtime_ms),
-        transferred_mib=_estimate(c.transferred_mib),
         converges=c.converges,
         model=_served_model(c.model),
         notes=list(c.notes),
     )
+    # filled in place: an Estimate made apart is copied in again (setting a field, even to 0, makes one present)
+    for field, interval in ((msg.total_time_ms, c.total_time_ms), (msg.downtime_ms, c.downtime_ms),
+                            (msg.transferred_mib, c.transferred_mib)):
+        field.low, field.median, field.high = interval.low, interval.median, interval.high
     if c.converge_probability is not None:
         msg.converge_probability = c.converge_probability
     for name in unknown:  # fields the cost has but that mean nothing here
