@@ -1,7 +1,7 @@
 """Benchmark: PredictMigrationCost, the trees inside it and the gRPC call around it.
 
     .venv/bin/python benchmarks/bench_predict.py [--hosts 1000] [--vms 20000] [--calls 500] [--models models]
-                                                 [--skip-trees] [--in-process]
+                                                 [--skip-trees] [--in-process [--profile]]
 
 First each tree model of the active cost and dirty-rate versions, as LightGBM's predictor and as the compiled
 loop that serves it (advisor.ml.trees), on the 10 rows of one question (five techniques at the expected and at the
@@ -11,14 +11,16 @@ gRPC (p50 / p99), beside GetAutomation (an authenticated call that does nothing)
 `--in-process`, the same calls without the network, in this process: the use case alone, and each call through the
 server's interceptors and servicer (metrics, access, errors; a stand-in for gRPC's context), median and best, and
 the CPU time of a call (this thread's, median and mean), which on a loaded machine say more than the loopback
-figures. Prints figures; asserts nothing about speed (these machines
-are shared and noisy).
+figures; with `--profile`, then the served call under cProfile over as many calls again, its functions by their
+own time. Prints figures; asserts nothing about speed (these machines are shared and noisy).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import random
 import signal
 import statistics
@@ -203,6 +205,9 @@ def in_process(args: argparse.Namespace) -> None:
                 call(vm_id)
                 cpu[name].append((time.thread_time() - c0) * 1000)
                 times[name].append((time.perf_counter() - t0) * 1000)
+        if args.profile:
+            profile = cProfile.Profile()
+            profile.runcall(lambda: [timed["PredictMigrationCost, served"](vm_id) for vm_id in vm_ids])
     finally:
         app.stop()
     print(f"\nin process, no network: {args.hosts} hosts, {args.vms} VMs; {args.calls} calls each, in turn")
@@ -210,6 +215,9 @@ def in_process(args: argparse.Namespace) -> None:
         print(f"{name:38s} median {statistics.median(values):6.3f} ms   best {min(values):6.3f} ms   CPU median "
               f"{statistics.median(cpu[name]):6.3f} ms, mean {statistics.mean(cpu[name]):6.3f} ms")
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.profile:
+        print(f"\nPredictMigrationCost, served, under cProfile ({args.calls} calls; times include its overhead):")
+        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
 
 
 def main() -> None:
@@ -221,6 +229,7 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=Path(__file__).resolve().parents[1] / "models")
     parser.add_argument("--skip-trees", action="store_true", help="only the served calls")
     parser.add_argument("--in-process", action="store_true", help="the calls without the network, in this process")
+    parser.add_argument("--profile", action="store_true", help="with --in-process: where a served call's time goes")
     args = parser.parse_args()
     if not args.skip_trees:
         trees(args.models)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from advisor.api.sample_messages import optional
@@ -164,8 +166,11 @@ def vm_view_to_pb(v: VmView) -> pb.VmStatus:
     return msg
 
 
+_TECHNIQUE_PB = {t: int(pb.Technique.Value(f"TECHNIQUE_{t.name}")) for t in Technique}
+
+
 def technique_to_pb(t: Technique) -> int:
-    return int(pb.Technique.Value(f"TECHNIQUE_{t.name}"))
+    return _TECHNIQUE_PB[t]
 
 
 def _estimate(i: Interval) -> pb.Estimate:
@@ -178,16 +183,24 @@ def model_to_pb(m: ModelRef) -> pb.ModelInfo:
     )
 
 
+@functools.lru_cache(maxsize=16)
+def _served_model(m: ModelRef) -> pb.ModelInfo:
+    """model_to_pb once per model: every cost of an answer names one (a message given to a constructor is copied,
+    so the one kept is never changed)."""
+    return model_to_pb(m)
+
+
 def cost_to_pb(c: MigrationCost, unknown: tuple[str, ...] = ()) -> pb.MigrationCost:
     msg = pb.MigrationCost(
-        technique=technique_to_pb(c.technique),  # type: ignore[arg-type]
-        total_time_ms=_estimate(c.total_time_ms),
-        downtime_ms=_estimate(c.downtime_ms),
-        transferred_mib=_estimate(c.transferred_mib),
+        technique=_TECHNIQUE_PB[c.technique],  # type: ignore[arg-type]
         converges=c.converges,
-        model=model_to_pb(c.model),
+        model=_served_model(c.model),
         notes=list(c.notes),
     )
+    # filled in place: an Estimate made apart is copied in again (setting a field, even to 0, makes one present)
+    for field, interval in ((msg.total_time_ms, c.total_time_ms), (msg.downtime_ms, c.downtime_ms),
+                            (msg.transferred_mib, c.transferred_mib)):
+        field.low, field.median, field.high = interval.low, interval.median, interval.high
     if c.converge_probability is not None:
         msg.converge_probability = c.converge_probability
     for name in unknown:  # fields the cost has but that mean nothing here

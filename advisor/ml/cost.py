@@ -68,7 +68,7 @@ def interval_key(profile: str, technique: str, band: str) -> str:
 INTERVAL_KEYS = tuple(interval_key(p, str(t), b) for p in PROFILES for t in TECHNIQUES for b, _ in RHO_BANDS)
 # A row's place in INTERVAL_KEYS by (profile, technique, rho band's index in RHO_BANDS), and the bands' upper
 # edges as cost_features.rho_band reads them: no key text made per row.
-_INTERVAL_INDEX = {(p, str(t), k): INTERVAL_KEYS.index(interval_key(p, str(t), b))
+_INTERVAL_INDEX = {(p, t, k): INTERVAL_KEYS.index(interval_key(p, str(t), b))
                    for p in PROFILES for t in TECHNIQUES for k, (b, _) in enumerate(RHO_BANDS)}
 _RHO_EDGES = np.array([b for _, b in RHO_BANDS[:-1]])
 
@@ -151,7 +151,7 @@ class LearnedCostPredictor:
         """All rows at once: one feature build and one booster call per model."""
         fs = build_cost_features(table, version=self._schema_version)
         bands = np.searchsorted(_RHO_EDGES, fs.column("dirty_ratio"), side="left").tolist()
-        keys = np.array([_INTERVAL_INDEX[p if p in PROFILES else DEFAULT_PROFILE, str(t), b]
+        keys = np.array([_INTERVAL_INDEX[p if p in PROFILES else DEFAULT_PROFILE, t, b]
                          for p, t, b in zip(table.profiles, table.techniques, bands, strict=True)], dtype=np.int64)
         profile_code = fs.column("profile").astype(np.int64)
         corrected = self._corrected[fs.column("technique").astype(np.int64)]

@@ -80,6 +80,8 @@ def widen_for_burst(cost: MigrationCost, burst: MigrationCost, burst_dirty_mib_s
     dirty rate: the uncertainty of the input carried into the prediction."""
 
     def wider(mid: Interval, high: Interval) -> Interval:
+        if mid.high >= high.median:  # already covers it: no new interval to make and check
+            return mid
         return Interval(mid.low, mid.median, max(mid.high, high.median))
 
     widened = (wider(cost.total_time_ms, burst.total_time_ms), wider(cost.downtime_ms, burst.downtime_ms),

@@ -56,17 +56,17 @@ def _walk(x: Any, roots: Any, feature: Any, threshold: Any, decision: Any, left:
                         word = category >> 5
                         if word < cat_start[k + 1] - cat_start[k]:
                             go_left = (cat_bits[cat_start[k] + word] >> (category & 31)) & 1 == 1
-                else:
+                # LightGBM's numerical decision with the plain comparison first, the node's missing type read only
+                # for NaN and zero (fewer branches that differ from node to node): NaN goes the default way where
+                # NaN or zero is missing, else it is 0; a zero goes the default way where zero is missing
+                elif math.isnan(v):
                     missing = (d >> 2) & 3
-                    if math.isnan(v):
-                        if missing != _MISSING_NAN:
-                            v = 0.0
-                    elif -ZERO <= v <= ZERO:
-                        v = 0.0
-                    if (missing == _MISSING_ZERO and v == 0.0) or (missing == _MISSING_NAN and math.isnan(v)):
-                        go_left = (d & _DEFAULT_LEFT) != 0
-                    else:
-                        go_left = v <= threshold[node]
+                    go_left = ((d & _DEFAULT_LEFT) != 0 if missing in (_MISSING_NAN, _MISSING_ZERO)
+                               else threshold[node] >= 0.0)
+                elif -ZERO <= v <= ZERO:
+                    go_left = (d & _DEFAULT_LEFT) != 0 if (d >> 2) & 3 == _MISSING_ZERO else threshold[node] >= 0.0
+                else:
+                    go_left = v <= threshold[node]
                 node = left[node] if go_left else right[node]
             total += leaf_value[~node]
         out[i] = total

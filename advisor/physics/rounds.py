@@ -46,6 +46,8 @@ TECHNIQUES: tuple[Technique, ...] = (
     Technique.POSTCOPY,
 )
 _AUTOCONVERGE = TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
+_XBZRLE = TECHNIQUES.index(Technique.PRECOPY_XBZRLE)
+_COMPRESS = TECHNIQUES.index(Technique.PRECOPY_COMPRESS)
 _POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
 # QEMU's default allowed downtime, which the SNU data was measured with.
 DEFAULT_DOWNTIME_MS = 300.0
@@ -133,36 +135,50 @@ def simulate(
         column: npt.NDArray[Any] = np.asarray(a, dtype=dtype)
         return np.ascontiguousarray(column if column.shape == (n,) else np.broadcast_to(column, (n,)))
 
-    usable = np.asarray(usable_mib_s, dtype=np.float64)
-    budget = usable * np.asarray(max_downtime_ms, dtype=np.float64) / 1000.0
-    is_postcopy = code == TECHNIQUES.index(Technique.POSTCOPY)
-    ratio_first, ratio_resend = send_ratios(code, c)
-
-    to_send = first_pass.copy()
-    wire = np.zeros(n)
-    elapsed_s = np.zeros(n)
+    total, downtime, wire = np.empty(n), np.empty(n), np.empty(n)
     converges = np.zeros(n, dtype=np.bool_)
     rounds = np.zeros(n, dtype=np.int64)
-    _rounds(rows(code, np.int64), rows(rewritable_mib), rows(dirty_rate_mib_s), rows(usable), rows(budget),
-            rows(ratio_first), rows(ratio_resend), rows(sync_below_budget, np.bool_), c.max_rounds,
-            c.autoconverge_initial, c.autoconverge_increment, c.autoconverge_max,
-            to_send, wire, elapsed_s, converges, rounds)
-    # the rest in place: plans call this on 10^5 rows at once
-    last = to_send * ratio_resend + c.device_state_mib
-    downtime = last / usable * 1000.0 + c.resume_ms
-    total = elapsed_s
-    total *= 1000.0
-    total += downtime
-    wire += last
+    _simulate(rows(code, np.int64), rows(first_pass), rows(rewritable_mib), rows(dirty_rate_mib_s), rows(usable_mib_s),
+              rows(max_downtime_ms), rows(sync_below_budget, np.bool_), c.max_rounds, c.autoconverge_initial,
+              c.autoconverge_increment, c.autoconverge_max, c.compression_ratio, c.xbzrle_resend_ratio,
+              c.device_state_mib, c.resume_ms, c.postcopy_overhead_ratio, total, downtime, wire, converges, rounds)
+    return AnalyticArrays(total_time_ms=total, downtime_ms=downtime, transferred_mib=wire, converges=converges,
+                          rounds=rounds)
 
-    # post-copy rows
-    post_wire = first_pass * c.postcopy_overhead_ratio + c.device_state_mib
-    np.copyto(total, post_wire / usable * 1000.0, where=is_postcopy)
-    np.copyto(downtime, c.device_state_mib / usable * 1000.0 + c.resume_ms, where=is_postcopy)
-    np.copyto(wire, post_wire, where=is_postcopy)
-    rounds[is_postcopy] = 1
-    return AnalyticArrays(total_time_ms=total, downtime_ms=downtime, transferred_mib=wire,
-                          converges=converges | is_postcopy, rounds=rounds)
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _simulate(code: Any, first_pass: Any, ceiling: Any, dirty: Any, usable: Any, downtime_ms: Any, sync: Any,
+              max_rounds: int, throttle_initial: float, throttle_increment: float, throttle_max: float,
+              compression_ratio: float, xbzrle_resend_ratio: float, device_state_mib: float, resume_ms: float,
+              postcopy_overhead_ratio: float, total: Any, downtime: Any, wire: Any, converges: Any,
+              rounds: Any) -> None:  # pragma: no cover - compiled
+    """`simulate` row by row, around `_rounds`: the send ratios (`send_ratios`), the budget, the stop's last round
+    and post-copy's one pass, with the same operations in the same order as over arrays (a division by a zero
+    bandwidth gives inf or NaN, as NumPy's)."""
+    n = code.shape[0]
+    ratio_first, ratio_resend, budget = np.empty(n), np.empty(n), np.empty(n)
+    for i in range(n):
+        compress = code[i] == _COMPRESS
+        ratio_first[i] = compression_ratio if compress else 1.0
+        ratio_resend[i] = compression_ratio if compress else (xbzrle_resend_ratio if code[i] == _XBZRLE else 1.0)
+        budget[i] = usable[i] * downtime_ms[i] / 1000.0
+    to_send, elapsed_s = first_pass.copy(), np.zeros(n)
+    wire[:] = 0.0
+    _rounds(code, ceiling, dirty, usable, budget, ratio_first, ratio_resend, sync, max_rounds, throttle_initial,
+            throttle_increment, throttle_max, to_send, wire, elapsed_s, converges, rounds)
+    for i in range(n):
+        if code[i] == _POSTCOPY:
+            post_wire = first_pass[i] * postcopy_overhead_ratio + device_state_mib
+            total[i] = post_wire / usable[i] * 1000.0
+            downtime[i] = device_state_mib / usable[i] * 1000.0 + resume_ms
+            wire[i] = post_wire
+            rounds[i] = 1
+            converges[i] = True
+        else:
+            last = to_send[i] * ratio_resend[i] + device_state_mib
+            downtime[i] = last / usable[i] * 1000.0 + resume_ms
+            total[i] = elapsed_s[i] * 1000.0 + downtime[i]
+            wire[i] += last
 
 
 @numba.njit(cache=True, nogil=True)

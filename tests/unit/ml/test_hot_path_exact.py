@@ -13,7 +13,15 @@ from advisor.features.dirty import CPU_RATIO_MAX, HISTORY_S, build_dirty_feature
 from advisor.features.inputs import DEFAULT_PROFILE, InputTable
 from advisor.features.samples import VM_FIELDS
 from advisor.physics import Guard
-from advisor.physics.guards import guard_verdicts
+from advisor.physics.guards import (
+    MIN_WORKING_SET_MIB,
+    dirties_faster_than_sent,
+    guard_verdicts,
+    taken_dirty_rate,
+    verdicts,
+    working_set_fits,
+)
+from advisor.physics.guards import deadline_shorter_than_pass as short_deadline
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -23,6 +31,29 @@ def test_the_deciding_guard_is_the_first_that_decides(seed: int) -> None:
     expected = np.select([short, keeps_up, fits], [Guard.DEADLINE, Guard.KEEPS_UP, Guard.FITS], Guard.NONE)
     got = guard_verdicts(keeps_up, short, fits)
     assert got.dtype == np.int64 and np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_compiled_guards_give_what_the_array_guards_give(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    code = rng.integers(0, 5, n)
+    first, usable = rng.uniform(0, 1e5, n), np.exp(rng.uniform(0, 8, n))
+    # a rate exactly at the link's (an unknown one), half or twice it, or anything
+    dirty = np.where(rng.random(n) < 0.3, usable * rng.choice([1.0, 0.5, 2.0], n), np.exp(rng.uniform(-3, 8, n)))
+    working_set = np.where(rng.random(n) < 0.4, np.nan, np.exp(rng.uniform(-3, 9, n)))
+    downtime = np.exp(rng.uniform(0, 8, n))
+    deadline = np.where(rng.random(n) < 0.5, 0.0, np.exp(rng.uniform(3, 14, n)))
+    for known in (None, rng.random(n) < 0.7):
+        taken = taken_dirty_rate(code, dirty, usable, known)
+        budget = np.maximum(usable * downtime / 1000.0, 1e-6)
+        over = np.maximum(np.fmax(taken * 1.0, working_set), MIN_WORKING_SET_MIB) / budget
+        expected = guard_verdicts(dirties_faster_than_sent(code, taken, usable, over),
+                                  short_deadline(code, first, usable, deadline),
+                                  working_set_fits(code, first, usable, budget, working_set, taken, downtime, deadline))
+        got = verdicts(code, first, usable, dirty, working_set, downtime, deadline, dirty_known=known)
+        assert got.dtype == np.int64 and np.array_equal(got, expected)
+        assert len(set(got.tolist())) == 4  # every guard decided some rows
 
 
 def _inputs(rng: np.random.Generator) -> MigrationInputs:
