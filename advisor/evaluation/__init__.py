@@ -27,6 +27,7 @@ def register() -> None:
             "min_moves": defaults.min_moves, "cooldown_s": defaults.cooldown_s,
             "cooldown_per_move_s": defaults.cooldown_per_move_s, "return_factor": defaults.return_factor,
             "forecast": str(defaults.forecast), "costs": defaults.costs, "check_ram": defaults.check_ram,
+            "busy_floor": defaults.busy_floor,
         },
         make,
     ))

@@ -74,6 +74,8 @@ class AdvisorParams:
     max_downtime_ms: float = 0.0  # none: CloudSim models no downtime (300 ms refused most busy Bitbrains VMs)
     horizon_s: float = TUNED.horizon_s  # > 0: relief ranked by the SLA time it saves over this horizon (overload.py)
     costs: str = "learned"  # "learned" (the project's cost model) or "analytic"
+    # >= 0: consolidation ranks hosts by power saved per migration second weighted by busy cores plus this (PDM)
+    busy_floor: float = -1.0
 
 
 class AdvisorPolicy:
@@ -137,7 +139,7 @@ class AdvisorPolicy:
             after = history.record(moved, now)
             plans.append(consolidate(relief.after, self.costs, settings=settings, history=after, now_s=now,
                                      underload=p.underload, min_saving_w=p.min_saving_w, weights=PACK,
-                                     max_moves=left))
+                                     max_moves=left, busy_floor=None if p.busy_floor < 0 else p.busy_floor))
         migrations = []
         for plan in plans:
             self.moves[plan.strategy] += len(plan.moves)

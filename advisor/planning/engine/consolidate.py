@@ -1,23 +1,26 @@
 """The consolidate strategy: empty hosts that can then be switched off, and say which to switch back on.
 
 Candidates are the running hosts below `underload` CPU load whose VMs may all move (none pinned, migrating or
-cooling down). They are tried in order of benefit over cost: the power the host draws (what switching it off
-saves) per second of migration needed to empty it (a quick estimate, memory over bandwidth, for the order; the
-real predicted costs decide). A host is emptied whole or not at all: its VMs, most CPU first, go to the fullest
-running hosts that still pass every filter (the weights pack; hosts that are off, being emptied or emptied are
-excluded, so no host is woken to empty another). The trial is undone if a VM finds no host, a move would break
-the downtime limit, the cap would be passed, or the saving per move is below `min_saving_w` (anti-churn's minimum
-gain for this strategy). Hosts that receive VMs are not emptied later in the same plan. A host whose emptying
-would save too little even if each core it moves added the least power any running host adds per core (below full
-load, where power is linear) is refused without a trial, and its VMs are not costed: on hosts of many VMs most
-trials would end so, after placing every VM. Most other trials still fail, for a VM no host takes: a trial's moves are
-explained only once it is kept (trial.py), and the VMs of the hosts likely to be tried are costed, in one batch, only
-once a trial first places a whole host.
+cooling down). They are tried in order of benefit over cost: the power the host draws (what switching it off saves)
+per second of migration needed to empty it (a quick estimate, memory over bandwidth, for the order; the real
+predicted costs decide). With `busy_floor` set, each VM's seconds are weighted by the cores it keeps busy plus that
+floor: what a migration costs is the guest's slowdown while it moves (CloudSim's PDM is 10% of the VM's CPU for its
+migration's time), so a host of idle VMs is emptied before one of busy VMs that saves the same power; the floor
+prices the migration of an idle VM (its link, its time). A host is emptied whole or not at all: its VMs, most CPU
+first, go to the fullest running hosts that still pass every filter (the weights pack; hosts that are off, being
+emptied or emptied are excluded, so no host is woken to empty another). The trial is undone if a VM finds no host, a
+move would break the downtime limit, the cap would be passed, or the saving per move is below `min_saving_w`
+(anti-churn's minimum gain for this strategy). Hosts that receive VMs are not emptied later in the same plan. A host
+whose emptying would save too little even if each core it moves added the least power any running host adds per core
+(below full load, where power is linear) is refused without a trial, and its VMs are not costed: on hosts of many
+VMs most trials would end so, after placing every VM. Most other trials still fail, for a VM no host takes: a
+trial's moves are explained only once it is kept (trial.py), and the VMs of the hosts likely to be tried are costed,
+in one batch, only once a trial first places a whole host.
 
-The anti-churn cap never blocks emptying the first host whose VMs fit elsewhere (on a small cluster 2.5% of the
-VMs is fewer moves than any host holds, and a consolidation that can never empty a host is no plan); a
-`max_moves` the caller gives is a bound it asked for, and holds. A plan that empties nothing says why: the first
-blocking VM (or limit) of the first candidate host tried.
+The anti-churn cap never blocks emptying the first host whose VMs fit elsewhere (on a small cluster 2.5% of the VMs
+is fewer moves than any host holds, and a consolidation that can never empty a host is no plan); a `max_moves` the
+caller gives is a bound it asked for, and holds. A plan that empties nothing says why: the first blocking VM (or
+limit) of the first candidate host tried.
 
 Power advice: the emptied hosts (and running hosts that are already empty) can be switched off; if the running
 hosts' CPU load after the plan exceeds `wake_above`, idle hosts are to be switched on now (most capacity per watt
@@ -34,7 +37,7 @@ from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
 from advisor.planning.engine.planner import Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan, PowerAdvice
-from advisor.planning.engine.snapshot import BoolArray, ClusterArrays, IntArray
+from advisor.planning.engine.snapshot import BoolArray, ClusterArrays, FloatArray, IntArray
 from advisor.planning.engine.trial import Trial
 from advisor.planning.engine.weighers import Weights, is_on, power
 
@@ -147,6 +150,24 @@ def _advice(p: Planner, emptied: list[tuple[int, float]], wake_above: float, wak
                        wake_above, load)
 
 
+def _ranked(c: ClusterArrays, vm_host: IntArray, candidates: IntArray, watts: FloatArray,
+            busy_floor: float | None) -> tuple[IntArray, FloatArray]:
+    """The candidates' order (indexes into them), best saving per cost first, and each one's seconds of migration
+    (its VMs' memory over its bandwidth); the cost is those seconds, or with `busy_floor` the seconds each VM's
+    busy cores (plus the floor) are slowed."""
+    placed = vm_host >= 0
+    bandwidth = c.host_bandwidth_mib_s[candidates]
+    memory = np.bincount(vm_host[placed], weights=c.vm_memory_used_mib[placed], minlength=c.n_hosts)[candidates]
+    quick_s = memory / bandwidth
+    if busy_floor is None:
+        rank: IntArray = np.lexsort((candidates, -watts / np.maximum(quick_s, 1.0)))
+        return rank, quick_s
+    weighted = c.vm_memory_used_mib[placed] * (c.vm_cpu[placed] + busy_floor)
+    busy_s = np.bincount(vm_host[placed], weights=weighted, minlength=c.n_hosts)[candidates] / bandwidth
+    rank = np.lexsort((candidates, -watts / np.maximum(busy_s, 1e-3)))
+    return rank, quick_s
+
+
 def consolidate(
     cluster: ClusterArrays,
     costs: MoveCosts,
@@ -162,6 +183,7 @@ def consolidate(
     max_moves: int = 0,
     max_hosts: int = 0,
     pricing: MoveCosts | None = None,
+    busy_floor: float | None = None,
 ) -> Plan:
     """Empty underloaded hosts whole, best saving per migration second first; see the module docstring."""
     p = Planner(cluster, costs, settings, history, now_s, max_moves, pricing=pricing)
@@ -172,10 +194,7 @@ def consolidate(
     closed = c.host_disabled | ~on
     candidates = np.flatnonzero(on & ~c.host_disabled & (loads.host_vms > 0) & (ratio < underload))
     watts = power(c, candidates, ratio[candidates])
-    memory = np.bincount(loads.vm_host[loads.vm_host >= 0], weights=c.vm_memory_used_mib[loads.vm_host >= 0],
-                         minlength=c.n_hosts)[candidates]
-    quick_s = memory / c.host_bandwidth_mib_s[candidates]
-    rank = np.lexsort((candidates, -watts / np.maximum(quick_s, 1.0)))
+    rank, quick_s = _ranked(c, loads.vm_host, candidates, watts, busy_floor)
     order = candidates[rank]
     received = np.zeros(c.n_hosts, dtype=bool)
     counts = loads.host_vms[order]
@@ -212,7 +231,7 @@ def consolidate(
         else:
             why_order = (f"{power(c, np.array([host]), ratio[[host]])[0]:.0f} W drawn for about "
                          f"{quick_s[np.searchsorted(candidates, host)]:.0f} s of migration, rank {len(emptied) + 1} "
-                         f"by saving per migration second")
+                         f"by saving per migration second{'' if busy_floor is None else ' of the cores it slows'}")
             saving, failure = _empty(p, host, closed, weights, min_saving_w, why_order, to_cost)
             if not failure:
                 emptied.append((host, saving))

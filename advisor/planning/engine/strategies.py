@@ -132,6 +132,8 @@ register_strategy(StrategyInfo(
         "wake_target": "... until it is back to this (default 0.7)",
         "weights": f"Weights of the target score (default {PACK_WEIGHTS}: pack)",
         "max_hosts": "at most this many hosts emptied (default 0: no limit)",
+        "busy_floor": "rank hosts by power saved per migration second weighted by each VM's busy cores plus this "
+        "many (the guests' slowdown while they move); default none: per migration second",
     },
     consolidate,
 ))
