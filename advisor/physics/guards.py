@@ -49,6 +49,7 @@ from advisor.physics.rounds import (
     FloatArray,
     IntArray,
     one_pass_ms,
+    row_send_ratios,
     send_ratios,
 )
 
@@ -60,7 +61,6 @@ MIN_WORKING_SET_MIB: Final = 0.25
 _POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
 _AUTOCONVERGE = TECHNIQUES.index(Technique.PRECOPY_AUTOCONVERGE)
 _COMPRESS = TECHNIQUES.index(Technique.PRECOPY_COMPRESS)
-_XBZRLE = TECHNIQUES.index(Technique.PRECOPY_XBZRLE)
 
 
 class Guard(enum.IntEnum):
@@ -193,8 +193,7 @@ def _verdicts(code: Any, first_pass: Any, usable: Any, dirty: Any, working_set: 
     """`verdicts` row by row: the same operations, in the same order, as the array functions above."""
     for i in range(code.shape[0]):
         k = code[i]
-        first = compression_ratio if k == _COMPRESS else 1.0
-        resend = compression_ratio if k == _COMPRESS else (xbzrle_resend_ratio if k == _XBZRLE else 1.0)
+        first, resend = row_send_ratios(k, compression_ratio, xbzrle_resend_ratio)
         effective = usable[i] / resend
         rate = dirty[i]
         if not known[i] and k == _COMPRESS:  # taken_dirty_rate

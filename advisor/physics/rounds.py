@@ -146,6 +146,15 @@ def simulate(
                           rounds=rounds)
 
 
+@numba.njit(cache=True, nogil=True)
+def row_send_ratios(code: int, compression_ratio: float,
+                    xbzrle_resend_ratio: float) -> tuple[float, float]:  # pragma: no cover - compiled
+    """`send_ratios` of one row, for the compiled loops: (first pass, later rounds)."""
+    if code == _COMPRESS:
+        return compression_ratio, compression_ratio
+    return 1.0, xbzrle_resend_ratio if code == _XBZRLE else 1.0
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _simulate(code: Any, first_pass: Any, ceiling: Any, dirty: Any, usable: Any, downtime_ms: Any, sync: Any,
               max_rounds: int, throttle_initial: float, throttle_increment: float, throttle_max: float,
@@ -158,9 +167,7 @@ def _simulate(code: Any, first_pass: Any, ceiling: Any, dirty: Any, usable: Any,
     n = code.shape[0]
     ratio_first, ratio_resend, budget = np.empty(n), np.empty(n), np.empty(n)
     for i in range(n):
-        compress = code[i] == _COMPRESS
-        ratio_first[i] = compression_ratio if compress else 1.0
-        ratio_resend[i] = compression_ratio if compress else (xbzrle_resend_ratio if code[i] == _XBZRLE else 1.0)
+        ratio_first[i], ratio_resend[i] = row_send_ratios(code[i], compression_ratio, xbzrle_resend_ratio)
         budget[i] = usable[i] * downtime_ms[i] / 1000.0
     to_send, elapsed_s = first_pass.copy(), np.zeros(n)
     wire[:] = 0.0
