@@ -129,11 +129,10 @@ def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights,
     comps[LOAD] = np.maximum(weights.cpu * cpu_after, weights.memory * memory_after)
     comps[BALANCE] = (cpu_after - mean_cpu) ** 2
     view = a.view
-    if power_w is None:
-        added = _added_power(view.idle_w[keep], view.span_w[keep], view.cores[keep], loads.host_cpu[hosts],
-                             loads.host_vms[hosts], cpu_after)
-    else:
-        added = view.idle_w[keep] + view.span_w[keep] * _clip01(cpu_after) - power_w[hosts]
+    idle_w, span_w = view.idle_w[keep], view.span_w[keep]
+    now = (power_now(idle_w, span_w, view.cores[keep], loads.host_cpu[hosts], loads.host_vms[hosts])
+           if power_w is None else power_w[hosts])
+    added = idle_w + span_w * _clip01(cpu_after) - now
     ref = reference_w or float(cluster.host_max_w.mean()) or 1.0
     comps[ENERGY] = added / ref
     vm = a.vm
