@@ -136,9 +136,9 @@ class Snapshots:
         finally:
             self._writing.release()
 
-    def _swap(self) -> ClusterArrays:
-        """Prepare the next snapshot and make it current (holding `_writing`)."""
-        self._current = self._next()
+    def _swap(self, *, samples: bool = True) -> ClusterArrays:
+        """Prepare the next snapshot and make it current (holding `_writing`); `samples`: as `_next`'s."""
+        self._current = self._next(samples=samples)
         return self._current.tracked.arrays
 
     def fresh(self, forecast: Forecast | None = None) -> ClusterArrays:
@@ -166,8 +166,7 @@ class Snapshots:
         with self._writer():
             current = self._current
             young = current is not None and self._clock() - current.made_at <= self._max_age_s
-            self._current = self._next(samples=not young)
-            return self._current.tracked.arrays
+            return self._swap(samples=not young)
 
     def get(self) -> ClusterArrays:
         """The snapshot at hand, updated first if there is none yet, in the background if it is stale."""
