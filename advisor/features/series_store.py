@@ -30,6 +30,7 @@ _FLOAT16_MAX = float(np.finfo(np.float16).max)
 _FLOAT16_INF = 65520.0  # from here on a value rounds to float16's infinity
 
 FloatArray = npt.NDArray[np.floating]
+ROUNDS_AT_ONCE = 8  # an entity's samples in one batch stored at once, past which they go one by one
 
 
 @dataclass(frozen=True)
@@ -119,23 +120,38 @@ class SeriesStore:
         else:
             c.start[i] = (start + 1) % cap
 
+    def block_order(self, entity_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """The indices of `entity_ids` with those of a block together (entities without samples first), each
+        entity's in the order given: `add_many` does array work per block it touches (about 45 us), so a batch
+        added in slices, in this order, touches a block or two per slice instead of every block."""
+        blocks = np.array([self._rows.get(e, -1) for e in entity_ids], dtype=np.int64) // CHUNK_ROWS
+        return np.argsort(blocks, kind="stable")
+
     def add_many(self, entity_ids: Sequence[str], times_s: Sequence[float],
                  rows: Sequence[Sequence[float | None]]) -> None:
-        """`add` for each sample in turn, with the same outcome; a sample that goes after its entity's newest (the
-        usual case) is stored with the others of its block at once, in a few array operations."""
+        """`add` for each sample in turn, with the same outcome. Samples that go after their entity's newest (the
+        usual case) are stored a block at a time in a few array operations: each entity's first sample of the
+        batch, then its second, and so on (`ROUNDS_AT_ONCE` rounds at most). An entity's sample that does not
+        fit (out of order), and those after it, go to `add` one by one, after the others, in order."""
         if not entity_ids:
             return
         encoded = self._encode(rows)  # None: NaN
         rows_of = np.array([self._row(entity_id) for entity_id in entity_ids], dtype=np.int64)
         t_ms = np.rint(np.asarray(times_s, dtype=np.float64) * 1000.0).astype(np.int64)  # as `add`
-        seen, counts = np.unique(rows_of, return_counts=True)
-        once = np.isin(rows_of, seen[counts == 1])  # an entity's several samples go one by one, in order
-        one_by_one = np.flatnonzero(~once).tolist()
-        for chunk in np.unique(rows_of[once] // CHUNK_ROWS).tolist():
-            at = np.flatnonzero(once & (rows_of // CHUNK_ROWS == chunk))
-            appended = self._append(self._chunks[chunk], rows_of[at] % CHUNK_ROWS, t_ms[at], encoded[at])
-            one_by_one += at[~appended].tolist()
-        for k in sorted(one_by_one):
+        entities, entity_of = np.unique(rows_of, return_inverse=True)
+        by_entity = np.argsort(entity_of, kind="stable")
+        first = np.searchsorted(entity_of[by_entity], np.arange(len(entities)))
+        nth = np.empty_like(rows_of)  # how many samples of its entity come before each one in the batch
+        nth[by_entity] = np.arange(len(rows_of)) - first[entity_of[by_entity]]
+        rounds = min(int(nth.max()) + 1, ROUNDS_AT_ONCE)
+        stopped_at = np.full(len(entities), rounds)  # per entity, the first of its samples left for `add`
+        for round_ in range(rounds):
+            now = (nth == round_) & (stopped_at[entity_of] == rounds)
+            for chunk in np.unique(rows_of[now] // CHUNK_ROWS).tolist():
+                at = np.flatnonzero(now & (rows_of // CHUNK_ROWS == chunk))
+                appended = self._append(self._chunks[chunk], rows_of[at] % CHUNK_ROWS, t_ms[at], encoded[at])
+                stopped_at[entity_of[at[~appended]]] = round_
+        for k in np.flatnonzero(nth >= stopped_at[entity_of]).tolist():
             self.add(entity_ids[k], float(times_s[k]), rows[k])
 
     def _append(self, c: Chunk, i: npt.NDArray[np.int64], t_ms: npt.NDArray[np.int64],

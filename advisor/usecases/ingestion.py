@@ -75,6 +75,7 @@ class Ingestion:
         self._metrics.samples_ingested.labels("vm").inc(len(vm_samples))
 
     def _store_in_pieces(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> None:
+        host_samples, vm_samples = self._samples.in_store_order(host_samples, vm_samples)
         self._priority.in_pieces(host_samples, lambda piece: self._samples.add(piece, ()))
         self._priority.in_pieces(vm_samples, lambda piece: self._samples.add((), piece))
 

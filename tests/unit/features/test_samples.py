@@ -140,3 +140,29 @@ def test_a_save_gives_way_before_each_chunk_outside_the_lock(monkeypatch: pytest
     held: list[bool] = []
     saved = samples.export_changed(1, between=lambda: held.append(samples._lock.locked()))
     assert len(saved) == 8 and held == [False] * (2 + 3)  # hosts in chunks of 2, 1; VMs 2, 2, 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcdefg"), st.integers(0, 30), st.floats(0, 1)), max_size=40),
+       st.lists(st.sampled_from("abcdefg"), max_size=4))
+def test_a_batch_is_stored_a_block_at_a_time_as_its_samples_added_in_turn(
+        batch: list[tuple[str, int, float]], seen_before: list[str]) -> None:
+    """`add` stores a batch in the store's block order (blocks of two VMs here, some VMs known before): each VM
+    ends with what adding its samples one at a time gives, out-of-order and repeated times included."""
+    samples = [VmSample(vm_id=vm, time_s=1_796_000_000 + tick, cpu_utilization=cpu) for vm, tick, cpu in batch]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("advisor.features.series_store.CHUNK_ROWS", 2)
+        patch.setattr("advisor.features.series_block.CHUNK_ROWS", 2)
+        at_once, in_turn = RecentSamples(capacity=5), RecentSamples(capacity=5)
+        for store in (at_once, in_turn):
+            store.add((), [VmSample(vm_id=vm, time_s=1_796_000_000.0) for vm in seen_before])
+        ordered = at_once.in_store_order((), samples)[1]
+        assert sorted(map(id, ordered)) == sorted(map(id, samples))  # every sample once
+        for vm in "abcdefg":  # each VM's in the order given
+            assert [s for s in ordered if s.vm_id == vm] == [s for s in samples if s.vm_id == vm]
+        at_once.add((), samples)
+        for sample in samples:
+            in_turn.add((), [sample])
+        for vm in "abcdefg":
+            for got, want in zip(at_once.vm_window(vm), in_turn.vm_window(vm), strict=True):
+                np.testing.assert_array_equal(got, want)

@@ -22,7 +22,7 @@ IDS = ("a", "b", "c")
 values = st.lists(st.one_of(st.none(), st.floats(0, 6e4, width=32)), min_size=3, max_size=3)
 add = st.tuples(st.just("add"), st.sampled_from(IDS), st.integers(0, 40), values)
 forget = st.tuples(st.just("forget"), st.sampled_from(IDS), st.just(0), st.just([None] * 3))
-batch = st.lists(st.tuples(st.sampled_from(IDS), st.integers(0, 40), values), max_size=8)
+batch = st.lists(st.tuples(st.sampled_from(IDS), st.integers(0, 40), values), max_size=20)  # rounds past ROUNDS_AT_ONCE
 # put_many: series of one length (1 to 4), an entity's times in any order, an id given twice
 put = st.integers(1, 4).flatmap(lambda length: st.tuples(st.just("put"), st.lists(st.tuples(
     st.sampled_from(IDS), st.lists(st.tuples(st.integers(0, 40), values), min_size=length, max_size=length)),
