@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -149,8 +150,8 @@ def in_process(args: argparse.Namespace, rng: random.Random) -> None:
     from advisor.domain.access import Role
     from advisor.domain.model import Objective, Vm
 
-    app = build_app(Settings(listen="127.0.0.1:0", metrics_listen="", dirty_rate_interval_s=0.0,
-                             data_dir=Path(tempfile.mkdtemp(prefix="advisor-bench-"))))
+    data = Path(tempfile.mkdtemp(prefix="advisor-bench-"))
+    app = build_app(Settings(listen="127.0.0.1:0", metrics_listen="", dirty_rate_interval_s=0.0, data_dir=data))
     app.start()
     try:
         assert app.server is not None
@@ -167,6 +168,7 @@ def in_process(args: argparse.Namespace, rng: random.Random) -> None:
         figures = {"RecommendTarget": timed(recommend[20:]), "PlaceVm": timed(place[20:])}
     finally:
         app.stop()
+        shutil.rmtree(data, ignore_errors=True)
     print(f"in process, the use cases alone: {args.hosts} hosts, {args.vms} VMs; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for name, (cpu, wall) in figures.items():
@@ -257,6 +259,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
+        shutil.rmtree(data, ignore_errors=True)  # its database: about 30 MB a run
 
     tracked = args.hosts + args.vms
     print(f"cluster: {args.hosts} hosts, {args.vms} VMs; cost model {model.name} {model.version}; "
