@@ -9,6 +9,11 @@ RecommendTarget, then PlaceVm, are timed twice: on a quiet advisor, then while a
 inventory change twice a second and streams samples as fast as the advisor takes them (the rate reached is
 printed). Prints
 figures; asserts nothing about speed (these machines are shared and noisy).
+
+`--in-process` times the two use cases instead, called in this process on an advisor built here (no gRPC, no
+other process): the CPU time of each call (`thread_time`, steadier than wall time on a shared machine), and the
+slowest calls' wall time beside their CPU time (a call waiting more than it computes waited for the machine or
+for I/O, not for its own work).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -25,6 +31,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from advisor.api.client import AdvisorClient
@@ -124,6 +132,56 @@ def count(b: pb.PushSamplesRequest) -> int:
     return len(b.host_samples) + len(b.vm_samples)
 
 
+def timed(calls: list[Any]) -> tuple[list[float], list[float]]:
+    """Each call's CPU and wall time, in ms."""
+    cpu, wall = [], []
+    for call in calls:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        call()
+        cpu.append((time.thread_time() - c0) * 1000)
+        wall.append((time.perf_counter() - t0) * 1000)
+    return cpu, wall
+
+
+def in_process(args: argparse.Namespace, rng: random.Random) -> None:
+    """The use cases alone, in this process, on the same cluster and samples (see the module's docstring)."""
+    from advisor.app import build_app
+    from advisor.config import Settings
+    from advisor.domain.access import Role
+    from advisor.domain.model import Objective, Vm
+
+    data = Path(tempfile.mkdtemp(prefix="advisor-bench-"))
+    app = build_app(Settings(listen="127.0.0.1:0", metrics_listen="", dirty_rate_interval_s=0.0, data_dir=data))
+    app.start()
+    try:
+        assert app.server is not None
+        with AdvisorClient(f"127.0.0.1:{app.server.port}", token=app.tokens.renew("bench", Role.SCHEDULER),
+                           timeout_s=300) as client:
+            client.push_inventory(cluster(args.hosts, args.vms, rng))
+            client.stream_samples(sample_batches(args.hosts, args.vms, args.rounds, args.batch, rng))
+        advice = app.usecases.advice
+        objective = Objective(max_downtime_ms=300)
+        recommend = [partial(advice.recommend_target, f"vm-{rng.randrange(args.vms):05d}", objective)
+                     for _ in range(args.recommendations + 20)]
+        place = [partial(advice.place_vm, Vm(f"new-{i}", "", 4096, 2)) for i in range(args.placements + 20)]
+        timed(recommend[:20] + place[:20])  # the first builds the snapshot
+        figures = {"RecommendTarget": timed(recommend[20:]), "PlaceVm": timed(place[20:])}
+    finally:
+        app.stop()
+        shutil.rmtree(data, ignore_errors=True)
+    print(f"in process, the use cases alone: {args.hosts} hosts, {args.vms} VMs; load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    for name, (cpu, wall) in figures.items():
+        slowest = sorted(range(len(wall)), key=wall.__getitem__)[-3:]
+        print(f"{name:16s} CPU p50 {statistics.median(cpu):6.3f} ms  mean {statistics.mean(cpu):6.3f} ms  "
+              f"p99 {pct(cpu, 99):6.3f} ms;  wall p50 {statistics.median(wall):6.3f} ms  p99 {pct(wall, 99):6.3f} ms"
+              f"  (slowest, wall/CPU: {', '.join(f'{wall[i]:.1f}/{cpu[i]:.1f}' for i in slowest)} ms)")
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
 def main() -> None:  # noqa: PLR0915 - a linear script
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
@@ -133,8 +191,12 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     parser.add_argument("--recommendations", type=int, default=300)
     parser.add_argument("--placements", type=int, default=300, help="PlaceVm calls, quiet and while pushing")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--in-process", action="store_true", help="the use cases' CPU per call, without gRPC")
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    if args.in_process:
+        in_process(args, rng)
+        return
 
     port, metrics_port = free_port(), free_port()
     data = tempfile.mkdtemp(prefix="advisor-bench-")
@@ -197,9 +259,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
-
-    def pct(values: list[float], q: float) -> float:
-        return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+        shutil.rmtree(data, ignore_errors=True)  # its database: about 30 MB a run
 
     tracked = args.hosts + args.vms
     print(f"cluster: {args.hosts} hosts, {args.vms} VMs; cost model {model.name} {model.version}; "

@@ -6,6 +6,7 @@ best few eligible hosts kept: about 0.1 ms for 1,000 hosts (benchmarks/bench_pla
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -71,10 +72,14 @@ def _hosts(n: int, noun: str) -> str:
 
 
 def _named(cluster: ClusterArrays, host_ids: Collection[str]) -> BoolArray | None:
-    """The hosts named (unknown ids ignored) as a mask over the cluster's hosts; None when none is named."""
+    """The hosts named (unknown ids ignored) as a mask over the cluster's hosts; None when none is named. Looked
+    up in the snapshot's id index: `np.isin` over the ids made an array of a thousand strings on every call."""
     if not host_ids:
         return None
-    mask: BoolArray = np.isin(np.array(cluster.host_ids), list(host_ids))
+    mask = np.zeros(cluster.n_hosts, dtype=bool)
+    for host_id in host_ids:
+        with contextlib.suppress(KeyError):
+            mask[cluster.host_index(host_id)] = True
     return mask
 
 
@@ -102,10 +107,10 @@ def all_assessments(cluster: ClusterArrays, ranking: Ranking) -> AssessedHosts:
     `Ranking.rejections` examples. This runs inside every single-VM recommendation: array operations only."""
     a, s = ranking.assessment, ranking.scores
     score = np.full(a.hosts.shape[0], np.nan)
-    position = np.full(cluster.n_hosts, -1, dtype=np.int64)
-    position[a.hosts] = np.arange(a.hosts.shape[0])
-    score[position[s.hosts]] = s.total
-    bits = (a.rejected.astype(np.int64) << np.arange(len(FILTERS))[:, None]).sum(axis=0)
+    score[a.positions] = s.total  # the eligible hosts' columns, in the order weigh scored them
+    bits = np.zeros(a.hosts.shape[0], dtype=np.int64)
+    for row in np.flatnonzero(a.rejected.any(axis=1)).tolist():  # most filters reject no host
+        bits[a.rejected[row]] |= 1 << row
     ids = cluster.host_ids if a.all_hosts else tuple(cluster.host_ids[h] for h in a.hosts.tolist())
     # None for every host without a score (the rejected ones), through an object array: no loop in Python
     boxed = score.astype(object)

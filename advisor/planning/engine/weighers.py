@@ -54,10 +54,10 @@ class Scores:
 
     hosts: IntArray
     total: FloatArray
-    components: FloatArray  # (len(COMPONENTS), len(hosts)), unweighted
+    components: FloatArray  # (len(COMPONENTS), len(hosts)), unweighted; 0 where its weight is 0
     cpu_after: FloatArray
     memory_after: FloatArray
-    power_w: FloatArray  # power added by the move
+    power_w: FloatArray  # power added by the move (0 when the energy weight is 0)
 
     def __len__(self) -> int:
         return int(self.hosts.shape[0])
@@ -127,14 +127,19 @@ def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights,
     cpu_after, memory_after = a.cpu_after[keep], a.memory_after[keep]
     comps = np.zeros((len(COMPONENTS), hosts.shape[0]))
     comps[LOAD] = np.maximum(weights.cpu * cpu_after, weights.memory * memory_after)
-    comps[BALANCE] = (cpu_after - mean_cpu) ** 2
-    view = a.view
-    idle_w, span_w = view.idle_w[keep], view.span_w[keep]
-    now = (power_now(idle_w, span_w, view.cores[keep], loads.host_cpu[hosts], loads.host_vms[hosts])
-           if power_w is None else power_w[hosts])
-    added = idle_w + span_w * _clip01(cpu_after) - now
-    ref = reference_w or float(cluster.host_max_w.mean()) or 1.0
-    comps[ENERGY] = added / ref
+    # A component weighted 0 is left at 0: it adds exactly nothing to the total either way (its values are finite
+    # where the load is), and `describe` leaves it out; RecommendTarget and drains weigh neither balance nor power.
+    if weights.balance:
+        comps[BALANCE] = (cpu_after - mean_cpu) ** 2
+    added = comps[ENERGY]
+    if weights.energy:
+        view = a.view
+        idle_w, span_w = view.idle_w[keep], view.span_w[keep]
+        now = (power_now(idle_w, span_w, view.cores[keep], loads.host_cpu[hosts], loads.host_vms[hosts])
+               if power_w is None else power_w[hosts])
+        added = idle_w + span_w * _clip01(cpu_after) - now
+        ref = reference_w or float(cluster.host_max_w.mean()) or 1.0
+        comps[ENERGY] = added / ref
     vm = a.vm
     groups = cluster.groups
     if groups.of_vm.has_row(vm):

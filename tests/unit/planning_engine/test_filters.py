@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from advisor.domain.model import Disk, Host, Vm
-from advisor.planning.engine import FILTERS, FilterKind, FilterPolicy, VmGroupRule, VmHostRule, rank_targets
+from advisor.planning.engine import (
+    FILTERS,
+    FilterKind,
+    FilterPolicy,
+    VmGroupRule,
+    VmHostRule,
+    all_assessments,
+    rank_targets,
+)
 from advisor.planning.engine.filters import assess, reason, rejections
 from advisor.planning.engine.snapshot import ClusterArrays
 from tests.unit.planning_engine.helpers import cluster, host, vm
@@ -158,3 +166,24 @@ def test_each_rejected_host_is_counted_once_and_the_vms_own_host_only_as_its_cur
     summary = rejections(c, c.loads, a, POLICY)
     assert [(f, n, h) for f, n, h, _ in summary] == [("current host", 1, "src"), ("disabled", 1, "off")]
     assert int(a.counts().sum()) == int((~a.eligible).sum()) == 2
+
+
+def test_rank_targets_excludes_the_hosts_named_and_ignores_unknown_names() -> None:
+    c = cluster([host("src"), host("a"), host("b"), host("c")], [vm("m", "src")])
+    r = rank_targets(c, 0, policy=POLICY, excluded=["b", "nowhere", "a"])
+    assert r.target_id == "c" and r.eligible == 1
+    assert r.assessment.rejected[FilterKind.EXCLUDED.row].tolist() == [False, True, True, False]
+
+
+def test_all_assessments_give_each_host_its_rejecting_filters_as_bits_and_each_eligible_one_its_score() -> None:
+    # "off" is rejected by two filters, "src" only as the current host; "a" and "b" are scored
+    hosts = [host("src"), host("off", in_maintenance=True, memory=1024), host("a"), host("b", cores=32, memory=131072)]
+    c = cluster(hosts, [vm("m", "src")], cpu=0.5)
+    r = rank_targets(c, 0, policy=POLICY)
+    found = all_assessments(c, r)
+    assert found.host_ids == ("src", "off", "a", "b")
+    assert found.rejected == (1 << FilterKind.CURRENT.row, 1 << FilterKind.DISABLED.row | 1 << FilterKind.MEMORY.row,
+                              0, 0)
+    by_host = {h: s for h, s in zip(found.host_ids, found.score, strict=True)}
+    assert by_host["src"] is None and by_host["off"] is None
+    assert by_host["b"] == r.best[0].score < by_host["a"] == r.best[1].score

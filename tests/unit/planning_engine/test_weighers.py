@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from advisor.planning.engine import FilterPolicy, VmGroupRule, VmHostRule, Weights
@@ -67,3 +69,15 @@ def test_cpu_and_memory_weigh_within_the_load() -> None:
             for w in (Weights(), Weights(memory=0.1), Weights(cpu=0.1))}
     # lean: CPU 4/16, memory 4096/16384 = 0.25; roomy: CPU 12/16, memory 8192/65536
     assert best == {Weights(): "lean", Weights(memory=0.1): "lean", Weights(cpu=0.1): "roomy"}
+
+
+def test_a_component_weighted_zero_is_not_computed_and_the_total_is_the_same_to_the_bit() -> None:
+    c = cluster(HOSTS, [vm("m", "src", affinity_groups=frozenset({"g"})), *OTHERS,
+                        vm("p", "light", affinity_groups=frozenset({"g"}))], cpu=0.37)
+    a = assess(c, c.loads, 0, FilterPolicy())
+    for weights in (Weights(), Weights(load=-1.0, affinity=0.3), Weights(load=1.0, balance=0.7)):
+        every = replace(weights, balance=weights.balance or 1.0, energy=weights.energy or 1.0)
+        full = weigh(c, c.loads, a, every, mean_cpu=0.1)
+        skipped = weigh(c, c.loads, a, weights, mean_cpu=0.1)
+        assert skipped.total.tolist() == (weights.vector @ full.components).tolist()
+        assert not skipped.power_w.any() and full.power_w.any()
