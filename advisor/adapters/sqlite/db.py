@@ -3,10 +3,15 @@
 
 Every store (advisor.adapters.sql) shares one `SqliteDatabase` in the server. A second process (the `advisor
 tokens` commands) opens its own connection to the same file; WAL lets it write while the server reads.
+
+The write-ahead log is checkpointed by a thread of its own (`Checkpoints`), not by SQLite inside whichever commit
+crosses 1,000 pages: a recommendation adds about 50 KiB to the log, so one in about 80 paid for the checkpoint
+(2 ms of CPU, 4-10 ms of wall time), most of a quiet RecommendTarget's p99 (benchmarks/bench_api.py).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -21,6 +26,8 @@ from advisor.adapters.sql.store import SqlStore
 # Databases from before yoyo versioned themselves in `meta` (1 to 4); yoyo's first migration sets 5, which those
 # advisors refuse. A version 1-3 database is brought to 4 here, once, before yoyo takes over.
 YOYO_VERSION = 5
+CHECKPOINT_EVERY_S = 1.0
+log = logging.getLogger("advisor.storage")
 _LEGACY_UPGRADES = {
     # Version 1 had no revision column: every recommendation starts at revision 0.
     1: ("ALTER TABLE recommendations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",),
@@ -49,10 +56,46 @@ _LEGACY_UPGRADES = {
 }
 
 
+class Checkpoints:
+    """Checkpoints the write-ahead log every `every_s` on a connection and thread of their own. PASSIVE: it never
+    waits for a reader or writer, and SQLite's C code runs without the interpreter lock, so it takes the other core
+    rather than a request's time."""
+
+    def __init__(self, path: Path, every_s: float) -> None:
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._connection.execute("PRAGMA busy_timeout=5000")
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._failing = False
+        self.done = 0  # checkpoints completed
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every_s):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        try:
+            self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as error:  # the log grows until a checkpoint succeeds: say so once, not every second
+            if not self._failing:
+                log.warning("checkpoint of the write-ahead log failed", extra={"error": str(error)})
+            self._failing = True
+        else:
+            self._failing, self.done = False, self.done + 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._connection.close()
+
+
 class SqliteDatabase:
     integrity_error = sqlite3.IntegrityError
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, checkpoint_every_s: float | None = CHECKPOINT_EVERY_S) -> None:
+        """`checkpoint_every_s` None: the log is never checkpointed while open (tests)."""
         self.path = path
         self.lock = threading.Lock()
         try:
@@ -61,6 +104,7 @@ class SqliteDatabase:
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.execute("PRAGMA busy_timeout=5000")
+            self.connection.execute("PRAGMA wal_autocheckpoint=0")  # `Checkpoints` does it
             self._upgrade_legacy()
             # Quoted: yoyo hands the path to SQLite as a URI (file:PATH?cache=shared), which decodes it.
             migrate(f"sqlite:///{quote(str(path.resolve()))}", "advisor.adapters.sqlite", str(path))
@@ -68,6 +112,7 @@ class SqliteDatabase:
             self._checking = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._checking.execute("PRAGMA busy_timeout=5000")
             self._checking_lock = threading.Lock()
+            self._checkpoints = None if checkpoint_every_s is None else Checkpoints(path, checkpoint_every_s)
         except sqlite3.DatabaseError as error:
             raise StorageError(f"{path}: cannot use this database ({error})") from None
         except OSError as error:
@@ -119,12 +164,17 @@ class SqliteDatabase:
         also whenever this database's own connection commits."""
         return int(db.execute("PRAGMA data_version").fetchone()[0])
 
+    def checkpoints_done(self) -> int:
+        return 0 if self._checkpoints is None else self._checkpoints.done
+
     def size_bytes(self) -> int:
         """The database with its write-ahead log, as it sits on disk."""
         return sum(p.stat().st_size for p in (self.path, self.path.with_name(self.path.name + "-wal"))
                    if p.exists())
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         with self.lock, self._checking_lock:
             self.connection.close()
             self._checking.close()

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from advisor.adapters.sql.database import StorageError
-from advisor.adapters.sqlite.db import SqliteStore
+from advisor.adapters.sqlite.db import SqliteDatabase, SqliteStore
 from advisor.config import load_settings
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import ConfigError
@@ -178,3 +180,45 @@ def test_a_data_directory_of_any_name_holds_its_database(tmp_path: Path, name: s
     assert SqliteStore(path).get_recommendation("r1") == _recommendation("r1", 1.0)
     assert {p.name for p in tmp_path.iterdir()} == {name}
     assert "advisor.sqlite3" in {p.name for p in (tmp_path / name).iterdir()}
+
+
+
+def _fill(database: SqliteDatabase, pages: int) -> None:
+    with database.transaction() as db:
+        db.execute("CREATE TABLE IF NOT EXISTS filler (x BLOB)")
+    for _ in range(pages // 40):  # a commit every 40 pages of 4 KiB, as many small requests do
+        with database.transaction() as db:
+            db.executemany("INSERT INTO filler VALUES (?)", [(b"x" * 4000,)] * 40)
+
+
+def _frames_in_log(path: Path) -> int:
+    """The pages the write-ahead log holds, as a passive checkpoint on another connection reports them."""
+    with closing(sqlite3.connect(path)) as other:
+        return int(other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+
+
+def test_no_commit_checkpoints_the_write_ahead_log(tmp_path: Path) -> None:
+    """A request's commit never pays for a checkpoint: past SQLite's automatic one at 1,000 pages, the log keeps
+    every page written (with it, the log would have started again after 1,000)."""
+    database = SqliteDatabase(tmp_path / "advisor.db", checkpoint_every_s=None)
+    try:
+        _fill(database, 2_000)
+        assert _frames_in_log(tmp_path / "advisor.db") >= 2_000
+    finally:
+        database.close()
+
+
+def test_the_write_ahead_log_is_checkpointed_by_a_thread_of_its_own(tmp_path: Path) -> None:
+    """Once the thread has checkpointed everything written, the next commit starts the log again from its first
+    page."""
+    database = SqliteDatabase(tmp_path / "advisor.db", checkpoint_every_s=0.05)
+    try:
+        _fill(database, 2_000)
+        done, deadline = database.checkpoints_done(), time.monotonic() + 120
+        while database.checkpoints_done() < done + 2:  # one may have begun before the last commit
+            assert time.monotonic() < deadline, "no checkpoint in 120 s"
+            time.sleep(0.05)
+        _fill(database, 40)
+        assert _frames_in_log(tmp_path / "advisor.db") <= 100
+    finally:
+        database.close()
