@@ -28,6 +28,7 @@ from advisor.planning import engine
 from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock, RecommendationStore
+from advisor.usecases.priority import URGENT, Priority
 from advisor.usecases.records import apply_event
 from advisor.usecases.snapshots import Snapshots
 
@@ -107,12 +108,14 @@ class Freshness:
         return reason
 
 
-def expire_stale(store: RecommendationStore, freshness: Freshness) -> int:
+def expire_stale(store: RecommendationStore, freshness: Freshness, priority: Priority = URGENT) -> int:
     """Mark expired every recommendation waiting for review, approval's execution or its next move whose next move
-    no longer holds; return how many."""
+    no longer holds; return how many. Bulk work: it gives way to urgent calls before each recommendation (at 620
+    open proposals a sweep is 150 ms of CPU, during which RecommendTarget's p99 went from 8 to 35 ms)."""
     expired = 0
     for state in (RecommendationState.PROPOSED, RecommendationState.APPROVED):
         for rec in store.list_recommendations(state, SWEEP_LIMIT):
+            priority.give_way()  # no lock held here: the list is read
             index = freshness.next_move(rec)
             if index is not None:
                 try:

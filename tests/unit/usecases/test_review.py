@@ -12,6 +12,8 @@ from advisor.adapters.memory import MemoryStore
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.domain.model import Objective, Vm
 from advisor.domain.recommendation import Decision, Recommendation, RecommendationState
+from advisor.usecases.lifecycle import expire_stale
+from advisor.usecases.priority import Priority
 from tests.unit.usecases.world import World, hosts, world
 
 S = RecommendationState
@@ -161,3 +163,18 @@ def test_every_host_assessed_for_a_move_is_paged_best_first(w: World) -> None:
         w.review.assessments(rec.id, 1)
     moves, more = w.review.moves(rec)
     assert moves == [(0, rec.moves[0])] and more == ""
+
+
+def test_the_sweep_expires_what_no_longer_holds_giving_way_before_each_recommendation(w: World) -> None:
+    """The periodic sweep is bulk work: urgent calls go first, between any two recommendations it looks at."""
+    first, _ = proposed(w), proposed(w, vm_id="v1")
+    w.push(hosts("a", "b", "c", "d", maintenance=first.moves[0].target_host_id))
+    looked_at: list[int] = []
+
+    class Counting(Priority):
+        def give_way(self, unless: Callable[[], bool] = lambda: False) -> None:
+            looked_at.append(len(looked_at))
+
+    assert expire_stale(w.store, w.freshness, Counting()) >= 1
+    assert w.review.get(first.id).state is S.EXPIRED
+    assert len(looked_at) == 2  # two proposed, none approved
