@@ -47,6 +47,7 @@ class Automation:
         self._clock = clock
         self._default = ClusterAutomation(DEFAULT_CLUSTER, default_level, default_threshold)
         self._label = cluster_label
+        self._opted_out: tuple[int, frozenset[str]] = (-1, frozenset())  # at an inventory version
 
     def cluster_of(self, host: Host) -> str:
         return cluster_of(host.labels, self._label)
@@ -80,10 +81,16 @@ class Automation:
     def opted_out(self) -> frozenset[str]:
         """Every VM of the inventory that opted out of automation and plans. Its label alone decides, whatever its
         cluster's level: so the clusters' settings are not read once per VM (every snapshot update asks, 11 ms at
-        20,000 VMs when it called `vm_level` for each; its label's value `disabled` is what makes it None)."""
+        20,000 VMs when it called `vm_level` for each; its label's value `disabled` is what makes it None). Kept
+        until the inventory changes: a snapshot updated for new samples alone asks again (1.7 ms at 20,000 VMs)."""
+        version = self._inventory.version  # read first: a change during the scan makes the next call scan again
+        if self._opted_out[0] == version:
+            return self._opted_out[1]
         hosts = self._inventory.hosts()
-        return frozenset(v.id for v in self._inventory.vms().values()
-                         if v.labels.get(VM_LABEL) == DISABLED and v.host_id in hosts)
+        opted_out = frozenset(v.id for v in self._inventory.vms().values()
+                              if v.labels.get(VM_LABEL) == DISABLED and v.host_id in hosts)
+        self._opted_out = version, opted_out
+        return opted_out
 
     def level(self, vms: Iterable[Vm], hosts: Mapping[str, Host]) -> tuple[Level, str]:
         """The level a recommendation moving these VMs runs at (the least automatic of theirs), and the cluster

@@ -61,6 +61,16 @@ def test_the_least_automatic_vm_decides_and_a_label_overrides_its_cluster() -> N
     assert w.automation.opted_out() == {"pinned"}
 
 
+def test_the_vms_opted_out_follow_every_inventory_change() -> None:
+    """Kept between inventory changes, never past one: a label added, a VM pushed, a label removed."""
+    w = clustered()
+    assert w.automation.opted_out() == {"pinned"}
+    w.push(vms=[Vm("v1", "a", 4096, 2, labels={VM_LABEL: "disabled"})])
+    assert w.automation.opted_out() == {"pinned", "v1"}
+    w.push(vms=[Vm("new", "b", 4096, 2, labels={VM_LABEL: "disabled"}), Vm("pinned", "a", 4096, 2)])
+    assert w.automation.opted_out() == {"new", "v1"}
+
+
 def test_at_full_automation_the_advisor_approves_and_runs_its_own_recommendation() -> None:
     w = clustered(Level.FULL)
     rec = w.advice.recommend_target("v1", Objective())
