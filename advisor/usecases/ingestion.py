@@ -57,7 +57,8 @@ class Ingestion:
         # batch's checks and storing (tens of ms for thousands of samples).
         with self._inventory.reading() as cluster:
             known = pushes.sampled(host_samples, vm_samples, cluster)
-        pushes.check_samples(host_samples, vm_samples, known, now)
+        pushes.check_samples(host_samples, vm_samples, known, now,
+                             self._priority.give_way if give_way else lambda: None)
         if give_way:
             self._store_in_pieces(host_samples, vm_samples)
         else:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from advisor.domain import pushes
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import InvalidArgument, NotFound
 from advisor.domain.model import Host, HostSample, Vm, VmSample
-from advisor.domain.pushes import MAX_HOSTS_PER_PUSH
+from advisor.domain.pushes import CHECKED_BETWEEN_PAUSES, MAX_HOSTS_PER_PUSH
 from tests.unit.usecases.world import World, hosts, world
 
 
@@ -108,3 +109,16 @@ def test_a_vm_removed_while_its_samples_are_stored_does_not_get_them_back(w: Wor
     assert w.samples.vm_latest("v1", "cpu_utilization") is None
     latest = w.samples.vm_latest("v2", "cpu_utilization")
     assert latest is not None and latest.value == pytest.approx(0.4, rel=2**-11)  # float16
+
+
+def test_a_large_batch_is_checked_in_pieces_with_a_pause_between_them() -> None:
+    """`check_samples` pauses every CHECKED_BETWEEN_PAUSES samples (where a server gives way to urgent calls), and
+    still finds a sample repeated across pieces."""
+    vm = Vm("v1", "a", 4096, 2)
+    samples = [VmSample("v1", 1_796_000_000.0 + i) for i in range(2 * CHECKED_BETWEEN_PAUSES + 1)]
+    checked_when_paused: list[int] = []
+    pushes.check_samples([], samples, (set(), {"v1": vm}), 1_796_100_000.0,
+                         pause=lambda: checked_when_paused.append(len(checked_when_paused)))
+    assert len(checked_when_paused) == 3  # before samples 0, 500 and 1,000
+    with pytest.raises(InvalidArgument, match=rf"vm_samples\[{len(samples)}\]: same VM and time as vm_samples\[0\]"):
+        pushes.check_samples([], [*samples, samples[0]], (set(), {"v1": vm}), 1_796_100_000.0)
