@@ -37,12 +37,17 @@ def _groups_with(groups: Groups, vm: int, vm_obj: Vm) -> Groups:
             together.append(key[1])
             must.append(key[2])
         joined.append(keys[key])
-    n_groups = len(names)
-    old_groups = np.repeat(np.arange(len(groups.names), dtype=np.int64), np.diff(groups.members.ptr))
-    rows = np.concatenate([old_groups, np.array(joined, dtype=np.int64)])
-    members = np.concatenate([groups.members.values, np.full(len(joined), vm, dtype=np.int64)])
-    return Groups(tuple(names), np.array(together, dtype=bool), np.array(must, dtype=bool),
-                  Csr.from_pairs(n_groups, rows, members), Csr.from_pairs(vm + 1, members, rows))
+    # The VM is the last one: the rows kept as they are, it goes at the end of each group it joins (old groups) or
+    # alone in a new one, and its own row of groups is appended (O(members) copies, no sort).
+    old, members = len(groups.names), groups.members
+    into_old = np.array(sorted(g for g in joined if g < old), dtype=np.int64)
+    ptr = members.ptr + np.searchsorted(into_old, np.arange(old + 1), side="left")
+    ptr = np.concatenate([ptr, ptr[-1] + np.arange(1, len(names) - old + 1)])
+    values = np.insert(members.values, members.ptr[into_old + 1], vm)
+    values = np.concatenate([values, np.full(len(names) - old, vm, dtype=np.int64)])
+    of_vm = Csr(np.append(groups.of_vm.ptr, groups.of_vm.ptr[-1] + len(joined)),
+                np.concatenate([groups.of_vm.values, np.array(joined, dtype=np.int64)]))
+    return Groups(tuple(names), np.array(together, dtype=bool), np.array(must, dtype=bool), Csr(ptr, values), of_vm)
 
 
 def with_new_vm(cluster: ClusterArrays, vm: Vm) -> tuple[ClusterArrays, int]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from advisor.domain.model import Vm
 from advisor.planning.engine import FilterKind, FilterPolicy, judge, with_new_vm, with_pinned
+from advisor.planning.engine.snapshot import group_rules
 from tests.unit.planning_engine.helpers import cluster, host, vm
 
 
@@ -20,6 +24,29 @@ def test_a_new_vm_joins_the_groups_it_names_and_leaves_the_others_alone() -> Non
     assert sorted(grown.groups.members.row(db).tolist()) == [0, 2]
     assert [grown.groups.names[g] for g in grown.groups.of_vm.row(1).tolist()] == ["web"]
     assert (grown.loads.host_vcpus == c.loads.host_vcpus).all()  # unplaced: no host carries it
+
+
+names = st.frozensets(st.sampled_from(("a", "b", "c", "d", "e")), max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(names, names), max_size=12), st.tuples(names, names))
+def test_a_new_vm_s_groups_are_those_of_the_snapshot_built_with_it(
+        vms: list[tuple[frozenset[str], frozenset[str]]], new: tuple[frozenset[str], frozenset[str]]) -> None:
+    """Adding the VM to the groups (no sort, the snapshot's rows kept) gives what building them again from every
+    VM does, row for row."""
+    every = [Vm(f"v{k}", "h", 1024, 1, affinity_groups=together, anti_affinity_groups=apart)
+             for k, (together, apart) in enumerate([*vms, new])]
+    before = group_rules(every[:-1], (), {v.id: k for k, v in enumerate(every[:-1])})
+    c = cluster([host("h")], [vm(v.id, "h", affinity_groups=v.affinity_groups,
+                                 anti_affinity_groups=v.anti_affinity_groups) for v in every[:-1]])
+    assert c.groups.names == before.names
+    grown = with_new_vm(c, every[-1])[0].groups
+    rebuilt = group_rules(every, (), {v.id: k for k, v in enumerate(every)})
+    assert grown.names == rebuilt.names
+    assert grown.together.tolist() == rebuilt.together.tolist() and grown.must.tolist() == rebuilt.must.tolist()
+    for mine, theirs in ((grown.members, rebuilt.members), (grown.of_vm, rebuilt.of_vm)):
+        assert mine.ptr.tolist() == theirs.ptr.tolist() and mine.values.tolist() == theirs.values.tolist()
 
 
 def test_a_new_vm_is_placed_only_where_its_networks_are_offered() -> None:
