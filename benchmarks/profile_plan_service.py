@@ -1,8 +1,9 @@
 """Profile PlanCluster in process: the servicer's call (use case, store, the answer's protobuf) on the advisor as
-`advisor serve` wires it (SQLite by default), without gRPC, the periodic tasks or anything running beside it.
+`advisor serve` wires it (SQLite; with --postgresql, on a PostgreSQL server started here as bench_plan_store.py
+starts it), without gRPC, the periodic tasks or anything running beside it.
 
     .venv/bin/python benchmarks/profile_plan_service.py [--hosts 10000] [--vms 200000] [--repeat 3]
-        [--database-url URL] [--profile FILE] [--top 40]
+        [--postgresql] [--profile FILE] [--top 40]
 
 The inventory and samples are those of benchmarks/bench_plan_store.py, pushed through the servicers on a frozen
 clock, so that two versions of the code plan on the same cluster at the same time. Then a balance stored for review,
@@ -18,6 +19,7 @@ Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import hashlib
 import os
@@ -28,16 +30,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
+
+import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, benchmarks.*
 
-from advisor.api import servicers  # noqa: E402
-from advisor.api.v1 import advisor_pb2 as pb  # noqa: E402
-from advisor.domain.recommendation import Recommendation  # noqa: E402
-from benchmarks.bench_plan_store import VMS_PER_PUSH, samples  # noqa: E402
-from benchmarks.bench_replicas_load import inventory  # noqa: E402
-from tests.support import local_advisor  # noqa: E402
+from advisor.api import servicers
+from advisor.api.v1 import advisor_pb2 as pb
+from advisor.domain.recommendation import Recommendation
+from benchmarks.bench_plan_store import VMS_PER_PUSH, samples
+from benchmarks.bench_replicas_load import inventory
+from tests.support import local_advisor
+from tests.support.postgres import PostgresServer
 
+NO_CONTEXT = cast(grpc.ServicerContext, None)  # the servicers here read nothing of their call's context
 NOW_S = 1_796_000_000.0  # the frozen clock: samples are pushed and plans made at this time
 OTHER_IDS = re.compile(r"recommendation [0-9a-f]{6,}")
 
@@ -61,8 +68,10 @@ def stored_digest(rec: Recommendation) -> str:
 def pushed_samples(hosts: int, vms: int) -> list[pb.PushSamplesRequest]:
     requests = samples(hosts, vms, random.Random(16))
     for request in requests:
-        for s in (*request.host_samples, *request.vm_samples):
-            s.time.FromNanoseconds(int((NOW_S - 5) * 1e9))
+        for host in request.host_samples:
+            host.time.FromNanoseconds(int((NOW_S - 5) * 1e9))
+        for vm in request.vm_samples:
+            vm.time.FromNanoseconds(int((NOW_S - 5) * 1e9))
     return requests
 
 
@@ -71,23 +80,30 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--vms", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--database-url", default="", help="PostgreSQL instead of SQLite")
+    parser.add_argument("--postgresql", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument("--profile", default="", metavar="FILE", help="run the calls under cProfile, dump to FILE")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
     print(f"{args.hosts} hosts, {args.vms} VMs, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="advisor-plan-profile-") as work, \
-            local_advisor(Path(work), clock=lambda: NOW_S, database_url=args.database_url) as app:
+    with contextlib.ExitStack() as stack:
+        url = ""
+        if args.postgresql:
+            server = PostgresServer(durable=True)
+            server.start()
+            stack.callback(server.stop)
+            url = server.url(server.new_database())
+        work = stack.enter_context(tempfile.TemporaryDirectory(prefix="advisor-plan-profile-"))
+        app = stack.enter_context(local_advisor(Path(work), clock=lambda: NOW_S, database_url=url))
         pushing, telemetry = (servicers.InventoryServicer(app.usecases, app.metrics),
                               servicers.TelemetryServicer(app.usecases, app.metrics))
         started = time.perf_counter()
         whole = inventory(args.hosts, args.vms)
         for first in range(0, max(len(whole.vms), 1), VMS_PER_PUSH):
             pushing.PushInventory(pb.PushInventoryRequest(hosts=whole.hosts if first == 0 else [],
-                                                          vms=whole.vms[first:first + VMS_PER_PUSH]), None)
-        for request in pushed_samples(args.hosts, args.vms):
-            telemetry.PushSamples(request, None)
+                                                          vms=whole.vms[first:first + VMS_PER_PUSH]), NO_CONTEXT)
+        for pushed in pushed_samples(args.hosts, args.vms):
+            telemetry.PushSamples(pushed, NO_CONTEXT)
         print(f"pushed in {time.perf_counter() - started:.1f} s", flush=True)
         planning = servicers.RecommendationServicer(app.usecases, app.metrics)
         calls = (("balance, stored", pb.PlanClusterRequest(goal=pb.CLUSTER_GOAL_REBALANCE)),
@@ -99,7 +115,7 @@ def main() -> None:
                 cpu, wall = time.process_time(), time.perf_counter()
                 if profile is not None:
                     profile.enable()
-                rec = planning.PlanCluster(request, None)
+                rec = planning.PlanCluster(request, NO_CONTEXT)
                 if profile is not None:
                     profile.disable()
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
