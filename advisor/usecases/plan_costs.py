@@ -2,16 +2,17 @@
 and its outcomes are learned from, the same inputs and predictions as advice.
 
 The engine ranks its 10^4-10^5 candidate rows with `LearnedMoveCosts`, from the snapshot's arrays alone. The moves
-it chooses are priced by `AdviceMoveCosts`, the engine's `MoveCosts` over the advice path, at every share of the
-links the schedule may give them: for each VM, target and bandwidth, the inputs `migration_inputs` builds from the
-VM, its source and target hosts (the source's `advisor.profile`), its recent samples (memory in use, working set)
-and its dirty-rate forecast, with the objective's limits (`objective_overrides`) and, where the move shares a
-link, its share as the cap; the costs of every technique from the served predictor in one call, widened for a
-burst as advice widens them (`CostEstimator.costs_many`); the technique by the engine's `select`, row for row
-advice's `choose_technique`, cold included where the rules allow it (priced by its steps beside the live
-techniques: moved cold where the VM asks for it or cold alone meets every limit; a VM asking for cold where the
-rules forbid it meets no limit, and the plan refuses it with the reason). What was priced is kept (`priced`), so
-each move is stored with the very inputs and prediction it was scheduled with.
+it chooses are priced by `AdviceMoveCosts`, the engine's `MoveCosts` over the advice path, alone on their links
+and at the share of the links a schedule starts them with (advisor.planning.engine.case_prices): for each VM,
+target and bandwidth, the inputs `migration_inputs` builds from the VM, its source and target hosts (the source's
+`advisor.profile`), its recent samples (memory in use, working set) and its dirty-rate forecast, with the
+objective's limits (`objective_overrides`) and, where the move shares a link, its share as the cap; the costs of
+every technique from the served predictor in one call, widened for a burst as advice widens them
+(`CostEstimator.costs_many`); the technique by the engine's `select`, row for row advice's `choose_technique`, cold
+included where the rules allow it (priced by its steps beside the live techniques: moved cold where the VM asks
+for it or cold alone meets every limit; a VM asking for cold where the rules forbid it meets no limit, and the
+plan refuses it with the reason). What was priced is kept (`priced`), so each move is stored with the very
+inputs and prediction it was scheduled with.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ VM asks for cold the rules forbid (advisor.planning.engine.carried).
 
 Costs are asked of the `MoveCosts` in batches and cached per (VM, usable bandwidth) for the plan's life, so a VM
 costed while ranking candidates is not costed again when it moves. A plan given a `pricing` MoveCosts ranks its
-candidates (10^4-10^5 rows) with `costs` and prices only the moves it chose with `pricing`, at every share of the
-links they may start with: those prices order and schedule the moves and are the ones the plan shows (the use
-cases price them as advice does, advisor.usecases.plan_costs).
+candidates (10^4-10^5 rows) with `costs` and prices only the moves it chose with `pricing`, alone on their links
+and at the share of the links each schedule starts them with (case_prices.py): those prices order and schedule the
+moves and are the ones the plan shows (the use cases price them as advice does, advisor.usecases.plan_costs).
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ import numpy as np
 from advisor.domain.text import counted
 from advisor.domain.transport import TlsMode
 from advisor.physics.transport import TLS_THROUGHPUT_FACTOR
+from advisor.planning.engine.case_prices import CasePrices
 from advisor.planning.engine.churn import AntiChurn, MoveHistory
 from advisor.planning.engine.costs import CostCache, CostEstimates, CostRequest, MoveCosts
 from advisor.planning.engine.filters import Assessment, FilterPolicy, HostView, Rejection, assess, rejections
 from advisor.planning.engine.forecast import Forecast
 from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
-from advisor.planning.engine.schedule import Concurrency, Schedule, schedule, shared_bandwidths
+from advisor.planning.engine.schedule import Concurrency, Schedule
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray
 from advisor.planning.engine.weighers import Scores, Weights, describe, weigh
 from advisor.planning.engine.working import Working
@@ -333,29 +334,26 @@ class Planner:
         targets = np.array([r.target for r in recs], dtype=np.int64)
         sources = np.array([r.source for r in recs], dtype=np.int64)
         limits = self.settings.concurrency
-        cases = limits.per_source * limits.per_target
-        # every move priced at each share of its links it may start with, in one request: case 0 is the move alone
-        every = self._cases(vms, sources, targets) if recs else None
+        # each move priced alone, then at the share of its links of the case each schedule starts it in
+        prices = CasePrices(self.price, vms, sources, targets, c.host_bandwidth_mib_s, limits) if recs else None
         order = np.arange(len(recs))
-        if every is not None and longest_first:
-            order = np.argsort(-every.total_ms[::cases, 2], kind="stable")
-        shared = None if every is None else every.take((order[:, None] * cases + np.arange(cases)).ravel())
-        median, p90 = self._schedules(shared, sources[order], targets[order]) if shared is not None else (
-            Schedule.empty(), Schedule.empty())
-        started_in = median.case if median.case is not None else np.zeros(len(recs), dtype=np.int64)
+        if prices is not None and longest_first:
+            order = np.argsort(-prices.alone().total_ms[:, 2], kind="stable")
+        median, p90, taken = prices.schedules(order) if prices is not None else (
+            Schedule.empty(), Schedule.empty(), None)
         moves, links = [], self.cluster.host_bandwidth_mib_s
         wave, start_s, end_s = median.wave.tolist(), median.start_s.tolist(), median.end_s.tolist()
-        for k, (i, case) in enumerate(zip(order.tolist(), started_in.tolist(), strict=True)):
-            r, row = recs[i], k * cases + case
-            assert every is not None and shared is not None
-            explanation = Explanation(r.why_vm, r.why_host, shared.why_technique(row), r.assessed, r.eligible,
+        for k, i in enumerate(order.tolist()):
+            r = recs[i]
+            assert taken is not None
+            explanation = Explanation(r.why_vm, r.why_host, taken.why_technique(k), r.assessed, r.eligible,
                                       r.rejections, r.alternatives)
             # The parameters carry the whole link: the executor gives each its share when it starts.
-            chosen = shared.parameters(row, float(np.minimum(links[r.source], links[r.target])))
+            chosen = taken.parameters(k, float(np.minimum(links[r.source], links[r.target])))
             moves.append(PlannedMove(
                 c.vm_ids[r.vm], c.host_ids[r.source], c.host_ids[r.target], r.vm, r.source, r.target,
-                shared.cost(row), chosen, float(shared.p_converge[row]), r.benefit, wave[k], start_s[k], end_s[k],
-                explanation, float(shared.bandwidth_mib_s[row]),
+                taken.cost(k), chosen, float(taken.p_converge[k]), r.benefit, wave[k], start_s[k], end_s[k],
+                explanation, float(taken.bandwidth_mib_s[k]),
             ))
         moves.sort(key=lambda m: (m.start_s, m.wave))
         timing = (f" {counted(len(moves), 'move')} in {counted(median.waves, 'wave')} at "
@@ -365,19 +363,6 @@ class Planner:
         return Plan(strategy, dict(parameters), tuple(moves), tuple(self.refused.values()), summary + timing,
                     (self.pricing or self.costs).name, benefit_unit, median.duration_s, p90.duration_s, median.waves,
                     c.n_hosts, c.with_loads(self.work.loads.copy()), tuple(dry_run), power)
-
-    def _cases(self, vms: IntArray, sources: IntArray, targets: IntArray) -> CostEstimates:
-        """Every move priced at each share of its links it may start with (see schedule.py), its cases in a row."""
-        limits, links = self.settings.concurrency, self.cluster.host_bandwidth_mib_s
-        cases = limits.per_source * limits.per_target
-        shares = shared_bandwidths(links[sources], links[targets], limits)
-        return self.price(np.repeat(vms, cases), np.repeat(targets, cases), shares.ravel())
-
-    def _schedules(self, shared: CostEstimates, sources: IntArray, targets: IntArray) -> tuple[Schedule, Schedule]:
-        """The median and p90 schedules in which each move takes the share it starts with."""
-        limits = self.settings.concurrency
-        table = shared.total_ms.reshape(len(sources), limits.per_source, limits.per_target, 3) / 1000
-        return schedule(sources, targets, table[..., 1], limits), schedule(sources, targets, table[..., 2], limits)
 
 
 def movable(planner: Planner, vms: IntArray, *, ignore_cooldown: bool = False) -> BoolArray:
