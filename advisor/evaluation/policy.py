@@ -151,7 +151,7 @@ class AdvisorPolicy:
         migrations = []
         for plan in plans:
             self.moves[plan.strategy] += len(plan.moves)
-            self.ledger.moves(plan)
+            self.ledger.moves(plan, [int(index[m.vm]) for m in plan.moves])
             for m in plan.moves:
                 migrations.append(Migration(int(index[m.vm]), m.target))
                 moved.append((m.vm_id, m.source_id, m.target_id, m.cost.total_time_ms.median / 1000))

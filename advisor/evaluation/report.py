@@ -157,7 +157,9 @@ simulator measured on the same hosts in the interval before the plan and in the 
 not the plan's saving (the load moves too; only a run without the moves could say what they saved), but a plan
 whose hosts stay violating after it did not save what it predicted. Migration cost: the plans' predicted median
 times (the learned model, each move at the share of the links the plan's schedule gives it) summed over every
-move started, beside the simulator's (CloudSim's RAM / (BW / 2) on the whole link).
+move started, beside the simulator's (CloudSim's RAM / (BW / 2) on the whole link). Last, the share of PDM's
+numerator (the CPU the moving guests were denied, as the simulator measured it) that relief's moves caused, the
+rest being consolidation's.
 
 {tables}"""
 
@@ -165,8 +167,9 @@ move started, beside the simulator's (CloudSim's RAM / (BW / 2) on the whole lin
 def prediction_table(days: Sequence[Day]) -> str:
     """The advisor's predictions beside the simulator's measurements, per day ('' when no result has them)."""
     out = ["| day | relieved host-intervals | SLA s forecast without -> with the moves | predicted saved | SLA s "
-           "measured before -> after | migration s predicted | simulated | predicted / simulated |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "measured before -> after | migration s predicted | simulated | predicted / simulated | "
+           "relief's share of PDM |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for d in days:
         p = d.advisor.get("predicted")
         if not isinstance(p, Mapping) or not p:
@@ -176,8 +179,17 @@ def prediction_table(days: Sequence[Day]) -> str:
                    f"{p['predicted_over_after_s']:,.0f} | {p['predicted_saved_s']:,.0f} | "
                    f"{p['measured_before_s']:,.0f} -> {p['measured_after_s']:,.0f} | "
                    f"{p['predicted_migration_s']:,.0f} | {simulated:,.0f} | "
-                   f"{fmt(ratio(float(p['predicted_migration_s']), simulated))} |")
+                   f"{fmt(ratio(float(p['predicted_migration_s']), simulated))} | {_relief_share(p)} |")
     return "\n".join(out) if len(out) > 2 else ""
+
+
+def _relief_share(p: Mapping[str, object]) -> str:
+    """Relief's share of the guests' loss while migrating ('-' where the result does not split it)."""
+    relief, packing = p.get("balance_loss_mips_s"), p.get("consolidate_loss_mips_s")
+    if relief is None or packing is None:
+        return "-"
+    total = float(relief) + float(packing)  # type: ignore[arg-type]
+    return f"{float(relief) / total:.0%}" if total > 0 else "-"  # type: ignore[arg-type]
 
 
 def _optional(r: Result, field: str) -> str:
