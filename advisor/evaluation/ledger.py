@@ -11,11 +11,14 @@ after) is not the plan's saving (that would need a counterfactual run): the load
 forecast is about.
 
 Migration cost: the plans' predicted median migration times (learned model, each move at the share of the links
-the plan's schedule starts it with), summed over the moves started, beside the simulator's migration seconds.
+the plan's schedule starts it with), summed over the moves started, beside the simulator's migration seconds; and
+what the migrations cost the guests as the simulator measured it (PDM's numerator: the MIPS-seconds a VM is denied
+while it migrates out), split by the strategy that started each move, up to the last update.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +47,9 @@ class Ledger:
     measured_before_s: float = 0.0  # SLA seconds measured on the same hosts in the interval before the plan
     measured_after_s: float = 0.0  # ... and in the interval after it
     predicted_migration_s: float = 0.0  # every move started, relief and consolidation
+    loss_mips_s: dict[str, float] = field(default_factory=dict)  # measured PDM numerator, by strategy
+    _flights: dict[int, str] = field(default_factory=dict, repr=False)  # simulator VM -> strategy moving it
+    _loss_seen: FloatArray | None = field(default=None, repr=False)  # per VM, at the last update
     _pending: _Pending | None = field(default=None, repr=False)
     _previous: FloatArray | None = field(default=None, repr=False)  # SLA seconds per host at the update before
     _last: FloatArray | None = field(default=None, repr=False)  # ... at this update
@@ -64,6 +70,21 @@ class Ledger:
             self.measured_after_s += float((now[p.hosts] - p.at_plan).sum())
         self._pending = None
         self._previous, self._last = self._last, now
+        self._settle_loss(snapshot)
+
+    def _settle_loss(self, snapshot: Snapshot) -> None:
+        """Add what each VM in flight lost since the last update to the strategy that moved it; forget the VMs
+        that have landed."""
+        loss = np.asarray(snapshot.vm_migration_loss_mips_s, dtype=np.float64)
+        if loss.shape[0] == 0:
+            return
+        if self._loss_seen is not None and self._flights:
+            delta = loss - self._loss_seen
+            for vm, strategy in self._flights.items():
+                self.loss_mips_s[strategy] = self.loss_mips_s.get(strategy, 0.0) + float(delta[vm])
+            migrating = np.asarray(snapshot.vm_migrating)
+            self._flights = {vm: s for vm, s in self._flights.items() if migrating[vm]}
+        self._loss_seen = loss
 
     def relief(self, snapshot: Snapshot, before: ClusterArrays, plan: Plan) -> None:
         """Record what a relief plan predicts for the hosts it relieves (`before`: the cluster it planned on)."""
@@ -77,11 +98,16 @@ class Ledger:
             c.host_cores[hosts], OVERLOAD) for c in (before, plan.after))
         self._pending = _Pending(hosts, now[hosts].copy(), float((now[hosts] - earlier).sum()), over_before, over_after)
 
-    def moves(self, plan: Plan) -> None:
+    def moves(self, plan: Plan, vms: Sequence[int] | None = None) -> None:
+        """The plan's moves started; `vms`: the simulator's index of each move's VM (for the measured loss)."""
         self.predicted_migration_s += sum(m.cost.total_time_ms.median for m in plan.moves) / 1000.0
+        if vms is not None:
+            self.loss_mips_s.setdefault(plan.strategy, 0.0)
+            self._flights.update((int(vm), plan.strategy) for vm in vms)
 
     def as_dict(self) -> dict[str, float]:
         return {"relieved_hosts": self.relieved_hosts, "predicted_over_before_s": self.predicted_over_before_s,
                 "predicted_over_after_s": self.predicted_over_after_s, "predicted_saved_s": self.predicted_saved_s,
                 "measured_before_s": self.measured_before_s, "measured_after_s": self.measured_after_s,
-                "predicted_migration_s": self.predicted_migration_s}
+                "predicted_migration_s": self.predicted_migration_s,
+                **{f"{strategy}_loss_mips_s": loss for strategy, loss in self.loss_mips_s.items()}}

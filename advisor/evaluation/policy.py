@@ -76,6 +76,10 @@ class AdvisorParams:
     costs: str = "learned"  # "learned" (the project's cost model) or "analytic"
     # >= 0: consolidation ranks hosts by power saved per migration second weighted by busy cores plus this (PDM)
     busy_floor: float = -1.0
+    # >= 0: a consolidation target's chance of passing capacity (overload.py's model, with its VMs' spread) stays
+    # at most this; its forecast load may then reach `consolidation_headroom` (0: `headroom`)
+    consolidation_risk: float = -1.0
+    consolidation_headroom: float = 0.0
 
 
 class AdvisorPolicy:
@@ -137,13 +141,17 @@ class AdvisorPolicy:
         plans = [relief]
         if left > 0:
             after = history.record(moved, now)
-            plans.append(consolidate(relief.after, self.costs, settings=settings, history=after, now_s=now,
+            packing = settings
+            if p.consolidation_headroom > 0:
+                packing = replace(settings, filters=replace(settings.filters, max_cpu_after=p.consolidation_headroom))
+            plans.append(consolidate(relief.after, self.costs, settings=packing, history=after, now_s=now,
                                      underload=p.underload, min_saving_w=p.min_saving_w, weights=PACK,
-                                     max_moves=left, busy_floor=None if p.busy_floor < 0 else p.busy_floor))
+                                     max_moves=left, busy_floor=None if p.busy_floor < 0 else p.busy_floor,
+                                     overload_risk=None if p.consolidation_risk < 0 else p.consolidation_risk))
         migrations = []
         for plan in plans:
             self.moves[plan.strategy] += len(plan.moves)
-            self.ledger.moves(plan)
+            self.ledger.moves(plan, [int(index[m.vm]) for m in plan.moves])
             for m in plan.moves:
                 migrations.append(Migration(int(index[m.vm]), m.target))
                 moved.append((m.vm_id, m.source_id, m.target_id, m.cost.total_time_ms.median / 1000))

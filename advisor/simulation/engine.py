@@ -237,6 +237,7 @@ class Simulation:
             instantiating=instantiating,
             migration_time=self.config.migration_time,
             host_violation_s=frozen(self.acc.host_violation_s.copy()),
+            vm_migration_loss_mips_s=frozen(self.acc.vm_migration_loss_mips_s.copy()),
         )
 
     def _place_initial(self) -> None:

@@ -69,6 +69,8 @@ class Snapshot:
     migration_time: MigrationTimeModel
     # per host, the seconds it has been active with used < requested MIPS so far (SLATAH's numerator, measured)
     host_violation_s: FloatArray = field(default_factory=lambda: np.zeros(0))
+    # per VM, the MIPS-seconds it has lost while migrating out so far (PDM's numerator, measured)
+    vm_migration_loss_mips_s: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_hosts(self) -> int:

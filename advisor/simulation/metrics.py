@@ -68,6 +68,7 @@ class Accumulator:
         self.requested_mips_s = 0.0
         self.allocated_mips_s = 0.0
         self.migration_loss_mips_s = 0.0
+        self.vm_migration_loss_mips_s = np.zeros(0)  # per VM, sized at the first frame
         self.migrations = 0
         self.repeated_migrations = 0
         self.vms_removed = 0
@@ -97,6 +98,8 @@ class Accumulator:
         self.clamped += int((u_start > 1).sum())
         p_start, p_end = power_w(tables, u_start), power_w(tables, u_end)
         self.energy_ws += float(np.where(u_start == 0, 0.0, (p_start + (p_end - p_start) / 2) * dt).sum())
+        if self.vm_migration_loss_mips_s.shape != vm_present.shape:
+            self.vm_migration_loss_mips_s = np.zeros(vm_present.shape[0])
         if not sla:
             return
         active = used_start > 0
@@ -109,6 +112,9 @@ class Accumulator:
         self.allocated_mips_s += float((alloc * dt).sum())
         lost = vm_migrating[vm_present] & (alloc < req)
         self.migration_loss_mips_s += float(((req - alloc)[lost] * dt).sum())
+        losing = vm_migrating & vm_present & (vm_allocated < vm_requested)
+        if losing.any():
+            self.vm_migration_loss_mips_s[losing] += (vm_requested - vm_allocated)[losing] * dt
 
     def observe(self, used: FloatArray, vm_host: IntArray, vm_ram_mb: FloatArray) -> None:
         """Per periodic update: active hosts, and hosts whose VMs' RAM exceeds theirs."""

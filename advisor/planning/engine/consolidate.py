@@ -8,14 +8,17 @@ floor: what a migration costs is the guest's slowdown while it moves (CloudSim's
 migration's time), so a host of idle VMs is emptied before one of busy VMs that saves the same power; the floor
 prices the migration of an idle VM (its link, its time). A host is emptied whole or not at all: its VMs, most CPU
 first, go to the fullest running hosts that still pass every filter (the weights pack; hosts that are off, being
-emptied or emptied are excluded, so no host is woken to empty another). The trial is undone if a VM finds no host, a
-move would break the downtime limit, the cap would be passed, or the saving per move is below `min_saving_w`
-(anti-churn's minimum gain for this strategy). Hosts that receive VMs are not emptied later in the same plan. A host
-whose emptying would save too little even if each core it moves added the least power any running host adds per core
-(below full load, where power is linear) is refused without a trial, and its VMs are not costed: on hosts of many
-VMs most trials would end so, after placing every VM. Most other trials still fail, for a VM no host takes: a
-trial's moves are explained only once it is kept (trial.py), and the VMs of the hosts likely to be tried are costed,
-in one batch, only once a trial first places a whole host.
+emptied or emptied are excluded, so no host is woken to empty another). With `overload_risk` set, a VM goes only to
+hosts whose chance of passing capacity with it stays at most that (overload.py's normal model: forecast load, the
+VMs' variance, at least its floor): a host full of VMs that wobble is passed over for a steadier one, where a fixed
+headroom treats both alike. The trial is undone if a VM finds no host, a move would break the downtime limit, the
+cap would be passed, or the saving per move is below `min_saving_w` (anti-churn's minimum gain for this strategy).
+Hosts that receive VMs are not emptied later in the same plan. A host whose emptying would save too little even if
+each core it moves added the least power any running host adds per core (below full load, where power is linear) is
+refused without a trial, and its VMs are not costed: on hosts of many VMs most trials would end so, after placing
+every VM. Most other trials still fail, for a VM no host takes: a trial's moves are explained only once it is kept
+(trial.py), and the VMs of the hosts likely to be tried are costed, in one batch, only once a trial first places a
+whole host.
 
 The anti-churn cap never blocks emptying the first host whose VMs fit elsewhere (on a small cluster 2.5% of the VMs
 is fewer moves than any host holds, and a consolidation that can never empty a host is no plan); a `max_moves` the
@@ -30,11 +33,14 @@ first) until it is back to `wake_target`; the next few idle hosts to wake when l
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
 from advisor.domain.text import counted
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
+from advisor.planning.engine.overload import OVERLOAD, SPREAD_FLOOR, vm_variance
 from advisor.planning.engine.planner import Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan, PowerAdvice
 from advisor.planning.engine.snapshot import BoolArray, ClusterArrays, FloatArray, IntArray
@@ -55,8 +61,31 @@ def _least_w_per_core(cluster: ClusterArrays, hosts: BoolArray, max_cpu_after: f
     return max(0.0, float(per_core.min()))
 
 
+class Risk:
+    """Targets a VM may go to only where their chance of passing capacity stays at most `limit` (overload.py's
+    normal model: the hosts' forecast load, their VMs' variance, at least `SPREAD_FLOOR` of the cores)."""
+
+    def __init__(self, p: Planner, limit: float) -> None:
+        c = p.cluster
+        self.p, self.z = p, NormalDist().inv_cdf(1.0 - limit)
+        self.vm_variance = np.nan_to_num(vm_variance(c))
+        placed = p.work.loads.vm_host >= 0
+        self.host_variance = np.bincount(p.work.loads.vm_host[placed], weights=self.vm_variance[placed],
+                                         minlength=c.n_hosts) + np.square(SPREAD_FLOOR * c.host_cores)
+
+    def excluded(self, vm: int) -> BoolArray:
+        """Hosts where `vm` would pass the limit."""
+        c, cpu = self.p.cluster, self.p.work.loads.host_cpu
+        sigma = np.sqrt(self.host_variance + self.vm_variance[vm])
+        risky: BoolArray = cpu + c.vm_cpu[vm] + self.z * sigma > OVERLOAD * c.host_cores
+        return risky
+
+    def move(self, vm: int, target: int, sign: float = 1.0) -> None:
+        self.host_variance[target] += sign * self.vm_variance[vm]
+
+
 def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_saving_w: float,
-           why_order: str, to_cost: list[IntArray]) -> tuple[float, str]:
+           why_order: str, to_cost: list[IntArray], risk: Risk | None = None) -> tuple[float, str]:
     """Try to empty `host`; (watts saved, "") or (0, why not). On failure every trial move is undone. The hosts
     `to_cost` holds are costed (`Planner.prefetch`) once a trial first places all its VMs."""
     c, loads = p.cluster, p.work.loads
@@ -67,12 +96,14 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
     trial = Trial(p)
     failure = ""
     for vm in order.tolist():
-        choice = p.choose(vm, weights, excluded=closed, pool="pack")
+        choice = p.choose(vm, weights, excluded=closed if risk is None else closed | risk.excluded(vm), pool="pack")
         if choice is None:
             failure = f"{c.vm_ids[vm]}: {p.last_failure}"
             p.refuse(vm, "no target", p.last_failure)
             break
         trial.place(vm, choice)
+        if risk is not None:
+            risk.move(vm, choice.host)
     placed = len(trial)
     saving = 0.0
     if not failure:
@@ -108,6 +139,9 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
                 for r in recs:
                     r.benefit = saving / max(1, placed)
     if failure:
+        if risk is not None:
+            for r in p.records[len(p.records) - placed:]:
+                risk.move(r.vm, r.target, -1.0)
         p.undo(placed)
         closed[host] = False
         return 0.0, failure
@@ -184,6 +218,7 @@ def consolidate(
     max_hosts: int = 0,
     pricing: MoveCosts | None = None,
     busy_floor: float | None = None,
+    overload_risk: float | None = None,
 ) -> Plan:
     """Empty underloaded hosts whole, best saving per migration second first; see the module docstring."""
     p = Planner(cluster, costs, settings, history, now_s, max_moves, pricing=pricing)
@@ -208,6 +243,7 @@ def consolidate(
     # the VMs of the hosts likely to be tried, costed in one batch when a trial first places a whole host (most
     # place none: then nothing is costed)
     to_cost = [hopeful[: int(np.searchsorted(np.cumsum(counts[~too_little]), 2 * p.cap)) + 1]]
+    risk = None if overload_risk is None else Risk(p, overload_risk)
     emptied: list[tuple[int, float]] = []
     postponed = blocked = 0
     first_blocker = ""  # why the first candidate tried stays
@@ -232,7 +268,7 @@ def consolidate(
             why_order = (f"{power(c, np.array([host]), ratio[[host]])[0]:.0f} W drawn for about "
                          f"{quick_s[np.searchsorted(candidates, host)]:.0f} s of migration, rank {len(emptied) + 1} "
                          f"by saving per migration second{'' if busy_floor is None else ' of the cores it slows'}")
-            saving, failure = _empty(p, host, closed, weights, min_saving_w, why_order, to_cost)
+            saving, failure = _empty(p, host, closed, weights, min_saving_w, why_order, to_cost, risk)
             if not failure:
                 emptied.append((host, saving))
                 received[[r.target for r in p.records[-vms.size :]]] = True

@@ -42,10 +42,10 @@ class Tuned:
     """The advisor policy's settings as cross-validation chose them (one set for PlanetLab and Bitbrains)."""
 
     hot: float = 1.0  # forecast CPU load above which a host is relieved
-    horizon_s: float = 7200.0  # relief ranked by the SLA time it saves over this horizon (0: by load)
+    horizon_s: float = 1800.0  # relief ranked by the SLA time it saves over this horizon (0: by load)
     headroom: float = 0.95  # forecast CPU load a plan's target may reach
     underload: float = 0.75  # hosts below this forecast load are candidates to empty
-    min_saving_w: float = 2.0  # per consolidation move
+    min_saving_w: float = 0.5  # per consolidation move (memory-bound hosts of many small VMs save ~1.7 W a move)
     cooldown_per_move_s: float = 5.0  # a VM's cooldown grows by this x its last move's predicted seconds
     forecast: Forecast = field(default_factory=Forecast)
 

@@ -12,8 +12,10 @@ import pytest
 from advisor.evaluation.ledger import Ledger
 
 
-def snapshot(violation_s: list[float]) -> Any:
-    return SimpleNamespace(host_violation_s=np.array(violation_s), interval_s=300.0)
+def snapshot(violation_s: list[float], loss: list[float] | None = None, migrating: list[bool] | None = None) -> Any:
+    """Hosts' SLA seconds so far; VMs' MIPS-seconds lost migrating so far, and which migrate now (none: no VM)."""
+    return SimpleNamespace(host_violation_s=np.array(violation_s), interval_s=300.0,
+                           vm_migration_loss_mips_s=np.array(loss or []), vm_migrating=np.array(migrating or []))
 
 
 def cluster(load: list[float]) -> Any:
@@ -58,3 +60,18 @@ def test_a_plan_never_settled_is_not_counted_and_a_plan_without_moves_predicts_n
     ledger.observe(snapshot([10.0, 0.0]))
     ledger.relief(snapshot([10.0, 0.0]), cluster([1.2, 0.5]), plan([0], [0.8, 0.6], [5.0]))
     assert ledger.relieved_hosts == 0 and ledger.predicted_saved_s == 0.0 and ledger.measured_before_s == 0.0
+
+
+def test_what_migrations_cost_the_guests_is_split_by_the_strategy_that_started_them() -> None:
+    ledger = Ledger()
+    ledger.observe(snapshot([0.0], [0.0, 0.0, 0.0], [False, False, False]))
+    relief, packing = plan([0], [0.5], [10.0]), plan([0], [0.5], [10.0])
+    relief.strategy, packing.strategy = "balance", "consolidate"
+    ledger.moves(relief, [0])
+    ledger.moves(packing, [2])
+    ledger.observe(snapshot([0.0], [30.0, 0.0, 5.0], [True, False, False]))  # VM 2 has landed
+    ledger.moves(packing, [1])  # VM 2 is no longer followed: what it loses later is not its old move's
+    ledger.observe(snapshot([0.0], [40.0, 7.0, 9.0], [False, False, False]))
+    ledger.observe(snapshot([0.0], [50.0, 7.0, 9.0], [False, False, False]))  # VM 0 landed before: not counted
+    assert ledger.loss_mips_s == pytest.approx({"balance": 40.0, "consolidate": 12.0})
+    assert ledger.as_dict()["consolidate_loss_mips_s"] == pytest.approx(12.0)

@@ -70,11 +70,11 @@ def test_the_plans_predictions_stand_beside_what_was_measured() -> None:
     ours = {**result("B", "m day 0", "advisor"), "migration_s": 400.0, "predicted": {
         "relieved_hosts": 3, "predicted_over_before_s": 900.0, "predicted_over_after_s": 300.0,
         "predicted_saved_s": 600.0, "measured_before_s": 450.0, "measured_after_s": 500.0,
-        "predicted_migration_s": 1200.0}}
+        "predicted_migration_s": 1200.0, "balance_loss_mips_s": 300.0, "consolidate_loss_mips_s": 100.0}}
     results = [ours, result("B", "m day 0", "mfped"), result("B", "m day 1", "advisor"),
                result("B", "m day 1", "mfped")]
     text = document(results, RunInfo(command="cmd", when="today", machine="m", hours=24.0))
-    assert "| m day 0 | 3 | 900 -> 300 | 600 | 450 -> 500 | 1,200 | 400 | 3.00 |" in text
+    assert "| m day 0 | 3 | 900 -> 300 | 600 | 450 -> 500 | 1,200 | 400 | 3.00 | 75% |" in text
     assert "| m day 1 |" not in text.split("## What the plans predicted")[1].split("## Figures per run")[0]
     assert "## What the plans predicted" not in document([result("B", "d", p) for p in ("advisor", "mfped")],
                                                          RunInfo(command="cmd", when="t", machine="m", hours=24.0))

@@ -57,6 +57,9 @@ def test_one_migration_by_hand():
     # what SLATAH sums, per host, as the policy sees it: nothing at the migration's start, host 1's dt1 after it
     assert policy.snapshots[0].host_violation_s.tolist() == [0.0, 0.0]
     assert policy.snapshots[1].host_violation_s.tolist() == pytest.approx([0.0, dt1])
+    # and what PDM sums, per VM: VM 1's 20 MIPS for dt1, once it has moved
+    assert policy.snapshots[0].vm_migration_loss_mips_s.tolist() == [0.0, 0.0]
+    assert policy.snapshots[1].vm_migration_loss_mips_s.tolist() == pytest.approx([0.0, 20 * dt1])
 
 
 def test_idle_host_draws_nothing_and_a_vm_leaves_after_two_zero_samples():
