@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from advisor.ml.cost_features import (
     schema_hash,
     schema_versions,
 )
-from advisor.ml.predictor import AnalyticPredictor, CostPredictor
+from advisor.ml.predictor import AnalyticPredictor, CostPredictor, validate_table
 from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry, load_or_fallback
 from advisor.ml.trees import Forest
 from advisor.physics import apply_guards, validate
@@ -180,6 +180,12 @@ class LearnedCostPredictor:
         for inputs in {id(inputs): inputs for inputs, _ in rows}.values():  # the techniques of one move share theirs
             validate(inputs)
         return self.predict_table(InputTable.from_rows(rows))
+
+    def predict_table_arrays(self, table: InputTable, rows: Callable[[], Sequence[tuple[MigrationInputs, Technique]]]
+                             ) -> CostArrays:
+        """`predict_arrays` of the rows `table` holds (`rows` makes them; this needs only the table)."""
+        validate_table(table)
+        return self.predict_table(table)
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
         if not rows:

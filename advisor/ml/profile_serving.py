@@ -69,6 +69,15 @@ class ProfileServingPredictor:
             return inner(rows)
         return cost_rows(self.predict_many(rows))
 
+    def predict_table_arrays(self, table: InputTable,
+                             rows: Callable[[], Sequence[tuple[MigrationInputs, Technique]]]) -> Any:
+        """`predict_arrays` of the rows `table` holds: the inner model's from the table alone when it serves every
+        row, else from the rows (`rows()` makes them)."""
+        inner = getattr(self.inner, "predict_table_arrays", None)
+        if inner is not None and set(table.profiles) <= set(PROFILES):
+            return inner(table, rows)
+        return self.predict_arrays(rows())
+
 
 def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, profile: HostProfile | None
                   ) -> list[MigrationCost]:
