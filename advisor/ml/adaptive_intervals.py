@@ -31,6 +31,7 @@ import numpy as np
 from advisor.domain.migration import MigrationResult
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import DEFAULT_PROFILE, InputTable
+from advisor.ml.cost_batch import CostBatch, cost_batch, eager_batch
 from advisor.ml.cost_features import RHO_BANDS, rho_band
 from advisor.ml.predictor import CostPredictor, cost_rows
 
@@ -228,6 +229,13 @@ class AdaptivePredictor:
             return arrays
         return self._adapted(arrays, [i.host_profile or DEFAULT_PROFILE for i, _ in rows], [t for _, t in rows],
                              regimes_of([i for i, _ in rows]))
+
+    def predict_batch(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostBatch:
+        """`predict_many` as a batch (advisor.ml.cost_batch): the inner model's while no cell is adapted."""
+        batch = cost_batch(self.inner, rows)
+        if not self.intervals.any_adapted():
+            return batch
+        return eager_batch([self.intervals.adapt(inputs, batch.cost(k)) for k, (inputs, _) in enumerate(rows)])
 
     def predict_table_arrays(self, table: InputTable,
                              rows: Callable[[], Sequence[tuple[MigrationInputs, Technique]]]) -> Any:

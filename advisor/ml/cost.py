@@ -24,6 +24,7 @@ import numpy as np
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import Calibration, ConvergenceModel, Guard, convergence_note, guards
+from advisor.ml.cost_batch import CostBatch
 from advisor.ml.cost_features import (
     PROFILE_CODE,
     RHO_BANDS,
@@ -186,6 +187,23 @@ class LearnedCostPredictor:
         """`predict_arrays` of the rows `table` holds (`rows` makes them; this needs only the table)."""
         validate_table(table)
         return self.predict_table(table)
+
+    def predict_batch(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostBatch:
+        """`predict_many` as arrays, a row's MigrationCost made when asked for (advisor.ml.cost_batch)."""
+        a = self.predict_arrays(rows)
+        p = a.converge_probability
+        converges = a.converges
+
+        def make(k: int) -> MigrationCost:
+            inputs, technique = rows[k]
+            return self._cost(inputs, technique, Interval(*a.total_time_ms[k].tolist()),
+                              Interval(*a.downtime_ms[k].tolist()), Interval(*a.transferred_mib[k].tolist()),
+                              bool(converges[k]), float(p[k]), Guard(int(a.guard[k])),
+                              float(a.learned_probability[k]))
+
+        # NaN where the cost says None (`_cost`: a probability that is not finite)
+        return CostBatch(a.total_time_ms, a.downtime_ms, a.transferred_mib, converges,
+                         np.where(np.isfinite(p), p, np.nan), make)
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
         if not rows:

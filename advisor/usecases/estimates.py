@@ -12,8 +12,9 @@ from dataclasses import replace
 from advisor.domain.model import DirtyRateForecast, Host, MigrationCost, MigrationInputs, Objective, Technique, Vm
 from advisor.features.inputs import LinkTraffic, Overrides, VmObservations, migration_inputs
 from advisor.features.samples import RecentSamples
+from advisor.ml.cost_batch import CostBatch, batch_with_disks, eager_batch, gathered, widened
 from advisor.ml.forecast import DirtyRateForecaster
-from advisor.ml.predictor import CostPredictor, predict_with_disks, widen_for_burst
+from advisor.ml.predictor import CostPredictor, predict_with_disks
 from advisor.physics import cold_cost
 from advisor.usecases.ports import Clock
 
@@ -91,17 +92,34 @@ class CostEstimator:
     def costs_many(self, many: Sequence[MigrationInputs],
                    techniques: Sequence[Technique] = tuple(Technique)) -> list[list[MigrationCost]]:
         """`costs` of each inputs, in one model call for them all (a model call costs more than its rows)."""
+        batch = self.priced_many(many, techniques)
+        t = len(techniques)
+        return [[batch.cost(k * t + j) for j in range(t)] for k in range(len(many))]
+
+    def priced_many(self, many: Sequence[MigrationInputs],
+                    techniques: Sequence[Technique] = tuple(Technique)) -> CostBatch:
+        """`costs_many` as one batch (advisor.ml.cost_batch), row k * len(techniques) + j the j-th technique of
+        the k-th inputs: arrays for all, a row's MigrationCost made when asked for (a plan prices every technique
+        of thousands of moves and keeps one cost per move)."""
         rows = [(inputs, t) for inputs in many for t in techniques]
-        at_burst_inputs = [replace(inputs, dirty_rate_mib_s=inputs.burst_dirty_rate_mib_s)
-                           for inputs in many if inputs.burst_dirty_rate_mib_s is not None]
-        bursts = [(inputs, t) for inputs in at_burst_inputs for t in techniques if t.is_live]
-        predicted = self.predict_many([*rows, *bursts]) if rows else []
-        at_burst = iter(predicted[len(rows):])
-        out = []
-        for k, inputs in enumerate(many):
-            costs = predicted[k * len(techniques):(k + 1) * len(techniques)]
-            burst = inputs.burst_dirty_rate_mib_s
-            if burst is not None:  # a burst changes nothing of a cold move
-                costs = [widen_for_burst(c, next(at_burst), burst) if c.technique.is_live else c for c in costs]
-            out.append(costs)
-        return out
+        bursts = [replace(inputs, dirty_rate_mib_s=inputs.burst_dirty_rate_mib_s)
+                  for inputs in many if inputs.burst_dirty_rate_mib_s is not None]
+        at_burst = [(at, t) for at in bursts for t in techniques if t.is_live]
+        live = [k for k, (_, t) in enumerate(rows) if t.is_live]
+        cold = [k for k, (_, t) in enumerate(rows) if not t.is_live]
+        predicted = batch_with_disks(self.predictor, [rows[k] for k in live] + at_burst) if live else None
+        parts: list[tuple[Sequence[int], CostBatch]] = [] if predicted is None else [(live, predicted)]
+        if cold:
+            parts.append((cold, eager_batch([self._cold(rows[k][0]) for k in cold])))
+        batch = gathered(len(rows), parts)
+        if not bursts or predicted is None:
+            return batch
+        # each live technique of an inputs with a burst, widened by its row at the burst (a burst changes nothing
+        # of a cold move)
+        with_burst = [k for k, (inputs, t) in enumerate(rows) if inputs.burst_dirty_rate_mib_s is not None
+                      and t.is_live]
+        rates = [rows[k][0].burst_dirty_rate_mib_s or 0.0 for k in with_burst]
+        return widened(batch, with_burst, predicted, range(len(live), len(live) + len(at_burst)), rates)
+
+    def _cold(self, inputs: MigrationInputs) -> MigrationCost:
+        return cold_cost(inputs, self._cold_shutdown_timeout_ms, local_disk_mib=inputs.local_disk_used_mib)
