@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
-from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable, dirty_rate_note
+from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import Calibration, ConvergenceModel, Guard, convergence_note, guards
 from advisor.ml.cost_batch import CostBatch
 from advisor.ml.cost_features import (
@@ -72,6 +72,9 @@ INTERVAL_KEYS = tuple(interval_key(p, str(t), b) for p in PROFILES for t in TECH
 _INTERVAL_INDEX = {(p, t, k): INTERVAL_KEYS.index(interval_key(p, str(t), b))
                    for p in PROFILES for t in TECHNIQUES for k, (b, _) in enumerate(RHO_BANDS)}
 _RHO_EDGES = np.array([b for _, b in RHO_BANDS[:-1]])
+# the same places by (profile code, technique code, band), for every row at once
+_INTERVAL_TABLE = np.array([[[_INTERVAL_INDEX[p, t, k] for k in range(len(RHO_BANDS))] for t in TECHNIQUES]
+                            for p in PROFILES], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -151,10 +154,9 @@ class LearnedCostPredictor:
     def predict_table(self, table: InputTable) -> CostArrays:
         """All rows at once: one feature build and one booster call per model."""
         fs = build_cost_features(table, version=self._schema_version)
-        bands = np.searchsorted(_RHO_EDGES, fs.column("dirty_ratio"), side="left").tolist()
-        keys = np.array([_INTERVAL_INDEX[p if p in PROFILES else DEFAULT_PROFILE, t, b]
-                         for p, t, b in zip(table.profiles, table.techniques, bands, strict=True)], dtype=np.int64)
-        profile_code = fs.column("profile").astype(np.int64)
+        bands = np.searchsorted(_RHO_EDGES, fs.column("dirty_ratio"), side="left")
+        profile_code = fs.column("profile").astype(np.int64)  # every profile known (build_cost_features)
+        keys = _INTERVAL_TABLE[profile_code, fs.column("technique").astype(np.int64), bands]
         corrected = self._corrected[fs.column("technique").astype(np.int64)]
         corrected_rows = {code: rows for code in self._corrections
                           if (rows := (profile_code == code) & corrected).any()}
