@@ -118,7 +118,7 @@ def answers(n: int, seed: int) -> None:
                 else:
                     name, answer = "PredictMigrationCost", predicting.PredictMigrationCost(prediction(rng), NO_CONTEXT)
                 digests[name].update(answer_text(answer))
-            except Exception as error:  # noqa: BLE001 - a refusal is an answer too
+            except Exception as error:  # a refusal is an answer too
                 errors += 1
                 digests[name].update(f"{type(error).__name__}: {error}".encode())
         for goal, host in ((pb.CLUSTER_GOAL_REBALANCE, ""), (pb.CLUSTER_GOAL_CONSOLIDATE, ""),

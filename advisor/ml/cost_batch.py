@@ -113,14 +113,18 @@ def gathered(n: int, parts: Sequence[tuple[Sequence[int], CostBatch]]) -> CostBa
 def widened(batch: CostBatch, rows: Sequence[int], burst: CostBatch, burst_rows: Sequence[int],
             rates: Sequence[float]) -> CostBatch:
     """predictor.widen_for_burst of each of `rows` by its cost at the burst (`burst_rows` of `burst`, at the dirty
-    rate `rates`): each upper bound raised to the burst's median where that is higher."""
+    rate `rates`): each upper bound raised to the burst's median where that is higher, and then no probability of
+    converging."""
     if not rows:
         return batch
     index, at_burst = np.asarray(rows, dtype=np.int64), np.asarray(burst_rows, dtype=np.int64)
     out = _copied(batch, batch.cost)
+    raised = np.zeros(index.shape[0], dtype=np.bool_)
     for q in QUANTITIES:
         high, median = getattr(batch, q)[index, 2], getattr(burst, q)[at_burst, 1]
         getattr(out, q)[index, 2] = np.where(median > high, median, high)  # Python's max(high, median)
+        raised |= median > high
+    out.converge_probability[index[raised]] = np.nan  # a widened cost says no probability (widen_for_burst)
     burst_of = dict(zip(rows, zip(burst_rows, rates, strict=True), strict=True))
 
     def make(k: int) -> MigrationCost:
