@@ -14,7 +14,7 @@ from advisor.features.inputs import LinkTraffic, Overrides, VmObservations, migr
 from advisor.features.samples import RecentSamples
 from advisor.ml.cost_batch import CostBatch, batch_with_disks, eager_batch, gathered, widened
 from advisor.ml.forecast import DirtyRateForecaster
-from advisor.ml.predictor import CostPredictor, predict_with_disks
+from advisor.ml.predictor import CostPredictor, predict_with_disks, widen_for_burst
 from advisor.physics import cold_cost
 from advisor.usecases.ports import Clock
 
@@ -91,16 +91,29 @@ class CostEstimator:
 
     def costs_many(self, many: Sequence[MigrationInputs],
                    techniques: Sequence[Technique] = tuple(Technique)) -> list[list[MigrationCost]]:
-        """`costs` of each inputs, in one model call for them all (a model call costs more than its rows)."""
-        batch = self.priced_many(many, techniques)
-        t = len(techniques)
-        return [[batch.cost(k * t + j) for j in range(t)] for k in range(len(many))]
+        """`costs` of each inputs, in one model call for them all (a model call costs more than its rows). The
+        objects themselves: for the few rows of a question, cheaper than `priced_many`'s arrays (about 90 us of a
+        PredictMigrationCost's 670), which give the same costs."""
+        rows = [(inputs, t) for inputs in many for t in techniques]
+        at_burst_inputs = [replace(inputs, dirty_rate_mib_s=inputs.burst_dirty_rate_mib_s)
+                           for inputs in many if inputs.burst_dirty_rate_mib_s is not None]
+        bursts = [(inputs, t) for inputs in at_burst_inputs for t in techniques if t.is_live]
+        predicted = self.predict_many([*rows, *bursts]) if rows else []
+        at_burst = iter(predicted[len(rows):])
+        out = []
+        for k, inputs in enumerate(many):
+            costs = predicted[k * len(techniques):(k + 1) * len(techniques)]
+            burst = inputs.burst_dirty_rate_mib_s
+            if burst is not None:  # a burst changes nothing of a cold move
+                costs = [widen_for_burst(c, next(at_burst), burst) if c.technique.is_live else c for c in costs]
+            out.append(costs)
+        return out
 
     def priced_many(self, many: Sequence[MigrationInputs],
                     techniques: Sequence[Technique] = tuple(Technique)) -> CostBatch:
         """`costs_many` as one batch (advisor.ml.cost_batch), row k * len(techniques) + j the j-th technique of
-        the k-th inputs: arrays for all, a row's MigrationCost made when asked for (a plan prices every technique
-        of thousands of moves and keeps one cost per move)."""
+        the k-th inputs: arrays for all, a row's MigrationCost made when asked for, the very one `costs_many` makes
+        (a plan prices every technique of thousands of moves and keeps one cost per move)."""
         rows = [(inputs, t) for inputs in many for t in techniques]
         bursts = [replace(inputs, dirty_rate_mib_s=inputs.burst_dirty_rate_mib_s)
                   for inputs in many if inputs.burst_dirty_rate_mib_s is not None]
