@@ -193,19 +193,18 @@ class LearnedCostPredictor:
     def predict_batch(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostBatch:
         """`predict_many` as arrays, a row's MigrationCost made when asked for (advisor.ml.cost_batch)."""
         a = self.predict_arrays(rows)
-        p = a.converge_probability
-        converges = a.converges
+        # what a row's cost is made of, without the features (a plan keeps its batches while it is made)
+        time, downtime, data, converges = a.total_time_ms, a.downtime_ms, a.transferred_mib, a.converges
+        p, guard, learned = a.converge_probability, a.guard, a.learned_probability
 
         def make(k: int) -> MigrationCost:
             inputs, technique = rows[k]
-            return self._cost(inputs, technique, Interval(*a.total_time_ms[k].tolist()),
-                              Interval(*a.downtime_ms[k].tolist()), Interval(*a.transferred_mib[k].tolist()),
-                              bool(converges[k]), float(p[k]), Guard(int(a.guard[k])),
-                              float(a.learned_probability[k]))
+            return self._cost(inputs, technique, Interval(*time[k].tolist()), Interval(*downtime[k].tolist()),
+                              Interval(*data[k].tolist()), bool(converges[k]), float(p[k]), Guard(int(guard[k])),
+                              float(learned[k]))
 
         # NaN where the cost says None (`_cost`: a probability that is not finite)
-        return CostBatch(a.total_time_ms, a.downtime_ms, a.transferred_mib, converges,
-                         np.where(np.isfinite(p), p, np.nan), make)
+        return CostBatch(time, downtime, data, converges, np.where(np.isfinite(p), p, np.nan), make)
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
         if not rows:
