@@ -1,7 +1,7 @@
 """Benchmark: PredictMigrationCost, the trees inside it and the gRPC call around it.
 
     .venv/bin/python benchmarks/bench_predict.py [--hosts 1000] [--vms 20000] [--calls 500] [--models models]
-                                                 [--skip-trees] [--in-process [--profile]]
+                                                 [--skip-trees] [--in-process [--profile]] [--answers N]
 
 First each tree model of the active cost and dirty-rate versions, as LightGBM's predictor and as the compiled
 loop that serves it (advisor.ml.trees), on the 10 rows of one question (five techniques at the expected and at the
@@ -12,7 +12,11 @@ gRPC (p50 / p99), beside GetAutomation (an authenticated call that does nothing)
 server's interceptors and servicer (metrics, access, errors; a stand-in for gRPC's context), median and best, and
 the CPU time of a call (this thread's, median and mean), which on a loaded machine say more than the loopback
 figures; with `--profile`, then the served call under cProfile over as many calls again, its functions by their
-own time. Prints figures; asserts nothing about speed (these machines are shared and noisy).
+own time. With `--answers N`, instead, N varied PredictMigrationCost and RecommendTarget requests (targets,
+techniques, what-if overrides, objectives; hosts of the learned, a calibrated-less and the lab profile, VMs with
+local disks, asking for cold, with working sets and dirty-rate histories) and a few plans, in process on a frozen
+clock, and a digest of every answer: two versions of the code printing equal digests answered alike, byte for
+byte. Prints figures; asserts nothing about speed (these machines are shared and noisy).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_api import cluster, sample_batches
+from bench_predict_answers import answers
 
 from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
@@ -230,7 +235,12 @@ def main() -> None:
     parser.add_argument("--skip-trees", action="store_true", help="only the served calls")
     parser.add_argument("--in-process", action="store_true", help="the calls without the network, in this process")
     parser.add_argument("--profile", action="store_true", help="with --in-process: where a served call's time goes")
+    parser.add_argument("--answers", type=int, default=0, metavar="N",
+                        help="digests of N varied answers on a frozen clock (nothing timed)")
     args = parser.parse_args()
+    if args.answers:
+        answers(args.answers, args.seed)
+        return
     if not args.skip_trees:
         trees(args.models)
     if args.in_process:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,7 +30,8 @@ import numpy as np
 
 from advisor.domain.migration import MigrationResult
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
-from advisor.features.inputs import DEFAULT_PROFILE
+from advisor.features.inputs import DEFAULT_PROFILE, InputTable
+from advisor.ml.cost_batch import CostBatch, cost_batch, eager_batch
 from advisor.ml.cost_features import RHO_BANDS, rho_band
 from advisor.ml.predictor import CostPredictor, cost_rows
 
@@ -70,8 +71,12 @@ def adapted(interval: Interval, margin: float) -> Interval:
 
 def regimes_of(inputs: Sequence[MigrationInputs]) -> list[str]:
     """The rho band of each (dirty rate over usable bandwidth), as the learned model's own intervals split them."""
-    dirty = np.array([i.dirty_rate_mib_s for i in inputs], dtype=np.float64)
-    usable = np.array([min(i.bandwidth_mib_s, i.max_bandwidth_mib_s) for i in inputs], dtype=np.float64)
+    return regimes(np.array([i.dirty_rate_mib_s for i in inputs], dtype=np.float64),
+                   np.array([min(i.bandwidth_mib_s, i.max_bandwidth_mib_s) for i in inputs], dtype=np.float64))
+
+
+def regimes(dirty: np.ndarray, usable: np.ndarray) -> list[str]:
+    """`regimes_of` from the columns of the rows."""
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(usable > 0, dirty / np.where(usable > 0, usable, 1.0), math.inf)
     return [str(b) for b in rho_band(rho)]
@@ -222,12 +227,37 @@ class AdaptivePredictor:
         arrays = inner(rows) if inner is not None else cost_rows(self.inner.predict_many(rows))
         if not self.intervals.any_adapted():
             return arrays
+        return self._adapted(arrays, [i.host_profile or DEFAULT_PROFILE for i, _ in rows], [t for _, t in rows],
+                             regimes_of([i for i, _ in rows]))
+
+    def predict_batch(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostBatch:
+        """`predict_many` as a batch (advisor.ml.cost_batch): the inner model's while no cell is adapted."""
+        batch = cost_batch(self.inner, rows)
+        if not self.intervals.any_adapted():
+            return batch
+        return eager_batch([self.intervals.adapt(inputs, batch.cost(k)) for k, (inputs, _) in enumerate(rows)])
+
+    def predict_table_arrays(self, table: InputTable,
+                             rows: Callable[[], Sequence[tuple[MigrationInputs, Technique]]]) -> Any:
+        """`predict_arrays` of the rows `table` holds, from the table alone where the inner model can (`rows()`
+        makes the rows for one that cannot)."""
+        inner = getattr(self.inner, "predict_table_arrays", None)
+        if inner is None:
+            return self.predict_arrays(rows())
+        arrays = inner(table, rows)
+        if not self.intervals.any_adapted():
+            return arrays
+        return self._adapted(arrays, table.profiles, table.techniques,
+                             regimes(table.dirty_rate_mib_s, table.usable_mib_s))
+
+    def _adapted(self, arrays: Any, profiles: Sequence[str], techniques: Sequence[Technique],
+                 bands: Sequence[str]) -> Any:
+        """`arrays` with each row's p10 and p90 moved by the margin of its cell (profile, technique, rho band)."""
         margins = self.intervals.margins()
-        regimes = regimes_of([i for i, _ in rows])
         moved = {}
         for quantity in QUANTITIES:
-            factor = np.exp([margins.get(Cell(i.host_profile or DEFAULT_PROFILE, str(t), r, quantity), 0.0)
-                             for (i, t), r in zip(rows, regimes, strict=True)])
+            factor = np.exp([margins.get(Cell(p, str(t), r, quantity), 0.0)
+                             for p, t, r in zip(profiles, techniques, bands, strict=True)])
             a = np.array(getattr(arrays, quantity), dtype=np.float64, copy=True)
             a[:, 0] = np.minimum(a[:, 1], a[:, 0] / factor)
             a[:, 2] = np.maximum(a[:, 1], a[:, 2] * factor)

@@ -122,10 +122,13 @@ class ConvergenceModel:
     def learned(self, fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
         """The classifier's calibrated P(converges), before the guards; 1 for post-copy (it always ends)."""
         x = convergence_matrix(fs, deadline_ms)
-        raw = np.asarray(self._booster.predict(x), dtype=np.float64)
-        p = np.clip(self._calibration.apply(raw), 0.0, 1.0)
         code = fs.column("technique").astype(np.int64)
-        return np.asarray(np.where(code == _POSTCOPY, 1.0, p), dtype=np.float64)
+        precopy = code != _POSTCOPY
+        raw = np.zeros(code.shape[0])  # post-copy's rows not asked of the classifier: 1 whatever it says
+        if precopy.any():
+            raw[precopy] = self._booster.predict(x[precopy])
+        p = np.clip(self._calibration.apply(raw), 0.0, 1.0)
+        return np.asarray(np.where(precopy, p, 1.0), dtype=np.float64)
 
 
 def guard_note(technique: Technique, dirty_mib_s: float, seen_mib: float, budget_mib: float) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
-from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable, dirty_rate_note
+from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import Calibration, ConvergenceModel, Guard, convergence_note, guards
+from advisor.ml.cost_batch import CostBatch
 from advisor.ml.cost_features import (
     PROFILE_CODE,
     RHO_BANDS,
@@ -38,7 +39,7 @@ from advisor.ml.cost_features import (
     schema_hash,
     schema_versions,
 )
-from advisor.ml.predictor import AnalyticPredictor, CostPredictor
+from advisor.ml.predictor import AnalyticPredictor, CostPredictor, validate_table
 from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry, load_or_fallback
 from advisor.ml.trees import Forest
 from advisor.physics import apply_guards, validate
@@ -71,6 +72,9 @@ INTERVAL_KEYS = tuple(interval_key(p, str(t), b) for p in PROFILES for t in TECH
 _INTERVAL_INDEX = {(p, t, k): INTERVAL_KEYS.index(interval_key(p, str(t), b))
                    for p in PROFILES for t in TECHNIQUES for k, (b, _) in enumerate(RHO_BANDS)}
 _RHO_EDGES = np.array([b for _, b in RHO_BANDS[:-1]])
+# the same places by (profile code, technique code, band), for every row at once
+_INTERVAL_TABLE = np.array([[[_INTERVAL_INDEX[p, t, k] for k in range(len(RHO_BANDS))] for t in TECHNIQUES]
+                            for p in PROFILES], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -150,10 +154,9 @@ class LearnedCostPredictor:
     def predict_table(self, table: InputTable) -> CostArrays:
         """All rows at once: one feature build and one booster call per model."""
         fs = build_cost_features(table, version=self._schema_version)
-        bands = np.searchsorted(_RHO_EDGES, fs.column("dirty_ratio"), side="left").tolist()
-        keys = np.array([_INTERVAL_INDEX[p if p in PROFILES else DEFAULT_PROFILE, t, b]
-                         for p, t, b in zip(table.profiles, table.techniques, bands, strict=True)], dtype=np.int64)
-        profile_code = fs.column("profile").astype(np.int64)
+        bands = np.searchsorted(_RHO_EDGES, fs.column("dirty_ratio"), side="left")
+        profile_code = fs.column("profile").astype(np.int64)  # every profile known (build_cost_features)
+        keys = _INTERVAL_TABLE[profile_code, fs.column("technique").astype(np.int64), bands]
         corrected = self._corrected[fs.column("technique").astype(np.int64)]
         corrected_rows = {code: rows for code in self._corrections
                           if (rows := (profile_code == code) & corrected).any()}
@@ -180,6 +183,28 @@ class LearnedCostPredictor:
         for inputs in {id(inputs): inputs for inputs, _ in rows}.values():  # the techniques of one move share theirs
             validate(inputs)
         return self.predict_table(InputTable.from_rows(rows))
+
+    def predict_table_arrays(self, table: InputTable, rows: Callable[[], Sequence[tuple[MigrationInputs, Technique]]]
+                             ) -> CostArrays:
+        """`predict_arrays` of the rows `table` holds (`rows` makes them; this needs only the table)."""
+        validate_table(table)
+        return self.predict_table(table)
+
+    def predict_batch(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostBatch:
+        """`predict_many` as arrays, a row's MigrationCost made when asked for (advisor.ml.cost_batch)."""
+        a = self.predict_arrays(rows)
+        # what a row's cost is made of, without the features (a plan keeps its batches while it is made)
+        time, downtime, data, converges = a.total_time_ms, a.downtime_ms, a.transferred_mib, a.converges
+        p, guard, learned = a.converge_probability, a.guard, a.learned_probability
+
+        def make(k: int) -> MigrationCost:
+            inputs, technique = rows[k]
+            return self._cost(inputs, technique, Interval(*time[k].tolist()), Interval(*downtime[k].tolist()),
+                              Interval(*data[k].tolist()), bool(converges[k]), float(p[k]), Guard(int(guard[k])),
+                              float(learned[k]))
+
+        # NaN where the cost says None (`_cost`: a probability that is not finite)
+        return CostBatch(time, downtime, data, converges, np.where(np.isfinite(p), p, np.nan), make)
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
         if not rows:

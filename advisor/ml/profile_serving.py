@@ -14,6 +14,7 @@ import numpy as np
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import CONVERGE_CONFIDENCE, convergence_note
+from advisor.ml.cost_batch import CostBatch, cost_batch, eager_batch
 from advisor.ml.predictor import CostPredictor, cost_rows
 from advisor.ml.profiles import TARGETS, HostProfile, physics, uncalibrated, usable_mib_s
 from advisor.physics import TECHNIQUES, Guard, validate
@@ -68,6 +69,21 @@ class ProfileServingPredictor:
         if inner is not None and all(not i.host_profile or i.host_profile in PROFILES for i, _ in rows):
             return inner(rows)
         return cost_rows(self.predict_many(rows))
+
+    def predict_batch(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostBatch:
+        """`predict_many` as a batch (advisor.ml.cost_batch): the inner model's when it serves every row."""
+        if all(not i.host_profile or i.host_profile in PROFILES for i, _ in rows):
+            return cost_batch(self.inner, rows)
+        return eager_batch(self.predict_many(rows))
+
+    def predict_table_arrays(self, table: InputTable,
+                             rows: Callable[[], Sequence[tuple[MigrationInputs, Technique]]]) -> Any:
+        """`predict_arrays` of the rows `table` holds: the inner model's from the table alone when it serves every
+        row, else from the rows (`rows()` makes them)."""
+        inner = getattr(self.inner, "predict_table_arrays", None)
+        if inner is not None and set(table.profiles) <= set(PROFILES):
+            return inner(table, rows)
+        return self.predict_arrays(rows())
 
 
 def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, profile: HostProfile | None

@@ -34,8 +34,8 @@ from advisor.domain.model import (
 )
 from advisor.domain.transport import TlsMode, Transport, transport
 from advisor.features.inputs import Overrides, VmObservations, migration_inputs
+from advisor.ml.cost_batch import CostBatch
 from advisor.ml.move_costs import estimates
-from advisor.ml.predictor import cost_rows
 from advisor.planning import engine
 from advisor.planning.engine.snapshot import FloatArray
 from advisor.planning.technique import TechniqueRules
@@ -62,7 +62,15 @@ class AdviceMoveCosts:
         self._techniques = tuple(t for t in engine.TECHNIQUES if t in rules.techniques)
         self._priced_techniques = (*self._techniques, Technique.COLD) if rules.cold_allowed else self._techniques
         self._observed: dict[str, tuple[VmObservations, DirtyRateForecast | None]] = {}
-        self._priced: dict[Key, tuple[MigrationInputs, dict[Technique, MigrationCost]]] = {}
+        # every row priced: its place among them by key, its inputs, and its batch (advisor.ml.cost_batch) with
+        # the place of its first row there; its costs as arrays (row, technique priced, ...) across batches
+        self._priced: dict[Key, int] = {}
+        self._inputs_of: list[MigrationInputs] = []
+        self._batch_of: list[tuple[CostBatch, int]] = []
+        self._parts: list[tuple[FloatArray, ...]] = []
+        t = len(self._priced_techniques)
+        self._arrays: tuple[FloatArray, ...] = (np.zeros((0, t, 3)), np.zeros((0, t, 3)), np.zeros((0, t, 3)),
+                                                np.zeros((0, t)), np.zeros((0, t)), np.zeros(0))
 
     @property
     def name(self) -> str:
@@ -72,31 +80,49 @@ class AdviceMoveCosts:
     def priced(self, vm: int, target: int, bandwidth_mib_s: float, technique: Technique
                ) -> tuple[MigrationInputs, MigrationCost]:
         """The inputs and the predicted cost of `technique` of a row this has priced."""
-        inputs, costs = self._priced[(vm, target, bandwidth_mib_s)]
-        return inputs, costs[technique]
+        row = self._priced[(vm, target, bandwidth_mib_s)]
+        batch, first = self._batch_of[row]
+        column = self._priced_techniques.index(technique)
+        return self._inputs_of[row], batch.cost((row - first) * len(self._priced_techniques) + column)
 
     def estimate(self, request: engine.CostRequest) -> engine.CostEstimates:
         keys: list[Key] = list(zip(request.vm.tolist(), request.target.tolist(), request.bandwidth_mib_s.tolist(),
                                    strict=True))
         missing = list(dict.fromkeys(k for k in keys if k not in self._priced))
         if missing:
-            many = [self._inputs(*key) for key in missing]
-            priced = self._priced_techniques
-            for key, inputs, costs in zip(missing, many, self._estimator.costs_many(many, priced), strict=True):
-                self._priced[key] = (inputs, dict(zip(priced, costs, strict=True)))
-        rows = [self._priced[key] for key in keys]
+            self._price(missing)
+        total, down, data, converges, p, dirty = self._arrays
+        rows = np.array([self._priced[key] for key in keys], dtype=np.int64)
         # the technique is chosen from the dirty rate advice reads (unknown: post-copy's slowdown not priced, as
         # choose_technique does)
-        request = replace(request, dirty_rate_mib_s=np.array(
-            [i.dirty_rate_mib_s if i.dirty_rate_known else 0.0 for i, _ in rows], dtype=np.float64))
+        request = replace(request, dirty_rate_mib_s=dirty[rows])
         used = [k for k, t in enumerate(engine.TECHNIQUES) if t in self._techniques]
-        costs = [c[engine.TECHNIQUES[k]] for k in used for _, c in rows]
+        columns = [self._priced_techniques.index(engine.TECHNIQUES[k]) for k in used]
+        arrays: tuple[FloatArray, ...] = ()
+        if columns and rows.shape[0]:  # technique by technique, every request row in each
+            arrays = tuple(np.concatenate([a[rows, j] for j in columns]) for a in (total, down, data, converges, p))
         steps = None
         if self.rules.cold_allowed:  # cold's steps as priced, for the engine's `select` to weigh
-            cold = [c[Technique.COLD] for _, c in rows]
-            steps = (_column(cold, "total_time_ms"), _column(cold, "downtime_ms"), _column(cold, "transferred_mib"))
-        return estimates(request, used, cost_rows(costs).columns() if costs else (), self.rules, self.name,
-                         cold=steps)
+            cold = self._priced_techniques.index(Technique.COLD)
+            steps = (total[rows, cold], down[rows, cold], data[rows, cold])
+        return estimates(request, used, arrays, self.rules, self.name, cold=steps)
+
+    def _price(self, keys: list[Key]) -> None:
+        """Price these rows, every technique priced of each, in one batch."""
+        many = [self._inputs(*key) for key in keys]
+        batch = self._estimator.priced_many(many, self._priced_techniques)
+        first = len(self._inputs_of)
+        for k, (key, inputs) in enumerate(zip(keys, many, strict=True)):
+            self._priced[key] = first + k
+            self._inputs_of.append(inputs)
+            self._batch_of.append((batch, first))
+        shape = (len(keys), len(self._priced_techniques))
+        total, down, data, converges, p = batch.columns()
+        self._parts.append((total.reshape(*shape, 3), down.reshape(*shape, 3), data.reshape(*shape, 3),
+                            converges.reshape(shape), p.reshape(shape),
+                            np.array([i.dirty_rate_mib_s if i.dirty_rate_known else 0.0 for i in many],
+                                     dtype=np.float64)))
+        self._arrays = tuple(np.concatenate(columns) for columns in zip(*self._parts, strict=True))
 
     def _inputs(self, vm: int, target: int, bandwidth_mib_s: float) -> MigrationInputs:
         c = self._cluster
@@ -121,8 +147,3 @@ class AdviceMoveCosts:
         hosts' TLS."""
         return transport(self._tls, self._hosts[source_id], self._hosts[target_id])
 
-
-def _column(costs: list[MigrationCost], quantity: str) -> FloatArray:
-    """(low, median, high) of one quantity of each cost, (n, 3)."""
-    bounds = [(i.low, i.median, i.high) for i in (getattr(c, quantity) for c in costs)]
-    return np.array(bounds, dtype=np.float64).reshape(len(costs), 3)

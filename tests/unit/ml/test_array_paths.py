@@ -1,0 +1,134 @@
+"""The array paths of plans give, bit for bit, what the rows and cost objects they replaced gave: candidates ranked
+from one InputTable as from a MigrationInputs per row, a table refused as its first bad row is, and a priced batch
+(CostEstimator.priced_many) whose arrays and costs are each row's cost as one row's prediction makes it."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from advisor.domain.model import MigrationCost, MigrationInputs, ModelRef, Technique
+from advisor.features.inputs import InputTable
+from advisor.features.samples import RecentSamples
+from advisor.ml.adaptive_intervals import AdaptiveIntervals
+from advisor.ml.move_costs import LearnedMoveCosts
+from advisor.ml.predictor import CostPredictor, cost_rows, predict_with_disks, validate_table, widen_for_burst
+from advisor.ml.profile_store import ProfileStore
+from advisor.physics import cold_cost, validate
+from advisor.planning.engine import CostEstimates, CostRequest
+from advisor.usecases.estimates import CostEstimator
+from tests.support import REPO
+from tests.unit.ml.test_batched_prediction import served, setting, varied_inputs
+
+__all__ = ["setting"]  # the fixture, shared with test_batched_prediction
+
+MODELS = REPO / "models" / "cost"
+
+
+@pytest.fixture(scope="module", params=["adapted intervals", "the model's intervals"])
+def model(request: pytest.FixtureRequest, setting: tuple[ProfileStore, AdaptiveIntervals]) -> CostPredictor:
+    profiles, intervals = setting
+    return served(MODELS, profiles, intervals if request.param == "adapted intervals" else AdaptiveIntervals())
+
+
+class RowsOnly:
+    """A predictor offering only the rows paths (as every predictor did before the table path)."""
+
+    def __init__(self, inner: CostPredictor) -> None:
+        self.inner = inner
+
+    @property
+    def model(self) -> ModelRef:
+        return self.inner.model
+
+    def predict(self, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
+        return self.inner.predict(inputs, technique)
+
+    def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
+        return self.inner.predict_many(rows)
+
+    def predict_arrays(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> Any:
+        return getattr(self.inner, "predict_arrays")(rows)  # noqa: B009 - not in the protocol
+
+
+def candidates(n: int, seed: int, *, disks: bool) -> CostRequest:
+    rng = np.random.default_rng(seed)
+    configured = rng.choice([1024.0, 4096.0, 32768.0], n)
+    request = CostRequest(
+        vm=np.arange(n), target=np.zeros(n, dtype=np.int64),
+        memory_mib=np.where(rng.random(n) < 0.3, configured, configured * rng.uniform(0.05, 1.0, n)),
+        dirty_rate_mib_s=rng.choice([0.0, 0.4, 40.0, 400.0], n), bandwidth_mib_s=rng.choice([12.0, 117.0, 1250.0], n),
+        postcopy_allowed=rng.random(n) < 0.8, max_downtime_ms=float(rng.choice([20.0, 300.0])),
+        deadline_ms=float(rng.choice([0.0, 60_000.0])), memory_configured_mib=configured,
+        dirty_rate_known=rng.random(n) < 0.8)
+    if not disks:
+        return request
+    used = np.where(rng.random(n) < 0.4, rng.uniform(100.0, 20_000.0, n), 0.0)
+    return replace(request, disk_used_mib=used, disk_size_mib=used * 2,
+                   disk_write_rate_mib_s=np.where(rng.random(n) < 0.5, rng.uniform(0.0, 30.0, n), np.nan),
+                   cold=rng.random(n) < 0.1)
+
+
+def same(a: CostEstimates, b: CostEstimates) -> None:
+    for f in fields(CostEstimates):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        assert (x == y) if f.name == "model" else np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
+
+
+@pytest.mark.parametrize("profiles", [(), ("", "lab"), ("snu", "rig", "never-calibrated")])
+@pytest.mark.parametrize("disks", [False, True])
+def test_candidates_ranked_from_a_table_as_from_rows(model: CostPredictor, profiles: tuple[str, ...],
+                                                     disks: bool) -> None:
+    request = candidates(400, seed=len(profiles) + disks, disks=disks)
+    by_vm = [profiles[v % len(profiles)] for v in range(len(request))] if profiles else []
+    same(LearnedMoveCosts(model, profiles=by_vm).estimate(request),
+         LearnedMoveCosts(RowsOnly(model), profiles=by_vm).estimate(request))
+
+
+@pytest.mark.parametrize(("field", "value"), [("memory_mib", 0.0), ("memory_mib", -2.0), ("dirty_rate_mib_s", math.nan),
+                                              ("bandwidth_mib_s", math.inf), ("max_bandwidth_mib_s", 0.0),
+                                              ("max_downtime_ms", -1.0)])
+def test_a_table_is_refused_as_its_first_bad_row_is(field: str, value: float) -> None:
+    rows = [(inputs, Technique.PRECOPY) for inputs in varied_inputs(40)]
+    validate_table(InputTable.from_rows(rows))  # all good
+    rows[17] = (replace(rows[17][0], **{field: value}), Technique.PRECOPY)
+    rows[30] = (replace(rows[30][0], memory_mib=-5.0), Technique.PRECOPY)
+    with pytest.raises(ValueError) as refused:
+        validate(rows[17][0])
+    with pytest.raises(ValueError, match=f"^{re.escape(str(refused.value))}$"):
+        validate_table(InputTable.from_rows(rows))
+
+
+def one_row(model: CostPredictor, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
+    """What advice makes of one inputs and technique: cold by its steps, a live technique with its local disks'
+    copy, widened for the burst."""
+    if not technique.is_live:
+        return cold_cost(inputs, 60_000.0, local_disk_mib=inputs.local_disk_used_mib)
+    cost = predict_with_disks(model, [(inputs, technique)])[0]
+    burst = inputs.burst_dirty_rate_mib_s
+    if burst is None:
+        return cost
+    return widen_for_burst(cost, predict_with_disks(model, [(replace(inputs, dirty_rate_mib_s=burst), technique)])[0],
+                           burst)
+
+
+def test_a_priced_batch_holds_each_row_s_cost(model: CostPredictor) -> None:
+    many = [replace(inputs, local_disk_used_mib=2048.0 * (k % 3), local_disk_size_mib=4096.0 * (k % 3),
+                    disk_write_rate_mib_s=None if k % 2 else 12.0) if k % 4 == 0 else inputs
+            for k, inputs in enumerate(varied_inputs(60, seed=11))]
+    techniques = (Technique.POSTCOPY, Technique.COLD, Technique.PRECOPY, Technique.PRECOPY_XBZRLE)
+    batch = CostEstimator(model, None, RecentSamples(), lambda: 0.0).priced_many(many, techniques)
+    expected = [one_row(model, inputs, t) for inputs in many for t in techniques]
+    notes = [" ".join(c.notes) for c in expected]
+    assert all(any(word in n for n in notes) for word in ("burst", "local disk", "not calibrated", "cold"))
+    for got, want in zip(batch.columns(), cost_rows(expected).columns(), strict=True):  # before any cost is made
+        assert np.array_equal(got, want, equal_nan=True)
+    assert [batch.cost(k) for k in range(len(expected))] == expected
+    assert CostEstimator(model, None, RecentSamples(), lambda: 0.0).costs_many(many, techniques) == [
+        expected[k:k + len(techniques)] for k in range(0, len(expected), len(techniques))]
