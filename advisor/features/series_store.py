@@ -269,21 +269,40 @@ class SeriesStore:
     def newest(self, entity_ids: Sequence[str], field: str, n: int) -> tuple[npt.NDArray[np.float64],
                                                                              npt.NDArray[np.int64]]:
         """Per entity (a row each), the newest `n` values that measured `field`, newest first and NaN past the
-        oldest, as `window` gives them, and how many there are: one read of every VM for a plan's forecast."""
+        oldest, as `window` gives them, and how many there are: one read of every VM for a plan's forecast. An
+        entity whose newest `n` samples all measured the field (the usual case) is read from those alone; the
+        others from their whole ring."""
         column, cap = self.fields.index(field), self.capacity
         out = np.full((len(entity_ids), n), np.nan)
         rows = np.array([self._rows.get(e, -1) for e in entity_ids], dtype=np.int64)
-        back = np.arange(cap)  # 0: the newest sample
-        for block in np.unique(rows[rows >= 0] // CHUNK_ROWS).tolist():
-            c, at = self._chunks[block], np.flatnonzero((rows >= 0) & (rows // CHUNK_ROWS == block))
-            if (values := c.columns[column]) is None:
+        known = np.flatnonzero(rows >= 0)
+        known = known[np.argsort(rows[known], kind="stable")]  # a block's entities together
+        blocks = rows[known] // CHUNK_ROWS
+        starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]]) if len(known) else known
+        unit, m = self._units[column], min(n, cap)
+        for at in np.split(known, starts[1:]):
+            c = self._chunks[int(rows[at[0]]) // CHUNK_ROWS] if len(at) else None
+            if c is None or (values := c.columns[column]) is None:
                 continue
             i = rows[at] % CHUNK_ROWS
-            pos = (c.start[i, None] + c.count[i, None] - 1 - back) % cap
-            ring = np.where(back < c.count[i, None], values[i[:, None], pos], np.nan).astype(np.float32)
-            measured = np.argsort(np.isnan(ring), axis=1, kind="stable")[:, :n]  # measured ones first, in order
-            out[at, : measured.shape[1]] = np.take_along_axis(ring, measured, axis=1) * self._units[column]
+            head, full = self._newest_of(c, values, i, m)
+            out[at[full], :m] = head[full] * unit
+            if not full.all():
+                rest = ~full
+                ring = self._newest_of(c, values, i[rest], cap)[0]
+                measured = np.argsort(np.isnan(ring), axis=1, kind="stable")[:, :m]  # measured ones first, in order
+                out[at[rest], :m] = np.take_along_axis(ring, measured, axis=1) * unit
         return out, np.count_nonzero(~np.isnan(out), axis=1)
+
+    def _newest_of(self, c: Chunk, values: FloatArray, i: npt.NDArray[np.int64], m: int
+                   ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+        """Rows i's newest m samples of a column (newest first, NaN past the oldest) as float32, and whether each
+        row's m are all measured."""
+        back = np.arange(m)  # 0: the newest sample
+        pos = (c.start[i, None] + c.count[i, None] - 1 - back) % self.capacity
+        ring = np.where(back < c.count[i, None], values[i[:, None], pos], np.nan).astype(np.float32)
+        full: npt.NDArray[np.bool_] = np.count_nonzero(np.isnan(ring), axis=1) == 0
+        return ring, full
 
     def last_time(self, entity_id: str) -> float | None:
         at = self._where(entity_id)
