@@ -128,11 +128,13 @@ class Assessment:
         return hosts
 
     @functools.cached_property
-    def _first(self) -> tuple[IntArray, IntArray]:
+    def _first(self) -> tuple[IntArray, IntArray, IntArray]:
+        """`first_filter`, the hosts each filter is first for, and the first column of each (kernels.first_rows)."""
         first: IntArray = np.full(self.hosts.shape[0], -1, dtype=np.int64)
         counts: IntArray = np.zeros(len(FILTERS), dtype=np.int64)
-        first_rows(self.rejected, first, counts)
-        return first, counts
+        example: IntArray = np.zeros(len(FILTERS), dtype=np.int64)
+        first_rows(self.rejected, first, counts, example)
+        return first, counts, example
 
     @property
     def first_filter(self) -> IntArray:
@@ -146,7 +148,7 @@ class Assessment:
 
     def first_rejected(self, row: int) -> int:
         """The host (index) of lowest position that filter `row` is the first to reject."""
-        return int(self.hosts[int(np.argmax(self.first_filter == row))])
+        return int(self.hosts[int(self._first[2][row])])
 
 
 def _marked(n: int, where: IntArray) -> BoolArray:
@@ -325,13 +327,12 @@ def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, 
 def rejections(cluster: ClusterArrays, loads: Loads, a: Assessment, policy: FilterPolicy,
                limit: int = len(FILTERS)) -> tuple[Rejection, ...]:
     """Each filter's rejections, most frequent first, at most `limit` filters."""
-    counts = a.counts()
+    counts = a.counts().tolist()
     out = []
-    for row in np.argsort(-counts, kind="stable")[:limit].tolist():
-        if counts[row] == 0:
-            break
+    # the filters that reject any host, most first, ties in FILTERS order
+    for row in sorted((row for row, n in enumerate(counts) if n), key=lambda row: -counts[row])[:limit]:
         host = a.first_rejected(row)
-        out.append(Rejection(FILTERS[row], int(counts[row]), cluster.host_ids[host],
+        out.append(Rejection(FILTERS[row], counts[row], cluster.host_ids[host],
                              reason(cluster, loads, a.vm, policy, FILTERS[row], host)))
     return tuple(out)
 

@@ -53,14 +53,22 @@ def capacity_rows(rows: Any, vcpus_row: int, memory_row: int, headroom_row: int,
 
 
 @numba.njit(cache=True, nogil=True)
-def first_rows(rejected: Any, first: Any, counts: Any) -> None:  # pragma: no cover - compiled
-    """Per host (column), the first row that rejects it (-1: none), and how many hosts each row is first for;
-    `first` comes filled with -1 and `counts` with 0."""
+def first_rows(rejected: Any, first: Any, counts: Any, example: Any) -> None:  # pragma: no cover - compiled
+    """Per host (column), the first row that rejects it (-1: none), how many hosts each row is first for, and the
+    lowest column each row is first for; `first` comes filled with -1, `counts` and `example` with 0."""
     n_rows, n = rejected.shape
     for row in range(n_rows):
+        marks = rejected[row]
+        rejects_any = False
+        for i in range(n):  # a plain OR over the row, which the compiler vectorises: most rows reject no host
+            rejects_any |= marks[i]
+        if not rejects_any:
+            continue
         for i in range(n):
-            if first[i] < 0 and rejected[row, i]:
+            if marks[i] and first[i] < 0:
                 first[i] = row
+                if counts[row] == 0:
+                    example[row] = i
                 counts[row] += 1
 
 

@@ -162,16 +162,21 @@ def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights,
     return Scores(hosts, total, comps, cpu_after, memory_after, added)
 
 
+_NAMED = (("affinity", AFFINITY), ("anti-affinity", ANTI), ("host affinity", HOST_ON),
+          ("host anti-affinity", HOST_OFF))
+
+
 def describe(scores: Scores, position: int, weights: Weights) -> str:
     """The components that made a host's score, e.g. "load 0.62 (CPU 62%, memory 40%), +12 W"."""
-    c = scores.components[:, position].tolist()
-    parts = [f"CPU {float(scores.cpu_after[position]):.0%}, memory {float(scores.memory_after[position]):.0%} after "
-             "the move"]
+    comps = scores.components
+    text = (f"score {scores.total[position]:.3f} (CPU {scores.cpu_after[position]:.0%}, memory "
+            f"{scores.memory_after[position]:.0%} after the move")
     if weights.energy:
-        parts.append(f"{float(scores.power_w[position]):+.0f} W")
+        text += f", {scores.power_w[position]:+.0f} W"
     if weights.balance:
-        parts.append(f"balance term {c[BALANCE]:.3f}")
-    names = (("affinity", AFFINITY), ("anti-affinity", ANTI), ("host affinity", HOST_ON),
-             ("host anti-affinity", HOST_OFF))
-    parts.extend(f"{name} {c[k]:+.0f}" for name, k in names if c[k])
-    return f"score {float(scores.total[position]):.3f} (" + ", ".join(parts) + ")"
+        text += f", balance term {comps[BALANCE, position]:.3f}"
+    for name, k in _NAMED:
+        value = comps[k, position]
+        if value:
+            text += f", {name} {value:+.0f}"
+    return text + ")"

@@ -52,13 +52,14 @@ def test_first_rows_is_the_first_rejecting_filter(seed: int) -> None:
     rng = np.random.default_rng(seed)
     rejected = rng.random((16, 50)) < rng.uniform(0.0, 0.3, (16, 1))
     first = np.full(50, -1, dtype=np.int64)
-    counts = np.zeros(16, dtype=np.int64)
-    first_rows(rejected, first, counts)
+    counts, example = np.zeros(16, dtype=np.int64), np.zeros(16, dtype=np.int64)
+    first_rows(rejected, first, counts, example)
     want = np.full(50, -1, dtype=np.int64)
     for row in range(15, -1, -1):
         want[rejected[row]] = row
     assert same_bits(first, want)
     assert same_bits(counts, np.bincount(want[want >= 0], minlength=16).astype(np.int64))
+    assert [int(np.argmax(want == row)) for row in range(16)] == example.tolist()
 
 
 def clip01(x: np.ndarray) -> np.ndarray:
