@@ -93,3 +93,26 @@ def components(keep: Any, hosts: Any, cpu_after: Any, memory_after: Any, cpu_wei
             watts = idle_w[i] + span_w[i] * _clip01(cpu) - power_w[h]
             added[j] = watts
             comps[energy_row, j] = watts / reference_w
+
+
+@numba.njit(cache=True, nogil=True)
+def _before(a: float, b: float) -> bool:  # pragma: no cover - compiled
+    """np.sort's order: a < b, NaN after every number."""
+    return a < b or (math.isnan(b) and not math.isnan(a))
+
+
+@numba.njit(cache=True, nogil=True)
+def sorted_cases(x: Any, n: int, out: Any) -> None:  # pragma: no cover - compiled
+    """`np.sort(x.reshape(3, n).T, axis=-1)` into `out` (n, 3): the three cases of each row, lowest first, by the
+    insertion sort NumPy uses on so few values (ties keep their order, NaN last and written as NumPy's NaN)."""
+    for i in range(n):
+        a, b, c = x[i], x[n + i], x[2 * n + i]
+        if _before(b, a):
+            a, b = b, a
+        if _before(c, b):
+            b, c = c, b
+            if _before(b, a):
+                a, b = b, a
+        out[i, 0] = math.nan if math.isnan(a) else a
+        out[i, 1] = math.nan if math.isnan(b) else b
+        out[i, 2] = math.nan if math.isnan(c) else c

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advisor.planning.engine.kernels import capacity_rows, components, first_rows
+from advisor.planning.engine.kernels import capacity_rows, components, first_rows, sorted_cases
 
 AWKWARD = np.array([0.0, -0.0, np.nan, np.inf, -1e-17, 1.0])
 
@@ -96,3 +96,15 @@ def test_components_are_the_array_expressions(seed: int, balance: bool, energy: 
     assert same_bits(kept_cpu, c) and same_bits(kept_memory, m)
     assert same_bits(comps, want)
     assert same_bits(added, want_added)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_sorted_cases_are_numpy_sort(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 400
+    x = rng.uniform(0.0, 5.0, 3 * n)  # and ties, signed zeros, NaNs of either sign, infinities
+    odd = rng.random(3 * n) < 0.5
+    x[odd] = rng.choice(np.array([*AWKWARD, -np.nan, -1.0, 2.0, 3.0]), int(odd.sum()))
+    out = np.empty((n, 3))
+    sorted_cases(x, n, out)
+    assert same_bits(out, np.sort(x.reshape(3, n).T, axis=-1))
