@@ -111,17 +111,15 @@ class Assessment:
     memory_after: FloatArray
     all_hosts: bool
     view: HostView = field(compare=False, repr=False)
+    # Hosts no filter rejects, and their columns (cheaper to index many columns by than the mask): every search
+    # reads both, so they are set at once rather than cached on first use (which cost more than computing them).
+    eligible: BoolArray = field(init=False, compare=False, repr=False)
+    positions: IntArray = field(init=False, compare=False, repr=False)
 
-    @functools.cached_property
-    def eligible(self) -> BoolArray:
-        ok: BoolArray = np.logical_not(self.rejected.any(axis=0))
-        return ok
-
-    @functools.cached_property
-    def positions(self) -> IntArray:
-        """Columns of the eligible hosts (cheaper to index many columns by than the mask)."""
-        at: IntArray = self.eligible.nonzero()[0]
-        return at
+    def __post_init__(self) -> None:
+        eligible = np.logical_not(np.logical_or.reduce(self.rejected, axis=0))
+        object.__setattr__(self, "eligible", eligible)
+        object.__setattr__(self, "positions", eligible.nonzero()[0])
 
     def eligible_hosts(self) -> IntArray:
         hosts: IntArray = self.hosts[self.eligible]
