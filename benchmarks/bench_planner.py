@@ -22,12 +22,17 @@ import gc
 import os
 import platform
 import statistics
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+
+# The tree this file is in, not whichever tree the virtualenv installed: a worktree's benchmark measures its own code.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from advisor.planning.engine import AnalyticMoveCosts, ClusterArrays, Plan, plan, rank_targets
 from advisor.planning.engine.churn import AntiChurn

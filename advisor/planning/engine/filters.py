@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from advisor.domain.transport import TlsMode
+from advisor.planning.engine.kernels import capacity_rows, first_rows
 from advisor.planning.engine.snapshot import ANY_MODEL, NO_HOST, BoolArray, ClusterArrays, FloatArray, IntArray, Loads
 
 
@@ -110,40 +111,42 @@ class Assessment:
     memory_after: FloatArray
     all_hosts: bool
     view: HostView = field(compare=False, repr=False)
+    # Hosts no filter rejects, and their columns (cheaper to index many columns by than the mask): every search
+    # reads both, so they are set at once rather than cached on first use (which cost more than computing them).
+    eligible: BoolArray = field(init=False, compare=False, repr=False)
+    positions: IntArray = field(init=False, compare=False, repr=False)
 
-    @functools.cached_property
-    def eligible(self) -> BoolArray:
-        ok: BoolArray = np.logical_not(self.rejected.any(axis=0))
-        return ok
-
-    @functools.cached_property
-    def positions(self) -> IntArray:
-        """Columns of the eligible hosts (cheaper to index many columns by than the mask)."""
-        at: IntArray = np.flatnonzero(self.eligible)
-        return at
+    def __post_init__(self) -> None:
+        eligible = np.logical_not(np.logical_or.reduce(self.rejected, axis=0))
+        object.__setattr__(self, "eligible", eligible)
+        object.__setattr__(self, "positions", eligible.nonzero()[0])
 
     def eligible_hosts(self) -> IntArray:
         hosts: IntArray = self.hosts[self.eligible]
         return hosts
 
     @functools.cached_property
+    def _first(self) -> tuple[IntArray, IntArray, IntArray]:
+        """`first_filter`, the hosts each filter is first for, and the first column of each (kernels.first_rows)."""
+        first: IntArray = np.full(self.hosts.shape[0], -1, dtype=np.int64)
+        counts: IntArray = np.zeros(len(FILTERS), dtype=np.int64)
+        example: IntArray = np.zeros(len(FILTERS), dtype=np.int64)
+        first_rows(self.rejected, first, counts, example)
+        return first, counts, example
+
+    @property
     def first_filter(self) -> IntArray:
         """Per host, the row of the first filter (in FILTERS order) that rejects it, as a chain of filters drops it
         (-1: eligible): counted so, the rejections add up to the hosts rejected."""
-        first: IntArray = np.full(self.hosts.shape[0], -1, dtype=np.int64)
-        for row in np.flatnonzero(self.rejected.any(axis=1))[::-1].tolist():  # most filters reject no host
-            first[self.rejected[row]] = row
-        return first
+        return self._first[0]
 
     def counts(self) -> IntArray:
         """Hosts rejected by each filter, each rejected host under the first filter that rejects it."""
-        first = self.first_filter
-        counts: IntArray = np.bincount(first[first >= 0], minlength=len(FILTERS)).astype(np.int64)
-        return counts
+        return self._first[1].copy()
 
     def first_rejected(self, row: int) -> int:
         """The host (index) of lowest position that filter `row` is the first to reject."""
-        return int(self.hosts[int(np.argmax(self.first_filter == row))])
+        return int(self.hosts[int(self._first[2][row])])
 
 
 def _marked(n: int, where: IntArray) -> BoolArray:
@@ -160,12 +163,12 @@ def _partners(cluster: ClusterArrays, loads: Loads, vm: int, group: int) -> IntA
     return hosts
 
 
-def _only_current(rows: BoolArray) -> None:
-    """The VM's own host is no target: no other filter judges it (its load holds the VM already, which the capacity
-    filters would count twice)."""
-    current = rows[FilterKind.CURRENT.row].copy()
-    rows[:, current] = False
-    rows[FilterKind.CURRENT.row] = current
+def _only_current(rows: BoolArray, current: IntArray) -> None:
+    """The VM's own host (at columns `current`) is no target: no other filter judges it (its load holds the VM
+    already, which the capacity filters would count twice)."""
+    if current.shape[0]:
+        rows[:, current] = False
+        rows[FilterKind.CURRENT.row, current] = True
 
 
 def _what_it_brings(cluster: ClusterArrays, loads: Loads, vm: int, rows: BoolArray,
@@ -204,18 +207,22 @@ def assess(
 
     cores = view.cores
     rows = np.zeros((len(FILTERS), index.shape[0]), dtype=bool)
-    rows[FilterKind.CURRENT.row] = index == loads.vm_host[vm]
+    current = (index == loads.vm_host[vm]).nonzero()[0]
+    rows[FilterKind.CURRENT.row, current] = True
     if excluded is not None:
         rows[FilterKind.EXCLUDED.row] = take(excluded)
     rows[FilterKind.DISABLED.row] = view.disabled
     model = int(cluster.vm_cpu_model[vm])
     if model != ANY_MODEL:
         rows[FilterKind.MODEL.row] = view.cpu_model != model
-    rows[FilterKind.VCPUS.row] = take(loads.host_vcpus) + cluster.vm_vcpus[vm] > cores * policy.cpu_allocation_ratio
-    memory_after = (take(loads.host_memory_mib) + cluster.vm_memory_mib[vm]) / view.memory_mib
-    rows[FilterKind.MEMORY.row] = memory_after > policy.memory_allocation_ratio
-    cpu_after = (take(loads.host_cpu) + cluster.vm_cpu[vm]) / cores
-    rows[FilterKind.HEADROOM.row] = cpu_after > policy.max_cpu_after
+    # vCPUs: take(host_vcpus) + the VM's > cores x ratio; memory_after: (take(host_memory) + the VM's) / memory;
+    # cpu_after: (take(host_cpu) + the VM's) / cores; each filter rejects above its limit; in one compiled pass
+    cpu_after, memory_after = np.empty(index.shape[0]), np.empty(index.shape[0])
+    capacity_rows(rows, FilterKind.VCPUS.row, FilterKind.MEMORY.row, FilterKind.HEADROOM.row, index,
+                  loads.host_vcpus, loads.host_memory_mib, loads.host_cpu, cores, view.memory_mib,
+                  float(cluster.vm_vcpus[vm]), float(cluster.vm_memory_mib[vm]), float(cluster.vm_cpu[vm]),
+                  float(policy.cpu_allocation_ratio), float(policy.memory_allocation_ratio),
+                  float(policy.max_cpu_after), cpu_after, memory_after)
     groups = cluster.groups
     if groups.of_vm.has_row(vm):
         for g in groups.of_vm.row(vm).tolist():
@@ -244,7 +251,7 @@ def assess(
         tls = cluster.host_migration_tls
         rows[FilterKind.TLS.row] = ~take(tls) | ~tls[loads.vm_host[vm]]
     _what_it_brings(cluster, loads, vm, rows, take)
-    _only_current(rows)
+    _only_current(rows, current)
     return Assessment(vm, index, rows, cpu_after, memory_after, view.all_hosts, view)
 
 
@@ -318,13 +325,12 @@ def reason(cluster: ClusterArrays, loads: Loads, vm: int, policy: FilterPolicy, 
 def rejections(cluster: ClusterArrays, loads: Loads, a: Assessment, policy: FilterPolicy,
                limit: int = len(FILTERS)) -> tuple[Rejection, ...]:
     """Each filter's rejections, most frequent first, at most `limit` filters."""
-    counts = a.counts()
+    counts = a.counts().tolist()
     out = []
-    for row in np.argsort(-counts, kind="stable")[:limit].tolist():
-        if counts[row] == 0:
-            break
+    # the filters that reject any host, most first, ties in FILTERS order
+    for row in sorted((row for row, n in enumerate(counts) if n), key=lambda row: -counts[row])[:limit]:
         host = a.first_rejected(row)
-        out.append(Rejection(FILTERS[row], int(counts[row]), cluster.host_ids[host],
+        out.append(Rejection(FILTERS[row], counts[row], cluster.host_ids[host],
                              reason(cluster, loads, a.vm, policy, FILTERS[row], host)))
     return tuple(out)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.planning.engine.filters import Assessment
+from advisor.planning.engine.kernels import components
 from advisor.planning.engine.snapshot import BoolArray, ClusterArrays, FloatArray, IntArray, Loads
 
 COMPONENTS: tuple[str, ...] = ("load", "balance", "energy", "affinity", "anti-affinity", "host affinity",
@@ -123,23 +124,24 @@ def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights,
     power that one unit of the energy component stands for (default: the mean peak power); `power_w`, when given,
     is every host's `power_now` under `loads`, kept by the caller (it saves recomputing it for each VM)."""
     keep = a.positions
-    hosts = a.hosts[keep]
-    cpu_after, memory_after = a.cpu_after[keep], a.memory_after[keep]
-    comps = np.zeros((len(COMPONENTS), hosts.shape[0]))
-    comps[LOAD] = np.maximum(weights.cpu * cpu_after, weights.memory * memory_after)
+    n = keep.shape[0]
+    hosts, cpu_after, memory_after = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
+    comps = np.zeros((len(COMPONENTS), n))
     # A component weighted 0 is left at 0: it adds exactly nothing to the total either way (its values are finite
     # where the load is), and `describe` leaves it out; RecommendTarget and drains weigh neither balance nor power.
-    if weights.balance:
-        comps[BALANCE] = (cpu_after - mean_cpu) ** 2
-    added = comps[ENERGY]
-    if weights.energy:
-        view = a.view
-        idle_w, span_w = view.idle_w[keep], view.span_w[keep]
-        now = (power_now(idle_w, span_w, view.cores[keep], loads.host_cpu[hosts], loads.host_vms[hosts])
-               if power_w is None else power_w[hosts])
-        added = idle_w + span_w * _clip01(cpu_after) - now
-        ref = reference_w or float(cluster.host_max_w.mean()) or 1.0
-        comps[ENERGY] = added / ref
+    energy = bool(weights.energy)
+    added = np.empty(n) if energy else comps[ENERGY]
+    if energy and power_w is None:
+        power_w = power_now(cluster.host_idle_w, cluster.host_max_w - cluster.host_idle_w, cluster.host_cores,
+                            loads.host_cpu, loads.host_vms)
+    # load: max(cpu x CPU after, memory x memory after); balance: (CPU after - mean)^2; energy: the power after
+    # the move less `power_w`, over `reference_w`; in one compiled pass over the eligible hosts
+    view = a.view
+    components(keep, a.hosts, a.cpu_after, a.memory_after, float(weights.cpu), float(weights.memory),
+               bool(weights.balance), float(mean_cpu), energy, view.idle_w, view.span_w,
+               view.idle_w if power_w is None else power_w,
+               (reference_w or float(cluster.host_max_w.mean()) or 1.0) if energy else 1.0,
+               hosts, cpu_after, memory_after, comps, LOAD, BALANCE, ENERGY, added)
     vm = a.vm
     groups = cluster.groups
     if groups.of_vm.has_row(vm):
@@ -160,16 +162,21 @@ def weigh(cluster: ClusterArrays, loads: Loads, a: Assessment, weights: Weights,
     return Scores(hosts, total, comps, cpu_after, memory_after, added)
 
 
+_NAMED = (("affinity", AFFINITY), ("anti-affinity", ANTI), ("host affinity", HOST_ON),
+          ("host anti-affinity", HOST_OFF))
+
+
 def describe(scores: Scores, position: int, weights: Weights) -> str:
     """The components that made a host's score, e.g. "load 0.62 (CPU 62%, memory 40%), +12 W"."""
-    c = scores.components[:, position].tolist()
-    parts = [f"CPU {float(scores.cpu_after[position]):.0%}, memory {float(scores.memory_after[position]):.0%} after "
-             "the move"]
+    comps = scores.components
+    text = (f"score {scores.total[position]:.3f} (CPU {scores.cpu_after[position]:.0%}, memory "
+            f"{scores.memory_after[position]:.0%} after the move")
     if weights.energy:
-        parts.append(f"{float(scores.power_w[position]):+.0f} W")
+        text += f", {scores.power_w[position]:+.0f} W"
     if weights.balance:
-        parts.append(f"balance term {c[BALANCE]:.3f}")
-    names = (("affinity", AFFINITY), ("anti-affinity", ANTI), ("host affinity", HOST_ON),
-             ("host anti-affinity", HOST_OFF))
-    parts.extend(f"{name} {c[k]:+.0f}" for name, k in names if c[k])
-    return f"score {float(scores.total[position]):.3f} (" + ", ".join(parts) + ")"
+        text += f", balance term {comps[BALANCE, position]:.3f}"
+    for name, k in _NAMED:
+        value = comps[k, position]
+        if value:
+            text += f", {name} {value:+.0f}"
+    return text + ")"
