@@ -43,6 +43,7 @@ from advisor.metrics import AdvisorMetrics
 from advisor.ml.adaptive_intervals import AdaptiveIntervals
 from advisor.ml.predictor import CostPredictor
 from advisor.model_serving import load_models, models_reloader
+from advisor.planning.engine import warm_up as warm_up_engine
 from advisor.sample_sharing import EXCHANGE_S, SharedSamples
 from advisor.telemetry.collectors import Periodic, sources
 from advisor.usecases.bundle import UseCases
@@ -237,6 +238,7 @@ def build_app(
     metrics = AdvisorMetrics(CollectorRegistry())
     intervals = AdaptiveIntervals()  # the served intervals' online adaptation, kept across model swaps
     predictor, forecaster = load_models(settings.models_dir, metrics, intervals)
+    warm_up_engine()  # its compiled loops, as load_models the cost model's: before the first question
     allowed_connect = guarded(connect, uris)
     core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock, intervals,
                      definitions, leadership, SampleFeed(database) if settings.database_url else None)

@@ -12,7 +12,7 @@ from advisor.planning.engine.costs import TECHNIQUES, AnalyticMoveCosts, CostEst
 from advisor.planning.engine.domain_arrays import from_domain
 from advisor.planning.engine.filters import FILTERS, FilterKind, FilterPolicy, Rejection, judge
 from advisor.planning.engine.planner import PlanSettings
-from advisor.planning.engine.ranking import Ranking, all_assessments, rank_targets
+from advisor.planning.engine.ranking import Ranking, all_assessments, rank_targets, warm_up
 from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
 from advisor.planning.engine.schedule import Concurrency, Schedule, schedule
 from advisor.planning.engine.snapshot import ClusterArrays, Rule, VmGroupRule, VmHostRule
@@ -62,6 +62,7 @@ __all__ = [
     "select",
     "strategy_info",
     "strategy_names",
+    "warm_up",
     "with_new_vm",
     "with_pinned",
 ]

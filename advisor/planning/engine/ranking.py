@@ -118,3 +118,14 @@ def all_assessments(cluster: ClusterArrays, ranking: Ranking) -> AssessedHosts:
     scores: tuple[float | None, ...] = tuple(boxed.tolist())
     return AssessedHosts(FILTERS, ids, tuple(bits.tolist()), scores, tuple(a.cpu_after.tolist()),
                          tuple(a.memory_after.tolist()))
+
+
+def warm_up() -> None:
+    """Rank a VM of a two-host cluster once, weighing every component: the filters' and weighers' compiled loops
+    (advisor.planning.engine.kernels) are compiled, or read from numba's cache, at their first call (0.7 s with a
+    cold cache), which the first scheduler to ask after a start would otherwise wait for."""
+    two = np.array([8.0, 8.0])
+    cluster = ClusterArrays.build(host_ids=("a", "b"), host_cores=two, host_memory_mib=two * 1024,
+                                  vm_ids=("v",), vm_host=np.array([0]), vm_vcpus=np.array([1.0]),
+                                  vm_memory_mib=np.array([1024.0]), vm_cpu=np.array([0.5]))
+    rank_targets(cluster, 0, weights=Weights(balance=1.0, energy=1.0))

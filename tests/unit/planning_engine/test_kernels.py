@@ -3,6 +3,9 @@ columns with the awkward values in them: zero cores and memory (inf and NaN), Na
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -108,3 +111,17 @@ def test_sorted_cases_are_numpy_sort(seed: int) -> None:
     out = np.empty((n, 3))
     sorted_cases(x, n, out)
     assert same_bits(out, np.sort(x.reshape(3, n).T, axis=-1))
+
+
+
+def test_the_warm_up_compiles_every_loop_a_ranking_runs() -> None:
+    """`warm_up` (run by the server before its first question) leaves each compiled loop of the filters and
+    weighers with a signature, so the first RecommendTarget compiles nothing: in a process of its own, where no
+    other test ran them first."""
+    check = ("from advisor.planning.engine import kernels, warm_up\n"
+             "assert not kernels.components.signatures\n"
+             "warm_up()\n"
+             "print(sorted(f.__name__ for f in (kernels.capacity_rows, kernels.first_rows, kernels.components)"
+             " if f.signatures))")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=300)
+    assert done.stdout.split() == ["['capacity_rows',", "'components',", "'first_rows']"]
