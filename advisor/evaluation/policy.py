@@ -80,6 +80,11 @@ class AdvisorParams:
     # at most this; its forecast load may then reach `consolidation_headroom` (0: `headroom`)
     consolidation_risk: float = -1.0
     consolidation_headroom: float = 0.0
+    # memory-aware consolidation (Bitbrains is memory-bound): 1 = a host's VMs are placed largest share of a host
+    # (CPU or memory) first instead of most CPU first; > 0 = a VM no host has the memory for may go where moving
+    # one smaller VM elsewhere first makes room, trying this many hosts short of the least memory (consolidate.py)
+    consolidation_dominant: float = 0.0
+    consolidation_make_room: float = 0.0
 
 
 class AdvisorPolicy:
@@ -147,7 +152,9 @@ class AdvisorPolicy:
             plans.append(consolidate(relief.after, self.costs, settings=packing, history=after, now_s=now,
                                      underload=p.underload, min_saving_w=p.min_saving_w, weights=PACK,
                                      max_moves=left, busy_floor=None if p.busy_floor < 0 else p.busy_floor,
-                                     overload_risk=None if p.consolidation_risk < 0 else p.consolidation_risk))
+                                     overload_risk=None if p.consolidation_risk < 0 else p.consolidation_risk,
+                                     dominant_order=p.consolidation_dominant > 0,
+                                     make_room=int(p.consolidation_make_room)))
         migrations = []
         for plan in plans:
             self.moves[plan.strategy] += len(plan.moves)
