@@ -81,9 +81,10 @@ class AdvisorParams:
     consolidation_risk: float = -1.0
     consolidation_headroom: float = 0.0
     # memory-aware consolidation (Bitbrains is memory-bound): 1 = a host's VMs are placed largest share of a host
-    # (CPU or memory) first instead of most CPU first; > 0 = a VM no host has the memory for may go where moving
-    # one smaller VM elsewhere first makes room, trying this many hosts short of the least memory (consolidate.py)
-    consolidation_dominant: float = 0.0
+    # (CPU or memory, where memory is enforced) first, 0 = most CPU first; > 0 = a VM no host has the memory for may
+    # go where moving one smaller VM elsewhere first makes room, trying this many hosts short of the least memory
+    # (consolidate.py)
+    consolidation_dominant: float = float(TUNED.dominant_order)
     consolidation_make_room: float = 0.0
 
 

@@ -13,11 +13,12 @@ hosts whose chance of passing capacity with it stays at most that (overload.py's
 VMs' variance, at least its floor): a host full of VMs that wobble is passed over for a steadier one, where a fixed
 headroom treats both alike. The trial is undone if a VM finds no host, a move would break the downtime limit, the
 cap would be passed, or the saving per move is below `min_saving_w` (anti-churn's minimum gain for this strategy).
-With `dominant_order`, a host's VMs go largest share of a host (CPU or memory) first: on a memory-bound cluster
-the VMs hardest to place take the tightest holes first. With `make_room` (memory enforced), a VM no open host has
-the memory for may still go to one of the `make_room` hosts short of the least memory, once the smallest movable VM
-there that frees enough has moved to another open host (a move that saves nothing itself, so it counts against
-`min_saving_w`): emptying one host at a time misses packings that need such a rearrangement.
+With `dominant_order` and memory enforced (a finite memory allocation ratio), a host's VMs go largest share of a
+host (CPU or memory) first: on a memory-bound cluster the VMs hardest to place take the tightest holes first. With
+`make_room` (memory enforced), a VM no open host has the memory for may still go to one of the `make_room` hosts
+short of the least memory, once the smallest movable VM there that frees enough has moved to another open host (a
+move that saves nothing itself, so it counts against `min_saving_w`): emptying one host at a time misses packings
+that need such a rearrangement.
 Hosts that receive VMs are not emptied later in the same plan. A host whose emptying would save too little even if
 each core it moves added the least power any running host adds per core (below full load, where power is linear) is
 refused without a trial, and its VMs are not costed: on hosts of many VMs most trials would end so, after placing
@@ -45,6 +46,7 @@ import numpy as np
 from advisor.domain.text import counted
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
+from advisor.planning.engine.forecast import TUNED
 from advisor.planning.engine.overload import OVERLOAD, SPREAD_FLOOR, vm_variance
 from advisor.planning.engine.planner import Choice, Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan, PowerAdvice
@@ -131,7 +133,8 @@ def _target(p: Planner, trial: Trial, vm: int, closed: BoolArray, weights: Weigh
 
 
 def _order(c: ClusterArrays, vms: IntArray, host: int, dominant: bool) -> IntArray:
-    """The order `_empty` places `vms` of `host` in: most CPU first, or with `dominant` largest share first."""
+    """The order `_empty` places `vms` of `host` in: most CPU first, or with `dominant` (memory enforced: the
+    caller says) largest share first."""
     if not dominant:
         return vms[np.lexsort((-c.vm_memory_mib[vms], -c.vm_cpu[vms]))]
     share = np.maximum(c.vm_cpu[vms] / c.host_cores[host], c.vm_memory_mib[vms] / c.host_memory_mib[host])
@@ -147,7 +150,7 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
     first, or with `dominant` largest share of the host (CPU or memory, whichever is larger) first: on a
     memory-bound cluster the VMs hardest to place take the tightest holes while there are some."""
     c, loads = p.cluster, p.work.loads
-    order = _order(c, p.work.vms_on(host), host, dominant)
+    order = _order(c, p.work.vms_on(host), host, dominant and np.isfinite(p.settings.filters.memory_allocation_ratio))
     before = power(c, np.array([host]), loads.host_cpu[[host]] / c.host_cores[[host]])[0]
     closed[host] = True
     trial = Trial(p)
@@ -280,7 +283,7 @@ def consolidate(
     pricing: MoveCosts | None = None,
     busy_floor: float | None = None,
     overload_risk: float | None = None,
-    dominant_order: bool = False,
+    dominant_order: bool = TUNED.dominant_order,
     make_room: int = 0,
 ) -> Plan:
     """Empty underloaded hosts whole, best saving per migration second first; see the module docstring."""

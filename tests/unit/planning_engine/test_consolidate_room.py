@@ -35,3 +35,30 @@ def test_a_smaller_vm_moves_first_to_make_room() -> None:
 
 def test_no_room_is_made_with_a_vm_that_may_not_move() -> None:
     assert moves(2, small_pinned=True) == []
+
+
+def order_moves(dominant: bool, memory_ratio: float = 1.0) -> list[tuple[str, str]]:
+    """"src" holds "c" (4 busy cores, 2 GiB) and "m" (half a core, 23 GiB). "t1" has 5 cores (under the 95%
+    headroom) and 24 GiB free, "t2" 13 cores and 14 GiB: only "m" first into "t1", then "c" into "t2", empties
+    "src"; most CPU first sends "c" to "t1" (the fuller) and "m" then fits nowhere."""
+    hosts = [host("src", memory=64 * GIB), host("t1", memory=64 * GIB), host("t2", memory=64 * GIB)]
+    vms = [vm("c", "src", vcpus=4, memory=2 * GIB), vm("m", "src", vcpus=1, memory=23 * GIB),
+           vm("p1", "t1", vcpus=10, memory=40 * GIB), vm("p2", "t2", vcpus=2, memory=50 * GIB)]
+    c = cluster(hosts, vms, cpu={"c": 1.0, "m": 0.5, "p1": 1.0, "p2": 1.0}, pinned=["p1", "p2"])
+    settings = PlanSettings(filters=FilterPolicy(max_cpu_after=0.95, memory_allocation_ratio=memory_ratio),
+                            churn=AntiChurn(max_moves=1000))
+    p = consolidate(c, COSTS, settings=settings, underload=0.5, min_saving_w=0.0, dominant_order=dominant)
+    return [(m.vm_id, m.target_id) for m in p.moves]
+
+
+def test_most_cpu_first_leaves_the_large_memory_vm_nowhere() -> None:
+    assert order_moves(dominant=False) == []
+
+
+def test_largest_share_first_empties_the_host() -> None:
+    assert order_moves(dominant=True) == [("m", "t1"), ("c", "t2")]
+
+
+def test_memory_not_enforced_keeps_most_cpu_first() -> None:
+    unbound = float("inf")
+    assert order_moves(dominant=True, memory_ratio=unbound) == order_moves(dominant=False, memory_ratio=unbound)
