@@ -327,14 +327,14 @@ NOTES = """- Each update: the snapshot becomes the engine's arrays (advisor/eval
   19-26 days), consolidation targets chosen by their chance of passing capacity (`consolidation_risk` 0.05:
   PlanetLab's median ESV ratio 0.50, but energy above MFPED's on 23 days), targets spreading CPU for the power curve's
   convexity (13-18 days).
-- 2026-12-07, later: Bitbrains energy is memory packing (day 20: the VMs' memory fills 7.98 hosts, MFPED keeps 8.8
-  running, the advisor 9.4); placed most CPU first, a host's VM of much memory came last, found no host, and the
-  host stayed. Largest share first (`consolidation_dominant`; memory counts only where enforced, so PlanetLab's
-  moves are the same, digest for digest): all four aims on 25 of 37 days against 22 (Bitbrains days 0, 4, 6, 13
-  gained, 7 lost at 0.51x the migrations), worst day (Bitbrains 21) ESV 2.5x against 5.2x; chosen on every fold
-  against the previous defaults, so the default. Energy barely moves (above MFPED's on days 1, 2, 17, 20, 21). Not
-  adopted: making room by moving a smaller VM first (`consolidation_make_room` 3: 23 days, 19 on the previous order;
-  its moves raise SLATAH), a cap per update (`max_moves_fraction` 0.25, 0.1: 12, 3 days; energy above MFPED's).
+- 2026-12-07, later: Bitbrains energy is memory packing (day 20: memory fills 7.98 hosts, MFPED keeps 8.8 running,
+  the advisor 9.4); placed most CPU first, a VM of much memory came last, found no host, and its host stayed.
+  Largest share first (`consolidation_dominant`; memory counts only where enforced, so PlanetLab's moves are the
+  same, digest for digest): all four aims on 25 of 37 days against 22 (Bitbrains 0, 4, 6, 13 gained, 7 lost), worst
+  day (Bitbrains 21) ESV 2.5x against 5.2x; chosen on every fold against the previous defaults, so the default.
+  Energy barely moves (above MFPED's on days 1, 2, 17, 20, 21). Not adopted: moving a smaller VM first to make room
+  (`consolidation_make_room` 3: 23 days; its moves raise SLATAH), a cap per update (`max_moves_fraction` 0.25, 0.1:
+  12, 3; energy up), targets spreading CPU for the power curve (`consolidation_balance` 0.25, 0.5: 17, 19 days).
 - The same in serving: the settings above (`hot`, `horizon_s`, `headroom`, `underload`, `min_saving_w`, the 5 s
   cooldown per second) are defined once, `TUNED` in advisor/planning/engine/forecast.py, as this policy's defaults
   and serving's (README, Settings: `plan_rebalance_hot`, `plan_rebalance_horizon_s`, `plan_max_cpu_after`,
