@@ -80,6 +80,15 @@ class AdvisorParams:
     # at most this; its forecast load may then reach `consolidation_headroom` (0: `headroom`)
     consolidation_risk: float = -1.0
     consolidation_headroom: float = 0.0
+    # memory-aware consolidation (Bitbrains is memory-bound): 1 = a host's VMs are placed largest share of a host
+    # (CPU or memory, where memory is enforced) first, 0 = most CPU first; > 0 = a VM no host has the memory for may
+    # go where moving one smaller VM elsewhere first makes room, trying this many hosts short of the least memory
+    # (consolidate.py)
+    consolidation_dominant: float = float(TUNED.dominant_order)
+    consolidation_make_room: float = 0.0
+    # > 0: consolidation targets also pay this x their CPU load after the move squared (weighers' balance, mean 0):
+    # up to 0.5 a CPU-bound fit is unchanged, a memory-bound one spreads CPU, where the power curve is convex
+    consolidation_balance: float = 0.0
 
 
 class AdvisorPolicy:
@@ -145,9 +154,12 @@ class AdvisorPolicy:
             if p.consolidation_headroom > 0:
                 packing = replace(settings, filters=replace(settings.filters, max_cpu_after=p.consolidation_headroom))
             plans.append(consolidate(relief.after, self.costs, settings=packing, history=after, now_s=now,
-                                     underload=p.underload, min_saving_w=p.min_saving_w, weights=PACK,
+                                     underload=p.underload, min_saving_w=p.min_saving_w,
+                                     weights=replace(PACK, balance=p.consolidation_balance),
                                      max_moves=left, busy_floor=None if p.busy_floor < 0 else p.busy_floor,
-                                     overload_risk=None if p.consolidation_risk < 0 else p.consolidation_risk))
+                                     overload_risk=None if p.consolidation_risk < 0 else p.consolidation_risk,
+                                     dominant_order=p.consolidation_dominant > 0,
+                                     make_room=int(p.consolidation_make_room)))
         migrations = []
         for plan in plans:
             self.moves[plan.strategy] += len(plan.moves)

@@ -295,8 +295,9 @@ NOTES = """- Each update: the snapshot becomes the engine's arrays (advisor/eval
   SLA time too: CloudSim counts its target in violation while it runs). Targets are running hosts with room
   (packing; an idle host is woken only if none fits). `consolidate` then empties hosts below `underload` = 75%
   whole, when every VM fits under `headroom` = 95% elsewhere, best power saved per migration second first, at
-  least 0.5 W saved per move. Anti-churn: a VM that moved is left alone for 600 s + 5 s per second its migration was
-  predicted to take, and does not return to the host it left for twice that; no cap per update.
+  least 0.5 W saved per move, a host's VMs largest share first (CPU or memory where enforced: Bitbrains), each to
+  the fullest host that takes it. Anti-churn: a VM that moved is left alone for 600 s + 5 s per second its
+  migration was predicted to take, and does not return to the host it left for twice that; no cap per update.
 - How these settings came about (2026-12-06, a few days each, then the whole of both traces): on Bitbrains day 11
   the 300 ms downtime limit of the earlier settings refused about 700 relief moves a day (the learned model
   predicts 336-360 ms of downtime for busy Bitbrains VMs): relief could not keep up, hosts stayed overloaded
@@ -326,10 +327,19 @@ NOTES = """- Each update: the snapshot becomes the engine's arrays (advisor/eval
   19-26 days), consolidation targets chosen by their chance of passing capacity (`consolidation_risk` 0.05:
   PlanetLab's median ESV ratio 0.50, but energy above MFPED's on 23 days), targets spreading CPU for the power curve's
   convexity (13-18 days).
+- 2026-12-07, later: Bitbrains energy is memory packing (day 20: memory fills 7.98 hosts, MFPED keeps 8.8 running,
+  the advisor 9.4); placed most CPU first, a VM of much memory came last, found no host, and its host stayed.
+  Largest share first (`consolidation_dominant`; memory counts only where enforced, so PlanetLab's moves are the
+  same, digest for digest): all four aims on 25 of 37 days against 22 (Bitbrains 0, 4, 6, 13 gained, 7 lost), worst
+  day (Bitbrains 21) ESV 2.5x against 5.2x; chosen on every fold against the previous defaults, so the default.
+  Energy barely moves (above MFPED's on days 1, 2, 17, 20, 21). Not adopted: moving a smaller VM first to make room
+  (`consolidation_make_room` 3: 23 days; its moves raise SLATAH), a cap per update (`max_moves_fraction` 0.25, 0.1:
+  12, 3; energy up), targets spreading CPU for the power curve (`consolidation_balance` 0.25, 0.5: 17, 19 days).
 - The same in serving: the settings above (`hot`, `horizon_s`, `headroom`, `underload`, `min_saving_w`, the 5 s
   cooldown per second) are defined once, `TUNED` in advisor/planning/engine/forecast.py, as this policy's defaults
   and serving's (README, Settings: `plan_rebalance_hot`, `plan_rebalance_horizon_s`, `plan_max_cpu_after`,
-  `plan_cooldown_per_move_s`; serving's consolidation keeps its own `underload` and `min_saving_w`). A
+  `plan_cooldown_per_move_s`; serving's consolidation keeps its own `underload` and `min_saving_w`, and places VMs
+  largest share first as here: it is `consolidate`'s default, `TUNED.dominant_order`). A
   PlanCluster rebalance forecasts each VM's CPU and spread from its recent samples by the function bridge.py uses
   (3 and 6 samples: a VM pushing every 15 s is judged on its last 90 s, not 30 min), and relieves by SLA time.
   A VM with fewer than 2 samples has no spread, here at the first update as in serving (it was taken as 0

@@ -13,6 +13,12 @@ hosts whose chance of passing capacity with it stays at most that (overload.py's
 VMs' variance, at least its floor): a host full of VMs that wobble is passed over for a steadier one, where a fixed
 headroom treats both alike. The trial is undone if a VM finds no host, a move would break the downtime limit, the
 cap would be passed, or the saving per move is below `min_saving_w` (anti-churn's minimum gain for this strategy).
+With `dominant_order` and memory enforced (a finite memory allocation ratio), a host's VMs go largest share of a
+host (CPU or memory) first: on a memory-bound cluster the VMs hardest to place take the tightest holes first. With
+`make_room` (memory enforced), a VM no open host has the memory for may still go to one of the `make_room` hosts
+short of the least memory, once the smallest movable VM there that frees enough has moved to another open host (a
+move that saves nothing itself, so it counts against `min_saving_w`): emptying one host at a time misses packings
+that need such a rearrangement.
 Hosts that receive VMs are not emptied later in the same plan. A host whose emptying would save too little even if
 each core it moves added the least power any running host adds per core (below full load, where power is linear) is
 refused without a trial, and its VMs are not costed: on hosts of many VMs most trials would end so, after placing
@@ -40,8 +46,9 @@ import numpy as np
 from advisor.domain.text import counted
 from advisor.planning.engine.churn import MoveHistory
 from advisor.planning.engine.costs import MoveCosts
+from advisor.planning.engine.forecast import TUNED
 from advisor.planning.engine.overload import OVERLOAD, SPREAD_FLOOR, vm_variance
-from advisor.planning.engine.planner import Planner, PlanSettings, movable
+from advisor.planning.engine.planner import Choice, Planner, PlanSettings, movable
 from advisor.planning.engine.results import Plan, PowerAdvice
 from advisor.planning.engine.snapshot import BoolArray, ClusterArrays, FloatArray, IntArray
 from advisor.planning.engine.trial import Trial
@@ -84,19 +91,72 @@ class Risk:
         self.host_variance[target] += sign * self.vm_variance[vm]
 
 
-def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_saving_w: float,
-           why_order: str, to_cost: list[IntArray], risk: Risk | None = None) -> tuple[float, str]:
-    """Try to empty `host`; (watts saved, "") or (0, why not). On failure every trial move is undone. The hosts
-    `to_cost` holds are costed (`Planner.prefetch`) once a trial first places all its VMs."""
+def _make_room(p: Planner, trial: Trial, vm: int, closed: BoolArray, weights: Weights,
+               hosts: int) -> Choice | None:
+    """A target for `vm`, which fits on no host for lack of memory, made by moving first one VM off one of the
+    `hosts` open hosts short of the least memory (the smallest of their movable VMs that frees enough, to any other
+    open host); that move stays in `trial` only if `vm` then finds a target. None if no such pair is found."""
     c, loads = p.cluster, p.work.loads
-    vms = p.work.vms_on(host)
-    order = vms[np.lexsort((-c.vm_memory_mib[vms], -c.vm_cpu[vms]))]
+    ratio = p.settings.filters.memory_allocation_ratio
+    if not np.isfinite(ratio) or hosts <= 0:
+        return None
+    room = np.arange(c.n_hosts)
+    cpu_fits = loads.host_cpu + c.vm_cpu[vm] <= p.settings.filters.max_cpu_after * c.host_cores
+    deficit = c.vm_memory_mib[vm] - (c.host_memory_mib * ratio - loads.host_memory_mib)
+    near = room[~closed & is_on(loads, room) & cpu_fits & (deficit > 0)]
+    for h in near[np.argsort(deficit[near], kind="stable")][:hosts].tolist():
+        others = p.work.vms_on(h)
+        others = others[movable(p, others) & (c.vm_memory_mib[others] >= deficit[h])]
+        if not others.size:
+            continue
+        small = int(others[np.lexsort((c.vm_cpu[others], c.vm_memory_mib[others]))][0])
+        away = closed.copy()
+        away[h] = True
+        first = p.choose(small, weights, excluded=away, pool="pack")
+        if first is None:
+            continue
+        trial.place(small, first)
+        choice = p.choose(vm, weights, excluded=closed, pool="pack")
+        if choice is not None:
+            return choice
+        trial.take_back()
+    return None
+
+
+def _target(p: Planner, trial: Trial, vm: int, closed: BoolArray, weights: Weights, risk: Risk | None,
+            make_room: int) -> Choice | None:
+    """Where `_empty` sends `vm` (None: nowhere)."""
+    choice = p.choose(vm, weights, excluded=closed if risk is None else closed | risk.excluded(vm), pool="pack")
+    if choice is None and risk is None and make_room:
+        choice = _make_room(p, trial, vm, closed, weights, make_room)
+    return choice
+
+
+def _order(c: ClusterArrays, vms: IntArray, host: int, dominant: bool) -> IntArray:
+    """The order `_empty` places `vms` of `host` in: most CPU first, or with `dominant` (memory enforced: the
+    caller says) largest share first."""
+    if not dominant:
+        return vms[np.lexsort((-c.vm_memory_mib[vms], -c.vm_cpu[vms]))]
+    share = np.maximum(c.vm_cpu[vms] / c.host_cores[host], c.vm_memory_mib[vms] / c.host_memory_mib[host])
+    ordered: IntArray = vms[np.lexsort((-c.vm_cpu[vms], -share))]
+    return ordered
+
+
+def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_saving_w: float,
+           why_order: str, to_cost: list[IntArray], risk: Risk | None = None, dominant: bool = False,
+           make_room: int = 0) -> tuple[float, str]:
+    """Try to empty `host`; (watts saved, "") or (0, why not). On failure every trial move is undone. The hosts
+    `to_cost` holds are costed (`Planner.prefetch`) once a trial first places all its VMs. Its VMs go most CPU
+    first, or with `dominant` largest share of the host (CPU or memory, whichever is larger) first: on a
+    memory-bound cluster the VMs hardest to place take the tightest holes while there are some."""
+    c, loads = p.cluster, p.work.loads
+    order = _order(c, p.work.vms_on(host), host, dominant and np.isfinite(p.settings.filters.memory_allocation_ratio))
     before = power(c, np.array([host]), loads.host_cpu[[host]] / c.host_cores[[host]])[0]
     closed[host] = True
     trial = Trial(p)
     failure = ""
     for vm in order.tolist():
-        choice = p.choose(vm, weights, excluded=closed if risk is None else closed | risk.excluded(vm), pool="pack")
+        choice = _target(p, trial, vm, closed, weights, risk, make_room)
         if choice is None:
             failure = f"{c.vm_ids[vm]}: {p.last_failure}"
             p.refuse(vm, "no target", p.last_failure)
@@ -110,7 +170,11 @@ def _empty(p: Planner, host: int, closed: BoolArray, weights: Weights, min_savin
         while to_cost:
             p.prefetch(to_cost.pop())
 
-        def why(_: int) -> str:  # the host's load as each VM leaves it
+        def why(vm: int) -> str:  # the host's load as each VM leaves it
+            source = int(c.loads.vm_host[vm])
+            if source != host:
+                return (f"make room on {c.host_ids[source]} (memory) for a VM of {c.host_ids[host]}, so that "
+                        f"{c.host_ids[host]} can be emptied and switched off; {why_order}")
             return (f"empty {c.host_ids[host]} ({counted(order.size, 'VM')}, "
                     f"{loads.host_cpu[host] / c.host_cores[host]:.0%} CPU) so it can be switched off; {why_order}")
 
@@ -219,6 +283,8 @@ def consolidate(
     pricing: MoveCosts | None = None,
     busy_floor: float | None = None,
     overload_risk: float | None = None,
+    dominant_order: bool = TUNED.dominant_order,
+    make_room: int = 0,
 ) -> Plan:
     """Empty underloaded hosts whole, best saving per migration second first; see the module docstring."""
     p = Planner(cluster, costs, settings, history, now_s, max_moves, pricing=pricing)
@@ -268,10 +334,12 @@ def consolidate(
             why_order = (f"{power(c, np.array([host]), ratio[[host]])[0]:.0f} W drawn for about "
                          f"{quick_s[np.searchsorted(candidates, host)]:.0f} s of migration, rank {len(emptied) + 1} "
                          f"by saving per migration second{'' if busy_floor is None else ' of the cores it slows'}")
-            saving, failure = _empty(p, host, closed, weights, min_saving_w, why_order, to_cost, risk)
+            start = len(p.records)
+            saving, failure = _empty(p, host, closed, weights, min_saving_w, why_order, to_cost, risk,
+                                     dominant_order, make_room)
             if not failure:
                 emptied.append((host, saving))
-                received[[r.target for r in p.records[-vms.size :]]] = True
+                received[[r.target for r in p.records[start:]]] = True
         first_blocker = first_blocker or (failure and f"{c.host_ids[host]} stays, {failure}")
     advice = _advice(p, emptied, wake_above, wake_target)
     why_none = "" if emptied else " Nothing emptied: " + (

@@ -47,6 +47,8 @@ class Tuned:
     underload: float = 0.75  # hosts below this forecast load are candidates to empty
     min_saving_w: float = 0.5  # per consolidation move (memory-bound hosts of many small VMs save ~1.7 W a move)
     cooldown_per_move_s: float = 5.0  # a VM's cooldown grows by this x its last move's predicted seconds
+    # consolidation places a host's VMs largest share (CPU or memory, where memory is enforced) first
+    dominant_order: bool = True
     forecast: Forecast = field(default_factory=Forecast)
 
 

@@ -37,6 +37,11 @@ class Trial:
         p.refused.pop(vm, None)
         self._placed.append((choice, before))
 
+    def take_back(self) -> None:
+        """Undo the last move placed (`Planner.undo` of one, kept in step with this trial)."""
+        self._placed.pop()
+        self.planner.undo(1)
+
     def keep(self, why: Callable[[int], str], weights: Weights) -> None:
         """Apply the trial's moves for good, each explained with `why(vm)` as the cluster is just before it."""
         p, placed = self.planner, self._placed
