@@ -6,8 +6,8 @@ each time a recommendation's thread gives it up, which it does at every SQLite s
 3 ms of CPU took 10 ms at the median and 80 ms at p99 while samples streamed in. So bulk work, between small
 pieces, gives way (`give_way`): while an urgent call is in flight it waits, without the interpreter lock, until
 none is, at most `max_wait_s` a piece (20 ms: longer than most urgent calls, so that one waits for none of it;
-short enough that under a steady stream of urgent calls bulk work still gets a tenth of a core). The gate is one
-per process (`URGENT`), as the interpreter lock it shares out is.
+short enough that under a steady stream of urgent calls bulk work still gets a twentieth of a core, a piece of
+`PIECE_S` each time). The gate is one per process (`URGENT`), as the interpreter lock it shares out is.
 
 Bulk work must not give way while it holds a lock an urgent call may need (the inventory's, the samples'): the
 urgent call would wait for it as it waits for the urgent call. A thread in an urgent call never gives way.
@@ -23,8 +23,12 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# CPU time of one piece of bulk work (`in_pieces`): well under the switch interval.
-PIECE_S = 0.002
+# CPU time of one piece of bulk work (`in_pieces`): well under the switch interval. Measured in turns on a quiet
+# machine (2026-12-07, load 0.6-3): beside back-to-back recommendations while samples stream (benchmarks/bench_api.py)
+# RecommendTarget's p99 was 21.0-30.5 ms at 2 ms (3 runs), 18.0-21.4 at 1 ms (5) and 15.5-23.2 at 1.5 ms (4), with
+# 41,900-47,400, 38,500-44,600 and 44,100-52,000 samples/s getting in; under 32 clients (bench_load.py) pushes'
+# p99 was 0.62-0.67 s at 2 ms, 0.78-0.84 s at 1 ms (2 pushes over 1 s in one run of 2), 0.68-0.71 s at 1.5 ms.
+PIECE_S = 0.0015
 
 
 class Priority:
