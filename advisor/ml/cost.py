@@ -187,7 +187,7 @@ class LearnedCostPredictor:
     def predict_table_arrays(self, table: InputTable, rows: Callable[[], Sequence[tuple[MigrationInputs, Technique]]]
                              ) -> CostArrays:
         """`predict_arrays` of the rows `table` holds (`rows` makes them; this needs only the table)."""
-        validate_table(table)
+        validate_table(table, rows)
         return self.predict_table(table)
 
     def predict_batch(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostBatch:

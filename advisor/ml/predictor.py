@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,7 +10,7 @@ import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import InputTable
-from advisor.physics import ANALYTIC_MODEL, FloatArray, analytic_costs, memory_part, with_disk_copy
+from advisor.physics import ANALYTIC_MODEL, FloatArray, analytic_costs, memory_part, validate, with_disk_copy
 
 
 class CostPredictor(Protocol):
@@ -54,26 +53,17 @@ def cost_rows(costs: Sequence[MigrationCost]) -> CostRows:
                              dtype=np.float64))
 
 
-# The columns advisor.physics.validate checks, in its order.
-_CHECKED = ("memory_mib", "dirty_rate_mib_s", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms")
-
-
-def validate_table(table: InputTable) -> None:
-    """advisor.physics.validate over every row of `table` at once: raises the ValueError it raises for the first
-    row it refuses."""
-    columns = [np.asarray(getattr(table, name), dtype=np.float64) for name in _CHECKED]
-    bad = np.logical_or.reduce([~np.isfinite(c) | (c < 0) for c in columns])
-    bad |= (table.usable_mib_s <= 0) | (columns[0] <= 0)
-    if not bad.any():
-        return
-    k = int(np.argmax(bad))
-    for name, column in zip(_CHECKED, columns, strict=True):
-        value = float(column[k])
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite non-negative number, got {value}")
-    if float(table.usable_mib_s[k]) <= 0:
-        raise ValueError("usable bandwidth must be positive")
-    raise ValueError("memory_mib must be positive")
+def validate_table(table: InputTable, rows: Callable[[], Sequence[tuple[MigrationInputs, Technique]]]) -> None:
+    """advisor.physics.validate over every row of `table` at once (the rows it holds, which `rows()` makes): the
+    first row any of its checks refuses is found by array operations and given to `validate`, which raises the
+    error it raises for that row."""
+    checked = [np.asarray(getattr(table, name), dtype=np.float64)
+               for name in ("memory_mib", "dirty_rate_mib_s", "bandwidth_mib_s", "max_bandwidth_mib_s",
+                            "max_downtime_ms")]
+    bad = np.logical_or.reduce([~np.isfinite(c) | (c < 0) for c in checked])
+    bad |= (table.usable_mib_s <= 0) | (checked[0] <= 0)
+    if bad.any():
+        validate(rows()[int(np.argmax(bad))][0])
 
 
 class AnalyticPredictor:

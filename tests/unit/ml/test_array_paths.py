@@ -96,13 +96,13 @@ def test_candidates_ranked_from_a_table_as_from_rows(model: CostPredictor, profi
                                               ("max_downtime_ms", -1.0)])
 def test_a_table_is_refused_as_its_first_bad_row_is(field: str, value: float) -> None:
     rows = [(inputs, Technique.PRECOPY) for inputs in varied_inputs(40)]
-    validate_table(InputTable.from_rows(rows))  # all good
+    validate_table(InputTable.from_rows(rows), lambda: rows)  # all good
     rows[17] = (replace(rows[17][0], **{field: value}), Technique.PRECOPY)
     rows[30] = (replace(rows[30][0], memory_mib=-5.0), Technique.PRECOPY)
     with pytest.raises(ValueError) as refused:
         validate(rows[17][0])
     with pytest.raises(ValueError, match=f"^{re.escape(str(refused.value))}$"):
-        validate_table(InputTable.from_rows(rows))
+        validate_table(InputTable.from_rows(rows), lambda: rows)
 
 
 def one_row(model: CostPredictor, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
