@@ -24,7 +24,6 @@ import argparse
 import math
 import sys
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -289,16 +288,42 @@ def render_few_shot(result: pd.DataFrame, lab: pd.DataFrame, draws: int) -> list
     return [*lines, ""]
 
 
-def aims(snu: Section, shots: pd.DataFrame) -> list[str]:
-    """The issue's aims, each judged on its figure: (aim, figure, lowest and highest value that meet it)."""
-    def shot(k: int, metric: str) -> float:
-        row = shots[(shots["k"] == k) & (shots["technique"] == ALL)]
+def render_like_others(likes: pd.DataFrame, draws: int) -> list[str]:
+    lines = ["### Few-shot on a held-out lab collection, calibrated like the others", "",
+             "Each lab collection of at least "
+             f"{few_shot.MIN_COLLECTION} migrations stands for the new rig in turn, its profile calibrated like one "
+             "fitted on the lab's other collections (`advisor profiles calibrate --like`; `python -m "
+             "training.few_shot --like-others`): the fit starts from that profile's parameters and is shrunk toward "
+             "them; the intervals are a profile left out's until the rig's own migrations narrow them. k = 0 is the "
+             f"known profile's parameters served as they are. Median over {draws} draws.", "",
+             "| collection | k | technique | " + " | ".join(few_shot.METRICS) + " |",
+             "|---|---|---|" + "---:|" * len(few_shot.METRICS)]
+    for record in likes[likes["technique"] == ALL].to_dict("records"):
+        lines.append(f"| {record['collection']} | {record['k']} | {record['technique']} | "
+                     + " | ".join(pct(float(record[metric])) for metric in few_shot.METRICS) + " |")
+    return [*lines, "", "Per technique: `python -m training.few_shot --like-others`.", ""]
+
+
+def aims(snu: Section, shots: pd.DataFrame, likes: pd.DataFrame) -> list[str]:
+    """The issue's aims, each judged on its figure: (aim, figure, lowest and highest value that meet it). Those
+    of a rig calibrated like a known one are judged on the worst collection."""
+    def shot(k: int, metric: str, frame: pd.DataFrame = shots) -> float:
+        row = frame[(frame["k"] == k) & (frame["technique"] == ALL)]
         return float(row[metric].iloc[0]) if len(row) else math.nan
+
+    def worst(k: int, metric: str, low: float, high: float) -> float:
+        values = [shot(k, metric, part) for _, part in likes.groupby("collection")] if len(likes) else []
+        # the furthest from the bound it must stay within
+        return max(values, key=lambda v: max(low - v, v - high)) if values else math.nan
 
     judged = [(f"rig never seen, no local data (few-shot k = 0, all techniques): {metric}", shot(0, metric), low, high)
               for metric, low, high in AIMS_NO_LOCAL]
     judged += [(f"after calibrating on 10 of its migrations (few-shot k = 10, all techniques): {metric}",
                 shot(10, metric), low, high) for metric, low, high in AIMS_TEN]
+    judged += [(f"rig never seen, like the lab's other collections, no local data (k = 0, worst collection): "
+                f"{metric}", worst(0, metric, low, high), low, high) for metric, low, high in AIMS_NO_LOCAL]
+    judged += [(f"after calibrating like the others on 10 of its migrations (k = 10, worst collection): {metric}",
+                worst(10, metric, low, high), low, high) for metric, low, high in AIMS_TEN]
     judged.append(("SNU workloads never seen (leave-one-workload-out, learned): pre-copy time MAPE",
                    snu.table()[str(Technique.PRECOPY)]["learned"]["time MAPE"], -math.inf, AIM_SNU_PRECOPY_TIME))
     lines = ["### Aims", "", "| aim | figure | bound | verdict |", "|---|---:|---|---|"]
@@ -379,7 +404,9 @@ def profile_left_out(frame: pd.DataFrame, cv: CrossValidated, cfg: TrainConfig, 
 
 
 def evaluate(frame: pd.DataFrame, cfg: TrainConfig, draws: int, ks: Sequence[int], lab_path: Path | None,
-             describe: str) -> tuple[list[Section], pd.DataFrame]:
+             describe: str) -> tuple[list[Section], pd.DataFrame, pd.DataFrame]:
+    """The sections, the few-shot figures on the lab as one rig, and those of each lab collection calibrated like
+    the others (`few_shot.like_others`; empty with fewer than two collections)."""
     source = frame["source"].to_numpy()
     snu, lab = source == "snu", source == "lab"
     fold = folds(frame)
@@ -401,6 +428,7 @@ def evaluate(frame: pd.DataFrame, cfg: TrainConfig, draws: int, ks: Sequence[int
                     "learned": cv.method(full & (src == "snu"))})]
     lab_frame = frame[lab].reset_index(drop=True)
     shots = pd.DataFrame(columns=["k", "technique", *few_shot.METRICS])
+    likes = pd.DataFrame(columns=["k", "technique", *few_shot.METRICS, "collection"])
     if lab.any():
         sections.append(Section(
             "Lab, leave-one-configuration-out",
@@ -412,14 +440,15 @@ def evaluate(frame: pd.DataFrame, cfg: TrainConfig, draws: int, ks: Sequence[int
                         "learned": cv.method(full & (src == "lab"))}))
         sections += profile_left_out(frame, cv, cfg, lab_path)
         progress(f"few-shot: k = {', '.join(map(str, ks))}, {draws} draws")
-        with warnings.catch_warnings():  # post-copy has no recall to take the median of: NaN, not a warning
-            warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-            shots = few_shot.few_shot(lab_frame, ks, draws)
-    return sections, shots
+        shots = few_shot.few_shot(lab_frame, ks, draws)
+        if len(set(collections(frame, lab_path)[lab]) - {""}) > 1:
+            progress("few-shot: each lab collection calibrated like the others")
+            likes = few_shot.like_others(lab_frame.assign(collection=collections(frame, lab_path)[lab]), ks, draws)
+    return sections, shots, likes
 
 
-def render(sections: Sequence[Section], shots: pd.DataFrame, lab: pd.DataFrame, draws: int, command: str,
-           seconds: float, cpu_seconds: float) -> str:
+def render(sections: Sequence[Section], shots: pd.DataFrame, likes: pd.DataFrame, lab: pd.DataFrame, draws: int,
+           command: str, seconds: float, cpu_seconds: float) -> str:
     lines = [BEGIN, "", f"Generated by `{command}` ({seconds / 60:.1f} min on this machine, {cpu_seconds / 60:.1f} min "
              "of CPU). Counts are migrations, "
              "each scored once with all its measurements; MAPE, median APE and coverage over completed migrations; "
@@ -430,7 +459,9 @@ def render(sections: Sequence[Section], shots: pd.DataFrame, lab: pd.DataFrame, 
         lines += render_section(section)
     if len(lab):
         lines += render_few_shot(shots, lab, draws)
-    lines += aims(sections[0], shots)
+    if len(likes):
+        lines += render_like_others(likes, draws)
+    lines += aims(sections[0], shots, likes)
     return "\n".join([*lines, END])
 
 
@@ -464,11 +495,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         frame = frame[keep].reset_index(drop=True)
         describe = f"A {QUICK_SNU_SHARE:.0%} sample of the SNU runs and {QUICK_CONFIG.num_trees} trees (--quick)."
     ks = [int(k) for k in args.ks.split(",")]
-    sections, shots = evaluate(frame, cfg, draws, ks, lab_path, describe)
+    sections, shots, likes = evaluate(frame, cfg, draws, ks, lab_path, describe)
     command = "python -m training.evaluate_cost" + (" --quick" if args.quick else "") + (
         f" --docs {args.docs}" if args.docs else "")
     lab = frame[frame["source"] == "lab"].reset_index(drop=True)
-    generated = render(sections, shots, lab, draws, command, time.monotonic() - started, time.process_time())
+    generated = render(sections, shots, likes, lab, draws, command, time.monotonic() - started,
+                       time.process_time())
     if args.docs is None:
         print(generated)
     else:

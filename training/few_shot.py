@@ -11,12 +11,18 @@ not converging) and false alarms (completed ones foreseen so).
     python -m training.few_shot [--draws 20] [--ks 0,5,10,20,40]
     python -m training.few_shot --leave-out     # the figures behind advisor.ml.profiles.UNCALIBRATED_OFFSETS
     python -m training.few_shot --floor         # what the physics' form allows, calibrated on every migration
+    python -m training.few_shot --like-others   # each lab collection as the new rig, calibrated like the others
+
+With `--like-others` each lab collection of at least MIN_COLLECTION migrations stands for the new rig in turn and
+its profile is calibrated like one fitted on the lab's other collections (`advisor profiles calibrate --like`):
+k = 0 is that known profile served as it is.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,12 +32,13 @@ import pandas as pd
 from advisor.features.inputs import InputTable
 from advisor.ml.batch import NUMERIC_COLUMNS
 from advisor.ml.profile_serving import profile_costs
-from advisor.ml.profiles import TARGETS, Observed, calibrate, physics, uncalibrated
+from advisor.ml.profiles import TARGETS, HostProfile, Observed, calibrate, like_profile, physics, uncalibrated
 from advisor.physics import TECHNIQUES
 from training.cost_data import DEFAULT_LAB_DATA, as_serving_reads_memory, load_snu
 from training.data import DEFAULT_DATA
 
 KS = (0, 5, 10, 20, 40)
+MIN_COLLECTION = 100  # a lab collection smaller than this is too small to stand for a rig
 METRICS = ("time MAPE", "downtime medAPE", "data MAPE", "time coverage", "recall", "false alarms")
 ALL = "all"
 
@@ -50,9 +57,14 @@ def table(frame: pd.DataFrame, name: str) -> InputTable:
     return InputTable.from_frame(frame)
 
 
-def scores(frame: pd.DataFrame, profile_frame: pd.DataFrame | None, name: str = "newrig") -> dict[str, list[float]]:
-    """Per technique (and all): the metrics of predicting `frame` with a profile calibrated on `profile_frame`."""
-    profile = None if profile_frame is None else calibrate(name, table(profile_frame, name), observed(profile_frame))
+def scores(frame: pd.DataFrame, profile_frame: pd.DataFrame | None, name: str = "newrig",
+           like: HostProfile | None = None) -> dict[str, list[float]]:
+    """Per technique (and all): the metrics of predicting `frame` with a profile calibrated on `profile_frame`
+    (None: never calibrated), like the known profile `like` where given."""
+    if profile_frame is not None:
+        profile: HostProfile | None = calibrate(name, table(profile_frame, name), observed(profile_frame), like=like)
+    else:
+        profile = None if like is None else like_profile(name, like)
     if profile is not None:
         profile = type(profile)(**{**profile.__dict__, "version": "few-shot"})
     costs = profile_costs(table(frame, name).rows(), name, profile)
@@ -84,7 +96,8 @@ def scores(frame: pd.DataFrame, profile_frame: pd.DataFrame | None, name: str = 
     return out
 
 
-def few_shot(lab: pd.DataFrame, ks: Sequence[int], draws: int, seed: int = 16) -> pd.DataFrame:
+def few_shot(lab: pd.DataFrame, ks: Sequence[int], draws: int, seed: int = 16, like: HostProfile | None = None
+             ) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     records = []
     for k in ks:
@@ -92,12 +105,28 @@ def few_shot(lab: pd.DataFrame, ks: Sequence[int], draws: int, seed: int = 16) -
         for d in range(1 if k == 0 else draws):
             chosen = rng.choice(len(lab), size=k, replace=False) if k else np.array([], dtype=int)
             rest = lab.drop(lab.index[chosen])
-            runs.append(scores(rest, lab.iloc[chosen] if k else None))
+            runs.append(scores(rest, lab.iloc[chosen] if k else None, like=like))
             print(f"k={k:>2} draw {d + 1}/{1 if k == 0 else draws}", file=sys.stderr, flush=True)
         for technique in runs[0]:
-            values = np.nanmedian(np.array([r[technique] for r in runs], dtype=np.float64), axis=0)
+            with warnings.catch_warnings():  # post-copy has no recall to take the median of: NaN, not a warning
+                warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+                values = np.nanmedian(np.array([r[technique] for r in runs], dtype=np.float64), axis=0)
             records.append({"k": k, "technique": technique, **dict(zip(METRICS, values, strict=True))})
     return pd.DataFrame(records)
+
+
+def like_others(lab: pd.DataFrame, ks: Sequence[int], draws: int) -> pd.DataFrame:
+    """`few_shot` with each lab collection of at least MIN_COLLECTION migrations as the new rig, calibrated like a
+    profile fitted on the lab's other collections; a `collection` column says which."""
+    collection = lab["collection"].fillna("full").astype(str) if "collection" in lab else pd.Series("", lab.index)
+    results = []
+    for name in sorted(n for n, size in collection.value_counts().items() if size >= MIN_COLLECTION):
+        others = lab[collection != name]
+        base = calibrate("others", table(others, "others"), observed(others))
+        print(f"collection {name}: calibrated like the other {len(others)} migrations", file=sys.stderr, flush=True)
+        result = few_shot(lab[collection == name], ks, draws, like=base)
+        results.append(result.assign(collection=name))
+    return pd.concat(results, ignore_index=True) if results else pd.DataFrame()
 
 
 def render(result: pd.DataFrame) -> str:
@@ -152,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--ks", default=",".join(map(str, KS)))
     parser.add_argument("--leave-out", action="store_true", help="the figures of a profile left out instead")
+    parser.add_argument("--like-others", action="store_true",
+                        help="each lab collection as the new rig, calibrated like a profile of the others")
     parser.add_argument("--floor", action="store_true",
                         help="the in-sample time error of a profile calibrated on every migration instead")
     args = parser.parse_args(argv)
@@ -164,7 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         snu = load_snu(args.snu).sample(n=3000, random_state=16)  # a sample: the fit is over every row
         print(leave_out(lab, snu))
         return 0
-    print(render(few_shot(lab, [int(k) for k in args.ks.split(",")], args.draws)))
+    ks = [int(k) for k in args.ks.split(",")]
+    if args.like_others:
+        result = like_others(lab, ks, args.draws)
+        for name, part in result.groupby("collection", sort=True):
+            print(f"collection {name}, calibrated like the others:\n{render(part.drop(columns='collection'))}\n")
+        return 0
+    print(render(few_shot(lab, ks, args.draws)))
     return 0
 
 

@@ -27,16 +27,17 @@ def _store(args: argparse.Namespace) -> ProfileStore:
 
 def _as_dict(profile: HostProfile) -> dict[str, Any]:
     return {"name": profile.name, "version": profile.version, "migrations": profile.migrations,
-            "created": profile.created, "parameters": dict(profile.parameters),
+            "created": profile.created, "like": profile.base or None, "parameters": dict(profile.parameters),
             "intervals": {t: {k: [round(x, 4) for x in v] for k, v in o.items()}
                           for t, o in profile.offsets.items()}}
 
 
 def render(profile: HostProfile) -> str:
     """What a profile learned: its parameters, and per technique the p10-p90 band of actual over predicted."""
-    lines = [f"profile {profile.name} version {profile.version}: {profile.migrations} migrations ({profile.created})",
-             "", "parameter            value"]
-    lines += [f"{name:<20} {profile.parameters[name]:g}" for name in PARAMETERS]
+    like = f", like {profile.base}" if profile.base else ""
+    lines = [f"profile {profile.name} version {profile.version}: {profile.migrations} migrations{like} "
+             f"({profile.created})", "", "parameter            value  shrunk toward"]
+    lines += [f"{name:<20} {profile.parameters[name]:<6g} {profile.prior[name]:g}" for name in PARAMETERS]
     lines += ["", "served / physics: p10 median p90    " + "  ".join(f"{t:<16}" for t in TARGETS)]
     for technique in TECHNIQUES:
         bands = [profile.interval(technique, t) for t in TARGETS]
@@ -58,11 +59,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise InvalidArgument("--name", f"{name} is served by the learned model, which retraining calibrates; "
                                         "choose another name")
     store = _store(args)
+    like = None
+    if args.like is not None:
+        like = store.get(args.like)
+        if like is None:
+            raise NotFound("--like", "host profile", args.like, "only a calibrated one: see advisor profiles list")
     table, observed = read_calibration(args.input)
-    profile = calibrate(name, table, observed)
+    profile = calibrate(name, table, observed, like=like)
+    command = f"advisor profiles calibrate --name {name} --input {args.input}"
+    command += f" --like {like.name}" if like else ""
     try:
-        saved = store.save(profile, f"advisor profiles calibrate --name {name} --input {args.input}",
-                           {"file": str(args.input), "migrations": len(table)}, version=args.version)
+        saved = store.save(profile, command, {"file": str(args.input), "migrations": len(table),
+                                              "like": f"{like.name}/{like.version}" if like else None},
+                           version=args.version)
     except ArtifactError as error:
         raise FailedPrecondition(str(error)) from None
     print(json.dumps(_as_dict(saved), indent=2) if args.json else render(saved))
@@ -76,10 +85,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([_as_dict(p) for p in profiles], indent=2))
         return 0
     # the parameters that say most about a host; all of them are in `show` and --json
-    print(table(["name", "version", "migrations", "throughput", "sent memory", "dirty scale", "created"],
-                [(p.name, p.version, p.migrations, f"{p.parameters['throughput']:g}",
+    print(table(["name", "version", "migrations", "like", "throughput", "sent memory", "dirty scale", "created"],
+                [(p.name, p.version, p.migrations, p.base or "-", f"{p.parameters['throughput']:g}",
                   f"{p.parameters['sent_memory_factor']:g}", f"{p.parameters['dirty_scale']:g}", p.created)
-                 for p in profiles], right=(2, 3, 4, 5)))
+                 for p in profiles], right=(2, 4, 5, 6)))
     return 0
 
 
@@ -98,6 +107,9 @@ def add_profiles_commands(sub: Any) -> None:
     p.add_argument("--name", required=True, help="the profile's name (the hosts' advisor.profile label)")
     p.add_argument("--input", type=Path, required=True, help="CSV: the `advisor predict cost` input columns plus "
                    "total_time_ms, downtime_ms, transferred_kib and outcome (completed or aborted)")
+    p.add_argument("--like", metavar="PROFILE", help="a calibrated profile these hosts resemble: the fit starts "
+                   "from its parameters and is shrunk toward them, not toward the physics' defaults, while it has few "
+                   "migrations")
     p.add_argument("--version", help="the version to write (default: the next free one); an existing one is "
                    "refused")
     p.set_defaults(func=cmd_calibrate)

@@ -98,7 +98,8 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
         note = f"profile {name} is not calibrated: physics with default parameters, intervals of a profile left out"
         model = ModelRef(PROFILE_MODEL, "uncalibrated", "profile left out (p10-p90)")
     else:
-        note = f"profile {name} calibrated from {profile.migrations} migrations (version {profile.version})"
+        like = f", like {profile.base}" if profile.base else ""
+        note = f"profile {name} calibrated from {profile.migrations} migrations{like} (version {profile.version})"
         model = ModelRef(PROFILE_MODEL, f"{name}/{profile.version}", "split conformal per technique (p10-p90)")
     table = InputTable.from_rows(rows)
     a = physics(table, chosen.parameters)

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ class ProfileStore:
         body = {"name": profile.name, "parameters": dict(profile.parameters), "migrations": profile.migrations,
                 "offsets": {t: {k: list(v) for k, v in o.items()} for t, o in profile.offsets.items()},
                 "residuals": {t: {k: list(v) for k, v in o.items()} for t, o in profile.residuals.items()},
-                "created": created}
+                "created": created, "base": profile.base, "prior": dict(profile.prior)}
 
         def write_files(directory: Path) -> None:
             (directory / PARAMETERS_FILE).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n",
@@ -113,12 +114,11 @@ class ProfileStore:
 
         card = {"model": MODEL_NAME, "version": version, "files": {"parameters": PARAMETERS_FILE},
                 "created_by": created_by, "data": data, "libraries": {}, "created": created,
-                "metrics": {"migrations": profile.migrations, "parameters": dict(profile.parameters)},
+                "metrics": {"migrations": profile.migrations, "parameters": dict(profile.parameters),
+                            "like": profile.base},
                 "promotion": {"promoted": True, "reason": "a calibration is served from its first version"}}
         registry.write(card, write_files, activate=True)
-        return HostProfile(profile.name, profile.parameters, profile.migrations, profile.offsets, version, created,
-                           profile.residuals)
-
+        return replace(profile, version=version, created=created)
 
     def prune(self, name: str, keep: int) -> None:
         """Remove all but the newest `keep` versions of a profile (never the active one)."""
@@ -137,8 +137,10 @@ def _load(artifact: Any) -> HostProfile:
                for t, o in dict(body["offsets"]).items()}
     residuals = {str(t): {k: tuple(float(x) for x in v) for k, v in o.items()}
                  for t, o in dict(body.get("residuals", {})).items()}
+    # profiles stored before `base` existed were all shrunk toward the physics' defaults
+    prior = {p: float(body.get("prior", PRIOR).get(p, PRIOR[p])) for p in PARAMETERS}
     return HostProfile(str(body["name"]), parameters, int(body["migrations"]), offsets, artifact.version,
-                       str(body.get("created", "")), residuals)
+                       str(body.get("created", "")), residuals, str(body.get("base", "")), prior)
 
 
 class OnlineProfiles:

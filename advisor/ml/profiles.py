@@ -98,11 +98,20 @@ class HostProfile:
     version: str = ""
     created: str = ""
     residuals: Mapping[str, Mapping[str, tuple[float, ...]]] = field(default_factory=dict)  # technique -> target
+    # The parameters the profile is shrunk toward while it has few migrations: the physics' defaults, or those of
+    # the known profile `base` it was calibrated like (`calibrate(like=...)`).
+    base: str = ""
+    prior: Mapping[str, float] = field(default_factory=lambda: dict(PRIOR))
 
     def interval(self, technique: Technique, target: str) -> tuple[float, float, float]:
         """(low, shift, high) in log space: the median served is the physics times exp(shift)."""
-        low, high = UNCALIBRATED_OFFSETS[target]
-        return self.offsets.get(str(technique), {}).get(target, (low, 0.0, high))
+        return self.offsets.get(str(technique), {}).get(target, left_out(target))
+
+
+def left_out(target: str) -> tuple[float, float, float]:
+    """The (low, shift, high) offsets of a profile left out: no shift, the intervals of UNCALIBRATED_OFFSETS."""
+    low, high = UNCALIBRATED_OFFSETS[target]
+    return low, 0.0, high
 
 
 UNCALIBRATED_PARAMETERS: Mapping[str, float] = dict(PRIOR)
@@ -163,10 +172,12 @@ def _log_errors(predicted: AnalyticArrays, observed: Observed) -> dict[str, Floa
     return out
 
 
-def fit_parameters(table: InputTable, observed: Observed, prior_weight: float = PRIOR_WEIGHT) -> dict[str, float]:
-    """The parameters by least squares on the completed migrations' log errors, ridged toward the prior."""
+def fit_parameters(table: InputTable, observed: Observed, prior_weight: float = PRIOR_WEIGHT,
+                   prior: Mapping[str, float] = PRIOR) -> dict[str, float]:
+    """The parameters by least squares on the completed migrations' log errors, ridged toward `prior` (the
+    physics' defaults, or the parameters of a known profile the host is like)."""
     if not observed.completed.any():
-        return dict(PRIOR)
+        return dict(prior)
 
     def fit(names: tuple[str, ...], targets: tuple[str, ...], fixed: Mapping[str, float],
             starts: tuple[Mapping[str, float], ...]) -> dict[str, float]:
@@ -179,8 +190,8 @@ def fit_parameters(table: InputTable, observed: Observed, prior_weight: float = 
             values, errors = unpack(x), _log_errors(physics(table, unpack(x)), observed)
             # a migration far off (log error beyond +-1.5, a factor 4.5) counts as that far: one outlier cannot drag
             parts = [np.clip(np.nan_to_num(errors[t], nan=0.0), -1.5, 1.5) for t in targets]
-            ridge = [(values[n] - PRIOR[n]) / PRIOR_SPREAD[n] if n in ADDITIVE
-                     else math.log(values[n] / PRIOR[n]) / PRIOR_SPREAD[n] for n in names]
+            ridge = [(values[n] - prior[n]) / PRIOR_SPREAD[n] if n in ADDITIVE
+                     else math.log(values[n] / prior[n]) / PRIOR_SPREAD[n] for n in names]
             return np.concatenate([*parts, np.sqrt(prior_weight) * np.array(ridge, dtype=np.float64)])
 
         low, high = np.array([BOUNDS[n][0] for n in names]), np.array([BOUNDS[n][1] for n in names])
@@ -192,10 +203,9 @@ def fit_parameters(table: InputTable, observed: Observed, prior_weight: float = 
     # rates, and a fixed stop trades with a scaled one: several starts); then the stop alone on the downtime, so
     # that what QEMU's uncapped stop explains cannot pull the rates the time depends on.
     rest = tuple(p for p in PARAMETERS if p != "stop_mib_s")
-    first = fit(rest, TARGETS, {"stop_mib_s": PRIOR["stop_mib_s"]},
-                (PRIOR, {**PRIOR, "throughput": 0.7, "round_overhead_ms": 100.0},
-                 {**PRIOR, "downtime_scale": 0.3, "stop_ms": 20.0},
-                 {**PRIOR, "compress_mib_s": 20.0, "dirty_scale": 0.6}))
+    starts = (PRIOR, {**PRIOR, "throughput": 0.7, "round_overhead_ms": 100.0},
+              {**PRIOR, "downtime_scale": 0.3, "stop_ms": 20.0}, {**PRIOR, "compress_mib_s": 20.0, "dirty_scale": 0.6})
+    first = fit(rest, TARGETS, {"stop_mib_s": prior["stop_mib_s"]}, starts if prior is PRIOR else (prior, *starts))
     stop = ("downtime_scale", "stop_ms", "stop_mib_s")
     return fit(stop, ("downtime_ms",), first,
                (first, {**first, "downtime_scale": 1.0, "stop_ms": 20.0, "stop_mib_s": 400.0}))
@@ -238,10 +248,10 @@ def conformal_offsets(errors: FloatArray) -> tuple[float, float, float] | None:
 
 def blend(own: tuple[float, float, float] | None, n: int, target: str, prior_weight: float
           ) -> tuple[float, float, float]:
-    """A technique's (low, shift, high) offsets: its own while it has many migrations, the uncalibrated ones (no
+    """A technique's (low, shift, high) offsets: its own while it has many migrations, a profile left out's (no
     shift) while it has few. The in-sample residuals of a fit are too narrow by about sqrt(n / (n - parameters)):
     the spread around the shift is widened by that."""
-    low, high = UNCALIBRATED_OFFSETS[target]
+    low, _, high = left_out(target)
     if own is None:
         return low, 0.0, high
     widen = math.sqrt(n / (n - len(PARAMETERS))) if n > len(PARAMETERS) + 1 else 2.0
@@ -269,12 +279,25 @@ def intervals(table: InputTable, observed: Observed, parameters: Mapping[str, fl
     return offsets, kept
 
 
-def calibrate(name: str, table: InputTable, observed: Observed, prior_weight: float = PRIOR_WEIGHT) -> HostProfile:
-    """A profile fitted from its executed migrations (rows of `table`, what happened in `observed`)."""
-    parameters = fit_parameters(table, observed, prior_weight)
+def calibrate(name: str, table: InputTable, observed: Observed, prior_weight: float = PRIOR_WEIGHT,
+              like: HostProfile | None = None) -> HostProfile:
+    """A profile fitted from its executed migrations (rows of `table`, what happened in `observed`), its parameters
+    shrunk while it has few toward the physics' defaults or, `like` given, toward that known profile's (a host like
+    one already calibrated starts where that one is, not at textbook physics)."""
+    start = like_profile(name, like) if like is not None else uncalibrated(name)
+    parameters = fit_parameters(table, observed, prior_weight, start.prior)
     offsets, residuals = intervals(table, observed, parameters, prior_weight)
-    return HostProfile(name, {k: round(v, 4) for k, v in parameters.items()}, len(table), offsets,
-                       residuals=residuals)
+    return replace(start, parameters={k: round(v, 4) for k, v in parameters.items()}, migrations=len(table),
+                   offsets=offsets, residuals=residuals)
+
+
+def like_profile(name: str, base: HostProfile) -> HostProfile:
+    """A profile of no migrations of its own: `base`'s parameters, and the intervals of a profile left out rather
+    than `base`'s own. Another rig is not `base`'s: calibrated like the lab's other collections, the v2 collection's
+    times fell in `base`'s intervals for 61-65% of its migrations (the aim is 70-90%) against 95-97% with a profile
+    left out's, and fewer of its pre-copies that never converged were foreseen (40-45% against 53-55%; k = 0 and 10,
+    `python -m training.few_shot --like-others`, 2026-12-07)."""
+    return HostProfile(name, dict(base.parameters), 0, {}, base=base.name, prior=dict(base.parameters))
 
 
 def uncalibrated(name: str) -> HostProfile:
@@ -288,7 +311,7 @@ def updated(profile: HostProfile, table: InputTable, observed: Observed, prior_w
     moves toward what this migration says by 1 / (n + 1 + prior_weight) (a running mean in log space of the
     per-migration fit), and the migration's residual joins its technique's conformal set."""
     n = profile.migrations
-    own = fit_parameters(table, observed, prior_weight)
+    own = fit_parameters(table, observed, prior_weight, profile.prior)
     step = len(table) / (n + len(table) + prior_weight)
     parameters = {}
     for name in PARAMETERS:

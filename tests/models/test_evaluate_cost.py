@@ -77,9 +77,11 @@ def test_a_quick_run_rewrites_only_the_generated_section(tmp_path: Path) -> None
                       "Leave-one-profile-out: SNU -> lab, no lab data",
                       "Leave-one-profile-out: lab -> SNU, no SNU data",
                       "A rig never seen: lab collection rig-a", "A rig never seen: lab collection rig-b",
-                      "Few-shot on a held-out rig", "Aims"]
+                      "Few-shot on a held-out rig",
+                      "Few-shot on a held-out lab collection, calibrated like the others", "Aims"]
     for technique in ("precopy", "precopy_compress", "postcopy", "all"):
         # one row per section table (6) and one per k in the few-shot table (2)
         assert len(re.findall(rf"^\| (\d+ \| )?{technique} \|", text, flags=re.M)) == 8
+    assert len(re.findall(r"^\| rig-[ab] \| (0|10) \| all \|", text, flags=re.M)) == 4
     aims = re.findall(r"^\| .+ \| (\d+\.\d%|-) \| .+ \| (met|not met|not measured) \|$", text, flags=re.M)
-    assert len(aims) == 7
+    assert len(aims) == 13

@@ -63,6 +63,19 @@ def test_intervals_narrow_from_the_uncalibrated_ones_as_migrations_come() -> Non
     assert many_band[0] <= many_band[1] <= many_band[2]
 
 
+def test_a_profile_calibrated_like_a_known_one_stays_near_that_one_while_it_has_few_migrations() -> None:
+    known = calibrate("known", *rig(80))
+    few = calibrate("rig", *rig(2, seed=5), like=known)
+    alone = calibrate("rig", *rig(2, seed=5))
+    assert few.base == "known" and dict(few.prior) == dict(known.parameters) and alone.base == ""
+    for name in ("throughput", "sent_memory_factor"):
+        # near what the known host says, where the same two migrations alone stay near the physics' defaults
+        assert abs(np.log(few.parameters[name] / TRUE[name])) < abs(np.log(alone.parameters[name] / TRUE[name]))
+    # an online update keeps shrinking toward the known profile, not toward the defaults
+    after = updated(few, *rig(1, seed=9))
+    assert after.base == "known" and dict(after.prior) == dict(known.parameters)
+
+
 def test_an_online_update_moves_the_profile_a_step_and_counts_the_migration() -> None:
     profile = calibrate("rig", *rig(3))
     table, observed = rig(1, seed=9)
@@ -86,6 +99,10 @@ def test_the_store_writes_immutable_versions_and_reads_the_active_one(tmp_path: 
     assert read.offsets == second.offsets and store.names() == ["rig"]
     with pytest.raises(ArtifactError, match="immutable"):
         store.save(calibrate("rig", *rig(5)), "test", {}, version="1.0.0")
+    like = store.save(calibrate("rig3", *rig(5, seed=4), like=read), "test", {})
+    stored = ProfileStore(tmp_path).get("rig3")
+    assert stored is not None and (stored.base, dict(stored.prior)) == ("rig", dict(read.parameters))
+    assert stored.parameters == like.parameters and dict(store.get("rig").prior) == dict(PRIOR)  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="profile name"):
         store.save(calibrate("../x", *rig(5)), "test", {})
 

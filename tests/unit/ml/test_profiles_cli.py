@@ -48,6 +48,28 @@ def test_calibrate_stores_a_version_and_list_and_show_read_it(tmp_path: Path, ca
     assert "served by the learned model" in capsys.readouterr().err and not (models / "profiles" / "lab").exists()
 
 
+def test_calibrate_like_a_known_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    models = tmp_path / "models"
+    assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(calibration_csv(tmp_path / "rig.csv", 60)),
+                 "--models-dir", str(models)]) == 0
+    few = calibration_csv(tmp_path / "few.csv", 3)
+    assert main(["profiles", "calibrate", "--name", "rig3", "--input", str(few), "--models-dir", str(models),
+                 "--like", "rig2"]) == 0
+    shown = capsys.readouterr().out
+    assert "3 migrations, like rig2" in shown and "shrunk toward" in shown
+    assert main(["profiles", "list", "--models-dir", str(models), "--json"]) == 0
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert listed["rig3"]["like"] == "rig2" and listed["rig2"]["like"] is None
+    card = json.loads((models / "profiles" / "rig3" / "1.0.0" / "card.json").read_text())
+    assert card["data"]["like"] == "rig2/1.0.0" and card["created_by"].endswith("--like rig2")
+    # a base never calibrated (the learned model's `lab` among them) is refused and nothing is written
+    for base in ("never", "lab"):
+        assert main(["profiles", "calibrate", "--name", "rig4", "--input", str(few), "--models-dir", str(models),
+                     "--like", base]) == 1
+        assert "--like: unknown host profile" in capsys.readouterr().err
+    assert not (models / "profiles" / "rig4").exists()
+
+
 def test_every_bad_row_is_listed_and_nothing_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     frame = pd.read_csv(calibration_csv(tmp_path / "rig.csv"), dtype=str, keep_default_na=False)
     frame.loc[1, "outcome"] = "maybe"

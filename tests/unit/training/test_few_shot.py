@@ -1,5 +1,6 @@
-"""training.few_shot's floor: the in-sample error of a profile calibrated on every migration, with the first pass
-estimated from memory in use and with the non-zero pages given as measured."""
+"""training.few_shot's floor (the in-sample error of a profile calibrated on every migration, with the first pass
+estimated from memory in use and with the non-zero pages given as measured) and each collection calibrated like the
+others."""
 
 from __future__ import annotations
 
@@ -32,3 +33,21 @@ def test_the_floor_separates_the_first_pass_estimate_from_the_rest_of_the_physic
     assert rows[3].startswith("| non-zero pages, measured |") and measured <= 1.0
     assert in_use > measured
     assert np.isfinite(in_use)
+
+
+def test_each_collection_is_calibrated_like_the_others_and_known_profiles_beat_textbook_physics() -> None:
+    """Lab migrations made by the physics of a slow host: a new collection calibrated like the others starts from
+    their parameters, so with no migration of its own it is far nearer than the physics' defaults."""
+    lab = as_serving_reads_memory(pd.read_csv(DEFAULT_LAB_DATA), DEFAULT_LAB_DATA)
+    lab = lab[lab["outcome"] == "completed"].head(240).copy()
+    slow = {**PRIOR, "throughput": 0.5, "round_overhead_ms": 300.0}
+    made = physics(few_shot.table(lab, "x"), slow)
+    lab["total_time_ms"], lab["downtime_ms"] = made.total_time_ms, made.downtime_ms
+    lab["transferred_kib"] = made.transferred_mib * 1024.0
+    lab["collection"] = np.where(np.arange(len(lab)) < 120, "a", "b")
+    result = few_shot.like_others(lab, [0, 5], draws=2)
+    assert sorted(set(result["collection"])) == ["a", "b"] and sorted(set(result["k"])) == [0, 5]
+    alone = few_shot.few_shot(lab[lab["collection"] == "a"], [0], draws=1)
+    like, default = (r[(r["k"] == 0) & (r["technique"] == few_shot.ALL)]["time MAPE"].iloc[0]
+                     for r in (result[result["collection"] == "a"], alone))
+    assert like < default / 2, (like, default)
