@@ -12,6 +12,7 @@ not converging) and false alarms (completed ones foreseen so).
     python -m training.few_shot --leave-out     # the figures behind advisor.ml.profiles.UNCALIBRATED_OFFSETS
     python -m training.few_shot --floor         # what the physics' form allows, calibrated on every migration
     python -m training.few_shot --like-others   # each lab collection as the new rig, calibrated like the others
+    python -m training.few_shot --repeats training/data/lab_repeats.csv   # how far the same migration varies
 
 With `--like-others` each lab collection of at least MIN_COLLECTION migrations stands for the new rig in turn and
 its profile is calibrated like one fitted on the lab's other collections (`advisor profiles calibrate --like`):
@@ -129,6 +130,44 @@ def like_others(lab: pd.DataFrame, ks: Sequence[int], draws: int) -> pd.DataFram
     return pd.concat(results, ignore_index=True) if results else pd.DataFrame()
 
 
+# What makes two lab migrations the same: every setting of the grid's point but its replicate number.
+SETTINGS = ("technique", "workload", "vm_memory_mib", "max_bandwidth_mib_s", "max_downtime_ms", "deadline_ms",
+            "postcopy_switch", "compression_threads", "autoconverge_initial_pct", "autoconverge_increment_pct")
+
+
+def repeat_spread(runs: pd.DataFrame) -> str:
+    """How far the same migration varies from run to run: each completed run predicted by the geometric mean of
+    its configuration's other completed runs (the best a prediction from the same inputs can do, give or take the
+    few runs), per technique: time MAPE, downtime median APE, data MAPE; and the configurations whose runs did not
+    all end the same way (completed or aborted)."""
+    runs = runs.copy()
+    keys = [c for c in SETTINGS if c in runs.columns]
+    runs["setting"] = runs.groupby(keys, sort=False, dropna=False).ngroup()  # an empty setting is one too
+    done = runs[runs["outcome"] == "completed"].copy()
+    done["transferred_mib"] = done["transferred_kib"] / 1024.0
+    targets = (("time MAPE", "total_time_ms", np.mean), ("downtime medAPE", "downtime_ms", np.median),
+               ("data MAPE", "transferred_mib", np.mean))
+    for _, column, _ in targets:
+        logs = np.log(done[column].astype(float))
+        total, count = logs.groupby(done["setting"]).transform("sum"), done.groupby("setting")[column].transform("size")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            others = np.exp((total - logs) / (count - 1))
+        done[f"ape {column}"] = np.where(count > 1, np.abs(others - done[column]) / done[column], np.nan)
+    lines = ["| technique | configurations | completed runs scored | " + " | ".join(n for n, _, _ in targets)
+             + " | configurations ending both ways |", "|---|---:|---:|" + "---:|" * (len(targets) + 1)]
+    mixed = runs.groupby("setting")["outcome"].nunique() > 1
+    for technique in (*sorted(runs["technique"].unique()), ALL):
+        mine = done if technique == ALL else done[done["technique"] == technique]
+        settings = runs if technique == ALL else runs[runs["technique"] == technique]
+        scored = mine[mine["ape total_time_ms"].notna()]
+        cells = [f"{100 * float(f(scored[f'ape {c}'].dropna())):.0f}%" if scored[f"ape {c}"].notna().any() else "-"
+                 for _, c, f in targets]
+        both = int(mixed[settings["setting"].unique()].sum())
+        lines.append(f"| {technique} | {settings['setting'].nunique()} | {len(scored)} | " + " | ".join(cells)
+                     + f" | {both} |")
+    return "\n".join(lines)
+
+
 def render(result: pd.DataFrame) -> str:
     lines = ["| k | technique | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
     for row in result.itertuples(index=False):
@@ -158,19 +197,32 @@ def leave_out(lab: pd.DataFrame, snu: pd.DataFrame) -> str:
 def floor(lab: pd.DataFrame) -> str:
     """Time MAPE of a profile calibrated on every lab migration and scored on them (in sample: the least the
     physics' form leaves, not a forecast), with memory in use as serving reads it and with the non-zero pages QEMU
-    found given as measured: what the first pass's estimate costs beside what the rest of the physics leaves."""
+    found given as measured: what the first pass's estimate costs beside what the rest of the physics leaves. Then,
+    for the second, what is left by the host's load when the migration started and by the guest's writer."""
     lines = ["| first pass from | " + " | ".join(str(t) for t in TECHNIQUES) + " | all |",
              "|---|" + "---:|" * (len(TECHNIQUES) + 1)]
     measured = lab.copy()
     measured["nonzero_memory_mib"] = measured["nonzero_mib"]
     actual = observed(lab)
     techniques = lab["technique"].to_numpy()
+    ape = np.array([])
     for case, frame in (("memory in use", lab), ("non-zero pages, measured", measured)):
-        fitted = calibrate("x", table(frame, "x"), actual).parameters
-        ape = np.abs(physics(table(frame, "x"), fitted).total_time_ms - actual.total_time_ms) / actual.total_time_ms
+        fitted = physics(table(frame, "x"), calibrate("x", table(frame, "x"), actual).parameters)
+        ape = np.abs(fitted.total_time_ms - actual.total_time_ms) / actual.total_time_ms
         cells = [float(np.mean(ape[actual.completed & (techniques == str(t))])) for t in TECHNIQUES]
         cells.append(float(np.mean(ape[actual.completed])))
         lines.append(f"| {case} | " + " | ".join(f"{100 * v:.0f}%" for v in cells) + " |")
+    ratio = actual.total_time_ms / fitted.total_time_ms
+    left = pd.DataFrame({"ratio": ratio, "ape": ape, "load": lab["host_load_1m"].to_numpy(dtype=np.float64),
+                         "writer": lab["writer"].fillna("lab (first collection)").to_numpy() if "writer" in lab
+                         else "lab"})[actual.completed & lab["nonzero_mib"].notna().to_numpy()]
+    bands = pd.cut(left["load"], [0, 1, 2, 4, 6, np.inf], labels=["0-1", "1-2", "2-4", "4-6", "6+"])
+    for title, groups in (("host load (1 min) at the start", bands), ("guest's writer", left["writer"])):
+        lines += ["", f"| {title} | completed migrations | actual / fitted time (geometric mean) | time MAPE |",
+                  "|---|---:|---:|---:|"]
+        for name, part in left.groupby(groups, observed=True):
+            lines.append(f"| {name} | {len(part)} | {np.exp(np.log(part['ratio']).mean()):.2f} | "
+                         f"{100 * part['ape'].mean():.0f}% |")
     return "\n".join(lines)
 
 
@@ -183,9 +235,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--leave-out", action="store_true", help="the figures of a profile left out instead")
     parser.add_argument("--like-others", action="store_true",
                         help="each lab collection as the new rig, calibrated like a profile of the others")
+    parser.add_argument("--repeats", type=Path, metavar="CSV",
+                        help="how far the same migration varies: a lab file of repeated runs (--grid repeats)")
     parser.add_argument("--floor", action="store_true",
                         help="the in-sample time error of a profile calibrated on every migration instead")
     args = parser.parse_args(argv)
+    if args.repeats:
+        print(repeat_spread(pd.read_csv(args.repeats)))
+        return 0
     # every migration of the lab, its memory in use read as serving reads it (RAM - MemAvailable, as training)
     lab = as_serving_reads_memory(pd.read_csv(args.lab), args.lab)
     if args.floor:

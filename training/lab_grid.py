@@ -95,6 +95,10 @@ PROGRAM_IMAGE = "busybox+programs"
 LINK_RATES_MIB_S = (8, 12, 16, 24)
 LINK_CAPS_MIB_S = (32, 64)
 LINK_POINTS = 30
+# The repeats grid: the same migrations run several times, to measure what the machine itself varies.
+REPEAT_CONFIGS = 10
+REPEATS = 4
+REPEAT_MAX_MEMORY_MIB = 512
 
 
 @dataclass(frozen=True)
@@ -308,9 +312,26 @@ def tiny_links_grid(_seed: int) -> list[Point]:
     return [plain, Point(**{**asdict(plain), "link_mib_s": 8})]
 
 
+def repeats_grid(seed: int) -> list[Point]:
+    """REPEAT_CONFIGS v2 points of 256 or 512 MiB that should complete, every technique among them, each run
+    REPEATS times, the runs in random order: how far the same migration's time, downtime and data vary on this
+    machine, the least error any prediction from the same inputs leaves (`python -m training.few_shot --repeats`)."""
+    rng = random.Random(seed)
+    chosen: list[Point] = []
+    techniques = [t for t, _ in V2_TECHNIQUES]
+    while len(chosen) < REPEAT_CONFIGS:
+        point = _draw_v2(rng)
+        wanted = techniques[len(chosen) % len(techniques)]
+        if point.technique == wanted and point.memory_mib <= REPEAT_MAX_MEMORY_MIB and converges_roughly(point):
+            chosen.append(point)
+    points = _replicates([p for p in chosen for _ in range(REPEATS)])
+    rng.shuffle(points)
+    return _ordered(points, rng, sizes=(256, 512), block=len(points))
+
+
 GRIDS: dict[str, Callable[[int], list[Point]]] = {"full": full_grid, "tiny": tiny_grid, "v2": v2_grid,
                                                   "tiny-v2": tiny_v2_grid, "links": links_grid,
-                                                  "tiny-links": tiny_links_grid}
+                                                  "tiny-links": tiny_links_grid, "repeats": repeats_grid}
 
 
 def _replicates(points: list[Point]) -> list[Point]:

@@ -11,6 +11,8 @@ import csv
 import itertools
 import json
 import os
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,12 +25,15 @@ from training.lab_grid import (
     LINK_CAPS_MIB_S,
     LINK_RATES_MIB_S,
     RATIO_BANDS,
+    REPEAT_CONFIGS,
+    REPEATS,
     TECHNIQUES,
     V2_MAX_WORKING_SET_MIB,
     Point,
     estimate_s,
     full_grid,
     links_grid,
+    repeats_grid,
     tiny_grid,
     tiny_links_grid,
     tiny_v2_grid,
@@ -61,6 +66,19 @@ def test_the_full_grid_is_deterministic_and_spans_the_convergence_ratio() -> Non
     assert all(p.working_set_mib <= {128: 40, 256: 96}[p.memory_mib] for p in grid)
     assert sum(p.deadline_ms == 90_000 for p in grid) > len(grid) / 2
     assert sum(p.max_downtime_ms == 300 for p in grid) > len(grid) / 2
+
+
+def test_the_repeats_grid_runs_each_configuration_several_times_in_random_order() -> None:
+    grid = repeats_grid(1)
+    assert [p.config_id for p in grid] == [p.config_id for p in repeats_grid(1)]
+    assert len({p.config_id for p in grid}) == len(grid) == REPEAT_CONFIGS * REPEATS
+    settings = Counter(replace(p, replicate=0) for p in grid)
+    assert len(settings) == REPEAT_CONFIGS and set(settings.values()) == {REPEATS}
+    assert {p.technique for p in grid} == {"precopy", "precopy_autoconverge", "precopy_xbzrle", "precopy_compress",
+                                           "postcopy"}
+    assert all(p.memory_mib <= 512 for p in grid)
+    # not each configuration's runs back to back: the machine's state drifts, and that is part of what is measured
+    assert len({replace(p, replicate=0) for p in grid[:REPEATS]}) > 1
 
 
 def test_the_v2_fields_leave_the_older_grids_ids_as_they_were() -> None:

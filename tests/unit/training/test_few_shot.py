@@ -27,8 +27,13 @@ def _lab_made_by_the_physics() -> pd.DataFrame:
 def test_the_floor_separates_the_first_pass_estimate_from_the_rest_of_the_physics() -> None:
     lab = _lab_made_by_the_physics()
     assert len(lab) == 40
-    rows = few_shot.floor(lab).splitlines()
+    tables = few_shot.floor(lab).split("\n\n")
+    rows = tables[0].splitlines()
     assert rows[0].startswith("| first pass from | precopy |") and len(rows) == 4
+    # made by the physics, nothing is left by the host's load or the writer: every group's actual over fitted is 1
+    assert tables[1].startswith("| host load") and tables[2].startswith("| guest's writer")
+    for row in (*tables[1].splitlines()[2:], *tables[2].splitlines()[2:]):
+        assert row.split(" | ")[2] == "1.00"
     in_use, measured = (float(r.rstrip(" |").rsplit("|", 1)[1].strip().rstrip("%")) for r in rows[2:])
     assert rows[3].startswith("| non-zero pages, measured |") and measured <= 1.0
     assert in_use > measured
@@ -51,3 +56,25 @@ def test_each_collection_is_calibrated_like_the_others_and_known_profiles_beat_t
     like, default = (r[(r["k"] == 0) & (r["technique"] == few_shot.ALL)]["time MAPE"].iloc[0]
                      for r in (result[result["collection"] == "a"], alone))
     assert like < default / 2, (like, default)
+
+
+def test_the_spread_of_repeated_runs_scores_each_run_against_the_others_of_its_setting() -> None:
+    rows = []
+    for technique, times, outcomes in (("precopy", (10.0, 10.0, 10.0), ("completed",) * 3),
+                                       ("postcopy", (8.0, 32.0, 16.0), ("completed",) * 3),
+                                       ("precopy_xbzrle", (20.0, 20.0, 90.0), ("completed", "completed", "aborted"))):
+        # a setting a technique has not (NaN) is a setting like any other
+        rows += [{"technique": technique, "workload": "w", "vm_memory_mib": 256, "compression_threads": np.nan,
+                  "total_time_ms": t,
+                  "downtime_ms": 5.0, "transferred_kib": 1024.0 * t, "outcome": o} for t, o in zip(times, outcomes,
+                                                                                                  strict=True)]
+    table = few_shot.repeat_spread(pd.DataFrame(rows)).splitlines()
+    by_technique = {line.split(" | ")[0].strip("| "): line for line in table[2:]}
+    # identical runs: no error; 8, 32, 16: each against the geometric mean of the other two (sqrt(512),
+    # sqrt(128), 16)
+    assert by_technique["precopy"].startswith("| precopy | 1 | 3 | 0% | 0% | 0% | 0 |")
+    expected = np.mean([abs(512 ** 0.5 - 8) / 8, abs(128 ** 0.5 - 32) / 32, abs(16 - 16) / 16])
+    assert f"| {100 * expected:.0f}% |" in by_technique["postcopy"]
+    # an aborted run is not scored, and its setting ended both ways
+    assert by_technique["precopy_xbzrle"].startswith("| precopy_xbzrle | 1 | 2 | 0% |")
+    assert by_technique["precopy_xbzrle"].endswith("| 1 |") and by_technique["all"].startswith("| all | 3 | 8 |")
