@@ -16,7 +16,7 @@ from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import CONVERGE_CONFIDENCE, convergence_note
 from advisor.ml.cost_batch import CostBatch, cost_batch, eager_batch
 from advisor.ml.predictor import CostPredictor, cost_rows
-from advisor.ml.profiles import TARGETS, HostProfile, physics, uncalibrated, usable_mib_s
+from advisor.ml.profiles import TARGETS, HostProfile, dirty_rate, physics, uncalibrated, usable_mib_s
 from advisor.physics import TECHNIQUES, Guard, validate
 from advisor.physics.guards import verdicts
 
@@ -107,7 +107,7 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
     code = np.array([TECHNIQUES.index(t) for t in table.techniques], dtype=np.int64)
     # the same guards as the learned model's, on the calibrated physics' bandwidth
     guard_codes = verdicts(code, table.first_pass_mib, usable_mib_s(table, chosen.parameters),
-                           table.dirty_rate_mib_s * chosen.parameters["dirty_scale"], table.longest_working_set_mib,
+                           dirty_rate(table, chosen.parameters), table.longest_working_set_mib,
                            table.max_downtime_ms, deadline, dirty_known=table.dirty_rate_known)
     costs = []
     for k, (inputs, technique) in enumerate(rows):

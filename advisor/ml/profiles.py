@@ -137,8 +137,8 @@ def physics(table: InputTable, parameters: Mapping[str, float]) -> AnalyticArray
     configured = np.fmax(table.memory_configured_mib, table.memory_mib)  # NaN configured: memory in use
     estimate = np.minimum(table.first_pass_mib * parameters["sent_memory_factor"], configured)
     sent = np.where(np.isnan(table.nonzero_memory_mib), estimate, table.first_pass_mib)
-    a = working_set_arrays(code, table.memory_mib, table.longest_working_set_mib,
-                           table.dirty_rate_mib_s * parameters["dirty_scale"], usable, table.max_downtime_ms,
+    a = working_set_arrays(code, table.memory_mib, table.longest_working_set_mib, dirty_rate(table, parameters),
+                           usable, table.max_downtime_ms,
                            nonzero_mib=sent)
     precopy = np.array([t.is_precopy for t in table.techniques])
     overhead = np.where(precopy, a.rounds * parameters["round_overhead_ms"], 0.0)
@@ -150,6 +150,15 @@ def physics(table: InputTable, parameters: Mapping[str, float]) -> AnalyticArray
     downtime = sending * parameters["downtime_scale"] + parameters["stop_ms"]
     return AnalyticArrays(a.total_time_ms + overhead - a.downtime_ms + downtime, downtime, a.transferred_mib,
                           a.converges, a.rounds)
+
+
+def dirty_rate(table: InputTable, parameters: Mapping[str, float]) -> FloatArray:
+    """How fast the guest dirties while it migrates: a measured rate times `dirty_scale`; a rate nothing measured
+    (or measured blind) as the inputs take it, the link's, unscaled: the scale says how a host's guests slow down
+    from what was measured, and shrinking the "as fast as the link" convention by it called blind `stress` runs
+    converging that never did."""
+    return np.asarray(np.where(table.dirty_rate_known, table.dirty_rate_mib_s * parameters["dirty_scale"],
+                               table.dirty_rate_mib_s), dtype=np.float64)
 
 
 def usable_mib_s(table: InputTable, parameters: Mapping[str, float]) -> FloatArray:

@@ -194,6 +194,16 @@ def test_a_blind_dirty_rate_is_said_in_the_notes() -> None:
     assert "dirty rate unknown: x" in cost.notes
 
 
+def test_a_dirty_rate_nothing_measured_is_not_scaled_by_the_hosts_slowdown() -> None:
+    """A host whose guests dirty at half the measured rate while migrating (dirty_scale 0.5): a measured 8 MiB/s
+    over an 8 MiB/s link converges, but a rate nothing measured is the link's own and still never converges."""
+    slow = replace(calibrate("rig", *rig(10)), parameters={**TRUE, "dirty_scale": 0.5, "throughput": 1.0})
+    inputs = MigrationInputs(256, 8, 1250, 8, 300, working_set_mib=200.0, deadline_ms=600_000, host_profile="rig")
+    measured, unknown = profile_costs([(inputs, Technique.PRECOPY),
+                                       (replace(inputs, dirty_rate_known=False), Technique.PRECOPY)], "rig", slow)
+    assert measured.converges and not unknown.converges
+
+
 def test_the_learned_features_refuse_a_profile_they_do_not_know() -> None:
     assert list(profile_codes(["snu", "lab"])) == [0.0, 1.0]
     with pytest.raises(ValueError, match="'cloud'"):
