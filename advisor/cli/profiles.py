@@ -15,7 +15,7 @@ from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.features.inputs import PROFILES
 from advisor.ml.profile_input import read_calibration
 from advisor.ml.profile_store import ProfileStore, check_name
-from advisor.ml.profiles import PARAMETERS, TARGETS, HostProfile, calibrate
+from advisor.ml.profiles import PARAMETERS, TARGETS, HostProfile, calibrate, like_profile
 from advisor.ml.registry import ArtifactError
 from advisor.physics import TECHNIQUES
 from advisor.tables import safe, table
@@ -64,12 +64,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         like = store.get(args.like)
         if like is None:
             raise NotFound("--like", "host profile", args.like, "only a calibrated one: see advisor profiles list")
-    table, observed = read_calibration(args.input)
-    profile = calibrate(name, table, observed, like=like)
-    command = f"advisor profiles calibrate --name {name} --input {args.input}"
+    if args.input is None:  # hosts like a known profile, none of their migrations yet: its parameters for now
+        if like is None:
+            raise InvalidArgument("--input", "is required unless --like names a known profile to start from")
+        profile, migrations = like_profile(name, like), 0
+    else:
+        table, observed = read_calibration(args.input)
+        profile, migrations = calibrate(name, table, observed, like=like), len(table)
+    command = f"advisor profiles calibrate --name {name}" + (f" --input {args.input}" if args.input else "")
     command += f" --like {like.name}" if like else ""
     try:
-        saved = store.save(profile, command, {"file": str(args.input), "migrations": len(table),
+        saved = store.save(profile, command, {"file": str(args.input) if args.input else None,
+                                              "migrations": migrations,
                                               "like": f"{like.name}/{like.version}" if like else None},
                            version=args.version)
     except ArtifactError as error:
@@ -105,8 +111,9 @@ def add_profiles_commands(sub: Any) -> None:
     actions = profiles.add_subparsers(dest="profiles_command", required=True, metavar="ACTION")
     p = actions.add_parser("calibrate", help="fit a profile from executed migrations and store it as a new version")
     p.add_argument("--name", required=True, help="the profile's name (the hosts' advisor.profile label)")
-    p.add_argument("--input", type=Path, required=True, help="CSV: the `advisor predict cost` input columns plus "
-                   "total_time_ms, downtime_ms, transferred_kib and outcome (completed or aborted)")
+    p.add_argument("--input", type=Path, help="CSV: the `advisor predict cost` input columns plus "
+                   "total_time_ms, downtime_ms, transferred_kib and outcome (completed or aborted); without it, "
+                   "--like's parameters until the hosts' own migrations come in")
     p.add_argument("--like", metavar="PROFILE", help="a calibrated profile these hosts resemble: the fit starts "
                    "from its parameters and is shrunk toward them, not toward the physics' defaults, while it has few "
                    "migrations")

@@ -62,6 +62,14 @@ def test_calibrate_like_a_known_profile(tmp_path: Path, capsys: pytest.CaptureFi
     assert listed["rig3"]["like"] == "rig2" and listed["rig2"]["like"] is None
     card = json.loads((models / "profiles" / "rig3" / "1.0.0" / "card.json").read_text())
     assert card["data"]["like"] == "rig2/1.0.0" and card["created_by"].endswith("--like rig2")
+    # no migration of their own yet: the known profile's parameters, the intervals of a profile left out, 0 migrations
+    assert main(["profiles", "calibrate", "--name", "rig5", "--like", "rig2", "--models-dir", str(models),
+                 "--json"]) == 0
+    rig5 = json.loads(capsys.readouterr().out)
+    assert rig5["migrations"] == 0 and rig5["like"] == "rig2" and rig5["intervals"] == {}
+    assert rig5["parameters"] == listed["rig2"]["parameters"]
+    assert main(["profiles", "calibrate", "--name", "rig6", "--models-dir", str(models)]) == 1
+    assert "--input: is required unless --like" in capsys.readouterr().err
     # a base never calibrated (the learned model's `lab` among them) is refused and nothing is written
     for base in ("never", "lab"):
         assert main(["profiles", "calibrate", "--name", "rig4", "--input", str(few), "--models-dir", str(models),
