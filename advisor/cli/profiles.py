@@ -28,6 +28,7 @@ def _store(args: argparse.Namespace) -> ProfileStore:
 def _as_dict(profile: HostProfile) -> dict[str, Any]:
     return {"name": profile.name, "version": profile.version, "migrations": profile.migrations,
             "created": profile.created, "like": profile.base or None, "parameters": dict(profile.parameters),
+            "shrunk_toward": dict(profile.prior),
             "intervals": {t: {k: [round(x, 4) for x in v] for k, v in o.items()}
                           for t, o in profile.offsets.items()}}
 

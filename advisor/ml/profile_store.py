@@ -138,9 +138,9 @@ def _load(artifact: Any) -> HostProfile:
     residuals = {str(t): {k: tuple(float(x) for x in v) for k, v in o.items()}
                  for t, o in dict(body.get("residuals", {})).items()}
     # profiles stored before `base` existed were all shrunk toward the physics' defaults
-    prior = {p: float(body.get("prior", PRIOR).get(p, PRIOR[p])) for p in PARAMETERS}
+    prior = {p: float((body.get("prior") or PRIOR).get(p, PRIOR[p])) for p in PARAMETERS}
     return HostProfile(str(body["name"]), parameters, int(body["migrations"]), offsets, artifact.version,
-                       str(body.get("created", "")), residuals, str(body.get("base", "")), prior)
+                       str(body.get("created", "")), residuals, str(body.get("base") or ""), prior)
 
 
 class OnlineProfiles:

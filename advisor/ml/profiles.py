@@ -214,7 +214,8 @@ def fit_parameters(table: InputTable, observed: Observed, prior_weight: float = 
     rest = tuple(p for p in PARAMETERS if p != "stop_mib_s")
     starts = (PRIOR, {**PRIOR, "throughput": 0.7, "round_overhead_ms": 100.0},
               {**PRIOR, "downtime_scale": 0.3, "stop_ms": 20.0}, {**PRIOR, "compress_mib_s": 20.0, "dirty_scale": 0.6})
-    first = fit(rest, TARGETS, {"stop_mib_s": prior["stop_mib_s"]}, starts if prior is PRIOR else (prior, *starts))
+    first = fit(rest, TARGETS, {"stop_mib_s": prior["stop_mib_s"]},
+                starts if dict(prior) == dict(PRIOR) else (prior, *starts))
     stop = ("downtime_scale", "stop_ms", "stop_mib_s")
     return fit(stop, ("downtime_ms",), first,
                (first, {**first, "downtime_scale": 1.0, "stop_ms": 20.0, "stop_mib_s": 400.0}))
@@ -303,9 +304,9 @@ def calibrate(name: str, table: InputTable, observed: Observed, prior_weight: fl
 def like_profile(name: str, base: HostProfile) -> HostProfile:
     """A profile of no migrations of its own: `base`'s parameters, and the intervals of a profile left out rather
     than `base`'s own. Another rig is not `base`'s: calibrated like the lab's other collections, the v2 collection's
-    times fell in `base`'s intervals for 61-65% of its migrations (the aim is 70-90%) against 95-97% with a profile
-    left out's, and fewer of its pre-copies that never converged were foreseen (40-45% against 53-55%; k = 0 and 10,
-    `python -m training.few_shot --like-others`, 2026-12-07)."""
+    times fell in `base`'s intervals for 69% of its migrations (the aim is 70-90%) against 97% with a profile left
+    out's, and fewer of its pre-copies that never converged were foreseen (50% against 61%; k = 0, `python -m
+    training.few_shot --like-others` and docs/learning.md, 2026-12-07)."""
     return HostProfile(name, dict(base.parameters), 0, {}, base=base.name, prior=dict(base.parameters))
 
 

@@ -67,7 +67,7 @@ def test_calibrate_like_a_known_profile(tmp_path: Path, capsys: pytest.CaptureFi
                  "--json"]) == 0
     rig5 = json.loads(capsys.readouterr().out)
     assert rig5["migrations"] == 0 and rig5["like"] == "rig2" and rig5["intervals"] == {}
-    assert rig5["parameters"] == listed["rig2"]["parameters"]
+    assert rig5["parameters"] == rig5["shrunk_toward"] == listed["rig2"]["parameters"]
     assert main(["profiles", "calibrate", "--name", "rig6", "--models-dir", str(models)]) == 1
     assert "--input: is required unless --like" in capsys.readouterr().err
     # a base never calibrated (the learned model's `lab` among them) is refused and nothing is written
