@@ -45,8 +45,10 @@ from training.splits import locked_mask, outcome_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LAB_DATA = ROOT / "training" / "data" / "lab_migrations.csv"
+# vcpu_utilization: with it a busy guest whose page sampling reads ~0 has a blind reading (unknown, taken as the
+# link's rate), as serving and `advisor predict cost` read it; without it training saw those lab runs as idle.
 OPTIONAL = ("source", "memory_used_mib", "max_downtime_ms", "deadline_ms", "working_set_mib",
-            "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s")
+            "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s", "vcpu_utilization")
 WINDOWS = ("working_set_mib", "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s")
 VARIANTS = ("full", "no windows", "no memory in use", "neither")
 # MemTotal of the lab's guest kernel (Debian cloud kernel, busybox initramfs) by configured RAM, MiB: the balloon's
@@ -177,6 +179,11 @@ def load_all(snu: Path = DEFAULT_DATA, lab: Path | None = DEFAULT_LAB_DATA,
     """Every migration training, tuning and evaluation may read: all but the locked test part."""
     every = _every_source(snu, lab, outcomes)
     return every[~locked_mask(every)].reset_index(drop=True)
+
+
+def without_locked(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of one source's table (`load_lab`, `load_snu`) that training, tuning and evaluation may read."""
+    return frame[~locked_mask(frame)].reset_index(drop=True)
 
 
 def load_locked(snu: Path = DEFAULT_DATA, lab: Path | None = DEFAULT_LAB_DATA,

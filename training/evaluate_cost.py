@@ -313,6 +313,7 @@ def aims(snu: Section, shots: pd.DataFrame, likes: pd.DataFrame) -> list[str]:
 
     def worst(k: int, metric: str, low: float, high: float) -> float:
         values = [shot(k, metric, part) for _, part in likes.groupby("collection")] if len(likes) else []
+        values = [v for v in values if np.isfinite(v)]
         # the furthest from the bound it must stay within
         return max(values, key=lambda v: max(low - v, v - high)) if values else math.nan
 
@@ -344,8 +345,7 @@ def collections(frame: pd.DataFrame, lab_path: Path | None) -> np.ndarray:
     lab = pd.read_csv(lab_path)
     if "collection" not in lab.columns:
         return empty
-    # the rows collected before the column existed all came from the full grid (the card's runs of 2026-12-01)
-    names = dict(zip(lab["migration_id"].astype(str), lab["collection"].fillna("full").astype(str), strict=True))
+    names = dict(zip(lab["migration_id"].astype(str), few_shot.collection_of(lab), strict=True))
     found = frame["migration_id"].astype(str).map(names).fillna("").to_numpy(dtype=object)
     return np.where(frame["source"].to_numpy() == "lab", found, empty)
 
@@ -441,9 +441,10 @@ def evaluate(frame: pd.DataFrame, cfg: TrainConfig, draws: int, ks: Sequence[int
         sections += profile_left_out(frame, cv, cfg, lab_path)
         progress(f"few-shot: k = {', '.join(map(str, ks))}, {draws} draws")
         shots = few_shot.few_shot(lab_frame, ks, draws)
-        if len(set(collections(frame, lab_path)[lab]) - {""}) > 1:
+        collection = collections(frame, lab_path)[lab]
+        if len(set(collection) - {""}) > 1:
             progress("few-shot: each lab collection calibrated like the others")
-            likes = few_shot.like_others(lab_frame.assign(collection=collections(frame, lab_path)[lab]), ks, draws)
+            likes = few_shot.like_others(lab_frame.assign(collection=collection), ks, draws)
     return sections, shots, likes
 
 

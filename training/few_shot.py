@@ -1,8 +1,9 @@
 """Few-shot calibration of a new host profile: how well the physics serves a rig the learned model never saw,
 with k = 0, 5, 10, 20, 40 of its migrations given to `advisor profiles calibrate`.
 
-The lab's migrations (training/data/lab_migrations.csv) stand for the new rig, its profile withheld from the
-learned model: each draw calibrates a profile of a new name from k lab migrations drawn at random and predicts
+The lab's migrations (training/data/lab_migrations.csv, as training reads them, without the locked test part of
+training/splits.py: these figures choose settings) stand for the new rig, its profile withheld from the learned
+model: each draw calibrates a profile of a new name from k lab migrations drawn at random and predicts
 every other lab migration with it (k = 0: the uncalibrated profile). Per technique and overall, the median over
 the draws of: time MAPE, downtime median APE and data MAPE (completed migrations), the share of completed
 migrations whose time falls in the p10-p90 interval, and non-convergence recall (aborted migrations foreseen as
@@ -25,6 +26,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ from advisor.ml.batch import NUMERIC_COLUMNS
 from advisor.ml.profile_serving import profile_costs
 from advisor.ml.profiles import TARGETS, HostProfile, Observed, calibrate, like_profile, physics, uncalibrated
 from advisor.physics import TECHNIQUES
-from training.cost_data import DEFAULT_LAB_DATA, as_serving_reads_memory, load_snu
+from training.cost_data import DEFAULT_LAB_DATA, load_lab, load_snu, without_locked
 from training.data import DEFAULT_DATA
 
 KS = (0, 5, 10, 20, 40)
@@ -67,7 +69,7 @@ def scores(frame: pd.DataFrame, profile_frame: pd.DataFrame | None, name: str = 
     else:
         profile = None if like is None else like_profile(name, like)
     if profile is not None:
-        profile = type(profile)(**{**profile.__dict__, "version": "few-shot"})
+        profile = replace(profile, version="few-shot")
     costs = profile_costs(table(frame, name).rows(), name, profile)
     time = np.array([c.total_time_ms.median for c in costs])
     low = np.array([c.total_time_ms.low for c in costs])
@@ -116,13 +118,24 @@ def few_shot(lab: pd.DataFrame, ks: Sequence[int], draws: int, seed: int = 16, l
     return pd.DataFrame(records)
 
 
+def collection_of(lab: pd.DataFrame) -> pd.Series:
+    """Each lab row's collection (the rig it was collected on); the rows from before the column existed all came
+    from the first grid, `full` (the card's runs of 2026-12-01)."""
+    if "collection" not in lab.columns:
+        return pd.Series("full", index=lab.index)
+    return lab["collection"].fillna("full").replace("", "full").astype(str)
+
+
 def like_others(lab: pd.DataFrame, ks: Sequence[int], draws: int) -> pd.DataFrame:
     """`few_shot` with each lab collection of at least MIN_COLLECTION migrations as the new rig, calibrated like a
-    profile fitted on the lab's other collections; a `collection` column says which."""
-    collection = lab["collection"].fillna("full").astype(str) if "collection" in lab else pd.Series("", lab.index)
+    profile fitted on the lab's other collections; a `collection` column says which. Empty with fewer than two
+    collections."""
+    collection = collection_of(lab)
     results = []
     for name in sorted(n for n, size in collection.value_counts().items() if size >= MIN_COLLECTION):
         others = lab[collection != name]
+        if others.empty:
+            continue
         base = calibrate("others", table(others, "others"), observed(others))
         print(f"collection {name}: calibrated like the other {len(others)} migrations", file=sys.stderr, flush=True)
         result = few_shot(lab[collection == name], ks, draws, like=base)
@@ -148,11 +161,12 @@ def repeat_spread(runs: pd.DataFrame) -> str:
     targets = (("time MAPE", "total_time_ms", np.mean), ("downtime medAPE", "downtime_ms", np.median),
                ("data MAPE", "transferred_mib", np.mean))
     for _, column, _ in targets:
-        logs = np.log(done[column].astype(float))
-        total, count = logs.groupby(done["setting"]).transform("sum"), done.groupby("setting")[column].transform("size")
+        values = done[column].astype(float)
+        logs = np.log(values.where(values > 0))  # a figure not measured (or 0) is left out, not averaged in
+        total, count = (logs.groupby(done["setting"]).transform(how) for how in ("sum", "count"))
         with np.errstate(divide="ignore", invalid="ignore"):
             others = np.exp((total - logs) / (count - 1))
-        done[f"ape {column}"] = np.where(count > 1, np.abs(others - done[column]) / done[column], np.nan)
+        done[f"ape {column}"] = np.where((count > 1) & logs.notna(), np.abs(others - values) / values, np.nan)
     lines = ["| technique | configurations | completed runs scored | " + " | ".join(n for n, _, _ in targets)
              + " | configurations ending both ways |", "|---|---:|---:|" + "---:|" * (len(targets) + 1)]
     mixed = runs.groupby("setting")["outcome"].nunique() > 1
@@ -205,18 +219,21 @@ def floor(lab: pd.DataFrame) -> str:
     measured["nonzero_memory_mib"] = measured["nonzero_mib"]
     actual = observed(lab)
     techniques = lab["technique"].to_numpy()
-    ape = np.array([])
+    predicted = {}
     for case, frame in (("memory in use", lab), ("non-zero pages, measured", measured)):
-        fitted = physics(table(frame, "x"), calibrate("x", table(frame, "x"), actual).parameters)
-        ape = np.abs(fitted.total_time_ms - actual.total_time_ms) / actual.total_time_ms
+        predicted[case] = physics(table(frame, "x"), calibrate("x", table(frame, "x"), actual).parameters).total_time_ms
+        ape = np.abs(predicted[case] - actual.total_time_ms) / actual.total_time_ms
         cells = [float(np.mean(ape[actual.completed & (techniques == str(t))])) for t in TECHNIQUES]
         cells.append(float(np.mean(ape[actual.completed])))
         lines.append(f"| {case} | " + " | ".join(f"{100 * v:.0f}%" for v in cells) + " |")
-    ratio = actual.total_time_ms / fitted.total_time_ms
-    left = pd.DataFrame({"ratio": ratio, "ape": ape, "load": lab["host_load_1m"].to_numpy(dtype=np.float64),
-                         "writer": lab["writer"].fillna("lab (first collection)").to_numpy() if "writer" in lab
-                         else "lab"})[actual.completed & lab["nonzero_mib"].notna().to_numpy()]
-    bands = pd.cut(left["load"], [0, 1, 2, 4, 6, np.inf], labels=["0-1", "1-2", "2-4", "4-6", "6+"])
+    ratio = actual.total_time_ms / predicted["non-zero pages, measured"]
+    nan = pd.Series(np.nan, index=lab.index)
+    left = pd.DataFrame({"ratio": ratio, "ape": np.abs(1 / ratio - 1),
+                         "load": lab.get("host_load_1m", nan).to_numpy(dtype=np.float64),
+                         "writer": lab.get("writer", nan).fillna("lab (first collection)").to_numpy()}
+                        )[actual.completed & lab["nonzero_mib"].notna().to_numpy()]
+    bands = pd.cut(left["load"], [0, 1, 2, 4, 6, np.inf], labels=["0-1", "1-2", "2-4", "4-6", "6+"],
+                   include_lowest=True)
     for title, groups in (("host load (1 min) at the start", bands), ("guest's writer", left["writer"])):
         lines += ["", f"| {title} | completed migrations | actual / fitted time (geometric mean) | time MAPE |",
                   "|---|---:|---:|---:|"]
@@ -243,18 +260,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repeats:
         print(repeat_spread(pd.read_csv(args.repeats)))
         return 0
-    # every migration of the lab, its memory in use read as serving reads it (RAM - MemAvailable, as training)
-    lab = as_serving_reads_memory(pd.read_csv(args.lab), args.lab)
+    # the lab's migrations as training reads them (memory in use as serving reads it, post-copy as the advisor
+    # plans it), never the locked test part: these figures choose settings
+    lab = without_locked(load_lab(args.lab))
     if args.floor:
         print(floor(lab))
         return 0
     if args.leave_out:
-        snu = load_snu(args.snu).sample(n=3000, random_state=16)  # a sample: the fit is over every row
+        snu = without_locked(load_snu(args.snu)).sample(n=3000, random_state=16)  # the fit is over every row
         print(leave_out(lab, snu))
         return 0
     ks = [int(k) for k in args.ks.split(",")]
     if args.like_others:
         result = like_others(lab, ks, args.draws)
+        if result.empty:
+            print(f"--like-others needs at least two lab collections, one of {MIN_COLLECTION} migrations or more",
+                  file=sys.stderr)
+            return 2
         for name, part in result.groupby("collection", sort=True):
             print(f"collection {name}, calibrated like the others:\n{render(part.drop(columns='collection'))}\n")
         return 0

@@ -314,8 +314,10 @@ def tiny_links_grid(_seed: int) -> list[Point]:
 
 def repeats_grid(seed: int) -> list[Point]:
     """REPEAT_CONFIGS v2 points of 256 or 512 MiB that should complete, every technique among them, each run
-    REPEATS times, the runs in random order: how far the same migration's time, downtime and data vary on this
-    machine, the least error any prediction from the same inputs leaves (`python -m training.few_shot --repeats`)."""
+    REPEATS times, in random order within each memory size (the 256 MiB runs first: a size change reboots the
+    guest; the shuffle before `_ordered` is kept, as the committed runs were ordered with it): how far the same
+    migration's time, downtime and data vary on this machine, the least error any prediction from the same inputs
+    leaves (`python -m training.few_shot --repeats`)."""
     rng = random.Random(seed)
     chosen: list[Point] = []
     techniques = [t for t, _ in V2_TECHNIQUES]

@@ -49,6 +49,8 @@ def test_each_collection_is_calibrated_like_the_others_and_known_profiles_beat_t
     made = physics(few_shot.table(lab, "x"), slow)
     lab["total_time_ms"], lab["downtime_ms"] = made.total_time_ms, made.downtime_ms
     lab["transferred_kib"] = made.transferred_mib * 1024.0
+    lab["collection"] = "a"
+    assert few_shot.like_others(lab, [0], draws=1).empty  # one collection: nothing to be like
     lab["collection"] = np.where(np.arange(len(lab)) < 120, "a", "b")
     result = few_shot.like_others(lab, [0, 5], draws=2)
     assert sorted(set(result["collection"])) == ["a", "b"] and sorted(set(result["k"])) == [0, 5]
@@ -75,6 +77,10 @@ def test_the_spread_of_repeated_runs_scores_each_run_against_the_others_of_its_s
     assert by_technique["precopy"].startswith("| precopy | 1 | 3 | 0% | 0% | 0% | 0 |")
     expected = np.mean([abs(512 ** 0.5 - 8) / 8, abs(128 ** 0.5 - 32) / 32, abs(16 - 16) / 16])
     assert f"| {100 * expected:.0f}% |" in by_technique["postcopy"]
+    # a downtime not measured is left out, not averaged in as 1 ms
+    with_gap = pd.DataFrame(rows).assign(downtime_ms=lambda f: np.where(np.arange(len(f)) == 1, np.nan, 5.0))
+    gapped = {line.split(" | ")[0].strip("| "): line for line in few_shot.repeat_spread(with_gap).splitlines()[2:]}
+    assert gapped["precopy"].startswith("| precopy | 1 | 3 | 0% | 0% | 0% |")
     # an aborted run is not scored, and its setting ended both ways
     assert by_technique["precopy_xbzrle"].startswith("| precopy_xbzrle | 1 | 2 | 0% |")
     assert by_technique["precopy_xbzrle"].endswith("| 1 |") and by_technique["all"].startswith("| all | 3 | 8 |")
