@@ -257,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--floor", action="store_true",
                         help="the in-sample time error of a profile calibrated on every migration instead")
     args = parser.parse_args(argv)
+    needed = ("repeats",) if args.repeats else ("lab", "snu") if args.leave_out else ("lab",)
+    for flag in needed:
+        if not getattr(args, flag).is_file():
+            parser.error(f"--{flag}: {getattr(args, flag)} is not a file")
     if args.repeats:
         print(repeat_spread(pd.read_csv(args.repeats)))
         return 0

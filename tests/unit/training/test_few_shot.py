@@ -4,8 +4,11 @@ others."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from advisor.ml.profiles import PRIOR, physics
 from training import few_shot
@@ -84,3 +87,11 @@ def test_the_spread_of_repeated_runs_scores_each_run_against_the_others_of_its_s
     # an aborted run is not scored, and its setting ended both ways
     assert by_technique["precopy_xbzrle"].startswith("| precopy_xbzrle | 1 | 2 | 0% |")
     assert by_technique["precopy_xbzrle"].endswith("| 1 |") and by_technique["all"].startswith("| all | 3 | 8 |")
+
+
+def test_a_file_that_is_not_there_is_a_usage_error_not_a_traceback(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--repeats", str(tmp_path / "missing.csv")], ["--lab", str(tmp_path / "missing.csv")]):
+        with pytest.raises(SystemExit) as exit_:
+            few_shot.main(argv)
+        assert exit_.value.code == 2 and "missing.csv is not a file" in capsys.readouterr().err
