@@ -48,6 +48,7 @@ class Automation:
         self._default = ClusterAutomation(DEFAULT_CLUSTER, default_level, default_threshold)
         self._label = cluster_label
         self._opted_out: tuple[int, frozenset[str]] = (-1, frozenset())  # at an inventory version
+        self._clusters: tuple[int, frozenset[str]] = (-1, frozenset())  # likewise
 
     def cluster_of(self, host: Host) -> str:
         return cluster_of(host.labels, self._label)
@@ -55,8 +56,16 @@ class Automation:
     def settings(self) -> list[ClusterAutomation]:
         """Every cluster of the inventory and every one set, with its level and threshold."""
         stored = {s.cluster: s for s in self._store.automation()}
-        clusters = {self.cluster_of(h) for h in self._inventory.hosts().values()} | set(stored)
+        clusters = self._inventory_clusters() | set(stored)
         return [stored.get(c) or replace(self._default, cluster=c) for c in sorted(clusters)]
+
+    def _inventory_clusters(self) -> frozenset[str]:
+        """The clusters of the inventory's hosts, kept until the inventory changes: a scan of every host was most of
+        GetAutomation's time (0.2 ms at 1,000 hosts)."""
+        version = self._inventory.version  # read first: a change during the scan makes the next call scan again
+        if self._clusters[0] != version:
+            self._clusters = version, frozenset(self.cluster_of(h) for h in self._inventory.hosts().values())
+        return self._clusters[1]
 
     def of(self, cluster: str) -> ClusterAutomation:
         return self.of_each([cluster])[cluster]

@@ -37,6 +37,15 @@ def test_every_cluster_has_the_defaults_until_an_admin_sets_it() -> None:
     assert [s.cluster for s in w.automation.settings()] == ["east", "south", "west"]
 
 
+def test_the_settings_follow_the_inventory_s_clusters_as_it_changes() -> None:
+    w = clustered()
+    assert [s.cluster for s in w.automation.settings()] == ["east", "west"]
+    w.push(hosts("d", labels={"d": {"cluster": "north"}}), [])
+    assert [s.cluster for s in w.automation.settings()] == ["east", "north", "west"]
+    w.push(hosts("c", labels={"c": EAST}), [])  # west's only host joins east
+    assert [s.cluster for s in w.automation.settings()] == ["east", "north"]
+
+
 @pytest.mark.parametrize(("cluster", "level", "threshold", "error"), [
     ("east", "fully", 0.0, r"level: must be one of manual, partial, full \(got .fully.\)"),
     ("east", "full", -1.0, r"min_benefit_over_cost: must be in \[0, 1e\+06\] \(got -1.0\)"),
