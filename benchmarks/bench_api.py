@@ -6,9 +6,9 @@ Runs `advisor serve` as its own process (as in production) and drives it over gR
                                              [--placements 300]
 
 RecommendTarget, then PlaceVm, are timed twice: on a quiet advisor, then while another process pushes a one-VM
-inventory change twice a second and streams samples as fast as the advisor takes them (the rate reached is
-printed). Prints
-figures; asserts nothing about speed (these machines are shared and noisy).
+inventory change twice a second and streams samples at `--sample-rate` (100,000/s; the rate reached is printed),
+from messages it built before the timing began. Prints figures; asserts nothing about speed (these machines are
+shared and noisy).
 
 `--in-process` times the two use cases instead, called in this process on an advisor built here (no gRPC, no
 other process): the CPU time of each call (`thread_time`, steadier than wall time on a shared machine), and the
@@ -78,29 +78,54 @@ def sample_batches(
     return batches
 
 
-def pusher(address: str, secret: str, changes: list[bytes], n_vms: int, batch: int, stop: Any,
-           out: mp.Queue) -> None:  # type: ignore[type-arg]
-    """Push one inventory change every 0.5 s and samples of now in between, until `stop` is set. Each VM's samples
-    come in time order, as a collector sends them (out of order, each costs the store a re-sort of its ring)."""
+def timed_batches(n_vms: int, batch: int, rate: float, seconds: float, start: float,
+                  rng: random.Random) -> list[bytes]:
+    """Serialized PushSamples messages of `batch` VM samples each, `seconds` of them at `rate` samples/s from
+    `start`: sample i is taken at start + i / rate. Each VM's samples come in time order, as a collector sends them
+    (out of order, each costs the store a re-sort of its ring)."""
+    out = []
+    for first in range(0, int(rate * seconds), batch):
+        request = pb.PushSamplesRequest()
+        for i in range(first, first + batch):
+            at = start + i / rate
+            request.vm_samples.add(vm_id=f"vm-{rng.randrange(n_vms):05d}",
+                                   time={"seconds": int(at), "nanos": int(at % 1 * 1e9)},
+                                   cpu_utilization_ratio=rng.random(), dirty_rate_mib_s=rng.expovariate(1 / 20),
+                                   memory_used_mib=1024.0)
+        out.append(request.SerializeToString())
+    return out
+
+
+def pusher(address: str, secret: str, changes: list[bytes], n_vms: int, batch: int, rate: float, seconds: float,
+           ready: Any, stop: Any, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Push one inventory change every 0.5 s and stream samples at `rate` a second, each batch sent when its
+    samples are due, until `stop` is set or the `seconds` built beforehand run out. The messages are built before
+    `ready` is set: building them in Python takes this process more CPU than the advisor takes to ingest them, and
+    on a 2-core machine it would be the pusher, not the advisor, that set the rate."""
     rng = random.Random(3)
+    t0 = time.perf_counter()
+    probe = timed_batches(n_vms, batch, rate, batch / rate, time.time(), rng)  # the build's speed, to start on time
+    per_sample_s = (time.perf_counter() - t0) / batch
+    start = time.time() + 1.0 + per_sample_s * rate * seconds * 1.2
+    batches = timed_batches(n_vms, batch, rate, seconds, start, rng)
+    del probe
     pushes = samples = 0
-    started = next_push = time.monotonic()
     with AdvisorClient(address, token=secret, timeout_s=60) as client:
-        while not stop.is_set():
+        time.sleep(max(0.0, start - time.time()))
+        ready.set()
+        began = next_push = time.monotonic()
+        for k, message in enumerate(batches):
+            if stop.is_set():
+                break
             if time.monotonic() >= next_push:
                 client.push_inventory(pb.PushInventoryRequest.FromString(changes[pushes % len(changes)]))
                 pushes, next_push = pushes + 1, next_push + 0.5
-            request, now = pb.PushSamplesRequest(), time.time()
-            for i in range(batch):
-                at = now + i * 1e-6  # a VM drawn twice in one push has two times
-                request.vm_samples.add(vm_id=f"vm-{rng.randrange(n_vms):05d}",
-                                       time={"seconds": int(at), "nanos": int(at % 1 * 1e9)},
-                                       cpu_utilization_ratio=rng.random(), dirty_rate_mib_s=rng.expovariate(1 / 20),
-                                       memory_used_mib=1024.0)
-            client.push_samples(request)
+            time.sleep(max(0.0, start + k * batch / rate - time.time()))
+            client.push_samples(pb.PushSamplesRequest.FromString(message))
             samples += batch
-    elapsed = time.monotonic() - started
-    out.put((pushes / elapsed, samples / elapsed))
+        ran_out = not stop.is_set()
+        elapsed = time.monotonic() - began
+    out.put((pushes / elapsed, samples / elapsed, ran_out))
 
 
 def recommend_latencies(client: AdvisorClient, vm_ids: list[str]) -> tuple[list[float], int]:
@@ -191,6 +216,10 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     parser.add_argument("--recommendations", type=int, default=300)
     parser.add_argument("--placements", type=int, default=300, help="PlaceVm calls, quiet and while pushing")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sample-rate", type=float, default=100_000,
+                        help="samples/s streamed while the calls are timed the second time")
+    parser.add_argument("--busy-seconds", type=float, default=12,
+                        help="seconds of samples built for that (the calls must end within them)")
     parser.add_argument("--in-process", action="store_true", help="the use cases' CPU per call, without gRPC")
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -241,13 +270,16 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         # Spawned, not forked: a forked child shares this process's gRPC state, and its calls failed with "Stream
         # removed (sendmsg: Wrong file descriptor generation)".
         spawn = mp.get_context("spawn")
-        stop, rates = spawn.Event(), spawn.Queue()
-        busy = spawn.Process(target=pusher, args=(f"127.0.0.1:{port}", secret, changes, args.vms, 2000, stop, rates))
+        ready, stop, rates = spawn.Event(), spawn.Event(), spawn.Queue()
+        busy = spawn.Process(target=pusher, args=(f"127.0.0.1:{port}", secret, changes, args.vms, 2000,
+                                                  args.sample_rate, args.busy_seconds, ready, stop, rates))
         busy.start()
+        if not ready.wait(300):
+            raise SystemExit("the pusher did not start within 300 s")
         busy_latencies, busy_failed = recommend_latencies(client, vm_ids)
         busy_places, busy_places_failed = place_latencies(client, args.placements, "busy")
         stop.set()
-        pushes_s, samples_s = rates.get(timeout=120)
+        pushes_s, samples_s, ran_out = rates.get(timeout=120)
         busy.join(60)
         predict_latencies = []
         for vm_id in vm_ids[:100]:
@@ -273,7 +305,10 @@ def main() -> None:  # noqa: PLR0915 - a linear script
           f"({args.recommendations} calls, {failed} without an eligible target)")
     print(f"  while pushing:                p50 {pct(busy_latencies, 50):6.1f} ms   "
           f"p99 {pct(busy_latencies, 99):6.1f} ms  "
-          f"({busy_failed} without; inventory {pushes_s:.1f} pushes/s, samples {samples_s:,.0f}/s)")
+          f"({busy_failed} without; inventory {pushes_s:.1f} pushes/s, samples {samples_s:,.0f}/s of "
+          f"{args.sample_rate:,.0f} asked)")
+    if ran_out:
+        print(f"  the samples ran out before the calls ended: raise --busy-seconds ({args.busy_seconds:g})")
     print(f"PlaceVm latency:                p50 {pct(places, 50):6.1f} ms   p99 {pct(places, 99):6.1f} ms  "
           f"({args.placements} calls, {places_failed} failed)")
     print(f"  while pushing:                p50 {pct(busy_places, 50):6.1f} ms   p99 {pct(busy_places, 99):6.1f} ms  "

@@ -7,7 +7,8 @@ First each tree model of the active cost and dirty-rate versions, as LightGBM's 
 loop that serves it (advisor.ml.trees), on the 10 rows of one question (five techniques at the expected and at the
 burst dirty rate; best of 5) and on 100,000 rows (a plan's batch); the two must agree exactly. Then `advisor
 serve` in its own process with bench_api's synthetic cluster and samples, PredictMigrationCost timed over loopback
-gRPC (p50 / p99), beside GetAutomation (an authenticated call that does nothing) for the floor of a call. With
+gRPC (p50 / p99), beside two floors: GetAutomation (an authenticated call doing little: the token check, one read
+of the settings' table) and the health check (gRPC and the metrics interceptor, no token). With
 `--in-process`, the same calls without the network, in this process: the use case alone, and each call through the
 server's interceptors and servicer (metrics, access, errors; a stand-in for gRPC's context), median and best, and
 the CPU time of a call (this thread's, median and mean), which on a loaded machine say more than the loopback
@@ -39,6 +40,7 @@ from typing import Any
 
 from bench_api import cluster, sample_batches
 from bench_predict_answers import answers
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
@@ -98,11 +100,15 @@ def served(args: argparse.Namespace) -> None:
             vm_ids = [f"vm-{rng.randrange(args.vms):05d}" for _ in range(args.calls)]
             for vm_id in vm_ids[:20]:  # warm up
                 client.predict(pb.PredictMigrationCostRequest(vm_id=vm_id))
-            floor, predict = [], []
+            health = health_pb2_grpc.HealthStub(client.channel)  # type: ignore[no-untyped-call]
+            floor, bare, predict = [], [], []
             for vm_id in vm_ids:
                 t0 = time.perf_counter()
                 client.automation_settings()
                 floor.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                health.Check(health_pb2.HealthCheckRequest(), timeout=30)
+                bare.append((time.perf_counter() - t0) * 1000)
                 t0 = time.perf_counter()
                 answer = client.predict(pb.PredictMigrationCostRequest(vm_id=vm_id))
                 predict.append((time.perf_counter() - t0) * 1000)
@@ -115,10 +121,11 @@ def served(args: argparse.Namespace) -> None:
         return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
     print(f"\ncluster: {args.hosts} hosts, {args.vms} VMs; cost model {model.name} {model.version}; {os.cpu_count()} "
-          f"CPUs; server ready in {ready_s:.1f} s; {args.calls} calls each, alternating, over loopback gRPC")
+          f"CPUs; server ready in {ready_s:.1f} s; {args.calls} calls each, in turns, over loopback gRPC")
     print(f"PredictMigrationCost latency:   p50 {pct(predict, 50):6.2f} ms   p99 {pct(predict, 99):6.2f} ms  "
           f"({len(answer.costs)} techniques)")
     print(f"GetAutomation (call floor):     p50 {pct(floor, 50):6.2f} ms   p99 {pct(floor, 99):6.2f} ms")
+    print(f"Health Check (no token):        p50 {pct(bare, 50):6.2f} ms   p99 {pct(bare, 99):6.2f} ms")
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
