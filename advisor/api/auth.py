@@ -105,8 +105,10 @@ class AccessInterceptor(ServerInterceptor):
 
     def _identify(self, context: grpc.ServicerContext) -> tuple[Caller | None, str]:
         """The caller, or None and why not."""
-        metadata = dict(context.invocation_metadata() or ())
-        header = metadata.get("authorization")
+        headers = [value for key, value in context.invocation_metadata() or () if key == "authorization"]
+        if len(headers) > 1:  # which one counts would be a guess, and a forged one beside a real one a trick
+            return None, f"{len(headers)} authorization headers: send exactly one"
+        header = headers[0] if headers else None
         if header is not None:
             scheme, _, token = str(header).partition(" ")
             if scheme.lower() != "bearer" or not token.strip():

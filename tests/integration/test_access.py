@@ -76,6 +76,7 @@ def test_missing_revoked_and_forged_credentials_get_nothing(make_app: MakeApp) -
     app.tokens.revoke("soon-revoked")
     other = make_app(data_dir=app.settings.data_dir.parent / "other")
     foreign = other.tokens.renew("elsewhere", Role.ADMIN)  # valid on another advisor, not this one
+    live = app.tokens.renew("live", Role.ADMIN)
     cases = {
         "none": (),
         "revoked": (("authorization", f"Bearer {good}"),),
@@ -84,6 +85,10 @@ def test_missing_revoked_and_forged_credentials_get_nothing(make_app: MakeApp) -
         "malformed": (("authorization", "Bearer not-a-token"),),
         "wrong scheme": (("authorization", f"Basic {good}"),),
         "empty": (("authorization", "Bearer "),),
+        # two headers, whichever order: a valid one beside a forged one grants nothing
+        "two, forged first": (("authorization", "Bearer adv_" + "A" * 43), ("authorization", f"Bearer {live}")),
+        "two, valid first": (("authorization", f"Bearer {live}"), ("authorization", "Bearer adv_" + "A" * 43)),
+        "the same twice": (("authorization", f"Bearer {live}"), ("authorization", f"Bearer {live}")),
     }
     with _channel(app) as channel:
         for why, metadata in cases.items():
