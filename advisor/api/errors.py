@@ -81,7 +81,11 @@ class ErrorInterceptor(ServerInterceptor):
                 result = behaviour(request, context)
             except Exception as error:
                 _abort(context, method, _status(error), error)
-            return _answered(result, context, method) if isinstance(result, Iterator) else result
+            if isinstance(result, Iterator):
+                return _answered(result, context, method)
+            if not context.is_active():  # the client cancelled (a request stream then just ends): say so
+                _cancelled(context, method)
+            return result
 
         return call
 
@@ -102,6 +106,14 @@ def _abort(context: grpc.ServicerContext, method: str, code: grpc.StatusCode, er
     if isinstance(error, AdvisorError):
         log.info("rejected", extra={"rpc": method, "code": code.name, "error": str(error)})
         context.abort(code, str(error))
+    if isinstance(error, grpc.RpcError) and not context.is_active():  # its request stream raised as it went
+        _cancelled(context, method)
     incident = uuid.uuid4().hex[:8]
     log.error("internal error", extra={"rpc": method, "incident": incident}, exc_info=error)
     context.abort(code, f"internal error, logged as incident {incident}")
+
+
+def _cancelled(context: grpc.ServicerContext, method: str) -> NoReturn:
+    """The client went away before the answer: its doing, not an incident of ours, and counted as CANCELLED."""
+    log.info("cancelled by the client", extra={"rpc": method})
+    context.abort(grpc.StatusCode.CANCELLED, "the client cancelled the call")

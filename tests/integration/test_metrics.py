@@ -5,10 +5,11 @@ docs/grafana queries only metrics the server exports."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,30 @@ def test_the_grafana_dashboard_queries_only_metrics_the_server_exports(scraped: 
     assert not missing, f"the dashboard queries metrics the server does not export: {sorted(missing)}"
     assert all(p["targets"] and p["gridPos"]["w"] <= 24 for p in dashboard["panels"])
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_a_client_that_cancels_a_stream_is_counted_as_cancelled_not_as_an_incident(
+        make_app: MakeApp, client_for: Connect, caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app(metrics_listen="127.0.0.1:0")
+    client = client_for(app)
+    push_example(client, json.loads(EXAMPLE.read_text()), time.time())
+    caplog.set_level(logging.INFO, logger="advisor.api")
+
+    def first_then_fail() -> Iterator[pb.PushSamplesRequest]:
+        yield pb.PushSamplesRequest()
+        time.sleep(0.5)  # the server has the first message
+        raise RuntimeError("the client gives up")
+
+    with pytest.raises(grpc.RpcError):  # gRPC's client says UNKNOWN, "Exception iterating requests!"
+        client.telemetry.StreamSamples(first_then_fail(), timeout=30)
+    url = f"http://127.0.0.1:{app.metrics_port}/metrics"
+    stream = 'grpc_method="StreamSamples",grpc_service="advisor.api.v1.TelemetryService",grpc_type="client_stream"'
+    for _ in range(50):  # the server ends its side of the call a moment after the client
+        scraped = urllib.request.urlopen(url, timeout=10).read().decode()
+        if f'grpc_server_handled_total{{grpc_code="Canceled",{stream}}} 1.0' in scraped:
+            break
+        time.sleep(0.1)
+    assert f'grpc_server_handled_total{{grpc_code="Canceled",{stream}}} 1.0' in scraped, [
+        line[:40] + line[-60:] for line in scraped.splitlines() if "StreamSamples" in line and "handled_total" in line]
+    assert 'grpc_code="Internal"' not in scraped
+    assert not [r for r in caplog.records if r.getMessage() == "internal error"]

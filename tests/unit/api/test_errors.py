@@ -27,9 +27,13 @@ class Aborted(Exception):
 
 
 class FakeContext:
-    def __init__(self) -> None:
+    def __init__(self, *, active: bool = True) -> None:
         self.status: grpc.StatusCode | None = None
         self.details = ""
+        self.active = active
+
+    def is_active(self) -> bool:
+        return self.active
 
     def code(self) -> grpc.StatusCode | None:
         return self.status
@@ -59,15 +63,15 @@ def test_every_error_the_advisor_answers_with_has_a_status_of_its_own() -> None:
     assert status_of(AdvisorError("no class of the table")) == grpc.StatusCode.INTERNAL
 
 
-def _call(behaviour: Any, request: Any = None, *, streaming: bool = False,
-          service: str = SERVICE) -> tuple[FakeContext, Any, AdvisorMetrics]:
+def _call(behaviour: Any, request: Any = None, *, streaming: bool = False, service: str = SERVICE,
+          active: bool = True) -> tuple[FakeContext, Any, AdvisorMetrics]:
     metrics = AdvisorMetrics(CollectorRegistry())
     factory = grpc.unary_stream_rpc_method_handler if streaming else grpc.unary_unary_rpc_method_handler
     errors = ErrorInterceptor([SERVICE])  # behind the metrics, as the server has them
     handler = GrpcMetrics(metrics).intercept_service(
         lambda details: errors.intercept_service(lambda _details: factory(behaviour), details),
         Details(f"/{service}/PushInventory"))
-    context = FakeContext()
+    context = FakeContext(active=active)
     run = handler.unary_stream if streaming else handler.unary_unary
     try:
         answer = run(request, context)
@@ -116,6 +120,31 @@ def test_a_request_that_did_not_parse_never_reaches_the_servicer() -> None:
 def test_an_answer_passes_untouched_and_is_counted_ok() -> None:
     context, answer, metrics = _call(lambda request, context: "answer")
     assert (context.status, answer, _count(metrics, "OK")) == (None, "answer", 1.0)
+
+
+class GoneClient(grpc.RpcError):
+    """What a request stream raises once its client cancelled."""
+
+
+def _gone(request: Any, context: Any) -> str:
+    raise GoneClient()
+
+
+def _bug(request: Any, context: Any) -> str:
+    raise KeyError("a bug")
+
+
+@pytest.mark.parametrize(("behaviour", "active", "code", "incident"), [
+    (lambda request, context: "answer", False, "Canceled", False),  # its request stream just ended: cancelled
+    (_gone, False, "Canceled", False),  # its request stream raised as the client went
+    (_gone, True, "Internal", True),  # an RpcError of a live call is ours to explain
+    (_bug, False, "Internal", True),  # a bug stays an incident, client gone or not
+])
+def test_a_client_gone_is_a_cancelled_call_not_an_incident(behaviour: Any, active: bool, code: str,
+                                                            incident: bool) -> None:
+    context, _answer, metrics = _call(behaviour, active=active)
+    assert _count(metrics, code) == 1.0
+    assert ("incident" in context.details) is incident
 
 
 def test_an_error_while_streaming_ends_the_stream_with_its_status() -> None:
