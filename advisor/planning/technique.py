@@ -34,6 +34,7 @@ from advisor.domain.model import (
     POSTCOPY_FORBIDDEN,
     POSTCOPY_LABEL,
     TECHNIQUE_LABEL,
+    Interval,
     MigrationCost,
     MigrationParameters,
     Objective,
@@ -220,6 +221,31 @@ def _postcopy_harm(post: MigrationCost | None, bandwidth_mib_s: float, dirty_rat
                   f"host or the link then loses the guest, weight {rules.postcopy_exposure_weight:g}), {slowed}")
 
 
+def _passed_over(other: MigrationCost, chosen: MigrationCost, objective: Objective, *, risk: float,
+                 harm: float, ranked_ahead: bool) -> str:
+    """Why `other`, which meets every limit, was not chosen, in the terms of the choice: what it ranks on (time, or
+    bytes sent, at its median plus `risk` of the way to its p90), post-copy's price, or the calm pre-copy rule."""
+    if ranked_ahead:  # ranked ahead of the chosen one: the calm pre-copy rule chose
+        return "ranked ahead, but the pre-copy above was chosen over post-copy"
+    time = not objective.minimize_transferred
+    mine, theirs = ((c.total_time_ms if time else c.transferred_mib) for c in (other, chosen))
+    if other.technique is Technique.POSTCOPY and harm > 0 and _ranked(mine, risk) <= _ranked(theirs, risk):
+        return "its risk, priced below, outweighs what it saves"
+    unit, scale = ("s", 1000.0) if time else ("MiB", 1.0)
+    said = (f"{mine.median / scale:.1f} [{mine.low / scale:.1f}-{mine.high / scale:.1f}] {unit} against "
+            f"{theirs.median / scale:.1f} [{theirs.low / scale:.1f}-{theirs.high / scale:.1f}]")
+    if _ranked(mine, risk) == _ranked(theirs, risk):
+        return f"as good ({said}), {chosen.technique} preferred"
+    if mine.median > theirs.median:
+        return ("slower: " if time else "sends more: ") + said
+    return f"less certain (ranked on its median and {risk:g} of the way to its p90): {said}"
+
+
+def _ranked(quantity: Interval, risk: float) -> float:
+    """What a technique is ranked on, before post-copy's price: its median and `risk` of the way to its p90."""
+    return quantity.median + risk * (quantity.high - quantity.median)
+
+
 def _calm_precopy(usable: Sequence[MigrationCost], post: MigrationCost | None, harm: float,
                  objective: Objective) -> tuple[MigrationCost | None, str]:
     """Where post-copy is allowed and no pre-copy meets every limit: the converging pre-copy within the deadline
@@ -323,8 +349,7 @@ def _choose_live(
     harm, priced = _postcopy_harm(post, bandwidth_mib_s, dirty_rate_mib_s, rules)
 
     def rank(cost: MigrationCost) -> tuple[float, int]:
-        quantity = cost.transferred_mib if objective.minimize_transferred else cost.total_time_ms
-        value = quantity.median + rules.risk * (quantity.high - quantity.median)
+        value = _ranked(cost.transferred_mib if objective.minimize_transferred else cost.total_time_ms, rules.risk)
         if cost.technique is Technique.POSTCOPY:  # its harm in the quantity ranked: time, or what the link sends
             value += harm * bandwidth_mib_s / 1000 if objective.minimize_transferred else harm
         return value, _PREFERENCE.index(cost.technique)
@@ -349,7 +374,9 @@ def _choose_live(
     for other in sorted(usable, key=rank):
         if other is not chosen:
             broken = _violations(other, objective)
-            reasons.append(f"not {_describe(other)}" + (f": {'; '.join(broken)}" if broken else ": slower"))
+            why = "; ".join(broken) if broken else _passed_over(
+                other, chosen, objective, risk=rules.risk, harm=harm, ranked_ahead=rank(other) < rank(chosen))
+            reasons.append(f"not {_describe(other)}: {why}")
     if priced:
         reasons.append(priced)
     if postcopy_forbidden:

@@ -150,3 +150,37 @@ def test_an_sre_forbids_postcopy_and_the_reason_says_so(labels: dict[str, str], 
     assert choice.parameters.postcopy_after_ms is None
     assert reason in choice.reasons
     assert TechniqueRules().postcopy_forbidden({"advisor.postcopy": "allowed"}, cluster) == ""
+
+
+def _why_not(choice_reasons: tuple[str, ...], technique: Technique) -> str:
+    said = [r for r in choice_reasons if r.startswith(f"not {technique} ") or r.startswith(f"not {technique}:")]
+    assert len(said) == 1, choice_reasons
+    return said[0].split("): ", 1)[-1] if "): " in said[0] else said[0].split(": ", 1)[-1]
+
+
+def test_a_technique_passed_over_is_told_why_in_the_terms_of_the_choice() -> None:
+    precopy, slow = cost(Technique.PRECOPY, 10_000, 100), cost(Technique.PRECOPY_XBZRLE, 14_000, 100)
+    wide = MigrationCost(Technique.PRECOPY_COMPRESS, Interval(1_000, 9_000, 40_000), Interval(50, 100, 150),
+                         Interval(300, 400, 500), True, MODEL)
+    objective = Objective(max_downtime_ms=300)
+    choice = choose_technique([precopy, slow, wide], objective, bandwidth_mib_s=100, postcopy_allowed=False)
+    assert choice.parameters.technique is Technique.PRECOPY
+    assert _why_not(choice.reasons, Technique.PRECOPY_XBZRLE) == "slower: 14.0 [12.6-16.8] s against 10.0 [9.0-12.0]"
+    assert _why_not(choice.reasons, Technique.PRECOPY_COMPRESS).startswith("less certain")  # a faster median
+    # by bytes: what it sends, never "slower"
+    by_bytes = choose_technique([precopy, wide], Objective(max_downtime_ms=300, minimize_transferred=True),
+                                bandwidth_mib_s=100, postcopy_allowed=False)
+    assert _why_not(by_bytes.reasons, Technique.PRECOPY).startswith("sends more: 1100.0 [1000.0-1300.0] MiB")
+
+
+def test_a_faster_postcopy_passed_over_for_its_price_is_not_called_slower() -> None:
+    # 8 GiB at 100 MiB/s: 82 s of exposure, priced above the 4 s it would save
+    precopy = cost(Technique.PRECOPY_AUTOCONVERGE, 94_000, 100)
+    post = MigrationCost(Technique.POSTCOPY, Interval(65_000, 66_000, 67_000), Interval(1, 2, 8),
+                         Interval(7800, 7900, 8000), True, MODEL)
+    choice = choose_technique([precopy, post], Objective(max_downtime_ms=300), bandwidth_mib_s=100,
+                              postcopy_allowed=True, dirty_rate_mib_s=10.0,
+                              rules=TechniqueRules(postcopy_exposure_weight=1.0))
+    assert choice.parameters.technique is Technique.PRECOPY_AUTOCONVERGE
+    assert _why_not(choice.reasons, Technique.POSTCOPY) == "its risk, priced below, outweighs what it saves"
+    assert any(r.startswith("post-copy priced at") for r in choice.reasons)
