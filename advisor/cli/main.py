@@ -161,7 +161,8 @@ def _plan(sub: Any) -> None:
         if goal == "evacuate":
             p.add_argument("--force", action="store_true",
                            help="plan even if the advisor sees the host up or cannot tell (you know it is dead)")
-        p.add_argument("--max-moves", type=int, default=0, help="at most this many moves (default: the anti-churn cap, 2.5%% of the VMs)")
+        p.add_argument("--max-moves", type=int, default=0, help="at most this many moves (default: the anti-churn cap, "
+                       "2.5%% of the VMs)")
         p.add_argument("--max-downtime-ms", type=float, help="downtime limit of every move (default 300)")
         p.add_argument("--deadline-ms", type=float, default=0.0, help="deadline of every move")
         p.add_argument("--dry-run", action="store_true", help="a preview: nothing is stored, nothing to approve")

@@ -4,13 +4,13 @@ client (strict: the first bad item rejects the batch, naming its field), and sam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from advisor.domain import validation
 from advisor.domain.cluster import Cluster, InventoryChange
 from advisor.domain.errors import InvalidArgument, NotFound
-from advisor.domain.model import HostSample, Vm, VmSample
+from advisor.domain.model import Host, HostSample, Vm, VmSample
 from advisor.domain.uris import UriPolicy
 
 MAX_HOSTS_PER_PUSH = 10_000
@@ -43,16 +43,16 @@ def check_change(change: InventoryChange, uris: UriPolicy) -> None:
 
 
 def sampled(host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample],
-            cluster: Cluster) -> tuple[frozenset[str], dict[str, Vm]]:
+            cluster: Cluster) -> tuple[dict[str, Host], dict[str, Vm]]:
     """The hosts and VMs of a batch that the inventory has: all `check_samples` needs of it, looked up while the
     inventory's lock is held (a dictionary look-up per sample); the checks themselves run without it."""
-    hosts = frozenset(hs.host_id for hs in host_samples if hs.host_id in cluster.hosts)
+    hosts = {hs.host_id: host for hs in host_samples if (host := cluster.hosts.get(hs.host_id)) is not None}
     vms = {vs.vm_id: vm for vs in vm_samples if (vm := cluster.vms.get(vs.vm_id)) is not None}
     return hosts, vms
 
 
 def check_samples(host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample],
-                  known: tuple[Collection[str], Mapping[str, Vm]], now_s: float,
+                  known: tuple[Mapping[str, Host], Mapping[str, Vm]], now_s: float,
                   pause: Callable[[], None] = lambda: None) -> None:
     """A pushed batch: every sample valid, of a host or VM of the inventory (`known`: its hosts and VMs that the
     inventory has, as `sampled` gives them), at most one per entity and time. `pause()` is called every
@@ -67,8 +67,12 @@ def check_samples(host_samples: Sequence[HostSample], vm_samples: Sequence[VmSam
             pause()
         if not validation.host_sample_fine(hs, now_s):
             validation.check_host_sample(hs, f"host_samples[{i}]", now_s)
-        if hs.host_id not in known_hosts:
+        host = known_hosts.get(hs.host_id)
+        if host is None:
             raise NotFound(f"host_samples[{i}].host_id", "host", hs.host_id)
+        if hs.memory_used_mib is not None and hs.memory_used_mib > host.memory_mib:
+            raise InvalidArgument(f"host_samples[{i}].memory_used_mib",
+                                  f"{hs.memory_used_mib:g} exceeds the host's {host.memory_mib} MiB")
         if (first := seen.setdefault((hs.host_id, hs.time_s), i)) != i:
             raise InvalidArgument(f"host_samples[{i}]", f"same host and time as host_samples[{first}]")
     seen.clear()
@@ -83,6 +87,9 @@ def check_samples(host_samples: Sequence[HostSample], vm_samples: Sequence[VmSam
         if vs.memory_used_mib is not None and vs.memory_used_mib > vm.memory_mib:
             raise InvalidArgument(f"vm_samples[{i}].memory_used_mib",
                                   f"{vs.memory_used_mib:g} exceeds the VM's {vm.memory_mib} MiB")
+        if vs.working_set_mib is not None and vs.working_set_mib > vm.memory_mib:
+            raise InvalidArgument(f"vm_samples[{i}].working_set_mib",
+                                  f"{vs.working_set_mib:g} exceeds the VM's {vm.memory_mib} MiB")
         if (first := seen.setdefault((vs.vm_id, vs.time_s), i)) != i:
             raise InvalidArgument(f"vm_samples[{i}]", f"same VM and time as vm_samples[{first}]")
 
@@ -98,15 +105,19 @@ def usable_pulled(host_samples: Sequence[HostSample], vm_samples: Sequence[VmSam
         skipped[reason] = skipped.get(reason, 0) + 1
 
     hosts: dict[tuple[str, float], HostSample] = {}
-    for hs in host_samples:
+    for pulled_host in host_samples:
+        hs = pulled_host
         try:
             validation.check_host_sample(hs, "sample", now_s)
         except InvalidArgument:
             skip("invalid")
             continue
-        if hs.host_id not in cluster.hosts:
+        host = cluster.hosts.get(hs.host_id)
+        if host is None:
             skip("unknown_host")
             continue
+        if hs.memory_used_mib is not None and hs.memory_used_mib > host.memory_mib:
+            hs = replace(hs, memory_used_mib=float(host.memory_mib))
         hosts[(hs.host_id, hs.time_s)] = hs
     vms: dict[tuple[str, float], VmSample] = {}
     for pulled in vm_samples:

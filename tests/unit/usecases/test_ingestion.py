@@ -58,6 +58,11 @@ def test_pushed_samples_are_checked_against_the_inventory(w: World) -> None:
         w.ingestion.push_samples([HostSample("nowhere", now, cpu_utilization=0.5)], [])
     with pytest.raises(InvalidArgument, match=r"vm_samples\[0\].memory_used_mib: 4097 exceeds the VM's 4096 MiB"):
         w.ingestion.push_samples([], [VmSample("v1", now, memory_used_mib=4097)])
+    with pytest.raises(InvalidArgument, match=r"vm_samples\[1\].working_set_mib: 2049 exceeds the VM's 2048 MiB"):
+        w.ingestion.push_samples([], [VmSample("v1", now, working_set_mib=4096),
+                                      VmSample("v2", now, working_set_mib=2049)])
+    with pytest.raises(InvalidArgument, match=r"host_samples\[0\].memory_used_mib: 40000 exceeds the host's 32768 MiB"):
+        w.ingestion.push_samples([HostSample("a", now, memory_used_mib=40_000)], [])
     with pytest.raises(InvalidArgument, match=r"vm_samples\[1\]: same VM and time as vm_samples\[0\]"):
         w.ingestion.push_samples([], [VmSample("v1", now, cpu_utilization=0.1), VmSample("v1", now)])
     with pytest.raises(InvalidArgument, match=r"host_samples\[0\].time: must be between"):
@@ -72,12 +77,14 @@ def test_pushed_samples_are_checked_against_the_inventory(w: World) -> None:
 def test_pulled_samples_that_cannot_be_used_are_skipped_and_counted(w: World) -> None:
     now = w.clock()
     skipped = w.ingestion.ingest_pulled(
-        [HostSample("a", now, cpu_utilization=0.4), HostSample("gone", now, cpu_utilization=0.4),
-         HostSample("b", now, cpu_utilization=7.0)],
+        [HostSample("a", now, cpu_utilization=0.4, memory_used_mib=40_000),
+         HostSample("gone", now, cpu_utilization=0.4), HostSample("b", now, cpu_utilization=7.0)],
         [VmSample("v1", now, memory_used_mib=5000.0), VmSample("ghost", now), VmSample("v2", now, dirty_rate_mib_s=-1)])
     assert skipped == {"unknown_host": 1, "invalid": 2, "unknown_vm": 1}
     used = w.samples.vm_latest("v1", "memory_used_mib")
     assert used is not None and used.value == 4096  # a balloon figure above the VM's size: its size
+    host_used = w.samples.host_latest("a", "memory_used_mib")
+    assert host_used is not None and host_used.value == 32768  # likewise a host's
     assert w.samples.vm_latest("v2", "dirty_rate_mib_s") is None
     assert w.ingestion.ingest_pulled([], [VmSample("v2", now + 1, dirty_rate_mib_s=1.0),
                                           VmSample("v2", now + 1, dirty_rate_mib_s=2.0)]) == {}
