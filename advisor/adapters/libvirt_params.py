@@ -36,7 +36,9 @@ def migration_flags(parameters: MigrationParameters, persistent: bool) -> int:
 def migration_params(parameters: MigrationParameters, target: MigrationTarget) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if target.migration_address:
-        params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{target.migration_address}"
+        address = target.migration_address
+        # an IPv6 address goes in brackets in a URI (validation lets in only an IP address or a host name)
+        params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://[{address}]" if ":" in address else f"tcp://{address}"
         params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = target.migration_address
     if parameters.bandwidth_mib_s > 0:
         params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = max(1, round(parameters.bandwidth_mib_s))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -112,6 +113,26 @@ def check_networks(networks: Iterable[str], field: str, limit: int) -> None:
         check_id(name, f"{field}[{i}]")
 
 
+HOST_NAME_PATTERN = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                               r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def check_migration_address(value: str, field: str) -> None:
+    """Empty, an IP address or a host name: QEMU listens on it and the source connects to it (libvirt's migrate
+    URI and listen address), so a port, scheme or path in it would break both, or say something else."""
+    if not value:
+        return
+    try:
+        ipaddress.ip_address(value)
+        return
+    except ValueError:
+        pass
+    if not HOST_NAME_PATTERN.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:80] + "..."
+        raise InvalidArgument(field, f"must be an IP address or a host name, without port, scheme or path "
+                                     f"(got {shown!r})")
+
+
 def check_host(host: Host, field: str) -> None:
     check_id(host.id, f"{field}.id")
     check_number(host.cpu_cores, f"{field}.cpu_cores", low=1, high=MAX_HOST_CORES)
@@ -121,7 +142,7 @@ def check_host(host: Host, field: str) -> None:
     check_number(host.network_bandwidth_mib_s, f"{field}.network_bandwidth_mib_s", low=MIN_BANDWIDTH_MIB_S,
                  high=MAX_BANDWIDTH_MIB_S)
     check_text(host.hypervisor_uri, f"{field}.hypervisor_uri", 1024)
-    check_text(host.migration_address, f"{field}.migration_address")
+    check_migration_address(host.migration_address, f"{field}.migration_address")
     check_number(host.idle_power_w, f"{field}.idle_power_w", low=0, high=MAX_POWER_W)
     check_number(host.max_power_w, f"{field}.max_power_w", low=0, high=MAX_POWER_W)
     if host.max_power_w and host.idle_power_w > host.max_power_w:

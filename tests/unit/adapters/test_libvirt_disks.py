@@ -196,3 +196,12 @@ def test_a_block_migration_asks_libvirt_for_the_local_disks_only() -> None:
     shared = MigrationParameters(Technique.PRECOPY, 32.0, 300.0)
     assert not migration_flags(shared, persistent=True) & libvirt.VIR_MIGRATE_NON_SHARED_DISK
     assert libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS not in migration_params(shared, MigrationTarget("x"))
+
+
+@pytest.mark.parametrize(("address", "uri"), [("10.0.2.17", "tcp://10.0.2.17"), ("fd00::17", "tcp://[fd00::17]"),
+                                              ("hv-b.example", "tcp://hv-b.example")])
+def test_the_migration_uri_carries_the_target_s_address(address: str, uri: str) -> None:
+    params = migration_params(MigrationParameters(Technique.PRECOPY, 32.0, 300.0),
+                              MigrationTarget("qemu+tcp://b/system", migration_address=address))
+    assert params[libvirt.VIR_MIGRATE_PARAM_URI] == uri
+    assert params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] == address

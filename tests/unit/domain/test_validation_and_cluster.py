@@ -22,6 +22,11 @@ def vm(ident: str, host_id: str, **kw: object) -> Vm:
     return Vm(**{"id": ident, "host_id": host_id, "memory_mib": 4096, "vcpus": 2, **kw})  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("address", ["", "10.0.2.17", "fd00::17", "hv-a.migration.example", "hv-a"])
+def test_a_migration_address_is_an_ip_address_or_a_host_name(address: str) -> None:
+    validation.check_host(host("h", migration_address=address), "h")
+
+
 @pytest.mark.parametrize(
     ("value", "field", "fragment"),
     [
@@ -39,6 +44,12 @@ def vm(ident: str, host_id: str, **kw: object) -> Vm:
         (host("h", networks=frozenset(f"vlan-{k}" for k in range(9000))), "h.networks", "at most 8192"),
         (host("h", local_disk_free_mib=-1.0), "h.local_disk_free_mib", "[0,"),
         (host("h", local_disk_free_mib=math.nan), "h.local_disk_free_mib", "finite"),
+        # QEMU listens on it and the source connects to it: an address, nothing more
+        (host("h", migration_address="a b;rm"), "h.migration_address", "IP address or a host name"),
+        (host("h", migration_address="tcp://1.2.3.4"), "h.migration_address", "without port, scheme or path"),
+        (host("h", migration_address="1.2.3.4:4444/x?y"), "h.migration_address", "IP address"),
+        (host("h", migration_address="x" * 200), "h.migration_address", "..."),
+        (host("h", migration_address="-lead.example"), "h.migration_address", "host name"),
     ],
 )
 def test_bad_host_values_name_their_field(value: Host, field: str, fragment: str) -> None:
