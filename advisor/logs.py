@@ -18,7 +18,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        # a caller's field never replaces one of these (an `extra` "level" hid the record's severity): it is kept
+        # beside it, prefixed
+        entry.update({(f"extra_{k}" if k in entry else k): v for k, v in record.__dict__.items()
+                      if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -79,8 +79,8 @@ class Automation:
         checked = validation.check_automation(cluster, level, min_benefit_over_cost)
         setting = ClusterAutomation(cluster, checked, min_benefit_over_cost, actor, self._clock())
         self._store.set_automation(setting)
-        log.info("automation set", extra={"cluster": cluster, "level": level, "threshold": min_benefit_over_cost,
-                                          "actor": actor})
+        log.info("automation set", extra={"cluster": cluster, "automation_level": level,
+                                          "threshold": min_benefit_over_cost, "actor": actor})
         return setting
 
     def excluded(self, vm: Vm, host: Host) -> bool:
