@@ -113,6 +113,8 @@ class Advice:
                 target = cluster.hosts.get(target_host_id)
                 if target is None:
                     raise NotFound("target_host_id", "host", target_host_id)
+                if target.id == vm.host_id:  # no move: there is no cost of one to predict
+                    raise InvalidArgument("target_host_id", f"{target.id} is the VM's current host")
             source = cluster.hosts[vm.host_id]
         # to a named target, priced as it would travel (encrypted or not)
         tls = target is not None and transport(self._filters.migration_tls, source, target).tls

@@ -45,6 +45,7 @@ def test_the_cost_of_a_move_is_predicted_for_each_technique_asked(w: World) -> N
 @pytest.mark.parametrize(("call", "error"), [
     (lambda w: w.advice.predict_cost("nope"), NotFound),
     (lambda w: w.advice.predict_cost("v1", "nowhere"), NotFound),
+    (lambda w: w.advice.predict_cost("v1", "a"), InvalidArgument),  # its own host: no move to cost
     (lambda w: w.advice.predict_cost("v1", overrides=Overrides(bandwidth_mib_s=0.0)), InvalidArgument),
     (lambda w: w.advice.predict_cost("v1", overrides=Overrides(max_downtime_ms=-1.0)), InvalidArgument),
     (lambda w: w.advice.recommend_target("v1", Objective(max_downtime_ms=float("inf"))), InvalidArgument),
