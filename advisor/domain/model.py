@@ -240,7 +240,8 @@ class MigrationCost:
     downtime_ms: Interval
     transferred_mib: Interval
     # Whether the migration is expected to finish within the allowed downtime (and the deadline, when one is
-    # given) by itself; always True for post-copy, which ends once every page is sent.
+    # given) by itself. Post-copy ends once every page is sent: False for it only when a deadline is shorter than
+    # that one pass.
     converges: bool
     model: ModelRef
     notes: tuple[str, ...] = ()

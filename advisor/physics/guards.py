@@ -8,8 +8,8 @@
   throttles the guest until it fits, so it is never ruled out here. An unknown dirty rate (nothing measured it, or
   page sampling was blind) is the designed never-converges case: the inputs take it as the link's rate, and here
   it is taken as the technique's own rate where that is faster (`taken_dirty_rate`).
-- DEADLINE: no pre-copy ends before its first pass (what QEMU sends: advisor.physics.first_pass_mib); a deadline
-  shorter than that pass cannot be met, whatever the throttle.
+- DEADLINE: no migration ends before its first pass (what QEMU sends: advisor.physics.first_pass_mib); a deadline
+  shorter than that pass cannot be met, whatever the throttle, nor by post-copy, which sends every page once.
 - FITS: a round re-sends at most the guest's writable working set, so a working set (measured over the longer
   windows) within the downtime budget is sent in the stop after the first pass: the migration converges, and
   within a deadline that leaves room for the pass. The margin GUARD_BUDGETS absorbs page sampling's noise, and
@@ -26,10 +26,9 @@ calibrated lets converge, 12 never converged (2026-12-06), and weighing that flo
 uncalibrated physics' recall from 64% to 58% for a point fewer false alarms (`python -m training.few_shot`). So
 the guard keeps ruling them out.
 
-Post-copy always ends and is never guarded. Each guard is a pure function over arrays; `guard_verdicts` names the
-one that decides each row (the ones ruling convergence out first), `verdicts` computes it from a migration's
-inputs, and `apply_guards` sets the probability of converging to 0 or 1 where one does.
-"""
+Post-copy always ends: of the guards only DEADLINE applies to it. Each guard is a pure function over arrays;
+`guard_verdicts` names the one that decides each row (the ones ruling convergence out first), `verdicts` computes it
+from a migration's inputs, and `apply_guards` sets the probability of converging to 0 or 1 where one does. """
 
 from __future__ import annotations
 
@@ -118,11 +117,10 @@ def dirties_faster_than_sent(code: IntArray, dirty_mib_s: FloatArray, usable_mib
 
 def deadline_shorter_than_pass(code: IntArray, memory_mib: FloatArray, usable_mib_s: FloatArray,
                                deadline_ms: FloatArray, c: AnalyticConstants = DEFAULT_CONSTANTS) -> BoolArray:
-    """DEADLINE: pre-copy whose deadline (0: none) ends before its first pass over memory can."""
-    code = np.asarray(code, dtype=np.int64)
+    """DEADLINE: a migration whose deadline (0: none) ends before its first pass over memory can, post-copy's too."""
     deadline = np.asarray(deadline_ms, dtype=np.float64)
-    short = (deadline > 0) & (deadline < one_pass_ms(code, memory_mib, usable_mib_s, c))
-    return np.asarray(short & (code != _POSTCOPY))
+    return np.asarray((deadline > 0) & (deadline < one_pass_ms(np.asarray(code, dtype=np.int64), memory_mib,
+                                                                 usable_mib_s, c)))
 
 
 def working_set_fits(code: IntArray, memory_mib: FloatArray, usable_mib_s: FloatArray, budget_mib: FloatArray,
@@ -202,7 +200,7 @@ def _verdicts(code: Any, first_pass: Any, usable: Any, dirty: Any, working_set: 
         over = _nan_max(_fmax(rate * 1.0, working_set[i]), MIN_WORKING_SET_MIB) / budget
         keeps_up = k not in (_POSTCOPY, _AUTOCONVERGE) and rate >= effective * (1 - 1e-9) and over > GUARD_BUDGETS
         one_pass = first_pass[i] * first / usable[i] * 1000.0
-        short = deadline[i] > 0 and deadline[i] < one_pass and k != _POSTCOPY
+        short = deadline[i] > 0 and deadline[i] < one_pass
         seen = _fmax(working_set[i], rate * 1.0)
         room = GUARD_BUDGETS * one_pass + downtime[i]
         fits = (not math.isnan(working_set[i]) and seen * GUARD_BUDGETS <= budget

@@ -3,15 +3,11 @@
 The limits (downtime, deadline) are checked against the pessimistic end of each prediction's interval, so a
 choice that looks safe is safe for nine runs in ten, not one in two.
 
-Post-copy is priced. From the switch to the end (its exposure: the memory still to send over the bandwidth) a
-failure of either host or the link loses the guest, and the guest runs slower while its pages fault in (a share
-of its time: the rate it touches memory, its dirty rate, over the bandwidth that brings the pages, at most all of
-it). Its harm, in milliseconds of guest pause, is exposure x (slowdown + `postcopy_exposure_weight`). It is added
-to post-copy's rank; and when no pre-copy meets every limit, post-copy is weighed against pre-copy's downtime
-risk: the converging pre-copy with the lowest p90 downtime is chosen when that downtime is over the limit by no
-more than post-copy's harm (QEMU stops the guest only once what is left fits the allowed downtime at the measured
-speed, so a converging pre-copy's pause stays near the limit; a prediction above it is what may go wrong, not what
-will).
+Post-copy is priced (advisor.planning.postcopy_price): its harm, in milliseconds of guest pause, is added to its
+rank; and when no pre-copy meets every limit, post-copy is weighed against pre-copy's downtime risk: the converging
+pre-copy with the lowest p90 downtime is chosen when that downtime is over the limit by no more than post-copy's
+harm (QEMU stops the guest only once what is left fits the allowed downtime at the measured speed, so a converging
+pre-copy's pause stays near the limit; a prediction above it is what may go wrong, not what will).
 
 Cold migration (the guest off for the whole move) competes under the same limits: it is chosen when it meets every
 limit and no live technique does (a generous allowed downtime, a VM that cannot converge live), or when asked for
@@ -24,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +37,7 @@ from advisor.domain.model import (
     label_asks_cold,
     label_forbids_postcopy,
 )
+from advisor.planning.postcopy_price import postcopy_exposure_ms, postcopy_harm_ms, postcopy_slowdown
 
 
 @dataclass(frozen=True)
@@ -104,7 +100,6 @@ class TechniqueRules:
         return ""
 
 
-Number = TypeVar("Number", float, npt.NDArray[np.float64])
 BoolArray = npt.NDArray[np.bool_]
 
 COLD_REFUSED = (f"it asks for cold migration (its label {TECHNIQUE_LABEL}={Technique.COLD}) and the rules do not "
@@ -122,25 +117,6 @@ def cold_rule(asked: npt.ArrayLike, allowed: bool, live_meets: npt.ArrayLike, co
     chosen: BoolArray = (asks | alone) & allowed
     refused: BoolArray = asks & (not allowed)
     return chosen, refused
-
-
-def postcopy_exposure_ms(remaining_mib: Number, bandwidth_mib_s: Number) -> Number:
-    """How long post-copy runs after the switch: what is left to send over the bandwidth."""
-    exposure: Number = remaining_mib / np.maximum(bandwidth_mib_s, 1e-9) * 1000.0
-    return exposure
-
-
-def postcopy_slowdown(dirty_rate_mib_s: Number, bandwidth_mib_s: Number) -> Number:
-    """The share of the guest's time lost to page faults in post-copy: it touches memory at its dirty rate and
-    waits for the pages the link brings, at most all of its time."""
-    share: Number = np.minimum(1.0, dirty_rate_mib_s / np.maximum(bandwidth_mib_s, 1e-9))
-    return share
-
-
-def postcopy_harm_ms(exposure_ms: Number, slowdown: Number, exposure_weight: float) -> Number:
-    """Post-copy's cost to the guest in milliseconds of pause: the time it runs slowed plus its exposure, weighted."""
-    harm: Number = exposure_ms * (slowdown + exposure_weight)
-    return harm
 
 
 FALLBACKS = ("likeliest", "downtime", "autoconverge")

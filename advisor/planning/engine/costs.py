@@ -33,11 +33,9 @@ from advisor.planning.engine.carried import Steps, add_disks, memory_bandwidth, 
 from advisor.planning.engine.estimates import CHOICES, COLD, CostEstimates
 from advisor.planning.engine.kernels import sorted_cases
 from advisor.planning.engine.snapshot import BoolArray, FloatArray, IntArray
+from advisor.planning.postcopy_price import postcopy_exposure_ms, postcopy_harm_ms, postcopy_slowdown
 from advisor.planning.technique import (
     TechniqueRules,
-    postcopy_exposure_ms,
-    postcopy_harm_ms,
-    postcopy_slowdown,
 )
 
 __all__ = ["CHOICES", "COLD", "POSTCOPY", "TECHNIQUES", "AnalyticMoveCosts", "CostCache", "CostEstimates",

@@ -32,7 +32,8 @@ DEADLINES = [
     (COMPRESS, 32768.0, 25.0, 900_000.0, False, "compressed, 865 s fit 900 s"),
     (P, 32768.0, 25.0, 1_400_000.0, False, "the deadline leaves room for the pass"),
     (P, 32768.0, 25.0, 0.0, False, "no deadline: it ends when it ends"),
-    (POST, 32768.0, 25.0, 600_000.0, False, "post-copy always ends: never guarded"),
+    (POST, 32768.0, 25.0, 600_000.0, True, "post-copy sends every page once: 1,311 s do not fit 600 s either"),
+    (POST, 32768.0, 25.0, 1_400_000.0, False, "post-copy's pass fits the deadline"),
     (P, 1024.0, 100.0, 10_000.0, True, "10.24 s of pass against a 10 s deadline"),
     (P, 1024.0, 100.0, 10_240.0, False, "exactly one pass: not shorter"),
 ]
@@ -118,7 +119,8 @@ VERDICTS = [
     (P, 80.4, 8.0, 0.5, 1.0, 300.0, 10_000.0, Guard.DEADLINE, "80.4 MiB at 8 MiB/s take 10.05 s > 10 s"),
     (P, 80.4, 8.0, 0.5, 1.0, 300.0, 20_400.0, Guard.FITS, "two passes (20.1 s) and the stop fit 20.4 s"),
     (AUTO, 80.4, 8.0, 16.0, 64.0, 300.0, 0.0, Guard.NONE, "auto-converge throttles: the model decides"),
-    (POST, 80.4, 8.0, 16.0, 64.0, 300.0, 10_000.0, Guard.NONE, "post-copy is never guarded"),
+    (POST, 80.4, 8.0, 16.0, 64.0, 300.0, 10_000.0, Guard.DEADLINE, "post-copy's one pass does not fit 10 s either"),
+    (POST, 80.4, 8.0, 16.0, 64.0, 300.0, 20_000.0, Guard.NONE, "post-copy ends: only the deadline guards it"),
 ]
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import pytest
 
 from advisor.domain.model import Interval, MigrationCost, ModelRef, Objective, Technique
+from advisor.planning.postcopy_price import postcopy_exposure_ms, postcopy_harm_ms, postcopy_slowdown
 from advisor.planning.technique import (
     TechniqueRules,
     choose_technique,
-    postcopy_exposure_ms,
-    postcopy_harm_ms,
-    postcopy_slowdown,
 )
 
 MODEL = ModelRef("test", "0")
