@@ -131,10 +131,17 @@ class ConvergenceModel:
         return np.asarray(np.where(precopy, p, 1.0), dtype=np.float64)
 
 
-def guard_note(technique: Technique, dirty_mib_s: float, seen_mib: float, budget_mib: float) -> str:
+def guard_note(technique: Technique, dirty_mib_s: float, seen_mib: float, budget_mib: float,
+               working_set_mib: float | None = None) -> str:
+    """KEEPS_UP's note; `seen_mib` is the larger of the measured working set and what the guest dirties in 1 s."""
+    if working_set_mib is not None and working_set_mib >= seen_mib:
+        over = f"over a working set of {seen_mib:.1f} MiB"
+    else:
+        measured = ("its working set is not measured" if working_set_mib is None else
+                    f"its working set measured {working_set_mib:.1f} MiB")
+        over = f"over at least {seen_mib:.1f} MiB (what it dirties in 1 s; {measured})"
     return (f"{technique} cannot converge: the guest dirties {dirty_mib_s:.1f} MiB/s, at least what the link sends, "
-            f"over a working set of {seen_mib:.1f} MiB, more than the {budget_mib:.1f} MiB that fit the allowed "
-            "downtime")
+            f"{over}, more than the {budget_mib:.1f} MiB that fit the allowed downtime")
 
 
 def _or_nan(value: float | None) -> float:
@@ -153,7 +160,7 @@ def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique
         taken = float(taken_dirty_rate(code, np.array([inputs.dirty_rate_mib_s]),
                                        np.array([inputs.usable_bandwidth_mib_s]),
                                        np.array([inputs.dirty_rate_known]))[0])
-        note = guard_note(technique, taken, max(seen, taken), budget)
+        note = guard_note(technique, taken, max(seen, taken), budget, inputs.working_set_mib)
         if not inputs.dirty_rate_known:
             note += " (the dirty rate is unknown: taken as fast as this technique sends)"
     elif guard is Guard.DEADLINE:

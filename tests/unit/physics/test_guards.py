@@ -163,3 +163,4 @@ def test_every_rate_counts_as_measured_unless_said_otherwise() -> None:
             col([0.0, 0.0]))
     assert list(verdicts(code, *args)) == list(verdicts(code, *args, dirty_known=np.array([True, True])))
     assert list(verdicts(code, *args, dirty_known=np.array([True, False]))) == [Guard.NONE, Guard.KEEPS_UP]
+
