@@ -164,7 +164,7 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
                                               next_page_token=token, total=total)
 
     def ListMoves(self, request: pb.ListMovesRequest, context: grpc.ServicerContext) -> pb.ListMovesResponse:
-        rec = self.usecases.review.get(request.recommendation_id)
+        rec = self.usecases.review.get(request.recommendation_id, "recommendation_id")
         moves, token = self.usecases.review.moves(rec, request.page_size, request.page_token)
         return pb.ListMovesResponse(
             moves=[convert.move_to_pb(m, with_assessments=False, status=rec.status(i)) for i, m in moves],

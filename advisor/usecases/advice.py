@@ -138,6 +138,9 @@ class Advice:
             if unknown := cluster.unknown_networks(vm):
                 raise InvalidArgument("vm.networks", f"unknown network {unknown[0]!r}: no host of the inventory "
                                                      "offers it")
+            for i, host_id in enumerate(excluded_host_ids):  # as RecommendTarget: a typo excludes nothing
+                if host_id not in cluster.hosts:
+                    raise NotFound(f"excluded_host_ids[{i}]", "host", host_id)
             hosts = dict(cluster.hosts)
         snap, index = engine.with_new_vm(self._snapshots.current(), replace(vm, host_id=""))
         ranking = engine.rank_targets(snap, index, policy=self._filters, weights=self._weights,

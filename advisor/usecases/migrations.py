@@ -145,7 +145,9 @@ class Migrations:
         """Cancel a recommendation: moves not started are dropped; a running pre-copy is aborted, a migration
         already in post-copy finishes (aborting it would lose the guest), and then the state is cancelled."""
         validation.check_text(reason, "reason", 2048)
-        rec = apply_event(self._store, rec_id, Cancel(reason or "cancelled"), actor, self._clock())
+        if not reason.strip():  # on the record for whoever finds the moves dropped and a pre-copy aborted
+            raise InvalidArgument("reason", "is required: say why the recommendation is cancelled")
+        rec = apply_event(self._store, rec_id, Cancel(reason), actor, self._clock())
         for status in rec.statuses():
             if status.state is MoveState.RUNNING and self._executor is not None:
                 try:

@@ -31,8 +31,9 @@ class Review:
         self._clock = clock
         self._freshness = freshness
 
-    def get(self, rec_id: str) -> Recommendation:
-        return get_recommendation(self._store, rec_id)
+    def get(self, rec_id: str, field: str = "id") -> Recommendation:
+        """`field`: the request's name for the id, said in an error."""
+        return get_recommendation(self._store, rec_id, field)
 
     def page(
         self, state: RecommendationState | None, size: int = 0, token: str = ""

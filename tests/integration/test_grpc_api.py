@@ -213,6 +213,9 @@ def test_the_moves_of_a_plan_are_paged(loaded: tuple[App, AdvisorClient]) -> Non
         if not (token := page.next_page_token):
             break
     assert seen == [m.vm_id for m in plan.moves]
+    with pytest.raises(ClientError) as caught:
+        client.call(client.recommendations.ListMoves, pb.ListMovesRequest(recommendation_id="nope"))
+    assert caught.value.code == "NOT_FOUND" and caught.value.details.startswith("recommendation_id:")
 
 
 def test_rebalance_and_consolidate_plans(loaded: tuple[App, AdvisorClient]) -> None:

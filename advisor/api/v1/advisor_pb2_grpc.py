@@ -518,7 +518,7 @@ class RecommendationServiceServicer:
 
     def CancelRecommendation(self, request, context):
         """Cancels a recommendation that has not ended: moves not started are dropped; a running pre-copy is aborted,
-        one already in post-copy finishes; then its state is CANCELLED. A reason is recorded.
+        one already in post-copy finishes; then its state is CANCELLED. A reason is required, and recorded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -109,6 +109,8 @@ def test_a_new_vm_is_placed_by_the_advisor_only_at_partial_automation_or_more(w:
         w.advice.place_vm(Vm("huge", "", 40000, 2))
     with pytest.raises(InvalidArgument, match=r"excluded_host_ids\[0\]"):
         w.advice.place_vm(Vm("new-2", "", 4096, 2), [""])
+    with pytest.raises(NotFound, match=r"excluded_host_ids\[1\]"):  # a typo would exclude nothing
+        w.advice.place_vm(Vm("new-2", "", 4096, 2), ["c", "cc"])
 
 
 def test_a_vm_goes_only_where_its_networks_are_and_an_unknown_network_is_refused(w: World) -> None:

@@ -83,6 +83,9 @@ def test_a_run_stops_at_a_failed_move_and_a_retry_is_a_new_attempt(w: World) -> 
 def test_cancelling_aborts_a_pre_copy_drops_what_waits_and_lets_a_post_copy_finish(w: World) -> None:
     plan = approved_drain(w)
     w.migrations.run(plan.id, "alice")
+    with pytest.raises(InvalidArgument, match="reason: is required"):
+        w.migrations.cancel(plan.id, "bob", "  ")
+    assert states(w, plan.id)[0] is not M.ABORTED  # nothing cancelled without a reason
     cancelled = w.migrations.cancel(plan.id, "bob", "change freeze")
     assert cancelled.state is S.CANCELLED and states(w, plan.id) == [M.ABORTED, M.DROPPED, M.DROPPED]
     with pytest.raises(FailedPrecondition, match="nothing left to cancel"):
