@@ -168,7 +168,8 @@ def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique
         sent = float(first_pass_mib(np.array([inputs.memory_mib]), np.array([_or_nan(inputs.memory_configured_mib)]),
                                     np.array([_or_nan(inputs.nonzero_memory_mib)]))[0])
         one_pass = float(one_pass_ms(code, np.array([sent]), np.array([inputs.usable_bandwidth_mib_s]))[0])
-        note = (f"{technique} cannot converge {within}: one pass over {sent:.0f} MiB at "
+        verb = "end" if technique is Technique.POSTCOPY else "converge"
+        note = (f"{technique} cannot {verb} {within}: one pass over {sent:.0f} MiB at "
                 f"{inputs.usable_bandwidth_mib_s:.1f} MiB/s takes {one_pass / 1000:.0f} s")
     elif guard is Guard.FITS:
         note = (f"{technique} converges {within}: a working set of {seen:.1f} MiB fits the {budget:.1f} MiB sent "

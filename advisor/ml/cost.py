@@ -221,7 +221,7 @@ class LearnedCostPredictor:
     def _cost(self, inputs: MigrationInputs, technique: Technique, total_time_ms: Interval, downtime_ms: Interval,
               transferred_mib: Interval, converges: bool, p: float, guard: Guard, learned: float) -> MigrationCost:
         notes: list[str] = []
-        if technique.is_precopy:
+        if technique.is_precopy or guard is Guard.DEADLINE:  # post-copy ends, but not before one pass
             notes.append(convergence_note(guard, inputs, technique, learned, p))
         unknown_rate = dirty_rate_note(inputs)
         if unknown_rate:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +221,12 @@ def test_a_profile_correction_moves_that_profile_only(tmp_path: Path) -> None:
     (version_dir / "card.json").write_text(json.dumps(card))
     refused = load_cost_predictor(tmp_path)
     assert isinstance(refused, AnalyticPredictor) and "unknown host profile 'cloud'" in refused.model.fallback_reason
+
+
+def test_a_deadline_shorter_than_one_pass_rules_out_post_copy_too(predictor: LearnedCostPredictor) -> None:
+    # 32 GiB at 8 MiB/s: one pass takes 4,096 s, far beyond 10 s, whatever the technique
+    huge = MigrationInputs(32768, 1.0, 8, 8, 300, memory_configured_mib=32768, deadline_ms=10_000)
+    post = predictor.predict(huge, Technique.POSTCOPY)
+    assert not post.converges and post.converge_probability == 0.0
+    assert any(n.startswith("postcopy cannot end within 10 s: one pass over") for n in post.notes), post.notes
+    assert predictor.predict(replace(huge, deadline_ms=0.0), Technique.POSTCOPY).converges  # it ends, later
