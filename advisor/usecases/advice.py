@@ -99,8 +99,9 @@ class Advice:
             ("max_downtime_ms", overrides.max_downtime_ms, validation.MAX_DOWNTIME_MS),
         ):
             if value is not None:
-                low = 0.0 if field in ("dirty_rate_mib_s", "max_downtime_ms") else validation.MIN_BANDWIDTH_MIB_S
-                validation.check_number(value, field, low=low, high=high, low_inclusive=field != "max_downtime_ms")
+                low = {"dirty_rate_mib_s": 0.0, "max_downtime_ms": validation.MIN_DOWNTIME_MS}.get(
+                    field, validation.MIN_BANDWIDTH_MIB_S)
+                validation.check_number(value, field, low=low, high=high)
         validation.check_id(vm_id, "vm_id")
         if target_host_id:
             validation.check_id(target_host_id, "target_host_id")

@@ -473,4 +473,4 @@ def test_the_downtime_limit_has_one_meaning(loaded: tuple[App, AdvisorClient]) -
     with pytest.raises(ClientError) as caught:
         client.call(client.recommendations.PlanCluster, pb.PlanClusterRequest(
             goal=pb.CLUSTER_GOAL_REBALANCE, objective=pb.Objective(max_downtime_ms=0)))
-    assert caught.value.code == "INVALID_ARGUMENT" and "must be in (0, 3.6e+06]" in caught.value.details
+    assert caught.value.code == "INVALID_ARGUMENT" and "must be in [1, 3.6e+06]" in caught.value.details

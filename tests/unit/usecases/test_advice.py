@@ -50,6 +50,8 @@ def test_the_cost_of_a_move_is_predicted_for_each_technique_asked(w: World) -> N
     (lambda w: w.advice.predict_cost("v1", overrides=Overrides(max_downtime_ms=-1.0)), InvalidArgument),
     (lambda w: w.advice.recommend_target("v1", Objective(max_downtime_ms=float("inf"))), InvalidArgument),
     (lambda w: w.advice.recommend_target("v1", Objective(max_downtime_ms=0.0)), InvalidArgument),  # no "no limit"
+    (lambda w: w.advice.recommend_target("v1", Objective(max_downtime_ms=0.5)), InvalidArgument),  # QEMU: >= 1 ms
+    (lambda w: w.advice.predict_cost("v1", overrides=Overrides(max_downtime_ms=0.0001)), InvalidArgument),
     (lambda w: w.advice.recommend_target("v1", Objective(max_downtime_ms=-5.0), dry_run=True), InvalidArgument),
     (lambda w: w.advice.recommend_target("v1", Objective(), ["nowhere"]), NotFound),
     (lambda w: w.advice.recommend_target("", Objective()), InvalidArgument),

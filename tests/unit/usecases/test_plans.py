@@ -67,7 +67,7 @@ def test_a_vm_migrating_now_is_not_planned_again(w: World) -> None:
     (lambda w: w.planning.plan_cluster(PlanGoal.CONSOLIDATE, "", 0, Objective(deadline_ms=-5)), InvalidArgument,
      "objective.deadline_ms"),
     (lambda w: w.planning.plan_cluster(PlanGoal.DRAIN, "a", 0, Objective(max_downtime_ms=0)), InvalidArgument,
-     r"objective.max_downtime_ms: must be in \(0, 3.6e\+06\] \(got 0\)"),
+     r"objective.max_downtime_ms: must be in \[1, 3.6e\+06\] \(got 0\)"),
 ])
 def test_what_a_client_asks_is_checked_first(w: World, call: Callable[[World], object], error: type[Exception],
                                              match: str) -> None:
