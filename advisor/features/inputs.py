@@ -168,7 +168,7 @@ class InputTable:
         blind = blind_dirty_rate(dirty, working_set, _optional(frame, "vcpu_utilization"))
         dirty = np.where(blind, np.minimum(bandwidth, cap), dirty)
         working_set = np.where(blind, np.nan, working_set)
-        snu = np.array([p == "snu" for p in profiles])
+        snu = np.array([p == "snu" for p in profiles], dtype=np.bool_)  # bool even with no rows
         has_used = ~np.isnan(used)
         memory = np.where(has_used, used, given)
         configured = np.where(snu, np.nan, given)

@@ -235,6 +235,8 @@ def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -
     """Predict every row of `input_path` into `output_path`; returns the number of rows written."""
     frame = read_csv(input_path)
     values = validate(frame, input_path)
+    if len(frame) == 0:  # a header alone: nothing to predict, and an output of a header alone says nothing
+        raise BatchInputError(input_path, [RowProblem(0, "no rows: the file has a header and nothing else")])
     validated = with_profile(frame)
     for column in NUMERIC_COLUMNS:
         validated[column] = values[column]

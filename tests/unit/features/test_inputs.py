@@ -139,3 +139,10 @@ def test_the_free_link_is_its_speed_less_the_traffic_on_it(tx: float | None, rx:
     asked = migration_inputs(Vm("v", "a", 1024, 1), a, b, VmObservations(), None, Overrides(bandwidth_mib_s=55.0),
                              traffic)
     assert (asked.bandwidth_mib_s, asked.bandwidth_source) == (55.0, "request override")
+
+
+def test_a_table_without_rows_is_an_empty_table() -> None:
+    columns = ["technique", "vm_memory_mib", "dirty_rate_pages_per_s", "available_bandwidth_mbps",
+               "max_bandwidth_mib_s"]
+    table = InputTable.from_frame(pd.DataFrame({c: pd.Series([], dtype=str) for c in columns}))
+    assert len(table) == 0 and table.memory_known.dtype == np.bool_ and table.rows() == []
