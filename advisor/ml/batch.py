@@ -31,20 +31,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from advisor.domain import validation
 from advisor.domain.errors import InvalidArgument
-from advisor.domain.model import MigrationCost, MigrationInputs, Technique
+from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationCost, MigrationInputs, Technique
 from advisor.features.inputs import INPUT_COLUMNS, InputTable
 from advisor.ml.cost_features import TECHNIQUE_CODE
 from advisor.ml.predictor import CostPredictor, predict_with_disks
 from advisor.physics import cold_cost
 
 NUMERIC_COLUMNS = INPUT_COLUMNS[1:]
-# Optional numeric columns and the largest value each may take; an empty cell is a missing value.
-OPTIONAL_NUMERIC = {"memory_used_mib": 16 * 1024 * 1024, "max_downtime_ms": 3_600_000, "deadline_ms": 86_400_000,
-                    "working_set_mib": 16 * 1024 * 1024, "dirty_rate_2s_pages_per_s": 1e9,
-                    "dirty_rate_4s_pages_per_s": 1e9, "nonzero_memory_mib": 16 * 1024 * 1024,
-                    "vcpu_utilization": 1.0, "disk_mib": 1 << 30, "disk_size_mib": 1 << 30,
-                    "disk_write_rate_mib_s": 100_000.0, "shutdown_timeout_ms": 3_600_000}
+# Every numeric column's range: what the gRPC API accepts of the same quantity (advisor.domain.validation), in the
+# column's unit, so that a file is held to what a request is, and no value overflows the physics to inf.
+PAGES_PER_MIB = MIB / PAGE_SIZE_BYTES
+MBIT_PER_MIB = MIB * 8 / 1e6
+REQUIRED_RANGE = {"vm_memory_mib": (1.0, validation.MAX_VM_MEMORY_MIB),
+                  "dirty_rate_pages_per_s": (0.0, validation.MAX_DIRTY_RATE_MIB_S * PAGES_PER_MIB),
+                  "available_bandwidth_mbps": (validation.MIN_BANDWIDTH_MIB_S * MBIT_PER_MIB,
+                                               validation.MAX_BANDWIDTH_MIB_S * MBIT_PER_MIB),
+                  "max_bandwidth_mib_s": (validation.MIN_BANDWIDTH_MIB_S, validation.MAX_BANDWIDTH_MIB_S)}
+# Optional numeric columns and the largest value each may take; an empty cell is a missing value. A shutdown
+# timeout is a cold move's downtime, bounded as any.
+OPTIONAL_NUMERIC = {"memory_used_mib": validation.MAX_VM_MEMORY_MIB, "max_downtime_ms": validation.MAX_DOWNTIME_MS,
+                    "deadline_ms": validation.MAX_DEADLINE_MS, "working_set_mib": validation.MAX_VM_MEMORY_MIB,
+                    "dirty_rate_2s_pages_per_s": validation.MAX_DIRTY_RATE_MIB_S * PAGES_PER_MIB,
+                    "dirty_rate_4s_pages_per_s": validation.MAX_DIRTY_RATE_MIB_S * PAGES_PER_MIB,
+                    "nonzero_memory_mib": validation.MAX_VM_MEMORY_MIB, "vcpu_utilization": 1.0,
+                    "disk_mib": validation.MAX_DISK_MIB, "disk_size_mib": validation.MAX_DISK_MIB,
+                    "disk_write_rate_mib_s": validation.MAX_DISK_WRITE_RATE_MIB_S,
+                    "shutdown_timeout_ms": validation.MAX_DOWNTIME_MS}
 # What a cold row gives the guest to shut down when the row does not say (TechniqueRules' default).
 SHUTDOWN_TIMEOUT_MS = 60_000.0
 TECHNIQUE_NAMES = (*TECHNIQUE_CODE, str(Technique.COLD))
@@ -53,8 +67,6 @@ SHARED_WORDS = {"": True, "true": True, "yes": True, "1": True, "false": False, 
 MAX_SOURCE_CHARS = 64
 # The host profile of a row: `host_profile`, or its alias `source` (both given must agree).
 PROFILE_COLUMNS = ("host_profile", "source")
-# Columns that must be strictly positive (the others may be zero).
-POSITIVE_COLUMNS = frozenset({"vm_memory_mib", "available_bandwidth_mbps", "max_bandwidth_mib_s"})
 OUTPUT_TARGETS = (
     ("predicted_total_time_ms", "total_time_ms", 1.0),
     ("predicted_downtime_ms", "downtime_ms", 1.0),
@@ -112,14 +124,15 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         empty = (text == "").to_numpy()
         not_number = np.isnan(number) & ~empty
         infinite = np.isinf(number)
-        negative = number < 0
-        zero = (number == 0) & (column in POSITIVE_COLUMNS)
+        negative = np.isfinite(number) & (number < 0)
+        low, high = REQUIRED_RANGE[column]
+        out_of_range = np.isfinite(number) & ~negative & ((number < low) | (number > high))
         for mask, why in (
             (empty, "is missing"),
             (not_number, "is not a number"),
             (infinite, "is not finite"),
             (negative, "is negative"),
-            (zero, "must be positive"),
+            (out_of_range, f"must be in [{low:.10g}, {high:.10g}]"),
         ):
             for i in np.flatnonzero(mask):
                 shown = f" ({text.iat[int(i)]!r})" if why not in ("is missing",) else ""
@@ -134,7 +147,7 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         out_of_range = given & np.isfinite(number) & ((number < 0) | (number > high))
         # no allowed downtime, or no memory in use at all, is no migration the model can say anything of
         zero = given & (number == 0) & (column in ("max_downtime_ms", "memory_used_mib"))
-        for mask, why in ((bad, "is not a number"), (out_of_range, f"must be in [0, {high:g}]"),
+        for mask, why in ((bad, "is not a number"), (out_of_range, f"must be in [0, {high:.10g}]"),
                           (zero, "must be positive")):
             for i in np.flatnonzero(mask):
                 problems.append(RowProblem(int(i) + 1, f"{column} {why} ({text.iat[int(i)]!r})"))

@@ -205,4 +205,4 @@ def test_a_disk_size_bounds_the_rewrites_and_a_cold_row_is_priced_by_its_steps(t
     assert "row 1: disk_size_mib (100) is below disk_mib (200)" in text
     assert "row 2: disk_size_mib without disk_mib" in text and "row 2: disk_shared is false but disk_mib" in text
     assert "row 3: unknown technique 'frozen' (one of precopy," in text and ", cold)" in text
-    assert "row 3: shutdown_timeout_ms must be in [0, 3.6e+06]" in text
+    assert "row 3: shutdown_timeout_ms must be in [0, 3600000]" in text

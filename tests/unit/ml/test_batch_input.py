@@ -25,3 +25,35 @@ def refused(tmp_path: Path, text: str) -> str:
 
 def test_a_header_alone_is_refused(tmp_path: Path) -> None:
     assert "no rows: the file has a header and nothing else" in refused(tmp_path, HEADER + "\n")
+
+
+@pytest.mark.parametrize(("row", "expected"), [
+    # what the gRPC API accepts of the same quantity, in the column's unit: nothing overflows to inf
+    ("precopy,1024,100,1e308,64", "available_bandwidth_mbps must be in [8.388608, 1677721.6] ('1e308')"),
+    ("precopy,1e308,100,10000,64", "vm_memory_mib must be in [1, 25165824] ('1e308')"),
+    ("precopy,1e300,100,10000,64", "vm_memory_mib must be in [1, 25165824] ('1e300')"),
+    ("precopy,0,100,10000,64", "vm_memory_mib must be in [1, 25165824] ('0')"),
+    ("precopy,1024,6e7,10000,64", "dirty_rate_pages_per_s must be in [0, 51200000] ('6e7')"),
+    ("precopy,1024,100,1e-300,64", "available_bandwidth_mbps must be in [8.388608, 1677721.6] ('1e-300')"),
+    ("precopy,1024,100,10000,300000", "max_bandwidth_mib_s must be in [1, 200000] ('300000')"),
+    ("precopy,1024,100,10000,0.5", "max_bandwidth_mib_s must be in [1, 200000] ('0.5')"),
+    ("precopy,1024,-1,10000,64", "dirty_rate_pages_per_s is negative ('-1')"),
+])
+def test_a_required_value_beyond_what_the_api_accepts_is_refused(tmp_path: Path, row: str, expected: str) -> None:
+    assert f"row 1: {expected}" in refused(tmp_path, f"{HEADER}\n{row}\n")
+
+
+@pytest.mark.parametrize(("column", "value", "high"), [
+    ("memory_used_mib", "3e7", "25165824"),
+    ("working_set_mib", "3e7", "25165824"),
+    ("nonzero_memory_mib", "3e7", "25165824"),
+    ("max_downtime_ms", "4e6", "3600000"),
+    ("deadline_ms", "1e8", "86400000"),
+    ("dirty_rate_4s_pages_per_s", "1e8", "51200000"),
+    ("vcpu_utilization", "1.5", "1"),
+    ("shutdown_timeout_ms", "1e300", "3600000"),
+])
+def test_an_optional_value_beyond_what_the_api_accepts_is_refused(tmp_path: Path, column: str, value: str,
+                                                                   high: str) -> None:
+    text = refused(tmp_path, f"{HEADER},{column}\nprecopy,1024,100,10000,64,{value}\n")
+    assert f"row 1: {column} must be in [0, {high}] ('{value}')" in text
