@@ -151,6 +151,7 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
                           (zero, "must be positive")):
             for i in np.flatnonzero(mask):
                 problems.append(RowProblem(int(i) + 1, f"{column} {why} ({text.iat[int(i)]!r})"))
+    problems += _above_the_vm(frame, values["vm_memory_mib"])
     for column in PROFILE_COLUMNS:
         if column not in frame.columns:
             continue
@@ -175,6 +176,22 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         problems.sort(key=lambda p: p.row)
         raise BatchInputError(input_path, problems)
     return values
+
+
+def _above_the_vm(frame: pd.DataFrame, vm_memory_mib: np.ndarray) -> list[RowProblem]:
+    """A VM uses, rewrites or touches no more memory than it has: PushSamples refuses a sample saying otherwise
+    (values out of range are said so already)."""
+    problems = []
+    for column in ("memory_used_mib", "working_set_mib", "nonzero_memory_mib"):
+        if column not in frame.columns:
+            continue
+        text = frame[column].astype(str).str.strip()
+        number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+        above = (number > vm_memory_mib) & (number <= OPTIONAL_NUMERIC[column])
+        for i in np.flatnonzero(above).tolist():
+            problems.append(RowProblem(i + 1, f"{column} ({text.iat[i]!r}) exceeds vm_memory_mib "
+                                              f"({frame['vm_memory_mib'].astype(str).str.strip().iat[i]!r})"))
+    return problems
 
 
 def _disk_problems(frame: pd.DataFrame) -> list[RowProblem]:

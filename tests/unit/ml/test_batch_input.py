@@ -57,3 +57,10 @@ def test_an_optional_value_beyond_what_the_api_accepts_is_refused(tmp_path: Path
                                                                    high: str) -> None:
     text = refused(tmp_path, f"{HEADER},{column}\nprecopy,1024,100,10000,64,{value}\n")
     assert f"row 1: {column} must be in [0, {high}] ('{value}')" in text
+
+
+@pytest.mark.parametrize("column", ["memory_used_mib", "working_set_mib", "nonzero_memory_mib"])
+def test_memory_above_the_vms_is_refused(tmp_path: Path, column: str) -> None:
+    # as PushSamples refuses a sample whose memory in use exceeds the VM's memory
+    text = refused(tmp_path, f"{HEADER},{column}\nprecopy,1024,100,10000,64,1024\nprecopy,1024,100,10000,64,4096\n")
+    assert f"row 2: {column} ('4096') exceeds vm_memory_mib ('1024')" in text and "row 1:" not in text
