@@ -14,14 +14,16 @@ not measured: advisor.physics.disk). A row of technique `cold` is priced by cold
 copied while it is off; start), whatever model serves the live techniques. An empty cell of an optional column is
 missing for that row, and the output's `assumed` column says what was taken instead. Any other column passes
 through unchanged (read and written as text). Every row is checked before anything is predicted; a bad row raises
-BatchInputError listing each bad row by its data-row number (1 = the first row after the header, i.e. line 2 of
-the file or row 2 of a spreadsheet) and the reason, and no output file is written. The output is written to a
+BatchInputError listing each bad row by its data-row number (1 = the first row after the header, blank lines not
+counted), the reason and its line in the file, and no output file is written; so does a file without rows, a header
+naming a column twice, or a row with more or fewer fields than the header. The output is written to a
 temporary file beside the target and renamed into place only when complete.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import tempfile
 from dataclasses import dataclass, replace
@@ -82,16 +84,20 @@ class RowProblem:
 
 
 class BatchInputError(InvalidArgument):
-    """The input CSV has bad rows or lacks columns. `problems` lists them all; the message the first 50. The
-    file's path is the error's field."""
+    """The input CSV has bad rows or lacks columns. `problems` lists them all; the message the first 50, each with its
+    line in the file where `lines` (`file_lines`) says. The file's path is the error's field."""
 
-    def __init__(self, path: Path, problems: list[RowProblem]) -> None:
-        listed = [(f"row {p.row}: " if p.row else "") + p.reason for p in problems[:MAX_LISTED_PROBLEMS]]
+    def __init__(self, path: Path, problems: list[RowProblem], lines: np.ndarray | None = None) -> None:
+        def where(row: int) -> str:
+            return f" [line {int(lines[row - 1])}]" if lines is not None and 0 < row <= len(lines) else ""
+
+        listed = [(f"row {p.row}: " if p.row else "") + p.reason + where(p.row)
+                  for p in problems[:MAX_LISTED_PROBLEMS]]
         more = len(problems) - len(listed)
         rows = sorted({p.row for p in problems if p.row})
         head = (
-            f"{len(rows)} bad row(s) (rows count data rows from 1, the header not included: row 1 is line 2 of "
-            "the file)"
+            f"{len(rows)} bad row(s) (rows count data rows from 1, the header and blank lines not included"
+            + ("; [line N] is the row's line in the file)" if lines is not None else ")")
             if rows
             else "unusable input"
         )
@@ -101,13 +107,56 @@ class BatchInputError(InvalidArgument):
         self.problems = problems
 
 
+def file_lines(frame: pd.DataFrame) -> np.ndarray:
+    """Each data row's line in its file, as `read_csv` found it; else as if the header were line 1 and no line
+    blank."""
+    lines = frame.attrs.get("lines")
+    return np.asarray(lines) if lines is not None else np.arange(2, len(frame) + 2)
+
+
 def read_csv(input_path: Path) -> pd.DataFrame:
+    """Every row of a CSV file as text (what passes through is written back as it was read), and each data row's
+    line in the file (`file_lines`: a blank line is skipped, a quoted field may span lines). A header naming a
+    column twice, or a row with more or fewer fields than the header, is refused: pandas would read the second
+    column as `NAME.1`, or a row's first field as the table's index, and predict from the wrong cells."""
+    header: list[str] | None = None
+    records: list[list[str]] = []
+    lines: list[int] = []
+    problems: list[RowProblem] = []
     try:
-        return pd.read_csv(input_path, dtype=str, keep_default_na=False, na_filter=False)
+        with open(input_path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            start = 1
+            for record in reader:
+                blank = not record or (len(record) == 1 and not record[0].strip())
+                if header is None:
+                    header = None if blank else record
+                elif not blank:
+                    if len(record) != len(header):
+                        problems.append(RowProblem(len(records) + 1, f"{len(record)} fields where the header has "
+                                                                     f"{len(header)}"))
+                    records.append(record)
+                    lines.append(start)
+                start = reader.line_num + 1
     except FileNotFoundError:
         raise BatchInputError(input_path, [RowProblem(0, "file not found")]) from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+    except csv.Error as e:
+        raise BatchInputError(input_path, [RowProblem(0, f"cannot read CSV: {e} (line {reader.line_num})")]
+                              ) from None
+    except (UnicodeDecodeError, OSError) as e:
         raise BatchInputError(input_path, [RowProblem(0, f"cannot read CSV: {e}")]) from None
+    if header is None:
+        raise BatchInputError(input_path, [RowProblem(0, "the file is empty: no header, no rows")])
+    twice = {name: [k + 1 for k, c in enumerate(header) if c == name] for name in header if header.count(name) > 1}
+    if twice:
+        raise BatchInputError(input_path, [RowProblem(0, f"the header names column {name!r} more than once "
+                                                         f"(columns {', '.join(map(str, at))})")
+                                           for name, at in twice.items()])
+    if problems:
+        raise BatchInputError(input_path, problems, np.array(lines))
+    frame = pd.DataFrame(records, columns=header, dtype=str)
+    frame.attrs["lines"] = np.array(lines, dtype=np.int64)
+    return frame
 
 
 def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
@@ -174,7 +223,7 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         )
     if problems:
         problems.sort(key=lambda p: p.row)
-        raise BatchInputError(input_path, problems)
+        raise BatchInputError(input_path, problems, file_lines(frame))
     return values
 
 

@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 
 from advisor.features.inputs import InputTable
-from advisor.ml.batch import NUMERIC_COLUMNS, BatchInputError, RowProblem, read_csv, validate, with_profile
+from advisor.ml.batch import (
+    NUMERIC_COLUMNS,
+    BatchInputError,
+    RowProblem,
+    file_lines,
+    read_csv,
+    validate,
+    with_profile,
+)
 from advisor.ml.profiles import Observed
 
 OUTCOMES = ("completed", "aborted")
@@ -60,7 +68,7 @@ def read_calibration(path: Path) -> tuple[InputTable, Observed]:
         problems.append(RowProblem(0, "no migrations"))
     if problems:
         problems.sort(key=lambda p: p.row)
-        raise BatchInputError(path, problems)
+        raise BatchInputError(path, problems, file_lines(frame))
     validated = with_profile(frame)
     for column in NUMERIC_COLUMNS:
         validated[column] = values[column]

@@ -79,7 +79,7 @@ def test_bad_rows_are_listed_by_data_row_number_and_nothing_is_written(
     assert "row 4: dirty_rate_pages_per_s" in message
     assert "row 5: available_bandwidth_mbps is negative" in message
     assert "row 6: unknown technique 'teleport'" in message
-    assert "row 1 is line 2 of the file" in message
+    assert "row 2: vm_memory_mib is missing [line 3]" in message and "[line N] is the row's line" in message
     assert not dst.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # no temp file left behind
 

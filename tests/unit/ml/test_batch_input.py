@@ -64,3 +64,30 @@ def test_memory_above_the_vms_is_refused(tmp_path: Path, column: str) -> None:
     # as PushSamples refuses a sample whose memory in use exceeds the VM's memory
     text = refused(tmp_path, f"{HEADER},{column}\nprecopy,1024,100,10000,64,1024\nprecopy,1024,100,10000,64,4096\n")
     assert f"row 2: {column} ('4096') exceeds vm_memory_mib ('1024')" in text and "row 1:" not in text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", "the file is empty: no header, no rows"),
+    # pandas read the second as `vm_memory_mib.1`, and predicted from the first
+    (f"{HEADER},vm_memory_mib\nprecopy,1024,100,10000,64,2048\n",
+     "the header names column 'vm_memory_mib' more than once (columns 2, 6)"),
+    # pandas took the first field as the index, and refused the row as of technique '1024'
+    (f"{HEADER}\nprecopy,1024,100,10000,64,999\n", "row 1: 6 fields where the header has 5 [line 2]"),
+    (f"{HEADER}\nprecopy,1024,100,10000,64\nprecopy,1024,100,10000\n", "row 2: 4 fields where the header has 5 [line 3]"),
+    # a row's line is the file's, blank lines and a quoted field over two lines counted
+    (f"{HEADER},note\nprecopy,1024,100,10000,64,a\n\n\nprecopy,-1,100,10000,64,b\n",
+     "row 2: vm_memory_mib is negative ('-1') [line 5]"),
+    (f'{HEADER},note\nprecopy,1024,100,10000,64,"two\nlines"\nprecopy,-1,100,10000,64,b\n',
+     "row 2: vm_memory_mib is negative ('-1') [line 4]"),
+    (f"\ufeff{HEADER}\r\nprecopy,1024,100,10000,64\r\n\r\nprecopy,-1,100,10000,64\r\n",
+     "row 2: vm_memory_mib is negative ('-1') [line 4]"),
+])
+def test_the_file_is_read_as_written(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in refused(tmp_path, text)
+
+
+def test_a_bom_crlf_and_blank_lines_are_read_through(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_bytes(f"\ufeff{HEADER},note\r\n\r\nprecopy,1024,100,10000,64,\"a, b\"\r\n\r\n".encode())
+    assert predict_csv(src, dst, AnalyticPredictor()) == 1
+    assert dst.read_text().splitlines()[1].startswith('precopy,1024,100,10000,64,"a, b",')
