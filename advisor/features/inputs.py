@@ -150,7 +150,8 @@ class InputTable:
         working set as not measured."""
         n = len(frame)
         given = _optional(frame, "vm_memory_mib") if "vm_memory_mib" in frame else np.full(n, np.nan)
-        sources = (frame["source"].astype(str).str.strip().str.lower().replace({"nan": "", "none": ""})
+        # only a missing cell is no profile: a profile may be named `none` or `nan` (a table read as text says so)
+        sources = (frame["source"].where(frame["source"].notna(), "").astype(str).str.strip().str.lower()
                    if "source" in frame.columns else pd.Series([""] * n))
         profiles = tuple(s or DEFAULT_PROFILE for s in sources)
         used = _optional(frame, "memory_used_mib")
