@@ -1,6 +1,6 @@
 """The `advisor` command: run the service, try it on an example cluster, and talk to a running advisor.
 
-Exit codes: 0 success, 1 the advisor refused or failed (the message says why), 2 bad usage or configuration.
+Exit codes: 0 success, 1 the advisor refused or failed (the message says why), 2 bad usage, input or configuration.
 
 Start-up: only the command named gets its arguments, and its code (gRPC, numpy, the models, the app) is imported
 only when it runs, so `advisor --help` and `advisor --version` load argparse and little else.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.cli.common import client_args, move_index
-from advisor.domain.errors import AdvisorError, SetupError
+from advisor.domain.errors import AdvisorError, InvalidArgument, SetupError
 from advisor.tables import safe
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "cluster.json"
@@ -239,7 +239,7 @@ def parser(argv: Sequence[str] = (), *, complete: bool = False) -> argparse.Argu
     """The command line. Only the command named in `argv` (every one when `complete`) is given its arguments; the
     others are listed by name and help."""
     top = Parser(prog="advisor", description=__doc__.splitlines()[0],
-                 epilog="Exit codes: 0 success, 1 the advisor refused or failed, 2 bad usage or configuration. "
+                 epilog="Exit codes: 0 success, 1 the advisor refused or failed, 2 bad usage, input or configuration. "
                         "Client commands read $ADVISOR_SERVER and $ADVISOR_TOKEN; `--json` prints the API's own "
                         "message (protobuf's JSON). Moves of a plan are numbered from 1.")
     top.add_argument("--version", action=Version)
@@ -267,12 +267,14 @@ def package_version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. A mistake of the user or the environment is one line on stderr and an exit code:
-    2 for usage or configuration, 1 when the advisor refused or something failed; never a traceback."""
+    2 for usage, input or configuration, 1 when the advisor refused or something failed; never a traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser(argv).parse_args(argv)
     try:
         return int(args.func(args))
     except SetupError as error:
+        return _say(str(error), 2)
+    except InvalidArgument as error:  # raised here, not answered by an advisor: the user's flag or file is bad
         return _say(str(error), 2)
     except AdvisorError as error:
         return _say(str(error), 1)
