@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SetupError as error:
         return _say(str(error), 2)
     except InvalidArgument as error:  # raised here, not answered by an advisor: the user's flag or file is bad
-        return _say(str(error), 2)
+        return _say(getattr(error, "message_lines", None) or str(error), 2)  # a file's bad rows, one a line
     except AdvisorError as error:
         return _say(str(error), 1)
     except OSError as error:  # a port in use, a file that cannot be read, a full disk ...
@@ -294,9 +294,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _say(f"{error.code}: {error.details}{hint}", 1)
 
 
-def _say(message: str, code: int) -> int:
+def _say(message: str | Sequence[str], code: int) -> int:
+    """`message` on stderr, each of its lines escaped on its own: a line break is kept where the message is made of
+    lines, and nothing a line quotes can forge another."""
+    lines = [message] if isinstance(message, str) else list(message)
     with contextlib.suppress(BrokenPipeError):
-        print(f"advisor: {safe(message)}", file=sys.stderr)
+        print("\n".join(f"advisor: {safe(line)}" if k == 0 else safe(line) for k, line in enumerate(lines)),
+              file=sys.stderr)
     return code
 
 

@@ -101,10 +101,12 @@ class BatchInputError(InvalidArgument):
             if rows
             else "unusable input"
         )
-        tail = f"\n  ... and {more} more" if more > 0 else ""
-        super().__init__(str(path), head + "\n  " + "\n  ".join(listed) + tail)
+        tail = [f"... and {more} more"] if more > 0 else []
+        super().__init__(str(path), head + "\n  " + "\n  ".join([*listed, *tail]))
         self.path = path
         self.problems = problems
+        # the message's lines, for the command line to show each escaped on its own
+        self.message_lines = (f"{path}: {head}", *(f"  {line}" for line in [*listed, *tail]))
 
 
 def file_lines(frame: pd.DataFrame) -> np.ndarray:

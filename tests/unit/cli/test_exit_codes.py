@@ -36,3 +36,16 @@ def test_an_invalid_name_is_bad_usage(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["profiles", "calibrate", "--name", name, "--input", str(src),
                  "--models-dir", str(tmp_path / "models")]) == 2
     assert capsys.readouterr().err.startswith("advisor: --name: ")
+
+
+def test_a_listing_of_bad_rows_is_printed_a_row_a_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(HEADER + 'precopy,-1,100,10000,64\n"pre\ncopy",1024,100,10000,64\n')
+    assert main(["predict", "cost", "--input", str(src), "--output", str(tmp_path / "out.csv"),
+                 "--models-dir", str(tmp_path / "models")]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-3].startswith(f"advisor: {src}: 2 bad row(s)")
+    # the listing's own line breaks are kept; one in a cell is shown escaped, never as a line of its own
+    assert lines[-2:] == ["  row 1: vm_memory_mib is negative ('-1') [line 2]",
+                          "  row 2: unknown technique 'pre\\ncopy' (one of precopy, precopy_autoconverge, "
+                          "precopy_xbzrle, precopy_compress, postcopy, cold) [line 3]"]
