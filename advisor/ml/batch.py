@@ -349,12 +349,22 @@ def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -
 
 def _write_atomically(frame: pd.DataFrame, output_path: Path) -> None:
     output_path = Path(output_path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent or ".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent or ".")
+    except OSError as error:
+        raise _naming(error, output_path) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             frame.to_csv(f, index=False)
         os.replace(tmp_name, output_path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
+        if isinstance(error, OSError):
+            raise _naming(error, output_path) from None
         raise
+
+
+def _naming(error: OSError, output_path: Path) -> OSError:
+    """The error of writing the output, naming the path the user gave rather than the temporary file beside it."""
+    return OSError(error.errno, error.strerror or str(error), str(output_path))

@@ -91,3 +91,13 @@ def test_a_bom_crlf_and_blank_lines_are_read_through(tmp_path: Path) -> None:
     src.write_bytes(f"\ufeff{HEADER},note\r\n\r\nprecopy,1024,100,10000,64,\"a, b\"\r\n\r\n".encode())
     assert predict_csv(src, dst, AnalyticPredictor()) == 1
     assert dst.read_text().splitlines()[1].startswith('precopy,1024,100,10000,64,"a, b",')
+
+
+@pytest.mark.parametrize("output", ["absent/out.csv", "."])
+def test_an_output_that_cannot_be_written_is_named_as_given(tmp_path: Path, output: str) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / output
+    src.write_text(f"{HEADER}\nprecopy,1024,100,10000,64\n")
+    with pytest.raises(OSError) as caught:
+        predict_csv(src, dst, AnalyticPredictor())
+    assert caught.value.filename == str(dst) and ".tmp" not in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # no temporary file left behind
