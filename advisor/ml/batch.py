@@ -194,11 +194,11 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         text = frame[column].astype(str).str.strip()
         number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
         given = (text != "").to_numpy()
-        bad = given & ~np.isfinite(number)
         out_of_range = given & np.isfinite(number) & ((number < 0) | (number > high))
         # no allowed downtime, or no memory in use at all, is no migration the model can say anything of
         zero = given & (number == 0) & (column in ("max_downtime_ms", "memory_used_mib"))
-        for mask, why in ((bad, "is not a number"), (out_of_range, f"must be in [0, {high:.10g}]"),
+        for mask, why in ((given & np.isnan(number), "is not a number"), (np.isinf(number), "is not finite"),
+                          (out_of_range, f"must be in [0, {high:.10g}]"),
                           (zero, "must be positive")):
             for i in np.flatnonzero(mask):
                 problems.append(RowProblem(int(i) + 1, f"{column} {why} ({text.iat[int(i)]!r})"))

@@ -41,8 +41,9 @@ def _measured_problems(frame: pd.DataFrame) -> tuple[list[RowProblem], dict[str,
         values[column] = number
         required = completed if column != "total_time_ms" else np.ones(len(frame), dtype=np.bool_)
         for mask, why in ((empty & required, "is missing"),
-                          (~empty & ~np.isfinite(number), "is not a number"),
-                          (np.isfinite(number) & (number <= 0) & required, "must be positive"),
+                          (~empty & np.isnan(number), "is not a number"),
+                          (np.isinf(number), "is not finite"),
+                          ((number == 0) & required, "must be positive"),  # a negative one is said so below
                           (np.isfinite(number) & (number < 0), "is negative")):
             for i in np.flatnonzero(mask):
                 problems.append(RowProblem(int(i) + 1, f"{column} {why}" + ("" if why == "is missing" else

@@ -9,6 +9,7 @@ import pytest
 
 from advisor.ml.batch import BatchInputError, predict_csv
 from advisor.ml.predictor import AnalyticPredictor
+from advisor.ml.profile_input import read_calibration
 
 HEADER = "technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s"
 
@@ -101,3 +102,32 @@ def test_an_output_that_cannot_be_written_is_named_as_given(tmp_path: Path, outp
         predict_csv(src, dst, AnalyticPredictor())
     assert caught.value.filename == str(dst) and ".tmp" not in str(caught.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(("column", "value", "expected"), [
+    ("max_downtime_ms", "inf", "max_downtime_ms is not finite ('inf')"),
+    ("deadline_ms", "-inf", "deadline_ms is not finite ('-inf')"),
+    ("working_set_mib", "nan", "working_set_mib is not a number ('nan')"),
+])
+def test_an_optional_value_that_is_no_finite_number_is_said_so(tmp_path: Path, column: str, value: str,
+                                                                 expected: str) -> None:
+    text = refused(tmp_path, f"{HEADER},{column}\nprecopy,1024,100,10000,64,{value}\n")
+    assert f"row 1: {expected} [line 2]" in text and text.count("row 1:") == 1
+
+
+MEASURED = ",total_time_ms,downtime_ms,transferred_kib,outcome"
+
+
+@pytest.mark.parametrize(("measured", "expected"), [
+    ("-5,30,1000,completed", "total_time_ms is negative ('-5')"),  # once, not also "must be positive"
+    ("0,30,1000,completed", "total_time_ms must be positive ('0')"),
+    ("inf,30,1000,completed", "total_time_ms is not finite ('inf')"),
+    ("nan,30,1000,completed", "total_time_ms is not a number ('nan')"),
+    ("5000,30,-1,completed", "transferred_kib is negative ('-1')"),
+])
+def test_a_bad_measured_value_is_said_once(tmp_path: Path, measured: str, expected: str) -> None:
+    src = tmp_path / "runs.csv"
+    src.write_text(f"{HEADER}{MEASURED}\nprecopy,1024,100,10000,64,{measured}\n")
+    with pytest.raises(BatchInputError) as caught:
+        read_calibration(src)
+    assert caught.value.problems[0].reason == expected and len(caught.value.problems) == 1
