@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from advisor.cli.common import client_args, move_index
+from advisor.cli.common import amount, client_args, move_index, whole
 from advisor.domain.errors import AdvisorError, InvalidArgument, SetupError
 from advisor.tables import safe
 
@@ -122,9 +122,9 @@ def _predict(sub: Any) -> None:
     p = predict.add_parser("vm", help="cost of moving one VM, per technique, from a running advisor")
     p.add_argument("vm")
     p.add_argument("--target", help="target host (bounds the bandwidth)")
-    p.add_argument("--dirty-rate-mib-s", dest="dirty_rate_mib_s", type=float, help="what-if dirty rate")
-    p.add_argument("--bandwidth-mib-s", dest="bandwidth_mib_s", type=float, help="what-if bandwidth")
-    p.add_argument("--max-downtime-ms", dest="max_downtime_ms", type=float)
+    p.add_argument("--dirty-rate-mib-s", dest="dirty_rate_mib_s", type=amount, help="what-if dirty rate")
+    p.add_argument("--bandwidth-mib-s", dest="bandwidth_mib_s", type=amount, help="what-if bandwidth")
+    p.add_argument("--max-downtime-ms", dest="max_downtime_ms", type=amount)
     client_args(p)
     p.set_defaults(func=later("advisor.cli.remote:cmd_predict_vm"))
     p = predict.add_parser("cost", help="batch prediction of a CSV file, offline (no server needed)")
@@ -140,8 +140,8 @@ def _predict(sub: Any) -> None:
 def _recommend(sub: Any) -> None:
     p = sub.add_parser("recommend", help=HELP["recommend"])
     p.add_argument("vm")
-    p.add_argument("--max-downtime-ms", type=float, help="longest acceptable pause (default 300)")
-    p.add_argument("--deadline-ms", type=float, default=0.0, help="the migration must finish within this")
+    p.add_argument("--max-downtime-ms", type=amount, help="longest acceptable pause (default 300)")
+    p.add_argument("--deadline-ms", type=amount, default=0.0, help="the migration must finish within this")
     p.add_argument("--minimize-bytes", action="store_true", help="prefer fewest bytes over shortest time")
     p.add_argument("--exclude", action="append", default=[], metavar="HOST", help="host not to consider")
     p.add_argument("--dry-run", action="store_true", help="nothing is stored, nothing is superseded, no id")
@@ -161,9 +161,9 @@ def _plan(sub: Any) -> None:
         if goal == "evacuate":
             p.add_argument("--force", action="store_true",
                            help="plan even if the advisor sees the host up or cannot tell (you know it is dead)")
-        p.add_argument("--max-moves", type=int, default=0, help="at most this many moves (default: no bound)")
-        p.add_argument("--max-downtime-ms", type=float, help="downtime limit of every move (default 300)")
-        p.add_argument("--deadline-ms", type=float, default=0.0, help="deadline of every move")
+        p.add_argument("--max-moves", type=whole(0), default=0, help="at most this many moves (default 0: no bound)")
+        p.add_argument("--max-downtime-ms", type=amount, help="downtime limit of every move (default 300)")
+        p.add_argument("--deadline-ms", type=amount, default=0.0, help="deadline of every move")
         p.add_argument("--dry-run", action="store_true", help="a preview: nothing is stored, nothing to approve")
         p.add_argument("--store-empty", action="store_true", help="store the plan even when it has no move")
         client_args(p)
