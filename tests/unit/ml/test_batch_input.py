@@ -74,7 +74,8 @@ def test_memory_above_the_vms_is_refused(tmp_path: Path, column: str) -> None:
      "the header names column 'vm_memory_mib' more than once (columns 2, 6)"),
     # pandas took the first field as the index, and refused the row as of technique '1024'
     (f"{HEADER}\nprecopy,1024,100,10000,64,999\n", "row 1: 6 fields where the header has 5 [line 2]"),
-    (f"{HEADER}\nprecopy,1024,100,10000,64\nprecopy,1024,100,10000\n", "row 2: 4 fields where the header has 5 [line 3]"),
+    (f"{HEADER}\nprecopy,1024,100,10000,64\nprecopy,1024,100,10000\n",
+     "row 2: 4 fields where the header has 5 [line 3]"),
     # a row's line is the file's, blank lines and a quoted field over two lines counted
     (f"{HEADER},note\nprecopy,1024,100,10000,64,a\n\n\nprecopy,-1,100,10000,64,b\n",
      "row 2: vm_memory_mib is negative ('-1') [line 5]"),
