@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,25 @@ def store_location(args: argparse.Namespace) -> tuple[Path, str]:
     return (args.data_dir or Path(".")), url
 
 
+# The largest count the API's counts and indexes hold (uint32): a larger one fails in protobuf, not at the advisor.
+MAX_COUNT = (1 << 32) - 1
+
+
+def whole(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to MAX_COUNT, refused with the usage otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number (got {text!r})") from None
+        if not low <= number <= MAX_COUNT:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {MAX_COUNT} (got {number})")
+        return number
+
+    return parse
+
+
 def move_index(text: str) -> int:
     """A move as people number it, from 1 (`--move 2`), as the API's index, from 0."""
     try:
@@ -60,7 +81,20 @@ def move_index(text: str) -> int:
         raise argparse.ArgumentTypeError(f"a move's number, from 1 (got {text!r})") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"moves are numbered from 1 (got {number})")
+    if number - 1 > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"moves are numbered from 1 to {MAX_COUNT + 1} (got {number})")
     return number - 1
+
+
+def amount(text: str) -> float:
+    """An argparse type: a finite number, at least 0 (the advisor's own ranges are its to say)."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number (got {text!r})") from None
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, at least 0 (got {text!r})")
+    return number
 
 
 def execute_move(client: AdvisorClient, rec_id: str, index: int, *, retry: bool = False) -> pb.Operation:

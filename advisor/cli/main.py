@@ -1,6 +1,6 @@
 """The `advisor` command: run the service, try it on an example cluster, and talk to a running advisor.
 
-Exit codes: 0 success, 1 the advisor refused or failed (the message says why), 2 bad usage or configuration.
+Exit codes: 0 success, 1 the advisor refused or failed (the message says why), 2 bad usage, input or configuration.
 
 Start-up: only the command named gets its arguments, and its code (gRPC, numpy, the models, the app) is imported
 only when it runs, so `advisor --help` and `advisor --version` load argparse and little else.
@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from advisor.cli.common import client_args, move_index
-from advisor.domain.errors import AdvisorError, SetupError
+from advisor.cli.common import amount, client_args, move_index, whole
+from advisor.domain.errors import AdvisorError, InvalidArgument, SetupError
 from advisor.tables import safe
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "cluster.json"
@@ -122,9 +122,9 @@ def _predict(sub: Any) -> None:
     p = predict.add_parser("vm", help="cost of moving one VM, per technique, from a running advisor")
     p.add_argument("vm")
     p.add_argument("--target", help="target host (bounds the bandwidth)")
-    p.add_argument("--dirty-rate-mib-s", dest="dirty_rate_mib_s", type=float, help="what-if dirty rate")
-    p.add_argument("--bandwidth-mib-s", dest="bandwidth_mib_s", type=float, help="what-if bandwidth")
-    p.add_argument("--max-downtime-ms", dest="max_downtime_ms", type=float)
+    p.add_argument("--dirty-rate-mib-s", dest="dirty_rate_mib_s", type=amount, help="what-if dirty rate")
+    p.add_argument("--bandwidth-mib-s", dest="bandwidth_mib_s", type=amount, help="what-if bandwidth")
+    p.add_argument("--max-downtime-ms", dest="max_downtime_ms", type=amount)
     client_args(p)
     p.set_defaults(func=later("advisor.cli.remote:cmd_predict_vm"))
     p = predict.add_parser("cost", help="batch prediction of a CSV file, offline (no server needed)")
@@ -140,8 +140,8 @@ def _predict(sub: Any) -> None:
 def _recommend(sub: Any) -> None:
     p = sub.add_parser("recommend", help=HELP["recommend"])
     p.add_argument("vm")
-    p.add_argument("--max-downtime-ms", type=float, help="longest acceptable pause (default 300)")
-    p.add_argument("--deadline-ms", type=float, default=0.0, help="the migration must finish within this")
+    p.add_argument("--max-downtime-ms", type=amount, help="longest acceptable pause (default 300)")
+    p.add_argument("--deadline-ms", type=amount, default=0.0, help="the migration must finish within this")
     p.add_argument("--minimize-bytes", action="store_true", help="prefer fewest bytes over shortest time")
     p.add_argument("--exclude", action="append", default=[], metavar="HOST", help="host not to consider")
     p.add_argument("--dry-run", action="store_true", help="nothing is stored, nothing is superseded, no id")
@@ -161,10 +161,10 @@ def _plan(sub: Any) -> None:
         if goal == "evacuate":
             p.add_argument("--force", action="store_true",
                            help="plan even if the advisor sees the host up or cannot tell (you know it is dead)")
-        p.add_argument("--max-moves", type=int, default=0, help="at most this many moves (default: the anti-churn cap, "
-                       "2.5%% of the VMs)")
-        p.add_argument("--max-downtime-ms", type=float, help="downtime limit of every move (default 300)")
-        p.add_argument("--deadline-ms", type=float, default=0.0, help="deadline of every move")
+        p.add_argument("--max-moves", type=whole(0), default=0,
+                       help="at most this many moves (default 0: the anti-churn cap, 2.5%% of the VMs)")
+        p.add_argument("--max-downtime-ms", type=amount, help="downtime limit of every move (default 300)")
+        p.add_argument("--deadline-ms", type=amount, default=0.0, help="deadline of every move")
         p.add_argument("--dry-run", action="store_true", help="a preview: nothing is stored, nothing to approve")
         p.add_argument("--store-empty", action="store_true", help="store the plan even when it has no move")
         client_args(p)
@@ -240,7 +240,7 @@ def parser(argv: Sequence[str] = (), *, complete: bool = False) -> argparse.Argu
     """The command line. Only the command named in `argv` (every one when `complete`) is given its arguments; the
     others are listed by name and help."""
     top = Parser(prog="advisor", description=__doc__.splitlines()[0],
-                 epilog="Exit codes: 0 success, 1 the advisor refused or failed, 2 bad usage or configuration. "
+                 epilog="Exit codes: 0 success, 1 the advisor refused or failed, 2 bad usage, input or configuration. "
                         "Client commands read $ADVISOR_SERVER and $ADVISOR_TOKEN; `--json` prints the API's own "
                         "message (protobuf's JSON). Moves of a plan are numbered from 1.")
     top.add_argument("--version", action=Version)
@@ -268,13 +268,15 @@ def package_version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. A mistake of the user or the environment is one line on stderr and an exit code:
-    2 for usage or configuration, 1 when the advisor refused or something failed; never a traceback."""
+    2 for usage, input or configuration, 1 when the advisor refused or something failed; never a traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser(argv).parse_args(argv)
     try:
         return int(args.func(args))
     except SetupError as error:
         return _say(str(error), 2)
+    except InvalidArgument as error:  # raised here, not answered by an advisor: the user's flag or file is bad
+        return _say(getattr(error, "message_lines", None) or str(error), 2)  # a file's bad rows, one a line
     except AdvisorError as error:
         return _say(str(error), 1)
     except OSError as error:  # a port in use, a file that cannot be read, a full disk ...
@@ -293,9 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _say(f"{error.code}: {error.details}{hint}", 1)
 
 
-def _say(message: str, code: int) -> int:
+def _say(message: str | Sequence[str], code: int) -> int:
+    """`message` on stderr, each of its lines escaped on its own: a line break is kept where the message is made of
+    lines, and nothing a line quotes can forge another."""
+    lines = [message] if isinstance(message, str) else list(message)
     with contextlib.suppress(BrokenPipeError):
-        print(f"advisor: {safe(message)}", file=sys.stderr)
+        print("\n".join(f"advisor: {safe(line)}" if k == 0 else safe(line) for k, line in enumerate(lines)),
+              file=sys.stderr)
     return code
 
 

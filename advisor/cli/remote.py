@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
 
-from advisor.api.client import AdvisorClient
+from advisor.api.client import AdvisorClient, ClientError
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.cli.common import as_json, as_json_line, connect, emit, execute_move
 from advisor.cli.render import (
@@ -38,13 +39,19 @@ def push_example(client: AdvisorClient, example: dict[str, Any], now_s: float) -
 def push_file(client: AdvisorClient, example: dict[str, Any], now_s: float
               ) -> tuple[pb.PushInventoryResponse, pb.PushSamplesResponse]:
     """Push an example file's inventory, then its samples stamped `now_s`; the advisor's two answers."""
+    inventory, samples = push_requests(example, now_s)
+    return client.push_inventory(inventory), client.push_samples(samples)
+
+
+def push_requests(example: dict[str, Any], now_s: float) -> tuple[pb.PushInventoryRequest, pb.PushSamplesRequest]:
+    """An example file's inventory and samples (stamped `now_s` where they have no time) as the API's requests, both
+    read before either is pushed: a file whose samples cannot be read pushes nothing."""
     inventory = json_format.ParseDict(example["inventory"], pb.PushInventoryRequest())
-    pushed = client.push_inventory(inventory)
     samples = json_format.ParseDict(example.get("samples", {}), pb.PushSamplesRequest())
     for sample in [*samples.host_samples, *samples.vm_samples]:
         if not sample.HasField("time"):
             sample.time.FromNanoseconds(int(now_s * 1e9))  # type: ignore[attr-defined]
-    return pushed, client.push_samples(samples)
+    return inventory, samples
 
 
 def read_example(path: Path) -> dict[str, Any]:
@@ -61,11 +68,19 @@ def read_example(path: Path) -> dict[str, Any]:
 
 def cmd_push(args: argparse.Namespace) -> int:
     example = read_example(args.file)
+    try:
+        inventory_request, samples_request = push_requests(example, time.time())
+    except json_format.ParseError as error:
+        raise ConfigError(f"{args.file}: {error}") from None
     with connect(args) as client:
+        inventory = client.push_inventory(inventory_request)
         try:
-            inventory, samples = push_file(client, example, time.time())
-        except json_format.ParseError as error:
-            raise ConfigError(f"{args.file}: {error}") from None
+            samples = client.push_samples(samples_request)
+        except ClientError:
+            # the inventory is stored all the same: say so before why the samples were not
+            print(f"advisor: inventory pushed ({count(inventory.hosts_upserted, 'host')}, "
+                  f"{count(inventory.vms_upserted, 'VM')}); samples refused:", file=sys.stderr)
+            raise
     if args.json:  # the answers of PushInventory and PushSamples
         emit(as_json({"inventory": inventory, "samples": samples}))
     else:

@@ -13,7 +13,17 @@ from typing import Any
 
 from advisor.api.client import AdvisorClient, ClientError
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.cli.common import as_json, as_json_line, client_args, connect, emit, execute_move, move_index
+from advisor.cli.common import (
+    amount,
+    as_json,
+    as_json_line,
+    client_args,
+    connect,
+    emit,
+    execute_move,
+    move_index,
+    whole,
+)
 from advisor.cli.render import (
     decision_line,
     history_table,
@@ -42,7 +52,7 @@ def add_recs_command(sub: Any) -> None:
     actions = recs.add_subparsers(dest="recs_command", required=True, metavar="ACTION")
     p = actions.add_parser("list", help="newest first, with state, priority and gain")
     p.add_argument("--state", choices=STATES)
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=whole(1), default=50)
     client_args(p)
     p = actions.add_parser("show", help="one recommendation: costs with intervals, technique and why, alternatives, "
                                         "hosts ruled out and why, history")
@@ -77,7 +87,7 @@ def add_recs_command(sub: Any) -> None:
     p.add_argument("--reason", required=True, help="why, for the record")
     client_args(p)
     p = actions.add_parser("history", help="executed moves, predicted against actual, with downtime quantiles")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=whole(1), default=50)
     p.add_argument("--running", action="store_true", help="only migrations under way")
     client_args(p)
     recs.set_defaults(func=cmd_recs)
@@ -91,7 +101,7 @@ def add_automation_command(sub: Any) -> None:
     p = auto_actions.add_parser("set", help="set a cluster's level and threshold (admin)")
     p.add_argument("cluster")
     p.add_argument("--level", required=True, choices=["manual", "partial", "full"])
-    p.add_argument("--min-benefit-over-cost", type=float, default=0.0,
+    p.add_argument("--min-benefit-over-cost", type=amount, default=0.0,
                    help="moves of plans must gain at least this over their cost (default 0: any gain)")
     client_args(p)
     auto.set_defaults(func=cmd_automation)

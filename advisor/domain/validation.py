@@ -44,6 +44,7 @@ MAX_POWER_W = 100_000.0
 MAX_DIRTY_RATE_MIB_S = 200_000.0
 MAX_DOWNTIME_MS = 3_600_000.0  # an hour: beyond it, no pause is a limit
 MIN_DOWNTIME_MS = 1.0  # QEMU's downtime limit is whole milliseconds, at least 1
+MAX_DEADLINE_MS = 86_400_000.0  # a day
 EARLIEST_SAMPLE_S = 946_684_800.0  # 2000-01-01
 MAX_FUTURE_SKEW_S = 600.0
 
@@ -75,7 +76,7 @@ def check_objective(objective: Objective) -> None:
     # A downtime limit is a limit: 0 would forbid every migration (and was once read as "none"); QEMU's is whole
     # milliseconds, at least 1 (below it, what was asked is not what would be enforced)
     check_number(objective.max_downtime_ms, "objective.max_downtime_ms", low=MIN_DOWNTIME_MS, high=MAX_DOWNTIME_MS)
-    check_number(objective.deadline_ms, "objective.deadline_ms", low=0, high=86_400_000)
+    check_number(objective.deadline_ms, "objective.deadline_ms", low=0, high=MAX_DEADLINE_MS)
 
 
 def check_text(value: str, field: str, limit: int = MAX_TEXT) -> None:

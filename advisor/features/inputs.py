@@ -150,7 +150,8 @@ class InputTable:
         working set as not measured."""
         n = len(frame)
         given = _optional(frame, "vm_memory_mib") if "vm_memory_mib" in frame else np.full(n, np.nan)
-        sources = (frame["source"].astype(str).str.strip().str.lower().replace({"nan": "", "none": ""})
+        # only a missing cell is no profile: a profile may be named `none` or `nan` (a table read as text says so)
+        sources = (frame["source"].where(frame["source"].notna(), "").astype(str).str.strip().str.lower()
                    if "source" in frame.columns else pd.Series([""] * n))
         profiles = tuple(s or DEFAULT_PROFILE for s in sources)
         used = _optional(frame, "memory_used_mib")
@@ -168,7 +169,7 @@ class InputTable:
         blind = blind_dirty_rate(dirty, working_set, _optional(frame, "vcpu_utilization"))
         dirty = np.where(blind, np.minimum(bandwidth, cap), dirty)
         working_set = np.where(blind, np.nan, working_set)
-        snu = np.array([p == "snu" for p in profiles])
+        snu = np.array([p == "snu" for p in profiles], dtype=np.bool_)  # bool even with no rows
         has_used = ~np.isnan(used)
         memory = np.where(has_used, used, given)
         configured = np.where(snu, np.nan, given)

@@ -14,14 +14,16 @@ not measured: advisor.physics.disk). A row of technique `cold` is priced by cold
 copied while it is off; start), whatever model serves the live techniques. An empty cell of an optional column is
 missing for that row, and the output's `assumed` column says what was taken instead. Any other column passes
 through unchanged (read and written as text). Every row is checked before anything is predicted; a bad row raises
-BatchInputError listing each bad row by its data-row number (1 = the first row after the header, i.e. line 2 of
-the file or row 2 of a spreadsheet) and the reason, and no output file is written. The output is written to a
+BatchInputError listing each bad row by its data-row number (1 = the first row after the header, blank lines not
+counted), the reason and its line in the file, and no output file is written; so does a file without rows, a header
+naming a column twice, or a row with more or fewer fields than the header. The output is written to a
 temporary file beside the target and renamed into place only when complete.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import tempfile
 from dataclasses import dataclass, replace
@@ -31,20 +33,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from advisor.domain import validation
 from advisor.domain.errors import InvalidArgument
-from advisor.domain.model import MigrationCost, MigrationInputs, Technique
+from advisor.domain.model import MIB, PAGE_SIZE_BYTES, MigrationCost, MigrationInputs, Technique
 from advisor.features.inputs import INPUT_COLUMNS, InputTable
 from advisor.ml.cost_features import TECHNIQUE_CODE
 from advisor.ml.predictor import CostPredictor, predict_with_disks
 from advisor.physics import cold_cost
 
 NUMERIC_COLUMNS = INPUT_COLUMNS[1:]
-# Optional numeric columns and the largest value each may take; an empty cell is a missing value.
-OPTIONAL_NUMERIC = {"memory_used_mib": 16 * 1024 * 1024, "max_downtime_ms": 3_600_000, "deadline_ms": 86_400_000,
-                    "working_set_mib": 16 * 1024 * 1024, "dirty_rate_2s_pages_per_s": 1e9,
-                    "dirty_rate_4s_pages_per_s": 1e9, "nonzero_memory_mib": 16 * 1024 * 1024,
-                    "vcpu_utilization": 1.0, "disk_mib": 1 << 30, "disk_size_mib": 1 << 30,
-                    "disk_write_rate_mib_s": 100_000.0, "shutdown_timeout_ms": 3_600_000}
+# Every numeric column's range: what the gRPC API accepts of the same quantity (advisor.domain.validation), in the
+# column's unit, so that a file is held to what a request is, and no value overflows the physics to inf.
+PAGES_PER_MIB = MIB / PAGE_SIZE_BYTES
+MBIT_PER_MIB = MIB * 8 / 1e6
+REQUIRED_RANGE = {"vm_memory_mib": (1.0, validation.MAX_VM_MEMORY_MIB),
+                  "dirty_rate_pages_per_s": (0.0, validation.MAX_DIRTY_RATE_MIB_S * PAGES_PER_MIB),
+                  "available_bandwidth_mbps": (validation.MIN_BANDWIDTH_MIB_S * MBIT_PER_MIB,
+                                               validation.MAX_BANDWIDTH_MIB_S * MBIT_PER_MIB),
+                  "max_bandwidth_mib_s": (validation.MIN_BANDWIDTH_MIB_S, validation.MAX_BANDWIDTH_MIB_S)}
+# Optional numeric columns and the largest value each may take; an empty cell is a missing value. A shutdown
+# timeout is a cold move's downtime, bounded as any.
+OPTIONAL_NUMERIC = {"memory_used_mib": validation.MAX_VM_MEMORY_MIB, "max_downtime_ms": validation.MAX_DOWNTIME_MS,
+                    "deadline_ms": validation.MAX_DEADLINE_MS, "working_set_mib": validation.MAX_VM_MEMORY_MIB,
+                    "dirty_rate_2s_pages_per_s": validation.MAX_DIRTY_RATE_MIB_S * PAGES_PER_MIB,
+                    "dirty_rate_4s_pages_per_s": validation.MAX_DIRTY_RATE_MIB_S * PAGES_PER_MIB,
+                    "nonzero_memory_mib": validation.MAX_VM_MEMORY_MIB, "vcpu_utilization": 1.0,
+                    "disk_mib": validation.MAX_DISK_MIB, "disk_size_mib": validation.MAX_DISK_MIB,
+                    "disk_write_rate_mib_s": validation.MAX_DISK_WRITE_RATE_MIB_S,
+                    "shutdown_timeout_ms": validation.MAX_DOWNTIME_MS}
 # What a cold row gives the guest to shut down when the row does not say (TechniqueRules' default).
 SHUTDOWN_TIMEOUT_MS = 60_000.0
 TECHNIQUE_NAMES = (*TECHNIQUE_CODE, str(Technique.COLD))
@@ -53,8 +69,6 @@ SHARED_WORDS = {"": True, "true": True, "yes": True, "1": True, "false": False, 
 MAX_SOURCE_CHARS = 64
 # The host profile of a row: `host_profile`, or its alias `source` (both given must agree).
 PROFILE_COLUMNS = ("host_profile", "source")
-# Columns that must be strictly positive (the others may be zero).
-POSITIVE_COLUMNS = frozenset({"vm_memory_mib", "available_bandwidth_mbps", "max_bandwidth_mib_s"})
 OUTPUT_TARGETS = (
     ("predicted_total_time_ms", "total_time_ms", 1.0),
     ("predicted_downtime_ms", "downtime_ms", 1.0),
@@ -70,32 +84,81 @@ class RowProblem:
 
 
 class BatchInputError(InvalidArgument):
-    """The input CSV has bad rows or lacks columns. `problems` lists them all; the message the first 50. The
-    file's path is the error's field."""
+    """The input CSV has bad rows or lacks columns. `problems` lists them all; the message the first 50, each with its
+    line in the file where `lines` (`file_lines`) says. The file's path is the error's field."""
 
-    def __init__(self, path: Path, problems: list[RowProblem]) -> None:
-        listed = [(f"row {p.row}: " if p.row else "") + p.reason for p in problems[:MAX_LISTED_PROBLEMS]]
+    def __init__(self, path: Path, problems: list[RowProblem], lines: np.ndarray | None = None) -> None:
+        def where(row: int) -> str:
+            return f" [line {int(lines[row - 1])}]" if lines is not None and 0 < row <= len(lines) else ""
+
+        listed = [(f"row {p.row}: " if p.row else "") + p.reason + where(p.row)
+                  for p in problems[:MAX_LISTED_PROBLEMS]]
         more = len(problems) - len(listed)
         rows = sorted({p.row for p in problems if p.row})
         head = (
-            f"{len(rows)} bad row(s) (rows count data rows from 1, the header not included: row 1 is line 2 of "
-            "the file)"
+            f"{len(rows)} bad row(s) (rows count data rows from 1, the header and blank lines not included"
+            + ("; [line N] is the row's line in the file)" if lines is not None else ")")
             if rows
             else "unusable input"
         )
-        tail = f"\n  ... and {more} more" if more > 0 else ""
-        super().__init__(str(path), head + "\n  " + "\n  ".join(listed) + tail)
+        tail = [f"... and {more} more"] if more > 0 else []
+        super().__init__(str(path), head + "\n  " + "\n  ".join([*listed, *tail]))
         self.path = path
         self.problems = problems
+        # the message's lines, for the command line to show each escaped on its own
+        self.message_lines = (f"{path}: {head}", *(f"  {line}" for line in [*listed, *tail]))
+
+
+def file_lines(frame: pd.DataFrame) -> np.ndarray:
+    """Each data row's line in its file, as `read_csv` found it; else as if the header were line 1 and no line
+    blank."""
+    lines = frame.attrs.get("lines")
+    return np.asarray(lines) if lines is not None else np.arange(2, len(frame) + 2)
 
 
 def read_csv(input_path: Path) -> pd.DataFrame:
+    """Every row of a CSV file as text (what passes through is written back as it was read), and each data row's
+    line in the file (`file_lines`: a blank line is skipped, a quoted field may span lines). A header naming a
+    column twice, or a row with more or fewer fields than the header, is refused: pandas would read the second
+    column as `NAME.1`, or a row's first field as the table's index, and predict from the wrong cells."""
+    header: list[str] | None = None
+    records: list[list[str]] = []
+    lines: list[int] = []
+    problems: list[RowProblem] = []
     try:
-        return pd.read_csv(input_path, dtype=str, keep_default_na=False, na_filter=False)
+        with open(input_path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            start = 1
+            for record in reader:
+                blank = not record or (len(record) == 1 and not record[0].strip())
+                if header is None:
+                    header = None if blank else record
+                elif not blank:
+                    if len(record) != len(header):
+                        problems.append(RowProblem(len(records) + 1, f"{len(record)} fields where the header has "
+                                                                     f"{len(header)}"))
+                    records.append(record)
+                    lines.append(start)
+                start = reader.line_num + 1
     except FileNotFoundError:
         raise BatchInputError(input_path, [RowProblem(0, "file not found")]) from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+    except csv.Error as e:
+        raise BatchInputError(input_path, [RowProblem(0, f"cannot read CSV: {e} (line {reader.line_num})")]
+                              ) from None
+    except (UnicodeDecodeError, OSError) as e:
         raise BatchInputError(input_path, [RowProblem(0, f"cannot read CSV: {e}")]) from None
+    if header is None:
+        raise BatchInputError(input_path, [RowProblem(0, "the file is empty: no header, no rows")])
+    twice = {name: [k + 1 for k, c in enumerate(header) if c == name] for name in header if header.count(name) > 1}
+    if twice:
+        raise BatchInputError(input_path, [RowProblem(0, f"the header names column {name!r} more than once "
+                                                         f"(columns {', '.join(map(str, at))})")
+                                           for name, at in twice.items()])
+    if problems:
+        raise BatchInputError(input_path, problems, np.array(lines))
+    frame = pd.DataFrame(records, columns=header, dtype=str)
+    frame.attrs["lines"] = np.array(lines, dtype=np.int64)
+    return frame
 
 
 def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
@@ -112,14 +175,15 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         empty = (text == "").to_numpy()
         not_number = np.isnan(number) & ~empty
         infinite = np.isinf(number)
-        negative = number < 0
-        zero = (number == 0) & (column in POSITIVE_COLUMNS)
+        negative = np.isfinite(number) & (number < 0)
+        low, high = REQUIRED_RANGE[column]
+        out_of_range = np.isfinite(number) & ~negative & ((number < low) | (number > high))
         for mask, why in (
             (empty, "is missing"),
             (not_number, "is not a number"),
             (infinite, "is not finite"),
             (negative, "is negative"),
-            (zero, "must be positive"),
+            (out_of_range, f"must be in [{low:.10g}, {high:.10g}]"),
         ):
             for i in np.flatnonzero(mask):
                 shown = f" ({text.iat[int(i)]!r})" if why not in ("is missing",) else ""
@@ -130,14 +194,15 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         text = frame[column].astype(str).str.strip()
         number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
         given = (text != "").to_numpy()
-        bad = given & ~np.isfinite(number)
         out_of_range = given & np.isfinite(number) & ((number < 0) | (number > high))
         # no allowed downtime, or no memory in use at all, is no migration the model can say anything of
         zero = given & (number == 0) & (column in ("max_downtime_ms", "memory_used_mib"))
-        for mask, why in ((bad, "is not a number"), (out_of_range, f"must be in [0, {high:g}]"),
+        for mask, why in ((given & np.isnan(number), "is not a number"), (np.isinf(number), "is not finite"),
+                          (out_of_range, f"must be in [0, {high:.10g}]"),
                           (zero, "must be positive")):
             for i in np.flatnonzero(mask):
                 problems.append(RowProblem(int(i) + 1, f"{column} {why} ({text.iat[int(i)]!r})"))
+    problems += _above_the_vm(frame, values["vm_memory_mib"])
     for column in PROFILE_COLUMNS:
         if column not in frame.columns:
             continue
@@ -160,8 +225,24 @@ def validate(frame: pd.DataFrame, input_path: Path) -> dict[str, np.ndarray]:
         )
     if problems:
         problems.sort(key=lambda p: p.row)
-        raise BatchInputError(input_path, problems)
+        raise BatchInputError(input_path, problems, file_lines(frame))
     return values
+
+
+def _above_the_vm(frame: pd.DataFrame, vm_memory_mib: np.ndarray) -> list[RowProblem]:
+    """A VM uses, rewrites or touches no more memory than it has: PushSamples refuses a sample saying otherwise
+    (values out of range are said so already)."""
+    problems = []
+    for column in ("memory_used_mib", "working_set_mib", "nonzero_memory_mib"):
+        if column not in frame.columns:
+            continue
+        text = frame[column].astype(str).str.strip()
+        number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+        above = (number > vm_memory_mib) & (number <= OPTIONAL_NUMERIC[column])
+        for i in np.flatnonzero(above).tolist():
+            problems.append(RowProblem(i + 1, f"{column} ({text.iat[i]!r}) exceeds vm_memory_mib "
+                                              f"({frame['vm_memory_mib'].astype(str).str.strip().iat[i]!r})"))
+    return problems
 
 
 def _disk_problems(frame: pd.DataFrame) -> list[RowProblem]:
@@ -235,6 +316,8 @@ def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -
     """Predict every row of `input_path` into `output_path`; returns the number of rows written."""
     frame = read_csv(input_path)
     values = validate(frame, input_path)
+    if len(frame) == 0:  # a header alone: nothing to predict, and an output of a header alone says nothing
+        raise BatchInputError(input_path, [RowProblem(0, "no rows: the file has a header and nothing else")])
     validated = with_profile(frame)
     for column in NUMERIC_COLUMNS:
         validated[column] = values[column]
@@ -266,12 +349,22 @@ def predict_csv(input_path: Path, output_path: Path, predictor: CostPredictor) -
 
 def _write_atomically(frame: pd.DataFrame, output_path: Path) -> None:
     output_path = Path(output_path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent or ".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent or ".")
+    except OSError as error:
+        raise _naming(error, output_path) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             frame.to_csv(f, index=False)
         os.replace(tmp_name, output_path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
+        if isinstance(error, OSError):
+            raise _naming(error, output_path) from None
         raise
+
+
+def _naming(error: OSError, output_path: Path) -> OSError:
+    """The error of writing the output, naming the path the user gave rather than the temporary file beside it."""
+    return OSError(error.errno, error.strerror or str(error), str(output_path))

@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 
 from advisor.features.inputs import InputTable
-from advisor.ml.batch import NUMERIC_COLUMNS, BatchInputError, RowProblem, read_csv, validate, with_profile
+from advisor.ml.batch import (
+    NUMERIC_COLUMNS,
+    BatchInputError,
+    RowProblem,
+    file_lines,
+    read_csv,
+    validate,
+    with_profile,
+)
 from advisor.ml.profiles import Observed
 
 OUTCOMES = ("completed", "aborted")
@@ -33,8 +41,9 @@ def _measured_problems(frame: pd.DataFrame) -> tuple[list[RowProblem], dict[str,
         values[column] = number
         required = completed if column != "total_time_ms" else np.ones(len(frame), dtype=np.bool_)
         for mask, why in ((empty & required, "is missing"),
-                          (~empty & ~np.isfinite(number), "is not a number"),
-                          (np.isfinite(number) & (number <= 0) & required, "must be positive"),
+                          (~empty & np.isnan(number), "is not a number"),
+                          (np.isinf(number), "is not finite"),
+                          ((number == 0) & required, "must be positive"),  # a negative one is said so below
                           (np.isfinite(number) & (number < 0), "is negative")):
             for i in np.flatnonzero(mask):
                 problems.append(RowProblem(int(i) + 1, f"{column} {why}" + ("" if why == "is missing" else
@@ -60,7 +69,7 @@ def read_calibration(path: Path) -> tuple[InputTable, Observed]:
         problems.append(RowProblem(0, "no migrations"))
     if problems:
         problems.sort(key=lambda p: p.row)
-        raise BatchInputError(path, problems)
+        raise BatchInputError(path, problems, file_lines(frame))
     validated = with_profile(frame)
     for column in NUMERIC_COLUMNS:
         validated[column] = values[column]

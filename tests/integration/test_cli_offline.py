@@ -33,12 +33,12 @@ def test_predict_cost_on_real_migrations(tmp_path: Path) -> None:
     assert ape.median() < 0.2  # seen data: a sanity bound, the honest figures are in docs/cost-model.md
 
 
-def test_bad_rows_exit_1_with_row_numbers_and_write_nothing(tmp_path: Path) -> None:
+def test_bad_rows_exit_2_with_row_numbers_and_write_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("technique,vm_memory_mib,dirty_rate_pages_per_s,available_bandwidth_mbps,max_bandwidth_mib_s\n"
                    "precopy,1024,100,900,100\nprecopy,-1,3,4,5\nwarp,1,2,3,4\n")
     result = run("predict", "cost", "--input", str(bad), "--output", str(tmp_path / "out.csv"))
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input, as bad usage
     assert "row 2: vm_memory_mib is negative" in result.stderr and "row 3: unknown technique 'warp'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.csv").exists()

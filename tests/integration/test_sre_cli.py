@@ -261,3 +261,28 @@ def test_evacuate_a_dead_host_from_the_command_line(
     assert world.host_of("v1") == "b" and "restart v1" in world.calls
     code, out, _ = cli("recs", "history")
     assert code == 0 and " restart " in out and "Downtime of" not in out  # a restart's downtime is not measured
+
+
+def test_push_says_what_was_stored_before_its_samples_were_refused(
+        make_app: Callable[..., App], client_for: Callable[..., AdvisorClient], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    app = make_app()
+    assert app.server is not None
+    monkeypatch.setenv("ADVISOR_SERVER", f"127.0.0.1:{app.server.port}")
+    monkeypatch.setenv("ADVISOR_TOKEN", app.tokens.renew("pusher", Role.ADMIN))
+    cluster = tmp_path / "cluster.json"
+    cluster.write_text(json.dumps({
+        "inventory": {"hosts": [{"id": "h1", "cpuCores": 8, "memoryMib": "16384"}],
+                      "vms": [{"id": "v1", "hostId": "h1", "memoryMib": "1024", "vcpus": 1}]},
+        "samples": {"vmSamples": [{"vmId": "ghost", "memoryUsedMib": 10}]}}))
+    assert main(["push", str(cluster)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    # the inventory is stored all the same: said, before why the samples were not
+    assert err[0] == "advisor: inventory pushed (1 host, 1 VM); samples refused:"
+    assert err[1].startswith("advisor: NOT_FOUND: vm_samples[0].vm_id: unknown VM 'ghost'")
+    assert [h.host.id for h in client_for(app).list_hosts()] == ["h1"]
+    # samples that cannot be read push nothing, not even the inventory
+    cluster.write_text(json.dumps({"inventory": {"hosts": [{"id": "h2", "cpuCores": 8, "memoryMib": "16384"}]},
+                                   "samples": {"vmSamples": [{"vmId": "v1", "memoryUsedMib": "lots"}]}}))
+    assert main(["push", str(cluster)]) == 2
+    assert [h.host.id for h in client_for(app).list_hosts()] == ["h1"]

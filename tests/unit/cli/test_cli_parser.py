@@ -56,6 +56,37 @@ def test_moves_are_given_from_1_and_sent_as_the_api_index_from_0(command: list[s
         assert "numbered from 1" in capsys.readouterr().err or bad == "two"
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    # beyond what the API's fields hold: protobuf's "Value out of range" traceback before the advisor was asked
+    (["plan", "rebalance", "--max-moves", "-1", "--dry-run", "--json"], "--max-moves: must be from 0 to 4294967295"),
+    (["plan", "drain", "h", "--max-moves", "99999999999"], "--max-moves: must be from 0 to 4294967295"),
+    (["recs", "execute", "r1", "--move", "99999999999"], "--move: moves are numbered from 1 to 4294967296"),
+    (["migrate", "execute", "r1", "--move", "4294967297"], "--move: moves are numbered from 1 to 4294967296"),
+    (["recs", "list", "--limit", "99999999999"], "--limit: must be from 1 to 4294967295"),
+    (["recs", "history", "--limit", "0"], "--limit: must be from 1 to 4294967295"),
+    (["recommend", "v", "--deadline-ms", "nan"], "--deadline-ms: must be a finite number, at least 0"),
+    (["predict", "vm", "v", "--dirty-rate-mib-s", "-1"], "--dirty-rate-mib-s: must be a finite number, at least 0"),
+    (["plan", "consolidate", "--max-downtime-ms", "inf"], "--max-downtime-ms: must be a finite number, at least 0"),
+    (["automation", "set", "c", "--level", "full", "--min-benefit-over-cost", "1e999"],
+     "--min-benefit-over-cost: must be a finite number"),
+])
+def test_a_number_out_of_range_is_bad_usage(argv: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(f"usage: advisor {argv[0]}") and said in err
+
+
+@pytest.mark.parametrize(("argv", "attr", "value"), [
+    (["plan", "rebalance", "--max-moves", "4294967295"], "max_moves", 4294967295),
+    (["plan", "rebalance", "--max-moves", "0"], "max_moves", 0),
+    (["recs", "execute", "r1", "--move", "4294967296"], "move", 4294967295),
+    (["recommend", "v", "--deadline-ms", "0"], "deadline_ms", 0.0),
+])
+def test_a_number_in_range_is_taken(argv: list[str], attr: str, value: float) -> None:
+    assert getattr(parser(argv).parse_args(argv), attr) == value
+
+
 @pytest.mark.parametrize("command", [["tokens", "list"], ["tokens", "revoke", "x"], ["outcomes", "export"],
                                      ["ui"]])
 def test_a_command_on_the_database_needs_a_data_dir_or_a_database_url(

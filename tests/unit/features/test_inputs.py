@@ -139,3 +139,28 @@ def test_the_free_link_is_its_speed_less_the_traffic_on_it(tx: float | None, rx:
     asked = migration_inputs(Vm("v", "a", 1024, 1), a, b, VmObservations(), None, Overrides(bandwidth_mib_s=55.0),
                              traffic)
     assert (asked.bandwidth_mib_s, asked.bandwidth_source) == (55.0, "request override")
+
+
+def test_a_table_without_rows_is_an_empty_table() -> None:
+    columns = ["technique", "vm_memory_mib", "dirty_rate_pages_per_s", "available_bandwidth_mbps",
+               "max_bandwidth_mib_s"]
+    table = InputTable.from_frame(pd.DataFrame({c: pd.Series([], dtype=str) for c in columns}))
+    assert len(table) == 0 and table.memory_known.dtype == np.bool_ and table.rows() == []
+
+
+@pytest.mark.parametrize(("cell", "profile", "assumed"), [
+    ("", "snu", "source snu"),
+    (None, "snu", "source snu"),
+    (np.nan, "snu", "source snu"),
+    (" Lab ", "lab", ""),
+    # a name like any other, served as the profile it names (uncalibrated if never calibrated), not as snu
+    ("none", "none", ""),
+    ("nan", "nan", ""),
+    ("None", "none", ""),
+])
+def test_only_a_missing_source_is_no_profile(cell: object, profile: str, assumed: str) -> None:
+    frame = pd.DataFrame({"technique": ["precopy"], "vm_memory_mib": [1024], "dirty_rate_pages_per_s": [0],
+                          "available_bandwidth_mbps": [800], "max_bandwidth_mib_s": [100], "source": [cell],
+                          "memory_used_mib": [512], "max_downtime_ms": [300], "deadline_ms": [1000]})
+    table = InputTable.from_frame(frame)
+    assert table.profiles == (profile,) and table.assumed == (assumed,)

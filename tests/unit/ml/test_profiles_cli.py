@@ -44,7 +44,7 @@ def test_calibrate_stores_a_version_and_list_and_show_read_it(tmp_path: Path, ca
     assert "postcopy" in capsys.readouterr().out
     assert main(["profiles", "show", "never", "--models-dir", str(models)]) == 1
     for taken in ("lab", "Bad/Name"):
-        assert main(["profiles", "calibrate", "--name", taken, "--input", str(src), "--models-dir", str(models)]) == 1
+        assert main(["profiles", "calibrate", "--name", taken, "--input", str(src), "--models-dir", str(models)]) == 2
     assert "served by the learned model" in capsys.readouterr().err and not (models / "profiles" / "lab").exists()
 
 
@@ -68,7 +68,7 @@ def test_calibrate_like_a_known_profile(tmp_path: Path, capsys: pytest.CaptureFi
     rig5 = json.loads(capsys.readouterr().out)
     assert rig5["migrations"] == 0 and rig5["like"] == "rig2" and rig5["intervals"] == {}
     assert rig5["parameters"] == rig5["shrunk_toward"] == listed["rig2"]["parameters"]
-    assert main(["profiles", "calibrate", "--name", "rig6", "--models-dir", str(models)]) == 1
+    assert main(["profiles", "calibrate", "--name", "rig6", "--models-dir", str(models)]) == 2
     assert "--input: is required unless --like" in capsys.readouterr().err
     # a base never calibrated (the learned model's `lab` among them) is refused and nothing is written
     for base in ("never", "lab"):
@@ -88,7 +88,7 @@ def test_every_bad_row_is_listed_and_nothing_is_written(tmp_path: Path, capsys: 
     frame.to_csv(tmp_path / "bad.csv", index=False)
     models = tmp_path / "models"
     assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(tmp_path / "bad.csv"),
-                 "--models-dir", str(models)]) == 1
+                 "--models-dir", str(models)]) == 2
     err = capsys.readouterr().err
     for expected in ("row 2: outcome 'maybe'", "row 4: total_time_ms is not a number", "row 5: vm_memory_mib is "
                      "negative", "row 6: downtime_ms must be empty where the migration was aborted",
