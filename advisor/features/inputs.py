@@ -338,8 +338,12 @@ def migration_inputs(
         dirty_source = (f"{blind_note(dirty)} (vCPUs {observed.cpu_utilization.value:.0%} busy, sample "
                         f"{_fmt_time(observed.cpu_utilization.time_s)})")
     used = observed.memory_used
-    measured = used is not None and used.value > 0
+    # a sample above the VM's memory is from before it was made smaller: not of the VM as it is (so unknown)
+    measured = used is not None and 0 < used.value <= vm.memory_mib
     memory = used.value if used is not None and measured else float(vm.memory_mib)
+    memory_source = f"in use, sample {_fmt_time(used.time_s)}" if used is not None and measured else "configured"
+    if working_set is not None:
+        working_set = min(working_set, float(vm.memory_mib))  # at most all of it, whatever it was before
     return MigrationInputs(
         memory_mib=memory,
         dirty_rate_mib_s=dirty,
@@ -350,7 +354,7 @@ def migration_inputs(
         burst_dirty_rate_mib_s=burst,
         dirty_rate_known=known,
         memory_configured_mib=float(vm.memory_mib),
-        memory_source=f"in use, sample {_fmt_time(used.time_s)}" if used is not None and measured else "configured",
+        memory_source=memory_source,
         deadline_ms=overrides.deadline_ms or 0.0,
         working_set_mib=working_set,
         host_profile=source.labels.get(PROFILE_LABEL, ""),

@@ -41,6 +41,14 @@ def test_memory_in_use_and_the_slower_link() -> None:
     assert (alone.memory_mib, alone.bandwidth_mib_s, alone.max_downtime_ms) == (4096.0, 10.0, 100.0)
 
 
+def test_samples_from_before_a_vm_was_made_smaller_are_not_taken_as_its_own() -> None:
+    before = VmObservations(Latest(1.0, 1_800_000_000.0), Latest(2500.0, 1_800_000_000.0),
+                            Latest(3000.0, 1_800_000_000.0))
+    resized = migration_inputs(Vm("v", "a", 1024, 2), SOURCE, TARGET, before, None)
+    assert (resized.memory_mib, resized.memory_source) == (1024.0, "configured")  # unknown: all of it
+    assert resized.working_set_mib == 1024.0  # at most all of it
+
+
 def test_the_table_path_builds_what_the_serving_path_builds() -> None:
     frame = pd.DataFrame({"technique": ["precopy", "postcopy"], "vm_memory_mib": [1024, 2048],
                           "dirty_rate_pages_per_s": [2560, 0], "available_bandwidth_mbps": [800, 1000],
