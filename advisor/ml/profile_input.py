@@ -1,6 +1,8 @@
 """The calibration input of `advisor profiles calibrate`: the `advisor predict cost` input columns plus what each
 migration measured (`total_time_ms`, `downtime_ms`, `transferred_kib`, `outcome` = completed or aborted; downtime
-empty where it did not complete). Every row is checked, and every bad row listed (row, column, why)."""
+empty where it did not complete). Every row is checked, and every bad row listed (row, column, why).
+
+Only live migrations are fitted (a cold one's cost is the sum of its steps, advisor.physics.cold)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from advisor.domain.model import Technique
 from advisor.features.inputs import InputTable
 from advisor.ml.batch import NUMERIC_COLUMNS, BatchInputError, RowProblem, read_csv, validate, with_profile
 from advisor.ml.profiles import Observed
@@ -45,6 +48,14 @@ def _measured_problems(frame: pd.DataFrame) -> tuple[list[RowProblem], dict[str,
     return problems, values
 
 
+def _cold_problems(frame: pd.DataFrame) -> list[RowProblem]:
+    if "technique" not in frame.columns:
+        return []
+    cold = frame["technique"].astype(str).str.strip() == str(Technique.COLD)
+    return [RowProblem(int(i) + 1, "technique cold: only live migrations are calibrated (a cold migration's cost is "
+                                   "the sum of its steps)") for i in np.flatnonzero(cold.to_numpy())]
+
+
 def read_calibration(path: Path) -> tuple[InputTable, Observed]:
     """The calibration migrations of a CSV file; raises BatchInputError listing every bad row."""
     frame = read_csv(path)
@@ -55,7 +66,7 @@ def read_calibration(path: Path) -> tuple[InputTable, Observed]:
     except BatchInputError as error:
         problems.extend(error.problems)
     measured_problems, measured = _measured_problems(frame)
-    problems.extend(measured_problems)
+    problems += measured_problems + _cold_problems(frame)
     if not problems and len(frame) == 0:
         problems.append(RowProblem(0, "no migrations"))
     if problems:

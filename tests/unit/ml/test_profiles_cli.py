@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -114,3 +115,26 @@ def test_host_profile_column_and_its_alias(tmp_path: Path) -> None:
                    "host_profile,source\nprecopy,128,0,10000,32,rig9,lab\n")
     with pytest.raises(BatchInputError, match="row 1: host_profile 'rig9' and its alias source 'lab' differ"):
         predict_csv(src, tmp_path / "never.csv", predictor)
+
+
+def _set(row: int, **cells: str) -> Callable[[pd.DataFrame], None]:
+    def edit(frame: pd.DataFrame) -> None:
+        for column, value in cells.items():
+            frame.loc[row, column] = value
+    return edit
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (_set(2, technique="cold"), "row 3: technique cold: only live migrations are calibrated"),
+])
+def test_a_row_calibration_cannot_fit_is_refused_and_nothing_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Callable[[pd.DataFrame], None], expected: str
+) -> None:
+    frame = pd.read_csv(calibration_csv(tmp_path / "rig.csv", 12), dtype=str, keep_default_na=False)
+    edit(frame)
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    models = tmp_path / "models"
+    assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(tmp_path / "bad.csv"),
+                 "--models-dir", str(models)]) == 1
+    assert expected in capsys.readouterr().err
+    assert not models.exists()
