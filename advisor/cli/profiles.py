@@ -70,7 +70,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             raise InvalidArgument("--input", "is required unless --like names a known profile to start from")
         profile, migrations = like_profile(name, like), 0
     else:
-        table, observed = read_calibration(args.input)
+        table, observed = read_calibration(args.input, name)
         profile, migrations = calibrate(name, table, observed, like=like), len(table)
     command = f"advisor profiles calibrate --name {name}" + (f" --input {args.input}" if args.input else "")
     command += f" --like {like.name}" if like else ""
@@ -113,8 +113,9 @@ def add_profiles_commands(sub: Any) -> None:
     p = actions.add_parser("calibrate", help="fit a profile from executed migrations and store it as a new version")
     p.add_argument("--name", required=True, help="the profile's name (the hosts' advisor.profile label)")
     p.add_argument("--input", type=Path, help="CSV: the `advisor predict cost` input columns plus "
-                   "total_time_ms, downtime_ms, transferred_kib and outcome (completed or aborted); without it, "
-                   "--like's parameters until the hosts' own migrations come in")
+                   "total_time_ms, downtime_ms, transferred_kib and outcome (completed or aborted), every row a "
+                   "migration of --name (a host_profile or source column empty or --name); without it, --like's "
+                   "parameters until the hosts' own migrations come in")
     p.add_argument("--like", metavar="PROFILE", help="a calibrated profile these hosts resemble: the fit starts "
                    "from its parameters and is shrunk toward them, not toward the physics' defaults, while it has few "
                    "migrations")

@@ -2,6 +2,10 @@
 migration measured (`total_time_ms`, `downtime_ms`, `transferred_kib`, `outcome` = completed or aborted; downtime
 empty where it did not complete). Every row is checked, and every bad row listed (row, column, why).
 
+Every row is a migration of the profile calibrated, read as serving reads a host of that profile (`vm_memory_mib`
+configured memory, `memory_used_mib` what is in use; not as `snu`, the default of a row that names none): a
+`host_profile` or `source` column may only be empty or name it.
+
 Only live migrations are fitted (a cold one's cost is the sum of its steps, advisor.physics.cold)."""
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import pandas as pd
 
 from advisor.domain.model import Technique
 from advisor.features.inputs import InputTable
-from advisor.ml.batch import NUMERIC_COLUMNS, BatchInputError, RowProblem, read_csv, validate, with_profile
+from advisor.ml.batch import NUMERIC_COLUMNS, PROFILE_COLUMNS, BatchInputError, RowProblem, read_csv, validate
 from advisor.ml.profiles import Observed
 
 OUTCOMES = ("completed", "aborted")
@@ -56,8 +60,20 @@ def _cold_problems(frame: pd.DataFrame) -> list[RowProblem]:
                                    "the sum of its steps)") for i in np.flatnonzero(cold.to_numpy())]
 
 
-def read_calibration(path: Path) -> tuple[InputTable, Observed]:
-    """The calibration migrations of a CSV file; raises BatchInputError listing every bad row."""
+def _profile_problems(frame: pd.DataFrame, name: str) -> list[RowProblem]:
+    problems = []
+    for column in PROFILE_COLUMNS:
+        if column not in frame.columns:
+            continue
+        named = frame[column].astype(str).str.strip()
+        for i in np.flatnonzero(((named != "") & (named.str.lower() != name)).to_numpy()):
+            problems.append(RowProblem(int(i) + 1, f"{column} {named.iat[int(i)][:40]!r} is not {name}: every row "
+                                                   f"calibrates {name} (empty or {name})"))
+    return problems
+
+
+def read_calibration(path: Path, name: str) -> tuple[InputTable, Observed]:
+    """The migrations of profile `name` in a CSV file; raises BatchInputError listing every bad row."""
     frame = read_csv(path)
     problems: list[RowProblem] = []
     values: dict[str, np.ndarray] = {}
@@ -66,13 +82,13 @@ def read_calibration(path: Path) -> tuple[InputTable, Observed]:
     except BatchInputError as error:
         problems.extend(error.problems)
     measured_problems, measured = _measured_problems(frame)
-    problems += measured_problems + _cold_problems(frame)
+    problems += measured_problems + _cold_problems(frame) + _profile_problems(frame, name)
     if not problems and len(frame) == 0:
         problems.append(RowProblem(0, "no migrations"))
     if problems:
         problems.sort(key=lambda p: p.row)
         raise BatchInputError(path, problems)
-    validated = with_profile(frame)
+    validated = frame.assign(source=name)
     for column in NUMERIC_COLUMNS:
         validated[column] = values[column]
     table = InputTable.from_frame(validated)

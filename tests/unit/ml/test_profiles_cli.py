@@ -22,7 +22,9 @@ COLUMNS = ["technique", "vm_memory_mib", "dirty_rate_pages_per_s", "available_ba
 
 
 def calibration_csv(path: Path, rows: int = 20) -> Path:
-    pd.read_csv(LAB, dtype=str, keep_default_na=False)[COLUMNS].head(rows).to_csv(path, index=False)
+    """The first lab migrations, their `source` left empty: they calibrate whatever profile is named."""
+    frame = pd.read_csv(LAB, dtype=str, keep_default_na=False)[COLUMNS].head(rows)
+    frame.assign(source="").to_csv(path, index=False)
     return path
 
 
@@ -117,6 +119,21 @@ def test_host_profile_column_and_its_alias(tmp_path: Path) -> None:
         predict_csv(src, tmp_path / "never.csv", predictor)
 
 
+def test_each_row_is_read_as_a_migration_of_the_profile_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:
+    """Without a source column, or with it naming the profile in any case, the same migrations fit the same
+    profile: each row is read as serving reads a host of that profile, not as `snu` (the default of no source)."""
+    frame = pd.read_csv(calibration_csv(tmp_path / "rig.csv", 12), dtype=str, keep_default_na=False)
+    frame.drop(columns="source").to_csv(tmp_path / "none.csv", index=False)
+    frame.assign(source="Rig2").to_csv(tmp_path / "named.csv", index=False)
+    fitted = []
+    for src in ("rig.csv", "none.csv", "named.csv"):
+        assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(tmp_path / src),
+                     "--models-dir", str(tmp_path / f"models-{src}"), "--json"]) == 0
+        fitted.append(json.loads(capsys.readouterr().out)["parameters"])
+    assert fitted[0] == fitted[1] == fitted[2]
+
+
 def _set(row: int, **cells: str) -> Callable[[pd.DataFrame], None]:
     def edit(frame: pd.DataFrame) -> None:
         for column, value in cells.items():
@@ -126,6 +143,9 @@ def _set(row: int, **cells: str) -> Callable[[pd.DataFrame], None]:
 
 @pytest.mark.parametrize(("edit", "expected"), [
     (_set(2, technique="cold"), "row 3: technique cold: only live migrations are calibrated"),
+    # every row is a migration of the profile named: another profile's rows are not mixed in
+    (_set(3, source="lab"), "row 4: source 'lab' is not rig2: every row calibrates rig2"),
+    (_set(0, host_profile="snu"), "row 1: host_profile 'snu' is not rig2"),
 ])
 def test_a_row_calibration_cannot_fit_is_refused_and_nothing_is_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Callable[[pd.DataFrame], None], expected: str
