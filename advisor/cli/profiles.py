@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.features.inputs import PROFILES
 from advisor.ml.profile_input import read_calibration
 from advisor.ml.profile_store import ProfileStore, check_name
-from advisor.ml.profiles import PARAMETERS, TARGETS, HostProfile, calibrate, like_profile
+from advisor.ml.profiles import PARAMETERS, TARGETS, HostProfile, calibrate, like_profile, unfitted
 from advisor.ml.registry import ArtifactError
 from advisor.physics import TECHNIQUES
 from advisor.tables import safe, table
@@ -33,12 +34,14 @@ def _as_dict(profile: HostProfile) -> dict[str, Any]:
                           for t, o in profile.offsets.items()}}
 
 
-def render(profile: HostProfile) -> str:
-    """What a profile learned: its parameters, and per technique the p10-p90 band of actual over predicted."""
+def render(profile: HostProfile, kept: Sequence[str] = ()) -> str:
+    """What a profile learned: its parameters (those in `kept` the prior's, nothing calibrated on having said
+    anything of them), and per technique the p10-p90 band of actual over predicted."""
     like = f", like {profile.base}" if profile.base else ""
     lines = [f"profile {profile.name} version {profile.version}: {profile.migrations} migrations{like} "
              f"({profile.created})", "", "parameter            value  shrunk toward"]
-    lines += [f"{name:<20} {profile.parameters[name]:<6g} {profile.prior[name]:g}" for name in PARAMETERS]
+    lines += [f"{name:<20} {profile.parameters[name]:<6g} {profile.prior[name]:g}"
+              + ("  (kept: no migration says anything of it)" if name in kept else "") for name in PARAMETERS]
     lines += ["", "served / physics: p10 median p90    " + "  ".join(f"{t:<16}" for t in TARGETS)]
     for technique in TECHNIQUES:
         bands = [profile.interval(technique, t) for t in TARGETS]
@@ -68,20 +71,23 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.input is None:  # hosts like a known profile, none of their migrations yet: its parameters for now
         if like is None:
             raise InvalidArgument("--input", "is required unless --like names a known profile to start from")
-        profile, migrations = like_profile(name, like), 0
+        profile, migrations, kept = like_profile(name, like), 0, PARAMETERS
     else:
         table, observed = read_calibration(args.input, name)
         profile, migrations = calibrate(name, table, observed, like=like), len(table)
+        kept = unfitted(table, observed, profile.parameters)
     command = f"advisor profiles calibrate --name {name}" + (f" --input {args.input}" if args.input else "")
     command += f" --like {like.name}" if like else ""
     try:
         saved = store.save(profile, command, {"file": str(args.input) if args.input else None,
                                               "migrations": migrations,
-                                              "like": f"{like.name}/{like.version}" if like else None},
+                                              "like": f"{like.name}/{like.version}" if like else None,
+                                              "kept_from_prior": list(kept)},
                            version=args.version)
     except ArtifactError as error:
         raise FailedPrecondition(str(error)) from None
-    print(json.dumps(_as_dict(saved), indent=2) if args.json else render(saved))
+    print(json.dumps({**_as_dict(saved), "kept_from_prior": list(kept)}, indent=2) if args.json
+          else render(saved, kept))
     print(f"stored profile {name} version {saved.version} in {store.root / name}", file=sys.stderr)
     return 0
 

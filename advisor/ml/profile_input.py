@@ -85,6 +85,9 @@ def read_calibration(path: Path, name: str) -> tuple[InputTable, Observed]:
     problems += measured_problems + _cold_problems(frame) + _profile_problems(frame, name)
     if not problems and len(frame) == 0:
         problems.append(RowProblem(0, "no migrations"))
+    elif not problems and not measured["completed"].any():
+        problems.append(RowProblem(0, f"no completed migration among the {len(frame)}: nothing to fit on (an "
+                                      "aborted migration's time is when it was stopped, not what it cost)"))
     if problems:
         problems.sort(key=lambda p: p.row)
         raise BatchInputError(path, problems)

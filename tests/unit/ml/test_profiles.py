@@ -16,7 +16,16 @@ from advisor.ml.cost_features import profile_codes
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.ml.profile_serving import ProfileServingPredictor, profile_costs, within_deadline_probability
 from advisor.ml.profile_store import ProfileStore
-from advisor.ml.profiles import PRIOR, UNCALIBRATED_OFFSETS, Observed, calibrate, physics, updated
+from advisor.ml.profiles import (
+    PARAMETERS,
+    PRIOR,
+    UNCALIBRATED_OFFSETS,
+    Observed,
+    calibrate,
+    physics,
+    unfitted,
+    updated,
+)
 from advisor.ml.registry import ArtifactError
 
 # a host like the lab: the stop mostly a fixed cost (QEMU lifts the cap for the last pages)
@@ -25,13 +34,14 @@ TRUE = {"throughput": 0.6, "round_overhead_ms": 200.0, "downtime_scale": 0.5, "s
 TECHNIQUES = (Technique.PRECOPY, Technique.PRECOPY_XBZRLE, Technique.POSTCOPY, Technique.PRECOPY_AUTOCONVERGE)
 
 
-def rig(n: int, seed: int = 1, profile: str = "rig") -> tuple[InputTable, Observed]:
+def rig(n: int, seed: int = 1, profile: str = "rig", techniques: tuple[Technique, ...] = TECHNIQUES
+        ) -> tuple[InputTable, Observed]:
     """n migrations of a host that follows the physics with TRUE parameters, give or take 5%."""
     rng = np.random.default_rng(seed)
     rows = [(MigrationInputs(float(rng.uniform(32, 128)), float(rng.uniform(0, 8)), 1250.0,
                              float(rng.choice([16, 32, 64])), 300.0, memory_configured_mib=256.0,
                              working_set_mib=8.0, deadline_ms=90_000, host_profile=profile),
-             TECHNIQUES[k % len(TECHNIQUES)]) for k in range(n)]
+             techniques[k % len(techniques)]) for k in range(n)]
     table = InputTable.from_rows(rows)
     a = physics(table, TRUE)
     noise = rng.lognormal(0.0, 0.05, size=(3, n))
@@ -74,6 +84,20 @@ def test_a_profile_calibrated_like_a_known_one_stays_near_that_one_while_it_has_
     # an online update keeps shrinking toward the known profile, not toward the defaults
     after = updated(few, *rig(1, seed=9))
     assert after.base == "known" and dict(after.prior) == dict(known.parameters)
+
+
+@pytest.mark.parametrize(("techniques", "completed", "kept"), [
+    (TECHNIQUES, True, ("compress_mib_s",)),  # no compressed migration
+    ((Technique.POSTCOPY,), True, ("round_overhead_ms", "compress_mib_s", "dirty_scale")),  # no pre-copy round
+    (TECHNIQUES, False, PARAMETERS),  # aborted migrations: nothing measured to fit
+])
+def test_what_no_migration_says_anything_of_is_kept_at_the_prior(techniques: tuple[Technique, ...], completed: bool,
+                                                                 kept: tuple[str, ...]) -> None:
+    table, observed = rig(12, techniques=techniques)
+    observed = replace(observed, completed=observed.completed & completed)
+    profile = calibrate("rig", table, observed)
+    assert unfitted(table, observed, profile.parameters) == kept
+    assert {p: profile.parameters[p] for p in kept} == {p: PRIOR[p] for p in kept}
 
 
 def test_an_online_update_moves_the_profile_a_step_and_counts_the_migration() -> None:

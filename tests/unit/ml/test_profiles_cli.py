@@ -14,6 +14,7 @@ from advisor.ml.batch import BatchInputError, predict_csv
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.ml.profile_serving import ProfileServingPredictor
 from advisor.ml.profile_store import ProfileStore
+from advisor.ml.profiles import PRIOR
 
 LAB = Path(__file__).resolve().parents[3] / "training" / "data" / "lab_migrations.csv"
 COLUMNS = ["technique", "vm_memory_mib", "dirty_rate_pages_per_s", "available_bandwidth_mbps", "max_bandwidth_mib_s",
@@ -35,6 +36,7 @@ def test_calibrate_stores_a_version_and_list_and_show_read_it(tmp_path: Path, ca
     assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(src), "--models-dir", str(models)]) == 0
     out = capsys.readouterr().out
     assert "profile rig2 version 1.0.0: 20 migrations" in out and "throughput" in out
+    assert "kept" not in out  # every parameter fitted
     assert (models / "profiles" / "rig2" / "1.0.0" / "card.json").is_file()
     assert (models / "profiles" / "rig2" / "ACTIVE").read_text().strip() == "1.0.0"
     assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(src), "--models-dir", str(models),
@@ -134,6 +136,18 @@ def test_each_row_is_read_as_a_migration_of_the_profile_named(tmp_path: Path, ca
     assert fitted[0] == fitted[1] == fitted[2]
 
 
+def test_the_summary_says_which_parameters_no_migration_told(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                             ) -> None:
+    frame = pd.read_csv(calibration_csv(tmp_path / "rig.csv", 60), dtype=str, keep_default_na=False)
+    frame[frame["technique"] == "postcopy"].to_csv(tmp_path / "postcopy.csv", index=False)
+    assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(tmp_path / "postcopy.csv"),
+                 "--models-dir", str(tmp_path / "models")]) == 0
+    out = capsys.readouterr().out
+    for name in ("round_overhead_ms", "compress_mib_s", "dirty_scale"):  # no pre-copy round, nothing compressed
+        assert f"{name:<20} {PRIOR[name]:<6g} {PRIOR[name]:g}  (kept: no migration says anything of it)" in out
+    assert "throughput           1 " not in out
+
+
 def _set(row: int, **cells: str) -> Callable[[pd.DataFrame], None]:
     def edit(frame: pd.DataFrame) -> None:
         for column, value in cells.items():
@@ -141,11 +155,17 @@ def _set(row: int, **cells: str) -> Callable[[pd.DataFrame], None]:
     return edit
 
 
+def _aborted(frame: pd.DataFrame) -> None:
+    frame["outcome"], frame["downtime_ms"] = "aborted", ""
+
+
 @pytest.mark.parametrize(("edit", "expected"), [
     (_set(2, technique="cold"), "row 3: technique cold: only live migrations are calibrated"),
     # every row is a migration of the profile named: another profile's rows are not mixed in
     (_set(3, source="lab"), "row 4: source 'lab' is not rig2: every row calibrates rig2"),
     (_set(0, host_profile="snu"), "row 1: host_profile 'snu' is not rig2"),
+    # nothing to fit on: a profile that learned nothing is not stored as calibrated
+    (_aborted, "no completed migration among the 12: nothing to fit on"),
 ])
 def test_a_row_calibration_cannot_fit_is_refused_and_nothing_is_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Callable[[pd.DataFrame], None], expected: str
