@@ -12,6 +12,7 @@ import pytest
 from advisor.cli.main import main
 from advisor.ml.batch import BatchInputError, predict_csv
 from advisor.ml.predictor import AnalyticPredictor
+from advisor.ml.profile_input import read_calibration
 from advisor.ml.profile_serving import ProfileServingPredictor
 from advisor.ml.profile_store import ProfileStore
 from advisor.ml.profiles import PRIOR
@@ -148,6 +149,15 @@ def test_the_summary_says_which_parameters_no_migration_told(tmp_path: Path, cap
     assert "throughput           1 " not in out
 
 
+def test_every_lab_migration_is_physically_possible(tmp_path: Path) -> None:
+    """The slack of the bandwidth check passes all the lab measured (its vCPU readings, a few a little above 1,
+    left out: the batch input refuses those)."""
+    frame = pd.read_csv(LAB, dtype=str, keep_default_na=False).assign(source="", vcpu_utilization="")
+    frame.to_csv(tmp_path / "lab.csv", index=False)
+    table, _ = read_calibration(tmp_path / "lab.csv", "rig")
+    assert len(table) == len(frame)
+
+
 def _set(row: int, **cells: str) -> Callable[[pd.DataFrame], None]:
     def edit(frame: pd.DataFrame) -> None:
         for column, value in cells.items():
@@ -166,6 +176,14 @@ def _aborted(frame: pd.DataFrame) -> None:
     (_set(0, host_profile="snu"), "row 1: host_profile 'snu' is not rig2"),
     # nothing to fit on: a profile that learned nothing is not stored as calibrated
     (_aborted, "no completed migration among the 12: nothing to fit on"),
+    # what no migration can have measured (row 2: pre-copy, 16 MiB/s cap, 87587 KiB in 5756 ms)
+    (_set(1, total_time_ms="1e300"), "row 2: total_time_ms must be at most 86400000 (a day; got 1e+300)"),
+    (_set(1, downtime_ms="4000000"), "row 2: downtime_ms must be at most 3600000 (an hour"),
+    (_set(1, downtime_ms="6000"), "row 2: downtime_ms 6000 is longer than the whole migration (total_time_ms 5756)"),
+    (_set(1, transferred_kib="1e8"), "row 2: transferred_kib 1e+08 cannot pass 16 MiB/s in total_time_ms 5756: at "
+                                     "most 184.192 MiB"),
+    (_set(1, memory_used_mib="32768"), "row 2: memory_used_mib 32768 (what the first pass sends) cannot pass 16 "
+                                       "MiB/s"),
 ])
 def test_a_row_calibration_cannot_fit_is_refused_and_nothing_is_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Callable[[pd.DataFrame], None], expected: str
