@@ -120,7 +120,7 @@ def _profile_problems(frame: pd.DataFrame, name: str) -> list[RowProblem]:
             continue
         named = frame[column].astype(str).str.strip()
         for i in np.flatnonzero(((named != "") & (named.str.lower() != name)).to_numpy()):
-            problems.append(RowProblem(int(i) + 1, f"{column} {named.iat[int(i)][:40]!r} is not {name}: every row "
+            problems.append(RowProblem(int(i) + 1, f"{column} {str(named.iat[int(i)])[:40]!r} is not {name}: every row "
                                                    f"calibrates {name} (empty or {name})"))
     return problems
 
