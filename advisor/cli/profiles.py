@@ -65,7 +65,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     store = _store(args)
     like = None
     if args.like is not None:
-        like = store.get(args.like)
+        like = _get(store, args.like, "--like")
         if like is None:
             raise NotFound("--like", "host profile", args.like, "only a calibrated one: see advisor profiles list")
     if args.input is None:  # hosts like a known profile, none of their migrations yet: its parameters for now
@@ -92,21 +92,41 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _get(store: ProfileStore, name: str, field: str) -> HostProfile | None:
+    """The active version of a profile, None if never calibrated; one that cannot be read is refused saying why."""
+    try:
+        return store.get(name)
+    except ArtifactError as error:
+        raise FailedPrecondition(f"{field}: host profile {name} exists but its active version is unreadable: "
+                                 f"{error}") from None
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    profiles = [p for n in _store(args).names() if (p := _store(args).get(n)) is not None]
+    store = _store(args)
+    profiles: list[HostProfile] = []
+    unreadable: dict[str, str] = {}
+    for name in store.names():
+        try:
+            if (profile := store.get(name)) is not None:
+                profiles.append(profile)
+        except ArtifactError as error:  # listed, not left out: it is there, and serving says so
+            unreadable[name] = str(error)
     if args.json:
-        print(json.dumps([_as_dict(p) for p in profiles], indent=2))
+        print(json.dumps([_as_dict(p) for p in profiles]
+                         + [{"name": n, "unreadable": why} for n, why in unreadable.items()], indent=2))
         return 0
     # the parameters that say most about a host; all of them are in `show` and --json
     print(table(["name", "version", "migrations", "like", "throughput", "sent memory", "dirty scale", "created"],
                 [(p.name, p.version, p.migrations, p.base or "-", f"{p.parameters['throughput']:g}",
                   f"{p.parameters['sent_memory_factor']:g}", f"{p.parameters['dirty_scale']:g}", p.created)
                  for p in profiles], right=(2, 4, 5, 6)))
+    for name, why in unreadable.items():
+        print(safe(f"{name}: its active version is unreadable, served as uncalibrated: {why}"))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    profile = _store(args).get(args.name)
+    profile = _get(_store(args), args.name, "name")
     if profile is None:
         raise NotFound("name", "host profile", args.name)
     print(json.dumps(_as_dict(profile), indent=2) if args.json else render(profile))

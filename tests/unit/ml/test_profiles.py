@@ -3,19 +3,22 @@ store (immutable versions) and serving calibrated and uncalibrated profiles."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from advisor.domain.migration import MigrationResult
 from advisor.domain.model import Interval, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import InputTable
 from advisor.ml.convergence import CONVERGE_CONFIDENCE
 from advisor.ml.cost_features import profile_codes
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.ml.profile_serving import ProfileServingPredictor, profile_costs, within_deadline_probability
-from advisor.ml.profile_store import ProfileStore
+from advisor.ml.profile_store import OnlineProfiles, ProfileStore
 from advisor.ml.profiles import (
     PARAMETERS,
     PRIOR,
@@ -129,6 +132,47 @@ def test_the_store_writes_immutable_versions_and_reads_the_active_one(tmp_path: 
     assert stored.parameters == like.parameters and dict(store.get("rig").prior) == dict(PRIOR)  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="profile name"):
         store.save(calibrate("../x", *rig(5)), "test", {})
+
+
+def _not_json(directory: Path) -> None:
+    (directory / "1.0.0" / "parameters.json").write_text("{bad")
+
+
+def _no_card(directory: Path) -> None:
+    (directory / "1.0.0" / "card.json").unlink()
+
+
+def _active_names_none(directory: Path) -> None:
+    (directory / "ACTIVE").write_text("2.0.0\n")
+
+
+@pytest.mark.parametrize(("corrupt", "why"), [
+    (_not_json, "corrupt artifact .*JSONDecodeError"),
+    (_no_card, "cannot read .*card.json"),
+    (_active_names_none, "cannot read .*2.0.0/card.json"),
+])
+def test_a_profile_whose_active_version_is_unreadable_says_why_and_is_served_as_uncalibrated(
+        tmp_path: Path, corrupt: Callable[[Path], None], why: str) -> None:
+    store = ProfileStore(tmp_path)
+    store.save(calibrate("rig", *rig(12)), "test", {})
+    assert store.get("rig") is not None  # read once: what it caches must not hide the damage
+    corrupt(tmp_path / "rig")
+    for _ in range(2):  # and again, from what it caches
+        with pytest.raises(ArtifactError, match=why):
+            store.get("rig")
+    assert store.get("never") is None  # never calibrated is not unreadable
+    cost = ProfileServingPredictor(Inner(), store.get).predict(
+        MigrationInputs(100, 2, 1250, 32, 300, host_profile="rig"), Technique.PRECOPY)
+    assert cost.notes[0].startswith("profile rig is calibrated but its active version is unreadable (")
+    assert cost.model.version == "uncalibrated" and re.search(why, cost.model.fallback_reason)
+    # an online update does not replace it with a fit of one migration; a calibration does, and is read
+    table, observed = rig(1, seed=9)
+    OnlineProfiles(store).learn(table.rows()[0][0], table.techniques[0], MigrationResult(
+        True, total_time_ms=float(observed.total_time_ms[0]), downtime_ms=float(observed.downtime_ms[0]),
+        transferred_mib=float(observed.transferred_mib[0])))
+    assert not (tmp_path / "rig" / "1.1.0").exists()
+    store.save(calibrate("rig", *rig(12)), "test", {}, version="3.0.0")
+    assert store.get("rig").version == "3.0.0"  # type: ignore[union-attr]
 
 
 class Inner:

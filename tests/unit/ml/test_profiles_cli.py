@@ -137,6 +137,27 @@ def test_each_row_is_read_as_a_migration_of_the_profile_named(tmp_path: Path, ca
     assert fitted[0] == fitted[1] == fitted[2]
 
 
+def test_a_profile_whose_active_version_is_unreadable_is_shown_and_listed_as_such(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    models = tmp_path / "models"
+    for name in ("rig2", "broken"):
+        assert main(["profiles", "calibrate", "--name", name, "--input", str(calibration_csv(tmp_path / "rig.csv")),
+                     "--models-dir", str(models)]) == 0
+    (models / "profiles" / "broken" / "1.0.0" / "parameters.json").write_text("{bad")
+    capsys.readouterr()
+    assert main(["profiles", "show", "broken", "--models-dir", str(models)]) == 1
+    assert "name: host profile broken exists but its active version is unreadable: corrupt artifact" in \
+        capsys.readouterr().err
+    assert main(["profiles", "list", "--models-dir", str(models)]) == 0
+    out = capsys.readouterr().out
+    assert "rig2" in out and "broken: its active version is unreadable, served as uncalibrated: corrupt" in out
+    assert main(["profiles", "list", "--models-dir", str(models), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in listed] == ["rig2", "broken"] and "JSONDecodeError" in listed[1]["unreadable"]
+    assert main(["profiles", "calibrate", "--name", "rig3", "--like", "broken", "--models-dir", str(models)]) == 1
+    assert "--like: host profile broken exists but its active version is unreadable" in capsys.readouterr().err
+
+
 def test_the_summary_says_which_parameters_no_migration_told(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                                              ) -> None:
     frame = pd.read_csv(calibration_csv(tmp_path / "rig.csv", 60), dtype=str, keep_default_na=False)
