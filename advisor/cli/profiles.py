@@ -15,7 +15,7 @@ from advisor.config import Settings
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.features.inputs import PROFILES
 from advisor.ml.profile_input import read_calibration
-from advisor.ml.profile_store import ProfileStore, check_name
+from advisor.ml.profile_store import ProfileStore, check_name, check_version
 from advisor.ml.profiles import PARAMETERS, TARGETS, HostProfile, calibrate, like_profile, unfitted
 from advisor.ml.registry import ArtifactError
 from advisor.physics import TECHNIQUES
@@ -54,6 +54,13 @@ def _ratio(log_offset: float) -> float:
     return math.exp(log_offset)
 
 
+def _version(text: str) -> str:
+    try:
+        return check_version(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     try:
         name = check_name(args.name)
@@ -63,6 +70,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise InvalidArgument("--name", f"{name} is served by the learned model, which retraining calibrates; "
                                         "choose another name")
     store = _store(args)
+    if args.version is not None:  # refused before anything is read or fitted, as a bad flag is
+        try:
+            store.check_new(name, args.version)
+        except ArtifactError as error:
+            args.usage_error(f"argument --version: {error}")
     like = None
     if args.like is not None:
         like = _get(store, args.like, "--like")
@@ -145,9 +157,9 @@ def add_profiles_commands(sub: Any) -> None:
     p.add_argument("--like", metavar="PROFILE", help="a calibrated profile these hosts resemble: the fit starts "
                    "from its parameters and is shrunk toward them, not toward the physics' defaults, while it has few "
                    "migrations")
-    p.add_argument("--version", help="the version to write (default: the next free one); an existing one is "
-                   "refused")
-    p.set_defaults(func=cmd_calibrate)
+    p.add_argument("--version", type=_version, help="the version to write, MAJOR.MINOR.PATCH (default: the next "
+                   "free one); an existing one is refused")
+    p.set_defaults(func=cmd_calibrate, usage_error=p.error)
     p = actions.add_parser("list", help="every calibrated profile: version, migrations, parameters, when")
     p.set_defaults(func=cmd_list)
     p = actions.add_parser("show", help="one profile: what it learned")

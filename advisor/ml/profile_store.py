@@ -29,11 +29,14 @@ from advisor.ml.profiles import (
     uncalibrated,
     updated,
 )
-from advisor.ml.registry import ACTIVE_FILE, ArtifactError, ModelRegistry, active_fingerprint
+from advisor.ml.registry import ACTIVE_FILE, RELEASE_PATTERN, ArtifactError, ModelRegistry, active_fingerprint
 
 KIND = "host_profile"
 MODEL_NAME = "calibrated-physics"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# A version asked for: MAJOR.MINOR.PATCH, no leading zeros, so that one number names one version and the next free
+# one (advisor.ml.registry.next_version) follows it.
+VERSION_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$")
 PARAMETERS_FILE = "parameters.json"
 
 
@@ -55,6 +58,18 @@ def check_name(name: str) -> str:
     if not NAME_PATTERN.match(name):
         raise ValueError(f"profile name {name[:40]!r} must be 1-64 lower-case letters, digits, '.', '_' or '-'")
     return name
+
+
+def check_version(version: str) -> str:
+    if not VERSION_PATTERN.match(version):
+        raise ValueError(f"version {version[:40]!r} must be MAJOR.MINOR.PATCH, numbers without leading zeros "
+                         "(e.g. 1.2.0)")
+    return version
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    match = RELEASE_PATTERN.match(version)
+    return tuple(int(n) for n in match.groups()) if match else None
 
 
 class ProfileStore:
@@ -106,11 +121,23 @@ class ProfileStore:
                 errors.append(e)
         return errors[0]
 
+    def check_new(self, name: str, version: str) -> str:
+        """`version` if it is well formed (check_version: ValueError) and no version of profile `name` is the same
+        number, however written (ArtifactError: versions are immutable)."""
+        registry = self._registry(name)
+        taken = [v for v in registry.versions() if _release(v) == _release(check_version(version))]
+        if taken:
+            written = f" (as {taken[0]})" if taken[0] != version else ""
+            raise ArtifactError(f"{KIND} version {version} exists in {registry.root}{written}: versions are "
+                                f"immutable, write another (the next free one is {registry.next_version()})")
+        return registry.check_new(version)
+
     def save(self, profile: HostProfile, created_by: str, data: dict[str, Any], version: str | None = None
              ) -> HostProfile:
-        """Write the profile as a new version (the next free one unless `version`) and activate it."""
+        """Write the profile as a new version (the next free one unless `version`, see check_new) and activate
+        it."""
         registry = self._registry(profile.name)
-        version = registry.new_version(version)
+        version = registry.next_version() if version is None else self.check_new(profile.name, version)
         created = datetime.now(UTC).isoformat(timespec="seconds")
         body = {"name": profile.name, "parameters": dict(profile.parameters), "migrations": profile.migrations,
                 "offsets": {t: {k: list(v) for k, v in o.items()} for t, o in profile.offsets.items()},

@@ -126,6 +126,9 @@ def test_the_store_writes_immutable_versions_and_reads_the_active_one(tmp_path: 
     assert read.offsets == second.offsets and store.names() == ["rig"]
     with pytest.raises(ArtifactError, match="immutable"):
         store.save(calibrate("rig", *rig(5)), "test", {}, version="1.0.0")
+    for version in ("abc", "9.9.9.9", "01.0.0"):  # 01.0.0 would be 1.0.0 again, and next_version skips the others
+        with pytest.raises(ValueError, match=r"MAJOR\.MINOR\.PATCH"):
+            store.save(calibrate("rig", *rig(5)), "test", {}, version=version)
     like = store.save(calibrate("rig3", *rig(5, seed=4), like=read), "test", {})
     stored = ProfileStore(tmp_path).get("rig3")
     assert stored is not None and (stored.base, dict(stored.prior)) == ("rig", dict(read.parameters))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,9 +41,6 @@ def test_calibrate_stores_a_version_and_list_and_show_read_it(tmp_path: Path, ca
     assert "kept" not in out  # every parameter fitted
     assert (models / "profiles" / "rig2" / "1.0.0" / "card.json").is_file()
     assert (models / "profiles" / "rig2" / "ACTIVE").read_text().strip() == "1.0.0"
-    assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(src), "--models-dir", str(models),
-                 "--version", "1.0.0"]) == 1
-    assert "immutable" in capsys.readouterr().err
     assert main(["profiles", "list", "--models-dir", str(models), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(p["name"], p["version"], p["migrations"]) for p in listed] == [("rig2", "1.0.0", 20)]
@@ -156,6 +154,30 @@ def test_a_profile_whose_active_version_is_unreadable_is_shown_and_listed_as_suc
     assert [p["name"] for p in listed] == ["rig2", "broken"] and "JSONDecodeError" in listed[1]["unreadable"]
     assert main(["profiles", "calibrate", "--name", "rig3", "--like", "broken", "--models-dir", str(models)]) == 1
     assert "--like: host profile broken exists but its active version is unreadable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("version", "why"), [
+    ("abc", "version 'abc' must be MAJOR.MINOR.PATCH"),
+    ("9.9.9.9", "version '9.9.9.9' must be MAJOR.MINOR.PATCH"),
+    ("01.0.0", "version '01.0.0' must be MAJOR.MINOR.PATCH, numbers without leading zeros"),
+    ("1.0.0", "version 1.0.0 exists in"),
+    ("2.0.0", "version 2.0.0 exists in .* \\(as 02.0.0\\): versions are immutable, write another \\(the next free "
+              "one is 2.1.0\\)"),
+])
+def test_a_version_asked_for_is_a_new_release_number(tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str,
+                                                     why: str) -> None:
+    models, src = tmp_path / "models", calibration_csv(tmp_path / "rig.csv", 12)
+    for written in ("1.0.0", "2.0.0"):
+        assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(src), "--models-dir", str(models),
+                     "--version", written]) == 0
+    (models / "profiles" / "rig2" / "2.0.0").rename(models / "profiles" / "rig2" / "02.0.0")  # written before
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # a bad flag: the usage, exit 2
+        main(["profiles", "calibrate", "--name", "rig2", "--input", str(src), "--models-dir", str(models),
+              "--version", version])
+    assert exit_.value.code == 2
+    assert re.search(f"argument --version: .*{why}", capsys.readouterr().err)
+    assert sorted(p.name for p in (models / "profiles" / "rig2").iterdir()) == ["02.0.0", "1.0.0", "ACTIVE"]
 
 
 def test_the_summary_says_which_parameters_no_migration_told(tmp_path: Path, capsys: pytest.CaptureFixture[str]
