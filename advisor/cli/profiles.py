@@ -76,6 +76,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         except ArtifactError as error:
             args.usage_error(f"argument --version: {error}")
     like = None
+    if args.like == name:  # shrunk toward itself, a refit of a few migrations would replace the fit of many
+        raise InvalidArgument("--like", f"{name} is the profile calibrated: name another one these hosts resemble, "
+                                        "or calibrate from all of its migrations without --like")
     if args.like is not None:
         like = _get(store, args.like, "--like")
         if like is None:
@@ -154,7 +157,7 @@ def add_profiles_commands(sub: Any) -> None:
                    "total_time_ms, downtime_ms, transferred_kib and outcome (completed or aborted), every row a "
                    "migration of --name (a host_profile or source column empty or --name); without it, --like's "
                    "parameters until the hosts' own migrations come in")
-    p.add_argument("--like", metavar="PROFILE", help="a calibrated profile these hosts resemble: the fit starts "
+    p.add_argument("--like", metavar="PROFILE", help="another calibrated profile these hosts resemble: the fit starts "
                    "from its parameters and is shrunk toward them, not toward the physics' defaults, while it has few "
                    "migrations")
     p.add_argument("--version", type=_version, help="the version to write, MAJOR.MINOR.PATCH (default: the next "

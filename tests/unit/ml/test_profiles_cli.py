@@ -80,6 +80,11 @@ def test_calibrate_like_a_known_profile(tmp_path: Path, capsys: pytest.CaptureFi
                      "--like", base]) == 1
         assert "--like: unknown host profile" in capsys.readouterr().err
     assert not (models / "profiles" / "rig4").exists()
+    # not itself: a few migrations shrunk toward its own fit would replace the fit of many
+    assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(few), "--models-dir", str(models),
+                 "--like", "rig2"]) == 1
+    assert "--like: rig2 is the profile calibrated" in capsys.readouterr().err
+    assert sorted(p.name for p in (models / "profiles" / "rig2").iterdir()) == ["1.0.0", "ACTIVE"]
 
 
 def test_every_bad_row_is_listed_and_nothing_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
