@@ -19,7 +19,7 @@ from advisor.ml.profile_store import ProfileStore, check_name, check_version
 from advisor.ml.profiles import PARAMETERS, TARGETS, HostProfile, calibrate, like_profile, unfitted
 from advisor.ml.registry import ArtifactError
 from advisor.physics import TECHNIQUES
-from advisor.tables import safe, table
+from advisor.tables import count, safe, table
 
 
 def _store(args: argparse.Namespace) -> ProfileStore:
@@ -38,7 +38,7 @@ def render(profile: HostProfile, kept: Sequence[str] = ()) -> str:
     """What a profile learned: its parameters (those in `kept` the prior's, nothing calibrated on having said
     anything of them), and per technique the p10-p90 band of actual over predicted."""
     like = f", like {profile.base}" if profile.base else ""
-    lines = [f"profile {profile.name} version {profile.version}: {profile.migrations} migrations{like} "
+    lines = [f"profile {profile.name} version {profile.version}: {count(profile.migrations, 'migration')}{like} "
              f"({profile.created})", "", "parameter            value  shrunk toward"]
     lines += [f"{name:<20} {profile.parameters[name]:<6g} {profile.prior[name]:g}"
               + ("  (kept: no migration says anything of it)" if name in kept else "") for name in PARAMETERS]
@@ -82,7 +82,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.like is not None:
         like = _get(store, args.like, "--like")
         if like is None:
-            raise NotFound("--like", "host profile", args.like, "only a calibrated one: see advisor profiles list")
+            raise NotFound("--like", "host profile", args.like, _unknown(args.like)
+                           or "only a calibrated one: see advisor profiles list")
     if args.input is None:  # hosts like a known profile, none of their migrations yet: its parameters for now
         if like is None:
             raise InvalidArgument("--input", "is required unless --like names a known profile to start from")
@@ -105,6 +106,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
           else render(saved, kept))
     print(f"stored profile {name} version {saved.version} in {store.root / name}", file=sys.stderr)
     return 0
+
+
+def _unknown(name: str) -> str:
+    """Why a name the learned model serves is no stored profile."""
+    if name not in PROFILES:
+        return ""
+    return (f"{' and '.join(PROFILES)} are served by the learned cost model, which retraining calibrates: they are "
+            "not stored profiles")
 
 
 def _get(store: ProfileStore, name: str, field: str) -> HostProfile | None:
@@ -130,11 +139,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([_as_dict(p) for p in profiles]
                          + [{"name": n, "unreadable": why} for n, why in unreadable.items()], indent=2))
         return 0
-    # the parameters that say most about a host; all of them are in `show` and --json
-    print(table(["name", "version", "migrations", "like", "throughput", "sent memory", "dirty scale", "created"],
-                [(p.name, p.version, p.migrations, p.base or "-", f"{p.parameters['throughput']:g}",
-                  f"{p.parameters['sent_memory_factor']:g}", f"{p.parameters['dirty_scale']:g}", p.created)
-                 for p in profiles], right=(2, 4, 5, 6)))
+    if not profiles and not unreadable:
+        print("no host profiles calibrated: advisor profiles calibrate --name NAME --input FILE.csv")
+        return 0
+    if profiles:  # the parameters that say most about a host; all of them are in `show` and --json
+        print(table(["name", "version", "migrations", "like", "throughput", "sent memory", "dirty scale", "created"],
+                    [(p.name, p.version, p.migrations, p.base or "-", f"{p.parameters['throughput']:g}",
+                      f"{p.parameters['sent_memory_factor']:g}", f"{p.parameters['dirty_scale']:g}", p.created)
+                     for p in profiles], right=(2, 4, 5, 6)))
     for name, why in unreadable.items():
         print(safe(f"{name}: its active version is unreadable, served as uncalibrated: {why}"))
     return 0
@@ -143,7 +155,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     profile = _get(_store(args), args.name, "name")
     if profile is None:
-        raise NotFound("name", "host profile", args.name)
+        raise NotFound("name", "host profile", args.name, _unknown(args.name))
     print(json.dumps(_as_dict(profile), indent=2) if args.json else render(profile))
     return 0
 

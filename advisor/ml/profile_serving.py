@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
+from advisor.domain.text import counted
 from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import CONVERGE_CONFIDENCE, convergence_note
 from advisor.ml.cost_batch import CostBatch, cost_batch, eager_batch
@@ -107,9 +108,14 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
         note = (f"profile {name} is calibrated but its active version is unreadable ({unreadable}): {uncalibrated_as}"
                 if unreadable else f"profile {name} is not calibrated: {uncalibrated_as}")
         model = ModelRef(PROFILE_MODEL, "uncalibrated", "profile left out (p10-p90)", fallback_reason=unreadable)
+    elif profile.migrations == 0:  # calibrated like a known profile, none of its own migrations yet
+        note = (f"profile {name} has none of its own migrations yet: {profile.base}'s parameters, intervals of a "
+                f"profile left out (version {profile.version})")
+        model = ModelRef(PROFILE_MODEL, f"{name}/{profile.version}", "profile left out (p10-p90)")
     else:
         like = f", like {profile.base}" if profile.base else ""
-        note = f"profile {name} calibrated from {profile.migrations} migrations{like} (version {profile.version})"
+        note = (f"profile {name} calibrated from {counted(profile.migrations, 'migration')}{like} "
+                f"(version {profile.version})")
         model = ModelRef(PROFILE_MODEL, f"{name}/{profile.version}", "split conformal per technique (p10-p90)")
     table = InputTable.from_rows(rows)
     a = physics(table, chosen.parameters)

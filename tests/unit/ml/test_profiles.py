@@ -25,6 +25,7 @@ from advisor.ml.profiles import (
     UNCALIBRATED_OFFSETS,
     Observed,
     calibrate,
+    like_profile,
     physics,
     unfitted,
     updated,
@@ -176,6 +177,22 @@ def test_a_profile_whose_active_version_is_unreadable_says_why_and_is_served_as_
     assert not (tmp_path / "rig" / "1.1.0").exists()
     store.save(calibrate("rig", *rig(12)), "test", {}, version="3.0.0")
     assert store.get("rig").version == "3.0.0"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("migrations", "like", "note"), [
+    (12, "", "profile rig calibrated from 12 migrations (version 1.0.0)"),
+    (1, "", "profile rig calibrated from 1 migration (version 1.0.0)"),
+    (1, "known", "profile rig calibrated from 1 migration, like known (version 1.0.0)"),
+    (0, "known", "profile rig has none of its own migrations yet: known's parameters, intervals of a profile left "
+                 "out (version 1.0.0)"),
+])
+def test_the_note_says_what_a_profile_was_calibrated_from(migrations: int, like: str, note: str) -> None:
+    known = calibrate("known", *rig(12))
+    profile = (like_profile("rig", known) if migrations == 0 else
+               calibrate("rig", *rig(migrations), like=known if like else None))
+    inputs = MigrationInputs(100, 2, 1250, 32, 300, host_profile="rig")
+    cost = profile_costs([(inputs, Technique.PRECOPY)], "rig", replace(profile, version="1.0.0"))[0]
+    assert cost.notes[0] == note
 
 
 class Inner:

@@ -185,6 +185,22 @@ def test_a_version_asked_for_is_a_new_release_number(tmp_path: Path, capsys: pyt
     assert sorted(p.name for p in (models / "profiles" / "rig2").iterdir()) == ["02.0.0", "1.0.0", "ACTIVE"]
 
 
+def test_nothing_to_list_or_show_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    models = tmp_path / "models"
+    assert main(["profiles", "list", "--models-dir", str(models)]) == 0
+    assert capsys.readouterr().out == "no host profiles calibrated: advisor profiles calibrate --name NAME --input " \
+                                      "FILE.csv\n"
+    assert main(["profiles", "list", "--models-dir", str(models), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    for name in ("lab", "snu"):  # what the learned model serves is not a stored profile
+        assert main(["profiles", "show", name, "--models-dir", str(models)]) == 1
+        assert (f"unknown host profile '{name}' (snu and lab are served by the learned cost model, which retraining "
+                "calibrates: they are not stored profiles)") in capsys.readouterr().err
+    assert main(["profiles", "calibrate", "--name", "rig2", "--input", str(calibration_csv(tmp_path / "one.csv", 1)),
+                 "--models-dir", str(models)]) == 0
+    assert "profile rig2 version 1.0.0: 1 migration (" in capsys.readouterr().out
+
+
 def test_the_summary_says_which_parameters_no_migration_told(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                                              ) -> None:
     frame = pd.read_csv(calibration_csv(tmp_path / "rig.csv", 60), dtype=str, keep_default_na=False)
