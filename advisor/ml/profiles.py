@@ -25,8 +25,8 @@ The parameters, each with its prior (the uncalibrated physics) and bounds:
   with 1000 ms allowed took a median 73, 56, 81 and 187 ms at caps of 8, 16, 32 and 64 MiB/s. Compression stays
   CPU-bound.
 
-Fitted on all of the lab's migrations (498 on 2026-12-06) and scored on them, the seven parameters leave a time MAPE
-of 27% where the first five left 39% (`tests/unit/ml/test_profiles.py` holds the rules, `training.few_shot` the
+Fitted on all of the lab's migrations (498 on 2026-12-06) and scored on them, the first seven parameters (before
+`stop_mib_s`) left a time MAPE of 27% where the first five left 39% (`tests/unit/ml/test_profiles.py` holds the rules, `training.few_shot` the
 figures on migrations not calibrated on).
 
 They are fitted by least squares on the log errors of time, downtime and data of completed migrations (the stop's
