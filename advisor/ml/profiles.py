@@ -26,8 +26,8 @@ The parameters, each with its prior (the uncalibrated physics) and bounds:
   CPU-bound.
 
 Fitted on all of the lab's migrations (498 on 2026-12-06) and scored on them, the first seven parameters (before
-`stop_mib_s`) left a time MAPE of 27% where the first five left 39% (`tests/unit/ml/test_profiles.py` holds the rules, `training.few_shot` the
-figures on migrations not calibrated on).
+`stop_mib_s`) left a time MAPE of 27% where the first five left 39% (`tests/unit/ml/test_profiles.py` holds the
+rules, `training.few_shot` the figures on migrations not calibrated on).
 
 They are fitted by least squares on the log errors of time, downtime and data of completed migrations (the stop's
 three, `downtime_scale`, `stop_ms` and `stop_mib_s`, then again on the downtime alone, so that the stop cannot pull
