@@ -21,6 +21,9 @@ from advisor.ml.registry import ArtifactError
 from advisor.physics import TECHNIQUES
 from advisor.tables import count, safe, table
 
+# What a `source` or `host_profile` cell says of no profile (advisor.features.inputs.InputTable.from_frame).
+NO_PROFILE = ("nan", "none")
+
 
 def _store(args: argparse.Namespace) -> ProfileStore:
     return ProfileStore(Path(args.models_dir or Settings().models_dir) / "profiles")
@@ -69,6 +72,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if name in PROFILES:
         raise InvalidArgument("--name", f"{name} is served by the learned model, which retraining calibrates; "
                                         "choose another name")
+    if name in NO_PROFILE:  # its rows would be read as snu's, and a CSV naming it served as snu
+        raise InvalidArgument("--name", f"{name} is read as no profile (snu) in an input table; choose another name")
     store = _store(args)
     if args.version is not None:  # refused before anything is read or fitted, as a bad flag is
         try:

@@ -47,7 +47,7 @@ def test_calibrate_stores_a_version_and_list_and_show_read_it(tmp_path: Path, ca
     assert main(["profiles", "show", "rig2", "--models-dir", str(models)]) == 0
     assert "postcopy" in capsys.readouterr().out
     assert main(["profiles", "show", "never", "--models-dir", str(models)]) == 1
-    for taken in ("lab", "Bad/Name"):
+    for taken in ("lab", "Bad/Name", "none", "nan"):  # the last two: no profile in an input table, i.e. snu
         assert main(["profiles", "calibrate", "--name", taken, "--input", str(src), "--models-dir", str(models)]) == 1
     assert "served by the learned model" in capsys.readouterr().err and not (models / "profiles" / "lab").exists()
 
