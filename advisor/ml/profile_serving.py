@@ -1,7 +1,8 @@
 """Serving every host profile: the ones the learned model knows (advisor.features.inputs.PROFILES) by the learned
 model, a calibrated one by the physics with its fitted parameters and its own intervals, and a name never
 calibrated by the physics' defaults with the intervals of a profile left out -- said so in the notes, never
-silently served as another profile."""
+silently served as another profile. A profile calibrated whose active version cannot be read is served as one
+never calibrated, and its notes say why."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any
 import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
+from advisor.domain.text import counted
 from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import CONVERGE_CONFIDENCE, convergence_note
 from advisor.ml.cost_batch import CostBatch, cost_batch, eager_batch
 from advisor.ml.predictor import CostPredictor, cost_rows
 from advisor.ml.profiles import TARGETS, HostProfile, dirty_rate, physics, uncalibrated, usable_mib_s
+from advisor.ml.registry import ArtifactError
 from advisor.physics import TECHNIQUES, Guard, validate
 from advisor.physics.guards import verdicts
 
@@ -34,7 +37,8 @@ def within_deadline_probability(time_ms: Interval, deadline_ms: float) -> float:
 
 
 class ProfileServingPredictor:
-    """`inner` for the profiles it knows; `lookup(name)` gives a calibrated profile, None for one never calibrated."""
+    """`inner` for the profiles it knows; `lookup(name)` gives a calibrated profile, None for one never calibrated,
+    and raises ArtifactError for one whose active version cannot be read."""
 
     def __init__(self, inner: CostPredictor, lookup: Callable[[str], HostProfile | None]) -> None:
         self.inner = inner
@@ -57,7 +61,11 @@ class ProfileServingPredictor:
             if out[k] is None:
                 others.setdefault(i.host_profile, []).append(k)
         for name, indices in others.items():
-            for k, cost in zip(indices, profile_costs([rows[k] for k in indices], name, self._lookup(name)),
+            try:
+                profile, unreadable = self._lookup(name), ""
+            except ArtifactError as error:
+                profile, unreadable = None, str(error)
+            for k, cost in zip(indices, profile_costs([rows[k] for k in indices], name, profile, unreadable),
                                strict=True):
                 out[k] = cost
         return [c for c in out if c is not None]
@@ -86,20 +94,28 @@ class ProfileServingPredictor:
         return self.predict_arrays(rows())
 
 
-def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, profile: HostProfile | None
-                  ) -> list[MigrationCost]:
-    """The physics' costs with a profile's parameters and intervals (`profile` None: never calibrated)."""
+def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, profile: HostProfile | None,
+                  unreadable: str = "") -> list[MigrationCost]:
+    """The physics' costs with a profile's parameters and intervals (`profile` None: never calibrated, or
+    `unreadable` saying why its calibration cannot be read)."""
     for inputs, _ in rows:
         validate(inputs)
     if not rows:
         return []
     chosen = profile if profile is not None else uncalibrated(name)
     if profile is None:
-        note = f"profile {name} is not calibrated: physics with default parameters, intervals of a profile left out"
-        model = ModelRef(PROFILE_MODEL, "uncalibrated", "profile left out (p10-p90)")
+        uncalibrated_as = "physics with default parameters, intervals of a profile left out"
+        note = (f"profile {name} is calibrated but its active version is unreadable ({unreadable}): {uncalibrated_as}"
+                if unreadable else f"profile {name} is not calibrated: {uncalibrated_as}")
+        model = ModelRef(PROFILE_MODEL, "uncalibrated", "profile left out (p10-p90)", fallback_reason=unreadable)
+    elif profile.migrations == 0:  # calibrated like a known profile, none of its own migrations yet
+        note = (f"profile {name} has none of its own migrations yet: {profile.base}'s parameters, intervals of a "
+                f"profile left out (version {profile.version})")
+        model = ModelRef(PROFILE_MODEL, f"{name}/{profile.version}", "profile left out (p10-p90)")
     else:
         like = f", like {profile.base}" if profile.base else ""
-        note = f"profile {name} calibrated from {profile.migrations} migrations{like} (version {profile.version})"
+        note = (f"profile {name} calibrated from {counted(profile.migrations, 'migration')}{like} "
+                f"(version {profile.version})")
         model = ModelRef(PROFILE_MODEL, f"{name}/{profile.version}", "split conformal per technique (p10-p90)")
     table = InputTable.from_rows(rows)
     a = physics(table, chosen.parameters)

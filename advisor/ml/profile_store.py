@@ -29,11 +29,14 @@ from advisor.ml.profiles import (
     uncalibrated,
     updated,
 )
-from advisor.ml.registry import ArtifactError, ModelRegistry, active_fingerprint
+from advisor.ml.registry import ACTIVE_FILE, RELEASE_PATTERN, ArtifactError, ModelRegistry, active_fingerprint
 
 KIND = "host_profile"
 MODEL_NAME = "calibrated-physics"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# A version asked for: MAJOR.MINOR.PATCH, no leading zeros, so that one number names one version and the next free
+# one (advisor.ml.registry.next_version) follows it.
+VERSION_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$")
 PARAMETERS_FILE = "parameters.json"
 
 
@@ -57,14 +60,27 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_version(version: str) -> str:
+    if not VERSION_PATTERN.match(version):
+        raise ValueError(f"version {version[:40]!r} must be MAJOR.MINOR.PATCH, numbers without leading zeros "
+                         "(e.g. 1.2.0)")
+    return version
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    match = RELEASE_PATTERN.match(version)
+    return tuple(int(n) for n in match.groups()) if match else None
+
+
 class ProfileStore:
     """The calibrated host profiles under `root` (e.g. models/profiles)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         # Served profiles by name, with the fingerprint of the version they were read from: a prediction on a
-        # calibrated host then costs a stat of its files, not a read and check of its card and parameters.
-        self._served: dict[str, tuple[tuple[object, ...], HostProfile]] = {}
+        # calibrated host then costs a stat of its files, not a read and check of its card and parameters. An
+        # unreadable version is kept as why, so that it is not read again for every prediction either.
+        self._served: dict[str, tuple[tuple[object, ...], HostProfile | ArtifactError]] = {}
 
     def _registry(self, name: str) -> ModelRegistry:
         return ModelRegistry(self.root / check_name(name), KIND, schema_hash(),
@@ -76,32 +92,52 @@ class ProfileStore:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and NAME_PATTERN.match(p.name))
 
     def get(self, name: str) -> HostProfile | None:
-        """The active version of a profile, None when it was never calibrated (or cannot be read)."""
+        """The active version of a profile, None when it was never calibrated; raises ArtifactError saying why when
+        it was but its active version cannot be read (a corrupt file is not a profile never calibrated)."""
         if not NAME_PATTERN.match(name):
             return None
         fingerprint = active_fingerprint(self.root / name)
-        if not fingerprint:  # never calibrated (nothing kept for it: names come from hosts' labels)
-            return None
         served = self._served.get(name)
-        if served is not None and served[0] == fingerprint:
-            return served[1]
-        profile = None
-        for parameters in (PARAMETERS, *EARLIER_PARAMETERS):  # stored before the last parameters were added?
-            try:
-                profile = ModelRegistry(self.root / name, KIND, schema_hash(parameters)).load(_load)
-                break
-            except ArtifactError:
-                continue
-        if profile is None:
+        if fingerprint and served is not None and served[0] == fingerprint:
+            read = served[1]
+        elif fingerprint or (self.root / name / ACTIVE_FILE).exists():  # ACTIVE naming no version is unreadable
+            read = self._read(name)
+            if fingerprint:
+                self._served[name] = (fingerprint, read)
+        else:  # never calibrated (nothing kept for it: names come from hosts' labels)
             return None
-        self._served[name] = (fingerprint, profile)
-        return profile
+        if isinstance(read, ArtifactError):
+            raise read
+        return read
+
+    def _read(self, name: str) -> HostProfile | ArtifactError:
+        """The active version, read with the current parameters or, stored before the last were added, earlier
+        ones; else why not (the current schema's reason: an earlier one's 'schema mismatch' says nothing)."""
+        errors = []
+        for parameters in (PARAMETERS, *EARLIER_PARAMETERS):
+            try:
+                return ModelRegistry(self.root / name, KIND, schema_hash(parameters)).load(_load)
+            except ArtifactError as e:
+                errors.append(e)
+        return errors[0]
+
+    def check_new(self, name: str, version: str) -> str:
+        """`version` if it is well formed (check_version: ValueError) and no version of profile `name` is the same
+        number, however written (ArtifactError: versions are immutable)."""
+        registry = self._registry(name)
+        taken = [v for v in registry.versions() if _release(v) == _release(check_version(version))]
+        if taken:
+            written = f" (as {taken[0]})" if taken[0] != version else ""
+            raise ArtifactError(f"{KIND} version {version} exists in {registry.root}{written}: versions are "
+                                f"immutable, write another (the next free one is {registry.next_version()})")
+        return registry.check_new(version)
 
     def save(self, profile: HostProfile, created_by: str, data: dict[str, Any], version: str | None = None
              ) -> HostProfile:
-        """Write the profile as a new version (the next free one unless `version`) and activate it."""
+        """Write the profile as a new version (the next free one unless `version`, see check_new) and activate
+        it."""
         registry = self._registry(profile.name)
-        version = registry.new_version(version)
+        version = registry.next_version() if version is None else self.check_new(profile.name, version)
         created = datetime.now(UTC).isoformat(timespec="seconds")
         body = {"name": profile.name, "parameters": dict(profile.parameters), "migrations": profile.migrations,
                 "offsets": {t: {k: list(v) for k, v in o.items()} for t, o in profile.offsets.items()},
@@ -170,7 +206,10 @@ class OnlineProfiles:
         observed = Observed(np.array([outcome.total_time_ms]), np.array([downtime]),
                             np.array([outcome.transferred_mib]), np.array([True]))
         with self._lock:
-            current = self.store.get(name)
+            try:
+                current = self.store.get(name)
+            except ArtifactError:  # unreadable: a fit of this one migration must not silently replace it
+                return
             if current is None and name not in self.store.names() and len(self.store.names()) >= self.MAX_PROFILES:
                 return
             start = current or uncalibrated(name)

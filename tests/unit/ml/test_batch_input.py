@@ -130,5 +130,5 @@ def test_a_bad_measured_value_is_said_once(tmp_path: Path, measured: str, expect
     src = tmp_path / "runs.csv"
     src.write_text(f"{HEADER}{MEASURED}\nprecopy,1024,100,10000,64,{measured}\n")
     with pytest.raises(BatchInputError) as caught:
-        read_calibration(src)
+        read_calibration(src, "rig2")
     assert caught.value.problems[0].reason == expected and len(caught.value.problems) == 1

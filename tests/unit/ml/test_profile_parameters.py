@@ -11,7 +11,7 @@ import pytest
 from advisor.domain.model import MigrationInputs, Technique
 from advisor.features.inputs import InputTable
 from advisor.ml.profile_store import EARLIER_PARAMETERS, ProfileStore, schema_hash
-from advisor.ml.profiles import PRIOR, Observed, calibrate, physics
+from advisor.ml.profiles import PARAMETERS, PRIOR, Observed, calibrate, physics
 
 
 def host(n: int, truth: dict[str, float], techniques: tuple[Technique, ...], seed: int = 3
@@ -79,3 +79,9 @@ def test_a_stop_faster_than_the_cap_is_learnt_whatever_the_cap() -> None:
     error = np.abs(physics(table, fitted).downtime_ms / observed.downtime_ms - 1)
     without = {**fitted, "stop_mib_s": 0.0, "downtime_scale": PRIOR["downtime_scale"]}
     assert np.median(error) < 0.1 < np.median(np.abs(physics(table, without).downtime_ms / observed.downtime_ms - 1))
+
+
+def test_the_docs_count_the_parameters_a_calibration_fits() -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "learning.md").read_text(encoding="utf-8")
+    number = {7: "seven", 8: "eight", 9: "nine", 10: "ten"}[len(PARAMETERS)]
+    assert f"`advisor profiles calibrate --name NAME --input FILE.csv` fits {number} parameters" in page

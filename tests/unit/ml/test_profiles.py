@@ -3,20 +3,33 @@ store (immutable versions) and serving calibrated and uncalibrated profiles."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from advisor.domain.migration import MigrationResult
 from advisor.domain.model import Interval, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import InputTable
 from advisor.ml.convergence import CONVERGE_CONFIDENCE
 from advisor.ml.cost_features import profile_codes
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.ml.profile_serving import ProfileServingPredictor, profile_costs, within_deadline_probability
-from advisor.ml.profile_store import ProfileStore
-from advisor.ml.profiles import PRIOR, UNCALIBRATED_OFFSETS, Observed, calibrate, physics, updated
+from advisor.ml.profile_store import OnlineProfiles, ProfileStore
+from advisor.ml.profiles import (
+    PARAMETERS,
+    PRIOR,
+    UNCALIBRATED_OFFSETS,
+    Observed,
+    calibrate,
+    like_profile,
+    physics,
+    unfitted,
+    updated,
+)
 from advisor.ml.registry import ArtifactError
 
 # a host like the lab: the stop mostly a fixed cost (QEMU lifts the cap for the last pages)
@@ -25,13 +38,14 @@ TRUE = {"throughput": 0.6, "round_overhead_ms": 200.0, "downtime_scale": 0.5, "s
 TECHNIQUES = (Technique.PRECOPY, Technique.PRECOPY_XBZRLE, Technique.POSTCOPY, Technique.PRECOPY_AUTOCONVERGE)
 
 
-def rig(n: int, seed: int = 1, profile: str = "rig") -> tuple[InputTable, Observed]:
+def rig(n: int, seed: int = 1, profile: str = "rig", techniques: tuple[Technique, ...] = TECHNIQUES
+        ) -> tuple[InputTable, Observed]:
     """n migrations of a host that follows the physics with TRUE parameters, give or take 5%."""
     rng = np.random.default_rng(seed)
     rows = [(MigrationInputs(float(rng.uniform(32, 128)), float(rng.uniform(0, 8)), 1250.0,
                              float(rng.choice([16, 32, 64])), 300.0, memory_configured_mib=256.0,
                              working_set_mib=8.0, deadline_ms=90_000, host_profile=profile),
-             TECHNIQUES[k % len(TECHNIQUES)]) for k in range(n)]
+             techniques[k % len(techniques)]) for k in range(n)]
     table = InputTable.from_rows(rows)
     a = physics(table, TRUE)
     noise = rng.lognormal(0.0, 0.05, size=(3, n))
@@ -76,6 +90,20 @@ def test_a_profile_calibrated_like_a_known_one_stays_near_that_one_while_it_has_
     assert after.base == "known" and dict(after.prior) == dict(known.parameters)
 
 
+@pytest.mark.parametrize(("techniques", "completed", "kept"), [
+    (TECHNIQUES, True, ("compress_mib_s",)),  # no compressed migration
+    ((Technique.POSTCOPY,), True, ("round_overhead_ms", "compress_mib_s", "dirty_scale")),  # no pre-copy round
+    (TECHNIQUES, False, PARAMETERS),  # aborted migrations: nothing measured to fit
+])
+def test_what_no_migration_says_anything_of_is_kept_at_the_prior(techniques: tuple[Technique, ...], completed: bool,
+                                                                 kept: tuple[str, ...]) -> None:
+    table, observed = rig(12, techniques=techniques)
+    observed = replace(observed, completed=observed.completed & completed)
+    profile = calibrate("rig", table, observed)
+    assert unfitted(table, observed, profile.parameters) == kept
+    assert {p: profile.parameters[p] for p in kept} == {p: PRIOR[p] for p in kept}
+
+
 def test_an_online_update_moves_the_profile_a_step_and_counts_the_migration() -> None:
     profile = calibrate("rig", *rig(3))
     table, observed = rig(1, seed=9)
@@ -99,12 +127,72 @@ def test_the_store_writes_immutable_versions_and_reads_the_active_one(tmp_path: 
     assert read.offsets == second.offsets and store.names() == ["rig"]
     with pytest.raises(ArtifactError, match="immutable"):
         store.save(calibrate("rig", *rig(5)), "test", {}, version="1.0.0")
+    for version in ("abc", "9.9.9.9", "01.0.0"):  # 01.0.0 would be 1.0.0 again, and next_version skips the others
+        with pytest.raises(ValueError, match=r"MAJOR\.MINOR\.PATCH"):
+            store.save(calibrate("rig", *rig(5)), "test", {}, version=version)
     like = store.save(calibrate("rig3", *rig(5, seed=4), like=read), "test", {})
     stored = ProfileStore(tmp_path).get("rig3")
     assert stored is not None and (stored.base, dict(stored.prior)) == ("rig", dict(read.parameters))
     assert stored.parameters == like.parameters and dict(store.get("rig").prior) == dict(PRIOR)  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="profile name"):
         store.save(calibrate("../x", *rig(5)), "test", {})
+
+
+def _not_json(directory: Path) -> None:
+    (directory / "1.0.0" / "parameters.json").write_text("{bad")
+
+
+def _no_card(directory: Path) -> None:
+    (directory / "1.0.0" / "card.json").unlink()
+
+
+def _active_names_none(directory: Path) -> None:
+    (directory / "ACTIVE").write_text("2.0.0\n")
+
+
+@pytest.mark.parametrize(("corrupt", "why"), [
+    (_not_json, "corrupt artifact .*JSONDecodeError"),
+    (_no_card, "cannot read .*card.json"),
+    (_active_names_none, "cannot read .*2.0.0/card.json"),
+])
+def test_a_profile_whose_active_version_is_unreadable_says_why_and_is_served_as_uncalibrated(
+        tmp_path: Path, corrupt: Callable[[Path], None], why: str) -> None:
+    store = ProfileStore(tmp_path)
+    store.save(calibrate("rig", *rig(12)), "test", {})
+    assert store.get("rig") is not None  # read once: what it caches must not hide the damage
+    corrupt(tmp_path / "rig")
+    for _ in range(2):  # and again, from what it caches
+        with pytest.raises(ArtifactError, match=why):
+            store.get("rig")
+    assert store.get("never") is None  # never calibrated is not unreadable
+    cost = ProfileServingPredictor(Inner(), store.get).predict(
+        MigrationInputs(100, 2, 1250, 32, 300, host_profile="rig"), Technique.PRECOPY)
+    assert cost.notes[0].startswith("profile rig is calibrated but its active version is unreadable (")
+    assert cost.model.version == "uncalibrated" and re.search(why, cost.model.fallback_reason)
+    # an online update does not replace it with a fit of one migration; a calibration does, and is read
+    table, observed = rig(1, seed=9)
+    OnlineProfiles(store).learn(table.rows()[0][0], table.techniques[0], MigrationResult(
+        True, total_time_ms=float(observed.total_time_ms[0]), downtime_ms=float(observed.downtime_ms[0]),
+        transferred_mib=float(observed.transferred_mib[0])))
+    assert not (tmp_path / "rig" / "1.1.0").exists()
+    store.save(calibrate("rig", *rig(12)), "test", {}, version="3.0.0")
+    assert store.get("rig").version == "3.0.0"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("migrations", "like", "note"), [
+    (12, "", "profile rig calibrated from 12 migrations (version 1.0.0)"),
+    (1, "", "profile rig calibrated from 1 migration (version 1.0.0)"),
+    (1, "known", "profile rig calibrated from 1 migration, like known (version 1.0.0)"),
+    (0, "known", "profile rig has none of its own migrations yet: known's parameters, intervals of a profile left "
+                 "out (version 1.0.0)"),
+])
+def test_the_note_says_what_a_profile_was_calibrated_from(migrations: int, like: str, note: str) -> None:
+    known = calibrate("known", *rig(12))
+    profile = (like_profile("rig", known) if migrations == 0 else
+               calibrate("rig", *rig(migrations), like=known if like else None))
+    inputs = MigrationInputs(100, 2, 1250, 32, 300, host_profile="rig")
+    cost = profile_costs([(inputs, Technique.PRECOPY)], "rig", replace(profile, version="1.0.0"))[0]
+    assert cost.notes[0] == note
 
 
 class Inner:
