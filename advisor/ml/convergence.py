@@ -144,6 +144,16 @@ def guard_note(technique: Technique, dirty_mib_s: float, seen_mib: float, budget
             f"{over}, more than the {budget_mib:.1f} MiB that fit the allowed downtime")
 
 
+def pause_note(technique: Technique, converges: bool, downtime_ms: float, allowed_ms: float) -> str:
+    """What a converging pre-copy whose predicted pause is above the allowed downtime means ("" otherwise): both
+    predictions stand, and they are not a contradiction."""
+    if not (technique.is_precopy and converges and downtime_ms > allowed_ms):
+        return ""
+    return (f"converges, yet its pause is predicted at {downtime_ms:.0f} ms, above the {allowed_ms:.0f} ms allowed: "
+            "QEMU stops the guest once what is left fits the allowed downtime at the speed it measured, and the "
+            "pause outlasts that estimate (it is what such migrations took)")
+
+
 def _or_nan(value: float | None) -> float:
     return math.nan if value is None else value
 
@@ -182,4 +192,4 @@ def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique
 
 
 __all__: Sequence[str] = ["CONVERGENCE_FEATURE_NAMES", "Calibration", "ConvergenceModel", "Guard",
-                          "convergence_matrix", "convergence_note", "guard_note", "guards"]
+                          "convergence_matrix", "convergence_note", "guard_note", "guards", "pause_note"]

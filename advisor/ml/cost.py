@@ -23,7 +23,7 @@ import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
-from advisor.ml.convergence import Calibration, ConvergenceModel, Guard, convergence_note, guards
+from advisor.ml.convergence import Calibration, ConvergenceModel, Guard, convergence_note, guards, pause_note
 from advisor.ml.cost_batch import CostBatch
 from advisor.ml.cost_features import (
     PROFILE_CODE,
@@ -223,6 +223,8 @@ class LearnedCostPredictor:
         notes: list[str] = []
         if technique.is_precopy or guard is Guard.DEADLINE:  # post-copy ends, but not before one pass
             notes.append(convergence_note(guard, inputs, technique, learned, p))
+        if pause := pause_note(technique, converges, downtime_ms.median, inputs.max_downtime_ms):
+            notes.append(pause)
         unknown_rate = dirty_rate_note(inputs)
         if unknown_rate:
             notes.append(unknown_rate)

@@ -15,7 +15,7 @@ import numpy as np
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.domain.text import counted
 from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
-from advisor.ml.convergence import CONVERGE_CONFIDENCE, convergence_note
+from advisor.ml.convergence import CONVERGE_CONFIDENCE, convergence_note, pause_note
 from advisor.ml.cost_batch import CostBatch, cost_batch, eager_batch
 from advisor.ml.predictor import CostPredictor, cost_rows
 from advisor.ml.profiles import TARGETS, HostProfile, dirty_rate, physics, uncalibrated, usable_mib_s
@@ -138,13 +138,15 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
                        else float(guard.converges))
         converges = probability >= CONVERGE_CONFIDENCE
         notes = [note]
-        if technique.is_precopy and guard is not Guard.NONE:
+        if (technique.is_precopy and guard is not Guard.NONE) or guard is Guard.DEADLINE:  # post-copy: DEADLINE only
             notes.append(convergence_note(guard, inputs, technique, float(converges), float(converges)))
         elif technique.is_precopy and not converges:
             notes.append("does not converge by the physics"
                          + (f" within the deadline (p = {probability:.2f} of ending within "
                             f"{deadline[k] / 1000:.0f} s)" if bool(a.converges[k])
                             else f" ({int(a.rounds[k])} rounds)"))
+        if pause := pause_note(technique, converges, bands[1].median, inputs.max_downtime_ms):
+            notes.append(pause)
         unknown_rate = dirty_rate_note(inputs)
         if unknown_rate:
             notes.append(unknown_rate)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from advisor.domain.model import Technique
-from advisor.ml.convergence import guard_note
+from advisor.ml.convergence import guard_note, pause_note
 
 
 @pytest.mark.parametrize(("working_set", "says"), [
@@ -17,3 +17,17 @@ def test_the_keeps_up_note_says_what_was_measured(working_set: float | None, say
     note = guard_note(Technique.PRECOPY, 160.0, 160.0, 9.6, working_set)
     assert note == (f"precopy cannot converge: the guest dirties 160.0 MiB/s, at least what the link sends, {says}, "
                     "more than the 9.6 MiB that fit the allowed downtime")
+
+
+@pytest.mark.parametrize(("technique", "converges", "downtime", "said"), [
+    (Technique.PRECOPY_COMPRESS, True, 757.0, True),  # both stand: QEMU's stop rule and what such pauses took
+    (Technique.PRECOPY_COMPRESS, True, 250.0, False),
+    (Technique.PRECOPY, False, 757.0, False),  # not converging: its note says so already
+    (Technique.POSTCOPY, True, 757.0, False),  # no stop rule to outlast
+])
+def test_a_converging_pre_copy_predicted_to_pause_longer_than_allowed_says_why(
+        technique: Technique, converges: bool, downtime: float, said: bool) -> None:
+    note = pause_note(technique, converges, downtime, 300.0)
+    assert bool(note) is said
+    if said:
+        assert note.startswith("converges, yet its pause is predicted at 757 ms, above the 300 ms allowed")
