@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 
 from advisor.domain.errors import InvalidArgument
 
@@ -31,7 +32,9 @@ def decode_offset(kind: str, token: str) -> int:
     if not token:
         return 0
     raw = decode_token(kind, token, "page_token")
-    if not raw.isdigit():
+    # ASCII digits only, and few of them: str.isdigit() takes other scripts' digits, and int() refuses a number
+    # of more than 4,300 digits (a forged token reached both)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
         raise InvalidArgument("page_token", "is not a token this server issued")
     return int(raw)
 
@@ -42,9 +45,12 @@ def decode_cursor(kind: str, token: str) -> tuple[float, str] | None:
         return None
     created, _, ident = decode_token(kind, token, "page_token").partition("|")
     try:
-        return float(created), ident
+        at = float(created) if created.isascii() else math.nan
     except ValueError:
-        raise InvalidArgument("page_token", "is not a token this server issued") from None
+        at = math.nan
+    if not math.isfinite(at):
+        raise InvalidArgument("page_token", "is not a token this server issued")
+    return at, ident
 
 
 def page_size(size: int, field: str) -> int:
