@@ -3,7 +3,8 @@ plan's moves (a stored one, or a dry run never stored), the moves into and out o
 and the migrations into and out of it, running and recent.
 
 Loads are those the planner decides on (the snapshot's arrays: a host's measured CPU in cores busy, or its VMs'
-measured use where that is more, a VM not measured yet counted at all its vCPUs; memory as allocated), so "after"
+measured use where that is more; a VM not measured yet shares, by vCPUs, what its host's sample leaves unexplained
+by the measured ones, and counts at all its vCPUs on a host without a sample; memory as allocated), so "after"
 here is what a recommendation's reasons say "after the move". Beside them, each host's own latest CPU sample (what
 ListHosts shows): the measure of now an SRE reads first; the planner's count is a projection's starting point.
 
