@@ -17,7 +17,9 @@ from advisor.features.dataset import OUTCOME_ROW_COLUMNS, outcome_row
 
 def cmd_outcomes(args: argparse.Namespace) -> int:
     data_dir, database_url = store_location(args)
-    with local_stores(data_dir, database_url=database_url) as stores:
+    # `existing`: a mistyped --data-dir is refused, never given a new empty database whose export would replace
+    # --output with nothing
+    with local_stores(data_dir, existing=True, database_url=database_url) as stores:
         records = stores.outcomes(args.since)
     rows = [row for r in records if (row := outcome_row(r)) is not None]
     # the header even without rows: the retraining job reads the columns

@@ -1,4 +1,5 @@
-"""`advisor outcomes export`: a header even without rows (the retraining job reads the columns)."""
+"""`advisor outcomes export`: a header even without rows (the retraining job reads the columns), and a data
+directory without a database refused rather than given an empty one."""
 
 from __future__ import annotations
 
@@ -44,3 +45,13 @@ def test_since_must_be_a_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         main(["outcomes", "export", "--data-dir", str(tmp_path), "--since", since])
     assert exit_.value.code == 2 and "--since" in capsys.readouterr().err
 
+
+def test_a_data_dir_without_a_database_is_refused_and_nothing_made_or_replaced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.csv"
+    out.write_text("kept\n")
+    typo = tmp_path / "nonexist" / "typo"
+    assert main(["outcomes", "export", "--data-dir", str(typo), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no advisor database in" in err and str(typo) in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "nonexist").exists() and out.read_text() == "kept\n"
