@@ -38,6 +38,6 @@ def add_outcomes_commands(sub: Any) -> None:
     actions = outcomes.add_subparsers(dest="outcomes_command", required=True, metavar="ACTION")
     p = actions.add_parser("export", help="write them as CSV in the shared data's columns, with the predictions")
     store_args(p)
-    p.add_argument("--output", type=Path, help="CSV file (default: standard output)")
+    p.add_argument("--output", type=Path, help="CSV file (- or none: standard output)")
     p.add_argument("--since", type=amount, default=0.0, metavar="UNIX_TIME", help="only migrations ended since")
     outcomes.set_defaults(func=cmd_outcomes)
