@@ -173,10 +173,16 @@ tens of thousands of what-if placements per day dominate):
         --input ../shared/data/bitbrains/rnd-2013-7.csv.gz --day 0 --policy mfped --output result.json
 
 (`add_simulate_command(subparsers)` in `advisor/simulation/cli.py` adds the same `simulate` command to the main
-`advisor` CLI.) Options: `--hours H` for the first H hours only, `--hosts N`, `--ram cloudsim|enforce`. Exit codes:
-0, 1 (a policy broke the contract), 2 (bad input, one line on stderr). The JSON holds `energy_kwh`, `slatah`,
-`pdm`, `slav`, `esv`, `migrations` (fractions, not percent), the policy, trace, day, host and VM counts, wall time
-and a few diagnostics (`sla_overall`, `vms_removed`, `mean_active_hosts`, `ram_overcommitted_host_updates`).
+`advisor` CLI; `python -m advisor.evaluation simulate` is the same command with the `advisor` policy and
+`--migration-time cloudsim|learned`, the learned cost model for PlanetLab.) Options: `--hours H` for the first H
+hours only (more than 0, at most 24), `--hosts N` (at most 100,000), `--day D` (Bitbrains only: a PlanetLab file is
+one day), `--ram cloudsim|enforce`, `--output -` for the JSON on stdout instead of the summary. Exit codes: 0, 1 (a
+policy broke the contract), 2 (bad input, one line on stderr, said before the run: a bad number, an input that is
+not a trace, an output that cannot be written, a day the file does not have, too few hosts for the trace's VMs at
+t = 0, with the least their MIPS, RAM and bandwidth need). The summary says the hours simulated (`first 2 h of 24`)
+and the wall-clock time; the JSON holds `energy_kwh`, `slatah`, `pdm`, `slav`, `esv`, `migrations` (fractions, not
+percent), the policy, trace, day, `hours` simulated of `day_hours`, host and VM counts, wall time and a few
+diagnostics (`sla_overall`, `vms_removed`, `mean_active_hosts`, `ram_overcommitted_host_updates`).
 
 ## Policies (`advisor.simulation.policies`, registry keyed by name)
 

@@ -11,16 +11,19 @@ from typing import Any
 import pandas as pd
 
 from advisor.app import local_stores
-from advisor.cli.common import store_args, store_location
-from advisor.features.dataset import outcome_row
+from advisor.cli.common import amount, store_args, store_location
+from advisor.features.dataset import OUTCOME_ROW_COLUMNS, outcome_row
 
 
 def cmd_outcomes(args: argparse.Namespace) -> int:
     data_dir, database_url = store_location(args)
-    with local_stores(data_dir, database_url=database_url) as stores:
+    # `existing`: a mistyped --data-dir is refused, never given a new empty database whose export would replace
+    # --output with nothing
+    with local_stores(data_dir, existing=True, database_url=database_url) as stores:
         records = stores.outcomes(args.since)
     rows = [row for r in records if (row := outcome_row(r)) is not None]
-    frame = pd.DataFrame(rows)
+    # the header even without rows: the retraining job reads the columns
+    frame = pd.DataFrame(rows, columns=list(OUTCOME_ROW_COLUMNS))
     if args.output is None or str(args.output) == "-":
         frame.to_csv(sys.stdout, index=False)
     else:
@@ -35,6 +38,6 @@ def add_outcomes_commands(sub: Any) -> None:
     actions = outcomes.add_subparsers(dest="outcomes_command", required=True, metavar="ACTION")
     p = actions.add_parser("export", help="write them as CSV in the shared data's columns, with the predictions")
     store_args(p)
-    p.add_argument("--output", type=Path, help="CSV file (default: standard output)")
-    p.add_argument("--since", type=float, default=0.0, metavar="UNIX_TIME", help="only migrations ended since")
+    p.add_argument("--output", type=Path, help="CSV file (- or none: standard output)")
+    p.add_argument("--since", type=amount, default=0.0, metavar="UNIX_TIME", help="only migrations ended since")
     outcomes.set_defaults(func=cmd_outcomes)

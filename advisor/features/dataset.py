@@ -54,6 +54,42 @@ def _measured(value: float | None) -> float | None:
     return value if value is not None and value > 0 else None
 
 
+# The columns of `outcome_row`, in its order: an export with no rows still has its header.
+OUTCOME_ROW_COLUMNS: Final[tuple[str, ...]] = (
+    "migration_id",
+    "vm_id",
+    "source_host_id",
+    "target_host_id",
+    "technique",
+    "workload",
+    "vm_memory_mib",
+    "dirty_rate_pages_per_s",
+    "available_bandwidth_mbps",
+    "max_bandwidth_mib_s",
+    "total_time_ms",
+    "downtime_ms",
+    "transferred_kib",
+    "host_profile",
+    "source",
+    "memory_used_mib",
+    "max_downtime_ms",
+    "deadline_ms",
+    "working_set_mib",
+    "nonzero_memory_mib",
+    "outcome",
+    "iterations",
+    "postcopy_requests",
+    "predicted_total_time_ms",
+    "predicted_downtime_ms",
+    "predicted_transferred_kib",
+    "predicted_converges",
+    "predicted_converge_probability",
+    "model_name",
+    "model_version",
+    "finished_at_s",
+)
+
+
 def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
     """One row of the table for a migration the advisor executed, with the prediction made for it; None when it
     never ran or no inputs were kept with it. A value not measured (a downtime libvirt did not report, a failed

@@ -36,6 +36,10 @@ class SimulationError(RuntimeError):
     """A policy or model broke the simulator's contract (message says which and how)."""
 
 
+class NoHostError(SimulationError):
+    """The initial placement found no host (-1) for some VMs: too few hosts for the trace, not a broken policy."""
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     first_update_s: float = 0.1  # CloudSim submits cloudlets 0.1 s after creating the VMs
@@ -244,9 +248,12 @@ class Simulation:
         hosts = np.asarray(self.policy.initial_placement(self._snapshot(0.0, 0, instantiating=True)))
         if hosts.shape != (self.trace.n_vms,):
             raise SimulationError(f"{self.policy.name}: initial placement must give one host per VM")
-        unplaced = np.flatnonzero((hosts < 0) | (hosts >= self.dc.n_hosts))
+        wrong = np.flatnonzero((hosts < -1) | (hosts >= self.dc.n_hosts))
+        if wrong.size:
+            raise SimulationError(f"{self.policy.name}: initial placement gave host {hosts[wrong[0]]} to VM {wrong[0]}")
+        unplaced = np.flatnonzero(hosts == -1)
         if unplaced.size:
-            raise SimulationError(
+            raise NoHostError(
                 f"{self.policy.name}: no host for {unplaced.size} VMs at t=0 (first: VM "
                 f"{unplaced[0]}, {self.vm_total[unplaced[0]]:.0f} MIPS)"
             )

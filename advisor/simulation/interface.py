@@ -120,7 +120,8 @@ class Policy(Protocol):
     def name(self) -> str: ...
 
     def initial_placement(self, snapshot: Snapshot) -> IntArray:
-        """A host index for every VM (the snapshot has `instantiating` set and no VM placed)."""
+        """A host index for every VM (the snapshot has `instantiating` set and no VM placed); -1 where no host can
+        take the VM (the hosts are too few for the trace)."""
         ...
 
     def decide(self, snapshot: Snapshot) -> Sequence[Migration]:

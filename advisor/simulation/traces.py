@@ -74,6 +74,8 @@ class Trace:
 
 
 def _read_csv(path: Path, usecols: tuple[str, ...] | None = None) -> pd.DataFrame:
+    if path.is_dir():
+        raise TraceError(f"{path}: is a directory, not a trace file")
     if not path.is_file():
         raise TraceError(f"{path}: no such file")
     try:

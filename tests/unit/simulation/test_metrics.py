@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from advisor.simulation.engine import SimulationConfig, SimulationError, simulate
+from advisor.simulation.engine import NoHostError, SimulationConfig, SimulationError, simulate
 from advisor.simulation.interface import Migration, Snapshot
 
 from .helpers import SMALL, datacenter, trace
@@ -138,5 +138,9 @@ def test_invalid_migrations_are_refused(moves):
 
 def test_initial_placement_must_place_every_vm():
     tr = trace([[50] * 4], [1000], [1000])
-    with pytest.raises(SimulationError, match="no host"):
+    # -1: no host could take it (too few hosts, bad input to the CLI); another index: the policy broke the contract
+    with pytest.raises(NoHostError, match="no host"):
         simulate(tr, datacenter([SMALL]), Scripted([-1]))
+    with pytest.raises(SimulationError, match="gave host 3 to VM 0") as broken:
+        simulate(tr, datacenter([SMALL]), Scripted([3]))
+    assert not isinstance(broken.value, NoHostError)
