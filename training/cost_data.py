@@ -32,6 +32,7 @@ only some of the columns, and are evaluated that way too.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,19 @@ VARIANTS = ("full", "no windows", "no memory in use", "neither")
 # MemTotal of the lab's guest kernel (Debian cloud kernel, busybox initramfs) by configured RAM, MiB: the balloon's
 # `available` (94,800 and 223,632 KiB). The rest of the RAM is the kernel's own, and QEMU sends it.
 GUEST_MEMTOTAL_MIB = {128: 94_800 / 1024, 256: 223_632 / 1024}
+
+
+def input_file(text: str) -> Path:
+    """An argparse type for an input file: one named that is not there is a usage error before any work."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
+    return path.resolve()
+
+
+def optional_input_file(text: str) -> Path | None:
+    """`input_file`, '' for none (Path('') would be the current directory)."""
+    return input_file(text) if text else None
 
 
 def load_snu(path: Path = DEFAULT_DATA) -> pd.DataFrame:
@@ -195,7 +209,7 @@ def load_locked(snu: Path = DEFAULT_DATA, lab: Path | None = DEFAULT_LAB_DATA,
 
 def _every_source(snu: Path, lab: Path | None, outcomes: tuple[Path, ...]) -> pd.DataFrame:
     frames = [load_snu(snu)]
-    if lab is not None and lab.exists():
+    if lab is not None:  # named: it must be there (FileNotFoundError), never silently left out
         frames.append(load_lab(lab))
     frames += [load_outcomes(path) for path in outcomes]
     keep = ["migration_id", "technique", "workload", *INPUT_COLUMNS[1:], *OPTIONAL, "outcome", "group",
@@ -232,7 +246,7 @@ def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
 
 def fingerprints(snu: Path, lab: Path | None) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {"snu": {"file": snu.name, "sha256": file_sha256(snu)}}
-    if lab is not None and lab.exists():
+    if lab is not None:
         out["lab"] = {"file": str(lab.relative_to(ROOT)) if lab.is_relative_to(ROOT) else lab.name,
                       "sha256": file_sha256(lab)}
     return out

@@ -38,7 +38,7 @@ from advisor.ml.profile_serving import profile_costs
 from advisor.ml.profiles import HostProfile, calibrate
 from advisor.physics import TECHNIQUES
 from training import few_shot
-from training.cost_data import DEFAULT_LAB_DATA, load_all, with_variants
+from training.cost_data import DEFAULT_LAB_DATA, input_file, load_all, optional_input_file, with_variants
 from training.cost_eval import MIN_GROUP_MIGRATIONS, coverage_inside, guard_probability
 from training.cost_model import (
     Prepared,
@@ -478,8 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate_cost", description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=Path, default=None, help="the page whose generated section to rewrite "
                         "(docs/learning.md); without it the section is printed")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the SNU migrations CSV")
-    parser.add_argument("--lab-data", type=Path, default=DEFAULT_LAB_DATA, help="the lab's migrations CSV")
+    parser.add_argument("--data", type=input_file, default=DEFAULT_DATA, help="the SNU migrations CSV")
+    parser.add_argument("--lab-data", type=optional_input_file, default=DEFAULT_LAB_DATA,
+                        help="the lab's migrations CSV ('' for none)")
     parser.add_argument("--draws", type=int, default=20, help="few-shot draws per k (default: %(default)s)")
     parser.add_argument("--ks", default=",".join(map(str, few_shot.KS)), help="few-shot k (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
@@ -488,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     cfg, draws = (QUICK_CONFIG, 2) if args.quick else (TrainConfig(), args.draws)
-    lab_path = args.lab_data if str(args.lab_data) and args.lab_data.exists() else None
+    lab_path: Path | None = args.lab_data
     frame = load_all(args.data, lab_path)
     describe = "Every SNU run."
     if args.quick:

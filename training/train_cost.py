@@ -42,7 +42,16 @@ from advisor.ml.profile_store import ProfileStore
 from advisor.ml.registry import CARD_FILE, Artifact, ArtifactError, read_active
 from advisor.physics import apply_guards
 from training import gate
-from training.cost_data import DEFAULT_LAB_DATA, fingerprints, lab_postcopy_rows, load_all, load_locked, with_variants
+from training.cost_data import (
+    DEFAULT_LAB_DATA,
+    fingerprints,
+    input_file,
+    lab_postcopy_rows,
+    load_all,
+    load_locked,
+    optional_input_file,
+    with_variants,
+)
 from training.cost_eval import (
     analytic_probability,
     band_coverage,
@@ -211,10 +220,11 @@ def tree_share(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.train_cost", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the SNU migrations CSV (default: %(default)s)")
-    parser.add_argument("--lab-data", type=Path, default=DEFAULT_LAB_DATA,
+    parser.add_argument("--data", type=input_file, default=DEFAULT_DATA,
+                        help="the SNU migrations CSV (default: %(default)s)")
+    parser.add_argument("--lab-data", type=optional_input_file, default=DEFAULT_LAB_DATA,
                         help="the lab's migrations CSV; '' to train on the SNU data alone (default: %(default)s)")
-    parser.add_argument("--outcomes", type=Path, nargs="*", default=[], metavar="CSV",
+    parser.add_argument("--outcomes", type=input_file, nargs="*", default=[], metavar="CSV",
                         help="migrations the advisor executed, as `advisor outcomes export` writes them")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models" / "cost",
                         help="where versions live (default: %(default)s)")
@@ -248,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["python -m training.train_cost", *(sys.argv[1:] if argv is None else argv)])
     started = time.monotonic()
     cfg = with_trees(TrainConfig(seed=args.seed, lab_weight=args.lab_weight, corrections=not args.joint), args.trees)
-    lab_path = Path(args.lab_data).resolve() if str(args.lab_data) else None
+    lab_path: Path | None = args.lab_data
     sources = (args.data.resolve(), lab_path, tuple(p.resolve() for p in args.outcomes))
     frame = load_all(*sources)
     if args.snu_sample < 1.0:
@@ -273,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "groups": int(frame["group"].nunique()),
                  "migrations": len(frame),
                  **({"lab_postcopy": lab_postcopy_rows(pd.read_csv(lab_path))}
-                    if lab_path is not None and lab_path.exists() else {})},
+                    if lab_path is not None else {})},
         "files": {**{t: f"{t}.txt" for t in TARGETS}, CONVERGES: f"{CONVERGES}.txt"},
         "feature_schema": schema_document(),
         "evaluation": "held-out configurations (each SNU workload; the lab's configurations in 5 folds); lab rows "
