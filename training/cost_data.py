@@ -33,6 +33,7 @@ only some of the columns, and are evaluated that way too.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,23 @@ def input_file(text: str) -> Path:
 def optional_input_file(text: str) -> Path | None:
     """`input_file`, '' for none (Path('') would be the current directory)."""
     return input_file(text) if text else None
+
+
+def output_problem(path: Path, *, directory: bool = False) -> str | None:
+    """Why `path` (a file, or with `directory` a directory, made with its parents if missing) cannot be written,
+    None if it can: checked before the work, not found after it."""
+    if path.exists() and path.is_dir() != directory:
+        return f"{path} is {'not a directory' if directory else 'a directory'}"
+    existing = path if directory else path.parent
+    if not directory and not existing.is_dir():
+        return f"{path}: no directory {existing}"
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{path}: {existing} is not a directory"
+    if not os.access(existing, os.W_OK):
+        return f"{path}: {existing} is not writable"
+    return None
 
 
 def load_snu(path: Path = DEFAULT_DATA) -> pd.DataFrame:
@@ -157,7 +175,8 @@ def load_outcomes(path: Path) -> pd.DataFrame:
     """Migrations the advisor executed (`advisor outcomes export`), its source the host profile it ran on, grouped
     by VM, host pair and day (`training.splits.outcome_group`; each its own group in an export without them)."""
     frame = pd.read_csv(path)
-    missing = [c for c in (*INPUT_COLUMNS, "outcome", *TARGET_COLUMNS) if c not in frame.columns]
+    # migration_id groups a row when the export lacks what outcome_group reads (every export has it)
+    missing = [c for c in ("migration_id", *INPUT_COLUMNS, "outcome", *TARGET_COLUMNS) if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}")
     frame = frame[frame["outcome"] == "completed"].copy()  # aborted ones are censored, failed ones unknown

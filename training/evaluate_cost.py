@@ -38,7 +38,14 @@ from advisor.ml.profile_serving import profile_costs
 from advisor.ml.profiles import HostProfile, calibrate
 from advisor.physics import TECHNIQUES
 from training import few_shot
-from training.cost_data import DEFAULT_LAB_DATA, input_file, load_all, optional_input_file, with_variants
+from training.cost_data import (
+    DEFAULT_LAB_DATA,
+    input_file,
+    load_all,
+    optional_input_file,
+    output_problem,
+    with_variants,
+)
 from training.cost_eval import MIN_GROUP_MIGRATIONS, coverage_inside, guard_probability
 from training.cost_model import (
     Prepared,
@@ -487,6 +494,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"{QUICK_SNU_SHARE * 100:.0f}%% of the SNU runs, few trees, 2 draws: a check, not the "
                         "figures")
     args = parser.parse_args(argv)
+    if args.docs is not None:  # the page is rewritten after minutes of evaluation: refused before them
+        try:
+            replace_between_markers(args.docs.read_text(), "")
+        except OSError as e:
+            parser.error(f"argument --docs: cannot read {args.docs} ({e.strerror or e})")
+        except SystemExit as e:
+            parser.error(f"argument --docs: {args.docs}: {e}")
+        if problem := output_problem(args.docs):
+            parser.error(f"argument --docs: {problem}")
     started = time.monotonic()
     cfg, draws = (QUICK_CONFIG, 2) if args.quick else (TrainConfig(), args.draws)
     lab_path: Path | None = args.lab_data

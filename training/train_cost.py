@@ -49,7 +49,9 @@ from training.cost_data import (
     lab_postcopy_rows,
     load_all,
     load_locked,
+    load_outcomes,
     optional_input_file,
+    output_problem,
     with_variants,
 )
 from training.cost_eval import (
@@ -248,12 +250,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def refused(args: argparse.Namespace) -> str | None:
+    """What is wrong with the version, the outputs or the --outcomes files, found before the minutes of training,
+    not after; sets `args.version` to the version to write."""
     try:
         args.version = registry(args.models_dir).new_version(args.version)
     except ArtifactError as e:
-        print(f"train_cost: {e}", file=sys.stderr)
+        return str(e)
+    problem = output_problem(args.models_dir, directory=True) or (output_problem(Path(args.docs)) if args.docs
+                                                                  else None)
+    if problem:
+        return problem
+    for path in args.outcomes:
+        try:
+            taught = len(load_outcomes(path))
+        except pd.errors.EmptyDataError:
+            return f"--outcomes {path}: empty, not even a header"
+        except (OSError, ValueError, TypeError) as e:  # e.g. missing columns, a CSV pandas cannot parse
+            return f"--outcomes {path}: {str(e).removeprefix(f'{path}: ')}"
+        if not taught:  # e.g. an export of no migration yet: only the header
+            print(f"--outcomes {path}: no executed migration to learn from (none completed with every figure "
+                  "measured)", flush=True)
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if problem := refused(args):
+        print(f"train_cost: {problem}", file=sys.stderr)
         return 2
     command = " ".join(["python -m training.train_cost", *(sys.argv[1:] if argv is None else argv)])
     started = time.monotonic()
