@@ -193,12 +193,14 @@ def write_docs_section(page: Path, tables: str, command: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate_policy", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=input_file, default=DEFAULT_DATA)
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate_policy",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--data", type=input_file, default=DEFAULT_DATA, help="the SNU migrations CSV")
     parser.add_argument("--slo-ms", type=float, nargs="+", default=[300.0, 100.0], help="downtime SLOs to evaluate")
     parser.add_argument("--lab-data", type=optional_input_file, default=DEFAULT_LAB_DATA,
                         help="the lab's migrations ('' for none)")
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed,
+                        help="the training recipe's seed (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     parser.add_argument("--docs", type=Path, default=None,
                         help="replace the policy section of this page (e.g. docs/cost-model.md) with the tables")

@@ -38,7 +38,7 @@ from advisor.ml.cost import CONVERGES, MODEL_NAME, correction_role, load_artifac
 from advisor.ml.cost_features import TARGET_FEATURES, TARGETS, schema_document
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.ml.profile_serving import ProfileServingPredictor
-from advisor.ml.profile_store import ProfileStore
+from advisor.ml.profile_store import ProfileStore, check_version
 from advisor.ml.registry import CARD_FILE, Artifact, ArtifactError, read_active
 from advisor.physics import apply_guards
 from training import gate
@@ -213,15 +213,30 @@ def with_trees(cfg: TrainConfig, share: float) -> TrainConfig:
     return replace(cfg, **{name: max(1, round(getattr(cfg, name) * share)) for name in counts})
 
 
-def tree_share(text: str) -> float:
-    share = float(text)
+def share(text: str) -> float:
+    """An argparse type for a share of all (of the trees, of the SNU runs): in (0, 1]."""
+    try:
+        share = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], not {text!r}") from None
     if not 0 < share <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], not {text}")
     return share
 
 
+def version(text: str) -> str:
+    """An argparse type for --version: MAJOR.MINOR.PATCH, as `advisor profiles calibrate --version` (the registry
+    alone would take any file name, e.g. 'banana', which no next version follows)."""
+    try:
+        return check_version(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.train_cost", description=__doc__.split("\n")[0])
+    # the docstring's first paragraph: its first line alone stops mid-sentence
+    parser = argparse.ArgumentParser(prog="python -m training.train_cost",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--data", type=input_file, default=DEFAULT_DATA,
                         help="the SNU migrations CSV (default: %(default)s)")
     parser.add_argument("--lab-data", type=optional_input_file, default=DEFAULT_LAB_DATA,
@@ -230,17 +245,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="migrations the advisor executed, as `advisor outcomes export` writes them")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models" / "cost",
                         help="where versions live (default: %(default)s)")
-    parser.add_argument("--version", default=None,
-                        help="the version to write; refused if it exists, as versions are immutable (default: the "
-                             "next free one, e.g. 2.0.0 -> 2.1.0)")
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--lab-weight", type=float, default=TrainConfig.lab_weight)
+    parser.add_argument("--version", type=version, default=None,
+                        help="the version to write, MAJOR.MINOR.PATCH; refused if it exists, as versions are "
+                             "immutable (default: the next free one, e.g. 2.0.0 -> 2.1.0)")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed,
+                        help="the training recipe's seed, and --snu-sample's (default: %(default)s)")
+    parser.add_argument("--lab-weight", type=float, default=TrainConfig.lab_weight,
+                        help="how many SNU runs a lab migration weighs in the convergence classifier, and with "
+                             "--joint in the cost models (default: %(default)s)")
     parser.add_argument("--joint", action="store_true",
                         help="cost models trained on every source at once (lab rows weighted by --lab-weight) "
                              "instead of a base on the SNU profile and a correction per other profile")
-    parser.add_argument("--snu-sample", type=float, default=1.0, metavar="FRACTION",
+    parser.add_argument("--snu-sample", type=share, default=1.0, metavar="FRACTION",
                         help="train on this share of the SNU runs (a quick check; default: all)")
-    parser.add_argument("--trees", type=tree_share, default=1.0, metavar="SHARE",
+    parser.add_argument("--trees", type=share, default=1.0, metavar="SHARE",
                         help="fit every model with this share of its trees (a quick check of the job; default: all)")
     parser.add_argument("--promote", action="store_true",
                         help="make it the active version if the gate finds it not worse than the active one on the "

@@ -4,6 +4,7 @@ data means none."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from advisor.features.inputs import INPUT_COLUMNS
-from training import cost_data, evaluate_cost, evaluate_policy, train_cost
+from training import cost_data, evaluate_cost, evaluate_policy, few_shot, train_cost
 from training.data import TARGET_COLUMNS
 
 
@@ -125,3 +126,46 @@ def test_evaluate_cost_refuses_a_page_it_cannot_rewrite_before_evaluating(
         evaluate_cost.main(["--quick", "--docs", str(docs)])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "argument --docs: " in err and why in err
+
+
+@pytest.mark.parametrize(("main", "argv", "why"), [
+    (few_shot.main, ["--ks", "abc"], "argument --ks: must be a comma list of whole numbers"),
+    (few_shot.main, ["--ks", "0,-3"], "argument --ks: k counts migrations: 0 or more, not -3"),
+    (few_shot.main, ["--draws", "0"], "argument --draws: must be 1 or more, not 0"),
+    (evaluate_cost.main, ["--ks", "abc"], "argument --ks: must be a comma list of whole numbers"),
+    (evaluate_cost.main, ["--ks", "5,"], "argument --ks: must be a comma list of whole numbers"),
+    (train_cost.main, ["--snu-sample", "0"], "argument --snu-sample: must be in (0, 1], not 0"),
+    (train_cost.main, ["--snu-sample", "-1"], "argument --snu-sample: must be in (0, 1], not -1"),
+    (train_cost.main, ["--snu-sample", "5"], "argument --snu-sample: must be in (0, 1], not 5"),
+    (train_cost.main, ["--trees", "abc"], "argument --trees: must be a number in (0, 1]"),
+    (train_cost.main, ["--version", "banana"], "argument --version: version 'banana' must be MAJOR.MINOR.PATCH"),
+    (train_cost.main, ["--version", "2.01.0"], "argument --version: version '2.01.0' must be MAJOR.MINOR.PATCH"),
+])
+def test_a_bad_flag_value_is_a_usage_error_naming_it(main: Callable[[list[str]], int], argv: list[str], why: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and why in err and "Traceback" not in err, err
+
+
+def test_the_k_and_draw_flags_read_what_they_are_given() -> None:
+    assert few_shot.k_list("0,5,10") == [0, 5, 10] and few_shot.draw_count("3") == 3
+    assert train_cost.build_parser().parse_args(["--snu-sample", "0.03", "--version", "2.10.0"]).snu_sample == 0.03
+
+
+@pytest.mark.parametrize(("main", "prog"), [(train_cost.main, "train_cost"), (evaluate_cost.main, "evaluate_cost"),
+                                            (evaluate_policy.main, "evaluate_policy"), (few_shot.main, "few_shot")])
+def test_help_gives_a_whole_first_sentence_and_the_command_to_run(
+        main: Callable[[list[str]], int], prog: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith(f"usage: python -m training.{prog} ")
+    description = " ".join(out.split("\n\n")[1].split())
+    assert description.endswith(".") and description == " ".join(main.__globals__["__doc__"].split("\n\n")[0].split())
+    lines = out.splitlines()
+    for i, line in enumerate(lines):  # every flag says what it is: help beside it, or indented on the next line
+        if line.startswith("  --"):
+            flag, _, text = line.strip().partition("  ")
+            assert text.strip() or re.match(r" {10,}\S", lines[i + 1]), flag
