@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from advisor.features.inputs import INPUT_COLUMNS
-from training import cost_data, evaluate_cost, evaluate_policy, few_shot, train_cost
+from training import collect_lab, cost_data, evaluate_cost, evaluate_policy, few_shot, train_cost
 from training.data import TARGET_COLUMNS
 
 
@@ -169,3 +169,28 @@ def test_help_gives_a_whole_first_sentence_and_the_command_to_run(
         if line.startswith("  --"):
             flag, _, text = line.strip().partition("  ")
             assert text.strip() or re.match(r" {10,}\S", lines[i + 1]), flag
+
+
+def test_a_dry_run_of_the_lab_collection_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "nodir" / "cl.csv"
+    assert collect_lab.main(["--dry-run", "--grid", "tiny", "--output", str(output),
+                             "--lab-root", str(tmp_path / "lab")]) == 0
+    assert "3 to run" in capsys.readouterr().out and not list(tmp_path.iterdir())  # no nodir/, no cache
+
+
+def test_a_dry_run_lists_the_failed_points_to_retry_without_removing_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "cl.csv"
+    point = collect_lab.GRIDS["tiny"](1)[0]
+    collect_lab.append(output, {"config_id": point.config_id, "outcome": "failed"})
+    recorded = output.read_bytes()
+    assert collect_lab.main(["--dry-run", "--retry-failed", "--grid", "tiny", "--output", str(output),
+                             "--lab-root", str(tmp_path / "lab")]) == 0
+    assert "3 to run" in capsys.readouterr().out and output.read_bytes() == recorded
+
+
+def test_a_memory_size_no_point_of_the_grid_has_is_refused_saying_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert collect_lab.main(["--dry-run", "--grid", "tiny", "--memory", "999", "--output", str(tmp_path / "cl.csv"),
+                             "--lab-root", str(tmp_path / "lab")]) == 2
+    assert "--memory 999: no point of grid tiny has that memory (it has 128 MiB)" in capsys.readouterr().err
