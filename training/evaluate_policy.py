@@ -31,7 +31,15 @@ import pandas as pd
 from advisor.domain.model import Interval, MigrationCost, ModelRef, Objective, Technique
 from advisor.ml.cost_features import TARGETS
 from advisor.planning.technique import TechniqueRules, choose_technique
-from training.cost_data import DEFAULT_LAB_DATA, input_file, load_all, load_snu, optional_input_file, with_variants
+from training.cost_data import (
+    DEFAULT_LAB_DATA,
+    input_file,
+    load_all,
+    load_snu,
+    optional_input_file,
+    output_problem,
+    with_variants,
+)
 from training.cost_eval import heldout_bounds
 from training.cost_model import TrainConfig, cross_validate, prepare
 from training.data import DEFAULT_DATA
@@ -205,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=None,
                         help="replace the policy section of this page (e.g. docs/cost-model.md) with the tables")
     args = parser.parse_args(argv)
+    for flag, path in (("--json", args.json), ("--docs", args.docs)):  # written after minutes of training
+        if path is not None and (problem := output_problem(path)):
+            parser.error(f"argument {flag}: {problem}")
     frame = add_groups(load_snu(args.data.resolve()))
     print("held-out predictions for every run (the candidate recipe, as training.train_cost evaluates it)",
           flush=True)

@@ -111,6 +111,18 @@ def test_train_cost_refuses_an_output_it_cannot_write_before_training(
     assert code == 2 and why.format(**names) in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--json", "--docs"])
+@pytest.mark.parametrize(("output", "why"), [("{tmp}/nodir/out", "{tmp}/nodir/out: no directory {tmp}/nodir"),
+                                             ("{tmp}", "{tmp} is a directory")])
+def test_evaluate_policy_refuses_an_output_it_cannot_write_before_training(
+        flag: str, output: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(evaluate_policy, "with_predictions", _stop({}))
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_policy.main([flag, output.format(tmp=tmp_path)])
+    assert exit_.value.code == 2 and f"argument {flag}: {why.format(tmp=tmp_path)}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("page", "why"), [
     (None, "cannot read"),
     ("no markers\n", "the page must hold one"),
