@@ -68,6 +68,7 @@ from training.cost_model import (
     TrainConfig,
     cells,
     convergence_rows,
+    convergence_teachable,
     correction_params,
     cross_validate,
     fit_convergence,
@@ -83,6 +84,8 @@ from training.data import DEFAULT_DATA, file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_BEGIN = "<!-- policy evaluation: begin -->"  # as in training.evaluate_policy
+NO_CONVERGENCE = ("no migrations with a deadline, converged and not, to learn convergence from (the SNU data has "
+                  "none: give the lab's, --lab-data, or collect them: python -m training.collect_lab)")
 INTERVAL_KIND = ("p10-p90 conformal per host profile, technique and rho band (held-out configurations, level "
                  "calibrated to 80% held-out coverage)")
 
@@ -164,8 +167,7 @@ def fit_final(data: Prepared, oof: dict[str, Any], cfg: TrainConfig, out_dir: Pa
               + "".join(f", {p} correction {c.num_trees()} trees" for p, c in model.corrections.items()), flush=True)
     classifier = fit_convergence(data, cfg)
     if classifier is None:
-        raise SystemExit("no lab migrations with a deadline to learn convergence from (collect them first: "
-                         "python -m training.collect_lab)")
+        raise SystemExit(NO_CONVERGENCE)
     classifier.save_model(str(out_dir / f"{CONVERGES}.txt"))
     rows = convergence_rows(data)
     calibration = isotonic(oof["raw"][rows], data.completed[rows], data.weight[rows])
@@ -240,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=input_file, default=DEFAULT_DATA,
                         help="the SNU migrations CSV (default: %(default)s)")
     parser.add_argument("--lab-data", type=optional_input_file, default=DEFAULT_LAB_DATA,
-                        help="the lab's migrations CSV; '' to train on the SNU data alone (default: %(default)s)")
+                        help="the lab's migrations CSV; '' for none (convergence is then learned from --outcomes' "
+                             "migrations with a deadline: the SNU data has none) (default: %(default)s)")
     parser.add_argument("--outcomes", type=input_file, nargs="*", default=[], metavar="CSV",
                         help="migrations the advisor executed, as `advisor outcomes export` writes them")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models" / "cost",
@@ -311,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"read {len(frame)} migrations: {counts}", flush=True)
     data = prepare(with_variants(frame), cfg)
     print(f"  {len(data.frame)} rows with the variants without optional measurements", flush=True)
+    if not convergence_teachable(data):  # found now, not after the cross-validation
+        print(f"train_cost: {NO_CONVERGENCE}", file=sys.stderr)
+        return 2
     print("held-out configurations: candidate, SNU-only, analytic, log-linear", flush=True)
     metrics = evaluate(data, cfg)
     oof = metrics.pop("_oof")

@@ -40,6 +40,15 @@ def test_an_empty_lab_data_means_the_snu_data_alone_in_every_job(monkeypatch: py
         assert seen["args"][lab] is None, module
 
 
+def test_training_on_the_snu_data_alone_is_refused_before_cross_validation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # the SNU runs have no deadline: nothing to learn convergence from, found after the evaluation until now
+    monkeypatch.setattr(train_cost, "evaluate", _stop({}))
+    assert train_cost.main(["--models-dir", str(tmp_path / "cost"), "--docs", "", "--lab-data", "",
+                            "--snu-sample", "0.01"]) == 2
+    assert "no migrations with a deadline, converged and not, to learn convergence from" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("main", [train_cost.main, evaluate_cost.main, evaluate_policy.main])
 @pytest.mark.parametrize("flag", ["--lab-data", "--data"])
 def test_a_named_file_that_is_not_there_is_a_usage_error_before_any_work(
