@@ -215,19 +215,29 @@ def _describe_row(row: dict[str, Any]) -> str:
             f"MiB/s, alive {row.get('guest_alive_after')}")
 
 
-def collect(args: argparse.Namespace) -> int:
-    grid = GRIDS[args.grid](args.seed)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
+def _to_run(args: argparse.Namespace, grid: list[Point]) -> tuple[list[Point], set[str]]:
+    """The points still to do and the configurations already recorded; --retry-failed drops the failed ones from
+    the file first (a dry run only lists them as to do)."""
     rows = read_done(args.output)
     failed_ids = {r["config_id"] for r in rows if r["outcome"] == "failed"}
     if args.retry_failed and failed_ids:
         rows = [r for r in rows if r["config_id"] not in failed_ids]
-        rewrite(args.output, rows)
+        if not args.dry_run:  # a dry run writes nothing
+            rewrite(args.output, rows)
         print(f"retrying {len(failed_ids)} failed configuration(s)", flush=True)
     done = {r["config_id"] for r in rows}
     todo = [p for p in grid if p.config_id not in done and args.memory in (None, p.memory_mib)]
-    if args.limit is not None:
-        todo = todo[:args.limit]
+    return (todo if args.limit is None else todo[:args.limit]), done
+
+
+def collect(args: argparse.Namespace) -> int:
+    grid = GRIDS[args.grid](args.seed)
+    sizes = sorted({p.memory_mib for p in grid})
+    if args.memory is not None and args.memory not in sizes:  # else "0 to run", as if all were done
+        print(f"collect_lab: --memory {args.memory}: no point of grid {args.grid} has that memory (it has "
+              f"{', '.join(map(str, sizes))} MiB)", file=sys.stderr)
+        return 2
+    todo, done = _to_run(args, grid)
     # one guest image for the whole grid: the image with programs if any point needs it
     images = {p.image for p in grid}
     if len(images) > 1:
@@ -241,6 +251,8 @@ def collect(args: argparse.Namespace) -> int:
         for i, p in enumerate(todo, 1):
             print(f"{i:4d} {p.config_id} {p.describe()} ~{estimate_s(p):.0f} s")
         return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    lab_card.seed_cache(args.cache, REPO / ".lab" / "cache")
     if not todo:
         lab_card.write(args, grid, [])
         return 0
@@ -300,7 +312,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache is None:
         args.cache = args.lab_root.with_name(args.lab_root.name + "-cache")
     args.command = " ".join(["python -m training.collect_lab", *(argv if argv is not None else sys.argv[1:])])
-    lab_card.seed_cache(args.cache, REPO / ".lab" / "cache")
     return collect(args)
 
 

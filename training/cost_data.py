@@ -32,6 +32,8 @@ only some of the columns, and are evaluated that way too.
 
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,36 @@ VARIANTS = ("full", "no windows", "no memory in use", "neither")
 # MemTotal of the lab's guest kernel (Debian cloud kernel, busybox initramfs) by configured RAM, MiB: the balloon's
 # `available` (94,800 and 223,632 KiB). The rest of the RAM is the kernel's own, and QEMU sends it.
 GUEST_MEMTOTAL_MIB = {128: 94_800 / 1024, 256: 223_632 / 1024}
+
+
+def input_file(text: str) -> Path:
+    """An argparse type for an input file: one named that is not there is a usage error before any work."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
+    return path.resolve()
+
+
+def optional_input_file(text: str) -> Path | None:
+    """`input_file`, '' for none (Path('') would be the current directory)."""
+    return input_file(text) if text else None
+
+
+def output_problem(path: Path, *, directory: bool = False) -> str | None:
+    """Why `path` (a file, or with `directory` a directory, made with its parents if missing) cannot be written,
+    None if it can: checked before the work, not found after it."""
+    if path.exists() and path.is_dir() != directory:
+        return f"{path} is {'not a directory' if directory else 'a directory'}"
+    existing = path if directory else path.parent
+    if not directory and not existing.is_dir():
+        return f"{path}: no directory {existing}"
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{path}: {existing} is not a directory"
+    if not os.access(existing, os.W_OK):
+        return f"{path}: {existing} is not writable"
+    return None
 
 
 def load_snu(path: Path = DEFAULT_DATA) -> pd.DataFrame:
@@ -143,7 +175,8 @@ def load_outcomes(path: Path) -> pd.DataFrame:
     """Migrations the advisor executed (`advisor outcomes export`), its source the host profile it ran on, grouped
     by VM, host pair and day (`training.splits.outcome_group`; each its own group in an export without them)."""
     frame = pd.read_csv(path)
-    missing = [c for c in (*INPUT_COLUMNS, "outcome", *TARGET_COLUMNS) if c not in frame.columns]
+    # migration_id groups a row when the export lacks what outcome_group reads (every export has it)
+    missing = [c for c in ("migration_id", *INPUT_COLUMNS, "outcome", *TARGET_COLUMNS) if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}")
     frame = frame[frame["outcome"] == "completed"].copy()  # aborted ones are censored, failed ones unknown
@@ -195,7 +228,7 @@ def load_locked(snu: Path = DEFAULT_DATA, lab: Path | None = DEFAULT_LAB_DATA,
 
 def _every_source(snu: Path, lab: Path | None, outcomes: tuple[Path, ...]) -> pd.DataFrame:
     frames = [load_snu(snu)]
-    if lab is not None and lab.exists():
+    if lab is not None:  # named: it must be there (FileNotFoundError), never silently left out
         frames.append(load_lab(lab))
     frames += [load_outcomes(path) for path in outcomes]
     keep = ["migration_id", "technique", "workload", *INPUT_COLUMNS[1:], *OPTIONAL, "outcome", "group",
@@ -232,7 +265,7 @@ def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
 
 def fingerprints(snu: Path, lab: Path | None) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {"snu": {"file": snu.name, "sha256": file_sha256(snu)}}
-    if lab is not None and lab.exists():
+    if lab is not None:
         out["lab"] = {"file": str(lab.relative_to(ROOT)) if lab.is_relative_to(ROOT) else lab.name,
                       "sha256": file_sha256(lab)}
     return out

@@ -225,10 +225,16 @@ def convergence_rows(data: Prepared) -> np.ndarray:
     return np.asarray((code != TECHNIQUES.index(Technique.POSTCOPY)) & (data.deadline_ms > 0))
 
 
-def fit_convergence(data: Prepared, cfg: TrainConfig) -> lgb.Booster | None:
+def convergence_teachable(data: Prepared) -> bool:
+    """Enough migrations against a deadline, converged and not, to learn convergence from (none in the SNU data)."""
     rows = convergence_rows(data)
-    if migration_count(data.frame, rows) < MIN_CONVERGENCE_MIGRATIONS or len(np.unique(data.completed[rows])) < 2:
+    return migration_count(data.frame, rows) >= MIN_CONVERGENCE_MIGRATIONS and len(np.unique(data.completed[rows])) > 1
+
+
+def fit_convergence(data: Prepared, cfg: TrainConfig) -> lgb.Booster | None:
+    if not convergence_teachable(data):
         return None
+    rows = convergence_rows(data)
     fs = data.features.subset(rows)
     x = convergence.convergence_matrix(fs, data.deadline_ms[rows])
     dataset = lgb.Dataset(x, data.completed[rows].astype(np.float64), weight=data.weight[rows],

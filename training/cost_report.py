@@ -178,8 +178,10 @@ def gate_table(promotion: Mapping[str, Any]) -> str:
              f"Baseline: {gate['baseline']}, what serving would use were the candidate not promoted.{why}", "",
              f"On the locked test part ({gate['locked_migrations']} migrations in {gate['locked_groups']} groups); "
              f"paired bootstrap of the groups, {gate['resamples']} resamples, seed {gate['seed']}. \"worse by\": "
-             "how much worse the candidate is (for coverage, its distance to 80%; for recall, recall lost), with "
-             f"its {gate['confidence']:.0%} interval; refused when the interval's lower end exceeds the margin.", "",
+             "how much worse the candidate is, in percentage points (for coverage, its distance to 80%; for recall, "
+             f"recall lost), with its {2 * gate['confidence'] - 1:.0%} interval (the {1 - gate['confidence']:.0%} to "
+             f"{gate['confidence']:.0%} quantiles of the resamples); refused when the interval's lower end exceeds "
+             "the margin.", "",
              "| scope | technique | figure | migrations | baseline | candidate | worse by | interval | margin "
              "| verdict |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |"]

@@ -38,7 +38,14 @@ from advisor.ml.profile_serving import profile_costs
 from advisor.ml.profiles import HostProfile, calibrate
 from advisor.physics import TECHNIQUES
 from training import few_shot
-from training.cost_data import DEFAULT_LAB_DATA, load_all, with_variants
+from training.cost_data import (
+    DEFAULT_LAB_DATA,
+    input_file,
+    load_all,
+    optional_input_file,
+    output_problem,
+    with_variants,
+)
 from training.cost_eval import MIN_GROUP_MIGRATIONS, coverage_inside, guard_probability
 from training.cost_model import (
     Prepared,
@@ -475,27 +482,41 @@ def replace_between_markers(page: str, generated: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate_cost", description=__doc__.splitlines()[0])
+    # the docstring's first paragraph: its first line alone stops mid-sentence
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate_cost",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--docs", type=Path, default=None, help="the page whose generated section to rewrite "
                         "(docs/learning.md); without it the section is printed")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the SNU migrations CSV")
-    parser.add_argument("--lab-data", type=Path, default=DEFAULT_LAB_DATA, help="the lab's migrations CSV")
-    parser.add_argument("--draws", type=int, default=20, help="few-shot draws per k (default: %(default)s)")
-    parser.add_argument("--ks", default=",".join(map(str, few_shot.KS)), help="few-shot k (default: %(default)s)")
+    parser.add_argument("--data", type=input_file, default=DEFAULT_DATA, help="the SNU migrations CSV")
+    parser.add_argument("--lab-data", type=optional_input_file, default=DEFAULT_LAB_DATA,
+                        help="the lab's migrations CSV ('' for none)")
+    parser.add_argument("--draws", type=few_shot.draw_count, default=20,
+                        help="few-shot draws per k (default: %(default)s)")
+    parser.add_argument("--ks", type=few_shot.k_list, default=",".join(map(str, few_shot.KS)),
+                        help="few-shot k, a comma list (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_SNU_SHARE * 100:.0f}%% of the SNU runs, few trees, 2 draws: a check, not the "
                         "figures")
     args = parser.parse_args(argv)
+    if args.docs is not None:  # the page is rewritten after minutes of evaluation: refused before them
+        try:
+            replace_between_markers(args.docs.read_text(), "")
+        except OSError as e:
+            parser.error(f"argument --docs: cannot read {args.docs} ({e.strerror or e})")
+        except SystemExit as e:
+            parser.error(f"argument --docs: {args.docs}: {e}")
+        if problem := output_problem(args.docs):
+            parser.error(f"argument --docs: {problem}")
     started = time.monotonic()
     cfg, draws = (QUICK_CONFIG, 2) if args.quick else (TrainConfig(), args.draws)
-    lab_path = args.lab_data if str(args.lab_data) and args.lab_data.exists() else None
+    lab_path: Path | None = args.lab_data
     frame = load_all(args.data, lab_path)
     describe = "Every SNU run."
     if args.quick:
         keep = (frame["source"] != "snu") | (np.random.default_rng(cfg.seed).random(len(frame)) < QUICK_SNU_SHARE)
         frame = frame[keep].reset_index(drop=True)
         describe = f"A {QUICK_SNU_SHARE:.0%} sample of the SNU runs and {QUICK_CONFIG.num_trees} trees (--quick)."
-    ks = [int(k) for k in args.ks.split(",")]
+    ks = args.ks
     sections, shots, likes = evaluate(frame, cfg, draws, ks, lab_path, describe)
     command = "python -m training.evaluate_cost" + (" --quick" if args.quick else "") + (
         f" --docs {args.docs}" if args.docs else "")

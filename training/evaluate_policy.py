@@ -31,7 +31,15 @@ import pandas as pd
 from advisor.domain.model import Interval, MigrationCost, ModelRef, Objective, Technique
 from advisor.ml.cost_features import TARGETS
 from advisor.planning.technique import TechniqueRules, choose_technique
-from training.cost_data import DEFAULT_LAB_DATA, load_all, load_snu, with_variants
+from training.cost_data import (
+    DEFAULT_LAB_DATA,
+    input_file,
+    load_all,
+    load_snu,
+    optional_input_file,
+    output_problem,
+    with_variants,
+)
 from training.cost_eval import heldout_bounds
 from training.cost_model import TrainConfig, cross_validate, prepare
 from training.data import DEFAULT_DATA
@@ -193,20 +201,25 @@ def write_docs_section(page: Path, tables: str, command: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate_policy", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate_policy",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--data", type=input_file, default=DEFAULT_DATA, help="the SNU migrations CSV")
     parser.add_argument("--slo-ms", type=float, nargs="+", default=[300.0, 100.0], help="downtime SLOs to evaluate")
-    parser.add_argument("--lab-data", type=Path, default=DEFAULT_LAB_DATA, help="the lab's migrations ('' for none)")
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--lab-data", type=optional_input_file, default=DEFAULT_LAB_DATA,
+                        help="the lab's migrations ('' for none)")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed,
+                        help="the training recipe's seed (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     parser.add_argument("--docs", type=Path, default=None,
                         help="replace the policy section of this page (e.g. docs/cost-model.md) with the tables")
     args = parser.parse_args(argv)
+    for flag, path in (("--json", args.json), ("--docs", args.docs)):  # written after minutes of training
+        if path is not None and (problem := output_problem(path)):
+            parser.error(f"argument {flag}: {problem}")
     frame = add_groups(load_snu(args.data.resolve()))
     print("held-out predictions for every run (the candidate recipe, as training.train_cost evaluates it)",
           flush=True)
-    lab = Path(args.lab_data).resolve() if str(args.lab_data) else None
-    frame = with_predictions(frame, TrainConfig(seed=args.seed), lab)
+    frame = with_predictions(frame, TrainConfig(seed=args.seed), args.lab_data)
     results = {f"Downtime SLO {slo:.0f} ms, post-copy {'allowed' if allowed else 'forbidden'}":
                evaluate(frame, slo, allowed) for slo in args.slo_ms for allowed in (True, False)}
     text = render(results)

@@ -243,12 +243,40 @@ def floor(lab: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def k_list(text: str) -> list[int]:
+    """An argparse type for --ks: a comma list of how many migrations calibrate, each 0 or more."""
+    try:
+        ks = [int(k) for k in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a comma list of whole numbers, e.g. 0,5,10, not {text!r}") from None
+    if min(ks) < 0:
+        raise argparse.ArgumentTypeError(f"k counts migrations: 0 or more, not {min(ks)}")
+    return ks
+
+
+def draw_count(text: str) -> int:
+    """An argparse type for --draws: 1 or more (each k > 0 is the median over its draws)."""
+    try:
+        draws = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if draws < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {draws}")
+    return draws
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lab", type=Path, default=DEFAULT_LAB_DATA)
-    parser.add_argument("--snu", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--draws", type=int, default=20)
-    parser.add_argument("--ks", default=",".join(map(str, KS)))
+    # the docstring's first paragraph: its first line alone stops mid-sentence
+    parser = argparse.ArgumentParser(prog="python -m training.few_shot",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--lab", type=Path, default=DEFAULT_LAB_DATA,
+                        help="the lab's migrations CSV, the new rig (default: %(default)s)")
+    parser.add_argument("--snu", type=Path, default=DEFAULT_DATA,
+                        help="the SNU migrations CSV, read by --leave-out (default: %(default)s)")
+    parser.add_argument("--draws", type=draw_count, default=20,
+                        help="random draws of k migrations per k (default: %(default)s)")
+    parser.add_argument("--ks", type=k_list, default=",".join(map(str, KS)),
+                        help="how many lab migrations calibrate the profile, a comma list (default: %(default)s)")
     parser.add_argument("--leave-out", action="store_true", help="the figures of a profile left out instead")
     parser.add_argument("--like-others", action="store_true",
                         help="each lab collection as the new rig, calibrated like a profile of the others")
@@ -274,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         snu = without_locked(load_snu(args.snu)).sample(n=3000, random_state=16)  # the fit is over every row
         print(leave_out(lab, snu))
         return 0
-    ks = [int(k) for k in args.ks.split(",")]
+    ks = args.ks
     if args.like_others:
         result = like_others(lab, ks, args.draws)
         if result.empty:

@@ -16,11 +16,11 @@ the same models and data):
   false alarms (share of those that converged called non-converging).
 The same comparisons are made again with each profile other than the default one left out: its rows predicted
 under the default profile, as the learned base alone (neither model's correction for it applies).
-A comparison refuses the candidate when, with CONFIDENCE, it is worse by more than the figure's fixed margin
-(the lower end of the bootstrap interval of "how much worse" above the margin), or when the figures themselves
-differ by more than the margin (so that a wide interval on few groups lets nothing clearly worse through). The
-card records every comparison: both figures, how much worse the candidate is, the interval, the margin and the
-verdict.
+A comparison refuses the candidate when, with ONE_SIDED_CONFIDENCE, it is worse by more than the figure's fixed
+margin (the lower end of the 90% bootstrap interval of "how much worse" above the margin), or when the figures
+themselves differ by more than the margin (so that a wide interval on few groups lets nothing clearly worse
+through). Figures are shares, margins and differences percentage points. The card records every comparison:
+both figures, how much worse the candidate is, the interval, the margin and the verdict.
 """
 
 from __future__ import annotations
@@ -48,7 +48,10 @@ COVERAGE_MARGIN = 0.05  # on the distance of the p10-p90 coverage from 80%
 RECALL_MARGIN = 0.05
 FALSE_ALARM_MARGIN = 0.05
 NOMINAL_COVERAGE = 0.8
-CONFIDENCE = 0.95
+# The interval of "how much worse" runs from the 5th to the 95th percentile of the resamples: a 90% interval,
+# whose lower end above the margin says worse beyond it with 95% confidence (one-sided). The card's `confidence`.
+ONE_SIDED_CONFIDENCE = 0.95
+INTERVAL_LEVEL = 2 * ONE_SIDED_CONFIDENCE - 1
 RESAMPLES = 1000
 SEED = 20240517
 # A left-out profile's rows are predicted under the default profile: the learned base without that profile's
@@ -157,8 +160,8 @@ def _figures(frame: pd.DataFrame, technique: Technique) -> list[tuple[Figure, Ca
 
 
 def _verdict(worse_by: float, lower: float, upper: float, margin: float) -> str:
-    """Worse: with CONFIDENCE beyond the margin, or beyond it on the figures themselves (few locked groups give a
-    wide interval, which must not let a candidate that measured clearly worse through)."""
+    """Worse: with ONE_SIDED_CONFIDENCE beyond the margin, or beyond it on the figures themselves (few locked groups
+    give a wide interval, which must not let a candidate that measured clearly worse through)."""
     if not np.isfinite(lower):
         return "not measured"
     return "worse" if lower > margin or worse_by > margin else "better" if upper < 0 else "not worse"
@@ -186,7 +189,8 @@ def compare(frame: pd.DataFrame, baseline: Predictions, candidate: Predictions, 
             worse = figure.worse(_mean_or_median(figure, read(c), draws)) - figure.worse(
                 _mean_or_median(figure, read(a), draws))
             finite = worse[np.isfinite(worse)]
-            lower, upper = ((float(np.quantile(finite, 1 - CONFIDENCE)), float(np.quantile(finite, CONFIDENCE)))
+            lower, upper = ((float(np.quantile(finite, 1 - ONE_SIDED_CONFIDENCE)),
+                             float(np.quantile(finite, ONE_SIDED_CONFIDENCE)))
                             if figure.rows.any() and len(finite) else (float("nan"), float("nan")))
             worse_by = float(figure.worse(np.array([fig_c]))[0] - figure.worse(np.array([fig_a]))[0])
             out.append({"scope": scope, "technique": str(technique), "figure": figure.name,
@@ -241,9 +245,20 @@ def run(locked: pd.DataFrame, candidate: Predict, baseline: Baseline, *, promote
             "gate": {"baseline": baseline.name, "baseline_why": baseline.why,
                      "compared": baseline.predict is not None, "locked_migrations": migrations,
                      "locked_groups": int(locked["group"].nunique()) if len(locked) else 0,
-                     "resamples": RESAMPLES, "confidence": CONFIDENCE, "seed": seed, "comparisons": comparisons}}
+                     "resamples": RESAMPLES, "confidence": ONE_SIDED_CONFIDENCE, "seed": seed,
+                     "comparisons": comparisons}}
 
 
 def _describe(c: Mapping[str, Any]) -> str:
-    return (f"{c['scope']} {c['technique']} {c['figure']} {c['candidate']:.1%} vs {c['baseline']:.1%} (worse by "
-            f"{c['worse_by']:.1%}, {CONFIDENCE:.0%} interval from {c['interval'][0]:.1%}, margin {c['margin']:.1%})")
+    """One comparison refused, in words: every figure is a share, so the differences are percentage points; the
+    coverage is judged by its distance from NOMINAL_COVERAGE, which the text then gives."""
+    distance = (f"{100 * abs(c['candidate'] - NOMINAL_COVERAGE):.1f} vs "
+                f"{_points(abs(c['baseline'] - NOMINAL_COVERAGE))} from {NOMINAL_COVERAGE:.0%}: "
+                if c["figure"].endswith("coverage") else "")
+    return (f"{c['scope']} {c['technique']} {c['figure']} {c['candidate']:.1%} vs {c['baseline']:.1%} ({distance}"
+            f"worse by {_points(c['worse_by'])}, {INTERVAL_LEVEL:.0%} interval from {100 * c['interval'][0]:.1f} to "
+            f"{_points(c['interval'][1])}, margin {_points(c['margin'])})")
+
+
+def _points(share: float) -> str:
+    return f"{100 * share:.1f} points"

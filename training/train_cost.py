@@ -38,11 +38,22 @@ from advisor.ml.cost import CONVERGES, MODEL_NAME, correction_role, load_artifac
 from advisor.ml.cost_features import TARGET_FEATURES, TARGETS, schema_document
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.ml.profile_serving import ProfileServingPredictor
-from advisor.ml.profile_store import ProfileStore
+from advisor.ml.profile_store import ProfileStore, check_version
 from advisor.ml.registry import CARD_FILE, Artifact, ArtifactError, read_active
 from advisor.physics import apply_guards
 from training import gate
-from training.cost_data import DEFAULT_LAB_DATA, fingerprints, lab_postcopy_rows, load_all, load_locked, with_variants
+from training.cost_data import (
+    DEFAULT_LAB_DATA,
+    fingerprints,
+    input_file,
+    lab_postcopy_rows,
+    load_all,
+    load_locked,
+    load_outcomes,
+    optional_input_file,
+    output_problem,
+    with_variants,
+)
 from training.cost_eval import (
     analytic_probability,
     band_coverage,
@@ -57,6 +68,7 @@ from training.cost_model import (
     TrainConfig,
     cells,
     convergence_rows,
+    convergence_teachable,
     correction_params,
     cross_validate,
     fit_convergence,
@@ -72,6 +84,8 @@ from training.data import DEFAULT_DATA, file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_BEGIN = "<!-- policy evaluation: begin -->"  # as in training.evaluate_policy
+NO_CONVERGENCE = ("no migrations with a deadline, converged and not, to learn convergence from (the SNU data has "
+                  "none: give the lab's, --lab-data, or collect them: python -m training.collect_lab)")
 INTERVAL_KIND = ("p10-p90 conformal per host profile, technique and rho band (held-out configurations, level "
                  "calibrated to 80% held-out coverage)")
 
@@ -153,8 +167,7 @@ def fit_final(data: Prepared, oof: dict[str, Any], cfg: TrainConfig, out_dir: Pa
               + "".join(f", {p} correction {c.num_trees()} trees" for p, c in model.corrections.items()), flush=True)
     classifier = fit_convergence(data, cfg)
     if classifier is None:
-        raise SystemExit("no lab migrations with a deadline to learn convergence from (collect them first: "
-                         "python -m training.collect_lab)")
+        raise SystemExit(NO_CONVERGENCE)
     classifier.save_model(str(out_dir / f"{CONVERGES}.txt"))
     rows = convergence_rows(data)
     calibration = isotonic(oof["raw"][rows], data.completed[rows], data.weight[rows])
@@ -202,33 +215,53 @@ def with_trees(cfg: TrainConfig, share: float) -> TrainConfig:
     return replace(cfg, **{name: max(1, round(getattr(cfg, name) * share)) for name in counts})
 
 
-def tree_share(text: str) -> float:
-    share = float(text)
+def share(text: str) -> float:
+    """An argparse type for a share of all (of the trees, of the SNU runs): in (0, 1]."""
+    try:
+        share = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], not {text!r}") from None
     if not 0 < share <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], not {text}")
     return share
 
 
+def version(text: str) -> str:
+    """An argparse type for --version: MAJOR.MINOR.PATCH, as `advisor profiles calibrate --version` (the registry
+    alone would take any file name, e.g. 'banana', which no next version follows)."""
+    try:
+        return check_version(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.train_cost", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the SNU migrations CSV (default: %(default)s)")
-    parser.add_argument("--lab-data", type=Path, default=DEFAULT_LAB_DATA,
-                        help="the lab's migrations CSV; '' to train on the SNU data alone (default: %(default)s)")
-    parser.add_argument("--outcomes", type=Path, nargs="*", default=[], metavar="CSV",
+    # the docstring's first paragraph: its first line alone stops mid-sentence
+    parser = argparse.ArgumentParser(prog="python -m training.train_cost",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--data", type=input_file, default=DEFAULT_DATA,
+                        help="the SNU migrations CSV (default: %(default)s)")
+    parser.add_argument("--lab-data", type=optional_input_file, default=DEFAULT_LAB_DATA,
+                        help="the lab's migrations CSV; '' for none (convergence is then learned from --outcomes' "
+                             "migrations with a deadline: the SNU data has none) (default: %(default)s)")
+    parser.add_argument("--outcomes", type=input_file, nargs="*", default=[], metavar="CSV",
                         help="migrations the advisor executed, as `advisor outcomes export` writes them")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models" / "cost",
                         help="where versions live (default: %(default)s)")
-    parser.add_argument("--version", default=None,
-                        help="the version to write; refused if it exists, as versions are immutable (default: the "
-                             "next free one, e.g. 2.0.0 -> 2.1.0)")
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--lab-weight", type=float, default=TrainConfig.lab_weight)
+    parser.add_argument("--version", type=version, default=None,
+                        help="the version to write, MAJOR.MINOR.PATCH; refused if it exists, as versions are "
+                             "immutable (default: the next free one, e.g. 2.0.0 -> 2.1.0)")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed,
+                        help="the training recipe's seed, and --snu-sample's (default: %(default)s)")
+    parser.add_argument("--lab-weight", type=float, default=TrainConfig.lab_weight,
+                        help="how many SNU runs a lab migration weighs in the convergence classifier, and with "
+                             "--joint in the cost models (default: %(default)s)")
     parser.add_argument("--joint", action="store_true",
                         help="cost models trained on every source at once (lab rows weighted by --lab-weight) "
                              "instead of a base on the SNU profile and a correction per other profile")
-    parser.add_argument("--snu-sample", type=float, default=1.0, metavar="FRACTION",
+    parser.add_argument("--snu-sample", type=share, default=1.0, metavar="FRACTION",
                         help="train on this share of the SNU runs (a quick check; default: all)")
-    parser.add_argument("--trees", type=tree_share, default=1.0, metavar="SHARE",
+    parser.add_argument("--trees", type=share, default=1.0, metavar="SHARE",
                         help="fit every model with this share of its trees (a quick check of the job; default: all)")
     parser.add_argument("--promote", action="store_true",
                         help="make it the active version if the gate finds it not worse than the active one on the "
@@ -238,17 +271,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def refused(args: argparse.Namespace) -> str | None:
+    """What is wrong with the version, the outputs or the --outcomes files, found before the minutes of training,
+    not after; sets `args.version` to the version to write."""
     try:
         args.version = registry(args.models_dir).new_version(args.version)
     except ArtifactError as e:
-        print(f"train_cost: {e}", file=sys.stderr)
+        return str(e)
+    problem = output_problem(args.models_dir, directory=True) or (output_problem(Path(args.docs)) if args.docs
+                                                                  else None)
+    if problem:
+        return problem
+    for path in args.outcomes:
+        try:
+            taught = len(load_outcomes(path))
+        except pd.errors.EmptyDataError:
+            return f"--outcomes {path}: empty, not even a header"
+        except (OSError, ValueError, TypeError) as e:  # e.g. missing columns, a CSV pandas cannot parse
+            return f"--outcomes {path}: {str(e).removeprefix(f'{path}: ')}"
+        if not taught:  # e.g. an export of no migration yet: only the header
+            print(f"--outcomes {path}: no executed migration to learn from (none completed with every figure "
+                  "measured)", flush=True)
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if problem := refused(args):
+        print(f"train_cost: {problem}", file=sys.stderr)
         return 2
     command = " ".join(["python -m training.train_cost", *(sys.argv[1:] if argv is None else argv)])
     started = time.monotonic()
     cfg = with_trees(TrainConfig(seed=args.seed, lab_weight=args.lab_weight, corrections=not args.joint), args.trees)
-    lab_path = Path(args.lab_data).resolve() if str(args.lab_data) else None
+    lab_path: Path | None = args.lab_data
     sources = (args.data.resolve(), lab_path, tuple(p.resolve() for p in args.outcomes))
     frame = load_all(*sources)
     if args.snu_sample < 1.0:
@@ -259,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"read {len(frame)} migrations: {counts}", flush=True)
     data = prepare(with_variants(frame), cfg)
     print(f"  {len(data.frame)} rows with the variants without optional measurements", flush=True)
+    if not convergence_teachable(data):  # found now, not after the cross-validation
+        print(f"train_cost: {NO_CONVERGENCE}", file=sys.stderr)
+        return 2
     print("held-out configurations: candidate, SNU-only, analytic, log-linear", flush=True)
     metrics = evaluate(data, cfg)
     oof = metrics.pop("_oof")
@@ -273,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "groups": int(frame["group"].nunique()),
                  "migrations": len(frame),
                  **({"lab_postcopy": lab_postcopy_rows(pd.read_csv(lab_path))}
-                    if lab_path is not None and lab_path.exists() else {})},
+                    if lab_path is not None else {})},
         "files": {**{t: f"{t}.txt" for t in TARGETS}, CONVERGES: f"{CONVERGES}.txt"},
         "feature_schema": schema_document(),
         "evaluation": "held-out configurations (each SNU workload; the lab's configurations in 5 folds); lab rows "

@@ -211,3 +211,26 @@ def test_a_figure_without_rows_is_not_measured_and_refuses_nothing() -> None:
     recall = [c for c in result["gate"]["comparisons"] if c["figure"] == "non-convergence recall"]  # type: ignore[index]
     assert recall and all(c["verdict"] == "not measured" and c["migrations"] == 0 for c in recall)
     assert result["promoted"]
+
+
+
+@pytest.mark.parametrize(("figure", "candidate", "baseline", "worse_by", "says"), [
+    # every figure is a share: its differences are percentage points, not percents
+    ("time MAPE", 0.239, 0.14, 0.099, "time MAPE 23.9% vs 14.0% (worse by 9.9 points, 90% interval from 5.7 to "
+                                      "12.0 points, margin 2.0 points)"),
+    # coverage is judged by its distance from 80%, which the text gives
+    ("time p10-p90 coverage", 1.0, 0.75, 0.15, "time p10-p90 coverage 100.0% vs 75.0% (20.0 vs 5.0 points from "
+                                               "80%: worse by 15.0 points, 90% interval from 5.7 to 12.0 points"),
+])
+def test_a_refusal_says_points_and_the_interval_the_quantiles_make(figure: str, candidate: float, baseline: float,
+                                                                   worse_by: float, says: str) -> None:
+    comparison = {"scope": "lab", "technique": "precopy", "figure": figure, "candidate": candidate,
+                  "baseline": baseline, "worse_by": worse_by, "interval": [0.057, 0.12], "margin": 0.02}
+    assert says in gate._describe(comparison)
+    # the interval runs from the 5th to the 95th percentile of the resamples: 90%, as the card's table says
+    assert round(gate.INTERVAL_LEVEL, 9) == 0.9
+    table = gate_table({"gate": {"baseline": "the active version 2.0.0", "baseline_why": "", "compared": True,
+                                 "locked_migrations": 1, "locked_groups": 1, "resamples": gate.RESAMPLES,
+                                 "seed": gate.SEED, "confidence": gate.ONE_SIDED_CONFIDENCE,
+                                 "comparisons": [{**comparison, "migrations": 1, "verdict": "worse"}]}})
+    assert "in percentage points" in table and "its 90% interval (the 5% to 95% quantiles" in table
