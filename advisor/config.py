@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -259,7 +260,13 @@ def load_settings(
             table = tomllib.loads(config_file.read_text())
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise ConfigError(f"{config_file}: {error}") from None
-        table = table.get("advisor", table)
+        if "advisor" in table:
+            # Settings are read from [advisor] alone then: anything beside it would be silently ignored.
+            others = sorted(set(table) - {"advisor"})
+            if others or not isinstance(table["advisor"], dict):
+                raise ConfigError(f"{config_file}: with an [advisor] table every setting goes in it; outside it: "
+                                  f"{', '.join(others) or 'advisor is not a table'}")
+            table = table["advisor"]
         for key, raw in table.items():
             if key not in _FIELDS:
                 raise ConfigError(f"{config_file}: unknown setting {key!r} (known: {', '.join(_FIELDS)})")
@@ -321,6 +328,96 @@ def policies(settings: Settings) -> Policies:
     )
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take: from `low` (itself excluded when `above`) to `high`."""
+
+    low: float
+    high: float = math.inf
+    above: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        # Written so that NaN is out.
+        return (value > self.low if self.above else value >= self.low) and value <= self.high
+
+    def __str__(self) -> str:
+        if self.high < math.inf:
+            return f"from {self.low:g} to {self.high:g}"
+        return f"above {self.low:g}" if self.above else f"at least {self.low:g}"
+
+
+POSITIVE = Range(0, above=True)
+NOT_NEGATIVE = Range(0)
+AT_LEAST_1 = Range(1)
+# Every numeric setting, and the values that keep it meaningful: a retention of 0 or less would delete every row,
+# a poll interval of 0 would loop without pause (tests/unit/adapters/test_sqlite_and_config.py holds every one).
+RANGES: dict[str, Range] = {
+    "lease_ttl_s": POSITIVE,
+    "grace_s": NOT_NEGATIVE,
+    "max_concurrent_calls": AT_LEAST_1,
+    "max_concurrent_streams": AT_LEAST_1,
+    "stream_idle_timeout_s": POSITIVE,
+    "stream_max_duration_s": POSITIVE,
+    # gRPC takes 4x this in bytes as a 32-bit signed integer.
+    "max_message_mib": Range(1, 511),
+    "retention_recommendations": AT_LEAST_1,
+    "retention_days": POSITIVE,
+    "audit_retention_days": POSITIVE,
+    "samples_save_interval_s": POSITIVE,
+    "models_reload_interval_s": POSITIVE,
+    "drift_error_ratio": POSITIVE,
+    "retrain_interval_s": NOT_NEGATIVE,
+    "retrain_drift_min_outcomes": NOT_NEGATIVE,
+    "retrain_timeout_s": POSITIVE,
+    "samples_per_entity": AT_LEAST_1,
+    "max_migrations": AT_LEAST_1,
+    "max_migrations_per_source": AT_LEAST_1,
+    "max_migrations_per_target": AT_LEAST_1,
+    "poll_interval_s": POSITIVE,
+    # Prometheus scrapes every few seconds at the most; faster polls only load it.
+    "prometheus_poll_interval_s": Range(1),
+    "prometheus_timeout_s": POSITIVE,
+    "prometheus_max_age_s": POSITIVE,
+    "dirty_rate_interval_s": NOT_NEGATIVE,
+    "evacuate_host_down_after_s": POSITIVE,
+    "placement_cpu_allocation_ratio": POSITIVE,
+    "placement_memory_allocation_ratio": POSITIVE,
+    "placement_max_cpu_after": POSITIVE,
+    "placement_cpu_weight": NOT_NEGATIVE,
+    "placement_memory_weight": NOT_NEGATIVE,
+    "placement_affinity_bonus": NOT_NEGATIVE,
+    # 0 ranks by the median, 1 by the pessimistic bound.
+    "technique_risk": Range(0, 1),
+    "technique_deadline_slack": POSITIVE,
+    "technique_deadline_floor_ms": NOT_NEGATIVE,
+    "technique_postcopy_safety_factor": POSITIVE,
+    "technique_postcopy_exposure_weight": NOT_NEGATIVE,
+    "technique_cold_shutdown_timeout_s": NOT_NEGATIVE,
+    "plan_rebalance_tolerance": Range(0, 1),
+    "plan_pin_s": NOT_NEGATIVE,
+    "plan_rebalance_hot": NOT_NEGATIVE,
+    "plan_rebalance_horizon_s": NOT_NEGATIVE,
+    "plan_max_cpu_after": POSITIVE,
+    "plan_cooldown_per_move_s": NOT_NEGATIVE,
+    "snapshot_max_age_s": POSITIVE,
+    "monitor_judge_from_round": AT_LEAST_1,
+    "monitor_stall_rounds": AT_LEAST_1,
+    # 0: the allowed downtime is at its limit from the first round.
+    "monitor_downtime_steps": NOT_NEGATIVE,
+    "automation_min_benefit_over_cost": NOT_NEGATIVE,
+    "recommendation_max_age_s": NOT_NEGATIVE,
+    "expiry_tolerance": NOT_NEGATIVE,
+    "expiry_check_interval_s": POSITIVE,
+}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _check_address(name: str, address: str) -> None:
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{name} must be HOST:PORT with a port from 0 to 65535, got {address!r}")
+
+
 def check(settings: Settings) -> None:
     """What the types alone do not say: ranges, and values other parts must understand."""
     if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):
@@ -328,15 +425,16 @@ def check(settings: Settings) -> None:
                           f"{settings.database_url.partition('://')[0][:20]!r}://...")
     if settings.log_format not in ("json", "text"):
         raise ConfigError(f"log_format must be 'json' or 'text', got {settings.log_format!r}")
-    for name in ("max_concurrent_calls", "max_concurrent_streams", "samples_per_entity", "max_migrations",
-                 "max_migrations_per_source", "max_migrations_per_target", "max_message_mib"):
-        if getattr(settings, name) < 1:
-            raise ConfigError(f"{name} must be at least 1 (got {getattr(settings, name)})")
-    for name in ("stream_idle_timeout_s", "stream_max_duration_s", "samples_save_interval_s", "poll_interval_s",
-                 "models_reload_interval_s", "drift_error_ratio", "snapshot_max_age_s", "retrain_timeout_s",
-                 "lease_ttl_s", "plan_max_cpu_after"):
-        if not getattr(settings, name) > 0:
-            raise ConfigError(f"{name} must be positive (got {getattr(settings, name)})")
+    for name, allowed in RANGES.items():
+        value = getattr(settings, name)
+        if value not in allowed:
+            raise ConfigError(f"{name} must be {allowed} (got {value})")
+    for name in ("listen", "metrics_listen"):
+        address = getattr(settings, name)
+        if name == "listen" or address:
+            _check_address(name, address)
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
     if settings.technique_fallback not in ("likeliest", "downtime", "autoconverge"):
         raise ConfigError("technique_fallback must be likeliest, downtime or autoconverge, got "
                           f"{settings.technique_fallback!r}")
@@ -349,16 +447,6 @@ def check(settings: Settings) -> None:
                           "the clients' certificates)")
     if settings.automation_level not in ("manual", "partial", "full"):
         raise ConfigError(f"automation_level must be manual, partial or full, got {settings.automation_level!r}")
-    for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance",
-                 "technique_postcopy_exposure_weight", "retrain_interval_s", "retrain_drift_min_outcomes",
-                 "technique_cold_shutdown_timeout_s", "plan_rebalance_hot", "plan_rebalance_horizon_s",
-                 "plan_cooldown_per_move_s"):
-        if not getattr(settings, name) >= 0:
-            raise ConfigError(f"{name} must not be negative (got {getattr(settings, name)})")
-    if not settings.evacuate_host_down_after_s > 0:
-        raise ConfigError(f"evacuate_host_down_after_s must be positive (got {settings.evacuate_host_down_after_s})")
-    if not settings.expiry_check_interval_s > 0:
-        raise ConfigError(f"expiry_check_interval_s must be positive (got {settings.expiry_check_interval_s})")
     for pattern in settings.hypervisor_uri_patterns:
         try:
             UriPattern.parse(pattern)
