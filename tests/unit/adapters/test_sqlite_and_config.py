@@ -10,7 +10,8 @@ import pytest
 
 from advisor.adapters.sql.database import StorageError
 from advisor.adapters.sqlite.db import SqliteDatabase, SqliteStore
-from advisor.config import RANGES, Settings, load_settings
+from advisor.config import Settings, load_settings
+from advisor.config_ranges import RANGES
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import ConfigError
 from advisor.domain.model import Host, Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique, Vm
