@@ -139,3 +139,11 @@ def test_no_answer_names_a_path_of_the_server() -> None:
         body = _call(app, path)[2].decode()
         assert "/srv" not in body and "/tmp" not in body and "/home" not in body, path
         assert "advisor ui --data-dir DIR" in body or path in ("/", "/login"), path
+
+
+def test_a_failure_is_counted_under_its_route() -> None:
+    app = _app(page_allowed=True)  # no token store behind it: looking the token up fails
+    status, _, body = _call(app, "/api/v1/session", AUTHORIZATION="Bearer adv_x")
+    assert status.startswith("500") and b"incident" in body
+    metrics = _call(app, "/metrics")[2].decode()
+    assert 'advisor_http_requests_total{code="500",route="api/session"}' in metrics, metrics
