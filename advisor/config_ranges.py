@@ -94,6 +94,6 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def check_address(name: str, address: str) -> None:
-    host, colon, port = address.rpartition(":")
+    _, colon, port = address.rpartition(":")
     if not colon or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"{name} must be HOST:PORT with a port from 0 to 65535, got {address!r}")

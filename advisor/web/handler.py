@@ -162,8 +162,8 @@ class WebApp:
             incident = uuid.uuid4().hex[:12]
             log.exception("web request failed", extra={"incident": incident, "path": request.path[:200]})
             # Counted under the route that failed, so a failing endpoint shows in its own series.
-            route, response = self._route_name(request), _json(500, {"error": f"internal error (incident {incident}, details in the "
-                                                            "advisor's log)"})
+            route = self._route_name(request)
+            response = _json(500, {"error": f"internal error (incident {incident}, details in the advisor's log)"})
         return self._respond(request, route, response, start_response, started)
 
     def _respond(self, request: Request, route: str, response: Response, start_response: StartResponse,
