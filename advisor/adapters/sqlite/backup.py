@@ -100,7 +100,7 @@ def restore(backup_file: Path, data_dir: Path, database_file: str) -> BackupSumm
     if not backup_file.is_file():
         raise ConfigError(f"no backup at {backup_file}")
     target = data_dir / database_file
-    if target.exists() and backup_file.resolve() == target.resolve():
+    if target.exists() and backup_file.samefile(target):  # by path, symbolic or hard link
         # Moved aside first, the input would be gone by the time it was copied: nothing left in place.
         raise ConfigError(f"{backup_file} is the database to restore over; restore from a backup of it")
     rows = _check(backup_file)

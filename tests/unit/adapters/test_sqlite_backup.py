@@ -45,11 +45,16 @@ def _advisor(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return code, capsys.readouterr().err
 
 
+@pytest.mark.parametrize("link", [False, True])
 def test_restoring_the_database_over_itself_is_refused_before_anything_moves(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], link: bool) -> None:
     data = tmp_path / "data"
     before = _database(data).read_bytes()
-    code, err = _advisor(["restore", "--data-dir", str(data), "--input", str(data / NAME)], capsys)
+    given = data / NAME
+    if link:
+        given = tmp_path / "looks-like-a-backup.sqlite3"
+        given.symlink_to(data / NAME)
+    code, err = _advisor(["restore", "--data-dir", str(data), "--input", str(given)], capsys)
     assert code == 2 and "is the database to restore over" in err and len(err.splitlines()) == 1
     assert (data / NAME).read_bytes() == before and not list(data.glob("*.before-restore-*"))
 
