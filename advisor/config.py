@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advisor.config_ranges import LOG_LEVELS, RANGES, check_address
 from advisor.domain.access import Role
 from advisor.domain.errors import ConfigError
 from advisor.domain.transport import TlsMode
@@ -259,7 +260,13 @@ def load_settings(
             table = tomllib.loads(config_file.read_text())
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise ConfigError(f"{config_file}: {error}") from None
-        table = table.get("advisor", table)
+        if "advisor" in table:
+            # Settings are read from [advisor] alone then: anything beside it would be silently ignored.
+            others = sorted(set(table) - {"advisor"})
+            if others or not isinstance(table["advisor"], dict):
+                raise ConfigError(f"{config_file}: with an [advisor] table every setting goes in it; outside it: "
+                                  f"{', '.join(others) or 'advisor is not a table'}")
+            table = table["advisor"]
         for key, raw in table.items():
             if key not in _FIELDS:
                 raise ConfigError(f"{config_file}: unknown setting {key!r} (known: {', '.join(_FIELDS)})")
@@ -328,15 +335,16 @@ def check(settings: Settings) -> None:
                           f"{settings.database_url.partition('://')[0][:20]!r}://...")
     if settings.log_format not in ("json", "text"):
         raise ConfigError(f"log_format must be 'json' or 'text', got {settings.log_format!r}")
-    for name in ("max_concurrent_calls", "max_concurrent_streams", "samples_per_entity", "max_migrations",
-                 "max_migrations_per_source", "max_migrations_per_target", "max_message_mib"):
-        if getattr(settings, name) < 1:
-            raise ConfigError(f"{name} must be at least 1 (got {getattr(settings, name)})")
-    for name in ("stream_idle_timeout_s", "stream_max_duration_s", "samples_save_interval_s", "poll_interval_s",
-                 "models_reload_interval_s", "drift_error_ratio", "snapshot_max_age_s", "retrain_timeout_s",
-                 "lease_ttl_s", "plan_max_cpu_after"):
-        if not getattr(settings, name) > 0:
-            raise ConfigError(f"{name} must be positive (got {getattr(settings, name)})")
+    for name, allowed in RANGES.items():
+        value = getattr(settings, name)
+        if value not in allowed:
+            raise ConfigError(f"{name} must be {allowed} (got {value})")
+    for name in ("listen", "metrics_listen"):
+        address = getattr(settings, name)
+        if name == "listen" or address:
+            check_address(name, address)
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
     if settings.technique_fallback not in ("likeliest", "downtime", "autoconverge"):
         raise ConfigError("technique_fallback must be likeliest, downtime or autoconverge, got "
                           f"{settings.technique_fallback!r}")
@@ -349,16 +357,6 @@ def check(settings: Settings) -> None:
                           "the clients' certificates)")
     if settings.automation_level not in ("manual", "partial", "full"):
         raise ConfigError(f"automation_level must be manual, partial or full, got {settings.automation_level!r}")
-    for name in ("automation_min_benefit_over_cost", "recommendation_max_age_s", "expiry_tolerance",
-                 "technique_postcopy_exposure_weight", "retrain_interval_s", "retrain_drift_min_outcomes",
-                 "technique_cold_shutdown_timeout_s", "plan_rebalance_hot", "plan_rebalance_horizon_s",
-                 "plan_cooldown_per_move_s"):
-        if not getattr(settings, name) >= 0:
-            raise ConfigError(f"{name} must not be negative (got {getattr(settings, name)})")
-    if not settings.evacuate_host_down_after_s > 0:
-        raise ConfigError(f"evacuate_host_down_after_s must be positive (got {settings.evacuate_host_down_after_s})")
-    if not settings.expiry_check_interval_s > 0:
-        raise ConfigError(f"expiry_check_interval_s must be positive (got {settings.expiry_check_interval_s})")
     for pattern in settings.hypervisor_uri_patterns:
         try:
             UriPattern.parse(pattern)

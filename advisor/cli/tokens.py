@@ -20,7 +20,9 @@ def _when(seconds: float | None) -> str:
 
 def cmd_tokens(args: argparse.Namespace) -> int:
     data_dir, database_url = store_location(args)
-    with local_stores(data_dir, database_url=database_url) as stores:
+    # Only create may make the database (the first token before the first start); list and revoke read what is
+    # there, and a mistyped data directory is said rather than made.
+    with local_stores(data_dir, existing=args.tokens_command != "create", database_url=database_url) as stores:
         tokens = stores.tokens
         if args.tokens_command == "create":
             print(tokens.create(args.name, Role.parse(args.role)))  # the token alone, for scripts

@@ -9,7 +9,8 @@ prediction is the same double LightGBM gives (tests/unit/ml/test_trees.py checks
 `Forest` reads LightGBM's own text format (what training writes) and refuses, with TreeFormatError, what the loop
 does not evaluate: linear trees, several trees per iteration, an averaged (random forest) output, an objective whose
 output is neither the raw sum nor its sigmoid. The loop is compiled once per machine (numba's cache beside this
-module, about 2 s without it) and runs without the GIL.
+module, or where advisor/__init__.py puts it for a user who cannot write here; about 2 s without it) and runs
+without the GIL.
 """
 
 from __future__ import annotations

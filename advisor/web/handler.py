@@ -161,8 +161,9 @@ class WebApp:
         except Exception:  # storage failing, a bug: the client gets an incident id, the log the details
             incident = uuid.uuid4().hex[:12]
             log.exception("web request failed", extra={"incident": incident, "path": request.path[:200]})
-            route, response = "other", _json(500, {"error": f"internal error (incident {incident}, details in the "
-                                                            "advisor's log)"})
+            # Counted under the route that failed, so a failing endpoint shows in its own series.
+            route = self._route_name(request)
+            response = _json(500, {"error": f"internal error (incident {incident}, details in the advisor's log)"})
         return self._respond(request, route, response, start_response, started)
 
     def _respond(self, request: Request, route: str, response: Response, start_response: StartResponse,
@@ -206,6 +207,18 @@ class WebApp:
         if req.path.startswith("/static/") and name in self._static and name not in pages.DOCUMENTS:
             return "static", self._file(req, name)
         return "other", _html(404, NOT_FOUND)
+
+    def _route_name(self, req: Request) -> str:
+        """The route a request's path names, as `_route` labels it: for an answer `_route` did not give (a 500)."""
+        if req.path in ("/login", "/logout"):
+            return req.path.removeprefix("/")
+        if req.path.startswith(API):
+            name = req.path.removeprefix(API)
+            return f"api/{name}" if name == "session" or name in VIEWS else "other"
+        if req.path == "/":
+            return "page"
+        name = req.path.removeprefix("/static/")
+        return "static" if req.path.startswith("/static/") and name in self._static else "other"
 
     def _file(self, req: Request, name: str) -> Response:
         """The page or the login page (never cached) or one of their static files (cached, revalidated by ETag):
@@ -283,15 +296,23 @@ class WebApp:
         access = self._access(req)
         if isinstance(access, str):
             return _json(401, {"error": f"login required: {access}", "login": LOGIN_HINT})
+        query: Query | None = None
         try:
             if name == "session":
                 Query(req.query, ())
                 return _json(200, self._session(access))
             view = VIEWS[name]
-            return _json(200, view.read(self._src, Query(req.query, view.parameters)))
-        except (InvalidArgument, NotFound) as error:
-            return _json(400 if isinstance(error, InvalidArgument) else 404,
-                         {"error": str(error), "parameter": error.field})
+            query = Query(req.query, view.parameters)
+            return _json(200, view.read(self._src, query))
+        except InvalidArgument as error:
+            return _json(400, {"error": str(error), "parameter": error.field})
+        except NotFound as error:
+            # The use case names its own field (host_id, id); the page and scripts gave a query parameter
+            # (drain_host_id, recommendation_id): name the one whose value was not found.
+            given = query.values.items() if query is not None else ()
+            parameter = next((p for p, value in given if value == error.ident), error.field)
+            message = str(error).removeprefix(f"{error.field}:")
+            return _json(404, {"error": f"{parameter}:{message}", "parameter": parameter})
         except Unavailable as error:
             return _json(503, {"error": str(error)}, ("Retry-After", "1"))
         except FailedPrecondition as error:

@@ -91,7 +91,7 @@ def posted_code(body: bytes) -> str:
     """The code of a login's body, `{"code": "..."}`; "" for anything else (then it is no login link)."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than the parser goes
         return ""
     code = doc.get("code") if isinstance(doc, dict) else None
     return code if isinstance(code, str) else ""

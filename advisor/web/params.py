@@ -36,7 +36,9 @@ class Query:
         for name, value in pairs:
             if name not in allowed:
                 takes = ", ".join(sorted(allowed)) or "none"
-                raise InvalidArgument(validation.shown(name), f"is not a parameter here (it takes: {takes})")
+                # The parameter as given (JSON escapes it), not quoted: scripts compare it with the name they sent.
+                field = name if len(name) <= 40 else f"{name[:40]} ... ({len(name)} characters)"
+                raise InvalidArgument(field, f"is not a parameter here (it takes: {takes})")
             if name in self.values:
                 raise InvalidArgument(name, "is given more than once")
             self.values[name] = value

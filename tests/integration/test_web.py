@@ -229,15 +229,17 @@ def test_login_sessions_tokens_and_hostile_input_over_plain_http(loaded: Loaded,
                              "page_size"), ("recommendations?state=bogus", "state"), ("recommendation?id=a%00b", "id"),
                              ("recommendation", "id"), ("recommendations?page_token=garbage", "page_token"),
                              (f"assessments?recommendation_id={loaded.proposed}&move_index=7", "move_index"),
-                             ("recommendations?x=1", "'x'"), ("recommendations?state=proposed&state=expired", "state"),
+                             ("recommendations?x=1", "x"), ("recommendations?state=proposed&state=expired", "state"),
                              (f"cluster?recommendation_id={loaded.plan}&drain_host_id=a", "drain_host_id")):
         status, headers, body = _get(f"{api}/{query}", token=session)
         assert (status, json.loads(body)["parameter"]) == (400, parameter), query
     for query, parameter in (("recommendation?id=nosuch", "id"), ("migration?operation_id=nosuch", "operation_id"),
-                             ("drain?host_id=nosuch", "host_id"), ("cluster?drain_host_id=nosuch", "host_id"),
+                             ("drain?host_id=nosuch", "host_id"), ("cluster?drain_host_id=nosuch", "drain_host_id"),
+                             ("cluster?recommendation_id=nosuch", "recommendation_id"),
                              ("vms?host_id=nosuch", "host_id")):
         status, _, body = _get(f"{api}/{query}", token=session)
         assert (status, json.loads(body)["parameter"]) == (404, parameter), query
+        assert json.loads(body)["error"].startswith(f"{parameter}: unknown"), query
     assert _get(f"{api}/nosuch", token=session)[0] == 404
     status, headers, _ = _get(f"{api}/recommendations", token=session, method="POST")
     assert status == 405 and headers["Allow"] == "GET, HEAD"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from advisor.adapters.fake_hypervisor import FakeWorld
 from advisor.api.client import AdvisorClient
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.app import App
@@ -192,6 +193,37 @@ def test_an_advisor_with_nothing_to_show_folds_its_sections_to_one_line(
     assert [r.split()[0] for r in rows] == ["h1", "h2"]
     assert _overflow(browser) == 0
     assert os.environ["TZ"] == "America/New_York"
+
+
+def test_what_was_never_measured_shows_as_unknown_never_as_0(
+        make_app: Callable[..., App], client_for: Callable[..., AdvisorClient], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], browser: Browser) -> None:
+    world = FakeWorld(("a", "b"), cpu_cores=16, memory_mib=32768)
+    for vm in ("v1", "v2"):
+        world.add_guest(vm, "a", memory_mib=1024)
+    data_dir = tmp_path / "data"
+    app = make_app(data_dir=data_dir, connect=world.connect, poll_interval_s=0.01, metrics_listen="127.0.0.1:0")
+    api = client_for(app)
+    api.push_inventory(pb.PushInventoryRequest(
+        hosts=[pb.Host(id=h, cpu_cores=16, memory_mib=32768, hypervisor_uri=f"fake://{h}") for h in "ab"],
+        vms=[pb.Vm(id=vm, host_id="a", memory_mib=1024, vcpus=2) for vm in ("v1", "v2")]))
+    ended = []
+    for vm in ("v1", "v2"):
+        if vm == "v2":
+            del world.guests[vm]  # gone from its host: the move fails before it starts, nothing measured
+        op = test_web._execute(api, vm).operation_id
+        test_web._wait(lambda op=op: api.operation(op).phase in test_web.ENDED)  # type: ignore[misc]
+        ended.append(api.operation(op))
+    assert [o.phase for o in ended] == [pb.MIGRATION_PHASE_SUCCEEDED, pb.MIGRATION_PHASE_FAILED]
+    assert not ended[1].outcome.HasField("total_time_ms") and not ended[1].outcome.HasField("downtime_ms")
+    _open(browser, _ui(Loaded(app, api, data_dir, [o.operation_id for o in ended], "", "", ""), capsys))
+    browser.wait_for("document.querySelectorAll('#history-rows tr').length === 2")
+    cells = browser.evaluate("Object.fromEntries([...document.querySelectorAll('#history-rows tr')].map(r => "
+                             "[r.cells[2].innerText, [...r.cells].slice(6).map(c => c.innerText.split('\\n')[0])]))")
+    assert cells["v2"] == ["-", "-", "-"], cells  # was 0.00 s, 0.00 ms, 0.00 MiB
+    assert all(value != "-" for value in cells["v1"]), cells
+    quantiles = browser.wait_for("document.getElementById('quantiles').textContent")
+    assert "of the 1 succeeded move among 2 operations" in quantiles, quantiles
 
 
 def test_a_dry_run_drain_shows_each_host_after_it_with_disks_and_networks(

@@ -61,11 +61,12 @@
 
   // -- running migrations ---------------------------------------------------------------------------------
 
-  function outlook(p) {
+  // `polled`: the hypervisor was read at least once; before that (a queued move) nothing is known, not 0%.
+  function outlook(p, polled) {
     if (!p || ["MIGRATION_PHASE_SUCCEEDED", "MIGRATION_PHASE_FAILED", "MIGRATION_PHASE_ABORTED"].includes(p.phase)) {
       return "-";
     }
-    const ratio = `${fixed(num(p.progressRatio) * 100, 0)}%`;
+    const ratio = polled ? `${fixed(num(p.progressRatio) * 100, 0)}%` : "-";
     if (p.converging === false) return `${ratio}, not converging`;
     if (p.etaMs !== undefined) return `${ratio}, ETA ${amount(p.etaMs, 1000, "s")}`;
     return `${ratio}, ETA -`;
@@ -94,7 +95,7 @@
       el("td", { class: "id", rowspan: "2" }, op.operationId, " ", link),
       td(op.vmId), td(`${op.sourceHostId} → ${op.targetHostId}`), td(technique((op.parameters || {}).technique)),
       el("td", {}, badge(phase((p && p.phase) || op.phase))),
-      el("td", {}, el("progress", { max: "1", value: String(num(p && p.progressRatio)) }), " ", outlook(p)),
+      el("td", {}, el("progress", { max: "1", value: String(num(p && p.progressRatio)) }), " ", outlook(p, polled)),
       td(`${p ? amount(p.elapsedMs, 1000, "s") : "-"} / ${est(c.totalTimeMs, 1000, "s")}`, "num"),
       td(polled ? `${amount(p.memoryRemainingMib, 1, "")}of ${amount(p.memoryTotalMib, 1, "MiB")}` : "-", "num"),
       td(polled ? `${amount(p.dirtyRateMibS, 1, "")}/ ${amount(p.transferRateMibS, 1, "MiB/s")}` : "-", "num"),
@@ -293,15 +294,19 @@
     return cell;
   }
 
+  // A measured value of an outcome, or undefined: a field left unset was not measured (a move that failed before
+  // starting has only its failure class), which is "-", never 0.
+  function measured(o, field) { return o && o[field] !== undefined ? num(o[field]) : undefined; }
+
   function historyRow(op) {
     const c = op.predictedCost || {}, o = op.outcome;
     const ok = op.phase === "MIGRATION_PHASE_SUCCEEDED";
     return el("tr", {}, td(op.operationId, "id"), td(op.endTime ? utc(op.endTime) : "not ended"), td(op.vmId),
       td(`${op.sourceHostId} → ${op.targetHostId}`), td(technique((op.parameters || {}).technique)),
       el("td", {}, badge(phase(op.phase))),
-      versus(c.totalTimeMs, o && num(o.totalTimeMs), 1000, "s", ok),
-      versus(c.downtimeMs, o && num(o.downtimeMs), 1, "ms", ok),
-      versus(c.transferredMib, o && num(o.transferredMib), 1, "MiB", ok));
+      versus(c.totalTimeMs, measured(o, "totalTimeMs"), 1000, "s", ok),
+      versus(c.downtimeMs, measured(o, "downtimeMs"), 1, "ms", ok),
+      versus(c.transferredMib, measured(o, "transferredMib"), 1, "MiB", ok));
   }
 
   async function loadHistory() {
@@ -318,14 +323,18 @@
     else tbody.replaceChildren(...ops.map(historyRow));
   }
 
+  // Of succeeded moves whose downtime was measured: one not measured is left out (and said), not counted as 0 ms.
   function quantiles(ops, more) {
-    const done = ops.filter(o => o.phase === "MIGRATION_PHASE_SUCCEEDED" && o.outcome)
-      .map(o => num(o.outcome.downtimeMs)).sort((a, b) => a - b);
+    const succeeded = ops.filter(o => o.phase === "MIGRATION_PHASE_SUCCEEDED");
+    const done = succeeded.map(o => measured(o.outcome, "downtimeMs")).filter(v => v !== undefined)
+      .sort((a, b) => a - b);
     const scope = `${more ? "the last " : ""}${counted(ops.length, "operation")}`;
-    if (!done.length) return `No succeeded move among ${scope}: no downtime quantiles.`;
+    const unmeasured = succeeded.length - done.length;
+    const left = unmeasured ? ` (${counted(unmeasured, "succeeded move")} without a measured downtime left out)` : "";
+    if (!done.length) return `No succeeded move with a measured downtime among ${scope}: no downtime quantiles${left}.`;
     const q = p => amount(done[Math.min(done.length - 1, Math.floor(p * done.length))], 1, "ms");
     return `Downtime of the ${counted(done.length, "succeeded move")} among ${scope}: p50 ${q(0.5)}, p90 ${q(0.9)}, ` +
-      `p99 ${q(0.99)}, max ${amount(done[done.length - 1], 1, "ms")}.`;
+      `p99 ${q(0.99)}, max ${amount(done[done.length - 1], 1, "ms")}${left}.`;
   }
 
   async function loadPlots() {

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from contextlib import closing
@@ -9,7 +10,8 @@ import pytest
 
 from advisor.adapters.sql.database import StorageError
 from advisor.adapters.sqlite.db import SqliteDatabase, SqliteStore
-from advisor.config import load_settings
+from advisor.config import Settings, load_settings
+from advisor.config_ranges import RANGES
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import ConfigError
 from advisor.domain.model import Host, Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique, Vm
@@ -45,7 +47,23 @@ def test_settings_precedence_file_then_environment_then_flags(tmp_path: Path) ->
         ("hypervisor_uri_patterns = [1]", {}, "hypervisor_uri_patterns must be a list of strings"),
         ("hypervisor_uri_patterns = ['no scheme']", {}, "not a hypervisor URI pattern"),
         ('tls_client_roles = {"CN=a" = "boss"}', {}, "unknown role 'boss'"),
-        ("max_concurrent_streams = 0", {}, "max_concurrent_streams must be at least 1"),
+        ("max_concurrent_streams = 0", {}, "max_concurrent_streams must be at least 1 .got 0."),
+        ("", {"ADVISOR_RETENTION_DAYS": "-1"}, r"retention_days must be above 0 \(got -1.0\)"),
+        ("", {"ADVISOR_AUDIT_RETENTION_DAYS": "-1"}, "audit_retention_days must be above 0"),
+        ("retention_recommendations = 0", {}, "retention_recommendations must be at least 1"),
+        ("", {"ADVISOR_PROMETHEUS_POLL_INTERVAL_S": "0"}, "prometheus_poll_interval_s must be at least 1"),
+        ("grace_s = -1.0", {}, "grace_s must be at least 0"),
+        ("placement_max_cpu_after = 0.0", {}, "placement_max_cpu_after must be above 0"),
+        ("technique_risk = 1.5", {}, "technique_risk must be from 0 to 1"),
+        ("monitor_stall_rounds = 0", {}, "monitor_stall_rounds must be at least 1"),
+        ("", {"ADVISOR_RETENTION_DAYS": "nan"}, "retention_days must be above 0"),
+        ("", {"ADVISOR_MAX_MESSAGE_MIB": "4096"}, "max_message_mib must be from 1 to 511 .got 4096."),
+        ('listen = "127.0.0.1:99999"', {}, "listen must be HOST:PORT with a port from 0 to 65535, got '127.0.0.1:9"),
+        ('metrics_listen = "127.0.0.1:99999"', {}, "metrics_listen must be HOST:PORT"),
+        ('metrics_listen = "nohost"', {}, "metrics_listen must be HOST:PORT"),
+        ("", {"ADVISOR_LOG_LEVEL": "verbose"}, "log_level must be debug, info, warning, error, got 'verbose'"),
+        ('listen = "127.0.0.1:1"\n[advisor]\ngrace_s = 1.0', {}, "every setting goes in it; outside it: listen"),
+        ('[advisor]\ngrace_s = 1.0\n[other]\nx = 1', {}, "outside it: other"),
         ("", {"ADVISOR_NOPE": "1"}, "unknown setting ADVISOR_NOPE"),
         ('log_format = "xml"', {}, "log_format"),
         ("listen = [", {}, "advisor.toml"),
@@ -57,6 +75,20 @@ def test_bad_settings_say_which_and_where(tmp_path: Path, text: str, env: dict[s
     config.write_text(text)
     with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
         load_settings(config, env)
+
+
+def test_every_numeric_setting_has_a_range_and_the_readme_says_it() -> None:
+    readme = " ".join((Path(__file__).resolve().parents[3] / "README.md").read_text().split())
+    for field in dataclasses.fields(Settings):
+        if type(getattr(Settings(), field.name)) in (int, float):
+            assert field.name in RANGES, field.name
+            assert f"`{field.name}` {RANGES[field.name]}" in readme, field.name
+
+
+def test_settings_read_from_the_advisor_table(tmp_path: Path) -> None:
+    config = tmp_path / "advisor.toml"
+    config.write_text("[advisor]\ngrace_s = 2.0\n")
+    assert load_settings(config, {}).grace_s == 2.0
 
 
 def _recommendation(rec_id: str, created: float) -> Recommendation:

@@ -13,9 +13,9 @@ from advisor.web.handler import WebApp
 from advisor.web.views import WebSources
 
 
-def _app(*, page_allowed: bool) -> WebApp:
+def _app(*, page_allowed: bool, audit: Any = None) -> WebApp:
     nothing: Any = None  # none of these is reached by the requests below
-    sources = WebSources(nothing, nothing, nothing, 0.5, nothing, nothing, nothing, lambda: 0.0,
+    sources = WebSources(nothing, nothing, nothing, 0.5, nothing, nothing, audit, lambda: 0.0,
                          page_allowed=page_allowed)
     return WebApp(sources, CollectorRegistry(), host_names=frozenset({"localhost", "advisor.example"}))
 
@@ -122,9 +122,28 @@ def test_a_login_is_a_small_json_body() -> None:
         assert status.startswith("415") and b"application/json" in body, kind
 
 
+def test_a_malformed_login_is_a_failed_login_counted_and_throttled() -> None:
+    audited: list[Any] = []
+    app = _app(page_allowed=True, audit=audited)
+    for _ in range(3):  # nested deeper than the JSON parser goes: was a 500, not counted
+        status, _, body = _call(app, "/login", "POST", b"[" * 1000, CONTENT_TYPE="application/json")
+        assert status.startswith(("401", "429")) and b"advisor ui" in body
+    metrics = _call(app, "/metrics")[2].decode()
+    assert 'advisor_http_requests_total{code="401",route="login"}' in metrics and 'code="500"' not in metrics
+    assert audited and audited[0].outcome == "UNAUTHENTICATED"
+
+
 def test_no_answer_names_a_path_of_the_server() -> None:
     app = _app(page_allowed=True)
     for path in ("/", "/login", "/api/v1/session", "/static/common.js", "/static/login.js"):
         body = _call(app, path)[2].decode()
         assert "/srv" not in body and "/tmp" not in body and "/home" not in body, path
         assert "advisor ui --data-dir DIR" in body or path in ("/", "/login"), path
+
+
+def test_a_failure_is_counted_under_its_route() -> None:
+    app = _app(page_allowed=True)  # no token store behind it: looking the token up fails
+    status, _, body = _call(app, "/api/v1/session", AUTHORIZATION="Bearer adv_x")
+    assert status.startswith("500") and b"incident" in body
+    metrics = _call(app, "/metrics")[2].decode()
+    assert 'advisor_http_requests_total{code="500",route="api/session"}' in metrics, metrics

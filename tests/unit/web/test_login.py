@@ -47,6 +47,7 @@ def test_a_session_lives_twelve_hours_and_ends_with_its_token() -> None:
     (b'{"code": "' + b"c" * 43 + b'"}', "c" * 43),
     (b'{"code": "short"}', "short"),  # read as posted; not a code's form, so no lookup (is_secret)
     (b'{"code": 7}', ""), (b'["code"]', ""), (b"code=abc", ""), (b"", ""), (b"\xff\xfe", ""), (b"{}", ""),
+    (b"[" * 1000, ""), (b"{" * 1000, ""),  # nested deeper than the parser goes
 ])
 def test_a_login_posts_its_code_as_json(body: bytes, code: str) -> None:
     assert login.posted_code(body) == code
