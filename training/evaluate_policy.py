@@ -39,6 +39,7 @@ from training.cost_data import (
     optional_input_file,
     output_problem,
     with_variants,
+    without_locked,
 )
 from training.cost_eval import heldout_bounds
 from training.cost_model import TrainConfig, cross_validate, prepare
@@ -138,10 +139,10 @@ def evaluate(frame: pd.DataFrame, slo_ms: float, postcopy_allowed: bool) -> dict
                        fallbacks=fallbacks) for k, v in totals.items()}
 
 
-def with_predictions(frame: pd.DataFrame, cfg: TrainConfig, lab: Path | None) -> pd.DataFrame:
-    """Attach held-out predictions (log space) of the candidate recipe to every SNU run: medians, nested held-out
-    interval bounds per technique, and the probability of converging."""
-    everything = load_all(DEFAULT_DATA, lab)
+def with_predictions(frame: pd.DataFrame, cfg: TrainConfig, snu: Path, lab: Path | None) -> pd.DataFrame:
+    """Attach held-out predictions (log space) of the candidate recipe to every SNU run of `frame` (read from
+    `snu`): medians, nested held-out interval bounds per technique, and the probability of converging."""
+    everything = load_all(snu, lab)
     data = prepare(with_variants(everything), cfg)
     oof = cross_validate(data, cfg, log=lambda s: print(s, flush=True))
     full = (data.frame["source"].to_numpy() == "snu") & (data.frame["variant"].to_numpy() == "full")
@@ -216,10 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag, path in (("--json", args.json), ("--docs", args.docs)):  # written after minutes of training
         if path is not None and (problem := output_problem(path)):
             parser.error(f"argument {flag}: {problem}")
-    frame = add_groups(load_snu(args.data.resolve()))
+    # the runs training may read (not the locked test part), as with_predictions' cross-validation reads them
+    frame = add_groups(without_locked(load_snu(args.data.resolve())))
     print("held-out predictions for every run (the candidate recipe, as training.train_cost evaluates it)",
           flush=True)
-    frame = with_predictions(frame, TrainConfig(seed=args.seed), args.lab_data)
+    frame = with_predictions(frame, TrainConfig(seed=args.seed), args.data.resolve(), args.lab_data)
     results = {f"Downtime SLO {slo:.0f} ms, post-copy {'allowed' if allowed else 'forbidden'}":
                evaluate(frame, slo, allowed) for slo in args.slo_ms for allowed in (True, False)}
     text = render(results)

@@ -32,7 +32,7 @@ def test_an_empty_lab_data_means_the_snu_data_alone_in_every_job(monkeypatch: py
     # Path('') is the current directory: read as the lab's file it was an IsADirectoryError
     assert train_cost.build_parser().parse_args(["--lab-data", ""]).lab_data is None
     for module, name, argv, lab in ((evaluate_cost, "load_all", ["--quick"], 1),
-                                    (evaluate_policy, "with_predictions", [], 2)):
+                                    (evaluate_policy, "with_predictions", [], 3)):
         seen: dict[str, Any] = {}
         monkeypatch.setattr(module, name, _stop(seen))
         with pytest.raises(Started):
