@@ -103,10 +103,18 @@ class Migrations:
         refused = transition(rec, start, actor, self._clock())
         if isinstance(refused, Refusal):
             raise FailedPrecondition(refused.reason)
-        reason = self._freshness.expire_if_stale(self._store, rec, move_index)
-        if reason is not None:
-            raise FailedPrecondition(f"recommendation {rec_id} expired: {reason}")
-        stored = apply_event(self._store, rec_id, start, actor, self._clock(), "recommendation_id")
+        try:
+            reason = self._freshness.expire_if_stale(self._store, rec, move_index)
+            if reason is not None:
+                raise FailedPrecondition(f"recommendation {rec_id} expired: {reason}")
+            stored = apply_event(self._store, rec_id, start, actor, self._clock(), "recommendation_id")
+        except FailedPrecondition:
+            # refused because another request started this move since it was read: that start is the answer
+            raced = self._store.get_recommendation(rec_id)
+            now = raced.status(move_index) if raced is not None else status
+            if now.state is MoveState.RUNNING and now.operation_id != status.operation_id:
+                return executor.get(now.operation_id)
+            raise
         won = stored.status(move_index)
         if won.operation_id != operation_id:  # another request started it first
             return executor.get(won.operation_id)

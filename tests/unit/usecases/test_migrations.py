@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from advisor.adapters.memory import CountingIds, MemoryStore
 from advisor.domain.errors import FailedPrecondition, InvalidArgument
 from advisor.domain.migration import Phase
 from advisor.domain.model import Objective, PlanGoal, Vm
@@ -50,6 +51,23 @@ def test_a_move_starts_once_whoever_asks_and_its_end_moves_the_vm(w: World) -> N
     assert done.state is S.SUCCEEDED and done.status(0).operation_id == first.operation_id
     assert w.inventory.vms()["v1"].host_id == rec.moves[0].target_host_id  # the inventory follows
     assert w.store.outcomes() == [w.migrations.operation(first.operation_id)]  # kept to learn from
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_of_two_requests_racing_to_start_a_move_the_loser_gets_the_winners_operation(w: World, retry: bool) -> None:
+    rec = w.review.decide(w.advice.recommend_target("v1", Objective()).id, Decision.APPROVE, "alice", "")
+    if retry:
+        w.executor.end(w.migrations.execute(rec.id, "alice").operation_id, Phase.FAILED)
+
+    class Racing:  # another request starts the move while this one checks it still holds
+        def expire_if_stale(self, store: MemoryStore, rec: Recommendation, index: int) -> str | None:
+            w.migrations.execute(rec.id, "bob", index, retry=retry)
+            return None
+
+    loser = Migrations(w.store, w.executor, w.clock, Racing(), CountingIds("lost"))
+    started = loser.execute(rec.id, "alice", retry=retry)
+    assert started.operation_id == w.executor.submitted[-1] and started.actor == "bob"
+    assert w.review.get(rec.id).status(0).attempts == 1 + retry  # one start stored, not two
 
 
 def test_a_run_starts_each_move_when_the_one_before_succeeded(w: World) -> None:
