@@ -141,6 +141,12 @@ class Runner:
 
     def run(self, live: Live) -> Steps[None]:
         record = live.record
+        if live.user_abort:  # aborted once scheduled, before its script ran: it never starts (a cold move would
+            # otherwise shut the guest down after the abort was granted)
+            self._end(live, MigrationResult(False, error="aborted before it started",
+                                            failure=Failure.ABORTED_BY_PERSON), Phase.ABORTED,
+                      f"aborted before it started: {live.user_abort}")
+            return
         try:
             source_end, target_end = self._endpoints(record.source_host_id), self._endpoints(record.target_host_id)
             carried = decide(self._tls, [h for h, end in ((record.source_host_id, source_end),

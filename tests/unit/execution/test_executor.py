@@ -205,6 +205,22 @@ def test_abort_of_a_running_and_of_a_queued_migration() -> None:
         executor.abort(running, "again")
 
 
+@pytest.mark.parametrize("technique", [Technique.PRECOPY, Technique.COLD])
+def test_an_abort_granted_once_scheduled_but_before_its_script_ran_keeps_it_from_starting(
+        technique: Technique) -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
+    world.release.set()
+    executor, _, _ = make(clock, world)
+    params = MigrationParameters(technique, 100, 300, postcopy_after_ms=None, deadline_ms=60_000)
+    op = executor.submit("rec-1", Move("vm1", "a", "b", params, COST, ()), actor="x").operation_id
+    assert executor.abort(op, "changed plan", actor="ops").phase is Phase.QUEUED  # its script is due, not run
+    record = wait_final(clock, executor, op)
+    assert record.phase is Phase.ABORTED and "aborted before it started: changed plan (by ops)" in record.message
+    assert world.calls == [] and world.host_of("vm1") == "a"  # a cold move did not shut the guest down
+    assert record.outcome is not None and record.outcome.downtime_ms is None
+
+
 def test_monitoring_failure_aborts_the_job() -> None:
     clock = FakeClock()
     world = world_of(clock, {"vm1": "a"}, fail_polls=True)
