@@ -212,6 +212,8 @@ class Executor:
                 )
             if record.phase is Phase.RESTARTING:
                 raise FailedPrecondition(f"operation {operation_id} is a restart under way: it runs to its end")
+            if live.user_abort:  # asked already: the timeline keeps who asked first, whose abort it is
+                return live.record
             live.user_abort = (reason or "aborted on request") + (f" (by {actor})" if actor else "")
             if operation_id in self._queue:
                 self._queue.remove(operation_id)

@@ -194,10 +194,11 @@ def test_abort_of_a_running_and_of_a_queued_migration() -> None:
     clock.sleep(0.1)
     assert executor.abort(queued, "changed plan").phase is Phase.ABORTED
     executor.abort(running, "operator said so", actor="ops")
+    assert executor.abort(running, "me too", actor="bob").phase is Phase.PRECOPY  # asked again: still on its way
     asked_at = clock.now
     record = wait_final(clock, executor, running)
     assert record.phase is Phase.ABORTED
-    assert any("aborting: operator said so (by ops)" in e.message for e in record.timeline)
+    assert [e.message for e in record.timeline if "aborting" in e.message] == ["aborting: operator said so (by ops)"]
     assert record.finished_at_s is not None and record.finished_at_s - asked_at < 0.1  # at the next poll
     assert "guest runs on source a" in record.message
     assert "abort vm1" in world.calls and "migrate vm2" not in world.calls
