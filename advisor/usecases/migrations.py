@@ -119,11 +119,19 @@ class Migrations:
         if won.operation_id != operation_id:  # another request started it first
             return executor.get(won.operation_id)
         try:
-            return executor.submit(rec_id, rec.moves[move_index], actor=actor, move_index=move_index,
-                                   attempt=won.attempts, operation_id=operation_id)
+            record = executor.submit(rec_id, rec.moves[move_index], actor=actor, move_index=move_index,
+                                     attempt=won.attempts, operation_id=operation_id)
         except BaseException:
             self._ended(rec_id, move_index, operation_id, Phase.FAILED)
             raise
+        cancelled = self._store.get_recommendation(rec_id)
+        if cancelled is not None and cancelled.cancel_requested:  # cancelled while it was handed over: the
+            # cancel could not abort an operation the executor did not know yet, so it is aborted here
+            asked = next((c for c in reversed(cancelled.history) if c.reason.startswith("cancel: ")), None)
+            why = f"recommendation cancelled: {asked.reason.removeprefix('cancel: ')}" if asked else "cancelled"
+            with contextlib.suppress(FailedPrecondition):  # the cancel got to it, or it is past aborting
+                record = executor.abort(operation_id, why, asked.actor if asked else "")
+        return record
 
     def run(self, rec_id: str, actor: str) -> Recommendation:
         """Run the moves of an approved recommendation in order, each once the one before succeeded (the first
@@ -163,6 +171,9 @@ class Migrations:
                 except FailedPrecondition as error:  # in post-copy, or ended meanwhile: it finishes
                     log.info("cancel lets a migration finish", extra={"operation": status.operation_id,
                                                                       "why": str(error)})
+                except NotFound:  # stored as started, not handed over yet: the start sees the cancel and aborts it
+                    log.info("cancel leaves a starting migration to its start", extra={
+                        "operation": status.operation_id})
         return get_recommendation(self._store, rec_id)
 
     def ended(self, record: MigrationRecord) -> None:

@@ -5,12 +5,13 @@ what a restart finds."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from advisor.adapters.memory import CountingIds, MemoryStore
 from advisor.domain.errors import FailedPrecondition, InvalidArgument
-from advisor.domain.migration import Phase
+from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import Objective, PlanGoal, Vm
 from advisor.domain.recommendation import Decision, MoveState, Recommendation, RecommendationState, StartMove
 from advisor.usecases.migrations import Migrations
@@ -118,6 +119,26 @@ def test_cancelling_aborts_a_pre_copy_drops_what_waits_and_lets_a_post_copy_fini
     assert w.review.get(again.id).state is S.CANCELLED
     assert states(w, again.id) == [M.SUCCEEDED, M.DROPPED, M.DROPPED]
     assert len(w.executor.submitted) == 2  # the run did not go on
+
+
+def test_a_cancel_while_a_move_is_handed_over_succeeds_and_the_move_is_aborted_as_it_starts(
+        w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = w.review.decide(w.advice.recommend_target("v1", Objective()).id, Decision.APPROVE, "alice", "")
+    submit, abort, aborted, cancelled = w.executor.submit, w.executor.abort, [], []
+
+    def cancel_then_submit(*args: Any, **kwargs: Any) -> MigrationRecord:
+        cancelled.append(w.migrations.cancel(rec.id, "bob", "change freeze"))  # stored started, not submitted
+        return submit(*args, **kwargs)
+
+    def recorded_abort(operation_id: str, reason: str, actor: str = "") -> MigrationRecord:
+        aborted.append((reason, actor))
+        return abort(operation_id, reason, actor)
+
+    monkeypatch.setattr(w.executor, "submit", cancel_then_submit)
+    monkeypatch.setattr(w.executor, "abort", recorded_abort)
+    assert w.migrations.execute(rec.id, "alice").phase is Phase.ABORTED
+    assert cancelled[0].cancel_requested and set(aborted) == {("recommendation cancelled: change freeze", "bob")}
+    assert w.review.get(rec.id).state is S.CANCELLED and states(w, rec.id) == [M.ABORTED]
 
 
 def test_a_move_that_no_longer_holds_expires_at_execution_saying_why(w: World) -> None:
