@@ -175,6 +175,13 @@ class Executor:
         record = queued_record(recommendation_id, move, actor=actor, move_index=move_index, attempt=attempt,
                                operation_id=operation_id, now_s=self._clock())
         with self._lock:
+            # one move of a VM at a time: a second would migrate a guest already leaving its source
+            busy = next((self._live[o].record for o in (*self._running, *self._queue)
+                         if self._live[o].record.vm_id == move.vm_id), None)
+            if busy is not None and (busy.recommendation_id, busy.move_index, busy.attempt) != (
+                    recommendation_id, move_index, attempt):
+                raise FailedPrecondition(f"VM {move.vm_id} is being moved by operation {busy.operation_id} "
+                                         f"(recommendation {busy.recommendation_id}): try once it ended")
             stored = self._store.insert_migration(record)
             if stored.operation_id != record.operation_id:
                 return self._live[stored.operation_id].record if stored.operation_id in self._live else stored

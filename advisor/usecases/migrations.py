@@ -104,6 +104,10 @@ class Migrations:
         if isinstance(refused, Refusal):
             raise FailedPrecondition(refused.reason)
         try:
+            vm_id = rec.moves[move_index].vm_id
+            if vm_id in executor.migrating_vms():  # another recommendation's move of it under way
+                raise FailedPrecondition(f"VM {vm_id} is being moved by another operation: one move of a VM at a "
+                                         "time; try once it ended")
             reason = self._freshness.expire_if_stale(self._store, rec, move_index)
             if reason is not None:
                 raise FailedPrecondition(f"recommendation {rec_id} expired: {reason}")

@@ -143,6 +143,21 @@ def test_a_migration_runs_to_success_and_the_same_recommendation_never_runs_twic
     assert executor.submit("rec-1", move("vm1", "a", "b"), actor="carol").operation_id == first.operation_id
 
 
+def test_a_vm_is_moved_by_one_operation_at_a_time() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
+    executor, store, _ = make(clock, world, ConcurrencyLimits(per_cluster=1))
+    first = executor.submit("rec-1", move("vm1", "a", "b"), actor="alice").operation_id
+    for rec_id, target in (("rec-2", "t"), ("rec-1", "t")):  # another recommendation, or another attempt
+        with pytest.raises(FailedPrecondition, match=f"VM vm1 is being moved by operation {first} "):
+            executor.submit(rec_id, move("vm1", "a", target), actor="bob", attempt=1 + (rec_id == "rec-1"))
+    assert executor.submit("rec-1", move("vm1", "a", "b"), actor="carol").operation_id == first  # the same one
+    assert list(store.records) == [first]  # nothing else stored queued
+    world.release.set()
+    wait_final(clock, executor, first)
+    assert executor.submit("rec-2", move("vm1", "b", "t"), actor="bob").operation_id != first
+
+
 def test_the_timeline_is_stamped_by_the_clock_it_is_given() -> None:
     clock = FakeClock()
     world = world_of(clock, {"vm1": "a"})

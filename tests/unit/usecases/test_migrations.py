@@ -71,6 +71,16 @@ def test_of_two_requests_racing_to_start_a_move_the_loser_gets_the_winners_opera
     assert w.review.get(rec.id).status(0).attempts == 1 + retry  # one start stored, not two
 
 
+def test_a_vm_moves_once_at_a_time_whichever_recommendation_asks(w: World) -> None:
+    first, second = (w.review.decide(w.advice.recommend_target("v1", Objective()).id, Decision.APPROVE, who, "")
+                     for who in ("alice", "bob"))
+    w.migrations.execute(first.id, "alice")
+    with pytest.raises(FailedPrecondition, match="VM v1 is being moved by another operation"):
+        w.migrations.execute(second.id, "bob")
+    assert len(w.executor.submitted) == 1
+    assert w.review.get(second.id).state is S.APPROVED and states(w, second.id) == [M.WAITING]  # nothing stored
+
+
 def test_a_run_starts_each_move_when_the_one_before_succeeded(w: World) -> None:
     plan = approved_drain(w)
     running = w.migrations.run(plan.id, "alice")
