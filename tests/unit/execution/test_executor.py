@@ -15,7 +15,8 @@ import pytest
 
 from advisor.adapters.fake_hypervisor import FakeHypervisor, FakeWorld
 from advisor.domain.errors import FailedPrecondition, NotFound
-from advisor.domain.migration import MigrationRecord, Phase, Progress
+from advisor.domain.failures import Failure
+from advisor.domain.migration import MigrationRecord, Phase, Progress, TimelineEntry
 from advisor.domain.model import (
     MigrationInputs,
     MigrationParameters,
@@ -213,7 +214,8 @@ def test_abort_of_a_running_and_of_a_queued_migration() -> None:
     asked_at = clock.now
     record = wait_final(clock, executor, running)
     assert record.phase is Phase.ABORTED
-    assert [e.message for e in record.timeline if "aborting" in e.message] == ["aborting: operator said so (by ops)"]
+    aborting = [e.message for e in record.timeline if "aborting" in e.message]
+    assert aborting == ["aborting on request: operator said so (by ops)"]
     assert record.finished_at_s is not None and record.finished_at_s - asked_at < 0.1  # at the next poll
     assert "guest runs on source a" in record.message
     assert "abort vm1" in world.calls and "migrate vm2" not in world.calls
@@ -315,13 +317,14 @@ def test_watch_gives_up_at_its_timeout() -> None:
     assert views[-1].record.phase is Phase.PRECOPY and 1_003.0 <= clock.now < 1_003.1
 
 
-def reconciled_after_restart(clock: FakeClock, world: FakeWorld) -> MigrationRecord:
-    """A move of vm1 from a to b whose advisor died mid pre-copy (the record says pre-copy, no job runs any
-    more), as a restarted advisor settles it with the hypervisors."""
+def reconciled_after_restart(clock: FakeClock, world: FakeWorld, *said: str) -> MigrationRecord:
+    """A move of vm1 from a to b whose advisor died mid pre-copy (the record says pre-copy, with `said` last on its
+    timeline; no job runs any more), as a restarted advisor settles it with the hypervisors."""
     executor, store, _ = make(clock, world)
     rec = executor.submit("rec-1", move("vm1", "a", "b"), actor="x")
     executor.stop()
-    store.records[rec.operation_id] = MigrationRecord(**{**rec.__dict__, "phase": Phase.PRECOPY})
+    timeline = (*rec.timeline, *(TimelineEntry(1.0, Phase.PRECOPY, message) for message in said))
+    store.records[rec.operation_id] = replace(rec, phase=Phase.PRECOPY, timeline=timeline)
 
     class Quiet(FakeHypervisor):
         def progress(self, guest: str) -> Progress | None:
@@ -341,6 +344,19 @@ def test_restart_reconciles_an_unfinished_record_with_where_the_guest_runs() -> 
     record = reconciled_after_restart(clock, world)
     assert record.phase is Phase.SUCCEEDED
     assert "reconciled after restart: guest runs on target b" in record.message
+
+
+@pytest.mark.parametrize(("said", "phase", "failure"), [
+    ((), Phase.FAILED, Failure.NOT_COMPLETED),
+    (("aborting on request: change freeze (by ops)",), Phase.ABORTED, Failure.ABORTED_BY_PERSON),
+    (("aborting: will not converge",), Phase.ABORTED, Failure.ABORTED_BY_MONITOR),
+], ids=["no abort", "a person's", "the monitor's"])
+def test_a_restart_finding_the_guest_on_its_source_after_an_abort_was_sent_records_the_abort(
+        said: tuple[str, ...], phase: Phase, failure: Failure) -> None:
+    clock = FakeClock()
+    record = reconciled_after_restart(clock, world_of(clock, {"vm1": "a"}), *said)
+    assert record.phase is phase and record.outcome is not None and record.outcome.failure is failure
+    assert record.outcome.downtime_ms is None and "guest runs on source a" in record.message
 
 
 def test_a_refused_switch_to_postcopy_is_asked_again_not_dropped() -> None:
