@@ -254,9 +254,10 @@ class Executor:
                 return
 
     def migrating_vms(self) -> frozenset[str]:
-        """VMs with a migration queued or running: not to be measured or moved by anyone else now."""
+        """VMs with a migration queued or running: not to be measured or moved by anyone else now. One that has
+        ended is not, while its observer acts on its end (a run may go on with a move of the same VM)."""
         with self._lock:
-            return frozenset(live.record.vm_id for live in self._live.values())
+            return frozenset(self._live[o].record.vm_id for o in (*self._running, *self._queue))
 
     # -- scheduling ----------------------------------------------------------------------------------------
 

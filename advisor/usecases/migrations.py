@@ -22,6 +22,7 @@ from advisor.domain.model import MigrationCost, MigrationInputs, MoveKind, Techn
 from advisor.domain.recommendation import (
     RUNNABLE,
     Cancel,
+    Expire,
     MoveEnded,
     MoveState,
     Recommendation,
@@ -155,6 +156,14 @@ class Migrations:
             return
         waiting = [i for i, s in enumerate(rec.statuses()) if s.state is MoveState.WAITING]
         if not waiting:
+            return
+        vm_id = rec.moves[waiting[0]].vm_id
+        if self._executor is not None and vm_id in self._executor.migrating_vms():
+            # another recommendation moves it now: the move no longer holds, and no end of this run would start it
+            # later (left executing, the run would wait for nothing)
+            with contextlib.suppress(AdvisorError):
+                apply_event(self._store, rec_id, Expire(f"VM {vm_id} is being moved by another operation"),
+                            "advisor", self._clock())
             return
         try:
             self.execute(rec_id, rec.run_requested_by, waiting[0])

@@ -159,6 +159,29 @@ def test_a_vm_is_moved_by_one_operation_at_a_time() -> None:
     assert executor.submit("rec-2", move("vm1", "b", "t"), actor="bob").operation_id != first
 
 
+def test_a_vm_whose_migration_ended_is_free_to_move_again_as_its_end_is_acted_on() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
+    world.release.set()
+    store, next_moves = MemoryMigrationStore(), []
+
+    class MovingOn(RecordingObserver):  # a run going on from the end with another move of the same VM
+        def finished(self, record: MigrationRecord) -> None:
+            super().finished(record)
+            next_moves.append((executor.migrating_vms(), executor.submit("rec-2", move("vm1", "b", "t"),
+                                                                         actor="x").operation_id))
+
+    def endpoint(host_id: str) -> HostEndpoint:
+        return HostEndpoint(lambda: world.connect(f"fake://{host_id}"), MigrationTarget(f"fake://{host_id}"))
+
+    executor = on_clock(clock, world, store, endpoint, MovingOn())
+    first = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
+    clock.run_until(lambda: bool(next_moves))
+    (migrating, second), = next_moves
+    assert migrating == frozenset() and wait_final(clock, executor, second).phase is Phase.SUCCEEDED
+    assert executor.get(first).phase is Phase.SUCCEEDED and world.host_of("vm1") == "t"
+
+
 def test_the_timeline_is_stamped_by_the_clock_it_is_given() -> None:
     clock = FakeClock()
     world = world_of(clock, {"vm1": "a"})

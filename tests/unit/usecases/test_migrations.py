@@ -94,6 +94,18 @@ def test_a_run_starts_each_move_when_the_one_before_succeeded(w: World) -> None:
     assert {v.host_id for v in w.inventory.vms().values()} <= {"b", "c"}
 
 
+def test_a_run_whose_next_vm_another_recommendation_moves_now_expires_saying_so(w: World) -> None:
+    plan = approved_drain(w)
+    w.migrations.run(plan.id, "alice")
+    vm = plan.moves[1].vm_id
+    other = w.review.decide(w.advice.recommend_target(vm, Objective()).id, Decision.APPROVE, "bob", "")
+    w.migrations.execute(other.id, "bob")
+    w.executor.end(w.executor.submitted[0], Phase.SUCCEEDED)
+    ended = w.review.get(plan.id)
+    assert ended.state is S.EXPIRED and ended.expiry_reason == f"VM {vm} is being moved by another operation"
+    assert states(w, plan.id) == [M.SUCCEEDED, M.DROPPED, M.DROPPED] and len(w.executor.submitted) == 2
+
+
 def test_a_run_stops_at_a_failed_move_and_a_retry_is_a_new_attempt(w: World) -> None:
     plan = approved_drain(w)
     w.migrations.run(plan.id, "alice")
