@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Protocol
@@ -46,6 +47,8 @@ from advisor.usecases.records import apply_event, get_recommendation
 log = logging.getLogger("advisor.migrations")
 # Recommendations under way looked at after a restart.
 MAX_RECONCILED = 5_000
+# How long a request waits for a move another request started to reach the executor: 2 s in all.
+HANDOVER_POLLS, HANDOVER_POLL_S = 40, 0.05
 
 
 def endpoints(inventory: Inventory, connect: Callable[[str], Hypervisor]) -> Callable[[str], HostEndpoint]:
@@ -74,7 +77,10 @@ class Migrations:
     """
 
     def __init__(self, store: MigrationRecords, executor: Execution | None, clock: Clock,
-                 freshness: FreshnessCheck, new_id: NewId = new_id) -> None:
+                 freshness: FreshnessCheck, new_id: NewId = new_id,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        """`sleep` waits for a move another request is handing to the executor."""
+        self._sleep = sleep
         self._store = store
         self._executor = executor
         self._clock = clock
@@ -98,7 +104,7 @@ class Migrations:
                                                 f"(got index {move_index})")
         status = rec.status(move_index)
         if status.operation_id and (not retry or status.state is MoveState.RUNNING):
-            return executor.get(status.operation_id)  # already started: the same operation
+            return self._operation_of(executor, rec_id, move_index, status.operation_id)  # the same operation
         operation_id = self._new_id()
         start = StartMove(move_index, operation_id, retry)
         refused = transition(rec, start, actor, self._clock())
@@ -118,11 +124,11 @@ class Migrations:
             raced = self._store.get_recommendation(rec_id)
             now = raced.status(move_index) if raced is not None else status
             if now.state is MoveState.RUNNING and now.operation_id != status.operation_id:
-                return executor.get(now.operation_id)
+                return self._operation_of(executor, rec_id, move_index, now.operation_id)
             raise
         won = stored.status(move_index)
         if won.operation_id != operation_id:  # another request started it first
-            return executor.get(won.operation_id)
+            return self._operation_of(executor, rec_id, move_index, won.operation_id)
         try:
             record = executor.submit(rec_id, rec.moves[move_index], actor=actor, move_index=move_index,
                                      attempt=won.attempts, operation_id=operation_id)
@@ -137,6 +143,23 @@ class Migrations:
             with contextlib.suppress(FailedPrecondition):  # the cancel got to it, or it is past aborting
                 record = executor.abort(operation_id, why, asked.actor if asked else "")
         return record
+
+    def _operation_of(self, executor: Execution, rec_id: str, move_index: int, operation_id: str) -> MigrationRecord:
+        """The operation a move was started as. The request that started it stores the start before it hands the
+        operation to the executor: one not there yet is waited for while the move says it runs as it (briefly:
+        the hand-over is one call), and one whose hand-over failed says so rather than that it is unknown."""
+        for _ in range(HANDOVER_POLLS):
+            with contextlib.suppress(NotFound):
+                return executor.get(operation_id)
+            rec = self._store.get_recommendation(rec_id)
+            status = rec.status(move_index) if rec is not None else None
+            if status is None or status.operation_id != operation_id or status.state is not MoveState.RUNNING:
+                state = status.state if status is not None and status.operation_id == operation_id else "replaced"
+                raise FailedPrecondition(f"move {move_index} of recommendation {rec_id} did not start as operation "
+                                         f"{operation_id} ({state}): see the recommendation")
+            self._sleep(HANDOVER_POLL_S)
+        raise FailedPrecondition(f"move {move_index} of recommendation {rec_id} is still being handed over as "
+                                 f"operation {operation_id}; ask again")
 
     def run(self, rec_id: str, actor: str) -> Recommendation:
         """Run the moves of an approved recommendation in order, each once the one before succeeded (the first

@@ -13,7 +13,14 @@ from advisor.adapters.memory import CountingIds, MemoryStore
 from advisor.domain.errors import FailedPrecondition, InvalidArgument
 from advisor.domain.migration import MigrationRecord, Phase
 from advisor.domain.model import Objective, PlanGoal, Vm
-from advisor.domain.recommendation import Decision, MoveState, Recommendation, RecommendationState, StartMove
+from advisor.domain.recommendation import (
+    Decision,
+    MoveEnded,
+    MoveState,
+    Recommendation,
+    RecommendationState,
+    StartMove,
+)
 from advisor.usecases.migrations import Migrations
 from advisor.usecases.records import apply_event
 from tests.unit.usecases.world import World, hosts, world
@@ -79,6 +86,26 @@ def test_a_vm_moves_once_at_a_time_whichever_recommendation_asks(w: World) -> No
         w.migrations.execute(second.id, "bob")
     assert len(w.executor.submitted) == 1
     assert w.review.get(second.id).state is S.APPROVED and states(w, second.id) == [M.WAITING]  # nothing stored
+
+
+@pytest.mark.parametrize("handed_over", [True, False])
+def test_a_move_another_request_is_still_handing_over_is_waited_for_not_unknown(w: World, handed_over: bool) -> None:
+    rec = w.review.decide(w.advice.recommend_target("v1", Objective()).id, Decision.APPROVE, "alice", "")
+    apply_event(w.store, rec.id, StartMove(0, "theirs"), "bob", w.clock())  # stored, not submitted yet
+
+    def meanwhile(seconds: float) -> None:  # the other request's hand-over ends, or fails
+        if handed_over:
+            w.executor.submit(rec.id, rec.moves[0], actor="bob", operation_id="theirs")
+        else:
+            apply_event(w.store, rec.id, MoveEnded(0, "theirs", Phase.FAILED), "advisor", w.clock())
+
+    waiting = Migrations(w.store, w.executor, w.clock, w.freshness, sleep=meanwhile)
+    if handed_over:
+        assert waiting.execute(rec.id, "alice").operation_id == "theirs"
+    else:
+        with pytest.raises(FailedPrecondition, match="move 0 of recommendation r1 did not start as operation theirs "
+                                                     r"\(failed\)"):
+            waiting.execute(rec.id, "alice")
 
 
 def test_a_run_starts_each_move_when_the_one_before_succeeded(w: World) -> None:
