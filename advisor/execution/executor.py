@@ -263,9 +263,18 @@ class Executor:
 
     def start(self, cause: str = RESTARTED) -> None:
         """Reconcile operations left unfinished by a previous run (`cause`: why this one follows them, said on
-        their timelines), then accept work."""
-        for record in self._store.unfinished_migrations():
-            live = Live(record)
+        their timelines), then accept work. Started again after `stop` (the lead lost, then won back), it goes on
+        from what is stored, as any new leader would: what the term before left in memory is dropped, but for the
+        watchers and abort requests of the operations still under way."""
+        unfinished = self._store.unfinished_migrations()
+        with self._lock:
+            self._stopping.clear()  # else every script would leave its operation at once, stuck as it is
+            known, self._live = self._live, {}
+            self._queue.clear()
+            self._running.clear()
+        for record in unfinished:
+            live = known.get(record.operation_id) or Live(record)
+            live.record = record
             with self._lock:
                 self._live[record.operation_id] = live
             if record.phase is Phase.QUEUED:

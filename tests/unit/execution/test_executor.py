@@ -382,6 +382,39 @@ def test_a_restart_finding_the_guest_on_its_source_after_an_abort_was_sent_recor
     assert record.outcome.downtime_ms is None and "guest runs on source a" in record.message
 
 
+def test_an_executor_started_again_after_a_stop_runs_its_operations_to_their_end() -> None:
+    """The lead lost, then won back: the operations under way are reconciled, those queued start once each, and new
+    ones run (a stop left every script leaving its operation at once, stuck as it was)."""
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a", "vm2": "a", "vm3": "a"})
+    quiet = []  # the first migration's job is gone when the lead is won back
+
+    class Quiet(FakeHypervisor):
+        def progress(self, guest: str) -> Progress | None:
+            return None if quiet else super().progress(guest)
+
+    def endpoint(host_id: str) -> HostEndpoint:
+        return HostEndpoint(lambda: Quiet(world, host_id), MigrationTarget(f"fake://{host_id}"))
+
+    observer = RecordingObserver()
+    executor = on_clock(clock, world, MemoryMigrationStore(), endpoint, observer, ConcurrencyLimits(per_cluster=1))
+    executor.start()
+    running = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
+    queued = executor.submit("rec-2", move("vm2", "a", "b"), actor="x").operation_id
+    clock.sleep(0.1)
+    executor.stop()
+    quiet.append(True)
+    executor.start("took over again")
+    world.release.set()
+    assert wait_final(clock, executor, running).phase is Phase.FAILED  # reconciled: the guest stayed on a
+    assert wait_final(clock, executor, queued).phase is Phase.SUCCEEDED
+    later = executor.submit("rec-3", move("vm3", "a", "b"), actor="x").operation_id
+    assert wait_final(clock, executor, later).phase is Phase.SUCCEEDED
+    assert world.calls.count("migrate vm2") == 1 and [r.operation_id for r in observer.ended] == [
+        running, queued, later]
+    assert executor.migrating_vms() == frozenset()
+
+
 def test_a_refused_switch_to_postcopy_is_asked_again_not_dropped() -> None:
     """QEMU refuses migrate-start-postcopy until the job is under way: the planned post-copy is asked again at
     the next poll rather than left to run as a pre-copy."""
