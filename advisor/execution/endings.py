@@ -28,6 +28,9 @@ UNKNOWN_WHERE = {GuestLocation.SOURCE_UNREACHABLE: Failure.SOURCE_UNREACHABLE,
                   GuestLocation.TARGET_UNREACHABLE: Failure.TARGET_UNREACHABLE}
 # Why a run reconciles the operations it found under way, unless told otherwise (a replica taking over the lead).
 RESTARTED = "advisor restarted"
+# How the timeline says an abort was sent, by whom: what a run that reconciles the operation knows of it.
+ASKED_ABORT = "aborting on request: "
+MONITOR_ABORT = "aborting: "
 
 
 def concluded(result: MigrationResult, state: monitor.MonitorState, location: GuestLocation) -> Failure:
@@ -81,6 +84,9 @@ def reconciled(record: MigrationRecord, location: GuestLocation, verdict: GuestV
     the target (None: not there), and the last poll of its job if this run saw one: its result, phase and words."""
     where = location.describe(record.source_host_id, record.target_host_id)
     failure = None if location is GuestLocation.TARGET else UNKNOWN_WHERE.get(location, Failure.NOT_COMPLETED)
+    aborted = _abort_sent(record)
+    if aborted is not None and location is GuestLocation.SOURCE:  # it stopped because it was aborted: censored
+        failure = aborted
     if verdict is not None:
         where += f" ({verdict.how})"
         failure = None if verdict.answers else Failure.GUEST_NOT_ANSWERING
@@ -91,5 +97,16 @@ def reconciled(record: MigrationRecord, location: GuestLocation, verdict: GuestV
         figures = "final figures from the last poll"
         result = replace(result, total_time_ms=progress.elapsed_ms, iterations=progress.iteration,
                          transferred_mib=progress.transferred_mib, postcopy_requests=progress.postcopy_requests)
-    return (result, Phase.SUCCEEDED if failure is None else Phase.FAILED,
+    phase = Phase.SUCCEEDED if failure is None else Phase.ABORTED if failure is aborted else Phase.FAILED
+    return (result, phase,
             f"reconciled after restart: {words + '; ' if words else ''}guest runs on {where}; {figures}")
+
+
+def _abort_sent(record: MigrationRecord) -> Failure | None:
+    """Whose abort the timeline says was sent to the hypervisor, or None."""
+    for entry in reversed(record.timeline):
+        if entry.message.startswith(ASKED_ABORT):
+            return Failure.ABORTED_BY_PERSON
+        if entry.message.startswith(MONITOR_ABORT):
+            return Failure.ABORTED_BY_MONITOR
+    return None

@@ -175,6 +175,13 @@ class Executor:
         record = queued_record(recommendation_id, move, actor=actor, move_index=move_index, attempt=attempt,
                                operation_id=operation_id, now_s=self._clock())
         with self._lock:
+            # one move of a VM at a time: a second would migrate a guest already leaving its source
+            busy = next((self._live[o].record for o in (*self._running, *self._queue)
+                         if self._live[o].record.vm_id == move.vm_id), None)
+            if busy is not None and (busy.recommendation_id, busy.move_index, busy.attempt) != (
+                    recommendation_id, move_index, attempt):
+                raise FailedPrecondition(f"VM {move.vm_id} is being moved by operation {busy.operation_id} "
+                                         f"(recommendation {busy.recommendation_id}): try once it ended")
             stored = self._store.insert_migration(record)
             if stored.operation_id != record.operation_id:
                 return self._live[stored.operation_id].record if stored.operation_id in self._live else stored
@@ -212,6 +219,8 @@ class Executor:
                 )
             if record.phase is Phase.RESTARTING:
                 raise FailedPrecondition(f"operation {operation_id} is a restart under way: it runs to its end")
+            if live.user_abort:  # asked already: the timeline keeps who asked first, whose abort it is
+                return live.record
             live.user_abort = (reason or "aborted on request") + (f" (by {actor})" if actor else "")
             if operation_id in self._queue:
                 self._queue.remove(operation_id)
@@ -245,17 +254,27 @@ class Executor:
                 return
 
     def migrating_vms(self) -> frozenset[str]:
-        """VMs with a migration queued or running: not to be measured or moved by anyone else now."""
+        """VMs with a migration queued or running: not to be measured or moved by anyone else now. One that has
+        ended is not, while its observer acts on its end (a run may go on with a move of the same VM)."""
         with self._lock:
-            return frozenset(live.record.vm_id for live in self._live.values())
+            return frozenset(self._live[o].record.vm_id for o in (*self._running, *self._queue))
 
     # -- scheduling ----------------------------------------------------------------------------------------
 
     def start(self, cause: str = RESTARTED) -> None:
         """Reconcile operations left unfinished by a previous run (`cause`: why this one follows them, said on
-        their timelines), then accept work."""
-        for record in self._store.unfinished_migrations():
-            live = Live(record)
+        their timelines), then accept work. Started again after `stop` (the lead lost, then won back), it goes on
+        from what is stored, as any new leader would: what the term before left in memory is dropped, but for the
+        watchers and abort requests of the operations still under way."""
+        unfinished = self._store.unfinished_migrations()
+        with self._lock:
+            self._stopping.clear()  # else every script would leave its operation at once, stuck as it is
+            known, self._live = self._live, {}
+            self._queue.clear()
+            self._running.clear()
+        for record in unfinished:
+            live = known.get(record.operation_id) or Live(record)
+            live.record = record
             with self._lock:
                 self._live[record.operation_id] = live
             if record.phase is Phase.QUEUED:

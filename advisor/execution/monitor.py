@@ -126,6 +126,7 @@ class StartPostcopy:
 @dataclass(frozen=True)
 class Abort:
     reason: str
+    by_person: bool = False  # asked through the advisor, not decided by the monitor
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,17 @@ from advisor.domain.model import Technique
 from advisor.domain.transport import TlsMode, decide
 from advisor.execution import endings, guest_check, monitor
 from advisor.execution.background import Launch, MigrationJob, Pause, Steps
-from advisor.execution.endings import RESTARTED, concluded, located, mib, reconciled, said, seconds
+from advisor.execution.endings import (
+    ASKED_ABORT,
+    MONITOR_ABORT,
+    RESTARTED,
+    concluded,
+    located,
+    mib,
+    reconciled,
+    said,
+    seconds,
+)
 from advisor.execution.guest_check import GuestVerdict
 from advisor.execution.hypervisor import (
     GuestPulse,
@@ -141,6 +151,12 @@ class Runner:
 
     def run(self, live: Live) -> Steps[None]:
         record = live.record
+        if live.user_abort:  # aborted once scheduled, before its script ran: it never starts (a cold move would
+            # otherwise shut the guest down after the abort was granted)
+            self._end(live, MigrationResult(False, error="aborted before it started",
+                                            failure=Failure.ABORTED_BY_PERSON), Phase.ABORTED,
+                      f"aborted before it started: {live.user_abort}")
+            return
         try:
             source_end, target_end = self._endpoints(record.source_host_id), self._endpoints(record.target_host_id)
             carried = decide(self._tls, [h for h, end in ((record.source_host_id, source_end),
@@ -227,7 +243,7 @@ class Runner:
                 return state
             if live.user_abort and not state.abort_requested and state.phase is not Phase.POSTCOPY:
                 state = replace(state, abort_requested=True, abort_cause=Failure.ABORTED_BY_PERSON)
-                actions: list[monitor.Action] = [monitor.Abort(live.user_abort)]
+                actions: list[monitor.Action] = [monitor.Abort(live.user_abort, by_person=True)]
             else:
                 state, actions = monitor.step(state, progress, (self._monotonic() - started) * 1000, plan)
             live.estimate = state.estimate
@@ -265,8 +281,9 @@ class Runner:
                 case monitor.StartPostcopy(reason=why):
                     source.start_postcopy(vm)  # noted once taken: a refusal may be asked again
                     self.note(live, phase, f"switching to post-copy: {why}")
-                case monitor.Abort(reason=why):
-                    self.note(live, phase, f"aborting: {why}")
+                case monitor.Abort(reason=why, by_person=by_person):
+                    # the timeline says whose abort it was: a restart that finds it ended reads it there
+                    self.note(live, phase, f"{ASKED_ABORT if by_person else MONITOR_ABORT}{why}")
                     source.abort(vm)
                 case monitor.Note(message=text):
                     self.note(live, phase, text)

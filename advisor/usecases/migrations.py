@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Protocol
@@ -22,6 +23,7 @@ from advisor.domain.model import MigrationCost, MigrationInputs, MoveKind, Techn
 from advisor.domain.recommendation import (
     RUNNABLE,
     Cancel,
+    Expire,
     MoveEnded,
     MoveState,
     Recommendation,
@@ -45,6 +47,8 @@ from advisor.usecases.records import apply_event, get_recommendation
 log = logging.getLogger("advisor.migrations")
 # Recommendations under way looked at after a restart.
 MAX_RECONCILED = 5_000
+# How long a request waits for a move another request started to reach the executor: 2 s in all.
+HANDOVER_POLLS, HANDOVER_POLL_S = 40, 0.05
 
 
 def endpoints(inventory: Inventory, connect: Callable[[str], Hypervisor]) -> Callable[[str], HostEndpoint]:
@@ -73,7 +77,10 @@ class Migrations:
     """
 
     def __init__(self, store: MigrationRecords, executor: Execution | None, clock: Clock,
-                 freshness: FreshnessCheck, new_id: NewId = new_id) -> None:
+                 freshness: FreshnessCheck, new_id: NewId = new_id,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        """`sleep` waits for a move another request is handing to the executor."""
+        self._sleep = sleep
         self._store = store
         self._executor = executor
         self._clock = clock
@@ -97,25 +104,62 @@ class Migrations:
                                                 f"(got index {move_index})")
         status = rec.status(move_index)
         if status.operation_id and (not retry or status.state is MoveState.RUNNING):
-            return executor.get(status.operation_id)  # already started: the same operation
+            return self._operation_of(executor, rec_id, move_index, status.operation_id)  # the same operation
         operation_id = self._new_id()
         start = StartMove(move_index, operation_id, retry)
         refused = transition(rec, start, actor, self._clock())
         if isinstance(refused, Refusal):
             raise FailedPrecondition(refused.reason)
-        reason = self._freshness.expire_if_stale(self._store, rec, move_index)
-        if reason is not None:
-            raise FailedPrecondition(f"recommendation {rec_id} expired: {reason}")
-        stored = apply_event(self._store, rec_id, start, actor, self._clock(), "recommendation_id")
+        try:
+            vm_id = rec.moves[move_index].vm_id
+            if vm_id in executor.migrating_vms():  # another recommendation's move of it under way
+                raise FailedPrecondition(f"VM {vm_id} is being moved by another operation: one move of a VM at a "
+                                         "time; try once it ended")
+            reason = self._freshness.expire_if_stale(self._store, rec, move_index)
+            if reason is not None:
+                raise FailedPrecondition(f"recommendation {rec_id} expired: {reason}")
+            stored = apply_event(self._store, rec_id, start, actor, self._clock(), "recommendation_id")
+        except FailedPrecondition:
+            # refused because another request started this move since it was read: that start is the answer
+            raced = self._store.get_recommendation(rec_id)
+            now = raced.status(move_index) if raced is not None else status
+            if now.state is MoveState.RUNNING and now.operation_id != status.operation_id:
+                return self._operation_of(executor, rec_id, move_index, now.operation_id)
+            raise
         won = stored.status(move_index)
         if won.operation_id != operation_id:  # another request started it first
-            return executor.get(won.operation_id)
+            return self._operation_of(executor, rec_id, move_index, won.operation_id)
         try:
-            return executor.submit(rec_id, rec.moves[move_index], actor=actor, move_index=move_index,
-                                   attempt=won.attempts, operation_id=operation_id)
+            record = executor.submit(rec_id, rec.moves[move_index], actor=actor, move_index=move_index,
+                                     attempt=won.attempts, operation_id=operation_id)
         except BaseException:
             self._ended(rec_id, move_index, operation_id, Phase.FAILED)
             raise
+        cancelled = self._store.get_recommendation(rec_id)
+        if cancelled is not None and cancelled.cancel_requested:  # cancelled while it was handed over: the
+            # cancel could not abort an operation the executor did not know yet, so it is aborted here
+            asked = next((c for c in reversed(cancelled.history) if c.reason.startswith("cancel: ")), None)
+            why = f"recommendation cancelled: {asked.reason.removeprefix('cancel: ')}" if asked else "cancelled"
+            with contextlib.suppress(FailedPrecondition):  # the cancel got to it, or it is past aborting
+                record = executor.abort(operation_id, why, asked.actor if asked else "")
+        return record
+
+    def _operation_of(self, executor: Execution, rec_id: str, move_index: int, operation_id: str) -> MigrationRecord:
+        """The operation a move was started as. The request that started it stores the start before it hands the
+        operation to the executor: one not there yet is waited for while the move says it runs as it (briefly:
+        the hand-over is one call), and one whose hand-over failed says so rather than that it is unknown."""
+        for _ in range(HANDOVER_POLLS):
+            with contextlib.suppress(NotFound):
+                return executor.get(operation_id)
+            rec = self._store.get_recommendation(rec_id)
+            status = rec.status(move_index) if rec is not None else None
+            if status is None or status.operation_id != operation_id or status.state is not MoveState.RUNNING:
+                state = status.state if status is not None and status.operation_id == operation_id else "replaced"
+                raise FailedPrecondition(f"move {move_index} of recommendation {rec_id} did not start as operation "
+                                         f"{operation_id} ({state}): see the recommendation")
+            self._sleep(HANDOVER_POLL_S)
+        raise FailedPrecondition(f"move {move_index} of recommendation {rec_id} is still being handed over as "
+                                 f"operation {operation_id}; ask again")
 
     def run(self, rec_id: str, actor: str) -> Recommendation:
         """Run the moves of an approved recommendation in order, each once the one before succeeded (the first
@@ -136,6 +180,14 @@ class Migrations:
         waiting = [i for i, s in enumerate(rec.statuses()) if s.state is MoveState.WAITING]
         if not waiting:
             return
+        vm_id = rec.moves[waiting[0]].vm_id
+        if self._executor is not None and vm_id in self._executor.migrating_vms():
+            # another recommendation moves it now: the move no longer holds, and no end of this run would start it
+            # later (left executing, the run would wait for nothing)
+            with contextlib.suppress(AdvisorError):
+                apply_event(self._store, rec_id, Expire(f"VM {vm_id} is being moved by another operation"),
+                            "advisor", self._clock())
+            return
         try:
             self.execute(rec_id, rec.run_requested_by, waiting[0])
         except AdvisorError as error:  # expired, or changed meanwhile: the recommendation says so
@@ -155,6 +207,9 @@ class Migrations:
                 except FailedPrecondition as error:  # in post-copy, or ended meanwhile: it finishes
                     log.info("cancel lets a migration finish", extra={"operation": status.operation_id,
                                                                       "why": str(error)})
+                except NotFound:  # stored as started, not handed over yet: the start sees the cancel and aborts it
+                    log.info("cancel leaves a starting migration to its start", extra={
+                        "operation": status.operation_id})
         return get_recommendation(self._store, rec_id)
 
     def ended(self, record: MigrationRecord) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from advisor.adapters.fake_hypervisor import FakeHypervisor, FakeWorld
 from advisor.domain.errors import FailedPrecondition, NotFound
-from advisor.domain.migration import MigrationRecord, Phase, Progress
+from advisor.domain.failures import Failure
+from advisor.domain.migration import MigrationRecord, Phase, Progress, TimelineEntry
 from advisor.domain.model import (
     MigrationInputs,
     MigrationParameters,
@@ -143,6 +144,44 @@ def test_a_migration_runs_to_success_and_the_same_recommendation_never_runs_twic
     assert executor.submit("rec-1", move("vm1", "a", "b"), actor="carol").operation_id == first.operation_id
 
 
+def test_a_vm_is_moved_by_one_operation_at_a_time() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
+    executor, store, _ = make(clock, world, ConcurrencyLimits(per_cluster=1))
+    first = executor.submit("rec-1", move("vm1", "a", "b"), actor="alice").operation_id
+    for rec_id, target in (("rec-2", "t"), ("rec-1", "t")):  # another recommendation, or another attempt
+        with pytest.raises(FailedPrecondition, match=f"VM vm1 is being moved by operation {first} "):
+            executor.submit(rec_id, move("vm1", "a", target), actor="bob", attempt=1 + (rec_id == "rec-1"))
+    assert executor.submit("rec-1", move("vm1", "a", "b"), actor="carol").operation_id == first  # the same one
+    assert list(store.records) == [first]  # nothing else stored queued
+    world.release.set()
+    wait_final(clock, executor, first)
+    assert executor.submit("rec-2", move("vm1", "b", "t"), actor="bob").operation_id != first
+
+
+def test_a_vm_whose_migration_ended_is_free_to_move_again_as_its_end_is_acted_on() -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
+    world.release.set()
+    store, next_moves = MemoryMigrationStore(), []
+
+    class MovingOn(RecordingObserver):  # a run going on from the end with another move of the same VM
+        def finished(self, record: MigrationRecord) -> None:
+            super().finished(record)
+            next_moves.append((executor.migrating_vms(), executor.submit("rec-2", move("vm1", "b", "t"),
+                                                                         actor="x").operation_id))
+
+    def endpoint(host_id: str) -> HostEndpoint:
+        return HostEndpoint(lambda: world.connect(f"fake://{host_id}"), MigrationTarget(f"fake://{host_id}"))
+
+    executor = on_clock(clock, world, store, endpoint, MovingOn())
+    first = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
+    clock.run_until(lambda: bool(next_moves))
+    (migrating, second), = next_moves
+    assert migrating == frozenset() and wait_final(clock, executor, second).phase is Phase.SUCCEEDED
+    assert executor.get(first).phase is Phase.SUCCEEDED and world.host_of("vm1") == "t"
+
+
 def test_the_timeline_is_stamped_by_the_clock_it_is_given() -> None:
     clock = FakeClock()
     world = world_of(clock, {"vm1": "a"})
@@ -194,15 +233,33 @@ def test_abort_of_a_running_and_of_a_queued_migration() -> None:
     clock.sleep(0.1)
     assert executor.abort(queued, "changed plan").phase is Phase.ABORTED
     executor.abort(running, "operator said so", actor="ops")
+    assert executor.abort(running, "me too", actor="bob").phase is Phase.PRECOPY  # asked again: still on its way
     asked_at = clock.now
     record = wait_final(clock, executor, running)
     assert record.phase is Phase.ABORTED
-    assert any("aborting: operator said so (by ops)" in e.message for e in record.timeline)
+    aborting = [e.message for e in record.timeline if "aborting" in e.message]
+    assert aborting == ["aborting on request: operator said so (by ops)"]
     assert record.finished_at_s is not None and record.finished_at_s - asked_at < 0.1  # at the next poll
     assert "guest runs on source a" in record.message
     assert "abort vm1" in world.calls and "migrate vm2" not in world.calls
     with pytest.raises(FailedPrecondition, match="already ended"):
         executor.abort(running, "again")
+
+
+@pytest.mark.parametrize("technique", [Technique.PRECOPY, Technique.COLD])
+def test_an_abort_granted_once_scheduled_but_before_its_script_ran_keeps_it_from_starting(
+        technique: Technique) -> None:
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a"})
+    world.release.set()
+    executor, _, _ = make(clock, world)
+    params = MigrationParameters(technique, 100, 300, postcopy_after_ms=None, deadline_ms=60_000)
+    op = executor.submit("rec-1", Move("vm1", "a", "b", params, COST, ()), actor="x").operation_id
+    assert executor.abort(op, "changed plan", actor="ops").phase is Phase.QUEUED  # its script is due, not run
+    record = wait_final(clock, executor, op)
+    assert record.phase is Phase.ABORTED and "aborted before it started: changed plan (by ops)" in record.message
+    assert world.calls == [] and world.host_of("vm1") == "a"  # a cold move did not shut the guest down
+    assert record.outcome is not None and record.outcome.downtime_ms is None
 
 
 def test_monitoring_failure_aborts_the_job() -> None:
@@ -283,13 +340,14 @@ def test_watch_gives_up_at_its_timeout() -> None:
     assert views[-1].record.phase is Phase.PRECOPY and 1_003.0 <= clock.now < 1_003.1
 
 
-def reconciled_after_restart(clock: FakeClock, world: FakeWorld) -> MigrationRecord:
-    """A move of vm1 from a to b whose advisor died mid pre-copy (the record says pre-copy, no job runs any
-    more), as a restarted advisor settles it with the hypervisors."""
+def reconciled_after_restart(clock: FakeClock, world: FakeWorld, *said: str) -> MigrationRecord:
+    """A move of vm1 from a to b whose advisor died mid pre-copy (the record says pre-copy, with `said` last on its
+    timeline; no job runs any more), as a restarted advisor settles it with the hypervisors."""
     executor, store, _ = make(clock, world)
     rec = executor.submit("rec-1", move("vm1", "a", "b"), actor="x")
     executor.stop()
-    store.records[rec.operation_id] = MigrationRecord(**{**rec.__dict__, "phase": Phase.PRECOPY})
+    timeline = (*rec.timeline, *(TimelineEntry(1.0, Phase.PRECOPY, message) for message in said))
+    store.records[rec.operation_id] = replace(rec, phase=Phase.PRECOPY, timeline=timeline)
 
     class Quiet(FakeHypervisor):
         def progress(self, guest: str) -> Progress | None:
@@ -309,6 +367,52 @@ def test_restart_reconciles_an_unfinished_record_with_where_the_guest_runs() -> 
     record = reconciled_after_restart(clock, world)
     assert record.phase is Phase.SUCCEEDED
     assert "reconciled after restart: guest runs on target b" in record.message
+
+
+@pytest.mark.parametrize(("said", "phase", "failure"), [
+    ((), Phase.FAILED, Failure.NOT_COMPLETED),
+    (("aborting on request: change freeze (by ops)",), Phase.ABORTED, Failure.ABORTED_BY_PERSON),
+    (("aborting: will not converge",), Phase.ABORTED, Failure.ABORTED_BY_MONITOR),
+], ids=["no abort", "a person's", "the monitor's"])
+def test_a_restart_finding_the_guest_on_its_source_after_an_abort_was_sent_records_the_abort(
+        said: tuple[str, ...], phase: Phase, failure: Failure) -> None:
+    clock = FakeClock()
+    record = reconciled_after_restart(clock, world_of(clock, {"vm1": "a"}), *said)
+    assert record.phase is phase and record.outcome is not None and record.outcome.failure is failure
+    assert record.outcome.downtime_ms is None and "guest runs on source a" in record.message
+
+
+def test_an_executor_started_again_after_a_stop_runs_its_operations_to_their_end() -> None:
+    """The lead lost, then won back: the operations under way are reconciled, those queued start once each, and new
+    ones run (a stop left every script leaving its operation at once, stuck as it was)."""
+    clock = FakeClock()
+    world = world_of(clock, {"vm1": "a", "vm2": "a", "vm3": "a"})
+    quiet = []  # the first migration's job is gone when the lead is won back
+
+    class Quiet(FakeHypervisor):
+        def progress(self, guest: str) -> Progress | None:
+            return None if quiet else super().progress(guest)
+
+    def endpoint(host_id: str) -> HostEndpoint:
+        return HostEndpoint(lambda: Quiet(world, host_id), MigrationTarget(f"fake://{host_id}"))
+
+    observer = RecordingObserver()
+    executor = on_clock(clock, world, MemoryMigrationStore(), endpoint, observer, ConcurrencyLimits(per_cluster=1))
+    executor.start()
+    running = executor.submit("rec-1", move("vm1", "a", "b"), actor="x").operation_id
+    queued = executor.submit("rec-2", move("vm2", "a", "b"), actor="x").operation_id
+    clock.sleep(0.1)
+    executor.stop()
+    quiet.append(True)
+    executor.start("took over again")
+    world.release.set()
+    assert wait_final(clock, executor, running).phase is Phase.FAILED  # reconciled: the guest stayed on a
+    assert wait_final(clock, executor, queued).phase is Phase.SUCCEEDED
+    later = executor.submit("rec-3", move("vm3", "a", "b"), actor="x").operation_id
+    assert wait_final(clock, executor, later).phase is Phase.SUCCEEDED
+    assert world.calls.count("migrate vm2") == 1 and [r.operation_id for r in observer.ended] == [
+        running, queued, later]
+    assert executor.migrating_vms() == frozenset()
 
 
 def test_a_refused_switch_to_postcopy_is_asked_again_not_dropped() -> None:
