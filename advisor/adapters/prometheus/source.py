@@ -9,7 +9,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -174,11 +175,13 @@ class PrometheusSource:
         self._lock = threading.Lock()
         self._health = SourceHealth(ok=False)
         self._last_good: PollResult | None = None
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="prometheus-query") if workers > 1 else None
+        # Even one worker runs in a thread: requests' timeout bounds each read, not the answer, so a server that
+        # trickles its body would hold the caller far past the deadline; the caller waits for the thread instead.
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="prometheus-query")
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        # not waiting for a request still stuck on a slow server (it ends with its connection)
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
     def __enter__(self) -> PrometheusSource:
@@ -248,17 +251,13 @@ class PrometheusSource:
             return answer
 
         answers: dict[str, list[Mapping[str, Any]]] = {}
-        if self._pool is None:
-            for expr, what in wanted.items():
-                answers[expr] = run(expr, what)
-        else:
-            futures = {expr: self._pool.submit(run, expr, what) for expr, what in wanted.items()}
-            try:
-                for expr, future in futures.items():
-                    answers[expr] = future.result()
-            finally:
-                for future in futures.values():
-                    future.cancel()
+        futures = {expr: self._pool.submit(run, expr, what) for expr, what in wanted.items()}
+        try:
+            for expr, future in futures.items():
+                answers[expr] = self._answer(future, deadline, wanted[expr])
+        finally:
+            for future in futures.values():
+                future.cancel()
         results = {name: answers[query.expr] for name, query in self._rendered.items()}
         freshness = {name: answers[query.freshness] for name, query in self._rendered.items() if query.freshness}
         return results, freshness, timings
@@ -285,7 +284,21 @@ class PrometheusSource:
         query = self.queries.render(name, select=f"{label}={promql_string(raw)}")
         value = promql_string(raw.replace("$", "$$"))
         expr = f'({query.expr}) and on({label}) label_replace(vector(1), "{label}", {value}, "", "")'
-        result = self._client.range(f"history {name}", expr, start_s, end_s, step_s, self._timeout_s)
+        what = f"history {name}"
+        future = self._pool.submit(self._client.range, what, expr, start_s, end_s, step_s, self._timeout_s)
+        try:
+            result = self._answer(future, time.monotonic() + self._timeout_s, what)
+        finally:
+            future.cancel()
         return convert_range(name, result, self.queries)
+
+    def _answer(self, future: Future[list[Mapping[str, Any]]], deadline: float,
+                what: str) -> list[Mapping[str, Any]]:
+        """A query's answer if it is complete by the deadline (monotonic clock), else PrometheusError."""
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            raise PrometheusError(f"Prometheus at {self._client.url} did not answer within {self._timeout_s:.3g} s "
+                                  f"(query {what})") from None
 
 
