@@ -75,9 +75,7 @@ def prometheus_collector(source: PrometheusSource, ingestion: Ingestion, metrics
         for reason, count in result.skipped.items():
             metrics.source_skipped.labels("prometheus", reason).inc(count)
         if not health.ok or result.from_cache:
-            log.warning("prometheus unavailable", extra={"error": health.last_error,
-                                                         "failures": health.consecutive_failures})
-            return
+            return  # the source has logged why
         skipped = ingestion.ingest_pulled(result.host_samples, result.vm_samples)
         for reason, count in skipped.items():
             metrics.source_skipped.labels("prometheus", reason).inc(count)

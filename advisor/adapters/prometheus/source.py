@@ -175,6 +175,7 @@ class PrometheusSource:
         self._lock = threading.Lock()
         self._health = SourceHealth(ok=False)
         self._last_good: PollResult | None = None
+        self._skip_reasons: frozenset[str] = frozenset()
         # Even one worker runs in a thread: requests' timeout bounds each read, not the answer, so a server that
         # trickles its body would hold the caller far past the deadline; the caller waits for the thread instead.
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="prometheus-query")
@@ -206,12 +207,18 @@ class PrometheusSource:
             return self._failed(now, str(error), hosts, vms)
         converted = convert(results, freshness, self.queries, hosts, vms, now)
         with self._lock:
+            failures = self._health.consecutive_failures
             self._health = SourceHealth(True, now, self._health.last_error, 0)
             result = PollResult(converted.host_samples, converted.vm_samples, converted.skipped, self._health,
                                 converted.missing, now, 0.0, timings)
             self._last_good = result
+            # Said once while the same reasons recur every poll (the counts are in the metrics), again when they change.
+            reasons, self._skip_reasons = self._skip_reasons, frozenset(converted.skipped)
+        if failures:
+            log.info("prometheus answers again", extra={"failures": failures})
         if converted.skipped:
-            log.info("prometheus series skipped", extra={"skipped": converted.skipped})
+            log.log(logging.INFO if frozenset(converted.skipped) != reasons else logging.DEBUG,
+                    "prometheus series skipped", extra={"skipped": converted.skipped})
         return result
 
     def _failed(self, now: float, message: str, hosts: frozenset[str], vms: frozenset[str]) -> PollResult:
@@ -219,7 +226,10 @@ class PrometheusSource:
             previous = self._health
             self._health = SourceHealth(False, previous.last_success_s, message, previous.consecutive_failures + 1)
             health, last = self._health, self._last_good
-        log.warning("prometheus poll failed", extra={"error": message, "failures": health.consecutive_failures})
+        # A warning when the outage starts or its cause changes, not at every poll while it lasts.
+        repeated = previous.consecutive_failures and previous.last_error == message
+        log.log(logging.DEBUG if repeated else logging.WARNING, "prometheus poll failed",
+                extra={"error": message, "failures": health.consecutive_failures})
         if last is None or last.as_of_s is None:
             return PollResult([], [], {}, health)
         return PollResult(

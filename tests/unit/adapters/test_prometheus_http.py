@@ -4,6 +4,7 @@ its health, whatever the HTTP side does."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -65,3 +66,44 @@ def test_a_server_that_trickles_its_answer_does_not_hold_a_poll_past_its_deadlin
         assert time.monotonic() - started < 1.5
     finally:
         source.close()
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """HTTP 500 while `down`, else a vector with one NaN series of host h1 per query (so unlabelled for VM ones)."""
+
+    down = True
+
+    def do_GET(self) -> None:
+        body = b"internal error" if self.down else json.dumps({"status": "success", "data": {
+            "resultType": "vector", "result": [{"metric": {"instance": "h1:9100"}, "value": [time.time(), "NaN"]}]},
+        }).encode()
+        self.send_response(500 if self.down else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_outage_and_recurring_skips_are_logged_once_not_at_every_poll(caplog: pytest.LogCaptureFixture) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    caplog.set_level(logging.INFO, logger="advisor.telemetry.prometheus")
+    try:
+        with PrometheusSource(f"http://127.0.0.1:{server.server_port}", timeout_s=2, workers=1) as source:
+            _Flaky.down = True
+            for _ in range(3):
+                assert not source.poll(["h1"], []).health.ok
+            _Flaky.down = False
+            for _ in range(3):
+                result = source.poll(["h1"], [])
+                assert result.health.ok and result.skipped == {"non_finite": 4, "unlabelled": 3}  # at every poll
+    finally:
+        server.shutdown()
+        server.server_close()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said == [("WARNING", "prometheus poll failed"), ("INFO", "prometheus answers again"),
+                    ("INFO", "prometheus series skipped")]
