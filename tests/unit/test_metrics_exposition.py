@@ -1,0 +1,25 @@
+"""What /metrics says, in the text format Prometheus scrapes: names as its conventions want them."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from advisor.metrics import AdvisorMetrics
+
+
+def test_each_family_once_counters_with_total_and_no_created_series() -> None:
+    registry = CollectorRegistry()
+    metrics = AdvisorMetrics(registry)
+    metrics.source_skipped.labels("prometheus", "stale").inc(3)
+    metrics.source_seconds.labels("prometheus").observe(0.2)
+    metrics.expired.inc()
+    text = generate_latest(registry).decode()
+    families = list(text_string_to_metric_families(text))
+    names = [f.name for f in families]
+    assert len(names) == len(set(names))
+    assert not [n for n in names if n.endswith("_created")]
+    assert "advisor_source_skipped_total" in text and "advisor_recommendations_expired_total" in text
+    for family in families:
+        if family.type == "counter":
+            assert all(s.name.endswith("_total") for s in family.samples), family.name
