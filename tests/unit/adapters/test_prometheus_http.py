@@ -107,3 +107,50 @@ def test_an_outage_and_recurring_skips_are_logged_once_not_at_every_poll(caplog:
     said = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert said == [("WARNING", "prometheus poll failed"), ("INFO", "prometheus answers again"),
                     ("INFO", "prometheus series skipped")]
+
+
+class _Huge(BaseHTTPRequestHandler):
+    """A vector of 200,000 series (11 MiB), with its length declared or sent in chunks without one."""
+
+    body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"instance": f"x{i}"}, "value": [1, "1"]} for i in range(200_000)]}}).encode()
+
+    def do_GET(self) -> None:
+        chunked = "chunked" in self.path
+        self.send_response(200)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        try:
+            for start in range(0, len(self.body), 1 << 16):
+                piece = self.body[start:start + (1 << 16)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client stopped reading
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("path", "said"), [
+    ("", "sent an answer of 11 MiB (at most 1 MiB read) for query host_cpu"),
+    ("/chunked", "sent an answer of more than 1 MiB for query host_cpu"),
+])
+def test_an_answer_larger_than_the_cap_fails_the_poll_unread(path: str, said: str) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Huge)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with PrometheusSource(f"http://127.0.0.1:{server.server_port}{path}", timeout_s=5, workers=1,
+                              max_answer_bytes=1 << 20) as source:
+            result = source.poll(["h1"], [])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not result.health.ok and said in (result.health.last_error or "")
