@@ -3,6 +3,8 @@ health. A down or slow server gives a timeout, the last good state with its age,
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
 import math
 import re
@@ -147,7 +149,10 @@ class _Client:
         except PrometheusApiClientException as error:
             raise PrometheusError(f"Prometheus at {self.url} refused query {what} {expr!r}: "
                                   f"{_api_error(str(error))}") from None
-        except (requests.exceptions.RequestException, ValueError, KeyError, TypeError) as error:
+        except KeyError:  # an HTTP 200 whose JSON has no data.result: a status "error", or no query API there
+            raise PrometheusError(f"Prometheus at {self.url} answered query {what} without its data (status not "
+                                  "success, or no Prometheus query API at this URL)") from None
+        except (requests.exceptions.RequestException, ValueError, TypeError) as error:
             raise PrometheusError(f"Prometheus at {self.url} gave a bad answer to query {what}: "
                                   f"{type(error).__name__}: {str(error)[:300]}") from None
         if not isinstance(data, list) or not all(isinstance(e, Mapping) for e in data):
@@ -157,12 +162,20 @@ class _Client:
 
 
 def _api_error(message: str) -> str:
-    """'HTTP Status Code 400 (b'{"status":"error","error":"..."}')' -> 'HTTP 400: ...'."""
-    status = re.match(r"HTTP Status Code (\d+)", message)
-    detail = re.search(r'"error":"((?:[^"\\]|\\.)*)"', message)
-    if status and detail:
-        return f"HTTP {status.group(1)}: {detail.group(1).replace(chr(92) * 2, chr(92))[:400]}"
-    return message[:400]
+    """'HTTP Status Code 400 (b'{"status":"error","errorType":"bad_data","error":"..."}')' -> 'HTTP 400 bad_data:
+    ...'; a body that is not Prometheus's JSON (a proxy's page) -> 'HTTP 404: <its start>'."""
+    found = re.fullmatch(r"HTTP Status Code (\d+) \((b'.*'|b\".*\")\)", message, re.DOTALL)
+    if not found:
+        return message[:400]
+    status, body = found.group(1), ast.literal_eval(found.group(2)).decode(errors="replace")
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+        kind = answer.get("errorType")
+        return f"HTTP {status}{f' {kind}' if isinstance(kind, str) else ''}: {answer['error'][:400]}"
+    return f"HTTP {status}: {' '.join(body.split())[:200] or '(empty)'}"
 
 
 def _root(error: BaseException) -> BaseException:

@@ -154,3 +154,42 @@ def test_an_answer_larger_than_the_cap_fails_the_poll_unread(path: str, said: st
         server.shutdown()
         server.server_close()
     assert not result.health.ok and said in (result.health.last_error or "")
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """Answers each path with its own kind of refusal."""
+
+    answers = {
+        "/bad": (400, b'{"status": "error", "errorType": "bad_data", "error": "1:5: parse error"}'),
+        "/proxy": (404, b"<html>\n  <title>Not Found</title>\n</html>"),
+        "/ok-but-error": (200, b'{"status": "error", "errorType": "execution", "error": "boom"}'),
+    }
+
+    def do_GET(self) -> None:
+        status, body = self.answers[self.path.split("/api/")[0]]
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("path", "said"), [
+    ("/bad", "': HTTP 400 bad_data: 1:5: parse error"),  # spaces in the JSON, errorType kept
+    ("/proxy", "': HTTP 404: <html> <title>Not Found</title> </html>"),
+    ("/ok-but-error", "answered query host_cpu without its data (status not success, or no Prometheus query API"),
+])
+def test_a_refusal_is_reported_in_one_clear_line(path: str, said: str) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with PrometheusSource(f"http://127.0.0.1:{server.server_port}{path}", timeout_s=2, workers=1) as source:
+            error = source.poll(["h1"], []).health.last_error or ""
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert said in error and "\n" not in error
