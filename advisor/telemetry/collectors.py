@@ -118,22 +118,24 @@ def dirty_rate_collector(
 
     stats = GuestStatsReader()
     rounds = 0
-    # The VMs each per-VM gauge was set for in the last round. A gauge left at a guest's last figure after it
+    # The VMs (hosts) each per-VM (per-host) gauge was set for in the last round. A gauge left at a guest's last figure after it
     # stopped, left its hosts, or while it migrates (not measured then) would be scraped back by Prometheus as a
     # fresh measurement every 15 s: what this round did not measure is removed instead.
     exported: dict[Gauge, set[str]] = {}
 
     def export(gauge: Gauge, measured: dict[str, float]) -> None:
-        for vm_id, value in measured.items():
-            gauge.labels(vm_id).set(value)
-        for vm_id in exported.get(gauge, set()) - measured.keys():
-            gauge.remove(vm_id)
+        for key, value in measured.items():
+            gauge.labels(key).set(value)
+        for key in exported.get(gauge, set()) - measured.keys():
+            gauge.remove(key)
         exported[gauge] = set(measured)
 
     def collect() -> None:
         nonlocal rounds
         hosts = [HostConnection(h.id, h.hypervisor_uri) for h in ingestion.hosts_with_hypervisor()]
         if not hosts:
+            for gauge in list(exported):
+                export(gauge, {})
             return
         reached: set[str] = set()
         samples = measure_dirty_rates(hosts, connect, clock, readings=readings, seconds=1, skip=migrating_vms(),
@@ -153,9 +155,10 @@ def dirty_rate_collector(
         skipped = ingestion.ingest_pulled([], samples + others)
         for reason, count in skipped.items():
             metrics.source_skipped.labels("libvirt", reason).inc(count)
-        # Up means every hypervisor answered; each host's own gauge says which did not.
+        # Up means every hypervisor answered; each host's own gauge says which did not (a host gone from the
+        # inventory is no longer said up or down).
+        export(metrics.hypervisor_up, {c.host_id: 1 if c.host_id in reached else 0 for c in hosts})
         for conn in hosts:
-            metrics.hypervisor_up.labels(conn.host_id).set(1 if conn.host_id in reached else 0)
             if signs is not None and conn.host_id in reached:
                 signs.answered(conn.host_id, clock())
             elif signs is not None:

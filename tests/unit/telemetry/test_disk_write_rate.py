@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from advisor.adapters.fake_hypervisor import FakeWorld
+from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import Disk, Host, Vm
 from advisor.metrics import MIB_BYTES
 from advisor.telemetry.collectors import dirty_rate_collector
@@ -90,3 +91,18 @@ def test_a_guest_not_measured_this_round_leaves_the_exported_gauges() -> None:
     collector()
     assert all(read(name, {"vm": "busy"}) is None for name in (*names, "advisor_vm_disk_write_bytes_per_second"))
     assert read("advisor_vm_cpu_ratio", {"vm": "calm"}) is not None
+
+
+def test_a_host_gone_from_the_inventory_is_no_longer_said_up_or_down() -> None:
+    w, fake = wired()
+    collector = dirty_rate_collector(w.ingestion, fake.connect, frozenset, w.metrics, clock=time.time, readings=1,
+                                    working_set_every=0)
+    collector()
+    read = w.metrics.registry.get_sample_value
+    assert read("advisor_hypervisor_up", {"host": "a"}) == 1 and read("advisor_hypervisor_up", {"host": "b"}) == 1
+    w.ingestion.push_inventory(InventoryChange(removed_host_ids=("b",)))
+    collector()
+    assert read("advisor_hypervisor_up", {"host": "a"}) == 1 and read("advisor_hypervisor_up", {"host": "b"}) is None
+    w.ingestion.push_inventory(InventoryChange(removed_host_ids=("a",)))
+    collector()  # no host left to read
+    assert read("advisor_hypervisor_up", {"host": "a"}) is None
