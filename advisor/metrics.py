@@ -55,7 +55,7 @@ class AdvisorMetrics:
         # prometheus_client would add a `<name>_created` gauge family beside every counter and histogram in the
         # text format: one more series per series, HELP copied, meaning nothing a dashboard uses. (Process-wide:
         # this process exports nothing else.)
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         ProcessCollector(registry=registry)
         grpc_labels = ["grpc_type", "grpc_service", "grpc_method"]
         self.grpc_started = Counter("grpc_server_started", "RPCs started on the server", grpc_labels,

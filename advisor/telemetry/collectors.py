@@ -118,9 +118,9 @@ def dirty_rate_collector(
 
     stats = GuestStatsReader()
     rounds = 0
-    # The VMs (hosts) each per-VM (per-host) gauge was set for in the last round. A gauge left at a guest's last figure after it
-    # stopped, left its hosts, or while it migrates (not measured then) would be scraped back by Prometheus as a
-    # fresh measurement every 15 s: what this round did not measure is removed instead.
+    # The VMs (hosts) each per-VM (per-host) gauge was set for in the last round. A gauge left at a guest's last
+    # figure after it stopped, left its hosts, or while it migrates (not measured then) would be scraped back by
+    # Prometheus as a fresh measurement every 15 s: what this round did not measure is removed instead.
     exported: dict[Gauge, set[str]] = {}
 
     def export(gauge: Gauge, measured: dict[str, float]) -> None:
