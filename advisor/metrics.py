@@ -131,12 +131,14 @@ class AdvisorMetrics:
         self.vm_disk_write_rate = Gauge("advisor_vm_disk_write_bytes_per_second",
                                         "What a guest writes to its local disks (block statistics), per VM", ["vm"],
                                         registry=registry)
-        self.source_up = Gauge("advisor_source_up", "Whether a metrics source answered its last poll", ["source"],
-                               registry=registry)
+        self.source_up = Gauge("advisor_source_up", "Whether a metrics source answered its last poll (libvirt: "
+                               "every hypervisor did)", ["source"], registry=registry)
         self.source_seconds = Histogram("advisor_source_poll_seconds", "Time a poll of a metrics source took",
                                         ["source"], registry=registry)
         self.source_skipped = Counter(
-            "advisor_source_skipped", "Pulled samples not used, by source and reason", ["source", "reason"],
+            "advisor_source_skipped", "Pulled values not used, by source and reason: one metric of one series "
+            "for Prometheus's (docs/prometheus.md), a whole sample for invalid, unknown_host, unknown_vm",
+            ["source", "reason"],
             registry=registry,
         )
         self.database_bytes = Gauge("advisor_database_bytes", "Size of the advisor's database with its write-ahead log",

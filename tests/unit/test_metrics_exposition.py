@@ -23,3 +23,13 @@ def test_each_family_once_counters_with_total_and_no_created_series() -> None:
     for family in families:
         if family.type == "counter":
             assert all(s.name.endswith("_total") for s in family.samples), family.name
+
+
+def test_help_says_what_is_counted() -> None:
+    registry = CollectorRegistry()
+    AdvisorMetrics(registry)
+    helps = {f.name: f.documentation for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    # Prometheus's skips are one metric of one series (a host's CPU), ingestion's a whole sample: not one unit
+    assert "one metric of one series" in helps["advisor_source_skipped"]
+    assert "whole sample" in helps["advisor_source_skipped"]
+    assert "every hypervisor" in helps["advisor_source_up"]  # libvirt's is up only if all answered
