@@ -49,6 +49,25 @@ class BacklogCollector(Collector):
         yield family
 
 
+class LastValue(Collector):
+    """A gauge of something that has not happened yet: absent until first set, where a Gauge would say 0 (a
+    retraining of 0 s that ended in 1970)."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self._name, self._documentation = name, documentation
+        self._value: float | None = None
+        registry.register(self)
+
+    def set(self, value: float) -> None:
+        self._value = float(value)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self._name, self._documentation)
+        if self._value is not None:
+            family.add_metric([], self._value)
+        yield family
+
+
 class AdvisorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -162,10 +181,10 @@ class AdvisorMetrics:
             ["profile", "technique", "regime", "quantity"], registry=registry)
         self.retrains = Counter("advisor_retrains", "Retraining runs in the service, by trigger and result",
                                 ["trigger", "result"], registry=registry)
-        self.retrain_seconds = Gauge("advisor_retrain_last_duration_seconds", "How long the last retraining ran",
-                                     registry=registry)
-        self.retrain_finished = Gauge("advisor_retrain_last_finished_timestamp_seconds",
-                                      "When the last retraining ended (Unix time)", registry=registry)
+        self.retrain_seconds = LastValue("advisor_retrain_last_duration_seconds", "How long the last retraining ran",
+                                         registry)
+        self.retrain_finished = LastValue("advisor_retrain_last_finished_timestamp_seconds",
+                                          "When the last retraining ended (Unix time)", registry)
         self.model_reloads = Counter("advisor_model_reloads", "Active model changes picked up, by kind and outcome",
                                      ["kind", "outcome"], registry=registry)
         self.migration_iteration = Gauge(

@@ -33,3 +33,16 @@ def test_help_says_what_is_counted() -> None:
     assert "one metric of one series" in helps["advisor_source_skipped"]
     assert "whole sample" in helps["advisor_source_skipped"]
     assert "every hypervisor" in helps["advisor_source_up"]  # libvirt's is up only if all answered
+
+
+def test_what_has_not_happened_yet_is_absent_not_zero() -> None:
+    registry = CollectorRegistry()
+    metrics = AdvisorMetrics(registry)
+    # no retraining yet: not one of 0 s that ended at the Unix epoch
+    assert registry.get_sample_value("advisor_retrain_last_finished_timestamp_seconds") is None
+    assert registry.get_sample_value("advisor_retrain_last_duration_seconds") is None
+    metrics.retrain_seconds.set(7)
+    metrics.retrain_finished.set(1_795_656_500)
+    assert registry.get_sample_value("advisor_retrain_last_duration_seconds") == 7
+    assert registry.get_sample_value("advisor_retrain_last_finished_timestamp_seconds") == 1_795_656_500
+    assert "# TYPE advisor_retrain_last_duration_seconds gauge" in generate_latest(registry).decode()
