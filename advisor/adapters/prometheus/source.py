@@ -349,7 +349,9 @@ class PrometheusSource:
             result = self._answer(future, time.monotonic() + self._timeout_s, what)
         finally:
             future.cancel()
-        return convert_range(name, result, self.queries)
+        # Prometheus answers at the steps asked; a point outside them (a proxy's cache, a wrong clock) is not
+        # this window's.
+        return [(t, v) for t, v in convert_range(name, result, self.queries) if start_s <= t <= end_s]
 
     def _answer(self, future: Future[list[Mapping[str, Any]]], deadline: float,
                 what: str) -> list[Mapping[str, Any]]:

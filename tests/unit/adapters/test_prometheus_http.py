@@ -186,3 +186,31 @@ def test_a_refusal_is_reported_in_one_clear_line(path: str, said: str) -> None:
         server.shutdown()
         server.server_close()
     assert said in error and "\n" not in error
+
+
+class _Range(BaseHTTPRequestHandler):
+    """A matrix with points before, inside and after the window asked for (0 to 60 s)."""
+
+    def do_GET(self) -> None:
+        points = [[-3600, "0.1"], [0, "0.2"], [30, "0.3"], [60, "0.4"], [7200, "0.9"]]
+        body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"domain": "vm-1"}, "values": points}]}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_history_keeps_only_the_points_of_the_window_asked_for() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Range)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with PrometheusSource(f"http://127.0.0.1:{server.server_port}", timeout_s=2, workers=1) as source:
+            points = source.history("vm-1", "cpu_utilization", 0, 60, 30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert points == [(0.0, 0.2), (30.0, 0.3), (60.0, 0.4)]
