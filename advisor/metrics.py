@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -41,9 +49,32 @@ class BacklogCollector(Collector):
         yield family
 
 
+class LastValue(Collector):
+    """A gauge of something that has not happened yet: absent until first set, where a Gauge would say 0 (a
+    retraining of 0 s that ended in 1970)."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self._name, self._documentation = name, documentation
+        self._value: float | None = None
+        registry.register(self)
+
+    def set(self, value: float) -> None:
+        self._value = float(value)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self._name, self._documentation)
+        if self._value is not None:
+            family.add_metric([], self._value)
+        yield family
+
+
 class AdvisorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        # prometheus_client would add a `<name>_created` gauge family beside every counter and histogram in the
+        # text format: one more series per series, HELP copied, meaning nothing a dashboard uses. (Process-wide:
+        # this process exports nothing else.)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         ProcessCollector(registry=registry)
         grpc_labels = ["grpc_type", "grpc_service", "grpc_method"]
         self.grpc_started = Counter("grpc_server_started", "RPCs started on the server", grpc_labels,
@@ -119,12 +150,14 @@ class AdvisorMetrics:
         self.vm_disk_write_rate = Gauge("advisor_vm_disk_write_bytes_per_second",
                                         "What a guest writes to its local disks (block statistics), per VM", ["vm"],
                                         registry=registry)
-        self.source_up = Gauge("advisor_source_up", "Whether a metrics source answered its last poll", ["source"],
-                               registry=registry)
+        self.source_up = Gauge("advisor_source_up", "Whether a metrics source answered its last poll (libvirt: "
+                               "every hypervisor did)", ["source"], registry=registry)
         self.source_seconds = Histogram("advisor_source_poll_seconds", "Time a poll of a metrics source took",
                                         ["source"], registry=registry)
         self.source_skipped = Counter(
-            "advisor_source_skipped", "Pulled samples not used, by source and reason", ["source", "reason"],
+            "advisor_source_skipped", "Pulled values not used, by source and reason: one metric of one series "
+            "for Prometheus's (docs/prometheus.md), a whole sample for invalid, unknown_host, unknown_vm",
+            ["source", "reason"],
             registry=registry,
         )
         self.database_bytes = Gauge("advisor_database_bytes", "Size of the advisor's database with its write-ahead log",
@@ -148,10 +181,10 @@ class AdvisorMetrics:
             ["profile", "technique", "regime", "quantity"], registry=registry)
         self.retrains = Counter("advisor_retrains", "Retraining runs in the service, by trigger and result",
                                 ["trigger", "result"], registry=registry)
-        self.retrain_seconds = Gauge("advisor_retrain_last_duration_seconds", "How long the last retraining ran",
-                                     registry=registry)
-        self.retrain_finished = Gauge("advisor_retrain_last_finished_timestamp_seconds",
-                                      "When the last retraining ended (Unix time)", registry=registry)
+        self.retrain_seconds = LastValue("advisor_retrain_last_duration_seconds", "How long the last retraining ran",
+                                         registry)
+        self.retrain_finished = LastValue("advisor_retrain_last_finished_timestamp_seconds",
+                                          "When the last retraining ended (Unix time)", registry)
         self.model_reloads = Counter("advisor_model_reloads", "Active model changes picked up, by kind and outcome",
                                      ["kind", "outcome"], registry=registry)
         self.migration_iteration = Gauge(

@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from prometheus_client import Gauge
+
 from advisor.adapters.prometheus.queries import PrometheusQueries
 from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.adapters.sql.definitions import DefinitionArchive
@@ -75,9 +77,7 @@ def prometheus_collector(source: PrometheusSource, ingestion: Ingestion, metrics
         for reason, count in result.skipped.items():
             metrics.source_skipped.labels("prometheus", reason).inc(count)
         if not health.ok or result.from_cache:
-            log.warning("prometheus unavailable", extra={"error": health.last_error,
-                                                         "failures": health.consecutive_failures})
-            return
+            return  # the source has logged why
         skipped = ingestion.ingest_pulled(result.host_samples, result.vm_samples)
         for reason, count in skipped.items():
             metrics.source_skipped.labels("prometheus", reason).inc(count)
@@ -109,19 +109,33 @@ def dirty_rate_collector(
     """Measure every running guest's dirty rate through its hypervisor, except guests that migrate now, read
     its CPU and memory use and the rate it writes its local disks (from consecutive block statistics), and export
     the figures (`advisor_vm_dirty_rate_bytes_per_second`, `advisor_vm_cpu_ratio`, `advisor_vm_memory_used_bytes`,
-    `advisor_vm_disk_write_bytes_per_second`) so that Prometheus keeps their history. Every
-    `working_set_every`-th round also measures over WORKING_SET_WINDOW_S: what the guest rewrote in that window
-    is a lower bound of its writable working set, which a 1 s reading cannot see (0 disables). Which hypervisors
+    `advisor_vm_disk_write_bytes_per_second`, each for the guests measured in the round only) so that Prometheus
+    keeps their history. Every `working_set_every`-th round also measures over WORKING_SET_WINDOW_S: what the
+    guest rewrote in that window is a lower bound of its writable working set, which a 1 s reading cannot see (0
+    disables). Which hypervisors
     answered goes to `signs` (how an evacuation knows a host is down), and every DEFINITIONS_EVERY-th round, the
     first included, each running guest's definition to `keep_definition`."""
 
     stats = GuestStatsReader()
     rounds = 0
+    # The VMs (hosts) each per-VM (per-host) gauge was set for in the last round. A gauge left at a guest's last
+    # figure after it stopped, left its hosts, or while it migrates (not measured then) would be scraped back by
+    # Prometheus as a fresh measurement every 15 s: what this round did not measure is removed instead.
+    exported: dict[Gauge, set[str]] = {}
+
+    def export(gauge: Gauge, measured: dict[str, float]) -> None:
+        for key, value in measured.items():
+            gauge.labels(key).set(value)
+        for key in exported.get(gauge, set()) - measured.keys():
+            gauge.remove(key)
+        exported[gauge] = set(measured)
 
     def collect() -> None:
         nonlocal rounds
         hosts = [HostConnection(h.id, h.hypervisor_uri) for h in ingestion.hosts_with_hypervisor()]
         if not hosts:
+            for gauge in list(exported):
+                export(gauge, {})
             return
         reached: set[str] = set()
         samples = measure_dirty_rates(hosts, connect, clock, readings=readings, seconds=1, skip=migrating_vms(),
@@ -130,23 +144,21 @@ def dirty_rate_collector(
         if working_set_every and rounds % working_set_every == 1 % working_set_every:
             samples += measure_dirty_rates(hosts, connect, clock, readings=1, seconds=WORKING_SET_WINDOW_S,
                                            skip=migrating_vms(), as_working_set=True)
-        for s in samples:
-            if s.dirty_rate_mib_s is not None:
-                metrics.vm_dirty_rate.labels(s.vm_id).set(s.dirty_rate_mib_s * MIB_BYTES)
+        export(metrics.vm_dirty_rate, {s.vm_id: s.dirty_rate_mib_s * MIB_BYTES for s in samples
+                                       if s.dirty_rate_mib_s is not None})
         others = stats.read(hosts, connect, ingestion.local_disks())
-        for s in others:
-            if s.cpu_utilization is not None:
-                metrics.vm_cpu.labels(s.vm_id).set(s.cpu_utilization)
-            if s.memory_used_mib is not None:
-                metrics.vm_memory_used.labels(s.vm_id).set(s.memory_used_mib * MIB_BYTES)
-            if s.disk_write_rate_mib_s is not None:
-                metrics.vm_disk_write_rate.labels(s.vm_id).set(s.disk_write_rate_mib_s * MIB_BYTES)
+        export(metrics.vm_cpu, {s.vm_id: s.cpu_utilization for s in others if s.cpu_utilization is not None})
+        export(metrics.vm_memory_used, {s.vm_id: s.memory_used_mib * MIB_BYTES for s in others
+                                        if s.memory_used_mib is not None})
+        export(metrics.vm_disk_write_rate, {s.vm_id: s.disk_write_rate_mib_s * MIB_BYTES for s in others
+                                            if s.disk_write_rate_mib_s is not None})
         skipped = ingestion.ingest_pulled([], samples + others)
         for reason, count in skipped.items():
             metrics.source_skipped.labels("libvirt", reason).inc(count)
-        # Up means every hypervisor answered; each host's own gauge says which did not.
+        # Up means every hypervisor answered; each host's own gauge says which did not (a host gone from the
+        # inventory is no longer said up or down).
+        export(metrics.hypervisor_up, {c.host_id: 1 if c.host_id in reached else 0 for c in hosts})
         for conn in hosts:
-            metrics.hypervisor_up.labels(conn.host_id).set(1 if conn.host_id in reached else 0)
             if signs is not None and conn.host_id in reached:
                 signs.answered(conn.host_id, clock())
             elif signs is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -65,6 +66,30 @@ def read_inventory(hosts: list[HostConnection], connect: Callable[[str], Hypervi
     return InventoryChange(hosts=tuple(found_hosts), vms=tuple(vms.values()))
 
 
+class _Troubles:
+    """The error each host's hypervisor last failed with: a host down for hours is logged as a warning when it
+    fails, when the cause changes and (info) when it answers again, not for every purpose of every round."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, str] = {}
+
+    def failed(self, host_id: str, message: str, error: str) -> None:
+        with self._lock:
+            known = self._last.get(host_id) == error
+            self._last[host_id] = error
+        log.log(logging.DEBUG if known else logging.WARNING, message, extra={"host": host_id, "error": error})
+
+    def answered(self, host_id: str) -> None:
+        with self._lock:
+            was = self._last.pop(host_id, None)
+        if was is not None:
+            log.info("host answers again", extra={"host": host_id, "error": was})
+
+
+_troubles = _Troubles()
+
+
 def answering(
     hosts: list[HostConnection], connect: Callable[[str], Hypervisor], purpose: str, read: Callable[[Hypervisor], T]
 ) -> Iterator[tuple[HostConnection, Hypervisor, T]]:
@@ -74,14 +99,15 @@ def answering(
         try:
             hypervisor = connect(conn.uri)
         except HypervisorError as error:
-            log.warning(f"host not reachable for {purpose}", extra={"host": conn.host_id, "error": str(error)})
+            _troubles.failed(conn.host_id, f"host not reachable for {purpose}", str(error))
             continue
         try:
             try:
                 answer = read(hypervisor)
             except HypervisorError as error:
-                log.warning(f"host not answering for {purpose}", extra={"host": conn.host_id, "error": str(error)})
+                _troubles.failed(conn.host_id, f"host not answering for {purpose}", str(error))
                 continue
+            _troubles.answered(conn.host_id)
             yield conn, hypervisor, answer
         finally:
             hypervisor.close()

@@ -7,7 +7,8 @@ the queries through prometheus-api-client, keeps the last good state and reports
 
 What real deployments do, and what happens here:
 - a series is missing: that metric stays unmeasured (None), never 0; `PollResult.missing` counts them;
-- a sample is older than `max_age_s` (its exporter stopped): ignored, counted as "stale";
+- a sample is older than `max_age_s` (its exporter stopped): ignored, counted as "stale"; dated more than
+  validation.MAX_FUTURE_SKEW_S ahead (a wrong clock): ignored, counted as "future";
 - counters reset (restarts): the default PromQL uses rate(), which handles resets;
 - units differ: each query has an explicit `scale` to the domain's unit (bytes -> MiB, ms -> s, ...);
 - a series' labels do not map to a known host/VM: skipped, counted ("unknown_host", "unknown_vm", "unlabelled");

@@ -21,6 +21,7 @@ from advisor.adapters.prometheus.queries import (
     PrometheusQueries,
     QueryResult,
 )
+from advisor.domain import validation
 from advisor.domain.model import HostSample, VmSample
 
 log = logging.getLogger("advisor.telemetry.prometheus")
@@ -29,6 +30,9 @@ def _number(raw: object) -> float:
     """A sample value as the API returns it: [time, "1.5"] -> 1.5 (also "NaN", "+Inf")."""
     if not isinstance(raw, Sequence) or isinstance(raw, str) or len(raw) != 2:
         raise ValueError(f"not a [time, value] pair: {raw!r}")
+    # float() takes JSON true/false as 1/0: a value that is no number is no measurement
+    if isinstance(raw[1], bool) or not isinstance(raw[1], (str, int, float)):
+        raise ValueError(f"not a number: {raw[1]!r}")
     return float(raw[1])
 
 
@@ -98,21 +102,27 @@ def _read(
     value *= getattr(queries, name).scale
     if not math.isfinite(value):
         return "non_finite"
-    ts = newest.get(entity)
-    if ts is not None and now_s - ts > queries.max_age_s:
+    ts = newest.get(entity, eval_ts)
+    if not math.isfinite(ts):
+        return "malformed"
+    # A time ahead of the clock (an exporter's or Prometheus's clock wrong) would date the entity's whole
+    # sample there, and ingestion would refuse it with the good metrics in it: this metric alone is dropped.
+    if ts > now_s + validation.MAX_FUTURE_SKEW_S:
+        return "future"
+    if now_s - ts > queries.max_age_s:
         return "stale"
     checked = _checked(name, value, queries.ratio_tolerance)
     if checked is None:
         log.debug("out of range", extra={"metric": name, "entity": entity, "value": value})
         return "out_of_range"
-    return entity, checked, ts if ts is not None else eval_ts
+    return entity, checked, ts
 
 
 @dataclass(frozen=True)
 class Converted:
     host_samples: list[HostSample]
     vm_samples: list[VmSample]
-    # Series dropped, by reason: unknown_host, unknown_vm, unlabelled, stale, non_finite, out_of_range,
+    # Series dropped, by reason: unknown_host, unknown_vm, unlabelled, stale, future, non_finite, out_of_range,
     # duplicate, malformed.
     skipped: dict[str, int]
     # Known entities left without a value, by metric name (whatever the reason: no series, stale, NaN...).

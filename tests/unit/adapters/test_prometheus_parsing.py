@@ -177,3 +177,30 @@ def test_a_recorded_range_result_converts_to_points() -> None:
     ]
     assert convert_range("vm_cpu", [{"metric": {}, "values": [[NOW, "1.01"], [NOW + 15, "7"]]}],
                          PrometheusQueries()) == [(NOW, 1.0)]
+
+
+@pytest.mark.parametrize(("value", "age", "reason"), [
+    (True, None, "malformed"),  # JSON true is no number (float() would read it as 1)
+    (False, None, "malformed"),
+    (None, None, "malformed"),
+    ("0.5", NOW + 3600, "future"),  # the exporter's clock is an hour ahead
+    ("0.5", 1e12, "future"),
+])
+def test_values_that_are_no_measurement_are_skipped(value: object, age: float | None, reason: str) -> None:
+    results = {"host_cpu": [{"metric": {"instance": "10.0.0.1:9100"}, "value": [EVAL, value]}],
+               "host_memory": [entry("1073741824", instance="10.0.0.1:9100")]}
+    freshness = {"host_cpu": [ages(age, instance="10.0.0.1:9100")]} if age is not None else {}
+    out = convert(results, freshness, QUERIES, ["host-a"], [], NOW)
+    assert out.skipped == {reason: 1}
+    # the other metric keeps its own time: a wrong clock on one series does not date the whole sample
+    assert out.host_samples == [HostSample("host-a", EVAL, memory_used_mib=1024.0)]
+
+
+@pytest.mark.parametrize(("eval_ts", "reason"), [
+    ("NaN", "malformed"), ("+Inf", "malformed"), (NOW + 3600, "future"), (0, "stale"),
+])
+def test_an_evaluation_time_that_is_no_time_is_not_a_sample_time(eval_ts: object, reason: str) -> None:
+    # no freshness query: the sample's time is the evaluation time the answer carries
+    out = convert({"host_cpu": [{"metric": {"instance": "10.0.0.1:9100"}, "value": [eval_ts, "0.5"]}]}, {},
+                  QUERIES, ["host-a"], [], NOW)
+    assert out.skipped == {reason: 1} and out.host_samples == []

@@ -3,6 +3,8 @@ tests.support.scripted)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from advisor.domain.model import Disk
@@ -101,3 +103,23 @@ def test_a_guest_without_local_disks_has_no_disk_write_rate() -> None:
     conn = [HostConnection("a", "test://a")]
     assert [reader.read(conn, lambda _uri: host)[0].disk_write_rate_mib_s  # type: ignore[arg-type, return-value]
             for _ in range(2)] == [None, None]
+
+
+def test_a_host_down_is_logged_when_it_fails_and_when_it_answers_again(caplog: pytest.LogCaptureFixture) -> None:
+    up = ScriptedHost("flaky", [GuestFacts("vm1", "u1", 128, 1, True)], {"vm1": [1.0] * 10}, [[]] * 10)
+    down = True
+
+    def connect(uri: str) -> ScriptedHost:
+        if down:
+            raise HypervisorError("Connection refused")
+        return up
+
+    hosts = [HostConnection("flaky-host", "test://flaky")]
+    caplog.set_level(logging.DEBUG, logger="advisor.telemetry")
+    for _ in range(3):  # three rounds, each reading dirty rates and guest stats
+        measure_dirty_rates(hosts, connect, lambda: 0.0, readings=1)  # type: ignore[arg-type]
+        GuestStatsReader().read(hosts, connect)  # type: ignore[arg-type]
+    down = False
+    measure_dirty_rates(hosts, connect, lambda: 0.0, readings=1)  # type: ignore[arg-type]
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.INFO]
+    assert said == [("WARNING", "host not reachable for dirty rates"), ("INFO", "host answers again")]
