@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -27,20 +27,16 @@ from advisor.domain.errors import AdvisorError, FailedPrecondition, NotFound
 from advisor.domain.failures import Failure
 from advisor.domain.ids import new_id
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, Progress, TimelineEntry
-from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters, Move, MoveKind, Technique
+from advisor.domain.model import MigrationCost, MigrationInputs, Move, MoveKind, Technique
 from advisor.domain.transport import TlsMode
 from advisor.execution.background import Background, Launch, Steps, ThreadedMigration, Threads
 from advisor.execution.endings import RESTARTED
 from advisor.execution.hypervisor import public
+from advisor.execution.link_shares import share_of_links, shared
 from advisor.execution.monitor import Estimate, MonitorTuning
+from advisor.execution.ports import ExecutionObserver, MigrationStore
 from advisor.execution.restart import Definitions, RestartingRunner
-from advisor.execution.runner import (
-    ExecutionObserver,
-    HostEndpoint,
-    Live,
-    MigrationStore,
-)
-from advisor.planning.links import link_share
+from advisor.execution.runner import HostEndpoint, Live
 
 log = logging.getLogger("advisor.execution")
 
@@ -77,31 +73,6 @@ class ConcurrencyLimits:
     per_cluster: int = 5
     per_source: int = 2
     per_target: int = 2
-
-
-def share_of_links(cap_mib_s: float, source: str, target: str, running: Iterable[tuple[str, str]],
-                   links: Callable[[str], float | None] = lambda host: None) -> float:
-    """The bandwidth a migration from `source` to `target` with its own cap `cap_mib_s` (0: none, as libvirt takes
-    it) gets when it starts beside the `running` ones (source, target pairs), itself counted: `link_share` of each
-    host's link (`links`; a host whose link is not known is taken at the migration's cap). Infinite when neither
-    a link nor a cap bounds it. Those running keep what they started with."""
-    pairs = list(running)
-    out_of_source = 1 + sum(s == source for s, _ in pairs)
-    into_target = 1 + sum(t == target for _, t in pairs)
-    cap = cap_mib_s if cap_mib_s > 0 else math.inf
-    source_link, target_link = links(source), links(target)
-    return link_share(cap if source_link is None else source_link, cap if target_link is None else target_link,
-                      out_of_source, into_target, cap)
-
-
-def _shared(parameters: MigrationParameters, share: float) -> MigrationParameters:
-    """`parameters` at `share` of their bandwidth, post-copy's cap included (it was predicted at the same); without
-    a cap of their own (0), the share is theirs."""
-    if parameters.bandwidth_mib_s <= 0:
-        return replace(parameters, bandwidth_mib_s=share)
-    scale = share / parameters.bandwidth_mib_s
-    return replace(parameters, bandwidth_mib_s=share,
-                   postcopy_bandwidth_mib_s=parameters.postcopy_bandwidth_mib_s * scale)
 
 
 def queued_record(recommendation_id: str, move: Move, *, actor: str, move_index: int, attempt: int,
@@ -335,7 +306,7 @@ class Executor:
                                    self._link)
             # the link is shared: this one gets its part
             if share < (r.parameters.bandwidth_mib_s or math.inf) and not restart:
-                live.record = r = replace(r, parameters=_shared(r.parameters, share))
+                live.record = r = replace(r, parameters=shared(r.parameters, share))
             if r.inputs is not None and math.isfinite(share) and r.inputs.max_bandwidth_mib_s != share:
                 # its inputs say the cap it runs at, since they are what the outcome is learned from (a plan may
                 # have priced it at a share of a link it then has to itself)

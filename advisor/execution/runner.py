@@ -14,7 +14,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 from advisor.domain.errors import AdvisorError, FailedPrecondition
 from advisor.domain.failures import Failure, Fault, Side
@@ -23,17 +22,7 @@ from advisor.domain.model import Technique
 from advisor.domain.transport import TlsMode, decide
 from advisor.execution import endings, guest_check, monitor
 from advisor.execution.background import Launch, MigrationJob, Pause, Steps
-from advisor.execution.endings import (
-    ASKED_ABORT,
-    MONITOR_ABORT,
-    RESTARTED,
-    concluded,
-    located,
-    mib,
-    reconciled,
-    said,
-    seconds,
-)
+from advisor.execution.endings import RESTARTED, concluded, located, mib, reconciled, said, seconds
 from advisor.execution.guest_check import GuestVerdict
 from advisor.execution.hypervisor import (
     GuestPulse,
@@ -44,6 +33,7 @@ from advisor.execution.hypervisor import (
     public,
 )
 from advisor.execution.monitor import MonitorPlan, MonitorTuning, monitor_plan
+from advisor.execution.ports import ExecutionObserver, MigrationStore
 
 log = logging.getLogger("advisor.execution")
 # How long a refused switch to post-copy is asked again, once a poll, from the first refusal: QEMU refuses it until
@@ -54,24 +44,6 @@ SETTLE_S = 5.0
 SETTLE_POLL_S = 0.2
 # Between the two looks at a guest on its new host when the first does not settle whether it answers.
 GUEST_CHECK_S = 2.0
-
-
-class MigrationStore(Protocol):
-    def insert_migration(self, record: MigrationRecord) -> MigrationRecord: ...
-
-    def save_migration(self, record: MigrationRecord) -> None: ...
-
-    def get_migration(self, operation_id: str) -> MigrationRecord | None: ...
-
-    def unfinished_migrations(self) -> list[MigrationRecord]: ...
-
-
-class ExecutionObserver(Protocol):
-    """Told about progress and endings, e.g. to export metrics and update recommendations and inventory."""
-
-    def progress(self, record: MigrationRecord, progress: Progress) -> None: ...
-
-    def finished(self, record: MigrationRecord) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -283,7 +255,7 @@ class Runner:
                     self.note(live, phase, f"switching to post-copy: {why}")
                 case monitor.Abort(reason=why, by_person=by_person):
                     # the timeline says whose abort it was: a restart that finds it ended reads it there
-                    self.note(live, phase, f"{ASKED_ABORT if by_person else MONITOR_ABORT}{why}")
+                    self.note(live, phase, f"{endings.ASKED_ABORT if by_person else endings.MONITOR_ABORT}{why}")
                     source.abort(vm)
                 case monitor.Note(message=text):
                     self.note(live, phase, text)
