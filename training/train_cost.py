@@ -38,8 +38,8 @@ from advisor.ml.cost import CONVERGES, MODEL_NAME, correction_role, load_artifac
 from advisor.ml.cost_features import TARGET_FEATURES, TARGETS, schema_document
 from advisor.ml.predictor import AnalyticPredictor
 from advisor.ml.profile_serving import ProfileServingPredictor
-from advisor.ml.profile_store import ProfileStore, check_version
-from advisor.ml.registry import CARD_FILE, Artifact, ArtifactError, read_active
+from advisor.ml.profile_store import ProfileStore
+from advisor.ml.registry import CARD_FILE, Artifact, ArtifactError, check_asked_version, read_active
 from advisor.physics import apply_guards
 from training import gate
 from training.cost_data import (
@@ -230,7 +230,7 @@ def version(text: str) -> str:
     """An argparse type for --version: MAJOR.MINOR.PATCH, as `advisor profiles calibrate --version` (the registry
     alone would take any file name, e.g. 'banana', which no next version follows)."""
     try:
-        return check_version(text)
+        return check_asked_version(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

@@ -15,9 +15,9 @@ from advisor.config import Settings
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from advisor.features.inputs import PROFILES
 from advisor.ml.profile_input import read_calibration
-from advisor.ml.profile_store import ProfileStore, check_name, check_version
+from advisor.ml.profile_store import ProfileStore, check_name
 from advisor.ml.profiles import PARAMETERS, TARGETS, HostProfile, calibrate, like_profile, unfitted
-from advisor.ml.registry import ArtifactError
+from advisor.ml.registry import ArtifactError, check_asked_version
 from advisor.physics import TECHNIQUES
 from advisor.tables import count, safe, table
 
@@ -56,7 +56,7 @@ def _ratio(log_offset: float) -> float:
 
 def _version(text: str) -> str:
     try:
-        return check_version(text)
+        return check_asked_version(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

@@ -49,6 +49,10 @@ REQUIRED_KEYS = ("card_schema", "kind", "model", "version", "schema_hash", "file
                  "libraries", "metrics", "promotion")
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 RELEASE_PATTERN = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+# A version asked for by name (a training job's or a calibration's --version): MAJOR.MINOR.PATCH without leading
+# zeros, so that one number names one version and `next_version` follows it (a stored name may be any
+# VERSION_PATTERN, as older artifacts are).
+ASKED_VERSION_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$")
 
 T = TypeVar("T")
 
@@ -75,6 +79,14 @@ class Artifact:
 def check_version(version: str) -> str:
     if not VERSION_PATTERN.match(version):
         raise ArtifactError(f"not a valid version name: {version[:40]!r}")
+    return version
+
+
+def check_asked_version(version: str) -> str:
+    """A version asked for by name (ASKED_VERSION_PATTERN); ValueError saying the form otherwise."""
+    if not ASKED_VERSION_PATTERN.match(version):
+        raise ValueError(f"version {version[:40]!r} must be MAJOR.MINOR.PATCH, numbers without leading zeros "
+                         "(e.g. 1.2.0)")
     return version
 
 
