@@ -79,10 +79,20 @@ class Browser:
 
     def wait_for(self, expression: str, timeout_s: float = 20) -> Any:
         deadline = time.monotonic() + timeout_s
-        while not (value := self.evaluate(expression)):
+        while not (value := self._poll(expression)):
             assert time.monotonic() < deadline, f"timed out waiting for {expression}"
             time.sleep(0.1)
         return value
+
+    def _poll(self, expression: str) -> Any:
+        """`evaluate`, where an evaluation a navigation cut off is "not yet": the page waited for may be loading
+        (on a loaded machine Chromium answered "Inspected target navigated or closed")."""
+        try:
+            return self.evaluate(expression)
+        except AssertionError as error:
+            if "Inspected target navigated or closed" not in str(error):
+                raise
+            return None
 
     def screenshot(self) -> bytes:
         return base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
