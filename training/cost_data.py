@@ -50,7 +50,10 @@ DEFAULT_LAB_DATA = ROOT / "training" / "data" / "lab_migrations.csv"
 # vcpu_utilization: with it a busy guest whose page sampling reads ~0 has a blind reading (unknown, taken as the
 # link's rate), as serving and `advisor predict cost` read it; without it training saw those lab runs as idle.
 OPTIONAL = ("source", "memory_used_mib", "max_downtime_ms", "deadline_ms", "working_set_mib",
-            "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s", "vcpu_utilization")
+            "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s", "vcpu_utilization", "host_load_per_cpu")
+# The lab machine's CPUs (`cpus` of training/data/lab_migrations.meta.json): the rows record its 1-minute load
+# average (`host_load_1m`), which over these is the input `host_load_per_cpu`.
+LAB_CPUS = 2
 WINDOWS = ("working_set_mib", "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s")
 VARIANTS = ("full", "no windows", "no memory in use", "neither")
 # MemTotal of the lab's guest kernel (Debian cloud kernel, busybox initramfs) by configured RAM, MiB: the balloon's
@@ -128,6 +131,7 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
     frame["report_group"] = ("lab:" + pattern + " " + frame["vm_memory_mib"].astype(int).astype(str) + " MiB cap "
                              + frame["max_bandwidth_mib_s"].round().astype(int).astype(str))
     frame["transferred_mib"] = frame["transferred_kib"] / 1024.0
+    frame["host_load_per_cpu"] = frame["host_load_1m"] / LAB_CPUS if "host_load_1m" in frame.columns else np.nan
     for column in OPTIONAL:
         if column not in frame.columns:
             frame[column] = np.nan

@@ -214,7 +214,7 @@ def inputs_to_pb(i: MigrationInputs) -> pb.MigrationInputs:
         bandwidth_mib_s=i.bandwidth_mib_s, max_bandwidth_mib_s=i.max_bandwidth_mib_s,
         max_downtime_ms=i.max_downtime_ms, bandwidth_source=i.bandwidth_source,
         local_disk_used_mib=i.local_disk_used_mib, local_disk_size_mib=i.local_disk_size_mib,
-        disk_write_rate_mib_s=i.disk_write_rate_mib_s,
+        disk_write_rate_mib_s=i.disk_write_rate_mib_s, load_per_cpu_ratio=i.load_per_cpu,
     )
 
 

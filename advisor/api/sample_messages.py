@@ -34,7 +34,8 @@ def host_sample(s: pb.HostSample, i: int) -> HostSample:
                       cpu_utilization=optional(s, "cpu_utilization_ratio"),
                       memory_used_mib=optional(s, "memory_used_mib"),
                       network_rx_mib_s=optional(s, "network_rx_mib_s"),
-                      network_tx_mib_s=optional(s, "network_tx_mib_s"), power_w=optional(s, "power_w"))
+                      network_tx_mib_s=optional(s, "network_tx_mib_s"), power_w=optional(s, "power_w"),
+                      load_per_cpu=optional(s, "load_per_cpu_ratio"))
 
 
 def vm_sample(s: pb.VmSample, i: int) -> VmSample:

@@ -125,7 +125,9 @@ def cmd_predict_vm(args: argparse.Namespace) -> int:
          f"max downtime {i.max_downtime_ms:.0f} ms" + (
              f", local disks {i.local_disk_used_mib:.0f} MiB in use of {i.local_disk_size_mib:.0f} MiB" +
              (f" written at {i.disk_write_rate_mib_s:.1f} MiB/s" if i.HasField("disk_write_rate_mib_s") else
-              " (write rate not measured)") if i.local_disk_used_mib else ""))
+              " (write rate not measured)") if i.local_disk_used_mib else "")
+         + (f", hosts at {i.load_per_cpu_ratio:.1f} runnable threads per CPU" if i.HasField("load_per_cpu_ratio")
+            else ""))
     emit(render_costs(result.costs))
     return 0
 

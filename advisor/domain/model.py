@@ -142,6 +142,7 @@ class HostSample:
     network_rx_mib_s: float | None = None
     network_tx_mib_s: float | None = None
     power_w: float | None = None
+    load_per_cpu: float | None = None  # runnable threads per CPU (1-minute load / CPUs): past 1, threads wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +197,7 @@ class MigrationInputs:
     bandwidth_mib_s: float
     max_bandwidth_mib_s: float
     max_downtime_ms: float = 300.0
-    # Where the dirty rate came from, e.g. "sample at 2026-11-26T01:02:03Z" or "request override".
-    dirty_rate_source: str = ""
+    dirty_rate_source: str = ""  # where the dirty rate came from, e.g. "request override"
     # A burst the guest may reach during the migration (the p90 of the dirty-rate forecast), if one is expected.
     burst_dirty_rate_mib_s: float | None = None
     # False when nothing measured the dirty rate, or the measurement was blind (a busy guest read ~0: see
@@ -213,8 +213,7 @@ class MigrationInputs:
     # MiB of guest memory measured as non-zero or touched before the migration (what QEMU's first pass sends);
     # None when not measured, then the first pass is estimated from memory_mib (advisor.physics.first_pass_mib).
     nonzero_memory_mib: float | None = None
-    # The migration must end within this (0: no deadline); convergence is predicted within it.
-    deadline_ms: float = 0.0
+    deadline_ms: float = 0.0  # the migration must end within this (0: none); convergence is predicted within it
     # Which hosts the prediction is for ("snu", "lab", ...; "" the model's default): the learned models are
     # calibrated per host profile.
     host_profile: str = ""
@@ -227,6 +226,8 @@ class MigrationInputs:
     local_disk_used_mib: float = 0.0
     local_disk_size_mib: float = 0.0
     disk_write_rate_mib_s: float | None = None
+    # Runnable threads per CPU on the busier host (None: not measured): past 1 the migration waits for cores.
+    load_per_cpu: float | None = None
 
     @property
     def usable_bandwidth_mib_s(self) -> float:

@@ -41,6 +41,7 @@ MAX_BANDWIDTH_MIB_S = 200_000.0  # beyond 1.6 Tbit/s
 # Below 1 MiB/s (8 Mbit/s) no live migration of a real guest ends: such a figure is a unit mistake.
 MIN_BANDWIDTH_MIB_S = 1.0
 MAX_POWER_W = 100_000.0
+MAX_LOAD_PER_CPU = 1000.0  # runnable threads per CPU: beyond it, a unit mistake (the load not divided by CPUs)
 MAX_DIRTY_RATE_MIB_S = 200_000.0
 MAX_DOWNTIME_MS = 3_600_000.0  # an hour: beyond it, no pause is a limit
 MIN_DOWNTIME_MS = 1.0  # QEMU's downtime limit is whole milliseconds, at least 1
@@ -220,6 +221,7 @@ def host_sample_fine(sample: HostSample, now_s: float) -> bool:
                 and _fine(sample.cpu_utilization, 1.0) and _fine(sample.memory_used_mib, MAX_HOST_MEMORY_MIB)
                 and _fine(sample.network_rx_mib_s, MAX_BANDWIDTH_MIB_S)
                 and _fine(sample.network_tx_mib_s, MAX_BANDWIDTH_MIB_S) and _fine(sample.power_w, MAX_POWER_W)
+                and _fine(sample.load_per_cpu, MAX_LOAD_PER_CPU)
                 and ID_PATTERN.fullmatch(sample.host_id))
 
 
@@ -233,6 +235,7 @@ def check_host_sample(sample: HostSample, field: str, now_s: float) -> None:
     _optional(sample.network_rx_mib_s, f"{field}.network_rx_mib_s", high=MAX_BANDWIDTH_MIB_S)
     _optional(sample.network_tx_mib_s, f"{field}.network_tx_mib_s", high=MAX_BANDWIDTH_MIB_S)
     _optional(sample.power_w, f"{field}.power_w", high=MAX_POWER_W)
+    _optional(sample.load_per_cpu, f"{field}.load_per_cpu_ratio", high=MAX_LOAD_PER_CPU)
 
 
 def vm_sample_fine(sample: VmSample, now_s: float) -> bool:

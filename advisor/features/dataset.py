@@ -39,6 +39,9 @@ OPTIONAL_INPUTS: Final[dict[str, str]] = {
     "deadline_ms": "the migration must end within this; missing or 0: no deadline",
     "working_set_mib": "MiB the guest rewrote over the longer page-sampling window before the migration; missing: "
                        "not measured",
+    "host_load_per_cpu": "runnable threads per CPU (the 1-minute load average over the CPUs) on the busier of the "
+                         "two hosts when the migration started; past 1 the migration waits for cores; missing: not "
+                         "measured",
 }
 OUTCOMES: Final = ("completed", "aborted", "failed")
 OUTCOME_COLUMNS: Final[tuple[str, ...]] = ("outcome", "iterations", "postcopy_requests")
@@ -76,6 +79,7 @@ OUTCOME_ROW_COLUMNS: Final[tuple[str, ...]] = (
     "deadline_ms",
     "working_set_mib",
     "nonzero_memory_mib",
+    "host_load_per_cpu",
     "outcome",
     "iterations",
     "postcopy_requests",
@@ -123,6 +127,7 @@ def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
         "deadline_ms": record.parameters.deadline_ms,
         "working_set_mib": inputs.working_set_mib,
         "nonzero_memory_mib": inputs.nonzero_memory_mib,
+        "host_load_per_cpu": inputs.load_per_cpu,
         "outcome": _OUTCOME_OF[record.phase],
         "iterations": outcome.iterations,
         "postcopy_requests": outcome.postcopy_requests,

@@ -103,6 +103,7 @@ class InputTable:
     profiles: tuple[str, ...]
     nonzero_memory_mib: FloatArray  # measured non-zero or touched memory
     dirty_rate_known: npt.NDArray[np.bool_]  # False: no reading, or a blind one (taken as the usable bandwidth)
+    load_per_cpu: FloatArray  # runnable threads per CPU on the busier host; NaN: not measured
     assumed: tuple[str, ...] = ()
 
     def __len__(self) -> int:
@@ -128,15 +129,17 @@ class InputTable:
             return math.nan if value is None else value
 
         # every numeric column of every row in one array: one conversion instead of one per column
-        (memory, dirty, bandwidth, cap, downtime, configured, deadline, working_set, nonzero) = np.ascontiguousarray(
+        (memory, dirty, bandwidth, cap, downtime, configured, deadline, working_set, nonzero,
+         load) = np.ascontiguousarray(
             np.array([(i.memory_mib, i.dirty_rate_mib_s, i.bandwidth_mib_s, i.max_bandwidth_mib_s, i.max_downtime_ms,
-                       nan(i.memory_configured_mib), i.deadline_ms, nan(i.working_set_mib), nan(i.nonzero_memory_mib))
-                      for i, _ in rows], dtype=np.float64).reshape(len(rows), 9).T)
+                       nan(i.memory_configured_mib), i.deadline_ms, nan(i.working_set_mib), nan(i.nonzero_memory_mib),
+                       nan(i.load_per_cpu))
+                      for i, _ in rows], dtype=np.float64).reshape(len(rows), 10).T)
         return InputTable(
             tuple(t for _, t in rows), memory, dirty, bandwidth, cap, downtime, configured,
             np.array([i.memory_source != "configured" for i, _ in rows], dtype=np.bool_), deadline, working_set,
             tuple(i.host_profile or DEFAULT_PROFILE for i, _ in rows),
-            nonzero, np.array([i.dirty_rate_known for i, _ in rows], dtype=np.bool_),
+            nonzero, np.array([i.dirty_rate_known for i, _ in rows], dtype=np.bool_), load,
         )
 
     @staticmethod
@@ -201,6 +204,7 @@ class InputTable:
             profiles,
             _optional(frame, "nonzero_memory_mib"),
             ~blind,
+            _optional(frame, "host_load_per_cpu"),
             tuple(assumed),
         )
 
@@ -217,7 +221,8 @@ class InputTable:
                              memory_source="in use" if self.memory_known[k] else "configured",
                              working_set_mib=opt(self.working_set_mib, k), deadline_ms=float(self.deadline_ms[k]),
                              host_profile=self.profiles[k], nonzero_memory_mib=opt(self.nonzero_memory_mib, k),
-                             dirty_rate_known=bool(self.dirty_rate_known[k])), t)
+                             dirty_rate_known=bool(self.dirty_rate_known[k]),
+                             load_per_cpu=opt(self.load_per_cpu, k)), t)
             for k, t in enumerate(self.techniques)
         ]
 
@@ -291,12 +296,13 @@ def migration_inputs(
     traffic: LinkTraffic = LinkTraffic(),
     *,
     tls: bool = False,
+    load_per_cpu: float | None = None,
 ) -> MigrationInputs:
     """The inputs of a prediction for moving `vm` from `source` (to `target`, when known: the slower link of the
     two bounds the bandwidth, less the traffic already on it, `free_link`; with `tls`, less what encrypting the
     stream costs, advisor.physics.transport). The dirty rate is, in order: the request's, the forecast's mean (its
     p90 kept as a possible burst), the newest sample's; the memory to copy is the memory in use when a sample says
-    so."""
+    so; `load_per_cpu` is the busier host's runnable threads per CPU, where a sample says."""
     burst: float | None = None
     link = min(source.network_bandwidth_mib_s, (target or source).network_bandwidth_mib_s)
     free, bandwidth_source = free_link(source, target, traffic)
@@ -359,6 +365,7 @@ def migration_inputs(
         working_set_mib=working_set,
         host_profile=source.labels.get(PROFILE_LABEL, ""),
         bandwidth_source=bandwidth_source,
+        load_per_cpu=load_per_cpu,
         **disk_inputs(vm.local_disks, observed.disk_write_rate.value if observed.disk_write_rate else None),
     )
 

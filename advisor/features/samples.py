@@ -22,7 +22,7 @@ from advisor.features.series_store import UNREAD, UNSAVED, Latest, SeriesStore
 
 __all__ = ["HOST_FIELDS", "VM_FIELDS", "Latest", "RecentSamples", "Series", "SeriesStore"]
 
-HOST_FIELDS = ("cpu_utilization", "memory_used_mib", "network_rx_mib_s", "network_tx_mib_s", "power_w")
+HOST_FIELDS = ("cpu_utilization", "memory_used_mib", "network_rx_mib_s", "network_tx_mib_s", "power_w", "load_per_cpu")
 VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib", "disk_write_rate_mib_s")
 # The unit each VM field is kept in: the fraction as it is, MiB and MiB/s in GiB (and GiB/s), so that what the
 # checks let in (24 TiB of memory, 200,000 MiB/s) fits float16 (at most 65,504 units) with room to spare.
@@ -73,8 +73,8 @@ class RecentSamples:
         host_samples, vm_samples = self.in_store_order(host_samples, vm_samples)
         for start in range(0, len(host_samples), WRITE_CHUNK):
             chunk = host_samples[start : start + WRITE_CHUNK]
-            rows = [(hs.cpu_utilization, hs.memory_used_mib, hs.network_rx_mib_s, hs.network_tx_mib_s, hs.power_w)
-                    for hs in chunk]
+            rows = [(hs.cpu_utilization, hs.memory_used_mib, hs.network_rx_mib_s, hs.network_tx_mib_s, hs.power_w,
+                     hs.load_per_cpu) for hs in chunk]
             with self._lock:
                 self._hosts.add_many([hs.host_id for hs in chunk], [hs.time_s for hs in chunk], rows)
         for start in range(0, len(vm_samples), WRITE_CHUNK):

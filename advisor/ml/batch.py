@@ -6,9 +6,10 @@ host_profile (alias source: `snu`, `lab`, or a profile calibrated by `advisor pr
 name is served as uncalibrated), memory_used_mib, max_downtime_ms, deadline_ms, and the measured working set
 (working_set_mib, dirty_rate_2s_pages_per_s, dirty_rate_4s_pages_per_s), the measured non-zero memory
 (nonzero_memory_mib) and the guest's vCPU utilisation (vcpu_utilization, 0-1: busy while the dirty rate reads ~0
-makes the reading blind, and the rate unknown), and the VM's disks (disk_mib: MiB its disks hold; disk_size_mib:
-their size, the most the guest can rewrite, at least disk_mib, default disk_mib; disk_shared: true, the default, or
-false when they are local and copied with the VM; disk_write_rate_mib_s: what the guest writes to them, empty when
+makes the reading blind, and the rate unknown), the hosts' runnable threads per CPU (host_load_per_cpu), and the
+VM's disks (disk_mib: MiB its disks hold; disk_size_mib: their size, the most the guest can rewrite, at least
+disk_mib, default disk_mib; disk_shared: true, the default, or false when they are local and copied with the
+VM; disk_write_rate_mib_s: what the guest writes to them, empty when
 not measured: advisor.physics.disk). A row of technique `cold` is priced by cold migration's steps
 (advisor.physics.cold: shut down, within shutdown_timeout_ms, default 60000, then forced off; its local disks
 copied while it is off; start), whatever model serves the live techniques. An empty cell of an optional column is
@@ -58,6 +59,7 @@ OPTIONAL_NUMERIC = {"memory_used_mib": validation.MAX_VM_MEMORY_MIB, "max_downti
                     "dirty_rate_2s_pages_per_s": validation.MAX_DIRTY_RATE_MIB_S * PAGES_PER_MIB,
                     "dirty_rate_4s_pages_per_s": validation.MAX_DIRTY_RATE_MIB_S * PAGES_PER_MIB,
                     "nonzero_memory_mib": validation.MAX_VM_MEMORY_MIB, "vcpu_utilization": 1.0,
+                    "host_load_per_cpu": validation.MAX_LOAD_PER_CPU,
                     "disk_mib": validation.MAX_DISK_MIB, "disk_size_mib": validation.MAX_DISK_MIB,
                     "disk_write_rate_mib_s": validation.MAX_DISK_WRITE_RATE_MIB_S,
                     "shutdown_timeout_ms": validation.MAX_DOWNTIME_MS}

@@ -128,7 +128,7 @@ class LearnedMoveCosts:
             tuple(TECHNIQUES[k] for k in used for _ in range(n)), tiled(memory), tiled(dirty), tiled(bandwidth),
             tiled(bandwidth), np.full(n * m, limit), tiled(configured), tiled(~(memory >= configured)),
             np.full(n * m, float(request.deadline_ms)), np.full(n * m, np.nan), tuple(own * m),
-            np.full(n * m, np.nan), tiled(known))
+            np.full(n * m, np.nan), tiled(known), np.full(n * m, np.nan))
 
     def _rows(self, request: CostRequest, used: Sequence[int]) -> list[tuple[MigrationInputs, Technique]]:
         """Every request row once per technique used, as MigrationInputs (for a predictor without the table

@@ -18,7 +18,15 @@ from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import CONVERGE_CONFIDENCE, convergence_note, pause_note
 from advisor.ml.cost_batch import CostBatch, cost_batch, eager_batch
 from advisor.ml.predictor import CostPredictor, cost_rows
-from advisor.ml.profiles import TARGETS, HostProfile, dirty_rate, physics, uncalibrated, usable_mib_s
+from advisor.ml.profiles import (
+    TARGETS,
+    HostProfile,
+    contention_factor,
+    dirty_rate,
+    physics,
+    uncalibrated,
+    usable_mib_s,
+)
 from advisor.ml.registry import ArtifactError
 from advisor.physics import TECHNIQUES, Guard, validate
 from advisor.physics.guards import verdicts
@@ -94,6 +102,19 @@ class ProfileServingPredictor:
         return self.predict_arrays(rows())
 
 
+def contention_note(inputs: MigrationInputs, contention: float) -> str | None:
+    """What the hosts' load does to the prediction, where the profile says load slows its migrations."""
+    if contention <= 0:
+        return None
+    if inputs.load_per_cpu is None:
+        return "hosts' load not measured: taken as slowing nothing"
+    factor = float(contention_factor(np.array([inputs.load_per_cpu]), contention)[0])
+    if factor <= 1.0:
+        return None
+    return (f"hosts at {inputs.load_per_cpu:.1f} runnable threads per CPU: pages move {factor:.2f}x slower "
+            f"(the profile's contention {contention:g} per thread past one per CPU)")
+
+
 def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, profile: HostProfile | None,
                   unreadable: str = "") -> list[MigrationCost]:
     """The physics' costs with a profile's parameters and intervals (`profile` None: never calibrated, or
@@ -150,6 +171,8 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
         unknown_rate = dirty_rate_note(inputs)
         if unknown_rate:
             notes.append(unknown_rate)
+        if slowed := contention_note(inputs, chosen.parameters["contention"]):
+            notes.append(slowed)
         costs.append(MigrationCost(technique, bands[0], bands[1], bands[2], converges, model, tuple(notes),
                                    converge_probability=round(probability, 4)))
     return costs

@@ -54,8 +54,8 @@ def schema_hash(parameters: tuple[str, ...] = PARAMETERS) -> str:
 # The parameters of profiles stored before the last ones existed, newest first: such a profile is read with the
 # missing ones at their priors, which leave its physics as it was calibrated (`stop_mib_s` at 0: the stop at the
 # usable bandwidth, as before it existed), but for compression on links faster than the prior's 200 MiB/s of pages
-# (132 MiB/s on the wire) where `compress_mib_s` is missing.
-EARLIER_PARAMETERS: tuple[tuple[str, ...], ...] = (PARAMETERS[:7], PARAMETERS[:5])
+# (132 MiB/s on the wire) where `compress_mib_s` is missing; `contention` at 0: no load slows it.
+EARLIER_PARAMETERS: tuple[tuple[str, ...], ...] = (PARAMETERS[:8], PARAMETERS[:7], PARAMETERS[:5])
 
 
 def check_name(name: str) -> str:

@@ -42,7 +42,14 @@ class CostEstimator:
         """With `tls`, the move's data is to be encrypted (its bandwidth less TLS's overhead)."""
         observed, forecast = self.observe(vm, forecast=overrides.dirty_rate_mib_s is None)
         return migration_inputs(vm, source, target, observed, forecast, overrides, self.traffic(source, target),
-                                tls=tls)
+                                tls=tls, load_per_cpu=self.load_per_cpu(source, target))
+
+    def load_per_cpu(self, source: Host, target: Host | None) -> float | None:
+        """The busier host's newest runnable threads per CPU (both migrate: one sends, one receives); None where
+        no sample of either says."""
+        loads = [latest.value for host in (source, target) if host is not None
+                 and (latest := self._samples.host_latest(host.id, "load_per_cpu")) is not None]
+        return max(loads) if loads else None
 
     def traffic(self, source: Host, target: Host | None) -> LinkTraffic:
         """The traffic already on a move's link, from the hosts' newest network samples."""

@@ -95,6 +95,18 @@ def test_cost_prediction_covers_every_technique_and_names_its_model(loaded: tupl
     assert what_if.costs[0].total_time_ms.median < postcopy.total_time_ms.median
 
 
+def test_the_busier_hosts_load_goes_into_a_prediction_and_unmeasured_stays_unset(
+        loaded: tuple[App, AdvisorClient]) -> None:
+    _, client = loaded
+    ask = pb.PredictMigrationCostRequest(vm_id="db-1", target_host_id="hv-c", techniques=[pb.TECHNIQUE_PRECOPY])
+    assert not client.predict(ask).inputs.HasField("load_per_cpu_ratio")  # no sample says: unknown, not 0
+    at = pb.VmSample(time={"seconds": int(time.time())}).time
+    client.push_samples(pb.PushSamplesRequest(host_samples=[
+        pb.HostSample(host_id="hv-a", time=at, load_per_cpu_ratio=2.5),
+        pb.HostSample(host_id="hv-c", time=at, load_per_cpu_ratio=0.5)]))
+    assert client.predict(ask).inputs.load_per_cpu_ratio == pytest.approx(2.5)  # the source, the busier
+
+
 def test_a_vm_local_disks_go_over_the_wire_and_into_its_prediction(loaded: tuple[App, AdvisorClient]) -> None:
     _, client = loaded
     disk = pb.Disk(target="vda", size_mib=4096, used_mib=2048, shared=False, write_rate_mib_s=1.5)
@@ -334,6 +346,9 @@ BAD_SAMPLES = [
     (pb.PushSamplesRequest(host_samples=[pb.HostSample(host_id="hv-a", cpu_utilization_ratio=-0.1,
                                                        time=pb.VmSample(time={"seconds": int(NOW)}).time)]),
      "INVALID_ARGUMENT", "host_samples[0].cpu_utilization_ratio"),
+    (pb.PushSamplesRequest(host_samples=[pb.HostSample(host_id="hv-a", load_per_cpu_ratio=1500.0,  # not per CPU
+                                                       time=pb.VmSample(time={"seconds": int(NOW)}).time)]),
+     "INVALID_ARGUMENT", "host_samples[0].load_per_cpu_ratio"),
 ]
 
 

@@ -77,6 +77,9 @@ def write_history(path: Path, end: int) -> None:
     family("node_memory_MemTotal_bytes", "gauge")
     for inst, total in (("10.0.0.1:9100", 16), ("10.0.0.2:9100", 32), ("10.0.0.9:9100", 8)):
         series(f'node_memory_MemTotal_bytes{{instance="{inst}",job="node"}}', lambda t, g=total: g * 1024.0 * MIB)
+    family("node_load1", "gauge")  # none for host-b: its load is unmeasured
+    for inst, load in (("10.0.0.1:9100", 3.0), ("10.0.0.9:9100", 0.5)):
+        series(f'node_load1{{instance="{inst}",job="node"}}', lambda t, g=load: g)
     family("node_memory_MemAvailable_bytes", "gauge")  # none for host-b: the missing series
     for inst, avail in (("10.0.0.1:9100", 12), ("10.0.0.9:9100", 4)):
         series(f'node_memory_MemAvailable_bytes{{instance="{inst}",job="node"}}', lambda t, g=avail: g * 1024.0 * MIB)
@@ -221,6 +224,8 @@ def test_poll_reads_hosts_and_vms_and_counts_what_it_skips(prom: PromServer) -> 
     assert a.network_tx_mib_s == pytest.approx(7.5, abs=TOL)
     assert b.cpu_utilization == pytest.approx(0.6, abs=TOL)
     assert b.memory_used_mib is None  # no MemAvailable: unmeasured, not 0
+    assert a.load_per_cpu == pytest.approx(1.5, abs=TOL)  # a load of 3 over 2 CPUs
+    assert b.load_per_cpu is None  # no node_load1: unmeasured, not 0
     assert (b.network_rx_mib_s, b.network_tx_mib_s) == pytest.approx((1, 2), abs=TOL)
     assert a.power_w is None
 
@@ -234,8 +239,8 @@ def test_poll_reads_hosts_and_vms_and_counts_what_it_skips(prom: PromServer) -> 
     assert v2.dirty_rate_mib_s is None  # NaN dropped
     assert v3 == VmSample("vm-3", end, None, None, 1.25)  # libvirt series stale (memory) or gone (rate)
 
-    assert result.skipped == {"unknown_host": 4, "unknown_vm": 3, "stale": 1, "non_finite": 1}
-    assert result.missing == {"host_memory": 1, "vm_cpu": 1, "vm_memory": 1, "vm_dirty_rate": 1}
+    assert result.skipped == {"unknown_host": 5, "unknown_vm": 3, "stale": 1, "non_finite": 1}
+    assert result.missing == {"host_memory": 1, "host_load": 1, "vm_cpu": 1, "vm_memory": 1, "vm_dirty_rate": 1}
     assert set(result.query_seconds) >= {"host_cpu", "host_cpu.freshness", "vm_dirty_rate"}
 
 
@@ -259,9 +264,9 @@ def test_host_label_and_unknown_instances(prom: PromServer) -> None:
         result = source.poll(["10.0.0.1", "host-b"], [])
     assert [s.host_id for s in result.host_samples] == ["10.0.0.1"]
     assert result.host_samples[0].cpu_utilization == pytest.approx(0.25, abs=TOL)
-    # "10.0.0.2" (cpu, rx, tx: no memory) and "10.0.0.9" (all 4); every VM series: cpu 3 (vm-3 has no rate),
-    # memory 4, dirty rate 4. The unknown are counted before the stale.
-    assert result.skipped["unknown_host"] == 3 + 4
+    # "10.0.0.2" (cpu, rx, tx: no memory, no load) and "10.0.0.9" (all 5); every VM series: cpu 3 (vm-3 has no
+    # rate), memory 4, dirty rate 4. The unknown are counted before the stale.
+    assert result.skipped["unknown_host"] == 3 + 5
     assert result.skipped["unknown_vm"] == 3 + 4 + 4
 
 

@@ -102,6 +102,12 @@ class PrometheusQueries:
     )
     # Off by default; e.g. MetricQuery("max by ($host) (ipmi_dcmi_power_consumption_watts)", ...).
     host_power: MetricQuery = MetricQuery("")
+    # Runnable threads per CPU: a CPU utilisation stops at 100%, the run queue says how far past it a host is (a
+    # migration on a host whose threads wait for cores takes longer).
+    host_load: MetricQuery = MetricQuery(
+        'max by ($host) (node_load1) / count by ($host) (node_cpu_seconds_total{mode="idle"})',
+        "max by ($host) (timestamp(node_load1))",
+    )
     # CPU time of the whole domain over its vCPUs: the fraction of the VM's own vCPUs in use.
     vm_cpu: MetricQuery = MetricQuery(
         "sum by ($vm) (rate(libvirt_domain_info_cpu_time_seconds_total{$select}[$window]))"
@@ -189,6 +195,7 @@ METRICS: Final[tuple[tuple[str, EntityKind, str], ...]] = (
     ("host_network_rx", "host", "network_rx_mib_s"),
     ("host_network_tx", "host", "network_tx_mib_s"),
     ("host_power", "host", "power_w"),
+    ("host_load", "host", "load_per_cpu"),
     ("vm_cpu", "vm", "cpu_utilization"),
     ("vm_memory", "vm", "memory_used_mib"),
     ("vm_dirty_rate", "vm", "dirty_rate_mib_s"),
@@ -202,6 +209,7 @@ VALUE_LIMITS: Final[dict[str, float | None]] = {
     "host_network_rx": validation.MAX_BANDWIDTH_MIB_S,
     "host_network_tx": validation.MAX_BANDWIDTH_MIB_S,
     "host_power": validation.MAX_POWER_W,
+    "host_load": validation.MAX_LOAD_PER_CPU,
     "vm_cpu": None,
     "vm_memory": validation.MAX_VM_MEMORY_MIB,
     "vm_dirty_rate": validation.MAX_DIRTY_RATE_MIB_S,

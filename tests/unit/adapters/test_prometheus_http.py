@@ -97,7 +97,7 @@ def test_an_outage_and_recurring_skips_are_logged_once_not_at_every_poll(caplog:
             _Flaky.down = False
             for _ in range(3):
                 result = source.poll(["h1"], [])
-                assert result.health.ok and result.skipped == {"non_finite": 4, "unlabelled": 3}  # at every poll
+                assert result.health.ok and result.skipped == {"non_finite": 5, "unlabelled": 3}  # at every poll
     finally:
         server.shutdown()
         server.server_close()

@@ -52,6 +52,7 @@ def test_a_required_value_beyond_what_the_api_accepts_is_refused(tmp_path: Path,
     ("deadline_ms", "1e8", "86400000"),
     ("dirty_rate_4s_pages_per_s", "1e8", "51200000"),
     ("vcpu_utilization", "1.5", "1"),
+    ("host_load_per_cpu", "4096", "1000"),  # a load average not divided by the host's CPUs
     ("shutdown_timeout_ms", "1e300", "3600000"),
 ])
 def test_an_optional_value_beyond_what_the_api_accepts_is_refused(tmp_path: Path, column: str, value: str,

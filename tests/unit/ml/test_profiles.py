@@ -34,20 +34,22 @@ from advisor.ml.registry import ArtifactError
 
 # a host like the lab: the stop mostly a fixed cost (QEMU lifts the cap for the last pages)
 TRUE = {"throughput": 0.6, "round_overhead_ms": 200.0, "downtime_scale": 0.5, "sent_memory_factor": 2.0,
-        "stop_ms": 30.0, "compress_mib_s": 200.0, "dirty_scale": 1.0, "stop_mib_s": 0.0}
+        "stop_ms": 30.0, "compress_mib_s": 200.0, "dirty_scale": 1.0, "stop_mib_s": 0.0, "contention": 0.0}
 TECHNIQUES = (Technique.PRECOPY, Technique.PRECOPY_XBZRLE, Technique.POSTCOPY, Technique.PRECOPY_AUTOCONVERGE)
 
 
-def rig(n: int, seed: int = 1, profile: str = "rig", techniques: tuple[Technique, ...] = TECHNIQUES
-        ) -> tuple[InputTable, Observed]:
-    """n migrations of a host that follows the physics with TRUE parameters, give or take 5%."""
+def rig(n: int, seed: int = 1, profile: str = "rig", techniques: tuple[Technique, ...] = TECHNIQUES,
+        truth: dict[str, float] = TRUE, loaded: bool = False) -> tuple[InputTable, Observed]:
+    """n migrations of a host that follows the physics with `truth`'s parameters, give or take 5%; `loaded`: each
+    with its hosts' load measured, 0.2-4 runnable threads per CPU."""
     rng = np.random.default_rng(seed)
     rows = [(MigrationInputs(float(rng.uniform(32, 128)), float(rng.uniform(0, 8)), 1250.0,
                              float(rng.choice([16, 32, 64])), 300.0, memory_configured_mib=256.0,
-                             working_set_mib=8.0, deadline_ms=90_000, host_profile=profile),
+                             working_set_mib=8.0, deadline_ms=90_000, host_profile=profile,
+                             load_per_cpu=float(rng.uniform(0.2, 4.0)) if loaded else None),
              techniques[k % len(techniques)]) for k in range(n)]
     table = InputTable.from_rows(rows)
-    a = physics(table, TRUE)
+    a = physics(table, truth)
     noise = rng.lognormal(0.0, 0.05, size=(3, n))
     return table, Observed(a.total_time_ms * noise[0], a.downtime_ms * noise[1], a.transferred_mib * noise[2],
                            np.ones(n, dtype=np.bool_))
@@ -61,6 +63,31 @@ def test_many_migrations_recover_the_parameters() -> None:
     assert profile.parameters["sent_memory_factor"] == pytest.approx(2.0, rel=0.15)
     assert profile.parameters["downtime_scale"] == pytest.approx(0.5, rel=0.35)
     assert profile.parameters["stop_ms"] == pytest.approx(30.0, abs=12.0)
+
+
+def test_a_busy_hosts_slowdown_is_learnt_from_its_load_and_an_unmeasured_load_slows_nothing() -> None:
+    busy = {**TRUE, "contention": 0.4}
+    profile = calibrate("rig", *rig(80, truth=busy, loaded=True))
+    assert profile.parameters["contention"] == pytest.approx(0.4, abs=0.12)
+    table, observed = rig(40, seed=3, truth=busy, loaded=True)
+    fitted = physics(table, profile.parameters).total_time_ms
+    ignoring = physics(table, {**profile.parameters, "contention": 0.0}).total_time_ms
+    error = np.mean(np.abs(fitted / observed.total_time_ms - 1))  # what the fit leaves unloaded too (throughput
+    assert error < 0.2 and np.mean(np.abs(ignoring / observed.total_time_ms - 1)) > 2 * error  # trades overhead)
+    # the same migrations with no load measured: predicted as on an idle host, not as on a busy one
+    unmeasured = replace(table, load_per_cpu=np.full(len(table), np.nan))
+    assert np.allclose(physics(unmeasured, profile.parameters).total_time_ms, ignoring)
+
+
+def test_a_profile_that_learnt_contention_serves_a_busy_host_slower_and_says_why() -> None:
+    profile = replace(calibrate("rig", *rig(80, truth={**TRUE, "contention": 0.4}, loaded=True)), version="1.0.0")
+    quiet = MigrationInputs(100.0, 2.0, 1250.0, 32.0, 300.0, memory_configured_mib=256.0, host_profile="rig")
+    busy, idle = replace(quiet, load_per_cpu=3.0), replace(quiet, load_per_cpu=0.8)
+    unknown, loaded, calm = (profile_costs([(i, Technique.POSTCOPY)], "rig", profile)[0] for i in (quiet, busy, idle))
+    assert loaded.total_time_ms.median > 1.5 * unknown.total_time_ms.median
+    assert calm.total_time_ms.median == pytest.approx(unknown.total_time_ms.median)  # a core each: no slower
+    assert any("3.0 runnable threads per CPU" in n for n in loaded.notes)
+    assert any("load not measured" in n for n in unknown.notes)
 
 
 def test_few_migrations_stay_near_the_prior() -> None:
@@ -91,8 +118,8 @@ def test_a_profile_calibrated_like_a_known_one_stays_near_that_one_while_it_has_
 
 
 @pytest.mark.parametrize(("techniques", "completed", "kept"), [
-    (TECHNIQUES, True, ("compress_mib_s",)),  # no compressed migration
-    ((Technique.POSTCOPY,), True, ("round_overhead_ms", "compress_mib_s", "dirty_scale")),  # no pre-copy round
+    (TECHNIQUES, True, ("compress_mib_s", "contention")),  # no compressed migration, no load measured
+    ((Technique.POSTCOPY,), True, ("round_overhead_ms", "compress_mib_s", "dirty_scale", "contention")),  # no round
     (TECHNIQUES, False, PARAMETERS),  # aborted migrations: nothing measured to fit
 ])
 def test_what_no_migration_says_anything_of_is_kept_at_the_prior(techniques: tuple[Technique, ...], completed: bool,

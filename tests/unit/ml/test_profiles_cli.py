@@ -26,8 +26,11 @@ COLUMNS = ["technique", "vm_memory_mib", "dirty_rate_pages_per_s", "available_ba
 
 def calibration_csv(path: Path, rows: int = 20) -> Path:
     """The first lab migrations, their `source` left empty: they calibrate whatever profile is named."""
-    frame = pd.read_csv(LAB, dtype=str, keep_default_na=False)[COLUMNS].head(rows)
-    frame.assign(source="").to_csv(path, index=False)
+    lab = pd.read_csv(LAB, dtype=str, keep_default_na=False)
+    frame = lab[COLUMNS].head(rows)
+    # the hosts' load as serving reads it (runnable threads per CPU): the lab machine has 2
+    load = (pd.to_numeric(lab["host_load_1m"].head(rows)) / 2).round(3).astype(str)
+    frame.assign(source="", host_load_per_cpu=load).to_csv(path, index=False)
     return path
 
 
