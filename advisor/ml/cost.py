@@ -75,6 +75,8 @@ _RHO_EDGES = np.array([b for _, b in RHO_BANDS[:-1]])
 # the same places by (profile code, technique code, band), for every row at once
 _INTERVAL_TABLE = np.array([[[_INTERVAL_INDEX[p, t, k] for k in range(len(RHO_BANDS))] for t in TECHNIQUES]
                             for p in PROFILES], dtype=np.int64)
+# each Guard at its code's place (0 to 3, as `guards` gives them): read without the enum's own look-up
+_GUARDS = tuple(sorted(Guard, key=int))
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ class LearnedCostPredictor:
                       a.converges.tolist(), a.converge_probability.tolist(), a.guard.tolist(),
                       a.learned_probability.tolist(), strict=True)
         return [self._cost(inputs, technique, Interval(*time), Interval(*downtime), Interval(*data), converges, p,
-                           Guard(guard), learned)
+                           _GUARDS[guard], learned)
                 for (inputs, technique), time, downtime, data, converges, p, guard, learned in columns]
 
     def _cost(self, inputs: MigrationInputs, technique: Technique, total_time_ms: Interval, downtime_ms: Interval,
