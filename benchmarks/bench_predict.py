@@ -141,6 +141,9 @@ class StandInContext:
     def peer(self) -> str:
         return "ipv4:127.0.0.1:1"
 
+    def is_active(self) -> bool:
+        return True
+
     def code(self) -> None:
         return None
 

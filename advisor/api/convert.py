@@ -191,12 +191,18 @@ def _served_model(m: ModelRef) -> pb.ModelInfo:
 
 
 def cost_to_pb(c: MigrationCost, unknown: tuple[str, ...] = ()) -> pb.MigrationCost:
-    msg = pb.MigrationCost(
-        technique=_TECHNIQUE_PB[c.technique],  # type: ignore[arg-type]
-        converges=c.converges,
-        model=_served_model(c.model),
-        notes=list(c.notes),
-    )
+    msg = pb.MigrationCost()
+    fill_cost(msg, c, unknown)
+    return msg
+
+
+def fill_cost(msg: pb.MigrationCost, c: MigrationCost, unknown: tuple[str, ...] = ()) -> None:
+    """`cost_to_pb` into an empty message already in place (e.g. `answer.costs.add()`): a message made apart and
+    given to its parent is copied once more."""
+    msg.technique = _TECHNIQUE_PB[c.technique]  # type: ignore[assignment]
+    msg.converges = c.converges
+    msg.model.CopyFrom(_served_model(c.model))
+    msg.notes.extend(c.notes)
     # filled in place: an Estimate made apart is copied in again (setting a field, even to 0, makes one present)
     for field, interval in ((msg.total_time_ms, c.total_time_ms), (msg.downtime_ms, c.downtime_ms),
                             (msg.transferred_mib, c.transferred_mib)):
@@ -205,7 +211,6 @@ def cost_to_pb(c: MigrationCost, unknown: tuple[str, ...] = ()) -> pb.MigrationC
         msg.converge_probability = c.converge_probability
     for name in unknown:  # fields the cost has but that mean nothing here
         msg.ClearField(name)
-    return msg
 
 
 def inputs_to_pb(i: MigrationInputs) -> pb.MigrationInputs:

@@ -114,9 +114,10 @@ class PredictionServicer(_Base, pb_grpc.PredictionServiceServicer):
             max_bandwidth_mib_s=optional("max_bandwidth_mib_s"), max_downtime_ms=optional("max_downtime_ms"),
         )
         result = self.usecases.advice.predict_cost(request.vm_id, request.target_host_id, techniques, overrides)
-        return pb.PredictMigrationCostResponse(
-            inputs=convert.inputs_to_pb(result.inputs), costs=[convert.cost_to_pb(c) for c in result.costs]
-        )
+        answer = pb.PredictMigrationCostResponse(inputs=convert.inputs_to_pb(result.inputs))
+        for cost in result.costs:
+            convert.fill_cost(answer.costs.add(), cost)
+        return answer
 
 
 class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):

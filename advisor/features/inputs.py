@@ -14,6 +14,7 @@ InputTable), so the inputs a model was trained on are by construction the inputs
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from advisor.domain.model import (
 )
 from advisor.features.dataset import INPUT_COLUMNS
 from advisor.features.samples import Latest
-from advisor.physics.measurement import blind_dirty_rate
+from advisor.physics.measurement import blind_dirty_rate, blind_reading
 from advisor.physics.transport import TLS_THROUGHPUT_FACTOR, encrypted_bandwidth
 from advisor.physics.working_set import first_pass_mib, longest_window_working_set
 
@@ -282,7 +283,10 @@ class VmObservations:
     disk_write_rate: Latest | None = None  # MiB/s written to its local disks (the hypervisor's block statistics)
 
 
+@functools.lru_cache(maxsize=1024)
 def _fmt_time(time_s: float) -> str:
+    """A sample's time as the notes show it; kept for the few times recent samples share (a question shows two or
+    three, and formatting one costs more than the rest of its inputs' text)."""
     return dt.datetime.fromtimestamp(time_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -337,9 +341,8 @@ def migration_inputs(
     working_set = observed.working_set.value if observed.working_set is not None else None
     # a measured rate (forecast or sample) of a busy guest reading ~0 is blind; a request's own figure is its word
     measured_rate = known and overrides.dirty_rate_mib_s is None
-    if measured_rate and observed.cpu_utilization is not None and bool(blind_dirty_rate(
-            np.array([dirty]), np.array([np.nan if working_set is None else working_set]),
-            np.array([observed.cpu_utilization.value]))[0]):
+    if measured_rate and observed.cpu_utilization is not None and blind_reading(
+            dirty, math.nan if working_set is None else working_set, observed.cpu_utilization.value):
         dirty, known, working_set, burst = min(bandwidth, cap), False, None, None
         dirty_source = (f"{blind_note(dirty)} (vCPUs {observed.cpu_utilization.value:.0%} busy, sample "
                         f"{_fmt_time(observed.cpu_utilization.time_s)})")

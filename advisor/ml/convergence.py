@@ -24,7 +24,7 @@ from typing import Any, Final
 import numpy as np
 
 from advisor.domain.model import MigrationInputs, Technique
-from advisor.ml.cost_features import TECHNIQUES, FeatureSet, FloatArray, IntArray
+from advisor.ml.cost_features import FEATURE_NAMES, TECHNIQUES, FeatureSet, FloatArray, IntArray
 from advisor.physics import DEFAULT_CONSTANTS, AnalyticConstants, Guard, first_pass_mib, one_pass_ms
 from advisor.physics.guards import taken_dirty_rate, verdicts
 
@@ -54,6 +54,11 @@ CONVERGENCE_FEATURES: Final[tuple[tuple[str, int], ...]] = (
 CONVERGENCE_FEATURE_NAMES: Final[tuple[str, ...]] = tuple(n for n, _ in CONVERGENCE_FEATURES)
 
 _POSTCOPY = TECHNIQUES.index(Technique.POSTCOPY)
+# The classifier's one feature the feature set has not, and where each of the others is in the set's matrix (the
+# derived one's place taken by the first column, overwritten).
+_DEADLINE_OVER_ONE_PASS = CONVERGENCE_FEATURE_NAMES.index("log_deadline_over_one_pass")
+_FROM_FEATURES = np.array([0 if k == _DEADLINE_OVER_ONE_PASS else FEATURE_NAMES.index(name)
+                           for k, name in enumerate(CONVERGENCE_FEATURE_NAMES)], dtype=np.intp)
 
 
 def _usable(fs: FeatureSet) -> FloatArray:
@@ -63,19 +68,17 @@ def _usable(fs: FeatureSet) -> FloatArray:
 def guards(fs: FeatureSet, deadline_ms: FloatArray, c: AnalyticConstants = DEFAULT_CONSTANTS) -> IntArray:
     """The physics guard that decides each row (advisor.physics.Guard codes; NONE where the model decides): every
     guard, as training labels, evaluation and serving all apply them."""
-    return verdicts(fs.column("technique").astype(np.int64), np.exp(fs.column("log_first_pass_mib")), _usable(fs),
+    return verdicts(fs.technique_code, np.exp(fs.column("log_first_pass_mib")), _usable(fs),
                     np.expm1(fs.column("log1p_dirty_rate_mib_s")), np.expm1(fs.column("log1p_working_set_mib")),
                     np.exp(fs.column("log_max_downtime_ms")), deadline_ms, c, fs.dirty_rate_known)
 
 
 def convergence_matrix(fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
     """The classifier's features (CONVERGENCE_FEATURE_NAMES order); a deadline of 0 is NO_DEADLINE_MS."""
-    one_pass_ms = np.exp(fs.offset("total_time_ms"))
+    one_pass_ms = np.exp(fs.offsets("total_time_ms"))
     deadline = np.where(deadline_ms > 0, deadline_ms, NO_DEADLINE_MS)
-    derived = {"log_deadline_over_one_pass": np.log(deadline / one_pass_ms)}
-    x = np.empty((len(deadline), len(CONVERGENCE_FEATURE_NAMES)))
-    for k, name in enumerate(CONVERGENCE_FEATURE_NAMES):
-        x[:, k] = derived[name] if name in derived else fs.column(name)
+    x = fs.matrix[:, _FROM_FEATURES]  # one copy of the columns the set has; the derived one filled after
+    x[:, _DEADLINE_OVER_ONE_PASS] = np.log(deadline / one_pass_ms)
     return x
 
 
@@ -122,9 +125,8 @@ class ConvergenceModel:
     def learned(self, fs: FeatureSet, deadline_ms: FloatArray) -> FloatArray:
         """The classifier's calibrated P(converges), before the guards; 1 for post-copy (it always ends)."""
         x = convergence_matrix(fs, deadline_ms)
-        code = fs.column("technique").astype(np.int64)
-        precopy = code != _POSTCOPY
-        raw = np.zeros(code.shape[0])  # post-copy's rows not asked of the classifier: 1 whatever it says
+        precopy = fs.technique_code != _POSTCOPY
+        raw = np.zeros(len(precopy))  # post-copy's rows not asked of the classifier: 1 whatever it says
         if precopy.any():
             raw[precopy] = self._booster.predict(x[precopy])
         p = np.clip(self._calibration.apply(raw), 0.0, 1.0)

@@ -75,6 +75,8 @@ _RHO_EDGES = np.array([b for _, b in RHO_BANDS[:-1]])
 # the same places by (profile code, technique code, band), for every row at once
 _INTERVAL_TABLE = np.array([[[_INTERVAL_INDEX[p, t, k] for k in range(len(RHO_BANDS))] for t in TECHNIQUES]
                             for p in PROFILES], dtype=np.int64)
+# each Guard at its code's place (0 to 3, as `guards` gives them): read without the enum's own look-up
+_GUARDS = tuple(sorted(Guard, key=int))
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,10 @@ class LearnedCostPredictor:
             raise ArtifactError(f"correction techniques: {error}") from None
         self._corrected = np.isin(np.arange(len(TECHNIQUES)), corrected)  # by technique code
         self._boosters = dict(boosters)
-        # low <= 0 <= high so the median stays inside the interval; by the key's place in INTERVAL_KEYS.
-        self._low = {t: np.array([min(0.0, float(offsets[t][k][0])) for k in INTERVAL_KEYS]) for t in TARGETS}
-        self._high = {t: np.array([max(0.0, float(offsets[t][k][1])) for k in INTERVAL_KEYS]) for t in TARGETS}
+        # low <= 0 <= high so the median stays inside the interval; a row per target (TARGETS' order), by the key's
+        # place in INTERVAL_KEYS
+        self._low = np.array([[min(0.0, float(offsets[t][k][0])) for k in INTERVAL_KEYS] for t in TARGETS])
+        self._high = np.array([[max(0.0, float(offsets[t][k][1])) for k in INTERVAL_KEYS] for t in TARGETS])
         self._convergence = convergence
         self._model = ModelRef(name=MODEL_NAME, version=version, interval_kind=interval_kind)
 
@@ -154,24 +157,27 @@ class LearnedCostPredictor:
     def predict_table(self, table: InputTable) -> CostArrays:
         """All rows at once: one feature build and one booster call per model."""
         fs = build_cost_features(table, version=self._schema_version)
+        code = fs.technique_code
         bands = np.searchsorted(_RHO_EDGES, fs.column("dirty_ratio"), side="left")
         profile_code = fs.column("profile").astype(np.int64)  # every profile known (build_cost_features)
-        keys = _INTERVAL_TABLE[profile_code, fs.column("technique").astype(np.int64), bands]
-        corrected = self._corrected[fs.column("technique").astype(np.int64)]
-        corrected_rows = {code: rows for code in self._corrections
-                          if (rows := (profile_code == code) & corrected).any()}
-        # every target's p10 / median / p90 (log space) in one block: sorted and exponentiated at once
-        bounds = np.empty((len(TARGETS), len(table), 3))
+        keys = _INTERVAL_TABLE[profile_code, code, bands]
+        corrected = self._corrected[code]
+        corrected_rows = {profile: rows for profile in self._corrections
+                          if (rows := (profile_code == profile) & corrected).any()}
+        # every target's median (log space), then their p10 / median / p90 in one block: sorted and exponentiated
+        # at once
+        median = np.empty((len(TARGETS), len(table)))
         for k, target in enumerate(TARGETS):
             x = fs.columns(target)
-            base = fs.base_columns(target) if self._blind_base else x
-            median = np.asarray(self._boosters[target].predict(base), dtype=np.float64)
-            for code, rows in corrected_rows.items():
-                if target in self._corrections[code]:
-                    median[rows] += np.asarray(self._corrections[code][target].predict(x[rows]), dtype=np.float64)
-            median = median + fs.offset(target)
-            bounds[k, :, 0], bounds[k, :, 1], bounds[k, :, 2] = median + self._low[target][keys], median, \
-                median + self._high[target][keys]
+            median[k] = self._boosters[target].predict(fs.base_columns(target) if self._blind_base else x)
+            for profile, rows in corrected_rows.items():
+                if target in self._corrections[profile]:
+                    median[k, rows] += np.asarray(self._corrections[profile][target].predict(x[rows]),
+                                                  dtype=np.float64)
+            median[k] += fs.offsets(target)
+        bounds = np.empty((len(TARGETS), len(table), 3))
+        bounds[:, :, 0], bounds[:, :, 1], bounds[:, :, 2] = median + self._low[:, keys], median, \
+            median + self._high[:, keys]
         bounds.sort(axis=2)
         total_time, downtime, data = np.exp(bounds)
         learned = self._convergence.learned(fs, table.deadline_ms)
@@ -215,7 +221,7 @@ class LearnedCostPredictor:
                       a.converges.tolist(), a.converge_probability.tolist(), a.guard.tolist(),
                       a.learned_probability.tolist(), strict=True)
         return [self._cost(inputs, technique, Interval(*time), Interval(*downtime), Interval(*data), converges, p,
-                           Guard(guard), learned)
+                           _GUARDS[guard], learned)
                 for (inputs, technique), time, downtime, data, converges, p, guard, learned in columns]
 
     def _cost(self, inputs: MigrationInputs, technique: Technique, total_time_ms: Interval, downtime_ms: Interval,

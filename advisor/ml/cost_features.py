@@ -221,6 +221,11 @@ class FeatureSet:
     def column(self, name: str) -> FloatArray:
         return self.matrix[:, _POSITION[name]]
 
+    @functools.cached_property
+    def technique_code(self) -> IntArray:
+        """Each row's technique code as integers, made once per set (a served question reads it four times)."""
+        return self.column("technique").astype(np.int64)
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.matrix, columns=list(FEATURE_NAMES))
 
@@ -256,10 +261,14 @@ class FeatureSet:
 
     def offset(self, target: str) -> FloatArray:
         """TARGET_OFFSETS[target] for every row."""
+        return self.offsets(target).copy()
+
+    def offsets(self, target: str) -> FloatArray:
+        """`offset` without its copy, for a caller that only reads it (never to be written to)."""
         if target in ("total_time_ms", "transferred_mib"):
-            return self._pass_offsets[target].copy()
+            return self._pass_offsets[target]
         if target == "downtime_ms":
-            return self.column("log_analytic_downtime_ms").copy()
+            return self.column("log_analytic_downtime_ms")
         raise KeyError(target)
 
     @functools.cached_property
@@ -325,9 +334,9 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
         "analytic_not_converged": (~a.converges).astype(np.float64),
         "log_analytic_downtime_ms": np.log(a.downtime_ms),
     }
-    matrix = np.empty((len(code), len(FEATURE_NAMES)))
-    for k, name in enumerate(FEATURE_NAMES):
-        matrix[:, k] = columns[name]
+    # the columns side by side in one copy (a column written at a time costs more for the few rows of a question)
+    matrix = np.ascontiguousarray(np.array([columns[name] for name in FEATURE_NAMES], dtype=np.float64)
+                                  .reshape(len(FEATURE_NAMES), len(code)).T)
     return FeatureSet(matrix=matrix, analytic=a, dirty_rate_known=table.dirty_rate_known)
 
 

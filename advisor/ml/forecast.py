@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,7 @@ from advisor.ml.trees import Forest
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
+Values = TypeVar("Values", float, FloatArray)  # one row's, or many rows'
 
 KIND: Final = "dirty_rate"
 MODEL_NAME: Final = "lightgbm-dirty"
@@ -42,6 +43,7 @@ BASELINE_NAME: Final = "moving-average-dirty"
 BASELINE_VERSION: Final = "1"
 # One LightGBM text model per output: the mean and the p90 of the readings over the horizon (roles in the card).
 MODEL_ROLES: Final = ("mean", "p90")
+_BASE: Final = FEATURES.index(BASE_FEATURE)  # the feature both models' outputs are added to
 
 
 def registry(models_dir: Path) -> ModelRegistry:
@@ -92,8 +94,19 @@ class ConformalInterval:
     q_high: float
     floor_mib_s: float
 
-    def bounds(self, mean: FloatArray, p90: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def bounds(self, mean: Values, p90: Values) -> tuple[Values, Values]:
         return mean + self.q_low * (self.floor_mib_s + mean), mean + self.q_high * (self.floor_mib_s + p90)
+
+
+def _maximum(a: float, b: float) -> float:
+    """np.maximum of two floats, as NumPy takes it: NaN wins, and of two zeros the second."""
+    return a if a > b or math.isnan(a) else b
+
+
+def _clip(x: float, low: float, high: float) -> float:
+    """np.clip of one float, as NumPy takes it: NaN kept, raised to `low`, then lowered to `high`."""
+    x = x if x > low or math.isnan(x) else low
+    return x if x < high or math.isnan(x) else high
 
 
 
@@ -121,11 +134,21 @@ class LearnedDirtyForecaster:
 
     def predict_rows(self, matrix: FloatArray) -> dict[str, FloatArray]:
         """Mean, p90, low and high for many feature rows (n, len(FEATURES)), ordered as `forecast` orders them."""
-        base = matrix[:, FEATURES.index(BASE_FEATURE)]
+        base = matrix[:, _BASE]
         mean = np.maximum(base + np.asarray(self._boosters["mean"].predict(matrix), dtype=np.float64), 0.0)
         p90 = np.maximum(base + np.asarray(self._boosters["p90"].predict(matrix), dtype=np.float64), mean)
         low, high = self._interval.bounds(mean, p90)
         return {"mean": mean, "p90": p90, "low": np.clip(low, 0.0, mean), "high": np.maximum(high, mean)}
+
+    def predict_row(self, row: FloatArray) -> tuple[float, float, float, float]:
+        """`predict_rows` of one feature row (a served question's), in floats: the same operations without the cost
+        of arrays of one element."""
+        x = row[None, :]
+        base = float(row[_BASE])
+        mean = _maximum(base + float(self._boosters["mean"].predict(x)[0]), 0.0)
+        p90 = _maximum(base + float(self._boosters["p90"].predict(x)[0]), mean)
+        low, high = self._interval.bounds(mean, p90)
+        return mean, p90, _clip(low, 0.0, mean), _maximum(high, mean)
 
     def forecast(
         self, times_s: npt.ArrayLike, values: npt.ArrayLike, fields: Sequence[str], now_s: float
@@ -133,8 +156,7 @@ class LearnedDirtyForecaster:
         fs = build_dirty_features(times_s, values, fields, now_s)
         if fs is None:
             return None
-        raw = self.predict_rows(fs.row[None, :])
-        mean, p90, low, high = (float(raw[k][0]) for k in ("mean", "p90", "low", "high"))
+        mean, p90, low, high = self.predict_row(fs.row)
         return DirtyRateForecast(mean, p90, (low, high), fs.samples_used, fs.window_s, self._model, HORIZON_S)
 
 

@@ -32,6 +32,7 @@ two, a full distribution in about ten, and one may never answer). Intervals are 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -77,8 +78,20 @@ def cold_cost(inputs: MigrationInputs, shutdown_timeout_ms: float, *, local_disk
     for name, value in (("shutdown_timeout_ms", shutdown_timeout_ms), ("local_disk_mib", local_disk_mib)):
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite non-negative number, got {value}")
+    if not local_disk_mib:  # then nothing of the VM counts: one cost per timeout, made once
+        return _diskless_cold_cost(shutdown_timeout_ms, constants)
+    return _cold_cost(local_disk_mib / inputs.usable_bandwidth_mib_s * 1000.0, shutdown_timeout_ms, local_disk_mib,
+                      constants)
+
+
+@functools.lru_cache(maxsize=16)
+def _diskless_cold_cost(shutdown_timeout_ms: float, constants: ColdConstants) -> MigrationCost:
+    return _cold_cost(0.0, shutdown_timeout_ms, 0.0, constants)
+
+
+def _cold_cost(disk_ms: float, shutdown_timeout_ms: float, local_disk_mib: float,
+               constants: ColdConstants) -> MigrationCost:
     c = constants
-    disk_ms = local_disk_mib / inputs.usable_bandwidth_mib_s * 1000.0 if local_disk_mib else 0.0
     downtime = [shutdown_ms(g, shutdown_timeout_ms, d) + disk_ms + s
                 for g, d, s in zip(c.graceful_shutdown_ms, c.destroy_ms, c.start_ms, strict=True)]
     total = [define + down for define, down in zip(c.define_ms, downtime, strict=True)]

@@ -210,5 +210,5 @@ def _verdicts(code: Any, first_pass: Any, usable: Any, dirty: Any, working_set: 
 
 def apply_guards(probability: FloatArray, verdicts: IntArray) -> FloatArray:
     """The probability of converging with the guards' decisions: 0 where one rules it out, 1 where one ensures it."""
-    ruled_out = (verdicts == Guard.DEADLINE) | (verdicts == Guard.KEEPS_UP)
-    return np.asarray(np.where(ruled_out, 0.0, np.where(verdicts == Guard.FITS, 1.0, probability)), dtype=np.float64)
+    ruled_out = (verdicts == _DEADLINE) | (verdicts == _KEEPS_UP)  # plain ints: an IntEnum costs numpy a conversion
+    return np.asarray(np.where(ruled_out, 0.0, np.where(verdicts == _FITS, 1.0, probability)), dtype=np.float64)

@@ -14,6 +14,7 @@ the safe side (post-copy or auto-converge instead of plain pre-copy) and the not
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import numpy as np
@@ -36,3 +37,9 @@ def blind_dirty_rate(dirty_rate_mib_s: FloatArray, window_mib: FloatArray, vcpu_
     window = np.asarray(window_mib, dtype=np.float64)
     quiet_window = np.isnan(window) | (window < ZERO_READING_MIB)
     return np.asarray(busy & quiet_1s & quiet_window)
+
+
+def blind_reading(dirty_rate_mib_s: float, window_mib: float, vcpu_utilization: float) -> bool:
+    """`blind_dirty_rate` of one row, without arrays (a served question asks it once): the same comparisons."""
+    return (vcpu_utilization >= BUSY_VCPU_UTILIZATION and dirty_rate_mib_s * 1.0 < ZERO_READING_MIB
+            and (math.isnan(window_mib) or window_mib < ZERO_READING_MIB))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from advisor.physics import blind_dirty_rate
+from advisor.physics.measurement import blind_reading
 
 NAN = float("nan")
 
@@ -28,6 +29,19 @@ def test_a_busy_guest_reading_nothing_is_a_blind_measurement(rate: float, window
                                                             why: str) -> None:
     got = blind_dirty_rate(np.array([rate]), np.array([window]), np.array([vcpu]))
     assert bool(got[0]) is blind, why
+    assert blind_reading(rate, window, vcpu) is blind, why
+
+
+def test_one_reading_is_judged_as_the_array_judges_its_row() -> None:
+    """The served question's scalar rule and the tables' array rule agree on every row, edges and NaN included."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    rate = rng.choice([0.0, 0.5, 0.999, 1.0, 1.001, 3.0, NAN, -0.0], n) * rng.choice([1.0, rng.random()], n)
+    window = rng.choice([0.0, 0.999, 1.0, 1.5, NAN], n)
+    vcpu = rng.choice([0.0, 0.49, 0.5, 0.51, 1.0, NAN], n)
+    arrays = blind_dirty_rate(rate, window, vcpu)
+    assert [blind_reading(float(r), float(w), float(v)) for r, w, v in zip(rate, window, vcpu, strict=True)] \
+        == arrays.tolist()
 
 
 def test_rows_are_judged_one_by_one() -> None:
