@@ -140,7 +140,7 @@ class AdviceMoveCosts:
         overrides: Overrides = (replace(self._overrides, max_bandwidth_mib_s=bandwidth_mib_s)
                                 if bandwidth_mib_s < link else self._overrides)
         return migration_inputs(v, s, t, observed, forecast, overrides, self._estimator.traffic(s, t),
-                                tls=transport(self._tls, s, t).tls)
+                                tls=transport(self._tls, s, t).tls, load_per_cpu=self._estimator.load_per_cpu(s, t))
 
     def transport(self, source_id: str, target_id: str) -> Transport:
         """How a move between these hosts (of a row this has priced) travels: the setting migration_tls and the

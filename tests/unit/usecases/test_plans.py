@@ -11,7 +11,7 @@ import pytest
 from advisor.domain.automation import VM_LABEL
 from advisor.domain.errors import InvalidArgument, NotFound
 from advisor.domain.migration import Phase
-from advisor.domain.model import TECHNIQUE_LABEL, Disk, Objective, PlanGoal, Technique, Vm, VmSample
+from advisor.domain.model import TECHNIQUE_LABEL, Disk, HostSample, Objective, PlanGoal, Technique, Vm, VmSample
 from advisor.domain.recommendation import Decision, RecommendationState
 from advisor.features.dataset import outcome_row
 from advisor.features.inputs import PROFILE_LABEL, Overrides
@@ -149,13 +149,14 @@ def test_a_plan_holds_every_move_to_the_downtime_limit_asked_for(w: World) -> No
 
 
 def lab_world() -> World:
-    """Hosts a and b of profile lab, two VMs on a measured for a minute (memory in use, dirty rate, working set),
-    their dirty rates forecast: a drain of a sends both to b at once."""
+    """Hosts a and b of profile lab (b the busier: 1.8 runnable threads per CPU), two VMs on a measured for a minute
+    (memory in use, dirty rate, working set), their dirty rates forecast: a drain of a sends both to b at once."""
     w = world(forecaster=MovingAverageForecaster())
     w.push(hosts("a", "b", labels={h: {PROFILE_LABEL: "lab"} for h in "ab"}),
            [Vm("v1", "a", 4096, 2), Vm("v2", "a", 8192, 2)])
     now = w.clock()
-    w.ingestion.push_samples([], [VmSample(v, now - age, memory_used_mib=used, dirty_rate_mib_s=20.0 + age / 10,
+    w.ingestion.push_samples([HostSample(h, now, load_per_cpu=load) for h, load in (("a", 0.4), ("b", 1.8))],
+                             [VmSample(v, now - age, memory_used_mib=used, dirty_rate_mib_s=20.0 + age / 10,
                                            working_set_mib=300.0)
                                   for v, used in (("v1", 1500.0), ("v2", 3000.0)) for age in (60, 30, 0)])
     w.snapshots.fresh()
@@ -173,6 +174,7 @@ def test_a_plan_move_is_priced_and_stored_as_advice_prices_that_vm_and_target(ob
         inputs = move.inputs
         assert inputs is not None and inputs.host_profile == "lab"  # the hosts' profile, not the model's default
         assert inputs.working_set_mib == 300.0 and inputs.dirty_rate_source.startswith("p90")  # measured, forecast
+        assert inputs.load_per_cpu == pytest.approx(1.8)  # the busier of the two hosts, as advice reads it
         assert inputs.bandwidth_mib_s == link and describe_inputs(inputs) in move.reasons
         assert (inputs.max_downtime_ms, inputs.deadline_ms) == (objective.max_downtime_ms, objective.deadline_ms)
         # what advice builds and predicts for this VM and target, at the cap the schedule gives the move
