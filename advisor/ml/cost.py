@@ -29,7 +29,6 @@ from advisor.ml.cost_features import (
     PROFILE_CODE,
     RHO_BANDS,
     SCHEMA_VERSION,
-    TARGET_FEATURES,
     TARGETS,
     TECHNIQUES,
     FeatureSet,
@@ -38,6 +37,7 @@ from advisor.ml.cost_features import (
     build_cost_features,
     schema_hash,
     schema_versions,
+    target_features,
 )
 from advisor.ml.predictor import AnalyticPredictor, CostPredictor, validate_table
 from advisor.ml.registry import Artifact, ArtifactError, ModelRegistry, load_or_fallback
@@ -118,7 +118,7 @@ class LearnedCostPredictor:
         for target in TARGETS:
             if target not in boosters or target not in offsets:
                 raise ArtifactError(f"no model or interval offsets for {target}")
-            expected = len(TARGET_FEATURES[target])
+            expected = len(target_features(target, schema_version))
             if boosters[target].num_feature() != expected:
                 raise ArtifactError(f"{target} model reads {boosters[target].num_feature()} features, the schema "
                                     f"gives it {expected}")
@@ -130,7 +130,7 @@ class LearnedCostPredictor:
             if profile not in PROFILE_CODE:
                 raise ArtifactError(f"a correction for the unknown host profile {profile!r}")
             for target, model in models.items():
-                if target not in TARGETS or model.num_feature() != len(TARGET_FEATURES[target]):
+                if target not in TARGETS or model.num_feature() != len(target_features(target, schema_version)):
                     raise ArtifactError(f"the {profile} correction of {target} does not fit the schema")
             self._corrections[PROFILE_CODE[profile]] = dict(models)
         try:

@@ -17,9 +17,10 @@ measurements, so each knows what to do without them.
 
 The schema hash covers the feature names and order, the technique and profile codes, the units, the analytic
 constants and which features each target's model uses: change any of them and a stored artifact is refused.
-Schemas that differ only in the physics they read are built side by side (`READABLE_SCHEMAS`): v5 checks QEMU's stop
-rule whenever what is pending falls below the budget, v4 only after whole rounds, so a model trained on v4 is served
-as trained while a v5 candidate is compared with it on the same rows.
+Earlier schemas are built side by side (`READABLE_SCHEMAS`), so a model is served as it was trained while a candidate
+of the current schema is compared with it on the same rows: v6 adds the hosts' load (runnable threads per CPU) as
+the last feature, v5 checks QEMU's stop rule whenever what is pending falls below the budget, v4 only after whole
+rounds. A feature added is added last, so every other keeps its column in every schema's matrix.
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ __all__ = ["BASE_BLIND", "FEATURES", "FEATURE_NAMES", "PROFILE_CODE", "RHO_BANDS
 
 StrArray = npt.NDArray[np.str_]
 
-SCHEMA_VERSION: Final = 5
-# Earlier schemas this code still builds: they differ from the current one only in the physics' stop rule.
-READABLE_SCHEMAS: Final = (4,)
+SCHEMA_VERSION: Final = 6
+# Earlier schemas this code still builds: v5 lacks the hosts' load (v6's last feature), v4 also checks the physics'
+# stop rule only after whole rounds.
+READABLE_SCHEMAS: Final = (5, 4)
 TECHNIQUE_CODE: Final[Mapping[str, int]] = {str(t): i for i, t in enumerate(TECHNIQUES)}
 PROFILE_CODE: Final[Mapping[str, int]] = {p: i for i, p in enumerate(PROFILES)}
 
@@ -91,8 +93,13 @@ FEATURES: Final[tuple[tuple[str, int], ...]] = (
     ("analytic_rounds", 1),
     ("analytic_not_converged", 1),
     ("log_analytic_downtime_ms", 0),
+    # v6: the hosts' runnable threads per CPU (NaN: not measured); a busier host never migrates faster. Last, so
+    # every other feature keeps its place in the matrix of every schema.
+    ("load_per_cpu", 1),
 )
 FEATURE_NAMES: Final[tuple[str, ...]] = tuple(name for name, _ in FEATURES)
+# Features each schema this code reads was trained on: before v6, all but the hosts' load.
+_ADDED_IN: Final[Mapping[str, int]] = {"load_per_cpu": 6}
 CATEGORICAL_FEATURES: Final[tuple[str, ...]] = ("technique", "profile")
 
 TARGETS: Final[tuple[str, ...]] = ("total_time_ms", "downtime_ms", "transferred_mib")
@@ -108,7 +115,8 @@ TARGET_FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
 # have them (`FeatureSet.base_columns`); the analytic features keep the real allowed downtime, and a profile's
 # correction model sees everything as measured.
 BASE_BLIND: Final[tuple[str, ...]] = ("profile", "memory_known", "log_memory_configured_mib", "log_budget_mib",
-                                      "log_wss_over_budget", "log1p_working_set_mib", "log_max_downtime_ms")
+                                      "log_wss_over_budget", "log1p_working_set_mib", "log_max_downtime_ms",
+                                      "load_per_cpu")
 SNU_DOWNTIME_MS: Final = 300.0
 MONOTONE_TARGETS: Final[frozenset[str]] = frozenset({"total_time_ms", "transferred_mib"})
 # What each target's model predicts on top of (in log space): the model learns log(actual / offset). Time and data
@@ -137,6 +145,17 @@ def rho_band(dirty_ratio: FloatArray) -> StrArray:
     return np.asarray(names[np.searchsorted(edges, dirty_ratio, side="left")])
 
 
+def feature_names(version: int = SCHEMA_VERSION) -> tuple[str, ...]:
+    """The features a model of schema `version` was trained on, in matrix order."""
+    return tuple(n for n in FEATURE_NAMES if _ADDED_IN.get(n, 0) <= version)
+
+
+def target_features(target: str, version: int = SCHEMA_VERSION) -> tuple[str, ...]:
+    """The features of a target's model of schema `version`."""
+    known = feature_names(version)
+    return tuple(n for n in TARGET_FEATURES[target] if n in known)
+
+
 def monotone_constraints(target: str) -> list[int]:
     """LightGBM's `monotone_constraints` for a target's feature subset (all zero for unconstrained targets)."""
     direction = dict(FEATURES)
@@ -149,7 +168,10 @@ def target_columns(target: str) -> list[int]:
 
 
 _POSITION: Final[Mapping[str, int]] = {n: k for k, n in enumerate(FEATURE_NAMES)}
-_TARGET_POSITIONS: Final[Mapping[str, IntArray]] = {t: np.array(target_columns(t), dtype=np.intp) for t in TARGETS}
+# per schema version and target: the matrix columns its models read
+_TARGET_POSITIONS: Final[Mapping[int, Mapping[str, IntArray]]] = {
+    v: {t: np.array([_POSITION[n] for n in target_features(t, v)], dtype=np.intp) for t in TARGETS}
+    for v in (SCHEMA_VERSION, *READABLE_SCHEMAS)}
 
 
 def categorical_positions(target: str) -> list[int]:
@@ -162,7 +184,7 @@ def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS, version: i
     _check_schema(version)
     document: dict[str, object] = {
         "schema_version": version,
-        "features": [list(f) for f in FEATURES],
+        "features": [list(f) for f in FEATURES if f[0] in feature_names(version)],
         "categorical": list(CATEGORICAL_FEATURES),
         "techniques": [str(t) for t in TECHNIQUES],
         "profiles": list(PROFILES),
@@ -170,9 +192,9 @@ def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS, version: i
         "units": {"memory": "MiB", "dirty_rate": "MiB/s (from 4 KiB pages/s)", "bandwidth": "MiB/s (from Mbit/s)",
                   "max_bandwidth": "MiB/s", "downtime": "ms", "working_set": "MiB"},
         "analytic_constants": dataclasses.asdict(constants),
-        "targets": {t: list(TARGET_FEATURES[t]) for t in TARGETS},
+        "targets": {t: list(target_features(t, version)) for t in TARGETS},
         "monotone_targets": sorted(MONOTONE_TARGETS),
-        "base_blind": list(BASE_BLIND), "base_downtime_ms": SNU_DOWNTIME_MS,
+        "base_blind": [n for n in BASE_BLIND if n in feature_names(version)], "base_downtime_ms": SNU_DOWNTIME_MS,
         "target_offsets": dict(TARGET_OFFSETS),
         "compress_offset": {"a": COMPRESS_BANDWIDTH_EXPONENT, "ref_mib_s": COMPRESS_REFERENCE_BANDWIDTH_MIB_S},
         "rho_bands": [[n, b if math.isfinite(b) else None] for n, b in RHO_BANDS],
@@ -184,6 +206,8 @@ def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS, version: i
                     "blind_dirty_rate": {"busy_vcpu_utilization": BUSY_VCPU_UTILIZATION,
                                          "zero_reading_mib": ZERO_READING_MIB}},
     }
+    if version >= 6:
+        document["units"]["load_per_cpu"] = "runnable threads per CPU (1-minute load average / CPUs)"  # type: ignore[index]
     if version >= 5:  # v4's document is kept as it was, so its hash is unchanged
         physics = document["physics"]
         assert isinstance(physics, dict)
@@ -210,13 +234,15 @@ def _check_schema(version: int) -> None:
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """The feature matrix (columns in FEATURE_NAMES order) and the analytic predictions it was built from."""
+    """The feature matrix (columns in `feature_names(version)` order) and the analytic predictions it was built
+    from."""
 
     matrix: FloatArray
     analytic: AnalyticArrays
     # per row: False where the dirty rate is unknown (not measured, or blind) and taken as the link's; not a
     # feature (the models read the rate taken), but the physics' guards judge such a row by its technique
     dirty_rate_known: BoolArray | None = None
+    version: int = SCHEMA_VERSION  # the schema whose models read it (`columns`)
 
     def column(self, name: str) -> FloatArray:
         return self.matrix[:, _POSITION[name]]
@@ -227,22 +253,22 @@ class FeatureSet:
         return self.column("technique").astype(np.int64)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.matrix, columns=list(FEATURE_NAMES))
+        return pd.DataFrame(self.matrix, columns=list(feature_names(self.version)))
 
     def subset(self, mask: BoolArray | IntArray) -> FeatureSet:
         a = self.analytic
         known = None if self.dirty_rate_known is None else self.dirty_rate_known[mask]
         return FeatureSet(self.matrix[mask], AnalyticArrays(
             a.total_time_ms[mask], a.downtime_ms[mask], a.transferred_mib[mask], a.converges[mask], a.rounds[mask]),
-            known)
+            known, self.version)
 
     def columns(self, target: str) -> FloatArray:
         """The feature matrix of a target's model."""
-        return self.matrix[:, _TARGET_POSITIONS[target]]
+        return self.matrix[:, _TARGET_POSITIONS[self.version][target]]
 
     def base_columns(self, target: str) -> FloatArray:
         """The feature matrix of a target's base model: the BASE_BLIND columns as an SNU run would have them."""
-        return self._blind[:, _TARGET_POSITIONS[target]]
+        return self._blind[:, _TARGET_POSITIONS[self.version][target]]
 
     @functools.cached_property
     def _blind(self) -> FloatArray:
@@ -254,9 +280,11 @@ class FeatureSet:
         snu: dict[str, float | FloatArray] = {"profile": 0.0, "memory_known": 1.0, "log_memory_configured_mib": np.nan,
                "log_budget_mib": np.log(budget),
                "log_wss_over_budget": np.log(np.maximum(dirty, MIN_WORKING_SET_MIB) / budget),
-               "log1p_working_set_mib": np.nan, "log_max_downtime_ms": math.log(SNU_DOWNTIME_MS)}
+               "log1p_working_set_mib": np.nan, "log_max_downtime_ms": math.log(SNU_DOWNTIME_MS),
+               "load_per_cpu": np.nan}
         for name in BASE_BLIND:
-            x[:, _POSITION[name]] = snu[name]
+            if _ADDED_IN.get(name, 0) <= self.version:
+                x[:, _POSITION[name]] = snu[name]
         return x
 
     def offset(self, target: str) -> FloatArray:
@@ -333,11 +361,13 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
         "analytic_rounds": a.rounds.astype(np.float64),
         "analytic_not_converged": (~a.converges).astype(np.float64),
         "log_analytic_downtime_ms": np.log(a.downtime_ms),
+        "load_per_cpu": table.load_per_cpu,
     }
     # the columns side by side in one copy (a column written at a time costs more for the few rows of a question)
-    matrix = np.ascontiguousarray(np.array([columns[name] for name in FEATURE_NAMES], dtype=np.float64)
-                                  .reshape(len(FEATURE_NAMES), len(code)).T)
-    return FeatureSet(matrix=matrix, analytic=a, dirty_rate_known=table.dirty_rate_known)
+    names = feature_names(version)
+    matrix = np.ascontiguousarray(np.array([columns[name] for name in names], dtype=np.float64)
+                                  .reshape(len(names), len(code)).T)
+    return FeatureSet(matrix=matrix, analytic=a, dirty_rate_known=table.dirty_rate_known, version=version)
 
 
 def technique_codes(techniques: Sequence[str] | pd.Series) -> IntArray:
