@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import itertools
+from collections.abc import Iterable, Iterator
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -270,13 +272,17 @@ def state_to_pb(s: RecommendationState) -> int:
 
 
 def recommendation_to_pb(r: Recommendation, *, with_assessments: bool = True) -> pb.Recommendation:
+    msg = recommendation_head(r)
+    msg.moves.extend(moves_to_pb(r, with_assessments=with_assessments))
+    return msg
+
+
+def recommendation_head(r: Recommendation) -> pb.Recommendation:
+    """A recommendation's message without its moves."""
     # One not stored (a dry run, a plan of no move) has no id, and so no state of its own, nor have its moves.
-    stored = bool(r.id)
     msg = pb.Recommendation(
-        id=r.id, goal=r.goal, state=state_to_pb(r.state) if stored else 0,  # type: ignore[arg-type]
+        id=r.id, goal=r.goal, state=state_to_pb(r.state) if r.id else 0,  # type: ignore[arg-type]
         create_time=timestamp(r.created_at_s),
-        moves=[move_to_pb(m, with_assessments=with_assessments, status=s) for m, s in zip(r.moves, r.statuses(),
-                                                                                          strict=True)],
         summary=r.summary, decided_by=r.decided_by, decision_reason=r.decision_reason,
         priority=r.priority.level, priority_reason=r.priority.reason, benefit_unit=r.benefit_unit,
         automation_level=r.automation, cluster=r.cluster, expiry_reason=r.expiry_reason,
@@ -284,9 +290,6 @@ def recommendation_to_pb(r: Recommendation, *, with_assessments: bool = True) ->
         history=[pb.StateChange(time=timestamp(h.at_s), state=state_to_pb(h.state),  # type: ignore[arg-type]
                                 actor=h.actor, reason=h.reason) for h in r.history],
     )
-    if not stored:
-        for move in msg.moves:
-            move.ClearField("state")
     if r.decided_at_s is not None:
         msg.decide_time.CopyFrom(timestamp(r.decided_at_s))
     if r.benefit is not None:
@@ -294,6 +297,15 @@ def recommendation_to_pb(r: Recommendation, *, with_assessments: bool = True) ->
     if r.benefit_over_cost is not None:
         msg.benefit_over_cost = r.benefit_over_cost
     return msg
+
+
+def moves_to_pb(r: Recommendation, *, with_assessments: bool, first: int = 0) -> Iterator[pb.Move]:
+    """The messages of `r`'s moves from the `first`, in order."""
+    for m, s in itertools.islice(zip(r.moves, r.statuses(), strict=True), first, None):
+        move = move_to_pb(m, with_assessments=with_assessments, status=s)
+        if not r.id:
+            move.ClearField("state")
+        yield move
 
 
 def fitted(msg: pb.Recommendation) -> pb.Recommendation:
@@ -304,6 +316,11 @@ def fitted(msg: pb.Recommendation) -> pb.Recommendation:
         return msg
     moves = list(msg.moves)
     del msg.moves[:]
+    return fill_moves(msg, moves)
+
+
+def fill_moves(msg: pb.Recommendation, moves: Iterable[pb.Move]) -> pb.Recommendation:
+    """`msg` (no move yet) with `moves` without their assessments, as many as fit."""
     budget = PAGE_BYTES - msg.ByteSize()
     for move in moves:
         del move.assessments[:]

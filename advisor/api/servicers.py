@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from advisor.api import convert
+from advisor.api import answers, convert
 from advisor.api.auth import current_caller
 from advisor.api.errors import MalformedRequest
 from advisor.api.sample_messages import samples_from_pb
@@ -137,7 +137,7 @@ class RecommendationServicer(_Base, pb_grpc.RecommendationServiceServicer):
                                                   convert.objective_from_pb(request.objective),
                                                   dry_run=request.dry_run, store_empty=request.store_empty,
                                                   force=request.force)
-        return convert.fitted(convert.recommendation_to_pb(rec))
+        return answers.fitted_recommendation(rec)
 
     def ListRecommendations(
         self, request: pb.ListRecommendationsRequest, context: grpc.ServicerContext

@@ -171,11 +171,10 @@ class Planning:
             # stored with the inputs and the very prediction it was priced and scheduled with
             inputs, cost = pricing.priced(m.vm, m.target, m.priced_mib_s, m.parameters.technique)
             carried = pricing.transport(m.source_id, m.target_id)
-            move = m.to_move(describe_inputs(inputs), why_worth(strategy, m, plan.benefit_unit, ratio), m.when(),
-                             carried.reason, inputs=inputs)
             local = tuple(d.target for d in vms[m.vm_id].local_disks) if m.vm_id in vms else ()
-            moves.append(dataclasses.replace(move, predicted_cost=cost, parameters=dataclasses.replace(
-                move.parameters, tls=carried.tls, migrate_disks=local)))
+            moves.append(m.to_move(describe_inputs(inputs), why_worth(strategy, m, plan.benefit_unit, ratio), m.when(),
+                                   carried.reason, inputs=inputs, cost=cost, parameters=dataclasses.replace(
+                                       m.parameters, tls=carried.tls, migrate_disks=local)))
         level, cluster_name = self._automation.level([vms[m.vm_id] for m in moves if m.vm_id in vms],
                                                      self._inventory.hosts())
         measured = [(r, m.predicted_cost.total_time_ms.median) for r, m in zip(ratios, moves, strict=True)

@@ -28,7 +28,7 @@ feed; one added there reaches RecommendTarget, PlaceVm, plans and the check befo
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -38,6 +38,7 @@ from advisor.features.samples import RecentSamples
 from advisor.planning.engine import ClusterArrays
 from advisor.planning.engine.domain_arrays import Measured, Tracked, VmMeasurement
 from advisor.planning.engine.forecast import Forecast, forecast_utilization, with_forecast
+from advisor.planning.engine.snapshot import FloatArray
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock
 from advisor.usecases.priority import URGENT, Priority
@@ -88,10 +89,10 @@ class Snapshots:
         self._give_way()
         pinned = self._unmovable()
         if current is None or changes is None:
-            latest = self._vms_latest(v.id for v in vms)
-            cpu, used, dirty, written = ({v: m[k] for v, m in latest.items()} for k in range(4))
+            latest = self._vms_latest([v.id for v in vms])  # a row per VM, in their order
             host_cpu = self._samples.hosts_latest((h.id for h in hosts), "cpu_utilization")
-            measured = Measured.of(hosts, vms, host_cpu, cpu, used, dirty, written)
+            measured = Measured(np.array([host_cpu.get(h.id, NAN) for h in hosts], dtype=np.float64),
+                                *(np.ascontiguousarray(column) for column in latest.T))
             return _Snapshot(version, self._clock(),
                              Tracked.build(hosts, vms, measured, pinned, self._cluster_label))
         tracked = current.tracked
@@ -101,22 +102,25 @@ class Snapshots:
             sampled_hosts.update(h.id for h in change.hosts)  # a pushed host or VM is read again
             sampled_vms.update(v.id for v in change.vms)
         host_cpu = self._samples.hosts_latest(sampled_hosts, "cpu_utilization")
-        vms_measured = {v: VmMeasurement(*m) for v, m in self._vms_latest(sampled_vms).items()}
+        ids = list(sampled_vms)
+        vms_measured = {v: VmMeasurement(*m) for v, m in zip(ids, self._vms_latest(ids).tolist(), strict=True)}
         self._give_way()
         tracked = tracked.with_measurements(host_cpu, vms_measured)
         self._give_way()
         return _Snapshot(version, self._clock() if samples else current.made_at, tracked.with_pinned(pinned))
 
-    def _vms_latest(self, vm_ids: Iterable[str]) -> dict[str, tuple[float, float, float, float]]:
-        """CPU, memory in use (a sample of 0 is none), dirty rate and local disks' write rate of each VM, NaN where
-        not measured; read a piece at a time, giving way between pieces."""
-        ids, out = list(vm_ids), {}
+    def _vms_latest(self, ids: Sequence[str]) -> FloatArray:
+        """CPU, memory in use (a sample of 0 is none), dirty rate and local disks' write rate of each VM, a row each
+        in the order of `ids`, NaN where not measured; read a piece at a time, giving way between pieces."""
+        rows: list[tuple[float, ...]] = []
         for start in range(0, len(ids), READ_PIECE):
             self._give_way()
-            for v, (cpu, used, dirty, written) in self._samples.vms_latest(ids[start : start + READ_PIECE],
-                                                                            VM_MEASURES).items():
-                out[v] = (cpu, used if used > 0 else NAN, dirty, written)
-        return out
+            piece = ids[start : start + READ_PIECE]
+            latest = self._samples.vms_latest(piece, VM_MEASURES)
+            rows += [latest[v] for v in piece]
+        values = np.array(rows, dtype=np.float64).reshape(len(ids), len(VM_MEASURES))
+        values[~(values[:, 1] > 0), 1] = NAN
+        return values
 
     def _give_way(self) -> None:
         """Let urgent calls in flight finish first (advisor.usecases.priority), unless one waits for `_writing`."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from advisor.domain.automation import cluster_of
 from advisor.domain.cluster import InventoryChange
-from advisor.domain.model import Host, Vm, label_asks_cold, label_forbids_postcopy
+from advisor.domain.model import Disk, Host, Vm, label_asks_cold, label_forbids_postcopy
 from advisor.planning.engine.snapshot import (
     ANY_MODEL,
     NO_HOST,
@@ -129,15 +129,19 @@ class _VmColumns:
     @staticmethod
     def of(vms: Sequence[Vm], host_index: Mapping[str, int], model_index: Mapping[str, int],
            pinned: frozenset[str]) -> _VmColumns:
+        # the local disks' columns: 0 for a VM without disks (most), so only the others' are summed (the first
+        # snapshot at 200,000 VMs read every VM's local disks three times)
+        size, used, written = np.zeros(len(vms)), np.zeros(len(vms)), np.zeros(len(vms))
+        for k in (k for k, v in enumerate(vms) if v.disks):
+            local = vms[k].local_disks
+            size[k], used[k], written[k] = (sum(d.size_mib for d in local), sum(d.used_mib for d in local),
+                                            _write_rate(local))
         return _VmColumns(
             np.array([host_index.get(v.host_id, NO_HOST) for v in vms], dtype=np.int64),
             np.array([v.vcpus for v in vms], dtype=np.float64), np.array([v.memory_mib for v in vms], np.float64),
             np.array([model_index[v.cpu_model] if v.cpu_model else ANY_MODEL for v in vms], dtype=np.int64),
             np.array([v.postcopy_allowed and not label_forbids_postcopy(v.labels) for v in vms], dtype=bool),
-            np.array([v.id not in pinned for v in vms], dtype=bool),
-            np.array([v.local_disk_size_mib for v in vms], dtype=np.float64),
-            np.array([sum(d.used_mib for d in v.local_disks) for v in vms], dtype=np.float64),
-            np.array([_write_rate(v) for v in vms], dtype=np.float64),
+            np.array([v.id not in pinned for v in vms], dtype=bool), size, used, written,
             np.array([label_asks_cold(v.labels) for v in vms], dtype=bool),
         )
 
@@ -159,9 +163,9 @@ class _VmColumns:
         return tuple(getattr(self, f.name) for f in fields(self))
 
 
-def _write_rate(vm: Vm) -> float:
+def _write_rate(local_disks: Sequence[Disk]) -> float:
     """The summed write rate of a VM's local disks, NaN when any of them was not measured (as the inputs')."""
-    rates = [d.write_rate_mib_s for d in vm.local_disks]
+    rates = [d.write_rate_mib_s for d in local_disks]
     return float("nan") if None in rates else float(sum(r for r in rates if r is not None))
 
 

@@ -112,6 +112,8 @@ class Planner:
             [links, links[self._tls] * TLS_THROUGHPUT_FACTOR]))
         # a pair's link column is the lower of theirs, unless TLS takes its share
         self._link_column = self._costs.link_columns(links) if self._tls is None else None
+        self._seconds = np.zeros(cluster.n_vms)  # `seconds` of each VM, where known
+        self._seconds_known = np.zeros(cluster.n_vms, dtype=bool)
         self._carried = bool(cluster.vm_local_disk_used_mib.any() or cluster.vm_cold.any())
         self._pools: dict[str, tuple[IntArray, int]] = {}
         self._views: dict[str, HostView] = {}
@@ -201,12 +203,17 @@ class Planner:
         return self.pricing.estimate(self._request(vms, targets, np.asarray(bandwidth, dtype=np.float64)))
 
     def seconds(self, vms: IntArray) -> FloatArray:
-        """Median predicted time of moving each VM over its own host's link (before a target is known)."""
+        """Median predicted time of moving each VM over its own host's link (before a target is known): a VM's is
+        the same for the plan's life (its host before the plan, a cached row), so it is kept once read."""
         if vms.shape[0] == 0:
             return np.zeros(0)
-        sources = self.cluster.loads.vm_host[vms]
-        rows = self._rows(vms, np.where(sources >= 0, sources, 0))
-        seconds: FloatArray = self._costs.store.column("total_ms", rows)[:, 1] / 1000.0
+        missing = vms[~self._seconds_known[vms]]
+        if missing.shape[0]:
+            sources = self.cluster.loads.vm_host[missing]
+            rows = self._rows(missing, np.where(sources >= 0, sources, 0))
+            self._seconds[missing] = self._costs.store.column("total_ms", rows)[:, 1] / 1000.0
+            self._seconds_known[missing] = True
+        seconds: FloatArray = self._seconds[vms]
         return seconds
 
     def prefetch(self, hosts: IntArray) -> None:

@@ -88,13 +88,16 @@ class PlannedMove:
     def when(self) -> str:
         return f"wave {self.wave + 1}, starts about {self.start_s:.0f} s into the plan"
 
-    def to_move(self, *reasons: str, inputs: MigrationInputs | None = None) -> Move:
-        """The domain's Move, for recommendations and execution, with `reasons` after the explanation's."""
+    def to_move(self, *reasons: str, inputs: MigrationInputs | None = None, cost: MigrationCost | None = None,
+                parameters: MigrationParameters | None = None) -> Move:
+        """The domain's Move, for recommendations and execution, with `reasons` after the explanation's, and the
+        `cost` and `parameters` given instead of the plan's (as the use cases price and carry it)."""
         kept = tuple(HostAssessment(a.host_id, (), a.score, a.cpu_after, a.memory_after)
                      for a in self.explanation.alternatives)
         counts = tuple((f, n, h) for f, n, h, _ in self.explanation.rejections)
-        return Move(self.vm_id, self.source_id, self.target_id, self.parameters, self.cost,
-                    (*self.explanation.lines(), *reasons), kept, counts, self.explanation.hosts_assessed, inputs)
+        return Move(self.vm_id, self.source_id, self.target_id, self.parameters if parameters is None else parameters,
+                    self.cost if cost is None else cost, (*self.explanation.lines(), *reasons), kept, counts,
+                    self.explanation.hosts_assessed, inputs)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from advisor.adapters.memory import ManualClock, MemoryStore
 from advisor.domain.cluster import InventoryChange
-from advisor.domain.model import Host, HostSample, Vm, VmSample
+from advisor.domain.model import Disk, Host, HostSample, Vm, VmSample
 from advisor.features.samples import RecentSamples
 from advisor.planning.engine import from_domain
 from advisor.planning.engine.domain_arrays import Tracked
@@ -50,8 +51,9 @@ class Parts:
         vm_cpu = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "cpu_utilization"))}
         dirty = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "dirty_rate_mib_s"))}
         used = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "memory_used_mib")) and s.value > 0}
+        written = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "disk_write_rate_mib_s"))}
         return from_domain(hosts, vms, host_cpu, vm_cpu, vm_memory_used_mib=used, vm_dirty_rate_mib_s=dirty,
-                           pinned={"v3"})
+                           vm_disk_write_rate_mib_s=written, pinned={"v3"})
 
 
 @pytest.fixture
@@ -112,6 +114,26 @@ def test_pushes_and_samples_update_the_snapshot_which_equals_one_built_whole(who
     parts.inventory.apply(InventoryChange(hosts=(Host("c", 8, 16384),)))  # a host more: every row again
     assert_same(snapshots.fresh(), parts.whole())
     assert whole_builds[0] == 2
+
+
+def test_the_first_snapshot_built_whole_reads_every_sample_as_one_built_from_the_domain() -> None:
+    """Samples there before the first snapshot (memory in use of 0 is none; VMs with local disks, a write rate
+    unknown and one sampled) are read into it as `from_domain` reads them."""
+    parts = Parts()
+    disks = (Disk("vda", 2048.0, 512.0, False, 4.0), Disk("vdb", 1024.0, 256.0, False), Disk("vdc", 10.0, 5.0, True))
+    parts.inventory.apply(InventoryChange(vms=(Vm("v4", "b", 1024, 1, disks=disks),
+                                               Vm("v5", "b", 1024, 1, disks=disks[:1]))))
+    now = parts.clock()
+    parts.samples.add([HostSample("a", now, cpu_utilization=0.5)],
+                      [VmSample("v1", now, cpu_utilization=0.25, dirty_rate_mib_s=40.0, memory_used_mib=3000.0),
+                       VmSample("v2", now, cpu_utilization=0.5, memory_used_mib=0.0),
+                       VmSample("v5", now, disk_write_rate_mib_s=2.0)])
+    first = parts.snapshots().get()
+    assert_same(first, parts.whole())
+    assert first.vm_memory_used_mib.tolist() == [3000.0, 2048.0, 1024.0, 1024.0, 1024.0]  # v2: as configured
+    assert first.vm_local_disk_mib.tolist() == [0.0, 0.0, 0.0, 3072.0, 2048.0]
+    assert first.vm_local_disk_used_mib.tolist() == [0.0, 0.0, 0.0, 768.0, 512.0]
+    assert np.array_equal(first.vm_disk_write_rate_mib_s, [0.0, 0.0, 0.0, np.nan, 2.0], equal_nan=True)
 
 
 def test_a_snapshot_far_behind_the_inventory_is_built_whole(whole_builds: list[int]) -> None:
