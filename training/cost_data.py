@@ -26,8 +26,8 @@ runs of one seen elsewhere, and a `lock_group`: what training/splits.py hashes t
 aside. `load_all` returns every row but the locked ones; `load_locked` those alone, for the promotion gate only.
 
 `with_variants` repeats each row that has optional measurements without them (no working-set windows, no memory
-in use, neither), each copy weighted so a migration counts once: the models learn what to do when a caller gives
-only some of the columns, and are evaluated that way too.
+in use, neither: then without the hosts' load too), each copy weighted so a migration counts once: the models learn
+what to do when a caller gives only some of the columns, and are evaluated that way too.
 """
 
 from __future__ import annotations
@@ -259,6 +259,8 @@ def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
             part.loc[:, list(WINDOWS)] = np.nan
         if drop_used:
             part.loc[:, "memory_used_mib"] = np.nan
+        if variant == "neither":  # none of the optional measurements: a host without load samples either
+            part.loc[:, "host_load_per_cpu"] = np.nan
         part["variant"] = variant
         part["row"] = part.index
         parts.append(part)
