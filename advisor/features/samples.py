@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from advisor.domain.model import HostSample, VmSample
+from advisor.features.sample_columns import MEASURED, VmColumns
 from advisor.features.series_store import UNREAD, UNSAVED, Latest, SeriesStore
 
 __all__ = ["HOST_FIELDS", "VM_FIELDS", "Latest", "RecentSamples", "Series", "SeriesStore"]
@@ -27,6 +28,7 @@ VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_
 # The unit each VM field is kept in: the fraction as it is, MiB and MiB/s in GiB (and GiB/s), so that what the
 # checks let in (24 TiB of memory, 200,000 MiB/s) fits float16 (at most 65,504 units) with room to spare.
 VM_UNITS = (1.0, 1024.0, 1024.0, 1024.0, 1024.0)
+_MEASURED = [VM_FIELDS.index(name) for name in MEASURED]  # the columns of pushed VM samples, as stored
 
 READ_CHUNK = 1000  # entities read per hold of the lock
 WRITE_CHUNK = 250  # samples added per hold of the lock (about 1 ms)
@@ -83,6 +85,21 @@ class RecentSamples:
                         vs.disk_write_rate_mib_s) for vs in vm_chunk]
             with self._lock:
                 self._vms.add_many([vs.vm_id for vs in vm_chunk], [vs.time_s for vs in vm_chunk], vm_rows)
+
+    def add_vm_columns(self, columns: VmColumns) -> None:
+        """`add` of checked VM samples given as columns, a chunk per hold of the lock, in the order given (a
+        caller adding a batch in pieces orders it first: `vm_store_order`)."""
+        values = np.full((len(columns), len(VM_FIELDS)), np.nan)
+        values[:, _MEASURED] = columns.values
+        for start in range(0, len(columns), WRITE_CHUNK):
+            end = start + WRITE_CHUNK
+            with self._lock:
+                self._vms.add_many(columns.ids[start:end], columns.times_s[start:end], values[start:end])
+
+    def vm_store_order(self, vm_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """The order of `in_store_order` for VM samples of these ids, as indices."""
+        with self._lock:
+            return self._vms.block_order(vm_ids)
 
     def in_store_order(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]
                        ) -> tuple[list[HostSample], list[VmSample]]:

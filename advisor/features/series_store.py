@@ -127,8 +127,8 @@ class SeriesStore:
         blocks = np.array([self._rows.get(e, -1) for e in entity_ids], dtype=np.int64) // CHUNK_ROWS
         return np.argsort(blocks, kind="stable")
 
-    def add_many(self, entity_ids: Sequence[str], times_s: Sequence[float],
-                 rows: Sequence[Sequence[float | None]]) -> None:
+    def add_many(self, entity_ids: Sequence[str], times_s: Sequence[float] | npt.NDArray[np.float64],
+                 rows: Sequence[Sequence[float | None]] | FloatArray) -> None:
         """`add` for each sample in turn, with the same outcome. Samples that go after their entity's newest (the
         usual case) are stored a block at a time in a few array operations: each entity's first sample of the
         batch, then its second, and so on (`ROUNDS_AT_ONCE` rounds at most). An entity's sample that does not
