@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from advisor.features.ring_kernels import append_times, put_values
 from advisor.features.sample_times import EXACT_GAP_MS, MAX_GAP_MS, gap_code, gaps_ms
 
 CHUNK_ROWS = 512  # entities per block: a new block is allocated whole, never copied to grow
@@ -67,6 +68,23 @@ class Chunk:
                 column.reshape(-1)[i] = value
             else:
                 column[i, pos] = value
+
+    def append(self, i: IntArray, t_ms: IntArray, encoded: FloatArray, mark: int) -> npt.NDArray[np.bool_]:
+        """Append samples of rows `i` (times in ms, values as stored), each in turn, where they go after their row's
+        newest within MAX_GAP_MS, or the row is empty (`SeriesStore.add`'s usual case), marking their rows; returns
+        which did not fit, nor any later sample of their row (left for `SeriesStore.add`). A column is allocated
+        when a value appended measures it."""
+        pos = np.empty(len(i), dtype=np.int64)
+        append_times(self.first_ms, self.last_ms, self.gaps, self.start, self.count, self.marks, mark, i, t_ms, pos)
+        appended = pos >= 0
+        measured = ~np.isnan(encoded)
+        bits = encoded.view(np.uint16 if self.dtype == np.float16 else np.uint32)  # copied as they are
+        for field, allocated in enumerate(self.columns):
+            if allocated is None and not (measured[:, field] & appended).any():
+                continue
+            put_values(self.column(field).view(bits.dtype), self.newest[:, field], i, pos, bits[:, field],
+                       measured[:, field])
+        return ~appended
 
     def times(self, i: int) -> tuple[IntArray, IntArray]:
         """Row i's times (ms) in time order, and their positions."""
