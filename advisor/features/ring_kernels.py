@@ -87,3 +87,22 @@ def put_values(column: Any, newest: Any, i: Any, pos: Any, bits: Any, measured: 
             newest[row] = at
         elif newest[row] == at:  # its newest was the oldest sample, which this one replaces
             newest[row] = -1
+
+
+@numba.njit(cache=True, nogil=True)
+def append(first_ms: Any, last_ms: Any, gaps: Any, start: Any, count: Any, marks: Any, mark: int, newest: Any,
+           columns: Any, i: Any, t_ms: Any, bits: Any, measured: Any, pos: Any,
+           unplaced: Any) -> None:  # pragma: no cover - compiled
+    """`append_times`, then `put_values` of each field whose column is allocated (`columns`: one per field, an
+    empty one where not): a field not allocated that a sample appended measures is left, `unplaced[field]` set,
+    for the caller to allocate its column and put its values."""
+    append_times(first_ms, last_ms, gaps, start, count, marks, mark, i, t_ms, pos)
+    for field in range(len(columns)):
+        column = columns[field]
+        if column.shape[0]:
+            put_values(column, newest[:, field], i, pos, bits[:, field], measured[:, field])
+            continue
+        for k in range(i.shape[0]):
+            if pos[k] >= 0 and measured[k, field]:
+                unplaced[field] = True
+                break

@@ -67,14 +67,14 @@ class VmColumns:
         n = len(self.ids)
         if n > MAX_SAMPLES_PER_PUSH or not n:
             return not n
-        if None in vms or not _IDS.fullmatch("\n".join(self.ids)):
+        memory_mib = np.fromiter(map(_memory_mib, filter(None, vms)), dtype=np.float64)  # (`None in` calls __eq__)
+        if len(memory_mib) < n or not _IDS.fullmatch("\n".join(self.ids)):
             return False
         if not ((self.times_s >= EARLIEST_SAMPLE_S) & (self.times_s <= now_s + MAX_FUTURE_SKEW_S)).all():
             return False
         given = ~np.isnan(self.values)
         if (given & ~((self.values >= 0) & (self.values <= _MOST))).any():
             return False
-        memory_mib = np.fromiter(map(_memory_mib, vms), dtype=np.float64, count=n)
         if (self.values[:, _MEMORY] > memory_mib).any() or (self.values[:, _WORKING_SET] > memory_mib).any():
             return False  # NaN (not measured) is never above
         return len(set(zip(self.ids, self.times_s.tolist(), strict=True))) == n  # at most one per VM and time

@@ -72,7 +72,7 @@ class Ingestion:
         self._store_in_pieces(host_samples, ())
         ordered = columns.take(self._samples.vm_store_order(columns.ids))
         self._priority.in_pieces(ordered, self._samples.add_vm_columns)
-        self._forget_gone(known_hosts, set(columns.ids))
+        self._forget_gone(known_hosts, columns.ids)
         self._count(len(host_samples), len(columns))
 
     def _push_samples(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample], *,
@@ -100,8 +100,8 @@ class Ingestion:
         again, so that it does not get samples back (its removal forgets after it is applied, so one of the two
         forgets comes last)."""
         with self._inventory.reading() as cluster:
-            gone_hosts = [h for h in host_ids if h not in cluster.hosts]
-            gone_vms = [v for v in vm_ids if v not in cluster.vms]
+            gone_hosts = set(host_ids).difference(cluster.hosts)
+            gone_vms = set(vm_ids).difference(cluster.vms)
         if gone_hosts or gone_vms:
             self._samples.forget(gone_hosts, gone_vms)
 
