@@ -37,13 +37,18 @@ T = TypeVar("T")
 
 def _latest_values(lock: threading.Lock, store: SeriesStore, ids: Iterable[str], fields: Sequence[str],
                    shape: Callable[[list[float]], T]) -> dict[str, T]:
-    """Read a chunk of ids at a time under the lock, so that samples coming in wait for one chunk at most."""
+    """Read a chunk of ids at a time under the lock, so that samples coming in wait for one chunk at most; in
+    the store's block order, so that a chunk reads a block or two (`SeriesStore.latest_values`)."""
     out: dict[str, T] = {}
     ids, columns = list(ids), [store.fields.index(name) for name in fields]
+    with lock:
+        order = store.block_order(ids).tolist()
+    ids = list(map(ids.__getitem__, order))
     for start in range(0, len(ids), READ_CHUNK):
+        chunk = ids[start : start + READ_CHUNK]
         with lock:
-            for entity_id in ids[start : start + READ_CHUNK]:
-                out[entity_id] = shape(store.latest_values(entity_id, columns))
+            values = store.latest_values(chunk, columns)
+        out.update(zip(chunk, map(shape, values.tolist()), strict=True))
     return out
 
 

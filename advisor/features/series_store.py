@@ -230,15 +230,23 @@ class SeriesStore:
             time_ms -= int(gaps_ms(c.gaps[i].take((start + np.arange(after, count)) % self.capacity)).sum())
         return Latest(float(values[i, pos]) * float(self._units[column]), time_ms / 1000.0)
 
-    def latest_values(self, entity_id: str, columns: Sequence[int]) -> list[float]:
-        """The newest value of each field (by its column), NaN where there is none: `latest` without the times."""
-        at = self._where(entity_id)
-        if at is None:
-            return [math.nan] * len(columns)
-        c, i = at
-        newest, units = c.newest[i].tolist(), self._units
-        return [math.nan if (pos := newest[col]) < 0 or (values := c.columns[col]) is None
-                else float(values[i, pos]) * float(units[col]) for col in columns]
+    def latest_values(self, entity_ids: Sequence[str], columns: Sequence[int]) -> npt.NDArray[np.float64]:
+        """The newest value of each field (by its column) of each entity, values[entity, column], NaN where there
+        is none: `latest` without the times, read a block at a time (a snapshot reads every VM sampled since the
+        last: 40 ms at 20,000 VMs one by one)."""
+        out = np.full((len(entity_ids), len(columns)), np.nan)
+        rows = np.array(list(map(self._rows.get, entity_ids, repeat(-1))), dtype=np.int64)
+        known = np.flatnonzero(rows >= 0)
+        known = known[np.argsort(rows[known], kind="stable")]  # a block's entities together
+        blocks = rows[known] // CHUNK_ROWS
+        for at in np.split(known, np.flatnonzero(np.diff(blocks)) + 1) if len(known) else ():
+            c, i = self._chunks[int(rows[at[0]]) // CHUNK_ROWS], rows[at] % CHUNK_ROWS
+            for k, column in enumerate(columns):
+                values, pos = c.columns[column], c.newest[i, column]
+                if values is not None:
+                    measured = pos >= 0
+                    out[at[measured], k] = values[i[measured], pos[measured]].astype(np.float64) * float(self._units[column])
+        return out
 
     def newest(self, entity_ids: Sequence[str], field: str, n: int) -> tuple[npt.NDArray[np.float64],
                                                                              npt.NDArray[np.int64]]:
