@@ -5,9 +5,9 @@ thousands a push, and gives way to urgent calls between pieces (advisor.usecases
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from advisor.api.sample_wire import vm_columns
+from advisor.api.sample_wire import only_vm_columns, vm_columns
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.domain.errors import InvalidArgument
 from advisor.domain.model import HostSample, VmSample
@@ -64,3 +64,14 @@ def samples_from_pb(m: pb.PushSamplesRequest, give_way: Callable[[], None] = lam
     if columns is not None:
         return hosts, columns
     return hosts, [vm_sample(s, i) for piece in _pieces(m.vm_samples, give_way) for i, s in piece]
+
+
+def samples_parser(parse: Callable[[bytes], Any], limit_bytes: int) -> Callable[[bytes], Any]:
+    """PushSamplesRequest's deserializer: a message of VM samples alone, of the plain shape, read from its bytes
+    as columns (no protobuf message built, nor serialized again); any other message given to `parse`."""
+
+    def parsed(data: bytes) -> Any:
+        columns = only_vm_columns(data) if len(data) <= limit_bytes else None
+        return parse(data) if columns is None else columns
+
+    return parsed

@@ -28,6 +28,7 @@ _SECONDS, _NANOS = 1 << 3 | _VARINT, 2 << 3 | _VARINT
 # VmSample's optional doubles (fields 3 to 6), in the order of the columns (MEASURED)
 _VALUE_TAGS = (3 << 3 | _I64, 4 << 3 | _I64, 5 << 3 | _I64, 6 << 3 | _I64)
 MAX_ID = 128
+_SHORTEST_SAMPLE = 7  # bytes of a VM sample in a request, at least: its tag and size, an id's 3, a time's 2
 _MAX_SECONDS = 2**53  # a time beyond is no sample's: the per-sample way says so
 
 # The characters of an id (ID_PATTERN's class), as a table by byte
@@ -69,12 +70,12 @@ def _time(buf: Any, pos: int, end: int) -> tuple[int, int]:  # pragma: no cover 
 
 @numba.njit(cache=True, nogil=True)
 def _sample(buf: Any, pos: int, end: int, n: int, id_bytes: Any, ids: Any, out: int, seconds: Any, nanos: Any,
-            values: Any, double: Any) -> int:  # pragma: no cover - compiled
+            values: Any, word: Any, double: Any) -> int:  # pragma: no cover - compiled
     """Read the VmSample in buf[pos:end] into row n of the columns, its id at ids[out:] followed by a newline;
     returns where the ids end now, or -1 if the sample is not of the plain shape."""
-    values[n, :] = math.nan
+    for column in range(values.shape[1]):
+        values[n, column] = math.nan
     has_id = has_time = False
-    as_double = double.view(np.float64)
     while pos < end:
         field, pos = _varint(buf, pos, end)
         if field in (_VM_ID, _TIME):
@@ -106,48 +107,64 @@ def _sample(buf: Any, pos: int, end: int, n: int, id_bytes: Any, ids: Any, out: 
                 column = k
         if column < 0 or pos + 8 > end or not math.isnan(values[n, column]):
             return -1  # unknown here, cut short, or given twice
-        double[:] = buf[pos : pos + 8]
-        if not math.isfinite(as_double[0]):
+        bits = np.uint64(0)
+        for k in range(7, -1, -1):  # little-endian
+            bits = bits << np.uint64(8) | np.uint64(buf[pos + k])
+        word[0] = bits
+        if not math.isfinite(double[0]):
             return -1
-        values[n, column] = as_double[0]
+        values[n, column] = double[0]
         pos += 8
     return out if has_id and has_time else -1  # without either, the per-sample way names what is missing
 
 
 @numba.njit(cache=True, nogil=True)
-def _read(buf: Any, id_bytes: Any, ids: Any, seconds: Any, nanos: Any,
-          values: Any) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Fill the columns from a PushSamplesRequest's bytes (`ids`: each id's bytes followed by a newline); returns
-    the number of VM samples and of the ids' bytes written, or -1 samples if the message is not of the plain
-    shape."""
+def _read(buf: Any, id_bytes: Any, ids: Any, seconds: Any, nanos: Any, values: Any,
+          hosts_skipped: bool) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Fill the columns from a PushSamplesRequest's bytes (`ids`: each id's bytes followed by a newline), host
+    samples skipped if `hosts_skipped`; returns the number of VM samples and of the ids' bytes written, or -1
+    samples if the message is not of the plain shape (or has host samples, not to be skipped)."""
     end, pos, n, out = len(buf), 0, 0, 0
-    double = np.empty(8, dtype=np.uint8)  # a value's bytes, read as a double
+    word = np.empty(1, dtype=np.uint64)  # a value's bits,
+    double = word.view(np.float64)  # read as a double
     while pos < end:
         tag, pos = _varint(buf, pos, end)
         size, pos = _varint(buf, pos, end)
         if size < 0 or pos + size > end:
             return -1, 0
         if tag == _VM_SAMPLES and n < len(seconds):
-            out = _sample(buf, pos, pos + size, n, id_bytes, ids, out, seconds, nanos, values, double)
+            out = _sample(buf, pos, pos + size, n, id_bytes, ids, out, seconds, nanos, values, word, double)
             if out < 0:
                 return -1, 0
             n += 1
-        elif tag != _HOST_SAMPLES:
+        elif tag != _HOST_SAMPLES or not hosts_skipped:
             return -1, 0
         pos += size
     return n, out
 
 
-def vm_columns(data: bytes, count: int) -> VmColumns | None:
-    """The `count` VM samples of a PushSamplesRequest's bytes as columns, or None if the message is not of the
-    plain shape (see the module's docstring)."""
-    seconds = np.empty(count, dtype=np.int64)
-    nanos = np.empty(count, dtype=np.int64)
-    values = np.empty((count, len(_VALUE_TAGS)), dtype=np.float64)
-    ids = np.empty(count * (MAX_ID + 1), dtype=np.uint8)
-    n, written = _read(np.frombuffer(data, dtype=np.uint8), _ID_BYTES, ids, seconds, nanos, values)
-    if n != count:
+def _columns(data: bytes, most: int, hosts_skipped: bool) -> VmColumns | None:
+    """The VM samples (`most` at most) of a PushSamplesRequest's bytes as columns, or None."""
+    seconds = np.empty(most, dtype=np.int64)
+    nanos = np.empty(most, dtype=np.int64)
+    values = np.empty((most, len(_VALUE_TAGS)), dtype=np.float64)
+    ids = np.empty(len(data) + most, dtype=np.uint8)  # each id's bytes, and a newline
+    n, written = _read(np.frombuffer(data, dtype=np.uint8), _ID_BYTES, ids, seconds, nanos, values, hosts_skipped)
+    if n < 0:
         return None
     # as the per-sample way computes a time (seconds + nanos / 1e9), to the bit
-    return VmColumns(ids[: written - 1].tobytes().decode("ascii").split("\n") if count else [],
-                     seconds + nanos / 1e9, values)
+    return VmColumns(ids[: written - 1].tobytes().decode("ascii").split("\n") if n else [],
+                     seconds[:n] + nanos[:n] / 1e9, values[:n])
+
+
+def vm_columns(data: bytes, count: int) -> VmColumns | None:
+    """The `count` VM samples of a PushSamplesRequest's bytes as columns (its host samples skipped), or None if
+    the message is not of the plain shape (see the module's docstring)."""
+    columns = _columns(data, count, hosts_skipped=True)
+    return columns if columns is not None and len(columns) == count else None
+
+
+def only_vm_columns(data: bytes) -> VmColumns | None:
+    """The VM samples of a PushSamplesRequest's bytes as received, as columns, if it has no host samples and is
+    of the plain shape; else None (the message is then parsed by protobuf, as any)."""
+    return _columns(data, len(data) // _SHORTEST_SAMPLE, hosts_skipped=False)

@@ -242,10 +242,10 @@ class SeriesStore:
         for at in np.split(known, np.flatnonzero(np.diff(blocks)) + 1) if len(known) else ():
             c, i = self._chunks[int(rows[at[0]]) // CHUNK_ROWS], rows[at] % CHUNK_ROWS
             for k, column in enumerate(columns):
-                values, pos = c.columns[column], c.newest[i, column]
+                values, pos, unit = c.columns[column], c.newest[i, column], float(self._units[column])
                 if values is not None:
                     measured = pos >= 0
-                    out[at[measured], k] = values[i[measured], pos[measured]].astype(np.float64) * float(self._units[column])
+                    out[at[measured], k] = values[i[measured], pos[measured]].astype(np.float64) * unit
         return out
 
     def newest(self, entity_ids: Sequence[str], field: str, n: int) -> tuple[npt.NDArray[np.float64],

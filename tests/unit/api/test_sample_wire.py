@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advisor.api import sample_wire
-from advisor.api.sample_messages import samples_from_pb, vm_sample
+from advisor.api.sample_messages import samples_from_pb, samples_parser, vm_sample
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.domain.errors import InvalidArgument
 from advisor.domain.validation import ID_PATTERN
@@ -77,6 +77,12 @@ def test_columns_read_from_the_bytes_are_the_samples_read_one_by_one(request: pb
                 and all(math.isfinite(getattr(s, n)) for n in VALUE_FIELDS if s.HasField(n))
                 for s in request.vm_samples)
     assert (columns is not None) == plain  # the plain shape is read, every other left to the per-sample way
+    as_received = sample_wire.only_vm_columns(request.SerializeToString())  # no protobuf message built
+    if request.host_samples or columns is None:
+        assert as_received is None
+    else:
+        assert as_received is not None
+        assert_same(as_received, request)
 
 
 @pytest.mark.parametrize("extra", [
@@ -103,6 +109,19 @@ def test_a_sample_of_another_shape_is_left_to_the_per_sample_way(inner: bytes) -
     except DecodeError:  # a value cut short: such bytes never reach the columns, which refuse them too
         count = 1
     assert sample_wire.vm_columns(data, count) is None
+
+
+def test_a_message_of_vm_samples_alone_is_read_as_columns_without_protobuf_any_other_parsed() -> None:
+    parse = samples_parser(lambda data: ("parsed", data), limit_bytes=100)
+    plain = pb.PushSamplesRequest(vm_samples=[pb.VmSample(vm_id="v1", time={"seconds": 1_800_000_000})])
+    columns = parse(plain.SerializeToString())
+    assert isinstance(columns, VmColumns) and columns.samples() == [vm_sample(plain.vm_samples[0], 0)]
+    assert isinstance(parse(b""), VmColumns) and len(parse(b"")) == 0  # an empty message: nothing to push
+    with_host = pb.PushSamplesRequest(vm_samples=plain.vm_samples)
+    with_host.host_samples.add(host_id="h1").time.seconds = 1_800_000_000
+    for data in (with_host.SerializeToString(), plain.SerializeToString()[:-1], b"\xff\xff\xff",
+                 pb.PushSamplesRequest(vm_samples=[plain.vm_samples[0]] * 8).SerializeToString()):  # past the limit
+        assert parse(data) == ("parsed", data)
 
 
 def test_vm_samples_come_as_columns_host_samples_one_by_one() -> None:
