@@ -60,6 +60,7 @@ class Ingestion:
         with self._inventory.reading() as cluster:
             known_hosts, _ = pushes.sampled(host_samples, (), cluster)
             vms = list(map(cluster.vms.get, columns.ids))
+            version = self._inventory.version
         try:
             pushes.check_samples(host_samples, (), (known_hosts, {}), now, self._priority.give_way)
             fine = columns.fine(vms, now)
@@ -72,7 +73,7 @@ class Ingestion:
         self._store_in_pieces(host_samples, ())
         ordered = columns.take(self._samples.vm_store_order(columns.ids))
         self._priority.in_pieces(ordered, self._samples.add_vm_columns)
-        self._forget_gone(known_hosts, columns.ids)
+        self._forget_gone(known_hosts, columns.ids, version)
         self._count(len(host_samples), len(columns))
 
     def _push_samples(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample], *,
@@ -86,20 +87,23 @@ class Ingestion:
         # batch's checks and storing (tens of ms for thousands of samples).
         with self._inventory.reading() as cluster:
             known = pushes.sampled(host_samples, vm_samples, cluster)
+            version = self._inventory.version
         pushes.check_samples(host_samples, vm_samples, known, now,
                              self._priority.give_way if give_way else lambda: None)
         if give_way:
             self._store_in_pieces(host_samples, vm_samples)
         else:
             self._samples.add(host_samples, vm_samples)
-        self._forget_gone(known[0], known[1])
+        self._forget_gone(known[0], known[1], version)
         self._count(len(host_samples), len(vm_samples))
 
-    def _forget_gone(self, host_ids: Iterable[str], vm_ids: Iterable[str]) -> None:
-        """A host or VM removed meanwhile may have had its samples forgotten before these came in: forget them
-        again, so that it does not get samples back (its removal forgets after it is applied, so one of the two
-        forgets comes last)."""
+    def _forget_gone(self, host_ids: Iterable[str], vm_ids: Iterable[str], version: int) -> None:
+        """A host or VM removed since the inventory's `version` may have had its samples forgotten before these
+        came in: forget them again, so that it does not get samples back (its removal forgets after it is
+        applied, so one of the two forgets comes last)."""
         with self._inventory.reading() as cluster:
+            if self._inventory.version == version:  # nothing changed: none gone
+                return
             gone_hosts = set(host_ids).difference(cluster.hosts)
             gone_vms = set(vm_ids).difference(cluster.vms)
         if gone_hosts or gone_vms:
