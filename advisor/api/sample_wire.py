@@ -168,3 +168,9 @@ def only_vm_columns(data: bytes) -> VmColumns | None:
     """The VM samples of a PushSamplesRequest's bytes as received, as columns, if it has no host samples and is
     of the plain shape; else None (the message is then parsed by protobuf, as any)."""
     return _columns(data, len(data) // _SHORTEST_SAMPLE, hosts_skipped=False)
+
+
+def warm_up() -> None:
+    """Read a message once: the compiled loop is compiled, or read from numba's cache, at its first call, which
+    the first push after a start would otherwise wait for."""
+    only_vm_columns(b"")

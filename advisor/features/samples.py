@@ -204,3 +204,12 @@ class RecentSamples:
     def nbytes(self) -> int:
         with self._lock:
             return self._hosts.nbytes() + self._vms.nbytes()
+
+
+def warm_up() -> None:
+    """Store a host and a VM sample once: the store's compiled loops (advisor.features.ring_kernels) are compiled,
+    or read from numba's cache, at their first call, which the first push after a start would otherwise wait
+    for."""
+    samples = RecentSamples(capacity=2)
+    samples.add([HostSample("h", 1e9, cpu_utilization=0.5)], [])
+    samples.add_vm_columns(VmColumns(["v"], np.array([1e9]), np.array([[0.5] + [np.nan] * (len(MEASURED) - 1)])))

@@ -147,3 +147,24 @@ def test_the_fields_read_are_those_of_the_proto() -> None:
     assert MEASURED == ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")  # in turn
     assert np.array_equal(sample_wire._ID_BYTES.nonzero()[0],
                           sorted(map(ord, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@/-")))
+
+
+def test_the_warm_up_compiles_every_loop_a_push_runs() -> None:
+    """After `warm_up` (at the server's start), a push compiles nothing more: the first one waits for nothing."""
+    from advisor.api.sample_messages import warm_up
+    from advisor.features import ring_kernels
+    from advisor.features.samples import RecentSamples
+
+    warm_up()
+    loops = (sample_wire._read, ring_kernels.append, ring_kernels.put_values)
+    compiled = [len(loop.signatures) for loop in loops]
+    request = pb.PushSamplesRequest(vm_samples=[pb.VmSample(vm_id="v1", time={"seconds": 1_800_000_000},
+                                                            cpu_utilization_ratio=0.5, dirty_rate_mib_s=1.0)])
+    columns = samples_parser(lambda data: None, limit_bytes=1000)(request.SerializeToString())
+    store = RecentSamples()
+    store.add_vm_columns(columns)
+    store.add_vm_columns(columns[0:1])  # the VM's block has its columns now
+    request.host_samples.add(host_id="h1", cpu_utilization_ratio=0.5).time.seconds = 1_800_000_000
+    hosts, _ = samples_from_pb(request)
+    store.add(hosts, [])
+    assert [len(loop.signatures) for loop in loops] == compiled
