@@ -1,11 +1,11 @@
 """The VM samples of a pushed message read straight from its bytes into columns, by a compiled loop: no Python
 object per sample (issue 17: reading each protobuf sample into a Python object took 3.4 us of the 8.6 us of the
-interpreter's time a sample cost, and 0.3 us this way, the message serialized again by upb included).
+interpreter's time a VM sample cost; this way, 0.16 us from the bytes gRPC received).
 
 Only the plain shape is read: the fields of this version, each once, an id of the id pattern's characters, a time,
 finite values. Anything else (a field unknown here, a value NaN, a nanos field out of its range, a sample without an
-id) makes `vm_columns` answer None, and the message goes the per-sample way (advisor.api.sample_messages), which
-reads every case and names what is wrong.
+id) makes `vm_columns` and `only_vm_columns` answer None, and the message goes the per-sample way
+(advisor.api.sample_messages), which reads every case and names what is wrong.
 """
 
 from __future__ import annotations

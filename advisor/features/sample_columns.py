@@ -67,7 +67,8 @@ class VmColumns:
         n = len(self.ids)
         if n > MAX_SAMPLES_PER_PUSH or not n:
             return not n
-        memory_mib = np.fromiter(map(_memory_mib, filter(None, vms)), dtype=np.float64)  # (`None in` calls __eq__)
+        # the known VMs (a Vm is always true), without `None in vms`, which calls Vm.__eq__ for each
+        memory_mib = np.fromiter(map(_memory_mib, filter(None, vms)), dtype=np.float64)
         if len(memory_mib) < n or not _IDS.fullmatch("\n".join(self.ids)):
             return False
         if not ((self.times_s >= EARLIEST_SAMPLE_S) & (self.times_s <= now_s + MAX_FUTURE_SKEW_S)).all():
