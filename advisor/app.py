@@ -26,6 +26,7 @@ from advisor.adapters.sql.sessions import SessionStore
 from advisor.adapters.sql.store import SqlStore
 from advisor.adapters.training_job import SubprocessTrainingJob
 from advisor.api.auth import AccessInterceptor, CallLimits
+from advisor.api.sample_messages import warm_up as warm_up_pushes
 from advisor.api.server import RunningServer, Tls, start_server
 from advisor.api.servicers import StreamLimits
 from advisor.config import Settings, check
@@ -239,6 +240,7 @@ def build_app(
     intervals = AdaptiveIntervals()  # the served intervals' online adaptation, kept across model swaps
     predictor, forecaster = load_models(settings.models_dir, metrics, intervals)
     warm_up_engine()  # its compiled loops, as load_models the cost model's: before the first question
+    warm_up_pushes()  # and those a push of samples runs: before the first push
     allowed_connect = guarded(connect, uris)
     core = wire_core(settings, store, archive, metrics, predictor, forecaster, allowed_connect, uris, clock, intervals,
                      definitions, leadership, SampleFeed(database) if settings.database_url else None)

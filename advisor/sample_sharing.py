@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 
 from advisor.adapters.sql.feed import Batch
 from advisor.domain.model import HostSample, VmSample
+from advisor.features.sample_columns import VmColumns
 from advisor.features.samples import RecentSamples
 
 log = logging.getLogger("advisor.sharing")
@@ -95,6 +96,10 @@ class SharedSamples(RecentSamples):
     def add(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]) -> None:
         super().add(host_samples, vm_samples)
         self._post(host_samples, vm_samples)
+
+    def add_vm_columns(self, columns: VmColumns) -> None:
+        super().add_vm_columns(columns)
+        self._post((), columns.samples())
 
     def _post(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample], *,
               first: bool = False) -> None:

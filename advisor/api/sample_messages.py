@@ -1,14 +1,19 @@
-"""Pushed samples to domain values, in pieces: the server converts thousands a push, and gives way to urgent calls
-between pieces (advisor.usecases.priority)."""
+"""Pushed samples to domain values: VM samples as columns read from the message's bytes where it is of the plain
+shape (advisor.api.sample_wire), else, as host samples always, one object each, in pieces: the server converts
+thousands a push, and gives way to urgent calls between pieces (advisor.usecases.priority)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from advisor.api import sample_wire
+from advisor.api.sample_wire import only_vm_columns, vm_columns
 from advisor.api.v1 import advisor_pb2 as pb
 from advisor.domain.errors import InvalidArgument
 from advisor.domain.model import HostSample, VmSample
+from advisor.features import samples
+from advisor.features.sample_columns import VmColumns
 
 T = TypeVar("T")
 
@@ -55,7 +60,28 @@ def _pieces(items: Sequence[T], give_way: Callable[[], None]) -> Iterator[Iterab
 
 
 def samples_from_pb(m: pb.PushSamplesRequest, give_way: Callable[[], None] = lambda: None
-                    ) -> tuple[list[HostSample], list[VmSample]]:
-    """The samples of a push, calling `give_way()` before each piece."""
-    return ([host_sample(s, i) for piece in _pieces(m.host_samples, give_way) for i, s in piece],
-            [vm_sample(s, i) for piece in _pieces(m.vm_samples, give_way) for i, s in piece])
+                    ) -> tuple[list[HostSample], VmColumns | list[VmSample]]:
+    """The samples of a push, calling `give_way()` before each piece converted one by one."""
+    hosts = [host_sample(s, i) for piece in _pieces(m.host_samples, give_way) for i, s in piece]
+    columns = vm_columns(m.SerializeToString(), len(m.vm_samples))  # the bytes as upb wrote them: of fewer shapes
+    if columns is not None:
+        return hosts, columns
+    return hosts, [vm_sample(s, i) for piece in _pieces(m.vm_samples, give_way) for i, s in piece]
+
+
+def samples_parser(parse: Callable[[bytes], Any], limit_bytes: int) -> Callable[[bytes], Any]:
+    """PushSamplesRequest's deserializer: a message of VM samples alone, of the plain shape, read from its bytes
+    as columns (no protobuf message built, nor serialized again); any other message given to `parse`."""
+
+    def parsed(data: bytes) -> Any:
+        columns = only_vm_columns(data) if len(data) <= limit_bytes else None
+        return parse(data) if columns is None else columns
+
+    return parsed
+
+
+def warm_up() -> None:
+    """The compiled loops a push runs (reading its bytes, storing its samples), compiled or read from numba's
+    cache before the first push (3 s with a cold cache, 0.3 s from it), as the planning engine's (app.py)."""
+    sample_wire.warm_up()
+    samples.warm_up()

@@ -17,6 +17,7 @@ from advisor.api.auth import AccessInterceptor, CallLimits
 from advisor.api.errors import ErrorInterceptor, MalformedRequest
 from advisor.api.grpc_metrics import GrpcMetrics
 from advisor.api.handlers import FACTORIES
+from advisor.api.sample_messages import samples_parser
 from advisor.api.servicers import StreamLimits
 from advisor.api.urgency import UrgentCalls
 from advisor.api.v1 import advisor_pb2 as pb
@@ -59,9 +60,12 @@ def _register(server: grpc.Server, servicer: Any, service: ServiceDescriptor, li
         request_cls = getattr(pb, method.input_type.name)
         response_cls = getattr(pb, method.output_type.name)
         factory = FACTORIES[(method.client_streaming, method.server_streaming)]
+        parse = _lenient_parser(request_cls, limit_bytes)
+        if request_cls is pb.PushSamplesRequest:  # tens of thousands of samples a second: VM samples as columns
+            parse = samples_parser(parse, limit_bytes)
         handlers[method.name] = factory(
             getattr(servicer, method.name),
-            request_deserializer=_lenient_parser(request_cls, limit_bytes),
+            request_deserializer=parse,
             response_serializer=response_cls.SerializeToString,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

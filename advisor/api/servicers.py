@@ -22,6 +22,7 @@ from advisor.domain.errors import DeadlineExceeded, InvalidArgument, NotFound
 from advisor.domain.model import PlanGoal
 from advisor.domain.recommendation import Decision
 from advisor.features.inputs import Overrides
+from advisor.features.sample_columns import VmColumns
 from advisor.metrics import AdvisorMetrics
 from advisor.usecases.bundle import UseCases
 from advisor.usecases.priority import URGENT
@@ -70,16 +71,18 @@ class InventoryServicer(_Base, pb_grpc.InventoryServiceServicer):
 
 
 class TelemetryServicer(_Base, pb_grpc.TelemetryServiceServicer):
-    def _push(self, request: pb.PushSamplesRequest, method: str) -> tuple[int, int]:
+    def _push(self, request: pb.PushSamplesRequest | VmColumns, method: str) -> tuple[int, int]:
+        """A message's samples checked and stored; VM samples alone may come as columns (samples_parser)."""
         try:
-            hosts, vms = samples_from_pb(request, URGENT.give_way)
+            hosts, vms = ([], request) if isinstance(request, VmColumns) else samples_from_pb(request, URGENT.give_way)
             self.usecases.ingestion.push_samples(hosts, vms)
         except Exception:
             self.metrics.batches_rejected.labels(method).inc()
             raise
         return len(hosts), len(vms)
 
-    def PushSamples(self, request: pb.PushSamplesRequest, context: grpc.ServicerContext) -> pb.PushSamplesResponse:
+    def PushSamples(self, request: pb.PushSamplesRequest | VmColumns,
+                    context: grpc.ServicerContext) -> pb.PushSamplesResponse:
         hosts, vms = self._push(request, "PushSamples")
         return pb.PushSamplesResponse(host_samples_accepted=hosts, vm_samples_accepted=vms, batches_accepted=1)
 

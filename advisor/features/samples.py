@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from advisor.domain.model import HostSample, VmSample
+from advisor.features.sample_columns import MEASURED, VmColumns
 from advisor.features.series_store import UNREAD, UNSAVED, Latest, SeriesStore
 
 __all__ = ["HOST_FIELDS", "VM_FIELDS", "Latest", "RecentSamples", "Series", "SeriesStore"]
@@ -27,6 +28,7 @@ VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_
 # The unit each VM field is kept in: the fraction as it is, MiB and MiB/s in GiB (and GiB/s), so that what the
 # checks let in (24 TiB of memory, 200,000 MiB/s) fits float16 (at most 65,504 units) with room to spare.
 VM_UNITS = (1.0, 1024.0, 1024.0, 1024.0, 1024.0)
+_MEASURED = [VM_FIELDS.index(name) for name in MEASURED]  # the columns of pushed VM samples, as stored
 
 READ_CHUNK = 1000  # entities read per hold of the lock
 WRITE_CHUNK = 250  # samples added per hold of the lock (about 1 ms)
@@ -35,13 +37,18 @@ T = TypeVar("T")
 
 def _latest_values(lock: threading.Lock, store: SeriesStore, ids: Iterable[str], fields: Sequence[str],
                    shape: Callable[[list[float]], T]) -> dict[str, T]:
-    """Read a chunk of ids at a time under the lock, so that samples coming in wait for one chunk at most."""
+    """Read a chunk of ids at a time under the lock, so that samples coming in wait for one chunk at most; in
+    the store's block order, so that a chunk reads a block or two (`SeriesStore.latest_values`)."""
     out: dict[str, T] = {}
     ids, columns = list(ids), [store.fields.index(name) for name in fields]
+    with lock:
+        order = store.block_order(ids).tolist()
+    ids = list(map(ids.__getitem__, order))
     for start in range(0, len(ids), READ_CHUNK):
+        chunk = ids[start : start + READ_CHUNK]
         with lock:
-            for entity_id in ids[start : start + READ_CHUNK]:
-                out[entity_id] = shape(store.latest_values(entity_id, columns))
+            values = store.latest_values(chunk, columns)
+        out.update(zip(chunk, map(shape, values.tolist()), strict=True))
     return out
 
 
@@ -83,6 +90,21 @@ class RecentSamples:
                         vs.disk_write_rate_mib_s) for vs in vm_chunk]
             with self._lock:
                 self._vms.add_many([vs.vm_id for vs in vm_chunk], [vs.time_s for vs in vm_chunk], vm_rows)
+
+    def add_vm_columns(self, columns: VmColumns) -> None:
+        """`add` of checked VM samples given as columns, a chunk per hold of the lock, in the order given (a
+        caller adding a batch in pieces orders it first: `vm_store_order`)."""
+        values = np.full((len(columns), len(VM_FIELDS)), np.nan)
+        values[:, _MEASURED] = columns.values
+        for start in range(0, len(columns), WRITE_CHUNK):
+            end = start + WRITE_CHUNK
+            with self._lock:
+                self._vms.add_many(columns.ids[start:end], columns.times_s[start:end], values[start:end])
+
+    def vm_store_order(self, vm_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """The order of `in_store_order` for VM samples of these ids, as indices."""
+        with self._lock:
+            return self._vms.block_order(vm_ids)
 
     def in_store_order(self, host_samples: Sequence[HostSample], vm_samples: Sequence[VmSample]
                        ) -> tuple[list[HostSample], list[VmSample]]:
@@ -182,3 +204,12 @@ class RecentSamples:
     def nbytes(self) -> int:
         with self._lock:
             return self._hosts.nbytes() + self._vms.nbytes()
+
+
+def warm_up() -> None:
+    """Store a host and a VM sample once: the store's compiled loops (advisor.features.ring_kernels) are compiled,
+    or read from numba's cache, at their first call, which the first push after a start would otherwise wait
+    for."""
+    samples = RecentSamples(capacity=2)
+    samples.add([HostSample("h", 1e9, cpu_utilization=0.5)], [])
+    samples.add_vm_columns(VmColumns(["v"], np.array([1e9]), np.array([[0.5] + [np.nan] * (len(MEASURED) - 1)])))

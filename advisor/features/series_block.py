@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from advisor.features.ring_kernels import append, put_values
 from advisor.features.sample_times import EXACT_GAP_MS, MAX_GAP_MS, gap_code, gaps_ms
 
 CHUNK_ROWS = 512  # entities per block: a new block is allocated whole, never copied to grow
+_NONE = {kind: np.empty((0, 0), dtype=kind) for kind in (np.uint16, np.uint32)}  # a column not allocated, to `append`
 
 FloatArray = npt.NDArray[np.floating]
 IntArray = npt.NDArray[np.int64]
@@ -67,6 +69,22 @@ class Chunk:
                 column.reshape(-1)[i] = value
             else:
                 column[i, pos] = value
+
+    def append(self, i: IntArray, t_ms: IntArray, encoded: FloatArray, mark: int) -> npt.NDArray[np.bool_]:
+        """Append samples of rows `i` (times in ms, values as stored), each in turn, where they go after their row's
+        newest within MAX_GAP_MS, or the row is empty (`SeriesStore.add`'s usual case), marking their rows; returns
+        which did not fit, nor any later sample of their row (left for `SeriesStore.add`). A column is allocated
+        when a value appended measures it."""
+        pos, unplaced = np.empty(len(i), dtype=np.int64), np.zeros(len(self.columns), dtype=np.bool_)
+        kind = np.uint16 if self.dtype == np.float16 else np.uint32  # values copied as their bits
+        bits, measured, none = encoded.view(kind), ~np.isnan(encoded), _NONE[kind]
+        columns = tuple(none if column is None else column.view(kind) for column in self.columns)
+        append(self.first_ms, self.last_ms, self.gaps, self.start, self.count, self.marks, mark, self.newest,
+               columns, i, t_ms, bits, measured, pos, unplaced)
+        for field in np.flatnonzero(unplaced).tolist():
+            put_values(self.column(field).view(kind), self.newest[:, field], i, pos, bits[:, field],
+                       measured[:, field])
+        return pos < 0
 
     def times(self, i: int) -> tuple[IntArray, IntArray]:
         """Row i's times (ms) in time order, and their positions."""

@@ -17,11 +17,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Protocol, Self, TypeVar
 
-T = TypeVar("T")
+
+class Sliceable(Protocol):
+    """What `in_pieces` cuts: a sequence, or columns of samples."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, at: slice, /) -> Self: ...
+
+
+S = TypeVar("S", bound=Sliceable)
 
 # CPU time of one piece of bulk work (`in_pieces`): well under the switch interval. Measured in turns on a quiet
 # machine (2026-12-07, load 0.6-3): beside back-to-back recommendations while samples stream (benchmarks/bench_api.py)
@@ -62,10 +71,10 @@ class Priority:
         with self._changed:
             self._changed.wait_for(lambda: not self._urgent or unless(), timeout=self._max_wait_s)
 
-    def in_pieces(self, items: Sequence[T], work: Callable[[Sequence[T]], object], *, first: int = 20,
-                  most: int = 1000) -> None:
+    def in_pieces(self, items: S, work: Callable[[S], object], *, first: int = 20, most: int = 1000) -> None:
         """`work` over consecutive slices of `items`, giving way before each; slices are sized from the last
-        one's CPU time to take about PIECE_S (the same samples take 5 us each in time order, 60 us out of it)."""
+        one's CPU time to take about PIECE_S (a VM sample stored takes about 1 us as columns, 5 as an object, 60 out
+        of time order)."""
         start, size = 0, first
         while start < len(items):
             self.give_way()

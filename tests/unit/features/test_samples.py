@@ -83,7 +83,7 @@ def test_latest_is_the_newest_measured_value_of_the_samples_kept(capacity: int,
         measured = [(float(t), float(v)) for t, v in zip(times, values[:, k], strict=True) if not math.isnan(v)]
         latest = store.latest("v", name)
         assert (None if latest is None else (latest.time_s, latest.value)) == (measured[-1] if measured else None)
-        value = store.latest_values("v", [k])[0]  # the same, without the time
+        value = store.latest_values(["v"], [k])[0, 0]  # the same, without the time
         assert value == measured[-1][1] if measured else math.isnan(value)
 
 

@@ -86,7 +86,7 @@ def same(store: SeriesStore, reference: RingStore, tolerance_s: float) -> None:
                 assert latest.value == ref.value and abs(latest.time_s - ref.time_s) <= tolerance_s
         columns = [2, 0]
         assert_equal = np.testing.assert_array_equal
-        assert_equal(store.latest_values(entity_id, columns), reference.latest_values(entity_id, columns))
+        assert_equal(store.latest_values([entity_id], columns)[0], reference.latest_values(entity_id, columns))
     newest_reads_as_the_windows(store)
 
 
