@@ -115,12 +115,16 @@ def test_a_client_that_cancels_a_stream_is_counted_as_cancelled_not_as_an_incide
         client.telemetry.StreamSamples(first_then_fail(), timeout=30)
     url = f"http://127.0.0.1:{app.metrics_port}/metrics"
     stream = 'grpc_method="StreamSamples",grpc_service="advisor.api.v1.TelemetryService",grpc_type="client_stream"'
+    # Cancelled, as the server sees it almost always; now and then grpc's server sees the cancel as the end of the
+    # request stream (its read completes empty before the cancel is marked: grpc/_server.py, _look_for_request),
+    # and the call, all of whose messages were stored, ends OK. Never an incident.
+    ended = [f'grpc_server_handled_total{{grpc_code="{code}",{stream}}} 1.0' for code in ("Canceled", "OK")]
     for _ in range(50):  # the server ends its side of the call a moment after the client
         scraped = urllib.request.urlopen(url, timeout=10).read().decode()
-        if f'grpc_server_handled_total{{grpc_code="Canceled",{stream}}} 1.0' in scraped:
+        if any(line in scraped for line in ended):
             break
         time.sleep(0.1)
-    assert f'grpc_server_handled_total{{grpc_code="Canceled",{stream}}} 1.0' in scraped, [
+    assert any(line in scraped for line in ended), [
         line[:40] + line[-60:] for line in scraped.splitlines() if "StreamSamples" in line and "handled_total" in line]
     assert 'grpc_code="Internal"' not in scraped
     assert not [r for r in caplog.records if r.getMessage() == "internal error"]
