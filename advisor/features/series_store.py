@@ -256,7 +256,7 @@ class SeriesStore:
         read from those alone; the others from their whole ring."""
         column, cap = self.fields.index(field), self.capacity
         out = np.full((len(entity_ids), n), np.nan)
-        rows = np.array([self._rows.get(e, -1) for e in entity_ids], dtype=np.int64)
+        rows = np.array(list(map(self._rows.get, entity_ids, repeat(-1))), dtype=np.int64)
         known = np.flatnonzero(rows >= 0)
         known = known[np.argsort(rows[known], kind="stable")]  # a block's entities together
         blocks = rows[known] // CHUNK_ROWS
@@ -311,7 +311,7 @@ class SeriesStore:
         operations (the save of every entity's samples); arrays that may share memory with each other."""
         if n < 1:
             raise ValueError(f"n must be at least 1 (got {n})")
-        rows = np.array([self._rows.get(e, -1) for e in entity_ids], dtype=np.int64)
+        rows = np.array(list(map(self._rows.get, entity_ids, repeat(-1))), dtype=np.int64)
         nothing = np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)  # an unknown entity's, as `window`
         out = [nothing] * len(entity_ids)
         known = np.flatnonzero(rows >= 0)
