@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -32,23 +31,22 @@ _MEASURED = [VM_FIELDS.index(name) for name in MEASURED]  # the columns of pushe
 
 READ_CHUNK = 1000  # entities read per hold of the lock
 WRITE_CHUNK = 250  # samples added per hold of the lock (about 1 ms)
-T = TypeVar("T")
 
 
-def _latest_values(lock: threading.Lock, store: SeriesStore, ids: Iterable[str], fields: Sequence[str],
-                   shape: Callable[[list[float]], T]) -> dict[str, T]:
-    """Read a chunk of ids at a time under the lock, so that samples coming in wait for one chunk at most; in
-    the store's block order, so that a chunk reads a block or two (`SeriesStore.latest_values`)."""
-    out: dict[str, T] = {}
-    ids, columns = list(ids), [store.fields.index(name) for name in fields]
+def _latest_values(lock: threading.Lock, store: SeriesStore, ids: Sequence[str], fields: Sequence[str]
+                   ) -> npt.NDArray[np.float64]:
+    """values[entity, field] in the order of `ids`, NaN where none: read a chunk of ids at a time under the lock,
+    so that samples coming in wait for one chunk at most; in the store's block order, so that a chunk reads a block
+    or two (`SeriesStore.latest_values`)."""
+    columns = [store.fields.index(name) for name in fields]
     with lock:
-        order = store.block_order(ids).tolist()
-    ids = list(map(ids.__getitem__, order))
+        order = store.block_order(ids)
+    out = np.empty((len(ids), len(columns)))
     for start in range(0, len(ids), READ_CHUNK):
-        chunk = ids[start : start + READ_CHUNK]
+        at = order[start : start + READ_CHUNK]
+        chunk = list(map(ids.__getitem__, at.tolist()))
         with lock:
-            values = store.latest_values(chunk, columns)
-        out.update(zip(chunk, map(shape, values.tolist()), strict=True))
+            out[at] = store.latest_values(chunk, columns)
     return out
 
 
@@ -126,11 +124,13 @@ class RecentSamples:
 
     def hosts_latest(self, host_ids: Iterable[str], field: str) -> dict[str, float]:
         """The newest value of `field` per host, NaN where there is none."""
-        return _latest_values(self._lock, self._hosts, host_ids, (field,), lambda values: values[0])
+        ids = list(host_ids)
+        return dict(zip(ids, _latest_values(self._lock, self._hosts, ids, (field,))[:, 0].tolist(), strict=True))
 
-    def vms_latest(self, vm_ids: Iterable[str], fields: Sequence[str]) -> dict[str, tuple[float, ...]]:
-        """The newest value of each of `fields` per VM, NaN where there is none."""
-        return _latest_values(self._lock, self._vms, vm_ids, fields, tuple)
+    def vms_latest(self, vm_ids: Sequence[str], fields: Sequence[str]) -> npt.NDArray[np.float64]:
+        """The newest value of each of `fields` of each VM, values[vm, field] in the order of `vm_ids`, NaN where
+        there is none."""
+        return _latest_values(self._lock, self._vms, vm_ids, fields)
 
     def take_updated(self) -> tuple[set[str], set[str]]:
         """The hosts and VMs whose samples changed (added or forgotten) since the last call: what a reader that

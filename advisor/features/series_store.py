@@ -252,11 +252,11 @@ class SeriesStore:
                                                                              npt.NDArray[np.int64]]:
         """Per entity (a row each), the newest `n` values that measured `field`, newest first and NaN past the
         oldest, as `window` gives them, and how many there are: one read of every VM for a plan's forecast. An
-        entity whose newest `n` samples all measured the field (the usual case) is read from those alone; the
-        others from their whole ring."""
+        entity whose newest `n` samples (or all of them, if it has fewer) measured the field (the usual case) is
+        read from those alone; the others from their whole ring."""
         column, cap = self.fields.index(field), self.capacity
         out = np.full((len(entity_ids), n), np.nan)
-        rows = np.array([self._rows.get(e, -1) for e in entity_ids], dtype=np.int64)
+        rows = np.array(list(map(self._rows.get, entity_ids, repeat(-1))), dtype=np.int64)
         known = np.flatnonzero(rows >= 0)
         known = known[np.argsort(rows[known], kind="stable")]  # a block's entities together
         blocks = rows[known] // CHUNK_ROWS
@@ -279,11 +279,12 @@ class SeriesStore:
     def _newest_of(self, c: Chunk, values: FloatArray, i: npt.NDArray[np.int64], m: int
                    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
         """Rows i's newest m samples of a column (newest first, NaN past the oldest) as float32, and whether each
-        row's m are all measured."""
+        row's samples among them all measured it (its NaN, if any, past its oldest sample: nothing older to read)."""
         back = np.arange(m)  # 0: the newest sample
+        held = back < c.count[i, None]
         pos = (c.start[i, None] + c.count[i, None] - 1 - back) % self.capacity
-        ring = np.where(back < c.count[i, None], values[i[:, None], pos], np.nan).astype(np.float32)
-        full: npt.NDArray[np.bool_] = np.count_nonzero(np.isnan(ring), axis=1) == 0
+        ring = np.where(held, values[i[:, None], pos], np.nan).astype(np.float32)
+        full: npt.NDArray[np.bool_] = ~np.any(np.isnan(ring) & held, axis=1)
         return ring, full
 
     def last_time(self, entity_id: str) -> float | None:
@@ -310,7 +311,7 @@ class SeriesStore:
         operations (the save of every entity's samples); arrays that may share memory with each other."""
         if n < 1:
             raise ValueError(f"n must be at least 1 (got {n})")
-        rows = np.array([self._rows.get(e, -1) for e in entity_ids], dtype=np.int64)
+        rows = np.array(list(map(self._rows.get, entity_ids, repeat(-1))), dtype=np.int64)
         nothing = np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)  # an unknown entity's, as `window`
         out = [nothing] * len(entity_ids)
         known = np.flatnonzero(rows >= 0)

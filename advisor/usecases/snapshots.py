@@ -112,13 +112,11 @@ class Snapshots:
     def _vms_latest(self, ids: Sequence[str]) -> FloatArray:
         """CPU, memory in use (a sample of 0 is none), dirty rate and local disks' write rate of each VM, a row each
         in the order of `ids`, NaN where not measured; read a piece at a time, giving way between pieces."""
-        rows: list[tuple[float, ...]] = []
+        values = np.empty((len(ids), len(VM_MEASURES)))
         for start in range(0, len(ids), READ_PIECE):
             self._give_way()
             piece = ids[start : start + READ_PIECE]
-            latest = self._samples.vms_latest(piece, VM_MEASURES)
-            rows += [latest[v] for v in piece]
-        values = np.array(rows, dtype=np.float64).reshape(len(ids), len(VM_MEASURES))
+            values[start : start + len(piece)] = self._samples.vms_latest(piece, VM_MEASURES)
         values[~(values[:, 1] > 0), 1] = NAN
         return values
 

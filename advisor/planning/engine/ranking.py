@@ -15,6 +15,7 @@ import numpy as np
 from advisor.domain.model import AssessedHosts, HostAssessment
 from advisor.planning.engine.filters import FILTERS, Assessment, FilterPolicy, Rejection, assess, rejections
 from advisor.planning.engine.results import Alternative
+from advisor.planning.engine.schedule import schedule
 from advisor.planning.engine.snapshot import NO_HOST, BoolArray, ClusterArrays
 from advisor.planning.engine.weighers import Scores, Weights, describe, weigh
 
@@ -121,11 +122,13 @@ def all_assessments(cluster: ClusterArrays, ranking: Ranking) -> AssessedHosts:
 
 
 def warm_up() -> None:
-    """Rank a VM of a two-host cluster once, weighing every component: the filters' and weighers' compiled loops
-    (advisor.planning.engine.kernels) are compiled, or read from numba's cache, at their first call (0.7 s with a
-    cold cache), which the first scheduler to ask after a start would otherwise wait for."""
+    """Rank a VM of a two-host cluster once, weighing every component, and schedule one move: the filters' and
+    weighers' compiled loops (advisor.planning.engine.kernels) and the schedule's are compiled, or read from numba's
+    cache, at their first call (0.7 s with a cold cache), which the first scheduler to ask (or plan) after a start
+    would otherwise wait for."""
     two = np.array([8.0, 8.0])
     cluster = ClusterArrays.build(host_ids=("a", "b"), host_cores=two, host_memory_mib=two * 1024,
                                   vm_ids=("v",), vm_host=np.array([0]), vm_vcpus=np.array([1.0]),
                                   vm_memory_mib=np.array([1024.0]), vm_cpu=np.array([0.5]))
     rank_targets(cluster, 0, weights=Weights(balance=1.0, energy=1.0))
+    schedule(np.array([0]), np.array([1]), np.array([1.0]))

@@ -20,10 +20,10 @@ each wave's slowest move, is the duration if every wave waited for its slowest m
 
 from __future__ import annotations
 
-import heapq
-from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
+import numba
 import numpy as np
 
 from advisor.planning.engine.snapshot import FloatArray, IntArray
@@ -89,23 +89,12 @@ def waves(sources: IntArray, targets: IntArray, limits: Concurrency = Concurrenc
     return np.array(wave, dtype=np.int64)
 
 
-def _per_case(durations_s: FloatArray, limits: Concurrency) -> list[list[float]]:
+def _per_case(durations_s: FloatArray, limits: Concurrency) -> FloatArray:
     """Each move's duration in each sharing case, flattened (per_source x per_target)."""
     table = np.maximum(np.asarray(durations_s, dtype=np.float64), 0.0)
     if table.ndim == 1:
         table = np.broadcast_to(table[:, None, None], (table.shape[0], limits.per_source, limits.per_target))
-    cases: list[list[float]] = table.reshape(table.shape[0], -1).tolist()
-    return cases
-
-
-def _out_before(src: list[int], tgt: list[int]) -> list[int]:
-    """How many earlier moves leave each move's target: they must be done before it starts."""
-    seen: Counter[int] = Counter()
-    out_before = []
-    for s, t in zip(src, tgt, strict=True):
-        out_before.append(seen[t])
-        seen[s] += 1
-    return out_before
+    return np.ascontiguousarray(table.reshape(table.shape[0], -1))
 
 
 def schedule(sources: IntArray, targets: IntArray, durations_s: FloatArray,
@@ -115,52 +104,108 @@ def schedule(sources: IntArray, targets: IntArray, durations_s: FloatArray,
     n = len(sources)
     if n == 0:
         return Schedule.empty()
-    src, tgt = np.asarray(sources).tolist(), np.asarray(targets).tolist()
-    cases = _per_case(durations_s, limits)
-    dur = [0.0] * n
-    case = [0] * n
-    out_before = _out_before(src, tgt)
-    done_out: Counter[int] = Counter()
-    run_src: Counter[int] = Counter()
-    run_tgt: Counter[int] = Counter()
-    running: list[tuple[float, int]] = []
-    start = [0.0] * n
-    pending = list(range(n))
-    now = 0.0
-    remaining = n
+    _, host = np.unique(np.concatenate([sources, targets]), return_inverse=True)  # host ids as 0, 1, ...
+    start, dur, case = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    _list_schedule(host[:n], host[n:], _per_case(durations_s, limits), limits.per_source, limits.per_target,
+                   limits.cluster, start, dur, case)
+    ends = start + dur
+    wave = waves(np.asarray(sources), np.asarray(targets), limits)
+    slowest = np.zeros(int(wave.max()) + 1)
+    np.maximum.at(slowest, wave, dur)
+    return Schedule(start, ends, wave, float(ends.max()), int(wave.max()) + 1, float(slowest.sum()), case)
+
+
+@numba.njit(cache=True, nogil=True)
+def _list_schedule(src: Any, tgt: Any, cases: Any, per_source: int, per_target: int, cluster: int, start: Any,
+                   dur: Any, case: Any) -> None:  # pragma: no cover - compiled
+    """Each move's start, duration and sharing case by list scheduling (the module docstring), hosts numbered
+    0, 1, ...: the running moves a heap of (end, move) ordered as Python's heapq orders those tuples (`_before`),
+    so that ties, infinities and NaN end where they did when this loop was Python's."""
+    n, hosts = src.shape[0], max(src.max(), tgt.max()) + 1
+    out_before = np.empty(n, dtype=np.int64)  # earlier moves out of each move's target: done before it starts
+    done_out = np.zeros(hosts, dtype=np.int64)
+    for j in range(n):
+        out_before[j] = done_out[tgt[j]]
+        done_out[src[j]] += 1
+    done_out[:] = 0
+    run_src, run_tgt = np.zeros(hosts, dtype=np.int64), np.zeros(hosts, dtype=np.int64)
+    room = max(min(cluster, n), 0)
+    ends, moves, running = np.empty(room), np.empty(room, dtype=np.int64), 0
+    pending, n_pending = np.arange(n), n
+    now, remaining = 0.0, n
     while remaining:
-        if len(running) < limits.cluster:
-            kept = []
-            for k, j in enumerate(pending):
-                if len(running) >= limits.cluster:
-                    kept.extend(pending[k:])
-                    break
+        if running < cluster:
+            kept = 0
+            for k in range(n_pending):
+                j = pending[k]
                 s, t = src[j], tgt[j]
-                if run_src[s] < limits.per_source and run_tgt[t] < limits.per_target and done_out[t] >= out_before[j]:
+                if running < cluster and run_src[s] < per_source and run_tgt[t] < per_target \
+                        and done_out[t] >= out_before[j]:
                     start[j] = now
                     run_src[s] += 1
                     run_tgt[t] += 1
-                    case[j] = (run_src[s] - 1) * limits.per_target + run_tgt[t] - 1
-                    dur[j] = cases[j][case[j]]
-                    heapq.heappush(running, (now + dur[j], j))
+                    case[j] = (run_src[s] - 1) * per_target + run_tgt[t] - 1
+                    dur[j] = cases[j, case[j]]
+                    running = _push(ends, moves, running, now + dur[j], j)
                     remaining -= 1
                 else:
-                    kept.append(j)
-            pending = kept
-        if not running:
+                    pending[kept] = j
+                    kept += 1
+            n_pending = kept
+        if running == 0:
             raise RuntimeError("schedule stalled")  # cannot happen: the first pending move's dependencies are done
-        now, j = heapq.heappop(running)
-        ended = [j]
-        while running and running[0][0] <= now:  # everything ending at the same instant
-            ended.append(heapq.heappop(running)[1])
-        for j in ended:
+        now = ends[0]
+        ended = True
+        while ended:  # the first to end, then everything ending at the same instant
+            j = moves[0]
+            running = _pop(ends, moves, running)
             run_src[src[j]] -= 1
             run_tgt[tgt[j]] -= 1
             done_out[src[j]] += 1
-    starts = np.array(start)
-    ends = starts + np.array(dur)
-    wave = waves(np.asarray(sources), np.asarray(targets), limits)
-    slowest = np.zeros(int(wave.max()) + 1)
-    np.maximum.at(slowest, wave, np.array(dur))
-    return Schedule(starts, ends, wave, float(ends.max()), int(wave.max()) + 1, float(slowest.sum()),
-                    np.array(case, dtype=np.int64))
+            ended = running > 0 and ends[0] <= now
+
+
+@numba.njit(cache=True, nogil=True)
+def _before(end_a: float, a: int, end_b: float, b: int) -> bool:  # pragma: no cover - compiled
+    """(end_a, a) < (end_b, b) as Python compares tuples: the first items unequal (NaN equals nothing) decide."""
+    return end_a < end_b if end_a != end_b else a < b
+
+
+@numba.njit(cache=True, nogil=True)
+def _sift_down(ends: Any, moves: Any, pos: int) -> None:  # pragma: no cover - compiled
+    """heapq._siftdown(heap, 0, pos)."""
+    end, move = ends[pos], moves[pos]
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if not _before(end, move, ends[parent], moves[parent]):
+            break
+        ends[pos], moves[pos] = ends[parent], moves[parent]
+        pos = parent
+    ends[pos], moves[pos] = end, move
+
+
+@numba.njit(cache=True, nogil=True)
+def _push(ends: Any, moves: Any, size: int, end: float, move: int) -> int:  # pragma: no cover - compiled
+    """heapq.heappush of (end, move) on a heap of `size`; returns the new size."""
+    ends[size], moves[size] = end, move
+    _sift_down(ends, moves, size)
+    return size + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _pop(ends: Any, moves: Any, size: int) -> int:  # pragma: no cover - compiled
+    """heapq.heappop, the smallest item dropped (read it at [0] first); returns the new size."""
+    size -= 1
+    if size == 0:
+        return 0
+    ends[0], moves[0] = ends[size], moves[size]
+    end, move, pos = ends[0], moves[0], 0  # heapq._siftup(heap, 0): the smaller child up to a leaf, then down
+    child = 1
+    while child < size:
+        if child + 1 < size and not _before(ends[child], moves[child], ends[child + 1], moves[child + 1]):
+            child += 1
+        ends[pos], moves[pos] = ends[child], moves[child]
+        pos, child = child, 2 * child + 1
+    ends[pos], moves[pos] = end, move
+    _sift_down(ends, moves, pos)
+    return size

@@ -66,8 +66,8 @@ def test_the_hosts_and_vms_sampled_since_are_taken_once_with_their_latest_values
     assert samples.take_updated() == (set(), {"v2"})  # a forgotten VM has changed too
     assert samples.hosts_latest(["a", "b"], "cpu_utilization") == {"a": 0.5, "b": pytest.approx(math.nan,
                                                                                                 nan_ok=True)}
-    latest = samples.vms_latest(["v1", "v2"], ("cpu_utilization", "dirty_rate_mib_s"))
-    assert latest["v1"][0] == 0.25 and math.isnan(latest["v1"][1]) and all(map(math.isnan, latest["v2"]))
+    latest = samples.vms_latest(["v2", "unknown", "v1"], ("cpu_utilization", "dirty_rate_mib_s"))
+    assert latest.shape == (3, 2) and latest[2, 0] == 0.25 and np.isnan([*latest[:2].flat, latest[2, 1]]).all()
 
 
 @settings(max_examples=200, deadline=None)

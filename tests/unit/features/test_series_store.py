@@ -105,6 +105,23 @@ def newest_reads_as_the_windows(store: SeriesStore, n: int = 4) -> None:
             assert np.isnan(got[row, len(measured):]).all()
 
 
+def test_the_newest_values_of_entities_with_fewer_samples_than_asked_are_their_measured_ones() -> None:
+    """Read from their newest samples alone when all of those measured the field (`newest`'s usual case, a VM
+    sampled fewer times than a forecast's window), past an unmeasured sample otherwise."""
+    store = SeriesStore(FIELDS, capacity=8)
+    samples = {"one": [0.1], "two": [0.1, 0.2], "gap": [0.1, None, 0.3], "none": [None]}
+    for entity_id, cpus in samples.items():
+        for time_s, cpu in enumerate(cpus, start=1):
+            store.add(entity_id, float(time_s), (cpu, 5.0, None))
+    got, have = store.newest([*samples, "unknown"], "cpu_utilization", 4)
+    a, b, c = (float(np.float32(v)) for v in (0.1, 0.2, 0.3))
+    nan = math.nan
+    np.testing.assert_array_equal(got, [[a, nan, nan, nan], [b, a, nan, nan], [c, a, nan, nan], [nan] * 4,
+                                        [nan] * 4])
+    assert have.tolist() == [1, 2, 2, 0, 0]
+    newest_reads_as_the_windows(store)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 5), st.lists(st.one_of(add, add, add, forget, batch), max_size=40))
 def test_the_same_as_a_ring_per_entity_for_times_to_the_millisecond(capacity: int, ops: list[Op]) -> None:

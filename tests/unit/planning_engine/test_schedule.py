@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advisor.planning.engine import Concurrency, schedule
 from advisor.planning.engine.schedule import shared_bandwidths
+from tests.unit.planning_engine.reference_schedule import list_schedule
 
 
 def run(moves: list[tuple[int, int, float]], limits: Concurrency) -> tuple[list[float], float, int]:
@@ -97,3 +100,29 @@ def test_a_drain_of_twenty_vms_is_priced_with_the_link_shared() -> None:
     # at full speed two at a time: 10 rounds of 10 s; sharing the link: every move after the first takes 20 s
     assert schedule(src, tgt, alone).duration_s == pytest.approx(100)
     assert schedule(src, tgt, halved).duration_s == pytest.approx(200)
+
+
+# durations: few distinct values (moves ending together), an infinite one or NaN now and then
+durations = st.sampled_from([0.0, 1.0, 2.0, 2.0, 3.5, 10.0, -1.0, float("inf"), float("nan")])
+moves = st.lists(st.tuples(st.integers(-3, 5), st.integers(-3, 5), st.lists(durations, min_size=9, max_size=9)),
+                 min_size=1, max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(moves, st.integers(1, 3), st.integers(1, 3), st.integers(1, 6), st.booleans())
+def test_the_compiled_schedule_starts_each_move_when_and_as_the_python_one_did(
+        plan: list[tuple[int, int, list[float]]], per_source: int, per_target: int, cluster: int,
+        shared: bool) -> None:
+    """Starts, durations and sharing cases as the reference (tests/unit/planning_engine/reference_schedule.py):
+    moves ending at the same instant, never (inf) or at NaN, hosts negative (evacuate's dead sources), a move out
+    of and into one host, durations per sharing case or one per move."""
+    limits = Concurrency(per_source, per_target, cluster)
+    src, tgt = np.array([m[0] for m in plan]), np.array([m[1] for m in plan])
+    table = np.array([m[2] for m in plan])[:, : per_source * per_target]
+    dur = table.reshape(len(plan), per_source, per_target) if shared else table[:, 0]
+    start, took, case = list_schedule(src, tgt, dur, limits)
+    with np.errstate(invalid="ignore"):  # NaN's slowest move per wave, as before
+        got = schedule(src, tgt, dur, limits)
+    np.testing.assert_array_equal(got.start_s, start)  # NaN where the reference has NaN
+    np.testing.assert_array_equal(got.end_s, np.array(start) + np.array(took))
+    assert got.case is not None and got.case.tolist() == case
