@@ -14,24 +14,12 @@ from typing import Any
 import numba
 import numpy as np
 
-from advisor.features.sample_times import EXACT_GAP_MS, FIRST_SECONDS, MAX_GAP_MS
+from advisor.features import sample_times
+from advisor.features.sample_times import MAX_GAP_MS
 
-
-@numba.njit(cache=True, nogil=True)
-def _gap_code(gap_ms: int) -> tuple[int, int]:  # pragma: no cover - compiled
-    """sample_times.gap_code."""
-    if gap_ms <= EXACT_GAP_MS:
-        return gap_ms, gap_ms
-    seconds = gap_ms // 1000
-    if seconds < FIRST_SECONDS:
-        return EXACT_GAP_MS, EXACT_GAP_MS
-    return 2**15 + seconds - FIRST_SECONDS, seconds * 1000
-
-
-@numba.njit(cache=True, nogil=True)
-def _gap_ms(code: int) -> int:  # pragma: no cover - compiled
-    """sample_times.gap_ms."""
-    return code if code < 2**15 else (code - 2**15 + FIRST_SECONDS) * 1000
+# sample_times' codes of the gaps between samples, compiled for the loops below: one rule for both ways of storing
+_gap_code = numba.njit(cache=True, nogil=True)(sample_times.gap_code)
+_gap_ms = numba.njit(cache=True, nogil=True)(sample_times.gap_ms)
 
 
 @numba.njit(cache=True, nogil=True)
