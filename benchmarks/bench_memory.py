@@ -24,7 +24,7 @@ import time
 
 from advisor.domain.cluster import Cluster
 from advisor.domain.model import Host, HostSample, Vm, VmSample
-from advisor.features.samples import RecentSamples
+from advisor.features.samples import RecentSamples, warm_up
 from advisor.lab.procs import rss_mib
 from advisor.planning.engine.domain_arrays import Measured, Tracked
 
@@ -42,6 +42,9 @@ def inventory(n_hosts: int, n_vms: int) -> tuple[list[Host], list[Vm]]:
 
 def measure(n_hosts: int, n_vms: int, rounds: int, capacity: int, batch: int, all_fields: bool,
             out: mp.Queue) -> None:  # type: ignore[type-arg]
+    # the store's compiled loops, compiled (or read from numba's cache) before anything is measured, as `advisor
+    # serve` does at its start (advisor/app.py): their code is the process's, whatever the number of VMs
+    warm_up()
     gc.collect()
     empty = rss_mib(os.getpid())
     hosts, vms = inventory(n_hosts, n_vms)
