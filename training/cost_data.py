@@ -131,7 +131,8 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
     frame["report_group"] = ("lab:" + pattern + " " + frame["vm_memory_mib"].astype(int).astype(str) + " MiB cap "
                              + frame["max_bandwidth_mib_s"].round().astype(int).astype(str))
     frame["transferred_mib"] = frame["transferred_kib"] / 1024.0
-    frame["host_load_per_cpu"] = frame["host_load_1m"] / LAB_CPUS if "host_load_1m" in frame.columns else np.nan
+    if "host_load_1m" in frame.columns:  # else missing, as every OPTIONAL column below
+        frame["host_load_per_cpu"] = frame["host_load_1m"] / LAB_CPUS
     for column in OPTIONAL:
         if column not in frame.columns:
             frame[column] = np.nan

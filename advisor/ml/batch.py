@@ -2,24 +2,22 @@
 
 Input columns (units of the shared SNU data): technique, vm_memory_mib, dirty_rate_pages_per_s,
 available_bandwidth_mbps, max_bandwidth_mib_s; optional, each as advisor.features.dataset.OPTIONAL_INPUTS says:
-host_profile (alias source: `snu`, `lab`, or a profile calibrated by `advisor profiles calibrate`; another
-name is served as uncalibrated), memory_used_mib, max_downtime_ms, deadline_ms, and the measured working set
+host_profile (alias source: `snu`, `lab`, or a profile calibrated by `advisor profiles calibrate`; another name is
+served as uncalibrated), memory_used_mib, max_downtime_ms, deadline_ms, and the measured working set
 (working_set_mib, dirty_rate_2s_pages_per_s, dirty_rate_4s_pages_per_s), the measured non-zero memory
 (nonzero_memory_mib) and the guest's vCPU utilisation (vcpu_utilization, 0-1: busy while the dirty rate reads ~0
 makes the reading blind, and the rate unknown), the hosts' runnable threads per CPU (host_load_per_cpu), and the
 VM's disks (disk_mib: MiB its disks hold; disk_size_mib: their size, the most the guest can rewrite, at least
-disk_mib, default disk_mib; disk_shared: true, the default, or false when they are local and copied with the
-VM; disk_write_rate_mib_s: what the guest writes to them, empty when
-not measured: advisor.physics.disk). A row of technique `cold` is priced by cold migration's steps
-(advisor.physics.cold: shut down, within shutdown_timeout_ms, default 60000, then forced off; its local disks
-copied while it is off; start), whatever model serves the live techniques. An empty cell of an optional column is
-missing for that row, and the output's `assumed` column says what was taken instead. Any other column passes
-through unchanged (read and written as text). Every row is checked before anything is predicted; a bad row raises
-BatchInputError listing each bad row by its data-row number (1 = the first row after the header, blank lines not
-counted), the reason and its line in the file, and no output file is written; so does a file without rows, a header
-naming a column twice, or a row with more or fewer fields than the header. The output is written to a
-temporary file beside the target and renamed into place only when complete.
-"""
+disk_mib, default disk_mib; disk_shared: true, the default, or false when they are local and copied with the VM;
+disk_write_rate_mib_s: what the guest writes to them, empty when not measured: advisor.physics.disk). A row of
+technique `cold` is priced by cold migration's steps (advisor.physics.cold: shut down, within shutdown_timeout_ms,
+default 60000, then forced off; its local disks copied while it is off; start), whatever model serves the live
+techniques. An empty cell of an optional column is missing for that row, and the output's `assumed` column says what
+was taken instead. Any other column passes through unchanged (read and written as text). Every row is checked before
+anything is predicted; a bad row raises BatchInputError listing each bad row by its data-row number (1 = the first
+row after the header, blank lines not counted), the reason and its line in the file, and no output file is written;
+so does a file without rows, a header naming a column twice, or a row with more or fewer fields than the header. The
+output is written to a temporary file beside the target and renamed into place only when complete. """
 
 from __future__ import annotations
 

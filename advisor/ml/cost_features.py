@@ -162,11 +162,6 @@ def monotone_constraints(target: str) -> list[int]:
     return [direction[n] if target in MONOTONE_TARGETS else 0 for n in TARGET_FEATURES[target]]
 
 
-def target_columns(target: str) -> list[int]:
-    """Positions of a target's features in the full feature matrix."""
-    return [FEATURE_NAMES.index(n) for n in TARGET_FEATURES[target]]
-
-
 _POSITION: Final[Mapping[str, int]] = {n: k for k, n in enumerate(FEATURE_NAMES)}
 # per schema version and target: the matrix columns its models read
 _TARGET_POSITIONS: Final[Mapping[int, Mapping[str, IntArray]]] = {
@@ -182,9 +177,10 @@ def categorical_positions(target: str) -> list[int]:
 def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS, version: int = SCHEMA_VERSION
                     ) -> dict[str, object]:
     _check_schema(version)
+    names = feature_names(version)
     document: dict[str, object] = {
         "schema_version": version,
-        "features": [list(f) for f in FEATURES if f[0] in feature_names(version)],
+        "features": [list(f) for f in FEATURES if f[0] in names],
         "categorical": list(CATEGORICAL_FEATURES),
         "techniques": [str(t) for t in TECHNIQUES],
         "profiles": list(PROFILES),
@@ -194,7 +190,7 @@ def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS, version: i
         "analytic_constants": dataclasses.asdict(constants),
         "targets": {t: list(target_features(t, version)) for t in TARGETS},
         "monotone_targets": sorted(MONOTONE_TARGETS),
-        "base_blind": [n for n in BASE_BLIND if n in feature_names(version)], "base_downtime_ms": SNU_DOWNTIME_MS,
+        "base_blind": [n for n in BASE_BLIND if n in names], "base_downtime_ms": SNU_DOWNTIME_MS,
         "target_offsets": dict(TARGET_OFFSETS),
         "compress_offset": {"a": COMPRESS_BANDWIDTH_EXPONENT, "ref_mib_s": COMPRESS_REFERENCE_BANDWIDTH_MIB_S},
         "rho_bands": [[n, b if math.isfinite(b) else None] for n, b in RHO_BANDS],
@@ -282,8 +278,9 @@ class FeatureSet:
                "log_wss_over_budget": np.log(np.maximum(dirty, MIN_WORKING_SET_MIB) / budget),
                "log1p_working_set_mib": np.nan, "log_max_downtime_ms": math.log(SNU_DOWNTIME_MS),
                "load_per_cpu": np.nan}
+        names = feature_names(self.version)
         for name in BASE_BLIND:
-            if _ADDED_IN.get(name, 0) <= self.version:
+            if name in names:
                 x[:, _POSITION[name]] = snu[name]
         return x
 
