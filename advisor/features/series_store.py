@@ -15,7 +15,7 @@ the same millisecond as a stored one replaces it. Not thread-safe: `RecentSample
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
@@ -124,8 +124,23 @@ class SeriesStore:
         """The indices of `entity_ids` with those of a block together (entities without samples first), each
         entity's in the order given: `add_many` does work per block it touches (about 15 us), so a batch
         added in slices, in this order, touches a block or two per slice instead of every block."""
-        blocks = np.array(list(map(self._rows.get, entity_ids, repeat(-1))), dtype=np.int64) // CHUNK_ROWS
-        return np.argsort(blocks, kind="stable")
+        return np.argsort(self._known_rows(entity_ids) // CHUNK_ROWS, kind="stable")
+
+    def _known_rows(self, entity_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Each entity's row, -1 for one without samples."""
+        return np.array(list(map(self._rows.get, entity_ids, repeat(-1))), dtype=np.int64)
+
+    def _by_block(self, entity_ids: Sequence[str]) -> Iterator[tuple[Chunk, npt.NDArray[np.int64],
+                                                                     npt.NDArray[np.int64]]]:
+        """Per block holding some of `entity_ids`: the block, where its entities stand in `entity_ids` (each
+        entity's places in order) and their rows in the block; entities without samples left out. A reader of many
+        entities does its array work once per block, not once per entity."""
+        rows = self._known_rows(entity_ids)
+        known = np.flatnonzero(rows >= 0)
+        known = known[np.argsort(rows[known], kind="stable")]  # a block's entities together
+        blocks = rows[known] // CHUNK_ROWS
+        for at in np.split(known, np.flatnonzero(np.diff(blocks)) + 1) if len(known) else ():
+            yield self._chunks[int(rows[at[0]]) // CHUNK_ROWS], at, rows[at] % CHUNK_ROWS
 
     def add_many(self, entity_ids: Sequence[str], times_s: Sequence[float] | npt.NDArray[np.float64],
                  rows: Sequence[Sequence[float | None]] | FloatArray) -> None:
@@ -148,10 +163,11 @@ class SeriesStore:
 
     def _rows_of(self, entity_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Each entity's row, a new one for an entity without."""
-        rows = list(map(self._rows.get, entity_ids, repeat(-1)))
-        if -1 in rows:
-            rows = [self._row(entity_id) if row < 0 else row for entity_id, row in zip(entity_ids, rows, strict=True)]
-        return np.array(rows, dtype=np.int64)
+        rows = self._known_rows(entity_ids)
+        if (rows < 0).any():
+            return np.array([self._row(entity_id) if row < 0 else row
+                             for entity_id, row in zip(entity_ids, rows.tolist(), strict=True)], dtype=np.int64)
+        return rows
 
     def _insert(self, c: Chunk, i: int, t_ms: int, row: FloatArray) -> None:
         times, values = c.ordered(i)
@@ -235,12 +251,7 @@ class SeriesStore:
         is none: `latest` without the times, read a block at a time (a snapshot reads every VM sampled since the
         last: 40 ms at 20,000 VMs one by one)."""
         out = np.full((len(entity_ids), len(columns)), np.nan)
-        rows = np.array(list(map(self._rows.get, entity_ids, repeat(-1))), dtype=np.int64)
-        known = np.flatnonzero(rows >= 0)
-        known = known[np.argsort(rows[known], kind="stable")]  # a block's entities together
-        blocks = rows[known] // CHUNK_ROWS
-        for at in np.split(known, np.flatnonzero(np.diff(blocks)) + 1) if len(known) else ():
-            c, i = self._chunks[int(rows[at[0]]) // CHUNK_ROWS], rows[at] % CHUNK_ROWS
+        for c, at, i in self._by_block(entity_ids):
             for k, column in enumerate(columns):
                 values, pos, unit = c.columns[column], c.newest[i, column], float(self._units[column])
                 if values is not None:
@@ -256,17 +267,10 @@ class SeriesStore:
         read from those alone; the others from their whole ring."""
         column, cap = self.fields.index(field), self.capacity
         out = np.full((len(entity_ids), n), np.nan)
-        rows = np.array(list(map(self._rows.get, entity_ids, repeat(-1))), dtype=np.int64)
-        known = np.flatnonzero(rows >= 0)
-        known = known[np.argsort(rows[known], kind="stable")]  # a block's entities together
-        blocks = rows[known] // CHUNK_ROWS
-        starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]]) if len(known) else known
         unit, m = self._units[column], min(n, cap)
-        for at in np.split(known, starts[1:]):
-            c = self._chunks[int(rows[at[0]]) // CHUNK_ROWS] if len(at) else None
-            if c is None or (values := c.columns[column]) is None:
+        for c, at, i in self._by_block(entity_ids):
+            if (values := c.columns[column]) is None:
                 continue
-            i = rows[at] % CHUNK_ROWS
             head, full = self._newest_of(c, values, i, m)
             out[at[full], :m] = head[full] * unit
             if not full.all():
@@ -311,15 +315,10 @@ class SeriesStore:
         operations (the save of every entity's samples); arrays that may share memory with each other."""
         if n < 1:
             raise ValueError(f"n must be at least 1 (got {n})")
-        rows = np.array(list(map(self._rows.get, entity_ids, repeat(-1))), dtype=np.int64)
         nothing = np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)  # an unknown entity's, as `window`
         out = [nothing] * len(entity_ids)
-        known = np.flatnonzero(rows >= 0)
-        known = known[np.argsort(rows[known], kind="stable")]  # a block's entities together
-        blocks = rows[known] // CHUNK_ROWS
-        for at in np.split(known, np.flatnonzero(np.diff(blocks)) + 1) if len(known) else ():
-            block = self._chunks[int(rows[at[0]]) // CHUNK_ROWS]
-            times_ms, values, have = block.newest_samples(rows[at] % CHUNK_ROWS, n)
+        for block, at, i in self._by_block(entity_ids):
+            times_ms, values, have = block.newest_samples(i, n)
             if self._dtype == np.float16:
                 values *= self._units
             times, m = times_ms / 1000.0, times_ms.shape[1]
