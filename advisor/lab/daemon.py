@@ -143,6 +143,10 @@ def is_running(spec: HostSpec) -> int | None:
     return None
 
 
+# what runs in a lab host's mount namespace: its daemon and the QEMUs it started
+PROGRAMS = ("libvirtd", "qemu-system-x86_64")
+
+
 def _owned_qemu(spec: HostSpec, pid: int) -> bool:
     return procs.owned(pid, "qemu-system-x86_64", run_dirs=[spec.run_dir])
 

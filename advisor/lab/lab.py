@@ -148,6 +148,9 @@ class Lab:
             stopped = monitoring.sweep(self.prom_dir) if self.prom_dir.exists() else []
             if stopped:
                 self._progress(f"stopped Prometheus and {len(stopped) - 1} exporter(s)")
+            for pid in procs.orphans_of(self.root, daemon.PROGRAMS):  # a lost host's daemon or QEMUs
+                if procs.terminate(pid, lambda p: procs.holds_lab_mount(p, self.root, daemon.PROGRAMS), timeout_s=5):
+                    self._progress(f"stopped {pid}, left by a host the lab no longer knew")
             left = procs.in_namespaces([s.run_dir for s in specs])
             if left:
                 raise LabError(f"processes still in the lab's mount namespaces: {left}")

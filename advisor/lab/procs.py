@@ -111,6 +111,39 @@ def all_pids() -> Iterator[int]:
             yield int(entry.name)
 
 
+def mounts_lab_run_dir(mountinfo: str, root: Path) -> bool:
+    """Whether a process's mount table (the text of /proc/<pid>/mountinfo) has a host directory of the lab at
+    `root` mounted at /run/libvirt, even one deleted since (a lab whose directory another `down` removed).
+
+    A mountinfo line's fourth field is the mounted directory relative to its filesystem's root, so it is a suffix of
+    the absolute path up to `/hosts/`; the fifth is where it is mounted.
+    """
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4] == "/run/libvirt" and "/hosts/" in fields[3]:
+            lab_dir = fields[3].rpartition("/hosts/")[0]
+            if lab_dir and str(root).endswith(lab_dir):
+                return True
+    return False
+
+
+def holds_lab_mount(pid: int, root: Path, programs: Iterable[str]) -> bool:
+    """Whether `pid` runs one of `programs` with a host directory of the lab at `root` mounted, whether or not the
+    lab still knows that host (its state lost, its directory removed): what `in_namespaces` cannot see."""
+    if _program(cmdline(pid)) not in programs or not alive(pid):
+        return False
+    try:
+        return mounts_lab_run_dir(Path(f"/proc/{pid}/mountinfo").read_text(), root)
+    except OSError:
+        return False
+
+
+def orphans_of(root: Path, programs: Iterable[str]) -> list[int]:
+    """Every live process `holds_lab_mount` finds."""
+    me, wanted = os.getpid(), frozenset(programs)
+    return [pid for pid in all_pids() if pid != me and holds_lab_mount(pid, root, wanted)]
+
+
 def in_namespaces(run_dirs: list[Path]) -> list[int]:
     """Every live process that has one of the lab's host run directories mounted at /run/libvirt."""
     me = os.getpid()
