@@ -34,7 +34,6 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LinearRegression
 
 from advisor.domain.model import Technique
 from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable
@@ -293,23 +292,6 @@ def cross_validate(data: Prepared, cfg: TrainConfig, log: Callable[[str], None] 
         names = ", ".join(sorted(set(held.frame["group"])))
         log(f"  {method} fold {k}: held out {names[:90]} ({int(test.sum())} rows)")
     return OutOfFold({method: learned}, raw, fold)
-
-
-def loglinear_oof(data: Prepared, fold: np.ndarray) -> dict[str, np.ndarray]:
-    """The log-linear baseline per technique (log memory, log1p dirty rate, log bandwidth, log cap), same folds."""
-    f = data.frame
-    x = np.column_stack([data.features.column("log_memory_mib"), data.features.column("log1p_dirty_rate_mib_s"),
-                         data.features.column("log_bandwidth_mib_s"), data.features.column("log_max_bandwidth_mib_s")])
-    technique = f["technique"].to_numpy()
-    out = {t: np.zeros(len(f)) for t in TARGETS}
-    for k in np.unique(fold):
-        for tech in np.unique(technique):
-            tr = (fold != k) & (technique == tech) & data.completed
-            te = (fold == k) & (technique == tech)
-            if te.any() and tr.sum() > 5:
-                for target in TARGETS:
-                    out[target][te] = LinearRegression().fit(x[tr], data.y[target][tr]).predict(x[te])
-    return out
 
 
 # ---- intervals -------------------------------------------------------------------------------------------------
