@@ -49,6 +49,7 @@ from advisor.ml.cost_features import (
     categorical_positions,
     monotone_constraints,
 )
+from training.cost_data import typical_first_pass
 from training.splits import FOLDS, fold_labels, migration_count, migration_ids
 
 QUANTILES = (0.1, 0.9)
@@ -192,6 +193,7 @@ def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> TargetModel:
     if not cfg.corrections:
         return TargetModel(_fit(fs, z, w, target, lgb_params(target, cfg), cfg.trees(target), cfg))
     ids = migration_ids(data.frame)[keep]
+    nonzero = data.frame.reindex(columns=["nonzero_mib"])["nonzero_mib"].to_numpy(dtype=np.float64)[keep]
     base_rows = _profile_rows(fs, DEFAULT_PROFILE)
     base = _fit(fs.subset(base_rows), z[base_rows], w[base_rows], target, lgb_params(target, cfg),
                 cfg.trees(target), cfg, base=True)
@@ -202,6 +204,8 @@ def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> TargetModel:
             continue
         part = fs.subset(rows)
         residual = z[rows] - np.asarray(base.predict(part.base_columns(target)), dtype=np.float64)
+        if target != "downtime_ms":  # the first pass is part of time and data, not of the last round's pause
+            residual += typical_first_pass(part, nonzero[rows])
         corrections[profile] = _fit(part, residual, w[rows], target, correction_params(target, cfg),
                                     cfg.correction_trees, cfg, MAX_LOG_RATIO_WEIGHT)
     return TargetModel(base, corrections, cfg.correction_techniques, blind_base=True)
