@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LinearRegression
 
 from advisor.ml import convergence
 from advisor.ml.cost import CONVERGE_THRESHOLD
@@ -194,3 +195,20 @@ def guard_probability(data: Prepared) -> np.ndarray:
 def analytic_probability(data: Prepared) -> np.ndarray:
     """The analytic model alone: converges at the row's allowed downtime (within 30 rounds), 1 or 0."""
     return np.where(data.features.analytic.converges, 1.0, 0.0)
+
+
+def loglinear_oof(data: Prepared, fold: np.ndarray) -> dict[str, np.ndarray]:
+    """The log-linear baseline per technique (log memory, log1p dirty rate, log bandwidth, log cap), same folds."""
+    f = data.frame
+    x = np.column_stack([data.features.column("log_memory_mib"), data.features.column("log1p_dirty_rate_mib_s"),
+                         data.features.column("log_bandwidth_mib_s"), data.features.column("log_max_bandwidth_mib_s")])
+    technique = f["technique"].to_numpy()
+    out = {t: np.zeros(len(f)) for t in TARGETS}
+    for k in np.unique(fold):
+        for tech in np.unique(technique):
+            tr = (fold != k) & (technique == tech) & data.completed
+            te = (fold == k) & (technique == tech)
+            if te.any() and tr.sum() > 5:
+                for target in TARGETS:
+                    out[target][te] = LinearRegression().fit(x[tr], data.y[target][tr]).predict(x[te])
+    return out

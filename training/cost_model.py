@@ -26,15 +26,18 @@ Design (figures behind each choice are in docs/cost-model.md):
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LinearRegression
 
 from advisor.domain.model import Technique
 from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable
@@ -43,6 +46,7 @@ from advisor.ml.cost import interval_key
 from advisor.ml.cost_features import (
     PROFILE_CODE,
     RHO_BANDS,
+    TARGET_FEATURES,
     TARGETS,
     TECHNIQUES,
     FeatureSet,
@@ -50,6 +54,7 @@ from advisor.ml.cost_features import (
     categorical_positions,
     monotone_constraints,
 )
+from training.cost_data import typical_first_pass
 from training.splits import FOLDS, fold_labels, migration_count, migration_ids
 
 QUANTILES = (0.1, 0.9)
@@ -83,7 +88,11 @@ class TrainConfig:
     # MemAvailable, reads 9% below what QEMU sends, for every technique alike; a correction per target learns it).
     correction_techniques: tuple[str, ...] = tuple(str(t) for t in TECHNIQUES)
     correction_trees: int = 100
-    correction_leaves: int = 5
+    # Every tree of a correction first splits post-copy from the pre-copy variants (a split forced on the technique):
+    # post-copy sends each page once, whatever the guest dirties, so what pre-copy's rounds teach a shared tree (a
+    # long analytic time: more sent, a longer pause) must not hold for it. 9 leaves: 4 splits a side, as 5 before.
+    postcopy_apart: bool = True
+    correction_leaves: int = 9
     num_threads: int = 2
 
     def trees(self, target: str) -> int:
@@ -169,12 +178,30 @@ def _profile_rows(fs: FeatureSet, profile: str, techniques: tuple[str, ...] | No
     return np.asarray(rows)
 
 
+def _postcopy_split(fs: FeatureSet, target: str) -> Path | None:
+    """The file LightGBM reads a forced split from: the technique's code (a number) at the highest pre-copy
+    variant's among the rows, which LightGBM puts at the upper edge of that code's bin, below post-copy's (the
+    last); None without both sides (LightGBM crashes on a forced split with one side empty). Its name says its
+    content, the same on every run (and so are the models written); written whole, then renamed."""
+    post = fs.technique_code == TECHNIQUES.index(Technique.POSTCOPY)
+    if post.all() or not post.any():
+        return None
+    feature, threshold = TARGET_FEATURES[target].index("technique"), int(fs.technique_code[~post].max())
+    staged = Path(tempfile.gettempdir()) / f"advisor-postcopy-apart-{feature}-{threshold}.{os.getpid()}"
+    staged.write_text(json.dumps({"feature": feature, "threshold": threshold}))
+    return staged.replace(staged.with_suffix(".json"))
+
+
 def _fit(fs: FeatureSet, z: np.ndarray, w: np.ndarray, target: str, params: dict[str, Any], trees: int,
-         cfg: TrainConfig, max_log_weight: float = np.inf, base: bool = False) -> lgb.Booster:
+         cfg: TrainConfig, max_log_weight: float = np.inf, base: bool = False, apart: bool = False) -> lgb.Booster:
     if target != "downtime_ms" and cfg.mape_weights:
         w = w * np.exp(-np.clip(z, -max_log_weight, max_log_weight))
     x = fs.base_columns(target) if base else fs.columns(target)
-    dataset = lgb.Dataset(x, z, weight=w / w.mean(), categorical_feature=categorical_positions(target),
+    categorical = categorical_positions(target)
+    if apart and (split := _postcopy_split(fs, target)):
+        params = dict(params, forcedsplits_filename=str(split))
+        categorical.remove(TARGET_FEATURES[target].index("technique"))  # LightGBM forces no split on a category
+    dataset = lgb.Dataset(x, z, weight=w / w.mean(), categorical_feature=categorical,
                           free_raw_data=True, params={"verbose": -1})
     return lgb.train(params, dataset, num_boost_round=trees)
 
@@ -193,6 +220,7 @@ def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> TargetModel:
     if not cfg.corrections:
         return TargetModel(_fit(fs, z, w, target, lgb_params(target, cfg), cfg.trees(target), cfg))
     ids = migration_ids(data.frame)[keep]
+    nonzero = data.frame.reindex(columns=["nonzero_mib"])["nonzero_mib"].to_numpy(dtype=np.float64)[keep]
     base_rows = _profile_rows(fs, DEFAULT_PROFILE)
     base = _fit(fs.subset(base_rows), z[base_rows], w[base_rows], target, lgb_params(target, cfg),
                 cfg.trees(target), cfg, base=True)
@@ -203,8 +231,10 @@ def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> TargetModel:
             continue
         part = fs.subset(rows)
         residual = z[rows] - np.asarray(base.predict(part.base_columns(target)), dtype=np.float64)
+        if target != "downtime_ms":  # the first pass is part of time and data, not of the last round's pause
+            residual += typical_first_pass(part, nonzero[rows])
         corrections[profile] = _fit(part, residual, w[rows], target, correction_params(target, cfg),
-                                    cfg.correction_trees, cfg, MAX_LOG_RATIO_WEIGHT)
+                                    cfg.correction_trees, cfg, MAX_LOG_RATIO_WEIGHT, apart=cfg.postcopy_apart)
     return TargetModel(base, corrections, cfg.correction_techniques, blind_base=True)
 
 
@@ -293,23 +323,6 @@ def cross_validate(data: Prepared, cfg: TrainConfig, log: Callable[[str], None] 
         names = ", ".join(sorted(set(held.frame["group"])))
         log(f"  {method} fold {k}: held out {names[:90]} ({int(test.sum())} rows)")
     return OutOfFold({method: learned}, raw, fold)
-
-
-def loglinear_oof(data: Prepared, fold: np.ndarray) -> dict[str, np.ndarray]:
-    """The log-linear baseline per technique (log memory, log1p dirty rate, log bandwidth, log cap), same folds."""
-    f = data.frame
-    x = np.column_stack([data.features.column("log_memory_mib"), data.features.column("log1p_dirty_rate_mib_s"),
-                         data.features.column("log_bandwidth_mib_s"), data.features.column("log_max_bandwidth_mib_s")])
-    technique = f["technique"].to_numpy()
-    out = {t: np.zeros(len(f)) for t in TARGETS}
-    for k in np.unique(fold):
-        for tech in np.unique(technique):
-            tr = (fold != k) & (technique == tech) & data.completed
-            te = (fold == k) & (technique == tech)
-            if te.any() and tr.sum() > 5:
-                for target in TARGETS:
-                    out[target][te] = LinearRegression().fit(x[tr], data.y[target][tr]).predict(x[te])
-    return out
 
 
 # ---- intervals -------------------------------------------------------------------------------------------------

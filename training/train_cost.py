@@ -61,6 +61,7 @@ from training.cost_eval import (
     error_table,
     guard_probability,
     guard_verdicts,
+    loglinear_oof,
     worst_group,
 )
 from training.cost_model import (
@@ -76,7 +77,6 @@ from training.cost_model import (
     interval_table,
     isotonic,
     lgb_params,
-    loglinear_oof,
     prepare,
 )
 from training.cost_report import docs_page, render_card, render_tables
