@@ -206,7 +206,7 @@ class LearnedCostPredictor:
         def make(k: int) -> MigrationCost:
             inputs, technique = rows[k]
             return self._cost(inputs, technique, Interval(*time[k].tolist()), Interval(*downtime[k].tolist()),
-                              Interval(*data[k].tolist()), bool(converges[k]), float(p[k]), Guard(int(guard[k])),
+                              Interval(*data[k].tolist()), bool(converges[k]), float(p[k]), _GUARDS[guard[k]],
                               float(learned[k]))
 
         # NaN where the cost says None (`_cost`: a probability that is not finite)
