@@ -102,8 +102,7 @@ class CostEstimator:
         objects themselves, made from the model's batch (advisor.ml.cost_batch) for the rows answered: for the few
         rows of a question, cheaper than `priced_many`'s arrays, which give the same costs. A cost at the burst is
         never made: only its medians are read."""
-        rows = [(inputs, t) for inputs in many for t in techniques]
-        live = [row for row in rows if row[1].is_live]
+        live = [(inputs, t) for inputs in many for t in techniques if t.is_live]
         at_burst_inputs = [replace(inputs, dirty_rate_mib_s=inputs.burst_dirty_rate_mib_s)
                            for inputs in many if inputs.burst_dirty_rate_mib_s is not None]
         bursts = [(inputs, t) for inputs in at_burst_inputs for t in techniques if t.is_live]
