@@ -168,12 +168,12 @@ class LearnedCostPredictor:
         # at once
         median = np.empty((len(TARGETS), len(table)))
         for k, target in enumerate(TARGETS):
-            x = fs.columns(target)
-            median[k] = self._boosters[target].predict(fs.base_columns(target) if self._blind_base else x)
+            median[k] = self._boosters[target].predict(fs.base_columns(target) if self._blind_base
+                                                       else fs.columns(target))
             for profile, rows in corrected_rows.items():
-                if target in self._corrections[profile]:
-                    median[k, rows] += np.asarray(self._corrections[profile][target].predict(x[rows]),
-                                                  dtype=np.float64)
+                if target in self._corrections[profile]:  # a correction sees every column as measured
+                    median[k, rows] += np.asarray(self._corrections[profile][target].predict(
+                        fs.columns(target)[rows]), dtype=np.float64)
             median[k] += fs.offsets(target)
         bounds = np.empty((len(TARGETS), len(table), 3))
         bounds[:, :, 0], bounds[:, :, 1], bounds[:, :, 2] = median + self._low[:, keys], median, \
@@ -206,7 +206,7 @@ class LearnedCostPredictor:
         def make(k: int) -> MigrationCost:
             inputs, technique = rows[k]
             return self._cost(inputs, technique, Interval(*time[k].tolist()), Interval(*downtime[k].tolist()),
-                              Interval(*data[k].tolist()), bool(converges[k]), float(p[k]), Guard(int(guard[k])),
+                              Interval(*data[k].tolist()), bool(converges[k]), float(p[k]), _GUARDS[guard[k]],
                               float(learned[k]))
 
         # NaN where the cost says None (`_cost`: a probability that is not finite)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from advisor.domain.model import MigrationCost, MigrationInputs, Technique
-from advisor.ml.predictor import CostPredictor, cost_rows, widen_for_burst
+from advisor.ml.predictor import CostPredictor, cost_rows, widen_to_burst_medians
 from advisor.physics import FloatArray, memory_part, with_disk_copy
 
 QUANTITIES = ("total_time_ms", "downtime_ms", "transferred_mib")
@@ -42,6 +42,10 @@ class CostBatch:
         if made is None:
             made = self._made[k] = self.make(k)
         return made
+
+    def medians(self, k: int) -> tuple[float, float, float]:
+        """Row k's medians of total time, downtime and data: those of its MigrationCost, without making it."""
+        return (float(self.total_time_ms[k, 1]), float(self.downtime_ms[k, 1]), float(self.transferred_mib[k, 1]))
 
     def columns(self) -> tuple[FloatArray, ...]:
         """As predictor.CostRows.columns: converges as 0/1."""
@@ -131,7 +135,7 @@ def widened(batch: CostBatch, rows: Sequence[int], burst: CostBatch, burst_rows:
         if k not in burst_of:
             return batch.cost(k)
         b, rate = burst_of[k]
-        return widen_for_burst(batch.cost(k), burst.cost(b), rate)
+        return widen_to_burst_medians(batch.cost(k), burst.medians(b), rate)
 
     out.make = make
     return out

@@ -145,6 +145,7 @@ def rho_band(dirty_ratio: FloatArray) -> StrArray:
     return np.asarray(names[np.searchsorted(edges, dirty_ratio, side="left")])
 
 
+@functools.cache  # a few versions; a served question asks twice
 def feature_names(version: int = SCHEMA_VERSION) -> tuple[str, ...]:
     """The features a model of schema `version` was trained on, in matrix order."""
     return tuple(n for n in FEATURE_NAMES if _ADDED_IN.get(n, 0) <= version)

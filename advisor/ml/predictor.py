@@ -92,14 +92,22 @@ class AnalyticPredictor:
 def widen_for_burst(cost: MigrationCost, burst: MigrationCost, burst_dirty_mib_s: float) -> MigrationCost:
     """The cost at the expected dirty rate, its upper bounds raised to cover the median cost at the burst (p90)
     dirty rate: the uncertainty of the input carried into the prediction."""
+    return widen_to_burst_medians(cost, (burst.total_time_ms.median, burst.downtime_ms.median,
+                                         burst.transferred_mib.median), burst_dirty_mib_s)
 
-    def wider(mid: Interval, high: Interval) -> Interval:
-        if mid.high >= high.median:  # already covers it: no new interval to make and check
+
+def widen_to_burst_medians(cost: MigrationCost, burst_medians: tuple[float, float, float],
+                           burst_dirty_mib_s: float) -> MigrationCost:
+    """`widen_for_burst` given only what it reads of the cost at the burst: its medians of total time, downtime
+    and data (a caller holding them as arrays need not make that cost)."""
+
+    def wider(mid: Interval, high: float) -> Interval:
+        if mid.high >= high:  # already covers it: no new interval to make and check
             return mid
-        return Interval(mid.low, mid.median, max(mid.high, high.median))
+        return Interval(mid.low, mid.median, max(mid.high, high))
 
-    widened = (wider(cost.total_time_ms, burst.total_time_ms), wider(cost.downtime_ms, burst.downtime_ms),
-               wider(cost.transferred_mib, burst.transferred_mib))
+    time, downtime, data = burst_medians
+    widened = (wider(cost.total_time_ms, time), wider(cost.downtime_ms, downtime), wider(cost.transferred_mib, data))
     if widened == (cost.total_time_ms, cost.downtime_ms, cost.transferred_mib):
         return cost
     note = f"upper bounds cover a burst to the p90 dirty-rate forecast ({burst_dirty_mib_s:.1f} MiB/s)"
