@@ -21,6 +21,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from advisor.domain.model import Technique
 from advisor.evaluation.bridge import to_arrays
 from advisor.evaluation.costs import LearnedMoveCosts, learned_predictor
@@ -28,6 +30,7 @@ from advisor.evaluation.ledger import Ledger
 from advisor.planning.engine import (
     AnalyticMoveCosts,
     AntiChurn,
+    ClusterArrays,
     FilterPolicy,
     MoveCosts,
     MoveHistory,
@@ -37,9 +40,9 @@ from advisor.planning.engine import (
 )
 from advisor.planning.engine.balance import balance
 from advisor.planning.engine.consolidate import consolidate
-from advisor.planning.engine.forecast import TUNED, Forecast
+from advisor.planning.engine.forecast import TUNED, Forecast, recent_peak
 from advisor.simulation import Migration, Snapshot
-from advisor.simulation.arrays import IntArray
+from advisor.simulation.arrays import BoolArray, IntArray
 from advisor.simulation.detectors import LocalRegression
 from advisor.simulation.placement import MediumFit, place_all
 from advisor.simulation.working import WorkingCluster
@@ -89,6 +92,9 @@ class AdvisorParams:
     # > 0: consolidation targets also pay this x their CPU load after the move squared (weighers' balance, mean 0):
     # up to 0.5 a CPU-bound fit is unchanged, a memory-bound one spreads CPU, where the power curve is convex
     consolidation_balance: float = 0.0
+    # > 0: consolidation empties only hosts whose VMs of now stayed below `underload` at each of their last this
+    # many samples (a lull after a burst is not a calm: what is emptied then is refilled at the next burst)
+    consolidation_calm_samples: float = 0.0
 
 
 class AdvisorPolicy:
@@ -159,7 +165,8 @@ class AdvisorPolicy:
                                      max_moves=left, busy_floor=None if p.busy_floor < 0 else p.busy_floor,
                                      overload_risk=None if p.consolidation_risk < 0 else p.consolidation_risk,
                                      dominant_order=p.consolidation_dominant > 0,
-                                     make_room=int(p.consolidation_make_room)))
+                                     make_room=int(p.consolidation_make_room),
+                                     recently_busy=self._recently_busy(snapshot, relief.after, index)))
         migrations = []
         for plan in plans:
             self.moves[plan.strategy] += len(plan.moves)
@@ -170,6 +177,18 @@ class AdvisorPolicy:
         self.history = history.record(moved, now)
         self.plans += 1
         return migrations
+
+    def _recently_busy(self, snapshot: Snapshot, cluster: ClusterArrays, index: IntArray) -> BoolArray | None:
+        """Hosts whose VMs of now (after relief) asked for `underload` or more at one of their last
+        `consolidation_calm_samples` samples; None when that rule is off."""
+        samples = int(self.params.consolidation_calm_samples)
+        if samples <= 0:
+            return None
+        have = min(snapshot.history_len, snapshot.vm_history.shape[1])
+        peak = recent_peak(np.asarray(snapshot.vm_history)[index], have, cluster.loads.vm_host, cluster.vm_vcpus,
+                           cluster.n_hosts, samples)
+        busy: BoolArray = peak >= self.params.underload * cluster.host_cores
+        return busy
 
 
 def make(params: AdvisorParams | None = None, **options: object) -> AdvisorPolicy:

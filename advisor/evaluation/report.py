@@ -12,6 +12,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from advisor.evaluation.policy_notes import NOTES
+
 Result = Mapping[str, object]
 
 ADVISOR, BASELINE = "advisor", "mfped"
@@ -278,72 +280,6 @@ run slower: the busiest day took 10.4 s of CPU at a load of 9-14 and 5.2 s at 2-
 ## How the policy decides
 
 {notes}
-"""
-
-NOTES = """- Each update: the snapshot becomes the engine's arrays (advisor/evaluation/bridge.py): 1 engine core = 1,000
-  MIPS; a VM's demand is the larger of its utilisation now and its mean over the last 3 updates, and its spread
-  the standard deviation of its last 6 samples (both from samples already seen, never ahead); VMs of more MIPS per
-  PE than a host's PE get a VM-host rule against it (hard when the demand needs more). Costs come from the learned
-  model (pre-copy only, which is what CloudSim models; dirty rate 40 MiB/s x utilisation), with no downtime limit
-  (`max_downtime_ms` 0: CloudSim models no downtime).
-- `balance` relieves hotspots by SLA time (advisor/planning/engine/overload.py): a host whose forecast exceeds
-  `hot` = 100% of capacity is taken as normal around its forecast with its VMs' variance (at least 3% of its
-  cores); the probability it exceeds capacity is the share of the next `horizon_s` = 30 min it is expected to spend
-  in SLA violation. Its VMs are taken most SLA seconds saved per second of predicted migration first (the source
-  carries the VM until the move ends; the target's added expected overload counts against it), and only the first
-  k moves are kept, k the one where the SLA time saved most exceeds the migrations' own seconds (a migration is
-  SLA time too: CloudSim counts its target in violation while it runs). Targets are running hosts with room
-  (packing; an idle host is woken only if none fits). `consolidate` then empties hosts below `underload` = 75%
-  whole, when every VM fits under `headroom` = 95% elsewhere, best power saved per migration second first, at
-  least 0.5 W saved per move, a host's VMs largest share first (CPU or memory where enforced: Bitbrains), each to
-  the fullest host that takes it. Anti-churn: a VM that moved is left alone for 600 s + 5 s per second its
-  migration was predicted to take, and does not return to the host it left for twice that; no cap per update.
-- How these settings came about (2026-12-06, a few days each, then the whole of both traces): on Bitbrains day 11
-  the 300 ms downtime limit of the earlier settings refused about 700 relief moves a day (the learned model
-  predicts 336-360 ms of downtime for busy Bitbrains VMs): relief could not keep up, hosts stayed overloaded
-  (SLATAH 7.5%, MFPED 2.5%). Without the limit SLATAH fell to 2.9%; ranking relief by SLA time over 2 h brought
-  it to 2.5% with 74 relief moves instead of 261 (1 h: 2.3%, 5 min: 28.8%, as a migration of a busy Bitbrains VM
-  outlasts a 5-minute horizon). Relieving from 90% of capacity raised SLATAH (day 11: 11.0% against 7.5%): the
-  migrations' own SLA time outweighs what they relieve. Energy then rose above MFPED's on Bitbrains (day 0: 47.9
-  against 45.2 kWh): at 5 W a move, hosts of 25 VMs at 20% load (109 W) could not be emptied; 2 W a move, a
-  5 s-per-second cooldown (the learned model predicts Bitbrains migrations at 3-10x CloudSim's time, so 30 s per
-  second pinned VMs for hours) and `underload` 75% brought day 0 to 45.3 kWh and day 5 to 88.8 (MFPED 88.5).
-  Targets were then filled to 90% or 95% (`headroom`), each run on every day of both traces; the
-  cross-validation below chose 95% on every fold (fewer hosts running: energy at most MFPED's on more days, for
-  more SLATAH, still below MFPED's on most days), so it is the default.
-- 2026-12-07: most Bitbrains days are memory-bound (the VMs' RAM fills 13-20 of the 200 hosts, their CPU 5-15), and a
-  host of 34 small VMs saves about 58 W, 1.7 W a move: 2 W a move kept such hosts running (energy above MFPED's on 10
-  days). Relief's moves cause most of PDM (median 77% on Bitbrains, 76-80% on PlanetLab: the last column of the
-  predictions' tables; a busy VM leaving an overloaded host loses its share of the overload too while it migrates, for
-  minutes): over 30 min instead of 2 h, a long migration saves less of the horizon, and relief keeps fewer of them.
-  Together (`horizon_s` 1800, `min_saving_w` 0.5) they meet all four aims on 22 days against 18; among the six
-  combinations of horizon_s 1800 or 7200 and min_saving_w 0.5, 1 or 2 they were chosen on 36 of 37 folds, the held-out
-  days meeting all four aims on 21, so they are the defaults. The price: more days with SLATAH above MFPED's (8
-  against 3, by at most 16%) or more than half its migrations (7 against 4), and a worse worst day (Bitbrains day 21,
-  ESV 5.2x against 4.6x). Five settings tried after them (horizon_s 1200 or 2400, 0.25 W a move) are in the cross-
-  validation below: 0.25 W is chosen on most folds (all four aims on 23 days) but the held-out days fall to 20, fewer
-  than the defaults meet, so the defaults stay. Tried as well on all 37 days, not adopted: relief pricing the moving
-  guest's lost CPU against the SLA time saved (1 SLA s per core-second: 18 days; 3 or more: SLATAH above MFPED's on
-  19-26 days), consolidation targets chosen by their chance of passing capacity (`consolidation_risk` 0.05:
-  PlanetLab's median ESV ratio 0.50, but energy above MFPED's on 23 days), targets spreading CPU for the power curve's
-  convexity (13-18 days).
-- 2026-12-07, later: Bitbrains energy is memory packing (day 20: memory fills 7.98 hosts, MFPED keeps 8.8 running,
-  the advisor 9.4); placed most CPU first, a VM of much memory came last, found no host, and its host stayed.
-  Largest share first (`consolidation_dominant`; memory counts only where enforced, so PlanetLab's moves are the
-  same, digest for digest): all four aims on 25 of 37 days against 22 (Bitbrains 0, 4, 6, 13 gained, 7 lost), worst
-  day (Bitbrains 21) ESV 2.5x against 5.2x; chosen on every fold against the previous defaults, so the default.
-  Energy barely moves (above MFPED's on days 1, 2, 17, 20, 21). Not adopted: moving a smaller VM first to make room
-  (`consolidation_make_room` 3: 23 days; its moves raise SLATAH), a cap per update (`max_moves_fraction` 0.25, 0.1:
-  12, 3; energy up), targets spreading CPU for the power curve (`consolidation_balance` 0.25, 0.5: 17, 19 days).
-- The same in serving: the settings above (`hot`, `horizon_s`, `headroom`, `underload`, `min_saving_w`, the 5 s
-  cooldown per second) are defined once, `TUNED` in advisor/planning/engine/forecast.py, as this policy's defaults
-  and serving's (README, Settings: `plan_rebalance_hot`, `plan_rebalance_horizon_s`, `plan_max_cpu_after`,
-  `plan_cooldown_per_move_s`; serving's consolidation keeps its own `underload` and `min_saving_w`, and places VMs
-  largest share first as here: it is `consolidate`'s default, `TUNED.dominant_order`). A
-  PlanCluster rebalance forecasts each VM's CPU and spread from its recent samples by the function bridge.py uses
-  (3 and 6 samples: a VM pushing every 15 s is judged on its last 90 s, not 30 min), and relieves by SLA time.
-  A VM with fewer than 2 samples has no spread, here at the first update as in serving (it was taken as 0
-  before): its host is relieved by load and the move's reason says so (PlanetLab 20110303: the same figures).
 """
 
 

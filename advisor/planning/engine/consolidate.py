@@ -19,6 +19,8 @@ host (CPU or memory) first: on a memory-bound cluster the VMs hardest to place t
 short of the least memory, once the smallest movable VM there that frees enough has moved to another open host (a
 move that saves nothing itself, so it counts against `min_saving_w`): emptying one host at a time misses packings
 that need such a rearrangement.
+Hosts in `recently_busy` are not emptied: the caller's judgement that a host's calm is a lull (its VMs were busy a
+few samples ago: VMware DPM likewise powers a host off on a long window of demand and on on a short one).
 Hosts that receive VMs are not emptied later in the same plan. A host whose emptying would save too little even if
 each core it moves added the least power any running host adds per core (below full load, where power is linear) is
 refused without a trial, and its VMs are not costed: on hosts of many VMs most trials would end so, after placing
@@ -285,6 +287,7 @@ def consolidate(
     overload_risk: float | None = None,
     dominant_order: bool = TUNED.dominant_order,
     make_room: int = 0,
+    recently_busy: BoolArray | None = None,
 ) -> Plan:
     """Empty underloaded hosts whole, best saving per migration second first; see the module docstring."""
     p = Planner(cluster, costs, settings, history, now_s, max_moves, pricing=pricing)
@@ -293,7 +296,8 @@ def consolidate(
     on = is_on(loads, hosts)
     ratio = p.work.cpu_ratio()
     closed = c.host_disabled | ~on
-    candidates = np.flatnonzero(on & ~c.host_disabled & (loads.host_vms > 0) & (ratio < underload))
+    candidates = np.flatnonzero(on & ~c.host_disabled & (loads.host_vms > 0) & (ratio < underload)
+                                & (True if recently_busy is None else ~recently_busy))
     watts = power(c, candidates, ratio[candidates])
     rank, quick_s = _ranked(c, loads.vm_host, candidates, watts, busy_floor)
     order = candidates[rank]

@@ -85,3 +85,19 @@ def with_forecast(cluster: ClusterArrays, rows: IntArray, cpu: FloatArray, sprea
     loads = cluster.loads.copy()
     loads.host_cpu[:] += host_sums(cluster.n_hosts, loads.vm_host, vm_cpu - cluster.vm_cpu)
     return replace(cluster, vm_cpu=vm_cpu, vm_cpu_spread=vm_spread, loads=loads.frozen()).sharing_index(cluster)
+
+
+def recent_peak(history: FloatArray, have: IntArray | int, vm_host: IntArray, vm_vcpus: FloatArray, n_hosts: int,
+                samples: int) -> FloatArray:
+    """Per host, the highest total CPU (cores) its VMs of now asked for at any of their last `samples` samples
+    (`history`: rows of utilisation, newest first, of which the first `have` are samples; a VM's missing ones count
+    0); VMs not on a host (`vm_host` < 0) are left out."""
+    on = vm_host >= 0
+    have = np.broadcast_to(np.asarray(have, dtype=np.int64), (history.shape[0],))[on]
+    depth = max(1, min(samples, history.shape[1]))
+    seen = history[on, :depth] * (np.arange(depth) < have[:, None])
+    cores = seen * vm_vcpus[on, None]
+    peak: FloatArray = np.zeros(n_hosts)
+    for j in range(depth):
+        peak = np.maximum(peak, np.bincount(vm_host[on], weights=cores[:, j], minlength=n_hosts))
+    return peak
