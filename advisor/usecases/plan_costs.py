@@ -111,6 +111,7 @@ class AdviceMoveCosts:
     def _price(self, keys: list[Key]) -> None:
         """Price these rows, every technique priced of each, in one batch (two halves at once when large: each
         row's costs depend on its inputs alone)."""
+        self._observe({vm for vm, _, _ in keys})
         many = [self._inputs(*key) for key in keys]
         first = len(self._inputs_of)
         self._inputs_of += many
@@ -126,6 +127,13 @@ class AdviceMoveCosts:
                                 np.array([i.dirty_rate_mib_s if i.dirty_rate_known else 0.0 for i in many[rows]],
                                          dtype=np.float64)))
         self._arrays = tuple(np.concatenate(columns) for columns in zip(*self._parts, strict=True))
+
+    def _observe(self, vms: set[int]) -> None:
+        """Keep what the samples say of these VMs (of those in the inventory) not kept yet, their windows read many
+        at a time."""
+        c = self._cluster
+        new = [v for k in sorted(vms) if (v := self._vms.get(c.vm_ids[k])) is not None and v.id not in self._observed]
+        self._observed.update(zip((v.id for v in new), self._estimator.observe_many(new), strict=True))
 
     def _inputs(self, vm: int, target: int, bandwidth_mib_s: float) -> MigrationInputs:
         c = self._cluster

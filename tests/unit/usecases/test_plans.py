@@ -16,11 +16,13 @@ from advisor.domain.model import TECHNIQUE_LABEL, Disk, HostSample, Objective, P
 from advisor.domain.recommendation import Decision, RecommendationState
 from advisor.features.dataset import outcome_row
 from advisor.features.inputs import PROFILE_LABEL, Overrides
-from advisor.ml.forecast import MovingAverageForecaster
+from advisor.ml.forecast import DirtyRateForecaster, MovingAverageForecaster, load_dirty_forecaster
 from advisor.planning import engine
 from advisor.planning.engine import halves
 from advisor.planning.engine.results import describe_inputs
+from advisor.usecases.estimates import CostEstimator
 from advisor.usecases.plan_costs import AdviceMoveCosts
+from tests.support import REPO
 from tests.unit.usecases.world import KNOBS, World, hosts, world
 
 
@@ -247,3 +249,19 @@ def test_moves_priced_in_two_halves_at_once_are_priced_as_in_one_batch(monkeypat
         for technique in (*engine.TECHNIQUES, Technique.COLD):
             assert cut.priced(vm, target, bandwidth, technique) == whole.priced(vm, target, bandwidth, technique)
 
+
+@pytest.mark.parametrize("forecaster", [None, MovingAverageForecaster(),
+                                        load_dirty_forecaster(REPO / "models" / "dirty_rate")],
+                         ids=["none", "baseline", "learned"])
+def test_what_the_samples_say_of_many_vms_at_once_is_what_they_say_of_each(
+        forecaster: DirtyRateForecaster | None) -> None:
+    w = world(forecaster=forecaster)
+    w.push(hosts("a", "b"), [Vm(f"v{k}", "a", 4096, 2) for k in range(5)])
+    w.ingestion.push_samples([], [VmSample(f"v{k}", w.clock() - age, dirty_rate_mib_s=k * 10.0 + age / 10,
+                                           memory_used_mib=1000.0 + k, working_set_mib=300.0)
+                                  for k in range(4) for age in range(0, 600, 30)])  # v4: never sampled
+    estimator = CostEstimator(w.planning._estimator.predictor, forecaster, w.samples, w.clock)
+    vms = [w.inventory.vms()[f"v{k}"] for k in (3, 0, 4, 1, 2, 0)]
+    many = estimator.observe_many(vms)
+    assert many == [estimator.observe(vm) for vm in vms]
+    assert (forecaster is None) == all(forecast is None for _, forecast in many)
