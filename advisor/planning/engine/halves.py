@@ -10,6 +10,7 @@ batch's costs, bit for bit (tests/unit/planning_engine/test_halves.py).
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
@@ -28,6 +29,9 @@ MIN_ROWS = 256
 def _worker() -> ThreadPoolExecutor:
     """One idle thread for the whole process, started when first needed."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-costs")
+
+
+os.register_at_fork(after_in_child=_worker.cache_clear)  # a forked child has not the parent's thread: its own then
 
 
 def in_halves(n: int, work: Callable[[slice], T]) -> tuple[T, ...]:

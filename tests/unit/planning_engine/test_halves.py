@@ -3,6 +3,9 @@ plans made with them are the plans made without."""
 
 from __future__ import annotations
 
+import os
+import select
+import signal
 from dataclasses import fields
 
 import numpy as np
@@ -60,3 +63,21 @@ def test_plans_costed_in_halves_are_byte_for_byte_as_before(strategy: str, monke
     params: dict[str, object] = {"balance": {"tolerance": 0.02}, "drain": {"host": "h03"}}.get(strategy, {})
     p = plan(strategy, _cluster(), HalvedMoveCosts(COSTS), settings=SETTINGS, **params)
     assert digest(p) == BEFORE[strategy]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_process_forked_after_a_halved_batch_halves_its_own() -> None:
+    """The worker thread is not in a forked child: the child starts its own rather than wait on the parent's."""
+    n = halves.MIN_ROWS
+    assert in_halves(n, lambda rows: rows.stop) == (n // 2, n)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's answer is read below
+        os.write(write, b"ok" if in_halves(n, lambda rows: rows.stop) == (n // 2, n) else b"no")
+        os._exit(0)
+    os.close(write)
+    answered = select.select([read], [], [], 10.0)[0]
+    if not answered:  # waiting on a thread it has not: ended rather than left behind
+        os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    assert answered and os.read(read, 2) == b"ok"
