@@ -30,6 +30,7 @@ from advisor.features.inputs import PROFILE_LABEL
 from advisor.metrics import AdvisorMetrics
 from advisor.ml.move_costs import LearnedMoveCosts
 from advisor.planning import engine
+from advisor.planning.engine.halves import HalvedMoveCosts
 from advisor.planning.engine.results import describe_inputs
 from advisor.planning.technique import TechniqueRules
 from advisor.planning.value import benefit_over_cost, why_worth
@@ -79,12 +80,13 @@ class Planning:
                                    max_downtime_ms=objective.max_downtime_ms,
                                    deadline_ms=objective.deadline_ms)
 
-    def _costs(self, cluster: engine.ClusterArrays, objective: Objective) -> tuple[LearnedMoveCosts, AdviceMoveCosts]:
-        """What ranks the candidates (each VM at its host's profile) and what prices the moves chosen."""
+    def _costs(self, cluster: engine.ClusterArrays, objective: Objective) -> tuple[HalvedMoveCosts, AdviceMoveCosts]:
+        """What ranks the candidates (each VM at its host's profile, a large batch in two halves at once) and what
+        prices the moves chosen."""
         hosts = self._inventory.hosts()
         by_host = [hosts[h].labels.get(PROFILE_LABEL, "") if h in hosts else "" for h in cluster.host_ids]
         profiles = [by_host[h] if h >= 0 else "" for h in cluster.loads.vm_host.tolist()]
-        return (LearnedMoveCosts(self._estimator.predictor, self._technique, profiles),
+        return (HalvedMoveCosts(LearnedMoveCosts(self._estimator.predictor, self._technique, profiles)),
                 AdviceMoveCosts(self._estimator, cluster, self._inventory.vms(), hosts, objective, self._technique,
                                 self._plans.filters.migration_tls))
 

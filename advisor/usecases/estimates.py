@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
+import numpy.typing as npt
+
 from advisor.domain.model import DirtyRateForecast, Host, MigrationCost, MigrationInputs, Objective, Technique, Vm
 from advisor.features.inputs import LinkTraffic, Overrides, VmObservations, migration_inputs
 from advisor.features.samples import RecentSamples
@@ -59,11 +62,24 @@ class CostEstimator:
     def observe(self, vm: Vm, *, forecast: bool = True) -> tuple[VmObservations, DirtyRateForecast | None]:
         """What recent samples say of `vm` and, when asked and a forecaster is served, its dirty-rate forecast: what
         `migration_inputs` builds a prediction's inputs from, whatever the target (plans keep it per VM)."""
-        predicted = None
+        forecaster = self.forecaster if forecast else None
+        window = self._samples.vm_window(vm.id) if forecaster is not None else None
+        return self._observed(vm, forecaster, window)
+
+    def observe_many(self, vms: Sequence[Vm]) -> list[tuple[VmObservations, DirtyRateForecast | None]]:
+        """`observe` of each VM, their sample windows read many at a time (a plan prices thousands of VMs)."""
         forecaster = self.forecaster
-        if forecast and forecaster is not None:
-            times, values = self._samples.vm_window(vm.id)
-            predicted = forecaster.forecast(times, values, self._samples.vm_fields, self._clock())
+        windows = (self._samples.vm_windows([vm.id for vm in vms]) if forecaster is not None
+                   else [None] * len(vms))
+        return [self._observed(vm, forecaster, window) for vm, window in zip(vms, windows, strict=True)]
+
+    def _observed(self, vm: Vm, forecaster: DirtyRateForecaster | None,
+                  window: tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]] | None
+                  ) -> tuple[VmObservations, DirtyRateForecast | None]:
+        """`observe` of `vm` with its sample window read (none: no forecast)."""
+        predicted = None
+        if forecaster is not None and window is not None:
+            predicted = forecaster.forecast(*window, self._samples.vm_fields, self._clock())
         observed = VmObservations(self._samples.vm_latest(vm.id, "dirty_rate_mib_s"),
                                   self._samples.vm_latest(vm.id, "memory_used_mib"),
                                   self._samples.vm_latest(vm.id, "working_set_mib"),

@@ -37,6 +37,7 @@ from advisor.features.inputs import Overrides, VmObservations, migration_inputs
 from advisor.ml.cost_batch import CostBatch
 from advisor.ml.move_costs import estimates
 from advisor.planning import engine
+from advisor.planning.engine.halves import in_halves
 from advisor.planning.engine.snapshot import FloatArray
 from advisor.planning.technique import TechniqueRules
 from advisor.usecases.estimates import CostEstimator, objective_overrides
@@ -108,21 +109,31 @@ class AdviceMoveCosts:
         return estimates(request, used, arrays, self.rules, self.name, cold=steps)
 
     def _price(self, keys: list[Key]) -> None:
-        """Price these rows, every technique priced of each, in one batch."""
+        """Price these rows, every technique priced of each, in one batch (two halves at once when large: each
+        row's costs depend on its inputs alone)."""
+        self._observe({vm for vm, _, _ in keys})
         many = [self._inputs(*key) for key in keys]
-        batch = self._estimator.priced_many(many, self._priced_techniques)
         first = len(self._inputs_of)
-        for k, (key, inputs) in enumerate(zip(keys, many, strict=True)):
-            self._priced[key] = first + k
-            self._inputs_of.append(inputs)
-            self._batch_of.append((batch, first))
-        shape = (len(keys), len(self._priced_techniques))
-        total, down, data, converges, p = batch.columns()
-        self._parts.append((total.reshape(*shape, 3), down.reshape(*shape, 3), data.reshape(*shape, 3),
-                            converges.reshape(shape), p.reshape(shape),
-                            np.array([i.dirty_rate_mib_s if i.dirty_rate_known else 0.0 for i in many],
-                                     dtype=np.float64)))
+        self._inputs_of += many
+        for rows, batch in in_halves(len(many), lambda rows: (rows, self._estimator.priced_many(
+                many[rows], self._priced_techniques))):
+            for k in range(rows.start, rows.stop):
+                self._priced[keys[k]] = first + k
+                self._batch_of.append((batch, first + rows.start))
+            shape = (rows.stop - rows.start, len(self._priced_techniques))
+            total, down, data, converges, p = batch.columns()
+            self._parts.append((total.reshape(*shape, 3), down.reshape(*shape, 3), data.reshape(*shape, 3),
+                                converges.reshape(shape), p.reshape(shape),
+                                np.array([i.dirty_rate_mib_s if i.dirty_rate_known else 0.0 for i in many[rows]],
+                                         dtype=np.float64)))
         self._arrays = tuple(np.concatenate(columns) for columns in zip(*self._parts, strict=True))
+
+    def _observe(self, vms: set[int]) -> None:
+        """Keep what the samples say of these VMs (of those in the inventory) not kept yet, their windows read many
+        at a time."""
+        c = self._cluster
+        new = [v for k in sorted(vms) if (v := self._vms.get(c.vm_ids[k])) is not None and v.id not in self._observed]
+        self._observed.update(zip((v.id for v in new), self._estimator.observe_many(new), strict=True))
 
     def _inputs(self, vm: int, target: int, bandwidth_mib_s: float) -> MigrationInputs:
         c = self._cluster

@@ -166,3 +166,26 @@ def test_a_batch_is_stored_a_block_at_a_time_as_its_samples_added_in_turn(
         for vm in "abcdefg":
             for got, want in zip(at_once.vm_window(vm), in_turn.vm_window(vm), strict=True):
                 np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcdefg"), st.integers(0, 30), st.floats(0, 1)), max_size=40),
+       st.lists(st.sampled_from("abcdefgz"), max_size=10))
+def test_the_windows_of_many_vms_read_at_once_are_each_vms_window(batch: list[tuple[str, int, float]],
+                                                                   asked: list[str]) -> None:
+    """`vm_windows` (in chunks of two VMs, blocks of two VMs here) gives what `vm_window` gives each VM, in the
+    order asked: a VM twice, or never sampled (z), included."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("advisor.features.samples.READ_CHUNK", 2)
+        patch.setattr("advisor.features.series_store.CHUNK_ROWS", 2)
+        patch.setattr("advisor.features.series_block.CHUNK_ROWS", 2)
+        samples = RecentSamples(capacity=5)
+        samples.add((), [VmSample(vm_id=vm, time_s=1_796_000_000 + tick, cpu_utilization=cpu,
+                                  dirty_rate_mib_s=10 * cpu) for vm, tick, cpu in batch])
+        windows = samples.vm_windows(asked)
+        assert len(windows) == len(asked)
+        for vm, (times, values) in zip(asked, windows, strict=True):
+            whole_times, whole_values = samples.vm_window(vm)
+            assert times.dtype == whole_times.dtype and values.dtype == whole_values.dtype
+            np.testing.assert_array_equal(times, whole_times)
+            np.testing.assert_array_equal(values, whole_values)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from advisor.domain.automation import VM_LABEL
@@ -15,9 +16,14 @@ from advisor.domain.model import TECHNIQUE_LABEL, Disk, HostSample, Objective, P
 from advisor.domain.recommendation import Decision, RecommendationState
 from advisor.features.dataset import outcome_row
 from advisor.features.inputs import PROFILE_LABEL, Overrides
-from advisor.ml.forecast import MovingAverageForecaster
+from advisor.ml.forecast import DirtyRateForecaster, MovingAverageForecaster, load_dirty_forecaster
+from advisor.planning import engine
+from advisor.planning.engine import halves
 from advisor.planning.engine.results import describe_inputs
-from tests.unit.usecases.world import World, hosts, world
+from advisor.usecases.estimates import CostEstimator
+from advisor.usecases.plan_costs import AdviceMoveCosts
+from tests.support import REPO
+from tests.unit.usecases.world import KNOBS, World, hosts, world
 
 
 @pytest.fixture
@@ -220,3 +226,42 @@ def test_a_plan_moves_a_vm_asking_for_cold_cold_and_prices_a_local_disk_as_advic
     priced = w.advice.predict_cost("local", "b", [technique], Overrides(
         max_bandwidth_mib_s=local.inputs.max_bandwidth_mib_s if local.inputs else None)).costs[0]
     assert priced == local.predicted_cost
+
+
+def test_moves_priced_in_two_halves_at_once_are_priced_as_in_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world()
+    disk = Disk("vda", 8192.0, 4096.0, False, 1.0)
+    w.push(hosts("a", "b", "c"), [Vm("cold", "a", 2048, 1, labels={TECHNIQUE_LABEL: "cold"}),
+                                  Vm("local", "a", 2048, 1, disks=(disk,)), Vm("v1", "b", 4096, 2),
+                                  Vm("v2", "c", 8192, 4)])
+    cluster = w.snapshots.fresh()
+    n = cluster.n_vms
+    request = engine.CostRequest(np.arange(n), (cluster.loads.vm_host + 1) % 3, cluster.vm_memory_used_mib,
+                                 np.full(n, 10.0), np.array([1250.0, 625.0, 1250.0, 400.0]), np.ones(n, dtype=bool))
+    whole, cut = (AdviceMoveCosts(w.planning._estimator, cluster, w.inventory.vms(), w.inventory.hosts(), Objective(),
+                                  KNOBS.technique) for _ in range(2))
+    expected = whole.estimate(request)
+    monkeypatch.setattr(halves, "MIN_ROWS", 2)  # the four rows in two halves
+    got = cut.estimate(request)
+    assert got.technique.tolist() == expected.technique.tolist() and np.array_equal(got.total_ms, expected.total_ms)
+    for vm, target, bandwidth in zip(request.vm.tolist(), request.target.tolist(), request.bandwidth_mib_s.tolist(),
+                                     strict=True):
+        for technique in (*engine.TECHNIQUES, Technique.COLD):
+            assert cut.priced(vm, target, bandwidth, technique) == whole.priced(vm, target, bandwidth, technique)
+
+
+@pytest.mark.parametrize("forecaster", [None, MovingAverageForecaster(),
+                                        load_dirty_forecaster(REPO / "models" / "dirty_rate")],
+                         ids=["none", "baseline", "learned"])
+def test_what_the_samples_say_of_many_vms_at_once_is_what_they_say_of_each(
+        forecaster: DirtyRateForecaster | None) -> None:
+    w = world(forecaster=forecaster)
+    w.push(hosts("a", "b"), [Vm(f"v{k}", "a", 4096, 2) for k in range(5)])
+    w.ingestion.push_samples([], [VmSample(f"v{k}", w.clock() - age, dirty_rate_mib_s=k * 10.0 + age / 10,
+                                           memory_used_mib=1000.0 + k, working_set_mib=300.0)
+                                  for k in range(4) for age in range(0, 600, 30)])  # v4: never sampled
+    estimator = CostEstimator(w.planning._estimator.predictor, forecaster, w.samples, w.clock)
+    vms = [w.inventory.vms()[f"v{k}"] for k in (3, 0, 4, 1, 2, 0)]
+    many = estimator.observe_many(vms)
+    assert many == [estimator.observe(vm) for vm in vms]
+    assert (forecaster is None) == all(forecast is None for _, forecast in many)
