@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
@@ -25,10 +26,13 @@ T = TypeVar("T")
 MIN_ROWS = 256
 
 
+_WORKER_NAME = "plan-costs"
+
+
 @functools.cache
 def _worker() -> ThreadPoolExecutor:
     """One idle thread for the whole process, started when first needed."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan-costs")
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=_WORKER_NAME)
 
 
 os.register_at_fork(after_in_child=_worker.cache_clear)  # a forked child has not the parent's thread: its own then
@@ -36,8 +40,9 @@ os.register_at_fork(after_in_child=_worker.cache_clear)  # a forked child has no
 
 def in_halves(n: int, work: Callable[[slice], T]) -> tuple[T, ...]:
     """`work` of rows [0, n): one call when n is small, else the first half on the worker thread while this one
-    does the second; the results in row order."""
-    if n < MIN_ROWS:
+    does the second; the results in row order. Called on the worker itself (work that halves again), it does it all:
+    waiting there for the one worker would wait forever."""
+    if n < MIN_ROWS or threading.current_thread().name.startswith(_WORKER_NAME):
         return (work(slice(0, n)),)
     half = n // 2
     first = _worker().submit(work, slice(0, half))

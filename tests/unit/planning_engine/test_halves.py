@@ -81,3 +81,14 @@ def test_a_process_forked_after_a_halved_batch_halves_its_own() -> None:
         os.kill(child, signal.SIGKILL)
     os.waitpid(child, 0)
     assert answered and os.read(read, 2) == b"ok"
+
+
+@pytest.mark.timeout(30)  # without the rule it waits forever
+def test_work_that_halves_again_on_the_worker_does_not_wait_for_itself() -> None:
+    def outer(rows: slice) -> list[int]:  # each half halves its own rows again
+        inner = in_halves(rows.stop - rows.start,
+                          lambda sub: list(range(rows.start + sub.start, rows.start + sub.stop)))
+        return [i for part in inner for i in part]
+
+    n = 4 * halves.MIN_ROWS
+    assert [i for part in in_halves(n, outer) for i in part] == list(range(n))
