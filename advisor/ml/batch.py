@@ -17,7 +17,8 @@ was taken instead. Any other column passes through unchanged (read and written a
 anything is predicted; a bad row raises BatchInputError listing each bad row by its data-row number (1 = the first
 row after the header, blank lines not counted), the reason and its line in the file, and no output file is written;
 so does a file without rows, a header naming a column twice, or a row with more or fewer fields than the header. The
-output is written to a temporary file beside the target and renamed into place only when complete. """
+output is written to a temporary file beside the target and renamed into place only when complete.
+"""
 
 from __future__ import annotations
 

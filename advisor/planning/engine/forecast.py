@@ -92,12 +92,10 @@ def recent_peak(history: FloatArray, have: IntArray | int, vm_host: IntArray, vm
     """Per host, the highest total CPU (cores) its VMs of now asked for at any of their last `samples` samples
     (`history`: rows of utilisation, newest first, of which the first `have` are samples; a VM's missing ones count
     0); VMs not on a host (`vm_host` < 0) are left out."""
-    on = vm_host >= 0
-    have = np.broadcast_to(np.asarray(have, dtype=np.int64), (history.shape[0],))[on]
+    have = np.broadcast_to(np.asarray(have, dtype=np.int64), (history.shape[0],))
     depth = max(1, min(samples, history.shape[1]))
-    seen = history[on, :depth] * (np.arange(depth) < have[:, None])
-    cores = seen * vm_vcpus[on, None]
+    cores = history[:, :depth] * (np.arange(depth) < have[:, None]) * vm_vcpus[:, None]
     peak: FloatArray = np.zeros(n_hosts)
     for j in range(depth):
-        peak = np.maximum(peak, np.bincount(vm_host[on], weights=cores[:, j], minlength=n_hosts))
+        peak = np.maximum(peak, host_sums(n_hosts, vm_host, cores[:, j]))
     return peak

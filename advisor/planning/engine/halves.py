@@ -24,9 +24,7 @@ from advisor.planning.engine.costs import CostEstimates, CostRequest, MoveCosts
 T = TypeVar("T")
 # Below this many rows the hand-over to the worker costs more than the half it saves.
 MIN_ROWS = 256
-
-
-_WORKER_NAME = "plan-costs"
+_WORKER_NAME = "plan-costs"  # the worker's threads are named from it
 
 
 @functools.cache
