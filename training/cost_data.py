@@ -50,7 +50,8 @@ DEFAULT_LAB_DATA = ROOT / "training" / "data" / "lab_migrations.csv"
 # vcpu_utilization: with it a busy guest whose page sampling reads ~0 has a blind reading (unknown, taken as the
 # link's rate), as serving and `advisor predict cost` read it; without it training saw those lab runs as idle.
 OPTIONAL = ("source", "memory_used_mib", "max_downtime_ms", "deadline_ms", "working_set_mib",
-            "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s", "vcpu_utilization", "host_load_per_cpu")
+            "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s", "vcpu_utilization", "host_load_per_cpu",
+            "resident_memory_mib")
 # The lab machine's CPUs (`cpus` of training/data/lab_migrations.meta.json): the rows record its 1-minute load
 # average (`host_load_1m`), which over these is the input `host_load_per_cpu`.
 LAB_CPUS = 2
@@ -133,6 +134,8 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
     frame["transferred_mib"] = frame["transferred_kib"] / 1024.0
     if "host_load_1m" in frame.columns:  # else missing, as every OPTIONAL column below
         frame["host_load_per_cpu"] = frame["host_load_1m"] / LAB_CPUS
+    if "qemu_rss_mib" in frame.columns:  # what the source QEMU held resident, as serving reads it (memoryStats rss)
+        frame["resident_memory_mib"] = frame["qemu_rss_mib"]
     for column in OPTIONAL:
         if column not in frame.columns:
             frame[column] = np.nan
@@ -261,7 +264,7 @@ def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
         if drop_used:
             part.loc[:, "memory_used_mib"] = np.nan
         if variant == "neither":  # none of the optional measurements: a host without load samples either
-            part.loc[:, "host_load_per_cpu"] = np.nan
+            part.loc[:, ["host_load_per_cpu", "resident_memory_mib"]] = np.nan
         part["variant"] = variant
         part["row"] = part.index
         parts.append(part)

@@ -11,10 +11,11 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
+from advisor.domain.assessments import AssessedHosts, HostAssessment
 from advisor.domain.automation import ClusterAutomation
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord, Phase
-from advisor.domain.model import AssessedHosts, Host, HostAssessment, Vm
+from advisor.domain.model import Host, Vm
 from advisor.domain.recommendation import OPEN, OpenRecommendation, Recommendation, RecommendationState
 
 # Operations that moved or may still move their VM.

@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from advisor.api.sample_messages import optional
 from advisor.api.v1 import advisor_pb2 as pb
+from advisor.domain.assessments import HostAssessment
 from advisor.domain.automation import ClusterAutomation
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import InvalidArgument
@@ -19,7 +20,6 @@ from advisor.domain.model import (
     DEFAULT_NETWORK_BANDWIDTH_MIB_S,
     Disk,
     Host,
-    HostAssessment,
     Interval,
     MigrationCost,
     MigrationInputs,

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from advisor.domain.assessments import HostAssessment
+
 PAGE_SIZE_BYTES = 4096
 MIB = 1 << 20
 # QEMU's own default allowed downtime, and the one the shared SNU data was measured with.
@@ -213,6 +215,9 @@ class MigrationInputs:
     # MiB of guest memory measured as non-zero or touched before the migration (what QEMU's first pass sends);
     # None when not measured, then the first pass is estimated from memory_mib (advisor.physics.first_pass_mib).
     nonzero_memory_mib: float | None = None
+    # MiB resident in the guest's QEMU process (libvirt's memoryStats `rss`): the guest pages it touched, freed ones
+    # included, plus QEMU's own; None when not measured (advisor.physics.first_pass_mib reads it).
+    resident_memory_mib: float | None = None
     deadline_ms: float = 0.0  # the migration must end within this (0: none); convergence is predicted within it
     # Which hosts the prediction is for ("snu", "lab", ...; "" the model's default): the learned models are
     # calibrated per host profile.
@@ -311,51 +316,6 @@ class MigrationParameters:
     # The VM's local disks (their target names) that move with it: copied by libvirt's block migration (an NBD
     # mirror) for a live move, while the guest is off for a cold one. Empty: every disk is shared.
     migrate_disks: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class HostAssessment:
-    """How one candidate target fared: rejected with reasons, or eligible with a score (lower is better)."""
-
-    host_id: str
-    rejections: tuple[str, ...] = ()
-    score: float | None = None
-    cpu_after: float | None = None
-    memory_after: float | None = None
-
-    @property
-    def eligible(self) -> bool:
-        return not self.rejections
-
-
-@dataclass(frozen=True)
-class AssessedHosts:
-    """Every host assessed for one move, as columns: cheap to build and to store for a thousand hosts, where a
-    HostAssessment per host is not. Eligible hosts have a score and no rejection bits; `rejected[k]` has bit i set
-    when filter `filters[i]` rejected host k. `rows()` gives the HostAssessments, eligible hosts best first, then
-    the rejected ones by id, each with the names of its filters."""
-
-    filters: tuple[str, ...]
-    host_ids: tuple[str, ...]
-    rejected: tuple[int, ...]
-    score: tuple[float | None, ...]
-    cpu_after: tuple[float, ...]
-    memory_after: tuple[float, ...]
-
-    def rows(self) -> list[HostAssessment]:
-        names: dict[int, tuple[str, ...]] = {}
-        eligible, refused = [], []
-        for h, bits, score, cpu, memory in zip(self.host_ids, self.rejected, self.score, self.cpu_after,
-                                               self.memory_after, strict=True):
-            if bits == 0:
-                eligible.append(HostAssessment(h, (), score, cpu, memory))
-                continue
-            if bits not in names:
-                names[bits] = tuple(f for i, f in enumerate(self.filters) if bits >> i & 1)
-            refused.append(HostAssessment(h, names[bits], None, cpu, memory))
-        eligible.sort(key=lambda a: (a.score if a.score is not None else 0.0, a.host_id))
-        refused.sort(key=lambda a: a.host_id)
-        return eligible + refused
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ MAX_HOST_CORES = 4096
 MAX_HOST_MEMORY_MIB = 64 << 20  # 64 TiB
 MAX_VM_VCPUS = 1024
 MAX_VM_MEMORY_MIB = 24 << 20  # 24 TiB
+# QEMU's own memory beside a guest's (its code, device state, TCG's translated code): a resident figure above the
+# guest's memory by more than this is not of that guest.
+MAX_QEMU_OWN_MIB = 64 << 10  # 64 GiB
 MAX_BANDWIDTH_MIB_S = 200_000.0  # beyond 1.6 Tbit/s
 # Below 1 MiB/s (8 Mbit/s) no live migration of a real guest ends: such a figure is a unit mistake.
 MIN_BANDWIDTH_MIB_S = 1.0

@@ -32,6 +32,9 @@ OPTIONAL_INPUTS: Final[dict[str, str]] = {
                        "`source` says",
     "nonzero_memory_mib": "MiB of guest memory measured non-zero or touched before the migration (what QEMU's first "
                           "pass sends); missing: estimated from memory in use (advisor.physics.first_pass_mib)",
+    "resident_memory_mib": "MiB resident in the guest's QEMU process on its host before the migration (libvirt's "
+                           "memoryStats rss: the guest pages touched, freed ones included, plus QEMU's own); "
+                           "missing: not measured (advisor.physics.first_pass_mib)",
     "vcpu_utilization": "the share (0-1) of its vCPUs the guest kept busy while its dirty rate was measured; busy "
                         "with a dirty rate of ~0 makes the reading blind (advisor.physics.blind_dirty_rate); missing: "
                         "not measured",
@@ -79,6 +82,7 @@ OUTCOME_ROW_COLUMNS: Final[tuple[str, ...]] = (
     "deadline_ms",
     "working_set_mib",
     "nonzero_memory_mib",
+    "resident_memory_mib",
     "host_load_per_cpu",
     "outcome",
     "iterations",
@@ -127,6 +131,7 @@ def outcome_row(record: MigrationRecord) -> dict[str, Any] | None:
         "deadline_ms": record.parameters.deadline_ms,
         "working_set_mib": inputs.working_set_mib,
         "nonzero_memory_mib": inputs.nonzero_memory_mib,
+        "resident_memory_mib": inputs.resident_memory_mib,
         "host_load_per_cpu": inputs.load_per_cpu,
         "outcome": _OUTCOME_OF[record.phase],
         "iterations": outcome.iterations,

@@ -106,6 +106,8 @@ class InputTable:
     dirty_rate_known: npt.NDArray[np.bool_]  # False: no reading, or a blind one (taken as the usable bandwidth)
     load_per_cpu: FloatArray  # runnable threads per CPU on the busier host; NaN: not measured
     assumed: tuple[str, ...] = ()
+    # MiB resident in the guest's QEMU process (NaN, or None for every row: not measured)
+    resident_memory_mib: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.techniques)
@@ -117,7 +119,8 @@ class InputTable:
     @property
     def first_pass_mib(self) -> FloatArray:
         """What QEMU's first pass sends (advisor.physics.first_pass_mib)."""
-        return first_pass_mib(self.memory_mib, self.memory_configured_mib, self.nonzero_memory_mib)
+        return first_pass_mib(self.memory_mib, self.memory_configured_mib, self.nonzero_memory_mib,
+                              self.resident_memory_mib)
 
     @property
     def longest_working_set_mib(self) -> FloatArray:
@@ -131,16 +134,17 @@ class InputTable:
 
         # every numeric column of every row in one array: one conversion instead of one per column
         (memory, dirty, bandwidth, cap, downtime, configured, deadline, working_set, nonzero,
-         load) = np.ascontiguousarray(
+         load, resident) = np.ascontiguousarray(
             np.array([(i.memory_mib, i.dirty_rate_mib_s, i.bandwidth_mib_s, i.max_bandwidth_mib_s, i.max_downtime_ms,
                        nan(i.memory_configured_mib), i.deadline_ms, nan(i.working_set_mib), nan(i.nonzero_memory_mib),
-                       nan(i.load_per_cpu))
-                      for i, _ in rows], dtype=np.float64).reshape(len(rows), 10).T)
+                       nan(i.load_per_cpu), nan(i.resident_memory_mib))
+                      for i, _ in rows], dtype=np.float64).reshape(len(rows), 11).T)
         return InputTable(
             tuple(t for _, t in rows), memory, dirty, bandwidth, cap, downtime, configured,
             np.array([i.memory_source != "configured" for i, _ in rows], dtype=np.bool_), deadline, working_set,
             tuple(i.host_profile or DEFAULT_PROFILE for i, _ in rows),
             nonzero, np.array([i.dirty_rate_known for i, _ in rows], dtype=np.bool_), load,
+            resident_memory_mib=resident,
         )
 
     @staticmethod
@@ -207,12 +211,14 @@ class InputTable:
             ~blind,
             _optional(frame, "host_load_per_cpu"),
             tuple(assumed),
+            _optional(frame, "resident_memory_mib"),
         )
 
     def rows(self, dirty_rate_source: str = "") -> list[tuple[MigrationInputs, Technique]]:
         def opt(values: FloatArray, k: int) -> float | None:
             return None if np.isnan(values[k]) else float(values[k])
 
+        resident = self.resident_memory_mib
         return [
             (MigrationInputs(float(self.memory_mib[k]), float(self.dirty_rate_mib_s[k]), float(self.bandwidth_mib_s[k]),
                              float(self.max_bandwidth_mib_s[k]), float(self.max_downtime_ms[k]),
@@ -223,7 +229,8 @@ class InputTable:
                              working_set_mib=opt(self.working_set_mib, k), deadline_ms=float(self.deadline_ms[k]),
                              host_profile=self.profiles[k], nonzero_memory_mib=opt(self.nonzero_memory_mib, k),
                              dirty_rate_known=bool(self.dirty_rate_known[k]),
-                             load_per_cpu=opt(self.load_per_cpu, k)), t)
+                             load_per_cpu=opt(self.load_per_cpu, k),
+                             resident_memory_mib=None if resident is None else opt(resident, k)), t)
             for k, t in enumerate(self.techniques)
         ]
 

@@ -178,7 +178,8 @@ def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique
     elif guard is Guard.DEADLINE:
         code = np.array([TECHNIQUES.index(technique)])
         sent = float(first_pass_mib(np.array([inputs.memory_mib]), np.array([_or_nan(inputs.memory_configured_mib)]),
-                                    np.array([_or_nan(inputs.nonzero_memory_mib)]))[0])
+                                    np.array([_or_nan(inputs.nonzero_memory_mib)]),
+                                    np.array([_or_nan(inputs.resident_memory_mib)]))[0])
         one_pass = float(one_pass_ms(code, np.array([sent]), np.array([inputs.usable_bandwidth_mib_s]))[0])
         verb = "end" if technique is Technique.POSTCOPY else "converge"
         note = (f"{technique} cannot {verb} {within}: one pass over {sent:.0f} MiB at "

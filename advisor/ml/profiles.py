@@ -137,13 +137,17 @@ class Observed:
 def physics(table: InputTable, parameters: Mapping[str, float]) -> AnalyticArrays:
     """The physics with a profile's parameters: the working-set model (advisor.physics.working_set), the usable
     bandwidth times `throughput`, the first pass's estimate times `sent_memory_factor` (at most the RAM; measured
-    non-zero pages are sent as measured), each pre-copy round `round_overhead_ms` longer, the stop scaled and
+    non-zero or resident pages are sent as read), each pre-copy round `round_overhead_ms` longer, the stop scaled and
     `stop_ms` longer."""
     code = np.array([TECHNIQUES.index(t) for t in table.techniques], dtype=np.int64)
     usable = usable_mib_s(table, parameters)
     configured = np.fmax(table.memory_configured_mib, table.memory_mib)  # NaN configured: memory in use
     estimate = np.minimum(table.first_pass_mib * parameters["sent_memory_factor"], configured)
-    sent = np.where(np.isnan(table.nonzero_memory_mib), estimate, table.first_pass_mib)
+    # the non-zero pages, or what QEMU holds resident, are sent as measured: only memory in use is scaled
+    measured = ~np.isnan(table.nonzero_memory_mib)
+    if table.resident_memory_mib is not None:
+        measured |= ~np.isnan(table.resident_memory_mib)
+    sent = np.where(measured, table.first_pass_mib, estimate)
     a = working_set_arrays(code, table.memory_mib, table.longest_working_set_mib, dirty_rate(table, parameters),
                            usable, table.max_downtime_ms,
                            nonzero_mib=sent)

@@ -37,7 +37,13 @@ from advisor.physics.rounds import (
     simulate,
 )
 from advisor.physics.transport import TLS_THROUGHPUT_FACTOR, encrypted_bandwidth
-from advisor.physics.working_set import first_pass_mib, longest_window_working_set, working_set_arrays
+from advisor.physics.working_set import (
+    QEMU_OWN_RESIDENT_MIB,
+    first_pass_mib,
+    longest_window_working_set,
+    resident_guest_mib,
+    working_set_arrays,
+)
 
 __all__ = [
     "ANALYTIC_MODEL",
@@ -47,6 +53,7 @@ __all__ = [
     "DEFAULT_CONSTANTS",
     "DEFAULT_DOWNTIME_MS",
     "GUARD_BUDGETS",
+    "QEMU_OWN_RESIDENT_MIB",
     "TECHNIQUES",
     "TLS_THROUGHPUT_FACTOR",
     "ZERO_READING_MIB",
@@ -74,6 +81,7 @@ __all__ = [
     "memory_part",
     "one_pass_ms",
     "predict_analytic",
+    "resident_guest_mib",
     "send_ratios",
     "simulate",
     "taken_dirty_rate",

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from advisor.domain import validation
+from advisor.domain.assessments import HostAssessment
 from advisor.domain.automation import Level, automation_actor, places_itself, rate, vm_level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.errors import FailedPrecondition, InvalidArgument, NotFound
-from advisor.domain.model import HostAssessment, MigrationCost, MigrationInputs, Move, Objective, Technique, Vm
+from advisor.domain.model import MigrationCost, MigrationInputs, Move, Objective, Technique, Vm
 from advisor.domain.recommendation import Recommendation
 from advisor.domain.transport import transport
 from advisor.features.inputs import Overrides

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Protocol
 
+from advisor.domain.assessments import AssessedHosts, HostAssessment
 from advisor.domain.automation import ClusterAutomation
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
-from advisor.domain.model import AssessedHosts, Host, HostAssessment, Move, Vm
+from advisor.domain.model import Host, Move, Vm
 from advisor.domain.recommendation import OpenRecommendation, Recommendation, RecommendationState
 from advisor.execution.executor import MigrationStore, Watched
 

@@ -7,8 +7,9 @@ of two people deciding the same recommendation at once, exactly one wins and the
 from __future__ import annotations
 
 from advisor.domain import validation
+from advisor.domain.assessments import HostAssessment
 from advisor.domain.errors import FailedPrecondition, InvalidArgument
-from advisor.domain.model import HostAssessment, Move
+from advisor.domain.model import Move
 from advisor.domain.recommendation import (
     Approve,
     Decision,

@@ -16,17 +16,11 @@ from advisor.adapters.memory import MemoryStore
 from advisor.adapters.postgres.db import PostgresDatabase
 from advisor.adapters.sql.store import SqlStore
 from advisor.adapters.sqlite.db import SqliteStore
+from advisor.domain.assessments import AssessedHosts, HostAssessment
 from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase
-from advisor.domain.model import (
-    AssessedHosts,
-    Disk,
-    Host,
-    HostAssessment,
-    Move,
-    Vm,
-)
+from advisor.domain.model import Disk, Host, Move, Vm
 from advisor.domain.recommendation import Priority, Recommendation, RecommendationState
 from tests.support.values import COST, PARAMETERS
 

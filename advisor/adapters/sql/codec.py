@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from advisor.domain.assessments import AssessedHosts, HostAssessment
 from advisor.domain.failures import Failure, Fault
 from advisor.domain.migration import MigrationRecord, MigrationResult, Phase, TimelineEntry
 from advisor.domain.model import (
-    AssessedHosts,
-    HostAssessment,
     Interval,
     MigrationCost,
     MigrationInputs,

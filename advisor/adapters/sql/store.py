@@ -25,10 +25,11 @@ from advisor.adapters.sql.codec import (
 from advisor.adapters.sql.database import Connection, Database, StorageError
 from advisor.adapters.sql.feed import publish_inventory
 from advisor.adapters.sql.lease import fence
+from advisor.domain.assessments import AssessedHosts, HostAssessment
 from advisor.domain.automation import ClusterAutomation, Level
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.migration import MigrationRecord
-from advisor.domain.model import AssessedHosts, Disk, Host, HostAssessment, Vm
+from advisor.domain.model import Disk, Host, Vm
 from advisor.domain.recommendation import OPEN, OpenRecommendation, Recommendation, RecommendationState
 
 # Bound on the ids in one query's IN (...) (SQLite's limit is 32,766 parameters, PostgreSQL's 65,535).

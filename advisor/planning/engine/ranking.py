@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from advisor.domain.model import AssessedHosts, HostAssessment
+from advisor.domain.assessments import AssessedHosts, HostAssessment
 from advisor.planning.engine.filters import FILTERS, Assessment, FilterPolicy, Rejection, assess, rejections
 from advisor.planning.engine.results import Alternative
 from advisor.planning.engine.schedule import schedule

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from advisor.domain.model import HostAssessment, MigrationCost, MigrationInputs, MigrationParameters, Move
+from advisor.domain.assessments import HostAssessment
+from advisor.domain.model import MigrationCost, MigrationInputs, MigrationParameters, Move
 from advisor.domain.text import counted
 from advisor.planning.engine.filters import Rejection
 from advisor.planning.engine.snapshot import ClusterArrays

@@ -133,7 +133,7 @@ def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None
 
 
 def test_every_host_assessed_is_stored_as_columns_and_read_back_as_rows(tmp_path: Path) -> None:
-    from advisor.domain.model import AssessedHosts, HostAssessment
+    from advisor.domain.assessments import AssessedHosts, HostAssessment
 
     store = SqliteStore(tmp_path / "db.sqlite3")
     store.add_recommendation(_recommendation("r1", 1.0), {0: AssessedHosts(
@@ -153,7 +153,7 @@ def test_assessments_stored_by_earlier_versions_are_still_read(tmp_path: Path) -
     import zlib
     from array import array
 
-    from advisor.domain.model import HostAssessment
+    from advisor.domain.assessments import HostAssessment
 
     def packed(kind: str, values: list[float]) -> str:
         return base64.b64encode(array(kind, values).tobytes()).decode()

@@ -7,15 +7,8 @@ import pytest
 from advisor.api.answers import fitted_recommendation
 from advisor.api.convert import PAGE_BYTES, fitted, recommendation_to_pb
 from advisor.api.v1 import advisor_pb2 as pb
-from advisor.domain.model import (
-    HostAssessment,
-    Interval,
-    MigrationCost,
-    MigrationParameters,
-    ModelRef,
-    Move,
-    Technique,
-)
+from advisor.domain.assessments import HostAssessment
+from advisor.domain.model import Interval, MigrationCost, MigrationParameters, ModelRef, Move, Technique
 from advisor.domain.recommendation import MoveState, MoveStatus, Recommendation
 
 
