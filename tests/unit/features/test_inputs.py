@@ -172,3 +172,16 @@ def test_only_a_missing_source_is_no_profile(cell: object, profile: str, assumed
                           "memory_used_mib": [512], "max_downtime_ms": [300], "deadline_ms": [1000]})
     table = InputTable.from_frame(frame)
     assert table.profiles == (profile,) and table.assumed == (assumed,)
+
+
+def test_resident_memory_travels_from_a_table_to_the_first_pass_and_back() -> None:
+    frame = pd.DataFrame({"technique": ["postcopy"] * 3, "vm_memory_mib": [1024] * 3,
+                          "dirty_rate_pages_per_s": [0] * 3, "available_bandwidth_mbps": [10_000] * 3,
+                          "max_bandwidth_mib_s": [32] * 3, "source": ["lab"] * 3,
+                          "memory_used_mib": [190.0] * 3, "resident_memory_mib": ["400", "", "900"]})
+    table = InputTable.from_frame(frame)
+    assert table.first_pass_mib.tolist() == [310.0, 190.0, 380.0]  # less QEMU's 90 MiB; none; at most 2x in use
+    rows = table.rows()
+    assert [r.resident_memory_mib for r, _ in rows] == [400.0, None, 900.0]
+    assert InputTable.from_rows(rows).first_pass_mib.tolist() == table.first_pass_mib.tolist()
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from advisor.ml.batch import BatchInputError, predict_csv
@@ -48,6 +49,7 @@ def test_a_required_value_beyond_what_the_api_accepts_is_refused(tmp_path: Path,
     ("memory_used_mib", "3e7", "25165824"),
     ("working_set_mib", "3e7", "25165824"),
     ("nonzero_memory_mib", "3e7", "25165824"),
+    ("resident_memory_mib", "3e7", "25231360"),  # the VM's memory and QEMU's own
     ("max_downtime_ms", "4e6", "3600000"),
     ("deadline_ms", "1e8", "86400000"),
     ("dirty_rate_4s_pages_per_s", "1e8", "51200000"),
@@ -66,6 +68,14 @@ def test_memory_above_the_vms_is_refused(tmp_path: Path, column: str) -> None:
     # as PushSamples refuses a sample whose memory in use exceeds the VM's memory
     text = refused(tmp_path, f"{HEADER},{column}\nprecopy,1024,100,10000,64,1024\nprecopy,1024,100,10000,64,4096\n")
     assert f"row 2: {column} ('4096') exceeds vm_memory_mib ('1024')" in text and "row 1:" not in text
+
+
+def test_resident_memory_above_the_vms_is_qemus_own_and_accepted(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text(f"{HEADER},source,memory_used_mib,resident_memory_mib\n"
+                   "postcopy,1024,0,10000,64,lab,190,\npostcopy,1024,0,10000,64,lab,190,1130\n")
+    predict_csv(src, dst, AnalyticPredictor())
+    assert pd.read_csv(dst)["resident_memory_mib"].fillna(0).tolist() == [0, 1130]
 
 
 @pytest.mark.parametrize(("text", "expected"), [

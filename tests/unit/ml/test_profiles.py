@@ -90,6 +90,17 @@ def test_a_profile_that_learnt_contention_serves_a_busy_host_slower_and_says_why
     assert any("load not measured" in n for n in unknown.notes)
 
 
+def test_what_qemu_holds_resident_is_sent_as_read_and_memory_in_use_is_scaled() -> None:
+    table, _ = rig(4, techniques=(Technique.POSTCOPY,))
+    resident = np.array([np.nan, 150.0, 150.0, np.nan])
+    read = replace(table, resident_memory_mib=resident)
+    sent = physics(read, TRUE).transferred_mib  # post-copy: one pass over the first pass's pages
+    scaled = physics(table, TRUE).transferred_mib
+    assert sent[0] == pytest.approx(scaled[0]) and sent[3] == pytest.approx(scaled[3])  # not measured: x2.0
+    expected = np.minimum(60.0, 2 * table.memory_mib[1:3])  # less QEMU's 90 MiB, at most twice in use; unscaled
+    assert sent[1:3] / scaled[1:3] == pytest.approx(expected / (2.0 * table.memory_mib[1:3]), rel=0.02)
+
+
 def test_few_migrations_stay_near_the_prior() -> None:
     few, many = calibrate("rig", *rig(2)), calibrate("rig", *rig(80))
     for name in ("throughput", "sent_memory_factor"):

@@ -84,6 +84,26 @@ FIRST_PASS = [
 ]
 
 
+# (memory in use, RAM, measured non-zero pages, resident in QEMU, first pass, why): QEMU_OWN_RESIDENT_MIB is 90
+FIRST_PASS_RESIDENT = [
+    (190.0, 1024.0, NAN, 400.0, 310.0, "a guest whose freed pages kept their data: resident less QEMU's own"),
+    (190.0, 1024.0, NAN, 900.0, 380.0, "resident far above the memory in use: at most twice it"),
+    (190.0, 1024.0, 250.0, 400.0, 250.0, "measured non-zero pages win over the resident estimate"),
+    (190.0, 1024.0, NAN, NAN, 190.0, "resident not measured: memory in use"),
+    (1024.0, 1024.0, NAN, 600.0, 510.0, "memory in use unknown (all of the RAM): resident less QEMU's own"),
+    (60.0, 128.0, NAN, 50.0, 0.0, "resident below QEMU's own: nothing touched"),
+    (190.0, 256.0, NAN, 400.0, 256.0, "never more than the RAM"),
+]
+
+
+@pytest.mark.parametrize(("used", "ram", "nonzero", "resident", "sent", "why"), FIRST_PASS_RESIDENT)
+def test_the_first_pass_reads_what_qemu_holds_resident_where_measured(used: float, ram: float, nonzero: float,
+                                                                      resident: float, sent: float,
+                                                                      why: str) -> None:
+    got = first_pass_mib(np.array([used]), np.array([ram]), np.array([nonzero]), np.array([resident]))
+    assert float(got[0]) == pytest.approx(sent), why
+
+
 @pytest.mark.parametrize(("used", "ram", "nonzero", "sent", "why"), FIRST_PASS)
 def test_the_first_pass_sends_the_memory_in_use_or_the_measured_non_zero_pages(used: float, ram: float,
                                                                                nonzero: float, sent: float,
