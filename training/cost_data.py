@@ -273,7 +273,7 @@ def with_variants(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def typical_first_pass(fs: FeatureSet, nonzero_mib: np.ndarray) -> np.ndarray:
+def typical_first_pass(fs: FeatureSet, nonzero_mib: np.ndarray, basis: np.ndarray | None = None) -> np.ndarray:
     """Per row, what to add to a correction's log label of time or data so that the label is what the migration
     would have cost had its first pass sent the typical share of the memory the features read, not the non-zero
     pages QEMU found (`nonzero_mib`, measured in the lab; 0 where not measured).
@@ -284,13 +284,17 @@ def typical_first_pass(fs: FeatureSet, nonzero_mib: np.ndarray) -> np.ndarray:
     spread taught the correction spurious rules (a long analytic time, a large RAM: more sent) that then held for
     every technique, post-copy's single pass too. The typical share (the median over the rows that measured
     memory in use; where it was not, the features read RAM, and the correction learns what share of it is sent)
-    stays in the label; the rest is left to the intervals, calibrated on the actual figures."""
+    stays in the label; the rest is left to the intervals, calibrated on the actual figures. `basis` says per row
+    what the features' first pass was read from (resident memory or memory in use: 0.98x and 1.61x of the non-zero
+    pages on the same migrations); each has its own typical share."""
     ratio = nonzero_mib / np.exp(fs.column("log_first_pass_mib"))
     known = fs.column("memory_known") == 1
     out = np.zeros(len(ratio))
     measured = np.isfinite(ratio) & (ratio > 0) & known
-    if measured.any():
-        out[measured] = np.log(np.median(ratio[measured])) - np.log(ratio[measured])
+    basis = np.zeros(len(ratio)) if basis is None else np.asarray(basis)
+    for kind in np.unique(basis[measured]):
+        rows = measured & (basis == kind)
+        out[rows] = np.log(np.median(ratio[rows])) - np.log(ratio[rows])
     return out
 
 

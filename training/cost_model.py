@@ -221,6 +221,7 @@ def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> TargetModel:
         return TargetModel(_fit(fs, z, w, target, lgb_params(target, cfg), cfg.trees(target), cfg))
     ids = migration_ids(data.frame)[keep]
     nonzero = data.frame.reindex(columns=["nonzero_mib"])["nonzero_mib"].to_numpy(dtype=np.float64)[keep]
+    resident = data.frame.reindex(columns=["resident_memory_mib"])["resident_memory_mib"].notna().to_numpy()[keep]
     base_rows = _profile_rows(fs, DEFAULT_PROFILE)
     base = _fit(fs.subset(base_rows), z[base_rows], w[base_rows], target, lgb_params(target, cfg),
                 cfg.trees(target), cfg, base=True)
@@ -232,7 +233,7 @@ def fit_target(data: Prepared, target: str, cfg: TrainConfig) -> TargetModel:
         part = fs.subset(rows)
         residual = z[rows] - np.asarray(base.predict(part.base_columns(target)), dtype=np.float64)
         if target != "downtime_ms":  # the first pass is part of time and data, not of the last round's pause
-            residual += typical_first_pass(part, nonzero[rows])
+            residual += typical_first_pass(part, nonzero[rows], resident[rows])
         corrections[profile] = _fit(part, residual, w[rows], target, correction_params(target, cfg),
                                     cfg.correction_trees, cfg, MAX_LOG_RATIO_WEIGHT, apart=cfg.postcopy_apart)
     return TargetModel(base, corrections, cfg.correction_techniques, blind_base=True)

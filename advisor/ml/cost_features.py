@@ -18,8 +18,9 @@ measurements, so each knows what to do without them.
 The schema hash covers the feature names and order, the technique and profile codes, the units, the analytic
 constants and which features each target's model uses: change any of them and a stored artifact is refused.
 Earlier schemas are built side by side (`READABLE_SCHEMAS`), so a model is served as it was trained while a candidate
-of the current schema is compared with it on the same rows: v6 adds the hosts' load (runnable threads per CPU) as
-the last feature, v5 checks QEMU's stop rule whenever what is pending falls below the budget, v4 only after whole
+of the current schema is compared with it on the same rows: v7 reads the first pass from what the guest's QEMU
+holds resident where measured (advisor.physics.first_pass_mib), v6 adds the hosts' load (runnable threads per CPU)
+as the last feature, v5 checks QEMU's stop rule whenever what is pending falls below the budget, v4 only after whole
 rounds. A feature added is added last, so every other keeps its column in every schema's matrix.
 """
 
@@ -48,6 +49,7 @@ from advisor.physics import (
     AnalyticArrays,
     AnalyticConstants,
     analytic_arrays,
+    first_pass_mib,
     working_set_arrays,
 )
 from advisor.physics.guards import MIN_WORKING_SET_MIB
@@ -61,10 +63,10 @@ __all__ = ["BASE_BLIND", "FEATURES", "FEATURE_NAMES", "PROFILE_CODE", "RHO_BANDS
 
 StrArray = npt.NDArray[np.str_]
 
-SCHEMA_VERSION: Final = 6
-# Earlier schemas this code still builds: v5 lacks the hosts' load (v6's last feature), v4 also checks the physics'
-# stop rule only after whole rounds.
-READABLE_SCHEMAS: Final = (5, 4)
+SCHEMA_VERSION: Final = 7
+# Earlier schemas this code still builds: v6 reads the first pass from memory in use where v7 reads resident memory,
+# v5 also lacks the hosts' load (v6's last feature), v4 also checks the physics' stop rule only after whole rounds.
+READABLE_SCHEMAS: Final = (6, 5, 4)
 TECHNIQUE_CODE: Final[Mapping[str, int]] = {str(t): i for i, t in enumerate(TECHNIQUES)}
 PROFILE_CODE: Final[Mapping[str, int]] = {p: i for i, p in enumerate(PROFILES)}
 
@@ -203,6 +205,10 @@ def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS, version: i
                     "blind_dirty_rate": {"busy_vcpu_utilization": BUSY_VCPU_UTILIZATION,
                                          "zero_reading_mib": ZERO_READING_MIB}},
     }
+    if version >= 7:
+        document["physics"]["first_pass"] = (  # type: ignore[index]
+            "nonzero_memory_mib where measured, else resident_memory_mib less QEMU's own (at most twice memory in "
+            "use) where measured, else memory in use (RAM - MemAvailable), else RAM; at most RAM")
     if version >= 6:
         document["units"]["load_per_cpu"] = "runnable threads per CPU (1-minute load average / CPUs)"  # type: ignore[index]
     if version >= 5:  # v4's document is kept as it was, so its hash is unchanged
@@ -332,7 +338,10 @@ def build_cost_features(table: InputTable, constants: AnalyticConstants = DEFAUL
     memory, dirty = table.memory_mib, table.dirty_rate_mib_s
     bandwidth, cap, downtime = table.bandwidth_mib_s, table.max_bandwidth_mib_s, table.max_downtime_ms
     usable = table.usable_mib_s
-    first_pass, working_set = table.first_pass_mib, table.longest_working_set_mib
+    working_set = table.longest_working_set_mib
+    # before v7 the models were trained on a first pass that never read what QEMU holds resident
+    first_pass = (table.first_pass_mib if version >= 7 else
+                  first_pass_mib(memory, table.memory_configured_mib, table.nonzero_memory_mib))
     # schema v4 was trained on the physics that checks its stop only after whole rounds
     a = working_set_arrays(code, memory, working_set, dirty, usable, downtime, first_pass, constants,
                            sync_below_budget=version >= 5)

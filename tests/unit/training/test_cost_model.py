@@ -51,6 +51,15 @@ def test_the_typical_share_of_non_zero_pages_replaces_each_rows_own() -> None:
     assert not typical_first_pass(_features(frame), np.full(4, np.nan)).any()  # nothing measured, nothing moved
 
 
+def test_each_basis_of_the_first_pass_has_its_own_typical_share() -> None:
+    used = np.full(4, 100.0)
+    frame = _migrations("lab", "postcopy", used, np.zeros(4), used)
+    sent = np.array([110.0, 110.0, 99.0, 99.0])  # first two read memory in use, last two resident memory
+    pooled = typical_first_pass(_features(frame), sent)
+    apart = typical_first_pass(_features(frame), sent, np.array([False, False, True, True]))
+    assert not np.allclose(pooled, 0.0) and np.allclose(apart, 0.0)  # each row is its basis' typical share
+
+
 def test_non_zero_pages_serving_cannot_read_teach_the_correction_no_rule() -> None:
     """The later lab collections' large guests sent up to 3.9x their memory in use (memory freed by earlier
     programs keeps its content): a correction learning that as measured tells every 1 GiB guest it sends 3x."""
