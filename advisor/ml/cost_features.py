@@ -207,8 +207,8 @@ def schema_document(constants: AnalyticConstants = DEFAULT_CONSTANTS, version: i
     }
     if version >= 7:
         document["physics"]["first_pass"] = (  # type: ignore[index]
-            "nonzero_memory_mib where measured, else resident_memory_mib less QEMU's own (at most twice memory in "
-            "use) where measured, else memory in use (RAM - MemAvailable), else RAM; at most RAM")
+            "nonzero_memory_mib where measured, else resident_memory_mib less QEMU's own (within 1-2x memory in "
+            "use where measured) where measured, else memory in use (RAM - MemAvailable), else RAM; at most RAM")
     if version >= 6:
         document["units"]["load_per_cpu"] = "runnable threads per CPU (1-minute load average / CPUs)"  # type: ignore[index]
     if version >= 5:  # v4's document is kept as it was, so its hash is unchanged

@@ -20,8 +20,10 @@ fits a host's parameters on it).
   the non-zero pages QEMU found were 1.61x the memory in use (median; p10 1.05, p90 2.68; median APE 61%) and
   0.98x resident less 90 MiB (p10 0.62, p90 1.08; median APE 8%). Resident less QEMU's own errs high (a touched
   page the guest zeroed is sent as a flag; QEMU's own memory grows with what it did before), so it is bounded by
-  twice the memory in use (`RESIDENT_OVER_IN_USE`); a host that preallocates guest memory makes it all of the
-  RAM. These figures are of one rig's migrations, and the bound was chosen on them.
+  twice the memory in use (`RESIDENT_OVER_IN_USE`), and below by the memory in use where measured (the lab's QEMU
+  holds 90 MiB of its own under TCG; one that holds less would read a guest smaller than it says it is); a host
+  that preallocates guest memory makes it all of the RAM. These figures are of one rig's migrations, and the
+  bounds were chosen on them.
 - A round re-sends `min(working set, rate x round time)`: only the hot pages are rewritten, the cold ones are sent
   once (the analytic model, `rounds.analytic_arrays`, lets a 40 MiB/s guest dirty 400 MiB during a 10 s round
   even when it rewrites the same 16 MiB). The working set is the longest window measured
@@ -71,13 +73,17 @@ def resident_guest_mib(resident_mib: FloatArray, qemu_own_mib: float = QEMU_OWN_
 def first_pass_mib(memory_mib: FloatArray, ram_mib: FloatArray, nonzero_mib: FloatArray,
                    resident_mib: FloatArray | None = None) -> FloatArray:
     """What the first pass sends per row: the measured non-zero pages where given (NaN: not measured), else the
-    guest pages resident on the host (`resident_guest_mib`, where measured; at most `RESIDENT_OVER_IN_USE` times
-    the memory in use), else the memory in use (RAM - MemAvailable where measured; the RAM where not), never more
-    than the RAM (NaN: unknown, then no bound). See the module for the rule and the lab's figures behind it."""
+    guest pages resident on the host (`resident_guest_mib`, where measured; at least the memory in use where that
+    was measured, at most `RESIDENT_OVER_IN_USE` times it), else the memory in use (RAM - MemAvailable where
+    measured; the RAM where not), never more than the RAM (NaN: unknown, then no bound). See the module for the
+    rule and the lab's figures behind it."""
     memory = np.asarray(memory_mib, dtype=np.float64)
     if resident_mib is not None:
         touched = resident_guest_mib(resident_mib)
-        memory = np.where(np.isnan(touched), memory, np.fmin(touched, RESIDENT_OVER_IN_USE * memory))
+        ram = np.asarray(ram_mib, dtype=np.float64)
+        in_use = np.where(memory >= ram, 0.0, memory)  # memory in use unknown (all of the RAM): no floor
+        memory = np.where(np.isnan(touched), memory,
+                          np.clip(touched, in_use, RESIDENT_OVER_IN_USE * memory))
     nonzero = np.asarray(nonzero_mib, dtype=np.float64)
     sent = np.where(np.isnan(nonzero), memory, np.maximum(nonzero, 0.0))
     return np.asarray(np.fmin(sent, np.asarray(ram_mib, dtype=np.float64)), dtype=np.float64)

@@ -91,7 +91,9 @@ FIRST_PASS_RESIDENT = [
     (190.0, 1024.0, 250.0, 400.0, 250.0, "measured non-zero pages win over the resident estimate"),
     (190.0, 1024.0, NAN, NAN, 190.0, "resident not measured: memory in use"),
     (1024.0, 1024.0, NAN, 600.0, 510.0, "memory in use unknown (all of the RAM): resident less QEMU's own"),
-    (60.0, 128.0, NAN, 50.0, 0.0, "resident below QEMU's own: nothing touched"),
+    (60.0, 128.0, NAN, 100.0, 60.0, "resident less QEMU's own below the memory in use: at least the memory in use "
+                                    "(a host whose QEMU holds less of its own, e.g. without TCG)"),
+    (1024.0, 1024.0, NAN, 50.0, 0.0, "memory in use unknown and resident below QEMU's own: nothing touched"),
     (190.0, 256.0, NAN, 400.0, 256.0, "never more than the RAM"),
 ]
 
