@@ -33,6 +33,7 @@ what to do when a caller gives only some of the columns, and are evaluated that 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -52,9 +53,6 @@ DEFAULT_LAB_DATA = ROOT / "training" / "data" / "lab_migrations.csv"
 OPTIONAL = ("source", "memory_used_mib", "max_downtime_ms", "deadline_ms", "working_set_mib",
             "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s", "vcpu_utilization", "host_load_per_cpu",
             "resident_memory_mib")
-# The lab machine's CPUs (`cpus` of training/data/lab_migrations.meta.json): the rows record its 1-minute load
-# average (`host_load_1m`), which over these is the input `host_load_per_cpu`.
-LAB_CPUS = 2
 WINDOWS = ("working_set_mib", "dirty_rate_2s_pages_per_s", "dirty_rate_4s_pages_per_s")
 VARIANTS = ("full", "no windows", "no memory in use", "neither")
 # MemTotal of the lab's guest kernel (Debian cloud kernel, busybox initramfs) by configured RAM, MiB: the balloon's
@@ -132,14 +130,27 @@ def load_lab(path: Path = DEFAULT_LAB_DATA) -> pd.DataFrame:
     frame["report_group"] = ("lab:" + pattern + " " + frame["vm_memory_mib"].astype(int).astype(str) + " MiB cap "
                              + frame["max_bandwidth_mib_s"].round().astype(int).astype(str))
     frame["transferred_mib"] = frame["transferred_kib"] / 1024.0
-    if "host_load_1m" in frame.columns:  # else missing, as every OPTIONAL column below
-        frame["host_load_per_cpu"] = frame["host_load_1m"] / LAB_CPUS
+    cpus = lab_cpus(path)
+    if "host_load_1m" in frame.columns and cpus:  # else missing, as every OPTIONAL column below
+        frame["host_load_per_cpu"] = frame["host_load_1m"] / cpus
     if "qemu_rss_mib" in frame.columns:  # what the source QEMU held resident, as serving reads it (memoryStats rss)
         frame["resident_memory_mib"] = frame["qemu_rss_mib"]
     for column in OPTIONAL:
         if column not in frame.columns:
             frame[column] = np.nan
     return frame.reset_index(drop=True)
+
+
+def lab_cpus(path: Path) -> int | None:
+    """The CPUs of the machine a lab file was collected on (`machine.cpus` of its `.meta.json` card): its rows
+    record the machine's 1-minute load average (`host_load_1m`), which over these is the input `host_load_per_cpu`.
+    None where no card says: the load per CPU is then not known, never taken from another machine."""
+    card = path.with_name(path.name.removesuffix(".csv") + ".meta.json")
+    try:
+        cpus = json.loads(card.read_text()).get("machine", {}).get("cpus")
+    except (OSError, ValueError):
+        return None
+    return int(cpus) if isinstance(cpus, int) and cpus > 0 else None
 
 
 def as_serving_reads_memory(frame: pd.DataFrame, path: Path | str = "lab data") -> pd.DataFrame:
