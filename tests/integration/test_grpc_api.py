@@ -343,6 +343,8 @@ BAD_SAMPLES = [
      "INVALID_ARGUMENT", "vm_samples[0].time: is required"),
     (pb.PushSamplesRequest(vm_samples=[_vm_sample(vm_id="db-1", memory_used_mib=9000.0)]),
      "INVALID_ARGUMENT", "vm_samples[0].memory_used_mib"),
+    (pb.PushSamplesRequest(vm_samples=[_vm_sample(vm_id="db-1", resident_memory_mib=-5.0)]),
+     "INVALID_ARGUMENT", "vm_samples[0].resident_memory_mib: must be in [0"),
     (pb.PushSamplesRequest(host_samples=[pb.HostSample(host_id="hv-a", cpu_utilization_ratio=-0.1,
                                                        time=pb.VmSample(time={"seconds": int(NOW)}).time)]),
      "INVALID_ARGUMENT", "host_samples[0].cpu_utilization_ratio"),

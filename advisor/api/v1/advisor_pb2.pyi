@@ -346,20 +346,22 @@ class HostSample(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_utilization_ratio: _Optional[float] = ..., memory_used_mib: _Optional[float] = ..., network_rx_mib_s: _Optional[float] = ..., network_tx_mib_s: _Optional[float] = ..., power_w: _Optional[float] = ..., load_per_cpu_ratio: _Optional[float] = ...) -> None: ...
 
 class VmSample(_message.Message):
-    __slots__ = ("vm_id", "time", "cpu_utilization_ratio", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")
+    __slots__ = ("vm_id", "time", "cpu_utilization_ratio", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib", "resident_memory_mib")
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     CPU_UTILIZATION_RATIO_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_MIB_FIELD_NUMBER: _ClassVar[int]
     DIRTY_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
     WORKING_SET_MIB_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     vm_id: str
     time: _timestamp_pb2.Timestamp
     cpu_utilization_ratio: float
     memory_used_mib: float
     dirty_rate_mib_s: float
     working_set_mib: float
-    def __init__(self, vm_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_utilization_ratio: _Optional[float] = ..., memory_used_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., working_set_mib: _Optional[float] = ...) -> None: ...
+    resident_memory_mib: float
+    def __init__(self, vm_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_utilization_ratio: _Optional[float] = ..., memory_used_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., working_set_mib: _Optional[float] = ..., resident_memory_mib: _Optional[float] = ...) -> None: ...
 
 class PushSamplesRequest(_message.Message):
     __slots__ = ("host_samples", "vm_samples")
