@@ -126,6 +126,8 @@ class LearnedMoveCosts:
         own = ([profiles[v] or DEFAULT_PROFILE for v in request.vm.tolist()] if profiles
                else [DEFAULT_PROFILE] * n)
         resident = request.resident_memory_mib
+        if resident is not None and np.isnan(resident).all():
+            resident = None  # measured in no row (the usual case today): the model's work as without the column
         return InputTable(
             tuple(TECHNIQUES[k] for k in used for _ in range(n)), tiled(memory), tiled(dirty), tiled(bandwidth),
             tiled(bandwidth), np.full(n * m, limit), tiled(configured), tiled(~(memory >= configured)),
