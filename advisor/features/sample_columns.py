@@ -8,7 +8,6 @@ which name the first sample and field at fault, as for any push.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,10 +57,12 @@ class VmColumns:
         return VmColumns(list(map(self.ids.__getitem__, order.tolist())), self.times_s[order], self.values[order])
 
     def samples(self) -> list[VmSample]:
-        """One VmSample each, as the per-sample way reads them from a message."""
-        return [VmSample(vm_id, time_s, **{name: None if math.isnan(v) else v
-                                           for name, v in zip(MEASURED, measured, strict=True)})
-                for vm_id, time_s, measured in zip(self.ids, self.times_s.tolist(), self.values.tolist(), strict=True)]
+        """One VmSample each, as the per-sample way reads them from a message (which has no disk write rate)."""
+        values = self.values.astype(object)
+        values[np.isnan(self.values)] = None
+        return [VmSample(vm_id, time_s, cpu, memory, dirty, working_set, None, resident)
+                for vm_id, time_s, (cpu, memory, dirty, working_set, resident)  # MEASURED, in its order
+                in zip(self.ids, self.times_s.tolist(), values.tolist(), strict=True)]
 
     def fine(self, vms: Sequence[Vm | None], now_s: float) -> bool:
         """Whether a push of these samples passes its checks (check_samples), `vms` the inventory's VM of each
