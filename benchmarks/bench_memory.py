@@ -57,7 +57,8 @@ def measure(n_hosts: int, n_vms: int, rounds: int, capacity: int, batch: int, al
     started = time.perf_counter()
     t0 = 1_796_000_000.0
     host_ids, vm_ids = list(cluster.hosts), list(cluster.vms)
-    more = {"working_set_mib": 300.0, "disk_write_rate_mib_s": 2.5} if all_fields else {}
+    more = ({"working_set_mib": 300.0, "disk_write_rate_mib_s": 2.5, "resident_memory_mib": 1200.0} if all_fields
+            else {})
     for r in range(rounds):
         t = t0 + 15 * r
         for start in range(0, len(host_ids), batch):

@@ -45,6 +45,8 @@ class FakeGuest:
     dirty_rate_mib_s: float = 0.0
     cpu_ratio: float = 0.5
     memory_used_mib: float | None = None
+    # MiB resident in its QEMU process (guest pages touched plus QEMU's own), as libvirt's `rss`; None: not reported
+    resident_memory_mib: float | None = None
     # False: the guest runs but its agent does not answer (a guest hung after its migration).
     answers: bool = True
     networks: tuple[str, ...] = ()
@@ -193,7 +195,8 @@ class FakeHypervisor:
         age = time.monotonic() - self.world._started
         with self.world.lock:
             return [GuestStats(g.name, now, g.cpu_ratio * g.vcpus * age, g.vcpus, g.memory_used_mib,
-                               {disk: rate * age for disk, rate in g.disk_write_rate_mib_s.items()})
+                               {disk: rate * age for disk, rate in g.disk_write_rate_mib_s.items()},
+                               g.resident_memory_mib)
                     for g in self.world.guests.values() if g.host == self.host]
 
     def measure_dirty_rate(self, guest: str, seconds: int = 1) -> float:

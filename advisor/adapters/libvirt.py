@@ -94,6 +94,21 @@ def interface_networks(domain_xml: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def guest_stats_of(name: str, time_s: float, values: dict[str, Any]) -> GuestStats:
+    """A guest's GuestStats from its record of libvirt's bulk stats (CPU, balloon, vCPU and block groups)."""
+    # Memory in use as a migration sees it: the guest's RAM less what it could hand back (MemAvailable). QEMU
+    # sends every non-zero page, the kernel's own reservation outside MemTotal included (35 MiB of a 128 MiB lab
+    # guest), which MemTotal - MemFree would leave out. On the lab's 182 migrations RAM - MemAvailable was 9%
+    # (median; 6-8 MiB) below the non-zero pages QEMU found (docs/learning.md).
+    current, usable = values.get("balloon.current"), values.get("balloon.usable")
+    used = (current - usable) / 1024 if current is not None and usable is not None else None
+    # What QEMU's process holds resident (KiB): the pages the guest touched plus QEMU's own (advisor.physics
+    # .first_pass_mib). Absent (or 0) where the hypervisor does not report it: unknown (None), never 0.
+    rss = values.get("balloon.rss")
+    return GuestStats(name, time_s, values.get("cpu.time", 0) / 1e9, int(values.get("vcpu.current", 1)), used,
+                      libvirt_disks.written_mib(values), rss / 1024 if rss else None)
+
+
 def has_agent_channel(domain_xml: str) -> bool:
     return ET.fromstring(domain_xml).find(f"./devices/channel/target[@name='{AGENT_CHANNEL}']") is not None
 
@@ -198,17 +213,7 @@ class LibvirtHypervisor:
         except libvirt.libvirtError as e:
             raise _error(f"domain stats of {self._uri}", e) from None
         now = time.time()
-        stats = []
-        for dom, values in records:
-            # Memory in use as a migration sees it: the guest's RAM less what it could hand back (MemAvailable).
-            # QEMU sends every non-zero page, the kernel's own reservation outside MemTotal included (35 MiB of
-            # a 128 MiB lab guest), which MemTotal - MemFree would leave out. On the lab's 182 migrations
-            # RAM - MemAvailable was 9% (median; 6-8 MiB) below the non-zero pages QEMU found (docs/learning.md).
-            current, usable = values.get("balloon.current"), values.get("balloon.usable")
-            used = (current - usable) / 1024 if current is not None and usable is not None else None
-            stats.append(GuestStats(dom.name(), now, values.get("cpu.time", 0) / 1e9,
-                                    int(values.get("vcpu.current", 1)), used, libvirt_disks.written_mib(values)))
-        return stats
+        return [guest_stats_of(dom.name(), now, values) for dom, values in records]
 
     def measure_dirty_rate(self, guest: str, seconds: int = 1) -> float:
         dom = self._domain(guest)

@@ -222,6 +222,7 @@ def inputs_to_pb(i: MigrationInputs) -> pb.MigrationInputs:
         max_downtime_ms=i.max_downtime_ms, bandwidth_source=i.bandwidth_source,
         local_disk_used_mib=i.local_disk_used_mib, local_disk_size_mib=i.local_disk_size_mib,
         disk_write_rate_mib_s=i.disk_write_rate_mib_s, load_per_cpu_ratio=i.load_per_cpu,
+        resident_memory_mib=i.resident_memory_mib,
     )
 
 

@@ -50,7 +50,8 @@ def vm_sample(s: pb.VmSample, i: int) -> VmSample:
                     cpu_utilization=s.cpu_utilization_ratio if has("cpu_utilization_ratio") else None,
                     memory_used_mib=s.memory_used_mib if has("memory_used_mib") else None,
                     dirty_rate_mib_s=s.dirty_rate_mib_s if has("dirty_rate_mib_s") else None,
-                    working_set_mib=s.working_set_mib if has("working_set_mib") else None)
+                    working_set_mib=s.working_set_mib if has("working_set_mib") else None,
+                    resident_memory_mib=s.resident_memory_mib if has("resident_memory_mib") else None)
 
 
 def _pieces(items: Sequence[T], give_way: Callable[[], None]) -> Iterator[Iterable[tuple[int, T]]]:

@@ -25,8 +25,8 @@ _VM_SAMPLES = 2 << 3 | _LEN  # PushSamplesRequest.vm_samples; host_samples (1) a
 _HOST_SAMPLES = 1 << 3 | _LEN
 _VM_ID, _TIME = 1 << 3 | _LEN, 2 << 3 | _LEN
 _SECONDS, _NANOS = 1 << 3 | _VARINT, 2 << 3 | _VARINT
-# VmSample's optional doubles (fields 3 to 6), in the order of the columns (MEASURED)
-_VALUE_TAGS = (3 << 3 | _I64, 4 << 3 | _I64, 5 << 3 | _I64, 6 << 3 | _I64)
+# VmSample's optional doubles (fields 3 to 7), in the order of the columns (MEASURED)
+_VALUE_TAGS = (3 << 3 | _I64, 4 << 3 | _I64, 5 << 3 | _I64, 6 << 3 | _I64, 7 << 3 | _I64)
 MAX_ID = 128
 _SHORTEST_SAMPLE = 7  # bytes of a VM sample in a request, at least: its tag and size, an id's 3, a time's 2
 _MAX_SECONDS = 2**53  # a time beyond is no sample's: the per-sample way says so

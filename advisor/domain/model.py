@@ -161,6 +161,9 @@ class VmSample:
     # MiB/s it writes to its local disks (summed), from the hypervisor's block statistics: what a disk mirror sends
     # again while it copies them. Newer than (and preferred to) the inventory's Disk.write_rate_mib_s.
     disk_write_rate_mib_s: float | None = None
+    # MiB resident in the guest's QEMU process on its host (libvirt's memoryStats `rss`): the guest pages it touched
+    # plus QEMU's own, from which the first pass is estimated (MigrationInputs.resident_memory_mib).
+    resident_memory_mib: float | None = None
 
 
 @dataclass(frozen=True)

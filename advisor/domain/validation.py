@@ -40,6 +40,7 @@ MAX_VM_MEMORY_MIB = 24 << 20  # 24 TiB
 # QEMU's own memory beside a guest's (its code, device state, TCG's translated code): a resident figure above the
 # guest's memory by more than this is not of that guest.
 MAX_QEMU_OWN_MIB = 64 << 10  # 64 GiB
+MAX_RESIDENT_MEMORY_MIB = MAX_VM_MEMORY_MIB + MAX_QEMU_OWN_MIB  # what a guest's QEMU process may hold resident
 MAX_BANDWIDTH_MIB_S = 200_000.0  # beyond 1.6 Tbit/s
 # Below 1 MiB/s (8 Mbit/s) no live migration of a real guest ends: such a figure is a unit mistake.
 MIN_BANDWIDTH_MIB_S = 1.0
@@ -248,6 +249,7 @@ def vm_sample_fine(sample: VmSample, now_s: float) -> bool:
                 and _fine(sample.dirty_rate_mib_s, MAX_DIRTY_RATE_MIB_S)
                 and _fine(sample.working_set_mib, MAX_VM_MEMORY_MIB)
                 and _fine(sample.disk_write_rate_mib_s, MAX_DISK_WRITE_RATE_MIB_S)
+                and _fine(sample.resident_memory_mib, MAX_RESIDENT_MEMORY_MIB)
                 and ID_PATTERN.fullmatch(sample.vm_id))
 
 
@@ -261,6 +263,7 @@ def check_vm_sample(sample: VmSample, field: str, now_s: float) -> None:
     _optional(sample.dirty_rate_mib_s, f"{field}.dirty_rate_mib_s", high=MAX_DIRTY_RATE_MIB_S)
     _optional(sample.working_set_mib, f"{field}.working_set_mib", high=MAX_VM_MEMORY_MIB)
     _optional(sample.disk_write_rate_mib_s, f"{field}.disk_write_rate_mib_s", high=MAX_DISK_WRITE_RATE_MIB_S)
+    _optional(sample.resident_memory_mib, f"{field}.resident_memory_mib", high=MAX_RESIDENT_MEMORY_MIB)
 
 
 MAX_AUTOMATION_THRESHOLD = 1e6

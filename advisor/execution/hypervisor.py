@@ -82,7 +82,8 @@ class GuestPulse:
 
 @dataclass(frozen=True)
 class GuestStats:
-    """Cumulative CPU time, current memory use and cumulative disk writes of a running guest, read at `time_s`."""
+    """Cumulative CPU time, current memory use, cumulative disk writes and the resident memory of its QEMU process
+    of a running guest, read at `time_s`."""
 
     name: str
     time_s: float
@@ -92,6 +93,8 @@ class GuestStats:
     memory_used_mib: float | None
     # MiB written to each disk since the guest started, by its device name ("vda"), where the hypervisor counts it.
     disk_written_mib: Mapping[str, float] = field(default_factory=dict)
+    # MiB resident in the guest's QEMU process (libvirt's memoryStats `rss`), if reported (None: not, never 0).
+    resident_memory_mib: float | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from advisor.domain.model import (
     Technique,
     Vm,
 )
+from advisor.domain.validation import MAX_QEMU_OWN_MIB
 from advisor.features.dataset import INPUT_COLUMNS
 from advisor.features.samples import Latest
 from advisor.physics.measurement import blind_dirty_rate, blind_reading
@@ -288,6 +289,7 @@ class VmObservations:
     working_set: Latest | None = None
     cpu_utilization: Latest | None = None  # the share of its vCPUs the guest keeps busy
     disk_write_rate: Latest | None = None  # MiB/s written to its local disks (the hypervisor's block statistics)
+    resident_memory: Latest | None = None  # MiB resident in its QEMU process (libvirt's memoryStats rss)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -360,6 +362,9 @@ def migration_inputs(
     memory_source = f"in use, sample {_fmt_time(used.time_s)}" if used is not None and measured else "configured"
     if working_set is not None:
         working_set = min(working_set, float(vm.memory_mib))  # at most all of it, whatever it was before
+    # resident past the VM's memory plus the most QEMU's own can be is of the VM before it was made smaller
+    resident = observed.resident_memory
+    resident_mib = resident.value if resident and 0 < resident.value <= vm.memory_mib + MAX_QEMU_OWN_MIB else None
     return MigrationInputs(
         memory_mib=memory,
         dirty_rate_mib_s=dirty,
@@ -373,6 +378,7 @@ def migration_inputs(
         memory_source=memory_source,
         deadline_ms=overrides.deadline_ms or 0.0,
         working_set_mib=working_set,
+        resident_memory_mib=resident_mib,
         host_profile=source.labels.get(PROFILE_LABEL, ""),
         bandwidth_source=bandwidth_source,
         load_per_cpu=load_per_cpu,

@@ -8,7 +8,6 @@ which name the first sample and field at fault, as for any push.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,12 +23,13 @@ from advisor.domain.validation import (
     ID_PATTERN,
     MAX_DIRTY_RATE_MIB_S,
     MAX_FUTURE_SKEW_S,
+    MAX_RESIDENT_MEMORY_MIB,
     MAX_VM_MEMORY_MIB,
 )
 
 # The fields a pushed VM sample measures, in the order of the columns, and the most each may be (vm_sample_fine)
-MEASURED = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")
-_MOST = np.array([1.0, MAX_VM_MEMORY_MIB, MAX_DIRTY_RATE_MIB_S, MAX_VM_MEMORY_MIB])
+MEASURED = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib", "resident_memory_mib")
+_MOST = np.array([1.0, MAX_VM_MEMORY_MIB, MAX_DIRTY_RATE_MIB_S, MAX_VM_MEMORY_MIB, MAX_RESIDENT_MEMORY_MIB])
 _MEMORY, _WORKING_SET = MEASURED.index("memory_used_mib"), MEASURED.index("working_set_mib")
 # ids one a line, each of the id pattern: checked in one match over the batch
 _IDS = re.compile(rf"{ID_PATTERN.pattern}(?:\n{ID_PATTERN.pattern})*")
@@ -57,9 +57,12 @@ class VmColumns:
         return VmColumns(list(map(self.ids.__getitem__, order.tolist())), self.times_s[order], self.values[order])
 
     def samples(self) -> list[VmSample]:
-        """One VmSample each, as the per-sample way reads them from a message."""
-        return [VmSample(vm_id, time_s, *(None if math.isnan(v) else v for v in measured))
-                for vm_id, time_s, measured in zip(self.ids, self.times_s.tolist(), self.values.tolist(), strict=True)]
+        """One VmSample each, as the per-sample way reads them from a message (which has no disk write rate)."""
+        values = self.values.astype(object)
+        values[np.isnan(self.values)] = None
+        return [VmSample(vm_id, time_s, cpu, memory, dirty, working_set, None, resident)
+                for vm_id, time_s, (cpu, memory, dirty, working_set, resident)  # MEASURED, in its order
+                in zip(self.ids, self.times_s.tolist(), values.tolist(), strict=True)]
 
     def fine(self, vms: Sequence[Vm | None], now_s: float) -> bool:
         """Whether a push of these samples passes its checks (check_samples), `vms` the inventory's VM of each

@@ -23,10 +23,13 @@ from advisor.features.series_store import UNREAD, UNSAVED, Latest, SeriesStore
 __all__ = ["HOST_FIELDS", "VM_FIELDS", "Latest", "RecentSamples", "Series", "SeriesStore"]
 
 HOST_FIELDS = ("cpu_utilization", "memory_used_mib", "network_rx_mib_s", "network_tx_mib_s", "power_w", "load_per_cpu")
-VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib", "disk_write_rate_mib_s")
+# Fields are only ever added at the end: saved samples of fewer fields are restored with the new ones unmeasured.
+VM_FIELDS = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib", "disk_write_rate_mib_s",
+             "resident_memory_mib")
 # The unit each VM field is kept in: the fraction as it is, MiB and MiB/s in GiB (and GiB/s), so that what the
-# checks let in (24 TiB of memory, 200,000 MiB/s) fits float16 (at most 65,504 units) with room to spare.
-VM_UNITS = (1.0, 1024.0, 1024.0, 1024.0, 1024.0)
+# checks let in (24 TiB of memory and 64 GiB more resident, 200,000 MiB/s) fits float16 (at most 65,504 units)
+# with room to spare.
+VM_UNITS = (1.0, 1024.0, 1024.0, 1024.0, 1024.0, 1024.0)
 _MEASURED = [VM_FIELDS.index(name) for name in MEASURED]  # the columns of pushed VM samples, as stored
 
 READ_CHUNK = 1000  # entities read per hold of the lock
@@ -85,7 +88,7 @@ class RecentSamples:
         for start in range(0, len(vm_samples), WRITE_CHUNK):
             vm_chunk = vm_samples[start : start + WRITE_CHUNK]
             vm_rows = [(vs.cpu_utilization, vs.memory_used_mib, vs.dirty_rate_mib_s, vs.working_set_mib,
-                        vs.disk_write_rate_mib_s) for vs in vm_chunk]
+                        vs.disk_write_rate_mib_s, vs.resident_memory_mib) for vs in vm_chunk]
             with self._lock:
                 self._vms.add_many([vs.vm_id for vs in vm_chunk], [vs.time_s for vs in vm_chunk], vm_rows)
 

@@ -9,6 +9,7 @@ ranks 10^5 rows. A predictor without that path (or one serving a profile by othe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -124,11 +125,15 @@ class LearnedMoveCosts:
         profiles = self.profiles
         own = ([profiles[v] or DEFAULT_PROFILE for v in request.vm.tolist()] if profiles
                else [DEFAULT_PROFILE] * n)
+        resident = request.resident_memory_mib
+        if resident is not None and np.isnan(resident).all():
+            resident = None  # measured in no row (the usual case today): the model's work as without the column
         return InputTable(
             tuple(TECHNIQUES[k] for k in used for _ in range(n)), tiled(memory), tiled(dirty), tiled(bandwidth),
             tiled(bandwidth), np.full(n * m, limit), tiled(configured), tiled(~(memory >= configured)),
             np.full(n * m, float(request.deadline_ms)), np.full(n * m, np.nan), tuple(own * m),
-            np.full(n * m, np.nan), tiled(known), np.full(n * m, np.nan))
+            np.full(n * m, np.nan), tiled(known), np.full(n * m, np.nan),
+            resident_memory_mib=None if resident is None else tiled(np.asarray(resident, dtype=np.float64)))
 
     def _rows(self, request: CostRequest, used: Sequence[int]) -> list[tuple[MigrationInputs, Technique]]:
         """Every request row once per technique used, as MigrationInputs (for a predictor without the table
@@ -136,11 +141,14 @@ class LearnedMoveCosts:
         memory, configured, dirty, bandwidth, known = self._columns(request)
         limit = request.max_downtime_ms or 300.0
         profiles = self.profiles
+        resident = ([None] * len(request) if request.resident_memory_mib is None else
+                    [None if math.isnan(x) else x for x in np.asarray(request.resident_memory_mib, float).tolist()])
         return [
             (MigrationInputs(float(m), float(d), float(b), float(b), limit, deadline_ms=request.deadline_ms,
                              host_profile=profiles[v] if profiles else "", memory_configured_mib=float(c),
-                             memory_source="configured" if m >= c else "in use", dirty_rate_known=r), TECHNIQUES[k])
+                             memory_source="configured" if m >= c else "in use", dirty_rate_known=r,
+                             resident_memory_mib=s), TECHNIQUES[k])
             for k in used
-            for v, m, c, d, b, r in zip(request.vm.tolist(), memory.tolist(), configured.tolist(), dirty.tolist(),
-                                        bandwidth.tolist(), known.tolist(), strict=True)
+            for v, m, c, d, b, r, s in zip(request.vm.tolist(), memory.tolist(), configured.tolist(), dirty.tolist(),
+                                           bandwidth.tolist(), known.tolist(), resident, strict=True)
         ]

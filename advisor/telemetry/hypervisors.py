@@ -150,12 +150,12 @@ def measure_dirty_rates(
 
 
 class GuestStatsReader:
-    """CPU utilisation, memory use and the write rate of local disks of guests, from consecutive readings of their
-    cumulative CPU time and disk writes (libvirt's block statistics).
+    """CPU utilisation, memory use, the resident memory of their QEMU process and the write rate of local disks of
+    guests, from consecutive readings of their cumulative CPU time and disk writes (libvirt's block statistics).
 
-    Keeps the previous reading per guest; the first reading of a guest gives its memory only. A guest's disk write
-    rate is the sum over the local disks `local_disks` names for it (those a move copies); it is unknown (None,
-    never 0) until two readings count every one of them."""
+    Keeps the previous reading per guest; the first reading of a guest gives its memory figures only. A guest's
+    disk write rate is the sum over the local disks `local_disks` names for it (those a move copies); it is unknown
+    (None, never 0) until two readings count every one of them."""
 
     def __init__(self) -> None:
         self._previous: dict[str, GuestStats] = {}
@@ -174,7 +174,8 @@ class GuestStatsReader:
                 if before is not None and stats.time_s > before.time_s:
                     written = _write_rate(before, stats, (local_disks or {}).get(stats.name, ()))
                 samples.append(VmSample(stats.name, stats.time_s, cpu_utilization=cpu,
-                                        memory_used_mib=stats.memory_used_mib, disk_write_rate_mib_s=written))
+                                        memory_used_mib=stats.memory_used_mib, disk_write_rate_mib_s=written,
+                                        resident_memory_mib=stats.resident_memory_mib))
         return samples
 
 

@@ -84,7 +84,8 @@ class CostEstimator:
                                   self._samples.vm_latest(vm.id, "memory_used_mib"),
                                   self._samples.vm_latest(vm.id, "working_set_mib"),
                                   self._samples.vm_latest(vm.id, "cpu_utilization"),
-                                  self._samples.vm_latest(vm.id, "disk_write_rate_mib_s"))
+                                  self._samples.vm_latest(vm.id, "disk_write_rate_mib_s"),
+                                  self._samples.vm_latest(vm.id, "resident_memory_mib"))
         return observed, predicted
 
     def swap(self, predictor: CostPredictor | None = None, forecaster: DirtyRateForecaster | None = None) -> None:

@@ -43,7 +43,7 @@ from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock
 from advisor.usecases.priority import URGENT, Priority
 
-VM_MEASURES = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "disk_write_rate_mib_s")
+VM_MEASURES = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "disk_write_rate_mib_s", "resident_memory_mib")
 READ_PIECE = 500  # VMs' samples read between two chances to give way to an urgent call (about 2 ms)
 NAN = float("nan")
 
@@ -110,8 +110,9 @@ class Snapshots:
         return _Snapshot(version, self._clock() if samples else current.made_at, tracked.with_pinned(pinned))
 
     def _vms_latest(self, ids: Sequence[str]) -> FloatArray:
-        """CPU, memory in use (a sample of 0 is none), dirty rate and local disks' write rate of each VM, a row each
-        in the order of `ids`, NaN where not measured; read a piece at a time, giving way between pieces."""
+        """CPU, memory in use (a sample of 0 is none), dirty rate, local disks' write rate and resident memory of
+        each VM, a row each in the order of `ids`, NaN where not measured; read a piece at a time, giving way
+        between pieces."""
         values = np.empty((len(ids), len(VM_MEASURES)))
         for start in range(0, len(ids), READ_PIECE):
             self._give_way()

@@ -44,7 +44,7 @@ QUICK = MigrationParameters(Technique.PRECOPY, 64.0, 300.0, postcopy_after_ms=No
 
 def fake_bench() -> Bench:
     world = FakeWorld(("hv1", "hv2"), migration_s=0.2)
-    world.add_guest(GUEST, "hv1", dirty_rate_mib_s=4.0, memory_used_mib=60.0)
+    world.add_guest(GUEST, "hv1", dirty_rate_mib_s=4.0, memory_used_mib=60.0, resident_memory_mib=150.0)
 
     def slow(on: bool) -> MigrationParameters:
         if on:
@@ -121,6 +121,8 @@ def test_guest_stats_count_cpu_time_forward(bench: Bench, hosts: dict[str, Hyper
     (second,) = [s for s in source.guest_stats() if s.name == GUEST]
     assert first.vcpus >= 1 and 0 <= first.cpu_time_s <= second.cpu_time_s and second.time_s > first.time_s
     assert first.memory_used_mib is None or first.memory_used_mib > 0
+    # QEMU's process holds the guest's touched pages and its own: both do (libvirt's memoryStats rss)
+    assert first.resident_memory_mib is not None and first.resident_memory_mib > 0
 
 
 def test_dirty_rate_of_a_guest_and_of_an_unknown_one(bench: Bench, hosts: dict[str, Hypervisor]) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from prometheus_api_client import PrometheusConnect
 
-from advisor.adapters.prometheus.queries import PrometheusError, PrometheusQueries
+from advisor.adapters.prometheus.queries import BYTES_TO_MIB, MetricQuery, PrometheusError, PrometheusQueries
 from advisor.adapters.prometheus.source import PrometheusSource
 from advisor.domain.model import MIB, VmSample
 from advisor.lab.procs import free_port, wait_for_http
@@ -118,6 +118,9 @@ def write_history(path: Path, end: int) -> None:
     for dom, (inst, _, _, gib, _, last) in guests.items():
         series(f'libvirt_domain_info_memory_usage_bytes{{instance="{inst}",job="libvirt",domain="{dom}"}}',
                until(last, lambda t, g=gib: g * 1024.0 * MIB))
+    family("libvirt_domain_memory_stats_rss_bytes", "gauge")  # vm-1's only: what QEMU holds resident
+    series('libvirt_domain_memory_stats_rss_bytes{instance="10.0.0.1:9177",job="libvirt",domain="vm-1"}',
+           lambda t: 1190.0 * MIB)
     family("advisor_vm_dirty_rate_bytes_per_second", "gauge")
     labels = 'instance="127.0.0.1:9464",job="advisor"'
     dirty = "advisor_vm_dirty_rate_bytes_per_second"
@@ -242,6 +245,17 @@ def test_poll_reads_hosts_and_vms_and_counts_what_it_skips(prom: PromServer) -> 
     assert result.skipped == {"unknown_host": 5, "unknown_vm": 3, "stale": 1, "non_finite": 1}
     assert result.missing == {"host_memory": 1, "host_load": 1, "vm_cpu": 1, "vm_memory": 1, "vm_dirty_rate": 1}
     assert set(result.query_seconds) >= {"host_cpu", "host_cpu.freshness", "vm_dirty_rate"}
+
+
+def test_the_resident_memory_query_docs_prometheus_gives_reads_what_qemu_holds(prom: PromServer) -> None:
+    rss = MetricQuery("max by ($vm) (libvirt_domain_memory_stats_rss_bytes{$select})",
+                      "max by ($vm) (timestamp(libvirt_domain_memory_stats_rss_bytes))", scale=BYTES_TO_MIB)
+    with _source(prom, vm_resident=rss) as source:
+        result = source.poll(HOSTS, VMS)
+    vms = {s.vm_id: s for s in result.vm_samples}
+    assert vms["vm-1"].resident_memory_mib == pytest.approx(1190, abs=TOL)  # bytes -> MiB
+    assert vms["vm-2"].resident_memory_mib is None  # no series: unmeasured, not 0
+    assert result.missing["vm_resident"] == 2
 
 
 def test_migration_interface_and_a_longer_max_age(prom: PromServer) -> None:

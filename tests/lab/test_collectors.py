@@ -1,5 +1,5 @@
-"""The background collector against the lab's real hypervisors: dirty rate, CPU and memory into the store and
-onto the metrics endpoint."""
+"""The background collector against the lab's real hypervisors: dirty rate, CPU, memory and what QEMU holds resident
+into the store (and so into a prediction's inputs) and onto the metrics endpoint."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def test_dirty_rate_collector_reads_the_lab(lab: Lab, tmp_path: Path) -> None:
         time.sleep(2)
         collect()
         (view,) = [v for v in app.usecases.queries.list_vms()[0] if v.vm.id == "vm1"]
+        inputs = app.usecases.advice.predict_cost("vm1").inputs
+    # what the guest's QEMU holds resident (libvirt's rss) reaches the inputs a prediction is made from
+    assert inputs is not None and inputs.resident_memory_mib is not None and inputs.resident_memory_mib > 0, inputs
     assert view.dirty_rate_mib_s is not None and 4 <= view.dirty_rate_mib_s <= 40, view
     assert view.cpu_utilization is not None and 0 < view.cpu_utilization <= 1  # the guest is busy writing
     gauge = metrics.registry.get_sample_value("advisor_vm_dirty_rate_bytes_per_second", {"vm": "vm1"})

@@ -346,20 +346,22 @@ class HostSample(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_utilization_ratio: _Optional[float] = ..., memory_used_mib: _Optional[float] = ..., network_rx_mib_s: _Optional[float] = ..., network_tx_mib_s: _Optional[float] = ..., power_w: _Optional[float] = ..., load_per_cpu_ratio: _Optional[float] = ...) -> None: ...
 
 class VmSample(_message.Message):
-    __slots__ = ("vm_id", "time", "cpu_utilization_ratio", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")
+    __slots__ = ("vm_id", "time", "cpu_utilization_ratio", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib", "resident_memory_mib")
     VM_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     CPU_UTILIZATION_RATIO_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_MIB_FIELD_NUMBER: _ClassVar[int]
     DIRTY_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
     WORKING_SET_MIB_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     vm_id: str
     time: _timestamp_pb2.Timestamp
     cpu_utilization_ratio: float
     memory_used_mib: float
     dirty_rate_mib_s: float
     working_set_mib: float
-    def __init__(self, vm_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_utilization_ratio: _Optional[float] = ..., memory_used_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., working_set_mib: _Optional[float] = ...) -> None: ...
+    resident_memory_mib: float
+    def __init__(self, vm_id: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_utilization_ratio: _Optional[float] = ..., memory_used_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., working_set_mib: _Optional[float] = ..., resident_memory_mib: _Optional[float] = ...) -> None: ...
 
 class PushSamplesRequest(_message.Message):
     __slots__ = ("host_samples", "vm_samples")
@@ -422,7 +424,7 @@ class MigrationCost(_message.Message):
     def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., total_time_ms: _Optional[_Union[Estimate, _Mapping]] = ..., downtime_ms: _Optional[_Union[Estimate, _Mapping]] = ..., transferred_mib: _Optional[_Union[Estimate, _Mapping]] = ..., converges: _Optional[bool] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., converge_probability: _Optional[float] = ...) -> None: ...
 
 class MigrationInputs(_message.Message):
-    __slots__ = ("memory_mib", "dirty_rate_mib_s", "dirty_rate_source", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms", "bandwidth_source", "local_disk_used_mib", "local_disk_size_mib", "disk_write_rate_mib_s", "load_per_cpu_ratio")
+    __slots__ = ("memory_mib", "dirty_rate_mib_s", "dirty_rate_source", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms", "bandwidth_source", "local_disk_used_mib", "local_disk_size_mib", "disk_write_rate_mib_s", "load_per_cpu_ratio", "resident_memory_mib")
     MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     DIRTY_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
     DIRTY_RATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -434,6 +436,7 @@ class MigrationInputs(_message.Message):
     LOCAL_DISK_SIZE_MIB_FIELD_NUMBER: _ClassVar[int]
     DISK_WRITE_RATE_MIB_S_FIELD_NUMBER: _ClassVar[int]
     LOAD_PER_CPU_RATIO_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     memory_mib: float
     dirty_rate_mib_s: float
     dirty_rate_source: str
@@ -445,7 +448,8 @@ class MigrationInputs(_message.Message):
     local_disk_size_mib: float
     disk_write_rate_mib_s: float
     load_per_cpu_ratio: float
-    def __init__(self, memory_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., dirty_rate_source: _Optional[str] = ..., bandwidth_mib_s: _Optional[float] = ..., max_bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., bandwidth_source: _Optional[str] = ..., local_disk_used_mib: _Optional[float] = ..., local_disk_size_mib: _Optional[float] = ..., disk_write_rate_mib_s: _Optional[float] = ..., load_per_cpu_ratio: _Optional[float] = ...) -> None: ...
+    resident_memory_mib: float
+    def __init__(self, memory_mib: _Optional[float] = ..., dirty_rate_mib_s: _Optional[float] = ..., dirty_rate_source: _Optional[str] = ..., bandwidth_mib_s: _Optional[float] = ..., max_bandwidth_mib_s: _Optional[float] = ..., max_downtime_ms: _Optional[float] = ..., bandwidth_source: _Optional[str] = ..., local_disk_used_mib: _Optional[float] = ..., local_disk_size_mib: _Optional[float] = ..., disk_write_rate_mib_s: _Optional[float] = ..., load_per_cpu_ratio: _Optional[float] = ..., resident_memory_mib: _Optional[float] = ...) -> None: ...
 
 class PredictMigrationCostRequest(_message.Message):
     __slots__ = ("vm_id", "target_host_id", "techniques", "dirty_rate_mib_s", "bandwidth_mib_s", "max_bandwidth_mib_s", "max_downtime_ms")

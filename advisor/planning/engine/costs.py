@@ -66,6 +66,9 @@ class CostRequest:
     disk_size_mib: FloatArray | None = None  # their size: the most the guest can rewrite
     disk_write_rate_mib_s: FloatArray | None = None  # what the guest writes to them; NaN: not measured
     cold: BoolArray | None = None  # a cold move asked for (the VM's label advisor.technique=cold)
+    # What each VM's QEMU process holds resident (advisor.physics.first_pass_mib estimates the first pass from it);
+    # NaN: not measured, None: in no row. Read by the learned models' costs; AnalyticMoveCosts sends memory_mib.
+    resident_memory_mib: FloatArray | None = None
     # False where nothing measured the dirty rate and `dirty_rate_mib_s` holds the link's speed; None: all measured
     dirty_rate_known: BoolArray | None = None
 

@@ -19,6 +19,7 @@ import numpy as np
 from advisor.domain.automation import cluster_of
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import Disk, Host, Vm, label_asks_cold, label_forbids_postcopy
+from advisor.domain.validation import MAX_QEMU_OWN_MIB
 from advisor.planning.engine.snapshot import (
     ANY_MODEL,
     NO_HOST,
@@ -42,24 +43,27 @@ E = TypeVar("E", Host, Vm)
 @dataclass(frozen=True)
 class Measured:
     """The latest measurements by row, NaN where there is none: utilisation of a host's cores and of a VM's vCPUs
-    (ratios), a VM's memory in use, its dirty rate and what it writes to its local disks (preferred to the
-    inventory's write rate)."""
+    (ratios), a VM's memory in use, its dirty rate, what it writes to its local disks (preferred to the
+    inventory's write rate) and what its QEMU process holds resident."""
 
     host_cpu: FloatArray
     vm_cpu: FloatArray
     vm_memory_used_mib: FloatArray
     vm_dirty_rate_mib_s: FloatArray
     vm_disk_write_rate_mib_s: FloatArray
+    vm_resident_memory_mib: FloatArray
 
     @staticmethod
     def of(hosts: Sequence[Host], vms: Sequence[Vm], host_cpu: Mapping[str, float], vm_cpu: Mapping[str, float],
            vm_memory_used_mib: Mapping[str, float], vm_dirty_rate_mib_s: Mapping[str, float],
-           vm_disk_write_rate_mib_s: Mapping[str, float] | None = None) -> Measured:
-        def column(entities: Sequence[Host] | Sequence[Vm], values: Mapping[str, float]) -> FloatArray:
-            return np.array([values.get(e.id, np.nan) for e in entities], dtype=np.float64)
+           vm_disk_write_rate_mib_s: Mapping[str, float] | None = None,
+           vm_resident_memory_mib: Mapping[str, float] | None = None) -> Measured:
+        def column(entities: Sequence[Host] | Sequence[Vm], values: Mapping[str, float] | None) -> FloatArray:
+            return np.array([(values or {}).get(e.id, np.nan) for e in entities], dtype=np.float64)
 
         return Measured(column(hosts, host_cpu), column(vms, vm_cpu), column(vms, vm_memory_used_mib),
-                        column(vms, vm_dirty_rate_mib_s), column(vms, vm_disk_write_rate_mib_s or {}))
+                        column(vms, vm_dirty_rate_mib_s), column(vms, vm_disk_write_rate_mib_s),
+                        column(vms, vm_resident_memory_mib))
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class VmMeasurement:
     memory_used_mib: float
     dirty_rate_mib_s: float
     disk_write_rate_mib_s: float = float("nan")
+    resident_memory_mib: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -190,7 +195,9 @@ def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measu
     placed = where >= 0
     vm_busy = np.where(~known & placed, vcpus * share[np.where(placed, where, 0)], vm_busy)
     base = np.where(np.isnan(host_busy), 0.0, np.maximum(0.0, host_busy - host_sums(n, where, vm_busy)))
-    used = measured.vm_memory_used_mib
+    used, resident = measured.vm_memory_used_mib, measured.vm_resident_memory_mib
+    # resident past the VM's memory plus the most QEMU's own can be is of the VM before it was made smaller
+    resident = np.where((resident > 0) & (resident <= vms.memory_mib + MAX_QEMU_OWN_MIB), resident, np.nan)
     return ClusterArrays.build(
         host_ids=hosts.ids, host_cores=hosts.cores, host_memory_mib=hosts.memory_mib, host_cpu_model=hosts.cpu_model,
         host_disabled=hosts.disabled, host_bandwidth_mib_s=hosts.bandwidth_mib_s, host_idle_w=hosts.idle_w,
@@ -203,7 +210,7 @@ def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measu
         vm_local_disk_used_mib=vms.local_disk_used_mib,
         vm_disk_write_rate_mib_s=np.where(np.isnan(measured.vm_disk_write_rate_mib_s), vms.disk_write_rate_mib_s,
                                           measured.vm_disk_write_rate_mib_s),
-        vm_disk_write_pushed_mib_s=vms.disk_write_rate_mib_s,
+        vm_disk_write_pushed_mib_s=vms.disk_write_rate_mib_s, vm_resident_memory_mib=resident,
         vm_cold=vms.cold, groups=groups, host_rules=host_rules, cpu_models=models, networks=networks,
     )
 
@@ -222,6 +229,7 @@ def from_domain(
     vm_memory_used_mib: Mapping[str, float] | None = None,
     vm_dirty_rate_mib_s: Mapping[str, float] | None = None,
     vm_disk_write_rate_mib_s: Mapping[str, float] | None = None,
+    vm_resident_memory_mib: Mapping[str, float] | None = None,
     disabled: Iterable[str] = (),
     pinned: Iterable[str] = (),
     cluster_label: str = "",
@@ -233,7 +241,7 @@ def from_domain(
     clusters by their label `cluster_label` (none: one cluster), and a VM moves only within its host's.
     """
     measured = Measured.of(hosts, vms, host_cpu, vm_cpu, vm_memory_used_mib or {}, vm_dirty_rate_mib_s or {},
-                           vm_disk_write_rate_mib_s)
+                           vm_disk_write_rate_mib_s, vm_resident_memory_mib)
     return _from_domain(hosts, vms, measured, tuple(rules), frozenset(disabled), frozenset(pinned), cluster_label)
 
 
@@ -276,7 +284,8 @@ class Tracked:
         measured = Measured(_take(m.host_cpu, host_source, np.nan), _take(m.vm_cpu, vm_source, np.nan),
                             _take(m.vm_memory_used_mib, vm_source, np.nan),
                             _take(m.vm_dirty_rate_mib_s, vm_source, np.nan),
-                            _take(m.vm_disk_write_rate_mib_s, vm_source, np.nan))
+                            _take(m.vm_disk_write_rate_mib_s, vm_source, np.nan),
+                            _take(m.vm_resident_memory_mib, vm_source, np.nan))
         removed_vms = [self.vms[a.vm_index(i)] for i in change.removed_vm_ids]
         pushed_over = [(self.vms[s] if s >= 0 else None, vm)  # (what it replaces, the VM pushed)
                        for s, vm in zip(vm_source[pushed_rows].tolist(), change.vms, strict=True)]
@@ -323,14 +332,14 @@ class Tracked:
         if not host_rows and not vm_rows:
             return self
         host_cpu, vm_cpu = m.host_cpu.copy(), m.vm_cpu.copy()
-        used, dirty, written = (m.vm_memory_used_mib.copy(), m.vm_dirty_rate_mib_s.copy(),
-                                m.vm_disk_write_rate_mib_s.copy())
+        used, dirty, written, resident = (m.vm_memory_used_mib.copy(), m.vm_dirty_rate_mib_s.copy(),
+                                          m.vm_disk_write_rate_mib_s.copy(), m.vm_resident_memory_mib.copy())
         for k, cpu in host_rows:
             host_cpu[k] = cpu
         for k, vm in vm_rows:
-            vm_cpu[k], used[k], dirty[k], written[k] = (vm.cpu, vm.memory_used_mib, vm.dirty_rate_mib_s,
-                                                        vm.disk_write_rate_mib_s)
-        return self._with(Measured(host_cpu, vm_cpu, used, dirty, written))
+            vm_cpu[k], used[k], dirty[k], written[k], resident[k] = (
+                vm.cpu, vm.memory_used_mib, vm.dirty_rate_mib_s, vm.disk_write_rate_mib_s, vm.resident_memory_mib)
+        return self._with(Measured(host_cpu, vm_cpu, used, dirty, written, resident))
 
     def with_pinned(self, pinned: frozenset[str]) -> Tracked:
         """With these VMs unmovable (opted out, migrating now) and no other."""

@@ -186,7 +186,7 @@ class Planner:
         request = CostRequest(
             vm=v, target=targets, memory_mib=c.vm_memory_used_mib[v], memory_configured_mib=c.vm_memory_mib[v],
             dirty_rate_mib_s=np.where(np.isnan(dirty), bw, dirty),  # unknown: as fast as the link moves
-            dirty_rate_known=~np.isnan(dirty),
+            dirty_rate_known=~np.isnan(dirty), resident_memory_mib=c.vm_resident_memory_mib[v],
             bandwidth_mib_s=bw, postcopy_allowed=c.vm_postcopy[v] & self._postcopy_cluster[c.loads.vm_host[v]],
             max_downtime_ms=self.settings.max_downtime_ms, deadline_ms=self.settings.deadline_ms,
         )

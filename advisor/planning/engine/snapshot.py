@@ -197,6 +197,7 @@ class ClusterArrays:
     vm_local_disk_used_mib: FloatArray  # the space those disks' blocks take: what the copy sends
     vm_disk_write_rate_mib_s: FloatArray  # what the guest writes to them, NaN when not measured
     vm_disk_write_pushed_mib_s: FloatArray  # ... as the inventory says (the above is the newest sample's, if any)
+    vm_resident_memory_mib: FloatArray  # what its QEMU process holds resident (libvirt's rss), NaN when not measured
     vm_cold: BoolArray  # its label asks for cold migration (advisor.technique=cold)
     groups: Groups
     host_rules: HostRules
@@ -282,6 +283,7 @@ class ClusterArrays:
         vm_local_disk_used_mib: FloatArray | None = None,
         vm_disk_write_rate_mib_s: FloatArray | None = None,
         vm_disk_write_pushed_mib_s: FloatArray | None = None,
+        vm_resident_memory_mib: FloatArray | None = None,
         vm_cold: BoolArray | None = None,
         groups: Groups | None = None,
         host_rules: HostRules | None = None,
@@ -331,6 +333,7 @@ class ClusterArrays:
             vm_local_disk_used_mib=f(vm_local_disk_used_mib, nv, 0.0),
             vm_disk_write_rate_mib_s=f(vm_disk_write_rate_mib_s, nv, np.nan), vm_cold=b(vm_cold, nv, False),
             vm_disk_write_pushed_mib_s=f(vm_disk_write_pushed_mib_s, nv, np.nan),
+            vm_resident_memory_mib=f(vm_resident_memory_mib, nv, np.nan),
             groups=groups or Groups.none(nv),
             host_rules=host_rules or HostRules.none(nv), loads=loads.frozen(), cpu_models=tuple(cpu_models),
             clusters=tuple(clusters), networks=networks or Networks.none(nv),

@@ -72,6 +72,7 @@ def with_new_vm(cluster: ClusterArrays, vm: Vm) -> tuple[ClusterArrays, int]:
         vm_local_disk_used_mib=_append(cluster.vm_local_disk_used_mib, 0.0),  # placed, not moved: nothing copied
         vm_disk_write_rate_mib_s=_append(cluster.vm_disk_write_rate_mib_s, np.nan),
         vm_disk_write_pushed_mib_s=_append(cluster.vm_disk_write_pushed_mib_s, np.nan),
+        vm_resident_memory_mib=_append(cluster.vm_resident_memory_mib, np.nan),
         vm_cold=_append(cluster.vm_cold, False),
         groups=_groups_with(cluster.groups, index, vm), host_rules=host_rules, loads=loads.frozen(),
         cpu_models=models, networks=_networks_with(cluster.networks, index, vm), _index={},

@@ -4,9 +4,10 @@ character: bodies written before and after read back alike, and a body compared 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
-from advisor.adapters.sql.codec import decode_recommendation, encode, to_json
-from advisor.domain.model import Disk, Objective, PlanGoal, Vm
+from advisor.adapters.sql.codec import decode_inputs, decode_recommendation, encode, to_json
+from advisor.domain.model import Disk, MigrationInputs, Objective, PlanGoal, Vm
 from advisor.domain.recommendation import Decision
 from tests.unit.usecases.world import hosts, world
 
@@ -24,3 +25,11 @@ def test_a_plan_and_the_inventory_are_written_as_encode_writes_them() -> None:
     for value in (plan, decided, *migrations, *w.inventory.hosts().values(), *vms):
         assert to_json(value) == json.dumps(encode(value))
     assert plan.moves and migrations and decode_recommendation(json.loads(to_json(decided))) == decided
+
+
+def test_stored_inputs_keep_the_resident_memory_and_those_stored_before_it_read_without() -> None:
+    inputs = MigrationInputs(4096.0, 20.0, 100.0, 100.0, 300.0, resident_memory_mib=1536.0)
+    assert decode_inputs(json.loads(to_json(inputs))) == inputs
+    older = json.loads(to_json(inputs))
+    del older["resident_memory_mib"]  # a migration stored before the field was
+    assert decode_inputs(older) == replace(inputs, resident_memory_mib=None)

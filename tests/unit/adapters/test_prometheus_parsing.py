@@ -30,7 +30,7 @@ QUERIES = PrometheusQueries(host_ids={"10.0.0.1:9100": "host-a"})
 
 def test_default_promql_is_rendered_with_labels_window_and_devices() -> None:
     rendered = PrometheusQueries().rendered()
-    assert set(rendered) == {name for name, _, _ in METRICS} - {"host_power"}  # power is off by default
+    assert set(rendered) == {name for name, _, _ in METRICS} - {"host_power", "vm_resident"}  # off by default
     assert rendered["host_cpu"].expr == '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[2m]))'
     assert rendered["host_network_rx"].expr == (
         'sum by (instance) (rate(node_network_receive_bytes_total{device!~"lo|veth.*|vnet.*|tap.*|virbr.*|docker.*'
@@ -150,11 +150,13 @@ def test_units_are_converted_by_each_querys_scale() -> None:
         vm_memory=MetricQuery("mem_kib * 1024", scale=BYTES_TO_MIB),
         vm_dirty_rate=MetricQuery("dirty_pages_per_second", scale=4096 * BYTES_TO_MIB, label="domain"),
         host_power=MetricQuery("max by ($host) (watts)"),
+        vm_resident=MetricQuery("max by ($vm) (libvirt_domain_memory_stats_rss_bytes{$select})", scale=BYTES_TO_MIB),
     )
     results = {"vm_cpu": [entry("250", domain="v")], "vm_memory": [entry("536870912", domain="v")],
-               "vm_dirty_rate": [entry("5632", domain="v")], "host_power": [entry("312.5", instance="h:9290")]}
+               "vm_dirty_rate": [entry("5632", domain="v")], "host_power": [entry("312.5", instance="h:9290")],
+               "vm_resident": [entry("3221225472", domain="v")]}
     out = convert(results, {}, queries, ["h"], ["v"], NOW)
-    assert out.vm_samples == [VmSample("v", EVAL, 0.25, 512.0, 22.0)]
+    assert out.vm_samples == [VmSample("v", EVAL, 0.25, 512.0, 22.0, resident_memory_mib=3072.0)]
     assert out.host_samples == [HostSample("h", EVAL, power_w=312.5)]
 
 

@@ -18,7 +18,8 @@ from advisor.domain.errors import InvalidArgument
 from advisor.domain.validation import ID_PATTERN
 from advisor.features.sample_columns import MEASURED, VmColumns
 
-VALUE_FIELDS = ("cpu_utilization_ratio", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")
+VALUE_FIELDS = ("cpu_utilization_ratio", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib",
+                "resident_memory_mib")
 ids = st.one_of(st.sampled_from(["vm-1", "vm-2", "a.b:c@d/e_f-9", "x" * 128]),
                 st.text(alphabet="aZ9._:@/- \n\té\x00", max_size=130))
 values = st.one_of(st.floats(0, 1e6), st.floats(allow_nan=True, allow_infinity=True))
@@ -144,7 +145,8 @@ def test_the_fields_read_are_those_of_the_proto() -> None:
     assert tuple(fields[name].number << 3 | 1 for name in VALUE_FIELDS) == sample_wire._VALUE_TAGS
     assert (fields["vm_id"].number, fields["time"].number) == (1, 2)
     assert pb.PushSamplesRequest.DESCRIPTOR.fields_by_name["vm_samples"].number == 2
-    assert MEASURED == ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib")  # in turn
+    assert MEASURED == ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "working_set_mib",
+                        "resident_memory_mib")  # in turn
     assert np.array_equal(sample_wire._ID_BYTES.nonzero()[0],
                           sorted(map(ord, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@/-")))
 

@@ -49,6 +49,21 @@ def test_samples_from_before_a_vm_was_made_smaller_are_not_taken_as_its_own() ->
     assert resized.working_set_mib == 1024.0  # at most all of it
 
 
+@pytest.mark.parametrize(("resident", "taken"), [
+    (None, None),  # not measured
+    (1500.0, 1500.0),  # the guest's touched pages and QEMU's own
+    (4096.0 + 65536.0, 4096.0 + 65536.0),  # the most QEMU's own can add to the VM's memory
+    (4096.0 + 65536.5, None),  # more: of the VM before it was made smaller
+    (0.0, None),  # no process holds nothing: not a reading
+])
+def test_the_resident_memory_of_qemu_is_taken_where_it_can_be_the_vms(resident: float | None,
+                                                                       taken: float | None) -> None:
+    seen = VmObservations(memory_used=Latest(900.0, 1_800_000_000.0),
+                          resident_memory=None if resident is None else Latest(resident, 1_800_000_000.0))
+    inputs = migration_inputs(VM, SOURCE, TARGET, seen, None)
+    assert inputs.resident_memory_mib == taken and inputs.memory_mib == 900.0  # what is in use, as before
+
+
 def test_the_table_path_builds_what_the_serving_path_builds() -> None:
     frame = pd.DataFrame({"technique": ["precopy", "postcopy"], "vm_memory_mib": [1024, 2048],
                           "dirty_rate_pages_per_s": [2560, 0], "available_bandwidth_mbps": [800, 1000],

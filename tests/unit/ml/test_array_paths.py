@@ -66,7 +66,8 @@ def candidates(n: int, seed: int, *, disks: bool) -> CostRequest:
         dirty_rate_mib_s=rng.choice([0.0, 0.4, 40.0, 400.0], n), bandwidth_mib_s=rng.choice([12.0, 117.0, 1250.0], n),
         postcopy_allowed=rng.random(n) < 0.8, max_downtime_ms=float(rng.choice([20.0, 300.0])),
         deadline_ms=float(rng.choice([0.0, 60_000.0])), memory_configured_mib=configured,
-        dirty_rate_known=rng.random(n) < 0.8)
+        dirty_rate_known=rng.random(n) < 0.8,
+        resident_memory_mib=np.where(rng.random(n) < 0.5, configured * rng.uniform(0.05, 1.2, n), np.nan))
     if not disks:
         return request
     used = np.where(rng.random(n) < 0.4, rng.uniform(100.0, 20_000.0, n), 0.0)
@@ -89,6 +90,18 @@ def test_candidates_ranked_from_a_table_as_from_rows(model: CostPredictor, profi
     by_vm = [profiles[v % len(profiles)] for v in range(len(request))] if profiles else []
     same(LearnedMoveCosts(model, profiles=by_vm).estimate(request),
          LearnedMoveCosts(RowsOnly(model), profiles=by_vm).estimate(request))
+
+
+def test_candidates_are_ranked_from_what_their_qemu_holds_resident(model: CostPredictor) -> None:
+    """Advice estimates the first pass from it (advisor.physics.first_pass_mib), and so do the plans' candidates:
+    a row with it is priced otherwise than without, a row without as before."""
+    request = candidates(400, seed=5, disks=False)
+    assert request.resident_memory_mib is not None
+    given = ~np.isnan(request.resident_memory_mib)
+    with_it = LearnedMoveCosts(model).estimate(request)
+    without = LearnedMoveCosts(model).estimate(replace(request, resident_memory_mib=None))
+    assert np.array_equal(with_it.data_mib[~given], without.data_mib[~given])
+    assert (with_it.data_mib[given, 1] != without.data_mib[given, 1]).mean() > 0.5
 
 
 @pytest.mark.parametrize(("field", "value"), [("memory_mib", 0.0), ("memory_mib", -2.0), ("dirty_rate_mib_s", math.nan),

@@ -12,7 +12,15 @@ from advisor.domain.model import TECHNIQUE_LABEL, Disk, MigrationInputs, Techniq
 from advisor.domain.transport import TlsMode
 from advisor.physics import DEFAULT_COLD, TLS_THROUGHPUT_FACTOR, cold_cost, predict_analytic
 from advisor.physics.disk import memory_part, with_disk_copy
-from advisor.planning.engine import TECHNIQUES, AnalyticMoveCosts, CostRequest, PlanSettings, TechniqueRules, plan
+from advisor.planning.engine import (
+    TECHNIQUES,
+    AnalyticMoveCosts,
+    CostEstimates,
+    CostRequest,
+    PlanSettings,
+    TechniqueRules,
+    plan,
+)
 from advisor.planning.engine.filters import FilterPolicy
 from tests.unit.planning_engine.helpers import COSTS, FAST, cluster, host, vm
 
@@ -125,3 +133,29 @@ def test_hosts_offering_tls_change_nothing_when_the_setting_is_off() -> None:
     p1 = plan("balance", cluster(plain, vms, cpu=1.0), COSTS, settings=FREE)
     p2 = plan("balance", cluster(offered, vms, cpu=1.0), COSTS, settings=FREE)
     assert [(m.vm_id, m.target_id, m.cost) for m in p1.moves] == [(m.vm_id, m.target_id, m.cost) for m in p2.moves]
+
+
+class Recording:
+    """The analytic costs, keeping every request the engine asks them."""
+
+    def __init__(self) -> None:
+        self.inner = COSTS
+        self.name = COSTS.name
+        self.requests: list[CostRequest] = []
+
+    def estimate(self, request: CostRequest) -> CostEstimates:
+        self.requests.append(request)
+        return self.inner.estimate(request)
+
+
+def test_a_plan_asks_each_move_s_cost_with_what_its_vm_s_qemu_holds_resident() -> None:
+    """What the learned models estimate the first pass from, as advice gives it them (NaN: not measured)."""
+    vms = [vm("measured", "src"), vm("unmeasured", "src"), vm("resized", "src", memory=1024)]
+    arrays = cluster([host("src"), host("dst")], vms,
+                     vm_resident_memory_mib={"measured": 3000.0, "resized": 1024.0 + 65536.0 + 1.0})
+    assert np.array_equal(arrays.vm_resident_memory_mib, [3000.0, np.nan, np.nan], equal_nan=True)
+    costs = Recording()
+    assert len(plan("drain", arrays, costs, settings=FREE, host="src").moves) == 3
+    asked = [(int(v), r) for request in costs.requests
+             for v, r in zip(request.vm.tolist(), np.asarray(request.resident_memory_mib).tolist(), strict=True)]
+    assert asked and all(r == 3000.0 if v == 0 else np.isnan(r) for v, r in asked)

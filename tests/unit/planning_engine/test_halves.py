@@ -27,7 +27,8 @@ def _request(n: int) -> CostRequest:
                        rng.choice([117.0, 1250.0, 2500.0], n), rng.random(n) < 0.7, max_downtime_ms=500.0,
                        memory_configured_mib=np.full(n, 32768.0), disk_used_mib=disk, disk_size_mib=disk * 2,
                        disk_write_rate_mib_s=np.where(disk > 0, rng.uniform(0, 50, n), np.nan),
-                       cold=rng.random(n) < 0.05, dirty_rate_known=rng.random(n) < 0.9)
+                       cold=rng.random(n) < 0.05, dirty_rate_known=rng.random(n) < 0.9,
+                       resident_memory_mib=np.where(rng.random(n) < 0.5, rng.uniform(512, 32768, n), np.nan))
 
 
 def _same(a: CostEstimates, b: CostEstimates) -> None:

@@ -61,7 +61,8 @@ def ratio_or_none() -> st.SearchStrategy[float]:
 def a_measurement(draw: st.DrawFn) -> VmMeasurement:
     return VmMeasurement(draw(ratio_or_none()), draw(st.one_of(st.just(math.nan), st.floats(0, 4096))),
                          draw(st.one_of(st.just(math.nan), st.floats(0, 500))),
-                         draw(st.one_of(st.just(math.nan), st.floats(0, 200))))
+                         draw(st.one_of(st.just(math.nan), st.floats(0, 200))),
+                         draw(st.one_of(st.just(math.nan), st.floats(0, 100_000))))  # past a VM's and QEMU's most too
 
 
 @st.composite
@@ -106,6 +107,7 @@ def whole(hosts: dict[str, Host], vms: dict[str, Vm], host_cpu: dict[str, float]
                        vm_memory_used_mib=known({v: m.memory_used_mib for v, m in measured.items()}),
                        vm_dirty_rate_mib_s=known({v: m.dirty_rate_mib_s for v, m in measured.items()}),
                        vm_disk_write_rate_mib_s=known({v: m.disk_write_rate_mib_s for v, m in measured.items()}),
+                       vm_resident_memory_mib=known({v: m.resident_memory_mib for v, m in measured.items()}),
                        pinned=pinned, cluster_label="cluster")
 
 
@@ -121,7 +123,8 @@ def test_an_updated_snapshot_equals_one_built_whole(data: st.DataObject) -> None
     tracked = Tracked.build(list(hosts.values()), list(vms.values()), Measured(
         np.array([host_cpu[h] for h in hosts]), np.array([measured[v].cpu for v in vms]),
         np.array([measured[v].memory_used_mib for v in vms]), np.array([measured[v].dirty_rate_mib_s for v in vms]),
-        np.array([measured[v].disk_write_rate_mib_s for v in vms])), pinned, "cluster")
+        np.array([measured[v].disk_write_rate_mib_s for v in vms]),
+        np.array([measured[v].resident_memory_mib for v in vms])), pinned, "cluster")
     assert_same(tracked.arrays, start)
     serial = [100]
     for _ in range(data.draw(st.integers(1, 4))):
@@ -155,7 +158,7 @@ def test_a_push_of_known_vms_replaces_their_rows_and_keeps_their_measurements() 
     hosts = [Host("a", 8, 16384), Host("b", 8, 16384)]
     vms = [Vm("v1", "a", 1024, 2), Vm("v2", "a", 1024, 2)]
     measured = Measured(np.array([0.5, np.nan]), np.array([0.5, np.nan]), np.array([512.0, np.nan]),
-                        np.array([10.0, np.nan]), np.array([np.nan, np.nan]))
+                        np.array([10.0, np.nan]), np.array([np.nan, np.nan]), np.array([1024.0, np.nan]))
     tracked = Tracked.build(hosts, vms, measured, frozenset(), "")
     after = tracked.with_change(InventoryChange(vms=(Vm("v1", "b", 2048, 4), Vm("v3", "b", 1024, 1))))
     a = after.arrays

@@ -71,6 +71,13 @@ def test_cpu_utilisation_from_consecutive_readings() -> None:
     assert third.cpu_utilization is None
 
 
+def test_the_resident_memory_of_qemu_comes_with_every_reading() -> None:
+    host = ScriptedHost("a", [], {}, [[GuestStats("vm1", 100.0, 50.0, 2, 90.0, resident_memory_mib=210.0),
+                                       GuestStats("vm2", 100.0, 50.0, 2, 90.0)]])
+    samples = GuestStatsReader().read([HostConnection("a", "test://a")], lambda _uri: host)  # type: ignore[arg-type, return-value]
+    assert [(s.vm_id, s.resident_memory_mib) for s in samples] == [("vm1", 210.0), ("vm2", None)]
+
+
 def test_a_longer_window_reads_as_the_working_set_rewritten_in_it() -> None:
     a = ScriptedHost("a", [GuestFacts("vm1", "u1", 128, 1, True)], {"vm1": [3.0]})
     samples = measure_dirty_rates([HostConnection("a", "test://a")], lambda _uri: a, lambda: 1000.0,  # type: ignore[arg-type,return-value]

@@ -156,15 +156,17 @@ def test_a_plan_holds_every_move_to_the_downtime_limit_asked_for(w: World) -> No
 
 def lab_world() -> World:
     """Hosts a and b of profile lab (b the busier: 1.8 runnable threads per CPU), two VMs on a measured for a minute
-    (memory in use, dirty rate, working set), their dirty rates forecast: a drain of a sends both to b at once."""
+    (memory in use, dirty rate, working set, what their QEMU holds resident), their dirty rates forecast: a drain
+    of a sends both to b at once."""
     w = world(forecaster=MovingAverageForecaster())
     w.push(hosts("a", "b", labels={h: {PROFILE_LABEL: "lab"} for h in "ab"}),
            [Vm("v1", "a", 4096, 2), Vm("v2", "a", 8192, 2)])
     now = w.clock()
     w.ingestion.push_samples([HostSample(h, now, load_per_cpu=load) for h, load in (("a", 0.4), ("b", 1.8))],
                              [VmSample(v, now - age, memory_used_mib=used, dirty_rate_mib_s=20.0 + age / 10,
-                                           working_set_mib=300.0)
-                                  for v, used in (("v1", 1500.0), ("v2", 3000.0)) for age in (60, 30, 0)])
+                                       working_set_mib=300.0, resident_memory_mib=resident)
+                              for v, used, resident in (("v1", 1500.0, 2560.0), ("v2", 3000.0, 3072.0))
+                              for age in (60, 30, 0)])
     w.snapshots.fresh()
     return w
 
@@ -205,6 +207,8 @@ def test_a_plan_move_on_lab_hosts_is_exported_as_lab() -> None:
     w.executor.end(w.executor.submitted[0], Phase.SUCCEEDED)
     rows = [outcome_row(r) for r in w.store.outcomes()]
     assert [(r["host_profile"], r["source"]) for r in rows if r is not None] == [("lab", "lab")]
+    # what its QEMU held resident, as the advice read it, goes with it to the data training reads
+    assert [r["resident_memory_mib"] for r in rows if r is not None] in ([2560.0], [3072.0])
 
 
 def test_a_plan_moves_a_vm_asking_for_cold_cold_and_prices_a_local_disk_as_advice_does() -> None:

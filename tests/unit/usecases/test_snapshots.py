@@ -52,8 +52,9 @@ class Parts:
         dirty = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "dirty_rate_mib_s"))}
         used = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "memory_used_mib")) and s.value > 0}
         written = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "disk_write_rate_mib_s"))}
+        resident = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "resident_memory_mib"))}
         return from_domain(hosts, vms, host_cpu, vm_cpu, vm_memory_used_mib=used, vm_dirty_rate_mib_s=dirty,
-                           vm_disk_write_rate_mib_s=written, pinned={"v3"})
+                           vm_disk_write_rate_mib_s=written, vm_resident_memory_mib=resident, pinned={"v3"})
 
 
 @pytest.fixture
@@ -118,15 +119,17 @@ def test_pushes_and_samples_update_the_snapshot_which_equals_one_built_whole(who
 
 def test_the_first_snapshot_built_whole_reads_every_sample_as_one_built_from_the_domain() -> None:
     """Samples there before the first snapshot (memory in use of 0 is none; VMs with local disks, a write rate
-    unknown and one sampled) are read into it as `from_domain` reads them."""
+    unknown and one sampled; what QEMU holds resident, one figure past the VM's memory and QEMU's most) are read
+    into it as `from_domain` reads them."""
     parts = Parts()
     disks = (Disk("vda", 2048.0, 512.0, False, 4.0), Disk("vdb", 1024.0, 256.0, False), Disk("vdc", 10.0, 5.0, True))
     parts.inventory.apply(InventoryChange(vms=(Vm("v4", "b", 1024, 1, disks=disks),
                                                Vm("v5", "b", 1024, 1, disks=disks[:1]))))
     now = parts.clock()
     parts.samples.add([HostSample("a", now, cpu_utilization=0.5)],
-                      [VmSample("v1", now, cpu_utilization=0.25, dirty_rate_mib_s=40.0, memory_used_mib=3000.0),
-                       VmSample("v2", now, cpu_utilization=0.5, memory_used_mib=0.0),
+                      [VmSample("v1", now, cpu_utilization=0.25, dirty_rate_mib_s=40.0, memory_used_mib=3000.0,
+                                resident_memory_mib=3072.0),
+                       VmSample("v2", now, cpu_utilization=0.5, memory_used_mib=0.0, resident_memory_mib=81920.0),
                        VmSample("v5", now, disk_write_rate_mib_s=2.0)])
     first = parts.snapshots().get()
     assert_same(first, parts.whole())
@@ -134,6 +137,8 @@ def test_the_first_snapshot_built_whole_reads_every_sample_as_one_built_from_the
     assert first.vm_local_disk_mib.tolist() == [0.0, 0.0, 0.0, 3072.0, 2048.0]
     assert first.vm_local_disk_used_mib.tolist() == [0.0, 0.0, 0.0, 768.0, 512.0]
     assert np.array_equal(first.vm_disk_write_rate_mib_s, [0.0, 0.0, 0.0, np.nan, 2.0], equal_nan=True)
+    # v2's 80 GiB is past its 2 GiB and the 64 GiB QEMU's own can be: not of it as it is
+    assert np.array_equal(first.vm_resident_memory_mib, [3072.0] + [np.nan] * 4, equal_nan=True)
 
 
 def test_a_snapshot_far_behind_the_inventory_is_built_whole(whole_builds: list[int]) -> None:
