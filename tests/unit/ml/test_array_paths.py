@@ -20,7 +20,7 @@ from advisor.ml.adaptive_intervals import AdaptiveIntervals
 from advisor.ml.move_costs import LearnedMoveCosts
 from advisor.ml.predictor import CostPredictor, cost_rows, predict_with_disks, validate_table, widen_for_burst
 from advisor.ml.profile_store import ProfileStore
-from advisor.physics import cold_cost, validate
+from advisor.physics import QEMU_OWN_RESIDENT_MIB, cold_cost, validate
 from advisor.planning.engine import CostEstimates, CostRequest
 from advisor.usecases.estimates import CostEstimator
 from tests.support import REPO
@@ -94,14 +94,24 @@ def test_candidates_ranked_from_a_table_as_from_rows(model: CostPredictor, profi
 
 def test_candidates_are_ranked_from_what_their_qemu_holds_resident(model: CostPredictor) -> None:
     """Advice estimates the first pass from it (advisor.physics.first_pass_mib), and so do the plans' candidates:
-    a row with it is priced otherwise than without, a row without as before."""
+    on hosts served by the physics (a profile the learned model does not know) a row with it is priced otherwise
+    than without, a row without as before; the served learned model (schema v4) never read it, and is served as
+    it was trained."""
     request = candidates(400, seed=5, disks=False)
     assert request.resident_memory_mib is not None
     given = ~np.isnan(request.resident_memory_mib)
-    with_it = LearnedMoveCosts(model).estimate(request)
-    without = LearnedMoveCosts(model).estimate(replace(request, resident_memory_mib=None))
+    unaware = replace(request, resident_memory_mib=None)
+    # where resident less QEMU's own reads more than the memory in use (measured: below the RAM), it is sent
+    read_more = given & (request.memory_mib < request.memory_configured_mib) & (
+        np.nan_to_num(request.resident_memory_mib) - QEMU_OWN_RESIDENT_MIB > 1.05 * request.memory_mib)
+    assert read_more.sum() > 20
+    physics = ["never-calibrated"] * len(request)
+    with_it = LearnedMoveCosts(model, profiles=physics).estimate(request)
+    without = LearnedMoveCosts(model, profiles=physics).estimate(unaware)
     assert np.array_equal(with_it.data_mib[~given], without.data_mib[~given])
-    assert (with_it.data_mib[given, 1] != without.data_mib[given, 1]).mean() > 0.5
+    assert (with_it.data_mib[read_more, 1] > without.data_mib[read_more, 1]).mean() > 0.9
+    learned = LearnedMoveCosts(model).estimate(request)
+    assert np.array_equal(learned.data_mib, LearnedMoveCosts(model).estimate(unaware).data_mib)
 
 
 @pytest.mark.parametrize(("field", "value"), [("memory_mib", 0.0), ("memory_mib", -2.0), ("dirty_rate_mib_s", math.nan),
