@@ -120,7 +120,8 @@ def cmd_predict_vm(args: argparse.Namespace) -> int:
         emit(as_json(result))
         return 0
     i = result.inputs
-    emit(f"{i.memory_mib:.0f} MiB, dirty rate {i.dirty_rate_mib_s:.1f} MiB/s ({safe(i.dirty_rate_source)}), "
+    resident = f" ({i.resident_memory_mib:.0f} MiB resident in QEMU)" if i.HasField("resident_memory_mib") else ""
+    emit(f"{i.memory_mib:.0f} MiB{resident}, dirty rate {i.dirty_rate_mib_s:.1f} MiB/s ({safe(i.dirty_rate_source)}), "
          f"bandwidth {i.bandwidth_mib_s:.1f} MiB/s ({safe(i.bandwidth_source)}), "
          f"max downtime {i.max_downtime_ms:.0f} ms" + (
              f", local disks {i.local_disk_used_mib:.0f} MiB in use of {i.local_disk_size_mib:.0f} MiB" +

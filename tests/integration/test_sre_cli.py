@@ -286,3 +286,15 @@ def test_push_says_what_was_stored_before_its_samples_were_refused(
                                    "samples": {"vmSamples": [{"vmId": "v1", "memoryUsedMib": "lots"}]}}))
     assert main(["push", str(cluster)]) == 2
     assert [h.host.id for h in client_for(app).list_hosts()] == ["h1"]
+
+
+def test_predict_says_what_qemu_holds_resident_where_a_sample_measured_it(
+        sre: tuple[Callable[..., tuple[int, str, str]], AdvisorClient, FakeWorld]) -> None:
+    cli, api, _ = sre
+    code, out, _ = cli("predict", "vm", "v1", "--target", "b")
+    assert code == 0 and "resident" not in out.splitlines()[0]  # not measured: not said
+    sample = pb.VmSample(vm_id="v1", memory_used_mib=1000.0, resident_memory_mib=1790.0)
+    sample.time.GetCurrentTime()
+    api.push_samples(pb.PushSamplesRequest(vm_samples=[sample]))
+    code, out, _ = cli("predict", "vm", "v1", "--target", "b")
+    assert code == 0 and out.startswith("1000 MiB (1790 MiB resident in QEMU), dirty rate"), out
