@@ -59,7 +59,7 @@ OPTIONAL_NUMERIC = {"memory_used_mib": validation.MAX_VM_MEMORY_MIB, "max_downti
                     "dirty_rate_4s_pages_per_s": validation.MAX_DIRTY_RATE_MIB_S * PAGES_PER_MIB,
                     "nonzero_memory_mib": validation.MAX_VM_MEMORY_MIB, "vcpu_utilization": 1.0,
                     # the guest's pages and QEMU's own: above the VM's memory by QEMU's
-                    "resident_memory_mib": validation.MAX_VM_MEMORY_MIB + validation.MAX_QEMU_OWN_MIB,
+                    "resident_memory_mib": validation.MAX_RESIDENT_MEMORY_MIB,
                     "host_load_per_cpu": validation.MAX_LOAD_PER_CPU,
                     "disk_mib": validation.MAX_DISK_MIB, "disk_size_mib": validation.MAX_DISK_MIB,
                     "disk_write_rate_mib_s": validation.MAX_DISK_WRITE_RATE_MIB_S,
