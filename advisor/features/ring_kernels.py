@@ -94,3 +94,19 @@ def append(first_ms: Any, last_ms: Any, gaps: Any, start: Any, count: Any, marks
             if pos[k] >= 0 and measured[k, field]:
                 unplaced[field] = True
                 break
+
+
+@numba.njit(cache=True, nogil=True)
+def put_newest(latest: Any, newest: Any, i: Any, pos: Any, bits: Any, measured: Any) -> None:  # pragma: no cover
+    """`put_values` of a field whose newest value alone is kept (`latest`, one per row): a sample appended that
+    measures it replaces it; one that does not, where it pushed out the sample that did, leaves none."""
+    for k in range(i.shape[0]):
+        at = pos[k]
+        if at < 0:
+            continue
+        row = i[k]
+        if measured[k]:
+            latest[row] = bits[k]
+            newest[row] = at
+        elif newest[row] == at:
+            newest[row] = -1

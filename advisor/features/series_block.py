@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from advisor.features.ring_kernels import append, put_values
+from advisor.features.ring_kernels import append, put_newest, put_values
 from advisor.features.sample_times import EXACT_GAP_MS, MAX_GAP_MS, gap_code, gaps_ms
 
 CHUNK_ROWS = 512  # entities per block: a new block is allocated whole, never copied to grow
@@ -31,12 +31,15 @@ class Chunk:
     start[i] + 1, ... (mod capacity), count[i] of them; gaps[i, p] is the code of the gap from the sample before p
     to p's (that of the oldest is not read); columns[field] holds the field's values as `dtype` (None: no sample
     of the block measured it, all NaN), and newest[i, field] is the position of the newest sample that measured
-    the field (-1: none). `nbytes` counts the arrays as they are allocated."""
+    the field (-1: none). A field `newest_only` keeps no history, only that newest value: latest[field][i] (read
+    where newest[i, field] is not -1), as if its other samples had not measured it. `nbytes` counts the arrays as
+    they are allocated."""
 
-    __slots__ = ("capacity", "columns", "count", "dtype", "first_ms", "gaps", "last_ms", "marks", "nbytes", "newest",
-                 "start")
+    __slots__ = ("capacity", "columns", "count", "dtype", "first_ms", "gaps", "last_ms", "latest", "marks", "nbytes",
+                 "newest", "start")
 
-    def __init__(self, capacity: int, n_fields: int, dtype: type[np.floating]) -> None:
+    def __init__(self, capacity: int, n_fields: int, dtype: type[np.floating], newest_only: tuple[int, ...] = ()
+                 ) -> None:
         self.capacity, self.dtype = capacity, dtype
         self.first_ms = np.zeros(CHUNK_ROWS, dtype=np.int64)  # time of the oldest sample, ms since the epoch
         self.last_ms = np.zeros(CHUNK_ROWS, dtype=np.int64)  # and of the newest
@@ -46,8 +49,9 @@ class Chunk:
         self.count = np.zeros(CHUNK_ROWS, dtype=np.int32)
         self.newest = np.full((CHUNK_ROWS, n_fields), -1, dtype=np.int32)
         self.marks = np.zeros(CHUNK_ROWS, dtype=np.uint8)
+        self.latest: dict[int, FloatArray] = {field: np.full(CHUNK_ROWS, np.nan, dtype=dtype) for field in newest_only}
         self.nbytes = sum(a.nbytes for a in (self.first_ms, self.last_ms, self.gaps, self.start, self.count,
-                                             self.newest, self.marks))
+                                             self.newest, self.marks)) + sum(a.nbytes for a in self.latest.values())
 
     def column(self, field: int) -> FloatArray:
         column = self.columns[field]
@@ -57,18 +61,50 @@ class Chunk:
         return column
 
     def write(self, i: Any, pos: Any, encoded: FloatArray) -> None:
-        """encoded[..., field] into the rows `i` at positions `pos` (indices, arrays or a slice; pos None: `i`
-        indexes the flat block); a column is allocated when a value measures it."""
+        """encoded[..., field] into the rows `i` (an index or indices) at `pos`: one position, or a slice of them
+        (values[..., sample, field]); a column is allocated when a value measures it. The caller sets `newest`."""
         for field in range(len(self.columns)):
             column, value = self.columns[field], encoded[..., field]
+            if field in self.latest:
+                self._write_latest(field, i, pos, value)
+                continue
             if column is None:
                 if np.isnan(value).all():
                     continue
                 column = self.column(field)
-            if pos is None:
-                column.reshape(-1)[i] = value
-            else:
-                column[i, pos] = value
+            column[i, pos] = value
+
+    def _write_latest(self, field: int, i: Any, pos: Any, value: FloatArray) -> None:
+        """`write` of a newest-only field: each row's newest measured value, if any (else it is left, unread: its
+        `newest` stays or becomes -1)."""
+        if not isinstance(pos, slice):  # one sample
+            if not np.isnan(value):
+                self.latest[field][i] = value
+            return
+        measured = ~np.isnan(value)
+        last = value.shape[-1] - 1 - np.argmax(measured[..., ::-1], axis=-1)
+        newest = np.take_along_axis(value, np.expand_dims(last, -1), axis=-1)[..., 0]
+        self.latest[field][i] = np.where(measured.any(axis=-1), newest, self.latest[field][i])
+
+    def history(self, field: int, i: int) -> FloatArray | None:
+        """The stored values of a field in row `i` by position (a newest-only field's: NaN but at its newest); None
+        where no sample of the block measured it."""
+        if field not in self.latest:
+            column = self.columns[field]
+            return None if column is None else column[i]
+        out = np.full(self.capacity, np.nan, dtype=self.dtype)
+        if (at := int(self.newest[i, field])) >= 0:
+            out[at] = self.latest[field][i]
+        return out
+
+    def at_newest(self, field: int, i: Any) -> FloatArray | None:
+        """The stored values of a field in rows `i` at their newest measured position (rows whose `newest` is -1:
+        anything); None where no sample of the block measured it."""
+        if field in self.latest:
+            values: FloatArray = self.latest[field][i]
+            return values
+        column = self.columns[field]
+        return None if column is None else column[i, self.newest[i, field]]
 
     def append(self, i: IntArray, t_ms: IntArray, encoded: FloatArray, mark: int) -> npt.NDArray[np.bool_]:
         """Append samples of rows `i` (times in ms, values as stored), each in turn, where they go after their row's
@@ -82,8 +118,11 @@ class Chunk:
         append(self.first_ms, self.last_ms, self.gaps, self.start, self.count, self.marks, mark, self.newest,
                columns, i, t_ms, bits, measured, pos, unplaced)
         for field in np.flatnonzero(unplaced).tolist():
-            put_values(self.column(field).view(kind), self.newest[:, field], i, pos, bits[:, field],
-                       measured[:, field])
+            if field not in self.latest:
+                put_values(self.column(field).view(kind), self.newest[:, field], i, pos, bits[:, field],
+                           measured[:, field])
+        for field, latest in self.latest.items():  # measured or not: a sample may push out the newest
+            put_newest(latest.view(kind), self.newest[:, field], i, pos, bits[:, field], measured[:, field])
         return pos < 0
 
     def times(self, i: int) -> tuple[IntArray, IntArray]:
@@ -97,9 +136,9 @@ class Chunk:
         """Row i's times (ms) and stored values[time, field] (NaN in a column not allocated), in time order."""
         times, idx = self.times(i)
         values = np.full((len(idx), len(self.columns)), np.nan, dtype=self.dtype)
-        for field, column in enumerate(self.columns):
-            if column is not None:
-                values[:, field] = column[i].take(idx)
+        for field in range(len(self.columns)):
+            if (column := self.history(field, i)) is not None:
+                values[:, field] = column.take(idx)
         return times, values
 
     def newest_samples(self, i: IntArray, n: int) -> tuple[IntArray, npt.NDArray[np.float32], IntArray]:
@@ -114,7 +153,10 @@ class Chunk:
         after = np.cumsum(gaps[:, ::-1], axis=1)[:, ::-1] - gaps  # the gaps after each sample, to the newest
         values = np.full((len(i), m, len(self.columns)), np.nan, dtype=np.float32)
         for field, column in enumerate(self.columns):
-            if column is not None:
+            if field in self.latest:  # NaN but at its newest
+                at_newest = pos == self.newest[i, field, None]
+                values[:, :, field] = np.where(at_newest, self.latest[field][i, None], np.nan)
+            elif column is not None:
                 values[:, :, field] = column[i[:, None], pos]
         return self.last_ms[i, None] - after, values, have
 

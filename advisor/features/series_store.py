@@ -8,7 +8,9 @@ a gap beyond 9.1 hours pushes out the samples before it, as if the ring were ful
 bytes (float32) or, where the store is given `units`, two: float16 in the field's unit (a power of two, so that
 the conversion is exact), 11 significant bits, within 0.05% of what was given (below 2**-14 units, within 2**-25
 units). A field's column is allocated for a block once a sample of the block measures it: a field nobody measures
-costs nothing. NaN stays NaN ("not measured"). Samples arriving out of order are slotted into place; a sample in
+costs nothing. A field `newest_only` (one whose history nobody reads) keeps only its newest measured value, two
+or four bytes per entity: it reads as if the store's other samples had not measured it. NaN stays NaN ("not
+measured"). Samples arriving out of order are slotted into place; a sample in
 the same millisecond as a stored one replaces it. Not thread-safe: `RecentSamples` locks around it.
 """
 
@@ -44,14 +46,16 @@ class Latest:
 class SeriesStore:
     """Recent samples of one kind of entity (hosts or VMs), `capacity` per entity; each field's values float32, or
     float16 in the field's unit where `units` (powers of two) are given: a value that float16 cannot hold in its
-    unit is refused (ValueError)."""
+    unit is refused (ValueError); of the fields `newest_only`, only the newest value measured is kept."""
 
-    def __init__(self, fields: Sequence[str], capacity: int = 120, *, units: Sequence[float] | None = None) -> None:
+    def __init__(self, fields: Sequence[str], capacity: int = 120, *, units: Sequence[float] | None = None,
+                 newest_only: Sequence[str] = ()) -> None:
         if not 1 <= capacity <= 2**31 - 1:
             raise ValueError(f"capacity must be at least 1 (got {capacity})")
         if units is not None and (len(units) != len(fields) or any(math.frexp(u)[0] != 0.5 for u in units)):
             raise ValueError(f"units must be one power of two per field (got {units} for {len(fields)} fields)")
         self.fields = tuple(fields)
+        self.newest_only = tuple(self.fields.index(name) for name in newest_only)
         self.capacity = capacity
         self._dtype = np.float32 if units is None else np.float16
         self._units = np.ones(len(fields), dtype=np.float32) if units is None else np.array(units, np.float32)
@@ -67,7 +71,7 @@ class SeriesStore:
         row = self._rows.get(entity_id)
         if row is None:
             if not self._free:
-                self._chunks.append(Chunk(self.capacity, len(self.fields), self._dtype))
+                self._chunks.append(Chunk(self.capacity, len(self.fields), self._dtype, self.newest_only))
                 self._free = list(range(len(self._ids) + CHUNK_ROWS - 1, len(self._ids) - 1, -1))
                 self._ids.extend([None] * CHUNK_ROWS)
             row = self._rows[entity_id] = self._free.pop()
@@ -238,13 +242,13 @@ class SeriesStore:
         c, i = at
         column = self.fields.index(field)
         pos = int(c.newest[i, column])
-        values = c.columns[column]
+        values = c.at_newest(column, i)
         if pos < 0 or values is None:
             return None
         start, count, time_ms = int(c.start[i]), int(c.count[i]), int(c.last_ms[i])
         if (after := (pos - start) % self.capacity + 1) < count:  # not the newest sample: less the gaps after it
             time_ms -= int(gaps_ms(c.gaps[i].take((start + np.arange(after, count)) % self.capacity)).sum())
-        return Latest(float(values[i, pos]) * float(self._units[column]), time_ms / 1000.0)
+        return Latest(float(values) * float(self._units[column]), time_ms / 1000.0)
 
     def latest_values(self, entity_ids: Sequence[str], columns: Sequence[int]) -> npt.NDArray[np.float64]:
         """The newest value of each field (by its column) of each entity, values[entity, column], NaN where there
@@ -253,10 +257,9 @@ class SeriesStore:
         out = np.full((len(entity_ids), len(columns)), np.nan)
         for c, at, i in self._by_block(entity_ids):
             for k, column in enumerate(columns):
-                values, pos, unit = c.columns[column], c.newest[i, column], float(self._units[column])
-                if values is not None:
-                    measured = pos >= 0
-                    out[at[measured], k] = values[i[measured], pos[measured]].astype(np.float64) * unit
+                measured = c.newest[i, column] >= 0
+                if (values := c.at_newest(column, i[measured])) is not None:
+                    out[at[measured], k] = values.astype(np.float64) * float(self._units[column])
         return out
 
     def newest(self, entity_ids: Sequence[str], field: str, n: int) -> tuple[npt.NDArray[np.float64],
@@ -267,6 +270,9 @@ class SeriesStore:
         read from those alone; the others from their whole ring."""
         column, cap = self.fields.index(field), self.capacity
         out = np.full((len(entity_ids), n), np.nan)
+        if column in self.newest_only and n:  # its newest value is all there is
+            out[:, 0] = self.latest_values(entity_ids, [column])[:, 0]
+            return out, np.count_nonzero(~np.isnan(out), axis=1)
         unit, m = self._units[column], min(n, cap)
         for c, at, i in self._by_block(entity_ids):
             if (values := c.columns[column]) is None:
@@ -304,7 +310,8 @@ class SeriesStore:
             return np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)
         c, i = at
         times_ms, idx = c.times(i)
-        rows = np.array([self._unknown if column is None else column[i] for column in c.columns], dtype=np.float32)
+        rows = np.array([self._unknown if (column := c.history(field, i)) is None else column
+                         for field in range(len(self.fields))], dtype=np.float32)
         if self._dtype == np.float16:
             rows *= self._units[:, None]
         return times_ms / 1000.0, rows.T.take(idx, axis=0)

@@ -37,12 +37,13 @@ def as_float16(row: Row) -> Row:
     return [None if v is None else float(np.float16(v / unit)) * unit for v, unit in zip(row, UNITS, strict=True)]
 
 
-def replay(ops: list[Op], capacity: int, step_s: float, *,
-           units: tuple[float, ...] | None = None) -> Iterator[tuple[SeriesStore, RingStore]]:
-    """A store (values in `units` if given) and the reference rings, empty, then after each operation (a tick is
-    `step_s`): `add`, a batch through `add_many`, series through `put_many` (as their samples added in turn),
-    `forget`. The reference is given what float16 in `units` makes of the values."""
-    store, reference = SeriesStore(FIELDS, capacity, units=units), RingStore(FIELDS, capacity)
+def replay(ops: list[Op], capacity: int, step_s: float, *, units: tuple[float, ...] | None = None,
+           newest_only: tuple[str, ...] = ()) -> Iterator[tuple[SeriesStore, RingStore]]:
+    """A store (values in `units` if given, fields `newest_only`) and the reference rings, empty, then after each
+    operation (a tick is `step_s`): `add`, a batch through `add_many`, series through `put_many` (as their samples
+    added in turn), `forget`. The reference is given what float16 in `units` makes of the values."""
+    store = SeriesStore(FIELDS, capacity, units=units, newest_only=newest_only)
+    reference = RingStore(FIELDS, capacity)
     kept = as_float16 if units else lambda row: row
     yield store, reference
     for op in ops:
