@@ -86,17 +86,6 @@ class Chunk:
         newest = np.take_along_axis(value, np.expand_dims(last, -1), axis=-1)[..., 0]
         self.latest[field][i] = np.where(measured.any(axis=-1), newest, self.latest[field][i])
 
-    def history(self, field: int, i: int) -> FloatArray | None:
-        """The stored values of a field in row `i` by position (a newest-only field's: NaN but at its newest); None
-        where no sample of the block measured it."""
-        if field not in self.latest:
-            column = self.columns[field]
-            return None if column is None else column[i]
-        out = np.full(self.capacity, np.nan, dtype=self.dtype)
-        if (at := int(self.newest[i, field])) >= 0:
-            out[at] = self.latest[field][i]
-        return out
-
     def at_newest(self, field: int, i: Any) -> FloatArray | None:
         """The stored values of a field in rows `i` at their newest measured position (rows whose `newest` is -1:
         anything); None where no sample of the block measured it."""
@@ -136,9 +125,12 @@ class Chunk:
         """Row i's times (ms) and stored values[time, field] (NaN in a column not allocated), in time order."""
         times, idx = self.times(i)
         values = np.full((len(idx), len(self.columns)), np.nan, dtype=self.dtype)
-        for field in range(len(self.columns)):
-            if (column := self.history(field, i)) is not None:
-                values[:, field] = column.take(idx)
+        for field, column in enumerate(self.columns):
+            if column is not None:
+                values[:, field] = column[i].take(idx)
+        for field, latest in self.latest.items():  # NaN but where it was measured last
+            if (at := int(self.newest[i, field])) >= 0:
+                values[idx == at, field] = latest[i]
         return times, values
 
     def newest_samples(self, i: IntArray, n: int) -> tuple[IntArray, npt.NDArray[np.float32], IntArray]:

@@ -310,8 +310,10 @@ class SeriesStore:
             return np.empty(0), np.empty((0, len(self.fields)), dtype=np.float32)
         c, i = at
         times_ms, idx = c.times(i)
-        rows = np.array([self._unknown if (column := c.history(field, i)) is None else column
-                         for field in range(len(self.fields))], dtype=np.float32)
+        rows = np.array([self._unknown if column is None else column[i] for column in c.columns], dtype=np.float32)
+        for field, latest in c.latest.items():  # NaN but where it was measured last
+            if (pos := int(c.newest[i, field])) >= 0:
+                rows[field, pos] = latest[i]
         if self._dtype == np.float16:
             rows *= self._units[:, None]
         return times_ms / 1000.0, rows.T.take(idx, axis=0)
