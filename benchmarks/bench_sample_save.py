@@ -60,9 +60,12 @@ class TimedLock:
 
 
 def fill(samples: RecentSamples, n_hosts: int, n_vms: int, rounds: int) -> None:
+    def first_fields(store: SeriesStore, *values: float) -> np.ndarray:  # the others not measured, however many
+        return np.r_[values, np.full(len(store.fields) - len(values), np.nan)]
+
     stores: list[tuple[SeriesStore, list[str], np.ndarray]] = [
-        (samples._hosts, [f"host-{h:05d}" for h in range(n_hosts)], np.array([0.3, np.nan, np.nan, np.nan, np.nan])),
-        (samples._vms, [f"vm-{v:06d}" for v in range(n_vms)], np.array([0.5, 1024.0, 20.0, np.nan, np.nan]))]
+        (samples._hosts, [f"host-{h:05d}" for h in range(n_hosts)], first_fields(samples._hosts, 0.3)),
+        (samples._vms, [f"vm-{v:06d}" for v in range(n_vms)], first_fields(samples._vms, 0.5, 1024.0, 20.0))]
     for r in range(rounds):
         t = 1_796_000_000.0 + 15 * r
         for store, ids, row in stores:
