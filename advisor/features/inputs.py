@@ -35,12 +35,11 @@ from advisor.domain.model import (
     Technique,
     Vm,
 )
-from advisor.domain.validation import MAX_QEMU_OWN_MIB
 from advisor.features.dataset import INPUT_COLUMNS
 from advisor.features.samples import Latest
 from advisor.physics.measurement import blind_dirty_rate, blind_reading
 from advisor.physics.transport import TLS_THROUGHPUT_FACTOR, encrypted_bandwidth
-from advisor.physics.working_set import first_pass_mib, longest_window_working_set
+from advisor.physics.working_set import first_pass_mib, longest_window_working_set, resident_fits_vm
 
 __all__ = ["DEFAULT_PROFILE", "INPUT_COLUMNS", "PROFILES", "InputTable", "Overrides", "VmObservations",
            "blind_note", "dirty_rate_note", "migration_inputs"]
@@ -362,9 +361,8 @@ def migration_inputs(
     memory_source = f"in use, sample {_fmt_time(used.time_s)}" if used is not None and measured else "configured"
     if working_set is not None:
         working_set = min(working_set, float(vm.memory_mib))  # at most all of it, whatever it was before
-    # resident past the VM's memory plus the most QEMU's own can be is of the VM before it was made smaller
     resident = observed.resident_memory
-    resident_mib = resident.value if resident and 0 < resident.value <= vm.memory_mib + MAX_QEMU_OWN_MIB else None
+    resident_mib = resident.value if resident and resident_fits_vm(resident.value, vm.memory_mib) else None
     return MigrationInputs(
         memory_mib=memory,
         dirty_rate_mib_s=dirty,

@@ -41,6 +41,7 @@ from advisor.physics.working_set import (
     QEMU_OWN_RESIDENT_MIB,
     first_pass_mib,
     longest_window_working_set,
+    resident_fits_vm,
     resident_guest_mib,
     working_set_arrays,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "memory_part",
     "one_pass_ms",
     "predict_analytic",
+    "resident_fits_vm",
     "resident_guest_mib",
     "send_ratios",
     "simulate",

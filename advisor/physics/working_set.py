@@ -42,12 +42,16 @@ ratios, post-copy as one pass (over the first pass's pages).
 
 from __future__ import annotations
 
+from typing import Any, overload
+
 import numpy as np
 
+from advisor.domain.validation import MAX_QEMU_OWN_MIB
 from advisor.physics.rounds import (
     DEFAULT_CONSTANTS,
     AnalyticArrays,
     AnalyticConstants,
+    BoolArray,
     FloatArray,
     IntArray,
     simulate,
@@ -63,6 +67,17 @@ QEMU_OWN_RESIDENT_MIB = 90.0
 # estimate p10-p90 0.62-1.08 without the bound, 0.77-1.35 with it (mean APE 27% -> 18%); few-shot time MAPE, 20
 # draws, k = 0: 39% -> 37%, k = 10: 35% -> 33% (memory in use alone: 42%, 34%).
 RESIDENT_OVER_IN_USE = 2.0
+
+
+@overload
+def resident_fits_vm(resident_mib: float, vm_memory_mib: float) -> bool: ...
+@overload
+def resident_fits_vm(resident_mib: FloatArray, vm_memory_mib: FloatArray) -> BoolArray: ...
+def resident_fits_vm(resident_mib: Any, vm_memory_mib: Any) -> Any:
+    """Whether a resident reading (MiB, per row for arrays) can be of the VM as it is: above 0 and at most its
+    memory plus the most QEMU's own can be (`MAX_QEMU_OWN_MIB`); above that, it was read before the VM was made
+    smaller. NaN: no."""
+    return (resident_mib > 0) & (resident_mib <= vm_memory_mib + MAX_QEMU_OWN_MIB)
 
 
 def resident_guest_mib(resident_mib: FloatArray, qemu_own_mib: float = QEMU_OWN_RESIDENT_MIB) -> FloatArray:

@@ -19,7 +19,7 @@ import numpy as np
 from advisor.domain.automation import cluster_of
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import Disk, Host, Vm, label_asks_cold, label_forbids_postcopy
-from advisor.domain.validation import MAX_QEMU_OWN_MIB
+from advisor.physics import resident_fits_vm
 from advisor.planning.engine.snapshot import (
     ANY_MODEL,
     NO_HOST,
@@ -196,8 +196,7 @@ def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measu
     vm_busy = np.where(~known & placed, vcpus * share[np.where(placed, where, 0)], vm_busy)
     base = np.where(np.isnan(host_busy), 0.0, np.maximum(0.0, host_busy - host_sums(n, where, vm_busy)))
     used, resident = measured.vm_memory_used_mib, measured.vm_resident_memory_mib
-    # resident past the VM's memory plus the most QEMU's own can be is of the VM before it was made smaller
-    resident = np.where((resident > 0) & (resident <= vms.memory_mib + MAX_QEMU_OWN_MIB), resident, np.nan)
+    resident = np.where(resident_fits_vm(resident, vms.memory_mib), resident, np.nan)
     return ClusterArrays.build(
         host_ids=hosts.ids, host_cores=hosts.cores, host_memory_mib=hosts.memory_mib, host_cpu_model=hosts.cpu_model,
         host_disabled=hosts.disabled, host_bandwidth_mib_s=hosts.bandwidth_mib_s, host_idle_w=hosts.idle_w,
