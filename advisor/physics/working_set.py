@@ -80,9 +80,10 @@ def resident_fits_vm(resident_mib: Any, vm_memory_mib: Any) -> Any:
     return (resident_mib > 0) & (resident_mib <= vm_memory_mib + MAX_QEMU_OWN_MIB)
 
 
-def resident_guest_mib(resident_mib: FloatArray, qemu_own_mib: float = QEMU_OWN_RESIDENT_MIB) -> FloatArray:
+def resident_guest_mib(resident_mib: FloatArray) -> FloatArray:
     """The guest pages QEMU's process holds: what it holds resident less its own (NaN: not measured)."""
-    return np.asarray(np.maximum(np.asarray(resident_mib, dtype=np.float64) - qemu_own_mib, 0.0), dtype=np.float64)
+    return np.asarray(np.maximum(np.asarray(resident_mib, dtype=np.float64) - QEMU_OWN_RESIDENT_MIB, 0.0),
+                      dtype=np.float64)
 
 
 def first_pass_mib(memory_mib: FloatArray, ram_mib: FloatArray, nonzero_mib: FloatArray,
