@@ -161,9 +161,11 @@ def _or_nan(value: float | None) -> float:
 
 
 def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique, learned: float,
-                     probability: float) -> str:
+                     probability: float, sent_mib: float | None = None) -> str:
     """What the notes say about convergence: the probability, or the guard that decided it and what the learned
-    model had said when the guard overrode it."""
+    model had said when the guard overrode it. `sent_mib` is what the guard judged the first pass to send
+    (a learned model's features: a schema before v7 never read resident memory); None: as the physics reads the
+    inputs."""
     seen = max(inputs.dirty_rate_mib_s, inputs.working_set_mib or 0.0)
     budget = inputs.usable_bandwidth_mib_s * inputs.max_downtime_ms / 1000
     within = f"within {inputs.deadline_ms / 1000:.0f} s" if inputs.deadline_ms else "by itself"
@@ -177,9 +179,9 @@ def convergence_note(guard: Guard, inputs: MigrationInputs, technique: Technique
             note += " (the dirty rate is unknown: taken as fast as this technique sends)"
     elif guard is Guard.DEADLINE:
         code = np.array([TECHNIQUES.index(technique)])
-        sent = float(first_pass_mib(np.array([inputs.memory_mib]), np.array([_or_nan(inputs.memory_configured_mib)]),
-                                    np.array([_or_nan(inputs.nonzero_memory_mib)]),
-                                    np.array([_or_nan(inputs.resident_memory_mib)]))[0])
+        sent = sent_mib if sent_mib is not None else float(first_pass_mib(
+            np.array([inputs.memory_mib]), np.array([_or_nan(inputs.memory_configured_mib)]),
+            np.array([_or_nan(inputs.nonzero_memory_mib)]), np.array([_or_nan(inputs.resident_memory_mib)]))[0])
         one_pass = float(one_pass_ms(code, np.array([sent]), np.array([inputs.usable_bandwidth_mib_s]))[0])
         verb = "end" if technique is Technique.POSTCOPY else "converge"
         note = (f"{technique} cannot {verb} {within}: one pass over {sent:.0f} MiB at "

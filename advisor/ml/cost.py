@@ -93,6 +93,11 @@ class CostArrays:
     features: FeatureSet
 
     @property
+    def first_pass_mib(self) -> FloatArray:
+        """What the guards judged each row's first pass to send (the features' schema's reading of the inputs)."""
+        return np.asarray(np.exp(self.features.column("log_first_pass_mib")), dtype=np.float64)
+
+    @property
     def cannot_converge(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
         return np.asarray((self.guard == Guard.KEEPS_UP) | (self.guard == Guard.DEADLINE))
 
@@ -201,13 +206,13 @@ class LearnedCostPredictor:
         a = self.predict_arrays(rows)
         # what a row's cost is made of, without the features (a plan keeps its batches while it is made)
         time, downtime, data, converges = a.total_time_ms, a.downtime_ms, a.transferred_mib, a.converges
-        p, guard, learned = a.converge_probability, a.guard, a.learned_probability
+        p, guard, learned, sent = a.converge_probability, a.guard, a.learned_probability, a.first_pass_mib
 
         def make(k: int) -> MigrationCost:
             inputs, technique = rows[k]
             return self._cost(inputs, technique, Interval(*time[k].tolist()), Interval(*downtime[k].tolist()),
                               Interval(*data[k].tolist()), bool(converges[k]), float(p[k]), _GUARDS[guard[k]],
-                              float(learned[k]))
+                              float(learned[k]), float(sent[k]))
 
         # NaN where the cost says None (`_cost`: a probability that is not finite)
         return CostBatch(time, downtime, data, converges, np.where(np.isfinite(p), p, np.nan), make)
@@ -219,16 +224,17 @@ class LearnedCostPredictor:
         # each array read once as Python values: per-element numpy reads cost more than the rows' arithmetic
         columns = zip(rows, a.total_time_ms.tolist(), a.downtime_ms.tolist(), a.transferred_mib.tolist(),
                       a.converges.tolist(), a.converge_probability.tolist(), a.guard.tolist(),
-                      a.learned_probability.tolist(), strict=True)
+                      a.learned_probability.tolist(), a.first_pass_mib.tolist(), strict=True)
         return [self._cost(inputs, technique, Interval(*time), Interval(*downtime), Interval(*data), converges, p,
-                           _GUARDS[guard], learned)
-                for (inputs, technique), time, downtime, data, converges, p, guard, learned in columns]
+                           _GUARDS[guard], learned, sent)
+                for (inputs, technique), time, downtime, data, converges, p, guard, learned, sent in columns]
 
     def _cost(self, inputs: MigrationInputs, technique: Technique, total_time_ms: Interval, downtime_ms: Interval,
-              transferred_mib: Interval, converges: bool, p: float, guard: Guard, learned: float) -> MigrationCost:
+              transferred_mib: Interval, converges: bool, p: float, guard: Guard, learned: float, sent_mib: float
+              ) -> MigrationCost:
         notes: list[str] = []
         if technique.is_precopy or guard is Guard.DEADLINE:  # post-copy ends, but not before one pass
-            notes.append(convergence_note(guard, inputs, technique, learned, p))
+            notes.append(convergence_note(guard, inputs, technique, learned, p, sent_mib))
         if pause := pause_note(technique, converges, downtime_ms.median, inputs.max_downtime_ms):
             notes.append(pause)
         unknown_rate = dirty_rate_note(inputs)

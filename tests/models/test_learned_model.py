@@ -230,3 +230,15 @@ def test_a_deadline_shorter_than_one_pass_rules_out_post_copy_too(predictor: Lea
     assert not post.converges and post.converge_probability == 0.0
     assert any(n.startswith("postcopy cannot end within 10 s: one pass over") for n in post.notes), post.notes
     assert predictor.predict(replace(huge, deadline_ms=0.0), Technique.POSTCOPY).converges  # it ends, later
+
+
+def test_a_deadline_note_says_the_first_pass_the_served_schema_judged(predictor: LearnedCostPredictor) -> None:
+    # 2.1.0 (schema v4) never reads resident memory: its guard judges the 1,024 MiB in use (128 s at 8 MiB/s, past
+    # the 60 s deadline) and its note says so, not the 2,048 MiB resident memory would give (at most twice in use)
+    vm = MigrationInputs(1024, 1.0, 8, 8, 300, memory_configured_mib=8192, memory_source="in use",
+                         deadline_ms=60_000, resident_memory_mib=4000)
+    assert predictor.model.version == "2.1.0"
+    post = predictor.predict(vm, Technique.POSTCOPY)
+    assert not post.converges
+    assert any(n.startswith("postcopy cannot end within 60 s: one pass over 1024 MiB at 8.0 MiB/s takes 128 s")
+               for n in post.notes), post.notes
