@@ -276,10 +276,11 @@ def load_artifact(artifact: Artifact) -> LearnedCostPredictor:
 
 
 def load_cost_predictor(models_dir: Path) -> CostPredictor:
-    """The active learned model under `models_dir` (e.g. models/cost), else the analytic model with the reason."""
+    """The active learned model under `models_dir` (e.g. models/cost), else the analytic model with the reason
+    (serving wraps it in advisor.ml.profile_serving, which then answers every profile by the physics)."""
 
     def fallback(reason: str) -> CostPredictor:
-        log.warning("learned cost model refused, using the analytic model: %s", reason)
+        log.warning("learned cost model refused, serving the physics: %s", reason)
         return AnalyticPredictor(fallback_reason=reason)
 
     return load_or_fallback(registry(Path(models_dir)), load_artifact, fallback)

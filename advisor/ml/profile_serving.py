@@ -2,19 +2,22 @@
 model, a calibrated one by the physics with its fitted parameters and its own intervals, and a name never
 calibrated by the physics' defaults with the intervals of a profile left out -- said so in the notes, never
 silently served as another profile. A profile calibrated whose active version cannot be read is served as one
-never calibrated, and its notes say why."""
+never calibrated, and its notes say why. Where the learned model was refused (advisor.ml.cost falls back to the
+bare analytic formulas, which know no working set, first pass or deadline), every profile is served by the
+physics, its own calibration where one was stored, and every answer carries the refusal's reason."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from advisor.domain.model import Interval, MigrationCost, MigrationInputs, ModelRef, Technique
 from advisor.domain.text import counted
-from advisor.features.inputs import PROFILES, InputTable, dirty_rate_note
+from advisor.features.inputs import DEFAULT_PROFILE, PROFILES, InputTable, dirty_rate_note
 from advisor.ml.convergence import CONVERGE_CONFIDENCE, convergence_note, pause_note
 from advisor.ml.cost_batch import CostBatch, cost_batch, eager_batch
 from advisor.ml.predictor import CostPredictor, cost_rows
@@ -51,16 +54,24 @@ class ProfileServingPredictor:
     def __init__(self, inner: CostPredictor, lookup: Callable[[str], HostProfile | None]) -> None:
         self.inner = inner
         self._lookup = lookup
+        # a refused learned model knows no profile: its fallback's formulas would ignore what the physics reads
+        self._refused = inner.model.fallback_reason
+        self._profiles = () if self._refused else PROFILES
 
     @property
     def model(self) -> ModelRef:
+        if self._refused:
+            return ModelRef(PROFILE_MODEL, "uncalibrated", "profile left out (p10-p90)", self._refused)
         return self.inner.model
+
+    def _inner_serves(self, profiles: Iterable[str]) -> bool:
+        return all((p or DEFAULT_PROFILE) in self._profiles for p in profiles)
 
     def predict(self, inputs: MigrationInputs, technique: Technique) -> MigrationCost:
         return self.predict_many([(inputs, technique)])[0]
 
     def predict_many(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> list[MigrationCost]:
-        known = [k for k, (i, _) in enumerate(rows) if not i.host_profile or i.host_profile in PROFILES]
+        known = [k for k, (i, _) in enumerate(rows) if self._inner_serves((i.host_profile,))]
         if len(known) == len(rows):  # every row the inner model's (a question's, most often): its list as it is
             return self.inner.predict_many(rows)
         out: list[MigrationCost | None] = [None] * len(rows)
@@ -69,14 +80,14 @@ class ProfileServingPredictor:
         others: dict[str, list[int]] = {}
         for k, (i, _) in enumerate(rows):
             if out[k] is None:
-                others.setdefault(i.host_profile, []).append(k)
+                others.setdefault(i.host_profile or DEFAULT_PROFILE, []).append(k)
         for name, indices in others.items():
             try:
                 profile, unreadable = self._lookup(name), ""
             except ArtifactError as error:
                 profile, unreadable = None, str(error)
-            for k, cost in zip(indices, profile_costs([rows[k] for k in indices], name, profile, unreadable),
-                               strict=True):
+            for k, cost in zip(indices, profile_costs([rows[k] for k in indices], name, profile, unreadable,
+                                                      self._refused), strict=True):
                 out[k] = cost
         return [c for c in out if c is not None]
 
@@ -84,13 +95,13 @@ class ProfileServingPredictor:
         """The inner model's arrays when it serves every row (plans ask for 10^5 rows at once), else the same
         arrays from predict_many."""
         inner = getattr(self.inner, "predict_arrays", None)
-        if inner is not None and all(not i.host_profile or i.host_profile in PROFILES for i, _ in rows):
+        if inner is not None and self._inner_serves(i.host_profile for i, _ in rows):
             return inner(rows)
         return cost_rows(self.predict_many(rows))
 
     def predict_batch(self, rows: Sequence[tuple[MigrationInputs, Technique]]) -> CostBatch:
         """`predict_many` as a batch (advisor.ml.cost_batch): the inner model's when it serves every row."""
-        if all(not i.host_profile or i.host_profile in PROFILES for i, _ in rows):
+        if self._inner_serves(i.host_profile for i, _ in rows):
             return cost_batch(self.inner, rows)
         return eager_batch(self.predict_many(rows))
 
@@ -99,7 +110,7 @@ class ProfileServingPredictor:
         """`predict_arrays` of the rows `table` holds: the inner model's from the table alone when it serves every
         row, else from the rows (`rows()` makes them)."""
         inner = getattr(self.inner, "predict_table_arrays", None)
-        if inner is not None and set(table.profiles) <= set(PROFILES):
+        if inner is not None and self._inner_serves(table.profiles):
             return inner(table, rows)
         return self.predict_arrays(rows())
 
@@ -118,9 +129,10 @@ def contention_note(inputs: MigrationInputs, contention: float) -> str | None:
 
 
 def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, profile: HostProfile | None,
-                  unreadable: str = "") -> list[MigrationCost]:
+                  unreadable: str = "", refused: str = "") -> list[MigrationCost]:
     """The physics' costs with a profile's parameters and intervals (`profile` None: never calibrated, or
-    `unreadable` saying why its calibration cannot be read)."""
+    `unreadable` saying why its calibration cannot be read); `refused`: why the learned model that would serve
+    this profile was refused."""
     for inputs, _ in rows:
         validate(inputs)
     if not rows:
@@ -140,6 +152,9 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
         note = (f"profile {name} calibrated from {counted(profile.migrations, 'migration')}{like} "
                 f"(version {profile.version})")
         model = ModelRef(PROFILE_MODEL, f"{name}/{profile.version}", "split conformal per technique (p10-p90)")
+    if refused:
+        note = f"learned cost model refused ({refused}); {note}"
+        model = replace(model, fallback_reason=model.fallback_reason or refused)
     table = InputTable.from_rows(rows)
     a = physics(table, chosen.parameters)
     deadline = table.deadline_ms

@@ -274,6 +274,28 @@ def test_serving_routes_known_calibrated_and_uncalibrated_profiles(tmp_path: Pat
     assert arrays.total_time_ms.shape == (1, 3)
 
 
+def test_a_refused_learned_model_leaves_every_profile_to_the_physics_with_the_reason(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path)
+    store.save(calibrate("lab", *rig(12, profile="lab")), "test", {})
+    served = ProfileServingPredictor(AnalyticPredictor(fallback_reason="corrupt artifact"), store.get)
+    assert served.model.name == "calibrated-physics" and served.model.fallback_reason == "corrupt artifact"
+    # 4096 MiB at 8 MiB/s take 512 s: the bare formulas call it converging, the physics' deadline guard does not
+    big = MigrationInputs(4096, 0, 1250, 8, 300, deadline_ms=10_000)
+    unlabelled, lab = served.predict_many([(big, Technique.PRECOPY),
+                                           (replace(big, host_profile="lab"), Technique.PRECOPY)])
+    assert AnalyticPredictor().predict(big, Technique.PRECOPY).converges
+    assert not unlabelled.converges and not lab.converges
+    assert unlabelled.notes[0] == ("learned cost model refused (corrupt artifact); profile snu is not calibrated: "
+                                   "physics with default parameters, intervals of a profile left out")
+    assert unlabelled.model.fallback_reason == "corrupt artifact"
+    # a profile calibrated in the store serves its own hosts, and says the learned model was refused
+    assert lab.model.version == "lab/1.0.0" and lab.model.fallback_reason == "corrupt artifact"
+    assert lab.notes[0].startswith("learned cost model refused (corrupt artifact); profile lab calibrated from 12")
+    table = InputTable.from_rows([(big, Technique.PRECOPY)])
+    assert not served.predict_table_arrays(table, lambda: [(big, Technique.PRECOPY)]).converges[0]
+    assert not served.predict_batch([(big, Technique.PRECOPY)]).cost(0).converges
+
+
 def test_a_deadline_shorter_than_the_migration_is_no_convergence() -> None:
     rows = [(MigrationInputs(4096, 0, 1250, 8, 300, deadline_ms=10_000, host_profile="new"), Technique.PRECOPY)]
     cost = profile_costs(rows, "new", None)[0]
