@@ -33,7 +33,7 @@ VM_UNITS = (1.0, 1024.0, 1024.0, 1024.0, 1024.0, 1024.0)
 # VM fields only ever read as their newest value (a prediction's inputs, the cluster snapshot), never as a history
 # (the forecasters read CPU, memory and dirty rate): a VM keeps their newest value alone, 2 bytes each instead of
 # 240 (issue 17: at most 2 KiB per VM). In a VM's window they are NaN but in the sample that measured them last.
-VM_NEWEST_ONLY = ("disk_write_rate_mib_s", "resident_memory_mib")
+VM_NEWEST_ONLY = ("working_set_mib", "disk_write_rate_mib_s", "resident_memory_mib")
 _MEASURED = [VM_FIELDS.index(name) for name in MEASURED]  # the columns of pushed VM samples, as stored
 
 READ_CHUNK = 1000  # entities read per hold of the lock

@@ -1,6 +1,6 @@
-"""Fields whose newest value alone is kept (`SeriesStore(newest_only=...)`, the VM's disk write rate and resident
-memory in `RecentSamples`): their newest value and its time are those the ring of every sample gave, and in a
-window they are NaN but in the sample that measured them last."""
+"""Fields whose newest value alone is kept (`SeriesStore(newest_only=...)`, the VM's working set, disk write rate
+and resident memory in `RecentSamples`): their newest value and its time are those the ring of every sample gave,
+and in a window they are NaN but in the sample that measured them last."""
 
 from __future__ import annotations
 
