@@ -13,8 +13,6 @@ InputTable), so the inputs a model was trained on are by construction the inputs
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,13 +34,14 @@ from advisor.domain.model import (
     Vm,
 )
 from advisor.features.dataset import INPUT_COLUMNS
+from advisor.features.links import NO_TRAFFIC, LinkTraffic, fmt_time, free_link
 from advisor.features.samples import Latest
 from advisor.physics.measurement import blind_dirty_rate, blind_reading
 from advisor.physics.transport import TLS_THROUGHPUT_FACTOR, encrypted_bandwidth
 from advisor.physics.working_set import first_pass_mib, longest_window_working_set, resident_fits_vm
 
-__all__ = ["DEFAULT_PROFILE", "INPUT_COLUMNS", "PROFILES", "InputTable", "Overrides", "VmObservations",
-           "blind_note", "dirty_rate_note", "migration_inputs"]
+__all__ = ["DEFAULT_PROFILE", "INPUT_COLUMNS", "PROFILES", "InputTable", "LinkTraffic", "Overrides",
+           "VmObservations", "blind_note", "dirty_rate_note", "free_link", "migration_inputs"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -247,39 +246,6 @@ class Overrides:
 
 
 @dataclass(frozen=True)
-class LinkTraffic:
-    """What recent samples say of the traffic already on a move's link: the source host's sending, the target's
-    receiving (MiB/s); None where no sample says."""
-
-    source_tx: Latest | None = None
-    target_rx: Latest | None = None
-
-
-# A link is never taken as less free than this share of its speed: host counters include the traffic of
-# migrations that are about to end, and a migration gets a share of a busy link rather than none.
-MIN_FREE_LINK_SHARE = 0.1
-
-
-def free_link(source: Host, target: Host | None, traffic: LinkTraffic) -> tuple[float, str]:
-    """The bandwidth a move can count on (MiB/s) and what it is: each end's link speed less the traffic its
-    samples show in the move's direction, the lower of the two ends."""
-    ends = [(source.network_bandwidth_mib_s, traffic.source_tx, f"{source.id} sends")]
-    if target is not None:
-        ends.append((target.network_bandwidth_mib_s, traffic.target_rx, f"{target.id} receives"))
-    free, said = math.inf, []
-    for speed, used, what in ends:
-        if used is None:
-            free = min(free, speed)
-            continue
-        free = min(free, max(speed - max(used.value, 0.0), speed * MIN_FREE_LINK_SHARE))
-        said.append(f"{what} {used.value:.1f} MiB/s (sample {_fmt_time(used.time_s)})")
-    link = min(speed for speed, _, _ in ends)
-    if not said:
-        return link, f"link speed {link:.0f} MiB/s, no traffic sample"
-    return free, f"free of link {link:.0f} MiB/s: " + ", ".join(said)
-
-
-@dataclass(frozen=True)
 class VmObservations:
     """What recent samples say of one VM: its newest dirty-rate and memory-use readings."""
 
@@ -291,13 +257,6 @@ class VmObservations:
     resident_memory: Latest | None = None  # MiB resident in its QEMU process (libvirt's memoryStats rss)
 
 
-@functools.lru_cache(maxsize=1024)
-def _fmt_time(time_s: float) -> str:
-    """A sample's time as the notes show it; kept for the few times recent samples share (a question shows two or
-    three, and formatting one costs more than the rest of its inputs' text)."""
-    return dt.datetime.fromtimestamp(time_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def migration_inputs(
     vm: Vm,
     source: Host,
@@ -305,7 +264,7 @@ def migration_inputs(
     observed: VmObservations,
     forecast: DirtyRateForecast | None,
     overrides: Overrides = Overrides(),
-    traffic: LinkTraffic = LinkTraffic(),
+    traffic: LinkTraffic = NO_TRAFFIC,
     *,
     tls: bool = False,
     load_per_cpu: float | None = None,
@@ -339,7 +298,7 @@ def migration_inputs(
         burst = forecast.p90_mib_s if forecast.p90_mib_s > forecast.mean_mib_s else None
     elif observed.dirty_rate is not None:
         dirty = observed.dirty_rate.value
-        dirty_source = f"latest sample, {_fmt_time(observed.dirty_rate.time_s)} (too little history to forecast)"
+        dirty_source = f"latest sample, {fmt_time(observed.dirty_rate.time_s)} (too little history to forecast)"
     else:
         # Unknown is never idle: take the guest as dirtying as fast as the link moves, the pessimistic case in
         # which pre-copy does not converge by itself, so the choice and its limits stay on the safe side.
@@ -353,12 +312,12 @@ def migration_inputs(
             dirty, math.nan if working_set is None else working_set, observed.cpu_utilization.value):
         dirty, known, working_set, burst = min(bandwidth, cap), False, None, None
         dirty_source = (f"{blind_note(dirty)} (vCPUs {observed.cpu_utilization.value:.0%} busy, sample "
-                        f"{_fmt_time(observed.cpu_utilization.time_s)})")
+                        f"{fmt_time(observed.cpu_utilization.time_s)})")
     used = observed.memory_used
     # a sample above the VM's memory is from before it was made smaller: not of the VM as it is (so unknown)
     measured = used is not None and 0 < used.value <= vm.memory_mib
     memory = used.value if used is not None and measured else float(vm.memory_mib)
-    memory_source = f"in use, sample {_fmt_time(used.time_s)}" if used is not None and measured else "configured"
+    memory_source = f"in use, sample {fmt_time(used.time_s)}" if used is not None and measured else "configured"
     if working_set is not None:
         working_set = min(working_set, float(vm.memory_mib))  # at most all of it, whatever it was before
     resident = observed.resident_memory
