@@ -208,6 +208,9 @@ class MigrationInputs:
     # False when nothing measured the dirty rate, or the measurement was blind (a busy guest read ~0: see
     # advisor.physics.measurement): it is then a pessimistic assumption, not an observation.
     dirty_rate_known: bool = True
+    # True when a busy guest's reading is at page sampling's floor (advisor.physics.at_floor_dirty_rate): measured,
+    # but the physics takes it as blind.
+    dirty_rate_at_floor: bool = False
     # The VM's configured memory, when known; memory_mib is what is copied (memory in use where measured, since
     # QEMU skips zero pages), and memory_source says which.
     memory_configured_mib: float | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,7 @@ from advisor.domain.model import (
 from advisor.features.dataset import INPUT_COLUMNS
 from advisor.features.links import NO_TRAFFIC, LinkTraffic, fmt_time, free_link
 from advisor.features.samples import Latest
-from advisor.physics.measurement import blind_dirty_rate, blind_reading
+from advisor.physics.measurement import at_floor_dirty_rate, at_floor_reading, blind_dirty_rate, blind_reading
 from advisor.physics.transport import TLS_THROUGHPUT_FACTOR, encrypted_bandwidth
 from advisor.physics.working_set import first_pass_mib, longest_window_working_set, resident_fits_vm
 
@@ -107,6 +107,8 @@ class InputTable:
     assumed: tuple[str, ...] = ()
     # MiB resident in the guest's QEMU process (NaN, or None for every row: not measured)
     resident_memory_mib: FloatArray | None = None
+    # a busy guest's reading at page sampling's floor (None for every row: none), which the physics takes as blind
+    dirty_at_floor: npt.NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return len(self.techniques)
@@ -120,6 +122,17 @@ class InputTable:
         """What QEMU's first pass sends (advisor.physics.first_pass_mib)."""
         return first_pass_mib(self.memory_mib, self.memory_configured_mib, self.nonzero_memory_mib,
                               self.resident_memory_mib)
+
+    def blind_at_floor(self) -> InputTable:
+        """The table as the physics reads it: the rows read at page sampling's floor (`dirty_at_floor`) blind like
+        the others, their dirty rate unknown and taken as the usable bandwidth, their working set not measured.
+        The learned models of schema v4-v7 read the table as it is, as they were trained."""
+        floor = self.dirty_at_floor
+        if floor is None or not floor.any():
+            return self
+        return replace(self, dirty_rate_mib_s=np.where(floor, self.usable_mib_s, self.dirty_rate_mib_s),
+                       dirty_rate_known=self.dirty_rate_known & ~floor,
+                       working_set_mib=np.where(floor, np.nan, self.working_set_mib))
 
     @property
     def longest_working_set_mib(self) -> FloatArray:
@@ -144,6 +157,7 @@ class InputTable:
             tuple(i.host_profile or DEFAULT_PROFILE for i, _ in rows),
             nonzero, np.array([i.dirty_rate_known for i, _ in rows], dtype=np.bool_), load,
             resident_memory_mib=resident,
+            dirty_at_floor=np.array([i.dirty_rate_at_floor for i, _ in rows], dtype=np.bool_),
         )
 
     @staticmethod
@@ -174,6 +188,7 @@ class InputTable:
         bandwidth = mbit_to_mib_s(pd.to_numeric(frame["available_bandwidth_mbps"]).to_numpy(dtype=np.float64))
         cap = pd.to_numeric(frame["max_bandwidth_mib_s"]).to_numpy(dtype=np.float64)
         blind = blind_dirty_rate(dirty, working_set, _optional(frame, "vcpu_utilization"))
+        at_floor = at_floor_dirty_rate(dirty, working_set, _optional(frame, "vcpu_utilization"))
         dirty = np.where(blind, np.minimum(bandwidth, cap), dirty)
         working_set = np.where(blind, np.nan, working_set)
         snu = np.array([p == "snu" for p in profiles], dtype=np.bool_)  # bool even with no rows
@@ -211,6 +226,7 @@ class InputTable:
             _optional(frame, "host_load_per_cpu"),
             tuple(assumed),
             _optional(frame, "resident_memory_mib"),
+            at_floor,
         )
 
     def rows(self, dirty_rate_source: str = "") -> list[tuple[MigrationInputs, Technique]]:
@@ -229,7 +245,8 @@ class InputTable:
                              host_profile=self.profiles[k], nonzero_memory_mib=opt(self.nonzero_memory_mib, k),
                              dirty_rate_known=bool(self.dirty_rate_known[k]),
                              load_per_cpu=opt(self.load_per_cpu, k),
-                             resident_memory_mib=None if resident is None else opt(resident, k)), t)
+                             resident_memory_mib=None if resident is None else opt(resident, k),
+                             dirty_rate_at_floor=self.dirty_at_floor is not None and bool(self.dirty_at_floor[k])), t)
             for k, t in enumerate(self.techniques)
         ]
 
@@ -308,11 +325,12 @@ def migration_inputs(
     working_set = observed.working_set.value if observed.working_set is not None else None
     # a measured rate (forecast or sample) of a busy guest reading ~0 is blind; a request's own figure is its word
     measured_rate = known and overrides.dirty_rate_mib_s is None
-    if measured_rate and observed.cpu_utilization is not None and blind_reading(
-            dirty, math.nan if working_set is None else working_set, observed.cpu_utilization.value):
+    cpu = observed.cpu_utilization if measured_rate else None
+    window, busy = math.nan if working_set is None else working_set, math.nan if cpu is None else cpu.value
+    at_floor = at_floor_reading(dirty, window, busy)
+    if cpu is not None and blind_reading(dirty, window, busy):
         dirty, known, working_set, burst = min(bandwidth, cap), False, None, None
-        dirty_source = (f"{blind_note(dirty)} (vCPUs {observed.cpu_utilization.value:.0%} busy, sample "
-                        f"{fmt_time(observed.cpu_utilization.time_s)})")
+        dirty_source = f"{blind_note(dirty)} (vCPUs {cpu.value:.0%} busy, sample {fmt_time(cpu.time_s)})"
     used = observed.memory_used
     # a sample above the VM's memory is from before it was made smaller: not of the VM as it is (so unknown)
     measured = used is not None and 0 < used.value <= vm.memory_mib
@@ -331,6 +349,7 @@ def migration_inputs(
         dirty_rate_source=dirty_source,
         burst_dirty_rate_mib_s=burst,
         dirty_rate_known=known,
+        dirty_rate_at_floor=at_floor,
         memory_configured_mib=float(vm.memory_mib),
         memory_source=memory_source,
         deadline_ms=overrides.deadline_ms or 0.0,

@@ -155,7 +155,7 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
     if refused:
         note = f"learned cost model refused ({refused}); {note}"
         model = replace(model, fallback_reason=model.fallback_reason or refused)
-    table = InputTable.from_rows(rows)
+    table = InputTable.from_rows(rows).blind_at_floor()
     a = physics(table, chosen.parameters)
     deadline = table.deadline_ms
     code = np.array([TECHNIQUES.index(t) for t in table.techniques], dtype=np.int64)
@@ -188,6 +188,10 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
         unknown_rate = dirty_rate_note(inputs)
         if unknown_rate:
             notes.append(unknown_rate)
+        elif inputs.dirty_rate_at_floor:
+            notes.append(f"dirty rate read {inputs.dirty_rate_mib_s:.1f} MiB/s, page sampling's floor, while its "
+                         "longer window read nothing and the guest is busy: taken as unknown, as fast as the link "
+                         f"moves ({float(table.dirty_rate_mib_s[k]):.1f} MiB/s), to stay on the safe side")
         if slowed := contention_note(inputs, chosen.parameters["contention"]):
             notes.append(slowed)
         costs.append(MigrationCost(technique, bands[0], bands[1], bands[2], converges, model, tuple(notes),

@@ -138,7 +138,8 @@ def physics(table: InputTable, parameters: Mapping[str, float]) -> AnalyticArray
     """The physics with a profile's parameters: the working-set model (advisor.physics.working_set), the usable
     bandwidth times `throughput`, the first pass's estimate times `sent_memory_factor` (at most the RAM; measured
     non-zero or resident pages are sent as read), each pre-copy round `round_overhead_ms` longer, the stop scaled and
-    `stop_ms` longer."""
+    `stop_ms` longer. A reading at page sampling's floor is blind (`InputTable.blind_at_floor`)."""
+    table = table.blind_at_floor()
     code = np.array([TECHNIQUES.index(t) for t in table.techniques], dtype=np.int64)
     usable = usable_mib_s(table, parameters)
     configured = np.fmax(table.memory_configured_mib, table.memory_mib)  # NaN configured: memory in use

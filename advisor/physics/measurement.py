@@ -28,6 +28,11 @@ BUSY_VCPU_UTILIZATION: Final = 0.5
 ZERO_READING_MIB: Final = 1.0
 
 
+# A 1 s reading of at most this many MiB is one or two of page sampling's steps (a sampled page stands for 2 MiB):
+# with its longer window reading nothing, a busy guest's reading is at the method's floor.
+FLOOR_READING_MIB: Final = 4.0
+
+
 def blind_dirty_rate(dirty_rate_mib_s: FloatArray, window_mib: FloatArray, vcpu_utilization: FloatArray) -> BoolArray:
     """Rows whose dirty-rate reading cannot be trusted: the guest is busy (vCPU utilisation, a share of its
     vCPUs, at least BUSY_VCPU_UTILIZATION; NaN: not measured, never blind) while the 1 s rate x 1 s and the longer
@@ -43,3 +48,23 @@ def blind_reading(dirty_rate_mib_s: float, window_mib: float, vcpu_utilization: 
     """`blind_dirty_rate` of one row, without arrays (a served question asks it once): the same comparisons."""
     return (vcpu_utilization >= BUSY_VCPU_UTILIZATION and dirty_rate_mib_s * 1.0 < ZERO_READING_MIB
             and (math.isnan(window_mib) or window_mib < ZERO_READING_MIB))
+
+
+def at_floor_dirty_rate(dirty_rate_mib_s: FloatArray, window_mib: FloatArray, vcpu_utilization: FloatArray
+                        ) -> BoolArray:
+    """Rows blind at page sampling's floor, beside `blind_dirty_rate`'s: the guest is busy, its longer window
+    (measured) read less than ZERO_READING_MIB, and its 1 s rate read one or two sampled pages (from
+    ZERO_READING_MIB to FLOOR_READING_MIB MiB). A guest writing that fast would have shown in the longer window; the
+    lab's `stress` runs read so with their vCPUs 53-102% busy and never converged. The physics takes them as blind
+    (advisor.features.inputs.InputTable.blind_at_floor); the learned models of schema v4-v7 were trained reading
+    them as measured, and still do."""
+    busy = np.asarray(vcpu_utilization, dtype=np.float64) >= BUSY_VCPU_UTILIZATION
+    rate = np.asarray(dirty_rate_mib_s, dtype=np.float64) * 1.0
+    window = np.asarray(window_mib, dtype=np.float64)
+    return np.asarray(busy & (window < ZERO_READING_MIB) & (rate >= ZERO_READING_MIB) & (rate <= FLOOR_READING_MIB))
+
+
+def at_floor_reading(dirty_rate_mib_s: float, window_mib: float, vcpu_utilization: float) -> bool:
+    """`at_floor_dirty_rate` of one row, without arrays: the same comparisons."""
+    return (vcpu_utilization >= BUSY_VCPU_UTILIZATION
+            and window_mib < ZERO_READING_MIB <= dirty_rate_mib_s * 1.0 <= FLOOR_READING_MIB)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -68,6 +69,15 @@ def test_a_blind_reading_is_never_left_to_plain_pre_copy(predictor: LearnedCostP
     assert not cost.converges and cost.converge_probability == 0.0
     assert any(n.startswith("dirty rate unknown: the guest is busy while page sampling reads ~0") for n in cost.notes)
     assert predictor.predict(inputs, Technique.POSTCOPY).converges
+
+
+def test_the_served_model_reads_a_reading_at_the_floor_as_it_was_trained(predictor: LearnedCostPredictor) -> None:
+    """The physics takes a busy guest's reading at page sampling's floor as blind; the learned model (schema v4,
+    trained before that rule) reads it as measured, so its answer is the same with the flag or without."""
+    inputs = MigrationInputs(256, 2.0, 1250, 8, 300, memory_configured_mib=256, working_set_mib=0.0,
+                             deadline_ms=90_000, host_profile="lab")
+    assert predictor.predict(replace(inputs, dirty_rate_at_floor=True), Technique.PRECOPY) == \
+        predictor.predict(inputs, Technique.PRECOPY)
 
 
 def _grid_rows() -> list[tuple[MigrationInputs, Technique]]:

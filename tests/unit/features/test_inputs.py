@@ -200,3 +200,29 @@ def test_resident_memory_travels_from_a_table_to_the_first_pass_and_back() -> No
     assert [r.resident_memory_mib for r, _ in rows] == [400.0, None, 900.0]
     assert InputTable.from_rows(rows).first_pass_mib.tolist() == table.first_pass_mib.tolist()
 
+
+
+def test_a_reading_at_page_samplings_floor_is_flagged_on_both_paths_and_kept_as_read() -> None:
+    # serving: a busy guest whose newest reading is one sampled page (2 MiB/s) while its 4 s window saw nothing
+    floor = migration_inputs(VM, SOURCE, TARGET, VmObservations(Latest(2.0, 1_800_000_000.0), None,
+                                                                Latest(0.0, 1_800_000_000.0), BUSY), None)
+    assert floor.dirty_rate_at_floor and floor.dirty_rate_known and floor.dirty_rate_mib_s == 2.0
+    idle = migration_inputs(VM, SOURCE, TARGET, VmObservations(Latest(2.0, 1_800_000_000.0), None,
+                                                               Latest(0.0, 1_800_000_000.0), Latest(0.1, 1.0)), None)
+    assert not idle.dirty_rate_at_floor
+    asked = migration_inputs(VM, SOURCE, TARGET, VmObservations(None, None, Latest(0.0, 1.0), BUSY), None,
+                             Overrides(dirty_rate_mib_s=2.0))
+    assert not asked.dirty_rate_at_floor  # a request's figure is its own
+    # the table path: 512 pages/s = 2 MiB/s at 1 s, 0 over 4 s
+    frame = pd.DataFrame({"technique": ["precopy"] * 2, "vm_memory_mib": [256] * 2,
+                          "dirty_rate_pages_per_s": [512, 512], "available_bandwidth_mbps": [10_000] * 2,
+                          "max_bandwidth_mib_s": [32, 32], "source": ["lab"] * 2, "memory_used_mib": [80.0] * 2,
+                          "dirty_rate_4s_pages_per_s": [0, 0], "vcpu_utilization": ["1.0", "0.1"]})
+    table = InputTable.from_frame(frame)
+    assert table.dirty_at_floor is not None and table.dirty_at_floor.tolist() == [True, False]
+    assert table.dirty_rate_known.tolist() == [True, True] and table.dirty_rate_mib_s.tolist() == [2.0, 2.0]
+    assert InputTable.from_rows(table.rows()).dirty_at_floor.tolist() == [True, False]  # type: ignore[union-attr]
+    # as the physics reads it: blind, the link's rate, no working set
+    seen = table.blind_at_floor()
+    assert seen.dirty_rate_known.tolist() == [False, True] and seen.dirty_rate_mib_s.tolist() == [32.0, 2.0]
+    assert np.isnan(seen.working_set_mib[0]) and seen.working_set_mib[1] == 0.0

@@ -343,6 +343,20 @@ def test_a_blind_dirty_rate_is_said_in_the_notes() -> None:
     assert "dirty rate unknown: x" in cost.notes
 
 
+def test_the_physics_takes_a_reading_at_page_samplings_floor_as_blind() -> None:
+    # one sampled page (2 MiB/s) at 1 s, nothing over 4 s, the guest busy: the lab's `stress` runs, which never
+    # converged; read as measured, 120 MiB at 8 MiB/s converges within the deadline
+    read = MigrationInputs(256, 2.0, 1250, 8, 300, memory_configured_mib=256, working_set_mib=0.0,
+                           deadline_ms=90_000, host_profile="new")
+    measured, floor = profile_costs([(read, Technique.PRECOPY),
+                                     (replace(read, dirty_rate_at_floor=True), Technique.PRECOPY)], "new", None)
+    assert measured.converges and not floor.converges
+    assert any(n.startswith("dirty rate read 2.0 MiB/s, page sampling's floor") and "(8.0 MiB/s)" in n
+               for n in floor.notes)
+    table = InputTable.from_rows([(replace(read, dirty_rate_at_floor=True), Technique.PRECOPY)])
+    assert physics(table, PRIOR).total_time_ms[0] > physics(replace(table, dirty_at_floor=None), PRIOR).total_time_ms[0]
+
+
 def test_a_dirty_rate_nothing_measured_is_not_scaled_by_the_hosts_slowdown() -> None:
     """A host whose guests dirty at half the measured rate while migrating (dirty_scale 0.5): a measured 8 MiB/s
     over an 8 MiB/s link converges, but a rate nothing measured is the link's own and still never converges."""
