@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor.features.samples import RecentSamples
+from advisor.physics import blind_dirty_rate
 from advisor.planning.engine import ClusterArrays
 from advisor.planning.engine.domain_arrays import Measured, Tracked, VmMeasurement
 from advisor.planning.engine.forecast import Forecast, forecast_utilization, with_forecast
@@ -44,6 +45,8 @@ from advisor.usecases.ports import Clock
 from advisor.usecases.priority import URGENT, Priority
 
 VM_MEASURES = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "disk_write_rate_mib_s", "resident_memory_mib")
+# read beside them only to judge a dirty rate as advice does: a blind reading is unknown (blind_dirty_rate)
+_WINDOW = "working_set_mib"
 READ_PIECE = 500  # VMs' samples read between two chances to give way to an urgent call (about 2 ms)
 NAN = float("nan")
 
@@ -112,14 +115,16 @@ class Snapshots:
     def _vms_latest(self, ids: Sequence[str]) -> FloatArray:
         """CPU, memory in use (a sample of 0 is none), dirty rate, local disks' write rate and resident memory of
         each VM, a row each in the order of `ids`, NaN where not measured; read a piece at a time, giving way
-        between pieces."""
-        values = np.empty((len(ids), len(VM_MEASURES)))
+        between pieces. A dirty rate read blind (a busy guest reading ~0, advisor.physics.blind_dirty_rate) is
+        NaN: unknown, as advice takes it, so that plans do not rank such a guest as idle."""
+        values = np.empty((len(ids), len(VM_MEASURES) + 1))
         for start in range(0, len(ids), READ_PIECE):
             self._give_way()
             piece = ids[start : start + READ_PIECE]
-            values[start : start + len(piece)] = self._samples.vms_latest(piece, VM_MEASURES)
+            values[start : start + len(piece)] = self._samples.vms_latest(piece, (*VM_MEASURES, _WINDOW))
         values[~(values[:, 1] > 0), 1] = NAN
-        return values
+        values[blind_dirty_rate(values[:, 2], values[:, -1], values[:, 0]), 2] = NAN
+        return values[:, :-1]
 
     def _give_way(self) -> None:
         """Let urgent calls in flight finish first (advisor.usecases.priority), unless one waits for `_writing`."""

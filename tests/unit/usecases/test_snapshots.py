@@ -141,6 +141,23 @@ def test_the_first_snapshot_built_whole_reads_every_sample_as_one_built_from_the
     assert np.array_equal(first.vm_resident_memory_mib, [3072.0] + [np.nan] * 4, equal_nan=True)
 
 
+def test_a_blind_dirty_rate_is_unknown_in_the_snapshot_as_advice_takes_it() -> None:
+    """A busy guest reading ~0 at 1 s and over its longer window (one that rewrites the same values): its dirty
+    rate is unknown (NaN: plans price it as fast as the link moves), in a snapshot built whole and in one updated;
+    an idle guest's 0, or a busy one's longer window seeing writes, is believed."""
+    parts = Parts()
+    now = parts.clock()
+    parts.samples.add([], [VmSample("v1", now, cpu_utilization=1.0, dirty_rate_mib_s=0.0, working_set_mib=0.0),
+                           VmSample("v2", now, cpu_utilization=0.1, dirty_rate_mib_s=0.0, working_set_mib=0.0)])
+    snapshots = parts.snapshots()
+    assert np.array_equal(snapshots.get().vm_dirty_rate_mib_s, [np.nan, 0.0, np.nan], equal_nan=True)
+    parts.clock.advance(1.0)
+    parts.samples.add([], [VmSample("v1", parts.clock(), cpu_utilization=1.0, dirty_rate_mib_s=0.0,
+                                    working_set_mib=8.0),
+                           VmSample("v2", parts.clock(), cpu_utilization=0.9, dirty_rate_mib_s=0.0)])
+    assert np.array_equal(snapshots.fresh().vm_dirty_rate_mib_s, [0.0, np.nan, np.nan], equal_nan=True)
+
+
 def test_a_snapshot_far_behind_the_inventory_is_built_whole(whole_builds: list[int]) -> None:
     parts = Parts(kept_changes=2)
     snapshots = parts.snapshots()
