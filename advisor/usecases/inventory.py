@@ -45,7 +45,8 @@ class Inventory:
         # Bumped by every applied change: a snapshot built at one version is stale at the next.
         self.version = 0
         self._changes: deque[InventoryChange] = deque(maxlen=kept_changes)  # the last ones, up to `version`
-        _freeze()
+        if len(hosts) + len(vms) >= FREEZE_AT:  # as after a change: a few hosts and VMs are not worth a full pass
+            _freeze()
 
     @contextmanager
     def reading(self) -> Iterator[Cluster]:
