@@ -126,13 +126,14 @@ class InputTable:
     def blind_at_floor(self) -> InputTable:
         """The table as the physics reads it: the rows read at page sampling's floor (`dirty_at_floor`) blind like
         the others, their dirty rate unknown and taken as the usable bandwidth, their working set not measured.
-        The learned models of schema v4-v7 read the table as it is, as they were trained."""
+        The flag is spent on them, so the table returned reads as itself again. The learned models of schema v4-v7
+        read the table as it is, as they were trained."""
         floor = self.dirty_at_floor
         if floor is None or not floor.any():
             return self
         return replace(self, dirty_rate_mib_s=np.where(floor, self.usable_mib_s, self.dirty_rate_mib_s),
                        dirty_rate_known=self.dirty_rate_known & ~floor,
-                       working_set_mib=np.where(floor, np.nan, self.working_set_mib))
+                       working_set_mib=np.where(floor, np.nan, self.working_set_mib), dirty_at_floor=None)
 
     @property
     def longest_working_set_mib(self) -> FloatArray:
@@ -187,8 +188,8 @@ class InputTable:
         dirty = dirty_pages_to_mib_s(pd.to_numeric(frame["dirty_rate_pages_per_s"]).to_numpy(dtype=np.float64))
         bandwidth = mbit_to_mib_s(pd.to_numeric(frame["available_bandwidth_mbps"]).to_numpy(dtype=np.float64))
         cap = pd.to_numeric(frame["max_bandwidth_mib_s"]).to_numpy(dtype=np.float64)
-        blind = blind_dirty_rate(dirty, working_set, _optional(frame, "vcpu_utilization"))
-        at_floor = at_floor_dirty_rate(dirty, working_set, _optional(frame, "vcpu_utilization"))
+        vcpu = _optional(frame, "vcpu_utilization")
+        blind, at_floor = blind_dirty_rate(dirty, working_set, vcpu), at_floor_dirty_rate(dirty, working_set, vcpu)
         dirty = np.where(blind, np.minimum(bandwidth, cap), dirty)
         working_set = np.where(blind, np.nan, working_set)
         snu = np.array([p == "snu" for p in profiles], dtype=np.bool_)  # bool even with no rows

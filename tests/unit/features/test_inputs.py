@@ -226,3 +226,4 @@ def test_a_reading_at_page_samplings_floor_is_flagged_on_both_paths_and_kept_as_
     seen = table.blind_at_floor()
     assert seen.dirty_rate_known.tolist() == [False, True] and seen.dirty_rate_mib_s.tolist() == [32.0, 2.0]
     assert np.isnan(seen.working_set_mib[0]) and seen.working_set_mib[1] == 0.0
+    assert seen.blind_at_floor() is seen  # spent: the physics may read it again and nothing changes
