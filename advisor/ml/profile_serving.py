@@ -35,6 +35,12 @@ from advisor.physics import TECHNIQUES, Guard, validate
 from advisor.physics.guards import verdicts
 
 PROFILE_MODEL = "calibrated-physics"
+LEFT_OUT = "profile left out (p10-p90)"  # the interval kind of a profile with none of its own migrations
+
+
+def uncalibrated_model(fallback_reason: str = "") -> ModelRef:
+    """The model of a profile never calibrated: the physics' defaults, the intervals of a profile left out."""
+    return ModelRef(PROFILE_MODEL, "uncalibrated", LEFT_OUT, fallback_reason)
 _Z90 = 1.2815515655446004  # the standard normal's 90th percentile
 
 
@@ -61,7 +67,7 @@ class ProfileServingPredictor:
     @property
     def model(self) -> ModelRef:
         if self._refused:
-            return ModelRef(PROFILE_MODEL, "uncalibrated", "profile left out (p10-p90)", self._refused)
+            return uncalibrated_model(self._refused)
         return self.inner.model
 
     def _inner_serves(self, profiles: Iterable[str]) -> bool:
@@ -142,11 +148,11 @@ def profile_costs(rows: Sequence[tuple[MigrationInputs, Technique]], name: str, 
         uncalibrated_as = "physics with default parameters, intervals of a profile left out"
         note = (f"profile {name} is calibrated but its active version is unreadable ({unreadable}): {uncalibrated_as}"
                 if unreadable else f"profile {name} is not calibrated: {uncalibrated_as}")
-        model = ModelRef(PROFILE_MODEL, "uncalibrated", "profile left out (p10-p90)", fallback_reason=unreadable)
+        model = uncalibrated_model(unreadable)
     elif profile.migrations == 0:  # calibrated like a known profile, none of its own migrations yet
         note = (f"profile {name} has none of its own migrations yet: {profile.base}'s parameters, intervals of a "
                 f"profile left out (version {profile.version})")
-        model = ModelRef(PROFILE_MODEL, f"{name}/{profile.version}", "profile left out (p10-p90)")
+        model = ModelRef(PROFILE_MODEL, f"{name}/{profile.version}", LEFT_OUT)
     else:
         like = f", like {profile.base}" if profile.base else ""
         note = (f"profile {name} calibrated from {counted(profile.migrations, 'migration')}{like} "
