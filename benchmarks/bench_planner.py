@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from advisor.planning.engine import AnalyticMoveCosts, ClusterArrays, Plan, plan, rank_targets
 from advisor.planning.engine.churn import AntiChurn
 from advisor.planning.engine.planner import PlanSettings
-from advisor.planning.engine.snapshot import Csr, Groups, HostRules
+from advisor.planning.engine.relations import Csr, Groups, HostRules
 
 
 def with_local_disks(cluster: ClusterArrays, seed: int = 3) -> ClusterArrays:

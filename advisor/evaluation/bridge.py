@@ -27,7 +27,7 @@ from advisor.evaluation.costs import DIRTY_MIB_S_AT_FULL_CPU, MB, MIB
 from advisor.planning.engine import ClusterArrays
 from advisor.planning.engine.forecast import TUNED, Forecast
 from advisor.planning.engine.forecast import forecast_utilization as forecast_samples
-from advisor.planning.engine.snapshot import Csr, HostRules
+from advisor.planning.engine.relations import Csr, HostRules
 from advisor.simulation import Snapshot
 from advisor.simulation.arrays import BoolArray, FloatArray, IntArray
 

@@ -13,9 +13,10 @@ from advisor.planning.engine.domain_arrays import from_domain
 from advisor.planning.engine.filters import FILTERS, FilterKind, FilterPolicy, Rejection, judge
 from advisor.planning.engine.planner import PlanSettings
 from advisor.planning.engine.ranking import Ranking, all_assessments, rank_targets, warm_up
+from advisor.planning.engine.relations import Rule, VmGroupRule, VmHostRule
 from advisor.planning.engine.results import Alternative, Explanation, Plan, PlannedMove, PowerAdvice, Refusal
 from advisor.planning.engine.schedule import Concurrency, Schedule, schedule
-from advisor.planning.engine.snapshot import ClusterArrays, Rule, VmGroupRule, VmHostRule
+from advisor.planning.engine.snapshot import ClusterArrays
 from advisor.planning.engine.strategies import StrategyInfo, plan, register_strategy, strategy_info, strategy_names
 from advisor.planning.engine.variants import with_new_vm, with_pinned
 from advisor.planning.engine.weighers import COMPONENTS, Weights

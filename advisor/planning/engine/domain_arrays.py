@@ -20,21 +20,15 @@ from advisor.domain.automation import cluster_of
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import Disk, Host, Vm, label_asks_cold, label_forbids_postcopy
 from advisor.physics import resident_fits_vm
+from advisor.planning.engine.relations import Groups, HostRules, Networks, Rule, group_rules, host_rules_of, networks_of
 from advisor.planning.engine.snapshot import (
     ANY_MODEL,
     NO_HOST,
     BoolArray,
     ClusterArrays,
     FloatArray,
-    Groups,
-    HostRules,
     IntArray,
-    Networks,
-    Rule,
-    group_rules,
-    host_rules_of,
     host_sums,
-    networks_of,
 )
 
 E = TypeVar("E", Host, Vm)

@@ -14,7 +14,8 @@ from dataclasses import replace
 import numpy as np
 
 from advisor.domain.model import Vm
-from advisor.planning.engine.snapshot import ANY_MODEL, NO_HOST, ClusterArrays, Csr, Groups, HostRules, Networks
+from advisor.planning.engine.relations import Csr, Groups, HostRules, Networks
+from advisor.planning.engine.snapshot import ANY_MODEL, NO_HOST, ClusterArrays
 
 
 def _append(values: np.ndarray, value: object) -> np.ndarray:
@@ -23,7 +24,7 @@ def _append(values: np.ndarray, value: object) -> np.ndarray:
 
 def _groups_with(groups: Groups, vm: int, vm_obj: Vm) -> Groups:
     """`groups` with VM `vm` in its affinity groups (soft, together) and anti-affinity groups (hard, apart), as
-    `snapshot.group_rules` reads them from the domain."""
+    `relations.group_rules` reads them from the domain."""
     keys = {(name, bool(t), bool(m)): g for g, (name, t, m) in enumerate(zip(groups.names, groups.together,
                                                                              groups.must, strict=True))}
     names, together, must = list(groups.names), list(groups.together.tolist()), list(groups.must.tolist())

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from advisor.domain.model import Vm
 from advisor.planning.engine import FilterKind, FilterPolicy, judge, with_new_vm, with_pinned
-from advisor.planning.engine.snapshot import group_rules
+from advisor.planning.engine.relations import group_rules
 from tests.unit.planning_engine.helpers import cluster, host, vm
 
 
