@@ -26,7 +26,8 @@ from advisor.domain.cluster import Cluster
 from advisor.domain.model import Host, HostSample, Vm, VmSample
 from advisor.features.samples import RecentSamples, warm_up
 from advisor.lab.procs import rss_mib
-from advisor.planning.engine.domain_arrays import Measured, Tracked
+from advisor.planning.engine.domain_arrays import Tracked
+from advisor.planning.engine.measured import Measured
 
 
 def inventory(n_hosts: int, n_vms: int) -> tuple[list[Host], list[Vm]]:

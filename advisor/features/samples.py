@@ -134,6 +134,11 @@ class RecentSamples:
         ids = list(host_ids)
         return dict(zip(ids, _latest_values(self._lock, self._hosts, ids, (field,))[:, 0].tolist(), strict=True))
 
+    def hosts_latest_values(self, host_ids: Sequence[str], fields: Sequence[str]) -> npt.NDArray[np.float64]:
+        """The newest value of each of `fields` of each host, values[host, field] in the order of `host_ids`, NaN
+        where there is none."""
+        return _latest_values(self._lock, self._hosts, host_ids, fields)
+
     def vms_latest(self, vm_ids: Sequence[str], fields: Sequence[str]) -> npt.NDArray[np.float64]:
         """The newest value of each of `fields` of each VM, values[vm, field] in the order of `vm_ids`, NaN where
         there is none."""

@@ -77,10 +77,11 @@ def estimates(request: CostRequest, used: Sequence[int], arrays: tuple[FloatArra
 
 class LearnedMoveCosts:
     """The engine's MoveCosts over a CostPredictor (the learned model, or the analytic one it falls back to), from
-    the snapshot's arrays alone: fast enough for the 10^4-10^5 candidate rows a plan ranks, but without what
-    advice measures (working set, dirty-rate forecast); plans price the moves they choose as advice does
-    (advisor.usecases.plan_costs). `profiles` is each VM's host profile by its index in the snapshot (its
-    source host's `advisor.profile`; '' or none: the model's default)."""
+    the snapshot's arrays alone: fast enough for the 10^4-10^5 candidate rows a plan ranks. They hold what advice
+    reads (memory in use and resident, dirty rate and working set judged as advice judges them, the hosts' load)
+    but the newest sample, not the dirty-rate forecast, nor the traffic already on a link; plans price the moves
+    they choose as advice does (advisor.usecases.plan_costs). `profiles` is each VM's host profile by its index
+    in the snapshot (its source host's `advisor.profile`; '' or none: the model's default)."""
 
     def __init__(self, predictor: CostPredictor, rules: TechniqueRules | None = None,
                  profiles: Sequence[str] = ()) -> None:
@@ -128,12 +129,18 @@ class LearnedMoveCosts:
         resident = request.resident_memory_mib
         if resident is not None and np.isnan(resident).all():
             resident = None  # measured in no row (the usual case today): the model's work as without the column
+        floor = request.dirty_at_floor
+
+        def measured(column: FloatArray | None) -> np.ndarray:
+            return np.full(n * m, np.nan) if column is None else tiled(np.asarray(column, dtype=np.float64))
+
         return InputTable(
             tuple(TECHNIQUES[k] for k in used for _ in range(n)), tiled(memory), tiled(dirty), tiled(bandwidth),
             tiled(bandwidth), np.full(n * m, limit), tiled(configured), tiled(~(memory >= configured)),
-            np.full(n * m, float(request.deadline_ms)), np.full(n * m, np.nan), tuple(own * m),
-            np.full(n * m, np.nan), tiled(known), np.full(n * m, np.nan),
-            resident_memory_mib=None if resident is None else tiled(np.asarray(resident, dtype=np.float64)))
+            np.full(n * m, float(request.deadline_ms)), measured(request.working_set_mib), tuple(own * m),
+            np.full(n * m, np.nan), tiled(known), measured(request.load_per_cpu),
+            resident_memory_mib=None if resident is None else tiled(np.asarray(resident, dtype=np.float64)),
+            dirty_at_floor=None if floor is None or not floor.any() else tiled(np.asarray(floor, dtype=np.bool_)))
 
     def _rows(self, request: CostRequest, used: Sequence[int]) -> list[tuple[MigrationInputs, Technique]]:
         """Every request row once per technique used, as MigrationInputs (for a predictor without the table
@@ -141,14 +148,22 @@ class LearnedMoveCosts:
         memory, configured, dirty, bandwidth, known = self._columns(request)
         limit = request.max_downtime_ms or 300.0
         profiles = self.profiles
-        resident = ([None] * len(request) if request.resident_memory_mib is None else
-                    [None if math.isnan(x) else x for x in np.asarray(request.resident_memory_mib, float).tolist()])
+        n = len(request)
+
+        def measured(column: FloatArray | None) -> list[float | None]:
+            return [None] * n if column is None else [None if math.isnan(x) else x
+                                                      for x in np.asarray(column, float).tolist()]
+
+        floor = [False] * n if request.dirty_at_floor is None else np.asarray(request.dirty_at_floor, bool).tolist()
         return [
             (MigrationInputs(float(m), float(d), float(b), float(b), limit, deadline_ms=request.deadline_ms,
                              host_profile=profiles[v] if profiles else "", memory_configured_mib=float(c),
                              memory_source="configured" if m >= c else "in use", dirty_rate_known=r,
-                             resident_memory_mib=s), TECHNIQUES[k])
+                             resident_memory_mib=s, working_set_mib=w, dirty_rate_at_floor=f, load_per_cpu=h),
+             TECHNIQUES[k])
             for k in used
-            for v, m, c, d, b, r, s in zip(request.vm.tolist(), memory.tolist(), configured.tolist(), dirty.tolist(),
-                                           bandwidth.tolist(), known.tolist(), resident, strict=True)
+            for v, m, c, d, b, r, s, w, f, h in zip(
+                request.vm.tolist(), memory.tolist(), configured.tolist(), dirty.tolist(), bandwidth.tolist(),
+                known.tolist(), measured(request.resident_memory_mib), measured(request.working_set_mib), floor,
+                measured(request.load_per_cpu), strict=True)
         ]

@@ -30,23 +30,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from advisor.features.samples import RecentSamples
-from advisor.physics import blind_dirty_rate
 from advisor.planning.engine import ClusterArrays
-from advisor.planning.engine.domain_arrays import Measured, Tracked, VmMeasurement
+from advisor.planning.engine.domain_arrays import Tracked
 from advisor.planning.engine.forecast import Forecast, forecast_utilization, with_forecast
+from advisor.planning.engine.measured import HostMeasurement, Measured, VmMeasurement
 from advisor.planning.engine.snapshot import FloatArray
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock
 from advisor.usecases.priority import URGENT, Priority
 
-VM_MEASURES = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "disk_write_rate_mib_s", "resident_memory_mib")
-# read beside them only to judge a dirty rate as advice does: a blind reading is unknown (blind_dirty_rate)
-_WINDOW = "working_set_mib"
+# a VM's samples and a host's, in the order of VmMeasurement's and HostMeasurement's fields
+VM_MEASURES = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "disk_write_rate_mib_s", "resident_memory_mib",
+               "working_set_mib")
+HOST_MEASURES = ("cpu_utilization", "load_per_cpu")
 READ_PIECE = 500  # VMs' samples read between two chances to give way to an urgent call (about 2 ms)
 NAN = float("nan")
 
@@ -93,9 +94,11 @@ class Snapshots:
         pinned = self._unmovable()
         if current is None or changes is None:
             latest = self._vms_latest([v.id for v in vms])  # a row per VM, in their order
-            host_cpu = self._samples.hosts_latest((h.id for h in hosts), "cpu_utilization")
-            measured = Measured(np.array([host_cpu.get(h.id, NAN) for h in hosts], dtype=np.float64),
-                                *(np.ascontiguousarray(column) for column in latest.T))
+            host_cpu, host_load = self._hosts_latest([h.id for h in hosts]).T
+            vm_columns = {f"vm_{f.name}": np.ascontiguousarray(column)
+                          for f, column in zip(fields(VmMeasurement), latest.T, strict=True)}
+            measured = Measured(host_cpu=np.ascontiguousarray(host_cpu),
+                                host_load_per_cpu=np.ascontiguousarray(host_load), **vm_columns)
             return _Snapshot(version, self._clock(),
                              Tracked.build(hosts, vms, measured, pinned, self._cluster_label))
         tracked = current.tracked
@@ -104,27 +107,30 @@ class Snapshots:
             tracked = tracked.with_change(change)
             sampled_hosts.update(h.id for h in change.hosts)  # a pushed host or VM is read again
             sampled_vms.update(v.id for v in change.vms)
-        host_cpu = self._samples.hosts_latest(sampled_hosts, "cpu_utilization")
-        ids = list(sampled_vms)
+        host_ids, ids = list(sampled_hosts), list(sampled_vms)
+        hosts_measured = {h: HostMeasurement(*m) for h, m in zip(host_ids, self._hosts_latest(host_ids).tolist(),
+                                                                  strict=True)}
         vms_measured = {v: VmMeasurement(*m) for v, m in zip(ids, self._vms_latest(ids).tolist(), strict=True)}
         self._give_way()
-        tracked = tracked.with_measurements(host_cpu, vms_measured)
+        tracked = tracked.with_measurements(hosts_measured, vms_measured)
         self._give_way()
         return _Snapshot(version, self._clock() if samples else current.made_at, tracked.with_pinned(pinned))
 
     def _vms_latest(self, ids: Sequence[str]) -> FloatArray:
-        """CPU, memory in use (a sample of 0 is none), dirty rate, local disks' write rate and resident memory of
-        each VM, a row each in the order of `ids`, NaN where not measured; read a piece at a time, giving way
-        between pieces. A dirty rate read blind (a busy guest reading ~0, advisor.physics.blind_dirty_rate) is
-        NaN: unknown, as advice takes it, so that plans do not rank such a guest as idle."""
-        values = np.empty((len(ids), len(VM_MEASURES) + 1))
+        """VM_MEASURES of each VM, a row each in the order of `ids`, NaN where not measured (a memory in use of 0 is
+        none); read a piece at a time, giving way between pieces. (A blind dirty rate is judged with the arrays,
+        advisor.planning.engine.domain_arrays, as advice judges it.)"""
+        values = np.empty((len(ids), len(VM_MEASURES)))
         for start in range(0, len(ids), READ_PIECE):
             self._give_way()
             piece = ids[start : start + READ_PIECE]
-            values[start : start + len(piece)] = self._samples.vms_latest(piece, (*VM_MEASURES, _WINDOW))
+            values[start : start + len(piece)] = self._samples.vms_latest(piece, VM_MEASURES)
         values[~(values[:, 1] > 0), 1] = NAN
-        values[blind_dirty_rate(values[:, 2], values[:, -1], values[:, 0]), 2] = NAN
-        return values[:, :-1]
+        return values
+
+    def _hosts_latest(self, ids: Sequence[str]) -> FloatArray:
+        """HOST_MEASURES of each host, a row each in the order of `ids`, NaN where not measured."""
+        return self._samples.hosts_latest_values(ids, HOST_MEASURES)
 
     def _give_way(self) -> None:
         """Let urgent calls in flight finish first (advisor.usecases.priority), unless one waits for `_writing`."""

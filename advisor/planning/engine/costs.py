@@ -71,6 +71,12 @@ class CostRequest:
     resident_memory_mib: FloatArray | None = None
     # False where nothing measured the dirty rate and `dirty_rate_mib_s` holds the link's speed; None: all measured
     dirty_rate_known: BoolArray | None = None
+    # What advice measures beside it, read by the learned models' costs (AnalyticMoveCosts does not): the MiB the
+    # longer page-sampling window saw rewritten, a busy guest's reading at page sampling's floor, the busier
+    # host's runnable threads per CPU (NaN: not measured; None: in no row).
+    working_set_mib: FloatArray | None = None
+    dirty_at_floor: BoolArray | None = None
+    load_per_cpu: FloatArray | None = None
 
     def memory_bandwidth(self) -> FloatArray:
         """The bandwidth each row's memory is predicted at (less its local disks' writes, mirrored beside it)."""

@@ -19,7 +19,9 @@ import numpy as np
 from advisor.domain.automation import cluster_of
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import Disk, Host, Vm, label_asks_cold, label_forbids_postcopy
-from advisor.physics import resident_fits_vm
+from advisor.physics import blind_dirty_rate, resident_fits_vm
+from advisor.physics.measurement import at_floor_dirty_rate
+from advisor.planning.engine.measured import HostMeasurement, Measured, VmMeasurement
 from advisor.planning.engine.relations import Groups, HostRules, Networks, Rule, group_rules, host_rules_of, networks_of
 from advisor.planning.engine.snapshot import (
     ANY_MODEL,
@@ -32,43 +34,6 @@ from advisor.planning.engine.snapshot import (
 )
 
 E = TypeVar("E", Host, Vm)
-
-
-@dataclass(frozen=True)
-class Measured:
-    """The latest measurements by row, NaN where there is none: utilisation of a host's cores and of a VM's vCPUs
-    (ratios), a VM's memory in use, its dirty rate, what it writes to its local disks (preferred to the
-    inventory's write rate) and what its QEMU process holds resident."""
-
-    host_cpu: FloatArray
-    vm_cpu: FloatArray
-    vm_memory_used_mib: FloatArray
-    vm_dirty_rate_mib_s: FloatArray
-    vm_disk_write_rate_mib_s: FloatArray
-    vm_resident_memory_mib: FloatArray
-
-    @staticmethod
-    def of(hosts: Sequence[Host], vms: Sequence[Vm], host_cpu: Mapping[str, float], vm_cpu: Mapping[str, float],
-           vm_memory_used_mib: Mapping[str, float], vm_dirty_rate_mib_s: Mapping[str, float],
-           vm_disk_write_rate_mib_s: Mapping[str, float] | None = None,
-           vm_resident_memory_mib: Mapping[str, float] | None = None) -> Measured:
-        def column(entities: Sequence[Host] | Sequence[Vm], values: Mapping[str, float] | None) -> FloatArray:
-            return np.array([(values or {}).get(e.id, np.nan) for e in entities], dtype=np.float64)
-
-        return Measured(column(hosts, host_cpu), column(vms, vm_cpu), column(vms, vm_memory_used_mib),
-                        column(vms, vm_dirty_rate_mib_s), column(vms, vm_disk_write_rate_mib_s),
-                        column(vms, vm_resident_memory_mib))
-
-
-@dataclass(frozen=True)
-class VmMeasurement:
-    """One VM's latest measurements, NaN where there is none."""
-
-    cpu: float
-    memory_used_mib: float
-    dirty_rate_mib_s: float
-    disk_write_rate_mib_s: float = float("nan")
-    resident_memory_mib: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -178,7 +143,9 @@ def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measu
 
     A VM without a measurement shares, by vCPUs, what its host's measurement leaves unexplained, or is taken as
     fully busy on a host without one (pessimistic); a measured host keeps what its VMs do not explain as its base
-    load: the host's measurement is the truth about its load."""
+    load: the host's measurement is the truth about its load. A dirty rate read blind (a busy guest reading ~0,
+    advisor.physics.blind_dirty_rate) is unknown, its window too, as advice takes them; one at page sampling's
+    floor is flagged (`vm_dirty_at_floor`), for the physics to take as blind."""
     n, where, vcpus = len(hosts.ids), vms.where, vms.vcpus
     known = ~np.isnan(measured.vm_cpu)
     vm_busy = vcpus * np.clip(np.nan_to_num(measured.vm_cpu, nan=1.0), 0.0, 1.0)
@@ -191,14 +158,19 @@ def _assemble(hosts: _HostColumns, vm_ids: Sequence[str], vms: _VmColumns, measu
     base = np.where(np.isnan(host_busy), 0.0, np.maximum(0.0, host_busy - host_sums(n, where, vm_busy)))
     used, resident = measured.vm_memory_used_mib, measured.vm_resident_memory_mib
     resident = np.where(resident_fits_vm(resident, vms.memory_mib), resident, np.nan)
+    dirty, window = measured.vm_dirty_rate_mib_s, measured.vm_working_set_mib
+    blind = blind_dirty_rate(dirty, window, measured.vm_cpu)
     return ClusterArrays.build(
         host_ids=hosts.ids, host_cores=hosts.cores, host_memory_mib=hosts.memory_mib, host_cpu_model=hosts.cpu_model,
         host_disabled=hosts.disabled, host_bandwidth_mib_s=hosts.bandwidth_mib_s, host_idle_w=hosts.idle_w,
         host_max_w=hosts.max_w, host_base_cpu=base, host_cluster=hosts.cluster, clusters=hosts.clusters,
         host_migration_tls=hosts.migration_tls, host_disk_free_mib=hosts.disk_free_mib,
-        vm_ids=vm_ids, vm_host=where, vm_vcpus=vcpus, vm_memory_mib=vms.memory_mib, vm_cpu=vm_busy,
+        host_load_per_cpu=measured.host_load_per_cpu, vm_ids=vm_ids, vm_host=where, vm_vcpus=vcpus,
+        vm_memory_mib=vms.memory_mib, vm_cpu=vm_busy,
         vm_memory_used_mib=np.where(np.isnan(used) | (used == 0), vms.memory_mib, used),
-        vm_cpu_model=vms.cpu_model, vm_dirty_rate_mib_s=measured.vm_dirty_rate_mib_s, vm_postcopy=vms.postcopy,
+        vm_cpu_model=vms.cpu_model, vm_dirty_rate_mib_s=np.where(blind, np.nan, dirty), vm_postcopy=vms.postcopy,
+        vm_working_set_mib=np.where(blind, np.nan, np.minimum(window, vms.memory_mib)),  # at most all of it
+        vm_dirty_at_floor=at_floor_dirty_rate(dirty, window, measured.vm_cpu),
         vm_movable=vms.movable, vm_local_disk_mib=vms.local_disk_mib,
         vm_local_disk_used_mib=vms.local_disk_used_mib,
         vm_disk_write_rate_mib_s=np.where(np.isnan(measured.vm_disk_write_rate_mib_s), vms.disk_write_rate_mib_s,
@@ -223,6 +195,8 @@ def from_domain(
     vm_dirty_rate_mib_s: Mapping[str, float] | None = None,
     vm_disk_write_rate_mib_s: Mapping[str, float] | None = None,
     vm_resident_memory_mib: Mapping[str, float] | None = None,
+    vm_working_set_mib: Mapping[str, float] | None = None,
+    host_load_per_cpu: Mapping[str, float] | None = None,
     disabled: Iterable[str] = (),
     pinned: Iterable[str] = (),
     cluster_label: str = "",
@@ -234,7 +208,7 @@ def from_domain(
     clusters by their label `cluster_label` (none: one cluster), and a VM moves only within its host's.
     """
     measured = Measured.of(hosts, vms, host_cpu, vm_cpu, vm_memory_used_mib or {}, vm_dirty_rate_mib_s or {},
-                           vm_disk_write_rate_mib_s, vm_resident_memory_mib)
+                           vm_disk_write_rate_mib_s, vm_resident_memory_mib, vm_working_set_mib, host_load_per_cpu)
     return _from_domain(hosts, vms, measured, tuple(rules), frozenset(disabled), frozenset(pinned), cluster_label)
 
 
@@ -274,11 +248,8 @@ class Tracked:
         hosts, host_source, host_rows = _rows_after(self.hosts, a.host_index, change.removed_host_ids, change.hosts)
         vms, vm_source, pushed_rows = _rows_after(self.vms, a.vm_index, change.removed_vm_ids, change.vms)
         m = self.measured
-        measured = Measured(_take(m.host_cpu, host_source, np.nan), _take(m.vm_cpu, vm_source, np.nan),
-                            _take(m.vm_memory_used_mib, vm_source, np.nan),
-                            _take(m.vm_dirty_rate_mib_s, vm_source, np.nan),
-                            _take(m.vm_disk_write_rate_mib_s, vm_source, np.nan),
-                            _take(m.vm_resident_memory_mib, vm_source, np.nan))
+        measured = Measured(**{c.name: _take(getattr(m, c.name), host_source if c.name.startswith("host_")
+                                             else vm_source, np.nan) for c in fields(Measured)})
         removed_vms = [self.vms[a.vm_index(i)] for i in change.removed_vm_ids]
         pushed_over = [(self.vms[s] if s >= 0 else None, vm)  # (what it replaces, the VM pushed)
                        for s, vm in zip(vm_source[pushed_rows].tolist(), change.vms, strict=True)]
@@ -316,23 +287,20 @@ class Tracked:
         return replace(self, arrays=arrays if resized else arrays.sharing_index(a), hosts=tuple(hosts), vms=tuple(vms),
                        measured=measured)
 
-    def with_measurements(self, hosts: Mapping[str, float], vms: Mapping[str, VmMeasurement]) -> Tracked:
-        """With the latest measurements of these hosts (CPU utilisation) and VMs, NaN for none; ids not here
-        (removed meanwhile) are left out."""
-        a, m = self.arrays, self.measured
+    def with_measurements(self, hosts: Mapping[str, HostMeasurement], vms: Mapping[str, VmMeasurement]) -> Tracked:
+        """With the latest measurements of these hosts and VMs, NaN for none; ids not here (removed meanwhile) are
+        left out."""
+        a = self.arrays
         host_rows = [(k, value) for h, value in hosts.items() if (k := _row_of(a.host_index, h)) is not None]
         vm_rows = [(k, value) for v, value in vms.items() if (k := _row_of(a.vm_index, v)) is not None]
         if not host_rows and not vm_rows:
             return self
-        host_cpu, vm_cpu = m.host_cpu.copy(), m.vm_cpu.copy()
-        used, dirty, written, resident = (m.vm_memory_used_mib.copy(), m.vm_dirty_rate_mib_s.copy(),
-                                          m.vm_disk_write_rate_mib_s.copy(), m.vm_resident_memory_mib.copy())
-        for k, cpu in host_rows:
-            host_cpu[k] = cpu
-        for k, vm in vm_rows:
-            vm_cpu[k], used[k], dirty[k], written[k], resident[k] = (
-                vm.cpu, vm.memory_used_mib, vm.dirty_rate_mib_s, vm.disk_write_rate_mib_s, vm.resident_memory_mib)
-        return self._with(Measured(host_cpu, vm_cpu, used, dirty, written, resident))
+        columns = {c.name: getattr(self.measured, c.name).copy() for c in fields(Measured)}
+        for prefix, rows in (("host_", host_rows), ("vm_", vm_rows)):
+            for k, value in rows:
+                for c in fields(value):
+                    columns[prefix + c.name][k] = getattr(value, c.name)
+        return self._with(Measured(**columns))
 
     def with_pinned(self, pinned: frozenset[str]) -> Tracked:
         """With these VMs unmovable (opted out, migrating now) and no other."""

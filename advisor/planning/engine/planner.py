@@ -183,10 +183,15 @@ class Planner:
     def _request(self, v: IntArray, targets: IntArray, bw: FloatArray) -> CostRequest:
         c = self.cluster
         dirty = c.vm_dirty_rate_mib_s[v]
+        sources = c.loads.vm_host[v]
+        load = c.host_load_per_cpu[targets]
         request = CostRequest(
             vm=v, target=targets, memory_mib=c.vm_memory_used_mib[v], memory_configured_mib=c.vm_memory_mib[v],
             dirty_rate_mib_s=np.where(np.isnan(dirty), bw, dirty),  # unknown: as fast as the link moves
             dirty_rate_known=~np.isnan(dirty), resident_memory_mib=c.vm_resident_memory_mib[v],
+            working_set_mib=c.vm_working_set_mib[v], dirty_at_floor=c.vm_dirty_at_floor[v],
+            # the busier of the two hosts, as advice reads it (one not measured: the other's)
+            load_per_cpu=np.where(sources >= 0, np.fmax(c.host_load_per_cpu[sources], load), load),
             bandwidth_mib_s=bw, postcopy_allowed=c.vm_postcopy[v] & self._postcopy_cluster[c.loads.vm_host[v]],
             max_downtime_ms=self.settings.max_downtime_ms, deadline_ms=self.settings.deadline_ms,
         )

@@ -90,6 +90,7 @@ class ClusterArrays:
     host_cluster: IntArray  # index into clusters: a VM moves only between hosts of one cluster
     host_migration_tls: BoolArray  # the host offers TLS for migration (Host.migration_tls)
     host_disk_free_mib: FloatArray  # free space for local disks (Host.local_disk_free_mib), NaN when unknown
+    host_load_per_cpu: FloatArray  # runnable threads per CPU (1-minute load average / CPUs), NaN when not measured
     vm_ids: tuple[str, ...]
     vm_vcpus: FloatArray
     vm_memory_mib: FloatArray
@@ -97,6 +98,9 @@ class ClusterArrays:
     vm_cpu: FloatArray  # cores busy
     vm_cpu_model: IntArray  # ANY_MODEL: any host will do
     vm_dirty_rate_mib_s: FloatArray  # NaN when unknown (costed as pessimistically as the features layer does)
+    vm_working_set_mib: FloatArray  # MiB the longer page-sampling window saw rewritten, NaN when not measured
+    # a busy guest's reading at page sampling's floor (advisor.physics.measurement.at_floor_dirty_rate)
+    vm_dirty_at_floor: BoolArray
     vm_postcopy: BoolArray
     vm_movable: BoolArray  # False for a VM migrating now or pinned by its owner
     vm_local_disk_mib: FloatArray  # size of its disks that are not shared: what a move copies to the target
@@ -180,9 +184,12 @@ class ClusterArrays:
         host_cluster: IntArray | None = None,
         host_migration_tls: BoolArray | None = None,
         host_disk_free_mib: FloatArray | None = None,
+        host_load_per_cpu: FloatArray | None = None,
         vm_memory_used_mib: FloatArray | None = None,
         vm_cpu_model: IntArray | None = None,
         vm_dirty_rate_mib_s: FloatArray | None = None,
+        vm_working_set_mib: FloatArray | None = None,
+        vm_dirty_at_floor: BoolArray | None = None,
         vm_postcopy: BoolArray | None = None,
         vm_movable: BoolArray | None = None,
         vm_local_disk_mib: FloatArray | None = None,
@@ -230,11 +237,12 @@ class ClusterArrays:
             host_bandwidth_mib_s=f(host_bandwidth_mib_s, nh, 1000 / 8 * 1e6 / (1 << 20)),
             host_idle_w=f(host_idle_w, nh, 0), host_max_w=f(host_max_w, nh, 0), host_base_cpu=base,
             host_cluster=i(host_cluster, nh, 0), host_migration_tls=b(host_migration_tls, nh, False),
-            host_disk_free_mib=f(host_disk_free_mib, nh, np.nan),
+            host_disk_free_mib=f(host_disk_free_mib, nh, np.nan), host_load_per_cpu=f(host_load_per_cpu, nh, np.nan),
             vm_ids=tuple(vm_ids), vm_vcpus=vcpus, vm_memory_mib=memory,
             vm_memory_used_mib=memory if vm_memory_used_mib is None else f(vm_memory_used_mib, nv, 0),
             vm_cpu=cpu, vm_cpu_model=i(vm_cpu_model, nv, ANY_MODEL),
             vm_dirty_rate_mib_s=f(vm_dirty_rate_mib_s, nv, np.nan), vm_postcopy=b(vm_postcopy, nv, True),
+            vm_working_set_mib=f(vm_working_set_mib, nv, np.nan), vm_dirty_at_floor=b(vm_dirty_at_floor, nv, False),
             vm_movable=b(vm_movable, nv, True), vm_local_disk_mib=f(vm_local_disk_mib, nv, 0.0),
             vm_local_disk_used_mib=f(vm_local_disk_used_mib, nv, 0.0),
             vm_disk_write_rate_mib_s=f(vm_disk_write_rate_mib_s, nv, np.nan), vm_cold=b(vm_cold, nv, False),

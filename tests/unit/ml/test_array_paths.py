@@ -21,7 +21,7 @@ from advisor.ml.move_costs import LearnedMoveCosts
 from advisor.ml.predictor import CostPredictor, cost_rows, predict_with_disks, validate_table, widen_for_burst
 from advisor.ml.profile_store import ProfileStore
 from advisor.physics import QEMU_OWN_RESIDENT_MIB, cold_cost, validate
-from advisor.planning.engine import CostEstimates, CostRequest
+from advisor.planning.engine import TECHNIQUES, CostEstimates, CostRequest
 from advisor.usecases.estimates import CostEstimator
 from tests.support import REPO
 from tests.unit.ml.test_batched_prediction import served, setting, varied_inputs
@@ -67,7 +67,10 @@ def candidates(n: int, seed: int, *, disks: bool) -> CostRequest:
         postcopy_allowed=rng.random(n) < 0.8, max_downtime_ms=float(rng.choice([20.0, 300.0])),
         deadline_ms=float(rng.choice([0.0, 60_000.0])), memory_configured_mib=configured,
         dirty_rate_known=rng.random(n) < 0.8,
-        resident_memory_mib=np.where(rng.random(n) < 0.5, configured * rng.uniform(0.05, 1.2, n), np.nan))
+        resident_memory_mib=np.where(rng.random(n) < 0.5, configured * rng.uniform(0.05, 1.2, n), np.nan),
+        working_set_mib=np.where(rng.random(n) < 0.5, configured * rng.uniform(0.0, 0.5, n), np.nan),
+        dirty_at_floor=rng.random(n) < 0.1,
+        load_per_cpu=np.where(rng.random(n) < 0.5, rng.uniform(0.0, 3.0, n), np.nan))
     if not disks:
         return request
     used = np.where(rng.random(n) < 0.4, rng.uniform(100.0, 20_000.0, n), 0.0)
@@ -112,6 +115,23 @@ def test_candidates_are_ranked_from_what_their_qemu_holds_resident(model: CostPr
     assert (with_it.data_mib[read_more, 1] > without.data_mib[read_more, 1]).mean() > 0.9
     learned = LearnedMoveCosts(model).estimate(request)
     assert np.array_equal(learned.data_mib, LearnedMoveCosts(model).estimate(unaware).data_mib)
+
+
+def test_candidates_are_ranked_from_their_working_set_and_floor_readings(model: CostPredictor) -> None:
+    """On hosts served by the physics, as advice's rows are: pre-copy's rounds re-send at most the working set (rows
+    0, 1: a guest dirtying 30 MiB/s over 40 MiB), and a busy guest's reading at page sampling's floor is blind, its
+    rate taken as the link's (rows 2, 3)."""
+    n = 4
+    request = CostRequest(
+        vm=np.arange(n), target=np.zeros(n, dtype=np.int64), memory_mib=np.full(n, 4096.0),
+        memory_configured_mib=np.full(n, 4096.0), dirty_rate_mib_s=np.array([30.0, 30.0, 2.0, 2.0]),
+        bandwidth_mib_s=np.full(n, 117.0), postcopy_allowed=np.ones(n, dtype=bool), max_downtime_ms=300.0,
+        dirty_rate_known=np.ones(n, dtype=bool), working_set_mib=np.array([np.nan, 40.0, 0.5, 0.5]),
+        dirty_at_floor=np.array([False, False, True, False]))
+    physics = LearnedMoveCosts(model, profiles=["never-calibrated"] * n).estimate(request)
+    precopy = TECHNIQUES.index(Technique.PRECOPY)
+    assert not physics.feasible[2, precopy] and physics.rank_ms[2, precopy] > 2 * physics.rank_ms[3, precopy]
+    assert physics.rank_ms[1, precopy] < 0.9 * physics.rank_ms[0, precopy]
 
 
 @pytest.mark.parametrize(("field", "value"), [("memory_mib", 0.0), ("memory_mib", -2.0), ("dirty_rate_mib_s", math.nan),

@@ -19,6 +19,7 @@ from advisor.planning.engine import (
     CostRequest,
     PlanSettings,
     TechniqueRules,
+    from_domain,
     plan,
 )
 from advisor.planning.engine.filters import FilterPolicy
@@ -159,3 +160,29 @@ def test_a_plan_asks_each_move_s_cost_with_what_its_vm_s_qemu_holds_resident() -
     asked = [(int(v), r) for request in costs.requests
              for v, r in zip(request.vm.tolist(), np.asarray(request.resident_memory_mib).tolist(), strict=True)]
     assert asked and all(r == 3000.0 if v == 0 else np.isnan(r) for v, r in asked)
+
+
+def test_a_plan_asks_each_move_s_cost_with_the_working_set_and_host_load_advice_reads() -> None:
+    """The dirty rate judged as advice judges it (a busy guest reading ~0 is unknown, its window too; one at page
+    sampling's floor is flagged), the longer window's working set (at most the VM's memory; NaN: not measured),
+    and the busier host's runnable threads per CPU (a host not measured: the other's)."""
+    vms = [vm("blind", "src"), vm("floor", "src"), vm("steady", "src", memory=1024), vm("unmeasured", "src")]
+    arrays = from_domain([host("src"), host("dst"), host("dst2")], vms, {},
+                         {"blind": 0.9, "floor": 0.8, "steady": 0.9},
+                         vm_dirty_rate_mib_s={"blind": 0.0, "floor": 2.0, "steady": 30.0},
+                         vm_working_set_mib={"blind": 0.0, "floor": 0.5, "steady": 4096.0},
+                         host_load_per_cpu={"src": 0.5, "dst": 1.5})
+    nan = np.nan
+    assert np.array_equal(arrays.vm_dirty_rate_mib_s, [nan, 2.0, 30.0, nan], equal_nan=True)
+    assert np.array_equal(arrays.vm_working_set_mib, [nan, 0.5, 1024.0, nan], equal_nan=True)
+    assert arrays.vm_dirty_at_floor.tolist() == [False, True, False, False]
+    assert np.array_equal(arrays.host_load_per_cpu, [0.5, 1.5, nan], equal_nan=True)
+    costs = Recording()
+    assert len(plan("drain", arrays, costs, settings=FREE, host="src").moves) == 4
+    assert costs.requests
+    for request in costs.requests:
+        assert np.array_equal(np.asarray(request.working_set_mib), arrays.vm_working_set_mib[request.vm],
+                              equal_nan=True)
+        assert np.array_equal(np.asarray(request.dirty_at_floor), arrays.vm_dirty_at_floor[request.vm])
+        assert np.array_equal(np.asarray(request.dirty_rate_known), ~np.isnan(arrays.vm_dirty_rate_mib_s[request.vm]))
+        assert np.array_equal(np.asarray(request.load_per_cpu), np.where(request.target == 1, 1.5, 0.5))

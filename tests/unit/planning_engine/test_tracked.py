@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from advisor.domain.cluster import InventoryChange
 from advisor.domain.model import Disk, Host, Vm
 from advisor.planning.engine import ClusterArrays, from_domain
-from advisor.planning.engine.domain_arrays import Measured, Tracked, VmMeasurement
+from advisor.planning.engine.domain_arrays import Tracked
+from advisor.planning.engine.measured import HostMeasurement, Measured, VmMeasurement
 
 MODELS = ("", "", "", "icelake", "skylake")
 GROUPS = ("db", "web")
@@ -59,10 +60,17 @@ def ratio_or_none() -> st.SearchStrategy[float]:
 
 @st.composite
 def a_measurement(draw: st.DrawFn) -> VmMeasurement:
+    # dirty rates and windows near page sampling's floor too, where a reading is blind or at the floor
     return VmMeasurement(draw(ratio_or_none()), draw(st.one_of(st.just(math.nan), st.floats(0, 4096))),
-                         draw(st.one_of(st.just(math.nan), st.floats(0, 500))),
+                         draw(st.one_of(st.just(math.nan), st.floats(0, 5), st.floats(0, 500))),
                          draw(st.one_of(st.just(math.nan), st.floats(0, 200))),
-                         draw(st.one_of(st.just(math.nan), st.floats(0, 100_000))))  # past a VM's and QEMU's most too
+                         draw(st.one_of(st.just(math.nan), st.floats(0, 100_000))),  # past a VM's and QEMU's most too
+                         draw(st.one_of(st.just(math.nan), st.floats(0, 2), st.floats(0, 10_000))))
+
+
+@st.composite
+def a_host_measurement(draw: st.DrawFn) -> HostMeasurement:
+    return HostMeasurement(draw(ratio_or_none()), draw(st.one_of(st.just(math.nan), st.floats(0, 4))))
 
 
 @st.composite
@@ -97,17 +105,19 @@ def applied(change: InventoryChange, hosts: dict[str, Host], vms: dict[str, Vm])
     hosts.update({h.id: h for h in change.hosts})
 
 
-def whole(hosts: dict[str, Host], vms: dict[str, Vm], host_cpu: dict[str, float],
+def whole(hosts: dict[str, Host], vms: dict[str, Vm], host_measured: dict[str, HostMeasurement],
           measured: dict[str, VmMeasurement], pinned: frozenset[str]) -> ClusterArrays:
     def known(values: dict[str, float]) -> dict[str, float]:
         return {k: v for k, v in values.items() if not math.isnan(v)}
 
-    return from_domain(list(hosts.values()), list(vms.values()), known(host_cpu),
+    return from_domain(list(hosts.values()), list(vms.values()), known({h: m.cpu for h, m in host_measured.items()}),
                        known({v: m.cpu for v, m in measured.items()}),
                        vm_memory_used_mib=known({v: m.memory_used_mib for v, m in measured.items()}),
                        vm_dirty_rate_mib_s=known({v: m.dirty_rate_mib_s for v, m in measured.items()}),
                        vm_disk_write_rate_mib_s=known({v: m.disk_write_rate_mib_s for v, m in measured.items()}),
                        vm_resident_memory_mib=known({v: m.resident_memory_mib for v, m in measured.items()}),
+                       vm_working_set_mib=known({v: m.working_set_mib for v, m in measured.items()}),
+                       host_load_per_cpu=known({h: m.load_per_cpu for h, m in host_measured.items()}),
                        pinned=pinned, cluster_label="cluster")
 
 
@@ -116,15 +126,16 @@ def whole(hosts: dict[str, Host], vms: dict[str, Vm], host_cpu: dict[str, float]
 def test_an_updated_snapshot_equals_one_built_whole(data: st.DataObject) -> None:
     hosts = {f"h{k}": data.draw(a_host(f"h{k}")) for k in range(data.draw(st.integers(1, 4)))}
     vms = {f"v{k}": data.draw(a_vm(f"v{k}", sorted(hosts))) for k in range(data.draw(st.integers(0, 8)))}
-    host_cpu = {h: data.draw(ratio_or_none()) for h in hosts}
+    host_cpu = {h: data.draw(a_host_measurement()) for h in hosts}
     measured = {v: data.draw(a_measurement()) for v in vms}
     pinned = frozenset(data.draw(st.lists(st.sampled_from(sorted(vms)), max_size=2))) if vms else frozenset()
     start = whole(hosts, vms, host_cpu, measured, pinned)
     tracked = Tracked.build(list(hosts.values()), list(vms.values()), Measured(
-        np.array([host_cpu[h] for h in hosts]), np.array([measured[v].cpu for v in vms]),
+        np.array([host_cpu[h].cpu for h in hosts]), np.array([measured[v].cpu for v in vms]),
         np.array([measured[v].memory_used_mib for v in vms]), np.array([measured[v].dirty_rate_mib_s for v in vms]),
         np.array([measured[v].disk_write_rate_mib_s for v in vms]),
-        np.array([measured[v].resident_memory_mib for v in vms])), pinned, "cluster")
+        np.array([measured[v].resident_memory_mib for v in vms]), np.array([measured[v].working_set_mib for v in vms]),
+        np.array([host_cpu[h].load_per_cpu for h in hosts])), pinned, "cluster")
     assert_same(tracked.arrays, start)
     serial = [100]
     for _ in range(data.draw(st.integers(1, 4))):
@@ -139,7 +150,7 @@ def test_an_updated_snapshot_equals_one_built_whole(data: st.DataObject) -> None
         # Pushed entities are measured again (new ones have no samples yet), and a few others get new samples.
         sampled_hosts = data.draw(st.lists(st.sampled_from(sorted(hosts)), max_size=3))
         sampled_vms = data.draw(st.lists(st.sampled_from(sorted(vms)), max_size=3)) if vms else []
-        fresh_hosts = {h: data.draw(ratio_or_none()) for h in [*(h.id for h in change.hosts), *sampled_hosts]}
+        fresh_hosts = {h: data.draw(a_host_measurement()) for h in [*(h.id for h in change.hosts), *sampled_hosts]}
         fresh_vms = {v: data.draw(a_measurement()) for v in [*(v.id for v in change.vms), *sampled_vms]}
         host_cpu.update(fresh_hosts)
         measured.update(fresh_vms)
@@ -158,7 +169,8 @@ def test_a_push_of_known_vms_replaces_their_rows_and_keeps_their_measurements() 
     hosts = [Host("a", 8, 16384), Host("b", 8, 16384)]
     vms = [Vm("v1", "a", 1024, 2), Vm("v2", "a", 1024, 2)]
     measured = Measured(np.array([0.5, np.nan]), np.array([0.5, np.nan]), np.array([512.0, np.nan]),
-                        np.array([10.0, np.nan]), np.array([np.nan, np.nan]), np.array([1024.0, np.nan]))
+                        np.array([10.0, np.nan]), np.array([np.nan, np.nan]), np.array([1024.0, np.nan]),
+                        np.array([64.0, np.nan]), np.array([1.5, np.nan]))
     tracked = Tracked.build(hosts, vms, measured, frozenset(), "")
     after = tracked.with_change(InventoryChange(vms=(Vm("v1", "b", 2048, 4), Vm("v3", "b", 1024, 1))))
     a = after.arrays

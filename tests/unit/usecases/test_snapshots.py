@@ -53,8 +53,11 @@ class Parts:
         used = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "memory_used_mib")) and s.value > 0}
         written = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "disk_write_rate_mib_s"))}
         resident = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "resident_memory_mib"))}
+        window = {v.id: s.value for v in vms if (s := self.samples.vm_latest(v.id, "working_set_mib"))}
+        load = {h.id: s.value for h in hosts if (s := self.samples.host_latest(h.id, "load_per_cpu"))}
         return from_domain(hosts, vms, host_cpu, vm_cpu, vm_memory_used_mib=used, vm_dirty_rate_mib_s=dirty,
-                           vm_disk_write_rate_mib_s=written, vm_resident_memory_mib=resident, pinned={"v3"})
+                           vm_disk_write_rate_mib_s=written, vm_resident_memory_mib=resident,
+                           vm_working_set_mib=window, host_load_per_cpu=load, pinned={"v3"})
 
 
 @pytest.fixture
@@ -103,9 +106,12 @@ def test_pushes_and_samples_update_the_snapshot_which_equals_one_built_whole(who
     snapshots = parts.snapshots()
     first = snapshots.get()
     now = parts.clock()
-    parts.samples.add([HostSample("a", now, cpu_utilization=0.5)],
-                      [VmSample("v1", now, cpu_utilization=0.25, dirty_rate_mib_s=40.0, memory_used_mib=3000.0)])
-    assert_same(snapshots.fresh(), parts.whole())
+    parts.samples.add([HostSample("a", now, cpu_utilization=0.5, load_per_cpu=1.5)],
+                      [VmSample("v1", now, cpu_utilization=0.25, dirty_rate_mib_s=40.0, memory_used_mib=3000.0,
+                                working_set_mib=120.0)])
+    fresh = snapshots.fresh()
+    assert_same(fresh, parts.whole())
+    assert fresh.host_load_per_cpu[0] == 1.5 and fresh.vm_working_set_mib[0] == 120.0
     parts.inventory.apply(InventoryChange(vms=(Vm("v1", "b", 4096, 4), Vm("v4", "b", 1024, 1)),
                                           removed_vm_ids=("v2",)))
     parts.samples.forget(vm_ids=("v2",))
@@ -126,9 +132,9 @@ def test_the_first_snapshot_built_whole_reads_every_sample_as_one_built_from_the
     parts.inventory.apply(InventoryChange(vms=(Vm("v4", "b", 1024, 1, disks=disks),
                                                Vm("v5", "b", 1024, 1, disks=disks[:1]))))
     now = parts.clock()
-    parts.samples.add([HostSample("a", now, cpu_utilization=0.5)],
+    parts.samples.add([HostSample("a", now, cpu_utilization=0.5, load_per_cpu=0.75)],
                       [VmSample("v1", now, cpu_utilization=0.25, dirty_rate_mib_s=40.0, memory_used_mib=3000.0,
-                                resident_memory_mib=3072.0),
+                                resident_memory_mib=3072.0, working_set_mib=150.0),
                        VmSample("v2", now, cpu_utilization=0.5, memory_used_mib=0.0, resident_memory_mib=81920.0),
                        VmSample("v5", now, disk_write_rate_mib_s=2.0)])
     first = parts.snapshots().get()
@@ -139,6 +145,8 @@ def test_the_first_snapshot_built_whole_reads_every_sample_as_one_built_from_the
     assert np.array_equal(first.vm_disk_write_rate_mib_s, [0.0, 0.0, 0.0, np.nan, 2.0], equal_nan=True)
     # v2's 80 GiB is past its 2 GiB and the 64 GiB QEMU's own can be: not of it as it is
     assert np.array_equal(first.vm_resident_memory_mib, [3072.0] + [np.nan] * 4, equal_nan=True)
+    assert np.array_equal(first.vm_working_set_mib, [150.0] + [np.nan] * 4, equal_nan=True)
+    assert np.array_equal(first.host_load_per_cpu, [0.75, np.nan], equal_nan=True)
 
 
 def test_a_blind_dirty_rate_is_unknown_in_the_snapshot_as_advice_takes_it() -> None:
