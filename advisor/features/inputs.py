@@ -33,8 +33,9 @@ from advisor.domain.model import (
     Technique,
     Vm,
 )
+from advisor.domain.text import fmt_time
 from advisor.features.dataset import INPUT_COLUMNS
-from advisor.features.links import NO_TRAFFIC, LinkTraffic, fmt_time, free_link
+from advisor.features.links import NO_TRAFFIC, LinkTraffic, free_link
 from advisor.features.samples import Latest
 from advisor.physics.measurement import at_floor_dirty_rate, at_floor_reading, blind_dirty_rate, blind_reading
 from advisor.physics.transport import TLS_THROUGHPUT_FACTOR, encrypted_bandwidth

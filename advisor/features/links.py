@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import math
 from dataclasses import dataclass
 
 from advisor.domain.model import Host
+from advisor.domain.text import fmt_time
 from advisor.features.samples import Latest
 
 
@@ -44,10 +43,3 @@ def free_link(source: Host, target: Host | None, traffic: LinkTraffic) -> tuple[
     if not said:
         return link, f"link speed {link:.0f} MiB/s, no traffic sample"
     return free, f"free of link {link:.0f} MiB/s: " + ", ".join(said)
-
-
-@functools.lru_cache(maxsize=1024)
-def fmt_time(time_s: float) -> str:
-    """A sample's time as the notes show it; kept for the few times recent samples share (a question shows two or
-    three, and formatting one costs more than the rest of its inputs' text)."""
-    return dt.datetime.fromtimestamp(time_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
