@@ -38,13 +38,13 @@ from advisor.features.samples import RecentSamples
 from advisor.planning.engine import ClusterArrays
 from advisor.planning.engine.domain_arrays import Tracked
 from advisor.planning.engine.forecast import Forecast, forecast_utilization, with_forecast
-from advisor.planning.engine.measured import HostMeasurement, Measured, VmMeasurement
+from advisor.planning.engine.measured import Measured, VmMeasurement
 from advisor.planning.engine.snapshot import FloatArray
 from advisor.usecases.inventory import Inventory
 from advisor.usecases.ports import Clock
 from advisor.usecases.priority import URGENT, Priority
 
-# a VM's samples and a host's, in the order of VmMeasurement's and HostMeasurement's fields
+# a VM's samples and a host's, in the order of VmMeasurement's and HostMeasurement's fields (with_measured_rows)
 VM_MEASURES = ("cpu_utilization", "memory_used_mib", "dirty_rate_mib_s", "disk_write_rate_mib_s", "resident_memory_mib",
                "working_set_mib")
 HOST_MEASURES = ("cpu_utilization", "load_per_cpu")
@@ -108,11 +108,9 @@ class Snapshots:
             sampled_hosts.update(h.id for h in change.hosts)  # a pushed host or VM is read again
             sampled_vms.update(v.id for v in change.vms)
         host_ids, ids = list(sampled_hosts), list(sampled_vms)
-        hosts_measured = {h: HostMeasurement(*m) for h, m in zip(host_ids, self._hosts_latest(host_ids).tolist(),
-                                                                  strict=True)}
-        vms_measured = {v: VmMeasurement(*m) for v, m in zip(ids, self._vms_latest(ids).tolist(), strict=True)}
+        hosts_measured, vms_measured = self._hosts_latest(host_ids), self._vms_latest(ids)
         self._give_way()
-        tracked = tracked.with_measurements(hosts_measured, vms_measured)
+        tracked = tracked.with_measured_rows(host_ids, hosts_measured, ids, vms_measured)
         self._give_way()
         return _Snapshot(version, self._clock() if samples else current.made_at, tracked.with_pinned(pinned))
 

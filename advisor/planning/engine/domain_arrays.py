@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import numpy as np
@@ -290,17 +291,27 @@ class Tracked:
     def with_measurements(self, hosts: Mapping[str, HostMeasurement], vms: Mapping[str, VmMeasurement]) -> Tracked:
         """With the latest measurements of these hosts and VMs, NaN for none; ids not here (removed meanwhile) are
         left out."""
+        return self.with_measured_rows(list(hosts), _as_rows(hosts.values(), HostMeasurement),
+                                       list(vms), _as_rows(vms.values(), VmMeasurement))
+
+    def with_measured_rows(self, host_ids: Sequence[str], host_values: FloatArray, vm_ids: Sequence[str],
+                           vm_values: FloatArray) -> Tracked:
+        """`with_measurements` of measurements as rows of arrays, a row per id in the order of HostMeasurement's or
+        VmMeasurement's fields (an update after a batch of samples names thousands of VMs: no object each)."""
         a = self.arrays
-        host_rows = [(k, value) for h, value in hosts.items() if (k := _row_of(a.host_index, h)) is not None]
-        vm_rows = [(k, value) for v, value in vms.items() if (k := _row_of(a.vm_index, v)) is not None]
-        if not host_rows and not vm_rows:
-            return self
-        columns = {c.name: getattr(self.measured, c.name).copy() for c in fields(Measured)}
-        for prefix, rows in (("host_", host_rows), ("vm_", vm_rows)):
-            for k, value in rows:
-                for c in fields(value):
-                    columns[prefix + c.name][k] = getattr(value, c.name)
-        return self._with(Measured(**columns))
+        columns = {c.name: getattr(self.measured, c.name) for c in fields(Measured)}
+        changed = False
+        for prefix, kind, ids, values, index in (("host_", HostMeasurement, host_ids, host_values, a.host_index),
+                                                  ("vm_", VmMeasurement, vm_ids, vm_values, a.vm_index)):
+            found = [(j, k) for j, ident in enumerate(ids) if (k := _row_of(index, ident)) is not None]
+            if not found:
+                continue
+            given, rows = np.array(found, dtype=np.int64).T
+            for f, c in enumerate(fields(kind)):
+                column = columns[prefix + c.name] = columns[prefix + c.name].copy()
+                column[rows] = values[given, f]
+            changed = True
+        return self._with(Measured(**columns)) if changed else self
 
     def with_pinned(self, pinned: frozenset[str]) -> Tracked:
         """With these VMs unmovable (opted out, migrating now) and no other."""
@@ -319,6 +330,13 @@ class Tracked:
 
 def _groups(vm: Vm | None) -> tuple[frozenset[str], frozenset[str]]:
     return (vm.affinity_groups, vm.anti_affinity_groups) if vm is not None else (frozenset(), frozenset())
+
+
+def _as_rows(values: Iterable[HostMeasurement | VmMeasurement], kind: type) -> FloatArray:
+    """Measurements as rows of an array, in the order of `kind`'s fields."""
+    names = [c.name for c in fields(kind)]
+    read = attrgetter(*names)
+    return np.array([read(value) for value in values], dtype=np.float64).reshape(-1, len(names))
 
 
 def _row_of(index: Callable[[str], int], ident: str) -> int | None:
