@@ -69,9 +69,14 @@ class CostEstimator:
     def observe_many(self, vms: Sequence[Vm]) -> list[tuple[VmObservations, DirtyRateForecast | None]]:
         """`observe` of each VM, their sample windows read many at a time (a plan prices thousands of VMs)."""
         forecaster = self.forecaster
-        windows = (self._samples.vm_windows([vm.id for vm in vms]) if forecaster is not None
-                   else [None] * len(vms))
-        return [self._observed(vm, forecaster, window) for vm, window in zip(vms, windows, strict=True)]
+        if forecaster is None:
+            return [self._observed(vm, None, None) for vm in vms]
+        windows = self._samples.vm_windows([vm.id for vm in vms])
+        many = getattr(forecaster, "forecast_many", None)  # the learned forecaster's: its trees walked once
+        if many is None:
+            return [self._observed(vm, forecaster, window) for vm, window in zip(vms, windows, strict=True)]
+        forecasts = many(windows, self._samples.vm_fields, self._clock())
+        return [(self._observed(vm, None, None)[0], forecast) for vm, forecast in zip(vms, forecasts, strict=True)]
 
     def _observed(self, vm: Vm, forecaster: DirtyRateForecaster | None,
                   window: tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]] | None
