@@ -4,6 +4,13 @@ mirror, the target's volume created first by the adapter) and cold (copied while
 advisor's executor; data sealed on the disk (and, for the live moves, in memory) before each move is read back
 intact inside the guest after it, the disk read from the target's copy (the guest drops its page cache first).
 
+This is also the lab's integrity test of memory (advisor.lab.integrity): 8 MiB of random data in the guest's
+tmpfs (guest RAM), sealed before a move by each technique and hashed again inside the guest after it, while its
+writer dirties other memory, so that pre-copy re-sends pages while the sealed ones must arrive once and intact; and
+the runner's own check of the guest on its new host is named in each outcome. (The memory moves by the same QEMU
+migration stream with or without the disk's mirror beside it, so a second test of the same seals on a guest
+without a disk, tests/lab/test_integrity.py, was removed as a duplicate.)
+
 The guest rewrites part of a file on its disk meanwhile (the disk writer), so the mirror copies writes again.
 This module brings up a lab of its own (2 hosts, 1 guest with a disk, no Prometheus) beside the session's, under
 $ADVISOR_LAB_TEST_ROOT-disks, and takes it down at its end.
@@ -67,7 +74,8 @@ def disk_lab() -> Iterator[Lab]:
         lab.down()
 
 
-def move(lab: Lab, executor: Executor, parameters: MigrationParameters, name: str) -> tuple[MigrationRecord, str]:
+def move(lab: Lab, executor: Executor, parameters: MigrationParameters, name: str,
+         caplog: pytest.LogCaptureFixture) -> tuple[MigrationRecord, str]:
     source = lab.host_of(GUEST)
     assert source is not None
     target = "hv2" if source == "hv1" else "hv1"
@@ -76,12 +84,14 @@ def move(lab: Lab, executor: Executor, parameters: MigrationParameters, name: st
     for latest, _, _ in executor.watch(op, timeout_s=240):
         record = latest
     events = " | ".join(e.message for e in record.timeline)
-    assert record.phase is Phase.SUCCEEDED, f"{parameters.technique}: {events}"
+    hypervisor_said = [getattr(r, "error", "") for r in caplog.records if getattr(r, "error", "")]
+    assert record.phase is Phase.SUCCEEDED, f"{parameters.technique}: {events} (hypervisor: {hypervisor_said})"
     assert lab.host_of(GUEST) == target
     return record, target
 
 
-def test_a_guest_local_disk_moves_intact_with_every_technique(disk_lab: Lab, lab_executor: StartExecutor) -> None:
+def test_a_guest_local_disk_moves_intact_with_every_technique(disk_lab: Lab, lab_executor: StartExecutor,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
     lab = disk_lab
     executor = lab_executor(lab)
     hosts = [HostConnection(h, lab.uri(h)) for h in ("hv1", "hv2")]
@@ -97,7 +107,9 @@ def test_a_guest_local_disk_moves_intact_with_every_technique(disk_lab: Lab, lab
         block = MigrationParameters(**{**parameters.__dict__, "migrate_disks": ("vda",)})
         used = next(v for v in read_inventory(hosts, LibvirtHypervisor).vms if v.id == GUEST).disks[0].used_mib
         sealed = {where: seal(lab, GUEST, SEAL_MIB, where) for where in (MEMORY, DISK)}
-        record, target = move(lab, executor, block, f"disks-{technique}")
+        record, target = move(lab, executor, block, f"disks-{technique}", caplog)
+        # the runner's own check of the guest on its new host, named in the outcome
+        assert f"guest runs on target {target} (running, its vCPUs ran" in record.message, record.message
         for where, digest in sealed.items():
             assert seal(lab, GUEST, 0, where) == digest, f"{technique}: {where} changed in the move"
         on_target = lab.root / "hosts" / target / "lib" / "images" / f"{GUEST}.img"
@@ -114,7 +126,7 @@ def test_a_guest_local_disk_moves_intact_with_every_technique(disk_lab: Lab, lab
     # cold: the disk is copied while the guest is off; the guest boots again on the target and mounts it
     sealed_disk = seal(lab, GUEST, SEAL_MIB, DISK)
     used = next(v for v in read_inventory(hosts, LibvirtHypervisor).vms if v.id == GUEST).disks[0].used_mib
-    record, target = move(lab, executor, COLD, "disks-cold")
+    record, target = move(lab, executor, COLD, "disks-cold", caplog)
     assert lab.guest_alive(GUEST, within_s=60), lab.guest_console(GUEST)[-500:]
     procs.wait_for("the guest reading commands", lambda: "GUEST-READY" in lab.guest_console(GUEST), 60, 0.5)
     assert "GUEST-DISK mounted=1" in lab.guest_console(GUEST)
