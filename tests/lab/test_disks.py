@@ -12,12 +12,16 @@ migration stream with or without the disk's mirror beside it, so a second test o
 without a disk, tests/lab/test_integrity.py, was removed as a duplicate.)
 
 The guest rewrites part of a file on its disk meanwhile (the disk writer), so the mirror copies writes again.
+First, before anything moves, the same writer's rate is read back by the advisor's telemetry from libvirt's block
+statistics (`block.N.wr.bytes`) over time: the guest's file system adds its own journal writes, never fewer.
+
 This module brings up a lab of its own (2 hosts, 1 guest with a disk, no Prometheus) beside the session's, under
 $ADVISOR_LAB_TEST_ROOT-disks, and takes it down at its end.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,7 +41,7 @@ from advisor.lab.disks import set_disk_writer
 from advisor.lab.integrity import DISK, MEMORY, seal
 from advisor.ml.predictor import AnalyticPredictor, predict_with_disks
 from advisor.physics import cold_cost
-from advisor.telemetry.hypervisors import HostConnection, read_inventory
+from advisor.telemetry.hypervisors import GuestStatsReader, HostConnection, read_inventory
 from tests.support.lab import TEST_CACHE, TEST_ROOT, StartExecutor, needs_the_lab
 from tests.support.values import COST
 
@@ -58,6 +62,8 @@ LIVE = {
                                             postcopy_bandwidth_mib_s=BANDWIDTH_MIB_S),
 }
 COLD = MigrationParameters(Technique.COLD, BANDWIDTH_MIB_S, 300, shutdown_timeout_ms=3000.0, migrate_disks=("vda",))
+WRITE_KIB_S = 1024  # the disk writer's rate while its rate is read
+WINDOW_S = 6.0
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +78,28 @@ def disk_lab() -> Iterator[Lab]:
         yield lab
     finally:
         lab.down()
+
+
+def test_the_advisor_reads_a_guest_disk_write_rate_from_libvirt(disk_lab: Lab) -> None:
+    host = disk_lab.host_of(GUEST)
+    assert host is not None
+    hosts = [HostConnection(host, disk_lab.uri(host))]
+    vm = next(v for v in read_inventory(hosts, LibvirtHypervisor).vms if v.id == GUEST)
+    local = {GUEST: frozenset(d.target for d in vm.local_disks)}
+    assert local[GUEST] == {"vda"}
+    set_disk_writer(disk_lab, GUEST, 4, WRITE_KIB_S)  # 4 MiB of a file rewritten at 1 MiB/s, synced
+    reader = GuestStatsReader()
+    try:
+        time.sleep(2.0)  # the writer under way
+        (first,) = [s for s in reader.read(hosts, LibvirtHypervisor, local) if s.vm_id == GUEST]
+        time.sleep(WINDOW_S)
+        (second,) = [s for s in reader.read(hosts, LibvirtHypervisor, local) if s.vm_id == GUEST]
+    finally:
+        set_disk_writer(disk_lab, GUEST, 1, 0)  # stopped
+    assert first.disk_write_rate_mib_s is None  # one reading of a counter: no rate yet
+    rate = second.disk_write_rate_mib_s
+    print(f"disk writer at {WRITE_KIB_S / 1024:.2f} MiB/s; libvirt's block statistics read {rate} MiB/s")
+    assert rate is not None and 0.5 * WRITE_KIB_S / 1024 <= rate <= 4 * WRITE_KIB_S / 1024
 
 
 def move(lab: Lab, executor: Executor, parameters: MigrationParameters, name: str,
