@@ -50,7 +50,7 @@ pytestmark = pytest.mark.integration
 GUEST = "vm1"
 DISK_MIB = 64
 SEAL_MIB = 8
-BANDWIDTH_MIB_S = 32
+BANDWIDTH_MIB_S = 64
 LIVE = {
     Technique.PRECOPY: MigrationParameters(Technique.PRECOPY, BANDWIDTH_MIB_S, 300, None, 120_000),
     Technique.PRECOPY_AUTOCONVERGE: MigrationParameters(Technique.PRECOPY_AUTOCONVERGE, BANDWIDTH_MIB_S, 300, None,
