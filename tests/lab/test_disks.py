@@ -1,13 +1,16 @@
 """Local disks in the lab: a guest with a raw disk of its own on its host (`advisor lab up --disk-mib`), read by
 the advisor from libvirt as a local disk, moved by every live technique with libvirt's block migration (an NBD
 mirror, the target's volume created first by the adapter) and cold (copied while off), each move executed by the
-advisor's executor; data sealed on the disk (and, for the live moves, in memory) before each move is read back
-intact inside the guest after it, the disk read from the target's copy (the guest drops its page cache first).
+advisor's executor; data sealed on the disk (and, until the cold move reboots the guest, in memory) before the
+first move is read back intact inside the guest after each, the disk read from the target's copy (the guest drops
+its page cache first). Each move carries the whole of both again (QEMU starts a migration with every page marked
+dirty; the mirror copies the whole disk), so one seal checked after every move proves what a fresh one per move
+would, without writing and hashing 16 MiB of random data again under TCG before each.
 
 This is also the lab's integrity test of memory (advisor.lab.integrity): 8 MiB of random data in the guest's
-tmpfs (guest RAM), sealed before a move by each technique and hashed again inside the guest after it, while its
-writer dirties other memory, so that pre-copy re-sends pages while the sealed ones must arrive once and intact; and
-the runner's own check of the guest on its new host is named in each outcome. (The memory moves by the same QEMU
+tmpfs (guest RAM), sealed before the moves and hashed again inside the guest after the move by each technique,
+while its writer dirties other memory, so that pre-copy re-sends pages while the sealed ones must arrive once and
+intact; and the runner's own check of the guest on its new host is named in each outcome. (The memory moves by the same QEMU
 migration stream with or without the disk's mirror beside it, so a second test of the same seals on a guest
 without a disk, tests/lab/test_integrity.py, was removed as a duplicate.)
 
@@ -131,10 +134,10 @@ def test_a_guest_local_disk_moves_intact_with_every_technique(disk_lab: Lab, lab
     set_disk_writer(lab, GUEST, 8, 256)  # 8 MiB of a file rewritten at 256 KiB/s
     lab.set_dirty_rate(GUEST, 2, working_set_mib=8)
     figures = []
+    sealed = {where: seal(lab, GUEST, SEAL_MIB, where) for where in (MEMORY, DISK)}
     for technique, parameters in LIVE.items():
         block = MigrationParameters(**{**parameters.__dict__, "migrate_disks": ("vda",)})
         used = next(v for v in read_inventory(hosts, LibvirtHypervisor).vms if v.id == GUEST).disks[0].used_mib
-        sealed = {where: seal(lab, GUEST, SEAL_MIB, where) for where in (MEMORY, DISK)}
         record, target = move(lab, executor, block, f"disks-{technique}", caplog)
         # the runner's own check of the guest on its new host, named in the outcome
         assert f"guest runs on target {target} (running, its vCPUs ran" in record.message, record.message
@@ -152,13 +155,12 @@ def test_a_guest_local_disk_moves_intact_with_every_technique(disk_lab: Lab, lab
                        f"{predicted.total_time_ms.median:.0f}), downtime {outcome.downtime_ms} ms (predicted "
                        f"{predicted.downtime_ms.median:.0f}), disk {used:.1f} MiB in use")
     # cold: the disk is copied while the guest is off; the guest boots again on the target and mounts it
-    sealed_disk = seal(lab, GUEST, SEAL_MIB, DISK)
     used = next(v for v in read_inventory(hosts, LibvirtHypervisor).vms if v.id == GUEST).disks[0].used_mib
     record, target = move(lab, executor, COLD, "disks-cold", caplog)
     assert lab.guest_alive(GUEST, within_s=60), lab.guest_console(GUEST)[-500:]
     procs.wait_for("the guest reading commands", lambda: "GUEST-READY" in lab.guest_console(GUEST), 60, 0.5)
     assert "GUEST-DISK mounted=1" in lab.guest_console(GUEST)
-    assert seal(lab, GUEST, 0, DISK) == sealed_disk, "cold: the disk changed in the move"
+    assert seal(lab, GUEST, 0, DISK) == sealed[DISK], "cold: the disk changed in the move"
     outcome = record.outcome
     # the disk's data (the seal at least) and the definition, never more than the space in use: the holes are
     # passed on as holes (a sparse stream; zeroed ranges the mirror left allocated count as holes too)
