@@ -10,9 +10,9 @@ would, without writing and hashing 16 MiB of random data again under TCG before 
 This is also the lab's integrity test of memory (advisor.lab.integrity): 8 MiB of random data in the guest's
 tmpfs (guest RAM), sealed before the moves and hashed again inside the guest after the move by each technique,
 while its writer dirties other memory, so that pre-copy re-sends pages while the sealed ones must arrive once and
-intact; and the runner's own check of the guest on its new host is named in each outcome. (The memory moves by the same QEMU
-migration stream with or without the disk's mirror beside it, so a second test of the same seals on a guest
-without a disk, tests/lab/test_integrity.py, was removed as a duplicate.)
+intact; and the runner's own check of the guest on its new host is named in each outcome. (The memory moves by
+the same QEMU migration stream with or without the disk's mirror beside it, so a second test of the same seals on
+a guest without a disk, tests/lab/test_integrity.py, was removed as a duplicate.)
 
 The guest rewrites part of a file on its disk meanwhile (the disk writer), so the mirror copies writes again.
 First, before anything moves, the same writer's rate is read back by the advisor's telemetry from libvirt's block
