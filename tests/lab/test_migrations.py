@@ -266,7 +266,9 @@ def test_restart_mid_migration_reconciles_with_libvirt(
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
     first = lab_executor(lab, limits=ConcurrencyLimits())
-    op = execute(first, "restart", source, target, MigrationParameters(Technique.PRECOPY, 8, 300, None, 150_000))
+    # 16 MiB/s: the guest's 90-120 MiB of first round take 6-8 s, well beyond the 2 s after which the advisor goes
+    # away (at 8 MiB/s the test only waited longer for the end)
+    op = execute(first, "restart", source, target, MigrationParameters(Technique.PRECOPY, 16, 300, None, 150_000))
     wait_phase(first, op, Phase.PRECOPY)
     time.sleep(2)
     first.stop()  # the advisor goes away; libvirt carries on with the peer-to-peer migration
