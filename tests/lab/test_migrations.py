@@ -152,10 +152,11 @@ def test_a_planned_postcopy_says_each_event_once_and_no_expected_refusal(
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
     executor = lab_executor(lab)
-    # Post-copy capped at 8 MiB/s, as the executor caps it at its predicted bandwidth: uncapped, QEMU sent the
-    # whole guest in post-copy in under a second, between two 0.25 s polls, and the arrival was never seen.
-    params = MigrationParameters(Technique.POSTCOPY, 8, 300, postcopy_after_ms=0.0, deadline_ms=60_000,
-                                 postcopy_bandwidth_mib_s=8.0)
+    # Post-copy capped, as the executor caps it at its predicted bandwidth: uncapped, QEMU sent the whole guest in
+    # post-copy in under a second, between two 0.25 s polls, and the arrival was never seen. At 16 MiB/s the guest's
+    # ~90 MiB take seconds, many polls (8 MiB/s only made the test longer).
+    params = MigrationParameters(Technique.POSTCOPY, 16, 300, postcopy_after_ms=0.0, deadline_ms=60_000,
+                                 postcopy_bandwidth_mib_s=16.0)
     record = wait_final(executor, execute(executor, "planned-postcopy", source, target, params))
     assert record.phase is Phase.SUCCEEDED, events(record)
     notes = [e.message for e in record.timeline]
@@ -265,7 +266,9 @@ def test_restart_mid_migration_reconciles_with_libvirt(
     source, target = placed
     lab.set_dirty_rate(GUEST, 0)
     first = lab_executor(lab, limits=ConcurrencyLimits())
-    op = execute(first, "restart", source, target, MigrationParameters(Technique.PRECOPY, 8, 300, None, 150_000))
+    # 16 MiB/s: the guest's 90-120 MiB of first round take 6-8 s, well beyond the 2 s after which the advisor goes
+    # away (at 8 MiB/s the test only waited longer for the end)
+    op = execute(first, "restart", source, target, MigrationParameters(Technique.PRECOPY, 16, 300, None, 150_000))
     wait_phase(first, op, Phase.PRECOPY)
     time.sleep(2)
     first.stop()  # the advisor goes away; libvirt carries on with the peer-to-peer migration
