@@ -9,9 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-import numpy as np
-import numpy.typing as npt
-
 from advisor.domain.model import DirtyRateForecast, Host, MigrationCost, MigrationInputs, Objective, Technique, Vm
 from advisor.features.inputs import LinkTraffic, Overrides, VmObservations, migration_inputs
 from advisor.features.samples import RecentSamples
@@ -62,36 +59,36 @@ class CostEstimator:
     def observe(self, vm: Vm, *, forecast: bool = True) -> tuple[VmObservations, DirtyRateForecast | None]:
         """What recent samples say of `vm` and, when asked and a forecaster is served, its dirty-rate forecast: what
         `migration_inputs` builds a prediction's inputs from, whatever the target (plans keep it per VM)."""
-        forecaster = self.forecaster if forecast else None
-        window = self._samples.vm_window(vm.id) if forecaster is not None else None
-        return self._observed(vm, forecaster, window)
+        predicted = None
+        if forecast and (forecaster := self.forecaster) is not None:
+            predicted = forecaster.forecast(*self._samples.vm_window(vm.id), self._samples.vm_fields, self._clock())
+        return self._observations(vm), predicted
 
     def observe_many(self, vms: Sequence[Vm]) -> list[tuple[VmObservations, DirtyRateForecast | None]]:
         """`observe` of each VM, their sample windows read many at a time (a plan prices thousands of VMs)."""
+        return [(self._observations(vm), forecast) for vm, forecast in zip(vms, self._forecasts(vms), strict=True)]
+
+    def _forecasts(self, vms: Sequence[Vm]) -> list[DirtyRateForecast | None]:
+        """Each VM's dirty-rate forecast (None: no forecaster served, or too little history), their windows read
+        many at a time, in one walk of the trees where the forecaster has it (`forecast_many`)."""
         forecaster = self.forecaster
         if forecaster is None:
-            return [self._observed(vm, None, None) for vm in vms]
-        windows = self._samples.vm_windows([vm.id for vm in vms])
-        many = getattr(forecaster, "forecast_many", None)  # the learned forecaster's: its trees walked once
-        if many is None:
-            return [self._observed(vm, forecaster, window) for vm, window in zip(vms, windows, strict=True)]
-        forecasts = many(windows, self._samples.vm_fields, self._clock())
-        return [(self._observed(vm, None, None)[0], forecast) for vm, forecast in zip(vms, forecasts, strict=True)]
+            return [None] * len(vms)
+        windows, fields, now = self._samples.vm_windows([vm.id for vm in vms]), self._samples.vm_fields, self._clock()
+        many = getattr(forecaster, "forecast_many", None)
+        if many is not None:
+            forecasts: list[DirtyRateForecast | None] = many(windows, fields, now)
+            return forecasts
+        return [forecaster.forecast(*window, fields, now) for window in windows]
 
-    def _observed(self, vm: Vm, forecaster: DirtyRateForecaster | None,
-                  window: tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]] | None
-                  ) -> tuple[VmObservations, DirtyRateForecast | None]:
-        """`observe` of `vm` with its sample window read (none: no forecast)."""
-        predicted = None
-        if forecaster is not None and window is not None:
-            predicted = forecaster.forecast(*window, self._samples.vm_fields, self._clock())
-        observed = VmObservations(self._samples.vm_latest(vm.id, "dirty_rate_mib_s"),
-                                  self._samples.vm_latest(vm.id, "memory_used_mib"),
-                                  self._samples.vm_latest(vm.id, "working_set_mib"),
-                                  self._samples.vm_latest(vm.id, "cpu_utilization"),
-                                  self._samples.vm_latest(vm.id, "disk_write_rate_mib_s"),
-                                  self._samples.vm_latest(vm.id, "resident_memory_mib"))
-        return observed, predicted
+    def _observations(self, vm: Vm) -> VmObservations:
+        """The newest sample of each measure `migration_inputs` reads."""
+        return VmObservations(self._samples.vm_latest(vm.id, "dirty_rate_mib_s"),
+                              self._samples.vm_latest(vm.id, "memory_used_mib"),
+                              self._samples.vm_latest(vm.id, "working_set_mib"),
+                              self._samples.vm_latest(vm.id, "cpu_utilization"),
+                              self._samples.vm_latest(vm.id, "disk_write_rate_mib_s"),
+                              self._samples.vm_latest(vm.id, "resident_memory_mib"))
 
     def swap(self, predictor: CostPredictor | None = None, forecaster: DirtyRateForecaster | None = None) -> None:
         """Serve newly promoted models from the next prediction on. A prediction under way keeps the models it
